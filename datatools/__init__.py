@@ -1,0 +1,45 @@
+"""datatools: an object-detection dataset toolkit.
+
+Quick use::
+
+    import datatools
+    ds = datatools.load("voc", "VOCdevkit/VOC2012")         # -> datatools.Dataset
+    datatools.save(ds, "yolo", "out/yolo")                   # ultralytics layout
+    summary = datatools.convert("voc", "VOC2012", "coco", "out/coco.json")
+
+Importing datatools never imports torch; ``datatools.datasets``, ``datatools.training`` and ``datatools.metrics`` do.
+"""
+from __future__ import annotations
+
+from datatools.core.boxes import BoxFormat, PixelConvention
+from datatools.core.errors import DatatoolsError, FormatError, StrictModeError, UsageError
+from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, Severity
+
+__version__ = "0.1.0"
+
+__all__ = ["Annotation", "BoxFormat", "Dataset", "DatatoolsError", "Finding", "FormatError", "ImageRecord",
+           "PixelConvention", "Severity", "StrictModeError", "UsageError", "convert", "load", "save"]
+
+
+def load(format: str, path, **options) -> Dataset:
+    """Read a dataset in ``format`` (voc, yolo, coco) into the annotation model. Bad data becomes findings, not errors."""
+    from datatools import formats
+
+    return formats.get(format).read(path, **options)
+
+
+def save(ds: Dataset, format: str, out, **options):
+    """Write ``ds`` as ``format`` under ``out`` as it is. Use :func:`convert` for the full pipeline with policies."""
+    from datatools import formats
+
+    return formats.get(format).write(ds, out, **options)
+
+
+def convert(src_format: str, src, dst_format: str, out, **options):
+    """Read, apply policies (classes, difficult, clipping), write, and return a balanced summary.
+
+    See :func:`datatools.ops.convert.convert` for the options.
+    """
+    from datatools.ops.convert import convert as _convert
+
+    return _convert(src_format, src, dst_format, out, **options)

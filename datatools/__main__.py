@@ -1,0 +1,3 @@
+from datatools.cli import main
+
+main()

@@ -1,0 +1,62 @@
+"""The ``datatools`` command line. Commands are imported only when used, so ``datatools --help`` stays fast and never
+imports torch: command modules import heavy libraries inside their functions."""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+
+import click
+
+# name -> (module, function, one-line help). The help is here so listing commands imports nothing.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "convert": ("datatools.cli.convert", "convert_cmd", "Convert between VOC, YOLO and COCO."),
+    "voc2yolo": ("datatools.cli.convert", "voc2yolo_cmd", "Convert Pascal VOC XML to an ultralytics YOLO dataset."),
+    "voc2coco": ("datatools.cli.convert", "voc2coco_cmd", "Convert Pascal VOC XML to COCO JSON."),
+    "check": ("datatools.cli.check", "check_cmd", "Find annotation errors (any format); --fix writes a repaired copy."),
+    "split": ("datatools.cli.split", "split_cmd", "Split into train/val/test (stratified, group, hash, k-fold)."),
+    "stats": ("datatools.cli.stats", "stats_cmd", "Exact per-channel mean/std and dataset statistics."),
+    "anchors": ("datatools.cli.anchors", "anchors_cmd", "Cluster box sizes into anchors (k-means, 1-IoU distance)."),
+    "visualize": ("datatools.cli.visualize", "visualize_cmd", "Draw boxes on images; contact sheets; GT vs predictions."),
+    "train": ("datatools.cli.train", "train_cmd", "Train a torchvision detector on any supported dataset."),
+    "predict": ("datatools.cli.predict", "predict_cmd", "Run a trained model on images; write COCO results JSON."),
+    "evaluate": ("datatools.cli.evaluate", "evaluate_cmd", "COCO mAP (pycocotools) and VOC AP of predictions against GT."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name in COMMANDS if importlib.util.find_spec(COMMANDS[name][0]) is not None]
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[name]
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.version_option(package_name="datatools")
+def cli() -> None:
+    """datatools: convert, check, split and inspect object-detection datasets (VOC, YOLO, COCO), then train and
+    evaluate detectors on them.
+
+    Start with `datatools check SRC`, then `datatools voc2yolo SRC OUT`. Every command takes --help.
+    """
+
+
+def main() -> None:
+    """Entry point. Click handles usage errors (exit 2) and ClickExceptions (exit 1); library errors that escape a
+    command are shown as one line, never a traceback."""
+    from datatools.core.errors import DatatoolsError
+
+    try:
+        cli(standalone_mode=True)
+    except DatatoolsError as e:
+        click.echo(f"Error: {e}", err=True)
+        sys.exit(1)

@@ -1,0 +1,132 @@
+"""``convert``, ``voc2yolo`` and ``voc2coco``: thin commands over :func:`datatools.ops.convert.convert`."""
+from __future__ import annotations
+
+import functools
+
+import click
+
+from datatools.cli.common import (counts_table, console, emit_json, errors_to_click, findings_table, json_option,
+                                  parse_classes, stage_progress, workers_option)
+
+FORMAT_CHOICE = click.Choice(["voc", "yolo", "coco"], case_sensitive=False)
+
+
+def conversion_options(f):
+    options = [
+        click.option("--images", type=click.Path(file_okay=False), default=None,
+                     help="Image folder (default: JPEGImages/ of a VOC root, the XML folder, or next to the COCO JSON)."),
+        click.option("--sets", default=None,
+                     help="VOC ImageSets/Main lists to convert, comma-separated (e.g. train,val), or 'all'. "
+                          "Default: train/val/test where present."),
+        click.option("--classes", default=None,
+                     help="Class list and order: a file with one name per line, or 'a,b,c'. "
+                          "Default: sorted discovered names. Objects of other classes are dropped and counted."),
+        click.option("--difficult", type=click.Choice(["keep", "skip", "crowd"]), default=None,
+                     help="What to do with VOC difficult objects: keep, skip, or crowd (COCO iscrowd=1, ignored by "
+                          "COCO evaluation). Default: crowd for COCO output, keep otherwise."),
+        click.option("--normalize-names", is_flag=True,
+                     help="Lower-case class names and collapse spaces ('Dog ' -> 'dog'). Otherwise names are kept as "
+                          "written and case variants are reported."),
+        click.option("--pixel-convention", "convention", type=click.Choice(["devkit", "as-is", "ultralytics"]),
+                     default="devkit", show_default=True,
+                     help="How VOC's 1-based pixel indices map to pixels: devkit = [xmin-1, ymin-1, xmax, ymax]; "
+                          "as-is = numbers as written (globox, datumaro); ultralytics = VOC.yaml's centre-1 shift."),
+        click.option("--images-mode", type=click.Choice(["link", "copy", "symlink", "none"]), default="link",
+                     show_default=True,
+                     help="How images reach the output: hard link (copy when linking fails), copy, symlink, or none "
+                          "(leave them where they are)."),
+        click.option("--precision", type=click.IntRange(0, 12), default=6, show_default=True,
+                     help="Decimal places for written coordinates."),
+        workers_option,
+        click.option("--strict", is_flag=True, help="Any data error means exit 1 and nothing is written."),
+        json_option,
+    ]
+    for opt in reversed(options):
+        f = opt(f)
+    return f
+
+
+def run_conversion(src_format: str, src: str, dst_format: str, out: str, *, as_json: bool, classes, workers, **opts):
+    from datatools.ops.convert import convert
+
+    with errors_to_click():
+        with stage_progress() as update:
+            summary = convert(src_format, src, dst_format, out, classes=parse_classes(classes), workers=workers or None,
+                              progress=update, **opts)
+    if as_json:
+        emit_json(summary.to_dict())
+    else:
+        render_summary(summary)
+    if not summary.balanced:  # a bug, never a data problem: say so loudly
+        raise click.ClickException("internal error: objects read != written + dropped")
+
+
+def render_summary(s) -> None:
+    from rich.table import Table
+
+    con = console()
+    t = Table(title=f"{s.src_format} -> {s.dst_format}: {s.src} -> {s.out}", title_justify="left")
+    t.add_column("")
+    t.add_column("read", justify="right")
+    t.add_column("written", justify="right")
+    t.add_column("dropped", justify="right")
+    t.add_row("images", f"{s.images_read:,}", f"{s.images_written:,}", f"{sum(s.images_dropped.values()):,}")
+    t.add_row("objects", f"{s.objects_read:,}", f"{s.objects_written:,}", f"{sum(s.objects_dropped.values()):,}")
+    con.print(t)
+    if s.objects_dropped or s.images_dropped:
+        rows = {f"object: {k}": v for k, v in s.objects_dropped.items()} | {f"image: {k}": v for k, v in s.images_dropped.items()}
+        con.print(counts_table("Dropped, by reason", rows))
+    ct = Table(title="Classes", title_justify="left")
+    ct.add_column("id", justify="right")
+    ct.add_column("class")
+    ct.add_column("objects", justify="right")
+    base = 1 if s.dst_format == "coco" else 0
+    for i, (name, n) in enumerate(s.class_counts.items()):
+        ct.add_row(str(i + base), name, f"{n:,}")
+    con.print(ct)
+    d = s.difficult
+    con.print(f"difficult objects: {d.get('read', 0)} read, {d.get('kept', 0)} kept, {d.get('as_crowd', 0)} as crowd, "
+              f"{d.get('skipped', 0)} skipped")
+    if s.splits:
+        con.print("splits: " + ", ".join(f"{k} {v:,}" for k, v in s.splits.items()))
+    problems = [f for f in s.findings if f.severity.value != "info"]
+    if problems:
+        con.print(counts_table("Errors and warnings", {**{f"error: {k}": v for k, v in s.errors.items()},
+                                                        **{f"warning: {k}": v for k, v in s.warnings.items()}},
+                               key="code"))
+        con.print(findings_table(problems, limit=20, title="First findings (all of them with --json)"))
+    con.print(f"[green]wrote[/] {s.files_written:,} files to [bold]{s.out}[/]")
+
+
+def _convert_command(name: str, src_format: str | None, dst_format: str | None, doc: str):
+    def body(src, out, as_json, classes, workers, from_format=None, to_format=None, **opts):
+        run_conversion(from_format or src_format, src, to_format or dst_format, out, as_json=as_json, classes=classes,
+                       workers=workers, **opts)
+
+    body.__doc__ = doc
+    cmd = functools.wraps(body)(body)
+    cmd = conversion_options(cmd)
+    cmd = click.argument("out", type=click.Path())(cmd)
+    cmd = click.argument("src", type=click.Path(exists=True))(cmd)
+    if src_format is None:
+        cmd = click.option("--to", "to_format", type=FORMAT_CHOICE, required=True, help="Output format.")(cmd)
+        cmd = click.option("--from", "from_format", type=FORMAT_CHOICE, required=True, help="Input format.")(cmd)
+    return click.command(name)(cmd)
+
+
+convert_cmd = _convert_command("convert", None, None, """Convert SRC to OUT between VOC, YOLO and COCO.
+
+SRC is a VOC root or XML folder, a YOLO data.yaml or folder, or a COCO JSON (or a folder with annotations/*.json).
+OUT is a folder; for COCO, a path ending in .json writes one file, a folder writes annotations/instances_<split>.json.
+""")
+
+voc2yolo_cmd = _convert_command("voc2yolo", "voc", "yolo", """Convert Pascal VOC XML in SRC to a YOLO dataset in OUT.
+
+SRC is a VOCdevkit-style root (Annotations/, JPEGImages/, ImageSets/Main/) or a folder of XML files (with --images).
+OUT gets images/<split>/, labels/<split>/, data.yaml and classes.txt, ready for ultralytics.
+""")
+
+voc2coco_cmd = _convert_command("voc2coco", "voc", "coco", """Convert Pascal VOC XML in SRC to COCO JSON.
+
+OUT ending in .json writes one file; a folder gets annotations/instances_<split>.json (and images/<split>/).
+""")

@@ -1,0 +1,132 @@
+"""The only box-conversion code in datatools.
+
+Internally every box is absolute, continuous pixel XYXY as floats: the image spans ``[0, W] x [0, H]`` and a box
+covering pixel columns ``i..j`` (0-based) is ``[i, j + 1]``. Formats convert on entry and on exit through these
+functions, so a convention is decided in exactly one place.
+
+Pascal VOC stores 1-based inclusive pixel indices. Tools disagree about how to read them, so the reading is a named
+:class:`PixelConvention`:
+
+* ``devkit`` (default): ``[xmin - 1, ymin - 1, xmax, ymax]``. A box written as ``1 1 W H`` covers the whole image.
+  This is the reading of the VOC devkit, detectron2 and py-faster-rcnn.
+* ``as-is``: ``[xmin, ymin, xmax, ymax]``, the numbers as written (globox, datumaro, pylabel, fiftyone).
+* ``ultralytics``: ``[xmin - 1, ymin - 1, xmax - 1, ymax - 1]``; ultralytics' VOC.yaml subtracts 1 from the centre
+  only, which shifts the whole box by one pixel and keeps the VOC width.
+
+Every convention is exactly invertible, so VOC -> YOLO/COCO -> VOC gives back the original integers.
+"""
+from __future__ import annotations
+
+from enum import Enum
+
+
+class PixelConvention(str, Enum):
+    DEVKIT = "devkit"
+    AS_IS = "as-is"
+    ULTRALYTICS = "ultralytics"
+
+    @property
+    def offsets(self) -> tuple[float, float]:
+        """(offset added to xmin/ymin, offset added to xmax/ymax) when reading VOC into continuous pixels."""
+        return _OFFSETS[self]
+
+
+_OFFSETS = {
+    PixelConvention.DEVKIT: (-1.0, 0.0),
+    PixelConvention.AS_IS: (0.0, 0.0),
+    PixelConvention.ULTRALYTICS: (-1.0, -1.0),
+}
+
+DEFAULT_CONVENTION = PixelConvention.DEVKIT
+
+
+class BoxFormat(str, Enum):
+    XYXY = "xyxy"  # absolute corners (internal)
+    XYWH = "xywh"  # absolute top-left + size (COCO)
+    CXCYWH_NORM = "cxcywh-norm"  # centre + size normalized by image size (YOLO)
+
+
+Box = tuple[float, float, float, float]
+
+
+def voc_to_xyxy(xmin: float, ymin: float, xmax: float, ymax: float, convention: PixelConvention) -> Box:
+    lo, hi = convention.offsets
+    return (xmin + lo, ymin + lo, xmax + hi, ymax + hi)
+
+
+def xyxy_to_voc(box: Box, convention: PixelConvention) -> Box:
+    lo, hi = convention.offsets
+    return (box[0] - lo, box[1] - lo, box[2] - hi, box[3] - hi)
+
+
+def xywh_to_xyxy(x: float, y: float, w: float, h: float) -> Box:
+    return (x, y, x + w, y + h)
+
+
+def xyxy_to_xywh(box: Box) -> Box:
+    return (box[0], box[1], box[2] - box[0], box[3] - box[1])
+
+
+def yolo_to_xyxy(cx: float, cy: float, w: float, h: float, width: float, height: float) -> Box:
+    hw, hh = w * width / 2.0, h * height / 2.0
+    x, y = cx * width, cy * height
+    return (x - hw, y - hh, x + hw, y + hh)
+
+
+def xyxy_to_yolo(box: Box, width: float, height: float) -> Box:
+    x1, y1, x2, y2 = box
+    return ((x1 + x2) / 2.0 / width, (y1 + y2) / 2.0 / height, (x2 - x1) / width, (y2 - y1) / height)
+
+
+def convert(box: Box, src: BoxFormat, dst: BoxFormat, *, width: float | None = None, height: float | None = None) -> Box:
+    """Convert one box between formats. Normalized formats need the image size."""
+    if src == dst:
+        return box
+    if src is BoxFormat.XYWH:
+        xyxy = xywh_to_xyxy(*box)
+    elif src is BoxFormat.CXCYWH_NORM:
+        if not width or not height:
+            raise ValueError("normalized boxes need the image width and height")
+        xyxy = yolo_to_xyxy(*box, width, height)
+    else:
+        xyxy = box
+    if dst is BoxFormat.XYXY:
+        return xyxy
+    if dst is BoxFormat.XYWH:
+        return xyxy_to_xywh(xyxy)
+    if not width or not height:
+        raise ValueError("normalized boxes need the image width and height")
+    return xyxy_to_yolo(xyxy, width, height)
+
+
+def area(box: Box) -> float:
+    return max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])
+
+
+def clip(box: Box, width: float, height: float) -> Box:
+    return (min(max(box[0], 0.0), width), min(max(box[1], 0.0), height),
+            min(max(box[2], 0.0), width), min(max(box[3], 0.0), height))
+
+
+def iou(a: Box, b: Box) -> float:
+    ix = min(a[2], b[2]) - max(a[0], b[0])
+    iy = min(a[3], b[3]) - max(a[1], b[1])
+    if ix <= 0 or iy <= 0:
+        return 0.0
+    inter = ix * iy
+    return inter / (area(a) + area(b) - inter)
+
+
+def snap(value: float, *, tol: float = 1e-3) -> float:
+    """Round to the nearest integer when within ``tol``: undoes float noise from normalized round trips."""
+    r = round(value)
+    return float(r) if abs(value - r) <= tol else value
+
+
+def fmt_number(value: float, precision: int) -> str:
+    """Deterministic text for a coordinate: integers without a decimal point, others with at most ``precision`` places."""
+    v = round(value, precision)
+    if v == int(v):
+        return str(int(v))
+    text = f"{v:.{precision}f}".rstrip("0")
+    return "0" if text in ("-0.", "-0") else text

@@ -1,0 +1,219 @@
+"""Safe file I/O: atomic writes, output paths that cannot escape their root, image headers, parallel maps.
+
+Everything that writes goes through :func:`atomic_write` or :func:`place_image`; everything that builds an output path
+goes through :func:`safe_join`.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Callable, Iterable, Sequence, TypeVar
+
+from datatools.core.errors import UsageError
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+ProgressFn = Callable[[int], None]
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".JPG", ".JPEG", ".PNG",
+                    ".BMP", ".TIF", ".TIFF", ".WEBP")
+
+
+def safe_join(root: str | os.PathLike, relative: str) -> Path:
+    """Join ``relative`` under ``root`` and refuse anything that would land outside it (``..``, absolute paths)."""
+    rel = relative.replace("\\", "/")
+    parts = [p for p in rel.split("/") if p not in ("", ".")]
+    if rel.startswith("/") or any(p == ".." for p in parts) or (parts and ":" in parts[0]):
+        raise UsageError(f"refusing to write outside the output directory: {relative!r}")
+    return Path(root).joinpath(*parts)
+
+
+def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
+    """Write a whole file or nothing: a temp file in the same folder, then ``os.replace``."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, p)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_many(items: Sequence[tuple[str, bytes | str]], *, workers: int = 1, progress: ProgressFn | None = None) -> None:
+    """Write many small files atomically. Threads suffice: the work is syscalls, which release the GIL."""
+    if workers <= 1 or len(items) < 256:
+        for path, data in items:
+            atomic_write(path, data)
+            if progress:
+                progress(1)
+        return
+    step = 256
+    chunks = [items[i:i + step] for i in range(0, len(items), step)]
+
+    def run(chunk: Sequence[tuple[str, bytes | str]]) -> int:
+        for path, data in chunk:
+            atomic_write(path, data)
+        return len(chunk)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for n in pool.map(run, chunks):
+            if progress:
+                progress(n)
+
+
+class ImagesMode(str, Enum):
+    LINK = "link"  # hard link, falling back to a copy across file systems
+    COPY = "copy"
+    SYMLINK = "symlink"
+    NONE = "none"  # leave images where they are
+
+
+def place_image(src: str | os.PathLike, dst: str | os.PathLike, mode: ImagesMode) -> None:
+    """Put an image at ``dst`` without ever touching ``src``. Replaces ``dst`` atomically."""
+    if mode is ImagesMode.NONE:
+        return
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    src = Path(src)
+    if dst.exists() and not dst.is_symlink() and os.path.samefile(src, dst):
+        return  # already the same file (a previous run's hard link)
+    tmp = dst.parent / f".{dst.name}.{os.getpid()}.tmp"
+    try:
+        if tmp.exists() or tmp.is_symlink():
+            tmp.unlink()
+        if mode is ImagesMode.SYMLINK:
+            os.symlink(os.path.abspath(src), tmp)
+        elif mode is ImagesMode.LINK:
+            try:
+                os.link(src, tmp)
+            except OSError:
+                shutil.copyfile(src, tmp)
+        else:
+            shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    except BaseException:
+        if tmp.exists() or tmp.is_symlink():
+            tmp.unlink()
+        raise
+
+
+def default_workers() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+def parallel_map(fn: Callable[[T], R], items: Sequence[T], *, workers: int | None = None, chunksize: int = 0,
+                 progress: ProgressFn | None = None, min_per_worker: int = 200) -> list[R]:
+    """``[fn(x) for x in items]`` across processes, in input order, reporting progress per finished chunk.
+
+    Falls back to the calling process for small inputs, where a pool costs more than it saves. ``fn`` must be a
+    module-level function (it is pickled).
+    """
+    n = len(items)
+    workers = default_workers() if workers is None or workers <= 0 else workers
+    workers = min(workers, max(1, n // max(1, min_per_worker)))
+    if workers <= 1:
+        out = []
+        for i, x in enumerate(items):
+            out.append(fn(x))
+            if progress and (i % 64 == 63 or i == n - 1):
+                progress(64 if i % 64 == 63 else (i % 64) + 1)
+        return out
+    chunksize = chunksize or max(16, min(512, n // (workers * 8) or 1))
+    chunks = [items[i:i + chunksize] for i in range(0, n, chunksize)]
+    out: list[R] = []
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for res in pool.map(_run_chunk, [fn] * len(chunks), chunks):
+            out.extend(res)
+            if progress:
+                progress(len(res))
+    return out
+
+
+def _run_chunk(fn: Callable[[T], R], chunk: Iterable[T]) -> list[R]:
+    return [fn(x) for x in chunk]
+
+
+# ---------------------------------------------------------------------------------------------- image headers
+
+@dataclass(frozen=True, slots=True)
+class ImageHeader:
+    """What an image header says, read without decoding pixels. ``width``/``height`` are as displayed (EXIF applied);
+    ``raw_width``/``raw_height`` as stored."""
+
+    width: int
+    height: int
+    raw_width: int
+    raw_height: int
+    orientation: int
+    mode: str
+    error: str = ""
+
+
+def read_image_header(path: str | os.PathLike) -> ImageHeader:
+    """Image size from the header only (PIL opens lazily), with EXIF orientations 5-8 swapping width and height.
+
+    Never raises for a bad image: the problem is returned in ``error`` so callers can count it.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            orientation = 1
+            try:
+                orientation = int(im.getexif().get(0x0112, 1) or 1)
+            except Exception:  # a broken EXIF block is not a broken image
+                orientation = 1
+            mode = im.mode
+    except FileNotFoundError:
+        return ImageHeader(0, 0, 0, 0, 1, "", "missing")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        return ImageHeader(0, 0, 0, 0, 1, "", f"unreadable image: {e}")
+    except Image.DecompressionBombError as e:  # pragma: no cover - PIL raises it as a subclass of Exception
+        return ImageHeader(0, 0, 0, 0, 1, "", f"decompression bomb: {e}")
+    if orientation in (5, 6, 7, 8):
+        return ImageHeader(h, w, w, h, orientation, mode)
+    return ImageHeader(w, h, w, h, orientation, mode)
+
+
+def list_images(folder: str | os.PathLike, *, recursive: bool = True) -> dict[str, str]:
+    """Map image path (relative, posix, with extension) -> absolute path for every image under ``folder``."""
+    root = Path(folder)
+    out: dict[str, str] = {}
+    if not root.is_dir():
+        return out
+    exts = {e.lower() for e in IMAGE_EXTENSIONS}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        if not recursive:
+            dirnames[:] = []
+        for name in filenames:
+            if os.path.splitext(name)[1].lower() in exts:
+                full = os.path.join(dirpath, name)
+                out[os.path.relpath(full, root).replace(os.sep, "/")] = full
+    return dict(sorted(out.items()))
+
+
+def check_output_dir(out: str | os.PathLike, inputs: Iterable[str | os.PathLike]) -> Path:
+    """Refuse an output location that is one of the inputs, so a conversion can never overwrite its source."""
+    out_p = Path(out).resolve()
+    for src in inputs:
+        src_p = Path(src).resolve()
+        if out_p == src_p:
+            raise UsageError(f"the output {out} is the input {src}: choose another output directory")
+    return out_p

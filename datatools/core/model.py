@@ -1,0 +1,133 @@
+"""The one annotation model every format reads into and writes from.
+
+Boxes are absolute continuous pixel XYXY floats (see :mod:`datatools.core.boxes`). Records are frozen dataclasses;
+operations return new datasets instead of editing the ones they are given.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import Iterable, Mapping
+
+from datatools.core.boxes import Box
+
+
+class Severity(str, Enum):
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """Something noticed about the data: a stable ``code``, where it is (``path`` + ``field``) and what happened.
+
+    ``objects`` is how many objects this finding removed from the output (0 for a warning or a repair, 1 for a
+    dropped box, N for a dropped image with N boxes). Summaries add these up so that
+    objects read == objects written + objects dropped.
+    """
+
+    code: str
+    severity: Severity
+    path: str
+    field: str
+    message: str
+    image_id: str = ""
+    objects: int = 0
+    image_dropped: bool = False
+
+    def to_dict(self) -> dict:
+        return {"code": self.code, "severity": self.severity.value, "path": self.path, "field": self.field,
+                "message": self.message, "image_id": self.image_id, "objects_dropped": self.objects,
+                "image_dropped": self.image_dropped}
+
+
+@dataclass(frozen=True, slots=True)
+class Annotation:
+    """One object. ``box`` is continuous pixel XYXY. ``attributes`` holds extra per-object fields (pose, ...)."""
+
+    label: str
+    box: Box
+    difficult: bool = False
+    truncated: bool = False
+    occluded: bool = False
+    iscrowd: bool = False
+    score: float | None = None
+    attributes: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def attrs(self) -> dict[str, str]:
+        return dict(self.attributes)
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRecord:
+    """One image and its objects.
+
+    ``image_id`` is a stable key (the annotation file's path relative to the dataset root, without extension); it is
+    what output files are named after, never text from inside an annotation. ``file_name`` is the image path as the
+    annotation names it, ``image_path`` the file found on disk (absolute) or ``None``.
+    Width and height are the image as displayed, i.e. after its EXIF orientation.
+    """
+
+    image_id: str
+    file_name: str
+    width: int | None
+    height: int | None
+    annotations: tuple[Annotation, ...] = ()
+    depth: int | None = None
+    image_path: str | None = None
+    source: str = ""
+    splits: tuple[str, ...] = ()
+
+    @property
+    def has_size(self) -> bool:
+        return bool(self.width) and bool(self.height) and self.width > 0 and self.height > 0  # type: ignore[operator]
+
+    def with_annotations(self, annotations: Iterable[Annotation]) -> "ImageRecord":
+        return replace(self, annotations=tuple(annotations))
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A whole dataset: images in a stable order, the class list (its order defines class ids) and what reading noticed.
+
+    ``objects_read`` counts every object the reader met, including those it had to drop; the books balance as
+    ``objects_read == sum(len(im.annotations)) + sum(f.objects for f in findings)``.
+    """
+
+    images: tuple[ImageRecord, ...]
+    classes: tuple[str, ...]
+    findings: tuple[Finding, ...] = ()
+    objects_read: int = 0
+    root: str = ""
+    format: str = ""
+    meta: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def num_objects(self) -> int:
+        return sum(len(im.annotations) for im in self.images)
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        seen: dict[str, None] = {}
+        for im in self.images:
+            for s in im.splits:
+                seen.setdefault(s, None)
+        return tuple(seen)
+
+    def class_counts(self) -> dict[str, int]:
+        c = Counter(a.label for im in self.images for a in im.annotations)
+        return {name: c.get(name, 0) for name in self.classes} | {k: v for k, v in sorted(c.items()) if k not in self.classes}
+
+    def evolve(self, **changes) -> "Dataset":
+        return replace(self, **changes)
+
+    def add_findings(self, extra: Iterable[Finding]) -> "Dataset":
+        return replace(self, findings=self.findings + tuple(extra))
+
+
+def sorted_classes(images: Iterable[ImageRecord]) -> tuple[str, ...]:
+    """The default class order: sorted discovered names, so every run numbers classes the same way."""
+    return tuple(sorted({a.label for im in images for a in im.annotations}))

@@ -1,0 +1,275 @@
+"""COCO detection JSON: ``images``, ``annotations`` (bbox = [x, y, w, h] in pixels) and ``categories``.
+
+Written files follow what pycocotools and torchvision's CocoDetection need: integer ids from 1, categories from 1,
+``area = w * h``, ``iscrowd`` on every annotation. Extra VOC fields (difficult, truncated, occluded, pose) travel in
+an ``attributes`` object per annotation.
+"""
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import re
+from pathlib import Path
+from typing import Sequence
+
+from datatools.core.boxes import fmt_number, xywh_to_xyxy, xyxy_to_xywh
+from datatools.core.errors import UsageError
+from datatools.core.io import ImagesMode, ProgressFn, place_image, safe_join, write_many
+from datatools.core.model import Annotation, Dataset, Finding, ImageRecord
+from datatools.formats.common import DEFAULT_SPLIT, ImageIndex, WriteResult, err, fill_sizes_from_headers, warn
+
+NAME = "coco"
+_SPLIT_RE = re.compile(r"^(?:instances_)?(.+?)\.json$")
+
+
+def _json_files(src: Path) -> list[tuple[str | None, Path]]:
+    if src.is_file():
+        return [(None, src)]
+    ann = src / "annotations" if (src / "annotations").is_dir() else src
+    files = sorted(ann.glob("*.json"))
+    if not files:
+        raise UsageError(f"{src}: no COCO JSON files found (expected a .json file or annotations/*.json)")
+    return [(_SPLIT_RE.match(f.name).group(1), f) for f in files]  # type: ignore[union-attr]
+
+
+def _guess_image_dir(json_path: Path, split: str | None, file_names: list[str]) -> Path | None:
+    parent = json_path.parent
+    cands = [parent]
+    if split:
+        cands += [parent.parent / "images" / split, parent.parent / split, parent / "images" / split]
+    cands += [parent.parent / "images", parent.parent, parent / "images"]
+    probe = [f for f in file_names[:5] if f]
+    for c in cands:
+        if probe and all((c / f).exists() for f in probe):
+            return c
+    return None
+
+
+def _num(v) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        try:
+            v = float(v)
+        except (TypeError, ValueError):
+            return None
+    v = float(v)
+    return v if v == v and abs(v) != float("inf") else None
+
+
+def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, classes: Sequence[str] | None = None,
+         workers: int | None = None, progress: ProgressFn | None = None, on_total=None, **_ignored) -> Dataset:
+    """Read one COCO JSON file, or every ``annotations/*.json`` of a folder (one split each, named after the file).
+
+    Image sizes come from the JSON, else from the image header. String ids are accepted and mapped in file order.
+    """
+    src = Path(src)
+    if not src.exists():
+        raise UsageError(f"{src}: no such file or directory")
+    findings: list[Finding] = []
+    records: dict[str, ImageRecord] = {}
+    order: list[str] = []
+    class_names: list[str] | None = None
+    objects_read = 0
+    files = _json_files(src)
+    if on_total:
+        on_total(len(files))
+    for split, jpath in files:
+        try:
+            data = json.loads(jpath.read_bytes().decode("utf-8-sig"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise UsageError(f"{jpath}: not valid JSON: {e}") from e
+        if not isinstance(data, dict) or not isinstance(data.get("images"), list):
+            raise UsageError(f"{jpath}: expected a COCO object with an 'images' list")
+        cats = data.get("categories") or []
+        cat_name: dict = {}
+        for c in sorted((c for c in cats if isinstance(c, dict)), key=lambda c: (str(type(c.get("id"))), c.get("id"))):
+            name = str(c.get("name", "")).strip()
+            if c.get("id") is None or not name:
+                findings.append(warn("bad-category", str(jpath), "categories", f"category {c!r} has no id or name"))
+                continue
+            cat_name[c["id"]] = name
+        names_here = list(dict.fromkeys(cat_name.values()))
+        if class_names is None:
+            class_names = names_here
+        else:
+            class_names += [n for n in names_here if n not in class_names]
+        img_by_id: dict = {}
+        file_names = [str(im.get("file_name", "")) for im in data["images"] if isinstance(im, dict)]
+        index = ImageIndex(images if images else _guess_image_dir(jpath, split, file_names))
+        for k, im in enumerate(data["images"]):
+            where = f"images[{k}]"
+            if not isinstance(im, dict) or im.get("id") is None:
+                findings.append(err("missing-field", str(jpath), f"{where}/id", "image entry without an id; dropped",
+                                    image_dropped=True))
+                continue
+            fname = str(im.get("file_name") or "").strip()
+            iid = posixpath.splitext(fname.replace("\\", "/").lstrip("/"))[0] if fname else f"image_{im['id']}"
+            iid = "/".join(p for p in iid.split("/") if p not in ("", ".", ".."))
+            if iid in records and records[iid].source != f"{jpath}#{im['id']}":
+                prev = records[iid]
+                if split and split not in prev.splits and prev.file_name == fname:
+                    img_by_id[im["id"]] = iid
+                    records[iid] = _with_split(prev, split)
+                    continue
+                findings.append(warn("duplicate-file-name", str(jpath), f"{where}/file_name",
+                                     f"file name {fname!r} appears twice; this one is kept as {iid}__{im['id']}"))
+                iid = f"{iid}__{im['id']}"
+            w, h = _num(im.get("width")), _num(im.get("height"))
+            image_path = None
+            if index.exists:
+                image_path, notes, rel = index.find(fname, iid)
+                findings.extend(_at(f, str(jpath)) for f in notes)
+                if image_path is None:
+                    findings.append(err("missing-image", str(jpath), f"{where}/file_name",
+                                         f"no image {fname!r} in {index.folder}", image_id=iid))
+            rec = ImageRecord(image_id=iid, file_name=fname, width=int(w) if w and w > 0 else None,
+                              height=int(h) if h and h > 0 else None, image_path=image_path,
+                              source=f"{jpath}#{im['id']}", splits=(split,) if split else ())
+            if not rec.has_size:
+                findings.append(warn("missing-size", str(jpath), f"{where}/width", "no width/height; read from the image",
+                                     image_id=iid))
+            records[iid] = rec
+            order.append(iid)
+            img_by_id[im["id"]] = iid
+        anns_by_img: dict[str, list[Annotation]] = {}
+        for k, a in enumerate(data.get("annotations") or []):
+            where = f"annotations[{k}]"
+            objects_read += 1
+            if not isinstance(a, dict):
+                findings.append(err("missing-field", str(jpath), where, "annotation is not an object; dropped", objects=1))
+                continue
+            iid = img_by_id.get(a.get("image_id"))
+            if iid is None:
+                findings.append(err("unknown-image", str(jpath), f"{where}/image_id",
+                                    f"image_id {a.get('image_id')!r} is not in images; dropped", objects=1))
+                continue
+            if a.get("category_id") not in cat_name:
+                findings.append(err("unknown-class", str(jpath), f"{where}/category_id",
+                                    f"category_id {a.get('category_id')!r} is not in categories; dropped",
+                                    image_id=iid, objects=1))
+                continue
+            box = _box_of(a)
+            if box is None:
+                findings.append(err("missing-field", str(jpath), f"{where}/bbox",
+                                    f"expected bbox [x, y, w, h] of numbers, found {a.get('bbox')!r}; dropped",
+                                    image_id=iid, objects=1))
+                continue
+            attrs = a.get("attributes") if isinstance(a.get("attributes"), dict) else {}
+            extra = tuple(sorted((str(k2), str(v)) for k2, v in attrs.items()
+                                 if k2 not in ("difficult", "truncated", "occluded") and not isinstance(v, (dict, list))))
+            score = _num(a.get("score")) if "score" in a else None
+            anns_by_img.setdefault(iid, []).append(Annotation(
+                cat_name[a["category_id"]], box, difficult=bool(attrs.get("difficult", False)),
+                truncated=bool(attrs.get("truncated", False)), occluded=bool(attrs.get("occluded", False)),
+                iscrowd=bool(a.get("iscrowd", 0)) and not attrs.get("difficult", False), score=score, attributes=extra))
+        for iid, anns in anns_by_img.items():
+            rec = records[iid]
+            records[iid] = rec.with_annotations(rec.annotations + tuple(anns))
+    recs = [records[i] for i in sorted(dict.fromkeys(order))]
+    recs = fill_sizes_from_headers(recs, findings, workers=workers)
+    if progress:
+        progress(len(files))
+    cls = tuple(classes) if classes else tuple(class_names or ())
+    return Dataset(images=tuple(recs), classes=cls, findings=tuple(findings), objects_read=objects_read, root=str(src),
+                   format=NAME)
+
+
+def _with_split(rec: ImageRecord, split: str) -> ImageRecord:
+    from dataclasses import replace
+
+    return replace(rec, splits=rec.splits + (split,))
+
+
+def _at(f: Finding, path: str) -> Finding:
+    from dataclasses import replace
+
+    return replace(f, path=path)
+
+
+def _box_of(a: dict):
+    bb = a.get("bbox")
+    if isinstance(bb, (list, tuple)) and len(bb) == 4:
+        vals = [_num(v) for v in bb]
+        if all(v is not None for v in vals):
+            return xywh_to_xyxy(*vals)  # type: ignore[arg-type]
+    seg = a.get("segmentation")
+    if isinstance(seg, list) and seg and all(isinstance(p, list) and len(p) >= 6 for p in seg):
+        xs = [float(v) for p in seg for v in p[0::2]]
+        ys = [float(v) for p in seg for v in p[1::2]]
+        return (min(xs), min(ys), max(xs), max(ys))
+    return None
+
+
+# --------------------------------------------------------------------------------------------------- writing
+
+def to_coco(records: Sequence[ImageRecord], classes: Sequence[str], *, file_names: Sequence[str],
+            precision: int = 6) -> dict:
+    """Build the COCO dict: ids from 1 in record order, categories from 1 in class order."""
+    cat_id = {n: i + 1 for i, n in enumerate(classes)}
+    images, anns = [], []
+    aid = 0
+    for i, (rec, fname) in enumerate(zip(records, file_names), 1):
+        images.append({"id": i, "file_name": fname, "width": rec.width or 0, "height": rec.height or 0})
+        for a in rec.annotations:
+            aid += 1
+            x, y, w, h = (float(fmt_number(v, precision)) for v in xyxy_to_xywh(a.box))
+            entry = {"id": aid, "image_id": i, "category_id": cat_id[a.label], "bbox": [_jnum(x), _jnum(y), _jnum(w), _jnum(h)],
+                     "area": _jnum(float(fmt_number(w * h, precision))), "iscrowd": int(a.iscrowd),
+                     "attributes": {"difficult": a.difficult, "truncated": a.truncated, "occluded": a.occluded,
+                                    **dict(a.attributes)}}
+            if a.score is not None:
+                entry["score"] = a.score
+            anns.append(entry)
+    return {"info": {"description": "written by datatools", "version": "1.0"}, "licenses": [], "images": images,
+            "annotations": anns,
+            "categories": [{"id": cat_id[n], "name": n, "supercategory": "none"} for n in classes]}
+
+
+def _jnum(v: float):
+    return int(v) if v == int(v) else v
+
+
+def dumps(obj: dict) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str = ImagesMode.LINK, precision: int = 6,
+          workers: int | None = None, progress: ProgressFn | None = None, **_ignored) -> WriteResult:
+    """Write ``ds`` as COCO.
+
+    ``out`` ending in ``.json``: one file with every image; ``file_name`` stays relative to the source image folder
+    and images are not copied. Otherwise a folder: ``annotations/instances_<split>.json`` per split and, unless
+    ``images_mode`` is ``none``, ``images/<split>/`` with the images renamed after their ids.
+    """
+    images_mode = ImagesMode(images_mode)
+    out = Path(out)
+    result = WriteResult(out=str(out))
+    if out.suffix.lower() == ".json":
+        recs = list(ds.images)
+        obj = to_coco(recs, ds.classes, file_names=[r.file_name or r.image_id for r in recs], precision=precision)
+        write_many([(str(out), dumps(obj))])
+        result.files = [str(out)]
+    else:
+        by_split: dict[str, list[ImageRecord]] = {}
+        for rec in ds.images:
+            for s in rec.splits or (DEFAULT_SPLIT,):
+                by_split.setdefault(s, []).append(rec)
+        items = []
+        for split, recs in sorted(by_split.items()):
+            names = []
+            for rec in recs:
+                if images_mode is ImagesMode.NONE or not rec.image_path:
+                    names.append(rec.file_name or rec.image_id)
+                else:
+                    ext = os.path.splitext(rec.image_path)[1]
+                    names.append(rec.image_id + ext)
+                    place_image(rec.image_path, safe_join(out / "images" / split, rec.image_id + ext), images_mode)
+            obj = to_coco(recs, ds.classes, file_names=names, precision=precision)
+            items.append((str(out / "annotations" / f"instances_{split}.json"), dumps(obj)))
+        write_many(items)
+        result.files = [p for p, _ in items]
+    result.images_written = len(ds.images)
+    result.objects_written = ds.num_objects
+    if progress:
+        progress(len(ds.images))
+    return result

@@ -1,0 +1,380 @@
+"""Pascal VOC XML: one XML file per image, 1-based inclusive pixel coordinates.
+
+Reads a VOCdevkit-style root (``Annotations/``, ``JPEGImages/``, ``ImageSets/Main/*.txt``) or a plain folder of XML
+files. XML is parsed with lxml with entities unresolved, no network and no DTD loading; files that declare a DTD are
+refused, so billion-laughs and external-entity files cannot expand or reach anything.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Sequence
+from xml.sax.saxutils import escape
+
+from datatools.core.boxes import DEFAULT_CONVENTION, PixelConvention, fmt_number, snap, voc_to_xyxy, xyxy_to_voc
+from datatools.core.errors import FormatError, UsageError
+from datatools.core.io import ImagesMode, ProgressFn, parallel_map, place_image, safe_join, write_many
+from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, sorted_classes
+from datatools.formats.common import DEFAULT_SPLIT, ImageIndex, WriteResult, err, fill_sizes_from_headers, info, warn
+
+NAME = "voc"
+SPLIT_NAMES = ("train", "val", "test", "trainval")
+_KNOWN_OBJECT_TAGS = {"name", "bndbox", "difficult", "truncated", "occluded", "part", "actions", "point", "attributes"}
+_BOOL = {"0": False, "1": True, "false": False, "true": True, "no": False, "yes": True, "": False}
+
+_parser = None
+
+
+def _get_parser():
+    global _parser
+    if _parser is None:
+        from lxml import etree
+
+        _parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
+                                  huge_tree=False, remove_comments=True, remove_pis=True)
+    return _parser
+
+
+# --------------------------------------------------------------------------------------------------- layout
+
+class Layout:
+    """Where the annotations, images and split lists of a VOC source are."""
+
+    def __init__(self, src: str | os.PathLike, images: str | os.PathLike | None = None) -> None:
+        self.src = Path(src)
+        if not self.src.exists():
+            raise UsageError(f"{src}: no such file or directory")
+        if self.src.is_file():
+            raise UsageError(f"{src}: expected a VOC root (with Annotations/) or a folder of XML files")
+        if (self.src / "Annotations").is_dir():
+            self.ann_dir = self.src / "Annotations"
+            self.image_dir = Path(images) if images else self.src / "JPEGImages"
+            self.sets_dir = self.src / "ImageSets" / "Main"
+        else:
+            years = sorted(p for p in self.src.glob("VOC*") if (p / "Annotations").is_dir())
+            if years and not any(self.src.glob("*.xml")):
+                raise UsageError(f"{src} holds {', '.join(p.name for p in years)}: point SRC at one of them")
+            self.ann_dir = self.src
+            self.image_dir = Path(images) if images else self.src
+            self.sets_dir = None
+
+    def xml_files(self) -> list[tuple[str, Path]]:
+        """(image_id, path) for every XML file, sorted by image_id. The id is the path below the annotation folder."""
+        out = []
+        for dirpath, dirnames, filenames in os.walk(self.ann_dir):
+            dirnames.sort()
+            for name in filenames:
+                if name.lower().endswith(".xml"):
+                    full = Path(dirpath) / name
+                    rel = full.relative_to(self.ann_dir).as_posix()
+                    out.append((rel[:-4], full))
+        out.sort(key=lambda t: t[0])
+        return out
+
+    def available_sets(self) -> dict[str, list[str]]:
+        """Split lists in ImageSets/Main (class-specific lists such as ``cat_train.txt`` excluded)."""
+        if not self.sets_dir or not self.sets_dir.is_dir():
+            return {}
+        out = {}
+        for p in sorted(self.sets_dir.glob("*.txt")):
+            if "_" in p.stem:
+                continue
+            ids = []
+            for line in p.read_text(encoding="utf-8-sig", errors="replace").splitlines():
+                line = line.strip()
+                if line:
+                    ids.append(line.split()[0])
+            out[p.stem] = ids
+        return out
+
+
+def choose_sets(available: dict[str, list[str]], sets: Sequence[str] | str | None) -> list[str]:
+    """Which split lists to use. Default: train/val/test where present, else trainval, else every list found."""
+    if isinstance(sets, str):
+        sets = [s.strip() for s in sets.split(",") if s.strip()]
+    if sets and list(sets) != ["all"]:
+        missing = [s for s in sets if s not in available]
+        if missing:
+            raise UsageError(f"split list(s) not found in ImageSets/Main: {', '.join(missing)} "
+                             f"(found: {', '.join(available) or 'none'})")
+        return list(sets)
+    if sets == ["all"]:
+        return list(available)
+    main = [s for s in ("train", "val", "test") if s in available]
+    if main:
+        return main
+    if "trainval" in available:
+        return ["trainval"]
+    return list(available)
+
+
+# --------------------------------------------------------------------------------------------------- reading
+
+def _text(el, tag: str) -> str | None:
+    child = el.find(tag)
+    if child is None:
+        return None
+    return "".join(child.itertext())
+
+
+def _number(raw: str | None) -> float | None:
+    if raw is None:
+        return None
+    try:
+        v = float(raw.strip())
+    except ValueError:
+        return None
+    return v if v == v and v not in (float("inf"), float("-inf")) else None
+
+
+def parse_xml(data: bytes, *, path: str, image_id: str,
+              convention: PixelConvention = DEFAULT_CONVENTION) -> tuple[ImageRecord | None, list[Finding], int]:
+    """Parse one VOC XML document. Returns (record or None when unusable, findings, objects met).
+
+    Malformed objects are dropped one by one with a finding each; the rest of the file is kept.
+    """
+    from lxml import etree
+
+    findings: list[Finding] = []
+    if not data.strip():
+        return None, [err("empty-file", path, "", "the file is empty", image_id=image_id, image_dropped=True)], 0
+    try:
+        root = etree.fromstring(data, _get_parser())
+    except etree.XMLSyntaxError as e:
+        return None, [err("xml-parse", path, "", f"not well-formed XML: {e}", image_id=image_id, image_dropped=True)], 0
+    tree = root.getroottree()
+    if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
+        return None, [err("xml-dtd", path, "DOCTYPE",
+                          "the file declares a DTD; entities and DTDs are never expanded, so it is refused",
+                          image_id=image_id, image_dropped=True)], 0
+    if root.tag != "annotation":
+        return None, [err("xml-root", path, root.tag if isinstance(root.tag, str) else "",
+                          f"expected an <annotation> root element, found <{root.tag}>", image_id=image_id,
+                          image_dropped=True)], 0
+
+    file_name = (_text(root, "filename") or "").strip()
+    if not file_name:
+        findings.append(warn("missing-filename", path, "filename", "no <filename>; the image is looked up by the XML name",
+                             image_id=image_id))
+    width = height = depth = None
+    size = root.find("size")
+    if size is None:
+        findings.append(warn("missing-size", path, "size", "no <size>; the size is read from the image header",
+                             image_id=image_id))
+    else:
+        w, h, d = _number(_text(size, "width")), _number(_text(size, "height")), _number(_text(size, "depth"))
+        if w is None or h is None or w <= 0 or h <= 0:
+            findings.append(warn("missing-size", path, "size",
+                                 f"<size> has width={_text(size, 'width')!r} height={_text(size, 'height')!r}; "
+                                 "the size is read from the image header", image_id=image_id))
+        else:
+            width, height = int(round(w)), int(round(h))
+        depth = int(d) if d is not None and d > 0 else None
+
+    lo, hi = convention.offsets
+    annotations: list[Annotation] = []
+    objects = root.findall("object")
+    parts = 0
+    for k, obj in enumerate(objects):
+        where = f"object[{k}]"
+        raw_name = _text(obj, "name")
+        if raw_name is None or not raw_name.strip():
+            findings.append(err("missing-field", path, f"{where}/name", "the object has no <name>; dropped",
+                                image_id=image_id, objects=1))
+            continue
+        name = raw_name.strip()
+        if name != raw_name and "\n" not in raw_name:
+            findings.append(warn("name-whitespace", path, f"{where}/name",
+                                 f"class name {raw_name!r} has stray spaces; read as {name!r}", image_id=image_id))
+        bb = obj.find("bndbox")
+        if bb is None:
+            findings.append(err("missing-field", path, f"{where}/bndbox", "the object has no <bndbox>; dropped",
+                                image_id=image_id, objects=1))
+            continue
+        coords = []
+        bad = None
+        for tag in ("xmin", "ymin", "xmax", "ymax"):
+            raw = _text(bb, tag)
+            v = _number(raw)
+            if v is None:
+                bad = (tag, raw)
+                break
+            coords.append(v)
+        if bad is not None:
+            tag, raw = bad
+            what = "missing" if raw is None else f"not a number: {raw!r}"
+            findings.append(err("missing-field" if raw is None else "bad-number", path, f"{where}/bndbox/{tag}",
+                                f"<{tag}> is {what}; object dropped", image_id=image_id, objects=1))
+            continue
+        flags = {}
+        for tag in ("difficult", "truncated", "occluded"):
+            raw = _text(obj, tag)
+            if raw is None:
+                flags[tag] = False
+                continue
+            val = _BOOL.get(raw.strip().lower())
+            if val is None:
+                num = _number(raw)
+                val = bool(num) if num is not None else False
+                findings.append(warn("bad-flag", path, f"{where}/{tag}", f"expected 0 or 1, found {raw!r}; read as {int(val)}",
+                                     image_id=image_id))
+            flags[tag] = val
+        attrs = []
+        for child in obj:
+            tag = child.tag if isinstance(child.tag, str) else ""
+            if tag and tag not in _KNOWN_OBJECT_TAGS and len(child) == 0:
+                attrs.append((tag, (child.text or "").strip()))
+            elif tag == "part":
+                parts += 1
+        x1, y1, x2, y2 = coords
+        annotations.append(Annotation(name, (x1 + lo, y1 + lo, x2 + hi, y2 + hi), difficult=flags["difficult"],
+                                      truncated=flags["truncated"], occluded=flags["occluded"],
+                                      attributes=tuple(sorted(attrs))))
+    if parts:
+        findings.append(info("part-ignored", path, "object/part",
+                             f"{parts} <part> box(es) ignored (body parts are not detection objects)", image_id=image_id))
+    if not objects:
+        findings.append(info("empty-annotation", path, "object", "the annotation has no objects", image_id=image_id))
+    record = ImageRecord(image_id=image_id, file_name=file_name, width=width, height=height, depth=depth,
+                         annotations=tuple(annotations), source=path)
+    return record, findings, len(objects)
+
+
+def _parse_file(args: tuple[str, str, str]) -> tuple[ImageRecord | None, list[Finding], int]:
+    path, image_id, convention = args
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        return None, [err("unreadable-file", path, "", f"cannot read: {e.strerror}", image_id=image_id,
+                          image_dropped=True)], 0
+    return parse_xml(data, path=path, image_id=image_id, convention=PixelConvention(convention))
+
+
+def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, sets: Sequence[str] | str | None = None,
+         convention: PixelConvention | str = DEFAULT_CONVENTION, classes: Sequence[str] | None = None,
+         workers: int | None = None, progress: ProgressFn | None = None,
+         on_total: "callable | None" = None) -> Dataset:
+    """Read a VOC dataset into the model.
+
+    Use ``sets`` to pick ImageSets/Main split lists (default: train/val/test where present). Malformed files and
+    objects become findings; nothing raises for bad data. ``classes`` fixes the class order (default: sorted names).
+    """
+    convention = PixelConvention(convention)
+    layout = Layout(src, images)
+    files = layout.xml_files()
+    findings: list[Finding] = []
+    available = layout.available_sets()
+    split_of: dict[str, list[str]] = {}
+    chosen: list[str] = []
+    if available:
+        chosen = choose_sets(available, sets)
+        by_id = {iid: p for iid, p in files}
+        for s in chosen:
+            for iid in available[s]:
+                split_of.setdefault(iid, [])
+                if s not in split_of[iid]:
+                    split_of[iid].append(s)
+        missing = [iid for iid in split_of if iid not in by_id]
+        for iid in missing:
+            findings.append(err("missing-annotation", str(layout.ann_dir / f"{iid}.xml"), "ImageSets",
+                                "listed in a split list but there is no XML for it", image_id=iid, image_dropped=True))
+        not_listed = len(files) - sum(1 for iid, _ in files if iid in split_of)
+        if not_listed:
+            findings.append(info("not-in-sets", str(layout.sets_dir), "ImageSets",
+                                 f"{not_listed} annotation file(s) are in none of the chosen split lists "
+                                 f"({', '.join(chosen)}) and were not read"))
+        files = [(iid, p) for iid, p in files if iid in split_of]
+    elif sets and sets not in ("all", ["all"]):
+        raise UsageError(f"{src}: --sets was given but there is no ImageSets/Main folder with split lists")
+    if on_total:
+        on_total(len(files))
+    results = parallel_map(_parse_file, [(str(p), iid, convention.value) for iid, p in files], workers=workers,
+                           progress=progress)
+    index = ImageIndex(layout.image_dir)
+    if not index.exists and files:
+        findings.append(warn("missing-image-dir", str(layout.image_dir), "images",
+                             "the image folder does not exist; images are neither checked nor copied"))
+    records: list[ImageRecord] = []
+    objects_read = 0
+    from dataclasses import replace
+
+    for (iid, p), (rec, fnd, n) in zip(files, results):
+        findings.extend(fnd)
+        objects_read += n
+        if rec is None:
+            continue
+        image_path = None
+        if index.exists:
+            image_path, notes, rel = index.find(rec.file_name, iid)
+            findings.extend(replace(f, path=str(p)) for f in notes)
+            if image_path is None:
+                findings.append(err("missing-image", str(p), "filename",
+                                     f"no image {rec.file_name or iid!r} in {layout.image_dir}", image_id=iid))
+            else:
+                rec = replace(rec, file_name=rel)
+        rec = replace(rec, image_path=image_path, splits=tuple(split_of.get(iid, ())))
+        records.append(rec)
+    records = fill_sizes_from_headers(records, findings, workers=workers)
+    cls = tuple(classes) if classes else sorted_classes(records)
+    return Dataset(images=tuple(records), classes=cls, findings=tuple(findings), objects_read=objects_read,
+                   root=str(layout.src), format=NAME, meta={"sets": chosen, "image_dir": str(layout.image_dir)})
+
+
+# --------------------------------------------------------------------------------------------------- writing
+
+def to_xml(record: ImageRecord, *, image_name: str, folder: str = "JPEGImages",
+           convention: PixelConvention = DEFAULT_CONVENTION, precision: int = 6) -> str:
+    """Serialize one record as VOC XML text (deterministic)."""
+    lines = ["<annotation>", f"\t<folder>{escape(folder)}</folder>", f"\t<filename>{escape(image_name)}</filename>"]
+    if record.has_size:
+        lines += ["\t<size>", f"\t\t<width>{record.width}</width>", f"\t\t<height>{record.height}</height>",
+                  f"\t\t<depth>{record.depth or 3}</depth>", "\t</size>"]
+    lines.append("\t<segmented>0</segmented>")
+    for a in record.annotations:
+        x1, y1, x2, y2 = (fmt_number(snap(v), precision) for v in xyxy_to_voc(a.box, convention))
+        attrs = dict(a.attributes)
+        lines += ["\t<object>", f"\t\t<name>{escape(a.label)}</name>", f"\t\t<pose>{escape(attrs.pop('pose', 'Unspecified'))}</pose>",
+                  f"\t\t<truncated>{int(a.truncated)}</truncated>", f"\t\t<difficult>{int(a.difficult or a.iscrowd)}</difficult>"]
+        if a.occluded:
+            lines.append(f"\t\t<occluded>1</occluded>")
+        for k, v in sorted(attrs.items()):
+            if k.isidentifier() and k not in _KNOWN_OBJECT_TAGS:
+                lines.append(f"\t\t<{k}>{escape(str(v))}</{k}>")
+        lines += ["\t\t<bndbox>", f"\t\t\t<xmin>{x1}</xmin>", f"\t\t\t<ymin>{y1}</ymin>", f"\t\t\t<xmax>{x2}</xmax>",
+                  f"\t\t\t<ymax>{y2}</ymax>", "\t\t</bndbox>", "\t</object>"]
+    lines.append("</annotation>\n")
+    return "\n".join(lines)
+
+
+def output_image_name(record: ImageRecord) -> str:
+    """Images are renamed after the record's id (never after text inside an annotation) plus their extension."""
+    ext = os.path.splitext(record.image_path or record.file_name or "")[1] or ".jpg"
+    return record.image_id + ext
+
+
+def write(ds: Dataset, out: str | os.PathLike, *, convention: PixelConvention | str = DEFAULT_CONVENTION,
+          images_mode: ImagesMode | str = ImagesMode.LINK, precision: int = 6, workers: int | None = None,
+          progress: ProgressFn | None = None) -> WriteResult:
+    """Write ``ds`` as a VOCdevkit-style tree: Annotations/, JPEGImages/ and ImageSets/Main/<split>.txt."""
+    convention = PixelConvention(convention)
+    images_mode = ImagesMode(images_mode)
+    out = Path(out)
+    result = WriteResult(out=str(out))
+    items: list[tuple[str, str]] = []
+    split_ids: dict[str, list[str]] = {}
+    for rec in ds.images:
+        name = output_image_name(rec)
+        path = safe_join(out / "Annotations", rec.image_id + ".xml")
+        items.append((str(path), to_xml(rec, image_name=name, convention=convention, precision=precision)))
+        for s in rec.splits:
+            split_ids.setdefault(s, []).append(rec.image_id)
+        result.objects_written += len(rec.annotations)
+        result.images_written += 1
+        if rec.image_path and images_mode is not ImagesMode.NONE:
+            place_image(rec.image_path, safe_join(out / "JPEGImages", name), images_mode)
+    for s, ids in sorted(split_ids.items()):
+        items.append((str(safe_join(out / "ImageSets" / "Main", s + ".txt")), "".join(i + "\n" for i in ids)))
+    write_many(items, workers=workers or 1, progress=progress)
+    result.files = [p for p, _ in items]
+    return result

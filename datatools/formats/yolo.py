@@ -1,0 +1,349 @@
+"""YOLO txt (ultralytics layout): ``images/<split>/x.jpg`` + ``labels/<split>/x.txt`` + ``data.yaml``.
+
+Each label row is ``class cx cy w h`` normalized to [0, 1] by the image size, class ids from 0. Reading needs the image
+size, which comes from the image header only (never the pixels), with EXIF orientations 5-8 swapping width/height,
+the way ultralytics sizes images.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Sequence
+
+from datatools.core.boxes import fmt_number, xyxy_to_yolo, yolo_to_xyxy
+from datatools.core.errors import UsageError
+from datatools.core.io import (ImagesMode, ProgressFn, list_images, parallel_map, place_image, read_image_header,
+                               safe_join, write_many)
+from datatools.core.model import Annotation, Dataset, Finding, ImageRecord
+from datatools.formats.common import DEFAULT_SPLIT, WriteResult, err, info, warn
+
+NAME = "yolo"
+
+
+# --------------------------------------------------------------------------------------------------- layout
+
+def _load_yaml(path: Path) -> dict:
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+    except (yaml.YAMLError, OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"{path}: cannot read the dataset YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: expected a mapping with train/val/names keys")
+    return data
+
+
+def _names_from(value, where: str) -> list[str]:
+    if isinstance(value, dict):
+        try:
+            ids = sorted(int(k) for k in value)
+        except (TypeError, ValueError) as e:
+            raise UsageError(f"{where}: names keys must be integers") from e
+        if ids != list(range(len(ids))):
+            raise UsageError(f"{where}: names ids must run 0..{len(ids) - 1}")
+        return [str(value.get(i, value.get(str(i)))) for i in ids]
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value]
+    raise UsageError(f"{where}: names must be a list or a mapping of id -> name")
+
+
+def _label_path_for(image_path: str) -> str:
+    """ultralytics' rule: the last ``/images/`` in the path becomes ``/labels/`` and the extension ``.txt``."""
+    sa, sb = f"{os.sep}images{os.sep}", f"{os.sep}labels{os.sep}"
+    head, sep, tail = image_path.rpartition(sa)
+    base = (head + sb + tail) if sep else image_path
+    return os.path.splitext(base)[0] + ".txt"
+
+
+def discover(src: str | os.PathLike) -> tuple[Path, dict[str, list[tuple[str, str]]], list[str], list[Finding]]:
+    """Find the splits of a YOLO dataset: (root, {split: [(image_id, image_path)]}, class names, findings)."""
+    src = Path(src)
+    findings: list[Finding] = []
+    if not src.exists():
+        raise UsageError(f"{src}: no such file or directory")
+    yaml_path = None
+    if src.is_file():
+        yaml_path = src
+    else:
+        for cand in ("data.yaml", "dataset.yaml", "data.yml"):
+            if (src / cand).is_file():
+                yaml_path = src / cand
+                break
+    names: list[str] = []
+    splits: dict[str, list[tuple[str, str]]] = {}
+    if yaml_path is not None:
+        data = _load_yaml(yaml_path)
+        root = Path(data.get("path") or yaml_path.parent)
+        if not root.is_absolute():
+            root = (yaml_path.parent / root) if (yaml_path.parent / root).exists() else root
+        if "names" in data and data["names"] is not None:
+            names = _names_from(data["names"], str(yaml_path))
+        elif "nc" in data:
+            names = [f"class_{i}" for i in range(int(data["nc"]))]
+        for split in ("train", "val", "test"):
+            entry = data.get(split)
+            if not entry:
+                continue
+            entries = entry if isinstance(entry, list) else [entry]
+            seen: dict[str, str] = {}
+            for e in entries:
+                p = Path(e) if Path(e).is_absolute() else root / e
+                if p.is_file() and p.suffix == ".txt":
+                    for line in p.read_text(encoding="utf-8-sig").splitlines():
+                        line = line.strip()
+                        if line:
+                            ip = Path(line) if Path(line).is_absolute() else root / line
+                            seen[str(ip)] = str(ip)
+                elif p.is_dir():
+                    for rel, full in list_images(p).items():
+                        seen[full] = full
+                else:
+                    findings.append(warn("missing-split", str(yaml_path), split, f"{p} does not exist"))
+            splits[split] = [(_image_id(full, root), full) for full in sorted(seen)]
+        root_for_classes = root
+    else:
+        root = src
+        img_root = src / "images"
+        if not img_root.is_dir():
+            raise UsageError(f"{src}: expected a data.yaml or an images/ folder next to labels/")
+        subdirs = sorted(p for p in img_root.iterdir() if p.is_dir())
+        if subdirs:
+            for d in subdirs:
+                splits[d.name] = [(_image_id(full, root), full) for full in list_images(d).values()]
+            loose = [f for f in img_root.iterdir() if f.is_file()]
+            if loose:
+                findings.append(warn("loose-images", str(img_root), "images",
+                                     f"{len(loose)} image(s) directly in images/ next to split folders were not read"))
+        else:
+            splits[DEFAULT_SPLIT] = [(_image_id(full, root), full) for full in list_images(img_root).values()]
+        root_for_classes = root
+    if not names:
+        ct = root_for_classes / "classes.txt"
+        if ct.is_file():
+            names = [ln.strip() for ln in ct.read_text(encoding="utf-8-sig").splitlines() if ln.strip()]
+    return root, splits, names, findings
+
+
+def _image_id(image_path: str, root: Path) -> str:
+    """The image path below its split folder, without extension (``images/train/a/b.jpg`` -> ``a/b``)."""
+    p = Path(image_path)
+    parts = p.parts
+    if "images" in parts:
+        i = len(parts) - 1 - parts[::-1].index("images")
+        rest = parts[i + 1:]
+        if len(rest) > 1:
+            rest = rest[1:]  # drop the split folder
+        return Path(*rest).with_suffix("").as_posix()
+    return p.stem
+
+
+# --------------------------------------------------------------------------------------------------- reading
+
+def parse_label_text(text: str, *, path: str, image_id: str, names: Sequence[str], width: int, height: int
+                     ) -> tuple[list[Annotation], list[Finding], int]:
+    """Parse one label file's text. Rows: 5 numbers (box), 6 (box + score), or an odd count >= 7 (polygon -> box)."""
+    anns: list[Annotation] = []
+    findings: list[Finding] = []
+    rows = 0
+    polygons = 0
+    for lineno, line in enumerate(text.splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        rows += 1
+        where = f"line {lineno}"
+        try:
+            vals = [float(x) for x in parts]
+        except ValueError:
+            findings.append(err("bad-number", path, where, f"expected numbers, found {line.strip()!r}; row dropped",
+                                image_id=image_id, objects=1))
+            continue
+        n = len(vals)
+        if n not in (5, 6) and (n < 7 or n % 2 == 0):
+            findings.append(err("bad-row", path, where, f"expected 5 values (class cx cy w h), found {n}; row dropped",
+                                image_id=image_id, objects=1))
+            continue
+        cid = vals[0]
+        if cid != int(cid) or not (0 <= int(cid) < len(names)):
+            findings.append(err("unknown-class", path, where,
+                                f"class id {parts[0]} is not in 0..{len(names) - 1}; row dropped", image_id=image_id,
+                                objects=1))
+            continue
+        score = None
+        if n >= 7:
+            xs, ys = vals[1::2], vals[2::2]
+            box = (min(xs) * width, min(ys) * height, max(xs) * width, max(ys) * height)
+            polygons += 1
+        else:
+            box = yolo_to_xyxy(vals[1], vals[2], vals[3], vals[4], width, height)
+            if n == 6:
+                score = vals[5]
+        anns.append(Annotation(names[int(cid)], box, score=score))
+    if polygons:
+        findings.append(info("polygon-to-box", path, "segments", f"{polygons} polygon row(s) read as their bounding box",
+                             image_id=image_id))
+    return anns, findings, rows
+
+
+def _read_one(args: tuple[str, str, tuple[str, ...]]) -> tuple[ImageRecord | None, list[Finding], int]:
+    image_path, image_id, names = args
+    findings: list[Finding] = []
+    header = read_image_header(image_path)
+    label_path = _label_path_for(image_path)
+    try:
+        with open(label_path, "rb") as f:
+            text = f.read().decode("utf-8-sig")
+    except FileNotFoundError:
+        text = None
+    except (OSError, UnicodeDecodeError) as e:
+        return None, [err("unreadable-file", label_path, "", f"cannot read: {e}", image_id=image_id, image_dropped=True)], 0
+    if header.error:
+        # Without a size, normalized boxes cannot be placed: the image and its rows are dropped, and counted.
+        n = len([ln for ln in (text or "").splitlines() if ln.strip()])
+        code = "missing-image" if header.error == "missing" else "image-unreadable"
+        return None, [err(code, image_path, "image", f"cannot read the image size: {header.error}; "
+                          f"{n} object(s) dropped", image_id=image_id, objects=n, image_dropped=True)], n
+    if text is None:
+        findings.append(info("no-label-file", label_path, "", "no label file: the image has no objects",
+                             image_id=image_id))
+        anns, rows = [], 0
+    else:
+        anns, f2, rows = parse_label_text(text, path=label_path, image_id=image_id, names=names, width=header.width,
+                                          height=header.height)
+        findings.extend(f2)
+    if header.orientation in (5, 6, 7, 8):
+        findings.append(info("exif-rotation", image_path, "EXIF Orientation",
+                             f"orientation {header.orientation}: boxes are relative to the rotated image "
+                             f"({header.width}x{header.height})", image_id=image_id))
+    rec = ImageRecord(image_id=image_id, file_name=os.path.basename(image_path), width=header.width,
+                      height=header.height, annotations=tuple(anns), image_path=image_path, source=label_path,
+                      depth=_depth(header.mode))
+    return rec, findings, rows
+
+
+def _depth(mode: str) -> int | None:
+    return {"L": 1, "P": 3, "RGB": 3, "RGBA": 4, "I;16": 1, "I": 1, "LA": 2, "CMYK": 4}.get(mode)
+
+
+def read(src: str | os.PathLike, *, classes: Sequence[str] | None = None, workers: int | None = None,
+         progress: ProgressFn | None = None, on_total=None, **_ignored) -> Dataset:
+    """Read a YOLO dataset from a data.yaml (or a folder with images/ and labels/).
+
+    Class names come from data.yaml, else classes.txt; ``classes`` overrides both.
+    """
+    root, splits, names, findings = discover(src)
+    if classes:
+        names = list(classes)
+    if not names:
+        raise UsageError(f"{src}: no class names: add names to data.yaml, a classes.txt, or pass --classes")
+    order: list[str] = []
+    where: dict[str, tuple[str, list[str]]] = {}
+    for split, items in splits.items():
+        for iid, path in items:
+            if iid in where:
+                if where[iid][0] != path:
+                    findings.append(warn("duplicate-file-name", path, "image",
+                                         f"image id {iid!r} also names {where[iid][0]}; only the first is read",
+                                         image_id=iid))
+                    continue
+                where[iid][1].append(split)
+            else:
+                where[iid] = (path, [split])
+                order.append(iid)
+    order.sort()
+    if on_total:
+        on_total(len(order))
+    names_t = tuple(names)
+    results = parallel_map(_read_one, [(where[i][0], i, names_t) for i in order], workers=workers, progress=progress)
+    records: list[ImageRecord] = []
+    objects_read = 0
+    for iid, (rec, fnd, n) in zip(order, results):
+        findings.extend(fnd)
+        objects_read += n
+        if rec is not None:
+            records.append(replace(rec, splits=tuple(where[iid][1])))
+    findings.extend(_orphan_labels(splits, {where[i][0] for i in order}))
+    return Dataset(images=tuple(records), classes=names_t, findings=tuple(findings), objects_read=objects_read,
+                   root=str(root), format=NAME, meta={"splits": list(splits)})
+
+
+def _orphan_labels(splits: dict[str, list[tuple[str, str]]], image_paths: set[str]) -> list[Finding]:
+    """Label files with no image: ultralytics ignores them silently; we report them."""
+    label_dirs = {os.path.dirname(_label_path_for(p)) for p in image_paths}
+    expected = {_label_path_for(p) for p in image_paths}
+    out = []
+    for d in sorted(label_dirs):
+        if not os.path.isdir(d):
+            continue
+        for name in sorted(os.listdir(d)):
+            full = os.path.join(d, name)
+            if name.endswith(".txt") and full not in expected and name != "classes.txt":
+                out.append(warn("label-without-image", full, "", "label file has no image; it was not read"))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------- writing
+
+def label_text(record: ImageRecord, class_ids: dict[str, int], *, precision: int = 6) -> str:
+    """The label file for one record. Requires a known image size; boxes should already be clipped."""
+    w, h = record.width, record.height
+    rows = []
+    for a in record.annotations:
+        cx, cy, bw, bh = xyxy_to_yolo(a.box, w, h)
+        vals = " ".join(fmt_number(v, precision) for v in (cx, cy, bw, bh))
+        rows.append(f"{class_ids[a.label]} {vals}" + (f" {fmt_number(a.score, precision)}" if a.score is not None else ""))
+    return "".join(r + "\n" for r in rows)
+
+
+def data_yaml(out: Path, splits: Sequence[str], names: Sequence[str]) -> str:
+    """An ultralytics data.yaml. ``path`` is absolute because ultralytics resolves a relative one against the CWD."""
+    q = json.dumps  # a JSON string is a valid YAML double-quoted scalar
+    lines = ["# written by datatools", f"path: {q(str(out.resolve()))}"]
+    train = "train" if "train" in splits else (splits[0] if splits else DEFAULT_SPLIT)
+    val = "val" if "val" in splits else train
+    lines.append(f"train: {q('images/' + train)}")
+    if val == train and "val" not in splits:
+        lines.append("# no val split in the source: val points at the training images (datatools split makes one)")
+    lines.append(f"val: {q('images/' + val)}")
+    if "test" in splits:
+        lines.append(f"test: {q('images/test')}")
+    extra = [s for s in splits if s not in ("train", "val", "test")]
+    for s in extra:
+        if s != train:
+            lines.append(f"# also written: images/{s}")
+    lines.append(f"nc: {len(names)}")
+    lines.append("names:")
+    lines += [f"  {i}: {q(n)}" for i, n in enumerate(names)]
+    return "\n".join(lines) + "\n"
+
+
+def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str = ImagesMode.LINK, precision: int = 6,
+          workers: int | None = None, progress: ProgressFn | None = None, **_ignored) -> WriteResult:
+    """Write ``ds`` in the ultralytics layout. Records without a size must have been removed before (see ops.convert)."""
+    images_mode = ImagesMode(images_mode)
+    out = Path(out)
+    result = WriteResult(out=str(out))
+    class_ids = {n: i for i, n in enumerate(ds.classes)}
+    items: list[tuple[str, str]] = []
+    splits_seen: dict[str, None] = {}
+    for rec in ds.images:
+        if not rec.has_size:
+            raise ValueError(f"{rec.source}: YOLO needs the image size; run ops.convert.prepare(require_size=True) first")
+        text = label_text(rec, class_ids, precision=precision)
+        ext = os.path.splitext(rec.image_path or rec.file_name or "")[1] or ".jpg"
+        for split in rec.splits or (DEFAULT_SPLIT,):
+            splits_seen.setdefault(split, None)
+            items.append((str(safe_join(out / "labels" / split, rec.image_id + ".txt")), text))
+            if rec.image_path and images_mode is not ImagesMode.NONE:
+                place_image(rec.image_path, safe_join(out / "images" / split, rec.image_id + ext), images_mode)
+        result.objects_written += len(rec.annotations)
+        result.images_written += 1
+    splits = sorted(splits_seen, key=lambda s: (("train", "val", "test").index(s) if s in ("train", "val", "test") else 3, s))
+    items.append((str(out / "classes.txt"), "".join(n + "\n" for n in ds.classes)))
+    items.append((str(out / "data.yaml"), data_yaml(out, splits, ds.classes)))
+    write_many(items, workers=workers or 1, progress=progress)
+    result.files = [p for p, _ in items]
+    return result

@@ -1,0 +1,129 @@
+"""``check``: find annotation errors in any format.
+
+The findings are those of reading, plus those of the conversion policies (what ``--fix`` would repair or drop), plus
+checks that need the image headers (size mismatch, EXIF rotation) and whole-dataset checks (duplicates).
+"""
+from __future__ import annotations
+
+import os
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field, replace
+from typing import Sequence
+
+from datatools import formats
+from datatools.core.boxes import DEFAULT_CONVENTION, PixelConvention
+from datatools.core.io import ImagesMode, ProgressFn, check_output_dir, parallel_map, read_image_header
+from datatools.core.model import Dataset, Finding, Severity
+from datatools.formats.common import err, warn
+from datatools.ops.convert import read_options
+from datatools.ops.sanitize import prepare
+
+_SEVERITY_ORDER = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
+
+
+@dataclass
+class CheckReport:
+    """Findings sorted by file then field; ``fixed`` is the repaired dataset (what ``--fix`` writes)."""
+
+    src: str
+    format: str
+    images: int
+    objects: int
+    findings: list[Finding]
+    fixed: Dataset | None = None
+    fix_out: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for f in self.findings if f.severity is Severity.ERROR)
+
+    @property
+    def warnings(self) -> int:
+        return sum(1 for f in self.findings if f.severity is Severity.WARNING)
+
+    def to_dict(self) -> dict:
+        return {"src": self.src, "format": self.format, "images": self.images, "objects": self.objects,
+                "errors": self.errors, "warnings": self.warnings, "counts": self.counts, "fix_out": self.fix_out,
+                "findings": [f.to_dict() for f in self.findings]}
+
+
+def _header_of(path: str):
+    return read_image_header(path)
+
+
+def lint(ds: Dataset, *, headers: bool = True, workers: int | None = None, progress: ProgressFn | None = None
+         ) -> list[Finding]:
+    """Checks that need more than one object at a time, or the image headers."""
+    out: list[Finding] = []
+    by_image: dict[str, list[str]] = defaultdict(list)
+    for im in ds.images:
+        if im.image_path:
+            by_image[os.path.realpath(im.image_path)].append(im.image_id)
+        seen: Counter = Counter()
+        for k, a in enumerate(im.annotations):
+            key = (a.label, tuple(round(v, 3) for v in a.box))
+            seen[key] += 1
+            if seen[key] == 2:
+                out.append(warn("duplicate-box", im.source, f"object[{k}]",
+                                f"{a.label!r} box {list(key[1])} appears more than once", image_id=im.image_id))
+    for path, ids in sorted(by_image.items()):
+        if len(ids) > 1:
+            for iid in ids[1:]:
+                out.append(warn("duplicate-file-name", path, "filename",
+                                f"the image is named by {len(ids)} annotations ({', '.join(ids[:5])})", image_id=iid))
+    if headers:
+        todo = [im for im in ds.images if im.image_path]
+        hdrs = parallel_map(_header_of, [im.image_path for im in todo], workers=workers, progress=progress)
+        for im, h in zip(todo, hdrs):
+            if h.error:
+                out.append(err("image-unreadable", im.image_path or "", "image", h.error, image_id=im.image_id))
+                continue
+            if h.orientation not in (0, 1):
+                out.append(warn("exif-rotation", im.image_path or "", "EXIF Orientation",
+                                f"orientation {h.orientation}: the image is displayed rotated/flipped "
+                                f"({h.width}x{h.height}); boxes are read in the displayed frame", image_id=im.image_id))
+            if im.has_size and (im.width, im.height) != (h.width, h.height):
+                hint = ""
+                if (im.width, im.height) == (h.raw_width, h.raw_height):
+                    hint = " (the annotation has the stored size, before EXIF rotation)"
+                out.append(warn("size-mismatch", im.source, "size",
+                                f"annotation says {im.width}x{im.height}, image is {h.width}x{h.height}{hint}",
+                                image_id=im.image_id))
+    return out
+
+
+def check(src: str | os.PathLike, *, format: str = "voc", images=None, sets=None,
+          convention: PixelConvention | str = DEFAULT_CONVENTION, classes: Sequence[str] | None = None,
+          normalize_names: bool = False, headers: bool = True, workers: int | None = None,
+          progress: ProgressFn | None = None) -> CheckReport:
+    """Read ``src`` and list every finding with a stable code, severity, file and field."""
+    mod = formats.get(format)
+    ds = mod.read(src, **read_options(mod.NAME, images=images, sets=sets, convention=convention, workers=workers))
+    fixed = prepare(ds, classes=classes, normalize_names=normalize_names, require_size=mod.NAME == "yolo")
+    if classes is not None:
+        fixed = fixed.evolve(findings=tuple(replace(f, severity=Severity.ERROR) if f.code == "unknown-class" else f
+                                            for f in fixed.findings))
+    findings = list(fixed.findings) + lint(ds, headers=headers, workers=workers, progress=progress)
+    no_size = [im for im in fixed.images if not im.has_size]
+    for im in no_size:
+        findings.append(err("missing-size", im.source, "size", "the image size is unknown (no size and no image)",
+                            image_id=im.image_id))
+    findings.sort(key=lambda f: (f.image_id, f.path, f.field, _SEVERITY_ORDER[f.severity], f.code))
+    counts = dict(sorted(Counter(f.code for f in findings).items()))
+    return CheckReport(src=str(src), format=mod.NAME, images=len(ds.images), objects=ds.objects_read,
+                       findings=findings, fixed=fixed, counts=counts)
+
+
+def write_fixed(report: CheckReport, out: str | os.PathLike, *, images_mode: ImagesMode | str = ImagesMode.LINK,
+                convention: PixelConvention | str = DEFAULT_CONVENTION, workers: int | None = None) -> None:
+    """Write the repaired dataset (boxes clipped, bad boxes dropped) in the source format."""
+    if report.fixed is None:
+        raise ValueError("the report has no repaired dataset")
+    check_output_dir(out, [report.src])
+    mod = formats.get(report.format)
+    opts = {"images_mode": images_mode, "workers": workers}
+    if mod.NAME == "voc":
+        opts["convention"] = PixelConvention(convention)
+    mod.write(report.fixed, out, **opts)
+    report.fix_out = str(out)

@@ -1,0 +1,158 @@
+"""The conversion engine: ``read -> prepare (policies) -> write``, with a summary whose books balance.
+
+Every direction (VOC, YOLO, COCO to any of them) goes through :func:`convert`; ``voc2yolo`` and ``voc2coco`` are
+this function with fixed formats.
+"""
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from datatools import formats
+from datatools.core.boxes import DEFAULT_CONVENTION, PixelConvention
+from datatools.core.errors import StrictModeError, UsageError
+from datatools.core.io import ImagesMode, check_output_dir
+from datatools.core.model import Dataset, Finding, Severity
+from datatools.ops.sanitize import prepare
+
+# stage name, items done since last call, total (or None when unknown)
+StageProgress = Callable[[str, int, "int | None"], None]
+
+
+@dataclass
+class Summary:
+    """What a conversion did. ``objects_read == objects_written + sum(objects_dropped.values())`` always holds."""
+
+    src: str
+    src_format: str
+    out: str
+    dst_format: str
+    images_read: int = 0
+    images_written: int = 0
+    images_dropped: dict[str, int] = field(default_factory=dict)
+    objects_read: int = 0
+    objects_written: int = 0
+    objects_dropped: dict[str, int] = field(default_factory=dict)
+    difficult: dict[str, int] = field(default_factory=dict)
+    class_counts: dict[str, int] = field(default_factory=dict)
+    splits: dict[str, int] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
+    warnings: dict[str, int] = field(default_factory=dict)
+    notes: dict[str, int] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    files_written: int = 0
+    written: bool = True
+
+    @property
+    def balanced(self) -> bool:
+        return self.objects_read == self.objects_written + sum(self.objects_dropped.values())
+
+    def to_dict(self, *, max_findings: int | None = None) -> dict:
+        f = self.findings if max_findings is None else self.findings[:max_findings]
+        return {"src": self.src, "src_format": self.src_format, "out": self.out, "dst_format": self.dst_format,
+                "written": self.written, "images": {"read": self.images_read, "written": self.images_written,
+                                                     "dropped": self.images_dropped},
+                "objects": {"read": self.objects_read, "written": self.objects_written,
+                            "dropped": self.objects_dropped, "balanced": self.balanced},
+                "difficult": self.difficult, "classes": self.class_counts, "splits": self.splits,
+                "errors": self.errors, "warnings": self.warnings, "notes": self.notes,
+                "files_written": self.files_written, "findings": [x.to_dict() for x in f],
+                "findings_total": len(self.findings)}
+
+
+def summarize(ds_in: Dataset, ds_out: Dataset, *, src: str, out: str, src_format: str, dst_format: str) -> Summary:
+    s = Summary(src=src, src_format=src_format, out=out, dst_format=dst_format)
+    s.findings = list(ds_out.findings)
+    dropped_images = [f for f in ds_out.findings if f.image_dropped]
+    read_dropped = sum(1 for f in ds_in.findings if f.image_dropped)
+    s.images_read = len(ds_in.images) + read_dropped
+    s.images_written = len(ds_out.images)
+    s.images_dropped = dict(sorted(Counter(f.code for f in dropped_images).items()))
+    s.objects_read = ds_in.objects_read
+    s.objects_written = ds_out.num_objects
+    s.objects_dropped = dict(sorted(Counter({f.code: 0 for f in ds_out.findings if f.objects}).items()))
+    for f in ds_out.findings:
+        if f.objects:
+            s.objects_dropped[f.code] += f.objects
+    kept = sum(1 for im in ds_out.images for a in im.annotations if a.difficult)
+    crowd = sum(1 for im in ds_out.images for a in im.annotations if a.difficult and a.iscrowd)
+    skipped = s.objects_dropped.get("difficult-skipped", 0)
+    s.difficult = {"read": sum(1 for im in ds_in.images for a in im.annotations if a.difficult),
+                   "kept": kept - crowd, "as_crowd": crowd, "skipped": skipped}
+    s.class_counts = ds_out.class_counts()
+    split_counts: Counter = Counter()
+    for im in ds_out.images:
+        for sp in im.splits or ("all",):
+            split_counts[sp] += 1
+    s.splits = dict(split_counts)
+    by_sev: dict[Severity, Counter] = {sev: Counter() for sev in Severity}
+    for f in ds_out.findings:
+        by_sev[f.severity][f.code] += 1
+    s.errors = dict(sorted(by_sev[Severity.ERROR].items()))
+    s.warnings = dict(sorted(by_sev[Severity.WARNING].items()))
+    s.notes = dict(sorted(by_sev[Severity.INFO].items()))
+    return s
+
+
+def read_options(fmt: str, *, images=None, sets=None, convention=DEFAULT_CONVENTION, workers=None) -> dict:
+    opts: dict = {"workers": workers}
+    if images:
+        opts["images"] = images
+    if fmt == "voc":
+        opts["sets"] = sets
+        opts["convention"] = PixelConvention(convention)
+    elif sets:
+        raise UsageError("--sets applies to VOC input only")
+    return opts
+
+
+def convert(src_format: str, src: str | os.PathLike, dst_format: str, out: str | os.PathLike, *,
+            images: str | os.PathLike | None = None, sets: Sequence[str] | str | None = None,
+            classes: Sequence[str] | None = None, difficult: str | None = None, normalize_names: bool = False,
+            convention: PixelConvention | str = DEFAULT_CONVENTION, images_mode: ImagesMode | str = ImagesMode.LINK,
+            precision: int = 6, workers: int | None = None, strict: bool = False,
+            progress: StageProgress | None = None) -> Summary:
+    """Convert a dataset between VOC, YOLO and COCO.
+
+    ``difficult`` defaults to ``crowd`` for COCO output (pycocotools then ignores them) and ``keep`` otherwise.
+    Under ``strict`` any error finding raises :class:`StrictModeError` before anything is written.
+    """
+    src_mod, dst_mod = formats.get(src_format), formats.get(dst_format)
+    src_format, dst_format = src_mod.NAME, dst_mod.NAME
+    if precision < 0 or precision > 12:
+        raise UsageError("--precision must be between 0 and 12")
+    if difficult is None:
+        difficult = "crowd" if dst_format == "coco" else "keep"
+    if difficult == "crowd" and dst_format != "coco":
+        raise UsageError("--difficult crowd applies to COCO output only (use keep or skip)")
+    check_output_dir(out, [src] + ([Path(src) / "Annotations"] if src_format == "voc" else []))
+
+    def stage(name):
+        if progress is None:
+            return None, None
+        return (lambda n: progress(name, n, None)), (lambda total: progress(name, 0, total))
+
+    adv, tot = stage("read")
+    ds_in = src_mod.read(src, classes=list(classes) if classes and src_format == "yolo" else None,
+                         progress=adv, on_total=tot,
+                         **read_options(src_format, images=images, sets=sets, convention=convention, workers=workers))
+    ds = prepare(ds_in, classes=classes if src_format != "yolo" else None, difficult=difficult,
+                 normalize_names=normalize_names, require_size=dst_format == "yolo")
+    summary = summarize(ds_in, ds, src=str(src), out=str(out), src_format=src_format, dst_format=dst_format)
+    if strict and summary.errors:
+        summary.written = False
+        raise StrictModeError(f"{sum(summary.errors.values())} data error(s) under --strict; nothing was written",
+                              tuple(f for f in ds.findings if f.severity is Severity.ERROR))
+    adv, tot = stage("write")
+    if tot:
+        tot(len(ds.images))
+    opts = {"images_mode": images_mode, "precision": precision, "workers": workers, "progress": adv}
+    if dst_format == "voc":
+        opts["convention"] = PixelConvention(convention)
+    result = dst_mod.write(ds, out, **opts)
+    summary.findings.extend(result.findings)
+    summary.files_written = len(result.files)
+    return summary
