@@ -182,10 +182,12 @@ def read_image_header(path: str | os.PathLike) -> ImageHeader:
             mode = im.mode
     except FileNotFoundError:
         return ImageHeader(0, 0, 0, 0, 1, "", "missing")
+    except Image.DecompressionBombError as e:
+        return ImageHeader(0, 0, 0, 0, 1, "", f"decompression bomb: {e}")
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         return ImageHeader(0, 0, 0, 0, 1, "", f"unreadable image: {e}")
-    except Image.DecompressionBombError as e:  # pragma: no cover - PIL raises it as a subclass of Exception
-        return ImageHeader(0, 0, 0, 0, 1, "", f"decompression bomb: {e}")
+    except Exception as e:  # plugins (or libraries that patch Image.open) may raise anything for a bad file
+        return ImageHeader(0, 0, 0, 0, 1, "", f"unreadable image: {type(e).__name__}: {e}")
     if orientation in (5, 6, 7, 8):
         return ImageHeader(h, w, w, h, orientation, mode)
     return ImageHeader(w, h, w, h, orientation, mode)

@@ -138,6 +138,11 @@ def parse_xml(data: bytes, *, path: str, image_id: str,
     findings: list[Finding] = []
     if not data.strip():
         return None, [err("empty-file", path, "", "the file is empty", image_id=image_id, image_dropped=True)], 0
+    head = data[:data.find(b">", data.find(b"<annotation")) + 1] if b"<annotation" in data else data
+    if b"<!DOCTYPE" in head or b"<!ENTITY" in head:
+        return None, [err("xml-dtd", path, "DOCTYPE",
+                          "the file declares a DTD or entities; they are never expanded, so the file is refused",
+                          image_id=image_id, image_dropped=True)], 0
     try:
         root = etree.fromstring(data, _get_parser())
     except etree.XMLSyntaxError as e:
@@ -227,6 +232,13 @@ def parse_xml(data: bytes, *, path: str, image_id: str,
             elif tag == "part":
                 parts += 1
         x1, y1, x2, y2 = coords
+        if x1 == x2 or y1 == y2:
+            # Written xmin == xmax is 1 pixel wide under devkit but 0 under as-is: a click, not an object. Dropped
+            # under every convention so that the choice of convention never changes which boxes survive.
+            findings.append(err("zero-area", path, f"{where}/bndbox",
+                                f"xmin/xmax {x1:g}/{x2:g}, ymin/ymax {y1:g}/{y2:g}: the box has no extent; object dropped",
+                                image_id=image_id, objects=1))
+            continue
         annotations.append(Annotation(name, (x1 + lo, y1 + lo, x2 + hi, y2 + hi), difficult=flags["difficult"],
                                       truncated=flags["truncated"], occluded=flags["occluded"],
                                       attributes=tuple(sorted(attrs))))

@@ -1,0 +1,155 @@
+"""Every foundation command through Click's CliRunner: exit codes, output files, --json, no torch on --help."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from datatools.cli import cli
+from tests.conftest import ROOT, SAMPLE, make_jpeg, make_voc_root, voc_xml
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_help_does_not_import_torch():
+    code = "import sys; from datatools.cli import cli; from click.testing import CliRunner; " \
+           "r = CliRunner().invoke(cli, ['--help']); assert r.exit_code == 0, r.output; " \
+           "[CliRunner().invoke(cli, [c, '--help']) for c in ('convert', 'voc2yolo', 'voc2coco', 'check')]; " \
+           "print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("command", ["convert", "voc2yolo", "voc2coco", "check"])
+def test_every_option_has_help(command):
+    from datatools.cli import LazyGroup
+
+    cmd = LazyGroup().get_command(None, command) or cli.get_command(None, command)
+    for p in cmd.params:
+        if p.param_type_name == "option":
+            assert p.help, f"{command} {p.opts} has no help text"
+
+
+def test_voc2yolo_cli_json(tmp_path):
+    r = invoke("voc2yolo", SAMPLE, tmp_path / "y", "--json")
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.output)
+    assert data["objects"]["balanced"] and data["objects"]["read"] == data["objects"]["written"] == 591
+    assert (tmp_path / "y/data.yaml").is_file()
+
+
+def test_voc2coco_cli_table(tmp_path):
+    r = invoke("voc2coco", SAMPLE, tmp_path / "c.json")
+    assert r.exit_code == 0, r.output
+    assert "objects" in r.output and "wrote" in r.output and (tmp_path / "c.json").is_file()
+
+
+def test_convert_cli_requires_formats(tmp_path):
+    r = CliRunner().invoke(cli, ["convert", str(SAMPLE), str(tmp_path / "x")])
+    assert r.exit_code == 2 and "--from" in r.output
+
+
+def test_convert_cli_yolo_to_coco(tmp_path):
+    assert invoke("voc2yolo", SAMPLE, tmp_path / "y").exit_code == 0
+    r = invoke("convert", "--from", "yolo", "--to", "coco", tmp_path / "y", tmp_path / "c", "--json")
+    assert r.exit_code == 0 and json.loads(r.output)["objects"]["written"] == 591
+    assert sorted(p.name for p in (tmp_path / "c/annotations").iterdir()) == ["instances_train.json", "instances_val.json"]
+
+
+def test_strict_exit_code_and_message(tmp_path):
+    root = make_voc_root(tmp_path / "v", {"a": voc_xml("a.jpg", (20, 20), [{"name": "x", "box": (9, 5, 3, 9)}])})
+    r = CliRunner().invoke(cli, ["voc2yolo", str(root), str(tmp_path / "o"), "--strict"])
+    assert r.exit_code == 1 and "box-inverted" in r.output and "a.xml" in r.output
+    assert "Traceback" not in r.output and not (tmp_path / "o").exists()
+
+
+def test_usage_error_is_exit_2_without_traceback(tmp_path):
+    r = CliRunner().invoke(cli, ["voc2yolo", str(SAMPLE), str(tmp_path / "o"), "--sets", "nope"])
+    assert r.exit_code == 2 and "nope" in r.output and "Traceback" not in r.output
+
+
+def test_unsafe_output_is_refused(tmp_path):
+    root = make_voc_root(tmp_path / "v", {"a": voc_xml("a.jpg", (20, 20), [])})
+    r = CliRunner().invoke(cli, ["convert", "--from", "voc", "--to", "voc", str(root), str(root)])
+    assert r.exit_code == 2 and "input" in r.output
+
+
+# ------------------------------------------------------------------------------------------------------ check
+
+def broken_root(tmp_path):
+    items = {
+        "ok": voc_xml("ok.jpg", (40, 30), [{"name": "cat", "box": (1, 1, 10, 10)}]),
+        "oob": voc_xml("oob.jpg", (40, 30), [{"name": "cat", "box": (30, 1, 60, 10)}]),
+        "zero": voc_xml("zero.jpg", (40, 30), [{"name": "cat", "box": (5, 5, 5, 9)}]),
+        "inv": voc_xml("inv.jpg", (40, 30), [{"name": "cat", "box": (20, 5, 10, 9)}]),
+        "dup": voc_xml("dup.jpg", (40, 30), [{"name": "cat", "box": (1, 1, 10, 10)}] * 2),
+        "nosize": voc_xml("gone.jpg", None, [{"name": "cat", "box": (1, 1, 10, 10)}]),
+        "mismatch": voc_xml("mismatch.jpg", (99, 99), [{"name": "cat", "box": (1, 1, 10, 10)}]),
+        "unknown": voc_xml("unknown.jpg", (40, 30), [{"name": "cow", "box": (1, 1, 10, 10)}]),
+        "empty": voc_xml("empty.jpg", (40, 30), []),
+        "broken": "<annotation><object>",
+        "twin": voc_xml("ok.jpg", (40, 30), [{"name": "cat", "box": (2, 2, 10, 10)}]),
+        "rot": voc_xml("rot.jpg", (30, 40), [{"name": "cat", "box": (1, 1, 10, 10)}]),
+    }
+    root = make_voc_root(tmp_path / "v", items, images={f"{k}.jpg": (40, 30) for k in
+                                                        ("ok", "oob", "zero", "inv", "dup", "mismatch", "unknown", "empty")})
+    make_jpeg(root / "JPEGImages/rot.jpg", 40, 30, exif_orientation=6)
+    return root
+
+
+EXPECTED = [  # (code, severity, image_id)
+    ("box-out-of-bounds", "warning", "oob"),
+    ("zero-area", "error", "zero"),
+    ("box-inverted", "error", "inv"),
+    ("duplicate-box", "warning", "dup"),
+    ("missing-size", "error", "nosize"),
+    ("missing-image", "error", "nosize"),
+    ("size-mismatch", "warning", "mismatch"),
+    ("unknown-class", "error", "unknown"),
+    ("empty-annotation", "info", "empty"),
+    ("xml-parse", "error", "broken"),
+    ("duplicate-file-name", "warning", "twin"),
+    ("exif-rotation", "warning", "rot"),
+]
+
+
+def test_check_finds_each_problem(tmp_path):
+    r = CliRunner().invoke(cli, ["check", str(broken_root(tmp_path)), "--classes", "cat", "--json"])
+    assert r.exit_code == 1, r.output
+    data = json.loads(r.output)
+    got = {(f["code"], f["severity"], f["image_id"]) for f in data["findings"]}
+    for row in EXPECTED:
+        assert row in got, row
+    assert not any(f["image_id"] == "ok" for f in data["findings"])
+    for f in data["findings"]:
+        assert f["path"] and f["field"] is not None and f["message"]
+
+
+def test_check_table_output_and_clean_exit():
+    r = invoke("check", SAMPLE)
+    assert r.exit_code == 0 and "0 error(s)" in r.output
+
+
+def test_check_is_deterministic(tmp_path):
+    root = broken_root(tmp_path)
+    a = CliRunner().invoke(cli, ["check", str(root), "--json", "-j", "1"]).output
+    b = CliRunner().invoke(cli, ["check", str(root), "--json", "-j", "2"]).output
+    assert a == b
+
+
+def test_check_fix_writes_repaired_copy(tmp_path):
+    root = broken_root(tmp_path)
+    r = CliRunner().invoke(cli, ["check", str(root), "--fix", str(tmp_path / "fixed"), "--images-mode", "copy"])
+    assert r.exit_code == 1  # the source still has errors
+    assert "repaired copy" in r.output
+    r2 = CliRunner().invoke(cli, ["check", str(tmp_path / "fixed"), "--json"])
+    after = json.loads(r2.output)
+    codes = {f["code"] for f in after["findings"]}
+    assert not codes & {"zero-area", "box-inverted", "box-out-of-bounds", "xml-parse"}
+    oob = (tmp_path / "fixed/Annotations/oob.xml").read_text()
+    assert "<xmax>40</xmax>" in oob  # clipped to the image width

@@ -1,0 +1,269 @@
+"""Conversion engine: round trips, validity in the consumers' own loaders, determinism, data safety."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import datatools
+from datatools import formats
+from datatools.core.boxes import PixelConvention
+from tests.conftest import SAMPLE, make_voc_root, tree_digest, voc_xml
+
+CONVENTIONS = [c.value for c in PixelConvention]
+
+
+def voc_boxes(path, convention="as-is", **kw):
+    """{image_id: [(label, box)]} read with as-is, i.e. the integers written in the XML."""
+    ds = formats.get("voc").read(path, convention=convention, **kw)
+    return {im.image_id: [(a.label, a.box) for a in im.annotations] for im in ds.images}
+
+
+@pytest.mark.parametrize("convention", CONVENTIONS)
+@pytest.mark.parametrize("via", ["yolo", "coco"])
+def test_round_trip_gives_back_original_integers(tmp_path, convention, via):
+    mid, back = tmp_path / "mid", tmp_path / "back"
+    s1 = datatools.convert("voc", SAMPLE, via, mid, convention=convention)
+    s2 = datatools.convert(via, mid, "voc", back, convention=convention, images_mode="none")
+    assert s1.balanced and s2.balanced
+    assert s1.objects_dropped == {} and s2.objects_dropped == {}
+    original, returned = voc_boxes(SAMPLE), voc_boxes(back)
+    assert returned == original
+    assert all(v == int(v) for boxes in returned.values() for _, b in boxes for v in b)
+
+
+@pytest.mark.parametrize("convention,expected", [
+    ("devkit", (0.0, 0.0, 64.0, 48.0)),       # 1-based inclusive 1..64 covers the whole 64-px image
+    ("as-is", (1.0, 1.0, 64.0, 48.0)),
+    ("ultralytics", (0.0, 0.0, 63.0, 47.0)),
+])
+def test_pixel_conventions_read_as_documented(small_voc, convention, expected):
+    ds = formats.get("voc").read(small_voc, convention=convention)
+    a = next(im for im in ds.images if im.image_id == "a")
+    assert a.annotations[0].box == expected
+
+
+def test_yolo_numbers_for_a_full_image_box(small_voc, tmp_path):
+    datatools.convert("voc", small_voc, "yolo", tmp_path / "y")
+    row = (tmp_path / "y/labels/train/a.txt").read_text().splitlines()[0]
+    assert row == "0 0.5 0.5 1 1"  # devkit default: xmin=1..xmax=W spans the image exactly
+
+
+def test_voc2yolo_layout_and_data_yaml(small_voc, tmp_path):
+    import yaml
+
+    out = tmp_path / "y"
+    s = datatools.convert("voc", small_voc, "yolo", out)
+    assert (out / "labels/train/a.txt").is_file() and (out / "labels/val/c.txt").read_text() == ""
+    assert (out / "images/train/a.jpg").is_file() and (out / "images/val/c.jpg").is_file()
+    assert (out / "classes.txt").read_text() == "cat\ndog\n"
+    data = yaml.safe_load((out / "data.yaml").read_text())
+    assert data["names"] == {0: "cat", 1: "dog"} and data["nc"] == 2
+    assert data["train"] == "images/train" and data["val"] == "images/val"
+    assert Path(data["path"]) == out.resolve()
+    assert s.images_written == 3 and s.objects_written == 3 and s.splits == {"train": 2, "val": 1}
+
+
+def test_yolo_output_passes_ultralytics_checks(tmp_path):
+    pytest.importorskip("ultralytics")
+    import os
+
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    from ultralytics.data.utils import check_det_dataset, verify_image_label
+
+    out = tmp_path / "y"
+    datatools.convert("voc", SAMPLE, "yolo", out)
+    data = check_det_dataset(str(out / "data.yaml"))
+    assert data["nc"] == 4
+    n_labels = 0
+    for split in ("train", "val"):
+        for img in sorted((out / "images" / split).iterdir()):
+            lb = out / "labels" / split / (img.stem + ".txt")
+            im_file, lb_arr, shape, segments, kpts, nm, nf, ne, nc, msg = verify_image_label(
+                (str(img), str(lb), "", False, 4, 0, 0, False))
+            assert nc == 0, msg  # not corrupt
+            assert nm == 0 and (nf == 1 or ne == 1)
+            n_labels += len(lb_arr)
+    assert n_labels == sum(1 for x in (out / "labels").rglob("*.txt") for ln in x.read_text().splitlines() if ln)
+
+
+def test_ultralytics_dataset_loads_our_yolo(tmp_path):
+    pytest.importorskip("ultralytics")
+    from ultralytics.data.dataset import YOLODataset
+    from ultralytics.data.utils import check_det_dataset
+
+    out = tmp_path / "y"
+    datatools.convert("voc", SAMPLE, "yolo", out)
+    data = check_det_dataset(str(out / "data.yaml"))
+    ds = YOLODataset(img_path=str(data["val"]), data=data, imgsz=160, augment=False, cache=False, task="detect")
+    n = sum(len(lb["cls"]) for lb in ds.labels)
+    ours = formats.get("voc").read(SAMPLE, sets="val")
+    assert len(ds.labels) == len(ours.images) and n == ours.num_objects
+
+
+def test_coco_output_is_valid_for_pycocotools_and_scores_perfectly(tmp_path):
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    out = tmp_path / "c.json"
+    s = datatools.convert("voc", SAMPLE, "coco", out)
+    obj = json.loads(out.read_text())
+    assert [im["id"] for im in obj["images"]] == list(range(1, len(obj["images"]) + 1))
+    assert [a["id"] for a in obj["annotations"]] == list(range(1, len(obj["annotations"]) + 1))
+    assert [c["id"] for c in obj["categories"]] == [1, 2, 3, 4]
+    for a in obj["annotations"]:
+        assert a["area"] == pytest.approx(a["bbox"][2] * a["bbox"][3]) and a["iscrowd"] in (0, 1)
+        assert set(a["attributes"]) >= {"difficult", "truncated", "occluded"}
+        assert a["iscrowd"] == int(a["attributes"]["difficult"])  # default policy: difficult -> crowd
+    gt = COCO(str(out))
+    dets = [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 1.0}
+            for a in obj["annotations"] if not a["iscrowd"]]
+    ev = COCOeval(gt, gt.loadRes(dets), "bbox")
+    ev.evaluate(); ev.accumulate(); ev.summarize()
+    assert ev.stats[0] == pytest.approx(1.0) and ev.stats[1] == pytest.approx(1.0)
+    assert s.difficult["as_crowd"] == sum(a["iscrowd"] for a in obj["annotations"]) > 0
+
+
+def test_coco_output_loads_in_torchvision_cocodetection(tmp_path):
+    from torchvision.datasets import CocoDetection
+
+    out = tmp_path / "coco"
+    datatools.convert("voc", SAMPLE, "coco", out)
+    ds = CocoDetection(str(out / "images" / "val"), str(out / "annotations" / "instances_val.json"))
+    img, target = ds[0]
+    assert img.size[0] > 0 and isinstance(target, list)
+    assert len(ds) == len(formats.get("voc").read(SAMPLE, sets="val").images)
+
+
+@pytest.mark.parametrize("src_fmt,dst_fmt", [("voc", "yolo"), ("voc", "coco"), ("yolo", "coco"), ("coco", "yolo"),
+                                             ("yolo", "voc"), ("coco", "voc"), ("voc", "voc")])
+def test_every_direction_keeps_boxes(tmp_path, src_fmt, dst_fmt):
+    src = SAMPLE
+    if src_fmt != "voc":
+        src = tmp_path / "src"
+        datatools.convert("voc", SAMPLE, src_fmt, src)
+    out = tmp_path / "out"
+    s = datatools.convert(src_fmt, src, dst_fmt, out)
+    assert s.balanced and s.objects_written == s.objects_read == 591
+    read_back = formats.get(dst_fmt).read(out, **({"images": SAMPLE / "JPEGImages"} if dst_fmt == "coco" else {}))
+    orig = formats.get("voc").read(SAMPLE)
+    box_of = lambda ds: {im.image_id: sorted((a.label, tuple(round(v, 3) for v in a.box)) for a in im.annotations)
+                         for im in ds.images}
+    assert box_of(read_back) == box_of(orig)
+
+
+def test_same_command_twice_gives_same_bytes_and_inputs_untouched(small_voc, tmp_path):
+    before = tree_digest(small_voc)
+    for fmt in ("yolo", "coco", "voc"):
+        datatools.convert("voc", small_voc, fmt, tmp_path / f"{fmt}1", images_mode="copy")
+        datatools.convert("voc", small_voc, fmt, tmp_path / f"{fmt}2", images_mode="copy")
+        d1, d2 = tree_digest(tmp_path / f"{fmt}1"), tree_digest(tmp_path / f"{fmt}2")
+        if fmt == "yolo":  # data.yaml holds the absolute output path, by design
+            d1.pop("data.yaml"); d2.pop("data.yaml")
+        assert d1 == d2
+        first = tree_digest(tmp_path / f"{fmt}1")
+        datatools.convert("voc", small_voc, fmt, tmp_path / f"{fmt}1", images_mode="copy")  # rerun in place
+        assert tree_digest(tmp_path / f"{fmt}1") == first
+    assert tree_digest(small_voc) == before
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_hard_links_do_not_modify_inputs_on_rerun(small_voc, tmp_path):
+    before = tree_digest(small_voc)
+    datatools.convert("voc", small_voc, "yolo", tmp_path / "y", images_mode="link")
+    datatools.convert("voc", small_voc, "yolo", tmp_path / "y", images_mode="copy")
+    assert tree_digest(small_voc) == before
+
+
+def test_output_cannot_be_the_input(small_voc):
+    with pytest.raises(datatools.UsageError):
+        datatools.convert("voc", small_voc, "voc", small_voc)
+
+
+@pytest.mark.parametrize("policy,kept,dropped", [("keep", 3, 0), ("skip", 2, 1)])
+def test_difficult_policy_is_counted(small_voc, tmp_path, policy, kept, dropped):
+    s = datatools.convert("voc", small_voc, "yolo", tmp_path / "y", difficult=policy)
+    assert s.objects_written == kept and s.objects_dropped.get("difficult-skipped", 0) == dropped
+    assert s.difficult["read"] == 1 and s.balanced
+
+
+def test_classes_option_orders_and_filters(small_voc, tmp_path):
+    s = datatools.convert("voc", small_voc, "yolo", tmp_path / "y", classes=["dog"])
+    assert (tmp_path / "y/classes.txt").read_text() == "dog\n"
+    assert s.objects_dropped == {"unknown-class": 1} and s.balanced
+    assert (tmp_path / "y/labels/train/b.txt").read_text().startswith("0 ")
+
+
+def test_precision_option(small_voc, tmp_path):
+    datatools.convert("voc", small_voc, "yolo", tmp_path / "y", precision=2)
+    row = (tmp_path / "y/labels/train/b.txt").read_text().split()
+    assert all(len(v.split(".")[-1]) <= 2 for v in row[1:])
+
+
+def test_sets_option_selects_lists(small_voc, tmp_path):
+    s = datatools.convert("voc", small_voc, "yolo", tmp_path / "y", sets="val")
+    assert s.images_written == 1 and s.splits == {"val": 1}
+    assert any(f.code == "not-in-sets" for f in s.findings)
+    with pytest.raises(datatools.UsageError, match="nope"):
+        datatools.convert("voc", small_voc, "yolo", tmp_path / "z", sets="nope")
+
+
+def test_plain_xml_folder_with_images_option(tmp_path):
+    xmls = tmp_path / "xml"
+    xmls.mkdir()
+    (xmls / "p.xml").write_text(voc_xml("p.jpg", (20, 20), [{"name": "x", "box": (2, 2, 10, 10)}]))
+    from tests.conftest import make_jpeg
+
+    make_jpeg(tmp_path / "imgs" / "p.jpg", 20, 20)
+    s = datatools.convert("voc", xmls, "yolo", tmp_path / "y", images=tmp_path / "imgs")
+    assert s.images_written == 1 and (tmp_path / "y/images/all/p.jpg").is_file()
+    assert (tmp_path / "y/labels/all/p.txt").read_text().strip() == "0 0.275 0.275 0.45 0.45"  # devkit: [1, 1, 10, 10]
+
+
+def test_strict_writes_nothing(tmp_path):
+    root = make_voc_root(tmp_path / "v", {"a": voc_xml("a.jpg", (20, 20), [{"name": "x", "box": (5, 5, 5, 9)}])})
+    with pytest.raises(datatools.StrictModeError):
+        datatools.convert("voc", root, "yolo", tmp_path / "out", strict=True)
+    assert not (tmp_path / "out").exists()
+    s = datatools.convert("voc", root, "yolo", tmp_path / "out2")
+    assert s.objects_dropped == {"zero-area": 1} and s.balanced
+
+
+def test_yolo_input_exif_rotated_image_size(tmp_path):
+    """YOLO needs sizes from headers: an EXIF orientation 6 JPEG stored 40x20 is 20x40 as displayed."""
+    from tests.conftest import make_jpeg
+
+    root = tmp_path / "y"
+    make_jpeg(root / "images/train/r.jpg", 40, 20, exif_orientation=6)
+    (root / "labels/train").mkdir(parents=True)
+    (root / "labels/train/r.txt").write_text("0 0.5 0.5 0.5 0.25\n")
+    (root / "classes.txt").write_text("thing\n")
+    ds = formats.get("yolo").read(root)
+    im = ds.images[0]
+    assert (im.width, im.height) == (20, 40)
+    assert im.annotations[0].box == pytest.approx((5.0, 15.0, 15.0, 25.0))
+    assert any(f.code == "exif-rotation" for f in ds.findings)
+
+
+def test_yolo_input_without_image_is_dropped_and_counted(tmp_path):
+    root = tmp_path / "y"
+    (root / "images/train").mkdir(parents=True)
+    (root / "images/train/broken.jpg").write_bytes(b"not a jpeg")
+    (root / "labels/train").mkdir(parents=True)
+    (root / "labels/train/broken.txt").write_text("0 0.5 0.5 0.2 0.2\n0 0.1 0.1 0.1 0.1\n")
+    (root / "labels/train/orphan.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    (root / "classes.txt").write_text("thing\n")
+    s = datatools.convert("yolo", root, "coco", tmp_path / "c.json")
+    assert s.objects_read == 2 and s.objects_dropped == {"image-unreadable": 2} and s.balanced
+    assert s.images_dropped == {"image-unreadable": 1}
+    assert s.warnings.get("label-without-image") == 1
+
+
+def test_python_api_load_and_save(small_voc, tmp_path):
+    ds = datatools.load("voc", small_voc)
+    assert isinstance(ds, datatools.Dataset) and ds.classes == ("cat", "dog")
+    datatools.save(ds, "coco", tmp_path / "x.json")
+    back = datatools.load("coco", tmp_path / "x.json", images=small_voc / "JPEGImages")
+    assert [im.image_id for im in back.images] == ["a", "b", "c"]
+    assert back.images[1].annotations[0].attrs == {"pose": "Left"} and back.images[1].annotations[0].truncated
