@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from datatools.cli.common import (console, counts_table, emit_json, errors_to_click, findings_table, json_option,
-                                  parse_classes, progress_fn, stage_progress, workers_option)
+                                  parse_classes, stage_progress, workers_option)
 
 
 @click.command("check")

@@ -5,14 +5,15 @@ goes through :func:`safe_join`.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
-import tempfile
+import threading
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Callable, Iterable, Sequence, TypeVar
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 from datatools.core.errors import UsageError
 
@@ -25,27 +26,40 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", "
                     ".BMP", ".TIF", ".TIFF", ".WEBP")
 
 
+def safe_relpath(relative: str) -> str:
+    """Check that ``relative`` stays inside whatever folder it is joined to (no ``..``, no absolute path, no drive)
+    and return it with ``/`` separators. Use it on every name that becomes part of an output path."""
+    rel = relative.replace("\\", "/")
+    if rel.startswith("/") or (len(rel) > 1 and rel[1] == ":"):
+        raise UsageError(f"refusing to write outside the output directory: {relative!r}")
+    parts = [p for p in rel.split("/") if p not in ("", ".")]
+    if not parts or ".." in parts:
+        raise UsageError(f"refusing to write outside the output directory: {relative!r}")
+    return "/".join(parts)
+
+
 def safe_join(root: str | os.PathLike, relative: str) -> Path:
     """Join ``relative`` under ``root`` and refuse anything that would land outside it (``..``, absolute paths)."""
-    rel = relative.replace("\\", "/")
-    parts = [p for p in rel.split("/") if p not in ("", ".")]
-    if rel.startswith("/") or any(p == ".." for p in parts) or (parts and ":" in parts[0]):
-        raise UsageError(f"refusing to write outside the output directory: {relative!r}")
-    return Path(root).joinpath(*parts)
+    return Path(root).joinpath(*safe_relpath(relative).split("/"))
 
 
-def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
-    """Write a whole file or nothing: a temp file in the same folder, then ``os.replace``."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
+def atomic_write(path: str | os.PathLike, data: bytes | str, *, mkdir: bool = True) -> None:
+    """Write a whole file or nothing: a temp file in the same folder, then ``os.replace``.
+
+    The temp name is ``.<name>.<pid>.<thread>.tmp``: unique per writer without mkstemp's random names and O_EXCL
+    retries, which cost more than the write itself for small label files.
+    """
+    path = os.fspath(path)
+    if mkdir:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     if isinstance(data, str):
         data = data.encode("utf-8")
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    head, name = os.path.split(path)
+    tmp = os.path.join(head, f".{name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "wb") as f:
             f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, p)
+        os.replace(tmp, path)
     except BaseException:
         try:
             os.unlink(tmp)
@@ -56,21 +70,78 @@ def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
 
 def write_many(items: Sequence[tuple[str, bytes | str]], *, workers: int = 1, progress: ProgressFn | None = None) -> None:
     """Write many small files atomically. Threads suffice: the work is syscalls, which release the GIL."""
-    if workers <= 1 or len(items) < 256:
-        for path, data in items:
-            atomic_write(path, data)
-            if progress:
-                progress(1)
-        return
-    step = 256
-    chunks = [items[i:i + step] for i in range(0, len(items), step)]
+    for d in sorted({os.path.dirname(os.fspath(p)) for p, _ in items}):
+        os.makedirs(d or ".", exist_ok=True)
 
     def run(chunk: Sequence[tuple[str, bytes | str]]) -> int:
         for path, data in chunk:
-            atomic_write(path, data)
+            atomic_write(path, data, mkdir=False)
         return len(chunk)
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    step = 512
+    chunks = [items[i:i + step] for i in range(0, len(items), step)]
+    if workers <= 1 or len(chunks) < 2:
+        for chunk in chunks:
+            n = run(chunk)
+            if progress:
+                progress(n)
+        return
+    with ThreadPoolExecutor(max_workers=min(workers, 4)) as pool:
+        for n in pool.map(run, chunks):
+            if progress:
+                progress(n)
+
+
+@contextlib.contextmanager
+def staged_dir(final: str | os.PathLike) -> Iterator[str]:
+    """Build a whole output folder beside its final place, then swap it in with renames.
+
+    Readers see the old folder or the new one, never a half-written one, and files left by an earlier run vanish,
+    so a rerun gives the same tree. Files inside the stage are written plainly (see :func:`write_files`): the
+    folder-level rename is what makes them atomic, which is far cheaper than a rename per small file.
+    On error the stage is removed and the old folder is left as it was.
+    """
+    final = os.path.abspath(os.fspath(final))
+    parent, name = os.path.split(final)
+    os.makedirs(parent, exist_ok=True)
+    stage = os.path.join(parent, f".{name}.staging-{os.getpid()}")
+    shutil.rmtree(stage, ignore_errors=True)
+    os.makedirs(stage)
+    try:
+        yield stage
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    if os.path.lexists(final):
+        trash = os.path.join(parent, f".{name}.old-{os.getpid()}")
+        shutil.rmtree(trash, ignore_errors=True)
+        os.rename(final, trash)
+        os.rename(stage, final)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.rename(stage, final)
+
+
+def write_files(items: Sequence[tuple[str, bytes | str]], *, workers: int = 1, progress: ProgressFn | None = None) -> None:
+    """Write many new files inside a :func:`staged_dir` (plain writes; the stage's rename makes them atomic)."""
+    for d in sorted({os.path.dirname(os.fspath(p)) for p, _ in items}):
+        os.makedirs(d, exist_ok=True)
+
+    def run(chunk: Sequence[tuple[str, bytes | str]]) -> int:
+        for path, data in chunk:
+            with open(path, "wb") as f:
+                f.write(data.encode("utf-8") if isinstance(data, str) else data)
+        return len(chunk)
+
+    step = 512
+    chunks = [items[i:i + step] for i in range(0, len(items), step)]
+    if workers <= 1 or len(chunks) < 2:
+        results = map(run, chunks)
+        for n in results:
+            if progress:
+                progress(n)
+        return
+    with ThreadPoolExecutor(max_workers=min(workers, 4)) as pool:
         for n in pool.map(run, chunks):
             if progress:
                 progress(n)
@@ -110,6 +181,33 @@ def place_image(src: str | os.PathLike, dst: str | os.PathLike, mode: ImagesMode
         if tmp.exists() or tmp.is_symlink():
             tmp.unlink()
         raise
+
+
+def place_files(pairs: Sequence[tuple[str, str]], mode: ImagesMode, *, workers: int = 1) -> None:
+    """Link or copy images to new paths inside a :func:`staged_dir` (the stage's rename makes them atomic)."""
+    if mode is ImagesMode.NONE or not pairs:
+        return
+    for d in sorted({os.path.dirname(dst) for _, dst in pairs}):
+        os.makedirs(d, exist_ok=True)
+
+    def one(pair: tuple[str, str]) -> None:
+        src, dst = pair
+        if mode is ImagesMode.SYMLINK:
+            os.symlink(os.path.abspath(src), dst)
+        elif mode is ImagesMode.LINK:
+            try:
+                os.link(src, dst)
+            except OSError:  # another file system, or links not allowed: copy instead
+                shutil.copyfile(src, dst)
+        else:
+            shutil.copyfile(src, dst)
+
+    if workers <= 1 or len(pairs) < 512:
+        for pair in pairs:
+            one(pair)
+    else:
+        with ThreadPoolExecutor(max_workers=min(workers, 4)) as pool:
+            list(pool.map(one, pairs, chunksize=256))
 
 
 def default_workers() -> int:

@@ -15,7 +15,7 @@ from typing import Sequence
 
 from datatools.core.boxes import fmt_number, xywh_to_xyxy, xyxy_to_xywh
 from datatools.core.errors import UsageError
-from datatools.core.io import ImagesMode, ProgressFn, place_image, safe_join, write_many
+from datatools.core.io import ImagesMode, ProgressFn, place_files, safe_relpath, staged_dir, write_files, write_many
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord
 from datatools.formats.common import DEFAULT_SPLIT, ImageIndex, WriteResult, err, fill_sizes_from_headers, warn
 
@@ -253,21 +253,26 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
         by_split: dict[str, list[ImageRecord]] = {}
         for rec in ds.images:
             for s in rec.splits or (DEFAULT_SPLIT,):
-                by_split.setdefault(s, []).append(rec)
+                by_split.setdefault(safe_relpath(s), []).append(rec)
         items = []
+        pictures: list[tuple[str, str]] = []
         for split, recs in sorted(by_split.items()):
             names = []
             for rec in recs:
                 if images_mode is ImagesMode.NONE or not rec.image_path:
                     names.append(rec.file_name or rec.image_id)
                 else:
-                    ext = os.path.splitext(rec.image_path)[1]
-                    names.append(rec.image_id + ext)
-                    place_image(rec.image_path, safe_join(out / "images" / split, rec.image_id + ext), images_mode)
+                    name = safe_relpath(rec.image_id + os.path.splitext(rec.image_path)[1])
+                    names.append(name)
+                    pictures.append((rec.image_path, f"{split}/{name}"))
             obj = to_coco(recs, ds.classes, file_names=names, precision=precision)
-            items.append((str(out / "annotations" / f"instances_{split}.json"), dumps(obj)))
-        write_many(items)
-        result.files = [p for p, _ in items]
+            items.append((f"instances_{split}.json", dumps(obj)))
+        with staged_dir(out / "annotations") as stage:
+            write_files([(os.path.join(stage, r), t) for r, t in items])
+        if pictures:
+            with staged_dir(out / "images") as stage:
+                place_files([(src, os.path.join(stage, r)) for src, r in pictures], images_mode, workers=workers or 1)
+        result.files = [str(out / "annotations" / r) for r, _ in items]
     result.images_written = len(ds.images)
     result.objects_written = ds.num_objects
     if progress:

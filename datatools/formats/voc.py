@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 from xml.sax.saxutils import escape
 
 from datatools.core.boxes import DEFAULT_CONVENTION, PixelConvention, fmt_number, snap, voc_to_xyxy, xyxy_to_voc
-from datatools.core.errors import FormatError, UsageError
-from datatools.core.io import ImagesMode, ProgressFn, parallel_map, place_image, safe_join, write_many
+from datatools.core.errors import UsageError
+from datatools.core.io import (ImagesMode, ProgressFn, parallel_map, place_files, safe_relpath, staged_dir,
+                               write_files)
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, sorted_classes
-from datatools.formats.common import DEFAULT_SPLIT, ImageIndex, WriteResult, err, fill_sizes_from_headers, info, warn
+from datatools.formats.common import ImageIndex, WriteResult, err, fill_sizes_from_headers, info, warn
 
 NAME = "voc"
 SPLIT_NAMES = ("train", "val", "test", "trainval")
@@ -58,16 +59,17 @@ class Layout:
             self.image_dir = Path(images) if images else self.src
             self.sets_dir = None
 
-    def xml_files(self) -> list[tuple[str, Path]]:
+    def xml_files(self) -> list[tuple[str, str]]:
         """(image_id, path) for every XML file, sorted by image_id. The id is the path below the annotation folder."""
         out = []
-        for dirpath, dirnames, filenames in os.walk(self.ann_dir):
+        base = os.fspath(self.ann_dir)
+        for dirpath, dirnames, filenames in os.walk(base):
             dirnames.sort()
+            prefix = os.path.relpath(dirpath, base).replace(os.sep, "/")
+            prefix = "" if prefix == "." else prefix + "/"
             for name in filenames:
                 if name.lower().endswith(".xml"):
-                    full = Path(dirpath) / name
-                    rel = full.relative_to(self.ann_dir).as_posix()
-                    out.append((rel[:-4], full))
+                    out.append((prefix + name[:-4], os.path.join(dirpath, name)))
         out.sort(key=lambda t: t[0])
         return out
 
@@ -111,10 +113,7 @@ def choose_sets(available: dict[str, list[str]], sets: Sequence[str] | str | Non
 # --------------------------------------------------------------------------------------------------- reading
 
 def _text(el, tag: str) -> str | None:
-    child = el.find(tag)
-    if child is None:
-        return None
-    return "".join(child.itertext())
+    return el.findtext(tag)
 
 
 def _number(raw: str | None) -> float | None:
@@ -176,13 +175,26 @@ def parse_xml(data: bytes, *, path: str, image_id: str,
             width, height = int(round(w)), int(round(h))
         depth = int(d) if d is not None and d > 0 else None
 
-    lo, hi = convention.offsets
     annotations: list[Annotation] = []
     objects = root.findall("object")
     parts = 0
     for k, obj in enumerate(objects):
         where = f"object[{k}]"
-        raw_name = _text(obj, "name")
+        # One pass over the children (first occurrence of each tag wins, as with find()): cheaper than a lookup per tag.
+        kids: dict[str, object] = {}
+        attrs = []
+        for child in obj:
+            tag = child.tag
+            if not isinstance(tag, str):
+                continue
+            if tag == "part":
+                parts += 1
+            elif tag not in kids:
+                kids[tag] = child
+                if tag not in _KNOWN_OBJECT_TAGS and len(child) == 0:
+                    attrs.append((tag, (child.text or "").strip()))
+        name_el = kids.get("name")
+        raw_name = name_el.text if name_el is not None else None  # type: ignore[attr-defined]
         if raw_name is None or not raw_name.strip():
             findings.append(err("missing-field", path, f"{where}/name", "the object has no <name>; dropped",
                                 image_id=image_id, objects=1))
@@ -191,15 +203,19 @@ def parse_xml(data: bytes, *, path: str, image_id: str,
         if name != raw_name and "\n" not in raw_name:
             findings.append(warn("name-whitespace", path, f"{where}/name",
                                  f"class name {raw_name!r} has stray spaces; read as {name!r}", image_id=image_id))
-        bb = obj.find("bndbox")
+        bb = kids.get("bndbox")
         if bb is None:
             findings.append(err("missing-field", path, f"{where}/bndbox", "the object has no <bndbox>; dropped",
                                 image_id=image_id, objects=1))
             continue
+        raw_coords: dict[str, str] = {}
+        for child in bb:  # type: ignore[attr-defined]
+            if isinstance(child.tag, str) and child.tag not in raw_coords:
+                raw_coords[child.tag] = child.text or ""
         coords = []
         bad = None
         for tag in ("xmin", "ymin", "xmax", "ymax"):
-            raw = _text(bb, tag)
+            raw = raw_coords.get(tag)
             v = _number(raw)
             if v is None:
                 bad = (tag, raw)
@@ -213,7 +229,8 @@ def parse_xml(data: bytes, *, path: str, image_id: str,
             continue
         flags = {}
         for tag in ("difficult", "truncated", "occluded"):
-            raw = _text(obj, tag)
+            el = kids.get(tag)
+            raw = (el.text or "") if el is not None else None  # type: ignore[attr-defined]
             if raw is None:
                 flags[tag] = False
                 continue
@@ -224,13 +241,7 @@ def parse_xml(data: bytes, *, path: str, image_id: str,
                 findings.append(warn("bad-flag", path, f"{where}/{tag}", f"expected 0 or 1, found {raw!r}; read as {int(val)}",
                                      image_id=image_id))
             flags[tag] = val
-        attrs = []
-        for child in obj:
-            tag = child.tag if isinstance(child.tag, str) else ""
-            if tag and tag not in _KNOWN_OBJECT_TAGS and len(child) == 0:
-                attrs.append((tag, (child.text or "").strip()))
-            elif tag == "part":
-                parts += 1
+        attrs.sort()
         x1, y1, x2, y2 = coords
         if x1 == x2 or y1 == y2:
             # Written xmin == xmax is 1 pixel wide under devkit but 0 under as-is: a click, not an object. Dropped
@@ -239,9 +250,9 @@ def parse_xml(data: bytes, *, path: str, image_id: str,
                                 f"xmin/xmax {x1:g}/{x2:g}, ymin/ymax {y1:g}/{y2:g}: the box has no extent; object dropped",
                                 image_id=image_id, objects=1))
             continue
-        annotations.append(Annotation(name, (x1 + lo, y1 + lo, x2 + hi, y2 + hi), difficult=flags["difficult"],
+        annotations.append(Annotation(name, voc_to_xyxy(x1, y1, x2, y2, convention), difficult=flags["difficult"],
                                       truncated=flags["truncated"], occluded=flags["occluded"],
-                                      attributes=tuple(sorted(attrs))))
+                                      attributes=tuple(attrs)))
     if parts:
         findings.append(info("part-ignored", path, "object/part",
                              f"{parts} <part> box(es) ignored (body parts are not detection objects)", image_id=image_id))
@@ -289,7 +300,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, set
                     split_of[iid].append(s)
         missing = [iid for iid in split_of if iid not in by_id]
         for iid in missing:
-            findings.append(err("missing-annotation", str(layout.ann_dir / f"{iid}.xml"), "ImageSets",
+            findings.append(err("missing-annotation", os.path.join(layout.ann_dir, f"{iid}.xml"), "ImageSets",
                                 "listed in a split list but there is no XML for it", image_id=iid, image_dropped=True))
         not_listed = len(files) - sum(1 for iid, _ in files if iid in split_of)
         if not_listed:
@@ -301,7 +312,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, set
         raise UsageError(f"{src}: --sets was given but there is no ImageSets/Main folder with split lists")
     if on_total:
         on_total(len(files))
-    results = parallel_map(_parse_file, [(str(p), iid, convention.value) for iid, p in files], workers=workers,
+    results = parallel_map(_parse_file, [(p, iid, convention.value) for iid, p in files], workers=workers,
                            progress=progress)
     index = ImageIndex(layout.image_dir)
     if not index.exists and files:
@@ -349,7 +360,7 @@ def to_xml(record: ImageRecord, *, image_name: str, folder: str = "JPEGImages",
         lines += ["\t<object>", f"\t\t<name>{escape(a.label)}</name>", f"\t\t<pose>{escape(attrs.pop('pose', 'Unspecified'))}</pose>",
                   f"\t\t<truncated>{int(a.truncated)}</truncated>", f"\t\t<difficult>{int(a.difficult or a.iscrowd)}</difficult>"]
         if a.occluded:
-            lines.append(f"\t\t<occluded>1</occluded>")
+            lines.append("\t\t<occluded>1</occluded>")
         for k, v in sorted(attrs.items()):
             if k.isidentifier() and k not in _KNOWN_OBJECT_TAGS:
                 lines.append(f"\t\t<{k}>{escape(str(v))}</{k}>")
@@ -373,20 +384,27 @@ def write(ds: Dataset, out: str | os.PathLike, *, convention: PixelConvention | 
     images_mode = ImagesMode(images_mode)
     out = Path(out)
     result = WriteResult(out=str(out))
-    items: list[tuple[str, str]] = []
+    xmls: list[tuple[str, str]] = []
+    pictures: list[tuple[str, str]] = []
     split_ids: dict[str, list[str]] = {}
     for rec in ds.images:
-        name = output_image_name(rec)
-        path = safe_join(out / "Annotations", rec.image_id + ".xml")
-        items.append((str(path), to_xml(rec, image_name=name, convention=convention, precision=precision)))
+        name = safe_relpath(output_image_name(rec))
+        xmls.append((safe_relpath(rec.image_id) + ".xml",
+                     to_xml(rec, image_name=name, convention=convention, precision=precision)))
         for s in rec.splits:
-            split_ids.setdefault(s, []).append(rec.image_id)
+            split_ids.setdefault(safe_relpath(s), []).append(rec.image_id)
         result.objects_written += len(rec.annotations)
         result.images_written += 1
         if rec.image_path and images_mode is not ImagesMode.NONE:
-            place_image(rec.image_path, safe_join(out / "JPEGImages", name), images_mode)
-    for s, ids in sorted(split_ids.items()):
-        items.append((str(safe_join(out / "ImageSets" / "Main", s + ".txt")), "".join(i + "\n" for i in ids)))
-    write_many(items, workers=workers or 1, progress=progress)
-    result.files = [p for p, _ in items]
+            pictures.append((rec.image_path, name))
+    with staged_dir(out / "Annotations") as stage:
+        write_files([(os.path.join(stage, r), t) for r, t in xmls], workers=workers or 1, progress=progress)
+    if pictures:
+        with staged_dir(out / "JPEGImages") as stage:
+            place_files([(src, os.path.join(stage, r)) for src, r in pictures], images_mode, workers=workers or 1)
+    if split_ids:
+        with staged_dir(out / "ImageSets") as stage:
+            write_files([(os.path.join(stage, "Main", s + ".txt"), "".join(i + "\n" for i in ids))
+                         for s, ids in sorted(split_ids.items())])
+    result.files = [str(out / "Annotations" / r) for r, _ in xmls]
     return result

@@ -14,8 +14,8 @@ from typing import Sequence
 
 from datatools.core.boxes import fmt_number, xyxy_to_yolo, yolo_to_xyxy
 from datatools.core.errors import UsageError
-from datatools.core.io import (ImagesMode, ProgressFn, list_images, parallel_map, place_image, read_image_header,
-                               safe_join, write_many)
+from datatools.core.io import (ImagesMode, ProgressFn, list_images, parallel_map, place_files, read_image_header,
+                               safe_relpath, staged_dir, write_files, write_many)
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord
 from datatools.formats.common import DEFAULT_SPLIT, WriteResult, err, info, warn
 
@@ -329,21 +329,30 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
     class_ids = {n: i for i, n in enumerate(ds.classes)}
     items: list[tuple[str, str]] = []
     splits_seen: dict[str, None] = {}
+    labels: list[tuple[str, str]] = []
+    pictures: list[tuple[str, str]] = []
     for rec in ds.images:
         if not rec.has_size:
             raise ValueError(f"{rec.source}: YOLO needs the image size; run ops.convert.prepare(require_size=True) first")
         text = label_text(rec, class_ids, precision=precision)
         ext = os.path.splitext(rec.image_path or rec.file_name or "")[1] or ".jpg"
+        rel = safe_relpath(rec.image_id)
         for split in rec.splits or (DEFAULT_SPLIT,):
+            split = safe_relpath(split)
             splits_seen.setdefault(split, None)
-            items.append((str(safe_join(out / "labels" / split, rec.image_id + ".txt")), text))
+            labels.append((f"{split}/{rel}.txt", text))
             if rec.image_path and images_mode is not ImagesMode.NONE:
-                place_image(rec.image_path, safe_join(out / "images" / split, rec.image_id + ext), images_mode)
+                pictures.append((rec.image_path, f"{split}/{rel}{ext}"))
         result.objects_written += len(rec.annotations)
         result.images_written += 1
     splits = sorted(splits_seen, key=lambda s: (("train", "val", "test").index(s) if s in ("train", "val", "test") else 3, s))
-    items.append((str(out / "classes.txt"), "".join(n + "\n" for n in ds.classes)))
-    items.append((str(out / "data.yaml"), data_yaml(out, splits, ds.classes)))
-    write_many(items, workers=workers or 1, progress=progress)
-    result.files = [p for p, _ in items]
+    with staged_dir(out / "labels") as stage:
+        write_files([(os.path.join(stage, r), t) for r, t in labels], workers=workers or 1, progress=progress)
+    if pictures:
+        with staged_dir(out / "images") as stage:
+            place_files([(src, os.path.join(stage, r)) for src, r in pictures], images_mode, workers=workers or 1)
+    items = [(str(out / "classes.txt"), "".join(n + "\n" for n in ds.classes)),
+             (str(out / "data.yaml"), data_yaml(out, splits, ds.classes))]
+    write_many(items)
+    result.files = [str(out / "labels" / r) for r, _ in labels] + [p for p, _ in items]
     return result
