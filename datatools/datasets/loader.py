@@ -1,0 +1,91 @@
+"""``make_loader``: a DataLoader for detection with sensible defaults."""
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Sequence
+
+import torch
+from torch.utils.data import DataLoader, RandomSampler, SequentialSampler
+
+from datatools.datasets.collate import detection_collate
+
+__all__ = ["default_num_workers", "make_loader"]
+
+
+def default_num_workers(batch_size: int) -> int:
+    """``min(usable CPUs, batch_size, 8)``: more workers than images per batch only adds memory."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        cpus = os.cpu_count() or 1
+    return max(0, min(cpus, batch_size, 8))
+
+
+def make_loader(dataset, *, batch_size: int = 8, shuffle: bool = True, collate_fn: Callable = detection_collate,
+                num_workers: int | None = None, pin_memory: bool | None = None, persistent_workers: bool | None = None,
+                drop_last: bool = False, group_by_aspect: bool = False, aspect_bins: Sequence[float] = (1.0,),
+                distributed: bool = False, num_replicas: int | None = None, rank: int | None = None, seed: int = 0,
+                prefetch_factor: int | None = None, multiprocessing_context: str | None = None,
+                **loader_options: Any) -> DataLoader:
+    """Build a DataLoader for a detection dataset.
+
+    Defaults: ``num_workers=min(cpus, batch_size, 8)``, ``pin_memory`` when CUDA is available,
+    ``persistent_workers`` when there are workers, :func:`~datatools.datasets.detection_collate`.
+
+    * ``shuffle``: random order (from ``seed``; the global RNG is never touched). Use ``shuffle=False`` for
+      evaluation.
+    * ``group_by_aspect``: batches of similar aspect ratio (:class:`~datatools.datasets.GroupedBatchSampler`,
+      bins ``aspect_bins`` on width/height); less padding with :func:`~datatools.datasets.padded_collate`.
+    * ``distributed``: shard with ``DistributedSampler`` (``num_replicas``/``rank`` default to the process group).
+      Call ``loader.batch_sampler.set_epoch(epoch)`` (grouped) or ``loader.sampler.set_epoch(epoch)`` every epoch;
+      :func:`set_epoch` does the right one.
+    * ``multiprocessing_context``: ``"spawn"`` or ``"forkserver"`` when the parent process holds CUDA state.
+
+    The per-worker RNG is seeded by the DataLoader from ``seed``, so v2 random transforms differ across workers and
+    are reproducible across runs.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, not {batch_size}")
+    if num_workers is None:
+        num_workers = default_num_workers(batch_size)
+    if pin_memory is None:
+        pin_memory = torch.cuda.is_available()
+    if persistent_workers is None:
+        persistent_workers = num_workers > 0
+    generator = torch.Generator().manual_seed(int(seed))
+    opts: dict[str, Any] = dict(num_workers=num_workers, collate_fn=collate_fn, pin_memory=pin_memory,
+                                persistent_workers=persistent_workers and num_workers > 0, generator=generator)
+    if num_workers > 0:
+        if prefetch_factor is not None:
+            opts["prefetch_factor"] = prefetch_factor
+        if multiprocessing_context is not None:
+            opts["multiprocessing_context"] = multiprocessing_context
+    opts.update(loader_options)
+    if group_by_aspect:
+        from datatools.datasets.samplers import DistributedGroupedBatchSampler, GroupedBatchSampler, aspect_ratio_groups
+
+        groups = aspect_ratio_groups(dataset, aspect_bins)
+        if distributed:
+            bs = DistributedGroupedBatchSampler(dataset, groups, batch_size, num_replicas=num_replicas, rank=rank,
+                                                shuffle=shuffle, seed=seed, drop_last=drop_last)
+        else:
+            sampler = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
+            bs = GroupedBatchSampler(sampler, groups, batch_size, drop_last=drop_last)
+        return DataLoader(dataset, batch_sampler=bs, **opts)
+    if distributed:
+        from torch.utils.data import DistributedSampler
+
+        sampler = DistributedSampler(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed,
+                                     drop_last=drop_last)
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last, **opts)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, **opts)
+
+
+def set_epoch(loader: DataLoader, epoch: int) -> None:
+    """Tell the loader's sampler (and a :class:`~datatools.datasets.transforms.MosaicDataset`) the epoch number.
+
+    Needed every epoch under ``distributed=True`` so shuffling differs between epochs.
+    """
+    for obj in (loader.batch_sampler, loader.sampler, loader.dataset):
+        if hasattr(obj, "set_epoch"):
+            obj.set_epoch(epoch)

@@ -1,0 +1,169 @@
+"""Collate functions, grouped batch samplers and make_loader."""
+from __future__ import annotations
+
+import functools
+from collections import Counter
+
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch.utils.data import SequentialSampler  # noqa: E402
+from torchvision import tv_tensors  # noqa: E402
+
+from datatools.datasets import (DistributedGroupedBatchSampler, GroupedBatchSampler, VOCDetection,  # noqa: E402
+                                aspect_ratio_groups, default_num_workers, detection_collate, make_loader,
+                                make_target, padded_collate)
+from datatools.datasets.transforms import eval_preset, train_preset  # noqa: E402
+from tests.conftest import SAMPLE  # noqa: E402
+
+pytestmark = pytest.mark.filterwarnings("ignore:The image decoding and encoding capabilities:DeprecationWarning")
+
+
+def sample(h: int, w: int, boxes, labels, image_id: int = 0, value: int = 7):
+    img = tv_tensors.Image(torch.full((3, h, w), value, dtype=torch.uint8))
+    return img, make_target(boxes, labels, canvas_size=(h, w), image_id=image_id)
+
+
+def test_detection_collate_stacks_same_sizes_and_lists_others():
+    same = [sample(8, 10, [[0, 0, 4, 4]], [1]), sample(8, 10, [], [])]
+    images, targets = detection_collate(same)
+    assert isinstance(images, torch.Tensor) and images.shape == (2, 3, 8, 10)
+    assert targets[1]["boxes"].shape == (0, 4) and targets[0]["labels"].tolist() == [1]
+    mixed = [sample(8, 10, [], []), sample(12, 6, [], [])]
+    images, _ = detection_collate(mixed)
+    assert isinstance(images, list) and [tuple(i.shape) for i in images] == [(3, 8, 10), (3, 12, 6)]
+    images, _ = detection_collate(same, stack=False)
+    assert isinstance(images, list)
+    with pytest.raises(ValueError, match="different shapes"):
+        detection_collate(mixed, stack=True)
+    with pytest.raises(ValueError):
+        detection_collate([])
+
+
+def test_padded_collate_exact():
+    batch = [sample(40, 70, [[10, 20, 30, 40], [0, 0, 70, 40]], [3, 0], image_id=5, value=9),
+             sample(65, 20, [], [], image_id=6),
+             sample(10, 10, [[2, 2, 6, 8]], [1], image_id=7)]
+    out = padded_collate(batch)
+    assert out["images"].shape == (3, 3, 96, 96)  # max 65 x 70 rounded up to 32
+    assert out["images"][0, :, :40, :70].eq(9).all() and out["images"][0, :, 40:, :].eq(0).all()
+    assert out["images"][0, :, :, 70:].eq(0).all()
+    assert out["image_sizes"].tolist() == [[40, 70], [65, 20], [10, 10]]
+    assert out["boxes"].shape == (3, 2, 4) and out["boxes"][0].tolist() == [[10, 20, 30, 40], [0, 0, 70, 40]]
+    assert out["boxes"][1].eq(0).all() and out["boxes"][2, 0].tolist() == [2, 2, 6, 8]
+    assert out["labels"].tolist() == [[3, 0], [-1, -1], [1, -1]]
+    assert out["mask"].tolist() == [[True, True], [False, False], [True, False]]
+    assert out["image_id"].tolist() == [5, 6, 7]
+    expected = torch.tensor([[0, 3, 20 / 96, 30 / 96, 20 / 96, 20 / 96],
+                             [0, 0, 35 / 96, 20 / 96, 70 / 96, 40 / 96],
+                             [2, 1, 4 / 96, 5 / 96, 4 / 96, 6 / 96]])
+    torch.testing.assert_close(out["targets"], expected)
+
+
+@pytest.mark.parametrize("stride, fill, expected_hw", [(1, 0, (65, 70)), (64, 114, (128, 128)), (8, 0, (72, 72))])
+def test_padded_collate_stride_and_fill(stride, fill, expected_hw):
+    batch = [sample(40, 70, [], []), sample(65, 20, [], [])]
+    out = padded_collate(batch, stride=stride, fill=fill)
+    assert tuple(out["images"].shape[-2:]) == expected_hw
+    assert out["targets"].shape == (0, 6) and out["boxes"].shape == (2, 0, 4)
+    if expected_hw != (65, 70):
+        assert out["images"][1, 0, -1, -1].item() == fill
+
+
+def test_padded_collate_rejects_bad_input():
+    with pytest.raises(ValueError):
+        padded_collate([])
+    with pytest.raises(ValueError):
+        padded_collate([sample(4, 4, [], [])], stride=0)
+
+
+@pytest.mark.parametrize("ratios, bins, expected", [
+    ([0.5, 1.0, 1.5, 0.99], (1.0,), [0, 1, 1, 0]),
+    ([0.5, 1.0, 1.5, 3.0], (0.8, 1.25), [0, 1, 2, 2]),
+])
+def test_aspect_ratio_groups(ratios, bins, expected):
+    assert aspect_ratio_groups(ratios, bins) == expected
+
+
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_grouped_batch_sampler(drop_last):
+    groups = [i % 3 == 0 for i in range(23)]  # 8 in group 1, 15 in group 0
+    groups = [int(g) for g in groups]
+    bs = GroupedBatchSampler(torch.utils.data.RandomSampler(range(23), generator=torch.Generator().manual_seed(1)),
+                             groups, 4, drop_last=drop_last)
+    batches = list(bs)
+    assert len(batches) == len(bs) == (2 + 3 if drop_last else 2 + 4)
+    for b in batches:
+        assert len({groups[i] for i in b}) == 1 and len(b) <= 4
+    flat = [i for b in batches for i in b]
+    assert len(flat) == len(set(flat))
+    assert len(flat) == (20 if drop_last else 23)
+
+
+def test_distributed_grouped_sampler_gives_every_rank_the_same_count():
+    ds = VOCDetection(SAMPLE)
+    groups = aspect_ratio_groups(ds)
+    assert set(groups) == {0, 1}, "sample_data has portrait and landscape images"
+    for epoch in range(3):
+        lens, seen = [], []
+        for rank in range(3):
+            s = DistributedGroupedBatchSampler(ds, groups, 4, num_replicas=3, rank=rank, seed=5)
+            s.set_epoch(epoch)
+            batches = list(s)
+            lens.append(len(batches))
+            assert len(batches) == len(s)
+            for b in batches:
+                assert len({groups[i] for i in b}) == 1
+            seen += [i for b in batches for i in b]
+        assert len(set(lens)) == 1
+        assert len(set(seen)) >= len(ds) - 3 * 2 * 4, "only the few batches beyond the smallest rank are skipped"
+
+
+def test_make_loader_defaults():
+    ds = VOCDetection(SAMPLE, splits="val", transforms=eval_preset(64))
+    loader = make_loader(ds, batch_size=3)
+    assert loader.num_workers == default_num_workers(3) == min(len(__import__("os").sched_getaffinity(0)), 3, 8)
+    assert loader.pin_memory == torch.cuda.is_available()
+    assert loader.persistent_workers == (loader.num_workers > 0)
+    assert loader.collate_fn is detection_collate
+    plain = make_loader(ds, batch_size=4, num_workers=0, shuffle=False)
+    ids = [int(t["image_id"]) for _, ts in plain for t in ts]
+    assert ids == list(range(len(ds))) and not plain.persistent_workers
+    a = [int(t["image_id"]) for _, ts in make_loader(ds, batch_size=4, num_workers=0, seed=3) for t in ts]
+    b = [int(t["image_id"]) for _, ts in make_loader(ds, batch_size=4, num_workers=0, seed=3) for t in ts]
+    assert a == b and sorted(a) == list(range(len(ds))) and a != list(range(len(ds)))
+    with pytest.raises(ValueError):
+        make_loader(ds, batch_size=0)
+
+
+def test_make_loader_grouped_batches_share_orientation():
+    ds = VOCDetection(SAMPLE, splits="val")
+    loader = make_loader(ds, batch_size=4, num_workers=0, group_by_aspect=True, collate_fn=padded_collate)
+    n = 0
+    for batch in loader:
+        hw = batch["image_sizes"]
+        assert len({bool(w >= h) for h, w in hw.tolist()}) == 1
+        n += hw.shape[0]
+    assert n == len(ds)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("collate", [detection_collate, functools.partial(padded_collate, stride=64)])
+def test_two_workers_run_a_full_epoch(collate):
+    ds = VOCDetection(SAMPLE, transforms=train_preset(96, dtype=None), label_offset=1)
+    loader = make_loader(ds, batch_size=16, num_workers=2, collate_fn=collate, multiprocessing_context="fork")
+    ids: Counter[int] = Counter()
+    objects = 0
+    for batch in loader:
+        if isinstance(batch, dict):
+            assert batch["images"].shape[1:] == (3, 128, 128) and batch["images"].dtype == torch.uint8
+            ids.update(batch["image_id"].tolist())
+            objects += int(batch["mask"].sum())
+            assert (batch["labels"][batch["mask"]] >= 1).all()
+        else:
+            images, targets = batch
+            assert images.shape[1:] == (3, 96, 96)
+            ids.update(int(t["image_id"]) for t in targets)
+            objects += sum(t["boxes"].shape[0] for t in targets)
+    assert sorted(ids) == list(range(len(ds))) and set(ids.values()) == {1}
+    assert 0.9 * ds.num_objects <= objects <= ds.num_objects  # only sanitized slivers may go
