@@ -65,7 +65,8 @@ def render_summary(s) -> None:
     from rich.table import Table
 
     con = console()
-    t = Table(title=f"{s.src_format} -> {s.dst_format}: {s.src} -> {s.out}", title_justify="left")
+    con.print(f"[bold]{s.src_format} -> {s.dst_format}[/]: {s.src} -> {s.out}")
+    t = Table()
     t.add_column("")
     t.add_column("read", justify="right")
     t.add_column("written", justify="right")

@@ -87,7 +87,8 @@ def summarize(ds_in: Dataset, ds_out: Dataset, *, src: str, out: str, src_format
     for im in ds_out.images:
         for sp in im.splits or ("all",):
             split_counts[sp] += 1
-    s.splits = dict(split_counts)
+    canon = {"train": 0, "val": 1, "test": 2}
+    s.splits = dict(sorted(split_counts.items(), key=lambda kv: (canon.get(kv[0], 3), kv[0])))
     by_sev: dict[Severity, Counter] = {sev: Counter() for sev in Severity}
     for f in ds_out.findings:
         by_sev[f.severity][f.code] += 1
