@@ -184,3 +184,20 @@ def test_inputs_never_modified_by_bad_data_runs(tmp_path):
     before = tree_digest(root)
     datatools.convert("voc", root, "coco", tmp_path / "c.json")
     assert tree_digest(root) == before
+
+
+@pytest.mark.parametrize("root", ["sample", "bccd", "datumaro"])
+def test_fast_and_general_object_paths_agree(monkeypatch, root, request):
+    """parse_xml reads regular objects through a fast path; the general path must give the very same records."""
+    from tests.conftest import REALWORLD, SAMPLE
+    from datatools.formats import voc
+
+    folder = {"sample": SAMPLE, "bccd": REALWORLD / "bccd", "datumaro": REALWORLD / "datumaro_voc" / "voc_dataset1"}[root]
+    if not folder.is_dir():
+        pytest.skip("real-world data absent")
+    files = sorted((folder / "Annotations").glob("*.xml"))[:80]
+    parse = lambda: [voc.parse_xml(p.read_bytes(), path=str(p), image_id=p.stem) for p in files]
+    fast = parse()
+    monkeypatch.setattr(voc, "_fast_object", lambda obj, convention: None)
+    general = parse()
+    assert fast == general and sum(len(r.annotations) for r, _, _ in fast if r) > 0

@@ -125,8 +125,7 @@ def snap(value: float, *, tol: float = 1e-3) -> float:
 
 def fmt_number(value: float, precision: int) -> str:
     """Deterministic text for a coordinate: integers without a decimal point, others with at most ``precision`` places."""
-    v = round(value, precision)
-    if v == int(v):
-        return str(int(v))
-    text = f"{v:.{precision}f}".rstrip("0")
-    return "0" if text in ("-0.", "-0") else text
+    text = f"{value:.{precision}f}"
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text

@@ -128,6 +128,28 @@ class Dataset:
         return replace(self, findings=self.findings + tuple(extra))
 
 
+# Compact, fast-to-pickle forms for shipping results between worker processes: plain tuples pickle several times
+# faster than frozen slotted dataclasses, which matters when a worker returns tens of thousands of records.
+
+def pack_record(rec: ImageRecord) -> tuple:
+    return (rec.image_id, rec.file_name, rec.width, rec.height, rec.depth, rec.image_path, rec.source, rec.splits,
+            tuple((a.label, a.box, a.difficult, a.truncated, a.occluded, a.iscrowd, a.score, a.attributes)
+                  for a in rec.annotations))
+
+
+def unpack_record(t: tuple) -> ImageRecord:
+    return ImageRecord(image_id=t[0], file_name=t[1], width=t[2], height=t[3], depth=t[4], image_path=t[5],
+                       source=t[6], splits=t[7], annotations=tuple(Annotation(*a) for a in t[8]))
+
+
+def pack_finding(f: Finding) -> tuple:
+    return (f.code, f.severity.value, f.path, f.field, f.message, f.image_id, f.objects, f.image_dropped)
+
+
+def unpack_finding(t: tuple) -> Finding:
+    return Finding(t[0], Severity(t[1]), *t[2:])
+
+
 def sorted_classes(images: Iterable[ImageRecord]) -> tuple[str, ...]:
     """The default class order: sorted discovered names, so every run numbers classes the same way."""
     return tuple(sorted({a.label for im in images for a in im.annotations}))

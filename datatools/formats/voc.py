@@ -15,7 +15,8 @@ from datatools.core.boxes import DEFAULT_CONVENTION, PixelConvention, fmt_number
 from datatools.core.errors import UsageError
 from datatools.core.io import (ImagesMode, ProgressFn, parallel_map, place_files, safe_relpath, staged_dir,
                                write_files)
-from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, sorted_classes
+from datatools.core.model import (Annotation, Dataset, Finding, ImageRecord, pack_finding, pack_record, sorted_classes,
+                                  unpack_finding, unpack_record)
 from datatools.formats.common import ImageIndex, WriteResult, err, fill_sizes_from_headers, info, warn
 
 NAME = "voc"
@@ -112,18 +113,53 @@ def choose_sets(available: dict[str, list[str]], sets: Sequence[str] | str | Non
 
 # --------------------------------------------------------------------------------------------------- reading
 
-def _text(el, tag: str) -> str | None:
-    return el.findtext(tag)
-
-
 def _number(raw: str | None) -> float | None:
+    """A finite float, or None. ``float`` already accepts surrounding whitespace (`` 12 ``, ``\\n12\\n``)."""
     if raw is None:
         return None
     try:
-        v = float(raw.strip())
+        v = float(raw)
     except ValueError:
         return None
-    return v if v == v and v not in (float("inf"), float("-inf")) else None
+    return v if v - v == 0.0 else None  # NaN and inf fail this
+
+
+_FLAG = {None: False, "0": False, "1": True}
+_FAST_SKIP = frozenset(("object", "name", "bndbox", "xmin", "ymin", "xmax", "ymax", "difficult", "truncated", "occluded"))
+
+
+def _fast_object(obj, convention: PixelConvention) -> Annotation | None:
+    """The common case in one C-level walk: every tag once, no <part>, a clean name, finite numbers, 0/1 flags.
+
+    Returns None for anything else, and the general path in :func:`parse_xml` then reads the object and reports
+    what is wrong. Both paths give the same Annotation for a regular object (tested).
+    """
+    items = [(c.tag, c.text) for c in obj.iter()]
+    d = dict(items)
+    if len(d) != len(items) or "part" in d or "bndbox" not in d:
+        return None
+    name = d.get("name")
+    if not name or name != name.strip():
+        return None
+    try:
+        x1, y1, x2, y2 = float(d["xmin"]), float(d["ymin"]), float(d["xmax"]), float(d["ymax"])
+        diff, trunc, occl = _FLAG[d.get("difficult")], _FLAG[d.get("truncated")], _FLAG[d.get("occluded")]
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not (x1 - x1 == y1 - y1 == x2 - x2 == y2 - y2 == 0.0) or x1 == x2 or y1 == y2:
+        return None
+    attrs = []
+    for tag, text in items:
+        if tag not in _FAST_SKIP:
+            if tag.__class__ is not str or tag in _KNOWN_OBJECT_TAGS:
+                return None
+            attrs.append((tag, (text or "").strip()))
+    if attrs:
+        if any(len(c) for c in obj if c.tag not in _FAST_SKIP):  # a nested element: let the general path decide
+            return None
+        attrs.sort()
+    return Annotation(name, voc_to_xyxy(x1, y1, x2, y2, convention), difficult=diff, truncated=trunc, occluded=occl,
+                      attributes=tuple(attrs))
 
 
 def parse_xml(data: bytes, *, path: str, image_id: str,
@@ -156,103 +192,128 @@ def parse_xml(data: bytes, *, path: str, image_id: str,
                           f"expected an <annotation> root element, found <{root.tag}>", image_id=image_id,
                           image_dropped=True)], 0
 
-    file_name = (_text(root, "filename") or "").strip()
+    file_name_raw = size = None
+    objects = []
+    for child in root:  # one pass: cheaper than a findtext() per field
+        tag = child.tag
+        if tag == "object":
+            objects.append(child)
+        elif tag == "filename":
+            if file_name_raw is None:
+                file_name_raw = child.text or ""
+        elif tag == "size":
+            if size is None:
+                size = child
+    file_name = (file_name_raw or "").strip()
     if not file_name:
         findings.append(warn("missing-filename", path, "filename", "no <filename>; the image is looked up by the XML name",
                              image_id=image_id))
     width = height = depth = None
-    size = root.find("size")
     if size is None:
         findings.append(warn("missing-size", path, "size", "no <size>; the size is read from the image header",
                              image_id=image_id))
     else:
-        w, h, d = _number(_text(size, "width")), _number(_text(size, "height")), _number(_text(size, "depth"))
+        dims: dict[str, str] = {}
+        for c in size:
+            if c.tag.__class__ is str and c.tag not in dims:
+                dims[c.tag] = c.text or ""
+        w, h, d = _number(dims.get("width")), _number(dims.get("height")), _number(dims.get("depth"))
         if w is None or h is None or w <= 0 or h <= 0:
             findings.append(warn("missing-size", path, "size",
-                                 f"<size> has width={_text(size, 'width')!r} height={_text(size, 'height')!r}; "
+                                 f"<size> has width={dims.get('width')!r} height={dims.get('height')!r}; "
                                  "the size is read from the image header", image_id=image_id))
         else:
             width, height = int(round(w)), int(round(h))
         depth = int(d) if d is not None and d > 0 else None
 
     annotations: list[Annotation] = []
-    objects = root.findall("object")
     parts = 0
     for k, obj in enumerate(objects):
-        where = f"object[{k}]"
-        # One pass over the children (first occurrence of each tag wins, as with find()): cheaper than a lookup per tag.
-        kids: dict[str, object] = {}
+        fast = _fast_object(obj, convention)
+        if fast is not None:
+            annotations.append(fast)
+            continue
+        # The general path: one pass over the children, the first occurrence of a tag wins (as with find()), and
+        # every irregularity becomes a finding.
+        raw_name = bb = None
+        flags = [None, None, None]  # difficult, truncated, occluded (raw text)
         attrs = []
+        seen: set[str] = set()
         for child in obj:
             tag = child.tag
-            if not isinstance(tag, str):
+            if tag.__class__ is not str or tag in seen:
+                if tag == "part":
+                    parts += 1
                 continue
-            if tag == "part":
+            seen.add(tag)
+            if tag == "name":
+                raw_name = child.text
+            elif tag == "bndbox":
+                bb = child
+            elif tag == "difficult":
+                flags[0] = child.text or ""
+            elif tag == "truncated":
+                flags[1] = child.text or ""
+            elif tag == "occluded":
+                flags[2] = child.text or ""
+            elif tag == "part":
                 parts += 1
-            elif tag not in kids:
-                kids[tag] = child
-                if tag not in _KNOWN_OBJECT_TAGS and len(child) == 0:
-                    attrs.append((tag, (child.text or "").strip()))
-        name_el = kids.get("name")
-        raw_name = name_el.text if name_el is not None else None  # type: ignore[attr-defined]
+            elif tag not in _KNOWN_OBJECT_TAGS and len(child) == 0:
+                attrs.append((tag, (child.text or "").strip()))
         if raw_name is None or not raw_name.strip():
-            findings.append(err("missing-field", path, f"{where}/name", "the object has no <name>; dropped",
+            findings.append(err("missing-field", path, f"object[{k}]/name", "the object has no <name>; dropped",
                                 image_id=image_id, objects=1))
             continue
         name = raw_name.strip()
         if name != raw_name and "\n" not in raw_name:
-            findings.append(warn("name-whitespace", path, f"{where}/name",
+            findings.append(warn("name-whitespace", path, f"object[{k}]/name",
                                  f"class name {raw_name!r} has stray spaces; read as {name!r}", image_id=image_id))
-        bb = kids.get("bndbox")
         if bb is None:
-            findings.append(err("missing-field", path, f"{where}/bndbox", "the object has no <bndbox>; dropped",
+            findings.append(err("missing-field", path, f"object[{k}]/bndbox", "the object has no <bndbox>; dropped",
                                 image_id=image_id, objects=1))
             continue
-        raw_coords: dict[str, str] = {}
-        for child in bb:  # type: ignore[attr-defined]
-            if isinstance(child.tag, str) and child.tag not in raw_coords:
-                raw_coords[child.tag] = child.text or ""
+        raw = {"xmin": None, "ymin": None, "xmax": None, "ymax": None}
+        for child in bb:
+            tag = child.tag
+            if tag in raw and raw[tag] is None:
+                raw[tag] = child.text or ""
         coords = []
-        bad = None
-        for tag in ("xmin", "ymin", "xmax", "ymax"):
-            raw = raw_coords.get(tag)
-            v = _number(raw)
+        for tag, text in raw.items():
+            v = _number(text)
             if v is None:
-                bad = (tag, raw)
+                what = "missing" if text is None else f"not a number: {text!r}"
+                findings.append(err("missing-field" if text is None else "bad-number", path,
+                                    f"object[{k}]/bndbox/{tag}", f"<{tag}> is {what}; object dropped",
+                                    image_id=image_id, objects=1))
                 break
             coords.append(v)
-        if bad is not None:
-            tag, raw = bad
-            what = "missing" if raw is None else f"not a number: {raw!r}"
-            findings.append(err("missing-field" if raw is None else "bad-number", path, f"{where}/bndbox/{tag}",
-                                f"<{tag}> is {what}; object dropped", image_id=image_id, objects=1))
+        if len(coords) < 4:
             continue
-        flags = {}
-        for tag in ("difficult", "truncated", "occluded"):
-            el = kids.get(tag)
-            raw = (el.text or "") if el is not None else None  # type: ignore[attr-defined]
-            if raw is None:
-                flags[tag] = False
-                continue
-            val = _BOOL.get(raw.strip().lower())
-            if val is None:
-                num = _number(raw)
-                val = bool(num) if num is not None else False
-                findings.append(warn("bad-flag", path, f"{where}/{tag}", f"expected 0 or 1, found {raw!r}; read as {int(val)}",
-                                     image_id=image_id))
-            flags[tag] = val
+        values = []
+        for tag, text in zip(("difficult", "truncated", "occluded"), flags):
+            if text is None or text == "0":
+                values.append(False)
+            elif text == "1":
+                values.append(True)
+            else:
+                val = _BOOL.get(text.strip().lower())
+                if val is None:
+                    num = _number(text)
+                    val = bool(num) if num is not None else False
+                    findings.append(warn("bad-flag", path, f"object[{k}]/{tag}",
+                                         f"expected 0 or 1, found {text!r}; read as {int(val)}", image_id=image_id))
+                values.append(val)
         attrs.sort()
         x1, y1, x2, y2 = coords
         if x1 == x2 or y1 == y2:
             # Written xmin == xmax is 1 pixel wide under devkit but 0 under as-is: a click, not an object. Dropped
             # under every convention so that the choice of convention never changes which boxes survive.
-            findings.append(err("zero-area", path, f"{where}/bndbox",
+            findings.append(err("zero-area", path, f"object[{k}]/bndbox",
                                 f"xmin/xmax {x1:g}/{x2:g}, ymin/ymax {y1:g}/{y2:g}: the box has no extent; object dropped",
                                 image_id=image_id, objects=1))
             continue
-        annotations.append(Annotation(name, voc_to_xyxy(x1, y1, x2, y2, convention), difficult=flags["difficult"],
-                                      truncated=flags["truncated"], occluded=flags["occluded"],
-                                      attributes=tuple(attrs)))
+        annotations.append(Annotation(name, voc_to_xyxy(x1, y1, x2, y2, convention), difficult=values[0],
+                                      truncated=values[1], occluded=values[2], attributes=tuple(attrs)))
     if parts:
         findings.append(info("part-ignored", path, "object/part",
                              f"{parts} <part> box(es) ignored (body parts are not detection objects)", image_id=image_id))
@@ -263,15 +324,18 @@ def parse_xml(data: bytes, *, path: str, image_id: str,
     return record, findings, len(objects)
 
 
-def _parse_file(args: tuple[str, str, str]) -> tuple[ImageRecord | None, list[Finding], int]:
+def _parse_file(args: tuple[str, str, str]) -> tuple[tuple | None, list[tuple], int]:
+    """Worker: read and parse one file; returns packed (plain-tuple) results, which pickle fast."""
     path, image_id, convention = args
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as e:
-        return None, [err("unreadable-file", path, "", f"cannot read: {e.strerror}", image_id=image_id,
-                          image_dropped=True)], 0
-    return parse_xml(data, path=path, image_id=image_id, convention=PixelConvention(convention))
+        rec, fnd, n = None, [err("unreadable-file", path, "", f"cannot read: {e.strerror}", image_id=image_id,
+                                 image_dropped=True)], 0
+    else:
+        rec, fnd, n = parse_xml(data, path=path, image_id=image_id, convention=PixelConvention(convention))
+    return (pack_record(rec) if rec is not None else None), [pack_finding(f) for f in fnd], n
 
 
 def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, sets: Sequence[str] | str | None = None,
@@ -322,8 +386,9 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, set
     objects_read = 0
     from dataclasses import replace
 
-    for (iid, p), (rec, fnd, n) in zip(files, results):
-        findings.extend(fnd)
+    for (iid, p), (packed, fnd, n) in zip(files, results):
+        findings.extend(unpack_finding(f) for f in fnd)
+        rec = unpack_record(packed) if packed is not None else None
         objects_read += n
         if rec is None:
             continue
