@@ -68,21 +68,30 @@ def atomic_write(path: str | os.PathLike, data: bytes | str, *, mkdir: bool = Tr
         raise
 
 
-def write_many(items: Sequence[tuple[str, bytes | str]], *, workers: int = 1, progress: ProgressFn | None = None) -> None:
-    """Write many small files atomically. Threads suffice: the work is syscalls, which release the GIL."""
+def write_many(items: Sequence[tuple[str, bytes | str]], *, workers: int = 1, progress: ProgressFn | None = None,
+               atomic: bool = True) -> None:
+    """Write many small files. Threads suffice: the work is syscalls, which release the GIL.
+
+    ``atomic=True`` writes each file through a temp file and ``os.replace``. Inside a :func:`staged_dir` use
+    ``atomic=False`` (or :func:`write_files`): plain writes, made atomic by the stage's single rename.
+    """
     for d in sorted({os.path.dirname(os.fspath(p)) for p, _ in items}):
         os.makedirs(d or ".", exist_ok=True)
 
     def run(chunk: Sequence[tuple[str, bytes | str]]) -> int:
         for path, data in chunk:
-            atomic_write(path, data, mkdir=False)
+            if atomic:
+                atomic_write(path, data, mkdir=False)
+            else:
+                with open(path, "wb") as f:
+                    f.write(data.encode("utf-8") if isinstance(data, str) else data)
         return len(chunk)
 
     step = 512
     chunks = [items[i:i + step] for i in range(0, len(items), step)]
     if workers <= 1 or len(chunks) < 2:
-        for chunk in chunks:
-            n = run(chunk)
+        counts: Iterable[int] = map(run, chunks)
+        for n in counts:
             if progress:
                 progress(n)
         return
@@ -124,27 +133,7 @@ def staged_dir(final: str | os.PathLike) -> Iterator[str]:
 
 def write_files(items: Sequence[tuple[str, bytes | str]], *, workers: int = 1, progress: ProgressFn | None = None) -> None:
     """Write many new files inside a :func:`staged_dir` (plain writes; the stage's rename makes them atomic)."""
-    for d in sorted({os.path.dirname(os.fspath(p)) for p, _ in items}):
-        os.makedirs(d, exist_ok=True)
-
-    def run(chunk: Sequence[tuple[str, bytes | str]]) -> int:
-        for path, data in chunk:
-            with open(path, "wb") as f:
-                f.write(data.encode("utf-8") if isinstance(data, str) else data)
-        return len(chunk)
-
-    step = 512
-    chunks = [items[i:i + step] for i in range(0, len(items), step)]
-    if workers <= 1 or len(chunks) < 2:
-        results = map(run, chunks)
-        for n in results:
-            if progress:
-                progress(n)
-        return
-    with ThreadPoolExecutor(max_workers=min(workers, 4)) as pool:
-        for n in pool.map(run, chunks):
-            if progress:
-                progress(n)
+    write_many(items, workers=workers, progress=progress, atomic=False)
 
 
 class ImagesMode(str, Enum):
