@@ -49,9 +49,11 @@ def test_voc2coco_cli_table(tmp_path):
     assert "objects" in r.output and "wrote" in r.output and (tmp_path / "c.json").is_file()
 
 
-def test_convert_cli_requires_formats(tmp_path):
+def test_convert_cli_requires_target_format(tmp_path):
     r = CliRunner().invoke(cli, ["convert", str(SAMPLE), str(tmp_path / "x")])
-    assert r.exit_code == 2 and "--from" in r.output
+    assert r.exit_code == 2 and "--to" in r.output
+    r = CliRunner().invoke(cli, ["convert", "--to", "coco", str(SAMPLE), str(tmp_path / "x.json"), "--json"])
+    assert r.exit_code == 0 and json.loads(r.output)["src_format"] == "voc"
 
 
 def test_convert_cli_yolo_to_coco(tmp_path):
@@ -153,3 +155,24 @@ def test_check_fix_writes_repaired_copy(tmp_path):
     assert not codes & {"zero-area", "box-inverted", "box-out-of-bounds", "xml-parse"}
     oob = (tmp_path / "fixed/Annotations/oob.xml").read_text()
     assert "<xmax>40</xmax>" in oob  # clipped to the image width
+
+
+@pytest.mark.parametrize("fmt,path", [("yolo", "y"), ("yolo", "y/data.yaml"), ("coco", "c"),
+                                      ("coco", "c/annotations/instances_val.json"), ("voc", "v")])
+def test_check_detects_the_format(tmp_path, fmt, path):
+    from datatools import formats
+
+    assert invoke("voc2yolo", SAMPLE, tmp_path / "y").exit_code == 0
+    assert invoke("voc2coco", SAMPLE, tmp_path / "c").exit_code == 0
+    assert invoke("convert", "--from", "voc", "--to", "voc", SAMPLE, tmp_path / "v", "--images-mode", "none").exit_code == 0
+    assert formats.detect(tmp_path / path) == fmt
+    r = invoke("check", tmp_path / path, "--json", "--no-headers")
+    data = json.loads(r.output)
+    assert data["format"] == fmt and data["objects"] > 0
+
+
+def test_detect_refuses_unknown(tmp_path):
+    from datatools import formats
+
+    with pytest.raises(Exception, match="--format"):
+        formats.detect(tmp_path)

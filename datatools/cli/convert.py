@@ -111,7 +111,9 @@ def _convert_command(name: str, src_format: str | None, dst_format: str | None, 
     cmd = click.argument("src", type=click.Path(exists=True))(cmd)
     if src_format is None:
         cmd = click.option("--to", "to_format", type=FORMAT_CHOICE, required=True, help="Output format.")(cmd)
-        cmd = click.option("--from", "from_format", type=FORMAT_CHOICE, required=True, help="Input format.")(cmd)
+        cmd = click.option("--from", "from_format", type=click.Choice(["auto", "voc", "yolo", "coco"], case_sensitive=False),
+                           default="auto", show_default=True,
+                           help="Input format (auto: detected from SRC, as in `datatools check`).")(cmd)
     return click.command(name)(cmd)
 
 

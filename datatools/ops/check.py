@@ -93,12 +93,12 @@ def lint(ds: Dataset, *, headers: bool = True, workers: int | None = None, progr
     return out
 
 
-def check(src: str | os.PathLike, *, format: str = "voc", images=None, sets=None,
+def check(src: str | os.PathLike, *, format: str = "auto", images=None, sets=None,
           convention: PixelConvention | str = DEFAULT_CONVENTION, classes: Sequence[str] | None = None,
           normalize_names: bool = False, headers: bool = True, workers: int | None = None,
           progress: ProgressFn | None = None) -> CheckReport:
     """Read ``src`` and list every finding with a stable code, severity, file and field."""
-    mod = formats.get(format)
+    mod = formats.get(formats.resolve(format, src))
     ds = mod.read(src, **read_options(mod.NAME, images=images, sets=sets, convention=convention, workers=workers))
     fixed = prepare(ds, classes=classes, normalize_names=normalize_names, require_size=mod.NAME == "yolo")
     if classes is not None:

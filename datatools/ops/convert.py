@@ -121,7 +121,7 @@ def convert(src_format: str, src: str | os.PathLike, dst_format: str, out: str |
     ``difficult`` defaults to ``crowd`` for COCO output (pycocotools then ignores them) and ``keep`` otherwise.
     Under ``strict`` any error finding raises :class:`StrictModeError` before anything is written.
     """
-    src_mod, dst_mod = formats.get(src_format), formats.get(dst_format)
+    src_mod, dst_mod = formats.get(formats.resolve(src_format, src)), formats.get(dst_format)
     src_format, dst_format = src_mod.NAME, dst_mod.NAME
     if precision < 0 or precision > 12:
         raise UsageError("--precision must be between 0 and 12")
