@@ -69,9 +69,12 @@ def main() -> None:
     ap.add_argument("--peers", default="/tmp/peers", help="venv with globox and datumaro (peers_venv.sh)")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds; the best time of each tool is kept")
     ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    ap.add_argument("--work", default=None,
+                    help="folder for generated data and outputs (e.g. /dev/shm: tmpfs removes disk-metadata noise, "
+                         "which on a shared virtual disk swings file-creation cost several-fold for every tool)")
     args = ap.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="bench_convert_"))
+    work = Path(tempfile.mkdtemp(prefix="bench_convert_", dir=args.work))
     src = Path(args.data) if args.data else work / "voc"
     if not args.data:
         subprocess.run([sys.executable, str(SHARED / "bench" / "gen_voc.py"), str(src), str(args.n)], check=True)
@@ -114,7 +117,7 @@ def main() -> None:
     fastest_peer = min(peer_times) if peer_times else None
     ours = best["datatools voc2yolo"][0]
     lines = [f"### bench_convert: {n:,} VOC XMLs ({time.strftime('%Y-%m-%d')}, {platform.machine()}, "
-             f"{os.cpu_count()} cores, Python {platform.python_version()})", "",
+             f"{os.cpu_count()} cores, Python {platform.python_version()}, data and outputs in {work.parent})", "",
              "| tool | best of %d (s) | x floor | peer / this | peak MB |" % args.rounds, "|---|---:|---:|---:|---:|"]
     for name, (secs, mb) in best.items():
         vs_peer = f"{fastest_peer / secs:.1f}x" if fastest_peer and not name.startswith(("globox", "datumaro")) else ""

@@ -203,6 +203,12 @@ def default_workers() -> int:
     return max(1, os.cpu_count() or 1)
 
 
+def plan_workers(n: int, workers: int | None, *, min_per_worker: int = 200) -> int:
+    """How many processes :func:`parallel_map` will use for ``n`` items (1 means: in the calling process)."""
+    workers = default_workers() if workers is None or workers <= 0 else workers
+    return max(1, min(workers, n // max(1, min_per_worker)))
+
+
 def parallel_map(fn: Callable[[T], R], items: Sequence[T], *, workers: int | None = None, chunksize: int = 0,
                  progress: ProgressFn | None = None, min_per_worker: int = 200) -> list[R]:
     """``[fn(x) for x in items]`` across processes, in input order, reporting progress per finished chunk.
@@ -211,8 +217,7 @@ def parallel_map(fn: Callable[[T], R], items: Sequence[T], *, workers: int | Non
     module-level function (it is pickled).
     """
     n = len(items)
-    workers = default_workers() if workers is None or workers <= 0 else workers
-    workers = min(workers, max(1, n // max(1, min_per_worker)))
+    workers = plan_workers(n, workers, min_per_worker=min_per_worker)
     if workers <= 1:
         out = []
         for i, x in enumerate(items):

@@ -13,7 +13,7 @@ from xml.sax.saxutils import escape
 
 from datatools.core.boxes import DEFAULT_CONVENTION, PixelConvention, fmt_number, snap, voc_to_xyxy, xyxy_to_voc
 from datatools.core.errors import UsageError
-from datatools.core.io import (ImagesMode, ProgressFn, parallel_map, place_files, safe_relpath, staged_dir,
+from datatools.core.io import (ImagesMode, ProgressFn, parallel_map, place_files, plan_workers, safe_relpath, staged_dir,
                                write_files)
 from datatools.core.model import (Annotation, Dataset, Finding, ImageRecord, pack_finding, pack_record, sorted_classes,
                                   unpack_finding, unpack_record)
@@ -136,7 +136,8 @@ def _fast_object(obj, convention: PixelConvention) -> Annotation | None:
     """
     items = [(c.tag, c.text) for c in obj.iter()]
     d = dict(items)
-    if len(d) != len(items) or "part" in d or "bndbox" not in d:
+    # Regular means: every tag once, no <part>, and no nesting beyond <bndbox> with its four coordinates.
+    if len(d) != len(items) or len(items) != len(obj) + 5 or "part" in d or "bndbox" not in d:
         return None
     name = d.get("name")
     if not name or name != name.strip():
@@ -154,10 +155,7 @@ def _fast_object(obj, convention: PixelConvention) -> Annotation | None:
             if tag.__class__ is not str or tag in _KNOWN_OBJECT_TAGS:
                 return None
             attrs.append((tag, (text or "").strip()))
-    if attrs:
-        if any(len(c) for c in obj if c.tag not in _FAST_SKIP):  # a nested element: let the general path decide
-            return None
-        attrs.sort()
+    attrs.sort()
     return Annotation(name, voc_to_xyxy(x1, y1, x2, y2, convention), difficult=diff, truncated=trunc, occluded=occl,
                       attributes=tuple(attrs))
 
@@ -324,8 +322,13 @@ def parse_xml(data: bytes, *, path: str, image_id: str,
     return record, findings, len(objects)
 
 
-def _parse_file(args: tuple[str, str, str]) -> tuple[tuple | None, list[tuple], int]:
-    """Worker: read and parse one file; returns packed (plain-tuple) results, which pickle fast."""
+def _parse_file_packed(args: tuple[str, str, str]) -> tuple[tuple | None, list[tuple], int]:
+    """Worker process: :func:`_parse_file` with plain-tuple results, which pickle several times faster."""
+    rec, fnd, n = _parse_file(args)
+    return (pack_record(rec) if rec is not None else None), [pack_finding(f) for f in fnd], n
+
+
+def _parse_file(args: tuple[str, str, str]) -> tuple[ImageRecord | None, list[Finding], int]:
     path, image_id, convention = args
     try:
         with open(path, "rb") as f:
@@ -335,7 +338,7 @@ def _parse_file(args: tuple[str, str, str]) -> tuple[tuple | None, list[tuple], 
                                  image_dropped=True)], 0
     else:
         rec, fnd, n = parse_xml(data, path=path, image_id=image_id, convention=PixelConvention(convention))
-    return (pack_record(rec) if rec is not None else None), [pack_finding(f) for f in fnd], n
+    return rec, fnd, n
 
 
 def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, sets: Sequence[str] | str | None = None,
@@ -376,8 +379,13 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, set
         raise UsageError(f"{src}: --sets was given but there is no ImageSets/Main folder with split lists")
     if on_total:
         on_total(len(files))
-    results = parallel_map(_parse_file, [(p, iid, convention.value) for iid, p in files], workers=workers,
-                           progress=progress)
+    jobs = [(p, iid, convention.value) for iid, p in files]
+    if plan_workers(len(jobs), workers) > 1:
+        packed = parallel_map(_parse_file_packed, jobs, workers=workers, progress=progress)
+        results = [(unpack_record(r) if r is not None else None, [unpack_finding(f) for f in fs], n)
+                   for r, fs, n in packed]
+    else:
+        results = parallel_map(_parse_file, jobs, workers=1, progress=progress)
     index = ImageIndex(layout.image_dir)
     if not index.exists and files:
         findings.append(warn("missing-image-dir", str(layout.image_dir), "images",
@@ -386,9 +394,8 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, set
     objects_read = 0
     from dataclasses import replace
 
-    for (iid, p), (packed, fnd, n) in zip(files, results):
-        findings.extend(unpack_finding(f) for f in fnd)
-        rec = unpack_record(packed) if packed is not None else None
+    for (iid, p), (rec, fnd, n) in zip(files, results):
+        findings.extend(fnd)
         objects_read += n
         if rec is None:
             continue
