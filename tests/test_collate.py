@@ -167,3 +167,86 @@ def test_two_workers_run_a_full_epoch(collate):
             objects += sum(t["boxes"].shape[0] for t in targets)
     assert sorted(ids) == list(range(len(ds))) and set(ids.values()) == {1}
     assert 0.9 * ds.num_objects <= objects <= ds.num_objects  # only sanitized slivers may go
+
+
+class _Varied(torch.utils.data.Dataset):
+    """Samples with every kind of target entry: HWC-ordered pixels (like decode_image), tv_tensors with metadata,
+    int/bool/float/0-d tensors, empty boxes, a large mask (shared-memory path) and a non-tensor value."""
+
+    def __init__(self, sizes):
+        self.sizes = sizes
+
+    def __len__(self):
+        return len(self.sizes)
+
+    def __getitem__(self, i):
+        gen = torch.Generator().manual_seed(i)
+        h, w = self.sizes[i]
+        img = tv_tensors.Image(torch.randint(0, 256, (h, w, 3), generator=gen, dtype=torch.uint8).permute(2, 0, 1))
+        n = i % 3
+        target = make_target(torch.rand(n, 4, generator=gen) * 10, torch.arange(n), canvas_size=(h, w), image_id=i)
+        target["masks"] = tv_tensors.Mask(torch.rand(n + 1, h, w, generator=gen) > 0.5)
+        target["name"] = f"image-{i}"
+        return img, target
+
+
+def _assert_equal_batches(a, b):
+    assert type(a) is type(b), (type(a), type(b))
+    if isinstance(a, (tuple, list)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            _assert_equal_batches(x, y)
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for k in a:
+            _assert_equal_batches(a[k], b[k])
+    elif isinstance(a, torch.Tensor):
+        assert a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b)
+        if a.numel() > 1:
+            assert a.stride() == b.stride(), "the memory layout is kept"
+        if isinstance(a, tv_tensors.BoundingBoxes):
+            assert (a.format, a.canvas_size) == (b.format, b.canvas_size)
+    else:
+        assert a == b
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sizes", [[(100, 90)] * 5, [(160, 150), (33, 20), (170, 140), (64, 64), (8, 9)]])
+@pytest.mark.parametrize("collate", [detection_collate, functools.partial(padded_collate, stride=16)])
+def test_worker_batches_equal_in_process_batches(sizes, collate):
+    """What reaches the main process from workers (one pickle, small tensors as bytes, large ones in one
+    shared-memory block) equals the in-process batch: values, dtypes, classes, metadata and memory layout."""
+    ds = _Varied(sizes)
+    kw = dict(batch_size=3, shuffle=False, collate_fn=collate)
+    local = list(torch.utils.data.DataLoader(ds, num_workers=0, **kw))
+    remote = list(torch.utils.data.DataLoader(ds, num_workers=2, multiprocessing_context="fork", **kw))
+    assert len(local) == len(remote) == 2
+    for a, b in zip(local, remote):
+        _assert_equal_batches(a, b)
+    if collate is detection_collate and len(set(sizes)) == 1:
+        images = remote[0][0]
+        assert images.is_shared() and images.permute(0, 2, 3, 1).is_contiguous(), "HWC order kept, no permute copy"
+
+
+def test_detection_collate_stack_keeps_memory_layout():
+    hwc = [tv_tensors.Image(torch.randint(0, 256, (6, 7, 3), dtype=torch.uint8).permute(2, 0, 1)) for _ in range(3)]
+    images, _ = detection_collate([(im, {}) for im in hwc])
+    assert torch.equal(images, torch.stack([im.as_subclass(torch.Tensor) for im in hwc]))
+    assert images.permute(0, 2, 3, 1).is_contiguous()
+    chw = [im.contiguous() for im in hwc]
+    images, _ = detection_collate([(im, {}) for im in chw])
+    assert images.is_contiguous() and torch.equal(images, torch.stack(chw))
+
+
+@pytest.mark.parametrize("dtype, expected", [(torch.float32, torch.float32), (None, torch.uint8)])
+def test_to_device_converts_uint8_images(dtype, expected):
+    from datatools.datasets import to_device
+
+    batch = [sample(8, 10, [[0, 0, 4, 4]], [1], value=255), sample(8, 10, [], [], value=51)]
+    images, targets = to_device(*detection_collate(batch), "cpu", dtype=dtype)
+    assert images.dtype == expected and images.shape == (2, 3, 8, 10)
+    if dtype is not None:
+        assert images[0].eq(1.0).all() and torch.allclose(images[1], torch.tensor(0.2))
+    listed, _ = to_device([b[0] for b in batch], targets, "cpu", dtype=dtype)
+    assert [x.dtype for x in listed] == [expected] * 2
+    assert targets[0]["boxes"].tolist() == [[0, 0, 4, 4]] and isinstance(targets[0]["boxes"], tv_tensors.BoundingBoxes)

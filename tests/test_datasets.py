@@ -95,6 +95,17 @@ def test_target_layout(voc):
     assert all(isinstance(v, torch.Tensor) for v in target.values())
 
 
+def test_targets_are_copies(voc):
+    """Editing a returned target in place (some training code does) never changes the dataset."""
+    _, target = voc[5]
+    before = {k: v.clone() for k, v in voc[5][1].items()}
+    for key in ("boxes", "labels", "area", "iscrowd", "difficult"):
+        target[key].as_subclass(torch.Tensor).zero_() if target[key].dtype != torch.bool else target[key].fill_(True)
+    after = voc[5][1]
+    for key, value in before.items():
+        assert torch.equal(after[key].as_subclass(torch.Tensor), value.as_subclass(torch.Tensor)), key
+
+
 @pytest.mark.parametrize("options, check", [
     ({"label_offset": 1}, lambda ds, base: ds.num_classes == len(base.classes) + 1),
     ({"splits": "val"}, lambda ds, base: len(ds) == 40 and all(i in _ids("val") for i in ds.image_ids)),

@@ -306,3 +306,94 @@ def test_sanitize_fast_path_equals_torchvision():
         assert isinstance(fast["boxes"], tv_tensors.BoundingBoxes)
         for key in ("boxes", "labels", "area", "iscrowd", "difficult"):
             assert torch.equal(fast[key].as_subclass(torch.Tensor), slow[key].as_subclass(torch.Tensor)), key
+
+
+def _random_sample(gen: torch.Generator, n: int, hw=(100, 110), hwc: bool = True):
+    """An image (HWC-ordered memory like decode_image's, or CHW) and n random boxes, some reaching outside."""
+    h, w = hw
+    pixels = torch.randint(0, 256, (h, w, 3), generator=gen, dtype=torch.uint8)
+    image = tv_tensors.Image(pixels.permute(2, 0, 1) if hwc else pixels.permute(2, 0, 1).contiguous())
+    xy = torch.rand(n, 2, generator=gen) * torch.tensor([w + 20.0, h + 20.0]) - 10
+    boxes = torch.cat([xy, xy + torch.rand(n, 2, generator=gen) * 50], 1)
+    return image, make_target(boxes, torch.arange(n), canvas_size=hw)
+
+
+def _assert_same_sample(a, b):
+    assert type(a[0]) is type(b[0]) and torch.equal(a[0].as_subclass(torch.Tensor), b[0].as_subclass(torch.Tensor))
+    assert a[1].keys() == b[1].keys()
+    for key in a[1]:
+        x, y = a[1][key], b[1][key]
+        assert type(x) is type(y), key
+        assert torch.equal(x.as_subclass(torch.Tensor), y.as_subclass(torch.Tensor)), key
+        if isinstance(x, tv_tensors.BoundingBoxes):
+            assert (x.format, x.canvas_size) == (y.format, y.canvas_size), key
+
+
+@pytest.mark.parametrize("name, args", [
+    ("Resize", ((64, 96),)), ("RandomHorizontalFlip", (0.5,)), ("ClampBoundingBoxes", ()),
+    ("ToDtype", (torch.float32, True)),
+])
+@pytest.mark.parametrize("n", [0, 1, 9])
+@pytest.mark.parametrize("hwc", [True, False])
+def test_fast_path_transforms_equal_torchvision(name, args, n, hwc):
+    """The fast paths for (Image, dict) samples give exactly torchvision's outputs and consume the same draws."""
+    from datatools.datasets import transforms as T
+
+    gen = torch.Generator().manual_seed(n)
+    mine, theirs = getattr(T, name)(*args), getattr(v2, name)(*args)
+    assert isinstance(mine, type(theirs))
+    for trial in range(6):
+        image, target = _random_sample(gen, n, hwc=hwc)
+        torch.manual_seed(trial)
+        a = mine(image, target)
+        after_ours = torch.rand(1)
+        torch.manual_seed(trial)
+        b = theirs(image, target)
+        assert torch.equal(after_ours, torch.rand(1)), "the same random draws"
+        _assert_same_sample(a, b)
+        assert target["boxes"].canvas_size == (100, 110), "the input target is not modified"
+        # the generic path (here: a dict sample) still works and agrees
+        torch.manual_seed(trial)
+        c = mine({"image": image, **target})
+        _assert_same_sample((c["image"], {k: v for k, v in c.items() if k != "image"}), b)
+
+
+def test_fast_presets_equal_stock_v2_pipeline():
+    from datatools.datasets import transforms as T
+
+    gen = torch.Generator().manual_seed(7)
+    ours = train_preset((80, 120), mode="resize", photometric=False)
+    stock = v2.Compose([v2.Resize((80, 120), antialias=True), v2.RandomHorizontalFlip(0.5), v2.ClampBoundingBoxes(),
+                        T.SanitizeBoxes(), v2.ToDtype(torch.float32, scale=True)])
+    for trial in range(8):
+        sample = _random_sample(gen, 6)
+        torch.manual_seed(trial)
+        a = ours(*sample)
+        torch.manual_seed(trial)
+        _assert_same_sample(a, stock(*sample))
+
+
+def test_letterbox_fast_path_equals_generic_path():
+    gen = torch.Generator().manual_seed(3)
+    lb = Letterbox((96, 64))
+    for n in (0, 5):
+        image, target = _random_sample(gen, n)
+        fast_img, fast = lb(image, target)
+        generic = lb({"image": image, **target})
+        assert torch.equal(fast_img, generic["image"])
+        for key in target:
+            assert torch.equal(fast[key].as_subclass(torch.Tensor), generic[key].as_subclass(torch.Tensor)), key
+        assert fast["letterbox"].tolist() == generic["letterbox"].tolist()
+        assert fast["boxes"].canvas_size == (96, 64)
+
+
+@pytest.mark.parametrize("hwc", [True, False])
+def test_photometric_distort_same_for_any_memory_layout(hwc):
+    gen = torch.Generator().manual_seed(1)
+    image, target = _random_sample(gen, 2, hwc=hwc)
+    torch.manual_seed(0)
+    a, _ = PhotometricDistort(p=1.0)(image, target)
+    torch.manual_seed(0)
+    b, _ = PhotometricDistort(p=1.0)(tv_tensors.Image(image.contiguous()), target)
+    assert a.shape == image.shape and a.dtype == torch.uint8
+    assert (a.int() - b.int()).abs().max() <= 1  # summation order may differ by one rounding step

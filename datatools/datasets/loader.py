@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader, RandomSampler, SequentialSampler
 
 from datatools.datasets.collate import detection_collate
 
-__all__ = ["default_num_workers", "make_loader"]
+__all__ = ["default_num_workers", "make_loader", "set_epoch", "to_device"]
 
 
 def default_num_workers(batch_size: int) -> int:
@@ -42,7 +42,12 @@ def make_loader(dataset, *, batch_size: int = 8, shuffle: bool = True, collate_f
     * ``multiprocessing_context``: ``"spawn"`` or ``"forkserver"`` when the parent process holds CUDA state.
 
     The per-worker RNG is seeded by the DataLoader from ``seed``, so v2 random transforms differ across workers and
-    are reproducible across runs.
+    are reproducible across runs. PyTorch already runs each worker with ``torch.set_num_threads(1)``.
+
+    Fastest: keep images uint8 through the loader (``train_preset(size, dtype=None)``) and convert them in the training
+    step with :func:`to_device`, on the GPU. float32 images are 4x the bytes through the worker-to-main-process
+    shared memory and through the host-to-GPU copy; converting in the worker also costs ~0.25 ms per 512 px image
+    (benchmarks/bench_loader.py). torchvision detection models take float images in 0-1 and normalize internally.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, not {batch_size}")
@@ -89,3 +94,25 @@ def set_epoch(loader: DataLoader, epoch: int) -> None:
     for obj in (loader.batch_sampler, loader.sampler, loader.dataset):
         if hasattr(obj, "set_epoch"):
             obj.set_epoch(epoch)
+
+
+def to_device(images, targets, device: torch.device | str, *, dtype: torch.dtype | None = torch.float32,
+              non_blocking: bool = True):
+    """Move a :func:`~datatools.datasets.detection_collate` batch to ``device``; uint8 images become ``dtype`` in
+    0-1 there (``dtype=None`` keeps them as they are).
+
+    Use it in the training step with loaders whose presets end uint8 (``dtype=None``): the conversion runs on the
+    GPU, where it is free, instead of in the workers. ``images`` is a batch tensor or a list of tensors; ``targets``
+    a list of dicts whose tensors are moved (other values are kept).
+    """
+
+    def image(x: torch.Tensor) -> torch.Tensor:
+        x = x.to(device, non_blocking=non_blocking)
+        if dtype is not None and not x.is_floating_point():
+            x = x.to(dtype).div_(255)
+        return x
+
+    out_images = image(images) if isinstance(images, torch.Tensor) else [image(x) for x in images]
+    out_targets = [{k: v.to(device, non_blocking=non_blocking) if isinstance(v, torch.Tensor) else v
+                    for k, v in t.items()} for t in targets]
+    return out_images, out_targets
