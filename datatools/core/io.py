@@ -236,6 +236,45 @@ def parallel_map(fn: Callable[[T], R], items: Sequence[T], *, workers: int | Non
     return out
 
 
+_FORK_STATE: object = None
+
+
+def _fork_call(fn: Callable[[object, int, int], int], start: int, stop: int) -> int:
+    return fn(_FORK_STATE, start, stop)
+
+
+def fork_ranges(fn: Callable[[object, int, int], int], state: object, n: int, *, workers: int | None = None,
+                progress: ProgressFn | None = None, min_per_worker: int = 1000) -> int:
+    """Run ``fn(state, start, stop)`` over contiguous ranges of ``range(n)`` and return the sum of its results.
+
+    Use it for output stages whose input is already in memory (writing label files from a dataset): forked workers
+    inherit ``state`` copy-on-write, so nothing but two integers per chunk is pickled. ``fn`` must be a module-level
+    function. Falls back to the calling process for small inputs or where ``fork`` is unavailable.
+    """
+    import multiprocessing as mp
+
+    global _FORK_STATE
+    w = plan_workers(n, workers, min_per_worker=min_per_worker)
+    if w <= 1 or "fork" not in mp.get_all_start_methods():
+        done = fn(state, 0, n)
+        if progress:
+            progress(n)
+        return done
+    step = max(64, -(-n // (w * 4)))
+    _FORK_STATE = state
+    try:
+        total = 0
+        with ProcessPoolExecutor(max_workers=w, mp_context=mp.get_context("fork")) as pool:
+            futures = [(pool.submit(_fork_call, fn, a, min(a + step, n)), min(a + step, n) - a) for a in range(0, n, step)]
+            for fut, size in futures:
+                total += fut.result()
+                if progress:
+                    progress(size)
+        return total
+    finally:
+        _FORK_STATE = None
+
+
 def _run_chunk(fn: Callable[[T], R], chunk: Iterable[T]) -> list[R]:
     return [fn(x) for x in chunk]
 

@@ -13,7 +13,7 @@ from xml.sax.saxutils import escape
 
 from datatools.core.boxes import DEFAULT_CONVENTION, PixelConvention, fmt_number, snap, voc_to_xyxy, xyxy_to_voc
 from datatools.core.errors import UsageError
-from datatools.core.io import (ImagesMode, ProgressFn, parallel_map, place_files, plan_workers, safe_relpath, staged_dir,
+from datatools.core.io import (ImagesMode, ProgressFn, fork_ranges, parallel_map, place_files, plan_workers, safe_relpath, staged_dir,
                                write_files)
 from datatools.core.model import (Annotation, Dataset, Finding, ImageRecord, pack_finding, pack_record, sorted_classes,
                                   unpack_finding, unpack_record)
@@ -150,18 +150,17 @@ def _fast_object(obj, convention: PixelConvention) -> Annotation | None:
     if not (x1 - x1 == y1 - y1 == x2 - x2 == y2 - y2 == 0.0) or x1 == x2 or y1 == y2:
         return None
     attrs = []
-    for tag, text in items:
-        if tag not in _FAST_SKIP:
-            if tag.__class__ is not str or tag in _KNOWN_OBJECT_TAGS:
-                return None
-            attrs.append((tag, (text or "").strip()))
+    for tag in d.keys() - _FAST_SKIP:  # usually just <pose>
+        if tag.__class__ is not str or tag in _KNOWN_OBJECT_TAGS:
+            return None
+        attrs.append((tag, (d[tag] or "").strip()))
     attrs.sort()
     return Annotation(name, voc_to_xyxy(x1, y1, x2, y2, convention), difficult=diff, truncated=trunc, occluded=occl,
                       attributes=tuple(attrs))
 
 
-def parse_xml(data: bytes, *, path: str, image_id: str,
-              convention: PixelConvention = DEFAULT_CONVENTION) -> tuple[ImageRecord | None, list[Finding], int]:
+def parse_xml(data: bytes, *, path: str, image_id: str, convention: PixelConvention = DEFAULT_CONVENTION,
+              splits: tuple[str, ...] = ()) -> tuple[ImageRecord | None, list[Finding], int]:
     """Parse one VOC XML document. Returns (record or None when unusable, findings, objects met).
 
     Malformed objects are dropped one by one with a finding each; the rest of the file is kept.
@@ -318,7 +317,7 @@ def parse_xml(data: bytes, *, path: str, image_id: str,
     if not objects:
         findings.append(info("empty-annotation", path, "object", "the annotation has no objects", image_id=image_id))
     record = ImageRecord(image_id=image_id, file_name=file_name, width=width, height=height, depth=depth,
-                         annotations=tuple(annotations), source=path)
+                         annotations=tuple(annotations), source=path, splits=splits)
     return record, findings, len(objects)
 
 
@@ -328,8 +327,8 @@ def _parse_file_packed(args: tuple[str, str, str]) -> tuple[tuple | None, list[t
     return (pack_record(rec) if rec is not None else None), [pack_finding(f) for f in fnd], n
 
 
-def _parse_file(args: tuple[str, str, str]) -> tuple[ImageRecord | None, list[Finding], int]:
-    path, image_id, convention = args
+def _parse_file(args: tuple[str, str, str, tuple[str, ...]]) -> tuple[ImageRecord | None, list[Finding], int]:
+    path, image_id, convention, splits = args
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -337,7 +336,8 @@ def _parse_file(args: tuple[str, str, str]) -> tuple[ImageRecord | None, list[Fi
         rec, fnd, n = None, [err("unreadable-file", path, "", f"cannot read: {e.strerror}", image_id=image_id,
                                  image_dropped=True)], 0
     else:
-        rec, fnd, n = parse_xml(data, path=path, image_id=image_id, convention=PixelConvention(convention))
+        rec, fnd, n = parse_xml(data, path=path, image_id=image_id, convention=PixelConvention(convention),
+                                splits=splits)
     return rec, fnd, n
 
 
@@ -379,7 +379,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, set
         raise UsageError(f"{src}: --sets was given but there is no ImageSets/Main folder with split lists")
     if on_total:
         on_total(len(files))
-    jobs = [(p, iid, convention.value) for iid, p in files]
+    jobs = [(p, iid, convention.value, tuple(split_of.get(iid, ()))) for iid, p in files]
     if plan_workers(len(jobs), workers) > 1:
         packed = parallel_map(_parse_file_packed, jobs, workers=workers, progress=progress)
         results = [(unpack_record(r) if r is not None else None, [unpack_finding(f) for f in fs], n)
@@ -407,8 +407,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, set
                 findings.append(err("missing-image", str(p), "filename",
                                      f"no image {rec.file_name or iid!r} in {layout.image_dir}", image_id=iid))
             else:
-                rec = replace(rec, file_name=rel)
-        rec = replace(rec, image_path=image_path, splits=tuple(split_of.get(iid, ())))
+                rec = replace(rec, file_name=rel, image_path=image_path)
         records.append(rec)
     records = fill_sizes_from_headers(records, findings, workers=workers)
     cls = tuple(classes) if classes else sorted_classes(records)
@@ -448,21 +447,34 @@ def output_image_name(record: ImageRecord) -> str:
     return record.image_id + ext
 
 
+def _write_xml_range(state, start: int, stop: int) -> int:
+    """Worker: serialize and write the XML files of records ``start:stop`` (see core.io.fork_ranges)."""
+    images, paths, names, convention, precision = state
+    for i in range(start, stop):
+        with open(paths[i], "wb") as f:
+            f.write(to_xml(images[i], image_name=names[i], convention=convention, precision=precision).encode("utf-8"))
+    return stop - start
+
+
 def write(ds: Dataset, out: str | os.PathLike, *, convention: PixelConvention | str = DEFAULT_CONVENTION,
           images_mode: ImagesMode | str = ImagesMode.LINK, precision: int = 6, workers: int | None = None,
           progress: ProgressFn | None = None) -> WriteResult:
-    """Write ``ds`` as a VOCdevkit-style tree: Annotations/, JPEGImages/ and ImageSets/Main/<split>.txt."""
+    """Write ``ds`` as a VOCdevkit-style tree: Annotations/, JPEGImages/ and ImageSets/Main/<split>.txt.
+
+    Each folder is built in a staging folder and swapped in whole (see core.io.staged_dir).
+    """
     convention = PixelConvention(convention)
     images_mode = ImagesMode(images_mode)
     out = Path(out)
     result = WriteResult(out=str(out))
-    xmls: list[tuple[str, str]] = []
+    rels: list[str] = []
+    names: list[str] = []
     pictures: list[tuple[str, str]] = []
     split_ids: dict[str, list[str]] = {}
     for rec in ds.images:
         name = safe_relpath(output_image_name(rec))
-        xmls.append((safe_relpath(rec.image_id) + ".xml",
-                     to_xml(rec, image_name=name, convention=convention, precision=precision)))
+        rels.append(safe_relpath(rec.image_id) + ".xml")
+        names.append(name)
         for s in rec.splits:
             split_ids.setdefault(safe_relpath(s), []).append(rec.image_id)
         result.objects_written += len(rec.annotations)
@@ -470,7 +482,11 @@ def write(ds: Dataset, out: str | os.PathLike, *, convention: PixelConvention | 
         if rec.image_path and images_mode is not ImagesMode.NONE:
             pictures.append((rec.image_path, name))
     with staged_dir(out / "Annotations") as stage:
-        write_files([(os.path.join(stage, r), t) for r, t in xmls], workers=workers or 1, progress=progress)
+        paths = [os.path.join(stage, r) for r in rels]
+        for d in sorted({os.path.dirname(p) for p in paths}):
+            os.makedirs(d, exist_ok=True)
+        fork_ranges(_write_xml_range, (ds.images, paths, names, convention, precision), len(paths), workers=workers,
+                    progress=progress)
     if pictures:
         with staged_dir(out / "JPEGImages") as stage:
             place_files([(src, os.path.join(stage, r)) for src, r in pictures], images_mode, workers=workers or 1)
@@ -478,5 +494,5 @@ def write(ds: Dataset, out: str | os.PathLike, *, convention: PixelConvention | 
         with staged_dir(out / "ImageSets") as stage:
             write_files([(os.path.join(stage, "Main", s + ".txt"), "".join(i + "\n" for i in ids))
                          for s, ids in sorted(split_ids.items())])
-    result.files = [str(out / "Annotations" / r) for r, _ in xmls]
+    result.files = [str(out / "Annotations" / r) for r in rels]
     return result

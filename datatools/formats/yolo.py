@@ -14,8 +14,8 @@ from typing import Sequence
 
 from datatools.core.boxes import fmt_number, xyxy_to_yolo, yolo_to_xyxy
 from datatools.core.errors import UsageError
-from datatools.core.io import (ImagesMode, ProgressFn, list_images, parallel_map, place_files, read_image_header,
-                               safe_relpath, staged_dir, write_files, write_many)
+from datatools.core.io import (ImagesMode, ProgressFn, fork_ranges, list_images, parallel_map, place_files,
+                               read_image_header, safe_relpath, staged_dir, write_many)
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord
 from datatools.formats.common import DEFAULT_SPLIT, WriteResult, err, info, warn
 
@@ -320,39 +320,57 @@ def data_yaml(out: Path, splits: Sequence[str], names: Sequence[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _write_label_range(state, start: int, stop: int) -> int:
+    """Worker: format and write the label files of records ``start:stop`` (see core.io.fork_ranges)."""
+    images, jobs, class_ids, precision = state
+    for i in range(start, stop):
+        text = label_text(images[i], class_ids, precision=precision).encode("utf-8")
+        for path in jobs[i]:
+            with open(path, "wb") as f:
+                f.write(text)
+    return stop - start
+
+
 def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str = ImagesMode.LINK, precision: int = 6,
           workers: int | None = None, progress: ProgressFn | None = None, **_ignored) -> WriteResult:
-    """Write ``ds`` in the ultralytics layout. Records without a size must have been removed before (see ops.convert)."""
+    """Write ``ds`` in the ultralytics layout. Records without a size must have been removed before (see ops.convert).
+
+    ``labels/`` and ``images/`` are each built in a staging folder and swapped in whole (see core.io.staged_dir).
+    """
     images_mode = ImagesMode(images_mode)
     out = Path(out)
     result = WriteResult(out=str(out))
     class_ids = {n: i for i, n in enumerate(ds.classes)}
-    items: list[tuple[str, str]] = []
     splits_seen: dict[str, None] = {}
-    labels: list[tuple[str, str]] = []
+    rels: list[list[str]] = []
     pictures: list[tuple[str, str]] = []
     for rec in ds.images:
         if not rec.has_size:
             raise ValueError(f"{rec.source}: YOLO needs the image size; run ops.convert.prepare(require_size=True) first")
-        text = label_text(rec, class_ids, precision=precision)
         ext = os.path.splitext(rec.image_path or rec.file_name or "")[1] or ".jpg"
         rel = safe_relpath(rec.image_id)
+        mine = []
         for split in rec.splits or (DEFAULT_SPLIT,):
             split = safe_relpath(split)
             splits_seen.setdefault(split, None)
-            labels.append((f"{split}/{rel}.txt", text))
+            mine.append(f"{split}/{rel}")
             if rec.image_path and images_mode is not ImagesMode.NONE:
                 pictures.append((rec.image_path, f"{split}/{rel}{ext}"))
+        rels.append(mine)
         result.objects_written += len(rec.annotations)
         result.images_written += 1
     splits = sorted(splits_seen, key=lambda s: (("train", "val", "test").index(s) if s in ("train", "val", "test") else 3, s))
     with staged_dir(out / "labels") as stage:
-        write_files([(os.path.join(stage, r), t) for r, t in labels], workers=workers or 1, progress=progress)
+        jobs = [[os.path.join(stage, r + ".txt") for r in mine] for mine in rels]
+        for d in sorted({os.path.dirname(p) for mine in jobs for p in mine}):
+            os.makedirs(d, exist_ok=True)
+        fork_ranges(_write_label_range, (ds.images, jobs, class_ids, precision), len(jobs), workers=workers,
+                    progress=progress)
     if pictures:
         with staged_dir(out / "images") as stage:
             place_files([(src, os.path.join(stage, r)) for src, r in pictures], images_mode, workers=workers or 1)
     items = [(str(out / "classes.txt"), "".join(n + "\n" for n in ds.classes)),
              (str(out / "data.yaml"), data_yaml(out, splits, ds.classes))]
     write_many(items)
-    result.files = [str(out / "labels" / r) for r, _ in labels] + [p for p, _ in items]
+    result.files = [str(out / "labels" / (r + ".txt")) for mine in rels for r in mine] + [p for p, _ in items]
     return result
