@@ -1,0 +1,130 @@
+"""``split``: train/val/test (or k folds) in the input's own convention; thin over :mod:`datatools.ops.split`."""
+from __future__ import annotations
+
+import click
+
+from datatools.cli.common import (console, emit_json, errors_to_click, findings_table, json_option, parse_classes,
+                                  progress_fn, stage_progress, workers_option)
+
+
+def _amount(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        v = float(value)
+    except ValueError as e:
+        raise click.BadParameter(f"{value!r} is neither a ratio nor a count") from e
+    if v < 0 or (v >= 1 and v != int(v)):
+        raise click.BadParameter("give a ratio below 1 (0.2) or a whole number of images (200)")
+    return v
+
+
+@click.command("split")
+@click.argument("src", type=click.Path(exists=True))
+@click.argument("out", type=click.Path())
+@click.option("--format", "-f", "fmt", type=click.Choice(["voc", "yolo", "coco"]), default="voc", show_default=True,
+              help="Format of SRC; OUT is written in the same format.")
+@click.option("--val", callback=_amount, default=None,
+              help="Validation share: a ratio (0.2) or a number of images (200). Default 0.2 (not with --kfold).")
+@click.option("--test", callback=_amount, default="0", show_default=True,
+              help="Test share: a ratio (0.1) or a number of images (100).")
+@click.option("--method", "-m", type=click.Choice(["stratified", "random", "group", "hash"]), default=None,
+              help="stratified (default): every class close to the asked share in every split; random; group: "
+                   "groups from --group-by never straddle splits; hash: stable when images are added later. "
+                   "Default: group when --group-by is given, else stratified.")
+@click.option("--group-by", default=None,
+              help="Regex on the image id; the first capture group (or the whole match) names the group, e.g. "
+                   "'^(video\\d+)_' so all frames of a video stay together. With --method hash the group is hashed.")
+@click.option("--kfold", type=click.IntRange(0), default=0,
+              help="Write K folds (OUT/fold_<i>/, fold i as val); --test is held out first and shared by all folds.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the random choices (not used by hash).")
+@click.option("--drop-empty", is_flag=True, help="Leave out images without objects (default: kept and spread).")
+@click.option("--images", type=click.Path(file_okay=False), default=None, help="Image folder, when not the default one.")
+@click.option("--sets", default=None, help="VOC split lists to read (comma-separated, or 'all'). Default: train/val/test "
+                                           "where present, else trainval.")
+@click.option("--classes", default=None, help="Class names (file or 'a,b,c'); needed for YOLO without names.")
+@click.option("--images-mode", type=click.Choice(["link", "copy", "symlink", "none"]), default="link",
+              show_default=True, help="How images reach OUT: hard link (copy across file systems), copy, symlink, none.")
+@click.option("--dry-run", is_flag=True, help="Show the split without writing anything.")
+@workers_option
+@json_option
+def split_cmd(src, out, fmt, val, test, method, group_by, kfold, seed, drop_empty, images, sets, classes, images_mode,
+              dry_run, workers, as_json):
+    """Split SRC into train/val/test (or k folds) and write OUT in the same format as SRC.
+
+    \b
+    VOC:  OUT/Annotations (original XMLs copied), JPEGImages, ImageSets/Main/{train,val,test,trainval}.txt
+    YOLO: OUT/images/<split>, labels/<split>, data.yaml, classes.txt
+    COCO: OUT/annotations/instances_<split>.json (original JSON filtered by image id), OUT/images
+    The same seed and input give the same bytes. SRC is never modified.
+    """
+    from datatools import formats
+    from datatools.ops.convert import read_options
+    from datatools.ops.split import plan_split, write_split
+
+    method = method or ("group" if group_by else "stratified")
+    with errors_to_click():
+        mod = formats.get(fmt)
+        with stage_progress(not as_json) as update:
+            opts = read_options(mod.NAME, images=images, sets=sets, workers=workers or None)
+            ds = mod.read(src, classes=parse_classes(classes), progress=lambda n: update("read", n, None),
+                          on_total=lambda t: update("read", 0, t), **opts)
+            plan = plan_split(ds, val=val, test=test or 0.0, method=method, seed=seed, group_by=group_by,
+                              kfold=kfold, drop_empty=drop_empty)
+            written = None
+            if not dry_run:
+                total = len(plan.dataset.images) * max(1, kfold)
+                written = write_split(plan, out, images_mode=images_mode, workers=workers or None,
+                                      progress=progress_fn(update, "write", total))
+    if as_json:
+        d = plan.to_dict()
+        d["out"] = None if dry_run else str(out)
+        d["files_written"] = written.files if written else 0
+        d["write_findings"] = [f.to_dict() for f in written.findings] if written else []
+        emit_json(d)
+        return
+    render(plan, out=None if dry_run else out, written=written)
+
+
+def render(plan, *, out, written) -> None:
+    from rich.table import Table
+
+    con = console()
+    reports = plan.reports
+    t = Table(title=f"split ({plan.method}, seed {plan.seed}{f', {plan.kfold} folds' if plan.kfold else ''})",
+              title_justify="left")
+    t.add_column("")
+    for r in reports:
+        t.add_column(r.name, justify="right")
+    t.add_column("total", justify="right")
+    n = sum(r.images for r in reports)
+    t.add_row("asked", *[f"{r.asked:.1%}" for r in reports], "")
+    t.add_row("images", *[f"{r.images:,} ({r.images / n:.1%})" for r in reports], f"{n:,}")
+    t.add_row("objects", *[f"{r.objects:,}" for r in reports], f"{sum(r.objects for r in reports):,}")
+    t.add_row("empty images", *[f"{r.empty:,}" for r in reports], f"{sum(r.empty for r in reports):,}")
+    t.add_section()
+    for c in (reports[0].class_objects if reports else {}):
+        tot = sum(r.class_objects[c] for r in reports)
+        cells = [f"{r.class_objects[c]:,} ({r.class_objects[c] / tot:.1%})" if tot else "0" for r in reports]
+        t.add_row(c, *cells, f"{tot:,}")
+    con.print(t)
+    d = plan.deviation
+    worst = f" ({d['worst_class']} in {d['worst_part']})" if d["worst_class"] else ""
+    con.print(f"largest deviation from the asked share: images {d['images']:.2%}, class objects "
+              f"{d['class_objects']:.2%}{worst}")
+    if plan.groups:
+        con.print(f"{plan.groups:,} groups; no group straddles two parts")
+    if plan.dropped_empty:
+        con.print(f"{len(plan.dropped_empty):,} images without objects left out (--drop-empty)")
+    read_problems = [f for f in plan.dataset.findings if f.severity.value != "info"]
+    if read_problems:
+        dropped = sum(f.objects for f in plan.dataset.findings)
+        con.print(f"[yellow]reading SRC found {len(read_problems):,} error(s)/warning(s); {dropped:,} object(s) could "
+                  "not be read and are not in OUT (details: datatools check)[/]")
+    problems = list(plan.findings) + (list(written.findings) if written else [])
+    if problems:
+        con.print(findings_table(problems, limit=20))
+    if out is not None and written is not None:
+        con.print(f"[green]wrote[/] {written.files:,} files and placed {written.images_placed:,} images in [bold]{out}[/]")
+    else:
+        con.print("[yellow]dry run: nothing written[/]")

@@ -1,0 +1,143 @@
+"""``stats``: exact channel mean/std and dataset statistics; thin over :mod:`datatools.ops.stats`."""
+from __future__ import annotations
+
+import math
+
+import click
+
+from datatools.cli.common import (console, emit_json, errors_to_click, json_option, parse_classes, stage_progress,
+                                  workers_option)
+
+
+@click.command("stats")
+@click.argument("src", type=click.Path(exists=True))
+@click.option("--format", "-f", "fmt", type=click.Choice(["voc", "yolo", "coco"]), default="voc", show_default=True,
+              help="Format of SRC.")
+@click.option("--labels-only", is_flag=True, help="Label statistics only: no pixel is read.")
+@click.option("--resize", default=None,
+              help="Statistics after the resize training uses: N = shorter side to N (transforms.v2.Resize(N)), "
+                   "WxH = exactly W x H.")
+@click.option("--sample", type=click.IntRange(1), default=None,
+              help="Quick estimate from N images drawn with --seed (reported as an estimate).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for --sample.")
+@click.option("--plots", "plots_dir", type=click.Path(file_okay=False), default=None,
+              help="Write PNG histograms (classes, objects per image, box sizes, image sizes, pixel values) here.")
+@click.option("--images", type=click.Path(file_okay=False), default=None, help="Image folder, when not the default one.")
+@click.option("--sets", default=None, help="VOC split lists to read (comma-separated, or 'all').")
+@click.option("--classes", default=None, help="Class names (file or 'a,b,c'); needed for YOLO without names.")
+@workers_option
+@json_option
+def stats_cmd(src, fmt, labels_only, resize, sample, seed, plots_dir, images, sets, classes, workers, as_json):
+    """Exact per-channel pixel mean/std of SRC (in [0, 1]) and statistics of its labels.
+
+    Pixels: every image is read once as RGB (grayscale replicated, alpha dropped, palette converted, 16-bit
+    images keep their top 8 bits) and counted into integer histograms, so the result is exact and identical for any
+    --workers. Corrupt images are listed and skipped. Prints a ready-to-paste transforms.v2.Normalize(...).
+    """
+    from datatools import formats
+    from datatools.ops.convert import read_options
+    from datatools.ops.stats import dataset_stats, parse_resize
+
+    try:
+        resize_spec = parse_resize(resize)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--resize") from e
+    if labels_only and (resize_spec or sample):
+        raise click.UsageError("--resize and --sample apply to pixel statistics, not with --labels-only")
+    with errors_to_click():
+        mod = formats.get(fmt)
+        with stage_progress(not as_json) as update:
+            opts = read_options(mod.NAME, images=images, sets=sets, workers=workers or None)
+            ds = mod.read(src, classes=parse_classes(classes), progress=lambda n: update("read", n, None),
+                          on_total=lambda t: update("read", 0, t), **opts)
+            report = dataset_stats(ds, labels_only=labels_only, resize=resize_spec, sample=sample, seed=seed,
+                                   workers=workers or None, progress=lambda n: update("pixels", n, None),
+                                   on_total=lambda t: update("pixels", 0, t))
+        plot_files = []
+        if plots_dir:
+            from datatools.viz.plots import write_stats_plots
+
+            plot_files = write_stats_plots(report, plots_dir)
+    if as_json:
+        d = report.to_dict()
+        d["plots"] = plot_files
+        emit_json(_finite(d))
+        return
+    render(report, plot_files)
+
+
+def _finite(obj):
+    """JSON has no NaN: empty distributions become null."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def _q(d: dict, digits: int = 1) -> list[str]:
+    return ["-" if not math.isfinite(d[k]) else f"{d[k]:,.{digits}f}" for k in ("min", "p5", "median", "mean", "p95", "max")]
+
+
+def render(report, plot_files) -> None:
+    from rich.table import Table
+
+    con = console()
+    lab = report.labels
+    t = Table(title=f"{report.src} ({report.format}): {lab.images:,} images, {lab.objects:,} objects, "
+                    f"{lab.empty_images:,} without objects", title_justify="left")
+    t.add_column("class")
+    t.add_column("objects", justify="right")
+    t.add_column("share", justify="right")
+    t.add_column("images", justify="right")
+    for c, n in lab.class_objects.items():
+        t.add_row(c, f"{n:,}", f"{n / lab.objects:.1%}" if lab.objects else "-", f"{lab.class_images[c]:,}")
+    con.print(t)
+    d = Table(title="Distributions", title_justify="left")
+    d.add_column("")
+    for col in ("min", "p5", "median", "mean", "p95", "max"):
+        d.add_column(col, justify="right")
+    d.add_row("objects per image", *_q(lab.objects_per_image, 2))
+    for k in ("width", "height", "area", "aspect"):
+        d.add_row(f"box {k} (px)" if k != "aspect" else "box aspect (w/h)", *_q(lab.boxes_abs[k], 2 if k == "aspect" else 1))
+    for k in ("width", "height", "area"):
+        d.add_row(f"box {k} / image", *_q(lab.boxes_rel[k], 4))
+    d.add_row("image width (px)", *_q(lab.image_sizes["width"], 0))
+    d.add_row("image height (px)", *_q(lab.image_sizes["height"], 0))
+    con.print(d)
+    cs = lab.coco_sizes
+    tot = max(1, sum(cs.values()))
+    con.print("COCO sizes (box area): " + ", ".join(f"{k} {v:,} ({v / tot:.1%})" for k, v in cs.items()))
+    common = ", ".join(f"{s['width']}x{s['height']} ({s['images']:,})" for s in lab.image_sizes["most_common"][:5])
+    con.print(f"image sizes: {lab.image_sizes['distinct']} distinct; most common {common or '-'}"
+              + (f"; {lab.no_size:,} without a known size" if lab.no_size else ""))
+    read_problems = [f for f in report.read_findings if f.severity.value != "info"]
+    if read_problems:
+        con.print(f"[yellow]reading found {len(read_problems):,} error(s)/warning(s) (details: datatools check)[/]")
+    if lab.flags:
+        con.print("flags: " + ", ".join(f"{k} {v:,}" for k, v in lab.flags.items()))
+    px = report.pixels
+    if px is not None:
+        p = Table(title="Pixels (RGB, [0, 1] scale)", title_justify="left")
+        p.add_column("")
+        for ch in "RGB":
+            p.add_column(ch, justify="right")
+        p.add_row("mean", *[f"{v:.6f}" for v in px.mean])
+        p.add_row("std", *[f"{v:.6f}" for v in px.std])
+        con.print(p)
+        what = (f"[yellow]ESTIMATE from a sample of {px.images:,} of {px.population:,} images (seed)[/]"
+                if px.estimate else f"exact over {px.images:,} images")
+        size = f", after resize {px.resize if not isinstance(px.resize, tuple) else '%dx%d' % px.resize}" if px.resize else ""
+        con.print(f"{what}, {px.pixels:,} pixels per channel{size}; modes: "
+                  + ", ".join(f"{k} {v:,}" for k, v in px.modes.items()))
+        con.print(f"[bold]{px.normalize}[/]", soft_wrap=True)  # one line, ready to paste
+    if report.findings:
+        con.print(f"[yellow]{len(report.findings):,} image(s) left out of the pixel statistics:[/]")
+        for f in report.findings[:50]:  # one per line, unwrapped, so paths can be copied
+            con.print(f"  {f.path}: [{f.code}] {f.message}", soft_wrap=True, markup=False)
+        if len(report.findings) > 50:
+            con.print(f"  ... and {len(report.findings) - 50:,} more (all of them with --json)")
+    if plot_files:
+        con.print(f"[green]wrote[/] {len(plot_files)} plots: " + ", ".join(plot_files))

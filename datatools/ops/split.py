@@ -1,0 +1,504 @@
+"""``split``: leak-free train/val/test splits and k folds, written in the input's own convention.
+
+Use :func:`plan_split` to decide which image goes where (pure: the dataset in, a :class:`SplitPlan` out, nothing
+written), then :func:`write_split` to write the parts next to each other in OUT. Methods:
+
+* ``stratified`` (default): multi-label iterative stratification (Sechidis, Tsoumakas and Vlahavas, 2011). The rarest
+  class is placed first, each of its images going to the part that still needs the most objects of that class, so
+  every class, rare ones included, lands in every part close to the asked share. Demands are counted in objects (an
+  image with 5 cars moves 5 cars); within a class, images with more of its objects go first; ties go to the part that
+  still needs the most images, then to a seeded coin. Images without objects count as one more class, so they are
+  spread in the asked proportions too. Part sizes in images can miss the ask by a few percent: the class balance wins.
+* ``random``: a seeded permutation cut at the asked sizes.
+* ``group``: the same stratification on groups of images (``group_by`` regex on the image id: the first capture group,
+  or the whole match), so frames of one video never straddle parts. Images the regex does not match are their own group.
+* ``hash``: a part chosen by ``sha1(image id)`` (or of the group key) mapped to [0, 1): adding images later never moves
+  an existing one. Ratios only; the seed is not used.
+
+Randomness comes from a ``numpy.random.Generator`` made from the seed; the caller's data and the global generators are
+never touched. The same seed and input give the same plan and the same output bytes.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from datatools.core.errors import UsageError
+from datatools.core.io import ImagesMode, ProgressFn, check_output_dir, place_image, safe_join, write_many
+from datatools.core.model import Dataset, Finding, ImageRecord
+from datatools.formats.common import warn
+
+METHODS = ("stratified", "random", "group", "hash")
+TRAIN, VAL, TEST = "train", "val", "test"
+
+
+# --------------------------------------------------------------------------------------------------- the plan
+
+@dataclass(frozen=True, slots=True)
+class PartReport:
+    """What one part holds: images, objects, empty images, objects and images per class."""
+
+    name: str
+    asked: float
+    images: int
+    objects: int
+    empty: int
+    class_objects: dict[str, int]
+    class_images: dict[str, int]
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "asked": self.asked, "images": self.images, "objects": self.objects,
+                "empty_images": self.empty, "class_objects": self.class_objects, "class_images": self.class_images}
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    """Which part every image goes to, and how close each part came to the asked share.
+
+    ``parts`` maps part name (``train``/``val``/``test``, or ``fold_0``... and ``test`` for k-fold) to sorted image ids.
+    ``deviation`` is the largest |actual share - asked share| over parts, for images and for each class's objects.
+    """
+
+    dataset: Dataset
+    method: str
+    seed: int
+    kfold: int
+    parts: dict[str, tuple[str, ...]]
+    asked: dict[str, float]
+    reports: tuple[PartReport, ...]
+    deviation: dict[str, object]
+    dropped_empty: tuple[str, ...] = ()
+    groups: int = 0
+    findings: tuple[Finding, ...] = ()
+
+    def part_of(self) -> dict[str, str]:
+        return {iid: name for name, ids in self.parts.items() for iid in ids}
+
+    def layouts(self) -> list[tuple[str, dict[str, str]]]:
+        """What is written: ``[(subfolder, {image_id: split})]``; one entry, or one ``fold_i`` folder per fold
+        (fold i is ``val``, the other folds ``train``, the held-out ``test`` stays ``test``)."""
+        if not self.kfold:
+            return [("", self.part_of())]
+        out = []
+        for i in range(self.kfold):
+            me = f"fold_{i}"
+            assign = {}
+            for name, ids in self.parts.items():
+                split = TEST if name == TEST else (VAL if name == me else TRAIN)
+                assign.update({iid: split for iid in ids})
+            out.append((me, assign))
+        return out
+
+    def to_dict(self) -> dict:
+        return {"method": self.method, "seed": self.seed, "kfold": self.kfold, "images": len(self.dataset.images),
+                "objects": self.dataset.num_objects, "groups": self.groups, "asked": self.asked,
+                "parts": [r.to_dict() for r in self.reports], "max_deviation": self.deviation,
+                "dropped_empty": len(self.dropped_empty), "findings": [f.to_dict() for f in self.findings],
+                "assignment": {name: list(ids) for name, ids in self.parts.items()}}
+
+
+def _amount(value: float | None, n: int, what: str) -> float:
+    """A ratio in [0, 1) stays a ratio; a whole number >= 1 is a count of images."""
+    if value is None or value == 0:
+        return 0.0
+    if value < 0:
+        raise UsageError(f"--{what} must not be negative")
+    if value < 1:
+        return float(value)
+    if value != int(value):
+        raise UsageError(f"--{what} {value}: give a ratio below 1 or a whole number of images")
+    if n == 0:
+        return 0.0
+    return int(value) / n
+
+
+def plan_split(ds: Dataset, *, val: float | None = None, test: float = 0.0, method: str = "stratified",
+               seed: int = 0, group_by: str | None = None, kfold: int = 0, drop_empty: bool = False) -> SplitPlan:
+    """Decide the parts for every image of ``ds`` (nothing is written; see :func:`write_split`).
+
+    ``val``/``test`` are ratios (``0.2``) or image counts (``200``). ``kfold=K`` holds ``test`` out first and cuts the
+    rest into K folds (``val`` must then be left unset). Images without objects are kept and spread over the parts
+    unless ``drop_empty``.
+    """
+    if method not in METHODS:
+        raise UsageError(f"unknown split method {method!r}: choose one of {', '.join(METHODS)}")
+    if method == "group" and not group_by:
+        raise UsageError("--method group needs --group-by REGEX")
+    if group_by and method in ("random", "stratified"):
+        raise UsageError(f"--group-by applies to --method group or hash, not {method}")
+    if kfold < 0 or kfold == 1:
+        raise UsageError("--kfold must be at least 2")
+    if kfold and val is not None:
+        raise UsageError("--kfold makes the val parts itself: leave --val out")
+    records = sorted(ds.images, key=lambda r: r.image_id)
+    dropped: tuple[str, ...] = ()
+    if drop_empty:
+        dropped = tuple(r.image_id for r in records if not r.annotations)
+        records = [r for r in records if r.annotations]
+    n = len(records)
+    if n == 0:
+        raise UsageError("there are no images to split")
+    if val is None and not kfold:
+        val = 0.2
+    if method == "hash" and any(v is not None and v >= 1 for v in (val, test)):
+        raise UsageError("--method hash takes ratios (e.g. 0.2), not image counts: counts would move with growth")
+    r_val, r_test = _amount(val, n, "val"), _amount(test, n, "test")
+    if r_val + r_test >= 1:
+        raise UsageError(f"val + test ({r_val:.3g} + {r_test:.3g} of {n} images) leave nothing to train on")
+    if kfold:
+        names = [TEST] + [f"fold_{i}" for i in range(kfold)] if r_test else [f"fold_{i}" for i in range(kfold)]
+        asked = ({TEST: r_test} if r_test else {}) | {f"fold_{i}": (1 - r_test) / kfold for i in range(kfold)}
+    else:
+        names = [TRAIN, VAL] + ([TEST] if r_test else [])
+        asked = {TRAIN: 1 - r_val - r_test, VAL: r_val} | ({TEST: r_test} if r_test else {})
+        if not r_val:
+            names.remove(VAL)
+            del asked[VAL]
+    fractions = np.array([asked[nm] for nm in names], dtype=np.float64)
+    classes = list(ds.classes) + sorted({a.label for r in records for a in r.annotations} - set(ds.classes))
+    findings: list[Finding] = []
+    groups = 0
+    rng = np.random.default_rng(seed)
+    if method == "hash":
+        keys = [r.image_id for r in records]
+        if group_by:
+            keys, unmatched = group_keys(keys, group_by)
+            groups = len(set(keys))
+            findings += _unmatched_findings(unmatched, group_by)
+        index = _hash_assign(keys, names, fractions)
+    elif method == "random":
+        targets = _integer_targets(n, fractions)
+        order = rng.permutation(n)
+        index = np.empty(n, dtype=np.int64)
+        start = 0
+        for j, t in enumerate(targets):
+            index[order[start:start + t]] = j
+            start += t
+    else:
+        counts = _label_matrix(records, classes)
+        # Images without objects are one more label, so they spread in the asked proportions too.
+        counts = np.hstack([counts, (counts.sum(axis=1) == 0).astype(np.int64)[:, None]])
+        if method == "group":
+            keys, unmatched = group_keys([r.image_id for r in records], group_by or "")
+            findings += _unmatched_findings(unmatched, group_by or "")
+            uniq = sorted(set(keys))
+            gi = {k: i for i, k in enumerate(uniq)}
+            member = np.array([gi[k] for k in keys], dtype=np.int64)
+            gcounts = np.zeros((len(uniq), counts.shape[1]), dtype=np.int64)
+            np.add.at(gcounts, member, counts)
+            weights = np.bincount(member, minlength=len(uniq)).astype(np.float64)
+            gindex = iterative_stratification(gcounts, fractions * n, rng=rng, weights=weights)
+            index = gindex[member]
+            groups = len(uniq)
+        else:
+            index = iterative_stratification(counts, fractions * n, rng=rng)
+    parts = {nm: tuple(r.image_id for r, j in zip(records, index) if j == k) for k, nm in enumerate(names)}
+    reports = tuple(_report(nm, asked[nm], [r for r, j in zip(records, index) if j == k], classes)
+                    for k, nm in enumerate(names))
+    kept = ds.evolve(images=tuple(records))
+    return SplitPlan(dataset=kept, method=method, seed=seed, kfold=kfold, parts=parts, asked=asked, reports=reports,
+                     deviation=_deviation(reports, classes, n), dropped_empty=dropped, groups=groups,
+                     findings=tuple(findings))
+
+
+# --------------------------------------------------------------------------------------------------- algorithms
+
+def iterative_stratification(counts: np.ndarray, targets: np.ndarray, *, rng: np.random.Generator,
+                             weights: np.ndarray | None = None) -> np.ndarray:
+    """Multi-label iterative stratification (Sechidis et al., 2011), with object counts as label demands.
+
+    ``counts`` is (samples, labels) object counts, ``targets`` the wanted size of each part in sample-weight units
+    (images), ``weights`` each sample's size (1 for an image, the image count for a group). Returns the part index of
+    every sample. Samples without labels are placed last, each to the part that still needs the most.
+    """
+    counts = np.asarray(counts, dtype=np.float64)
+    n, c = counts.shape
+    k = len(targets)
+    weights = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
+    total = float(weights.sum())
+    frac = np.asarray(targets, dtype=np.float64) / total if total else np.full(k, 1.0 / k)
+    need_labels = np.outer(frac, counts.sum(axis=0))  # (parts, labels): objects each part still wants
+    need_size = np.asarray(targets, dtype=np.float64).copy()  # images each part still wants
+    present = counts > 0
+    left = present.sum(axis=0).astype(np.int64)  # unassigned samples per label
+    out = np.full(n, -1, dtype=np.int64)
+    while True:
+        live = np.flatnonzero(left > 0)
+        if live.size == 0:
+            break
+        fewest = live[left[live] == left[live].min()]
+        label = int(fewest[rng.integers(fewest.size)]) if fewest.size > 1 else int(fewest[0])
+        todo = rng.permutation(np.flatnonzero(present[:, label] & (out < 0)))
+        # Largest first (then the seeded order): like bin packing, small images fill the gaps big ones leave.
+        todo = todo[np.argsort(-counts[todo, label], kind="stable")]
+        for i in todo:
+            j = _pick(need_labels[:, label], need_size, rng)
+            out[i] = j
+            need_labels[j] -= counts[i]
+            need_size[j] -= weights[i]
+            left -= present[i]
+    for i in rng.permutation(np.flatnonzero(out < 0)):
+        j = _pick(need_size, need_size, rng)
+        out[i] = j
+        need_size[j] -= weights[i]
+    return out
+
+
+def _pick(primary: np.ndarray, secondary: np.ndarray, rng: np.random.Generator) -> int:
+    best = np.flatnonzero(primary == primary.max())
+    if best.size > 1:
+        sec = secondary[best]
+        best = best[sec == sec.max()]
+    return int(best[rng.integers(best.size)]) if best.size > 1 else int(best[0])
+
+
+def _integer_targets(n: int, fractions: np.ndarray) -> list[int]:
+    """Whole image counts that add up to n: the largest remainders get the leftover images, ties to the first part."""
+    raw = fractions * n
+    base = np.floor(raw).astype(np.int64)
+    rest = n - int(base.sum())
+    order = sorted(range(len(raw)), key=lambda j: (-(raw[j] - base[j]), j))
+    for j in order[:rest]:
+        base[j] += 1
+    return [int(b) for b in base]
+
+
+def stable_unit(key: str) -> float:
+    """``sha1(key)`` as a number in [0, 1): the same on every machine and Python version (unlike ``hash()``)."""
+    return int.from_bytes(hashlib.sha1(key.encode("utf-8")).digest()[:8], "big") / 2.0 ** 64
+
+
+def _hash_assign(keys: Sequence[str], names: Sequence[str], fractions: np.ndarray) -> np.ndarray:
+    """Fixed intervals of [0, 1): val first, then test, train last (k-fold: test first, then the folds), so growing
+    the dataset or changing nothing never moves an image."""
+    order = [nm for nm in (VAL, TEST) if nm in names] + [nm for nm in names if nm not in (VAL, TEST)]
+    bounds = np.cumsum([fractions[names.index(nm)] for nm in order])
+    bounds[-1] = 1.0
+    part = {nm: names.index(nm) for nm in order}
+    out = np.empty(len(keys), dtype=np.int64)
+    for i, key in enumerate(keys):
+        u = stable_unit(key)
+        slot = int(np.searchsorted(bounds, u, side="right"))
+        out[i] = part[order[min(slot, len(order) - 1)]]
+    return out
+
+
+def group_keys(image_ids: Sequence[str], pattern: str) -> tuple[list[str], list[str]]:
+    """The group of every image id: the regex's first capture group (or whole match) found by ``re.search``.
+    Returns (keys, ids that did not match, which become their own group)."""
+    try:
+        rx = re.compile(pattern)
+    except re.error as e:
+        raise UsageError(f"--group-by {pattern!r} is not a valid regular expression: {e}") from e
+    keys, unmatched = [], []
+    for iid in image_ids:
+        m = rx.search(iid)
+        if m is None:
+            unmatched.append(iid)
+            keys.append("\0" + iid)  # its own group, never equal to a real group key
+        else:
+            keys.append(m.group(1) if rx.groups and m.group(1) is not None else m.group(0))
+    return keys, unmatched
+
+
+def _unmatched_findings(unmatched: list[str], pattern: str) -> list[Finding]:
+    if not unmatched:
+        return []
+    return [warn("group-unmatched", "", "group-by",
+                 f"{len(unmatched)} image id(s) do not match {pattern!r} and are each their own group "
+                 f"(first: {', '.join(unmatched[:3])})")]
+
+
+def _label_matrix(records: Sequence[ImageRecord], classes: Sequence[str]) -> np.ndarray:
+    col = {c: i for i, c in enumerate(classes)}
+    m = np.zeros((len(records), len(classes)), dtype=np.int64)
+    for i, r in enumerate(records):
+        for a in r.annotations:
+            m[i, col[a.label]] += 1
+    return m
+
+
+def _report(name: str, asked: float, records: Sequence[ImageRecord], classes: Sequence[str]) -> PartReport:
+    objs: Counter = Counter()
+    imgs: Counter = Counter()
+    for r in records:
+        labels = [a.label for a in r.annotations]
+        objs.update(labels)
+        imgs.update(set(labels))
+    return PartReport(name=name, asked=asked, images=len(records), objects=sum(objs.values()),
+                      empty=sum(1 for r in records if not r.annotations),
+                      class_objects={c: objs.get(c, 0) for c in classes}, class_images={c: imgs.get(c, 0) for c in classes})
+
+
+def _deviation(reports: Sequence[PartReport], classes: Sequence[str], n: int) -> dict[str, object]:
+    img = max(abs(r.images / n - r.asked) for r in reports)
+    worst = (0.0, "", "")
+    for c in classes:
+        tot = sum(r.class_objects[c] for r in reports)
+        if not tot:
+            continue
+        for r in reports:
+            d = abs(r.class_objects[c] / tot - r.asked)
+            if d > worst[0]:
+                worst = (d, c, r.name)
+    return {"images": img, "class_objects": worst[0], "worst_class": worst[1], "worst_part": worst[2]}
+
+
+# --------------------------------------------------------------------------------------------------- writing
+
+@dataclass
+class SplitWriteResult:
+    out: str
+    files: int = 0
+    images_placed: int = 0
+    findings: list[Finding] = field(default_factory=list)
+
+
+def write_split(plan: SplitPlan, out: str | os.PathLike, *, images_mode: ImagesMode | str = ImagesMode.LINK,
+                workers: int | None = None, progress: ProgressFn | None = None) -> SplitWriteResult:
+    """Write the plan into ``out`` in the input's own format; the input is never modified.
+
+    * VOC: ``Annotations/`` (the original XML files, copied byte for byte), ``JPEGImages/`` (per ``images_mode``) and
+      ``ImageSets/Main/{train,val,test,trainval}.txt``: a complete VOC root.
+    * YOLO: ``images/<split>``, ``labels/<split>``, ``data.yaml`` and ``classes.txt`` (the YOLO writer).
+    * COCO: ``annotations/instances_<split>.json``, each the original JSON filtered by image id (ids and every other
+      field kept), and ``images/<file_name>`` per ``images_mode``.
+
+    With ``kfold`` each fold gets its own ``fold_<i>/`` folder in that layout.
+    """
+    ds = plan.dataset
+    images_mode = ImagesMode(images_mode)
+    inputs = [ds.root] + ([str(Path(ds.root) / "Annotations")] if ds.format == "voc" else [])
+    out = check_output_dir(out, [p for p in inputs if p])
+    root = Path(ds.root).resolve() if ds.root else None
+    if root is not None and root.is_dir() and (out == root or root in out.parents):
+        raise UsageError(f"the output {out} is inside the input {ds.root}: choose a folder outside it")
+    result = SplitWriteResult(out=str(out))
+    by_id = {r.image_id: r for r in ds.images}
+    for sub, assign in plan.layouts():
+        target = out / sub if sub else out
+        recs = [replace(by_id[iid], splits=(assign[iid],)) for iid in sorted(assign)]
+        if ds.format == "voc":
+            _write_voc(recs, target, images_mode, result, workers)
+        elif ds.format == "yolo":
+            from datatools.formats import yolo
+
+            res = yolo.write(ds.evolve(images=tuple(recs)), target, images_mode=images_mode, workers=workers)
+            result.files += len(res.files)
+            result.images_placed += 0 if images_mode is ImagesMode.NONE else sum(1 for r in recs if r.image_path)
+            result.findings += res.findings
+        elif ds.format == "coco":
+            _write_coco(recs, target, images_mode, result)
+        else:
+            raise UsageError(f"cannot write splits for format {ds.format!r}")
+        if progress:
+            progress(len(recs))
+    return result
+
+
+def _place(rec: ImageRecord, folder: Path, rel: str, mode: ImagesMode, result: SplitWriteResult) -> None:
+    if mode is ImagesMode.NONE or not rec.image_path:
+        return
+    try:
+        dst = safe_join(folder, rel)
+    except UsageError as e:
+        result.findings.append(warn("unsafe-filename", rec.source, "file_name", f"{e}; the image was not placed",
+                                    image_id=rec.image_id))
+        return
+    place_image(rec.image_path, dst, mode)
+    result.images_placed += 1
+
+
+def _write_voc(recs: list[ImageRecord], target: Path, mode: ImagesMode, result: SplitWriteResult,
+               workers: int | None) -> None:
+    items: list[tuple[str, bytes | str]] = []
+    lists: dict[str, list[str]] = {}
+    for r in recs:
+        # XMLs are copied, never hard-linked: editing the split copy must not edit the input.
+        with open(r.source, "rb") as f:
+            items.append((str(safe_join(target / "Annotations", r.image_id + ".xml")), f.read()))
+        _place(r, target / "JPEGImages", r.file_name or (r.image_id + ".jpg"), mode, result)
+        lists.setdefault(r.splits[0], []).append(r.image_id)
+    if TRAIN in lists or VAL in lists:
+        lists["trainval"] = sorted(lists.get(TRAIN, []) + lists.get(VAL, []))
+    for name, ids in sorted(lists.items()):
+        items.append((str(target / "ImageSets" / "Main" / f"{name}.txt"), "".join(i + "\n" for i in ids)))
+    write_many(items, workers=workers or 1)
+    result.files += len(items)
+
+
+def _coco_source(rec: ImageRecord) -> tuple[str, str]:
+    path, _, raw_id = rec.source.rpartition("#")
+    if not path:
+        raise UsageError(f"{rec.image_id}: the record does not come from a COCO file")
+    return path, raw_id
+
+
+def _write_coco(recs: list[ImageRecord], target: Path, mode: ImagesMode, result: SplitWriteResult) -> None:
+    """One JSON per split: the original JSON with its images and annotations filtered by image id, every other field
+    kept. When the input is several files whose ids collide (e.g. instances_train.json and instances_val.json both
+    counting from 1), ids are renumbered over all files in file order (the same numbers in every split and fold)."""
+    from datatools.formats.coco import dumps
+
+    cache: dict[str, dict] = {}
+    wanted: dict[str, dict[str, set[str]]] = {}  # split -> json path -> raw image ids (as str)
+    for r in recs:
+        path, raw_id = _coco_source(r)
+        if path not in cache:
+            cache[path] = json.loads(Path(path).read_bytes().decode("utf-8-sig"))
+        wanted.setdefault(r.splits[0], {}).setdefault(path, set()).add(raw_id)
+    paths = sorted(cache)
+    base = cache[paths[0]]
+    for p in paths[1:]:
+        if cache[p].get("categories") != base.get("categories"):
+            raise UsageError(f"{p} and {paths[0]} have different categories: split one COCO file at a time")
+    renumber = _ids_collide([cache[p] for p in paths])
+    if renumber and not any(f.code == "ids-renumbered" for f in result.findings):
+        result.findings.append(warn("ids-renumbered", ", ".join(paths), "id",
+                                    "the input files share image or annotation ids; ids were renumbered from 1 over "
+                                    "all files in file order"))
+    new_image_id: dict[tuple[str, object], int] = {}
+    new_ann_id: dict[tuple[str, int], int] = {}
+    for p in paths:
+        for im in cache[p]["images"]:
+            if isinstance(im, dict) and im.get("id") is not None:
+                new_image_id.setdefault((p, im["id"]), len(new_image_id) + 1)
+        for k, a in enumerate(cache[p].get("annotations") or []):
+            new_ann_id[(p, k)] = len(new_ann_id) + 1
+    items = []
+    for split, per_file in sorted(wanted.items()):
+        obj = {k: v for k, v in base.items() if k not in ("images", "annotations")}
+        images, anns = [], []
+        for p in paths:
+            ids = per_file.get(p, set())
+            keep = set()
+            for im in cache[p]["images"]:
+                if isinstance(im, dict) and str(im.get("id")) in ids:
+                    keep.add(im["id"])
+                    images.append({**im, "id": new_image_id[(p, im["id"])]} if renumber else im)
+            for k, a in enumerate(cache[p].get("annotations") or []):
+                if isinstance(a, dict) and a.get("image_id") in keep:
+                    anns.append({**a, "id": new_ann_id[(p, k)], "image_id": new_image_id[(p, a["image_id"])]}
+                                if renumber else a)
+        obj["images"], obj["annotations"] = images, anns
+        items.append((str(target / "annotations" / f"instances_{split}.json"), dumps(obj)))
+    for r in recs:
+        _place(r, target / "images", r.file_name or r.image_id, mode, result)
+    write_many(items)
+    result.files += len(items)
+
+
+def _ids_collide(docs: Sequence[dict]) -> bool:
+    if len(docs) < 2:
+        return False
+    img: Counter = Counter(im.get("id") for d in docs for im in d["images"] if isinstance(im, dict))
+    ann: Counter = Counter(a.get("id") for d in docs for a in d.get("annotations") or [] if isinstance(a, dict))
+    return any(v > 1 for v in img.values()) or any(v > 1 for v in ann.values())

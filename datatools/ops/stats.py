@@ -1,0 +1,351 @@
+"""``stats``: exact per-channel pixel mean/std in one pass, and dataset statistics from the labels alone.
+
+Use :func:`pixel_stats` for the numbers that go into ``transforms.v2.Normalize``; :func:`label_stats` for what the
+annotations hold (classes, objects per image, box sizes, image sizes) without reading a pixel; :func:`dataset_stats`
+does both from a dataset folder.
+
+How the pixel statistics stay exact: every image becomes three 256-bin integer histograms (PIL's ``histogram()``, at
+almost the speed of decoding). Histograms are summed as int64, so the total is the same in any order and for any
+number of workers. Only at the end are the sums turned into floats: ``mean = S1 / (255 N)`` and
+``var = (N S2 - S1^2) / (255 N)^2`` with Python integers (no overflow, no rounding before the last step), so the result
+is bit-identical between runs and worker counts. This is the population std over all pixels of all images, not a
+mean of per-image stds nor an unweighted mean of per-worker means.
+
+Colour rule (what each image contributes, matching ``Image.open(p).convert("RGB")`` that most training code runs):
+
+* RGB as is; grayscale ``L`` (and ``1``) is replicated into R, G and B; ``LA``/``RGBA`` drop the alpha channel (not
+  composited); palette ``P``/``PA``, ``CMYK``, ``YCbCr`` and other modes go through PIL's ``convert("RGB")``.
+* 16-bit images (``I;16*``, and ``I`` as PIL opens 16-bit PNGs) keep their top 8 bits (``v >> 8``, values clipped to
+  0..65535) and are then grayscale: PIL's own ``convert`` would saturate every value above 255.
+* 32-bit float images (``F``) are not supported and are reported.
+* EXIF orientation only permutes pixels, so it cannot change the statistics and is not applied, except with
+  ``--resize WxH`` where it decides which side is W (it is applied first, as the image is displayed).
+* ``--resize N`` resizes the shorter side to N like ``transforms.v2.Resize(N)`` on a PIL image (bilinear, long side
+  ``int(N * long / short)``); ``--resize WxH`` resizes to exactly W x H (bilinear).
+"""
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from datatools.core.io import ProgressFn, parallel_map
+from datatools.core.model import Dataset, Finding
+from datatools.formats.common import err, warn
+
+_SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+COCO_SMALL, COCO_MEDIUM = 32 ** 2, 96 ** 2
+QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
+_Q_NAMES = ("min", "p5", "p25", "median", "p75", "p95", "max")
+
+
+# --------------------------------------------------------------------------------------------------- pixels
+
+def parse_resize(value: str | int | None) -> int | tuple[int, int] | None:
+    """``"512"`` -> 512 (shorter side), ``"640x480"`` -> (640, 480) (exact W x H); ``None``/``0`` -> no resize."""
+    if value in (None, "", 0, "0"):
+        return None
+    if isinstance(value, int):
+        if value <= 0:
+            raise ValueError("--resize must be positive")
+        return value
+    text = str(value).lower().strip()
+    try:
+        if "x" in text:
+            w, h = (int(v) for v in text.split("x", 1))
+            if w <= 0 or h <= 0:
+                raise ValueError
+            return (w, h)
+        n = int(text)
+        if n <= 0:
+            raise ValueError
+        return n
+    except ValueError as e:
+        raise ValueError(f"--resize {value!r}: expected N (shorter side) or WxH") from e
+
+
+def resized_size(width: int, height: int, resize: int | tuple[int, int]) -> tuple[int, int]:
+    """The output size of ``transforms.v2.Resize(resize)`` for an int (shorter side) or an exact (W, H)."""
+    if isinstance(resize, tuple):
+        return resize
+    short, long = (width, height) if width <= height else (height, width)
+    new_short, new_long = resize, int(resize * long / short)
+    return (new_short, new_long) if width <= height else (new_long, new_short)
+
+
+def image_histogram(path: str, resize: int | tuple[int, int] | None = None) -> tuple[np.ndarray | None, str, str]:
+    """One image's (3, 256) int64 histogram under the colour rule, its mode, and an error ("" when fine).
+
+    Never raises for a bad image: corrupt, truncated and unsupported images come back with ``error`` set.
+    """
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            mode = im.mode
+            if resize is None and mode in ("RGB", "RGBA", "L", "LA"):
+                h = im.histogram()  # decodes; the C loop counts every channel at once
+                hist = np.asarray(h, dtype=np.int64).reshape(-1, 256)
+                hist = np.repeat(hist[:1], 3, axis=0) if mode in ("L", "LA") else hist[:3]
+                return hist, mode, ""
+            rgb = _to_rgb(im)
+            if resize is not None:
+                if isinstance(resize, tuple):
+                    rgb = _exif_upright(im, rgb)
+                rgb = rgb.resize(resized_size(rgb.width, rgb.height, resize), Image.Resampling.BILINEAR)
+            return np.asarray(rgb.histogram(), dtype=np.int64).reshape(3, 256), mode, ""
+    except FileNotFoundError:
+        return None, "", "missing"
+    except Image.DecompressionBombError as e:
+        return None, "", f"decompression bomb: {e}"
+    except (OSError, SyntaxError, ValueError, Image.UnidentifiedImageError) as e:
+        return None, "", f"unreadable image: {e}"
+
+
+def _to_rgb(im):
+    from PIL import Image
+
+    mode = im.mode
+    if mode == "RGB":
+        im.load()
+        return im
+    if mode in _SIXTEEN_BIT:
+        arr = np.asarray(im)
+        arr8 = (np.clip(arr.astype(np.int64), 0, 65535) >> 8).astype(np.uint8)
+        return Image.fromarray(arr8, mode="L").convert("RGB")
+    if mode == "F":
+        raise ValueError("32-bit float images (mode F) are not supported")
+    return im.convert("RGB")
+
+
+def _exif_upright(src, rgb):
+    from PIL import Image
+
+    try:
+        orientation = int(src.getexif().get(0x0112, 1) or 1)
+    except Exception:  # a broken EXIF block is not a broken image
+        orientation = 1
+    ops = {2: [Image.Transpose.FLIP_LEFT_RIGHT], 3: [Image.Transpose.ROTATE_180], 4: [Image.Transpose.FLIP_TOP_BOTTOM],
+           5: [Image.Transpose.TRANSPOSE], 6: [Image.Transpose.ROTATE_270], 7: [Image.Transpose.TRANSVERSE],
+           8: [Image.Transpose.ROTATE_90]}.get(orientation, [])
+    for op in ops:
+        rgb = rgb.transpose(op)
+    return rgb
+
+
+def _hist_job(args: tuple[str, int | tuple[int, int] | None]) -> tuple[np.ndarray | None, str, str]:
+    return image_histogram(*args)
+
+
+@dataclass(frozen=True)
+class PixelStats:
+    """Exact channel statistics in [0, 1] scale over every pixel of ``images`` images.
+
+    ``estimate`` is true when only a seeded sample of ``population`` images was read. ``failed`` lists
+    (path, reason) for images that could not be read; they are skipped, never fatal.
+    """
+
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    images: int
+    pixels: int
+    histogram: np.ndarray  # (3, 256) int64
+    modes: dict[str, int]
+    failed: tuple[tuple[str, str], ...] = ()
+    estimate: bool = False
+    population: int = 0
+    resize: int | tuple[int, int] | None = None
+
+    @property
+    def normalize(self) -> str:
+        """A line to paste into a torchvision pipeline."""
+        m = ", ".join(f"{v:.4f}" for v in self.mean)
+        s = ", ".join(f"{v:.4f}" for v in self.std)
+        return f"transforms.v2.Normalize(mean=[{m}], std=[{s}])"
+
+    def to_dict(self) -> dict:
+        return {"mean": list(self.mean), "std": list(self.std), "images": self.images, "pixels": self.pixels,
+                "estimate": self.estimate, "population": self.population,
+                "resize": list(self.resize) if isinstance(self.resize, tuple) else self.resize, "modes": self.modes,
+                "normalize": self.normalize, "failed": [{"path": p, "error": e} for p, e in self.failed],
+                "histogram": self.histogram.tolist()}
+
+
+def stats_from_histogram(hist: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...], int]:
+    """(mean, std, pixels) in [0, 1] scale from (channels, 256) integer counts, exactly: Python integers until the
+    final, correctly rounded division."""
+    values = list(range(256))
+    means, stds = [], []
+    n = 0
+    for ch in np.asarray(hist):
+        counts = [int(c) for c in ch]
+        n = sum(counts)
+        if n == 0:
+            means.append(math.nan)
+            stds.append(math.nan)
+            continue
+        s1 = sum(v * c for v, c in zip(values, counts))
+        s2 = sum(v * v * c for v, c in zip(values, counts))
+        means.append(s1 / (255 * n))
+        stds.append(math.sqrt((n * s2 - s1 * s1) / (255 * 255 * n * n)))
+    return tuple(means), tuple(stds), n
+
+
+def pixel_stats(paths: Sequence[str], *, resize: int | tuple[int, int] | None = None, sample: int | None = None,
+                seed: int = 0, workers: int | None = None, progress: ProgressFn | None = None,
+                on_total=None) -> PixelStats:
+    """Exact mean/std over all pixels of ``paths`` (each file once), or of a seeded ``sample`` of them.
+
+    Use it once per training resolution: the statistics after ``resize`` are the ones the network sees.
+    """
+    unique = sorted(dict.fromkeys(str(p) for p in paths))
+    population = len(unique)
+    chosen = unique
+    if sample and sample < population:
+        chosen = sorted(random.Random(seed).sample(unique, sample))
+    if on_total:
+        on_total(len(chosen))
+    results = parallel_map(_hist_job, [(p, resize) for p in chosen], workers=workers, progress=progress,
+                           min_per_worker=16)
+    total = np.zeros((3, 256), dtype=np.int64)
+    modes: Counter = Counter()
+    failed = []
+    for p, (hist, mode, error) in zip(chosen, results):
+        if hist is None:
+            failed.append((p, error))
+            continue
+        total += hist
+        modes[mode] += 1
+    mean, std, n = stats_from_histogram(total)
+    return PixelStats(mean=mean, std=std, images=sum(modes.values()), pixels=n, histogram=total,  # type: ignore[arg-type]
+                      modes=dict(sorted(modes.items())), failed=tuple(failed), estimate=len(chosen) < population,
+                      population=population, resize=resize)
+
+
+# --------------------------------------------------------------------------------------------------- labels
+
+def describe(values: np.ndarray) -> dict[str, float]:
+    """min, p5, p25, median, p75, p95, max and mean of ``values`` (NaN when empty)."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        return {k: math.nan for k in (*_Q_NAMES, "mean")}
+    q = np.quantile(v, QUANTILES)
+    return {k: float(x) for k, x in zip(_Q_NAMES, q)} | {"mean": float(v.mean())}
+
+
+@dataclass(frozen=True)
+class LabelStats:
+    """What the annotations hold, read from the labels only (no pixel is decoded).
+
+    ``arrays`` keeps the raw per-box and per-image values (for plots); :meth:`to_dict` summarizes them.
+    Boxes are absolute continuous pixels; relative values divide by the image size (boxes of images without a
+    known size are left out of the relative figures and counted in ``no_size``).
+    """
+
+    images: int
+    objects: int
+    empty_images: int
+    class_objects: dict[str, int]
+    class_images: dict[str, int]
+    objects_per_image: dict[str, float]
+    objects_per_image_counts: dict[int, int]
+    boxes_abs: dict[str, dict[str, float]]
+    boxes_rel: dict[str, dict[str, float]]
+    coco_sizes: dict[str, int]
+    image_sizes: dict[str, object]
+    flags: dict[str, int]
+    no_size: int
+    arrays: dict[str, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
+
+    def to_dict(self) -> dict:
+        return {"images": self.images, "objects": self.objects, "empty_images": self.empty_images,
+                "class_objects": self.class_objects, "class_images": self.class_images,
+                "objects_per_image": self.objects_per_image,
+                "objects_per_image_counts": {str(k): v for k, v in self.objects_per_image_counts.items()},
+                "boxes_absolute": self.boxes_abs, "boxes_relative": self.boxes_rel, "coco_sizes": self.coco_sizes,
+                "image_sizes": self.image_sizes, "flags": self.flags, "images_without_size": self.no_size}
+
+
+def label_stats(ds: Dataset) -> LabelStats:
+    """Count classes, objects per image, box and image size distributions. Reads no pixels."""
+    classes = list(ds.classes) + sorted({a.label for im in ds.images for a in im.annotations} - set(ds.classes))
+    objs: Counter = Counter(a.label for im in ds.images for a in im.annotations)
+    imgs: Counter = Counter(label for im in ds.images for label in {a.label for a in im.annotations})
+    per_image = np.array([len(im.annotations) for im in ds.images], dtype=np.int64)
+    n_boxes = int(per_image.sum())
+    boxes = np.array([a.box for im in ds.images for a in im.annotations], dtype=np.float64).reshape(-1, 4)
+    w = np.maximum(boxes[:, 2] - boxes[:, 0], 0.0)
+    h = np.maximum(boxes[:, 3] - boxes[:, 1], 0.0)
+    sizes_per_box = [(im.width, im.height) if im.has_size else (np.nan, np.nan) for im in ds.images]
+    isz = np.repeat(np.array(sizes_per_box, dtype=np.float64).reshape(-1, 2), per_image, axis=0)
+    iw, ih = isz[:, 0], isz[:, 1]
+    flags = {name: sum(1 for im in ds.images for a in im.annotations if getattr(a, name))
+             for name in ("difficult", "truncated", "occluded", "iscrowd")}
+    areas = w * h
+    with np.errstate(divide="ignore", invalid="ignore"):
+        aspect = np.where(h > 0, w / h, np.nan)
+    sized = ~np.isnan(iw)
+    rw, rh = w[sized] / iw[sized], h[sized] / ih[sized]
+    rarea = areas[sized] / (iw[sized] * ih[sized])
+    ok_aspect = aspect[~np.isnan(aspect)]
+    sizes = [(im.width, im.height) for im in ds.images if im.has_size]
+    top = Counter(sizes).most_common(10)
+    return LabelStats(
+        images=len(ds.images), objects=n_boxes, empty_images=int((per_image == 0).sum()),
+        class_objects={c: objs.get(c, 0) for c in classes}, class_images={c: imgs.get(c, 0) for c in classes},
+        objects_per_image=describe(per_image),
+        objects_per_image_counts=dict(sorted(Counter(int(v) for v in per_image).items())),
+        boxes_abs={"width": describe(w), "height": describe(h), "area": describe(areas), "aspect": describe(ok_aspect)},
+        boxes_rel={"width": describe(rw), "height": describe(rh), "area": describe(rarea)},
+        coco_sizes={"small": int((areas < COCO_SMALL).sum()),
+                    "medium": int(((areas >= COCO_SMALL) & (areas < COCO_MEDIUM)).sum()),
+                    "large": int((areas >= COCO_MEDIUM).sum())},
+        image_sizes={"width": describe(np.array([s[0] for s in sizes])), "height": describe(np.array([s[1] for s in sizes])),
+                     "distinct": len(set(sizes)), "most_common": [{"width": a, "height": b, "images": c} for (a, b), c in top]},
+        flags=dict(flags), no_size=len(ds.images) - len(sizes),
+        arrays={"objects_per_image": per_image, "width": w, "height": h, "area": areas, "aspect": ok_aspect,
+                "rel_width": rw, "rel_height": rh, "rel_area": rarea,
+                "image_width": np.array([s[0] for s in sizes]), "image_height": np.array([s[1] for s in sizes])})
+
+
+# --------------------------------------------------------------------------------------------------- both
+
+@dataclass(frozen=True)
+class StatsReport:
+    src: str
+    format: str
+    labels: LabelStats
+    pixels: PixelStats | None
+    findings: tuple[Finding, ...] = ()  # images left out of the pixel statistics
+    read_findings: tuple[Finding, ...] = ()  # what reading the annotations noticed (as ``datatools check`` lists)
+
+    def to_dict(self) -> dict:
+        return {"src": self.src, "format": self.format, "labels": self.labels.to_dict(),
+                "pixels": self.pixels.to_dict() if self.pixels else None,
+                "findings": [f.to_dict() for f in self.findings],
+                "read_errors": sum(1 for f in self.read_findings if f.severity.value == "error"),
+                "read_warnings": sum(1 for f in self.read_findings if f.severity.value == "warning")}
+
+
+def dataset_stats(ds: Dataset, *, labels_only: bool = False, resize: int | tuple[int, int] | None = None,
+                  sample: int | None = None, seed: int = 0, workers: int | None = None,
+                  progress: ProgressFn | None = None, on_total=None) -> StatsReport:
+    """Label statistics of ``ds`` and, unless ``labels_only``, the exact pixel statistics of its images."""
+    findings: list[Finding] = []
+    px = None
+    if not labels_only:
+        missing = [im for im in ds.images if not im.image_path]
+        for im in missing:
+            findings.append(warn("missing-image", im.source, "image", "no image file: left out of the pixel statistics",
+                                 image_id=im.image_id))
+        paths = [im.image_path for im in ds.images if im.image_path]
+        px = pixel_stats(paths, resize=resize, sample=sample, seed=seed, workers=workers, progress=progress,  # type: ignore[arg-type]
+                         on_total=on_total)
+        for p, e in px.failed:
+            findings.append(err("image-unreadable", p, "image", f"{e}; skipped"))
+    return StatsReport(src=ds.root, format=ds.format, labels=label_stats(ds), pixels=px, findings=tuple(findings),
+                       read_findings=ds.findings)

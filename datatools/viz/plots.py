@@ -1,0 +1,137 @@
+"""PNG histograms for ``datatools stats --plots DIR`` (matplotlib, Agg backend: no display needed).
+
+Use :func:`write_stats_plots` after :func:`datatools.ops.stats.dataset_stats`; every file is written atomically and
+the list of paths is returned. Plots are rendered with a fixed size and DPI and no timestamps, so the same statistics
+give the same images.
+"""
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+
+from datatools.core.io import atomic_write
+
+_DPI = 100
+
+
+def _figure(w: float = 7.0, h: float = 4.0):
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    from matplotlib.figure import Figure
+
+    # A bare Figure (not pyplot) keeps no global state and needs no GUI backend.
+    return Figure(figsize=(w, h), dpi=_DPI, layout="constrained")
+
+
+def _save(fig, path: Path) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    atomic_write(path, buf.getvalue())
+    return str(path)
+
+
+def _hist(ax, values: np.ndarray, *, bins=50, log: bool = False, title: str, xlabel: str) -> None:
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if log:
+        v = v[v > 0]
+    if v.size == 0:
+        ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+    else:
+        if log:
+            lo, hi = v.min(), v.max()
+            bins = np.geomspace(lo, hi if hi > lo else lo * 1.01, 50)
+            ax.set_xscale("log")
+            from matplotlib.ticker import NullFormatter
+
+            ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels collide on narrow ranges
+        ax.hist(v, bins=bins, color="#4c72b0", edgecolor="white", linewidth=0.4)
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("count")
+
+
+def write_stats_plots(report, out_dir: str | os.PathLike) -> list[str]:
+    """Write classes.png, objects_per_image.png, box_sizes.png, box_shapes.png, image_sizes.png and, when pixel
+    statistics were computed, pixel_histogram.png into ``out_dir``."""
+    out = Path(out_dir)
+    lab = report.labels
+    arr = lab.arrays
+    files = []
+
+    fig = _figure(max(6.0, 0.35 * len(lab.class_objects) + 2), 4.5)
+    ax = fig.add_subplot()
+    names = list(lab.class_objects)
+    x = np.arange(len(names))
+    ax.bar(x - 0.2, [lab.class_objects[n] for n in names], 0.4, label="objects", color="#4c72b0")
+    ax.bar(x + 0.2, [lab.class_images[n] for n in names], 0.4, label="images", color="#dd8452")
+    ax.set_xticks(x, names, rotation=60 if len(names) > 8 else 0, ha="right" if len(names) > 8 else "center")
+    ax.set_title(f"classes: {lab.objects:,} objects in {lab.images:,} images")
+    ax.set_ylabel("count")
+    ax.legend()
+    files.append(_save(fig, out / "classes.png"))
+
+    fig = _figure()
+    ax = fig.add_subplot()
+    counts = lab.objects_per_image_counts
+    ax.bar(list(counts), list(counts.values()), color="#4c72b0")
+    ax.set_title(f"objects per image ({lab.empty_images:,} images without objects)")
+    ax.set_xlabel("objects in the image")
+    ax.set_ylabel("images")
+    files.append(_save(fig, out / "objects_per_image.png"))
+
+    fig = _figure(11, 7)
+    axes = fig.subplots(2, 2)
+    _hist(axes[0, 0], arr["width"], log=True, title="box width (px)", xlabel="pixels")
+    _hist(axes[0, 1], arr["height"], log=True, title="box height (px)", xlabel="pixels")
+    _hist(axes[1, 0], np.sqrt(arr["area"]), log=True, title="sqrt(box area) (px); COCO small < 32 <= medium < 96",
+          xlabel="pixels")
+    for edge in (32, 96):
+        axes[1, 0].axvline(edge, color="#c44e52", linestyle="--", linewidth=1)
+    _hist(axes[1, 1], arr["aspect"], log=True, title="aspect ratio (width / height)", xlabel="w / h")
+    files.append(_save(fig, out / "box_sizes.png"))
+
+    fig = _figure(11, 4.5)
+    ax1, ax2 = fig.subplots(1, 2)
+    rw, rh = arr["rel_width"], arr["rel_height"]
+    if rw.size:
+        h2 = ax1.hist2d(rw, rh, bins=40, range=[[0, 1], [0, 1]], cmap="viridis", cmin=1)
+        fig.colorbar(h2[3], ax=ax1, label="boxes")
+    ax1.set_title("relative box size")
+    ax1.set_xlabel("width / image width")
+    ax1.set_ylabel("height / image height")
+    _hist(ax2, arr["rel_area"], log=True, title="box area / image area", xlabel="fraction of the image")
+    files.append(_save(fig, out / "box_shapes.png"))
+
+    fig = _figure(6, 5)
+    ax = fig.add_subplot()
+    iw, ih = arr["image_width"], arr["image_height"]
+    if iw.size:
+        pairs, n = np.unique(np.stack([iw, ih], axis=1), axis=0, return_counts=True)
+        ax.scatter(pairs[:, 0], pairs[:, 1], s=10 + 200 * n / n.max(), alpha=0.6, color="#4c72b0")
+    ax.set_title(f"image sizes ({lab.image_sizes['distinct']} distinct)")
+    ax.set_xlabel("width (px)")
+    ax.set_ylabel("height (px)")
+    files.append(_save(fig, out / "image_sizes.png"))
+
+    px = report.pixels
+    if px is not None and px.pixels:
+        fig = _figure(8, 4.5)
+        ax = fig.add_subplot()
+        levels = np.arange(256)
+        for ch, (name, colour) in enumerate(zip("RGB", ("#c44e52", "#55a868", "#4c72b0"))):
+            frac = px.histogram[ch] / px.histogram[ch].sum()
+            ax.plot(levels, frac, color=colour,
+                    label=f"{name}: mean {px.mean[ch]:.4f}, std {px.std[ch]:.4f}")
+        ax.set_xlim(0, 255)
+        ax.set_xlabel("pixel value")
+        ax.set_ylabel("fraction of pixels")
+        est = " (estimate from a sample)" if px.estimate else ""
+        ax.set_title(f"pixel values over {px.images:,} images{est}")
+        ax.legend()
+        files.append(_save(fig, out / "pixel_histogram.png"))
+    return files

@@ -1,0 +1,85 @@
+"""anchors: known clusters come back, IoU distance, scaling to the training size, determinism, CLI."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from datatools.cli import cli
+from datatools.core.errors import UsageError
+from datatools.core.model import Annotation, Dataset, ImageRecord
+from datatools.ops.anchors import box_sizes, compute_anchors, kmeans_iou, summarize, wh_iou
+from tests.conftest import SAMPLE
+
+TRUE_CENTRES = {
+    3: [(12, 30), (60, 45), (200, 160)],
+    5: [(10, 10), (16, 48), (64, 32), (120, 120), (300, 200)],
+}
+
+
+def clustered(centres, per: int = 150, noise: float = 0.05, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    c = np.repeat(np.asarray(centres, dtype=np.float64), per, axis=0)
+    return c * np.exp(rng.normal(0, noise, c.shape))
+
+
+@pytest.mark.parametrize("k", sorted(TRUE_CENTRES))
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_known_clusters_come_back(k, seed):
+    wh = clustered(TRUE_CENTRES[k], seed=seed)
+    anchors = kmeans_iou(wh, k, rng=np.random.default_rng(seed))
+    truth = np.asarray(TRUE_CENTRES[k], dtype=np.float64)
+    truth = truth[np.argsort(truth[:, 0] * truth[:, 1])]
+    assert np.allclose(anchors, truth, rtol=0.05)  # sorted by area, each within 5% of its true centre
+    res = summarize(wh, anchors, iou_thr=0.5)
+    assert res.bpr == 1.0 and res.mean_iou > 0.85 and sorted(res.cluster_sizes) == [150] * k
+
+
+@pytest.mark.parametrize("a,b,expected", [((10, 10), (10, 10), 1.0), ((10, 10), (20, 20), 0.25),
+                                          ((10, 40), (40, 10), 100 / 700), ((4, 4), (2, 8), 8 / 24)])
+def test_centred_iou(a, b, expected):
+    assert wh_iou(np.array([a]), np.array([b]))[0, 0] == pytest.approx(expected)
+
+
+def test_boxes_are_scaled_to_the_training_size_and_bad_ones_counted():
+    recs = (ImageRecord("a", "a.jpg", 1280, 640, (Annotation("x", (0, 0, 100, 50)), Annotation("x", (5, 5, 5, 9)))),
+            ImageRecord("b", "b.jpg", None, None, (Annotation("x", (0, 0, 10, 10)),)))
+    ds = Dataset(images=recs, classes=("x",))
+    wh, skipped = box_sizes(ds, img_size=640)
+    assert wh.tolist() == [[50.0, 25.0]] and skipped == {"zero-size": 1, "no-image-size": 1}
+    wh, skipped = box_sizes(ds, img_size=None)
+    assert wh.tolist() == [[100.0, 50.0], [10.0, 10.0]] and skipped == {"zero-size": 1}
+
+
+def test_seeded_and_deterministic():
+    ds = Dataset(images=tuple(ImageRecord(f"i{i}", "x.jpg", 640, 640, tuple(
+        Annotation("x", (0, 0, float(w), float(h))) for w, h in clustered(TRUE_CENTRES[5], per=20, noise=0.3, seed=i)))
+        for i in range(3)), classes=("x",))
+    a = compute_anchors(ds, k=5, seed=4)
+    b = compute_anchors(ds, k=5, seed=4)
+    assert a == b
+    areas = [w * h for w, h in a.anchors]
+    assert areas == sorted(areas) and 0 <= a.bpr <= 1 and len(a.yaml_rows()) == 1
+
+
+def test_too_few_boxes_is_a_usage_error():
+    ds = Dataset(images=(ImageRecord("a", "a.jpg", 10, 10, (Annotation("x", (0, 0, 5, 5)),)),), classes=("x",))
+    with pytest.raises(UsageError):
+        compute_anchors(ds, k=3)
+
+
+def test_cli_anchors_on_sample_data():
+    r = CliRunner().invoke(cli, ["anchors", str(SAMPLE), "-k", "9", "--img-size", "320", "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    areas = [w * h for w, h in d["anchors"]]
+    assert len(areas) == 9 and areas == sorted(areas)
+    assert all(w <= 320 and h <= 320 for w, h in d["anchors"])
+    assert 0.5 < d["mean_iou"] <= 1 and 0 < d["bpr"] <= 1 and d["boxes"] == 591 and sum(d["cluster_sizes"]) == 591
+    assert [len(row) for row in d["yaml"]] == [6, 6, 6]
+    table = CliRunner().invoke(cli, ["anchors", str(SAMPLE), "-k", "3"])
+    assert table.exit_code == 0 and "mean best IoU" in table.output and "BPR" in table.output
+    bad = CliRunner().invoke(cli, ["anchors", str(SAMPLE), "-k", "1000"])
+    assert bad.exit_code == 2 and "lower -k" in bad.output

@@ -1,0 +1,245 @@
+"""stats: exact pixel mean/std against a float64 reference, worker independence, colour modes, corrupt images,
+label statistics, plots and the CLI."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from datatools.cli import cli
+from datatools.core.model import Annotation, Dataset, ImageRecord
+from datatools.ops.stats import label_stats, parse_resize, pixel_stats, resized_size, stats_from_histogram
+from tests.conftest import SAMPLE, make_voc_root, voc_xml
+
+
+def as_rgb_array(path: Path) -> np.ndarray:
+    """The documented colour rule, written the slow and obvious way."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        if im.mode.startswith("I"):
+            a = np.clip(np.asarray(im).astype(np.int64), 0, 65535) >> 8
+            return np.repeat(a[..., None], 3, axis=2).astype(np.float64)
+        return np.asarray(im.convert("RGB"), dtype=np.float64)
+
+
+def reference(paths) -> tuple[np.ndarray, np.ndarray]:
+    """float64 mean/std straight over all pixels of all images, in [0, 1]."""
+    allpx = np.concatenate([as_rgb_array(p).reshape(-1, 3) for p in paths]) / 255.0
+    return allpx.mean(axis=0), allpx.std(axis=0)
+
+
+def noise_image(path: Path, mode: str, size=(37, 23), seed=0) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    w, h = size
+    if mode == "RGB":
+        im = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), "RGB")
+    elif mode == "L":
+        im = Image.fromarray(rng.integers(0, 256, (h, w), dtype=np.uint8), "L")
+    elif mode == "RGBA":
+        im = Image.fromarray(rng.integers(0, 256, (h, w, 4), dtype=np.uint8), "RGBA")
+    elif mode == "P":
+        im = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), "RGB").quantize(16)
+    elif mode == "I;16":
+        im = Image.fromarray(rng.integers(0, 65536, (h, w), dtype=np.uint16))
+    else:
+        raise ValueError(mode)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    im.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def mixed_images(tmp_path_factory) -> list[Path]:
+    """40 small images: JPEG and PNG RGB noise, grayscale, RGBA, palette and 16-bit PNGs."""
+    root = tmp_path_factory.mktemp("px")
+    out = []
+    modes = ["RGB", "L", "RGBA", "P", "I;16"]
+    for i in range(40):
+        mode = modes[i % len(modes)]
+        ext = ".jpg" if mode in ("RGB", "L") and i % 2 == 0 else ".png"
+        out.append(noise_image(root / f"im{i:02d}{ext}", mode, size=(30 + i, 20 + i % 7), seed=i))
+    return out
+
+
+def test_exact_against_float64_reference_for_every_mode(mixed_images):
+    px = pixel_stats([str(p) for p in mixed_images], workers=1)
+    mean, std = reference(mixed_images)
+    assert np.allclose(px.mean, mean, rtol=0, atol=1e-9)
+    assert np.allclose(px.std, std, rtol=0, atol=1e-9)
+    assert px.images == 40 and px.pixels == sum(as_rgb_array(p).shape[0] * as_rgb_array(p).shape[1] for p in mixed_images)
+    assert set(px.modes) >= {"RGB", "L", "RGBA", "P"} and not px.failed
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA", "P", "I;16"])
+def test_single_mode_matches_reference(tmp_path, mode):
+    paths = [noise_image(tmp_path / f"{i}.png", mode, seed=i) for i in range(3)]
+    px = pixel_stats([str(p) for p in paths], workers=1)
+    mean, std = reference(paths)
+    assert np.abs(np.array(px.mean) - mean).max() < 1e-9 and np.abs(np.array(px.std) - std).max() < 1e-9
+    if mode in ("L", "I;16"):  # grayscale is replicated: three equal channels
+        assert px.mean[0] == px.mean[1] == px.mean[2]
+
+
+def test_bit_identical_for_any_worker_count(mixed_images):
+    paths = [str(p) for p in mixed_images]
+    one = pixel_stats(paths, workers=1)
+    two = pixel_stats(list(reversed(paths)), workers=2)
+    assert one.mean == two.mean and one.std == two.std  # exact equality, not approximate
+    assert np.array_equal(one.histogram, two.histogram)
+
+
+def test_histogram_arithmetic_is_exact():
+    hist = np.zeros((3, 256), dtype=np.int64)
+    hist[:, 0] = 10 ** 12  # large counts: no overflow, no float drift
+    hist[:, 255] = 10 ** 12
+    mean, std, n = stats_from_histogram(hist)
+    assert mean == (0.5, 0.5, 0.5) and std == (0.5, 0.5, 0.5) and n == 2 * 10 ** 12
+
+
+def test_corrupt_and_missing_images_are_listed_and_skipped(tmp_path, mixed_images):
+    good = [str(p) for p in mixed_images[:4]]
+    data = Path(mixed_images[0]).read_bytes()
+    bad = tmp_path / "truncated.jpg"
+    bad.write_bytes(data[: len(data) // 2])
+    junk = tmp_path / "junk.jpg"
+    junk.write_bytes(b"not an image")
+    px = pixel_stats(good + [str(bad), str(junk), str(tmp_path / "gone.jpg")], workers=1)
+    assert px.images == 4
+    assert {Path(p).name for p, _ in px.failed} == {"truncated.jpg", "junk.jpg", "gone.jpg"}
+    assert px.mean == pixel_stats(good, workers=1).mean
+
+
+@pytest.mark.parametrize("spec,size,expected", [("64", (200, 100), (128, 64)), ("64", (100, 200), (64, 128)),
+                                                ("32x48", (200, 100), (32, 48)), (None, (5, 5), None)])
+def test_resize_sizes_follow_torchvision(spec, size, expected):
+    r = parse_resize(spec)
+    if expected is None:
+        assert r is None
+        return
+    assert resized_size(*size, r) == expected
+    if isinstance(r, int):
+        import torch
+        from torchvision.transforms import v2
+
+        out = v2.Resize(r)(torch.zeros(3, size[1], size[0]))
+        assert (out.shape[2], out.shape[1]) == expected
+
+
+def test_resize_statistics_match_a_resized_reference(tmp_path):
+    from PIL import Image
+
+    paths = [noise_image(tmp_path / f"{i}.png", "RGB", size=(60, 40), seed=i) for i in range(3)]
+    px = pixel_stats([str(p) for p in paths], resize=20, workers=1)
+    arrs = [np.asarray(Image.open(p).convert("RGB").resize((30, 20), Image.Resampling.BILINEAR), dtype=np.float64)
+            for p in paths]
+    allpx = np.concatenate([a.reshape(-1, 3) for a in arrs]) / 255
+    assert px.pixels == 3 * 600
+    assert np.abs(np.array(px.mean) - allpx.mean(0)).max() < 1e-9
+
+
+def test_sample_is_a_seeded_estimate(mixed_images):
+    paths = [str(p) for p in mixed_images]
+    a = pixel_stats(paths, sample=10, seed=1, workers=1)
+    b = pixel_stats(paths, sample=10, seed=1, workers=1)
+    assert a.estimate and a.images == 10 and a.population == 40 and a.mean == b.mean
+    assert not pixel_stats(paths, sample=100, workers=1).estimate
+
+
+def test_label_statistics():
+    recs = (
+        ImageRecord("a", "a.jpg", 200, 100, (Annotation("cat", (0, 0, 10, 10)), Annotation("cat", (0, 0, 40, 40)),
+                                              Annotation("dog", (0, 0, 200, 100), difficult=True))),
+        ImageRecord("b", "b.jpg", 200, 100, (Annotation("dog", (10, 10, 20, 30)),)),
+        ImageRecord("c", "c.jpg", 60, 60, ()),
+        ImageRecord("d", "d.jpg", None, None, (Annotation("cat", (0, 0, 5, 5)),)),
+    )
+    s = label_stats(Dataset(images=recs, classes=("cat", "dog")))
+    assert (s.images, s.objects, s.empty_images, s.no_size) == (4, 5, 1, 1)
+    assert s.class_objects == {"cat": 3, "dog": 2} and s.class_images == {"cat": 2, "dog": 2}
+    assert s.coco_sizes == {"small": 3, "medium": 1, "large": 1}  # 100, 200, 25 < 32² <= 1600 < 96² <= 20000
+    assert s.objects_per_image_counts == {0: 1, 1: 2, 3: 1}
+    assert s.boxes_abs["width"]["max"] == 200 and s.boxes_rel["width"]["max"] == 1.0
+    assert s.boxes_rel["area"]["max"] == 1.0 and len(s.arrays["rel_area"]) == 4  # the size-less image is left out
+    assert s.boxes_abs["aspect"]["min"] == 0.5 and s.flags["difficult"] == 1
+    assert s.image_sizes["most_common"][0] == {"width": 200, "height": 100, "images": 2}
+
+
+# --------------------------------------------------------------------------------------------------- CLI
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_cli_sample_data_json_matches_reference():
+    r = run("stats", SAMPLE, "--json", "-j", "2")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    paths = sorted((SAMPLE / "JPEGImages").glob("*.jpg"))
+    mean, std = reference(paths)
+    assert np.abs(np.array(d["pixels"]["mean"]) - mean).max() < 1e-9
+    assert np.abs(np.array(d["pixels"]["std"]) - std).max() < 1e-9
+    assert d["labels"]["images"] == 200 and d["labels"]["objects"] == sum(d["labels"]["class_objects"].values())
+    assert d["pixels"]["normalize"].startswith("transforms.v2.Normalize(mean=[")
+
+
+def test_cli_table_prints_normalize_on_one_line():
+    r = run("stats", SAMPLE, "--sample", "20")
+    assert r.exit_code == 0, r.output
+    line = next(ln for ln in r.output.splitlines() if "Normalize(" in ln)
+    assert line.strip().endswith("])") and "ESTIMATE" in r.output
+
+
+def test_cli_labels_only_reads_no_pixels(monkeypatch):
+    import PIL.Image
+
+    def boom(*a, **k):
+        raise AssertionError("an image was opened")
+
+    monkeypatch.setattr(PIL.Image, "open", boom)
+    r = run("stats", SAMPLE, "--labels-only", "--json", "-j", "1")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert d["pixels"] is None and d["labels"]["objects"] == 591
+
+
+def test_cli_reports_corrupt_image_and_writes_plots(tmp_path):
+    items = {f"im{i}": voc_xml(f"im{i}.jpg", (40, 30), [{"name": "cat", "box": (2, 2, 20, 20)}]) for i in range(4)}
+    root = make_voc_root(tmp_path / "voc", items, images={f"im{i}.jpg": (40, 30) for i in range(4)})
+    data = (root / "JPEGImages/im3.jpg").read_bytes()
+    (root / "JPEGImages/im3.jpg").write_bytes(data[:200])
+    plots = tmp_path / "plots"
+    r = run("stats", root, "--plots", plots)
+    assert r.exit_code == 0, r.output
+    assert "im3.jpg" in r.output and "exact over 3 images" in r.output
+    from PIL import Image
+
+    names = sorted(p.name for p in plots.glob("*.png"))
+    assert names == sorted(["classes.png", "objects_per_image.png", "box_sizes.png", "box_shapes.png",
+                            "image_sizes.png", "pixel_histogram.png"])
+    for p in plots.glob("*.png"):
+        with Image.open(p) as im:
+            assert im.format == "PNG" and im.width > 300 and im.height > 200
+
+
+def test_cli_other_formats_and_bad_resize(tmp_path):
+    assert run("voc2coco", SAMPLE, tmp_path / "c.json").exit_code == 0
+    r = run("stats", "-f", "coco", tmp_path / "c.json", "--images", SAMPLE / "JPEGImages", "--json", "--resize", "64")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert d["pixels"]["images"] == 200 and d["pixels"]["resize"] == 64
+    assert CliRunner().invoke(cli, ["stats", str(SAMPLE), "--resize", "abc"]).exit_code == 2
+
+
+@pytest.mark.realworld
+def test_raccoon_grayscale_images(realworld):
+    src = realworld / "raccoon"
+    r = run("stats", src / "annotations", "--images", src / "images", "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert d["pixels"]["modes"].get("L", 0) >= 1 and not d["pixels"]["failed"]
