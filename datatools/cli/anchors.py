@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import click
 
-from datatools.cli.common import console, emit_json, errors_to_click, json_option, parse_classes, workers_option
+from datatools.cli.common import format_option, console, emit_json, errors_to_click, json_option, parse_classes, workers_option
 
 
 @click.command("anchors")
 @click.argument("src", type=click.Path(exists=True))
-@click.option("--format", "-f", "fmt", type=click.Choice(["voc", "yolo", "coco"]), default="voc", show_default=True,
-              help="Format of SRC.")
+@format_option
 @click.option("-k", "--num-anchors", "k", type=click.IntRange(1), default=9, show_default=True, help="Number of anchors.")
 @click.option("--img-size", type=click.IntRange(0), default=640, show_default=True,
               help="Training input size: boxes are scaled so each image's longer side is this (0 = original pixels).")
@@ -34,7 +33,7 @@ def anchors_cmd(src, fmt, k, img_size, iou_thr, seed, n_init, images, sets, clas
     from datatools.ops.convert import read_options
 
     with errors_to_click():
-        mod = formats.get(fmt)
+        mod = formats.get(formats.resolve(fmt, src))
         ds = mod.read(src, classes=parse_classes(classes),
                       **read_options(mod.NAME, images=images, sets=sets, workers=workers or None))
         res = compute_anchors(ds, k=k, img_size=img_size or None, iou_thr=iou_thr, seed=seed, n_init=n_init)

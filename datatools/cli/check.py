@@ -3,15 +3,13 @@ from __future__ import annotations
 
 import click
 
-from datatools.cli.common import (console, counts_table, emit_json, errors_to_click, findings_table, json_option,
+from datatools.cli.common import (format_option, console, counts_table, emit_json, errors_to_click, findings_table, json_option,
                                   parse_classes, stage_progress, workers_option)
 
 
 @click.command("check")
 @click.argument("src", type=click.Path(exists=True))
-@click.option("--format", "-f", "fmt", type=click.Choice(["auto", "voc", "yolo", "coco"]), default="auto",
-              show_default=True, help="Format of SRC (auto: a .json is COCO, data.yaml or images/+labels/ is YOLO, "
-                                      "Annotations/ or *.xml is VOC).")
+@format_option
 @click.option("--images", type=click.Path(file_okay=False), default=None, help="Image folder, when not the default one.")
 @click.option("--sets", default=None, help="VOC split lists to check (comma-separated, or 'all').")
 @click.option("--classes", default=None, help="Expected class list (file or 'a,b,c'); other names are errors.")

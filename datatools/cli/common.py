@@ -87,6 +87,14 @@ def parse_classes(value: str | None) -> list[str] | None:
     return names
 
 
+def format_option(f):
+    """``--format/-f auto|voc|yolo|coco`` (the ``fmt`` parameter); resolve it with ``formats.resolve(fmt, src)``."""
+    return click.option("--format", "-f", "fmt", type=click.Choice(["auto", "voc", "yolo", "coco"]), default="auto",
+                        show_default=True,
+                        help="Format of SRC (auto: a .json or annotations/*.json is COCO, data.yaml or images/+labels/ "
+                             "is YOLO, Annotations/ or *.xml is VOC).")(f)
+
+
 def workers_option(f):
     return click.option("--workers", "-j", type=click.IntRange(0), default=0, show_default="all cores",
                         help="Worker processes (0 = all cores).")(f)

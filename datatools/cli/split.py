@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from datatools.cli.common import (console, emit_json, errors_to_click, findings_table, json_option, parse_classes,
+from datatools.cli.common import (format_option, console, emit_json, errors_to_click, findings_table, json_option, parse_classes,
                                   progress_fn, stage_progress, workers_option)
 
 
@@ -22,8 +22,7 @@ def _amount(ctx, param, value):
 @click.command("split")
 @click.argument("src", type=click.Path(exists=True))
 @click.argument("out", type=click.Path())
-@click.option("--format", "-f", "fmt", type=click.Choice(["voc", "yolo", "coco"]), default="voc", show_default=True,
-              help="Format of SRC; OUT is written in the same format.")
+@format_option
 @click.option("--val", callback=_amount, default=None,
               help="Validation share: a ratio (0.2) or a number of images (200). Default 0.2 (not with --kfold).")
 @click.option("--test", callback=_amount, default="0", show_default=True,
@@ -64,7 +63,7 @@ def split_cmd(src, out, fmt, val, test, method, group_by, kfold, seed, drop_empt
 
     method = method or ("group" if group_by else "stratified")
     with errors_to_click():
-        mod = formats.get(fmt)
+        mod = formats.get(formats.resolve(fmt, src))
         with stage_progress(not as_json) as update:
             opts = read_options(mod.NAME, images=images, sets=sets, workers=workers or None)
             ds = mod.read(src, classes=parse_classes(classes), progress=lambda n: update("read", n, None),

@@ -5,14 +5,13 @@ import math
 
 import click
 
-from datatools.cli.common import (console, emit_json, errors_to_click, json_option, parse_classes, stage_progress,
+from datatools.cli.common import (format_option, console, emit_json, errors_to_click, json_option, parse_classes, stage_progress,
                                   workers_option)
 
 
 @click.command("stats")
 @click.argument("src", type=click.Path(exists=True))
-@click.option("--format", "-f", "fmt", type=click.Choice(["voc", "yolo", "coco"]), default="voc", show_default=True,
-              help="Format of SRC.")
+@format_option
 @click.option("--labels-only", is_flag=True, help="Label statistics only: no pixel is read.")
 @click.option("--resize", default=None,
               help="Statistics after the resize training uses: N = shorter side to N (transforms.v2.Resize(N)), "
@@ -45,7 +44,7 @@ def stats_cmd(src, fmt, labels_only, resize, sample, seed, plots_dir, images, se
     if labels_only and (resize_spec or sample):
         raise click.UsageError("--resize and --sample apply to pixel statistics, not with --labels-only")
     with errors_to_click():
-        mod = formats.get(fmt)
+        mod = formats.get(formats.resolve(fmt, src))
         with stage_progress(not as_json) as update:
             opts = read_options(mod.NAME, images=images, sets=sets, workers=workers or None)
             ds = mod.read(src, classes=parse_classes(classes), progress=lambda n: update("read", n, None),
