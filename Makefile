@@ -19,10 +19,15 @@ demo: $(STAMP)
 	-$(VENV)/bin/datatools check sample_data
 	$(VENV)/bin/datatools voc2yolo sample_data $(OUT)/yolo
 	$(VENV)/bin/datatools voc2coco sample_data $(OUT)/coco
+	$(VENV)/bin/datatools split sample_data $(OUT)/split --val 0.2 --test 0.1 --images-mode none
+	$(VENV)/bin/datatools stats sample_data --plots $(OUT)/stats
+	$(VENV)/bin/datatools anchors sample_data -k 6 --img-size 320
 	@echo
 	@echo "Outputs:"
 	@echo "  YOLO (ultralytics): $(OUT)/yolo/data.yaml"
 	@echo "  COCO:               $(OUT)/coco/annotations/"
+	@echo "  split (VOC):        $(OUT)/split/ImageSets/Main/"
+	@echo "  stats plots:        $(OUT)/stats/"
 
 test: $(STAMP)
 	$(PY) -m pytest -q
