@@ -22,12 +22,14 @@ demo: $(STAMP)
 	$(VENV)/bin/datatools split sample_data $(OUT)/split --val 0.2 --test 0.1 --images-mode none
 	$(VENV)/bin/datatools stats sample_data --plots $(OUT)/stats
 	$(VENV)/bin/datatools anchors sample_data -k 6 --img-size 320
+	$(VENV)/bin/datatools visualize sample_data $(OUT)/viz --grid 4x4 --limit 32
 	@echo
 	@echo "Outputs:"
 	@echo "  YOLO (ultralytics): $(OUT)/yolo/data.yaml"
 	@echo "  COCO:               $(OUT)/coco/annotations/"
 	@echo "  split (VOC):        $(OUT)/split/ImageSets/Main/"
 	@echo "  stats plots:        $(OUT)/stats/"
+	@echo "  contact sheets:     $(OUT)/viz/sheet_0001.jpg"
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -70,6 +70,8 @@ def test_bad_file_is_named_and_counted(tmp_path, case, xml, code, objects, image
     assert f.path.endswith("bad.xml") and f.message
     assert f.objects == objects and f.image_dropped == image_dropped
     assert s.objects_dropped.get(code, 0) == objects
+    if code in ("zero-area", "box-inverted", "box-outside-image"):
+        assert f.box is not None and len(f.box) == 4  # tools (visualize --check) can show where it was
     if image_dropped:
         assert s.images_dropped.get(code) == 1 and not (tmp_path / "out/labels/all/bad.txt").exists()
 

@@ -25,7 +25,8 @@ class Finding:
 
     ``objects`` is how many objects this finding removed from the output (0 for a warning or a repair, 1 for a
     dropped box, N for a dropped image with N boxes). Summaries add these up so that
-    objects read == objects written + objects dropped.
+    objects read == objects written + objects dropped. ``box`` is the box concerned (continuous pixel XYXY) when
+    there is one, so tools can show where a dropped box was.
     """
 
     code: str
@@ -36,11 +37,12 @@ class Finding:
     image_id: str = ""
     objects: int = 0
     image_dropped: bool = False
+    box: tuple[float, float, float, float] | None = None
 
     def to_dict(self) -> dict:
         return {"code": self.code, "severity": self.severity.value, "path": self.path, "field": self.field,
                 "message": self.message, "image_id": self.image_id, "objects_dropped": self.objects,
-                "image_dropped": self.image_dropped}
+                "image_dropped": self.image_dropped, "box": list(self.box) if self.box else None}
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +145,7 @@ def unpack_record(t: tuple) -> ImageRecord:
 
 
 def pack_finding(f: Finding) -> tuple:
-    return (f.code, f.severity.value, f.path, f.field, f.message, f.image_id, f.objects, f.image_dropped)
+    return (f.code, f.severity.value, f.path, f.field, f.message, f.image_id, f.objects, f.image_dropped, f.box)
 
 
 def unpack_finding(t: tuple) -> Finding:

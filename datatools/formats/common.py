@@ -12,12 +12,13 @@ DEFAULT_SPLIT = "all"
 
 
 def err(code: str, path: str, fld: str, message: str, *, image_id: str = "", objects: int = 0,
-        image_dropped: bool = False) -> Finding:
-    return Finding(code, Severity.ERROR, path, fld, message, image_id, objects, image_dropped)
+        image_dropped: bool = False, box: tuple[float, float, float, float] | None = None) -> Finding:
+    return Finding(code, Severity.ERROR, path, fld, message, image_id, objects, image_dropped, box)
 
 
-def warn(code: str, path: str, fld: str, message: str, *, image_id: str = "", objects: int = 0) -> Finding:
-    return Finding(code, Severity.WARNING, path, fld, message, image_id, objects)
+def warn(code: str, path: str, fld: str, message: str, *, image_id: str = "", objects: int = 0,
+         box: tuple[float, float, float, float] | None = None) -> Finding:
+    return Finding(code, Severity.WARNING, path, fld, message, image_id, objects, box=box)
 
 
 def info(code: str, path: str, fld: str, message: str, *, image_id: str = "", objects: int = 0) -> Finding:

@@ -307,7 +307,7 @@ def parse_xml(data: bytes, *, path: str, image_id: str, convention: PixelConvent
             # under every convention so that the choice of convention never changes which boxes survive.
             findings.append(err("zero-area", path, f"object[{k}]/bndbox",
                                 f"xmin/xmax {x1:g}/{x2:g}, ymin/ymax {y1:g}/{y2:g}: the box has no extent; object dropped",
-                                image_id=image_id, objects=1))
+                                image_id=image_id, objects=1, box=voc_to_xyxy(x1, y1, x2, y2, convention)))
             continue
         annotations.append(Annotation(name, voc_to_xyxy(x1, y1, x2, y2, convention), difficult=values[0],
                                       truncated=values[1], occluded=values[2], attributes=tuple(attrs)))

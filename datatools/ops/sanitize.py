@@ -104,11 +104,11 @@ def prepare(ds: Dataset, *, classes: Sequence[str] | None = None, difficult: str
             if problem == "box-out-of-bounds" and clip_boxes:
                 findings.append(warn("box-out-of-bounds", im.source, f"{where}/bndbox",
                                      f"{BOX_MESSAGES[problem]}: {_fmt_box(a.box)} clipped to {im.width}x{im.height}",
-                                     image_id=im.image_id))
+                                     image_id=im.image_id, box=a.box))
                 a = replace(a, box=clip(a.box, im.width, im.height))  # type: ignore[arg-type]
             elif problem in ("box-inverted", "zero-area", "box-outside-image"):
                 findings.append(err(problem, im.source, f"{where}/bndbox", f"{BOX_MESSAGES[problem]}: "
-                                    f"{_fmt_box(a.box)}; dropped", image_id=im.image_id, objects=1))
+                                    f"{_fmt_box(a.box)}; dropped", image_id=im.image_id, objects=1, box=a.box))
                 continue
             elif im.width and im.height and problem is None:
                 a = replace(a, box=clip(a.box, im.width, im.height)) if _outside(a.box, im.width, im.height) else a

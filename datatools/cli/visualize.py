@@ -1,0 +1,136 @@
+"""``visualize``: draw boxes on images, write contact sheets, put predictions beside the ground truth."""
+from __future__ import annotations
+
+import click
+
+from datatools.cli.common import (console, counts_table, emit_json, errors_to_click, json_option, parse_classes,
+                                  stage_progress, workers_option)
+
+
+def _grid(ctx, param, value):
+    if value is None:
+        return None
+    from datatools.viz.sheet import parse_grid
+
+    try:
+        return parse_grid(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from e
+
+
+@click.command("visualize")
+@click.argument("src", type=click.Path(exists=True))
+@click.argument("out", type=click.Path())
+@click.option("--format", "-f", "fmt", type=click.Choice(["voc", "yolo", "coco"]), default="voc", show_default=True,
+              help="Format of SRC.")
+@click.option("--images", type=click.Path(file_okay=False), default=None, help="Image folder, when not the default one.")
+@click.option("--sets", default=None, help="VOC split lists to read (comma-separated, or 'all').")
+@click.option("--pixel-convention", "convention", type=click.Choice(["devkit", "as-is", "ultralytics"]),
+              default="devkit", show_default=True, help="How VOC pixel indices are read (see convert --help).")
+@click.option("--classes", default=None,
+              help="Draw only these classes (file or 'a,b,c'), and only images that contain at least one of them.")
+@click.option("--ids", default=None,
+              help="Images to draw: comma-separated globs on image id or file name ('2008_*'), or a file with one "
+                   "id, file name or stem per line.")
+@click.option("--limit", type=click.IntRange(1), default=None, help="Draw at most N images (after the filters).")
+@click.option("--shuffle", is_flag=True, help="Pick images in a random order (reproducible with --seed).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for --shuffle.")
+@click.option("--show-difficult", is_flag=True, help="Also draw difficult objects (dashed, labelled '(difficult)').")
+@click.option("--pred", "pred", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="COCO results JSON [{image_id, category_id, bbox, score}] to draw beside the ground truth. "
+                   "For VOC/YOLO, image_id k is the k-th image in sorted order and category_id c the c-th class "
+                   "(as voc2coco writes them); entries with file_name match by file stem.")
+@click.option("--score-thr", type=click.FloatRange(0, 1), default=0.3, show_default=True,
+              help="Draw predictions with at least this score.")
+@click.option("--pred-layout", type=click.Choice(["side", "overlay"]), default="side", show_default=True,
+              help="Predictions in a panel beside the ground truth, or drawn over it (thinner, with scores).")
+@click.option("--check", "check_mode", is_flag=True,
+              help="Draw only images with box problems (as `datatools check` finds them: out of bounds, zero area, "
+                   "inverted, outside) and mark those boxes as red/yellow hazard tape.")
+@click.option("--grid", callback=_grid, default=None, metavar="RxC",
+              help="Write contact sheets of R rows x C columns of captioned thumbnails instead of one file per image.")
+@click.option("--tile-size", "tile", type=click.IntRange(32, 2048), default=320, show_default=True,
+              help="Thumbnail width in pixels for --grid (height is 3/4 of it).")
+@click.option("--max-size", type=click.IntRange(0), default=0, show_default="full size",
+              help="Shrink each output image to fit this many pixels (one file per image only).")
+@click.option("--ext", type=click.Choice(["jpg", "png"]), default="jpg", show_default=True,
+              help="Output type: JPEG, or lossless PNG (larger, much slower to write for photos).")
+@click.option("--quality", type=click.IntRange(1, 100), default=90, show_default=True, help="JPEG quality.")
+@click.option("--no-labels", is_flag=True, help="Draw boxes without label text.")
+@workers_option
+@json_option
+def visualize_cmd(src, out, fmt, images, sets, convention, classes, ids, limit, shuffle, seed, show_difficult, pred,
+                  score_thr, pred_layout, check_mode, grid, tile, max_size, ext, quality, no_labels, workers, as_json):
+    """Draw the boxes of SRC (VOC, YOLO or COCO) on its images and write them into the folder OUT.
+
+    Each class has a fixed colour (from a hash of its name). Boxes are drawn upright after the image's EXIF
+    orientation, the frame annotations are in. Missing or unreadable images are listed and skipped.
+
+    \b
+    Examples:
+      datatools visualize sample_data out/viz --grid 4x4 --limit 64
+      datatools visualize VOC2012 out/bad --check --grid 5x5
+      datatools visualize data/coco/instances_val.json out/pred -f coco --pred results.json --score-thr 0.5
+    """
+    from datatools import formats
+    from datatools.ops.convert import read_options
+    from datatools.viz.render import visualize
+
+    with errors_to_click():
+        mod = formats.get(fmt)
+        with stage_progress(enabled=not as_json) as update:
+            ds = mod.read(src, **read_options(mod.NAME, images=images, sets=sets, convention=convention,
+                                              workers=workers or None))
+            stage = "sheets" if grid else "images"
+            result = visualize(ds, out, classes=parse_classes(classes), ids=ids, limit=limit, shuffle=shuffle,
+                               seed=seed, show_difficult=show_difficult, predictions=pred, score_thr=score_thr,
+                               pred_layout=pred_layout, check=check_mode, grid=grid, tile=tile, max_size=max_size,
+                               ext=ext, quality=quality, labels=not no_labels, workers=workers or None,
+                               progress=lambda n: update(stage, n, None),
+                               on_total=lambda total: update(stage, 0, total))
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    con = console()
+    rows = {"images selected": result.images_selected, "images drawn": result.images_drawn,
+            "boxes drawn": result.boxes_drawn}
+    if grid:
+        rows["contact sheets"] = len(result.sheets)
+    if result.difficult_hidden or result.difficult_drawn:
+        rows["difficult hidden" if result.difficult_hidden else "difficult drawn (dashed)"] = (
+            result.difficult_hidden or result.difficult_drawn)
+    if result.boxes_filtered:
+        rows["boxes of other classes (not drawn)"] = result.boxes_filtered
+    if result.predictions is not None:
+        p = result.predictions
+        rows[f"predictions drawn (score ≥ {score_thr:g})"] = result.preds_drawn
+        rows["predictions below the threshold"] = result.preds_below_thr
+        for key, label in (("unknown_image", "predictions for unknown images"),
+                           ("unknown_category", "predictions of unknown categories"),
+                           ("malformed", "malformed prediction entries")):
+            if p[key]:
+                rows[label] = p[key]
+    for code, n in result.findings_drawn.items():
+        rows[f"finding drawn: {code}"] = n
+    rows["images skipped"] = len(result.skipped)
+    con.print(counts_table("visualize", rows, key="what"))
+    if result.skipped:
+        from rich.table import Table
+
+        t = Table(title="Skipped images", title_justify="left")
+        for col in ("image", "path", "reason"):
+            t.add_column(col, overflow="fold")
+        for s in result.skipped[:50]:
+            t.add_row(s["image_id"], s["path"], s["reason"])
+        con.print(t)
+        if len(result.skipped) > 50:
+            con.print(f"... {len(result.skipped) - 50} more (use --json)")
+    # soft_wrap: a path is printed whole on one line, so it can be copied
+    if not result.files:
+        con.print(f"[yellow]nothing drawn[/] (no image matched the filters); output folder: [bold]{out}[/]",
+                  soft_wrap=True)
+    elif grid:
+        con.print(f"[green]wrote {len(result.files)} contact sheet(s)[/]: [bold]{result.files[0]}[/]"
+                  + (f" ... {result.files[-1]}" if len(result.files) > 1 else ""), soft_wrap=True)
+    else:
+        con.print(f"[green]wrote {len(result.files)} image(s) to[/] [bold]{out}[/]", soft_wrap=True)
