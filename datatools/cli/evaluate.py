@@ -1,0 +1,131 @@
+"""``evaluate``: COCO metrics (pycocotools) and VOC AP of predictions against ground truth in any format."""
+from __future__ import annotations
+
+import click
+
+from datatools.cli.common import console, emit_json, errors_to_click, findings_table, json_option, parse_classes, workers_option
+
+
+@click.command("evaluate")
+@click.option("--gt", "gt", required=True, type=click.Path(exists=True),
+              help="Ground truth: VOC root, YOLO data.yaml/folder, or COCO JSON (or a folder with annotations/).")
+@click.option("--pred", "pred", required=True, type=click.Path(exists=True),
+              help="Predictions: COCO results JSON [{image_id, category_id, bbox [x,y,w,h], score}] (an optional "
+                   "file_name is matched first), or a folder of YOLO txt files 'class cx cy w h conf'.")
+@click.option("--gt-format", "-f", "gt_format", type=click.Choice(["voc", "yolo", "coco"]), default="voc",
+              show_default=True, help="Format of --gt.")
+@click.option("--split", default=None,
+              help="Evaluate one split: VOC ImageSets/Main list, YOLO split, or annotations/instances_<split>.json. "
+                   "COCO image ids for VOC/YOLO are 1..N in this split's order, as voc2coco writes them.")
+@click.option("--classes", default=None, help="Class list and order (file or 'a,b,c'); category ids are 1..K in it.")
+@click.option("--pixel-convention", "convention", type=click.Choice(["devkit", "as-is", "ultralytics"]),
+              default="devkit", show_default=True, help="How VOC pixel indices are read (see convert --help).")
+@click.option("--images", type=click.Path(file_okay=False), default=None, help="Image folder, when not the default one.")
+@click.option("--metric", type=click.Choice(["all", "coco", "voc"]), default="all", show_default=True,
+              help="Which metrics to compute.")
+@click.option("--iou", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True,
+              help="IoU threshold for VOC AP and the confusion matrix (a match needs IoU >= this).")
+@click.option("--voc-method", "method", type=click.Choice(["allpoint", "11point"]), default="allpoint",
+              show_default=True, help="VOC AP interpolation: allpoint (VOC2010+) or 11point (VOC2007).")
+@click.option("--legacy-plus-one", is_flag=True,
+              help="VOC AP with the devkit's +1 pixel widths. Only for boxes that are inclusive pixel indices "
+                   "(VOC read --pixel-convention as-is); the default devkit reading already includes the +1.")
+@click.option("--backend", type=click.Choice(["auto", "pycocotools", "faster-coco-eval"]), default="auto",
+              show_default=True, help="COCO backend: auto uses faster-coco-eval when installed (same numbers).")
+@click.option("--plots", type=click.Path(file_okay=False), default=None,
+              help="Write PR curves per class and a confusion matrix as PNG into this folder.")
+@click.option("--conf", type=click.FloatRange(0, 1), default=0.25, show_default=True,
+              help="Score threshold for the confusion matrix (AP uses every detection).")
+@click.option("--limit", type=click.IntRange(1), default=20, show_default=True, help="Findings to show in the table.")
+@workers_option
+@json_option
+def evaluate_cmd(gt, pred, gt_format, split, classes, convention, images, metric, iou, method, legacy_plus_one,
+                 backend, plots, conf, limit, workers, as_json):
+    """Evaluate detections against ground truth: COCO's 12 numbers (identical to pycocotools'
+    COCOeval.summarize()) and VOC AP per class (difficult boxes ignored, one match per box, greedy by score).
+
+    Predictions for images or categories that are not in the ground truth are counted and reported, never
+    ignored silently. Exit status 0 when the evaluation ran (even with such findings).
+    """
+    from datatools.metrics.evaluate import evaluate
+
+    with errors_to_click():
+        with console(stderr=True).status("evaluating...") if not as_json else _null():
+            report = evaluate(gt, pred, gt_format=gt_format, split=split, classes=parse_classes(classes),
+                              convention=convention, images=images, metric=metric, iou=iou, method=method,
+                              legacy_plus_one=legacy_plus_one, backend=backend, plots=plots, conf=conf,
+                              workers=workers or None)
+    if as_json:
+        emit_json(report.to_dict())
+        return
+    render_report(report, limit=limit)
+
+
+def _null():
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+def render_report(report, *, limit: int = 20) -> None:
+    from rich.table import Table
+
+    from datatools.metrics.coco import STAT_LABELS
+
+    con = console()
+    shown = [f for f in report.findings if f.code.startswith("pred-") or f.severity.value == "error"]
+    if shown:
+        con.print(findings_table(shown, limit=limit, title="Input problems"))
+    t = Table(title=f"Per class ({report.images:,} images, {report.gt_boxes:,} boxes + {report.gt_ignored:,} "
+                    f"ignored, {report.predictions_used:,} detections)", title_justify="left")
+    t.add_column("class")
+    for col in ("GT", "det", "TP", "FP"):
+        t.add_column(col, justify="right")
+    if report.voc is not None:
+        pct = int(round(report.voc.iou_threshold * 100))
+        t.add_column(f"AP{pct}", justify="right")
+        t.add_column("recall", justify="right")
+    if report.coco is not None:
+        t.add_column("COCO AP", justify="right")
+        t.add_column("COCO AP50", justify="right")
+    for row in report.per_class_rows():
+        cells = [row["class"]]
+        cells += [f"{row.get(k, 0):,}" if row.get(k) is not None else "" for k in ("gt", "detections", "tp", "fp")]
+        if report.voc is not None:
+            cells += [_fmt(row.get("ap")), _fmt(row.get("recall"))]
+        if report.coco is not None:
+            cells += [_fmt(row.get("coco_ap")), _fmt(row.get("coco_ap50"))]
+        t.add_row(*cells)
+    if report.voc is not None or report.coco is not None:
+        cells = ["[bold]mean[/]", "", "", "", ""]
+        if report.voc is not None:
+            cells += [f"[bold]{_fmt(report.voc.map)}[/]", ""]
+        if report.coco is not None:
+            cells += [f"[bold]{_fmt(report.coco.stat('AP'))}[/]", f"[bold]{_fmt(report.coco.stat('AP50'))}[/]"]
+        t.add_row(*cells)
+    con.print(t)
+    if report.coco is not None:
+        ct = Table(title=f"COCO metrics ({report.coco.backend})", title_justify="left")
+        ct.add_column("metric")
+        ct.add_column("value", justify="right")
+        for label, v in zip(STAT_LABELS, report.coco.stats):
+            ct.add_row(label, f"{v:.3f}")
+        con.print(ct)
+    if report.voc is not None:
+        m = report.voc.map
+        con.print(f"[bold]VOC mAP@{report.voc.iou_threshold:g} ({report.voc.method.value}"
+                  f"{', +1 widths' if report.voc.legacy_plus_one else ''}): {_fmt(m)}[/]")
+    if report.coco is not None:
+        con.print(f"[bold]COCO AP@[.5:.95]: {report.coco.stat('AP'):.4f}   AP50: {report.coco.stat('AP50'):.4f}[/]")
+    if report.plots:
+        con.print(f"plots: {len(report.plots)} PNG file(s) in [bold]{_common_dir(report.plots)}[/]")
+
+
+def _fmt(v) -> str:
+    return "-" if v is None or v != v else f"{v:.4f}"
+
+
+def _common_dir(paths) -> str:
+    import os
+
+    return os.path.dirname(os.path.commonprefix(list(paths))) or "."

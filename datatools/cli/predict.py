@@ -1,0 +1,42 @@
+"""``predict``: run a trained checkpoint on images and write COCO results JSON."""
+from __future__ import annotations
+
+import click
+
+from datatools.cli.common import console, emit_json, errors_to_click, json_option
+
+
+@click.command("predict")
+@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.argument("images", type=click.Path(exists=True))
+@click.option("--out", "-o", type=click.Path(dir_okay=False), default="preds.json", show_default=True,
+              help="COCO results JSON to write: [{image_id, file_name, category_id, bbox [x,y,w,h], score}].")
+@click.option("--format", "-f", "fmt", type=click.Choice(["voc", "yolo", "coco"]), default=None,
+              help="IMAGES is a dataset in this format: predict its images with the ids `evaluate` uses for it. "
+                   "Without it IMAGES is an image folder (or one image): ids 1..N in sorted path order.")
+@click.option("--split", default=None, help="With --format: only this split (e.g. val).")
+@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True,
+              help="auto = CUDA when present, else CPU.")
+@click.option("--batch-size", "-b", type=click.IntRange(1), default=8, show_default=True, help="Images per batch.")
+@click.option("--conf", type=click.FloatRange(0, 1), default=0.001, show_default=True,
+              help="Minimum score kept (low for mAP; raise it for drawing).")
+@click.option("--max-det", type=click.IntRange(1), default=100, show_default=True, help="Detections per image.")
+@click.option("--image-size", type=click.IntRange(32), default=None, help="Letterbox size (default: the training size).")
+@click.option("--workers", "-j", type=click.IntRange(0), default=2, show_default=True, help="DataLoader workers.")
+@json_option
+def predict_cmd(model, images, out, fmt, split, device, batch_size, conf, max_det, image_size, workers, as_json):
+    """Run the checkpoint MODEL (last.pt / best.pt from `datatools train`) on IMAGES.
+
+    Then: `datatools evaluate --gt DATA --pred preds.json` or `datatools visualize ... --pred preds.json`.
+    """
+    from datatools.training.predict import predict
+
+    with errors_to_click():
+        r = predict(model, images, out, format=fmt, split=split, device=device, batch_size=batch_size, conf=conf,
+                    max_det=max_det, workers=workers, image_size=image_size)
+    if as_json:
+        emit_json({"out": r.out, "images": r.images, "detections": r.detections, "classes": list(r.classes),
+                   "device": r.device})
+    else:
+        console().print(f"[green]{r.detections:,} detection(s)[/] on {r.images:,} image(s) ({r.device}) -> "
+                        f"[bold]{r.out}[/]")

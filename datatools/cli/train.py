@@ -1,0 +1,102 @@
+"""``train``: a torchvision detector on any supported dataset. torch is imported inside the command only."""
+from __future__ import annotations
+
+import click
+
+from datatools.cli.common import console, emit_json, errors_to_click, json_option, stage_progress
+
+MODEL_NAMES = ["fasterrcnn_mobilenet_v3_large_fpn", "fcos_resnet50_fpn", "retinanet_resnet50_fpn_v2",
+               "ssdlite320_mobilenet_v3_large"]
+
+
+@click.command("train")
+@click.argument("data", type=click.Path(exists=True))
+@click.option("--format", "-f", "fmt", type=click.Choice(["voc", "yolo", "coco"]), default="voc", show_default=True,
+              help="Format of DATA: VOC root, YOLO data.yaml (or folder), COCO JSON (or folder with annotations/).")
+@click.option("--out", "-o", type=click.Path(file_okay=False), default="runs/train", show_default=True,
+              help="Output folder: last.pt, best.pt, results.csv.")
+@click.option("--model", "-m", type=click.Choice(MODEL_NAMES), default=MODEL_NAMES[0], show_default=True,
+              help="torchvision detection builder (never downloads weights).")
+@click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Local state dict to start from (loaded with torch.load(weights_only=True)); tensors whose shape "
+                   "does not fit are skipped. Default: random init (BatchNorm, every layer trainable).")
+@click.option("--train-split", default="train", show_default=True, help="Split to train on (VOC set, YOLO/COCO split).")
+@click.option("--val-split", default="val", show_default=True, help="Split to evaluate on ('' for none).")
+@click.option("--epochs", type=click.IntRange(1), default=20, show_default=True, help="Epochs to train.")
+@click.option("--batch-size", "-b", type=click.IntRange(1), default=8, show_default=True, help="Images per batch per process.")
+@click.option("--image-size", type=click.IntRange(32), default=512, show_default=True,
+              help="Letterbox size (square) for training and evaluation.")
+@click.option("--optimizer", type=click.Choice(["sgd", "adamw"]), default="sgd", show_default=True, help="Optimizer.")
+@click.option("--lr", type=click.FloatRange(0, min_open=True), default=0.02, show_default=True, help="Peak learning rate.")
+@click.option("--weight-decay", type=click.FloatRange(0), default=1e-4, show_default=True,
+              help="Weight decay (not applied to norm layers and biases).")
+@click.option("--schedule", type=click.Choice(["cosine", "multistep"]), default="cosine", show_default=True,
+              help="LR after warm-up: cosine to --min-lr-ratio, or x0.1 at 2/3 and 8/9 of the run.")
+@click.option("--warmup-epochs", type=click.FloatRange(0), default=1.0, show_default=True, help="Linear warm-up length.")
+@click.option("--min-lr-ratio", type=click.FloatRange(0, 1), default=0.01, show_default=True,
+              help="Final LR as a fraction of --lr (cosine).")
+@click.option("--clip-grad", type=click.FloatRange(0), default=10.0, show_default=True,
+              help="Clip the gradient norm to this (0 = off).")
+@click.option("--ema", "ema_decay", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
+              help="EMA decay of the weights, e.g. 0.9998 (0 = off). The EMA weights are evaluated and saved as best.")
+@click.option("--eval-every", type=click.IntRange(1), default=1, show_default=True, help="Evaluate every N epochs.")
+@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True,
+              help="auto = CUDA when present, else CPU.")
+@click.option("--no-amp", is_flag=True, help="Disable bf16 autocast on the GPU.")
+@click.option("--no-channels-last", is_flag=True, help="Keep NCHW memory format on the GPU.")
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (slow first epoch, faster after).")
+@click.option("--workers", "-j", type=click.IntRange(0), default=2, show_default=True, help="DataLoader workers per process.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for init, shuffling and augmentation.")
+@click.option("--deterministic", is_flag=True, help="Deterministic algorithms (reproducible on CPU; slower on GPU).")
+@click.option("--no-augment", is_flag=True, help="Train without flips/colour jitter (letterbox only).")
+@click.option("--tensorboard", is_flag=True, help="Also log to OUT/tensorboard (needs the tensorboard package).")
+@click.option("--limit", type=click.IntRange(1), default=None, help="Use only the first N images of each split (smoke runs).")
+@click.option("--resume", is_flag=True, help="Continue from OUT/last.pt exactly (model, optimizer, schedule, EMA, RNG).")
+@json_option
+def train_cmd(data, fmt, out, model, weights, train_split, val_split, epochs, batch_size, image_size, optimizer, lr,
+              weight_decay, schedule, warmup_epochs, min_lr_ratio, clip_grad, ema_decay, eval_every, device, no_amp,
+              no_channels_last, compile_, workers, seed, deterministic, no_augment, tensorboard, limit, resume, as_json):
+    """Train a detector on DATA and write OUT/last.pt, OUT/best.pt (by val mAP@0.5) and OUT/results.csv.
+
+    Multi-GPU / multi-node: run the same command under torchrun, e.g.
+    `torchrun --nproc_per_node 4 -m datatools train DATA`; on CPU the gloo backend is used.
+    """
+    import os
+
+    from datatools.training.trainer import TrainConfig, train
+
+    cfg = TrainConfig(data=data, out=out, format=fmt, train_split=train_split or None, val_split=val_split or None,
+                      model=model, weights=weights, image_size=image_size, epochs=epochs, batch_size=batch_size,
+                      optimizer=optimizer, lr=lr, weight_decay=weight_decay, schedule=schedule,
+                      warmup_epochs=warmup_epochs, min_lr_ratio=min_lr_ratio, clip_grad=clip_grad, ema_decay=ema_decay,
+                      eval_every=eval_every, workers=workers, device=device, amp=not no_amp,
+                      channels_last=not no_channels_last, compile=compile_, seed=seed, deterministic=deterministic,
+                      augment=not no_augment, tensorboard=tensorboard, limit=limit)
+    main = int(os.environ.get("RANK", "0")) == 0
+    con = console()
+
+    def on_epoch(log) -> None:
+        if as_json:
+            return
+        parts = "  ".join(f"{k.removeprefix('loss_')} {v:.3f}" for k, v in log.parts.items())
+        m = "" if log.map50 is None else f"  mAP50 {log.map50:.4f}  mAP {log.map:.4f}"
+        con.print(f"epoch {log.epoch:>3}  loss {log.loss:.4f}  ({parts})  lr {log.lr:.3g}  "
+                  f"{log.images_per_s:.1f} img/s  {log.memory_mb:.0f} MB{m}")
+
+    with errors_to_click():
+        with stage_progress(enabled=main and not as_json) as update:
+            result = train(cfg, resume=resume, progress=update, on_epoch=on_epoch)
+    if not main:
+        return
+    if as_json:
+        emit_json({"out": result.out, "device": result.device, "world_size": result.world_size,
+                   "epochs_run": result.epochs_run, "best_map50": result.best_map50, "last": result.last,
+                   "best": result.best, "classes": list(result.classes), "notes": result.notes,
+                   "history": [h.row() for h in result.history]})
+        return
+    for n in result.notes:
+        con.print(f"[yellow]note:[/] {n}")
+    best = "n/a" if result.best_map50 is None else f"{result.best_map50:.4f}"
+    con.print(f"[green]done[/]: {result.epochs_run} epoch(s) on {result.device} x{result.world_size}; "
+              f"best mAP50 {best}; checkpoints [bold]{result.last}[/], [bold]{result.best}[/]; "
+              f"log [bold]{result.out}/results.csv[/]")

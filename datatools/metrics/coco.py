@@ -1,0 +1,156 @@
+"""COCO detection metrics through pycocotools (or faster-coco-eval, which computes the same numbers faster).
+
+Use :func:`coco_evaluate` with a ground-truth dict that went through
+:func:`datatools.metrics.data.sanitize_coco` (or was built by ``datatools.formats.coco.to_coco``) and a list of
+result dicts. The 12 numbers are ``COCOeval.stats`` after ``summarize()``, unchanged; the per-class AP comes from the
+same ``eval['precision']`` array that ``summarize()`` averages.
+
+Traps handled here: ``loadRes([])`` crashes in pycocotools (``anns[0]``), so empty predictions get an empty result set
+built directly (every AP is then 0 where there is ground truth, -1 where there is none, as COCOeval defines it);
+pycocotools prints to stdout, which is captured into :attr:`CocoResult.summary_text`.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import importlib.util
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from datatools.core.errors import UsageError
+
+STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
+STAT_LABELS = (
+    "AP @[IoU=0.50:0.95 | area=all | maxDets=100]",
+    "AP @[IoU=0.50 | area=all | maxDets=100]",
+    "AP @[IoU=0.75 | area=all | maxDets=100]",
+    "AP @[IoU=0.50:0.95 | area=small | maxDets=100]",
+    "AP @[IoU=0.50:0.95 | area=medium | maxDets=100]",
+    "AP @[IoU=0.50:0.95 | area=large | maxDets=100]",
+    "AR @[IoU=0.50:0.95 | area=all | maxDets=1]",
+    "AR @[IoU=0.50:0.95 | area=all | maxDets=10]",
+    "AR @[IoU=0.50:0.95 | area=all | maxDets=100]",
+    "AR @[IoU=0.50:0.95 | area=small | maxDets=100]",
+    "AR @[IoU=0.50:0.95 | area=medium | maxDets=100]",
+    "AR @[IoU=0.50:0.95 | area=large | maxDets=100]",
+)
+BACKENDS = ("auto", "pycocotools", "faster-coco-eval")
+
+
+@dataclass(frozen=True)
+class CocoResult:
+    """The 12 COCOeval numbers (``-1`` where COCOeval has nothing to average), per-class AP and AP50 (``None`` for
+    classes without ground truth), the backend used and its printed summary."""
+
+    stats: tuple[float, ...]
+    per_class_ap: dict[str, float | None]
+    per_class_ap50: dict[str, float | None]
+    backend: str
+    summary_text: str = field(default="", repr=False)
+
+    def stat(self, name: str) -> float:
+        return self.stats[STAT_NAMES.index(name)]
+
+    def to_dict(self) -> dict:
+        return {"backend": self.backend, "stats": {n: round(float(v), 6) for n, v in zip(STAT_NAMES, self.stats)},
+                "per_class": [{"class": c, "ap": _r(self.per_class_ap[c]), "ap50": _r(self.per_class_ap50[c])}
+                              for c in self.per_class_ap]}
+
+
+def _r(v):
+    return None if v is None else round(float(v), 6)
+
+
+def available_backends() -> list[str]:
+    out = ["pycocotools"] if importlib.util.find_spec("pycocotools") else []
+    if importlib.util.find_spec("faster_coco_eval"):
+        out.append("faster-coco-eval")
+    return out
+
+
+def resolve_backend(backend: str) -> str:
+    """``auto`` picks faster-coco-eval when it is installed (same numbers, faster), else pycocotools."""
+    if backend not in BACKENDS:
+        raise UsageError(f"unknown COCO backend {backend!r}: choose one of {', '.join(BACKENDS)}")
+    have = available_backends()
+    if backend == "auto":
+        if not have:
+            raise UsageError("COCO metrics need pycocotools (pip install pycocotools) or faster-coco-eval")
+        return "faster-coco-eval" if "faster-coco-eval" in have else "pycocotools"
+    if backend not in have:
+        raise UsageError(f"the {backend} backend is not installed (pip install {backend})")
+    return backend
+
+
+def results_from_arrays(image_ids: np.ndarray, category_ids: np.ndarray, xywh: np.ndarray,
+                        scores: np.ndarray) -> list[dict]:
+    """COCO results dicts from column arrays (plain Python numbers, as json.load would give)."""
+    ids = np.asarray(image_ids).tolist()
+    cats = np.asarray(category_ids).tolist()
+    boxes = np.asarray(xywh, dtype=np.float64).reshape(-1, 4).tolist()
+    sc = np.asarray(scores, dtype=np.float64).tolist()
+    return [{"image_id": i, "category_id": c, "bbox": b, "score": s} for i, c, b, s in zip(ids, cats, boxes, sc)]
+
+
+def coco_evaluate(gt: dict, results: Sequence[dict], *, backend: str = "auto",
+                  class_names: Sequence[str] | None = None, copy_results: bool = True) -> CocoResult:
+    """Run COCOeval (bbox) and return its 12 numbers and per-class AP.
+
+    ``gt`` must hold ``images``, ``annotations`` (with ``area`` and ``iscrowd``) and ``categories``; every result's
+    ``image_id`` must be one of the ground truth's (the caller filters and reports the others: pycocotools would
+    assert). ``results`` are not modified unless ``copy_results=False`` (loadRes adds fields to the dicts it gets;
+    pass False for dicts built just for this call, to save the copy).
+    """
+    backend = resolve_backend(backend)
+    buf = io.StringIO()
+    gt_dict = {"info": {}, "licenses": [], **{k: gt[k] for k in ("images", "annotations", "categories")}}
+    with contextlib.redirect_stdout(buf):
+        if backend == "pycocotools":
+            from pycocotools.coco import COCO
+            from pycocotools.cocoeval import COCOeval
+
+            coco_gt = COCO()
+            coco_gt.dataset = gt_dict
+            coco_gt.createIndex()
+            coco_dt = _load_results(COCO, coco_gt, results, copy_results)
+            ev = COCOeval(coco_gt, coco_dt, "bbox")
+        else:
+            from faster_coco_eval import COCO, COCOeval_faster
+
+            coco_gt = COCO(gt_dict)
+            coco_dt = _load_results(COCO, coco_gt, results, copy_results)
+            ev = COCOeval_faster(coco_gt, coco_dt, "bbox", print_function=print)
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    stats = tuple(float(v) for v in np.asarray(ev.stats[:12], dtype=np.float64))
+    cat_ids = list(ev.params.catIds)
+    names_by_id = {c["id"]: str(c.get("name", c["id"])) for c in gt_dict["categories"]}
+    precision = np.asarray(ev.eval["precision"])  # [T, R, K, A, M]
+    per_ap: dict[str, float | None] = {}
+    per_ap50: dict[str, float | None] = {}
+    for k, cid in enumerate(cat_ids):
+        name = names_by_id.get(cid, str(cid))
+        p = precision[:, :, k, 0, -1]
+        per_ap[name] = float(p[p > -1].mean()) if (p > -1).any() else None
+        p50 = precision[0, :, k, 0, -1]
+        per_ap50[name] = float(p50[p50 > -1].mean()) if (p50 > -1).any() else None
+    if class_names is not None:
+        per_ap = {n: per_ap.get(n) for n in class_names}
+        per_ap50 = {n: per_ap50.get(n) for n in class_names}
+    return CocoResult(stats=stats, per_class_ap=per_ap, per_class_ap50=per_ap50, backend=backend,
+                      summary_text=buf.getvalue())
+
+
+def _load_results(coco_cls, coco_gt, results: Sequence[dict], copy: bool):
+    if results:
+        # loadRes edits the dicts it gets (adds id, area, segmentation): give it copies unless they are ours
+        return coco_gt.loadRes([dict(r) for r in results] if copy else list(results))
+    # loadRes([]) raises IndexError in pycocotools; an empty result set means "nothing detected"
+    empty = coco_cls()
+    empty.dataset = {"images": list(coco_gt.dataset["images"]), "categories": list(coco_gt.dataset["categories"]),
+                     "annotations": []}
+    empty.createIndex()
+    return empty

@@ -1,0 +1,117 @@
+"""``predict``: a trained checkpoint + images -> COCO results JSON, ready for ``datatools evaluate`` and
+``datatools visualize --pred``.
+
+Use :func:`predict` with a folder of images (ids 1..N in sorted path order; every entry also carries ``file_name``,
+which ``evaluate`` matches first) or with a dataset (``format=`` voc/yolo/coco, optional ``split``): then image and
+category ids are exactly those ``evaluate`` uses for that ground truth (1..N in dataset order for VOC/YOLO, as
+``voc2coco`` writes them; the file's own ids for COCO).
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from datatools.core.errors import UsageError
+from datatools.core.io import atomic_write, list_images
+from datatools.training.models import build_model, inference_overrides
+from datatools.training.trainer import TrainConfig, load_checkpoint, predict_batches, resolve_device
+
+
+class ImageListDataset(torch.utils.data.Dataset):
+    """Images by path with an empty target (so eval transforms record the letterbox for mapping boxes back)."""
+
+    def __init__(self, paths: list[str], transforms) -> None:
+        self.paths = list(paths)
+        self.transforms = transforms
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int):
+        from torchvision import tv_tensors
+
+        from datatools.datasets import decode, make_target
+
+        try:
+            image = decode(self.paths[index]).as_subclass(tv_tensors.Image)
+        except (RuntimeError, OSError) as e:
+            raise RuntimeError(f"{self.paths[index]}: cannot decode the image: {e}") from e
+        h, w = int(image.shape[-2]), int(image.shape[-1])
+        target = make_target(np.zeros((0, 4)), [], canvas_size=(h, w), image_id=index)
+        return self.transforms(image, target)
+
+
+@dataclass
+class PredictResult:
+    out: str
+    images: int
+    detections: int
+    classes: tuple[str, ...]
+    device: str
+    unreadable: list[str] = field(default_factory=list)
+
+
+def predict(checkpoint: str | os.PathLike, images: str | os.PathLike, out: str | os.PathLike, *,
+            format: str | None = None, split: str | None = None, device: str = "auto", batch_size: int = 8,
+            conf: float = 0.001, max_det: int = 100, workers: int = 2, image_size: int | None = None,
+            progress=None) -> PredictResult:
+    """Run the checkpoint's model on ``images`` and write COCO results (``image_id, category_id, bbox [x, y, w, h],
+    score, file_name``) to ``out``. ``conf`` 0.001 and ``max_det`` 100 are the usual settings for mAP."""
+    from datatools.datasets import make_loader
+    from datatools.datasets.transforms import eval_preset
+
+    ckpt = load_checkpoint(checkpoint)
+    cfg = TrainConfig.from_dict(ckpt["args"])
+    classes = tuple(ckpt.get("classes") or ())
+    size = image_size or cfg.image_size
+    name = ckpt.get("model_name", cfg.model)
+    model = build_model(name, len(classes), image_size=size, **inference_overrides(name, conf=conf, max_det=max_det))
+    model.load_state_dict(ckpt["model"])
+    dev = resolve_device(device)
+    model.to(dev).eval()
+    images = Path(images)
+    if not images.exists():
+        raise UsageError(f"{images}: no such file or directory")
+    if format:
+        from datatools.metrics.data import load_ground_truth
+
+        gt = load_ground_truth(images, format=format, split=split)
+        if tuple(gt.classes) != classes:
+            raise UsageError(f"the dataset's classes {list(gt.classes)} differ from the model's {list(classes)}")
+        recs = [r for r in gt.images if r.image_path]
+        paths = [str(r.image_path) for r in recs]
+        ids = [gt.image_ids[gt.images.index(r)] for r in recs] if len(recs) != len(gt.images) else list(gt.image_ids)
+        names = [r.file_name or r.image_id for r in recs]
+        cat_ids = list(gt.category_ids)
+    else:
+        if images.is_file():
+            found = {images.name: str(images)}
+        else:
+            found = list_images(images)
+        if not found:
+            raise UsageError(f"{images}: no images found")
+        names = sorted(found)
+        paths = [found[n] for n in names]
+        ids = list(range(1, len(paths) + 1))
+        cat_ids = list(range(1, len(classes) + 1))
+    ds = ImageListDataset(paths, eval_preset(size, dtype=None))
+    loader = make_loader(ds, batch_size=batch_size, shuffle=False, num_workers=workers)
+    preds = predict_batches(model, loader, dev)
+    results = []
+    for idx in range(len(paths)):
+        p = preds.get(idx)
+        if p is None:
+            continue
+        keep = np.flatnonzero(p["scores"] >= conf)[:max_det]
+        for k in keep:
+            x1, y1, x2, y2 = (float(v) for v in p["boxes"][k])
+            results.append({"image_id": ids[idx], "file_name": names[idx], "category_id": cat_ids[int(p["labels"][k])],
+                            "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)],
+                            "score": round(float(p["scores"][k]), 5)})
+    atomic_write(out, json.dumps(results, separators=(",", ":")) + "\n")
+    return PredictResult(out=str(out), images=len(paths), detections=len(results), classes=classes, device=str(dev))

@@ -1,0 +1,405 @@
+"""The evaluator: VOC AP on hand-computed cases and a published reference, COCO metrics against pycocotools itself."""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from datatools.cli import cli
+from datatools.metrics.coco import coco_evaluate
+from datatools.metrics.data import load_ground_truth, load_predictions, sanitize_coco
+from datatools.metrics.evaluate import evaluate
+from datatools.metrics.voc import APMethod, BoxTable, average_precision, best_overlaps, evaluate_voc
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "sample_data"
+PEERS_PY = Path("/tmp/peers/bin/python")
+
+
+def table(rows, *, scored: bool):
+    """rows: (image, label, x1, y1, x2, y2, score_or_ignore)."""
+    if not rows:
+        return BoxTable.empty()
+    a = np.asarray(rows, dtype=float)
+    if scored:
+        return BoxTable.build(a[:, 0], a[:, 1], a[:, 2:6], a[:, 6])
+    return BoxTable.build(a[:, 0], a[:, 1], a[:, 2:6], None, a[:, 6].astype(bool))
+
+
+# ------------------------------------------------------------------------------------------ AP on paper
+
+# (name, gt rows (img, cls, box, difficult), det rows (img, cls, box, score), iou, plus_one, AP allpoint, AP 11point)
+HAND_CASES = [
+    ("perfect", [(0, 0, 0, 0, 10, 10, 0)], [(0, 0, 0, 0, 10, 10, .9)], .5, False, 1.0, 1.0),
+    # duplicate: TP then FP -> precision [1, .5] at recall 1: the envelope is 1 everywhere
+    ("duplicate", [(0, 0, 0, 0, 10, 10, 0)], [(0, 0, 0, 0, 10, 10, .9), (0, 0, 0, 0, 10, 10, .8)], .5, False, 1.0, 1.0),
+    # FP ranked first: precision .5 at recall 1 -> AP .5 both ways
+    ("fp-first", [(0, 0, 0, 0, 10, 10, 0)], [(0, 0, 50, 50, 60, 60, .9), (0, 0, 0, 0, 10, 10, .8)], .5, False, .5, .5),
+    # half the boxes found at precision 1: all-point .5; 11-point: t = 0, .1, ..., .5 -> 6/11
+    ("half-recall", [(0, 0, 0, 0, 10, 10, 0), (1, 0, 0, 0, 10, 10, 0)], [(0, 0, 0, 0, 10, 10, .9)], .5, False, .5, 6 / 11),
+    # the difficult box is neither counted nor penalized: the detection on it is ignored
+    ("difficult", [(0, 0, 0, 0, 10, 10, 0), (0, 0, 20, 20, 30, 30, 1)],
+     [(0, 0, 20, 20, 30, 30, .95), (0, 0, 0, 0, 10, 10, .9)], .5, False, 1.0, 1.0),
+    # IoU exactly 0.5 matches (devkit: ovmax >= minoverlap) ...
+    ("iou-equal", [(0, 0, 0, 0, 10, 10, 0)], [(0, 0, 0, 0, 10, 5, .9)], .5, False, 1.0, 1.0),
+    # ... and not at 0.51
+    ("iou-below", [(0, 0, 0, 0, 10, 10, 0)], [(0, 0, 0, 0, 10, 5, .9)], .51, False, 0.0, 0.0),
+    # the second detection's best box is taken; VOC does not fall back to the other box (COCO would): FP
+    ("no-fallback", [(0, 0, 0, 0, 10, 10, 0), (0, 0, 3, 0, 13, 10, 0)],
+     [(0, 0, 0, 0, 10, 10, .9), (0, 0, 1, 0, 11, 10, .8)], .5, False, .5, 6 / 11),
+    # +1 widths: [0,0,9,9] vs [0,0,9,4] is 36/81 = .44 without, 50/100 = .5 with
+    ("plus-one-off", [(0, 0, 0, 0, 9, 9, 0)], [(0, 0, 0, 0, 9, 4, .9)], .5, False, 0.0, 0.0),
+    ("plus-one-on", [(0, 0, 0, 0, 9, 9, 0)], [(0, 0, 0, 0, 9, 4, .9)], .5, True, 1.0, 1.0),
+    # a detection of the right class on another image is an FP
+    ("wrong-image", [(0, 0, 0, 0, 10, 10, 0)], [(1, 0, 0, 0, 10, 10, .9), (0, 0, 0, 0, 10, 10, .5)], .5, False, .5, .5),
+    # a detection of another class never matches
+    ("wrong-class", [(0, 0, 0, 0, 10, 10, 0)], [(0, 1, 0, 0, 10, 10, .9)], .5, False, 0.0, 0.0),
+    ("no-detections", [(0, 0, 0, 0, 10, 10, 0)], [], .5, False, 0.0, 0.0),
+]
+
+
+@pytest.mark.parametrize("name,gt,det,iou,plus,ap_all,ap_11", HAND_CASES, ids=[c[0] for c in HAND_CASES])
+def test_voc_ap_hand_cases(name, gt, det, iou, plus, ap_all, ap_11):
+    r = evaluate_voc(table(gt, scored=False), table(det, scored=True), ["a", "b"], iou_threshold=iou,
+                     legacy_plus_one=plus)
+    c = r.classes[0]
+    assert c.ap_allpoint == pytest.approx(ap_all, abs=1e-12)
+    assert c.ap_11point == pytest.approx(ap_11, abs=1e-12)
+    assert math.isnan(r.classes[1].ap)  # class b has no ground truth: undefined, left out of the mean
+    assert r.map == pytest.approx(ap_all)
+
+
+def test_difficult_counts():
+    r = evaluate_voc(table([(0, 0, 0, 0, 10, 10, 0), (0, 0, 20, 20, 30, 30, 1)], scored=False),
+                     table([(0, 0, 20, 20, 30, 30, .95), (0, 0, 0, 0, 10, 10, .9)], scored=True), ["a"])
+    c = r.classes[0]
+    assert (c.positives, c.ignored_gt, c.detections, c.tp, c.fp, c.ignored_detections) == (1, 1, 2, 1, 0, 1)
+
+
+@pytest.mark.parametrize("recall,precision,method,expected", [
+    ([0.2, 0.4, 0.4, 1.0], [1.0, 1.0, 0.5, 0.5], "allpoint", 0.4 * 1 + 0.6 * 0.5),
+    ([0.3], [1.0], "11point", 4 / 11),  # recall exactly 0.3 counts at t = 0.3
+    ([0.5, 1.0], [0.5, 1.0], "allpoint", 1.0),  # the envelope lifts the early low precision
+    ([], [], "allpoint", 0.0),
+    ([], [], "11point", 0.0),
+])
+def test_average_precision(recall, precision, method, expected):
+    assert average_precision(np.array(recall), np.array(precision), method) == pytest.approx(expected, abs=1e-12)
+
+
+# The worked example of Padilla et al., "A Survey on Performance Metrics for Object-Detection Algorithms" (IWSSIP
+# 2020) and github.com/rafaelpadilla/Object-Detection-Metrics (README, results/results.txt): 7 images, 15 persons,
+# 24 detections, boxes [x, y, w, h], IoU threshold 0.3, their IoU uses the +1 pixel widths.
+# Published: every-point AP 24.57 %, 11-point AP 26.84 %.
+PADILLA_GT = {1: [(25, 16, 38, 56), (129, 123, 41, 62)], 2: [(123, 11, 43, 55), (38, 132, 59, 45)],
+              3: [(16, 14, 35, 48), (123, 30, 49, 44), (99, 139, 47, 47)], 4: [(53, 42, 40, 52), (154, 43, 31, 34)],
+              5: [(59, 31, 44, 51), (48, 128, 34, 52)], 6: [(36, 89, 52, 76), (62, 58, 44, 67)],
+              7: [(28, 31, 55, 63), (58, 67, 50, 58)]}
+PADILLA_DET = {1: [(.88, 5, 67, 31, 48), (.70, 119, 111, 40, 67), (.80, 124, 9, 49, 67)],
+               2: [(.71, 64, 111, 64, 58), (.54, 26, 140, 60, 47), (.74, 19, 18, 43, 35)],
+               3: [(.18, 109, 15, 77, 39), (.67, 86, 63, 46, 45), (.38, 160, 62, 36, 53), (.91, 105, 131, 47, 47),
+                   (.44, 18, 148, 40, 44)],
+               4: [(.35, 83, 28, 28, 26), (.78, 28, 68, 42, 67), (.45, 87, 89, 25, 39), (.14, 10, 155, 60, 26)],
+               5: [(.62, 50, 38, 28, 46), (.44, 95, 11, 53, 28), (.95, 29, 131, 72, 29), (.23, 29, 163, 72, 29)],
+               6: [(.45, 43, 48, 74, 38), (.84, 17, 155, 29, 35), (.43, 95, 110, 25, 42)],
+               7: [(.48, 16, 20, 101, 88), (.95, 33, 116, 37, 49)]}
+
+
+@pytest.mark.parametrize("method,published", [("allpoint", 0.2457), ("11point", 0.2684)])
+def test_published_reference(method, published):
+    gt = [(i, 0, x, y, x + w, y + h, 0) for i, bs in PADILLA_GT.items() for x, y, w, h in bs]
+    det = [(i, 0, x, y, x + w, y + h, s) for i, bs in PADILLA_DET.items() for s, x, y, w, h in bs]
+    r = evaluate_voc(table(gt, scored=False), table(det, scored=True), ["person"], iou_threshold=0.3,
+                     method=method, legacy_plus_one=True)
+    c = r.classes[0]
+    assert round(c.ap, 4) == published
+    assert (c.positives, c.tp, c.fp) == (15, 7, 17)  # their table: 7 TP, 17 FP
+    assert c.precision[-1] == pytest.approx(7 / 24) and c.recall[-1] == pytest.approx(7 / 15)
+
+
+def _devkit_loop(gt: BoxTable, det: BoxTable, k: int, iou: float, plus: float) -> list[float]:
+    """A direct transcription of the devkit's per-detection loop, as the vectorized code's reference."""
+    aps = []
+    for c in range(k):
+        d_idx = [i for i in np.argsort(-det.score, kind="stable") if det.label[i] == c]
+        taken: set[int] = set()
+        tp, fp = [], []
+        npos = int(((gt.label == c) & ~gt.ignore).sum())
+        for i in d_idx:
+            best, jbest = -1.0, -1
+            for j in range(len(gt)):
+                if gt.label[j] != c or gt.image[j] != det.image[i]:
+                    continue
+                a, b = det.box[i], gt.box[j]
+                iw = min(a[2], b[2]) - max(a[0], b[0]) + plus
+                ih = min(a[3], b[3]) - max(a[1], b[1]) + plus
+                inter = max(iw, 0) * max(ih, 0)
+                u = (a[2] - a[0] + plus) * (a[3] - a[1] + plus) + (b[2] - b[0] + plus) * (b[3] - b[1] + plus) - inter
+                o = inter / u
+                if o > best:
+                    best, jbest = o, j
+            if jbest >= 0 and best >= iou:
+                if gt.ignore[jbest]:
+                    continue
+                if jbest not in taken:
+                    taken.add(jbest)
+                    tp.append(1); fp.append(0)
+                else:
+                    tp.append(0); fp.append(1)
+            else:
+                tp.append(0); fp.append(1)
+        if not npos:
+            aps.append(float("nan"))
+            continue
+        ctp, cfp = np.cumsum(tp), np.cumsum(fp)
+        aps.append(average_precision(ctp / npos, ctp / np.maximum(ctp + cfp, 1), "allpoint"))
+    return aps
+
+
+@pytest.mark.parametrize("seed,plus", [(0, 0.0), (1, 1.0), (2, 0.0)])
+def test_vectorized_matches_devkit_loop(seed, plus):
+    rng = np.random.default_rng(seed)
+    n_img, k = 12, 3
+    ng, nd = 60, 300
+    g_xy = rng.uniform(0, 80, (ng, 2))
+    gt = BoxTable.build(rng.integers(0, n_img, ng), rng.integers(0, k, ng),
+                        np.concatenate([g_xy, g_xy + rng.uniform(5, 30, (ng, 2))], 1), None, rng.random(ng) < 0.15)
+    src = rng.integers(0, ng, nd)
+    jitter = rng.normal(0, 4, (nd, 4))
+    box = gt.box[src] + jitter
+    box[:, 2:] = np.maximum(box[:, 2:], box[:, :2] + 1)
+    det = BoxTable.build(gt.image[src], np.where(rng.random(nd) < 0.85, gt.label[src], rng.integers(0, k, nd)), box,
+                         np.round(rng.random(nd), 2))  # rounded scores: many ties
+    r = evaluate_voc(gt, det, ["a", "b", "c"], iou_threshold=0.5, legacy_plus_one=bool(plus))
+    ref = _devkit_loop(gt, det, k, 0.5, plus)
+    assert [c.ap_allpoint for c in r.classes] == pytest.approx(ref, nan_ok=True, abs=1e-12)
+    # chunked pair evaluation gives the same matches as one chunk
+    a = best_overlaps(gt, det, num_classes=k, legacy_plus_one=bool(plus))
+    b = best_overlaps(gt, det, num_classes=k, legacy_plus_one=bool(plus), chunk_pairs=7)
+    assert np.array_equal(a[0], b[0]) and np.allclose(a[1], b[1])
+
+
+def test_bad_labels_raise():
+    with pytest.raises(ValueError):
+        evaluate_voc(table([(0, 3, 0, 0, 1, 1, 0)], scored=False), BoxTable.empty(), ["a"])
+
+
+# ------------------------------------------------------------------------------------------ COCO
+
+@pytest.fixture(scope="module")
+def coco_case(tmp_path_factory):
+    """sample_data val as COCO (what voc2coco writes) plus synthetic predictions: jittered GT, wrong classes, noise."""
+    from datatools.ops.convert import convert
+
+    out = tmp_path_factory.mktemp("coco")
+    convert("voc", str(SAMPLE), "coco", str(out / "coco"), sets=["val"], images_mode="none")
+    gt_json = out / "coco" / "annotations" / "instances_val.json"
+    gt = json.loads(gt_json.read_text())
+    rng = np.random.default_rng(7)
+    res = []
+    names = {im["id"]: im["file_name"] for im in gt["images"]}
+    for a in gt["annotations"]:
+        if rng.random() < 0.85:
+            x, y, w, h = a["bbox"]
+            cat = a["category_id"] if rng.random() < 0.9 else int(rng.integers(1, 5))
+            res.append({"image_id": a["image_id"], "category_id": cat,
+                        "bbox": [x + rng.uniform(-3, 3), y + rng.uniform(-3, 3), w * rng.uniform(.85, 1.15),
+                                 h * rng.uniform(.85, 1.15)], "score": float(rng.random())})
+    for im in gt["images"]:
+        for _ in range(2):
+            res.append({"image_id": im["id"], "category_id": int(rng.integers(1, 5)),
+                        "bbox": [float(rng.uniform(0, 200)), float(rng.uniform(0, 200)), 40.0, 40.0],
+                        "score": float(rng.random() * 0.5)})
+    pred = out / "pred.json"
+    pred.write_text(json.dumps(res))
+    return {"dir": out, "gt_json": gt_json, "gt": gt, "pred": pred, "res": res, "names": names}
+
+
+def pycocotools_stats(gt_path_or_dict, results) -> list[float]:
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        g = COCO(str(gt_path_or_dict)) if not isinstance(gt_path_or_dict, dict) else COCO()
+        if isinstance(gt_path_or_dict, dict):
+            g.dataset = gt_path_or_dict
+            g.createIndex()
+        d = g.loadRes(json.loads(json.dumps(results)))
+        e = COCOeval(g, d, "bbox")
+        e.evaluate(); e.accumulate(); e.summarize()
+    return [float(v) for v in e.stats]
+
+
+@pytest.mark.parametrize("gt_kind", ["voc", "coco"])
+def test_coco_stats_identical_to_pycocotools(coco_case, gt_kind):
+    expected = pycocotools_stats(coco_case["gt_json"], coco_case["res"])
+    if gt_kind == "voc":
+        rep = evaluate(SAMPLE, coco_case["pred"], gt_format="voc", split="val", backend="pycocotools")
+    else:
+        rep = evaluate(coco_case["gt_json"], coco_case["pred"], gt_format="coco", backend="pycocotools")
+    assert list(rep.coco.stats) == expected  # exactly, not approximately
+    assert rep.coco.stat("AP50") > 0.3
+    assert rep.predictions_used == len(coco_case["res"])
+    assert not [f for f in rep.findings if f.code.startswith("pred-")]
+
+
+def test_predictions_matched_by_file_name(coco_case, tmp_path):
+    # ids scrambled, file names right: the file name wins
+    res = [dict(r, image_id=999_000 + r["image_id"], file_name=coco_case["names"][r["image_id"]])
+           for r in coco_case["res"]]
+    p = tmp_path / "p.json"
+    p.write_text(json.dumps(res))
+    rep = evaluate(SAMPLE, p, gt_format="voc", split="val", backend="pycocotools")
+    assert list(rep.coco.stats) == pycocotools_stats(coco_case["gt_json"], coco_case["res"])
+
+
+def test_empty_predictions(coco_case, tmp_path):
+    p = tmp_path / "empty.json"
+    p.write_text("[]")
+    rep = evaluate(coco_case["gt_json"], p, gt_format="coco", backend="pycocotools")
+    assert rep.coco.stat("AP") == 0.0 and rep.coco.stat("AR100") == 0.0
+    assert all(c.ap == 0.0 for c in rep.voc.classes)
+    assert rep.predictions_used == 0
+
+
+def test_unknown_images_and_categories_are_reported(coco_case, tmp_path):
+    res = list(coco_case["res"]) + [{"image_id": 424242, "category_id": 1, "bbox": [0, 0, 5, 5], "score": .5}] * 2 \
+        + [{"image_id": 1, "category_id": 77, "bbox": [0, 0, 5, 5], "score": .5}] * 3
+    p = tmp_path / "p.json"
+    p.write_text(json.dumps(res))
+    rep = evaluate(coco_case["gt_json"], p, gt_format="coco", backend="pycocotools")
+    codes = {f.code: f for f in rep.findings}
+    assert codes["pred-unknown-image"].objects == 2
+    assert codes["pred-unknown-category"].objects == 3 and "77" in codes["pred-unknown-category"].message
+    # the rest is evaluated exactly as pycocotools would (it ignores unknown categories itself)
+    assert list(rep.coco.stats) == pycocotools_stats(coco_case["gt_json"], coco_case["res"] + res[-3:])
+
+
+def test_gt_traps_string_ids_missing_area_and_iscrowd(coco_case, tmp_path):
+    gt = json.loads(json.dumps(coco_case["gt"]))
+    for im in gt["images"]:
+        im["id"] = f"img-{im['id']}"
+    for a in gt["annotations"]:
+        a["image_id"] = f"img-{a['image_id']}"
+        a.pop("area")
+        a.pop("iscrowd")
+        a["id"] = 0  # pycocotools treats a gt id of 0 as "unmatched" and keys annotations by id
+    g = tmp_path / "gt.json"
+    g.write_text(json.dumps(gt))
+    res = [dict(r, image_id=f"img-{r['image_id']}") for r in coco_case["res"]]
+    p = tmp_path / "p.json"
+    p.write_text(json.dumps(res))
+    rep = evaluate(g, p, gt_format="coco", backend="pycocotools")
+    codes = {f.code for f in rep.findings}
+    assert {"string-ids", "missing-area", "missing-iscrowd"} <= codes
+    # same answer as the clean file, except that difficult boxes are no longer crowd
+    clean = json.loads(json.dumps(coco_case["gt"]))
+    for a in clean["annotations"]:
+        a["iscrowd"] = 0
+        a["area"] = a["bbox"][2] * a["bbox"][3]
+    assert list(rep.coco.stats) == pycocotools_stats(clean, coco_case["res"])
+
+
+def test_sanitize_keeps_clean_ids(coco_case):
+    out, id_map, cat_map, findings = sanitize_coco(coco_case["gt"])
+    assert [im["id"] for im in out["images"]] == [im["id"] for im in coco_case["gt"]["images"]]
+    assert not findings
+
+
+def test_yolo_txt_predictions(coco_case, tmp_path):
+    gt = load_ground_truth(SAMPLE, format="voc", split="val")
+    folder = tmp_path / "labels"
+    folder.mkdir()
+    rows: dict[str, list[str]] = {}
+    for r in coco_case["res"]:
+        rec = gt.images[r["image_id"] - 1]
+        x, y, w, h = r["bbox"]
+        rows.setdefault(rec.image_id, []).append(
+            f"{r['category_id'] - 1} {(x + w / 2) / rec.width:.9f} {(y + h / 2) / rec.height:.9f} "
+            f"{w / rec.width:.9f} {h / rec.height:.9f} {r['score']:.9f}")
+    for stem, lines in rows.items():
+        (folder / f"{stem}.txt").write_text("\n".join(lines) + "\n")
+    yolo = evaluate_voc(gt.table, load_predictions(folder, gt).table, gt.classes)
+    ref = evaluate_voc(gt.table, load_predictions(coco_case["pred"], gt).table, gt.classes)
+    assert yolo.map == pytest.approx(ref.map, abs=1e-6)
+
+
+@pytest.mark.skipif(not PEERS_PY.exists(), reason="faster-coco-eval lives in /tmp/peers only")
+def test_faster_coco_eval_backend_same_numbers(coco_case):
+    code = ("import json,sys; sys.path.insert(0, sys.argv[1]); from datatools.metrics.coco import coco_evaluate; "
+            "r = coco_evaluate(json.load(open(sys.argv[2])), json.load(open(sys.argv[3])), backend='faster-coco-eval'); "
+            "print(json.dumps(list(r.stats)))")
+    out = subprocess.run([str(PEERS_PY), "-c", code, str(ROOT), str(coco_case["gt_json"]), str(coco_case["pred"])],
+                         capture_output=True, text=True, check=True, timeout=120)
+    fast = json.loads(out.stdout.strip().splitlines()[-1])
+    assert fast == pytest.approx(pycocotools_stats(coco_case["gt_json"], coco_case["res"]), abs=1e-12)
+
+
+def test_coco_evaluate_needs_installed_backend():
+    from datatools.core.errors import UsageError
+
+    if "faster_coco_eval" in sys.modules or __import__("importlib").util.find_spec("faster_coco_eval"):
+        pytest.skip("faster-coco-eval is installed here")
+    with pytest.raises(UsageError):
+        coco_evaluate({"images": [], "annotations": [], "categories": []}, [], backend="faster-coco-eval")
+
+
+# ------------------------------------------------------------------------------------------ CLI
+
+def test_cli_evaluate_json_and_plots(coco_case, tmp_path):
+    plots = tmp_path / "plots"
+    r = CliRunner().invoke(cli, ["evaluate", "--gt", str(SAMPLE), "--split", "val", "--pred", str(coco_case["pred"]),
+                                 "--plots", str(plots), "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert d["coco"]["stats"]["AP"] == pytest.approx(pycocotools_stats(coco_case["gt_json"], coco_case["res"])[0],
+                                                     abs=1e-6)
+    assert 0 < d["voc"]["map"] <= 1 and len(d["per_class"]) == 4
+    pngs = sorted(p.name for p in plots.glob("*.png"))
+    assert "confusion_matrix.png" in pngs and "pr_all.png" in pngs and "pr_circle.png" in pngs
+    assert all((plots / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    cm = np.asarray(d["confusion_matrix"])
+    assert cm.shape == (5, 5) and cm[:4, :4].trace() > cm[:4, :4].sum() / 2
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--metric", "voc", "--voc-method", "11point"], "VOC mAP@0.5 (11point)"),
+    (["--metric", "coco"], "COCO AP@[.5:.95]"),
+    (["--iou", "0.7"], "VOC mAP@0.7"),
+])
+def test_cli_evaluate_table(coco_case, args, needle):
+    r = CliRunner().invoke(cli, ["evaluate", "--gt", str(coco_case["gt_json"]), "-f", "coco", "--pred",
+                                 str(coco_case["pred"])] + args)
+    assert r.exit_code == 0, r.output
+    assert needle in r.output and "circle" in r.output
+
+
+def test_cli_evaluate_bad_input(tmp_path):
+    p = tmp_path / "p.json"
+    p.write_text("{not json")
+    r = CliRunner().invoke(cli, ["evaluate", "--gt", str(SAMPLE), "--pred", str(p)])
+    assert r.exit_code == 2 and "not valid JSON" in r.output and "Traceback" not in r.output
+
+
+def test_malformed_prediction_entries_are_counted(coco_case, tmp_path):
+    good = coco_case["res"][:50]
+    bad = [{"image_id": 1, "category_id": 1, "bbox": None, "score": .5},
+           {"image_id": 1, "category_id": 1, "bbox": [0, 0, 5, 5]},
+           {"image_id": 1, "category_id": 1, "bbox": [0, 0, float("nan"), 5], "score": .5},
+           "not a dict"]
+    p = tmp_path / "p.json"
+    p.write_text(json.dumps(good + bad))
+    gt = load_ground_truth(coco_case["gt_json"], format="coco")
+    pred = load_predictions(p, gt)
+    codes = {f.code: f.objects for f in pred.findings}
+    assert codes == {"pred-bad-box": 3, "pred-missing-score": 1}
+    assert len(pred.table) == 50 and pred.read == 54
