@@ -23,6 +23,12 @@ demo: $(STAMP)
 	$(VENV)/bin/datatools stats sample_data --plots $(OUT)/stats
 	$(VENV)/bin/datatools anchors sample_data -k 6 --img-size 320
 	$(VENV)/bin/datatools visualize sample_data $(OUT)/viz --grid 4x4 --limit 32
+	@# A tiny CPU run that proves the loop closes (train -> predict -> evaluate -> look); a GPU run learns the set.
+	$(VENV)/bin/datatools train sample_data --out $(OUT)/train --image-size 128 --epochs 2 -b 4 --limit 16 -j 0
+	$(VENV)/bin/datatools predict $(OUT)/train/best.pt sample_data -f voc --split val -o $(OUT)/preds.json -j 0
+	$(VENV)/bin/datatools evaluate --gt sample_data --split val --pred $(OUT)/preds.json --plots $(OUT)/eval
+	$(VENV)/bin/datatools visualize sample_data $(OUT)/viz_pred --pred $(OUT)/preds.json --score-thr 0.05 --grid 3x3 --limit 9 --ids 'shapes_00[0-4]*'
+
 	@echo
 	@echo "Outputs:"
 	@echo "  YOLO (ultralytics): $(OUT)/yolo/data.yaml"
@@ -30,6 +36,9 @@ demo: $(STAMP)
 	@echo "  split (VOC):        $(OUT)/split/ImageSets/Main/"
 	@echo "  stats plots:        $(OUT)/stats/"
 	@echo "  contact sheets:     $(OUT)/viz/sheet_0001.jpg"
+	@echo "  model, log:         $(OUT)/train/best.pt, $(OUT)/train/results.csv"
+	@echo "  predictions, eval:  $(OUT)/preds.json, $(OUT)/eval/"
+	@echo "  GT vs predictions:  $(OUT)/viz_pred/sheet_0001.jpg"
 
 test: $(STAMP)
 	$(PY) -m pytest -q
