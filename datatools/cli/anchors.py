@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from datatools.cli.common import format_option, console, emit_json, errors_to_click, json_option, parse_classes, workers_option
+from datatools.cli.common import format_option, console, emit_json, errors_to_click, json_option, read_dataset, workers_option
 
 
 @click.command("anchors")
@@ -28,14 +28,10 @@ def anchors_cmd(src, fmt, k, img_size, iou_thr, seed, n_init, images, sets, clas
     Prints the anchors (input pixels at --img-size, sorted by area), the mean best IoU over all boxes, the BPR at
     --iou-thr and the rows to paste under `anchors:` in a YOLOv5-style model yaml.
     """
-    from datatools import formats
     from datatools.ops.anchors import compute_anchors
-    from datatools.ops.convert import read_options
 
     with errors_to_click():
-        mod = formats.get(formats.resolve(fmt, src))
-        ds = mod.read(src, classes=parse_classes(classes),
-                      **read_options(mod.NAME, images=images, sets=sets, workers=workers or None))
+        ds = read_dataset(src, fmt, images=images, sets=sets, classes=classes, workers=workers)
         res = compute_anchors(ds, k=k, img_size=img_size or None, iou_thr=iou_thr, seed=seed, n_init=n_init)
     if as_json:
         emit_json(res.to_dict())

@@ -67,6 +67,21 @@ def progress_fn(update: Callable[[str, int, "int | None"], None], stage: str, to
     return lambda n: update(stage, n, None)
 
 
+def read_dataset(src, fmt: str | None, *, images=None, sets=None, classes: str | None = None, workers: int = 0,
+                 update: Callable[[str, int, "int | None"], None] | None = None, **extra):
+    """Read SRC for a command: resolve ``--format`` (auto-detect), apply ``--images/--sets/--classes/--workers`` and
+    report progress as the ``read`` stage. Returns the annotation model."""
+    from datatools import formats
+    from datatools.ops.convert import read_options
+
+    mod = formats.get(formats.resolve(fmt, src))
+    opts = read_options(mod.NAME, images=images, sets=sets, workers=workers or None, **extra)
+    progress = {}
+    if update is not None:
+        progress = {"progress": lambda n: update("read", n, None), "on_total": lambda t: update("read", 0, t)}
+    return mod.read(src, classes=parse_classes(classes), **progress, **opts)
+
+
 def emit_json(obj) -> None:
     click.echo(json.dumps(obj, indent=2, ensure_ascii=False, default=str))
 

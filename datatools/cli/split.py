@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from datatools.cli.common import (format_option, console, emit_json, errors_to_click, findings_table, json_option, parse_classes,
+from datatools.cli.common import (format_option, console, emit_json, errors_to_click, findings_table, json_option, read_dataset,
                                   progress_fn, stage_progress, workers_option)
 
 
@@ -57,17 +57,12 @@ def split_cmd(src, out, fmt, val, test, method, group_by, kfold, seed, drop_empt
     COCO: OUT/annotations/instances_<split>.json (original JSON filtered by image id), OUT/images
     The same seed and input give the same bytes. SRC is never modified.
     """
-    from datatools import formats
-    from datatools.ops.convert import read_options
     from datatools.ops.split import plan_split, write_split
 
     method = method or ("group" if group_by else "stratified")
     with errors_to_click():
-        mod = formats.get(formats.resolve(fmt, src))
         with stage_progress(not as_json) as update:
-            opts = read_options(mod.NAME, images=images, sets=sets, workers=workers or None)
-            ds = mod.read(src, classes=parse_classes(classes), progress=lambda n: update("read", n, None),
-                          on_total=lambda t: update("read", 0, t), **opts)
+            ds = read_dataset(src, fmt, images=images, sets=sets, classes=classes, workers=workers, update=update)
             plan = plan_split(ds, val=val, test=test or 0.0, method=method, seed=seed, group_by=group_by,
                               kfold=kfold, drop_empty=drop_empty)
             written = None

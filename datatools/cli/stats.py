@@ -5,7 +5,7 @@ import math
 
 import click
 
-from datatools.cli.common import (format_option, console, emit_json, errors_to_click, json_option, parse_classes, stage_progress,
+from datatools.cli.common import (format_option, console, emit_json, errors_to_click, json_option, read_dataset, stage_progress,
                                   workers_option)
 
 
@@ -33,8 +33,6 @@ def stats_cmd(src, fmt, labels_only, resize, sample, seed, plots_dir, images, se
     images keep their top 8 bits) and counted into integer histograms, so the result is exact and identical for any
     --workers. Corrupt images are listed and skipped. Prints a ready-to-paste transforms.v2.Normalize(...).
     """
-    from datatools import formats
-    from datatools.ops.convert import read_options
     from datatools.ops.stats import dataset_stats, parse_resize
 
     try:
@@ -44,11 +42,8 @@ def stats_cmd(src, fmt, labels_only, resize, sample, seed, plots_dir, images, se
     if labels_only and (resize_spec or sample):
         raise click.UsageError("--resize and --sample apply to pixel statistics, not with --labels-only")
     with errors_to_click():
-        mod = formats.get(formats.resolve(fmt, src))
         with stage_progress(not as_json) as update:
-            opts = read_options(mod.NAME, images=images, sets=sets, workers=workers or None)
-            ds = mod.read(src, classes=parse_classes(classes), progress=lambda n: update("read", n, None),
-                          on_total=lambda t: update("read", 0, t), **opts)
+            ds = read_dataset(src, fmt, images=images, sets=sets, classes=classes, workers=workers, update=update)
             report = dataset_stats(ds, labels_only=labels_only, resize=resize_spec, sample=sample, seed=seed,
                                    workers=workers or None, progress=lambda n: update("pixels", n, None),
                                    on_total=lambda t: update("pixels", 0, t))

@@ -104,6 +104,8 @@ def image_histogram(path: str, resize: int | tuple[int, int] | None = None) -> t
         return None, "", f"decompression bomb: {e}"
     except (OSError, SyntaxError, ValueError, Image.UnidentifiedImageError) as e:
         return None, "", f"unreadable image: {e}"
+    except Exception as e:  # plugins (or libraries that patch Image.open, as ultralytics does) may raise anything
+        return None, "", f"unreadable image: {type(e).__name__}: {e}"
 
 
 def _to_rgb(im):
