@@ -78,6 +78,21 @@ def xyxy_to_yolo(box: Box, width: float, height: float) -> Box:
     return ((x1 + x2) / 2.0 / width, (y1 + y2) / 2.0 / height, (x2 - x1) / width, (y2 - y1) / height)
 
 
+def xywh_to_xyxy_array(a):
+    """Vectorised :func:`xywh_to_xyxy` for an ``(N, 4)`` float array (numpy or torch); returns a new float array.
+    Duck-typed so this module imports no numpy."""
+    out = a + 0.0
+    out[:, 2:] += a[:, :2]
+    return out
+
+
+def xyxy_to_xywh_array(b):
+    """Vectorised :func:`xyxy_to_xywh` for an ``(N, 4)`` float array (numpy or torch); returns a new float array."""
+    out = b + 0.0
+    out[:, 2:] -= b[:, :2]
+    return out
+
+
 def convert(box: Box, src: BoxFormat, dst: BoxFormat, *, width: float | None = None, height: float | None = None) -> Box:
     """Convert one box between formats. Normalized formats need the image size."""
     if src == dst:

@@ -295,6 +295,15 @@ class ImageHeader:
     error: str = ""
 
 
+def exif_orientation(im) -> int:
+    """The EXIF orientation (1-8) of an open PIL image; 1 when absent or when the EXIF block is broken (a broken
+    EXIF block is not a broken image). Reading it touches the header only."""
+    try:
+        return int(im.getexif().get(0x0112, 1) or 1)
+    except Exception:
+        return 1
+
+
 def read_image_header(path: str | os.PathLike) -> ImageHeader:
     """Image size from the header only (PIL opens lazily), with EXIF orientations 5-8 swapping width and height.
 
@@ -305,11 +314,7 @@ def read_image_header(path: str | os.PathLike) -> ImageHeader:
     try:
         with Image.open(path) as im:
             w, h = im.size
-            orientation = 1
-            try:
-                orientation = int(im.getexif().get(0x0112, 1) or 1)
-            except Exception:  # a broken EXIF block is not a broken image
-                orientation = 1
+            orientation = exif_orientation(im)
             mode = im.mode
     except FileNotFoundError:
         return ImageHeader(0, 0, 0, 0, 1, "", "missing")

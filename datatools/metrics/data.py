@@ -19,6 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
+from datatools.core.boxes import xywh_to_xyxy_array, xyxy_to_xywh_array
 from datatools.core.errors import UsageError
 from datatools.core.model import Dataset, Finding, ImageRecord
 from datatools.formats.common import err, info, warn
@@ -64,6 +65,22 @@ class GroundTruth:
             return None
         return self.by_id.get(str(image_id))
 
+
+
+def _append_scored(anns, image_index: int, cid: dict[str, int], columns: tuple[list, list, list, list]) -> int:
+    """Append scored detections of known classes to the (image, label, box, score) columns; return how many had no
+    usable score (those are counted, not evaluated)."""
+    img, lab, box, score = columns
+    missing = 0
+    for a in anns:
+        if a.score is None or not _finite(a.score):
+            missing += 1
+            continue
+        img.append(image_index)
+        lab.append(cid[a.label])
+        box.append(a.box)
+        score.append(a.score)
+    return missing
 
 def _index_names(images: Sequence[ImageRecord]) -> dict[str, int]:
     by_name: dict[str, int] = {}
@@ -320,7 +337,7 @@ def predictions_from_coco_results(results: list, gt: GroundTruth, *, path: str =
         xywh.append(bb)
         score.append(s)
     arr = np.asarray(xywh, dtype=np.float64).reshape(-1, 4)
-    box = np.concatenate([arr[:, :2], arr[:, :2] + arr[:, 2:]], axis=1)
+    box = xywh_to_xyxy_array(arr)
     table = BoxTable.build(img, lab, box, score)
     findings = _summarize_drops(path, unknown_img, unknown_cat, bad, no_score, gt.category_ids)
     return Predictions(table=table, xywh=arr, findings=findings, read=len(results), unmatched_images=len(unknown_img),
@@ -359,7 +376,7 @@ def _fast_coco_results(results: list, gt: GroundTruth, *, path: str) -> Predicti
     keep = rest & good_box & good_score
     arr = box[keep]
     table = BoxTable.build(img[keep].astype(np.int64), lab[keep].astype(np.int64),
-                           np.concatenate([arr[:, :2], arr[:, :2] + arr[:, 2:]], axis=1), score[keep])
+                           xywh_to_xyxy_array(arr), score[keep])
     findings = _summarize_drops(path, unknown_img, unknown_cat, bad, no_score, gt.category_ids)
     return Predictions(table=table, xywh=arr, findings=findings, read=len(results), unmatched_images=len(unknown_img),
                        unknown_categories=unknown_cat)
@@ -379,20 +396,16 @@ def predictions_from_records(records: Sequence[ImageRecord], gt: GroundTruth) ->
         if i is None:
             unknown_img.extend([rec.image_id] * max(1, len(rec.annotations)))
             continue
+        known = []
         for a in rec.annotations:
             if a.label not in cid:
                 unknown_cat[a.label] = unknown_cat.get(a.label, 0) + 1
-                continue
-            if a.score is None or not _finite(a.score):
-                no_score += 1
-                continue
-            img.append(i)
-            lab.append(cid[a.label])
-            box.append(a.box)
-            score.append(a.score)
+            else:
+                known.append(a)
+        no_score += _append_scored(known, i, cid, (img, lab, box, score))
     b = np.asarray(box, dtype=np.float64).reshape(-1, 4)
     table = BoxTable.build(img, lab, b, score)
-    xywh = np.concatenate([b[:, :2], b[:, 2:] - b[:, :2]], axis=1)
+    xywh = xyxy_to_xywh_array(b)
     n = sum(len(r.annotations) for r in records)
     return Predictions(table=table, xywh=xywh, findings=_summarize_drops("", unknown_img, unknown_cat, 0, no_score,
                                                                          list(gt.classes)),
@@ -454,16 +467,9 @@ def _yolo_predictions(folder: Path, gt: GroundTruth) -> Predictions:
         anns, fnd, _ = parse_label_text(text, path=str(f), image_id=rec.image_id, names=gt.classes,
                                         width=rec.width, height=rec.height)  # type: ignore[arg-type]
         findings.extend(fnd)
-        for a in anns:
-            if a.score is None:
-                no_score += 1
-                continue
-            img.append(i)
-            lab.append(cid[a.label])
-            box.append(a.box)
-            score.append(a.score)
+        no_score += _append_scored(anns, i, cid, (img, lab, box, score))
     b = np.asarray(box, dtype=np.float64).reshape(-1, 4)
     findings += _summarize_drops(str(folder), unknown_img, {}, 0, no_score, list(range(len(gt.classes))))
     return Predictions(table=BoxTable.build(img, lab, b, score),
-                       xywh=np.concatenate([b[:, :2], b[:, 2:] - b[:, :2]], axis=1), findings=findings, read=rows,
+                       xywh=xyxy_to_xywh_array(b), findings=findings, read=rows,
                        unmatched_images=len(unknown_img))

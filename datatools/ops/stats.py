@@ -127,10 +127,9 @@ def _to_rgb(im):
 def _exif_upright(src, rgb):
     from PIL import Image
 
-    try:
-        orientation = int(src.getexif().get(0x0112, 1) or 1)
-    except Exception:  # a broken EXIF block is not a broken image
-        orientation = 1
+    from datatools.core.io import exif_orientation
+
+    orientation = exif_orientation(src)
     ops = {2: [Image.Transpose.FLIP_LEFT_RIGHT], 3: [Image.Transpose.ROTATE_180], 4: [Image.Transpose.FLIP_TOP_BOTTOM],
            5: [Image.Transpose.TRANSPOSE], 6: [Image.Transpose.ROTATE_270], 7: [Image.Transpose.TRANSVERSE],
            8: [Image.Transpose.ROTATE_90]}.get(orientation, [])

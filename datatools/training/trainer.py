@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from datatools.core.boxes import xyxy_to_xywh_array
 from datatools.core.errors import DatatoolsError, UsageError
 from datatools.core.io import atomic_write
 from datatools.training.models import DEFAULT_MODEL, MODELS, build_model, load_weights, unwrap
@@ -340,7 +341,7 @@ def evaluate_predictions(preds: dict, val_ds, gt) -> tuple[float, float]:
     else:
         b = np.zeros((0, 4))
         table = BoxTable.empty()
-    pred = Predictions(table=table, xywh=np.concatenate([b[:, :2], b[:, 2:] - b[:, :2]], axis=1), read=len(table))
+    pred = Predictions(table=table, xywh=xyxy_to_xywh_array(b), read=len(table))
     rep = evaluate_loaded(gt, pred, metric="all", backend="auto")
     m50 = rep.voc.map if rep.voc is not None else float("nan")
     return (0.0 if m50 != m50 else m50), max(0.0, rep.coco.stat("AP")) if rep.coco is not None else 0.0

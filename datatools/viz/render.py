@@ -23,7 +23,7 @@ from typing import Callable, Sequence
 
 from datatools.core.boxes import xywh_to_xyxy
 from datatools.core.errors import UsageError
-from datatools.core.io import ProgressFn, atomic_write, check_output_dir, parallel_map, safe_join
+from datatools.core.io import ProgressFn, atomic_write, check_output_dir, exif_orientation, parallel_map, safe_join
 from datatools.core.model import Annotation, Dataset, ImageRecord
 from datatools.ops.sanitize import BOX_MESSAGES, box_problem
 from datatools.viz.draw import WARNING_COLOUR, DrawItem, class_colour, draw_items, font, font_size_for, to_rgb
@@ -320,10 +320,7 @@ def load_image(path: str, *, fit: tuple[int, int] | None = None):
 
     with Image.open(path) as src:
         raw_w, raw_h = src.size
-        try:
-            orientation = int(src.getexif().get(0x0112, 1) or 1)
-        except Exception:  # a broken EXIF block is not a broken image
-            orientation = 1
+        orientation = exif_orientation(src)
         swapped = orientation in (5, 6, 7, 8)
         disp_w, disp_h = (raw_h, raw_w) if swapped else (raw_w, raw_h)
         target = None
