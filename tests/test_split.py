@@ -9,10 +9,10 @@ from click.testing import CliRunner
 
 from datatools import formats
 from datatools.cli import cli
-from datatools.core.errors import UsageError
+from datatools.core.errors import FormatError, UsageError
 from datatools.core.model import Annotation, Dataset, ImageRecord
-from datatools.ops.split import iterative_stratification, plan_split
-from tests.conftest import SAMPLE, tree_digest
+from datatools.ops.split import iterative_stratification, parse_group_by, plan_split, read_group_file
+from tests.conftest import SAMPLE, make_voc_root, tree_digest, voc_xml
 
 
 def skewed_dataset(n: int = 600, seed: int = 3, empty: int = 0) -> Dataset:
@@ -146,6 +146,236 @@ def test_bad_options_are_usage_errors(kwargs):
         plan_split(skewed_dataset(n=50), **kwargs)
 
 
+# --------------------------------------------------------------------------------------------------- group sources
+
+def video_of(image_id: str) -> str:
+    return image_id.split("/")[-1].split("_")[0]
+
+
+def coco_with_videos(tmp_path, n: int = 240, missing: int = 0):
+    """A COCO file whose image dicts carry ``video_id`` (an int) and ``meta.sequence``; the first ``missing`` images
+    have neither."""
+    base = skewed_dataset(n=n)
+    names = list(base.classes)
+    images, anns = [], []
+    for k, r in enumerate(base.images, 1):
+        v = int(r.image_id[3:5])
+        im = {"id": k, "file_name": r.image_id + ".jpg", "width": 100, "height": 100}
+        if k > missing:
+            im |= {"video_id": v, "meta": {"sequence": f"seq{v}", "camera": "left"}}
+        images.append(im)
+        for a in r.annotations:
+            anns.append({"id": len(anns) + 1, "image_id": k, "category_id": names.index(a.label) + 1,
+                         "bbox": [1, 1, 19, 19], "area": 361, "iscrowd": 0})
+    path = tmp_path / "videos.json"
+    path.write_text(json.dumps({"images": images, "annotations": anns,
+                                "categories": [{"id": i + 1, "name": c} for i, c in enumerate(names)]}))
+    return path
+
+
+def voc_with_videos(tmp_path, n: int = 120, missing: int = 0):
+    """A VOC root whose XMLs name their video in ``<source><video>``; the first ``missing`` have no such tag."""
+    base = skewed_dataset(n=n)
+    items = {}
+    for k, r in enumerate(base.images):
+        video = f"<source><database>shapes</database><video>{video_of(r.image_id)}</video></source>"
+        extra = "" if k < missing else video
+        objs = [{"name": a.label, "box": (2, 2, 20, 20)} for a in r.annotations]
+        items[r.image_id] = voc_xml(r.image_id + ".jpg", (100, 100), objs, extra=extra)
+    return make_voc_root(tmp_path / "voc", items)
+
+
+def write_table(path, rows, sep=","):
+    path.write_text("".join(sep.join(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def group_source(kind: str, tmp_path):
+    """(dataset, group_by) for every kind of group source; every one groups by the video of the image id."""
+    if kind == "coco-attr":
+        return formats.get("coco").read(coco_with_videos(tmp_path)), "attr:video_id"
+    if kind == "coco-nested-attr":
+        return formats.get("coco").read(coco_with_videos(tmp_path)), "attr:meta.sequence"
+    if kind == "voc-attr":
+        return formats.get("voc").read(voc_with_videos(tmp_path)), "attr:source.video"
+    ds = skewed_dataset(n=240)
+    ids = [r.image_id for r in ds.images]
+    if kind == "regex":
+        return ds, r"^(vid\d+)_"
+    if kind == "regex-prefixed":
+        return ds, r"regex:^(vid\d+)_"
+    if kind == "mapping":
+        return ds, {i: video_of(i) for i in ids}
+    if kind == "csv":
+        return ds, read_group_file(write_table(tmp_path / "g.csv", [(i, video_of(i)) for i in ids]))
+    if kind == "csv-header-file-names":  # a header row and image file names instead of ids
+        rows = [("filename", "video")] + [(i + ".jpg", video_of(i)) for i in ids]
+        return ds, read_group_file(write_table(tmp_path / "g.csv", rows))
+    if kind == "tsv-named-columns":
+        rows = [("video", "frame", "image_id")] + [(video_of(i), i[-4:], i) for i in ids]
+        return ds, read_group_file(write_table(tmp_path / "g.tsv", rows, "\t"), group_column="video",
+                                   image_column="image_id")
+    raise AssertionError(kind)
+
+
+GROUP_SOURCES = ["regex", "regex-prefixed", "mapping", "csv", "csv-header-file-names", "tsv-named-columns",
+                 "coco-attr", "coco-nested-attr", "voc-attr"]
+
+
+@pytest.mark.parametrize("kind", GROUP_SOURCES)
+@pytest.mark.parametrize("method,kfold", [("group", 0), ("group", 4), ("hash", 0), ("hash", 4)])
+def test_groups_from_every_source_never_straddle_parts(kind, method, kfold, tmp_path):
+    ds, group_by = group_source(kind, tmp_path)
+    plan = plan_split(ds, val=None if kfold else 0.2, test=0.1, method=method, group_by=group_by, kfold=kfold)
+    videos = {video_of(r.image_id) for r in ds.images}
+    assert plan.groups == len(videos) and not plan.findings
+    for sub, assign in plan.layouts():  # every fold too, not only the parts
+        split_of_video: dict[str, set[str]] = {}
+        for iid, split in assign.items():
+            split_of_video.setdefault(video_of(iid), set()).add(split)
+        assert all(len(s) == 1 for s in split_of_video.values()), sub
+    assert sum(len(ids) for ids in plan.parts.values()) == len(ds.images)
+    assert plan.to_dict()["group_source"]
+
+
+@pytest.mark.parametrize("kind", ["csv", "coco-attr", "voc-attr"])
+def test_group_sources_agree_and_are_deterministic(kind, tmp_path):
+    """The same grouping from another source gives the same plan; the same input gives the same plan twice."""
+    ds, group_by = group_source(kind, tmp_path)
+    a = plan_split(ds, val=0.2, test=0.1, method="group", group_by=group_by, seed=5)
+    b = plan_split(ds, val=0.2, test=0.1, method="group", group_by=group_by, seed=5)
+    assert a.parts == b.parts and a.deviation == b.deviation
+    assert set(a.deviation) == {"images", "class_objects", "worst_class", "worst_part"}
+
+
+def test_hash_hashes_the_group_key_and_is_stable_under_growth(tmp_path):
+    big = skewed_dataset(n=600)
+    small = big.evolve(images=big.images[::4])
+    table = {r.image_id: video_of(r.image_id) for r in big.images}
+    a = plan_split(small, val=0.2, method="hash", group_by=table).part_of()
+    b = plan_split(big, val=0.2, method="hash", group_by=table).part_of()
+    assert all(b[iid] == part for iid, part in a.items())
+    # The part depends on the group key only: the same key through a regex or an attribute lands the same way.
+    c = plan_split(big, val=0.2, method="hash", group_by=r"^(vid\d+)_").part_of()
+    assert b == c
+
+
+@pytest.mark.parametrize("kind,code,missing", [
+    ("regex", "group-unmatched", 3),
+    ("file", "group-missing", 5),
+    ("file-empty-cell", "group-missing", 2),
+    ("coco-attr", "group-attr-missing", 4),
+    ("voc-attr", "group-attr-missing", 6),
+])
+def test_images_without_a_group_are_reported_and_kept_as_their_own_group(kind, code, missing, tmp_path):
+    if kind == "coco-attr":
+        ds, group_by = formats.get("coco").read(coco_with_videos(tmp_path, missing=missing)), "attr:video_id"
+    elif kind == "voc-attr":
+        ds, group_by = formats.get("voc").read(voc_with_videos(tmp_path, missing=missing)), "attr:source.video"
+    else:
+        ds = skewed_dataset(n=240)
+        ids = [r.image_id for r in ds.images]
+        if kind == "regex":
+            ds = ds.evolve(images=ds.images + tuple(ImageRecord(f"loose{k}", "x.jpg", 10, 10) for k in range(missing)))
+            group_by = r"^(vid\d+)_"
+        elif kind == "file":
+            group_by = read_group_file(write_table(tmp_path / "g.csv", [(i, video_of(i)) for i in ids[missing:]]))
+        else:
+            rows = [(i, "" if k < missing else video_of(i)) for k, i in enumerate(ids)]
+            group_by = read_group_file(write_table(tmp_path / "g.csv", rows))
+    plan = plan_split(ds, val=0.2, method="group", group_by=group_by)
+    videos = {video_of(r.image_id) for r in ds.images if r.image_id.startswith("vid")}
+    found = [f for f in plan.findings if f.code == code]
+    assert len(found) == 1 and found[0].message.startswith(f"{missing} image")
+    assert sum(len(ids) for ids in plan.parts.values()) == len(ds.images)  # nothing dropped
+    assert plan.groups == len(videos) + missing  # each keyless image is a group of its own (videos have 12 frames)
+
+
+def test_group_file_rows_for_unknown_images_are_reported(tmp_path):
+    ds = skewed_dataset(n=60)
+    rows = [(r.image_id, video_of(r.image_id)) for r in ds.images] + [("ghost_1", "g"), ("ghost_2", "g")]
+    plan = plan_split(ds, method="group", group_by=read_group_file(write_table(tmp_path / "g.csv", rows)))
+    assert [f.code for f in plan.findings] == ["group-unknown-image"]
+    assert plan.findings[0].message.startswith("2 row(s)")
+
+
+@pytest.mark.parametrize("text,rows", [
+    ("a,1\nb,2\n", [("a", "1"), ("b", "2")]),
+    ("image,group\na,1\n", [("image", "group"), ("a", "1")]),  # a header is dropped later if it names no image
+    ("a\t1\n\n# comment\nb\t2\n", [("a", "1"), ("b", "2")]),
+    ("a;1\nb;2\n", [("a", "1"), ("b", "2")]),
+    ('"a,x",1\n./b,"2"\n', [("a,x", "1"), ("b", "2")]),
+    ("\ufeffa,1,extra\nb,2,extra\n", [("a", "1"), ("b", "2")]),
+])
+def test_read_group_file_forms(text, rows, tmp_path):
+    p = tmp_path / "g.csv"
+    p.write_text(text, encoding="utf-8")
+    assert [(im, g) for _, im, g in read_group_file(p).rows] == rows
+
+
+@pytest.mark.parametrize("text,kwargs,error,match", [
+    ("", {}, FormatError, "no rows"),
+    ("just-one-column\n", {}, FormatError, "line 1: expected two columns"),
+    ("a,1\nb\n", {}, FormatError, "line 2: expected at least 2 columns"),
+    ("a,1\nb,2\na,3\n", {}, FormatError, "line 3: image 'a' is given group '3' here but '1' on line 1"),
+    (",1\n", {}, FormatError, "line 1: the column 1 cell is empty"),
+    ("image,video\na,1\n", {"group_column": "clip"}, UsageError, "--group-column 'clip' is not in the header row"),
+    ("image,video\na,1\n", {"image_column": "file", "group_column": "video"}, UsageError, "--image-column 'file'"),
+    ("image,video\na,1\n", {"image_column": "video", "group_column": "video"}, UsageError, "the same column"),
+])
+def test_read_group_file_errors_name_file_line_and_problem(text, kwargs, error, match, tmp_path):
+    p = tmp_path / "g.csv"
+    p.write_text(text, encoding="utf-8")
+    with pytest.raises(error, match=match) as e:
+        read_group_file(p, **kwargs)
+    assert str(p) in str(e.value)
+
+
+def test_read_group_file_refuses_non_utf8(tmp_path):
+    p = tmp_path / "g.csv"
+    p.write_bytes(b"a,\xff\xfe\n")
+    with pytest.raises(FormatError, match="UTF-8"):
+        read_group_file(p)
+
+
+@pytest.mark.parametrize("text,parsed", [
+    (r"^(vid\d+)_", ("regex", r"^(vid\d+)_")),
+    (r"regex:^(vid\d+)_", ("regex", r"^(vid\d+)_")),
+    ("regex:attr:x", ("regex", "attr:x")),
+    ("attr:video_id", ("attr", "video_id")),
+    ("attr: source.video ", ("attr", "source.video")),
+    ("vid:(\\d+)", ("regex", "vid:(\\d+)")),  # an unknown prefix is part of the regex
+])
+def test_parse_group_by(text, parsed):
+    assert parse_group_by(text) == parsed
+
+
+@pytest.mark.parametrize("make,group_by,match", [
+    ("memory", "attr:video_id", "no image has a field 'video_id'"),
+    ("coco", "attr:clip", "no image has a field 'clip'; the image dicts here have: .*video_id"),
+    ("voc", "attr:source.clip", "no image has a field 'source.clip'; the annotations here have: .*folder"),
+    ("yolo", "attr:video_id", "YOLO labels have no image-level fields"),
+    ("memory", "attr:", "give a field name"),
+    ("memory", "regex:", "give a pattern"),
+    ("memory", "(unclosed", "not a valid regular expression"),
+])
+def test_bad_group_sources_are_usage_errors(make, group_by, match, tmp_path):
+    if make == "coco":
+        ds = formats.get("coco").read(coco_with_videos(tmp_path, n=24))
+    elif make == "voc":
+        ds = formats.get("voc").read(voc_with_videos(tmp_path, n=24))
+    else:
+        ds = skewed_dataset(n=24).evolve(format="yolo" if make == "yolo" else "")
+    with pytest.raises(UsageError, match=match):
+        plan_split(ds, method="group", group_by=group_by)
+
+
+def test_group_file_matching_no_image_is_a_clear_error(tmp_path):
+    gf = read_group_file(write_table(tmp_path / "g.csv", [("IMG_1", "a"), ("IMG_2", "b")]))
+    with pytest.raises(FormatError, match="none of the 24 images is in the file"):
+        plan_split(skewed_dataset(n=24), method="group", group_by=gf)
+
+
 # --------------------------------------------------------------------------------------------------- CLI
 
 def run(*args):
@@ -238,3 +468,110 @@ def test_cli_split_on_real_voc(realworld, tmp_path):
     back = formats.get("voc").read(out)
     assert len(back.images) == d["images"] and back.num_objects == d["objects"]
     assert tree_digest(src / "Annotations") == before
+
+
+# --------------------------------------------------------------------------------------------------- CLI: groups
+
+def sample_groups_file(tmp_path, *, skip: int = 0, header: bool = True):
+    """sample_data's 200 images in 20 groups of 10 (shapes_0000..0009 -> g00, ...); the first ``skip`` left out."""
+    ids = [f"shapes_{i:04d}" for i in range(200)]
+    rows = ([("image_id", "scene")] if header else []) + [(i, f"g{int(i[-4:]) // 10:02d}") for i in ids[skip:]]
+    return write_table(tmp_path / "groups.csv", rows)
+
+
+def assert_no_group_straddles(out, kfold: int, group_of) -> None:
+    for sub in [f"fold_{i}" for i in range(kfold)] or [""]:
+        lists = out / sub / "ImageSets/Main"
+        split_of: dict[str, set[str]] = {}
+        for s in ("train", "val", "test"):
+            if (lists / f"{s}.txt").exists():
+                for iid in (lists / f"{s}.txt").read_text().split():
+                    split_of.setdefault(group_of(iid), set()).add(s)
+        assert split_of and all(len(v) == 1 for v in split_of.values()), sub
+
+
+@pytest.mark.parametrize("extra,kfold", [
+    ([], 0),
+    (["--group-column", "scene"], 3),
+    (["--method", "hash"], 0),
+    (["--method", "hash", "--group-column", "scene", "--image-column", "image_id"], 3),
+])
+def test_cli_groups_file_on_voc(extra, kfold, tmp_path):
+    gfile = sample_groups_file(tmp_path, skip=4)
+    out = tmp_path / "out"
+    args = ["split", SAMPLE, out, "--groups", gfile, "--test", "0.1", *extra] + (["--kfold", kfold] if kfold else [])
+    r = run(*args, "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert d["method"] == ("hash" if "hash" in extra else "group")
+    assert d["groups"] == 20 + 4 and d["group_source"] == f"file:{gfile}"
+    assert [(f["code"], f["message"].split(" ")[0]) for f in d["findings"]] == [("group-missing", "4")]
+    assert_no_group_straddles(out, kfold, lambda iid: f"g{int(iid[-4:]) // 10:02d}" if iid >= "shapes_0004" else iid)
+    first = tree_digest(out)
+    assert run(*args).exit_code == 0
+    assert tree_digest(out) == first  # deterministic bytes
+
+
+@pytest.mark.parametrize("method", ["group", "hash"])
+def test_cli_attr_on_coco_and_voc(method, tmp_path):
+    coco = coco_with_videos(tmp_path)
+    r = run("split", coco, tmp_path / "c", "--group-by", "attr:video_id", "--method", method, "--kfold", "3", "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert d["groups"] == 20 and d["group_source"] == "attr:video_id" and not d["findings"]
+    for i in range(3):
+        video_split: dict[int, set[str]] = {}
+        for s in ("train", "val"):
+            doc = json.loads((tmp_path / "c" / f"fold_{i}/annotations/instances_{s}.json").read_text())
+            for im in doc["images"]:
+                video_split.setdefault(im["video_id"], set()).add(s)
+                assert im["meta"]["camera"] == "left"  # every image field kept
+        assert len(video_split) == 20 and all(len(v) == 1 for v in video_split.values())
+    voc = voc_with_videos(tmp_path, missing=3)
+    r = run("split", voc, tmp_path / "v", "--group-by", "attr:source.video", "--method", method)
+    assert r.exit_code == 0, r.output
+    assert "13 groups (attr:source.video)" in " ".join(r.output.split())
+    d = json.loads(run("split", voc, tmp_path / "v", "--group-by", "attr:source.video", "--method", method,
+                       "--json").output)
+    assert [f["message"] for f in d["findings"]] == [
+        "3 image(s) have no field 'source.video' and are each their own group "
+        "(first: vid00_frame0000, vid00_frame0001, vid00_frame0002)"]
+    assert_no_group_straddles(tmp_path / "v", 0, lambda iid: video_of(iid) if iid >= "vid00_frame0003" else iid)
+
+
+BAD_GROUP_ARGS = [
+    # (arguments after SRC OUT, the groups file text or None, exit code, what the message says)
+    (["--groups", "{dir}/nope.csv"], None, 2, "does not exist"),
+    (["--groups", "{gfile}"], "shapes_0000,a\nshapes_0001\n", 1, "line 2: expected at least 2 columns"),
+    (["--groups", "{gfile}"], "shapes_0000,a\nshapes_0000,b\n", 1, "given group 'b' here but 'a' on line 1"),
+    (["--groups", "{gfile}"], "", 1, "no rows"),
+    (["--groups", "{gfile}"], "IMG_1,a\nIMG_2,b\n", 1, "none of the 200 images is in the file"),
+    (["--groups", "{gfile}", "--group-column", "video"], "image,scene\nshapes_0000,a\n", 2,
+     "--group-column 'video' is not in the header row"),
+    (["--group-column", "scene"], None, 2, "go with --groups FILE"),
+    (["--groups", "{gfile}", "--group-by", "x"], "shapes_0000,a\n", 2, "either --group-by or --groups"),
+    (["--groups", "{gfile}", "--method", "stratified"], "shapes_0000,a\n", 2, "apply to --method group or hash"),
+    (["--group-by", "attr:video_id"], None, 2, "no image has a field 'video_id'; the annotations here have: "),
+    (["--group-by", "attr:"], None, 2, "give a field name after 'attr:'"),
+    (["--group-by", "regex:(x"], None, 2, "not a valid regular expression"),
+]
+
+
+@pytest.mark.parametrize("args,text,code,message", BAD_GROUP_ARGS)
+def test_cli_bad_group_inputs_give_a_clear_message(args, text, code, message, tmp_path):
+    gfile = tmp_path / "g.csv"
+    if text is not None:
+        gfile.write_text(text, encoding="utf-8")
+    args = [a.format(dir=tmp_path, gfile=gfile) for a in args]
+    r = CliRunner().invoke(cli, ["split", str(SAMPLE), str(tmp_path / "o"), *args])
+    assert r.exit_code == code, r.output
+    assert isinstance(r.exception, SystemExit) and "Traceback" not in r.output  # never a traceback
+    assert message in " ".join(r.output.split()), r.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_attr_on_yolo_is_a_clear_error(tmp_path):
+    src = tmp_path / "y"
+    assert run("voc2yolo", SAMPLE, src).exit_code == 0
+    r = CliRunner().invoke(cli, ["split", "-f", "yolo", str(src), str(tmp_path / "o"), "--group-by", "attr:video"])
+    assert r.exit_code == 2 and "YOLO labels have no image-level fields" in " ".join(r.output.split())

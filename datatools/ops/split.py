@@ -10,8 +10,11 @@ written), then :func:`write_split` to write the parts next to each other in OUT.
   still needs the most images, then to a seeded coin. Images without objects count as one more class, so they are
   spread in the asked proportions too. Part sizes in images can miss the ask by a few percent: the class balance wins.
 * ``random``: a seeded permutation cut at the asked sizes.
-* ``group``: the same stratification on groups of images (``group_by`` regex on the image id: the first capture group,
-  or the whole match), so frames of one video never straddle parts. Images the regex does not match are their own group.
+* ``group``: the same stratification on groups of images, so frames of one video never straddle parts. The group key
+  comes from ``group_by``: a regex on the image id (``regex:P`` or a bare ``P``: the first capture group, or the whole
+  match), an image-level field (``attr:video_id``: a COCO image dict key; ``attr:folder``, ``attr:source.database``:
+  VOC tags), or a mapping file (:func:`read_group_file`). Images without a key are each their own group, counted in a
+  finding, never dropped.
 * ``hash``: a part chosen by ``sha1(image id)`` (or of the group key) mapped to [0, 1): adding images later never moves
   an existing one. Ratios only; the seed is not used.
 
@@ -25,13 +28,14 @@ import json
 import os
 import re
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from datatools.core.errors import UsageError
+from datatools.core.errors import FormatError, UsageError
 from datatools.core.io import ImagesMode, ProgressFn, check_output_dir, place_image, safe_join, write_many
 from datatools.core.model import Dataset, Finding, ImageRecord
 from datatools.formats.common import warn
@@ -78,6 +82,7 @@ class SplitPlan:
     dropped_empty: tuple[str, ...] = ()
     groups: int = 0
     findings: tuple[Finding, ...] = ()
+    group_source: str = ""
 
     def part_of(self) -> dict[str, str]:
         return {iid: name for name, ids in self.parts.items() for iid in ids}
@@ -99,7 +104,8 @@ class SplitPlan:
 
     def to_dict(self) -> dict:
         return {"method": self.method, "seed": self.seed, "kfold": self.kfold, "images": len(self.dataset.images),
-                "objects": self.dataset.num_objects, "groups": self.groups, "asked": self.asked,
+                "objects": self.dataset.num_objects, "groups": self.groups,
+                "group_source": self.group_source or None, "asked": self.asked,
                 "parts": [r.to_dict() for r in self.reports], "max_deviation": self.deviation,
                 "dropped_empty": len(self.dropped_empty), "findings": [f.to_dict() for f in self.findings],
                 "assignment": {name: list(ids) for name, ids in self.parts.items()}}
@@ -121,19 +127,29 @@ def _amount(value: float | None, n: int, what: str) -> float:
 
 
 def plan_split(ds: Dataset, *, val: float | None = None, test: float = 0.0, method: str = "stratified",
-               seed: int = 0, group_by: str | None = None, kfold: int = 0, drop_empty: bool = False) -> SplitPlan:
+               seed: int = 0, group_by: "str | GroupFile | Mapping[str, str] | None" = None, kfold: int = 0,
+               drop_empty: bool = False) -> SplitPlan:
     """Decide the parts for every image of ``ds`` (nothing is written; see :func:`write_split`).
 
     ``val``/``test`` are ratios (``0.2``) or image counts (``200``). ``kfold=K`` holds ``test`` out first and cuts the
     rest into K folds (``val`` must then be left unset). Images without objects are kept and spread over the parts
     unless ``drop_empty``.
+
+    ``group_by`` (for ``group`` and ``hash``) names where an image's group comes from: ``"regex:PATTERN"`` (or a bare
+    pattern) on the image id, ``"attr:NAME"`` an image-level field of the annotations (see :func:`image_attributes`),
+    a :class:`GroupFile` from :func:`read_group_file`, or a ``{image_id: group}`` mapping. Images without a group
+    become their own group and are counted in a finding.
     """
     if method not in METHODS:
         raise UsageError(f"unknown split method {method!r}: choose one of {', '.join(METHODS)}")
-    if method == "group" and not group_by:
-        raise UsageError("--method group needs --group-by REGEX")
-    if group_by and method in ("random", "stratified"):
-        raise UsageError(f"--group-by applies to --method group or hash, not {method}")
+    if isinstance(group_by, str) and not group_by.strip():
+        group_by = None
+    if method == "group" and group_by is None:
+        raise UsageError("--method group needs --group-by REGEX, --group-by attr:NAME or --groups FILE")
+    if group_by is not None and method in ("random", "stratified"):
+        raise UsageError(f"--group-by and --groups apply to --method group or hash, not {method}")
+    if isinstance(group_by, str):
+        parse_group_by(group_by)  # a bad form is a usage error before any work
     if kfold < 0 or kfold == 1:
         raise UsageError("--kfold must be at least 2")
     if kfold and val is not None:
@@ -166,13 +182,14 @@ def plan_split(ds: Dataset, *, val: float | None = None, test: float = 0.0, meth
     classes = list(ds.classes) + sorted({a.label for r in records for a in r.annotations} - set(ds.classes))
     findings: list[Finding] = []
     groups = 0
+    source = ""
+    keys = [r.image_id for r in records]
+    if group_by is not None:
+        keys, found, source = resolve_groups(ds, records, group_by)
+        findings += found
+        groups = len(set(keys))
     rng = np.random.default_rng(seed)
     if method == "hash":
-        keys = [r.image_id for r in records]
-        if group_by:
-            keys, unmatched = group_keys(keys, group_by)
-            groups = len(set(keys))
-            findings += _unmatched_findings(unmatched, group_by)
         index = _hash_assign(keys, names, fractions)
     elif method == "random":
         targets = _integer_targets(n, fractions)
@@ -187,8 +204,6 @@ def plan_split(ds: Dataset, *, val: float | None = None, test: float = 0.0, meth
         # Images without objects are one more label, so they spread in the asked proportions too.
         counts = np.hstack([counts, (counts.sum(axis=1) == 0).astype(np.int64)[:, None]])
         if method == "group":
-            keys, unmatched = group_keys([r.image_id for r in records], group_by or "")
-            findings += _unmatched_findings(unmatched, group_by or "")
             uniq = sorted(set(keys))
             gi = {k: i for i, k in enumerate(uniq)}
             member = np.array([gi[k] for k in keys], dtype=np.int64)
@@ -197,7 +212,6 @@ def plan_split(ds: Dataset, *, val: float | None = None, test: float = 0.0, meth
             weights = np.bincount(member, minlength=len(uniq)).astype(np.float64)
             gindex = iterative_stratification(gcounts, fractions * n, rng=rng, weights=weights)
             index = gindex[member]
-            groups = len(uniq)
         else:
             index = iterative_stratification(counts, fractions * n, rng=rng)
     parts = {nm: tuple(r.image_id for r, j in zip(records, index) if j == k) for k, nm in enumerate(names)}
@@ -206,7 +220,7 @@ def plan_split(ds: Dataset, *, val: float | None = None, test: float = 0.0, meth
     kept = ds.evolve(images=tuple(records))
     return SplitPlan(dataset=kept, method=method, seed=seed, kfold=kfold, parts=parts, asked=asked, reports=reports,
                      deviation=_deviation(reports, classes, n), dropped_empty=dropped, groups=groups,
-                     findings=tuple(findings))
+                     findings=tuple(findings), group_source=source)
 
 
 # --------------------------------------------------------------------------------------------------- algorithms
@@ -291,6 +305,18 @@ def _hash_assign(keys: Sequence[str], names: Sequence[str], fractions: np.ndarra
     return out
 
 
+# --------------------------------------------------------------------------------------------------- group keys
+#
+# A group key comes from one of three sources, so that frames of one video or crops of one source never straddle
+# parts wherever that fact is recorded:
+#   * ``regex:PATTERN`` (or a bare PATTERN): a regex on the image id;
+#   * ``attr:NAME``: an image-level field of the annotation (a COCO image dict key, a VOC tag below <annotation>);
+#   * a mapping file (:func:`read_group_file`) or a ``{image_id: group}`` mapping, for grouping kept elsewhere.
+# Images without a key are never dropped: each becomes its own group and a finding counts them.
+
+_OWN = "\0"  # prefix of an image's own group: never equal to a real group key
+
+
 def group_keys(image_ids: Sequence[str], pattern: str) -> tuple[list[str], list[str]]:
     """The group of every image id: the regex's first capture group (or whole match) found by ``re.search``.
     Returns (keys, ids that did not match, which become their own group)."""
@@ -303,7 +329,7 @@ def group_keys(image_ids: Sequence[str], pattern: str) -> tuple[list[str], list[
         m = rx.search(iid)
         if m is None:
             unmatched.append(iid)
-            keys.append("\0" + iid)  # its own group, never equal to a real group key
+            keys.append(_OWN + iid)
         else:
             keys.append(m.group(1) if rx.groups and m.group(1) is not None else m.group(0))
     return keys, unmatched
@@ -315,6 +341,297 @@ def _unmatched_findings(unmatched: list[str], pattern: str) -> list[Finding]:
     return [warn("group-unmatched", "", "group-by",
                  f"{len(unmatched)} image id(s) do not match {pattern!r} and are each their own group "
                  f"(first: {', '.join(unmatched[:3])})")]
+
+
+def parse_group_by(text: str) -> tuple[str, str]:
+    """``--group-by`` as ``(kind, value)``: ``regex:P`` and a bare ``P`` are ``("regex", P)``; ``attr:NAME`` is
+    ``("attr", NAME)``. A regex that itself starts with ``attr:`` or ``regex:`` needs the ``regex:`` prefix."""
+    kind, sep, rest = text.partition(":")
+    if sep and kind in ("regex", "attr"):
+        if not rest.strip():
+            raise UsageError(f"--group-by {text!r}: give a {'pattern' if kind == 'regex' else 'field name'} after "
+                             f"'{kind}:'")
+        return kind, rest if kind == "regex" else rest.strip()
+    return "regex", text
+
+
+@dataclass(frozen=True)
+class GroupFile:
+    """A ``image -> group`` table read by :func:`read_group_file`; pass it to :func:`plan_split` as ``group_by``.
+
+    ``rows`` are ``(line number, image, group)``; the image cell may be the image id, the annotation's file name or
+    the id with an extension. ``maybe_header``: the first row may be a header; it is ignored when its image cell names
+    no image of the dataset (a data row for an image that is not there would be ignored anyway).
+    """
+
+    path: str
+    rows: tuple[tuple[int, str, str], ...]
+    image_column: str
+    group_column: str
+    maybe_header: bool = False
+
+
+def read_group_file(path: str | os.PathLike, *, group_column: str | None = None,
+                    image_column: str | None = None) -> GroupFile:
+    """Read a CSV/TSV that maps images to groups, for datasets whose grouping lives outside the annotations.
+
+    Without column names the first column is the image and the second the group, and a header row is optional.
+    With ``group_column`` (and/or ``image_column``) the first row must be a header naming them; the image column is
+    then the first one that is not the group column unless named. The delimiter is a tab when the first row has one,
+    else a comma, else a semicolon. Blank lines and lines starting with ``#`` are skipped. An image given two
+    different groups, a short row or an unreadable file raise :class:`FormatError` (file, line, problem); a column
+    name the header lacks raises :class:`UsageError`.
+    """
+    import csv
+
+    p = str(path)
+    try:
+        text = Path(p).read_bytes().decode("utf-8-sig")
+    except OSError as e:
+        raise FormatError(p, "", f"cannot read the group file: {e.strerror or e}") from e
+    except UnicodeDecodeError as e:
+        raise FormatError(p, f"byte {e.start}", "expected UTF-8 text (a CSV or TSV file)") from e
+    lines = [(n, ln) for n, ln in enumerate(text.splitlines(), 1) if ln.strip() and not ln.lstrip().startswith("#")]
+    if not lines:
+        raise FormatError(p, "", "the file has no rows; expected lines of 'image_id,group'")
+    first = lines[0][1]
+    delim = "\t" if "\t" in first else "," if "," in first else ";" if ";" in first else None
+    if delim is None:
+        raise FormatError(p, f"line {lines[0][0]}", f"expected two columns (image, group) separated by a tab or a "
+                                                    f"comma, found {first.strip()!r}")
+    parsed = [(n, [c.strip() for c in row]) for (n, _), row in
+              zip(lines, csv.reader([ln for _, ln in lines], delimiter=delim))]
+    maybe_header = False
+    if group_column is None and image_column is None:
+        gi, ii, names = 1, 0, ("column 1", "column 2")
+        maybe_header = True
+    else:
+        header = parsed[0][1]
+        for opt, name in (("--group-column", group_column), ("--image-column", image_column)):
+            if name is not None and name not in header:
+                raise UsageError(f"{p}: {opt} {name!r} is not in the header row (line {parsed[0][0]}: columns "
+                                 f"{', '.join(repr(h) for h in header)})")
+        if group_column is None:
+            gi = 1 if header.index(image_column) == 0 else 0  # type: ignore[arg-type]
+        else:
+            gi = header.index(group_column)
+        if image_column is None:
+            ii = next((k for k in range(len(header)) if k != gi), -1)
+            if ii < 0:
+                raise UsageError(f"{p}: the header row has only the group column {group_column!r}; the images need "
+                                 "a column too")
+        else:
+            ii = header.index(image_column)
+        if ii == gi:
+            raise UsageError(f"{p}: --image-column and --group-column are the same column {header[ii]!r}")
+        names = (header[ii], header[gi])
+        parsed = parsed[1:]
+    need = max(gi, ii) + 1
+    rows: list[tuple[int, str, str]] = []
+    seen: dict[str, tuple[int, str]] = {}
+    for n, cells in parsed:
+        if len(cells) < need:
+            raise FormatError(p, f"line {n}", f"expected at least {need} columns ({names[0]}, {names[1]}) separated "
+                                              f"by {'a tab' if delim == chr(9) else repr(delim)}, found {len(cells)}: "
+                                              f"{delim.join(cells)!r}")
+        image, group = _norm_image(cells[ii]), cells[gi]
+        if not image:
+            raise FormatError(p, f"line {n}", f"the {names[0]} cell is empty")
+        if group and image in seen and seen[image][1] != group:
+            raise FormatError(p, f"line {n}", f"image {image!r} is given group {group!r} here but "
+                                              f"{seen[image][1]!r} on line {seen[image][0]}")
+        if group:
+            seen.setdefault(image, (n, group))
+        rows.append((n, image, group))
+    return GroupFile(path=p, rows=tuple(rows), image_column=names[0], group_column=names[1], maybe_header=maybe_header)
+
+
+def _norm_image(cell: str) -> str:
+    s = cell.strip().replace("\\", "/")
+    while s.startswith("./"):
+        s = s[2:]
+    return s
+
+
+def _first(items: Sequence[str], k: int = 3) -> str:
+    return ", ".join(items[:k]) + (", ..." if len(items) > k else "")
+
+
+def _tables(rows: Sequence[tuple[int, str, str]]) -> tuple[dict[str, str], dict[str, str]]:
+    """Lookups by the image cell as written and by it without its extension (``frame1.jpg`` finds id ``frame1``)."""
+    by_name: dict[str, str] = {}
+    by_stem: dict[str, str] = {}
+    for _, image, group in rows:
+        if group:  # an empty group cell: the image has no group
+            by_name.setdefault(image, group)
+            by_stem.setdefault(os.path.splitext(image)[0], group)
+    return by_name, by_stem
+
+
+def _mapping_keys(records: Sequence[ImageRecord], gf: GroupFile) -> tuple[list[str], list[Finding]]:
+    rows = list(gf.rows)
+    by_name, by_stem = _tables(rows)
+    ids = {r.image_id for r in records}
+    names = {_norm_image(r.file_name) for r in records if r.file_name}
+    if gf.maybe_header and rows:  # a header row names no image: leave it out of the counts below
+        image = rows[0][1]
+        if image not in ids and image not in names and os.path.splitext(image)[0] not in ids:
+            rows = rows[1:]
+            by_name, by_stem = _tables(rows)
+    keys: list[str] = []
+    missing: list[str] = []
+    for r in records:
+        fname = _norm_image(r.file_name) if r.file_name else ""
+        for cand, table in ((r.image_id, by_name), (fname, by_name), (r.image_id, by_stem)):
+            if cand and cand in table:
+                keys.append(table[cand])
+                break
+        else:
+            missing.append(r.image_id)
+            keys.append(_OWN + r.image_id)
+    if len(missing) == len(records):
+        sample = _first([im for _, im, _ in rows]) or "nothing"
+        raise FormatError(gf.path, gf.image_column,
+                          f"none of the {len(records)} images is in the file: its {gf.image_column} holds e.g. "
+                          f"{sample}, while the image ids are e.g. {_first([r.image_id for r in records])} (give "
+                          "the image id or the file name the annotation names)")
+    findings: list[Finding] = []
+    if missing:
+        findings.append(warn("group-missing", gf.path, gf.image_column,
+                             f"{len(missing)} image(s) have no group in {gf.path} and are each their own group "
+                             f"(first: {_first(missing)})"))
+    unknown = sorted({im for _, im, _ in rows
+                      if im not in ids and im not in names and os.path.splitext(im)[0] not in ids})
+    if unknown:
+        findings.append(warn("group-unknown-image", gf.path, gf.image_column,
+                             f"{len(unknown)} row(s) name images that are not in the dataset and are ignored "
+                             f"(first: {_first(unknown)})"))
+    return keys, findings
+
+
+def _flatten(value: object, prefix: str, out: dict[str, str]) -> None:
+    """Nested dicts become dotted names (``source.video``); lists and numbers become their JSON text."""
+    if value is None:
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _flatten(v, f"{prefix}.{k}" if prefix else str(k), out)
+        return
+    if prefix in out:
+        return
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, sort_keys=True)
+    if text.strip():
+        out[prefix] = text.strip()
+
+
+_xml_parser = None
+
+
+def _voc_fields(path: str) -> dict[str, str]:
+    """The leaf tags below ``<annotation>`` except objects, as dotted names (``folder``, ``source.database``); the
+    first occurrence wins, as in the reader. The parser never resolves entities, loads a DTD or touches the network."""
+    from lxml import etree
+
+    global _xml_parser
+    if _xml_parser is None:
+        _xml_parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
+                                      huge_tree=False, remove_comments=True, remove_pis=True)
+    try:
+        root = etree.parse(path, _xml_parser).getroot()
+    except (OSError, etree.XMLSyntaxError):
+        return {}  # the reader has already reported it
+    out: dict[str, str] = {}
+
+    def walk(el, prefix: str) -> None:
+        for child in el:
+            if not isinstance(child.tag, str) or (not prefix and child.tag == "object"):
+                continue
+            name = f"{prefix}.{child.tag}" if prefix else child.tag
+            if len(child):
+                walk(child, name)
+            elif name not in out and (child.text or "").strip():
+                out[name] = (child.text or "").strip()
+
+    walk(root, "")
+    return out
+
+
+def image_attributes(ds: Dataset, records: Sequence[ImageRecord]) -> list[dict[str, str]]:
+    """The image-level fields of every record, by dotted name, as ``--group-by attr:NAME`` sees them.
+
+    COCO: every key of the image's dict in the original JSON (``video_id``, ``source.video`` for nested dicts).
+    VOC: every leaf tag below ``<annotation>`` other than the objects (``folder``, ``source.database``,
+    ``owner.name``). Read from the record's source file, which :func:`write_split` reads again anyway.
+    YOLO has no image-level fields: :class:`UsageError`.
+    """
+    if ds.format == "yolo":
+        raise UsageError("--group-by attr:NAME: YOLO labels have no image-level fields; use --groups FILE, or "
+                         "--group-by regex:PATTERN on the image id (e.g. '^(.*)/' for the folder)")
+    cache: dict[str, dict[str, dict]] = {}
+    out: list[dict[str, str]] = []
+    for r in records:
+        fields: dict[str, str] = {}
+        # A future ImageRecord.attributes (image-level pairs kept by the reader) wins over the source file.
+        fields.update(dict(getattr(r, "attributes", ()) or ()))
+        if ds.format == "coco" and "#" in r.source:
+            path, _, raw = r.source.rpartition("#")
+            if path not in cache:
+                try:
+                    doc = json.loads(Path(path).read_bytes().decode("utf-8-sig"))
+                except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+                    raise FormatError(path, "", f"cannot read it again for attr: group keys: {e}") from e
+                cache[path] = {str(im.get("id")): im for im in doc.get("images") or [] if isinstance(im, dict)}
+            im = cache[path].get(raw) or {}
+            flat: dict[str, str] = {}
+            _flatten(im, "", flat)
+            fields = flat | fields
+        elif ds.format == "voc" and r.source:
+            fields = _voc_fields(r.source) | fields
+        out.append(fields)
+    return out
+
+
+def _attribute_keys(ds: Dataset, records: Sequence[ImageRecord], name: str) -> tuple[list[str], list[Finding]]:
+    attrs = image_attributes(ds, records)
+    keys: list[str] = []
+    missing: list[str] = []
+    for r, a in zip(records, attrs):
+        if name in a:
+            keys.append(a[name])
+        else:
+            missing.append(r.image_id)
+            keys.append(_OWN + r.image_id)
+    if len(missing) == len(records):
+        known = sorted({k for a in attrs for k in a})
+        where = "image dicts" if ds.format == "coco" else "annotations" if ds.format == "voc" else "images"
+        raise UsageError(f"--group-by attr:{name}: no image has a field {name!r}; the {where} here have: "
+                         f"{', '.join(known[:30]) + (' ...' if len(known) > 30 else '') if known else 'none'}")
+    findings = []
+    if missing:
+        findings.append(warn("group-attr-missing", ds.root, name,
+                             f"{len(missing)} image(s) have no field {name!r} and are each their own group "
+                             f"(first: {_first(missing)})"))
+    return keys, findings
+
+
+def resolve_groups(ds: Dataset, records: Sequence[ImageRecord],
+                   group_by: "str | GroupFile | Mapping[str, str]") -> tuple[list[str], list[Finding], str]:
+    """The group key of every record, the findings about images without one, and a label for the source
+    (``regex:...``, ``attr:...``, ``file:...``). Images without a key get their own group, never dropped."""
+    if isinstance(group_by, GroupFile):
+        keys, findings = _mapping_keys(records, group_by)
+        return keys, findings, f"file:{group_by.path}"
+    if isinstance(group_by, Mapping):
+        gf = GroupFile(path="<mapping>", rows=tuple((0, _norm_image(str(k)), str(v)) for k, v in group_by.items()),
+                       image_column="image", group_column="group")
+        keys, findings = _mapping_keys(records, gf)
+        return keys, findings, "mapping"
+    kind, value = parse_group_by(group_by)
+    if kind == "attr":
+        keys, findings = _attribute_keys(ds, records, value)
+        return keys, findings, f"attr:{value}"
+    keys, unmatched = group_keys([r.image_id for r in records], value)
+    return keys, _unmatched_findings(unmatched, value), f"regex:{value}"
 
 
 def _label_matrix(records: Sequence[ImageRecord], classes: Sequence[str]) -> np.ndarray:
