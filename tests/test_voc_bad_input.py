@@ -203,3 +203,76 @@ def test_fast_and_general_object_paths_agree(monkeypatch, root, request):
     monkeypatch.setattr(voc, "_fast_object", lambda obj, convention: None)
     general = parse()
     assert fast == general and sum(len(r.annotations) for r, _, _ in fast if r) > 0
+
+
+_TRICKY_OBJECTS = [
+    "<name>dog</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
+    "<name>dog</name><pose>Left</pose><truncated>1</truncated><difficult>0</difficult><occluded>1</occluded>"
+    "<bndbox><ymax>40</ymax><xmax>30</xmax><ymin>2</ymin><xmin>1</xmin></bndbox>",
+    "<name> dog </name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
+    "<name>\n\tdog\n</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
+    "<name>dog</name><name>cat</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
+    "<name>dog</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>"
+    "<bndbox><xmin>5</xmin><ymin>5</ymin><xmax>9</xmax><ymax>9</ymax></bndbox>",
+    "<name>dog</name><bndbox><xmin>1</xmin><xmin>3</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
+    "<name>dog</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax><extra>1</extra></bndbox>",
+    "<name>dog</name><bndbox><xmin> 45.70000076293945 </xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
+    "<name>dog</name><bndbox><xmin>nan</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
+    "<name>dog</name><bndbox><xmin>inf</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
+    "<name>dog</name><bndbox><xmin>7</xmin><ymin>2</ymin><xmax>7</xmax><ymax>40</ymax></bndbox>",
+    "<name>dog</name><bndbox><xmin>50</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
+    "<name>dog</name><bndbox><xmin>-3</xmin><ymin>2</ymin><xmax>3000</xmax><ymax>40</ymax></bndbox>",
+    "<name>dog</name><bndbox><xmin></xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
+    "<name>dog</name><bndbox><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
+    "<name>dog</name>",
+    "<name></name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
+    "<bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
+    "<name>dog</name><difficult>true</difficult><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
+    "<name>dog</name><difficult></difficult><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
+    "<name>dog</name><difficult>1</difficult><difficult>0</difficult>"
+    "<bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
+    "<name>person</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>"
+    "<part><name>head</name><bndbox><xmin>2</xmin><ymin>3</ymin><xmax>9</xmax><ymax>9</ymax></bndbox></part>",
+    "<name>person</name><actions><jumping>1</jumping></actions>"
+    "<bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
+    "<name>dog</name><pose>Left</pose><pose>Right</pose>"
+    "<bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
+    "<name>dog</name><meta><a>1</a></meta><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
+    "<name>dog</name><xmin>99</xmin><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
+    "<name>dog<b/>x</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
+    "<name>狗</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
+    "<name>dog &amp; cat</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
+    "<name><![CDATA[dog]]></name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
+    "<name>dog</name><!-- c --><bndbox><xmin>1<!-- c --></xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
+]
+
+
+@pytest.mark.parametrize("obj", _TRICKY_OBJECTS)
+@pytest.mark.parametrize("convention", ["devkit", "as-is", "ultralytics"])
+def test_fast_path_agrees_with_general_path_on_tricky_objects(monkeypatch, obj, convention):
+    """Whatever the fast path accepts it must read exactly as the general path does, findings included; whatever
+    is irregular it must hand to the general path."""
+    from datatools.core.boxes import PixelConvention
+    from datatools.formats import voc
+
+    doc = (f"<annotation><filename>a.jpg</filename><size><width>100</width><height>80</height><depth>3</depth></size>"
+           f"<object>{obj}</object><object><name>cat</name><bndbox><xmin>5</xmin><ymin>6</ymin><xmax>50</xmax>"
+           f"<ymax>60</ymax></bndbox></object></annotation>").encode("utf-8")
+    parse = lambda: voc.parse_xml(doc, path="a.xml", image_id="a", convention=PixelConvention(convention))
+    fast = parse()
+    monkeypatch.setattr(voc, "_fast_object", lambda obj, convention: None)
+    assert fast == parse()
+
+
+@pytest.mark.parametrize("precision", range(0, 9))
+def test_fmt_numbers_equals_fmt_number(precision):
+    import random
+
+    from datatools.core.boxes import fmt_number, fmt_numbers
+
+    rng = random.Random(precision)
+    values = [0.0, -0.0, 1.0, 10.0, 100.0, 0.5, -0.5, 1e-9, -1e-9, 123.456, 4e-7, -4e-7, 9.9999999, -9.9999999, 1e6]
+    values += [rng.uniform(-2, 2) * 10 ** rng.randint(-8, 5) for _ in range(500)]
+    for i in range(0, len(values), 4):
+        row = values[i:i + 4]
+        assert fmt_numbers(row, precision) == " ".join(fmt_number(v, precision) for v in row)

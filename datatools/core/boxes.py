@@ -144,3 +144,14 @@ def fmt_number(value: float, precision: int) -> str:
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return "0" if text == "-0" else text
+
+
+
+def fmt_numbers(values, precision: int) -> str:
+    """``" ".join(fmt_number(v, precision) for v in values)`` with one function call per row instead of one per
+    number: label files hold millions of numbers. Gives exactly the same text as :func:`fmt_number` (tested)."""
+    if precision <= 0:
+        return " ".join(fmt_number(v, precision) for v in values)
+    spec = "%." + str(precision) + "f"
+    out = [(spec % v).rstrip("0").rstrip(".") for v in values]  # a point is always there when precision > 0
+    return " ".join(["0" if t == "-0" else t for t in out]) if "-0" in out else " ".join(out)

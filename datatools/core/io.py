@@ -68,6 +68,40 @@ def atomic_write(path: str | os.PathLike, data: bytes | str, *, mkdir: bool = Tr
         raise
 
 
+_NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def write_new_file(path: str, data: bytes) -> None:
+    """Plain write of a whole small file with raw ``os`` calls: a third cheaper than ``open()``, which builds a
+    buffered file object per call. For files inside a :func:`staged_dir` (made atomic by the stage's rename)."""
+    fd = os.open(path, _NEW_FILE_FLAGS, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def read_small_file(path: str) -> bytes:
+    """A whole file's bytes with raw ``os`` calls (no buffered file object): annotation files are a few KB and
+    there are tens of thousands of them."""
+    fd = os.open(path, _READ_FLAGS)
+    try:
+        first = os.read(fd, 1 << 16)
+        if len(first) < 1 << 16:  # a short read of a regular file is its end
+            return first
+        chunks = [first]
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def write_many(items: Sequence[tuple[str, bytes | str]], *, workers: int = 1, progress: ProgressFn | None = None,
                atomic: bool = True) -> None:
     """Write many small files. Threads suffice: the work is syscalls, which release the GIL.
@@ -83,8 +117,7 @@ def write_many(items: Sequence[tuple[str, bytes | str]], *, workers: int = 1, pr
             if atomic:
                 atomic_write(path, data, mkdir=False)
             else:
-                with open(path, "wb") as f:
-                    f.write(data.encode("utf-8") if isinstance(data, str) else data)
+                write_new_file(os.fspath(path), data.encode("utf-8") if isinstance(data, str) else data)
         return len(chunk)
 
     step = 512

@@ -140,8 +140,7 @@ def pack_record(rec: ImageRecord) -> tuple:
 
 
 def unpack_record(t: tuple) -> ImageRecord:
-    return ImageRecord(image_id=t[0], file_name=t[1], width=t[2], height=t[3], depth=t[4], image_path=t[5],
-                       source=t[6], splits=t[7], annotations=tuple(Annotation(*a) for a in t[8]))
+    return ImageRecord(t[0], t[1], t[2], t[3], tuple([Annotation(*a) for a in t[8]]), t[4], t[5], t[6], t[7])
 
 
 def pack_finding(f: Finding) -> tuple:

@@ -12,10 +12,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
-from datatools.core.boxes import fmt_number, xyxy_to_yolo, yolo_to_xyxy
+from datatools.core.boxes import fmt_numbers, xyxy_to_yolo, yolo_to_xyxy
 from datatools.core.errors import UsageError
 from datatools.core.io import (ImagesMode, ProgressFn, fork_ranges, list_images, parallel_map, place_files,
-                               read_image_header, safe_relpath, staged_dir, write_many)
+                               read_image_header, safe_relpath, staged_dir, write_many, write_new_file)
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord
 from datatools.formats.common import DEFAULT_SPLIT, WriteResult, err, info, warn
 
@@ -293,8 +293,10 @@ def label_text(record: ImageRecord, class_ids: dict[str, int], *, precision: int
     rows = []
     for a in record.annotations:
         cx, cy, bw, bh = xyxy_to_yolo(a.box, w, h)
-        vals = " ".join(fmt_number(v, precision) for v in (cx, cy, bw, bh))
-        rows.append(f"{class_ids[a.label]} {vals}" + (f" {fmt_number(a.score, precision)}" if a.score is not None else ""))
+        if a.score is None:
+            rows.append(f"{class_ids[a.label]} {fmt_numbers((cx, cy, bw, bh), precision)}")
+        else:
+            rows.append(f"{class_ids[a.label]} {fmt_numbers((cx, cy, bw, bh, a.score), precision)}")
     return "".join(r + "\n" for r in rows)
 
 
@@ -326,8 +328,7 @@ def _write_label_range(state, start: int, stop: int) -> int:
     for i in range(start, stop):
         text = label_text(images[i], class_ids, precision=precision).encode("utf-8")
         for path in jobs[i]:
-            with open(path, "wb") as f:
-                f.write(text)
+            write_new_file(path, text)
     return stop - start
 
 
@@ -342,6 +343,7 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
     result = WriteResult(out=str(out))
     class_ids = {n: i for i, n in enumerate(ds.classes)}
     splits_seen: dict[str, None] = {}
+    safe_splits: dict[str, str] = {}
     rels: list[list[str]] = []
     pictures: list[tuple[str, str]] = []
     for rec in ds.images:
@@ -351,7 +353,7 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
         rel = safe_relpath(rec.image_id)
         mine = []
         for split in rec.splits or (DEFAULT_SPLIT,):
-            split = safe_relpath(split)
+            split = safe_splits.get(split) or safe_splits.setdefault(split, safe_relpath(split))
             splits_seen.setdefault(split, None)
             mine.append(f"{split}/{rel}")
             if rec.image_path and images_mode is not ImagesMode.NONE:
@@ -372,5 +374,6 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
     items = [(str(out / "classes.txt"), "".join(n + "\n" for n in ds.classes)),
              (str(out / "data.yaml"), data_yaml(out, splits, ds.classes))]
     write_many(items)
-    result.files = [str(out / "labels" / (r + ".txt")) for mine in rels for r in mine] + [p for p, _ in items]
+    labels = os.path.join(str(out), "labels", "")
+    result.files = [labels + r + ".txt" for mine in rels for r in mine] + [p for p, _ in items]
     return result
