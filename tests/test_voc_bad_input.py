@@ -276,3 +276,60 @@ def test_fmt_numbers_equals_fmt_number(precision):
     for i in range(0, len(values), 4):
         row = values[i:i + 4]
         assert fmt_numbers(row, precision) == " ".join(fmt_number(v, precision) for v in row)
+
+
+def _as_values(rec, fnd, n):
+    if rec is None:
+        return None, fnd, n
+    anns = rec.annotations
+    return ((rec.file_name, rec.width, rec.height, rec.depth, [a.label for a in anns], [v for a in anns for v in a.box],
+             [a.difficult | a.truncated << 1 | a.occluded << 2 for a in anns]), fnd, n)
+
+
+_TRICKY_DOCS = [
+    b"",
+    b"  \n",
+    b"<annotation><filename>a.jpg</filename><size><width>100</width><height>80</height></size></annotation>",
+    b"<annotation><filename> </filename><size><width>100</width><height>80</height></size>"
+    b"<object><name>a</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>3</xmax><ymax>4</ymax></bndbox></object></annotation>",
+    b"<annotation><filename>a.jpg</filename><size><width>0</width><height>80</height></size>"
+    b"<object><name>a</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>3</xmax><ymax>4</ymax></bndbox></object></annotation>",
+    b"<annotation><filename>a.jpg</filename>"
+    b"<object><name>a</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>3</xmax><ymax>4</ymax></bndbox></object></annotation>",
+    b"<annotation><filename>a.jpg</filename><size><width>10.6</width><height>8</height><depth>1</depth></size>"
+    b"<object><name>a</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>3</xmax><ymax>4</ymax></bndbox></object></annotation>",
+    b"<foo/>",
+    b"<annotation><object>",
+    b'<?xml version="1.0"?><!DOCTYPE annotation [<!ENTITY a "dog">]><annotation><filename>a</filename></annotation>',
+]
+
+
+@pytest.mark.parametrize("doc", _TRICKY_DOCS + [
+    (f"<annotation><filename>a.jpg</filename><size><width>100</width><height>80</height></size><object>{o}</object>"
+     f"</annotation>").encode() for o in _TRICKY_OBJECTS])
+def test_scan_xml_agrees_with_parse_xml(doc):
+    """``stats`` reads labels through scan_xml: the same values and findings as parse_xml, document by document."""
+    from datatools.formats import voc
+
+    assert voc.scan_xml(doc, path="a.xml", image_id="a") == _as_values(*voc.parse_xml(doc, path="a.xml", image_id="a"))
+
+
+@pytest.mark.parametrize("root", ["sample", "bccd", "datumaro", "raccoon"])
+def test_read_labels_gives_the_label_stats_of_read(root):
+    """``read_labels`` + rows gives exactly the label statistics and findings of ``read`` + its annotations."""
+    import json
+
+    from tests.conftest import REALWORLD, SAMPLE
+    from datatools.formats import voc
+    from datatools.ops.stats import label_stats
+
+    folder = {"sample": SAMPLE, "bccd": REALWORLD / "bccd", "raccoon": REALWORLD / "raccoon",
+              "datumaro": REALWORLD / "datumaro_voc" / "voc_dataset1"}[root]
+    if not folder.is_dir():
+        pytest.skip("real-world data absent")
+    full = voc.read(folder)
+    lite, rows = voc.read_labels(folder)
+    assert lite.findings == full.findings and lite.classes == full.classes and lite.objects_read == full.objects_read
+    assert [im.annotations for im in lite.images] == [()] * len(full.images)
+    dump = lambda s: json.dumps(s.to_dict(), sort_keys=True)
+    assert dump(label_stats(lite, rows)) == dump(label_stats(full)) and label_stats(full).objects > 0

@@ -128,11 +128,12 @@ _FLAG = {None: False, "0": False, "1": True}
 _COORDS = ("xmin", "ymin", "xmax", "ymax")
 
 
-def _fast_object(obj, convention: PixelConvention) -> Annotation | None:
+def _fast_fields(obj) -> tuple | None:
     """The common case in one walk over the children: every tag once, no <part>, a clean name, a <bndbox> of exactly
     the four coordinates as finite numbers, 0/1 flags, leaf-only extra tags.
 
-    Returns None for anything else, and the general path in :func:`parse_xml` then reads the object and reports
+    Returns ``(name, xmin, ymin, xmax, ymax, difficult, truncated, occluded, attributes)`` with the numbers as
+    written, or None for anything else; the general path in :func:`parse_xml` then reads the object and reports
     what is wrong. Both paths give the same Annotation for everything this one accepts (tested on crafted and
     real-world files).
     """
@@ -192,43 +193,50 @@ def _fast_object(obj, convention: PixelConvention) -> Annotation | None:
             if a[0] == b[0]:
                 return None  # a repeated extra tag: the general path keeps the first
         attrs_t = tuple(attrs)
-    return Annotation(name, voc_to_xyxy(x1, y1, x2, y2, convention), diff, trunc, occl, False, None, attrs_t)
+    return name, x1, y1, x2, y2, diff, trunc, occl, attrs_t
+
+
+def _fast_object(obj, convention: PixelConvention) -> Annotation | None:
+    """:func:`_fast_fields` as an Annotation, or None when the object needs the general path."""
+    f = _fast_fields(obj)
+    if f is None:
+        return None
+    return Annotation(f[0], voc_to_xyxy(f[1], f[2], f[3], f[4], convention), f[5], f[6], f[7], False, None, f[8])
 
 
 _FLAG_INDEX = {"difficult": 0, "truncated": 1, "occluded": 2}
 _COORD_INDEX = {t: i for i, t in enumerate(_COORDS)}
 
 
-def parse_xml(data: bytes, *, path: str, image_id: str, convention: PixelConvention = DEFAULT_CONVENTION,
-              splits: tuple[str, ...] = ()) -> tuple[ImageRecord | None, list[Finding], int]:
-    """Parse one VOC XML document. Returns (record or None when unusable, findings, objects met).
-
-    Malformed objects are dropped one by one with a finding each; the rest of the file is kept.
-    """
+def _parse_root(data: bytes, path: str, image_id: str):
+    """The <annotation> element of a document, or (None, the finding that says why the file is refused)."""
     from lxml import etree
 
-    findings: list[Finding] = []
-    if not data.strip():
-        return None, [err("empty-file", path, "", "the file is empty", image_id=image_id, image_dropped=True)], 0
+    if not data or data.isspace():
+        return None, err("empty-file", path, "", "the file is empty", image_id=image_id, image_dropped=True)
     head = data[:data.find(b">", data.find(b"<annotation")) + 1] if b"<annotation" in data else data
     if b"<!DOCTYPE" in head or b"<!ENTITY" in head:
-        return None, [err("xml-dtd", path, "DOCTYPE",
-                          "the file declares a DTD or entities; they are never expanded, so the file is refused",
-                          image_id=image_id, image_dropped=True)], 0
+        return None, err("xml-dtd", path, "DOCTYPE",
+                         "the file declares a DTD or entities; they are never expanded, so the file is refused",
+                         image_id=image_id, image_dropped=True)
     try:
         root = etree.fromstring(data, _get_parser())
     except etree.XMLSyntaxError as e:
-        return None, [err("xml-parse", path, "", f"not well-formed XML: {e}", image_id=image_id, image_dropped=True)], 0
+        return None, err("xml-parse", path, "", f"not well-formed XML: {e}", image_id=image_id, image_dropped=True)
     tree = root.getroottree()
     if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
-        return None, [err("xml-dtd", path, "DOCTYPE",
-                          "the file declares a DTD; entities and DTDs are never expanded, so it is refused",
-                          image_id=image_id, image_dropped=True)], 0
+        return None, err("xml-dtd", path, "DOCTYPE",
+                         "the file declares a DTD; entities and DTDs are never expanded, so it is refused",
+                         image_id=image_id, image_dropped=True)
     if root.tag != "annotation":
-        return None, [err("xml-root", path, root.tag if isinstance(root.tag, str) else "",
-                          f"expected an <annotation> root element, found <{root.tag}>", image_id=image_id,
-                          image_dropped=True)], 0
+        return None, err("xml-root", path, root.tag if isinstance(root.tag, str) else "",
+                         f"expected an <annotation> root element, found <{root.tag}>", image_id=image_id,
+                         image_dropped=True)
+    return root, None
 
+
+def _top_level(root) -> tuple[str | None, object, list]:
+    """(raw <filename> text, <size> element, <object> elements): the first of each wins, as with find()."""
     file_name_raw = size = None
     objects = []
     for child in root:  # one pass: cheaper than a findtext() per field
@@ -241,6 +249,33 @@ def parse_xml(data: bytes, *, path: str, image_id: str, convention: PixelConvent
         elif tag == "size":
             if size is None:
                 size = child
+    return file_name_raw, size, objects
+
+
+def _size_of(size) -> tuple[int | None, int | None, int | None, dict[str, str]]:
+    """(width, height, depth, raw texts) of a <size> element; width and height are None unless both are > 0."""
+    dims: dict[str, str] = {}
+    for c in size:
+        if c.tag.__class__ is str and c.tag not in dims:
+            dims[c.tag] = c.text or ""
+    w, h, d = _number(dims.get("width")), _number(dims.get("height")), _number(dims.get("depth"))
+    depth = int(d) if d is not None and d > 0 else None
+    if w is None or h is None or w <= 0 or h <= 0:
+        return None, None, depth, dims
+    return int(round(w)), int(round(h)), depth, dims
+
+
+def parse_xml(data: bytes, *, path: str, image_id: str, convention: PixelConvention = DEFAULT_CONVENTION,
+              splits: tuple[str, ...] = ()) -> tuple[ImageRecord | None, list[Finding], int]:
+    """Parse one VOC XML document. Returns (record or None when unusable, findings, objects met).
+
+    Malformed objects are dropped one by one with a finding each; the rest of the file is kept.
+    """
+    root, refused = _parse_root(data, path, image_id)
+    if root is None:
+        return None, [refused], 0
+    findings: list[Finding] = []
+    file_name_raw, size, objects = _top_level(root)
     file_name = (file_name_raw or "").strip()
     if not file_name:
         findings.append(warn("missing-filename", path, "filename", "no <filename>; the image is looked up by the XML name",
@@ -250,18 +285,11 @@ def parse_xml(data: bytes, *, path: str, image_id: str, convention: PixelConvent
         findings.append(warn("missing-size", path, "size", "no <size>; the size is read from the image header",
                              image_id=image_id))
     else:
-        dims: dict[str, str] = {}
-        for c in size:
-            if c.tag.__class__ is str and c.tag not in dims:
-                dims[c.tag] = c.text or ""
-        w, h, d = _number(dims.get("width")), _number(dims.get("height")), _number(dims.get("depth"))
-        if w is None or h is None or w <= 0 or h <= 0:
+        width, height, depth, dims = _size_of(size)
+        if width is None:
             findings.append(warn("missing-size", path, "size",
                                  f"<size> has width={dims.get('width')!r} height={dims.get('height')!r}; "
                                  "the size is read from the image header", image_id=image_id))
-        else:
-            width, height = int(round(w)), int(round(h))
-        depth = int(d) if d is not None and d > 0 else None
 
     annotations: list[Annotation] = []
     parts = 0
@@ -361,6 +389,43 @@ def parse_xml(data: bytes, *, path: str, image_id: str, convention: PixelConvent
     return record, findings, len(objects)
 
 
+def scan_xml(data: bytes, *, path: str, image_id: str, convention: PixelConvention = DEFAULT_CONVENTION
+             ) -> tuple[tuple | None, list[Finding], int]:
+    """What :func:`parse_xml` reads, as plain values for label statistics, without building the model's records.
+
+    Returns ``((file_name, width, height, depth, labels, boxes, flags) or None, findings, objects met)``: ``boxes``
+    is the flat XYXY list of every kept object, ``flags`` one int per object (bit 0 difficult, 1 truncated,
+    2 occluded). A regular document (file name, valid size, every object regular) is read in one walk; anything
+    else goes through :func:`parse_xml`, so both give the same values and findings (tested).
+    """
+    root, refused = _parse_root(data, path, image_id)
+    if root is None:
+        return None, [refused], 0
+    file_name_raw, size, objects = _top_level(root)
+    if file_name_raw and size is not None and objects:
+        file_name = file_name_raw.strip()
+        width, height, depth, _ = _size_of(size)
+        if file_name and width is not None:
+            labels: list[str] = []
+            boxes: list[float] = []
+            flags: list[int] = []
+            for obj in objects:
+                f = _fast_fields(obj)
+                if f is None:
+                    break
+                labels.append(f[0])
+                boxes.extend(voc_to_xyxy(f[1], f[2], f[3], f[4], convention))
+                flags.append(f[5] | f[6] << 1 | f[7] << 2)
+            else:
+                return (file_name, width, height, depth, labels, boxes, flags), [], len(objects)
+    rec, findings, n = parse_xml(data, path=path, image_id=image_id, convention=convention)
+    if rec is None:
+        return None, findings, n
+    anns = rec.annotations
+    return ((rec.file_name, rec.width, rec.height, rec.depth, [a.label for a in anns], [v for a in anns for v in a.box],
+             [a.difficult | a.truncated << 1 | a.occluded << 2 for a in anns]), findings, n)
+
+
 def _parse_file_packed(args: tuple[str, str, str]) -> tuple[tuple | None, list[tuple], int]:
     """Worker process: :func:`_parse_file` with plain-tuple results, which pickle several times faster."""
     rec, fnd, n = _parse_file(args)
@@ -380,6 +445,23 @@ def _parse_file(args: tuple[str, str, str, tuple[str, ...]]) -> tuple[ImageRecor
 _CONVENTIONS = {c.value: c for c in PixelConvention}
 
 
+def _scan_file(args: tuple[str, str, str, tuple[str, ...]]) -> tuple[tuple | None, list[tuple], int, tuple]:
+    """Worker for :func:`read_labels`: (packed record without objects, packed findings, objects met,
+    (labels, boxes, flags)). Plain tuples: they pickle far faster than records."""
+    path, image_id, convention, splits = args
+    try:
+        data = read_small_file(path)
+    except OSError as e:
+        return None, [pack_finding(err("unreadable-file", path, "", f"cannot read: {e.strerror}", image_id=image_id,
+                                       image_dropped=True))], 0, ()
+    values, fnd, n = scan_xml(data, path=path, image_id=image_id, convention=_CONVENTIONS[convention])
+    packed = [pack_finding(f) for f in fnd]
+    if values is None:
+        return None, packed, n, ()
+    file_name, width, height, depth, labels, boxes, flags = values
+    return (image_id, file_name, width, height, depth, None, path, splits, ()), packed, n, (labels, boxes, flags)
+
+
 def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, sets: Sequence[str] | str | None = None,
          convention: PixelConvention | str = DEFAULT_CONVENTION, classes: Sequence[str] | None = None,
          workers: int | None = None, progress: ProgressFn | None = None,
@@ -389,6 +471,27 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, set
     Use ``sets`` to pick ImageSets/Main split lists (default: train/val/test where present). Malformed files and
     objects become findings; nothing raises for bad data. ``classes`` fixes the class order (default: sorted names).
     """
+    return _read(src, images=images, sets=sets, convention=convention, classes=classes, workers=workers,
+                 progress=progress, on_total=on_total)[0]
+
+
+def read_labels(src: str | os.PathLike, *, images: str | os.PathLike | None = None,
+                sets: Sequence[str] | str | None = None, convention: PixelConvention | str = DEFAULT_CONVENTION,
+                classes: Sequence[str] | None = None, workers: int | None = None, progress: ProgressFn | None = None,
+                on_total: "callable | None" = None) -> tuple[Dataset, list[tuple]]:
+    """:func:`read` for label statistics: the same dataset (images, sizes, findings, books) but with its records'
+    objects given as plain values, ``(labels, flat XYXY boxes, flags)`` per record, instead of Annotations.
+
+    Use it where only the numbers matter (``stats --labels-only`` on hundreds of thousands of files): it skips
+    building and shipping an object per box, which costs more than parsing the XML.
+    """
+    ds, rows = _read(src, images=images, sets=sets, convention=convention, classes=classes, workers=workers,
+                     progress=progress, on_total=on_total, scan=True)
+    return ds, rows
+
+
+def _read(src, *, images, sets, convention, classes, workers, progress, on_total, scan: bool = False
+          ) -> tuple[Dataset, list[tuple] | None]:
     convention = PixelConvention(convention)
     layout = Layout(src, images)
     files = layout.xml_files()
@@ -419,7 +522,13 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, set
     if on_total:
         on_total(len(files))
     jobs = [(p, iid, convention.value, tuple(split_of.get(iid, ()))) for iid, p in files]
-    if plan_workers(len(jobs), workers) > 1:
+    rows: list[tuple] | None = None
+    if scan:
+        scanned = parallel_map(_scan_file, jobs, workers=workers, progress=progress)
+        results = [(unpack_record(r) if r is not None else None, [unpack_finding(f) for f in fs], n)
+                   for r, fs, n, _ in scanned]
+        rows = [v for r, _, _, v in scanned if r is not None]
+    elif plan_workers(len(jobs), workers) > 1:
         packed = parallel_map(_parse_file_packed, jobs, workers=workers, progress=progress)
         results = [(unpack_record(r) if r is not None else None, [unpack_finding(f) for f in fs], n)
                    for r, fs, n in packed]
@@ -449,9 +558,14 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, set
                 rec = replace(rec, file_name=rel, image_path=image_path)
         records.append(rec)
     records = fill_sizes_from_headers(records, findings, workers=workers)
-    cls = tuple(classes) if classes else sorted_classes(records)
+    if classes:
+        cls = tuple(classes)
+    elif rows is not None:
+        cls = tuple(sorted({label for labels, _, _ in rows for label in labels}))
+    else:
+        cls = sorted_classes(records)
     return Dataset(images=tuple(records), classes=cls, findings=tuple(findings), objects_read=objects_read,
-                   root=str(layout.src), format=NAME, meta={"sets": chosen, "image_dir": str(layout.image_dir)})
+                   root=str(layout.src), format=NAME, meta={"sets": chosen, "image_dir": str(layout.image_dir)}), rows
 
 
 # --------------------------------------------------------------------------------------------------- writing
