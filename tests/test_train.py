@@ -40,7 +40,7 @@ def test_cli_train_predict_evaluate_resume(tmp_path):
     assert log[0]["map50"] != "" and int(log[0]["val_images"]) == 8
     ckpt = load_checkpoint(out / "last.pt")
     assert ckpt["epoch"] == 1 and ckpt["classes"] == ["circle", "square", "star", "triangle"]
-    assert {"optimizer", "scheduler", "scaler", "ema", "args", "rng_cpu"} <= set(ckpt)
+    assert {"optimizer", "scheduler", "scaler", "ema", "args", "world_size", "global_batch"} <= set(ckpt)
 
     preds = tmp_path / "preds.json"
     r = CliRunner().invoke(cli, ["predict", str(out / "best.pt"), str(SAMPLE), "-f", "voc", "--split", "val", "-o",
@@ -127,6 +127,12 @@ def test_ddp_two_processes_gloo(tmp_path):
     # 5 val images over 2 ranks: the sampler pads one duplicate; the gathered evaluation has each image once
     assert int(log[0]["val_images"]) == 5
     assert load_checkpoint(out / "last.pt")["args"]["limit"] == 5
+    # Real BatchNorm: each rank's running statistics followed its own last batch; the evaluation must have used rank
+    # 0's (the checkpoint's) on every rank, so one process evaluating last.pt gets the same numbers.
+    from datatools.training.trainer import evaluate_checkpoint
+
+    m50, m, _ = evaluate_checkpoint(out / "last.pt", device="cpu")
+    assert m50 > 0 and (log[0]["map50"], log[0]["map"]) == (f"{m50:.5f}", f"{m:.5f}")
 
 
 @pytest.mark.parametrize("step,expected", [

@@ -24,6 +24,12 @@ MODEL_NAMES = ["fasterrcnn_mobilenet_v3_large_fpn", "fcos_resnet50_fpn", "retina
 @click.option("--val-split", default="val", show_default=True, help="Split to evaluate on ('' for none).")
 @click.option("--epochs", type=click.IntRange(1), default=20, show_default=True, help="Epochs to train.")
 @click.option("--batch-size", "-b", type=click.IntRange(1), default=8, show_default=True, help="Images per batch per process.")
+@click.option("--accumulate", type=click.IntRange(1), default=1, show_default=True,
+              help="Micro-batches of --batch-size per optimizer step (gradient accumulation). The global batch is "
+                   "batch size x processes x accumulate.")
+@click.option("--freeze-bn", is_flag=True,
+              help="BatchNorm layers keep their stored statistics and are not trained (for fine-tuning from --weights "
+                   "or small per-GPU batches). Makes N processes x batch b equal 1 process x batch N*b.")
 @click.option("--image-size", type=click.IntRange(32), default=512, show_default=True,
               help="Letterbox size (square) for training and evaluation.")
 @click.option("--optimizer", type=click.Choice(["sgd", "adamw"]), default="sgd", show_default=True, help="Optimizer.")
@@ -40,6 +46,8 @@ MODEL_NAMES = ["fasterrcnn_mobilenet_v3_large_fpn", "fcos_resnet50_fpn", "retina
 @click.option("--ema", "ema_decay", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
               help="EMA decay of the weights, e.g. 0.9998 (0 = off). The EMA weights are evaluated and saved as best.")
 @click.option("--eval-every", type=click.IntRange(1), default=1, show_default=True, help="Evaluate every N epochs.")
+@click.option("--save-period", type=click.IntRange(0), default=0, show_default=True,
+              help="Also keep OUT/epoch<N>.pt every N epochs (0 = only last.pt and best.pt).")
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True,
               help="auto = CUDA when present, else CPU.")
 @click.option("--no-amp", is_flag=True, help="Disable bf16 autocast on the GPU.")
@@ -51,15 +59,20 @@ MODEL_NAMES = ["fasterrcnn_mobilenet_v3_large_fpn", "fcos_resnet50_fpn", "retina
 @click.option("--no-augment", is_flag=True, help="Train without flips/colour jitter (letterbox only).")
 @click.option("--tensorboard", is_flag=True, help="Also log to OUT/tensorboard (needs the tensorboard package).")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Use only the first N images of each split (smoke runs).")
-@click.option("--resume", is_flag=True, help="Continue from OUT/last.pt exactly (model, optimizer, schedule, EMA, RNG).")
+@click.option("--resume", is_flag=True,
+              help="Continue from OUT/last.pt (model, optimizer, schedule, EMA, epoch); also with another number of "
+                   "processes, keeping the global batch through --accumulate when it can.")
 @json_option
-def train_cmd(data, fmt, out, model, weights, train_split, val_split, epochs, batch_size, image_size, optimizer, lr,
-              weight_decay, schedule, warmup_epochs, min_lr_ratio, clip_grad, ema_decay, eval_every, device, no_amp,
-              no_channels_last, compile_, workers, seed, deterministic, no_augment, tensorboard, limit, resume, as_json):
+def train_cmd(data, fmt, out, model, weights, train_split, val_split, epochs, batch_size, accumulate, freeze_bn,
+              image_size, optimizer, lr, weight_decay, schedule, warmup_epochs, min_lr_ratio, clip_grad, ema_decay,
+              eval_every, save_period, device, no_amp, no_channels_last, compile_, workers, seed, deterministic,
+              no_augment, tensorboard, limit, resume, as_json):
     """Train a detector on DATA and write OUT/last.pt, OUT/best.pt (by val mAP@0.5) and OUT/results.csv.
 
     Multi-GPU / multi-node: run the same command under torchrun, e.g.
-    `torchrun --nproc_per_node 4 -m datatools train DATA`; on CPU the gloo backend is used.
+    `torchrun --nproc_per_node 4 -m datatools train DATA` (several nodes: add `--nnodes 2 --node-rank I
+    --rdzv-endpoint HOST:PORT`); nccl on GPUs, gloo on CPU. Each process reads its shard; rank 0 evaluates the
+    gathered predictions and writes the checkpoints.
     """
     import os
 
@@ -67,6 +80,7 @@ def train_cmd(data, fmt, out, model, weights, train_split, val_split, epochs, ba
 
     cfg = TrainConfig(data=data, out=out, format=fmt, train_split=train_split or None, val_split=val_split or None,
                       model=model, weights=weights, image_size=image_size, epochs=epochs, batch_size=batch_size,
+                      accumulate=accumulate, freeze_bn=freeze_bn, save_period=save_period,
                       optimizer=optimizer, lr=lr, weight_decay=weight_decay, schedule=schedule,
                       warmup_epochs=warmup_epochs, min_lr_ratio=min_lr_ratio, clip_grad=clip_grad, ema_decay=ema_decay,
                       eval_every=eval_every, workers=workers, device=device, amp=not no_amp,

@@ -5,10 +5,19 @@ Use :func:`train` with a :class:`TrainConfig`. It runs the same on one CPU, one 
 
 What it does, in order of an epoch: a fresh shuffled shard per rank (``DistributedSampler`` seeded by ``seed`` and the
 epoch, also with one process, so ``--resume`` replays the same order), uint8 batches moved to the device and converted
-there, AMP in bf16 on GPUs that support it, gradient clipping, an optional EMA of the weights, a per-iteration
-linear warm-up then cosine (or multistep) learning rate, then every ``eval_every`` epochs the evaluator of
-:mod:`datatools.metrics` on the validation split (predictions gathered from every rank, the sampler's padding
-duplicates removed), one CSV row, and ``last.pt`` / ``best.pt`` written atomically.
+there, AMP in bf16 on GPUs that support it, optional gradient accumulation, gradient clipping, an optional EMA of the
+weights, a per-iteration linear warm-up then cosine (or multistep) learning rate, then every ``eval_every`` epochs the
+evaluator of :mod:`datatools.metrics` on the validation split (rank 0's weights and BN statistics broadcast first,
+predictions gathered from every rank, the sampler's padding duplicates removed), one CSV row, and ``last.pt`` /
+``best.pt`` written atomically by rank 0 only.
+
+The global batch is ``batch_size x world size x accumulate``. A run's sample order depends only on the seed and the
+epoch, never on the world size: rank ``r`` of ``W`` reads every ``W``-th index of the epoch's permutation, and with
+``accumulate=A`` the micro-batch ``j`` of one process takes every ``A``-th image of its batch. So ``W`` processes x
+batch ``b`` see exactly the images of 1 process x batch ``b`` x ``accumulate W``, split the same way, and the model's
+own random draws (Faster R-CNN's anchor and proposal sampling) are seeded per micro-batch slot; with ``freeze_bn`` and
+no augmentation the two runs give bit-identical checkpoints (tests/test_ddp.py). The loader's augmentation stream is
+seeded per (seed, rank, epoch), so it does depend on the world size.
 
 A NaN or inf loss stops the run with :class:`TrainingDiverged`; checkpoints are written only at the end of an epoch,
 so the last good ``last.pt`` is left as it was.
@@ -63,6 +72,9 @@ class TrainConfig:
     warmup_epochs: float = 1.0
     min_lr_ratio: float = 0.01
     clip_grad: float = 10.0
+    accumulate: int = 1  # micro-batches per optimizer step (gradient accumulation)
+    freeze_bn: bool = False  # BatchNorm uses its stored statistics and is not trained
+    save_period: int = 0  # also keep epoch<N>.pt every N epochs (0 = off)
     ema_decay: float = 0.0  # 0 = off
     eval_every: int = 1
     workers: int = 2
@@ -182,6 +194,27 @@ def lr_factor(step: int, *, total: int, warmup: int, schedule: str, min_ratio: f
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
 
+def _seed(*parts: int) -> int:
+    """A 63-bit seed mixed from ``parts`` (seed, rank, epoch, ...): neighbouring inputs give unrelated streams."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(2, np.uint64)[0] >> np.uint64(1))
+
+
+def freeze_batchnorm(model: nn.Module) -> int:
+    """Put every BatchNorm layer in eval mode (it normalizes with its stored statistics and stops updating them) and
+    stop training its affine parameters, as torchvision's ``FrozenBatchNorm2d`` does for fine-tuning. Call it after
+    every ``model.train()``. Use it with ``--weights`` from a pretrained backbone or with small per-GPU batches,
+    where batch statistics are noisy; it also makes every image's gradient independent of the rest of its batch, so
+    N processes x batch b equal 1 process x batch N*b. Returns the number of layers frozen."""
+    n = 0
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
+            for p in m.parameters(recurse=False):
+                p.requires_grad_(False)
+            n += 1
+    return n
+
+
 class ModelEMA:
     """Exponential moving average of the weights (and BN buffers), with a warm-up of the decay so early, poor
     weights fade fast: ``decay * (1 - exp(-updates / 2000))``. Evaluate with :attr:`module` when enabled."""
@@ -268,11 +301,16 @@ def build_datasets(cfg: TrainConfig):
 def _loader(ds, cfg: TrainConfig, dist: _Dist, *, train: bool, epoch: int):
     from datatools.datasets import make_loader
 
-    # One DistributedSampler also for a single process: its order depends only on (seed, epoch), so --resume
-    # replays exactly; a fresh loader per epoch seeds the workers' augmentation from (seed, epoch) too.
-    loader = make_loader(ds, batch_size=cfg.batch_size, shuffle=train, num_workers=cfg.workers, distributed=True,
+    # One DistributedSampler also for a single process: its order depends only on (seed, epoch), never on the world
+    # size, so --resume replays exactly, also with another number of processes. No aspect-ratio grouping here: every
+    # image is letterboxed to the same square, so grouping would save no padding, and it would make the batches
+    # depend on the world size (make_loader(group_by_aspect=True) offers it for loops that keep the aspect ratio).
+    # A fresh loader per epoch seeds the workers' augmentation from (seed, rank, epoch): ranks get different streams.
+    bs = cfg.batch_size * (max(1, cfg.accumulate) if train else 1)
+    loader = make_loader(ds, batch_size=bs, shuffle=train, num_workers=cfg.workers, distributed=True,
                          num_replicas=dist.world, rank=dist.rank, seed=cfg.seed * 100_003 + epoch,
-                         drop_last=False, persistent_workers=False)
+                         drop_last=False, persistent_workers=False,
+                         generator=torch.Generator().manual_seed(_seed(cfg.seed, dist.rank, epoch, 1)))
     loader.sampler.set_epoch(epoch)  # type: ignore[union-attr]
     return loader
 
@@ -319,6 +357,77 @@ def _gather(preds: dict, dist: _Dist) -> dict:
     return merged
 
 
+def _broadcast_state(model: nn.Module, dist: _Dist) -> None:
+    """Make every rank's copy of ``model`` rank 0's, buffers included.
+
+    DDP keeps the parameters equal, but each rank's BatchNorm layers update their running statistics from that rank's
+    own batches during the last forward (DDP broadcasts buffers at the start of a forward, not after it), and an EMA
+    averages those buffers per rank. Without this, rank 1 would evaluate a model that is not the one rank 0 saves.
+    """
+    if dist.world <= 1:
+        return
+    import torch.distributed as tdist
+
+    with torch.no_grad():
+        for t in model.state_dict().values():
+            tdist.broadcast(t, src=0)
+
+
+def validate(model: nn.Module, val_ds, gt, cfg: TrainConfig, dist: _Dist, device: torch.device, *, amp_dtype=None,
+             channels_last: bool = False) -> tuple[float | None, float | None, dict]:
+    """Evaluate ``model`` on ``val_ds`` over every rank: rank 0's weights are broadcast, each rank predicts its
+    ``DistributedSampler`` shard, rank 0 gathers the union keyed by dataset index (the sampler's padding duplicates
+    collapse) and computes the metrics. Returns ``(map50, map, predictions)`` on rank 0; the metrics are broadcast
+    so every rank returns them (predictions only on rank 0)."""
+    _broadcast_state(model, dist)
+    vloader = _loader(val_ds, cfg, dist, train=False, epoch=0)
+    preds = _gather(predict_batches(model, vloader, device, amp_dtype=amp_dtype, channels_last=channels_last), dist)
+    m50 = m = None
+    if dist.main:
+        m50, m = evaluate_predictions(preds, val_ds, gt)
+    if dist.world > 1:
+        import torch.distributed as tdist
+
+        box = [m50, m]
+        tdist.broadcast_object_list(box, src=0)
+        m50, m = box
+    return m50, m, preds
+
+
+def evaluate_checkpoint(path: str | os.PathLike, *, data: str | None = None, device: str = "auto",
+                        batch_size: int | None = None, workers: int = 0) -> tuple[float, float, dict]:
+    """Evaluate a training checkpoint on its validation split, as the training loop does (same presets, same
+    metrics), on one process or under ``torchrun`` (then every rank takes its shard and rank 0 gets the result).
+    ``data`` overrides the dataset path stored in the checkpoint. Returns ``(map50, map, predictions)``; the
+    predictions are ``{dataset index: {"boxes", "scores", "labels"}}`` as :func:`predict_batches` returns them."""
+    from datatools.metrics.data import load_ground_truth
+
+    ckpt = load_checkpoint(path)
+    args = dict(ckpt["args"], workers=workers, device=device)
+    if data is not None:
+        args["data"] = data
+    if batch_size is not None:
+        args["batch_size"] = batch_size
+    cfg = TrainConfig.from_dict(args)
+    dist = _setup_distributed(resolve_device(cfg.device).type)
+    dev = resolve_device(cfg.device, dist.local_rank)
+    try:
+        _, train_ds, val_ds, val_split = build_datasets(cfg)
+        if val_ds is None:
+            raise UsageError(f"{cfg.data}: no {cfg.val_split!r} split to evaluate on")
+        gt = load_ground_truth(cfg.data, format=cfg.format, split=val_split) if dist.main else None
+        model = build_model(cfg.model, len(train_ds.classes), image_size=cfg.image_size)
+        model.load_state_dict(ckpt["model"])
+        model.to(dev)
+        m50, m, preds = validate(model, val_ds, gt, cfg, dist, dev)
+        return float(m50 or 0.0), float(m or 0.0), preds
+    finally:
+        if dist.initialized_here:
+            import torch.distributed as tdist
+
+            tdist.destroy_process_group()
+
+
 def evaluate_predictions(preds: dict, val_ds, gt) -> tuple[float, float]:
     """(VOC mAP@0.5 all-point, COCO AP@[.5:.95]) of ``preds`` (from :func:`predict_batches`) against ``gt``."""
     from datatools.metrics.data import Predictions
@@ -326,7 +435,9 @@ def evaluate_predictions(preds: dict, val_ds, gt) -> tuple[float, float]:
     from datatools.metrics.voc import BoxTable
 
     img, lab, box, score = [], [], [], []
-    for idx, p in preds.items():
+    # In dataset order, whatever order the ranks' parts arrived in: the AP sort breaks score ties by position, so
+    # another order could give another VOC AP for the same predictions.
+    for idx, p in sorted(preds.items()):
         gi = gt.by_name.get(val_ds.image_ids[idx])
         if gi is None or not len(p["scores"]):
             continue
@@ -363,11 +474,14 @@ def _memory_mb(device: torch.device) -> float:
 def train(cfg: TrainConfig, *, resume: bool = False, progress: ProgressFn | None = None,
           on_epoch: Callable[[EpochLog], None] | None = None) -> TrainResult:
     """Train ``cfg.model`` on ``cfg.data``; see the module docstring. ``resume`` continues from ``out/last.pt``
-    (the model, optimizer, schedule, EMA, epoch and RNG state are restored; the stored args win over ``cfg`` except
-    for ``epochs``, which may be raised). ``progress(stage, advance, total)`` is called per iteration and
-    ``on_epoch`` once per epoch (rank 0 only). Library code: prints nothing."""
+    (the model, optimizer, EMA, epoch and best score are restored, the schedule continues from the epoch; the stored
+    args win over ``cfg`` except for ``epochs``, which may be raised, ``workers`` and ``device``). Resuming with
+    another world size keeps the global batch when it can by changing ``accumulate`` (2 processes x batch b ->
+    1 process x batch b x accumulate 2, and back), and says so in the notes. ``progress(stage, advance, total)`` is
+    called per iteration and ``on_epoch`` once per epoch (rank 0 only). Library code: prints nothing."""
     out = Path(cfg.out)
     ckpt = None
+    pre_notes: list[str] = []
     if resume:
         last = out / "last.pt"
         if not last.is_file():
@@ -376,12 +490,15 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: ProgressFn | None
         stored = TrainConfig.from_dict(ckpt["args"])
         cfg = TrainConfig.from_dict({**stored.to_dict(), "epochs": max(cfg.epochs, stored.epochs), "out": cfg.out,
                                      "workers": cfg.workers, "device": cfg.device})
+        cfg, note = _keep_global_batch(cfg, int(ckpt.get("world_size", 1)), int(os.environ.get("WORLD_SIZE", "1")))
+        if note:
+            pre_notes.append(note)
     if cfg.model not in MODELS:
         raise UsageError(f"unknown model {cfg.model!r}: choose one of {', '.join(MODELS)}")
     if cfg.optimizer not in ("sgd", "adamw") or cfg.schedule not in ("cosine", "multistep"):
         raise UsageError("--optimizer must be sgd or adamw, --schedule cosine or multistep")
-    if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.image_size < 32:
-        raise UsageError("--epochs and --batch-size must be >= 1 and --image-size >= 32")
+    if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.image_size < 32 or cfg.accumulate < 1:
+        raise UsageError("--epochs, --batch-size and --accumulate must be >= 1 and --image-size >= 32")
     kind = resolve_device(cfg.device).type
     dist = _setup_distributed(kind)
     device = resolve_device(cfg.device, dist.local_rank)
@@ -390,7 +507,13 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: ProgressFn | None
     # The run's randomness is seeded inside fork_rng: the caller's global RNG state is restored afterwards.
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         try:
-            return _train(cfg, ckpt, dist, device, progress, on_epoch)
+            result = _train(cfg, ckpt, dist, device, progress, on_epoch)
+            result.notes[:0] = pre_notes
+            if dist.world > 1:
+                import torch.distributed as tdist
+
+                tdist.barrier()  # every rank leaves after rank 0's last checkpoint is on disk
+            return result
         finally:
             if dist.initialized_here:
                 import torch.distributed as tdist
@@ -398,10 +521,38 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: ProgressFn | None
                 tdist.destroy_process_group()
 
 
+def _keep_global_batch(cfg: TrainConfig, old_world: int, new_world: int) -> tuple[TrainConfig, str | None]:
+    """On ``--resume`` with another world size, pick ``accumulate`` so that batch x world x accumulate stays the
+    same; when it cannot (e.g. 2 -> 3 processes) keep ``accumulate`` and report the new global batch."""
+    if old_world == new_world:
+        return cfg, None
+    old_global = cfg.batch_size * old_world * cfg.accumulate
+    if (old_world * cfg.accumulate) % new_world == 0:
+        acc = old_world * cfg.accumulate // new_world
+        cfg = TrainConfig.from_dict({**cfg.to_dict(), "accumulate": acc})
+        return cfg, (f"resumed on {new_world} process(es) instead of {old_world}: accumulate {acc} keeps the global "
+                     f"batch at {old_global}")
+    return cfg, (f"resumed on {new_world} process(es) instead of {old_world}: the global batch changes from "
+                 f"{old_global} to {cfg.batch_size * new_world * cfg.accumulate}")
+
+
+def _micro_batches(images, targets: list, n: int) -> list[tuple[Any, list]]:
+    """Split one loader batch into ``n`` micro-batches the way ``DistributedSampler`` splits over ``n`` ranks:
+    micro-batch ``j`` takes every ``n``-th image starting at ``j``. Empty ones are left out."""
+    if n <= 1:
+        return [(images, targets)]
+    out = []
+    for j in range(n):
+        t = targets[j::n]
+        if t:
+            out.append((images[j::n], t))
+    return out
+
+
 def _train(cfg: TrainConfig, ckpt: dict | None, dist: _Dist, device: torch.device, progress, on_epoch) -> TrainResult:
     from datatools.metrics.data import load_ground_truth
 
-    torch.manual_seed(cfg.seed + dist.rank)
+    torch.manual_seed(cfg.seed + dist.rank)  # the initial weights: rank 0's are broadcast by DDP
     notes: list[str] = []
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -424,6 +575,8 @@ def _train(cfg: TrainConfig, ckpt: dict | None, dist: _Dist, device: torch.devic
         counts = load_weights(model, cfg.weights)
         notes.append(f"weights {cfg.weights}: {counts['loaded']} tensors loaded, {counts['skipped']} skipped (shape), "
                      f"{counts['missing']} left as initialized")
+    if cfg.freeze_bn:
+        notes.append(f"--freeze-bn: {freeze_batchnorm(model)} BatchNorm layers frozen")
     model.to(device)
     use_cl = cfg.channels_last and device.type == "cuda"
     if use_cl:
@@ -436,25 +589,27 @@ def _train(cfg: TrainConfig, ckpt: dict | None, dist: _Dist, device: torch.devic
         opt = torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0)
     else:
         opt = torch.optim.AdamW(groups, lr=cfg.lr)
-    iters_per_epoch = math.ceil(math.ceil(len(train_ds) / dist.world) / cfg.batch_size)
+    acc = max(1, cfg.accumulate)
+    # Optimizer steps per epoch for this world size. The schedule is a function of (epoch, step in the epoch), so a
+    # run resumed with another world size continues at the same fraction of the run.
+    iters_per_epoch = math.ceil(math.ceil(len(train_ds) / dist.world) / (cfg.batch_size * acc))
     total = iters_per_epoch * cfg.epochs
     warmup = min(int(cfg.warmup_epochs * iters_per_epoch), max(0, total - 1))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: lr_factor(s, total=total, warmup=warmup, schedule=cfg.schedule, min_ratio=cfg.min_lr_ratio))
+
+    def set_lr(step: int) -> None:
+        f = lr_factor(step, total=total, warmup=warmup, schedule=cfg.schedule, min_ratio=cfg.min_lr_ratio)
+        for g in opt.param_groups:
+            g["lr"] = cfg.lr * f
+
     ema = ModelEMA(model, cfg.ema_decay) if cfg.ema_decay > 0 else None
     start_epoch, best, history = 0, None, []
     if ckpt is not None:
         unwrap(model).load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
         if ema is not None and ckpt.get("ema"):
             ema.load_state_dict(ckpt["ema"])
         start_epoch = int(ckpt["epoch"]) + 1
         best = ckpt.get("best_map50")
-        if ckpt.get("rng_cpu") is not None:
-            torch.set_rng_state(ckpt["rng_cpu"])
-        if device.type == "cuda" and ckpt.get("rng_cuda") is not None:
-            torch.cuda.set_rng_state(ckpt["rng_cuda"], device)
     train_model: nn.Module = model
     if dist.world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -479,8 +634,15 @@ def _train(cfg: TrainConfig, ckpt: dict | None, dist: _Dist, device: torch.devic
                          notes=notes, last=str(out / "last.pt"), best=str(out / "best.pt"), best_map50=best)
     csv_path = out / "results.csv"
     for epoch in range(start_epoch, cfg.epochs):
+        # The loader's random stream (augmentation with -j 0) from (seed, rank, epoch), the model's from each
+        # micro-batch's slot below: a resumed run draws what the uninterrupted one drew. No RNG state to checkpoint.
+        torch.manual_seed(_seed(cfg.seed, dist.rank, epoch))
         train_model.train()
+        if cfg.freeze_bn:
+            freeze_batchnorm(model)
         loader = _loader(train_ds, cfg, dist, train=True, epoch=epoch)
+        step = epoch * iters_per_epoch
+        set_lr(step)
         stage = f"epoch {epoch + 1}/{cfg.epochs}"
         if progress and dist.main:
             progress(stage, 0, len(loader))
@@ -494,27 +656,39 @@ def _train(cfg: TrainConfig, ckpt: dict | None, dist: _Dist, device: torch.devic
             if use_cl and isinstance(images, torch.Tensor):
                 images = images.contiguous(memory_format=torch.channels_last)
             targets = [{"boxes": t["boxes"], "labels": t["labels"]} for t in targets]
-            ctx = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
-            with ctx:
-                losses = train_model(list(images) if isinstance(images, torch.Tensor) else images, targets)
-            loss = sum(losses.values())
-            if not torch.isfinite(loss):
-                parts = ", ".join(f"{k}={float(v):.4g}" for k, v in losses.items())
-                raise TrainingDiverged(
-                    f"loss is {float(loss)} at epoch {epoch + 1}, iteration {it + 1} ({parts}); stopped. "
-                    f"{'The last good checkpoint is ' + str(out / 'last.pt') if (out / 'last.pt').exists() else 'No checkpoint was written yet'}. "
-                    "Try a lower --lr, a longer --warmup-epochs or --clip-grad.")
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            micro = _micro_batches(images, targets, acc)
+            step_sums: dict[str, float] = {}
+            for j, (mimages, mtargets) in enumerate(micro):
+                # The model's own randomness (Faster R-CNN's anchor and proposal sampling) from the micro-batch's slot
+                # in the global batch (rank + world x j): the same draws however the global batch is split.
+                torch.manual_seed(_seed(cfg.seed, epoch, it, dist.rank + dist.world * j))
+                # Only the last micro-batch all-reduces: the others accumulate locally (DDP's no_sync).
+                sync = j == len(micro) - 1 or dist.world <= 1 or not hasattr(train_model, "no_sync")
+                ctx = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
+                with (contextlib.nullcontext() if sync else train_model.no_sync()), ctx:
+                    losses = train_model(list(mimages) if isinstance(mimages, torch.Tensor) else mimages, mtargets)
+                loss = sum(losses.values())
+                if not torch.isfinite(loss):
+                    parts = ", ".join(f"{k}={float(v):.4g}" for k, v in losses.items())
+                    raise TrainingDiverged(
+                        f"loss is {float(loss)} at epoch {epoch + 1}, iteration {it + 1} ({parts}); stopped. "
+                        f"{'The last good checkpoint is ' + str(out / 'last.pt') if (out / 'last.pt').exists() else 'No checkpoint was written yet'}. "
+                        "Try a lower --lr, a longer --warmup-epochs or --clip-grad.")
+                # The mean over micro-batches, as DDP averages over ranks (a power of 2 divides exactly).
+                (loss / len(micro) if len(micro) > 1 else loss).backward()
+                for k, v in losses.items():
+                    step_sums[k] = step_sums.get(k, 0.0) + float(v.detach()) / len(micro)
+                step_sums["loss"] = step_sums.get("loss", 0.0) + float(loss.detach()) / len(micro)
             if cfg.clip_grad > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
             opt.step()
-            sched.step()
+            step += 1
+            set_lr(step)
             if ema is not None:
                 ema.update(model)
-            for k, v in losses.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach())
-            sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
+            for k, v in step_sums.items():
+                sums[k] = sums.get(k, 0.0) + v
             n_iter += 1
             n_img += len(targets)
             if progress and dist.main:
@@ -523,7 +697,7 @@ def _train(cfg: TrainConfig, ckpt: dict | None, dist: _Dist, device: torch.devic
         if dist.world > 1:  # log the mean over ranks, not rank 0's shard
             import torch.distributed as tdist
 
-            keys = sorted(sums)
+            keys = list(sums)  # the same order on every rank (the model's loss dict), and as with one process
             t = torch.tensor([sums[k] for k in keys] + [float(n_iter)], dtype=torch.float64, device=device)
             tdist.all_reduce(t)
             sums = {k: float(v) for k, v in zip(keys, t[:-1])}
@@ -532,18 +706,9 @@ def _train(cfg: TrainConfig, ckpt: dict | None, dist: _Dist, device: torch.devic
         n_val = 0
         eval_model = ema.module if ema is not None else unwrap(model)
         if val_ds is not None and ((epoch + 1) % max(1, cfg.eval_every) == 0 or epoch + 1 == cfg.epochs):
-            vloader = _loader(val_ds, cfg, dist, train=False, epoch=0)
-            preds = predict_batches(eval_model, vloader, device, amp_dtype=amp_dtype, channels_last=use_cl)
-            preds = _gather(preds, dist)
+            m50, m, preds = validate(eval_model, val_ds, gt, cfg, dist, device, amp_dtype=amp_dtype,
+                                     channels_last=use_cl)
             n_val = len(preds)
-            if dist.main:
-                m50, m = evaluate_predictions(preds, val_ds, gt)
-        if dist.world > 1:
-            import torch.distributed as tdist
-
-            box = [m50, m]
-            tdist.broadcast_object_list(box, src=0)
-            m50, m = box
         log = EpochLog(epoch=epoch + 1, lr=opt.param_groups[0]["lr"], loss=sums.get("loss", 0.0) / max(1, n_iter),
                        parts={k: v / max(1, n_iter) for k, v in sums.items() if k != "loss"},
                        images_per_s=n_img * dist.world / max(seconds, 1e-9), seconds=seconds,
@@ -556,12 +721,14 @@ def _train(cfg: TrainConfig, ckpt: dict | None, dist: _Dist, device: torch.devic
             best = score
         if dist.main:
             state = {"model": unwrap(model).state_dict(), "optimizer": opt.state_dict(),
-                     "scheduler": sched.state_dict(), "scaler": None,  # bf16 autocast needs no GradScaler
+                     "scheduler": {"step": step, "iters_per_epoch": iters_per_epoch, "total": total},
+                     "scaler": None,  # bf16 autocast needs no GradScaler
                      "ema": ema.state_dict() if ema is not None else None, "epoch": epoch, "best_map50": best,
                      "args": cfg.to_dict(), "classes": list(classes), "model_name": cfg.model,
-                     "rng_cpu": torch.get_rng_state(),
-                     "rng_cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
+                     "world_size": dist.world, "global_batch": cfg.batch_size * dist.world * acc}
             save_checkpoint(out / "last.pt", state)
+            if cfg.save_period > 0 and (epoch + 1) % cfg.save_period == 0:
+                save_checkpoint(out / f"epoch{epoch + 1}.pt", state)
             if improved:
                 best_state = dict(state)
                 if ema is not None:
