@@ -333,3 +333,18 @@ def test_read_labels_gives_the_label_stats_of_read(root):
     assert [im.annotations for im in lite.images] == [()] * len(full.images)
     dump = lambda s: json.dumps(s.to_dict(), sort_keys=True)
     assert dump(label_stats(lite, rows)) == dump(label_stats(full)) and label_stats(full).objects > 0
+
+
+@pytest.mark.parametrize("doc", _TRICKY_DOCS + [
+    (f"<annotation><filename>a.jpg</filename><size><width>100</width><height>80</height></size><object>{o}</object>"
+     f"</annotation>").encode() for o in _TRICKY_OBJECTS])
+def test_packed_worker_result_agrees_with_parse_xml(tmp_path, doc):
+    """Worker processes send regular documents straight as tuples; that must be pack_record(parse_xml(...))."""
+    from datatools.core.model import pack_finding, pack_record
+    from datatools.formats import voc
+
+    p = tmp_path / "a.xml"
+    p.write_bytes(doc)
+    args = (str(p), "a", "devkit", ("train",))
+    rec, fnd, n = voc.parse_file(args)
+    assert voc._parse_file_packed(args) == ((pack_record(rec) if rec else None), [pack_finding(f) for f in fnd], n)

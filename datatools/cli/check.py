@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import click
 
-from datatools.cli.common import (format_option, console, counts_table, emit_json, errors_to_click, findings_table, json_option,
-                                  parse_classes, stage_progress, workers_option)
+from datatools.cli.common import (SourcePath, engine_options, format_option, console, counts_table, emit_json,
+                                  errors_to_click, findings_table, json_option, parse_classes, stage_progress,
+                                  workers_option)
 
 
 @click.command("check")
-@click.argument("src", type=click.Path(exists=True))
+@click.argument("src", type=SourcePath())
 @format_option
 @click.option("--images", type=click.Path(file_okay=False), default=None, help="Image folder, when not the default one.")
 @click.option("--sets", default=None, help="VOC split lists to check (comma-separated, or 'all').")
@@ -23,9 +24,10 @@ from datatools.cli.common import (format_option, console, counts_table, emit_jso
               show_default=True, help="How images reach the --fix copy.")
 @click.option("--limit", type=click.IntRange(1), default=100, show_default=True, help="Rows to show in the table.")
 @workers_option
+@engine_options
 @json_option
 def check_cmd(src, fmt, images, sets, classes, convention, normalize_names, no_headers, fix_out, images_mode, limit,
-              workers, as_json):
+              workers, engine, ray_address, as_json):
     """Check the annotations in SRC and list every finding with its code, severity, file and field.
 
     Exit status: 0 when there are no errors (warnings allowed), 1 when there are errors.
@@ -36,7 +38,8 @@ def check_cmd(src, fmt, images, sets, classes, convention, normalize_names, no_h
         with stage_progress() as update:
             report = check(src, format=fmt, images=images, sets=sets, convention=convention,
                            classes=parse_classes(classes), normalize_names=normalize_names, headers=not no_headers,
-                           workers=workers or None, progress=lambda n: update("headers", n, None))
+                           workers=workers or None, progress=lambda n: update("headers", n, None), engine=engine,
+                           ray_address=ray_address)
         if fix_out:
             write_fixed(report, fix_out, images_mode=images_mode, convention=convention, workers=workers or None)
     if as_json:

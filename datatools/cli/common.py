@@ -68,9 +68,12 @@ def progress_fn(update: Callable[[str, int, "int | None"], None], stage: str, to
 
 
 def read_dataset(src, fmt: str | None, *, images=None, sets=None, classes: str | None = None, workers: int = 0,
-                 update: Callable[[str, int, "int | None"], None] | None = None, **extra):
+                 update: Callable[[str, int, "int | None"], None] | None = None, engine: str = "local",
+                 ray_address: str | None = None, with_rows: bool = False, **extra):
     """Read SRC for a command: resolve ``--format`` (auto-detect), apply ``--images/--sets/--classes/--workers`` and
-    report progress as the ``read`` stage. Returns the annotation model."""
+    report progress as the ``read`` stage. Returns the annotation model (with ``with_rows``: ``(model, rows)``, see
+    ``ops.stats.label_columns``). With ``engine="ray"`` VOC XML is parsed
+    over shards on Ray (the same model); other formats are read here."""
     from datatools import formats
     from datatools.ops.convert import read_options
 
@@ -79,6 +82,17 @@ def read_dataset(src, fmt: str | None, *, images=None, sets=None, classes: str |
     progress = {}
     if update is not None:
         progress = {"progress": lambda n: update("read", n, None), "on_total": lambda t: update("read", 0, t)}
+    if engine == "ray" and mod.NAME == "voc":
+        from datatools.ops.sharded import read_voc
+
+        opts.pop("workers", None)
+        ds = read_voc(src, classes=parse_classes(classes), address=ray_address, workers=workers or None,
+                      **progress, **opts)
+        return (ds, None) if with_rows else ds
+    if with_rows:  # label statistics: VOC objects as plain values (see formats.voc.read_labels); (dataset, rows)
+        if mod.NAME == "voc":
+            return mod.read_labels(src, classes=parse_classes(classes), **progress, **opts)
+        return mod.read(src, classes=parse_classes(classes), **progress, **opts), None
     return mod.read(src, classes=parse_classes(classes), **progress, **opts)
 
 
@@ -108,6 +122,35 @@ def format_option(f):
                         show_default=True,
                         help="Format of SRC (auto: a .json or annotations/*.json is COCO, data.yaml or images/+labels/ "
                              "is YOLO, Annotations/ or *.xml is VOC).")(f)
+
+
+class SourcePath(click.ParamType):
+    """SRC: a local path or a ``file://`` URL (made a local path), which must exist."""
+
+    name = "path"
+
+    def convert(self, value, param, ctx):
+        from datatools.core.engine import local_path
+        from datatools.core.errors import UsageError
+
+        try:
+            path = local_path(value)
+        except UsageError as e:
+            self.fail(str(e), param, ctx)
+        if not Path(path).exists():
+            self.fail(f"{value!r} does not exist.", param, ctx)
+        return path
+
+
+def engine_options(f):
+    """``--engine local|ray`` and ``--ray-address``: where the sharded work runs (see datatools.core.engine)."""
+    f = click.option("--ray-address", default=None, metavar="auto|HOST:PORT",
+                     help="Ray cluster for --engine ray: 'auto' joins the cluster `ray start` made on this machine, "
+                          "HOST:PORT (or ray://HOST:PORT) a remote one. Default: a new local Ray on this machine "
+                          "(--workers CPUs). Every node needs datatools installed and SRC/OUT at the same paths.")(f)
+    return click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+                        help="Run on local processes, or as Ray tasks over shards of files (pip install "
+                             "'datatools[ray]'). Results are identical either way.")(f)
 
 
 def workers_option(f):

@@ -5,8 +5,8 @@ import functools
 
 import click
 
-from datatools.cli.common import (counts_table, console, emit_json, errors_to_click, findings_table, json_option,
-                                  parse_classes, stage_progress, workers_option)
+from datatools.cli.common import (SourcePath, counts_table, console, emit_json, engine_options, errors_to_click,
+                                  findings_table, json_option, parse_classes, stage_progress, workers_option)
 
 FORMAT_CHOICE = click.Choice(["voc", "yolo", "coco"], case_sensitive=False)
 
@@ -38,6 +38,7 @@ def conversion_options(f):
         click.option("--precision", type=click.IntRange(0, 12), default=6, show_default=True,
                      help="Decimal places for written coordinates."),
         workers_option,
+        engine_options,
         click.option("--strict", is_flag=True, help="Any data error means exit 1 and nothing is written."),
         json_option,
     ]
@@ -108,7 +109,7 @@ def _convert_command(name: str, src_format: str | None, dst_format: str | None, 
     cmd = functools.wraps(body)(body)
     cmd = conversion_options(cmd)
     cmd = click.argument("out", type=click.Path())(cmd)
-    cmd = click.argument("src", type=click.Path(exists=True))(cmd)
+    cmd = click.argument("src", type=SourcePath())(cmd)
     if src_format is None:
         cmd = click.option("--to", "to_format", type=FORMAT_CHOICE, required=True, help="Output format.")(cmd)
         cmd = click.option("--from", "from_format", type=click.Choice(["auto", "voc", "yolo", "coco"], case_sensitive=False),

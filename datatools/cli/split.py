@@ -1,10 +1,13 @@
 """``split``: train/val/test (or k folds) in the input's own convention; thin over :mod:`datatools.ops.split`."""
 from __future__ import annotations
 
+import functools
+
 import click
 
 from datatools.cli.common import (format_option, console, emit_json, errors_to_click, findings_table, json_option, read_dataset,
                                   progress_fn, stage_progress, workers_option)
+from datatools.cli.common import SourcePath, engine_options
 
 
 def _amount(ctx, param, value):
@@ -19,8 +22,49 @@ def _amount(ctx, param, value):
     return v
 
 
+def group_options(f):
+    """``--group-by``, ``--groups``, ``--group-column``, ``--image-column``, folded into the command's one
+    ``group_by`` argument (a string or a :class:`~datatools.ops.split.GroupFile`)."""
+
+    @functools.wraps(f)
+    def wrapper(*args, group_by, groups_file, group_column, image_column, **kwargs):
+        if groups_file is None:
+            if group_column or image_column:
+                raise click.UsageError("--group-column and --image-column go with --groups FILE")
+        elif group_by is not None:
+            raise click.UsageError("give either --group-by or --groups, not both")
+        else:
+            from datatools.ops.split import read_group_file
+
+            with errors_to_click():
+                group_by = read_group_file(groups_file, group_column=group_column, image_column=image_column)
+        return f(*args, group_by=group_by, **kwargs)
+
+    for opt in reversed([
+        click.option("--group-by", default=None, metavar="[regex:|attr:]KEY",
+                     help="Where an image's group comes from, so that frames of one video or crops of one source "
+                          "never straddle splits. 'regex:PATTERN' (or a bare PATTERN): a regex on the image id, the "
+                          "first capture group (or the whole match) names the group, e.g. '^(video\\d+)_'. "
+                          "'attr:NAME': an image-level field: a key of the COCO image dict (attr:video_id; "
+                          "attr:a.b for nested), a VOC tag below <annotation> (attr:folder, attr:source.database). "
+                          "Images without one are each their own group and counted. With --method hash the group "
+                          "is hashed."),
+        click.option("--groups", "groups_file", type=click.Path(exists=True, dir_okay=False), default=None,
+                     help="CSV/TSV file mapping images to groups: image id (or file name) in the first column, group "
+                          "in the second; a header row is optional. Images not in the file are each their own group "
+                          "and counted."),
+        click.option("--group-column", default=None, metavar="NAME",
+                     help="With --groups: the header name of the group column (the file then needs a header row)."),
+        click.option("--image-column", default=None, metavar="NAME",
+                     help="With --groups: the header name of the image id / file name column (default: the first "
+                          "column that is not the group column)."),
+    ]):
+        wrapper = opt(wrapper)
+    return wrapper
+
+
 @click.command("split")
-@click.argument("src", type=click.Path(exists=True))
+@click.argument("src", type=SourcePath())
 @click.argument("out", type=click.Path())
 @format_option
 @click.option("--val", callback=_amount, default=None,
@@ -29,11 +73,9 @@ def _amount(ctx, param, value):
               help="Test share: a ratio (0.1) or a number of images (100).")
 @click.option("--method", "-m", type=click.Choice(["stratified", "random", "group", "hash"]), default=None,
               help="stratified (default): every class close to the asked share in every split; random; group: "
-                   "groups from --group-by never straddle splits; hash: stable when images are added later. "
-                   "Default: group when --group-by is given, else stratified.")
-@click.option("--group-by", default=None,
-              help="Regex on the image id; the first capture group (or the whole match) names the group, e.g. "
-                   "'^(video\\d+)_' so all frames of a video stay together. With --method hash the group is hashed.")
+                   "groups from --group-by/--groups never straddle splits; hash: stable when images are added later. "
+                   "Default: group when --group-by or --groups is given, else stratified.")
+@group_options
 @click.option("--kfold", type=click.IntRange(0), default=0,
               help="Write K folds (OUT/fold_<i>/, fold i as val); --test is held out first and shared by all folds.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the random choices (not used by hash).")
@@ -46,9 +88,10 @@ def _amount(ctx, param, value):
               show_default=True, help="How images reach OUT: hard link (copy across file systems), copy, symlink, none.")
 @click.option("--dry-run", is_flag=True, help="Show the split without writing anything.")
 @workers_option
+@engine_options
 @json_option
 def split_cmd(src, out, fmt, val, test, method, group_by, kfold, seed, drop_empty, images, sets, classes, images_mode,
-              dry_run, workers, as_json):
+              dry_run, workers, engine, ray_address, as_json):
     """Split SRC into train/val/test (or k folds) and write OUT in the same format as SRC.
 
     \b
@@ -60,9 +103,13 @@ def split_cmd(src, out, fmt, val, test, method, group_by, kfold, seed, drop_empt
     from datatools.ops.split import plan_split, write_split
 
     method = method or ("group" if group_by else "stratified")
+    if engine == "ray" and method != "hash":
+        raise click.UsageError("--engine ray splits with --method hash only (the other methods need every image at "
+                               "once; they run locally and fast)")
     with errors_to_click():
         with stage_progress(not as_json) as update:
-            ds = read_dataset(src, fmt, images=images, sets=sets, classes=classes, workers=workers, update=update)
+            ds = read_dataset(src, fmt, images=images, sets=sets, classes=classes, workers=workers, update=update,
+                              engine=engine, ray_address=ray_address)
             plan = plan_split(ds, val=val, test=test or 0.0, method=method, seed=seed, group_by=group_by,
                               kfold=kfold, drop_empty=drop_empty)
             written = None
@@ -107,7 +154,7 @@ def render(plan, *, out, written) -> None:
     con.print(f"largest deviation from the asked share: images {d['images']:.2%}, class objects "
               f"{d['class_objects']:.2%}{worst}")
     if plan.groups:
-        con.print(f"{plan.groups:,} groups; no group straddles two parts")
+        con.print(f"{plan.groups:,} groups ({plan.group_source}); no group straddles two parts")
     if plan.dropped_empty:
         con.print(f"{len(plan.dropped_empty):,} images without objects left out (--drop-empty)")
     read_problems = [f for f in plan.dataset.findings if f.severity.value != "info"]

@@ -5,12 +5,12 @@ import math
 
 import click
 
-from datatools.cli.common import (format_option, console, emit_json, errors_to_click, json_option, read_dataset, stage_progress,
-                                  workers_option)
+from datatools.cli.common import (SourcePath, engine_options, format_option, console, emit_json, errors_to_click,
+                                  json_option, read_dataset, stage_progress, workers_option)
 
 
 @click.command("stats")
-@click.argument("src", type=click.Path(exists=True))
+@click.argument("src", type=SourcePath())
 @format_option
 @click.option("--labels-only", is_flag=True, help="Label statistics only: no pixel is read.")
 @click.option("--resize", default=None,
@@ -25,8 +25,10 @@ from datatools.cli.common import (format_option, console, emit_json, errors_to_c
 @click.option("--sets", default=None, help="VOC split lists to read (comma-separated, or 'all').")
 @click.option("--classes", default=None, help="Class names (file or 'a,b,c'); needed for YOLO without names.")
 @workers_option
+@engine_options
 @json_option
-def stats_cmd(src, fmt, labels_only, resize, sample, seed, plots_dir, images, sets, classes, workers, as_json):
+def stats_cmd(src, fmt, labels_only, resize, sample, seed, plots_dir, images, sets, classes, workers, engine,
+              ray_address, as_json):
     """Exact per-channel pixel mean/std of SRC (in [0, 1]) and statistics of its labels.
 
     Pixels: every image is read once as RGB (grayscale replicated, alpha dropped, palette converted, 16-bit
@@ -43,10 +45,12 @@ def stats_cmd(src, fmt, labels_only, resize, sample, seed, plots_dir, images, se
         raise click.UsageError("--resize and --sample apply to pixel statistics, not with --labels-only")
     with errors_to_click():
         with stage_progress(not as_json) as update:
-            ds = read_dataset(src, fmt, images=images, sets=sets, classes=classes, workers=workers, update=update)
-            report = dataset_stats(ds, labels_only=labels_only, resize=resize_spec, sample=sample, seed=seed,
+            ds, rows = read_dataset(src, fmt, images=images, sets=sets, classes=classes, workers=workers,
+                                    update=update, engine=engine, ray_address=ray_address, with_rows=True)
+            report = dataset_stats(ds, rows=rows, labels_only=labels_only, resize=resize_spec, sample=sample, seed=seed,
                                    workers=workers or None, progress=lambda n: update("pixels", n, None),
-                                   on_total=lambda t: update("pixels", 0, t))
+                                   on_total=lambda t: update("pixels", 0, t), engine=engine,
+                                   ray_address=ray_address)
         plot_files = []
         if plots_dir:
             from datatools.viz.plots import write_stats_plots

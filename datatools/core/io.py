@@ -205,6 +205,20 @@ def place_image(src: str | os.PathLike, dst: str | os.PathLike, mode: ImagesMode
         raise
 
 
+def link_or_copy(src: str, dst: str, mode: ImagesMode) -> None:
+    """Make a new file ``dst`` holding image ``src`` by ``mode`` (a hard link falls back to a copy across file
+    systems). ``dst`` must not exist: use it inside a stage, or on a temp name that is then renamed."""
+    if mode is ImagesMode.SYMLINK:
+        os.symlink(os.path.abspath(src), dst)
+    elif mode is ImagesMode.LINK:
+        try:
+            os.link(src, dst)
+        except OSError:  # another file system, or links not allowed: copy instead
+            shutil.copyfile(src, dst)
+    else:
+        shutil.copyfile(src, dst)
+
+
 def place_files(pairs: Sequence[tuple[str, str]], mode: ImagesMode, *, workers: int = 1) -> None:
     """Link or copy images to new paths inside a :func:`staged_dir` (the stage's rename makes them atomic)."""
     if mode is ImagesMode.NONE or not pairs:
@@ -213,16 +227,7 @@ def place_files(pairs: Sequence[tuple[str, str]], mode: ImagesMode, *, workers: 
         os.makedirs(d, exist_ok=True)
 
     def one(pair: tuple[str, str]) -> None:
-        src, dst = pair
-        if mode is ImagesMode.SYMLINK:
-            os.symlink(os.path.abspath(src), dst)
-        elif mode is ImagesMode.LINK:
-            try:
-                os.link(src, dst)
-            except OSError:  # another file system, or links not allowed: copy instead
-                shutil.copyfile(src, dst)
-        else:
-            shutil.copyfile(src, dst)
+        link_or_copy(pair[0], pair[1], mode)
 
     if workers <= 1 or len(pairs) < 512:
         for pair in pairs:

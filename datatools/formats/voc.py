@@ -7,6 +7,7 @@ refused, so billion-laughs and external-entity files cannot expand or reach anyt
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 from xml.sax.saxutils import escape
@@ -389,35 +390,45 @@ def parse_xml(data: bytes, *, path: str, image_id: str, convention: PixelConvent
     return record, findings, len(objects)
 
 
+def _regular_document(root) -> tuple | None:
+    """``(file_name, width, height, depth, [_fast_fields of each object])`` when :func:`parse_xml` would notice
+    nothing about the document (a file name, a valid size, at least one object, every object regular); else None."""
+    file_name_raw, size, objects = _top_level(root)
+    if not file_name_raw or size is None or not objects:
+        return None
+    file_name = file_name_raw.strip()
+    width, height, depth, _ = _size_of(size)
+    if not file_name or width is None:
+        return None
+    fields = []
+    for obj in objects:
+        f = _fast_fields(obj)
+        if f is None:
+            return None
+        fields.append(f)
+    return file_name, width, height, depth, fields
+
+
 def scan_xml(data: bytes, *, path: str, image_id: str, convention: PixelConvention = DEFAULT_CONVENTION
              ) -> tuple[tuple | None, list[Finding], int]:
     """What :func:`parse_xml` reads, as plain values for label statistics, without building the model's records.
 
     Returns ``((file_name, width, height, depth, labels, boxes, flags) or None, findings, objects met)``: ``boxes``
     is the flat XYXY list of every kept object, ``flags`` one int per object (bit 0 difficult, 1 truncated,
-    2 occluded). A regular document (file name, valid size, every object regular) is read in one walk; anything
-    else goes through :func:`parse_xml`, so both give the same values and findings (tested).
+    2 occluded). A regular document is read in one walk; anything else goes through :func:`parse_xml`, so both
+    give the same values and findings (tested).
     """
     root, refused = _parse_root(data, path, image_id)
     if root is None:
         return None, [refused], 0
-    file_name_raw, size, objects = _top_level(root)
-    if file_name_raw and size is not None and objects:
-        file_name = file_name_raw.strip()
-        width, height, depth, _ = _size_of(size)
-        if file_name and width is not None:
-            labels: list[str] = []
-            boxes: list[float] = []
-            flags: list[int] = []
-            for obj in objects:
-                f = _fast_fields(obj)
-                if f is None:
-                    break
-                labels.append(f[0])
-                boxes.extend(voc_to_xyxy(f[1], f[2], f[3], f[4], convention))
-                flags.append(f[5] | f[6] << 1 | f[7] << 2)
-            else:
-                return (file_name, width, height, depth, labels, boxes, flags), [], len(objects)
+    regular = _regular_document(root)
+    if regular is not None:
+        file_name, width, height, depth, fields = regular
+        boxes: list[float] = []
+        for f in fields:
+            boxes.extend(voc_to_xyxy(f[1], f[2], f[3], f[4], convention))
+        return ((file_name, width, height, depth, [f[0] for f in fields], boxes,
+                 [f[5] | f[6] << 1 | f[7] << 2 for f in fields]), [], len(fields))
     rec, findings, n = parse_xml(data, path=path, image_id=image_id, convention=convention)
     if rec is None:
         return None, findings, n
@@ -426,13 +437,30 @@ def scan_xml(data: bytes, *, path: str, image_id: str, convention: PixelConventi
              [a.difficult | a.truncated << 1 | a.occluded << 2 for a in anns]), findings, n)
 
 
-def _parse_file_packed(args: tuple[str, str, str]) -> tuple[tuple | None, list[tuple], int]:
-    """Worker process: :func:`_parse_file` with plain-tuple results, which pickle several times faster."""
-    rec, fnd, n = _parse_file(args)
+def _parse_file_packed(args: tuple[str, str, str, tuple[str, ...]]) -> tuple[tuple | None, list[tuple], int]:
+    """Worker process: :func:`parse_file` with plain-tuple results (see core.model.pack_record), which pickle
+    several times faster. A regular document goes straight to tuples, without building records to take apart."""
+    path, image_id, convention, splits = args
+    try:
+        data = read_small_file(path)
+    except OSError:
+        rec, fnd, n = parse_file(args)
+        return None, [pack_finding(f) for f in fnd], n
+    root, refused = _parse_root(data, path, image_id)
+    regular = _regular_document(root) if root is not None else None
+    if regular is not None:
+        conv = _CONVENTIONS[convention]
+        file_name, width, height, depth, fields = regular
+        anns = tuple((f[0], voc_to_xyxy(f[1], f[2], f[3], f[4], conv), f[5], f[6], f[7], False, None, f[8])
+                     for f in fields)
+        return (image_id, file_name, width, height, depth, None, path, splits, anns), [], len(fields)
+    rec, fnd, n = parse_xml(data, path=path, image_id=image_id, convention=_CONVENTIONS[convention], splits=splits)
     return (pack_record(rec) if rec is not None else None), [pack_finding(f) for f in fnd], n
 
 
-def _parse_file(args: tuple[str, str, str, tuple[str, ...]]) -> tuple[ImageRecord | None, list[Finding], int]:
+def parse_file(args: tuple[str, str, str, tuple[str, ...]]) -> tuple[ImageRecord | None, list[Finding], int]:
+    """Read and parse one XML file; ``args`` is ``(path, image_id, convention value, splits)``. An unreadable file
+    is a finding, never an exception."""
     path, image_id, convention, splits = args
     try:
         data = read_small_file(path)
@@ -460,6 +488,55 @@ def _scan_file(args: tuple[str, str, str, tuple[str, ...]]) -> tuple[tuple | Non
         return None, packed, n, ()
     file_name, width, height, depth, labels, boxes, flags = values
     return (image_id, file_name, width, height, depth, None, path, splits, ()), packed, n, (labels, boxes, flags)
+
+
+def plan_files(layout: Layout, sets: Sequence[str] | str | None
+               ) -> tuple[list[tuple[str, str]], dict[str, list[str]], list[str], list[Finding]]:
+    """What is known before any XML is parsed: ``(files, splits of each id, chosen split lists, findings)``.
+    ``files`` are the ``(image_id, path)`` to read, sorted; the findings name split lists entries without an XML,
+    files in none of the chosen lists, and a missing image folder. Every VOC reader (local or sharded) starts here."""
+    files = layout.xml_files()
+    findings: list[Finding] = []
+    available = layout.available_sets()
+    split_of: dict[str, list[str]] = {}
+    chosen: list[str] = []
+    if available:
+        chosen = choose_sets(available, sets)
+        by_id = {iid: p for iid, p in files}
+        for s in chosen:
+            for iid in available[s]:
+                split_of.setdefault(iid, [])
+                if s not in split_of[iid]:
+                    split_of[iid].append(s)
+        missing = [iid for iid in split_of if iid not in by_id]
+        for iid in missing:
+            findings.append(err("missing-annotation", os.path.join(layout.ann_dir, f"{iid}.xml"), "ImageSets",
+                                "listed in a split list but there is no XML for it", image_id=iid, image_dropped=True))
+        not_listed = len(files) - sum(1 for iid, _ in files if iid in split_of)
+        if not_listed:
+            findings.append(info("not-in-sets", str(layout.sets_dir), "ImageSets",
+                                 f"{not_listed} annotation file(s) are in none of the chosen split lists "
+                                 f"({', '.join(chosen)}) and were not read"))
+        files = [(iid, p) for iid, p in files if iid in split_of]
+    elif sets and sets not in ("all", ["all"]):
+        raise UsageError(f"{layout.src}: --sets was given but there is no ImageSets/Main folder with split lists")
+    if files and not Path(layout.image_dir).is_dir():
+        findings.append(warn("missing-image-dir", str(layout.image_dir), "images",
+                             "the image folder does not exist; images are neither checked nor copied"))
+    return files, split_of, chosen, findings
+
+
+def locate_image(rec: ImageRecord, xml_path: str, index: ImageIndex, image_dir: str
+                 ) -> tuple[ImageRecord, list[Finding]]:
+    """The record with its image found in ``index`` (``file_name`` made the image's relative path, ``image_path``
+    set), and what the lookup noticed (a mismatched or unsafe name, a missing image)."""
+    image_path, notes, rel = index.find(rec.file_name, rec.image_id)
+    found = [replace(f, path=str(xml_path)) for f in notes]
+    if image_path is None:
+        found.append(err("missing-image", str(xml_path), "filename",
+                         f"no image {rec.file_name or rec.image_id!r} in {image_dir}", image_id=rec.image_id))
+        return rec, found
+    return replace(rec, file_name=rel, image_path=image_path), found
 
 
 def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, sets: Sequence[str] | str | None = None,
@@ -494,31 +571,7 @@ def _read(src, *, images, sets, convention, classes, workers, progress, on_total
           ) -> tuple[Dataset, list[tuple] | None]:
     convention = PixelConvention(convention)
     layout = Layout(src, images)
-    files = layout.xml_files()
-    findings: list[Finding] = []
-    available = layout.available_sets()
-    split_of: dict[str, list[str]] = {}
-    chosen: list[str] = []
-    if available:
-        chosen = choose_sets(available, sets)
-        by_id = {iid: p for iid, p in files}
-        for s in chosen:
-            for iid in available[s]:
-                split_of.setdefault(iid, [])
-                if s not in split_of[iid]:
-                    split_of[iid].append(s)
-        missing = [iid for iid in split_of if iid not in by_id]
-        for iid in missing:
-            findings.append(err("missing-annotation", os.path.join(layout.ann_dir, f"{iid}.xml"), "ImageSets",
-                                "listed in a split list but there is no XML for it", image_id=iid, image_dropped=True))
-        not_listed = len(files) - sum(1 for iid, _ in files if iid in split_of)
-        if not_listed:
-            findings.append(info("not-in-sets", str(layout.sets_dir), "ImageSets",
-                                 f"{not_listed} annotation file(s) are in none of the chosen split lists "
-                                 f"({', '.join(chosen)}) and were not read"))
-        files = [(iid, p) for iid, p in files if iid in split_of]
-    elif sets and sets not in ("all", ["all"]):
-        raise UsageError(f"{src}: --sets was given but there is no ImageSets/Main folder with split lists")
+    files, split_of, chosen, findings = plan_files(layout, sets)
     if on_total:
         on_total(len(files))
     jobs = [(p, iid, convention.value, tuple(split_of.get(iid, ()))) for iid, p in files]
@@ -533,29 +586,18 @@ def _read(src, *, images, sets, convention, classes, workers, progress, on_total
         results = [(unpack_record(r) if r is not None else None, [unpack_finding(f) for f in fs], n)
                    for r, fs, n in packed]
     else:
-        results = parallel_map(_parse_file, jobs, workers=1, progress=progress)
+        results = parallel_map(parse_file, jobs, workers=1, progress=progress)
     index = ImageIndex(layout.image_dir)
-    if not index.exists and files:
-        findings.append(warn("missing-image-dir", str(layout.image_dir), "images",
-                             "the image folder does not exist; images are neither checked nor copied"))
     records: list[ImageRecord] = []
     objects_read = 0
-    from dataclasses import replace
-
     for (iid, p), (rec, fnd, n) in zip(files, results):
         findings.extend(fnd)
         objects_read += n
         if rec is None:
             continue
-        image_path = None
         if index.exists:
-            image_path, notes, rel = index.find(rec.file_name, iid)
-            findings.extend(replace(f, path=str(p)) for f in notes)
-            if image_path is None:
-                findings.append(err("missing-image", str(p), "filename",
-                                     f"no image {rec.file_name or iid!r} in {layout.image_dir}", image_id=iid))
-            else:
-                rec = replace(rec, file_name=rel, image_path=image_path)
+            rec, notes = locate_image(rec, p, index, str(layout.image_dir))
+            findings.extend(notes)
         records.append(rec)
     records = fill_sizes_from_headers(records, findings, workers=workers)
     if classes:

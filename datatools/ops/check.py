@@ -52,9 +52,25 @@ def _header_of(path: str):
     return read_image_header(path)
 
 
-def lint(ds: Dataset, *, headers: bool = True, workers: int | None = None, progress: ProgressFn | None = None
-         ) -> list[Finding]:
-    """Checks that need more than one object at a time, or the image headers."""
+def headers_shard(paths: Sequence[str]) -> list:
+    """Image headers of one shard of paths (a Ray or process task for ``engine="ray"``)."""
+    return [read_image_header(p) for p in paths]
+
+
+def _headers(paths: list[str], *, workers, progress, engine: str, ray_address: str | None) -> list:
+    if engine == "local":
+        return parallel_map(_header_of, paths, workers=workers, progress=progress)
+    from datatools.core.engine import make_shards, run_shards
+
+    shards = make_shards(paths)
+    parts = run_shards(headers_shard, shards, engine=engine, address=ray_address, progress=progress,
+                       sizes=[len(s) for s in shards], workers=workers)
+    return [h for part in parts for h in part]
+
+
+def lint(ds: Dataset, *, headers: bool = True, workers: int | None = None, progress: ProgressFn | None = None,
+         engine: str = "local", ray_address: str | None = None) -> list[Finding]:
+    """Checks that need more than one object at a time, or the image headers (read on ``engine``)."""
     out: list[Finding] = []
     by_image: dict[str, list[str]] = defaultdict(list)
     for im in ds.images:
@@ -74,7 +90,8 @@ def lint(ds: Dataset, *, headers: bool = True, workers: int | None = None, progr
                                 f"the image is named by {len(ids)} annotations ({', '.join(ids[:5])})", image_id=iid))
     if headers:
         todo = [im for im in ds.images if im.image_path]
-        hdrs = parallel_map(_header_of, [im.image_path for im in todo], workers=workers, progress=progress)
+        hdrs = _headers([im.image_path for im in todo], workers=workers, progress=progress,  # type: ignore[misc]
+                        engine=engine, ray_address=ray_address)
         for im, h in zip(todo, hdrs):
             if h.error:
                 out.append(err("image-unreadable", im.image_path or "", "image", h.error, image_id=im.image_id))
@@ -96,15 +113,29 @@ def lint(ds: Dataset, *, headers: bool = True, workers: int | None = None, progr
 def check(src: str | os.PathLike, *, format: str = "auto", images=None, sets=None,
           convention: PixelConvention | str = DEFAULT_CONVENTION, classes: Sequence[str] | None = None,
           normalize_names: bool = False, headers: bool = True, workers: int | None = None,
-          progress: ProgressFn | None = None) -> CheckReport:
-    """Read ``src`` and list every finding with a stable code, severity, file and field."""
+          progress: ProgressFn | None = None, engine: str = "local", ray_address: str | None = None) -> CheckReport:
+    """Read ``src`` and list every finding with a stable code, severity, file and field.
+
+    ``engine="ray"`` parses VOC XML and reads image headers over shards of files on Ray (``ray_address``); the
+    findings are the same, in the same order.
+    """
+    from datatools.core.engine import check_engine
+
+    engine = check_engine(engine)
     mod = formats.get(formats.resolve(format, src))
-    ds = mod.read(src, **read_options(mod.NAME, images=images, sets=sets, convention=convention, workers=workers))
+    if engine == "ray" and mod.NAME == "voc":
+        from datatools.ops.sharded import read_voc
+
+        ds = read_voc(src, images=images, sets=sets, convention=convention, address=ray_address, workers=workers)
+    else:  # YOLO/COCO annotations are read here; their image headers still go to the engine below
+        ds = mod.read(src, **read_options(mod.NAME, images=images, sets=sets, convention=convention,
+                                          workers=workers))
     fixed = prepare(ds, classes=classes, normalize_names=normalize_names, require_size=mod.NAME == "yolo")
     if classes is not None:
         fixed = fixed.evolve(findings=tuple(replace(f, severity=Severity.ERROR) if f.code == "unknown-class" else f
                                             for f in fixed.findings))
-    findings = list(fixed.findings) + lint(ds, headers=headers, workers=workers, progress=progress)
+    findings = list(fixed.findings) + lint(ds, headers=headers, workers=workers, progress=progress, engine=engine,
+                                           ray_address=ray_address)
     no_size = [im for im in fixed.images if not im.has_size]
     for im in no_size:
         findings.append(err("missing-size", im.source, "size", "the image size is unknown (no size and no image)",

@@ -115,12 +115,17 @@ def convert(src_format: str, src: str | os.PathLike, dst_format: str, out: str |
             classes: Sequence[str] | None = None, difficult: str | None = None, normalize_names: bool = False,
             convention: PixelConvention | str = DEFAULT_CONVENTION, images_mode: ImagesMode | str = ImagesMode.LINK,
             precision: int = 6, workers: int | None = None, strict: bool = False,
-            progress: StageProgress | None = None) -> Summary:
+            progress: StageProgress | None = None, engine: str = "local", ray_address: str | None = None) -> Summary:
     """Convert a dataset between VOC, YOLO and COCO.
 
     ``difficult`` defaults to ``crowd`` for COCO output (pycocotools then ignores them) and ``keep`` otherwise.
     Under ``strict`` any error finding raises :class:`StrictModeError` before anything is written.
+    ``engine="ray"`` (VOC input) parses over shards of files on a Ray cluster at ``ray_address``; YOLO output is then
+    written by the workers themselves (:mod:`datatools.ops.sharded`). The result is the same as ``engine="local"``.
     """
+    from datatools.core.engine import check_engine
+
+    engine = check_engine(engine)
     src_mod, dst_mod = formats.get(formats.resolve(src_format, src)), formats.get(dst_format)
     src_format, dst_format = src_mod.NAME, dst_mod.NAME
     if precision < 0 or precision > 12:
@@ -130,6 +135,17 @@ def convert(src_format: str, src: str | os.PathLike, dst_format: str, out: str |
     if difficult == "crowd" and dst_format != "coco":
         raise UsageError("--difficult crowd applies to COCO output only (use keep or skip)")
     check_output_dir(out, [src] + ([Path(src) / "Annotations"] if src_format == "voc" else []))
+    if engine == "ray":
+        if src_format != "voc":
+            raise UsageError(f"--engine ray reads VOC input; read {src_format} with --engine local")
+        from datatools.ops import sharded
+
+        if dst_format == "yolo":
+            return sharded.convert_sharded(src, out, dst_format=dst_format, check_inputs=False, images=images,
+                                           sets=sets, classes=classes, difficult=difficult,
+                                           normalize_names=normalize_names, convention=convention,
+                                           images_mode=images_mode, precision=precision, strict=strict,
+                                           address=ray_address, workers=workers, progress=progress)
 
     def stage(name):
         if progress is None:
@@ -137,9 +153,16 @@ def convert(src_format: str, src: str | os.PathLike, dst_format: str, out: str |
         return (lambda n: progress(name, n, None)), (lambda total: progress(name, 0, total))
 
     adv, tot = stage("read")
-    ds_in = src_mod.read(src, classes=list(classes) if classes and src_format == "yolo" else None,
-                         progress=adv, on_total=tot,
-                         **read_options(src_format, images=images, sets=sets, convention=convention, workers=workers))
+    if engine == "ray":  # COCO/VOC output: one JSON or one tree, so the records come back and the driver writes
+        from datatools.ops.sharded import read_voc
+
+        ds_in = read_voc(src, images=images, sets=sets, convention=convention, address=ray_address, workers=workers,
+                         progress=adv, on_total=tot)
+    else:
+        ds_in = src_mod.read(src, classes=list(classes) if classes and src_format == "yolo" else None,
+                             progress=adv, on_total=tot,
+                             **read_options(src_format, images=images, sets=sets, convention=convention,
+                                            workers=workers))
     ds = prepare(ds_in, classes=classes if src_format != "yolo" else None, difficult=difficult,
                  normalize_names=normalize_names, require_size=dst_format == "yolo")
     summary = summarize(ds_in, ds, src=str(src), out=str(out), src_format=src_format, dst_format=dst_format)

@@ -142,6 +142,25 @@ def _hist_job(args: tuple[str, int | tuple[int, int] | None]) -> tuple[np.ndarra
     return image_histogram(*args)
 
 
+def histogram_shard(args: tuple[Sequence[str], int | tuple[int, int] | None]
+                    ) -> tuple[np.ndarray, dict[str, int], list[tuple[str, str]]]:
+    """One shard of images summed into a (3, 256) int64 histogram, with its mode counts and failed images (in path
+    order). A shard ships a list of paths and returns about 6 KB, whatever the image sizes; summing shard
+    histograms is exact, so any sharding gives the bits of :func:`pixel_stats` on one process."""
+    paths, resize = args
+    total = np.zeros((3, 256), dtype=np.int64)
+    modes: Counter = Counter()
+    failed: list[tuple[str, str]] = []
+    for p in paths:
+        hist, mode, error = image_histogram(p, resize)
+        if hist is None:
+            failed.append((p, error))
+            continue
+        total += hist
+        modes[mode] += 1
+    return total, dict(modes), failed
+
+
 @dataclass(frozen=True)
 class PixelStats:
     """Exact channel statistics in [0, 1] scale over every pixel of ``images`` images.
@@ -198,10 +217,12 @@ def stats_from_histogram(hist: np.ndarray) -> tuple[tuple[float, ...], tuple[flo
 
 def pixel_stats(paths: Sequence[str], *, resize: int | tuple[int, int] | None = None, sample: int | None = None,
                 seed: int = 0, workers: int | None = None, progress: ProgressFn | None = None,
-                on_total=None) -> PixelStats:
+                on_total=None, engine: str = "local", ray_address: str | None = None) -> PixelStats:
     """Exact mean/std over all pixels of ``paths`` (each file once), or of a seeded ``sample`` of them.
 
     Use it once per training resolution: the statistics after ``resize`` are the ones the network sees.
+    ``engine="ray"`` sums shard histograms (:func:`histogram_shard`) computed as Ray tasks at ``ray_address``: the
+    same numbers, bit for bit.
     """
     unique = sorted(dict.fromkeys(str(p) for p in paths))
     population = len(unique)
@@ -210,17 +231,28 @@ def pixel_stats(paths: Sequence[str], *, resize: int | tuple[int, int] | None = 
         chosen = sorted(random.Random(seed).sample(unique, sample))
     if on_total:
         on_total(len(chosen))
-    results = parallel_map(_hist_job, [(p, resize) for p in chosen], workers=workers, progress=progress,
-                           min_per_worker=16)
     total = np.zeros((3, 256), dtype=np.int64)
     modes: Counter = Counter()
     failed = []
-    for p, (hist, mode, error) in zip(chosen, results):
-        if hist is None:
-            failed.append((p, error))
-            continue
-        total += hist
-        modes[mode] += 1
+    if engine != "local":
+        from datatools.core.engine import make_shards, run_shards
+
+        shards = make_shards(chosen)
+        for hist, m, fail in run_shards(histogram_shard, [(s, resize) for s in shards], engine=engine,
+                                        address=ray_address, progress=progress, sizes=[len(s) for s in shards],
+                                        workers=workers):
+            total += hist
+            modes.update(m)
+            failed.extend(fail)
+    else:
+        results = parallel_map(_hist_job, [(p, resize) for p in chosen], workers=workers, progress=progress,
+                               min_per_worker=16)
+        for p, (hist, mode, error) in zip(chosen, results):
+            if hist is None:
+                failed.append((p, error))
+                continue
+            total += hist
+            modes[mode] += 1
     mean, std, n = stats_from_histogram(total)
     return PixelStats(mean=mean, std=std, images=sum(modes.values()), pixels=n, histogram=total,  # type: ignore[arg-type]
                       modes=dict(sorted(modes.items())), failed=tuple(failed), estimate=len(chosen) < population,
@@ -271,46 +303,95 @@ class LabelStats:
                 "image_sizes": self.image_sizes, "flags": self.flags, "images_without_size": self.no_size}
 
 
-def label_stats(ds: Dataset) -> LabelStats:
-    """Count classes, objects per image, box and image size distributions. Reads no pixels."""
-    classes = list(ds.classes) + sorted({a.label for im in ds.images for a in im.annotations} - set(ds.classes))
-    objs: Counter = Counter(a.label for im in ds.images for a in im.annotations)
-    imgs: Counter = Counter(label for im in ds.images for label in {a.label for a in im.annotations})
-    per_image = np.array([len(im.annotations) for im in ds.images], dtype=np.int64)
+@dataclass(frozen=True)
+class LabelColumns:
+    """A dataset's labels as arrays: what label statistics need, one row per image or per object.
+
+    ``counts[i]`` objects belong to image ``i`` (objects are in image order); ``sizes`` is the (width, height) of
+    each image, valid where ``sized``; ``cls`` indexes ``classes``; ``flags`` has bit 0 difficult, 1 truncated,
+    2 occluded, 3 iscrowd.
+    """
+
+    classes: tuple[str, ...]
+    counts: np.ndarray
+    sizes: np.ndarray
+    sized: np.ndarray
+    cls: np.ndarray
+    boxes: np.ndarray
+    flags: np.ndarray
+
+
+FLAG_BITS = {"difficult": 1, "truncated": 2, "occluded": 4, "iscrowd": 8}
+
+
+def label_columns(ds: Dataset, rows: Sequence[tuple] | None = None) -> LabelColumns:
+    """The columns of ``ds``. ``rows`` (from :func:`datatools.formats.voc.read_labels`) gives each record's objects
+    as ``(labels, flat XYXY boxes, flags)`` when its records carry none."""
+    if rows is None:
+        rows = [([a.label for a in im.annotations], [v for a in im.annotations for v in a.box],
+                 [a.difficult | a.truncated << 1 | a.occluded << 2 | a.iscrowd << 3 for a in im.annotations])
+                for im in ds.images]
+    labels = [label for lab, _, _ in rows for label in lab]
+    found = set(labels)
+    classes = tuple(ds.classes) + tuple(sorted(found - set(ds.classes)))
+    index = {c: i for i, c in enumerate(classes)}
+    counts = np.fromiter((len(lab) for lab, _, _ in rows), dtype=np.int64, count=len(rows))
+    boxes = np.fromiter((v for _, b, _ in rows for v in b), dtype=np.float64, count=4 * len(labels)).reshape(-1, 4)
+    flags = np.fromiter((f for _, _, fl in rows for f in fl), dtype=np.int64, count=len(labels))
+    sized = np.fromiter((im.has_size for im in ds.images), dtype=bool, count=len(ds.images))
+    sizes = np.array([(im.width, im.height) if im.has_size else (0, 0) for im in ds.images], dtype=np.int64).reshape(-1, 2)
+    cls = np.fromiter((index[label] for label in labels), dtype=np.int64, count=len(labels))
+    return LabelColumns(classes=classes, counts=counts, sizes=sizes, sized=sized, cls=cls, boxes=boxes, flags=flags)
+
+
+def label_stats(ds: Dataset, rows: Sequence[tuple] | None = None) -> LabelStats:
+    """Count classes, objects per image, box and image size distributions. Reads no pixels.
+
+    ``rows``: see :func:`label_columns`."""
+    return label_stats_from_columns(label_columns(ds, rows))
+
+
+def label_stats_from_columns(col: LabelColumns) -> LabelStats:
+    """:func:`label_stats` on arrays: every figure is a numpy reduction, so millions of boxes take well under a
+    second."""
+    classes, per_image, boxes = col.classes, col.counts, col.boxes
+    n_images, n_classes = len(per_image), len(classes)
     n_boxes = int(per_image.sum())
-    boxes = np.array([a.box for im in ds.images for a in im.annotations], dtype=np.float64).reshape(-1, 4)
+    image_of = np.repeat(np.arange(n_images, dtype=np.int64), per_image)
+    objs = np.bincount(col.cls, minlength=n_classes)
+    pairs = np.unique(image_of * max(1, n_classes) + col.cls)  # (image, class) present at least once
+    imgs = np.bincount(pairs % max(1, n_classes), minlength=n_classes) if n_boxes else np.zeros(n_classes, np.int64)
     w = np.maximum(boxes[:, 2] - boxes[:, 0], 0.0)
     h = np.maximum(boxes[:, 3] - boxes[:, 1], 0.0)
-    sizes_per_box = [(im.width, im.height) if im.has_size else (np.nan, np.nan) for im in ds.images]
-    isz = np.repeat(np.array(sizes_per_box, dtype=np.float64).reshape(-1, 2), per_image, axis=0)
-    iw, ih = isz[:, 0], isz[:, 1]
-    flags = {name: sum(1 for im in ds.images for a in im.annotations if getattr(a, name))
-             for name in ("difficult", "truncated", "occluded", "iscrowd")}
+    box_sized = col.sized[image_of]
+    iw = col.sizes[image_of, 0].astype(np.float64)
+    ih = col.sizes[image_of, 1].astype(np.float64)
+    flags = {name: int(np.count_nonzero(col.flags & bit)) for name, bit in FLAG_BITS.items()}
     areas = w * h
     with np.errstate(divide="ignore", invalid="ignore"):
         aspect = np.where(h > 0, w / h, np.nan)
-    sized = ~np.isnan(iw)
-    rw, rh = w[sized] / iw[sized], h[sized] / ih[sized]
-    rarea = areas[sized] / (iw[sized] * ih[sized])
+    rw, rh = w[box_sized] / iw[box_sized], h[box_sized] / ih[box_sized]
+    rarea = areas[box_sized] / (iw[box_sized] * ih[box_sized])
     ok_aspect = aspect[~np.isnan(aspect)]
-    sizes = [(im.width, im.height) for im in ds.images if im.has_size]
-    top = Counter(sizes).most_common(10)
+    image_w, image_h = col.sizes[col.sized, 0], col.sizes[col.sized, 1]
+    top = Counter(zip(image_w.tolist(), image_h.tolist())).most_common(10)
     return LabelStats(
-        images=len(ds.images), objects=n_boxes, empty_images=int((per_image == 0).sum()),
-        class_objects={c: objs.get(c, 0) for c in classes}, class_images={c: imgs.get(c, 0) for c in classes},
+        images=n_images, objects=n_boxes, empty_images=int((per_image == 0).sum()),
+        class_objects={c: int(objs[i]) for i, c in enumerate(classes)},
+        class_images={c: int(imgs[i]) for i, c in enumerate(classes)},
         objects_per_image=describe(per_image),
-        objects_per_image_counts=dict(sorted(Counter(int(v) for v in per_image).items())),
+        objects_per_image_counts={int(k): int(v) for k, v in zip(*np.unique(per_image, return_counts=True))},
         boxes_abs={"width": describe(w), "height": describe(h), "area": describe(areas), "aspect": describe(ok_aspect)},
         boxes_rel={"width": describe(rw), "height": describe(rh), "area": describe(rarea)},
         coco_sizes={"small": int((areas < COCO_SMALL).sum()),
                     "medium": int(((areas >= COCO_SMALL) & (areas < COCO_MEDIUM)).sum()),
                     "large": int((areas >= COCO_MEDIUM).sum())},
-        image_sizes={"width": describe(np.array([s[0] for s in sizes])), "height": describe(np.array([s[1] for s in sizes])),
-                     "distinct": len(set(sizes)), "most_common": [{"width": a, "height": b, "images": c} for (a, b), c in top]},
-        flags=dict(flags), no_size=len(ds.images) - len(sizes),
+        image_sizes={"width": describe(image_w), "height": describe(image_h),
+                     "distinct": len(set(zip(image_w.tolist(), image_h.tolist()))),
+                     "most_common": [{"width": a, "height": b, "images": c} for (a, b), c in top]},
+        flags=flags, no_size=n_images - int(col.sized.sum()),
         arrays={"objects_per_image": per_image, "width": w, "height": h, "area": areas, "aspect": ok_aspect,
-                "rel_width": rw, "rel_height": rh, "rel_area": rarea,
-                "image_width": np.array([s[0] for s in sizes]), "image_height": np.array([s[1] for s in sizes])})
+                "rel_width": rw, "rel_height": rh, "rel_area": rarea, "image_width": image_w, "image_height": image_h})
 
 
 # --------------------------------------------------------------------------------------------------- both
@@ -332,10 +413,13 @@ class StatsReport:
                 "read_warnings": sum(1 for f in self.read_findings if f.severity.value == "warning")}
 
 
-def dataset_stats(ds: Dataset, *, labels_only: bool = False, resize: int | tuple[int, int] | None = None,
+def dataset_stats(ds: Dataset, *, rows: Sequence[tuple] | None = None, labels_only: bool = False, resize: int | tuple[int, int] | None = None,
                   sample: int | None = None, seed: int = 0, workers: int | None = None,
-                  progress: ProgressFn | None = None, on_total=None) -> StatsReport:
-    """Label statistics of ``ds`` and, unless ``labels_only``, the exact pixel statistics of its images."""
+                  progress: ProgressFn | None = None, on_total=None, engine: str = "local",
+                  ray_address: str | None = None) -> StatsReport:
+    """Label statistics of ``ds`` and, unless ``labels_only``, the exact pixel statistics of its images
+    (on ``engine``, see :func:`pixel_stats`). ``rows``: the objects as plain values when ``ds`` comes from
+    :func:`datatools.formats.voc.read_labels` (see :func:`label_columns`)."""
     findings: list[Finding] = []
     px = None
     if not labels_only:
@@ -345,8 +429,8 @@ def dataset_stats(ds: Dataset, *, labels_only: bool = False, resize: int | tuple
                                  image_id=im.image_id))
         paths = [im.image_path for im in ds.images if im.image_path]
         px = pixel_stats(paths, resize=resize, sample=sample, seed=seed, workers=workers, progress=progress,  # type: ignore[arg-type]
-                         on_total=on_total)
+                         on_total=on_total, engine=engine, ray_address=ray_address)
         for p, e in px.failed:
             findings.append(err("image-unreadable", p, "image", f"{e}; skipped"))
-    return StatsReport(src=ds.root, format=ds.format, labels=label_stats(ds), pixels=px, findings=tuple(findings),
+    return StatsReport(src=ds.root, format=ds.format, labels=label_stats(ds, rows), pixels=px, findings=tuple(findings),
                        read_findings=ds.findings)

@@ -1,0 +1,223 @@
+"""Where sharded work runs: in local processes, or as Ray tasks on a cluster (``--engine local|ray``).
+
+Use :func:`run_shards` for work that splits into independent shards of files (a few hundred paths each) whose results
+are small (a histogram, counts, findings). It runs a module-level ``fn`` over every shard and returns the results in
+shard order, whatever order the shards finished in, so callers that merge them (integer sums, concatenated findings)
+get the same answer from one process, many processes or many machines.
+
+The Ray path uses plain Ray tasks (``ray.remote(max_retries=...)`` and a ``ray.wait`` loop): Ray schedules, retries a
+task whose worker died, and reports completions, which feed the progress bar. Nothing here schedules on its own.
+``ray`` is imported only on that path; ``--engine local`` (the default) never imports it.
+"""
+from __future__ import annotations
+
+import os
+from typing import Callable, Sequence, TypeVar
+from urllib.parse import unquote, urlparse
+
+from datatools.core.errors import DatatoolsError, UsageError
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+ENGINES = ("local", "ray")
+DEFAULT_MAX_RETRIES = 3
+# Fault injection for tests: "K:/path/marker" makes the first attempt of shard K kill its worker with os._exit (the
+# marker file records that the attempt happened, so the retry runs normally). Read on the driver and shipped with the
+# task, so it works whatever environment the Ray workers were started with.
+FAULT_ENV = "DATATOOLS_RAY_FAULT"
+
+
+def check_engine(engine: str | None) -> str:
+    engine = (engine or "local").lower()
+    if engine not in ENGINES:
+        raise UsageError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
+    return engine
+
+
+def local_path(src: str | os.PathLike) -> str:
+    """``file://`` URLs become local paths; plain paths pass through. Other schemes (s3://, gs://, ...) are refused
+    with a clear message: the readers open files with the operating system, not through fsspec."""
+    text = os.fspath(src)
+    if "://" not in text:
+        return text
+    url = urlparse(text)
+    if url.scheme == "file":
+        if url.netloc not in ("", "localhost"):
+            raise UsageError(f"{text}: a file:// URL must name a local path (file:///abs/path), not host {url.netloc!r}")
+        return unquote(url.path) or "/"
+    raise UsageError(f"{text}: {url.scheme}:// inputs are not supported yet; use a local path, a file:// URL, or a "
+                     "shared file system mounted at the same path on every Ray node")
+
+
+def make_shards(items: Sequence[T], *, size: int | None = None) -> list[list[T]]:
+    """Contiguous chunks of ``items`` (keep them sorted: shard order is output order).
+
+    The default size gives at least ~16 shards (so a small cluster stays busy and a retry redoes little) and at most
+    256 items per shard (so a task ships a list of paths of a few kilobytes and its result stays small).
+    """
+    n = len(items)
+    if size is None:
+        size = min(256, max(8, -(-n // 16)))
+    size = max(1, int(size))
+    return [list(items[i:i + size]) for i in range(0, n, size)]
+
+
+def _local_call(job: tuple[Callable, object]):
+    fn, shard = job
+    return fn(shard)
+
+
+def run_shards(fn: Callable[[T], R], shards: Sequence[T], *, engine: str = "local", address: str | None = None,
+               progress: Callable[[int], None] | None = None, sizes: Sequence[int] | None = None,
+               max_retries: int = DEFAULT_MAX_RETRIES, workers: int | None = None) -> list[R]:
+    """``[fn(s) for s in shards]`` locally (processes, :func:`datatools.core.io.parallel_map`) or as Ray tasks.
+
+    ``fn`` must be a module-level function (it is pickled by reference, so every Ray node needs datatools installed).
+    ``progress(n)`` is called as shards finish, with ``sizes[i]`` (default 1) for shard i. On the Ray engine a task
+    whose worker dies is retried up to ``max_retries`` times; an exception raised by ``fn`` is not retried (bad data
+    should come back as findings, not exceptions). Ctrl-C cancels every pending task and re-raises.
+    """
+    engine = check_engine(engine)
+    sizes = list(sizes) if sizes is not None else [1] * len(shards)
+    if engine == "ray":
+        return _run_ray(fn, shards, address=address, progress=progress, sizes=sizes, max_retries=max_retries,
+                        workers=workers)
+    from datatools.core.io import parallel_map
+
+    done = iter(sizes)
+
+    def advance(n: int) -> None:  # parallel_map reports shards in order; map them back to item counts
+        if progress:
+            progress(sum(next(done, 0) for _ in range(n)))
+
+    return parallel_map(_local_call, [(fn, s) for s in shards], workers=workers, chunksize=1, progress=advance,
+                        min_per_worker=1)
+
+
+# ---------------------------------------------------------------------------------------------------------- Ray
+
+def import_ray():
+    """``import ray`` or a usage error that says how to get it."""
+    try:
+        import ray
+    except ImportError as e:
+        raise UsageError("--engine ray needs Ray, which is not installed: pip install 'datatools[ray]'") from e
+    return ray
+
+
+def ensure_ray(address: str | None = None, *, workers: int | None = None):
+    """Connect to Ray once per process and return the module.
+
+    ``address=None`` reuses a Ray already initialized in this process (a notebook, a test), else starts a local one on
+    this machine (``workers`` CPUs, default all). ``"auto"`` joins the cluster started with ``ray start`` on this
+    machine; ``HOST:PORT`` (or ``ray://HOST:PORT``) a remote one.
+    """
+    ray = import_ray()
+    _ray_messages_to_stderr()
+    if ray.is_initialized():
+        return ray
+    kwargs: dict = {"include_dashboard": False, "configure_logging": True, "logging_level": "warning",
+                    "log_to_driver": False}
+    if address in (None, "", "local"):
+        # A fresh local cluster, not whatever /tmp/ray/ray_current_cluster points at: what you ask is what you get.
+        kwargs["address"] = "local"
+        if workers:
+            kwargs["num_cpus"] = int(workers)
+    else:
+        kwargs["address"] = address
+    try:
+        ray.init(**kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        raise DatatoolsError(f"cannot start or reach Ray at {address or 'a new local cluster'}: {e}") from e
+    return ray
+
+
+def _ray_messages_to_stderr() -> None:
+    """Ray prints cluster messages ("a worker died ...") on the driver's stdout from a background thread, which
+    would corrupt ``--json`` output; send them to stderr. Best effort: a Ray without this hook is left alone."""
+    try:
+        from ray._private import worker as w
+
+        original = w.print_to_stdstream
+        if getattr(original, "_datatools", False):
+            return
+
+        def to_stderr(data, *args, **kwargs):
+            return original({**data, "is_err": True}, *args, **kwargs)
+
+        to_stderr._datatools = True  # type: ignore[attr-defined]
+        w.print_to_stdstream = to_stderr
+    except Exception:  # pragma: no cover - another Ray version
+        pass
+
+
+def _fault_hook(spec: str, index: int) -> None:
+    """See :data:`FAULT_ENV`. Runs inside the Ray task."""
+    k, _, marker = spec.partition(":")
+    if marker and int(k) == index and not os.path.exists(marker):
+        with open(marker, "w") as f:
+            f.write(f"{os.getpid()}\n")
+        os._exit(17)  # a worker death, not an exception: Ray retries it under max_retries
+
+
+def _ray_task(fn: Callable, index: int, shard, fault: str):
+    if fault:
+        _fault_hook(fault, index)
+    return fn(shard)
+
+
+_REMOTE: dict[int, object] = {}
+
+
+def _run_ray(fn, shards, *, address, progress, sizes, max_retries, workers):
+    ray = ensure_ray(address, workers=workers)
+    from ray.exceptions import RayError, RayTaskError
+
+    key = max_retries
+    if key not in _REMOTE:
+        _REMOTE[key] = ray.remote(num_cpus=1, max_retries=max_retries, retry_exceptions=False)(_ray_task)
+    task = _REMOTE[key]
+    fault = os.environ.get(FAULT_ENV, "")
+    n = len(shards)
+    results: list = [None] * n
+    # Keep a bounded number of tasks in flight (Ray's own "limit pending tasks" pattern): the driver never has every
+    # shard's arguments and results in the object store at once, and Ctrl-C has little to cancel.
+    try:
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+    except Exception:  # pragma: no cover - a cluster that cannot say
+        cpus = 1
+    window = max(4, 4 * cpus)
+    pending: dict = {}
+    nxt = 0
+    try:
+        while nxt < n or pending:
+            while nxt < n and len(pending) < window:
+                pending[task.remote(fn, nxt, shards[nxt], fault)] = nxt
+                nxt += 1
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                i = pending.pop(ref)
+                try:
+                    results[i] = ray.get(ref)
+                except RayTaskError as e:
+                    raise DatatoolsError(f"shard {i} failed on a Ray worker: {e.cause if e.cause else e}") from e
+                except RayError as e:
+                    raise DatatoolsError(f"shard {i} failed after {max_retries} retries: {e}") from e
+                if progress:
+                    progress(sizes[i])
+    except BaseException:
+        # Ctrl-C or a failed shard: stop everything still queued or running, then let the caller clean up its stage.
+        for ref in pending:
+            try:
+                ray.cancel(ref, force=True)
+            except Exception:
+                pass
+        if pending:
+            # Wait (briefly) until the cancelled workers are gone, so none writes after the caller's cleanup.
+            try:
+                ray.wait(list(pending), num_returns=len(pending), timeout=10)
+            except Exception:
+                pass
+        raise
+    return results

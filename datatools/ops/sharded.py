@@ -1,0 +1,377 @@
+"""VOC reading and VOC -> YOLO conversion over shards of files, for ``--engine ray`` (see :mod:`datatools.core.engine`).
+
+What runs where:
+
+* The driver lists ``Annotations/`` and the split lists (file names only), cuts the sorted file list into contiguous
+  shards and merges what comes back in shard order. It never opens an image or an XML file.
+* A worker gets a shard (a list of ``(image_id, xml path)`` plus options), parses its XML files with
+  :func:`datatools.formats.voc.parse_xml`, finds their images, and either returns the records
+  (:func:`read_voc`: stats, check, split and COCO output need the whole model on the driver) or, for YOLO output,
+  applies the conversion policies and writes the label files and images itself, returning only counts and findings
+  (:func:`convert_voc_to_yolo`: the driver holds per-shard summaries, never the records).
+
+Both give exactly what the local code gives: the same :class:`~datatools.core.model.Dataset`, the same summary, the
+same findings in the same order and the same output bytes (tested against ``--engine local``). Findings are kept in
+the groups the local reader makes (per-file, then image-header sizes, then the policies) and concatenated group by
+group, shard by shard.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Callable, Sequence
+
+from datatools.core.boxes import DEFAULT_CONVENTION, PixelConvention
+from datatools.core.engine import make_shards, run_shards
+from datatools.core.errors import StrictModeError, UsageError
+from datatools.core.io import (ImagesMode, check_output_dir, link_or_copy, safe_relpath, staged_dir, write_many,
+                               write_new_file)
+from datatools.core.model import (Dataset, Finding, ImageRecord, Severity, pack_finding, pack_record, sorted_classes,
+                                  unpack_finding, unpack_record)
+from datatools.formats.common import DEFAULT_SPLIT, fill_sizes_from_headers, warn
+
+ProgressFn = Callable[[int], None]
+_SCRATCH = ".datatools-tmp"  # per-file temp files live here inside a stage; removed before the stage is swapped in
+
+
+# --------------------------------------------------------------------------------------------------- the plan
+
+class VocPlan:
+    """What the driver knows before any XML is parsed: the files to read (sorted), their splits, and the findings
+    that need no parsing (split lists naming missing files, files in no list, a missing image folder)."""
+
+    def __init__(self, src: str | os.PathLike, *, images=None, sets=None) -> None:
+        from datatools.formats import voc
+
+        layout = voc.Layout(src, images)
+        files, split_of, chosen, findings = voc.plan_files(layout, sets)
+        self.image_dir = str(layout.image_dir)
+        self.index_exists = Path(layout.image_dir).is_dir()
+        self.root = str(layout.src)
+        self.chosen = chosen
+        self.findings = findings
+        self.jobs = [(iid, p, tuple(split_of.get(iid, ()))) for iid, p in files]
+
+
+# --------------------------------------------------------------------------------------------------- workers
+
+_INDEX: dict = {}
+
+
+def _image_index(token: str, folder: str):
+    """One listing of the image folder per worker process and run (Ray reuses workers across tasks)."""
+    from datatools.formats.common import ImageIndex
+
+    key = (token, folder)
+    if key not in _INDEX:
+        _INDEX.clear()
+        _INDEX[key] = ImageIndex(folder)
+    return _INDEX[key]
+
+
+def _read_shard(jobs, *, token: str, image_dir: str, index_exists: bool, convention: str):
+    """Parse one shard's XML files and find their images: (records, per-file findings, size findings, objects)."""
+    from datatools.formats.voc import parse_file, locate_image
+
+    conv = PixelConvention(convention)
+    index = _image_index(token, image_dir) if index_exists else None
+    records: list[ImageRecord] = []
+    file_findings: list[Finding] = []
+    objects = 0
+    for iid, path, splits in jobs:
+        rec, fnd, n = parse_file((path, iid, conv.value, splits))
+        file_findings.extend(fnd)
+        objects += n
+        if rec is None:
+            continue
+        if index is not None:
+            rec, notes = locate_image(rec, path, index, image_dir)
+            file_findings.extend(notes)
+        records.append(rec)
+    size_findings: list[Finding] = []
+    records = fill_sizes_from_headers(records, size_findings, workers=1)
+    return records, file_findings, size_findings, objects
+
+
+def read_shard_task(args: tuple) -> tuple:
+    """Ray/process task for :func:`read_voc`: plain tuples, which pickle several times faster than dataclasses."""
+    jobs, opts = args
+    records, ff, sf, n = _read_shard(jobs, **opts)
+    return [pack_record(r) for r in records], [pack_finding(f) for f in ff], [pack_finding(f) for f in sf], n
+
+
+def names_shard_task(args: tuple) -> set[str]:
+    """First pass of a conversion without ``--classes``: the class names a shard uses (nothing else comes back)."""
+    from datatools.formats.voc import parse_file
+
+    jobs, convention = args
+    conv = PixelConvention(convention)
+    names: set[str] = set()
+    for iid, path, splits in jobs:
+        rec, _, _ = parse_file((path, iid, conv.value, splits))
+        if rec is not None:
+            names.update(a.label for a in rec.annotations)
+    return names
+
+
+# --------------------------------------------------------------------------------------------------- reading
+
+def read_voc(src: str | os.PathLike, *, images=None, sets=None, convention: PixelConvention | str = DEFAULT_CONVENTION,
+             classes: Sequence[str] | None = None, engine: str = "ray", address: str | None = None,
+             workers: int | None = None, progress: ProgressFn | None = None, on_total=None,
+             shard_size: int | None = None) -> Dataset:
+    """:func:`datatools.formats.voc.read` with the parsing done over shards (``engine``): the same Dataset."""
+    plan = VocPlan(src, images=images, sets=sets)
+    if on_total:
+        on_total(len(plan.jobs))
+    shards = make_shards(plan.jobs, size=shard_size)
+    opts = {"token": uuid.uuid4().hex, "image_dir": plan.image_dir, "index_exists": plan.index_exists,
+            "convention": PixelConvention(convention).value}
+    results = run_shards(read_shard_task, [(s, opts) for s in shards], engine=engine, address=address,
+                         progress=progress, sizes=[len(s) for s in shards], workers=workers)
+    records: list[ImageRecord] = []
+    file_findings: list[Finding] = []
+    size_findings: list[Finding] = []
+    objects = 0
+    for recs, ff, sf, n in results:
+        records.extend(unpack_record(r) for r in recs)
+        file_findings.extend(unpack_finding(f) for f in ff)
+        size_findings.extend(unpack_finding(f) for f in sf)
+        objects += n
+    cls = tuple(classes) if classes else sorted_classes(records)
+    return Dataset(images=tuple(records), classes=cls, findings=tuple(plan.findings + file_findings + size_findings),
+                   objects_read=objects, root=plan.root, format="voc",
+                   meta={"sets": plan.chosen, "image_dir": plan.image_dir})
+
+
+# --------------------------------------------------------------------------------------------------- VOC -> YOLO
+
+def _replace_into(tmp_dir: str, final: str, write: Callable[[str], None]) -> None:
+    """Create ``final`` atomically: ``write(tmp)`` in the stage's scratch folder, then ``os.replace``. A retried task
+    rewrites its files; a killed one leaves only scratch files, which the driver removes with the scratch folder."""
+    tmp = os.path.join(tmp_dir, uuid.uuid4().hex)
+    try:
+        write(tmp)
+        os.replace(tmp, final)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _place(src: str, dst: str, mode: ImagesMode, tmp_dir: str) -> None:
+    """:func:`datatools.core.io.place_files` for one image, made safe to repeat (a retry replaces, never appends)."""
+    _replace_into(tmp_dir, dst, lambda tmp: link_or_copy(src, tmp, mode))
+
+
+def yolo_shard_task(args: tuple) -> dict:
+    """Read, apply the policies and write one shard's YOLO label files and images; return counts and findings."""
+    from datatools.formats.yolo import label_text
+    from datatools.ops.convert import summarize
+    from datatools.ops.sanitize import prepare
+
+    jobs, opts = args
+    records, ff, sf, n = _read_shard(jobs, token=opts["token"], image_dir=opts["image_dir"],
+                                     index_exists=opts["index_exists"], convention=opts["convention"])
+    labels = {a.label for r in records for a in r.annotations}
+    ds_in = Dataset(images=tuple(records), classes=sorted_classes(records), findings=tuple(ff + sf), objects_read=n,
+                    root=opts["root"], format="voc")
+    ds = prepare(ds_in, classes=opts["classes"], difficult=opts["difficult"], normalize_names=opts["normalize_names"],
+                 require_size=True)
+    # name-case is about the whole dataset: the driver makes it from every shard's names.
+    policy = [f for f in ds.findings[len(ds_in.findings):] if f.code != "name-case"]
+    ds = ds.evolve(findings=ds_in.findings + tuple(policy))
+    part = summarize(ds_in, ds, src="", out="", src_format="voc", dst_format="yolo")
+    part.findings = []  # shipped once, below, in their groups
+    mode = ImagesMode(opts["images_mode"])
+    class_ids = {c: i for i, c in enumerate(opts["classes"])}
+    lstage, istage = opts["label_stage"], opts["image_stage"]
+    ltmp, itmp = os.path.join(lstage, _SCRATCH), os.path.join(istage, _SCRATCH)
+    os.makedirs(ltmp, exist_ok=True)
+    splits_seen: dict[str, None] = {}
+    label_files = pictures = 0
+    made: set[str] = set()
+    for rec in ds.images:
+        if not rec.has_size:  # prepare(require_size=True) removed these; the local writer refuses them too
+            raise ValueError(f"{rec.source}: YOLO needs the image size")
+        # The same names, text and bytes as datatools.formats.yolo.write.
+        ext = os.path.splitext(rec.image_path or rec.file_name or "")[1] or ".jpg"
+        rel = safe_relpath(rec.image_id)
+        data = label_text(rec, class_ids, precision=opts["precision"]).encode("utf-8")
+        for split in rec.splits or (DEFAULT_SPLIT,):
+            split = safe_relpath(split)
+            splits_seen.setdefault(split, None)
+            dst = os.path.join(lstage, split, rel + ".txt")
+            d = os.path.dirname(dst)
+            if d not in made:
+                os.makedirs(d, exist_ok=True)
+                made.add(d)
+
+            _replace_into(ltmp, dst, lambda tmp, data=data: write_new_file(tmp, data))
+            label_files += 1
+            if rec.image_path and mode is not ImagesMode.NONE:
+                idst = os.path.join(istage, split, rel + ext)
+                d = os.path.dirname(idst)
+                if d not in made:
+                    os.makedirs(d, exist_ok=True)
+                    os.makedirs(itmp, exist_ok=True)
+                    made.add(d)
+                _place(rec.image_path, idst, mode, itmp)
+                pictures += 1
+    return {"summary": part, "labels": labels, "splits": list(splits_seen), "label_files": label_files,
+            "pictures": pictures, "file_findings": [pack_finding(f) for f in ff],
+            "size_findings": [pack_finding(f) for f in sf], "policy_findings": [pack_finding(f) for f in policy]}
+
+
+def _merge(parts: Sequence) -> dict:
+    """Add up per-shard :class:`~datatools.ops.convert.Summary` counts exactly as one summary over everything."""
+    canon = {"train": 0, "val": 1, "test": 2}
+    tot: dict = {k: 0 for k in ("images_read", "images_written", "objects_read", "objects_written")}
+    counters = {k: Counter() for k in ("images_dropped", "objects_dropped", "errors", "warnings", "notes", "splits")}
+    difficult: dict[str, int] = {}
+    classes: dict[str, int] = {}
+    for p in parts:
+        for k in tot:
+            tot[k] += getattr(p, k)
+        for k, c in counters.items():
+            c.update(getattr(p, k))
+        for k, v in p.difficult.items():
+            difficult[k] = difficult.get(k, 0) + v
+        for k, v in p.class_counts.items():
+            classes[k] = classes.get(k, 0) + v
+    out = dict(tot)
+    for k, c in counters.items():
+        out[k] = dict(sorted(c.items(), key=(lambda kv: (canon.get(kv[0], 3), kv[0])) if k == "splits" else None))
+    out["difficult"] = difficult
+    out["class_counts"] = classes
+    return out
+
+
+def _name_case(root: str, labels: set[str]) -> list[Finding]:
+    """The dataset-wide ``name-case`` warnings of :func:`datatools.ops.sanitize.prepare`, from the names alone."""
+    from datatools.ops.sanitize import normalize_name
+
+    variants: dict[str, set[str]] = {}
+    for name in labels:
+        variants.setdefault(normalize_name(name), set()).add(name)
+    return [warn("name-case", root, "name", f"class names {sorted(names)} differ only in case or spacing; kept apart "
+                 "(use --normalize-names to merge)") for key, names in sorted(variants.items()) if len(names) > 1]
+
+
+class _NoImages(Exception):
+    """Leave an images stage unused: the local writer does not touch images/ when there is nothing to place."""
+
+
+def convert_voc_to_yolo(src: str | os.PathLike, out: str | os.PathLike, *, images=None, sets=None,
+                        classes: Sequence[str] | None = None, difficult: str = "keep", normalize_names: bool = False,
+                        convention: PixelConvention | str = DEFAULT_CONVENTION,
+                        images_mode: ImagesMode | str = ImagesMode.LINK, precision: int = 6, strict: bool = False,
+                        engine: str = "ray", address: str | None = None, workers: int | None = None,
+                        progress=None, shard_size: int | None = None):
+    """VOC -> YOLO with the workers writing: the same files, summary and findings as
+    ``convert("voc", src, "yolo", out)``. Without ``classes`` a first, cheap pass collects the class names, because
+    label ids need the sorted class list before any label file can be written.
+
+    ``out`` must be reachable at the same path from every worker (a shared file system on a multi-node cluster).
+    ``labels/`` and ``images/`` are staged beside their final place and swapped in whole, as locally; inside the
+    stage each file is also written atomically (scratch file + ``os.replace``), so a retried task rewrites whole
+    files and a killed one leaves nothing half-written.
+    """
+    from datatools.formats.yolo import data_yaml
+    from datatools.ops.sanitize import normalize_name
+
+    images_mode = ImagesMode(images_mode)
+    plan = VocPlan(src, images=images, sets=sets)
+    shards = make_shards(plan.jobs, size=shard_size)
+    sizes = [len(s) for s in shards]
+
+    def stage(name: str):
+        if progress is None:
+            return None
+        progress(name, 0, len(plan.jobs))
+        return lambda n: progress(name, n, None)
+
+    conv = PixelConvention(convention).value
+    if classes:
+        wanted = list(classes)
+    else:
+        names: set[str] = set()
+        for part in run_shards(names_shard_task, [(s, conv) for s in shards], engine=engine, address=address,
+                               progress=stage("classes"), sizes=sizes, workers=workers):
+            names |= part
+        wanted = sorted({normalize_name(n) for n in names}) if normalize_names else sorted(names)
+    out = Path(out)
+    results: list[dict] = []
+    with staged_dir(out / "labels") as lstage:
+        try:
+            with staged_dir(out / "images") as istage:
+                opts = {"token": uuid.uuid4().hex, "image_dir": plan.image_dir, "index_exists": plan.index_exists,
+                        "convention": conv, "root": plan.root, "classes": tuple(wanted), "difficult": difficult,
+                        "normalize_names": normalize_names, "precision": precision, "images_mode": images_mode.value,
+                        "label_stage": lstage, "image_stage": istage}
+                results = run_shards(yolo_shard_task, [(s, opts) for s in shards], engine=engine, address=address,
+                                     progress=stage("convert"), sizes=sizes, workers=workers)
+                summary = _summary(plan, results, wanted, normalize_names, src=str(src), out=str(out))
+                if strict and summary.errors:
+                    summary.written = False
+                    raise StrictModeError(
+                        f"{sum(summary.errors.values())} data error(s) under --strict; nothing was written",
+                        tuple(f for f in summary.findings if f.severity is Severity.ERROR))
+                shutil.rmtree(os.path.join(istage, _SCRATCH), ignore_errors=True)
+                if not any(r["pictures"] for r in results):
+                    raise _NoImages
+        except _NoImages:
+            pass
+        shutil.rmtree(os.path.join(lstage, _SCRATCH), ignore_errors=True)
+    splits_seen: dict[str, None] = {}
+    for r in results:
+        for s in r["splits"]:
+            splits_seen.setdefault(s, None)
+    order = ("train", "val", "test")
+    splits = sorted(splits_seen, key=lambda s: (order.index(s) if s in order else 3, s))
+    items = [(str(out / "classes.txt"), "".join(n + "\n" for n in wanted)),
+             (str(out / "data.yaml"), data_yaml(out, splits, wanted))]
+    write_many(items)
+    summary.files_written = sum(r["label_files"] for r in results) + len(items)
+    return summary
+
+
+def _summary(plan: VocPlan, results: Sequence[dict], wanted: Sequence[str], normalize_names: bool, *, src: str,
+             out: str):
+    from datatools.ops.convert import Summary, summarize
+
+    labels: set[str] = set()
+    for r in results:
+        labels |= r["labels"]
+    global_read = tuple(plan.findings)
+    global_policy = tuple(_name_case(plan.root, labels)) if not normalize_names else ()
+    # The dataset-wide findings as a shard of their own, so that they are counted by the same summarize().
+    head = summarize(Dataset(images=(), classes=tuple(wanted), findings=global_read),
+                     Dataset(images=(), classes=tuple(wanted), findings=global_read + global_policy),
+                     src=src, out=out, src_format="voc", dst_format="yolo")
+    merged = _merge([head] + [r["summary"] for r in results])
+    s = Summary(src=src, src_format="voc", out=out, dst_format="yolo", **merged)
+    fl: list[Finding] = list(global_read)
+    for key in ("file_findings", "size_findings"):
+        for r in results:
+            fl.extend(unpack_finding(f) for f in r[key])
+    fl.extend(global_policy)
+    for r in results:
+        fl.extend(unpack_finding(f) for f in r["policy_findings"])
+    s.findings = fl
+    return s
+
+
+def convert_sharded(src, out, *, dst_format: str, check_inputs: bool = True, **kw):
+    """Entry point from :func:`datatools.ops.convert.convert` for ``engine="ray"``: YOLO output is written by the
+    workers; other outputs are read over shards and written by the driver (COCO is one JSON, assembled there)."""
+    if check_inputs:
+        check_output_dir(out, [src, Path(src) / "Annotations"])
+    if dst_format == "yolo":
+        return convert_voc_to_yolo(src, out, **kw)
+    raise UsageError(f"internal: convert_sharded handles YOLO output only, not {dst_format}")

@@ -1,0 +1,256 @@
+"""``--engine ray``: the same results as ``--engine local`` (stats bits, conversion bytes, findings order, split
+assignment), retries after a killed worker, corrupt files reported, Ctrl-C leaves no half-written output.
+
+One local Ray cluster (``ray.init(num_cpus=2)``) serves the whole module. Tests that need no Ray (the sharded code
+on local processes, URL handling, the missing-ray message) run without it.
+"""
+from __future__ import annotations
+
+import filecmp
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from datatools.cli import cli
+from datatools.core.engine import FAULT_ENV, local_path, make_shards, run_shards
+from datatools.core.errors import UsageError
+from tests.conftest import SAMPLE, make_jpeg, make_voc_root, voc_xml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    ray = pytest.importorskip("ray")
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, logging_level="warning", log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def invoke(*args) -> object:
+    r = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+    return r
+
+
+def same_tree(a: Path, b: Path) -> list[str]:
+    """Relative paths that differ (content, or present on one side only) between two trees; [] when identical."""
+    diffs = []
+    cmp = filecmp.dircmp(a, b)
+    stack = [("", cmp)]
+    while stack:
+        rel, c = stack.pop()
+        diffs += [rel + x for x in c.left_only + c.right_only]
+        _, mismatch, errors = filecmp.cmpfiles(c.left, c.right, c.common_files, shallow=False)
+        diffs += [rel + x for x in mismatch + errors]
+        stack += [(rel + name + "/", sub) for name, sub in c.subdirs.items()]
+    return sorted(diffs)
+
+
+def run_both(tmp_path: Path, *args, out_name: str = "out", engine_args=("--engine", "ray")):
+    """Run a writing command locally, move its output aside, run it on Ray into the same path (so absolute paths in
+    data.yaml match) and return (local json, ray json, local tree, ray tree)."""
+    out = tmp_path / out_name
+    r1 = invoke(*args, out, "--json")
+    assert r1.exit_code == 0, r1.output
+    local = tmp_path / ("local_" + out_name)
+    out.rename(local)
+    r2 = invoke(*args, out, "--json", *engine_args)
+    assert r2.exit_code == 0, r2.output
+    return json.loads(r1.stdout), json.loads(r2.stdout), local, out
+
+
+@pytest.fixture
+def messy_voc(tmp_path: Path) -> Path:
+    """Bad XML, a corrupt JPEG, a missing image, a zero-area box, an out-of-bounds box, case variants."""
+    items = {f"img{i:02d}": voc_xml(f"img{i:02d}.jpg", (40, 30), [{"name": "Dog" if i % 3 == 0 else "dog",
+                                                                   "box": (1, 1, 20 + i % 7, 25)}])
+             for i in range(24)}
+    items["bad"] = "<annotation><object>"
+    items["zero"] = voc_xml("zero.jpg", (40, 30), [{"name": "cat", "box": (5, 5, 5, 9)}])
+    items["oob"] = voc_xml("oob.jpg", (40, 30), [{"name": "cat", "box": (1, 1, 80, 25)}])
+    items["noimg"] = voc_xml("noimg.jpg", (40, 30), [{"name": "cat", "box": (1, 1, 9, 9)}])
+    images = {f"img{i:02d}.jpg": (40, 30) for i in range(24)} | {"zero.jpg": (40, 30), "oob.jpg": (40, 30)}
+    root = make_voc_root(tmp_path / "messy", items, images=images)
+    (root / "JPEGImages" / "img05.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    make_jpeg(root / "JPEGImages" / "bad.jpg", 40, 30)
+    return root
+
+
+# ------------------------------------------------------------------------------------------- without Ray
+
+def test_local_path_accepts_file_urls_and_refuses_remote(tmp_path):
+    assert local_path(str(tmp_path)) == str(tmp_path)
+    assert local_path(tmp_path.as_uri()) == str(tmp_path)
+    assert local_path("file://localhost" + str(tmp_path)) == str(tmp_path)
+    with pytest.raises(UsageError, match="s3://"):
+        local_path("s3://bucket/voc")
+
+
+@pytest.mark.parametrize("n, size, expect", [(0, None, 0), (200, None, 16), (20000, None, 79), (10, 3, 4)])
+def test_make_shards_are_contiguous(n, size, expect):
+    items = list(range(n))
+    shards = make_shards(items, size=size)
+    assert len(shards) == expect
+    assert [x for s in shards for x in s] == items
+
+
+def test_sharded_read_on_local_processes_equals_the_reader(messy_voc):
+    from datatools.formats import voc
+    from datatools.ops.sharded import read_voc
+
+    for src in (SAMPLE, messy_voc):
+        assert read_voc(src, engine="local", workers=2, shard_size=5) == voc.read(src)
+
+
+def test_sharded_yolo_conversion_on_local_processes(tmp_path, messy_voc):
+    from datatools.ops.convert import convert
+    from datatools.ops.sharded import convert_voc_to_yolo
+
+    out = tmp_path / "y"
+    s1 = convert("voc", messy_voc, "yolo", out).to_dict()
+    out.rename(tmp_path / "local")
+    s2 = convert_voc_to_yolo(messy_voc, out, engine="local", workers=2, shard_size=4).to_dict()
+    assert s1 == s2
+    assert s2["objects"]["balanced"] and s2["warnings"].get("name-case") == 1
+    assert same_tree(tmp_path / "local", out) == []
+
+
+def test_sharded_yolo_strict_writes_nothing(tmp_path, messy_voc):
+    from datatools.core.errors import StrictModeError
+    from datatools.ops.sharded import convert_voc_to_yolo
+
+    out = tmp_path / "y"
+    with pytest.raises(StrictModeError, match="nothing was written"):
+        convert_voc_to_yolo(messy_voc, out, engine="local", workers=1, shard_size=4, strict=True)
+    assert [p for p in tmp_path.rglob("*") if p != out and messy_voc not in p.parents and p != messy_voc] == []
+
+
+def test_engine_ray_without_ray_is_a_clear_usage_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now fails as if it were not installed
+    r = CliRunner().invoke(cli, ["stats", str(SAMPLE), "--engine", "ray"])
+    assert r.exit_code == 2 and "pip install 'datatools[ray]'" in r.output
+
+
+def test_local_engine_never_imports_ray():
+    code = ("import sys; from click.testing import CliRunner; from datatools.cli import cli; "
+            f"r = CliRunner().invoke(cli, ['stats', {str(SAMPLE)!r}, '--json', '-j', '1']); assert r.exit_code == 0; "
+            "r = CliRunner().invoke(cli, ['--help']); print('ray' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "False"
+
+
+# ------------------------------------------------------------------------------------------- on Ray
+
+
+
+@pytest.mark.ray
+def test_stats_identical_bits(ray_cluster):
+    local = json.loads(invoke("stats", SAMPLE, "--json").stdout)
+    ray_ = json.loads(invoke("stats", SAMPLE.as_uri(), "--json", "--engine", "ray").stdout)  # a file:// URL too
+    assert ray_["pixels"]["mean"] == local["pixels"]["mean"]  # ==, not approx: the same float bits
+    assert ray_["pixels"]["std"] == local["pixels"]["std"]
+    assert ray_["pixels"]["histogram"] == local["pixels"]["histogram"]
+    ray_["src"] = local["src"]
+    assert ray_ == local
+
+
+@pytest.mark.ray
+def test_voc2yolo_identical_bytes(ray_cluster, tmp_path):
+    s_local, s_ray, local, out = run_both(tmp_path, "voc2yolo", SAMPLE)
+    assert s_ray == s_local
+    assert same_tree(local, out) == []
+    assert len(list((out / "labels").rglob("*.txt"))) == 200
+    assert not list(tmp_path.glob(".*staging*")) and not list(out.rglob(".datatools-tmp"))
+
+
+@pytest.mark.ray
+def test_voc2coco_identical_bytes(ray_cluster, tmp_path):
+    s_local, s_ray, local, out = run_both(tmp_path, "voc2coco", SAMPLE, "--images-mode", "copy")
+    assert s_ray == s_local
+    assert same_tree(local, out) == []
+
+
+@pytest.mark.ray
+def test_check_same_findings_same_order(ray_cluster, messy_voc):
+    r1 = CliRunner().invoke(cli, ["check", str(messy_voc), "--json"])
+    r2 = CliRunner().invoke(cli, ["check", str(messy_voc), "--json", "--engine", "ray"])
+    assert r1.exit_code == r2.exit_code == 1  # errors found, reported, not fatal
+    local, ray_ = json.loads(r1.stdout), json.loads(r2.stdout)
+    assert ray_["findings"] == local["findings"] and ray_ == local
+    codes = set(local["counts"])
+    assert {"xml-parse", "image-unreadable", "missing-image", "zero-area", "box-out-of-bounds"} <= codes
+
+
+@pytest.mark.ray
+def test_corrupt_files_are_reported_not_fatal(ray_cluster, tmp_path, messy_voc):
+    local = json.loads(invoke("stats", messy_voc, "--json").stdout)
+    ray_ = json.loads(invoke("stats", messy_voc, "--json", "--engine", "ray").stdout)
+    assert ray_ == local
+    assert [f["code"] for f in ray_["findings"]] == ["missing-image", "image-unreadable"]
+    assert ray_["pixels"]["images"] == 25 and ray_["pixels"]["failed"][0]["path"].endswith("img05.jpg")
+    s_local, s_ray, local_t, out = run_both(tmp_path, "voc2yolo", messy_voc)
+    assert s_ray == s_local and same_tree(local_t, out) == []
+
+
+@pytest.mark.ray
+def test_split_hash_same_assignment(ray_cluster, tmp_path):
+    s_local, s_ray, local, out = run_both(tmp_path, "split", SAMPLE, "--method", "hash", "--val", "0.2",
+                                          "--test", "0.1", "--images-mode", "none")
+    assert s_ray["assignment"] == s_local["assignment"]
+    s_ray["out"] = s_local["out"]
+    assert s_ray == s_local and same_tree(local, out) == []
+    r = CliRunner().invoke(cli, ["split", str(SAMPLE), str(tmp_path / "x"), "--engine", "ray"])
+    assert r.exit_code == 2 and "--method hash" in r.output
+
+
+@pytest.mark.ray
+def test_killed_worker_is_retried_and_result_identical(ray_cluster, tmp_path, monkeypatch):
+    local_stats = json.loads(invoke("stats", SAMPLE, "--json").stdout)
+    marker = tmp_path / "shard3.killed"
+    monkeypatch.setenv(FAULT_ENV, f"3:{marker}")
+    ray_stats = json.loads(invoke("stats", SAMPLE, "--json", "--engine", "ray").stdout)
+    assert marker.exists(), "the fault hook did not fire: the test proves nothing"
+    assert ray_stats["pixels"] == local_stats["pixels"]
+    marker.unlink()
+    s_local, s_ray, local, out = run_both(tmp_path, "voc2yolo", SAMPLE)
+    assert marker.exists()
+    assert s_ray == s_local and same_tree(local, out) == []
+
+
+@pytest.mark.ray
+def test_ctrl_c_cancels_and_leaves_no_partial_output(ray_cluster, tmp_path):
+    from datatools.ops.convert import convert
+
+    def interrupt(stage, n, total):
+        if stage == "convert" and n:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "y"
+    with pytest.raises(KeyboardInterrupt):
+        convert("voc", SAMPLE, "yolo", out, engine="ray", progress=interrupt)
+    leftovers = [p for p in tmp_path.rglob("*") if p != out]
+    assert leftovers == [], leftovers  # only the (empty) output folder: no labels/, no staging folder, no temp file
+
+    seen = []
+    with pytest.raises(KeyboardInterrupt):
+        run_shards(_slow_square, list(range(8)), engine="ray",
+                   progress=lambda n: seen.append(n) or (_ for _ in ()).throw(KeyboardInterrupt()))
+    assert seen == [1]
+
+
+def _slow_square(x: int) -> int:
+    import time
+
+    time.sleep(0.2)
+    return x * x
+
+
+@pytest.mark.ray
+def test_run_shards_keeps_shard_order(ray_cluster):
+    assert run_shards(_slow_square, [3, 1, 2, 0], engine="ray") == [9, 1, 4, 0]
+    assert run_shards(_slow_square, [3, 1, 2, 0], engine="local", workers=2) == [9, 1, 4, 0]
