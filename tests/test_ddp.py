@@ -248,3 +248,59 @@ def test_distributed_grouped_batches(world, n):
         orders.append((flat, [i for b in bs for i in b]))
     assert len(set(per_rank)) == 1
     assert any(a != b for a, b in orders)
+
+
+# --------------------------------------------------------------------------------------------------- keep-aspect
+
+@pytest.mark.parametrize("epoch", [0, 1])
+def test_keep_aspect_train_loader_groups_each_ranks_shard(tiny_voc, epoch):
+    """--resize-mode keep-aspect: the trainer's train loader batches each rank's DistributedSampler shard by aspect
+    group; every batch holds one group, both ranks get the same number of batches, and together they cover the
+    train set. (8 images, 2 portrait: any split of them over 2 shards of 4 gives both ranks the same count, so the
+    equal-count rule skips nothing here.) Letterbox mode stays ungrouped."""
+    from torch.utils.data import DistributedSampler
+
+    from datatools.datasets.samplers import DistributedGroupedBatchSampler, aspect_ratio_groups
+    from datatools.training.trainer import _Dist, _loader, build_datasets
+
+    cfg = TrainConfig(data=str(tiny_voc), resize_mode="keep-aspect", **{**ARGS, "augment": True})
+    _, train_ds, _, _ = build_datasets(cfg)
+    groups = aspect_ratio_groups(train_ds)
+    assert sorted(set(groups)) == [0, 1] and len(train_ds) == N_TRAIN  # portrait and landscape both present
+    per_rank, seen = [], []
+    for rank in range(2):
+        loader = _loader(train_ds, cfg, _Dist(rank=rank, world=2), train=True, epoch=epoch)
+        assert isinstance(loader.batch_sampler, DistributedGroupedBatchSampler)
+        shard = DistributedSampler(train_ds, num_replicas=2, rank=rank, shuffle=True, seed=cfg.seed * 100_003 + epoch)
+        shard.set_epoch(epoch)
+        shard_idx = list(shard)
+        batches = list(loader.batch_sampler)
+        assert len(batches) == len(loader)
+        assert all(len({groups[i] for i in b}) == 1 and 1 <= len(b) <= ARGS["batch_size"] for b in batches)
+        flat = [i for b in batches for i in b]
+        assert sorted(flat) == sorted(shard_idx)  # exactly this rank's shard
+        per_rank.append(len(batches))
+        seen += flat
+        # What the loader yields: one list of differently sized images per batch, aspect kept, shorter side 64.
+        for (images, targets), b in zip(loader, batches):
+            assert [int(t["image_id"]) for t in targets] == b
+            for im, t in zip(images, targets):
+                oh, ow = (int(v) for v in t["orig_size"])
+                assert min(im.shape[-2:]) == ARGS["image_size"]
+                assert (im.shape[-1] > im.shape[-2]) == (ow > oh)
+    assert per_rank[0] == per_rank[1]
+    assert sorted(seen) == list(range(N_TRAIN))
+    plain = _loader(train_ds, TrainConfig(data=str(tiny_voc), **ARGS), _Dist(rank=0, world=2), train=True, epoch=0)
+    assert not isinstance(plain.batch_sampler, DistributedGroupedBatchSampler)
+
+
+@pytest.mark.slow
+def test_keep_aspect_two_processes(tiny_voc, tmp_path):
+    out = tmp_path / "ka2"
+    res = torchrun([str(tiny_voc), "--out", str(out), "--device", "cpu", "--image-size", "64", "--epochs", "1",
+                    "-b", "2", "-j", "0", "--resize-mode", "keep-aspect", "--seed", "3"])
+    assert res["world_size"] == 2 and res["epochs_run"] == 1
+    log = rows(out / "results.csv")
+    assert len(log) == 1 and log[0]["map50"] != "" and int(log[0]["val_images"]) == N_VAL
+    ckpt = load_checkpoint(out / "last.pt")
+    assert ckpt["args"]["resize_mode"] == "keep-aspect" and ckpt["world_size"] == 2

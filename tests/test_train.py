@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -215,3 +216,71 @@ def test_cuda_bf16_smoke(tmp_path):
     cfg = TrainConfig(data=str(SAMPLE), out=str(tmp_path / "gpu"), epochs=1, device="cuda", **TINY)
     r = train(cfg)
     assert r.device.startswith("cuda") and (tmp_path / "gpu" / "last.pt").is_file()
+
+
+@pytest.mark.slow
+def test_cli_keep_aspect_train_predict_evaluate_resume(tmp_path):
+    from datatools import formats
+
+    out = tmp_path / "ka"
+    r = CliRunner().invoke(cli, ["train", str(SAMPLE), "--out", str(out), "--image-size", "64", "--epochs", "1",
+                                 "-b", "2", "--limit", "4", "-j", "0", "--lr", "0.01", "--resize-mode", "keep-aspect"])
+    assert r.exit_code == 0, r.output
+    assert (out / "last.pt").is_file() and (out / "best.pt").is_file()
+    assert load_checkpoint(out / "last.pt")["args"]["resize_mode"] == "keep-aspect"
+    assert rows(out / "results.csv")[0]["map50"] != ""
+
+    # predict on the keep-aspect model: boxes in the original images' pixels (inside each image, and beyond the
+    # 64 x 85 px frame the model saw, so they were scaled back), which evaluate accepts.
+    preds = tmp_path / "ka.json"
+    r = CliRunner().invoke(cli, ["predict", str(out / "best.pt"), str(SAMPLE), "-f", "voc", "--split", "val", "-o",
+                                 str(preds), "-j", "0", "--max-det", "20"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(preds.read_text())
+    assert res
+    data = formats.get("voc").read(str(SAMPLE), sets=["val"])
+    size = {name: (im.width, im.height) for im in data.images for name in (im.file_name, im.image_id)}
+    far = 0.0
+    for d in res:
+        w, h = size[d["file_name"]]
+        x, y, bw, bh = d["bbox"]
+        assert -0.01 <= x and -0.01 <= y and x + bw <= w + 0.01 and y + bh <= h + 0.01, (d, w, h)
+        far = max(far, x + bw, y + bh)
+    assert far > 107  # keep-aspect frames are at most 64 x 107 px: these boxes are in original coordinates
+    r = CliRunner().invoke(cli, ["evaluate", "--gt", str(SAMPLE), "--split", "val", "--pred", str(preds), "--json"])
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.output)
+    assert rep["predictions_used"] == len(res) and not [f for f in rep["findings"] if f["code"].startswith("pred-")]
+
+    # --resume without --resize-mode continues in the checkpoint's mode
+    r = CliRunner().invoke(cli, ["train", str(SAMPLE), "--out", str(out), "--epochs", "2", "--resume", "-j", "0"])
+    assert r.exit_code == 0, r.output
+    last = load_checkpoint(out / "last.pt")
+    assert last["epoch"] == 1 and last["args"]["resize_mode"] == "keep-aspect"
+
+
+@pytest.mark.parametrize("hw", [(240, 320), (320, 240), (320, 320), (30, 400)])
+def test_keep_aspect_model_does_not_resize_again(hw):
+    """The model's GeneralizedRCNNTransform gets min_size/max_size matching KeepAspectResize: scale 1, no second
+    resize, and predictions in the input's pixels (so boxes_to_original's scale is the only mapping)."""
+    from torchvision import tv_tensors
+
+    from datatools.datasets import make_target
+    from datatools.datasets.transforms import boxes_to_original, eval_preset
+
+    image = tv_tensors.Image(torch.zeros(3, *hw, dtype=torch.uint8))
+    target = make_target(np.zeros((0, 4)), [], canvas_size=hw, image_id=0)
+    out, t = eval_preset(64, mode="keep-aspect", dtype=None)(image, target)
+    h, w = out.shape[-2:]
+    assert (min(h, w) == 64 or max(h, w) == 107) and max(h, w) <= 107 and (w > h) == (hw[1] > hw[0])
+    model = build_model("fasterrcnn_mobilenet_v3_large_fpn", 3, image_size=64, resize_mode="keep-aspect").eval()
+    batch, _ = model.transform([out.float() / 255])
+    assert batch.image_sizes == [(h, w)]
+    mapped = boxes_to_original(torch.tensor([[0.0, 0.0, float(w), float(h)]]), t)
+    assert torch.allclose(mapped, torch.tensor([[0.0, 0.0, hw[1], hw[0]]], dtype=torch.float32), atol=1e-3)
+
+
+def test_keep_aspect_rejects_fixed_size_model(tmp_path):
+    r = CliRunner().invoke(cli, ["train", str(SAMPLE), "--out", str(tmp_path / "o"), "--resize-mode", "keep-aspect",
+                                 "--model", "ssdlite320_mobilenet_v3_large", "-j", "0"])
+    assert r.exit_code == 2 and "letterbox" in r.output

@@ -21,7 +21,8 @@ from datatools.cli.common import console, emit_json, errors_to_click, json_optio
 @click.option("--conf", type=click.FloatRange(0, 1), default=0.001, show_default=True,
               help="Minimum score kept (low for mAP; raise it for drawing).")
 @click.option("--max-det", type=click.IntRange(1), default=100, show_default=True, help="Detections per image.")
-@click.option("--image-size", type=click.IntRange(32), default=None, help="Letterbox size (default: the training size).")
+@click.option("--image-size", type=click.IntRange(32), default=None, help="Letterbox size, or the shorter side for a --resize-mode keep-aspect model "
+                   "(default: the training size).")
 @click.option("--workers", "-j", type=click.IntRange(0), default=2, show_default=True, help="DataLoader workers.")
 @json_option
 def predict_cmd(model, images, out, fmt, split, device, batch_size, conf, max_det, image_size, workers, as_json):

@@ -31,7 +31,15 @@ MODEL_NAMES = ["fasterrcnn_mobilenet_v3_large_fpn", "fcos_resnet50_fpn", "retina
               help="BatchNorm layers keep their stored statistics and are not trained (for fine-tuning from --weights "
                    "or small per-GPU batches). Makes N processes x batch b equal 1 process x batch N*b.")
 @click.option("--image-size", type=click.IntRange(32), default=512, show_default=True,
-              help="Letterbox size (square) for training and evaluation.")
+              help="Letterbox size (square) for training and evaluation; with --resize-mode keep-aspect the shorter "
+                   "side.")
+@click.option("--resize-mode", type=click.Choice(["letterbox", "keep-aspect"]), default="letterbox",
+              show_default=True,
+              help="letterbox: every image padded to one --image-size square (dense batches, no grouping; the "
+                   "bit-exact DDP mode). keep-aspect: torchvision-style, shorter side --image-size, longer side at "
+                   "most 1333/800 of it, no square padding; each batch is padded to its largest image and training "
+                   "batches are grouped by aspect ratio (portrait/landscape) within each rank's DistributedSampler "
+                   "shard. Stored in the checkpoint for --resume and predict.")
 @click.option("--optimizer", type=click.Choice(["sgd", "adamw"]), default="sgd", show_default=True, help="Optimizer.")
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=0.02, show_default=True, help="Peak learning rate.")
 @click.option("--weight-decay", type=click.FloatRange(0), default=1e-4, show_default=True,
@@ -64,9 +72,9 @@ MODEL_NAMES = ["fasterrcnn_mobilenet_v3_large_fpn", "fcos_resnet50_fpn", "retina
                    "processes, keeping the global batch through --accumulate when it can.")
 @json_option
 def train_cmd(data, fmt, out, model, weights, train_split, val_split, epochs, batch_size, accumulate, freeze_bn,
-              image_size, optimizer, lr, weight_decay, schedule, warmup_epochs, min_lr_ratio, clip_grad, ema_decay,
-              eval_every, save_period, device, no_amp, no_channels_last, compile_, workers, seed, deterministic,
-              no_augment, tensorboard, limit, resume, as_json):
+              image_size, resize_mode, optimizer, lr, weight_decay, schedule, warmup_epochs, min_lr_ratio, clip_grad,
+              ema_decay, eval_every, save_period, device, no_amp, no_channels_last, compile_, workers, seed,
+              deterministic, no_augment, tensorboard, limit, resume, as_json):
     """Train a detector on DATA and write OUT/last.pt, OUT/best.pt (by val mAP@0.5) and OUT/results.csv.
 
     Multi-GPU / multi-node: run the same command under torchrun, e.g.
@@ -79,8 +87,8 @@ def train_cmd(data, fmt, out, model, weights, train_split, val_split, epochs, ba
     from datatools.training.trainer import TrainConfig, train
 
     cfg = TrainConfig(data=data, out=out, format=fmt, train_split=train_split or None, val_split=val_split or None,
-                      model=model, weights=weights, image_size=image_size, epochs=epochs, batch_size=batch_size,
-                      accumulate=accumulate, freeze_bn=freeze_bn, save_period=save_period,
+                      model=model, weights=weights, image_size=image_size, resize_mode=resize_mode, epochs=epochs,
+                      batch_size=batch_size, accumulate=accumulate, freeze_bn=freeze_bn, save_period=save_period,
                       optimizer=optimizer, lr=lr, weight_decay=weight_decay, schedule=schedule,
                       warmup_epochs=warmup_epochs, min_lr_ratio=min_lr_ratio, clip_grad=clip_grad, ema_decay=ema_decay,
                       eval_every=eval_every, workers=workers, device=device, amp=not no_amp,

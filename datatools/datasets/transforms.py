@@ -8,6 +8,8 @@ Only what v2 lacks is written here, as transforms that move boxes together with 
 
 * :class:`Letterbox`: resize keeping the aspect ratio, pad to a fixed size, and record ``target["letterbox"]`` =
   ``(sx, sy, pad_left, pad_top)`` so :func:`boxes_to_original` can map predictions back;
+* :class:`KeepAspectResize`: torchvision-detection-style resize (shorter side to ``min_size``, longer side capped at
+  ``max_size``, no padding), recording ``target["letterbox"]`` = ``(sx, sy, 0, 0)`` the same way;
 * :class:`Mosaic` (4 images into one, boxes clipped to their visible part and sanitized) and :class:`MosaicDataset`,
   which feeds it, with a probability and a switch to turn it off for the last epochs;
 * :class:`SanitizeBoxes`: ``SanitizeBoundingBoxes`` that also filters ``area``, ``iscrowd`` and ``difficult`` (the
@@ -29,8 +31,9 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
 __all__ = ["PER_BOX_KEYS", "ClampBoundingBoxes", "Letterbox", "Mosaic", "MosaicDataset", "PhotometricDistort",
-           "RandomHorizontalFlip", "Resize", "SanitizeBoxes", "ToDtype", "boxes_to_original", "eval_preset",
-           "letterbox_params", "per_box_fields", "train_preset"]
+           "KEEP_ASPECT_MAX_RATIO", "KeepAspectResize", "RandomHorizontalFlip", "Resize", "SanitizeBoxes", "ToDtype",
+           "boxes_to_original", "eval_preset", "keep_aspect_max_size", "keep_aspect_params", "letterbox_params",
+           "per_box_fields", "train_preset"]
 
 #: Target keys holding one value per box; they are filtered together with the boxes.
 PER_BOX_KEYS = ("labels", "area", "iscrowd", "difficult")
@@ -307,6 +310,54 @@ class Letterbox(_FastSample, v2.Transform):
 
     def extra_repr(self) -> str:
         return f"size={self.size}, fill={self.fill}, center={self.center}, scaleup={self.scaleup}"
+
+
+#: The longer-side cap of ``mode="keep-aspect"`` relative to the shorter side: torchvision's detection default
+#: (``min_size=800, max_size=1333``).
+KEEP_ASPECT_MAX_RATIO = 1333 / 800
+
+
+def keep_aspect_max_size(min_size: int) -> int:
+    """The default longer-side cap for a shorter side of ``min_size``: ``round(min_size * 1333 / 800)``."""
+    return int(round(min_size * KEEP_ASPECT_MAX_RATIO))
+
+
+def keep_aspect_params(image_size: tuple[int, int], min_size: int, max_size: int) -> dict[str, Any]:
+    """What :class:`KeepAspectResize` does to an image of ``image_size`` ``(H, W)``: the scale
+    ``min(min_size / shorter side, max_size / longer side)`` (torchvision's ``GeneralizedRCNNTransform`` rule), no
+    padding. Same keys as :func:`letterbox_params`."""
+    h, w = image_size
+    if h < 1 or w < 1:
+        raise ValueError(f"cannot resize an empty image of size {image_size}")
+    r = min(min_size / min(h, w), max_size / max(h, w))
+    nh, nw = max(1, round(h * r)), max(1, round(w * r))
+    return {"new_size": (nh, nw), "scale": (nw / w, nh / h), "padding": [0, 0, 0, 0]}
+
+
+class KeepAspectResize(Letterbox):
+    """Resize so the shorter side is ``min_size`` and the longer side at most ``max_size``, keeping the aspect ratio
+    and padding nothing: what torchvision's detection references train with. Images of one batch then differ in
+    size; the detector's own batching pads them to the largest (use aspect-ratio grouping so that costs little).
+
+    Like :class:`Letterbox` it records ``target["letterbox"] = (sx, sy, 0, 0)``, so :func:`boxes_to_original` maps
+    predictions back. Give the model ``min_size``/``max_size`` equal to these so it does not resize again.
+    """
+
+    def __init__(self, min_size: int, max_size: int | None = None, *, antialias: bool = True) -> None:
+        if int(min_size) < 1:
+            raise ValueError(f"min_size must be positive, not {min_size!r}")
+        max_size = keep_aspect_max_size(int(min_size)) if max_size is None else int(max_size)
+        if max_size < int(min_size):
+            raise ValueError(f"max_size ({max_size}) must be >= min_size ({min_size})")
+        super().__init__(int(min_size), antialias=antialias)
+        self.min_size = int(min_size)
+        self.max_size = max_size
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        return keep_aspect_params(_sample_size(flat_inputs), self.min_size, self.max_size)
+
+    def extra_repr(self) -> str:
+        return f"min_size={self.min_size}, max_size={self.max_size}"
 
 
 def boxes_to_original(boxes: torch.Tensor, target: dict, *, canvas_size: tuple[int, int] | None = None,
@@ -617,13 +668,16 @@ def _fill_arg(fill: float) -> dict:
 
 def train_preset(size: int | Sequence[int], *, mode: str = "letterbox", flip: float = 0.5, photometric: bool = True,
                  scale_jitter: tuple[float, float] | None = None, iou_crop: bool = False, zoom_out: bool = False,
-                 fill: float = 114, min_size: float = 1.0, dtype: torch.dtype | None = torch.float32) -> v2.Compose:
+                 fill: float = 114, min_size: float = 1.0, dtype: torch.dtype | None = torch.float32,
+                 max_size: int | None = None) -> v2.Compose:
     """The training pipeline, in the order torchvision's docs require and with cheap work first.
 
     1. optional ``zoom_out`` (``RandomZoomOut``, side up to 2x) and ``iou_crop`` (``RandomIoUCrop``, SSD-style), at
        full size because they change the geometry the resize sees;
     2. to ``size``: ``mode="letterbox"`` (:class:`Letterbox`, keeps aspect ratio), ``"resize"`` (stretch), or, with
-       ``scale_jitter=(lo, hi)``, large-scale jitter (``ScaleJitter`` then ``RandomCrop`` padded to ``size``);
+       ``scale_jitter=(lo, hi)``, large-scale jitter (``ScaleJitter`` then ``RandomCrop`` padded to ``size``), or
+       ``"keep-aspect"`` (:class:`KeepAspectResize`: shorter side ``size``, longer side at most ``max_size``,
+       default :func:`keep_aspect_max_size`; no padding, so batch with aspect-ratio grouping);
     3. horizontal flip with probability ``flip``, and :class:`PhotometricDistort` (torchvision's
        ``RandomPhotometricDistort`` fused into one colour matrix) on uint8 at the training size;
     4. ``ClampBoundingBoxes`` then :class:`SanitizeBoxes` (drops boxes under ``min_size`` px with their labels);
@@ -636,8 +690,10 @@ def train_preset(size: int | Sequence[int], *, mode: str = "letterbox", flip: fl
     a fast path for the datasets' samples).
     """
     th, tw = _size2(size)
-    if mode not in ("letterbox", "resize"):
-        raise ValueError(f"mode must be 'letterbox' or 'resize', not {mode!r}")
+    if mode not in ("letterbox", "resize", "keep-aspect"):
+        raise ValueError(f"mode must be 'letterbox', 'resize' or 'keep-aspect', not {mode!r}")
+    if mode == "keep-aspect" and th != tw:
+        raise ValueError(f"mode='keep-aspect' takes one shorter-side size, not {size!r}")
     if not 0.0 <= flip <= 1.0:
         raise ValueError(f"flip must be a probability, not {flip}")
     steps: list[Any] = []
@@ -650,6 +706,8 @@ def train_preset(size: int | Sequence[int], *, mode: str = "letterbox", flip: fl
                   v2.RandomCrop((th, tw), pad_if_needed=True, fill=_fill_arg(fill))]
     elif mode == "letterbox":
         steps.append(Letterbox((th, tw), fill=fill))
+    elif mode == "keep-aspect":
+        steps.append(KeepAspectResize(th, max_size))
     else:
         steps.append(Resize((th, tw), antialias=True))
     if flip > 0:
@@ -663,16 +721,24 @@ def train_preset(size: int | Sequence[int], *, mode: str = "letterbox", flip: fl
 
 
 def eval_preset(size: int | Sequence[int], *, mode: str = "letterbox", fill: float = 114,
-                dtype: torch.dtype | None = torch.float32) -> v2.Compose:
-    """The evaluation pipeline: :class:`Letterbox` (or ``Resize`` with ``mode="resize"``) then ``ToDtype``.
+                dtype: torch.dtype | None = torch.float32, max_size: int | None = None) -> v2.Compose:
+    """The evaluation pipeline: :class:`Letterbox` (or ``Resize`` with ``mode="resize"``, or
+    :class:`KeepAspectResize` with ``mode="keep-aspect"`` and ``max_size``, as in :func:`train_preset`) then
+    ``ToDtype``.
 
     Deterministic and box-preserving (no sanitizing: every ground-truth box stays for the metrics). Map predictions
     back to the original image with :func:`boxes_to_original`.
     """
     th, tw = _size2(size)
-    if mode not in ("letterbox", "resize"):
-        raise ValueError(f"mode must be 'letterbox' or 'resize', not {mode!r}")
-    steps: list[Any] = [Letterbox((th, tw), fill=fill) if mode == "letterbox" else Resize((th, tw), antialias=True)]
+    if mode not in ("letterbox", "resize", "keep-aspect"):
+        raise ValueError(f"mode must be 'letterbox', 'resize' or 'keep-aspect', not {mode!r}")
+    steps: list[Any]
+    if mode == "keep-aspect":
+        if th != tw:
+            raise ValueError(f"mode='keep-aspect' takes one shorter-side size, not {size!r}")
+        steps = [KeepAspectResize(th, max_size)]
+    else:
+        steps = [Letterbox((th, tw), fill=fill) if mode == "letterbox" else Resize((th, tw), antialias=True)]
     if dtype is not None:
         steps.append(ToDtype(dtype, scale=True))
     return v2.Compose(steps)

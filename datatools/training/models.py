@@ -36,11 +36,19 @@ MODELS: dict[str, ModelSpec] = {
 DEFAULT_MODEL = "fasterrcnn_mobilenet_v3_large_fpn"
 
 
-def build_model(name: str, num_classes: int, *, image_size: int = 512, **overrides: Any) -> nn.Module:
+RESIZE_MODES = ("letterbox", "keep-aspect")
+
+
+def build_model(name: str, num_classes: int, *, image_size: int = 512, resize_mode: str = "letterbox",
+                **overrides: Any) -> nn.Module:
     """A torchvision detector for ``num_classes`` object classes (+1 background), randomly initialized.
 
-    ``image_size`` sets torchvision's internal resize (``min_size``/``max_size``) so that images already letterboxed
-    to ``image_size`` by the data pipeline are not resized again (torchvision's default would upscale to 800 px).
+    ``image_size`` sets torchvision's internal resize (``min_size``/``max_size``) to what the data pipeline already
+    did, so images are not resized again (torchvision's default would upscale to 800 px): for
+    ``resize_mode="letterbox"`` ``min_size = max_size = image_size`` (square letterboxed inputs); for
+    ``"keep-aspect"`` ``min_size = image_size`` and ``max_size = keep_aspect_max_size(image_size)``, the same rule
+    as :class:`~datatools.datasets.transforms.KeepAspectResize`, so its scale is 1 and its own batching pads each
+    batch only to its largest image. Predictions come back in the input image's pixels either way.
     ``overrides`` go to the builder (e.g. ``box_detections_per_img``).
     """
     from torchvision.models import detection
@@ -49,11 +57,20 @@ def build_model(name: str, num_classes: int, *, image_size: int = 512, **overrid
         raise UsageError(f"unknown model {name!r}: choose one of {', '.join(MODELS)}")
     if num_classes < 1:
         raise UsageError("the dataset has no classes")
+    if resize_mode not in RESIZE_MODES:
+        raise UsageError(f"unknown resize mode {resize_mode!r}: choose one of {', '.join(RESIZE_MODES)}")
     spec = MODELS[name]
+    if spec.fixed_size and resize_mode == "keep-aspect":
+        raise UsageError(f"{name} resizes every image to a fixed square itself: use --resize-mode letterbox")
     builder: Callable[..., nn.Module] = getattr(detection, spec.builder)
     kwargs: dict[str, Any] = {"weights": None, "weights_backbone": None, "num_classes": num_classes + 1}
     if not spec.fixed_size:
-        kwargs.update(min_size=image_size, max_size=image_size)
+        if resize_mode == "keep-aspect":
+            from datatools.datasets.transforms import keep_aspect_max_size
+
+            kwargs.update(min_size=image_size, max_size=keep_aspect_max_size(image_size))
+        else:
+            kwargs.update(min_size=image_size, max_size=image_size)
     if name == "fasterrcnn_mobilenet_v3_large_fpn":
         kwargs["rpn_score_thresh"] = 0.0  # the builder's 0.05 drops most proposals of an untrained RPN
     kwargs.update(overrides)

@@ -23,7 +23,8 @@ from datatools.training.trainer import TrainConfig, load_checkpoint, predict_bat
 
 
 class ImageListDataset(torch.utils.data.Dataset):
-    """Images by path with an empty target (so eval transforms record the letterbox for mapping boxes back)."""
+    """Images by path with an empty target (so eval transforms record the letterbox or keep-aspect scale for mapping
+    boxes back)."""
 
     def __init__(self, paths: list[str], transforms) -> None:
         self.paths = list(paths)
@@ -70,7 +71,10 @@ def predict(checkpoint: str | os.PathLike, images: str | os.PathLike, out: str |
     classes = tuple(ckpt.get("classes") or ())
     size = image_size or cfg.image_size
     name = ckpt.get("model_name", cfg.model)
-    model = build_model(name, len(classes), image_size=size, **inference_overrides(name, conf=conf, max_det=max_det))
+    # The checkpoint's resize mode: letterboxed squares, or keep-aspect (shorter side ``size``; the model pads each
+    # batch itself). Either way the eval preset records the scale and boxes are mapped back to the original image.
+    model = build_model(name, len(classes), image_size=size, resize_mode=cfg.resize_mode,
+                        **inference_overrides(name, conf=conf, max_det=max_det))
     model.load_state_dict(ckpt["model"])
     dev = resolve_device(device)
     model.to(dev).eval()
@@ -99,7 +103,7 @@ def predict(checkpoint: str | os.PathLike, images: str | os.PathLike, out: str |
         paths = [found[n] for n in names]
         ids = list(range(1, len(paths) + 1))
         cat_ids = list(range(1, len(classes) + 1))
-    ds = ImageListDataset(paths, eval_preset(size, dtype=None))
+    ds = ImageListDataset(paths, eval_preset(size, mode=cfg.resize_mode, dtype=None))
     loader = make_loader(ds, batch_size=batch_size, shuffle=False, num_workers=workers)
     preds = predict_batches(model, loader, dev)
     results = []

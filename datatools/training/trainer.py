@@ -19,6 +19,13 @@ own random draws (Faster R-CNN's anchor and proposal sampling) are seeded per mi
 no augmentation the two runs give bit-identical checkpoints (tests/test_ddp.py). The loader's augmentation stream is
 seeded per (seed, rank, epoch), so it does depend on the world size.
 
+``resize_mode="keep-aspect"`` (``--resize-mode keep-aspect``) trains the way torchvision's detection references do:
+each image is resized so its shorter side is ``image_size`` (longer side at most ``image_size x 1333/800``), with no
+square padding; the model's own batching pads a batch only to its largest image, and each rank batches its
+``DistributedSampler`` shard by aspect-ratio group (portrait vs landscape,
+:class:`~datatools.datasets.DistributedGroupedBatchSampler`: the same number of batches on every rank). The batches
+then depend on the world size, so the bit-exact equality above holds for the default ``letterbox`` mode only.
+
 A NaN or inf loss stops the run with :class:`TrainingDiverged`; checkpoints are written only at the end of an epoch,
 so the last good ``last.pt`` is left as it was.
 """
@@ -41,7 +48,7 @@ from torch import nn
 from datatools.core.boxes import xyxy_to_xywh_array
 from datatools.core.errors import DatatoolsError, UsageError
 from datatools.core.io import atomic_write
-from datatools.training.models import DEFAULT_MODEL, MODELS, build_model, load_weights, unwrap
+from datatools.training.models import DEFAULT_MODEL, MODELS, RESIZE_MODES, build_model, load_weights, unwrap
 
 ProgressFn = Callable[[str, int, "int | None"], None]
 
@@ -61,7 +68,8 @@ class TrainConfig:
     val_split: str | None = "val"
     model: str = DEFAULT_MODEL
     weights: str | None = None
-    image_size: int = 512
+    image_size: int = 512  # letterbox: the square side; keep-aspect: the shorter side
+    resize_mode: str = "letterbox"  # letterbox | keep-aspect (see the module docstring)
     epochs: int = 20
     batch_size: int = 8
     optimizer: str = "sgd"  # sgd | adamw
@@ -285,8 +293,10 @@ def build_datasets(cfg: TrainConfig):
     if cfg.train_split and train_split is None and splits:
         raise UsageError(f"{cfg.data}: no split {cfg.train_split!r} (found: {', '.join(sorted(splits))}); "
                          "pass --train-split")
-    tr = train_preset(cfg.image_size, dtype=None) if cfg.augment else eval_preset(cfg.image_size, dtype=None)
-    ev = eval_preset(cfg.image_size, dtype=None)
+    mode = cfg.resize_mode
+    tr = (train_preset(cfg.image_size, mode=mode, dtype=None) if cfg.augment
+          else eval_preset(cfg.image_size, mode=mode, dtype=None))
+    ev = eval_preset(cfg.image_size, mode=mode, dtype=None)
     train_ds = DetectionDataset(data, splits=train_split, label_offset=1, transforms=tr)
     if cfg.limit:
         train_ds = DetectionDataset(data, ids=list(train_ds.image_ids[:cfg.limit]), label_offset=1, transforms=tr)
@@ -302,16 +312,22 @@ def _loader(ds, cfg: TrainConfig, dist: _Dist, *, train: bool, epoch: int):
     from datatools.datasets import make_loader
 
     # One DistributedSampler also for a single process: its order depends only on (seed, epoch), never on the world
-    # size, so --resume replays exactly, also with another number of processes. No aspect-ratio grouping here: every
-    # image is letterboxed to the same square, so grouping would save no padding, and it would make the batches
-    # depend on the world size (make_loader(group_by_aspect=True) offers it for loops that keep the aspect ratio).
+    # size, so --resume replays exactly, also with another number of processes.
+    # * letterbox (the default): every image is letterboxed to the same square, so batches are dense tensors and
+    #   aspect-ratio grouping would save no padding; without it the batches do not depend on the world size, which
+    #   is what makes 2 processes equal 1 process with --accumulate 2 bit for bit (tests/test_ddp.py).
+    # * keep-aspect (torchvision-style): images keep their aspect ratio and the model pads each batch to its largest
+    #   image, so training batches are grouped by aspect ratio (portrait vs landscape) under the DistributedSampler:
+    #   each rank groups its own shard, and every rank gets the same number of batches (the smallest count; DDP needs
+    #   it). Evaluation is never grouped: every val image once, padding duplicates removed when gathered.
     # A fresh loader per epoch seeds the workers' augmentation from (seed, rank, epoch): ranks get different streams.
     bs = cfg.batch_size * (max(1, cfg.accumulate) if train else 1)
+    grouped = train and cfg.resize_mode == "keep-aspect"
     loader = make_loader(ds, batch_size=bs, shuffle=train, num_workers=cfg.workers, distributed=True,
                          num_replicas=dist.world, rank=dist.rank, seed=cfg.seed * 100_003 + epoch,
-                         drop_last=False, persistent_workers=False,
+                         drop_last=False, persistent_workers=False, group_by_aspect=grouped, aspect_bins=(1.0,),
                          generator=torch.Generator().manual_seed(_seed(cfg.seed, dist.rank, epoch, 1)))
-    loader.sampler.set_epoch(epoch)  # type: ignore[union-attr]
+    (loader.batch_sampler if grouped else loader.sampler).set_epoch(epoch)  # type: ignore[union-attr]
     return loader
 
 
@@ -416,7 +432,7 @@ def evaluate_checkpoint(path: str | os.PathLike, *, data: str | None = None, dev
         if val_ds is None:
             raise UsageError(f"{cfg.data}: no {cfg.val_split!r} split to evaluate on")
         gt = load_ground_truth(cfg.data, format=cfg.format, split=val_split) if dist.main else None
-        model = build_model(cfg.model, len(train_ds.classes), image_size=cfg.image_size)
+        model = build_model(cfg.model, len(train_ds.classes), image_size=cfg.image_size, resize_mode=cfg.resize_mode)
         model.load_state_dict(ckpt["model"])
         model.to(dev)
         m50, m, preds = validate(model, val_ds, gt, cfg, dist, dev)
@@ -497,6 +513,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: ProgressFn | None
         raise UsageError(f"unknown model {cfg.model!r}: choose one of {', '.join(MODELS)}")
     if cfg.optimizer not in ("sgd", "adamw") or cfg.schedule not in ("cosine", "multistep"):
         raise UsageError("--optimizer must be sgd or adamw, --schedule cosine or multistep")
+    if cfg.resize_mode not in RESIZE_MODES:
+        raise UsageError(f"--resize-mode must be one of {', '.join(RESIZE_MODES)}, not {cfg.resize_mode!r}")
+    if cfg.resize_mode == "keep-aspect" and MODELS[cfg.model].fixed_size:
+        raise UsageError(f"{cfg.model} resizes every image to a fixed square itself: use --resize-mode letterbox")
     if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.image_size < 32 or cfg.accumulate < 1:
         raise UsageError("--epochs, --batch-size and --accumulate must be >= 1 and --image-size >= 32")
     kind = resolve_device(cfg.device).type
@@ -570,7 +590,7 @@ def _train(cfg: TrainConfig, ckpt: dict | None, dist: _Dist, device: torch.devic
     elif val_ds is None:
         notes.append(f"no {cfg.val_split!r} split: no evaluation, best.pt follows the training loss")
 
-    model = build_model(cfg.model, len(classes), image_size=cfg.image_size)
+    model = build_model(cfg.model, len(classes), image_size=cfg.image_size, resize_mode=cfg.resize_mode)
     if cfg.weights and ckpt is None:
         counts = load_weights(model, cfg.weights)
         notes.append(f"weights {cfg.weights}: {counts['loaded']} tensors loaded, {counts['skipped']} skipped (shape), "
@@ -591,7 +611,9 @@ def _train(cfg: TrainConfig, ckpt: dict | None, dist: _Dist, device: torch.devic
         opt = torch.optim.AdamW(groups, lr=cfg.lr)
     acc = max(1, cfg.accumulate)
     # Optimizer steps per epoch for this world size. The schedule is a function of (epoch, step in the epoch), so a
-    # run resumed with another world size continues at the same fraction of the run.
+    # run resumed with another world size continues at the same fraction of the run. With keep-aspect grouping an
+    # epoch may run a step or two more or fewer than this nominal count (one short batch per group); the step is
+    # reset at each epoch's start, so the schedule never drifts.
     iters_per_epoch = math.ceil(math.ceil(len(train_ds) / dist.world) / (cfg.batch_size * acc))
     total = iters_per_epoch * cfg.epochs
     warmup = min(int(cfg.warmup_epochs * iters_per_epoch), max(0, total - 1))
