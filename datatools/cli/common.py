@@ -37,7 +37,11 @@ def errors_to_click() -> Iterator[None]:
 
 @contextlib.contextmanager
 def stage_progress(enabled: bool = True) -> Iterator[Callable[[str, int, "int | None"], None]]:
-    """A rich progress bar on stderr with one task per stage; yields the ``progress(stage, advance, total)`` callback."""
+    """A rich progress bar on stderr with one task per stage; yields the ``progress(stage, advance, total)`` callback.
+    Disabled (``--json``), it yields a no-op and imports nothing."""
+    if not enabled:
+        yield lambda stage, advance, total: None
+        return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     con = console(stderr=True)
