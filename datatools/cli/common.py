@@ -129,18 +129,21 @@ def format_option(f):
 
 
 class SourcePath(click.ParamType):
-    """SRC: a local path or a ``file://`` URL (made a local path), which must exist."""
+    """SRC: a local path or a ``file://`` URL (made a local path), which must exist; or another fsspec URL
+    (``s3://...``, ``memory://...``, ``simplecache::file:///...``), kept as a URL and read through fsspec (VOC)."""
 
     name = "path"
 
     def convert(self, value, param, ctx):
-        from datatools.core.engine import local_path
+        from datatools.core.engine import source_path
         from datatools.core.errors import UsageError
 
         try:
-            path = local_path(value)
+            path = source_path(value)
         except UsageError as e:
             self.fail(str(e), param, ctx)
+        if "://" in path:
+            return path  # checked through fsspec by source_path
         if not Path(path).exists():
             self.fail(f"{value!r} does not exist.", param, ctx)
         return path

@@ -36,8 +36,9 @@ def check_engine(engine: str | None) -> str:
 
 
 def local_path(src: str | os.PathLike) -> str:
-    """``file://`` URLs become local paths; plain paths pass through. Other schemes (s3://, gs://, ...) are refused
-    with a clear message: the readers open files with the operating system, not through fsspec."""
+    """``file://`` URLs become local paths; plain paths pass through. Other schemes (s3://, memory://, ...) are
+    refused with a clear message: use it where a local path is required (OUT, or a non-VOC SRC). A VOC SRC may be
+    any fsspec URL: see :func:`source_path` and :mod:`datatools.core.fs`."""
     text = os.fspath(src)
     if "://" not in text:
         return text
@@ -46,8 +47,22 @@ def local_path(src: str | os.PathLike) -> str:
         if url.netloc not in ("", "localhost"):
             raise UsageError(f"{text}: a file:// URL must name a local path (file:///abs/path), not host {url.netloc!r}")
         return unquote(url.path) or "/"
-    raise UsageError(f"{text}: {url.scheme}:// inputs are not supported yet; use a local path, a file:// URL, or a "
-                     "shared file system mounted at the same path on every Ray node")
+    raise UsageError(f"{text}: {url.scheme}:// needs a local path here: outputs (OUT) and YOLO/COCO inputs must be "
+                     "a local path, a file:// URL, or a shared file system mounted at the same path on every Ray "
+                     "node; fsspec URLs (s3://, memory://, simplecache::...) are read for VOC sources only")
+
+
+def source_path(src: str | os.PathLike) -> str:
+    """SRC for a reader: a local path (``file://`` URLs made local, as :func:`local_path`), or any other fsspec URL
+    kept as a string (it must exist; checked through fsspec, imported only then)."""
+    text = os.fspath(src)
+    if "://" not in text:
+        return text
+    if text.startswith("file://"):
+        return local_path(text)
+    from datatools.core import fs
+
+    return fs.check_source(text)
 
 
 def make_shards(items: Sequence[T], *, size: int | None = None) -> list[list[T]]:

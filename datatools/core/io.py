@@ -182,6 +182,18 @@ def place_image(src: str | os.PathLike, dst: str | os.PathLike, mode: ImagesMode
         return
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(src, str) and "://" in src:  # an fsspec URL: copied (see link_or_copy)
+        tmp = dst.parent / f".{dst.name}.{os.getpid()}.tmp"
+        try:
+            if tmp.exists() or tmp.is_symlink():
+                tmp.unlink()
+            link_or_copy(src, str(tmp), mode)
+            os.replace(tmp, dst)
+        except BaseException:
+            if tmp.exists() or tmp.is_symlink():
+                tmp.unlink()
+            raise
+        return
     src = Path(src)
     if dst.exists() and not dst.is_symlink() and os.path.samefile(src, dst):
         return  # already the same file (a previous run's hard link)
@@ -205,9 +217,24 @@ def place_image(src: str | os.PathLike, dst: str | os.PathLike, mode: ImagesMode
         raise
 
 
+def symlink_url_message(src: str) -> str:
+    return (f"{src}: --images-mode symlink cannot link to images behind a URL; use --images-mode copy (or link, "
+            "which copies them), or none")
+
+
 def link_or_copy(src: str, dst: str, mode: ImagesMode) -> None:
     """Make a new file ``dst`` holding image ``src`` by ``mode`` (a hard link falls back to a copy across file
-    systems). ``dst`` must not exist: use it inside a stage, or on a temp name that is then renamed."""
+    systems). ``dst`` must not exist: use it inside a stage, or on a temp name that is then renamed.
+
+    An image behind an fsspec URL (``src`` contains ``://``) is copied through fsspec for ``link`` and ``copy``
+    (a hard link to another file system is a copy anyway); ``symlink`` cannot point at it and is a usage error."""
+    if "://" in src:
+        if mode is ImagesMode.SYMLINK:
+            raise UsageError(symlink_url_message(src))
+        from datatools.core.fs import copy_to_local
+
+        copy_to_local(src, dst)
+        return
     if mode is ImagesMode.SYMLINK:
         os.symlink(os.path.abspath(src), dst)
     elif mode is ImagesMode.LINK:
@@ -223,6 +250,10 @@ def place_files(pairs: Sequence[tuple[str, str]], mode: ImagesMode, *, workers: 
     """Link or copy images to new paths inside a :func:`staged_dir` (the stage's rename makes them atomic)."""
     if mode is ImagesMode.NONE or not pairs:
         return
+    if mode is ImagesMode.SYMLINK:  # refuse before any file is made (see link_or_copy)
+        url = next((src for src, _ in pairs if "://" in src), None)
+        if url is not None:
+            raise UsageError(symlink_url_message(url))
     for d in sorted({os.path.dirname(dst) for _, dst in pairs}):
         os.makedirs(d, exist_ok=True)
 
@@ -349,6 +380,8 @@ def read_image_header(path: str | os.PathLike) -> ImageHeader:
     """
     from PIL import Image, UnidentifiedImageError
 
+    if isinstance(path, str) and "://" in path:
+        return _url_image_header(path)
     try:
         with Image.open(path) as im:
             w, h = im.size
@@ -367,8 +400,30 @@ def read_image_header(path: str | os.PathLike) -> ImageHeader:
     return ImageHeader(w, h, w, h, orientation, mode)
 
 
+def _url_image_header(url: str) -> ImageHeader:
+    """:func:`read_image_header` for an image behind an fsspec URL (PIL reads the header from ``fs.open``)."""
+    from datatools.core import fs
+
+    try:
+        f = fs.open_binary(url)
+    except FileNotFoundError:
+        return ImageHeader(0, 0, 0, 0, 1, "", "missing")
+    except Exception as e:
+        return ImageHeader(0, 0, 0, 0, 1, "", f"unreadable image: {type(e).__name__}: {e}")
+    with f:
+        return read_image_header(f)  # type: ignore[arg-type]
+
+
 def list_images(folder: str | os.PathLike, *, recursive: bool = True) -> dict[str, str]:
-    """Map image path (relative, posix, with extension) -> absolute path for every image under ``folder``."""
+    """Map image path (relative, posix, with extension) -> absolute path for every image under ``folder``
+    (a URL under an fsspec URL ``folder``)."""
+    if isinstance(folder, str) and "://" in folder:
+        from datatools.core import fs
+
+        if not fs.isdir(folder):
+            return {}
+        exts = tuple({e.lower() for e in IMAGE_EXTENSIONS})
+        return {rel: fs.join(folder, rel) for rel in fs.find(folder, suffixes=exts, recursive=recursive)}
     root = Path(folder)
     out: dict[str, str] = {}
     if not root.is_dir():
@@ -387,6 +442,9 @@ def list_images(folder: str | os.PathLike, *, recursive: bool = True) -> dict[st
 
 def check_output_dir(out: str | os.PathLike, inputs: Iterable[str | os.PathLike]) -> Path:
     """Refuse an output location that is one of the inputs, so a conversion can never overwrite its source."""
+    if "://" in os.fspath(out):
+        raise UsageError(f"{out}: OUT must be a local path (or a shared file system mounted at the same path on every "
+                         "Ray node); URLs are read as inputs only")
     out_p = Path(out).resolve()
     for src in inputs:
         src_p = Path(src).resolve()

@@ -30,6 +30,10 @@ def detect(path) -> str:
 
     from datatools.core.errors import UsageError
 
+    if isinstance(path, str) and "://" in path:  # an fsspec URL: VOC only (see datatools.core.fs)
+        from datatools.core.fs import detect_format
+
+        return detect_format(path)
     p = Path(path)
     if p.is_file():
         if p.suffix.lower() == ".json":

@@ -46,8 +46,14 @@ class ImageIndex:
     def __init__(self, folder: str | os.PathLike | None) -> None:
         from datatools.core.io import list_images
 
-        self.folder = Path(folder) if folder else None
-        self.exists = bool(self.folder and self.folder.is_dir())
+        if isinstance(folder, str) and "://" in folder:  # an fsspec URL (datatools.core.fs): kept as a string
+            from datatools.core import fs
+
+            self.folder = folder  # type: ignore[assignment]
+            self.exists = fs.isdir(folder)
+        else:
+            self.folder = Path(folder) if folder else None
+            self.exists = bool(self.folder and self.folder.is_dir())
         self.by_rel = list_images(self.folder) if self.exists else {}
         self.by_stem: dict[str, list[str]] = {}
         self.by_base_stem: dict[str, list[str]] = {}

@@ -44,6 +44,10 @@ class Layout:
     """Where the annotations, images and split lists of a VOC source are."""
 
     def __init__(self, src: str | os.PathLike, images: str | os.PathLike | None = None) -> None:
+        self.url = isinstance(src, str) and "://" in src
+        if self.url:  # an fsspec URL (datatools.core.fs): the same layout rules, with URL strings for folders
+            self._init_url(src, images)
+            return
         self.src = Path(src)
         if not self.src.exists():
             raise UsageError(f"{src}: no such file or directory")
@@ -61,8 +65,59 @@ class Layout:
             self.image_dir = Path(images) if images else self.src
             self.sets_dir = None
 
+    def _init_url(self, src: str, images) -> None:
+        from datatools.core import fs
+
+        self.src = src  # type: ignore[assignment]
+        if not fs.exists(src):
+            raise UsageError(f"{src}: no such file or directory")
+        if fs.isfile(src):
+            raise UsageError(f"{src}: expected a VOC root (with Annotations/) or a folder of XML files")
+        image_dir = os.fspath(images) if images else None
+        if fs.isdir(fs.join(src, "Annotations")):
+            self.ann_dir = fs.join(src, "Annotations")  # type: ignore[assignment]
+            self.image_dir = image_dir or fs.join(src, "JPEGImages")  # type: ignore[assignment]
+            self.sets_dir = fs.join(src, "ImageSets", "Main")  # type: ignore[assignment]
+        else:
+            self.ann_dir = self.src
+            self.image_dir = image_dir or self.src  # type: ignore[assignment]
+            self.sets_dir = None
+
+    def image_dir_exists(self) -> bool:
+        """Whether the image folder is there (through fsspec for a URL source)."""
+        if isinstance(self.image_dir, str) and "://" in self.image_dir:
+            from datatools.core import fs
+
+            return fs.isdir(self.image_dir)
+        return Path(self.image_dir).is_dir()
+
+    def _url_xml_files(self) -> list[tuple[str, str]]:
+        from datatools.core import fs
+
+        base = str(self.ann_dir)
+        out = [(rel[:-4], fs.join(base, rel)) for rel in fs.find(base, suffixes=(".xml",))]
+        out.sort(key=lambda t: t[0])
+        return out
+
+    def _url_sets(self) -> dict[str, list[str]]:
+        from datatools.core import fs
+
+        sets_dir = str(self.sets_dir)
+        if not fs.isdir(sets_dir):
+            return {}
+        out = {}
+        for rel in fs.find(sets_dir, suffixes=(".txt",), recursive=False):
+            stem = rel[:-4]
+            if "_" in stem or "/" in stem:
+                continue
+            text = fs.cat(fs.join(sets_dir, rel)).decode("utf-8-sig", errors="replace")
+            out[stem] = [line.strip().split()[0] for line in text.splitlines() if line.strip()]
+        return out
+
     def xml_files(self) -> list[tuple[str, str]]:
         """(image_id, path) for every XML file, sorted by image_id. The id is the path below the annotation folder."""
+        if self.url:
+            return self._url_xml_files()
         out = []
         base = os.fspath(self.ann_dir)
         for dirpath, dirnames, filenames in os.walk(base):
@@ -77,6 +132,8 @@ class Layout:
 
     def available_sets(self) -> dict[str, list[str]]:
         """Split lists in ImageSets/Main (class-specific lists such as ``cat_train.txt`` excluded)."""
+        if self.url:
+            return self._url_sets() if self.sets_dir else {}
         if not self.sets_dir or not self.sets_dir.is_dir():
             return {}
         out = {}
@@ -442,7 +499,7 @@ def _parse_file_packed(args: tuple[str, str, str, tuple[str, ...]]) -> tuple[tup
     several times faster. A regular document goes straight to tuples, without building records to take apart."""
     path, image_id, convention, splits = args
     try:
-        data = read_small_file(path)
+        data = read_small_file(path) if "://" not in path else _url_bytes(path)
     except OSError:
         rec, fnd, n = parse_file(args)
         return None, [pack_finding(f) for f in fnd], n
@@ -463,9 +520,9 @@ def parse_file(args: tuple[str, str, str, tuple[str, ...]]) -> tuple[ImageRecord
     is a finding, never an exception."""
     path, image_id, convention, splits = args
     try:
-        data = read_small_file(path)
+        data = read_small_file(path) if "://" not in path else _url_bytes(path)
     except OSError as e:
-        return None, [err("unreadable-file", path, "", f"cannot read: {e.strerror}", image_id=image_id,
+        return None, [err("unreadable-file", path, "", f"cannot read: {e.strerror or e}", image_id=image_id,
                           image_dropped=True)], 0
     return parse_xml(data, path=path, image_id=image_id, convention=_CONVENTIONS[convention], splits=splits)
 
@@ -473,14 +530,21 @@ def parse_file(args: tuple[str, str, str, tuple[str, ...]]) -> tuple[ImageRecord
 _CONVENTIONS = {c.value: c for c in PixelConvention}
 
 
+def _url_bytes(path: str) -> bytes:
+    """An XML file of a URL source, read through fsspec (local paths use read_small_file)."""
+    from datatools.core.fs import cat
+
+    return cat(path)
+
+
 def _scan_file(args: tuple[str, str, str, tuple[str, ...]]) -> tuple[tuple | None, list[tuple], int, tuple]:
     """Worker for :func:`read_labels`: (packed record without objects, packed findings, objects met,
     (labels, boxes, flags)). Plain tuples: they pickle far faster than records."""
     path, image_id, convention, splits = args
     try:
-        data = read_small_file(path)
+        data = read_small_file(path) if "://" not in path else _url_bytes(path)
     except OSError as e:
-        return None, [pack_finding(err("unreadable-file", path, "", f"cannot read: {e.strerror}", image_id=image_id,
+        return None, [pack_finding(err("unreadable-file", path, "", f"cannot read: {e.strerror or e}", image_id=image_id,
                                        image_dropped=True))], 0, ()
     values, fnd, n = scan_xml(data, path=path, image_id=image_id, convention=_CONVENTIONS[convention])
     packed = [pack_finding(f) for f in fnd]
@@ -520,7 +584,7 @@ def plan_files(layout: Layout, sets: Sequence[str] | str | None
         files = [(iid, p) for iid, p in files if iid in split_of]
     elif sets and sets not in ("all", ["all"]):
         raise UsageError(f"{layout.src}: --sets was given but there is no ImageSets/Main folder with split lists")
-    if files and not Path(layout.image_dir).is_dir():
+    if files and not layout.image_dir_exists():
         findings.append(warn("missing-image-dir", str(layout.image_dir), "images",
                              "the image folder does not exist; images are neither checked nor copied"))
     return files, split_of, chosen, findings

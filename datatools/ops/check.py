@@ -75,7 +75,9 @@ def lint(ds: Dataset, *, headers: bool = True, workers: int | None = None, progr
     by_image: dict[str, list[str]] = defaultdict(list)
     for im in ds.images:
         if im.image_path:
-            by_image[os.path.realpath(im.image_path)].append(im.image_id)
+            # A URL (fsspec source) is its own identity; realpath would make it a bogus local path.
+            key = im.image_path if "://" in im.image_path else os.path.realpath(im.image_path)
+            by_image[key].append(im.image_id)
         seen: Counter = Counter()
         for k, a in enumerate(im.annotations):
             key = (a.label, tuple(round(v, 3) for v in a.box))

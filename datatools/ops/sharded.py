@@ -27,8 +27,8 @@ from typing import Callable, Sequence
 from datatools.core.boxes import DEFAULT_CONVENTION, PixelConvention
 from datatools.core.engine import make_shards, run_shards
 from datatools.core.errors import StrictModeError, UsageError
-from datatools.core.io import (ImagesMode, check_output_dir, link_or_copy, safe_relpath, staged_dir, write_many,
-                               write_new_file)
+from datatools.core.io import (ImagesMode, check_output_dir, link_or_copy, safe_relpath, staged_dir,
+                               symlink_url_message, write_many, write_new_file)
 from datatools.core.model import (Dataset, Finding, ImageRecord, Severity, pack_finding, pack_record, sorted_classes,
                                   unpack_finding, unpack_record)
 from datatools.formats.common import DEFAULT_SPLIT, fill_sizes_from_headers, warn
@@ -49,7 +49,7 @@ class VocPlan:
         layout = voc.Layout(src, images)
         files, split_of, chosen, findings = voc.plan_files(layout, sets)
         self.image_dir = str(layout.image_dir)
-        self.index_exists = Path(layout.image_dir).is_dir()
+        self.index_exists = layout.image_dir_exists()
         self.root = str(layout.src)
         self.chosen = chosen
         self.findings = findings
@@ -286,6 +286,8 @@ def convert_voc_to_yolo(src: str | os.PathLike, out: str | os.PathLike, *, image
     from datatools.ops.sanitize import normalize_name
 
     images_mode = ImagesMode(images_mode)
+    if images_mode is ImagesMode.SYMLINK and "://" in os.fspath(images or src):
+        raise UsageError(symlink_url_message(os.fspath(images or src)))
     plan = VocPlan(src, images=images, sets=sets)
     shards = make_shards(plan.jobs, size=shard_size)
     sizes = [len(s) for s in shards]
@@ -371,7 +373,7 @@ def convert_sharded(src, out, *, dst_format: str, check_inputs: bool = True, **k
     """Entry point from :func:`datatools.ops.convert.convert` for ``engine="ray"``: YOLO output is written by the
     workers; other outputs are read over shards and written by the driver (COCO is one JSON, assembled there)."""
     if check_inputs:
-        check_output_dir(out, [src, Path(src) / "Annotations"])
+        check_output_dir(out, [src] if "://" in os.fspath(src) else [src, Path(src) / "Annotations"])
     if dst_format == "yolo":
         return convert_voc_to_yolo(src, out, **kw)
     raise UsageError(f"internal: convert_sharded handles YOLO output only, not {dst_format}")

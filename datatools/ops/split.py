@@ -740,8 +740,14 @@ def _write_voc(recs: list[ImageRecord], target: Path, mode: ImagesMode, result: 
     lists: dict[str, list[str]] = {}
     for r in recs:
         # XMLs are copied, never hard-linked: editing the split copy must not edit the input.
-        with open(r.source, "rb") as f:
-            items.append((str(safe_join(target / "Annotations", r.image_id + ".xml")), f.read()))
+        if "://" in r.source:  # an fsspec URL source (datatools.core.fs)
+            from datatools.core.fs import cat
+
+            data = cat(r.source)
+        else:
+            with open(r.source, "rb") as f:
+                data = f.read()
+        items.append((str(safe_join(target / "Annotations", r.image_id + ".xml")), data))
         _place(r, target / "JPEGImages", r.file_name or (r.image_id + ".jpg"), mode, result)
         lists.setdefault(r.splits[0], []).append(r.image_id)
     if TRAIN in lists or VAL in lists:

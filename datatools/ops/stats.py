@@ -84,6 +84,17 @@ def image_histogram(path: str, resize: int | tuple[int, int] | None = None) -> t
     """
     from PIL import Image
 
+    if isinstance(path, str) and "://" in path:  # an fsspec URL: PIL reads from fs.open (datatools.core.fs)
+        from datatools.core.fs import open_binary
+
+        try:
+            f = open_binary(path)
+        except FileNotFoundError:
+            return None, "", "missing"
+        except Exception as e:
+            return None, "", f"unreadable image: {type(e).__name__}: {e}"
+        with f:
+            return image_histogram(f, resize)  # type: ignore[arg-type]
     try:
         with Image.open(path) as im:
             mode = im.mode

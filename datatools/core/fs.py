@@ -1,0 +1,133 @@
+"""fsspec URL inputs (``memory://``, ``s3://``, ``simplecache::file:///...``): the few file operations the readers need.
+
+Use it only for a SRC given as a URL: local paths never come here (the readers keep their ``os`` calls, and fsspec is
+not even imported). A URL is kept as a plain string everywhere (records' ``source`` and ``image_path``), so a worker
+in another process or on another Ray node reopens it; the filesystem instance is rebuilt from the URL there (fsspec
+caches instances per URL options). Outputs are always local (or shared, mounted) paths.
+
+A path is a URL when it contains ``://`` (``memory://x``, ``s3://b/k``, and chains such as
+``simplecache::file:///abs``). Callers turn a plain ``file://`` URL into a local path first
+(:func:`datatools.core.engine.local_path`), so only URLs that need fsspec reach it.
+"""
+from __future__ import annotations
+
+import os
+import posixpath
+
+from datatools.core.errors import UsageError
+
+
+def is_url(path: str | os.PathLike | None) -> bool:
+    """True for a URL that goes through fsspec (anything containing ``://``); False for local paths."""
+    return isinstance(path, str) and "://" in path
+
+
+def url_to_fs(url: str):
+    """``(filesystem, path inside it)`` for ``url``; a usage error for an unknown protocol or a missing backend."""
+    try:
+        import fsspec.core
+
+        return fsspec.core.url_to_fs(url)
+    except ImportError as e:  # s3fs, gcsfs, ... not installed
+        raise UsageError(f"{url}: this URL needs a filesystem package that is not installed: {e}") from e
+    except (ValueError, TypeError, KeyError) as e:  # "Protocol not known", a malformed chain
+        raise UsageError(f"{url}: not a URL fsspec can open: {e}") from e
+
+
+def join(url: str, *parts: str) -> str:
+    """``url`` with ``/``-separated ``parts`` appended (the URL form is kept as the user wrote it)."""
+    out = url.rstrip("/")
+    for p in parts:
+        p = p.replace("\\", "/").strip("/")
+        if p:
+            out = out + "/" + p
+    return out
+
+
+def exists(url: str) -> bool:
+    fs, path = url_to_fs(url)
+    try:
+        return bool(fs.exists(path))
+    except OSError:
+        return False
+
+
+def isdir(url: str) -> bool:
+    fs, path = url_to_fs(url)
+    try:
+        return bool(fs.isdir(path))
+    except OSError:
+        return False
+
+
+def isfile(url: str) -> bool:
+    fs, path = url_to_fs(url)
+    try:
+        return bool(fs.isfile(path))
+    except OSError:
+        return False
+
+
+def find(url: str, *, suffixes: tuple[str, ...] | None = None, recursive: bool = True) -> list[str]:
+    """Relative posix paths of the files under folder ``url`` (sorted), optionally only those ending in one of
+    ``suffixes`` (compared in lower case). Join them back with :func:`join`."""
+    fs, path = url_to_fs(url)
+    base = path.rstrip("/")
+    try:
+        found = fs.find(base, maxdepth=None if recursive else 1, withdirs=False)
+    except FileNotFoundError:
+        return []
+    out = []
+    for p in found:
+        p = p if isinstance(p, str) else str(p)
+        rel = p[len(base):].lstrip("/") if p.startswith(base) else posixpath.basename(p)
+        if rel and (suffixes is None or rel.lower().endswith(suffixes)):
+            out.append(rel)
+    out.sort()
+    return out
+
+
+def cat(url: str) -> bytes:
+    """A whole file's bytes. Raises OSError (FileNotFoundError for a missing file), as ``open`` would."""
+    fs, path = url_to_fs(url)
+    try:
+        return fs.cat_file(path)
+    except OSError:
+        raise
+    except Exception as e:  # a backend's own error type: make it an OSError so callers report it as unreadable
+        raise OSError(f"{type(e).__name__}: {e}") from e
+
+
+def open_binary(url: str):
+    """A binary file object for ``url`` (for PIL); close it after use."""
+    fs, path = url_to_fs(url)
+    return fs.open(path, "rb")
+
+
+def copy_to_local(url: str, dst: str) -> None:
+    """Copy the file at ``url`` to the new local file ``dst`` (streamed, not read whole)."""
+    import shutil
+
+    with open_binary(url) as f, open(dst, "wb") as out:
+        shutil.copyfileobj(f, out, 1 << 20)
+
+
+def detect_format(url: str) -> str:
+    """``voc`` for a URL that is a VOC root or a folder of XML files; URL inputs are read for VOC only."""
+    if isdir(join(url, "Annotations")) or (isdir(url) and find(url, suffixes=(".xml",), recursive=False)):
+        return "voc"
+    raise UsageError(f"{url}: not a VOC root (Annotations/) or a folder of XML files; URL inputs are supported for "
+                     "VOC sources only (pass --format voc, or a local path for YOLO and COCO)")
+
+
+def check_source(url: str) -> str:
+    """``url`` itself when it names an existing file or folder, else a usage error that says what is wrong."""
+    try:
+        ok = exists(url)
+    except UsageError:
+        raise
+    except Exception as e:  # credentials, network: report, never a traceback
+        raise UsageError(f"{url}: cannot open: {type(e).__name__}: {e}") from e
+    if not ok:
+        raise UsageError(f"{url}: no such file or directory")
+    return url

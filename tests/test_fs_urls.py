@@ -1,0 +1,229 @@
+"""fsspec URL inputs (``memory://``, ``simplecache::file:///...``) for VOC sources: the same results as the local path.
+
+``memory://`` exists only inside this process (and processes forked from it), so a command that succeeds on it has
+read every file through fsspec; the operating system cannot open those paths. Ray workers are separate processes,
+so the Ray tests use ``simplecache::file:///abs/path``, a chained URL that also goes through fsspec.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from datatools.cli import cli
+from tests.conftest import ROOT, SAMPLE, make_jpeg, make_voc_root, voc_xml
+
+fsspec = pytest.importorskip("fsspec")
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def to_memory(local: Path) -> str:
+    """Copy a local tree into the in-memory filesystem; return its URL."""
+    fs = fsspec.filesystem("memory")
+    base = f"/t{uuid.uuid4().hex[:8]}/{local.name}"
+    for dirpath, _, files in os.walk(local):
+        for name in files:
+            full = os.path.join(dirpath, name)
+            rel = os.path.relpath(full, local).replace(os.sep, "/")
+            with open(full, "rb") as f:
+                fs.pipe_file(f"{base}/{rel}", f.read())
+    url = "memory://" + base
+    assert not os.path.exists(url) and not os.path.exists(base)  # only fsspec can open it
+    return url
+
+
+def norm(text: str, *roots: str) -> object:
+    """A command's JSON with every source root replaced by <SRC>, so local and URL runs compare equal."""
+    for r in sorted(roots, key=len, reverse=True):
+        text = text.replace(r, "<SRC>")
+    return json.loads(text)
+
+
+def same_tree(a: Path, b: Path) -> list[str]:
+    files_a = {p.relative_to(a).as_posix(): p for p in a.rglob("*") if p.is_file()}
+    files_b = {p.relative_to(b).as_posix(): p for p in b.rglob("*") if p.is_file()}
+    diffs = sorted(set(files_a) ^ set(files_b))
+    diffs += [k for k in sorted(set(files_a) & set(files_b)) if files_a[k].read_bytes() != files_b[k].read_bytes()]
+    return diffs
+
+
+def run_pair(tmp_path: Path, cmd: str, local_src, url_src, *args, engine=()):
+    """Run a writing command on the local path and on the URL into the same OUT (data.yaml holds OUT's path)."""
+    out = tmp_path / "out"
+    r1 = invoke(cmd, local_src, out, "--json", *args)
+    assert r1.exit_code == 0, r1.output
+    out.rename(tmp_path / "local")
+    r2 = invoke(cmd, url_src, out, "--json", *args, *engine)
+    assert r2.exit_code == 0, r2.output
+    return norm(r1.stdout, str(local_src)), norm(r2.stdout, url_src), tmp_path / "local", out
+
+
+@pytest.fixture
+def messy(tmp_path: Path) -> Path:
+    """Missing size (header read), a bad XML, a corrupt JPEG, a missing image, split lists, a nested id."""
+    items = {f"img{i:02d}": voc_xml(f"img{i:02d}.jpg", (40, 30), [{"name": "Dog" if i % 3 == 0 else "dog",
+                                                                   "box": (1, 1, 20 + i % 7, 25)}])
+             for i in range(12)}
+    items["nosize"] = voc_xml("nosize.jpg", None, [{"name": "cat", "box": (2, 2, 9, 9)}])
+    items["bad"] = "<annotation><object>"
+    items["noimg"] = voc_xml("noimg.jpg", (40, 30), [{"name": "cat", "box": (1, 1, 9, 9)}])
+    images = {f"img{i:02d}.jpg": (40, 30) for i in range(12)} | {"nosize.jpg": (33, 21)}
+    root = make_voc_root(tmp_path / "messy", items, images=images,
+                         sets={"train": [f"img{i:02d}" for i in range(8)] + ["nosize", "bad"],
+                               "val": ["img08", "img09", "img10", "img11", "noimg", "ghost"]})
+    (root / "JPEGImages" / "img05.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    make_jpeg(root / "JPEGImages" / "rot.jpg", 40, 30, exif_orientation=6)
+    return root
+
+
+# ------------------------------------------------------------------------------------------- memory:// (local)
+
+@pytest.mark.parametrize("extra", [(), ("--labels-only",), ("--resize", "16")])
+@pytest.mark.parametrize("which", ["sample", "messy"])
+def test_stats_on_memory_url_equals_local(messy, which, extra):
+    src = SAMPLE if which == "sample" else messy
+    url = to_memory(src)
+    r1, r2 = invoke("stats", src, "--json", *extra), invoke("stats", url, "--json", *extra)
+    assert r1.exit_code == 0 and r2.exit_code == 0, r2.output
+    assert norm(r2.stdout, url) == norm(r1.stdout, str(src))
+
+
+@pytest.mark.parametrize("which", ["sample", "messy"])
+def test_check_on_memory_url_equals_local(messy, which):
+    src = SAMPLE if which == "sample" else messy
+    url = to_memory(src)
+    r1, r2 = invoke("check", src, "--json"), invoke("check", url, "--json")
+    assert r1.exit_code == r2.exit_code, r2.output
+    a, b = norm(r1.stdout, str(src)), norm(r2.stdout, url)
+    assert b == a
+    if which == "messy":  # the header-based findings came through fs.open
+        codes = {f["code"] for f in b["findings"]}
+        assert {"image-unreadable", "missing-image", "size-from-image", "xml-parse"} <= codes
+
+
+@pytest.mark.parametrize("mode", ["copy", "link", "none"])
+def test_voc2yolo_on_memory_url_same_bytes(tmp_path, messy, mode):
+    url = to_memory(messy)
+    s1, s2, local, out = run_pair(tmp_path, "voc2yolo", messy, url, "--images-mode", mode)
+    assert s2 == s1
+    assert same_tree(local, out) == []
+    assert (mode == "none") == (not (out / "images").exists())
+    if mode != "none":
+        assert (out / "images" / "train" / "img00.jpg").read_bytes() == (messy / "JPEGImages" / "img00.jpg").read_bytes()
+
+
+def test_voc2coco_on_memory_url_same_bytes(tmp_path):
+    url = to_memory(SAMPLE)
+    s1, s2, local, out = run_pair(tmp_path, "voc2coco", SAMPLE, url, "--images-mode", "copy")
+    assert s2 == s1 and same_tree(local, out) == []
+
+
+def test_split_hash_on_memory_url_same_assignment(tmp_path):
+    url = to_memory(SAMPLE)
+    s1, s2, local, out = run_pair(tmp_path, "split", SAMPLE, url, "--method", "hash", "--val", "0.2",
+                                  "--images-mode", "copy")
+    assert s2 == s1 and same_tree(local, out) == []
+
+
+def test_library_reader_keeps_urls_in_records():
+    from datatools.formats import voc
+
+    url = to_memory(SAMPLE)
+    a, b = voc.read(SAMPLE), voc.read(url)
+    assert len(a.images) == len(b.images) > 0
+    assert all(r.source.startswith(url + "/Annotations/") and r.image_path.startswith(url + "/JPEGImages/")
+               for r in b.images)
+    assert [(r.image_id, r.annotations, r.width, r.splits) for r in a.images] == \
+        [(r.image_id, r.annotations, r.width, r.splits) for r in b.images]
+
+
+# ------------------------------------------------------------------------------------------- errors
+
+@pytest.mark.parametrize("args, expect", [
+    (("stats", "memory://no/such/root"), "no such file"),
+    (("check", "nosuchproto://x/y"), "fsspec"),
+    (("voc2yolo", "memory://no/such", "{tmp}/o"), "no such file"),
+])
+def test_bad_url_is_a_usage_error(tmp_path, args, expect):
+    r = CliRunner().invoke(cli, [a.format(tmp=tmp_path) for a in args])
+    assert r.exit_code == 2, r.output
+    assert expect in r.output and "Traceback" not in r.output
+
+
+def test_url_output_and_symlink_are_usage_errors(tmp_path):
+    url = to_memory(SAMPLE)
+    r = CliRunner().invoke(cli, ["voc2yolo", SAMPLE.as_posix(), "memory://out"])
+    assert r.exit_code == 2 and "OUT must be a local path" in r.output
+    r = CliRunner().invoke(cli, ["voc2yolo", url, str(tmp_path / "o"), "--images-mode", "symlink"])
+    assert r.exit_code == 2 and "--images-mode copy" in r.output
+    assert not (tmp_path / "o" / "images").exists()
+
+
+def test_url_source_of_another_format_is_a_usage_error(tmp_path):
+    url = to_memory(SAMPLE / "ImageSets")  # neither VOC nor anything else
+    r = CliRunner().invoke(cli, ["stats", url])
+    assert r.exit_code == 2 and "VOC sources only" in r.output
+
+
+def test_local_paths_never_import_fsspec(tmp_path):
+    code = ("import sys; from click.testing import CliRunner; from datatools.cli import cli; "
+            f"r = CliRunner().invoke(cli, ['voc2yolo', {str(SAMPLE)!r}, {str(tmp_path / 'o')!r}]); "
+            "assert r.exit_code == 0, r.output; "
+            f"r = CliRunner().invoke(cli, ['stats', {SAMPLE.as_uri()!r}]); assert r.exit_code == 0, r.output; "
+            "assert 'fsspec' not in sys.modules, 'fsspec imported'")
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+
+
+# ------------------------------------------------------------------------------------------- Ray
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    ray = pytest.importorskip("ray")
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, logging_level="warning", log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.mark.ray
+def test_ray_reads_a_chained_url_like_local(ray_cluster, tmp_path, messy):
+    url = "simplecache::" + messy.as_uri()
+    r1 = invoke("stats", messy, "--json")
+    r2 = invoke("stats", url, "--json", "--engine", "ray")
+    assert r1.exit_code == 0 and r2.exit_code == 0, r2.output
+    assert norm(r2.stdout, url) == norm(r1.stdout, str(messy))
+    c1, c2 = invoke("check", messy, "--json"), invoke("check", url, "--json", "--engine", "ray")
+    assert c1.exit_code == c2.exit_code and norm(c2.stdout, url) == norm(c1.stdout, str(messy))
+    s1, s2, local, out = run_pair(tmp_path, "voc2yolo", messy, url, "--images-mode", "copy",
+                                  engine=("--engine", "ray"))
+    assert s2 == s1 and same_tree(local, out) == []
+
+
+def test_forked_workers_read_memory_urls(messy, tmp_path):
+    """Local worker processes (forked: they inherit the in-memory store) parse URL files like the local reader."""
+    from datatools.ops.convert import convert
+    from datatools.ops.sharded import convert_voc_to_yolo, read_voc
+
+    url = to_memory(messy)
+    a = read_voc(messy, engine="local", workers=2, shard_size=3)
+    b = read_voc(url, engine="local", workers=2, shard_size=3)
+    assert [(r.image_id, r.annotations, r.width, r.height, r.splits) for r in a.images] == \
+        [(r.image_id, r.annotations, r.width, r.height, r.splits) for r in b.images]
+    assert [(f.code, f.message.replace(url, str(messy))) for f in b.findings] == \
+        [(f.code, f.message) for f in a.findings]
+    out = tmp_path / "y"
+    s1 = convert("voc", messy, "yolo", out, images_mode="copy").to_dict()
+    out.rename(tmp_path / "local")
+    s2 = convert_voc_to_yolo(url, out, engine="local", workers=2, shard_size=4, images_mode="copy").to_dict()
+    assert json.loads(json.dumps(s2).replace(url, str(messy))) == s1
+    assert same_tree(tmp_path / "local", out) == []
