@@ -176,6 +176,29 @@ def test_voc2coco_identical_bytes(ray_cluster, tmp_path):
 
 
 @pytest.mark.ray
+@pytest.mark.parametrize("src_fmt,dst", [("yolo", "coco"), ("yolo", "voc"), ("coco", "yolo"), ("coco", "voc")])
+def test_yolo_and_coco_sources_on_ray_identical_bytes(ray_cluster, tmp_path, src_fmt, dst):
+    """YOLO and COCO input on Ray: the per-image reads run as Ray tasks, the driver writes; the same tree as local.
+    The COCO source has no sizes in its JSON, so its image headers are read on Ray too."""
+    src = tmp_path / "src"
+    r = invoke("convert", "--to", src_fmt, SAMPLE, src, "--images-mode", "copy")
+    assert r.exit_code == 0, r.output
+    if src_fmt == "coco":
+        doc_path = next((src / "annotations").glob("*.json"))
+        doc = json.loads(doc_path.read_text())
+        for im in doc["images"][:7]:
+            im.pop("width"), im.pop("height")
+        doc_path.write_text(json.dumps(doc))
+        src = doc_path if len(list((src / "annotations").glob("*.json"))) == 1 else src
+    s_local, s_ray, local, out = run_both(tmp_path, "convert", "--from", src_fmt, "--to", dst, src,
+                                          "--images-mode", "copy")
+    assert s_ray == s_local and s_local["objects"]["balanced"] and s_local["objects"]["written"] > 500
+    if src_fmt == "coco":
+        assert s_local["notes"].get("size-from-image") == 7
+    assert same_tree(local, out) == []
+
+
+@pytest.mark.ray
 def test_check_same_findings_same_order(ray_cluster, messy_voc):
     r1 = CliRunner().invoke(cli, ["check", str(messy_voc), "--json"])
     r2 = CliRunner().invoke(cli, ["check", str(messy_voc), "--json", "--engine", "ray"])

@@ -110,6 +110,35 @@ def run_shards(fn: Callable[[T], R], shards: Sequence[T], *, engine: str = "loca
                         min_per_worker=1)
 
 
+def _map_shard(job: tuple[Callable, Sequence]) -> list:
+    fn, items = job
+    return [fn(x) for x in items]
+
+
+def map_items(fn: Callable[[T], R], items: Sequence[T], *, engine: str = "local", address: str | None = None,
+              workers: int | None = None, progress: Callable[[int], None] | None = None) -> list[R]:
+    """``[fn(x) for x in items]``, in order, on local processes (:func:`datatools.core.io.parallel_map`) or as Ray
+    tasks over contiguous shards of ``items``. The readers take it as their ``mapper``, so one per-item function
+    (a YOLO image and its label file, an image header) runs on either engine with the same results."""
+    engine = check_engine(engine)
+    if engine == "local":
+        from datatools.core.io import parallel_map
+
+        return parallel_map(fn, items, workers=workers, progress=progress)
+    shards = make_shards(items)
+    parts = run_shards(_map_shard, [(fn, s) for s in shards], engine=engine, address=address, progress=progress,
+                       sizes=[len(s) for s in shards], workers=workers)
+    return [r for part in parts for r in part]
+
+
+def mapper_for(engine: str, address: str | None = None, workers: int | None = None):
+    """A ``mapper(fn, items, progress=None)`` for the readers on ``engine`` (see :func:`map_items`)."""
+    def mapper(fn, items, progress=None):
+        return map_items(fn, items, engine=engine, address=address, workers=workers, progress=progress)
+
+    return mapper
+
+
 # ---------------------------------------------------------------------------------------------------------- Ray
 
 def import_ray():

@@ -57,10 +57,12 @@ def _num(v) -> float | None:
 
 
 def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, classes: Sequence[str] | None = None,
-         workers: int | None = None, progress: ProgressFn | None = None, on_total=None, **_ignored) -> Dataset:
+         workers: int | None = None, progress: ProgressFn | None = None, on_total=None, mapper=None,
+         **_ignored) -> Dataset:
     """Read one COCO JSON file, or every ``annotations/*.json`` of a folder (one split each, named after the file).
 
-    Image sizes come from the JSON, else from the image header. String ids are accepted and mapped in file order.
+    Image sizes come from the JSON, else from the image header (read by ``mapper``, see ``yolo.read``). String ids
+    are accepted and mapped in file order.
     """
     src = Path(src)
     if not src.exists():
@@ -166,7 +168,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
             rec = records[iid]
             records[iid] = rec.with_annotations(rec.annotations + tuple(anns))
     recs = [records[i] for i in sorted(dict.fromkeys(order))]
-    recs = fill_sizes_from_headers(recs, findings, workers=workers)
+    recs = fill_sizes_from_headers(recs, findings, workers=workers, mapper=mapper)
     if progress:
         progress(len(files))
     cls = tuple(classes) if classes else tuple(class_names or ())

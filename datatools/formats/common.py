@@ -90,8 +90,10 @@ class ImageIndex:
         return None, notes, name
 
 
-def fill_sizes_from_headers(records: list[ImageRecord], findings: list[Finding], *, workers: int | None = None) -> list[ImageRecord]:
-    """Give records without a usable size the size from their image header (never the pixels)."""
+def fill_sizes_from_headers(records: list[ImageRecord], findings: list[Finding], *, workers: int | None = None,
+                            mapper=None) -> list[ImageRecord]:
+    """Give records without a usable size the size from their image header (never the pixels). ``mapper(fn, items)``
+    runs the header reads (default: local processes; see ``core.engine.map_items``)."""
     from dataclasses import replace
 
     from datatools.core.io import parallel_map, read_image_header
@@ -99,7 +101,8 @@ def fill_sizes_from_headers(records: list[ImageRecord], findings: list[Finding],
     todo = [i for i, r in enumerate(records) if not r.has_size and r.image_path]
     if not todo:
         return records
-    headers = parallel_map(read_image_header, [records[i].image_path for i in todo], workers=workers)
+    paths = [records[i].image_path for i in todo]
+    headers = mapper(read_image_header, paths) if mapper else parallel_map(read_image_header, paths, workers=workers)
     out = list(records)
     for i, h in zip(todo, headers):
         r = records[i]

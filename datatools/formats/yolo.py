@@ -229,10 +229,12 @@ def _depth(mode: str) -> int | None:
 
 
 def read(src: str | os.PathLike, *, classes: Sequence[str] | None = None, workers: int | None = None,
-         progress: ProgressFn | None = None, on_total=None, **_ignored) -> Dataset:
+         progress: ProgressFn | None = None, on_total=None, mapper=None, **_ignored) -> Dataset:
     """Read a YOLO dataset from a data.yaml (or a folder with images/ and labels/).
 
-    Class names come from data.yaml, else classes.txt; ``classes`` overrides both.
+    Class names come from data.yaml, else classes.txt; ``classes`` overrides both. ``mapper(fn, items, progress)``
+    runs the per-image reads (label file + image header): local processes by default, Ray tasks with
+    ``core.engine.mapper_for("ray")``.
     """
     root, splits, names, findings = discover(src)
     if classes:
@@ -257,7 +259,9 @@ def read(src: str | os.PathLike, *, classes: Sequence[str] | None = None, worker
     if on_total:
         on_total(len(order))
     names_t = tuple(names)
-    results = parallel_map(_read_one, [(where[i][0], i, names_t) for i in order], workers=workers, progress=progress)
+    jobs = [(where[i][0], i, names_t) for i in order]
+    results = (mapper(_read_one, jobs, progress=progress) if mapper
+               else parallel_map(_read_one, jobs, workers=workers, progress=progress))
     records: list[ImageRecord] = []
     objects_read = 0
     for iid, (rec, fnd, n) in zip(order, results):

@@ -120,8 +120,9 @@ def convert(src_format: str, src: str | os.PathLike, dst_format: str, out: str |
 
     ``difficult`` defaults to ``crowd`` for COCO output (pycocotools then ignores them) and ``keep`` otherwise.
     Under ``strict`` any error finding raises :class:`StrictModeError` before anything is written.
-    ``engine="ray"`` (VOC input) parses over shards of files on a Ray cluster at ``ray_address``; YOLO output is then
-    written by the workers themselves (:mod:`datatools.ops.sharded`). The result is the same as ``engine="local"``.
+    ``engine="ray"`` runs on a Ray cluster at ``ray_address``: VOC input is parsed over shards of files, and YOLO output
+    from it is written by the workers themselves (:mod:`datatools.ops.sharded`); YOLO and COCO input run their
+    per-image reads as Ray tasks and the driver writes. The result is the same as ``engine="local"``.
     """
     from datatools.core.engine import check_engine
 
@@ -135,9 +136,7 @@ def convert(src_format: str, src: str | os.PathLike, dst_format: str, out: str |
     if difficult == "crowd" and dst_format != "coco":
         raise UsageError("--difficult crowd applies to COCO output only (use keep or skip)")
     check_output_dir(out, [src] + ([Path(src) / "Annotations"] if src_format == "voc" else []))
-    if engine == "ray":
-        if src_format != "voc":
-            raise UsageError(f"--engine ray reads VOC input; read {src_format} with --engine local")
+    if engine == "ray" and src_format == "voc":
         from datatools.ops import sharded
 
         if dst_format == "yolo":
@@ -153,14 +152,22 @@ def convert(src_format: str, src: str | os.PathLike, dst_format: str, out: str |
         return (lambda n: progress(name, n, None)), (lambda total: progress(name, 0, total))
 
     adv, tot = stage("read")
-    if engine == "ray":  # COCO/VOC output: one JSON or one tree, so the records come back and the driver writes
+    if engine == "ray" and src_format == "voc":
+        # COCO/VOC output: one JSON or one tree, so the records come back and the driver writes
         from datatools.ops.sharded import read_voc
 
         ds_in = read_voc(src, images=images, sets=sets, convention=convention, address=ray_address, workers=workers,
                          progress=adv, on_total=tot)
     else:
+        # YOLO and COCO input on Ray: the per-image reads (label file + image header, or the headers of images the
+        # JSON gives no size) run as Ray tasks; the records come back and the driver writes.
+        extra = {}
+        if engine == "ray":
+            from datatools.core.engine import mapper_for
+
+            extra["mapper"] = mapper_for("ray", ray_address, workers)
         ds_in = src_mod.read(src, classes=list(classes) if classes and src_format == "yolo" else None,
-                             progress=adv, on_total=tot,
+                             progress=adv, on_total=tot, **extra,
                              **read_options(src_format, images=images, sets=sets, convention=convention,
                                             workers=workers))
     ds = prepare(ds_in, classes=classes if src_format != "yolo" else None, difficult=difficult,
