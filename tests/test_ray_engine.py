@@ -176,6 +176,31 @@ def test_voc2coco_identical_bytes(ray_cluster, tmp_path):
 
 
 @pytest.mark.ray
+@pytest.mark.parametrize("mode", ["copy", "none"])
+def test_voc_to_voc_written_by_workers_identical_bytes(ray_cluster, tmp_path, mode):
+    """VOC output from VOC input on Ray: the workers write the XML files and images, the driver ImageSets/Main."""
+    s_local, s_ray, local, out = run_both(tmp_path, "convert", "--from", "voc", "--to", "voc", SAMPLE,
+                                          "--images-mode", mode)
+    assert s_ray == s_local and s_local["files_written"] == 200
+    assert same_tree(local, out) == []
+    assert (out / "ImageSets" / "Main" / "val.txt").is_file() and not list(out.rglob(".datatools-tmp"))
+    assert (out / "JPEGImages").is_dir() == (mode == "copy")
+
+
+def test_sharded_voc_output_on_local_processes_equals_convert(tmp_path, messy_voc):
+    """The worker-side VOC writer on local processes gives convert()'s summary, findings and bytes."""
+    from datatools.ops.convert import convert
+    from datatools.ops.sharded import convert_voc_sharded
+
+    s1 = convert("voc", messy_voc, "voc", tmp_path / "a", images_mode="copy").to_dict()
+    s2 = convert_voc_sharded(messy_voc, tmp_path / "b", dst_format="voc", engine="local", workers=2, shard_size=4,
+                             images_mode="copy").to_dict()
+    s2["out"] = s1["out"]
+    assert s1 == s2 and s1["findings_total"] > 0
+    assert same_tree(tmp_path / "a", tmp_path / "b") == []
+
+
+@pytest.mark.ray
 @pytest.mark.parametrize("src_fmt,dst", [("yolo", "coco"), ("yolo", "voc"), ("coco", "yolo"), ("coco", "voc")])
 def test_yolo_and_coco_sources_on_ray_identical_bytes(ray_cluster, tmp_path, src_fmt, dst):
     """YOLO and COCO input on Ray: the per-image reads run as Ray tasks, the driver writes; the same tree as local.

@@ -139,7 +139,7 @@ def convert(src_format: str, src: str | os.PathLike, dst_format: str, out: str |
     if engine == "ray" and src_format == "voc":
         from datatools.ops import sharded
 
-        if dst_format == "yolo":
+        if dst_format in ("yolo", "voc"):
             return sharded.convert_sharded(src, out, dst_format=dst_format, check_inputs=False, images=images,
                                            sets=sets, classes=classes, difficult=difficult,
                                            normalize_names=normalize_names, convention=convention,
@@ -153,7 +153,7 @@ def convert(src_format: str, src: str | os.PathLike, dst_format: str, out: str |
 
     adv, tot = stage("read")
     if engine == "ray" and src_format == "voc":
-        # COCO/VOC output: one JSON or one tree, so the records come back and the driver writes
+        # COCO output: one JSON, so the records come back and the driver writes it
         from datatools.ops.sharded import read_voc
 
         ds_in = read_voc(src, images=images, sets=sets, convention=convention, address=ray_address, workers=workers,

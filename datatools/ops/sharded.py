@@ -169,25 +169,42 @@ def _place(src: str, dst: str, mode: ImagesMode, tmp_dir: str) -> None:
     _replace_into(tmp_dir, dst, lambda tmp: link_or_copy(src, tmp, mode))
 
 
-def yolo_shard_task(args: tuple) -> dict:
-    """Read, apply the policies and write one shard's YOLO label files and images; return counts and findings."""
-    from datatools.formats.yolo import label_text
+def _prepare_shard(jobs, opts: dict, dst_format: str):
+    """Read one shard and apply the conversion policies, as ``convert`` does for the whole dataset: (prepared
+    dataset, summary counts, file findings, size findings, policy findings, class names seen)."""
     from datatools.ops.convert import summarize
     from datatools.ops.sanitize import prepare
 
-    jobs, opts = args
     records, ff, sf, n = _read_shard(jobs, token=opts["token"], image_dir=opts["image_dir"],
                                      index_exists=opts["index_exists"], convention=opts["convention"])
     labels = {a.label for r in records for a in r.annotations}
     ds_in = Dataset(images=tuple(records), classes=sorted_classes(records), findings=tuple(ff + sf), objects_read=n,
                     root=opts["root"], format="voc")
     ds = prepare(ds_in, classes=opts["classes"], difficult=opts["difficult"], normalize_names=opts["normalize_names"],
-                 require_size=True)
+                 require_size=dst_format == "yolo")
     # name-case is about the whole dataset: the driver makes it from every shard's names.
     policy = [f for f in ds.findings[len(ds_in.findings):] if f.code != "name-case"]
     ds = ds.evolve(findings=ds_in.findings + tuple(policy))
-    part = summarize(ds_in, ds, src="", out="", src_format="voc", dst_format="yolo")
-    part.findings = []  # shipped once, below, in their groups
+    part = summarize(ds_in, ds, src="", out="", src_format="voc", dst_format=dst_format)
+    part.findings = []  # shipped once, by the caller, in their groups
+    return ds, part, ff, sf, policy, labels
+
+
+def _made_dir(path: str, made: set[str], *also: str) -> None:
+    d = os.path.dirname(path)
+    if d not in made:
+        os.makedirs(d, exist_ok=True)
+        for extra in also:
+            os.makedirs(extra, exist_ok=True)
+        made.add(d)
+
+
+def yolo_shard_task(args: tuple) -> dict:
+    """Read, apply the policies and write one shard's YOLO label files and images; return counts and findings."""
+    from datatools.formats.yolo import label_text
+
+    jobs, opts = args
+    ds, part, ff, sf, policy, labels = _prepare_shard(jobs, opts, "yolo")
     mode = ImagesMode(opts["images_mode"])
     class_ids = {c: i for i, c in enumerate(opts["classes"])}
     lstage, istage = opts["label_stage"], opts["image_stage"]
@@ -207,25 +224,53 @@ def yolo_shard_task(args: tuple) -> dict:
             split = safe_relpath(split)
             splits_seen.setdefault(split, None)
             dst = os.path.join(lstage, split, rel + ".txt")
-            d = os.path.dirname(dst)
-            if d not in made:
-                os.makedirs(d, exist_ok=True)
-                made.add(d)
-
+            _made_dir(dst, made)
             _replace_into(ltmp, dst, lambda tmp, data=data: write_new_file(tmp, data))
             label_files += 1
             if rec.image_path and mode is not ImagesMode.NONE:
                 idst = os.path.join(istage, split, rel + ext)
-                d = os.path.dirname(idst)
-                if d not in made:
-                    os.makedirs(d, exist_ok=True)
-                    os.makedirs(itmp, exist_ok=True)
-                    made.add(d)
+                _made_dir(idst, made, itmp)
                 _place(rec.image_path, idst, mode, itmp)
                 pictures += 1
-    return {"summary": part, "labels": labels, "splits": list(splits_seen), "label_files": label_files,
+    return {"summary": part, "labels": labels, "splits": list(splits_seen), "files": label_files,
             "pictures": pictures, "file_findings": [pack_finding(f) for f in ff],
             "size_findings": [pack_finding(f) for f in sf], "policy_findings": [pack_finding(f) for f in policy]}
+
+
+def voc_shard_task(args: tuple) -> dict:
+    """Read, apply the policies and write one shard's VOC XML files and images; return counts, findings and the
+    image ids of each split (the driver writes ImageSets/Main from them, in shard order)."""
+    from datatools.core.boxes import PixelConvention as Conv
+    from datatools.formats.voc import output_image_name, to_xml
+
+    jobs, opts = args
+    ds, part, ff, sf, policy, labels = _prepare_shard(jobs, opts, "voc")
+    mode = ImagesMode(opts["images_mode"])
+    astage, istage = opts["label_stage"], opts["image_stage"]
+    atmp, itmp = os.path.join(astage, _SCRATCH), os.path.join(istage, _SCRATCH)
+    os.makedirs(atmp, exist_ok=True)
+    split_ids: dict[str, list[str]] = {}
+    files = pictures = 0
+    made: set[str] = set()
+    conv = Conv(opts["convention"])
+    for rec in ds.images:
+        # The same names, text and bytes as datatools.formats.voc.write.
+        name = safe_relpath(output_image_name(rec))
+        for sp in rec.splits:
+            split_ids.setdefault(safe_relpath(sp), []).append(rec.image_id)
+        dst = os.path.join(astage, safe_relpath(rec.image_id) + ".xml")
+        _made_dir(dst, made)
+        data = to_xml(rec, image_name=name, convention=conv, precision=opts["precision"]).encode("utf-8")
+        _replace_into(atmp, dst, lambda tmp, data=data: write_new_file(tmp, data))
+        files += 1
+        if rec.image_path and mode is not ImagesMode.NONE:
+            idst = os.path.join(istage, name)
+            _made_dir(idst, made, itmp)
+            _place(rec.image_path, idst, mode, itmp)
+            pictures += 1
+    return {"summary": part, "labels": labels, "split_ids": split_ids, "files": files, "pictures": pictures,
+            "file_findings": [pack_finding(f) for f in ff], "size_findings": [pack_finding(f) for f in sf],
+            "policy_findings": [pack_finding(f) for f in policy]}
 
 
 def _merge(parts: Sequence) -> dict:
@@ -267,24 +312,33 @@ class _NoImages(Exception):
     """Leave an images stage unused: the local writer does not touch images/ when there is nothing to place."""
 
 
-def convert_voc_to_yolo(src: str | os.PathLike, out: str | os.PathLike, *, images=None, sets=None,
-                        classes: Sequence[str] | None = None, difficult: str = "keep", normalize_names: bool = False,
-                        convention: PixelConvention | str = DEFAULT_CONVENTION,
+def convert_voc_to_yolo(src: str | os.PathLike, out: str | os.PathLike, **kw):
+    """VOC -> YOLO with the workers writing (see :func:`convert_voc_sharded`)."""
+    return convert_voc_sharded(src, out, dst_format="yolo", **kw)
+
+
+def convert_voc_sharded(src: str | os.PathLike, out: str | os.PathLike, *, dst_format: str = "yolo", images=None,
+                        sets=None, classes: Sequence[str] | None = None, difficult: str = "keep",
+                        normalize_names: bool = False, convention: PixelConvention | str = DEFAULT_CONVENTION,
                         images_mode: ImagesMode | str = ImagesMode.LINK, precision: int = 6, strict: bool = False,
                         engine: str = "ray", address: str | None = None, workers: int | None = None,
                         progress=None, shard_size: int | None = None):
-    """VOC -> YOLO with the workers writing: the same files, summary and findings as
-    ``convert("voc", src, "yolo", out)``. Without ``classes`` a first, cheap pass collects the class names, because
-    label ids need the sorted class list before any label file can be written.
+    """VOC -> YOLO or VOC with the workers writing: the same files, summary and findings as
+    ``convert("voc", src, dst_format, out)``. Without ``classes`` a first, cheap pass collects the class names,
+    because label ids (and the summary's class order) need the sorted class list before any file is written.
 
     ``out`` must be reachable at the same path from every worker (a shared file system on a multi-node cluster).
-    ``labels/`` and ``images/`` are staged beside their final place and swapped in whole, as locally; inside the
-    stage each file is also written atomically (scratch file + ``os.replace``), so a retried task rewrites whole
-    files and a killed one leaves nothing half-written.
+    The annotation folder (``labels/`` or ``Annotations/``) and the image folder (``images/`` or ``JPEGImages/``) are
+    staged beside their final place and swapped in whole, as locally; inside the stage each file is also written
+    atomically (scratch file + ``os.replace``), so a retried task rewrites whole files and a killed one leaves nothing
+    half-written. The driver writes the few aggregate files (data.yaml and classes.txt, or ImageSets/Main).
     """
+    from datatools.core.io import write_files
     from datatools.formats.yolo import data_yaml
     from datatools.ops.sanitize import normalize_name
 
+    if dst_format not in ("yolo", "voc"):
+        raise UsageError(f"internal: workers write YOLO or VOC output, not {dst_format}")
     images_mode = ImagesMode(images_mode)
     if images_mode is ImagesMode.SYMLINK and "://" in os.fspath(images or src):
         raise UsageError(symlink_url_message(os.fspath(images or src)))
@@ -308,17 +362,20 @@ def convert_voc_to_yolo(src: str | os.PathLike, out: str | os.PathLike, *, image
             names |= part
         wanted = sorted({normalize_name(n) for n in names}) if normalize_names else sorted(names)
     out = Path(out)
+    ann_name, img_name = ("labels", "images") if dst_format == "yolo" else ("Annotations", "JPEGImages")
+    task = yolo_shard_task if dst_format == "yolo" else voc_shard_task
     results: list[dict] = []
-    with staged_dir(out / "labels") as lstage:
+    with staged_dir(out / ann_name) as lstage:
         try:
-            with staged_dir(out / "images") as istage:
+            with staged_dir(out / img_name) as istage:
                 opts = {"token": uuid.uuid4().hex, "image_dir": plan.image_dir, "index_exists": plan.index_exists,
                         "convention": conv, "root": plan.root, "classes": tuple(wanted), "difficult": difficult,
                         "normalize_names": normalize_names, "precision": precision, "images_mode": images_mode.value,
                         "label_stage": lstage, "image_stage": istage}
-                results = run_shards(yolo_shard_task, [(s, opts) for s in shards], engine=engine, address=address,
+                results = run_shards(task, [(s, opts) for s in shards], engine=engine, address=address,
                                      progress=stage("convert"), sizes=sizes, workers=workers)
-                summary = _summary(plan, results, wanted, normalize_names, src=str(src), out=str(out))
+                summary = _summary(plan, results, wanted, normalize_names, src=str(src), out=str(out),
+                                   dst_format=dst_format)
                 if strict and summary.errors:
                     summary.written = False
                     raise StrictModeError(
@@ -330,21 +387,32 @@ def convert_voc_to_yolo(src: str | os.PathLike, out: str | os.PathLike, *, image
         except _NoImages:
             pass
         shutil.rmtree(os.path.join(lstage, _SCRATCH), ignore_errors=True)
+    if dst_format == "voc":
+        split_ids: dict[str, list[str]] = {}
+        for r in results:
+            for sp, ids in r["split_ids"].items():
+                split_ids.setdefault(sp, []).extend(ids)
+        if split_ids:
+            with staged_dir(out / "ImageSets") as sstage:
+                write_files([(os.path.join(sstage, "Main", sp + ".txt"), "".join(i + "\n" for i in ids))
+                             for sp, ids in sorted(split_ids.items())])
+        summary.files_written = sum(r["files"] for r in results)
+        return summary
     splits_seen: dict[str, None] = {}
     for r in results:
-        for s in r["splits"]:
-            splits_seen.setdefault(s, None)
+        for sp in r["splits"]:
+            splits_seen.setdefault(sp, None)
     order = ("train", "val", "test")
-    splits = sorted(splits_seen, key=lambda s: (order.index(s) if s in order else 3, s))
+    splits = sorted(splits_seen, key=lambda sp: (order.index(sp) if sp in order else 3, sp))
     items = [(str(out / "classes.txt"), "".join(n + "\n" for n in wanted)),
              (str(out / "data.yaml"), data_yaml(out, splits, wanted))]
     write_many(items)
-    summary.files_written = sum(r["label_files"] for r in results) + len(items)
+    summary.files_written = sum(r["files"] for r in results) + len(items)
     return summary
 
 
 def _summary(plan: VocPlan, results: Sequence[dict], wanted: Sequence[str], normalize_names: bool, *, src: str,
-             out: str):
+             out: str, dst_format: str = "yolo"):
     from datatools.ops.convert import Summary, summarize
 
     labels: set[str] = set()
@@ -355,9 +423,9 @@ def _summary(plan: VocPlan, results: Sequence[dict], wanted: Sequence[str], norm
     # The dataset-wide findings as a shard of their own, so that they are counted by the same summarize().
     head = summarize(Dataset(images=(), classes=tuple(wanted), findings=global_read),
                      Dataset(images=(), classes=tuple(wanted), findings=global_read + global_policy),
-                     src=src, out=out, src_format="voc", dst_format="yolo")
+                     src=src, out=out, src_format="voc", dst_format=dst_format)
     merged = _merge([head] + [r["summary"] for r in results])
-    s = Summary(src=src, src_format="voc", out=out, dst_format="yolo", **merged)
+    s = Summary(src=src, src_format="voc", out=out, dst_format=dst_format, **merged)
     fl: list[Finding] = list(global_read)
     for key in ("file_findings", "size_findings"):
         for r in results:
@@ -370,10 +438,10 @@ def _summary(plan: VocPlan, results: Sequence[dict], wanted: Sequence[str], norm
 
 
 def convert_sharded(src, out, *, dst_format: str, check_inputs: bool = True, **kw):
-    """Entry point from :func:`datatools.ops.convert.convert` for ``engine="ray"``: YOLO output is written by the
-    workers; other outputs are read over shards and written by the driver (COCO is one JSON, assembled there)."""
+    """Entry point from :func:`datatools.ops.convert.convert` for ``engine="ray"``: YOLO and VOC output are written
+    by the workers; COCO output is one JSON, so its records are read over shards and the driver writes it."""
     if check_inputs:
         check_output_dir(out, [src] if "://" in os.fspath(src) else [src, Path(src) / "Annotations"])
-    if dst_format == "yolo":
-        return convert_voc_to_yolo(src, out, **kw)
-    raise UsageError(f"internal: convert_sharded handles YOLO output only, not {dst_format}")
+    if dst_format in ("yolo", "voc"):
+        return convert_voc_sharded(src, out, dst_format=dst_format, **kw)
+    raise UsageError(f"internal: convert_sharded handles YOLO and VOC output, not {dst_format}")
