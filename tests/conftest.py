@@ -94,3 +94,13 @@ def realworld() -> Path:
     if not REALWORLD.is_dir():
         pytest.skip("../shared/realworld is not present")
     return REALWORLD
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """One local Ray cluster (2 CPUs) per test module that asks for it; skips when Ray is not installed."""
+    ray = pytest.importorskip("ray")
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, logging_level="warning", log_to_driver=False)
+    yield ray
+    ray.shutdown()

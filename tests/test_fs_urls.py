@@ -1,4 +1,5 @@
-"""fsspec URL inputs (``memory://``, ``simplecache::file:///...``) for VOC sources: the same results as the local path.
+"""fsspec URL inputs (``memory://``, ``simplecache::file:///...``) for VOC, YOLO and COCO sources: the same results
+as the local path.
 
 ``memory://`` exists only inside this process (and processes forked from it), so a command that succeeds on it has
 read every file through fsspec; the operating system cannot open those paths. Ray workers are separate processes,
@@ -146,6 +147,91 @@ def test_library_reader_keeps_urls_in_records():
         [(r.image_id, r.annotations, r.width, r.splits) for r in b.images]
 
 
+# ------------------------------------------------------------------------------------------- YOLO and COCO sources
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory) -> dict[str, Path]:
+    """sample_data converted locally to YOLO and to COCO (images copied), the sources of the URL tests below."""
+    base = tmp_path_factory.mktemp("made")
+    out = {}
+    for fmt in ("yolo", "coco"):
+        r = invoke(f"voc2{fmt}", SAMPLE, base / fmt, "--images-mode", "copy")
+        assert r.exit_code == 0, r.output
+        out[fmt] = base / fmt
+    return out
+
+
+@pytest.mark.parametrize("fmt", ["yolo", "coco"])
+@pytest.mark.parametrize("cmd", ["stats", "check"])
+def test_yolo_coco_stats_check_on_memory_url_equal_local(made, fmt, cmd):
+    src = made[fmt]
+    url = to_memory(src)
+    r1, r2 = invoke(cmd, src, "--json"), invoke(cmd, url, "--json")
+    assert r1.exit_code == r2.exit_code, r2.output
+    a, b = norm(r1.stdout, str(src)), norm(r2.stdout, url)
+    assert b == a
+    assert url not in r1.stdout and str(src) not in r2.stdout  # every path of the URL run is a URL
+
+
+def test_yolo_orphan_labels_reported_on_a_url_like_locally(tmp_path):
+    """A label file without an image is a finding on a URL source too (the label folders are listed via fsspec)."""
+    src = tmp_path / "yolo"
+    assert invoke("voc2yolo", SAMPLE, src, "--images-mode", "copy").exit_code == 0
+    (src / "labels" / "train" / "orphan.txt").write_text("0 0.5 0.5 0.1 0.1\n")
+    url = to_memory(src)
+    r1, r2 = invoke("check", src, "--json"), invoke("check", url, "--json")
+    a, b = norm(r1.stdout, str(src)), norm(r2.stdout, url)
+    assert b == a and "label-without-image" in r1.stdout
+
+
+@pytest.mark.parametrize("src_fmt, dst_fmt", [("yolo", "coco"), ("coco", "yolo"), ("yolo", "voc"), ("coco", "voc")])
+def test_yolo_coco_convert_on_memory_url_same_bytes(tmp_path, made, src_fmt, dst_fmt):
+    src = made[src_fmt]
+    url = to_memory(src)
+    s1, s2, local, out = run_pair(tmp_path, "convert", src, url, "--to", dst_fmt, "--images-mode", "copy")
+    assert s2 == s1 and same_tree(local, out) == []
+    assert any(p.suffix == ".jpg" for p in out.rglob("*"))  # the images came through fsspec
+
+
+def test_yolo_split_on_memory_url_same_assignment(tmp_path, made):
+    url = to_memory(made["yolo"])
+    s1, s2, local, out = run_pair(tmp_path, "split", made["yolo"], url, "--method", "hash", "--val", "0.2",
+                                  "--images-mode", "copy")
+    assert s2 == s1 and same_tree(local, out) == []
+
+
+@pytest.mark.parametrize("fmt", ["yolo", "coco"])
+def test_yolo_coco_readers_keep_urls_in_records(made, fmt):
+    from datatools import formats
+
+    mod = formats.get(fmt)
+    url = to_memory(made[fmt])
+    assert formats.detect(url) == fmt
+    a, b = mod.read(made[fmt]), mod.read(url)
+    assert len(a.images) == len(b.images) > 0
+    assert all(r.source.startswith(url + "/") and r.image_path.startswith(url + "/images/") for r in b.images)
+    assert [(r.image_id, r.annotations, r.width, r.height, r.splits) for r in a.images] == \
+        [(r.image_id, r.annotations, r.width, r.height, r.splits) for r in b.images]
+
+
+def test_yolo_folder_without_yaml_and_coco_json_file_urls(made):
+    """The other entry points: a YOLO folder with only images/ + labels/, and a COCO JSON file given directly."""
+    from datatools.formats import coco, yolo
+
+    fs = fsspec.filesystem("memory")
+    url = to_memory(made["yolo"])
+    fs.rm(url[len("memory://"):] + "/data.yaml")
+    a, b = yolo.read(made["yolo"], classes=yolo.read(made["yolo"]).classes), yolo.read(url)
+    assert [(r.image_id, r.annotations, r.splits) for r in a.images] == \
+        [(r.image_id, r.annotations, r.splits) for r in b.images]
+    url = to_memory(made["coco"])
+    jf = next(p for p in sorted((made["coco"] / "annotations").glob("*.json")))
+    b = coco.read(url + "/annotations/" + jf.name)
+    a = coco.read(jf)
+    assert len(a.images) > 0 and [(r.image_id, r.annotations, r.image_path) for r in a.images] == \
+        [(r.image_id, r.annotations, r.image_path and r.image_path.replace(url, str(made["coco"]))) for r in b.images]
+
+
 # ------------------------------------------------------------------------------------------- errors
 
 @pytest.mark.parametrize("args, expect", [
@@ -169,9 +255,9 @@ def test_url_output_and_symlink_are_usage_errors(tmp_path):
 
 
 def test_url_source_of_another_format_is_a_usage_error(tmp_path):
-    url = to_memory(SAMPLE / "ImageSets")  # neither VOC nor anything else
+    url = to_memory(SAMPLE / "ImageSets")  # neither VOC nor YOLO nor COCO
     r = CliRunner().invoke(cli, ["stats", url])
-    assert r.exit_code == 2 and "VOC sources only" in r.output
+    assert r.exit_code == 2 and "cannot tell its format" in r.output
 
 
 def test_local_paths_never_import_fsspec(tmp_path):
@@ -186,15 +272,6 @@ def test_local_paths_never_import_fsspec(tmp_path):
 
 # ------------------------------------------------------------------------------------------- Ray
 
-@pytest.fixture(scope="module")
-def ray_cluster():
-    ray = pytest.importorskip("ray")
-    if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, logging_level="warning", log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-
 @pytest.mark.ray
 def test_ray_reads_a_chained_url_like_local(ray_cluster, tmp_path, messy):
     url = "simplecache::" + messy.as_uri()
@@ -205,6 +282,20 @@ def test_ray_reads_a_chained_url_like_local(ray_cluster, tmp_path, messy):
     c1, c2 = invoke("check", messy, "--json"), invoke("check", url, "--json", "--engine", "ray")
     assert c1.exit_code == c2.exit_code and norm(c2.stdout, url) == norm(c1.stdout, str(messy))
     s1, s2, local, out = run_pair(tmp_path, "voc2yolo", messy, url, "--images-mode", "copy",
+                                  engine=("--engine", "ray"))
+    assert s2 == s1 and same_tree(local, out) == []
+
+
+@pytest.mark.ray
+def test_ray_reads_a_chained_yolo_url_like_local(ray_cluster, tmp_path, made):
+    src = made["yolo"]
+    url = "simplecache::" + src.as_uri()
+    r1, r2 = invoke("stats", src, "--json"), invoke("stats", url, "--json", "--engine", "ray")
+    assert r1.exit_code == 0 and r2.exit_code == 0, r2.output
+    assert norm(r2.stdout, url) == norm(r1.stdout, str(src))
+    c1, c2 = invoke("check", src, "--json"), invoke("check", url, "--json", "--engine", "ray")
+    assert c1.exit_code == c2.exit_code and norm(c2.stdout, url) == norm(c1.stdout, str(src))
+    s1, s2, local, out = run_pair(tmp_path, "convert", src, url, "--to", "coco", "--images-mode", "copy",
                                   engine=("--engine", "ray"))
     assert s2 == s1 and same_tree(local, out) == []
 

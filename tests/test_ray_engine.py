@@ -23,15 +23,6 @@ from tests.conftest import SAMPLE, make_jpeg, make_voc_root, voc_xml
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def ray_cluster():
-    ray = pytest.importorskip("ray")
-    if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, logging_level="warning", log_to_driver=False)
-    yield ray
-    ray.shutdown()
-
-
 def invoke(*args) -> object:
     r = CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
     return r

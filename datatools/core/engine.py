@@ -37,7 +37,7 @@ def check_engine(engine: str | None) -> str:
 
 def local_path(src: str | os.PathLike) -> str:
     """``file://`` URLs become local paths; plain paths pass through. Other schemes (s3://, memory://, ...) are
-    refused with a clear message: use it where a local path is required (OUT, or a non-VOC SRC). A VOC SRC may be
+    refused with a clear message: use it where a local path is required (OUT). A SRC (VOC, YOLO or COCO) may be
     any fsspec URL: see :func:`source_path` and :mod:`datatools.core.fs`."""
     text = os.fspath(src)
     if "://" not in text:
@@ -47,9 +47,9 @@ def local_path(src: str | os.PathLike) -> str:
         if url.netloc not in ("", "localhost"):
             raise UsageError(f"{text}: a file:// URL must name a local path (file:///abs/path), not host {url.netloc!r}")
         return unquote(url.path) or "/"
-    raise UsageError(f"{text}: {url.scheme}:// needs a local path here: outputs (OUT) and YOLO/COCO inputs must be "
-                     "a local path, a file:// URL, or a shared file system mounted at the same path on every Ray "
-                     "node; fsspec URLs (s3://, memory://, simplecache::...) are read for VOC sources only")
+    raise UsageError(f"{text}: {url.scheme}:// needs a local path here: outputs (OUT) must be a local path, "
+                     "a file:// URL, or a shared file system mounted at the same path on every Ray node; fsspec URLs "
+                     "(s3://, memory://, simplecache::...) are read as inputs (SRC) only")
 
 
 def source_path(src: str | os.PathLike) -> str:

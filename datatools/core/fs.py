@@ -1,4 +1,5 @@
-"""fsspec URL inputs (``memory://``, ``s3://``, ``simplecache::file:///...``): the few file operations the readers need.
+"""fsspec URL inputs (``memory://``, ``s3://``, ``simplecache::file:///...``): the few file operations the readers
+(VOC, YOLO and COCO) need.
 
 Use it only for a SRC given as a URL: local paths never come here (the readers keep their ``os`` calls, and fsspec is
 not even imported). A URL is kept as a plain string everywhere (records' ``source`` and ``image_path``), so a worker
@@ -44,28 +45,25 @@ def join(url: str, *parts: str) -> str:
     return out
 
 
-def exists(url: str) -> bool:
+def _ask(url: str, question: str) -> bool:
+    """``fs.exists/isdir/isfile(path)``; an unreachable location answers False."""
     fs, path = url_to_fs(url)
     try:
-        return bool(fs.exists(path))
+        return bool(getattr(fs, question)(path))
     except OSError:
         return False
+
+
+def exists(url: str) -> bool:
+    return _ask(url, "exists")
 
 
 def isdir(url: str) -> bool:
-    fs, path = url_to_fs(url)
-    try:
-        return bool(fs.isdir(path))
-    except OSError:
-        return False
+    return _ask(url, "isdir")
 
 
 def isfile(url: str) -> bool:
-    fs, path = url_to_fs(url)
-    try:
-        return bool(fs.isfile(path))
-    except OSError:
-        return False
+    return _ask(url, "isfile")
 
 
 def find(url: str, *, suffixes: tuple[str, ...] | None = None, recursive: bool = True) -> list[str]:
@@ -112,12 +110,53 @@ def copy_to_local(url: str, dst: str) -> None:
         shutil.copyfileobj(f, out, 1 << 20)
 
 
+def parent(url: str) -> str:
+    """The folder holding ``url`` (``memory:///a/b/c.json`` -> ``memory:///a/b``); never climbs past the
+    protocol's root, so the result is still a URL."""
+    head, sep, _ = url.rstrip("/").rpartition("/")
+    if not sep or "://" not in head + sep or head.endswith(("://", ":/", ":")):
+        return url
+    return head
+
+
+def listdir(url: str) -> tuple[list[str], list[str]]:
+    """``(sub-folder names, file names)`` directly inside folder ``url``, each sorted; empty when it is no folder."""
+    fs, path = url_to_fs(url)
+    try:
+        entries = fs.ls(path.rstrip("/") or path, detail=True)
+    except (FileNotFoundError, NotADirectoryError):
+        return [], []
+    dirs, files = set(), set()
+    for e in entries:
+        name = posixpath.basename(str(e.get("name", "")).rstrip("/"))
+        if not name:
+            continue
+        (dirs if e.get("type") == "directory" else files).add(name)
+    return sorted(dirs), sorted(files)
+
+
 def detect_format(url: str) -> str:
-    """``voc`` for a URL that is a VOC root or a folder of XML files; URL inputs are read for VOC only."""
-    if isdir(join(url, "Annotations")) or (isdir(url) and find(url, suffixes=(".xml",), recursive=False)):
-        return "voc"
-    raise UsageError(f"{url}: not a VOC root (Annotations/) or a folder of XML files; URL inputs are supported for "
-                     "VOC sources only (pass --format voc, or a local path for YOLO and COCO)")
+    """The format of a URL SRC, by the same rules as :func:`datatools.formats.detect` for a local path: a .json
+    file is COCO, a .yaml file YOLO; a folder with Annotations/ is VOC, with data.yaml (or images/ and labels/) YOLO,
+    with annotations/*.json COCO, with *.xml files VOC."""
+    low = url.rstrip("/").lower()
+    if isfile(url):
+        if low.endswith(".json"):
+            return "coco"
+        if low.endswith((".yaml", ".yml")):
+            return "yolo"
+    elif isdir(url):
+        if isdir(join(url, "Annotations")):
+            return "voc"
+        if any(isfile(join(url, n)) for n in ("data.yaml", "dataset.yaml", "data.yml")) or (
+                isdir(join(url, "images")) and isdir(join(url, "labels"))):
+            return "yolo"
+        if isdir(join(url, "annotations")) and any(
+                f.endswith(".json") for f in find(join(url, "annotations"), suffixes=(".json",), recursive=False)):
+            return "coco"
+        if find(url, suffixes=(".xml",), recursive=False):
+            return "voc"
+    raise UsageError(f"{url}: cannot tell its format (VOC, YOLO or COCO); pass --format")
 
 
 def check_source(url: str) -> str:

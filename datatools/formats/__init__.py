@@ -30,7 +30,7 @@ def detect(path) -> str:
 
     from datatools.core.errors import UsageError
 
-    if isinstance(path, str) and "://" in path:  # an fsspec URL: VOC only (see datatools.core.fs)
+    if isinstance(path, str) and "://" in path:  # an fsspec URL: the same rules through fsspec (datatools.core.fs)
         from datatools.core.fs import detect_format
 
         return detect_format(path)

@@ -23,7 +23,17 @@ NAME = "coco"
 _SPLIT_RE = re.compile(r"^(?:instances_)?(.+?)\.json$")
 
 
-def _json_files(src: Path) -> list[tuple[str | None, Path]]:
+def _json_files(src: Path | str) -> list[tuple[str | None, Path | str]]:
+    if isinstance(src, str):  # an fsspec URL (datatools.core.fs): the same rules, URLs kept as strings
+        from datatools.core import fs
+
+        if fs.isfile(src):
+            return [(None, src)]
+        ann = fs.join(src, "annotations") if fs.isdir(fs.join(src, "annotations")) else src
+        names = [n for n in fs.find(ann, suffixes=(".json",), recursive=False) if n.endswith(".json")]
+        if not names:
+            raise UsageError(f"{src}: no COCO JSON files found (expected a .json file or annotations/*.json)")
+        return [(_SPLIT_RE.match(n).group(1), fs.join(ann, n)) for n in names]  # type: ignore[union-attr]
     if src.is_file():
         return [(None, src)]
     ann = src / "annotations" if (src / "annotations").is_dir() else src
@@ -33,7 +43,9 @@ def _json_files(src: Path) -> list[tuple[str | None, Path]]:
     return [(_SPLIT_RE.match(f.name).group(1), f) for f in files]  # type: ignore[union-attr]
 
 
-def _guess_image_dir(json_path: Path, split: str | None, file_names: list[str]) -> Path | None:
+def _guess_image_dir(json_path: Path | str, split: str | None, file_names: list[str]) -> Path | str | None:
+    if isinstance(json_path, str):  # an fsspec URL: the same candidates, probed through fsspec
+        return _guess_image_dir_url(json_path, split, file_names)
     parent = json_path.parent
     cands = [parent]
     if split:
@@ -42,6 +54,22 @@ def _guess_image_dir(json_path: Path, split: str | None, file_names: list[str]) 
     probe = [f for f in file_names[:5] if f]
     for c in cands:
         if probe and all((c / f).exists() for f in probe):
+            return c
+    return None
+
+
+def _guess_image_dir_url(json_url: str, split: str | None, file_names: list[str]) -> str | None:
+    from datatools.core import fs
+
+    parent = fs.parent(json_url)
+    up = fs.parent(parent)
+    cands = [parent]
+    if split:
+        cands += [fs.join(up, "images", split), fs.join(up, split), fs.join(parent, "images", split)]
+    cands += [fs.join(up, "images"), up, fs.join(parent, "images")]
+    probe = [f for f in file_names[:5] if f]
+    for c in dict.fromkeys(cands):
+        if probe and all(fs.exists(fs.join(c, f)) for f in probe):
             return c
     return None
 
@@ -64,9 +92,16 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
     Image sizes come from the JSON, else from the image header (read by ``mapper``, see ``yolo.read``). String ids
     are accepted and mapped in file order.
     """
-    src = Path(src)
-    if not src.exists():
-        raise UsageError(f"{src}: no such file or directory")
+    url = isinstance(src, str) and "://" in src  # an fsspec URL (datatools.core.fs): kept as a string
+    if url:
+        from datatools.core import fs
+
+        if not fs.exists(src):
+            raise UsageError(f"{src}: no such file or directory")
+    else:
+        src = Path(src)
+        if not src.exists():
+            raise UsageError(f"{src}: no such file or directory")
     findings: list[Finding] = []
     records: dict[str, ImageRecord] = {}
     order: list[str] = []
@@ -77,7 +112,8 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
         on_total(len(files))
     for split, jpath in files:
         try:
-            data = json.loads(jpath.read_bytes().decode("utf-8-sig"))
+            raw = fs.cat(jpath) if url else jpath.read_bytes()  # type: ignore[union-attr]
+            data = json.loads(raw.decode("utf-8-sig"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise UsageError(f"{jpath}: not valid JSON: {e}") from e
         if not isinstance(data, dict) or not isinstance(data.get("images"), list):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
@@ -24,11 +25,17 @@ NAME = "yolo"
 
 # --------------------------------------------------------------------------------------------------- layout
 
-def _load_yaml(path: Path) -> dict:
+def _load_yaml(path: Path | str) -> dict:
     import yaml
 
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+        if isinstance(path, str) and "://" in path:  # an fsspec URL (datatools.core.fs)
+            from datatools.core import fs
+
+            text = fs.cat(path).decode("utf-8-sig")
+        else:
+            text = Path(path).read_text(encoding="utf-8-sig")
+        data = yaml.safe_load(text)
     except (yaml.YAMLError, OSError, UnicodeDecodeError) as e:
         raise UsageError(f"{path}: cannot read the dataset YAML: {e}") from e
     if not isinstance(data, dict):
@@ -50,6 +57,15 @@ def _names_from(value, where: str) -> list[str]:
     raise UsageError(f"{where}: names must be a list or a mapping of id -> name")
 
 
+def _yaml_names(data: dict, where: str) -> list[str]:
+    """The class names of a data.yaml: ``names`` (list or dict), else ``class_<i>`` for ``nc``, else none."""
+    if "names" in data and data["names"] is not None:
+        return _names_from(data["names"], where)
+    if "nc" in data:
+        return [f"class_{i}" for i in range(int(data["nc"]))]
+    return []
+
+
 def _label_path_for(image_path: str) -> str:
     """ultralytics' rule: the last ``/images/`` in the path becomes ``/labels/`` and the extension ``.txt``."""
     sa, sb = f"{os.sep}images{os.sep}", f"{os.sep}labels{os.sep}"
@@ -59,7 +75,12 @@ def _label_path_for(image_path: str) -> str:
 
 
 def discover(src: str | os.PathLike) -> tuple[Path, dict[str, list[tuple[str, str]]], list[str], list[Finding]]:
-    """Find the splits of a YOLO dataset: (root, {split: [(image_id, image_path)]}, class names, findings)."""
+    """Find the splits of a YOLO dataset: (root, {split: [(image_id, image_path)]}, class names, findings).
+
+    For an fsspec URL ``src`` the root is a URL string and every image path is a URL under it (see
+    :func:`_discover_url`)."""
+    if isinstance(src, str) and "://" in src:
+        return _discover_url(src)
     src = Path(src)
     findings: list[Finding] = []
     if not src.exists():
@@ -79,10 +100,7 @@ def discover(src: str | os.PathLike) -> tuple[Path, dict[str, list[tuple[str, st
         root = Path(data.get("path") or yaml_path.parent)
         if not root.is_absolute():
             root = (yaml_path.parent / root) if (yaml_path.parent / root).exists() else root
-        if "names" in data and data["names"] is not None:
-            names = _names_from(data["names"], str(yaml_path))
-        elif "nc" in data:
-            names = [f"class_{i}" for i in range(int(data["nc"]))]
+        names = _yaml_names(data, str(yaml_path))
         for split in ("train", "val", "test"):
             entry = data.get(split)
             if not entry:
@@ -124,6 +142,87 @@ def discover(src: str | os.PathLike) -> tuple[Path, dict[str, list[tuple[str, st
         ct = root_for_classes / "classes.txt"
         if ct.is_file():
             names = [ln.strip() for ln in ct.read_text(encoding="utf-8-sig").splitlines() if ln.strip()]
+    return root, splits, names, findings
+
+
+def _discover_url(src: str) -> tuple[str, dict[str, list[tuple[str, str]]], list[str], list[Finding]]:
+    """:func:`discover` for an fsspec URL, by the same rules, every file reached through :mod:`datatools.core.fs`.
+
+    A data.yaml ``path`` that is a relative path or a URL is followed; an absolute local path (what datatools and
+    ultralytics write) names the place the dataset was written, not where the URL copy is, so the root is then the
+    data.yaml's folder. Split entries and list-file lines that are absolute local paths are reported as missing
+    splits / missing images rather than read from this machine's disk."""
+    from datatools.core import fs
+
+    findings: list[Finding] = []
+    yaml_path = None
+    if fs.isfile(src):
+        yaml_path = src
+    else:
+        for cand in ("data.yaml", "dataset.yaml", "data.yml"):
+            if fs.isfile(fs.join(src, cand)):
+                yaml_path = fs.join(src, cand)
+                break
+    names: list[str] = []
+    splits: dict[str, list[tuple[str, str]]] = {}
+
+    def under(base: str, p: str) -> str | None:
+        p = str(p).strip()
+        if "://" in p:
+            return p
+        if os.path.isabs(p) or p.startswith("/") or (len(p) > 1 and p[1] == ":"):
+            return None
+        return fs.join(base, p)
+
+    if yaml_path is not None:
+        data = _load_yaml(yaml_path)
+        here = fs.parent(yaml_path)
+        root = here
+        if data.get("path"):
+            root = under(here, str(data["path"])) or here
+            if root != here and not fs.isdir(root):
+                root = here
+        names = _yaml_names(data, yaml_path)
+        for split in ("train", "val", "test"):
+            entry = data.get(split)
+            if not entry:
+                continue
+            entries = entry if isinstance(entry, list) else [entry]
+            seen: dict[str, str] = {}
+            for e in entries:
+                p = under(root, str(e))
+                if p is not None and p.endswith(".txt") and fs.isfile(p):
+                    for line in fs.cat(p).decode("utf-8-sig").splitlines():
+                        ip = under(root, line) if line.strip() else None
+                        if ip is not None:
+                            seen[ip] = ip
+                        elif line.strip():
+                            findings.append(warn("missing-image", p, split,
+                                                 f"{line.strip()} is a local path; not read for a URL source"))
+                elif p is not None and fs.isdir(p):
+                    for rel, full in list_images(p).items():
+                        seen[full] = full
+                else:
+                    findings.append(warn("missing-split", yaml_path, split, f"{p or e} does not exist"))
+            splits[split] = [(_image_id(full, root), full) for full in sorted(seen)]
+    else:
+        root = src.rstrip("/")
+        img_root = fs.join(root, "images")
+        if not fs.isdir(img_root):
+            raise UsageError(f"{src}: expected a data.yaml or an images/ folder next to labels/")
+        subdirs, loose = fs.listdir(img_root)
+        if subdirs:
+            for d in subdirs:
+                splits[d] = [(_image_id(full, root), full) for full in list_images(fs.join(img_root, d)).values()]
+            if loose:
+                findings.append(warn("loose-images", img_root, "images",
+                                     f"{len(loose)} image(s) directly in images/ next to split folders were not read"))
+        else:
+            splits[DEFAULT_SPLIT] = [(_image_id(full, root), full) for full in list_images(img_root).values()]
+    if not names:
+        ct = fs.join(root, "classes.txt")
+        if fs.isfile(ct):
+            names = [ln.strip() for ln in fs.cat(ct).decode("utf-8-sig").splitlines() if ln.strip()]
     return root, splits, names, findings
 
 
@@ -192,10 +291,20 @@ def _read_one(args: tuple[str, str, tuple[str, ...]]) -> tuple[ImageRecord | Non
     image_path, image_id, names = args
     findings: list[Finding] = []
     header = read_image_header(image_path)
-    label_path = _label_path_for(image_path)
+    url = "://" in image_path  # an fsspec URL (datatools.core.fs): the label file is read through it too
+    if url:
+        head, sep, tail = image_path.rpartition("/images/")
+        label_path = posixpath.splitext((head + "/labels/" + tail) if sep else image_path)[0] + ".txt"
+    else:
+        label_path = _label_path_for(image_path)
     try:
-        with open(label_path, "rb") as f:
-            text = f.read().decode("utf-8-sig")
+        if url:
+            from datatools.core import fs
+
+            text = fs.cat(label_path).decode("utf-8-sig")
+        else:
+            with open(label_path, "rb") as f:
+                text = f.read().decode("utf-8-sig")
     except FileNotFoundError:
         text = None
     except (OSError, UnicodeDecodeError) as e:
@@ -280,9 +389,15 @@ def _orphan_labels(splits: dict[str, list[tuple[str, str]]], image_paths: set[st
     expected = {_label_path_for(p) for p in image_paths}
     out = []
     for d in sorted(label_dirs):
-        if not os.path.isdir(d):
-            continue
-        for name in sorted(os.listdir(d)):
+        if "://" in d:  # an fsspec URL source
+            from datatools.core import fs
+
+            listed = fs.listdir(d)[1]
+        else:
+            if not os.path.isdir(d):
+                continue
+            listed = sorted(os.listdir(d))
+        for name in listed:
             full = os.path.join(d, name)
             if name.endswith(".txt") and full not in expected and name != "classes.txt":
                 out.append(warn("label-without-image", full, "", "label file has no image; it was not read"))
