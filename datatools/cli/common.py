@@ -76,8 +76,8 @@ def read_dataset(src, fmt: str | None, *, images=None, sets=None, classes: str |
                  ray_address: str | None = None, with_rows: bool = False, **extra):
     """Read SRC for a command: resolve ``--format`` (auto-detect), apply ``--images/--sets/--classes/--workers`` and
     report progress as the ``read`` stage. Returns the annotation model (with ``with_rows``: ``(model, rows)``, see
-    ``ops.stats.label_columns``). With ``engine="ray"`` VOC XML is parsed
-    over shards on Ray (the same model); other formats are read here."""
+    ``ops.stats.label_columns``). With ``engine="ray"`` VOC XML is parsed over shards on Ray, and YOLO/COCO run their
+    per-image reads there (the same model either way)."""
     from datatools import formats
     from datatools.ops.convert import read_options
 
@@ -93,11 +93,13 @@ def read_dataset(src, fmt: str | None, *, images=None, sets=None, classes: str |
         ds = read_voc(src, classes=parse_classes(classes), address=ray_address, workers=workers or None,
                       **progress, **opts)
         return (ds, None) if with_rows else ds
-    if with_rows:  # label statistics: VOC objects as plain values (see formats.voc.read_labels); (dataset, rows)
-        if mod.NAME == "voc":
-            return mod.read_labels(src, classes=parse_classes(classes), **progress, **opts)
-        return mod.read(src, classes=parse_classes(classes), **progress, **opts), None
-    return mod.read(src, classes=parse_classes(classes), **progress, **opts)
+    if with_rows and mod.NAME == "voc":  # label statistics: objects as plain values (formats.voc.read_labels)
+        return mod.read_labels(src, classes=parse_classes(classes), **progress, **opts)
+    from datatools.core.engine import reader_options
+
+    on_engine = reader_options(engine, ray_address, workers or None)
+    ds = mod.read(src, classes=parse_classes(classes), **progress, **on_engine, **opts)
+    return (ds, None) if with_rows else ds
 
 
 def emit_json(obj) -> None:
@@ -130,7 +132,7 @@ def format_option(f):
 
 class SourcePath(click.ParamType):
     """SRC: a local path or a ``file://`` URL (made a local path), which must exist; or another fsspec URL
-    (``s3://...``, ``memory://...``, ``simplecache::file:///...``), kept as a URL and read through fsspec (VOC)."""
+    (``s3://...``, ``memory://...``, ``simplecache::file:///...``), kept as a URL and read through fsspec."""
 
     name = "path"
 

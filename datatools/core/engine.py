@@ -139,6 +139,11 @@ def mapper_for(engine: str, address: str | None = None, workers: int | None = No
     return mapper
 
 
+def reader_options(engine: str, address: str | None = None, workers: int | None = None) -> dict:
+    """Keyword arguments that make a YOLO or COCO reader run its per-image reads on ``engine``: ``{}`` locally."""
+    return {"mapper": mapper_for(engine, address, workers)} if check_engine(engine) == "ray" else {}
+
+
 # ---------------------------------------------------------------------------------------------------------- Ray
 
 def import_ray():

@@ -86,9 +86,15 @@ def write_new_file(path: str, data: bytes) -> None:
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
-def read_small_file(path: str) -> bytes:
+def read_small_file(path: str | os.PathLike) -> bytes:
     """A whole file's bytes with raw ``os`` calls (no buffered file object): annotation files are a few KB and
-    there are tens of thousands of them."""
+    there are tens of thousands of them. An fsspec URL (``s3://...``, ``memory://...``) is read through
+    :mod:`datatools.core.fs`; either way a missing file raises FileNotFoundError and a bad one OSError."""
+    path = os.fspath(path)
+    if "://" in path:
+        from datatools.core.fs import cat
+
+        return cat(path)
     fd = os.open(path, _READ_FLAGS)
     try:
         first = os.read(fd, 1 << 16)
@@ -182,34 +188,14 @@ def place_image(src: str | os.PathLike, dst: str | os.PathLike, mode: ImagesMode
         return
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(src, str) and "://" in src:  # an fsspec URL: copied (see link_or_copy)
-        tmp = dst.parent / f".{dst.name}.{os.getpid()}.tmp"
-        try:
-            if tmp.exists() or tmp.is_symlink():
-                tmp.unlink()
-            link_or_copy(src, str(tmp), mode)
-            os.replace(tmp, dst)
-        except BaseException:
-            if tmp.exists() or tmp.is_symlink():
-                tmp.unlink()
-            raise
-        return
-    src = Path(src)
-    if dst.exists() and not dst.is_symlink() and os.path.samefile(src, dst):
+    src = os.fspath(src)
+    if "://" not in src and dst.exists() and not dst.is_symlink() and os.path.samefile(src, dst):
         return  # already the same file (a previous run's hard link)
     tmp = dst.parent / f".{dst.name}.{os.getpid()}.tmp"
     try:
         if tmp.exists() or tmp.is_symlink():
             tmp.unlink()
-        if mode is ImagesMode.SYMLINK:
-            os.symlink(os.path.abspath(src), tmp)
-        elif mode is ImagesMode.LINK:
-            try:
-                os.link(src, tmp)
-            except OSError:
-                shutil.copyfile(src, tmp)
-        else:
-            shutil.copyfile(src, tmp)
+        link_or_copy(src, str(tmp), mode)  # an fsspec URL is copied through fsspec
         os.replace(tmp, dst)
     except BaseException:
         if tmp.exists() or tmp.is_symlink():
@@ -400,16 +386,24 @@ def read_image_header(path: str | os.PathLike) -> ImageHeader:
     return ImageHeader(w, h, w, h, orientation, mode)
 
 
-def _url_image_header(url: str) -> ImageHeader:
-    """:func:`read_image_header` for an image behind an fsspec URL (PIL reads the header from ``fs.open``)."""
+def open_url_image(url: str):
+    """``(file object, "")`` for an image behind an fsspec URL, for PIL to read; ``(None, error)`` when it cannot be
+    opened, with the error text the image readers report (``missing``, ``unreadable image: ...``)."""
     from datatools.core import fs
 
     try:
-        f = fs.open_binary(url)
+        return fs.open_binary(url), ""
     except FileNotFoundError:
-        return ImageHeader(0, 0, 0, 0, 1, "", "missing")
+        return None, "missing"
     except Exception as e:
-        return ImageHeader(0, 0, 0, 0, 1, "", f"unreadable image: {type(e).__name__}: {e}")
+        return None, f"unreadable image: {type(e).__name__}: {e}"
+
+
+def _url_image_header(url: str) -> ImageHeader:
+    """:func:`read_image_header` for an image behind an fsspec URL (PIL reads the header from ``fs.open``)."""
+    f, error = open_url_image(url)
+    if f is None:
+        return ImageHeader(0, 0, 0, 0, 1, "", error)
     with f:
         return read_image_header(f)  # type: ignore[arg-type]
 

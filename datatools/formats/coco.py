@@ -15,7 +15,8 @@ from typing import Sequence
 
 from datatools.core.boxes import fmt_number, xywh_to_xyxy, xyxy_to_xywh
 from datatools.core.errors import UsageError
-from datatools.core.io import ImagesMode, ProgressFn, place_files, safe_relpath, staged_dir, write_files, write_many
+from datatools.core.io import (ImagesMode, ProgressFn, place_files, read_small_file, safe_relpath, staged_dir,
+                               write_files, write_many)
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord
 from datatools.formats.common import DEFAULT_SPLIT, ImageIndex, WriteResult, err, fill_sizes_from_headers, warn
 
@@ -112,8 +113,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
         on_total(len(files))
     for split, jpath in files:
         try:
-            raw = fs.cat(jpath) if url else jpath.read_bytes()  # type: ignore[union-attr]
-            data = json.loads(raw.decode("utf-8-sig"))
+            data = json.loads(read_small_file(jpath).decode("utf-8-sig"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
             raise UsageError(f"{jpath}: not valid JSON: {e}") from e
         if not isinstance(data, dict) or not isinstance(data.get("images"), list):

@@ -99,21 +99,6 @@ class Layout:
         out.sort(key=lambda t: t[0])
         return out
 
-    def _url_sets(self) -> dict[str, list[str]]:
-        from datatools.core import fs
-
-        sets_dir = str(self.sets_dir)
-        if not fs.isdir(sets_dir):
-            return {}
-        out = {}
-        for rel in fs.find(sets_dir, suffixes=(".txt",), recursive=False):
-            stem = rel[:-4]
-            if "_" in stem or "/" in stem:
-                continue
-            text = fs.cat(fs.join(sets_dir, rel)).decode("utf-8-sig", errors="replace")
-            out[stem] = [line.strip().split()[0] for line in text.splitlines() if line.strip()]
-        return out
-
     def xml_files(self) -> list[tuple[str, str]]:
         """(image_id, path) for every XML file, sorted by image_id. The id is the path below the annotation folder."""
         if self.url:
@@ -132,20 +117,26 @@ class Layout:
 
     def available_sets(self) -> dict[str, list[str]]:
         """Split lists in ImageSets/Main (class-specific lists such as ``cat_train.txt`` excluded)."""
-        if self.url:
-            return self._url_sets() if self.sets_dir else {}
-        if not self.sets_dir or not self.sets_dir.is_dir():
+        if not self.sets_dir:
             return {}
+        if self.url:
+            from datatools.core import fs
+
+            sets_dir = str(self.sets_dir)
+            if not fs.isdir(sets_dir):
+                return {}
+            found = fs.find(sets_dir, suffixes=(".txt",), recursive=False)
+            lists = [(rel[:-4], fs.join(sets_dir, rel)) for rel in found]
+        else:
+            if not self.sets_dir.is_dir():
+                return {}
+            lists = [(p.stem, str(p)) for p in sorted(self.sets_dir.glob("*.txt"))]
         out = {}
-        for p in sorted(self.sets_dir.glob("*.txt")):
-            if "_" in p.stem:
+        for stem, path in sorted(lists):
+            if "_" in stem or "/" in stem:
                 continue
-            ids = []
-            for line in p.read_text(encoding="utf-8-sig", errors="replace").splitlines():
-                line = line.strip()
-                if line:
-                    ids.append(line.split()[0])
-            out[p.stem] = ids
+            text = read_small_file(path).decode("utf-8-sig", errors="replace")
+            out[stem] = [line.split()[0] for line in text.splitlines() if line.strip()]
         return out
 
 
@@ -447,6 +438,30 @@ def parse_xml(data: bytes, *, path: str, image_id: str, convention: PixelConvent
     return record, findings, len(objects)
 
 
+def image_fields(path: str) -> dict[str, str]:
+    """The image-level fields of one annotation file: every leaf tag below ``<annotation>`` other than the objects,
+    by dotted name (``folder``, ``source.database``), the first occurrence winning, as :func:`parse_xml` reads
+    them. For ``split --group-by attr:NAME``. An unreadable or refused file has none (the reader reports it)."""
+    data, _ = _read_xml(path, "")
+    root = _parse_root(data, path, "")[0] if data is not None else None
+    out: dict[str, str] = {}
+    if root is None:
+        return out
+
+    def walk(el, prefix: str) -> None:
+        for child in el:
+            if not isinstance(child.tag, str) or (not prefix and child.tag == "object"):
+                continue
+            name = f"{prefix}.{child.tag}" if prefix else child.tag
+            if len(child):
+                walk(child, name)
+            elif name not in out and (child.text or "").strip():
+                out[name] = (child.text or "").strip()
+
+    walk(root, "")
+    return out
+
+
 def _regular_document(root) -> tuple | None:
     """``(file_name, width, height, depth, [_fast_fields of each object])`` when :func:`parse_xml` would notice
     nothing about the document (a file name, a valid size, at least one object, every object regular); else None."""
@@ -498,11 +513,9 @@ def _parse_file_packed(args: tuple[str, str, str, tuple[str, ...]]) -> tuple[tup
     """Worker process: :func:`parse_file` with plain-tuple results (see core.model.pack_record), which pickle
     several times faster. A regular document goes straight to tuples, without building records to take apart."""
     path, image_id, convention, splits = args
-    try:
-        data = read_small_file(path) if "://" not in path else _url_bytes(path)
-    except OSError:
-        rec, fnd, n = parse_file(args)
-        return None, [pack_finding(f) for f in fnd], n
+    data, unreadable = _read_xml(path, image_id)
+    if data is None:
+        return None, [pack_finding(unreadable)], 0
     root, refused = _parse_root(data, path, image_id)
     regular = _regular_document(root) if root is not None else None
     if regular is not None:
@@ -519,33 +532,31 @@ def parse_file(args: tuple[str, str, str, tuple[str, ...]]) -> tuple[ImageRecord
     """Read and parse one XML file; ``args`` is ``(path, image_id, convention value, splits)``. An unreadable file
     is a finding, never an exception."""
     path, image_id, convention, splits = args
-    try:
-        data = read_small_file(path) if "://" not in path else _url_bytes(path)
-    except OSError as e:
-        return None, [err("unreadable-file", path, "", f"cannot read: {e.strerror or e}", image_id=image_id,
-                          image_dropped=True)], 0
+    data, unreadable = _read_xml(path, image_id)
+    if data is None:
+        return None, [unreadable], 0
     return parse_xml(data, path=path, image_id=image_id, convention=_CONVENTIONS[convention], splits=splits)
 
 
 _CONVENTIONS = {c.value: c for c in PixelConvention}
 
 
-def _url_bytes(path: str) -> bytes:
-    """An XML file of a URL source, read through fsspec (local paths use read_small_file)."""
-    from datatools.core.fs import cat
-
-    return cat(path)
+def _read_xml(path: str, image_id: str) -> tuple[bytes | None, Finding | None]:
+    """An annotation file's bytes (local or fsspec URL), or None and the finding that says why it is unreadable."""
+    try:
+        return read_small_file(path), None
+    except OSError as e:
+        return None, err("unreadable-file", path, "", f"cannot read: {e.strerror or e}", image_id=image_id,
+                         image_dropped=True)
 
 
 def _scan_file(args: tuple[str, str, str, tuple[str, ...]]) -> tuple[tuple | None, list[tuple], int, tuple]:
     """Worker for :func:`read_labels`: (packed record without objects, packed findings, objects met,
     (labels, boxes, flags)). Plain tuples: they pickle far faster than records."""
     path, image_id, convention, splits = args
-    try:
-        data = read_small_file(path) if "://" not in path else _url_bytes(path)
-    except OSError as e:
-        return None, [pack_finding(err("unreadable-file", path, "", f"cannot read: {e.strerror or e}", image_id=image_id,
-                                       image_dropped=True))], 0, ()
+    data, unreadable = _read_xml(path, image_id)
+    if data is None:
+        return None, [pack_finding(unreadable)], 0, ()
     values, fnd, n = scan_xml(data, path=path, image_id=image_id, convention=_CONVENTIONS[convention])
     packed = [pack_finding(f) for f in fnd]
     if values is None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import posixpath
 from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
@@ -16,7 +15,8 @@ from typing import Sequence
 from datatools.core.boxes import fmt_numbers, xyxy_to_yolo, yolo_to_xyxy
 from datatools.core.errors import UsageError
 from datatools.core.io import (ImagesMode, ProgressFn, fork_ranges, list_images, parallel_map, place_files,
-                               read_image_header, safe_relpath, staged_dir, write_many, write_new_file)
+                               read_image_header, read_small_file, safe_relpath, staged_dir, write_many,
+                               write_new_file)
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord
 from datatools.formats.common import DEFAULT_SPLIT, WriteResult, err, info, warn
 
@@ -29,13 +29,7 @@ def _load_yaml(path: Path | str) -> dict:
     import yaml
 
     try:
-        if isinstance(path, str) and "://" in path:  # an fsspec URL (datatools.core.fs)
-            from datatools.core import fs
-
-            text = fs.cat(path).decode("utf-8-sig")
-        else:
-            text = Path(path).read_text(encoding="utf-8-sig")
-        data = yaml.safe_load(text)
+        data = yaml.safe_load(read_small_file(path).decode("utf-8-sig"))
     except (yaml.YAMLError, OSError, UnicodeDecodeError) as e:
         raise UsageError(f"{path}: cannot read the dataset YAML: {e}") from e
     if not isinstance(data, dict):
@@ -67,8 +61,10 @@ def _yaml_names(data: dict, where: str) -> list[str]:
 
 
 def _label_path_for(image_path: str) -> str:
-    """ultralytics' rule: the last ``/images/`` in the path becomes ``/labels/`` and the extension ``.txt``."""
-    sa, sb = f"{os.sep}images{os.sep}", f"{os.sep}labels{os.sep}"
+    """ultralytics' rule: the last ``/images/`` in the path becomes ``/labels/`` and the extension ``.txt``
+    (``/`` always separates the parts of an fsspec URL)."""
+    sep_ = "/" if "://" in image_path else os.sep
+    sa, sb = f"{sep_}images{sep_}", f"{sep_}labels{sep_}"
     head, sep, tail = image_path.rpartition(sa)
     base = (head + sb + tail) if sep else image_path
     return os.path.splitext(base)[0] + ".txt"
@@ -291,20 +287,9 @@ def _read_one(args: tuple[str, str, tuple[str, ...]]) -> tuple[ImageRecord | Non
     image_path, image_id, names = args
     findings: list[Finding] = []
     header = read_image_header(image_path)
-    url = "://" in image_path  # an fsspec URL (datatools.core.fs): the label file is read through it too
-    if url:
-        head, sep, tail = image_path.rpartition("/images/")
-        label_path = posixpath.splitext((head + "/labels/" + tail) if sep else image_path)[0] + ".txt"
-    else:
-        label_path = _label_path_for(image_path)
+    label_path = _label_path_for(image_path)
     try:
-        if url:
-            from datatools.core import fs
-
-            text = fs.cat(label_path).decode("utf-8-sig")
-        else:
-            with open(label_path, "rb") as f:
-                text = f.read().decode("utf-8-sig")
+        text = read_small_file(label_path).decode("utf-8-sig")  # local or fsspec URL
     except FileNotFoundError:
         text = None
     except (OSError, UnicodeDecodeError) as e:

@@ -12,7 +12,7 @@ from typing import Sequence
 
 from datatools import formats
 from datatools.core.boxes import DEFAULT_CONVENTION, PixelConvention
-from datatools.core.io import ImagesMode, ProgressFn, check_output_dir, parallel_map, read_image_header
+from datatools.core.io import ImagesMode, ProgressFn, check_output_dir, read_image_header
 from datatools.core.model import Dataset, Finding, Severity
 from datatools.formats.common import err, warn
 from datatools.ops.convert import read_options
@@ -48,26 +48,6 @@ class CheckReport:
                 "findings": [f.to_dict() for f in self.findings]}
 
 
-def _header_of(path: str):
-    return read_image_header(path)
-
-
-def headers_shard(paths: Sequence[str]) -> list:
-    """Image headers of one shard of paths (a Ray or process task for ``engine="ray"``)."""
-    return [read_image_header(p) for p in paths]
-
-
-def _headers(paths: list[str], *, workers, progress, engine: str, ray_address: str | None) -> list:
-    if engine == "local":
-        return parallel_map(_header_of, paths, workers=workers, progress=progress)
-    from datatools.core.engine import make_shards, run_shards
-
-    shards = make_shards(paths)
-    parts = run_shards(headers_shard, shards, engine=engine, address=ray_address, progress=progress,
-                       sizes=[len(s) for s in shards], workers=workers)
-    return [h for part in parts for h in part]
-
-
 def lint(ds: Dataset, *, headers: bool = True, workers: int | None = None, progress: ProgressFn | None = None,
          engine: str = "local", ray_address: str | None = None) -> list[Finding]:
     """Checks that need more than one object at a time, or the image headers (read on ``engine``)."""
@@ -92,8 +72,10 @@ def lint(ds: Dataset, *, headers: bool = True, workers: int | None = None, progr
                                 f"the image is named by {len(ids)} annotations ({', '.join(ids[:5])})", image_id=iid))
     if headers:
         todo = [im for im in ds.images if im.image_path]
-        hdrs = _headers([im.image_path for im in todo], workers=workers, progress=progress,  # type: ignore[misc]
-                        engine=engine, ray_address=ray_address)
+        from datatools.core.engine import map_items
+
+        hdrs = map_items(read_image_header, [im.image_path for im in todo], engine=engine,  # type: ignore[misc]
+                         address=ray_address, workers=workers, progress=progress)
         for im, h in zip(todo, hdrs):
             if h.error:
                 out.append(err("image-unreadable", im.image_path or "", "image", h.error, image_id=im.image_id))
@@ -129,9 +111,11 @@ def check(src: str | os.PathLike, *, format: str = "auto", images=None, sets=Non
         from datatools.ops.sharded import read_voc
 
         ds = read_voc(src, images=images, sets=sets, convention=convention, address=ray_address, workers=workers)
-    else:  # YOLO/COCO annotations are read here; their image headers still go to the engine below
-        ds = mod.read(src, **read_options(mod.NAME, images=images, sets=sets, convention=convention,
-                                          workers=workers))
+    else:  # YOLO/COCO: the per-image reads run on the engine (core.engine.reader_options)
+        from datatools.core.engine import reader_options
+
+        ds = mod.read(src, **reader_options(engine, ray_address, workers),
+                      **read_options(mod.NAME, images=images, sets=sets, convention=convention, workers=workers))
     fixed = prepare(ds, classes=classes, normalize_names=normalize_names, require_size=mod.NAME == "yolo")
     if classes is not None:
         fixed = fixed.evolve(findings=tuple(replace(f, severity=Severity.ERROR) if f.code == "unknown-class" else f

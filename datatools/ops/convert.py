@@ -161,11 +161,9 @@ def convert(src_format: str, src: str | os.PathLike, dst_format: str, out: str |
     else:
         # YOLO and COCO input on Ray: the per-image reads (label file + image header, or the headers of images the
         # JSON gives no size) run as Ray tasks; the records come back and the driver writes.
-        extra = {}
-        if engine == "ray":
-            from datatools.core.engine import mapper_for
+        from datatools.core.engine import reader_options
 
-            extra["mapper"] = mapper_for("ray", ray_address, workers)
+        extra = reader_options(engine, ray_address, workers)
         ds_in = src_mod.read(src, classes=list(classes) if classes and src_format == "yolo" else None,
                              progress=adv, on_total=tot, **extra,
                              **read_options(src_format, images=images, sets=sets, convention=convention,

@@ -324,7 +324,7 @@ def convert_voc_sharded(src: str | os.PathLike, out: str | os.PathLike, *, dst_f
                         engine: str = "ray", address: str | None = None, workers: int | None = None,
                         progress=None, shard_size: int | None = None):
     """VOC -> YOLO or VOC with the workers writing: the same files, summary and findings as
-    ``convert("voc", src, dst_format, out)``. Without ``classes`` a first, cheap pass collects the class names,
+    ``convert("voc", src, dst_format, out)``. Without ``classes`` a first pass parses every XML for its class names,
     because label ids (and the summary's class order) need the sorted class list before any file is written.
 
     ``out`` must be reachable at the same path from every worker (a shared file system on a multi-node cluster).

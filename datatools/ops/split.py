@@ -36,7 +36,8 @@ from typing import Sequence
 import numpy as np
 
 from datatools.core.errors import FormatError, UsageError
-from datatools.core.io import ImagesMode, ProgressFn, check_output_dir, place_image, safe_join, write_many
+from datatools.core.io import (ImagesMode, ProgressFn, check_output_dir, place_image, read_small_file, safe_join,
+                               write_many)
 from datatools.core.model import Dataset, Finding, ImageRecord
 from datatools.formats.common import warn
 
@@ -524,36 +525,6 @@ def _flatten(value: object, prefix: str, out: dict[str, str]) -> None:
         out[prefix] = text.strip()
 
 
-_xml_parser = None
-
-
-def _voc_fields(path: str) -> dict[str, str]:
-    """The leaf tags below ``<annotation>`` except objects, as dotted names (``folder``, ``source.database``); the
-    first occurrence wins, as in the reader. The parser never resolves entities, loads a DTD or touches the network."""
-    from lxml import etree
-
-    global _xml_parser
-    if _xml_parser is None:
-        _xml_parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
-                                      huge_tree=False, remove_comments=True, remove_pis=True)
-    try:
-        root = etree.parse(path, _xml_parser).getroot()
-    except (OSError, etree.XMLSyntaxError):
-        return {}  # the reader has already reported it
-    out: dict[str, str] = {}
-
-    def walk(el, prefix: str) -> None:
-        for child in el:
-            if not isinstance(child.tag, str) or (not prefix and child.tag == "object"):
-                continue
-            name = f"{prefix}.{child.tag}" if prefix else child.tag
-            if len(child):
-                walk(child, name)
-            elif name not in out and (child.text or "").strip():
-                out[name] = (child.text or "").strip()
-
-    walk(root, "")
-    return out
 
 
 def image_attributes(ds: Dataset, records: Sequence[ImageRecord]) -> list[dict[str, str]]:
@@ -571,22 +542,22 @@ def image_attributes(ds: Dataset, records: Sequence[ImageRecord]) -> list[dict[s
     out: list[dict[str, str]] = []
     for r in records:
         fields: dict[str, str] = {}
-        # A future ImageRecord.attributes (image-level pairs kept by the reader) wins over the source file.
-        fields.update(dict(getattr(r, "attributes", ()) or ()))
         if ds.format == "coco" and "#" in r.source:
             path, _, raw = r.source.rpartition("#")
             if path not in cache:
                 try:
-                    doc = json.loads(Path(path).read_bytes().decode("utf-8-sig"))
+                    doc = json.loads(read_small_file(path).decode("utf-8-sig"))
                 except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
                     raise FormatError(path, "", f"cannot read it again for attr: group keys: {e}") from e
                 cache[path] = {str(im.get("id")): im for im in doc.get("images") or [] if isinstance(im, dict)}
             im = cache[path].get(raw) or {}
             flat: dict[str, str] = {}
             _flatten(im, "", flat)
-            fields = flat | fields
+            fields = flat
         elif ds.format == "voc" and r.source:
-            fields = _voc_fields(r.source) | fields
+            from datatools.formats.voc import image_fields
+
+            fields = image_fields(r.source)
         out.append(fields)
     return out
 
@@ -740,13 +711,7 @@ def _write_voc(recs: list[ImageRecord], target: Path, mode: ImagesMode, result: 
     lists: dict[str, list[str]] = {}
     for r in recs:
         # XMLs are copied, never hard-linked: editing the split copy must not edit the input.
-        if "://" in r.source:  # an fsspec URL source (datatools.core.fs)
-            from datatools.core.fs import cat
-
-            data = cat(r.source)
-        else:
-            with open(r.source, "rb") as f:
-                data = f.read()
+        data = read_small_file(r.source)  # local or fsspec URL
         items.append((str(safe_join(target / "Annotations", r.image_id + ".xml")), data))
         _place(r, target / "JPEGImages", r.file_name or (r.image_id + ".jpg"), mode, result)
         lists.setdefault(r.splits[0], []).append(r.image_id)

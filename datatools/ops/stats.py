@@ -85,14 +85,11 @@ def image_histogram(path: str, resize: int | tuple[int, int] | None = None) -> t
     from PIL import Image
 
     if isinstance(path, str) and "://" in path:  # an fsspec URL: PIL reads from fs.open (datatools.core.fs)
-        from datatools.core.fs import open_binary
+        from datatools.core.io import open_url_image
 
-        try:
-            f = open_binary(path)
-        except FileNotFoundError:
-            return None, "", "missing"
-        except Exception as e:
-            return None, "", f"unreadable image: {type(e).__name__}: {e}"
+        f, error = open_url_image(path)
+        if f is None:
+            return None, "", error
         with f:
             return image_histogram(f, resize)  # type: ignore[arg-type]
     try:
