@@ -42,17 +42,33 @@ def same_tree(a: Path, b: Path) -> list[str]:
     return sorted(diffs)
 
 
-def run_both(tmp_path: Path, *args, out_name: str = "out", engine_args=("--engine", "ray")):
+def run_both(tmp_path: Path, *args, out_name: str = "out", engine_args=("--engine", "ray"), before_ray=None):
     """Run a writing command locally, move its output aside, run it on Ray into the same path (so absolute paths in
-    data.yaml match) and return (local json, ray json, local tree, ray tree)."""
+    data.yaml match) and return (local json, ray json, local tree, ray tree). ``before_ray()`` runs in between."""
     out = tmp_path / out_name
     r1 = invoke(*args, out, "--json")
     assert r1.exit_code == 0, r1.output
     local = tmp_path / ("local_" + out_name)
     out.rename(local)
+    if before_ray:
+        before_ray()
     r2 = invoke(*args, out, "--json", *engine_args)
     assert r2.exit_code == 0, r2.output
     return json.loads(r1.stdout), json.loads(r2.stdout), local, out
+
+
+def driver_must_not_write(monkeypatch) -> None:
+    """From here on, the driver (this process) fails if it writes a per-image output file (a label file, an XML, an
+    image). Ray workers are processes of their own, started without these patches, so they write as usual."""
+    def refuse(*a, **k):
+        raise AssertionError(f"the driver wrote a per-image file: {a[:2]}")
+
+    from datatools.core import io
+    from datatools.formats import voc, yolo
+
+    for mod, name in ((io, "place_stage_file"), (io, "place_image"), (yolo, "write_stage_file"),
+                      (voc, "write_stage_file")):
+        monkeypatch.setattr(mod, name, refuse)
 
 
 @pytest.fixture
@@ -193,8 +209,9 @@ def test_sharded_voc_output_on_local_processes_equals_convert(tmp_path, messy_vo
 
 @pytest.mark.ray
 @pytest.mark.parametrize("src_fmt,dst", [("yolo", "coco"), ("yolo", "voc"), ("coco", "yolo"), ("coco", "voc")])
-def test_yolo_and_coco_sources_on_ray_identical_bytes(ray_cluster, tmp_path, src_fmt, dst):
-    """YOLO and COCO input on Ray: the per-image reads run as Ray tasks, the driver writes; the same tree as local.
+def test_yolo_and_coco_sources_on_ray_identical_bytes(ray_cluster, tmp_path, monkeypatch, src_fmt, dst):
+    """YOLO and COCO input on Ray: the per-image reads run as Ray tasks, and so do the writes of every label/XML file
+    and image; the driver writes only the aggregate files (COCO JSON, data.yaml, ImageSets). The same tree as local.
     The COCO source has no sizes in its JSON, so its image headers are read on Ray too."""
     src = tmp_path / "src"
     r = invoke("convert", "--to", src_fmt, SAMPLE, src, "--images-mode", "copy")
@@ -207,7 +224,7 @@ def test_yolo_and_coco_sources_on_ray_identical_bytes(ray_cluster, tmp_path, src
         doc_path.write_text(json.dumps(doc))
         src = doc_path if len(list((src / "annotations").glob("*.json"))) == 1 else src
     s_local, s_ray, local, out = run_both(tmp_path, "convert", "--from", src_fmt, "--to", dst, src,
-                                          "--images-mode", "copy")
+                                          "--images-mode", "copy", before_ray=lambda: driver_must_not_write(monkeypatch))
     assert s_ray == s_local and s_local["objects"]["balanced"] and s_local["objects"]["written"] > 500
     if src_fmt == "coco":
         assert s_local["notes"].get("size-from-image") == 7
@@ -237,13 +254,21 @@ def test_corrupt_files_are_reported_not_fatal(ray_cluster, tmp_path, messy_voc):
 
 
 @pytest.mark.ray
-def test_split_hash_same_assignment(ray_cluster, tmp_path):
-    s_local, s_ray, local, out = run_both(tmp_path, "split", SAMPLE, "--method", "hash", "--val", "0.2",
-                                          "--test", "0.1", "--images-mode", "none")
+@pytest.mark.parametrize("fmt", ["voc", "yolo", "coco"])
+def test_split_hash_same_assignment(ray_cluster, tmp_path, monkeypatch, fmt):
+    """The same assignment and the same tree; the images (and YOLO label files) are written by the Ray workers."""
+    src = SAMPLE
+    if fmt != "voc":
+        src = tmp_path / "src"
+        assert invoke("convert", "--to", fmt, SAMPLE, src, "--images-mode", "copy").exit_code == 0
+    s_local, s_ray, local, out = run_both(tmp_path, "split", src, "--method", "hash", "--val", "0.2",
+                                          "--test", "0.1", "--images-mode", "copy",
+                                          before_ray=lambda: driver_must_not_write(monkeypatch))
     assert s_ray["assignment"] == s_local["assignment"]
     s_ray["out"] = s_local["out"]
     assert s_ray == s_local and same_tree(local, out) == []
-    r = CliRunner().invoke(cli, ["split", str(SAMPLE), str(tmp_path / "x"), "--engine", "ray"])
+    assert len([p for p in out.rglob("*.jpg")]) >= len(s_local["assignment"])
+    r = CliRunner().invoke(cli, ["split", str(src), str(tmp_path / "x"), "--engine", "ray"])
     assert r.exit_code == 2 and "--method hash" in r.output
 
 
@@ -259,6 +284,22 @@ def test_killed_worker_is_retried_and_result_identical(ray_cluster, tmp_path, mo
     s_local, s_ray, local, out = run_both(tmp_path, "voc2yolo", SAMPLE)
     assert marker.exists()
     assert s_ray == s_local and same_tree(local, out) == []
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize("task,dst", [("_range_task", "voc"), ("_place_task", "yolo")])
+def test_write_task_killed_after_writing_is_retried(ray_cluster, tmp_path, monkeypatch, task, dst):
+    """A write task whose worker dies after it wrote its files (before returning) is retried; the retry replaces the
+    first attempt's files one by one, and the tree is still the local one, with no scratch file left behind."""
+    src = tmp_path / "src"
+    assert invoke("convert", "--to", "yolo", SAMPLE, src, "--images-mode", "copy").exit_code == 0
+    marker = tmp_path / "killed"
+    s_local, s_ray, local, out = run_both(
+        tmp_path, "convert", "--from", "yolo", "--to", dst, src / "data.yaml", "--images-mode", "copy",
+        before_ray=lambda: monkeypatch.setenv(FAULT_ENV, f"{task}@1:{marker}"))
+    assert marker.exists(), "the fault hook did not fire: the test proves nothing"
+    assert s_ray == s_local and same_tree(local, out) == []
+    assert not [p for p in out.rglob("*") if ".datatools-tmp" in p.parts or ".staging" in p.name]
 
 
 @pytest.mark.ray

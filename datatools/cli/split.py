@@ -116,7 +116,8 @@ def split_cmd(src, out, fmt, val, test, method, group_by, kfold, seed, drop_empt
             if not dry_run:
                 total = len(plan.dataset.images) * max(1, kfold)
                 written = write_split(plan, out, images_mode=images_mode, workers=workers or None,
-                                      progress=progress_fn(update, "write", total))
+                                      progress=progress_fn(update, "write", total), engine=engine,
+                                      ray_address=ray_address)
     if as_json:
         d = plan.to_dict()
         d["out"] = None if dry_run else str(out)

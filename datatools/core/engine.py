@@ -23,8 +23,10 @@ R = TypeVar("R")
 ENGINES = ("local", "ray")
 DEFAULT_MAX_RETRIES = 3
 # Fault injection for tests: "K:/path/marker" makes the first attempt of shard K kill its worker with os._exit (the
-# marker file records that the attempt happened, so the retry runs normally). Read on the driver and shipped with the
-# task, so it works whatever environment the Ray workers were started with.
+# marker file records that the attempt happened, so the retry runs normally). "NAME@K:/path/marker" picks shard K of
+# the tasks running function NAME only, and kills the worker after the task has done its work (written its files)
+# but before it returns, so the retry meets the first attempt's output. Read on the driver and shipped with the task,
+# so it works whatever environment the Ray workers were started with.
 FAULT_ENV = "DATATOOLS_RAY_FAULT"
 
 
@@ -131,6 +133,91 @@ def map_items(fn: Callable[[T], R], items: Sequence[T], *, engine: str = "local"
     return [r for part in parts for r in part]
 
 
+def _range_task(job: tuple) -> int:
+    from datatools.core.io import retry_safe_writes
+
+    fn, state, n, scratch = job
+    with retry_safe_writes(scratch):
+        return fn(state, 0, n)
+
+
+def write_ranges(fn: Callable[[object, int, int], int], state: object, n: int, *,
+                 slicer: Callable[[object, int, int], object], stage: str, engine: str = "local",
+                 address: str | None = None, workers: int | None = None,
+                 progress: Callable[[int], None] | None = None) -> int:
+    """A writer's per-file output work, ``fn(state, start, stop)`` over ``range(n)``, wherever the engine runs.
+
+    Locally: forked processes (:func:`datatools.core.io.fork_ranges`; ``state`` is inherited, nothing shipped). On
+    Ray: tasks over contiguous ranges, each shipped ``slicer(state, start, stop)`` (the packed records and output
+    paths of its range, re-indexed from 0); the workers write the files into ``stage`` straight away, each one
+    replaced atomically (:func:`datatools.core.io.retry_safe_writes`), so a retried task rewrites whole files.
+    Returns the sum of ``fn``'s results."""
+    if check_engine(engine) == "local":
+        from datatools.core.io import fork_ranges
+
+        return fork_ranges(fn, state, n, workers=workers, progress=progress)
+    import shutil
+
+    from datatools.core.io import SCRATCH
+
+    scratch = os.path.join(stage, SCRATCH)
+    bounds = [(s[0], s[-1] + 1) for s in make_shards(range(n))]
+    jobs = [(fn, slicer(state, a, b), b - a, scratch) for a, b in bounds]
+    done = sum(run_shards(_range_task, jobs, engine=engine, address=address, progress=progress,
+                          sizes=[b - a for a, b in bounds], workers=workers))
+    shutil.rmtree(scratch, ignore_errors=True)
+    return done
+
+
+def _place_task(job: tuple) -> int:
+    from datatools.core.io import ImagesMode, place_files, place_image, retry_safe_writes
+
+    pairs, mode, scratch = job
+    mode = ImagesMode(mode)
+    if scratch is None:
+        for src, dst in pairs:
+            place_image(src, dst, mode)
+    else:
+        with retry_safe_writes(scratch):
+            place_files(pairs, mode)
+    return len(pairs)
+
+
+def place_images(pairs: Sequence[tuple[str, str]], mode, *, stage: str | None = None, engine: str = "local",
+                 address: str | None = None, workers: int | None = None) -> None:
+    """Link or copy images to ``(src, dst)`` paths on ``engine``: on Ray the workers read and write the image files,
+    shard by shard, so the driver never touches image bytes.
+
+    ``stage``: the :func:`datatools.core.io.staged_dir` that every ``dst`` is in (files written plainly, or through
+    its scratch folder on Ray, see :func:`datatools.core.io.place_files`). None: each image is placed atomically
+    beside its destination (:func:`datatools.core.io.place_image`), for outputs that are not staged.
+    """
+    from datatools.core.io import SCRATCH, ImagesMode, place_files, place_image, symlink_url_message
+
+    mode = ImagesMode(mode)
+    if mode is ImagesMode.NONE or not pairs:
+        return
+    if check_engine(engine) == "local":
+        if stage is None:
+            for src, dst in pairs:
+                place_image(src, dst, mode)
+        else:
+            place_files(pairs, mode, workers=workers or 1)
+        return
+    if mode is ImagesMode.SYMLINK:  # refuse before any task starts, as place_files does
+        url = next((src for src, _ in pairs if "://" in src), None)
+        if url is not None:
+            raise UsageError(symlink_url_message(url))
+    import shutil
+
+    scratch = os.path.join(stage, SCRATCH) if stage is not None else None
+    shards = make_shards(pairs)
+    run_shards(_place_task, [(s, mode.value, scratch) for s in shards], engine=engine, address=address,
+               workers=workers)
+    if scratch is not None:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def mapper_for(engine: str, address: str | None = None, workers: int | None = None):
     """A ``mapper(fn, items, progress=None)`` for the readers on ``engine`` (see :func:`map_items`)."""
     def mapper(fn, items, progress=None):
@@ -201,19 +288,26 @@ def _ray_messages_to_stderr() -> None:
         pass
 
 
-def _fault_hook(spec: str, index: int) -> None:
-    """See :data:`FAULT_ENV`. Runs inside the Ray task."""
+def _fault_due(spec: str, fn: Callable, index: int) -> tuple[bool, str]:
+    """(whether this attempt of shard ``index`` of ``fn`` is to die, and when: "before" or "after" its work)."""
     k, _, marker = spec.partition(":")
-    if marker and int(k) == index and not os.path.exists(marker):
-        with open(marker, "w") as f:
-            f.write(f"{os.getpid()}\n")
-        os._exit(17)  # a worker death, not an exception: Ray retries it under max_retries
+    name, at, k = k.rpartition("@")
+    if not marker or int(k) != index or (at and name != getattr(fn, "__name__", "")) or os.path.exists(marker):
+        return False, ""
+    with open(marker, "w") as f:
+        f.write(f"{os.getpid()}\n")
+    return True, "after" if at else "before"
 
 
 def _ray_task(fn: Callable, index: int, shard, fault: str):
-    if fault:
-        _fault_hook(fault, index)
-    return fn(shard)
+    """See :data:`FAULT_ENV` for ``fault``. A worker death (os._exit), not an exception: Ray retries it."""
+    due, when = _fault_due(fault, fn, index) if fault else (False, "")
+    if due and when == "before":
+        os._exit(17)
+    result = fn(shard)
+    if due:
+        os._exit(17)
+    return result
 
 
 _REMOTE: dict[int, object] = {}

@@ -9,6 +9,7 @@ import contextlib
 import os
 import shutil
 import threading
+import uuid
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import Enum
@@ -232,8 +233,60 @@ def link_or_copy(src: str, dst: str, mode: ImagesMode) -> None:
         shutil.copyfile(src, dst)
 
 
+SCRATCH = ".datatools-tmp"  # a stage's scratch folder for per-file writes that must survive a retried task
+_retry_scratch: str | None = None  # set by retry_safe_writes() inside a Ray task
+
+
+def replace_into(tmp_dir: str, final: str, write: Callable[[str], None]) -> None:
+    """Create ``final`` atomically: ``write(tmp)`` in ``tmp_dir`` (a stage's scratch folder), then ``os.replace``.
+    A retried task rewrites whole files; a killed one leaves only scratch files, removed with the scratch folder."""
+    tmp = os.path.join(tmp_dir, uuid.uuid4().hex)
+    try:
+        write(tmp)
+        os.replace(tmp, final)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+@contextlib.contextmanager
+def retry_safe_writes(scratch: str) -> Iterator[None]:
+    """Inside this block :func:`write_stage_file` and :func:`place_files` write each file to ``scratch`` and
+    ``os.replace`` it into place, so that a task run again (a Ray retry after its worker died) replaces the files
+    of the first attempt instead of failing on them or leaving them half-written. Outside it they write in place,
+    which is safe because the stage is swapped in whole and a local run never repeats a range."""
+    global _retry_scratch
+    os.makedirs(scratch, exist_ok=True)
+    before, _retry_scratch = _retry_scratch, scratch
+    try:
+        yield
+    finally:
+        _retry_scratch = before
+
+
+def write_stage_file(path: str, data: bytes) -> None:
+    """:func:`write_new_file` for an output file inside a :func:`staged_dir`, retry-safe under
+    :func:`retry_safe_writes`. Every writer's per-file output goes through here."""
+    if _retry_scratch is None:
+        write_new_file(path, data)
+    else:
+        replace_into(_retry_scratch, path, lambda tmp: write_new_file(tmp, data))
+
+
+def place_stage_file(src: str, dst: str, mode: ImagesMode) -> None:
+    """:func:`link_or_copy` for an image inside a :func:`staged_dir`, retry-safe under :func:`retry_safe_writes`."""
+    if _retry_scratch is None:
+        link_or_copy(src, dst, mode)
+    else:
+        replace_into(_retry_scratch, dst, lambda tmp: link_or_copy(src, tmp, mode))
+
+
 def place_files(pairs: Sequence[tuple[str, str]], mode: ImagesMode, *, workers: int = 1) -> None:
-    """Link or copy images to new paths inside a :func:`staged_dir` (the stage's rename makes them atomic)."""
+    """Link or copy images to new paths inside a :func:`staged_dir` (the stage's rename makes them atomic; under
+    :func:`retry_safe_writes` each file is also replaced atomically)."""
     if mode is ImagesMode.NONE or not pairs:
         return
     if mode is ImagesMode.SYMLINK:  # refuse before any file is made (see link_or_copy)
@@ -244,7 +297,7 @@ def place_files(pairs: Sequence[tuple[str, str]], mode: ImagesMode, *, workers: 
         os.makedirs(d, exist_ok=True)
 
     def one(pair: tuple[str, str]) -> None:
-        link_or_copy(pair[0], pair[1], mode)
+        place_stage_file(pair[0], pair[1], mode)
 
     if workers <= 1 or len(pairs) < 512:
         for pair in pairs:

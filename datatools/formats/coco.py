@@ -15,8 +15,8 @@ from typing import Sequence
 
 from datatools.core.boxes import fmt_number, xywh_to_xyxy, xyxy_to_xywh
 from datatools.core.errors import UsageError
-from datatools.core.io import (ImagesMode, ProgressFn, place_files, read_small_file, safe_relpath, staged_dir,
-                               write_files, write_many)
+from datatools.core.engine import place_images
+from datatools.core.io import ImagesMode, ProgressFn, read_small_file, safe_relpath, staged_dir, write_files, write_many
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord
 from datatools.formats.common import DEFAULT_SPLIT, ImageIndex, WriteResult, err, fill_sizes_from_headers, warn
 
@@ -272,8 +272,10 @@ def dumps(obj: dict) -> str:
 
 
 def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str = ImagesMode.LINK, precision: int = 6,
-          workers: int | None = None, progress: ProgressFn | None = None, **_ignored) -> WriteResult:
-    """Write ``ds`` as COCO.
+          workers: int | None = None, progress: ProgressFn | None = None, engine: str = "local",
+          address: str | None = None, **_ignored) -> WriteResult:
+    """Write ``ds`` as COCO (``engine="ray"``: the images are placed by Ray workers; the JSON is one file, which the
+    caller writes).
 
     ``out`` ending in ``.json``: one file with every image; ``file_name`` stays relative to the source image folder
     and images are not copied. Otherwise a folder: ``annotations/instances_<split>.json`` per split and, unless
@@ -309,7 +311,8 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
             write_files([(os.path.join(stage, r), t) for r, t in items])
         if pictures:
             with staged_dir(out / "images") as stage:
-                place_files([(src, os.path.join(stage, r)) for src, r in pictures], images_mode, workers=workers or 1)
+                place_images([(src, os.path.join(stage, r)) for src, r in pictures], images_mode, stage=stage,
+                             engine=engine, address=address, workers=workers)
         result.files = [str(out / "annotations" / r) for r, _ in items]
     result.images_written = len(ds.images)
     result.objects_written = ds.num_objects

@@ -14,8 +14,9 @@ from xml.sax.saxutils import escape
 
 from datatools.core.boxes import DEFAULT_CONVENTION, PixelConvention, fmt_number, snap, voc_to_xyxy, xyxy_to_voc
 from datatools.core.errors import UsageError
-from datatools.core.io import (ImagesMode, ProgressFn, fork_ranges, parallel_map, place_files, plan_workers, safe_relpath, staged_dir,
-                               read_small_file, write_files, write_new_file)
+from datatools.core.engine import place_images, write_ranges
+from datatools.core.io import (ImagesMode, ProgressFn, parallel_map, plan_workers, read_small_file, safe_relpath,
+                               staged_dir, write_files, write_stage_file)
 from datatools.core.model import (Annotation, Dataset, Finding, ImageRecord, pack_finding, pack_record, sorted_classes,
                                   unpack_finding, unpack_record)
 from datatools.formats.common import ImageIndex, WriteResult, err, fill_sizes_from_headers, info, warn
@@ -721,17 +722,24 @@ def _write_xml_range(state, start: int, stop: int) -> int:
     """Worker: serialize and write the XML files of records ``start:stop`` (see core.io.fork_ranges)."""
     images, paths, names, convention, precision = state
     for i in range(start, stop):
-        write_new_file(paths[i], to_xml(images[i], image_name=names[i], convention=convention,
-                                        precision=precision).encode("utf-8"))
+        write_stage_file(paths[i], to_xml(images[i], image_name=names[i], convention=convention,
+                                          precision=precision).encode("utf-8"))
     return stop - start
+
+
+def _xml_slice(state, start: int, stop: int):
+    """What a Ray task needs of :func:`_write_xml_range`'s state for records ``start:stop``."""
+    images, paths, names, convention, precision = state
+    return images[start:stop], paths[start:stop], names[start:stop], convention, precision
 
 
 def write(ds: Dataset, out: str | os.PathLike, *, convention: PixelConvention | str = DEFAULT_CONVENTION,
           images_mode: ImagesMode | str = ImagesMode.LINK, precision: int = 6, workers: int | None = None,
-          progress: ProgressFn | None = None) -> WriteResult:
+          progress: ProgressFn | None = None, engine: str = "local", address: str | None = None) -> WriteResult:
     """Write ``ds`` as a VOCdevkit-style tree: Annotations/, JPEGImages/ and ImageSets/Main/<split>.txt.
 
     Each folder is built in a staging folder and swapped in whole (see core.io.staged_dir).
+    ``engine="ray"``: the XML files and images are written by Ray workers (see core.engine.write_ranges).
     """
     convention = PixelConvention(convention)
     images_mode = ImagesMode(images_mode)
@@ -755,11 +763,13 @@ def write(ds: Dataset, out: str | os.PathLike, *, convention: PixelConvention | 
         paths = [os.path.join(stage, r) for r in rels]
         for d in sorted({os.path.dirname(p) for p in paths}):
             os.makedirs(d, exist_ok=True)
-        fork_ranges(_write_xml_range, (ds.images, paths, names, convention, precision), len(paths), workers=workers,
-                    progress=progress)
+        write_ranges(_write_xml_range, (ds.images, paths, names, convention, precision), len(paths),
+                     slicer=_xml_slice, stage=stage, engine=engine, address=address, workers=workers,
+                     progress=progress)
     if pictures:
         with staged_dir(out / "JPEGImages") as stage:
-            place_files([(src, os.path.join(stage, r)) for src, r in pictures], images_mode, workers=workers or 1)
+            place_images([(src, os.path.join(stage, r)) for src, r in pictures], images_mode, stage=stage,
+                         engine=engine, address=address, workers=workers)
     if split_ids:
         with staged_dir(out / "ImageSets") as stage:
             write_files([(os.path.join(stage, "Main", s + ".txt"), "".join(i + "\n" for i in ids))

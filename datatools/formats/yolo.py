@@ -14,9 +14,9 @@ from typing import Sequence
 
 from datatools.core.boxes import fmt_numbers, xyxy_to_yolo, yolo_to_xyxy
 from datatools.core.errors import UsageError
-from datatools.core.io import (ImagesMode, ProgressFn, fork_ranges, list_images, parallel_map, place_files,
-                               read_image_header, read_small_file, safe_relpath, staged_dir, write_many,
-                               write_new_file)
+from datatools.core.engine import place_images, write_ranges
+from datatools.core.io import (ImagesMode, ProgressFn, list_images, parallel_map, read_image_header, read_small_file,
+                               safe_relpath, staged_dir, write_many, write_stage_file)
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord
 from datatools.formats.common import DEFAULT_SPLIT, WriteResult, err, info, warn
 
@@ -432,15 +432,23 @@ def _write_label_range(state, start: int, stop: int) -> int:
     for i in range(start, stop):
         text = label_text(images[i], class_ids, precision=precision).encode("utf-8")
         for path in jobs[i]:
-            write_new_file(path, text)
+            write_stage_file(path, text)
     return stop - start
 
 
+def _label_slice(state, start: int, stop: int):
+    """What a Ray task needs of :func:`_write_label_range`'s state for records ``start:stop``."""
+    images, jobs, class_ids, precision = state
+    return images[start:stop], jobs[start:stop], class_ids, precision
+
+
 def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str = ImagesMode.LINK, precision: int = 6,
-          workers: int | None = None, progress: ProgressFn | None = None, **_ignored) -> WriteResult:
+          workers: int | None = None, progress: ProgressFn | None = None, engine: str = "local",
+          address: str | None = None, **_ignored) -> WriteResult:
     """Write ``ds`` in the ultralytics layout. Records without a size must have been removed before (see ops.convert).
 
     ``labels/`` and ``images/`` are each built in a staging folder and swapped in whole (see core.io.staged_dir).
+    ``engine="ray"``: the label files and images are written by Ray workers (see core.engine.write_ranges).
     """
     images_mode = ImagesMode(images_mode)
     out = Path(out)
@@ -470,11 +478,12 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
         jobs = [[os.path.join(stage, r + ".txt") for r in mine] for mine in rels]
         for d in sorted({os.path.dirname(p) for mine in jobs for p in mine}):
             os.makedirs(d, exist_ok=True)
-        fork_ranges(_write_label_range, (ds.images, jobs, class_ids, precision), len(jobs), workers=workers,
-                    progress=progress)
+        write_ranges(_write_label_range, (ds.images, jobs, class_ids, precision), len(jobs), slicer=_label_slice,
+                     stage=stage, engine=engine, address=address, workers=workers, progress=progress)
     if pictures:
         with staged_dir(out / "images") as stage:
-            place_files([(src, os.path.join(stage, r)) for src, r in pictures], images_mode, workers=workers or 1)
+            place_images([(src, os.path.join(stage, r)) for src, r in pictures], images_mode, stage=stage,
+                         engine=engine, address=address, workers=workers)
     items = [(str(out / "classes.txt"), "".join(n + "\n" for n in ds.classes)),
              (str(out / "data.yaml"), data_yaml(out, splits, ds.classes))]
     write_many(items)

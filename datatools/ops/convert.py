@@ -120,9 +120,11 @@ def convert(src_format: str, src: str | os.PathLike, dst_format: str, out: str |
 
     ``difficult`` defaults to ``crowd`` for COCO output (pycocotools then ignores them) and ``keep`` otherwise.
     Under ``strict`` any error finding raises :class:`StrictModeError` before anything is written.
-    ``engine="ray"`` runs on a Ray cluster at ``ray_address``: VOC input is parsed over shards of files, and YOLO output
-    from it is written by the workers themselves (:mod:`datatools.ops.sharded`); YOLO and COCO input run their
-    per-image reads as Ray tasks and the driver writes. The result is the same as ``engine="local"``.
+    ``engine="ray"`` runs on a Ray cluster at ``ray_address``: VOC input to YOLO or VOC output is read, checked and
+    written shard by shard in the workers (:mod:`datatools.ops.sharded`). Otherwise the per-image reads run as Ray
+    tasks, the records (metadata only) come back to the driver for the policies, and Ray tasks write the label/XML
+    files and place the images; the driver writes only the aggregate files (a COCO JSON, data.yaml, ImageSets). The
+    result is the same as ``engine="local"``.
     """
     from datatools.core.engine import check_engine
 
@@ -179,6 +181,8 @@ def convert(src_format: str, src: str | os.PathLike, dst_format: str, out: str |
     if tot:
         tot(len(ds.images))
     opts = {"images_mode": images_mode, "precision": precision, "workers": workers, "progress": adv}
+    if engine == "ray":  # the label files, XML files and images are written by the Ray workers
+        opts.update(engine=engine, address=ray_address)
     if dst_format == "voc":
         opts["convention"] = PixelConvention(convention)
     result = dst_mod.write(ds, out, **opts)

@@ -27,14 +27,13 @@ from typing import Callable, Sequence
 from datatools.core.boxes import DEFAULT_CONVENTION, PixelConvention
 from datatools.core.engine import make_shards, run_shards
 from datatools.core.errors import StrictModeError, UsageError
-from datatools.core.io import (ImagesMode, check_output_dir, link_or_copy, safe_relpath, staged_dir,
-                               symlink_url_message, write_many, write_new_file)
+from datatools.core.io import (SCRATCH, ImagesMode, check_output_dir, place_stage_file, retry_safe_writes,
+                               safe_relpath, staged_dir, symlink_url_message, write_many, write_stage_file)
 from datatools.core.model import (Dataset, Finding, ImageRecord, Severity, pack_finding, pack_record, sorted_classes,
                                   unpack_finding, unpack_record)
 from datatools.formats.common import DEFAULT_SPLIT, fill_sizes_from_headers, warn
 
 ProgressFn = Callable[[int], None]
-_SCRATCH = ".datatools-tmp"  # per-file temp files live here inside a stage; removed before the stage is swapped in
 
 
 # --------------------------------------------------------------------------------------------------- the plan
@@ -149,26 +148,6 @@ def read_voc(src: str | os.PathLike, *, images=None, sets=None, convention: Pixe
 
 # --------------------------------------------------------------------------------------------------- VOC -> YOLO
 
-def _replace_into(tmp_dir: str, final: str, write: Callable[[str], None]) -> None:
-    """Create ``final`` atomically: ``write(tmp)`` in the stage's scratch folder, then ``os.replace``. A retried task
-    rewrites its files; a killed one leaves only scratch files, which the driver removes with the scratch folder."""
-    tmp = os.path.join(tmp_dir, uuid.uuid4().hex)
-    try:
-        write(tmp)
-        os.replace(tmp, final)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def _place(src: str, dst: str, mode: ImagesMode, tmp_dir: str) -> None:
-    """:func:`datatools.core.io.place_files` for one image, made safe to repeat (a retry replaces, never appends)."""
-    _replace_into(tmp_dir, dst, lambda tmp: link_or_copy(src, tmp, mode))
-
-
 def _prepare_shard(jobs, opts: dict, dst_format: str):
     """Read one shard and apply the conversion policies, as ``convert`` does for the whole dataset: (prepared
     dataset, summary counts, file findings, size findings, policy findings, class names seen)."""
@@ -190,12 +169,10 @@ def _prepare_shard(jobs, opts: dict, dst_format: str):
     return ds, part, ff, sf, policy, labels
 
 
-def _made_dir(path: str, made: set[str], *also: str) -> None:
+def _made_dir(path: str, made: set[str]) -> None:
     d = os.path.dirname(path)
     if d not in made:
         os.makedirs(d, exist_ok=True)
-        for extra in also:
-            os.makedirs(extra, exist_ok=True)
         made.add(d)
 
 
@@ -208,30 +185,29 @@ def yolo_shard_task(args: tuple) -> dict:
     mode = ImagesMode(opts["images_mode"])
     class_ids = {c: i for i, c in enumerate(opts["classes"])}
     lstage, istage = opts["label_stage"], opts["image_stage"]
-    ltmp, itmp = os.path.join(lstage, _SCRATCH), os.path.join(istage, _SCRATCH)
-    os.makedirs(ltmp, exist_ok=True)
     splits_seen: dict[str, None] = {}
     label_files = pictures = 0
     made: set[str] = set()
-    for rec in ds.images:
-        if not rec.has_size:  # prepare(require_size=True) removed these; the local writer refuses them too
-            raise ValueError(f"{rec.source}: YOLO needs the image size")
-        # The same names, text and bytes as datatools.formats.yolo.write.
-        ext = os.path.splitext(rec.image_path or rec.file_name or "")[1] or ".jpg"
-        rel = safe_relpath(rec.image_id)
-        data = label_text(rec, class_ids, precision=opts["precision"]).encode("utf-8")
-        for split in rec.splits or (DEFAULT_SPLIT,):
-            split = safe_relpath(split)
-            splits_seen.setdefault(split, None)
-            dst = os.path.join(lstage, split, rel + ".txt")
-            _made_dir(dst, made)
-            _replace_into(ltmp, dst, lambda tmp, data=data: write_new_file(tmp, data))
-            label_files += 1
-            if rec.image_path and mode is not ImagesMode.NONE:
-                idst = os.path.join(istage, split, rel + ext)
-                _made_dir(idst, made, itmp)
-                _place(rec.image_path, idst, mode, itmp)
-                pictures += 1
+    with retry_safe_writes(os.path.join(lstage, SCRATCH)):
+        for rec in ds.images:
+            if not rec.has_size:  # prepare(require_size=True) removed these; the local writer refuses them too
+                raise ValueError(f"{rec.source}: YOLO needs the image size")
+            # The same names, text and bytes as datatools.formats.yolo.write.
+            ext = os.path.splitext(rec.image_path or rec.file_name or "")[1] or ".jpg"
+            rel = safe_relpath(rec.image_id)
+            data = label_text(rec, class_ids, precision=opts["precision"]).encode("utf-8")
+            for split in rec.splits or (DEFAULT_SPLIT,):
+                split = safe_relpath(split)
+                splits_seen.setdefault(split, None)
+                dst = os.path.join(lstage, split, rel + ".txt")
+                _made_dir(dst, made)
+                write_stage_file(dst, data)
+                label_files += 1
+                if rec.image_path and mode is not ImagesMode.NONE:
+                    idst = os.path.join(istage, split, rel + ext)
+                    _made_dir(idst, made)
+                    place_stage_file(rec.image_path, idst, mode)
+                    pictures += 1
     return {"summary": part, "labels": labels, "splits": list(splits_seen), "files": label_files,
             "pictures": pictures, "file_findings": [pack_finding(f) for f in ff],
             "size_findings": [pack_finding(f) for f in sf], "policy_findings": [pack_finding(f) for f in policy]}
@@ -247,27 +223,26 @@ def voc_shard_task(args: tuple) -> dict:
     ds, part, ff, sf, policy, labels = _prepare_shard(jobs, opts, "voc")
     mode = ImagesMode(opts["images_mode"])
     astage, istage = opts["label_stage"], opts["image_stage"]
-    atmp, itmp = os.path.join(astage, _SCRATCH), os.path.join(istage, _SCRATCH)
-    os.makedirs(atmp, exist_ok=True)
     split_ids: dict[str, list[str]] = {}
     files = pictures = 0
     made: set[str] = set()
     conv = Conv(opts["convention"])
-    for rec in ds.images:
-        # The same names, text and bytes as datatools.formats.voc.write.
-        name = safe_relpath(output_image_name(rec))
-        for sp in rec.splits:
-            split_ids.setdefault(safe_relpath(sp), []).append(rec.image_id)
-        dst = os.path.join(astage, safe_relpath(rec.image_id) + ".xml")
-        _made_dir(dst, made)
-        data = to_xml(rec, image_name=name, convention=conv, precision=opts["precision"]).encode("utf-8")
-        _replace_into(atmp, dst, lambda tmp, data=data: write_new_file(tmp, data))
-        files += 1
-        if rec.image_path and mode is not ImagesMode.NONE:
-            idst = os.path.join(istage, name)
-            _made_dir(idst, made, itmp)
-            _place(rec.image_path, idst, mode, itmp)
-            pictures += 1
+    with retry_safe_writes(os.path.join(astage, SCRATCH)):
+        for rec in ds.images:
+            # The same names, text and bytes as datatools.formats.voc.write.
+            name = safe_relpath(output_image_name(rec))
+            for sp in rec.splits:
+                split_ids.setdefault(safe_relpath(sp), []).append(rec.image_id)
+            dst = os.path.join(astage, safe_relpath(rec.image_id) + ".xml")
+            _made_dir(dst, made)
+            write_stage_file(dst, to_xml(rec, image_name=name, convention=conv,
+                                         precision=opts["precision"]).encode("utf-8"))
+            files += 1
+            if rec.image_path and mode is not ImagesMode.NONE:
+                idst = os.path.join(istage, name)
+                _made_dir(idst, made)
+                place_stage_file(rec.image_path, idst, mode)
+                pictures += 1
     return {"summary": part, "labels": labels, "split_ids": split_ids, "files": files, "pictures": pictures,
             "file_findings": [pack_finding(f) for f in ff], "size_findings": [pack_finding(f) for f in sf],
             "policy_findings": [pack_finding(f) for f in policy]}
@@ -381,12 +356,11 @@ def convert_voc_sharded(src: str | os.PathLike, out: str | os.PathLike, *, dst_f
                     raise StrictModeError(
                         f"{sum(summary.errors.values())} data error(s) under --strict; nothing was written",
                         tuple(f for f in summary.findings if f.severity is Severity.ERROR))
-                shutil.rmtree(os.path.join(istage, _SCRATCH), ignore_errors=True)
                 if not any(r["pictures"] for r in results):
                     raise _NoImages
         except _NoImages:
             pass
-        shutil.rmtree(os.path.join(lstage, _SCRATCH), ignore_errors=True)
+        shutil.rmtree(os.path.join(lstage, SCRATCH), ignore_errors=True)
     if dst_format == "voc":
         split_ids: dict[str, list[str]] = {}
         for r in results:

@@ -36,8 +36,8 @@ from typing import Sequence
 import numpy as np
 
 from datatools.core.errors import FormatError, UsageError
-from datatools.core.io import (ImagesMode, ProgressFn, check_output_dir, place_image, read_small_file, safe_join,
-                               write_many)
+from datatools.core.engine import place_images
+from datatools.core.io import ImagesMode, ProgressFn, check_output_dir, read_small_file, safe_join, write_many
 from datatools.core.model import Dataset, Finding, ImageRecord
 from datatools.formats.common import warn
 
@@ -648,10 +648,12 @@ class SplitWriteResult:
     files: int = 0
     images_placed: int = 0
     findings: list[Finding] = field(default_factory=list)
+    placements: list[tuple[str, str]] = field(default_factory=list)  # (image, destination), placed at the end
 
 
 def write_split(plan: SplitPlan, out: str | os.PathLike, *, images_mode: ImagesMode | str = ImagesMode.LINK,
-                workers: int | None = None, progress: ProgressFn | None = None) -> SplitWriteResult:
+                workers: int | None = None, progress: ProgressFn | None = None, engine: str = "local",
+                ray_address: str | None = None) -> SplitWriteResult:
     """Write the plan into ``out`` in the input's own format; the input is never modified.
 
     * VOC: ``Annotations/`` (the original XML files, copied byte for byte), ``JPEGImages/`` (per ``images_mode``) and
@@ -679,7 +681,8 @@ def write_split(plan: SplitPlan, out: str | os.PathLike, *, images_mode: ImagesM
         elif ds.format == "yolo":
             from datatools.formats import yolo
 
-            res = yolo.write(ds.evolve(images=tuple(recs)), target, images_mode=images_mode, workers=workers)
+            res = yolo.write(ds.evolve(images=tuple(recs)), target, images_mode=images_mode, workers=workers,
+                             engine=engine, address=ray_address)
             result.files += len(res.files)
             result.images_placed += 0 if images_mode is ImagesMode.NONE else sum(1 for r in recs if r.image_path)
             result.findings += res.findings
@@ -689,6 +692,9 @@ def write_split(plan: SplitPlan, out: str | os.PathLike, *, images_mode: ImagesM
             raise UsageError(f"cannot write splits for format {ds.format!r}")
         if progress:
             progress(len(recs))
+    # Every image of every split and fold in one go: on Ray the workers copy or link them, not the driver.
+    place_images(result.placements, images_mode, engine=engine, address=ray_address, workers=workers)
+    result.placements = []
     return result
 
 
@@ -701,7 +707,7 @@ def _place(rec: ImageRecord, folder: Path, rel: str, mode: ImagesMode, result: S
         result.findings.append(warn("unsafe-filename", rec.source, "file_name", f"{e}; the image was not placed",
                                     image_id=rec.image_id))
         return
-    place_image(rec.image_path, dst, mode)
+    result.placements.append((rec.image_path, str(dst)))
     result.images_placed += 1
 
 
