@@ -127,6 +127,25 @@ def test_sharded_yolo_conversion_on_local_processes(tmp_path, messy_voc):
     assert same_tree(tmp_path / "local", out) == []
 
 
+@pytest.mark.parametrize("dst,normalize", [("yolo", False), ("voc", False), ("voc", True)])
+def test_sharded_conversion_from_yolo_on_local_processes(tmp_path, messy_voc, dst, normalize):
+    """The YOLO source path of the shard writers (no Ray needed): the same summary and tree as convert(), with
+    class names that differ only in case kept apart or merged."""
+    from datatools.ops.convert import convert
+    from datatools.ops.sharded import convert_voc_sharded
+
+    src = tmp_path / "src"
+    convert("voc", messy_voc, "yolo", src, images_mode="copy")
+    out = tmp_path / "o"
+    s1 = convert("yolo", src / "data.yaml", dst, out, normalize_names=normalize).to_dict()
+    out.rename(tmp_path / "local")
+    s2 = convert_voc_sharded(src / "data.yaml", out, src_format="yolo", dst_format=dst, engine="local", workers=2,
+                             shard_size=4, normalize_names=normalize).to_dict()
+    assert s1 == s2 and s2["src_format"] == "yolo"
+    assert (s2["warnings"].get("name-case") == 1) is (not normalize)
+    assert same_tree(tmp_path / "local", out) == []
+
+
 def test_sharded_yolo_strict_writes_nothing(tmp_path, messy_voc):
     from datatools.core.errors import StrictModeError
     from datatools.ops.sharded import convert_voc_to_yolo
@@ -208,7 +227,8 @@ def test_sharded_voc_output_on_local_processes_equals_convert(tmp_path, messy_vo
 
 
 @pytest.mark.ray
-@pytest.mark.parametrize("src_fmt,dst", [("yolo", "coco"), ("yolo", "voc"), ("coco", "yolo"), ("coco", "voc")])
+@pytest.mark.parametrize("src_fmt,dst", [("yolo", "coco"), ("yolo", "voc"), ("yolo", "yolo"), ("coco", "yolo"),
+                                         ("coco", "voc")])
 def test_yolo_and_coco_sources_on_ray_identical_bytes(ray_cluster, tmp_path, monkeypatch, src_fmt, dst):
     """YOLO and COCO input on Ray: the per-image reads run as Ray tasks, and so do the writes of every label/XML file
     and image; the driver writes only the aggregate files (COCO JSON, data.yaml, ImageSets). The same tree as local.
@@ -229,6 +249,36 @@ def test_yolo_and_coco_sources_on_ray_identical_bytes(ray_cluster, tmp_path, mon
     if src_fmt == "coco":
         assert s_local["notes"].get("size-from-image") == 7
     assert same_tree(local, out) == []
+
+
+@pytest.mark.ray
+@pytest.mark.parametrize("dst", ["yolo", "voc"])
+def test_messy_yolo_source_read_and_written_by_workers(ray_cluster, tmp_path, monkeypatch, dst):
+    """YOLO input to YOLO or VOC output runs shard by shard on the workers (label files, image headers, policies,
+    writes), with the local run's summary, findings in the same order, and tree."""
+    src = tmp_path / "src"
+    assert invoke("convert", "--to", "yolo", SAMPLE, src, "--images-mode", "copy").exit_code == 0
+    labels = sorted((src / "labels").rglob("*.txt"))
+    images = sorted((src / "images").rglob("*.jpg"))
+    labels[0].write_text("0 0.5 0.5 0.2 0.2\nnot a row\n")  # a bad row
+    labels[1].write_text("99 0.5 0.5 0.2 0.2\n")  # a class id out of range
+    labels[2].write_text("0 0.9 0.9 0.5 0.5\n")  # sticks out of the image: clipped
+    labels[3].unlink()  # an image without a label file
+    images[4].write_bytes(b"not a jpeg")  # a corrupt image
+    (labels[5].parent / "orphan.txt").write_text("0 0.5 0.5 0.1 0.1\n")  # a label file without an image
+
+    def driver_must_not_read_or_write():
+        from datatools.formats import yolo
+
+        driver_must_not_write(monkeypatch)
+        monkeypatch.setattr(yolo, "_read_one", lambda *a: pytest.fail("the driver read a label file"))
+
+    s_local, s_ray, local, out = run_both(tmp_path, "convert", "--from", "yolo", "--to", dst, src / "data.yaml",
+                                          "--images-mode", "copy", before_ray=driver_must_not_read_or_write)
+    assert s_ray == s_local and same_tree(local, out) == []
+    codes = {f["code"] for f in s_local["findings"]}
+    assert {"label-without-image", "no-label-file", "image-unreadable", "box-out-of-bounds"} <= codes, codes
+    assert len(codes) >= 6, codes
 
 
 @pytest.mark.ray
@@ -287,15 +337,17 @@ def test_killed_worker_is_retried_and_result_identical(ray_cluster, tmp_path, mo
 
 
 @pytest.mark.ray
-@pytest.mark.parametrize("task,dst", [("_range_task", "voc"), ("_place_task", "yolo")])
-def test_write_task_killed_after_writing_is_retried(ray_cluster, tmp_path, monkeypatch, task, dst):
+@pytest.mark.parametrize("src_fmt,task,dst", [("coco", "_range_task", "voc"), ("coco", "_place_task", "yolo"),
+                                              ("yolo", "voc_shard_task", "voc"), ("yolo", "yolo_shard_task", "yolo")])
+def test_write_task_killed_after_writing_is_retried(ray_cluster, tmp_path, monkeypatch, src_fmt, task, dst):
     """A write task whose worker dies after it wrote its files (before returning) is retried; the retry replaces the
     first attempt's files one by one, and the tree is still the local one, with no scratch file left behind."""
     src = tmp_path / "src"
-    assert invoke("convert", "--to", "yolo", SAMPLE, src, "--images-mode", "copy").exit_code == 0
+    assert invoke("convert", "--to", src_fmt, SAMPLE, src, "--images-mode", "copy").exit_code == 0
+    arg = src / "data.yaml" if src_fmt == "yolo" else src
     marker = tmp_path / "killed"
     s_local, s_ray, local, out = run_both(
-        tmp_path, "convert", "--from", "yolo", "--to", dst, src / "data.yaml", "--images-mode", "copy",
+        tmp_path, "convert", "--from", src_fmt, "--to", dst, arg, "--images-mode", "copy",
         before_ray=lambda: monkeypatch.setenv(FAULT_ENV, f"{task}@1:{marker}"))
     assert marker.exists(), "the fault hook did not fire: the test proves nothing"
     assert s_ray == s_local and same_tree(local, out) == []

@@ -330,6 +330,30 @@ def read(src: str | os.PathLike, *, classes: Sequence[str] | None = None, worker
     runs the per-image reads (label file + image header): local processes by default, Ray tasks with
     ``core.engine.mapper_for("ray")``.
     """
+    root, splits, names_t, findings, items = plan_reads(src, classes)
+    if on_total:
+        on_total(len(items))
+    jobs = [(path, iid, names_t) for iid, path, _ in items]
+    results = (mapper(_read_one, jobs, progress=progress) if mapper
+               else parallel_map(_read_one, jobs, workers=workers, progress=progress))
+    records: list[ImageRecord] = []
+    objects_read = 0
+    for (iid, path, in_splits), (rec, fnd, n) in zip(items, results):
+        findings.extend(fnd)
+        objects_read += n
+        if rec is not None:
+            records.append(replace(rec, splits=in_splits))
+    findings.extend(_orphan_labels(splits, {path for _, path, _ in items}))
+    return Dataset(images=tuple(records), classes=names_t, findings=tuple(findings), objects_read=objects_read,
+                   root=str(root), format=NAME, meta={"splits": list(splits)})
+
+
+def plan_reads(src: str | os.PathLike, classes: Sequence[str] | None = None
+               ) -> tuple[Path | str, dict[str, list[tuple[str, str]]], tuple[str, ...], list[Finding],
+                          list[tuple[str, str, tuple[str, ...]]]]:
+    """What is known before any label file is read: ``(root, splits, class names, findings, items)``. ``items`` are
+    ``(image_id, image path, splits)`` sorted by id; an id met twice with another path is a finding and read once.
+    Every YOLO reader (local or sharded) starts here."""
     root, splits, names, findings = discover(src)
     if classes:
         names = list(classes)
@@ -350,22 +374,7 @@ def read(src: str | os.PathLike, *, classes: Sequence[str] | None = None, worker
                 where[iid] = (path, [split])
                 order.append(iid)
     order.sort()
-    if on_total:
-        on_total(len(order))
-    names_t = tuple(names)
-    jobs = [(where[i][0], i, names_t) for i in order]
-    results = (mapper(_read_one, jobs, progress=progress) if mapper
-               else parallel_map(_read_one, jobs, workers=workers, progress=progress))
-    records: list[ImageRecord] = []
-    objects_read = 0
-    for iid, (rec, fnd, n) in zip(order, results):
-        findings.extend(fnd)
-        objects_read += n
-        if rec is not None:
-            records.append(replace(rec, splits=tuple(where[iid][1])))
-    findings.extend(_orphan_labels(splits, {where[i][0] for i in order}))
-    return Dataset(images=tuple(records), classes=names_t, findings=tuple(findings), objects_read=objects_read,
-                   root=str(root), format=NAME, meta={"splits": list(splits)})
+    return root, splits, tuple(names), findings, [(i, where[i][0], tuple(where[i][1])) for i in order]
 
 
 def _orphan_labels(splits: dict[str, list[tuple[str, str]]], image_paths: set[str]) -> list[Finding]:

@@ -1,19 +1,21 @@
-"""VOC reading and VOC -> YOLO conversion over shards of files, for ``--engine ray`` (see :mod:`datatools.core.engine`).
+"""Reading and conversion over shards of files, for ``--engine ray`` (see :mod:`datatools.core.engine`).
 
 What runs where:
 
-* The driver lists ``Annotations/`` and the split lists (file names only), cuts the sorted file list into contiguous
-  shards and merges what comes back in shard order. It never opens an image or an XML file.
-* A worker gets a shard (a list of ``(image_id, xml path)`` plus options), parses its XML files with
-  :func:`datatools.formats.voc.parse_xml`, finds their images, and either returns the records
-  (:func:`read_voc`: stats, check, split and COCO output need the whole model on the driver) or, for YOLO output,
-  applies the conversion policies and writes the label files and images itself, returning only counts and findings
-  (:func:`convert_voc_to_yolo`: the driver holds per-shard summaries, never the records).
+* The driver lists the files (VOC: ``Annotations/`` and the split lists; YOLO: the image folders, data.yaml and the
+  label folders, for label files without an image), cuts the sorted list into contiguous shards and merges what
+  comes back in shard order. It never opens an image, an XML or a label file.
+* A worker gets a shard (a list of ``(image_id, path, splits)`` plus options) and reads it: VOC XML with
+  :func:`datatools.formats.voc.parse_xml` and its images found in the image folder, or YOLO label files and image
+  headers with the YOLO reader's own per-image function. Then it either returns the records (:func:`read_voc`:
+  stats, check, split and COCO output need the whole model on the driver) or, for YOLO or VOC output, applies the
+  conversion policies and writes the label/XML files and images itself, returning only counts and findings
+  (:func:`convert_voc_sharded`: the driver holds per-shard summaries, never the records).
 
 Both give exactly what the local code gives: the same :class:`~datatools.core.model.Dataset`, the same summary, the
 same findings in the same order and the same output bytes (tested against ``--engine local``). Findings are kept in
-the groups the local reader makes (per-file, then image-header sizes, then the policies) and concatenated group by
-group, shard by shard.
+the groups the local reader makes (discovery, per-file, image-header sizes, dataset-wide reader findings such as
+label files without an image, then the policies) and concatenated group by group, shard by shard.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import os
 import shutil
 import uuid
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -52,7 +55,30 @@ class VocPlan:
         self.root = str(layout.src)
         self.chosen = chosen
         self.findings = findings
+        self.tail: list[Finding] = []  # dataset-wide findings that come after the per-file ones
+        self.format = "voc"
+        self.names: tuple[str, ...] = ()
         self.jobs = [(iid, p, tuple(split_of.get(iid, ()))) for iid, p in files]
+
+
+class YoloPlan:
+    """The same for a YOLO source: the image list (sorted by id) with each image's splits, the class names of
+    data.yaml (or ``classes``), the discovery findings, and the label files without an image (listed by the driver,
+    reported after the per-file findings, as the local reader does)."""
+
+    def __init__(self, src: str | os.PathLike, *, classes=None) -> None:
+        from datatools.formats import yolo
+
+        root, splits, names, findings, items = yolo.plan_reads(src, classes)
+        self.root = str(root)
+        self.names = names
+        self.findings = findings
+        self.tail = yolo._orphan_labels(splits, {path for _, path, _ in items})
+        self.format = "yolo"
+        self.image_dir = ""
+        self.index_exists = False
+        self.chosen: list[str] = []
+        self.jobs = items
 
 
 # --------------------------------------------------------------------------------------------------- workers
@@ -93,6 +119,22 @@ def _read_shard(jobs, *, token: str, image_dir: str, index_exists: bool, convent
     size_findings: list[Finding] = []
     records = fill_sizes_from_headers(records, size_findings, workers=1)
     return records, file_findings, size_findings, objects
+
+
+def _read_yolo_shard(jobs, names: tuple[str, ...]):
+    """Read one shard of YOLO images (label file + image header each), as :func:`datatools.formats.yolo.read` does."""
+    from datatools.formats.yolo import _read_one
+
+    records: list[ImageRecord] = []
+    file_findings: list[Finding] = []
+    objects = 0
+    for iid, path, splits in jobs:
+        rec, fnd, n = _read_one((path, iid, names))
+        file_findings.extend(fnd)
+        objects += n
+        if rec is not None:
+            records.append(replace(rec, splits=splits))
+    return records, file_findings, [], objects
 
 
 def read_shard_task(args: tuple) -> tuple:
@@ -154,17 +196,23 @@ def _prepare_shard(jobs, opts: dict, dst_format: str):
     from datatools.ops.convert import summarize
     from datatools.ops.sanitize import prepare
 
-    records, ff, sf, n = _read_shard(jobs, token=opts["token"], image_dir=opts["image_dir"],
-                                     index_exists=opts["index_exists"], convention=opts["convention"])
+    src_format = opts["src_format"]
+    if src_format == "yolo":
+        records, ff, sf, n = _read_yolo_shard(jobs, opts["names"])
+        read_classes = opts["names"]
+    else:
+        records, ff, sf, n = _read_shard(jobs, token=opts["token"], image_dir=opts["image_dir"],
+                                         index_exists=opts["index_exists"], convention=opts["convention"])
+        read_classes = sorted_classes(records)
     labels = {a.label for r in records for a in r.annotations}
-    ds_in = Dataset(images=tuple(records), classes=sorted_classes(records), findings=tuple(ff + sf), objects_read=n,
-                    root=opts["root"], format="voc")
+    ds_in = Dataset(images=tuple(records), classes=read_classes, findings=tuple(ff + sf), objects_read=n,
+                    root=opts["root"], format=src_format)
     ds = prepare(ds_in, classes=opts["classes"], difficult=opts["difficult"], normalize_names=opts["normalize_names"],
                  require_size=dst_format == "yolo")
     # name-case is about the whole dataset: the driver makes it from every shard's names.
     policy = [f for f in ds.findings[len(ds_in.findings):] if f.code != "name-case"]
     ds = ds.evolve(findings=ds_in.findings + tuple(policy))
-    part = summarize(ds_in, ds, src="", out="", src_format="voc", dst_format=dst_format)
+    part = summarize(ds_in, ds, src="", out="", src_format=src_format, dst_format=dst_format)
     part.findings = []  # shipped once, by the caller, in their groups
     return ds, part, ff, sf, policy, labels
 
@@ -292,15 +340,17 @@ def convert_voc_to_yolo(src: str | os.PathLike, out: str | os.PathLike, **kw):
     return convert_voc_sharded(src, out, dst_format="yolo", **kw)
 
 
-def convert_voc_sharded(src: str | os.PathLike, out: str | os.PathLike, *, dst_format: str = "yolo", images=None,
+def convert_voc_sharded(src: str | os.PathLike, out: str | os.PathLike, *, dst_format: str = "yolo",
+                        src_format: str = "voc", images=None,
                         sets=None, classes: Sequence[str] | None = None, difficult: str = "keep",
                         normalize_names: bool = False, convention: PixelConvention | str = DEFAULT_CONVENTION,
                         images_mode: ImagesMode | str = ImagesMode.LINK, precision: int = 6, strict: bool = False,
                         engine: str = "ray", address: str | None = None, workers: int | None = None,
                         progress=None, shard_size: int | None = None):
-    """VOC -> YOLO or VOC with the workers writing: the same files, summary and findings as
-    ``convert("voc", src, dst_format, out)``. Without ``classes`` a first pass parses every XML for its class names,
-    because label ids (and the summary's class order) need the sorted class list before any file is written.
+    """VOC or YOLO -> YOLO or VOC with the workers reading, checking and writing: the same files, summary and
+    findings as ``convert(src_format, src, dst_format, out)``. From VOC without ``classes`` a first pass parses every
+    XML for its class names, because label ids (and the summary's class order) need the sorted class list before any
+    file is written; a YOLO source names its classes in data.yaml.
 
     ``out`` must be reachable at the same path from every worker (a shared file system on a multi-node cluster).
     The annotation folder (``labels/`` or ``Annotations/``) and the image folder (``images/`` or ``JPEGImages/``) are
@@ -317,7 +367,9 @@ def convert_voc_sharded(src: str | os.PathLike, out: str | os.PathLike, *, dst_f
     images_mode = ImagesMode(images_mode)
     if images_mode is ImagesMode.SYMLINK and "://" in os.fspath(images or src):
         raise UsageError(symlink_url_message(os.fspath(images or src)))
-    plan = VocPlan(src, images=images, sets=sets)
+    if src_format == "yolo" and sets:
+        raise UsageError("--sets applies to VOC input only")
+    plan = YoloPlan(src, classes=classes) if src_format == "yolo" else VocPlan(src, images=images, sets=sets)
     shards = make_shards(plan.jobs, size=shard_size)
     sizes = [len(s) for s in shards]
 
@@ -328,7 +380,12 @@ def convert_voc_sharded(src: str | os.PathLike, out: str | os.PathLike, *, dst_f
         return lambda n: progress(name, n, None)
 
     conv = PixelConvention(convention).value
-    if classes:
+    if src_format == "yolo":  # data.yaml's names (or --classes), merged by --normalize-names as prepare() does
+        from datatools.ops.sanitize import prepare
+
+        wanted = list(prepare(Dataset(images=(), classes=plan.names, root=plan.root, format="yolo"),
+                              normalize_names=normalize_names).classes)
+    elif classes:
         wanted = list(classes)
     else:
         names: set[str] = set()
@@ -345,6 +402,7 @@ def convert_voc_sharded(src: str | os.PathLike, out: str | os.PathLike, *, dst_f
             with staged_dir(out / img_name) as istage:
                 opts = {"token": uuid.uuid4().hex, "image_dir": plan.image_dir, "index_exists": plan.index_exists,
                         "convention": conv, "root": plan.root, "classes": tuple(wanted), "difficult": difficult,
+                        "src_format": plan.format, "names": plan.names,
                         "normalize_names": normalize_names, "precision": precision, "images_mode": images_mode.value,
                         "label_stage": lstage, "image_stage": istage}
                 results = run_shards(task, [(s, opts) for s in shards], engine=engine, address=address,
@@ -385,25 +443,26 @@ def convert_voc_sharded(src: str | os.PathLike, out: str | os.PathLike, *, dst_f
     return summary
 
 
-def _summary(plan: VocPlan, results: Sequence[dict], wanted: Sequence[str], normalize_names: bool, *, src: str,
+def _summary(plan: VocPlan | YoloPlan, results: Sequence[dict], wanted: Sequence[str], normalize_names: bool, *, src: str,
              out: str, dst_format: str = "yolo"):
     from datatools.ops.convert import Summary, summarize
 
     labels: set[str] = set()
     for r in results:
         labels |= r["labels"]
-    global_read = tuple(plan.findings)
+    global_read = tuple(plan.findings) + tuple(plan.tail)
     global_policy = tuple(_name_case(plan.root, labels)) if not normalize_names else ()
     # The dataset-wide findings as a shard of their own, so that they are counted by the same summarize().
     head = summarize(Dataset(images=(), classes=tuple(wanted), findings=global_read),
                      Dataset(images=(), classes=tuple(wanted), findings=global_read + global_policy),
-                     src=src, out=out, src_format="voc", dst_format=dst_format)
+                     src=src, out=out, src_format=plan.format, dst_format=dst_format)
     merged = _merge([head] + [r["summary"] for r in results])
-    s = Summary(src=src, src_format="voc", out=out, dst_format=dst_format, **merged)
-    fl: list[Finding] = list(global_read)
+    s = Summary(src=src, src_format=plan.format, out=out, dst_format=dst_format, **merged)
+    fl: list[Finding] = list(plan.findings)
     for key in ("file_findings", "size_findings"):
         for r in results:
             fl.extend(unpack_finding(f) for f in r[key])
+    fl.extend(plan.tail)
     fl.extend(global_policy)
     for r in results:
         fl.extend(unpack_finding(f) for f in r["policy_findings"])
@@ -411,11 +470,13 @@ def _summary(plan: VocPlan, results: Sequence[dict], wanted: Sequence[str], norm
     return s
 
 
-def convert_sharded(src, out, *, dst_format: str, check_inputs: bool = True, **kw):
-    """Entry point from :func:`datatools.ops.convert.convert` for ``engine="ray"``: YOLO and VOC output are written
-    by the workers; COCO output is one JSON, so its records are read over shards and the driver writes it."""
+def convert_sharded(src, out, *, dst_format: str, src_format: str = "voc", check_inputs: bool = True, **kw):
+    """Entry point from :func:`datatools.ops.convert.convert` for ``engine="ray"``: from VOC or YOLO input, YOLO and
+    VOC output are read and written by the workers shard by shard; COCO output is one JSON, so its records are read
+    over shards and the driver writes it (the images are placed by Ray tasks, see core.engine.place_images)."""
     if check_inputs:
-        check_output_dir(out, [src] if "://" in os.fspath(src) else [src, Path(src) / "Annotations"])
+        local = "://" not in os.fspath(src)
+        check_output_dir(out, [src] + ([Path(src) / "Annotations"] if local and src_format == "voc" else []))
     if dst_format in ("yolo", "voc"):
-        return convert_voc_sharded(src, out, dst_format=dst_format, **kw)
+        return convert_voc_sharded(src, out, dst_format=dst_format, src_format=src_format, **kw)
     raise UsageError(f"internal: convert_sharded handles YOLO and VOC output, not {dst_format}")
