@@ -77,3 +77,63 @@ def test_parallel_map_keeps_order_and_reports_progress():
     seen = []
     out = io.parallel_map(abs, list(range(-500, 0)), workers=2, progress=seen.append, min_per_worker=100)
     assert out == [abs(x) for x in range(-500, 0)] and sum(seen) == 500
+
+
+def _pillow_open():
+    """Pillow's own ``Image.open``, whether or not ultralytics (imported by another test) has replaced it."""
+    import sys
+
+    from PIL import Image
+
+    if Image.open.__module__ == "PIL.Image":
+        return Image.open
+    return sys.modules["ultralytics.utils.patches"]._image_open
+
+
+_PILLOW_OPEN = _pillow_open()
+
+
+def _pip_installing_open(fp, *args, **kwargs):
+    """What ultralytics puts in place of ``PIL.Image.open``: on a file Pillow cannot identify it tries to install a
+    plugin, which fails offline with ModuleNotFoundError."""
+    from PIL import UnidentifiedImageError
+
+    try:
+        return _PILLOW_OPEN(fp, *args, **kwargs)
+    except UnidentifiedImageError:
+        raise ModuleNotFoundError("No module named 'pi_heif'") from None
+
+
+def test_image_reads_see_through_a_replaced_pil_open(tmp_path, monkeypatch):
+    """A corrupt image gets Pillow's own message in a process where another library replaced ``PIL.Image.open``
+    (ultralytics does on import), as in a clean one, and the good image still reads."""
+    from PIL import Image
+
+    from datatools.core import io
+    from datatools.ops.stats import image_histogram
+
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not a jpeg at all")
+    good = tmp_path / "good.png"
+    Image.new("RGB", (7, 5), (10, 20, 30)).save(good)
+    monkeypatch.setattr(Image, "open", _pip_installing_open)
+    monkeypatch.setattr(io, "_PIL_OPEN", None)
+    for error in (io.read_image_header(str(bad)).error, image_histogram(str(bad))[2]):
+        assert error.startswith("unreadable image: cannot identify image file"), error
+    assert io.read_image_header(str(good)).width == 7
+    assert image_histogram(str(good))[0][2, 30] == 35
+    monkeypatch.setattr(io, "_PIL_OPEN", _pip_installing_open)  # without the unwrapping: the other message
+    assert "pi_heif" in io.read_image_header(str(bad)).error
+
+
+def test_image_reads_see_through_ultralytics_patch(tmp_path, monkeypatch):
+    pytest.importorskip("ultralytics")
+    import ultralytics.utils.patches  # noqa: F401  (replaces PIL.Image.open on import)
+
+    from datatools.core import io
+
+    monkeypatch.setattr(io, "_PIL_OPEN", None)
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not a jpeg at all")
+    error = io.read_image_header(str(bad)).error
+    assert error.startswith("unreadable image: cannot identify image file"), error

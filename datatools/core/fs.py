@@ -18,6 +18,8 @@ import posixpath
 from datatools.core.errors import UsageError
 
 
+url = True  # for code that takes this module or a local stand-in (see formats.yolo._LocalFiles)
+
 def is_url(path: str | os.PathLike | None) -> bool:
     """True for a URL that goes through fsspec (anything containing ``://``); False for local paths."""
     return isinstance(path, str) and "://" in path

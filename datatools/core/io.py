@@ -412,6 +412,38 @@ def exif_orientation(im) -> int:
         return 1
 
 
+_PIL_OPEN: Callable | None = None
+
+
+def pil_open(fp, *args, **kwargs):
+    """``PIL.Image.open`` as Pillow ships it, even where another library has replaced it.
+
+    ultralytics replaces ``PIL.Image.open`` when it is imported: the first file that fails to open makes it try to
+    pip-install a HEIF plugin, and where that fails every bad file raises ModuleNotFoundError. A training script
+    that imports both would then see other messages for the same corrupt file than ``datatools check`` does, and
+    wait on pip. So every datatools image read opens through here: the replacement's own reference to Pillow's
+    function is found (``__wrapped__``, or a function named ``open`` from ``PIL.Image`` among its globals) and used.
+    """
+    global _PIL_OPEN
+    if _PIL_OPEN is None:
+        from PIL import Image
+
+        fn, seen = Image.open, set()
+        while not (getattr(fn, "__module__", None) == "PIL.Image" and getattr(fn, "__name__", None) == "open"):
+            seen.add(id(fn))
+            inner = getattr(fn, "__wrapped__", None)
+            if inner is None:
+                inner = next((v for v in getattr(fn, "__globals__", {}).values()
+                              if callable(v) and getattr(v, "__module__", None) == "PIL.Image"
+                              and getattr(v, "__name__", None) == "open"), None)
+            if inner is None or id(inner) in seen:
+                fn = Image.open  # cannot see through this replacement: use it as it is
+                break
+            fn = inner
+        _PIL_OPEN = fn
+    return _PIL_OPEN(fp, *args, **kwargs)
+
+
 def read_image_header(path: str | os.PathLike) -> ImageHeader:
     """Image size from the header only (PIL opens lazily), with EXIF orientations 5-8 swapping width and height.
 
@@ -422,7 +454,7 @@ def read_image_header(path: str | os.PathLike) -> ImageHeader:
     if isinstance(path, str) and "://" in path:
         return _url_image_header(path)
     try:
-        with Image.open(path) as im:
+        with pil_open(path) as im:
             w, h = im.size
             orientation = exif_orientation(im)
             mode = im.mode

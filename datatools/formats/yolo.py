@@ -70,156 +70,141 @@ def _label_path_for(image_path: str) -> str:
     return os.path.splitext(base)[0] + ".txt"
 
 
-def discover(src: str | os.PathLike) -> tuple[Path, dict[str, list[tuple[str, str]]], list[str], list[Finding]]:
+class _LocalFiles:
+    """The file operations :func:`discover` needs, on this machine's paths; :mod:`datatools.core.fs` offers the same
+    on fsspec URLs. Paths are joined as :class:`pathlib.Path` does (``a//b``, ``./`` and a trailing ``/`` folded)."""
+
+    url = False
+    isfile = staticmethod(os.path.isfile)
+    isdir = staticmethod(os.path.isdir)
+
+    @staticmethod
+    def join(base: str, *parts: str) -> str:
+        return str(Path(base).joinpath(*parts))
+
+    @staticmethod
+    def parent(path: str) -> str:
+        return str(Path(path).parent)
+
+    @staticmethod
+    def cat(path: str) -> bytes:
+        with open(path, "rb") as f:
+            return f.read()
+
+    @staticmethod
+    def listdir(folder: str) -> tuple[list[str], list[str]]:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        return [e.name for e in entries if e.is_dir()], [e.name for e in entries if e.is_file()]
+
+
+def _files_for(src: str):
+    if "://" in src:
+        from datatools.core import fs
+
+        return fs
+    return _LocalFiles
+
+
+def _resolve(files, base: str, p: str) -> str | None:
+    """``p`` from a data.yaml or a list file, as a path: relative ones under ``base``. On a URL source an absolute
+    local path names the machine the dataset was written on, not the URL copy: None."""
+    if not files.url:
+        return str(Path(p)) if os.path.isabs(p) else files.join(base, p)
+    p = p.strip()
+    if "://" in p:
+        return p
+    if os.path.isabs(p) or p.startswith("/") or (len(p) > 1 and p[1] == ":"):
+        return None
+    return files.join(base, p)
+
+
+def discover(src: str | os.PathLike) -> tuple[Path | str, dict[str, list[tuple[str, str]]], list[str], list[Finding]]:
     """Find the splits of a YOLO dataset: (root, {split: [(image_id, image_path)]}, class names, findings).
 
-    For an fsspec URL ``src`` the root is a URL string and every image path is a URL under it (see
-    :func:`_discover_url`)."""
-    if isinstance(src, str) and "://" in src:
-        return _discover_url(src)
-    src = Path(src)
+    ``src`` is a data.yaml (or a folder holding one), or a folder with ``images/`` (and ``labels/``) beside it. It
+    may be an fsspec URL: the root is then a URL string and every image path a URL under it, and every file is
+    reached through :mod:`datatools.core.fs`. There a data.yaml ``path`` that is a relative path or a URL is
+    followed, but an absolute local path (what datatools and ultralytics write) names the place the dataset was
+    written, not where the URL copy is, so the root is the data.yaml's folder; split entries and list-file lines
+    that are absolute local paths are reported as missing splits / missing images rather than read from this
+    machine's disk."""
+    src = os.fspath(src)
+    files = _files_for(src)
     findings: list[Finding] = []
-    if not src.exists():
+    if not files.url and not os.path.exists(src):
         raise UsageError(f"{src}: no such file or directory")
     yaml_path = None
-    if src.is_file():
+    if files.isfile(src):
         yaml_path = src
     else:
         for cand in ("data.yaml", "dataset.yaml", "data.yml"):
-            if (src / cand).is_file():
-                yaml_path = src / cand
+            if files.isfile(files.join(src, cand)):
+                yaml_path = files.join(src, cand)
                 break
     names: list[str] = []
     splits: dict[str, list[tuple[str, str]]] = {}
     if yaml_path is not None:
         data = _load_yaml(yaml_path)
-        root = Path(data.get("path") or yaml_path.parent)
-        if not root.is_absolute():
-            root = (yaml_path.parent / root) if (yaml_path.parent / root).exists() else root
+        here = files.parent(yaml_path)
+        root = _yaml_root(files, here, data.get("path"))
         names = _yaml_names(data, str(yaml_path))
         for split in ("train", "val", "test"):
             entry = data.get(split)
             if not entry:
                 continue
-            entries = entry if isinstance(entry, list) else [entry]
             seen: dict[str, str] = {}
-            for e in entries:
-                p = Path(e) if Path(e).is_absolute() else root / e
-                if p.is_file() and p.suffix == ".txt":
-                    for line in p.read_text(encoding="utf-8-sig").splitlines():
-                        line = line.strip()
-                        if line:
-                            ip = Path(line) if Path(line).is_absolute() else root / line
-                            seen[str(ip)] = str(ip)
-                elif p.is_dir():
-                    for rel, full in list_images(p).items():
-                        seen[full] = full
-                else:
-                    findings.append(warn("missing-split", str(yaml_path), split, f"{p} does not exist"))
-            splits[split] = [(_image_id(full, root), full) for full in sorted(seen)]
-        root_for_classes = root
-    else:
-        root = src
-        img_root = src / "images"
-        if not img_root.is_dir():
-            raise UsageError(f"{src}: expected a data.yaml or an images/ folder next to labels/")
-        subdirs = sorted(p for p in img_root.iterdir() if p.is_dir())
-        if subdirs:
-            for d in subdirs:
-                splits[d.name] = [(_image_id(full, root), full) for full in list_images(d).values()]
-            loose = [f for f in img_root.iterdir() if f.is_file()]
-            if loose:
-                findings.append(warn("loose-images", str(img_root), "images",
-                                     f"{len(loose)} image(s) directly in images/ next to split folders were not read"))
-        else:
-            splits[DEFAULT_SPLIT] = [(_image_id(full, root), full) for full in list_images(img_root).values()]
-        root_for_classes = root
-    if not names:
-        ct = root_for_classes / "classes.txt"
-        if ct.is_file():
-            names = [ln.strip() for ln in ct.read_text(encoding="utf-8-sig").splitlines() if ln.strip()]
-    return root, splits, names, findings
-
-
-def _discover_url(src: str) -> tuple[str, dict[str, list[tuple[str, str]]], list[str], list[Finding]]:
-    """:func:`discover` for an fsspec URL, by the same rules, every file reached through :mod:`datatools.core.fs`.
-
-    A data.yaml ``path`` that is a relative path or a URL is followed; an absolute local path (what datatools and
-    ultralytics write) names the place the dataset was written, not where the URL copy is, so the root is then the
-    data.yaml's folder. Split entries and list-file lines that are absolute local paths are reported as missing
-    splits / missing images rather than read from this machine's disk."""
-    from datatools.core import fs
-
-    findings: list[Finding] = []
-    yaml_path = None
-    if fs.isfile(src):
-        yaml_path = src
-    else:
-        for cand in ("data.yaml", "dataset.yaml", "data.yml"):
-            if fs.isfile(fs.join(src, cand)):
-                yaml_path = fs.join(src, cand)
-                break
-    names: list[str] = []
-    splits: dict[str, list[tuple[str, str]]] = {}
-
-    def under(base: str, p: str) -> str | None:
-        p = str(p).strip()
-        if "://" in p:
-            return p
-        if os.path.isabs(p) or p.startswith("/") or (len(p) > 1 and p[1] == ":"):
-            return None
-        return fs.join(base, p)
-
-    if yaml_path is not None:
-        data = _load_yaml(yaml_path)
-        here = fs.parent(yaml_path)
-        root = here
-        if data.get("path"):
-            root = under(here, str(data["path"])) or here
-            if root != here and not fs.isdir(root):
-                root = here
-        names = _yaml_names(data, yaml_path)
-        for split in ("train", "val", "test"):
-            entry = data.get(split)
-            if not entry:
-                continue
-            entries = entry if isinstance(entry, list) else [entry]
-            seen: dict[str, str] = {}
-            for e in entries:
-                p = under(root, str(e))
-                if p is not None and p.endswith(".txt") and fs.isfile(p):
-                    for line in fs.cat(p).decode("utf-8-sig").splitlines():
-                        ip = under(root, line) if line.strip() else None
+            for e in entry if isinstance(entry, list) else [entry]:
+                p = _resolve(files, root, str(e))
+                if p is not None and p.endswith(".txt") and files.isfile(p):
+                    for line in files.cat(p).decode("utf-8-sig").splitlines():
+                        if not line.strip():
+                            continue
+                        ip = _resolve(files, root, line.strip())
                         if ip is not None:
                             seen[ip] = ip
-                        elif line.strip():
+                        else:
                             findings.append(warn("missing-image", p, split,
                                                  f"{line.strip()} is a local path; not read for a URL source"))
-                elif p is not None and fs.isdir(p):
-                    for rel, full in list_images(p).items():
+                elif p is not None and files.isdir(p):
+                    for full in list_images(p).values():
                         seen[full] = full
                 else:
-                    findings.append(warn("missing-split", yaml_path, split, f"{p or e} does not exist"))
+                    findings.append(warn("missing-split", str(yaml_path), split, f"{p or e} does not exist"))
             splits[split] = [(_image_id(full, root), full) for full in sorted(seen)]
     else:
-        root = src.rstrip("/")
-        img_root = fs.join(root, "images")
-        if not fs.isdir(img_root):
+        root = src.rstrip("/") if files.url else str(Path(src))
+        img_root = files.join(root, "images")
+        if not files.isdir(img_root):
             raise UsageError(f"{src}: expected a data.yaml or an images/ folder next to labels/")
-        subdirs, loose = fs.listdir(img_root)
+        subdirs, loose = files.listdir(img_root)
         if subdirs:
             for d in subdirs:
-                splits[d] = [(_image_id(full, root), full) for full in list_images(fs.join(img_root, d)).values()]
+                splits[d] = [(_image_id(full, root), full) for full in list_images(files.join(img_root, d)).values()]
             if loose:
                 findings.append(warn("loose-images", img_root, "images",
                                      f"{len(loose)} image(s) directly in images/ next to split folders were not read"))
         else:
             splits[DEFAULT_SPLIT] = [(_image_id(full, root), full) for full in list_images(img_root).values()]
     if not names:
-        ct = fs.join(root, "classes.txt")
-        if fs.isfile(ct):
-            names = [ln.strip() for ln in fs.cat(ct).decode("utf-8-sig").splitlines() if ln.strip()]
-    return root, splits, names, findings
+        ct = files.join(root, "classes.txt")
+        if files.isfile(ct):
+            names = [ln.strip() for ln in files.cat(ct).decode("utf-8-sig").splitlines() if ln.strip()]
+    return (root if files.url else Path(root)), splits, names, findings
+
+
+def _yaml_root(files, here: str, path) -> str:
+    """The dataset root a data.yaml in folder ``here`` names with its ``path`` key (default: ``here``). Locally a
+    relative ``path`` is taken under ``here`` when that exists, else as given (from the working folder), as
+    ultralytics does; on a URL source a ``path`` that cannot be followed falls back to ``here``."""
+    if not path:
+        return here
+    if not files.url:
+        p = Path(str(path))
+        if p.is_absolute():
+            return str(p)
+        return str(Path(here) / p) if (Path(here) / p).exists() else str(p)
+    root = _resolve(files, here, str(path)) or here
+    return root if root == here or files.isdir(root) else here
 
 
 def _image_id(image_path: str, root: Path) -> str:
@@ -383,15 +368,10 @@ def _orphan_labels(splits: dict[str, list[tuple[str, str]]], image_paths: set[st
     expected = {_label_path_for(p) for p in image_paths}
     out = []
     for d in sorted(label_dirs):
-        if "://" in d:  # an fsspec URL source
-            from datatools.core import fs
-
-            listed = fs.listdir(d)[1]
-        else:
-            if not os.path.isdir(d):
-                continue
-            listed = sorted(os.listdir(d))
-        for name in listed:
+        files = _files_for(d)
+        if not files.isdir(d):
+            continue
+        for name in files.listdir(d)[1]:
             full = os.path.join(d, name)
             if name.endswith(".txt") and full not in expected and name != "classes.txt":
                 out.append(warn("label-without-image", full, "", "label file has no image; it was not read"))

@@ -33,7 +33,7 @@ from typing import Sequence
 
 import numpy as np
 
-from datatools.core.io import ProgressFn
+from datatools.core.io import ProgressFn, pil_open
 from datatools.core.model import Dataset, Finding
 from datatools.formats.common import err, warn
 
@@ -93,7 +93,7 @@ def image_histogram(path: str, resize: int | tuple[int, int] | None = None) -> t
         with f:
             return image_histogram(f, resize)  # type: ignore[arg-type]
     try:
-        with Image.open(path) as im:
+        with pil_open(path) as im:
             mode = im.mode
             if resize is None and mode in ("RGB", "RGBA", "L", "LA"):
                 h = im.histogram()  # decodes; the C loop counts every channel at once

@@ -23,7 +23,8 @@ from typing import Callable, Sequence
 
 from datatools.core.boxes import xywh_to_xyxy
 from datatools.core.errors import UsageError
-from datatools.core.io import ProgressFn, atomic_write, check_output_dir, exif_orientation, parallel_map, safe_join
+from datatools.core.io import (ProgressFn, atomic_write, check_output_dir, exif_orientation, parallel_map, pil_open,
+                               safe_join)
 from datatools.core.model import Annotation, Dataset, ImageRecord
 from datatools.ops.sanitize import BOX_MESSAGES, box_problem
 from datatools.viz.draw import WARNING_COLOUR, DrawItem, class_colour, draw_items, font, font_size_for, to_rgb
@@ -318,7 +319,7 @@ def load_image(path: str, *, fit: tuple[int, int] | None = None):
     that cheap). Returns ``(image, (sx, sy))``: the scale from the displayed full-size frame to the returned image."""
     from PIL import Image, ImageOps
 
-    with Image.open(path) as src:
+    with pil_open(path) as src:
         raw_w, raw_h = src.size
         orientation = exif_orientation(src)
         swapped = orientation in (5, 6, 7, 8)
