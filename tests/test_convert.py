@@ -282,3 +282,25 @@ def test_parallel_paths_give_the_same_bytes(tmp_path, fmt):
     da, db = tree_digest(tmp_path / "a"), tree_digest(tmp_path / "b")
     da.pop("data.yaml", None); db.pop("data.yaml", None)
     assert da == db and len(da) >= 2
+
+
+def test_yolo_root_is_the_data_yaml_folder_when_it_names_no_path(tmp_path, monkeypatch):
+    """Without a ``path`` key the dataset root is the data.yaml's folder, even when a folder of the same name sits
+    inside it (an older reader took ``nest/nest`` for ``nest/data.yaml``); path spellings do not change findings."""
+    from PIL import Image
+
+    from datatools.formats import yolo
+
+    monkeypatch.chdir(tmp_path)
+    for sub in ("nest/images/train", "nest/nest/images/train", "nest/labels/train"):
+        (tmp_path / sub).mkdir(parents=True)
+    Image.new("RGB", (8, 6)).save(tmp_path / "nest/images/train/a.jpg")
+    Image.new("RGB", (8, 6)).save(tmp_path / "nest/nest/images/train/zzz.jpg")
+    (tmp_path / "nest/labels/train/a.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    (tmp_path / "nest/data.yaml").write_text("train: images/train\nval: images/missing\nnames: [x]\n")
+    root, splits, names, findings = yolo.discover("nest/data.yaml")
+    assert str(root) == "nest" and names == ["x"]
+    assert splits == {"train": [("a", "nest/images/train/a.jpg")], "val": []}
+    for spelling in ("nest//data.yaml", "./nest/data.yaml", "nest/data.yaml/"):
+        assert yolo.discover(spelling) == (root, splits, names, findings), spelling
+    assert [(f.code, f.path) for f in findings] == [("missing-split", "nest/data.yaml")]

@@ -111,6 +111,22 @@ def test_check_on_memory_url_equals_local(messy, which):
         assert {"image-unreadable", "missing-image", "size-from-image", "xml-parse"} <= codes
 
 
+def test_unidentifiable_image_behind_a_url_is_named_by_its_url(tmp_path):
+    """PIL names a file object by its repr (an address that changes every run); the message names the URL."""
+    from datatools.core.io import read_image_header
+    from datatools.ops.stats import image_histogram
+
+    folder = tmp_path / "im"
+    folder.mkdir()
+    (folder / "junk.jpg").write_bytes(b"no image here")
+    url = to_memory(folder) + "/junk.jpg"
+    local = str(folder / "junk.jpg")
+    for read in (lambda p: read_image_header(p).error, lambda p: image_histogram(p)[2]):
+        got, want = read(url), read(local)
+        assert got == want.replace(local, url) and "object at 0x" not in got, got
+        assert got.startswith("unreadable image: cannot identify image file"), got
+
+
 @pytest.mark.parametrize("mode", ["copy", "link", "none"])
 def test_voc2yolo_on_memory_url_same_bytes(tmp_path, messy, mode):
     url = to_memory(messy)

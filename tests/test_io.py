@@ -104,7 +104,35 @@ def _pip_installing_open(fp, *args, **kwargs):
         raise ModuleNotFoundError("No module named 'pi_heif'") from None
 
 
-def test_image_reads_see_through_a_replaced_pil_open(tmp_path, monkeypatch):
+def _wrapped_open():
+    """A replacement made with functools.wraps: it carries Pillow's name and module, so only its code tells."""
+    import functools
+
+    @functools.wraps(_PILLOW_OPEN)
+    def open_(fp, *args, **kwargs):
+        return _pip_installing_open(fp, *args, **kwargs)
+
+    return open_
+
+
+def _closure_open():
+    """A replacement that holds Pillow's function in a closure cell, not in its globals."""
+    from PIL import UnidentifiedImageError
+
+    inner = _PILLOW_OPEN
+
+    def open_(fp, *args, **kwargs):
+        try:
+            return inner(fp, *args, **kwargs)
+        except UnidentifiedImageError:
+            raise ModuleNotFoundError("No module named 'pi_heif'") from None
+
+    return open_
+
+
+@pytest.mark.parametrize("make", [lambda: _pip_installing_open, _wrapped_open, _closure_open],
+                         ids=["global", "functools.wraps", "closure"])
+def test_image_reads_see_through_a_replaced_pil_open(tmp_path, monkeypatch, make):
     """A corrupt image gets Pillow's own message in a process where another library replaced ``PIL.Image.open``
     (ultralytics does on import), as in a clean one, and the good image still reads."""
     from PIL import Image
@@ -112,17 +140,19 @@ def test_image_reads_see_through_a_replaced_pil_open(tmp_path, monkeypatch):
     from datatools.core import io
     from datatools.ops.stats import image_histogram
 
+    replacement = make()
+
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"not a jpeg at all")
     good = tmp_path / "good.png"
     Image.new("RGB", (7, 5), (10, 20, 30)).save(good)
-    monkeypatch.setattr(Image, "open", _pip_installing_open)
+    monkeypatch.setattr(Image, "open", replacement)
     monkeypatch.setattr(io, "_PIL_OPEN", None)
     for error in (io.read_image_header(str(bad)).error, image_histogram(str(bad))[2]):
         assert error.startswith("unreadable image: cannot identify image file"), error
     assert io.read_image_header(str(good)).width == 7
     assert image_histogram(str(good))[0][2, 30] == 35
-    monkeypatch.setattr(io, "_PIL_OPEN", _pip_installing_open)  # without the unwrapping: the other message
+    monkeypatch.setattr(io, "_PIL_OPEN", replacement)  # without the unwrapping: the other message
     assert "pi_heif" in io.read_image_header(str(bad)).error
 
 

@@ -282,6 +282,32 @@ def test_messy_yolo_source_read_and_written_by_workers(ray_cluster, tmp_path, mo
 
 
 @pytest.mark.ray
+def test_usage_error_on_a_worker_is_the_local_usage_error(ray_cluster, tmp_path):
+    """An image id that would write outside OUT (a list-file line with ..) is refused on Ray exactly as locally:
+    exit code 2, the same message, and no output folder left behind."""
+    src = tmp_path / "src"
+    assert invoke("convert", "--to", "yolo", SAMPLE, src, "--images-mode", "copy").exit_code == 0
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    first = sorted((src / "images" / "train").glob("*.jpg"))[0]
+    (outside / "b.jpg").write_bytes(first.read_bytes())
+    (src / "train.txt").write_text("images/train/../../../outside/b.jpg\n")
+    yaml = (src / "data.yaml").read_text()
+    assert 'train: "images/train"' in yaml
+    (src / "data.yaml").write_text(yaml.replace('train: "images/train"', 'train: "train.txt"'))
+    results = []
+    for engine in ("local", "ray"):
+        out = tmp_path / f"out_{engine}"
+        r = CliRunner().invoke(cli, ["convert", "--from", "yolo", "--to", "yolo", str(src / "data.yaml"), str(out),
+                                     "--engine", engine])
+        results.append((r.exit_code, r.output.replace(str(out), "OUT")))
+        assert not out.exists()
+    assert results[0] == results[1] and results[0][0] == 2, results
+    assert "outside the output directory" in results[0][1]
+    assert sorted(p.name for p in outside.iterdir()) == ["b.jpg"]
+
+
+@pytest.mark.ray
 def test_check_same_findings_same_order(ray_cluster, messy_voc):
     r1 = CliRunner().invoke(cli, ["check", str(messy_voc), "--json"])
     r2 = CliRunner().invoke(cli, ["check", str(messy_voc), "--json", "--engine", "ray"])
@@ -351,7 +377,7 @@ def test_write_task_killed_after_writing_is_retried(ray_cluster, tmp_path, monke
         before_ray=lambda: monkeypatch.setenv(FAULT_ENV, f"{task}@1:{marker}"))
     assert marker.exists(), "the fault hook did not fire: the test proves nothing"
     assert s_ray == s_local and same_tree(local, out) == []
-    assert not [p for p in out.rglob("*") if ".datatools-tmp" in p.parts or ".staging" in p.name]
+    assert list(out.rglob(".*")) == [], "a scratch or staging folder was left behind"
 
 
 @pytest.mark.ray

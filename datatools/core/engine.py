@@ -158,41 +158,39 @@ def write_ranges(fn: Callable[[object, int, int], int], state: object, n: int, *
         return fork_ranges(fn, state, n, workers=workers, progress=progress)
     import shutil
 
-    from datatools.core.io import SCRATCH
+    from datatools.core.io import scratch_beside
 
-    scratch = os.path.join(stage, SCRATCH)
+    scratch = scratch_beside(stage)
     bounds = [(s[0], s[-1] + 1) for s in make_shards(range(n))]
     jobs = [(fn, slicer(state, a, b), b - a, scratch) for a, b in bounds]
-    done = sum(run_shards(_range_task, jobs, engine=engine, address=address, progress=progress,
-                          sizes=[b - a for a, b in bounds], workers=workers))
-    shutil.rmtree(scratch, ignore_errors=True)
-    return done
+    try:
+        return sum(run_shards(_range_task, jobs, engine=engine, address=address, progress=progress,
+                              sizes=[b - a for a, b in bounds], workers=workers))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _place_task(job: tuple) -> int:
-    from datatools.core.io import ImagesMode, place_files, place_image, retry_safe_writes
+    from datatools.core.io import ImagesMode, place_files, retry_safe_writes
 
     pairs, mode, scratch = job
-    mode = ImagesMode(mode)
-    if scratch is None:
-        for src, dst in pairs:
-            place_image(src, dst, mode)
-    else:
-        with retry_safe_writes(scratch):
-            place_files(pairs, mode)
+    with retry_safe_writes(scratch):
+        place_files(pairs, ImagesMode(mode))
     return len(pairs)
 
 
-def place_images(pairs: Sequence[tuple[str, str]], mode, *, stage: str | None = None, engine: str = "local",
-                 address: str | None = None, workers: int | None = None) -> None:
+def place_images(pairs: Sequence[tuple[str, str]], mode, *, stage: str | None = None, root: str | None = None,
+                 engine: str = "local", address: str | None = None, workers: int | None = None) -> None:
     """Link or copy images to ``(src, dst)`` paths on ``engine``: on Ray the workers read and write the image files,
     shard by shard, so the driver never touches image bytes.
 
-    ``stage``: the :func:`datatools.core.io.staged_dir` that every ``dst`` is in (files written plainly, or through
-    its scratch folder on Ray, see :func:`datatools.core.io.place_files`). None: each image is placed atomically
-    beside its destination (:func:`datatools.core.io.place_image`), for outputs that are not staged.
+    ``stage``: the :func:`datatools.core.io.staged_dir` that every ``dst`` is in (files written plainly; the
+    stage's rename makes them atomic). None: the outputs are not staged, and each image is placed atomically
+    beside its destination (:func:`datatools.core.io.place_image`); ``root`` is then the output folder holding
+    every ``dst``. On Ray every image goes through a scratch folder beside the stage or inside ``root`` and is
+    ``os.replace``d into place, so a task retried after its worker died mid-copy leaves no partial file behind.
     """
-    from datatools.core.io import SCRATCH, ImagesMode, place_files, place_image, symlink_url_message
+    from datatools.core.io import ImagesMode, place_files, place_image, scratch_beside, symlink_url_message
 
     mode = ImagesMode(mode)
     if mode is ImagesMode.NONE or not pairs:
@@ -209,12 +207,15 @@ def place_images(pairs: Sequence[tuple[str, str]], mode, *, stage: str | None = 
         if url is not None:
             raise UsageError(symlink_url_message(url))
     import shutil
+    import uuid
 
-    scratch = os.path.join(stage, SCRATCH) if stage is not None else None
-    shards = make_shards(pairs)
-    run_shards(_place_task, [(s, mode.value, scratch) for s in shards], engine=engine, address=address,
-               workers=workers)
-    if scratch is not None:
+    if stage is None and root is None:
+        raise ValueError("place_images on Ray needs the stage or the output root (for its scratch folder)")
+    scratch = scratch_beside(stage) if stage is not None else os.path.join(root, f".datatools-scratch-{uuid.uuid4().hex}")
+    try:
+        run_shards(_place_task, [(s, mode.value, scratch) for s in make_shards(pairs)], engine=engine,
+                   address=address, workers=workers)
+    finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
@@ -344,6 +345,8 @@ def _run_ray(fn, shards, *, address, progress, sizes, max_retries, workers):
                 try:
                     results[i] = ray.get(ref)
                 except RayTaskError as e:
+                    if isinstance(e.cause, DatatoolsError):  # a usage or data error: as it would be raised locally
+                        raise e.cause from None
                     raise DatatoolsError(f"shard {i} failed on a Ray worker: {e.cause if e.cause else e}") from e
                 except RayError as e:
                     raise DatatoolsError(f"shard {i} failed after {max_retries} retries: {e}") from e

@@ -233,7 +233,13 @@ def link_or_copy(src: str, dst: str, mode: ImagesMode) -> None:
         shutil.copyfile(src, dst)
 
 
-SCRATCH = ".datatools-tmp"  # a stage's scratch folder for per-file writes that must survive a retried task
+def scratch_beside(stage: str) -> str:
+    """The scratch folder of a stage (or of an output folder): a sibling, ``<stage>.scratch``, on the same file
+    system so that ``os.replace`` out of it is atomic, and outside the tree being written, so that no output path
+    (an image id, a split name) can land in it."""
+    return os.fspath(stage).rstrip("/" + os.sep) + ".scratch"
+
+
 _retry_scratch: str | None = None  # set by retry_safe_writes() inside a Ray task
 
 
@@ -415,6 +421,43 @@ def exif_orientation(im) -> int:
 _PIL_OPEN: Callable | None = None
 
 
+def _is_pillow_open(fn) -> bool:
+    """Pillow's own ``Image.open`` (by where its code lives: a ``functools.wraps`` wrapper copies the name and
+    module, not the code)."""
+    from PIL import Image
+
+    code = getattr(fn, "__code__", None)
+    return code is not None and code.co_name == "open" and code.co_filename == Image.__file__
+
+
+def _pillow_open():
+    """Pillow's ``Image.open``, seen through replacements: ``__wrapped__`` chains, or a function of Pillow's among
+    the replacement's globals or closure (ultralytics keeps it as ``_image_open``). Falls back to ``Image.open``
+    as it is when nothing leads there."""
+    from PIL import Image
+
+    fn, seen = Image.open, set()
+    while not _is_pillow_open(fn) and id(fn) not in seen:
+        seen.add(id(fn))
+        inner = getattr(fn, "__wrapped__", None)
+        if inner is None:
+            cells = [c.cell_contents for c in (getattr(fn, "__closure__", None) or ()) if _cell_filled(c)]
+            candidates = list(getattr(fn, "__globals__", {}).values()) + cells
+            inner = next((v for v in candidates if _is_pillow_open(v)), None)
+        if inner is None:
+            return Image.open
+        fn = inner
+    return fn if _is_pillow_open(fn) else Image.open
+
+
+def _cell_filled(cell) -> bool:
+    try:
+        cell.cell_contents
+    except ValueError:
+        return False
+    return True
+
+
 def pil_open(fp, *args, **kwargs):
     """``PIL.Image.open`` as Pillow ships it, even where another library has replaced it.
 
@@ -422,25 +465,11 @@ def pil_open(fp, *args, **kwargs):
     pip-install a HEIF plugin, and where that fails every bad file raises ModuleNotFoundError. A training script
     that imports both would then see other messages for the same corrupt file than ``datatools check`` does, and
     wait on pip. So every datatools image read opens through here: the replacement's own reference to Pillow's
-    function is found (``__wrapped__``, or a function named ``open`` from ``PIL.Image`` among its globals) and used.
+    function is found (see :func:`_pillow_open`) and used.
     """
     global _PIL_OPEN
     if _PIL_OPEN is None:
-        from PIL import Image
-
-        fn, seen = Image.open, set()
-        while not (getattr(fn, "__module__", None) == "PIL.Image" and getattr(fn, "__name__", None) == "open"):
-            seen.add(id(fn))
-            inner = getattr(fn, "__wrapped__", None)
-            if inner is None:
-                inner = next((v for v in getattr(fn, "__globals__", {}).values()
-                              if callable(v) and getattr(v, "__module__", None) == "PIL.Image"
-                              and getattr(v, "__name__", None) == "open"), None)
-            if inner is None or id(inner) in seen:
-                fn = Image.open  # cannot see through this replacement: use it as it is
-                break
-            fn = inner
-        _PIL_OPEN = fn
+        _PIL_OPEN = _pillow_open()
     return _PIL_OPEN(fp, *args, **kwargs)
 
 
@@ -490,7 +519,17 @@ def _url_image_header(url: str) -> ImageHeader:
     if f is None:
         return ImageHeader(0, 0, 0, 0, 1, "", error)
     with f:
-        return read_image_header(f)  # type: ignore[arg-type]
+        header = read_image_header(f)  # type: ignore[arg-type]
+    if header.error:
+        return ImageHeader(0, 0, 0, 0, 1, "", url_error_text(header.error, f, url))
+    return header
+
+
+def url_error_text(error: str, f, url: str) -> str:
+    """``error`` from reading the file object ``f`` of ``url`` with the URL in place of the object's repr (PIL says
+    "cannot identify image file <LocalFileOpener object at 0x7f...>"), so that messages name the file and are the
+    same in every run."""
+    return error.replace(repr(f), repr(url))
 
 
 def list_images(folder: str | os.PathLike, *, recursive: bool = True) -> dict[str, str]:

@@ -94,7 +94,8 @@ class _LocalFiles:
     @staticmethod
     def listdir(folder: str) -> tuple[list[str], list[str]]:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
-        return [e.name for e in entries if e.is_dir()], [e.name for e in entries if e.is_file()]
+        dirs = {e.name for e in entries if e.is_dir()}
+        return sorted(dirs), [e.name for e in entries if e.name not in dirs]  # a broken link counts as a file
 
 
 def _files_for(src: str):
@@ -130,6 +131,8 @@ def discover(src: str | os.PathLike) -> tuple[Path | str, dict[str, list[tuple[s
     machine's disk."""
     src = os.fspath(src)
     files = _files_for(src)
+    if not files.url:
+        src = str(Path(src))  # as pathlib spells it: "ds//data.yaml/" is "ds/data.yaml", "" is "."
     findings: list[Finding] = []
     if not files.url and not os.path.exists(src):
         raise UsageError(f"{src}: no such file or directory")

@@ -19,6 +19,7 @@ label files without an image, then the policies) and concatenated group by group
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
@@ -30,7 +31,7 @@ from typing import Callable, Sequence
 from datatools.core.boxes import DEFAULT_CONVENTION, PixelConvention
 from datatools.core.engine import make_shards, run_shards
 from datatools.core.errors import StrictModeError, UsageError
-from datatools.core.io import (SCRATCH, ImagesMode, check_output_dir, place_stage_file, retry_safe_writes,
+from datatools.core.io import (ImagesMode, check_output_dir, place_stage_file, retry_safe_writes, scratch_beside,
                                safe_relpath, staged_dir, symlink_url_message, write_many, write_stage_file)
 from datatools.core.model import (Dataset, Finding, ImageRecord, Severity, pack_finding, pack_record, sorted_classes,
                                   unpack_finding, unpack_record)
@@ -236,7 +237,7 @@ def yolo_shard_task(args: tuple) -> dict:
     splits_seen: dict[str, None] = {}
     label_files = pictures = 0
     made: set[str] = set()
-    with retry_safe_writes(os.path.join(lstage, SCRATCH)):
+    with retry_safe_writes(scratch_beside(lstage)):
         for rec in ds.images:
             if not rec.has_size:  # prepare(require_size=True) removed these; the local writer refuses them too
                 raise ValueError(f"{rec.source}: YOLO needs the image size")
@@ -275,7 +276,7 @@ def voc_shard_task(args: tuple) -> dict:
     files = pictures = 0
     made: set[str] = set()
     conv = Conv(opts["convention"])
-    with retry_safe_writes(os.path.join(astage, SCRATCH)):
+    with retry_safe_writes(scratch_beside(astage)):
         for rec in ds.images:
             # The same names, text and bytes as datatools.formats.voc.write.
             name = safe_relpath(output_image_name(rec))
@@ -331,6 +332,15 @@ def _name_case(root: str, labels: set[str]) -> list[Finding]:
                  "(use --normalize-names to merge)") for key, names in sorted(variants.items()) if len(names) > 1]
 
 
+@contextlib.contextmanager
+def _removed_after(folder: str):
+    """Remove ``folder`` (the workers' scratch folder) when the block ends, however it ends."""
+    try:
+        yield
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 class _NoImages(Exception):
     """Leave an images stage unused: the local writer does not touch images/ when there is nothing to place."""
 
@@ -358,8 +368,6 @@ def convert_voc_sharded(src: str | os.PathLike, out: str | os.PathLike, *, dst_f
     atomically (scratch file + ``os.replace``), so a retried task rewrites whole files and a killed one leaves nothing
     half-written. The driver writes the few aggregate files (data.yaml and classes.txt, or ImageSets/Main).
     """
-    from datatools.core.io import write_files
-    from datatools.formats.yolo import data_yaml
     from datatools.ops.sanitize import normalize_name
 
     if dst_format not in ("yolo", "voc"):
@@ -394,10 +402,30 @@ def convert_voc_sharded(src: str | os.PathLike, out: str | os.PathLike, *, dst_f
             names |= part
         wanted = sorted({normalize_name(n) for n in names}) if normalize_names else sorted(names)
     out = Path(out)
+    made_out = not out.exists()
+    try:
+        return _write_sharded(plan, shards, sizes, out, wanted, stage, dst_format=dst_format, src=src, conv=conv,
+                              difficult=difficult, normalize_names=normalize_names, precision=precision,
+                              images_mode=images_mode, strict=strict, engine=engine, address=address,
+                              workers=workers)
+    except BaseException:
+        if made_out:  # as locally, a failed run leaves no output folder it made (staged_dir made its parent)
+            try:
+                out.rmdir()
+            except OSError:
+                pass
+        raise
+
+
+def _write_sharded(plan, shards, sizes, out: Path, wanted, stage, *, dst_format, src, conv, difficult,
+                   normalize_names, precision, images_mode, strict, engine, address, workers):
+    from datatools.core.io import write_files
+    from datatools.formats.yolo import data_yaml
+
     ann_name, img_name = ("labels", "images") if dst_format == "yolo" else ("Annotations", "JPEGImages")
     task = yolo_shard_task if dst_format == "yolo" else voc_shard_task
     results: list[dict] = []
-    with staged_dir(out / ann_name) as lstage:
+    with staged_dir(out / ann_name) as lstage, _removed_after(scratch_beside(lstage)):
         try:
             with staged_dir(out / img_name) as istage:
                 opts = {"token": uuid.uuid4().hex, "image_dir": plan.image_dir, "index_exists": plan.index_exists,
@@ -418,7 +446,6 @@ def convert_voc_sharded(src: str | os.PathLike, out: str | os.PathLike, *, dst_f
                     raise _NoImages
         except _NoImages:
             pass
-        shutil.rmtree(os.path.join(lstage, SCRATCH), ignore_errors=True)
     if dst_format == "voc":
         split_ids: dict[str, list[str]] = {}
         for r in results:

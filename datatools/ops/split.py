@@ -693,7 +693,7 @@ def write_split(plan: SplitPlan, out: str | os.PathLike, *, images_mode: ImagesM
         if progress:
             progress(len(recs))
     # Every image of every split and fold in one go: on Ray the workers copy or link them, not the driver.
-    place_images(result.placements, images_mode, engine=engine, address=ray_address, workers=workers)
+    place_images(result.placements, images_mode, root=str(out), engine=engine, address=ray_address, workers=workers)
     result.placements = []
     return result
 

@@ -85,13 +85,14 @@ def image_histogram(path: str, resize: int | tuple[int, int] | None = None) -> t
     from PIL import Image
 
     if isinstance(path, str) and "://" in path:  # an fsspec URL: PIL reads from fs.open (datatools.core.fs)
-        from datatools.core.io import open_url_image
+        from datatools.core.io import open_url_image, url_error_text
 
         f, error = open_url_image(path)
         if f is None:
             return None, "", error
         with f:
-            return image_histogram(f, resize)  # type: ignore[arg-type]
+            hist, mode, error = image_histogram(f, resize)  # type: ignore[arg-type]
+        return hist, mode, url_error_text(error, f, path) if error else error
     try:
         with pil_open(path) as im:
             mode = im.mode
