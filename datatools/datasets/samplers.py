@@ -10,7 +10,6 @@ import bisect
 from typing import Iterator, Sequence
 
 import numpy as np
-import torch
 from torch.utils.data import DistributedSampler, Sampler
 
 __all__ = ["DistributedGroupedBatchSampler", "GroupedBatchSampler", "aspect_ratio_groups"]
