@@ -344,6 +344,7 @@ def test_split_hash_same_assignment(ray_cluster, tmp_path, monkeypatch, fmt):
     s_ray["out"] = s_local["out"]
     assert s_ray == s_local and same_tree(local, out) == []
     assert len([p for p in out.rglob("*.jpg")]) >= len(s_local["assignment"])
+    assert not out.with_name(out.name + ".scratch").exists() and list(out.rglob(".*")) == []
     r = CliRunner().invoke(cli, ["split", str(src), str(tmp_path / "x"), "--engine", "ray"])
     assert r.exit_code == 2 and "--method hash" in r.output
 
@@ -378,6 +379,7 @@ def test_write_task_killed_after_writing_is_retried(ray_cluster, tmp_path, monke
     assert marker.exists(), "the fault hook did not fire: the test proves nothing"
     assert s_ray == s_local and same_tree(local, out) == []
     assert list(out.rglob(".*")) == [], "a scratch or staging folder was left behind"
+    assert [p.name for p in out.parent.iterdir() if p.name.startswith(out.name + ".")] == []
 
 
 @pytest.mark.ray

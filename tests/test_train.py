@@ -28,6 +28,21 @@ def rows(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+def predict_and_evaluate(model: Path, preds: Path) -> list[dict]:
+    """``datatools predict`` on sample_data's val split, then ``evaluate`` of those predictions, which must use every
+    one of them with no prediction finding; returns the predictions (at least one)."""
+    r = CliRunner().invoke(cli, ["predict", str(model), str(SAMPLE), "-f", "voc", "--split", "val", "-o", str(preds),
+                                 "-j", "0", "--max-det", "20"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(preds.read_text())
+    assert res
+    r = CliRunner().invoke(cli, ["evaluate", "--gt", str(SAMPLE), "--split", "val", "--pred", str(preds), "--json"])
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.output)
+    assert rep["predictions_used"] == len(res) and not [f for f in rep["findings"] if f["code"].startswith("pred-")]
+    return res
+
+
 @pytest.mark.slow
 def test_cli_train_predict_evaluate_resume(tmp_path):
     out = tmp_path / "run"
@@ -43,17 +58,9 @@ def test_cli_train_predict_evaluate_resume(tmp_path):
     assert ckpt["epoch"] == 1 and ckpt["classes"] == ["circle", "square", "star", "triangle"]
     assert {"optimizer", "scheduler", "scaler", "ema", "args", "world_size", "global_batch"} <= set(ckpt)
 
-    preds = tmp_path / "preds.json"
-    r = CliRunner().invoke(cli, ["predict", str(out / "best.pt"), str(SAMPLE), "-f", "voc", "--split", "val", "-o",
-                                 str(preds), "-j", "0", "--max-det", "20"])
-    assert r.exit_code == 0, r.output
-    res = json.loads(preds.read_text())
-    assert res and {"image_id", "file_name", "category_id", "bbox", "score"} <= set(res[0])
+    res = predict_and_evaluate(out / "best.pt", tmp_path / "preds.json")
+    assert {"image_id", "file_name", "category_id", "bbox", "score"} <= set(res[0])
     assert {d["image_id"] for d in res} <= set(range(1, 41)) and {d["category_id"] for d in res} <= {1, 2, 3, 4}
-    r = CliRunner().invoke(cli, ["evaluate", "--gt", str(SAMPLE), "--split", "val", "--pred", str(preds), "--json"])
-    assert r.exit_code == 0, r.output
-    rep = json.loads(r.output)
-    assert rep["predictions_used"] == len(res) and not [f for f in rep["findings"] if f["code"].startswith("pred-")]
 
     r = CliRunner().invoke(cli, ["train", str(SAMPLE), "--out", str(out), "--epochs", "3", "--resume", "-j", "0"])
     assert r.exit_code == 0, r.output
@@ -232,12 +239,7 @@ def test_cli_keep_aspect_train_predict_evaluate_resume(tmp_path):
 
     # predict on the keep-aspect model: boxes in the original images' pixels (inside each image, and beyond the
     # 64 x 85 px frame the model saw, so they were scaled back), which evaluate accepts.
-    preds = tmp_path / "ka.json"
-    r = CliRunner().invoke(cli, ["predict", str(out / "best.pt"), str(SAMPLE), "-f", "voc", "--split", "val", "-o",
-                                 str(preds), "-j", "0", "--max-det", "20"])
-    assert r.exit_code == 0, r.output
-    res = json.loads(preds.read_text())
-    assert res
+    res = predict_and_evaluate(out / "best.pt", tmp_path / "ka.json")
     data = formats.get("voc").read(str(SAMPLE), sets=["val"])
     size = {name: (im.width, im.height) for im in data.images for name in (im.file_name, im.image_id)}
     far = 0.0
@@ -247,10 +249,6 @@ def test_cli_keep_aspect_train_predict_evaluate_resume(tmp_path):
         assert -0.01 <= x and -0.01 <= y and x + bw <= w + 0.01 and y + bh <= h + 0.01, (d, w, h)
         far = max(far, x + bw, y + bh)
     assert far > 107  # keep-aspect frames are at most 64 x 107 px: these boxes are in original coordinates
-    r = CliRunner().invoke(cli, ["evaluate", "--gt", str(SAMPLE), "--split", "val", "--pred", str(preds), "--json"])
-    assert r.exit_code == 0, r.output
-    rep = json.loads(r.output)
-    assert rep["predictions_used"] == len(res) and not [f for f in rep["findings"] if f["code"].startswith("pred-")]
 
     # --resume without --resize-mode continues in the checkpoint's mode
     r = CliRunner().invoke(cli, ["train", str(SAMPLE), "--out", str(out), "--epochs", "2", "--resume", "-j", "0"])

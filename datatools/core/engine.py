@@ -187,10 +187,10 @@ def place_images(pairs: Sequence[tuple[str, str]], mode, *, stage: str | None = 
     ``stage``: the :func:`datatools.core.io.staged_dir` that every ``dst`` is in (files written plainly; the
     stage's rename makes them atomic). None: the outputs are not staged, and each image is placed atomically
     beside its destination (:func:`datatools.core.io.place_image`); ``root`` is then the output folder holding
-    every ``dst``. On Ray every image goes through a scratch folder beside the stage or inside ``root`` and is
+    every ``dst``. On Ray every image goes through a scratch folder beside the stage or ``root`` and is
     ``os.replace``d into place, so a task retried after its worker died mid-copy leaves no partial file behind.
     """
-    from datatools.core.io import ImagesMode, place_files, place_image, scratch_beside, symlink_url_message
+    from datatools.core.io import ImagesMode, place_files, place_image, refuse_symlinks_to_urls, scratch_beside
 
     mode = ImagesMode(mode)
     if mode is ImagesMode.NONE or not pairs:
@@ -202,16 +202,12 @@ def place_images(pairs: Sequence[tuple[str, str]], mode, *, stage: str | None = 
         else:
             place_files(pairs, mode, workers=workers or 1)
         return
-    if mode is ImagesMode.SYMLINK:  # refuse before any task starts, as place_files does
-        url = next((src for src, _ in pairs if "://" in src), None)
-        if url is not None:
-            raise UsageError(symlink_url_message(url))
+    refuse_symlinks_to_urls(pairs, mode)  # before any task starts
     import shutil
-    import uuid
 
     if stage is None and root is None:
         raise ValueError("place_images on Ray needs the stage or the output root (for its scratch folder)")
-    scratch = scratch_beside(stage) if stage is not None else os.path.join(root, f".datatools-scratch-{uuid.uuid4().hex}")
+    scratch = scratch_beside(stage if stage is not None else root)
     try:
         run_shards(_place_task, [(s, mode.value, scratch) for s in make_shards(pairs)], engine=engine,
                    address=address, workers=workers)

@@ -192,21 +192,20 @@ def place_image(src: str | os.PathLike, dst: str | os.PathLike, mode: ImagesMode
     src = os.fspath(src)
     if "://" not in src and dst.exists() and not dst.is_symlink() and os.path.samefile(src, dst):
         return  # already the same file (a previous run's hard link)
-    tmp = dst.parent / f".{dst.name}.{os.getpid()}.tmp"
-    try:
-        if tmp.exists() or tmp.is_symlink():
-            tmp.unlink()
-        link_or_copy(src, str(tmp), mode)  # an fsspec URL is copied through fsspec
-        os.replace(tmp, dst)
-    except BaseException:
-        if tmp.exists() or tmp.is_symlink():
-            tmp.unlink()
-        raise
+    replace_into(str(dst.parent), str(dst), lambda tmp: link_or_copy(src, tmp, mode))  # a URL is copied via fsspec
 
 
 def symlink_url_message(src: str) -> str:
     return (f"{src}: --images-mode symlink cannot link to images behind a URL; use --images-mode copy (or link, "
             "which copies them), or none")
+
+
+def refuse_symlinks_to_urls(pairs: Sequence[tuple[str, str]], mode: ImagesMode) -> None:
+    """The usage error of :func:`link_or_copy` for symlinks to images behind a URL, raised before any file is made."""
+    if mode is ImagesMode.SYMLINK:
+        url = next((src for src, _ in pairs if "://" in src), None)
+        if url is not None:
+            raise UsageError(symlink_url_message(url))
 
 
 def link_or_copy(src: str, dst: str, mode: ImagesMode) -> None:
@@ -244,9 +243,10 @@ _retry_scratch: str | None = None  # set by retry_safe_writes() inside a Ray tas
 
 
 def replace_into(tmp_dir: str, final: str, write: Callable[[str], None]) -> None:
-    """Create ``final`` atomically: ``write(tmp)`` in ``tmp_dir`` (a stage's scratch folder), then ``os.replace``.
-    A retried task rewrites whole files; a killed one leaves only scratch files, removed with the scratch folder."""
-    tmp = os.path.join(tmp_dir, uuid.uuid4().hex)
+    """Create ``final`` atomically: ``write(tmp)`` to a new hidden name in ``tmp_dir`` (``final``'s folder, or a
+    stage's scratch folder on the same file system), then ``os.replace``. A retried task rewrites whole files; a
+    killed one leaves only its temp file, which a scratch folder takes away with it."""
+    tmp = os.path.join(tmp_dir, f".{os.path.basename(final)}.{uuid.uuid4().hex[:12]}.tmp")
     try:
         write(tmp)
         os.replace(tmp, final)
@@ -295,10 +295,7 @@ def place_files(pairs: Sequence[tuple[str, str]], mode: ImagesMode, *, workers: 
     :func:`retry_safe_writes` each file is also replaced atomically)."""
     if mode is ImagesMode.NONE or not pairs:
         return
-    if mode is ImagesMode.SYMLINK:  # refuse before any file is made (see link_or_copy)
-        url = next((src for src, _ in pairs if "://" in src), None)
-        if url is not None:
-            raise UsageError(symlink_url_message(url))
+    refuse_symlinks_to_urls(pairs, mode)
     for d in sorted({os.path.dirname(dst) for _, dst in pairs}):
         os.makedirs(d, exist_ok=True)
 
