@@ -316,7 +316,8 @@ def test_scan_xml_agrees_with_parse_xml(doc):
 
 @pytest.mark.parametrize("root", ["sample", "bccd", "datumaro", "raccoon"])
 def test_read_labels_gives_the_label_stats_of_read(root):
-    """``read_labels`` + rows gives exactly the label statistics and findings of ``read`` + its annotations."""
+    """``read_labels`` + its object columns give exactly the label statistics and findings of ``read`` + its
+    annotations."""
     import json
 
     from tests.conftest import REALWORLD, SAMPLE
@@ -328,11 +329,44 @@ def test_read_labels_gives_the_label_stats_of_read(root):
     if not folder.is_dir():
         pytest.skip("real-world data absent")
     full = voc.read(folder)
-    lite, rows = voc.read_labels(folder)
+    lite, objects = voc.read_labels(folder)
     assert lite.findings == full.findings and lite.classes == full.classes and lite.objects_read == full.objects_read
     assert [im.annotations for im in lite.images] == [()] * len(full.images)
     dump = lambda s: json.dumps(s.to_dict(), sort_keys=True)
-    assert dump(label_stats(lite, rows)) == dump(label_stats(full)) and label_stats(full).objects > 0
+    assert dump(label_stats(lite, objects)) == dump(label_stats(full)) and label_stats(full).objects > 0
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_read_labels_columns_line_up_with_records_across_chunks(tmp_path, workers):
+    """Over many chunks (and on 2 worker processes), with refused files, empty files and irregular objects between
+    regular ones, the object columns still line up with the records: the same statistics, findings and classes as
+    ``read``. Each chunk numbers its labels on its own; the driver must map them to one class list."""
+    import json
+
+    from datatools.formats import voc
+    from datatools.ops.stats import label_stats
+
+    docs = list(_TRICKY_DOCS) + [
+        (f"<annotation><filename>a.jpg</filename><size><width>100</width><height>80</height></size><object>{o}</object>"
+         f"</annotation>").encode() for o in _TRICKY_OBJECTS]
+    ann = tmp_path / "Annotations"
+    ann.mkdir()
+    for i in range(900):  # > 2 x 200 files, so plan_workers uses 2 processes; chunks of 64 in one process
+        obj = "".join(f"<object><name>c{(i * 7 + k) % 13}</name><difficult>{k % 2}</difficult><bndbox><xmin>{k + 1}</xmin>"
+                      f"<ymin>2</ymin><xmax>{k + 20 + i % 50}</xmax><ymax>{30 + i % 9}</ymax></bndbox></object>"
+                      for k in range(i % 4))
+        doc = docs[i % len(docs)] if i % 3 == 0 else (
+            f"<annotation><filename>{i}.jpg</filename><size><width>{200 + i}</width><height>150</height></size>"
+            f"{obj}</annotation>").encode()
+        (ann / f"{i:04d}.xml").write_bytes(doc)
+    full = voc.read(tmp_path, workers=workers)
+    lite, objects = voc.read_labels(tmp_path, workers=workers)
+    assert lite.findings == full.findings and lite.classes == full.classes and lite.objects_read == full.objects_read
+    assert len(lite.images) == len(full.images) and int(objects.counts.sum()) == len(objects.cls) == len(objects.boxes)
+    dump = lambda s: json.dumps(s.to_dict(), sort_keys=True)
+    stats = label_stats(full)
+    assert dump(label_stats(lite, objects)) == dump(stats)
+    assert stats.objects > 900 and len(stats.class_objects) >= 13 and stats.empty_images > 0
 
 
 @pytest.mark.parametrize("doc", _TRICKY_DOCS + [

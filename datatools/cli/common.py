@@ -73,10 +73,10 @@ def progress_fn(update: Callable[[str, int, "int | None"], None], stage: str, to
 
 def read_dataset(src, fmt: str | None, *, images=None, sets=None, classes: str | None = None, workers: int = 0,
                  update: Callable[[str, int, "int | None"], None] | None = None, engine: str = "local",
-                 ray_address: str | None = None, with_rows: bool = False, **extra):
+                 ray_address: str | None = None, with_objects: bool = False, **extra):
     """Read SRC for a command: resolve ``--format`` (auto-detect), apply ``--images/--sets/--classes/--workers`` and
-    report progress as the ``read`` stage. Returns the annotation model (with ``with_rows``: ``(model, rows)``, see
-    ``ops.stats.label_columns``). With ``engine="ray"`` VOC XML is parsed over shards on Ray, and YOLO/COCO run their
+    report progress as the ``read`` stage. Returns the annotation model (with ``with_objects``: ``(model, objects or
+    None)``, see ``ops.stats.label_columns``). With ``engine="ray"`` VOC XML is parsed over shards on Ray, and YOLO/COCO run their
     per-image reads there (the same model either way)."""
     from datatools import formats
     from datatools.ops.convert import read_options
@@ -92,14 +92,14 @@ def read_dataset(src, fmt: str | None, *, images=None, sets=None, classes: str |
         opts.pop("workers", None)
         ds = read_voc(src, classes=parse_classes(classes), address=ray_address, workers=workers or None,
                       **progress, **opts)
-        return (ds, None) if with_rows else ds
-    if with_rows and mod.NAME == "voc":  # label statistics: objects as plain values (formats.voc.read_labels)
+        return (ds, None) if with_objects else ds
+    if with_objects and mod.NAME == "voc":  # label statistics: objects as columns (formats.voc.read_labels)
         return mod.read_labels(src, classes=parse_classes(classes), **progress, **opts)
     from datatools.core.engine import reader_options
 
     on_engine = reader_options(engine, ray_address, workers or None)
     ds = mod.read(src, classes=parse_classes(classes), **progress, **on_engine, **opts)
-    return (ds, None) if with_rows else ds
+    return (ds, None) if with_objects else ds
 
 
 def emit_json(obj) -> None:

@@ -13,6 +13,7 @@ import uuid
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import Enum
+from functools import partial
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
@@ -327,23 +328,39 @@ def parallel_map(fn: Callable[[T], R], items: Sequence[T], *, workers: int | Non
     Falls back to the calling process for small inputs, where a pool costs more than it saves. ``fn`` must be a
     module-level function (it is pickled).
     """
+    out: list[R] = []
+    for res in map_chunks(partial(_run_chunk, fn), items, workers=workers, chunksize=chunksize, progress=progress,
+                          min_per_worker=min_per_worker):
+        out.extend(res)
+    return out
+
+
+def map_chunks(fn: Callable[[Sequence[T]], R], items: Sequence[T], *, workers: int | None = None, chunksize: int = 0,
+               progress: ProgressFn | None = None, min_per_worker: int = 200) -> list[R]:
+    """``[fn(chunk) for chunk in chunks of items]`` across processes, in order, reporting progress (in items) per
+    finished chunk.
+
+    For workers that give one compact result per chunk (arrays, say) instead of one object per item, which would
+    cost more to pickle than to compute. Small inputs run in the calling process, in chunks of 64. ``fn`` must be
+    picklable (a module-level function, or a partial of one).
+    """
     n = len(items)
     workers = plan_workers(n, workers, min_per_worker=min_per_worker)
-    if workers <= 1:
-        out = []
-        for i, x in enumerate(items):
-            out.append(fn(x))
-            if progress and (i % 64 == 63 or i == n - 1):
-                progress(64 if i % 64 == 63 else (i % 64) + 1)
-        return out
-    chunksize = chunksize or max(16, min(512, n // (workers * 8) or 1))
+    if not chunksize:
+        chunksize = 64 if workers <= 1 else max(16, min(512, n // (workers * 8) or 1))
     chunks = [items[i:i + chunksize] for i in range(0, n, chunksize)]
     out: list[R] = []
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        for res in pool.map(_run_chunk, [fn] * len(chunks), chunks):
-            out.extend(res)
+    if workers <= 1:
+        for chunk in chunks:
+            out.append(fn(chunk))
             if progress:
-                progress(len(res))
+                progress(len(chunk))
+        return out
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        for chunk, res in zip(chunks, pool.map(fn, chunks)):
+            out.append(res)
+            if progress:
+                progress(len(chunk))
     return out
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Iterable, Mapping
+from typing import Any, Iterable, Mapping, NamedTuple
 
 from datatools.core.boxes import Box
 
@@ -149,6 +149,19 @@ def pack_finding(f: Finding) -> tuple:
 
 def unpack_finding(t: tuple) -> Finding:
     return Finding(t[0], Severity(t[1]), *t[2:])
+
+
+class ObjectColumns(NamedTuple):
+    """A dataset's objects as columns, for readers that skip building an Annotation per box (label statistics over
+    hundreds of thousands of files). Objects are in record order: the first ``counts[0]`` belong to the dataset's
+    first image, and so on. ``cls`` indexes ``names`` (first-seen order, not the dataset's class order); ``boxes``
+    is (N, 4) XYXY in pixels; ``flags`` has bit 0 difficult, 1 truncated, 2 occluded. All are numpy arrays."""
+
+    names: tuple[str, ...]
+    counts: Any
+    cls: Any
+    boxes: Any
+    flags: Any
 
 
 def sorted_classes(images: Iterable[ImageRecord]) -> tuple[str, ...]:

@@ -34,7 +34,7 @@ from typing import Sequence
 import numpy as np
 
 from datatools.core.io import ProgressFn, pil_open
-from datatools.core.model import Dataset, Finding
+from datatools.core.model import Dataset, Finding, ImageRecord, ObjectColumns
 from datatools.formats.common import err, warn
 
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
@@ -321,31 +321,41 @@ class LabelColumns:
 FLAG_BITS = {"difficult": 1, "truncated": 2, "occluded": 4, "iscrowd": 8}
 
 
-def label_columns(ds: Dataset, rows: Sequence[tuple] | None = None) -> LabelColumns:
-    """The columns of ``ds``. ``rows`` (from :func:`datatools.formats.voc.read_labels`) gives each record's objects
-    as ``(labels, flat XYXY boxes, flags)`` when its records carry none."""
-    if rows is None:
-        rows = [([a.label for a in im.annotations], [v for a in im.annotations for v in a.box],
-                 [a.difficult | a.truncated << 1 | a.occluded << 2 | a.iscrowd << 3 for a in im.annotations])
-                for im in ds.images]
-    labels = [label for lab, _, _ in rows for label in lab]
-    found = set(labels)
-    classes = tuple(ds.classes) + tuple(sorted(found - set(ds.classes)))
+def label_columns(ds: Dataset, objects: ObjectColumns | None = None) -> LabelColumns:
+    """The columns of ``ds``. ``objects`` (from :func:`datatools.formats.voc.read_labels`) gives the records'
+    objects as columns when its records carry none."""
+    if objects is None:
+        objects = object_columns(ds.images)
+    classes = tuple(ds.classes) + tuple(sorted(set(objects.names) - set(ds.classes)))
     index = {c: i for i, c in enumerate(classes)}
-    counts = np.fromiter((len(lab) for lab, _, _ in rows), dtype=np.int64, count=len(rows))
-    boxes = np.fromiter((v for _, b, _ in rows for v in b), dtype=np.float64, count=4 * len(labels)).reshape(-1, 4)
-    flags = np.fromiter((f for _, _, fl in rows for f in fl), dtype=np.int64, count=len(labels))
+    lut = np.array([index[n] for n in objects.names], dtype=np.int64)
+    cls = lut[objects.cls] if len(objects.cls) else np.zeros(0, np.int64)
     sized = np.fromiter((im.has_size for im in ds.images), dtype=bool, count=len(ds.images))
     sizes = np.array([(im.width, im.height) if im.has_size else (0, 0) for im in ds.images], dtype=np.int64).reshape(-1, 2)
-    cls = np.fromiter((index[label] for label in labels), dtype=np.int64, count=len(labels))
-    return LabelColumns(classes=classes, counts=counts, sizes=sizes, sized=sized, cls=cls, boxes=boxes, flags=flags)
+    return LabelColumns(classes=classes, counts=objects.counts, sizes=sizes, sized=sized, cls=cls,
+                        boxes=objects.boxes, flags=objects.flags)
 
 
-def label_stats(ds: Dataset, rows: Sequence[tuple] | None = None) -> LabelStats:
+def object_columns(images: Sequence[ImageRecord]) -> ObjectColumns:
+    """The objects of ``images`` as columns (what :func:`datatools.formats.voc.read_labels` gives without
+    Annotations); ``flags`` also has bit 3 iscrowd."""
+    anns = [a for im in images for a in im.annotations]
+    names: dict[str, int] = {}
+    codes = [names.setdefault(a.label, len(names)) for a in anns]
+    return ObjectColumns(
+        names=tuple(names),
+        counts=np.fromiter((len(im.annotations) for im in images), dtype=np.int64, count=len(images)),
+        cls=np.array(codes, dtype=np.int64),
+        boxes=np.array([a.box for a in anns], dtype=np.float64).reshape(-1, 4),
+        flags=np.fromiter((a.difficult | a.truncated << 1 | a.occluded << 2 | a.iscrowd << 3 for a in anns),
+                          dtype=np.int64, count=len(anns)))
+
+
+def label_stats(ds: Dataset, objects: ObjectColumns | None = None) -> LabelStats:
     """Count classes, objects per image, box and image size distributions. Reads no pixels.
 
-    ``rows``: see :func:`label_columns`."""
-    return label_stats_from_columns(label_columns(ds, rows))
+    ``objects``: see :func:`label_columns`."""
+    return label_stats_from_columns(label_columns(ds, objects))
 
 
 def label_stats_from_columns(col: LabelColumns) -> LabelStats:
@@ -410,12 +420,12 @@ class StatsReport:
                 "read_warnings": sum(1 for f in self.read_findings if f.severity.value == "warning")}
 
 
-def dataset_stats(ds: Dataset, *, rows: Sequence[tuple] | None = None, labels_only: bool = False, resize: int | tuple[int, int] | None = None,
+def dataset_stats(ds: Dataset, *, objects: ObjectColumns | None = None, labels_only: bool = False, resize: int | tuple[int, int] | None = None,
                   sample: int | None = None, seed: int = 0, workers: int | None = None,
                   progress: ProgressFn | None = None, on_total=None, engine: str = "local",
                   ray_address: str | None = None) -> StatsReport:
     """Label statistics of ``ds`` and, unless ``labels_only``, the exact pixel statistics of its images
-    (on ``engine``, see :func:`pixel_stats`). ``rows``: the objects as plain values when ``ds`` comes from
+    (on ``engine``, see :func:`pixel_stats`). ``objects``: the objects as columns when ``ds`` comes from
     :func:`datatools.formats.voc.read_labels` (see :func:`label_columns`)."""
     findings: list[Finding] = []
     px = None
@@ -429,5 +439,5 @@ def dataset_stats(ds: Dataset, *, rows: Sequence[tuple] | None = None, labels_on
                          on_total=on_total, engine=engine, ray_address=ray_address)
         for p, e in px.failed:
             findings.append(err("image-unreadable", p, "image", f"{e}; skipped"))
-    return StatsReport(src=ds.root, format=ds.format, labels=label_stats(ds, rows), pixels=px, findings=tuple(findings),
+    return StatsReport(src=ds.root, format=ds.format, labels=label_stats(ds, objects), pixels=px, findings=tuple(findings),
                        read_findings=ds.findings)
