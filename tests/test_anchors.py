@@ -70,6 +70,15 @@ def test_too_few_boxes_is_a_usage_error():
         compute_anchors(ds, k=3)
 
 
+def test_fewer_distinct_sizes_than_k_is_a_usage_error():
+    """Ten identical boxes made three identical anchors, two of which no box used."""
+    same = tuple(Annotation("x", (0, 0, 5, 5)) for _ in range(10))
+    ds = Dataset(images=(ImageRecord("a", "a.jpg", 10, 10, same),), classes=("x",))
+    with pytest.raises(UsageError, match="only 1 distinct size"):
+        compute_anchors(ds, k=3, img_size=None)
+    assert compute_anchors(ds, k=1, img_size=None).cluster_sizes == (10,)
+
+
 def test_cli_anchors_on_sample_data():
     r = CliRunner().invoke(cli, ["anchors", str(SAMPLE), "-k", "9", "--img-size", "320", "--json"])
     assert r.exit_code == 0, r.output

@@ -228,7 +228,8 @@ def test_groups_from_every_source_never_straddle_parts(kind, method, kfold, tmp_
     ds, group_by = group_source(kind, tmp_path)
     plan = plan_split(ds, val=None if kfold else 0.2, test=0.1, method=method, group_by=group_by, kfold=kfold)
     videos = {video_of(r.image_id) for r in ds.images}
-    assert plan.groups == len(videos) and not plan.findings
+    # hash on 20 videos may leave a 10% part without any: that is reported, never hidden
+    assert plan.groups == len(videos) and all(method == "hash" and f.code == "empty-part" for f in plan.findings)
     for sub, assign in plan.layouts():  # every fold too, not only the parts
         split_of_video: dict[str, set[str]] = {}
         for iid, split in assign.items():
@@ -575,3 +576,109 @@ def test_cli_attr_on_yolo_is_a_clear_error(tmp_path):
     assert run("voc2yolo", SAMPLE, src).exit_code == 0
     r = CliRunner().invoke(cli, ["split", "-f", "yolo", str(src), str(tmp_path / "o"), "--group-by", "attr:video"])
     assert r.exit_code == 2 and "YOLO labels have no image-level fields" in " ".join(r.output.split())
+
+
+def class_image_deviation(plan, min_images: int) -> float:
+    """The largest |share of a class's images in a part - asked share|, over classes with at least min_images."""
+    worst = 0.0
+    for c in plan.dataset.classes:
+        tot = sum(r.class_images[c] for r in plan.reports)
+        if tot >= min_images:
+            worst = max(worst, max(abs(r.class_images[c] / tot - r.asked) for r in plan.reports))
+    return worst
+
+
+@pytest.mark.parametrize("kwargs,sizes", [
+    ({"val": 0.2, "test": 0.1}, {"train": 420, "val": 120, "test": 60}),
+    ({"val": 40, "test": 20}, {"train": 540, "val": 40, "test": 20}),
+    ({"val": 1}, {"train": 599, "val": 1}),
+    ({"kfold": 3, "test": 30}, {"test": 30, "fold_0": 190, "fold_1": 190, "fold_2": 190}),
+    ({"method": "group", "group_by": r"^(vid\d+)_", "val": 0.2, "test": 0.1}, {"train": 420, "val": 120, "test": 60}),
+    ({"method": "group", "group_by": r"^(vid\d+)_", "kfold": 5}, {f"fold_{i}": 120 for i in range(5)}),
+])
+def test_stratified_and_group_parts_hold_exactly_the_asked_images(kwargs, sizes):
+    """Object-count stratification alone left parts ~5% off in images on this set (64.5/22.5/13 for 70/20/10), and a
+    count asked was not the count got. Now sizes are exact (groups of 12: 420/120/60 is reachable), and the classes
+    stay balanced in objects and in images."""
+    ds = skewed_dataset()
+    for seed in range(3):
+        plan = plan_split(ds, seed=seed, **kwargs)
+        assert {name: len(ids) for name, ids in plan.parts.items()} == sizes
+        assert plan.deviation["images"] < 1e-9
+        if "kfold" not in kwargs and kwargs.get("val") != 1:
+            # A test part of 20 images: one object of the rarest class (about 20 in all) moves its share by 5%.
+            assert class_deviation(plan) < (0.07 if kwargs.get("val") == 40 else 0.05)
+            assert class_image_deviation(plan, min_images=50) < 0.05
+
+
+def test_stratified_balances_class_images_as_well_as_objects():
+    """Balancing objects alone left the images of a class up to 12% off its share on 3,000 skewed images."""
+    ds = skewed_dataset(n=3000)
+    plan = plan_split(ds, val=0.2, test=0.1, seed=0)
+    assert class_deviation(plan) < 0.02
+    assert class_image_deviation(plan, min_images=30) < 0.04
+    assert plan.deviation["images"] < 1e-9
+
+
+@pytest.mark.parametrize("fmt", ["voc", "coco", "yolo"])
+def test_cli_a_split_over_an_earlier_one_leaves_none_of_its_files(fmt, tmp_path):
+    """A first split with a test part, then one without, into the same OUT: the old test list (or JSON, or folder)
+    must go, or its images come back into play beside the new train part. The tree must equal a fresh write."""
+    src = {"voc": SAMPLE, "coco": tmp_path / "c.json", "yolo": tmp_path / "y"}[fmt]
+    if fmt == "coco":
+        assert run("voc2coco", SAMPLE, src).exit_code == 0
+    if fmt == "yolo":
+        assert run("voc2yolo", SAMPLE, src).exit_code == 0
+    extra = ["--images", SAMPLE / "JPEGImages"] if fmt == "coco" else []
+    out, fresh = tmp_path / "out", tmp_path / "fresh"
+    assert run("split", src, out, "--val", "0.2", "--test", "0.1", *extra).exit_code == 0
+    assert run("split", src, out, "--val", "0.3", "--seed", "1", *extra).exit_code == 0
+    assert run("split", src, fresh, "--val", "0.3", "--seed", "1", *extra).exit_code == 0
+    yaml_ = "data.yaml"  # YOLO's names OUT by its absolute path (ultralytics resolves a relative one from the CWD)
+    assert ({k: v for k, v in tree_digest(out).items() if k != yaml_} ==
+            {k: v for k, v in tree_digest(fresh).items() if k != yaml_})
+    if fmt == "yolo":
+        assert (out / yaml_).read_text().replace(str(out), "X") == (fresh / yaml_).read_text().replace(str(fresh), "X")
+    assert not [p for p in out.rglob("*") if "test" in p.name]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no stage or trash left beside OUT
+
+
+def test_cli_fewer_folds_over_more_removes_the_old_folds(tmp_path):
+    out, fresh = tmp_path / "out", tmp_path / "fresh"
+    assert run("split", SAMPLE, out, "--kfold", "5").exit_code == 0
+    assert sorted(p.name for p in out.iterdir()) == [f"fold_{i}" for i in range(5)]
+    r = run("split", SAMPLE, out, "--kfold", "3", "--json")
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in out.iterdir()) == ["fold_0", "fold_1", "fold_2"]
+    assert [f["code"] for f in json.loads(r.output)["write_findings"]] == ["stale-folds-removed"]
+    assert run("split", SAMPLE, fresh, "--kfold", "3").exit_code == 0
+    assert tree_digest(out) == tree_digest(fresh)
+
+
+def test_split_warns_of_empty_parts_and_refuses_more_folds_than_images(tmp_path):
+    ds = skewed_dataset(n=120)
+    one_group = plan_split(ds, method="group", group_by=r"^(vid)", val=0.2)  # every id matches "vid": one group
+    assert [(f.code, f.field) for f in one_group.findings] == [("empty-part", "val")]
+    assert len(one_group.parts["train"]) == 120 and not one_group.parts["val"]
+    with pytest.raises(UsageError, match="only 120 images"):
+        plan_split(ds, kfold=300)
+    with pytest.raises(UsageError, match="only 10 groups"):
+        plan_split(ds, kfold=12, method="group", group_by=r"^(vid\d+)_")
+    with pytest.raises(UsageError, match="no image id matches"):
+        plan_split(ds, method="group", group_by=r"zzz(\d+)")
+    with pytest.raises(UsageError, match=r"--val 100 \+ --test 30 is 130 of the 120 images"):
+        plan_split(ds, val=100, test=30)
+    assert plan_split(ds, val=0.2, test=0.1).asked == {"train": 0.7, "val": 0.2, "test": 0.1}
+
+
+def test_cli_yolo_split_without_val_says_that_val_is_train(tmp_path):
+    import yaml
+
+    src = tmp_path / "y"
+    assert run("voc2yolo", SAMPLE, src).exit_code == 0
+    r = run("split", src, tmp_path / "o", "--method", "group", "--group-by", "^(shapes)", "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert [f["code"] for f in d["findings"]] == ["empty-part"]
+    assert [f["code"] for f in d["write_findings"]] == ["val-is-train"]
+    assert yaml.safe_load((tmp_path / "o" / "data.yaml").read_text())["val"] == "images/train"

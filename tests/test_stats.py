@@ -243,3 +243,25 @@ def test_raccoon_grayscale_images(realworld):
     assert r.exit_code == 0, r.output
     d = json.loads(r.output)
     assert d["pixels"]["modes"].get("L", 0) >= 1 and not d["pixels"]["failed"]
+
+
+def test_cli_no_readable_image_is_an_error_not_nan(tmp_path):
+    """With every image unreadable there is no mean or std: exit 1, the reasons listed, no NaN Normalize line (and
+    the JSON says null), while the label statistics are still given."""
+    root = make_voc_root(tmp_path / "voc", {"a": voc_xml("a.jpg", (40, 30), [{"name": "cat", "box": (2, 2, 20, 20)}])},
+                         images={"a.jpg": (40, 30)})
+    (root / "JPEGImages/a.jpg").write_bytes(b"not an image")
+    r = run("stats", root)
+    assert r.exit_code == 1
+    assert "a.jpg" in r.output and "none of the 1 image(s) could be read" in r.output
+    assert "Normalize" not in r.output and "nan" not in r.output.lower()
+    r = run("stats", root, "--json")
+    assert r.exit_code == 1
+    d = json.loads(r.output[:r.output.rindex("}") + 1])
+    assert d["pixels"]["normalize"] is None and d["pixels"]["mean"] == [None] * 3 and d["labels"]["objects"] == 1
+
+
+@pytest.mark.parametrize("bad", ["0", "-3", "abc", "0x10", "10x"])
+def test_cli_bad_resize_is_one_clear_message(bad):
+    r = CliRunner().invoke(cli, ["stats", str(SAMPLE), "--resize", bad])
+    assert r.exit_code == 2 and r.output.count("--resize") == 1, r.output

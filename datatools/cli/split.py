@@ -11,15 +11,18 @@ from datatools.cli.common import SourcePath, engine_options
 
 
 def _amount(ctx, param, value):
+    """A ratio is written with a point (``0.2``; ``1.0`` is a ratio too, and too big), a count without (``200``)."""
     if value is None:
         return None
+    text = str(value).strip()
     try:
-        v = float(value)
+        v = float(text)
     except ValueError as e:
         raise click.BadParameter(f"{value!r} is neither a ratio nor a count") from e
-    if v < 0 or (v >= 1 and v != int(v)):
+    ratio = any(ch in text for ch in ".eE")
+    if v < 0 or (ratio and v >= 1) or (not ratio and v != int(v)):
         raise click.BadParameter("give a ratio below 1 (0.2) or a whole number of images (200)")
-    return v
+    return v if ratio or v == 0 else int(v)
 
 
 def group_options(f):
@@ -123,6 +126,10 @@ def split_cmd(src, out, fmt, val, test, method, group_by, kfold, seed, drop_empt
         d["out"] = None if dry_run else str(out)
         d["files_written"] = written.files if written else 0
         d["write_findings"] = [f.to_dict() for f in written.findings] if written else []
+        read = plan.dataset.findings  # what reading SRC noticed (the details: datatools check SRC --json)
+        d["read_errors"] = sum(1 for f in read if f.severity.value == "error")
+        d["read_warnings"] = sum(1 for f in read if f.severity.value == "warning")
+        d["read_objects_dropped"] = sum(f.objects for f in read)
         emit_json(d)
         return
     render(plan, out=None if dry_run else out, written=written)

@@ -56,12 +56,20 @@ def stats_cmd(src, fmt, labels_only, resize, sample, seed, plots_dir, images, se
             from datatools.viz.plots import write_stats_plots
 
             plot_files = write_stats_plots(report, plots_dir)
+    # Every image unreadable: the pixel statistics asked for do not exist. Everything else is still reported, then
+    # the command fails (exit 1), so a script cannot take NaN for a normalization constant.
+    no_pixels = report.pixels is not None and report.pixels.images == 0 and bool(report.findings)
     if as_json:
         d = report.to_dict()
         d["plots"] = plot_files
+        if no_pixels:
+            d["pixels"]["normalize"] = None
         emit_json(_finite(d))
-        return
-    render(report, plot_files)
+    else:
+        render(report, plot_files)
+    if no_pixels:
+        raise click.ClickException(f"none of the {len(report.findings):,} image(s) could be read: no pixel "
+                                   "statistics (the reasons are listed above)")
 
 
 def _finite(obj):
@@ -81,6 +89,7 @@ def _q(d: dict, digits: int = 1) -> list[str]:
 
 def render(report, plot_files) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     con = console()
     lab = report.labels
@@ -117,7 +126,7 @@ def render(report, plot_files) -> None:
     if lab.flags:
         con.print("flags: " + ", ".join(f"{k} {v:,}" for k, v in lab.flags.items()))
     px = report.pixels
-    if px is not None:
+    if px is not None and px.images:
         p = Table(title="Pixels (RGB, [0, 1] scale)", title_justify="left")
         p.add_column("")
         for ch in "RGB":
@@ -130,7 +139,7 @@ def render(report, plot_files) -> None:
         size = f", after resize {px.resize if not isinstance(px.resize, tuple) else '%dx%d' % px.resize}" if px.resize else ""
         con.print(f"{what}, {px.pixels:,} pixels per channel{size}; modes: "
                   + ", ".join(f"{k} {v:,}" for k, v in px.modes.items()))
-        con.print(f"[bold]{px.normalize}[/]", soft_wrap=True)  # one line, ready to paste
+        con.print(Text(px.normalize, style="bold"), soft_wrap=True)  # one line, ready to paste; no markup in it
     if report.findings:
         con.print(f"[yellow]{len(report.findings):,} image(s) left out of the pixel statistics:[/]")
         for f in report.findings[:50]:  # one per line, unwrapped, so paths can be copied

@@ -404,7 +404,8 @@ def data_yaml(out: Path, splits: Sequence[str], names: Sequence[str]) -> str:
     val = "val" if "val" in splits else train
     lines.append(f"train: {q('images/' + train)}")
     if val == train and "val" not in splits:
-        lines.append("# no val split in the source: val points at the training images (datatools split makes one)")
+        lines.append("# no val split: val points at the training images, since ultralytics needs a val entry; "
+                     "validation scores on them measure training data (datatools split --val makes a val split)")
     lines.append(f"val: {q('images/' + val)}")
     if "test" in splits:
         lines.append(f"test: {q('images/test')}")

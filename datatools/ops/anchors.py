@@ -71,6 +71,10 @@ def kmeans_iou(wh: np.ndarray, k: int, *, rng: np.random.Generator, n_init: int 
         raise ValueError("k must be at least 1")
     if len(wh) < k:
         raise UsageError(f"{len(wh)} boxes cannot make {k} anchors: lower -k")
+    distinct = len(np.unique(wh, axis=0))
+    if distinct < k:  # k-means would return repeated anchors that no box picks
+        raise UsageError(f"the {len(wh):,} boxes have only {distinct} distinct size(s), which cannot make {k} "
+                         f"different anchors: lower -k to {distinct} at most")
     best, best_score = None, -1.0
     for _ in range(max(1, n_init)):
         centres = _init_pp(wh, k, rng)

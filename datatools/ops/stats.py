@@ -46,12 +46,13 @@ _Q_NAMES = ("min", "p5", "p25", "median", "p75", "p95", "max")
 # --------------------------------------------------------------------------------------------------- pixels
 
 def parse_resize(value: str | int | None) -> int | tuple[int, int] | None:
-    """``"512"`` -> 512 (shorter side), ``"640x480"`` -> (640, 480) (exact W x H); ``None``/``0`` -> no resize."""
-    if value in (None, "", 0, "0"):
+    """``"512"`` -> 512 (shorter side), ``"640x480"`` -> (640, 480) (exact W x H); ``None``/``""`` -> no resize.
+    Zero or a negative size is an error, not a quiet "no resize"."""
+    if value in (None, ""):
         return None
     if isinstance(value, int):
         if value <= 0:
-            raise ValueError("--resize must be positive")
+            raise ValueError(f"{value}: the size must be positive")
         return value
     text = str(value).lower().strip()
     try:
@@ -65,7 +66,7 @@ def parse_resize(value: str | int | None) -> int | tuple[int, int] | None:
             raise ValueError
         return n
     except ValueError as e:
-        raise ValueError(f"--resize {value!r}: expected N (shorter side) or WxH") from e
+        raise ValueError(f"{value!r}: expected N (shorter side, N > 0) or WxH") from e
 
 
 def resized_size(width: int, height: int, resize: int | tuple[int, int]) -> tuple[int, int]:

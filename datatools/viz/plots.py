@@ -82,6 +82,7 @@ def write_stats_plots(report, out_dir: str | os.PathLike) -> list[str]:
     ax.set_title(f"objects per image ({lab.empty_images:,} images without objects)")
     ax.set_xlabel("objects in the image")
     ax.set_ylabel("images")
+    ax.xaxis.get_major_locator().set_params(integer=True)  # counts: no 2.5 objects on the axis
     files.append(_save(fig, out / "objects_per_image.png"))
 
     fig = _figure(11, 7)
