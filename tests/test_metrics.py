@@ -403,3 +403,21 @@ def test_malformed_prediction_entries_are_counted(coco_case, tmp_path):
     codes = {f.code: f.objects for f in pred.findings}
     assert codes == {"pred-bad-box": 3, "pred-missing-score": 1}
     assert len(pred.table) == 50 and pred.read == 54
+
+
+def test_coco_from_arrays_equals_coco_through_load_res(coco_case):
+    """The evaluator puts its detections into pycocotools' result set directly (no loadRes loop); the 12 numbers
+    and the per-class AP must be those of loadRes on the same detections, bit for bit."""
+    from datatools.metrics.coco import coco_evaluate, coco_evaluate_arrays
+
+    res = coco_case["res"]
+    ids = np.array([r["image_id"] for r in res], dtype=object)
+    cats = np.array([r["category_id"] for r in res], dtype=object)
+    xywh = np.array([r["bbox"] for r in res], dtype=np.float64)
+    scores = np.array([r["score"] for r in res], dtype=np.float64)
+    direct = coco_evaluate(coco_case["gt"], res, backend="pycocotools")
+    arrays = coco_evaluate_arrays(coco_case["gt"], ids, cats, xywh, scores, backend="pycocotools")
+    assert arrays.stats == direct.stats and list(arrays.stats) == pycocotools_stats(coco_case["gt_json"], res)
+    assert arrays.per_class_ap == direct.per_class_ap and arrays.per_class_ap50 == direct.per_class_ap50
+    empty = coco_evaluate_arrays(coco_case["gt"], ids[:0], cats[:0], xywh[:0], scores[:0], backend="pycocotools")
+    assert empty.stat("AP") == 0.0

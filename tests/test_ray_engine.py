@@ -66,7 +66,7 @@ def driver_must_not_write(monkeypatch) -> None:
     from datatools.core import io
     from datatools.formats import voc, yolo
 
-    for mod, name in ((io, "place_stage_file"), (io, "place_image"), (yolo, "write_stage_file"),
+    for mod, name in ((io, "place_stage_file"), (io, "link_or_copy"), (yolo, "write_stage_file"),
                       (voc, "write_stage_file")):
         monkeypatch.setattr(mod, name, refuse)
 

@@ -179,35 +179,27 @@ def _place_task(job: tuple) -> int:
     return len(pairs)
 
 
-def place_images(pairs: Sequence[tuple[str, str]], mode, *, stage: str | None = None, root: str | None = None,
-                 engine: str = "local", address: str | None = None, workers: int | None = None) -> None:
+def place_images(pairs: Sequence[tuple[str, str]], mode, *, stage: str, engine: str = "local",
+                 address: str | None = None, workers: int | None = None) -> None:
     """Link or copy images to ``(src, dst)`` paths on ``engine``: on Ray the workers read and write the image files,
     shard by shard, so the driver never touches image bytes.
 
-    ``stage``: the :func:`datatools.core.io.staged_dir` that every ``dst`` is in (files written plainly; the
-    stage's rename makes them atomic). None: the outputs are not staged, and each image is placed atomically
-    beside its destination (:func:`datatools.core.io.place_image`); ``root`` is then the output folder holding
-    every ``dst``. On Ray every image goes through a scratch folder beside the stage or ``root`` and is
+    Every ``dst`` is inside ``stage``, a :func:`datatools.core.io.staged_dir` (files written plainly; the stage's
+    rename makes them atomic). On Ray every image goes through a scratch folder beside the stage and is
     ``os.replace``d into place, so a task retried after its worker died mid-copy leaves no partial file behind.
     """
-    from datatools.core.io import ImagesMode, place_files, place_image, refuse_symlinks_to_urls, scratch_beside
+    from datatools.core.io import ImagesMode, place_files, refuse_symlinks_to_urls, scratch_beside
 
     mode = ImagesMode(mode)
     if mode is ImagesMode.NONE or not pairs:
         return
     if check_engine(engine) == "local":
-        if stage is None:
-            for src, dst in pairs:
-                place_image(src, dst, mode)
-        else:
-            place_files(pairs, mode, workers=workers or 1)
+        place_files(pairs, mode, workers=workers or 1)
         return
     refuse_symlinks_to_urls(pairs, mode)  # before any task starts
     import shutil
 
-    if stage is None and root is None:
-        raise ValueError("place_images on Ray needs the stage or the output root (for its scratch folder)")
-    scratch = scratch_beside(stage if stage is not None else root)
+    scratch = scratch_beside(stage)
     try:
         run_shards(_place_task, [(s, mode.value, scratch) for s in make_shards(pairs)], engine=engine,
                    address=address, workers=workers)

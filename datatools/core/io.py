@@ -1,7 +1,7 @@
 """Safe file I/O: atomic writes, output paths that cannot escape their root, image headers, parallel maps.
 
-Everything that writes goes through :func:`atomic_write` or :func:`place_image`; everything that builds an output path
-goes through :func:`safe_join`.
+Everything that writes goes through :func:`atomic_write`, a :func:`staged_dir` or :func:`replace_into`; everything
+that builds an output path goes through :func:`safe_join`.
 """
 from __future__ import annotations
 
@@ -182,18 +182,6 @@ class ImagesMode(str, Enum):
     COPY = "copy"
     SYMLINK = "symlink"
     NONE = "none"  # leave images where they are
-
-
-def place_image(src: str | os.PathLike, dst: str | os.PathLike, mode: ImagesMode) -> None:
-    """Put an image at ``dst`` without ever touching ``src``. Replaces ``dst`` atomically."""
-    if mode is ImagesMode.NONE:
-        return
-    dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    src = os.fspath(src)
-    if "://" not in src and dst.exists() and not dst.is_symlink() and os.path.samefile(src, dst):
-        return  # already the same file (a previous run's hard link)
-    replace_into(str(dst.parent), str(dst), lambda tmp: link_or_copy(src, tmp, mode))  # a URL is copied via fsspec
 
 
 def symlink_url_message(src: str) -> str:
