@@ -2,12 +2,15 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 import datatools
 from datatools import formats
+from datatools.cli import cli
 from datatools.core.boxes import PixelConvention
 from tests.conftest import SAMPLE, make_voc_root, tree_digest, voc_xml
 
@@ -304,3 +307,30 @@ def test_yolo_root_is_the_data_yaml_folder_when_it_names_no_path(tmp_path, monke
     for spelling in ("nest//data.yaml", "./nest/data.yaml", "nest/data.yaml/"):
         assert yolo.discover(spelling) == (root, splits, names, findings), spelling
     assert [(f.code, f.path) for f in findings] == [("missing-split", "nest/data.yaml")]
+
+
+@pytest.mark.parametrize("cmd", [["convert", "--to", "voc"], ["split"]])
+def test_output_that_would_replace_the_input_folder_is_refused(cmd, tmp_path):
+    """OUT = the parent of a plain XML folder named Annotations: writing VOC there swaps OUT/Annotations (the input)
+    for the converted copy, and the XML that could not be converted was lost. Now it is a usage error, nothing is
+    written and the input keeps every file."""
+    src = tmp_path / "x" / "Annotations"
+    shutil.copytree(SAMPLE / "Annotations", src)
+    (src / "broken.xml").write_text("<annotation><object>")
+    before = tree_digest(tmp_path)
+    r = CliRunner().invoke(cli, [cmd[0], str(src), str(tmp_path / "x"), *cmd[1:], "--images-mode", "none"])
+    assert r.exit_code == 2 and "holds the input" in r.output, r.output
+    assert tree_digest(tmp_path) == before
+
+
+def test_yolo_output_over_its_own_data_yaml_is_refused(tmp_path):
+    src = tmp_path / "y"
+    assert CliRunner().invoke(cli, ["voc2yolo", str(SAMPLE), str(src)]).exit_code == 0
+    before = (src / "data.yaml").read_bytes()
+    r = CliRunner().invoke(cli, ["convert", str(src / "data.yaml"), str(src / "images" / ".."), "--to", "yolo"])
+    assert r.exit_code == 2, r.output
+    r = CliRunner().invoke(cli, ["convert", str(src / "labels"), str(src), "-f", "yolo", "--to", "yolo",
+                                 "--classes", "circle,square,triangle,star"])
+    assert (src / "data.yaml").read_bytes() == before
+    alongside = CliRunner().invoke(cli, ["convert", str(src / "data.yaml"), str(tmp_path / "z"), "--to", "voc"])
+    assert alongside.exit_code == 0, alongside.output  # OUT beside the input: fine

@@ -682,3 +682,35 @@ def test_cli_yolo_split_without_val_says_that_val_is_train(tmp_path):
     assert [f["code"] for f in d["findings"]] == ["empty-part"]
     assert [f["code"] for f in d["write_findings"]] == ["val-is-train"]
     assert yaml.safe_load((tmp_path / "o" / "data.yaml").read_text())["val"] == "images/train"
+
+
+def test_cli_images_mode_none_and_kfold_over_a_plain_split(tmp_path):
+    src = tmp_path / "y"
+    assert run("voc2yolo", SAMPLE, src).exit_code == 0
+    out = tmp_path / "out"
+    assert run("split", src, out, "--val", "0.2", "--seed", "1").exit_code == 0
+    r = run("split", src, out, "--val", "0.2", "--seed", "2", "--images-mode", "none", "--json")
+    assert r.exit_code == 0, r.output
+    assert not (out / "images").exists()  # the first split's images/train would sit under the second's labels
+    assert "stale-images-removed" in [f["code"] for f in json.loads(r.output)["write_findings"]]
+    r = run("split", src, out, "--kfold", "3", "--images-mode", "none", "--json")
+    codes = [f["code"] for f in json.loads(r.output)["write_findings"]]
+    assert "top-level-split-left" in codes and (out / "labels").is_dir() and (out / "fold_2" / "labels").is_dir()
+
+
+def test_swaps_never_move_group_part_sizes_away_from_the_ask():
+    """Groups of very different sizes: the class-balancing swaps may only keep or improve the part sizes that
+    fit_part_sizes reached (a size weight once let a 10% test part end with 69 images where 57 were asked)."""
+    from datatools.ops.split import _integer_targets, balance_by_swaps, fit_part_sizes
+
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        g = int(rng.integers(5, 60))
+        weights = rng.integers(1, 60, g).astype(float)
+        counts = (rng.random((g, 4)) < 0.3) * rng.integers(1, 5, (g, 4))
+        target = _integer_targets(int(weights.sum()), np.array([0.7, 0.2, 0.1]))
+        start = rng.integers(0, 3, g)
+        fitted = fit_part_sizes(start, counts, target, weights=weights, rng=np.random.default_rng(0))
+        swapped = balance_by_swaps(fitted, counts, target, weights=weights, rng=np.random.default_rng(0))
+        err = lambda idx: np.abs(np.bincount(idx, weights=weights, minlength=3) - target).sum()
+        assert err(swapped) <= err(fitted) <= err(start), seed

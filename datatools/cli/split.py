@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import math
 
 import click
 
@@ -19,10 +20,18 @@ def _amount(ctx, param, value):
         v = float(text)
     except ValueError as e:
         raise click.BadParameter(f"{value!r} is neither a ratio nor a count") from e
-    ratio = any(ch in text for ch in ".eE")
-    if v < 0 or (ratio and v >= 1) or (not ratio and v != int(v)):
-        raise click.BadParameter("give a ratio below 1 (0.2) or a whole number of images (200)")
-    return v if ratio or v == 0 else int(v)
+    if not math.isfinite(v) or v < 0:
+        raise click.BadParameter(f"{value!r}: give a ratio below 1 (0.2) or a whole number of images (200)")
+    if "." in text:
+        if v >= 1:
+            raise click.BadParameter(f"{value!r} has a point, so it is a ratio, and a ratio must be below 1; "
+                                     "a number of images is written without one (200)")
+        return v
+    if v < 1:
+        return v  # 0, or a ratio written as 1e-1
+    if v != int(v):
+        raise click.BadParameter(f"{value!r}: a number of images must be whole")
+    return int(v)
 
 
 def group_options(f):

@@ -58,7 +58,7 @@ def stats_cmd(src, fmt, labels_only, resize, sample, seed, plots_dir, images, se
             plot_files = write_stats_plots(report, plots_dir)
     # Every image unreadable: the pixel statistics asked for do not exist. Everything else is still reported, then
     # the command fails (exit 1), so a script cannot take NaN for a normalization constant.
-    no_pixels = report.pixels is not None and report.pixels.images == 0 and bool(report.findings)
+    no_pixels = report.pixels is not None and report.pixels.images == 0
     if as_json:
         d = report.to_dict()
         d["plots"] = plot_files
@@ -68,8 +68,9 @@ def stats_cmd(src, fmt, labels_only, resize, sample, seed, plots_dir, images, se
     else:
         render(report, plot_files)
     if no_pixels:
-        raise click.ClickException(f"none of the {len(report.findings):,} image(s) could be read: no pixel "
-                                   "statistics (the reasons are listed above)")
+        raise click.ClickException(
+            f"none of the {len(report.findings):,} image(s) could be read: no pixel statistics (the reasons are "
+            "listed above)" if report.findings else "there are no images to read: no pixel statistics")
 
 
 def _finite(obj):

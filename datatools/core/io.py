@@ -560,6 +560,40 @@ def list_images(folder: str | os.PathLike, *, recursive: bool = True) -> dict[st
     return dict(sorted(out.items()))
 
 
+def refuse_replacing_inputs(out: str | os.PathLike, owned: Iterable[str], inputs: Iterable[str | os.PathLike]) -> None:
+    """Refuse to write ``out`` when something the writer replaces whole (``OUT/<name>`` for each of ``owned``: a
+    folder it builds as a :func:`staged_dir` and swaps in, or a file it rewrites) is an input or holds one.
+
+    ``convert VOC/Annotations VOC --to voc`` would otherwise swap the input's own ``Annotations`` folder for the
+    converted copy, and every file that was not converted (a broken XML, a dropped image) would be gone. ``inputs``
+    are the source path, its image folder and, once read, the folders of every annotation and image file."""
+    out_p = Path(out).resolve()
+    targets = [(out_p / name).resolve() for name in owned]
+    seen: set[str] = set()
+    for src in inputs:
+        text = os.fspath(src) if src else ""
+        if not text or "://" in text or text in seen:
+            continue
+        seen.add(text)
+        src_p = Path(text).resolve()
+        for t in targets:
+            if src_p == t or t in src_p.parents:
+                raise UsageError(f"writing {out} replaces {t}, which holds the input {text}: choose an output "
+                                 "directory where that does not happen")
+
+
+def dataset_inputs(ds) -> list[str]:
+    """Where a dataset's files are: its root, its image folder, and the folder of every annotation and image file
+    (for :func:`refuse_replacing_inputs`)."""
+    found = {ds.root, str(ds.meta.get("image_dir") or "")}
+    for im in ds.images:
+        if im.image_path:
+            found.add(os.path.dirname(im.image_path))
+        if im.source:
+            found.add(os.path.dirname(im.source.rpartition("#")[0] or im.source))
+    return sorted(p for p in found if p)
+
+
 def check_output_dir(out: str | os.PathLike, inputs: Iterable[str | os.PathLike]) -> Path:
     """Refuse an output location that is one of the inputs, so a conversion can never overwrite its source."""
     if "://" in os.fspath(out):

@@ -21,6 +21,7 @@ from datatools.core.model import Annotation, Dataset, Finding, ImageRecord
 from datatools.formats.common import DEFAULT_SPLIT, ImageIndex, WriteResult, err, fill_sizes_from_headers, warn
 
 NAME = "coco"
+OWNED = ("annotations", "images")  # what write() replaces whole in OUT (see core.io.refuse_replacing_inputs)
 _SPLIT_RE = re.compile(r"^(?:instances_)?(.+?)\.json$")
 
 

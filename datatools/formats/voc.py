@@ -21,6 +21,7 @@ from datatools.core.model import (Annotation, Dataset, Finding, ImageRecord, Obj
 from datatools.formats.common import ImageIndex, WriteResult, err, fill_sizes_from_headers, info, warn
 
 NAME = "voc"
+OWNED = ("Annotations", "JPEGImages", "ImageSets")  # what write() replaces whole in OUT (see core.io.refuse_replacing_inputs)
 
 
 def escape(text: str) -> str:

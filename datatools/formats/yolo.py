@@ -21,6 +21,7 @@ from datatools.core.model import Annotation, Dataset, Finding, ImageRecord
 from datatools.formats.common import DEFAULT_SPLIT, WriteResult, err, info, warn
 
 NAME = "yolo"
+OWNED = ("images", "labels", "data.yaml", "classes.txt")  # what write() replaces whole in OUT (see core.io.refuse_replacing_inputs)
 
 
 # --------------------------------------------------------------------------------------------------- layout

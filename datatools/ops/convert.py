@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 from datatools import formats
 from datatools.core.boxes import DEFAULT_CONVENTION, PixelConvention
 from datatools.core.errors import StrictModeError, UsageError
-from datatools.core.io import ImagesMode, check_output_dir
+from datatools.core.io import ImagesMode, check_output_dir, dataset_inputs, refuse_replacing_inputs
 from datatools.core.model import Dataset, Finding, Severity
 from datatools.ops.sanitize import prepare
 
@@ -110,6 +110,11 @@ def read_options(fmt: str, *, images=None, sets=None, convention=DEFAULT_CONVENT
     return opts
 
 
+def owned_by(dst_mod, out: str | os.PathLike) -> tuple[str, ...]:
+    """What writing ``out`` in ``dst_mod``'s format replaces whole (nothing below OUT for one COCO JSON file)."""
+    return () if dst_mod.NAME == "coco" and Path(out).suffix.lower() == ".json" else dst_mod.OWNED
+
+
 def convert(src_format: str, src: str | os.PathLike, dst_format: str, out: str | os.PathLike, *,
             images: str | os.PathLike | None = None, sets: Sequence[str] | str | None = None,
             classes: Sequence[str] | None = None, difficult: str | None = None, normalize_names: bool = False,
@@ -138,6 +143,8 @@ def convert(src_format: str, src: str | os.PathLike, dst_format: str, out: str |
     if difficult == "crowd" and dst_format != "coco":
         raise UsageError("--difficult crowd applies to COCO output only (use keep or skip)")
     check_output_dir(out, [src] + ([Path(src) / "Annotations"] if src_format == "voc" else []))
+    owned = owned_by(dst_mod, out)
+    refuse_replacing_inputs(out, owned, [src, images])  # before any work; the files read are checked again below
     if engine == "ray" and src_format in ("voc", "yolo") and dst_format in ("yolo", "voc"):
         from datatools.ops import sharded
 
@@ -169,6 +176,7 @@ def convert(src_format: str, src: str | os.PathLike, dst_format: str, out: str |
                              progress=adv, on_total=tot, **extra,
                              **read_options(src_format, images=images, sets=sets, convention=convention,
                                             workers=workers))
+    refuse_replacing_inputs(out, owned, dataset_inputs(ds_in))
     ds = prepare(ds_in, classes=classes if src_format != "yolo" else None, difficult=difficult,
                  normalize_names=normalize_names, require_size=dst_format == "yolo")
     summary = summarize(ds_in, ds, src=str(src), out=str(out), src_format=src_format, dst_format=dst_format)

@@ -31,8 +31,9 @@ from typing import Callable, Sequence
 from datatools.core.boxes import DEFAULT_CONVENTION, PixelConvention
 from datatools.core.engine import make_shards, run_shards
 from datatools.core.errors import StrictModeError, UsageError
-from datatools.core.io import (ImagesMode, check_output_dir, place_stage_file, retry_safe_writes, scratch_beside,
-                               safe_relpath, staged_dir, symlink_url_message, write_many, write_stage_file)
+from datatools.core.io import (ImagesMode, check_output_dir, place_stage_file, refuse_replacing_inputs,
+                               retry_safe_writes, safe_relpath, scratch_beside, staged_dir, symlink_url_message,
+                               write_many, write_stage_file)
 from datatools.core.model import (Dataset, Finding, ImageRecord, Severity, pack_finding, pack_record, sorted_classes,
                                   unpack_finding, unpack_record)
 from datatools.formats.common import DEFAULT_SPLIT, fill_sizes_from_headers, warn
@@ -378,6 +379,11 @@ def convert_voc_sharded(src: str | os.PathLike, out: str | os.PathLike, *, dst_f
     if src_format == "yolo" and sets:
         raise UsageError("--sets applies to VOC input only")
     plan = YoloPlan(src, classes=classes) if src_format == "yolo" else VocPlan(src, images=images, sets=sets)
+    # the files the workers will read (annotation files, YOLO images; label files sit beside in labels/)
+    read = {os.path.dirname(p) for _, p, _ in plan.jobs}
+    from datatools import formats
+
+    refuse_replacing_inputs(out, formats.get(dst_format).OWNED, [src, images, plan.root, plan.image_dir, *read])
     shards = make_shards(plan.jobs, size=shard_size)
     sizes = [len(s) for s in shards]
 

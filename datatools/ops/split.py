@@ -40,8 +40,8 @@ import numpy as np
 
 from datatools.core.errors import FormatError, UsageError
 from datatools.core.engine import place_images
-from datatools.core.io import (ImagesMode, ProgressFn, check_output_dir, read_small_file, safe_join, staged_dir,
-                               write_files)
+from datatools.core.io import (ImagesMode, ProgressFn, check_output_dir, dataset_inputs, read_small_file,
+                               refuse_replacing_inputs, safe_join, staged_dir, write_files)
 from datatools.core.model import Dataset, Finding, ImageRecord, Severity
 from datatools.formats.common import warn
 
@@ -197,10 +197,11 @@ def plan_split(ds: Dataset, *, val: float | None = None, test: float = 0.0, meth
         findings += found
         groups = len(set(keys))
     units = len(set(keys)) if group_by is not None else n
-    if kfold and kfold > units - (1 if r_test else 0):
+    for_folds = units - (max(1, round(r_test * units)) if r_test else 0)  # what the test part leaves to the folds
+    if kfold and kfold > for_folds:
         what = f"{units:,} groups" if group_by is not None else f"{n:,} images"
-        raise UsageError(f"--kfold {kfold}: there are only {what}{' (and a test part)' if r_test else ''}, so some "
-                         "folds would be empty")
+        left = f", {for_folds:,} of them after the test part" if r_test else ""
+        raise UsageError(f"--kfold {kfold}: there are only {what}{left}, so some folds would be empty")
     rng = np.random.default_rng(seed)
     if method == "hash":
         index = _hash_assign(keys, names, fractions)
@@ -311,7 +312,8 @@ def iterative_stratification(counts: np.ndarray, targets: np.ndarray, *, rng: np
 def fit_part_sizes(index: np.ndarray, counts: np.ndarray, targets: Sequence[int], *, rng: np.random.Generator,
                    weights: np.ndarray | None = None) -> np.ndarray:
     """Move samples between parts until each part holds its whole-number target of images: exactly for single
-    images, as close as the group sizes allow for groups. Each move is the one that disturbs the class balance least.
+    images; for groups, until no single move of a group brings the sizes closer (:func:`balance_by_swaps` then tries
+    swaps). Each move is the one that disturbs the class balance least.
 
     The stratification balances objects, so a part that draws images with many objects fills up with fewer images.
     Without this pass a part can end several percent off in images, and a count asked (``--val 40``) would not be
@@ -350,14 +352,18 @@ def fit_part_sizes(index: np.ndarray, counts: np.ndarray, targets: Sequence[int]
                 ej, ed = have[j] - want[j], have[dst] - want[dst]  # each class's excess in both parts
                 damage = (np.abs(ej - c) - np.abs(ej) + np.abs(ed + c) - np.abs(ed)) @ scale
                 order = np.lexsort((tiebreak[cand], -gain, damage))
-                # Single images: move a batch at once (half the gap), then look again; groups: one at a time.
-                batch = max(1, int(min(over[j], -over[dst]) // 2)) if (w == 1).all() else 1
-                for i in cand[order[:batch]]:
+                # The best move, then more in the same order up to half the gap (in images) before looking again:
+                # a few rounds instead of one per image. Only the first may overshoot (a group bigger than the gap).
+                budget, taken = min(over[j], -over[dst]) / 2, 0.0
+                for n_moved, i in enumerate(cand[order]):
+                    if n_moved and taken + weights[i] > budget:
+                        continue
                     index[i] = dst
                     have[j] -= counts[i]
                     have[dst] += counts[i]
                     size[j] -= weights[i]
                     size[dst] += weights[i]
+                    taken += weights[i]
                 moved = True
                 break
             if moved:
@@ -369,14 +375,15 @@ def fit_part_sizes(index: np.ndarray, counts: np.ndarray, targets: Sequence[int]
 def balance_by_swaps(index: np.ndarray, counts: np.ndarray, targets: Sequence[int], *, rng: np.random.Generator,
                      weights: np.ndarray | None = None, candidates: int = 64, attempts: int | None = None) -> np.ndarray:
     """Swap samples between parts where that brings every class closer to its asked share, in objects and in images
-    at once, without changing the part sizes (for groups: a size term keeps them where they are).
+    at once, without changing the part sizes. For groups of different sizes a swap must not move the part sizes away
+    from their targets; one that brings them closer is taken first, whatever it does to the classes.
 
     The objective is the sum over parts and classes of the squared error of the share, counted in objects and (at
     half weight) in images containing the class, each relative to the class's total (so a rare class weighs as much
     as a common one). On a skewed 3,000-image set, objects alone leave the images per class 12% off; half weight
     keeps both near 1-2%. Each sample, in a seeded order, tries a swap with up to ``candidates`` samples drawn from the other parts
     and takes the best one that lowers the objective. ``attempts`` (default: every sample, at most max(4000, n/6))
-    bounds the time on large sets. Returns a new index.
+    bounds the time on large sets; each attempt costs the same whatever n is. Returns a new index.
     """
     index = np.array(index, dtype=np.int64)
     counts = np.asarray(counts, dtype=np.float64)
@@ -393,24 +400,26 @@ def balance_by_swaps(index: np.ndarray, counts: np.ndarray, targets: Sequence[in
     np.add.at(err, index, feats)
     err = (err - want) * scale  # each part's scaled error per feature
     off = np.bincount(index, weights=weights, minlength=k) - target  # each part's size error, in images
-    size_weight = 100.0 / max(target.sum(), 1.0) ** 2  # a size error weighs far more than any class error
     scaled = feats * scale
     budget = attempts if attempts is not None else min(n, max(4000, n // 6))
     for i in rng.permutation(n)[:budget]:
         a = index[i]
-        others = np.flatnonzero(index != a)
+        # Candidates drawn at random from the whole set (those in part a dropped), not from a list of the other
+        # parts' members, which would cost a pass over n per attempt.
+        others = np.unique(rng.integers(0, n, size=2 * candidates))
+        others = others[index[others] != a][:candidates]
         if others.size == 0:
             continue
-        if others.size > candidates:
-            others = others[rng.choice(others.size, candidates, replace=False)]
         b = index[others]
         d = scaled[others] - scaled[i]  # what part a gains, and each candidate's part loses, by the swap
         ea, eb = err[a], err[b]
         delta = ((ea + d) ** 2 - ea ** 2).sum(axis=1) + ((eb - d) ** 2 - eb ** 2).sum(axis=1)
         dw = weights[others] - weights[i]
-        delta += size_weight * ((off[a] + dw) ** 2 - off[a] ** 2 + (off[b] - dw) ** 2 - off[b] ** 2)
-        best = int(np.argmin(delta))
-        if delta[best] < -1e-12:
+        sizes = (off[a] + dw) ** 2 - off[a] ** 2 + (off[b] - dw) ** 2 - off[b] ** 2  # 0 for images of one size
+        good = (sizes < -1e-9) | ((sizes <= 1e-9) & (delta < -1e-12))
+        if good.any():
+            pick = np.flatnonzero(good)
+            best = int(pick[np.lexsort((delta[pick], np.round(sizes[pick], 9)))[0]])
             m, pb = others[best], b[best]
             err[a] += d[best]
             err[pb] -= d[best]
@@ -823,9 +832,11 @@ def write_split(plan: SplitPlan, out: str | os.PathLike, *, images_mode: ImagesM
     With ``kfold`` each fold gets its own ``fold_<i>/`` folder in that layout.
 
     Each of these folders is built beside its place and swapped in whole (:func:`datatools.core.io.staged_dir`), so
-    a split written over an earlier one leaves none of its files behind (an old ``test.txt`` would put test images
-    back into play). ``fold_<i>`` folders that this split does not write (an earlier run had more folds) are
-    removed, with a finding that says so.
+    a split written over an earlier one in the same layout leaves none of its files behind (an old ``test.txt``
+    would put test images back into play). ``fold_<i>`` folders that this split does not write (an earlier run had
+    more folds, or none) are removed, and so is an earlier image folder under ``images_mode="none"``; each with a
+    finding. A k-fold split over a plain one leaves the plain one's top-level folders, with a warning. Nothing that
+    is replaced or removed may hold an input (:func:`datatools.core.io.refuse_replacing_inputs`).
     """
     ds = plan.dataset
     images_mode = ImagesMode(images_mode)
@@ -834,10 +845,18 @@ def write_split(plan: SplitPlan, out: str | os.PathLike, *, images_mode: ImagesM
     root = Path(ds.root).resolve() if ds.root else None
     if root is not None and root.is_dir() and (out == root or root in out.parents):
         raise UsageError(f"the output {out} is inside the input {ds.root}: choose a folder outside it")
+    from datatools import formats
+
+    layouts = plan.layouts()
+    # What this split replaces whole: the format's folders (and data.yaml) at the top or in each fold, and every
+    # fold_<i> folder, written or stale. None of it may hold an input.
+    owned = list(formats.get(ds.format).OWNED) if ds.format in ("voc", "yolo", "coco") else []
+    folds = {sub for sub, _ in layouts if sub} | ({p.name for p in out.iterdir() if _FOLD.fullmatch(p.name)}
+                                                  if out.is_dir() else set())
+    refuse_replacing_inputs(out, owned + sorted(folds), dataset_inputs(ds))
     result = SplitWriteResult(out=str(out))
     by_id = {r.image_id: r for r in ds.images}
     on = {"engine": engine, "address": ray_address, "workers": workers}
-    layouts = plan.layouts()
     for sub, assign in layouts:
         target = out / sub if sub else out
         recs = [replace(by_id[iid], splits=(assign[iid],)) for iid in sorted(assign)]
@@ -847,6 +866,8 @@ def write_split(plan: SplitPlan, out: str | os.PathLike, *, images_mode: ImagesM
             from datatools.formats import yolo
 
             res = yolo.write(ds.evolve(images=tuple(recs)), target, images_mode=images_mode, **on)
+            if images_mode is ImagesMode.NONE:
+                _drop_stale_images(target / "images", result)
             if VAL not in assign.values():
                 result.findings.append(warn("val-is-train", str(target / "data.yaml"), "val",
                                             "there is no val part, so data.yaml's val points at images/train "
@@ -862,6 +883,13 @@ def write_split(plan: SplitPlan, out: str | os.PathLike, *, images_mode: ImagesM
         if progress:
             progress(len(recs))
     _remove_stale_folds(out, {sub for sub, _ in layouts if sub}, result)
+    if plan.kfold:
+        left = sorted(name for name in owned if (out / name).exists())
+        if left:  # not removed: a folder of that name at the top of OUT may be the user's own
+            result.findings.append(warn("top-level-split-left", str(out), "kfold",
+                                        f"OUT also holds {', '.join(left)} at its top level (an earlier split "
+                                        "without --kfold?); they were left as they are, beside the fold_<i> "
+                                        "folders"))
     return result
 
 
@@ -899,10 +927,25 @@ def _image_pairs(recs: Sequence[ImageRecord], stage: str, name_of, mode: ImagesM
     return pairs
 
 
+def _drop_stale_images(folder: Path, result: SplitWriteResult) -> None:
+    """With ``--images-mode none`` nothing is placed, so an image folder left by an earlier split would hold that
+    split's images under this one's part names (YOLO's data.yaml points straight at it). It is removed."""
+    import shutil
+
+    if folder.is_dir() and not folder.is_symlink():
+        shutil.rmtree(folder)
+        result.findings.append(Finding("stale-images-removed", Severity.INFO, str(folder), "images",
+                                       "removed the image folder of an earlier split (--images-mode none places "
+                                       "no images)"))
+
+
 def _place_staged(folder: Path, recs: Sequence[ImageRecord], name_of, mode: ImagesMode, result: SplitWriteResult,
                   on: dict) -> None:
     """Place the images of ``recs`` in ``folder``, built as a stage and swapped in (on Ray, by the workers)."""
-    if mode is ImagesMode.NONE or not any(r.image_path for r in recs):
+    if mode is ImagesMode.NONE:
+        _drop_stale_images(folder, result)
+        return
+    if not any(r.image_path for r in recs):
         return
     with staged_dir(folder) as stage:
         pairs = _image_pairs(recs, stage, name_of, mode, result)
