@@ -47,6 +47,10 @@ def noise_image(path: Path, mode: str, size=(37, 23), seed=0) -> Path:
         im = Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), "RGB").quantize(16)
     elif mode == "I;16":
         im = Image.fromarray(rng.integers(0, 65536, (h, w), dtype=np.uint16))
+    elif mode == "LA":
+        im = Image.fromarray(rng.integers(0, 256, (h, w, 2), dtype=np.uint8), "LA")
+    elif mode == "CMYK":  # saved as TIFF: PNG has no CMYK
+        im = Image.fromarray(rng.integers(0, 256, (h, w, 4), dtype=np.uint8), "CMYK")
     else:
         raise ValueError(mode)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -76,13 +80,14 @@ def test_exact_against_float64_reference_for_every_mode(mixed_images):
     assert set(px.modes) >= {"RGB", "L", "RGBA", "P"} and not px.failed
 
 
-@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA", "P", "I;16"])
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA", "P", "I;16", "LA", "CMYK"])
 def test_single_mode_matches_reference(tmp_path, mode):
-    paths = [noise_image(tmp_path / f"{i}.png", mode, seed=i) for i in range(3)]
+    ext = ".tif" if mode == "CMYK" else ".png"
+    paths = [noise_image(tmp_path / f"{i}{ext}", mode, seed=i) for i in range(3)]
     px = pixel_stats([str(p) for p in paths], workers=1)
     mean, std = reference(paths)
     assert np.abs(np.array(px.mean) - mean).max() < 1e-9 and np.abs(np.array(px.std) - std).max() < 1e-9
-    if mode in ("L", "I;16"):  # grayscale is replicated: three equal channels
+    if mode in ("L", "I;16", "LA"):  # grayscale is replicated: three equal channels
         assert px.mean[0] == px.mean[1] == px.mean[2]
 
 
@@ -265,3 +270,25 @@ def test_cli_no_readable_image_is_an_error_not_nan(tmp_path):
 def test_cli_bad_resize_is_one_clear_message(bad):
     r = CliRunner().invoke(cli, ["stats", str(SAMPLE), "--resize", bad])
     assert r.exit_code == 2 and r.output.count("--resize") == 1, r.output
+
+
+def test_exif_orientation_leaves_the_statistics_alone_but_not_an_exact_resize(tmp_path):
+    """Orientation only permutes pixels, so without a resize it changes nothing; a W x H resize sees the image the
+    way training does, upright (the documented rule)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    pixels = Image.fromarray(rng.integers(0, 256, (20, 40, 3), dtype=np.uint8), "RGB")
+    rotated = tmp_path / "rotated.png"  # stored 40 wide, 20 high; EXIF 6: shown rotated 90 degrees clockwise
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    pixels.save(rotated, exif=exif.tobytes())
+    upright = tmp_path / "upright.png"
+    pixels.transpose(Image.Transpose.ROTATE_270).save(upright)
+    plain = tmp_path / "plain.png"
+    pixels.save(plain)
+    assert pixel_stats([str(rotated)], workers=1).mean == pixel_stats([str(plain)], workers=1).mean
+    assert pixel_stats([str(rotated)], workers=1).std == pixel_stats([str(upright)], workers=1).std
+    as_trained = pixel_stats([str(rotated)], resize=(10, 30), workers=1)
+    assert np.array_equal(as_trained.histogram, pixel_stats([str(upright)], resize=(10, 30), workers=1).histogram)
+    assert not np.array_equal(as_trained.histogram, pixel_stats([str(plain)], resize=(10, 30), workers=1).histogram)
