@@ -334,3 +334,21 @@ def test_yolo_output_over_its_own_data_yaml_is_refused(tmp_path):
     assert (src / "data.yaml").read_bytes() == before
     alongside = CliRunner().invoke(cli, ["convert", str(src / "data.yaml"), str(tmp_path / "z"), "--to", "voc"])
     assert alongside.exit_code == 0, alongside.output  # OUT beside the input: fine
+
+
+def test_labels_beside_images_that_stay_put_are_allowed_with_images_mode_none(tmp_path):
+    """Under --images-mode none the image folder is not replaced, so writing YOLO labels into the folder whose
+    images/ the source uses is fine (only labels/, data.yaml and classes.txt are written); with link it is refused,
+    since images/ would be swapped for a copy of itself."""
+    root = tmp_path / "ds"
+    shutil.copytree(SAMPLE / "Annotations", root / "xml")
+    shutil.copytree(SAMPLE / "JPEGImages", root / "images")
+    before = tree_digest(root / "images")
+    ok = CliRunner().invoke(cli, ["convert", str(root / "xml"), str(root), "--to", "yolo", "--images",
+                                  str(root / "images"), "--images-mode", "none"])
+    assert ok.exit_code == 0, ok.output
+    assert (root / "labels").is_dir() and tree_digest(root / "images") == before
+    refused = CliRunner().invoke(cli, ["convert", str(root / "xml"), str(root), "--to", "yolo", "--images",
+                                       str(root / "images")])
+    assert refused.exit_code == 2 and "holds the input" in refused.output
+    assert tree_digest(root / "images") == before

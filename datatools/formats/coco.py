@@ -21,7 +21,10 @@ from datatools.core.model import Annotation, Dataset, Finding, ImageRecord
 from datatools.formats.common import DEFAULT_SPLIT, ImageIndex, WriteResult, err, fill_sizes_from_headers, warn
 
 NAME = "coco"
-OWNED = ("annotations", "images")  # what write() replaces whole in OUT (see core.io.refuse_replacing_inputs)
+# What write() replaces whole in OUT (see core.io.refuse_replacing_inputs); the image folder only when it
+# places images (not under --images-mode none).
+OWNED = ("annotations", "images")
+IMAGE_FOLDER = "images"
 _SPLIT_RE = re.compile(r"^(?:instances_)?(.+?)\.json$")
 
 

@@ -21,7 +21,10 @@ from datatools.core.model import (Annotation, Dataset, Finding, ImageRecord, Obj
 from datatools.formats.common import ImageIndex, WriteResult, err, fill_sizes_from_headers, info, warn
 
 NAME = "voc"
-OWNED = ("Annotations", "JPEGImages", "ImageSets")  # what write() replaces whole in OUT (see core.io.refuse_replacing_inputs)
+# What write() replaces whole in OUT (see core.io.refuse_replacing_inputs); the image folder only when it
+# places images (not under --images-mode none).
+OWNED = ("Annotations", "JPEGImages", "ImageSets")
+IMAGE_FOLDER = "JPEGImages"
 
 
 def escape(text: str) -> str:

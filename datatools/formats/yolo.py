@@ -21,7 +21,10 @@ from datatools.core.model import Annotation, Dataset, Finding, ImageRecord
 from datatools.formats.common import DEFAULT_SPLIT, WriteResult, err, info, warn
 
 NAME = "yolo"
-OWNED = ("images", "labels", "data.yaml", "classes.txt")  # what write() replaces whole in OUT (see core.io.refuse_replacing_inputs)
+# What write() replaces whole in OUT (see core.io.refuse_replacing_inputs); the image folder only when it
+# places images (not under --images-mode none).
+OWNED = ("images", "labels", "data.yaml", "classes.txt")
+IMAGE_FOLDER = "images"
 
 
 # --------------------------------------------------------------------------------------------------- layout

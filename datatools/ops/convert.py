@@ -110,9 +110,15 @@ def read_options(fmt: str, *, images=None, sets=None, convention=DEFAULT_CONVENT
     return opts
 
 
-def owned_by(dst_mod, out: str | os.PathLike) -> tuple[str, ...]:
-    """What writing ``out`` in ``dst_mod``'s format replaces whole (nothing below OUT for one COCO JSON file)."""
-    return () if dst_mod.NAME == "coco" and Path(out).suffix.lower() == ".json" else dst_mod.OWNED
+def owned_by(dst_mod, out: str | os.PathLike, images_mode: ImagesMode | str) -> tuple[str, ...]:
+    """What writing ``out`` in ``dst_mod``'s format replaces whole: nothing below OUT for one COCO JSON file, and not
+    the image folder under ``--images-mode none`` (labels may then be written beside images that stay where they
+    are)."""
+    if dst_mod.NAME == "coco" and Path(out).suffix.lower() == ".json":
+        return ()
+    if ImagesMode(images_mode) is ImagesMode.NONE:
+        return tuple(n for n in dst_mod.OWNED if n != dst_mod.IMAGE_FOLDER)
+    return dst_mod.OWNED
 
 
 def convert(src_format: str, src: str | os.PathLike, dst_format: str, out: str | os.PathLike, *,
@@ -143,7 +149,7 @@ def convert(src_format: str, src: str | os.PathLike, dst_format: str, out: str |
     if difficult == "crowd" and dst_format != "coco":
         raise UsageError("--difficult crowd applies to COCO output only (use keep or skip)")
     check_output_dir(out, [src] + ([Path(src) / "Annotations"] if src_format == "voc" else []))
-    owned = owned_by(dst_mod, out)
+    owned = owned_by(dst_mod, out, images_mode)
     refuse_replacing_inputs(out, owned, [src, images])  # before any work; the files read are checked again below
     if engine == "ray" and src_format in ("voc", "yolo") and dst_format in ("yolo", "voc"):
         from datatools.ops import sharded

@@ -382,8 +382,10 @@ def convert_voc_sharded(src: str | os.PathLike, out: str | os.PathLike, *, dst_f
     # the files the workers will read (annotation files, YOLO images; label files sit beside in labels/)
     read = {os.path.dirname(p) for _, p, _ in plan.jobs}
     from datatools import formats
+    from datatools.ops.convert import owned_by
 
-    refuse_replacing_inputs(out, formats.get(dst_format).OWNED, [src, images, plan.root, plan.image_dir, *read])
+    owned = owned_by(formats.get(dst_format), out, images_mode)
+    refuse_replacing_inputs(out, owned, [src, images, plan.root, plan.image_dir, *read])
     shards = make_shards(plan.jobs, size=shard_size)
     sizes = [len(s) for s in shards]
 
