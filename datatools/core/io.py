@@ -332,24 +332,31 @@ def map_chunks(fn: Callable[[Sequence[T]], R], items: Sequence[T], *, workers: i
     cost more to pickle than to compute. Small inputs run in the calling process, in chunks of 64. ``fn`` must be
     picklable (a module-level function, or a partial of one).
     """
+    return list(iter_chunks(fn, items, workers=workers, chunksize=chunksize, progress=progress,
+                            min_per_worker=min_per_worker))
+
+
+def iter_chunks(fn: Callable[[Sequence[T]], R], items: Sequence[T], *, workers: int | None = None, chunksize: int = 0,
+                progress: ProgressFn | None = None, min_per_worker: int = 200) -> Iterator[R]:
+    """:func:`map_chunks` as a generator: each chunk's result as soon as it (and every one before it) is done, so
+    the caller's work on it overlaps the workers' work on later chunks instead of waiting for the last one."""
     n = len(items)
     workers = plan_workers(n, workers, min_per_worker=min_per_worker)
     if not chunksize:
         chunksize = 64 if workers <= 1 else max(16, min(512, n // (workers * 8) or 1))
     chunks = [items[i:i + chunksize] for i in range(0, n, chunksize)]
-    out: list[R] = []
     if workers <= 1:
         for chunk in chunks:
-            out.append(fn(chunk))
+            res = fn(chunk)
             if progress:
                 progress(len(chunk))
-        return out
+            yield res
+        return
     with ProcessPoolExecutor(max_workers=workers) as pool:
         for chunk, res in zip(chunks, pool.map(fn, chunks)):
-            out.append(res)
             if progress:
                 progress(len(chunk))
-    return out
+            yield res
 
 
 _FORK_STATE: object = None

@@ -98,7 +98,7 @@ def fill_sizes_from_headers(records: list[ImageRecord], findings: list[Finding],
 
     from datatools.core.io import parallel_map, read_image_header
 
-    todo = [i for i, r in enumerate(records) if not r.has_size and r.image_path]
+    todo = [i for i, r in enumerate(records) if r.image_path and not r.has_size]
     if not todo:
         return records
     paths = [records[i].image_path for i in todo]

@@ -9,12 +9,12 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from datatools.core.boxes import DEFAULT_CONVENTION, PixelConvention, fmt_number, snap, voc_to_xyxy, xyxy_to_voc
 from datatools.core.errors import UsageError
 from datatools.core.engine import place_images, write_ranges
-from datatools.core.io import (ImagesMode, ProgressFn, map_chunks, parallel_map, plan_workers, read_small_file,
+from datatools.core.io import (ImagesMode, ProgressFn, iter_chunks, parallel_map, plan_workers, read_small_file,
                                safe_relpath, staged_dir, write_files, write_stage_file)
 from datatools.core.model import (Annotation, Dataset, Finding, ImageRecord, ObjectColumns, pack_finding, pack_record,
                                   sorted_classes, unpack_finding, unpack_record)
@@ -122,9 +122,10 @@ class Layout:
             dirnames.sort()
             prefix = os.path.relpath(dirpath, base).replace(os.sep, "/")
             prefix = "" if prefix == "." else prefix + "/"
+            folder = os.path.join(dirpath, "")  # os.path.join(dirpath, name), without a call per file
             for name in filenames:
                 if name.lower().endswith(".xml"):
-                    out.append((prefix + name[:-4], os.path.join(dirpath, name)))
+                    out.append((prefix + name[:-4], folder + name))
         out.sort(key=lambda t: t[0])
         return out
 
@@ -643,12 +644,13 @@ def plan_files(layout: Layout, sets: Sequence[str] | str | None
         for iid in missing:
             findings.append(err("missing-annotation", os.path.join(layout.ann_dir, f"{iid}.xml"), "ImageSets",
                                 "listed in a split list but there is no XML for it", image_id=iid, image_dropped=True))
-        not_listed = len(files) - sum(1 for iid, _ in files if iid in split_of)
+        listed_files = [(iid, p) for iid, p in files if iid in split_of]
+        not_listed = len(files) - len(listed_files)
         if not_listed:
             findings.append(info("not-in-sets", str(layout.sets_dir), "ImageSets",
                                  f"{not_listed} annotation file(s) are in none of the chosen split lists "
                                  f"({', '.join(chosen)}) and were not read"))
-        files = [(iid, p) for iid, p in files if iid in split_of]
+        files = listed_files
     elif sets and sets not in ("all", ["all"]):
         raise UsageError(f"{layout.src}: --sets was given but there is no ImageSets/Main folder with split lists")
     if files and not layout.image_dir_exists():
@@ -707,14 +709,21 @@ def _read(src, *, images, sets, convention, classes, workers, progress, on_total
         on_total(len(files))
     conv, no_split = convention.value, ()
     jobs = [(p, iid, conv, tuple(split_of[iid]) if iid in split_of else no_split) for iid, p in files]
-    objects: ObjectColumns | None = None
     objects_read = 0
+    parts: list[tuple] = []  # scan: each chunk's object arrays
     if scan:
-        chunks = map_chunks(_scan_chunk, jobs, workers=workers, progress=progress)
-        results = [(ImageRecord(r[0], r[1], r[2], r[3], (), r[4], r[5], r[6], r[7]) if r is not None else None,
-                    [unpack_finding(f) for f in fs], 0) for chunk in chunks for r, fs in chunk[0]]
-        objects_read = sum(chunk[1] for chunk in chunks)  # counted per chunk, not per file
-        objects = _object_columns([chunk[2:] for chunk in chunks])
+        def scanned():
+            """Records and findings per file, chunk by chunk as the workers finish them: the loop below builds the
+            records of one chunk while the workers parse the next ones."""
+            nonlocal objects_read
+            for chunk in iter_chunks(_scan_chunk, jobs, workers=workers, progress=progress):
+                objects_read += chunk[1]  # counted per chunk, not per file
+                parts.append(chunk[2:])
+                for r, fs in chunk[0]:
+                    rec = ImageRecord(r[0], r[1], r[2], r[3], (), r[4], r[5], r[6], r[7]) if r is not None else None
+                    yield rec, [unpack_finding(f) for f in fs], 0
+
+        results: Iterable = scanned()
     elif plan_workers(len(jobs), workers) > 1:
         packed = parallel_map(_parse_file_packed, jobs, workers=workers, progress=progress)
         results = [(unpack_record(r) if r is not None else None, [unpack_finding(f) for f in fs], n)
@@ -732,6 +741,7 @@ def _read(src, *, images, sets, convention, classes, workers, progress, on_total
             rec, notes = locate_image(rec, p, index, str(layout.image_dir))
             findings.extend(notes)
         records.append(rec)
+    objects = _object_columns(parts) if scan else None
     records = fill_sizes_from_headers(records, findings, workers=workers)
     if classes:
         cls = tuple(classes)

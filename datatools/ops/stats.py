@@ -331,8 +331,10 @@ def label_columns(ds: Dataset, objects: ObjectColumns | None = None) -> LabelCol
     index = {c: i for i, c in enumerate(classes)}
     lut = np.array([index[n] for n in objects.names], dtype=np.int64)
     cls = lut[objects.cls] if len(objects.cls) else np.zeros(0, np.int64)
-    sized = np.fromiter((im.has_size for im in ds.images), dtype=bool, count=len(ds.images))
-    sizes = np.array([(im.width, im.height) if im.has_size else (0, 0) for im in ds.images], dtype=np.int64).reshape(-1, 2)
+    # ImageRecord.has_size for every image at once: width and height both > 0 (None counts as 0)
+    wh = np.array([(im.width or 0, im.height or 0) for im in ds.images], dtype=np.float64).reshape(-1, 2)
+    sized = (wh > 0).all(axis=1)
+    sizes = np.where(sized[:, None], wh, 0).astype(np.int64)
     return LabelColumns(classes=classes, counts=objects.counts, sizes=sizes, sized=sized, cls=cls,
                         boxes=objects.boxes, flags=objects.flags)
 
