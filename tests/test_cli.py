@@ -186,3 +186,20 @@ def test_detect_refuses_unknown(tmp_path):
 
     with pytest.raises(Exception, match="--format"):
         formats.detect(tmp_path)
+
+
+def test_data_in_tables_and_messages_is_printed_as_it_is_not_as_markup(tmp_path):
+    """Class names, paths and regexes come from the data; rich read "[red]car" as a colour and dropped it, and
+    "([a-z]+)_" lost its "[a-z]". Every table cell and message shows them as written."""
+    items = {"a[1]": voc_xml("a[1].jpg", (40, 30), [{"name": "[red]car", "box": (2, 2, 20, 20)},
+                                                    {"name": "[bold]", "box": (3, 3, 9, 9)}]),
+             "b[red]": voc_xml("b[red].jpg", (40, 30), [{"name": "[red]car", "box": (2, 2, 20, 20)}])}
+    root = make_voc_root(tmp_path / "v[1]", items, images={"a[1].jpg": (40, 30)})  # b[red].jpg is missing
+    for args in (["stats", root, "--labels-only"], ["voc2coco", root, tmp_path / "o[2]"]):
+        r = CliRunner().invoke(cli, [str(a) for a in args])
+        assert "[red]car" in r.output and "[bold]" in r.output, (args, r.output)
+    r = CliRunner().invoke(cli, ["check", str(root)])
+    assert "b[red]" in r.output and "missing-image" in r.output, r.output
+    r = CliRunner().invoke(cli, ["split", str(root), str(tmp_path / "s"), "--group-by", "([a-z]+)", "--dry-run"])
+    assert "regex:([a-z]+)" in r.output, r.output
+    assert str(tmp_path / "o[2]") in CliRunner().invoke(cli, ["voc2yolo", str(root), str(tmp_path / "o[2]")]).output

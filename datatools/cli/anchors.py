@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from datatools.cli.common import format_option, console, emit_json, errors_to_click, json_option, read_dataset, workers_option
+from datatools.cli.common import table, esc, format_option, console, emit_json, errors_to_click, json_option, read_dataset, workers_option
 
 
 @click.command("anchors")
@@ -36,11 +36,10 @@ def anchors_cmd(src, fmt, k, img_size, iou_thr, seed, n_init, images, sets, clas
     if as_json:
         emit_json(res.to_dict())
         return
-    from rich.table import Table
 
     con = console()
     size = f"at --img-size {res.img_size}" if res.img_size else "in original pixels"
-    t = Table(title=f"{len(res.anchors)} anchors {size} (seed {res.seed}), sorted by area", title_justify="left")
+    t = table(title=f"{len(res.anchors)} anchors {size} (seed {res.seed}), sorted by area", title_justify="left")
     for col in ("#", "width", "height", "area", "aspect w/h", "boxes"):
         t.add_column(col, justify="right")
     for i, ((w, h), n) in enumerate(zip(res.anchors, res.cluster_sizes)):
@@ -51,4 +50,4 @@ def anchors_cmd(src, fmt, k, img_size, iou_thr, seed, n_init, images, sets, clas
     con.print(f"mean best IoU: [bold]{res.mean_iou:.4f}[/]   BPR at IoU >= {res.iou_thr:g}: [bold]{res.bpr:.4f}[/]")
     con.print("anchors:", soft_wrap=True)
     for row in res.yaml_rows():
-        con.print(f"  - [{', '.join(str(v) for v in row)}]", soft_wrap=True)
+        con.print(esc(f"  - [{', '.join(str(v) for v in row)}]"), soft_wrap=True)

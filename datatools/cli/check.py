@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from datatools.cli.common import (SourcePath, engine_options, format_option, console, counts_table, emit_json,
+from datatools.cli.common import (esc, SourcePath, engine_options, format_option, console, counts_table, emit_json,
                                   errors_to_click, findings_table, json_option, parse_classes, stage_progress,
                                   workers_option)
 
@@ -56,6 +56,6 @@ def check_cmd(src, fmt, images, sets, classes, convention, normalize_names, no_h
                   f"{report.warnings} warning(s)[/]")
         if fix_out:
             changed = sum(1 for f in report.fixed.findings if f.objects or f.code == "box-out-of-bounds")
-            con.print(f"[green]wrote the repaired copy to[/] [bold]{fix_out}[/] ({changed} change(s), listed above)")
+            con.print(f"[green]wrote the repaired copy to[/] [bold]{esc(fix_out)}[/] ({changed} change(s), listed above)")
     if report.errors:
         raise SystemExit(1)

@@ -171,16 +171,48 @@ def json_option(f):
     return click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout instead of tables.")(f)
 
 
-def findings_table(findings, *, limit: int = 50, title: str = "Findings"):
+def esc(value) -> str:
+    """``value`` as text that rich prints as it is: a class name ``[red]car``, a regex ``([a-z]+)_`` or a path with
+    brackets is data, not console markup (unescaped, rich took it for a style and dropped it)."""
+    from rich.markup import escape
+
+    return escape(str(value))
+
+
+_PLAIN_TABLE = None
+
+
+def table(**kwargs):
+    """A rich Table whose string cells, headers and title are plain text, never markup (see :func:`esc`): the cells
+    hold class names, paths and messages from the data. Style a cell by passing a ``rich.text.Text``."""
+    global _PLAIN_TABLE
     from rich.table import Table
+    from rich.text import Text
+
+    if _PLAIN_TABLE is None:
+        class PlainTable(Table):
+            def add_column(self, header="", *args, **kw):
+                return super().add_column(Text(header) if isinstance(header, str) else header, *args, **kw)
+
+            def add_row(self, *cells, **kw):
+                return super().add_row(*(Text(c) if isinstance(c, str) else c for c in cells), **kw)
+
+        _PLAIN_TABLE = PlainTable
+    if isinstance(kwargs.get("title"), str):
+        kwargs["title"] = Text(kwargs["title"], style="table.title")
+    return _PLAIN_TABLE(**kwargs)
+
+
+def findings_table(findings, *, limit: int = 50, title: str = "Findings"):
+    from rich.text import Text
 
     colours = {"error": "red", "warning": "yellow", "info": "dim"}
-    t = Table(title=title, show_lines=False, title_justify="left")
+    t = table(title=title, show_lines=False, title_justify="left")
     for col in ("severity", "code", "file", "field", "message"):
         t.add_column(col, overflow="fold")
     for f in findings[:limit]:
         sev = f.severity.value
-        t.add_row(f"[{colours[sev]}]{sev}[/]", f.code, _short(f.path), f.field, f.message)
+        t.add_row(Text(sev, style=colours[sev]), f.code, _short(f.path), f.field, f.message)
     return t
 
 
@@ -189,9 +221,7 @@ def _short(path: str, keep: int = 60) -> str:
 
 
 def counts_table(title: str, rows: dict, *, key: str = "reason", value: str = "count"):
-    from rich.table import Table
-
-    t = Table(title=title, title_justify="left")
+    t = table(title=title, title_justify="left")
     t.add_column(key)
     t.add_column(value, justify="right")
     for k, v in rows.items():

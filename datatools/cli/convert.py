@@ -5,7 +5,7 @@ import functools
 
 import click
 
-from datatools.cli.common import (SourcePath, counts_table, console, emit_json, engine_options, errors_to_click,
+from datatools.cli.common import (table, esc, SourcePath, counts_table, console, emit_json, engine_options, errors_to_click,
                                   findings_table, json_option, parse_classes, stage_progress, workers_option)
 
 FORMAT_CHOICE = click.Choice(["voc", "yolo", "coco"], case_sensitive=False)
@@ -63,11 +63,10 @@ def run_conversion(src_format: str, src: str, dst_format: str, out: str, *, as_j
 
 
 def render_summary(s) -> None:
-    from rich.table import Table
 
     con = console()
-    con.print(f"[bold]{s.src_format} -> {s.dst_format}[/]: {s.src} -> {s.out}")
-    t = Table()
+    con.print(f"[bold]{s.src_format} -> {s.dst_format}[/]: {esc(s.src)} -> {esc(s.out)}")
+    t = table()
     t.add_column("")
     t.add_column("read", justify="right")
     t.add_column("written", justify="right")
@@ -78,7 +77,7 @@ def render_summary(s) -> None:
     if s.objects_dropped or s.images_dropped:
         rows = {f"object: {k}": v for k, v in s.objects_dropped.items()} | {f"image: {k}": v for k, v in s.images_dropped.items()}
         con.print(counts_table("Dropped, by reason", rows))
-    ct = Table(title="Classes", title_justify="left")
+    ct = table(title="Classes", title_justify="left")
     ct.add_column("id", justify="right")
     ct.add_column("class")
     ct.add_column("objects", justify="right")
@@ -90,14 +89,14 @@ def render_summary(s) -> None:
     con.print(f"difficult objects: {d.get('read', 0)} read, {d.get('kept', 0)} kept, {d.get('as_crowd', 0)} as crowd, "
               f"{d.get('skipped', 0)} skipped")
     if s.splits:
-        con.print("splits: " + ", ".join(f"{k} {v:,}" for k, v in s.splits.items()))
+        con.print("splits: " + ", ".join(f"{esc(k)} {v:,}" for k, v in s.splits.items()))
     problems = [f for f in s.findings if f.severity.value != "info"]
     if problems:
         con.print(counts_table("Errors and warnings", {**{f"error: {k}": v for k, v in s.errors.items()},
                                                         **{f"warning: {k}": v for k, v in s.warnings.items()}},
                                key="code"))
         con.print(findings_table(problems, limit=20, title="First findings (all of them with --json)"))
-    con.print(f"[green]wrote[/] {s.files_written:,} files to [bold]{s.out}[/]")
+    con.print(f"[green]wrote[/] {s.files_written:,} files to [bold]{esc(s.out)}[/]")
 
 
 def _convert_command(name: str, src_format: str | None, dst_format: str | None, doc: str):

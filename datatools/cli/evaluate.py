@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from datatools.cli.common import console, emit_json, errors_to_click, findings_table, json_option, parse_classes, workers_option
+from datatools.cli.common import table, esc, console, emit_json, errors_to_click, findings_table, json_option, parse_classes, workers_option
 
 
 @click.command("evaluate")
@@ -68,7 +68,6 @@ def _null():
 
 
 def render_report(report, *, limit: int = 20) -> None:
-    from rich.table import Table
 
     from datatools.metrics.coco import STAT_LABELS
 
@@ -76,7 +75,7 @@ def render_report(report, *, limit: int = 20) -> None:
     shown = [f for f in report.findings if f.code.startswith("pred-") or f.severity.value == "error"]
     if shown:
         con.print(findings_table(shown, limit=limit, title="Input problems"))
-    t = Table(title=f"Per class ({report.images:,} images, {report.gt_boxes:,} boxes + {report.gt_ignored:,} "
+    t = table(title=f"Per class ({report.images:,} images, {report.gt_boxes:,} boxes + {report.gt_ignored:,} "
                     f"ignored, {report.predictions_used:,} detections)", title_justify="left")
     t.add_column("class")
     for col in ("GT", "det", "TP", "FP"):
@@ -105,7 +104,7 @@ def render_report(report, *, limit: int = 20) -> None:
         t.add_row(*cells)
     con.print(t)
     if report.coco is not None:
-        ct = Table(title=f"COCO metrics ({report.coco.backend})", title_justify="left")
+        ct = table(title=f"COCO metrics ({report.coco.backend})", title_justify="left")
         ct.add_column("metric")
         ct.add_column("value", justify="right")
         for label, v in zip(STAT_LABELS, report.coco.stats):
@@ -116,9 +115,9 @@ def render_report(report, *, limit: int = 20) -> None:
         con.print(f"[bold]VOC mAP@{report.voc.iou_threshold:g} ({report.voc.method.value}"
                   f"{', +1 widths' if report.voc.legacy_plus_one else ''}): {_fmt(m)}[/]")
     if report.coco is not None:
-        con.print(f"[bold]COCO AP@[.5:.95]: {report.coco.stat('AP'):.4f}   AP50: {report.coco.stat('AP50'):.4f}[/]")
+        con.print(f"[bold]COCO AP@\\[.5:.95]: {report.coco.stat('AP'):.4f}   AP50: {report.coco.stat('AP50'):.4f}[/]")
     if report.plots:
-        con.print(f"plots: {len(report.plots)} PNG file(s) in [bold]{_common_dir(report.plots)}[/]")
+        con.print(f"plots: {len(report.plots)} PNG file(s) in [bold]{esc(_common_dir(report.plots))}[/]")
 
 
 def _fmt(v) -> str:

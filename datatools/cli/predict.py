@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from datatools.cli.common import console, emit_json, errors_to_click, json_option
+from datatools.cli.common import esc, console, emit_json, errors_to_click, json_option
 
 
 @click.command("predict")
@@ -40,4 +40,4 @@ def predict_cmd(model, images, out, fmt, split, device, batch_size, conf, max_de
                    "device": r.device})
     else:
         console().print(f"[green]{r.detections:,} detection(s)[/] on {r.images:,} image(s) ({r.device}) -> "
-                        f"[bold]{r.out}[/]")
+                        f"[bold]{esc(r.out)}[/]")

@@ -6,7 +6,7 @@ import math
 
 import click
 
-from datatools.cli.common import (format_option, console, emit_json, errors_to_click, findings_table, json_option, read_dataset,
+from datatools.cli.common import (table, esc, format_option, console, emit_json, errors_to_click, findings_table, json_option, read_dataset,
                                   progress_fn, stage_progress, workers_option)
 from datatools.cli.common import SourcePath, engine_options
 
@@ -145,11 +145,10 @@ def split_cmd(src, out, fmt, val, test, method, group_by, kfold, seed, drop_empt
 
 
 def render(plan, *, out, written) -> None:
-    from rich.table import Table
 
     con = console()
     reports = plan.reports
-    t = Table(title=f"split ({plan.method}, seed {plan.seed}{f', {plan.kfold} folds' if plan.kfold else ''})",
+    t = table(title=f"split ({plan.method}, seed {plan.seed}{f', {plan.kfold} folds' if plan.kfold else ''})",
               title_justify="left")
     t.add_column("")
     for r in reports:
@@ -171,7 +170,7 @@ def render(plan, *, out, written) -> None:
     con.print(f"largest deviation from the asked share: images {d['images']:.2%}, class objects "
               f"{d['class_objects']:.2%}{worst}")
     if plan.groups:
-        con.print(f"{plan.groups:,} groups ({plan.group_source}); no group straddles two parts")
+        con.print(f"{plan.groups:,} groups ({esc(plan.group_source)}); no group straddles two parts")
     if plan.dropped_empty:
         con.print(f"{len(plan.dropped_empty):,} images without objects left out (--drop-empty)")
     read_problems = [f for f in plan.dataset.findings if f.severity.value != "info"]
@@ -183,6 +182,6 @@ def render(plan, *, out, written) -> None:
     if problems:
         con.print(findings_table(problems, limit=20))
     if out is not None and written is not None:
-        con.print(f"[green]wrote[/] {written.files:,} files and placed {written.images_placed:,} images in [bold]{out}[/]")
+        con.print(f"[green]wrote[/] {written.files:,} files and placed {written.images_placed:,} images in [bold]{esc(out)}[/]")
     else:
         con.print("[yellow]dry run: nothing written[/]")

@@ -5,7 +5,7 @@ import math
 
 import click
 
-from datatools.cli.common import (SourcePath, engine_options, format_option, console, emit_json, errors_to_click,
+from datatools.cli.common import (table, esc, SourcePath, engine_options, format_option, console, emit_json, errors_to_click,
                                   json_option, read_dataset, stage_progress, workers_option)
 
 
@@ -89,12 +89,11 @@ def _q(d: dict, digits: int = 1) -> list[str]:
 
 
 def render(report, plot_files) -> None:
-    from rich.table import Table
     from rich.text import Text
 
     con = console()
     lab = report.labels
-    t = Table(title=f"{report.src} ({report.format}): {lab.images:,} images, {lab.objects:,} objects, "
+    t = table(title=f"{report.src} ({report.format}): {lab.images:,} images, {lab.objects:,} objects, "
                     f"{lab.empty_images:,} without objects", title_justify="left")
     t.add_column("class")
     t.add_column("objects", justify="right")
@@ -103,7 +102,7 @@ def render(report, plot_files) -> None:
     for c, n in lab.class_objects.items():
         t.add_row(c, f"{n:,}", f"{n / lab.objects:.1%}" if lab.objects else "-", f"{lab.class_images[c]:,}")
     con.print(t)
-    d = Table(title="Distributions", title_justify="left")
+    d = table(title="Distributions", title_justify="left")
     d.add_column("")
     for col in ("min", "p5", "median", "mean", "p95", "max"):
         d.add_column(col, justify="right")
@@ -128,7 +127,7 @@ def render(report, plot_files) -> None:
         con.print("flags: " + ", ".join(f"{k} {v:,}" for k, v in lab.flags.items()))
     px = report.pixels
     if px is not None and px.images:
-        p = Table(title="Pixels (RGB, [0, 1] scale)", title_justify="left")
+        p = table(title="Pixels (RGB, [0, 1] scale)", title_justify="left")
         p.add_column("")
         for ch in "RGB":
             p.add_column(ch, justify="right")
@@ -148,4 +147,4 @@ def render(report, plot_files) -> None:
         if len(report.findings) > 50:
             con.print(f"  ... and {len(report.findings) - 50:,} more (all of them with --json)")
     if plot_files:
-        con.print(f"[green]wrote[/] {len(plot_files)} plots: " + ", ".join(plot_files))
+        con.print(f"[green]wrote[/] {len(plot_files)} plots: " + esc(", ".join(plot_files)))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from datatools.cli.common import console, emit_json, errors_to_click, json_option, stage_progress
+from datatools.cli.common import esc, console, emit_json, errors_to_click, json_option, stage_progress
 
 MODEL_NAMES = ["fasterrcnn_mobilenet_v3_large_fpn", "fcos_resnet50_fpn", "retinanet_resnet50_fpn_v2",
                "ssdlite320_mobilenet_v3_large"]
@@ -117,8 +117,8 @@ def train_cmd(data, fmt, out, model, weights, train_split, val_split, epochs, ba
                    "history": [h.row() for h in result.history]})
         return
     for n in result.notes:
-        con.print(f"[yellow]note:[/] {n}")
+        con.print(f"[yellow]note:[/] {esc(n)}")
     best = "n/a" if result.best_map50 is None else f"{result.best_map50:.4f}"
     con.print(f"[green]done[/]: {result.epochs_run} epoch(s) on {result.device} x{result.world_size}; "
-              f"best mAP50 {best}; checkpoints [bold]{result.last}[/], [bold]{result.best}[/]; "
-              f"log [bold]{result.out}/results.csv[/]")
+              f"best mAP50 {best}; checkpoints [bold]{esc(result.last)}[/], [bold]{esc(result.best)}[/]; "
+              f"log [bold]{esc(result.out)}/results.csv[/]")

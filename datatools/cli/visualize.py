@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from datatools.cli.common import (console, counts_table, emit_json, errors_to_click, json_option, parse_classes,
+from datatools.cli.common import (table, esc, console, counts_table, emit_json, errors_to_click, json_option, parse_classes,
                                   stage_progress, workers_option)
 
 
@@ -115,9 +115,8 @@ def visualize_cmd(src, out, fmt, images, sets, convention, classes, ids, limit, 
     rows["images skipped"] = len(result.skipped)
     con.print(counts_table("visualize", rows, key="what"))
     if result.skipped:
-        from rich.table import Table
 
-        t = Table(title="Skipped images", title_justify="left")
+        t = table(title="Skipped images", title_justify="left")
         for col in ("image", "path", "reason"):
             t.add_column(col, overflow="fold")
         for s in result.skipped[:50]:
@@ -127,10 +126,10 @@ def visualize_cmd(src, out, fmt, images, sets, convention, classes, ids, limit, 
             con.print(f"... {len(result.skipped) - 50} more (use --json)")
     # soft_wrap: a path is printed whole on one line, so it can be copied
     if not result.files:
-        con.print(f"[yellow]nothing drawn[/] (no image matched the filters); output folder: [bold]{out}[/]",
+        con.print(f"[yellow]nothing drawn[/] (no image matched the filters); output folder: [bold]{esc(out)}[/]",
                   soft_wrap=True)
     elif grid:
-        con.print(f"[green]wrote {len(result.files)} contact sheet(s)[/]: [bold]{result.files[0]}[/]"
-                  + (f" ... {result.files[-1]}" if len(result.files) > 1 else ""), soft_wrap=True)
+        con.print(f"[green]wrote {len(result.files)} contact sheet(s)[/]: [bold]{esc(result.files[0])}[/]"
+                  + (f" ... {esc(result.files[-1])}" if len(result.files) > 1 else ""), soft_wrap=True)
     else:
-        con.print(f"[green]wrote {len(result.files)} image(s) to[/] [bold]{out}[/]", soft_wrap=True)
+        con.print(f"[green]wrote {len(result.files)} image(s) to[/] [bold]{esc(out)}[/]", soft_wrap=True)
