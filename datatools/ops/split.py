@@ -381,7 +381,7 @@ def balance_by_swaps(index: np.ndarray, counts: np.ndarray, targets: Sequence[in
     The objective is the sum over parts and classes of the squared error of the share, counted in objects and (at
     half weight) in images containing the class, each relative to the class's total (so a rare class weighs as much
     as a common one). On a skewed 3,000-image set, objects alone leave the images per class 12% off; half weight
-    keeps both near 1-2%. Each sample, in a seeded order, tries a swap with up to ``candidates`` samples drawn at
+    keeps both within 1.5-2.5%. Each sample, in a seeded order, tries a swap with up to ``candidates`` samples drawn at
     random from the other parts and takes the best one that lowers the objective. ``attempts`` (default: every
     sample, but at most max(4000, n/6) of them) bounds the time on large sets; each attempt costs the same whatever
     n is. Returns a new index.
