@@ -373,7 +373,8 @@ def fit_part_sizes(index: np.ndarray, counts: np.ndarray, targets: Sequence[int]
 
 
 def balance_by_swaps(index: np.ndarray, counts: np.ndarray, targets: Sequence[int], *, rng: np.random.Generator,
-                     weights: np.ndarray | None = None, candidates: int = 64, attempts: int | None = None) -> np.ndarray:
+                     weights: np.ndarray | None = None, candidates: int = 64,
+                     attempts: int | None = None) -> np.ndarray:
     """Swap samples between parts where that brings every class closer to its asked share, in objects and in images
     at once, without changing the part sizes. For groups of different sizes a swap must not move the part sizes away
     from their targets; one that brings them closer is taken first, whatever it does to the classes.
