@@ -25,7 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from datatools.metrics.coco import coco_evaluate_arrays, results_from_arrays  # noqa: E402
+from datatools.metrics.coco import coco_evaluate, results_from_arrays  # noqa: E402
 from datatools.metrics.data import load_ground_truth, load_predictions  # noqa: E402
 from datatools.metrics.voc import evaluate_voc  # noqa: E402
 
@@ -125,9 +125,9 @@ def main() -> None:
         def ours():  # what `datatools evaluate` does: read and match the predictions, then COCOeval
             p = load_predictions(pred_path, gt)
             t = p.table
-            return coco_evaluate_arrays(gt.coco, np.asarray(gt.image_ids, dtype=object)[t.image],
-                                        np.asarray(gt.category_ids, dtype=object)[t.label], p.xywh, t.score,
-                                        backend="pycocotools")
+            res = results_from_arrays(np.asarray(gt.image_ids, dtype=object)[t.image],
+                                      np.asarray(gt.category_ids, dtype=object)[t.label], p.xywh, t.score)
+            return coco_evaluate(gt.coco, res, backend="pycocotools", copy_results=False)
 
         # Interleaved rounds (the machine may be shared): each side keeps its best.
         t_ref = t_ours = float("inf")

@@ -405,19 +405,28 @@ def test_malformed_prediction_entries_are_counted(coco_case, tmp_path):
     assert len(pred.table) == 50 and pred.read == 54
 
 
-def test_coco_from_arrays_equals_coco_through_load_res(coco_case):
-    """The evaluator puts its detections into pycocotools' result set directly (no loadRes loop); the 12 numbers
-    and the per-class AP must be those of loadRes on the same detections, bit for bit."""
-    from datatools.metrics.coco import coco_evaluate, coco_evaluate_arrays
+def test_coco_result_set_equals_pycocotools_load_res(coco_case):
+    """pycocotools' result set is built without loadRes (no per-detection loop, no box polygon); the 12 numbers and
+    the per-class AP must be those of loadRes on the same detections, bit for bit, and the caller's dicts untouched."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    from datatools.metrics.coco import coco_evaluate
 
     res = coco_case["res"]
-    ids = np.array([r["image_id"] for r in res], dtype=object)
-    cats = np.array([r["category_id"] for r in res], dtype=object)
-    xywh = np.array([r["bbox"] for r in res], dtype=np.float64)
-    scores = np.array([r["score"] for r in res], dtype=np.float64)
-    direct = coco_evaluate(coco_case["gt"], res, backend="pycocotools")
-    arrays = coco_evaluate_arrays(coco_case["gt"], ids, cats, xywh, scores, backend="pycocotools")
-    assert arrays.stats == direct.stats and list(arrays.stats) == pycocotools_stats(coco_case["gt_json"], res)
-    assert arrays.per_class_ap == direct.per_class_ap and arrays.per_class_ap50 == direct.per_class_ap50
-    empty = coco_evaluate_arrays(coco_case["gt"], ids[:0], cats[:0], xywh[:0], scores[:0], backend="pycocotools")
+    before = json.dumps(res)
+    ours = coco_evaluate(coco_case["gt"], res, backend="pycocotools")
+    assert json.dumps(res) == before  # copy_results=True: loadRes's fields were not added to the caller's dicts
+    with contextlib.redirect_stdout(io.StringIO()):
+        g = COCO()
+        g.dataset = json.loads(json.dumps(coco_case["gt"]))
+        g.createIndex()
+        e = COCOeval(g, g.loadRes(json.loads(before)), "bbox")
+        e.evaluate(); e.accumulate(); e.summarize()
+    assert list(ours.stats) == [float(v) for v in e.stats]
+    names = {c["id"]: c["name"] for c in coco_case["gt"]["categories"]}
+    for k, cid in enumerate(e.params.catIds):
+        p = e.eval["precision"][:, :, k, 0, -1]
+        assert ours.per_class_ap[names[cid]] == (float(p[p > -1].mean()) if (p > -1).any() else None)
+    empty = coco_evaluate(coco_case["gt"], [], backend="pycocotools")
     assert empty.stat("AP") == 0.0

@@ -156,18 +156,13 @@ def write_ranges(fn: Callable[[object, int, int], int], state: object, n: int, *
         from datatools.core.io import fork_ranges
 
         return fork_ranges(fn, state, n, workers=workers, progress=progress)
-    import shutil
+    from datatools.core.io import removed_after, scratch_beside
 
-    from datatools.core.io import scratch_beside
-
-    scratch = scratch_beside(stage)
     bounds = [(s[0], s[-1] + 1) for s in make_shards(range(n))]
-    jobs = [(fn, slicer(state, a, b), b - a, scratch) for a, b in bounds]
-    try:
+    with removed_after(scratch_beside(stage)) as scratch:
+        jobs = [(fn, slicer(state, a, b), b - a, scratch) for a, b in bounds]
         return sum(run_shards(_range_task, jobs, engine=engine, address=address, progress=progress,
                               sizes=[b - a for a, b in bounds], workers=workers))
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _place_task(job: tuple) -> int:
@@ -188,7 +183,7 @@ def place_images(pairs: Sequence[tuple[str, str]], mode, *, stage: str, engine: 
     rename makes them atomic). On Ray every image goes through a scratch folder beside the stage and is
     ``os.replace``d into place, so a task retried after its worker died mid-copy leaves no partial file behind.
     """
-    from datatools.core.io import ImagesMode, place_files, refuse_symlinks_to_urls, scratch_beside
+    from datatools.core.io import ImagesMode, place_files, refuse_symlinks_to_urls, removed_after, scratch_beside
 
     mode = ImagesMode(mode)
     if mode is ImagesMode.NONE or not pairs:
@@ -197,14 +192,9 @@ def place_images(pairs: Sequence[tuple[str, str]], mode, *, stage: str, engine: 
         place_files(pairs, mode, workers=workers or 1)
         return
     refuse_symlinks_to_urls(pairs, mode)  # before any task starts
-    import shutil
-
-    scratch = scratch_beside(stage)
-    try:
+    with removed_after(scratch_beside(stage)) as scratch:
         run_shards(_place_task, [(s, mode.value, scratch) for s in make_shards(pairs)], engine=engine,
                    address=address, workers=workers)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def mapper_for(engine: str, address: str | None = None, workers: int | None = None):

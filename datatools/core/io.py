@@ -228,6 +228,15 @@ def scratch_beside(stage: str) -> str:
     return os.fspath(stage).rstrip("/" + os.sep) + ".scratch"
 
 
+@contextlib.contextmanager
+def removed_after(folder: str) -> Iterator[str]:
+    """Remove ``folder`` (a scratch folder, see :func:`scratch_beside`) when the block ends, however it ends."""
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 _retry_scratch: str | None = None  # set by retry_safe_writes() inside a Ray task
 
 
@@ -317,29 +326,21 @@ def parallel_map(fn: Callable[[T], R], items: Sequence[T], *, workers: int | Non
     module-level function (it is pickled).
     """
     out: list[R] = []
-    for res in map_chunks(partial(_run_chunk, fn), items, workers=workers, chunksize=chunksize, progress=progress,
-                          min_per_worker=min_per_worker):
+    for res in iter_chunks(partial(_run_chunk, fn), items, workers=workers, chunksize=chunksize, progress=progress,
+                           min_per_worker=min_per_worker):
         out.extend(res)
     return out
 
 
-def map_chunks(fn: Callable[[Sequence[T]], R], items: Sequence[T], *, workers: int | None = None, chunksize: int = 0,
-               progress: ProgressFn | None = None, min_per_worker: int = 200) -> list[R]:
-    """``[fn(chunk) for chunk in chunks of items]`` across processes, in order, reporting progress (in items) per
-    finished chunk.
+def iter_chunks(fn: Callable[[Sequence[T]], R], items: Sequence[T], *, workers: int | None = None, chunksize: int = 0,
+                progress: ProgressFn | None = None, min_per_worker: int = 200) -> Iterator[R]:
+    """``fn(chunk)`` for each chunk of ``items`` across processes, yielded in order as soon as it (and every one
+    before it) is done, so the caller's work on it overlaps the workers' work on later chunks. Progress is reported
+    in items per finished chunk.
 
     For workers that give one compact result per chunk (arrays, say) instead of one object per item, which would
     cost more to pickle than to compute. Small inputs run in the calling process, in chunks of 64. ``fn`` must be
-    picklable (a module-level function, or a partial of one).
-    """
-    return list(iter_chunks(fn, items, workers=workers, chunksize=chunksize, progress=progress,
-                            min_per_worker=min_per_worker))
-
-
-def iter_chunks(fn: Callable[[Sequence[T]], R], items: Sequence[T], *, workers: int | None = None, chunksize: int = 0,
-                progress: ProgressFn | None = None, min_per_worker: int = 200) -> Iterator[R]:
-    """:func:`map_chunks` as a generator: each chunk's result as soon as it (and every one before it) is done, so
-    the caller's work on it overlaps the workers' work on later chunks instead of waiting for the last one."""
+    picklable (a module-level function, or a partial of one)."""
     n = len(items)
     workers = plan_workers(n, workers, min_per_worker=min_per_worker)
     if not chunksize:

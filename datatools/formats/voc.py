@@ -720,8 +720,7 @@ def _read(src, *, images, sets, convention, classes, workers, progress, on_total
                 objects_read += chunk[1]  # counted per chunk, not per file
                 parts.append(chunk[2:])
                 for r, fs in chunk[0]:
-                    rec = ImageRecord(r[0], r[1], r[2], r[3], (), r[4], r[5], r[6], r[7]) if r is not None else None
-                    yield rec, [unpack_finding(f) for f in fs], 0
+                    yield (unpack_record(r) if r is not None else None), [unpack_finding(f) for f in fs], 0
 
         results: Iterable = scanned()
     elif plan_workers(len(jobs), workers) > 1:

@@ -13,7 +13,7 @@ import numpy as np
 
 from datatools.core.errors import UsageError
 from datatools.core.model import Finding, Severity
-from datatools.metrics.coco import CocoResult, coco_evaluate_arrays
+from datatools.metrics.coco import CocoResult, coco_evaluate, results_from_arrays
 from datatools.metrics.data import GroundTruth, Predictions, load_ground_truth, load_predictions
 from datatools.metrics.voc import APMethod, VOCResult, evaluate_voc
 
@@ -87,7 +87,8 @@ def evaluate_loaded(gt: GroundTruth, pred: Predictions, *, metric: str = "all", 
     if metric in ("all", "coco"):
         ids = np.asarray(gt.image_ids, dtype=object)[t.image] if len(t) else np.zeros(0)
         cats = np.asarray(gt.category_ids, dtype=object)[t.label] if len(t) else np.zeros(0)
-        coco = coco_evaluate_arrays(gt.coco, ids, cats, pred.xywh, t.score, backend=backend, class_names=gt.classes)
+        results = results_from_arrays(ids, cats, pred.xywh, t.score)
+        coco = coco_evaluate(gt.coco, results, backend=backend, class_names=gt.classes, copy_results=False)
     report = EvalReport(gt_source=gt.source, pred_source=pred_source, images=len(gt.images),
                         gt_boxes=int((~gt.table.ignore).sum()), gt_ignored=int(gt.table.ignore.sum()),
                         predictions_read=pred.read, predictions_used=len(t), classes=gt.classes, coco=coco, voc=voc,

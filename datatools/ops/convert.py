@@ -154,11 +154,11 @@ def convert(src_format: str, src: str | os.PathLike, dst_format: str, out: str |
     if engine == "ray" and src_format in ("voc", "yolo") and dst_format in ("yolo", "voc"):
         from datatools.ops import sharded
 
-        return sharded.convert_sharded(src, out, dst_format=dst_format, src_format=src_format, check_inputs=False,
-                                       images=images, sets=sets, classes=classes, difficult=difficult,
-                                       normalize_names=normalize_names, convention=convention,
-                                       images_mode=images_mode, precision=precision, strict=strict,
-                                       address=ray_address, workers=workers, progress=progress)
+        return sharded.convert_voc_sharded(src, out, dst_format=dst_format, src_format=src_format, images=images,
+                                           sets=sets, classes=classes, difficult=difficult,
+                                           normalize_names=normalize_names, convention=convention,
+                                           images_mode=images_mode, precision=precision, strict=strict,
+                                           address=ray_address, workers=workers, progress=progress)
 
     def stage(name):
         if progress is None:

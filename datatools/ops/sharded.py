@@ -19,9 +19,7 @@ label files without an image, then the policies) and concatenated group by group
 """
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
 import uuid
 from collections import Counter
 from dataclasses import replace
@@ -31,7 +29,7 @@ from typing import Callable, Sequence
 from datatools.core.boxes import DEFAULT_CONVENTION, PixelConvention
 from datatools.core.engine import make_shards, run_shards
 from datatools.core.errors import StrictModeError, UsageError
-from datatools.core.io import (ImagesMode, check_output_dir, place_stage_file, refuse_replacing_inputs,
+from datatools.core.io import (ImagesMode, place_stage_file, refuse_replacing_inputs, removed_after,
                                retry_safe_writes, safe_relpath, scratch_beside, staged_dir, symlink_url_message,
                                write_many, write_stage_file)
 from datatools.core.model import (Dataset, Finding, ImageRecord, Severity, pack_finding, pack_record, sorted_classes,
@@ -333,15 +331,6 @@ def _name_case(root: str, labels: set[str]) -> list[Finding]:
                  "(use --normalize-names to merge)") for key, names in sorted(variants.items()) if len(names) > 1]
 
 
-@contextlib.contextmanager
-def _removed_after(folder: str):
-    """Remove ``folder`` (the workers' scratch folder) when the block ends, however it ends."""
-    try:
-        yield
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
 class _NoImages(Exception):
     """Leave an images stage unused: the local writer does not touch images/ when there is nothing to place."""
 
@@ -433,7 +422,7 @@ def _write_sharded(plan, shards, sizes, out: Path, wanted, stage, *, dst_format,
     ann_name, img_name = ("labels", "images") if dst_format == "yolo" else ("Annotations", "JPEGImages")
     task = yolo_shard_task if dst_format == "yolo" else voc_shard_task
     results: list[dict] = []
-    with staged_dir(out / ann_name) as lstage, _removed_after(scratch_beside(lstage)):
+    with staged_dir(out / ann_name) as lstage, removed_after(scratch_beside(lstage)):
         try:
             with staged_dir(out / img_name) as istage:
                 opts = {"token": uuid.uuid4().hex, "image_dir": plan.image_dir, "index_exists": plan.index_exists,
@@ -503,15 +492,3 @@ def _summary(plan: VocPlan | YoloPlan, results: Sequence[dict], wanted: Sequence
         fl.extend(unpack_finding(f) for f in r["policy_findings"])
     s.findings = fl
     return s
-
-
-def convert_sharded(src, out, *, dst_format: str, src_format: str = "voc", check_inputs: bool = True, **kw):
-    """Entry point from :func:`datatools.ops.convert.convert` for ``engine="ray"``: from VOC or YOLO input, YOLO and
-    VOC output are read and written by the workers shard by shard; COCO output is one JSON, so its records are read
-    over shards and the driver writes it (the images are placed by Ray tasks, see core.engine.place_images)."""
-    if check_inputs:
-        local = "://" not in os.fspath(src)
-        check_output_dir(out, [src] + ([Path(src) / "Annotations"] if local and src_format == "voc" else []))
-    if dst_format in ("yolo", "voc"):
-        return convert_voc_sharded(src, out, dst_format=dst_format, src_format=src_format, **kw)
-    raise UsageError(f"internal: convert_sharded handles YOLO and VOC output, not {dst_format}")

@@ -13,7 +13,7 @@ written), then :func:`write_split` to write the parts next to each other in OUT.
   parts where that brings each class closer to its share, in objects and in images containing it.
 * ``random``: a seeded permutation cut at the asked sizes.
 * ``group``: the same stratification on groups of images, so frames of one video never straddle parts (part sizes
-  as close to the ask as the group sizes allow). The group key
+  close to the ask, as far as moving and swapping whole groups gets). The group key
   comes from ``group_by``: a regex on the image id (``regex:P`` or a bare ``P``: the first capture group, or the whole
   match), an image-level field (``attr:video_id``: a COCO image dict key; ``attr:folder``, ``attr:source.database``:
   VOC tags), or a mapping file (:func:`read_group_file`). Images without a key are each their own group, counted in a
@@ -196,7 +196,7 @@ def plan_split(ds: Dataset, *, val: float | None = None, test: float = 0.0, meth
         keys, found, source = resolve_groups(ds, records, group_by)
         findings += found
         groups = len(set(keys))
-    units = len(set(keys)) if group_by is not None else n
+    units = groups if group_by is not None else n
     for_folds = units - (max(1, round(r_test * units)) if r_test else 0)  # what the test part leaves to the folds
     if kfold and kfold > for_folds:
         what = f"{units:,} groups" if group_by is not None else f"{n:,} images"
@@ -224,15 +224,9 @@ def plan_split(ds: Dataset, *, val: float | None = None, test: float = 0.0, meth
             gcounts = np.zeros((len(uniq), counts.shape[1]), dtype=np.int64)
             np.add.at(gcounts, member, counts)
             weights = np.bincount(member, minlength=len(uniq)).astype(np.float64)
-            gindex = iterative_stratification(gcounts, fractions * n, rng=rng, weights=weights)
-            sizes = _integer_targets(n, fractions)
-            gindex = fit_part_sizes(gindex, gcounts, sizes, weights=weights, rng=rng)
-            gindex = balance_by_swaps(gindex, gcounts, sizes, weights=weights, rng=rng)
-            index = gindex[member]
+            index = _stratify(gcounts, fractions, n, rng, weights=weights)[member]
         else:
-            index = iterative_stratification(counts, fractions * n, rng=rng)
-            sizes = _integer_targets(n, fractions)
-            index = balance_by_swaps(fit_part_sizes(index, counts, sizes, rng=rng), counts, sizes, rng=rng)
+            index = _stratify(counts, fractions, n, rng)
     parts = {nm: tuple(r.image_id for r, j in zip(records, index) if j == k) for k, nm in enumerate(names)}
     findings += _empty_parts(parts, asked, n, units if group_by is not None else 0, method)
     reports = tuple(_report(nm, asked[nm], [r for r, j in zip(records, index) if j == k], classes)
@@ -241,6 +235,16 @@ def plan_split(ds: Dataset, *, val: float | None = None, test: float = 0.0, meth
     return SplitPlan(dataset=kept, method=method, seed=seed, kfold=kfold, parts=parts, asked=asked, reports=reports,
                      deviation=_deviation(reports, classes, n), dropped_empty=dropped, groups=groups,
                      findings=tuple(findings), group_source=source)
+
+
+def _stratify(counts: np.ndarray, fractions: np.ndarray, n: int, rng: np.random.Generator,
+              weights: np.ndarray | None = None) -> np.ndarray:
+    """The part of every sample (image, or group of ``weights`` images): iterative stratification, then the part
+    sizes fitted to whole numbers of images, then swaps that balance the classes."""
+    index = iterative_stratification(counts, fractions * n, rng=rng, weights=weights)
+    sizes = _integer_targets(n, fractions)
+    index = fit_part_sizes(index, counts, sizes, weights=weights, rng=rng)
+    return balance_by_swaps(index, counts, sizes, weights=weights, rng=rng)
 
 
 def _as_given(value: float) -> str:
@@ -895,18 +899,24 @@ def write_split(plan: SplitPlan, out: str | os.PathLike, *, images_mode: ImagesM
     return result
 
 
-def _remove_stale_folds(out: Path, written: set[str], result: SplitWriteResult) -> None:
-    """Remove ``OUT/fold_<i>`` folders left by an earlier split that this one did not write."""
+def _remove_stale(folders: Sequence[Path], result: SplitWriteResult, code: str, where: Path, field_: str,
+                  why: str) -> None:
+    """Remove folders an earlier split left that this one does not write, with one info finding naming them."""
     import shutil
 
-    stale = sorted((p for p in out.iterdir() if _FOLD.fullmatch(p.name) and p.is_dir() and not p.is_symlink()
-                    and p.name not in written), key=lambda p: int(p.name[5:])) if out.is_dir() else []
-    for p in stale:
+    folders = [p for p in folders if p.is_dir() and not p.is_symlink()]
+    for p in folders:
         shutil.rmtree(p)
-    if stale:
-        result.findings.append(Finding("stale-folds-removed", Severity.INFO, str(out), "kfold",
-                                       f"removed {', '.join(p.name for p in stale)}, left by an earlier split with "
-                                       "other folds"))
+    if folders:
+        result.findings.append(Finding(code, Severity.INFO, str(where), field_,
+                                       f"removed {', '.join(p.name for p in folders)}, {why}"))
+
+
+def _remove_stale_folds(out: Path, written: set[str], result: SplitWriteResult) -> None:
+    """Remove ``OUT/fold_<i>`` folders left by an earlier split that this one did not write."""
+    stale = sorted((p for p in out.iterdir() if _FOLD.fullmatch(p.name) and p.name not in written),
+                   key=lambda p: int(p.name[5:])) if out.is_dir() else []
+    _remove_stale(stale, result, "stale-folds-removed", out, "kfold", "left by an earlier split with other folds")
 
 
 def _image_pairs(recs: Sequence[ImageRecord], stage: str, name_of, mode: ImagesMode,
@@ -932,13 +942,8 @@ def _image_pairs(recs: Sequence[ImageRecord], stage: str, name_of, mode: ImagesM
 def _drop_stale_images(folder: Path, result: SplitWriteResult) -> None:
     """With ``--images-mode none`` nothing is placed, so an image folder left by an earlier split would hold that
     split's images under this one's part names (YOLO's data.yaml points straight at it). It is removed."""
-    import shutil
-
-    if folder.is_dir() and not folder.is_symlink():
-        shutil.rmtree(folder)
-        result.findings.append(Finding("stale-images-removed", Severity.INFO, str(folder), "images",
-                                       "removed the image folder of an earlier split (--images-mode none places "
-                                       "no images)"))
+    _remove_stale([folder], result, "stale-images-removed", folder, "images",
+                  "the image folder of an earlier split (--images-mode none places no images)")
 
 
 def _place_staged(folder: Path, recs: Sequence[ImageRecord], name_of, mode: ImagesMode, result: SplitWriteResult,
