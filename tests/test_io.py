@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -29,6 +30,23 @@ def test_staged_dir_replaces_whole_folder(tmp_path):
         io.write_files([(os.path.join(stage, "a.txt"), "3")])
     assert sorted(p.name for p in final.iterdir()) == ["a.txt"] and (final / "a.txt").read_text() == "3"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["labels"]  # no stage or trash left behind
+
+
+def test_staged_dir_removes_the_parents_it_made_on_error(tmp_path):
+    """A first run that fails leaves no OUT behind (the stage's parents it created), but never a folder that was
+    there before, nor one that holds something else."""
+    out = tmp_path / "new" / "out"
+    with pytest.raises(RuntimeError):
+        with io.staged_dir(out / "labels") as stage:
+            (Path(stage) / "x.txt").write_text("x")
+            raise RuntimeError("boom")
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "other.txt").write_text("mine")
+    with pytest.raises(RuntimeError):
+        with io.staged_dir(tmp_path / "kept" / "deeper" / "labels"):
+            raise RuntimeError("boom")
+    assert sorted(p.name for p in (tmp_path / "kept").iterdir()) == ["other.txt"]
 
 
 def test_staged_dir_keeps_old_folder_on_error(tmp_path):

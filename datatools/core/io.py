@@ -149,10 +149,16 @@ def staged_dir(final: str | os.PathLike) -> Iterator[str]:
     Readers see the old folder or the new one, never a half-written one, and files left by an earlier run vanish,
     so a rerun gives the same tree. Files inside the stage are written plainly (see :func:`write_files`): the
     folder-level rename is what makes them atomic, which is far cheaper than a rename per small file.
-    On error the stage is removed and the old folder is left as it was.
+    On error the stage is removed and the old folder is left as it was, and so are the parent folders: those this
+    call made (OUT itself, on a first run) are removed again when nothing else was put in them.
     """
     final = os.path.abspath(os.fspath(final))
     parent, name = os.path.split(final)
+    made: list[str] = []  # the parent folders this call creates, deepest first
+    up = parent
+    while not os.path.isdir(up) and os.path.dirname(up) != up:
+        made.append(up)
+        up = os.path.dirname(up)
     os.makedirs(parent, exist_ok=True)
     stage = os.path.join(parent, f".{name}.staging-{os.getpid()}")
     shutil.rmtree(stage, ignore_errors=True)
@@ -161,6 +167,11 @@ def staged_dir(final: str | os.PathLike) -> Iterator[str]:
         yield stage
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
+        for folder in made:
+            try:
+                os.rmdir(folder)  # only if empty
+            except OSError:
+                break
         raise
     if os.path.lexists(final):
         trash = os.path.join(parent, f".{name}.old-{os.getpid()}")

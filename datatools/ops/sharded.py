@@ -398,20 +398,10 @@ def convert_voc_sharded(src: str | os.PathLike, out: str | os.PathLike, *, dst_f
                                progress=stage("classes"), sizes=sizes, workers=workers):
             names |= part
         wanted = sorted({normalize_name(n) for n in names}) if normalize_names else sorted(names)
-    out = Path(out)
-    made_out = not out.exists()
-    try:
-        return _write_sharded(plan, shards, sizes, out, wanted, stage, dst_format=dst_format, src=src, conv=conv,
-                              difficult=difficult, normalize_names=normalize_names, precision=precision,
-                              images_mode=images_mode, strict=strict, engine=engine, address=address,
-                              workers=workers)
-    except BaseException:
-        if made_out:  # as locally, a failed run leaves no output folder it made (staged_dir made its parent)
-            try:
-                out.rmdir()
-            except OSError:
-                pass
-        raise
+    # A failed run leaves no output folder it made: staged_dir removes the parents it created.
+    return _write_sharded(plan, shards, sizes, Path(out), wanted, stage, dst_format=dst_format, src=src, conv=conv,
+                          difficult=difficult, normalize_names=normalize_names, precision=precision,
+                          images_mode=images_mode, strict=strict, engine=engine, address=address, workers=workers)
 
 
 def _write_sharded(plan, shards, sizes, out: Path, wanted, stage, *, dst_format, src, conv, difficult,
