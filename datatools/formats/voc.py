@@ -39,6 +39,31 @@ _BOOL = {"0": False, "1": True, "false": False, "true": True, "no": False, "yes"
 
 _parser = None
 
+# The regular document read in C (datatools/formats/_voc_scan.c, built by setup.py). It accepts only what lxml
+# parses to the same tree and this module reads without a finding, and gives the same values; anything else, or
+# every document when the extension is missing or DATATOOLS_PURE_PYTHON is set, goes through lxml.
+try:
+    from datatools.formats._voc_scan import scan as _scan_regular
+except ImportError:  # built without a C compiler
+    _scan_regular = None
+if os.environ.get("DATATOOLS_PURE_PYTHON"):
+    _scan_regular = None
+
+
+def _c_regular(data: bytes, convention: PixelConvention) -> tuple | None:
+    """``(file_name, width, height, depth, annotations packed as core.model.pack_record does)`` of a regular
+    document, read by the C reader; None when it is missing or the document needs lxml."""
+    if _scan_regular is None:
+        return None
+    lo, hi = convention.offsets
+    regular = _scan_regular(data, lo, hi)
+    if regular is None:
+        return None
+    file_name, width, height, depth, names, boxes, flags, attrs = regular
+    anns = tuple((n, (boxes[j], boxes[j + 1], boxes[j + 2], boxes[j + 3]), bool(f & 1), bool(f & 2), bool(f & 4),
+                  False, None, a) for n, j, f, a in zip(names, range(0, len(boxes), 4), flags, attrs))
+    return file_name, width, height, depth, anns
+
 
 def _get_parser():
     global _parser
@@ -334,6 +359,12 @@ def parse_xml(data: bytes, *, path: str, image_id: str, convention: PixelConvent
 
     Malformed objects are dropped one by one with a finding each; the rest of the file is kept.
     """
+    regular = _c_regular(data, convention)
+    if regular is not None:
+        file_name, width, height, depth, anns = regular
+        return (ImageRecord(image_id=image_id, file_name=file_name, width=width, height=height, depth=depth,
+                            annotations=tuple(Annotation(*a) for a in anns), source=path, splits=splits),
+                [], len(anns))
     root, refused = _parse_root(data, path, image_id)
     if root is None:
         return None, [refused], 0
@@ -504,6 +535,11 @@ def scan_xml(data: bytes, *, path: str, image_id: str, convention: PixelConventi
     2 occluded). A regular document is read in one walk; anything else goes through :func:`parse_xml`, so both
     give the same values and findings (tested).
     """
+    if _scan_regular is not None:
+        lo, hi = convention.offsets
+        regular = _scan_regular(data, lo, hi)
+        if regular is not None:
+            return regular[:7], [], len(regular[4])
     root, refused = _parse_root(data, path, image_id)
     if root is None:
         return None, [refused], 0
@@ -530,6 +566,16 @@ def _parse_file_packed(args: tuple[str, str, str, tuple[str, ...]]) -> tuple[tup
     data, unreadable = _read_xml(path, image_id)
     if data is None:
         return None, [pack_finding(unreadable)], 0
+    return _parse_file_packed_data(data, path, image_id, convention, splits)
+
+
+def _parse_file_packed_data(data: bytes, path: str, image_id: str, convention: str, splits: tuple[str, ...]
+                            ) -> tuple[tuple | None, list[tuple], int]:
+    """:func:`_parse_file_packed` of a file's bytes."""
+    regular = _c_regular(data, _CONVENTIONS[convention])
+    if regular is not None:
+        file_name, width, height, depth, anns = regular
+        return (image_id, file_name, width, height, depth, None, path, splits, anns), [], len(anns)
     root, refused = _parse_root(data, path, image_id)
     regular = _regular_document(root) if root is not None else None
     if regular is not None:
@@ -575,18 +621,28 @@ def _scan_chunk(jobs: Sequence[tuple[str, str, str, tuple[str, ...]]]) -> tuple:
     codes, counts, boxes, flags = array("q"), array("q"), array("d"), array("b")
     files: list[tuple] = []
     met = 0
+    offsets: dict[str, tuple[float, float]] = {}
     for path, image_id, convention, splits in jobs:
         data, unreadable = _read_xml(path, image_id)
         if data is None:
             files.append((None, (pack_finding(unreadable),)))
             continue
-        values, fnd, n = scan_xml(data, path=path, image_id=image_id, convention=_CONVENTIONS[convention])
-        met += n
-        packed = tuple(pack_finding(f) for f in fnd) if fnd else ()
-        if values is None:
-            files.append((None, packed))
-            continue
-        file_name, width, height, depth, labels, xyxy, fl = values
+        regular = None
+        if _scan_regular is not None:  # the C reader, called here directly: this loop runs once per file
+            lo_hi = offsets.get(convention) or offsets.setdefault(convention, _CONVENTIONS[convention].offsets)
+            regular = _scan_regular(data, lo_hi[0], lo_hi[1])
+        if regular is not None:
+            file_name, width, height, depth, labels, xyxy, fl = regular[:7]
+            met += len(labels)
+            packed = ()
+        else:
+            values, fnd, n = scan_xml(data, path=path, image_id=image_id, convention=_CONVENTIONS[convention])
+            met += n
+            packed = tuple(pack_finding(f) for f in fnd) if fnd else ()
+            if values is None:
+                files.append((None, packed))
+                continue
+            file_name, width, height, depth, labels, xyxy, fl = values
         files.append(((image_id, file_name, width, height, depth, None, path, splits, ()), packed))
         counts.append(len(labels))
         for label in labels:
@@ -719,8 +775,9 @@ def _read(src, *, images, sets, convention, classes, workers, progress, on_total
             for chunk in iter_chunks(_scan_chunk, jobs, workers=workers, progress=progress):
                 objects_read += chunk[1]  # counted per chunk, not per file
                 parts.append(chunk[2:])
-                for r, fs in chunk[0]:
-                    yield (unpack_record(r) if r is not None else None), [unpack_finding(f) for f in fs], 0
+                for r, fs in chunk[0]:  # records without objects (those are in the chunk's arrays)
+                    yield ((ImageRecord(r[0], r[1], r[2], r[3], (), r[4], r[5], r[6], r[7]) if r is not None else None),
+                           [unpack_finding(f) for f in fs] if fs else fs, 0)
 
         results: Iterable = scanned()
     elif plan_workers(len(jobs), workers) > 1:
