@@ -4,11 +4,11 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 OUT ?= out/demo
 
-.PHONY: venv demo test bench sample clean
+.PHONY: venv demo test bench sample clean gpu-wheels
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py datatools/formats/_voc_scan.c
+$(STAMP): pyproject.toml setup.py datatools/formats/_voc_scan.c datatools/ops/_histogram.c
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install -q -e '.[test]'
@@ -48,6 +48,12 @@ sample:
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_convert.py
+
+# What benchmarks/gpu_check.sh installs on the device machine (Python 3.12, no pycocotools/pytest/PyYAML there).
+gpu-wheels: $(STAMP)
+	$(PY) -m pip download -q --only-binary=:all: --python-version 3.12 --no-deps -d .whl \
+		--platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 \
+		pycocotools pyyaml pytest pluggy iniconfig packaging pygments
 
 clean:
 	rm -rf out .pytest_cache

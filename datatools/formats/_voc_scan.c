@@ -344,15 +344,36 @@ static Py_ssize_t read_name(Scanner *sc) {
 
 static void skip_space(Scanner *sc) { while (sc->p < sc->end && is_space(*sc->p)) sc->p++; }
 
+/* `= "value"` (or 'value') after an attribute's name: the value, which holds no '<', '&' or control character. 0 or -1. */
+static int read_value(Scanner *sc, const char **value, Py_ssize_t *len) {
+    char quote;
+    skip_space(sc);
+    if (sc->p >= sc->end || *sc->p != '=') return -1;
+    sc->p++;
+    skip_space(sc);
+    if (sc->p >= sc->end || (*sc->p != '"' && *sc->p != '\'')) return -1;
+    quote = *sc->p++;
+    *value = sc->p;
+    while (sc->p < sc->end && *sc->p != quote) {
+        unsigned char c = (unsigned char)*sc->p;
+        if (c == '<' || c == '&' || (c < 0x20 && !(CLS(c) & C_SPACE))) return -1;
+        if (c >= 0x80) sc->non_ascii = 1;
+        sc->p++;
+    }
+    if (sc->p >= sc->end) return -1;
+    *len = sc->p - *value;
+    sc->p++;
+    return 0;
+}
+
 /* Attributes and the end of a start tag, after its name. Sets *empty for "/>". 0 or -1. */
 static int read_attributes(Scanner *sc, int *empty) {
     const char *names[MAX_ATTRS];
     Py_ssize_t lens[MAX_ATTRS];
     int n = 0, i;
     for (;;) {
-        const char *before = sc->p;
+        const char *before = sc->p, *value;
         Py_ssize_t len;
-        char quote;
         skip_space(sc);
         if (sc->p >= sc->end) return -1;
         if (*sc->p == '>') { sc->p++; *empty = 0; return 0; }
@@ -369,20 +390,7 @@ static int read_attributes(Scanner *sc, int *empty) {
         names[n] = sc->p;
         lens[n++] = len;
         sc->p += len;
-        skip_space(sc);
-        if (sc->p >= sc->end || *sc->p != '=') return -1;
-        sc->p++;
-        skip_space(sc);
-        if (sc->p >= sc->end || (*sc->p != '"' && *sc->p != '\'')) return -1;
-        quote = *sc->p++;
-        while (sc->p < sc->end && *sc->p != quote) {
-            unsigned char c = (unsigned char)*sc->p;
-            if (c == '<' || c == '&' || (c < 0x20 && c != '\t' && c != '\n' && c != '\r')) return -1;
-            if (c >= 0x80) sc->non_ascii = 1;
-            sc->p++;
-        }
-        if (sc->p >= sc->end) return -1;
-        sc->p++;
+        if (read_value(sc, &value, &len) < 0) return -1;
     }
 }
 
@@ -397,7 +405,6 @@ static int read_declaration(Scanner *sc) {
         const char *save = sc->p, *v;
         size_t n = strlen(keys[k]);
         Py_ssize_t len;
-        char quote;
         skip_space(sc);
         if (sc->p == save || (size_t)(sc->end - sc->p) < n || memcmp(sc->p, keys[k], n) != 0) {
             if (k == 0) return -1;
@@ -405,17 +412,7 @@ static int read_declaration(Scanner *sc) {
             continue;
         }
         sc->p += n;
-        skip_space(sc);
-        if (sc->p >= sc->end || *sc->p != '=') return -1;
-        sc->p++;
-        skip_space(sc);
-        if (sc->p >= sc->end || (*sc->p != '"' && *sc->p != '\'')) return -1;
-        quote = *sc->p++;
-        v = sc->p;
-        while (sc->p < sc->end && *sc->p != quote && *sc->p != '<' && *sc->p != '>') sc->p++;
-        if (sc->p >= sc->end || *sc->p != quote) return -1;
-        len = sc->p - v;
-        sc->p++;
+        if (read_value(sc, &v, &len) < 0) return -1;
         if (k == 0 && !(len == 3 && memcmp(v, "1.0", 3) == 0)) return -1;
         if (k == 1 && !(len == 5 && PyOS_strnicmp(v, "utf-8", 5) == 0)) return -1;
         if (k == 2 && !((len == 3 && memcmp(v, "yes", 3) == 0) || (len == 2 && memcmp(v, "no", 2) == 0))) return -1;

@@ -4,8 +4,8 @@ Use :func:`pixel_stats` for the numbers that go into ``transforms.v2.Normalize``
 annotations hold (classes, objects per image, box sizes, image sizes) without reading a pixel; :func:`dataset_stats`
 does both from a dataset folder.
 
-How the pixel statistics stay exact: every image becomes three 256-bin integer histograms (PIL's ``histogram()``, at
-almost the speed of decoding). Histograms are summed as int64, so the total is the same in any order and for any
+How the pixel statistics stay exact: every image becomes three 256-bin integer histograms, counted in place over the
+decoded pixels by ``ops/_histogram.c`` (or by PIL's ``histogram()``, the same counts somewhat slower). Histograms are summed as int64, so the total is the same in any order and for any
 number of workers. Only at the end are the sums turned into floats: ``mean = S1 / (255 N)`` and
 ``var = (N S2 - S1^2) / (255 N)^2`` with Python integers (no overflow, no rounding before the last step), so the result
 is bit-identical between runs and worker counts. This is the population std over all pixels of all images, not a
@@ -78,11 +78,28 @@ def resized_size(width: int, height: int, resize: int | tuple[int, int]) -> tupl
     return (new_short, new_long) if width <= height else (new_long, new_short)
 
 
+# Pixel counts read in place, in C (datatools/ops/_histogram.c, built by setup.py); without it, or on a Pillow
+# without Arrow export, PIL's histogram() counts the same values.
+try:
+    from datatools.ops._histogram import add_rgb as _add_rgb
+except ImportError:  # built without a C compiler
+    _add_rgb = None
+_ARROW_KIND = {"RGB": 1, "RGBA": 1, "L": 0}  # 4-byte pixels (bytes 0-2 counted), or 1 byte counted into R, G, B
+
+
 def image_histogram(path: str, resize: int | tuple[int, int] | None = None) -> tuple[np.ndarray | None, str, str]:
     """One image's (3, 256) int64 histogram under the colour rule, its mode, and an error ("" when fine).
 
     Never raises for a bad image: corrupt, truncated and unsupported images come back with ``error`` set.
     """
+    hist = np.zeros((3, 256), dtype=np.int64)
+    mode, error = add_image_histogram(path, resize, hist)
+    return (None if error else hist), mode, error
+
+
+def add_image_histogram(path: str, resize: int | tuple[int, int] | None, total: np.ndarray) -> tuple[str, str]:
+    """Add one image's histogram (see :func:`image_histogram`) to ``total``, a C-contiguous (3, 256) int64 array,
+    and return ``(mode, error)``. On an error nothing is added."""
     from PIL import Image
 
     if isinstance(path, str) and "://" in path:  # an fsspec URL: PIL reads from fs.open (datatools.core.fs)
@@ -90,32 +107,44 @@ def image_histogram(path: str, resize: int | tuple[int, int] | None = None) -> t
 
         f, error = open_url_image(path)
         if f is None:
-            return None, "", error
+            return "", error
         with f:
-            hist, mode, error = image_histogram(f, resize)  # type: ignore[arg-type]
-        return hist, mode, url_error_text(error, f, path) if error else error
+            mode, error = add_image_histogram(f, resize, total)  # type: ignore[arg-type]
+        return mode, url_error_text(error, f, path) if error else error
     try:
         with pil_open(path) as im:
             mode = im.mode
             if resize is None and mode in ("RGB", "RGBA", "L", "LA"):
+                if _add_rgb is not None and mode in _ARROW_KIND:
+                    im.load()
+                    try:
+                        schema, array = im.__arrow_c_array__()  # the decoded pixels, no copy (Pillow >= 11.2)
+                    except (AttributeError, ValueError):  # an older Pillow; an image in several memory blocks
+                        pass
+                    else:
+                        done = _add_rgb(total, schema, array, _ARROW_KIND[mode], im.width * im.height)
+                        del schema, array  # before the image closes, so that its memory is reused at once
+                        if done:
+                            return mode, ""
                 h = im.histogram()  # decodes; the C loop counts every channel at once
                 hist = np.asarray(h, dtype=np.int64).reshape(-1, 256)
-                hist = np.repeat(hist[:1], 3, axis=0) if mode in ("L", "LA") else hist[:3]
-                return hist, mode, ""
+                total += np.repeat(hist[:1], 3, axis=0) if mode in ("L", "LA") else hist[:3]
+                return mode, ""
             rgb = _to_rgb(im)
             if resize is not None:
                 if isinstance(resize, tuple):
                     rgb = _exif_upright(im, rgb)
                 rgb = rgb.resize(resized_size(rgb.width, rgb.height, resize), Image.Resampling.BILINEAR)
-            return np.asarray(rgb.histogram(), dtype=np.int64).reshape(3, 256), mode, ""
+            total += np.asarray(rgb.histogram(), dtype=np.int64).reshape(3, 256)
+            return mode, ""
     except FileNotFoundError:
-        return None, "", "missing"
+        return "", "missing"
     except Image.DecompressionBombError as e:
-        return None, "", f"decompression bomb: {e}"
+        return "", f"decompression bomb: {e}"
     except (OSError, SyntaxError, ValueError, Image.UnidentifiedImageError) as e:
-        return None, "", f"unreadable image: {e}"
+        return "", f"unreadable image: {e}"
     except Exception as e:  # plugins (or libraries that patch Image.open, as ultralytics does) may raise anything
-        return None, "", f"unreadable image: {type(e).__name__}: {e}"
+        return "", f"unreadable image: {type(e).__name__}: {e}"
 
 
 def _to_rgb(im):
@@ -158,11 +187,10 @@ def histogram_shard(args: tuple[Sequence[str], int | tuple[int, int] | None]
     modes: Counter = Counter()
     failed: list[tuple[str, str]] = []
     for p in paths:
-        hist, mode, error = image_histogram(p, resize)
-        if hist is None:
+        mode, error = add_image_histogram(p, resize, total)
+        if error:
             failed.append((p, error))
             continue
-        total += hist
         modes[mode] += 1
     return total, dict(modes), failed
 

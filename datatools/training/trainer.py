@@ -692,7 +692,7 @@ def _train(cfg: TrainConfig, ckpt: dict | None, dist: _Dist, device: torch.devic
                     losses = train_model(list(mimages) if isinstance(mimages, torch.Tensor) else mimages, mtargets)
                 loss = sum(losses.values())
                 if not torch.isfinite(loss):
-                    parts = ", ".join(f"{k}={float(v):.4g}" for k, v in losses.items())
+                    parts = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in losses.items())
                     raise TrainingDiverged(
                         f"loss is {float(loss)} at epoch {epoch + 1}, iteration {it + 1} ({parts}); stopped. "
                         f"{'The last good checkpoint is ' + str(out / 'last.pt') if (out / 'last.pt').exists() else 'No checkpoint was written yet'}. "
