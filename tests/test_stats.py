@@ -339,8 +339,10 @@ def test_in_place_counts_equal_pils_histogram(mode, size):
     assert not stats._add_rgb(total, schema, array, stats._ARROW_KIND[mode], size[0] * size[1] + 1)
     assert not stats._add_rgb(total, schema, array, 1 - stats._ARROW_KIND[mode], size[0] * size[1])
     assert np.array_equal(total, before)
-    with pytest.raises(ValueError):
-        stats._add_rgb(np.zeros(767, np.int64), schema, array, 1, size[0] * size[1])
+    for wrong in (np.zeros(767, np.int64), np.zeros((3, 256), np.float64), np.zeros((3, 256), np.uint64).view(">i8"),
+                  np.frombuffer(bytearray(6145), np.uint8)[1:].view(np.int64)):
+        with pytest.raises(ValueError):  # only 768 aligned native int64 are counted into
+            stats._add_rgb(wrong, schema, array, 1, size[0] * size[1])
 
 
 def test_pixel_pass_same_with_and_without_the_c_counter(mixed_images, monkeypatch):

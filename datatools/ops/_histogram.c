@@ -45,10 +45,18 @@ struct ArrowArray {
 
 /* The uint8 values of a plain, null-free, offset-free Arrow array of `length` elements, or NULL. */
 static const uint8_t *plain_uint8(const struct ArrowSchema *s, const struct ArrowArray *a, int64_t length) {
-    if (s == NULL || a == NULL || s->format == NULL || strcmp(s->format, "C") != 0) return NULL;
-    if (a->release == NULL || a->length != length || a->offset != 0 || a->null_count != 0 || a->n_buffers != 2)
+    if (s == NULL || a == NULL || s->release == NULL || s->format == NULL || strcmp(s->format, "C") != 0) return NULL;
+    if (a->release == NULL || a->length != length || a->offset != 0 || a->null_count != 0 || a->n_buffers != 2
+        || a->buffers == NULL)
         return NULL;
     return (const uint8_t *)a->buffers[1];
+}
+
+/* A native int64 buffer format ("q", "l" on LP64, with an optional native/little-endian prefix). */
+static int is_int64(const Py_buffer *b) {
+    const char *f = b->format ? b->format : "B";
+    if (*f == '@' || *f == '=' || (*f == '<' && PY_LITTLE_ENDIAN)) f++;
+    return b->itemsize == 8 && (strcmp(f, "q") == 0 || (strcmp(f, "l") == 0 && sizeof(long) == 8));
 }
 
 static void count4(const uint8_t *p, int64_t n, int64_t *total) {
@@ -83,16 +91,17 @@ static void count1(const uint8_t *p, int64_t n, int64_t *total) {
 
 static PyObject *add_rgb(PyObject *self, PyObject *args) {
     Py_buffer total;
-    PyObject *schema_cap, *array_cap;
+    PyObject *total_obj, *schema_cap, *array_cap;
     int kind;
     long long pixels;
     struct ArrowSchema *s;
     struct ArrowArray *a;
     const uint8_t *data = NULL;
-    if (!PyArg_ParseTuple(args, "w*OOiL:add_rgb", &total, &schema_cap, &array_cap, &kind, &pixels)) return NULL;
-    if (total.len != 768 * (Py_ssize_t)sizeof(int64_t) || !PyBuffer_IsContiguous(&total, 'C')) {
+    if (!PyArg_ParseTuple(args, "OOOiL:add_rgb", &total_obj, &schema_cap, &array_cap, &kind, &pixels)) return NULL;
+    if (PyObject_GetBuffer(total_obj, &total, PyBUF_WRITABLE | PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0) return NULL;
+    if (total.len != 768 * (Py_ssize_t)sizeof(int64_t) || !is_int64(&total) || ((uintptr_t)total.buf % 8) != 0) {
         PyBuffer_Release(&total);
-        PyErr_SetString(PyExc_ValueError, "total must be a C-contiguous buffer of 768 int64");
+        PyErr_SetString(PyExc_ValueError, "total must be a C-contiguous, aligned buffer of 768 int64");
         return NULL;
     }
     s = PyCapsule_GetPointer(schema_cap, "arrow_schema");
@@ -105,9 +114,9 @@ static PyObject *add_rgb(PyObject *self, PyObject *args) {
     if (pixels >= 0 && pixels < ((long long)1 << 32)) {
         if (kind == 0) {
             data = plain_uint8(s, a, pixels);
-        } else if (kind == 1 && s->format && strcmp(s->format, "+w:4") == 0 && s->n_children == 1
-                   && s->children != NULL && a->release != NULL && a->length == pixels && a->offset == 0
-                   && a->null_count == 0 && a->n_children == 1 && a->children != NULL) {
+        } else if (kind == 1 && s->release != NULL && s->format && strcmp(s->format, "+w:4") == 0
+                   && s->n_children == 1 && s->children != NULL && a->release != NULL && a->length == pixels
+                   && a->offset == 0 && a->null_count == 0 && a->n_children == 1 && a->children != NULL) {
             data = plain_uint8(s->children[0], a->children[0], pixels * 4);
         }
     }
