@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import os
 import posixpath
+import sys
+from pathlib import Path
 
 from datatools.core.errors import UsageError
 
 
-url = True  # for code that takes this module or a local stand-in (see formats.yolo._LocalFiles)
+url = True  # for code that takes this module or its local stand-in, LocalFiles (see files_for)
 
 def is_url(path: str | os.PathLike | None) -> bool:
     """True for a URL that goes through fsspec (anything containing ``://``); False for local paths."""
@@ -137,28 +139,41 @@ def listdir(url: str) -> tuple[list[str], list[str]]:
     return sorted(dirs), sorted(files)
 
 
-def detect_format(url: str) -> str:
-    """The format of a URL SRC, by the same rules as :func:`datatools.formats.detect` for a local path: a .json
-    file is COCO, a .yaml file YOLO; a folder with Annotations/ is VOC, with data.yaml (or images/ and labels/) YOLO,
-    with annotations/*.json COCO, with *.xml files VOC."""
-    low = url.rstrip("/").lower()
-    if isfile(url):
-        if low.endswith(".json"):
-            return "coco"
-        if low.endswith((".yaml", ".yml")):
-            return "yolo"
-    elif isdir(url):
-        if isdir(join(url, "Annotations")):
-            return "voc"
-        if any(isfile(join(url, n)) for n in ("data.yaml", "dataset.yaml", "data.yml")) or (
-                isdir(join(url, "images")) and isdir(join(url, "labels"))):
-            return "yolo"
-        if isdir(join(url, "annotations")) and any(
-                f.endswith(".json") for f in find(join(url, "annotations"), suffixes=(".json",), recursive=False)):
-            return "coco"
-        if find(url, suffixes=(".xml",), recursive=False):
-            return "voc"
-    raise UsageError(f"{url}: cannot tell its format (VOC, YOLO or COCO); pass --format")
+class LocalFiles:
+    """The file operations of this module (``isfile``, ``isdir``, ``join``, ``parent``, ``cat``, ``listdir``) on this
+    machine's paths, for code that takes either (see :func:`files_for`). Paths are joined as :class:`pathlib.Path`
+    does (``a//b``, ``./`` and a trailing ``/`` folded)."""
+
+    url = False
+    isfile = staticmethod(os.path.isfile)
+    isdir = staticmethod(os.path.isdir)
+
+    @staticmethod
+    def join(base: str, *parts: str) -> str:
+        return str(Path(base).joinpath(*parts))
+
+    @staticmethod
+    def parent(path: str) -> str:
+        return str(Path(path).parent)
+
+    @staticmethod
+    def cat(path: str) -> bytes:
+        with open(path, "rb") as f:
+            return f.read()
+
+    @staticmethod
+    def listdir(folder: str) -> tuple[list[str], list[str]]:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        dirs = {e.name for e in entries if e.is_dir()}
+        return sorted(dirs), [e.name for e in entries if e.name not in dirs]  # a broken link counts as a file
+
+
+def files_for(src: str):
+    """This module for a URL ``src``, :class:`LocalFiles` for a local path: the same operations either way."""
+    if "://" in src:
+        return sys.modules[__name__]
+    return LocalFiles
+
 
 
 def check_source(url: str) -> str:

@@ -21,34 +21,39 @@ def get(name: str) -> ModuleType:
 
 
 def detect(path) -> str:
-    """Guess the format of a dataset path: ``coco`` for a .json file or a folder with annotations/*.json, ``yolo``
-    for a data.yaml or a folder with images/ and labels/, ``voc`` for a folder with Annotations/ or XML files.
+    """Guess the format of a dataset path or fsspec URL: ``coco`` for a .json file or a folder with
+    annotations/*.json, ``yolo`` for a data.yaml or a folder with images/ and labels/, ``voc`` for a folder with
+    Annotations/ or XML files.
 
     Raises UsageError when nothing fits, so commands can ask for ``--format``.
     """
-    from pathlib import Path
+    import os
 
     from datatools.core.errors import UsageError
+    from datatools.core.fs import files_for
 
-    if isinstance(path, str) and "://" in path:  # an fsspec URL: the same rules through fsspec (datatools.core.fs)
-        from datatools.core.fs import detect_format
+    src = os.fspath(path)
+    files = files_for(src)  # the same rules on local paths and on URLs
+    low = src.rstrip("/").lower()
 
-        return detect_format(path)
-    p = Path(path)
-    if p.is_file():
-        if p.suffix.lower() == ".json":
+    def has_files(folder: str, suffix: str) -> bool:
+        return any(n.lower().endswith(suffix) for n in files.listdir(folder)[1])
+
+    if files.isfile(src):
+        if low.endswith(".json"):
             return "coco"
-        if p.suffix.lower() in (".yaml", ".yml"):
+        if low.endswith((".yaml", ".yml")):
             return "yolo"
-    elif p.is_dir():
-        if (p / "Annotations").is_dir():
+    elif files.isdir(src):
+        if files.isdir(files.join(src, "Annotations")):
             return "voc"
-        if any((p / n).is_file() for n in ("data.yaml", "dataset.yaml", "data.yml")) or (
-                (p / "images").is_dir() and (p / "labels").is_dir()):
+        if any(files.isfile(files.join(src, n)) for n in ("data.yaml", "dataset.yaml", "data.yml")) or (
+                files.isdir(files.join(src, "images")) and files.isdir(files.join(src, "labels"))):
             return "yolo"
-        if (p / "annotations").is_dir() and any((p / "annotations").glob("*.json")):
+        ann = files.join(src, "annotations")
+        if files.isdir(ann) and has_files(ann, ".json"):
             return "coco"
-        if next(p.glob("*.xml"), None) is not None:
+        if has_files(src, ".xml"):
             return "voc"
     raise UsageError(f"{path}: cannot tell its format (VOC, YOLO or COCO); pass --format")
 

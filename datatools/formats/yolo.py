@@ -14,6 +14,7 @@ from typing import Sequence
 
 from datatools.core.boxes import fmt_numbers, xyxy_to_yolo, yolo_to_xyxy
 from datatools.core.errors import UsageError
+from datatools.core.fs import files_for
 from datatools.core.engine import place_images, write_ranges
 from datatools.core.io import (ImagesMode, ProgressFn, list_images, parallel_map, read_image_header, read_small_file,
                                safe_relpath, staged_dir, write_many, write_stage_file)
@@ -74,42 +75,6 @@ def _label_path_for(image_path: str) -> str:
     return os.path.splitext(base)[0] + ".txt"
 
 
-class _LocalFiles:
-    """The file operations :func:`discover` needs, on this machine's paths; :mod:`datatools.core.fs` offers the same
-    on fsspec URLs. Paths are joined as :class:`pathlib.Path` does (``a//b``, ``./`` and a trailing ``/`` folded)."""
-
-    url = False
-    isfile = staticmethod(os.path.isfile)
-    isdir = staticmethod(os.path.isdir)
-
-    @staticmethod
-    def join(base: str, *parts: str) -> str:
-        return str(Path(base).joinpath(*parts))
-
-    @staticmethod
-    def parent(path: str) -> str:
-        return str(Path(path).parent)
-
-    @staticmethod
-    def cat(path: str) -> bytes:
-        with open(path, "rb") as f:
-            return f.read()
-
-    @staticmethod
-    def listdir(folder: str) -> tuple[list[str], list[str]]:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
-        dirs = {e.name for e in entries if e.is_dir()}
-        return sorted(dirs), [e.name for e in entries if e.name not in dirs]  # a broken link counts as a file
-
-
-def _files_for(src: str):
-    if "://" in src:
-        from datatools.core import fs
-
-        return fs
-    return _LocalFiles
-
-
 def _resolve(files, base: str, p: str) -> str | None:
     """``p`` from a data.yaml or a list file, as a path: relative ones under ``base``. On a URL source an absolute
     local path names the machine the dataset was written on, not the URL copy: None."""
@@ -134,7 +99,7 @@ def discover(src: str | os.PathLike) -> tuple[Path | str, dict[str, list[tuple[s
     that are absolute local paths are reported as missing splits / missing images rather than read from this
     machine's disk."""
     src = os.fspath(src)
-    files = _files_for(src)
+    files = files_for(src)
     if not files.url:
         src = str(Path(src))  # as pathlib spells it: "ds//data.yaml/" is "ds/data.yaml", "" is "."
     findings: list[Finding] = []
@@ -375,7 +340,7 @@ def _orphan_labels(splits: dict[str, list[tuple[str, str]]], image_paths: set[st
     expected = {_label_path_for(p) for p in image_paths}
     out = []
     for d in sorted(label_dirs):
-        files = _files_for(d)
+        files = files_for(d)
         if not files.isdir(d):
             continue
         for name in files.listdir(d)[1]:
