@@ -173,20 +173,26 @@ def main() -> None:
 
     res: dict[str, object] = {}
 
-    def keep(key, value):
-        res[key] = value
-        return value
+    def decode_floor():
+        timed("decode", lambda: pool_floor(_decode, paths, workers))
+
+    def pixel_pass():
+        res["px"] = timed("lib", lambda: pixel_stats(paths, workers=workers))
+
+    def parse_floor():
+        timed("parse_cli", lambda: parse_floor_cli(xml / "Annotations", workers))
+
+    def labels_only():
+        res["lab"] = timed("labels", lambda: run_cli(["stats", str(xml), "--labels-only", "-j", str(workers)]))
 
     for k in range(r):
         # Each contender runs right beside its floor, in alternating order (ABBA), so that drift in the VM's speed
         # hits both; the paired ratios below come from these pairs.
-        pairs = [(lambda: timed("decode", lambda: pool_floor(_decode, paths, workers)),
-                  lambda: keep("px", timed("lib", lambda: pixel_stats(paths, workers=workers)))),
-                 (lambda: timed("parse_cli", lambda: parse_floor_cli(xml / "Annotations", workers)),
-                  lambda: keep("lab", timed("labels", lambda: run_cli(["stats", str(xml), "--labels-only", "-j",
-                                                                         str(workers)]))))]
-        for a, b in pairs:
-            (a(), b()) if k % 2 == 0 else (b(), a())
+        for first, second in ((decode_floor, pixel_pass), (parse_floor, labels_only)):
+            if k % 2:
+                first, second = second, first
+            first()
+            second()
         out = timed("cli", lambda: run_cli(["stats", str(jpeg), "-j", str(workers)]))
         timed("parse", lambda: pool_floor(_parse, xmls, workers))
         ds, objects = timed("read", lambda: formats.get("voc").read_labels(xml, workers=workers))

@@ -175,7 +175,6 @@ def files_for(src: str):
     return LocalFiles
 
 
-
 def check_source(url: str) -> str:
     """``url`` itself when it names an existing file or folder, else a usage error that says what is wrong."""
     try:

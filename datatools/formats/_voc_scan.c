@@ -73,7 +73,7 @@ typedef struct {
     /* the document */
     const char *file_name;
     Py_ssize_t file_name_len;
-    int has_file_name, has_size, size_done;
+    int has_file_name, has_size;
     const char *dim[3];
     Py_ssize_t dim_len[3];
     int dim_seen[3];
@@ -291,9 +291,6 @@ static int close_element(Scanner *sc, Element *e) {
         sc->file_name = e->text;
         sc->file_name_len = e->text_len;
         break;
-    case R_SIZE:
-        sc->size_done = 1;
-        break;
     case R_DIM:
         sc->dim[e->index] = e->text;
         sc->dim_len[e->index] = e->text_len;
@@ -311,8 +308,7 @@ static int close_element(Scanner *sc, Element *e) {
         o->flag[e->index] = e->text[0] == '1';
         break;
     case R_ATTR: {
-        PyObject *tag, *text, *pair;
-        if (e->has_child) return -1;
+        PyObject *tag, *text, *pair;  /* (a child was refused when it opened: see role_of) */
         text = stripped(e->text ? e->text : "", e->text_len);
         if (text == NULL) return PyErr_Occurred() ? -2 : -1;
         tag = PyUnicode_FromStringAndSize(e->tag, e->tag_len);

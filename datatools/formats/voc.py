@@ -55,8 +55,7 @@ def _c_regular(data: bytes, convention: PixelConvention) -> tuple | None:
     document, read by the C reader; None when it is missing or the document needs lxml."""
     if _scan_regular is None:
         return None
-    lo, hi = convention.offsets
-    regular = _scan_regular(data, lo, hi)
+    regular = _scan_regular(data, *convention.offsets)
     if regular is None:
         return None
     file_name, width, height, depth, names, boxes, flags, attrs = regular
@@ -368,6 +367,12 @@ def parse_xml(data: bytes, *, path: str, image_id: str, convention: PixelConvent
     root, refused = _parse_root(data, path, image_id)
     if root is None:
         return None, [refused], 0
+    return _read_root(root, path=path, image_id=image_id, convention=convention, splits=splits)
+
+
+def _read_root(root, *, path: str, image_id: str, convention: PixelConvention, splits: tuple[str, ...] = ()
+               ) -> tuple[ImageRecord, list[Finding], int]:
+    """:func:`parse_xml` of a document lxml has parsed (its <annotation> element), every irregularity a finding."""
     findings: list[Finding] = []
     file_name_raw, size, objects = _top_level(root)
     file_name = (file_name_raw or "").strip()
@@ -532,12 +537,11 @@ def scan_xml(data: bytes, *, path: str, image_id: str, convention: PixelConventi
 
     Returns ``((file_name, width, height, depth, labels, boxes, flags) or None, findings, objects met)``: ``boxes``
     is the flat XYXY list of every kept object, ``flags`` one int per object (bit 0 difficult, 1 truncated,
-    2 occluded). A regular document is read in one walk; anything else goes through :func:`parse_xml`, so both
-    give the same values and findings (tested).
+    2 occluded). A regular document is read by the C reader or in one walk; anything else goes through
+    :func:`parse_xml`'s general path, so both give the same values and findings (tested).
     """
     if _scan_regular is not None:
-        lo, hi = convention.offsets
-        regular = _scan_regular(data, lo, hi)
+        regular = _scan_regular(data, *convention.offsets)
         if regular is not None:
             return regular[:7], [], len(regular[4])
     root, refused = _parse_root(data, path, image_id)
@@ -551,9 +555,7 @@ def scan_xml(data: bytes, *, path: str, image_id: str, convention: PixelConventi
             boxes.extend(voc_to_xyxy(f[1], f[2], f[3], f[4], convention))
         return ((file_name, width, height, depth, [f[0] for f in fields], boxes,
                  [f[5] | f[6] << 1 | f[7] << 2 for f in fields]), [], len(fields))
-    rec, findings, n = parse_xml(data, path=path, image_id=image_id, convention=convention)
-    if rec is None:
-        return None, findings, n
+    rec, findings, n = _read_root(root, path=path, image_id=image_id, convention=convention)
     anns = rec.annotations
     return ((rec.file_name, rec.width, rec.height, rec.depth, [a.label for a in anns], [v for a in anns for v in a.box],
              [a.difficult | a.truncated << 1 | a.occluded << 2 for a in anns]), findings, n)
@@ -577,15 +579,17 @@ def _parse_file_packed_data(data: bytes, path: str, image_id: str, convention: s
         file_name, width, height, depth, anns = regular
         return (image_id, file_name, width, height, depth, None, path, splits, anns), [], len(anns)
     root, refused = _parse_root(data, path, image_id)
-    regular = _regular_document(root) if root is not None else None
+    if root is None:
+        return None, [pack_finding(refused)], 0
+    conv = _CONVENTIONS[convention]
+    regular = _regular_document(root)
     if regular is not None:
-        conv = _CONVENTIONS[convention]
         file_name, width, height, depth, fields = regular
         anns = tuple((f[0], voc_to_xyxy(f[1], f[2], f[3], f[4], conv), f[5], f[6], f[7], False, None, f[8])
                      for f in fields)
         return (image_id, file_name, width, height, depth, None, path, splits, anns), [], len(fields)
-    rec, fnd, n = parse_xml(data, path=path, image_id=image_id, convention=_CONVENTIONS[convention], splits=splits)
-    return (pack_record(rec) if rec is not None else None), [pack_finding(f) for f in fnd], n
+    rec, fnd, n = _read_root(root, path=path, image_id=image_id, convention=conv, splits=splits)
+    return pack_record(rec), [pack_finding(f) for f in fnd], n
 
 
 def parse_file(args: tuple[str, str, str, tuple[str, ...]]) -> tuple[ImageRecord | None, list[Finding], int]:
@@ -621,28 +625,18 @@ def _scan_chunk(jobs: Sequence[tuple[str, str, str, tuple[str, ...]]]) -> tuple:
     codes, counts, boxes, flags = array("q"), array("q"), array("d"), array("b")
     files: list[tuple] = []
     met = 0
-    offsets: dict[str, tuple[float, float]] = {}
     for path, image_id, convention, splits in jobs:
         data, unreadable = _read_xml(path, image_id)
         if data is None:
             files.append((None, (pack_finding(unreadable),)))
             continue
-        regular = None
-        if _scan_regular is not None:  # the C reader, called here directly: this loop runs once per file
-            lo_hi = offsets.get(convention) or offsets.setdefault(convention, _CONVENTIONS[convention].offsets)
-            regular = _scan_regular(data, lo_hi[0], lo_hi[1])
-        if regular is not None:
-            file_name, width, height, depth, labels, xyxy, fl = regular[:7]
-            met += len(labels)
-            packed = ()
-        else:
-            values, fnd, n = scan_xml(data, path=path, image_id=image_id, convention=_CONVENTIONS[convention])
-            met += n
-            packed = tuple(pack_finding(f) for f in fnd) if fnd else ()
-            if values is None:
-                files.append((None, packed))
-                continue
-            file_name, width, height, depth, labels, xyxy, fl = values
+        values, fnd, n = scan_xml(data, path=path, image_id=image_id, convention=_CONVENTIONS[convention])
+        met += n
+        packed = tuple(pack_finding(f) for f in fnd) if fnd else ()
+        if values is None:
+            files.append((None, packed))
+            continue
+        file_name, width, height, depth, labels, xyxy, fl = values
         files.append(((image_id, file_name, width, height, depth, None, path, splits, ()), packed))
         counts.append(len(labels))
         for label in labels:
@@ -776,8 +770,7 @@ def _read(src, *, images, sets, convention, classes, workers, progress, on_total
                 objects_read += chunk[1]  # counted per chunk, not per file
                 parts.append(chunk[2:])
                 for r, fs in chunk[0]:  # records without objects (those are in the chunk's arrays)
-                    yield ((ImageRecord(r[0], r[1], r[2], r[3], (), r[4], r[5], r[6], r[7]) if r is not None else None),
-                           [unpack_finding(f) for f in fs] if fs else fs, 0)
+                    yield (unpack_record(r) if r is not None else None), [unpack_finding(f) for f in fs], 0
 
         results: Iterable = scanned()
     elif plan_workers(len(jobs), workers) > 1:
