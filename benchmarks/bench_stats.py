@@ -1,7 +1,7 @@
 """Benchmark ``datatools stats``: exact mean/std against the decode floor and the usual DataLoader script, and
 ``--labels-only`` against the XML parse floor. Everything is measured side by side in one run.
 
-usage: .venv/bin/python benchmarks/bench_stats.py [--data DIR] [--repeat N]
+usage: .venv/bin/python benchmarks/bench_stats.py [--data DIR] [--repeat N] [--micro ROUNDS]
 
 Data (made once, reused): DIR/jpeg2000 = ``gen_voc.py OUT 2000 2000`` (2,000 JPEGs, mostly 500x375) and
 DIR/xml17125 = ``gen_voc.py OUT 17125`` (VOC2012-sized annotation set).
@@ -137,10 +137,73 @@ def parse_floor_cli(folder: Path, workers: int) -> None:
     subprocess.run([sys.executable, str(script), str(folder), str(workers)], check=True, capture_output=True)
 
 
+def micro(paths: list[str], xmls: list[str], rounds: int) -> None:
+    """In one process, away from the pool: per-image cost of counting pixels (our C counter against PIL's
+    histogram(), each beside a plain decode), and per-file cost of the C VOC reader against lxml's parse."""
+    import statistics
+
+    from lxml import etree
+    from PIL import Image
+
+    from datatools.formats import voc
+    from datatools.ops.stats import add_image_histogram
+
+    images = paths[:60]
+    total = np.zeros((3, 256), dtype=np.int64)
+
+    def decode():
+        for p in images:
+            with Image.open(p) as im:
+                im.load()
+
+    def ours():
+        for p in images:
+            add_image_histogram(p, None, total)
+
+    def pil():
+        for p in images:
+            with Image.open(p) as im:
+                total[:] += np.asarray(im.histogram(), dtype=np.int64).reshape(-1, 256)[:3]
+
+    order = [("decode", decode), ("ours", ours), ("pil", pil)]
+    t: dict[str, list[float]] = {name: [] for name, _ in order}
+    for k in range(rounds):
+        for name, fn in (order if k % 2 == 0 else order[::-1]):
+            s = time.perf_counter()
+            fn()
+            t[name].append(time.perf_counter() - s)
+    for name, label in (("ours", "decode + our C count"), ("pil", "decode + PIL histogram()")):
+        ratios = [a / b for a, b in zip(t["decode"], t[name])]
+        print(f"- {label}: **{statistics.median(ratios):.1%}** of decode speed (median of {rounds} paired rounds, "
+              f"{len(images)} JPEGs)")
+
+    datas = [Path(p).read_bytes() for p in xmls[:4000]]
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    readers = [("lxml parse alone", lambda d: etree.fromstring(d, parser)),
+               ("lxml parse + our walk (the path without the C reader)",
+                lambda d: voc._regular_document(voc._parse_root(d, "a.xml", "a")[0]))]
+    if voc._scan_regular is not None:
+        readers.append(("C reader", lambda d: voc._scan_regular(d, -1.0, 0.0)))
+    else:
+        print("- C reader: not built")
+    for name, fn in readers:
+        best_t = min(timeit_once(fn, datas) for _ in range(7))
+        print(f"- {name}: {best_t / len(datas) * 1e6:.1f} us per file (best of 7 over {len(datas):,} files)")
+
+
+def timeit_once(fn, datas) -> float:
+    s = time.perf_counter()
+    for d in datas:
+        fn(d)
+    return time.perf_counter() - s
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=Path("/tmp/datatools_bench_stats"))
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--micro", type=int, metavar="ROUNDS", default=0,
+                    help="only the in-process measurements (pixel counting, XML reading), over ROUNDS paired rounds")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     from datatools.ops.stats import pixel_stats
@@ -156,6 +219,9 @@ def main() -> None:
     paths = sorted(str(p) for p in (jpeg / "JPEGImages").glob("*.jpg"))
     xmls = sorted(str(p) for p in (xml / "Annotations").glob("*.xml"))
     n_img, n_xml = len(paths), len(xmls)
+    if args.micro:
+        micro(paths, xmls, args.micro)
+        return
     r = args.repeat
     print(f"{n_img} JPEGs, {n_xml} XMLs, {workers} cores, best of {r}", flush=True)
 
