@@ -97,6 +97,32 @@ def test_parallel_map_keeps_order_and_reports_progress():
     assert out == [abs(x) for x in range(-500, 0)] and sum(seen) == 500
 
 
+def _scaled_pid(state, task):
+    return state["k"] * task, os.getpid()
+
+
+def _range_sum(state, start, stop):
+    return sum(state[start:stop])
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_fork_imap_inherits_state_and_keeps_task_order(workers):
+    tasks = list(range(40))
+    out = list(io.fork_imap(_scaled_pid, {"k": 3}, tasks, workers=workers))
+    assert [v for v, _ in out] == [3 * t for t in tasks]
+    pids = {pid for _, pid in out}
+    assert (os.getpid() in pids) == (workers == 1)  # several workers: none of it in this process
+    assert io._FORK_STATE is None
+
+
+def test_fork_ranges_sums_every_range_once():
+    seen = []
+    data = list(range(10_000))
+    assert io.fork_ranges(_range_sum, data, len(data), workers=2, progress=seen.append, min_per_worker=100) == sum(data)
+    assert sum(seen) == len(data) and len(seen) > 1
+    assert io.fork_ranges(_range_sum, data, 0, workers=2) == 0
+
+
 def _pillow_open():
     """Pillow's own ``Image.open``, whether or not ultralytics (imported by another test) has replaced it."""
     import sys

@@ -430,3 +430,46 @@ def test_coco_result_set_equals_pycocotools_load_res(coco_case):
         assert ours.per_class_ap[names[cid]] == (float(p[p > -1].mean()) if (p > -1).any() else None)
     empty = coco_evaluate(coco_case["gt"], [], backend="pycocotools")
     assert empty.stat("AP") == 0.0
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_coco_categories_in_processes_equal_one_process(coco_case, workers, monkeypatch):
+    """Large inputs are evaluated a group of categories per forked process. COCOeval's precision, recall and scores
+    must equal one process's bit for bit, here with a crowd box and a category that has detections but no ground
+    truth."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    from datatools.metrics import coco as mc
+
+    gt = json.loads(json.dumps(coco_case["gt"]))
+    gt["annotations"][0]["iscrowd"] = 1
+    gt["categories"].append({"id": 99, "name": "ghost"})
+    res = coco_case["res"] + [{"image_id": gt["images"][0]["id"], "category_id": 99, "bbox": [1.0, 1.0, 20.0, 20.0],
+                               "score": 0.5}]
+
+    def run(split: bool):
+        with contextlib.redirect_stdout(io.StringIO()):
+            g = COCO()
+            g.dataset = json.loads(json.dumps(gt))
+            g.createIndex()
+            e = COCOeval(g, mc._result_set(COCO, g, res, True), "bbox")
+            if split:
+                groups = mc._category_groups(g, e.cocoDt, workers)
+                assert len(groups) == workers
+                assert sorted(c for grp in groups for c in grp) == sorted(g.getCatIds())
+                mc._evaluate_by_category(e, groups)
+            else:
+                e.evaluate()
+                e.accumulate()
+            e.summarize()
+        return e
+
+    one, many = run(False), run(True)
+    for key in ("precision", "recall", "scores"):
+        assert many.eval[key].shape == one.eval[key].shape
+        np.testing.assert_array_equal(many.eval[key], one.eval[key])
+    assert list(many.stats) == list(one.stats)
+    monkeypatch.setattr(mc, "PARALLEL_MIN_RESULTS", 1)
+    assert coco_evaluate(gt, res, backend="pycocotools", workers=workers) == coco_evaluate(
+        gt, res, backend="pycocotools", workers=1)

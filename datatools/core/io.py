@@ -374,8 +374,32 @@ def iter_chunks(fn: Callable[[Sequence[T]], R], items: Sequence[T], *, workers: 
 _FORK_STATE: object = None
 
 
-def _fork_call(fn: Callable[[object, int, int], int], start: int, stop: int) -> int:
-    return fn(_FORK_STATE, start, stop)
+def fork_imap(fn: Callable[[object, T], R], state: object, tasks: Sequence[T], *,
+              workers: int | None = None) -> Iterator[R]:
+    """``fn(state, task)`` for each task, yielded in task order, in forked workers that inherit ``state``
+    copy-on-write: only the tasks and the results are pickled. ``fn`` must be a module-level function (or a partial
+    of one). Runs in the calling process for one worker or where ``fork`` is unavailable."""
+    import multiprocessing as mp
+
+    global _FORK_STATE
+    w = default_workers() if workers is None or workers <= 0 else workers
+    w = min(w, len(tasks))
+    if w <= 1 or "fork" not in mp.get_all_start_methods():
+        for task in tasks:
+            yield fn(state, task)
+        return
+    _FORK_STATE = state
+    try:
+        with ProcessPoolExecutor(max_workers=w, mp_context=mp.get_context("fork")) as pool:
+            futures = [pool.submit(_fork_call, fn, task) for task in tasks]
+            for fut in futures:
+                yield fut.result()
+    finally:
+        _FORK_STATE = None
+
+
+def _fork_call(fn: Callable[[object, T], R], task: T) -> R:
+    return fn(_FORK_STATE, task)
 
 
 def fork_ranges(fn: Callable[[object, int, int], int], state: object, n: int, *, workers: int | None = None,
@@ -383,31 +407,22 @@ def fork_ranges(fn: Callable[[object, int, int], int], state: object, n: int, *,
     """Run ``fn(state, start, stop)`` over contiguous ranges of ``range(n)`` and return the sum of its results.
 
     Use it for output stages whose input is already in memory (writing label files from a dataset): forked workers
-    inherit ``state`` copy-on-write, so nothing but two integers per chunk is pickled. ``fn`` must be a module-level
-    function. Falls back to the calling process for small inputs or where ``fork`` is unavailable.
+    inherit ``state`` copy-on-write (:func:`fork_imap`), so nothing but two integers per chunk is pickled. ``fn``
+    must be a module-level function. Falls back to the calling process for small inputs.
     """
-    import multiprocessing as mp
-
-    global _FORK_STATE
     w = plan_workers(n, workers, min_per_worker=min_per_worker)
-    if w <= 1 or "fork" not in mp.get_all_start_methods():
-        done = fn(state, 0, n)
+    step = n if w <= 1 else max(64, -(-n // (w * 4)))
+    ranges = [(a, min(a + step, n)) for a in range(0, n, step)] if n else [(0, 0)]
+    total = 0
+    for (a, b), done in zip(ranges, fork_imap(partial(_range_call, fn), state, ranges, workers=w)):
+        total += done
         if progress:
-            progress(n)
-        return done
-    step = max(64, -(-n // (w * 4)))
-    _FORK_STATE = state
-    try:
-        total = 0
-        with ProcessPoolExecutor(max_workers=w, mp_context=mp.get_context("fork")) as pool:
-            futures = [(pool.submit(_fork_call, fn, a, min(a + step, n)), min(a + step, n) - a) for a in range(0, n, step)]
-            for fut, size in futures:
-                total += fut.result()
-                if progress:
-                    progress(size)
-        return total
-    finally:
-        _FORK_STATE = None
+            progress(b - a)
+    return total
+
+
+def _range_call(fn: Callable[[object, int, int], int], state: object, task: tuple[int, int]) -> int:
+    return fn(state, *task)
 
 
 def _run_chunk(fn: Callable[[T], R], chunk: Iterable[T]) -> list[R]:

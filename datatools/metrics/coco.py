@@ -49,7 +49,7 @@ class CocoResult:
     per_class_ap: dict[str, float | None]
     per_class_ap50: dict[str, float | None]
     backend: str
-    summary_text: str = field(default="", repr=False)
+    summary_text: str = field(default="", repr=False, compare=False)  # holds timings
 
     def stat(self, name: str) -> float:
         return self.stats[STAT_NAMES.index(name)]
@@ -96,13 +96,18 @@ def results_from_arrays(image_ids: np.ndarray, category_ids: np.ndarray, xywh: n
 
 
 def coco_evaluate(gt: dict, results: Sequence[dict], *, backend: str = "auto",
-                  class_names: Sequence[str] | None = None, copy_results: bool = True) -> CocoResult:
+                  class_names: Sequence[str] | None = None, copy_results: bool = True,
+                  workers: int | None = None) -> CocoResult:
     """Run COCOeval (bbox) and return its 12 numbers and per-class AP.
 
     ``gt`` must hold ``images``, ``annotations`` (with ``area`` and ``iscrowd``) and ``categories``; every result's
     ``image_id`` must be one of the ground truth's (the caller filters and reports the others: pycocotools would
     assert). ``results`` are not modified unless ``copy_results=False`` (loadRes adds fields to the dicts it gets;
     pass False for dicts built just for this call, to save the copy).
+
+    With pycocotools and at least :data:`PARALLEL_MIN_RESULTS` results, the categories are evaluated in up to
+    ``workers`` forked processes (``None`` or 0: all cores; 1: in this process), with the same numbers: see
+    :func:`_evaluate_by_category`.
     """
     backend = resolve_backend(backend)
     buf = io.StringIO()
@@ -117,14 +122,19 @@ def coco_evaluate(gt: dict, results: Sequence[dict], *, backend: str = "auto",
             coco_gt.createIndex()
             coco_dt = _result_set(COCO, coco_gt, results, copy_results)
             ev = COCOeval(coco_gt, coco_dt, "bbox")
+            groups = _category_groups(coco_gt, coco_dt, workers) if len(results) >= PARALLEL_MIN_RESULTS else []
         else:
             from faster_coco_eval import COCO, COCOeval_faster
 
             coco_gt = COCO(gt_dict)
             coco_dt = _load_results(COCO, coco_gt, results, copy_results)
             ev = COCOeval_faster(coco_gt, coco_dt, "bbox", print_function=print)
-        ev.evaluate()
-        ev.accumulate()
+            groups = []
+        if len(groups) > 1:
+            _evaluate_by_category(ev, groups)
+        else:
+            ev.evaluate()
+            ev.accumulate()
         ev.summarize()
     stats = tuple(float(v) for v in np.asarray(ev.stats[:12], dtype=np.float64))
     cat_ids = list(ev.params.catIds)
@@ -143,6 +153,89 @@ def coco_evaluate(gt: dict, results: Sequence[dict], *, backend: str = "auto",
         per_ap50 = {n: per_ap50.get(n) for n in class_names}
     return CocoResult(stats=stats, per_class_ap=per_ap, per_class_ap50=per_ap50, backend=backend,
                       summary_text=buf.getvalue())
+
+
+PARALLEL_MIN_RESULTS = 20_000
+"""Below this many results, pycocotools runs in the calling process: a pool would cost more than it saves."""
+
+
+def _category_groups(coco_gt, coco_dt, workers: int | None) -> list[list]:
+    """The ground truth's category ids in up to ``workers`` groups of about equal work, for
+    :func:`_evaluate_by_category` (one group or none: evaluate in this process).
+
+    COCOeval's cost is its Python loop over IoU thresholds x detections x ground truth of each image and category,
+    so a category weighs the sum over images of detections x (ground truth + 1). The groups are filled heaviest
+    first, each category into the lightest group (LPT)."""
+    from datatools.core.io import default_workers
+
+    w = default_workers() if workers is None or workers <= 0 else workers
+    cat_ids = sorted(coco_gt.getCatIds())
+    w = min(w, len(cat_ids))
+    if w <= 1:
+        return []
+    pairs: dict[tuple, list[int]] = {}
+    for anns, slot in ((coco_dt.dataset["annotations"], 0), (coco_gt.dataset["annotations"], 1)):
+        for a in anns:
+            n = pairs.setdefault((a["image_id"], a["category_id"]), [0, 0])
+            n[slot] += 1
+    weight = dict.fromkeys(cat_ids, 0)
+    for (_, c), (nd, ng) in pairs.items():
+        if c in weight:
+            weight[c] += nd * (ng + 1)
+    groups: list[list] = [[] for _ in range(w)]
+    load = [0] * w
+    for c in sorted(cat_ids, key=lambda c: -weight[c]):
+        g = load.index(min(load))
+        groups[g].append(c)
+        load[g] += weight[c]
+    return [sorted(g) for g in groups if g]
+
+
+def _evaluate_by_category(ev, groups: list[list]) -> None:
+    """``ev.evaluate(); ev.accumulate()`` with each group of categories evaluated and accumulated in a forked
+    process of its own (:func:`datatools.core.io.fork_imap`: the two COCO indexes are inherited, only the small
+    accumulated arrays come back).
+
+    The numbers are the same as in one process: with ``useCats`` (bbox evaluation always has it), COCOeval matches
+    each category's detections to its ground truth alone, and ``accumulate`` fills the precision, recall and
+    scores of category k from category k's per-image results alone (their order, by image id, is kept). ``ev``
+    ends as ``accumulate`` leaves it, without ``evalImgs`` and ``ious`` (nothing in ``summarize`` reads them)."""
+    from datatools.core.io import fork_imap
+
+    p = ev.params  # normalized as evaluate() normalizes it
+    p.imgIds = list(np.unique(p.imgIds))
+    p.catIds = list(np.unique(p.catIds))
+    p.maxDets = sorted(p.maxDets)
+    T, R, K, A, M = len(p.iouThrs), len(p.recThrs), len(p.catIds), len(p.areaRng), len(p.maxDets)
+    precision = -np.ones((T, R, K, A, M))
+    recall = -np.ones((T, K, A, M))
+    scores = -np.ones((T, R, K, A, M))
+    column = {c: k for k, c in enumerate(p.catIds)}
+    for group, (prec, rec, sc) in zip(groups, fork_imap(_accumulate_categories, ev, groups, workers=len(groups))):
+        ks = [column[c] for c in group]
+        precision[:, :, ks] = prec
+        recall[:, ks] = rec
+        scores[:, :, ks] = sc
+    import datetime
+
+    ev.eval = {"params": p, "counts": [T, R, K, A, M], "date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M:%S"),
+               "precision": precision, "recall": recall, "scores": scores}
+
+
+def _accumulate_categories(ev, cat_ids: list):
+    """Worker: COCOeval's evaluate and accumulate for the categories ``cat_ids`` alone (sorted, as evaluate sorts
+    them), over the same images and parameters as ``ev``."""
+    import copy as copy_module
+
+    from pycocotools.cocoeval import COCOeval
+
+    e = COCOeval(ev.cocoGt, ev.cocoDt, "bbox")
+    e.params = copy_module.deepcopy(ev.params)
+    e.params.catIds = list(cat_ids)
+    with contextlib.redirect_stdout(io.StringIO()):
+        e.evaluate()
+        e.accumulate()
+    return e.eval["precision"], e.eval["recall"], e.eval["scores"]
 
 
 def _result_set(coco_cls, coco_gt, results: Sequence[dict], copy: bool):

@@ -74,8 +74,9 @@ def _n(v):
 def evaluate_loaded(gt: GroundTruth, pred: Predictions, *, metric: str = "all", iou: float = 0.5,
                     method: APMethod | str = APMethod.ALL_POINT, legacy_plus_one: bool = False,
                     backend: str = "auto", plots: str | os.PathLike | None = None, conf: float = 0.25,
-                    pred_source: str = "") -> EvalReport:
-    """Evaluate predictions already matched to the ground truth (see :mod:`datatools.metrics.data`)."""
+                    pred_source: str = "", workers: int | None = None) -> EvalReport:
+    """Evaluate predictions already matched to the ground truth (see :mod:`datatools.metrics.data`). ``workers``
+    caps the processes COCOeval may use on large inputs (see :func:`datatools.metrics.coco.coco_evaluate`)."""
     if metric not in METRICS:
         raise UsageError(f"unknown metric {metric!r}: choose one of {', '.join(METRICS)}")
     if not 0.0 < iou <= 1.0:
@@ -88,7 +89,8 @@ def evaluate_loaded(gt: GroundTruth, pred: Predictions, *, metric: str = "all", 
         ids = np.asarray(gt.image_ids, dtype=object)[t.image] if len(t) else np.zeros(0)
         cats = np.asarray(gt.category_ids, dtype=object)[t.label] if len(t) else np.zeros(0)
         results = results_from_arrays(ids, cats, pred.xywh, t.score)
-        coco = coco_evaluate(gt.coco, results, backend=backend, class_names=gt.classes, copy_results=False)
+        coco = coco_evaluate(gt.coco, results, backend=backend, class_names=gt.classes, copy_results=False,
+                             workers=workers)
     report = EvalReport(gt_source=gt.source, pred_source=pred_source, images=len(gt.images),
                         gt_boxes=int((~gt.table.ignore).sum()), gt_ignored=int(gt.table.ignore.sum()),
                         predictions_read=pred.read, predictions_used=len(t), classes=gt.classes, coco=coco, voc=voc,
@@ -116,4 +118,4 @@ def evaluate(gt: str | os.PathLike, pred: str | os.PathLike, *, gt_format: str =
                           workers=workers)
     p = load_predictions(pred, g)
     return evaluate_loaded(g, p, metric=metric, iou=iou, method=method, legacy_plus_one=legacy_plus_one,
-                           backend=backend, plots=plots, conf=conf, pred_source=str(pred))
+                           backend=backend, plots=plots, conf=conf, pred_source=str(pred), workers=workers)

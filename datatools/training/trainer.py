@@ -469,7 +469,9 @@ def evaluate_predictions(preds: dict, val_ds, gt) -> tuple[float, float]:
         b = np.zeros((0, 4))
         table = BoxTable.empty()
     pred = Predictions(table=table, xywh=xyxy_to_xywh_array(b), read=len(table))
-    rep = evaluate_loaded(gt, pred, metric="all", backend="auto")
+    # In this process: a training process has torch's threads (OpenMP, loader workers), which forking would not take
+    # along safely.
+    rep = evaluate_loaded(gt, pred, metric="all", backend="auto", workers=1)
     m50 = rep.voc.map if rep.voc is not None else float("nan")
     return (0.0 if m50 != m50 else m50), max(0.0, rep.coco.stat("AP")) if rep.coco is not None else 0.0
 
@@ -694,7 +696,7 @@ def _train(cfg: TrainConfig, ckpt: dict | None, dist: _Dist, device: torch.devic
                 if not torch.isfinite(loss):
                     parts = ", ".join(f"{k}={float(v.detach()):.4g}" for k, v in losses.items())
                     raise TrainingDiverged(
-                        f"loss is {float(loss)} at epoch {epoch + 1}, iteration {it + 1} ({parts}); stopped. "
+                        f"loss is {float(loss.detach())} at epoch {epoch + 1}, iteration {it + 1} ({parts}); stopped. "
                         f"{'The last good checkpoint is ' + str(out / 'last.pt') if (out / 'last.pt').exists() else 'No checkpoint was written yet'}. "
                         "Try a lower --lr, a longer --warmup-epochs or --clip-grad.")
                 # The mean over micro-batches, as DDP averages over ranks (a power of 2 divides exactly).
