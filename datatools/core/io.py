@@ -6,6 +6,7 @@ that builds an output path goes through :func:`safe_join`.
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import shutil
 import threading
@@ -377,7 +378,8 @@ _FORK_STATE: object = None
 def fork_imap(fn: Callable[[object, T], R], state: object, tasks: Sequence[T], *,
               workers: int | None = None) -> Iterator[R]:
     """``fn(state, task)`` for each task, yielded in task order, in forked workers that inherit ``state``
-    copy-on-write: only the tasks and the results are pickled. ``fn`` must be a module-level function (or a partial
+    copy-on-write: only the tasks and the results are pickled (the tasks may carry data of their own, which the
+    workers then own). ``fn`` must be a module-level function (or a partial
     of one). Runs in the calling process for one worker or where ``fork`` is unavailable."""
     import multiprocessing as mp
 
@@ -389,12 +391,17 @@ def fork_imap(fn: Callable[[object, T], R], state: object, tasks: Sequence[T], *
             yield fn(state, task)
         return
     _FORK_STATE = state
+    # The parent's objects go to the collector's permanent generation while the workers are forked, so that a
+    # collection in a worker does not write to (and copy) every page of them.
+    gc.freeze()
     try:
         with ProcessPoolExecutor(max_workers=w, mp_context=mp.get_context("fork")) as pool:
             futures = [pool.submit(_fork_call, fn, task) for task in tasks]
+            gc.unfreeze()
             for fut in futures:
                 yield fut.result()
     finally:
+        gc.unfreeze()
         _FORK_STATE = None
 
 
