@@ -115,6 +115,26 @@ def test_fork_imap_inherits_state_and_keeps_task_order(workers):
     assert io._FORK_STATE is None
 
 
+def _fail_on_three(state, task):
+    if task == 3:
+        raise ValueError("task 3")
+    return task
+
+
+def test_fork_imap_raises_a_workers_error_and_cleans_up():
+    import gc
+
+    with pytest.raises(ValueError, match="task 3"):
+        list(io.fork_imap(_fail_on_three, None, list(range(8)), workers=2))
+    assert io._FORK_STATE is None and gc.get_freeze_count() == 0
+    gc.freeze()  # a caller's own freeze is kept
+    try:
+        assert list(io.fork_imap(_fail_on_three, None, [0, 1], workers=2)) == [0, 1]
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+
+
 def test_fork_ranges_sums_every_range_once():
     seen = []
     data = list(range(10_000))

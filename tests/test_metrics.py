@@ -432,14 +432,37 @@ def test_coco_result_set_equals_pycocotools_load_res(coco_case):
     assert empty.stat("AP") == 0.0
 
 
-@pytest.mark.parametrize("workers", [2, 3])
-def test_coco_categories_in_processes_equal_one_process(coco_case, workers, monkeypatch):
-    """Large inputs are evaluated a group of categories per forked process. COCOeval's precision, recall and scores
-    must equal one process's bit for bit, here with a crowd box and a category that has detections but no ground
-    truth."""
+def _pycocotools_eval(gt: dict, res: list, groups_for=None):
+    """COCOeval on copies of ``gt`` and ``res``: in one process, or (``groups_for(coco_gt, coco_dt)`` gives the
+    category groups) by category across processes."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
+    from datatools.metrics import coco as mc
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        g = COCO()
+        g.dataset = json.loads(json.dumps(gt))
+        g.createIndex()
+        e = COCOeval(g, mc._result_set(COCO, g, res, True), "bbox")
+        if groups_for is not None:
+            groups = groups_for(g, e.cocoDt)
+            assert sorted(c for grp in groups for c in grp) == sorted(g.getCatIds())
+            mc._evaluate_by_category(e, groups)
+        else:
+            e.evaluate()
+            e.accumulate()
+        e.summarize()
+    return e
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+@pytest.mark.parametrize("variant", ["plain", "ties"])
+def test_coco_categories_in_processes_equal_one_process(coco_case, workers, variant, monkeypatch):
+    """Large inputs are evaluated a group of categories per forked process. COCOeval's precision, recall and scores
+    must equal one process's bit for bit: here with a crowd box and a category that has detections but no ground
+    truth; with "ties", also scores from three values (the order of equal scores decides), 150 detections in one
+    image (maxDets truncation), numpy image ids in the results and an image listed twice."""
     from datatools.metrics import coco as mc
 
     gt = json.loads(json.dumps(coco_case["gt"]))
@@ -447,29 +470,50 @@ def test_coco_categories_in_processes_equal_one_process(coco_case, workers, monk
     gt["categories"].append({"id": 99, "name": "ghost"})
     res = coco_case["res"] + [{"image_id": gt["images"][0]["id"], "category_id": 99, "bbox": [1.0, 1.0, 20.0, 20.0],
                                "score": 0.5}]
+    if variant == "ties":
+        rng = np.random.default_rng(3)
+        first = gt["images"][0]["id"]
+        res = [{**r, "score": float(rng.choice([0.5, 0.7, 0.9]))} for r in res]
+        res += [{"image_id": np.int64(first), "category_id": int(rng.integers(1, 5)), "score": 0.7,
+                 "bbox": [float(rng.uniform(0, 100)), float(rng.uniform(0, 100)), 30.0, 30.0]} for _ in range(150)]
+        gt["images"].append(dict(gt["images"][0]))
+    one = _pycocotools_eval(gt, res)
+    seen = []
 
-    def run(split: bool):
-        with contextlib.redirect_stdout(io.StringIO()):
-            g = COCO()
-            g.dataset = json.loads(json.dumps(gt))
-            g.createIndex()
-            e = COCOeval(g, mc._result_set(COCO, g, res, True), "bbox")
-            if split:
-                groups = mc._category_groups(g, e.cocoDt, workers)
-                assert len(groups) == workers
-                assert sorted(c for grp in groups for c in grp) == sorted(g.getCatIds())
-                mc._evaluate_by_category(e, groups)
-            else:
-                e.evaluate()
-                e.accumulate()
-            e.summarize()
-        return e
+    def groups_for(g, d):
+        seen.append(mc._category_groups(g, d, workers))
+        return seen[-1]
 
-    one, many = run(False), run(True)
+    many = _pycocotools_eval(gt, res, groups_for)
+    assert len(seen[0]) == workers
     for key in ("precision", "recall", "scores"):
         assert many.eval[key].shape == one.eval[key].shape
         np.testing.assert_array_equal(many.eval[key], one.eval[key])
     assert list(many.stats) == list(one.stats)
+    # and through coco_evaluate, which leaves the caller's dicts alone in both ways
     monkeypatch.setattr(mc, "PARALLEL_MIN_RESULTS", 1)
+    before = repr(gt)
     assert coco_evaluate(gt, res, backend="pycocotools", workers=workers) == coco_evaluate(
         gt, res, backend="pycocotools", workers=1)
+    assert repr(gt) == before
+
+
+def test_coco_repeated_annotation_ids_stay_in_one_process(coco_case):
+    """pycocotools resolves a repeated annotation id to its last dict across all categories, which a split by
+    category would not reproduce: such ground truth is not split."""
+    from pycocotools.coco import COCO
+
+    from datatools.metrics import coco as mc
+
+    gt = json.loads(json.dumps(coco_case["gt"]))
+    a, b = next((a, b) for a in gt["annotations"] for b in gt["annotations"] if a["category_id"] != b["category_id"])
+    b["id"] = a["id"]
+    with contextlib.redirect_stdout(io.StringIO()):
+        g = COCO()
+        g.dataset = gt
+        g.createIndex()
+        assert mc._category_groups(g, mc._result_set(COCO, g, coco_case["res"], True), 3) == []
+        gt["annotations"] = [dict(x, id=k) for k, x in enumerate(gt["annotations"], 1)]
+        g.dataset = gt
+        g.createIndex()
+        assert len(mc._category_groups(g, mc._result_set(COCO, g, coco_case["res"], True), 3)) == 3

@@ -379,8 +379,10 @@ def fork_imap(fn: Callable[[object, T], R], state: object, tasks: Sequence[T], *
               workers: int | None = None) -> Iterator[R]:
     """``fn(state, task)`` for each task, yielded in task order, in forked workers that inherit ``state``
     copy-on-write: only the tasks and the results are pickled (the tasks may carry data of their own, which the
-    workers then own). ``fn`` must be a module-level function (or a partial
-    of one). Runs in the calling process for one worker or where ``fork`` is unavailable."""
+    workers then own). ``fn`` must be a module-level function (or a partial of one). Runs in the calling process for
+    one worker or where ``fork`` is unavailable. Consume it to the end (the pool is joined there), and call it
+    where no other thread of this process holds a lock a worker needs: a forked process gets only the calling
+    thread (the trainer, with torch's threads, evaluates in-process for that reason)."""
     import multiprocessing as mp
 
     global _FORK_STATE
@@ -392,16 +394,25 @@ def fork_imap(fn: Callable[[object, T], R], state: object, tasks: Sequence[T], *
         return
     _FORK_STATE = state
     # The parent's objects go to the collector's permanent generation while the workers are forked, so that a
-    # collection in a worker does not write to (and copy) every page of them.
-    gc.freeze()
+    # collection in a worker does not write to (and copy) every page of them. (A caller's own freeze is kept.)
+    freeze = gc.get_freeze_count() == 0
+    if freeze:
+        gc.freeze()
     try:
         with ProcessPoolExecutor(max_workers=w, mp_context=mp.get_context("fork")) as pool:
-            futures = [pool.submit(_fork_call, fn, task) for task in tasks]
-            gc.unfreeze()
-            for fut in futures:
-                yield fut.result()
+            try:
+                futures = [pool.submit(_fork_call, fn, task) for task in tasks]  # forks every worker at once
+                if freeze:
+                    gc.unfreeze()
+                    freeze = False
+                for fut in futures:
+                    yield fut.result()
+            except BaseException:  # a worker failed, or the consumer stopped: do not run the remaining tasks
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
     finally:
-        gc.unfreeze()
+        if freeze:
+            gc.unfreeze()
         _FORK_STATE = None
 
 
@@ -421,10 +432,11 @@ def fork_ranges(fn: Callable[[object, int, int], int], state: object, n: int, *,
     step = n if w <= 1 else max(64, -(-n // (w * 4)))
     ranges = [(a, min(a + step, n)) for a in range(0, n, step)] if n else [(0, 0)]
     total = 0
-    for (a, b), done in zip(ranges, fork_imap(partial(_range_call, fn), state, ranges, workers=w)):
+    # Consumed to the end (not zipped with ranges, which would stop before the pool is joined).
+    for k, done in enumerate(fork_imap(partial(_range_call, fn), state, ranges, workers=w)):
         total += done
         if progress:
-            progress(b - a)
+            progress(ranges[k][1] - ranges[k][0])
     return total
 
 

@@ -106,12 +106,15 @@ def coco_evaluate(gt: dict, results: Sequence[dict], *, backend: str = "auto",
     pass False for dicts built just for this call, to save the copy).
 
     With pycocotools and at least :data:`PARALLEL_MIN_RESULTS` results, the categories are evaluated in up to
-    ``workers`` forked processes (``None`` or 0: all cores; 1: in this process), with the same numbers: see
-    :func:`_evaluate_by_category`.
+    ``workers`` forked processes (``None`` or 0: all cores; 1: in this process), with the same numbers, bit for
+    bit: see :func:`_evaluate_by_category`. Ground truth with repeated annotation ids is evaluated in this process
+    (:func:`datatools.metrics.data.sanitize_coco` renumbers them).
     """
     backend = resolve_backend(backend)
     buf = io.StringIO()
-    gt_dict = {"info": {}, "licenses": [], **{k: gt[k] for k in ("images", "annotations", "categories")}}
+    # The annotation dicts are copied: COCOeval writes "ignore" into the ground truth's.
+    gt_dict = {"info": {}, "licenses": [], "images": gt["images"], "categories": gt["categories"],
+               "annotations": [dict(a) for a in gt["annotations"]]}
     with contextlib.redirect_stdout(buf):
         if backend == "pycocotools":
             from pycocotools.coco import COCO
@@ -173,6 +176,8 @@ def _category_groups(coco_gt, coco_dt, workers: int | None) -> list[list]:
     w = min(w, len(cat_ids))
     if w <= 1:
         return []
+    if len(coco_gt.anns) != len(coco_gt.dataset["annotations"]):
+        return []  # repeated annotation ids: pycocotools resolves an id to its last dict, across all categories
     pairs: dict[tuple, list[int]] = {}
     for anns, slot in ((coco_dt.dataset["annotations"], 0), (coco_gt.dataset["annotations"], 1)):
         for a in anns:
@@ -200,7 +205,8 @@ def _evaluate_by_category(ev, groups: list[list]) -> None:
     parent's indexes instead would copy most of their pages (reference counts), a few hundred MB per worker on
     500k detections.
 
-    The numbers are the same as in one process: with ``useCats`` (bbox evaluation always has it), COCOeval matches
+    The numbers are the same as in one process, given unique annotation ids (:func:`_category_groups` checks them):
+    with ``useCats`` (bbox evaluation always has it), COCOeval matches
     each category's detections to its ground truth alone, in the order the annotations were given (kept here), and
     ``accumulate`` fills the precision, recall and scores of category k from category k's per-image results alone.
     ``ev`` ends as ``accumulate`` leaves it, without ``evalImgs`` and ``ious`` (``summarize`` reads neither)."""
@@ -223,7 +229,8 @@ def _evaluate_by_category(ev, groups: list[list]) -> None:
     recall = -np.ones((T, K, A, M))
     scores = -np.ones((T, R, K, A, M))
     column = {c: k for k, c in enumerate(p.catIds)}
-    for (group, _, _), (prec, rec, sc) in zip(parts, fork_imap(_accumulate_part, shared, parts, workers=len(parts))):
+    done = list(fork_imap(_accumulate_part, shared, parts, workers=len(parts)))
+    for (group, _, _), (prec, rec, sc) in zip(parts, done):
         ks = [column[c] for c in group]
         precision[:, :, ks] = prec
         recall[:, ks] = rec
