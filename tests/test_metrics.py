@@ -517,3 +517,21 @@ def test_coco_repeated_annotation_ids_stay_in_one_process(coco_case):
         g.dataset = gt
         g.createIndex()
         assert len(mc._category_groups(g, mc._result_set(COCO, g, coco_case["res"], True), 3)) == 3
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_coco_evaluate_leaves_the_collector_as_it_was(coco_case, enabled):
+    import gc
+
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        coco_evaluate(coco_case["gt"], coco_case["res"], backend="pycocotools")
+        assert gc.isenabled() == enabled
+        bad = {"image_id": coco_case["gt"]["images"][0]["id"], "category_id": 1, "bbox": [0.0, 0.0, 2, "x"],
+               "score": 1.0}  # COCOeval fails inside evaluate(), on the IoU of a string
+        with pytest.raises(ValueError, match="could not convert"):
+            coco_evaluate(coco_case["gt"], [bad], backend="pycocotools")
+        assert gc.isenabled() == enabled
+    finally:
+        (gc.enable if was else gc.disable)()
