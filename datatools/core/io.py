@@ -386,8 +386,7 @@ def fork_imap(fn: Callable[[object, T], R], state: object, tasks: Sequence[T], *
     import multiprocessing as mp
 
     global _FORK_STATE
-    w = default_workers() if workers is None or workers <= 0 else workers
-    w = min(w, len(tasks))
+    w = plan_workers(len(tasks), workers, min_per_worker=1)
     if w <= 1 or "fork" not in mp.get_all_start_methods():
         for task in tasks:
             yield fn(state, task)

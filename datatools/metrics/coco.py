@@ -171,11 +171,10 @@ def _category_groups(coco_gt, coco_dt, workers: int | None) -> list[list]:
     COCOeval's cost is its Python loop over IoU thresholds x detections x ground truth of each image and category,
     so a category weighs the sum over images of detections x (ground truth + 1). The groups are filled heaviest
     first, each category into the lightest group (LPT)."""
-    from datatools.core.io import default_workers
+    from datatools.core.io import plan_workers
 
-    w = default_workers() if workers is None or workers <= 0 else workers
     cat_ids = sorted(coco_gt.getCatIds())
-    w = min(w, len(cat_ids))
+    w = plan_workers(len(cat_ids), workers, min_per_worker=1)
     if w <= 1:
         return []
     if len(coco_gt.anns) != len(coco_gt.dataset["annotations"]):
@@ -208,9 +207,9 @@ def _evaluate_by_category(ev, groups: list[list]) -> None:
     500k detections.
 
     The numbers are the same as in one process, given unique annotation ids (:func:`_category_groups` checks them):
-    with ``useCats`` (bbox evaluation always has it), COCOeval matches
-    each category's detections to its ground truth alone, in the order the annotations were given (kept here), and
-    ``accumulate`` fills the precision, recall and scores of category k from category k's per-image results alone.
+    with ``useCats`` (bbox evaluation always has it), COCOeval matches each category's detections to its ground
+    truth alone, in the order the annotations were given (kept here), and ``accumulate`` fills the precision,
+    recall and scores of category k from category k's per-image results alone.
     ``ev`` ends as ``accumulate`` leaves it, without ``evalImgs`` and ``ious`` (``summarize`` reads neither)."""
     from datatools.core.io import fork_imap
 

@@ -6,10 +6,11 @@ does both from a dataset folder.
 
 How the pixel statistics stay exact: every image becomes three 256-bin integer histograms, counted in place over the
 decoded pixels by ``ops/_histogram.c`` (or by PIL's ``histogram()``, the same counts somewhat slower). Histograms
-are summed as int64, so the total is the same in any order and for any number of workers. Only at the end are the sums turned into floats: ``mean = S1 / (255 N)`` and
-``var = (N S2 - S1^2) / (255 N)^2`` with Python integers (no overflow, no rounding before the last step), so the result
-is bit-identical between runs and worker counts. This is the population std over all pixels of all images, not a
-mean of per-image stds nor an unweighted mean of per-worker means.
+are summed as int64, so the total is the same in any order and for any number of workers. Only at the end are the
+sums turned into floats: ``mean = S1 / (255 N)`` and ``var = (N S2 - S1^2) / (255 N)^2`` with Python integers (no
+overflow, no rounding before the last step), so the result is bit-identical between runs and worker counts. This
+is the population std over all pixels of all images, not a mean of per-image stds nor an unweighted mean of
+per-worker means.
 
 Colour rule (what each image contributes, matching ``Image.open(p).convert("RGB")`` that most training code runs):
 
