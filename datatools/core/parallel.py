@@ -1,0 +1,267 @@
+"""The one parallel map: ``fn`` over chunks, results in chunk order, on local processes, threads or Ray tasks.
+
+Every pipeline that splits its work (reading annotation files, reading image headers, writing label files, placing
+images, counting pixels) cuts its items into chunks with :func:`chunked` and calls :func:`ordered_map` (or
+:func:`imap_ordered`, to work on each result while later chunks are still running). ``engine`` picks the mapper and
+nothing else, so ``--engine local`` and ``--engine ray`` run the same function over the same chunks and give the
+same results in the same order.
+
+- ``engine="local"``: :class:`concurrent.futures.ProcessPoolExecutor` (or a :class:`ThreadPoolExecutor` with
+  ``threads=True``, for work that is mostly system calls: links, copies, small writes). One worker, or one chunk,
+  runs in the calling process.
+- ``engine="ray"``: plain Ray tasks (``ray.remote(max_retries=...)`` and a ``ray.wait`` loop). Ray schedules,
+  retries a task whose worker died, and reports completions. ``ray`` is imported only on this path.
+
+``fn`` must be picklable (a module-level function, or a :func:`functools.partial` of one). Results should be small
+(counts, findings, records without pixels): they travel back to the caller.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from typing import Callable, Iterator, Sequence, TypeVar
+
+from datatools.core.errors import DatatoolsError, UsageError
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+ProgressFn = Callable[[int], None]
+
+ENGINES = ("local", "ray")
+DEFAULT_MAX_RETRIES = 3
+# Fault injection for tests: "K:/path/marker" makes the first attempt of chunk K kill its Ray worker with os._exit
+# (the marker file records that the attempt happened, so the retry runs normally). "NAME@K:/path/marker" picks chunk
+# K of the tasks running function NAME only, and kills the worker after the task has done its work (written its
+# files) but before it returns, so the retry meets the first attempt's output. Read on the driver and shipped with
+# the task, so it works whatever environment the Ray workers were started with.
+FAULT_ENV = "DATATOOLS_RAY_FAULT"
+
+
+def check_engine(engine: str | None) -> str:
+    """``engine`` lower-cased (``None`` is ``local``), or a usage error naming the choices."""
+    engine = (engine or "local").lower()
+    if engine not in ENGINES:
+        raise UsageError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
+    return engine
+
+
+def default_workers() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+def plan_workers(n: int, workers: int | None, *, min_per_worker: int = 1) -> int:
+    """How many local workers to use for ``n`` chunks (1 means: in the calling process)."""
+    workers = default_workers() if workers is None or workers <= 0 else workers
+    return max(1, min(workers, n // max(1, min_per_worker)))
+
+
+def chunked(items: Sequence[T], size: int | None = None, *, workers: int | None = None) -> list[Sequence[T]]:
+    """Contiguous chunks of ``items``, in order (keep them sorted: chunk order is output order).
+
+    The default size gives about 8 chunks per worker (so a slow chunk does not hold the others up and a Ray retry
+    redoes little), at least 16 and at most 512 items per chunk (so a task ships a few kilobytes of arguments and
+    its result stays small).
+    """
+    n = len(items)
+    if size is None:
+        size = max(16, min(512, -(-n // (8 * (workers or default_workers())))))
+    size = max(1, int(size))
+    return [items[i:i + size] for i in range(0, n, size)]
+
+
+def ordered_map(fn: Callable[[T], R], chunks: Sequence[T], *, engine: str = "local", address: str | None = None,
+                workers: int | None = None, threads: bool = False, progress: ProgressFn | None = None,
+                sizes: Sequence[int] | None = None, max_retries: int = DEFAULT_MAX_RETRIES) -> list[R]:
+    """``[fn(c) for c in chunks]`` on ``engine``, in chunk order. See :func:`imap_ordered` for the arguments."""
+    return list(imap_ordered(fn, chunks, engine=engine, address=address, workers=workers, threads=threads,
+                             progress=progress, sizes=sizes, max_retries=max_retries))
+
+
+def imap_ordered(fn: Callable[[T], R], chunks: Sequence[T], *, engine: str = "local", address: str | None = None,
+                 workers: int | None = None, threads: bool = False, progress: ProgressFn | None = None,
+                 sizes: Sequence[int] | None = None, max_retries: int = DEFAULT_MAX_RETRIES) -> Iterator[R]:
+    """``fn(c)`` for each chunk, yielded in chunk order as soon as it (and every chunk before it) is done, so the
+    caller's work on one result overlaps the workers' work on later chunks.
+
+    ``progress(n)`` is called as chunks finish, with ``sizes[i]`` for chunk i (default: ``len(chunk)`` where chunks
+    have a length, else 1). ``workers`` caps local processes or threads (default: all cores), or the CPUs of a new
+    local Ray cluster. On Ray a task whose worker dies is retried up to ``max_retries`` times; an exception raised by
+    ``fn`` is not retried (bad data should come back as findings, not exceptions) and is raised here as it would be
+    locally. Consume the iterator to the end, or close it: the pool is shut down then, and on an error or Ctrl-C the
+    chunks not yet started are cancelled.
+    """
+    engine = check_engine(engine)
+    sizes = list(sizes) if sizes is not None else [_size(c) for c in chunks]
+    if engine == "ray":
+        yield from _imap_ray(fn, chunks, address=address, progress=progress, sizes=sizes, max_retries=max_retries,
+                             workers=workers)
+        return
+    n_workers = plan_workers(len(chunks), workers)
+    if n_workers <= 1:
+        for chunk, size in zip(chunks, sizes):
+            result = fn(chunk)
+            if progress:
+                progress(size)
+            yield result
+        return
+    pool: Executor = (ThreadPoolExecutor if threads else ProcessPoolExecutor)(max_workers=n_workers)
+    try:
+        futures = [pool.submit(fn, chunk) for chunk in chunks]
+        for fut, size in zip(futures, sizes):
+            result = fut.result()
+            if progress:
+                progress(size)
+            yield result
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    finally:
+        pool.shutdown(wait=True)
+
+
+def _size(chunk: object) -> int:
+    try:
+        return len(chunk)  # type: ignore[arg-type]
+    except TypeError:
+        return 1
+
+
+# ---------------------------------------------------------------------------------------------------------- Ray
+
+def import_ray():
+    """``import ray`` or a usage error that says how to get it."""
+    try:
+        import ray
+    except ImportError as e:
+        raise UsageError("--engine ray needs Ray, which is not installed: pip install 'datatools[ray]'") from e
+    return ray
+
+
+def ensure_ray(address: str | None = None, *, workers: int | None = None):
+    """Connect to Ray once per process and return the module.
+
+    ``address=None`` reuses a Ray already initialized in this process (a notebook, a test), else starts a local one on
+    this machine (``workers`` CPUs, default all). ``"auto"`` joins the cluster started with ``ray start`` on this
+    machine; ``HOST:PORT`` (or ``ray://HOST:PORT``) a remote one.
+    """
+    ray = import_ray()
+    _ray_messages_to_stderr()
+    if ray.is_initialized():
+        return ray
+    kwargs: dict = {"include_dashboard": False, "configure_logging": True, "logging_level": "warning",
+                    "log_to_driver": False}
+    if address in (None, "", "local"):
+        # A fresh local cluster, not whatever /tmp/ray/ray_current_cluster points at: what you ask is what you get.
+        kwargs["address"] = "local"
+        if workers:
+            kwargs["num_cpus"] = int(workers)
+    else:
+        kwargs["address"] = address
+    try:
+        ray.init(**kwargs)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        raise DatatoolsError(f"cannot start or reach Ray at {address or 'a new local cluster'}: {e}") from e
+    return ray
+
+
+def _ray_messages_to_stderr() -> None:
+    """Ray prints cluster messages ("a worker died ...") on the driver's stdout from a background thread, which
+    would corrupt ``--json`` output; send them to stderr. Best effort: a Ray without this hook is left alone."""
+    try:
+        from ray._private import worker as w
+
+        original = w.print_to_stdstream
+        if getattr(original, "_datatools", False):
+            return
+
+        def to_stderr(data, *args, **kwargs):
+            return original({**data, "is_err": True}, *args, **kwargs)
+
+        to_stderr._datatools = True  # type: ignore[attr-defined]
+        w.print_to_stdstream = to_stderr
+    except Exception:  # pragma: no cover - another Ray version
+        pass
+
+
+def _fault_due(spec: str, fn: Callable, index: int) -> tuple[bool, str]:
+    """(whether this attempt of chunk ``index`` of ``fn`` is to die, and when: "before" or "after" its work)."""
+    k, _, marker = spec.partition(":")
+    name, at, k = k.rpartition("@")
+    target = getattr(fn, "func", fn)  # a partial names its function
+    if not marker or int(k) != index or (at and name != getattr(target, "__name__", "")) or os.path.exists(marker):
+        return False, ""
+    with open(marker, "w") as f:
+        f.write(f"{os.getpid()}\n")
+    return True, "after" if at else "before"
+
+
+def _ray_task(fn: Callable, index: int, chunk, fault: str):
+    """See :data:`FAULT_ENV` for ``fault``. A worker death (os._exit), not an exception: Ray retries it."""
+    due, when = _fault_due(fault, fn, index) if fault else (False, "")
+    if due and when == "before":
+        os._exit(17)
+    result = fn(chunk)
+    if due:
+        os._exit(17)
+    return result
+
+
+_REMOTE: dict[int, object] = {}
+
+
+def _imap_ray(fn, chunks, *, address, progress, sizes, max_retries, workers) -> Iterator:
+    ray = ensure_ray(address, workers=workers)
+    from ray.exceptions import RayError, RayTaskError
+
+    if max_retries not in _REMOTE:
+        _REMOTE[max_retries] = ray.remote(num_cpus=1, max_retries=max_retries, retry_exceptions=False)(_ray_task)
+    task = _REMOTE[max_retries]
+    fault = os.environ.get(FAULT_ENV, "")
+    n = len(chunks)
+    results: dict[int, object] = {}
+    # Keep a bounded number of tasks in flight (Ray's own "limit pending tasks" pattern): the driver never has every
+    # chunk's arguments and results in the object store at once, and Ctrl-C has little to cancel.
+    try:
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+    except Exception:  # pragma: no cover - a cluster that cannot say
+        cpus = 1
+    window = max(4, 4 * cpus)
+    pending: dict = {}
+    nxt = 0
+    emitted = 0
+    try:
+        while nxt < n or pending:
+            while nxt < n and len(pending) < window:
+                pending[task.remote(fn, nxt, chunks[nxt], fault)] = nxt
+                nxt += 1
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                i = pending.pop(ref)
+                try:
+                    results[i] = ray.get(ref)
+                except RayTaskError as e:
+                    if isinstance(e.cause, DatatoolsError):  # a usage or data error: as it would be raised locally
+                        raise e.cause from None
+                    raise DatatoolsError(f"chunk {i} failed on a Ray worker: {e.cause if e.cause else e}") from e
+                except RayError as e:
+                    raise DatatoolsError(f"chunk {i} failed after {max_retries} retries: {e}") from e
+                if progress:
+                    progress(sizes[i])
+            while emitted in results:
+                yield results.pop(emitted)
+                emitted += 1
+    except BaseException:
+        # Ctrl-C or a failed chunk: stop everything still queued or running, then let the caller clean up its stage.
+        for ref in pending:
+            try:
+                ray.cancel(ref, force=True)
+            except Exception:
+                pass
+        if pending:
+            # Wait (briefly) until the cancelled workers are gone, so none writes after the caller's cleanup.
+            try:
+                ray.wait(list(pending), num_returns=len(pending), timeout=10)
+            except Exception:
+                pass
+        raise
