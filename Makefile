@@ -8,7 +8,7 @@ OUT ?= out/demo
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py datatools/formats/_voc_scan.c datatools/ops/_histogram.c
+$(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install -q -e '.[test]'
@@ -53,7 +53,7 @@ bench: $(STAMP)
 gpu-wheels: $(STAMP)
 	$(PY) -m pip download -q --only-binary=:all: --python-version 3.12 --no-deps -d .whl \
 		--platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 \
-		pycocotools pyyaml pytest pluggy iniconfig packaging pygments
+		pycocotools faster-coco-eval fsspec pyyaml pytest pluggy iniconfig packaging pygments
 
 clean:
 	rm -rf out .pytest_cache

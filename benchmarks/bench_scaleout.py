@@ -8,10 +8,10 @@ Data (made once, reused): DIR = ``gen_voc.py DIR 20000 20000`` (20,000 XMLs and 
 
 What is measured, all in this process unless said otherwise:
 
-* the pixel pass of ``stats`` (``pixel_stats``) on all N images: local processes (``parallel_map``, all cores) and Ray
-  tasks over shards on a local Ray with the same CPUs, after a warm-up task so that Ray's start-up (``ray.init``,
+* the pixel pass of ``stats`` (``pixel_stats``) on all N images: local processes (``core.parallel``, all cores) and
+  Ray tasks over the same chunks on a local Ray with the same CPUs, after a warm-up task so that Ray's start-up (``ray.init``,
   worker processes, imports) is paid once and reported on its own row;
-* the annotation read (``voc.read`` against ``sharded.read_voc`` on Ray);
+* the annotation read (``voc.read`` with a local and a Ray ``core.parallel.Mapper``);
 * per-worker throughput: 1 and 2 CPUs for each engine on ``--per-worker-n`` images;
 * the CLI end to end (``datatools stats SRC --json``), each engine in a fresh process: start-up included, not amortized.
 
@@ -109,9 +109,9 @@ def main() -> None:
     src = ensure(args.data, args.n)
 
     import numpy as np
-    from datatools.core.io import list_images
+    from datatools.core.images import list_images
+    from datatools.core.parallel import Mapper
     from datatools.formats import voc
-    from datatools.ops.sharded import read_voc
     from datatools.ops.stats import pixel_stats
 
     cores = os.cpu_count() or 1
@@ -137,7 +137,7 @@ def main() -> None:
         run(("local", cores, "read"), lambda: voc.read(src, workers=cores))
         use_ray(cores, warm)
         run(("ray", cores, "pixels"), lambda: pixel_stats(paths, engine="ray"))
-        run(("ray", cores, "read"), lambda: read_voc(src, engine="ray"))
+        run(("ray", cores, "read"), lambda: voc.read(src, mapper=Mapper("ray")))
     for _ in range(args.rounds):
         for cpus in (1, 2):
             use_ray(None, warm)

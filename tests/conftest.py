@@ -6,6 +6,12 @@ import os
 from pathlib import Path
 
 import pytest
+from PIL import Image
+
+# Pillow's own Image.open, saved before any test imports ultralytics: importing ultralytics replaces it process-wide
+# with a wrapper that tries to pip-install a HEIF plugin on the first unreadable file. Tests that import ultralytics
+# (to check our YOLO output with its own code) must not change how later tests open images.
+_PILLOW_OPEN = Image.open
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_data"
@@ -104,3 +110,11 @@ def ray_cluster():
         ray.init(num_cpus=2, include_dashboard=False, logging_level="warning", log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def _pillow_open_restored():
+    """Put Pillow's ``Image.open`` back after a test that imported ultralytics (see ``_PILLOW_OPEN``)."""
+    yield
+    if Image.open is not _PILLOW_OPEN:
+        Image.open = _PILLOW_OPEN

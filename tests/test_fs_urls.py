@@ -113,7 +113,7 @@ def test_check_on_memory_url_equals_local(messy, which):
 
 def test_unidentifiable_image_behind_a_url_is_named_by_its_url(tmp_path):
     """PIL names a file object by its repr (an address that changes every run); the message names the URL."""
-    from datatools.core.io import read_image_header
+    from datatools.core.images import read_image_header
     from datatools.ops.stats import image_histogram
 
     folder = tmp_path / "im"
@@ -316,21 +316,60 @@ def test_ray_reads_a_chained_yolo_url_like_local(ray_cluster, tmp_path, made):
     assert s2 == s1 and same_tree(local, out) == []
 
 
-def test_forked_workers_read_memory_urls(messy, tmp_path):
-    """Local worker processes (forked: they inherit the in-memory store) parse URL files like the local reader."""
+def test_forked_workers_read_memory_urls(messy, tmp_path, monkeypatch):
+    """Local worker processes (forked: they inherit the in-memory store) read URL files in chunks like the local
+    reader, and the conversion pipeline writes the same bytes from them."""
+    from datatools.core import parallel
+    from datatools.formats import voc
     from datatools.ops.convert import convert
-    from datatools.ops.sharded import convert_voc_to_yolo, read_voc
 
+    # Chunks of 3 files, so that even this small tree is read and written by two worker processes.
+    monkeypatch.setattr(parallel.Mapper, "chunks", lambda self, items, size=None: parallel.chunked(items, 3))
     url = to_memory(messy)
-    a = read_voc(messy, engine="local", workers=2, shard_size=3)
-    b = read_voc(url, engine="local", workers=2, shard_size=3)
+    pids: set[int] = set()
+    a = voc.read(messy, mapper=parallel.Mapper(workers=2))
+    b = voc.read(url, mapper=parallel.Mapper(workers=2))
     assert [(r.image_id, r.annotations, r.width, r.height, r.splits) for r in a.images] == \
         [(r.image_id, r.annotations, r.width, r.height, r.splits) for r in b.images]
     assert [(f.code, f.message.replace(url, str(messy))) for f in b.findings] == \
         [(f.code, f.message) for f in a.findings]
     out = tmp_path / "y"
-    s1 = convert("voc", messy, "yolo", out, images_mode="copy").to_dict()
+    s1 = convert("voc", messy, "yolo", out, images_mode="copy", workers=1).to_dict()
     out.rename(tmp_path / "local")
-    s2 = convert_voc_to_yolo(url, out, engine="local", workers=2, shard_size=4, images_mode="copy").to_dict()
+    s2 = convert("voc", url, "yolo", out, images_mode="copy", workers=2).to_dict()
     assert json.loads(json.dumps(s2).replace(url, str(messy))) == s1
     assert same_tree(tmp_path / "local", out) == []
+
+
+def _devkit(tmp_path: Path) -> Path:
+    """A VOCdevkit root: VOC2007/ with Annotations/, and no XML of its own."""
+    items = {"a": voc_xml("a.jpg", (40, 30), [{"name": "cat", "box": (1, 1, 9, 9)}])}
+    make_voc_root(tmp_path / "VOCdevkit" / "VOC2007", items, images={"a.jpg": (40, 30)})
+    return tmp_path / "VOCdevkit"
+
+
+@pytest.mark.parametrize("cmd", [("check",), ("stats",), ("voc2yolo", "OUT")])
+def test_a_vocdevkit_root_is_refused_alike_local_and_url(tmp_path, cmd):
+    """A folder holding VOC2007/ (and no XML of its own) is refused with the same message on a local path and
+    behind a URL: it was read as a plain XML folder with ids like VOC2007/Annotations/a behind memory://."""
+    local = _devkit(tmp_path)
+    url = to_memory(local)
+    results = []
+    for src in (local, url):
+        args = [a if a != "OUT" else tmp_path / f"out{len(results)}" for a in cmd]
+        r = invoke(args[0], src, *args[1:])  # auto-detected as VOC, then refused by name
+        results.append(r)
+        assert r.exit_code == 2, r.output
+        assert "holds VOC2007: point SRC at one of them" in r.output, r.output
+    assert not (tmp_path / "out0").exists() and not (tmp_path / "out1").exists()
+    assert results[1].output.replace(url, str(local)) == results[0].output
+
+
+def test_a_vocdevkit_year_behind_a_url_reads_like_local(tmp_path):
+    """Pointed at VOC2007/ itself, both read the same dataset, with plain ids."""
+    from datatools.formats import voc
+
+    local = _devkit(tmp_path) / "VOC2007"
+    url = to_memory(local)
+    a, b = voc.read(local), voc.read(url)
+    assert [r.image_id for r in a.images] == [r.image_id for r in b.images] == ["a"]

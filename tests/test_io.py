@@ -7,27 +7,27 @@ from pathlib import Path
 import pytest
 
 import datatools
-from datatools.core import io
+from datatools.core import atomic, images, parallel, paths
 from tests.conftest import make_jpeg, make_voc_root, voc_xml
 
 
 @pytest.mark.parametrize("rel", ["../x", "a/../../x", "/etc/passwd", "C:/x", "..", "", "a/./.."])
 def test_safe_relpath_refuses_escapes(rel):
     with pytest.raises(datatools.UsageError):
-        io.safe_relpath(rel)
+        paths.safe_relpath(rel)
 
 
 @pytest.mark.parametrize("rel,expected", [("a/b.txt", "a/b.txt"), ("./a//b", "a/b"), ("a\\b", "a/b"), ("猫.txt", "猫.txt")])
 def test_safe_relpath_keeps_plain_names(rel, expected):
-    assert io.safe_relpath(rel) == expected
+    assert paths.safe_relpath(rel) == expected
 
 
 def test_staged_dir_replaces_whole_folder(tmp_path):
     final = tmp_path / "labels"
-    with io.staged_dir(final) as stage:
-        io.write_files([(os.path.join(stage, "a.txt"), "1"), (os.path.join(stage, "b.txt"), "2")])
-    with io.staged_dir(final) as stage:
-        io.write_files([(os.path.join(stage, "a.txt"), "3")])
+    with atomic.staged_dir(final) as stage:
+        atomic.write_files([(os.path.join(stage, "a.txt"), "1"), (os.path.join(stage, "b.txt"), "2")])
+    with atomic.staged_dir(final) as stage:
+        atomic.write_files([(os.path.join(stage, "a.txt"), "3")])
     assert sorted(p.name for p in final.iterdir()) == ["a.txt"] and (final / "a.txt").read_text() == "3"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["labels"]  # no stage or trash left behind
 
@@ -37,25 +37,25 @@ def test_staged_dir_removes_the_parents_it_made_on_error(tmp_path):
     there before, nor one that holds something else."""
     out = tmp_path / "new" / "out"
     with pytest.raises(RuntimeError):
-        with io.staged_dir(out / "labels") as stage:
+        with atomic.staged_dir(out / "labels") as stage:
             (Path(stage) / "x.txt").write_text("x")
             raise RuntimeError("boom")
     assert list(tmp_path.iterdir()) == []
     (tmp_path / "kept").mkdir()
     (tmp_path / "kept" / "other.txt").write_text("mine")
     with pytest.raises(RuntimeError):
-        with io.staged_dir(tmp_path / "kept" / "deeper" / "labels"):
+        with atomic.staged_dir(tmp_path / "kept" / "deeper" / "labels"):
             raise RuntimeError("boom")
     assert sorted(p.name for p in (tmp_path / "kept").iterdir()) == ["other.txt"]
 
 
 def test_staged_dir_keeps_old_folder_on_error(tmp_path):
     final = tmp_path / "labels"
-    with io.staged_dir(final) as stage:
-        io.write_files([(os.path.join(stage, "a.txt"), "old")])
+    with atomic.staged_dir(final) as stage:
+        atomic.write_files([(os.path.join(stage, "a.txt"), "old")])
     with pytest.raises(RuntimeError):
-        with io.staged_dir(final) as stage:
-            io.write_files([(os.path.join(stage, "a.txt"), "half")])
+        with atomic.staged_dir(final) as stage:
+            atomic.write_files([(os.path.join(stage, "a.txt"), "half")])
             raise RuntimeError("interrupted")
     assert (final / "a.txt").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["labels"]
@@ -72,162 +72,133 @@ def test_rerun_with_fewer_images_leaves_no_stale_labels(tmp_path):
 
 def test_atomic_write_leaves_no_temp(tmp_path):
     p = tmp_path / "d" / "f.json"
-    io.atomic_write(p, "x")
-    io.atomic_write(p, "y")
+    atomic.atomic_write(p, "x")
+    atomic.atomic_write(p, "y")
     assert p.read_text() == "y" and os.listdir(p.parent) == ["f.json"]
 
 
 @pytest.mark.parametrize("orientation,expected", [(1, (40, 20)), (3, (40, 20)), (5, (20, 40)), (6, (20, 40)),
                                                   (7, (20, 40)), (8, (20, 40))])
 def test_header_size_applies_exif_orientation(tmp_path, orientation, expected):
-    h = io.read_image_header(make_jpeg(tmp_path / "r.jpg", 40, 20, exif_orientation=orientation))
+    h = images.read_image_header(make_jpeg(tmp_path / "r.jpg", 40, 20, exif_orientation=orientation))
     assert (h.width, h.height) == expected and (h.raw_width, h.raw_height) == (40, 20) and h.orientation == orientation
 
 
 def test_header_reports_truncated_and_missing(tmp_path):
     p = make_jpeg(tmp_path / "ok.jpg", 64, 64)
     (tmp_path / "cut.jpg").write_bytes(p.read_bytes()[:20])
-    assert io.read_image_header(tmp_path / "cut.jpg").error
-    assert io.read_image_header(tmp_path / "none.jpg").error == "missing"
+    assert images.read_image_header(tmp_path / "cut.jpg").error
+    assert images.read_image_header(tmp_path / "none.jpg").error == "missing"
 
 
-def test_parallel_map_keeps_order_and_reports_progress():
+def test_ordered_map_keeps_order_and_reports_progress():
     seen = []
-    out = io.parallel_map(abs, list(range(-500, 0)), workers=2, progress=seen.append, min_per_worker=100)
-    assert out == [abs(x) for x in range(-500, 0)] and sum(seen) == 500
+    chunks = parallel.chunked(list(range(-500, 0)), 50)
+    out = parallel.ordered_map(_abs_chunk, chunks, workers=2, progress=seen.append)
+    assert [x for part in out for x in part] == [abs(x) for x in range(-500, 0)] and sum(seen) == 500
+    assert len(seen) == 10
 
 
-def _scaled_pid(state, task):
-    return state["k"] * task, os.getpid()
+def _abs_chunk(chunk):
+    return [abs(x) for x in chunk]
 
 
-def _range_sum(state, start, stop):
-    return sum(state[start:stop])
+def _pid_chunk(chunk):
+    return [(x, os.getpid()) for x in chunk]
 
 
-@pytest.mark.parametrize("workers", [1, 3])
-def test_fork_imap_inherits_state_and_keeps_task_order(workers):
-    tasks = list(range(40))
-    out = list(io.fork_imap(_scaled_pid, {"k": 3}, tasks, workers=workers))
-    assert [v for v, _ in out] == [3 * t for t in tasks]
-    pids = {pid for _, pid in out}
-    assert (os.getpid() in pids) == (workers == 1)  # several workers: none of it in this process
-    assert io._FORK_STATE is None
+@pytest.mark.parametrize("threads", [False, True])
+def test_map_items_runs_in_workers_in_order(threads):
+    out = parallel.map_items(_pid_chunk_item, list(range(600)), workers=2, threads=threads, min_per_worker=100)
+    assert [x for x, _ in out] == list(range(600))
+    assert (os.getpid() in {pid for _, pid in out}) is threads  # processes: none of it in this process
 
 
-def _fail_on_three(state, task):
-    if task == 3:
-        raise ValueError("task 3")
-    return task
+def _pid_chunk_item(x):
+    return x, os.getpid()
 
 
-def test_fork_imap_raises_a_workers_error_and_cleans_up():
-    import gc
-
-    with pytest.raises(ValueError, match="task 3"):
-        list(io.fork_imap(_fail_on_three, None, list(range(8)), workers=2))
-    assert io._FORK_STATE is None and gc.get_freeze_count() == 0
-    gc.freeze()  # a caller's own freeze is kept
-    try:
-        assert list(io.fork_imap(_fail_on_three, None, [0, 1], workers=2)) == [0, 1]
-        assert gc.get_freeze_count() > 0
-    finally:
-        gc.unfreeze()
+def test_map_items_stays_in_process_for_small_inputs():
+    out = parallel.map_items(_pid_chunk_item, list(range(50)), workers=4)
+    assert {pid for _, pid in out} == {os.getpid()}
 
 
-def test_fork_ranges_sums_every_range_once():
-    seen = []
-    data = list(range(10_000))
-    assert io.fork_ranges(_range_sum, data, len(data), workers=2, progress=seen.append, min_per_worker=100) == sum(data)
-    assert sum(seen) == len(data) and len(seen) > 1
-    assert io.fork_ranges(_range_sum, data, 0, workers=2) == 0
+def _fail_on_three(chunk):
+    if 3 in chunk:
+        raise ValueError("chunk with 3")
+    return chunk
 
 
-def _pillow_open():
-    """Pillow's own ``Image.open``, whether or not ultralytics (imported by another test) has replaced it."""
-    import sys
-
-    from PIL import Image
-
-    if Image.open.__module__ == "PIL.Image":
-        return Image.open
-    return sys.modules["ultralytics.utils.patches"]._image_open
+def test_ordered_map_raises_a_workers_error():
+    with pytest.raises(ValueError, match="chunk with 3"):
+        parallel.ordered_map(_fail_on_three, [[0], [1], [2], [3], [4]], workers=2)
 
 
-_PILLOW_OPEN = _pillow_open()
+def test_mapper_checks_its_engine():
+    with pytest.raises(datatools.UsageError, match="unknown engine"):
+        parallel.Mapper("spark")
+    assert not parallel.Mapper().may_repeat and parallel.Mapper("RAY").may_repeat
 
 
-def _pip_installing_open(fp, *args, **kwargs):
-    """What ultralytics puts in place of ``PIL.Image.open``: on a file Pillow cannot identify it tries to install a
-    plugin, which fails offline with ModuleNotFoundError."""
-    from PIL import UnidentifiedImageError
-
-    try:
-        return _PILLOW_OPEN(fp, *args, **kwargs)
-    except UnidentifiedImageError:
-        raise ModuleNotFoundError("No module named 'pi_heif'") from None
-
-
-def _wrapped_open():
-    """A replacement made with functools.wraps: it carries Pillow's name and module, so only its code tells."""
-    import functools
-
-    @functools.wraps(_PILLOW_OPEN)
-    def open_(fp, *args, **kwargs):
-        return _pip_installing_open(fp, *args, **kwargs)
-
-    return open_
+@pytest.mark.parametrize("mode", ["link", "copy", "symlink"])
+def test_place_images_links_or_copies_into_the_stage(tmp_path, mode):
+    srcs = [make_jpeg(tmp_path / "in" / f"{i}.jpg", 8, 8) for i in range(40)]
+    with atomic.staged_dir(tmp_path / "out" / "images") as stage:
+        atomic.place_images([(str(p), os.path.join(stage, "train", p.name)) for p in srcs], mode, stage=stage,
+                            mapper=parallel.Mapper(workers=2))
+    placed = sorted((tmp_path / "out" / "images" / "train").iterdir())
+    assert [p.name for p in placed] == sorted(p.name for p in srcs)
+    assert all(p.read_bytes() == (tmp_path / "in" / p.name).read_bytes() for p in placed)
+    assert all(p.is_symlink() == (mode == "symlink") for p in placed)
+    if mode == "link":
+        assert placed[0].stat().st_ino == (tmp_path / "in" / placed[0].name).stat().st_ino
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["images"]  # no stage or scratch left
 
 
-def _closure_open():
-    """A replacement that holds Pillow's function in a closure cell, not in its globals."""
-    from PIL import UnidentifiedImageError
-
-    inner = _PILLOW_OPEN
-
-    def open_(fp, *args, **kwargs):
-        try:
-            return inner(fp, *args, **kwargs)
-        except UnidentifiedImageError:
-            raise ModuleNotFoundError("No module named 'pi_heif'") from None
-
-    return open_
-
-
-@pytest.mark.parametrize("make", [lambda: _pip_installing_open, _wrapped_open, _closure_open],
-                         ids=["global", "functools.wraps", "closure"])
-def test_image_reads_see_through_a_replaced_pil_open(tmp_path, monkeypatch, make):
-    """A corrupt image gets Pillow's own message in a process where another library replaced ``PIL.Image.open``
-    (ultralytics does on import), as in a clean one, and the good image still reads."""
-    from PIL import Image
-
-    from datatools.core import io
-    from datatools.ops.stats import image_histogram
-
-    replacement = make()
-
-    bad = tmp_path / "bad.jpg"
-    bad.write_bytes(b"not a jpeg at all")
-    good = tmp_path / "good.png"
-    Image.new("RGB", (7, 5), (10, 20, 30)).save(good)
-    monkeypatch.setattr(Image, "open", replacement)
-    monkeypatch.setattr(io, "_PIL_OPEN", None)
-    for error in (io.read_image_header(str(bad)).error, image_histogram(str(bad))[2]):
-        assert error.startswith("unreadable image: cannot identify image file"), error
-    assert io.read_image_header(str(good)).width == 7
-    assert image_histogram(str(good))[0][2, 30] == 35
-    monkeypatch.setattr(io, "_PIL_OPEN", replacement)  # without the unwrapping: the other message
-    assert "pi_heif" in io.read_image_header(str(bad)).error
+def test_retry_safe_writes_replace_the_files_of_a_first_attempt(tmp_path):
+    """A chunk run twice (a Ray retry) rewrites its files whole through the scratch folder, and places an image
+    over the one of the first attempt, where a plain write would fail on the existing link."""
+    src = make_jpeg(tmp_path / "a.jpg", 8, 8)
+    stage = tmp_path / "stage"
+    stage.mkdir()
+    scratch = atomic.scratch_beside(str(stage))
+    for attempt in ("first", "second"):
+        with atomic.retry_safe_writes(scratch):
+            atomic.write_stage_file(str(stage / "a.txt"), attempt.encode())
+            atomic.place_stage_file(str(src), str(stage / "a.jpg"), atomic.ImagesMode.LINK)
+    assert (stage / "a.txt").read_text() == "second" and sorted(os.listdir(stage)) == ["a.jpg", "a.txt"]
+    assert os.listdir(scratch) == []
+    with pytest.raises(OSError):  # outside the block: plain writes, which a repeat would trip on
+        atomic.place_stage_file(str(src), str(stage / "a.jpg"), atomic.ImagesMode.LINK)
 
 
-def test_image_reads_see_through_ultralytics_patch(tmp_path, monkeypatch):
-    pytest.importorskip("ultralytics")
-    import ultralytics.utils.patches  # noqa: F401  (replaces PIL.Image.open on import)
+def test_list_images_is_sorted_relative_and_skips_other_files(tmp_path):
+    for rel in ("b/2.PNG", "a.jpg", "b/1.jpeg", "notes.txt", "c/.jpg.txt"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    found = images.list_images(tmp_path)
+    assert list(found) == ["a.jpg", "b/1.jpeg", "b/2.PNG"]
+    assert found["b/1.jpeg"] == str(tmp_path / "b" / "1.jpeg")
+    assert images.list_images(tmp_path, recursive=False) == {"a.jpg": str(tmp_path / "a.jpg")}
+    assert images.list_images(tmp_path / "missing") == {}
 
-    from datatools.core import io
 
-    monkeypatch.setattr(io, "_PIL_OPEN", None)
-    bad = tmp_path / "bad.jpg"
-    bad.write_bytes(b"not a jpeg at all")
-    error = io.read_image_header(str(bad)).error
-    assert error.startswith("unreadable image: cannot identify image file"), error
+@pytest.mark.parametrize("out,inputs,ok", [("o", ["i"], True), ("i", ["i"], False), ("i/", ["i"], False)])
+def test_check_output_dir_refuses_the_input(tmp_path, out, inputs, ok):
+    args = (tmp_path / out, [tmp_path / i for i in inputs])
+    if ok:
+        assert paths.check_output_dir(*args) == (tmp_path / out).resolve()
+    else:
+        with pytest.raises(datatools.UsageError, match="is the input"):
+            paths.check_output_dir(*args)
+
+
+def test_check_output_dir_refuses_a_url_output(tmp_path):
+    with pytest.raises(datatools.UsageError, match="must be a local path"):
+        paths.check_output_dir("memory://out", [tmp_path])
+
+
+def test_refuse_replacing_inputs_guards_the_folders_a_writer_swaps(tmp_path):
+    with pytest.raises(datatools.UsageError, match="holds the input"):
+        paths.refuse_replacing_inputs(tmp_path, ["Annotations"], [tmp_path / "Annotations" / "sub"])
+    paths.refuse_replacing_inputs(tmp_path, ["labels"], [tmp_path / "Annotations", "memory://x/labels"])

@@ -1,8 +1,8 @@
 """``--engine ray``: the same results as ``--engine local`` (stats bits, conversion bytes, findings order, split
 assignment), retries after a killed worker, corrupt files reported, Ctrl-C leaves no half-written output.
 
-One local Ray cluster (``ray.init(num_cpus=2)``) serves the whole module. Tests that need no Ray (the sharded code
-on local processes, URL handling, the missing-ray message) run without it.
+One local Ray cluster (``ray.init(num_cpus=2)``) serves the whole module. Tests that need no Ray (the same pipeline
+on local processes over small chunks, URL handling, the missing-ray message) run without it.
 """
 from __future__ import annotations
 
@@ -16,8 +16,10 @@ import pytest
 from click.testing import CliRunner
 
 from datatools.cli import cli
-from datatools.core.engine import FAULT_ENV, local_path, make_shards, run_shards
+from datatools.core import parallel
 from datatools.core.errors import UsageError
+from datatools.core.fs import local_path
+from datatools.core.parallel import FAULT_ENV, chunked, ordered_map
 from tests.conftest import SAMPLE, make_jpeg, make_voc_root, voc_xml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,12 +65,40 @@ def driver_must_not_write(monkeypatch) -> None:
     def refuse(*a, **k):
         raise AssertionError(f"the driver wrote a per-image file: {a[:2]}")
 
-    from datatools.core import io
-    from datatools.formats import voc, yolo
+    from datatools.core import atomic
 
-    for mod, name in ((io, "place_stage_file"), (io, "link_or_copy"), (yolo, "write_stage_file"),
-                      (voc, "write_stage_file")):
-        monkeypatch.setattr(mod, name, refuse)
+    for name in ("place_stage_file", "link_or_copy", "write_stage_file"):
+        monkeypatch.setattr(atomic, name, refuse)
+
+
+def no_leftovers(out: Path) -> None:
+    """Nothing hidden is left in OUT or beside it: no ``.<name>.staging-<pid>`` stage, no ``<stage>.scratch`` folder
+    of retry-safe writes, no ``.<file>.<id>.tmp`` file, no ``.<name>.old-<pid>`` trash (all of them start with a dot
+    and live in OUT, beside the folder they build)."""
+    assert out.is_dir()
+    hidden = [p.relative_to(out).as_posix() for p in out.rglob(".*")]
+    assert hidden == [], f"left behind in OUT: {hidden}"
+    beside = [p.name for p in out.parent.iterdir() if p.name.startswith(("." + out.name, out.name + "."))]
+    assert beside == [], f"left behind next to OUT: {beside}"
+
+
+def test_no_leftovers_sees_stages_and_scratch_folders(tmp_path):
+    """The leftover check used below can fail: a stage's scratch folder in OUT, or a stage beside it, is seen."""
+    out = tmp_path / "out"
+    (out / ".labels.staging-1.scratch").mkdir(parents=True)
+    with pytest.raises(AssertionError, match="staging-1.scratch"):
+        no_leftovers(out)
+    (out / ".labels.staging-1.scratch").rmdir()
+    no_leftovers(out)
+    (tmp_path / ".out.staging-7").mkdir()
+    with pytest.raises(AssertionError, match="next to OUT"):
+        no_leftovers(out)
+
+
+def small_chunks(monkeypatch, size: int = 4) -> None:
+    """Cut every reader's and writer's work into chunks of ``size`` items, so that even the small test trees run as
+    several chunks on several worker processes (forked: they inherit this patch)."""
+    monkeypatch.setattr(parallel.Mapper, "chunks", lambda self, items, _size=None: chunked(items, size))
 
 
 @pytest.fixture
@@ -98,61 +128,64 @@ def test_local_path_accepts_file_urls_and_refuses_remote(tmp_path):
         local_path("s3://bucket/voc")
 
 
-@pytest.mark.parametrize("n, size, expect", [(0, None, 0), (200, None, 16), (20000, None, 79), (10, 3, 4)])
-def test_make_shards_are_contiguous(n, size, expect):
+@pytest.mark.parametrize("n, size, workers, expect", [(0, None, 2, 0), (200, None, 2, 13), (20000, None, 2, 40),
+                                                      (20000, None, 64, 500), (10, 3, 2, 4)])
+def test_chunks_are_contiguous(n, size, workers, expect):
     items = list(range(n))
-    shards = make_shards(items, size=size)
-    assert len(shards) == expect
-    assert [x for s in shards for x in s] == items
+    chunks = chunked(items, size, workers=workers)
+    assert len(chunks) == expect
+    assert [x for c in chunks for x in c] == items
 
 
-def test_sharded_read_on_local_processes_equals_the_reader(messy_voc):
-    from datatools.formats import voc
-    from datatools.ops.sharded import read_voc
+@pytest.mark.parametrize("fmt", ["voc", "yolo", "coco"])
+def test_reader_on_local_processes_equals_one_process(tmp_path, monkeypatch, messy_voc, fmt):
+    """Each reader maps its per-chunk function over small chunks on two processes: the same Dataset as in one."""
+    from datatools import formats
+    from datatools.core.parallel import Mapper
 
-    for src in (SAMPLE, messy_voc):
-        assert read_voc(src, engine="local", workers=2, shard_size=5) == voc.read(src)
+    src = messy_voc
+    if fmt != "voc":
+        src = tmp_path / "src"
+        assert invoke("convert", "--to", fmt, messy_voc, src, "--images-mode", "copy").exit_code == 0
+    mod = formats.get(fmt)
+    one = mod.read(src, workers=1)
+    small_chunks(monkeypatch)
+    assert mod.read(src, mapper=Mapper(workers=2)) == one
+    assert len(one.images) >= 20 and one.findings
 
 
-def test_sharded_yolo_conversion_on_local_processes(tmp_path, messy_voc):
+@pytest.mark.parametrize("src_fmt,dst,normalize", [("voc", "yolo", False), ("voc", "voc", False),
+                                                   ("yolo", "yolo", False), ("yolo", "voc", False),
+                                                   ("yolo", "voc", True), ("voc", "coco", False)])
+def test_conversion_over_chunks_on_local_processes(tmp_path, monkeypatch, messy_voc, src_fmt, dst, normalize):
+    """The pipeline's chunked reads and worker-side writes on two processes give the one-process summary, findings
+    and bytes, with class names that differ only in case kept apart or merged."""
     from datatools.ops.convert import convert
-    from datatools.ops.sharded import convert_voc_to_yolo
 
-    out = tmp_path / "y"
-    s1 = convert("voc", messy_voc, "yolo", out).to_dict()
-    out.rename(tmp_path / "local")
-    s2 = convert_voc_to_yolo(messy_voc, out, engine="local", workers=2, shard_size=4).to_dict()
-    assert s1 == s2
-    assert s2["objects"]["balanced"] and s2["warnings"].get("name-case") == 1
-    assert same_tree(tmp_path / "local", out) == []
-
-
-@pytest.mark.parametrize("dst,normalize", [("yolo", False), ("voc", False), ("voc", True)])
-def test_sharded_conversion_from_yolo_on_local_processes(tmp_path, messy_voc, dst, normalize):
-    """The YOLO source path of the shard writers (no Ray needed): the same summary and tree as convert(), with
-    class names that differ only in case kept apart or merged."""
-    from datatools.ops.convert import convert
-    from datatools.ops.sharded import convert_voc_sharded
-
-    src = tmp_path / "src"
-    convert("voc", messy_voc, "yolo", src, images_mode="copy")
+    src = messy_voc
+    if src_fmt == "yolo":
+        src = tmp_path / "src"
+        convert("voc", messy_voc, "yolo", src, images_mode="copy")
     out = tmp_path / "o"
-    s1 = convert("yolo", src / "data.yaml", dst, out, normalize_names=normalize).to_dict()
+    s1 = convert(src_fmt, src, dst, out, normalize_names=normalize, images_mode="copy", workers=1).to_dict()
     out.rename(tmp_path / "local")
-    s2 = convert_voc_sharded(src / "data.yaml", out, src_format="yolo", dst_format=dst, engine="local", workers=2,
-                             shard_size=4, normalize_names=normalize).to_dict()
-    assert s1 == s2 and s2["src_format"] == "yolo"
+    small_chunks(monkeypatch)
+    s2 = convert(src_fmt, src, dst, out, normalize_names=normalize, images_mode="copy", workers=2).to_dict()
+    assert s1 == s2 and s2["src_format"] == src_fmt and s2["findings_total"] > 0
+    assert s2["objects"]["balanced"]
     assert (s2["warnings"].get("name-case") == 1) is (not normalize)
     assert same_tree(tmp_path / "local", out) == []
+    no_leftovers(out)
 
 
-def test_sharded_yolo_strict_writes_nothing(tmp_path, messy_voc):
+def test_strict_conversion_writes_nothing(tmp_path, monkeypatch, messy_voc):
     from datatools.core.errors import StrictModeError
-    from datatools.ops.sharded import convert_voc_to_yolo
+    from datatools.ops.convert import convert
 
+    small_chunks(monkeypatch)
     out = tmp_path / "y"
     with pytest.raises(StrictModeError, match="nothing was written"):
-        convert_voc_to_yolo(messy_voc, out, engine="local", workers=1, shard_size=4, strict=True)
+        convert("voc", messy_voc, "yolo", out, workers=2, strict=True)
     assert [p for p in tmp_path.rglob("*") if p != out and messy_voc not in p.parents and p != messy_voc] == []
 
 
@@ -191,7 +224,7 @@ def test_voc2yolo_identical_bytes(ray_cluster, tmp_path):
     assert s_ray == s_local
     assert same_tree(local, out) == []
     assert len(list((out / "labels").rglob("*.txt"))) == 200
-    assert not list(tmp_path.glob(".*staging*")) and not list(out.rglob(".datatools-tmp"))
+    no_leftovers(out)
 
 
 @pytest.mark.ray
@@ -209,21 +242,9 @@ def test_voc_to_voc_written_by_workers_identical_bytes(ray_cluster, tmp_path, mo
                                           "--images-mode", mode)
     assert s_ray == s_local and s_local["files_written"] == 200
     assert same_tree(local, out) == []
-    assert (out / "ImageSets" / "Main" / "val.txt").is_file() and not list(out.rglob(".datatools-tmp"))
+    assert (out / "ImageSets" / "Main" / "val.txt").is_file()
+    no_leftovers(out)
     assert (out / "JPEGImages").is_dir() == (mode == "copy")
-
-
-def test_sharded_voc_output_on_local_processes_equals_convert(tmp_path, messy_voc):
-    """The worker-side VOC writer on local processes gives convert()'s summary, findings and bytes."""
-    from datatools.ops.convert import convert
-    from datatools.ops.sharded import convert_voc_sharded
-
-    s1 = convert("voc", messy_voc, "voc", tmp_path / "a", images_mode="copy").to_dict()
-    s2 = convert_voc_sharded(messy_voc, tmp_path / "b", dst_format="voc", engine="local", workers=2, shard_size=4,
-                             images_mode="copy").to_dict()
-    s2["out"] = s1["out"]
-    assert s1 == s2 and s1["findings_total"] > 0
-    assert same_tree(tmp_path / "a", tmp_path / "b") == []
 
 
 @pytest.mark.ray
@@ -254,8 +275,9 @@ def test_yolo_and_coco_sources_on_ray_identical_bytes(ray_cluster, tmp_path, mon
 @pytest.mark.ray
 @pytest.mark.parametrize("dst", ["yolo", "voc"])
 def test_messy_yolo_source_read_and_written_by_workers(ray_cluster, tmp_path, monkeypatch, dst):
-    """YOLO input to YOLO or VOC output runs shard by shard on the workers (label files, image headers, policies,
-    writes), with the local run's summary, findings in the same order, and tree."""
+    """YOLO input to YOLO or VOC output: the workers read the label files and image headers and write the outputs
+    (the driver applies the policies to the records), with the local run's summary, findings in the same order,
+    and tree."""
     src = tmp_path / "src"
     assert invoke("convert", "--to", "yolo", SAMPLE, src, "--images-mode", "copy").exit_code == 0
     labels = sorted((src / "labels").rglob("*.txt"))
@@ -344,7 +366,7 @@ def test_split_hash_same_assignment(ray_cluster, tmp_path, monkeypatch, fmt):
     s_ray["out"] = s_local["out"]
     assert s_ray == s_local and same_tree(local, out) == []
     assert len([p for p in out.rglob("*.jpg")]) >= len(s_local["assignment"])
-    assert not out.with_name(out.name + ".scratch").exists() and list(out.rglob(".*")) == []
+    no_leftovers(out)
     r = CliRunner().invoke(cli, ["split", str(src), str(tmp_path / "x"), "--engine", "ray"])
     assert r.exit_code == 2 and "--method hash" in r.output
 
@@ -364,8 +386,9 @@ def test_killed_worker_is_retried_and_result_identical(ray_cluster, tmp_path, mo
 
 
 @pytest.mark.ray
-@pytest.mark.parametrize("src_fmt,task,dst", [("coco", "_range_task", "voc"), ("coco", "_place_task", "yolo"),
-                                              ("yolo", "voc_shard_task", "voc"), ("yolo", "yolo_shard_task", "yolo")])
+@pytest.mark.parametrize("src_fmt,task,dst", [("coco", "write_chunk", "voc"), ("coco", "place_chunk", "yolo"),
+                                              ("yolo", "write_chunk", "voc"), ("yolo", "write_chunk", "yolo"),
+                                              ("voc", "place_chunk", "voc")])
 def test_write_task_killed_after_writing_is_retried(ray_cluster, tmp_path, monkeypatch, src_fmt, task, dst):
     """A write task whose worker dies after it wrote its files (before returning) is retried; the retry replaces the
     first attempt's files one by one, and the tree is still the local one, with no scratch file left behind."""
@@ -378,8 +401,7 @@ def test_write_task_killed_after_writing_is_retried(ray_cluster, tmp_path, monke
         before_ray=lambda: monkeypatch.setenv(FAULT_ENV, f"{task}@1:{marker}"))
     assert marker.exists(), "the fault hook did not fire: the test proves nothing"
     assert s_ray == s_local and same_tree(local, out) == []
-    assert list(out.rglob(".*")) == [], "a scratch or staging folder was left behind"
-    assert [p.name for p in out.parent.iterdir() if p.name.startswith(out.name + ".")] == []
+    no_leftovers(out)
 
 
 @pytest.mark.ray
@@ -387,7 +409,7 @@ def test_ctrl_c_cancels_and_leaves_no_partial_output(ray_cluster, tmp_path):
     from datatools.ops.convert import convert
 
     def interrupt(stage, n, total):
-        if stage == "convert" and n:
+        if stage == "write" and n:  # after the first chunk of label files was written by a worker
             raise KeyboardInterrupt
 
     out = tmp_path / "y"
@@ -398,8 +420,8 @@ def test_ctrl_c_cancels_and_leaves_no_partial_output(ray_cluster, tmp_path):
 
     seen = []
     with pytest.raises(KeyboardInterrupt):
-        run_shards(_slow_square, list(range(8)), engine="ray",
-                   progress=lambda n: seen.append(n) or (_ for _ in ()).throw(KeyboardInterrupt()))
+        ordered_map(_slow_square, list(range(8)), engine="ray",
+                    progress=lambda n: seen.append(n) or (_ for _ in ()).throw(KeyboardInterrupt()))
     assert seen == [1]
 
 
@@ -411,6 +433,6 @@ def _slow_square(x: int) -> int:
 
 
 @pytest.mark.ray
-def test_run_shards_keeps_shard_order(ray_cluster):
-    assert run_shards(_slow_square, [3, 1, 2, 0], engine="ray") == [9, 1, 4, 0]
-    assert run_shards(_slow_square, [3, 1, 2, 0], engine="local", workers=2) == [9, 1, 4, 0]
+def test_ordered_map_keeps_chunk_order(ray_cluster):
+    assert ordered_map(_slow_square, [3, 1, 2, 0], engine="ray") == [9, 1, 4, 0]
+    assert ordered_map(_slow_square, [3, 1, 2, 0], engine="local", workers=2) == [9, 1, 4, 0]

@@ -75,10 +75,11 @@ def read_dataset(src, fmt: str | None, *, images=None, sets=None, classes: str |
                  update: Callable[[str, int, "int | None"], None] | None = None, engine: str = "local",
                  ray_address: str | None = None, with_objects: bool = False, **extra):
     """Read SRC for a command: resolve ``--format`` (auto-detect), apply ``--images/--sets/--classes/--workers`` and
-    report progress as the ``read`` stage. Returns the annotation model (with ``with_objects``: ``(model, objects or
-    None)``, see ``ops.stats.label_columns``). With ``engine="ray"`` VOC XML is parsed over shards on Ray, and YOLO/COCO run their
-    per-image reads there (the same model either way)."""
+    report progress as the ``read`` stage. The reader's chunks run on local processes or, with ``engine="ray"``, as
+    Ray tasks (the same model either way). Returns the annotation model (``with_objects``: ``(model, None)``, for
+    callers that once took label columns)."""
     from datatools import formats
+    from datatools.core.parallel import Mapper
     from datatools.ops.convert import read_options
 
     mod = formats.get(formats.resolve(fmt, src))
@@ -86,19 +87,8 @@ def read_dataset(src, fmt: str | None, *, images=None, sets=None, classes: str |
     progress = {}
     if update is not None:
         progress = {"progress": lambda n: update("read", n, None), "on_total": lambda t: update("read", 0, t)}
-    if engine == "ray" and mod.NAME == "voc":
-        from datatools.ops.sharded import read_voc
-
-        opts.pop("workers", None)
-        ds = read_voc(src, classes=parse_classes(classes), address=ray_address, workers=workers or None,
-                      **progress, **opts)
-        return (ds, None) if with_objects else ds
-    if with_objects and mod.NAME == "voc":  # label statistics: objects as columns (formats.voc.read_labels)
-        return mod.read_labels(src, classes=parse_classes(classes), **progress, **opts)
-    from datatools.core.engine import reader_options
-
-    on_engine = reader_options(engine, ray_address, workers or None)
-    ds = mod.read(src, classes=parse_classes(classes), **progress, **on_engine, **opts)
+    ds = mod.read(src, classes=parse_classes(classes), mapper=Mapper(engine, ray_address, workers or None),
+                  **progress, **opts)
     return (ds, None) if with_objects else ds
 
 
@@ -137,14 +127,14 @@ class SourcePath(click.ParamType):
     name = "path"
 
     def convert(self, value, param, ctx):
-        from datatools.core.engine import source_path
+        from datatools.core import fs
         from datatools.core.errors import UsageError
 
         try:
-            path = source_path(value)
+            path = fs.source_path(value)
         except UsageError as e:
             self.fail(str(e), param, ctx)
-        if "://" in path:
+        if fs.is_url(path):
             return path  # checked through fsspec by source_path
         if not Path(path).exists():
             self.fail(f"{value!r} does not exist.", param, ctx)
@@ -152,13 +142,13 @@ class SourcePath(click.ParamType):
 
 
 def engine_options(f):
-    """``--engine local|ray`` and ``--ray-address``: where the sharded work runs (see datatools.core.engine)."""
+    """``--engine local|ray`` and ``--ray-address``: where the chunked work runs (see datatools.core.parallel)."""
     f = click.option("--ray-address", default=None, metavar="auto|HOST:PORT",
                      help="Ray cluster for --engine ray: 'auto' joins the cluster `ray start` made on this machine, "
                           "HOST:PORT (or ray://HOST:PORT) a remote one. Default: a new local Ray on this machine "
                           "(--workers CPUs). Every node needs datatools installed and SRC/OUT at the same paths.")(f)
     return click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
-                        help="Run on local processes, or as Ray tasks over shards of files (pip install "
+                        help="Run on local processes, or as Ray tasks over chunks of files (pip install "
                              "'datatools[ray]'). Results are identical either way.")(f)
 
 

@@ -7,8 +7,9 @@ in another process or on another Ray node reopens it; the filesystem instance is
 caches instances per URL options). Outputs are always local (or shared, mounted) paths.
 
 A path is a URL when it contains ``://`` (``memory://x``, ``s3://b/k``, and chains such as
-``simplecache::file:///abs``). Callers turn a plain ``file://`` URL into a local path first
-(:func:`datatools.core.engine.local_path`), so only URLs that need fsspec reach it.
+``simplecache::file:///abs``). :func:`source_path` and :func:`local_path` turn a plain ``file://`` URL into a local
+path first, so only URLs that need fsspec reach fsspec. This is the only module that tests for ``://``: everything
+else asks :func:`is_url`, or takes :func:`files_for` (the same operations on local paths and URLs).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import os
 import posixpath
 import sys
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 from datatools.core.errors import UsageError
 
@@ -170,7 +172,7 @@ class LocalFiles:
 
 def files_for(src: str):
     """This module for a URL ``src``, :class:`LocalFiles` for a local path: the same operations either way."""
-    if "://" in src:
+    if is_url(src):
         return sys.modules[__name__]
     return LocalFiles
 
@@ -186,3 +188,56 @@ def check_source(url: str) -> str:
     if not ok:
         raise UsageError(f"{url}: no such file or directory")
     return url
+
+
+def local_path(src: str | os.PathLike) -> str:
+    """``file://`` URLs become local paths; plain paths pass through. Other schemes (s3://, memory://, ...) are
+    refused with a clear message: use it where a local path is required (OUT). A SRC (VOC, YOLO or COCO) may be
+    any fsspec URL: see :func:`source_path`."""
+    text = os.fspath(src)
+    if not is_url(text):
+        return text
+    parsed = urlparse(text)
+    if parsed.scheme == "file":
+        if parsed.netloc not in ("", "localhost"):
+            raise UsageError(f"{text}: a file:// URL must name a local path (file:///abs/path), "
+                             f"not host {parsed.netloc!r}")
+        return unquote(parsed.path) or "/"
+    raise UsageError(f"{text}: {parsed.scheme}:// needs a local path here: outputs (OUT) must be a local path, "
+                     "a file:// URL, or a shared file system mounted at the same path on every Ray node; fsspec URLs "
+                     "(s3://, memory://, simplecache::...) are read as inputs (SRC) only")
+
+
+def source_path(src: str | os.PathLike) -> str:
+    """SRC for a reader: a local path (``file://`` URLs made local, as :func:`local_path`), or any other fsspec URL
+    kept as a string (it must exist; checked through fsspec)."""
+    text = os.fspath(src)
+    if not is_url(text):
+        return text
+    if text.startswith("file://"):
+        return local_path(text)
+    return check_source(text)
+
+
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def read_small_file(path: str | os.PathLike) -> bytes:
+    """A whole file's bytes, local path or URL. Every reader reads annotation files through here.
+
+    Local files are read with raw ``os`` calls (no buffered file object): annotation files are a few KB and there are
+    tens of thousands of them. Either way a missing file raises FileNotFoundError and a bad one OSError."""
+    path = os.fspath(path)
+    if is_url(path):
+        return cat(path)
+    fd = os.open(path, _READ_FLAGS)
+    try:
+        first = os.read(fd, 1 << 16)
+        if len(first) < 1 << 16:  # a short read of a regular file is its end
+            return first
+        chunks = [first]
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)

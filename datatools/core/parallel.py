@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
 from typing import Callable, Iterator, Sequence, TypeVar
 
 from datatools.core.errors import DatatoolsError, UsageError
@@ -118,6 +120,65 @@ def imap_ordered(fn: Callable[[T], R], chunks: Sequence[T], *, engine: str = "lo
         raise
     finally:
         pool.shutdown(wait=True)
+
+
+@dataclass(frozen=True)
+class Mapper:
+    """:func:`ordered_map` bound to where it runs. ``ops/`` makes one from ``--engine``/``--ray-address``/``--workers``
+    and hands it to the format readers and writers, which call it with their module-level per-chunk functions and
+    never learn which engine it is. ``Mapper()`` runs on local processes over all cores.
+    """
+
+    engine: str = "local"
+    address: str | None = None
+    workers: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "engine", check_engine(self.engine))
+
+    @property
+    def may_repeat(self) -> bool:
+        """Whether a chunk may run more than once (a Ray task retried after its worker died): writers then replace
+        each output file atomically (see :func:`datatools.core.atomic.retry_safe_writes`). A local run never repeats
+        a chunk: a dead worker fails the whole run."""
+        return self.engine == "ray"
+
+    def chunks(self, items: Sequence[T], size: int | None = None) -> list[Sequence[T]]:
+        """:func:`chunked` for this mapper's workers."""
+        return chunked(items, size, workers=self.workers if self.engine == "local" else None)
+
+    def __call__(self, fn: Callable[[T], R], chunks: Sequence[T], *, progress: ProgressFn | None = None,
+                 sizes: Sequence[int] | None = None, threads: bool = False) -> list[R]:
+        """``[fn(c) for c in chunks]`` in order (see :func:`ordered_map`; ``threads`` only applies locally)."""
+        return ordered_map(fn, chunks, engine=self.engine, address=self.address, workers=self.workers,
+                           threads=threads, progress=progress, sizes=sizes)
+
+    def items(self, fn: Callable[[T], R], items: Sequence[T], *, progress: ProgressFn | None = None,
+              threads: bool = False, min_per_worker: int = 200) -> list[R]:
+        """``[fn(x) for x in items]`` in order, in chunks (see :func:`map_items`)."""
+        return map_items(fn, items, engine=self.engine, address=self.address, workers=self.workers, threads=threads,
+                         progress=progress, min_per_worker=min_per_worker)
+
+
+def map_items(fn: Callable[[T], R], items: Sequence[T], *, engine: str = "local", address: str | None = None,
+              workers: int | None = None, threads: bool = False, progress: ProgressFn | None = None,
+              chunk_size: int | None = None, min_per_worker: int = 200) -> list[R]:
+    """``[fn(x) for x in items]`` through :func:`ordered_map` over :func:`chunked` items: for per-item work (an image
+    header, a drawing) whose results are small. Locally, fewer than ``min_per_worker`` items per worker run in
+    fewer processes (none below that: a pool costs more than it saves on a few hundred cheap items)."""
+    engine = check_engine(engine)
+    if engine == "local":
+        workers = plan_workers(len(items), workers, min_per_worker=min_per_worker)
+    chunks = chunked(items, chunk_size, workers=workers)
+    out: list[R] = []
+    for part in imap_ordered(partial(_apply_each, fn), chunks, engine=engine, address=address, workers=workers,
+                             threads=threads, progress=progress):
+        out.extend(part)
+    return out
+
+
+def _apply_each(fn: Callable[[T], R], chunk: Sequence[T]) -> list[R]:
+    return [fn(x) for x in chunk]
 
 
 def _size(chunk: object) -> int:

@@ -23,7 +23,8 @@ def get(name: str) -> ModuleType:
 def detect(path) -> str:
     """Guess the format of a dataset path or fsspec URL: ``coco`` for a .json file or a folder with
     annotations/*.json, ``yolo`` for a data.yaml or a folder with images/ and labels/, ``voc`` for a folder with
-    Annotations/ or XML files.
+    Annotations/ or XML files (or a VOCdevkit root, which the VOC reader then refuses by name). Local paths and URLs
+    follow the same rules (:func:`datatools.core.fs.files_for`).
 
     Raises UsageError when nothing fits, so commands can ask for ``--format``.
     """
@@ -54,6 +55,10 @@ def detect(path) -> str:
         if files.isdir(ann) and has_files(ann, ".json"):
             return "coco"
         if has_files(src, ".xml"):
+            return "voc"
+        from datatools.formats.voc import devkit_years
+
+        if devkit_years(src):  # a VOCdevkit root: the VOC reader says which year to pick
             return "voc"
     raise UsageError(f"{path}: cannot tell its format (VOC, YOLO or COCO); pass --format")
 

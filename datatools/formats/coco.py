@@ -15,66 +15,47 @@ from typing import Sequence
 
 from datatools.core.boxes import fmt_number, xywh_to_xyxy, xyxy_to_xywh
 from datatools.core.errors import UsageError
-from datatools.core.engine import place_images
-from datatools.core.io import ImagesMode, ProgressFn, read_small_file, safe_relpath, staged_dir, write_files, write_many
+from datatools.core.atomic import ImagesMode, place_images, staged_dir, write_files, write_many
+from datatools.core.fs import files_for, read_small_file
+from datatools.core.parallel import Mapper, ProgressFn
+from datatools.core.paths import safe_relpath
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord
 from datatools.formats.common import DEFAULT_SPLIT, ImageIndex, WriteResult, err, fill_sizes_from_headers, warn
 
 NAME = "coco"
-# What write() replaces whole in OUT (see core.io.refuse_replacing_inputs); the image folder only when it
+# What write() replaces whole in OUT (see core.paths.refuse_replacing_inputs); the image folder only when it
 # places images (not under --images-mode none).
 OWNED = ("annotations", "images")
 IMAGE_FOLDER = "images"
 _SPLIT_RE = re.compile(r"^(?:instances_)?(.+?)\.json$")
 
 
-def _json_files(src: Path | str) -> list[tuple[str | None, Path | str]]:
-    if isinstance(src, str):  # an fsspec URL (datatools.core.fs): the same rules, URLs kept as strings
-        from datatools.core import fs
-
-        if fs.isfile(src):
-            return [(None, src)]
-        ann = fs.join(src, "annotations") if fs.isdir(fs.join(src, "annotations")) else src
-        names = [n for n in fs.find(ann, suffixes=(".json",), recursive=False) if n.endswith(".json")]
-        if not names:
-            raise UsageError(f"{src}: no COCO JSON files found (expected a .json file or annotations/*.json)")
-        return [(_SPLIT_RE.match(n).group(1), fs.join(ann, n)) for n in names]  # type: ignore[union-attr]
-    if src.is_file():
+def _json_files(src: str) -> list[tuple[str | None, str]]:
+    """``(split or None, path)`` of the COCO JSON files of ``src``: the file itself, or ``annotations/*.json`` (else
+    ``*.json``) of a folder, one split each. Local paths and URLs alike (:func:`datatools.core.fs.files_for`)."""
+    files = files_for(src)
+    if files.isfile(src):
         return [(None, src)]
-    ann = src / "annotations" if (src / "annotations").is_dir() else src
-    files = sorted(ann.glob("*.json"))
-    if not files:
+    ann = files.join(src, "annotations") if files.isdir(files.join(src, "annotations")) else src
+    names = [n for n in files.listdir(ann)[1] if n.endswith(".json")]
+    if not names:
         raise UsageError(f"{src}: no COCO JSON files found (expected a .json file or annotations/*.json)")
-    return [(_SPLIT_RE.match(f.name).group(1), f) for f in files]  # type: ignore[union-attr]
+    return [(_SPLIT_RE.match(n).group(1), files.join(ann, n)) for n in names]  # type: ignore[union-attr]
 
 
-def _guess_image_dir(json_path: Path | str, split: str | None, file_names: list[str]) -> Path | str | None:
-    if isinstance(json_path, str):  # an fsspec URL: the same candidates, probed through fsspec
-        return _guess_image_dir_url(json_path, split, file_names)
-    parent = json_path.parent
+def _guess_image_dir(json_path: str, split: str | None, file_names: list[str]) -> str | None:
+    """The image folder of a COCO JSON file: the first of its folder, ``../images/<split>``, ``../<split>``,
+    ``images/<split>``, ``../images``, ``..`` and ``images`` that holds the first few images it names."""
+    files = files_for(json_path)
+    parent = files.parent(json_path)
+    up = files.parent(parent)
     cands = [parent]
     if split:
-        cands += [parent.parent / "images" / split, parent.parent / split, parent / "images" / split]
-    cands += [parent.parent / "images", parent.parent, parent / "images"]
-    probe = [f for f in file_names[:5] if f]
-    for c in cands:
-        if probe and all((c / f).exists() for f in probe):
-            return c
-    return None
-
-
-def _guess_image_dir_url(json_url: str, split: str | None, file_names: list[str]) -> str | None:
-    from datatools.core import fs
-
-    parent = fs.parent(json_url)
-    up = fs.parent(parent)
-    cands = [parent]
-    if split:
-        cands += [fs.join(up, "images", split), fs.join(up, split), fs.join(parent, "images", split)]
-    cands += [fs.join(up, "images"), up, fs.join(parent, "images")]
+        cands += [files.join(up, "images", split), files.join(up, split), files.join(parent, "images", split)]
+    cands += [files.join(up, "images"), up, files.join(parent, "images")]
     probe = [f for f in file_names[:5] if f]
     for c in dict.fromkeys(cands):
-        if probe and all(fs.exists(fs.join(c, f)) for f in probe):
+        if probe and all(files.isfile(files.join(c, f)) for f in probe):
             return c
     return None
 
@@ -90,32 +71,28 @@ def _num(v) -> float | None:
 
 
 def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, classes: Sequence[str] | None = None,
-         workers: int | None = None, progress: ProgressFn | None = None, on_total=None, mapper=None,
-         **_ignored) -> Dataset:
+         workers: int | None = None, progress: ProgressFn | None = None, on_total=None,
+         mapper: Mapper | None = None, **_ignored) -> Dataset:
     """Read one COCO JSON file, or every ``annotations/*.json`` of a folder (one split each, named after the file).
 
-    Image sizes come from the JSON, else from the image header (read by ``mapper``, see ``yolo.read``). String ids
-    are accepted and mapped in file order.
+    Image sizes come from the JSON, else from the image header (read on ``mapper``, default local processes).
+    String ids are accepted and mapped in file order.
     """
-    url = isinstance(src, str) and "://" in src  # an fsspec URL (datatools.core.fs): kept as a string
-    if url:
-        from datatools.core import fs
-
-        if not fs.exists(src):
-            raise UsageError(f"{src}: no such file or directory")
-    else:
-        src = Path(src)
-        if not src.exists():
-            raise UsageError(f"{src}: no such file or directory")
+    src = os.fspath(src)
+    files = files_for(src)
+    if not files.url:
+        src = str(Path(src))  # as pathlib spells it ("ds/" is "ds"), as every reader keeps its root
+    if not (files.isfile(src) or files.isdir(src)):
+        raise UsageError(f"{src}: no such file or directory")
     findings: list[Finding] = []
     records: dict[str, ImageRecord] = {}
     order: list[str] = []
     class_names: list[str] | None = None
     objects_read = 0
-    files = _json_files(src)
+    json_files = _json_files(src)
     if on_total:
-        on_total(len(files))
-    for split, jpath in files:
+        on_total(len(json_files))
+    for split, jpath in json_files:
         try:
             data = json.loads(read_small_file(jpath).decode("utf-8-sig"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -210,7 +187,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
     recs = [records[i] for i in sorted(dict.fromkeys(order))]
     recs = fill_sizes_from_headers(recs, findings, workers=workers, mapper=mapper)
     if progress:
-        progress(len(files))
+        progress(len(json_files))
     cls = tuple(classes) if classes else tuple(class_names or ())
     return Dataset(images=tuple(recs), classes=cls, findings=tuple(findings), objects_read=objects_read, root=str(src),
                    format=NAME)
@@ -276,10 +253,10 @@ def dumps(obj: dict) -> str:
 
 
 def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str = ImagesMode.LINK, precision: int = 6,
-          workers: int | None = None, progress: ProgressFn | None = None, engine: str = "local",
-          address: str | None = None, **_ignored) -> WriteResult:
-    """Write ``ds`` as COCO (``engine="ray"``: the images are placed by Ray workers; the JSON is one file, which the
-    caller writes).
+          workers: int | None = None, progress: ProgressFn | None = None, mapper: Mapper | None = None,
+          **_ignored) -> WriteResult:
+    """Write ``ds`` as COCO. The JSON files are written here; the images are placed on ``mapper`` (default: local
+    threads; on Ray by the workers).
 
     ``out`` ending in ``.json``: one file with every image; ``file_name`` stays relative to the source image folder
     and images are not copied. Otherwise a folder: ``annotations/instances_<split>.json`` per split and, unless
@@ -316,7 +293,7 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
         if pictures:
             with staged_dir(out / "images") as stage:
                 place_images([(src, os.path.join(stage, r)) for src, r in pictures], images_mode, stage=stage,
-                             engine=engine, address=address, workers=workers)
+                             mapper=mapper or Mapper(workers=workers))
         result.files = [str(out / "annotations" / r) for r, _ in items]
     result.images_written = len(ds.images)
     result.objects_written = ds.num_objects

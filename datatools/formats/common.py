@@ -6,7 +6,10 @@ import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from datatools.core import fs
+from datatools.core.images import list_images, read_image_header
 from datatools.core.model import Finding, ImageRecord, Severity
+from datatools.core.parallel import Mapper
 
 DEFAULT_SPLIT = "all"
 
@@ -44,13 +47,9 @@ class ImageIndex:
     """
 
     def __init__(self, folder: str | os.PathLike | None) -> None:
-        from datatools.core.io import list_images
-
-        if isinstance(folder, str) and "://" in folder:  # an fsspec URL (datatools.core.fs): kept as a string
-            from datatools.core import fs
-
-            self.folder = folder  # type: ignore[assignment]
-            self.exists = fs.isdir(folder)
+        if folder and fs.is_url(os.fspath(folder)):  # an fsspec URL: kept as a string
+            self.folder = os.fspath(folder)  # type: ignore[assignment]
+            self.exists = fs.isdir(self.folder)
         else:
             self.folder = Path(folder) if folder else None
             self.exists = bool(self.folder and self.folder.is_dir())
@@ -91,18 +90,16 @@ class ImageIndex:
 
 
 def fill_sizes_from_headers(records: list[ImageRecord], findings: list[Finding], *, workers: int | None = None,
-                            mapper=None) -> list[ImageRecord]:
-    """Give records without a usable size the size from their image header (never the pixels). ``mapper(fn, items)``
-    runs the header reads (default: local processes; see ``core.engine.map_items``)."""
+                            mapper: Mapper | None = None) -> list[ImageRecord]:
+    """Give records without a usable size the size from their image header (never the pixels). The header reads
+    run on ``mapper`` (default: local processes, ``workers`` of them)."""
     from dataclasses import replace
-
-    from datatools.core.io import parallel_map, read_image_header
 
     todo = [i for i, r in enumerate(records) if r.image_path and not r.has_size]
     if not todo:
         return records
     paths = [records[i].image_path for i in todo]
-    headers = mapper(read_image_header, paths) if mapper else parallel_map(read_image_header, paths, workers=workers)
+    headers = (mapper or Mapper(workers=workers)).items(read_image_header, paths)
     out = list(records)
     for i, h in zip(todo, headers):
         r = records[i]

@@ -9,20 +9,23 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Sequence
 
 from datatools.core.boxes import fmt_numbers, xyxy_to_yolo, yolo_to_xyxy
 from datatools.core.errors import UsageError
-from datatools.core.fs import files_for
-from datatools.core.engine import place_images, write_ranges
-from datatools.core.io import (ImagesMode, ProgressFn, list_images, parallel_map, read_image_header, read_small_file,
-                               safe_relpath, staged_dir, write_many, write_stage_file)
+from datatools.core import fs
+from datatools.core.atomic import ImagesMode, place_images, staged_dir, write_many, write_staged
+from datatools.core.fs import files_for, read_small_file
+from datatools.core.images import list_images, read_image_header
+from datatools.core.parallel import Mapper, ProgressFn
+from datatools.core.paths import safe_relpath
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord
 from datatools.formats.common import DEFAULT_SPLIT, WriteResult, err, info, warn
 
 NAME = "yolo"
-# What write() replaces whole in OUT (see core.io.refuse_replacing_inputs); the image folder only when it
+# What write() replaces whole in OUT (see core.paths.refuse_replacing_inputs); the image folder only when it
 # places images (not under --images-mode none).
 OWNED = ("images", "labels", "data.yaml", "classes.txt")
 IMAGE_FOLDER = "images"
@@ -68,7 +71,7 @@ def _yaml_names(data: dict, where: str) -> list[str]:
 def _label_path_for(image_path: str) -> str:
     """ultralytics' rule: the last ``/images/`` in the path becomes ``/labels/`` and the extension ``.txt``
     (``/`` always separates the parts of an fsspec URL)."""
-    sep_ = "/" if "://" in image_path else os.sep
+    sep_ = "/" if fs.is_url(image_path) else os.sep
     sa, sb = f"{sep_}images{sep_}", f"{sep_}labels{sep_}"
     head, sep, tail = image_path.rpartition(sa)
     base = (head + sb + tail) if sep else image_path
@@ -81,7 +84,7 @@ def _resolve(files, base: str, p: str) -> str | None:
     if not files.url:
         return str(Path(p)) if os.path.isabs(p) else files.join(base, p)
     p = p.strip()
-    if "://" in p:
+    if fs.is_url(p):
         return p
     if os.path.isabs(p) or p.startswith("/") or (len(p) > 1 and p[1] == ":"):
         return None
@@ -240,8 +243,8 @@ def parse_label_text(text: str, *, path: str, image_id: str, names: Sequence[str
     return anns, findings, rows
 
 
-def _read_one(args: tuple[str, str, tuple[str, ...]]) -> tuple[ImageRecord | None, list[Finding], int]:
-    image_path, image_id, names = args
+def _read_one(image_path: str, image_id: str, names: Sequence[str]) -> tuple[ImageRecord | None, list[Finding], int]:
+    """One image and its label file: (record or None when the image cannot be sized, findings, rows met)."""
     findings: list[Finding] = []
     header = read_image_header(image_path)
     label_path = _label_path_for(image_path)
@@ -279,27 +282,40 @@ def _depth(mode: str) -> int | None:
     return {"L": 1, "P": 3, "RGB": 3, "RGBA": 4, "I;16": 1, "I": 1, "LA": 2, "CMYK": 4}.get(mode)
 
 
+def read_chunk(items: Sequence[tuple[str, str, tuple[str, ...]]], *, names: tuple[str, ...]
+               ) -> tuple[list[ImageRecord], list[Finding], int]:
+    """Worker: read a chunk of ``(image_id, image path, splits)`` (label file + image header each): (records,
+    findings, rows met), in the chunk's order. Module-level so that worker processes and Ray tasks can run it."""
+    records: list[ImageRecord] = []
+    findings: list[Finding] = []
+    objects = 0
+    for iid, path, in_splits in items:
+        rec, fnd, n = _read_one(path, iid, names)
+        findings.extend(fnd)
+        objects += n
+        if rec is not None:
+            records.append(replace(rec, splits=in_splits))
+    return records, findings, objects
+
+
 def read(src: str | os.PathLike, *, classes: Sequence[str] | None = None, workers: int | None = None,
-         progress: ProgressFn | None = None, on_total=None, mapper=None, **_ignored) -> Dataset:
+         progress: ProgressFn | None = None, on_total=None, mapper: Mapper | None = None, **_ignored) -> Dataset:
     """Read a YOLO dataset from a data.yaml (or a folder with images/ and labels/).
 
-    Class names come from data.yaml, else classes.txt; ``classes`` overrides both. ``mapper(fn, items, progress)``
-    runs the per-image reads (label file + image header): local processes by default, Ray tasks with
-    ``core.engine.mapper_for("ray")``.
+    Class names come from data.yaml, else classes.txt; ``classes`` overrides both. The per-image reads (label file +
+    image header) run as :func:`read_chunk` on ``mapper`` (default: local processes, ``workers`` of them).
     """
+    mapper = mapper or Mapper(workers=workers)
     root, splits, names_t, findings, items = plan_reads(src, classes)
     if on_total:
         on_total(len(items))
-    jobs = [(path, iid, names_t) for iid, path, _ in items]
-    results = (mapper(_read_one, jobs, progress=progress) if mapper
-               else parallel_map(_read_one, jobs, workers=workers, progress=progress))
+    chunks = mapper.chunks(items)
     records: list[ImageRecord] = []
     objects_read = 0
-    for (iid, path, in_splits), (rec, fnd, n) in zip(items, results):
+    for recs, fnd, n in mapper(partial(read_chunk, names=names_t), chunks, progress=progress):
+        records.extend(recs)
         findings.extend(fnd)
         objects_read += n
-        if rec is not None:
-            records.append(replace(rec, splits=in_splits))
     findings.extend(_orphan_labels(splits, {path for _, path, _ in items}))
     return Dataset(images=tuple(records), classes=names_t, findings=tuple(findings), objects_read=objects_read,
                    root=str(root), format=NAME, meta={"splits": list(splits)})
@@ -310,7 +326,7 @@ def plan_reads(src: str | os.PathLike, classes: Sequence[str] | None = None
                           list[tuple[str, str, tuple[str, ...]]]]:
     """What is known before any label file is read: ``(root, splits, class names, findings, items)``. ``items`` are
     ``(image_id, image path, splits)`` sorted by id; an id met twice with another path is a finding and read once.
-    Every YOLO reader (local or sharded) starts here."""
+    The YOLO reader starts here."""
     root, splits, names, findings = discover(src)
     if classes:
         names = list(classes)
@@ -388,34 +404,19 @@ def data_yaml(out: Path, splits: Sequence[str], names: Sequence[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write_label_range(state, start: int, stop: int) -> int:
-    """Worker: format and write the label files of records ``start:stop`` (see core.io.fork_ranges)."""
-    images, jobs, class_ids, precision = state
-    for i in range(start, stop):
-        text = label_text(images[i], class_ids, precision=precision).encode("utf-8")
-        for path in jobs[i]:
-            write_stage_file(path, text)
-    return stop - start
-
-
-def _label_slice(state, start: int, stop: int):
-    """What a Ray task needs of :func:`_write_label_range`'s state for records ``start:stop``."""
-    images, jobs, class_ids, precision = state
-    return images[start:stop], jobs[start:stop], class_ids, precision
-
-
 def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str = ImagesMode.LINK, precision: int = 6,
-          workers: int | None = None, progress: ProgressFn | None = None, engine: str = "local",
-          address: str | None = None, **_ignored) -> WriteResult:
+          workers: int | None = None, progress: ProgressFn | None = None, mapper: Mapper | None = None,
+          **_ignored) -> WriteResult:
     """Write ``ds`` in the ultralytics layout. Records without a size must have been removed before (see ops.convert).
 
-    ``labels/`` and ``images/`` are each built in a staging folder and swapped in whole (see core.io.staged_dir).
-    ``engine="ray"``: the label files and images are written by Ray workers (see core.engine.write_ranges).
+    ``labels/`` and ``images/`` are each built in a staging folder and swapped in whole (see core.atomic.staged_dir).
+    The label text is made here; the files are written and the images placed on ``mapper`` (default: local threads,
+    ``workers`` of them): on Ray the workers write straight into the stage (see core.atomic.write_staged).
     """
     images_mode = ImagesMode(images_mode)
+    mapper = mapper or Mapper(workers=workers)
     out = Path(out)
     result = WriteResult(out=str(out))
-    class_ids = {n: i for i, n in enumerate(ds.classes)}
     splits_seen: dict[str, None] = {}
     safe_splits: dict[str, str] = {}
     rels: list[list[str]] = []
@@ -436,16 +437,15 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
         result.objects_written += len(rec.annotations)
         result.images_written += 1
     splits = sorted(splits_seen, key=lambda s: (("train", "val", "test").index(s) if s in ("train", "val", "test") else 3, s))
+    class_ids = {n: i for i, n in enumerate(ds.classes)}
     with staged_dir(out / "labels") as stage:
-        jobs = [[os.path.join(stage, r + ".txt") for r in mine] for mine in rels]
-        for d in sorted({os.path.dirname(p) for mine in jobs for p in mine}):
-            os.makedirs(d, exist_ok=True)
-        write_ranges(_write_label_range, (ds.images, jobs, class_ids, precision), len(jobs), slicer=_label_slice,
-                     stage=stage, engine=engine, address=address, workers=workers, progress=progress)
+        write_staged([(label_text(rec, class_ids, precision=precision).encode("utf-8"),
+                       [os.path.join(stage, r + ".txt") for r in mine]) for rec, mine in zip(ds.images, rels)],
+                     stage=stage, mapper=mapper, progress=progress)
     if pictures:
         with staged_dir(out / "images") as stage:
             place_images([(src, os.path.join(stage, r)) for src, r in pictures], images_mode, stage=stage,
-                         engine=engine, address=address, workers=workers)
+                         mapper=mapper)
     items = [(str(out / "classes.txt"), "".join(n + "\n" for n in ds.classes)),
              (str(out / "data.yaml"), data_yaml(out, splits, ds.classes))]
     write_many(items)

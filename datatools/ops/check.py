@@ -12,7 +12,11 @@ from typing import Sequence
 
 from datatools import formats
 from datatools.core.boxes import DEFAULT_CONVENTION, PixelConvention
-from datatools.core.io import ImagesMode, ProgressFn, check_output_dir, read_image_header
+from datatools.core import fs
+from datatools.core.atomic import ImagesMode
+from datatools.core.images import read_image_header
+from datatools.core.parallel import Mapper, ProgressFn
+from datatools.core.paths import check_output_dir
 from datatools.core.model import Dataset, Finding, Severity
 from datatools.formats.common import err, warn
 from datatools.ops.convert import read_options
@@ -49,14 +53,16 @@ class CheckReport:
 
 
 def lint(ds: Dataset, *, headers: bool = True, workers: int | None = None, progress: ProgressFn | None = None,
-         engine: str = "local", ray_address: str | None = None) -> list[Finding]:
-    """Checks that need more than one object at a time, or the image headers (read on ``engine``)."""
+         engine: str = "local", ray_address: str | None = None, mapper: Mapper | None = None) -> list[Finding]:
+    """Checks that need more than one object at a time, or the image headers (read on ``mapper``, default one made
+    from ``engine``, ``ray_address`` and ``workers``)."""
+    mapper = mapper or Mapper(engine, ray_address, workers)
     out: list[Finding] = []
     by_image: dict[str, list[str]] = defaultdict(list)
     for im in ds.images:
         if im.image_path:
             # A URL (fsspec source) is its own identity; realpath would make it a bogus local path.
-            key = im.image_path if "://" in im.image_path else os.path.realpath(im.image_path)
+            key = im.image_path if fs.is_url(im.image_path) else os.path.realpath(im.image_path)
             by_image[key].append(im.image_id)
         seen: Counter = Counter()
         for k, a in enumerate(im.annotations):
@@ -72,10 +78,7 @@ def lint(ds: Dataset, *, headers: bool = True, workers: int | None = None, progr
                                 f"the image is named by {len(ids)} annotations ({', '.join(ids[:5])})", image_id=iid))
     if headers:
         todo = [im for im in ds.images if im.image_path]
-        from datatools.core.engine import map_items
-
-        hdrs = map_items(read_image_header, [im.image_path for im in todo], engine=engine,  # type: ignore[misc]
-                         address=ray_address, workers=workers, progress=progress)
+        hdrs = mapper.items(read_image_header, [im.image_path for im in todo], progress=progress)  # type: ignore[misc]
         for im, h in zip(todo, hdrs):
             if h.error:
                 out.append(err("image-unreadable", im.image_path or "", "image", h.error, image_id=im.image_id))
@@ -100,28 +103,18 @@ def check(src: str | os.PathLike, *, format: str = "auto", images=None, sets=Non
           progress: ProgressFn | None = None, engine: str = "local", ray_address: str | None = None) -> CheckReport:
     """Read ``src`` and list every finding with a stable code, severity, file and field.
 
-    ``engine="ray"`` parses VOC XML and reads image headers over shards of files on Ray (``ray_address``); the
+    ``engine="ray"`` reads the annotation files and image headers in chunks as Ray tasks (``ray_address``); the
     findings are the same, in the same order.
     """
-    from datatools.core.engine import check_engine
-
-    engine = check_engine(engine)
+    mapper = Mapper(engine, ray_address, workers)
     mod = formats.get(formats.resolve(format, src))
-    if engine == "ray" and mod.NAME == "voc":
-        from datatools.ops.sharded import read_voc
-
-        ds = read_voc(src, images=images, sets=sets, convention=convention, address=ray_address, workers=workers)
-    else:  # YOLO/COCO: the per-image reads run on the engine (core.engine.reader_options)
-        from datatools.core.engine import reader_options
-
-        ds = mod.read(src, **reader_options(engine, ray_address, workers),
-                      **read_options(mod.NAME, images=images, sets=sets, convention=convention, workers=workers))
+    ds = mod.read(src, mapper=mapper,
+                  **read_options(mod.NAME, images=images, sets=sets, convention=convention, workers=workers))
     fixed = prepare(ds, classes=classes, normalize_names=normalize_names, require_size=mod.NAME == "yolo")
     if classes is not None:
         fixed = fixed.evolve(findings=tuple(replace(f, severity=Severity.ERROR) if f.code == "unknown-class" else f
                                             for f in fixed.findings))
-    findings = list(fixed.findings) + lint(ds, headers=headers, workers=workers, progress=progress, engine=engine,
-                                           ray_address=ray_address)
+    findings = list(fixed.findings) + lint(ds, headers=headers, progress=progress, mapper=mapper)
     no_size = [im for im in fixed.images if not im.has_size]
     for im in no_size:
         findings.append(err("missing-size", im.source, "size", "the image size is unknown (no size and no image)",

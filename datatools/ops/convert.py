@@ -1,7 +1,11 @@
-"""The conversion engine: ``read -> prepare (policies) -> write``, with a summary whose books balance.
+"""The conversion pipeline: read chunks -> ``prepare`` (policies) -> write chunks, with a summary whose books balance.
 
 Every direction (VOC, YOLO, COCO to any of them) goes through :func:`convert`; ``voc2yolo`` and ``voc2coco`` are
-this function with fixed formats.
+this function with fixed formats. The source format's reader maps its per-chunk read function, and the output
+format's writer its per-chunk write function, over a :class:`~datatools.core.parallel.Mapper` made here from
+``engine``: local processes or Ray tasks run the same functions over the same chunks, so ``--engine local`` and
+``--engine ray`` give the same bytes, summary and findings in the same order. On Ray the workers read the files and
+write the outputs straight into the staged OUT; the driver holds the records (metadata, never pixels) and counts.
 """
 from __future__ import annotations
 
@@ -14,7 +18,9 @@ from typing import Callable, Sequence
 from datatools import formats
 from datatools.core.boxes import DEFAULT_CONVENTION, PixelConvention
 from datatools.core.errors import StrictModeError, UsageError
-from datatools.core.io import ImagesMode, check_output_dir, dataset_inputs, refuse_replacing_inputs
+from datatools.core.atomic import ImagesMode
+from datatools.core.parallel import Mapper
+from datatools.core.paths import check_output_dir, dataset_inputs, refuse_replacing_inputs
 from datatools.core.model import Dataset, Finding, Severity
 from datatools.ops.sanitize import prepare
 
@@ -131,15 +137,10 @@ def convert(src_format: str, src: str | os.PathLike, dst_format: str, out: str |
 
     ``difficult`` defaults to ``crowd`` for COCO output (pycocotools then ignores them) and ``keep`` otherwise.
     Under ``strict`` any error finding raises :class:`StrictModeError` before anything is written.
-    ``engine="ray"`` runs on a Ray cluster at ``ray_address``: VOC input to YOLO or VOC output is read, checked and
-    written shard by shard in the workers (:mod:`datatools.ops.sharded`). Otherwise the per-image reads run as Ray
-    tasks, the records (metadata only) come back to the driver for the policies, and Ray tasks write the label/XML
-    files and place the images; the driver writes only the aggregate files (a COCO JSON, data.yaml, ImageSets). The
-    result is the same as ``engine="local"``.
+    ``engine="ray"`` runs the per-chunk reads and writes as Ray tasks on the cluster at ``ray_address`` (OUT must be
+    at the same path on every node); the result is the same as ``engine="local"``.
     """
-    from datatools.core.engine import check_engine
-
-    engine = check_engine(engine)
+    mapper = Mapper(engine, ray_address, workers)
     src_mod, dst_mod = formats.get(formats.resolve(src_format, src)), formats.get(dst_format)
     src_format, dst_format = src_mod.NAME, dst_mod.NAME
     if precision < 0 or precision > 12:
@@ -151,14 +152,6 @@ def convert(src_format: str, src: str | os.PathLike, dst_format: str, out: str |
     check_output_dir(out, [src] + ([Path(src) / "Annotations"] if src_format == "voc" else []))
     owned = owned_by(dst_mod, out, images_mode)
     refuse_replacing_inputs(out, owned, [src, images])  # before any work; the files read are checked again below
-    if engine == "ray" and src_format in ("voc", "yolo") and dst_format in ("yolo", "voc"):
-        from datatools.ops import sharded
-
-        return sharded.convert_voc_sharded(src, out, dst_format=dst_format, src_format=src_format, images=images,
-                                           sets=sets, classes=classes, difficult=difficult,
-                                           normalize_names=normalize_names, convention=convention,
-                                           images_mode=images_mode, precision=precision, strict=strict,
-                                           address=ray_address, workers=workers, progress=progress)
 
     def stage(name):
         if progress is None:
@@ -166,22 +159,10 @@ def convert(src_format: str, src: str | os.PathLike, dst_format: str, out: str |
         return (lambda n: progress(name, n, None)), (lambda total: progress(name, 0, total))
 
     adv, tot = stage("read")
-    if engine == "ray" and src_format == "voc":
-        # COCO output: one JSON, so the records come back and the driver writes it
-        from datatools.ops.sharded import read_voc
-
-        ds_in = read_voc(src, images=images, sets=sets, convention=convention, address=ray_address, workers=workers,
-                         progress=adv, on_total=tot)
-    else:
-        # YOLO and COCO input on Ray: the per-image reads (label file + image header, or the headers of images the
-        # JSON gives no size) run as Ray tasks; the records come back and the driver writes.
-        from datatools.core.engine import reader_options
-
-        extra = reader_options(engine, ray_address, workers)
-        ds_in = src_mod.read(src, classes=list(classes) if classes and src_format == "yolo" else None,
-                             progress=adv, on_total=tot, **extra,
-                             **read_options(src_format, images=images, sets=sets, convention=convention,
-                                            workers=workers))
+    ds_in = src_mod.read(src, classes=list(classes) if classes and src_format == "yolo" else None,
+                         progress=adv, on_total=tot, mapper=mapper,
+                         **read_options(src_format, images=images, sets=sets, convention=convention,
+                                        workers=workers))
     refuse_replacing_inputs(out, owned, dataset_inputs(ds_in))
     ds = prepare(ds_in, classes=classes if src_format != "yolo" else None, difficult=difficult,
                  normalize_names=normalize_names, require_size=dst_format == "yolo")
@@ -193,9 +174,8 @@ def convert(src_format: str, src: str | os.PathLike, dst_format: str, out: str |
     adv, tot = stage("write")
     if tot:
         tot(len(ds.images))
-    opts = {"images_mode": images_mode, "precision": precision, "workers": workers, "progress": adv}
-    if engine == "ray":  # the label files, XML files and images are written by the Ray workers
-        opts.update(engine=engine, address=ray_address)
+    opts = {"images_mode": images_mode, "precision": precision, "workers": workers, "progress": adv,
+            "mapper": mapper}
     if dst_format == "voc":
         opts["convention"] = PixelConvention(convention)
     result = dst_mod.write(ds, out, **opts)

@@ -1,0 +1,127 @@
+"""Image headers (size, EXIF orientation, mode) read without decoding pixels, and image listings.
+
+A local path or an fsspec URL, the same rules: files are reached through :mod:`datatools.core.fs`.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from datatools.core import fs
+from datatools.core.paths import IMAGE_EXTENSIONS
+
+
+@dataclass(frozen=True, slots=True)
+class ImageHeader:
+    """What an image header says, read without decoding pixels. ``width``/``height`` are as displayed (EXIF applied);
+    ``raw_width``/``raw_height`` as stored."""
+
+    width: int
+    height: int
+    raw_width: int
+    raw_height: int
+    orientation: int
+    mode: str
+    error: str = ""
+
+
+def exif_orientation(im) -> int:
+    """The EXIF orientation (1-8) of an open PIL image; 1 when absent or when the EXIF block is broken (a broken
+    EXIF block is not a broken image). Reading it touches the header only."""
+    try:
+        return int(im.getexif().get(0x0112, 1) or 1)
+    except Exception:
+        return 1
+
+
+def pil_open(fp, *args, **kwargs):
+    """``PIL.Image.open`` (imported on first use, so commands that never open an image never import PIL)."""
+    from PIL import Image
+
+    return Image.open(fp, *args, **kwargs)
+
+
+def open_image_file(path: str):
+    """``(file object, "")`` for an image at a local path or URL, for PIL to read; ``(None, error)`` when it cannot
+    be opened, with the error text the image readers report (``missing``, ``unreadable image: ...``)."""
+    try:
+        return fs.open_binary(path) if fs.is_url(path) else open(path, "rb"), ""
+    except FileNotFoundError:
+        return None, "missing"
+    except Exception as e:
+        return None, f"unreadable image: {type(e).__name__}: {e}"
+
+
+def open_url_image(url: str):
+    """:func:`open_image_file` (kept for the callers that name a URL)."""
+    return open_image_file(url)
+
+
+def url_error_text(error: str, f, url: str) -> str:
+    """``error`` from reading the file object ``f`` of ``url`` with the path in place of the object's repr (PIL says
+    "cannot identify image file <LocalFileOpener object at 0x7f...>"), so that messages name the file and are the
+    same in every run."""
+    return error.replace(repr(f), repr(url))
+
+
+def _header_of(fp) -> ImageHeader:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with pil_open(fp) as im:
+            w, h = im.size
+            orientation = exif_orientation(im)
+            mode = im.mode
+    except FileNotFoundError:
+        return ImageHeader(0, 0, 0, 0, 1, "", "missing")
+    except Image.DecompressionBombError as e:
+        return ImageHeader(0, 0, 0, 0, 1, "", f"decompression bomb: {e}")
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        return ImageHeader(0, 0, 0, 0, 1, "", f"unreadable image: {e}")
+    except Exception as e:  # plugins may raise anything for a bad file
+        return ImageHeader(0, 0, 0, 0, 1, "", f"unreadable image: {type(e).__name__}: {e}")
+    if orientation in (5, 6, 7, 8):
+        return ImageHeader(h, w, w, h, orientation, mode)
+    return ImageHeader(w, h, w, h, orientation, mode)
+
+
+def read_image_header(path: str | os.PathLike) -> ImageHeader:
+    """Image size from the header only (PIL opens lazily), with EXIF orientations 5-8 swapping width and height.
+
+    ``path`` is a local path or an fsspec URL. Never raises for a bad image: the problem is returned in ``error`` so
+    callers can count it.
+    """
+    path = os.fspath(path)
+    if not fs.is_url(path):
+        return _header_of(path)  # PIL opens the path itself: its messages name the file
+    f, error = open_image_file(path)
+    if f is None:
+        return ImageHeader(0, 0, 0, 0, 1, "", error)
+    with f:
+        header = _header_of(f)
+    if header.error:
+        return ImageHeader(0, 0, 0, 0, 1, "", url_error_text(header.error, f, path))
+    return header
+
+
+def list_images(folder: str | os.PathLike, *, recursive: bool = True) -> dict[str, str]:
+    """Map image path (relative, posix, with extension) -> full path (a URL under a URL ``folder``) for every image
+    under ``folder``, sorted; empty when there is no such folder."""
+    folder = os.fspath(folder)
+    exts = tuple({e.lower() for e in IMAGE_EXTENSIONS})
+    if fs.is_url(folder):
+        if not fs.isdir(folder):
+            return {}
+        return {rel: fs.join(folder, rel) for rel in fs.find(folder, suffixes=exts, recursive=recursive)}
+    out: dict[str, str] = {}
+    if not os.path.isdir(folder):
+        return out
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames.sort()
+        if not recursive:
+            dirnames[:] = []
+        for name in filenames:
+            if os.path.splitext(name)[1].lower() in exts:
+                full = os.path.join(dirpath, name)
+                out[os.path.relpath(full, folder).replace(os.sep, "/")] = full
+    return dict(sorted(out.items()))

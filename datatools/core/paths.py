@@ -1,0 +1,84 @@
+"""Output paths that cannot escape their root, and the guards that keep an output from replacing its input.
+
+Use :func:`safe_join` (or :func:`safe_relpath`) on every name from the data (an image id, a split name) that becomes
+part of an output path, and :func:`check_output_dir` / :func:`refuse_replacing_inputs` before a writer starts.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+from datatools.core import fs
+from datatools.core.errors import UsageError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".JPG", ".JPEG", ".PNG",
+                    ".BMP", ".TIF", ".TIFF", ".WEBP")
+
+
+def safe_relpath(relative: str) -> str:
+    """Check that ``relative`` stays inside whatever folder it is joined to (no ``..``, no absolute path, no drive)
+    and return it with ``/`` separators. Use it on every name that becomes part of an output path."""
+    rel = relative.replace("\\", "/")
+    if rel.startswith("/") or (len(rel) > 1 and rel[1] == ":"):
+        raise UsageError(f"refusing to write outside the output directory: {relative!r}")
+    parts = [p for p in rel.split("/") if p not in ("", ".")]
+    if not parts or ".." in parts:
+        raise UsageError(f"refusing to write outside the output directory: {relative!r}")
+    return "/".join(parts)
+
+
+def safe_join(root: str | os.PathLike, relative: str) -> Path:
+    """Join ``relative`` under ``root`` and refuse anything that would land outside it (``..``, absolute paths)."""
+    return Path(root).joinpath(*safe_relpath(relative).split("/"))
+
+
+def refuse_replacing_inputs(out: str | os.PathLike, owned: Iterable[str], inputs: Iterable[str | os.PathLike]) -> None:
+    """Refuse to write ``out`` when something the writer replaces whole (``OUT/<name>`` for each of ``owned``: a
+    folder it builds as a staged folder and swaps in, or a file it rewrites) is an input or holds one.
+
+    ``convert VOC/Annotations VOC --to voc`` would otherwise swap the input's own ``Annotations`` folder for the
+    converted copy, and every file that was not converted (a broken XML, a dropped image) would be gone. ``inputs``
+    are the source path, its image folder and, once read, the folders of every annotation and image file. Inputs
+    behind a URL cannot be replaced by a local output and are skipped."""
+    out_p = Path(out).resolve()
+    targets = [(out_p / name).resolve() for name in owned]
+    seen: set[str] = set()
+    for src in inputs:
+        text = os.fspath(src) if src else ""
+        if not text or fs.is_url(text) or text in seen:
+            continue
+        seen.add(text)
+        src_p = Path(text).resolve()
+        for t in targets:
+            if src_p == t or t in src_p.parents:
+                raise UsageError(f"writing {out} replaces {t}, which holds the input {text}: choose an output "
+                                 "directory where that does not happen")
+
+
+def dataset_inputs(ds) -> list[str]:
+    """Where a dataset's files are: its root, its image folder, and the folder of every annotation and image file
+    (for :func:`refuse_replacing_inputs`)."""
+    found = {ds.root, str(ds.meta.get("image_dir") or "")}
+    for im in ds.images:
+        if im.image_path:
+            found.add(os.path.dirname(im.image_path))
+        if im.source:
+            found.add(os.path.dirname(im.source.rpartition("#")[0] or im.source))
+    return sorted(p for p in found if p)
+
+
+def check_output_dir(out: str | os.PathLike, inputs: Iterable[str | os.PathLike]) -> Path:
+    """Refuse an output location that is one of the inputs, so a conversion can never overwrite its source. OUT
+    must be a local path (a ``file://`` URL is made one by the CLI)."""
+    if fs.is_url(os.fspath(out)):
+        raise UsageError(f"{out}: OUT must be a local path (or a shared file system mounted at the same path on every "
+                         "Ray node); URLs are read as inputs only")
+    out_p = Path(out).resolve()
+    for src in inputs:
+        if fs.is_url(os.fspath(src)):
+            continue
+        src_p = Path(src).resolve()
+        if out_p == src_p:
+            raise UsageError(f"the output {out} is the input {src}: choose another output directory")
+    return out_p
