@@ -5,6 +5,8 @@ import pytest
 
 import datatools
 from datatools import formats
+from datatools.core.boxes import PixelConvention
+from datatools.core.model import Annotation
 from tests.conftest import make_jpeg, make_voc_root, tree_digest, voc_xml
 
 GOOD = voc_xml("good.jpg", (100, 80), [{"name": "cat", "box": (10, 10, 50, 50)}])
@@ -188,82 +190,6 @@ def test_inputs_never_modified_by_bad_data_runs(tmp_path):
     assert tree_digest(root) == before
 
 
-@pytest.mark.parametrize("root", ["sample", "bccd", "datumaro"])
-def test_fast_and_general_object_paths_agree(monkeypatch, root, request):
-    """parse_xml reads regular objects through a fast path; the general path must give the very same records."""
-    from tests.conftest import REALWORLD, SAMPLE
-    from datatools.formats import voc
-
-    folder = {"sample": SAMPLE, "bccd": REALWORLD / "bccd", "datumaro": REALWORLD / "datumaro_voc" / "voc_dataset1"}[root]
-    if not folder.is_dir():
-        pytest.skip("real-world data absent")
-    files = sorted((folder / "Annotations").glob("*.xml"))[:80]
-    parse = lambda: [voc.parse_xml(p.read_bytes(), path=str(p), image_id=p.stem) for p in files]
-    fast = parse()
-    monkeypatch.setattr(voc, "_fast_object", lambda obj, convention: None)
-    general = parse()
-    assert fast == general and sum(len(r.annotations) for r, _, _ in fast if r) > 0
-
-
-_TRICKY_OBJECTS = [
-    "<name>dog</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
-    "<name>dog</name><pose>Left</pose><truncated>1</truncated><difficult>0</difficult><occluded>1</occluded>"
-    "<bndbox><ymax>40</ymax><xmax>30</xmax><ymin>2</ymin><xmin>1</xmin></bndbox>",
-    "<name> dog </name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
-    "<name>\n\tdog\n</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
-    "<name>dog</name><name>cat</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
-    "<name>dog</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>"
-    "<bndbox><xmin>5</xmin><ymin>5</ymin><xmax>9</xmax><ymax>9</ymax></bndbox>",
-    "<name>dog</name><bndbox><xmin>1</xmin><xmin>3</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
-    "<name>dog</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax><extra>1</extra></bndbox>",
-    "<name>dog</name><bndbox><xmin> 45.70000076293945 </xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
-    "<name>dog</name><bndbox><xmin>nan</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
-    "<name>dog</name><bndbox><xmin>inf</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
-    "<name>dog</name><bndbox><xmin>7</xmin><ymin>2</ymin><xmax>7</xmax><ymax>40</ymax></bndbox>",
-    "<name>dog</name><bndbox><xmin>50</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
-    "<name>dog</name><bndbox><xmin>-3</xmin><ymin>2</ymin><xmax>3000</xmax><ymax>40</ymax></bndbox>",
-    "<name>dog</name><bndbox><xmin></xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
-    "<name>dog</name><bndbox><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
-    "<name>dog</name>",
-    "<name></name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
-    "<bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
-    "<name>dog</name><difficult>true</difficult><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
-    "<name>dog</name><difficult></difficult><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
-    "<name>dog</name><difficult>1</difficult><difficult>0</difficult>"
-    "<bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
-    "<name>person</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>"
-    "<part><name>head</name><bndbox><xmin>2</xmin><ymin>3</ymin><xmax>9</xmax><ymax>9</ymax></bndbox></part>",
-    "<name>person</name><actions><jumping>1</jumping></actions>"
-    "<bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
-    "<name>dog</name><pose>Left</pose><pose>Right</pose>"
-    "<bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
-    "<name>dog</name><meta><a>1</a></meta><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
-    "<name>dog</name><xmin>99</xmin><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
-    "<name>dog<b/>x</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
-    "<name>狗</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
-    "<name>dog &amp; cat</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
-    "<name><![CDATA[dog]]></name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
-    "<name>dog</name><!-- c --><bndbox><xmin>1<!-- c --></xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
-]
-
-
-@pytest.mark.parametrize("obj", _TRICKY_OBJECTS)
-@pytest.mark.parametrize("convention", ["devkit", "as-is", "ultralytics"])
-def test_fast_path_agrees_with_general_path_on_tricky_objects(monkeypatch, obj, convention):
-    """Whatever the fast path accepts it must read exactly as the general path does, findings included; whatever
-    is irregular it must hand to the general path."""
-    from datatools.core.boxes import PixelConvention
-    from datatools.formats import voc
-
-    doc = (f"<annotation><filename>a.jpg</filename><size><width>100</width><height>80</height><depth>3</depth></size>"
-           f"<object>{obj}</object><object><name>cat</name><bndbox><xmin>5</xmin><ymin>6</ymin><xmax>50</xmax>"
-           f"<ymax>60</ymax></bndbox></object></annotation>").encode("utf-8")
-    parse = lambda: voc.parse_xml(doc, path="a.xml", image_id="a", convention=PixelConvention(convention))
-    fast = parse()
-    monkeypatch.setattr(voc, "_fast_object", lambda obj, convention: None)
-    assert fast == parse()
-
-
 @pytest.mark.parametrize("precision", range(0, 9))
 def test_fmt_numbers_equals_fmt_number(precision):
     import random
@@ -278,107 +204,152 @@ def test_fmt_numbers_equals_fmt_number(precision):
         assert fmt_numbers(row, precision) == " ".join(fmt_number(v, precision) for v in row)
 
 
-def _as_values(rec, fnd, n):
-    if rec is None:
-        return None, fnd, n
-    anns = rec.annotations
-    return ((rec.file_name, rec.width, rec.height, rec.depth, [a.label for a in anns], [v for a in anns for v in a.box],
-             [a.difficult | a.truncated << 1 | a.occluded << 2 for a in anns]), fnd, n)
+BOX = "<bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>"
 
-
-_TRICKY_DOCS = [
-    b"",
-    b"  \n",
-    b"<annotation><filename>a.jpg</filename><size><width>100</width><height>80</height></size></annotation>",
-    b"<annotation><filename> </filename><size><width>100</width><height>80</height></size>"
-    b"<object><name>a</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>3</xmax><ymax>4</ymax></bndbox></object></annotation>",
-    b"<annotation><filename>a.jpg</filename><size><width>0</width><height>80</height></size>"
-    b"<object><name>a</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>3</xmax><ymax>4</ymax></bndbox></object></annotation>",
-    b"<annotation><filename>a.jpg</filename>"
-    b"<object><name>a</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>3</xmax><ymax>4</ymax></bndbox></object></annotation>",
-    b"<annotation><filename>a.jpg</filename><size><width>10.6</width><height>8</height><depth>1</depth></size>"
-    b"<object><name>a</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>3</xmax><ymax>4</ymax></bndbox></object></annotation>",
-    b"<foo/>",
-    b"<annotation><object>",
-    b'<?xml version="1.0"?><!DOCTYPE annotation [<!ENTITY a "dog">]><annotation><filename>a</filename></annotation>',
+# (object XML, label kept (None: dropped), (difficult, truncated, occluded), attributes, finding codes)
+OBJECT_CASES = [
+    (f"<name>dog</name>{BOX}", "dog", (0, 0, 0), {}, []),
+    ("<name>dog</name><pose>Left</pose><truncated>1</truncated><difficult>0</difficult><occluded>1</occluded>"
+     "<bndbox><ymax>40</ymax><xmax>30</xmax><ymin>2</ymin><xmin>1</xmin></bndbox>", "dog", (0, 1, 1), {"pose": "Left"}, []),
+    (f"<name> dog </name>{BOX}", "dog", (0, 0, 0), {}, ["name-whitespace"]),
+    (f"<name>\n\tdog\n</name>{BOX}", "dog", (0, 0, 0), {}, []),  # pretty-printed: no complaint
+    (f"<name>dog</name><name>cat</name>{BOX}", "dog", (0, 0, 0), {}, []),  # the first of a repeated tag wins
+    (f"<name>dog</name>{BOX}<bndbox><xmin>5</xmin><ymin>5</ymin><xmax>9</xmax><ymax>9</ymax></bndbox>", "dog",
+     (0, 0, 0), {}, []),
+    ("<name>dog</name><bndbox><xmin>1</xmin><xmin>3</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>", "dog",
+     (0, 0, 0), {}, []),
+    ("<name>dog</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax><extra>1</extra></bndbox>",
+     "dog", (0, 0, 0), {}, []),
+    ("<name>dog</name><bndbox><xmin>nan</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>", None, (0, 0, 0),
+     {}, ["bad-number"]),
+    ("<name>dog</name><bndbox><xmin>inf</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>", None, (0, 0, 0),
+     {}, ["bad-number"]),
+    ("<name>dog</name><bndbox><xmin></xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>", None, (0, 0, 0),
+     {}, ["bad-number"]),
+    ("<name>dog</name><bndbox><xmin>7</xmin><ymin>2</ymin><xmax>7</xmax><ymax>40</ymax></bndbox>", None, (0, 0, 0),
+     {}, ["zero-area"]),
+    ("<name>dog</name><bndbox><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>", None, (0, 0, 0), {},
+     ["missing-field"]),
+    ("<name>dog</name>", None, (0, 0, 0), {}, ["missing-field"]),
+    (f"<name></name>{BOX}", None, (0, 0, 0), {}, ["missing-field"]),
+    (BOX, None, (0, 0, 0), {}, ["missing-field"]),
+    (f"<name>dog</name><difficult>true</difficult>{BOX}", "dog", (1, 0, 0), {}, []),
+    (f"<name>dog</name><difficult></difficult>{BOX}", "dog", (0, 0, 0), {}, []),
+    (f"<name>dog</name><difficult>2</difficult><truncated>x</truncated>{BOX}", "dog", (1, 0, 0), {},
+     ["bad-flag", "bad-flag"]),
+    (f"<name>dog</name><difficult>1</difficult><difficult>0</difficult>{BOX}", "dog", (1, 0, 0), {}, []),
+    (f"<name>person</name>{BOX}<part><name>head</name><bndbox><xmin>2</xmin><ymin>3</ymin><xmax>9</xmax><ymax>9</ymax>"
+     "</bndbox></part>", "person", (0, 0, 0), {}, ["part-ignored"]),
+    (f"<name>person</name><actions><jumping>1</jumping></actions>{BOX}", "person", (0, 0, 0), {}, []),
+    (f"<name>dog</name><pose>Left</pose><pose>Right</pose>{BOX}", "dog", (0, 0, 0), {"pose": "Left"}, []),
+    (f"<name>dog</name><meta><a>1</a></meta>{BOX}", "dog", (0, 0, 0), {}, []),  # only leaf tags become attributes
+    (f"<name>dog</name><xmin>99</xmin>{BOX}", "dog", (0, 0, 0), {"xmin": "99"}, []),
+    (f"<name>dog<b/>x</name>{BOX}", "dog", (0, 0, 0), {}, []),
+    (f"<name>狗</name>{BOX}", "狗", (0, 0, 0), {}, []),
+    (f"<name>dog &amp; cat</name>{BOX}", "dog & cat", (0, 0, 0), {}, []),
+    (f"<name><![CDATA[dog]]></name>{BOX}", "dog", (0, 0, 0), {}, []),
+    ("<name>dog</name><!-- c --><bndbox><xmin>1<!-- c --></xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>",
+     "dog", (0, 0, 0), {}, []),
 ]
 
 
-@pytest.mark.parametrize("doc", _TRICKY_DOCS + [
-    (f"<annotation><filename>a.jpg</filename><size><width>100</width><height>80</height></size><object>{o}</object>"
-     f"</annotation>").encode() for o in _TRICKY_OBJECTS])
-def test_scan_xml_agrees_with_parse_xml(doc):
-    """``stats`` reads labels through scan_xml: the same values and findings as parse_xml, document by document."""
-    from datatools.formats import voc
+@pytest.mark.parametrize("obj,label,flags,attrs,codes", OBJECT_CASES)
+def test_tricky_objects_are_read_or_dropped_with_a_reason(obj, label, flags, attrs, codes):
+    """Each odd object is read as written or dropped with its finding; a second, regular object in the same file is
+    always kept, and the books balance (objects met = kept + dropped)."""
+    from datatools.formats.voc import parse_xml
 
-    assert voc.scan_xml(doc, path="a.xml", image_id="a") == _as_values(*voc.parse_xml(doc, path="a.xml", image_id="a"))
+    doc = (f"<annotation><filename>a.jpg</filename><size><width>100</width><height>80</height><depth>3</depth></size>"
+           f"<object>{obj}</object><object><name>cat</name><bndbox><xmin>5</xmin><ymin>6</ymin><xmax>50</xmax>"
+           f"<ymax>60</ymax></bndbox></object></annotation>").encode("utf-8")
+    rec, findings, met = parse_xml(doc, path="a.xml", image_id="a", convention=PixelConvention.DEVKIT)
+    assert sorted(f.code for f in findings) == sorted(codes)
+    assert all(f.path == "a.xml" and f.image_id == "a" and f.message for f in findings)
+    assert met == 2 and met == len(rec.annotations) + sum(f.objects for f in findings)
+    assert rec.annotations[-1] == Annotation("cat", (4.0, 5.0, 50.0, 60.0))
+    if label is None:
+        assert len(rec.annotations) == 1 and sum(f.objects for f in findings) == 1
+        return
+    a = rec.annotations[0]
+    assert (a.label, (a.difficult, a.truncated, a.occluded), a.attrs) == (label, tuple(map(bool, flags)), attrs)
+    if "xmax" in obj and "<xmin>1</xmin>" in obj:
+        assert a.box == (0.0, 1.0, 30.0, 40.0)  # devkit: [xmin - 1, ymin - 1, xmax, ymax]
 
 
-@pytest.mark.parametrize("root", ["sample", "bccd", "datumaro", "raccoon"])
-def test_read_labels_gives_the_label_stats_of_read(root):
-    """``read_labels`` + its object columns give exactly the label statistics and findings of ``read`` + its
-    annotations."""
-    import json
+@pytest.mark.parametrize("convention,box", [("devkit", (0.0, 1.0, 30.0, 40.0)), ("as-is", (1.0, 2.0, 30.0, 40.0)),
+                                            ("ultralytics", (0.0, 1.0, 29.0, 39.0))])
+def test_conventions_read_the_written_numbers(convention, box):
+    """devkit: [xmin - 1, ymin - 1, xmax, ymax]; as-is: the numbers; ultralytics: the whole box 1 pixel up-left."""
+    from datatools.formats.voc import parse_xml
 
-    from tests.conftest import REALWORLD, SAMPLE
-    from datatools.formats import voc
-    from datatools.ops.stats import label_stats
+    doc = f"<annotation><filename>a.jpg</filename><object><name>dog</name>{BOX}</object></annotation>".encode()
+    rec, _, _ = parse_xml(doc, path="a.xml", image_id="a", convention=PixelConvention(convention))
+    assert rec.annotations[0].box == pytest.approx(box)
 
-    folder = {"sample": SAMPLE, "bccd": REALWORLD / "bccd", "raccoon": REALWORLD / "raccoon",
-              "datumaro": REALWORLD / "datumaro_voc" / "voc_dataset1"}[root]
-    if not folder.is_dir():
-        pytest.skip("real-world data absent")
-    full = voc.read(folder)
-    lite, objects = voc.read_labels(folder)
-    assert lite.findings == full.findings and lite.classes == full.classes and lite.objects_read == full.objects_read
-    assert [im.annotations for im in lite.images] == [()] * len(full.images)
-    dump = lambda s: json.dumps(s.to_dict(), sort_keys=True)
-    assert dump(label_stats(lite, objects)) == dump(label_stats(full)) and label_stats(full).objects > 0
+
+# (document, (file_name, width, height, depth, objects) of the record or None when refused, [(code, image dropped)])
+DOCUMENT_CASES = [
+    (b"", None, [("empty-file", True)]),
+    (b"  \n", None, [("empty-file", True)]),
+    (b"<annotation><filename>a.jpg</filename><size><width>100</width><height>80</height></size></annotation>",
+     ("a.jpg", 100, 80, None, 0), [("empty-annotation", False)]),
+    (b"<annotation><filename> </filename><size><width>100</width><height>80</height></size>"
+     b"<object><name>a</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>3</xmax><ymax>4</ymax></bndbox></object>"
+     b"</annotation>", ("", 100, 80, None, 1), [("missing-filename", False)]),
+    (b"<annotation><filename>a.jpg</filename><size><width>0</width><height>80</height></size>"
+     b"<object><name>a</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>3</xmax><ymax>4</ymax></bndbox></object>"
+     b"</annotation>", ("a.jpg", None, None, None, 1), [("missing-size", False)]),
+    (b"<annotation><filename>a.jpg</filename>"
+     b"<object><name>a</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>3</xmax><ymax>4</ymax></bndbox></object>"
+     b"</annotation>", ("a.jpg", None, None, None, 1), [("missing-size", False)]),
+    (b"<annotation><filename>a.jpg</filename><size><width>10.6</width><height>8</height><depth>1</depth></size>"
+     b"<object><name>a</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>3</xmax><ymax>4</ymax></bndbox></object>"
+     b"</annotation>", ("a.jpg", 11, 8, 1, 1), []),
+    (b"<foo/>", None, [("xml-root", True)]),
+    (b"<annotation><object>", None, [("xml-parse", True)]),
+    (b'<?xml version="1.0"?><!DOCTYPE annotation [<!ENTITY a "dog">]><annotation><filename>a</filename></annotation>',
+     None, [("xml-dtd", True)]),
+    (b'<?xml version="1.0"?><!DOCTYPE annotation SYSTEM "http://127.0.0.1:9/voc.dtd"><annotation/>', None,
+     [("xml-dtd", True)]),
+]
+
+
+@pytest.mark.parametrize("doc,record,codes", DOCUMENT_CASES)
+def test_tricky_documents(doc, record, codes):
+    from datatools.formats.voc import parse_xml
+
+    rec, findings, _ = parse_xml(doc, path="a.xml", image_id="a")
+    assert [(f.code, f.image_dropped) for f in findings] == codes
+    got = rec and (rec.file_name, rec.width, rec.height, rec.depth, len(rec.annotations))
+    assert got == record
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_read_labels_columns_line_up_with_records_across_chunks(tmp_path, workers):
-    """Over many chunks (and on 2 worker processes), with refused files, empty files and irregular objects between
-    regular ones, the object columns still line up with the records: the same statistics, findings and classes as
-    ``read``. Each chunk numbers its labels on its own; the driver must map them to one class list."""
-    import json
-
+def test_many_chunks_keep_file_order_and_balance_the_books(tmp_path, workers):
+    """Over many chunks (and on 2 worker processes), with refused, empty and irregular files between regular ones,
+    the records and findings come back in file order, each finding beside its file, and the books balance."""
     from datatools.formats import voc
-    from datatools.ops.stats import label_stats
 
-    docs = list(_TRICKY_DOCS) + [
-        (f"<annotation><filename>a.jpg</filename><size><width>100</width><height>80</height></size><object>{o}</object>"
-         f"</annotation>").encode() for o in _TRICKY_OBJECTS]
     ann = tmp_path / "Annotations"
     ann.mkdir()
-    for i in range(900):  # > 2 x 200 files, so plan_workers uses 2 processes; chunks of 64 in one process
-        obj = "".join(f"<object><name>c{(i * 7 + k) % 13}</name><difficult>{k % 2}</difficult><bndbox><xmin>{k + 1}</xmin>"
-                      f"<ymin>2</ymin><xmax>{k + 20 + i % 50}</xmax><ymax>{30 + i % 9}</ymax></bndbox></object>"
-                      for k in range(i % 4))
-        doc = docs[i % len(docs)] if i % 3 == 0 else (
-            f"<annotation><filename>{i}.jpg</filename><size><width>{200 + i}</width><height>150</height></size>"
-            f"{obj}</annotation>").encode()
-        (ann / f"{i:04d}.xml").write_bytes(doc)
-    full = voc.read(tmp_path, workers=workers)
-    lite, objects = voc.read_labels(tmp_path, workers=workers)
-    assert lite.findings == full.findings and lite.classes == full.classes and lite.objects_read == full.objects_read
-    assert len(lite.images) == len(full.images) and int(objects.counts.sum()) == len(objects.cls) == len(objects.boxes)
-    dump = lambda s: json.dumps(s.to_dict(), sort_keys=True)
-    stats = label_stats(full)
-    assert dump(label_stats(lite, objects)) == dump(stats)
-    assert stats.objects > 900 and len(stats.class_objects) >= 13 and stats.empty_images > 0
-
-
-@pytest.mark.parametrize("doc", _TRICKY_DOCS + [
-    (f"<annotation><filename>a.jpg</filename><size><width>100</width><height>80</height></size><object>{o}</object>"
-     f"</annotation>").encode() for o in _TRICKY_OBJECTS])
-def test_packed_worker_result_agrees_with_parse_xml(tmp_path, doc):
-    """Worker processes send regular documents straight as tuples; that must be pack_record(parse_xml(...))."""
-    from datatools.core.model import pack_finding, pack_record
-    from datatools.formats import voc
-
-    p = tmp_path / "a.xml"
-    p.write_bytes(doc)
-    args = (str(p), "a", "devkit", ("train",))
-    rec, fnd, n = voc.parse_file(args)
-    assert voc._parse_file_packed(args) == ((pack_record(rec) if rec else None), [pack_finding(f) for f in fnd], n)
+    bad = [doc for doc, _, _ in DOCUMENT_CASES]
+    expect_ids, objects = [], 0
+    for i in range(900):
+        iid = f"{i:04d}"
+        if i % 3 == 0:
+            doc = bad[i % len(bad)]
+        else:
+            doc = (f"<annotation><filename>{i}.jpg</filename><size><width>{200 + i}</width><height>150</height>"
+                   f"</size>" + "".join(f"<object><name>c{(i + k) % 13}</name>{BOX}</object>" for k in range(i % 4))
+                   + "</annotation>").encode()
+            objects += i % 4
+        (ann / f"{iid}.xml").write_bytes(doc)
+    ds = voc.read(tmp_path, workers=workers)
+    assert ds.objects_read == ds.num_objects + sum(f.objects for f in ds.findings) and ds.num_objects >= objects
+    ids = [im.image_id for im in ds.images]
+    assert ids == sorted(ids) and len(ids) > 600
+    finding_ids = [f.image_id for f in ds.findings if f.image_id]
+    assert finding_ids == sorted(finding_ids)  # each file's findings beside it, files in order
+    assert len(ds.classes) == 14  # c0..c12 and "a" of a tricky document
+    assert {"xml-dtd", "xml-parse", "empty-file", "missing-size"} <= {f.code for f in ds.findings}
+    assert voc.read(tmp_path, workers=1) == ds  # the same dataset whatever the number of processes

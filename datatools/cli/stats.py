@@ -45,9 +45,9 @@ def stats_cmd(src, fmt, labels_only, resize, sample, seed, plots_dir, images, se
         raise click.UsageError("--resize and --sample apply to pixel statistics, not with --labels-only")
     with errors_to_click():
         with stage_progress(not as_json) as update:
-            ds, objects = read_dataset(src, fmt, images=images, sets=sets, classes=classes, workers=workers,
-                                       update=update, engine=engine, ray_address=ray_address, with_objects=True)
-            report = dataset_stats(ds, objects=objects, labels_only=labels_only, resize=resize_spec, sample=sample, seed=seed,
+            ds = read_dataset(src, fmt, images=images, sets=sets, classes=classes, workers=workers, update=update,
+                              engine=engine, ray_address=ray_address)
+            report = dataset_stats(ds, labels_only=labels_only, resize=resize_spec, sample=sample, seed=seed,
                                    workers=workers or None, progress=lambda n: update("pixels", n, None),
                                    on_total=lambda t: update("pixels", 0, t), engine=engine,
                                    ray_address=ray_address)

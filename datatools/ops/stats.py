@@ -4,13 +4,12 @@ Use :func:`pixel_stats` for the numbers that go into ``transforms.v2.Normalize``
 annotations hold (classes, objects per image, box sizes, image sizes) without reading a pixel; :func:`dataset_stats`
 does both from a dataset folder.
 
-How the pixel statistics stay exact: every image becomes three 256-bin integer histograms, counted in place over the
-decoded pixels by ``ops/_histogram.c`` (or by PIL's ``histogram()``, the same counts somewhat slower). Histograms
-are summed as int64, so the total is the same in any order and for any number of workers. Only at the end are the
-sums turned into floats: ``mean = S1 / (255 N)`` and ``var = (N S2 - S1^2) / (255 N)^2`` with Python integers (no
-overflow, no rounding before the last step), so the result is bit-identical between runs and worker counts. This
-is the population std over all pixels of all images, not a mean of per-image stds nor an unweighted mean of
-per-worker means.
+How the pixel statistics stay exact: every image becomes three 256-bin integer histograms, counted by PIL's
+``histogram()`` (one pass in C over the decoded pixels, every channel at once). Histograms are summed as int64, so
+the total is the same in any order and for any number of workers. Only at the end are the sums turned into floats:
+``mean = S1 / (255 N)`` and ``var = (N S2 - S1^2) / (255 N)^2`` with Python integers (no overflow, no rounding
+before the last step), so the result is bit-identical between runs and worker counts. This is the population std
+over all pixels of all images, not a mean of per-image stds nor an unweighted mean of per-worker means.
 
 Colour rule (what each image contributes, matching ``Image.open(p).convert("RGB")`` that most training code runs):
 
@@ -30,12 +29,15 @@ import math
 import random
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Sequence
 
 import numpy as np
 
-from datatools.core.io import ProgressFn, pil_open
-from datatools.core.model import Dataset, Finding, ImageRecord, ObjectColumns
+from datatools.core.fs import is_url
+from datatools.core.images import pil_open
+from datatools.core.model import Dataset, Finding
+from datatools.core.parallel import Mapper, ProgressFn
 from datatools.formats.common import err, warn
 
 _SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
@@ -79,15 +81,6 @@ def resized_size(width: int, height: int, resize: int | tuple[int, int]) -> tupl
     return (new_short, new_long) if width <= height else (new_long, new_short)
 
 
-# Pixel counts read in place, in C (datatools/ops/_histogram.c, built by setup.py); without it, or on a Pillow
-# without Arrow export, PIL's histogram() counts the same values.
-try:
-    from datatools.ops._histogram import add_rgb as _add_rgb
-except ImportError:  # built without a C compiler
-    _add_rgb = None
-_ARROW_KIND = {"RGB": 1, "RGBA": 1, "L": 0}  # 4-byte pixels (bytes 0-2 counted), or 1 byte counted into R, G, B
-
-
 def image_histogram(path: str, resize: int | tuple[int, int] | None = None) -> tuple[np.ndarray | None, str, str]:
     """One image's (3, 256) int64 histogram under the colour rule, its mode, and an error ("" when fine).
 
@@ -103,8 +96,8 @@ def add_image_histogram(path: str, resize: int | tuple[int, int] | None, total: 
     and return ``(mode, error)``. On an error nothing is added."""
     from PIL import Image
 
-    if isinstance(path, str) and "://" in path:  # an fsspec URL: PIL reads from fs.open (datatools.core.fs)
-        from datatools.core.io import open_url_image, url_error_text
+    if isinstance(path, str) and is_url(path):  # an fsspec URL: PIL reads from fs.open (datatools.core.fs)
+        from datatools.core.images import open_url_image, url_error_text
 
         f, error = open_url_image(path)
         if f is None:
@@ -116,18 +109,8 @@ def add_image_histogram(path: str, resize: int | tuple[int, int] | None, total: 
         with pil_open(path) as im:
             mode = im.mode
             if resize is None and mode in ("RGB", "RGBA", "L", "LA"):
-                if _add_rgb is not None and mode in _ARROW_KIND:
-                    im.load()
-                    try:
-                        schema, array = im.__arrow_c_array__()  # the decoded pixels, no copy (Pillow >= 11.2)
-                    except (AttributeError, ValueError):  # an older Pillow; an image in several memory blocks
-                        pass
-                    else:
-                        done = _add_rgb(total, schema, array, _ARROW_KIND[mode], im.width * im.height)
-                        del schema, array  # before the image closes, so that its memory is reused at once
-                        if done:
-                            return mode, ""
-                h = im.histogram()  # decodes; the C loop counts every channel at once
+                # No conversion needed: PIL counts the decoded pixels as they are, every band in one C loop.
+                h = im.histogram()
                 hist = np.asarray(h, dtype=np.int64).reshape(-1, 256)
                 total += np.repeat(hist[:1], 3, axis=0) if mode in ("L", "LA") else hist[:3]
                 return mode, ""
@@ -167,7 +150,7 @@ def _to_rgb(im):
 def _exif_upright(src, rgb):
     from PIL import Image
 
-    from datatools.core.io import exif_orientation
+    from datatools.core.images import exif_orientation
 
     orientation = exif_orientation(src)
     ops = {2: [Image.Transpose.FLIP_LEFT_RIGHT], 3: [Image.Transpose.ROTATE_180], 4: [Image.Transpose.FLIP_TOP_BOTTOM],
@@ -178,12 +161,11 @@ def _exif_upright(src, rgb):
     return rgb
 
 
-def histogram_shard(args: tuple[Sequence[str], int | tuple[int, int] | None]
+def histogram_chunk(paths: Sequence[str], *, resize: int | tuple[int, int] | None = None
                     ) -> tuple[np.ndarray, dict[str, int], list[tuple[str, str]]]:
-    """One shard of images summed into a (3, 256) int64 histogram, with its mode counts and failed images (in path
-    order). A shard ships a list of paths and returns about 6 KB, whatever the image sizes; summing shard
-    histograms is exact, so any sharding gives the bits of :func:`pixel_stats` on one process."""
-    paths, resize = args
+    """A chunk of images summed into a (3, 256) int64 histogram, with its mode counts and failed images (in path
+    order): what :func:`pixel_stats` maps over chunks. A chunk ships a list of paths and returns about 6 KB,
+    whatever the image sizes; summing chunk histograms is exact, so any chunking gives the same bits."""
     total = np.zeros((3, 256), dtype=np.int64)
     modes: Counter = Counter()
     failed: list[tuple[str, str]] = []
@@ -256,8 +238,8 @@ def pixel_stats(paths: Sequence[str], *, resize: int | tuple[int, int] | None = 
     """Exact mean/std over all pixels of ``paths`` (each file once), or of a seeded ``sample`` of them.
 
     Use it once per training resolution: the statistics after ``resize`` are the ones the network sees.
-    ``engine="ray"`` sums shard histograms (:func:`histogram_shard`) computed as Ray tasks at ``ray_address``: the
-    same numbers, bit for bit.
+    The images are counted in chunks (:func:`histogram_chunk`) on local processes, or as Ray tasks at
+    ``ray_address`` with ``engine="ray"``: the same numbers, bit for bit.
     """
     unique = sorted(dict.fromkeys(str(p) for p in paths))
     population = len(unique)
@@ -269,14 +251,10 @@ def pixel_stats(paths: Sequence[str], *, resize: int | tuple[int, int] | None = 
     total = np.zeros((3, 256), dtype=np.int64)
     modes: Counter = Counter()
     failed = []
-    # Shards of images summed in the workers: one 6 KB histogram comes back per shard rather than per image, on
+    # Chunks of images summed in the workers: one 6 KB histogram comes back per chunk rather than per image, on
     # local processes and on Ray alike.
-    from datatools.core.engine import make_shards, run_shards
-
-    shards = make_shards(chosen)
-    for hist, m, fail in run_shards(histogram_shard, [(s, resize) for s in shards], engine=engine,
-                                    address=ray_address, progress=progress, sizes=[len(s) for s in shards],
-                                    workers=workers):
+    mapper = Mapper(engine=engine, address=ray_address, workers=workers)
+    for hist, m, fail in mapper(partial(histogram_chunk, resize=resize), mapper.chunks(chosen), progress=progress):
         total += hist
         modes.update(m)
         failed.extend(fail)
@@ -369,43 +347,29 @@ class LabelColumns:
 FLAG_BITS = {"difficult": 1, "truncated": 2, "occluded": 4, "iscrowd": 8}
 
 
-def label_columns(ds: Dataset, objects: ObjectColumns | None = None) -> LabelColumns:
-    """The columns of ``ds``. ``objects`` (from :func:`datatools.formats.voc.read_labels`) gives the records'
-    objects as columns when its records carry none."""
-    if objects is None:
-        objects = object_columns(ds.images)
-    classes = tuple(ds.classes) + tuple(sorted(set(objects.names) - set(ds.classes)))
+def label_columns(ds: Dataset) -> LabelColumns:
+    """The labels of ``ds`` as arrays, in one pass over its records. Classes are ``ds.classes`` then any other label
+    met, sorted."""
+    images = ds.images
+    anns = [a for im in images for a in im.annotations]
+    known = set(ds.classes)
+    classes = tuple(ds.classes) + tuple(sorted({a.label for a in anns} - known))
     index = {c: i for i, c in enumerate(classes)}
-    lut = np.array([index[n] for n in objects.names], dtype=np.int64)
-    cls = lut[objects.cls] if len(objects.cls) else np.zeros(0, np.int64)
+    counts = np.fromiter((len(im.annotations) for im in images), dtype=np.int64, count=len(images))
+    cls = np.fromiter((index[a.label] for a in anns), dtype=np.int64, count=len(anns))
+    boxes = np.array([a.box for a in anns], dtype=np.float64).reshape(-1, 4)
+    flags = np.fromiter((a.difficult | a.truncated << 1 | a.occluded << 2 | a.iscrowd << 3 for a in anns),
+                        dtype=np.int64, count=len(anns))
     # ImageRecord.has_size for every image at once: width and height both > 0 (None counts as 0)
-    wh = np.array([(im.width or 0, im.height or 0) for im in ds.images], dtype=np.float64).reshape(-1, 2)
+    wh = np.array([(im.width or 0, im.height or 0) for im in images], dtype=np.float64).reshape(-1, 2)
     sized = (wh > 0).all(axis=1)
     sizes = np.where(sized[:, None], wh, 0).astype(np.int64)
-    return LabelColumns(classes=classes, counts=objects.counts, sizes=sizes, sized=sized, cls=cls,
-                        boxes=objects.boxes, flags=objects.flags)
+    return LabelColumns(classes=classes, counts=counts, sizes=sizes, sized=sized, cls=cls, boxes=boxes, flags=flags)
 
 
-def object_columns(images: Sequence[ImageRecord]) -> ObjectColumns:
-    """The objects of ``images`` as columns (what :func:`datatools.formats.voc.read_labels` gives without
-    Annotations); ``flags`` also has bit 3 iscrowd."""
-    anns = [a for im in images for a in im.annotations]
-    names: dict[str, int] = {}
-    codes = [names.setdefault(a.label, len(names)) for a in anns]
-    return ObjectColumns(
-        names=tuple(names),
-        counts=np.fromiter((len(im.annotations) for im in images), dtype=np.int64, count=len(images)),
-        cls=np.array(codes, dtype=np.int64),
-        boxes=np.array([a.box for a in anns], dtype=np.float64).reshape(-1, 4),
-        flags=np.fromiter((a.difficult | a.truncated << 1 | a.occluded << 2 | a.iscrowd << 3 for a in anns),
-                          dtype=np.int64, count=len(anns)))
-
-
-def label_stats(ds: Dataset, objects: ObjectColumns | None = None) -> LabelStats:
-    """Count classes, objects per image, box and image size distributions. Reads no pixels.
-
-    ``objects``: see :func:`label_columns`."""
-    return label_stats_from_columns(label_columns(ds, objects))
+def label_stats(ds: Dataset) -> LabelStats:
+    """Count classes, objects per image, box and image size distributions. Reads no pixels."""
+    return label_stats_from_columns(label_columns(ds))
 
 
 def _distinct(values: np.ndarray) -> np.ndarray:
@@ -477,13 +441,12 @@ class StatsReport:
                 "read_warnings": sum(1 for f in self.read_findings if f.severity.value == "warning")}
 
 
-def dataset_stats(ds: Dataset, *, objects: ObjectColumns | None = None, labels_only: bool = False, resize: int | tuple[int, int] | None = None,
+def dataset_stats(ds: Dataset, *, labels_only: bool = False, resize: int | tuple[int, int] | None = None,
                   sample: int | None = None, seed: int = 0, workers: int | None = None,
                   progress: ProgressFn | None = None, on_total=None, engine: str = "local",
                   ray_address: str | None = None) -> StatsReport:
     """Label statistics of ``ds`` and, unless ``labels_only``, the exact pixel statistics of its images
-    (on ``engine``, see :func:`pixel_stats`). ``objects``: the objects as columns when ``ds`` comes from
-    :func:`datatools.formats.voc.read_labels` (see :func:`label_columns`)."""
+    (on ``engine``, see :func:`pixel_stats`)."""
     findings: list[Finding] = []
     px = None
     if not labels_only:
@@ -496,5 +459,5 @@ def dataset_stats(ds: Dataset, *, objects: ObjectColumns | None = None, labels_o
                          on_total=on_total, engine=engine, ray_address=ray_address)
         for p, e in px.failed:
             findings.append(err("image-unreadable", p, "image", f"{e}; skipped"))
-    return StatsReport(src=ds.root, format=ds.format, labels=label_stats(ds, objects), pixels=px, findings=tuple(findings),
+    return StatsReport(src=ds.root, format=ds.format, labels=label_stats(ds), pixels=px, findings=tuple(findings),
                        read_findings=ds.findings)
