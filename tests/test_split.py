@@ -458,6 +458,38 @@ def test_cli_dry_run_writes_nothing(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
+def copy_to_memory(local) -> str:
+    """A local tree copied into fsspec's in-memory filesystem; its ``memory://`` URL (no OS call can open it)."""
+    import uuid
+
+    fsspec = pytest.importorskip("fsspec")
+    mem = fsspec.filesystem("memory")
+    base = f"/split{uuid.uuid4().hex[:8]}/{local.name}"
+    for p in sorted(local.rglob("*")):
+        if p.is_file():
+            mem.pipe_file(f"{base}/{p.relative_to(local).as_posix()}", p.read_bytes())
+    return "memory://" + base
+
+
+@pytest.mark.parametrize("args", [["--val", "0.2", "--test", "0.1"], ["--kfold", "3"],
+                                  ["--method", "group", "--group-by", "attr:file_name"]])
+def test_cli_coco_url_source_splits_like_the_local_copy(args, tmp_path):
+    """A COCO source behind a URL: the JSON files are read again through core.fs (they once went to Path.read_bytes
+    and crashed with a traceback); OUT must be the bytes the local copy gives, images included."""
+    src = tmp_path / "coco"
+    assert run("voc2coco", SAMPLE, src, "--images-mode", "copy").exit_code == 0
+    url = copy_to_memory(src)
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    r1 = run("split", src, local, "--images-mode", "copy", "--json", *args)
+    r2 = run("split", url, remote, "--images-mode", "copy", "--json", *args)
+    assert r1.exit_code == 0, r1.output
+    assert r2.exit_code == 0, r2.output
+    assert json.loads(r2.output)["assignment"] == json.loads(r1.output)["assignment"]
+    assert tree_digest(remote) == tree_digest(local)
+    assert len(list(remote.rglob("*.jpg"))) == 200 * (3 if "--kfold" in args else 1)
+    assert len(list(remote.rglob("instances_*.json"))) >= 2
+
+
 @pytest.mark.realworld
 def test_cli_split_on_real_voc(realworld, tmp_path):
     src = realworld / "bccd"
@@ -701,14 +733,14 @@ def test_cli_images_mode_none_and_kfold_over_a_plain_split(tmp_path):
 def test_swaps_never_move_group_part_sizes_away_from_the_ask():
     """Groups of very different sizes: the class-balancing swaps may only keep or improve the part sizes that
     fit_part_sizes reached (a size weight once let a 10% test part end with 69 images where 57 were asked)."""
-    from datatools.ops.split import _integer_targets, balance_by_swaps, fit_part_sizes
+    from datatools.ops.split import balance_by_swaps, fit_part_sizes, integer_targets
 
     for seed in range(40):
         rng = np.random.default_rng(seed)
         g = int(rng.integers(5, 60))
         weights = rng.integers(1, 60, g).astype(float)
         counts = (rng.random((g, 4)) < 0.3) * rng.integers(1, 5, (g, 4))
-        target = _integer_targets(int(weights.sum()), np.array([0.7, 0.2, 0.1]))
+        target = integer_targets(int(weights.sum()), np.array([0.7, 0.2, 0.1]))
         start = rng.integers(0, 3, g)
         fitted = fit_part_sizes(start, counts, target, weights=weights, rng=np.random.default_rng(0))
         swapped = balance_by_swaps(fitted, counts, target, weights=weights, rng=np.random.default_rng(0))

@@ -6,9 +6,9 @@ import math
 
 import click
 
-from datatools.cli.common import (table, esc, format_option, console, emit_json, errors_to_click, findings_table, json_option, read_dataset,
-                                  progress_fn, stage_progress, workers_option)
-from datatools.cli.common import SourcePath, engine_options
+from datatools.cli.common import (SourcePath, console, emit_json, engine_options, errors_to_click, esc, findings_table,
+                                  format_option, json_option, progress_fn, read_dataset, stage_progress, table,
+                                  workers_option)
 
 
 def _amount(ctx, param, value):
@@ -145,7 +145,7 @@ def split_cmd(src, out, fmt, val, test, method, group_by, kfold, seed, drop_empt
 
 
 def render(plan, *, out, written) -> None:
-
+    """The plan as a table (asked and actual shares, per class), its findings, and what was written."""
     con = console()
     reports = plan.reports
     t = table(title=f"split ({plan.method}, seed {plan.seed}{f', {plan.kfold} folds' if plan.kfold else ''})",

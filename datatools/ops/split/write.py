@@ -1,0 +1,248 @@
+"""Writing a :class:`~datatools.ops.split.plan.SplitPlan`: the parts side by side in OUT, in the input's own format.
+
+Use :func:`write_split` after :func:`~datatools.ops.split.plan.plan_split`. Each folder it owns is built beside its
+place and swapped in whole, so a split written over an earlier one leaves none of the earlier files behind.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Sequence
+
+from datatools import formats
+from datatools.core.atomic import ImagesMode, place_images, staged_dir, write_files
+from datatools.core.errors import UsageError
+from datatools.core.fs import read_small_file
+from datatools.core.model import Dataset, Finding, ImageRecord, Severity
+from datatools.core.parallel import Mapper, ProgressFn
+from datatools.core.paths import check_output_dir, dataset_inputs, refuse_replacing_inputs, safe_join
+from datatools.formats.common import warn
+from datatools.ops.split.plan import TRAIN, VAL, SplitPlan
+from datatools.ops.split.sources import coco_documents, coco_source
+
+WRITABLE = ("voc", "yolo", "coco")
+IMAGE_FOLDER = {"voc": "JPEGImages", "yolo": "images", "coco": "images"}  # in each part's folder
+_FOLD = re.compile(r"fold_\d+")
+
+
+@dataclass
+class SplitWriteResult:
+    """What :func:`write_split` wrote: files (annotations and lists), images placed, and findings (images not
+    placed, folders of an earlier split removed or left)."""
+
+    out: str
+    files: int = 0
+    images_placed: int = 0
+    findings: list[Finding] = field(default_factory=list)
+
+
+def write_split(plan: SplitPlan, out: str | os.PathLike, *, images_mode: ImagesMode | str = ImagesMode.LINK,
+                workers: int | None = None, progress: ProgressFn | None = None, engine: str = "local",
+                ray_address: str | None = None) -> SplitWriteResult:
+    """Write the plan into ``out`` in the input's own format; the input is never modified.
+
+    * VOC: ``Annotations/`` (the original XML files, copied byte for byte), ``JPEGImages/`` (per ``images_mode``) and
+      ``ImageSets/Main/{train,val,test,trainval}.txt``: a complete VOC root.
+    * YOLO: ``images/<split>``, ``labels/<split>``, ``data.yaml`` and ``classes.txt`` (the YOLO writer).
+    * COCO: ``annotations/instances_<split>.json``, each the original JSON filtered by image id (ids and every other
+      field kept), and ``images/<file_name>`` per ``images_mode``.
+
+    With ``kfold`` each fold gets its own ``fold_<i>/`` folder in that layout. The input's annotation files are read
+    again through :mod:`datatools.core.fs`, so a source behind a URL splits like a local one.
+
+    Each of these folders is built beside its place and swapped in whole (:func:`datatools.core.atomic.staged_dir`),
+    so a split written over an earlier one in the same layout leaves none of its files behind (an old ``test.txt``
+    would put test images back into play). ``fold_<i>`` folders that this split does not write (an earlier run had
+    more folds, or none) are removed, and so is an earlier image folder under ``images_mode="none"``; each with a
+    finding. A k-fold split over a plain one leaves the plain one's top-level folders, with a warning. Nothing that
+    is replaced or removed may hold an input (:func:`datatools.core.paths.refuse_replacing_inputs`).
+    """
+    ds = plan.dataset
+    if ds.format not in WRITABLE:
+        raise UsageError(f"cannot write splits for format {ds.format!r}")
+    mode, mapper = ImagesMode(images_mode), Mapper(engine=engine, address=ray_address, workers=workers)
+    inputs = [ds.root] + ([os.path.join(ds.root, "Annotations")] if ds.format == "voc" and ds.root else [])
+    out = check_output_dir(out, [p for p in inputs if p])
+    if ds.root and os.path.isdir(ds.root):
+        root = Path(ds.root).resolve()
+        if out == root or root in out.parents:
+            raise UsageError(f"the output {out} is inside the input {ds.root}: choose a folder outside it")
+    layouts = plan.layouts()
+    # What this split replaces whole: the format's folders (and data.yaml) at the top or in each fold, and every
+    # fold_<i> folder, written or stale. None of it may hold an input.
+    owned = list(formats.get(ds.format).OWNED)
+    folds = {sub for sub, _ in layouts if sub} | ({p.name for p in out.iterdir() if _FOLD.fullmatch(p.name)}
+                                                  if out.is_dir() else set())
+    refuse_replacing_inputs(out, owned + sorted(folds), dataset_inputs(ds))
+    # Read once for every fold; also before anything is written, so an unreadable source changes nothing in OUT.
+    docs = coco_documents((coco_source(r)[0] for r in ds.images), why="to split it") if ds.format == "coco" else {}
+    result = SplitWriteResult(out=str(out))
+    by_id = {r.image_id: r for r in ds.images}
+    for sub, assign in layouts:
+        target = out / sub if sub else out
+        recs = [replace(by_id[iid], splits=(assign[iid],)) for iid in sorted(assign)]
+        if ds.format == "voc":
+            _write_voc(recs, target, mode, mapper, result)
+        elif ds.format == "yolo":
+            _write_yolo(ds.evolve(images=tuple(recs)), target, mode, mapper, result)
+        else:
+            _write_coco(recs, docs, target, mode, mapper, result)
+        if mode is ImagesMode.NONE:  # an earlier split's images would sit under this one's part names: removed
+            _remove_stale([target / IMAGE_FOLDER[ds.format]], result, "stale-images-removed",
+                          target / IMAGE_FOLDER[ds.format], "images",
+                          "the image folder of an earlier split (--images-mode none places no images)")
+        if progress:
+            progress(len(recs))
+    _remove_stale_folds(out, {sub for sub, _ in layouts if sub}, result)
+    if plan.kfold:
+        left = sorted(name for name in owned if (out / name).exists())
+        if left:  # not removed: a folder of that name at the top of OUT may be the user's own
+            result.findings.append(warn("top-level-split-left", str(out), "kfold",
+                                        f"OUT also holds {', '.join(left)} at its top level (an earlier split "
+                                        "without --kfold?); they were left as they are, beside the fold_<i> "
+                                        "folders"))
+    return result
+
+
+# --------------------------------------------------------------------------------------------------- folders
+
+def _remove_stale(folders: Sequence[Path], result: SplitWriteResult, code: str, where: Path, field_: str,
+                  why: str) -> None:
+    """Remove folders an earlier split left that this one does not write, with one info finding naming them."""
+    folders = [p for p in folders if p.is_dir() and not p.is_symlink()]
+    for p in folders:
+        shutil.rmtree(p)
+    if folders:
+        result.findings.append(Finding(code, Severity.INFO, str(where), field_,
+                                       f"removed {', '.join(p.name for p in folders)}, {why}"))
+
+
+def _remove_stale_folds(out: Path, written: set[str], result: SplitWriteResult) -> None:
+    """Remove ``OUT/fold_<i>`` folders left by an earlier split that this one did not write."""
+    stale = sorted((p for p in out.iterdir() if _FOLD.fullmatch(p.name) and p.name not in written),
+                   key=lambda p: int(p.name[5:])) if out.is_dir() else []
+    _remove_stale(stale, result, "stale-folds-removed", out, "kfold", "left by an earlier split with other folds")
+
+
+def _place_images(recs: Sequence[ImageRecord], folder: Path, name_of: Callable[[ImageRecord], str],
+                  mode: ImagesMode, mapper: Mapper, result: SplitWriteResult) -> None:
+    """Place the images of ``recs`` in ``folder`` as ``name_of(record)``, built as a stage and swapped in (on Ray, by
+    the workers). An unsafe file name is a finding, and that image is not placed."""
+    if mode is ImagesMode.NONE or not any(r.image_path for r in recs):
+        return
+    with staged_dir(folder) as stage:
+        pairs = []
+        for rec in recs:
+            if not rec.image_path:
+                continue
+            try:
+                pairs.append((rec.image_path, str(safe_join(stage, name_of(rec)))))
+            except UsageError as e:
+                result.findings.append(warn("unsafe-filename", rec.source, "file_name",
+                                            f"{e}; the image was not placed", image_id=rec.image_id))
+        place_images(pairs, mode, stage=stage, mapper=mapper)
+    result.images_placed += len(pairs)
+
+
+# --------------------------------------------------------------------------------------------------- formats
+
+def _write_voc(recs: list[ImageRecord], target: Path, mode: ImagesMode, mapper: Mapper,
+               result: SplitWriteResult) -> None:
+    """A complete VOC root: the original XMLs, the images, and ImageSets/Main lists (with ``trainval``)."""
+    with staged_dir(target / "Annotations") as stage:
+        # XMLs are copied, never hard-linked: editing the split copy must not edit the input.
+        items = [(str(safe_join(stage, r.image_id + ".xml")), read_small_file(r.source)) for r in recs]
+        write_files(items, workers=mapper.workers or 1)
+    _place_images(recs, target / IMAGE_FOLDER["voc"], lambda r: r.file_name or (r.image_id + ".jpg"), mode, mapper,
+                  result)
+    lists: dict[str, list[str]] = {}
+    for r in recs:
+        lists.setdefault(r.splits[0], []).append(r.image_id)
+    if TRAIN in lists or VAL in lists:
+        lists["trainval"] = sorted(lists.get(TRAIN, []) + lists.get(VAL, []))
+    with staged_dir(target / "ImageSets") as stage:
+        sets = [(os.path.join(stage, "Main", f"{name}.txt"), "".join(i + "\n" for i in ids))
+                for name, ids in sorted(lists.items())]
+        write_files(sets)
+    result.files += len(items) + len(sets)
+
+
+def _write_yolo(part: Dataset, target: Path, mode: ImagesMode, mapper: Mapper, result: SplitWriteResult) -> None:
+    """The YOLO writer itself (labels, images, data.yaml, classes.txt), with the records' splits set."""
+    from datatools.formats import yolo
+
+    res = yolo.write(part, target, images_mode=mode, workers=mapper.workers, mapper=mapper)
+    if mode is not ImagesMode.NONE:
+        result.images_placed += sum(1 for r in part.images if r.image_path)
+    if VAL not in {r.splits[0] for r in part.images}:
+        result.findings.append(warn("val-is-train", str(target / "data.yaml"), "val",
+                                    "there is no val part, so data.yaml's val points at images/train (ultralytics "
+                                    "needs a val entry): validation there scores training images"))
+    result.files += len(res.files)
+    result.findings += res.findings
+
+
+def _write_coco(recs: list[ImageRecord], docs: dict[str, dict], target: Path, mode: ImagesMode, mapper: Mapper,
+                result: SplitWriteResult) -> None:
+    """One JSON per split: the original JSON with its images and annotations filtered by image id, every other field
+    kept. When the input is several files whose ids collide (e.g. instances_train.json and instances_val.json both
+    counting from 1), ids are renumbered over all files in file order (the same numbers in every split and fold)."""
+    from datatools.formats.coco import dumps
+
+    wanted: dict[str, dict[str, set[str]]] = {}  # split -> json path -> raw image ids (as str)
+    for r in recs:
+        path, raw_id = coco_source(r)
+        wanted.setdefault(r.splits[0], {}).setdefault(path, set()).add(raw_id)
+    paths = sorted(docs)
+    base = docs[paths[0]]
+    for p in paths[1:]:
+        if docs[p].get("categories") != base.get("categories"):
+            raise UsageError(f"{p} and {paths[0]} have different categories: split one COCO file at a time")
+    renumber = _ids_collide([docs[p] for p in paths])
+    if renumber and not any(f.code == "ids-renumbered" for f in result.findings):
+        result.findings.append(warn("ids-renumbered", ", ".join(paths), "id",
+                                    "the input files share image or annotation ids; ids were renumbered from 1 over "
+                                    "all files in file order"))
+    new_image_id: dict[tuple[str, object], int] = {}
+    new_ann_id: dict[tuple[str, int], int] = {}
+    for p in paths:
+        for im in docs[p]["images"]:
+            if isinstance(im, dict) and im.get("id") is not None:
+                new_image_id.setdefault((p, im["id"]), len(new_image_id) + 1)
+        for k, a in enumerate(docs[p].get("annotations") or []):
+            new_ann_id[(p, k)] = len(new_ann_id) + 1
+    items = []
+    for split, per_file in sorted(wanted.items()):
+        obj = {k: v for k, v in base.items() if k not in ("images", "annotations")}
+        images, anns = [], []
+        for p in paths:
+            ids = per_file.get(p, set())
+            keep = set()
+            for im in docs[p]["images"]:
+                if isinstance(im, dict) and str(im.get("id")) in ids:
+                    keep.add(im["id"])
+                    images.append({**im, "id": new_image_id[(p, im["id"])]} if renumber else im)
+            for k, a in enumerate(docs[p].get("annotations") or []):
+                if isinstance(a, dict) and a.get("image_id") in keep:
+                    anns.append({**a, "id": new_ann_id[(p, k)], "image_id": new_image_id[(p, a["image_id"])]}
+                                if renumber else a)
+        obj["images"], obj["annotations"] = images, anns
+        items.append((f"instances_{split}.json", dumps(obj)))
+    with staged_dir(target / "annotations") as stage:
+        write_files([(os.path.join(stage, name), text) for name, text in items])
+    _place_images(recs, target / IMAGE_FOLDER["coco"], lambda r: r.file_name or r.image_id, mode, mapper, result)
+    result.files += len(items)
+
+
+def _ids_collide(docs: Sequence[dict]) -> bool:
+    """True when two input files share an image id or an annotation id (then ids are renumbered)."""
+    if len(docs) < 2:
+        return False
+    img: Counter = Counter(im.get("id") for d in docs for im in d["images"] if isinstance(im, dict))
+    ann: Counter = Counter(a.get("id") for d in docs for a in d.get("annotations") or [] if isinstance(a, dict))
+    return any(v > 1 for v in img.values()) or any(v > 1 for v in ann.values())
