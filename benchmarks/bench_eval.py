@@ -1,10 +1,12 @@
 """Evaluator speed: 5,000 images x 100 detections.
 
-Targets (issue 6): VOC AP under 1 s; COCO metrics no slower than pycocotools itself. Measured side by side in one run:
+Targets: VOC AP under 1 s (issue 6); the default COCO backend at most 0.25x pycocotools' time with the same 12
+numbers (issue 15). Measured side by side in one run:
 
 * VOC AP (numpy, vectorized): compute only, and end to end (reading the predictions JSON + matching ids + AP);
-* COCO: pycocotools run directly on the files (the floor) vs ``datatools.metrics`` with the pycocotools backend,
-  and faster-coco-eval (from /tmp/peers when present) directly vs through datatools.
+* COCO: pycocotools run directly on the files (the floor) vs ``datatools evaluate``'s path (read and match the
+  predictions, then COCOeval) with the default backend (faster-coco-eval when installed) and with the pycocotools
+  backend, and faster-coco-eval run directly (from /tmp/peers when present).
 
 usage: .venv/bin/python benchmarks/bench_eval.py [N_IMAGES] [DETS_PER_IMAGE] [ROUNDS]
 """
@@ -26,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from datatools.metrics.coco import coco_evaluate, results_from_arrays  # noqa: E402
-from datatools.metrics.data import load_ground_truth, load_predictions  # noqa: E402
+from datatools.metrics.inputs import load_ground_truth  # noqa: E402
+from datatools.metrics.predictions import load_predictions  # noqa: E402
 from datatools.metrics.voc import evaluate_voc  # noqa: E402
 
 GEN = Path("/work/shared/bench/gen_voc.py")
@@ -84,20 +87,17 @@ def pycocotools_direct(gt_path: str, pred_path: str):
 
 PEER_CODE = r"""
 import contextlib, io, json, sys, time
-sys.path.insert(0, sys.argv[1])
 from faster_coco_eval import COCO, COCOeval_faster
 t = time.perf_counter()
 with contextlib.redirect_stdout(io.StringIO()):
-    g = COCO(sys.argv[2]); d = g.loadRes(sys.argv[3])
+    g = COCO(sys.argv[1]); d = g.loadRes(sys.argv[2])
     e = COCOeval_faster(g, d, "bbox", print_function=print); e.evaluate(); e.accumulate(); e.summarize()
-direct = time.perf_counter() - t
-from datatools.metrics.coco import coco_evaluate
-gt = json.load(open(sys.argv[2])); res = json.load(open(sys.argv[3]))
-t = time.perf_counter()
-r = coco_evaluate(gt, res, backend="faster-coco-eval", copy_results=False)
-ours = time.perf_counter() - t
-print(json.dumps({"direct": direct, "ours": ours, "stats": [float(v) for v in e.stats], "ours_stats": list(r.stats)}))
+print(json.dumps({"direct": time.perf_counter() - t, "stats": [float(v) for v in e.stats[:12]]}))
 """
+
+
+def max_diff(a, b) -> float:
+    return max(abs(x - y) for x, y in zip(a, b))
 
 
 def main() -> None:
@@ -122,36 +122,37 @@ def main() -> None:
         t_voc_e2e, _ = timed(lambda: evaluate_voc(gt.table, load_predictions(pred_path, gt).table, gt.classes))
         print(f"VOC AP compute: {t_voc:.3f} s (mAP50 {voc.map:.4f}); with reading the JSON: {t_voc_e2e:.3f} s")
 
-        def ours(workers=None):  # what `datatools evaluate` does: read and match the predictions, then COCOeval
+        def ours(backend: str):  # what `datatools evaluate` does: read and match the predictions, then COCOeval
             p = load_predictions(pred_path, gt)
             t = p.table
             res = results_from_arrays(np.asarray(gt.image_ids, dtype=object)[t.image],
                                       np.asarray(gt.category_ids, dtype=object)[t.label], p.xywh, t.score)
-            return coco_evaluate(gt.coco, res, backend="pycocotools", copy_results=False, workers=workers)
+            return coco_evaluate(gt.coco, res, backend=backend, copy_results=False)
 
         # Interleaved rounds (the machine may be shared): each side keeps its best.
-        t_ref = t_ours = t_one = float("inf")
+        t_ref = t_auto = t_pyc = float("inf")
         for _ in range(rounds):
             t, ref_stats = timed(lambda: pycocotools_direct(str(gt_path), str(pred_path)))
             t_ref = min(t_ref, t)
-            t, ours_res = timed(ours)
-            t_ours = min(t_ours, t)
-            t, one_res = timed(lambda: ours(1))
-            t_one = min(t_one, t)
+            t, auto_res = timed(lambda: ours("auto"))
+            t_auto = min(t_auto, t)
+            t, pyc_res = timed(lambda: ours("pycocotools"))
+            t_pyc = min(t_pyc, t)
+        ref = [float(v) for v in ref_stats][:12]
         print(f"pycocotools direct: {t_ref:.1f} s (best of {rounds})")
-        ref = [float(v) for v in ref_stats]
-        same = list(ours_res.stats) == ref and list(one_res.stats) == ref
-        print(f"datatools (pycocotools backend, incl. reading JSON): {t_ours:.1f} s with categories across "
-              f"{os.cpu_count()} processes, {t_one:.1f} s in one; identical stats: {same}")
+        same_auto = list(auto_res.stats) == ref
+        print(f"datatools default backend ({auto_res.backend}, incl. reading JSON): {t_auto:.1f} s; "
+              f"12 numbers identical: {same_auto} (max |diff| {max_diff(auto_res.stats, ref):.2e})")
+        same_pyc = list(pyc_res.stats) == ref
+        print(f"datatools pycocotools backend (incl. reading JSON): {t_pyc:.1f} s; 12 numbers identical: {same_pyc}")
         peer = None
         if PEERS.exists():
-            out = subprocess.run([str(PEERS), "-c", PEER_CODE, str(ROOT), str(gt_path), str(pred_path)],
+            out = subprocess.run([str(PEERS), "-c", PEER_CODE, str(gt_path), str(pred_path)],
                                  capture_output=True, text=True)
             if out.returncode == 0:
                 peer = json.loads(out.stdout.strip().splitlines()[-1])
-                diff = max(abs(a - b) for a, b in zip(peer["stats"], ref_stats))
-                print(f"faster-coco-eval direct: {peer['direct']:.1f} s, through datatools: {peer['ours']:.1f} s; "
-                      f"max |stat - pycocotools| = {diff:.2e}")
+                print(f"faster-coco-eval direct: {peer['direct']:.1f} s; 12 numbers identical: "
+                      f"{peer['stats'] == ref} (max |diff| {max_diff(peer['stats'], ref):.2e})")
             else:
                 print("faster-coco-eval run failed:", out.stderr[-500:])
 
@@ -159,18 +160,17 @@ def main() -> None:
     print()
     print(f"### Evaluator ({n_images:,} images x {per_image} detections = {n_det:,}; {cpu} shared CPU cores)")
     print()
-    print("| what | time | ratio |")
-    print("|---|---:|---:|")
-    print(f"| VOC AP50 (numpy, compute) | {t_voc:.3f} s | {t_voc / 1.0:.2f}x of the 1 s budget |")
-    print(f"| VOC AP50 incl. reading the results JSON | {t_voc_e2e:.3f} s | |")
-    print(f"| pycocotools direct (floor) | {t_ref:.1f} s | 1.00x |")
-    print(f"| datatools COCO, pycocotools backend (categories across {cpu} processes) | {t_ours:.1f} s | "
-          f"{t_ours / t_ref:.2f}x of pycocotools |")
-    print(f"| datatools COCO, pycocotools backend, `workers=1` | {t_one:.1f} s | {t_one / t_ref:.2f}x of pycocotools |")
+    print("| what | time | ratio | same 12 numbers |")
+    print("|---|---:|---:|---|")
+    print(f"| VOC AP50 (numpy, compute) | {t_voc:.3f} s | {t_voc / 1.0:.2f}x of the 1 s budget | |")
+    print(f"| VOC AP50 incl. reading the results JSON | {t_voc_e2e:.3f} s | | |")
+    print(f"| pycocotools direct (floor) | {t_ref:.1f} s | 1.00x | reference |")
+    print(f"| datatools COCO, default backend ({auto_res.backend}) | {t_auto:.1f} s | "
+          f"{t_auto / t_ref:.2f}x of pycocotools | {same_auto} |")
+    print(f"| datatools COCO, pycocotools backend | {t_pyc:.1f} s | {t_pyc / t_ref:.2f}x of pycocotools | {same_pyc} |")
     if peer:
-        print(f"| faster-coco-eval direct (peer) | {peer['direct']:.1f} s | {peer['direct'] / t_ref:.2f}x of pycocotools |")
-        print(f"| datatools COCO, faster-coco-eval backend | {peer['ours']:.1f} s | "
-              f"{peer['ours'] / t_ref:.2f}x of pycocotools |")
+        print(f"| faster-coco-eval direct (peer) | {peer['direct']:.1f} s | {peer['direct'] / t_ref:.2f}x of "
+              f"pycocotools | {peer['stats'] == ref} |")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ usage: .venv/bin/python benchmarks/bench_visualize.py [N_IMAGES] [--data DIR] [-
 Generates N (default 2,000) VOC images of ~500x375 with ../shared/bench/gen_voc.py (unless --data is given), then, in
 one run, alternating R rounds (default 2, best round kept):
 
-* floor: ``parallel_map`` over all cores of open -> load -> RGB -> JPEG q90 -> atomic file write, nothing drawn;
+* floor: ``map_items`` over all cores of open -> load -> RGB -> JPEG q90 -> atomic file write, nothing drawn;
 * visualize: ``datatools.viz.visualize`` (boxes + labels, JPEG q90, same workers), the dataset already read;
 * sheets: ``visualize --grid 4x4`` (thumbnails via JPEG draft decoding), for information.
 
@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from datatools import formats  # noqa: E402
-from datatools.core.io import atomic_write, default_workers, parallel_map  # noqa: E402
+from datatools.core.atomic import atomic_write  # noqa: E402
+from datatools.core.parallel import default_workers, map_items  # noqa: E402
 from datatools.viz import visualize  # noqa: E402
 
 GEN = ROOT.parent / "shared" / "bench" / "gen_voc.py"
@@ -49,8 +50,8 @@ def _floor_one(args: tuple[str, str]) -> int:
 def floor(paths: list[str], out: Path, workers: int) -> float:
     out.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
-    parallel_map(_floor_one, [(p, str(out / (Path(p).stem + ".jpg"))) for p in paths], workers=workers,
-                 min_per_worker=32)
+    map_items(_floor_one, [(p, str(out / (Path(p).stem + ".jpg"))) for p in paths], workers=workers,
+              min_per_worker=32)
     return time.perf_counter() - t
 
 

@@ -5,9 +5,6 @@ import contextlib
 import io
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,13 +13,13 @@ from click.testing import CliRunner
 
 from datatools.cli import cli
 from datatools.metrics.coco import coco_evaluate
-from datatools.metrics.data import load_ground_truth, load_predictions, sanitize_coco
+from datatools.metrics.inputs import load_ground_truth, sanitize_coco
+from datatools.metrics.predictions import load_predictions
 from datatools.metrics.evaluate import evaluate
 from datatools.metrics.voc import APMethod, BoxTable, average_precision, best_overlaps, evaluate_voc
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_data"
-PEERS_PY = Path("/tmp/peers/bin/python")
 
 
 def table(rows, *, scored: bool):
@@ -333,24 +330,100 @@ def test_yolo_txt_predictions(coco_case, tmp_path):
     assert yolo.map == pytest.approx(ref.map, abs=1e-6)
 
 
-@pytest.mark.skipif(not PEERS_PY.exists(), reason="faster-coco-eval lives in /tmp/peers only")
-def test_faster_coco_eval_backend_same_numbers(coco_case):
-    code = ("import json,sys; sys.path.insert(0, sys.argv[1]); from datatools.metrics.coco import coco_evaluate; "
-            "r = coco_evaluate(json.load(open(sys.argv[2])), json.load(open(sys.argv[3])), backend='faster-coco-eval'); "
-            "print(json.dumps(list(r.stats)))")
-    out = subprocess.run([str(PEERS_PY), "-c", code, str(ROOT), str(coco_case["gt_json"]), str(coco_case["pred"])],
-                         capture_output=True, text=True, check=True, timeout=120)
-    fast = json.loads(out.stdout.strip().splitlines()[-1])
-    assert fast == pytest.approx(pycocotools_stats(coco_case["gt_json"], coco_case["res"]), abs=1e-12)
-
-
-def test_coco_evaluate_needs_installed_backend():
+def test_coco_evaluate_needs_installed_backend(monkeypatch):
     from datatools.core.errors import UsageError
+    from datatools.metrics import coco as mc
 
-    if "faster_coco_eval" in sys.modules or __import__("importlib").util.find_spec("faster_coco_eval"):
-        pytest.skip("faster-coco-eval is installed here")
-    with pytest.raises(UsageError):
+    monkeypatch.setattr(mc, "available_backends", lambda: ["pycocotools"])
+    assert mc.resolve_backend("auto") == "pycocotools"
+    with pytest.raises(UsageError, match="not installed"):
         coco_evaluate({"images": [], "annotations": [], "categories": []}, [], backend="faster-coco-eval")
+    monkeypatch.setattr(mc, "available_backends", lambda: [])
+    with pytest.raises(UsageError, match="need"):
+        mc.resolve_backend("auto")
+
+
+def test_auto_backend_prefers_faster_coco_eval():
+    pytest.importorskip("faster_coco_eval")
+    from datatools.metrics.coco import resolve_backend
+
+    assert resolve_backend("auto") == "faster-coco-eval"
+
+
+def _backend(name: str) -> str:
+    if name == "faster-coco-eval":
+        pytest.importorskip("faster_coco_eval")
+    return name
+
+
+@pytest.mark.parametrize("backend", ["pycocotools", "faster-coco-eval"])
+def test_coco_evaluate_is_pycocotools_numbers_and_leaves_inputs_alone(coco_case, backend):
+    """The 12 numbers of pycocotools' own COCO/loadRes/COCOeval run: exactly with pycocotools, and from
+    faster-coco-eval to 1e-12 (the same algorithm in C++; a wrong match, area range or maxDets moves a number by
+    1e-3 or more on this case). Per-class AP is the mean of COCOeval's precision array; the caller's dicts are not
+    touched (loadRes adds fields to results, COCOeval writes 'ignore' into ground truth); no results give AP 0."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    gt = json.loads(json.dumps(coco_case["gt"]))
+    gt["annotations"][0]["iscrowd"] = 1  # a crowd box and a category without ground truth: the rarer paths
+    gt["categories"].append({"id": 99, "name": "ghost"})
+    res = coco_case["res"] + [{"image_id": gt["images"][0]["id"], "category_id": 99, "bbox": [1.0, 1.0, 20.0, 20.0],
+                               "score": 0.5}]
+    gt_before, res_before = json.dumps(gt), json.dumps(res)
+    ours = coco_evaluate(gt, res, backend=_backend(backend))
+    assert ours.backend == backend
+    assert (json.dumps(gt), json.dumps(res)) == (gt_before, res_before)
+    with contextlib.redirect_stdout(io.StringIO()):
+        g = COCO()
+        g.dataset = json.loads(gt_before)
+        g.createIndex()
+        e = COCOeval(g, g.loadRes(json.loads(res_before)), "bbox")
+        e.evaluate(); e.accumulate(); e.summarize()
+    ref = [float(v) for v in e.stats]
+    if backend == "pycocotools":
+        assert list(ours.stats) == ref  # exactly
+    else:
+        assert list(ours.stats) == pytest.approx(ref, abs=1e-12, rel=0)
+    assert 0.3 < ours.stat("AP50") < 1.0
+    names = {c["id"]: c["name"] for c in gt["categories"]}
+    for k, cid in enumerate(e.params.catIds):
+        p = e.eval["precision"][:, :, k, 0, -1]
+        want = float(p[p > -1].mean()) if (p > -1).any() else None
+        assert ours.per_class_ap[names[cid]] == (want if want is None else pytest.approx(want, abs=1e-12))
+    assert ours.per_class_ap["ghost"] is None
+    empty = coco_evaluate(gt, [], backend=backend)  # pycocotools' loadRes([]) raises IndexError
+    assert empty.stat("AP") == 0.0 and empty.stat("AR100") == 0.0
+    assert json.dumps(gt) == gt_before
+
+
+def test_evaluate_default_backend_gives_the_reference_numbers(coco_case):
+    pytest.importorskip("faster_coco_eval")
+    rep = evaluate(coco_case["gt_json"], coco_case["pred"], gt_format="coco")
+    assert rep.coco.backend == "faster-coco-eval"
+    assert list(rep.coco.stats) == pytest.approx(pycocotools_stats(coco_case["gt_json"], coco_case["res"]),
+                                                 abs=1e-12, rel=0)
+
+
+def test_url_ground_truth_and_predictions_match_as_local(coco_case):
+    """A COCO source behind a URL (fsspec memory://) gives the same ground truth and the same matched predictions
+    as the local file, by image id and by category id."""
+    fsspec = pytest.importorskip("fsspec")
+    mem = fsspec.filesystem("memory")
+    mem.pipe("/urlcase/annotations/instances_val.json", coco_case["gt_json"].read_bytes())
+    mem.pipe("/urlcase/pred.json", coco_case["pred"].read_bytes())
+    try:
+        local = load_ground_truth(coco_case["gt_json"], format="coco")
+        remote = load_ground_truth("memory://urlcase", format="coco", split="val")
+        assert remote.image_ids == local.image_ids and remote.category_ids == local.category_ids
+        assert remote.cat_index == local.cat_index and remote.coco == local.coco
+        a = load_predictions(coco_case["pred"], local)
+        b = load_predictions("memory://urlcase/pred.json", remote)
+        assert len(b.table) == len(a.table) == len(coco_case["res"]) and not b.findings
+        for col in ("image", "label", "box", "score"):
+            np.testing.assert_array_equal(getattr(b.table, col), getattr(a.table, col))
+    finally:
+        mem.rm("/urlcase", recursive=True)
 
 
 # ------------------------------------------------------------------------------------------ CLI
@@ -405,133 +478,20 @@ def test_malformed_prediction_entries_are_counted(coco_case, tmp_path):
     assert len(pred.table) == 50 and pred.read == 54
 
 
-def test_coco_result_set_equals_pycocotools_load_res(coco_case):
-    """pycocotools' result set is built without loadRes (no per-detection loop, no box polygon); the 12 numbers and
-    the per-class AP must be those of loadRes on the same detections, bit for bit, and the caller's dicts untouched."""
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
-    from datatools.metrics.coco import coco_evaluate
-
-    res = coco_case["res"]
-    before = json.dumps(res)
-    ours = coco_evaluate(coco_case["gt"], res, backend="pycocotools")
-    assert json.dumps(res) == before  # copy_results=True: loadRes's fields were not added to the caller's dicts
-    with contextlib.redirect_stdout(io.StringIO()):
-        g = COCO()
-        g.dataset = json.loads(json.dumps(coco_case["gt"]))
-        g.createIndex()
-        e = COCOeval(g, g.loadRes(json.loads(before)), "bbox")
-        e.evaluate(); e.accumulate(); e.summarize()
-    assert list(ours.stats) == [float(v) for v in e.stats]
-    names = {c["id"]: c["name"] for c in coco_case["gt"]["categories"]}
-    for k, cid in enumerate(e.params.catIds):
-        p = e.eval["precision"][:, :, k, 0, -1]
-        assert ours.per_class_ap[names[cid]] == (float(p[p > -1].mean()) if (p > -1).any() else None)
-    empty = coco_evaluate(coco_case["gt"], [], backend="pycocotools")
-    assert empty.stat("AP") == 0.0
-
-
-def _pycocotools_eval(gt: dict, res: list, groups_for=None):
-    """COCOeval on copies of ``gt`` and ``res``: in one process, or (``groups_for(coco_gt, coco_dt)`` gives the
-    category groups) by category across processes."""
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
-    from datatools.metrics import coco as mc
-
-    with contextlib.redirect_stdout(io.StringIO()):
-        g = COCO()
-        g.dataset = json.loads(json.dumps(gt))
-        g.createIndex()
-        e = COCOeval(g, mc._result_set(COCO, g, res, True), "bbox")
-        if groups_for is not None:
-            groups = groups_for(g, e.cocoDt)
-            assert sorted(c for grp in groups for c in grp) == sorted(g.getCatIds())
-            mc._evaluate_by_category(e, groups)
-        else:
-            e.evaluate()
-            e.accumulate()
-        e.summarize()
-    return e
-
-
-@pytest.mark.parametrize("workers", [2, 3])
-@pytest.mark.parametrize("variant", ["plain", "ties"])
-def test_coco_categories_in_processes_equal_one_process(coco_case, workers, variant, monkeypatch):
-    """Large inputs are evaluated a group of categories per forked process. COCOeval's precision, recall and scores
-    must equal one process's bit for bit: here with a crowd box and a category that has detections but no ground
-    truth; with "ties", also scores from three values (the order of equal scores decides), 150 detections in one
-    image (maxDets truncation), numpy image ids in the results and an image listed twice."""
-    from datatools.metrics import coco as mc
-
-    gt = json.loads(json.dumps(coco_case["gt"]))
-    gt["annotations"][0]["iscrowd"] = 1
-    gt["categories"].append({"id": 99, "name": "ghost"})
-    res = coco_case["res"] + [{"image_id": gt["images"][0]["id"], "category_id": 99, "bbox": [1.0, 1.0, 20.0, 20.0],
-                               "score": 0.5}]
-    if variant == "ties":
-        rng = np.random.default_rng(3)
-        first = gt["images"][0]["id"]
-        res = [{**r, "score": float(rng.choice([0.5, 0.7, 0.9]))} for r in res]
-        res += [{"image_id": np.int64(first), "category_id": int(rng.integers(1, 5)), "score": 0.7,
-                 "bbox": [float(rng.uniform(0, 100)), float(rng.uniform(0, 100)), 30.0, 30.0]} for _ in range(150)]
-        gt["images"].append(dict(gt["images"][0]))
-    one = _pycocotools_eval(gt, res)
-    seen = []
-
-    def groups_for(g, d):
-        seen.append(mc._category_groups(g, d, workers))
-        return seen[-1]
-
-    many = _pycocotools_eval(gt, res, groups_for)
-    assert len(seen[0]) == workers
-    for key in ("precision", "recall", "scores"):
-        assert many.eval[key].shape == one.eval[key].shape
-        np.testing.assert_array_equal(many.eval[key], one.eval[key])
-    assert list(many.stats) == list(one.stats)
-    # and through coco_evaluate, which leaves the caller's dicts alone in both ways
-    monkeypatch.setattr(mc, "PARALLEL_MIN_RESULTS", 1)
-    before = repr(gt)
-    assert coco_evaluate(gt, res, backend="pycocotools", workers=workers) == coco_evaluate(
-        gt, res, backend="pycocotools", workers=1)
-    assert repr(gt) == before
-
-
-def test_coco_repeated_annotation_ids_stay_in_one_process(coco_case):
-    """pycocotools resolves a repeated annotation id to its last dict across all categories, which a split by
-    category would not reproduce: such ground truth is not split."""
-    from pycocotools.coco import COCO
-
-    from datatools.metrics import coco as mc
-
-    gt = json.loads(json.dumps(coco_case["gt"]))
-    a, b = next((a, b) for a in gt["annotations"] for b in gt["annotations"] if a["category_id"] != b["category_id"])
-    b["id"] = a["id"]
-    with contextlib.redirect_stdout(io.StringIO()):
-        g = COCO()
-        g.dataset = gt
-        g.createIndex()
-        assert mc._category_groups(g, mc._result_set(COCO, g, coco_case["res"], True), 3) == []
-        gt["annotations"] = [dict(x, id=k) for k, x in enumerate(gt["annotations"], 1)]
-        g.dataset = gt
-        g.createIndex()
-        assert len(mc._category_groups(g, mc._result_set(COCO, g, coco_case["res"], True), 3)) == 3
-
-
-@pytest.mark.parametrize("enabled", [True, False])
-def test_coco_evaluate_leaves_the_collector_as_it_was(coco_case, enabled):
-    import gc
-
-    was = gc.isenabled()
-    (gc.enable if enabled else gc.disable)()
-    try:
-        coco_evaluate(coco_case["gt"], coco_case["res"], backend="pycocotools")
-        assert gc.isenabled() == enabled
-        bad = {"image_id": coco_case["gt"]["images"][0]["id"], "category_id": 1, "bbox": [0.0, 0.0, 2, "x"],
-               "score": 1.0}  # COCOeval fails inside evaluate(), on the IoU of a string
-        with pytest.raises(ValueError, match="could not convert"):
-            coco_evaluate(coco_case["gt"], [bad], backend="pycocotools")
-        assert gc.isenabled() == enabled
-    finally:
-        (gc.enable if was else gc.disable)()
+def test_category_name_wins_and_a_missing_score_can_default(coco_case, tmp_path):
+    """A ``category_name`` of a known class wins over ``category_id``; without a score an entry is dropped and
+    counted, unless the caller gives ``missing_score`` (``visualize`` draws such entries at 1)."""
+    gt = load_ground_truth(coco_case["gt_json"], format="coco")
+    first = coco_case["gt"]["images"][0]["id"]
+    entries = [{"image_id": first, "category_id": 77, "category_name": gt.classes[1], "bbox": [1, 2, 3, 4],
+                "score": .5},
+               {"image_id": first, "category_id": 77, "category_name": "no-such-class", "bbox": [1, 2, 3, 4],
+                "score": .5},
+               {"image_id": first, "category_id": gt.category_ids[0], "bbox": [1, 2, 3, 4]}]
+    p = tmp_path / "p.json"
+    p.write_text(json.dumps(entries))
+    pred = load_predictions(p, gt)
+    assert pred.table.label.tolist() == [1] and pred.unknown_categories == {"77": 1} and pred.malformed == 1
+    pred = load_predictions(p, gt, missing_score=1.0)
+    assert pred.table.label.tolist() == [1, 0] and pred.table.score.tolist() == [.5, 1.0] and pred.malformed == 0
+    np.testing.assert_array_equal(pred.xywh, [[1, 2, 3, 4]] * 2)

@@ -231,6 +231,45 @@ def test_pred_with_coco_ground_truth_uses_coco_ids(tmp_path):
     assert is_colour(arr[55, 50], class_colour("dog")) and is_colour(arr[15, 10], class_colour("cat"))
 
 
+def test_pred_on_a_url_coco_source_matches_as_on_the_local_file(tmp_path):
+    """``--pred`` on a COCO source behind a URL (fsspec memory://) matches by the file's own image and category ids,
+    exactly as on the local file (the categories were once read with a local path there, and every prediction
+    became an unknown category)."""
+    fsspec = pytest.importorskip("fsspec")
+    from datatools import formats
+    from datatools.viz.render import predictions_to_draw
+
+    gt = {"images": [{"id": 7, "file_name": "x.jpg", "width": 100, "height": 80},
+                     {"id": 9, "file_name": "y.jpg", "width": 100, "height": 80}],
+          "annotations": [{"id": 1, "image_id": 7, "category_id": 3, "bbox": [10, 10, 20, 20], "area": 400,
+                           "iscrowd": 0}],
+          "categories": [{"id": 3, "name": "cat"}, {"id": 8, "name": "dog"}]}
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    mem = fsspec.filesystem("memory")
+    mem.pipe("/viz-url-case/gt.json", json.dumps(gt).encode())
+    preds = _coco_preds(tmp_path / "p.json", [
+        {"image_id": 7, "category_id": 8, "bbox": [50, 40, 30, 30], "score": 0.9},
+        {"image_id": 9, "category_id": 3, "bbox": [5, 5, 10, 10], "score": 0.4},
+        {"file_name": "y.jpg", "category_id": 8, "bbox": [1, 2, 3, 4]},  # no score: drawn as 1
+        {"image_id": 1, "category_id": 3, "bbox": [1, 1, 3, 3], "score": 0.9},  # no such image
+        {"image_id": 7, "category_id": 5, "bbox": [1, 1, 3, 3], "score": 0.9}])  # no such category
+    try:
+        local = predictions_to_draw(preds, formats.get("coco").read(tmp_path / "gt.json"))
+        remote = predictions_to_draw(preds, formats.get("coco").read("memory://viz-url-case/gt.json"))
+        cli_runs = [run(src, tmp_path / name, "-f", "coco", "--pred", preds, "--json")
+                    for src, name in ((tmp_path / "gt.json", "out_local"), ("memory://viz-url-case/gt.json", "out_url"))]
+    finally:
+        mem.rm("/viz-url-case", recursive=True)
+    assert remote.to_dict() == local.to_dict()
+    assert remote.by_image == local.by_image
+    assert (remote.matched, remote.unknown_image, remote.unknown_category) == (3, 1, 1)
+    assert [(a.label, a.box, a.score) for a in remote.by_image["x"]] == [("dog", (50.0, 40.0, 80.0, 70.0), 0.9)]
+    assert sorted((a.label, a.score) for a in remote.by_image["y"]) == [("cat", 0.4), ("dog", 1.0)]
+    assert all(r.exit_code == 0 for r in cli_runs), [r.output for r in cli_runs]
+    on_local, on_url = (json.loads(r.output)["predictions"] for r in cli_runs)
+    assert on_url == on_local == remote.to_dict()
+
+
 @pytest.mark.parametrize("fmt", ["yolo", "coco"])
 def test_other_formats(tmp_path, fmt):
     from datatools import formats

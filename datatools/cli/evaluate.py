@@ -1,15 +1,17 @@
-"""``evaluate``: COCO metrics (pycocotools) and VOC AP of predictions against ground truth in any format."""
+"""``evaluate``: COCO metrics (faster-coco-eval or pycocotools) and VOC AP of predictions against ground truth in
+any format."""
 from __future__ import annotations
 
 import click
 
-from datatools.cli.common import table, esc, console, emit_json, errors_to_click, findings_table, json_option, parse_classes, workers_option
+from datatools.cli.common import (table, esc, SourcePath, console, emit_json, errors_to_click, findings_table, json_option,
+                                  parse_classes, workers_option)
 
 
 @click.command("evaluate")
-@click.option("--gt", "gt", required=True, type=click.Path(exists=True),
+@click.option("--gt", "gt", required=True, type=SourcePath(),
               help="Ground truth: VOC root, YOLO data.yaml/folder, or COCO JSON (or a folder with annotations/).")
-@click.option("--pred", "pred", required=True, type=click.Path(exists=True),
+@click.option("--pred", "pred", required=True, type=SourcePath(),
               help="Predictions: COCO results JSON [{image_id, category_id, bbox [x,y,w,h], score}] (an optional "
                    "file_name is matched first), or a folder of YOLO txt files 'class cx cy w h conf'.")
 @click.option("--gt-format", "-f", "gt_format", type=click.Choice(["voc", "yolo", "coco"]), default="voc",

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import click
 
-from datatools.cli.common import (table, esc, console, counts_table, emit_json, errors_to_click, json_option, parse_classes,
-                                  stage_progress, workers_option)
+from datatools.cli.common import (table, esc, SourcePath, console, counts_table, emit_json, errors_to_click, json_option,
+                                  parse_classes, stage_progress, workers_option)
 
 
 def _grid(ctx, param, value):
@@ -19,7 +19,7 @@ def _grid(ctx, param, value):
 
 
 @click.command("visualize")
-@click.argument("src", type=click.Path(exists=True))
+@click.argument("src", type=SourcePath())
 @click.argument("out", type=click.Path())
 @click.option("--format", "-f", "fmt", type=click.Choice(["voc", "yolo", "coco"]), default="voc", show_default=True,
               help="Format of SRC.")
@@ -36,10 +36,11 @@ def _grid(ctx, param, value):
 @click.option("--shuffle", is_flag=True, help="Pick images in a random order (reproducible with --seed).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for --shuffle.")
 @click.option("--show-difficult", is_flag=True, help="Also draw difficult objects (dashed, labelled '(difficult)').")
-@click.option("--pred", "pred", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="COCO results JSON [{image_id, category_id, bbox, score}] to draw beside the ground truth. "
+@click.option("--pred", "pred", type=SourcePath(), default=None,
+              help="Predictions to draw beside the ground truth, matched as `evaluate --pred` matches them: COCO "
+                   "results JSON [{image_id, category_id, bbox, score}] or a folder of YOLO txt with confidences. "
                    "For VOC/YOLO, image_id k is the k-th image in sorted order and category_id c the c-th class "
-                   "(as voc2coco writes them); entries with file_name match by file stem.")
+                   "(as voc2coco writes them); an entry with file_name matches by file name or stem.")
 @click.option("--score-thr", type=click.FloatRange(0, 1), default=0.3, show_default=True,
               help="Draw predictions with at least this score.")
 @click.option("--pred-layout", type=click.Choice(["side", "overlay"]), default="side", show_default=True,

@@ -1,4 +1,4 @@
-"""One call from files to a full report: COCO metrics (pycocotools) and VOC AP, per class, plus optional plots.
+"""One call from files to a full report: COCO metrics (faster-coco-eval or pycocotools) and VOC AP, per class, plus optional plots.
 
 Use :func:`evaluate` from code and ``datatools evaluate`` from the shell; use :func:`evaluate_loaded` when the
 ground truth and predictions are already in memory (the trainer does this every N epochs).
@@ -14,7 +14,8 @@ import numpy as np
 from datatools.core.errors import UsageError
 from datatools.core.model import Finding, Severity
 from datatools.metrics.coco import CocoResult, coco_evaluate, results_from_arrays
-from datatools.metrics.data import GroundTruth, Predictions, load_ground_truth, load_predictions
+from datatools.metrics.inputs import GroundTruth, load_ground_truth
+from datatools.metrics.predictions import Predictions, load_predictions
 from datatools.metrics.voc import APMethod, VOCResult, evaluate_voc
 
 METRICS = ("all", "coco", "voc")
@@ -74,9 +75,8 @@ def _n(v):
 def evaluate_loaded(gt: GroundTruth, pred: Predictions, *, metric: str = "all", iou: float = 0.5,
                     method: APMethod | str = APMethod.ALL_POINT, legacy_plus_one: bool = False,
                     backend: str = "auto", plots: str | os.PathLike | None = None, conf: float = 0.25,
-                    pred_source: str = "", workers: int | None = None) -> EvalReport:
-    """Evaluate predictions already matched to the ground truth (see :mod:`datatools.metrics.data`). ``workers``
-    caps the processes COCOeval may use on large inputs (see :func:`datatools.metrics.coco.coco_evaluate`)."""
+                    pred_source: str = "") -> EvalReport:
+    """Evaluate predictions already matched to the ground truth (see :mod:`datatools.metrics.predictions`)."""
     if metric not in METRICS:
         raise UsageError(f"unknown metric {metric!r}: choose one of {', '.join(METRICS)}")
     if not 0.0 < iou <= 1.0:
@@ -89,8 +89,7 @@ def evaluate_loaded(gt: GroundTruth, pred: Predictions, *, metric: str = "all", 
         ids = np.asarray(gt.image_ids, dtype=object)[t.image] if len(t) else np.zeros(0)
         cats = np.asarray(gt.category_ids, dtype=object)[t.label] if len(t) else np.zeros(0)
         results = results_from_arrays(ids, cats, pred.xywh, t.score)
-        coco = coco_evaluate(gt.coco, results, backend=backend, class_names=gt.classes, copy_results=False,
-                             workers=workers)
+        coco = coco_evaluate(gt.coco, results, backend=backend, class_names=gt.classes, copy_results=False)
     report = EvalReport(gt_source=gt.source, pred_source=pred_source, images=len(gt.images),
                         gt_boxes=int((~gt.table.ignore).sum()), gt_ignored=int(gt.table.ignore.sum()),
                         predictions_read=pred.read, predictions_used=len(t), classes=gt.classes, coco=coco, voc=voc,
@@ -113,9 +112,10 @@ def evaluate(gt: str | os.PathLike, pred: str | os.PathLike, *, gt_format: str =
              legacy_plus_one: bool = False, backend: str = "auto", plots: str | os.PathLike | None = None,
              conf: float = 0.25, workers: int | None = None) -> EvalReport:
     """Evaluate a predictions file (COCO results JSON, or a folder of YOLO txt with confidences) against ground
-    truth in any format. See :func:`datatools.metrics.data.load_ground_truth` for how ids are matched."""
+    truth in any format. See :mod:`datatools.metrics.inputs` for how ids are matched; ``workers`` is for reading
+    the ground truth."""
     g = load_ground_truth(gt, format=gt_format, split=split, classes=classes, convention=convention, images=images,
                           workers=workers)
     p = load_predictions(pred, g)
     return evaluate_loaded(g, p, metric=metric, iou=iou, method=method, legacy_plus_one=legacy_plus_one,
-                           backend=backend, plots=plots, conf=conf, pred_source=str(pred), workers=workers)
+                           backend=backend, plots=plots, conf=conf, pred_source=str(pred))

@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from datatools.core.io import atomic_write
+from datatools.core.atomic import atomic_write
 from datatools.metrics.voc import VOCResult
 
 

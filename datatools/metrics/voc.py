@@ -37,7 +37,7 @@ class APMethod(str, Enum):
 
 @dataclass(frozen=True)
 class BoxTable:
-    """Boxes of many images as column arrays (the evaluator's input, built by :mod:`datatools.metrics.data`).
+    """Boxes of many images as column arrays (the evaluator's input, built by :mod:`datatools.metrics.inputs` and :mod:`datatools.metrics.predictions`).
 
     ``image`` indexes the evaluated image list, ``label`` the class list, ``box`` is (N, 4) XYXY float64,
     ``score`` the confidence (1 for ground truth), ``ignore`` marks difficult/crowd ground truth.

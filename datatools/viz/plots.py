@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from datatools.core.io import atomic_write
+from datatools.core.atomic import atomic_write
 
 _DPI = 100
 

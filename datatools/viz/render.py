@@ -1,166 +1,35 @@
 """``visualize`` as a library function: pick images, plan what to draw on each, render them in parallel.
 
 Use :func:`visualize` to write annotated images or contact sheets for a whole :class:`~datatools.core.model.Dataset`
-(any format); the CLI command is a thin wrapper around it. :func:`load_predictions` reads COCO results JSON and
-matches it to a dataset (the id rules are in its docstring).
+(any format); the CLI command is a thin wrapper around it. What is drawn on each image is planned in
+:mod:`datatools.viz.plan`; ``--pred`` files are read and matched by
+:func:`datatools.metrics.predictions.load_predictions`, as ``datatools evaluate`` reads them.
 
 EXIF: images are decoded, then turned upright with ``ImageOps.exif_transpose`` before anything is drawn, because
-annotations are in the displayed frame (see :func:`datatools.core.io.read_image_header`, which reports the size the
+annotations are in the displayed frame (see :func:`datatools.core.images.read_image_header`, which reports the size the
 same way). A box is scaled from the displayed size of the image to the size drawn, so thumbnails stay exact.
 """
 from __future__ import annotations
 
-import fnmatch
 import io
-import json
 import os
-import posixpath
-import random
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Sequence
 
-from datatools.core.boxes import xywh_to_xyxy
+from datatools.core.atomic import atomic_write
 from datatools.core.errors import UsageError
-from datatools.core.io import (ProgressFn, atomic_write, check_output_dir, exif_orientation, parallel_map, pil_open,
-                               safe_join)
-from datatools.core.model import Annotation, Dataset, ImageRecord
-from datatools.ops.sanitize import BOX_MESSAGES, box_problem
-from datatools.viz.draw import WARNING_COLOUR, DrawItem, class_colour, draw_items, font, font_size_for, to_rgb
+from datatools.core.images import exif_orientation, pil_open
+from datatools.core.model import Dataset
+from datatools.core.parallel import ProgressFn, map_items
+from datatools.core.paths import check_output_dir, safe_join
+from datatools.viz.draw import draw_items, font, font_size_for, to_rgb
+from datatools.viz.plan import ImageJob, plan_image, predictions_to_draw, reader_box_findings, select_images
 from datatools.viz.sheet import BACKGROUND, CAPTION_COLOUR, SheetLayout, contact_sheet, fit_size
 
 PRED_LAYOUTS = ("side", "overlay")
 EXTENSIONS = ("jpg", "png")
 DEFAULT_SCORE_THR = 0.3
-
-
-# ------------------------------------------------------------------------------------------------ predictions
-
-@dataclass
-class PredictionSet:
-    """Predictions matched to a dataset: ``by_image`` maps image_id -> annotations with scores (no threshold applied),
-    and the counts of what could not be matched (nothing is dropped silently)."""
-
-    path: str
-    by_image: dict[str, list[Annotation]]
-    total: int = 0
-    matched: int = 0
-    unknown_image: int = 0
-    unknown_category: int = 0
-    malformed: int = 0
-
-    def to_dict(self) -> dict:
-        return {"path": self.path, "total": self.total, "matched": self.matched, "unknown_image": self.unknown_image,
-                "unknown_category": self.unknown_category, "malformed": self.malformed}
-
-
-def _coco_ids(ds: Dataset) -> tuple[dict[str, str | None], dict[str, str]]:
-    """For a COCO dataset: str(original image id) -> image_id (None when two JSON files use the same id), and
-    str(category id) -> name from the JSON files the dataset was read from."""
-    by_id: dict[str, str | None] = {}
-    files: dict[str, None] = {}
-    for im in ds.images:
-        jpath, _, raw = im.source.rpartition("#")
-        if not jpath:
-            continue
-        files.setdefault(jpath, None)
-        prev = by_id.get(raw, im.image_id)
-        by_id[raw] = im.image_id if prev == im.image_id else None
-    cats: dict[str, str] = {}
-    for jpath in files:
-        try:
-            data = json.loads(Path(jpath).read_bytes().decode("utf-8-sig"))
-        except (OSError, ValueError):
-            continue
-        for c in data.get("categories") or []:
-            if isinstance(c, dict) and c.get("id") is not None and str(c.get("name", "")).strip():
-                cats.setdefault(str(c["id"]), str(c["name"]).strip())
-    return by_id, cats
-
-
-def _stem(name: str) -> str:
-    return posixpath.splitext(posixpath.basename(name.replace("\\", "/")))[0]
-
-
-def load_predictions(path: str | os.PathLike, ds: Dataset) -> PredictionSet:
-    """Read COCO results JSON (a list of ``{image_id, category_id, bbox: [x, y, w, h], score}``) and match it to ``ds``.
-
-    Matching, in this order:
-
-    * an entry with ``file_name`` matches the image whose file name (or image_id) has the same stem;
-    * COCO ground truth: ``image_id`` is the image's ``id`` in the COCO JSON, ``category_id`` its category ``id``;
-    * VOC / YOLO ground truth: ``image_id`` ``k`` is the k-th image of the dataset (1-based, in ``ds.images`` order:
-      sorted image ids, which is how ``datatools voc2coco SRC out.json`` numbers them) and ``category_id`` ``c`` is
-      the c-th class of ``ds.classes`` (1-based: sorted names for VOC, data.yaml order for YOLO).
-
-    A ``category_name`` (or ``label``) string in an entry wins over ``category_id``; a missing ``score`` reads as 1.
-    Entries that match no image or no class are counted, not drawn.
-    """
-    p = Path(path)
-    try:
-        data = json.loads(p.read_bytes().decode("utf-8-sig"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UsageError(f"{path}: cannot read predictions: {e}") from e
-    if isinstance(data, dict) and isinstance(data.get("annotations"), list):
-        data = data["annotations"]
-    if not isinstance(data, list):
-        raise UsageError(f"{path}: expected COCO results: a JSON list of {{image_id, category_id, bbox, score}}")
-    if ds.format == "coco":
-        id_map, cat_map = _coco_ids(ds)
-    else:
-        id_map = {str(k): im.image_id for k, im in enumerate(ds.images, 1)}
-        cat_map = {str(k): name for k, name in enumerate(ds.classes, 1)}
-    by_stem: dict[str, str] = {}
-    for im in ds.images:
-        by_stem.setdefault(_stem(im.file_name or im.image_id), im.image_id)
-        by_stem.setdefault(_stem(im.image_id), im.image_id)
-    out = PredictionSet(path=str(path), by_image={})
-    for entry in data:
-        out.total += 1
-        if not isinstance(entry, dict):
-            out.malformed += 1
-            continue
-        bbox = entry.get("bbox")
-        try:
-            x, y, w, h = (float(v) for v in bbox)  # type: ignore[union-attr]
-            score = float(entry.get("score", 1.0))
-        except (TypeError, ValueError):
-            out.malformed += 1
-            continue
-        if entry.get("file_name"):
-            iid = by_stem.get(_stem(str(entry["file_name"])))
-        else:
-            key = str(entry.get("image_id"))
-            iid = id_map.get(key)
-            if iid is None and key in id_map:
-                raise UsageError(f"{path}: image_id {key} names images in more than one COCO file of {ds.root}; "
-                                 "point SRC at the JSON file the predictions were made for")
-        if iid is None:
-            out.unknown_image += 1
-            continue
-        name = entry.get("category_name") or entry.get("label")
-        name = str(name) if name else cat_map.get(str(entry.get("category_id")))
-        if not name:
-            out.unknown_category += 1
-            continue
-        out.by_image.setdefault(iid, []).append(Annotation(name, xywh_to_xyxy(x, y, w, h), score=score))
-        out.matched += 1
-    return out
-
-
-# ------------------------------------------------------------------------------------------------ planning
-
-@dataclass(frozen=True, slots=True)
-class ImageJob:
-    """Everything a worker needs to draw one image (picklable, no dataset reference)."""
-
-    image_id: str
-    image_path: str
-    caption: str
-    note: str
-    gt: tuple[DrawItem, ...]
-    pred: tuple[DrawItem, ...] | None = None  # None: no prediction panel
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,113 +69,6 @@ class VizResult:
                 "boxes_filtered": self.boxes_filtered, "preds_drawn": self.preds_drawn,
                 "preds_below_thr": self.preds_below_thr, "findings_drawn": self.findings_drawn,
                 "skipped": self.skipped, "predictions": self.predictions}
-
-
-def _match_ids(images: Sequence[ImageRecord], ids: str) -> list[ImageRecord]:
-    """``ids``: a file with one id per line (image_id, file name or stem), or comma-separated globs."""
-    p = Path(ids)
-    if p.is_file():
-        wanted = {ln.strip() for ln in p.read_text(encoding="utf-8-sig").splitlines() if ln.strip() and not ln.startswith("#")}
-        return [im for im in images if im.image_id in wanted or im.file_name in wanted or _stem(im.file_name) in wanted
-                or _stem(im.image_id) in wanted]
-    globs = [g.strip() for g in ids.split(",") if g.strip()]
-    if not globs:
-        raise UsageError("--ids is empty")
-    return [im for im in images if any(fnmatch.fnmatchcase(im.image_id, g) or fnmatch.fnmatchcase(im.file_name, g)
-                                       for g in globs)]
-
-
-def reader_box_findings(ds: Dataset) -> dict[str, list[tuple[str, tuple[float, float, float, float] | None]]]:
-    """Boxes the reader already dropped (e.g. VOC boxes with ``xmin == xmax``): image_id -> [(code, box or None)].
-
-    These objects are not in the model, only in ``ds.findings``, whose ``box`` (continuous pixels, the reader's
-    convention applied) lets ``--check`` mark the spot. A finding without a box is still counted on its image.
-    """
-    out: dict[str, list] = {}
-    for f in ds.findings:
-        if f.code not in BOX_MESSAGES or not f.image_id or not f.objects:
-            continue
-        out.setdefault(f.image_id, []).append((f.code, f.box))
-    return out
-
-
-def select_images(ds: Dataset, *, classes: Sequence[str] | None = None, ids: str | None = None,
-                  limit: int | None = None, shuffle: bool = False, seed: int = 0, check: bool = False,
-                  predictions: PredictionSet | None = None) -> list[ImageRecord]:
-    """The images to draw, in order: ``ids`` filter, then ``classes`` (images with at least one such object, in the
-    ground truth or the predictions), then ``check`` (images with a box problem), then a seeded shuffle, then
-    ``limit``. Never reorders or changes ``ds``."""
-    images = list(ds.images)
-    if ids:
-        images = _match_ids(images, ids)
-    if classes:
-        wanted = set(classes)
-        pb = predictions.by_image if predictions else {}
-        images = [im for im in images if any(a.label in wanted for a in im.annotations)
-                  or any(a.label in wanted for a in pb.get(im.image_id, ()))]
-    if check:
-        dropped = reader_box_findings(ds)
-        images = [im for im in images if im.image_id in dropped
-                  or any(box_problem(a.box, im.width, im.height) for a in im.annotations)]
-    if shuffle:
-        random.Random(seed).shuffle(images)
-    if limit is not None:
-        images = images[:limit]
-    return images
-
-
-def plan_image(im: ImageRecord, *, classes: set[str] | None, show_difficult: bool, check: bool, labels: bool,
-               predictions: Sequence[Annotation] | None, score_thr: float, overlay: bool,
-               counts: Counter, dropped: Sequence[tuple[str, tuple[float, float, float, float] | None]] = ()
-               ) -> ImageJob:
-    """What to draw on one image, counting into ``counts`` (boxes drawn, difficult hidden, findings, predictions).
-    ``dropped``: boxes the reader dropped (see :func:`reader_box_findings`), drawn as findings under ``check``."""
-    gt: list[DrawItem] = []
-    marks: list[DrawItem] = []  # objects the reader dropped: findings, not boxes
-    findings = 0
-    for code, box in dropped if check else ():
-        counts[f"finding:{code}"] += 1
-        findings += 1
-        if box is not None:
-            marks.append(DrawItem(box, WARNING_COLOUR, f"{code} (dropped on read)" if labels else "", "warning"))
-    for a in im.annotations:
-        if classes is not None and a.label not in classes:
-            counts["boxes_filtered"] += 1
-            continue
-        problem = box_problem(a.box, im.width, im.height) if check else None
-        if problem:
-            gt.append(DrawItem(a.box, class_colour(a.label), f"{problem}: {a.label}" if labels else "", "warning"))
-            counts[f"finding:{problem}"] += 1
-            findings += 1
-            continue
-        if a.difficult and not show_difficult:
-            counts["difficult_hidden"] += 1
-            continue
-        if a.difficult:
-            counts["difficult_drawn"] += 1
-        text = (f"{a.label} (difficult)" if a.difficult else a.label) if labels else ""
-        gt.append(DrawItem(a.box, class_colour(a.label), text, "dashed" if a.difficult else "solid"))
-    counts["boxes_drawn"] += len(gt)
-    pred: list[DrawItem] | None = None
-    if predictions is not None:
-        pred = []
-        for p in sorted(predictions, key=lambda p: p.score or 0.0):  # best drawn last, on top
-            if classes is not None and p.label not in classes:
-                continue
-            if (p.score or 0.0) < score_thr:
-                counts["preds_below_thr"] += 1
-                continue
-            pred.append(DrawItem(p.box, class_colour(p.label), f"{p.label} {p.score:.2f}" if labels else "",
-                                 "solid", thin=overlay))
-        counts["preds_drawn"] += len(pred)
-    if pred is not None:
-        note = f"{len(gt)} gt · {len(pred)} pred"
-    else:
-        note = f"{len(gt)} box" + ("" if len(gt) == 1 else "es")
-    if findings:
-        note = f"!{findings} finding{'s' if findings > 1 else ''} · {note}"
-    return ImageJob(im.image_id, im.image_path or "", im.file_name or im.image_id, note, tuple(gt + marks),
-                    tuple(pred) if pred is not None else None)
 
 
 # ------------------------------------------------------------------------------------------------ rendering
@@ -453,7 +215,7 @@ def visualize(ds: Dataset, out: str | os.PathLike, *, classes: Sequence[str] | N
     Selection and style: see :func:`select_images` and :func:`plan_image`. Difficult objects are hidden unless
     ``show_difficult`` (then dashed). ``check`` keeps only images with box problems (as ``datatools check`` classifies
     them: :func:`datatools.ops.sanitize.box_problem`) and draws those boxes as red/yellow hazard tape, labelled with
-    the finding code. ``predictions`` (COCO results JSON, see :func:`load_predictions`) are drawn beside the ground
+    the finding code. ``predictions`` (a predictions file, see :func:`predictions_to_draw`) are drawn beside the ground
     truth (``pred_layout="side"``) or over it (``"overlay"``, thinner lines, score in the label), keeping those with
     ``score >= score_thr``. Missing or unreadable images are skipped and listed in ``result.skipped``.
     """
@@ -483,7 +245,7 @@ def visualize(ds: Dataset, out: str | os.PathLike, *, classes: Sequence[str] | N
         raise UsageError(f"{out} exists and is not a folder")
     layout = SheetLayout.for_tile(grid[0], grid[1], tile) if grid else None
 
-    preds = load_predictions(predictions, ds) if predictions else None
+    preds = predictions_to_draw(predictions, ds) if predictions else None
     chosen = select_images(ds, classes=classes, ids=ids, limit=limit, shuffle=shuffle, seed=seed, check=check,
                            predictions=preds)
     result = VizResult(out=str(out), images_selected=len(chosen), predictions=preds.to_dict() if preds else None)
@@ -506,8 +268,8 @@ def visualize(ds: Dataset, out: str | os.PathLike, *, classes: Sequence[str] | N
         paths = [str(safe_join(out_p, f"{j.image_id}.{ext}")) for j in jobs]
         if on_total:
             on_total(len(jobs))
-        reasons = parallel_map(_render_file, [(j, spec, p) for j, p in zip(jobs, paths)], workers=workers,
-                               progress=progress, min_per_worker=32)
+        reasons = map_items(_render_file, [(j, spec, p) for j, p in zip(jobs, paths)], workers=workers,
+                            progress=progress, min_per_worker=32)
         for j, p, r in zip(jobs, paths, reasons):
             if r:
                 result.skipped.append({"image_id": j.image_id, "path": j.image_path, "reason": r})
@@ -520,8 +282,8 @@ def visualize(ds: Dataset, out: str | os.PathLike, *, classes: Sequence[str] | N
         paths = [str(out_p / f"sheet_{k:04d}.{ext}") for k in range(1, len(groups) + 1)]
         if on_total:
             on_total(len(groups))
-        per_sheet = parallel_map(_render_sheet, [(g, spec, layout, p) for g, p in zip(groups, paths)],
-                                 workers=workers, progress=progress, chunksize=1, min_per_worker=1)
+        per_sheet = map_items(_render_sheet, [(g, spec, layout, p) for g, p in zip(groups, paths)],
+                              workers=workers, progress=progress, chunk_size=1, min_per_worker=1)
         for g, p, reasons in zip(groups, paths, per_sheet):
             result.files.append(p)
             result.sheets.append({"path": p, "images": [j.image_id for j in g]})

@@ -1,0 +1,290 @@
+"""Ground truth for the evaluator, and the names predictions use for a dataset's images and classes.
+
+Use :func:`load_ground_truth` to read ground truth in any format (local path or URL) into column arrays plus a
+pycocotools-ready dict, and :func:`dataset_keys` when only the matching rules are needed (``visualize --pred``):
+both feed :func:`datatools.metrics.predictions.load_predictions`, so a predictions file is matched the same way
+wherever it is read.
+
+Image ids. For VOC and YOLO the COCO image ids are 1..N in the order of ``Dataset.images`` and the category ids 1..K
+in class order: exactly what ``datatools voc2coco`` writes. For COCO the file's own ids are used (string ids are
+mapped to 1..N in file order and reported). A prediction that carries ``file_name`` is matched by file name (full
+relative name, base name or stem), otherwise by ``image_id``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from datatools.core import fs
+from datatools.core.errors import UsageError
+from datatools.core.model import Dataset, Finding, ImageRecord
+from datatools.formats.common import err, info, warn
+from datatools.metrics.voc import BoxTable
+
+
+@dataclass
+class DatasetKeys:
+    """How predictions name the images and classes of one dataset: ``by_id`` maps ``str(image_id)`` to an index of
+    ``images`` (``None``: the id names images in more than one COCO file), ``by_name`` maps file names, base names
+    and stems to an index, ``cat_index`` maps ``str(category_id)`` to an index of ``classes``."""
+
+    images: tuple[ImageRecord, ...]
+    classes: tuple[str, ...]
+    by_id: dict[str, int | None]
+    by_name: dict[str, int]
+    cat_index: dict[str, int]
+
+    def index_of(self, *, image_id=None, file_name: str | None = None) -> int | None:
+        """The image index for a prediction, by file name first (exact, base name, stem), else by id."""
+        if file_name:
+            for key in _name_keys(str(file_name)):
+                if key in self.by_name:
+                    return self.by_name[key]
+            return None
+        if image_id is None:
+            return None
+        return self.by_id.get(str(image_id))
+
+
+@dataclass
+class GroundTruth(DatasetKeys):
+    """Everything the evaluator needs about the ground truth.
+
+    ``images`` and ``classes`` define the indices used in :class:`BoxTable`; ``coco`` is a COCO dict that pycocotools
+    accepts (int ids, ``area`` and ``iscrowd`` on every annotation); ``image_ids[i]`` / ``category_ids[c]`` are the
+    ids image ``i`` / class ``c`` have in it.
+    """
+
+    table: BoxTable = field(default_factory=BoxTable.empty)
+    coco: dict = field(default_factory=dict)
+    image_ids: list[int] = field(default_factory=list)
+    category_ids: list[int] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    source: str = ""
+    format: str = ""
+
+
+def _name_keys(name: str) -> tuple[str, ...]:
+    name = name.replace("\\", "/")
+    return (name, posixpath.basename(name), posixpath.splitext(name)[0],
+            posixpath.splitext(posixpath.basename(name))[0])
+
+
+def _index_names(images: Sequence[ImageRecord]) -> dict[str, int]:
+    by_name: dict[str, int] = {}
+    for i, rec in enumerate(images):
+        for name in (rec.file_name, rec.image_id):
+            if name:
+                for k in _name_keys(name):
+                    by_name.setdefault(k, i)
+    return by_name
+
+
+def _coco_categories(jpaths: Sequence[str]) -> list[dict]:
+    """The category entries of the COCO files a dataset was read from (local paths or URLs, through core.fs)."""
+    out: list[dict] = []
+    for jpath in jpaths:
+        try:
+            data = json.loads(fs.files_for(jpath).cat(jpath).decode("utf-8-sig"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise UsageError(f"{jpath}: cannot read its categories: {e}") from e
+        out += [c for c in (data.get("categories") or []) if isinstance(c, dict)] if isinstance(data, dict) else []
+    return out
+
+
+def dataset_keys(ds: Dataset, *, categories: Sequence[dict] | None = None) -> DatasetKeys:
+    """The matching rules for predictions on ``ds`` (any format, local or URL; see the module docstring).
+
+    COCO: ``image_id`` is the image's ``id`` in its JSON file and ``category_id`` a category ``id`` of it (the first
+    id of each name; ``categories`` saves reading the files again when the caller has them). VOC and YOLO:
+    ``image_id`` ``k`` is the k-th image of ``ds.images`` and ``category_id`` ``c`` the c-th class of ``ds.classes``
+    (both 1-based, as ``datatools voc2coco`` numbers them)."""
+    images = tuple(ds.images)
+    classes = tuple(ds.classes)
+    class_index = {c: k for k, c in enumerate(classes)}
+    if ds.format != "coco":
+        return DatasetKeys(images=images, classes=classes, by_id={str(k): k - 1 for k in range(1, len(images) + 1)},
+                           by_name=_index_names(images),
+                           cat_index={str(k): k - 1 for k in range(1, len(classes) + 1)})
+    by_id: dict[str, int | None] = {}
+    jpaths: dict[str, None] = {}
+    for i, rec in enumerate(images):
+        jpath, _, raw = rec.source.rpartition("#")
+        if not jpath:
+            continue
+        jpaths.setdefault(jpath, None)
+        prev = by_id.get(raw, i)
+        by_id[raw] = i if prev == i else None  # the same id in two files: ambiguous
+    if categories is None:
+        categories = _coco_categories(list(jpaths))
+    first_id: dict[str, object] = {}
+    for c in categories:
+        name = str(c.get("name", "")).strip()
+        if c.get("id") is not None and name:
+            first_id.setdefault(name, c["id"])
+    cat_index = {str(cid): class_index[name] for name, cid in first_id.items() if name in class_index}
+    return DatasetKeys(images=images, classes=classes, by_id=by_id, by_name=_index_names(images), cat_index=cat_index)
+
+
+def _table_from_records(images: Sequence[ImageRecord], classes: Sequence[str]) -> BoxTable:
+    cid = {c: i for i, c in enumerate(classes)}
+    img, lab, box, ign = [], [], [], []
+    for i, rec in enumerate(images):
+        for a in rec.annotations:
+            if a.label not in cid:
+                continue
+            img.append(i)
+            lab.append(cid[a.label])
+            box.append(a.box)
+            ign.append(a.difficult or a.iscrowd)
+    return BoxTable.build(img, lab, np.asarray(box, dtype=np.float64).reshape(-1, 4), None, ign)
+
+
+def _coco_json_file(src: str, split: str | None) -> str:
+    files = fs.files_for(src)
+    if files.isfile(src):
+        return src
+    ann = files.join(src, "annotations") if files.isdir(files.join(src, "annotations")) else src
+    if split:
+        for name in (f"instances_{split}.json", f"{split}.json"):
+            if files.isfile(files.join(ann, name)):
+                return files.join(ann, name)
+        raise UsageError(f"{src}: no instances_{split}.json or {split}.json")
+    names = [n for n in files.listdir(ann)[1] if n.endswith(".json")]
+    if len(names) != 1:
+        raise UsageError(f"{src}: {len(names)} JSON files found; pass the ground-truth JSON file itself or --split")
+    return files.join(ann, names[0])
+
+
+def sanitize_coco(data: dict, *, path: str = "") -> tuple[dict, dict[str, int], dict[str, int], list[Finding]]:
+    """A copy of a COCO dict that pycocotools evaluates correctly, and what was changed.
+
+    Guards the known traps: a missing ``area`` (pycocotools raises KeyError) becomes ``w * h``; a missing
+    ``iscrowd`` becomes 0; string or non-unique image/category ids are mapped to ints (returned mappings for images
+    and categories: ``str(original id) -> new id``); annotation ids are renumbered 1..M in file order, because
+    pycocotools keys annotations by id (duplicates silently overwrite each other) and treats an id of 0 as
+    "unmatched".
+    """
+    findings: list[Finding] = []
+    images = [im for im in data.get("images") or [] if isinstance(im, dict) and im.get("id") is not None]
+    raw_ids = [im["id"] for im in images]
+    ints = all(isinstance(i, int) and not isinstance(i, bool) for i in raw_ids)
+    if ints and len(set(raw_ids)) == len(raw_ids):
+        id_map = {str(i): i for i in raw_ids}
+    else:
+        id_map = {}
+        for k, i in enumerate(raw_ids, 1):
+            id_map.setdefault(str(i), k)
+        findings.append(warn("string-ids", path, "images/id",
+                             "image ids are not unique integers; they were mapped to 1..N in file order "
+                             "(predictions are matched by the original id or by file_name)"))
+    cats = [c for c in data.get("categories") or [] if isinstance(c, dict) and c.get("id") is not None]
+    cat_ids = [c["id"] for c in cats]
+    cat_ints = (all(isinstance(i, int) and not isinstance(i, bool) for i in cat_ids)
+                and len(set(cat_ids)) == len(cat_ids))
+    cat_map = {str(i): (i if cat_ints else k) for k, i in enumerate(cat_ids, 1)}
+    if not cat_ints:
+        findings.append(warn("string-ids", path, "categories/id", "category ids are not unique integers; mapped to 1..K"))
+    out_images = [dict(im, id=id_map[str(im["id"])]) for im in images]
+    out_anns = []
+    missing_area = missing_crowd = dropped = 0
+    for a in data.get("annotations") or []:
+        if not isinstance(a, dict):
+            dropped += 1
+            continue
+        iid = id_map.get(str(a.get("image_id")))
+        cid = cat_map.get(str(a.get("category_id")))
+        bb = a.get("bbox")
+        if iid is None or cid is None or not (isinstance(bb, (list, tuple)) and len(bb) == 4):
+            dropped += 1
+            continue
+        b = dict(a, image_id=iid, category_id=cid, id=len(out_anns) + 1)
+        if not isinstance(b.get("area"), (int, float)) or isinstance(b.get("area"), bool):
+            b["area"] = float(bb[2]) * float(bb[3])
+            missing_area += 1
+        if "iscrowd" not in b:
+            b["iscrowd"] = 0
+            missing_crowd += 1
+        out_anns.append(b)
+    if missing_area:
+        findings.append(info("missing-area", path, "annotations/area",
+                             f"{missing_area} annotation(s) had no area; w*h used (pycocotools needs it)"))
+    if missing_crowd:
+        findings.append(info("missing-iscrowd", path, "annotations/iscrowd",
+                             f"{missing_crowd} annotation(s) had no iscrowd; 0 used (pycocotools needs it)"))
+    if dropped:
+        findings.append(err("bad-annotation", path, "annotations",
+                            f"{dropped} annotation(s) with an unknown image or category or no bbox were not evaluated",
+                            objects=dropped))
+    out_cats = [dict(c, id=cat_map[str(c["id"])]) for c in cats]
+    return {"images": out_images, "annotations": out_anns, "categories": out_cats}, id_map, cat_map, findings
+
+
+def load_ground_truth(src: str | os.PathLike, *, format: str = "voc", split: str | None = None,
+                      classes: Sequence[str] | None = None, convention: str = "devkit",
+                      images: str | os.PathLike | None = None, workers: int | None = None) -> GroundTruth:
+    """Read ground truth in any format through :func:`datatools.formats.get` (a local path or a URL).
+
+    ``split`` picks VOC ImageSets/Main lists, YOLO splits, or ``annotations/instances_<split>.json``. VOC/YOLO are
+    prepared as ``datatools voc2coco`` does (difficult objects become ``iscrowd``, boxes clipped to the image,
+    degenerate boxes dropped and reported), so evaluating against VOC or against its voc2coco JSON gives the same
+    COCO numbers. COCO ground truth is given to pycocotools as in the file (areas from the file), after
+    :func:`sanitize_coco`.
+    """
+    from datatools import formats
+    from datatools.formats import coco as coco_fmt
+    from datatools.ops.sanitize import prepare
+
+    mod = formats.get(format)
+    src = os.fspath(src)
+    files = fs.files_for(src)
+    if not (files.isfile(src) or files.isdir(src)):
+        raise UsageError(f"{src}: no such file or directory")
+    if mod.NAME == "coco":
+        jpath = _coco_json_file(src, split)
+        try:
+            raw = json.loads(files.cat(jpath).decode("utf-8-sig"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise UsageError(f"{jpath}: not valid JSON: {e}") from e
+        if not isinstance(raw, dict):
+            raise UsageError(f"{jpath}: expected a COCO object with images, annotations and categories")
+        ds: Dataset = coco_fmt.read(jpath, images=images, workers=workers)
+        coco, id_map, cat_map, fnd = sanitize_coco(raw, path=str(jpath))
+        keys = dataset_keys(ds, categories=[c for c in raw.get("categories") or [] if isinstance(c, dict)])
+        recs = keys.images
+        image_ids = [id_map[r.source.rpartition("#")[2]] for r in recs]
+        by_id = dict(keys.by_id)
+        by_id.update({str(new): by_id[old] for old, new in id_map.items() if old in by_id and str(new) not in by_id})
+        # predictions may use the ids pycocotools sees (mapped from string ids); the file's own ids win a clash
+        cat_index = {str(cat_map[old]): k for old, k in keys.cat_index.items() if old in cat_map}
+        cat_index.update(keys.cat_index)
+        new_of = {k: cat_map[old] for old, k in keys.cat_index.items() if old in cat_map}
+        return GroundTruth(images=recs, classes=keys.classes, by_id=by_id, by_name=keys.by_name, cat_index=cat_index,
+                           table=_table_from_records(recs, keys.classes), coco=coco, image_ids=image_ids,
+                           category_ids=[new_of[k] for k in range(len(keys.classes))],
+                           findings=list(ds.findings) + fnd, source=str(jpath), format="coco")
+    opts: dict = {"workers": workers}
+    if images:
+        opts["images"] = images
+    if mod.NAME == "voc":
+        opts["sets"] = split
+        opts["convention"] = convention
+    ds = mod.read(src, classes=list(classes) if classes and mod.NAME == "yolo" else None, **opts)
+    if split and mod.NAME == "yolo":
+        if split not in ds.splits:
+            raise UsageError(f"{src}: no split {split!r} (found: {', '.join(ds.splits) or 'none'})")
+        ds = ds.evolve(images=tuple(r for r in ds.images if split in r.splits))
+    ds = prepare(ds, classes=classes if mod.NAME != "yolo" else None, difficult="crowd")
+    keys = dataset_keys(ds)
+    recs, cls = keys.images, keys.classes
+    coco = coco_fmt.to_coco(recs, cls, file_names=[r.file_name or r.image_id for r in recs])
+    return GroundTruth(images=recs, classes=cls, by_id=keys.by_id, by_name=keys.by_name, cat_index=keys.cat_index,
+                       table=_table_from_records(recs, cls),
+                       coco={k: coco[k] for k in ("images", "annotations", "categories")},
+                       image_ids=list(range(1, len(recs) + 1)), category_ids=list(range(1, len(cls) + 1)),
+                       findings=list(ds.findings), source=src, format=mod.NAME)

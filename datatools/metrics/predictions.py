@@ -1,0 +1,251 @@
+"""Predictions read from a file and matched to a dataset's images and classes: the one ``load_predictions`` behind
+``datatools evaluate --pred`` and ``datatools visualize --pred``.
+
+Use :func:`load_predictions` with the :class:`~datatools.metrics.inputs.GroundTruth` of the evaluator or the
+:func:`~datatools.metrics.inputs.dataset_keys` of any :class:`~datatools.core.model.Dataset`; the matching rules
+(ids, file names, category ids or names) are those of :mod:`datatools.metrics.inputs`. Nothing is dropped silently:
+every entry that matches no image or class, or has no usable box or score, is counted and reported as a finding.
+"""
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from datatools.core import fs
+from datatools.core.boxes import xywh_to_xyxy_array, xyxy_to_xywh_array
+from datatools.core.errors import UsageError
+from datatools.core.model import Finding
+from datatools.formats.common import err
+from datatools.metrics.inputs import DatasetKeys
+from datatools.metrics.voc import BoxTable
+
+
+@dataclass
+class Predictions:
+    """Detections matched to the ground-truth images: a :class:`BoxTable` (image and class indices of the keys they
+    were matched with, XYXY boxes, scores) plus the original ``[x, y, w, h]`` (kept so pycocotools sees the numbers
+    exactly as written) and what could not be used."""
+
+    table: BoxTable
+    xywh: np.ndarray
+    findings: list[Finding] = field(default_factory=list)
+    read: int = 0
+    unmatched_images: int = 0
+    unknown_categories: dict[str, int] = field(default_factory=dict)
+    malformed: int = 0  # entries without a usable box or score (or not an object at all)
+
+
+def _summarize_drops(path: str, unknown_img: list, unknown_cat: dict[str, int], bad: int, no_score: int,
+                     known_cats: Sequence) -> list[Finding]:
+    out: list[Finding] = []
+    if unknown_img:
+        ex = ", ".join(repr(x) for x in unknown_img[:3])
+        out.append(err("pred-unknown-image", path, "image_id",
+                       f"{len(unknown_img)} prediction(s) name images that are not in the ground truth (e.g. {ex}); "
+                       "not evaluated", objects=len(unknown_img)))
+    if unknown_cat:
+        ex = ", ".join(f"{k} ({v}x)" for k, v in sorted(unknown_cat.items())[:10])
+        out.append(err("pred-unknown-category", path, "category_id",
+                       f"{sum(unknown_cat.values())} prediction(s) use category ids that are not in the ground truth: "
+                       f"{ex}; known ids: {', '.join(map(str, list(known_cats)[:20]))}. pycocotools would ignore "
+                       "them silently; they were not evaluated", objects=sum(unknown_cat.values())))
+    if bad:
+        out.append(err("pred-bad-box", path, "bbox", f"{bad} prediction(s) without a finite [x, y, w, h] bbox; dropped",
+                       objects=bad))
+    if no_score:
+        out.append(err("pred-missing-score", path, "score",
+                       f"{no_score} prediction(s) without a finite score; dropped", objects=no_score))
+    return out
+
+
+def _float_rows(values: list, width: int) -> np.ndarray:
+    """``values`` as an ``(n, width)`` float array (``(n,)`` for width 0); an entry that is not ``width`` numbers
+    becomes NaN, so the caller's ``isfinite`` test drops it."""
+    n = len(values)
+    shape = (n, width) if width else (n,)
+    try:
+        arr = np.array(values, dtype=np.float64)
+        if arr.shape != shape:
+            if n:
+                raise ValueError("ragged")
+            arr = arr.reshape(shape)
+        return arr
+    except (TypeError, ValueError):  # a ragged or non-numeric entry somewhere: convert one by one
+        arr = np.full(shape, np.nan)
+        for k, v in enumerate(values):
+            if isinstance(v, (dict, str)) and width:
+                continue
+            try:
+                arr[k] = np.asarray(v, dtype=np.float64).reshape(shape[1:])
+            except (TypeError, ValueError):
+                pass
+        return arr
+
+
+def predictions_from_coco_results(results: list, keys: DatasetKeys, *, path: str = "",
+                                  missing_score: float | None = None) -> Predictions:
+    """Match COCO results entries (``image_id``, ``category_id``, ``bbox`` [x, y, w, h], ``score``, optional
+    ``file_name``) to ``keys``. A ``category_name`` (or ``label``) naming one of the classes wins over
+    ``category_id``. An entry without ``score`` gets ``missing_score`` (``None``: it is dropped and counted, as the
+    evaluator needs a ranking). Unmatched images and unknown categories are counted and reported."""
+    class_index = {c: k for k, c in enumerate(keys.classes)}
+    # Lookups cached on the raw values (with their type: 1 and 1.0 are equal keys but different ids as text)
+    image_of: dict = {}
+    class_of: dict = {}
+    img: list[int] = []
+    lab: list[int] = []
+    bbs: list = []
+    scores: list = []
+    unknown_img: list = []
+    unknown_cat: dict[str, int] = {}
+    not_dict = 0
+    for d in results:
+        if not isinstance(d, dict):
+            not_dict += 1
+            continue
+        fname, iid = d.get("file_name"), d.get("image_id")
+        try:
+            i = image_of.get((fname, iid, type(iid)), -1)
+        except TypeError:  # an unhashable id: never matches, but is reported like any other
+            i = None
+        if i == -1:
+            i = _image_index(keys, fname, iid, path)
+            image_of[(fname, iid, type(iid))] = i
+        if i is None:
+            unknown_img.append(fname or iid)
+            continue
+        name, cid = d.get("category_name") or d.get("label"), d.get("category_id")
+        try:
+            c = class_of.get((name, cid, type(cid)), -1)
+        except TypeError:
+            c = None
+        if c == -1:
+            c = class_index.get(name) if isinstance(name, str) else None
+            c = keys.cat_index.get(str(cid)) if c is None else c
+            class_of[(name, cid, type(cid))] = c
+        if c is None:
+            unknown_cat[str(cid)] = unknown_cat.get(str(cid), 0) + 1
+            continue
+        img.append(i)
+        lab.append(c)
+        bbs.append(d.get("bbox"))
+        scores.append(d.get("score", missing_score))
+    xywh = _float_rows(bbs, 4)
+    score = _float_rows(scores, 0)
+    good_box = np.isfinite(xywh).all(axis=1)
+    good_score = np.isfinite(score)
+    keep = good_box & good_score
+    bad = not_dict + int((~good_box).sum())
+    no_score = int((good_box & ~good_score).sum())
+    arr = xywh[keep]
+    table = BoxTable.build(np.asarray(img, dtype=np.int64)[keep], np.asarray(lab, dtype=np.int64)[keep],
+                           xywh_to_xyxy_array(arr), score[keep])
+    findings = _summarize_drops(path, unknown_img, unknown_cat, bad, no_score, dict.fromkeys(keys.cat_index))
+    return Predictions(table=table, xywh=arr, findings=findings, read=len(results), unmatched_images=len(unknown_img),
+                       unknown_categories=unknown_cat, malformed=bad + no_score)
+
+
+def _image_index(keys: DatasetKeys, file_name, image_id, path: str) -> int | None:
+    if file_name:
+        return keys.index_of(file_name=str(file_name))
+    i = keys.index_of(image_id=image_id)
+    if i is None and str(image_id) in keys.by_id:
+        raise UsageError(f"{path}: image_id {image_id} names images in more than one COCO file; point the ground "
+                         "truth at the JSON file the predictions were made for")
+    return i
+
+
+def _append_scored(anns, image_index: int, cid: dict[str, int], columns: tuple[list, list, list, list]) -> int:
+    """Append scored detections of known classes to the (image, label, box, score) columns; return how many had no
+    usable score (those are counted, not evaluated)."""
+    img, lab, box, score = columns
+    missing = 0
+    for a in anns:
+        if a.score is None or not np.isfinite(a.score):
+            missing += 1
+            continue
+        img.append(image_index)
+        lab.append(cid[a.label])
+        box.append(a.box)
+        score.append(a.score)
+    return missing
+
+
+def load_predictions(path: str | os.PathLike, keys: DatasetKeys, *, missing_score: float | None = None
+                     ) -> Predictions:
+    """Read predictions (a local path or a URL) and match them to ``keys`` (a ground truth, or
+    :func:`~datatools.metrics.inputs.dataset_keys` of a dataset).
+
+    Accepted: a COCO results JSON (a list of detections, or a COCO dict whose annotations carry scores; its own
+    image ids are then resolved through its ``images`` to file names), or a folder of YOLO txt files with a
+    confidence column (``class cx cy w h conf``; class ids index ``keys.classes``, boxes are normalized by the
+    ground-truth image size). See :func:`predictions_from_coco_results` for the matching and ``missing_score``."""
+    path = os.fspath(path)
+    files = fs.files_for(path)
+    if files.isdir(path):
+        return _yolo_predictions(path, keys, files)
+    if not files.isfile(path):
+        raise UsageError(f"{path}: no such file or directory")
+    try:
+        data = json.loads(files.cat(path).decode("utf-8-sig"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UsageError(f"{path}: not valid JSON: {e}") from e
+    if isinstance(data, dict) and isinstance(data.get("annotations"), list):
+        # a COCO dataset file with scores: ids refer to its own images, so match by file name through them
+        names = {im.get("id"): im.get("file_name") for im in data.get("images") or [] if isinstance(im, dict)}
+        data = [dict(a, file_name=names[a.get("image_id")]) if names.get(a.get("image_id")) else a
+                for a in data["annotations"] if isinstance(a, dict)]
+    if not isinstance(data, list):
+        raise UsageError(f"{path}: expected a COCO results list [{{image_id, category_id, bbox, score}}, ...]")
+    return predictions_from_coco_results(data, keys, path=path, missing_score=missing_score)
+
+
+def _txt_files(files, folder: str, rel: str = "") -> list[str]:
+    """Relative posix paths of the ``.txt`` files under ``folder`` (``files``: a core.fs file-access object)."""
+    dirs, names = files.listdir(files.join(folder, rel) if rel else folder)
+    out = [posixpath.join(rel, n) if rel else n for n in names if n.endswith(".txt")]
+    for d in dirs:
+        out += _txt_files(files, folder, posixpath.join(rel, d) if rel else d)
+    return sorted(out)
+
+
+def _yolo_predictions(folder: str, keys: DatasetKeys, files) -> Predictions:
+    from datatools.formats.yolo import parse_label_text
+
+    names = [n for n in _txt_files(files, folder) if posixpath.basename(n) != "classes.txt"]
+    if not names:
+        raise UsageError(f"{folder}: no .txt prediction files")
+    img, lab, box, score = [], [], [], []
+    findings: list[Finding] = []
+    unknown_img: list = []
+    no_score = 0
+    rows = 0
+    cid = {c: k for k, c in enumerate(keys.classes)}
+    for rel in names:
+        where = files.join(folder, rel)
+        stem = posixpath.splitext(rel)[0]
+        i = keys.by_name.get(stem, keys.by_name.get(posixpath.basename(stem)))
+        text = files.cat(where).decode("utf-8-sig")
+        n = sum(1 for ln in text.splitlines() if ln.strip())
+        rows += n
+        if i is None:
+            unknown_img.extend([stem] * n)
+            continue
+        rec = keys.images[i]
+        if not rec.has_size:
+            findings.append(err("missing-size", where, "", "the ground-truth image has no size; rows not evaluated",
+                                objects=n))
+            continue
+        anns, fnd, _ = parse_label_text(text, path=where, image_id=rec.image_id, names=keys.classes,
+                                        width=rec.width, height=rec.height)  # type: ignore[arg-type]
+        findings.extend(fnd)
+        no_score += _append_scored(anns, i, cid, (img, lab, box, score))
+    b = np.asarray(box, dtype=np.float64).reshape(-1, 4)
+    findings += _summarize_drops(folder, unknown_img, {}, 0, no_score, list(range(len(keys.classes))))
+    return Predictions(table=BoxTable.build(img, lab, b, score), xywh=xyxy_to_xywh_array(b), findings=findings,
+                       read=rows, unmatched_images=len(unknown_img), malformed=no_score)
