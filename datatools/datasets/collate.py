@@ -12,9 +12,10 @@ Inside a DataLoader worker both build the batch for a cheap trip to the main pro
 straight into shared memory (no extra copy), and the batch is sent as ONE pickle in which the small tensors (boxes,
 labels, ids: a few dozen per batch) travel as bytes, and the large ones share one shared-memory block. PyTorch's
 default sends every tensor as its own shared-memory file with its own file-descriptor hand-over (a socket connection
-each, about 0.2 ms); with ~8 tensors per target that cost more than decoding the images (measured in
-``benchmarks/bench_loader.py``). The main process receives plain tuples, lists, dicts and tensors (tv_tensors keep
-their class and metadata), the same as with ``num_workers=0``.
+each, about 0.2 ms); with ~8 tensors per target that cost more than decoding the images. ``benchmarks/bench_loader.py``
+measured flip+resize with 2 workers at 630 images/s with this transport against 316 with the default one. The main
+process receives plain tuples, lists, dicts and tensors (tv_tensors keep their class and metadata), the same as with
+``num_workers=0``. Only public API: ``share_memory_()``, ``torch.frombuffer`` and pickling through ``__reduce__``.
 """
 from __future__ import annotations
 
@@ -45,11 +46,11 @@ class _Ref:
 
 
 def _shared_empty(shape: Sequence[int], dtype: torch.dtype) -> torch.Tensor:
-    """An uninitialized tensor in shared memory (what ``default_collate`` does in workers): it pickles to the main
-    process without the copy ``share_memory_()`` would make."""
-    numel = math.prod(shape)
-    storage = torch.UntypedStorage._new_shared(max(1, numel) * torch.empty((), dtype=dtype).element_size())
-    return torch.empty(0, dtype=dtype).set_(storage, 0, tuple(shape))
+    """A tensor in shared memory to build a batch in (what ``default_collate`` does in workers), so it reaches the
+    main process as a shared-memory handle, not a copy. ``share_memory_()`` of an empty tensor copies its few
+    uninitialized bytes into the new block: as fast as torch's private ``_new_shared`` (2.3-3.4 ms both, for an 8 x
+    512 px uint8 batch, filled)."""
+    return torch.empty(tuple(shape), dtype=dtype).share_memory_()
 
 
 def _dense_order(t: torch.Tensor) -> list[int] | None:
@@ -204,8 +205,8 @@ def detection_collate(batch: Sequence[tuple[Any, dict]], *, stack: bool | None =
     ``images`` is a stacked ``(B, C, H, W)`` tensor when every image has the same shape (``stack=None``, the
     default) and a list of ``(C, H, W)`` tensors otherwise. The stacked tensor keeps the images' memory order:
     ``decode_image`` returns HWC-ordered pixels, so the batch is ``(B, C, H, W)`` in ``channels_last`` memory format
-    (what convolutions prefer; ``.contiguous()`` on the GPU if something needs NCHW-contiguous); ``stack=True`` requires the same shape, ``stack=False``
-    always gives a list. ``targets`` is the list of target dicts, unchanged.
+    (what convolutions prefer; ``.contiguous()`` on the GPU if something needs NCHW-contiguous); ``stack=True``
+    requires the same shape, ``stack=False`` always gives a list. ``targets`` is the list of target dicts, unchanged.
     """
     if not batch:
         raise ValueError("empty batch")
