@@ -5,7 +5,7 @@ The reference loop is re-created here from the recipe torchvision publishes (not
 preset (RandomHorizontalFlip, PILToTensor, ToDtype float32 in the workers), images resized by the model's own
 GeneralizedRCNNTransform, SGD momentum 0.9 / wd 1e-4, ``--amp`` = fp16 autocast + GradScaler, NCHW, a list of
 images per step. Ours: uint8 letterboxed batches converted on the GPU, bf16 autocast, channels_last, fused param
-groups (see datatools.training.trainer).
+groups (see datatools.training.loop).
 
 usage: .venv/bin/python benchmarks/bench_train.py [--device cuda] [--batch 16] [--size 512] [--iters 60]
        [--data sample_data] [--model fasterrcnn_mobilenet_v3_large_fpn] [--workers 8]
@@ -133,7 +133,7 @@ def reference_images_per_s(args, device) -> tuple[float, float | None]:
 
 
 def ours_images_per_s(args, device) -> tuple[float, float | None]:
-    from datatools.training.trainer import TrainConfig, train
+    from datatools.training import TrainConfig, train
 
     # enough epochs over the train split to pass args.iters iterations; the first epoch is warm-up
     with tempfile.TemporaryDirectory() as tmp, GpuSampler() as gpu:

@@ -27,8 +27,9 @@ SAMPLE = ROOT / "sample_data"
 pytestmark = pytest.mark.skipif(not (torch.distributed.is_available() and torch.distributed.is_gloo_available()),
                                 reason="torch.distributed with gloo is not available")
 
-from datatools.training.trainer import (TrainConfig, _keep_global_batch, _micro_batches, evaluate_checkpoint,  # noqa: E402
-                                        load_checkpoint, train)
+from datatools.training import TrainConfig, evaluate_checkpoint, load_checkpoint, train  # noqa: E402
+from datatools.training.config import keep_global_batch  # noqa: E402
+from datatools.training.data import micro_batches  # noqa: E402
 
 # 8 training images (divisible by 2: no DistributedSampler padding in training), 5 val images (not divisible: the
 # val sampler pads one duplicate on rank 1).
@@ -197,7 +198,7 @@ def test_one_big_batch_equals_accumulation_up_to_float_rounding(tiny_voc, tmp_pa
 ])
 def test_resume_keeps_the_global_batch(old_world, new_world, acc, expected_acc, changes):
     cfg = TrainConfig(data="d", batch_size=4, accumulate=acc)
-    new, note = _keep_global_batch(cfg, old_world, new_world)
+    new, note = keep_global_batch(cfg, old_world, new_world)
     assert new.accumulate == expected_acc
     assert (note is None) == (old_world == new_world)
     if note:
@@ -211,11 +212,11 @@ def test_micro_batches_split_like_distributed_sampler():
     perm = list(range(10))
     batch = perm[:4]  # one process, batch 2 x accumulate 2
     images = torch.tensor(batch)
-    micro = _micro_batches(images, [{"i": i} for i in batch], 2)
+    micro = micro_batches(images, [{"i": i} for i in batch], 2)
     for j, (imgs, tg) in enumerate(micro):
         shard = list(DistributedSampler(perm, num_replicas=2, rank=j, shuffle=False))[:2]  # rank j's first batch
         assert imgs.tolist() == shard == [t["i"] for t in tg]
-    assert len(_micro_batches(images[:1], [{"i": 0}], 2)) == 1  # no empty micro-batch
+    assert len(micro_batches(images[:1], [{"i": 0}], 2)) == 1  # no empty micro-batch
 
 
 @pytest.mark.parametrize("world", [2, 3])
@@ -261,7 +262,8 @@ def test_keep_aspect_train_loader_groups_each_ranks_shard(tiny_voc, epoch):
     from torch.utils.data import DistributedSampler
 
     from datatools.datasets.samplers import DistributedGroupedBatchSampler, aspect_ratio_groups
-    from datatools.training.trainer import _Dist, _loader, build_datasets
+    from datatools.training.data import build_datasets, epoch_loader
+    from datatools.training.distributed import DistContext
 
     cfg = TrainConfig(data=str(tiny_voc), resize_mode="keep-aspect", **{**ARGS, "augment": True})
     _, train_ds, _, _ = build_datasets(cfg)
@@ -269,7 +271,7 @@ def test_keep_aspect_train_loader_groups_each_ranks_shard(tiny_voc, epoch):
     assert sorted(set(groups)) == [0, 1] and len(train_ds) == N_TRAIN  # portrait and landscape both present
     per_rank, seen = [], []
     for rank in range(2):
-        loader = _loader(train_ds, cfg, _Dist(rank=rank, world=2), train=True, epoch=epoch)
+        loader = epoch_loader(train_ds, cfg, DistContext(rank=rank, world=2), train=True, epoch=epoch)
         assert isinstance(loader.batch_sampler, DistributedGroupedBatchSampler)
         shard = DistributedSampler(train_ds, num_replicas=2, rank=rank, shuffle=True, seed=cfg.seed * 100_003 + epoch)
         shard.set_epoch(epoch)
@@ -290,7 +292,8 @@ def test_keep_aspect_train_loader_groups_each_ranks_shard(tiny_voc, epoch):
                 assert (im.shape[-1] > im.shape[-2]) == (ow > oh)
     assert per_rank[0] == per_rank[1]
     assert sorted(seen) == list(range(N_TRAIN))
-    plain = _loader(train_ds, TrainConfig(data=str(tiny_voc), **ARGS), _Dist(rank=0, world=2), train=True, epoch=0)
+    plain = epoch_loader(train_ds, TrainConfig(data=str(tiny_voc), **ARGS), DistContext(rank=0, world=2), train=True,
+                         epoch=0)
     assert not isinstance(plain.batch_sampler, DistributedGroupedBatchSampler)
 
 

@@ -14,9 +14,10 @@ import torch
 from click.testing import CliRunner
 
 from datatools.cli import cli
-from datatools.training import trainer as trainer_mod
+from datatools.training import TrainConfig, TrainingDiverged, load_checkpoint, train
+from datatools.training import loop as loop_mod
 from datatools.training.models import MODELS, build_model, load_weights
-from datatools.training.trainer import TrainConfig, TrainingDiverged, load_checkpoint, lr_factor, param_groups, train
+from datatools.training.optim import build_scheduler, param_groups
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_data"
@@ -70,9 +71,12 @@ def test_cli_train_predict_evaluate_resume(tmp_path):
 
 @pytest.mark.slow
 def test_resume_continues_exactly(tmp_path):
-    cfg = TrainConfig(data=str(SAMPLE), out=str(tmp_path / "a"), epochs=2, val_split=None, seed=3, **TINY)
+    # With an EMA: its average and update count are in the checkpoint and continue too.
+    cfg = TrainConfig(data=str(SAMPLE), out=str(tmp_path / "a"), epochs=2, val_split=None, seed=3, ema_decay=0.9,
+                      **TINY)
     train(cfg)
-    straight = load_checkpoint(tmp_path / "a" / "last.pt")["model"]
+    straight_ckpt = load_checkpoint(tmp_path / "a" / "last.pt")
+    straight = straight_ckpt["model"]
     cfg_b = TrainConfig.from_dict({**cfg.to_dict(), "out": str(tmp_path / "b")})
 
     class Interrupted(Exception):
@@ -87,14 +91,19 @@ def test_resume_continues_exactly(tmp_path):
     before = torch.get_rng_state()
     train(cfg_b, resume=True)
     assert torch.equal(before, torch.get_rng_state())  # the caller's global RNG is left alone
-    resumed = load_checkpoint(tmp_path / "b" / "last.pt")["model"]
+    resumed_ckpt = load_checkpoint(tmp_path / "b" / "last.pt")
+    resumed = resumed_ckpt["model"]
     assert straight.keys() == resumed.keys()
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+    ema_a, ema_b = straight_ckpt["ema"], resumed_ckpt["ema"]
+    assert ema_a.keys() == ema_b.keys() and int(ema_b["n_averaged"]) == 4  # 2 epochs x 2 steps
+    assert all(torch.equal(ema_a[k], ema_b[k]) for k in ema_a)
+    assert straight_ckpt["scheduler"]["state"] == resumed_ckpt["scheduler"]["state"]
 
 
 @pytest.mark.slow
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
-    real_build = trainer_mod.build_model
+    real_build = loop_mod.build_model
     calls = {"n": 0}
 
     def poisoned(*args, **kwargs):
@@ -112,7 +121,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
         model.forward = fwd
         return model
 
-    monkeypatch.setattr(trainer_mod, "build_model", poisoned)
+    monkeypatch.setattr(loop_mod, "build_model", poisoned)
     cfg = TrainConfig(data=str(SAMPLE), out=str(tmp_path / "run"), epochs=3, val_split=None, **TINY)
     with pytest.raises(TrainingDiverged, match="epoch 2, iteration 1"):
         train(cfg)
@@ -137,22 +146,101 @@ def test_ddp_two_processes_gloo(tmp_path):
     assert load_checkpoint(out / "last.pt")["args"]["limit"] == 5
     # Real BatchNorm: each rank's running statistics followed its own last batch; the evaluation must have used rank
     # 0's (the checkpoint's) on every rank, so one process evaluating last.pt gets the same numbers.
-    from datatools.training.trainer import evaluate_checkpoint
+    from datatools.training import evaluate_checkpoint
 
     m50, m, _ = evaluate_checkpoint(out / "last.pt", device="cpu")
     assert m50 > 0 and (log[0]["map50"], log[0]["map"]) == (f"{m50:.5f}", f"{m:.5f}")
 
 
+def lr_factors(steps: int, **kwargs) -> list[float]:
+    """The scheduler's learning rate (as a factor of the peak 2.0) at steps 0..steps, stepped once per optimizer
+    step as the loop steps it; both parameter groups must follow it."""
+    groups = [{"params": [torch.nn.Parameter(torch.zeros(2))]}, {"params": [torch.nn.Parameter(torch.zeros(1))]}]
+    opt = torch.optim.SGD(groups, lr=2.0)
+    sched = build_scheduler(opt, lr=2.0, **kwargs)
+    out = []
+    for _ in range(steps + 1):
+        assert opt.param_groups[0]["lr"] == opt.param_groups[1]["lr"]
+        out.append(opt.param_groups[0]["lr"] / 2.0)
+        opt.step()
+        sched.step()
+    return out
+
+
 @pytest.mark.parametrize("step,expected", [
-    (0, 1e-3), (5, 1e-3 + (1 - 1e-3) * 0.5), (10, 1.0), (110, 0.01),
+    (0, 1e-3), (5, 1e-3 + (1 - 1e-3) * 0.5), (10, 1.0), (60, 0.01 + 0.99 * 0.5), (110, 0.01),
 ])
 def test_lr_schedule_cosine(step, expected):
-    assert lr_factor(step, total=110, warmup=10, schedule="cosine", min_ratio=0.01) == pytest.approx(expected)
+    assert lr_factors(110, total=110, warmup=10, schedule="cosine", min_ratio=0.01)[step] == pytest.approx(expected)
 
 
-@pytest.mark.parametrize("step,expected", [(0, 1.0), (66, 1.0), (67, 0.1), (89, 0.01)])
-def test_lr_schedule_multistep(step, expected):
-    assert lr_factor(step, total=100, warmup=0, schedule="multistep", min_ratio=0.0) == pytest.approx(expected)
+@pytest.mark.parametrize("warmup,step,expected", [
+    (0, 0, 1.0), (0, 66, 1.0), (0, 67, 0.1), (0, 88, 0.1), (0, 89, 0.01),
+    (10, 0, 1e-3), (10, 10, 1.0), (10, 66, 1.0), (10, 67, 0.1), (10, 89, 0.01),
+    (70, 69, 1e-3 + (1 - 1e-3) * 69 / 70), (70, 70, 0.1), (70, 89, 0.01),  # a warm-up past the first milestone
+])
+def test_lr_schedule_multistep(warmup, step, expected):
+    got = lr_factors(100, total=100, warmup=warmup, schedule="multistep", min_ratio=0.0)[step]
+    assert got == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "multistep"])
+def test_scheduler_placed_at_a_step_continues_like_the_stepped_one(schedule):
+    """What --resume relies on: a scheduler saved and loaded (same run length), or rebuilt and placed at the step
+    (another world size or more epochs), goes on exactly as the uninterrupted one."""
+    from datatools.training.optim import SchedulePlan
+
+    def sgd():
+        return torch.optim.SGD([torch.nn.Parameter(torch.zeros(2))], lr=0.5)
+
+    plan = SchedulePlan(iters_per_epoch=7, total=70, warmup=7, lr=0.5, schedule=schedule, min_ratio=0.05)
+    opt = sgd()
+    sched = plan.scheduler(opt)
+    lrs = []
+    for step in range(70):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+        if step == 30:  # a checkpoint after 31 steps
+            saved, saved_opt = sched.state_dict(), opt.state_dict()
+    placed_opt = sgd()
+    placed = plan.scheduler(placed_opt, 31)
+    loaded_opt = sgd()
+    loaded_opt.load_state_dict(saved_opt)
+    loaded = plan.scheduler(loaded_opt)
+    loaded.load_state_dict(saved)
+    for g, lr in zip(loaded_opt.param_groups, loaded.get_last_lr()):
+        g["lr"] = lr
+    for step in range(31, 70):
+        assert placed_opt.param_groups[0]["lr"] == pytest.approx(lrs[step], rel=1e-12)
+        assert loaded_opt.param_groups[0]["lr"] == pytest.approx(lrs[step], rel=1e-12)
+        for o, s in ((placed_opt, placed), (loaded_opt, loaded)):
+            o.step()
+            s.step()
+    assert lrs[7] == 0.5 and lrs[-1] < lrs[40] <= lrs[8]  # warm-up reached the peak, then the rate fell
+
+
+def test_ema_ramps_its_decay_and_copies_counters():
+    """The EMA (AveragedModel): its k-th update moves the average by 1 - decay x (1 - exp(-k / 2000)), BatchNorm's
+    running statistics are averaged like weights, num_batches_tracked is copied."""
+    from datatools.training.optim import EMA_RAMP, build_ema
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    ema = build_ema(model, 0.9)
+    with torch.no_grad():
+        for k in (1, 2, 3):
+            before = {n: t.clone() for n, t in ema.module.state_dict().items()}
+            for t in model.state_dict().values():
+                t.add_(1.0 if t.is_floating_point() else 1)
+            ema.update_parameters(model)
+            d = 0.0 if k == 1 else 0.9 * (1 - np.exp(-k / EMA_RAMP))  # the first update copies
+            for n, t in ema.module.state_dict().items():
+                if t.is_floating_point():
+                    want = before[n] * d + model.state_dict()[n] * (1 - d)
+                    assert torch.allclose(t, want, atol=1e-6), n
+                else:
+                    assert torch.equal(t, model.state_dict()[n])
+    assert int(ema.n_averaged) == 3 and not any(p.requires_grad for p in ema.module.parameters())
 
 
 def test_no_weight_decay_on_norm_and_bias():

@@ -84,7 +84,7 @@ def train_cmd(data, fmt, out, model, weights, train_split, val_split, epochs, ba
     """
     import os
 
-    from datatools.training.trainer import TrainConfig, train
+    from datatools.training import TrainConfig, train
 
     cfg = TrainConfig(data=data, out=out, format=fmt, train_split=train_split or None, val_split=val_split or None,
                       model=model, weights=weights, image_size=image_size, resize_mode=resize_mode, epochs=epochs,

@@ -118,3 +118,19 @@ def load_weights(model: nn.Module, path: str | os.PathLike, *, strict: bool = Fa
     model.load_state_dict(fit, strict=False)
     return {"loaded": len(fit), "skipped": len(skipped), "missing": len(own) - len(fit),
             "unexpected": len([k for k in state if k not in own])}
+
+
+def freeze_batchnorm(model: nn.Module) -> int:
+    """Put every BatchNorm layer in eval mode (it normalizes with its stored statistics and stops updating them) and
+    stop training its affine parameters, as torchvision's ``FrozenBatchNorm2d`` does for fine-tuning. Call it after
+    every ``model.train()``. Use it with ``--weights`` from a pretrained backbone or with small per-GPU batches,
+    where batch statistics are noisy; it also makes every image's gradient independent of the rest of its batch, so
+    N processes x batch b equal 1 process x batch N*b. Returns the number of layers frozen."""
+    n = 0
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
+            for p in m.parameters(recurse=False):
+                p.requires_grad_(False)
+            n += 1
+    return n

@@ -17,9 +17,13 @@ import numpy as np
 import torch
 
 from datatools.core.errors import UsageError
-from datatools.core.io import atomic_write, list_images
+from datatools.core.atomic import atomic_write
+from datatools.core.images import list_images
 from datatools.training.models import build_model, inference_overrides
-from datatools.training.trainer import TrainConfig, load_checkpoint, predict_batches, resolve_device
+from datatools.training.checkpoint import load_checkpoint
+from datatools.training.config import TrainConfig
+from datatools.training.distributed import resolve_device
+from datatools.training.evaluation import predict_batches
 
 
 class ImageListDataset(torch.utils.data.Dataset):
@@ -82,7 +86,7 @@ def predict(checkpoint: str | os.PathLike, images: str | os.PathLike, out: str |
     if not images.exists():
         raise UsageError(f"{images}: no such file or directory")
     if format:
-        from datatools.metrics.data import load_ground_truth
+        from datatools.metrics.inputs import load_ground_truth
 
         gt = load_ground_truth(images, format=format, split=split)
         if tuple(gt.classes) != classes:

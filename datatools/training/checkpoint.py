@@ -1,0 +1,104 @@
+"""Checkpoints: what a run writes at the end of each epoch, how it is read back, and what ``--resume`` restores.
+
+A checkpoint is a plain dict (tensors, numbers, strings, lists) written by rank 0 with ``torch.save`` into memory
+and then an atomic replace, so a crash never leaves half a file, and read with ``torch.load(weights_only=True)``, so
+loading one never runs pickled code. It holds the model (``model``), the optimizer, the LR scheduler's state and
+position (``scheduler``), the EMA (``ema``, an ``AveragedModel`` state dict), the epoch, the best score, the run's
+:class:`TrainConfig` (``args``), the class names, the world size and the global batch.
+"""
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.optim.lr_scheduler import LRScheduler
+from torch.optim.swa_utils import AveragedModel
+
+from datatools.core.errors import UsageError
+from datatools.core.atomic import atomic_write
+from datatools.training.config import TrainConfig, keep_global_batch
+from datatools.training.models import unwrap
+from datatools.training.optim import SchedulePlan
+
+
+def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
+    """``torch.save`` to memory, then an atomic replace: a crash never leaves a half-written checkpoint."""
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write(path, buf.getvalue())
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """A datatools checkpoint, loaded with ``weights_only=True`` (plain containers, tensors and numbers only)."""
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001
+        raise UsageError(f"{path}: not a loadable checkpoint: {e}") from e
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "args" not in ckpt:
+        raise UsageError(f"{path}: not a datatools checkpoint (expected 'model' and 'args')")
+    return ckpt
+
+
+def resume_config(cfg: TrainConfig, world: int) -> tuple[TrainConfig, dict, list[str]]:
+    """The config and checkpoint to continue ``cfg.out/last.pt`` with, on ``world`` processes. The stored args win
+    over ``cfg`` except ``epochs`` (which may be raised), ``out``, ``workers`` and ``device``; with another world
+    size ``accumulate`` is changed to keep the global batch when it can (:func:`keep_global_batch`). Returns
+    ``(config, checkpoint, notes)``."""
+    last = Path(cfg.out) / "last.pt"
+    if not last.is_file():
+        raise UsageError(f"--resume: no {last}")
+    ckpt = load_checkpoint(last)
+    stored = TrainConfig.from_dict(ckpt["args"])
+    merged = TrainConfig.from_dict({**stored.to_dict(), "epochs": max(cfg.epochs, stored.epochs), "out": cfg.out,
+                                    "workers": cfg.workers, "device": cfg.device})
+    merged, note = keep_global_batch(merged, int(ckpt.get("world_size", 1)), world)
+    return merged, ckpt, [note] if note else []
+
+
+def training_state(*, cfg: TrainConfig, model: nn.Module, opt: torch.optim.Optimizer, sched: LRScheduler,
+                   plan: SchedulePlan, ema: AveragedModel | None, epoch: int, best: float | None,
+                   classes: tuple[str, ...], world: int) -> dict:
+    """The checkpoint of a run at the end of ``epoch`` (0-based)."""
+    return {"model": unwrap(model).state_dict(), "optimizer": opt.state_dict(),
+            "scheduler": {"step": sched.last_epoch, "iters_per_epoch": plan.iters_per_epoch, "total": plan.total,
+                          "warmup": plan.warmup, "state": sched.state_dict()},
+            "scaler": None,  # bf16 autocast needs no GradScaler
+            "ema": ema.state_dict() if ema is not None else None, "epoch": epoch, "best_map50": best,
+            "args": cfg.to_dict(), "classes": list(classes), "model_name": cfg.model, "world_size": world,
+            "global_batch": cfg.batch_size * world * max(1, cfg.accumulate)}
+
+
+def restore_training(ckpt: dict, *, model: nn.Module, opt: torch.optim.Optimizer,
+                     ema: AveragedModel | None) -> tuple[int, float | None]:
+    """Load the model, optimizer and EMA of ``ckpt``; returns ``(first epoch to run, best score so far)``."""
+    unwrap(model).load_state_dict(ckpt["model"])
+    opt.load_state_dict(ckpt["optimizer"])
+    if ema is not None and ckpt.get("ema"):
+        state = ckpt["ema"]
+        if "updates" in state:  # written before the EMA was an AveragedModel: {"module", "updates", "decay"}
+            state = {"n_averaged": torch.tensor(int(state["updates"])),
+                     **{f"module.{k}": v for k, v in state["module"].items()}}
+        ema.load_state_dict(state)
+    return int(ckpt["epoch"]) + 1, ckpt.get("best_map50")
+
+
+def restore_scheduler(ckpt: dict | None, opt: torch.optim.Optimizer, plan: SchedulePlan,
+                      start_epoch: int) -> LRScheduler:
+    """The scheduler for a run that starts at ``start_epoch``: the stored one when the run's step counts are the
+    stored ones, else one built for ``plan`` and placed at ``start_epoch x iters_per_epoch`` (a resume with another
+    world size or more epochs continues at the same fraction of the run, with the new length)."""
+    start = start_epoch * plan.iters_per_epoch
+    stored = (ckpt or {}).get("scheduler") or {}
+    same = (stored.get("iters_per_epoch"), stored.get("total"), stored.get("warmup"), stored.get("step")) == (
+        plan.iters_per_epoch, plan.total, plan.warmup, start)
+    if not (same and stored.get("state")):
+        return plan.scheduler(opt, start)
+    sched = plan.scheduler(opt)
+    sched.load_state_dict(stored["state"])
+    # The chained schedulers compute each step from the groups' current rate: put back the stored one.
+    for g, lr in zip(opt.param_groups, sched.get_last_lr()):
+        g["lr"] = lr
+    return sched

@@ -1,0 +1,95 @@
+"""The options of a training run (:class:`TrainConfig`) and their checks.
+
+Use :class:`TrainConfig` to describe a run for :func:`datatools.training.train`. It is stored in every checkpoint
+(``args``), so that ``--resume``, ``predict`` and :func:`~datatools.training.evaluation.evaluate_checkpoint` know how
+the model was trained. :func:`check_config` turns a bad option into a :class:`UsageError` before anything is built;
+:func:`keep_global_batch` adapts ``accumulate`` when a run resumes on another number of processes.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from datatools.core.errors import UsageError
+from datatools.training.models import DEFAULT_MODEL, MODELS, RESIZE_MODES
+
+OPTIMIZERS = ("sgd", "adamw")
+SCHEDULES = ("cosine", "multistep")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every option of a run. Stored in the checkpoints (``args``) so that ``--resume`` and ``predict`` know it."""
+
+    data: str
+    out: str = "runs/train"
+    format: str = "voc"
+    train_split: str | None = "train"
+    val_split: str | None = "val"
+    model: str = DEFAULT_MODEL
+    weights: str | None = None
+    image_size: int = 512  # letterbox: the square side; keep-aspect: the shorter side
+    resize_mode: str = "letterbox"  # letterbox | keep-aspect (see datatools.training.loop)
+    epochs: int = 20
+    batch_size: int = 8
+    optimizer: str = "sgd"  # sgd | adamw
+    lr: float = 0.02
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"  # cosine | multistep
+    warmup_epochs: float = 1.0
+    min_lr_ratio: float = 0.01
+    clip_grad: float = 10.0
+    accumulate: int = 1  # micro-batches per optimizer step (gradient accumulation)
+    freeze_bn: bool = False  # BatchNorm uses its stored statistics and is not trained
+    save_period: int = 0  # also keep epoch<N>.pt every N epochs (0 = off)
+    ema_decay: float = 0.0  # 0 = off
+    eval_every: int = 1
+    workers: int = 2
+    device: str = "auto"  # auto | cuda | cpu
+    amp: bool = True  # bf16 autocast where the GPU supports it
+    channels_last: bool = True
+    compile: bool = False
+    seed: int = 0
+    deterministic: bool = False
+    augment: bool = True
+    tensorboard: bool = False
+    limit: int | None = None  # train on the first N images only (smoke tests)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        """The config stored in a checkpoint; keys this version does not know are left out."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def check_config(cfg: TrainConfig) -> None:
+    """Raise :class:`UsageError` for an option the run cannot honour (the CLI's choices check most of them too; this
+    is for the Python API and for configs read back from a checkpoint)."""
+    if cfg.model not in MODELS:
+        raise UsageError(f"unknown model {cfg.model!r}: choose one of {', '.join(MODELS)}")
+    if cfg.optimizer not in OPTIMIZERS or cfg.schedule not in SCHEDULES:
+        raise UsageError("--optimizer must be sgd or adamw, --schedule cosine or multistep")
+    if cfg.resize_mode not in RESIZE_MODES:
+        raise UsageError(f"--resize-mode must be one of {', '.join(RESIZE_MODES)}, not {cfg.resize_mode!r}")
+    if cfg.resize_mode == "keep-aspect" and MODELS[cfg.model].fixed_size:
+        raise UsageError(f"{cfg.model} resizes every image to a fixed square itself: use --resize-mode letterbox")
+    if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.image_size < 32 or cfg.accumulate < 1:
+        raise UsageError("--epochs, --batch-size and --accumulate must be >= 1 and --image-size >= 32")
+
+
+def keep_global_batch(cfg: TrainConfig, old_world: int, new_world: int) -> tuple[TrainConfig, str | None]:
+    """On ``--resume`` with another world size, pick ``accumulate`` so that batch x world x accumulate stays the
+    same; when it cannot (e.g. 2 -> 3 processes) keep ``accumulate`` and report the new global batch."""
+    if old_world == new_world:
+        return cfg, None
+    old_global = cfg.batch_size * old_world * cfg.accumulate
+    if (old_world * cfg.accumulate) % new_world == 0:
+        acc = old_world * cfg.accumulate // new_world
+        cfg = TrainConfig.from_dict({**cfg.to_dict(), "accumulate": acc})
+        return cfg, (f"resumed on {new_world} process(es) instead of {old_world}: accumulate {acc} keeps the global "
+                     f"batch at {old_global}")
+    return cfg, (f"resumed on {new_world} process(es) instead of {old_world}: the global batch changes from "
+                 f"{old_global} to {cfg.batch_size * new_world * cfg.accumulate}")

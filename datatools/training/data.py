@@ -1,0 +1,95 @@
+"""The trainer's datasets and loaders, built on :mod:`datatools.datasets`, and the seeds of its random streams.
+
+Use :func:`build_datasets` for a run's train and validation datasets (uint8 out, converted on the device) and
+:func:`epoch_loader` for one epoch's loader of one rank. :func:`stream_seed` mixes (seed, rank, epoch, ...) into a
+seed, so that a resumed run draws what the uninterrupted one drew without storing any RNG state.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from datatools.core.errors import UsageError
+from datatools.training.config import TrainConfig
+from datatools.training.distributed import DistContext
+
+
+def stream_seed(*parts: int) -> int:
+    """A 63-bit seed mixed from ``parts`` (seed, rank, epoch, ...): neighbouring inputs give unrelated streams."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(2, np.uint64)[0] >> np.uint64(1))
+
+
+def build_datasets(cfg: TrainConfig):
+    """``(data, train_ds, val_ds, val_split)`` through :mod:`datatools.datasets` (uint8 out, converted on the
+    device). ``val_ds`` is ``None`` when the data has no ``cfg.val_split``; a missing train split is a usage error."""
+    from datatools import formats
+    from datatools.datasets import DetectionDataset
+    from datatools.datasets.transforms import eval_preset, train_preset
+
+    mod = formats.get(cfg.format)
+    read_opts: dict[str, Any] = {}
+    if mod.NAME == "voc":
+        read_opts["sets"] = None  # every list, then filter by split below
+    data = mod.read(cfg.data, **read_opts)
+    splits = set(data.splits)
+    train_split = cfg.train_split if cfg.train_split in splits else None
+    val_split = cfg.val_split if cfg.val_split in splits else None
+    if cfg.train_split and train_split is None and splits:
+        raise UsageError(f"{cfg.data}: no split {cfg.train_split!r} (found: {', '.join(sorted(splits))}); "
+                         "pass --train-split")
+    mode = cfg.resize_mode
+    tr = (train_preset(cfg.image_size, mode=mode, dtype=None) if cfg.augment
+          else eval_preset(cfg.image_size, mode=mode, dtype=None))
+    ev = eval_preset(cfg.image_size, mode=mode, dtype=None)
+    train_ds = DetectionDataset(data, splits=train_split, label_offset=1, transforms=tr)
+    if cfg.limit:
+        train_ds = DetectionDataset(data, ids=list(train_ds.image_ids[:cfg.limit]), label_offset=1, transforms=tr)
+    val_ds = None
+    if val_split:
+        val_ds = DetectionDataset(data, splits=val_split, label_offset=1, transforms=ev)
+        if cfg.limit:
+            val_ds = DetectionDataset(data, ids=list(val_ds.image_ids[:cfg.limit]), label_offset=1, transforms=ev)
+    return data, train_ds, val_ds, val_split
+
+
+def epoch_loader(ds, cfg: TrainConfig, dist: DistContext, *, train: bool, epoch: int):
+    """Rank ``dist.rank``'s loader for ``epoch`` (``train=False``: every validation image once over all ranks).
+
+    One DistributedSampler also for a single process: its order depends only on (seed, epoch), never on the world
+    size, so --resume replays exactly, also with another number of processes.
+
+    * letterbox (the default): every image is letterboxed to the same square, so batches are dense tensors and
+      aspect-ratio grouping would save no padding; without it the batches do not depend on the world size, which is
+      what makes 2 processes equal 1 process with --accumulate 2 bit for bit (tests/test_ddp.py).
+    * keep-aspect (torchvision-style): images keep their aspect ratio and the model pads each batch to its largest
+      image, so training batches are grouped by aspect ratio (portrait vs landscape) under the DistributedSampler:
+      each rank groups its own shard, and every rank gets the same number of batches (the smallest count; DDP needs
+      it). Evaluation is never grouped: every val image once, padding duplicates removed when gathered.
+
+    A fresh loader per epoch seeds the workers' augmentation from (seed, rank, epoch): ranks get different streams.
+    """
+    from datatools.datasets import make_loader
+
+    bs = cfg.batch_size * (max(1, cfg.accumulate) if train else 1)
+    grouped = train and cfg.resize_mode == "keep-aspect"
+    loader = make_loader(ds, batch_size=bs, shuffle=train, num_workers=cfg.workers, distributed=True,
+                         num_replicas=dist.world, rank=dist.rank, seed=cfg.seed * 100_003 + epoch,
+                         drop_last=False, persistent_workers=False, group_by_aspect=grouped, aspect_bins=(1.0,),
+                         generator=torch.Generator().manual_seed(stream_seed(cfg.seed, dist.rank, epoch, 1)))
+    (loader.batch_sampler if grouped else loader.sampler).set_epoch(epoch)  # type: ignore[union-attr]
+    return loader
+
+
+def micro_batches(images, targets: list, n: int) -> list[tuple[Any, list]]:
+    """Split one loader batch into ``n`` micro-batches the way ``DistributedSampler`` splits over ``n`` ranks:
+    micro-batch ``j`` takes every ``n``-th image starting at ``j``. Empty ones are left out."""
+    if n <= 1:
+        return [(images, targets)]
+    out = []
+    for j in range(n):
+        t = targets[j::n]
+        if t:
+            out.append((images[j::n], t))
+    return out

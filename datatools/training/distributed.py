@@ -1,0 +1,127 @@
+"""One process or many under ``torchrun``: the process group, the device, and the few collectives the trainer uses.
+
+Use :func:`setup_distributed` once per run (it reads torchrun's ``WORLD_SIZE``/``RANK``/``LOCAL_RANK``; with none
+set the run is one process and every collective here is a no-op), then :func:`resolve_device` with its
+``local_rank``, and :func:`teardown` at the end.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from datatools.core.errors import UsageError
+
+
+@dataclass
+class DistContext:
+    """Where this process stands in the run: ``rank`` of ``world`` processes, ``local_rank`` on its node."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    initialized_here: bool = False
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device_kind: str) -> DistContext:
+    """torchrun sets WORLD_SIZE/RANK/LOCAL_RANK; start the process group from them (nccl on GPU, gloo on CPU)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistContext()
+    import torch.distributed as dist
+
+    d = DistContext(rank=int(os.environ.get("RANK", "0")), world=world,
+                    local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device_kind == "cuda" else "gloo")
+        d.initialized_here = True
+    return d
+
+
+def teardown(dist: DistContext) -> None:
+    """Destroy the process group if :func:`setup_distributed` started it (a caller's own group is left alone)."""
+    if dist.initialized_here:
+        import torch.distributed as tdist
+
+        tdist.destroy_process_group()
+
+
+def barrier(dist: DistContext) -> None:
+    if dist.world > 1:
+        import torch.distributed as tdist
+
+        tdist.barrier()
+
+
+def resolve_device(device: str, local_rank: int = 0) -> torch.device:
+    """``auto``: CUDA when present, else CPU. ``cuda`` without a GPU is a usage error."""
+    if device not in ("auto", "cuda", "cpu"):
+        raise UsageError(f"--device must be auto, cuda or cpu, not {device!r}")
+    if device == "cpu" or (device == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise UsageError("--device cuda was asked for but CUDA is not available")
+    return torch.device("cuda", local_rank % max(1, torch.cuda.device_count()))
+
+
+def gather_union(part: dict, dist: DistContext) -> dict:
+    """Union of every rank's ``{dataset index: value}``, first rank first: the sampler's padding duplicates
+    collapse to one entry."""
+    if dist.world <= 1:
+        return part
+    import torch.distributed as tdist
+
+    parts: list = [None] * dist.world
+    tdist.all_gather_object(parts, part)
+    merged: dict = {}
+    for p in parts:
+        for k, v in (p or {}).items():
+            merged.setdefault(k, v)
+    return merged
+
+
+def broadcast_state(model: nn.Module, dist: DistContext) -> None:
+    """Make every rank's copy of ``model`` rank 0's, buffers included.
+
+    DDP keeps the parameters equal, but each rank's BatchNorm layers update their running statistics from that rank's
+    own batches during the last forward (DDP broadcasts buffers at the start of a forward, not after it), and an EMA
+    averages those buffers per rank. Without this, rank 1 would evaluate a model that is not the one rank 0 saves.
+    """
+    if dist.world <= 1:
+        return
+    import torch.distributed as tdist
+
+    with torch.no_grad():
+        for t in model.state_dict().values():
+            tdist.broadcast(t, src=0)
+
+
+def broadcast_objects(values: list, dist: DistContext) -> list:
+    """Rank 0's ``values`` (small picklable objects) on every rank."""
+    if dist.world <= 1:
+        return values
+    import torch.distributed as tdist
+
+    box = list(values)
+    tdist.broadcast_object_list(box, src=0)
+    return box
+
+
+def sum_over_ranks(values: dict[str, float], count: int, dist: DistContext,
+                   device: torch.device) -> tuple[dict[str, float], int]:
+    """``values`` and ``count`` summed over every rank (float64), so the log shows the run's mean, not rank 0's
+    shard. The keys must come in the same order on every rank (the model's loss dict does)."""
+    if dist.world <= 1:
+        return values, count
+    import torch.distributed as tdist
+
+    keys = list(values)
+    t = torch.tensor([values[k] for k in keys] + [float(count)], dtype=torch.float64, device=device)
+    tdist.all_reduce(t)
+    return {k: float(v) for k, v in zip(keys, t[:-1])}, int(t[-1])

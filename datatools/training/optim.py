@@ -1,0 +1,137 @@
+"""What updates the weights: the optimizer, the learning-rate schedule and the EMA of the weights, all stock torch.
+
+* :func:`build_optimizer`: SGD (Nesterov) or AdamW, with no weight decay on norm layers and biases
+  (:func:`param_groups`).
+* :func:`build_scheduler`: a per-iteration linear warm-up (``LinearLR`` from 0.1% to 1) then cosine down to
+  ``min_lr_ratio`` (``CosineAnnealingLR``) or x0.1 at 2/3 and 8/9 of the run (``MultiStepLR``), chained by
+  ``SequentialLR``. :func:`schedule_plan` counts the steps; :func:`scheduler_at` builds one that stands at a given
+  step (to resume with another world size or run length).
+* :func:`build_ema`: :class:`torch.optim.swa_utils.AveragedModel` over parameters and buffers, updated with
+  :func:`~torch.optim.swa_utils.get_ema_multi_avg_fn` at a decay that ramps up (:func:`ema_avg_fn`).
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, LRScheduler, MultiStepLR, SequentialLR
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from datatools.training.config import TrainConfig
+
+WARMUP_START = 1e-3  # the warm-up's first factor of the peak learning rate
+EMA_RAMP = 2000  # updates over which the EMA's decay ramps up: decay * (1 - exp(-updates / EMA_RAMP))
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on weights only: norm layers' parameters and every bias (1-D tensors) get none."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    groups = param_groups(model, cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0)
+    return torch.optim.AdamW(groups, lr=cfg.lr)
+
+
+@dataclass(frozen=True)
+class SchedulePlan:
+    """A run's learning-rate schedule: optimizer steps per epoch (for this world size), in the run and of warm-up,
+    and the rates (peak ``lr``, ``schedule``, ``min_ratio``)."""
+
+    iters_per_epoch: int
+    total: int
+    warmup: int
+    lr: float
+    schedule: str = "cosine"
+    min_ratio: float = 0.01
+
+    def scheduler(self, opt: torch.optim.Optimizer, step: int = 0) -> LRScheduler:
+        """The scheduler of this plan, standing at ``step`` (:func:`scheduler_at`)."""
+        return scheduler_at(opt, step, lr=self.lr, total=self.total, warmup=self.warmup, schedule=self.schedule,
+                            min_ratio=self.min_ratio)
+
+
+def schedule_plan(cfg: TrainConfig, n_train: int, world: int) -> SchedulePlan:
+    """The schedule of a run of ``n_train`` images on ``world`` processes. It is a function of (epoch, step in the
+    epoch), so a run resumed with another world size continues at the same fraction of the run."""
+    ipe = math.ceil(math.ceil(n_train / world) / (cfg.batch_size * max(1, cfg.accumulate)))
+    total = ipe * cfg.epochs
+    return SchedulePlan(ipe, total, min(int(cfg.warmup_epochs * ipe), max(0, total - 1)), lr=cfg.lr,
+                        schedule=cfg.schedule, min_ratio=cfg.min_lr_ratio)
+
+
+def build_scheduler(opt: torch.optim.Optimizer, *, lr: float, total: int, warmup: int, schedule: str = "cosine",
+                    min_ratio: float = 0.01) -> LRScheduler:
+    """The learning rate at step ``s`` (stepped once per optimizer step): ``lr`` x (0.1% + (1 - 0.1%) s / warmup)
+    during the warm-up, then cosine from ``lr`` down to ``lr x min_ratio`` at ``total`` (or ``lr``, x0.1 from step
+    ``ceil(2/3 total)``, x0.01 from ``ceil(8/9 total)`` for ``multistep``). Sets every group's learning rate to
+    step 0's value; the optimizer's groups must all start at ``lr``."""
+    for g in opt.param_groups:  # the schedule's base, also for an optimizer whose state was loaded
+        g["lr"] = g["initial_lr"] = lr
+    after: LRScheduler
+    if schedule == "multistep":
+        # Milestones count from step 0 of the run; the second scheduler's steps count from the end of the warm-up.
+        after = MultiStepLR(opt, milestones=[max(0, math.ceil(total * f) - warmup) for f in (2 / 3, 8 / 9)],
+                            gamma=0.1)
+    else:
+        after = CosineAnnealingLR(opt, T_max=max(1, total - warmup), eta_min=lr * min_ratio)
+    if warmup <= 0:
+        return after
+    ramp = LinearLR(opt, start_factor=WARMUP_START, end_factor=1.0, total_iters=warmup)
+    return SequentialLR(opt, [ramp, after], milestones=[warmup])
+
+
+def scheduler_at(opt: torch.optim.Optimizer, step: int, **kwargs) -> LRScheduler:
+    """:func:`build_scheduler` (same keyword arguments) stepped ``step`` times: it stands where a run that took
+    ``step`` optimizer steps left it. A step costs about 2 us, so a run of 100,000 steps is placed in 0.2 s."""
+    sched = build_scheduler(opt, **kwargs)
+    with warnings.catch_warnings():
+        # Stepping with no optimizer step in between is the point here.
+        warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`")
+        for _ in range(step):
+            sched.step()
+    return sched
+
+
+def ema_avg_fn(decay: float, ramp: int = EMA_RAMP, *,
+               averaged: Callable[[], int] | None = None) -> Callable[[list, list, torch.Tensor], None]:
+    """An ``AveragedModel`` ``multi_avg_fn``: :func:`get_ema_multi_avg_fn` at ``decay * (1 - exp(-k / ramp))`` for
+    the ``k``-th update, so the early, poor weights of a run from scratch fade fast (a constant 0.9998 would keep the
+    random initialization's weight above 1/e for 5,000 steps). Integer buffers (BatchNorm's ``num_batches_tracked``)
+    are counters: they are copied, not averaged. ``averaged`` returns the updates so far (the ``n_averaged`` that
+    ``AveragedModel`` passes, read on the CPU: reading its copy on the GPU would wait for the GPU every step)."""
+
+    @torch.no_grad()
+    def update(ema: list, current: list, num_averaged: torch.Tensor) -> None:
+        if not (ema[0].is_floating_point() or ema[0].is_complex()):
+            for e, c in zip(ema, current):
+                e.copy_(c)
+            return
+        # AveragedModel's first update copies the weights; the k-th calls this with num_averaged = k - 1.
+        d = decay * (1 - math.exp(-((averaged() if averaged else int(num_averaged)) + 1) / ramp))
+        get_ema_multi_avg_fn(d)(ema, current, num_averaged)
+
+    return update
+
+
+def build_ema(model: nn.Module, decay: float) -> AveragedModel:
+    """The EMA of ``model``'s weights and buffers (``use_buffers=True``: BatchNorm's running statistics are averaged
+    with the weights, so the EMA model is evaluated with statistics that match its weights). Call
+    ``ema.update_parameters(model)`` after each optimizer step; evaluate and save ``ema.module``."""
+    ema = AveragedModel(model, use_buffers=True)  # n_averaged stays on the CPU (no device given)
+    ema.multi_avg_fn = ema_avg_fn(decay, averaged=lambda: int(ema.n_averaged))
+    ema.module.eval()
+    for p in ema.module.parameters():
+        p.requires_grad_(False)
+    return ema
