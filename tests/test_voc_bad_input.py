@@ -96,7 +96,7 @@ def test_entities_are_never_expanded_or_fetched(tmp_path):
 ])
 def test_odd_but_readable_numbers(tmp_path, raw, expected):
     xml = voc_xml("a.jpg", (100, 80), [{"name": "cat", "box": (raw, 10, 60, 50)}])
-    ds = formats.get("voc").read(make_voc_root(tmp_path / "v", {"a": xml}))
+    ds = formats.get("voc").read(make_voc_root(tmp_path / "v", {"a": xml}), convention="devkit")
     assert ds.images[0].annotations[0].box[0] == pytest.approx(expected)
 
 
@@ -118,7 +118,8 @@ def test_names_with_spaces_and_case_are_reported_and_kept(tmp_path):
 
 def test_normalize_names_merges_variants(tmp_path):
     root = make_voc_root(tmp_path / "v", {"good": GOOD, "b": voc_xml("b.jpg", (10, 10), [{"name": "CAT", "box": (1, 1, 5, 5)}])})
-    s = datatools.convert("voc", root, "yolo", tmp_path / "out", normalize_names=True)
+    s = datatools.convert("voc", root, "yolo", tmp_path / "out", normalize_names=True,
+                          images_mode="none")  # no images here: YOLO output with images is refused (issue 16 item 6)
     assert (tmp_path / "out/classes.txt").read_text() == "cat\n" and s.class_counts == {"cat": 2}
 
 
@@ -304,7 +305,7 @@ DOCUMENT_CASES = [
      b"</annotation>", ("a.jpg", None, None, None, 1), [("missing-size", False)]),
     (b"<annotation><filename>a.jpg</filename><size><width>10.6</width><height>8</height><depth>1</depth></size>"
      b"<object><name>a</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>3</xmax><ymax>4</ymax></bndbox></object>"
-     b"</annotation>", ("a.jpg", 11, 8, 1, 1), []),
+     b"</annotation>", ("a.jpg", None, None, 1, 1), [("bad-size", False)]),  # 10.6 px: not a size (issue 16)
     (b"<foo/>", None, [("xml-root", True)]),
     (b"<annotation><object>", None, [("xml-parse", True)]),
     (b'<?xml version="1.0"?><!DOCTYPE annotation [<!ENTITY a "dog">]><annotation><filename>a</filename></annotation>',

@@ -7,13 +7,16 @@ functions, so a convention is decided in exactly one place.
 Pascal VOC stores 1-based inclusive pixel indices. Tools disagree about how to read them, so the reading is a named
 :class:`PixelConvention`:
 
-* ``devkit`` (default): ``[xmin - 1, ymin - 1, xmax, ymax]``. A box written as ``1 1 W H`` covers the whole image.
+* ``as-is`` (default): ``[xmin, ymin, xmax, ymax]``, the numbers as written. This is what torchvision's
+  ``VOCDetection``, mmdetection 2+, globox, datumaro, pylabel, fiftyone and the public answer keys that ship COCO or
+  YOLO beside VOC use, so it is the default.
+* ``devkit``: ``[xmin - 1, ymin - 1, xmax, ymax]``. A box written as ``1 1 W H`` covers the whole image.
   This is the reading of the VOC devkit, detectron2 and py-faster-rcnn.
-* ``as-is``: ``[xmin, ymin, xmax, ymax]``, the numbers as written (globox, datumaro, pylabel, fiftyone).
 * ``ultralytics``: ``[xmin - 1, ymin - 1, xmax - 1, ymax - 1]``; ultralytics' VOC.yaml subtracts 1 from the centre
   only, which shifts the whole box by one pixel and keeps the VOC width.
 
-Every convention is exactly invertible, so VOC -> YOLO/COCO -> VOC gives back the original integers.
+Every convention is exactly invertible, so VOC -> YOLO/COCO -> VOC gives back the original integers, and findings
+can print a box in the file's own numbers (:func:`xyxy_to_voc`), whatever the convention.
 """
 from __future__ import annotations
 
@@ -37,7 +40,7 @@ _OFFSETS = {
     PixelConvention.ULTRALYTICS: (-1.0, -1.0),
 }
 
-DEFAULT_CONVENTION = PixelConvention.DEVKIT
+DEFAULT_CONVENTION = PixelConvention.AS_IS
 
 
 class BoxFormat(str, Enum):
@@ -57,6 +60,13 @@ def voc_to_xyxy(xmin: float, ymin: float, xmax: float, ymax: float, convention: 
 def xyxy_to_voc(box: Box, convention: PixelConvention) -> Box:
     lo, hi = convention.offsets
     return (box[0] - lo, box[1] - lo, box[2] - hi, box[3] - hi)
+
+
+def file_box(box: Box, convention: PixelConvention | str | None) -> Box:
+    """``box`` (internal XYXY) in the numbers its file wrote: VOC numbers under ``convention``; a box from a format
+    without a pixel convention (``None``) as it is. For messages: a finding shows what the user sees in the file, so
+    ``xmin=0`` read ``devkit`` is shown as 0, never as -1."""
+    return box if convention is None else xyxy_to_voc(box, PixelConvention(convention))
 
 
 def xywh_to_xyxy(x: float, y: float, w: float, h: float) -> Box:

@@ -57,6 +57,9 @@ class Annotation:
     iscrowd: bool = False
     score: float | None = None
     attributes: tuple[tuple[str, str], ...] = ()
+    # 1-based line of the object's row in a line-based source (YOLO labels), so findings can name it; 0 elsewhere.
+    # Not part of equality: the same object read from VOC and from YOLO is the same object.
+    line: int = field(default=0, compare=False, repr=False)
 
     @property
     def attrs(self) -> dict[str, str]:
@@ -66,7 +69,7 @@ class Annotation:
         # Records travel from reader processes to the driver by the ten thousand: rebuilding one from a tuple of
         # its fields pickles about twice as fast as the default state dict of a frozen slotted dataclass.
         return (Annotation, (self.label, self.box, self.difficult, self.truncated, self.occluded, self.iscrowd,
-                             self.score, self.attributes))
+                             self.score, self.attributes, self.line))
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,8 +42,14 @@ class WriteResult:
 class ImageIndex:
     """Finds the image for an annotation inside one image folder, listing the folder once.
 
-    Lookup order: the annotation's own file name (when it is a safe relative path), then the same stem with any image
-    extension, then the annotation file's stem. Unsafe names (``..``, absolute paths) are never followed.
+    The annotation's own id comes first, as torchvision's ``VOCDetection`` and ultralytics take the image from it: an
+    image whose path without extension is the id (``Annotations/a_aug2.xml`` -> ``a_aug2.jpg``), preferring the
+    extension the file name gives. Only when there is none, the file name the annotation writes (the exact relative
+    path, then its stem), then the same two by base name (an id or a name in another folder). Augmented copies keep
+    their original's ``<filename>``: pairing by it first gave one image's labels to another image's pixels. When the
+    name written and the annotation's own name disagree (the name is another image, or none; or only the name found
+    an image), that is a ``filename-mismatch`` warning, whichever image is used. A name that is the same image
+    without its folder or extension is no disagreement. Unsafe names (``..``, absolute paths) are never followed.
     """
 
     def __init__(self, folder: str | os.PathLike | None) -> None:
@@ -61,8 +67,19 @@ class ImageIndex:
             self.by_stem.setdefault(stem, []).append(rel)
             self.by_base_stem.setdefault(posixpath.basename(stem), []).append(rel)
 
-    def find(self, file_name: str, image_id: str) -> tuple[str | None, list[Finding], str]:
-        """Return (absolute path or None, findings, resolved relative name)."""
+    def _by_name(self, name: str) -> list[str]:
+        """The images the written file name denotes, best first (empty for no name or no such image)."""
+        if not name:
+            return []
+        if name in self.by_rel:
+            return [name]
+        return self.by_stem.get(posixpath.splitext(name)[0], []) or self.by_stem.get(name, [])
+
+    def find(self, file_name: str, image_id: str, *, id_names_image: bool = True
+             ) -> tuple[str | None, list[Finding], str]:
+        """Return (absolute path or None, findings, resolved relative name). ``id_names_image=False``: the id is not
+        a file's own name (a COCO id, made from the file name), so the written name alone pairs, without a
+        ``filename-mismatch``."""
         notes: list[Finding] = []
         name = (file_name or "").replace("\\", "/").strip()
         unsafe = name.startswith("/") or ".." in name.split("/") or (len(name) > 1 and name[1] == ":")
@@ -71,31 +88,52 @@ class ImageIndex:
                               f"file name {file_name!r} points outside the image folder; it is ignored",
                               image_id=image_id))
             name = ""
-        if name and name in self.by_rel:
-            return self.by_rel[name], notes, name
-        candidates: list[str] = []
-        if name:
-            candidates = self.by_stem.get(posixpath.splitext(name)[0], []) or self.by_stem.get(name, [])
-            if not candidates:
-                candidates = self.by_base_stem.get(posixpath.basename(posixpath.splitext(name)[0]), [])
+        named = self._by_name(name)
+        own = self.by_stem.get(image_id, []) if id_names_image else []
+        base = posixpath.basename(posixpath.splitext(name)[0])
+        if not own and not named:  # neither id nor name as written: the same by base name, id first
+            own = self.by_base_stem.get(posixpath.basename(image_id), []) if id_names_image else []
+            named = self.by_base_stem.get(base, []) if name else []
+        candidates = own or named
         if not candidates:
-            candidates = self.by_stem.get(image_id, []) or self.by_base_stem.get(posixpath.basename(image_id), [])
-        if candidates:
-            rel = candidates[0]
-            if name and name != rel:
-                notes.append(warn("filename-mismatch", "", "filename",
-                                  f"file name {file_name!r} does not match an image; using {rel!r}", image_id=image_id))
-            return self.by_rel[rel], notes, rel
-        return None, notes, name
+            return None, notes, name
+        # Of the id's images (a.jpg and a.png side by side) the one the file name names.
+        rel = next((r for r in candidates if r in named), candidates[0])
+        if name and ((named and rel not in named) or not _same_image(name, rel)):
+            if named and rel not in named:  # the name written is another image: the copy of an augmented file
+                message = (f"file name {file_name!r} is the image {named[0]!r}; the annotation's own image {rel!r} "
+                           "is used")
+            else:
+                message = f"file name {file_name!r} does not match an image; using {rel!r}"
+            notes.append(warn("filename-mismatch", "", "filename", message, image_id=image_id))
+        elif id_names_image and not own and posixpath.basename(image_id) != base:  # paired by the name alone
+            notes.append(warn("filename-mismatch", "", "filename",
+                              f"no image is named after the annotation ({image_id!r}); paired by its file name "
+                              f"{file_name!r}", image_id=image_id))
+        return self.by_rel[rel], notes, rel
+
+
+def _same_image(name: str, rel: str) -> bool:
+    """Whether a written file name is ``rel`` up to its folder or a missing extension (``a`` or ``JPEGImages/a.jpg``
+    for ``a.jpg``): another way to write the same image, not a different one."""
+    base, rel_base = posixpath.basename(name), posixpath.basename(rel)
+    return base == rel_base or base == posixpath.splitext(rel_base)[0]
 
 
 def fill_sizes_from_headers(records: list[ImageRecord], findings: list[Finding], *, workers: int | None = None,
                             mapper: Mapper | None = None) -> list[ImageRecord]:
-    """Give records without a usable size the size from their image header (never the pixels). The header reads
-    run on ``mapper`` (default: local processes, ``workers`` of them)."""
+    """The image is the size: every record whose image was found gets the size of its header, after EXIF
+    orientation (the header only, never the pixels). Call it once per read, after the images are paired, so that
+    the boxes are judged against the real image.
+
+    A record without a usable size gets the header's with a ``size-from-image`` note; one whose size disagrees gets
+    the header's with a ``size-mismatch`` warning (augmented copies keep their original's ``<size>``: trusting it
+    dropped valid boxes as outside the image). Without an image, or with an unreadable one, the annotation's size
+    stays (an unreadable image is a warning only when there is no size at all: ``check`` reports it as an error).
+    The header reads run on ``mapper`` (default: local processes, ``workers`` of them)."""
     from dataclasses import replace
 
-    todo = [i for i, r in enumerate(records) if r.image_path and not r.has_size]
+    todo = [i for i, r in enumerate(records) if r.image_path]
     if not todo:
         return records
     paths = [records[i].image_path for i in todo]
@@ -104,10 +142,20 @@ def fill_sizes_from_headers(records: list[ImageRecord], findings: list[Finding],
     for i, h in zip(todo, headers):
         r = records[i]
         if h.error:
-            findings.append(warn("image-unreadable", r.image_path or "", "image",
-                                 f"cannot read the image header to get its size: {h.error}", image_id=r.image_id))
+            if not r.has_size:
+                findings.append(warn("image-unreadable", r.image_path or "", "image",
+                                     f"cannot read the image header to get its size: {h.error}", image_id=r.image_id))
             continue
-        out[i] = replace(r, width=h.width, height=h.height)
-        findings.append(info("size-from-image", r.source, "size",
-                             f"size taken from the image header: {h.width}x{h.height}", image_id=r.image_id))
+        if not r.has_size:
+            out[i] = replace(r, width=h.width, height=h.height)
+            findings.append(info("size-from-image", r.source, "size",
+                                 f"size taken from the image header: {h.width}x{h.height}", image_id=r.image_id))
+        elif (r.width, r.height) != (h.width, h.height):
+            hint = ""
+            if (r.width, r.height) == (h.raw_width, h.raw_height):
+                hint = " (the annotation has the stored size, before EXIF rotation)"
+            out[i] = replace(r, width=h.width, height=h.height)
+            findings.append(warn("size-mismatch", r.source, "size",
+                                 f"annotation says {r.width}x{r.height}, image is {h.width}x{h.height}{hint}; "
+                                 "the image's size is used", image_id=r.image_id))
     return out

@@ -1,16 +1,39 @@
 """Safe parsing of untrusted XML annotation files with lxml: the one way every XML format (VOC now, CVAT next) turns
 bytes into an element tree.
 
-Use :func:`parse_document` on a whole file's bytes. It never resolves entities, never touches the network and never
-loads a DTD; a document that declares a DOCTYPE or entities is refused outright (a finding, never an exception), so
-billion-laughs and external-entity files can neither expand nor reach anything.
+Use :func:`parse_document` on a whole file's bytes. It never resolves entities, never touches the network, the disk
+or a DTD. Three walls, each enough on its own for what it guards:
+
+* a document with a DOCTYPE anywhere in it is refused before lxml sees it. The text is searched in the encoding the
+  parser would read it in (a BOM, UTF-16/32 without one, EBCDIC, or the declared ``encoding=``), so a comment, a
+  processing instruction or UTF-16 text before the DOCTYPE does not hide it;
+* the parser's only resolver answers every URL (external subset, external parameter entity, XInclude) with an empty
+  string, so libxml2 opens nothing: it opened a ``SYSTEM`` subset even with ``load_dtd=False`` and
+  ``no_network=True``, and one pointing at a FIFO hung the reader forever;
+* a DOCTYPE that still reached the tree is refused after parsing.
+
+Refusals are findings (never exceptions) whose text is the same whatever the DOCTYPE points at, so an error message
+never tells whether some file exists.
 """
 from __future__ import annotations
+
+import codecs
+import re
 
 from datatools.core.model import Finding
 from datatools.formats.common import err
 
 _parser = None
+
+# Byte-order marks and the zero-byte patterns of a "<?" or "<" without one (XML 1.0 appendix F), most specific first.
+_SIGNATURES = (
+    (codecs.BOM_UTF32_LE, "utf-32-le"), (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (b"<\x00\x00\x00", "utf-32-le"), (b"\x00\x00\x00<", "utf-32-be"),
+    (codecs.BOM_UTF8, "utf-8"), (codecs.BOM_UTF16_LE, "utf-16-le"), (codecs.BOM_UTF16_BE, "utf-16-be"),
+    (b"<\x00", "utf-16-le"), (b"\x00<", "utf-16-be"), (b"\x4c\x6f\xa7\x94", "cp037"),
+)
+_DECLARED = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._:-]+)["']""")
+_UTF8 = {"utf-8", "ascii", "iso8859-1", "cp1252"}  # ASCII-compatible: a byte search is exact
 
 
 def xml_parser():
@@ -19,24 +42,65 @@ def xml_parser():
     if _parser is None:
         from lxml import etree
 
+        class _ResolveNothing(etree.Resolver):
+            """Every external reference is an empty document: libxml2 never opens a file or a URL."""
+
+            def resolve(self, url, pubid, context):
+                return self.resolve_string("", context)
+
         # collect_ids=False: no ID table is built (nothing here looks elements up by id); about 4% of a parse.
-        _parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
-                                  huge_tree=False, remove_comments=True, remove_pis=True, collect_ids=False)
+        parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
+                                 attribute_defaults=False, huge_tree=False, remove_comments=True, remove_pis=True,
+                                 collect_ids=False)
+        parser.resolvers.add(_ResolveNothing())
+        _parser = parser
     return _parser
+
+
+def document_encoding(data: bytes) -> str:
+    """The encoding a parser reads ``data`` in: its BOM or zero-byte signature, else the declared ``encoding=``,
+    else UTF-8 (a Python codec name; the declared name when Python does not know it)."""
+    for signature, name in _SIGNATURES:
+        if data.startswith(signature):
+            return name
+    m = _DECLARED.match(data[:512])
+    if m:
+        declared = m.group(1).decode("ascii")
+        try:
+            return codecs.lookup(declared).name
+        except LookupError:
+            return declared
+    return "utf-8"
+
+
+def declares_dtd(data: bytes) -> bool | None:
+    """Whether ``data`` holds ``<!DOCTYPE`` or ``<!ENTITY`` anywhere, read in its own encoding; None when the
+    encoding is one Python cannot decode (the caller refuses such a file rather than guess)."""
+    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
+        return True
+    encoding = document_encoding(data)
+    if encoding in _UTF8:
+        return False
+    try:
+        text = data.decode(encoding, errors="replace")
+    except LookupError:
+        return None
+    return "<!DOCTYPE" in text or "<!ENTITY" in text
 
 
 def parse_document(data: bytes, *, path: str, image_id: str, root_tag: str):
     """The root element of a document whose root is ``<root_tag>``, or ``(None, the finding that says why the file
-    is refused)``: an empty file, a DTD or entity declaration, XML that is not well-formed, another root element.
-    Every refusal drops the image (``image_dropped``)."""
+    is refused)``: an empty file, a DTD or entity declaration anywhere in it, an encoding that cannot be checked, XML
+    that is not well-formed, another root element. Every refusal drops the image (``image_dropped``)."""
     from lxml import etree
 
     if not data or data.isspace():
         return None, err("empty-file", path, "", "the file is empty", image_id=image_id, image_dropped=True)
-    # Refused before lxml sees it: a DOCTYPE in the prolog (the bytes before the root element's first tag).
-    opening = data.find(b"<" + root_tag.encode())
-    head = data[:data.find(b">", opening) + 1] if opening >= 0 else data
-    if b"<!DOCTYPE" in head or b"<!ENTITY" in head:
+    dtd = declares_dtd(data)
+    if dtd is None:
+        return None, err("xml-parse", path, "", f"unknown encoding {document_encoding(data)!r}", image_id=image_id,
+                         image_dropped=True)
+    if dtd:
         return None, _dtd_finding(path, image_id, "the file declares a DTD or entities; they are never expanded, "
                                                   "so the file is refused")
     try:
@@ -44,7 +108,7 @@ def parse_document(data: bytes, *, path: str, image_id: str, root_tag: str):
     except etree.XMLSyntaxError as e:
         return None, err("xml-parse", path, "", f"not well-formed XML: {e}", image_id=image_id, image_dropped=True)
     docinfo = root.getroottree().docinfo
-    if docinfo.doctype or docinfo.internalDTD is not None:
+    if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
         return None, _dtd_finding(path, image_id,
                                   "the file declares a DTD; entities and DTDs are never expanded, so it is refused")
     if root.tag != root_tag:

@@ -23,7 +23,8 @@ from datatools.core.paths import safe_relpath
 from datatools.core.model import Dataset, Finding, ImageRecord, sorted_classes
 from datatools.formats.common import ImageIndex, WriteResult, err, fill_sizes_from_headers, info, warn
 # The XML reading lives in voc_xml; parse_xml, read_chunk and image_fields are re-exported here for callers.
-from datatools.formats.voc_xml import KNOWN_OBJECT_TAGS, image_fields, parse_xml, read_chunk  # noqa: F401
+from datatools.formats.voc_xml import (KNOWN_OBJECT_TAGS, MAX_XML_BYTES, image_fields, parse_xml,  # noqa: F401
+                                       read_chunk)
 
 NAME = "voc"
 # What write() replaces whole in OUT (see core.paths.refuse_replacing_inputs); the image folder only when it
@@ -235,7 +236,7 @@ def locate_image(rec: ImageRecord, xml_path: str, index: ImageIndex, image_dir: 
 def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, sets: Sequence[str] | str | None = None,
          convention: PixelConvention | str = DEFAULT_CONVENTION, classes: Sequence[str] | None = None,
          workers: int | None = None, progress: ProgressFn | None = None, on_total: "callable | None" = None,
-         mapper: Mapper | None = None) -> Dataset:
+         mapper: Mapper | None = None, max_xml_bytes: int = MAX_XML_BYTES) -> Dataset:
     """Read a VOC dataset into the model.
 
     Use ``sets`` to pick ImageSets/Main split lists (default: train/val/test where present). Malformed files and
@@ -243,8 +244,15 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, set
     The XML files are parsed in chunks by :func:`datatools.formats.voc_xml.read_chunk`, run by ``mapper`` (a
     :class:`~datatools.core.parallel.Mapper`: local processes over ``workers`` by default, Ray tasks when ops/ hands
     in one for ``--engine ray``): the same records and findings, in the same order, either way.
+
+    The image of an annotation is the one named after the XML file itself, then the one its ``<filename>`` names
+    (:class:`~datatools.formats.common.ImageIndex`); a found image's header is the size, whatever ``<size>`` says
+    (:func:`~datatools.formats.common.fill_sizes_from_headers`). Files over ``max_xml_bytes`` (16 MiB) are refused
+    unread with a ``file-too-large`` finding; raise it for a dataset of huge annotation files.
     """
     convention = PixelConvention(convention)
+    if isinstance(max_xml_bytes, bool) or not isinstance(max_xml_bytes, int) or max_xml_bytes < 1:
+        raise ValueError(f"max_xml_bytes must be a positive number of bytes, not {max_xml_bytes!r}")
     layout = Layout(src, images)
     files, split_of, chosen, findings = plan_files(layout, sets)
     if on_total:
@@ -257,7 +265,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, set
     image_dir = str(layout.image_dir)
     records: list[ImageRecord] = []
     objects_read = 0
-    results = mapper(partial(read_chunk, convention=convention), chunks, progress=progress)
+    results = mapper(partial(read_chunk, convention=convention, max_bytes=max_xml_bytes), chunks, progress=progress)
     for chunk, (recs, found) in zip(chunks, results):
         # The books: every object met is kept or dropped with a finding that counts it.
         objects_read += sum(len(r.annotations) for r in recs) + sum(f.objects for f in found)
@@ -279,7 +287,8 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, set
     records = fill_sizes_from_headers(records, findings, mapper=mapper)
     cls = tuple(classes) if classes else sorted_classes(records)
     return Dataset(images=tuple(records), classes=cls, findings=tuple(findings), objects_read=objects_read,
-                   root=str(layout.src), format=NAME, meta={"sets": chosen, "image_dir": image_dir})
+                   root=str(layout.src), format=NAME,
+                   meta={"sets": chosen, "image_dir": image_dir, "convention": convention.value})
 
 
 # --------------------------------------------------------------------------------------------------- writing
