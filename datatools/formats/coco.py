@@ -43,21 +43,49 @@ def _json_files(src: str) -> list[tuple[str | None, str]]:
     return [(_SPLIT_RE.match(n).group(1), files.join(ann, n)) for n in names]  # type: ignore[union-attr]
 
 
-def _guess_image_dir(json_path: str, split: str | None, file_names: list[str]) -> str | None:
-    """The image folder of a COCO JSON file: the first of its folder, ``../images/<split>``, ``../<split>``,
-    ``images/<split>``, ``../images``, ``..`` and ``images`` that holds the first few images it names."""
+def _image_dir_candidates(json_path: str, split: str | None) -> list[str]:
+    """Where the images of a COCO JSON file may be, in order: its folder, ``../images/<split>``, ``../<split>``,
+    ``images/<split>``, ``../images``, ``..`` and ``images``."""
     files = files_for(json_path)
     parent = files.parent(json_path)
     up = files.parent(parent)
+    if not split:  # a file given by itself: instances_val.json still names its split (what the COCO writer writes)
+        name = posixpath.basename(str(json_path).replace("\\", "/"))
+        m = _SPLIT_RE.match(name)
+        if m and (name.startswith("instances_") or m.group(1).startswith(("train", "val", "test"))):
+            split = m.group(1)
     cands = [parent]
     if split:
         cands += [files.join(up, "images", split), files.join(up, split), files.join(parent, "images", split)]
     cands += [files.join(up, "images"), up, files.join(parent, "images")]
+    return list(dict.fromkeys(cands))
+
+
+def _guess_image_dir(json_path: str, split: str | None, file_names: list[str]) -> str | None:
+    """The image folder of a COCO JSON file: the first candidate (:func:`_image_dir_candidates`) that holds the first
+    few images it names, else the one that holds most of them; None when none holds any."""
+    files = files_for(json_path)
     probe = [f for f in file_names[:5] if f]
-    for c in dict.fromkeys(cands):
-        if probe and all(files.isfile(files.join(c, f)) for f in probe):
+    best, found = None, 0
+    for c in _image_dir_candidates(json_path, split):
+        n = sum(1 for f in probe if files.isfile(files.join(c, f)))
+        if probe and n == len(probe):
             return c
-    return None
+        if n > found:
+            best, found = c, n
+    return best
+
+
+def _no_image_dir(jpath: str, split: str | None, images, n: int) -> Finding:
+    """The one finding for a COCO file none of whose images can be found (rather than one per image)."""
+    if images:
+        where = f"the image folder {os.fspath(images)} does not exist"
+    else:
+        files, here = files_for(jpath), files_for(jpath).parent(jpath)
+        looked = [c if files.url else os.path.relpath(c, here) + "/" for c in _image_dir_candidates(jpath, split)]
+        where = f"no image folder found beside {posixpath.basename(jpath)} (looked in {', '.join(looked)})"
+    return err("missing-image-dir", str(jpath), "images/file_name",
+               f"{where}: none of the {n} image(s) can be checked, sized or copied; pass --images DIR")
 
 
 def _num(v) -> float | None:
@@ -88,6 +116,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
     records: dict[str, ImageRecord] = {}
     order: list[str] = []
     class_names: list[str] | None = None
+    image_dirs: list[str] = []
     objects_read = 0
     json_files = _json_files(src)
     if on_total:
@@ -115,6 +144,10 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
         img_by_id: dict = {}
         file_names = [str(im.get("file_name", "")) for im in data["images"] if isinstance(im, dict)]
         index = ImageIndex(images if images else _guess_image_dir(jpath, split, file_names))
+        if index.exists:
+            image_dirs.append(str(index.folder))
+        elif file_names:
+            findings.append(_no_image_dir(jpath, split, images, len(file_names)))
         for k, im in enumerate(data["images"]):
             where = f"images[{k}]"
             if not isinstance(im, dict) or im.get("id") is None:
@@ -131,12 +164,13 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
                     records[iid] = _with_split(prev, split)
                     continue
                 findings.append(warn("duplicate-file-name", str(jpath), f"{where}/file_name",
-                                     f"file name {fname!r} appears twice; this one is kept as {iid}__{im['id']}"))
+                                     f"file name {fname!r} appears twice; this one is kept as {iid}__{im['id']}",
+                                     image_id=f"{iid}__{im['id']}"))
                 iid = f"{iid}__{im['id']}"
             w, h = _num(im.get("width")), _num(im.get("height"))
             image_path = None
             if index.exists:
-                image_path, notes, rel = index.find(fname, iid)
+                image_path, notes, rel = index.find(fname, iid, id_names_image=False)
                 findings.extend(_at(f, str(jpath)) for f in notes)
                 if image_path is None:
                     findings.append(err("missing-image", str(jpath), f"{where}/file_name",
@@ -189,8 +223,9 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
     if progress:
         progress(len(json_files))
     cls = tuple(classes) if classes else tuple(class_names or ())
+    meta = {"image_dir": image_dirs[0]} if len(set(image_dirs)) == 1 else {}
     return Dataset(images=tuple(recs), classes=cls, findings=tuple(findings), objects_read=objects_read, root=str(src),
-                   format=NAME)
+                   format=NAME, meta=meta)
 
 
 def _with_split(rec: ImageRecord, split: str) -> ImageRecord:
@@ -223,7 +258,9 @@ def _box_of(a: dict):
 
 def to_coco(records: Sequence[ImageRecord], classes: Sequence[str], *, file_names: Sequence[str],
             precision: int = 6) -> dict:
-    """Build the COCO dict: ids from 1 in record order, categories from 1 in class order."""
+    """Build the COCO dict: ids from 1 in record order, categories from 1 in class order (then any label the class
+    list lacks, sorted: a dataset written as it is keeps every object; a conversion has dropped them before)."""
+    classes = list(classes) + sorted({a.label for r in records for a in r.annotations} - set(classes))
     cat_id = {n: i + 1 for i, n in enumerate(classes)}
     images, anns = [], []
     aid = 0

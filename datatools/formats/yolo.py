@@ -6,7 +6,6 @@ the way ultralytics sizes images.
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import replace
 from functools import partial
@@ -14,15 +13,17 @@ from pathlib import Path
 from typing import Sequence
 
 from datatools.core.boxes import fmt_numbers, xyxy_to_yolo, yolo_to_xyxy
-from datatools.core.errors import UsageError
+from datatools.core.errors import DatatoolsError, UsageError
 from datatools.core import fs
 from datatools.core.atomic import ImagesMode, place_images, staged_dir, write_many, write_staged
 from datatools.core.fs import files_for, read_small_file
-from datatools.core.images import list_images, read_image_header
+from datatools.core.images import read_image_header
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord
 from datatools.formats.common import DEFAULT_SPLIT, WriteResult, err, info, warn
+# The layout (data.yaml, split folders) lives in yolo_layout; discover and data_yaml are re-exported for callers.
+from datatools.formats.yolo_layout import data_yaml, discover, placeholder_names  # noqa: F401
 
 NAME = "yolo"
 # What write() replaces whole in OUT (see core.paths.refuse_replacing_inputs); the image folder only when it
@@ -32,41 +33,6 @@ IMAGE_FOLDER = "images"
 
 
 # --------------------------------------------------------------------------------------------------- layout
-
-def _load_yaml(path: Path | str) -> dict:
-    import yaml
-
-    try:
-        data = yaml.safe_load(read_small_file(path).decode("utf-8-sig"))
-    except (yaml.YAMLError, OSError, UnicodeDecodeError) as e:
-        raise UsageError(f"{path}: cannot read the dataset YAML: {e}") from e
-    if not isinstance(data, dict):
-        raise UsageError(f"{path}: expected a mapping with train/val/names keys")
-    return data
-
-
-def _names_from(value, where: str) -> list[str]:
-    if isinstance(value, dict):
-        try:
-            ids = sorted(int(k) for k in value)
-        except (TypeError, ValueError) as e:
-            raise UsageError(f"{where}: names keys must be integers") from e
-        if ids != list(range(len(ids))):
-            raise UsageError(f"{where}: names ids must run 0..{len(ids) - 1}")
-        return [str(value.get(i, value.get(str(i)))) for i in ids]
-    if isinstance(value, (list, tuple)):
-        return [str(v) for v in value]
-    raise UsageError(f"{where}: names must be a list or a mapping of id -> name")
-
-
-def _yaml_names(data: dict, where: str) -> list[str]:
-    """The class names of a data.yaml: ``names`` (list or dict), else ``class_<i>`` for ``nc``, else none."""
-    if "names" in data and data["names"] is not None:
-        return _names_from(data["names"], where)
-    if "nc" in data:
-        return [f"class_{i}" for i in range(int(data["nc"]))]
-    return []
-
 
 def _label_path_for(image_path: str) -> str:
     """ultralytics' rule: the last ``/images/`` in the path becomes ``/labels/`` and the extension ``.txt``
@@ -78,132 +44,21 @@ def _label_path_for(image_path: str) -> str:
     return os.path.splitext(base)[0] + ".txt"
 
 
-def _resolve(files, base: str, p: str) -> str | None:
-    """``p`` from a data.yaml or a list file, as a path: relative ones under ``base``. On a URL source an absolute
-    local path names the machine the dataset was written on, not the URL copy: None."""
-    if not files.url:
-        return str(Path(p)) if os.path.isabs(p) else files.join(base, p)
-    p = p.strip()
-    if fs.is_url(p):
-        return p
-    if os.path.isabs(p) or p.startswith("/") or (len(p) > 1 and p[1] == ":"):
-        return None
-    return files.join(base, p)
-
-
-def discover(src: str | os.PathLike) -> tuple[Path | str, dict[str, list[tuple[str, str]]], list[str], list[Finding]]:
-    """Find the splits of a YOLO dataset: (root, {split: [(image_id, image_path)]}, class names, findings).
-
-    ``src`` is a data.yaml (or a folder holding one), or a folder with ``images/`` (and ``labels/``) beside it. It
-    may be an fsspec URL: the root is then a URL string and every image path a URL under it, and every file is
-    reached through :mod:`datatools.core.fs`. There a data.yaml ``path`` that is a relative path or a URL is
-    followed, but an absolute local path (what datatools and ultralytics write) names the place the dataset was
-    written, not where the URL copy is, so the root is the data.yaml's folder; split entries and list-file lines
-    that are absolute local paths are reported as missing splits / missing images rather than read from this
-    machine's disk."""
-    src = os.fspath(src)
-    files = files_for(src)
-    if not files.url:
-        src = str(Path(src))  # as pathlib spells it: "ds//data.yaml/" is "ds/data.yaml", "" is "."
-    findings: list[Finding] = []
-    if not files.url and not os.path.exists(src):
-        raise UsageError(f"{src}: no such file or directory")
-    yaml_path = None
-    if files.isfile(src):
-        yaml_path = src
-    else:
-        for cand in ("data.yaml", "dataset.yaml", "data.yml"):
-            if files.isfile(files.join(src, cand)):
-                yaml_path = files.join(src, cand)
-                break
-    names: list[str] = []
-    splits: dict[str, list[tuple[str, str]]] = {}
-    if yaml_path is not None:
-        data = _load_yaml(yaml_path)
-        here = files.parent(yaml_path)
-        root = _yaml_root(files, here, data.get("path"))
-        names = _yaml_names(data, str(yaml_path))
-        for split in ("train", "val", "test"):
-            entry = data.get(split)
-            if not entry:
-                continue
-            seen: dict[str, str] = {}
-            for e in entry if isinstance(entry, list) else [entry]:
-                p = _resolve(files, root, str(e))
-                if p is not None and p.endswith(".txt") and files.isfile(p):
-                    for line in files.cat(p).decode("utf-8-sig").splitlines():
-                        if not line.strip():
-                            continue
-                        ip = _resolve(files, root, line.strip())
-                        if ip is not None:
-                            seen[ip] = ip
-                        else:
-                            findings.append(warn("missing-image", p, split,
-                                                 f"{line.strip()} is a local path; not read for a URL source"))
-                elif p is not None and files.isdir(p):
-                    for full in list_images(p).values():
-                        seen[full] = full
-                else:
-                    findings.append(warn("missing-split", str(yaml_path), split, f"{p or e} does not exist"))
-            splits[split] = [(_image_id(full, root), full) for full in sorted(seen)]
-    else:
-        root = src.rstrip("/") if files.url else str(Path(src))
-        img_root = files.join(root, "images")
-        if not files.isdir(img_root):
-            raise UsageError(f"{src}: expected a data.yaml or an images/ folder next to labels/")
-        subdirs, loose = files.listdir(img_root)
-        if subdirs:
-            for d in subdirs:
-                splits[d] = [(_image_id(full, root), full) for full in list_images(files.join(img_root, d)).values()]
-            if loose:
-                findings.append(warn("loose-images", img_root, "images",
-                                     f"{len(loose)} image(s) directly in images/ next to split folders were not read"))
-        else:
-            splits[DEFAULT_SPLIT] = [(_image_id(full, root), full) for full in list_images(img_root).values()]
-    if not names:
-        ct = files.join(root, "classes.txt")
-        if files.isfile(ct):
-            names = [ln.strip() for ln in files.cat(ct).decode("utf-8-sig").splitlines() if ln.strip()]
-    return (root if files.url else Path(root)), splits, names, findings
-
-
-def _yaml_root(files, here: str, path) -> str:
-    """The dataset root a data.yaml in folder ``here`` names with its ``path`` key (default: ``here``). Locally a
-    relative ``path`` is taken under ``here`` when that exists, else as given (from the working folder), as
-    ultralytics does; on a URL source a ``path`` that cannot be followed falls back to ``here``."""
-    if not path:
-        return here
-    if not files.url:
-        p = Path(str(path))
-        if p.is_absolute():
-            return str(p)
-        return str(Path(here) / p) if (Path(here) / p).exists() else str(p)
-    root = _resolve(files, here, str(path)) or here
-    return root if root == here or files.isdir(root) else here
-
-
-def _image_id(image_path: str, root: Path) -> str:
-    """The image path below its split folder, without extension (``images/train/a/b.jpg`` -> ``a/b``)."""
-    p = Path(image_path)
-    parts = p.parts
-    if "images" in parts:
-        i = len(parts) - 1 - parts[::-1].index("images")
-        rest = parts[i + 1:]
-        if len(rest) > 1:
-            rest = rest[1:]  # drop the split folder
-        return Path(*rest).with_suffix("").as_posix()
-    return p.stem
-
-
 # --------------------------------------------------------------------------------------------------- reading
 
-def parse_label_text(text: str, *, path: str, image_id: str, names: Sequence[str], width: int, height: int
-                     ) -> tuple[list[Annotation], list[Finding], int]:
-    """Parse one label file's text. Rows: 5 numbers (box), 6 (box + score), or an odd count >= 7 (polygon -> box)."""
+def parse_label_text(text: str, *, path: str, image_id: str, names: Sequence[str], width: int, height: int,
+                     scores: bool = True) -> tuple[list[Annotation], list[Finding], int]:
+    """Parse one label file's text: ``(annotations, findings, rows met)``; each annotation carries its line number.
+
+    Rows are ``class cx cy w h`` (5 numbers) or a polygon ``class x1 y1 x2 y2 x3 y3 ...`` (an even number, at least 6,
+    of coordinates; read as its bounding box), as ultralytics' ``verify_image_label`` accepts them. ``scores``
+    also accepts ``class cx cy w h conf`` (6 numbers), a prediction's row; ground truth is read with
+    ``scores=False``, where a 6th column is a ``bad-row`` (ultralytics rejects such a label file).
+    """
     anns: list[Annotation] = []
     findings: list[Finding] = []
     rows = 0
-    polygons = 0
+    polygons = boxes = 0
     for lineno, line in enumerate(text.splitlines(), 1):
         parts = line.split()
         if not parts:
@@ -217,9 +72,12 @@ def parse_label_text(text: str, *, path: str, image_id: str, names: Sequence[str
                                 image_id=image_id, objects=1))
             continue
         n = len(vals)
-        if n not in (5, 6) and (n < 7 or n % 2 == 0):
-            findings.append(err("bad-row", path, where, f"expected 5 values (class cx cy w h), found {n}; row dropped",
-                                image_id=image_id, objects=1))
+        if not (n == 5 or (n == 6 and scores) or (n >= 7 and n % 2 == 1)):
+            expected = "5 values (class cx cy w h)" + (", 6 (with a confidence)" if scores else "")
+            hint = "; a 6th column is a prediction's confidence, not ground truth" if n == 6 else ""
+            findings.append(err("bad-row", path, where,
+                                f"expected {expected} or a polygon (class and 3 or more x y pairs), found {n} "
+                                f"values{hint}; row dropped", image_id=image_id, objects=1))
             continue
         cid = vals[0]
         if cid != int(cid) or not (0 <= int(cid) < len(names)):
@@ -234,12 +92,18 @@ def parse_label_text(text: str, *, path: str, image_id: str, names: Sequence[str
             polygons += 1
         else:
             box = yolo_to_xyxy(vals[1], vals[2], vals[3], vals[4], width, height)
+            boxes += n == 5
             if n == 6:
                 score = vals[5]
-        anns.append(Annotation(names[int(cid)], box, score=score))
+        anns.append(Annotation(names[int(cid)], box, score=score, line=lineno))
     if polygons:
         findings.append(info("polygon-to-box", path, "segments", f"{polygons} polygon row(s) read as their bounding box",
                              image_id=image_id))
+        if boxes and not scores:
+            findings.append(warn("mixed-rows", path, "segments",
+                                 f"{boxes} box row(s) beside {polygons} polygon row(s): datatools reads both, "
+                                 "ultralytics rejects the whole file (\"labels mix segment and detection rows\")",
+                                 image_id=image_id))
     return anns, findings, rows
 
 
@@ -266,7 +130,7 @@ def _read_one(image_path: str, image_id: str, names: Sequence[str]) -> tuple[Ima
         anns, rows = [], 0
     else:
         anns, f2, rows = parse_label_text(text, path=label_path, image_id=image_id, names=names, width=header.width,
-                                          height=header.height)
+                                          height=header.height, scores=False)
         findings.extend(f2)
     if header.orientation in (5, 6, 7, 8):
         findings.append(info("exif-rotation", image_path, "EXIF Orientation",
@@ -302,11 +166,22 @@ def read(src: str | os.PathLike, *, classes: Sequence[str] | None = None, worker
          progress: ProgressFn | None = None, on_total=None, mapper: Mapper | None = None, **_ignored) -> Dataset:
     """Read a YOLO dataset from a data.yaml (or a folder with images/ and labels/).
 
-    Class names come from data.yaml, else classes.txt; ``classes`` overrides both. The per-image reads (label file +
-    image header) run as :func:`read_chunk` on ``mapper`` (default: local processes, ``workers`` of them).
+    Class ids are named by data.yaml, else classes.txt. ``classes`` is the class list and order of the result, as for
+    every reader: on a dataset that names its classes the objects keep those names and ``classes`` selects and orders
+    them by name (``ops.sanitize.prepare`` then drops, and counts, objects of unlisted classes); only a dataset with
+    no names (or only ultralytics' ``class_<i>`` for ``nc``) takes ``classes`` as the names of ids 0..n-1.
+    The per-image reads (label file + image header) run as :func:`read_chunk` on ``mapper`` (default: local
+    processes, ``workers`` of them).
     """
     mapper = mapper or Mapper(workers=workers)
     root, splits, names_t, findings, items = plan_reads(src, classes)
+    if classes and tuple(classes) != names_t:
+        absent = [c for c in classes if c not in names_t]
+        if absent:
+            findings.append(warn("class-not-in-source", str(root), "names",
+                                 f"--classes names {', '.join(map(repr, absent))}, which the dataset does not name "
+                                 f"(it names {', '.join(names_t)}); --classes selects and orders classes by name, "
+                                 "it does not rename them"))
     if on_total:
         on_total(len(items))
     chunks = mapper.chunks(items)
@@ -317,18 +192,20 @@ def read(src: str | os.PathLike, *, classes: Sequence[str] | None = None, worker
         findings.extend(fnd)
         objects_read += n
     findings.extend(_orphan_labels(splits, {path for _, path, _ in items}))
-    return Dataset(images=tuple(records), classes=names_t, findings=tuple(findings), objects_read=objects_read,
-                   root=str(root), format=NAME, meta={"splits": list(splits)})
+    return Dataset(images=tuple(records), classes=tuple(classes) if classes else names_t, findings=tuple(findings),
+                   objects_read=objects_read, root=str(root), format=NAME,
+                   meta={"splits": list(splits), "names": list(names_t)})  # names: what the file's ids mean
 
 
 def plan_reads(src: str | os.PathLike, classes: Sequence[str] | None = None
                ) -> tuple[Path | str, dict[str, list[tuple[str, str]]], tuple[str, ...], list[Finding],
                           list[tuple[str, str, tuple[str, ...]]]]:
-    """What is known before any label file is read: ``(root, splits, class names, findings, items)``. ``items`` are
-    ``(image_id, image path, splits)`` sorted by id; an id met twice with another path is a finding and read once.
-    The YOLO reader starts here."""
+    """What is known before any label file is read: ``(root, splits, names of ids 0..n-1, findings, items)``.
+    ``items`` are ``(image_id, image path, splits)`` sorted by id; an id met twice with another path is a finding and
+    read once. ``classes`` names the ids only when the dataset does not (no names, or ultralytics' ``class_<i>``
+    placeholders for ``nc``). The YOLO reader starts here."""
     root, splits, names, findings = discover(src)
-    if classes:
+    if classes and (not names or names == placeholder_names(len(names))):
         names = list(classes)
     if not names:
         raise UsageError(f"{src}: no class names: add names to data.yaml, a classes.txt, or pass --classes")
@@ -381,29 +258,6 @@ def label_text(record: ImageRecord, class_ids: dict[str, int], *, precision: int
     return "".join(r + "\n" for r in rows)
 
 
-def data_yaml(out: Path, splits: Sequence[str], names: Sequence[str]) -> str:
-    """An ultralytics data.yaml. ``path`` is absolute because ultralytics resolves a relative one against the CWD."""
-    q = json.dumps  # a JSON string is a valid YAML double-quoted scalar
-    lines = ["# written by datatools", f"path: {q(str(out.resolve()))}"]
-    train = "train" if "train" in splits else (splits[0] if splits else DEFAULT_SPLIT)
-    val = "val" if "val" in splits else train
-    lines.append(f"train: {q('images/' + train)}")
-    if val == train and "val" not in splits:
-        lines.append("# no val split: val points at the training images, since ultralytics needs a val entry; "
-                     "validation scores on them measure training data (datatools split --val makes a val split)")
-    lines.append(f"val: {q('images/' + val)}")
-    if "test" in splits:
-        lines.append(f"test: {q('images/test')}")
-    extra = [s for s in splits if s not in ("train", "val", "test")]
-    for s in extra:
-        if s != train:
-            lines.append(f"# also written: images/{s}")
-    lines.append(f"nc: {len(names)}")
-    lines.append("names:")
-    lines += [f"  {i}: {q(n)}" for i, n in enumerate(names)]
-    return "\n".join(lines) + "\n"
-
-
 def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str = ImagesMode.LINK, precision: int = 6,
           workers: int | None = None, progress: ProgressFn | None = None, mapper: Mapper | None = None,
           **_ignored) -> WriteResult:
@@ -437,7 +291,12 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
         result.objects_written += len(rec.annotations)
         result.images_written += 1
     splits = sorted(splits_seen, key=lambda s: (("train", "val", "test").index(s) if s in ("train", "val", "test") else 3, s))
-    class_ids = {n: i for i, n in enumerate(ds.classes)}
+    if images_mode is not ImagesMode.NONE:
+        _refuse_splits_without_images(ds, splits, {r.partition("/")[0] for _, r in pictures}, out)
+    # A conversion has dropped objects of unlisted classes (ops.sanitize.prepare); a dataset written as it is (a
+    # split) keeps them: ids are the class list, then any other label, sorted, as stats and split count them.
+    names = tuple(ds.classes) + tuple(sorted({a.label for r in ds.images for a in r.annotations} - set(ds.classes)))
+    class_ids = {n: i for i, n in enumerate(names)}
     with staged_dir(out / "labels") as stage:
         write_staged([(label_text(rec, class_ids, precision=precision).encode("utf-8"),
                        [os.path.join(stage, r + ".txt") for r in mine]) for rec, mine in zip(ds.images, rels)],
@@ -446,9 +305,28 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
         with staged_dir(out / "images") as stage:
             place_images([(src, os.path.join(stage, r)) for src, r in pictures], images_mode, stage=stage,
                          mapper=mapper)
-    items = [(str(out / "classes.txt"), "".join(n + "\n" for n in ds.classes)),
-             (str(out / "data.yaml"), data_yaml(out, splits, ds.classes))]
+    items = [(str(out / "classes.txt"), "".join(n + "\n" for n in names)),
+             (str(out / "data.yaml"), data_yaml(splits, names))]
     write_many(items)
+    for split in splits if images_mode is ImagesMode.NONE else ():
+        if not (out / "images" / split).is_dir():  # labels written for images that were to be there already
+            result.findings.append(warn("missing-split", str(out / "data.yaml"), split,
+                                        f"images/{split} does not exist in {out} (--images-mode none places no "
+                                        "images): put the images there before training"))
     labels = os.path.join(str(out), "labels", "")
     result.files = [labels + r + ".txt" for mine in rels for r in mine] + [p for p, _ in items]
     return result
+
+
+def _refuse_splits_without_images(ds: Dataset, splits: Sequence[str], placed: set[str], out: Path) -> None:
+    """A split none of whose images can be placed would leave data.yaml naming a folder that does not exist (e.g. a
+    COCO file whose image folder was not found): refuse before writing anything, and say why."""
+    empty = [s for s in splits if s not in placed]
+    if not empty:
+        return
+    n = sum(1 for r in ds.images if set(r.splits or (DEFAULT_SPLIT,)) & set(empty))
+    missing = [f for f in ds.findings if f.code in ("missing-image", "missing-image-dir")]
+    why = f" ({missing[0].path}: {missing[0].message})" if missing else ""
+    raise DatatoolsError(f"{out}: none of the {n} image(s) of split(s) {', '.join(empty)} has an image file{why}; "
+                         f"data.yaml would name images/{empty[0]}, which would not exist. Pass --images DIR where the "
+                         "images are, or --images-mode none to write the labels only")

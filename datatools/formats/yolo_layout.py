@@ -1,0 +1,247 @@
+"""The layout of a YOLO dataset: which images a ``data.yaml`` (or an ``images/`` folder) names, and the ``data.yaml``
+datatools writes. The label files themselves are read and written in :mod:`datatools.formats.yolo`.
+
+Paths in a data.yaml are resolved the way ultralytics' ``check_det_dataset`` does: against its ``path`` key, and
+without one against the data.yaml's own folder. datatools writes no ``path`` key, so a copied or moved dataset reads
+its own files.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+from datatools.core import fs
+from datatools.core.errors import UsageError
+from datatools.core.fs import files_for, read_small_file
+from datatools.core.images import list_images
+from datatools.core.model import Finding
+from datatools.formats.common import DEFAULT_SPLIT, info, warn
+
+SPLIT_KEYS = ("train", "val", "test")
+
+
+def _load_yaml(path: Path | str) -> dict:
+    import yaml
+
+    try:
+        data = yaml.safe_load(read_small_file(path).decode("utf-8-sig"))
+    except (yaml.YAMLError, OSError, UnicodeDecodeError) as e:
+        raise UsageError(f"{path}: cannot read the dataset YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: expected a mapping with train/val/names keys")
+    return data
+
+
+def _names_from(value, where: str) -> list[str]:
+    if isinstance(value, dict):
+        try:
+            ids = sorted(int(k) for k in value)
+        except (TypeError, ValueError) as e:
+            raise UsageError(f"{where}: names keys must be integers") from e
+        if ids != list(range(len(ids))):
+            raise UsageError(f"{where}: names ids must run 0..{len(ids) - 1}")
+        return [str(value.get(i, value.get(str(i)))) for i in ids]
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value]
+    raise UsageError(f"{where}: names must be a list or a mapping of id -> name")
+
+
+def _yaml_names(data: dict, where: str) -> list[str]:
+    """The class names of a data.yaml: ``names`` (list or dict), else ``class_<i>`` for ``nc``, else none."""
+    if "names" in data and data["names"] is not None:
+        return _names_from(data["names"], where)
+    if "nc" in data:
+        try:
+            return placeholder_names(int(data["nc"]))
+        except (TypeError, ValueError) as e:
+            raise UsageError(f"{where}: nc must be an integer, found {data['nc']!r}") from e
+    return []
+
+
+def placeholder_names(n: int) -> list[str]:
+    """The names ultralytics gives ``nc`` classes that have none: ``class_0 .. class_<n-1>``."""
+    return [f"class_{i}" for i in range(n)]
+
+
+def _resolve(files, base: str, p: str) -> str | None:
+    """``p`` from a data.yaml or a list file, as a path: relative ones under ``base``. On a URL source an absolute
+    local path names the machine the dataset was written on, not the URL copy: None."""
+    if not files.url:
+        return str(Path(p)) if os.path.isabs(p) else files.join(base, p)
+    p = p.strip()
+    if fs.is_url(p):
+        return p
+    if os.path.isabs(p) or p.startswith("/") or (len(p) > 1 and p[1] == ":"):
+        return None
+    return files.join(base, p)
+
+
+def discover(src: str | os.PathLike) -> tuple[Path | str, dict[str, list[tuple[str, str]]], list[str], list[Finding]]:
+    """Find the splits of a YOLO dataset: (root, {split: [(image_id, image_path)]}, class names, findings).
+
+    ``src`` is a data.yaml (or a folder holding one), or a folder with ``images/`` (and ``labels/``) beside it. It
+    may be an fsspec URL: the root is then a URL string and every image path a URL under it, and every file is
+    reached through :mod:`datatools.core.fs`. There a data.yaml ``path`` that is a relative path or a URL is
+    followed, but an absolute local path (what datatools once wrote, and ultralytics' own yamls hold) names the place
+    the dataset was written, not where the URL copy is, so the root is the data.yaml's folder; split entries and
+    list-file lines that are absolute local paths are reported as missing splits / missing images rather than read
+    from this machine's disk.
+
+    A split that lists the same images as an earlier one (``val: images/train`` beside ``train: images/train``,
+    the placeholder ultralytics needs when there is no validation set) is not a second split: it is reported as
+    ``repeated-split`` and read once. datatools writes a dataset without splits as ``images/all`` with ``val`` =
+    ``train``; that reads back as the one split ``all``, as a flat ``images/`` folder does."""
+    src = os.fspath(src)
+    files = files_for(src)
+    if not files.url:
+        src = str(Path(src))  # as pathlib spells it: "ds//data.yaml/" is "ds/data.yaml", "" is "."
+    findings: list[Finding] = []
+    if not files.url and not os.path.exists(src):
+        raise UsageError(f"{src}: no such file or directory")
+    yaml_path = None
+    if files.isfile(src):
+        yaml_path = src
+    else:
+        for cand in ("data.yaml", "dataset.yaml", "data.yml"):
+            if files.isfile(files.join(src, cand)):
+                yaml_path = files.join(src, cand)
+                break
+    names: list[str] = []
+    splits: dict[str, list[tuple[str, str]]] = {}
+    if yaml_path is not None:
+        data = _load_yaml(yaml_path)
+        here = files.parent(yaml_path)
+        root, note = _yaml_root(files, here, data.get("path"), data.get("train"), str(yaml_path))
+        findings += note
+        names = _yaml_names(data, str(yaml_path))
+        repeated: dict[str, str] = {}
+        for split in SPLIT_KEYS:
+            entry = data.get(split)
+            if not entry:
+                continue
+            paths = _entry_images(files, root, entry, split, str(yaml_path), findings)
+            same = next((s for s, items in splits.items() if items and [p for _, p in items] == paths), None)
+            if same is not None:
+                findings.append(info("repeated-split", str(yaml_path), split,
+                                     f"{split} lists the same {len(paths)} image(s) as {same} (a placeholder): "
+                                     "one split, read once"))
+                repeated[split] = same
+                continue
+            splits[split] = [(_image_id(full, root), full) for full in paths]
+        entry = str(data.get("train") or "").strip().replace("\\", "/").rstrip("/")
+        if list(splits) == ["train"] and repeated.get("val") == "train" and \
+                entry.removeprefix("./") == f"images/{DEFAULT_SPLIT}":
+            splits = {DEFAULT_SPLIT: splits["train"]}  # our own layout for a dataset without splits
+    else:
+        root = src.rstrip("/") if files.url else str(Path(src))
+        img_root = files.join(root, "images")
+        if not files.isdir(img_root):
+            raise UsageError(f"{src}: expected a data.yaml or an images/ folder next to labels/")
+        subdirs, loose = files.listdir(img_root)
+        if subdirs:
+            for d in subdirs:
+                splits[d] = [(_image_id(full, root), full) for full in list_images(files.join(img_root, d)).values()]
+            if loose:
+                findings.append(warn("loose-images", img_root, "images",
+                                     f"{len(loose)} image(s) directly in images/ next to split folders were not read"))
+        else:
+            splits[DEFAULT_SPLIT] = [(_image_id(full, root), full) for full in list_images(img_root).values()]
+    if not names:
+        ct = files.join(root, "classes.txt")
+        if files.isfile(ct):
+            names = [ln.strip() for ln in files.cat(ct).decode("utf-8-sig").splitlines() if ln.strip()]
+    return (root if files.url else Path(root)), splits, names, findings
+
+
+def _entry_images(files, root: str, entry, split: str, yaml_path: str, findings: list[Finding]) -> list[str]:
+    """The sorted image paths one data.yaml split entry names: folders, list files, or a list of either."""
+    seen: dict[str, str] = {}
+    for e in entry if isinstance(entry, list) else [entry]:
+        p = _resolve(files, root, str(e))
+        if p is not None and not (files.isdir(p) or files.isfile(p)) and str(e).startswith("../"):
+            # ultralytics' fallback, which Roboflow exports rely on (data.yaml beside train/, val: ../valid/images)
+            p = _resolve(files, root, str(e)[3:]) or p
+        if p is not None and p.endswith(".txt") and files.isfile(p):
+            for line in files.cat(p).decode("utf-8-sig").splitlines():
+                if not line.strip():
+                    continue
+                ip = _resolve(files, root, line.strip())
+                if ip is not None:
+                    seen[ip] = ip
+                else:
+                    findings.append(warn("missing-image", p, split,
+                                         f"{line.strip()} is a local path; not read for a URL source"))
+        elif p is not None and files.isdir(p):
+            for full in list_images(p).values():
+                seen[full] = full
+        else:
+            findings.append(warn("missing-split", yaml_path, split, f"{p or e} does not exist"))
+    return sorted(seen)
+
+
+def _yaml_root(files, here: str, path, train, yaml_path: str) -> tuple[str, list[Finding]]:
+    """The dataset root a data.yaml in folder ``here`` names with its ``path`` key (default: ``here``, as in
+    ultralytics), and a finding when an absolute ``path`` is not ``here`` although ``here`` holds the dataset too
+    (a copy of a dataset whose data.yaml names the original). Locally a relative ``path`` is taken under ``here``
+    when that exists, else as given (from the working folder), as ultralytics does; on a URL source a ``path`` that
+    cannot be followed falls back to ``here``."""
+    if not path:
+        return here, []
+    if files.url:
+        root = _resolve(files, here, str(path)) or here
+        return (root if root == here or files.isdir(root) else here), []
+    p = Path(str(path))
+    if not p.is_absolute():
+        return (str(Path(here) / p) if (Path(here) / p).exists() else str(p)), []
+    first = (train[0] if isinstance(train, list) and train else train) or ""
+    mine = bool(first) and not os.path.isabs(str(first)) and (Path(here) / str(first)).exists()
+    if not p.exists() and mine:
+        return here, [warn("yaml-path-elsewhere", yaml_path, "path",
+                           f"path: {path} does not exist; read from the data.yaml's own folder, which holds "
+                           f"{first} (delete the path: line: without it the data.yaml's folder is the root)")]
+    if mine and p.resolve() != Path(here).resolve():
+        return str(p), [warn("yaml-path-elsewhere", yaml_path, "path",
+                             f"path: {path} is not the data.yaml's folder, which holds {first} too: {path} is read "
+                             "(as ultralytics does); delete the path: line to read this copy")]
+    return str(p), []
+
+
+def _image_id(image_path: str, root: Path | str) -> str:
+    """The image path below its split folder, without extension (``images/train/a/b.jpg`` -> ``a/b``)."""
+    p = Path(image_path)
+    parts = p.parts
+    if "images" in parts:
+        i = len(parts) - 1 - parts[::-1].index("images")
+        rest = parts[i + 1:]
+        if len(rest) > 1:
+            rest = rest[1:]  # drop the split folder
+        return Path(*rest).with_suffix("").as_posix()
+    return p.stem
+
+
+def data_yaml(splits: Sequence[str], names: Sequence[str]) -> str:
+    """An ultralytics data.yaml for a dataset written with ``images/<split>`` folders beside it.
+
+    It has no ``path`` key: ultralytics then takes the data.yaml's own folder as the root, so the dataset still reads
+    its own files after it is copied or moved (an absolute ``path`` would silently read the original)."""
+    q = json.dumps  # a JSON string is a valid YAML double-quoted scalar
+    lines = ["# written by datatools; the dataset root is this file's folder"]
+    train = "train" if "train" in splits else (splits[0] if splits else DEFAULT_SPLIT)
+    val = "val" if "val" in splits else train
+    lines.append(f"train: {q('images/' + train)}")
+    if val == train and "val" not in splits:
+        lines.append("# no val split: val points at the training images, since ultralytics needs a val entry; "
+                     "validation scores on them measure training data (datatools split --val makes a val split)")
+    lines.append(f"val: {q('images/' + val)}")
+    if "test" in splits:
+        lines.append(f"test: {q('images/test')}")
+    extra = [s for s in splits if s not in SPLIT_KEYS]
+    for s in extra:
+        if s != train:
+            lines.append(f"# also written: images/{s}")
+    lines.append(f"nc: {len(names)}")
+    lines.append("names:")
+    lines += [f"  {i}: {q(n)}" for i, n in enumerate(names)]
+    return "\n".join(lines) + "\n"

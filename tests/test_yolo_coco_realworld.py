@@ -1,0 +1,378 @@
+"""Issue 16, YOLO and COCO side: what a new user hit on public datasets.
+
+--classes selects and orders by name (3), missing COCO images are reported (6), a YOLO ground-truth row has 5
+numbers or a polygon (7), a placeholder val split is one split (8), data.yaml has no absolute ``path`` (9),
+``check --classes`` works on YOLO (17) and YOLO findings name the line (18). Each test builds a small case of the
+shape the issue describes.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+import datatools
+from datatools import formats
+from datatools.cli import cli
+from tests.conftest import make_jpeg, make_voc_root, tree_digest, voc_xml
+
+# One VOC dataset, four classes; the sorted names (boat, cat, dog, person) are the ids of the YOLO we write from it.
+OBJECTS = {
+    "a": [("boat", (2, 2, 30, 20)), ("person", (10, 12, 40, 44))],
+    "b": [("dog", (5, 6, 25, 26)), ("cat", (30, 10, 60, 40)), ("person", (1, 1, 20, 30))],
+    "c": [("boat", (12, 8, 50, 30))],
+}
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def base_voc(tmp_path: Path, *, sets: dict | None = None) -> Path:
+    items = {k: voc_xml(f"{k}.jpg", (64, 48), [{"name": n, "box": b} for n, b in objs]) for k, objs in OBJECTS.items()}
+    return make_voc_root(tmp_path / "voc", items, images={f"{k}.jpg": (64, 48) for k in OBJECTS}, sets=sets)
+
+
+def names_by_box(ds) -> dict[tuple[str, tuple[int, ...]], str]:
+    """{(image id, rounded box): class name} of a dataset."""
+    return {(im.image_id.rsplit("/", 1)[-1], tuple(round(v) for v in a.box)): a.label
+            for im in ds.images for a in im.annotations}
+
+
+@pytest.fixture
+def sources(tmp_path: Path) -> dict[str, Path]:
+    """The same dataset as VOC, YOLO with data.yaml names, YOLO with only classes.txt, and COCO with categories."""
+    voc = base_voc(tmp_path, sets={"train": ["a", "b", "c"]})
+    datatools.convert("voc", voc, "yolo", tmp_path / "yolo")
+    shutil.copytree(tmp_path / "yolo", tmp_path / "yolo_txt")
+    (tmp_path / "yolo_txt" / "data.yaml").unlink()
+    (tmp_path / "yolo_txt" / "classes.txt").write_text("boat\ncat\ndog\nperson\n")
+    datatools.convert("voc", voc, "coco", tmp_path / "coco", images_mode="copy")
+    return {"voc": voc, "yolo": tmp_path / "yolo", "yolo_txt": tmp_path / "yolo_txt",
+            "coco": tmp_path / "coco" / "annotations" / "instances_train.json"}
+
+
+# ------------------------------------------------------------------------------------------------ 3: --classes
+
+@pytest.mark.parametrize("kind", ["voc", "yolo", "yolo_txt", "coco"])
+def test_classes_select_and_order_by_name_for_every_named_source(kind, sources, tmp_path):
+    """``convert --to coco SRC out.json --classes person,cat,dog``: every kept box keeps its own name, the order is
+    the list's, and boats are dropped and counted (on a YOLO source they used to be renamed)."""
+    out = tmp_path / f"{kind}.json"
+    r = run("convert", sources[kind], out, "--to", "coco", "--classes", "person,cat,dog", "--json")
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.output)
+    assert summary["objects"]["dropped"] == {"unknown-class": 2} and summary["objects"]["balanced"]
+    data = json.loads(out.read_text())
+    assert [c["name"] for c in data["categories"]] == ["person", "cat", "dog"]
+    got = formats.get("coco").read(out)
+    want = {k: v for k, v in names_by_box(formats.get("voc").read(sources["voc"])).items() if v != "boat"}
+    assert names_by_box(got) == want
+
+
+def test_yolo_without_names_takes_classes_as_the_names_of_its_ids(sources, tmp_path):
+    (sources["yolo_txt"] / "classes.txt").unlink()
+    r = run("convert", sources["yolo_txt"], tmp_path / "o.json", "--to", "coco", "--classes", "boat,cat,dog,person")
+    assert r.exit_code == 0, r.output
+    assert names_by_box(formats.get("coco").read(tmp_path / "o.json")) == names_by_box(
+        formats.get("voc").read(sources["voc"]))
+
+
+def test_classes_the_source_lacks_are_reported(sources, tmp_path):
+    ds = formats.get("yolo").read(sources["yolo"], classes=["person", "bicycle"])
+    (f,) = [f for f in ds.findings if f.code == "class-not-in-source"]
+    assert "'bicycle'" in f.message and ds.classes == ("person", "bicycle")
+
+
+def test_evaluate_yolo_ground_truth_with_reordered_classes(sources, tmp_path):
+    """``evaluate -f yolo --gt DIR --classes <sorted names>`` used to rename persons: perfect predictions scored 0."""
+    gt = formats.get("yolo").read(sources["yolo"])
+    preds = [{"file_name": im.file_name, "category_name": a.label, "score": 0.9,
+              "bbox": [a.box[0], a.box[1], a.box[2] - a.box[0], a.box[3] - a.box[1]]}
+             for im in gt.images for a in im.annotations]
+    (tmp_path / "pred.json").write_text(json.dumps(preds))
+    r = run("evaluate", "--gt", sources["yolo"], "--pred", tmp_path / "pred.json", "-f", "yolo",
+            "--classes", "person,dog,cat,boat", "--json")
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.output)
+    assert rep["classes"] == ["person", "dog", "cat", "boat"]
+    assert rep["coco"]["stats"]["AP50"] == pytest.approx(1.0)
+    assert [(row["class"], row["positives"], row["ap"]) for row in rep["voc"]["per_class"]] == [
+        ("person", 2, 1.0), ("dog", 1, 1.0), ("cat", 1, 1.0), ("boat", 2, 1.0)]
+
+
+def test_yolo_prediction_ids_mean_the_source_ids_under_classes(sources, tmp_path):
+    """A YOLO predictions folder numbers classes as the model did (the data.yaml order), whatever order --classes
+    asks for; predictions of classes left out are counted, not scored as another class."""
+    preds = tmp_path / "preds"
+    preds.mkdir()
+    for txt in (sources["yolo"] / "labels").rglob("*.txt"):  # the ground truth itself, with a confidence
+        rows = [ln + " 0.9" for ln in txt.read_text().splitlines() if ln.strip()]
+        (preds / txt.name).write_text("\n".join(rows) + "\n")
+    r = run("evaluate", "--gt", sources["yolo"], "--pred", preds, "-f", "yolo", "--classes", "person,dog,cat",
+            "--json")
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.output)
+    assert rep["classes"] == ["person", "dog", "cat"]
+    assert [(row["class"], row["positives"], row["ap"]) for row in rep["voc"]["per_class"]] == [
+        ("person", 2, 1.0), ("dog", 1, 1.0), ("cat", 1, 1.0)]
+    (f,) = [f for f in rep["findings"] if f["code"] == "pred-class-not-selected"]
+    assert "'boat' (2x)" in f["message"] and f["objects_dropped"] == 2
+
+
+def test_stats_and_check_count_yolo_classes_by_name(sources):
+    r = run("stats", sources["yolo"], "--labels-only", "--classes", "person,cat,dog", "--json")
+    assert r.exit_code == 0, r.output
+    labels = json.loads(r.output)["labels"]
+    assert {c: labels["class_objects"][c] for c in ("person", "cat", "dog")} == {"person": 2, "cat": 1, "dog": 1}
+    r = run("check", sources["yolo"], "--classes", "person,cat,dog", "--json")
+    rep = json.loads(r.output)
+    assert r.exit_code == 1 and rep["counts"].get("unknown-class") == 2, rep["counts"]
+    lost = sorted((Path(f["path"]).name, f["field"]) for f in rep["findings"] if f["code"] == "unknown-class")
+    assert lost == [("a.txt", "line 1"), ("c.txt", "line 1")]  # boats: named by their line (item 18)
+
+
+# ------------------------------------------------------------------------------------------------ 6: COCO images
+
+def coco_without_images(tmp_path: Path) -> Path:
+    d = tmp_path / "c"
+    d.mkdir()
+    data = {"images": [{"id": 1, "file_name": "x.jpg", "width": 64, "height": 48},
+                       {"id": 2, "file_name": "y.jpg", "width": 64, "height": 48}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 2, 10, 10], "area": 100,
+                             "iscrowd": 0}],
+            "categories": [{"id": 1, "name": "cat"}]}
+    (d / "coco.json").write_text(json.dumps(data))
+    return d / "coco.json"
+
+
+def test_check_reports_a_coco_file_whose_images_do_not_exist(tmp_path):
+    src = coco_without_images(tmp_path)
+    r = run("check", src, "--json")
+    rep = json.loads(r.output)
+    assert r.exit_code == 1 and rep["counts"].get("missing-image-dir") == 1, rep
+    (f,) = [f for f in rep["findings"] if f["code"] == "missing-image-dir"]
+    assert "2 image(s)" in f["message"] and "--images" in f["message"]
+    r = run("check", src, "--images", tmp_path / "nowhere", "--json")
+    assert r.exit_code == 1 and "does not exist" in r.output
+
+
+def test_check_reports_each_missing_coco_image_when_the_folder_is_there(tmp_path):
+    src = coco_without_images(tmp_path)
+    make_jpeg(src.parent / "x.jpg", 64, 48)
+    rep = json.loads(run("check", src, "--json").output)
+    assert rep["counts"].get("missing-image") == 1 and "missing-image-dir" not in rep["counts"], rep["counts"]
+
+
+def test_coco_to_yolo_without_images_writes_no_data_yaml(tmp_path):
+    src = coco_without_images(tmp_path)
+    out = tmp_path / "y"
+    r = run("convert", src, out, "--to", "yolo")
+    assert r.exit_code == 1, r.output
+    assert "image" in r.output and "--images" in r.output and "Traceback" not in r.output
+    assert not (out / "data.yaml").exists()
+    r = run("convert", src, out, "--to", "yolo", "--images-mode", "none", "--json")  # labels only: allowed, said
+    assert r.exit_code == 0, r.output
+    assert any(f["code"] == "missing-split" for f in json.loads(r.output)["findings"])
+
+
+# ------------------------------------------------------------------------------------------------ 7: YOLO rows
+
+def yolo_dir(tmp_path: Path, rows: str, *, names=("a", "b")) -> Path:
+    root = tmp_path / "yd"
+    make_jpeg(root / "images/train/x.jpg", 100, 50)
+    (root / "labels/train").mkdir(parents=True)
+    (root / "labels/train/x.txt").write_text(rows)
+    (root / "data.yaml").write_text(yaml.safe_dump({"train": "images/train", "val": "images/train",
+                                                    "names": list(names)}))
+    return root
+
+
+@pytest.mark.parametrize("row, ok", [
+    ("0 0.5 0.5 0.2 0.2", True),
+    ("0 0.5 0.5 0.2 0.2 0.9", False),  # a prediction row: ultralytics says "labels require 5 columns"
+    ("0 0.1 0.1 0.5 0.1 0.3 0.4", True),  # a triangle
+    ("0 0.1 0.1 0.5 0.1 0.3 0.4 0.2", False),  # an odd number of coordinates
+    ("0 0.5 0.5 0.2", False),
+])
+def test_a_ground_truth_row_has_5_numbers_or_a_polygon(row, ok, tmp_path):
+    root = yolo_dir(tmp_path, row + "\n")
+    ds = formats.get("yolo").read(root)
+    bad = [f for f in ds.findings if f.code == "bad-row"]
+    assert ds.num_objects == int(ok) and len(bad) == int(not ok)
+    if bad:
+        assert bad[0].field == "line 1" and bad[0].objects == 1 and ds.objects_read == 1
+    pytest.importorskip("ultralytics")
+    from ultralytics.data.utils import verify_image_label
+
+    img = root / "images/train/x.jpg"
+    nc = verify_image_label((str(img), str(root / "labels/train/x.txt"), "", False, 2, 0, 0, False))[8]
+    assert nc == int(not ok)  # ultralytics agrees: corrupt exactly when we drop the row
+
+
+def test_prediction_rows_keep_their_confidence_column():
+    from datatools.formats.yolo import parse_label_text
+
+    anns, fnd, _ = parse_label_text("1 0.5 0.5 0.2 0.2 0.75\n", path="p.txt", image_id="x", names=["a", "b"],
+                                    width=100, height=50)
+    assert [a.score for a in anns] == [0.75] and not fnd
+
+
+def test_mixed_box_and_polygon_rows_are_a_warning(tmp_path):
+    ds = formats.get("yolo").read(yolo_dir(tmp_path, "0 0.5 0.5 0.2 0.2\n1 0.1 0.1 0.5 0.1 0.3 0.4\n"))
+    assert ds.num_objects == 2 and [f.code for f in ds.findings if f.code == "mixed-rows"] == ["mixed-rows"]
+
+
+# ------------------------------------------------------------------------------------------------ 8: val = train
+
+def test_voc_without_split_lists_round_trips_through_yolo_as_one_split(tmp_path):
+    voc = base_voc(tmp_path)  # no ImageSets
+    y = tmp_path / "y"
+    datatools.convert("voc", voc, "yolo", y)
+    data = yaml.safe_load((y / "data.yaml").read_text())
+    assert data["train"] == data["val"] == "images/all"
+    ds = formats.get("yolo").read(y)
+    assert ds.splits == ("all",) and len(ds.images) == 3
+    assert [f.code for f in ds.findings if f.code == "repeated-split"] == ["repeated-split"]
+    # YOLO -> VOC: one list, not train.txt and val.txt with every image; YOLO -> COCO: one file
+    datatools.convert("yolo", y, "voc", tmp_path / "v2")
+    assert sorted(p.name for p in (tmp_path / "v2/ImageSets/Main").iterdir()) == ["all.txt"]
+    datatools.convert("yolo", y, "coco", tmp_path / "c2", images_mode="none")
+    assert sorted(p.name for p in (tmp_path / "c2/annotations").iterdir()) == ["instances_all.json"]
+    # YOLO -> YOLO gives the same files
+    datatools.convert("yolo", y, "yolo", tmp_path / "y2")
+    assert tree_digest(tmp_path / "y2") == tree_digest(y)
+
+
+def test_a_data_yaml_whose_val_is_its_train_is_one_split(tmp_path):
+    root = yolo_dir(tmp_path, "0 0.5 0.5 0.2 0.2\n")
+    ds = formats.get("yolo").read(root)
+    assert ds.splits == ("train",) and len(ds.images) == 1
+    out = tmp_path / "v"
+    datatools.convert("yolo", root, "voc", out)
+    assert sorted(p.name for p in (out / "ImageSets/Main").iterdir()) == ["train.txt"]
+
+
+# ------------------------------------------------------------------------------------------------ 9: no path:
+
+def test_data_yaml_has_no_path_and_a_copy_reads_itself(sources, tmp_path):
+    text = (sources["yolo"] / "data.yaml").read_text()
+    assert "path" not in yaml.safe_load(text)
+    copy = tmp_path / "moved"
+    shutil.copytree(sources["yolo"], copy, symlinks=True)
+    shutil.rmtree(sources["yolo"])
+    ds = formats.get("yolo").read(copy)
+    assert len(ds.images) == 3 and all(str(copy) in im.image_path for im in ds.images)
+    pytest.importorskip("ultralytics")
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    from ultralytics.data.utils import check_det_dataset
+
+    data = check_det_dataset(str(copy / "data.yaml"))
+    assert Path(data["path"]).resolve() == copy.resolve() and Path(data["train"]).is_dir()
+
+
+def test_an_absolute_path_written_by_others_still_works(sources, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "d.yaml").write_text(f"path: {sources['yolo']}\ntrain: images/train\nval: images/train\n"
+                                      "names: [boat, cat, dog, person]\n")
+    ds = formats.get("yolo").read(elsewhere / "d.yaml")
+    assert len(ds.images) == 3 and not [f for f in ds.findings if f.code == "yaml-path-elsewhere"]
+
+
+def test_a_copy_whose_data_yaml_names_the_original_is_reported(sources, tmp_path):
+    """An older datatools data.yaml holds ``path: /abs/original``: a copy read the original silently."""
+    y = sources["yolo"]
+    (y / "data.yaml").write_text(f"path: {y}\n" + (y / "data.yaml").read_text())
+    copy = tmp_path / "copy"
+    shutil.copytree(y, copy)
+    ds = formats.get("yolo").read(copy)
+    (f,) = [f for f in ds.findings if f.code == "yaml-path-elsewhere"]
+    assert str(y) in f.message and all(im.image_path.startswith(str(y)) for im in ds.images)  # as ultralytics
+    shutil.rmtree(y)  # the original is gone: the copy reads its own files, and says so
+    ds = formats.get("yolo").read(copy)
+    assert len(ds.images) == 3 and all(im.image_path.startswith(str(copy)) for im in ds.images)
+    assert [f.code for f in ds.findings if f.code == "yaml-path-elsewhere"] == ["yaml-path-elsewhere"]
+
+
+# ------------------------------------------------------------------------------------------------ 17, 18
+
+def test_check_yolo_accepts_a_classes_file(sources, tmp_path):
+    src = sources["yolo_txt"]
+    (src / "classes.txt").unlink()
+    r = run("check", src)
+    assert r.exit_code == 2 and "class names" in r.output
+    (tmp_path / "names.txt").write_text("boat\ncat\ndog\nperson\n")
+    r = run("check", src, "--classes", tmp_path / "names.txt", "--json")
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.output)
+    assert rep["objects"] == 6 and rep["errors"] == 0
+
+
+def test_yolo_findings_name_the_line(tmp_path):
+    rows = "0 0.5 0.5 0.2 0.2\n\n1 0.95 0.5 0.2 0.2\n0 0.5 0.5 0.2 0.2\n"
+    rep = json.loads(run("check", yolo_dir(tmp_path, rows), "--json").output)
+    where = {(f["code"], Path(f["path"]).name, f["field"]) for f in rep["findings"]}
+    assert ("box-out-of-bounds", "x.txt", "line 3") in where
+    assert ("duplicate-box", "x.txt", "line 4") in where
+    assert not [f for f in rep["findings"] if "object[" in f["field"]]
+
+
+def test_split_of_a_named_yolo_with_classes_keeps_every_object_by_name(sources, tmp_path):
+    """``split`` writes the dataset as it is: --classes orders the listed classes first, and boats stay boats
+    (they once took another class's id; then a KeyError)."""
+    r = run("split", sources["yolo"], tmp_path / "s", "--val", "0.5", "--classes", "person,cat,dog")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "s/classes.txt").read_text() == "person\ncat\ndog\nboat\n"
+    back = formats.get("yolo").read(tmp_path / "s")
+    assert names_by_box(back) == names_by_box(formats.get("voc").read(sources["voc"]))
+
+
+def test_a_roboflow_style_data_yaml_beside_its_split_folders(tmp_path):
+    """Roboflow exports put data.yaml beside train/ and valid/ and write ``train: ../train/images``; ultralytics
+    then drops the ``../`` when that path does not exist, and so do we."""
+    root = tmp_path / "rf"
+    for split, n in (("train", 2), ("valid", 1)):
+        for i in range(n):
+            make_jpeg(root / split / "images" / f"{split}{i}.jpg", 40, 30)
+            (root / split / "labels").mkdir(parents=True, exist_ok=True)
+            (root / split / "labels" / f"{split}{i}.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    (root / "data.yaml").write_text("train: ../train/images\nval: ../valid/images\nnc: 1\nnames: ['plate']\n")
+    ds = formats.get("yolo").read(root / "data.yaml")
+    assert {s: sum(s in im.splits for im in ds.images) for s in ds.splits} == {"train": 2, "val": 1}
+    assert ds.num_objects == 3 and not [f for f in ds.findings if f.code == "missing-split"]
+
+
+
+def test_yolo_detection_takes_classes_for_a_set_without_names(sources):
+    """``YOLODetection(root, classes=...)`` names the ids of a YOLO set that has no names, as ``--classes`` does."""
+    from datatools.datasets import YOLODetection
+
+    bare = sources["yolo_txt"]
+    (bare / "classes.txt").unlink()
+    names = ["boat", "cat", "dog", "person"]
+    ds = YOLODetection(bare, classes=names)
+    assert ds.classes == tuple(names)
+    labels = sorted(names[int(k)] for i in range(len(ds)) for k in ds[i][1]["labels"])
+    assert labels == sorted(n for objs in OBJECTS.values() for n, _ in objs)
+
+
+def test_a_repeated_coco_file_name_is_one_finding(tmp_path):
+    """Two image entries naming one file: one ``duplicate-file-name``, not a ``filename-mismatch`` for the renamed
+    copy as well (a COCO id is made from its file name; the name alone pairs the image)."""
+    (tmp_path / "images").mkdir()
+    for n in ("a", "b"):
+        make_jpeg(tmp_path / "images" / f"{n}.jpg", 64, 48)
+    images = [{"id": i, "file_name": f, "width": 64, "height": 48} for i, f in ((1, "a.jpg"), (2, "a.jpg"), (3, "b.jpg"))]
+    (tmp_path / "c.json").write_text(json.dumps({
+        "images": images, "categories": [{"id": 1, "name": "cat"}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 10, 10], "area": 100, "iscrowd": 0}]}))
+    r = run("check", tmp_path / "c.json", "--images", tmp_path / "images", "--json")
+    rep = json.loads(r.output)
+    assert rep["counts"] == {"duplicate-file-name": 1}, rep["findings"]
+    assert rep["findings"][0]["field"] == "images[1]/file_name"
