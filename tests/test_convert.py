@@ -12,7 +12,8 @@ import datatools
 from datatools import formats
 from datatools.cli import cli
 from datatools.core.boxes import PixelConvention
-from tests.conftest import SAMPLE, make_voc_root, tree_digest, voc_xml
+from datatools.core.errors import NoInputError
+from tests.conftest import SAMPLE, make_jpeg, make_voc_root, tree_digest, voc_xml
 
 CONVENTIONS = [c.value for c in PixelConvention]
 
@@ -48,9 +49,9 @@ def test_pixel_conventions_read_as_documented(small_voc, convention, expected):
 
 
 def test_yolo_numbers_for_a_full_image_box(small_voc, tmp_path):
-    datatools.convert("voc", small_voc, "yolo", tmp_path / "y")
+    datatools.convert("voc", small_voc, "yolo", tmp_path / "y", convention="devkit")
     row = (tmp_path / "y/labels/train/a.txt").read_text().splitlines()[0]
-    assert row == "0 0.5 0.5 1 1"  # devkit default: xmin=1..xmax=W spans the image exactly
+    assert row == "0 0.5 0.5 1 1"  # devkit: xmin=1..xmax=W spans the image exactly
 
 
 def test_voc2yolo_layout_and_data_yaml(small_voc, tmp_path):
@@ -64,7 +65,7 @@ def test_voc2yolo_layout_and_data_yaml(small_voc, tmp_path):
     data = yaml.safe_load((out / "data.yaml").read_text())
     assert data["names"] == {0: "cat", 1: "dog"} and data["nc"] == 2
     assert data["train"] == "images/train" and data["val"] == "images/val"
-    assert Path(data["path"]) == out.resolve()
+    assert "path" not in data  # issue 16 item 9: ultralytics then uses the data.yaml's folder
     assert s.images_written == 3 and s.objects_written == 3 and s.splits == {"train": 2, "val": 1}
 
 
@@ -219,13 +220,14 @@ def test_plain_xml_folder_with_images_option(tmp_path):
     from tests.conftest import make_jpeg
 
     make_jpeg(tmp_path / "imgs" / "p.jpg", 20, 20)
-    s = datatools.convert("voc", xmls, "yolo", tmp_path / "y", images=tmp_path / "imgs")
+    s = datatools.convert("voc", xmls, "yolo", tmp_path / "y", images=tmp_path / "imgs", convention="devkit")
     assert s.images_written == 1 and (tmp_path / "y/images/all/p.jpg").is_file()
     assert (tmp_path / "y/labels/all/p.txt").read_text().strip() == "0 0.275 0.275 0.45 0.45"  # devkit: [1, 1, 10, 10]
 
 
 def test_strict_writes_nothing(tmp_path):
-    root = make_voc_root(tmp_path / "v", {"a": voc_xml("a.jpg", (20, 20), [{"name": "x", "box": (5, 5, 5, 9)}])})
+    root = make_voc_root(tmp_path / "v", {"a": voc_xml("a.jpg", (20, 20), [{"name": "x", "box": (5, 5, 5, 9)}])},
+                         images={"a.jpg": (20, 20)})  # YOLO output without any image is refused (issue 16 item 6)
     with pytest.raises(datatools.StrictModeError):
         datatools.convert("voc", root, "yolo", tmp_path / "out", strict=True)
     assert not (tmp_path / "out").exists()
@@ -257,9 +259,14 @@ def test_yolo_input_without_image_is_dropped_and_counted(tmp_path):
     (root / "labels/train/broken.txt").write_text("0 0.5 0.5 0.2 0.2\n0 0.1 0.1 0.1 0.1\n")
     (root / "labels/train/orphan.txt").write_text("0 0.5 0.5 0.2 0.2\n")
     (root / "classes.txt").write_text("thing\n")
+    with pytest.raises(NoInputError, match=r"nothing to work on: every image of .* was dropped \(image-unreadable 1\)"):
+        datatools.convert("yolo", root, "coco", tmp_path / "c.json")  # no image left: an error, not an empty file
+    assert not (tmp_path / "c.json").exists()
+    make_jpeg(root / "images/train/ok.jpg", 32, 32)
+    (root / "labels/train/ok.txt").write_text("0 0.5 0.5 0.2 0.2\n")
     s = datatools.convert("yolo", root, "coco", tmp_path / "c.json")
-    assert s.objects_read == 2 and s.objects_dropped == {"image-unreadable": 2} and s.balanced
-    assert s.images_dropped == {"image-unreadable": 1}
+    assert s.objects_read == 3 and s.objects_dropped == {"image-unreadable": 2} and s.balanced
+    assert s.images_dropped == {"image-unreadable": 1} and s.objects_written == 1
     assert s.warnings.get("label-without-image") == 1
 
 

@@ -168,7 +168,8 @@ def test_retry_safe_writes_replace_the_files_of_a_first_attempt(tmp_path):
             atomic.place_stage_file(str(src), str(stage / "a.jpg"), atomic.ImagesMode.LINK)
     assert (stage / "a.txt").read_text() == "second" and sorted(os.listdir(stage)) == ["a.jpg", "a.txt"]
     assert os.listdir(scratch) == []
-    with pytest.raises(OSError):  # outside the block: plain writes, which a repeat would trip on
+    with pytest.raises(datatools.core.errors.OutputError, match="already"):  # outside the block: plain writes,
+        # which a repeat would trip on (never written through)
         atomic.place_stage_file(str(src), str(stage / "a.jpg"), atomic.ImagesMode.LINK)
 
 

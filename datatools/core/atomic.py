@@ -2,11 +2,15 @@
 
 Everything that writes goes through :func:`atomic_write` (one file in place) or a :func:`staged_dir` (a whole output
 folder, filled with :func:`write_files`, :func:`write_stage_file` and :func:`place_images`, then renamed into place).
+Inside an :func:`output_transaction` (:mod:`datatools.core.staging`) both are only staged and swapped in together at
+its end, so a run that fails anywhere leaves OUT as it was. Every failure to write is an
+:class:`~datatools.core.errors.OutputError` naming the output (``cannot write PATH: why``).
 Inputs are never written: OUT is always a local path (see :func:`datatools.core.paths.check_output_dir`).
 """
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import threading
@@ -16,33 +20,47 @@ from functools import partial
 from typing import Callable, Iterator, Sequence
 
 from datatools.core import fs
-from datatools.core.errors import UsageError
+from datatools.core.errors import DatatoolsError, InputError, OutputError, UsageError
 from datatools.core.parallel import Mapper, ProgressFn, chunked, ordered_map
+from datatools.core.staging import (Transaction, current, output_transaction, public_path, remove_at_commit,
+                                    staged_dir, staged_file, writing)
+
+__all__ = ["ImagesMode", "atomic_write", "link_or_copy", "make_dirs", "output_transaction", "place_images", "remove_at_commit",
+           "staged_dir", "write_files", "write_many", "write_staged"]
 
 
-def atomic_write(path: str | os.PathLike, data: bytes | str, *, mkdir: bool = True) -> None:
-    """Write a whole file or nothing: a temp file in the same folder, then ``os.replace``.
+def atomic_write(path: str | os.PathLike, data: bytes | str, *, mkdir: bool = True,
+                 tx: Transaction | None = None) -> None:
+    """Write a whole file or nothing: a temp file in the same folder, then ``os.replace``. Inside an
+    :func:`output_transaction` (``tx``: the caller's, from a worker thread) the file is staged instead and swapped
+    in with the rest of the run's output. A failure is an :class:`OutputError` naming ``path``.
 
     The temp name is ``.<name>.<pid>.<thread>.tmp``: unique per writer without mkstemp's random names and O_EXCL
     retries, which cost more than the write itself for small label files.
     """
     path = os.fspath(path)
-    if mkdir:
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     if isinstance(data, str):
         data = data.encode("utf-8")
-    head, name = os.path.split(path)
-    tmp = os.path.join(head, f".{name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
+    with writing(path):
+        if mkdir:
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        with output_transaction(os.path.dirname(path) or ".", tx=tx) if tx else contextlib.nullcontext():
+            stage = staged_file(path)
+        if stage is not None:
+            write_new_file(stage, data)  # the transaction's commit renames it into place
+            return
+        head, name = os.path.split(path)
+        tmp = os.path.join(head, f".{name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
 
 
 _NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -51,29 +69,43 @@ _NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY"
 def write_new_file(path: str, data: bytes) -> None:
     """Plain write of a whole small file with raw ``os`` calls: a third cheaper than ``open()``, which builds a
     buffered file object per call. For files inside a :func:`staged_dir` (made atomic by the stage's rename)."""
-    fd = os.open(path, _NEW_FILE_FLAGS, 0o666)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-    finally:
-        os.close(fd)
+    with writing(path):
+        fd = os.open(path, _NEW_FILE_FLAGS, 0o666)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
 
 
-def _atomic_write_chunk(chunk: Sequence[tuple[str, bytes | str]]) -> int:
+def _atomic_write_chunk(chunk: Sequence[tuple[str, bytes | str]], *, tx: Transaction | None = None) -> int:
     for path, data in chunk:
-        atomic_write(path, data, mkdir=False)
+        atomic_write(path, data, mkdir=False, tx=tx)
     return len(chunk)
+
+
+def make_dirs(folder: str | os.PathLike) -> None:
+    """``os.makedirs(folder, exist_ok=True)`` for an output folder: a failure is one :class:`OutputError`
+    (``cannot write FOLDER: Not a directory (/etc/passwd is a file, not a folder)``), never a traceback."""
+    with writing(folder):
+        os.makedirs(folder, exist_ok=True)
+
+
+def _make_dirs(paths) -> None:
+    for d in sorted({os.path.dirname(os.fspath(p)) for p in paths}):
+        with writing(d or "."):
+            os.makedirs(d or ".", exist_ok=True)
 
 
 def write_many(items: Sequence[tuple[str, bytes | str]], *, workers: int | None = 1,
                progress: ProgressFn | None = None) -> None:
     """Write a few whole files in place, each through a temp file and ``os.replace`` (data.yaml, a COCO JSON beside
-    other files). Threads: the work is system calls. Inside a :func:`staged_dir` use :func:`write_files`."""
-    for d in sorted({os.path.dirname(os.fspath(p)) for p, _ in items}):
-        os.makedirs(d or ".", exist_ok=True)
-    ordered_map(_atomic_write_chunk, chunked(items, 512), workers=min(workers or 1, 4), threads=True,
-                progress=progress)
+    other files). Threads: the work is system calls. Inside a :func:`staged_dir` use :func:`write_files`. Inside an
+    :func:`output_transaction` they are staged and swapped in with the rest."""
+    _make_dirs(p for p, _ in items)
+    ordered_map(partial(_atomic_write_chunk, tx=current()), chunked(items, 512), workers=min(workers or 1, 4),
+                threads=True, progress=progress)
 
 
 def write_files(items: Sequence[tuple[str, bytes | str]], *, workers: int | None = 1,
@@ -81,8 +113,7 @@ def write_files(items: Sequence[tuple[str, bytes | str]], *, workers: int | None
     """Write new files ``(path, data)`` inside a :func:`staged_dir` on local threads (plain writes; the stage's
     rename makes them atomic): the few aggregate files the driver writes. Per-image files go through
     :func:`write_staged`."""
-    for d in sorted({os.path.dirname(os.fspath(p)) for p, _ in items}):
-        os.makedirs(d or ".", exist_ok=True)
+    _make_dirs(p for p, _ in items)
     ordered_map(_plain_write_chunk, chunked(items, 512), workers=min(workers or 1, 4), threads=True,
                 progress=progress)
 
@@ -91,48 +122,6 @@ def _plain_write_chunk(chunk: Sequence[tuple[str, bytes | str]]) -> int:
     for path, data in chunk:
         write_new_file(os.fspath(path), data.encode("utf-8") if isinstance(data, str) else data)
     return len(chunk)
-
-
-@contextlib.contextmanager
-def staged_dir(final: str | os.PathLike) -> Iterator[str]:
-    """Build a whole output folder beside its final place, then swap it in with renames.
-
-    Readers see the old folder or the new one, never a half-written one, and files left by an earlier run vanish,
-    so a rerun gives the same tree. Files inside the stage are written plainly (see :func:`write_files`): the
-    folder-level rename is what makes them atomic, which is far cheaper than a rename per small file.
-    The stage is ``.<name>.staging-<pid>`` beside ``final``. On error it is removed and the old folder is left as it
-    was, and so are the parent folders: those this call made (OUT itself, on a first run) are removed again when
-    nothing else was put in them.
-    """
-    final = os.path.abspath(os.fspath(final))
-    parent, name = os.path.split(final)
-    made: list[str] = []  # the parent folders this call creates, deepest first
-    up = parent
-    while not os.path.isdir(up) and os.path.dirname(up) != up:
-        made.append(up)
-        up = os.path.dirname(up)
-    os.makedirs(parent, exist_ok=True)
-    stage = os.path.join(parent, f".{name}.staging-{os.getpid()}")
-    shutil.rmtree(stage, ignore_errors=True)
-    os.makedirs(stage)
-    try:
-        yield stage
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        for folder in made:
-            try:
-                os.rmdir(folder)  # only if empty
-            except OSError:
-                break
-        raise
-    if os.path.lexists(final):
-        trash = os.path.join(parent, f".{name}.old-{os.getpid()}")
-        shutil.rmtree(trash, ignore_errors=True)
-        os.rename(final, trash)
-        os.rename(stage, final)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.rename(stage, final)
 
 
 def scratch_beside(stage: str) -> str:
@@ -171,26 +160,78 @@ def refuse_symlinks_to_urls(pairs: Sequence[tuple[str, str]], mode: ImagesMode) 
             raise UsageError(symlink_url_message(url))
 
 
-def link_or_copy(src: str, dst: str, mode: ImagesMode) -> None:
+_WRITE_ERRNOS = frozenset(getattr(errno, n) for n in ("ENOSPC", "EDQUOT", "EROFS", "EFBIG") if hasattr(errno, n))
+
+
+def _placing_error(e: OSError, src: str, shown: str) -> DatatoolsError:
+    """Which side of a link or copy failed: the image read (``cannot read SRC``) or the output written."""
+    if e.errno not in _WRITE_ERRNOS and e.filename == src and not e.filename2:
+        return InputError(src, e)
+    return OutputError(public_path(shown), e)
+
+
+def link_or_copy(src: str, dst: str, mode: ImagesMode, *, shown: str | None = None) -> None:
     """Make a new file ``dst`` holding image ``src`` by ``mode`` (a hard link falls back to a copy across file
-    systems). ``dst`` must not exist: use it inside a stage, or on a temp name that is then renamed.
+    systems). ``dst`` must not exist: use it inside a stage, or on a temp name that is then renamed (``shown``: the
+    name to report, when ``dst`` is a temp name). An image that cannot be read is an :class:`InputError`, an output
+    that cannot be made an :class:`OutputError`, and a ``dst`` that exists already is never written through.
 
     An image behind an fsspec URL is copied through :mod:`datatools.core.fs` for ``link`` and ``copy`` (a hard link
     to another file system is a copy anyway); ``symlink`` cannot point at it and is a usage error."""
-    if fs.is_url(src):
-        if mode is ImagesMode.SYMLINK:
-            raise UsageError(symlink_url_message(src))
-        fs.copy_to_local(src, dst)
-        return
-    if mode is ImagesMode.SYMLINK:
-        os.symlink(os.path.abspath(src), dst)
-    elif mode is ImagesMode.LINK:
-        try:
-            os.link(src, dst)
-        except OSError:  # another file system, or links not allowed: copy instead
+    shown = shown or dst
+    try:
+        if fs.is_url(src):
+            if mode is ImagesMode.SYMLINK:
+                raise UsageError(symlink_url_message(src))
+            fs.copy_to_local(src, dst)
+        elif mode is ImagesMode.SYMLINK:
+            os.symlink(os.path.abspath(src), dst)
+        elif mode is ImagesMode.LINK:
+            try:
+                os.link(src, dst)
+            except FileExistsError:
+                raise
+            except OSError:  # another file system, or links not allowed: copy instead
+                shutil.copyfile(src, dst)
+        else:
+            if os.path.lexists(dst):
+                raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), dst)
             shutil.copyfile(src, dst)
-    else:
-        shutil.copyfile(src, dst)
+    except FileExistsError as e:
+        raise OutputError(public_path(shown), "another image was placed under this name already (names that differ "
+                          "only in case, on a file system that ignores case?); nothing was written") from e
+    except OSError as e:
+        raise _placing_error(e, src, shown) from e
+
+
+def unique_targets(pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``(src, dst)`` pairs with each ``dst`` once: the same image asked for twice under one name (two annotations of
+    one image) is placed once; two different images under one name are refused before anything is placed, with an
+    :class:`OutputError` naming both, so no image silently stands in for another."""
+    first: dict[str, str] = {}
+    out = []
+    for src, dst in pairs:
+        key = os.path.normpath(dst)
+        prev = first.get(key)
+        if prev is None:
+            first[key] = src
+            out.append((src, dst))
+        elif not _same_file(prev, src):
+            raise OutputError(public_path(dst), f"two different images would be placed under this name, {prev} and "
+                              f"{src}; nothing was written (two annotations name images of the same file name: "
+                              "`datatools check` lists them as filename-mismatch)")
+    return out
+
+
+def _same_file(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    if fs.is_url(a) or fs.is_url(b):
+        return False
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 # ------------------------------------------------------------------------------------- writes a task may repeat
@@ -227,7 +268,8 @@ def retry_safe_writes(scratch: str | None) -> Iterator[None]:
     if scratch is None:
         yield
         return
-    os.makedirs(scratch, exist_ok=True)
+    with writing(scratch):
+        os.makedirs(scratch, exist_ok=True)
     before, _retry_scratch = _retry_scratch, scratch
     try:
         yield
@@ -255,7 +297,7 @@ def place_stage_file(src: str, dst: str, mode: ImagesMode) -> None:
     if _retry_scratch is None:
         link_or_copy(src, dst, mode)
     else:
-        replace_into(_retry_scratch, dst, lambda tmp: link_or_copy(src, tmp, mode))
+        replace_into(_retry_scratch, dst, lambda tmp: link_or_copy(src, tmp, mode, shown=dst))
 
 
 def write_chunk(chunk: Sequence[tuple[bytes, Sequence[str]]], *, scratch: str | None = None) -> int:
@@ -278,8 +320,7 @@ def write_staged(entries: Sequence[tuple[bytes, Sequence[str]]], *, stage: str, 
     The caller turns records into bytes (a format's serializer is cheaper than shipping the records to a worker
     process: pickling a record costs more than formatting its label file)."""
     mapper = mapper or Mapper(workers=4)
-    for d in sorted({os.path.dirname(p) for _, paths in entries for p in paths}):
-        os.makedirs(d, exist_ok=True)
+    _make_dirs(p for _, paths in entries for p in paths)
     scratch = retry_scratch(stage, mapper)
     with removed_after(scratch) if scratch else contextlib.nullcontext():
         mapper(partial(write_chunk, scratch=scratch), mapper.chunks(entries), threads=True, progress=progress)
@@ -293,7 +334,8 @@ def place_chunk(pairs: Sequence[tuple[str, str]], *, mode: str, scratch: str | N
         for src, dst in pairs:
             d = os.path.dirname(dst)
             if d not in made:
-                os.makedirs(d, exist_ok=True)
+                with writing(d):
+                    os.makedirs(d, exist_ok=True)
                 made.add(d)
             place_stage_file(src, dst, images_mode)
     return len(pairs)
@@ -306,12 +348,14 @@ def place_images(pairs: Sequence[tuple[str, str]], mode: ImagesMode | str, *, st
     The chunks run on ``mapper`` (default: local) as threads where it runs locally (the work is system calls), or as
     Ray tasks, where the workers read and write the image files so the driver never touches image bytes. There
     every image goes through a scratch folder beside the stage and is ``os.replace``d into place, so a task retried
-    after its worker died mid-copy leaves no partial file behind.
+    after its worker died mid-copy leaves no partial file behind. Each ``dst`` is placed once
+    (:func:`unique_targets`): two different images under one name are refused before any is placed.
     """
     mode, mapper = ImagesMode(mode), mapper or Mapper(workers=4)
     if mode is ImagesMode.NONE or not pairs:
         return
     refuse_symlinks_to_urls(pairs, mode)  # before any task starts
+    pairs = unique_targets(pairs)
     scratch = retry_scratch(stage, mapper)
     with removed_after(scratch) if scratch else contextlib.nullcontext():
         mapper(partial(place_chunk, mode=mode.value, scratch=scratch), mapper.chunks(pairs), threads=True,

@@ -68,17 +68,29 @@ def dataset_inputs(ds) -> list[str]:
     return sorted(p for p in found if p)
 
 
+def input_folders(ds, *extra: str | os.PathLike | None) -> list[str]:
+    """The folders a dataset was read from: ``extra`` (SRC, ``--images``), its root and its image folder; the
+    places an output must not be inside (for :func:`check_output_dir`)."""
+    found = [os.fspath(p) for p in extra if p] + [ds.root, str(ds.meta.get("image_dir") or "")]
+    return [p for p in dict.fromkeys(found) if p]
+
+
 def check_output_dir(out: str | os.PathLike, inputs: Iterable[str | os.PathLike]) -> Path:
-    """Refuse an output location that is one of the inputs, so a conversion can never overwrite its source. OUT
-    must be a local path (a ``file://`` URL is made one by the CLI)."""
+    """Refuse an output location that is one of the inputs or inside an input folder, so a writer never overwrites
+    its source nor adds files to it (``convert --to voc IN IN/Annotations/sub`` would make the next ``check IN``
+    see every image twice). OUT must be a local path (a ``file://`` URL is made one by the CLI). Every writer
+    calls this before it reads or writes anything: convert, check --fix, split, visualize, stats --plots."""
     if fs.is_url(os.fspath(out)):
         raise UsageError(f"{out}: OUT must be a local path (or a shared file system mounted at the same path on every "
                          "Ray node); URLs are read as inputs only")
     out_p = Path(out).resolve()
     for src in inputs:
-        if fs.is_url(os.fspath(src)):
+        text = os.fspath(src) if src else ""
+        if not text or fs.is_url(text):
             continue
-        src_p = Path(src).resolve()
+        src_p = Path(text).resolve()
         if out_p == src_p:
             raise UsageError(f"the output {out} is the input {src}: choose another output directory")
+        if src_p in out_p.parents and src_p.is_dir():
+            raise UsageError(f"the output {out} is inside the input {src}: choose a folder outside it")
     return out_p

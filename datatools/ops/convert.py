@@ -17,11 +17,13 @@ from typing import Callable, Sequence
 
 from datatools import formats
 from datatools.core.boxes import DEFAULT_CONVENTION, PixelConvention
-from datatools.core.errors import StrictModeError, UsageError
-from datatools.core.atomic import ImagesMode
+from datatools.core.errors import InputError, NoInputError, StrictModeError, UsageError
+from datatools.core.atomic import ImagesMode, output_transaction
+from datatools.core.fs import files_for
 from datatools.core.parallel import Mapper
-from datatools.core.paths import check_output_dir, dataset_inputs, refuse_replacing_inputs
+from datatools.core.paths import check_output_dir, dataset_inputs, input_folders, refuse_replacing_inputs
 from datatools.core.model import Dataset, Finding, Severity
+from datatools.formats.common import WriteResult
 from datatools.ops.sanitize import prepare
 
 # stage name, items done since last call, total (or None when unknown)
@@ -104,16 +106,101 @@ def summarize(ds_in: Dataset, ds_out: Dataset, *, src: str, out: str, src_format
     return s
 
 
-def read_options(fmt: str, *, images=None, sets=None, convention=DEFAULT_CONVENTION, workers=None) -> dict:
+def read_options(fmt: str, *, images=None, sets=None, convention=DEFAULT_CONVENTION, workers=None,
+                 max_xml_bytes: int | None = None) -> dict:
+    """The reader options of format ``fmt`` from the options every command takes; VOC-only ones are refused for
+    other formats rather than ignored. ``max_xml_bytes`` raises the VOC reader's refusal limit (default 16 MiB)."""
     opts: dict = {"workers": workers}
     if images:
         opts["images"] = images
     if fmt == "voc":
         opts["sets"] = sets
         opts["convention"] = PixelConvention(convention)
+        if max_xml_bytes is not None:
+            opts["max_xml_bytes"] = max_xml_bytes
     elif sets:
         raise UsageError("--sets applies to VOC input only")
     return opts
+
+
+LOOKED_FOR = {"voc": "Annotations/*.xml or *.xml",
+              "yolo": "the image folders data.yaml names, or images/ beside labels/",
+              "coco": 'annotations/*.json, or a COCO JSON with entries in its "images" list'}
+ANY_FORMAT = ("a COCO *.json or annotations/*.json, a YOLO data.yaml or images/ beside labels/, a VOC Annotations/ "
+              "or *.xml")
+
+
+def resolve_source(src: str | os.PathLike, fmt: str | None) -> str:
+    """``fmt``, or the format detected in SRC; a folder where nothing fits is :class:`NoInputError` (exit 1,
+    saying what was looked for), not a usage error: the command was right, the folder holds no dataset."""
+    try:
+        return formats.resolve(fmt, src)
+    except UsageError as e:
+        if fmt not in (None, "", "auto") or not files_for(os.fspath(src)).isdir(os.fspath(src)):
+            raise
+        raise NoInputError(f"no dataset found in {src} (looked for {ANY_FORMAT}); give --format if it is one of "
+                           "them in another layout") from e
+
+
+def all_dropped(ds: Dataset, src, what: str) -> NoInputError:
+    """The error for a source whose every image was dropped (each file unreadable, refused or invalid): the counts
+    by reason, and where to see each file."""
+    why = ", ".join(f"{code} {n:,}" for code, n in sorted(Counter(f.code for f in ds.findings
+                                                                  if f.image_dropped).items()))
+    return NoInputError(f"{what}: every image of {src} was dropped ({why}); `datatools check {src}` lists each file")
+
+
+def read_source(src: str | os.PathLike, fmt: str | None = None, *, classes: Sequence[str] | None = None,
+                mapper: Mapper | None = None, progress=None, on_total=None, all_dropped_ok: bool = False,
+                **options) -> Dataset:
+    """Read SRC for any command: the format (detected when ``fmt`` is None or ``auto``), the reader's options
+    (:func:`read_options`: ``images``, ``sets``, ``convention``, ``workers``, ``max_xml_bytes``) and the one rule
+    that nothing found is an error. An empty or wrong folder raises :class:`NoInputError` saying what was looked for
+    where (never an empty dataset that a writer would write and exit 0 on); a source that cannot be read at all,
+    :class:`InputError`. A source whose every image was dropped (unreadable, refused) is an error too, unless
+    ``all_dropped_ok`` (``check``, which lists them)."""
+    mod = formats.get(resolve_source(src, fmt))
+    files = files_for(os.fspath(src))
+    if files.isdir(os.fspath(src)) and files.listdir(os.fspath(src)) == ([], []):
+        raise NoInputError(f"no annotations found in {src}: the folder is empty (looked for {LOOKED_FOR[mod.NAME]})")
+    try:
+        ds = mod.read(src, classes=list(classes) if classes else None, mapper=mapper, progress=progress,
+                      on_total=on_total, **read_options(mod.NAME, **options))
+    except OSError as e:  # a reader turns a bad file into a finding; this is the source itself
+        raise InputError(e.filename or src, e) from e
+    if not ds.images and any(f.image_dropped for f in ds.findings):
+        if all_dropped_ok:
+            return ds
+        raise all_dropped(ds, src, "nothing to work on")
+    if not ds.images:
+        sets = ds.meta.get("sets") if mod.NAME == "voc" else None
+        where = f"; split lists read: {', '.join(sets)}" if sets else ""
+        if mod.NAME == "coco" and files.isfile(os.fspath(src)):
+            raise NoInputError(f'no images in {src}: its "images" list is empty')
+        raise NoInputError(f"no annotations found in {src} (looked for {LOOKED_FOR[mod.NAME]}{where})")
+    return ds
+
+
+def output_root(out: str | os.PathLike, dst_mod) -> str:
+    """The folder a writer writes into: OUT, or the folder of a single output file (a COCO .json)."""
+    if dst_mod.NAME == "coco" and Path(out).suffix.lower() == ".json":
+        return os.path.dirname(os.path.abspath(out))
+    return os.fspath(out)
+
+
+def write_dataset(ds: Dataset, dst_format: str, out: str | os.PathLike, *, inputs: Sequence = (),
+                  images_mode: ImagesMode | str = ImagesMode.LINK, **options) -> WriteResult:
+    """Write ``ds`` to ``out`` in ``dst_format``: every command that writes a whole dataset (convert, check --fix)
+    writes through here. OUT may not be an input, be inside one (``inputs``: SRC and ``--images``; the dataset's
+    own folders are added), or replace one; then the format's writer runs inside one
+    :func:`~datatools.core.atomic.output_transaction`, so OUT ends as it was or complete (labels, images, data.yaml
+    together), a failure (a full disk, two images under one name) is one :class:`OutputError`, and what a killed
+    earlier run left in OUT is cleaned up first."""
+    dst_mod = formats.get(dst_format)
+    check_output_dir(out, input_folders(ds, *inputs))
+    refuse_replacing_inputs(out, owned_by(dst_mod, out, images_mode), [*inputs, *dataset_inputs(ds)])
+    with output_transaction(output_root(out, dst_mod)):
+        return dst_mod.write(ds, out, images_mode=images_mode, **options)
 
 
 def owned_by(dst_mod, out: str | os.PathLike, images_mode: ImagesMode | str) -> tuple[str, ...]:
@@ -132,7 +219,8 @@ def convert(src_format: str, src: str | os.PathLike, dst_format: str, out: str |
             classes: Sequence[str] | None = None, difficult: str | None = None, normalize_names: bool = False,
             convention: PixelConvention | str = DEFAULT_CONVENTION, images_mode: ImagesMode | str = ImagesMode.LINK,
             precision: int = 6, workers: int | None = None, strict: bool = False,
-            progress: StageProgress | None = None, engine: str = "local", ray_address: str | None = None) -> Summary:
+            progress: StageProgress | None = None, engine: str = "local", ray_address: str | None = None,
+            max_xml_bytes: int | None = None) -> Summary:
     """Convert a dataset between VOC, YOLO and COCO.
 
     ``difficult`` defaults to ``crowd`` for COCO output (pycocotools then ignores them) and ``keep`` otherwise.
@@ -141,7 +229,7 @@ def convert(src_format: str, src: str | os.PathLike, dst_format: str, out: str |
     at the same path on every node); the result is the same as ``engine="local"``.
     """
     mapper = Mapper(engine, ray_address, workers)
-    src_mod, dst_mod = formats.get(formats.resolve(src_format, src)), formats.get(dst_format)
+    src_mod, dst_mod = formats.get(resolve_source(src, src_format)), formats.get(dst_format)
     src_format, dst_format = src_mod.NAME, dst_mod.NAME
     if precision < 0 or precision > 12:
         raise UsageError("--precision must be between 0 and 12")
@@ -149,7 +237,7 @@ def convert(src_format: str, src: str | os.PathLike, dst_format: str, out: str |
         difficult = "crowd" if dst_format == "coco" else "keep"
     if difficult == "crowd" and dst_format != "coco":
         raise UsageError("--difficult crowd applies to COCO output only (use keep or skip)")
-    check_output_dir(out, [src] + ([Path(src) / "Annotations"] if src_format == "voc" else []))
+    check_output_dir(out, [src, images] + ([Path(src) / "Annotations"] if src_format == "voc" else []))
     owned = owned_by(dst_mod, out, images_mode)
     refuse_replacing_inputs(out, owned, [src, images])  # before any work; the files read are checked again below
 
@@ -159,14 +247,16 @@ def convert(src_format: str, src: str | os.PathLike, dst_format: str, out: str |
         return (lambda n: progress(name, n, None)), (lambda total: progress(name, 0, total))
 
     adv, tot = stage("read")
-    ds_in = src_mod.read(src, classes=list(classes) if classes and src_format == "yolo" else None,
-                         progress=adv, on_total=tot, mapper=mapper,
-                         **read_options(src_format, images=images, sets=sets, convention=convention,
-                                        workers=workers))
+    ds_in = read_source(src, src_format, classes=classes if src_format == "yolo" else None, progress=adv,
+                        on_total=tot, mapper=mapper, images=images, sets=sets, convention=convention, workers=workers,
+                        max_xml_bytes=max_xml_bytes)
+    check_output_dir(out, input_folders(ds_in, src, images))
     refuse_replacing_inputs(out, owned, dataset_inputs(ds_in))
     ds = prepare(ds_in, classes=classes if src_format != "yolo" else None, difficult=difficult,
                  normalize_names=normalize_names, require_size=dst_format == "yolo")
     summary = summarize(ds_in, ds, src=str(src), out=str(out), src_format=src_format, dst_format=dst_format)
+    if not ds.images:  # an empty dataset written with exit 0 would hide that nothing was converted
+        raise all_dropped(ds, src, "nothing to write")
     if strict and summary.errors:
         summary.written = False
         raise StrictModeError(f"{sum(summary.errors.values())} data error(s) under --strict; nothing was written",
@@ -178,7 +268,7 @@ def convert(src_format: str, src: str | os.PathLike, dst_format: str, out: str |
             "mapper": mapper}
     if dst_format == "voc":
         opts["convention"] = PixelConvention(convention)
-    result = dst_mod.write(ds, out, **opts)
+    result = write_dataset(ds, dst_format, out, inputs=[src, images], **opts)
     summary.findings.extend(result.findings)
     summary.files_written = len(result.files)
     return summary

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -15,12 +14,12 @@ from pathlib import Path
 from typing import Sequence
 
 from datatools import formats
-from datatools.core.atomic import ImagesMode, place_images, staged_dir, write_files
+from datatools.core.atomic import ImagesMode, output_transaction, place_images, remove_at_commit, staged_dir, write_files
 from datatools.core.errors import UsageError
 from datatools.core.fs import read_small_file
 from datatools.core.model import Dataset, Finding, ImageRecord, Severity
 from datatools.core.parallel import Mapper, ProgressFn
-from datatools.core.paths import check_output_dir, dataset_inputs, refuse_replacing_inputs, safe_join
+from datatools.core.paths import check_output_dir, dataset_inputs, input_folders, refuse_replacing_inputs, safe_join
 from datatools.formats.common import warn
 from datatools.ops.split.plan import TRAIN, VAL, SplitPlan
 from datatools.ops.split.sources import coco_documents, coco_source
@@ -67,11 +66,7 @@ def write_split(plan: SplitPlan, out: str | os.PathLike, *, images_mode: ImagesM
         raise UsageError(f"cannot write splits for format {ds.format!r}")
     mode, mapper = ImagesMode(images_mode), Mapper(engine=engine, address=ray_address, workers=workers)
     inputs = [ds.root] + ([os.path.join(ds.root, "Annotations")] if ds.format == "voc" and ds.root else [])
-    out = check_output_dir(out, [p for p in inputs if p])
-    if ds.root and os.path.isdir(ds.root):
-        root = Path(ds.root).resolve()
-        if out == root or root in out.parents:
-            raise UsageError(f"the output {out} is inside the input {ds.root}: choose a folder outside it")
+    out = check_output_dir(out, input_folders(ds, *inputs))  # not the input, nor inside it
     layouts = plan.layouts()
     # What this split replaces whole: the format's folders (and data.yaml) at the top or in each fold, and every
     # fold_<i> folder, written or stale. None of it may hold an input.
@@ -82,6 +77,15 @@ def write_split(plan: SplitPlan, out: str | os.PathLike, *, images_mode: ImagesM
     # Read once for every fold; also before anything is written, so an unreadable source changes nothing in OUT.
     docs = coco_documents((coco_source(r)[0] for r in ds.images), why="to split it") if ds.format == "coco" else {}
     result = SplitWriteResult(out=str(out))
+    with output_transaction(out):  # every part, fold and list lands together, or none does (OUT stays as it was)
+        _write_layouts(plan, out, layouts, docs, mode, mapper, result, progress)
+    return result
+
+
+def _write_layouts(plan: SplitPlan, out: Path, layouts, docs: dict[str, dict], mode: ImagesMode, mapper: Mapper,
+                   result: SplitWriteResult, progress: ProgressFn | None) -> None:
+    ds = plan.dataset
+    owned = list(formats.get(ds.format).OWNED)
     by_id = {r.image_id: r for r in ds.images}
     for sub, assign in layouts:
         target = out / sub if sub else out
@@ -106,7 +110,6 @@ def write_split(plan: SplitPlan, out: str | os.PathLike, *, images_mode: ImagesM
                                         f"OUT also holds {', '.join(left)} at its top level (an earlier split "
                                         "without --kfold?); they were left as they are, beside the fold_<i> "
                                         "folders"))
-    return result
 
 
 # --------------------------------------------------------------------------------------------------- folders
@@ -116,7 +119,7 @@ def _remove_stale(folders: Sequence[Path], result: SplitWriteResult, code: str, 
     """Remove folders an earlier split left that this one does not write, with one info finding naming them."""
     folders = [p for p in folders if p.is_dir() and not p.is_symlink()]
     for p in folders:
-        shutil.rmtree(p)
+        remove_at_commit(p)  # with the rest of the split: a failed run leaves them
     if folders:
         result.findings.append(Finding(code, Severity.INFO, str(where), field_,
                                        f"removed {', '.join(p.name for p in folders)}, {why}"))

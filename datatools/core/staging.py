@@ -1,0 +1,368 @@
+"""Output transactions: every folder and file a run writes is built beside its place and swapped in at the end,
+all together, and what a killed run left behind is finished or removed by the next one.
+
+Use :func:`output_transaction` around a whole write (``ops.convert`` and ``ops.split`` do): inside it,
+:func:`staged_dir` folders and :func:`datatools.core.atomic.atomic_write` files are only staged, and the block's
+end swaps them all in with renames. An error anywhere in the block (a full disk, a collision, Ctrl-C) removes the
+stages and leaves OUT exactly as it was. Outside a transaction, a :func:`staged_dir` is its own one-folder
+transaction.
+
+Names: a stage is ``.<name>.staging-<pid>`` beside ``<name>``, a replaced folder waits as ``.<name>.old-<pid>`` until
+the swap is done, and a swap of several things writes a journal, ``.datatools-commit-<pid>.json``, first. A run that
+dies (``kill -9``) leaves these names; the next run into the same place (:func:`clean_leftovers`) rolls a journalled
+swap forward (OUT becomes the complete new state), restores an ``.old`` folder whose place is empty and removes the
+rest (OUT stays the old state), for every pid that is not a live process started before the leftover was made.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import re
+import shutil
+import threading
+from dataclasses import dataclass, field
+from typing import Iterator
+
+from datatools.core.errors import OutputError
+
+_DEBRIS = re.compile(r"^\.(?P<name>.+)\.(?P<kind>staging|old)-(?P<pid>\d+)(?P<scratch>\.scratch)?$")
+_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.\d{5,}\.tmp$")  # atomic_write's: .<name>.<pid>.<thread>.tmp
+_JOURNAL = re.compile(r"^\.datatools-commit-(?P<pid>\d+)\.json(?P<tmp>\.tmp)?$")
+_STAGE_IN_PATH = re.compile(r"(^|[/\\])\.([^/\\]+)\.staging-\d+(?:\.scratch)?(?=[/\\]|$)")
+_active: set[str] = set()  # this process's own stages, journals and temp files, while in use
+_local = threading.local()  # .tx: the transaction open in this thread
+
+
+def sibling(final: str, kind: str, pid: int | None = None) -> str:
+    """``.<name>.<kind>-<pid>`` beside ``final`` (kind: ``staging`` or ``old``)."""
+    parent, name = os.path.split(os.path.abspath(final))
+    return os.path.join(parent, f".{name}.{kind}-{os.getpid() if pid is None else pid}")
+
+
+def public_path(path: str) -> str:
+    """``path`` as the user knows it: a stage folder in it named after the folder it becomes."""
+    return _STAGE_IN_PATH.sub(lambda m: m.group(1) + m.group(2), os.fspath(path))
+
+
+def _not_a_folder(path: str) -> str:
+    """For ENOTDIR: the first folder on ``path`` that is a file, said plainly."""
+    p = os.path.abspath(path)
+    while True:
+        up = os.path.dirname(p)
+        if up == p:
+            return ""
+        if os.path.lexists(up) and not os.path.isdir(up):
+            blocker = up
+        elif os.path.lexists(p) and not os.path.isdir(p) and p != os.path.abspath(path):
+            blocker = p
+        else:
+            p = up
+            continue
+        return f" ({blocker} is a file, not a folder)"
+
+
+@contextlib.contextmanager
+def writing(path: str | os.PathLike) -> Iterator[None]:
+    """Report an OSError raised inside the block as :class:`OutputError` ``cannot write PATH: why``. Use it around
+    every write of an output, so a full disk, a read-only place or a file where a folder goes is one line naming
+    the output, never a traceback, and never mistaken for an unreadable input."""
+    try:
+        yield
+    except OutputError:
+        raise
+    except OSError as e:
+        target = public_path(os.fspath(path))
+        reason = e.strerror or str(e)
+        if e.errno == errno.ENOTDIR:
+            reason += _not_a_folder(target)
+        raise OutputError(target, reason) from e
+
+
+def remove(path: str) -> None:
+    """Remove a file, a link (never what it points at) or a folder tree; gone already is fine."""
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+# --------------------------------------------------------------------------------------- leftovers of dead runs
+
+def _process_start(pid: int) -> float | None:
+    """When process ``pid`` started (epoch seconds), where the system says (Linux ``/proc``); else None."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        with open("/proc/stat", "rb") as f:
+            btime = next(int(ln.split()[1]) for ln in f if ln.startswith(b"btime"))
+        return btime + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError, StopIteration):
+        return None
+
+
+def owner_alive(pid: int, path: str) -> bool:
+    """Whether the run that made ``path`` (named with ``pid``) may still be running: this process only while it
+    uses the path; another pid while it is alive and started before the path was last changed (a pid given again
+    to a newer process is not the owner)."""
+    if pid == os.getpid():
+        return path in _active
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, another user's
+    except (OverflowError, ValueError, OSError):
+        return False
+    started = _process_start(pid)
+    if started is None:
+        return True
+    try:
+        changed = os.lstat(path).st_mtime
+    except OSError:
+        return True  # gone meanwhile: nothing to do
+    return started <= changed + 2.0  # /proc's boot time has whole seconds
+
+
+def _own_move(staged, final, pid: int, folder: str) -> bool:
+    """A journal entry as :meth:`Transaction.commit` writes it: a final path under the journal's folder and its
+    own stage beside it (so a stray file never makes this rename anything else)."""
+    if not isinstance(final, str) or not (staged is None or isinstance(staged, str)):
+        return False
+    inside = os.path.commonpath([folder, os.path.abspath(final)]) == folder
+    return inside and (staged is None or staged == sibling(final, "staging", pid))
+
+
+def clean_leftovers(folder: str | os.PathLike) -> list[str]:
+    """Finish or undo what dead runs left in ``folder`` (see the module doc), before a new run writes there.
+    Returns the names handled. Leftovers of live runs are not touched."""
+    folder = os.path.abspath(os.fspath(folder))
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError:
+        return []
+    done = []
+    for name in names:  # journals first: their stages are the new state
+        m = _JOURNAL.match(name)
+        path = os.path.join(folder, name)
+        if m and not owner_alive(int(m["pid"]), path):
+            if not m["tmp"]:
+                try:
+                    with open(path, encoding="utf-8") as f:
+                        moves = [tuple(x) for x in json.load(f)["moves"]]
+                    if not all(_own_move(staged, final, int(m["pid"]), folder) for staged, final in moves):
+                        raise ValueError("not a journal of ours")
+                    with writing(folder):
+                        _swap_in(moves, int(m["pid"]))
+                except (OSError, ValueError, KeyError, TypeError):
+                    pass  # unreadable journal: its stages are removed below, the old state stays
+            remove(path)
+            done.append(name)
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        m = _DEBRIS.match(name)
+        t = None if m else _TEMP.match(name)
+        pid = int(m["pid"]) if m else int(t["pid"]) if t else None
+        if pid is None or owner_alive(pid, path):
+            continue
+        final = os.path.join(folder, m["name"]) if m else ""
+        with writing(path):
+            if m and m["kind"] == "old" and not m["scratch"] and not os.path.lexists(final):
+                os.rename(path, final)  # killed between the two renames of a swap: the old state comes back
+            else:
+                remove(path)
+        done.append(name)
+    return done
+
+
+# ------------------------------------------------------------------------------------------------ transactions
+
+@dataclass
+class Transaction:
+    """What a run has staged: ``(stage or None to remove, final)`` pairs, swapped in together by :meth:`commit`."""
+
+    root: str
+    moves: dict[str, str | None] = field(default_factory=dict)  # final -> stage (None: remove final)
+    made: list[str] = field(default_factory=list)  # folders this run created (removed again on failure if empty)
+
+    def stage(self, final: str, staged: str | None) -> None:
+        _active.discard(self.moves.get(final) or "")
+        self.moves[final] = staged
+
+    def abort(self) -> None:
+        for staged in self.moves.values():
+            if staged:
+                remove(staged)
+                _active.discard(staged)
+        self.moves.clear()
+        for folder in sorted(set(self.made), key=len, reverse=True):
+            try:
+                os.rmdir(folder)  # only if empty
+            except OSError:
+                pass
+
+    def commit(self) -> None:
+        """Swap everything in: folders first, then files (``data.yaml`` last: when it is new, so is the rest).
+        Several swaps are journalled first, so a run killed halfway is rolled forward by the next one."""
+        moves = sorted(self.moves.items(), key=lambda kv: kv[1] is not None and not os.path.isdir(kv[1]))
+        moves = [(staged, final) for final, staged in moves]
+        if not moves:
+            return
+        journal = None
+        if len(moves) > 1:
+            where = os.path.commonpath([os.path.dirname(f) for _, f in moves])
+            journal = os.path.join(where, f".datatools-commit-{os.getpid()}.json")
+            _active.add(journal)
+            with writing(os.path.join(where, "")):
+                tmp = journal + ".tmp"
+                with open(tmp, "w", encoding="utf-8") as f:
+                    json.dump({"pid": os.getpid(), "moves": moves}, f)
+                os.replace(tmp, journal)
+        try:
+            with writing(self.root):
+                _swap_in(moves, os.getpid())
+                if journal:
+                    os.unlink(journal)
+        except BaseException:
+            if journal is None:
+                raise  # the one swap did not happen: abort() removes its stage
+            self.moves.clear()  # the journal and its stages stay: the next run into this place finishes the swap
+            raise
+        finally:
+            for staged, _ in moves:
+                _active.discard(staged or "")
+            _active.discard(journal or "")
+        self.moves.clear()
+
+
+def _swap_in(moves: list[tuple[str | None, str]], pid: int) -> None:
+    """Rename each stage to its final place (a folder there waits as ``.old`` until all are in, then goes). Safe to
+    run again on what it has done already: a journal's moves are rolled forward this way after a kill."""
+    olds = []
+    for staged, final in moves:
+        old = sibling(final, "old", pid)
+        olds.append(old)
+        if staged is None:
+            if os.path.lexists(final):
+                os.rename(final, old)
+            continue
+        if not os.path.lexists(staged):
+            continue  # moved already
+        if os.path.isdir(staged) and not os.path.islink(staged):
+            if os.path.lexists(final):
+                remove(old)
+                os.rename(final, old)
+            os.rename(staged, final)
+        else:
+            os.replace(staged, final)
+    for old in olds:
+        remove(old)
+
+
+def current() -> Transaction | None:
+    """The transaction open in this thread, if any."""
+    return getattr(_local, "tx", None)
+
+
+def _make_parents(folder: str, tx: Transaction) -> None:
+    missing = []
+    up = folder
+    while not os.path.isdir(up) and os.path.dirname(up) != up:
+        missing.append(up)
+        up = os.path.dirname(up)
+    with writing(folder):
+        os.makedirs(folder, exist_ok=True)
+    tx.made.extend(missing)
+
+
+@contextlib.contextmanager
+def output_transaction(root: str | os.PathLike, *, tx: Transaction | None = None) -> Iterator[Transaction]:
+    """Stage every output written inside the block and swap it all in at its end; on any error remove the stages
+    and leave the outputs as they were (see the module doc). ``root`` is the folder written into (OUT, or the
+    folder of an output file): dead runs' leftovers there are cleaned up first. Inside an open transaction this
+    joins it. ``tx`` lets a worker thread join its caller's transaction."""
+    outer = current() or tx
+    if outer is not None:
+        before = current()
+        _local.tx = outer
+        try:
+            yield outer
+        finally:
+            _local.tx = before
+        return
+    root = os.path.abspath(os.fspath(root))
+    clean_leftovers(root)
+    tx = Transaction(root=root)
+    _local.tx = tx
+    try:
+        yield tx
+    except BaseException:
+        _local.tx = None
+        tx.abort()
+        raise
+    _local.tx = None
+    try:
+        tx.commit()
+    except BaseException:
+        tx.abort()  # the stages not swapped in, unless a journal (left for the next run) names them
+        raise
+
+
+@contextlib.contextmanager
+def staged_dir(final: str | os.PathLike) -> Iterator[str]:
+    """Build a whole output folder beside its final place (``.<name>.staging-<pid>``) and swap it in at the end of
+    the :func:`output_transaction` (or, outside one, at the end of this block).
+
+    Readers see the old folder or the new one, never a half-written one, and files left by an earlier run vanish,
+    so a rerun gives the same tree. Files inside the stage are written plainly (see
+    :func:`datatools.core.atomic.write_files`): the folder-level rename is what makes them atomic, which is far
+    cheaper than a rename per small file. On error the stage is removed, and so are the parent folders this run
+    made (OUT itself, on a first run) when nothing else was put in them.
+    """
+    final = os.path.abspath(os.fspath(final))
+    parent = os.path.dirname(final)
+    with output_transaction(parent) as tx:
+        _make_parents(parent, tx)
+        clean_leftovers(parent)
+        stage = sibling(final, "staging")
+        _active.add(stage)
+        with writing(final):
+            remove(stage)
+            os.makedirs(stage)
+        try:
+            yield stage
+        except BaseException:
+            remove(stage)
+            _active.discard(stage)
+            raise
+        tx.stage(final, stage)
+
+
+def remove_at_commit(path: str | os.PathLike) -> None:
+    """Remove ``path`` (a folder an earlier run left, which this one does not write) when the open transaction
+    commits, or now outside one."""
+    path = os.path.abspath(os.fspath(path))
+    tx = current()
+    if tx is None:
+        with writing(path):
+            remove(path)
+    else:
+        tx.stage(path, None)
+
+
+def staged_file(final: str | os.PathLike) -> str | None:
+    """Inside a transaction: the stage to write the file ``final`` to (``.<name>.staging-<pid>``), swapped in at
+    commit. Outside one: None (write it in place atomically)."""
+    tx = current()
+    if tx is None:
+        return None
+    final = os.path.abspath(os.fspath(final))
+    stage = sibling(final, "staging")
+    _active.add(stage)
+    tx.stage(final, stage)
+    return stage
