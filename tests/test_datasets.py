@@ -65,13 +65,12 @@ def test_converted_datasets_give_the_same_boxes(voc, converted, kind):
                                atol=1e-3, rtol=0)
 
 
-def test_voc_boxes_follow_the_devkit_convention(voc):
+def test_voc_boxes_follow_the_default_convention(voc):
     from lxml import etree
 
     i = voc.image_ids.index("shapes_0003")
     root = etree.parse(str(SAMPLE / "Annotations" / "shapes_0003.xml")).getroot()
     expected = [[float(o.findtext(f"bndbox/{t}")) for t in ("xmin", "ymin", "xmax", "ymax")] for o in root.iter("object")]
-    expected = [[x1 - 1, y1 - 1, x2, y2] for x1, y1, x2, y2 in expected]
     np.testing.assert_array_equal(voc.annotations(i)["boxes"], np.array(expected))
     names = [o.findtext("name") for o in root.iter("object")]
     assert [voc.classes[k] for k in voc.annotations(i)["labels"]] == names
@@ -206,7 +205,7 @@ def _tiny_root(root: Path) -> Path:
 
 def test_edge_cases(tmp_path):
     root = _tiny_root(tmp_path / "données" / "voc")
-    ds = VOCDetection(root)
+    ds = VOCDetection(root, convention="devkit")  # the boxes below are read [xmin-1, ymin-1, xmax, ymax]
     assert set(ds.image_ids) == {"empty", "gray", "rotated", "café_ünï"}
     i = ds.image_ids.index("empty")
     image, t = ds[i]
@@ -242,7 +241,7 @@ def test_empty_image_through_presets_and_collate(tmp_path):
 
 def test_return_masks(tmp_path):
     root = _tiny_root(tmp_path / "voc")
-    ds = VOCDetection(root, return_masks=True)
+    ds = VOCDetection(root, return_masks=True, convention="devkit")
     image, t = ds[ds.image_ids.index("gray")]
     m = t["masks"]
     assert isinstance(m, tv_tensors.Mask) and m.shape == (1, 30, 40)

@@ -119,7 +119,7 @@ def test_class_colours_are_stable_across_processes_and_class_lists():
 
 def _voc(tmp_path: Path, n: int, *, size=(80, 60), extra: dict | None = None, images: dict | None = None) -> Path:
     items = {f"im{k:02d}": voc_xml(f"im{k:02d}.jpg", size, [{"name": "cat" if k % 2 else "dog",
-                                                             "box": (11, 11, 40, 40)}]) for k in range(n)}
+                                                             "box": (10, 10, 40, 40)}]) for k in range(n)}
     items.update(extra or {})
     imgs = {f"im{k:02d}.jpg": size for k in range(n)}
     imgs.update(images or {})
@@ -146,7 +146,7 @@ def test_per_image_output_and_byte_identical_rerun(tmp_path):
         assert (tmp_path / "o1" / f).read_bytes() == (tmp_path / "o2" / f).read_bytes()
     arr = _png(tmp_path / "o1" / "im01.png")
     assert arr.shape == (60, 80, 3)
-    # VOC 11..40 (devkit) is continuous [10, 40): pixel columns 10..39
+    # VOC 10..40 (as-is, the default) is continuous [10, 40): pixel columns 10..39
     assert is_colour(arr[25, 10], class_colour("cat")) and is_colour(arr[25, 39], class_colour("cat"))
     assert not is_colour(arr[25, 9], class_colour("cat")) and not is_colour(arr[25, 40], class_colour("cat"))
 
@@ -305,7 +305,7 @@ def test_missing_and_corrupt_images_are_listed_and_skipped(tmp_path):
 
 def test_check_draws_only_problem_images_in_warning_colours(tmp_path):
     extra = {"oob": voc_xml("oob.jpg", (80, 60), [{"name": "cat", "box": (40, 20, 120, 50)},
-                                                  {"name": "dog", "box": (5, 5, 20, 20)}]),
+                                                  {"name": "dog", "box": (4, 5, 20, 20)}]),
              "zero": voc_xml("zero.jpg", (80, 60), [{"name": "cat", "box": (30, 30, 30, 30)}])}
     src = _voc(tmp_path, 2, extra=extra, images={"oob.jpg": (80, 60), "zero.jpg": (80, 60)})
     res = run(src, tmp_path / "out", "--check", "--ext", "png", "--json")
@@ -323,7 +323,7 @@ def test_check_draws_only_problem_images_in_warning_colours(tmp_path):
 
 def test_exif_rotation_is_applied_before_drawing(tmp_path):
     # stored 60x40, orientation 6 (rotate 90): displayed 40x60, the frame annotations use
-    root = make_voc_root(tmp_path / "voc", {"r": voc_xml("r.jpg", (40, 60), [{"name": "cat", "box": (5, 31, 20, 50)}])})
+    root = make_voc_root(tmp_path / "voc", {"r": voc_xml("r.jpg", (40, 60), [{"name": "cat", "box": (4, 31, 20, 50)}])})
     make_jpeg(root / "JPEGImages" / "r.jpg", 60, 40, exif_orientation=6)
     res = run(root, tmp_path / "out", "--ext", "png", "--no-labels")
     assert res.exit_code == 0, res.output
@@ -362,7 +362,7 @@ def test_filters_classes_ids_limit_shuffle(tmp_path):
 
 def test_difficult_hidden_unless_asked(tmp_path):
     src = make_voc_root(tmp_path / "voc", {"d": voc_xml("d.jpg", (80, 60), [
-        {"name": "cat", "box": (11, 11, 70, 50), "difficult": 1}])}, images={"d.jpg": (80, 60)})
+        {"name": "cat", "box": (10, 10, 70, 50), "difficult": 1}])}, images={"d.jpg": (80, 60)})
     res = run(src, tmp_path / "a", "--ext", "png", "--json")
     assert json.loads(res.output)["difficult_hidden"] == 1
     assert not np.any(np.all(_png(tmp_path / "a" / "d.png") == class_colour("cat"), axis=2))

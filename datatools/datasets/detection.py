@@ -44,7 +44,7 @@ from torchvision import tv_tensors
 from torchvision.io import ImageReadMode, decode_image, read_file
 
 from datatools.core.boxes import DEFAULT_CONVENTION, PixelConvention
-from datatools.core.errors import UsageError
+from datatools.core.errors import NoInputError, UsageError
 from datatools.core.model import Dataset, Finding
 
 __all__ = ["COCODetection", "DetectionDataset", "VOCDetection", "YOLODetection", "decode", "make_target"]
@@ -176,6 +176,10 @@ class DetectionDataset(torch.utils.data.Dataset):
                 crowd.append(a.iscrowd)
                 difficult.append(a.difficult)
             offsets.append(len(boxes))
+        if not kept_records:
+            # an error (exit 1 in the CLI), not a dataset of length 0 that fails later or trains on nothing
+            raise NoInputError(_empty_message(data, prepared, records, splits=splits, ids=ids,
+                                              skip_empty=skip_empty))
         self.classes: tuple[str, ...] = tuple(prepared.classes)
         self.label_offset = int(label_offset)
         self.transforms = transforms
@@ -202,18 +206,19 @@ class DetectionDataset(torch.utils.data.Dataset):
     # ------------------------------------------------------------------------------------------------ builders
 
     @classmethod
-    def from_path(cls, path: str | os.PathLike, format: str = "voc", *, images: str | os.PathLike | None = None,
+    def from_path(cls, path: str | os.PathLike, format: str = "auto", *, images: str | os.PathLike | None = None,
                   sets: Sequence[str] | str | None = None, convention: PixelConvention | str = DEFAULT_CONVENTION,
                   workers: int | None = None, **options: Any) -> "DetectionDataset":
-        """Read ``path`` in ``format`` (voc, yolo, coco) with the CLI's readers and build a dataset.
+        """Read ``path`` in ``format`` (voc, yolo, coco; ``auto`` detects it as the CLI does) with the CLI's readers
+        and build a dataset.
 
         ``sets`` (VOC only) chooses which ImageSets/Main lists are read (default: all of train/val/test present);
         ``splits`` (in ``options``) then filters images. ``convention`` is the VOC pixel convention (default
-        ``devkit``). Other keyword options are those of :class:`DetectionDataset`.
+        ``as-is``). Other keyword options are those of :class:`DetectionDataset`.
         """
         from datatools import formats
 
-        mod = formats.get(format)
+        mod = formats.get(formats.resolve(format, path))
         read_opts: dict[str, Any] = {"workers": workers}
         if images:
             read_opts["images"] = images
@@ -313,19 +318,73 @@ def _as_list(v: Sequence[str] | str) -> list[str]:
     return [v] if isinstance(v, str) else list(v)
 
 
+def _empty_message(data: Dataset, prepared: Dataset, selected: Sequence, *, splits, ids, skip_empty: bool) -> str:
+    """Why a dataset would have no sample, naming what was looked for where: a dataset of length 0 only fails
+    later (a DataLoader that yields nothing, a training run that trains on nothing)."""
+    from datatools.metrics.inputs import no_images_message
+
+    root = data.root or "the dataset"
+    if not prepared.images or not any(r.image_path for r in prepared.images):
+        return no_images_message(prepared, root)
+    if not selected:
+        chosen = f"splits={list(splits)}" if splits else f"ids={list(ids or [])[:5]}"
+        return f"{root}: {chosen} selects no image"
+    if skip_empty:
+        return f"{root}: every selected image is without objects (skip_empty=True)"
+    return no_images_message(prepared.evolve(images=tuple(selected)), root)
+
+
+def voc_year_root(root: str | os.PathLike, year: str | None = None) -> str:
+    """The VOC root to read for ``root``, found as torchvision's ``VOCDetection(root, year)`` finds it.
+
+    A root with ``Annotations/`` or XML files of its own is itself. A torchvision download root holds
+    ``VOCdevkit/VOC<year>`` (``TrainVal/VOCdevkit/VOC2011`` for 2011) and a VOCdevkit folder holds ``VOC<year>``
+    folders: ``year`` picks one, and without it the only one is taken. Several years without ``year``, or a
+    ``year`` that is not there, is a :class:`UsageError` that names the year folders found."""
+    from datatools.core import fs
+    from datatools.formats.voc import devkit_years
+
+    root = os.fspath(root)
+    files = fs.files_for(root)
+    if not files.isdir(root) or files.isdir(files.join(root, "Annotations")):
+        return root
+    if any(n.lower().endswith(".xml") for n in files.listdir(root)[1]):
+        return root
+    bases = [root] + [files.join(root, *d) for d in (("VOCdevkit",), ("TrainVal", "VOCdevkit"))
+                      if files.isdir(files.join(root, *d))]
+    found = {y: files.join(b, y) for b in bases for y in sorted(devkit_years(b))}
+    if not found:
+        return root  # nothing VOC-shaped: the reader and the empty-dataset check say what was looked for
+    if year is not None:
+        name = f"VOC{year}" if not str(year).startswith("VOC") else str(year)
+        if name in found:
+            return found[name]
+        raise UsageError(f"{root}: no {name} folder with Annotations/; found {', '.join(found.values())}")
+    if len(found) == 1:
+        return next(iter(found.values()))
+    raise UsageError(f"{root} holds {', '.join(found.values())}: pass year= (e.g. year=\"{sorted(found)[-1][3:]}\") "
+                     "or point root at one of them")
+
+
 class VOCDetection(DetectionDataset):
     """A Pascal VOC root (``Annotations/``, ``JPEGImages/``, ``ImageSets/Main``) or a folder of XML files.
 
     ``VOCDetection("VOC2012", splits="train", label_offset=1, transforms=train_preset(512))``. ``splits`` picks
-    ImageSets/Main lists (only those are read); ``convention`` is the VOC pixel convention (default ``devkit``:
-    ``[xmin-1, ymin-1, xmax, ymax]``), the same as ``datatools convert``.
+    ImageSets/Main lists (only those are read); ``convention`` is the VOC pixel convention (default ``as-is``:
+    the numbers as written, as torchvision's ``VOCDetection``), the same as ``datatools convert``.
+
+    ``root`` may also be a torchvision download root (``VOCdevkit/VOC2012`` inside) or a ``VOCdevkit`` folder:
+    ``year`` picks the ``VOC<year>`` folder as torchvision's ``year=`` does (see :func:`voc_year_root`). No image
+    found is an error that says what was looked for where, never a dataset of length 0.
     """
 
-    def __init__(self, root: str | os.PathLike, *, splits: Sequence[str] | str | None = None,
+    def __init__(self, root: str | os.PathLike, *, year: str | None = None,
+                 splits: Sequence[str] | str | None = None,
                  convention: PixelConvention | str = DEFAULT_CONVENTION, images: str | os.PathLike | None = None,
                  workers: int | None = None, **options: Any) -> None:
         from datatools import formats
 
+        root = voc_year_root(root, year)
         data = formats.get("voc").read(root, images=images, sets=None if splits is None else _as_list(splits),
                                        convention=PixelConvention(convention), workers=workers)
         super().__init__(data, splits=splits, **options)
@@ -334,7 +393,8 @@ class VOCDetection(DetectionDataset):
 class YOLODetection(DetectionDataset):
     """An ultralytics-layout dataset: a ``data.yaml`` (or a folder with ``images/`` and ``labels/``).
 
-    Class order comes from ``data.yaml`` (or ``classes.txt``); ``splits`` picks its ``train``/``val``/``test`` lists.
+    Class order comes from ``data.yaml`` (or ``classes.txt``), or ``classes=`` (by name; for a set without names, the
+    names of its ids); ``splits`` picks its ``train``/``val``/``test`` lists.
     Image sizes come from image headers, so normalized boxes become the same pixels as the VOC they came from.
     """
 
@@ -342,7 +402,9 @@ class YOLODetection(DetectionDataset):
                  workers: int | None = None, **options: Any) -> None:
         from datatools import formats
 
-        data = formats.get("yolo").read(root, workers=workers)
+        # classes= names the ids of a YOLO set without names (no data.yaml names, no classes.txt), as in the CLI
+        classes = options.get("classes")
+        data = formats.get("yolo").read(root, workers=workers, classes=list(classes) if classes else None)
         super().__init__(data, splits=splits, **options)
 
 

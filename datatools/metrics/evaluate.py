@@ -106,14 +106,14 @@ def evaluate_loaded(gt: GroundTruth, pred: Predictions, *, metric: str = "all", 
     return report
 
 
-def evaluate(gt: str | os.PathLike, pred: str | os.PathLike, *, gt_format: str = "voc", split: str | None = None,
-             classes: Sequence[str] | None = None, convention: str = "devkit", images: str | None = None,
-             metric: str = "all", iou: float = 0.5, method: APMethod | str = APMethod.ALL_POINT,
+def evaluate(gt: str | os.PathLike, pred: str | os.PathLike, *, gt_format: str | None = None,
+             split: str | None = None, classes: Sequence[str] | None = None, convention: str | None = None,
+             images: str | None = None, metric: str = "all", iou: float = 0.5, method: APMethod | str = APMethod.ALL_POINT,
              legacy_plus_one: bool = False, backend: str = "auto", plots: str | os.PathLike | None = None,
              conf: float = 0.25, workers: int | None = None) -> EvalReport:
     """Evaluate a predictions file (COCO results JSON, or a folder of YOLO txt with confidences) against ground
     truth in any format. See :mod:`datatools.metrics.inputs` for how ids are matched; ``workers`` is for reading
-    the ground truth."""
+    the ground truth. ``gt_format`` None (or ``auto``) detects the format of ``gt``, as ``convert`` does."""
     g = load_ground_truth(gt, format=gt_format, split=split, classes=classes, convention=convention, images=images,
                           workers=workers)
     p = load_predictions(pred, g)

@@ -21,7 +21,8 @@ from typing import Sequence
 import numpy as np
 
 from datatools.core import fs
-from datatools.core.errors import UsageError
+from datatools.core.boxes import DEFAULT_CONVENTION
+from datatools.core.errors import NoInputError, UsageError
 from datatools.core.model import Dataset, Finding, ImageRecord
 from datatools.formats.common import err, info, warn
 from datatools.metrics.voc import BoxTable
@@ -31,13 +32,16 @@ from datatools.metrics.voc import BoxTable
 class DatasetKeys:
     """How predictions name the images and classes of one dataset: ``by_id`` maps ``str(image_id)`` to an index of
     ``images`` (``None``: the id names images in more than one COCO file), ``by_name`` maps file names, base names
-    and stems to an index, ``cat_index`` maps ``str(category_id)`` to an index of ``classes``."""
+    and stems to an index, ``cat_index`` maps ``str(category_id)`` to an index of ``classes``. ``id_names`` is what a
+    bare class id of a YOLO predictions file names: the source's own id order (its data.yaml names, which the model
+    was trained on), when ``classes`` selected or reordered them; empty means ``classes``."""
 
     images: tuple[ImageRecord, ...]
     classes: tuple[str, ...]
     by_id: dict[str, int | None]
     by_name: dict[str, int]
     cat_index: dict[str, int]
+    id_names: tuple[str, ...] = ()
 
     def index_of(self, *, image_id=None, file_name: str | None = None) -> int | None:
         """The image index for a prediction, by file name first (exact, base name, stem), else by id."""
@@ -110,7 +114,8 @@ def dataset_keys(ds: Dataset, *, categories: Sequence[dict] | None = None) -> Da
     if ds.format != "coco":
         return DatasetKeys(images=images, classes=classes, by_id={str(k): k - 1 for k in range(1, len(images) + 1)},
                            by_name=_index_names(images),
-                           cat_index={str(k): k - 1 for k in range(1, len(classes) + 1)})
+                           cat_index={str(k): k - 1 for k in range(1, len(classes) + 1)},
+                           id_names=tuple(ds.meta.get("names") or ()) if ds.format == "yolo" and ds.meta else ())
     by_id: dict[str, int | None] = {}
     jpaths: dict[str, None] = {}
     for i, rec in enumerate(images):
@@ -129,6 +134,43 @@ def dataset_keys(ds: Dataset, *, categories: Sequence[dict] | None = None) -> Da
             first_id.setdefault(name, c["id"])
     cat_index = {str(cid): class_index[name] for name, cid in first_id.items() if name in class_index}
     return DatasetKeys(images=images, classes=classes, by_id=by_id, by_name=_index_names(images), cat_index=cat_index)
+
+
+def no_images_message(ds: Dataset, src: str | os.PathLike, *, what: str = "annotated images") -> str:
+    """Why ``ds`` gives nothing to work on, naming what was looked for where: for ``evaluate`` (no image in the
+    ground truth) and the torch datasets (no image file found). An empty input is an error, never an empty result
+    (every metric -1, a dataset of length 0)."""
+    from datatools.core.fs import files_for
+
+    src = os.fspath(src)
+    files = files_for(src)
+    problems = sum(1 for f in ds.findings if f.severity.value == "error")
+    tail = f"; reading reported {problems} error(s) (details: datatools check {src})" if problems else ""
+    if ds.images:  # the annotations are there, the image files are not
+        missing = [f for f in ds.findings if f.code in ("missing-image", "missing-image-dir")]
+        where = ds.meta.get("image_dir") if ds.meta else None
+        example = f" (e.g. {missing[0].path}: {missing[0].message})" if missing else ""
+        looked = f" in {where}" if where else ""
+        return (f"{src}: none of the {len(ds.images)} {what} has its image file{looked}{example}; pass --images / "
+                f"images= when the images live elsewhere{tail}")
+    fmt = ds.format or "?"
+    if fmt == "voc":
+        ann = files.join(src, "Annotations") if files.isdir(src) and files.isdir(files.join(src, "Annotations")) else src
+        looked = f"no VOC annotation (*.xml) in {ann}"
+        if files.isdir(src):
+            nested = [files.join(d, y) for d in ("VOCdevkit", files.join("TrainVal", "VOCdevkit"))
+                      if files.isdir(files.join(src, d)) for y in sorted(files.listdir(files.join(src, d))[0])
+                      if y.startswith("VOC")]
+            if nested:
+                looked += f"; it holds {', '.join(nested)}: point at one of those year folders"
+    elif fmt == "yolo":
+        looked = f"no image listed by its data.yaml or under {files.join(src, 'images')}" if files.isdir(src) else (
+            f"no image in the splits of {src}")
+    elif fmt == "coco":
+        looked = "no image entry in its 'images'"
+    else:
+        looked = "no images"
+    return f"{src}: no {what} found ({fmt}: {looked}){tail}"
 
 
 def _table_from_records(images: Sequence[ImageRecord], classes: Sequence[str]) -> BoxTable:
@@ -225,10 +267,14 @@ def sanitize_coco(data: dict, *, path: str = "") -> tuple[dict, dict[str, int], 
     return {"images": out_images, "annotations": out_anns, "categories": out_cats}, id_map, cat_map, findings
 
 
-def load_ground_truth(src: str | os.PathLike, *, format: str = "voc", split: str | None = None,
-                      classes: Sequence[str] | None = None, convention: str = "devkit",
+def load_ground_truth(src: str | os.PathLike, *, format: str | None = None, split: str | None = None,
+                      classes: Sequence[str] | None = None, convention: str | None = None,
                       images: str | os.PathLike | None = None, workers: int | None = None) -> GroundTruth:
     """Read ground truth in any format through :func:`datatools.formats.get` (a local path or a URL).
+
+    ``format`` None (or ``auto``) detects it as ``convert`` and ``check`` do (:func:`datatools.formats.resolve`);
+    ``convention`` None is the package's default VOC pixel convention. Ground truth without a single image is an
+    error that says what was looked for where (evaluating it gave every metric -1).
 
     ``split`` picks VOC ImageSets/Main lists, YOLO splits, or ``annotations/instances_<split>.json``. VOC/YOLO are
     prepared as ``datatools voc2coco`` does (difficult objects become ``iscrowd``, boxes clipped to the image,
@@ -240,11 +286,19 @@ def load_ground_truth(src: str | os.PathLike, *, format: str = "voc", split: str
     from datatools.formats import coco as coco_fmt
     from datatools.ops.sanitize import prepare
 
-    mod = formats.get(format)
     src = os.fspath(src)
     files = fs.files_for(src)
     if not (files.isfile(src) or files.isdir(src)):
         raise UsageError(f"{src}: no such file or directory")
+    try:
+        mod = formats.get(formats.resolve(format, src))
+    except UsageError as e:
+        if format not in (None, "", "auto") or not files.isdir(src):
+            raise
+        # an empty or unrelated folder: nothing to evaluate against (exit 1), not a bad option
+        raise NoInputError(f"{src}: no annotated images found: no VOC annotations (Annotations/ or *.xml), YOLO "
+                           "images/ + labels/ or data.yaml, or COCO annotations/*.json in it (pass -f to name the "
+                           "format)") from e
     if mod.NAME == "coco":
         jpath = _coco_json_file(src, split)
         try:
@@ -254,6 +308,8 @@ def load_ground_truth(src: str | os.PathLike, *, format: str = "voc", split: str
         if not isinstance(raw, dict):
             raise UsageError(f"{jpath}: expected a COCO object with images, annotations and categories")
         ds: Dataset = coco_fmt.read(jpath, images=images, workers=workers)
+        if not ds.images:
+            raise NoInputError(no_images_message(ds, jpath))
         coco, id_map, cat_map, fnd = sanitize_coco(raw, path=str(jpath))
         keys = dataset_keys(ds, categories=[c for c in raw.get("categories") or [] if isinstance(c, dict)])
         recs = keys.images
@@ -273,8 +329,10 @@ def load_ground_truth(src: str | os.PathLike, *, format: str = "voc", split: str
         opts["images"] = images
     if mod.NAME == "voc":
         opts["sets"] = split
-        opts["convention"] = convention
+        opts["convention"] = convention or DEFAULT_CONVENTION
     ds = mod.read(src, classes=list(classes) if classes and mod.NAME == "yolo" else None, **opts)
+    if not ds.images:
+        raise NoInputError(no_images_message(ds, src))
     if split and mod.NAME == "yolo":
         if split not in ds.splits:
             raise UsageError(f"{src}: no split {split!r} (found: {', '.join(ds.splits) or 'none'})")
@@ -284,7 +342,7 @@ def load_ground_truth(src: str | os.PathLike, *, format: str = "voc", split: str
     recs, cls = keys.images, keys.classes
     coco = coco_fmt.to_coco(recs, cls, file_names=[r.file_name or r.image_id for r in recs])
     return GroundTruth(images=recs, classes=cls, by_id=keys.by_id, by_name=keys.by_name, cat_index=keys.cat_index,
-                       table=_table_from_records(recs, cls),
+                       id_names=keys.id_names, table=_table_from_records(recs, cls),
                        coco={k: coco[k] for k in ("images", "annotations", "categories")},
                        image_ids=list(range(1, len(recs) + 1)), category_ids=list(range(1, len(cls) + 1)),
                        findings=list(ds.findings), source=src, format=mod.NAME)

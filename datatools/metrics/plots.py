@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from datatools.core.atomic import atomic_write
+from datatools.core.atomic import atomic_write, make_dirs
 from datatools.metrics.voc import VOCResult
 
 
@@ -34,7 +34,7 @@ def plot_pr_curves(result: VOCResult, out: str | os.PathLike) -> list[str]:
     import matplotlib.pyplot as plt
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    make_dirs(out)
     files = []
     fig_all, ax_all = plt.subplots(figsize=(6, 5))
     for c in result.classes:
@@ -102,7 +102,7 @@ def plot_confusion(matrix: np.ndarray, class_names: Sequence[str], out: str | os
     ax.set_title(f"Confusion matrix (IoU >= {iou:g}, score >= {conf:g})")
     fig.tight_layout()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    make_dirs(out)
     p = out / "confusion_matrix.png"
     _save(fig, p)
     plt.close(fig)

@@ -12,15 +12,15 @@ import json
 import os
 import posixpath
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
 from datatools.core import fs
 from datatools.core.boxes import xywh_to_xyxy_array, xyxy_to_xywh_array
-from datatools.core.errors import UsageError
+from datatools.core.errors import FormatError, UsageError
 from datatools.core.model import Finding
-from datatools.formats.common import err
+from datatools.formats.common import err, info, warn
 from datatools.metrics.inputs import DatasetKeys
 from datatools.metrics.voc import BoxTable
 
@@ -41,7 +41,7 @@ class Predictions:
 
 
 def _summarize_drops(path: str, unknown_img: list, unknown_cat: dict[str, int], bad: int, no_score: int,
-                     known_cats: Sequence) -> list[Finding]:
+                     known_cats: Sequence, *, own_categories: bool = False) -> list[Finding]:
     out: list[Finding] = []
     if unknown_img:
         ex = ", ".join(repr(x) for x in unknown_img[:3])
@@ -50,10 +50,15 @@ def _summarize_drops(path: str, unknown_img: list, unknown_cat: dict[str, int], 
                        "not evaluated", objects=len(unknown_img)))
     if unknown_cat:
         ex = ", ".join(f"{k} ({v}x)" for k, v in sorted(unknown_cat.items())[:10])
-        out.append(err("pred-unknown-category", path, "category_id",
-                       f"{sum(unknown_cat.values())} prediction(s) use category ids that are not in the ground truth: "
-                       f"{ex}; known ids: {', '.join(map(str, list(known_cats)[:20]))}. pycocotools would ignore "
-                       "them silently; they were not evaluated", objects=sum(unknown_cat.values())))
+        if own_categories:  # the file names its categories: an id it does not define cannot be matched by name
+            out.append(err("pred-unknown-category", path, "category_id",
+                           f"{sum(unknown_cat.values())} prediction(s) use category ids that the file's own "
+                           f"'categories' do not define: {ex}; not evaluated", objects=sum(unknown_cat.values())))
+        else:
+            out.append(err("pred-unknown-category", path, "category_id",
+                           f"{sum(unknown_cat.values())} prediction(s) use category ids that are not in the ground "
+                           f"truth: {ex}; known ids: {', '.join(map(str, list(known_cats)[:20]))}. pycocotools "
+                           "would ignore them silently; they were not evaluated", objects=sum(unknown_cat.values())))
     if bad:
         out.append(err("pred-bad-box", path, "bbox", f"{bad} prediction(s) without a finite [x, y, w, h] bbox; dropped",
                        objects=bad))
@@ -88,12 +93,19 @@ def _float_rows(values: list, width: int) -> np.ndarray:
 
 
 def predictions_from_coco_results(results: list, keys: DatasetKeys, *, path: str = "",
-                                  missing_score: float | None = None) -> Predictions:
+                                  missing_score: float | None = None,
+                                  category_names: Mapping[str, str] | None = None) -> Predictions:
     """Match COCO results entries (``image_id``, ``category_id``, ``bbox`` [x, y, w, h], ``score``, optional
     ``file_name``) to ``keys``. A ``category_name`` (or ``label``) naming one of the classes wins over
     ``category_id``. An entry without ``score`` gets ``missing_score`` (``None``: it is dropped and counted, as the
-    evaluator needs a ranking). Unmatched images and unknown categories are counted and reported."""
+    evaluator needs a ranking). Unmatched images and unknown categories are counted and reported.
+
+    ``category_names`` (``str(id) -> name``, the ``categories`` of a COCO-dict predictions file) switches category
+    matching to names only: the file's ids are its own numbering, and matching them to the ground truth's raw ids
+    paired wrong classes whenever the two files numbered differently. A name the ground truth lacks is reported as
+    ``pred-category-unmatched``; an id the file's categories lack, as ``pred-unknown-category``."""
     class_index = {c: k for k, c in enumerate(keys.classes)}
+    unknown_name: dict[str, int] = {}
     # Lookups cached on the raw values (with their type: 1 and 1.0 are equal keys but different ids as text)
     image_of: dict = {}
     class_of: dict = {}
@@ -125,9 +137,11 @@ def predictions_from_coco_results(results: list, keys: DatasetKeys, *, path: str
         except TypeError:
             c = None
         if c == -1:
-            c = class_index.get(name) if isinstance(name, str) else None
-            c = keys.cat_index.get(str(cid)) if c is None else c
+            c = _class_of(name, cid, class_index, keys, category_names)
             class_of[(name, cid, type(cid))] = c
+        if isinstance(c, str):  # a category name the ground truth does not have
+            unknown_name[c] = unknown_name.get(c, 0) + 1
+            continue
         if c is None:
             unknown_cat[str(cid)] = unknown_cat.get(str(cid), 0) + 1
             continue
@@ -145,9 +159,59 @@ def predictions_from_coco_results(results: list, keys: DatasetKeys, *, path: str
     arr = xywh[keep]
     table = BoxTable.build(np.asarray(img, dtype=np.int64)[keep], np.asarray(lab, dtype=np.int64)[keep],
                            xywh_to_xyxy_array(arr), score[keep])
-    findings = _summarize_drops(path, unknown_img, unknown_cat, bad, no_score, dict.fromkeys(keys.cat_index))
+    findings = _summarize_drops(path, unknown_img, unknown_cat, bad, no_score, dict.fromkeys(keys.cat_index),
+                                own_categories=category_names is not None)
+    if category_names is not None:
+        findings += _unmatched_names(path, category_names, unknown_name, keys.classes)
     return Predictions(table=table, xywh=arr, findings=findings, read=len(results), unmatched_images=len(unknown_img),
-                       unknown_categories=unknown_cat, malformed=bad + no_score)
+                       unknown_categories=unknown_cat | unknown_name, malformed=bad + no_score)
+
+
+def _class_of(name, cid, class_index: dict[str, int], keys: DatasetKeys,
+              category_names: Mapping[str, str] | None) -> int | str | None:
+    """The class index of one prediction: by its own ``category_name``/``label``, else by name through the file's
+    ``category_names``, else (a file without categories) by the ground truth's category id. A name that matches no
+    class comes back as the name itself (str), an id that cannot be resolved as None."""
+    if isinstance(name, str) and name.strip() in class_index:
+        return class_index[name.strip()]
+    if category_names is None:
+        return keys.cat_index.get(str(cid))
+    if isinstance(name, str) and name.strip():
+        return name.strip()
+    named = category_names.get(str(cid))
+    if named is None:
+        return None
+    return class_index.get(named, named)
+
+
+def _unmatched_names(path: str, category_names: Mapping[str, str], dropped: dict[str, int],
+                     classes: Sequence[str]) -> list[Finding]:
+    """One finding for the category names of a predictions file that the ground truth does not have: an error when
+    predictions were dropped for them, a warning when no prediction uses them."""
+    names = sorted(set(category_names.values()) - set(classes) | set(dropped))
+    if not names:
+        return []
+    n = sum(dropped.values())
+    listed = ", ".join(f"{k!r} ({dropped[k]}x)" if dropped.get(k) else repr(k) for k in names[:10])
+    more = f" and {len(names) - 10} more" if len(names) > 10 else ""
+    known = ", ".join(repr(c) for c in list(classes)[:20])
+    if n:
+        return [err("pred-category-unmatched", path, "categories/name",
+                    f"{n} prediction(s) use categories whose names are not in the ground truth: {listed}{more}; "
+                    f"ground-truth classes: {known}. Categories are matched by name; these were not evaluated",
+                    objects=n)]
+    return [warn("pred-category-unmatched", path, "categories/name",
+                 f"categories not in the ground truth (no prediction uses them): {listed}{more}")]
+
+
+def _file_categories(data: dict) -> dict[str, str] | None:
+    """``str(id) -> name`` of a COCO-dict predictions file's ``categories``; None when it has no named category (its
+    ids are then taken as the ground truth's)."""
+    out: dict[str, str] = {}
+    for c in data.get("categories") or []:
+        if isinstance(c, dict) and c.get("id") is not None and str(c.get("name", "")).strip():
+            out.setdefault(str(c["id"]), str(c["name"]).strip())
+    return out or None
 
 
 def _image_index(keys: DatasetKeys, file_name, image_id, path: str) -> int | None:
@@ -195,14 +259,18 @@ def load_predictions(path: str | os.PathLike, keys: DatasetKeys, *, missing_scor
         data = json.loads(files.cat(path).decode("utf-8-sig"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise UsageError(f"{path}: not valid JSON: {e}") from e
+    category_names = None
     if isinstance(data, dict) and isinstance(data.get("annotations"), list):
-        # a COCO dataset file with scores: ids refer to its own images, so match by file name through them
+        # a COCO dataset file with scores: ids refer to its own images and categories, so match by file name and
+        # category name through them (pycocotools would pair its raw ids with the ground truth's)
         names = {im.get("id"): im.get("file_name") for im in data.get("images") or [] if isinstance(im, dict)}
+        category_names = _file_categories(data)
         data = [dict(a, file_name=names[a.get("image_id")]) if names.get(a.get("image_id")) else a
                 for a in data["annotations"] if isinstance(a, dict)]
     if not isinstance(data, list):
         raise UsageError(f"{path}: expected a COCO results list [{{image_id, category_id, bbox, score}}, ...]")
-    return predictions_from_coco_results(data, keys, path=path, missing_score=missing_score)
+    return predictions_from_coco_results(data, keys, path=path, missing_score=missing_score,
+                                         category_names=category_names)
 
 
 def _txt_files(files, folder: str, rel: str = "") -> list[str]:
@@ -212,6 +280,31 @@ def _txt_files(files, folder: str, rel: str = "") -> list[str]:
     for d in dirs:
         out += _txt_files(files, folder, posixpath.join(rel, d) if rel else d)
     return sorted(out)
+
+
+# How far a normalized YOLO value may stray outside [0, 1] and still be rounding (a 6-decimal writer, a box touching
+# the border); 25 or 188 is a pixel coordinate.
+_NORMALIZED_SLACK = 0.01
+
+
+def _refuse_pixel_rows(text: str, where: str) -> None:
+    """Raise when a prediction row's box is not normalized: ``class cx cy w h conf`` in pixels would otherwise be
+    read as fractions of the image and match nothing (AP 0.0 with no finding)."""
+    lo, hi = -_NORMALIZED_SLACK, 1.0 + _NORMALIZED_SLACK
+    for lineno, line in enumerate(text.splitlines(), 1):
+        parts = line.split()
+        if len(parts) not in (5, 6):
+            continue  # not a box row: the label parser reports it
+        try:
+            coords = [float(v) for v in parts[1:5]]
+        except ValueError:
+            continue
+        bad = [v for v in coords if v == v and not lo <= v <= hi]  # NaN: the label parser reports it
+        if bad:
+            raise FormatError(f"{where}:{lineno}", "",
+                              f"coordinate {bad[0]:g} is outside [0, 1]: the file looks like pixel coordinates, but "
+                              "YOLO rows are 'class cx cy w h conf' normalized by the image size (divide x and w by "
+                              "the width, y and h by the height)")
 
 
 def _yolo_predictions(folder: str, keys: DatasetKeys, files) -> Predictions:
@@ -226,6 +319,8 @@ def _yolo_predictions(folder: str, keys: DatasetKeys, files) -> Predictions:
     no_score = 0
     rows = 0
     cid = {c: k for k, c in enumerate(keys.classes)}
+    id_names = keys.id_names or keys.classes  # a row's id means what it meant to the model: the source's own order
+    not_selected: dict[str, int] = {}
     for rel in names:
         where = files.join(folder, rel)
         stem = posixpath.splitext(rel)[0]
@@ -233,6 +328,7 @@ def _yolo_predictions(folder: str, keys: DatasetKeys, files) -> Predictions:
         text = files.cat(where).decode("utf-8-sig")
         n = sum(1 for ln in text.splitlines() if ln.strip())
         rows += n
+        _refuse_pixel_rows(text, where)
         if i is None:
             unknown_img.extend([stem] * n)
             continue
@@ -241,11 +337,19 @@ def _yolo_predictions(folder: str, keys: DatasetKeys, files) -> Predictions:
             findings.append(err("missing-size", where, "", "the ground-truth image has no size; rows not evaluated",
                                 objects=n))
             continue
-        anns, fnd, _ = parse_label_text(text, path=where, image_id=rec.image_id, names=keys.classes,
+        anns, fnd, _ = parse_label_text(text, path=where, image_id=rec.image_id, names=id_names,
                                         width=rec.width, height=rec.height)  # type: ignore[arg-type]
         findings.extend(fnd)
-        no_score += _append_scored(anns, i, cid, (img, lab, box, score))
+        for a in anns:
+            if a.label not in cid:
+                not_selected[a.label] = not_selected.get(a.label, 0) + 1
+        no_score += _append_scored([a for a in anns if a.label in cid], i, cid, (img, lab, box, score))
     b = np.asarray(box, dtype=np.float64).reshape(-1, 4)
     findings += _summarize_drops(folder, unknown_img, {}, 0, no_score, list(range(len(keys.classes))))
+    if not_selected:
+        n = sum(not_selected.values())
+        listed = ", ".join(f"{k!r} ({v}x)" for k, v in sorted(not_selected.items()))
+        findings.append(info("pred-class-not-selected", folder, "class", f"{n} prediction row(s) of classes left out "
+                             f"of the ground truth's class list ({listed}); not evaluated", objects=n))
     return Predictions(table=BoxTable.build(img, lab, b, score), xywh=xyxy_to_xywh_array(b), findings=findings,
                        read=rows, unmatched_images=len(unknown_img), malformed=no_score)

@@ -14,8 +14,9 @@ The definition, as in the devkit's ``VOCevaldet.m``:
   best box, unlike COCO);
 * below the threshold it is an FP. Difficult boxes are not counted in the positives.
 
-Boxes are continuous pixel XYXY (see :mod:`datatools.core.boxes`). VOC read with the default ``devkit`` pixel
-convention already gives ``xmax - xmin + 1`` widths, so the devkit's numbers come out without any +1.
+Boxes are continuous pixel XYXY (see :mod:`datatools.core.boxes`). VOC read with the ``devkit`` pixel convention
+already gives ``xmax - xmin + 1`` widths, so the devkit's numbers come out without any +1. Under the default
+``as-is`` convention the numbers are taken as written (as torchvision, mmdetection and COCO files have them).
 ``legacy_plus_one=True`` adds the devkit's +1 to every width and height: use it only when the boxes are
 *inclusive pixel indices* (VOC read ``as-is``, or detectors that output ``[x1, y1, x2, y2]`` as pixel indices, such as
 py-faster-rcnn), otherwise it counts the pixel twice.

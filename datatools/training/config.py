@@ -22,7 +22,7 @@ class TrainConfig:
 
     data: str
     out: str = "runs/train"
-    format: str = "voc"
+    format: str = "auto"  # voc | yolo | coco, or auto: detected from data (datatools.formats.resolve)
     train_split: str | None = "train"
     val_split: str | None = "val"
     model: str = DEFAULT_MODEL

@@ -26,14 +26,17 @@ def build_datasets(cfg: TrainConfig):
     device). ``val_ds`` is ``None`` when the data has no ``cfg.val_split``; a missing train split is a usage error."""
     from datatools import formats
     from datatools.datasets import DetectionDataset
+    from datatools.formats.common import DEFAULT_SPLIT
     from datatools.datasets.transforms import eval_preset, train_preset
 
-    mod = formats.get(cfg.format)
+    mod = formats.get(formats.resolve(cfg.format, cfg.data))  # "auto": detected as convert and check detect it
     read_opts: dict[str, Any] = {}
     if mod.NAME == "voc":
         read_opts["sets"] = None  # every list, then filter by split below
     data = mod.read(cfg.data, **read_opts)
     splits = set(data.splits)
+    if splits == {DEFAULT_SPLIT}:  # a folder without splits (YOLO images/ + labels/): train on all of it
+        splits = set()
     train_split = cfg.train_split if cfg.train_split in splits else None
     val_split = cfg.val_split if cfg.val_split in splits else None
     if cfg.train_split and train_split is None and splits:

@@ -45,6 +45,7 @@ from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
 from torch.optim.swa_utils import AveragedModel
 
+from datatools.core.atomic import make_dirs
 from datatools.core.errors import DatatoolsError, UsageError
 from datatools.training.checkpoint import (restore_scheduler, restore_training, resume_config, save_checkpoint,
                                            training_state)
@@ -211,7 +212,7 @@ def _train(cfg: TrainConfig, ckpt: dict | None, dist: DistContext, device: torch
     run, start_epoch, best = _prepare(cfg, ckpt, dist, device, len(classes), len(train_ds), notes)
     out = run.out
     if dist.main:
-        out.mkdir(parents=True, exist_ok=True)
+        make_dirs(out)  # an unwritable --out is one line, not a traceback
     writer = None
     if cfg.tensorboard and dist.main:
         try:

@@ -61,12 +61,34 @@ class PredictResult:
     unreadable: list[str] = field(default_factory=list)
 
 
+def _dataset_format(format: str | None, images: Path, split: str | None) -> str | None:
+    """The dataset format of ``images`` for :func:`predict`, or None for a plain image folder."""
+    from datatools import formats
+
+    if format in (None, "", "images"):
+        if split:
+            raise UsageError("--split needs a dataset: pass --format voc|yolo|coco (or auto)")
+        return None
+    if format != "auto":
+        return formats.get(format).NAME
+    try:
+        return formats.detect(images)
+    except UsageError:  # no dataset layout: a folder of images (or one image)
+        if split:
+            raise UsageError(f"{images}: --split needs a dataset, and its format cannot be told; pass --format")
+        return None
+
+
 def predict(checkpoint: str | os.PathLike, images: str | os.PathLike, out: str | os.PathLike, *,
-            format: str | None = None, split: str | None = None, device: str = "auto", batch_size: int = 8,
+            format: str | None = "auto", split: str | None = None, device: str = "auto", batch_size: int = 8,
             conf: float = 0.001, max_det: int = 100, workers: int = 2, image_size: int | None = None,
             progress=None) -> PredictResult:
     """Run the checkpoint's model on ``images`` and write COCO results (``image_id, category_id, bbox [x, y, w, h],
-    score, file_name``) to ``out``. ``conf`` 0.001 and ``max_det`` 100 are the usual settings for mAP."""
+    score, file_name``) to ``out``. ``conf`` 0.001 and ``max_det`` 100 are the usual settings for mAP.
+
+    ``format`` ``auto`` detects a dataset in ``images`` as ``convert`` and ``check`` do (then its ids are the ones
+    ``evaluate`` uses for it) and falls back to a plain image folder when it is none; ``voc``/``yolo``/``coco``
+    name the dataset's format; ``images`` (or None) always reads a plain image folder."""
     from datatools.datasets import make_loader
     from datatools.datasets.transforms import eval_preset
 
@@ -85,6 +107,7 @@ def predict(checkpoint: str | os.PathLike, images: str | os.PathLike, out: str |
     images = Path(images)
     if not images.exists():
         raise UsageError(f"{images}: no such file or directory")
+    format = _dataset_format(format, images, split)
     if format:
         from datatools.metrics.inputs import load_ground_truth
 

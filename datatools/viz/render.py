@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from datatools.core.atomic import atomic_write
+from datatools.core.atomic import atomic_write, make_dirs
 from datatools.core.errors import UsageError
 from datatools.core.images import exif_orientation, pil_open
 from datatools.core.model import Dataset
@@ -231,6 +231,13 @@ def visualize(ds: Dataset, out: str | os.PathLike, *, classes: Sequence[str] | N
         raise UsageError("--quality must be between 1 and 100")
     if tile < 32:
         raise UsageError("--tile-size must be at least 32 pixels")
+    if not ds.images:
+        # nothing could ever be drawn: an error naming what was looked for where, not "nothing drawn" and exit 0
+        # (images whose file is missing are listed in ``result.skipped`` with their reason)
+        from datatools.core.errors import NoInputError
+        from datatools.metrics.inputs import no_images_message
+
+        raise NoInputError(no_images_message(ds, ds.root or "the dataset"))
     if classes:
         unknown = [c for c in classes if c not in ds.classes and not any(a.label == c for im in ds.images
                                                                              for a in im.annotations)]
@@ -277,7 +284,7 @@ def visualize(ds: Dataset, out: str | os.PathLike, *, classes: Sequence[str] | N
                 result.files.append(p)
                 result.images_drawn += 1
     else:
-        out_p.mkdir(parents=True, exist_ok=True)
+        make_dirs(out_p)
         groups = [tuple(jobs[i:i + layout.per_sheet]) for i in range(0, len(jobs), layout.per_sheet)]
         paths = [str(out_p / f"sheet_{k:04d}.{ext}") for k in range(1, len(groups) + 1)]
         if on_total:
@@ -293,7 +300,7 @@ def visualize(ds: Dataset, out: str | os.PathLike, *, classes: Sequence[str] | N
                 else:
                     result.images_drawn += 1
     if not jobs:
-        out_p.mkdir(parents=True, exist_ok=True)
+        make_dirs(out_p)
     result.boxes_drawn = counts["boxes_drawn"]
     result.difficult_hidden = counts["difficult_hidden"]
     result.difficult_drawn = counts["difficult_drawn"]
