@@ -29,10 +29,11 @@ def load(format: str, path, **options) -> Dataset:
 
 
 def save(ds: Dataset, format: str, out, **options):
-    """Write ``ds`` as ``format`` under ``out`` as it is. Use :func:`convert` for the full pipeline with policies."""
-    from datatools import formats
+    """Write ``ds`` as ``format`` under ``out`` as it is (all or nothing; never inside or over the dataset's own
+    folders). Use :func:`convert` for the full pipeline with policies."""
+    from datatools.ops.convert import write_dataset
 
-    return formats.get(format).write(ds, out, **options)
+    return write_dataset(ds, format, out, **options)
 
 
 def convert(src_format: str, src, dst_format: str, out, **options):

@@ -144,7 +144,7 @@ def test_check_finds_each_problem(tmp_path):
 
 def test_check_table_output_and_clean_exit():
     r = invoke("check", SAMPLE)
-    assert r.exit_code == 0 and "0 error(s)" in r.output
+    assert r.exit_code == 0 and "200 images, 591 objects: 0 errors, 0 warnings" in r.output
 
 
 def test_check_is_deterministic(tmp_path):

@@ -276,7 +276,7 @@ def test_cli_no_readable_image_is_an_error_not_nan(tmp_path):
     (root / "JPEGImages/a.jpg").write_bytes(b"not an image")
     r = run("stats", root)
     assert r.exit_code == 1
-    assert "a.jpg" in r.output and "none of the 1 image(s) could be read" in r.output
+    assert "a.jpg" in r.output and "none of the 1 image could be read" in r.output
     assert "Normalize" not in r.output and "nan" not in r.output.lower()
     r = run("stats", root, "--json")
     assert r.exit_code == 1

@@ -60,3 +60,8 @@ def main() -> None:
     except DatatoolsError as e:
         click.echo(f"Error: {e}", err=True)
         sys.exit(1)
+    except OSError as e:  # a write or read outside errors_to_click: still one line (see cli.common.os_error_message)
+        from datatools.cli.common import os_error_message
+
+        click.echo(f"Error: {os_error_message(e)}", err=True)
+        sys.exit(1)

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import click
 
-from datatools.cli.common import table, esc, format_option, console, emit_json, errors_to_click, json_option, read_dataset, workers_option
+from datatools.cli.common import (table, esc, format_option, console, emit_json, errors_to_click, json_option,
+                                  max_xml_option, read_dataset, workers_option)
 
 
 @click.command("anchors")
@@ -20,9 +21,10 @@ from datatools.cli.common import table, esc, format_option, console, emit_json, 
 @click.option("--images", type=click.Path(file_okay=False), default=None, help="Image folder, when not the default one.")
 @click.option("--sets", default=None, help="VOC split lists to read (comma-separated, or 'all').")
 @click.option("--classes", default=None, help="Class names (file or 'a,b,c'); needed for YOLO without names.")
+@max_xml_option
 @workers_option
 @json_option
-def anchors_cmd(src, fmt, k, img_size, iou_thr, seed, n_init, images, sets, classes, workers, as_json):
+def anchors_cmd(src, fmt, k, img_size, iou_thr, seed, n_init, images, sets, classes, max_xml_bytes, workers, as_json):
     """Cluster the box sizes of SRC into K anchors with k-means under the 1 - IoU distance.
 
     Prints the anchors (input pixels at --img-size, sorted by area), the mean best IoU over all boxes, the BPR at
@@ -31,7 +33,8 @@ def anchors_cmd(src, fmt, k, img_size, iou_thr, seed, n_init, images, sets, clas
     from datatools.ops.anchors import compute_anchors
 
     with errors_to_click():
-        ds = read_dataset(src, fmt, images=images, sets=sets, classes=classes, workers=workers)
+        ds = read_dataset(src, fmt, images=images, sets=sets, classes=classes, workers=workers,
+                          max_xml_bytes=max_xml_bytes)
         res = compute_anchors(ds, k=k, img_size=img_size or None, iou_thr=iou_thr, seed=seed, n_init=n_init)
     if as_json:
         emit_json(res.to_dict())

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import click
 
-from datatools.cli.common import (esc, SourcePath, engine_options, format_option, console, counts_table, emit_json,
-                                  errors_to_click, findings_table, json_option, parse_classes, stage_progress,
-                                  workers_option)
+from datatools.cli.common import (esc, SourcePath, count, engine_options, format_option, console, counts_table, emit_json,
+                                  errors_to_click, findings_table, json_option, max_xml_option, parse_classes,
+                                  stage_progress, workers_option)
 
 
 @click.command("check")
@@ -15,19 +15,21 @@ from datatools.cli.common import (esc, SourcePath, engine_options, format_option
 @click.option("--sets", default=None, help="VOC split lists to check (comma-separated, or 'all').")
 @click.option("--classes", default=None, help="Expected class list (file or 'a,b,c'); other names are errors.")
 @click.option("--pixel-convention", "convention", type=click.Choice(["devkit", "as-is", "ultralytics"]),
-              default="devkit", show_default=True, help="How VOC pixel indices are read (see convert --help).")
+              default="as-is", show_default=True, help="How VOC pixel indices are read (see convert --help).")
 @click.option("--normalize-names", is_flag=True, help="Treat class names case-insensitively.")
-@click.option("--no-headers", is_flag=True, help="Skip the image-header checks (size mismatch, EXIF, unreadable).")
+@click.option("--no-headers", is_flag=True, help="Skip the extra image checks (EXIF rotation, unreadable images). Sizes are still read from "
+                   "the image headers, as every reader does.")
 @click.option("--fix", "fix_out", type=click.Path(), default=None,
               help="Write a repaired copy here (boxes clipped, invalid boxes dropped), in the same format.")
 @click.option("--images-mode", type=click.Choice(["link", "copy", "symlink", "none"]), default="link",
               show_default=True, help="How images reach the --fix copy.")
 @click.option("--limit", type=click.IntRange(1), default=100, show_default=True, help="Rows to show in the table.")
+@max_xml_option
 @workers_option
 @engine_options
 @json_option
 def check_cmd(src, fmt, images, sets, classes, convention, normalize_names, no_headers, fix_out, images_mode, limit,
-              workers, engine, ray_address, as_json):
+              max_xml_bytes, workers, engine, ray_address, as_json):
     """Check the annotations in SRC and list every finding with its code, severity, file and field.
 
     Exit status: 0 when there are no errors (warnings allowed), 1 when there are errors.
@@ -39,7 +41,7 @@ def check_cmd(src, fmt, images, sets, classes, convention, normalize_names, no_h
             report = check(src, format=fmt, images=images, sets=sets, convention=convention,
                            classes=parse_classes(classes), normalize_names=normalize_names, headers=not no_headers,
                            workers=workers or None, progress=lambda n: update("headers", n, None), engine=engine,
-                           ray_address=ray_address)
+                           ray_address=ray_address, max_xml_bytes=max_xml_bytes)
         if fix_out:
             write_fixed(report, fix_out, images_mode=images_mode, convention=convention, workers=workers or None)
     if as_json:
@@ -52,10 +54,10 @@ def check_cmd(src, fmt, images, sets, classes, convention, normalize_names, no_h
                 con.print(f"... {len(report.findings) - limit} more (use --limit or --json)")
             con.print(counts_table("Findings by code", report.counts, key="code"))
         colour = "red" if report.errors else ("yellow" if report.warnings else "green")
-        con.print(f"[{colour}]{report.images:,} images, {report.objects:,} objects: {report.errors} error(s), "
-                  f"{report.warnings} warning(s)[/]")
+        con.print(f"[{colour}]{count(report.images, 'image')}, {count(report.objects, 'object')}: "
+                  f"{count(report.errors, 'error')}, {count(report.warnings, 'warning')}[/]")
         if fix_out:
             changed = sum(1 for f in report.fixed.findings if f.objects or f.code == "box-out-of-bounds")
-            con.print(f"[green]wrote the repaired copy to[/] [bold]{esc(fix_out)}[/] ({changed} change(s), listed above)")
+            con.print(f"[green]wrote the repaired copy to[/] [bold]{esc(fix_out)}[/] ({count(changed, 'change')}, listed above)")
     if report.errors:
         raise SystemExit(1)

@@ -17,9 +17,24 @@ def console(stderr: bool = False):
     return Console(stderr=stderr, highlight=False, soft_wrap=False)
 
 
+def os_error_message(e: OSError) -> str:
+    """One line for an OSError that no library code labelled (see :class:`datatools.core.errors.OutputError` and
+    ``InputError``, which say ``cannot write`` / ``cannot read`` where the code knows which it was): a full disk or a
+    read-only file system can only be a write; otherwise the path and the system's reason."""
+    import errno
+
+    reason = e.strerror or str(e)
+    path = e.filename2 or e.filename
+    if e.errno in (errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EFBIG):
+        return f"cannot write {path}: {reason}" if path else f"cannot write: {reason}"
+    return f"{e.filename}: {reason}" if e.filename else reason
+
+
 @contextlib.contextmanager
 def errors_to_click() -> Iterator[None]:
-    """Turn library errors into clean messages: usage problems exit 2, data problems exit 1. Never a traceback."""
+    """Turn library errors into clean messages: usage problems exit 2, data problems and outputs that cannot be
+    written (``cannot write PATH: why``) or inputs that cannot be read exit 1. Never a traceback. Every command runs
+    its work inside this block."""
     try:
         yield
     except StrictModeError as e:
@@ -33,6 +48,8 @@ def errors_to_click() -> Iterator[None]:
         raise click.UsageError(str(e)) from e
     except DatatoolsError as e:
         raise click.ClickException(str(e)) from e
+    except OSError as e:
+        raise click.ClickException(os_error_message(e)) from e
 
 
 @contextlib.contextmanager
@@ -73,23 +90,25 @@ def progress_fn(update: Callable[[str, int, "int | None"], None], stage: str, to
 
 def read_dataset(src, fmt: str | None, *, images=None, sets=None, classes: str | None = None, workers: int = 0,
                  update: Callable[[str, int, "int | None"], None] | None = None, engine: str = "local",
-                 ray_address: str | None = None, with_objects: bool = False, **extra):
+                 ray_address: str | None = None, max_xml_bytes: int | None = None, **extra):
     """Read SRC for a command: resolve ``--format`` (auto-detect), apply ``--images/--sets/--classes/--workers`` and
     report progress as the ``read`` stage. The reader's chunks run on local processes or, with ``engine="ray"``, as
-    Ray tasks (the same model either way). Returns the annotation model (``with_objects``: ``(model, None)``, for
-    callers that once took label columns)."""
-    from datatools import formats
+    Ray tasks (the same model either way). Returns the annotation model."""
     from datatools.core.parallel import Mapper
-    from datatools.ops.convert import read_options
+    from datatools.ops.convert import read_source
 
-    mod = formats.get(formats.resolve(fmt, src))
-    opts = read_options(mod.NAME, images=images, sets=sets, workers=workers or None, **extra)
     progress = {}
     if update is not None:
         progress = {"progress": lambda n: update("read", n, None), "on_total": lambda t: update("read", 0, t)}
-    ds = mod.read(src, classes=parse_classes(classes), mapper=Mapper(engine, ray_address, workers or None),
-                  **progress, **opts)
-    return (ds, None) if with_objects else ds
+    return read_source(src, fmt, classes=parse_classes(classes), mapper=Mapper(engine, ray_address, workers or None),
+                       images=images, sets=sets, workers=workers or None, max_xml_bytes=max_xml_bytes, **progress,
+                       **extra)
+
+
+def count(n: int, singular: str, plural: str | None = None) -> str:
+    """A number before a noun in a summary: ``count(1, "file")`` is "1 file", ``count(2, "box", "boxes")`` "2 boxes"
+    (never "file(s)", nor "1 files")."""
+    return f"{n:,} {singular if n == 1 else (plural or singular + 's')}"
 
 
 def emit_json(obj) -> None:
@@ -102,7 +121,11 @@ def parse_classes(value: str | None) -> list[str] | None:
         return None
     p = Path(value)
     if p.is_file():
-        names = [ln.strip() for ln in p.read_text(encoding="utf-8-sig").splitlines() if ln.strip()]
+        try:
+            names = [ln.strip() for ln in p.read_text(encoding="utf-8-sig").splitlines() if ln.strip()]
+        except (OSError, UnicodeDecodeError) as e:
+            raise click.BadParameter(f"cannot read {value}: {getattr(e, 'strerror', None) or e}",
+                                     param_hint="--classes") from e
     else:
         names = [n.strip() for n in value.split(",") if n.strip()]
     if not names:
@@ -155,6 +178,18 @@ def engine_options(f):
 def workers_option(f):
     return click.option("--workers", "-j", type=click.IntRange(0), default=0, show_default="all cores",
                         help="Worker processes (0 = all cores).")(f)
+
+
+def max_xml_option(f):
+    """``--max-xml-mb``: the VOC reader refuses larger XML files (``file-too-large``) unless raised here; the
+    ``max_xml_bytes`` parameter, None for the reader's default."""
+    def to_bytes(ctx, param, value):
+        return None if value is None else int(value * 1024 * 1024)
+
+    return click.option("--max-xml-mb", "max_xml_bytes", type=click.FloatRange(min=0, min_open=True), default=None,
+                        callback=to_bytes, metavar="MB",
+                        help="Refuse VOC XML files larger than this, as a 'file-too-large' finding [default: 16]. "
+                             "Raise it for genuinely huge annotation files.")(f)
 
 
 def json_option(f):

@@ -5,8 +5,9 @@ import functools
 
 import click
 
-from datatools.cli.common import (table, esc, SourcePath, counts_table, console, emit_json, engine_options, errors_to_click,
-                                  findings_table, json_option, parse_classes, stage_progress, workers_option)
+from datatools.cli.common import (table, esc, SourcePath, count, counts_table, console, emit_json, engine_options,
+                                  errors_to_click, findings_table, json_option, max_xml_option, parse_classes,
+                                  stage_progress, workers_option)
 
 FORMAT_CHOICE = click.Choice(["voc", "yolo", "coco"], case_sensitive=False)
 
@@ -28,15 +29,17 @@ def conversion_options(f):
                      help="Lower-case class names and collapse spaces ('Dog ' -> 'dog'). Otherwise names are kept as "
                           "written and case variants are reported."),
         click.option("--pixel-convention", "convention", type=click.Choice(["devkit", "as-is", "ultralytics"]),
-                     default="devkit", show_default=True,
-                     help="How VOC's 1-based pixel indices map to pixels: devkit = [xmin-1, ymin-1, xmax, ymax]; "
-                          "as-is = numbers as written (globox, datumaro); ultralytics = VOC.yaml's centre-1 shift."),
+                     default="as-is", show_default=True,
+                     help="How VOC's 1-based pixel indices map to pixels: as-is = numbers as written (torchvision, "
+                          "mmdetection, globox, datumaro); devkit = [xmin-1, ymin-1, xmax, ymax]; ultralytics = "
+                          "VOC.yaml's centre-1 shift."),
         click.option("--images-mode", type=click.Choice(["link", "copy", "symlink", "none"]), default="link",
                      show_default=True,
                      help="How images reach the output: hard link (copy when linking fails), copy, symlink, or none "
                           "(leave them where they are)."),
         click.option("--precision", type=click.IntRange(0, 12), default=6, show_default=True,
                      help="Decimal places for written coordinates."),
+        max_xml_option,
         workers_option,
         engine_options,
         click.option("--strict", is_flag=True, help="Any data error means exit 1 and nothing is written."),
@@ -96,7 +99,7 @@ def render_summary(s) -> None:
                                                         **{f"warning: {k}": v for k, v in s.warnings.items()}},
                                key="code"))
         con.print(findings_table(problems, limit=20, title="First findings (all of them with --json)"))
-    con.print(f"[green]wrote[/] {s.files_written:,} files to [bold]{esc(s.out)}[/]")
+    con.print(f"[green]wrote[/] {count(s.files_written, 'file')} to [bold]{esc(s.out)}[/]")
 
 
 def _convert_command(name: str, src_format: str | None, dst_format: str | None, doc: str):

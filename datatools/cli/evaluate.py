@@ -6,6 +6,8 @@ import click
 
 from datatools.cli.common import (table, esc, SourcePath, console, emit_json, errors_to_click, findings_table, json_option,
                                   parse_classes, workers_option)
+from datatools.cli.common import count
+from datatools.core.boxes import DEFAULT_CONVENTION
 
 
 @click.command("evaluate")
@@ -14,14 +16,16 @@ from datatools.cli.common import (table, esc, SourcePath, console, emit_json, er
 @click.option("--pred", "pred", required=True, type=SourcePath(),
               help="Predictions: COCO results JSON [{image_id, category_id, bbox [x,y,w,h], score}] (an optional "
                    "file_name is matched first), or a folder of YOLO txt files 'class cx cy w h conf'.")
-@click.option("--gt-format", "-f", "gt_format", type=click.Choice(["voc", "yolo", "coco"]), default="voc",
-              show_default=True, help="Format of --gt.")
+@click.option("--gt-format", "-f", "gt_format", type=click.Choice(["auto", "voc", "yolo", "coco"]), default="auto",
+              show_default=True,
+              help="Format of --gt (auto: detected as `convert` and `check` detect it; an explicit format wins).")
 @click.option("--split", default=None,
               help="Evaluate one split: VOC ImageSets/Main list, YOLO split, or annotations/instances_<split>.json. "
                    "COCO image ids for VOC/YOLO are 1..N in this split's order, as voc2coco writes them.")
 @click.option("--classes", default=None, help="Class list and order (file or 'a,b,c'); category ids are 1..K in it.")
 @click.option("--pixel-convention", "convention", type=click.Choice(["devkit", "as-is", "ultralytics"]),
-              default="devkit", show_default=True, help="How VOC pixel indices are read (see convert --help).")
+              default=DEFAULT_CONVENTION.value, show_default=True,
+              help="How VOC pixel indices are read (see convert --help).")
 @click.option("--images", type=click.Path(file_okay=False), default=None, help="Image folder, when not the default one.")
 @click.option("--metric", type=click.Choice(["all", "coco", "voc"]), default="all", show_default=True,
               help="Which metrics to compute.")
@@ -31,7 +35,7 @@ from datatools.cli.common import (table, esc, SourcePath, console, emit_json, er
               show_default=True, help="VOC AP interpolation: allpoint (VOC2010+) or 11point (VOC2007).")
 @click.option("--legacy-plus-one", is_flag=True,
               help="VOC AP with the devkit's +1 pixel widths. Only for boxes that are inclusive pixel indices "
-                   "(VOC read --pixel-convention as-is); the default devkit reading already includes the +1.")
+                   "(VOC read --pixel-convention as-is); a devkit reading already includes the +1.")
 @click.option("--backend", type=click.Choice(["auto", "pycocotools", "faster-coco-eval"]), default="auto",
               show_default=True, help="COCO backend: auto uses faster-coco-eval when installed (same numbers).")
 @click.option("--plots", type=click.Path(file_okay=False), default=None,
@@ -47,7 +51,8 @@ def evaluate_cmd(gt, pred, gt_format, split, classes, convention, images, metric
     COCOeval.summarize()) and VOC AP per class (difficult boxes ignored, one match per box, greedy by score).
 
     Predictions for images or categories that are not in the ground truth are counted and reported, never
-    ignored silently. Exit status 0 when the evaluation ran (even with such findings).
+    ignored silently. Exit status 0 when the evaluation ran (even with such findings); 1 when the ground truth
+    holds no image or a predictions file cannot be used (e.g. YOLO rows in pixels).
     """
     from datatools.metrics.evaluate import evaluate
 
@@ -70,6 +75,7 @@ def _null():
 
 
 def render_report(report, *, limit: int = 20) -> None:
+    from rich.text import Text
 
     from datatools.metrics.coco import STAT_LABELS
 
@@ -77,8 +83,9 @@ def render_report(report, *, limit: int = 20) -> None:
     shown = [f for f in report.findings if f.code.startswith("pred-") or f.severity.value == "error"]
     if shown:
         con.print(findings_table(shown, limit=limit, title="Input problems"))
-    t = table(title=f"Per class ({report.images:,} images, {report.gt_boxes:,} boxes + {report.gt_ignored:,} "
-                    f"ignored, {report.predictions_used:,} detections)", title_justify="left")
+    t = table(title=f"Per class ({count(report.images, 'image')}, {count(report.gt_boxes, 'box', 'boxes')} + "
+                    f"{report.gt_ignored:,} ignored, {count(report.predictions_used, 'detection')})",
+              title_justify="left")
     t.add_column("class")
     for col in ("GT", "det", "TP", "FP"):
         t.add_column(col, justify="right")
@@ -98,11 +105,12 @@ def render_report(report, *, limit: int = 20) -> None:
             cells += [_fmt(row.get("coco_ap")), _fmt(row.get("coco_ap50"))]
         t.add_row(*cells)
     if report.voc is not None or report.coco is not None:
-        cells = ["[bold]mean[/]", "", "", "", ""]
+        # styled through Text: table() prints strings as they are, so "[bold]" would show up literally
+        cells = [Text("mean", style="bold"), "", "", "", ""]
         if report.voc is not None:
-            cells += [f"[bold]{_fmt(report.voc.map)}[/]", ""]
+            cells += [Text(_fmt(report.voc.map), style="bold"), ""]
         if report.coco is not None:
-            cells += [f"[bold]{_fmt(report.coco.stat('AP'))}[/]", f"[bold]{_fmt(report.coco.stat('AP50'))}[/]"]
+            cells += [Text(_fmt(report.coco.stat('AP')), style="bold"), Text(_fmt(report.coco.stat('AP50')), style="bold")]
         t.add_row(*cells)
     con.print(t)
     if report.coco is not None:
@@ -119,7 +127,7 @@ def render_report(report, *, limit: int = 20) -> None:
     if report.coco is not None:
         con.print(f"[bold]COCO AP@\\[.5:.95]: {report.coco.stat('AP'):.4f}   AP50: {report.coco.stat('AP50'):.4f}[/]")
     if report.plots:
-        con.print(f"plots: {len(report.plots)} PNG file(s) in [bold]{esc(_common_dir(report.plots))}[/]")
+        con.print(f"plots: {count(len(report.plots), 'PNG file')} in [bold]{esc(_common_dir(report.plots))}[/]")
 
 
 def _fmt(v) -> str:

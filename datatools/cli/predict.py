@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from datatools.cli.common import esc, console, emit_json, errors_to_click, json_option
+from datatools.cli.common import count
 
 
 @click.command("predict")
@@ -11,10 +12,12 @@ from datatools.cli.common import esc, console, emit_json, errors_to_click, json_
 @click.argument("images", type=click.Path(exists=True))
 @click.option("--out", "-o", type=click.Path(dir_okay=False), default="preds.json", show_default=True,
               help="COCO results JSON to write: [{image_id, file_name, category_id, bbox [x,y,w,h], score}].")
-@click.option("--format", "-f", "fmt", type=click.Choice(["voc", "yolo", "coco"]), default=None,
+@click.option("--format", "-f", "fmt", type=click.Choice(["auto", "images", "voc", "yolo", "coco"]), default="auto",
+              show_default=True,
               help="IMAGES is a dataset in this format: predict its images with the ids `evaluate` uses for it. "
-                   "Without it IMAGES is an image folder (or one image): ids 1..N in sorted path order.")
-@click.option("--split", default=None, help="With --format: only this split (e.g. val).")
+                   "auto: detected as `convert` and `check` detect it, else a plain image folder; images: always "
+                   "an image folder (or one image), ids 1..N in sorted path order.")
+@click.option("--split", default=None, help="For a dataset: only this split (e.g. val).")
 @click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True,
               help="auto = CUDA when present, else CPU.")
 @click.option("--batch-size", "-b", type=click.IntRange(1), default=8, show_default=True, help="Images per batch.")
@@ -39,5 +42,5 @@ def predict_cmd(model, images, out, fmt, split, device, batch_size, conf, max_de
         emit_json({"out": r.out, "images": r.images, "detections": r.detections, "classes": list(r.classes),
                    "device": r.device})
     else:
-        console().print(f"[green]{r.detections:,} detection(s)[/] on {r.images:,} image(s) ({r.device}) -> "
+        console().print(f"[green]{count(r.detections, 'detection')}[/] on {count(r.images, 'image')} ({r.device}) -> "
                         f"[bold]{esc(r.out)}[/]")

@@ -6,9 +6,9 @@ import math
 
 import click
 
-from datatools.cli.common import (SourcePath, console, emit_json, engine_options, errors_to_click, esc, findings_table,
-                                  format_option, json_option, progress_fn, read_dataset, stage_progress, table,
-                                  workers_option)
+from datatools.cli.common import (SourcePath, console, count, emit_json, engine_options, errors_to_click, esc,
+                                  findings_table, format_option, json_option, max_xml_option, progress_fn, read_dataset,
+                                  stage_progress, table, workers_option)
 
 
 def _amount(ctx, param, value):
@@ -99,11 +99,12 @@ def group_options(f):
 @click.option("--images-mode", type=click.Choice(["link", "copy", "symlink", "none"]), default="link",
               show_default=True, help="How images reach OUT: hard link (copy across file systems), copy, symlink, none.")
 @click.option("--dry-run", is_flag=True, help="Show the split without writing anything.")
+@max_xml_option
 @workers_option
 @engine_options
 @json_option
 def split_cmd(src, out, fmt, val, test, method, group_by, kfold, seed, drop_empty, images, sets, classes, images_mode,
-              dry_run, workers, engine, ray_address, as_json):
+              dry_run, max_xml_bytes, workers, engine, ray_address, as_json):
     """Split SRC into train/val/test (or k folds) and write OUT in the same format as SRC.
 
     \b
@@ -121,7 +122,7 @@ def split_cmd(src, out, fmt, val, test, method, group_by, kfold, seed, drop_empt
     with errors_to_click():
         with stage_progress(not as_json) as update:
             ds = read_dataset(src, fmt, images=images, sets=sets, classes=classes, workers=workers, update=update,
-                              engine=engine, ray_address=ray_address)
+                              engine=engine, ray_address=ray_address, max_xml_bytes=max_xml_bytes)
             plan = plan_split(ds, val=val, test=test or 0.0, method=method, seed=seed, group_by=group_by,
                               kfold=kfold, drop_empty=drop_empty)
             written = None
@@ -170,18 +171,20 @@ def render(plan, *, out, written) -> None:
     con.print(f"largest deviation from the asked share: images {d['images']:.2%}, class objects "
               f"{d['class_objects']:.2%}{worst}")
     if plan.groups:
-        con.print(f"{plan.groups:,} groups ({esc(plan.group_source)}); no group straddles two parts")
+        con.print(f"{count(plan.groups, 'group')} ({esc(plan.group_source)}); no group straddles two parts")
     if plan.dropped_empty:
-        con.print(f"{len(plan.dropped_empty):,} images without objects left out (--drop-empty)")
+        con.print(f"{count(len(plan.dropped_empty), 'image')} without objects left out (--drop-empty)")
     read_problems = [f for f in plan.dataset.findings if f.severity.value != "info"]
     if read_problems:
         dropped = sum(f.objects for f in plan.dataset.findings)
-        con.print(f"[yellow]reading SRC found {len(read_problems):,} error(s)/warning(s); {dropped:,} object(s) could "
-                  "not be read and are not in OUT (details: datatools check)[/]")
+        con.print(f"[yellow]reading SRC found {count(len(read_problems), 'error or warning', 'errors or warnings')}; "
+                  f"{count(dropped, 'object')} could not be read and {'is' if dropped == 1 else 'are'} not in OUT "
+                  "(details: datatools check)[/]")
     problems = list(plan.findings) + (list(written.findings) if written else [])
     if problems:
         con.print(findings_table(problems, limit=20))
     if out is not None and written is not None:
-        con.print(f"[green]wrote[/] {written.files:,} files and placed {written.images_placed:,} images in [bold]{esc(out)}[/]")
+        con.print(f"[green]wrote[/] {count(written.files, 'file')} and placed {count(written.images_placed, 'image')} "
+                  f"in [bold]{esc(out)}[/]")
     else:
         con.print("[yellow]dry run: nothing written[/]")

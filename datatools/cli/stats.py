@@ -6,7 +6,8 @@ import math
 import click
 
 from datatools.cli.common import (table, esc, SourcePath, engine_options, format_option, console, emit_json, errors_to_click,
-                                  json_option, read_dataset, stage_progress, workers_option)
+                                  json_option, max_xml_option, read_dataset, stage_progress, workers_option)
+from datatools.cli.common import count
 
 
 @click.command("stats")
@@ -24,11 +25,12 @@ from datatools.cli.common import (table, esc, SourcePath, engine_options, format
 @click.option("--images", type=click.Path(file_okay=False), default=None, help="Image folder, when not the default one.")
 @click.option("--sets", default=None, help="VOC split lists to read (comma-separated, or 'all').")
 @click.option("--classes", default=None, help="Class names (file or 'a,b,c'); needed for YOLO without names.")
+@max_xml_option
 @workers_option
 @engine_options
 @json_option
-def stats_cmd(src, fmt, labels_only, resize, sample, seed, plots_dir, images, sets, classes, workers, engine,
-              ray_address, as_json):
+def stats_cmd(src, fmt, labels_only, resize, sample, seed, plots_dir, images, sets, classes, max_xml_bytes, workers,
+              engine, ray_address, as_json):
     """Exact per-channel pixel mean/std of SRC (in [0, 1]) and statistics of its labels.
 
     Pixels: every image is read once as RGB (grayscale replicated, alpha dropped, palette converted, 16-bit
@@ -46,7 +48,11 @@ def stats_cmd(src, fmt, labels_only, resize, sample, seed, plots_dir, images, se
     with errors_to_click():
         with stage_progress(not as_json) as update:
             ds = read_dataset(src, fmt, images=images, sets=sets, classes=classes, workers=workers, update=update,
-                              engine=engine, ray_address=ray_address)
+                              engine=engine, ray_address=ray_address, max_xml_bytes=max_xml_bytes)
+            if plots_dir:  # never inside the dataset (see core.paths.check_output_dir)
+                from datatools.core.paths import check_output_dir, input_folders
+
+                check_output_dir(plots_dir, input_folders(ds, src, images))
             report = dataset_stats(ds, labels_only=labels_only, resize=resize_spec, sample=sample, seed=seed,
                                    workers=workers or None, progress=lambda n: update("pixels", n, None),
                                    on_total=lambda t: update("pixels", 0, t), engine=engine,
@@ -59,6 +65,7 @@ def stats_cmd(src, fmt, labels_only, resize, sample, seed, plots_dir, images, se
     # Every image unreadable: the pixel statistics asked for do not exist. Everything else is still reported, then
     # the command fails (exit 1), so a script cannot take NaN for a normalization constant.
     no_pixels = report.pixels is not None and report.pixels.images == 0
+    left_out = [f for f in report.findings if f.code != "image-warning"]
     if as_json:
         d = report.to_dict()
         d["plots"] = plot_files
@@ -69,8 +76,8 @@ def stats_cmd(src, fmt, labels_only, resize, sample, seed, plots_dir, images, se
         render(report, plot_files)
     if no_pixels:
         raise click.ClickException(
-            f"none of the {len(report.findings):,} image(s) could be read: no pixel statistics (the reasons are "
-            "listed above)" if report.findings else "there are no images to read: no pixel statistics")
+            f"none of the {count(len(left_out), 'image')} could be read: no pixel statistics (the reasons are "
+            "listed above)" if left_out else "there are no images to read: no pixel statistics")
 
 
 def _finite(obj):
@@ -93,7 +100,7 @@ def render(report, plot_files) -> None:
 
     con = console()
     lab = report.labels
-    t = table(title=f"{report.src} ({report.format}): {lab.images:,} images, {lab.objects:,} objects, "
+    t = table(title=f"{report.src} ({report.format}): {count(lab.images, 'image')}, {count(lab.objects, 'object')}, "
                     f"{lab.empty_images:,} without objects", title_justify="left")
     t.add_column("class")
     t.add_column("objects", justify="right")
@@ -122,7 +129,8 @@ def render(report, plot_files) -> None:
               + (f"; {lab.no_size:,} without a known size" if lab.no_size else ""))
     read_problems = [f for f in report.read_findings if f.severity.value != "info"]
     if read_problems:
-        con.print(f"[yellow]reading found {len(read_problems):,} error(s)/warning(s) (details: datatools check)[/]")
+        con.print(f"[yellow]reading found {count(len(read_problems), 'error or warning', 'errors or warnings')} "
+                  "(details: datatools check)[/]")
     if lab.flags:
         con.print("flags: " + ", ".join(f"{k} {v:,}" for k, v in lab.flags.items()))
     px = report.pixels
@@ -134,17 +142,22 @@ def render(report, plot_files) -> None:
         p.add_row("mean", *[f"{v:.6f}" for v in px.mean])
         p.add_row("std", *[f"{v:.6f}" for v in px.std])
         con.print(p)
-        what = (f"[yellow]ESTIMATE from a sample of {px.images:,} of {px.population:,} images (seed)[/]"
-                if px.estimate else f"exact over {px.images:,} images")
+        what = (f"[yellow]ESTIMATE from a sample of {px.images:,} of {count(px.population, 'image')} (seed)[/]"
+                if px.estimate else f"exact over {count(px.images, 'image')}")
         size = f", after resize {px.resize if not isinstance(px.resize, tuple) else '%dx%d' % px.resize}" if px.resize else ""
         con.print(f"{what}, {px.pixels:,} pixels per channel{size}; modes: "
                   + ", ".join(f"{k} {v:,}" for k, v in px.modes.items()))
         con.print(Text(px.normalize, style="bold"), soft_wrap=True)  # one line, ready to paste; no markup in it
-    if report.findings:
-        con.print(f"[yellow]{len(report.findings):,} image(s) left out of the pixel statistics:[/]")
-        for f in report.findings[:50]:  # one per line, unwrapped, so paths can be copied
+    left_out = [f for f in report.findings if f.code != "image-warning"]
+    warned = [f for f in report.findings if f.code == "image-warning"]
+    for found, head in ((left_out, f"{count(len(left_out), 'image')} left out of the pixel statistics:"),
+                        (warned, f"{count(len(warned), 'warning')} from PIL (images counted):")):
+        if not found:
+            continue
+        con.print(Text(head, style="yellow"))
+        for f in found[:50]:  # one per line, unwrapped, so paths can be copied
             con.print(f"  {f.path}: [{f.code}] {f.message}", soft_wrap=True, markup=False)
-        if len(report.findings) > 50:
-            con.print(f"  ... and {len(report.findings) - 50:,} more (all of them with --json)")
+        if len(found) > 50:
+            con.print(f"  ... and {len(found) - 50:,} more (all of them with --json)")
     if plot_files:
-        con.print(f"[green]wrote[/] {len(plot_files)} plots: " + esc(", ".join(plot_files)))
+        con.print(f"[green]wrote[/] {count(len(plot_files), 'plot')}: " + esc(", ".join(plot_files)))

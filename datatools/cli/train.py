@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from datatools.cli.common import esc, console, emit_json, errors_to_click, json_option, stage_progress
+from datatools.cli.common import count
 
 MODEL_NAMES = ["fasterrcnn_mobilenet_v3_large_fpn", "fcos_resnet50_fpn", "retinanet_resnet50_fpn_v2",
                "ssdlite320_mobilenet_v3_large"]
@@ -11,8 +12,10 @@ MODEL_NAMES = ["fasterrcnn_mobilenet_v3_large_fpn", "fcos_resnet50_fpn", "retina
 
 @click.command("train")
 @click.argument("data", type=click.Path(exists=True))
-@click.option("--format", "-f", "fmt", type=click.Choice(["voc", "yolo", "coco"]), default="voc", show_default=True,
-              help="Format of DATA: VOC root, YOLO data.yaml (or folder), COCO JSON (or folder with annotations/).")
+@click.option("--format", "-f", "fmt", type=click.Choice(["auto", "voc", "yolo", "coco"]), default="auto",
+              show_default=True,
+              help="Format of DATA: VOC root, YOLO data.yaml (or folder), COCO JSON (or folder with annotations/); "
+                   "auto detects it as `convert` and `check` do.")
 @click.option("--out", "-o", type=click.Path(file_okay=False), default="runs/train", show_default=True,
               help="Output folder: last.pt, best.pt, results.csv.")
 @click.option("--model", "-m", type=click.Choice(MODEL_NAMES), default=MODEL_NAMES[0], show_default=True,
@@ -119,6 +122,6 @@ def train_cmd(data, fmt, out, model, weights, train_split, val_split, epochs, ba
     for n in result.notes:
         con.print(f"[yellow]note:[/] {esc(n)}")
     best = "n/a" if result.best_map50 is None else f"{result.best_map50:.4f}"
-    con.print(f"[green]done[/]: {result.epochs_run} epoch(s) on {result.device} x{result.world_size}; "
+    con.print(f"[green]done[/]: {count(result.epochs_run, 'epoch')} on {result.device} x{result.world_size}; "
               f"best mAP50 {best}; checkpoints [bold]{esc(result.last)}[/], [bold]{esc(result.best)}[/]; "
               f"log [bold]{esc(result.out)}/results.csv[/]")

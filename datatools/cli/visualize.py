@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import click
 
-from datatools.cli.common import (table, esc, SourcePath, console, counts_table, emit_json, errors_to_click, json_option,
-                                  parse_classes, stage_progress, workers_option)
+from datatools.cli.common import (table, esc, SourcePath, console, counts_table, emit_json, errors_to_click,
+                                  format_option, json_option, parse_classes, stage_progress, workers_option)
+from datatools.cli.common import count
+from datatools.core.boxes import DEFAULT_CONVENTION
 
 
 def _grid(ctx, param, value):
@@ -21,12 +23,12 @@ def _grid(ctx, param, value):
 @click.command("visualize")
 @click.argument("src", type=SourcePath())
 @click.argument("out", type=click.Path())
-@click.option("--format", "-f", "fmt", type=click.Choice(["voc", "yolo", "coco"]), default="voc", show_default=True,
-              help="Format of SRC.")
+@format_option
 @click.option("--images", type=click.Path(file_okay=False), default=None, help="Image folder, when not the default one.")
 @click.option("--sets", default=None, help="VOC split lists to read (comma-separated, or 'all').")
 @click.option("--pixel-convention", "convention", type=click.Choice(["devkit", "as-is", "ultralytics"]),
-              default="devkit", show_default=True, help="How VOC pixel indices are read (see convert --help).")
+              default=DEFAULT_CONVENTION.value, show_default=True,
+              help="How VOC pixel indices are read (see convert --help).")
 @click.option("--classes", default=None,
               help="Draw only these classes (file or 'a,b,c'), and only images that contain at least one of them.")
 @click.option("--ids", default=None,
@@ -73,15 +75,13 @@ def visualize_cmd(src, out, fmt, images, sets, convention, classes, ids, limit, 
       datatools visualize VOC2012 out/bad --check --grid 5x5
       datatools visualize data/coco/instances_val.json out/pred -f coco --pred results.json --score-thr 0.5
     """
-    from datatools import formats
-    from datatools.ops.convert import read_options
+    from datatools.ops.convert import read_source
     from datatools.viz.render import visualize
 
     with errors_to_click():
-        mod = formats.get(fmt)
         with stage_progress(enabled=not as_json) as update:
-            ds = mod.read(src, **read_options(mod.NAME, images=images, sets=sets, convention=convention,
-                                              workers=workers or None))
+            # detected as convert and check detect it (-f wins); an empty folder is an error saying what was looked for
+            ds = read_source(src, fmt, images=images, sets=sets, convention=convention, workers=workers or None)
             stage = "sheets" if grid else "images"
             result = visualize(ds, out, classes=parse_classes(classes), ids=ids, limit=limit, shuffle=shuffle,
                                seed=seed, show_difficult=show_difficult, predictions=pred, score_thr=score_thr,
@@ -130,7 +130,7 @@ def visualize_cmd(src, out, fmt, images, sets, convention, classes, ids, limit, 
         con.print(f"[yellow]nothing drawn[/] (no image matched the filters); output folder: [bold]{esc(out)}[/]",
                   soft_wrap=True)
     elif grid:
-        con.print(f"[green]wrote {len(result.files)} contact sheet(s)[/]: [bold]{esc(result.files[0])}[/]"
+        con.print(f"[green]wrote {count(len(result.files), 'contact sheet')}[/]: [bold]{esc(result.files[0])}[/]"
                   + (f" ... {esc(result.files[-1])}" if len(result.files) > 1 else ""), soft_wrap=True)
     else:
-        con.print(f"[green]wrote {len(result.files)} image(s) to[/] [bold]{esc(out)}[/]", soft_wrap=True)
+        con.print(f"[green]wrote {count(len(result.files), 'image')} to[/] [bold]{esc(out)}[/]", soft_wrap=True)

@@ -1,7 +1,8 @@
 """``check``: find annotation errors in any format.
 
 The findings are those of reading, plus those of the conversion policies (what ``--fix`` would repair or drop), plus
-checks that need the image headers (size mismatch, EXIF rotation) and whole-dataset checks (duplicates).
+checks that need the image headers (EXIF rotation, unreadable images; the readers report size mismatches) and
+whole-dataset checks (duplicates).
 """
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import check_output_dir
 from datatools.core.model import Dataset, Finding, Severity
 from datatools.formats.common import err, warn
-from datatools.ops.convert import read_options
-from datatools.ops.sanitize import prepare
+from datatools.ops.convert import read_source
+from datatools.ops.sanitize import box_text, object_field, prepare
 
 _SEVERITY_ORDER = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
 
@@ -69,11 +70,12 @@ def lint(ds: Dataset, *, headers: bool = True, workers: int | None = None, progr
             key = (a.label, tuple(round(v, 3) for v in a.box))
             seen[key] += 1
             if seen[key] == 2:
-                out.append(warn("duplicate-box", im.source, f"object[{k}]",
-                                f"{a.label!r} box {list(key[1])} appears more than once", image_id=im.image_id))
+                out.append(warn("duplicate-box", im.source, object_field(a, k),
+                                f"{a.label!r} box {box_text(ds, a.box)} appears more than once", image_id=im.image_id))
+    told = {f.image_id for f in ds.findings if f.code == "duplicate-file-name"}  # by the reader (COCO), once is enough
     for path, ids in sorted(by_image.items()):
         if len(ids) > 1:
-            for iid in ids[1:]:
+            for iid in (i for i in ids[1:] if i not in told):
                 out.append(warn("duplicate-file-name", path, "filename",
                                 f"the image is named by {len(ids)} annotations ({', '.join(ids[:5])})", image_id=iid))
     if headers:
@@ -87,29 +89,25 @@ def lint(ds: Dataset, *, headers: bool = True, workers: int | None = None, progr
                 out.append(warn("exif-rotation", im.image_path or "", "EXIF Orientation",
                                 f"orientation {h.orientation}: the image is displayed rotated/flipped "
                                 f"({h.width}x{h.height}); boxes are read in the displayed frame", image_id=im.image_id))
-            if im.has_size and (im.width, im.height) != (h.width, h.height):
-                hint = ""
-                if (im.width, im.height) == (h.raw_width, h.raw_height):
-                    hint = " (the annotation has the stored size, before EXIF rotation)"
-                out.append(warn("size-mismatch", im.source, "size",
-                                f"annotation says {im.width}x{im.height}, image is {h.width}x{h.height}{hint}",
-                                image_id=im.image_id))
     return out
 
 
 def check(src: str | os.PathLike, *, format: str = "auto", images=None, sets=None,
           convention: PixelConvention | str = DEFAULT_CONVENTION, classes: Sequence[str] | None = None,
           normalize_names: bool = False, headers: bool = True, workers: int | None = None,
-          progress: ProgressFn | None = None, engine: str = "local", ray_address: str | None = None) -> CheckReport:
+          progress: ProgressFn | None = None, engine: str = "local", ray_address: str | None = None,
+          max_xml_bytes: int | None = None) -> CheckReport:
     """Read ``src`` and list every finding with a stable code, severity, file and field.
 
     ``engine="ray"`` reads the annotation files and image headers in chunks as Ray tasks (``ray_address``); the
     findings are the same, in the same order.
     """
     mapper = Mapper(engine, ray_address, workers)
-    mod = formats.get(formats.resolve(format, src))
-    ds = mod.read(src, mapper=mapper,
-                  **read_options(mod.NAME, images=images, sets=sets, convention=convention, workers=workers))
+    # classes= is the class list for every reader (and names the ids of a YOLO dataset without names); prepare
+    # selects by name, as a conversion does. read_source: an empty or wrong folder is an error, not 0 findings.
+    ds = read_source(src, format, mapper=mapper, classes=classes, images=images, sets=sets, convention=convention,
+                     workers=workers, max_xml_bytes=max_xml_bytes, all_dropped_ok=True)
+    mod = formats.get(ds.format)
     fixed = prepare(ds, classes=classes, normalize_names=normalize_names, require_size=mod.NAME == "yolo")
     if classes is not None:
         fixed = fixed.evolve(findings=tuple(replace(f, severity=Severity.ERROR) if f.code == "unknown-class" else f
@@ -135,5 +133,7 @@ def write_fixed(report: CheckReport, out: str | os.PathLike, *, images_mode: Ima
     opts = {"images_mode": images_mode, "workers": workers}
     if mod.NAME == "voc":
         opts["convention"] = PixelConvention(convention)
-    mod.write(report.fixed, out, **opts)
+    from datatools.ops.convert import write_dataset  # all-or-nothing; refuses an OUT inside or replacing the input
+
+    write_dataset(report.fixed, mod.NAME, out, inputs=[report.src], **opts)
     report.fix_out = str(out)

@@ -9,7 +9,7 @@ from collections import defaultdict
 from dataclasses import replace
 from typing import Sequence
 
-from datatools.core.boxes import Box, clip
+from datatools.core.boxes import Box, clip, file_box
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord
 from datatools.formats.common import err, info, warn
 
@@ -40,6 +40,14 @@ BOX_MESSAGES = {
     "box-outside-image": "the box lies entirely outside the image",
     "box-out-of-bounds": "the box reaches outside the image",
 }
+
+
+def object_field(a: Annotation, k: int, part: str = "") -> str:
+    """Where object ``k`` of a record is in its source file, for a finding: ``line 3`` for a row of a line-based
+    file (YOLO labels, whose objects carry their line), else ``object[k]/part`` (the k-th object, e.g. of a VOC XML)."""
+    if a.line:
+        return f"line {a.line}"
+    return f"object[{k}]/{part}" if part else f"object[{k}]"
 
 
 def normalize_name(name: str) -> str:
@@ -96,7 +104,7 @@ def prepare(ds: Dataset, *, classes: Sequence[str] | None = None, difficult: str
         for k, a in enumerate(im.annotations):
             if a.label not in known:
                 unknown_names[a.label] += 1
-                findings.append(warn("unknown-class", im.source, f"object[{k}]/name",
+                findings.append(warn("unknown-class", im.source, object_field(a, k, "name"),
                                      f"class {a.label!r} is not in the class list; dropped", image_id=im.image_id,
                                      objects=1))
                 continue
@@ -106,19 +114,19 @@ def prepare(ds: Dataset, *, classes: Sequence[str] | None = None, difficult: str
             else:
                 problem = box_problem(a.box, width, height)
             if problem == "box-out-of-bounds" and clip_boxes:
-                findings.append(warn("box-out-of-bounds", im.source, f"object[{k}]/bndbox",
-                                     f"{BOX_MESSAGES[problem]}: {_fmt_box(a.box)} clipped to {im.width}x{im.height}",
+                findings.append(warn("box-out-of-bounds", im.source, object_field(a, k, "bndbox"),
+                                     f"{BOX_MESSAGES[problem]}: {box_text(ds, a.box)} clipped to {im.width}x{im.height}",
                                      image_id=im.image_id, box=a.box))
                 a = replace(a, box=clip(a.box, im.width, im.height))  # type: ignore[arg-type]
             elif problem in ("box-inverted", "zero-area", "box-outside-image"):
-                findings.append(err(problem, im.source, f"object[{k}]/bndbox", f"{BOX_MESSAGES[problem]}: "
-                                    f"{_fmt_box(a.box)}; dropped", image_id=im.image_id, objects=1, box=a.box))
+                findings.append(err(problem, im.source, object_field(a, k, "bndbox"), f"{BOX_MESSAGES[problem]}: "
+                                    f"{box_text(ds, a.box)}; dropped", image_id=im.image_id, objects=1, box=a.box))
                 continue
             elif width and height and problem is None and _outside(a.box, width, height):
                 a = replace(a, box=clip(a.box, width, height))  # float noise at an edge
             if a.difficult:
                 if difficult == "skip":
-                    findings.append(info("difficult-skipped", im.source, f"object[{k}]/difficult",
+                    findings.append(info("difficult-skipped", im.source, object_field(a, k, "difficult"),
                                          "difficult object skipped (--difficult skip)", image_id=im.image_id, objects=1))
                     continue
                 if difficult == "crowd":
@@ -135,5 +143,7 @@ def _outside(box: Box, w: int, h: int) -> bool:
     return box[0] < 0 or box[1] < 0 or box[2] > w or box[3] > h
 
 
-def _fmt_box(box: Box) -> str:
-    return "[" + ", ".join(f"{v:g}" for v in box) + "]"
+def box_text(ds: Dataset, box: Box) -> str:
+    """A box of ``ds`` for a message, in its file's own numbers (a VOC box under the convention it was read with)."""
+    convention = ds.meta.get("convention") if ds.format == "voc" and ds.meta else None
+    return "[" + ", ".join(f"{v:g}" for v in file_box(box, convention)) + "]"

@@ -91,9 +91,25 @@ def image_histogram(path: str, resize: int | tuple[int, int] | None = None) -> t
     return (None if error else hist), mode, error
 
 
-def add_image_histogram(path: str, resize: int | tuple[int, int] | None, total: np.ndarray) -> tuple[str, str]:
+def add_image_histogram(path: str, resize: int | tuple[int, int] | None, total: np.ndarray, *,
+                        notes: list[str] | None = None) -> tuple[str, str]:
     """Add one image's histogram (see :func:`image_histogram`) to ``total``, a C-contiguous (3, 256) int64 array,
-    and return ``(mode, error)``. On an error nothing is added."""
+    and return ``(mode, error)``. On an error nothing is added.
+
+    The warnings PIL raises while reading (a palette with byte transparency, a corrupt EXIF block, a size near the
+    decompression-bomb limit) are caught, so they never reach the terminal from a worker, and their texts appended
+    to ``notes`` when it is given: the caller turns them into findings."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = _add_image_histogram(path, resize, total)
+    if notes is not None:
+        notes.extend(dict.fromkeys(str(w.message) for w in caught))
+    return out
+
+
+def _add_image_histogram(path: str, resize: int | tuple[int, int] | None, total: np.ndarray) -> tuple[str, str]:
     from PIL import Image
 
     if isinstance(path, str) and is_url(path):  # an fsspec URL: PIL reads from fs.open (datatools.core.fs)
@@ -103,7 +119,7 @@ def add_image_histogram(path: str, resize: int | tuple[int, int] | None, total: 
         if f is None:
             return "", error
         with f:
-            mode, error = add_image_histogram(f, resize, total)  # type: ignore[arg-type]
+            mode, error = _add_image_histogram(f, resize, total)  # type: ignore[arg-type]
         return mode, url_error_text(error, f, path) if error else error
     try:
         with pil_open(path) as im:
@@ -162,20 +178,24 @@ def _exif_upright(src, rgb):
 
 
 def histogram_chunk(paths: Sequence[str], *, resize: int | tuple[int, int] | None = None
-                    ) -> tuple[np.ndarray, dict[str, int], list[tuple[str, str]]]:
-    """A chunk of images summed into a (3, 256) int64 histogram, with its mode counts and failed images (in path
-    order): what :func:`pixel_stats` maps over chunks. A chunk ships a list of paths and returns about 6 KB,
-    whatever the image sizes; summing chunk histograms is exact, so any chunking gives the same bits."""
+                    ) -> tuple[np.ndarray, dict[str, int], list[tuple[str, str]], list[tuple[str, str]]]:
+    """A chunk of images summed into a (3, 256) int64 histogram, with its mode counts, failed images and the
+    warnings PIL raised (in path order): what :func:`pixel_stats` maps over chunks. A chunk ships a list of paths
+    and returns about 6 KB, whatever the image sizes; summing chunk histograms is exact, so any chunking gives the
+    same bits."""
     total = np.zeros((3, 256), dtype=np.int64)
     modes: Counter = Counter()
     failed: list[tuple[str, str]] = []
+    warned: list[tuple[str, str]] = []
     for p in paths:
-        mode, error = add_image_histogram(p, resize, total)
+        notes: list[str] = []
+        mode, error = add_image_histogram(p, resize, total, notes=notes)
+        warned += [(p, n) for n in notes]
         if error:
             failed.append((p, error))
             continue
         modes[mode] += 1
-    return total, dict(modes), failed
+    return total, dict(modes), failed, warned
 
 
 @dataclass(frozen=True)
@@ -193,6 +213,7 @@ class PixelStats:
     histogram: np.ndarray  # (3, 256) int64
     modes: dict[str, int]
     failed: tuple[tuple[str, str], ...] = ()
+    warned: tuple[tuple[str, str], ...] = ()  # (path, warning) PIL raised on images that were still counted
     estimate: bool = False
     population: int = 0
     resize: int | tuple[int, int] | None = None
@@ -209,6 +230,7 @@ class PixelStats:
                 "estimate": self.estimate, "population": self.population,
                 "resize": list(self.resize) if isinstance(self.resize, tuple) else self.resize, "modes": self.modes,
                 "normalize": self.normalize, "failed": [{"path": p, "error": e} for p, e in self.failed],
+                "warnings": [{"path": p, "warning": w} for p, w in self.warned],
                 "histogram": self.histogram.tolist()}
 
 
@@ -251,16 +273,20 @@ def pixel_stats(paths: Sequence[str], *, resize: int | tuple[int, int] | None = 
     total = np.zeros((3, 256), dtype=np.int64)
     modes: Counter = Counter()
     failed = []
+    warned = []
     # Chunks of images summed in the workers: one 6 KB histogram comes back per chunk rather than per image, on
     # local processes and on Ray alike.
     mapper = Mapper(engine=engine, address=ray_address, workers=workers)
-    for hist, m, fail in mapper(partial(histogram_chunk, resize=resize), mapper.chunks(chosen), progress=progress):
+    for hist, m, fail, warn_ in mapper(partial(histogram_chunk, resize=resize), mapper.chunks(chosen),
+                                       progress=progress):
         total += hist
         modes.update(m)
         failed.extend(fail)
+        warned.extend(warn_)
     mean, std, n = stats_from_histogram(total)
     return PixelStats(mean=mean, std=std, images=sum(modes.values()), pixels=n, histogram=total,  # type: ignore[arg-type]
-                      modes=dict(sorted(modes.items())), failed=tuple(failed), estimate=len(chosen) < population,
+                      modes=dict(sorted(modes.items())), failed=tuple(failed), warned=tuple(warned),
+                      estimate=len(chosen) < population,
                       population=population, resize=resize)
 
 
@@ -430,7 +456,7 @@ class StatsReport:
     format: str
     labels: LabelStats
     pixels: PixelStats | None
-    findings: tuple[Finding, ...] = ()  # images left out of the pixel statistics
+    findings: tuple[Finding, ...] = ()  # images left out of the pixel statistics, and PIL's warnings (image-warning)
     read_findings: tuple[Finding, ...] = ()  # what reading the annotations noticed (as ``datatools check`` lists)
 
     def to_dict(self) -> dict:
@@ -459,5 +485,8 @@ def dataset_stats(ds: Dataset, *, labels_only: bool = False, resize: int | tuple
                          on_total=on_total, engine=engine, ray_address=ray_address)
         for p, e in px.failed:
             findings.append(err("image-unreadable", p, "image", f"{e}; skipped"))
+        for p, w in px.warned:
+            findings.append(warn("image-warning", p, "image", f"PIL warned while reading it: {w}; the image was "
+                                 "counted"))
     return StatsReport(src=ds.root, format=ds.format, labels=label_stats(ds), pixels=px, findings=tuple(findings),
                        read_findings=ds.findings)
