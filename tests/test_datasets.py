@@ -73,7 +73,7 @@ def test_voc_boxes_follow_the_default_convention(voc):
     expected = [[float(o.findtext(f"bndbox/{t}")) for t in ("xmin", "ymin", "xmax", "ymax")] for o in root.iter("object")]
     np.testing.assert_array_equal(voc.annotations(i)["boxes"], np.array(expected))
     names = [o.findtext("name") for o in root.iter("object")]
-    assert [voc.classes[k] for k in voc.annotations(i)["labels"]] == names
+    assert [voc.classes[k - 1] for k in voc.annotations(i)["labels"]] == names  # labels 1..K: 0 is the background
 
 
 def test_target_layout(voc):
@@ -87,7 +87,9 @@ def test_target_layout(voc):
     n = boxes.shape[0]
     assert target["labels"].dtype == torch.int64 and target["labels"].shape == (n,)
     assert target["iscrowd"].dtype == torch.int64 and target["difficult"].dtype == torch.bool
-    assert target["image_id"].item() == 5 and voc.image_ids[5] == "shapes_0005"
+    # the COCO id voc2coco writes (1-based over the 200 images), and back to the index
+    assert target["image_id"].item() == voc.coco_ids[5] == 6 and voc.image_ids[5] == "shapes_0005"
+    assert voc.index_of(6) == 5
     w = boxes[:, 2] - boxes[:, 0]
     h = boxes[:, 3] - boxes[:, 1]
     torch.testing.assert_close(target["area"], w * h)
@@ -106,7 +108,7 @@ def test_targets_are_copies(voc):
 
 
 @pytest.mark.parametrize("options, check", [
-    ({"label_offset": 1}, lambda ds, base: ds.num_classes == len(base.classes) + 1),
+    ({"label_offset": 0}, lambda ds, base: ds.num_classes == len(base.classes) == base.num_classes - 1),
     ({"splits": "val"}, lambda ds, base: len(ds) == 40 and all(i in _ids("val") for i in ds.image_ids)),
     ({"splits": ["train", "val"]}, lambda ds, base: len(ds) == 200),
     ({"ids": ["shapes_0009", "shapes_0002"]}, lambda ds, base: ds.image_ids == ("shapes_0009", "shapes_0002")),
@@ -119,7 +121,7 @@ def test_targets_are_copies(voc):
 def test_options(voc, options, check):
     ds = VOCDetection(SAMPLE, **options)
     assert check(ds, voc)
-    offset = options.get("label_offset", 0)
+    offset = options.get("label_offset", 1)
     for i in range(0, len(ds), 17):
         _, t = ds[i]
         if t["labels"].numel():
@@ -131,10 +133,10 @@ def _ids(split: str) -> set[str]:
 
 
 def test_class_filter_maps_labels_to_the_new_order(voc):
-    ds = VOCDetection(SAMPLE, classes=["star", "circle"], label_offset=1)
+    ds = VOCDetection(SAMPLE, classes=["star", "circle"])
     for i in range(10):
         base = voc.annotations(voc.image_ids.index(ds.image_ids[i]))
-        names = [voc.classes[k] for k in base["labels"] if voc.classes[k] in ("star", "circle")]
+        names = [voc.classes[k - 1] for k in base["labels"] if voc.classes[k - 1] in ("star", "circle")]
         assert [ds.classes[k - 1] for k in ds.annotations(i)["labels"]] == names
 
 
@@ -156,8 +158,8 @@ def test_bad_options_raise(voc):
 def test_from_path_matches_the_named_class(voc, converted):
     a = DetectionDataset.from_path(SAMPLE, "voc", splits="train")
     assert a.image_ids == VOCDetection(SAMPLE, splits="train").image_ids
-    b = DetectionDataset.from_path(converted["yolo"], "yolo", label_offset=1)
-    assert len(b) == 200 and b.label_offset == 1
+    b = DetectionDataset.from_path(converted["yolo"], "yolo", label_offset=0)
+    assert len(b) == 200 and b.label_offset == 0 and b.num_classes == 4
     with pytest.raises(UsageError, match="VOC only"):
         DetectionDataset.from_path(converted["yolo"], "yolo", sets="train")
 
@@ -293,10 +295,120 @@ def test_raccoon_grayscale_images_decode_to_rgb(realworld):
 def test_dataloader_with_spawn_workers_runs_an_epoch(voc):
     from datatools.datasets.transforms import train_preset
 
-    ds = VOCDetection(SAMPLE, splits="val", transforms=train_preset(96), label_offset=1)
+    ds = VOCDetection(SAMPLE, splits="val", transforms=train_preset(96))
     loader = make_loader(ds, batch_size=8, num_workers=2, multiprocessing_context="spawn", shuffle=False)
     seen = 0
     for images, targets in loader:
         assert images.shape[1:] == (3, 96, 96)
         seen += len(targets)
     assert seen == len(ds) == 40
+
+
+# ------------------------------------------------------------------------------------- the API for training code
+
+def test_image_id_is_the_coco_id_so_predictions_evaluate_as_they_are(tmp_path, converted):
+    """target["image_id"] and target["labels"] written straight into a COCO results file score 1.0 against the same
+    split: image ids are those voc2coco writes (and evaluate reads), labels the category ids."""
+    import json
+
+    from datatools.metrics.evaluate import evaluate
+
+    ds = VOCDetection(SAMPLE, image_set="val")
+    rows = []
+    for i in range(len(ds)):
+        t = ds.load_target(i, tuple(int(v) for v in ds.sizes[i]))
+        for (x1, y1, x2, y2), label in zip(t["boxes"].tolist(), t["labels"].tolist()):
+            rows.append({"image_id": int(t["image_id"]), "category_id": label, "bbox": [x1, y1, x2 - x1, y2 - y1],
+                         "score": 0.9})
+    (tmp_path / "pred.json").write_text(json.dumps(rows))
+    report = evaluate(SAMPLE, tmp_path / "pred.json", split="val")
+    assert report.voc.map == pytest.approx(1.0) and report.coco.stat("AP") == pytest.approx(1.0)
+    # the same numbers as the COCO file that voc2coco wrote for the split, and as YOLO's val split
+    coco = json.loads((converted["coco"] / "annotations" / "instances_val.json").read_text())
+    written = {Path(im["file_name"]).stem: im["id"] for im in coco["images"]}
+    assert {iid: ds.coco_ids[k] for k, iid in enumerate(ds.image_ids)} == written
+    yolo = YOLODetection(converted["yolo"], splits="val")
+    assert {Path(iid).name: yolo.coco_ids[k] for k, iid in enumerate(yolo.image_ids)} == written
+    assert [ds.index_of(c) for c in ds.coco_ids] == list(range(len(ds)))
+    with pytest.raises(KeyError, match="not in this dataset"):
+        ds.index_of(10_000)
+
+
+def _coco_file(tmp_path: Path) -> tuple[Path, Path]:
+    """A COCO file with ids of its own (not 1..N) over two sample_data images."""
+    import json
+    import shutil
+
+    images = tmp_path / "imgs"
+    images.mkdir()
+    for name in ("shapes_0000.jpg", "shapes_0001.jpg"):
+        shutil.copy(SAMPLE / "JPEGImages" / name, images / name)
+    ann = tmp_path / "ann.json"
+    ann.write_text(json.dumps({
+        "images": [{"id": 907, "file_name": "shapes_0001.jpg", "width": 0, "height": 0},
+                   {"id": 42, "file_name": "shapes_0000.jpg", "width": 0, "height": 0}],
+        "annotations": [{"id": 1, "image_id": 907, "category_id": 3, "bbox": [10, 10, 20, 20], "area": 400,
+                         "iscrowd": 0},
+                        {"id": 2, "image_id": 42, "category_id": 7, "bbox": [5, 5, 10, 10], "area": 100,
+                         "iscrowd": 0}],
+        "categories": [{"id": 3, "name": "cat"}, {"id": 7, "name": "dog"}]}))
+    return images, ann
+
+
+def test_coco_detection_takes_torchvisions_arguments(tmp_path):
+    images, ann = _coco_file(tmp_path)
+    ds = COCODetection(images, ann)  # torchvision: CocoDetection(root=image folder, annFile)
+    by_name = {Path(iid).name: k for k, iid in enumerate(ds.image_ids)}
+    _, t = ds[by_name["shapes_0001"]]
+    assert int(t["image_id"]) == 907 and t["labels"].tolist() == [1]  # the file's own id; cat -> 1, dog -> 2
+    _, t = ds[by_name["shapes_0000"]]
+    assert int(t["image_id"]) == 42 and t["labels"].tolist() == [2]
+    assert ds.index_of(907) == by_name["shapes_0001"]
+    for other in (COCODetection(images=images, ann_file=ann), COCODetection(root=images, annFile=ann),
+                  COCODetection(root=ann, images=images), COCODetection(ann, images=images)):  # + datatools' forms
+        assert other.image_ids == ds.image_ids and other.coco_ids == ds.coco_ids
+    with pytest.raises(UsageError, match="needs ann_file"):
+        COCODetection()
+    with pytest.raises(UsageError, match="twice"):
+        COCODetection(images, ann, images=tmp_path)
+
+
+def test_voc_detection_takes_torchvisions_arguments(tmp_path):
+    items = {f"im{k}": voc_xml(f"im{k}.jpg", (40, 30), [{"name": "a", "box": (2, 2, 20, 20)}]) for k in range(3)}
+    devkit = tmp_path / "dl" / "VOCdevkit" / "VOC2012"
+    make_voc_root(devkit, items, images={f"im{k}.jpg": (40, 30) for k in range(3)},
+                  sets={"train": ["im0", "im2"], "val": ["im1"]})
+    ds = VOCDetection(tmp_path / "dl", "2012", "train")  # torchvision's positional order: root, year, image_set
+    assert ds.image_ids == ("im0", "im2") and ds.coco_ids == (1, 2)
+    assert VOCDetection(tmp_path / "dl", image_set="val").image_ids == ("im1",)
+    assert VOCDetection(devkit.parent, year="2012", splits="val").image_ids == ("im1",)
+    # the one builder: from_path reads a torchvision root the same way, and returns the class it is called on
+    same = VOCDetection.from_path(tmp_path / "dl", year="2012", splits="train")
+    assert isinstance(same, VOCDetection) and same.image_ids == ds.image_ids
+    assert DetectionDataset.from_path(tmp_path / "dl", splits="train").image_ids == ds.image_ids
+    with pytest.raises(UsageError, match="never downloads"):
+        VOCDetection(tmp_path / "dl", "2012", "train", True)
+    with pytest.raises(UsageError, match="disagree"):
+        VOCDetection(tmp_path / "dl", image_set="train", splits="val")
+
+
+def test_importing_the_package_changes_no_process_state():
+    """No warning filter (or anything else global) is installed by importing datatools.datasets; decode() still
+    keeps torchvision's codec deprecation message out of the user's logs, only around its own call."""
+    import subprocess
+    import sys
+
+    code = (
+        "import warnings, torch, torchvision, torchvision.io, torchvision.transforms.v2, numpy, PIL.Image\n"
+        "before = list(warnings.filters); threads = torch.get_num_threads()\n"
+        "import datatools.datasets, datatools.datasets.transforms\n"
+        "from datatools.datasets import train_preset, eval_preset, VOCDetection\n"
+        "assert warnings.filters == before, [f for f in warnings.filters if f not in before]\n"
+        "assert torch.get_num_threads() == threads\n"
+        "warnings.simplefilter('error')\n"
+        "img = datatools.datasets.decode('sample_data/JPEGImages/shapes_0000.jpg')\n"
+        "assert img.shape[0] == 3 and warnings.filters[0][0] == 'error'\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]

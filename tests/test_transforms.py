@@ -232,7 +232,7 @@ def test_mosaic_dataset_probability_and_switch():
     torch.manual_seed(0)
     image, target = ds[2]
     assert image.shape == (3, 128, 128) and target["orig_size"].tolist() == [128, 128]
-    assert target["image_id"].item() == 2 and ds.classes == base.classes
+    assert target["image_id"].item() == base.coco_ids[2] and ds.classes == base.classes  # the main tile's image
     ds.set_epoch(3)
     assert not ds.enabled
     _, target = ds[2]

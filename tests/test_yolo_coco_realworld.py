@@ -358,7 +358,7 @@ def test_yolo_detection_takes_classes_for_a_set_without_names(sources):
     names = ["boat", "cat", "dog", "person"]
     ds = YOLODetection(bare, classes=names)
     assert ds.classes == tuple(names)
-    labels = sorted(names[int(k)] for i in range(len(ds)) for k in ds[i][1]["labels"])
+    labels = sorted(names[int(k) - 1] for i in range(len(ds)) for k in ds[i][1]["labels"])  # labels 1..K
     assert labels == sorted(n for objs in OBJECTS.values() for n, _ in objs)
 
 

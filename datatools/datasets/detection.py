@@ -15,8 +15,11 @@ class order and the same pixel convention.
   ============ ===================================================================================================
   ``boxes``     :class:`~torchvision.tv_tensors.BoundingBoxes`, float32, ``(N, 4)``, XYXY, continuous pixels,
                 ``canvas_size=(H, W)``. ``(0, 4)`` for an image without objects, never a missing key.
-  ``labels``    int64 ``(N,)``: index in :attr:`DetectionDataset.classes` plus ``label_offset``.
-  ``image_id``  int64 scalar: the position of the image in this dataset; ``ds.image_ids[i]`` is its string key.
+  ``labels``    int64 ``(N,)``: index in :attr:`DetectionDataset.classes` plus ``label_offset`` (default 1: labels
+                1..K, with 0 left for the background, as torchvision's detectors take them).
+  ``image_id``  int64 scalar: the image's COCO id: its own ``id`` in a COCO file, the id ``voc2coco`` writes
+                for VOC and YOLO (1..N over the selected split); so predictions can be written straight to a COCO
+                results file. ``ds.index_of(id)`` is the dataset index, ``ds.image_ids[i]`` the string key.
   ``area``      float32 ``(N,)``: box area in the original image (COCO's ``area``).
   ``iscrowd``   int64 ``(N,)``: 1 for COCO crowd objects.
   ``difficult`` bool ``(N,)``: VOC's difficult flag.
@@ -46,13 +49,15 @@ from torchvision.io import ImageReadMode, decode_image, read_file
 from datatools.core.boxes import DEFAULT_CONVENTION, PixelConvention
 from datatools.core.errors import NoInputError, UsageError
 from datatools.core.model import Dataset, Finding
+from datatools.datasets.sources import as_list, read_source, source_ids, voc_year_root
 
-__all__ = ["COCODetection", "DetectionDataset", "VOCDetection", "YOLODetection", "decode", "make_target"]
+__all__ = ["COCODetection", "DetectionDataset", "VOCDetection", "YOLODetection", "decode", "make_target",
+           "voc_year_root"]
 
 # torchvision 0.29 deprecates its image codecs in favour of TorchCodec and warns on EVERY decode call. The decoders
-# still work and are what this package measures and uses; silence only that message, only from torchvision.io.
-warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities of TorchVision are deprecated",
-                        category=DeprecationWarning, module=r"torchvision\.io")
+# still work and are what this package measures and uses: decode() silences only that message, only around its own
+# call (importing this package leaves the process's warning filters as they were).
+_CODEC_DEPRECATION = "The image decoding and encoding capabilities of TorchVision are deprecated"
 
 Transform = Callable[[Any, Any], tuple[Any, Any]]
 
@@ -63,7 +68,9 @@ def decode(path: str) -> torch.Tensor:
     ``read_file`` + ``decode_image`` (libjpeg-turbo / libpng) is faster than PIL followed by a tensor conversion and
     returns the tensor directly. Grayscale, palette and alpha images are converted to 3 channels.
     """
-    return decode_image(read_file(path), mode=ImageReadMode.RGB, apply_exif_orientation=True)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_CODEC_DEPRECATION, category=DeprecationWarning)
+        return decode_image(read_file(path), mode=ImageReadMode.RGB, apply_exif_orientation=True)
 
 
 def make_target(boxes: np.ndarray | torch.Tensor, labels: Sequence[int] | np.ndarray | torch.Tensor, *,
@@ -105,8 +112,8 @@ class DetectionDataset(torch.utils.data.Dataset):
     * ``ids``: keep only these image ids (string keys, in this order).
     * ``classes``: the class list and order; objects of other classes are dropped and counted. Default: the
       dataset's classes (sorted names for VOC, ``data.yaml`` order for YOLO, category order for COCO).
-    * ``label_offset``: added to every label, e.g. ``1`` for torchvision detection models, which reserve 0 for the
-      background.
+    * ``label_offset``: added to every label. The default ``1`` is what torchvision's detectors take (0 is the
+      background); ``0`` gives plain class indices (e.g. for a YOLO-style head).
     * ``keep_difficult``: keep VOC difficult objects (flagged in ``target["difficult"]``); ``False`` drops them.
     * ``keep_crowd``: keep COCO crowd objects (flagged in ``target["iscrowd"]``).
     * ``return_masks``: add ``target["masks"]``, filled box masks.
@@ -122,7 +129,7 @@ class DetectionDataset(torch.utils.data.Dataset):
 
     def __init__(self, data: Dataset, *, transforms: Transform | None = None,
                  splits: Sequence[str] | str | None = None, ids: Sequence[str] | None = None,
-                 classes: Sequence[str] | None = None, label_offset: int = 0, keep_difficult: bool = True,
+                 classes: Sequence[str] | None = None, label_offset: int = 1, keep_difficult: bool = True,
                  keep_crowd: bool = True, return_masks: bool = False, skip_empty: bool = False) -> None:
         from datatools.ops.sanitize import prepare
 
@@ -142,6 +149,8 @@ class DetectionDataset(torch.utils.data.Dataset):
             if unknown:
                 raise UsageError(f"unknown split(s) {sorted(unknown)}: the dataset has {list(prepared.splits) or 'none'}")
             records = [r for r in records if wanted.intersection(r.splits)]
+        # COCO ids over the selected split(s), before ids= and drops: the ids a COCO file of this selection holds
+        coco_id = source_ids(records, prepared.format)
         if ids is not None:
             by_id = {r.image_id: r for r in records}
             missing = [i for i in ids if i not in by_id]
@@ -192,6 +201,10 @@ class DetectionDataset(torch.utils.data.Dataset):
         self.image_ids: tuple[str, ...] = tuple(r.image_id for r in kept_records)
         self.paths: tuple[str, ...] = tuple(str(r.image_path) for r in kept_records)
         self.sizes = np.array([(r.height or 0, r.width or 0) for r in kept_records], dtype=np.int64).reshape(-1, 2)
+        #: ``target["image_id"]`` of each index: the image's COCO id (see the module docstring)
+        self.coco_ids: tuple[int, ...] = tuple(coco_id[r.image_id] for r in kept_records)
+        counts = Counter(self.coco_ids)
+        self._index_of = {c: i for i, c in enumerate(self.coco_ids) if counts[c] == 1}
         self._offsets = np.asarray(offsets, dtype=np.int64)
         self._boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
         self._labels = np.asarray(labels, dtype=np.int64)
@@ -207,34 +220,39 @@ class DetectionDataset(torch.utils.data.Dataset):
 
     @classmethod
     def from_path(cls, path: str | os.PathLike, format: str = "auto", *, images: str | os.PathLike | None = None,
-                  sets: Sequence[str] | str | None = None, convention: PixelConvention | str = DEFAULT_CONVENTION,
-                  workers: int | None = None, **options: Any) -> "DetectionDataset":
+                  sets: Sequence[str] | str | None = None, year: str | None = None,
+                  convention: PixelConvention | str = DEFAULT_CONVENTION, workers: int | None = None,
+                  **options: Any) -> "DetectionDataset":
         """Read ``path`` in ``format`` (voc, yolo, coco; ``auto`` detects it as the CLI does) with the CLI's readers
-        and build a dataset.
+        and build a dataset: the same reading as :class:`VOCDetection`, :class:`YOLODetection` and
+        :class:`COCODetection` (:func:`datatools.datasets.sources.read_source`).
 
-        ``sets`` (VOC only) chooses which ImageSets/Main lists are read (default: all of train/val/test present);
-        ``splits`` (in ``options``) then filters images. ``convention`` is the VOC pixel convention (default
-        ``as-is``). Other keyword options are those of :class:`DetectionDataset`.
+        ``sets`` (VOC only) chooses which ImageSets/Main lists are read (default: those of ``splits``, else all of
+        train/val/test present); ``splits`` (in ``options``) then filters images. ``year`` picks ``VOC<year>`` in a
+        VOCdevkit or torchvision download root. ``convention`` is the VOC pixel convention (default ``as-is``).
+        Other keyword options are those of :class:`DetectionDataset`.
         """
-        from datatools import formats
-
-        mod = formats.get(formats.resolve(format, path))
-        read_opts: dict[str, Any] = {"workers": workers}
-        if images:
-            read_opts["images"] = images
-        if mod.NAME == "voc":
-            splits = options.get("splits")
-            read_opts["sets"] = sets if sets is not None else (None if splits is None else _as_list(splits))
-            read_opts["convention"] = PixelConvention(convention)
-        elif sets:
-            raise UsageError("sets applies to VOC only; use splits= to filter YOLO or COCO splits")
-        data = mod.read(path, **read_opts)
-        return cls(data, **options)
+        data = read_source(path, format, images=images, splits=options.get("splits"), sets=sets, year=year,
+                           convention=convention, classes=options.get("classes"), workers=workers)
+        obj = cls.__new__(cls)
+        DetectionDataset.__init__(obj, data, **options)
+        return obj
 
     # ------------------------------------------------------------------------------------------------ access
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    def index_of(self, image_id: int) -> int:
+        """The dataset index of the image whose ``target["image_id"]`` is ``image_id`` (its COCO id), e.g. to map
+        predictions back. ``KeyError`` when no image has it, or several do (a folder of COCO files may reuse ids
+        across its splits: select one split)."""
+        try:
+            return self._index_of[int(image_id)]
+        except KeyError:
+            n = self.coco_ids.count(int(image_id))
+            raise KeyError(f"image_id {image_id} is {'not in this dataset' if not n else f'shared by {n} images'}"
+                           ) from None
 
     @property
     def num_classes(self) -> int:
@@ -275,7 +293,7 @@ class DetectionDataset(torch.utils.data.Dataset):
         target = {
             "boxes": tv_tensors.BoundingBoxes(b, format=tv_tensors.BoundingBoxFormat.XYXY, canvas_size=canvas_size),
             "labels": torch.from_numpy(self._labels[lo:hi] + self.label_offset),
-            "image_id": torch.tensor(index, dtype=torch.int64),
+            "image_id": torch.tensor(self.coco_ids[index], dtype=torch.int64),
             "area": torch.from_numpy(self._area32[lo:hi].copy()),
             "iscrowd": torch.from_numpy(self._crowd64[lo:hi].copy()),
             "difficult": torch.from_numpy(self._difficult[lo:hi].copy()),
@@ -314,10 +332,6 @@ def box_masks(boxes: torch.Tensor, canvas_size: tuple[int, int]) -> tv_tensors.M
     return tv_tensors.Mask((inside_y[:, :, None] & inside_x[:, None, :]).to(torch.uint8))
 
 
-def _as_list(v: Sequence[str] | str) -> list[str]:
-    return [v] if isinstance(v, str) else list(v)
-
-
 def _empty_message(data: Dataset, prepared: Dataset, selected: Sequence, *, splits, ids, skip_empty: bool) -> str:
     """Why a dataset would have no sample, naming what was looked for where: a dataset of length 0 only fails
     later (a DataLoader that yields nothing, a training run that trains on nothing)."""
@@ -334,59 +348,35 @@ def _empty_message(data: Dataset, prepared: Dataset, selected: Sequence, *, spli
     return no_images_message(prepared.evolve(images=tuple(selected)), root)
 
 
-def voc_year_root(root: str | os.PathLike, year: str | None = None) -> str:
-    """The VOC root to read for ``root``, found as torchvision's ``VOCDetection(root, year)`` finds it.
-
-    A root with ``Annotations/`` or XML files of its own is itself. A torchvision download root holds
-    ``VOCdevkit/VOC<year>`` (``TrainVal/VOCdevkit/VOC2011`` for 2011) and a VOCdevkit folder holds ``VOC<year>``
-    folders: ``year`` picks one, and without it the only one is taken. Several years without ``year``, or a
-    ``year`` that is not there, is a :class:`UsageError` that names the year folders found."""
-    from datatools.core import fs
-    from datatools.formats.voc import devkit_years
-
-    root = os.fspath(root)
-    files = fs.files_for(root)
-    if not files.isdir(root) or files.isdir(files.join(root, "Annotations")):
-        return root
-    if any(n.lower().endswith(".xml") for n in files.listdir(root)[1]):
-        return root
-    bases = [root] + [files.join(root, *d) for d in (("VOCdevkit",), ("TrainVal", "VOCdevkit"))
-                      if files.isdir(files.join(root, *d))]
-    found = {y: files.join(b, y) for b in bases for y in sorted(devkit_years(b))}
-    if not found:
-        return root  # nothing VOC-shaped: the reader and the empty-dataset check say what was looked for
-    if year is not None:
-        name = f"VOC{year}" if not str(year).startswith("VOC") else str(year)
-        if name in found:
-            return found[name]
-        raise UsageError(f"{root}: no {name} folder with Annotations/; found {', '.join(found.values())}")
-    if len(found) == 1:
-        return next(iter(found.values()))
-    raise UsageError(f"{root} holds {', '.join(found.values())}: pass year= (e.g. year=\"{sorted(found)[-1][3:]}\") "
-                     "or point root at one of them")
-
-
 class VOCDetection(DetectionDataset):
-    """A Pascal VOC root (``Annotations/``, ``JPEGImages/``, ``ImageSets/Main``) or a folder of XML files.
+    """A Pascal VOC root (``Annotations/``, ``JPEGImages/``, ``ImageSets/Main``), a folder of XML files, a
+    ``VOCdevkit`` folder or a torchvision download root, with torchvision's signature::
 
-    ``VOCDetection("VOC2012", splits="train", label_offset=1, transforms=train_preset(512))``. ``splits`` picks
-    ImageSets/Main lists (only those are read); ``convention`` is the VOC pixel convention (default ``as-is``:
-    the numbers as written, as torchvision's ``VOCDetection``), the same as ``datatools convert``.
+        VOCDetection("data", year="2012", image_set="train", transforms=train_preset(512))
+        VOCDetection("VOCdevkit/VOC2012", "2012", "train")        # torchvision's positional order
 
-    ``root`` may also be a torchvision download root (``VOCdevkit/VOC2012`` inside) or a ``VOCdevkit`` folder:
-    ``year`` picks the ``VOC<year>`` folder as torchvision's ``year=`` does (see :func:`voc_year_root`). No image
-    found is an error that says what was looked for where, never a dataset of length 0.
+    ``year`` picks ``VOC<year>`` as torchvision's ``year=`` does (without it, the only year there;
+    :func:`~datatools.datasets.sources.voc_year_root`); ``image_set`` (or ``splits``, several allowed) picks
+    ImageSets/Main lists, and only those are read (default: every train/val/test list present, or every XML of a
+    folder without lists). ``download=True`` is refused: datatools reads what is on disk. ``convention`` is the VOC
+    pixel convention (default ``as-is``: the numbers as written, as torchvision's ``VOCDetection``), the same as
+    ``datatools convert``. Labels are 1..K and ``target["image_id"]`` is the id ``voc2coco`` writes for the split.
+    No image found is an error that says what was looked for where, never a dataset of length 0.
     """
 
-    def __init__(self, root: str | os.PathLike, *, year: str | None = None,
-                 splits: Sequence[str] | str | None = None,
+    def __init__(self, root: str | os.PathLike, year: str | None = None, image_set: str | None = None,
+                 download: bool = False, *, splits: Sequence[str] | str | None = None,
                  convention: PixelConvention | str = DEFAULT_CONVENTION, images: str | os.PathLike | None = None,
                  workers: int | None = None, **options: Any) -> None:
-        from datatools import formats
-
-        root = voc_year_root(root, year)
-        data = formats.get("voc").read(root, images=images, sets=None if splits is None else _as_list(splits),
-                                       convention=PixelConvention(convention), workers=workers)
+        if download:
+            raise UsageError("datatools reads VOC from disk and never downloads: download it once with torchvision's "
+                             "VOCDetection(root, year, download=True), then pass the same root here")
+        if image_set is not None:
+            if splits is not None and as_list(splits) != [image_set]:
+                raise UsageError(f"image_set={image_set!r} and splits={splits!r} disagree: pass one of them")
+            splits = image_set
+        data = read_source(root, "voc", images=images, splits=splits, year=year, convention=convention,
+                           workers=workers)
         super().__init__(data, splits=splits, **options)
 
 
@@ -394,32 +384,42 @@ class YOLODetection(DetectionDataset):
     """An ultralytics-layout dataset: a ``data.yaml`` (or a folder with ``images/`` and ``labels/``).
 
     Class order comes from ``data.yaml`` (or ``classes.txt``), or ``classes=`` (by name; for a set without names, the
-    names of its ids); ``splits`` picks its ``train``/``val``/``test`` lists.
+    names of its ids); ``splits`` picks its ``train``/``val``/``test`` lists. Labels are YOLO's ids + 1 (0 is the
+    background) and ``target["image_id"]`` is the id ``datatools convert`` gives the image in a COCO file of its
+    split.
     Image sizes come from image headers, so normalized boxes become the same pixels as the VOC they came from.
     """
 
     def __init__(self, root: str | os.PathLike, *, splits: Sequence[str] | str | None = None,
                  workers: int | None = None, **options: Any) -> None:
-        from datatools import formats
-
-        # classes= names the ids of a YOLO set without names (no data.yaml names, no classes.txt), as in the CLI
-        classes = options.get("classes")
-        data = formats.get("yolo").read(root, workers=workers, classes=list(classes) if classes else None)
+        data = read_source(root, "yolo", classes=options.get("classes"), workers=workers)
         super().__init__(data, splits=splits, **options)
 
 
 class COCODetection(DetectionDataset):
-    """A COCO JSON file (or a folder whose ``annotations/*.json`` are splits). ``images`` is the image folder when
-    it is not found next to the JSON. Category order (sorted by id) is the class order; crowd objects are kept and
-    flagged unless ``keep_crowd=False``."""
+    """A COCO JSON file with torchvision's signature, ``COCODetection(images, ann_file, transforms=...)`` (the image
+    folder first, as torchvision's ``CocoDetection(root, annFile)``; ``images=``/``annFile=`` as keywords work too).
 
-    def __init__(self, root: str | os.PathLike, *, images: str | os.PathLike | None = None,
-                 splits: Sequence[str] | str | None = None, workers: int | None = None, **options: Any) -> None:
-        from datatools import formats
+    ``COCODetection(root=...)`` (or one positional argument that is a JSON file) also takes a COCO JSON or a folder
+    whose ``annotations/*.json`` are splits, with the images found next to it (``images=`` when they are not).
+    Category order (sorted by id) is the class order, labels are 1..K in that order, and ``target["image_id"]`` is
+    the image's own ``id`` in the file. Crowd objects are kept and flagged unless ``keep_crowd=False``."""
 
-        data = formats.get("coco").read(root, images=images, workers=workers)
+    def __init__(self, root: str | os.PathLike | None = None, ann_file: str | os.PathLike | None = None, *,
+                 images: str | os.PathLike | None = None, splits: Sequence[str] | str | None = None,
+                 workers: int | None = None, **options: Any) -> None:
+        ann_file = ann_file if ann_file is not None else options.pop("annFile", None)  # torchvision's keyword
+        if ann_file is not None:
+            if root is not None and images is not None and os.fspath(root) != os.fspath(images):
+                raise UsageError(f"the image folder is given twice ({root} and images={images}): pass one")
+            src, image_dir = ann_file, images if images is not None else root
+        elif root is not None:
+            src, image_dir = root, images  # datatools' form: the annotations (a JSON file or a folder of splits)
+        else:
+            raise UsageError("COCODetection needs ann_file (a COCO JSON) and the image folder, as "
+                             "COCODetection(images, ann_file), or root= a COCO JSON or a folder with annotations/")
+        data = read_source(src, "coco", images=image_dir, workers=workers)
         super().__init__(data, splits=splits, **options)
-
 
 def concat_classes(datasets: Iterable[DetectionDataset]) -> tuple[str, ...]:
     """The shared class list of several datasets; raises ``ValueError`` when they disagree (labels would mix)."""

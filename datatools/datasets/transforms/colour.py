@@ -118,8 +118,8 @@ class PhotometricDistort(v2.Transform):
             hwc = f[0].permute(1, 2, 0)
             mean = (hwc.reshape(-1, 3).mean(0) if hwc.is_contiguous() else f[0].mean(dim=(-2, -1))).tolist()
         m, b = self.color_matrix(params, mean)
-        out = torch.nn.functional.conv2d(f, torch.from_numpy(m.astype(np.float32)).reshape(3, 3, 1, 1),
-                                         torch.from_numpy(b.astype(np.float32)))
+        weight = torch.from_numpy(m.astype(np.float32)).reshape(3, 3, 1, 1).to(f.device)  # a CUDA image too
+        out = torch.nn.functional.conv2d(f, weight, torch.from_numpy(b.astype(np.float32)).to(f.device))
         bound = 255.0 if x.dtype == torch.uint8 else 1.0
         out = out.clamp_(0, bound)
         if x.dtype == torch.uint8:

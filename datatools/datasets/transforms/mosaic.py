@@ -157,8 +157,8 @@ class MosaicDataset(torch.utils.data.Dataset):
         n = len(self.dataset)
         if self.enabled and self.p > 0 and float(torch.rand(())) < self.p:
             others = torch.randint(0, n, (3,)).tolist()
+            # the mosaic keeps the first tile's image_id: this index's image
             image, target = self.mosaic([self.dataset[index]] + [self.dataset[i] for i in others])
-            target["image_id"] = torch.tensor(index % n, dtype=torch.int64)
         else:
             image, target = self.dataset[index]
         if self.transforms is not None:
