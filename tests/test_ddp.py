@@ -285,7 +285,7 @@ def test_keep_aspect_train_loader_groups_each_ranks_shard(tiny_voc, epoch):
         seen += flat
         # What the loader yields: one list of differently sized images per batch, aspect kept, shorter side 64.
         for (images, targets), b in zip(loader, batches):
-            assert [int(t["image_id"]) for t in targets] == b
+            assert [train_ds.index_of(int(t["image_id"])) for t in targets] == b
             for im, t in zip(images, targets):
                 oh, ow = (int(v) for v in t["orig_size"])
                 assert min(im.shape[-2:]) == ARGS["image_size"]
@@ -307,3 +307,154 @@ def test_keep_aspect_two_processes(tiny_voc, tmp_path):
     assert len(log) == 1 and log[0]["map50"] != "" and int(log[0]["val_images"]) == N_VAL
     ckpt = load_checkpoint(out / "last.pt")
     assert ckpt["args"]["resize_mode"] == "keep-aspect" and ckpt["world_size"] == 2
+
+
+# --------------------------------------------------------------------------------------------------- NaN and fsync
+
+# One rank of a 2-process gloo group, started by hand (torchrun's env:// variables) so that the test sees what each
+# rank itself did: torchrun would kill a hung rank and hide the difference between "stopped" and "was stopped".
+_RANK_MAIN = r"""
+import json, os, sys
+import torch
+from datatools.training.distributed import DistContext, nonfinite_losses, setup_distributed, teardown
+
+dist = setup_distributed("cpu")
+rank = dist.rank
+mode = sys.argv[1]
+if mode == "reduce":
+    answers = []
+    for step in range(3):  # rank 1 sees a NaN at step 1 only; rank 0 never does
+        v = {"loss_a": 0.5 + rank, "loss": 1.0 + rank}
+        if rank == 1 and step == 1:
+            v = {"loss_a": float("nan"), "loss": float("nan")}
+        bad = nonfinite_losses(v, dist, torch.device("cpu"))
+        answers.append(None if bad is None else {k: str(float(t)) for k, t in bad.items()})
+    teardown(dist)
+    print(json.dumps({"rank": rank, "answers": answers}))
+    sys.exit(0)
+
+# mode "train": the model of rank 1 returns a NaN loss at its third training forward (epoch 2, iteration 1).
+import datatools.training.loop as loop
+from datatools.training import TrainConfig, train
+from datatools.training.loop import TrainingDiverged
+
+build = loop.build_model
+calls = [0]
+
+def build_model(*a, **k):
+    model = build(*a, **k)
+    forward = model.forward
+
+    def nan_forward(images, targets=None):
+        out = forward(images, targets)
+        if model.training:
+            calls[0] += 1
+            if rank == 1 and calls[0] == 3:
+                out = {k: v * float("nan") for k, v in out.items()}
+        return out
+
+    model.forward = nan_forward
+    return model
+
+loop.build_model = build_model
+cfg = TrainConfig(**json.loads(sys.argv[2]))
+try:
+    train(cfg)
+    print(json.dumps({"rank": rank, "error": None}))
+except TrainingDiverged as e:
+    print(json.dumps({"rank": rank, "error": str(e)}))
+"""
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_two_ranks(*args: str, timeout: float = 150) -> list[dict]:
+    """Start ranks 0 and 1 of a gloo group running ``_RANK_MAIN``; each must exit by itself within ``timeout``."""
+    port = str(_free_port())
+    procs = []
+    for rank in (0, 1):
+        env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
+               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "OMP_NUM_THREADS": "1"}
+        procs.append(subprocess.Popen([sys.executable, "-c", _RANK_MAIN, *args], stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT))
+    outs = []
+    try:
+        for rank, p in enumerate(procs):
+            try:
+                out, err = p.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"rank {rank} did not stop within {timeout} s (left waiting in a collective?)")
+            assert p.returncode == 0, f"rank {rank} failed:\n{err[-3000:]}"
+            outs.append(json.loads(out.strip().splitlines()[-1]))
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    return outs
+
+
+def test_nonfinite_losses_one_process():
+    from datatools.training.distributed import DistContext, nonfinite_losses
+
+    one = DistContext()
+    assert nonfinite_losses({"a": 0.25, "loss": 0.5}, one, torch.device("cpu")) is None
+    bad = nonfinite_losses({"a": float("inf"), "loss": float("inf")}, one, torch.device("cpu"))
+    assert list(bad) == ["a", "loss"] and torch.isinf(bad["loss"])
+    assert nonfinite_losses({"a": 1.0, "loss": float("nan")}, one, torch.device("cpu"))["a"] == 1.0
+
+
+def test_nonfinite_losses_agree_over_ranks():
+    """Rank 1 alone sees a NaN at step 1: both ranks get rank 1's values at that step and None at the others."""
+    r0, r1 = run_two_ranks("reduce", timeout=90)
+    assert r0["answers"] == r1["answers"] == [None, {"loss_a": "nan", "loss": "nan"}, None]
+
+
+@pytest.mark.slow
+def test_nan_on_one_rank_stops_every_rank(tiny_voc, tmp_path):
+    """A NaN loss on rank 1 only: both ranks raise TrainingDiverged at the same step, by themselves (none is left in
+    an all-reduce), and last.pt is epoch 1's, written before the NaN."""
+    out = tmp_path / "nan"
+    cfg = {**ARGS, "data": str(tiny_voc), "out": str(out), "val_split": None, "save_period": 0}
+    r0, r1 = run_two_ranks("train", json.dumps(cfg))
+    for r in (r0, r1):
+        assert r["error"] is not None, f"rank {r['rank']} did not stop"
+        assert "loss is nan at epoch 2, iteration 1" in r["error"] and "last good checkpoint" in r["error"]
+    assert r0["error"] == r1["error"]  # rank 0 reports rank 1's losses: the numbers say what happened
+    ckpt = load_checkpoint(out / "last.pt")
+    assert ckpt["epoch"] == 0 and ckpt["world_size"] == 2
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values() if v.dtype.is_floating_point)
+
+
+def test_checkpoint_is_fsynced_before_and_after_the_rename(tmp_path, monkeypatch):
+    """save_checkpoint: the temp file's bytes reach the disk before os.replace gives them the name, and the folder
+    (the rename itself) after it."""
+    import stat
+
+    from datatools.training.checkpoint import save_checkpoint
+
+    events: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd):
+        kind = "dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else f"file:{os.fstat(fd).st_size}"
+        events.append(f"fsync {kind}")
+        real_fsync(fd)
+
+    def replace(a, b):
+        events.append(f"replace {Path(b).name}")
+        real_replace(a, b)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    save_checkpoint(tmp_path / "last.pt", {"model": {"w": torch.ones(3)}, "args": {}})
+    size = (tmp_path / "last.pt").stat().st_size
+    assert events == [f"fsync file:{size}", "replace last.pt", "fsync dir"]
+    assert torch.equal(load_checkpoint(tmp_path / "last.pt")["model"]["w"], torch.ones(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temp file left

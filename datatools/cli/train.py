@@ -18,11 +18,23 @@ MODEL_NAMES = ["fasterrcnn_mobilenet_v3_large_fpn", "fcos_resnet50_fpn", "retina
                    "auto detects it as `convert` and `check` do.")
 @click.option("--out", "-o", type=click.Path(file_okay=False), default="runs/train", show_default=True,
               help="Output folder: last.pt, best.pt, results.csv.")
-@click.option("--model", "-m", type=click.Choice(MODEL_NAMES), default=MODEL_NAMES[0], show_default=True,
-              help="torchvision detection builder (never downloads weights).")
-@click.option("--weights", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Local state dict to start from (loaded with torch.load(weights_only=True)); tensors whose shape "
-                   "does not fit are skipped. Default: random init (BatchNorm, every layer trainable).")
+@click.option("--model", "-m", type=click.Choice(MODEL_NAMES), default=None,
+              help="torchvision detection builder (never downloads weights). Default: "
+                   "fasterrcnn_mobilenet_v3_large_fpn; without a GPU and without --image-size, the CPU recipe "
+                   "(ssdlite320_mobilenet_v3_large at 320 px).")
+@click.option("--weights", default=None, metavar="NAME|PATH",
+              help="Fine-tune a whole detector: a torchvision weights name of --model (COCO_V1, DEFAULT, or in full "
+                   "e.g. FasterRCNN_MobileNet_V3_Large_FPN_Weights.COCO_V1; torchvision fetches it into its cache) or "
+                   "a local state dict / datatools checkpoint (torch.load(weights_only=True)). The class head is "
+                   "rebuilt for the dataset's classes; any other tensor that does not fit is an error. Default: "
+                   "random init (BatchNorm, every layer trainable).")
+@click.option("--weights-backbone", default=None, metavar="NAME|PATH",
+              help="Start the backbone from ImageNet weights: a torchvision weights name of the model's classifier "
+                   "(IMAGENET1K_V1, ...) or a local state dict of torchvision's mobilenet_v3_large / resnet50. "
+                   "Ignored with --weights.")
+@click.option("--freeze-backbone", is_flag=True, help="Do not train the backbone's trunk (the classifier's layers).")
+@click.option("--backbone-lr-mult", type=click.FloatRange(0), default=1.0, show_default=True,
+              help="The backbone trunk's learning rate as a fraction of --lr (e.g. 0.1 when fine-tuning).")
 @click.option("--train-split", default="train", show_default=True, help="Split to train on (VOC set, YOLO/COCO split).")
 @click.option("--val-split", default="val", show_default=True, help="Split to evaluate on ('' for none).")
 @click.option("--epochs", type=click.IntRange(1), default=20, show_default=True, help="Epochs to train.")
@@ -30,12 +42,13 @@ MODEL_NAMES = ["fasterrcnn_mobilenet_v3_large_fpn", "fcos_resnet50_fpn", "retina
 @click.option("--accumulate", type=click.IntRange(1), default=1, show_default=True,
               help="Micro-batches of --batch-size per optimizer step (gradient accumulation). The global batch is "
                    "batch size x processes x accumulate.")
-@click.option("--freeze-bn", is_flag=True,
-              help="BatchNorm layers keep their stored statistics and are not trained (for fine-tuning from --weights "
-                   "or small per-GPU batches). Makes N processes x batch b equal 1 process x batch N*b.")
-@click.option("--image-size", type=click.IntRange(32), default=512, show_default=True,
+@click.option("--freeze-bn/--no-freeze-bn", default=None,
+              help="BatchNorm layers keep their stored statistics and are not trained (for fine-tuning or small "
+                   "per-GPU batches). Makes N processes x batch b equal 1 process x batch N*b. Default: on with "
+                   "--weights or --weights-backbone, off from scratch.")
+@click.option("--image-size", type=click.IntRange(32), default=None,
               help="Letterbox size (square) for training and evaluation; with --resize-mode keep-aspect the shorter "
-                   "side.")
+                   "side. Default: 512; without a GPU and without --model, the CPU recipe's 320.")
 @click.option("--resize-mode", type=click.Choice(["letterbox", "keep-aspect"]), default="letterbox",
               show_default=True,
               help="letterbox: every image padded to one --image-size square (dense batches, no grouping; the "
@@ -74,7 +87,8 @@ MODEL_NAMES = ["fasterrcnn_mobilenet_v3_large_fpn", "fcos_resnet50_fpn", "retina
               help="Continue from OUT/last.pt (model, optimizer, schedule, EMA, epoch); also with another number of "
                    "processes, keeping the global batch through --accumulate when it can.")
 @json_option
-def train_cmd(data, fmt, out, model, weights, train_split, val_split, epochs, batch_size, accumulate, freeze_bn,
+def train_cmd(data, fmt, out, model, weights, weights_backbone, freeze_backbone, backbone_lr_mult, train_split,
+              val_split, epochs, batch_size, accumulate, freeze_bn,
               image_size, resize_mode, optimizer, lr, weight_decay, schedule, warmup_epochs, min_lr_ratio, clip_grad,
               ema_decay, eval_every, save_period, device, no_amp, no_channels_last, compile_, workers, seed,
               deterministic, no_augment, tensorboard, limit, resume, as_json):
@@ -90,7 +104,9 @@ def train_cmd(data, fmt, out, model, weights, train_split, val_split, epochs, ba
     from datatools.training import TrainConfig, train
 
     cfg = TrainConfig(data=data, out=out, format=fmt, train_split=train_split or None, val_split=val_split or None,
-                      model=model, weights=weights, image_size=image_size, resize_mode=resize_mode, epochs=epochs,
+                      model=model, weights=weights, weights_backbone=weights_backbone,
+                      freeze_backbone=freeze_backbone, backbone_lr_mult=backbone_lr_mult, image_size=image_size,
+                      resize_mode=resize_mode, epochs=epochs,
                       batch_size=batch_size, accumulate=accumulate, freeze_bn=freeze_bn, save_period=save_period,
                       optimizer=optimizer, lr=lr, weight_decay=weight_decay, schedule=schedule,
                       warmup_epochs=warmup_epochs, min_lr_ratio=min_lr_ratio, clip_grad=clip_grad, ema_decay=ema_decay,
@@ -108,7 +124,14 @@ def train_cmd(data, fmt, out, model, weights, train_split, val_split, epochs, ba
         con.print(f"epoch {log.epoch:>3}  loss {log.loss:.4f}  ({parts})  lr {log.lr:.3g}  "
                   f"{log.images_per_s:.1f} img/s  {log.memory_mb:.0f} MB{m}")
 
+    note = None
     with errors_to_click():
+        if not resume:  # say which model and size before a long run starts (resume takes the stored ones)
+            from datatools.training.config import resolve_defaults
+
+            cfg, note = resolve_defaults(cfg)
+            if note and main and not as_json:
+                con.print(f"[yellow]note:[/] {esc(note)}", soft_wrap=True)
         with stage_progress(enabled=main and not as_json) as update:
             result = train(cfg, resume=resume, progress=update, on_epoch=on_epoch)
     if not main:
@@ -116,7 +139,7 @@ def train_cmd(data, fmt, out, model, weights, train_split, val_split, epochs, ba
     if as_json:
         emit_json({"out": result.out, "device": result.device, "world_size": result.world_size,
                    "epochs_run": result.epochs_run, "best_map50": result.best_map50, "last": result.last,
-                   "best": result.best, "classes": list(result.classes), "notes": result.notes,
+                   "best": result.best, "classes": list(result.classes), "notes": [note] * bool(note) + result.notes,
                    "history": [h.row() for h in result.history]})
         return
     for n in result.notes:

@@ -30,10 +30,14 @@ __all__ = ["ImagesMode", "atomic_write", "link_or_copy", "make_dirs", "output_tr
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | str, *, mkdir: bool = True,
-                 tx: Transaction | None = None) -> None:
+                 tx: Transaction | None = None, fsync: bool = False) -> None:
     """Write a whole file or nothing: a temp file in the same folder, then ``os.replace``. Inside an
     :func:`output_transaction` (``tx``: the caller's, from a worker thread) the file is staged instead and swapped
     in with the rest of the run's output. A failure is an :class:`OutputError` naming ``path``.
+
+    ``fsync=True`` (checkpoints: a power cut must not leave a renamed but empty file) flushes the temp file to disk
+    before the rename and the folder after it, so the new name points at data that is on disk. It applies to the
+    in-place write, not to a file staged in a transaction.
 
     The temp name is ``.<name>.<pid>.<thread>.tmp``: unique per writer without mkstemp's random names and O_EXCL
     retries, which cost more than the write itself for small label files.
@@ -54,13 +58,34 @@ def atomic_write(path: str | os.PathLike, data: bytes | str, *, mkdir: bool = Tr
         try:
             with open(tmp, "wb") as f:
                 f.write(data)
+                if fsync:
+                    f.flush()
+                    os.fsync(f.fileno())
             os.replace(tmp, path)
+            if fsync:
+                fsync_dir(head or ".")
         except BaseException:
             try:
                 os.unlink(tmp)
             except FileNotFoundError:
                 pass
             raise
+
+
+def fsync_dir(folder: str | os.PathLike) -> None:
+    """Flush a folder's entries (a rename into it) to disk. Where folders cannot be opened (Windows) it does
+    nothing: there ``os.replace`` is the most a program can do."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as e:  # some file systems cannot fsync a folder: the rename is still atomic
+        if e.errno not in (errno.EINVAL, errno.EBADF, errno.ENOTSUP):
+            raise
+    finally:
+        os.close(fd)
 
 
 _NEW_FILE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)

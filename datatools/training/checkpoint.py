@@ -1,7 +1,7 @@
 """Checkpoints: what a run writes at the end of each epoch, how it is read back, and what ``--resume`` restores.
 
 A checkpoint is a plain dict (tensors, numbers, strings, lists) written by rank 0 with ``torch.save`` into memory
-and then an atomic replace, so a crash never leaves half a file, and read with ``torch.load(weights_only=True)``, so
+and then an atomic replace (fsynced), so a crash never leaves half a file, and read with ``torch.load(weights_only=True)``, so
 loading one never runs pickled code. It holds the model (``model``), the optimizer, the LR scheduler's state and
 position (``scheduler``), the EMA (``ema``, an ``AveragedModel`` state dict), the epoch, the best score, the run's
 :class:`TrainConfig` (``args``), the class names, the world size and the global batch.
@@ -25,10 +25,12 @@ from datatools.training.optim import SchedulePlan
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
-    """``torch.save`` to memory, then an atomic replace: a crash never leaves a half-written checkpoint."""
+    """``torch.save`` to memory, then an atomic replace: a crash never leaves a half-written checkpoint. The temp
+    file is fsynced before the rename and the folder after it, so a power cut or a killed node cannot leave a
+    ``last.pt`` whose name is on disk but whose bytes are not (the old one stays until the new one is whole)."""
     buf = io.BytesIO()
     torch.save(state, buf)
-    atomic_write(path, buf.getvalue())
+    atomic_write(path, buf.getvalue(), fsync=True)
 
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
@@ -97,7 +99,10 @@ def restore_scheduler(ckpt: dict | None, opt: torch.optim.Optimizer, plan: Sched
     if not (same and stored.get("state")):
         return plan.scheduler(opt, start)
     sched = plan.scheduler(opt)
-    sched.load_state_dict(stored["state"])
+    try:
+        sched.load_state_dict(stored["state"])
+    except (KeyError, TypeError, ValueError, IndexError):  # another scheduler's state (a checkpoint of an older
+        return plan.scheduler(opt, start)                   # release): placed at the same step, the same rates
     # The chained schedulers compute each step from the groups' current rate: put back the stored one.
     for g, lr in zip(opt.param_groups, sched.get_last_lr()):
         g["lr"] = lr

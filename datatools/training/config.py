@@ -14,6 +14,10 @@ from datatools.training.models import DEFAULT_MODEL, MODELS, RESIZE_MODES
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "multistep")
+DEFAULT_IMAGE_SIZE = 512
+# Without a GPU, when neither --model nor --image-size is given: the CPU recipe (measured in docs/training.md).
+CPU_MODEL = "ssdlite320_mobilenet_v3_large"
+CPU_IMAGE_SIZE = 320
 
 
 @dataclass(frozen=True)
@@ -25,9 +29,12 @@ class TrainConfig:
     format: str = "auto"  # voc | yolo | coco, or auto: detected from data (datatools.formats.resolve)
     train_split: str | None = "train"
     val_split: str | None = "val"
-    model: str = DEFAULT_MODEL
-    weights: str | None = None
-    image_size: int = 512  # letterbox: the square side; keep-aspect: the shorter side
+    model: str | None = None  # None: DEFAULT_MODEL on a GPU, CPU_MODEL without one (resolve_defaults)
+    weights: str | None = None  # a whole detector to fine-tune: torchvision weights name or local .pth (models.py)
+    weights_backbone: str | None = None  # an ImageNet backbone: torchvision weights name or local .pth
+    freeze_backbone: bool = False  # the backbone's trunk is not trained
+    backbone_lr_mult: float = 1.0  # the trunk's learning rate as a fraction of lr
+    image_size: int | None = None  # letterbox: the square side; keep-aspect: the shorter side. None: as model
     resize_mode: str = "letterbox"  # letterbox | keep-aspect (see datatools.training.loop)
     epochs: int = 20
     batch_size: int = 8
@@ -40,7 +47,7 @@ class TrainConfig:
     min_lr_ratio: float = 0.01
     clip_grad: float = 10.0
     accumulate: int = 1  # micro-batches per optimizer step (gradient accumulation)
-    freeze_bn: bool = False  # BatchNorm uses its stored statistics and is not trained
+    freeze_bn: bool | None = None  # BatchNorm uses its stored statistics and is not trained; None: when fine-tuning
     save_period: int = 0  # also keep epoch<N>.pt every N epochs (0 = off)
     ema_decay: float = 0.0  # 0 = off
     eval_every: int = 1
@@ -55,6 +62,10 @@ class TrainConfig:
     tensorboard: bool = False
     limit: int | None = None  # train on the first N images only (smoke tests)
 
+    def __post_init__(self) -> None:
+        if self.freeze_bn is None:  # fine-tuning keeps the pretrained statistics, as torchvision's FrozenBatchNorm2d
+            object.__setattr__(self, "freeze_bn", bool(self.weights or self.weights_backbone))
+
     def to_dict(self) -> dict:
         return asdict(self)
 
@@ -65,9 +76,35 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
+def resolve_defaults(cfg: TrainConfig, device_type: str | None = None) -> tuple[TrainConfig, str | None]:
+    """``cfg`` with ``model`` and ``image_size`` filled in, and a one-line note when the CPU recipe was chosen.
+
+    On a GPU (or when either is given) the defaults are ``DEFAULT_MODEL`` at ``DEFAULT_IMAGE_SIZE``. Without a GPU
+    and with neither given, they are the CPU recipe (``CPU_MODEL`` at ``CPU_IMAGE_SIZE``): the GPU default trains
+    too slowly on a CPU to be worth starting. ``device_type`` is where the run goes (``None``: ``cfg.device``
+    resolved here)."""
+    if cfg.model is not None and cfg.image_size is not None:
+        return cfg, None
+    if device_type is None:
+        from datatools.training.distributed import resolve_device
+
+        device_type = resolve_device(cfg.device).type
+    note = None
+    if device_type == "cpu" and cfg.model is None and cfg.image_size is None:
+        # SSDlite takes letterboxed squares only: keep-aspect keeps the GPU default model, at the CPU size
+        model = DEFAULT_MODEL if cfg.resize_mode != "letterbox" and MODELS[CPU_MODEL].fixed_size else CPU_MODEL
+        size = CPU_IMAGE_SIZE
+        note = f"no GPU: the CPU recipe, {model} at {size} px (--model/--image-size to choose)"
+    else:
+        model, size = cfg.model or DEFAULT_MODEL, cfg.image_size or DEFAULT_IMAGE_SIZE
+    return TrainConfig.from_dict({**cfg.to_dict(), "model": model, "image_size": size}), note
+
+
 def check_config(cfg: TrainConfig) -> None:
     """Raise :class:`UsageError` for an option the run cannot honour (the CLI's choices check most of them too; this
     is for the Python API and for configs read back from a checkpoint)."""
+    if cfg.model is None or cfg.image_size is None:
+        cfg, _ = resolve_defaults(cfg)
     if cfg.model not in MODELS:
         raise UsageError(f"unknown model {cfg.model!r}: choose one of {', '.join(MODELS)}")
     if cfg.optimizer not in OPTIMIZERS or cfg.schedule not in SCHEDULES:
@@ -76,6 +113,8 @@ def check_config(cfg: TrainConfig) -> None:
         raise UsageError(f"--resize-mode must be one of {', '.join(RESIZE_MODES)}, not {cfg.resize_mode!r}")
     if cfg.resize_mode == "keep-aspect" and MODELS[cfg.model].fixed_size:
         raise UsageError(f"{cfg.model} resizes every image to a fixed square itself: use --resize-mode letterbox")
+    if not cfg.backbone_lr_mult >= 0:
+        raise UsageError(f"--backbone-lr-mult must be >= 0, not {cfg.backbone_lr_mult}")
     if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.image_size < 32 or cfg.accumulate < 1:
         raise UsageError("--epochs, --batch-size and --accumulate must be >= 1 and --image-size >= 32")
 

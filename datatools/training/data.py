@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from datatools.core.errors import UsageError
-from datatools.training.config import TrainConfig
+from datatools.training.config import TrainConfig, resolve_defaults
 from datatools.training.distributed import DistContext
 
 
@@ -29,6 +29,7 @@ def build_datasets(cfg: TrainConfig):
     from datatools.formats.common import DEFAULT_SPLIT
     from datatools.datasets.transforms import eval_preset, train_preset
 
+    cfg, _ = resolve_defaults(cfg)  # a config made in code may leave the model and size to the device
     mod = formats.get(formats.resolve(cfg.format, cfg.data))  # "auto": detected as convert and check detect it
     read_opts: dict[str, Any] = {}
     if mod.NAME == "voc":
@@ -46,14 +47,15 @@ def build_datasets(cfg: TrainConfig):
     tr = (train_preset(cfg.image_size, mode=mode, dtype=None) if cfg.augment
           else eval_preset(cfg.image_size, mode=mode, dtype=None))
     ev = eval_preset(cfg.image_size, mode=mode, dtype=None)
-    train_ds = DetectionDataset(data, splits=train_split, label_offset=1, transforms=tr)
+    train_ds = DetectionDataset(data, splits=train_split, transforms=tr)  # labels 1..K: 0 is the background
     if cfg.limit:
-        train_ds = DetectionDataset(data, ids=list(train_ds.image_ids[:cfg.limit]), label_offset=1, transforms=tr)
+        train_ds = DetectionDataset(data, splits=train_split, ids=list(train_ds.image_ids[:cfg.limit]), transforms=tr)
     val_ds = None
     if val_split:
-        val_ds = DetectionDataset(data, splits=val_split, label_offset=1, transforms=ev)
+        val_ds = DetectionDataset(data, splits=val_split, transforms=ev)
         if cfg.limit:
-            val_ds = DetectionDataset(data, ids=list(val_ds.image_ids[:cfg.limit]), label_offset=1, transforms=ev)
+            # splits= too: image ids stay those of the split (voc2coco's), only the selection shrinks
+            val_ds = DetectionDataset(data, splits=val_split, ids=list(val_ds.image_ids[:cfg.limit]), transforms=ev)
     return data, train_ds, val_ds, val_split
 
 

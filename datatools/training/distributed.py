@@ -125,3 +125,30 @@ def sum_over_ranks(values: dict[str, float], count: int, dist: DistContext,
     t = torch.tensor([values[k] for k in keys] + [float(count)], dtype=torch.float64, device=device)
     tdist.all_reduce(t)
     return {k: float(v) for k, v in zip(keys, t[:-1])}, int(t[-1])
+
+
+def nonfinite_losses(values: dict[str, float], dist: DistContext,
+                     device: torch.device) -> dict[str, torch.Tensor] | None:
+    """``None`` when every rank's ``values`` (one step's loss and its parts) are finite; else the values of the
+    first rank whose are not, the same on every rank.
+
+    Call it once per optimizer step on every rank, after the step's backward (DDP's gradient all-reduce has then
+    run on every rank) and before ``optimizer.step()`` (the weights stay good). Every rank then gets the same
+    answer and stops together: a NaN decided per rank would leave the other ranks waiting in the next all-reduce.
+    Per step rather than per micro-batch because ranks may run different numbers of micro-batches (a short last
+    batch under aspect-ratio grouping) but always the same number of steps. The keys must come in the same order on
+    every rank (the model's loss dict does). One all-reduce of ``world x len(values)`` numbers.
+    """
+    keys = list(values)
+    if dist.world <= 1:
+        row = torch.tensor([values[k] for k in keys], dtype=torch.float64)
+        return None if bool(torch.isfinite(row).all()) else {k: v for k, v in zip(keys, row)}
+    import torch.distributed as tdist
+
+    # Each rank fills its own row of zeros; the sum is every rank's row as it was (x + 0 == x, nan + 0 == nan).
+    table = torch.zeros(dist.world, len(keys), dtype=torch.float64, device=device)
+    table[dist.rank] = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=device)
+    tdist.all_reduce(table)
+    table = table.cpu()
+    bad = (~torch.isfinite(table)).any(dim=1).nonzero().flatten().tolist()
+    return {k: v for k, v in zip(keys, table[bad[0]])} if bad else None

@@ -4,10 +4,16 @@ Use :func:`evaluate_checkpoint` to score a ``last.pt``/``best.pt`` on its valida
 loop does; the loop itself calls :func:`validate`. :func:`predict_batches` (also behind ``datatools predict``) runs a
 model over an eval loader and maps the boxes back to each original image. The metrics are those of
 :mod:`datatools.metrics`: VOC mAP@0.5 (all-point) and COCO AP@[.5:.95].
+
+The numbers are those ``datatools predict`` + ``datatools evaluate`` give on the same images: the same inference
+settings (:data:`EVAL_CONF`, :data:`EVAL_MAX_DET`, through :func:`eval_overrides`), fp32 (no autocast), ground
+truth restricted to the evaluated images (:func:`ground_truth_subset`, for ``--limit``), and, for a model whose
+BatchNorm is trained, running statistics re-estimated on train images first (:func:`recalibrate_bn`).
 """
 from __future__ import annotations
 
-import contextlib
+import copy
+import dataclasses
 import os
 
 import numpy as np
@@ -18,31 +24,148 @@ from datatools.core.boxes import xyxy_to_xywh_array
 from datatools.core.errors import UsageError
 from datatools.training.checkpoint import load_checkpoint
 from datatools.training.config import TrainConfig
-from datatools.training.data import build_datasets, epoch_loader
+from datatools.training.data import build_datasets, epoch_loader, stream_seed
 from datatools.training.distributed import (DistContext, broadcast_objects, broadcast_state, gather_union,
                                             resolve_device, setup_distributed, teardown)
-from datatools.training.models import build_model
+from datatools.training.models import build_model, inference_overrides
+
+# The inference settings of every evaluation: validation during training, evaluate_checkpoint and `predict`'s
+# defaults. A low score threshold and 100 detections per image are the usual settings for mAP (COCO's maxDets).
+EVAL_CONF = 0.001
+EVAL_MAX_DET = 100
+# Train images used to re-estimate BatchNorm statistics (in batches of --batch-size). The running statistics of a
+# detector trained from scratch lag far behind its weights (SSDlite's BN momentum is 0.03); a few hundred images give
+# estimates whose mAP matches a pass over the whole train split on sample_data (see docs/training.md).
+BN_IMAGES = 256
+
+
+def eval_overrides(name: str) -> dict:
+    """Builder options that give model ``name`` the evaluation's score threshold and detections per image. They act
+    at inference only (training losses are unchanged), so the trainer builds its model with them."""
+    return inference_overrides(name, conf=EVAL_CONF, max_det=EVAL_MAX_DET)
+
+
+class _BNForward(nn.Module):
+    """``update_bn`` calls ``model(batch)``: here the detector's own input transform (normalization, batching), then
+    its backbone, then its head when the head has BatchNorm (SSDlite's; RetinaNet v2 and FCOS use GroupNorm, Faster
+    R-CNN's RPN and box head have none): every BatchNorm layer sees what it sees in training, without the proposal
+    sampling and RoI heads that make a full training forward several times slower on a CPU. A detector with
+    BatchNorm elsewhere gets a full training-mode forward (its losses unused)."""
+
+    def __init__(self, detector: nn.Module) -> None:
+        super().__init__()
+        self.detector = detector
+        self.bn_head = _bn_in(getattr(detector, "head", None))
+        self.full = _bn_in(detector) > _bn_in(getattr(detector, "backbone", None)) + self.bn_head
+
+    def forward(self, batch: dict):
+        det = self.detector
+        if self.full:
+            return det(batch["images"], batch["targets"])
+        images, _ = det.transform(batch["images"])
+        features = det.backbone(images.tensors)
+        if self.bn_head:
+            features = [features] if isinstance(features, torch.Tensor) else list(features.values())
+            det.head(features)
+        return None
+
+
+def _bn_in(module: nn.Module | None) -> int:
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+    return 0 if module is None else sum(isinstance(m, _BatchNorm) for m in module.modules())
+
+
+def has_batchnorm(model: nn.Module) -> bool:
+    """True when ``model`` has a BatchNorm layer with running statistics (``FrozenBatchNorm2d`` is not one)."""
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+    return any(isinstance(m, _BatchNorm) and m.track_running_stats for m in model.modules())
+
+
+def recalibrate_bn(model: nn.Module, train_ds, cfg: TrainConfig, device: torch.device, *,
+                   images: int = BN_IMAGES) -> int:
+    """Re-estimate the BatchNorm running statistics of ``model`` with ``torch.optim.swa_utils.update_bn``: one
+    no-grad training-mode pass over at most ``images`` train images (a fixed random subset drawn from ``cfg.seed``,
+    with the evaluation's resize and no augmentation, in fp32, in batches of ``cfg.batch_size`` but at least 2).
+    Call it before evaluating or saving a model trained from scratch: the running statistics follow the weights only
+    slowly, and a detector evaluated with stale ones scores near zero however well it learned. Skip it when BatchNorm is frozen (``--freeze-bn``, pretrained
+    ``FrozenBatchNorm2d``). Returns the number of images used (0: the model has no BatchNorm to re-estimate)."""
+    from torch.optim.swa_utils import update_bn
+
+    from datatools.datasets import make_loader, to_device
+    from datatools.datasets.transforms import eval_preset
+
+    if not has_batchnorm(model) or len(train_ds) == 0:
+        return 0
+    ds = copy.copy(train_ds)  # the same images and targets, with the evaluation's resize instead of augmentation
+    ds.transforms = eval_preset(cfg.image_size, mode=cfg.resize_mode, dtype=None)
+    # Batches of at least 2 and never a last batch of one image: SSDlite's extra blocks reach 1x1 maps, where
+    # training-mode BatchNorm needs more than one value per channel.
+    bs = max(2, cfg.batch_size)
+    n = min(images, len(ds))
+    n -= int(n % bs == 1)
+    if n < 2:
+        return 0
+    order = torch.randperm(len(ds), generator=torch.Generator().manual_seed(stream_seed(cfg.seed, 7)))[:n]
+    subset = torch.utils.data.Subset(ds, sorted(order.tolist()))
+    loader = make_loader(subset, batch_size=bs, shuffle=False, num_workers=cfg.workers,
+                         persistent_workers=False)
+
+    def batches():
+        for imgs, targets in loader:
+            imgs, targets = to_device(imgs, targets, device)
+            targets = [{"boxes": t["boxes"], "labels": t["labels"]} for t in targets]
+            yield {"images": list(imgs) if isinstance(imgs, torch.Tensor) else imgs, "targets": targets}
+
+    was_training = model.training
+    # A full training forward samples proposals: keep the run's random streams as they were.
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        update_bn(batches(), _BNForward(model))
+    model.train(was_training)
+    return n
+
+
+def ground_truth_subset(gt, names):
+    """``gt`` restricted to the images named in ``names`` (dataset image ids, as ``val_ds.image_ids`` holds them),
+    for an evaluation of part of a split (``--limit``): the other images' boxes would otherwise count as missed."""
+    from datatools.metrics.voc import BoxTable
+
+    keep = sorted({gt.by_name[n] for n in names if n in gt.by_name})
+    if len(keep) == len(gt.images):
+        return gt
+    new = {old: k for k, old in enumerate(keep)}
+    t = gt.table
+    rows = np.isin(t.image, keep)
+    table = BoxTable.build([new[int(i)] for i in t.image[rows]], t.label[rows], t.box[rows], t.score[rows],
+                           t.ignore[rows])
+    ids = {gt.image_ids[i] for i in keep}
+    coco = dict(gt.coco, images=[im for im in gt.coco.get("images", []) if im["id"] in ids],
+                annotations=[a for a in gt.coco.get("annotations", []) if a["image_id"] in ids])
+    return dataclasses.replace(
+        gt, images=tuple(gt.images[i] for i in keep), table=table, coco=coco,
+        image_ids=[gt.image_ids[i] for i in keep], by_name={k: new[v] for k, v in gt.by_name.items() if v in new},
+        by_id={k: (None if v is None else new[v]) for k, v in gt.by_id.items() if v is None or v in new})
 
 
 @torch.no_grad()
-def predict_batches(model: nn.Module, loader, device: torch.device, *, amp_dtype=None,
+def predict_batches(model: nn.Module, loader, device: torch.device, *,
                     channels_last: bool = False) -> dict[int, dict[str, np.ndarray]]:
-    """Run ``model`` over an eval loader; boxes are mapped back to each original image.
+    """Run ``model`` over an eval loader in fp32; boxes are mapped back to each original image.
     Returns ``{dataset index: {"boxes", "scores", "labels"}}`` (labels without the background offset)."""
     from datatools.datasets import to_device
     from datatools.datasets.transforms import boxes_to_original
 
     model.eval()
     out: dict[int, dict[str, np.ndarray]] = {}
+    index_of = getattr(loader.dataset, "index_of", None)  # target["image_id"] is the source's id: back to the index
     for images, targets in loader:
         images, _ = to_device(images, [], device)
         if channels_last and isinstance(images, torch.Tensor):
             images = images.contiguous(memory_format=torch.channels_last)
-        ctx = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
-        with ctx:
-            preds = model(list(images) if isinstance(images, torch.Tensor) else images)
+        preds = model(list(images) if isinstance(images, torch.Tensor) else images)
         for p, t in zip(preds, targets):
-            idx = int(t["image_id"])
+            idx = int(t["image_id"]) if index_of is None else index_of(int(t["image_id"]))
             boxes = boxes_to_original(p["boxes"].float().cpu(), t)
             out[idx] = {"boxes": boxes.numpy().astype(np.float64), "scores": p["scores"].float().cpu().numpy(),
                         "labels": p["labels"].cpu().numpy() - 1}
@@ -50,15 +173,17 @@ def predict_batches(model: nn.Module, loader, device: torch.device, *, amp_dtype
 
 
 def validate(model: nn.Module, val_ds, gt, cfg: TrainConfig, dist: DistContext, device: torch.device, *,
-             amp_dtype=None, channels_last: bool = False) -> tuple[float | None, float | None, dict]:
+             channels_last: bool = False) -> tuple[float | None, float | None, dict]:
     """Evaluate ``model`` on ``val_ds`` over every rank: rank 0's weights are broadcast, each rank predicts its
     ``DistributedSampler`` shard, rank 0 gathers the union keyed by dataset index (the sampler's padding duplicates
     collapse) and computes the metrics. Returns ``(map50, map, predictions)`` on rank 0; the metrics are broadcast
-    so every rank returns them (predictions only on rank 0)."""
+    so every rank returns them (predictions only on rank 0).
+
+    In fp32 whatever the training precision (bf16 puts boxes on a 2 px grid at 512 px), like ``predict``; ``model``
+    should be built with :func:`eval_overrides` and ``gt`` hold only ``val_ds``'s images."""
     broadcast_state(model, dist)
     vloader = epoch_loader(val_ds, cfg, dist, train=False, epoch=0)
-    preds = gather_union(predict_batches(model, vloader, device, amp_dtype=amp_dtype, channels_last=channels_last),
-                         dist)
+    preds = gather_union(predict_batches(model, vloader, device, channels_last=channels_last), dist)
     m50 = m = None
     if dist.main:
         m50, m = evaluate_predictions(preds, val_ds, gt)
@@ -87,8 +212,12 @@ def evaluate_checkpoint(path: str | os.PathLike, *, data: str | None = None, dev
         _, train_ds, val_ds, val_split = build_datasets(cfg)
         if val_ds is None:
             raise UsageError(f"{cfg.data}: no {cfg.val_split!r} split to evaluate on")
-        gt = load_ground_truth(cfg.data, format=cfg.format, split=val_split) if dist.main else None
-        model = build_model(cfg.model, len(train_ds.classes), image_size=cfg.image_size, resize_mode=cfg.resize_mode)
+        gt = None
+        if dist.main:
+            gt = ground_truth_subset(load_ground_truth(cfg.data, format=cfg.format, split=val_split),
+                                     val_ds.image_ids)
+        model = build_model(cfg.model, len(train_ds.classes), image_size=cfg.image_size, resize_mode=cfg.resize_mode,
+                            **eval_overrides(cfg.model))
         model.load_state_dict(ckpt["model"])
         model.to(dev)
         m50, m, preds = validate(model, val_ds, gt, cfg, dist, dev)

@@ -8,9 +8,11 @@ What it does, in order of an epoch: a fresh shuffled shard per rank (``Distribut
 epoch, also with one process, so ``--resume`` replays the same order), uint8 batches moved to the device and converted
 there, AMP in bf16 on GPUs that support it, optional gradient accumulation, gradient clipping, an optional EMA of the
 weights (``AveragedModel``), a per-iteration linear warm-up then cosine (or multistep) learning rate (``torch.optim.
-lr_scheduler``), then every ``eval_every`` epochs the evaluator of :mod:`datatools.metrics` on the validation split
-(rank 0's weights and BN statistics broadcast first, predictions gathered from every rank, the sampler's padding
-duplicates removed), one CSV row, and ``last.pt`` / ``best.pt`` written atomically by rank 0 only.
+lr_scheduler``), then BatchNorm statistics re-estimated on train images unless BN is frozen (rank 0, the model that is
+evaluated and saved, :func:`~datatools.training.evaluation.recalibrate_bn`), every ``eval_every`` epochs the
+evaluator of :mod:`datatools.metrics` on the validation split, in fp32 with ``predict``'s inference settings (rank 0's
+weights and BN statistics broadcast first, predictions gathered from every rank, the sampler's padding duplicates
+removed), one CSV row, and ``last.pt`` / ``best.pt`` written atomically by rank 0 only.
 
 The global batch is ``batch_size x world size x accumulate``. A run's sample order depends only on the seed and the
 epoch, never on the world size: rank ``r`` of ``W`` reads every ``W``-th index of the epoch's permutation, and with
@@ -49,12 +51,12 @@ from datatools.core.atomic import make_dirs
 from datatools.core.errors import DatatoolsError, UsageError
 from datatools.training.checkpoint import (restore_scheduler, restore_training, resume_config, save_checkpoint,
                                            training_state)
-from datatools.training.config import TrainConfig, check_config
+from datatools.training.config import TrainConfig, check_config, resolve_defaults
 from datatools.training.data import build_datasets, epoch_loader, micro_batches, stream_seed
-from datatools.training.distributed import (DistContext, barrier, resolve_device, setup_distributed, sum_over_ranks,
-                                            teardown)
-from datatools.training.evaluation import validate
-from datatools.training.models import build_model, freeze_batchnorm, load_weights, unwrap
+from datatools.training.distributed import (DistContext, barrier, nonfinite_losses, resolve_device,
+                                            setup_distributed, sum_over_ranks, teardown)
+from datatools.training.evaluation import eval_overrides, ground_truth_subset, recalibrate_bn, validate
+from datatools.training.models import build_model, freeze_batchnorm, init_weights, unwrap
 from datatools.training.optim import SchedulePlan, build_ema, build_optimizer, schedule_plan
 
 ProgressFn = Callable[[str, int, "int | None"], None]
@@ -133,6 +135,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: ProgressFn | None
     pre_notes: list[str] = []
     if resume:
         cfg, ckpt, pre_notes = resume_config(cfg, int(os.environ.get("WORLD_SIZE", "1")))
+    cfg, note = resolve_defaults(cfg)
+    if note:
+        pre_notes.append(note)
     check_config(cfg)
     dist = setup_distributed(resolve_device(cfg.device).type)
     device = resolve_device(cfg.device, dist.local_rank)
@@ -153,11 +158,10 @@ def _prepare(cfg: TrainConfig, ckpt: dict | None, dist: DistContext, device: tor
              n_train: int, notes: list[str]) -> tuple[_Run, int, float | None]:
     """The model, optimizer, scheduler and EMA of a run (restored from ``ckpt`` when resuming); returns the run,
     the first epoch and the best score so far."""
-    model = build_model(cfg.model, n_classes, image_size=cfg.image_size, resize_mode=cfg.resize_mode)
-    if cfg.weights and ckpt is None:
-        counts = load_weights(model, cfg.weights)
-        notes.append(f"weights {cfg.weights}: {counts['loaded']} tensors loaded, {counts['skipped']} skipped (shape), "
-                     f"{counts['missing']} left as initialized")
+    # Built with the evaluation's score threshold and detection count: they act at inference only.
+    model = build_model(cfg.model, n_classes, image_size=cfg.image_size, resize_mode=cfg.resize_mode,
+                        **eval_overrides(cfg.model))
+    notes += init_weights(model, cfg, load=ckpt is None)  # --weights / --weights-backbone, --freeze-backbone
     if cfg.freeze_bn:
         notes.append(f"--freeze-bn: {freeze_batchnorm(model)} BatchNorm layers frozen")
     model.to(device)
@@ -206,7 +210,8 @@ def _train(cfg: TrainConfig, ckpt: dict | None, dist: DistContext, device: torch
         raise UsageError(f"{cfg.data}: no training images")
     gt = None
     if val_ds is not None and dist.main:
-        gt = load_ground_truth(cfg.data, format=cfg.format, split=val_split)
+        # only the images evaluated: --limit cuts the split, and the others' boxes must not count as missed
+        gt = ground_truth_subset(load_ground_truth(cfg.data, format=cfg.format, split=val_split), val_ds.image_ids)
     elif val_ds is None:
         notes.append(f"no {cfg.val_split!r} split: no evaluation, best.pt follows the training loss")
     run, start_epoch, best = _prepare(cfg, ckpt, dist, device, len(classes), len(train_ds), notes)
@@ -229,9 +234,13 @@ def _train(cfg: TrainConfig, ckpt: dict | None, dist: DistContext, device: torch
         m50 = m = None
         n_val = 0
         eval_model = run.ema.module if run.ema is not None else unwrap(run.model)
+        if not cfg.freeze_bn and dist.main:
+            # Every model that is evaluated or saved; the other ranks get rank 0's statistics from the broadcast
+            # before validation and from DDP's buffer broadcast at the next step.
+            for m_ in dict.fromkeys([unwrap(run.model), eval_model]):
+                recalibrate_bn(m_, train_ds, cfg, device)
         if val_ds is not None and ((epoch + 1) % max(1, cfg.eval_every) == 0 or epoch + 1 == cfg.epochs):
-            m50, m, preds = validate(eval_model, val_ds, gt, cfg, dist, device, amp_dtype=run.amp_dtype,
-                                     channels_last=run.channels_last)
+            m50, m, preds = validate(eval_model, val_ds, gt, cfg, dist, device, channels_last=run.channels_last)
             n_val = len(preds)
         log = EpochLog(epoch=epoch + 1, lr=run.opt.param_groups[0]["lr"],
                        loss=sums.get("loss", 0.0) / max(1, n_iter),
@@ -311,13 +320,17 @@ def _train_epoch(run: _Run, train_ds, epoch: int, progress) -> tuple[dict[str, f
             with (contextlib.nullcontext() if sync else train_model.no_sync()), ctx:
                 losses = train_model(list(mimages) if isinstance(mimages, torch.Tensor) else mimages, mtargets)
             loss = sum(losses.values())
-            if not torch.isfinite(loss):
-                _diverged(losses, loss, epoch, it, run.out)
             # The mean over micro-batches, as DDP averages over ranks (a power of 2 divides exactly).
             (loss / len(micro) if len(micro) > 1 else loss).backward()
             for k, v in losses.items():
                 step_sums[k] = step_sums.get(k, 0.0) + float(v.detach()) / len(micro)
             step_sums["loss"] = step_sums.get("loss", 0.0) + float(loss.detach()) / len(micro)
+        # A NaN/inf loss on any rank stops every rank at this step together (no rank left waiting in an all-reduce),
+        # before the optimizer step: the weights and last.pt stay good. A NaN micro-batch makes its step's sum NaN.
+        bad = nonfinite_losses(step_sums, dist, device)
+        if bad is not None:
+            bad_loss = bad.pop("loss")
+            _diverged(bad, bad_loss, epoch, it, run.out)
         if cfg.clip_grad > 0:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad)
         run.opt.step()

@@ -1,9 +1,9 @@
 """What updates the weights: the optimizer, the learning-rate schedule and the EMA of the weights, all stock torch.
 
-* :func:`build_optimizer`: SGD (Nesterov) or AdamW, with no weight decay on norm layers and biases
-  (:func:`param_groups`).
+* :func:`build_optimizer`: SGD (Nesterov) or AdamW, with no weight decay on norm layers and biases, and the
+  backbone's own learning rate when fine-tuning (``backbone_lr_mult``; :func:`param_groups`).
 * :func:`build_scheduler`: a per-iteration linear warm-up (``LinearLR`` from 0.1% to 1) then cosine down to
-  ``min_lr_ratio`` (``CosineAnnealingLR``) or x0.1 at 2/3 and 8/9 of the run (``MultiStepLR``), chained by
+  ``min_lr_ratio`` (``LambdaLR``, closed form) or x0.1 at 2/3 and 8/9 of the run (``MultiStepLR``), chained by
   ``SequentialLR``. :func:`schedule_plan` counts the steps; :func:`scheduler_at` builds one that stands at a given
   step (to resume with another world size or run length).
 * :func:`build_ema`: :class:`torch.optim.swa_utils.AveragedModel` over parameters and buffers, updated with
@@ -11,6 +11,7 @@
 """
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from typing import Callable
 
 import torch
 from torch import nn
-from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, LRScheduler, MultiStepLR, SequentialLR
+from torch.optim.lr_scheduler import LambdaLR, LinearLR, LRScheduler, MultiStepLR, SequentialLR
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from datatools.training.config import TrainConfig
@@ -27,18 +28,37 @@ WARMUP_START = 1e-3  # the warm-up's first factor of the peak learning rate
 EMA_RAMP = 2000  # updates over which the EMA's decay ramps up: decay * (1 - exp(-updates / EMA_RAMP))
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Weight decay on weights only: norm layers' parameters and every bias (1-D tensors) get none."""
-    decay, no_decay = [], []
-    for p in model.parameters():
+def param_groups(model: nn.Module, weight_decay: float, *, backbone: str | None = None,
+                 backbone_lr_mult: float = 1.0) -> list[dict]:
+    """Weight decay on weights only: norm layers' parameters and every bias (1-D tensors) get none. Parameters that
+    do not require gradients (a frozen backbone or BatchNorm) are left out.
+
+    With ``backbone`` (a state-dict prefix, :attr:`ModelSpec.trunk <datatools.training.models.ModelSpec>`) and a
+    ``backbone_lr_mult`` other than 1, the trunk's parameters get groups of their own whose ``lr_mult`` scales the
+    learning rate (:func:`build_scheduler` applies it), e.g. 0.1 to fine-tune a pretrained backbone gently."""
+    split = backbone is not None and backbone_lr_mult != 1.0
+    groups: dict[tuple[bool, bool], list] = {(b, d): [] for b in ((False, True) if split else (False,))
+                                             for d in (True, False)}
+    for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        (no_decay if p.ndim <= 1 else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        in_trunk = split and name.startswith(backbone)  # type: ignore[arg-type]
+        groups[(in_trunk, p.ndim > 1)].append(p)
+    out = []
+    for (in_trunk, decay), params in groups.items():
+        if in_trunk and not params:
+            continue
+        out.append({"params": params, "weight_decay": weight_decay if decay else 0.0,
+                    "lr_mult": backbone_lr_mult if in_trunk else 1.0})
+    return out
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    groups = param_groups(model, cfg.weight_decay)
+    from datatools.training.models import MODELS, unwrap
+
+    spec = MODELS.get(cfg.model)
+    groups = param_groups(unwrap(model), cfg.weight_decay, backbone=spec.trunk if spec else None,
+                          backbone_lr_mult=getattr(cfg, "backbone_lr_mult", 1.0))
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0)
     return torch.optim.AdamW(groups, lr=cfg.lr)
@@ -76,20 +96,27 @@ def build_scheduler(opt: torch.optim.Optimizer, *, lr: float, total: int, warmup
     """The learning rate at step ``s`` (stepped once per optimizer step): ``lr`` x (0.1% + (1 - 0.1%) s / warmup)
     during the warm-up, then cosine from ``lr`` down to ``lr x min_ratio`` at ``total`` (or ``lr``, x0.1 from step
     ``ceil(2/3 total)``, x0.01 from ``ceil(8/9 total)`` for ``multistep``). Sets every group's learning rate to
-    step 0's value; the optimizer's groups must all start at ``lr``."""
+    step 0's value. A group with an ``lr_mult`` (:func:`param_groups`) follows the same curve scaled by it."""
     for g in opt.param_groups:  # the schedule's base, also for an optimizer whose state was loaded
-        g["lr"] = g["initial_lr"] = lr
+        g["lr"] = g["initial_lr"] = lr * g.get("lr_mult", 1.0)
     after: LRScheduler
     if schedule == "multistep":
         # Milestones count from step 0 of the run; the second scheduler's steps count from the end of the warm-up.
         after = MultiStepLR(opt, milestones=[max(0, math.ceil(total * f) - warmup) for f in (2 / 3, 8 / 9)],
                             gamma=0.1)
     else:
-        after = CosineAnnealingLR(opt, T_max=max(1, total - warmup), eta_min=lr * min_ratio)
+        # The cosine as a factor of each group's base rate (CosineAnnealingLR's floor is one number for all groups,
+        # which a backbone group at lr_mult x lr must not share)
+        after = LambdaLR(opt, functools.partial(_cosine_factor, t_max=max(1, total - warmup), min_ratio=min_ratio))
     if warmup <= 0:
         return after
     ramp = LinearLR(opt, start_factor=WARMUP_START, end_factor=1.0, total_iters=warmup)
     return SequentialLR(opt, [ramp, after], milestones=[warmup])
+
+
+def _cosine_factor(step: int, *, t_max: int, min_ratio: float) -> float:
+    """The cosine's factor of a group's base rate at ``step`` after the warm-up (closed form: picklable, no state)."""
+    return min_ratio + (1 - min_ratio) * (1 + math.cos(math.pi * min(step, t_max) / t_max)) / 2
 
 
 def scheduler_at(opt: torch.optim.Optimizer, step: int, **kwargs) -> LRScheduler:

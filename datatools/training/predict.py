@@ -23,7 +23,7 @@ from datatools.training.models import build_model, inference_overrides
 from datatools.training.checkpoint import load_checkpoint
 from datatools.training.config import TrainConfig
 from datatools.training.distributed import resolve_device
-from datatools.training.evaluation import predict_batches
+from datatools.training.evaluation import EVAL_CONF, EVAL_MAX_DET, predict_batches
 
 
 class ImageListDataset(torch.utils.data.Dataset):
@@ -81,10 +81,11 @@ def _dataset_format(format: str | None, images: Path, split: str | None) -> str 
 
 def predict(checkpoint: str | os.PathLike, images: str | os.PathLike, out: str | os.PathLike, *,
             format: str | None = "auto", split: str | None = None, device: str = "auto", batch_size: int = 8,
-            conf: float = 0.001, max_det: int = 100, workers: int = 2, image_size: int | None = None,
+            conf: float = EVAL_CONF, max_det: int = EVAL_MAX_DET, workers: int = 2, image_size: int | None = None,
             progress=None) -> PredictResult:
     """Run the checkpoint's model on ``images`` and write COCO results (``image_id, category_id, bbox [x, y, w, h],
-    score, file_name``) to ``out``. ``conf`` 0.001 and ``max_det`` 100 are the usual settings for mAP.
+    score, file_name``) to ``out``. The defaults of ``conf`` and ``max_det`` (0.001 and 100) are the usual settings
+    for mAP and those of the evaluation during training, so ``predict`` + ``evaluate`` reproduce its numbers.
 
     ``format`` ``auto`` detects a dataset in ``images`` as ``convert`` and ``check`` do (then its ids are the ones
     ``evaluate`` uses for it) and falls back to a plain image folder when it is none; ``voc``/``yolo``/``coco``
