@@ -23,13 +23,16 @@ from datatools.cli.common import (esc, SourcePath, count, engine_options, format
               help="Write a repaired copy here (boxes clipped, invalid boxes dropped), in the same format.")
 @click.option("--images-mode", type=click.Choice(["link", "copy", "symlink", "none"]), default="link",
               show_default=True, help="How images reach the --fix copy.")
+@click.option("--dupes", is_flag=True,
+              help="Also find exact and near-duplicate images (as `datatools dupes` does, default threshold) and "
+                   "copies whose labels differ.")
 @click.option("--limit", type=click.IntRange(1), default=100, show_default=True, help="Rows to show in the table.")
 @max_xml_option
 @workers_option
 @engine_options
 @json_option
-def check_cmd(src, fmt, images, sets, classes, convention, normalize_names, no_headers, fix_out, images_mode, limit,
-              max_xml_bytes, workers, engine, ray_address, as_json):
+def check_cmd(src, fmt, images, sets, classes, convention, normalize_names, no_headers, fix_out, images_mode, dupes,
+              limit, max_xml_bytes, workers, engine, ray_address, as_json):
     """Check the annotations in SRC and list every finding with its code, severity, file and field.
 
     Exit status: 0 when there are no errors (warnings allowed), 1 when there are errors.
@@ -41,7 +44,7 @@ def check_cmd(src, fmt, images, sets, classes, convention, normalize_names, no_h
             report = check(src, format=fmt, images=images, sets=sets, convention=convention,
                            classes=parse_classes(classes), normalize_names=normalize_names, headers=not no_headers,
                            workers=workers or None, progress=lambda n: update("headers", n, None), engine=engine,
-                           ray_address=ray_address, max_xml_bytes=max_xml_bytes)
+                           ray_address=ray_address, max_xml_bytes=max_xml_bytes, dupes=dupes)
         if fix_out:
             write_fixed(report, fix_out, images_mode=images_mode, convention=convention, workers=workers or None)
     if as_json:

@@ -88,6 +88,10 @@ def group_options(f):
                    "groups from --group-by/--groups never straddle splits; hash: stable when images are added later. "
                    "Default: group when --group-by or --groups is given, else stratified.")
 @group_options
+@click.option("--dedup", is_flag=True,
+              help="Keep exact and near-duplicate images (datatools dupes, default threshold) in one split, on top of "
+                   "any --group-by, and report how many clusters of copies a split without it cuts across splits. "
+                   "Recommended for any dataset that may hold copies. Same as --group-by dupes.")
 @click.option("--kfold", type=click.IntRange(0), default=0,
               help="Write K folds (OUT/fold_<i>/, fold i as val); --test is held out first and shared by all folds.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the random choices (not used by hash).")
@@ -103,8 +107,8 @@ def group_options(f):
 @workers_option
 @engine_options
 @json_option
-def split_cmd(src, out, fmt, val, test, method, group_by, kfold, seed, drop_empty, images, sets, classes, images_mode,
-              dry_run, max_xml_bytes, workers, engine, ray_address, as_json):
+def split_cmd(src, out, fmt, val, test, method, group_by, dedup, kfold, seed, drop_empty, images, sets, classes,
+              images_mode, dry_run, max_xml_bytes, workers, engine, ray_address, as_json):
     """Split SRC into train/val/test (or k folds) and write OUT in the same format as SRC.
 
     \b
@@ -115,7 +119,9 @@ def split_cmd(src, out, fmt, val, test, method, group_by, kfold, seed, drop_empt
     """
     from datatools.ops.split import plan_split, write_split
 
-    method = method or ("group" if group_by else "stratified")
+    if isinstance(group_by, str) and group_by.strip() == "dupes":
+        group_by, dedup = None, True
+    method = method or ("group" if group_by or dedup else "stratified")
     if engine == "ray" and method != "hash":
         raise click.UsageError("--engine ray splits with --method hash only (the other methods need every image at "
                                "once; they run locally and fast)")
@@ -123,8 +129,16 @@ def split_cmd(src, out, fmt, val, test, method, group_by, kfold, seed, drop_empt
         with stage_progress(not as_json) as update:
             ds = read_dataset(src, fmt, images=images, sets=sets, classes=classes, workers=workers, update=update,
                               engine=engine, ray_address=ray_address, max_xml_bytes=max_xml_bytes)
+            clusters = None
+            if dedup:
+                from datatools.core.parallel import Mapper
+                from datatools.ops.dupes import find_duplicates
+
+                clusters = find_duplicates(ds, mapper=Mapper(engine, ray_address, workers or None),
+                                           progress=lambda n: update("hash", n, None),
+                                           on_total=lambda t: update("hash", 0, t)).cluster_ids()
             plan = plan_split(ds, val=val, test=test or 0.0, method=method, seed=seed, group_by=group_by,
-                              kfold=kfold, drop_empty=drop_empty)
+                              kfold=kfold, drop_empty=drop_empty, dedup=clusters)
             written = None
             if not dry_run:
                 total = len(plan.dataset.images) * max(1, kfold)
@@ -172,6 +186,9 @@ def render(plan, *, out, written) -> None:
               f"{d['class_objects']:.2%}{worst}")
     if plan.groups:
         con.print(f"{count(plan.groups, 'group')} ({esc(plan.group_source)}); no group straddles two parts")
+    if plan.group_source.endswith("duplicates"):
+        con.print(f"{count(plan.dedup_clusters, 'cluster')} of duplicate images kept together; without --dedup "
+                  f"{count(plan.straddled_before, 'cluster')} would have straddled parts")
     if plan.dropped_empty:
         con.print(f"{count(len(plan.dropped_empty), 'image')} without objects left out (--drop-empty)")
     read_problems = [f for f in plan.dataset.findings if f.severity.value != "info"]

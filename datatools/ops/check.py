@@ -96,8 +96,11 @@ def check(src: str | os.PathLike, *, format: str = "auto", images=None, sets=Non
           convention: PixelConvention | str = DEFAULT_CONVENTION, classes: Sequence[str] | None = None,
           normalize_names: bool = False, headers: bool = True, workers: int | None = None,
           progress: ProgressFn | None = None, engine: str = "local", ray_address: str | None = None,
-          max_xml_bytes: int | None = None) -> CheckReport:
+          max_xml_bytes: int | None = None, dupes: bool = False, dupes_threshold: int | None = None) -> CheckReport:
     """Read ``src`` and list every finding with a stable code, severity, file and field.
+
+    ``dupes=True`` adds the duplicate images (:func:`datatools.ops.dupes.find_duplicates` at ``dupes_threshold``,
+    default its own): ``duplicate-image``, ``near-duplicate`` and ``duplicate-labels-differ``.
 
     ``engine="ray"`` reads the annotation files and image headers in chunks as Ray tasks (``ray_address``); the
     findings are the same, in the same order.
@@ -113,6 +116,11 @@ def check(src: str | os.PathLike, *, format: str = "auto", images=None, sets=Non
         fixed = fixed.evolve(findings=tuple(replace(f, severity=Severity.ERROR) if f.code == "unknown-class" else f
                                             for f in fixed.findings))
     findings = list(fixed.findings) + lint(ds, headers=headers, progress=progress, mapper=mapper)
+    if dupes:
+        from datatools.ops.dupes import DEFAULT_THRESHOLD, find_duplicates
+
+        threshold = DEFAULT_THRESHOLD if dupes_threshold is None else dupes_threshold
+        findings += find_duplicates(ds, threshold=threshold, mapper=mapper).as_findings()
     no_size = [im for im in fixed.images if not im.has_size]
     for im in no_size:
         findings.append(err("missing-size", im.source, "size", "the image size is unknown (no size and no image)",

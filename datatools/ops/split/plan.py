@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 import numpy as np
@@ -16,6 +16,7 @@ import numpy as np
 from datatools.core.errors import UsageError
 from datatools.core.model import Dataset, Finding, ImageRecord
 from datatools.formats.common import warn
+from datatools.ops.split.dedup import merge_clusters, straddling
 from datatools.ops.split.group_file import GroupFile
 from datatools.ops.split.groups import parse_group_by, resolve_groups
 from datatools.ops.split.stratify import integer_targets, stratify
@@ -61,6 +62,8 @@ class SplitPlan:
     groups: int = 0
     findings: tuple[Finding, ...] = ()
     group_source: str = ""
+    dedup_clusters: int = 0  # duplicate clusters kept together (split --dedup)
+    straddled_before: int = 0  # of those, how many the same split without --dedup cut across parts
 
     def part_of(self) -> dict[str, str]:
         return {iid: name for name, ids in self.parts.items() for iid in ids}
@@ -84,6 +87,8 @@ class SplitPlan:
         return {"method": self.method, "seed": self.seed, "kfold": self.kfold, "images": len(self.dataset.images),
                 "objects": self.dataset.num_objects, "groups": self.groups,
                 "group_source": self.group_source or None, "asked": self.asked,
+                "dedup": {"clusters": self.dedup_clusters, "straddled_before": self.straddled_before,
+                          "straddled_after": 0} if self.group_source.endswith("duplicates") else None,
                 "parts": [r.to_dict() for r in self.reports], "max_deviation": self.deviation,
                 "dropped_empty": len(self.dropped_empty), "findings": [f.to_dict() for f in self.findings],
                 "assignment": {name: list(ids) for name, ids in self.parts.items()}}
@@ -106,7 +111,7 @@ def _amount(value: float | None, n: int, what: str) -> float:
 
 def plan_split(ds: Dataset, *, val: float | None = None, test: float = 0.0, method: str = "stratified",
                seed: int = 0, group_by: str | GroupFile | Mapping[str, str] | None = None, kfold: int = 0,
-               drop_empty: bool = False) -> SplitPlan:
+               drop_empty: bool = False, dedup: Sequence[Sequence[str]] | None = None) -> SplitPlan:
     """Decide the parts for every image of ``ds`` (nothing is written; see :func:`write_split`).
 
     ``val``/``test`` are ratios (``0.2``) or image counts (``200``). ``kfold=K`` holds ``test`` out first and cuts the
@@ -117,8 +122,29 @@ def plan_split(ds: Dataset, *, val: float | None = None, test: float = 0.0, meth
     pattern) on the image id, ``"attr:NAME"`` an image-level field of the annotations (see :func:`image_attributes`),
     a :class:`GroupFile` from :func:`read_group_file`, or a ``{image_id: group}`` mapping. Images without a group
     become their own group and are counted in a finding.
+
+    ``dedup`` (clusters of image ids, e.g. :meth:`~datatools.ops.dupes.DupesReport.cluster_ids`) keeps each cluster
+    of copies in one part, on top of ``group_by``; ``stratified`` then stratifies the groups (as ``group`` does).
+    The plan records how many clusters the same split without ``dedup`` would have cut across parts.
     """
-    group_by = _check_options(method, group_by, kfold=kfold, val=val)
+    if dedup is not None:
+        if method == "random":
+            raise UsageError("--dedup keeps copies together with --method stratified, group or hash, not random")
+        plain = "stratified" if method == "group" and group_by is None else method
+        before = plan_split(ds, val=val, test=test, method=plain, seed=seed, group_by=group_by, kfold=kfold,
+                            drop_empty=drop_empty)
+        plan = _plan(ds, val=val, test=test, method="group" if method == "stratified" else method, seed=seed,
+                     group_by=group_by, kfold=kfold, drop_empty=drop_empty, dedup=dedup)
+        real = [c for c in dedup if len(c) > 1]
+        return replace(plan, dedup_clusters=len(real), straddled_before=straddling(before.parts, real))
+    return _plan(ds, val=val, test=test, method=method, seed=seed, group_by=group_by, kfold=kfold,
+                 drop_empty=drop_empty)
+
+
+def _plan(ds: Dataset, *, val: float | None, test: float, method: str, seed: int,
+          group_by: str | GroupFile | Mapping[str, str] | None, kfold: int, drop_empty: bool,
+          dedup: Sequence[Sequence[str]] | None = None) -> SplitPlan:
+    group_by = _check_options(method, group_by, kfold=kfold, val=val, dedup=dedup is not None)
     records = sorted(ds.images, key=lambda r: r.image_id)
     dropped: tuple[str, ...] = ()
     if drop_empty:
@@ -146,18 +172,23 @@ def plan_split(ds: Dataset, *, val: float | None = None, test: float = 0.0, meth
     if group_by is not None:
         keys, found, source = resolve_groups(ds, records, group_by)
         findings += found
+    if dedup is not None:
+        keys = merge_clusters([r.image_id for r in records], keys, dedup)
+        source = f"{source} + duplicates" if source else "duplicates"
+    grouped = group_by is not None or dedup is not None
+    if grouped:
         groups = len(set(keys))
-    units = groups if group_by is not None else n
+    units = groups if grouped else n
     for_folds = units - (max(1, round(r_test * units)) if r_test else 0)  # what the test part leaves to the folds
     if kfold and kfold > for_folds:
-        what = f"{units:,} groups" if group_by is not None else f"{n:,} images"
+        what = f"{units:,} groups" if grouped else f"{n:,} images"
         left = f", {for_folds:,} of them after the test part" if r_test else ""
         raise UsageError(f"--kfold {kfold}: there are only {what}{left}, so some folds would be empty")
     fractions = np.array([asked[nm] for nm in names], dtype=np.float64)
     index = _assign(method, records, keys, classes, names, fractions, np.random.default_rng(seed),
-                    grouped=group_by is not None)
+                    grouped=grouped)
     parts = {nm: tuple(r.image_id for r, j in zip(records, index) if j == k) for k, nm in enumerate(names)}
-    findings += _empty_parts(parts, asked, n, units if group_by is not None else 0, method)
+    findings += _empty_parts(parts, asked, n, units if grouped else 0, method)
     reports = tuple(_report(nm, asked[nm], [r for r, j in zip(records, index) if j == k], classes)
                     for k, nm in enumerate(names))
     kept = ds.evolve(images=tuple(records))
@@ -167,13 +198,13 @@ def plan_split(ds: Dataset, *, val: float | None = None, test: float = 0.0, meth
 
 
 def _check_options(method: str, group_by: str | GroupFile | Mapping[str, str] | None, *, kfold: int,
-                   val: float | None) -> str | GroupFile | Mapping[str, str] | None:
+                   val: float | None, dedup: bool = False) -> str | GroupFile | Mapping[str, str] | None:
     """Usage errors for options that do not go together, before any work; ``group_by`` with a blank one as None."""
     if method not in METHODS:
         raise UsageError(f"unknown split method {method!r}: choose one of {', '.join(METHODS)}")
     if isinstance(group_by, str) and not group_by.strip():
         group_by = None
-    if method == "group" and group_by is None:
+    if method == "group" and group_by is None and not dedup:
         raise UsageError("--method group needs --group-by REGEX, --group-by attr:NAME or --groups FILE")
     if group_by is not None and method in ("random", "stratified"):
         raise UsageError(f"--group-by and --groups apply to --method group or hash, not {method}")
