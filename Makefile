@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 OUT ?= out/demo
 
-.PHONY: venv demo test bench sample clean gpu-wheels
+.PHONY: venv demo test bench sample clean gpu-wheels chromium
 
 venv: $(STAMP)
 
@@ -39,9 +39,18 @@ demo: $(STAMP)
 	@echo "  model, log:         $(OUT)/train/best.pt, $(OUT)/train/results.csv"
 	@echo "  predictions, eval:  $(OUT)/preds.json, $(OUT)/eval/"
 	@echo "  GT vs predictions:  $(OUT)/viz_pred/sheet_0001.jpg"
+	@$(VENV)/bin/datatools report sample_data $(OUT)/report.html && echo "  report (open it):   $(OUT)/report.html"
 
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(PY) -m pytest -q
+
+# The report's browser test needs Debian's chromium. Without root, apt-get or network it is not installed, and that
+# test skips with its reason; `make test` never fails here.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
+		DEBIAN_FRONTEND=noninteractive timeout 900 sh -c 'apt-get update -qq && apt-get install -y -qq chromium' \
+		>/dev/null 2>&1 && echo "installed chromium for the report's browser test"; } || \
+		echo "could not install chromium (no root, apt-get or network): the report's browser test will be skipped"
 
 sample:
 	$(PY) sample_data/make_sample_data.py
@@ -49,11 +58,16 @@ sample:
 bench: $(STAMP)
 	$(PY) benchmarks/bench_convert.py
 
-# What benchmarks/gpu_check.sh installs on the device machine (Python 3.12, no pycocotools/pytest/PyYAML there).
+# The wheels benchmarks/gpu_check.sh installs on the device machine: its image (Python 3.12) has torch, torchvision,
+# pytest, click, rich, lxml, pillow, numpy, PyYAML, matplotlib and fsspec, but not these two. Pinned to this venv's
+# versions; one version of each (two would stop the install there). Carry them with carry=[".whl"].
+WHEEL_PINS = $(shell $(PY) -c "import importlib.metadata as m; print(' '.join(f'{n}=={m.version(n)}' for n in ('pycocotools', 'faster-coco-eval')))" 2>/dev/null)
 gpu-wheels: $(STAMP)
-	$(PY) -m pip download -q --only-binary=:all: --python-version 3.12 --no-deps -d .whl \
-		--platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_28_x86_64 \
-		pycocotools faster-coco-eval fsspec pyyaml pytest pluggy iniconfig packaging pygments
+	rm -rf .whl
+	$(PY) -m pip download -q --only-binary=:all: --python-version 3.12 --implementation cp --no-deps -d .whl \
+		--platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux_2_27_x86_64 \
+		--platform manylinux_2_28_x86_64 $(WHEEL_PINS)
+	@ls .whl
 
 clean:
 	rm -rf out .pytest_cache
