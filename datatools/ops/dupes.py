@@ -11,7 +11,7 @@ How images are compared (fingerprints in :mod:`datatools.ops.dupes_hash`):
   metadata). Only images whose thumbnails hash within ``max(threshold, EXACT_RADIUS)`` of another are decoded in full
   for this, so the whole set is decoded once, at thumbnail size.
 * **near**: perceptual hashes (64-bit pHash) within ``threshold`` bits: re-encoded, resized, lightly edited copies;
-  ``mirrored`` when the mirrored image's hash is the close one, ``cropped`` when the hash of one of five crop views
+  ``mirrored`` when the mirrored image's hash is the close one, ``cropped`` when the hash of one of nine crop views
   is (a copy with about 5% of the width and height cut away). The pHash proposes; the dHash of the same view and
   the mean colour confirm (:func:`best_view`), so unrelated images the pHash happens to put close are not pairs.
 
