@@ -136,11 +136,14 @@ def parse_classes(value: str | None) -> list[str] | None:
 
 
 def format_option(f):
-    """``--format/-f auto|voc|yolo|coco`` (the ``fmt`` parameter); resolve it with ``formats.resolve(fmt, src)``."""
-    return click.option("--format", "-f", "fmt", type=click.Choice(["auto", "voc", "yolo", "coco"]), default="auto",
+    """``--format/-f auto|<every format in formats.FORMATS>`` (the ``fmt`` parameter); resolve it with
+    ``formats.resolve(fmt, src)``."""
+    from datatools.formats import FORMATS  # the registry only: no format module is imported
+
+    return click.option("--format", "-f", "fmt", type=click.Choice(["auto", *FORMATS]), default="auto",
                         show_default=True,
-                        help="Format of SRC (auto: a .json or annotations/*.json is COCO, data.yaml or images/+labels/ "
-                             "is YOLO, Annotations/ or *.xml is VOC).")(f)
+                        help="Format of SRC (auto: a .json or annotations/*.json is COCO, LabelMe or Label Studio by "
+                             "its content, data.yaml or images/+labels/ is YOLO, Annotations/ or *.xml is VOC).")(f)
 
 
 class SourcePath(click.ParamType):

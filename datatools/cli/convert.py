@@ -9,7 +9,9 @@ from datatools.cli.common import (table, esc, SourcePath, count, counts_table, c
                                   errors_to_click, findings_table, json_option, max_xml_option, parse_classes,
                                   stage_progress, workers_option)
 
-FORMAT_CHOICE = click.Choice(["voc", "yolo", "coco"], case_sensitive=False)
+from datatools.formats import FORMATS  # the registry only: no format module is imported
+
+FORMAT_CHOICE = click.Choice(list(FORMATS), case_sensitive=False)
 
 
 def conversion_options(f):
@@ -114,7 +116,7 @@ def _convert_command(name: str, src_format: str | None, dst_format: str | None, 
     cmd = click.argument("src", type=SourcePath())(cmd)
     if src_format is None:
         cmd = click.option("--to", "to_format", type=FORMAT_CHOICE, required=True, help="Output format.")(cmd)
-        cmd = click.option("--from", "from_format", type=click.Choice(["auto", "voc", "yolo", "coco"], case_sensitive=False),
+        cmd = click.option("--from", "from_format", type=click.Choice(["auto", *FORMATS], case_sensitive=False),
                            default="auto", show_default=True,
                            help="Input format (auto: detected from SRC, as in `datatools check`).")(cmd)
     return click.command(name)(cmd)

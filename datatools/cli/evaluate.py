@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from datatools.formats import FORMATS
+
 from datatools.cli.common import (table, esc, SourcePath, console, emit_json, errors_to_click, findings_table, json_option,
                                   parse_classes, workers_option)
 from datatools.cli.common import count
@@ -16,7 +18,7 @@ from datatools.core.boxes import DEFAULT_CONVENTION
 @click.option("--pred", "pred", required=True, type=SourcePath(),
               help="Predictions: COCO results JSON [{image_id, category_id, bbox [x,y,w,h], score}] (an optional "
                    "file_name is matched first), or a folder of YOLO txt files 'class cx cy w h conf'.")
-@click.option("--gt-format", "-f", "gt_format", type=click.Choice(["auto", "voc", "yolo", "coco"]), default="auto",
+@click.option("--gt-format", "-f", "gt_format", type=click.Choice(["auto", *FORMATS]), default="auto",
               show_default=True,
               help="Format of --gt (auto: detected as `convert` and `check` detect it; an explicit format wins).")
 @click.option("--split", default=None,

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import click
 
+from datatools.formats import FORMATS
+
 from datatools.cli.common import esc, console, emit_json, errors_to_click, json_option
 from datatools.cli.common import count
 
@@ -12,7 +14,7 @@ from datatools.cli.common import count
 @click.argument("images", type=click.Path(exists=True))
 @click.option("--out", "-o", type=click.Path(dir_okay=False), default="preds.json", show_default=True,
               help="COCO results JSON to write: [{image_id, file_name, category_id, bbox [x,y,w,h], score}].")
-@click.option("--format", "-f", "fmt", type=click.Choice(["auto", "images", "voc", "yolo", "coco"]), default="auto",
+@click.option("--format", "-f", "fmt", type=click.Choice(["auto", "images", *FORMATS]), default="auto",
               show_default=True,
               help="IMAGES is a dataset in this format: predict its images with the ids `evaluate` uses for it. "
                    "auto: detected as `convert` and `check` detect it, else a plain image folder; images: always "

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import click
 
+from datatools.formats import FORMATS
+
 from datatools.cli.common import esc, console, emit_json, errors_to_click, json_option, stage_progress
 from datatools.cli.common import count
 
@@ -12,7 +14,7 @@ MODEL_NAMES = ["fasterrcnn_mobilenet_v3_large_fpn", "fcos_resnet50_fpn", "retina
 
 @click.command("train")
 @click.argument("data", type=click.Path(exists=True))
-@click.option("--format", "-f", "fmt", type=click.Choice(["auto", "voc", "yolo", "coco"]), default="auto",
+@click.option("--format", "-f", "fmt", type=click.Choice(["auto", *FORMATS]), default="auto",
               show_default=True,
               help="Format of DATA: VOC root, YOLO data.yaml (or folder), COCO JSON (or folder with annotations/); "
                    "auto detects it as `convert` and `check` do.")

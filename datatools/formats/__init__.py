@@ -4,14 +4,15 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-FORMATS = ("voc", "yolo", "coco")
+FORMATS = ("voc", "yolo", "coco", "cvat", "openimages", "labelme", "labelstudio")
 
 
 def get(name: str) -> ModuleType:
     """The module for a format name (``voc``, ``yolo``, ``coco``)."""
     key = name.lower().strip()
     aliases = {"pascal": "voc", "pascalvoc": "voc", "pascal_voc": "voc", "ultralytics": "yolo", "yolov5": "yolo",
-               "yolov8": "yolo"}
+               "yolov8": "yolo", "cvat_xml": "cvat", "open_images": "openimages", "oid": "openimages",
+               "label_studio": "labelstudio", "label-studio": "labelstudio"}
     key = aliases.get(key, key)
     if key not in FORMATS:
         from datatools.core.errors import UsageError
@@ -41,8 +42,18 @@ def detect(path) -> str:
         return any(n.lower().endswith(suffix) for n in files.listdir(folder)[1])
 
     if files.isfile(src):
+        if low.endswith(".xml"):
+            from datatools.formats.cvat import is_cvat_xml
+
+            if is_cvat_xml(src):  # root <annotations>, from the first 4 KiB only
+                return "cvat"
+        if low.endswith(".csv"):
+            from datatools.formats.openimages import is_box_csv
+
+            if is_box_csv(src):
+                return "openimages"
         if low.endswith(".json"):
-            return "coco"
+            return sniff_json(src)  # COCO, LabelMe or Label Studio, from the first 64 KiB
         if low.endswith((".yaml", ".yml")):
             return "yolo"
     elif files.isdir(src):
@@ -51,16 +62,46 @@ def detect(path) -> str:
         if any(files.isfile(files.join(src, n)) for n in ("data.yaml", "dataset.yaml", "data.yml")) or (
                 files.isdir(files.join(src, "images")) and files.isdir(files.join(src, "labels"))):
             return "yolo"
+        if files.isfile(files.join(src, "annotations.xml")):
+            from datatools.formats.cvat import is_cvat_xml
+
+            if is_cvat_xml(files.join(src, "annotations.xml")):
+                return "cvat"
         ann = files.join(src, "annotations")
+        if has_files(src, "bbox.csv") or (files.isdir(ann) and has_files(ann, "bbox.csv")):
+            return "openimages"
         if files.isdir(ann) and has_files(ann, ".json"):
-            return "coco"
+            return sniff_json(files.join(ann, next(n for n in files.listdir(ann)[1] if n.lower().endswith(".json"))))
+        if has_files(src, ".json"):  # LabelMe's one .json per image, or Label Studio exports
+            return sniff_json(files.join(src, next(n for n in files.listdir(src)[1] if n.lower().endswith(".json"))))
         if has_files(src, ".xml"):
             return "voc"
         from datatools.formats.voc import devkit_years
 
         if devkit_years(src):  # a VOCdevkit root: the VOC reader says which year to pick
             return "voc"
-    raise UsageError(f"{path}: cannot tell its format (VOC, YOLO or COCO); pass --format")
+    raise UsageError(f"{path}: cannot tell its format ({', '.join(FORMATS)}); pass --format")
+
+
+def sniff_json(path) -> str:
+    """``labelstudio`` for a JSON list (an export of tasks) or one task (``data`` and ``annotations``), ``labelme``
+    for an object with ``shapes`` (and ``imagePath``), else ``coco``; from the first 64 KiB only (a COCO file can be
+    gigabytes)."""
+    from datatools.core import fs
+
+    try:
+        with (fs.open_binary(path) if fs.is_url(path) else open(path, "rb")) as f:
+            text = f.read(1 << 16).decode("utf-8", "ignore").lstrip("\ufeff \t\r\n")
+    except OSError:
+        return "coco"  # the COCO reader says what is wrong with it
+    if text.startswith("["):
+        return "labelstudio"
+    lm = [k in text for k in ('"shapes"', '"imagePath"', '"imageData"')]  # imageData may fill the 64 KiB first
+    if all(lm[:2]) or (any(lm) and '"images"' not in text):
+        return "labelme"
+    if '"data"' in text and '"annotations"' in text and '"images"' not in text:
+        return "labelstudio"
+    return "coco"
 
 
 def resolve(name: str | None, path) -> str:

@@ -27,6 +27,7 @@ NAME = "coco"
 # places images (not under --images-mode none).
 OWNED = ("annotations", "images")
 IMAGE_FOLDER = "images"
+NEEDS_SIZE = False  # boxes are written in pixels: an image without a size can be written
 _SPLIT_RE = re.compile(r"^(?:instances_)?(.+?)\.json$")
 
 

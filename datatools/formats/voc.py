@@ -31,6 +31,7 @@ NAME = "voc"
 # places images (not under --images-mode none).
 OWNED = ("Annotations", "JPEGImages", "ImageSets")
 IMAGE_FOLDER = "JPEGImages"
+NEEDS_SIZE = False  # boxes are written in pixels: an image without a size can be written
 
 
 def escape(text: str) -> str:

@@ -30,6 +30,7 @@ NAME = "yolo"
 # places images (not under --images-mode none).
 OWNED = ("images", "labels", "data.yaml", "classes.txt")
 IMAGE_FOLDER = "images"
+NEEDS_SIZE = True  # boxes are written relative to the image size: images without one are dropped first
 
 
 # --------------------------------------------------------------------------------------------------- layout

@@ -111,7 +111,7 @@ def check(src: str | os.PathLike, *, format: str = "auto", images=None, sets=Non
     ds = read_source(src, format, mapper=mapper, classes=classes, images=images, sets=sets, convention=convention,
                      workers=workers, max_xml_bytes=max_xml_bytes, all_dropped_ok=True)
     mod = formats.get(ds.format)
-    fixed = prepare(ds, classes=classes, normalize_names=normalize_names, require_size=mod.NAME == "yolo")
+    fixed = prepare(ds, classes=classes, normalize_names=normalize_names, require_size=mod.NEEDS_SIZE)
     if classes is not None:
         fixed = fixed.evolve(findings=tuple(replace(f, severity=Severity.ERROR) if f.code == "unknown-class" else f
                                             for f in fixed.findings))

@@ -125,9 +125,12 @@ def read_options(fmt: str, *, images=None, sets=None, convention=DEFAULT_CONVENT
 
 LOOKED_FOR = {"voc": "Annotations/*.xml or *.xml",
               "yolo": "the image folders data.yaml names, or images/ beside labels/",
-              "coco": 'annotations/*.json, or a COCO JSON with entries in its "images" list'}
+              "coco": 'annotations/*.json, or a COCO JSON with entries in its "images" list',
+              "cvat": "<image> entries in annotations.xml", "openimages": "rows in *-bbox.csv",
+              "labelme": "LabelMe *.json (or annotations/*.json) with a 'shapes' list",
+              "labelstudio": "a Label Studio JSON export (a list of tasks)"}
 ANY_FORMAT = ("a COCO *.json or annotations/*.json, a YOLO data.yaml or images/ beside labels/, a VOC Annotations/ "
-              "or *.xml")
+              "or *.xml, a CVAT annotations.xml, Open Images *-bbox.csv, LabelMe or Label Studio *.json")
 
 
 def resolve_source(src: str | os.PathLike, fmt: str | None) -> str:
@@ -253,7 +256,7 @@ def convert(src_format: str, src: str | os.PathLike, dst_format: str, out: str |
     check_output_dir(out, input_folders(ds_in, src, images))
     refuse_replacing_inputs(out, owned, dataset_inputs(ds_in))
     ds = prepare(ds_in, classes=classes if src_format != "yolo" else None, difficult=difficult,
-                 normalize_names=normalize_names, require_size=dst_format == "yolo")
+                 normalize_names=normalize_names, require_size=dst_mod.NEEDS_SIZE)
     summary = summarize(ds_in, ds, src=str(src), out=str(out), src_format=src_format, dst_format=dst_format)
     if not ds.images:  # an empty dataset written with exit 0 would hide that nothing was converted
         raise all_dropped(ds, src, "nothing to write")

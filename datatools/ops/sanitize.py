@@ -64,7 +64,8 @@ def prepare(ds: Dataset, *, classes: Sequence[str] | None = None, difficult: str
       ``iscrowd=1``, which COCO evaluation ignores).
     * ``normalize_names``: lower-case and collapse spaces in class names; otherwise names that differ only in case
       are reported (``name-case``) and kept as written.
-    * ``require_size``: drop images whose size is unknown (YOLO cannot be written without it).
+    * ``require_size``: drop images whose size is unknown (a format whose ``NEEDS_SIZE``, such as YOLO, cannot be
+      written without it).
     * ``clip_boxes``: clip boxes to the image (``box-out-of-bounds``); boxes with no area inside are always dropped.
     """
     if difficult not in DIFFICULT_POLICIES:

@@ -1,0 +1,358 @@
+"""CVAT for images 1.1 XML: one ``annotations.xml`` for the whole task or project, as CVAT exports it.
+
+``<meta><task|project><labels><label><name>`` gives the class order; each ``<image id name width height [subset]>``
+holds shapes in pixels: ``<box label xtl ytl xbr ybr occluded [rotation]>`` is a box, a ``<polygon points="x,y;...">``
+becomes its bounding box (a ``polygon-to-box`` note), and any other shape (polyline, points, ellipse, mask, cuboid,
+skeleton, tag) is counted and dropped (``unsupported-shape``). ``<attribute name="k">v</attribute>`` children are kept
+as the object's attributes. The file is parsed only through :mod:`datatools.formats.safe_xml` (no DTD, no entities,
+no network) and refused over a size limit, as VOC files are.
+
+The writer writes an ``annotations.xml`` CVAT imports (meta with the labels, images with boxes) and places the images
+in ``images/`` after ``--images-mode``.
+"""
+from __future__ import annotations
+
+import math
+import os
+import posixpath
+from dataclasses import replace
+from pathlib import Path
+from typing import Sequence
+
+from datatools.core.atomic import ImagesMode, place_images, staged_dir, write_many
+from datatools.core.boxes import fmt_number, snap
+from datatools.core.errors import UsageError
+from datatools.core.fs import files_for
+from datatools.core.model import Annotation, Dataset, Finding, ImageRecord
+from datatools.core.parallel import Mapper, ProgressFn
+from datatools.core.paths import safe_relpath
+from datatools.formats.common import ImageIndex, WriteResult, err, fill_sizes_from_headers, info, warn
+from datatools.formats.safe_xml import parse_document
+from datatools.formats.voc_xml import read_xml_file
+
+NAME = "cvat"
+# What write() replaces whole in OUT; the image folder only when it places images.
+OWNED = ("annotations.xml", "images")
+IMAGE_FOLDER = "images"
+NEEDS_SIZE = False  # boxes are written in pixels: an image without a size can be written
+ANNOTATIONS = "annotations.xml"
+# One file holds the whole dataset, so the limit is larger than VOC's per-image 16 MiB; a 256 MiB CVAT export holds
+# well over a million boxes. ``read(max_xml_bytes=...)`` raises it.
+MAX_CVAT_BYTES = 256 * 2**20
+MAX_SIDE = 1_000_000
+# Shapes CVAT for images writes besides <box> and <polygon>: counted and dropped, never silently.
+OTHER_SHAPES = frozenset({"polyline", "points", "ellipse", "mask", "cuboid", "skeleton", "tag"})
+_TRUE = {"1", "true", "yes"}
+# Attributes read into the model's flags (and written back from them) rather than kept as plain attributes.
+_FLAG_ATTRS = ("difficult", "truncated", "iscrowd")
+
+
+def escape(text: str, *, quote: bool = False) -> str:
+    out = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return out.replace('"', "&quot;") if quote else out
+
+
+def annotation_file(src: str) -> str:
+    """The ``annotations.xml`` of SRC: the file itself, or the one inside a folder."""
+    files = files_for(src)
+    if files.isfile(src):
+        return src
+    if files.isdir(src) and files.isfile(files.join(src, ANNOTATIONS)):
+        return files.join(src, ANNOTATIONS)
+    raise UsageError(f"{src}: expected a CVAT annotations.xml or a folder holding one")
+
+
+def is_cvat_xml(path: str) -> bool:
+    """Whether an XML file's root element is ``<annotations>`` (CVAT), looking at its first 4 KiB only (so that
+    detection never parses a whole export)."""
+    import re
+
+    from datatools.core import fs
+
+    try:
+        if fs.is_url(path):
+            with fs.open_binary(path) as f:
+                head = f.read(4096)
+        else:
+            with open(path, "rb") as f:
+                head = f.read(4096)
+    except OSError:
+        return False
+    head = re.sub(rb"<\?.*?\?>|<!--.*?-->", b"", head, flags=re.S)
+    m = re.search(rb"<\s*([A-Za-z_][\w.:-]*)", head)
+    return bool(m and m.group(1) == b"annotations")
+
+
+def _number(raw: str | None) -> float | None:
+    try:
+        v = float(raw)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _side(raw: str | None) -> int | None:
+    v = _number(raw)
+    return int(v) if v is not None and v == int(v) and 1 <= v <= MAX_SIDE else None
+
+
+def meta_labels(root) -> list[str]:
+    """The label names of ``<meta>`` in their order: the task's, else the project's (duplicates once)."""
+    names: list[str] = []
+    for where in ("meta/task/labels/label/name", "meta/project/labels/label/name"):
+        for el in root.iterfind(where):
+            name = (el.text or "").strip()
+            if name and name not in names:
+                names.append(name)
+        if names:
+            break
+    return names
+
+
+def _attributes(shape) -> tuple[dict[str, bool], tuple[tuple[str, str], ...]]:
+    flags: dict[str, bool] = {}
+    attrs: dict[str, str] = {}
+    for a in shape.iterfind("attribute"):
+        key = (a.get("name") or "").strip()
+        if not key or key in attrs:
+            continue
+        value = (a.text or "").strip()
+        if key in _FLAG_ATTRS:
+            flags[key] = value.lower() in _TRUE
+        else:
+            attrs[key] = value
+    return flags, tuple(sorted(attrs.items()))
+
+
+def _shape_box(shape, where: str, path: str, image_id: str, findings: list[Finding]):
+    """The pixel XYXY box of a <box> or <polygon>, or None after a finding that drops it."""
+    if shape.tag == "box":
+        vals = [_number(shape.get(k)) for k in ("xtl", "ytl", "xbr", "ybr")]
+        for k, v in zip(("xtl", "ytl", "xbr", "ybr"), vals):
+            if v is None:
+                findings.append(err("bad-number", path, f"{where}/@{k}",
+                                    f"{k} is {shape.get(k)!r}, not a finite number; box dropped",
+                                    image_id=image_id, objects=1))
+                return None
+        x1, y1, x2, y2 = vals  # type: ignore[misc]
+        angle = _number(shape.get("rotation")) or 0.0
+        if angle % 360:
+            # The axis-aligned box around the rotated rectangle (CVAT rotates about the box's centre).
+            cx, cy, hw, hh = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) / 2, (y2 - y1) / 2
+            c, s = abs(math.cos(math.radians(angle))), abs(math.sin(math.radians(angle)))
+            ew, eh = hw * c + hh * s, hw * s + hh * c
+            findings.append(warn("rotated-box", path, f"{where}/@rotation",
+                                 f"box rotated by {angle:g} degrees; read as the axis-aligned box around it",
+                                 image_id=image_id))
+            x1, y1, x2, y2 = cx - ew, cy - eh, cx + ew, cy + eh
+    else:
+        pts = []
+        for pair in (shape.get("points") or "").split(";"):
+            xy = pair.split(",")
+            p = [_number(t) for t in xy] if len(xy) == 2 else [None]
+            if None in p:
+                pts = []
+                break
+            pts.append(p)
+        if len(pts) < 3:
+            findings.append(err("bad-number", path, f"{where}/@points",
+                                f"polygon points {shape.get('points')!r} are not 3 or more x,y pairs; dropped",
+                                image_id=image_id, objects=1))
+            return None
+        x1, y1 = min(p[0] for p in pts), min(p[1] for p in pts)
+        x2, y2 = max(p[0] for p in pts), max(p[1] for p in pts)
+    if x1 == x2 or y1 == y2:
+        findings.append(err("zero-area", path, where, f"box {x1:g},{y1:g},{x2:g},{y2:g} has no extent; dropped",
+                            image_id=image_id, objects=1, box=(x1, y1, x2, y2)))
+        return None
+    return (x1, y1, x2, y2)
+
+
+def parse_cvat(data: bytes, *, path: str) -> tuple[list[ImageRecord], list[str], list[Finding], int]:
+    """Parse one CVAT for images document: (records, meta label names, findings, objects met). Bad shapes and
+    images are dropped one by one with a finding each; a refused file is one finding and nothing else."""
+    root, refused = parse_document(data, path=path, image_id="", root_tag="annotations")
+    if root is None:
+        return [], [], [refused], 0
+    labels = meta_labels(root)
+    findings: list[Finding] = []
+    records: list[ImageRecord] = []
+    seen: set[str] = set()
+    met = 0
+    for k, im in enumerate(root.iterfind("image")):
+        where = f"image[{k}]"
+        name = (im.get("name") or "").strip()
+        shapes = [c for c in im if isinstance(c.tag, str) and (c.tag in ("box", "polygon") or c.tag in OTHER_SHAPES)]
+        met += len(shapes)
+        if not name:
+            findings.append(err("missing-field", path, f"{where}/@name", "the image has no name; dropped with "
+                                f"its {len(shapes)} shape(s)", objects=len(shapes), image_dropped=True))
+            continue
+        iid = posixpath.splitext(name.replace("\\", "/"))[0]
+        iid = "/".join(p for p in iid.split("/") if p not in ("", ".", "..")) or f"image_{im.get('id', k)}"
+        if iid in seen:
+            new = f"{iid}__{im.get('id', k)}"
+            findings.append(warn("duplicate-file-name", path, f"{where}/@name",
+                                 f"image name {name!r} appears twice; this one is kept as {new}", image_id=new))
+            iid = new
+        seen.add(iid)
+        anns: list[Annotation] = []
+        polygons = 0
+        other: dict[str, int] = {}
+        for j, shape in enumerate(shapes):
+            swhere = f"{where}/{shape.tag}[{j}]"
+            if shape.tag in OTHER_SHAPES:
+                other[shape.tag] = other.get(shape.tag, 0) + 1
+                continue
+            label = (shape.get("label") or "").strip()
+            if not label:
+                findings.append(err("missing-field", path, f"{swhere}/@label", "the shape has no label; dropped",
+                                    image_id=iid, objects=1))
+                continue
+            box = _shape_box(shape, swhere, path, iid, findings)
+            if box is None:
+                continue
+            polygons += shape.tag == "polygon"
+            flags, attrs = _attributes(shape)
+            anns.append(Annotation(label, box, difficult=flags.get("difficult", False),
+                                   truncated=flags.get("truncated", False),
+                                   occluded=(shape.get("occluded") or "0").strip().lower() in _TRUE,
+                                   iscrowd=flags.get("iscrowd", False), attributes=attrs))
+        if polygons:
+            findings.append(info("polygon-to-box", path, where, f"{polygons} polygon(s) read as their bounding box",
+                                 image_id=iid))
+        for tag, n in sorted(other.items()):
+            findings.append(warn("unsupported-shape", path, f"{where}/{tag}",
+                                 f"{n} <{tag}> shape(s) are not boxes or polygons; dropped", image_id=iid, objects=n))
+        w, h = _side(im.get("width")), _side(im.get("height"))
+        if (w is None or h is None) and (im.get("width") or im.get("height")):
+            findings.append(warn("bad-size", path, f"{where}/@width",
+                                 f"width={im.get('width')!r} height={im.get('height')!r} is not a size in pixels; "
+                                 "read from the image header", image_id=iid))
+        subset = (im.get("subset") or "").strip()
+        records.append(ImageRecord(image_id=iid, file_name=name, width=w if h else None, height=h if w else None,
+                                   annotations=tuple(anns), source=path, splits=(subset,) if subset else ()))
+    return records, labels, findings, met
+
+
+def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, classes: Sequence[str] | None = None,
+         workers: int | None = None, progress: ProgressFn | None = None, on_total=None, mapper: Mapper | None = None,
+         max_xml_bytes: int = MAX_CVAT_BYTES, **_ignored) -> Dataset:
+    """Read a CVAT for images 1.1 export: ``annotations.xml`` or the folder holding it (images in ``images/`` beside
+    it, else beside the file; ``images`` overrides). The class order is ``classes``, else the ``<meta>`` labels, then
+    any other label used (sorted, with a ``label-not-in-meta`` warning). Bad data becomes findings."""
+    src = os.fspath(src)
+    files = files_for(src)
+    if not (files.isfile(src) or files.isdir(src)):
+        raise UsageError(f"{src}: no such file or directory")
+    xml_path = annotation_file(src)
+    if on_total:
+        on_total(1)
+    data, unreadable = read_xml_file(xml_path, "", max_bytes=max_xml_bytes)
+    if data is None:
+        records, labels, findings, met = [], [], [unreadable], 0
+    else:
+        records, labels, findings, met = parse_cvat(data, path=xml_path)
+        records.sort(key=lambda r: r.image_id)  # as every reader orders images: by id
+    folder = files.parent(xml_path)
+    if images:
+        image_dir = os.fspath(images)
+    else:
+        image_dir = files.join(folder, IMAGE_FOLDER)
+        if not files.isdir(image_dir):
+            image_dir = folder
+    index = ImageIndex(image_dir)
+    located: list[ImageRecord] = []
+    for rec in records:
+        if not index.exists:
+            located.append(rec)
+            continue
+        image_path, notes, rel = index.find(rec.file_name, rec.image_id, id_names_image=False)
+        findings.extend(replace(f, path=xml_path) for f in notes)
+        if image_path is None:
+            findings.append(err("missing-image", xml_path, "image/@name", f"no image {rec.file_name!r} in {image_dir}",
+                                image_id=rec.image_id))
+            located.append(rec)
+        else:
+            located.append(replace(rec, image_path=image_path))
+    if records and not index.exists:
+        findings.append(warn("missing-image-dir", str(image_dir), "images",
+                             "the image folder does not exist; images are neither checked nor copied"))
+    located = fill_sizes_from_headers(located, findings, workers=workers, mapper=mapper)
+    used = sorted({a.label for r in located for a in r.annotations} - set(labels))
+    if labels and used:
+        findings.append(warn("label-not-in-meta", xml_path, "meta/labels",
+                             f"label(s) {', '.join(used)} are used but not listed in <meta>; put after its labels"))
+    if progress:
+        progress(1)
+    cls = tuple(classes) if classes else tuple(labels) + tuple(used)
+    return Dataset(images=tuple(located), classes=cls, findings=tuple(findings), objects_read=met, root=src,
+                   format=NAME, meta={"image_dir": str(image_dir)} if index.exists else {})
+
+
+# --------------------------------------------------------------------------------------------------- writing
+
+def to_xml(records: Sequence[ImageRecord], classes: Sequence[str], *, names: Sequence[str], precision: int = 6,
+           task_name: str = "datatools") -> str:
+    """Serialize records as one CVAT for images 1.1 document (deterministic)."""
+    classes = list(classes) + sorted({a.label for r in records for a in r.annotations} - set(classes))
+    lines = ['<?xml version="1.0" encoding="utf-8"?>', "<annotations>", "  <version>1.1</version>", "  <meta>",
+             "    <task>", f"      <name>{escape(task_name)}</name>", f"      <size>{len(records)}</size>",
+             "      <mode>annotation</mode>", "      <labels>"]
+    for c in classes:
+        lines += ["        <label>", f"          <name>{escape(c)}</name>", "          <type>rectangle</type>",
+                  "          <attributes>", "          </attributes>", "        </label>"]
+    lines += ["      </labels>", "    </task>", "  </meta>"]
+    for i, (rec, name) in enumerate(zip(records, names)):
+        head = f'  <image id="{i}" name="{escape(name, quote=True)}" width="{rec.width or 0}" height="{rec.height or 0}"'
+        if rec.splits:
+            head += f' subset="{escape(rec.splits[0], quote=True)}"'
+        if not rec.annotations:
+            lines.append(head + " />")
+            continue
+        lines.append(head + ">")
+        for a in rec.annotations:
+            x1, y1, x2, y2 = (fmt_number(snap(v), precision) for v in a.box)
+            attrs = [(k, "true") for k in _FLAG_ATTRS if getattr(a, k)] + list(a.attributes)
+            body = (f'    <box label="{escape(a.label, quote=True)}" source="manual" occluded="{int(a.occluded)}" '
+                    f'xtl="{x1}" ytl="{y1}" xbr="{x2}" ybr="{y2}" z_order="0"')
+            if not attrs:
+                lines.append(body + " />")
+                continue
+            lines.append(body + ">")
+            lines += [f'      <attribute name="{escape(k, quote=True)}">{escape(str(v))}</attribute>' for k, v in attrs]
+            lines.append("    </box>")
+        lines.append("  </image>")
+    lines.append("</annotations>\n")
+    return "\n".join(lines)
+
+
+def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str = ImagesMode.LINK, precision: int = 6,
+          workers: int | None = None, progress: ProgressFn | None = None, mapper: Mapper | None = None,
+          **_ignored) -> WriteResult:
+    """Write ``ds`` as ``OUT/annotations.xml`` and, unless ``images_mode`` is ``none``, ``OUT/images/`` with the
+    images renamed after their ids (the layout of CVAT's own export zip, which CVAT imports back)."""
+    images_mode = ImagesMode(images_mode)
+    out = Path(out)
+    result = WriteResult(out=str(out))
+    names: list[str] = []
+    pictures: list[tuple[str, str]] = []
+    for rec in ds.images:
+        if images_mode is ImagesMode.NONE or not rec.image_path:
+            names.append(rec.file_name or rec.image_id)
+        else:
+            name = safe_relpath(rec.image_id + os.path.splitext(rec.image_path)[1])
+            names.append(name)
+            pictures.append((rec.image_path, name))
+    text = to_xml(ds.images, ds.classes, names=names, precision=precision)
+    if pictures:
+        with staged_dir(out / IMAGE_FOLDER) as stage:
+            place_images([(s, os.path.join(stage, r)) for s, r in pictures], images_mode, stage=stage,
+                         mapper=mapper or Mapper(workers=workers))
+    write_many([(str(out / ANNOTATIONS), text)])
+    result.files = [str(out / ANNOTATIONS)]
+    result.images_written = len(ds.images)
+    result.objects_written = ds.num_objects
+    if progress:
+        progress(len(ds.images))
+    return result

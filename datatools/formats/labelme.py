@@ -1,0 +1,332 @@
+"""LabelMe JSON: one ``.json`` per image with ``shapes`` (``label``, ``points``, ``shape_type``), ``imagePath``,
+``imageHeight`` and ``imageWidth``.
+
+``rectangle`` shapes are boxes (two corners, in either order); ``polygon`` shapes become their bounding box with a
+``polygon-to-box`` note; every other shape type (circle, line, linestrip, point, mask) is dropped and counted as
+``unsupported-shape``. The embedded ``imageData`` is never decoded: the size comes from the image header when the
+image is found, else from ``imageWidth``/``imageHeight``. See docs/format-labelme.md.
+"""
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+from collections import Counter
+from functools import partial
+from pathlib import Path
+from typing import Sequence
+
+from datatools.core import fs
+from datatools.core.atomic import ImagesMode, place_images, staged_dir, write_staged
+from datatools.core.boxes import fmt_number
+from datatools.core.errors import UsageError
+from datatools.core.fs import files_for, read_small_file
+from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, sorted_classes
+from datatools.core.parallel import Mapper, ProgressFn
+from datatools.core.paths import safe_relpath
+from datatools.formats.common import ImageIndex, WriteResult, err, fill_sizes_from_headers, info, warn
+
+NAME = "labelme"
+# What write() replaces whole in OUT (see core.paths.refuse_replacing_inputs); the image folder only when it
+# places images (not under --images-mode none).
+OWNED = ("annotations", "images")
+IMAGE_FOLDER = "images"
+NEEDS_SIZE = False  # boxes are written in pixels: an image without a size can be written
+# The version written into each file: the field labelme itself writes (it warns, and still loads, on another).
+LABELME_VERSION = "5.5.0"
+_FLAGS = ("difficult", "truncated", "occluded")  # shape flags that mean the model's own flags
+
+
+# --------------------------------------------------------------------------------------------------- layout
+
+def _list_json(folder: str) -> list[str]:
+    """Relative posix paths of every ``.json`` under ``folder`` (recursive, sorted); local paths and URLs."""
+    if fs.is_url(folder):
+        return fs.find(folder, suffixes=(".json",))
+    out = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames.sort()
+        for name in filenames:
+            if name.lower().endswith(".json"):
+                out.append(os.path.relpath(os.path.join(dirpath, name), folder).replace(os.sep, "/"))
+    return sorted(out)
+
+
+def _layout(src: str, images: str | os.PathLike | None) -> tuple[str, list[str], str | None]:
+    """``(json root, json files relative to it, image folder)``: SRC's ``annotations/`` (what the writer makes) or
+    SRC itself; the images in ``--images``, else SRC's ``images/``, else beside the JSON files (LabelMe's own
+    layout), else the folder the first file's ``imagePath`` points into."""
+    files = files_for(src)
+    if files.isfile(src):
+        root = files.parent(src)
+        return root, [posixpath.basename(src.replace("\\", "/"))], os.fspath(images) if images else root
+    ann = files.join(src, "annotations")
+    root = ann if files.isdir(ann) and _list_json(ann) else src
+    names = _list_json(root)
+    if images:
+        return root, names, os.fspath(images)
+    if files.isdir(files.join(src, "images")):
+        return root, names, files.join(src, "images")
+    return root, names, src
+
+
+# --------------------------------------------------------------------------------------------------- reading
+
+def _num(v) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    v = float(v)
+    return v if v == v and abs(v) != float("inf") else None
+
+
+def _size(v) -> int | None:
+    n = _num(v)
+    return int(n) if n is not None and n == int(n) and 1 <= n <= 1_000_000 else None
+
+
+def parse_shapes(shapes, *, path: str, image_id: str) -> tuple[list[Annotation], list[Finding], int]:
+    """The shapes of one LabelMe file: ``(annotations, findings, shapes met)``. Every shape is counted: a box, a
+    polygon's bounding box, or a finding that says why it was dropped."""
+    anns: list[Annotation] = []
+    findings: list[Finding] = []
+    polygons = 0
+    unsupported: Counter = Counter()
+    for k, s in enumerate(shapes):
+        where = f"shapes[{k}]"
+        if not isinstance(s, dict):
+            findings.append(err("missing-field", path, where, "shape is not an object; dropped", image_id=image_id,
+                                objects=1))
+            continue
+        # labelme before 3.0 wrote no shape_type: every shape was a polygon.
+        kind = s.get("shape_type") or "polygon"
+        if kind not in ("rectangle", "polygon"):
+            unsupported[str(kind)] += 1
+            continue
+        label = s.get("label")
+        if not isinstance(label, str) or not label.strip():
+            findings.append(err("missing-field", path, f"{where}/label", f"expected a label, found {label!r}; dropped",
+                                image_id=image_id, objects=1))
+            continue
+        pts = s.get("points")
+        if not isinstance(pts, list) or not all(isinstance(p, (list, tuple)) and len(p) == 2 for p in pts):
+            findings.append(err("bad-shape", path, f"{where}/points",
+                                f"expected a list of [x, y] points, found {pts!r}; dropped", image_id=image_id,
+                                objects=1))
+            continue
+        xs, ys = [_num(p[0]) for p in pts], [_num(p[1]) for p in pts]
+        if any(v is None for v in xs + ys):
+            findings.append(err("bad-number", path, f"{where}/points", f"a point is not a finite number: {pts!r}; "
+                                "dropped", image_id=image_id, objects=1))
+            continue
+        need = "exactly 2" if kind == "rectangle" else "at least 3"
+        if (kind == "rectangle" and len(pts) != 2) or (kind == "polygon" and len(pts) < 3):
+            findings.append(err("bad-shape", path, f"{where}/points",
+                                f"a {kind} needs {need} points, found {len(pts)}; dropped", image_id=image_id,
+                                objects=1))
+            continue
+        polygons += kind == "polygon"
+        flags = s.get("flags") if isinstance(s.get("flags"), dict) else {}
+        attrs = []
+        if s.get("group_id") is not None:
+            attrs.append(("group_id", str(s["group_id"])))
+        if isinstance(s.get("description"), str) and s["description"]:
+            attrs.append(("description", s["description"]))
+        box = (min(xs), min(ys), max(xs), max(ys))  # type: ignore[type-var]
+        anns.append(Annotation(label.strip(), box, difficult=bool(flags.get("difficult")),  # type: ignore[arg-type]
+                               truncated=bool(flags.get("truncated")), occluded=bool(flags.get("occluded")),
+                               attributes=tuple(attrs)))
+    if polygons:
+        findings.append(info("polygon-to-box", path, "shapes", f"{polygons} polygon shape(s) read as their bounding "
+                             "box", image_id=image_id))
+    for kind, n in sorted(unsupported.items()):
+        findings.append(warn("unsupported-shape", path, "shapes/shape_type",
+                             f"{n} {kind!r} shape(s) are not boxes or polygons; dropped", image_id=image_id,
+                             objects=n))
+    return anns, findings, len(shapes)
+
+
+def _image_name(json_dir: str, image_path: str, image_root: str) -> str:
+    """``imagePath`` (relative to its JSON file) as a path inside the image folder, else its base name."""
+    raw = image_path.replace("\\", "/")
+    if raw.startswith("/") or (len(raw) > 1 and raw[1] == ":"):
+        return posixpath.basename(raw)
+    joined = posixpath.normpath(posixpath.join(json_dir.replace("\\", "/"), raw))
+    rel = posixpath.relpath(joined, image_root.replace("\\", "/")) if not fs.is_url(image_root) else raw
+    return posixpath.basename(raw) if rel.startswith("..") else rel
+
+
+def read_chunk(items: Sequence[tuple[str, str]], *, root: str, image_root: str | None
+               ) -> tuple[list[tuple[ImageRecord, str]], list[Finding], int]:
+    """Worker: parse a chunk of ``(image_id, JSON path)``: ((record, name of its image), findings, shapes met).
+    Module-level so that worker processes and Ray tasks can run it; images are paired on the driver."""
+    out: list[tuple[ImageRecord, str]] = []
+    findings: list[Finding] = []
+    shapes_met = 0
+    for iid, path in items:
+        try:
+            raw = read_small_file(path)
+        except OSError as e:
+            findings.append(err("unreadable-file", path, "", f"cannot read: {e}", image_id=iid, image_dropped=True))
+            continue
+        if not raw.strip():
+            findings.append(err("empty-file", path, "", "the file is empty; dropped", image_id=iid,
+                                image_dropped=True))
+            continue
+        try:
+            data = json.loads(raw.decode("utf-8-sig"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            findings.append(err("json-parse", path, "", f"not valid JSON: {e}; dropped", image_id=iid,
+                                image_dropped=True))
+            continue
+        if not isinstance(data, dict) or not isinstance(data.get("shapes"), list):
+            findings.append(err("missing-field", path, "shapes", "not a LabelMe file (expected an object with a "
+                                "'shapes' list); dropped", image_id=iid, image_dropped=True))
+            continue
+        anns, fnd, n = parse_shapes(data["shapes"], path=path, image_id=iid)
+        findings.extend(fnd)
+        shapes_met += n
+        image_path = data.get("imagePath")
+        name = ""
+        if isinstance(image_path, str) and image_path.strip():
+            rel_dir = posixpath.dirname(iid)
+            json_dir = posixpath.join(root.replace("\\", "/"), rel_dir) if rel_dir else root.replace("\\", "/")
+            name = _image_name(json_dir, image_path.strip(), image_root or root)
+        else:
+            findings.append(warn("missing-filename", path, "imagePath", "no imagePath; the image is looked up by "
+                                 "the JSON file's name", image_id=iid))
+        w, h = _size(data.get("imageWidth")), _size(data.get("imageHeight"))
+        rec = ImageRecord(image_id=iid, file_name=image_path if isinstance(image_path, str) else "", width=w,
+                          height=h, annotations=tuple(anns), source=path)
+        if not rec.has_size and (data.get("imageWidth") is not None or data.get("imageHeight") is not None):
+            findings.append(warn("bad-size", path, "imageWidth", f"imageWidth/imageHeight "
+                                 f"{data.get('imageWidth')!r}x{data.get('imageHeight')!r} is not a size in pixels; "
+                                 "read from the image", image_id=iid))
+        out.append((rec, name))
+    return out, findings, shapes_met
+
+
+def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, classes: Sequence[str] | None = None,
+         workers: int | None = None, progress: ProgressFn | None = None, on_total=None,
+         mapper: Mapper | None = None, **_ignored) -> Dataset:
+    """Read a folder of LabelMe JSON files (recursive; ``annotations/`` when SRC has one), or one such file.
+
+    Each image is the one named after its JSON file, else the one ``imagePath`` names (relative to the JSON file, or
+    by base name in ``images``); its size is its header's, else ``imageWidth``/``imageHeight``. Use it for what the
+    labelme tool saves; the per-file parsing runs as :func:`read_chunk` on ``mapper``.
+    """
+    src = os.fspath(src)
+    files = files_for(src)
+    if not files.url:
+        src = str(Path(src))
+    if not (files.isfile(src) or files.isdir(src)):
+        raise UsageError(f"{src}: no such file or directory")
+    mapper = mapper or Mapper(workers=workers)
+    root, names, image_root = _layout(src, images)
+    items = [(posixpath.splitext(n)[0], files.join(root, n)) for n in names]
+    if on_total:
+        on_total(len(items))
+    findings: list[Finding] = []
+    parsed: list[tuple[ImageRecord, str]] = []
+    objects_read = 0
+    fn = partial(read_chunk, root=root, image_root=image_root)
+    for recs, fnd, n in mapper(fn, mapper.chunks(items), progress=progress):
+        parsed.extend(recs)
+        findings.extend(fnd)
+        objects_read += n
+    index = ImageIndex(image_root)
+    if parsed and not index.exists:
+        findings.append(err("missing-image-dir", src, "imagePath", f"the image folder {image_root} does not exist: "
+                            "no image can be checked, sized or copied; pass --images DIR"))
+    from dataclasses import replace
+
+    records = []
+    dropped_in = {f.image_id for f in findings if f.objects}
+    for rec, name in parsed:
+        if index.exists:
+            found, notes, _ = index.find(name, rec.image_id)
+            findings.extend(replace(f, path=rec.source) for f in notes)
+            if found is None:
+                findings.append(err("missing-image", rec.source, "imagePath",
+                                    f"no image {rec.file_name or rec.image_id!r} in {image_root}",
+                                    image_id=rec.image_id))
+            rec = replace(rec, image_path=found)
+        if not rec.has_size and not rec.image_path:  # as VOC: without a size the boxes cannot be judged
+            findings.append(err("missing-size", rec.source, "imageWidth", "no imageWidth/imageHeight and no image "
+                                f"to read the size from; dropped with its {len(rec.annotations)} object(s)",
+                                image_id=rec.image_id, objects=len(rec.annotations), image_dropped=True))
+            continue
+        if not rec.annotations and rec.image_id not in dropped_in:
+            findings.append(info("empty-annotation", rec.source, "shapes", "no objects", image_id=rec.image_id))
+        records.append(rec)
+    records = fill_sizes_from_headers(records, findings, workers=workers, mapper=mapper)
+    cls = tuple(classes) if classes else sorted_classes(records)
+    meta = {"image_dir": str(index.folder)} if index.exists else {}
+    return Dataset(images=tuple(records), classes=cls, findings=tuple(findings), objects_read=objects_read, root=src,
+                   format=NAME, meta=meta)
+
+
+# --------------------------------------------------------------------------------------------------- writing
+
+def _jnum(v: float, precision: int):
+    text = fmt_number(v, precision)
+    f = float(text)
+    return int(f) if f == int(f) else f
+
+
+def to_labelme(rec: ImageRecord, image_path: str, *, precision: int = 6) -> dict:
+    """One record as a LabelMe document: rectangle shapes, ``imageData`` null (labelme reads the image from
+    ``imagePath``, relative to the JSON file)."""
+    shapes = []
+    for a in rec.annotations:
+        attrs = a.attrs
+        gid = attrs.get("group_id")
+        flags = {k: True for k in _FLAGS if getattr(a, k)}
+        shapes.append({"label": a.label,
+                       "points": [[_jnum(a.box[0], precision), _jnum(a.box[1], precision)],
+                                  [_jnum(a.box[2], precision), _jnum(a.box[3], precision)]],
+                       "group_id": int(gid) if gid and gid.lstrip("-").isdigit() else gid,
+                       "description": attrs.get("description", ""), "shape_type": "rectangle", "flags": flags})
+    return {"version": LABELME_VERSION, "flags": {}, "shapes": shapes, "imagePath": image_path, "imageData": None,
+            "imageHeight": rec.height, "imageWidth": rec.width}
+
+
+def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str = ImagesMode.LINK, precision: int = 6,
+          workers: int | None = None, progress: ProgressFn | None = None, mapper: Mapper | None = None,
+          **_ignored) -> WriteResult:
+    """Write ``ds`` as LabelMe: ``annotations/<id>.json`` and, unless ``images_mode`` is ``none``,
+    ``images/<id><ext>`` (each JSON's ``imagePath`` is ``../images/<id><ext>``, so labelme opens it). Under
+    ``none`` (or for a record without an image file) ``imagePath`` is the source image relative to the JSON file, or
+    the name the source wrote. Each folder is staged and swapped in whole. Splits are not a LabelMe notion: each
+    image is written once."""
+    images_mode = ImagesMode(images_mode)
+    mapper = mapper or Mapper(workers=workers)
+    out = Path(out)
+    result = WriteResult(out=str(out))
+    entries: list[tuple[bytes, list[str]]] = []
+    pictures: list[tuple[str, str]] = []
+    rels: list[str] = []
+    with staged_dir(out / "annotations") as stage:
+        for rec in ds.images:
+            rel = safe_relpath(rec.image_id)
+            depth = rel.count("/")
+            if rec.image_path and images_mode is not ImagesMode.NONE:
+                pic = rel + os.path.splitext(rec.image_path)[1]
+                pictures.append((rec.image_path, pic))
+                image_path = "../" * (depth + 1) + "images/" + pic
+            elif rec.image_path and not fs.is_url(rec.image_path):
+                where = os.path.dirname(os.path.abspath(out / "annotations" / rel))
+                image_path = os.path.relpath(os.path.abspath(rec.image_path), where).replace(os.sep, "/")
+            else:
+                image_path = rec.file_name or posixpath.basename(rel)
+            text = json.dumps(to_labelme(rec, image_path, precision=precision), ensure_ascii=False, indent=2) + "\n"
+            entries.append((text.encode("utf-8"), [os.path.join(stage, rel + ".json")]))
+            rels.append(rel)
+            result.objects_written += len(rec.annotations)
+        write_staged(entries, stage=stage, mapper=mapper, progress=progress)
+    if pictures:
+        with staged_dir(out / "images") as stage:
+            place_images([(src, os.path.join(stage, r)) for src, r in pictures], images_mode, stage=stage,
+                         mapper=mapper)
+    result.images_written = len(ds.images)
+    result.files = [str(out / "annotations" / (r + ".json")) for r in rels]
+    return result

@@ -1,0 +1,355 @@
+"""Label Studio JSON export: a list of tasks, each with ``data`` (the image reference) and ``annotations``, whose
+``result`` lists regions.
+
+``rectanglelabels`` regions are boxes: ``x``, ``y``, ``width`` and ``height`` in percent of the image, whose size
+the region gives as ``original_width``/``original_height``. ``polygonlabels`` regions become their bounding box with
+a ``polygon-to-box`` note; other result types are dropped and counted (``unsupported-shape``). A ``rotation`` other
+than 0 is a ``rotated-box`` warning and the rotated rectangle's axis-aligned envelope is used. Of several
+annotations on one task the first one not cancelled is read (``several-annotations``). Predictions are not read.
+See docs/format-labelstudio.md.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import posixpath
+import re
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+from typing import Sequence
+from urllib.parse import parse_qs, unquote, urlparse
+
+from datatools.core import fs
+from datatools.core.atomic import ImagesMode, place_images, staged_dir, write_many
+from datatools.core.boxes import fmt_number
+from datatools.core.errors import DatatoolsError, UsageError
+from datatools.core.fs import files_for, read_small_file
+from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, sorted_classes
+from datatools.core.parallel import Mapper, ProgressFn
+from datatools.core.paths import safe_relpath
+from datatools.formats.common import ImageIndex, WriteResult, err, fill_sizes_from_headers, info, warn
+
+NAME = "labelstudio"
+# What write() replaces in OUT (see core.paths.refuse_replacing_inputs); the image folder only when it places
+# images (not under --images-mode none).
+OWNED = ("tasks.json", "images")
+IMAGE_FOLDER = "images"
+NEEDS_SIZE = True  # boxes are written relative to the image size: images without one are dropped first
+TASKS_FILE = "tasks.json"
+# Where Label Studio serves local files from (LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT set to OUT): written before each
+# image path, and stripped on reading, as is the upload folder.
+LOCAL_FILES = "/data/local-files/?d="
+_UPLOAD_HASH = re.compile(r"^[0-9a-f]{8}-")  # Label Studio renames uploads to <8 hex digits>-<name>
+
+
+# --------------------------------------------------------------------------------------------------- reading
+
+def image_name(ref: str) -> str:
+    """The image path a task's ``data`` value names, without Label Studio's prefixes: ``/data/local-files/?d=a/b.jpg``
+    is ``a/b.jpg``, ``/data/upload/3/x.jpg`` is ``3/x.jpg``, a URL its path."""
+    ref = ref.strip()
+    if ref.startswith("/data/local-files/"):
+        return unquote(parse_qs(urlparse(ref).query).get("d", [""])[0])
+    if ref.startswith("/data/upload/"):
+        return unquote(ref[len("/data/upload/"):])
+    if "://" in ref:
+        return unquote(urlparse(ref).path)
+    return ref
+
+
+def _task_image(task: dict) -> str:
+    data = task.get("data") if isinstance(task.get("data"), dict) else {}
+    ref = data.get("image")
+    if not isinstance(ref, str):  # a labeling config with another variable name ($img, $image_url)
+        ref = next((v for v in data.values() if isinstance(v, str) and ("/" in v or "." in v)), "")
+    return ref or ""
+
+
+def _num(v) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    v = float(v)
+    return v if v == v and abs(v) != float("inf") else None
+
+
+def _size(v) -> int | None:
+    n = _num(v)
+    return int(n) if n is not None and n == int(n) and 1 <= n <= 1_000_000 else None
+
+
+def _choose(anns, *, path: str, where: str, image_id: str, findings: list[Finding]) -> dict | None:
+    """The annotation to read: the first one not cancelled; several make a ``several-annotations`` warning."""
+    if not isinstance(anns, list):
+        return None
+    usable = [a for a in anns if isinstance(a, dict) and not a.get("was_cancelled")]
+    if len(anns) > 1:
+        chosen = f"the first completed one (id {usable[0].get('id')!r}) is read" if usable else "none is read"
+        findings.append(warn("several-annotations", path, f"{where}/annotations",
+                             f"{len(anns)} annotations ({len(anns) - len(usable)} cancelled); {chosen}, the others "
+                             "are not", image_id=image_id))
+    elif anns and not usable:
+        findings.append(info("cancelled-annotation", path, f"{where}/annotations",
+                             "the only annotation was cancelled; the image has no objects", image_id=image_id))
+    return usable[0] if usable else None
+
+
+def parse_result(result, *, path: str, where: str, image_id: str
+                 ) -> tuple[list[tuple[str, tuple, float]], list[Finding], tuple[int | None, int | None], int]:
+    """One annotation's regions: ``(pending, findings, (original_width, original_height), regions met)``. A pending
+    region is ``(label, ("box", x, y, w, h) | ("poly", points), rotation)`` in percent: pixels need the image size,
+    which the image header may still change (:func:`to_pixels`)."""
+    pending: list[tuple[str, tuple, float]] = []
+    findings: list[Finding] = []
+    size: tuple[int | None, int | None] = (None, None)
+    unsupported: Counter = Counter()
+    result = result if isinstance(result, list) else []
+    for k, r in enumerate(result):
+        at = f"{where}/result[{k}]"
+        kind = r.get("type") if isinstance(r, dict) else None
+        if kind not in ("rectanglelabels", "polygonlabels"):
+            unsupported[str(kind)] += 1
+            continue
+        if size == (None, None):
+            size = (_size(r.get("original_width")), _size(r.get("original_height")))
+        value = r.get("value") if isinstance(r.get("value"), dict) else {}
+        labels = value.get(kind)
+        if not isinstance(labels, list) or not labels or not all(isinstance(x, str) and x.strip() for x in labels):
+            findings.append(err("missing-field", path, f"{at}/value/{kind}", f"expected a label, found {labels!r}; "
+                                "dropped", image_id=image_id, objects=1))
+            continue
+        if len(labels) > 1:
+            findings.append(warn("several-labels", path, f"{at}/value/{kind}",
+                                 f"{len(labels)} labels {labels!r}; the first is used", image_id=image_id))
+        rotation = _num(value.get("rotation", 0)) or 0.0
+        if kind == "rectanglelabels":
+            nums = [_num(value.get(f)) for f in ("x", "y", "width", "height")]
+            if any(v is None for v in nums):
+                findings.append(err("bad-number", path, f"{at}/value", "x, y, width and height must be numbers, found "
+                                    f"{[value.get(f) for f in ('x', 'y', 'width', 'height')]!r}; dropped",
+                                    image_id=image_id, objects=1))
+                continue
+            geom: tuple = ("box", *nums)
+        else:
+            pts = value.get("points")
+            ok = isinstance(pts, list) and len(pts) >= 3 and all(
+                isinstance(p, (list, tuple)) and len(p) == 2 and _num(p[0]) is not None and _num(p[1]) is not None
+                for p in pts)
+            if not ok:
+                findings.append(err("bad-shape", path, f"{at}/value/points", "a polygon needs 3 or more [x, y] "
+                                    f"points of numbers, found {pts!r}; dropped", image_id=image_id, objects=1))
+                continue
+            geom = ("poly", [(float(p[0]), float(p[1])) for p in pts])
+        if rotation % 360:
+            findings.append(warn("rotated-box", path, f"{at}/value/rotation", f"rotated by {rotation:g} degrees; "
+                                 "its axis-aligned envelope is used", image_id=image_id))
+        pending.append((labels[0].strip(), geom, rotation % 360))
+    polygons = sum(1 for _, g, _ in pending if g[0] == "poly")
+    if polygons:
+        findings.append(info("polygon-to-box", path, f"{where}/result", f"{polygons} polygon region(s) read as their "
+                             "bounding box", image_id=image_id))
+    for kind, n in sorted(unsupported.items()):
+        findings.append(warn("unsupported-shape", path, f"{where}/result", f"{n} result(s) of type {kind!r} are not "
+                             "boxes or polygons; dropped", image_id=image_id, objects=n))
+    return pending, findings, size, len(result)
+
+
+def to_pixels(geom: tuple, rotation: float, width: int, height: int) -> tuple[float, float, float, float]:
+    """A pending region (percent) as a pixel XYXY box. Label Studio rotates a rectangle about its top-left corner,
+    clockwise on screen; the box is the envelope of the rotated corners."""
+    if geom[0] == "poly":
+        xs = [x * width / 100 for x, _ in geom[1]]
+        ys = [y * height / 100 for _, y in geom[1]]
+        return (min(xs), min(ys), max(xs), max(ys))
+    _, x, y, w, h = geom
+    x0, y0, bw, bh = x * width / 100, y * height / 100, w * width / 100, h * height / 100
+    if not rotation:
+        return (x0, y0, x0 + bw, y0 + bh)
+    c, s = math.cos(math.radians(rotation)), math.sin(math.radians(rotation))
+    xs = [x0 + dx * c - dy * s for dx, dy in ((0, 0), (bw, 0), (bw, bh), (0, bh))]
+    ys = [y0 + dx * s + dy * c for dx, dy in ((0, 0), (bw, 0), (bw, bh), (0, bh))]
+    return (min(xs), min(ys), max(xs), max(ys))
+
+
+def _load_tasks(src: str) -> list[tuple[str, list]]:
+    """``(path, tasks)`` per export file: SRC itself, or every ``*.json`` of a folder (a list of tasks or one task)."""
+    files = files_for(src)
+    paths = [src] if files.isfile(src) else [files.join(src, n) for n in files.listdir(src)[1]
+                                             if n.lower().endswith(".json")]
+    if not paths:
+        raise UsageError(f"{src}: no Label Studio JSON export found (expected a .json file or a folder of them)")
+    out = []
+    for p in paths:
+        try:
+            data = json.loads(read_small_file(p).decode("utf-8-sig"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise UsageError(f"{p}: not valid JSON: {e}") from e
+        if isinstance(data, dict) and "data" in data:
+            data = [data]
+        if not isinstance(data, list):
+            raise UsageError(f"{p}: expected a Label Studio export (a list of tasks with 'data' and 'annotations')")
+        out.append((p, data))
+    return out
+
+
+def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, classes: Sequence[str] | None = None,
+         workers: int | None = None, progress: ProgressFn | None = None, on_total=None,
+         mapper: Mapper | None = None, **_ignored) -> Dataset:
+    """Read a Label Studio JSON export (the ``JSON`` export, not ``JSON_MIN``): one file, or a folder of them.
+
+    Each task's image is found by its base name in ``images`` (else ``images/`` beside the export, else the export's
+    folder), without the prefix Label Studio gives uploads (``1a2b3c4d-``), else with it. Sizes are the image
+    header's, else ``original_width``/``original_height``; a task with neither is dropped (percent needs a size).
+    """
+    src = os.fspath(src)
+    files = files_for(src)
+    if not files.url:
+        src = str(Path(src))
+    if not (files.isfile(src) or files.isdir(src)):
+        raise UsageError(f"{src}: no such file or directory")
+    exports = _load_tasks(src)
+    if on_total:
+        on_total(len(exports))
+    base = files.parent(src) if files.isfile(src) else src
+    default = files.join(base, "images")
+    folder = os.fspath(images) if images else (default if files.isdir(default) else base)
+    index = ImageIndex(folder)
+    findings: list[Finding] = []
+    records: list[ImageRecord] = []
+    pending: dict[str, list[tuple[str, tuple, float]]] = {}
+    seen: set[str] = set()
+    objects_read = 0
+    looked_up = bool(images) or bool(index.by_rel)
+    if not looked_up:
+        findings.append(warn("missing-image-dir", src, "data/image", f"no images in {folder}: sizes come from "
+                             "original_width/original_height and images are not copied; pass --images DIR"))
+    elif images and not index.exists:
+        findings.append(err("missing-image-dir", src, "data/image", f"the image folder {folder} does not exist"))
+    for path, tasks in exports:
+        for t, task in enumerate(tasks):
+            where = f"[{t}]"
+            if not isinstance(task, dict):
+                findings.append(err("missing-field", path, where, "task is not an object; dropped", image_dropped=True))
+                continue
+            ref = _task_image(task)
+            name = posixpath.basename(image_name(ref).replace("\\", "/")) if ref else ""
+            uploaded = ""
+            if ref.strip().startswith("/data/upload/") and _UPLOAD_HASH.match(name):
+                uploaded, name = name, name[9:]  # the name the user uploaded
+            stem = posixpath.splitext(name)[0] or f"task_{task.get('id', t)}"
+            found = None
+            if looked_up and index.exists:
+                found, _, _ = index.find(name, stem, id_names_image=False)
+                if found is None and uploaded:  # the images as Label Studio stores them (media/upload/<project>)
+                    found, _, _ = index.find(uploaded, stem, id_names_image=False)
+                if found is None:
+                    findings.append(err("missing-image", path, f"{where}/data", f"no image {name!r} in {folder}",
+                                        image_id=stem))
+            iid = stem
+            if iid in seen:
+                iid = f"{stem}__{task.get('id', t)}"
+                findings.append(warn("duplicate-file-name", path, f"{where}/data",
+                                     f"image name {name!r} appears twice; this one is kept as {iid}", image_id=iid))
+            seen.add(iid)
+            ann = _choose(task.get("annotations", task.get("completions")), path=path, where=where, image_id=iid,
+                          findings=findings)
+            regions, fnd, (w, h), n = parse_result(ann.get("result") if ann else None, path=path,
+                                                   where=f"{where}/annotations", image_id=iid)
+            findings.extend(fnd)
+            objects_read += n
+            if ann is None and not task.get("annotations"):
+                findings.append(info("empty-annotation", path, f"{where}/annotations", "task not annotated",
+                                     image_id=iid))
+            data = task.get("data") if isinstance(task.get("data"), dict) else {}
+            w, h = w or _size(data.get("width")), h or _size(data.get("height"))
+            pending[iid] = regions
+            records.append(ImageRecord(image_id=iid, file_name=ref, width=w, height=h, image_path=found,
+                                       source=f"{path}#{task.get('id', t)}"))
+    records = fill_sizes_from_headers(records, findings, workers=workers, mapper=mapper)
+    kept = []
+    for rec in records:
+        regions = pending[rec.image_id]
+        if not rec.has_size:
+            findings.append(err("missing-size", rec.source, "original_width", "no original_width/original_height and "
+                                f"no image to read the size from: {len(regions)} object(s) dropped",
+                                image_id=rec.image_id, objects=len(regions), image_dropped=True))
+            continue
+        w, h = int(rec.width or 0), int(rec.height or 0)
+        anns = [Annotation(lab, to_pixels(g, rot, w, h)) for lab, g, rot in regions]
+        kept.append(rec.with_annotations(anns))
+    if progress:
+        progress(len(exports))
+    cls = tuple(classes) if classes else sorted_classes(kept)
+    meta = {"image_dir": str(index.folder)} if index.exists and index.by_rel else {}
+    return Dataset(images=tuple(kept), classes=cls, findings=tuple(findings), objects_read=objects_read, root=src,
+                   format=NAME, meta=meta)
+
+
+# --------------------------------------------------------------------------------------------------- writing
+
+def _pct(v: float, total: int, precision: int):
+    # Percent keeps 6 more places than pixels would: x% * width / 100 then gives back the pixel value to `precision`.
+    text = fmt_number(v * 100 / total, precision + 6)
+    f = float(text)
+    return int(f) if f == int(f) else f
+
+
+def to_tasks(records: Sequence[ImageRecord], refs: Sequence[str], *, precision: int = 6) -> list[dict]:
+    """Records as Label Studio tasks to import: one completed annotation each, ``rectanglelabels`` regions for the
+    default object-detection labeling config (``<Image name="image" value="$image"/>`` with
+    ``<RectangleLabels name="label" toName="image">``)."""
+    tasks = []
+    for t, (rec, ref) in enumerate(zip(records, refs)):
+        if not rec.has_size:
+            raise DatatoolsError(f"{rec.source or rec.image_id}: Label Studio needs the image size (boxes are in "
+                                 "percent of it); give the images (--images) or drop images without a size")
+        result = []
+        for k, a in enumerate(rec.annotations):
+            x1, y1, x2, y2 = a.box
+            w, h = int(rec.width or 0), int(rec.height or 0)
+            result.append({"id": f"r{t + 1}_{k + 1}", "type": "rectanglelabels", "from_name": "label",
+                           "to_name": "image", "original_width": rec.width, "original_height": rec.height,
+                           "image_rotation": 0,
+                           "value": {"x": _pct(x1, w, precision), "y": _pct(y1, h, precision),
+                                     "width": _pct(x2 - x1, w, precision), "height": _pct(y2 - y1, h, precision),
+                                     "rotation": 0, "rectanglelabels": [a.label]}})
+        tasks.append({"data": {"image": ref}, "annotations": [{"result": result, "was_cancelled": False,
+                                                               "ground_truth": False}]})
+    return tasks
+
+
+def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str = ImagesMode.LINK, precision: int = 6,
+          workers: int | None = None, progress: ProgressFn | None = None, mapper: Mapper | None = None,
+          url_prefix: str = LOCAL_FILES, **_ignored) -> WriteResult:
+    """Write ``ds`` as a task list Label Studio imports: ``OUT/tasks.json`` and, unless ``images_mode`` is ``none``,
+    ``OUT/images/<id><ext>``, each task's image ``<url_prefix>images/<id><ext>`` (Label Studio's local file serving,
+    rooted at OUT). Under ``none`` a task names its source's file name under ``url_prefix``. Splits are not a Label
+    Studio notion: each image is one task."""
+    images_mode = ImagesMode(images_mode)
+    out = Path(out)
+    result = WriteResult(out=str(out))
+    recs = list(ds.images)
+    pictures: list[tuple[str, str]] = []
+    refs = []
+    for rec in recs:
+        if rec.image_path and images_mode is not ImagesMode.NONE:
+            pic = safe_relpath(rec.image_id) + os.path.splitext(rec.image_path)[1]
+            pictures.append((rec.image_path, pic))
+            refs.append(url_prefix + "images/" + pic)
+        else:
+            name = rec.file_name or rec.image_id
+            refs.append(name if "://" in name or name.startswith("/data/") else url_prefix + name)
+    tasks = to_tasks(recs, refs, precision=precision)
+    target = out / TASKS_FILE
+    write_many([(str(target), json.dumps(tasks, ensure_ascii=False, indent=1) + "\n")])
+    if pictures:
+        with staged_dir(out / "images") as stage:
+            place_images([(src, os.path.join(stage, r)) for src, r in pictures], images_mode, stage=stage,
+                         mapper=mapper or Mapper(workers=workers))
+    result.files = [str(target)]
+    result.images_written = len(recs)
+    result.objects_written = ds.num_objects
+    if progress:
+        progress(len(recs))
+    return result

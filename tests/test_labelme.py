@@ -1,0 +1,185 @@
+"""LabelMe JSON: reading what labelme saves, the writer, round trips through COCO, bad input as findings."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from datatools import formats
+from datatools.cli import cli as main
+from datatools.formats import coco, labelme
+from datatools.ops.convert import convert
+from tests.conftest import make_jpeg
+
+
+def shape(label, points, kind="rectangle", **extra):
+    return {"label": label, "points": points, "group_id": None, "description": "", "shape_type": kind, "flags": {},
+            **extra}
+
+
+def doc(image_path, shapes, w=64, h=48, image_data=None):
+    # The layout labelme 5.x saves (labelme/label_file.py): version, flags, shapes, imagePath, imageData, size.
+    return {"version": "5.4.1", "flags": {}, "shapes": shapes, "imagePath": image_path, "imageData": image_data,
+            "imageHeight": h, "imageWidth": w}
+
+
+def write_docs(folder: Path, docs: dict[str, dict | str], images: dict[str, tuple[int, int]] | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, d in docs.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(d if isinstance(d, str) else json.dumps(d))
+    for name, (w, h) in (images or {}).items():
+        make_jpeg(folder / name, w, h)
+    return folder
+
+
+@pytest.fixture
+def lm(tmp_path: Path) -> Path:
+    """Two labelled images beside their JSON files (labelme's default), rectangles in either corner order, a
+    polygon, a point and a circle."""
+    return write_docs(tmp_path / "lm", {
+        "a.json": doc("a.jpg", [shape("cat", [[10, 5], [30.5, 25]]), shape("dog", [[40, 40], [20, 10]]),
+                                shape("dog", [[1, 2], [9, 2], [5, 12]], "polygon")]),
+        "b.json": doc("b.jpg", [shape("cat", [[0, 0], [64, 48]]), shape("nose", [[3, 3]], "point"),
+                                shape("eye", [[5, 5], [8, 8]], "circle")], image_data="bm90IGFuIGltYWdl"),
+    }, images={"a.jpg": (64, 48), "b.jpg": (64, 48)})
+
+
+def boxes(ds):
+    return {im.image_id: sorted((a.label, a.box) for a in im.annotations) for im in ds.images}
+
+
+def codes(ds):
+    return sorted(f.code for f in ds.findings)
+
+
+def test_reads_rectangles_polygons_and_counts_other_shapes(lm):
+    ds = labelme.read(lm)
+    assert boxes(ds) == {"a": [("cat", (10.0, 5.0, 30.5, 25.0)), ("dog", (1.0, 2.0, 9.0, 12.0)),
+                               ("dog", (20.0, 10.0, 40.0, 40.0))],
+                         "b": [("cat", (0.0, 0.0, 64.0, 48.0))]}
+    assert ds.classes == ("cat", "dog")
+    assert [im.image_path for im in ds.images] == [str(lm / "a.jpg"), str(lm / "b.jpg")]
+    assert codes(ds) == ["polygon-to-box", "unsupported-shape", "unsupported-shape"]
+    # the books: 6 shapes met = 4 boxes + 2 dropped
+    assert ds.objects_read == 6 == ds.num_objects + sum(f.objects for f in ds.findings)
+
+
+def test_image_data_is_never_decoded_and_header_is_the_size(tmp_path):
+    # imageData is garbage and the written size is wrong: the image header wins, with a size-mismatch warning.
+    src = write_docs(tmp_path / "lm", {"a.json": doc("a.jpg", [shape("x", [[1, 1], [5, 5]])], w=10, h=10,
+                                                     image_data="!!! not base64 !!!")}, images={"a.jpg": (40, 30)})
+    ds = labelme.read(src)
+    assert (ds.images[0].width, ds.images[0].height) == (40, 30)
+    assert "size-mismatch" in codes(ds)
+
+
+def test_image_path_relative_to_the_json_file_and_without_images(tmp_path):
+    # JSON files in ann/, images in img/ with imagePath "../img/x.jpg"; then --images; then no image at all.
+    root = tmp_path / "ds"
+    write_docs(root / "ann", {"x.json": doc("../img/x.jpg", [shape("c", [[1, 1], [2, 2]])], w=20, h=10)})
+    make_jpeg(root / "img" / "x.jpg", 20, 10)
+    ds = labelme.read(root / "ann", images=root / "img")
+    assert ds.images[0].image_path == str(root / "img" / "x.jpg")
+    assert not [f for f in ds.findings if f.severity.value != "info"]
+    ds = labelme.read(root / "ann")  # no images beside: the size from imageWidth/imageHeight, the image missing
+    assert (ds.images[0].width, ds.images[0].height) == (20, 10)
+    assert "missing-image" in codes(ds)
+
+
+@pytest.mark.parametrize("text,code", [
+    ("", "empty-file"),
+    ("{not json", "json-parse"),
+    (json.dumps({"images": []}), "missing-field"),
+    (json.dumps(doc("a.jpg", [shape("c", [[1, 1]])])), "bad-shape"),
+    (json.dumps(doc("a.jpg", [shape("c", [[1, 1], [2, 2], [3, 1]])])), "bad-shape"),
+    (json.dumps(doc("a.jpg", [shape("c", [[1, "x"], [2, 2]])])), "bad-number"),
+    (json.dumps(doc("a.jpg", [shape("", [[1, 1], [2, 2]])])), "missing-field"),
+    (json.dumps(doc("a.jpg", ["not a shape"])), "missing-field"),
+    (json.dumps(doc("a.jpg", [shape("c", [[1, 1], [2, 2]])], w="wide")), "bad-size"),
+])
+def test_bad_input_is_a_finding(tmp_path, text, code):
+    src = write_docs(tmp_path / "lm", {"a.json": text, "ok.json": doc("ok.jpg", [shape("c", [[1, 1], [5, 5]])])})
+    ds = labelme.read(src)
+    assert code in codes(ds)
+    assert any(im.image_id == "ok" and len(im.annotations) == 1 for im in ds.images)
+    assert ds.objects_read == ds.num_objects + sum(f.objects for f in ds.findings)
+
+
+def test_detect_tells_labelme_from_coco(lm, tmp_path):
+    assert formats.detect(lm) == "labelme"
+    assert formats.detect(lm / "a.json") == "labelme"
+    c = tmp_path / "c.json"
+    c.write_text(json.dumps({"images": [], "annotations": [], "categories": []}))
+    assert formats.detect(c) == "coco"
+
+
+def test_writer_output_opens_in_labelme_layout(lm, tmp_path):
+    out = tmp_path / "out"
+    s = convert("labelme", lm, "labelme", out)
+    assert s.balanced and s.objects_written == 4
+    d = json.loads((out / "annotations" / "a.json").read_text())
+    assert d["imagePath"] == "../images/a.jpg" and d["imageData"] is None
+    assert (d["imageWidth"], d["imageHeight"]) == (64, 48)
+    assert {s["shape_type"] for s in d["shapes"]} == {"rectangle"}
+    assert (out / "annotations" / d["imagePath"]).is_file()
+    assert boxes(labelme.read(out)) == boxes(labelme.read(lm))
+    # twice: the same bytes
+    before = (out / "annotations" / "a.json").read_bytes()
+    convert("labelme", lm, "labelme", out)
+    assert (out / "annotations" / "a.json").read_bytes() == before
+
+
+def test_round_trip_through_coco_box_for_box(lm, tmp_path):
+    # labelme -> coco -> labelme gives back every box exactly, and the COCO file has them in pixels.
+    convert("labelme", lm, "coco", tmp_path / "coco")
+    c = coco.read(tmp_path / "coco")
+    assert boxes(c) == boxes(labelme.read(lm))
+    convert("coco", tmp_path / "coco", "labelme", tmp_path / "back")
+    back = labelme.read(tmp_path / "back")
+    assert boxes(back) == boxes(labelme.read(lm))
+    assert formats.detect(tmp_path / "back") == "labelme"
+
+
+def test_flags_and_group_ids_survive(tmp_path):
+    src = write_docs(tmp_path / "lm", {"a.json": doc("a.jpg", [
+        shape("c", [[1, 1], [9, 9]], group_id=3, description="left", flags={"occluded": True})])},
+        images={"a.jpg": (64, 48)})
+    convert("labelme", src, "labelme", tmp_path / "out")
+    s = json.loads((tmp_path / "out" / "annotations" / "a.json").read_text())["shapes"][0]
+    assert (s["group_id"], s["description"], s["flags"]) == (3, "left", {"occluded": True})
+
+
+def test_cli_convert_and_check(lm, tmp_path):
+    r = CliRunner().invoke(main, ["convert", str(lm), str(tmp_path / "y"), "--to", "yolo", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert out["src_format"] == "labelme" and out["objects"]["balanced"]
+    assert out["objects"]["dropped"] == {"unsupported-shape": 2}
+    assert sorted(p.name for p in (tmp_path / "y" / "labels" / "all").iterdir()) == ["a.txt", "b.txt"]
+    r = CliRunner().invoke(main, ["check", str(lm), "--format", "labelme"])
+    assert r.exit_code == 0, r.output  # warnings and notes only
+    (lm / "bad.json").write_text("{")
+    r = CliRunner().invoke(main, ["check", str(lm)])
+    assert r.exit_code == 1 and "json-parse" in r.output and "Traceback" not in r.output
+
+
+def test_no_size_and_no_image_drops_the_image_counted(tmp_path):
+    d = doc("gone.jpg", [shape("c", [[1, 1], [5, 5]])])
+    del d["imageWidth"], d["imageHeight"]
+    src = write_docs(tmp_path / "lm", {"gone.json": d, "ok.json": doc("ok.jpg", [shape("c", [[1, 1], [5, 5]])])})
+    ds = labelme.read(src)
+    assert [im.image_id for im in ds.images] == ["ok"]
+    f = next(f for f in ds.findings if f.code == "missing-size")
+    assert f.image_dropped and f.objects == 1
+    assert ds.objects_read == ds.num_objects + sum(f.objects for f in ds.findings)
+
+
+def test_detect_with_sorted_keys_and_a_large_image_data(tmp_path):
+    # json.dump(sort_keys=True) puts imageData (base64, here 100 KB) before shapes: still LabelMe, not COCO.
+    src = write_docs(tmp_path / "lm", {"a.json": json.dumps(doc("a.jpg", [shape("c", [[1, 1], [5, 5]])],
+                                                                image_data="QUJD" * 25_000), sort_keys=True)})
+    assert formats.detect(src) == "labelme"
+    assert len(labelme.read(src).images[0].annotations) == 1

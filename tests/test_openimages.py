@@ -1,0 +1,136 @@
+"""Open Images box CSV: reading the documented layout, class descriptions, missing images, bad rows, the writer."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import datatools
+from datatools import formats
+from datatools.cli import cli
+from datatools.core.errors import UsageError
+from datatools.formats import openimages
+from tests.conftest import make_jpeg
+
+HEADER = "ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax,IsOccluded,IsTruncated,IsGroupOf,IsDepiction,IsInside\n"
+# Rows in the form of Open Images' own validation-annotations-bbox.csv (download page): normalized XMin, XMax, YMin,
+# YMax; flags 0/1 (-1 unknown).
+ROWS = ("0001eeaf4aed83f9,xclick,/m/0cmf2,1,0.25,0.75,0.1,0.5,0,0,0,0,0\n"
+        "0001eeaf4aed83f9,xclick,/m/01g317,1,0,0.5,0.5,1,1,1,1,0,-1\n"
+        "000595fe6fee6369,activemil,/m/01g317,1,0.125,0.5,0.25,0.75,-1,0,0,1,0\n"
+        "00075905539074f2,xclick,/m/0cmf2,1,0.1,0.2,0.1,0.2,0,0,0,0,0\n")
+DESCRIPTIONS = "/m/0cmf2,Airplane\n/m/01g317,Person\n"
+
+
+@pytest.fixture
+def oi(tmp_path: Path) -> Path:
+    root = tmp_path / "oi"
+    (root / "annotations").mkdir(parents=True)
+    (root / "annotations" / "validation-annotations-bbox.csv").write_text(HEADER + ROWS)
+    (root / "annotations" / "class-descriptions-boxable.csv").write_text(DESCRIPTIONS)
+    make_jpeg(root / "images" / "validation" / "0001eeaf4aed83f9.jpg", 80, 40)
+    make_jpeg(root / "images" / "validation" / "000595fe6fee6369.jpg", 64, 64)
+    return root  # 00075905539074f2 has no image
+
+
+def boxes(ds):
+    return {im.image_id: sorted((a.label, tuple(round(v, 4) for v in a.box)) for a in im.annotations)
+            for im in ds.images}
+
+
+def test_reads_open_images(oi):
+    ds = openimages.read(oi)
+    assert boxes(ds) == {"0001eeaf4aed83f9": [("Airplane", (20.0, 4.0, 60.0, 20.0)), ("Person", (0.0, 20.0, 40.0, 40.0))],
+                         "000595fe6fee6369": [("Person", (8.0, 16.0, 32.0, 48.0))]}
+    assert ds.classes == ("Airplane", "Person")
+    person = next(a for a in ds.images[0].annotations if a.label == "Person")
+    assert person.iscrowd and person.occluded and person.truncated  # IsGroupOf -> iscrowd
+    other = ds.images[1].annotations[0]
+    assert not other.occluded and other.attrs == {"is_depiction": "1", "source": "activemil"}  # -1 reads as 0
+    assert [im.splits for im in ds.images] == [("validation",), ("validation",)]
+    miss, = [f for f in ds.findings if f.code == "missing-image"]
+    assert miss.image_id == "00075905539074f2" and miss.objects == 1 and miss.image_dropped
+    assert ds.objects_read == 4 == ds.num_objects + sum(f.objects for f in ds.findings)
+
+
+def test_detects_open_images(oi):
+    assert formats.detect(oi) == "openimages"
+    assert formats.detect(oi / "annotations" / "validation-annotations-bbox.csv") == "openimages"
+
+
+def test_class_descriptions_option_with_header_and_unknown_ids(oi, tmp_path):
+    desc = tmp_path / "names.csv"
+    desc.write_text("LabelName,DisplayName\n/m/01g317,human\n")
+    ds = openimages.read(oi / "annotations" / "validation-annotations-bbox.csv", class_descriptions=desc,
+                         images=oi / "images" / "validation")
+    assert ds.classes == ("/m/0cmf2", "human")
+    unknown = [f for f in ds.findings if f.code == "unknown-class"]
+    assert len(unknown) == 1 and "/m/0cmf2" in unknown[0].message
+
+
+def test_without_descriptions_ids_are_names(tmp_path):
+    (tmp_path / "train-annotations-bbox.csv").write_text(HEADER + ROWS.splitlines(keepends=True)[2])
+    make_jpeg(tmp_path / "000595fe6fee6369.jpg", 10, 10)
+    ds = openimages.read(tmp_path)
+    assert ds.classes == ("/m/01g317",) and "no-class-descriptions" in [f.code for f in ds.findings]
+
+
+@pytest.mark.parametrize("row,code", [
+    ("000595fe6fee6369,xclick,/m/01g317,1,abc,0.5,0.25,0.75,0,0,0,0,0", "bad-number"),
+    ("000595fe6fee6369,xclick,/m/01g317,1,inf,0.5,0.25,0.75,0,0,0,0,0", "bad-number"),
+    ("000595fe6fee6369,xclick,,1,0.1,0.5,0.25,0.75,0,0,0,0,0", "missing-field"),
+    ("000595fe6fee6369,xclick,/m/01g317,1,0.1", "bad-number"),
+])
+def test_bad_rows_are_findings(tmp_path, row, code):
+    (tmp_path / "x-bbox.csv").write_text(HEADER + row + "\n" + ROWS.splitlines(keepends=True)[2])
+    make_jpeg(tmp_path / "000595fe6fee6369.jpg", 10, 10)
+    ds = openimages.read(tmp_path)
+    f, = [f for f in ds.findings if f.code == code]
+    assert f.objects == 1 and f.field.startswith("line 2")
+    assert ds.num_objects == 1 and ds.objects_read == 2
+
+
+def test_a_csv_without_the_columns_is_a_usage_error(tmp_path):
+    (tmp_path / "a-bbox.csv").write_text("ImageID,LabelName\nx,y\n")
+    with pytest.raises(UsageError, match="lacks XMin"):
+        openimages.read(tmp_path)
+    res = CliRunner().invoke(cli, ["check", str(tmp_path)])
+    assert res.exit_code != 0 and "Traceback" not in res.output and "lacks XMin" in res.output
+
+
+def test_unreadable_image_is_dropped_and_counted(tmp_path):
+    (tmp_path / "x-bbox.csv").write_text(HEADER + ROWS.splitlines(keepends=True)[2])
+    (tmp_path / "000595fe6fee6369.jpg").write_bytes(b"not a jpeg")
+    ds = openimages.read(tmp_path)
+    f, = [f for f in ds.findings if f.code == "image-unreadable"]
+    assert ds.images == () and f.objects == 1
+
+
+def test_write_then_read_gives_the_same_boxes_and_ids(oi, tmp_path):
+    ds = openimages.read(oi)
+    res = openimages.write(ds, tmp_path / "out", images_mode="copy")
+    assert res.objects_written == 3
+    text = (tmp_path / "out" / "annotations" / "validation-annotations-bbox.csv").read_text()
+    assert text.startswith(HEADER) and "/m/01g317" in text
+    assert (tmp_path / "out" / "annotations" / "class-descriptions.csv").read_text() == \
+        "/m/0cmf2,Airplane\n/m/01g317,Person\n"
+    back = openimages.read(tmp_path / "out")
+    assert boxes(back) == boxes(ds)
+    assert [(a.iscrowd, a.occluded, a.attrs) for im in back.images for a in im.annotations] == \
+        [(a.iscrowd, a.occluded, a.attrs) for im in ds.images for a in im.annotations]
+
+
+def test_round_trip_through_coco_box_for_box(oi, tmp_path):
+    s = datatools.convert("openimages", oi, "coco", tmp_path / "coco")
+    assert s.objects_read == 4 and s.objects_written == 3
+    datatools.convert("coco", tmp_path / "coco", "openimages", tmp_path / "back")
+    back = openimages.read(tmp_path / "back")
+    assert boxes(back) == boxes(openimages.read(oi))
+
+
+def test_cli_converts_a_detected_open_images_folder(oi, tmp_path):
+    res = CliRunner().invoke(cli, ["convert", str(oi), str(tmp_path / "voc"), "--to", "voc", "--json"])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in (tmp_path / "voc" / "Annotations").iterdir()) == \
+        ["0001eeaf4aed83f9.xml", "000595fe6fee6369.xml"]
