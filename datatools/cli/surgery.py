@@ -1,0 +1,170 @@
+"""``merge``, ``remap``, ``filter`` and ``sample``: thin commands over :mod:`datatools.ops.surgery`."""
+from __future__ import annotations
+
+import click
+
+from datatools.cli.common import (SourcePath, console, count, counts_table, emit_json, errors_to_click, esc,
+                                  findings_table, format_option, json_option, parse_classes, table, workers_option)
+from datatools.formats import FORMATS  # the registry only: no format module is imported
+
+
+def output_options(f):
+    """What every surgery command takes: the source format, the output format, images, workers, --json."""
+    options = [
+        format_option,
+        click.option("--to", "to", type=click.Choice(list(FORMATS)), default=None,
+                     help="Output format. Default: the (first) source's format."),
+        click.option("--images-mode", type=click.Choice(["link", "copy", "symlink", "none"]), default="link",
+                     show_default=True,
+                     help="How images reach the output: hard link (copy when linking fails), copy, symlink, or none."),
+        click.option("--precision", type=click.IntRange(0, 12), default=6, show_default=True,
+                     help="Decimal places for written coordinates."),
+        workers_option,
+        json_option,
+    ]
+    for opt in reversed(options):
+        f = opt(f)
+    return f
+
+
+def _run(fn, *args, as_json: bool, workers: int, fmt: str, **kwargs) -> None:
+    with errors_to_click():
+        report = fn(*args, fmt=None if fmt == "auto" else fmt, workers=workers or None, **kwargs)
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        render(report)
+    if not report.balanced:  # a bug, never a data problem
+        raise click.ClickException("internal error: objects read != written + dropped")
+
+
+def render(report) -> None:
+    s, d = report.summary, report.details
+    con = console()
+    con.print(f"[bold]{report.command}[/] ({esc(s.src_format)} -> {esc(s.dst_format)}): {esc(s.src)} -> {esc(s.out)}")
+    t = table()
+    for col, just in (("", "left"), ("read", "right"), ("written", "right"), ("dropped", "right")):
+        t.add_column(col, justify=just)
+    t.add_row("images", f"{s.images_read:,}", f"{s.images_written:,}", f"{sum(s.images_dropped.values()):,}")
+    t.add_row("objects", f"{s.objects_read:,}", f"{s.objects_written:,}", f"{sum(s.objects_dropped.values()):,}")
+    con.print(t)
+    if s.objects_dropped or s.images_dropped:
+        rows = ({f"object: {k}": v for k, v in s.objects_dropped.items()}
+                | {f"image: {k}": v for k, v in s.images_dropped.items()})
+        con.print(counts_table("Dropped, by reason", rows))
+    before = d.get("classes_before")
+    ct = table(title="Classes", title_justify="left")
+    ct.add_column("id", justify="right")
+    ct.add_column("class")
+    if before is not None:
+        ct.add_column("before", justify="right")
+    ct.add_column("objects", justify="right")
+    base = 1 if s.dst_format == "coco" else 0
+    for i, (name, n) in enumerate(s.class_counts.items()):
+        cells = [str(i + base), name] + ([f"{before.get(name, 0):,}"] if before is not None else []) + [f"{n:,}"]
+        ct.add_row(*cells)
+    con.print(ct)
+    if before is not None:
+        gone = [k for k in before if k not in s.class_counts]
+        if gone:
+            con.print("classes no longer present: " + ", ".join(esc(k) for k in gone))
+    if d.get("collisions"):
+        con.print(f"[yellow]{count(len(d['collisions']), 'image id')} collided[/] and were renamed "
+                  f"(first: {esc(d['collisions'][0]['image_id'])} -> {esc(d['collisions'][0]['renamed'])})")
+    for names in d.get("case_variants", []):
+        folded = "folded" if d.get("case_variants_folded") else "kept apart (--normalize-names folds them)"
+        con.print(f"[yellow]case variants[/] {esc(', '.join(names))}: {folded}")
+    if d.get("sample", {}).get("classes_missing"):
+        con.print("[yellow]classes not in the sample[/]: " + ", ".join(esc(c) for c in d["sample"]["classes_missing"]))
+    if s.splits:
+        con.print("splits: " + ", ".join(f"{esc(k)} {v:,}" for k, v in s.splits.items()))
+    # collisions are summed up above; the table keeps room for the rest
+    problems = [f for f in s.findings if f.severity.value != "info" and f.code != "name-collision"]
+    if problems:
+        con.print(findings_table(problems, limit=20, title="First errors and warnings (all of them with --json)"))
+    con.print(f"[green]wrote[/] {count(s.files_written, 'file')} to [bold]{esc(s.out)}[/]")
+
+
+@click.command("merge")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--normalize-names", is_flag=True,
+              help="Fold class names that differ only in case or spacing ('Dog', 'dog ' -> 'dog').")
+@click.option("--splits", default=None, help="Keep only these splits, comma-separated (e.g. train,val). Default: all.")
+@output_options
+def merge_cmd(paths, normalize_names, splits, **opts):
+    """Merge datasets A B [C ...] into OUT (the last path).
+
+    Classes are united by name; image ids that two sources share are renamed <id>__src<k> (k: the source's
+    position) and reported; splits are kept. OUT is a folder, in the first source's format unless --to.
+    """
+    if len(paths) < 3:
+        raise click.UsageError("give at least two sources and OUT")
+    srcs = [SourcePath().convert(p, None, None) for p in paths[:-1]]
+    from datatools.ops.surgery import merge
+
+    wanted = [s.strip() for s in splits.split(",") if s.strip()] if splits else None
+    common = _common(opts)
+    _run(merge, srcs, paths[-1], normalize_names=normalize_names, splits=wanted, **common, **opts)
+
+
+def _common(opts: dict) -> dict:
+    return {"as_json": opts.pop("as_json"), "workers": opts.pop("workers"), "fmt": opts.pop("fmt")}
+
+
+@click.command("remap")
+@click.argument("src", type=SourcePath())
+@click.argument("out", type=click.Path())
+@click.option("--map", "mapping", required=True,
+              help="'old:new,old2:new,gone:' (empty target drops the class), or a .yaml ({old: new}) or .csv "
+                   "(old,new rows) file. Several old names to one new name merge them.")
+@click.option("--order", default=None,
+              help="The output class order: 'a,b,c' or a file with one name per line. Default: the source order, "
+                   "each class replaced by its new name.")
+@output_options
+def remap_cmd(src, out, mapping, order, **opts):
+    """Rename, merge or drop classes of SRC and write OUT; the summary shows counts before and after."""
+    from datatools.ops.surgery import remap
+
+    common = _common(opts)
+    _run(remap, src, out, mapping, order=parse_classes(order), **common, **opts)
+
+
+@click.command("filter")
+@click.argument("src", type=SourcePath())
+@click.argument("out", type=click.Path())
+@click.option("--classes", default=None, help="Keep only these classes ('a,b' or a file), in this order.")
+@click.option("--min-size", type=click.FloatRange(min=0), default=None,
+              help="Drop boxes whose shorter side is below this many pixels.")
+@click.option("--max-size", type=click.FloatRange(min=0), default=None,
+              help="Drop boxes whose longer side is above this many pixels.")
+@click.option("--min-area", type=click.FloatRange(min=0), default=None, help="Drop boxes with w*h below this (px²).")
+@click.option("--drop-empty", is_flag=True, help="Drop images left without objects.")
+@click.option("--only-empty", is_flag=True, help="Keep only images without objects (negatives).")
+@click.option("--ids", default=None, metavar="REGEX", help="Keep only images whose id matches this regex (search).")
+@output_options
+def filter_cmd(src, out, classes, **opts):
+    """Keep the objects and images of SRC that pass every test; everything dropped is counted by reason."""
+    from datatools.ops.surgery import filter_data
+
+    tests = {k: opts.pop(k) for k in ("min_size", "max_size", "min_area", "drop_empty", "only_empty", "ids")}
+    common = _common(opts)
+    _run(filter_data, src, out, classes=parse_classes(classes), **tests, **common, **opts)
+
+
+@click.command("sample")
+@click.argument("src", type=SourcePath())
+@click.argument("out", type=click.Path())
+@click.option("-n", "n", type=click.IntRange(min=1), default=None, help="Number of images to keep.")
+@click.option("--frac", type=click.FloatRange(0, 1, min_open=True), default=None, help="Share of images to keep.")
+@click.option("--stratified", is_flag=True,
+              help="Keep each class's share (split's stratification) and every class present where the size allows.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed: the same seed, the same sample.")
+@output_options
+def sample_cmd(src, out, n, frac, stratified, seed, **opts):
+    """Write a subset of SRC (-n images or --frac of them) to OUT."""
+    if (n is None) == (frac is None):
+        raise click.UsageError("give one of -n and --frac")
+    from datatools.ops.surgery import sample
+
+    common = _common(opts)
+    _run(sample, src, out, n=n, frac=frac, stratified=stratified, seed=seed, **common, **opts)

@@ -1,0 +1,234 @@
+"""Dataset surgery: merge, remap, filter, sample. Collisions, case variants, empty results and books that balance."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from datatools import formats
+from datatools.cli import cli
+from datatools.core.errors import NoInputError, UsageError
+from datatools.ops import surgery
+from tests.conftest import make_voc_root, voc_xml
+
+
+def voc(root: Path, objects: dict[str, list[tuple[str, tuple]]], *, sets=None) -> Path:
+    """A VOC root: {image id: [(class, (xmin, ymin, xmax, ymax))]}, every image 100x80."""
+    items = {iid: voc_xml(f"{iid}.jpg", (100, 80), [{"name": n, "box": b} for n, b in objs])
+             for iid, objs in objects.items()}
+    return make_voc_root(root, items, images={f"{i}.jpg": (100, 80) for i in objects}, sets=sets)
+
+
+def boxes(root: Path, fmt: str = "voc") -> dict[str, list[tuple[str, tuple]]]:
+    ds = formats.get(fmt).read(root)
+    return {im.image_id: sorted((a.label, a.box) for a in im.annotations) for im in ds.images}
+
+
+def books(report) -> None:
+    s = report.summary
+    assert s.objects_read == s.objects_written + sum(s.objects_dropped.values())
+    assert s.images_read == s.images_written + sum(s.images_dropped.values())
+
+
+@pytest.fixture
+def two(tmp_path):
+    a = voc(tmp_path / "a", {"x1": [("Dog", (1, 1, 20, 20))], "same": [("cat", (5, 5, 30, 30))]},
+            sets={"train": ["x1"], "val": ["same"]})
+    b = voc(tmp_path / "b", {"same": [("dog", (2, 2, 40, 40)), ("cat", (3, 3, 9, 9))], "y1": []},
+            sets={"train": ["same", "y1"]})
+    return a, b
+
+
+def test_merge_collisions_renamed_deterministically_and_reported(two, tmp_path):
+    a, b = two
+    r = surgery.merge([a, b], tmp_path / "out")
+    books(r)
+    got = boxes(tmp_path / "out")
+    assert set(got) == {"x1", "same", "same__src2", "y1"}
+    assert got["same"] == [("cat", (5.0, 5.0, 30.0, 30.0))]  # the first source keeps the id
+    assert got["same__src2"] == [("cat", (3.0, 3.0, 9.0, 9.0)), ("dog", (2.0, 2.0, 40.0, 40.0))]
+    assert r.details["collisions"] == [{"source": 2, "image_id": "same", "renamed": "same__src2"}]
+    assert r.summary.warnings["name-collision"] == 1
+    assert (tmp_path / "out/JPEGImages/same__src2.jpg").is_file()
+    assert (tmp_path / "out/ImageSets/Main/train.txt").read_text().split() == ["x1", "same__src2", "y1"]
+    r2 = surgery.merge([a, b], tmp_path / "out2")
+    assert (tmp_path / "out/Annotations/same__src2.xml").read_bytes() == \
+        (tmp_path / "out2/Annotations/same__src2.xml").read_bytes()
+    assert r2.to_dict()["collisions"] == r.to_dict()["collisions"]
+
+
+def test_merge_case_variants_reported_then_folded(two, tmp_path):
+    a, b = two
+    r = surgery.merge([a, b], tmp_path / "kept")
+    assert r.details["case_variants"] == [["Dog", "dog"]]
+    assert r.summary.class_counts == {"Dog": 1, "cat": 2, "dog": 1}
+    assert r.summary.warnings.get("name-case") == 1
+    f = surgery.merge([a, b], tmp_path / "folded", normalize_names=True)
+    assert f.summary.class_counts == {"cat": 2, "dog": 2}
+    books(f)
+
+
+def test_merge_chosen_splits_and_other_format(two, tmp_path):
+    a, b = two
+    r = surgery.merge([a, b], tmp_path / "y", splits=["train"], to="yolo")
+    books(r)
+    assert r.summary.images_dropped == {"split-not-chosen": 1} and r.summary.objects_dropped == {"split-not-chosen": 1}
+    assert r.summary.splits == {"train": 3}
+    assert sorted(p.name for p in (tmp_path / "y/labels/train").iterdir()) == ["same.txt", "x1.txt", "y1.txt"]
+    with pytest.raises(UsageError):
+        surgery.merge([a, b], tmp_path / "one.json")
+
+
+def test_remap_rename_merge_drop_and_order(tmp_path):
+    src = voc(tmp_path / "s", {"i1": [("car", (1, 1, 9, 9)), ("truck", (2, 2, 8, 8)), ("tree", (3, 3, 7, 7))],
+                               "i2": [("person", (1, 1, 5, 5))]})
+    r = surgery.remap(src, tmp_path / "o", "car:vehicle,truck:vehicle,tree:", order=["person", "vehicle"])
+    books(r)
+    assert r.summary.class_counts == {"person": 1, "vehicle": 2}
+    assert r.details["classes_before"] == {"car": 1, "person": 1, "tree": 1, "truck": 1}
+    assert r.summary.objects_dropped == {"class-removed": 1}
+    assert boxes(tmp_path / "o")["i1"] == [("vehicle", (1.0, 1.0, 9.0, 9.0)), ("vehicle", (2.0, 2.0, 8.0, 8.0))]
+    y = surgery.remap(src, tmp_path / "y", {"tree": None}, order=["truck", "person", "car"], to="yolo")
+    assert (tmp_path / "y/classes.txt").read_text() == "truck\nperson\ncar\n"
+    books(y)
+    with pytest.raises(UsageError, match="leaves out"):
+        surgery.remap(src, tmp_path / "z", {"tree": None}, order=["car"])
+
+
+@pytest.mark.parametrize("name,text", [("m.yaml", "car: vehicle\ntruck: vehicle\ntree:\n"),
+                                       ("m.csv", "old,new\ncar,vehicle\ntruck,vehicle\ntree,\n")])
+def test_map_files(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(text)
+    assert surgery.parse_mapping(p) == {"car": "vehicle", "truck": "vehicle", "tree": None}
+
+
+@pytest.mark.parametrize("bad", ["car", "car:a,car:b", ":x"])
+def test_bad_maps_are_usage_errors(bad):
+    with pytest.raises(UsageError):
+        surgery.parse_mapping(bad)
+
+
+def test_remap_unknown_entry_is_a_warning(tmp_path):
+    src = voc(tmp_path / "s", {"i1": [("car", (1, 1, 9, 9))]})
+    r = surgery.remap(src, tmp_path / "o", "cra:vehicle")
+    assert r.summary.warnings == {"map-unused": 1} and r.summary.class_counts == {"car": 1}
+
+
+@pytest.fixture
+def sizes(tmp_path):
+    return voc(tmp_path / "s", {"big": [("a", (0, 0, 90, 70)), ("b", (10, 10, 14, 50))],
+                                "small": [("a", (1, 1, 4, 4))], "none": [], "kid_1": [("b", (1, 1, 30, 30))]})
+
+
+@pytest.mark.parametrize("tests,dropped,images", [
+    ({"min_size": 5}, {"too-small": 2}, ["big", "kid_1", "none", "small"]),
+    ({"max_size": 60}, {"too-large": 1}, ["big", "kid_1", "none", "small"]),
+    ({"min_area": 100}, {"area-too-small": 1}, ["big", "kid_1", "none", "small"]),
+    ({"classes": ["a"], "drop_empty": True}, {"class-not-kept": 2}, ["big", "small"]),
+    ({"min_size": 5, "drop_empty": True}, {"too-small": 2}, ["big", "kid_1"]),
+    ({"ids": r"^kid_"}, {"id-not-matched": 3}, ["kid_1"]),
+])
+def test_filter_counts_every_drop_by_reason(sizes, tmp_path, tests, dropped, images):
+    r = surgery.filter_data(sizes, tmp_path / "o", **tests)
+    books(r)
+    assert r.summary.objects_dropped == dropped
+    assert sorted(boxes(tmp_path / "o")) == images
+
+
+def test_filter_only_empty_keeps_negatives(sizes, tmp_path):
+    r = surgery.filter_data(sizes, tmp_path / "o", only_empty=True)
+    books(r)
+    assert list(boxes(tmp_path / "o")) == ["none"] and r.summary.images_dropped == {"image-not-empty": 3}
+
+
+@pytest.mark.parametrize("tests", [{"ids": "nomatch"}, {"min_size": 1000}])
+def test_empty_results_are_errors_not_empty_outputs(sizes, tmp_path, tests):
+    with pytest.raises(NoInputError, match="nothing was written"):
+        surgery.filter_data(sizes, tmp_path / "o", **tests)
+    assert not (tmp_path / "o").exists()
+
+
+def test_filter_bad_options(sizes, tmp_path):
+    for kw in ({"classes": ["zebra"]}, {"ids": "("}, {"drop_empty": True, "only_empty": True}):
+        with pytest.raises(UsageError):
+            surgery.filter_data(sizes, tmp_path / "o", **kw)
+
+
+@pytest.fixture
+def skewed(tmp_path):
+    """40 images: 'rare' on 2 of them, 'common' on all."""
+    objs = {f"im{i:02d}": [("common", (1, 1, 20, 20))] + ([("rare", (30, 30, 50, 50))] if i in (7, 31) else [])
+            for i in range(40)}
+    return voc(tmp_path / "s", objs)
+
+
+def test_stratified_sample_keeps_every_class_and_is_seeded(skewed, tmp_path):
+    for seed in range(5):
+        r = surgery.sample(skewed, tmp_path / f"o{seed}", n=4, stratified=True, seed=seed)
+        books(r)
+        assert r.summary.images_written == 4 and r.summary.class_counts["rare"] >= 1
+        assert r.details["sample"]["classes_missing"] == []
+    again = surgery.sample(skewed, tmp_path / "again", n=4, stratified=True, seed=3)
+    assert sorted(boxes(tmp_path / "again")) == sorted(boxes(tmp_path / "o3"))
+    assert again.summary.images_dropped == {"not-sampled": 36}
+
+
+def test_random_sample_size_and_limits(skewed, tmp_path):
+    r = surgery.sample(skewed, tmp_path / "o", frac=0.25, seed=1)
+    books(r)
+    assert r.summary.images_written == 10
+    with pytest.raises(UsageError):
+        surgery.sample(skewed, tmp_path / "x", n=41)
+
+
+def test_out_inside_src_refused(two):
+    a, b = two
+    with pytest.raises(UsageError, match="inside"):
+        surgery.filter_data(a, a / "sub", min_size=1)
+    with pytest.raises(UsageError, match="inside"):
+        surgery.merge([a, b], b / "m")
+
+
+@pytest.mark.parametrize("args", [
+    ["merge", "{a}", "{b}", "{out}", "--to", "coco"],
+    ["remap", "{a}", "{out}", "--map", "Dog:dog"],
+    ["filter", "{a}", "{out}", "--min-size", "10"],
+    ["sample", "{a}", "{out}", "-n", "1", "--stratified"],
+])
+def test_cli_commands_json(two, tmp_path, args):
+    a, b = two
+    out = tmp_path / "cli_out"
+    res = CliRunner().invoke(cli, [x.format(a=a, b=b, out=out) for x in args] + ["--json"])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.output)
+    assert d["command"] == args[0] and d["objects"]["balanced"] and out.is_dir()
+
+
+def test_cli_errors_are_one_line(two, tmp_path):
+    a, b = two
+    r = CliRunner().invoke(cli, ["filter", str(a), str(tmp_path / "o"), "--ids", "zzz"])
+    assert r.exit_code == 1 and "Traceback" not in r.output and "no image is left" in r.output
+    r = CliRunner().invoke(cli, ["sample", str(a), str(tmp_path / "o")])
+    assert r.exit_code == 2
+    r = CliRunner().invoke(cli, ["merge", str(a), str(tmp_path / "o")])
+    assert r.exit_code == 2
+    r = CliRunner().invoke(cli, ["remap", str(a), str(tmp_path / "o"), "--map", "Dog"])
+    assert r.exit_code == 2 and "old:new" in r.output
+
+
+def test_merge_mixed_formats_and_images_mode(two, tmp_path):
+    import datatools
+
+    a, b = two
+    datatools.convert("voc", b, "yolo", tmp_path / "b_yolo")
+    r = surgery.merge([a, tmp_path / "b_yolo"], tmp_path / "c", to="coco", images_mode="copy")
+    books(r)
+    assert [s["format"] for s in r.details["sources"]] == ["voc", "yolo"]
+    doc = json.loads((tmp_path / "c/annotations/instances_train.json").read_text())
+    assert sorted(im["file_name"] for im in doc["images"]) == ["same__src2.jpg", "x1.jpg", "y1.jpg"]
+    assert [a["id"] for a in doc["annotations"]] == [1, 2, 3]
+    copied = tmp_path / "c/images/train/same__src2.jpg"
+    assert copied.is_file() and copied.stat().st_nlink == 1
