@@ -113,6 +113,20 @@ class ImageIndex:
         return self.by_rel[rel], notes, rel
 
 
+def json_number(v) -> float | None:
+    """A finite JSON number (not a bool, not a string), or None: for the JSON formats' coordinates and sizes."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    v = float(v)
+    return v if v == v and abs(v) != float("inf") else None
+
+
+def json_side(v) -> int | None:
+    """An image width or height given as a JSON number: a whole number of pixels in 1..1,000,000, else None."""
+    n = json_number(v)
+    return int(n) if n is not None and n == int(n) and 1 <= n <= 1_000_000 else None
+
+
 def _same_image(name: str, rel: str) -> bool:
     """Whether a written file name is ``rel`` up to its folder or a missing extension (``a`` or ``JPEGImages/a.jpg``
     for ``a.jpg``): another way to write the same image, not a different one."""

@@ -24,7 +24,8 @@ from datatools.core.fs import files_for, read_small_file
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, sorted_classes
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
-from datatools.formats.common import ImageIndex, WriteResult, err, fill_sizes_from_headers, info, warn
+from datatools.formats.common import (ImageIndex, WriteResult, err, fill_sizes_from_headers, info, json_number,
+                                     json_side, warn)
 
 NAME = "labelme"
 # What write() replaces whole in OUT (see core.paths.refuse_replacing_inputs); the image folder only when it
@@ -72,18 +73,6 @@ def _layout(src: str, images: str | os.PathLike | None) -> tuple[str, list[str],
 
 # --------------------------------------------------------------------------------------------------- reading
 
-def _num(v) -> float | None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return None
-    v = float(v)
-    return v if v == v and abs(v) != float("inf") else None
-
-
-def _size(v) -> int | None:
-    n = _num(v)
-    return int(n) if n is not None and n == int(n) and 1 <= n <= 1_000_000 else None
-
-
 def parse_shapes(shapes, *, path: str, image_id: str) -> tuple[list[Annotation], list[Finding], int]:
     """The shapes of one LabelMe file: ``(annotations, findings, shapes met)``. Every shape is counted: a box, a
     polygon's bounding box, or a finding that says why it was dropped."""
@@ -113,7 +102,7 @@ def parse_shapes(shapes, *, path: str, image_id: str) -> tuple[list[Annotation],
                                 f"expected a list of [x, y] points, found {pts!r}; dropped", image_id=image_id,
                                 objects=1))
             continue
-        xs, ys = [_num(p[0]) for p in pts], [_num(p[1]) for p in pts]
+        xs, ys = [json_number(p[0]) for p in pts], [json_number(p[1]) for p in pts]
         if any(v is None for v in xs + ys):
             findings.append(err("bad-number", path, f"{where}/points", f"a point is not a finite number: {pts!r}; "
                                 "dropped", image_id=image_id, objects=1))
@@ -194,7 +183,7 @@ def read_chunk(items: Sequence[tuple[str, str]], *, root: str, image_root: str |
         else:
             findings.append(warn("missing-filename", path, "imagePath", "no imagePath; the image is looked up by "
                                  "the JSON file's name", image_id=iid))
-        w, h = _size(data.get("imageWidth")), _size(data.get("imageHeight"))
+        w, h = json_side(data.get("imageWidth")), json_side(data.get("imageHeight"))
         rec = ImageRecord(image_id=iid, file_name=image_path if isinstance(image_path, str) else "", width=w,
                           height=h, annotations=tuple(anns), source=path)
         if not rec.has_size and (data.get("imageWidth") is not None or data.get("imageHeight") is not None):

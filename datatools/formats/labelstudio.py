@@ -29,7 +29,8 @@ from datatools.core.fs import files_for, read_small_file
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, sorted_classes
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
-from datatools.formats.common import ImageIndex, WriteResult, err, fill_sizes_from_headers, info, warn
+from datatools.formats.common import (ImageIndex, WriteResult, err, fill_sizes_from_headers, info, json_number,
+                                     json_side, warn)
 
 NAME = "labelstudio"
 # What write() replaces in OUT (see core.paths.refuse_replacing_inputs); the image folder only when it places
@@ -67,18 +68,6 @@ def _task_image(task: dict) -> str:
     return ref or ""
 
 
-def _num(v) -> float | None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return None
-    v = float(v)
-    return v if v == v and abs(v) != float("inf") else None
-
-
-def _size(v) -> int | None:
-    n = _num(v)
-    return int(n) if n is not None and n == int(n) and 1 <= n <= 1_000_000 else None
-
-
 def _choose(anns, *, path: str, where: str, image_id: str, findings: list[Finding]) -> dict | None:
     """The annotation to read: the first one not cancelled; several make a ``several-annotations`` warning."""
     if not isinstance(anns, list):
@@ -112,7 +101,7 @@ def parse_result(result, *, path: str, where: str, image_id: str
             unsupported[str(kind)] += 1
             continue
         if size == (None, None):
-            size = (_size(r.get("original_width")), _size(r.get("original_height")))
+            size = (json_side(r.get("original_width")), json_side(r.get("original_height")))
         value = r.get("value") if isinstance(r.get("value"), dict) else {}
         labels = value.get(kind)
         if not isinstance(labels, list) or not labels or not all(isinstance(x, str) and x.strip() for x in labels):
@@ -122,9 +111,9 @@ def parse_result(result, *, path: str, where: str, image_id: str
         if len(labels) > 1:
             findings.append(warn("several-labels", path, f"{at}/value/{kind}",
                                  f"{len(labels)} labels {labels!r}; the first is used", image_id=image_id))
-        rotation = _num(value.get("rotation", 0)) or 0.0
+        rotation = json_number(value.get("rotation", 0)) or 0.0
         if kind == "rectanglelabels":
-            nums = [_num(value.get(f)) for f in ("x", "y", "width", "height")]
+            nums = [json_number(value.get(f)) for f in ("x", "y", "width", "height")]
             if any(v is None for v in nums):
                 findings.append(err("bad-number", path, f"{at}/value", "x, y, width and height must be numbers, found "
                                     f"{[value.get(f) for f in ('x', 'y', 'width', 'height')]!r}; dropped",
@@ -134,8 +123,8 @@ def parse_result(result, *, path: str, where: str, image_id: str
         else:
             pts = value.get("points")
             ok = isinstance(pts, list) and len(pts) >= 3 and all(
-                isinstance(p, (list, tuple)) and len(p) == 2 and _num(p[0]) is not None and _num(p[1]) is not None
-                for p in pts)
+                isinstance(p, (list, tuple)) and len(p) == 2 and json_number(p[0]) is not None
+                and json_number(p[1]) is not None for p in pts)
             if not ok:
                 findings.append(err("bad-shape", path, f"{at}/value/points", "a polygon needs 3 or more [x, y] "
                                     f"points of numbers, found {pts!r}; dropped", image_id=image_id, objects=1))
@@ -262,7 +251,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
                 findings.append(info("empty-annotation", path, f"{where}/annotations", "task not annotated",
                                      image_id=iid))
             data = task.get("data") if isinstance(task.get("data"), dict) else {}
-            w, h = w or _size(data.get("width")), h or _size(data.get("height"))
+            w, h = w or json_side(data.get("width")), h or json_side(data.get("height"))
             pending[iid] = regions
             records.append(ImageRecord(image_id=iid, file_name=ref, width=w, height=h, image_path=found,
                                        source=f"{path}#{task.get('id', t)}"))
