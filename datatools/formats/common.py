@@ -5,6 +5,7 @@ import os
 import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from datatools.core import fs
 from datatools.core.images import list_images, read_image_header
@@ -111,6 +112,20 @@ class ImageIndex:
                               f"no image is named after the annotation ({image_id!r}); paired by its file name "
                               f"{file_name!r}", image_id=image_id))
         return self.by_rel[rel], notes, rel
+
+
+def existing_source(src: str | os.PathLike) -> tuple[str, Any]:
+    """``(src as a string, its file access)`` for a reader's SRC (a local path or an fsspec URL), or
+    :class:`~datatools.core.errors.UsageError` when nothing is there."""
+    from datatools.core.errors import UsageError
+
+    src = os.fspath(src)
+    files = fs.files_for(src)
+    if not files.url:
+        src = str(Path(src))
+    if not (files.isfile(src) or files.isdir(src)):
+        raise UsageError(f"{src}: no such file or directory")
+    return src, files
 
 
 def json_number(v) -> float | None:

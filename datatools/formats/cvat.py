@@ -26,7 +26,8 @@ from datatools.core.fs import files_for
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
-from datatools.formats.common import ImageIndex, WriteResult, err, fill_sizes_from_headers, info, warn
+from datatools.formats.common import (ImageIndex, WriteResult, err, existing_source, fill_sizes_from_headers, info,
+                                     warn)
 from datatools.formats.safe_xml import parse_document
 from datatools.formats.voc_xml import read_xml_file
 
@@ -241,10 +242,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
     """Read a CVAT for images 1.1 export: ``annotations.xml`` or the folder holding it (images in ``images/`` beside
     it, else beside the file; ``images`` overrides). The class order is ``classes``, else the ``<meta>`` labels, then
     any other label used (sorted, with a ``label-not-in-meta`` warning). Bad data becomes findings."""
-    src = os.fspath(src)
-    files = files_for(src)
-    if not (files.isfile(src) or files.isdir(src)):
-        raise UsageError(f"{src}: no such file or directory")
+    src, files = existing_source(src)
     xml_path = annotation_file(src)
     if on_total:
         on_total(1)

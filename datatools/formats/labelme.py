@@ -24,8 +24,8 @@ from datatools.core.fs import files_for, read_small_file
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, sorted_classes
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
-from datatools.formats.common import (ImageIndex, WriteResult, err, fill_sizes_from_headers, info, json_number,
-                                     json_side, warn)
+from datatools.formats.common import (ImageIndex, WriteResult, err, existing_source, fill_sizes_from_headers, info,
+                                     json_number, json_side, warn)
 
 NAME = "labelme"
 # What write() replaces whole in OUT (see core.paths.refuse_replacing_inputs); the image folder only when it
@@ -203,12 +203,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
     by base name in ``images``); its size is its header's, else ``imageWidth``/``imageHeight``. Use it for what the
     labelme tool saves; the per-file parsing runs as :func:`read_chunk` on ``mapper``.
     """
-    src = os.fspath(src)
-    files = files_for(src)
-    if not files.url:
-        src = str(Path(src))
-    if not (files.isfile(src) or files.isdir(src)):
-        raise UsageError(f"{src}: no such file or directory")
+    src, files = existing_source(src)
     mapper = mapper or Mapper(workers=workers)
     root, names, image_root = _layout(src, images)
     items = [(posixpath.splitext(n)[0], files.join(root, n)) for n in names]

@@ -29,8 +29,8 @@ from datatools.core.fs import files_for, read_small_file
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, sorted_classes
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
-from datatools.formats.common import (ImageIndex, WriteResult, err, fill_sizes_from_headers, info, json_number,
-                                     json_side, warn)
+from datatools.formats.common import (ImageIndex, WriteResult, err, existing_source, fill_sizes_from_headers, info,
+                                     json_number, json_side, warn)
 
 NAME = "labelstudio"
 # What write() replaces in OUT (see core.paths.refuse_replacing_inputs); the image folder only when it places
@@ -191,12 +191,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
     folder), without the prefix Label Studio gives uploads (``1a2b3c4d-``), else with it. Sizes are the image
     header's, else ``original_width``/``original_height``; a task with neither is dropped (percent needs a size).
     """
-    src = os.fspath(src)
-    files = files_for(src)
-    if not files.url:
-        src = str(Path(src))
-    if not (files.isfile(src) or files.isdir(src)):
-        raise UsageError(f"{src}: no such file or directory")
+    src, files = existing_source(src)
     exports = _load_tasks(src)
     if on_total:
         on_total(len(exports))

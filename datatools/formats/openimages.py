@@ -29,7 +29,7 @@ from datatools.core.images import read_image_header
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
-from datatools.formats.common import DEFAULT_SPLIT, ImageIndex, WriteResult, err, info, warn
+from datatools.formats.common import DEFAULT_SPLIT, ImageIndex, WriteResult, err, existing_source, info, warn
 
 NAME = "openimages"
 OWNED = ("annotations", "images")
@@ -176,10 +176,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
     Use when starting from Open Images (or a tool's Open Images export). Each image's size is its header's
     (``<ImageID>.<ext>`` in the image folder), read on ``mapper``; an image that is missing or unreadable is dropped
     with its boxes and counted. Class order: ``classes``, else the sorted names."""
-    src = os.fspath(src)
-    files = files_for(src)
-    if not (files.isfile(src) or files.isdir(src)):
-        raise UsageError(f"{src}: no such file or directory")
+    src, files = existing_source(src)
     csvs = box_csvs(src)
     if on_total:
         on_total(len(csvs))
