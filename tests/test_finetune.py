@@ -198,3 +198,19 @@ def test_train_fine_tunes_from_a_local_state_dict(tmp_path, coco_state):
     build_model(FRCNN, 4, image_size=64).load_state_dict(ckpt["model"])
     bad = CliRunner().invoke(cli, args[:6] + ["--weights", str(tmp_path / "nope.pth")] + args[8:-1])
     assert bad.exit_code != 0 and "nope.pth: no such weights file" in bad.output and "Traceback" not in bad.output
+
+
+@pytest.mark.slow  # about 10 s on 2 cores: a 1-epoch run on 4 images
+def test_train_rebuilds_the_head_of_a_checkpoint_with_other_class_names(tmp_path):
+    """A datatools checkpoint of 4 other classes fits sample_data's 4-class head by shape; its class head must not
+    be loaded (the classes would be swapped silently): the run passes its class names to the weight loader."""
+    other = build_model(FRCNN, 4, image_size=64).state_dict()
+    torch.save({"model": other, "classes": ["w", "x", "y", "z"]}, tmp_path / "other.pt")
+    out = tmp_path / "run"
+    args = ["train", str(SAMPLE), "--out", str(out), "--model", FRCNN, "--weights", str(tmp_path / "other.pt"),
+            "--epochs", "1", "--limit", "4", "--image-size", "64", "-b", "2", "--workers", "0", "--device", "cpu",
+            "--val-split", "", "--lr", "1e-9", "--json"]
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    notes = " ".join(json.loads(res.output[res.output.index("{"):])["notes"])
+    assert "class-head tensors rebuilt" in notes, notes

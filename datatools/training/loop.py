@@ -40,7 +40,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
@@ -154,14 +154,15 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: ProgressFn | None
             teardown(dist)
 
 
-def _prepare(cfg: TrainConfig, ckpt: dict | None, dist: DistContext, device: torch.device, n_classes: int,
+def _prepare(cfg: TrainConfig, ckpt: dict | None, dist: DistContext, device: torch.device, classes: Sequence[str],
              n_train: int, notes: list[str]) -> tuple[_Run, int, float | None]:
     """The model, optimizer, scheduler and EMA of a run (restored from ``ckpt`` when resuming); returns the run,
     the first epoch and the best score so far."""
     # Built with the evaluation's score threshold and detection count: they act at inference only.
-    model = build_model(cfg.model, n_classes, image_size=cfg.image_size, resize_mode=cfg.resize_mode,
+    model = build_model(cfg.model, len(classes), image_size=cfg.image_size, resize_mode=cfg.resize_mode,
                         **eval_overrides(cfg.model))
-    notes += init_weights(model, cfg, load=ckpt is None)  # --weights / --weights-backbone, --freeze-backbone
+    # --weights / --weights-backbone, --freeze-backbone; a file's class head only when its class names are these
+    notes += init_weights(model, cfg, load=ckpt is None, classes=classes)
     if cfg.freeze_bn:
         notes.append(f"--freeze-bn: {freeze_batchnorm(model)} BatchNorm layers frozen")
     model.to(device)
@@ -214,7 +215,7 @@ def _train(cfg: TrainConfig, ckpt: dict | None, dist: DistContext, device: torch
         gt = ground_truth_subset(load_ground_truth(cfg.data, format=cfg.format, split=val_split), val_ds.image_ids)
     elif val_ds is None:
         notes.append(f"no {cfg.val_split!r} split: no evaluation, best.pt follows the training loss")
-    run, start_epoch, best = _prepare(cfg, ckpt, dist, device, len(classes), len(train_ds), notes)
+    run, start_epoch, best = _prepare(cfg, ckpt, dist, device, classes, len(train_ds), notes)
     out = run.out
     if dist.main:
         make_dirs(out)  # an unwritable --out is one line, not a traceback
