@@ -17,7 +17,6 @@ from datatools.core import fs
 from datatools.core.atomic import ImagesMode
 from datatools.core.images import read_image_header
 from datatools.core.parallel import Mapper, ProgressFn
-from datatools.core.paths import check_output_dir
 from datatools.core.model import Dataset, Finding, Severity
 from datatools.formats.common import err, warn
 from datatools.ops.convert import read_source
@@ -110,6 +109,17 @@ def check(src: str | os.PathLike, *, format: str = "auto", images=None, sets=Non
     # selects by name, as a conversion does. read_source: an empty or wrong folder is an error, not 0 findings.
     ds = read_source(src, format, mapper=mapper, classes=classes, images=images, sets=sets, convention=convention,
                      workers=workers, max_xml_bytes=max_xml_bytes, all_dropped_ok=True)
+    return check_dataset(ds, src=src, classes=classes, normalize_names=normalize_names, headers=headers,
+                         progress=progress, mapper=mapper, dupes=dupes, dupes_threshold=dupes_threshold)
+
+
+def check_dataset(ds: Dataset, *, src: str | os.PathLike = "", classes: Sequence[str] | None = None,
+                  normalize_names: bool = False, headers: bool = True, progress: ProgressFn | None = None,
+                  mapper: Mapper | None = None, dupes: bool = False, dupes_threshold: int | None = None
+                  ) -> CheckReport:
+    """:func:`check` of a dataset already read (read with the same ``classes``): what a caller that has read SRC
+    for other work too (``datatools report``) uses instead of reading it again."""
+    mapper = mapper or Mapper()
     mod = formats.get(ds.format)
     fixed = prepare(ds, classes=classes, normalize_names=normalize_names, require_size=mod.NEEDS_SIZE)
     if classes is not None:
@@ -127,7 +137,7 @@ def check(src: str | os.PathLike, *, format: str = "auto", images=None, sets=Non
                             image_id=im.image_id))
     findings.sort(key=lambda f: (f.image_id, f.path, f.field, _SEVERITY_ORDER[f.severity], f.code))
     counts = dict(sorted(Counter(f.code for f in findings).items()))
-    return CheckReport(src=str(src), format=mod.NAME, images=len(ds.images), objects=ds.objects_read,
+    return CheckReport(src=str(src or ds.root), format=mod.NAME, images=len(ds.images), objects=ds.objects_read,
                        findings=findings, fixed=fixed, counts=counts)
 
 
@@ -136,7 +146,6 @@ def write_fixed(report: CheckReport, out: str | os.PathLike, *, images_mode: Ima
     """Write the repaired dataset (boxes clipped, bad boxes dropped) in the source format."""
     if report.fixed is None:
         raise ValueError("the report has no repaired dataset")
-    check_output_dir(out, [report.src])
     mod = formats.get(report.format)
     opts = {"images_mode": images_mode, "workers": workers}
     if mod.NAME == "voc":

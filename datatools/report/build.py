@@ -92,8 +92,8 @@ def build_report(src: str | os.PathLike, *, format: str = "auto", images=None, s
                  img_size: int | None = 640, per_class: int = 8, thumb: int = 192, budget_bytes: int = 20_000_000,
                  seed: int = 0, workers: int | None = None, engine: str = "local", ray_address: str | None = None,
                  max_xml_bytes: int | None = None, update: Update | None = None) -> ReportData:
-    """Read ``src`` once for the statistics and once through ``check`` (which reads with its own policies), and
-    gather every section of the report. ``update(stage, advance, total)`` reports progress.
+    """Read ``src`` once and gather every section of the report from it (statistics, ``check``'s findings through
+    :func:`~datatools.ops.check.check_dataset`, anchors, duplicates, the gallery). ``update(stage, advance, total)`` reports progress.
 
     Use :func:`datatools.report.write_report` to turn the result into the page."""
     from datatools.ops.convert import read_source
@@ -115,8 +115,7 @@ def build_report(src: str | os.PathLike, *, format: str = "auto", images=None, s
     elif st.pixels is not None and not st.pixels.images:
         data.notes["pixels"] = ("no image could be read" if any(im.image_path for im in ds.images)
                                 else "no image files were found")
-    _add_check(data, src, format=ds.format, images=images, sets=sets, classes=classes, workers=workers,
-               engine=engine, ray_address=ray_address, max_xml_bytes=max_xml_bytes, up=up)
+    _add_check(data, ds, src=src, classes=list(classes) if classes else None, mapper=mapper, up=up)
     _add_anchors(data, ds, k=k, img_size=img_size, seed=seed)
     if dupes:
         _add_dupes(data, ds, mapper, up)
@@ -127,11 +126,11 @@ def build_report(src: str | os.PathLike, *, format: str = "auto", images=None, s
     return data
 
 
-def _add_check(data: ReportData, src, *, up: Update, **opts) -> None:
-    from datatools.ops.check import check
+def _add_check(data: ReportData, ds: Dataset, *, up: Update, **opts) -> None:
+    from datatools.ops.check import check_dataset
 
-    try:
-        rep = check(src, progress=lambda n: up("headers", n, None), **opts)
+    try:  # on the dataset read above: SRC is read once
+        rep = check_dataset(ds, progress=lambda n: up("headers", n, None), **opts)
     except DatatoolsError as e:
         data.notes["findings"] = f"check could not run: {e}"
         return
