@@ -147,3 +147,10 @@ class Dataset:
 def sorted_classes(images: Iterable[ImageRecord]) -> tuple[str, ...]:
     """The default class order: sorted discovered names, so every run numbers classes the same way."""
     return tuple(sorted({a.label for im in images for a in im.annotations}))
+
+
+def all_classes(classes: Iterable[str], images: Iterable[ImageRecord]) -> tuple[str, ...]:
+    """``classes``, then every other label the records use, sorted: the class ids of a dataset written or counted as
+    it is (a conversion has dropped unlisted objects before; a split or the statistics keep them)."""
+    classes = tuple(classes)
+    return classes + tuple(sorted({a.label for im in images for a in im.annotations} - set(classes)))

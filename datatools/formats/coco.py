@@ -19,7 +19,7 @@ from datatools.core.atomic import ImagesMode, place_images, staged_dir, write_fi
 from datatools.core.fs import files_for, read_small_file
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
-from datatools.core.model import Annotation, Dataset, Finding, ImageRecord
+from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, all_classes
 from datatools.formats.common import DEFAULT_SPLIT, ImageIndex, WriteResult, err, fill_sizes_from_headers, warn
 
 NAME = "coco"
@@ -261,7 +261,7 @@ def to_coco(records: Sequence[ImageRecord], classes: Sequence[str], *, file_name
             precision: int = 6) -> dict:
     """Build the COCO dict: ids from 1 in record order, categories from 1 in class order (then any label the class
     list lacks, sorted: a dataset written as it is keeps every object; a conversion has dropped them before)."""
-    classes = list(classes) + sorted({a.label for r in records for a in r.annotations} - set(classes))
+    classes = all_classes(classes, records)
     cat_id = {n: i + 1 for i, n in enumerate(classes)}
     images, anns = [], []
     aid = 0

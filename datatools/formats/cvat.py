@@ -23,7 +23,7 @@ from datatools.core.atomic import ImagesMode, place_images, staged_dir, write_ma
 from datatools.core.boxes import fmt_number, snap
 from datatools.core.errors import UsageError
 from datatools.core.fs import files_for
-from datatools.core.model import Annotation, Dataset, Finding, ImageRecord
+from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, all_classes
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
 from datatools.formats.common import (ImageIndex, WriteResult, err, existing_source, fill_sizes_from_headers, info,
@@ -293,7 +293,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
 def to_xml(records: Sequence[ImageRecord], classes: Sequence[str], *, names: Sequence[str], precision: int = 6,
            task_name: str = "datatools") -> str:
     """Serialize records as one CVAT for images 1.1 document (deterministic)."""
-    classes = list(classes) + sorted({a.label for r in records for a in r.annotations} - set(classes))
+    classes = all_classes(classes, records)
     lines = ['<?xml version="1.0" encoding="utf-8"?>', "<annotations>", "  <version>1.1</version>", "  <meta>",
              "    <task>", f"      <name>{escape(task_name)}</name>", f"      <size>{len(records)}</size>",
              "      <mode>annotation</mode>", "      <labels>"]

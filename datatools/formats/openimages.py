@@ -26,7 +26,7 @@ from datatools.core.boxes import fmt_number
 from datatools.core.errors import UsageError
 from datatools.core.fs import files_for, read_small_file
 from datatools.core.images import read_image_header
-from datatools.core.model import Annotation, Dataset, Finding, ImageRecord
+from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, all_classes, sorted_classes
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
 from datatools.formats.common import DEFAULT_SPLIT, ImageIndex, WriteResult, err, existing_source, info, warn
@@ -222,7 +222,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
     if progress:
         progress(len(csvs))
     recs = tuple(records[k] for k in sorted(records))
-    cls = tuple(classes) if classes else tuple(sorted({a.label for r in recs for a in r.annotations}))
+    cls = tuple(classes) if classes else sorted_classes(recs)
     meta = {"image_dir": image_dirs[0]} if len(set(image_dirs)) == 1 else {}
     if names:
         meta["label_ids"] = {v: k for k, v in names.items()}
@@ -243,7 +243,7 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
     out = Path(out)
     result = WriteResult(out=str(out))
     ids = dict(ds.meta.get("label_ids") or {})
-    classes = list(ds.classes) + sorted({a.label for r in ds.images for a in r.annotations} - set(ds.classes))
+    classes = all_classes(ds.classes, ds.images)
     by_split: dict[str, list[str]] = {}
     pictures: list[tuple[str, str]] = []
 

@@ -20,7 +20,7 @@ from datatools.core.fs import files_for, read_small_file
 from datatools.core.images import read_image_header
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
-from datatools.core.model import Annotation, Dataset, Finding, ImageRecord
+from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, all_classes
 from datatools.formats.common import DEFAULT_SPLIT, WriteResult, err, info, warn
 # The layout (data.yaml, split folders) lives in yolo_layout; discover and data_yaml are re-exported for callers.
 from datatools.formats.yolo_layout import data_yaml, discover, placeholder_names  # noqa: F401
@@ -296,7 +296,7 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
         _refuse_splits_without_images(ds, splits, {r.partition("/")[0] for _, r in pictures}, out)
     # A conversion has dropped objects of unlisted classes (ops.sanitize.prepare); a dataset written as it is (a
     # split) keeps them: ids are the class list, then any other label, sorted, as stats and split count them.
-    names = tuple(ds.classes) + tuple(sorted({a.label for r in ds.images for a in r.annotations} - set(ds.classes)))
+    names = all_classes(ds.classes, ds.images)
     class_ids = {n: i for i, n in enumerate(names)}
     with staged_dir(out / "labels") as stage:
         write_staged([(label_text(rec, class_ids, precision=precision).encode("utf-8"),

@@ -36,7 +36,7 @@ import numpy as np
 
 from datatools.core.fs import is_url
 from datatools.core.images import pil_open
-from datatools.core.model import Dataset, Finding
+from datatools.core.model import Dataset, Finding, all_classes
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.formats.common import err, warn
 
@@ -378,8 +378,7 @@ def label_columns(ds: Dataset) -> LabelColumns:
     met, sorted."""
     images = ds.images
     anns = [a for im in images for a in im.annotations]
-    known = set(ds.classes)
-    classes = tuple(ds.classes) + tuple(sorted({a.label for a in anns} - known))
+    classes = all_classes(ds.classes, images)
     index = {c: i for i, c in enumerate(classes)}
     counts = np.fromiter((len(im.annotations) for im in images), dtype=np.int64, count=len(images))
     cls = np.fromiter((index[a.label] for a in anns), dtype=np.int64, count=len(anns))

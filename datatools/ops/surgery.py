@@ -21,7 +21,7 @@ import numpy as np
 from datatools import formats
 from datatools.core.atomic import ImagesMode
 from datatools.core.errors import NoInputError, UsageError
-from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, Severity
+from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, Severity, all_classes
 from datatools.core.parallel import Mapper
 from datatools.core.paths import check_output_dir
 from datatools.formats.common import DEFAULT_SPLIT, info, warn
@@ -291,12 +291,10 @@ def sample_dataset(ds: Dataset, *, n: int | None = None, frac: float | None = No
     if n > total:
         raise UsageError(f"-n {n} asks for more images than SRC holds ({total})")
     rng = np.random.default_rng(seed)
-    names = list(ds.classes) + sorted({a.label for im in ds.images for a in im.annotations} - set(ds.classes))
-    col = {c: j for j, c in enumerate(names)}
-    counts = np.zeros((total, len(names)))
-    for i, im in enumerate(ds.images):
-        for a in im.annotations:
-            counts[i, col[a.label]] += 1
+    from datatools.ops.split.plan import label_matrix
+
+    names = list(all_classes(ds.classes, ds.images))
+    counts = label_matrix(ds.images, names).astype(np.float64)
     if stratified and n < total:
         from datatools.ops.split.stratify import stratify
 

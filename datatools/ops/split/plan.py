@@ -14,7 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from datatools.core.errors import UsageError
-from datatools.core.model import Dataset, Finding, ImageRecord
+from datatools.core.model import Dataset, Finding, ImageRecord, all_classes
 from datatools.formats.common import warn
 from datatools.ops.split.dedup import merge_clusters, straddling
 from datatools.ops.split.group_file import GroupFile
@@ -164,7 +164,7 @@ def _plan(ds: Dataset, *, val: float | None, test: float, method: str, seed: int
                          "nothing to train on")
     asked = _asked_shares(kfold, r_val, r_test)
     names = list(asked)
-    classes = list(ds.classes) + sorted({a.label for r in records for a in r.annotations} - set(ds.classes))
+    classes = list(all_classes(ds.classes, records))
     findings: list[Finding] = []
     groups = 0
     source = ""
@@ -240,7 +240,7 @@ def _assign(method: str, records: Sequence[ImageRecord], keys: Sequence[str], cl
             index[order[start:start + t]] = j
             start += t
         return index
-    counts = _label_matrix(records, classes)
+    counts = label_matrix(records, classes)
     # Images without objects are one more label, so they spread in the asked proportions too.
     counts = np.hstack([counts, (counts.sum(axis=1) == 0).astype(np.int64)[:, None]])
     if not grouped:
@@ -298,7 +298,7 @@ def _hash_assign(keys: Sequence[str], names: Sequence[str], fractions: np.ndarra
     return out
 
 
-def _label_matrix(records: Sequence[ImageRecord], classes: Sequence[str]) -> np.ndarray:
+def label_matrix(records: Sequence[ImageRecord], classes: Sequence[str]) -> np.ndarray:
     """(images, classes) object counts."""
     col = {c: i for i, c in enumerate(classes)}
     m = np.zeros((len(records), len(classes)), dtype=np.int64)
