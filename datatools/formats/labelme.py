@@ -62,8 +62,9 @@ def _layout(src: str, images: str | os.PathLike | None) -> tuple[str, list[str],
         root = files.parent(src)
         return root, [posixpath.basename(src.replace("\\", "/"))], os.fspath(images) if images else root
     ann = files.join(src, "annotations")
-    root = ann if files.isdir(ann) and _list_json(ann) else src
-    names = _list_json(root)
+    names = _list_json(ann) if files.isdir(ann) else []
+    root = ann if names else src
+    names = names or _list_json(src)
     if images:
         return root, names, os.fspath(images)
     if files.isdir(files.join(src, "images")):

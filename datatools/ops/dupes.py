@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Iterable, Sequence, TypeVar
 
 import numpy as np
 
@@ -298,24 +298,34 @@ def best_view(a: Signature, b: Signature, *, threshold: int) -> tuple[str, int] 
     return kind, p
 
 
-def _clusters(recs: Sequence[ImageRecord], sigs: Sequence[Signature],
-              rel: dict[tuple[int, int], tuple[str, int]]) -> list[Cluster]:
-    """Connected components of the pairs, each member described against the component's first image."""
-    parent = list(range(len(recs)))
+T = TypeVar("T", int, str)
 
-    def find(x: int) -> int:
+
+def smallest_roots(nodes: Iterable[T], pairs: Iterable[tuple[T, T]]) -> dict[T, T]:
+    """Each node's connected component under ``pairs``, named by its smallest node (union-find): the clusters here
+    and the groups that ``split --dedup`` merges."""
+    parent = {n: n for n in nodes}
+
+    def find(x: T) -> T:
         while parent[x] != x:
             parent[x] = parent[parent[x]]
             x = parent[x]
         return x
 
-    for i, j in rel:
-        ri, rj = find(i), find(j)
-        if ri != rj:
-            parent[max(ri, rj)] = min(ri, rj)
+    for a, b in pairs:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)  # type: ignore[type-var]
+    return {n: find(n) for n in parent}
+
+
+def _clusters(recs: Sequence[ImageRecord], sigs: Sequence[Signature],
+              rel: dict[tuple[int, int], tuple[str, int]]) -> list[Cluster]:
+    """Connected components of the pairs, each member described against the component's first image."""
+    root = smallest_roots(range(len(recs)), rel)
     groups: dict[int, list[int]] = defaultdict(list)
     for k in range(len(recs)):
-        groups[find(k)].append(k)
+        groups[root[k]].append(k)
     out = []
     for ks in groups.values():
         if len(ks) < 2:
@@ -324,7 +334,7 @@ def _clusters(recs: Sequence[ImageRecord], sigs: Sequence[Signature],
         members = [Member(recs[first].image_id, recs[first].image_path or "", "first", 0, True,
                           len(recs[first].annotations))]
         for k in ks[1:]:
-            kind, d = rel.get((first, k)) or _relation_to_first(sigs[first], sigs[k], rel, first, k)
+            kind, d = rel.get((first, k)) or _relation_to_first(sigs[first], sigs[k])
             agree = _labels_agree(recs[first], recs[k], exact=kind in EXACT)
             members.append(Member(recs[k].image_id, recs[k].image_path or "", kind, d, agree,
                                   len(recs[k].annotations)))
@@ -332,7 +342,7 @@ def _clusters(recs: Sequence[ImageRecord], sigs: Sequence[Signature],
     return out
 
 
-def _relation_to_first(a: Signature, b: Signature, rel, i: int, j: int) -> tuple[str, int]:
+def _relation_to_first(a: Signature, b: Signature) -> tuple[str, int]:
     """How image j relates to the first member i when no pair joins them directly (a chain): the closest view by
     the pHash; ``same file`` when the bytes match."""
     if a.file == b.file:

@@ -41,7 +41,7 @@ CROPS = tuple((x, y, x + 0.95, y + 0.95) for y in (0.0, 0.025, 0.05) for x in (0
 class Signature:
     """What one image contributes: ``file`` (hex digest of the bytes), ``phash``, ``phash_flip`` (the mirrored
     image's hash) and ``phash_crops`` (the hashes of the CROPS views: what a cropped copy of it would hash to); the
-    same as dHashes, which check the pairs the pHashes propose; the mean colour, the size as stored, and ``error``
+    same as dHashes, which check the pairs the pHashes propose; the mean colour, and ``error``
     (``""`` when the image could be read; else only ``file`` may be set)."""
 
     file: str = ""
@@ -52,8 +52,6 @@ class Signature:
     dhash_flip: int = 0
     dhash_crops: tuple[int, ...] = ()
     colour: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    width: int = 0
-    height: int = 0
     error: str = ""
 
 
@@ -97,14 +95,6 @@ def dhash(small: np.ndarray) -> int:
     return int(np.packbits((small[:, 1:] > small[:, :-1]).ravel(), bitorder="little").view("<u8")[0])
 
 
-def _read_bytes(path: str) -> bytes:
-    if fs.is_url(path):
-        with fs.open_binary(path) as f:
-            return f.read()
-    with open(path, "rb") as f:
-        return f.read()
-
-
 def thumbnails(im) -> tuple[np.ndarray, list[np.ndarray], np.ndarray, list[np.ndarray], tuple[float, float, float]]:
     """Grayscale thumbnails of an open PIL image as displayed: THUMB x THUMB of the whole image and of each CROPS
     view, then 8 x 9 (rows x columns) of the same, for the dHash; and the image's mean colour (R, G, B in 0..255).
@@ -144,7 +134,7 @@ def signature(path: str) -> Signature:
     from datatools.core.images import pil_open
 
     try:
-        data = _read_bytes(path)
+        data = fs.read_small_file(path)
     except FileNotFoundError:
         return Signature(error="missing")
     except OSError as e:
@@ -154,7 +144,6 @@ def signature(path: str) -> Signature:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # PIL's decoding warnings: `stats` and `check` report them
             with pil_open(io.BytesIO(data)) as im:
-                w, h = im.size
                 thumb, crops, small, small_crops, colour = thumbnails(im)
     except Image.DecompressionBombError as e:
         return Signature(file=digest, error=f"decompression bomb: {e}")
@@ -163,7 +152,7 @@ def signature(path: str) -> Signature:
     h1, h2 = phash_pair(thumb)
     return Signature(file=digest, phash=h1, phash_flip=h2, phash_crops=tuple(phash_pair(c)[0] for c in crops),
                      dhash=dhash(small), dhash_flip=dhash(small[:, ::-1]),
-                     dhash_crops=tuple(dhash(c) for c in small_crops), colour=colour, width=w, height=h)
+                     dhash_crops=tuple(dhash(c) for c in small_crops), colour=colour)
 
 
 def signature_chunk(paths: Sequence[str]) -> list[Signature]:
@@ -183,7 +172,7 @@ def pixel_digest(path: str) -> str:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with pil_open(io.BytesIO(_read_bytes(path))) as im:
+            with pil_open(io.BytesIO(fs.read_small_file(path))) as im:
                 im = ImageOps.exif_transpose(im)
                 rgb = im.convert("RGB") if im.mode != "RGB" else im
                 rgb.load()

@@ -14,22 +14,15 @@ def merge_clusters(image_ids: Sequence[str], keys: Sequence[str], clusters: Sequ
     """The group key of every image once each cluster's members share one group: groups joined by a cluster take
     the smallest key among them. Ids of a cluster that are not among ``image_ids`` (left out by ``--drop-empty``)
     are ignored."""
-    parent: dict[str, str] = {k: k for k in keys}
-
-    def find(k: str) -> str:
-        while parent[k] != k:
-            parent[k] = parent[parent[k]]
-            k = parent[k]
-        return k
+    from datatools.ops.dupes import smallest_roots
 
     key_of = dict(zip(image_ids, keys))
+    pairs = []
     for members in clusters:
         ks = [key_of[i] for i in members if i in key_of]
-        for k in ks[1:]:
-            a, b = find(ks[0]), find(k)
-            if a != b:
-                parent[max(a, b)] = min(a, b)
-    return [find(k) for k in keys]
+        pairs += [(ks[0], k) for k in ks[1:]]
+    root = smallest_roots(keys, pairs)
+    return [root[k] for k in keys]
 
 
 def straddling(parts: Mapping[str, Sequence[str]], clusters: Sequence[Sequence[str]]) -> int:
