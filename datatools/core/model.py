@@ -60,6 +60,9 @@ class Annotation:
     # 1-based line of the object's row in a line-based source (YOLO labels), so findings can name it; 0 elsewhere.
     # Not part of equality: the same object read from VOC and from YOLO is the same object.
     line: int = field(default=0, compare=False, repr=False)
+    # Fields of the source format that the model does not hold (COCO ``segmentation``, ``area``, custom keys), as
+    # (key, JSON value) pairs, written back by the same format's writer. Not part of equality either.
+    extra: tuple[tuple[str, object], ...] = field(default=(), compare=False, repr=False)
 
     @property
     def attrs(self) -> dict[str, str]:
@@ -69,7 +72,7 @@ class Annotation:
         # Records travel from reader processes to the driver by the ten thousand: rebuilding one from a tuple of
         # its fields pickles about twice as fast as the default state dict of a frozen slotted dataclass.
         return (Annotation, (self.label, self.box, self.difficult, self.truncated, self.occluded, self.iscrowd,
-                             self.score, self.attributes, self.line))
+                             self.score, self.attributes, self.line, self.extra))
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +94,8 @@ class ImageRecord:
     image_path: str | None = None
     source: str = ""
     splits: tuple[str, ...] = ()
+    # As Annotation.extra: the source format's other image fields (COCO ``license``, ``coco_url``, ...).
+    extra: tuple[tuple[str, object], ...] = field(default=(), compare=False, repr=False)
 
     @property
     def has_size(self) -> bool:
@@ -102,7 +107,7 @@ class ImageRecord:
     def __reduce__(self):
         # See Annotation.__reduce__.
         return (ImageRecord, (self.image_id, self.file_name, self.width, self.height, self.annotations, self.depth,
-                              self.image_path, self.source, self.splits))
+                              self.image_path, self.source, self.splits, self.extra))
 
 
 @dataclass(frozen=True)

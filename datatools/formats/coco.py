@@ -29,6 +29,12 @@ OWNED = ("annotations", "images")
 IMAGE_FOLDER = "images"
 NEEDS_SIZE = False  # boxes are written in pixels: an image without a size can be written
 _SPLIT_RE = re.compile(r"^(?:instances_)?(.+?)\.json$")
+# The keys the model holds; every other key of an image, annotation or category is kept as it was read (the
+# records' ``extra``, the dataset's ``meta["coco"]``) and written back, so COCO -> COCO loses no field.
+_IMAGE_KEYS = frozenset({"id", "file_name", "width", "height"})
+_ANN_KEYS = frozenset({"id", "image_id", "category_id", "bbox", "iscrowd", "attributes", "score"})
+_CAT_KEYS = frozenset({"id", "name"})
+_FLAGS = ("difficult", "truncated", "occluded")
 
 
 def _json_files(src: str) -> list[tuple[str | None, str]]:
@@ -119,6 +125,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
     class_names: list[str] | None = None
     image_dirs: list[str] = []
     objects_read = 0
+    coco_meta: dict = {"info": None, "licenses": {}, "categories": {}}
     json_files = _json_files(src)
     if on_total:
         on_total(len(json_files))
@@ -137,6 +144,8 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
                 findings.append(warn("bad-category", str(jpath), "categories", f"category {c!r} has no id or name"))
                 continue
             cat_name[c["id"]] = name
+            coco_meta["categories"].setdefault(name, dict(_extra(c, _CAT_KEYS)))
+        _collect_meta(data, coco_meta)
         names_here = list(dict.fromkeys(cat_name.values()))
         if class_names is None:
             class_names = names_here
@@ -178,7 +187,8 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
                                          f"no image {fname!r} in {index.folder}", image_id=iid))
             rec = ImageRecord(image_id=iid, file_name=fname, width=int(w) if w and w > 0 else None,
                               height=int(h) if h and h > 0 else None, image_path=image_path,
-                              source=f"{jpath}#{im['id']}", splits=(split,) if split else ())
+                              source=f"{jpath}#{im['id']}", splits=(split,) if split else (),
+                              extra=_extra(im, _IMAGE_KEYS))
             if not rec.has_size:
                 findings.append(warn("missing-size", str(jpath), f"{where}/width", "no width/height; read from the image",
                                      image_id=iid))
@@ -209,13 +219,16 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
                                     image_id=iid, objects=1))
                 continue
             attrs = a.get("attributes") if isinstance(a.get("attributes"), dict) else {}
-            extra = tuple(sorted((str(k2), str(v)) for k2, v in attrs.items()
-                                 if k2 not in ("difficult", "truncated", "occluded") and not isinstance(v, (dict, list))))
+            plain = tuple(sorted((str(k2), str(v)) for k2, v in attrs.items()
+                                 if k2 not in _FLAGS and not isinstance(v, (dict, list))))
+            nested = {k2: v for k2, v in attrs.items() if k2 not in _FLAGS and isinstance(v, (dict, list))}
+            kept = _extra(a, _ANN_KEYS) + ((("attributes", nested),) if nested else ())
             score = _num(a.get("score")) if "score" in a else None
             anns_by_img.setdefault(iid, []).append(Annotation(
                 cat_name[a["category_id"]], box, difficult=bool(attrs.get("difficult", False)),
                 truncated=bool(attrs.get("truncated", False)), occluded=bool(attrs.get("occluded", False)),
-                iscrowd=bool(a.get("iscrowd", 0)) and not attrs.get("difficult", False), score=score, attributes=extra))
+                iscrowd=bool(a.get("iscrowd", 0)) and not attrs.get("difficult", False), score=score, attributes=plain,
+                extra=kept))
         for iid, anns in anns_by_img.items():
             rec = records[iid]
             records[iid] = rec.with_annotations(rec.annotations + tuple(anns))
@@ -224,9 +237,62 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
     if progress:
         progress(len(json_files))
     cls = tuple(classes) if classes else tuple(class_names or ())
-    meta = {"image_dir": image_dirs[0]} if len(set(image_dirs)) == 1 else {}
+    meta: dict = {"image_dir": image_dirs[0]} if len(set(image_dirs)) == 1 else {}
+    meta["coco"] = {"info": coco_meta["info"], "licenses": list(coco_meta["licenses"].values()),
+                    "categories": {n: e for n, e in coco_meta["categories"].items() if e}}
     return Dataset(images=tuple(recs), classes=cls, findings=tuple(findings), objects_read=objects_read, root=str(src),
                    format=NAME, meta=meta)
+
+
+def _extra(entry: dict, known: frozenset) -> tuple:
+    """The keys of a COCO entry that the model does not hold, as (key, value) pairs in the file's order."""
+    return tuple((k, v) for k, v in entry.items() if k not in known)
+
+
+def _collect_meta(data: dict, meta: dict) -> None:
+    """The dataset-level fields of one COCO file: its ``info`` (the first file's) and ``licenses`` (by id, the first
+    of an id wins)."""
+    if meta["info"] is None and isinstance(data.get("info"), dict):
+        meta["info"] = data["info"]
+    for lic in data.get("licenses") or ():
+        if isinstance(lic, dict):
+            meta["licenses"].setdefault(json.dumps(lic.get("id")), lic)
+
+
+def merge_meta(metas: Sequence[dict]) -> tuple[dict, list[dict]]:
+    """The ``meta["coco"]`` of several datasets merged: the first ``info``, categories' extra fields by name (first
+    wins), licenses united. A license whose id an earlier dataset uses for another license gets the next free id;
+    returns the merged meta and, per dataset, its ``{old id: new id}`` for :func:`relicense`."""
+    info, cats, licenses, remaps = None, {}, [], []
+    used = {}
+    for meta in metas:
+        meta = meta or {}
+        info = info if info is not None else meta.get("info")
+        for name, e in (meta.get("categories") or {}).items():
+            cats.setdefault(name, e)
+        remap = {}
+        for lic in meta.get("licenses") or ():
+            lid, key = lic.get("id"), json.dumps(lic, sort_keys=True)
+            if not isinstance(lid, (int, str)):
+                lid = json.dumps(lid)
+            if lid in used and used[lid] != key:
+                new = max((v for v in used if isinstance(v, int)), default=0) + 1
+                remap[lid], lic = new, {**lic, "id": new}
+                lid = new
+            if lid not in used:
+                used[lid] = json.dumps(lic, sort_keys=True)
+                licenses.append(lic)
+        remaps.append(remap)
+    return {"info": info, "licenses": licenses, "categories": cats}, remaps
+
+
+def relicense(rec: ImageRecord, remap: dict) -> ImageRecord:
+    """``rec`` with its COCO ``license`` id renumbered by ``remap`` (from :func:`merge_meta`)."""
+    from dataclasses import replace
+
+    if not remap or not any(k == "license" and v in remap for k, v in rec.extra):
+        return rec
+    return replace(rec, extra=tuple((k, remap[v] if k == "license" and v in remap else v) for k, v in rec.extra))
 
 
 def _with_split(rec: ImageRecord, split: str) -> ImageRecord:
@@ -258,28 +324,41 @@ def _box_of(a: dict):
 # --------------------------------------------------------------------------------------------------- writing
 
 def to_coco(records: Sequence[ImageRecord], classes: Sequence[str], *, file_names: Sequence[str],
-            precision: int = 6) -> dict:
+            precision: int = 6, meta: dict | None = None) -> dict:
     """Build the COCO dict: ids from 1 in record order, categories from 1 in class order (then any label the class
-    list lacks, sorted: a dataset written as it is keeps every object; a conversion has dropped them before)."""
+    list lacks, sorted: a dataset written as it is keeps every object; a conversion has dropped them before).
+
+    Fields read from a COCO source are written back: ``meta`` (a dataset's ``meta["coco"]``) gives ``info``,
+    ``licenses`` and the categories' other fields; records and annotations carry theirs in ``extra``. ``area`` is
+    the box's, unless the annotation kept a ``segmentation`` and its ``area`` (then that is the mask's)."""
+    meta = meta or {}
+    cat_extra = meta.get("categories") or {}
     classes = all_classes(classes, records)
     cat_id = {n: i + 1 for i, n in enumerate(classes)}
     images, anns = [], []
     aid = 0
     for i, (rec, fname) in enumerate(zip(records, file_names), 1):
-        images.append({"id": i, "file_name": fname, "width": rec.width or 0, "height": rec.height or 0})
+        images.append({"id": i, "file_name": fname, "width": rec.width or 0, "height": rec.height or 0,
+                       **dict(rec.extra)})
         for a in rec.annotations:
             aid += 1
             x, y, w, h = (float(fmt_number(v, precision)) for v in xyxy_to_xywh(a.box))
+            kept = dict(a.extra)
+            nested = kept.pop("attributes", {})
+            area = kept.pop("area", None)
+            if area is None or "segmentation" not in kept:
+                area = _jnum(float(fmt_number(w * h, precision)))
             entry = {"id": aid, "image_id": i, "category_id": cat_id[a.label], "bbox": [_jnum(x), _jnum(y), _jnum(w), _jnum(h)],
-                     "area": _jnum(float(fmt_number(w * h, precision))), "iscrowd": int(a.iscrowd),
+                     "area": area, "iscrowd": int(a.iscrowd), **kept,
                      "attributes": {"difficult": a.difficult, "truncated": a.truncated, "occluded": a.occluded,
-                                    **dict(a.attributes)}}
+                                    **dict(a.attributes), **nested}}
             if a.score is not None:
                 entry["score"] = a.score
             anns.append(entry)
-    return {"info": {"description": "written by datatools", "version": "1.0"}, "licenses": [], "images": images,
-            "annotations": anns,
-            "categories": [{"id": cat_id[n], "name": n, "supercategory": "none"} for n in classes]}
+    return {"info": meta.get("info") or {"description": "written by datatools", "version": "1.0"},
+            "licenses": list(meta.get("licenses") or ()), "images": images, "annotations": anns,
+            "categories": [{"id": cat_id[n], "name": n, **(cat_extra.get(n) or {"supercategory": "none"})}
+                           for n in classes]}
 
 
 def _jnum(v: float):
@@ -303,9 +382,11 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
     images_mode = ImagesMode(images_mode)
     out = Path(out)
     result = WriteResult(out=str(out))
+    coco_meta = (ds.meta or {}).get("coco")
     if out.suffix.lower() == ".json":
         recs = list(ds.images)
-        obj = to_coco(recs, ds.classes, file_names=[r.file_name or r.image_id for r in recs], precision=precision)
+        obj = to_coco(recs, ds.classes, file_names=[r.file_name or r.image_id for r in recs], precision=precision,
+                      meta=coco_meta)
         write_many([(str(out), dumps(obj))])
         result.files = [str(out)]
     else:
@@ -324,7 +405,7 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
                     name = safe_relpath(rec.image_id + os.path.splitext(rec.image_path)[1])
                     names.append(name)
                     pictures.append((rec.image_path, f"{split}/{name}"))
-            obj = to_coco(recs, ds.classes, file_names=names, precision=precision)
+            obj = to_coco(recs, ds.classes, file_names=names, precision=precision, meta=coco_meta)
             items.append((f"instances_{split}.json", dumps(obj)))
         with staged_dir(out / "annotations") as stage:
             write_files([(os.path.join(stage, r), t) for r, t in items])

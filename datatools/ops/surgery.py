@@ -24,6 +24,7 @@ from datatools.core.errors import NoInputError, UsageError
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, Severity, all_classes
 from datatools.core.parallel import Mapper
 from datatools.core.paths import check_output_dir
+from datatools.formats import coco
 from datatools.formats.common import DEFAULT_SPLIT, info, warn
 from datatools.ops.convert import Summary, read_source, summarize, write_dataset
 from datatools.ops.sanitize import normalize_name, prepare
@@ -56,7 +57,9 @@ def merge_datasets(datasets: Sequence[Dataset], *, splits: Sequence[str] | None 
     Class order: the sources' common list when they all have the same one, else the sorted union. Names that differ
     only in case or spacing are listed in ``details["case_variants"]`` (fold them with ``prepare(normalize_names=
     True)``). ``splits`` keeps only images in those splits (an image without a split is in ``all``); the others are
-    dropped as ``split-not-chosen``. Returns the dataset as read (its ``objects_read`` the sum) and the details."""
+    dropped as ``split-not-chosen``. COCO fields beyond boxes are kept (:func:`datatools.formats.coco.merge_meta`:
+    the first ``info``, licenses united, a clashing license id renumbered in its images). Returns the dataset as read
+    (its ``objects_read`` the sum) and the details."""
     if not datasets:
         raise UsageError("merge needs at least one dataset")
     lists = [tuple(ds.classes) for ds in datasets]
@@ -66,9 +69,11 @@ def merge_datasets(datasets: Sequence[Dataset], *, splits: Sequence[str] | None 
     findings: list[Finding] = []
     collisions: list[dict] = []
     wanted = set(splits) if splits else None
+    coco_meta, relicensed = coco.merge_meta([(ds.meta or {}).get("coco") or {} for ds in datasets])
     for k, ds in enumerate(datasets, 1):
         findings.extend(ds.findings)
         for im in ds.images:
+            im = coco.relicense(im, relicensed[k - 1])
             if wanted is not None:
                 keep = tuple(s for s in (im.splits or (DEFAULT_SPLIT,)) if s in wanted)
                 if not keep:
@@ -96,7 +101,8 @@ def merge_datasets(datasets: Sequence[Dataset], *, splits: Sequence[str] | None 
     case_variants = [sorted(v) for _, v in sorted(variants.items()) if len(v) > 1]
     merged = Dataset(images=tuple(images), classes=classes, findings=tuple(findings),
                      objects_read=sum(ds.objects_read for ds in datasets), root=datasets[0].root,
-                     format=datasets[0].format, meta=dict(datasets[0].meta))
+                     format=datasets[0].format,
+                     meta={**datasets[0].meta, "coco": coco_meta} if any(coco_meta.values()) else dict(datasets[0].meta))
     per_source = [{"root": ds.root, "format": ds.format, "images": len(ds.images), "objects": ds.num_objects}
                   for ds in datasets]
     return merged, {"sources": per_source, "collisions": collisions, "case_variants": case_variants}

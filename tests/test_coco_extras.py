@@ -1,0 +1,109 @@
+"""COCO fields the annotation model does not hold (info, licenses, segmentation, mask area, custom keys, categories'
+supercategory) survive COCO -> COCO conversion and `merge`, and pycocotools reads what is written."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from datatools.cli import cli
+from datatools.ops import surgery
+from datatools.ops.convert import convert
+from tests.conftest import make_voc_root, voc_xml
+
+
+def coco_source(root: Path, *, license_url: str, prefix: str) -> Path:
+    """A COCO folder (annotations/instances_train.json + images/train/) with every field a real COCO file has."""
+    from PIL import Image
+
+    (root / "images" / "train").mkdir(parents=True)
+    for n in ("a", "b"):
+        Image.new("RGB", (100, 80)).save(root / "images" / "train" / f"{prefix}{n}.jpg")
+    doc = {
+        "info": {"description": f"set {prefix}", "year": 2017},
+        "licenses": [{"id": 1, "name": "CC-BY", "url": license_url}],
+        "images": [{"id": 7, "file_name": f"{prefix}a.jpg", "width": 100, "height": 80, "license": 1,
+                    "coco_url": f"http://x/{prefix}a.jpg", "date_captured": "2013-11-14 17:02:52"},
+                   {"id": 9, "file_name": f"{prefix}b.jpg", "width": 100, "height": 80, "license": 1}],
+        "annotations": [
+            {"id": 3, "image_id": 7, "category_id": 18, "bbox": [10, 10, 20, 30], "area": 321.5, "iscrowd": 0,
+             "segmentation": [[10, 10, 30, 10, 30, 40, 10, 40]], "source_tool": "cvat",
+             "attributes": {"pose": "left", "track": {"id": 4}}},
+            {"id": 4, "image_id": 9, "category_id": 1, "bbox": [1, 2, 3, 4], "area": 12, "iscrowd": 0}],
+        "categories": [{"id": 1, "name": "person", "supercategory": "person"},
+                       {"id": 18, "name": "dog", "supercategory": "animal", "keypoints": []}],
+    }
+    (root / "annotations").mkdir()
+    (root / "annotations" / "instances_train.json").write_text(json.dumps(doc))
+    return root
+
+
+def written(out: Path, split: str = "train") -> dict:
+    return json.loads((out / "annotations" / f"instances_{split}.json").read_text())
+
+
+def test_coco_to_coco_keeps_every_field(tmp_path):
+    src = coco_source(tmp_path / "src", license_url="http://l/1", prefix="")
+    s = convert("coco", src, "coco", tmp_path / "out")
+    assert s.objects_written == 2
+    doc = written(tmp_path / "out")
+    assert doc["info"] == {"description": "set ", "year": 2017}
+    assert doc["licenses"] == [{"id": 1, "name": "CC-BY", "url": "http://l/1"}]
+    a = next(im for im in doc["images"] if im["file_name"] == "a.jpg")
+    assert (a["license"], a["coco_url"], a["date_captured"]) == (1, "http://x/a.jpg", "2013-11-14 17:02:52")
+    dog = next(x for x in doc["annotations"] if x["image_id"] == a["id"])
+    assert dog["segmentation"] == [[10, 10, 30, 10, 30, 40, 10, 40]]
+    assert dog["area"] == 321.5  # the mask's area, as the source says: COCO's small/medium/large ranges use it
+    assert dog["source_tool"] == "cvat"
+    assert dog["attributes"]["pose"] == "left" and dog["attributes"]["track"] == {"id": 4}
+    person = next(x for x in doc["annotations"] if x["image_id"] != a["id"])
+    assert person["area"] == 12 and "segmentation" not in person
+    cats = {c["name"]: c for c in doc["categories"]}
+    assert cats["dog"]["supercategory"] == "animal" and cats["dog"]["keypoints"] == []
+    assert cats["person"]["supercategory"] == "person"
+
+    from pycocotools.coco import COCO
+
+    api = COCO(str(tmp_path / "out" / "annotations" / "instances_train.json"))
+    mask = api.annToMask(api.loadAnns([dog["id"]])[0])
+    assert mask.shape == (80, 100) and mask.sum() > 0
+
+
+def test_voc_to_coco_has_box_area_and_default_fields(tmp_path):
+    root = make_voc_root(tmp_path / "voc", {"a": voc_xml("a.jpg", (100, 80), [{"name": "cat", "box": (1, 1, 11, 21)}])},
+                         images={"a.jpg": (100, 80)})
+    convert("voc", root, "coco", tmp_path / "out")
+    doc = json.loads(next((tmp_path / "out" / "annotations").glob("*.json")).read_text())
+    ann = doc["annotations"][0]
+    x, y, w, h = ann["bbox"]
+    assert ann["area"] == w * h and "segmentation" not in ann
+    assert doc["licenses"] == [] and doc["categories"][0]["supercategory"] == "none"
+
+
+def test_merge_keeps_coco_fields_and_renumbers_clashing_licenses(tmp_path):
+    a = coco_source(tmp_path / "a", license_url="http://l/A", prefix="a_")
+    b = coco_source(tmp_path / "b", license_url="http://l/B", prefix="b_")
+    r = surgery.merge([a, b], tmp_path / "out")
+    s = r.summary
+    assert s.objects_read == s.objects_written + sum(s.objects_dropped.values()) == 4
+    doc = written(tmp_path / "out")
+    assert doc["info"]["description"] == "set a_"
+    lic = {x["url"]: x["id"] for x in doc["licenses"]}
+    assert lic == {"http://l/A": 1, "http://l/B": 2}  # B's license 1 is another license: renumbered
+    by_name = {im["file_name"].rsplit("/", 1)[-1].split(".")[0]: im for im in doc["images"]}
+    assert by_name["a_a"]["license"] == 1 and by_name["b_a"]["license"] == 2 and by_name["b_b"]["license"] == 2
+    assert by_name["b_a"]["coco_url"] == "http://x/b_a.jpg"
+    segs = [x for x in doc["annotations"] if "segmentation" in x]
+    assert len(segs) == 2 and all(x["area"] == 321.5 for x in segs)
+    assert {c["name"]: c["supercategory"] for c in doc["categories"]} == {"person": "person", "dog": "animal"}
+
+
+def test_merge_same_license_is_one(tmp_path):
+    a = coco_source(tmp_path / "a", license_url="http://l/same", prefix="a_")
+    b = coco_source(tmp_path / "b", license_url="http://l/same", prefix="b_")
+    res = CliRunner().invoke(cli, ["merge", str(a), str(b), str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    doc = written(tmp_path / "out")
+    assert doc["licenses"] == [{"id": 1, "name": "CC-BY", "url": "http://l/same"}]
+    assert {im["license"] for im in doc["images"]} == {1}
