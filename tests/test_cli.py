@@ -208,3 +208,49 @@ def test_data_in_tables_and_messages_is_printed_as_it_is_not_as_markup(tmp_path)
     assert r.exit_code == 0 and "regex:([a-z]+)" in r.output, r.output
     r = CliRunner().invoke(cli, ["voc2yolo", str(root), str(tmp_path / "o[2]")])
     assert r.exit_code == 0 and str(tmp_path / "o[2]") in r.output, r.output
+
+
+@pytest.mark.parametrize("no_headers", [False, True])
+def test_check_opens_each_image_once(tmp_path, monkeypatch, no_headers):
+    """The reader's header read (the size) also serves check's EXIF and unreadable-image checks, so each image is
+    opened once; --no-headers drops those checks and still opens each image once, for its size. Counted at
+    core.images._header_of, where every header read ends (whichever module imported read_image_header)."""
+    import collections
+    import os
+
+    from datatools.core import images
+
+    root = broken_root(tmp_path)
+    (root / "Annotations/bad.xml").write_text(voc_xml("bad.jpg", (40, 30), [{"name": "cat", "box": (1, 1, 9, 9)}]))
+    (root / "JPEGImages/bad.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    opened: collections.Counter = collections.Counter()
+    real = images._header_of
+
+    def counting(fp):
+        opened[os.path.basename(fp)] += 1
+        return real(fp)
+
+    monkeypatch.setattr(images, "_header_of", counting)
+    r = CliRunner().invoke(cli, ["check", str(root), "--json", "-j", "1"] + (["--no-headers"] if no_headers else []))
+    assert r.exit_code == 1, r.output
+    codes = {(f["code"], f["image_id"]) for f in json.loads(r.output)["findings"]}
+    # every image that an annotation names, once (ok.jpg is named by "ok" and "twin")
+    assert opened == {f"{k}.jpg": 1 for k in ("ok", "oob", "zero", "inv", "dup", "mismatch", "unknown", "empty",
+                                              "rot", "bad")}, opened
+    assert ("size-mismatch", "mismatch") in codes  # the size comes from the header either way
+    assert (("exif-rotation", "rot") in codes) is not no_headers
+    assert (("image-unreadable", "bad") in codes) is not no_headers
+
+
+def test_kept_headers_live_for_one_block_only(tmp_path):
+    """Outside keep_headers() nothing is remembered: a command run later sees an image changed since."""
+    from datatools.core.parallel import Mapper
+    from datatools.formats.common import keep_headers, read_headers
+
+    p = str(make_jpeg(tmp_path / "a.jpg", 40, 30))
+    one = Mapper(workers=1)
+    with keep_headers():
+        assert [(h.width, h.height) for h in read_headers([p, p], mapper=one)] == [(40, 30)] * 2
+        make_jpeg(tmp_path / "a.jpg", 20, 10)
+        assert read_headers([p], mapper=one)[0].width == 40  # kept: not opened again inside the block
+    assert read_headers([p], mapper=one)[0].width == 20

@@ -495,3 +495,55 @@ def test_category_name_wins_and_a_missing_score_can_default(coco_case, tmp_path)
     pred = load_predictions(p, gt, missing_score=1.0)
     assert pred.table.label.tolist() == [1, 0] and pred.table.score.tolist() == [.5, 1.0] and pred.malformed == 0
     np.testing.assert_array_equal(pred.xywh, [[1, 2, 3, 4]] * 2)
+
+
+@pytest.mark.parametrize("row,refused", [
+    ("0 0.5 0.5 0.2 0.2 0.9", False),
+    ("0 1.005 0.5 0.2 0.2 0.9", False),  # rounding at the border, not pixels
+    ("0 25 30 40 50 0.9", True),
+    ("0 0.5 -0.5 0.2 0.2", True),
+    ("0 0.5 0.5 inf 0.2 0.9", True),
+    ("0 nan 0.5 0.2 0.2 0.9", False),  # left to the box checks
+    ("0 10 10 20 10 20 20", False),  # a polygon row is not a box row
+    ("0 25 30 40 abc 0.9", False),  # not numbers: a bad-number finding, the row dropped
+])
+def test_yolo_pixel_rows_are_refused_where_the_row_is_parsed(row, refused):
+    from datatools.core.errors import FormatError
+    from datatools.formats.yolo import parse_label_text
+
+    kw = {"path": "pred/a.txt", "image_id": "a", "names": ["x"], "width": 100, "height": 80}
+    text = "0 0.5 0.5 0.1 0.1 0.8\n" + row + "\n"
+    if refused:
+        with pytest.raises(FormatError, match=r"^pred/a.txt:2: coordinate .* looks like pixel coordinates"):
+            parse_label_text(text, refuse_pixels=True, **kw)
+    else:
+        assert parse_label_text(text, refuse_pixels=True, **kw)[2] == 2
+    assert parse_label_text(text, **kw)[2] == 2  # without refuse_pixels (ground truth) rows are read, never refused
+
+
+def test_yolo_prediction_files_are_parsed_once_each(tmp_path, monkeypatch):
+    """One parse per file does the pixel check too, also for a file whose image the ground truth lacks."""
+    import collections
+
+    import datatools.formats.yolo as yolo
+    from datatools.core.errors import FormatError
+
+    gt = load_ground_truth(SAMPLE, format="voc", split="val")
+    folder = tmp_path / "pred"
+    folder.mkdir()
+    (folder / f"{gt.images[0].image_id}.txt").write_text("0 0.5 0.5 0.2 0.2 0.9\n0 0.4 0.4 0.2 0.2 0.5\n")
+    (folder / "not_in_gt.txt").write_text("0 0.5 0.5 0.2 0.2 0.9\n")
+    parsed: collections.Counter = collections.Counter()
+    real = yolo.parse_label_text
+
+    def counting(text, **kw):
+        parsed[Path(kw["path"]).name] += 1
+        return real(text, **kw)
+
+    monkeypatch.setattr(yolo, "parse_label_text", counting)
+    p = load_predictions(folder, gt)
+    assert parsed == {f"{gt.images[0].image_id}.txt": 1, "not_in_gt.txt": 1}
+    assert p.read == 3 and p.unmatched_images == 1 and len(p.table.score) == 2
+    (folder / "not_in_gt.txt").write_text("0 250 30 40 50 0.9\n")
+    with pytest.raises(FormatError, match=r"not_in_gt.txt:1: .*pixel"):
+        load_predictions(folder, gt)

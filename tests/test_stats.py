@@ -325,3 +325,24 @@ def test_large_image_is_counted_exactly(tmp_path):
     assert not error and mode == "RGB"
     for ch in range(3):
         assert np.array_equal(hist[ch], np.bincount(arr[..., ch].ravel(), minlength=256))
+
+
+def test_pil_warnings_are_reported_once_as_findings(tmp_path):
+    """A palette PNG with byte transparency makes PIL warn; the warning is one image-warning finding (how every
+    command reports problems), not also a list under pixels; the table says the same once."""
+    from PIL import Image
+
+    root = make_voc_root(tmp_path / "voc", {"p": voc_xml("p.png", (8, 8), [{"name": "a", "box": (1, 1, 5, 5)}])})
+    im = Image.new("P", (8, 8), 1)
+    im.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0] + [0] * (256 * 3 - 9))
+    (root / "JPEGImages").mkdir()
+    im.save(root / "JPEGImages/p.png", transparency=bytes([0, 128, 255]))
+    r = run("stats", root, "-j", "1", "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert [(f["code"], Path(f["path"]).name) for f in d["findings"]] == [("image-warning", "p.png")]
+    assert d["pixels"]["images"] == 1 and "warnings" not in d["pixels"]
+    assert r.output.count("PIL warned") == 1
+    r = run("stats", root, "-j", "1")
+    assert r.exit_code == 0 and r.output.count("PIL warned") == 1, r.output
+    assert "1 warning from PIL (images counted):" in r.output

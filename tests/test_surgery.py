@@ -232,3 +232,34 @@ def test_merge_mixed_formats_and_images_mode(two, tmp_path):
     assert [a["id"] for a in doc["annotations"]] == [1, 2, 3]
     copied = tmp_path / "c/images/train/same__src2.jpg"
     assert copied.is_file() and copied.stat().st_nlink == 1
+
+
+def test_filter_without_tests_is_a_conversion(two, tmp_path):
+    """Surgery writes through convert's own tail (prepare, the books, the write): a filter that keeps everything
+    gives the summary and the files of a VOC -> VOC conversion."""
+    from datatools.ops.convert import convert
+    from tests.conftest import tree_digest
+
+    a, _ = two
+    conv = convert("voc", a, "voc", tmp_path / "c").to_dict()
+    filt = surgery.filter_data(a, tmp_path / "f").summary.to_dict()
+    assert {**conv, "out": ""} == {**filt, "out": ""} and conv["objects"]["read"] == 2
+    assert tree_digest(tmp_path / "c") == tree_digest(tmp_path / "f")
+
+
+def test_cli_surgery_prints_converts_summary_with_its_own_details(two, tmp_path):
+    a, b = two
+    conv = CliRunner().invoke(cli, ["convert", "--from", "voc", "--to", "voc", str(a), str(tmp_path / "c")])
+    filt = CliRunner().invoke(cli, ["filter", str(a), str(tmp_path / "f")])
+    assert conv.exit_code == filt.exit_code == 0, (conv.output, filt.output)
+    books = [o[o.index("┏"):o.index("Classes")] for o in (conv.output, filt.output)]
+    tail = [o.split("difficult objects:")[1].replace("\n", "").replace(str(out), "OUT")
+            for o, out in ((conv.output, tmp_path / "c"), (filt.output, tmp_path / "f"))]
+    assert books[0] == books[1] and tail[0] == tail[1]  # one renderer: the same books, difficult line, splits, end
+    assert filt.output.startswith("filter (voc -> voc): ") and "before" in filt.output
+    r = CliRunner().invoke(cli, ["merge", str(a), str(b), str(tmp_path / "m")])
+    assert r.exit_code == 0, r.output
+    assert "1 image id collided" in r.output and "name-collision" in r.output  # summed up and counted
+    assert "is already used by an earlier source" not in r.output  # not listed again, finding by finding
+    r = CliRunner().invoke(cli, ["remap", str(a), str(tmp_path / "r"), "--map", "Dog:"])
+    assert r.exit_code == 0 and "classes no longer present: Dog" in r.output, r.output

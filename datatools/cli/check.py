@@ -17,8 +17,10 @@ from datatools.cli.common import (esc, SourcePath, count, engine_options, format
 @click.option("--pixel-convention", "convention", type=click.Choice(["devkit", "as-is", "ultralytics"]),
               default="as-is", show_default=True, help="How VOC pixel indices are read (see convert --help).")
 @click.option("--normalize-names", is_flag=True, help="Treat class names case-insensitively.")
-@click.option("--no-headers", is_flag=True, help="Skip the extra image checks (EXIF rotation, unreadable images). Sizes are still read from "
-                   "the image headers, as every reader does.")
+@click.option("--no-headers", is_flag=True,
+              help="Skip the extra image checks (EXIF rotation, unreadable images). Sizes are still read from the "
+                   "image headers, as every reader does; the checks reuse those reads (except for YOLO and Open "
+                   "Images, whose readers keep none: there this saves a second read of each image).")
 @click.option("--fix", "fix_out", type=click.Path(), default=None,
               help="Write a repaired copy here (boxes clipped, invalid boxes dropped), in the same format.")
 @click.option("--images-mode", type=click.Choice(["link", "copy", "symlink", "none"]), default="link",

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+from typing import Any, Callable, Collection
 
 import click
 
@@ -67,29 +68,39 @@ def run_conversion(src_format: str, src: str, dst_format: str, out: str, *, as_j
         raise click.ClickException("internal error: objects read != written + dropped")
 
 
-def render_summary(s) -> None:
-
+def render_summary(s, *, command: str | None = None, before: dict[str, int] | None = None,
+                   details: Callable[[Any], None] | None = None, summed_up: Collection[str] = ()) -> None:
+    """Print a :class:`~datatools.ops.convert.Summary`: the books, drops by reason, classes, difficult objects,
+    splits, the errors and warnings, what was written. Every command that writes a dataset prints through here:
+    ``command`` names it in the first line, ``before`` adds the class counts before the command's job as a column,
+    ``details(console)`` prints the command's own lines after the classes, and the codes in ``summed_up`` (which
+    those lines already sum up) are left out of the first-findings table."""
     con = console()
-    con.print(f"[bold]{s.src_format} -> {s.dst_format}[/]: {esc(s.src)} -> {esc(s.out)}")
+    direction = f"{esc(s.src_format)} -> {esc(s.dst_format)}"
+    head = f"[bold]{esc(command)}[/] ({direction})" if command else f"[bold]{direction}[/]"
+    con.print(f"{head}: {esc(s.src)} -> {esc(s.out)}")
     t = table()
-    t.add_column("")
-    t.add_column("read", justify="right")
-    t.add_column("written", justify="right")
-    t.add_column("dropped", justify="right")
+    for col, just in (("", "left"), ("read", "right"), ("written", "right"), ("dropped", "right")):
+        t.add_column(col, justify=just)
     t.add_row("images", f"{s.images_read:,}", f"{s.images_written:,}", f"{sum(s.images_dropped.values()):,}")
     t.add_row("objects", f"{s.objects_read:,}", f"{s.objects_written:,}", f"{sum(s.objects_dropped.values()):,}")
     con.print(t)
     if s.objects_dropped or s.images_dropped:
-        rows = {f"object: {k}": v for k, v in s.objects_dropped.items()} | {f"image: {k}": v for k, v in s.images_dropped.items()}
+        rows = ({f"object: {k}": v for k, v in s.objects_dropped.items()}
+                | {f"image: {k}": v for k, v in s.images_dropped.items()})
         con.print(counts_table("Dropped, by reason", rows))
     ct = table(title="Classes", title_justify="left")
     ct.add_column("id", justify="right")
     ct.add_column("class")
+    if before is not None:
+        ct.add_column("before", justify="right")
     ct.add_column("objects", justify="right")
     base = 1 if s.dst_format == "coco" else 0
     for i, (name, n) in enumerate(s.class_counts.items()):
-        ct.add_row(str(i + base), name, f"{n:,}")
+        ct.add_row(str(i + base), name, *([f"{before.get(name, 0):,}"] if before is not None else []), f"{n:,}")
     con.print(ct)
+    if details is not None:
+        details(con)
     d = s.difficult
     con.print(f"difficult objects: {d.get('read', 0)} read, {d.get('kept', 0)} kept, {d.get('as_crowd', 0)} as crowd, "
               f"{d.get('skipped', 0)} skipped")
@@ -100,7 +111,9 @@ def render_summary(s) -> None:
         con.print(counts_table("Errors and warnings", {**{f"error: {k}": v for k, v in s.errors.items()},
                                                         **{f"warning: {k}": v for k, v in s.warnings.items()}},
                                key="code"))
-        con.print(findings_table(problems, limit=20, title="First findings (all of them with --json)"))
+        shown = [f for f in problems if f.code not in summed_up]
+        if shown:
+            con.print(findings_table(shown, limit=20, title="First findings (all of them with --json)"))
     con.print(f"[green]wrote[/] {count(s.files_written, 'file')} to [bold]{esc(s.out)}[/]")
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import click
 
-from datatools.cli.common import (SourcePath, console, count, counts_table, emit_json, errors_to_click, esc,
-                                  findings_table, format_option, json_option, parse_classes, table, workers_option)
+from datatools.cli.common import (SourcePath, count, emit_json, errors_to_click, esc, format_option, json_option,
+                                  parse_classes, workers_option)
 from datatools.formats import FORMATS  # the registry only: no format module is imported
 
 
@@ -39,50 +39,29 @@ def _run(fn, *args, as_json: bool, workers: int, fmt: str, **kwargs) -> None:
 
 
 def render(report) -> None:
+    """Convert's summary (:func:`datatools.cli.convert.render_summary`) with the command's own details."""
+    from datatools.cli.convert import render_summary
+
     s, d = report.summary, report.details
-    con = console()
-    con.print(f"[bold]{report.command}[/] ({esc(s.src_format)} -> {esc(s.dst_format)}): {esc(s.src)} -> {esc(s.out)}")
-    t = table()
-    for col, just in (("", "left"), ("read", "right"), ("written", "right"), ("dropped", "right")):
-        t.add_column(col, justify=just)
-    t.add_row("images", f"{s.images_read:,}", f"{s.images_written:,}", f"{sum(s.images_dropped.values()):,}")
-    t.add_row("objects", f"{s.objects_read:,}", f"{s.objects_written:,}", f"{sum(s.objects_dropped.values()):,}")
-    con.print(t)
-    if s.objects_dropped or s.images_dropped:
-        rows = ({f"object: {k}": v for k, v in s.objects_dropped.items()}
-                | {f"image: {k}": v for k, v in s.images_dropped.items()})
-        con.print(counts_table("Dropped, by reason", rows))
     before = d.get("classes_before")
-    ct = table(title="Classes", title_justify="left")
-    ct.add_column("id", justify="right")
-    ct.add_column("class")
-    if before is not None:
-        ct.add_column("before", justify="right")
-    ct.add_column("objects", justify="right")
-    base = 1 if s.dst_format == "coco" else 0
-    for i, (name, n) in enumerate(s.class_counts.items()):
-        cells = [str(i + base), name] + ([f"{before.get(name, 0):,}"] if before is not None else []) + [f"{n:,}"]
-        ct.add_row(*cells)
-    con.print(ct)
-    if before is not None:
-        gone = [k for k in before if k not in s.class_counts]
-        if gone:
-            con.print("classes no longer present: " + ", ".join(esc(k) for k in gone))
-    if d.get("collisions"):
-        con.print(f"[yellow]{count(len(d['collisions']), 'image id')} collided[/] and were renamed "
-                  f"(first: {esc(d['collisions'][0]['image_id'])} -> {esc(d['collisions'][0]['renamed'])})")
-    for names in d.get("case_variants", []):
-        folded = "folded" if d.get("case_variants_folded") else "kept apart (--normalize-names folds them)"
-        con.print(f"[yellow]case variants[/] {esc(', '.join(names))}: {folded}")
-    if d.get("sample", {}).get("classes_missing"):
-        con.print("[yellow]classes not in the sample[/]: " + ", ".join(esc(c) for c in d["sample"]["classes_missing"]))
-    if s.splits:
-        con.print("splits: " + ", ".join(f"{esc(k)} {v:,}" for k, v in s.splits.items()))
-    # collisions are summed up above; the table keeps room for the rest
-    problems = [f for f in s.findings if f.severity.value != "info" and f.code != "name-collision"]
-    if problems:
-        con.print(findings_table(problems, limit=20, title="First errors and warnings (all of them with --json)"))
-    con.print(f"[green]wrote[/] {count(s.files_written, 'file')} to [bold]{esc(s.out)}[/]")
+
+    def details(con) -> None:
+        if before is not None:
+            gone = [k for k in before if k not in s.class_counts]
+            if gone:
+                con.print("classes no longer present: " + ", ".join(esc(k) for k in gone))
+        if d.get("collisions"):
+            con.print(f"[yellow]{count(len(d['collisions']), 'image id')} collided[/] and were renamed "
+                      f"(first: {esc(d['collisions'][0]['image_id'])} -> {esc(d['collisions'][0]['renamed'])})")
+        for names in d.get("case_variants", []):
+            folded = "folded" if d.get("case_variants_folded") else "kept apart (--normalize-names folds them)"
+            con.print(f"[yellow]case variants[/] {esc(', '.join(names))}: {folded}")
+        if d.get("sample", {}).get("classes_missing"):
+            con.print("[yellow]classes not in the sample[/]: "
+                      + ", ".join(esc(c) for c in d["sample"]["classes_missing"]))
+
+    # collisions are summed up in the details; the findings table keeps room for the rest
+    render_summary(s, command=report.command, before=before, details=details, summed_up=("name-collision",))
 
 
 @click.command("merge")

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import os
 import posixpath
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator, Sequence
 
 from datatools.core import fs
-from datatools.core.images import list_images, read_image_header
+from datatools.core.images import ImageHeader, list_images, read_image_header
 from datatools.core.model import Finding, ImageRecord, Severity
 from datatools.core.parallel import Mapper
 
@@ -166,7 +168,7 @@ def fill_sizes_from_headers(records: list[ImageRecord], findings: list[Finding],
     if not todo:
         return records
     paths = [records[i].image_path for i in todo]
-    headers = (mapper or Mapper(workers=workers)).items(read_image_header, paths)
+    headers = read_headers(paths, mapper=mapper or Mapper(workers=workers))  # type: ignore[arg-type]
     out = list(records)
     for i, h in zip(todo, headers):
         r = records[i]
@@ -188,3 +190,39 @@ def fill_sizes_from_headers(records: list[ImageRecord], findings: list[Finding],
                                  f"annotation says {r.width}x{r.height}, image is {h.width}x{h.height}{hint}; "
                                  "the image's size is used", image_id=r.image_id))
     return out
+
+
+# The headers read inside a keep_headers() block, by path (None outside one): see keep_headers.
+_KEPT_HEADERS: ContextVar[dict[str, ImageHeader] | None] = ContextVar("datatools_kept_headers", default=None)
+
+
+@contextmanager
+def keep_headers() -> Iterator[dict[str, ImageHeader]]:
+    """Within the block, :func:`read_headers` keeps every header it reads, by path, and reuses it: a command that
+    reads a dataset (the reader takes the sizes from the headers) and then checks its images (``check``'s EXIF and
+    unreadable-image checks) opens each image once. Use it around one command's work only: a header kept longer
+    would hide an image changed since. A block inside another shares the outer one's headers."""
+    kept = _KEPT_HEADERS.get()
+    if kept is not None:
+        yield kept
+        return
+    token = _KEPT_HEADERS.set({})
+    try:
+        yield _KEPT_HEADERS.get()  # type: ignore[misc]
+    finally:
+        _KEPT_HEADERS.reset(token)
+
+
+def read_headers(paths: Sequence[str], *, mapper: Mapper, progress=None) -> list[ImageHeader]:
+    """:func:`~datatools.core.images.read_image_header` of each path, in order, on ``mapper``: how the readers and
+    ``check`` read image headers. A path met twice (two annotations of one image) is read once; inside
+    :func:`keep_headers` a header read before is reused too, and each new one is kept. ``progress`` counts every
+    path, the reused ones at once."""
+    kept = _KEPT_HEADERS.get()
+    if kept is None:
+        kept = {}
+    fresh = [p for p in dict.fromkeys(paths) if p not in kept]
+    if progress and len(paths) > len(fresh):
+        progress(len(paths) - len(fresh))
+    kept.update(zip(fresh, mapper.items(read_image_header, fresh, progress=progress)))
+    return [kept[p] for p in paths]

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from datatools.core.boxes import fmt_numbers, xyxy_to_yolo, yolo_to_xyxy
-from datatools.core.errors import DatatoolsError, UsageError
+from datatools.core.errors import DatatoolsError, FormatError, UsageError
 from datatools.core import fs
 from datatools.core.atomic import ImagesMode, place_images, staged_dir, write_many, write_staged
 from datatools.core.fs import files_for, read_small_file
@@ -48,13 +48,16 @@ def _label_path_for(image_path: str) -> str:
 # --------------------------------------------------------------------------------------------------- reading
 
 def parse_label_text(text: str, *, path: str, image_id: str, names: Sequence[str], width: int, height: int,
-                     scores: bool = True) -> tuple[list[Annotation], list[Finding], int]:
+                     scores: bool = True, refuse_pixels: bool = False) -> tuple[list[Annotation], list[Finding], int]:
     """Parse one label file's text: ``(annotations, findings, rows met)``; each annotation carries its line number.
 
     Rows are ``class cx cy w h`` (5 numbers) or a polygon ``class x1 y1 x2 y2 x3 y3 ...`` (an even number, at least 6,
     of coordinates; read as its bounding box), as ultralytics' ``verify_image_label`` accepts them. ``scores``
     also accepts ``class cx cy w h conf`` (6 numbers), a prediction's row; ground truth is read with
     ``scores=False``, where a 6th column is a ``bad-row`` (ultralytics rejects such a label file).
+    ``refuse_pixels`` raises :class:`~datatools.core.errors.FormatError` for a box row whose ``cx cy w h`` is not
+    normalized (outside [0, 1] by more than rounding): for predictions, where a file in pixel coordinates would
+    otherwise be read as fractions of the image, match nothing and score AP 0.0 with no finding.
     """
     anns: list[Annotation] = []
     findings: list[Finding] = []
@@ -80,6 +83,8 @@ def parse_label_text(text: str, *, path: str, image_id: str, names: Sequence[str
                                 f"expected {expected} or a polygon (class and 3 or more x y pairs), found {n} "
                                 f"values{hint}; row dropped", image_id=image_id, objects=1))
             continue
+        if refuse_pixels and n in (5, 6):
+            _refuse_pixel_row(vals[1:5], f"{path}:{lineno}")
         cid = vals[0]
         if cid != int(cid) or not (0 <= int(cid) < len(names)):
             findings.append(err("unknown-class", path, where,
@@ -106,6 +111,21 @@ def parse_label_text(text: str, *, path: str, image_id: str, names: Sequence[str
                                  "ultralytics rejects the whole file (\"labels mix segment and detection rows\")",
                                  image_id=image_id))
     return anns, findings, rows
+
+
+# How far a normalized YOLO value may stray outside [0, 1] and still be rounding (a 6-decimal writer, a box touching
+# the border); 25 or 188 is a pixel coordinate.
+_NORMALIZED_SLACK = 0.01
+
+
+def _refuse_pixel_row(coords: Sequence[float], where: str) -> None:
+    """See ``refuse_pixels`` of :func:`parse_label_text`. NaN is left to the box checks, which report it."""
+    lo, hi = -_NORMALIZED_SLACK, 1.0 + _NORMALIZED_SLACK
+    bad = [v for v in coords if v == v and not lo <= v <= hi]
+    if bad:
+        raise FormatError(where, "", f"coordinate {bad[0]:g} is outside [0, 1]: the file looks like pixel "
+                          "coordinates, but YOLO rows are 'class cx cy w h conf' normalized by the image size "
+                          "(divide x and w by the width, y and h by the height)")
 
 
 def _read_one(image_path: str, image_id: str, names: Sequence[str]) -> tuple[ImageRecord | None, list[Finding], int]:

@@ -18,7 +18,7 @@ import numpy as np
 
 from datatools.core import fs
 from datatools.core.boxes import xywh_to_xyxy_array, xyxy_to_xywh_array
-from datatools.core.errors import FormatError, UsageError
+from datatools.core.errors import UsageError
 from datatools.core.model import Finding
 from datatools.formats.common import err, info, warn
 from datatools.metrics.inputs import DatasetKeys
@@ -282,31 +282,6 @@ def _txt_files(files, folder: str, rel: str = "") -> list[str]:
     return sorted(out)
 
 
-# How far a normalized YOLO value may stray outside [0, 1] and still be rounding (a 6-decimal writer, a box touching
-# the border); 25 or 188 is a pixel coordinate.
-_NORMALIZED_SLACK = 0.01
-
-
-def _refuse_pixel_rows(text: str, where: str) -> None:
-    """Raise when a prediction row's box is not normalized: ``class cx cy w h conf`` in pixels would otherwise be
-    read as fractions of the image and match nothing (AP 0.0 with no finding)."""
-    lo, hi = -_NORMALIZED_SLACK, 1.0 + _NORMALIZED_SLACK
-    for lineno, line in enumerate(text.splitlines(), 1):
-        parts = line.split()
-        if len(parts) not in (5, 6):
-            continue  # not a box row: the label parser reports it
-        try:
-            coords = [float(v) for v in parts[1:5]]
-        except ValueError:
-            continue
-        bad = [v for v in coords if v == v and not lo <= v <= hi]  # NaN: the label parser reports it
-        if bad:
-            raise FormatError(f"{where}:{lineno}", "",
-                              f"coordinate {bad[0]:g} is outside [0, 1]: the file looks like pixel coordinates, but "
-                              "YOLO rows are 'class cx cy w h conf' normalized by the image size (divide x and w by "
-                              "the width, y and h by the height)")
-
-
 def _yolo_predictions(folder: str, keys: DatasetKeys, files) -> Predictions:
     from datatools.formats.yolo import parse_label_text
 
@@ -328,17 +303,18 @@ def _yolo_predictions(folder: str, keys: DatasetKeys, files) -> Predictions:
         text = files.cat(where).decode("utf-8-sig")
         n = sum(1 for ln in text.splitlines() if ln.strip())
         rows += n
-        _refuse_pixel_rows(text, where)
-        if i is None:
+        rec = keys.images[i] if i is not None else None
+        w, h = (rec.width, rec.height) if rec is not None and rec.has_size else (1, 1)
+        # Parsed even when its rows cannot be used (no such image, no size): pixel coordinates are refused anywhere.
+        anns, fnd, _ = parse_label_text(text, path=where, image_id=rec.image_id if rec else stem, names=id_names,
+                                        width=w, height=h, refuse_pixels=True)  # type: ignore[arg-type]
+        if rec is None:
             unknown_img.extend([stem] * n)
             continue
-        rec = keys.images[i]
         if not rec.has_size:
             findings.append(err("missing-size", where, "", "the ground-truth image has no size; rows not evaluated",
                                 objects=n))
             continue
-        anns, fnd, _ = parse_label_text(text, path=where, image_id=rec.image_id, names=id_names,
-                                        width=rec.width, height=rec.height)  # type: ignore[arg-type]
         findings.extend(fnd)
         for a in anns:
             if a.label not in cid:

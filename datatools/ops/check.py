@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter, defaultdict
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Sequence
 
@@ -15,10 +16,9 @@ from datatools import formats
 from datatools.core.boxes import DEFAULT_CONVENTION, PixelConvention
 from datatools.core import fs
 from datatools.core.atomic import ImagesMode
-from datatools.core.images import read_image_header
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.model import Dataset, Finding, Severity
-from datatools.formats.common import err, warn
+from datatools.formats.common import err, keep_headers, read_headers, warn
 from datatools.ops.convert import read_source
 from datatools.ops.sanitize import box_text, object_field, prepare
 
@@ -55,7 +55,8 @@ class CheckReport:
 def lint(ds: Dataset, *, headers: bool = True, workers: int | None = None, progress: ProgressFn | None = None,
          engine: str = "local", ray_address: str | None = None, mapper: Mapper | None = None) -> list[Finding]:
     """Checks that need more than one object at a time, or the image headers (read on ``mapper``, default one made
-    from ``engine``, ``ray_address`` and ``workers``)."""
+    from ``engine``, ``ray_address`` and ``workers``; inside :func:`~datatools.formats.common.keep_headers` the
+    reader's own header reads are reused, so an image is not opened again)."""
     mapper = mapper or Mapper(engine, ray_address, workers)
     out: list[Finding] = []
     by_image: dict[str, list[str]] = defaultdict(list)
@@ -79,7 +80,7 @@ def lint(ds: Dataset, *, headers: bool = True, workers: int | None = None, progr
                                 f"the image is named by {len(ids)} annotations ({', '.join(ids[:5])})", image_id=iid))
     if headers:
         todo = [im for im in ds.images if im.image_path]
-        hdrs = mapper.items(read_image_header, [im.image_path for im in todo], progress=progress)  # type: ignore[misc]
+        hdrs = read_headers([im.image_path for im in todo], mapper=mapper, progress=progress)  # type: ignore[misc]
         for im, h in zip(todo, hdrs):
             if h.error:
                 out.append(err("image-unreadable", im.image_path or "", "image", h.error, image_id=im.image_id))
@@ -105,12 +106,15 @@ def check(src: str | os.PathLike, *, format: str = "auto", images=None, sets=Non
     findings are the same, in the same order.
     """
     mapper = Mapper(engine, ray_address, workers)
-    # classes= is the class list for every reader (and names the ids of a YOLO dataset without names); prepare
-    # selects by name, as a conversion does. read_source: an empty or wrong folder is an error, not 0 findings.
-    ds = read_source(src, format, mapper=mapper, classes=classes, images=images, sets=sets, convention=convention,
-                     workers=workers, max_xml_bytes=max_xml_bytes, all_dropped_ok=True)
-    return check_dataset(ds, src=src, classes=classes, normalize_names=normalize_names, headers=headers,
-                         progress=progress, mapper=mapper, dupes=dupes, dupes_threshold=dupes_threshold)
+    # The reader's header reads (the sizes) are kept for lint's header checks: each image is opened once. Without
+    # those checks (headers=False) nothing is kept; the reader still reads each header once, for the size.
+    with keep_headers() if headers else nullcontext():
+        # classes= is the class list for every reader (and names the ids of a YOLO dataset without names); prepare
+        # selects by name, as a conversion does. read_source: an empty or wrong folder is an error, not 0 findings.
+        ds = read_source(src, format, mapper=mapper, classes=classes, images=images, sets=sets,
+                         convention=convention, workers=workers, max_xml_bytes=max_xml_bytes, all_dropped_ok=True)
+        return check_dataset(ds, src=src, classes=classes, normalize_names=normalize_names, headers=headers,
+                             progress=progress, mapper=mapper, dupes=dupes, dupes_threshold=dupes_threshold)
 
 
 def check_dataset(ds: Dataset, *, src: str | os.PathLike = "", classes: Sequence[str] | None = None,

@@ -109,15 +109,16 @@ def summarize(ds_in: Dataset, ds_out: Dataset, *, src: str, out: str, src_format
 def read_options(fmt: str, *, images=None, sets=None, convention=DEFAULT_CONVENTION, workers=None,
                  max_xml_bytes: int | None = None) -> dict:
     """The reader options of format ``fmt`` from the options every command takes; VOC-only ones are refused for
-    other formats rather than ignored. ``max_xml_bytes`` raises the VOC reader's refusal limit (default 16 MiB)."""
+    other formats rather than ignored. ``max_xml_bytes`` sets the XML readers' refusal limit: VOC's per file (default
+    16 MiB) and CVAT's for its one annotations.xml (default 256 MiB); None keeps each reader's default."""
     opts: dict = {"workers": workers}
     if images:
         opts["images"] = images
+    if fmt in ("voc", "cvat") and max_xml_bytes is not None:
+        opts["max_xml_bytes"] = max_xml_bytes
     if fmt == "voc":
         opts["sets"] = sets
         opts["convention"] = PixelConvention(convention)
-        if max_xml_bytes is not None:
-            opts["max_xml_bytes"] = max_xml_bytes
     elif sets:
         raise UsageError("--sets applies to VOC input only")
     return opts
@@ -236,8 +237,6 @@ def convert(src_format: str, src: str | os.PathLike, dst_format: str, out: str |
     src_format, dst_format = src_mod.NAME, dst_mod.NAME
     if precision < 0 or precision > 12:
         raise UsageError("--precision must be between 0 and 12")
-    if difficult is None:
-        difficult = "crowd" if dst_format == "coco" else "keep"
     if difficult == "crowd" and dst_format != "coco":
         raise UsageError("--difficult crowd applies to COCO output only (use keep or skip)")
     check_output_dir(out, [src, images] + ([Path(src) / "Annotations"] if src_format == "voc" else []))
@@ -255,23 +254,48 @@ def convert(src_format: str, src: str | os.PathLike, dst_format: str, out: str |
                         max_xml_bytes=max_xml_bytes)
     check_output_dir(out, input_folders(ds_in, src, images))
     refuse_replacing_inputs(out, owned, dataset_inputs(ds_in))
-    ds = prepare(ds_in, classes=classes if src_format != "yolo" else None, difficult=difficult,
-                 normalize_names=normalize_names, require_size=dst_mod.NEEDS_SIZE)
-    summary = summarize(ds_in, ds, src=str(src), out=str(out), src_format=src_format, dst_format=dst_format)
-    if not ds.images:  # an empty dataset written with exit 0 would hide that nothing was converted
-        raise all_dropped(ds, src, "nothing to write")
+    opts = {"convention": PixelConvention(convention)} if dst_format == "voc" else {}
+    return prepare_and_write(ds_in, ds_in, dst_format, out, src=str(src), src_format=src_format, inputs=[src, images],
+                             classes=classes if src_format != "yolo" else None, difficult=difficult,
+                             normalize_names=normalize_names, strict=strict, progress=progress,
+                             images_mode=images_mode, precision=precision, workers=workers, mapper=mapper, **opts)
+
+
+def _refuse_no_images(ds_in: Dataset, ds: Dataset, summary: Summary) -> Exception | None:
+    """:func:`prepare_and_write`'s default ``empty_error``: no image left (an empty dataset written with exit 0 would
+    hide that nothing was converted)."""
+    return None if ds.images else all_dropped(ds, summary.src, "nothing to write")
+
+
+def prepare_and_write(ds_in: Dataset, ds: Dataset, dst_format: str, out: str | os.PathLike, *, src: str,
+                      src_format: str, inputs: Sequence = (), classes: Sequence[str] | None = None,
+                      difficult: str | None = None, normalize_names: bool = False, strict: bool = False,
+                      empty_error: Callable[[Dataset, Dataset, Summary], Exception | None] = _refuse_no_images,
+                      progress: StageProgress | None = None, **write_options) -> Summary:
+    """The tail of every command that writes a dataset it read (``convert``; ``merge``, ``remap``, ``filter`` and
+    ``sample`` after their own job): :func:`~datatools.ops.sanitize.prepare` (the policies, ``difficult`` by default
+    ``crowd`` for COCO output and ``keep`` otherwise), the books (:func:`summarize` of ``ds_in`` as read against what
+    is written), the refusal of an empty result (``empty_error(ds_in, prepared, summary)`` returns the error to raise,
+    or None), ``strict`` (any error finding: :class:`StrictModeError`, nothing written), then the atomic write
+    (:func:`write_dataset`, ``inputs`` protected, ``write_options`` for the writer; ``progress`` gets the ``write``
+    stage). Returns the summary with the writer's findings and file count."""
+    dst_mod = formats.get(dst_format)
+    if difficult is None:
+        difficult = "crowd" if dst_mod.NAME == "coco" else "keep"
+    ds = prepare(ds, classes=classes, difficult=difficult, normalize_names=normalize_names,
+                 require_size=dst_mod.NEEDS_SIZE)
+    summary = summarize(ds_in, ds, src=src, out=str(out), src_format=src_format, dst_format=dst_mod.NAME)
+    error = empty_error(ds_in, ds, summary)
+    if error is not None:
+        raise error
     if strict and summary.errors:
         summary.written = False
         raise StrictModeError(f"{sum(summary.errors.values())} data error(s) under --strict; nothing was written",
                               tuple(f for f in ds.findings if f.severity is Severity.ERROR))
-    adv, tot = stage("write")
-    if tot:
-        tot(len(ds.images))
-    opts = {"images_mode": images_mode, "precision": precision, "workers": workers, "progress": adv,
-            "mapper": mapper}
-    if dst_format == "voc":
-        opts["convention"] = PixelConvention(convention)
-    result = write_dataset(ds, dst_format, out, inputs=[src, images], **opts)
+    if progress is not None:
+        progress("write", 0, len(ds.images))
+        write_options["progress"] = lambda n: progress("write", n, None)
+    result = write_dataset(ds, dst_mod.NAME, out, inputs=inputs, **write_options)
     summary.findings.extend(result.findings)
     summary.files_written = len(result.files)
     return summary

@@ -213,7 +213,8 @@ class PixelStats:
     histogram: np.ndarray  # (3, 256) int64
     modes: dict[str, int]
     failed: tuple[tuple[str, str], ...] = ()
-    warned: tuple[tuple[str, str], ...] = ()  # (path, warning) PIL raised on images that were still counted
+    # (path, warning) PIL raised on images that were still counted: dataset_stats reports them as findings
+    warned: tuple[tuple[str, str], ...] = ()
     estimate: bool = False
     population: int = 0
     resize: int | tuple[int, int] | None = None
@@ -230,8 +231,7 @@ class PixelStats:
                 "estimate": self.estimate, "population": self.population,
                 "resize": list(self.resize) if isinstance(self.resize, tuple) else self.resize, "modes": self.modes,
                 "normalize": self.normalize, "failed": [{"path": p, "error": e} for p, e in self.failed],
-                "warnings": [{"path": p, "warning": w} for p, w in self.warned],
-                "histogram": self.histogram.tolist()}
+                "histogram": self.histogram.tolist()}  # warned: reported once, as image-warning findings
 
 
 def stats_from_histogram(hist: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...], int]:

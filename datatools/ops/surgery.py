@@ -14,11 +14,11 @@ import os
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Mapping, Sequence
 
 import numpy as np
 
-from datatools import formats
 from datatools.core.atomic import ImagesMode
 from datatools.core.errors import NoInputError, UsageError
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, Severity, all_classes
@@ -26,8 +26,8 @@ from datatools.core.parallel import Mapper
 from datatools.core.paths import check_output_dir
 from datatools.formats import coco
 from datatools.formats.common import DEFAULT_SPLIT, info, warn
-from datatools.ops.convert import Summary, read_source, summarize, write_dataset
-from datatools.ops.sanitize import normalize_name, prepare
+from datatools.ops.convert import Summary, prepare_and_write, read_source
+from datatools.ops.sanitize import normalize_name
 
 
 @dataclass
@@ -348,22 +348,24 @@ def _check_out(out, srcs: Sequence) -> None:
 def _finish(command: str, ds_in: Dataset, ds: Dataset, out, *, srcs: Sequence, src_format: str, dst_format: str | None,
             images_mode, workers, mapper, precision: int, normalize_names: bool = False, empty_ok: bool = False,
             details: dict | None = None) -> SurgeryReport:
-    """The common tail: ``prepare`` (convert's policies), the books, the empty-result error, the atomic write."""
-    dst_mod = formats.get(dst_format or src_format)
-    dst = dst_mod.NAME
-    ds = prepare(ds, difficult="crowd" if dst == "coco" else "keep", normalize_names=normalize_names,
-                 require_size=dst_mod.NEEDS_SIZE)
-    summary = summarize(ds_in, ds, src=", ".join(map(str, srcs)), out=str(out), src_format=src_format,
-                        dst_format=dst)
-    if not ds.images or (not ds.num_objects and ds_in.num_objects and not empty_ok):
-        what = "image" if not ds.images else "object"
-        why = ", ".join(f"{k} {v:,}" for k, v in {**summary.images_dropped, **summary.objects_dropped}.items())
-        raise NoInputError(f"{command}: no {what} is left ({why or 'nothing kept'}); nothing was written to {out}")
-    result = write_dataset(ds, dst, out, inputs=list(srcs), images_mode=images_mode, precision=precision,
-                           workers=workers, mapper=mapper)
-    summary.findings.extend(result.findings)
-    summary.files_written = len(result.files)
+    """The common tail, convert's own (:func:`~datatools.ops.convert.prepare_and_write`: its policies, the books,
+    the atomic write), with the surgery rule for an empty result (:func:`_nothing_left`)."""
+    summary = prepare_and_write(ds_in, ds, dst_format or src_format, out, src=", ".join(map(str, srcs)),
+                                src_format=src_format, inputs=list(srcs), normalize_names=normalize_names,
+                                empty_error=partial(_nothing_left, command, out, empty_ok), images_mode=images_mode,
+                                precision=precision, workers=workers, mapper=mapper)
     return SurgeryReport(command, summary, details or {})
+
+
+def _nothing_left(command: str, out, empty_ok: bool, ds_in: Dataset, ds: Dataset, summary: Summary
+                  ) -> NoInputError | None:
+    """No image left, or (unless ``empty_ok``: ``sample``, ``filter --only-empty``) no object left of a source that
+    had some: an error that says why, rather than an empty OUT and exit 0."""
+    if ds.images and (ds.num_objects or not ds_in.num_objects or empty_ok):
+        return None
+    what = "image" if not ds.images else "object"
+    why = ", ".join(f"{k} {v:,}" for k, v in {**summary.images_dropped, **summary.objects_dropped}.items())
+    return NoInputError(f"{command}: no {what} is left ({why or 'nothing kept'}); nothing was written to {out}")
 
 
 def _read(src, fmt, mapper, workers):
