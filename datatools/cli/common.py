@@ -184,15 +184,16 @@ def workers_option(f):
 
 
 def max_xml_option(f):
-    """``--max-xml-mb``: the VOC reader refuses larger XML files (``file-too-large``) unless raised here; the
-    ``max_xml_bytes`` parameter, None for the reader's default."""
+    """``--max-xml-mb``: the VOC and CVAT readers refuse larger XML files (``file-too-large``) unless raised here;
+    the ``max_xml_bytes`` parameter, None for each reader's own default (VOC 16 MiB, CVAT 256 MiB)."""
     def to_bytes(ctx, param, value):
         return None if value is None else int(value * 1024 * 1024)
 
     return click.option("--max-xml-mb", "max_xml_bytes", type=click.FloatRange(min=0, min_open=True), default=None,
                         callback=to_bytes, metavar="MB",
-                        help="Refuse VOC XML files larger than this, as a 'file-too-large' finding [default: 16]. "
-                             "Raise it for genuinely huge annotation files.")(f)
+                        help="Refuse XML annotation files larger than this, as a 'file-too-large' finding "
+                             "[default: 16 for each VOC file, 256 for a CVAT annotations.xml]. Raise it for "
+                             "genuinely huge annotation files.")(f)
 
 
 def json_option(f):

@@ -115,6 +115,9 @@ def split_cmd(src, out, fmt, val, test, method, group_by, dedup, kfold, seed, dr
     VOC:  OUT/Annotations (original XMLs copied), JPEGImages, ImageSets/Main/{train,val,test,trainval}.txt
     YOLO: OUT/images/<split>, labels/<split>, data.yaml, classes.txt
     COCO: OUT/annotations/instances_<split>.json (original JSON filtered by image id), OUT/images
+    CVAT: OUT/annotations.xml (a subset per image), OUT/images
+    Open Images: OUT/annotations/<split>-annotations-bbox.csv, OUT/images/<split>
+    LabelMe, Label Studio: OUT/<split>/, each a complete dataset
     The same seed and input give the same bytes. SRC is never modified.
     """
     from datatools.ops.split import plan_split, write_split

@@ -2,6 +2,12 @@
 
 Use :func:`write_split` after :func:`~datatools.ops.split.plan.plan_split`. Each folder it owns is built beside its
 place and swapped in whole, so a split written over an earlier one leaves none of the earlier files behind.
+
+How a part is written follows how the format carries splits. VOC and COCO keep the input's own files (copied, or
+filtered by image id). A format that records each image's split (YOLO's folders, CVAT's ``subset``, Open Images'
+``<split>-annotations-bbox.csv``) is written once through its writer, each record's split set to its part. A format
+without a notion of split (LabelMe, Label Studio, and any format added later) gets one complete dataset per part,
+``OUT/<part>/``, each through its writer.
 """
 from __future__ import annotations
 
@@ -21,11 +27,12 @@ from datatools.core.model import Dataset, Finding, ImageRecord, Severity
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import check_output_dir, dataset_inputs, input_folders, refuse_replacing_inputs, safe_join
 from datatools.formats.common import warn
-from datatools.ops.split.plan import TRAIN, VAL, SplitPlan
+from datatools.ops.split.plan import TEST, TRAIN, VAL, SplitPlan
 from datatools.ops.split.sources import coco_documents, coco_source
 
-WRITABLE = ("voc", "yolo", "coco")
-IMAGE_FOLDER = {"voc": "JPEGImages", "yolo": "images", "coco": "images"}  # in each part's folder
+ORIGINALS = ("voc", "coco")  # the input's own files, copied or filtered: every field kept
+SPLITS_IN_DATASET = ("yolo", "cvat", "openimages")  # the writer records each image's split itself
+PARTS = (TRAIN, VAL, TEST)  # the part folders of a format without splits, in this order
 _FOLD = re.compile(r"fold_\d+")
 
 
@@ -47,9 +54,13 @@ def write_split(plan: SplitPlan, out: str | os.PathLike, *, images_mode: ImagesM
 
     * VOC: ``Annotations/`` (the original XML files, copied byte for byte), ``JPEGImages/`` (per ``images_mode``) and
       ``ImageSets/Main/{train,val,test,trainval}.txt``: a complete VOC root.
-    * YOLO: ``images/<split>``, ``labels/<split>``, ``data.yaml`` and ``classes.txt`` (the YOLO writer).
     * COCO: ``annotations/instances_<split>.json``, each the original JSON filtered by image id (ids and every other
       field kept), and ``images/<file_name>`` per ``images_mode``.
+    * YOLO, CVAT, Open Images (:data:`SPLITS_IN_DATASET`): the format's writer once, each record's split set to its
+      part: ``images/<split>``, ``labels/<split>``, ``data.yaml``; one ``annotations.xml`` with a ``subset`` per
+      image; ``annotations/<split>-annotations-bbox.csv`` and ``images/<split>``.
+    * Any other format (LabelMe, Label Studio): ``<part>/`` for each part, a complete dataset written by the
+      format's writer (a part folder an earlier split wrote and this one does not is removed, with a finding).
 
     With ``kfold`` each fold gets its own ``fold_<i>/`` folder in that layout. The input's annotation files are read
     again through :mod:`datatools.core.fs`, so a source behind a URL splits like a local one.
@@ -62,15 +73,17 @@ def write_split(plan: SplitPlan, out: str | os.PathLike, *, images_mode: ImagesM
     is replaced or removed may hold an input (:func:`datatools.core.paths.refuse_replacing_inputs`).
     """
     ds = plan.dataset
-    if ds.format not in WRITABLE:
-        raise UsageError(f"cannot write splits for format {ds.format!r}")
+    mod = formats.get(ds.format)
+    if not callable(getattr(mod, "write", None)):
+        raise UsageError(f"cannot write splits for format {ds.format!r}: it has no writer")
+    _refuse_sizeless(ds, mod)
     mode, mapper = ImagesMode(images_mode), Mapper(engine=engine, address=ray_address, workers=workers)
     inputs = [ds.root] + ([os.path.join(ds.root, "Annotations")] if ds.format == "voc" and ds.root else [])
     out = check_output_dir(out, input_folders(ds, *inputs))  # not the input, nor inside it
     layouts = plan.layouts()
-    # What this split replaces whole: the format's folders (and data.yaml) at the top or in each fold, and every
-    # fold_<i> folder, written or stale. None of it may hold an input.
-    owned = list(formats.get(ds.format).OWNED)
+    # What this split replaces whole: the format's folders (and data.yaml), or the part folders, at the top or in
+    # each fold, and every fold_<i> folder, written or stale. None of it may hold an input.
+    owned = list(owned_names(ds.format))
     folds = {sub for sub, _ in layouts if sub} | ({p.name for p in out.iterdir() if _FOLD.fullmatch(p.name)}
                                                   if out.is_dir() else set())
     refuse_replacing_inputs(out, owned + sorted(folds), dataset_inputs(ds))
@@ -85,21 +98,32 @@ def write_split(plan: SplitPlan, out: str | os.PathLike, *, images_mode: ImagesM
 def _write_layouts(plan: SplitPlan, out: Path, layouts, docs: dict[str, dict], mode: ImagesMode, mapper: Mapper,
                    result: SplitWriteResult, progress: ProgressFn | None) -> None:
     ds = plan.dataset
-    owned = list(formats.get(ds.format).OWNED)
+    mod = formats.get(ds.format)
+    owned = owned_names(ds.format)
     by_id = {r.image_id: r for r in ds.images}
     for sub, assign in layouts:
         target = out / sub if sub else out
         recs = [replace(by_id[iid], splits=(assign[iid],)) for iid in sorted(assign)]
+        roots = [target]  # the dataset roots written: target, or one folder per part
         if ds.format == "voc":
             _write_voc(recs, target, mode, mapper, result)
-        elif ds.format == "yolo":
-            _write_yolo(ds.evolve(images=tuple(recs)), target, mode, mapper, result)
-        else:
+        elif ds.format == "coco":
             _write_coco(recs, docs, target, mode, mapper, result)
+        elif ds.format in SPLITS_IN_DATASET:
+            _write_part(mod, ds.evolve(images=tuple(recs)), target, mode, mapper, result)
+        else:
+            names = [p for p in PARTS if any(r.splits[0] == p for r in recs)]
+            roots = [target / p for p in names]
+            for name, root in zip(names, roots):
+                _write_part(mod, ds.evolve(images=tuple(r for r in recs if r.splits[0] == name)), root, mode,
+                            mapper, result)
+            # An earlier split's test/ beside this one's train/ and val/ would bring its images back into play.
+            _remove_stale([target / p for p in PARTS if p not in names], result, "stale-parts-removed", target,
+                          "split", "left by an earlier split with other parts")
         if mode is ImagesMode.NONE:  # an earlier split's images would sit under this one's part names: removed
-            _remove_stale([target / IMAGE_FOLDER[ds.format]], result, "stale-images-removed",
-                          target / IMAGE_FOLDER[ds.format], "images",
-                          "the image folder of an earlier split (--images-mode none places no images)")
+            for root in roots:
+                _remove_stale([root / mod.IMAGE_FOLDER], result, "stale-images-removed", root / mod.IMAGE_FOLDER,
+                              "images", "the image folder of an earlier split (--images-mode none places no images)")
         if progress:
             progress(len(recs))
     _remove_stale_folds(out, {sub for sub, _ in layouts if sub}, result)
@@ -110,6 +134,28 @@ def _write_layouts(plan: SplitPlan, out: Path, layouts, docs: dict[str, dict], m
                                         f"OUT also holds {', '.join(left)} at its top level (an earlier split "
                                         "without --kfold?); they were left as they are, beside the fold_<i> "
                                         "folders"))
+
+
+def owned_names(fmt: str) -> tuple[str, ...]:
+    """What a split in format ``fmt`` replaces whole at the top of OUT or of a ``fold_<i>``: the format's own
+    entries (:data:`OWNED` of its module), or the part folders for a format written one dataset per part."""
+    if fmt in ORIGINALS or fmt in SPLITS_IN_DATASET:
+        return tuple(formats.get(fmt).OWNED)
+    return PARTS
+
+
+def _refuse_sizeless(ds: Dataset, mod) -> None:
+    """A writer whose boxes are relative to the image size (YOLO, Open Images, Label Studio) cannot write an image
+    without one, and a split leaves no image out: refused before anything is written, naming the first such image.
+    (Read from that same format, every image has its size.)"""
+    if ds.format in ORIGINALS or not getattr(mod, "NEEDS_SIZE", False):
+        return
+    sizeless = [r for r in ds.images if not r.has_size]
+    if sizeless:
+        first = sizeless[0]
+        raise UsageError(f"{first.source or first.image_id}: image {first.image_id!r} has no size, and {mod.NAME} "
+                         f"writes boxes relative to it ({len(sizeless):,} image(s) without a size); give the "
+                         "images (--images) so their headers give the size")
 
 
 # --------------------------------------------------------------------------------------------------- folders
@@ -161,8 +207,8 @@ def _write_voc(recs: list[ImageRecord], target: Path, mode: ImagesMode, mapper: 
         # XMLs are copied, never hard-linked: editing the split copy must not edit the input.
         items = [(str(safe_join(stage, r.image_id + ".xml")), read_small_file(r.source)) for r in recs]
         write_files(items, workers=mapper.workers or 1)
-    _place_images(recs, target / IMAGE_FOLDER["voc"], lambda r: r.file_name or (r.image_id + ".jpg"), mode, mapper,
-                  result)
+    _place_images(recs, target / formats.get("voc").IMAGE_FOLDER, lambda r: r.file_name or (r.image_id + ".jpg"),
+                  mode, mapper, result)
     lists: dict[str, list[str]] = {}
     for r in recs:
         lists.setdefault(r.splits[0], []).append(r.image_id)
@@ -175,14 +221,13 @@ def _write_voc(recs: list[ImageRecord], target: Path, mode: ImagesMode, mapper: 
     result.files += len(items) + len(sets)
 
 
-def _write_yolo(part: Dataset, target: Path, mode: ImagesMode, mapper: Mapper, result: SplitWriteResult) -> None:
-    """The YOLO writer itself (labels, images, data.yaml, classes.txt), with the records' splits set."""
-    from datatools.formats import yolo
-
-    res = yolo.write(part, target, images_mode=mode, workers=mapper.workers, mapper=mapper)
+def _write_part(mod, part: Dataset, target: Path, mode: ImagesMode, mapper: Mapper, result: SplitWriteResult) -> None:
+    """``part`` written at ``target`` by the format's own writer, with the records' splits set (YOLO: labels, images,
+    data.yaml, classes.txt; CVAT: annotations.xml with subsets; LabelMe: annotations/ and images/; ...)."""
+    res = mod.write(part, target, images_mode=mode, workers=mapper.workers, mapper=mapper)
     if mode is not ImagesMode.NONE:
         result.images_placed += sum(1 for r in part.images if r.image_path)
-    if VAL not in {r.splits[0] for r in part.images}:
+    if mod.NAME == "yolo" and VAL not in {r.splits[0] for r in part.images}:
         result.findings.append(warn("val-is-train", str(target / "data.yaml"), "val",
                                     "there is no val part, so data.yaml's val points at images/train (ultralytics "
                                     "needs a val entry): validation there scores training images"))
@@ -238,7 +283,8 @@ def _write_coco(recs: list[ImageRecord], docs: dict[str, dict], target: Path, mo
         items.append((f"instances_{split}.json", dumps(obj)))
     with staged_dir(target / "annotations") as stage:
         write_files([(os.path.join(stage, name), text) for name, text in items])
-    _place_images(recs, target / IMAGE_FOLDER["coco"], lambda r: r.file_name or r.image_id, mode, mapper, result)
+    _place_images(recs, target / formats.get("coco").IMAGE_FOLDER, lambda r: r.file_name or r.image_id, mode, mapper,
+                  result)
     result.files += len(items)
 
 

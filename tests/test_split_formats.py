@@ -1,0 +1,232 @@
+"""``split`` for CVAT, Open Images, LabelMe and Label Studio: each part written in the source's own format reads back
+with that format's reader and holds exactly the images of that part, with their boxes."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from datatools import formats
+from datatools.cli import cli
+from datatools.core.errors import DatatoolsError, UsageError
+from datatools.core.model import Annotation, Dataset, ImageRecord
+from datatools.ops.split import plan_split, write_split
+from tests.conftest import make_jpeg, tree_digest
+
+NEW = ["cvat", "openimages", "labelme", "labelstudio"]
+PER_PART_FOLDER = {"labelme", "labelstudio"}  # no notion of split: one complete dataset per part
+TOP = {"cvat": ["annotations.xml", "images"], "openimages": ["annotations", "images"]}
+CLASSES = ("bird", "car", "person")
+
+
+def synthetic(tmp_path: Path, n: int = 30) -> Dataset:
+    """``n`` images of varying sizes on disk, 0 to 3 boxes each (every 7th image empty), three classes."""
+    recs = []
+    for i in range(n):
+        w, h = 40 + 4 * (i % 5), 30 + 3 * (i % 4)
+        path = make_jpeg(tmp_path / "pictures" / f"img_{i:03d}.jpg", w, h)
+        anns = () if i % 7 == 3 else tuple(
+            Annotation(CLASSES[(i + k) % 3], (1.5 + k, 2.0 + i % 5, 10.25 + 3 * k + i % 7, 12.0 + k))
+            for k in range(1 + i % 3))
+        recs.append(ImageRecord(image_id=f"img_{i:03d}", file_name=path.name, width=w, height=h, annotations=anns,
+                                image_path=str(path), source=str(path)))
+    return Dataset(images=tuple(recs), classes=CLASSES)
+
+
+def make_source(fmt: str, tmp_path: Path) -> Path:
+    """The synthetic dataset written as ``fmt`` by its own writer: a dataset a user could have labelled."""
+    root = tmp_path / f"src_{fmt}"
+    formats.get(fmt).write(synthetic(tmp_path), root, images_mode="copy")
+    return root
+
+
+def boxes_by_image(ds: Dataset, ids=None) -> dict[str, list]:
+    """{image id: sorted (label, box rounded to 1e-3)}: what a part must give back (Label Studio stores percent)."""
+    return {im.image_id: sorted((a.label, tuple(round(v, 3) for v in a.box)) for a in im.annotations)
+            for im in ds.images if ids is None or im.image_id in ids}
+
+
+def read_part(fmt: str, out: Path, part: str, **options) -> dict[str, list]:
+    """The images of ``part`` as the format's reader sees them: the part's folder, or the images whose split is it."""
+    root = out / part if fmt in PER_PART_FOLDER else out
+    assert formats.detect(root) == fmt
+    back = formats.get(fmt).read(root, **options)
+    if fmt not in PER_PART_FOLDER:
+        back = back.evolve(images=tuple(im for im in back.images if im.splits == (part,)))
+    return boxes_by_image(back)
+
+
+def run(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.mark.parametrize("fmt", NEW)
+def test_every_part_reads_back_with_exactly_its_images_and_boxes(fmt, tmp_path):
+    src = make_source(fmt, tmp_path)
+    source = formats.get(fmt).read(src)
+    before = tree_digest(src)
+    out = tmp_path / "out"
+    r = run("split", src, out, "--val", "0.2", "--test", "0.2", "--seed", "1", "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert d["write_findings"] == []
+    parts = d["assignment"]
+    assert sorted(parts) == ["test", "train", "val"]
+    assert sorted(i for ids in parts.values() for i in ids) == sorted(im.image_id for im in source.images)
+    for part, ids in parts.items():
+        assert ids, part
+        assert read_part(fmt, out, part) == boxes_by_image(source, set(ids)), part
+    expected_top = sorted(parts) if fmt in PER_PART_FOLDER else TOP[fmt]
+    assert sorted(p.name for p in out.iterdir()) == expected_top
+    placed = [p for p in out.rglob("*.jpg")]
+    assert len(placed) == len(source.images)  # every image placed once
+    assert tree_digest(src) == before  # the input is never modified
+    first = tree_digest(out)
+    assert run("split", src, out, "--val", "0.2", "--test", "0.2", "--seed", "1").exit_code == 0
+    assert tree_digest(out) == first  # same seed, same bytes
+
+
+def test_layouts_follow_how_each_format_carries_splits(tmp_path):
+    """CVAT: one annotations.xml, a subset per image; Open Images: one box CSV per part and images/<part>/."""
+    out = tmp_path / "cv"
+    assert run("split", make_source("cvat", tmp_path), out, "--val", "0.3").exit_code == 0
+    text = (out / "annotations.xml").read_text()
+    assert text.count('subset="train"') == 21 and text.count('subset="val"') == 9
+    out = tmp_path / "oi"
+    assert run("split", make_source("openimages", tmp_path), out, "--val", "0.3").exit_code == 0
+    assert sorted(p.name for p in (out / "annotations").iterdir()) == [
+        "class-descriptions.csv", "train-annotations-bbox.csv", "val-annotations-bbox.csv"]
+    assert sorted(p.name for p in (out / "images").iterdir()) == ["train", "val"]
+
+
+@pytest.mark.parametrize("fmt", ["labelme", "cvat"])
+def test_kfold_writes_every_fold_in_the_format(fmt, tmp_path):
+    src = make_source(fmt, tmp_path)
+    source = formats.get(fmt).read(src)
+    out = tmp_path / "out"
+    r = run("split", src, out, "--kfold", "3", "--test", "0.2", "--json")
+    assert r.exit_code == 0, r.output
+    assignment = json.loads(r.output)["assignment"]
+    assert sorted(p.name for p in out.iterdir()) == ["fold_0", "fold_1", "fold_2"]
+    vals = []
+    for i in range(3):
+        fold = out / f"fold_{i}"
+        got = {part: read_part(fmt, fold, part) for part in ("train", "val", "test")}
+        assert got["val"] == boxes_by_image(source, set(assignment[f"fold_{i}"]))
+        assert got["test"] == boxes_by_image(source, set(assignment["test"]))
+        assert not set(got["train"]) & (set(got["val"]) | set(got["test"]))
+        assert len(got["train"]) + len(got["val"]) + len(got["test"]) == len(source.images)
+        vals.append(set(got["val"]))
+    assert sorted(i for v in vals for i in v) == sorted(set().union(*vals))  # each image is val in one fold only
+    assert set().union(*vals) | set(assignment["test"]) == {im.image_id for im in source.images}
+
+
+@pytest.mark.parametrize("fmt", ["labelme", "cvat", "labelstudio"])
+def test_images_mode_none_places_no_image_and_removes_an_earlier_split_s(fmt, tmp_path):
+    src = make_source(fmt, tmp_path)
+    source = formats.get(fmt).read(src)
+    out = tmp_path / "out"
+    assert run("split", src, out, "--val", "0.2").exit_code == 0
+    assert list(out.rglob("*.jpg"))
+    r = run("split", src, out, "--val", "0.2", "--seed", "4", "--images-mode", "none", "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert not list(out.rglob("*.jpg")) and not [p for p in out.rglob("images")]
+    assert "stale-images-removed" in [f["code"] for f in d["write_findings"]]
+    # Label Studio keeps an image's size in its regions only: an image without boxes needs its picture (--images)
+    images = {"images": src} if fmt == "labelstudio" else {}
+    for part, ids in d["assignment"].items():
+        assert read_part(fmt, out, part, **images) == boxes_by_image(source, set(ids))
+
+
+@pytest.mark.parametrize("fmt", NEW)
+def test_a_split_over_an_earlier_one_leaves_none_of_its_files(fmt, tmp_path):
+    """With a test part, then without, into the same OUT: the tree equals a fresh write (an old test/ folder, subset
+    or CSV would bring test images back into play)."""
+    src = make_source(fmt, tmp_path)
+    out, fresh = tmp_path / "out", tmp_path / "fresh"
+    assert run("split", src, out, "--val", "0.2", "--test", "0.2").exit_code == 0
+    had_test = [p for p in out.rglob("*") if "test" in p.name]
+    assert had_test or 'subset="test"' in (out / "annotations.xml").read_text()
+    r = run("split", src, out, "--val", "0.3", "--seed", "1", "--json")
+    assert r.exit_code == 0, r.output
+    codes = [f["code"] for f in json.loads(r.output)["write_findings"]]
+    assert codes == (["stale-parts-removed"] if fmt in PER_PART_FOLDER else [])
+    assert run("split", src, fresh, "--val", "0.3", "--seed", "1").exit_code == 0
+    assert tree_digest(out) == tree_digest(fresh)
+    assert not [p for p in out.rglob("*") if "test" in p.name]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no stage or trash left beside OUT
+
+
+def test_fewer_folds_over_more_and_kfold_over_a_plain_split(tmp_path):
+    src = make_source("labelme", tmp_path)
+    out = tmp_path / "out"
+    assert run("split", src, out, "--val", "0.2").exit_code == 0
+    r = run("split", src, out, "--kfold", "4", "--json")
+    assert "top-level-split-left" in [f["code"] for f in json.loads(r.output)["write_findings"]]
+    assert sorted(p.name for p in out.iterdir()) == ["fold_0", "fold_1", "fold_2", "fold_3", "train", "val"]
+    r = run("split", src, out, "--kfold", "2", "--json")
+    codes = [f["code"] for f in json.loads(r.output)["write_findings"]]
+    assert "stale-folds-removed" in codes and not (out / "fold_2").exists() and (out / "fold_1" / "val").is_dir()
+
+
+def test_out_inside_src_is_refused(tmp_path):
+    src = make_source("labelme", tmp_path)
+    r = CliRunner().invoke(cli, ["split", str(src), str(src / "out")])
+    assert r.exit_code == 2 and "inside the input" in r.output
+    assert not (src / "out").exists()
+
+
+@pytest.mark.parametrize("fmt", ["labelme", "cvat"])
+def test_a_split_that_would_replace_its_own_input_is_refused(fmt, tmp_path):
+    """LabelMe's part folders and CVAT's annotations.xml are replaced whole: an input there is refused, unchanged."""
+    out = tmp_path / "out"
+    if fmt == "labelme":
+        src = out / "train"  # a dataset that lives where the train part would go
+        formats.get(fmt).write(synthetic(tmp_path), src, images_mode="copy")
+        arg = src
+    else:
+        formats.get(fmt).write(synthetic(tmp_path), out, images_mode="copy")
+        arg = out / "annotations.xml"
+    before = tree_digest(out)
+    r = CliRunner().invoke(cli, ["split", str(arg), str(out)])
+    assert r.exit_code == 2 and "which holds the input" in r.output, r.output
+    assert tree_digest(out) == before
+
+
+def test_a_failed_write_leaves_out_as_it_was(tmp_path, monkeypatch):
+    """The parts are written in one output transaction: a writer failing on the second part leaves the earlier split
+    in OUT untouched, with no half-written part folder."""
+    from datatools.formats import labelme
+
+    src = make_source("labelme", tmp_path)
+    out = tmp_path / "out"
+    assert run("split", src, out, "--val", "0.2", "--test", "0.1").exit_code == 0
+    before = tree_digest(out)
+    real, calls = labelme.write, []
+
+    def failing(ds, target, **kw):
+        calls.append(Path(target).name)
+        if len(calls) == 2:
+            raise DatatoolsError("disk on fire")
+        return real(ds, target, **kw)
+
+    monkeypatch.setattr(labelme, "write", failing)
+    plan = plan_split(labelme.read(src), val=0.3, seed=5)
+    with pytest.raises(DatatoolsError, match="disk on fire"):
+        write_split(plan, out)
+    assert calls == ["train", "val"]
+    assert tree_digest(out) == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_a_size_relative_format_without_sizes_is_refused_before_writing(tmp_path):
+    ds = synthetic(tmp_path, n=6)
+    ds = ds.evolve(images=tuple(im if k else ImageRecord(im.image_id, im.file_name, None, None, im.annotations,
+                                                          source="tasks.json") for k, im in enumerate(ds.images)),
+                   format="labelstudio")
+    with pytest.raises(UsageError, match="img_000.*has no size"):
+        write_split(plan_split(ds, val=0.5), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
