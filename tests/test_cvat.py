@@ -119,6 +119,7 @@ def test_rotated_box_reads_as_enclosing_box(tmp_path):
     ('<box label="a" xtl="nan" ytl="1" xbr="5" ybr="5" occluded="0"/>', "bad-number", 1),
     ('<box xtl="1" ytl="1" xbr="5" ybr="5" occluded="0"/>', "missing-field", 1),
     ('<box label="a" xtl="3" ytl="1" xbr="3" ybr="5" occluded="0"/>', "zero-area", 1),
+    ('<box label="a" xtl="1" ytl="1" xbr="5" ybr="5" rotation="nan" occluded="0"/>', "bad-number", 1),
     ('<polygon label="a" points="1,1;2,2" occluded="0"/>', "bad-number", 1),
     ('<polygon label="a" points="1,1;2,x;3,3" occluded="0"/>', "bad-number", 1),
     ('<ellipse label="a" cx="3" cy="3" rx="1" ry="1" occluded="0"/>', "unsupported-shape", 1),
@@ -222,3 +223,149 @@ def test_export_without_images_is_an_error_not_a_traceback(tmp_path):
     res = CliRunner().invoke(cli, ["convert", str(tmp_path / "src"), str(tmp_path / "out"), "--to", "coco"])
     assert res.exit_code == 1 and "Traceback" not in res.output
     assert "<image> entries in annotations.xml" in res.output
+
+
+# --------------------------------------------------------------------------------------------------- --max-xml-mb
+
+@pytest.mark.parametrize("command", [["check"], ["convert", "{out}", "--to", "coco"], ["split", "{out}"]])
+def test_max_xml_mb_reaches_the_cvat_reader(export, tmp_path, command):
+    """--max-xml-mb one byte under annotations.xml's size refuses it as VOC files are (file-too-large, exit 1,
+    nothing written); at its size (the MB rounded up to a whole byte) the file is read."""
+    size = (export / "annotations.xml").stat().st_size
+    args = [a.replace("{out}", str(tmp_path / "out")) for a in command]
+    low = CliRunner().invoke(cli, [args[0], str(export), *args[1:], "--max-xml-mb", f"{(size - 1) / 2**20:.9f}"])
+    assert low.exit_code == 1, low.output
+    assert "file-too-large" in low.output and "Traceback" not in low.output
+    assert not (tmp_path / "out").exists()
+    ok = CliRunner().invoke(cli, [args[0], str(export), *args[1:], "--max-xml-mb", f"{(size + 0.5) / 2**20:.9f}"])
+    assert ok.exit_code == 0, ok.output
+    assert "file-too-large" not in ok.output
+
+
+def test_cvat_limit_stays_256_mib_without_the_flag(export):
+    """Without --max-xml-mb the CVAT reader keeps its own 256 MiB default, not VOC's 16 MiB: a 17 MiB export reads."""
+    pad = ("<!--" + "x" * 2**20 + "-->\n") * 17  # lxml refuses a single comment over 10 MB
+    (export / "annotations.xml").write_text(EXPORT.replace("<version>1.1</version>", "<version>1.1</version>" + pad))
+    res = CliRunner().invoke(cli, ["check", str(export), "--json"])
+    assert res.exit_code == 0, res.output[-2000:]
+    assert "file-too-large" not in res.output and '"images": 3' in res.output
+    res = CliRunner().invoke(cli, ["check", str(export), "--max-xml-mb", "16", "--json"])
+    assert res.exit_code == 1 and "file-too-large" in res.output
+
+
+# --------------------------------------------------------------------------------------------------- as CVAT writes
+
+# Field for field the annotation-mode example of CVAT's "XML annotation format" page (version 1.1): a task's <meta>
+# with a skeleton label whose points are labels with a <parent>, and one image holding every shape type CVAT for
+# images writes. The coordinates are ours.
+DOC_EXAMPLE = """<?xml version="1.0" encoding="utf-8"?>
+<annotations>
+  <version>1.1</version>
+  <meta>
+    <task>
+      <id>4</id>
+      <name>segmentation</name>
+      <size>1</size>
+      <mode>annotation</mode>
+      <overlap>0</overlap>
+      <bugtracker></bugtracker>
+      <flipped>False</flipped>
+      <created>2018-09-25 11:34:24.617558+03:00</created>
+      <updated>2018-09-25 11:38:27.301183+03:00</updated>
+      <labels>
+        <label><name>car</name><attributes></attributes></label>
+        <label><name>traffic_line</name><attributes></attributes></label>
+        <label><name>wheel</name><attributes></attributes></label>
+        <label><name>plate</name><attributes></attributes></label>
+        <label><name>s1</name><type>skeleton</type><attributes></attributes>
+          <svg>&lt;circle r="1.5" data-type="element node" data-node-id="1" data-label-name="1"&gt;&lt;/circle&gt;</svg>
+        </label>
+        <label><name>1</name><type>points</type><attributes></attributes><parent>s1</parent></label>
+        <label><name>2</name><type>points</type><attributes></attributes><parent>s1</parent></label>
+      </labels>
+      <segments>
+        <segment><id>4</id><start>0</start><stop>0</stop><url>http://localhost:8080/?id=4</url></segment>
+      </segments>
+      <owner><username>admin</username><email></email></owner>
+    </task>
+    <dumped>2018-09-25 11:38:28.799808+03:00</dumped>
+  </meta>
+  <image id="0" name="filename000.jpg" width="1600" height="1200">
+    <box label="plate" xtl="797.33" ytl="870.92" xbr="965.52" ybr="928.94" occluded="0" z_order="4">
+    </box>
+    <polygon label="car" points="561.30,916.23;554.72,761.63;1163.27,522.59;1199.46,840.57" occluded="0" z_order="1">
+    </polygon>
+    <polyline label="traffic_line" points="462.10,0.00;126.80,1200.00" occluded="0" z_order="3">
+    </polyline>
+    <polyline label="traffic_line" points="1212.40,0.00;1568.66,1200.00" occluded="0" z_order="2">
+    </polyline>
+    <points label="wheel" points="574.90,939.48;1170.16,907.90" occluded="0" z_order="5">
+    </points>
+    <tag label="good_frame" source="manual">
+    </tag>
+    <skeleton label="s1" source="manual" z_order="0">
+      <points label="1" occluded="0" source="manual" outside="0" points="54.47,94.81">
+      </points>
+      <points label="2" occluded="0" source="manual" outside="0" points="68.02,162.34">
+      </points>
+    </skeleton>
+    <mask label="car" source="manual" occluded="0" rle="3, 5, 2" left="707" top="888" width="2" height="5" z_order="0">
+    </mask>
+  </image>
+</annotations>
+"""
+
+
+def test_reads_the_documented_example(tmp_path):
+    (tmp_path / "annotations.xml").write_text(DOC_EXAMPLE)
+    make_jpeg(tmp_path / "images" / "filename000.jpg", 1600, 1200)
+    ds = cvat.read(tmp_path)
+    # The task's labels in their order; a skeleton's point labels (with a <parent>) are not classes.
+    assert ds.classes == ("car", "traffic_line", "wheel", "plate", "s1")
+    # By hand: the box as written; the polygon's min/max x and y.
+    assert boxes(ds) == {"filename000": [("car", (554.72, 522.59, 1199.46, 916.23)),
+                                         ("plate", (797.33, 870.92, 965.52, 928.94))]}
+    dropped = {f.field.split("/")[-1]: f.objects for f in ds.findings if f.code == "unsupported-shape"}
+    assert dropped == {"mask": 1, "points": 1, "polyline": 2, "skeleton": 1, "tag": 1}  # a skeleton is one object
+    assert ds.objects_read == 8 == ds.num_objects + sum(f.objects for f in ds.findings)
+    assert not [f for f in ds.findings if f.severity.value == "error"]
+
+
+def test_job_export_keeps_the_label_order(tmp_path):
+    # A job's export has <meta><job> (CVAT's JobData), its labels there: their order is the class order.
+    (tmp_path / "annotations.xml").write_text(
+        "<annotations><version>1.1</version><meta><job><id>12</id><size>1</size><mode>annotation</mode>"
+        "<overlap>0</overlap><subset>default</subset><start_frame>0</start_frame><stop_frame>0</stop_frame><labels>"
+        "<label><name>zebra</name><color>#ff0000</color><type>any</type><attributes></attributes></label>"
+        "<label><name>ant</name><color>#00ff00</color><type>rectangle</type><attributes></attributes></label>"
+        "</labels></job><dumped>2024-01-01</dumped></meta>"
+        '<image id="0" name="x.png" width="10" height="10"><box label="ant" source="manual" occluded="0" xtl="1.00" '
+        'ytl="1.00" xbr="2.00" ybr="2.00" z_order="0"></box><box label="zebra" source="manual" occluded="0" '
+        'xtl="1.00" ytl="1.00" xbr="3.00" ybr="3.00" z_order="0"></box></image></annotations>')
+    ds = cvat.read(tmp_path)
+    assert ds.classes == ("zebra", "ant") and "label-not-in-meta" not in codes(ds)
+
+
+def test_project_export_with_one_name_in_two_subsets(tmp_path):
+    # A project export (CVAT's ProjectData): <meta><project> holds the labels and one <task> per task; each <image>
+    # has subset and task_id; the zip holds images/<subset>/<name>, names unique within a subset only.
+    (tmp_path / "annotations.xml").write_text(
+        "<annotations><version>1.1</version><meta><project><id>3</id><name>p</name><tasks>"
+        "<task><id>5</id><name>t1</name><size>1</size><mode>annotation</mode><subset>Train</subset></task>"
+        "<task><id>6</id><name>t2</name><size>1</size><mode>annotation</mode><subset>Validation</subset></task>"
+        "</tasks><subsets>Train\nValidation</subsets><labels><label><name>dog</name><type>any</type>"
+        "<attributes></attributes></label><label><name>cat</name><type>any</type><attributes></attributes></label>"
+        "</labels></project><dumped>2024-01-01</dumped></meta>"
+        '<image id="0" name="0001.jpg" subset="Train" task_id="5" width="40" height="20"><box label="dog" '
+        'source="manual" occluded="0" xtl="1.00" ytl="1.00" xbr="9.00" ybr="9.00" z_order="0"></box></image>'
+        '<image id="0" name="0001.jpg" subset="Validation" task_id="6" width="30" height="30"><box label="cat" '
+        'source="manual" occluded="0" xtl="2.00" ytl="2.00" xbr="8.00" ybr="8.00" z_order="0"></box></image>'
+        "</annotations>")
+    make_jpeg(tmp_path / "images" / "Train" / "0001.jpg", 40, 20)
+    make_jpeg(tmp_path / "images" / "Validation" / "0001.jpg", 30, 30)
+    ds = cvat.read(tmp_path)
+    got = {im.image_id: (im.splits, im.image_path, im.width, im.height) for im in ds.images}
+    assert got == {"0001": (("Train",), str(tmp_path / "images" / "Train" / "0001.jpg"), 40, 20),
+                   "Validation/0001": (("Validation",), str(tmp_path / "images" / "Validation" / "0001.jpg"), 30, 30)}
+    assert ds.classes == ("dog", "cat")
+    assert codes(ds) == []  # each image paired with its own subset's file: no mismatch, no duplicate

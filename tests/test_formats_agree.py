@@ -73,3 +73,92 @@ def test_the_cli_converts_each_back_to_coco_box_for_box(coco_source, tmp_path):
         assert r.exit_code == 0, r.output
         assert json.loads(r.output)["src_format"] == fmt
         assert boxes_of(formats.get("coco").read(back, images=coco_source / "images")) == want, fmt
+
+
+# --------------------------------------------------------------------------------------------------- hand-made files
+
+# One image (100x50) with a cat at COCO [10, 5, 30, 20] and a dog at [50, 0, 50, 50]: each writer's file, parsed with
+# json/lxml/csv only (never our readers), must say what these files, written by hand in each tool's own layout, say.
+HAND_MADE = {
+    "labelme": ("annotations/a.json", """{"version": "5.5.0", "flags": {}, "shapes": [
+        {"label": "cat", "points": [[10, 5], [40, 25]], "group_id": null, "description": "",
+         "shape_type": "rectangle", "flags": {}, "mask": null},
+        {"label": "dog", "points": [[100, 50], [50, 0]], "group_id": null, "description": "",
+         "shape_type": "rectangle", "flags": {}, "mask": null}],
+        "imagePath": "a.jpg", "imageData": null, "imageHeight": 50, "imageWidth": 100}"""),
+    "cvat": ("annotations.xml", """<?xml version="1.0" encoding="utf-8"?>
+<annotations><version>1.1</version><meta><task><id>1</id><name>t</name><size>1</size><mode>annotation</mode>
+<labels><label><name>cat</name><attributes></attributes></label><label><name>dog</name><attributes></attributes>
+</label></labels></task></meta>
+<image id="0" name="a.jpg" width="100" height="50">
+<box label="cat" source="manual" occluded="0" xtl="10.00" ytl="5.00" xbr="40.00" ybr="25.00" z_order="0"></box>
+<box label="dog" source="manual" occluded="0" xtl="50.00" ytl="0.00" xbr="100.00" ybr="50.00" z_order="0"></box>
+</image></annotations>"""),
+    "openimages": ("annotations/all-annotations-bbox.csv",
+                   "ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax,IsOccluded,IsTruncated,IsGroupOf,"
+                   "IsDepiction,IsInside\na,xclick,cat,1,0.1,0.4,0.1,0.5,0,0,0,0,0\n"
+                   "a,xclick,dog,1,0.5,1.0,0.0,1.0,0,0,0,0,0\n"),
+    "labelstudio": ("tasks.json", """[{"id": 1, "data": {"image": "/data/upload/1/a.jpg"}, "annotations": [{"id": 1,
+        "result": [
+          {"id": "c", "type": "rectanglelabels", "from_name": "label", "to_name": "image", "original_width": 100,
+           "original_height": 50, "image_rotation": 0,
+           "value": {"x": 10.0, "y": 10.0, "width": 30.0, "height": 40.0, "rotation": 0, "rectanglelabels": ["cat"]}},
+          {"id": "d", "type": "rectanglelabels", "from_name": "label", "to_name": "image", "original_width": 100,
+           "original_height": 50, "image_rotation": 0,
+           "value": {"x": 50.0, "y": 0.0, "width": 50.0, "height": 100.0, "rotation": 0, "rectanglelabels": ["dog"]}}],
+        "was_cancelled": false}]}]"""),
+}
+
+
+def _said(fmt: str, text: str) -> object:
+    """What a file says, in the format's own units: parsed with the standard parsers, not datatools'."""
+    if fmt == "labelme":
+        d = json.loads(text)
+        return (d["imageWidth"], d["imageHeight"], sorted(
+            (s["label"], s["shape_type"], min(p[0] for p in s["points"]), min(p[1] for p in s["points"]),
+             max(p[0] for p in s["points"]), max(p[1] for p in s["points"])) for s in d["shapes"]))
+    if fmt == "cvat":
+        from lxml import etree
+
+        root = etree.fromstring(text.encode())
+        return ([n.text for n in root.iterfind("meta/task/labels/label/name")],
+                [(im.get("name"), int(im.get("width")), int(im.get("height")),
+                  sorted((b.get("label"), b.get("occluded"), *(float(b.get(k)) for k in ("xtl", "ytl", "xbr", "ybr")))
+                         for b in im.iterfind("box"))) for im in root.iterfind("image")])
+    if fmt == "openimages":
+        import csv
+        import io
+
+        return sorted((r["ImageID"], r["LabelName"], r["Confidence"], *(float(r[k]) for k in ("XMin", "XMax", "YMin",
+                       "YMax")), *(r[k] for k in ("IsOccluded", "IsTruncated", "IsGroupOf", "IsDepiction", "IsInside")))
+                      for r in csv.DictReader(io.StringIO(text)))
+    tasks = json.loads(text)
+    return [(Path(t["data"]["image"]).name, sorted(
+        (r["type"], r["from_name"], r["to_name"], r["original_width"], r["original_height"],
+         r["value"]["rectanglelabels"], *(float(r["value"][k]) for k in ("x", "y", "width", "height", "rotation")))
+        for r in t["annotations"][0]["result"])) for t in tasks]
+
+
+@pytest.mark.parametrize("fmt", sorted(HAND_MADE))
+def test_each_writer_writes_what_a_hand_made_file_says(tmp_path, fmt):
+    make_jpeg(tmp_path / "images" / "a.jpg", 100, 50)
+    (tmp_path / "coco.json").write_text(json.dumps({
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 50}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 5, 30, 20], "area": 600, "iscrowd": 0},
+                        {"id": 2, "image_id": 1, "category_id": 2, "bbox": [50, 0, 50, 50], "area": 2500,
+                         "iscrowd": 0}],
+        "categories": [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}]}))
+    out = tmp_path / fmt
+    assert datatools.convert("coco", tmp_path / "coco.json", fmt, out, images=tmp_path / "images",
+                             images_mode="copy").balanced
+    rel, hand = HAND_MADE[fmt]
+    assert _said(fmt, (out / rel).read_text()) == _said(fmt, hand)
+    if fmt == "openimages":  # the class ids: the name as its own id, no header
+        assert (out / "annotations" / "class-descriptions.csv").read_text() == "cat,cat\ndog,dog\n"
+    # And the hand-made file, beside the image, reads back as the same boxes as the source.
+    (tmp_path / "hand" / rel).parent.mkdir(parents=True)
+    (tmp_path / "hand" / rel).write_text(hand)
+    if fmt == "openimages":
+        (tmp_path / "hand" / "annotations" / "class-descriptions.csv").write_text("cat,cat\ndog,dog\n")
+    back = formats.get(fmt).read(tmp_path / "hand", images=tmp_path / "images")
+    assert boxes_of(back) == {"a": [("cat", (10.0, 5.0, 40.0, 25.0)), ("dog", (50.0, 0.0, 100.0, 50.0))]}

@@ -76,17 +76,29 @@ def test_image_data_is_never_decoded_and_header_is_the_size(tmp_path):
     assert "size-mismatch" in codes(ds)
 
 
-def test_image_path_relative_to_the_json_file_and_without_images(tmp_path):
-    # JSON files in ann/, images in img/ with imagePath "../img/x.jpg"; then --images; then no image at all.
+@pytest.mark.parametrize("image_path", ["../img/x.jpg", "..\\img\\x.jpg"])  # labelme on Windows writes backslashes
+def test_image_path_relative_to_the_json_file_and_without_images(tmp_path, image_path):
+    # JSON files in ann/, images in img/ with imagePath "../img/x.jpg" (the ann/ + img/ layout): with --images, and
+    # without it, where labelme itself opens the image (relative to the JSON file); then with no image at all.
     root = tmp_path / "ds"
-    write_docs(root / "ann", {"x.json": doc("../img/x.jpg", [shape("c", [[1, 1], [2, 2]])], w=20, h=10)})
-    make_jpeg(root / "img" / "x.jpg", 20, 10)
-    ds = labelme.read(root / "ann", images=root / "img")
-    assert ds.images[0].image_path == str(root / "img" / "x.jpg")
-    assert not [f for f in ds.findings if f.severity.value != "info"]
-    ds = labelme.read(root / "ann")  # no images beside: the size from imageWidth/imageHeight, the image missing
+    write_docs(root / "ann", {"x.json": doc(image_path, [shape("c", [[1, 1], [2, 2]])], w=20, h=10)})
+    make_jpeg(root / "img" / "x.jpg", 30, 10)
+    for ds in (labelme.read(root / "ann", images=root / "img"), labelme.read(root / "ann"),
+               labelme.read(root / "ann" / "x.json")):
+        assert ds.images[0].image_path == str(root / "img" / "x.jpg")
+        assert ds.images[0].width == 30 and codes(ds) == ["size-mismatch"]  # the header is the size
+    (root / "img" / "x.jpg").unlink()
+    ds = labelme.read(root / "ann")  # the size from imageWidth/imageHeight, the image missing
     assert (ds.images[0].width, ds.images[0].height) == (20, 10)
-    assert "missing-image" in codes(ds)
+    assert "missing-image" in codes(ds) and ds.images[0].image_path is None
+
+
+def test_image_path_never_followed_out_of_the_dataset(tmp_path):
+    # "../../secret/x.jpg" from ds/ann/ leaves ds/: not followed, even though the file is there.
+    make_jpeg(tmp_path / "secret" / "x.jpg", 8, 8)
+    write_docs(tmp_path / "ds" / "ann", {"x.json": doc("../../secret/x.jpg", [shape("c", [[1, 1], [2, 2]])])})
+    ds = labelme.read(tmp_path / "ds" / "ann")
+    assert ds.images[0].image_path is None and "missing-image" in codes(ds)
 
 
 @pytest.mark.parametrize("text,code", [
@@ -183,3 +195,70 @@ def test_detect_with_sorted_keys_and_a_large_image_data(tmp_path):
                                                                 image_data="QUJD" * 25_000), sort_keys=True)})
     assert formats.detect(src) == "labelme"
     assert len(labelme.read(src).images[0].annotations) == 1
+
+
+# --------------------------------------------------------------------------------------------------- as labelme writes
+
+# One image's annotation as three labelme generations save it, key for key (labelme/label_file.py of each): 3.x with
+# lineColor/fillColor and per-shape colours, no group_id; 4.x with group_id; 5.x with description and mask. The same
+# two objects in each: a rectangle written bottom-right corner first, and a polygon.
+_RECT, _POLY = [[313.0, 329.5], [191.0, 107.25]], [[365.0, 83.0], [500.0, 90.5], [420.0, 333.0]]
+LAYOUTS = {
+    "3.16.7": {"version": "3.16.7", "flags": {}, "shapes": [
+        {"label": "person", "line_color": None, "fill_color": None, "points": _RECT, "shape_type": "rectangle",
+         "flags": {}},
+        {"label": "person", "line_color": None, "fill_color": None, "points": _POLY, "shape_type": "polygon",
+         "flags": {}}],
+        "lineColor": [0, 255, 0, 128], "fillColor": [255, 0, 0, 128], "imagePath": "2011_000003.jpg",
+        "imageData": "bm90IHJlYWQ=", "imageHeight": 338, "imageWidth": 500},
+    "4.0.0": {"version": "4.0.0", "flags": {}, "shapes": [
+        {"label": "person", "points": _RECT, "group_id": None, "shape_type": "rectangle", "flags": {}},
+        {"label": "person", "points": _POLY, "group_id": None, "shape_type": "polygon", "flags": {}}],
+        "imagePath": "2011_000003.jpg", "imageData": None, "imageHeight": 338, "imageWidth": 500},
+    "5.5.0": {"version": "5.5.0", "flags": {}, "shapes": [
+        {"label": "person", "points": _RECT, "group_id": None, "description": "", "shape_type": "rectangle",
+         "flags": {}, "mask": None},
+        {"label": "person", "points": _POLY, "group_id": None, "description": "", "shape_type": "polygon",
+         "flags": {}, "mask": None}],
+        "imagePath": "2011_000003.jpg", "imageData": None, "imageHeight": 338, "imageWidth": 500},
+}
+
+
+@pytest.mark.parametrize("version", sorted(LAYOUTS))
+def test_reads_each_labelme_generation_as_saved(tmp_path, version):
+    src = write_docs(tmp_path / "lm", {"2011_000003.json": LAYOUTS[version]}, images={"2011_000003.jpg": (500, 338)})
+    ds = labelme.read(src)
+    # By hand: the rectangle's corners sorted; the polygon's min/max x and y.
+    assert boxes(ds) == {"2011_000003": [("person", (191.0, 107.25, 313.0, 329.5)),
+                                         ("person", (365.0, 83.0, 500.0, 333.0))]}
+    assert codes(ds) == ["polygon-to-box"]
+    assert (ds.images[0].width, ds.images[0].height) == (500, 338)
+    assert ds.images[0].image_path == str(src / "2011_000003.jpg")
+
+
+@pytest.mark.parametrize("shape_type,points,box,code", [
+    # A rectangle as its 4 corners (X-AnyLabeling and other labelme forks): the same box, no finding.
+    ("rectangle", [[10, 5], [30, 5], [30, 25], [10, 25]], (10.0, 5.0, 30.0, 25.0), None),
+    # 4 corners that are not axis-aligned, and labelme 5's oriented_rectangle: the envelope, never silently upright.
+    ("rectangle", [[20, 0], [40, 20], [20, 40], [0, 20]], (0.0, 0.0, 40.0, 40.0), "rotated-box"),
+    ("oriented_rectangle", [[1, 1], [5, 0], [6, 4], [2, 5]], (1.0, 0.0, 6.0, 5.0), "rotated-box"),
+    ("rotation", [[1, 1], [5, 0], [6, 4], [2, 5]], (1.0, 0.0, 6.0, 5.0), "rotated-box"),
+    ("oriented_rectangle", [[1, 1], [5, 0], [6, 4]], None, "bad-shape"),
+    ("rectangle", [[1, 1], [5, 0], [6, 4]], None, "bad-shape"),
+    # Shapes without a box of their own: dropped and counted.
+    ("circle", [[10, 10], [14, 10]], None, "unsupported-shape"),
+    ("line", [[1, 1], [9, 9]], None, "unsupported-shape"),
+    ("linestrip", [[1, 1], [9, 9], [3, 7]], None, "unsupported-shape"),
+    ("point", [[4, 4]], None, "unsupported-shape"),
+    ("points", [[4, 4], [5, 5]], None, "unsupported-shape"),
+    ("mask", [[2, 3], [12, 13]], None, "unsupported-shape"),
+    (["rectangle"], [[1, 1], [5, 5]], None, "unsupported-shape"),  # not a string: counted, no crash
+])
+def test_shape_types(tmp_path, shape_type, points, box, code):
+    extra = {"mask": "iVBORw0KGgo="} if shape_type == "mask" else {}
+    src = write_docs(tmp_path / "lm", {"a.json": doc("a.jpg", [shape("c", points, shape_type, **extra)], w=64, h=64)},
+                     images={"a.jpg": (64, 64)})
+    ds = labelme.read(src)
+    assert [a.box for a in ds.images[0].annotations] == ([box] if box else [])
+    assert [c for c in codes(ds) if c != "empty-annotation"] == ([code] if code else [])
+    assert ds.objects_read == 1 == ds.num_objects + sum(f.objects for f in ds.findings)

@@ -176,3 +176,303 @@ def test_writer_refuses_no_size_through_convert(tmp_path):
     out = json.loads(r.output)
     assert out["objects"]["balanced"] and out["objects"]["written"] == 1
     assert len(json.loads((tmp_path / "o" / "tasks.json").read_text())) == 1
+
+
+# ------------------------------------------------------------------------------------------ documented layouts
+# Written by hand in the layout of Label Studio's export guide (docs/source/guide/export.md, "Label Studio JSON format
+# of annotated tasks" and "JSON_MIN"): the same field names, nesting and order, with our own values. Neither gives
+# original_width/original_height, so the size is the image header's. The predictions must not be read.
+DOC_JSON = """[{
+    "id": 7,
+
+    "data": {
+        "image": "https://example.com/media/examples/moon.jpg"
+    },
+    "created_at":"2021-03-09T21:52:49.513742Z",
+    "updated_at":"2021-03-09T22:16:08.746926Z",
+    "project":83,
+    "annotations": [
+        {
+            "id": "1001",
+            "result": [
+                {
+                    "from_name": "tag",
+                    "id": "Dx_aB91ISN",
+                    "source": "$image",
+                    "to_name": "img",
+                    "type": "rectanglelabels",
+                    "value": {
+                        "height": 12.5,
+                        "rectanglelabels": [
+                            "Moonwalker"
+                        ],
+                        "rotation": 0,
+                        "width": 12.4,
+                        "x": 50.8,
+                        "y": 5
+                    }
+                }
+            ],
+            "was_cancelled":false,
+            "ground_truth":false,
+            "created_at":"2021-03-09T22:16:08.728353Z",
+            "updated_at":"2021-03-09T22:16:08.728378Z",
+            "lead_time":4.288,
+            "result_count":0,
+            "task":7,
+            "completed_by":10
+        }
+    ],
+
+    "predictions": [
+        {
+            "created_ago": "3 hours",
+            "model_version": "model 1",
+            "result": [
+                {
+                    "from_name": "tag",
+                    "id": "t5sp3TyXPo",
+                    "source": "$image",
+                    "to_name": "img",
+                    "type": "rectanglelabels",
+                    "value": {
+                        "height": 11.6,
+                        "rectanglelabels": [
+                            "Moonwalker"
+                        ],
+                        "rotation": 0,
+                        "width": 39.6,
+                        "x": 13.2,
+                        "y": 34.7
+                    }
+                }
+            ]
+        }
+    ]
+}]
+"""
+DOC_JSON_MIN = """[
+{
+  "image": "https://example.com/media/examples/moon.jpg",
+  "tag": [{
+    "height": 12.5,
+    "rectanglelabels": [
+        "Moonwalker"
+    ],
+    "rotation": 0,
+    "width": 12.4,
+    "x": 50.8,
+    "y": 5
+  }]
+}
+]
+"""
+MOON = [("Moonwalker", (254.0, 20.0, 316.0, 70.0))]  # 50.8% of 500 = 254, 12.4% = 62; 5% of 400 = 20, 12.5% = 50
+
+
+@pytest.mark.parametrize("text", [DOC_JSON, DOC_JSON_MIN], ids=["JSON", "JSON_MIN"])
+def test_documented_layouts_are_read_box_for_box(tmp_path, text):
+    make_jpeg(tmp_path / "images" / "moon.jpg", 500, 400)
+    p = tmp_path / "export.json"
+    p.write_text(text)
+    assert formats.detect(p) == "labelstudio"
+    ds = labelstudio.read(p)  # images/ beside the export
+    assert boxes(ds) == {"moon": MOON}
+    assert (ds.images[0].width, ds.images[0].height) == (500, 400) and "size-from-image" in codes(ds)
+    assert ds.objects_read == 1  # the prediction is not an annotation
+
+
+def test_documented_json_min_through_the_cli(tmp_path):
+    make_jpeg(tmp_path / "images" / "moon.jpg", 500, 400)
+    (tmp_path / "min.json").write_text(DOC_JSON_MIN)
+    r = CliRunner().invoke(cli, ["convert", str(tmp_path / "min.json"), str(tmp_path / "coco"), "--to", "coco",
+                                 "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["src_format"] == "labelstudio"
+    assert boxes(coco.read(tmp_path / "coco")) == {"moon": MOON}
+
+
+# -------------------------------------------------------------------------------------------------- JSON-MIN
+def min_item(tid, image, annotation_id, **controls):
+    # One JSON-MIN item as label-studio-converter's convert_to_json_min writes it: the task's data keys, the task id,
+    # the control tags' result values (with original_width/height, without type), then the annotation's fields.
+    return {"image": image, "id": tid, **controls, "annotator": 1, "annotation_id": annotation_id,
+            "created_at": "2024-01-01T00:00:00Z", "updated_at": "2024-01-01T00:00:00Z", "lead_time": 3.5}
+
+
+def min_region(label, x, y, w, h, *, ow=200, oh=100, rotation=0, kind="rectanglelabels"):
+    return {"x": x, "y": y, "width": w, "height": h, "rotation": rotation, kind: [label], "original_width": ow,
+            "original_height": oh}
+
+
+def test_json_min_gives_the_boxes_of_the_full_export(export, tmp_path):
+    # The fixture's export as JSON-MIN: the cancelled annotation is not exported; the unannotated task is data only.
+    items = [
+        min_item(1, "/data/upload/3/1a2b3c4d-cat.jpg", 11,
+                 label=[min_region("Cat", 10, 20, 25, 50), min_region("Dog", 0, 0, 100, 100)],
+                 indoor="indoor"),  # a single choice: a bare string, read as task data, not as a region
+        min_item(2, "/data/local-files/?d=photos/sub/dog.jpg", 22, label=[min_region("Dog", 50, 50, 25.5, 10)]),
+        {"image": "https://example.com/media/empty.jpg", "id": 3, "annotator": None, "annotation_id": None,
+         "created_at": None, "updated_at": None, "lead_time": None},
+    ]
+    p = tmp_path / "min.json"
+    p.write_text(json.dumps(items, indent=2))
+    full = labelstudio.read(export, images=export.parent / "img")
+    ds = labelstudio.read(p, images=export.parent / "img")
+    assert boxes(ds) == boxes(full)
+    assert [im.image_path for im in ds.images] == [im.image_path for im in full.images]
+    assert codes(ds) == ["empty-annotation", "size-from-image"]
+    assert ds.objects_read == 3 == ds.num_objects
+
+
+def test_json_min_findings_name_the_items_fields(tmp_path):
+    poly = {"points": [[10, 10], [50, 20], [30, 80]], "polygonlabels": ["c"], "original_width": 100,
+            "original_height": 100}
+    keypoint = {"x": 5, "y": 5, "width": 0.5, "keypointlabels": ["nose"], "original_width": 100,
+                "original_height": 100}
+    items = [min_item(1, "a.jpg", 5, label=[min_region("c", 10, 10, 10, 20, ow=100, oh=100, rotation=90),
+                                            min_region("c", 1, 1, 2, 2, ow=100, oh=100),
+                                            min_region("c", 1, 1, 2, 2, ow=100, oh=100)],
+                      poly=[poly], kp=[keypoint],
+                      tags=[{"choices": ["indoor", "day"]}])]  # several choices: a list of values
+    items[0]["label"][2]["rectanglelabels"] = ["c", "d"]
+    p = tmp_path / "min.json"
+    p.write_text(json.dumps(items))
+    ds = labelstudio.read(p)
+    assert boxes(ds)["a"] == [("c", (-10.0, 10.0, 10.0, 20.0)), ("c", (1.0, 1.0, 3.0, 3.0)),
+                              ("c", (1.0, 1.0, 3.0, 3.0)), ("c", (10.0, 10.0, 50.0, 80.0))]
+    by_code = {f.code: f for f in ds.findings}
+    assert by_code["rotated-box"].field == "[0]/label[0]/value/rotation"
+    assert by_code["several-labels"].field == "[0]/label[2]/value/rectanglelabels"
+    assert "polygon-to-box" in by_code
+    dropped = [f for f in ds.findings if f.code == "unsupported-shape"]
+    assert sorted(f.message.split("'")[1] for f in dropped) == ["choices", "keypointlabels"]
+    assert ds.objects_read == 6 == ds.num_objects + sum(f.objects for f in ds.findings)
+
+
+def test_json_min_items_of_one_task_are_its_annotations(tmp_path):
+    # convert_to_json_min writes one item per completed annotation: two items with task id 4 are one image
+    items = [min_item(4, "a.jpg", 40, label=[min_region("x", 0, 0, 10, 10)]),
+             min_item(4, "a.jpg", 41, label=[min_region("y", 0, 0, 20, 20)]),
+             {"img": "photos/b.png", "id": 5, "annotation_id": 50, "annotator": "ann@example.com"}]
+    p = tmp_path / "min.json"
+    p.write_text(json.dumps(items))
+    ds = labelstudio.read(p)
+    assert [im.image_id for im in ds.images] == ["a"]  # b has no region to give a size and no image: dropped
+    assert boxes(ds)["a"] == [("x", (0.0, 0.0, 20.0, 10.0))]
+    several = next(f for f in ds.findings if f.code == "several-annotations")
+    assert "2 annotations" in several.message and "40" in several.message
+    assert "duplicate-file-name" not in codes(ds)
+    assert any(f.code == "missing-size" and f.image_id == "b" for f in ds.findings)  # $img named it
+
+
+def test_a_list_that_is_no_label_studio_export_is_one_message(tmp_path):
+    p = tmp_path / "detections.json"  # a COCO results file: a list, but no task and no JSON-MIN item
+    p.write_text(json.dumps([{"image_id": 1, "category_id": 2, "bbox": [1, 2, 3, 4], "score": 0.9}]))
+    r = CliRunner().invoke(cli, ["check", str(p), "--format", "labelstudio"])
+    assert r.exit_code != 0 and "not a Label Studio export" in r.output and "Traceback" not in r.output
+
+
+@pytest.mark.parametrize("doc,want", [
+    ([{"image": "a.jpg", "label": [{"x": 1, "y": 1, "width": 2, "height": 2, "rectanglelabels": ["c"]}]}],
+     "labelstudio"),
+    ([{"image_id": 1, "category_id": 2, "bbox": [1, 2, 3, 4], "score": 0.9}], "coco"),  # COCO results
+    ({"images": [{"id": 1, "file_name": "a.jpg", "width": 4, "height": 4}], "annotations": [],
+      "categories": [{"id": 1, "name": "c", "supercategory": "data"}]}, "coco"),
+    ({"version": "5.2.1", "flags": {}, "shapes": [{"label": "c", "points": [[1, 1], [2, 2]],
+                                                   "shape_type": "rectangle"}],
+      "imagePath": "a.jpg", "imageData": None, "imageHeight": 4, "imageWidth": 4}, "labelme"),
+    ({"version": "5.2.1", "imageData": "A" * 70000, "shapes": [], "imagePath": "a.jpg"}, "labelme"),
+])
+def test_sniffing_json_min_and_its_neighbours(tmp_path, doc, want):
+    p = tmp_path / "x.json"
+    p.write_text(json.dumps(doc))
+    assert formats.detect(p) == want
+
+
+# ------------------------------------------------------------------------------------ the full export, audited
+def one_task(tmp_path, *tasks, w=200, h=100, images=("cat.jpg",)):
+    for name in images:
+        make_jpeg(tmp_path / "img" / name, w, h)
+    p = tmp_path / "e.json"
+    p.write_text(json.dumps(list(tasks)))
+    return labelstudio.read(p, images=tmp_path / "img")
+
+
+def test_the_image_is_the_data_value_naming_an_image(tmp_path):
+    # <Image value="$img"/> with a text field first: the caption is not the image
+    t = task(1, "", annotation(1, region("c", 0, 0, 50, 50)))
+    t["data"] = {"caption": "A cat. On a mat.", "img": "/data/upload/3/1a2b3c4d-cat.jpg", "source": "cam/7"}
+    ds = one_task(tmp_path, t)
+    assert ds.images[0].image_id == "cat" and ds.images[0].image_path == str(tmp_path / "img" / "cat.jpg")
+
+
+@pytest.mark.parametrize("ref,name", [
+    ("/data/upload/3/1a2b3c4d-cat.jpg", "3/1a2b3c4d-cat.jpg"),
+    ("http://localhost:8080/data/upload/3/1a2b3c4d-cat.jpg", "3/1a2b3c4d-cat.jpg"),
+    ("/data/local-files/?d=photos%2Fmy%20cat.jpg", "photos/my cat.jpg"),
+    ("http://localhost:8080/data/local-files/?d=photos/cat.jpg", "photos/cat.jpg"),
+    ("s3://bucket/dir/cat.jpg", "dir/cat.jpg"),
+    ("gs://bucket/cat.jpg", "cat.jpg"),
+    ("https://bucket.s3.amazonaws.com/dir/my%20cat.jpg?X-Amz-Signature=ab%2Fc", "dir/my cat.jpg"),
+    ("C:\\photos\\cat.jpg", "C:\\photos\\cat.jpg"),
+    ("photos/cat.jpg", "photos/cat.jpg"),
+])
+def test_image_references(ref, name):
+    assert labelstudio.image_name(ref) == name
+
+
+@pytest.mark.parametrize("ref", [
+    "/data/upload/3/1a2b3c4d-cat.jpg", "http://localhost:8080/data/upload/3/1a2b3c4d-cat.jpg",
+    "http://localhost:8080/data/local-files/?d=photos/cat.jpg", "s3://bucket/dir/cat.jpg", "gs://bucket/cat.jpg",
+    "https://cdn.example.com/cat.jpg?sig=1"])
+def test_every_reference_finds_its_image(tmp_path, ref):
+    ds = one_task(tmp_path, task(1, ref, annotation(1, region("c", 0, 0, 50, 50))))
+    assert (ds.images[0].image_id, ds.images[0].image_path) == ("cat", str(tmp_path / "img" / "cat.jpg"))
+    assert "missing-image" not in codes(ds)
+
+
+def test_ground_truth_wins_and_skipped_is_cancelled(tmp_path):
+    skipped = {"id": 1, "result": [region("skip", 0, 0, 10, 10)], "skipped": True}  # before 1.0
+    first = annotation(2, region("first", 0, 0, 20, 20))
+    truth = annotation(3, region("truth", 0, 0, 30, 30))
+    truth["ground_truth"] = True
+    ds = one_task(tmp_path, task(1, "cat.jpg", skipped, first, truth))
+    assert [a.label for a in ds.images[0].annotations] == ["truth"]
+    assert "ground-truth one (id 3)" in next(f.message for f in ds.findings if f.code == "several-annotations")
+    ds = one_task(tmp_path, task(1, "cat.jpg", skipped, first))
+    assert [a.label for a in ds.images[0].annotations] == ["first"]
+    ds = one_task(tmp_path, task(1, "cat.jpg", skipped))
+    assert ds.images[0].annotations == () and "cancelled-annotation" in codes(ds)
+
+
+def test_predictions_and_drafts_are_not_read(tmp_path):
+    t = task(1, "cat.jpg")
+    t["predictions"] = [{"model_version": "m", "score": 0.5, "result": [region("pred", 0, 0, 10, 10)]}]
+    t["drafts"] = [{"id": 9, "result": [region("draft", 0, 0, 10, 10)]}]
+    ds = one_task(tmp_path, t)
+    assert ds.images[0].annotations == () and ds.objects_read == 0
+    assert "2 prediction(s)/draft(s) are not read" in next(f.message for f in ds.findings
+                                                            if f.code == "empty-annotation")
+
+
+def test_several_labels_on_one_box_is_a_warning(tmp_path):
+    r = region("Cat", 10, 20, 25, 50)
+    r["value"]["rectanglelabels"] = ["Cat", "Pet"]
+    ds = one_task(tmp_path, task(1, "cat.jpg", annotation(1, r)))
+    assert boxes(ds)["cat"] == [("Cat", (20.0, 20.0, 70.0, 70.0))]
+    f = next(f for f in ds.findings if f.code == "several-labels")
+    assert f.severity.value == "warning" and f.field == "[0]/annotations[0]/result[0]/value/rectanglelabels"
+
+
+def test_a_result_without_original_size_takes_the_image_header(tmp_path):
+    r = region("Cat", 10, 20, 25, 50)
+    del r["original_width"], r["original_height"]
+    ds = one_task(tmp_path, task(1, "cat.jpg", annotation(1, r)), w=400, h=300)
+    assert boxes(ds)["cat"] == [("Cat", (40.0, 60.0, 140.0, 210.0))] and "size-from-image" in codes(ds)
+
+
+def test_a_flipped_box_is_its_extent(tmp_path):
+    # Label Studio keeps the signs of a box resized past its anchor (HumanSignal/label-studio issue 1141)
+    ds = one_task(tmp_path, task(1, "cat.jpg", annotation(1, region("c", 60, 70, -20, -40))))
+    assert boxes(ds)["cat"] == [("c", (80.0, 30.0, 120.0, 70.0))] and ds.num_objects == ds.objects_read == 1

@@ -134,3 +134,56 @@ def test_cli_converts_a_detected_open_images_folder(oi, tmp_path):
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in (tmp_path / "voc" / "Annotations").iterdir()) == \
         ["0001eeaf4aed83f9.xml", "000595fe6fee6369.xml"]
+
+
+# --------------------------------------------------------------------------------------------------- as published
+
+# The V6/V7 download's train box CSV, column for column: the 13 documented columns and the four extreme clicks
+# (XClick1X..XClick4Y; -1 where a box was not drawn by extreme clicking), flags -1 for unknown.
+V6_HEADER = HEADER.rstrip("\n") + ",XClick1X,XClick2X,XClick3X,XClick4X,XClick1Y,XClick2Y,XClick3Y,XClick4Y\n"
+V6_ROWS = ("000002b66c9c498e,xclick,/m/01g317,1,0.0125,0.195,0.15,0.5875,0,1,0,0,0,"
+           "0.15,0.0125,0.06,0.195,0.15,0.36,0.5875,0.325\n"
+           "000002b66c9c498e,activemil,/m/0199g,1,0.5,1,0,0.25,-1,-1,1,-1,-1,-1,-1,-1,-1,-1,-1,-1,-1\n")
+
+
+@pytest.mark.parametrize("desc_name,desc_text", [
+    ("class-descriptions-boxable.csv", "/m/011k07,Tortoise\n/m/0199g,Bicycle\n/m/01g317,Person\n"),  # V5/V6: no header
+    ("oidv7-class-descriptions-boxable.csv",  # V7: a header row
+     "LabelName,DisplayName\n/m/011k07,Tortoise\n/m/0199g,Bicycle\n/m/01g317,Person\n"),
+])
+def test_reads_the_published_layout(tmp_path, desc_name, desc_text):
+    root = tmp_path / "oi"
+    (root / "annotations").mkdir(parents=True)
+    (root / "annotations" / "oidv6-train-annotations-bbox.csv").write_text(V6_HEADER + V6_ROWS)
+    (root / "annotations" / desc_name).write_text(desc_text)
+    make_jpeg(root / "images" / "train" / "000002b66c9c498e.jpg", 800, 600)
+    assert formats.detect(root) == "openimages"
+    ds = openimages.read(root)
+    # By hand: XMin*800, YMin*600, XMax*800, YMax*600; the extreme clicks are not the box.
+    assert boxes(ds) == {"000002b66c9c498e": [("Bicycle", (400.0, 0.0, 800.0, 150.0)),
+                                              ("Person", (10.0, 90.0, 156.0, 352.5))]}
+    assert ds.classes == ("Bicycle", "Person")  # the header row is no class
+    assert ds.images[0].splits == ("train",)
+    bike, person = sorted(ds.images[0].annotations, key=lambda a: a.label)
+    assert (bike.iscrowd, bike.occluded, bike.truncated) == (True, False, False)  # -1 (unknown) reads as 0
+    assert person.truncated and person.attrs == {"source": "xclick"}
+    assert [f.code for f in ds.findings] == []
+
+
+def test_annotations_only_export_takes_sizes_from_images_meta(tmp_path):
+    # CVAT's Open Images export without images: annotations/ holds the box CSV, class-descriptions.csv (the label
+    # name as its own id) and images.meta ("<id> <height> <width>", datumaro's file); no images/ folder.
+    ann = tmp_path / "task" / "annotations"
+    ann.mkdir(parents=True)
+    (ann / "default-annotations-bbox.csv").write_text(
+        HEADER + "frame_01,,car,1,0.25,0.5,0.5,1,0,0,0,0,0\nframe_02,,car,1,0,1,0,1,0,0,0,0,0\n"
+                 "frame_03,,car,1,0,1,0,1,0,0,0,0,0\n")
+    (ann / "class-descriptions.csv").write_text("car,car\n")
+    (ann / "images.meta").write_text("# image sizes\nframe_01 480 640\n'frame_02' 10 x\n")
+    ds = openimages.read(tmp_path / "task")
+    assert boxes(ds) == {"frame_01": [("car", (160.0, 240.0, 320.0, 480.0))]}
+    assert (ds.images[0].width, ds.images[0].height, ds.images[0].image_path) == (640, 480, None)
+    found = sorted((f.code, f.image_id, f.objects) for f in ds.findings)
+    assert found == [("bad-size", "", 0), ("missing-image", "frame_01", 0), ("missing-image", "frame_02", 1),
+                     ("missing-image", "frame_03", 1)]
+    assert ds.objects_read == 3 == ds.num_objects + sum(f.objects for f in ds.findings)

@@ -84,9 +84,10 @@ def detect(path) -> str:
 
 
 def sniff_json(path) -> str:
-    """``labelstudio`` for a JSON list (an export of tasks) or one task (``data`` and ``annotations``), ``labelme``
-    for an object with ``shapes`` (and ``imagePath``), else ``coco``; from the first 64 KiB only (a COCO file can be
-    gigabytes)."""
+    """``labelstudio`` for a JSON list (an export of tasks, JSON or JSON-MIN) or one task (``data`` and
+    ``annotations``), ``labelme`` for an object with ``shapes`` (and ``imagePath``), else ``coco`` (a COCO results
+    list of ``image_id``/``category_id``/``bbox`` too: the COCO reader names it); from the first 64 KiB only (a COCO
+    file can be gigabytes)."""
     from datatools.core import fs
 
     try:
@@ -95,7 +96,8 @@ def sniff_json(path) -> str:
     except OSError:
         return "coco"  # the COCO reader says what is wrong with it
     if text.startswith("["):
-        return "labelstudio"
+        results = '"category_id"' in text and '"bbox"' in text and '"data"' not in text
+        return "coco" if results else "labelstudio"
     lm = [k in text for k in ('"shapes"', '"imagePath"', '"imageData"')]  # imageData may fill the 64 KiB first
     if all(lm[:2]) or (any(lm) and '"images"' not in text):
         return "labelme"

@@ -1,11 +1,13 @@
 """CVAT for images 1.1 XML: one ``annotations.xml`` for the whole task or project, as CVAT exports it.
 
-``<meta><task|project><labels><label><name>`` gives the class order; each ``<image id name width height [subset]>``
-holds shapes in pixels: ``<box label xtl ytl xbr ybr occluded [rotation]>`` is a box, a ``<polygon points="x,y;...">``
-becomes its bounding box (a ``polygon-to-box`` note), and any other shape (polyline, points, ellipse, mask, cuboid,
-skeleton, tag) is counted and dropped (``unsupported-shape``). ``<attribute name="k">v</attribute>`` children are kept
-as the object's attributes. The file is parsed only through :mod:`datatools.formats.safe_xml` (no DTD, no entities,
-no network) and refused over a size limit, as VOC files are.
+``<meta><task|job|project><labels><label><name>`` gives the class order (a skeleton's point labels, which have a
+``<parent>``, are not classes); each ``<image id name width height [subset task_id]>`` holds shapes in pixels:
+``<box label xtl ytl xbr ybr occluded [rotation]>`` is a box (a rotated one its axis-aligned envelope, with a
+``rotated-box`` warning), a ``<polygon points="x,y;...">`` becomes its bounding box (a ``polygon-to-box`` note), and
+any other shape (polyline, points, ellipse, mask, cuboid, skeleton, tag) is counted and dropped
+(``unsupported-shape``). A project export's images are in ``images/<subset>/<name>``.
+``<attribute name="k">v</attribute>`` children are kept as the object's attributes. The file is parsed only through
+:mod:`datatools.formats.safe_xml` (no DTD, no entities, no network) and refused over a size limit, as VOC files are.
 
 The writer writes an ``annotations.xml`` CVAT imports (meta with the labels, images with boxes) and places the images
 in ``images/`` after ``--images-mode``.
@@ -98,11 +100,15 @@ def _side(raw: str | None) -> int | None:
 
 
 def meta_labels(root) -> list[str]:
-    """The label names of ``<meta>`` in their order: the task's, else the project's (duplicates once)."""
+    """The label names of ``<meta>`` in their order: the task's, else the job's, else the project's (what CVAT writes
+    for a task, job or project export; duplicates once). A label with a ``<parent>`` is a skeleton's point, not a
+    class of its own: it is left out."""
     names: list[str] = []
-    for where in ("meta/task/labels/label/name", "meta/project/labels/label/name"):
+    for where in ("meta/task/labels/label", "meta/job/labels/label", "meta/project/labels/label"):
         for el in root.iterfind(where):
-            name = (el.text or "").strip()
+            if (el.findtext("parent") or "").strip():
+                continue
+            name = (el.findtext("name") or "").strip()
             if name and name not in names:
                 names.append(name)
         if names:
@@ -136,7 +142,11 @@ def _shape_box(shape, where: str, path: str, image_id: str, findings: list[Findi
                                     image_id=image_id, objects=1))
                 return None
         x1, y1, x2, y2 = vals  # type: ignore[misc]
-        angle = _number(shape.get("rotation")) or 0.0
+        angle = _number(shape.get("rotation", "0"))
+        if angle is None:  # never read as unrotated: the box would silently lose its rotation
+            findings.append(err("bad-number", path, f"{where}/@rotation", f"rotation is {shape.get('rotation')!r}, "
+                                "not a finite number; box dropped", image_id=image_id, objects=1))
+            return None
         if angle % 360:
             # The axis-aligned box around the rotated rectangle (CVAT rotates about the box's centre).
             cx, cy, hw, hh = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) / 2, (y2 - y1) / 2
@@ -178,7 +188,7 @@ def parse_cvat(data: bytes, *, path: str) -> tuple[list[ImageRecord], list[str],
     labels = meta_labels(root)
     findings: list[Finding] = []
     records: list[ImageRecord] = []
-    seen: set[str] = set()
+    seen: dict[str, str] = {}  # image id -> its subset
     met = 0
     for k, im in enumerate(root.iterfind("image")):
         where = f"image[{k}]"
@@ -191,12 +201,20 @@ def parse_cvat(data: bytes, *, path: str) -> tuple[list[ImageRecord], list[str],
             continue
         iid = posixpath.splitext(name.replace("\\", "/"))[0]
         iid = "/".join(p for p in iid.split("/") if p not in ("", ".", "..")) or f"image_{im.get('id', k)}"
+        subset = (im.get("subset") or "").strip()
         if iid in seen:
-            new = f"{iid}__{im.get('id', k)}"
-            findings.append(warn("duplicate-file-name", path, f"{where}/@name",
-                                 f"image name {name!r} appears twice; this one is kept as {new}", image_id=new))
-            iid = new
-        seen.add(iid)
+            # A project export keeps names unique within a subset only (its zip holds images/<subset>/<name>): the
+            # same name in another subset is another image, kept as <subset>/<id>.
+            other = f"{subset}/{iid}"
+            if subset and seen[iid] != subset and "/" not in subset and subset not in (".", "..") \
+                    and other not in seen:
+                iid = other
+            else:
+                new = f"{iid}__{im.get('id', k)}"
+                findings.append(warn("duplicate-file-name", path, f"{where}/@name",
+                                     f"image name {name!r} appears twice; this one is kept as {new}", image_id=new))
+                iid = new
+        seen[iid] = subset
         anns: list[Annotation] = []
         polygons = 0
         other: dict[str, int] = {}
@@ -230,7 +248,6 @@ def parse_cvat(data: bytes, *, path: str) -> tuple[list[ImageRecord], list[str],
             findings.append(warn("bad-size", path, f"{where}/@width",
                                  f"width={im.get('width')!r} height={im.get('height')!r} is not a size in pixels; "
                                  "read from the image header", image_id=iid))
-        subset = (im.get("subset") or "").strip()
         records.append(ImageRecord(image_id=iid, file_name=name, width=w if h else None, height=h if w else None,
                                    annotations=tuple(anns), source=path, splits=(subset,) if subset else ()))
     return records, labels, findings, met
@@ -265,7 +282,10 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
         if not index.exists:
             located.append(rec)
             continue
-        image_path, notes, rel = index.find(rec.file_name, rec.image_id, id_names_image=False)
+        name = rec.file_name.replace("\\", "/")
+        if rec.splits and f"{rec.splits[0]}/{name}" in index.by_rel:  # a project export: images/<subset>/<name>
+            name = f"{rec.splits[0]}/{name}"
+        image_path, notes, rel = index.find(name, rec.image_id, id_names_image=False)
         findings.extend(replace(f, path=xml_path) for f in notes)
         if image_path is None:
             findings.append(err("missing-image", xml_path, "image/@name", f"no image {rec.file_name!r} in {image_dir}",

@@ -1,10 +1,13 @@
 """LabelMe JSON: one ``.json`` per image with ``shapes`` (``label``, ``points``, ``shape_type``), ``imagePath``,
 ``imageHeight`` and ``imageWidth``.
 
-``rectangle`` shapes are boxes (two corners, in either order); ``polygon`` shapes become their bounding box with a
-``polygon-to-box`` note; every other shape type (circle, line, linestrip, point, mask) is dropped and counted as
-``unsupported-shape``. The embedded ``imageData`` is never decoded: the size comes from the image header when the
-image is found, else from ``imageWidth``/``imageHeight``. See docs/format-labelme.md.
+``rectangle`` shapes are boxes (two corners, in either order, or the four corners some labelme forks write);
+``polygon`` shapes become their bounding box with a ``polygon-to-box`` note; an ``oriented_rectangle`` (or
+X-AnyLabeling's ``rotation``) becomes the axis-aligned box around it with a ``rotated-box`` warning; every other shape
+type (circle, line, linestrip, point, mask) is dropped and counted as ``unsupported-shape``. The embedded
+``imageData`` is never decoded: the size comes from the image header when the image is found (in the image folder,
+else where ``imagePath`` points from the JSON file, as labelme opens it), else from ``imageWidth``/``imageHeight``.
+See docs/format-labelme.md.
 """
 from __future__ import annotations
 
@@ -36,6 +39,14 @@ NEEDS_SIZE = False  # boxes are written in pixels: an image without a size can b
 # The version written into each file: the field labelme itself writes (it warns, and still loads, on another).
 LABELME_VERSION = "5.5.0"
 _FLAGS = ("difficult", "truncated", "occluded")  # shape flags that mean the model's own flags
+# The shape types read as boxes: (what the message says is needed, the point counts allowed; () = 3 or more).
+# labelme's own rule for a shape's box is the min/max of its points. A rectangle is 2 opposite corners (labelme) or
+# its 4 corners (X-AnyLabeling and other labelme forks write these); an oriented rectangle (labelme 5.x) or a
+# "rotation" shape (X-AnyLabeling) is 4 corners of a rotated rectangle.
+_NEED: dict[str, tuple[str, tuple[int, ...]]] = {
+    "rectangle": ("2 (or its 4 corners)", (2, 4)), "polygon": ("at least 3", ()),
+    "oriented_rectangle": ("exactly 4", (4,)), "rotation": ("exactly 4", (4,))}
+_ROTATED = ("oriented_rectangle", "rotation")
 
 
 # --------------------------------------------------------------------------------------------------- layout
@@ -89,7 +100,7 @@ def parse_shapes(shapes, *, path: str, image_id: str) -> tuple[list[Annotation],
             continue
         # labelme before 3.0 wrote no shape_type: every shape was a polygon.
         kind = s.get("shape_type") or "polygon"
-        if kind not in ("rectangle", "polygon"):
+        if not isinstance(kind, str) or kind not in _NEED:
             unsupported[str(kind)] += 1
             continue
         label = s.get("label")
@@ -108,13 +119,18 @@ def parse_shapes(shapes, *, path: str, image_id: str) -> tuple[list[Annotation],
             findings.append(err("bad-number", path, f"{where}/points", f"a point is not a finite number: {pts!r}; "
                                 "dropped", image_id=image_id, objects=1))
             continue
-        need = "exactly 2" if kind == "rectangle" else "at least 3"
-        if (kind == "rectangle" and len(pts) != 2) or (kind == "polygon" and len(pts) < 3):
+        need, counts = _NEED[kind]
+        if not (len(pts) in counts if counts else len(pts) >= 3):
             findings.append(err("bad-shape", path, f"{where}/points",
                                 f"a {kind} needs {need} points, found {len(pts)}; dropped", image_id=image_id,
                                 objects=1))
             continue
         polygons += kind == "polygon"
+        # An oriented rectangle, or a rectangle written as 4 corners that are not axis-aligned, has a rotation that a
+        # box cannot hold: its envelope is read, never silently as if it were upright.
+        if kind in _ROTATED or (len(pts) == 4 and kind == "rectangle" and (len(set(xs)) > 2 or len(set(ys)) > 2)):
+            findings.append(warn("rotated-box", path, f"{where}/points", f"a rotated {kind} (4 corners); read as "
+                                 "the axis-aligned box around it", image_id=image_id))
         flags = s.get("flags") if isinstance(s.get("flags"), dict) else {}
         attrs = []
         if s.get("group_id") is not None:
@@ -130,7 +146,7 @@ def parse_shapes(shapes, *, path: str, image_id: str) -> tuple[list[Annotation],
                              "box", image_id=image_id))
     for kind, n in sorted(unsupported.items()):
         findings.append(warn("unsupported-shape", path, "shapes/shape_type",
-                             f"{n} {kind!r} shape(s) are not boxes or polygons; dropped", image_id=image_id,
+                             f"{n} {kind!r} shape(s) are not rectangles or polygons; dropped", image_id=image_id,
                              objects=n))
     return anns, findings, len(shapes)
 
@@ -143,6 +159,20 @@ def _image_name(json_dir: str, image_path: str, image_root: str) -> str:
     joined = posixpath.normpath(posixpath.join(json_dir.replace("\\", "/"), raw))
     rel = posixpath.relpath(joined, image_root.replace("\\", "/")) if not fs.is_url(image_root) else raw
     return posixpath.basename(raw) if rel.startswith("..") else rel
+
+
+def _beside_json(rec: ImageRecord, root: str) -> str | None:
+    """The image ``imagePath`` names relative to its own JSON file, where labelme itself opens it (``ann/a.json``
+    naming ``../img/a.jpg``, or ``..\\img\\a.jpg`` as labelme on Windows writes it), when that file exists inside the
+    folder above the JSON root; None for a URL, an absolute path or a path that leaves that folder."""
+    raw = (rec.file_name or "").replace("\\", "/").strip()
+    if not raw or fs.is_url(root) or raw.startswith("/") or (len(raw) > 1 and raw[1] == ":"):
+        return None
+    top = os.path.dirname(os.path.abspath(root))
+    path = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(rec.source)), raw))
+    if os.path.commonpath([top, path]) != top or not os.path.isfile(path):
+        return None
+    return path
 
 
 def read_chunk(items: Sequence[tuple[str, str]], *, root: str, image_root: str | None
@@ -219,22 +249,20 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
         findings.extend(fnd)
         objects_read += n
     index = ImageIndex(image_root)
-    if parsed and not index.exists:
-        findings.append(err("missing-image-dir", src, "imagePath", f"the image folder {image_root} does not exist: "
-                            "no image can be checked, sized or copied; pass --images DIR"))
     from dataclasses import replace
 
     records = []
     dropped_in = {f.image_id for f in findings if f.objects}
+    no_folder = False
     for rec, name in parsed:
-        if index.exists:
-            found, notes, _ = index.find(name, rec.image_id)
-            findings.extend(replace(f, path=rec.source) for f in notes)
-            if found is None:
-                findings.append(err("missing-image", rec.source, "imagePath",
-                                    f"no image {rec.file_name or rec.image_id!r} in {image_root}",
-                                    image_id=rec.image_id))
-            rec = replace(rec, image_path=found)
+        found, notes = (index.find(name, rec.image_id)[:2]) if index.exists else (None, [])
+        findings.extend(replace(f, path=rec.source) for f in notes)
+        found = found or _beside_json(rec, root)
+        if found is None and index.exists:
+            findings.append(err("missing-image", rec.source, "imagePath",
+                                f"no image {rec.file_name or rec.image_id!r} in {image_root}", image_id=rec.image_id))
+        no_folder = no_folder or (found is None and not index.exists)
+        rec = replace(rec, image_path=found)
         if not rec.has_size and not rec.image_path:  # as VOC: without a size the boxes cannot be judged
             findings.append(err("missing-size", rec.source, "imageWidth", "no imageWidth/imageHeight and no image "
                                 f"to read the size from; dropped with its {len(rec.annotations)} object(s)",
@@ -243,6 +271,9 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
         if not rec.annotations and rec.image_id not in dropped_in:
             findings.append(info("empty-annotation", rec.source, "shapes", "no objects", image_id=rec.image_id))
         records.append(rec)
+    if no_folder:
+        findings.append(err("missing-image-dir", src, "imagePath", f"the image folder {image_root} does not exist: "
+                            "no image can be checked, sized or copied; pass --images DIR"))
     records = fill_sizes_from_headers(records, findings, workers=workers, mapper=mapper)
     cls = tuple(classes) if classes else sorted_classes(records)
     meta = {"image_dir": str(index.folder)} if index.exists else {}

@@ -1,12 +1,14 @@
 """Label Studio JSON export: a list of tasks, each with ``data`` (the image reference) and ``annotations``, whose
-``result`` lists regions.
+``result`` lists regions; and the JSON-MIN export (one flat item per annotation), turned into the same tasks by
+:mod:`datatools.formats.labelstudio_min` and read by the same code.
 
 ``rectanglelabels`` regions are boxes: ``x``, ``y``, ``width`` and ``height`` in percent of the image, whose size
 the region gives as ``original_width``/``original_height``. ``polygonlabels`` regions become their bounding box with
 a ``polygon-to-box`` note; other result types are dropped and counted (``unsupported-shape``). A ``rotation`` other
-than 0 is a ``rotated-box`` warning and the rotated rectangle's axis-aligned envelope is used. Of several
-annotations on one task the first one not cancelled is read (``several-annotations``). Predictions are not read.
-See docs/format-labelstudio.md.
+than 0 is a ``rotated-box`` warning and the rotated rectangle's axis-aligned envelope is used; a negative width or
+height (Label Studio keeps the sign of a box flipped while resized, its issue 1141) spans x+width..x. Of several
+annotations on one task the ground-truth one, else the first one not cancelled or skipped, is read
+(``several-annotations``). Predictions and drafts are not read. See docs/format-labelstudio.md.
 """
 from __future__ import annotations
 
@@ -28,9 +30,11 @@ from datatools.core.errors import DatatoolsError, UsageError
 from datatools.core.fs import files_for, read_small_file
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, sorted_classes
 from datatools.core.parallel import Mapper, ProgressFn
-from datatools.core.paths import safe_relpath
+from datatools.core.paths import IMAGE_EXTENSIONS, safe_relpath
 from datatools.formats.common import (ImageIndex, WriteResult, err, existing_source, fill_sizes_from_headers, info,
                                      json_number, json_side, warn)
+from datatools.formats.labelstudio_min import Located, is_region_list, is_task
+from datatools.formats.labelstudio_min import to_tasks as min_to_tasks
 
 NAME = "labelstudio"
 # What write() replaces in OUT (see core.paths.refuse_replacing_inputs); the image folder only when it places
@@ -43,59 +47,99 @@ TASKS_FILE = "tasks.json"
 # image path, and stripped on reading, as is the upload folder.
 LOCAL_FILES = "/data/local-files/?d="
 _UPLOAD_HASH = re.compile(r"^[0-9a-f]{8}-")  # Label Studio renames uploads to <8 hex digits>-<name>
+_URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.I)  # http(s)://, s3://, gs://, azure-blob://
+_IMAGE_EXTS = frozenset(e.lower() for e in IMAGE_EXTENSIONS)
 
 
 # --------------------------------------------------------------------------------------------------- reading
 
-def image_name(ref: str) -> str:
-    """The image path a task's ``data`` value names, without Label Studio's prefixes: ``/data/local-files/?d=a/b.jpg``
-    is ``a/b.jpg``, ``/data/upload/3/x.jpg`` is ``3/x.jpg``, a URL its path."""
+def _ref_path(ref: str) -> tuple[str, str] | None:
+    """``(path, query)`` of a Label Studio or storage URL (``/data/...``, ``http://host/data/...``, ``s3://b/k``);
+    None for a plain file path, which may hold ``?`` or ``:`` (``C:\\x.jpg``) and is not parsed."""
     ref = ref.strip()
-    if ref.startswith("/data/local-files/"):
-        return unquote(parse_qs(urlparse(ref).query).get("d", [""])[0])
-    if ref.startswith("/data/upload/"):
-        return unquote(ref[len("/data/upload/"):])
-    if "://" in ref:
-        return unquote(urlparse(ref).path)
-    return ref
+    if not (ref.startswith("/data/") or _URL.match(ref)):
+        return None
+    url = urlparse(ref)
+    return url.path, url.query
+
+
+def image_name(ref: str) -> str:
+    """The image path a task's ``data`` value names, without Label Studio's prefixes, whether the reference is a path
+    on the server or a full URL to it: ``/data/local-files/?d=a/b.jpg`` is ``a/b.jpg``, ``/data/upload/3/x.jpg`` is
+    ``3/x.jpg``, ``s3://bucket/a/b.jpg`` and ``https://host/a/b.jpg?sig=..`` are ``a/b.jpg``."""
+    parts = _ref_path(ref)
+    if parts is None:
+        return ref.strip()
+    path, query = parts
+    if path.startswith("/data/local-files"):
+        return parse_qs(query).get("d", [""])[0]  # parse_qs decodes the %-escapes already
+    if path.startswith("/data/upload/"):
+        return unquote(path[len("/data/upload/"):])
+    return unquote(path).lstrip("/")
+
+
+def _is_upload(ref: str) -> bool:
+    """Whether Label Studio stored the image as an upload (renamed ``<8 hex digits>-<name>``)."""
+    parts = _ref_path(ref)
+    return parts is not None and parts[0].startswith("/data/upload/")
+
+
+def _looks_like_image(v: str) -> bool:
+    """Whether a data value names an image file (by its extension, after Label Studio's prefixes and any query)."""
+    return posixpath.splitext(image_name(v))[1].lower() in _IMAGE_EXTS
 
 
 def _task_image(task: dict) -> str:
+    """The task's image reference: ``data.image``; else, for a labeling config with another variable (``$img``,
+    ``$image_url``), the first data value that names an image file, then the first URL or Label Studio path, then the
+    first text that could be a file name."""
     data = task.get("data") if isinstance(task.get("data"), dict) else {}
     ref = data.get("image")
-    if not isinstance(ref, str):  # a labeling config with another variable name ($img, $image_url)
-        ref = next((v for v in data.values() if isinstance(v, str) and ("/" in v or "." in v)), "")
-    return ref or ""
+    if isinstance(ref, str):
+        return ref
+    texts = [v for v in data.values() if isinstance(v, str) and v.strip()]
+    for ok in (_looks_like_image, lambda v: _ref_path(v) is not None, lambda v: "/" in v or "." in v):
+        ref = next((v for v in texts if ok(v)), None)
+        if ref is not None:
+            return ref
+    return ""
 
 
-def _choose(anns, *, path: str, where: str, image_id: str, findings: list[Finding]) -> dict | None:
-    """The annotation to read: the first one not cancelled; several make a ``several-annotations`` warning."""
+def _choose(anns, *, path: str, where: str, image_id: str, findings: list[Finding]) -> tuple[int, dict] | None:
+    """``(index, annotation)`` to read: the first one marked ``ground_truth``, else the first one neither cancelled
+    (``was_cancelled``) nor skipped (``skipped``, before 1.0), as Label Studio's own converter skips both; several
+    make a ``several-annotations`` warning."""
     if not isinstance(anns, list):
         return None
-    usable = [a for a in anns if isinstance(a, dict) and not a.get("was_cancelled")]
+    usable = [(i, a) for i, a in enumerate(anns)
+              if isinstance(a, dict) and not (a.get("was_cancelled") or a.get("skipped"))]
+    truth = [(i, a) for i, a in usable if a.get("ground_truth") is True]
+    chosen = (truth or usable or [None])[0]
     if len(anns) > 1:
-        chosen = f"the first completed one (id {usable[0].get('id')!r}) is read" if usable else "none is read"
-        findings.append(warn("several-annotations", path, f"{where}/annotations",
-                             f"{len(anns)} annotations ({len(anns) - len(usable)} cancelled); {chosen}, the others "
+        which = ("none is read" if chosen is None else
+                 f"the {'ground-truth' if truth else 'first completed'} one (id {chosen[1].get('id')!r}) is read")
+        findings.append(warn("several-annotations", path, where,
+                             f"{len(anns)} annotations ({len(anns) - len(usable)} cancelled); {which}, the others "
                              "are not", image_id=image_id))
-    elif anns and not usable:
-        findings.append(info("cancelled-annotation", path, f"{where}/annotations",
+    elif anns and chosen is None:
+        findings.append(info("cancelled-annotation", path, where,
                              "the only annotation was cancelled; the image has no objects", image_id=image_id))
-    return usable[0] if usable else None
+    return chosen
 
 
-def parse_result(result, *, path: str, where: str, image_id: str
+def parse_result(result, *, path: str, where: str, image_id: str, at: Sequence[str] | None = None
                  ) -> tuple[list[tuple[str, tuple, float]], list[Finding], tuple[int | None, int | None], int]:
     """One annotation's regions: ``(pending, findings, (original_width, original_height), regions met)``. A pending
     region is ``(label, ("box", x, y, w, h) | ("poly", points), rotation)`` in percent: pixels need the image size,
-    which the image header may still change (:func:`to_pixels`)."""
+    which the image header may still change (:func:`to_pixels`). ``where`` is the result list's field
+    (``[3]/annotations[0]/result``); ``at`` each region's field where that is not ``where[k]`` (JSON-MIN)."""
     pending: list[tuple[str, tuple, float]] = []
     findings: list[Finding] = []
     size: tuple[int | None, int | None] = (None, None)
     unsupported: Counter = Counter()
     result = result if isinstance(result, list) else []
     for k, r in enumerate(result):
-        at = f"{where}/result[{k}]"
+        here = at[k] if at else f"{where}[{k}]"
         kind = r.get("type") if isinstance(r, dict) else None
         if kind not in ("rectanglelabels", "polygonlabels"):
             unsupported[str(kind)] += 1
@@ -105,48 +149,49 @@ def parse_result(result, *, path: str, where: str, image_id: str
         value = r.get("value") if isinstance(r.get("value"), dict) else {}
         labels = value.get(kind)
         if not isinstance(labels, list) or not labels or not all(isinstance(x, str) and x.strip() for x in labels):
-            findings.append(err("missing-field", path, f"{at}/value/{kind}", f"expected a label, found {labels!r}; "
+            findings.append(err("missing-field", path, f"{here}/value/{kind}", f"expected a label, found {labels!r}; "
                                 "dropped", image_id=image_id, objects=1))
             continue
         if len(labels) > 1:
-            findings.append(warn("several-labels", path, f"{at}/value/{kind}",
+            findings.append(warn("several-labels", path, f"{here}/value/{kind}",
                                  f"{len(labels)} labels {labels!r}; the first is used", image_id=image_id))
         rotation = json_number(value.get("rotation", 0)) or 0.0
         if kind == "rectanglelabels":
             nums = [json_number(value.get(f)) for f in ("x", "y", "width", "height")]
             if any(v is None for v in nums):
-                findings.append(err("bad-number", path, f"{at}/value", "x, y, width and height must be numbers, found "
-                                    f"{[value.get(f) for f in ('x', 'y', 'width', 'height')]!r}; dropped",
+                findings.append(err("bad-number", path, f"{here}/value", "x, y, width and height must be numbers, "
+                                    f"found {[value.get(f) for f in ('x', 'y', 'width', 'height')]!r}; dropped",
                                     image_id=image_id, objects=1))
                 continue
-            geom: tuple = ("box", *nums)
+            geom: tuple = ("box", *nums)  # a negative width or height is kept: to_pixels spans it
         else:
             pts = value.get("points")
             ok = isinstance(pts, list) and len(pts) >= 3 and all(
                 isinstance(p, (list, tuple)) and len(p) == 2 and json_number(p[0]) is not None
                 and json_number(p[1]) is not None for p in pts)
             if not ok:
-                findings.append(err("bad-shape", path, f"{at}/value/points", "a polygon needs 3 or more [x, y] "
+                findings.append(err("bad-shape", path, f"{here}/value/points", "a polygon needs 3 or more [x, y] "
                                     f"points of numbers, found {pts!r}; dropped", image_id=image_id, objects=1))
                 continue
             geom = ("poly", [(float(p[0]), float(p[1])) for p in pts])
         if rotation % 360:
-            findings.append(warn("rotated-box", path, f"{at}/value/rotation", f"rotated by {rotation:g} degrees; "
+            findings.append(warn("rotated-box", path, f"{here}/value/rotation", f"rotated by {rotation:g} degrees; "
                                  "its axis-aligned envelope is used", image_id=image_id))
         pending.append((labels[0].strip(), geom, rotation % 360))
     polygons = sum(1 for _, g, _ in pending if g[0] == "poly")
     if polygons:
-        findings.append(info("polygon-to-box", path, f"{where}/result", f"{polygons} polygon region(s) read as their "
+        findings.append(info("polygon-to-box", path, where, f"{polygons} polygon region(s) read as their "
                              "bounding box", image_id=image_id))
     for kind, n in sorted(unsupported.items()):
-        findings.append(warn("unsupported-shape", path, f"{where}/result", f"{n} result(s) of type {kind!r} are not "
+        findings.append(warn("unsupported-shape", path, where, f"{n} result(s) of type {kind!r} are not "
                              "boxes or polygons; dropped", image_id=image_id, objects=n))
     return pending, findings, size, len(result)
 
 
 def to_pixels(geom: tuple, rotation: float, width: int, height: int) -> tuple[float, float, float, float]:
     """A pending region (percent) as a pixel XYXY box. Label Studio rotates a rectangle about its top-left corner,
-    clockwise on screen; the box is the envelope of the rotated corners."""
+    clockwise on screen; the box is the envelope of the rotated corners (of the flipped box too: a negative width
+    or height spans leftwards or upwards from x, y)."""
     if geom[0] == "poly":
         xs = [x * width / 100 for x, _ in geom[1]]
         ys = [y * height / 100 for _, y in geom[1]]
@@ -154,15 +199,16 @@ def to_pixels(geom: tuple, rotation: float, width: int, height: int) -> tuple[fl
     _, x, y, w, h = geom
     x0, y0, bw, bh = x * width / 100, y * height / 100, w * width / 100, h * height / 100
     if not rotation:
-        return (x0, y0, x0 + bw, y0 + bh)
+        return (min(x0, x0 + bw), min(y0, y0 + bh), max(x0, x0 + bw), max(y0, y0 + bh))
     c, s = math.cos(math.radians(rotation)), math.sin(math.radians(rotation))
     xs = [x0 + dx * c - dy * s for dx, dy in ((0, 0), (bw, 0), (bw, bh), (0, bh))]
     ys = [y0 + dx * s + dy * c for dx, dy in ((0, 0), (bw, 0), (bw, bh), (0, bh))]
     return (min(xs), min(ys), max(xs), max(ys))
 
 
-def _load_tasks(src: str) -> list[tuple[str, list]]:
-    """``(path, tasks)`` per export file: SRC itself, or every ``*.json`` of a folder (a list of tasks or one task)."""
+def _load_tasks(src: str) -> list[tuple[str, list[Located]]]:
+    """``(path, tasks)`` per export file: SRC itself, or every ``*.json`` of a folder (a list of tasks or one task, as
+    cloud target storage writes them; or a JSON-MIN list)."""
     files = files_for(src)
     paths = [src] if files.isfile(src) else [files.join(src, n) for n in files.listdir(src)[1]
                                              if n.lower().endswith(".json")]
@@ -178,14 +224,26 @@ def _load_tasks(src: str) -> list[tuple[str, list]]:
             data = [data]
         if not isinstance(data, list):
             raise UsageError(f"{p}: expected a Label Studio export (a list of tasks with 'data' and 'annotations')")
-        out.append((p, data))
+        if data and not any(is_task(x) or _is_min_item(x) for x in data):
+            first = data[0]
+            keys = sorted(first)[:8] if isinstance(first, dict) else type(first).__name__
+            raise UsageError(f"{p}: not a Label Studio export: expected tasks with 'data' and 'annotations' (JSON) "
+                             f"or items with an image and regions (JSON-MIN); item [0] is {keys}")
+        out.append((p, min_to_tasks(data)))
     return out
+
+
+def _is_min_item(item) -> bool:
+    """Whether a list item can be a JSON-MIN item: an object with regions, an annotation id or an image reference
+    (a COCO results list, of image_id/category_id/bbox, has none of them)."""
+    return isinstance(item, dict) and (item.get("annotation_id") is not None or any(
+        is_region_list(v) or (isinstance(v, str) and _looks_like_image(v)) for v in item.values()))
 
 
 def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, classes: Sequence[str] | None = None,
          workers: int | None = None, progress: ProgressFn | None = None, on_total=None,
          mapper: Mapper | None = None, **_ignored) -> Dataset:
-    """Read a Label Studio JSON export (the ``JSON`` export, not ``JSON_MIN``): one file, or a folder of them.
+    """Read a Label Studio ``JSON`` or ``JSON_MIN`` export: one file, or a folder of them.
 
     Each task's image is found by its base name in ``images`` (else ``images/`` beside the export, else the export's
     folder), without the prefix Label Studio gives uploads (``1a2b3c4d-``), else with it. Sizes are the image
@@ -211,15 +269,15 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
     elif images and not index.exists:
         findings.append(err("missing-image-dir", src, "data/image", f"the image folder {folder} does not exist"))
     for path, tasks in exports:
-        for t, task in enumerate(tasks):
-            where = f"[{t}]"
+        for task, where, data_at, anns_at in tasks:
+            t = where[1:-1]
             if not isinstance(task, dict):
                 findings.append(err("missing-field", path, where, "task is not an object; dropped", image_dropped=True))
                 continue
             ref = _task_image(task)
             name = posixpath.basename(image_name(ref).replace("\\", "/")) if ref else ""
             uploaded = ""
-            if ref.strip().startswith("/data/upload/") and _UPLOAD_HASH.match(name):
+            if _is_upload(ref) and _UPLOAD_HASH.match(name):
                 uploaded, name = name, name[9:]  # the name the user uploaded
             stem = posixpath.splitext(name)[0] or f"task_{task.get('id', t)}"
             found = None
@@ -228,23 +286,28 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
                 if found is None and uploaded:  # the images as Label Studio stores them (media/upload/<project>)
                     found, _, _ = index.find(uploaded, stem, id_names_image=False)
                 if found is None:
-                    findings.append(err("missing-image", path, f"{where}/data", f"no image {name!r} in {folder}",
+                    findings.append(err("missing-image", path, data_at, f"no image {name!r} in {folder}",
                                         image_id=stem))
             iid = stem
             if iid in seen:
                 iid = f"{stem}__{task.get('id', t)}"
-                findings.append(warn("duplicate-file-name", path, f"{where}/data",
+                findings.append(warn("duplicate-file-name", path, data_at,
                                      f"image name {name!r} appears twice; this one is kept as {iid}", image_id=iid))
             seen.add(iid)
-            ann = _choose(task.get("annotations", task.get("completions")), path=path, where=where, image_id=iid,
-                          findings=findings)
-            regions, fnd, (w, h), n = parse_result(ann.get("result") if ann else None, path=path,
-                                                   where=f"{where}/annotations", image_id=iid)
+            chosen = _choose(task.get("annotations", task.get("completions")), path=path, where=anns_at,
+                             image_id=iid, findings=findings)
+            ann = chosen[1] if chosen else {}
+            regions, fnd, (w, h), n = parse_result(
+                ann.get("result"), path=path, image_id=iid, at=ann.get("_at"),
+                where=ann.get("_where", f"{anns_at}[{chosen[0] if chosen else 0}]/result"))
             findings.extend(fnd)
             objects_read += n
-            if ann is None and not task.get("annotations"):
-                findings.append(info("empty-annotation", path, f"{where}/annotations", "task not annotated",
-                                     image_id=iid))
+            if chosen is None and not task.get("annotations", task.get("completions")):
+                # predictions (a model's) and drafts (unsubmitted work) are not annotations: never read as boxes
+                unread = sum(1 for k in ("predictions", "drafts") for x in task.get(k) or []
+                             if isinstance(x, dict) and x.get("result"))
+                note = f"; its {unread} prediction(s)/draft(s) are not read" if unread else ""
+                findings.append(info("empty-annotation", path, anns_at, f"task not annotated{note}", image_id=iid))
             data = task.get("data") if isinstance(task.get("data"), dict) else {}
             w, h = w or json_side(data.get("width")), h or json_side(data.get("height"))
             pending[iid] = regions

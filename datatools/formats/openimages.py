@@ -8,8 +8,11 @@ header, or a ``LabelName,DisplayName`` header) maps ids to names: the ``class_de
 ``IsTruncated`` the flags (``-1``, unknown, reads as 0); ``Source``, ``IsDepiction`` and ``IsInside`` are kept as
 attributes.
 
+Other columns (the V6/V7 ``XClick1X``..``XClick4Y`` extreme clicks, ``Confidence``) are ignored.
+
 The CSV carries no image size: each image (``<ImageID>.jpg`` in the image folder) gives it from its header. An image
-that is not there cannot place its boxes: it is dropped with its boxes (``missing-image``) and counted.
+that is not there keeps its boxes only when an ``images.meta`` beside the CSV (CVAT's and datumaro's exports write
+one) gives its size; otherwise it cannot place its boxes and is dropped with them (``missing-image``), counted.
 """
 from __future__ import annotations
 
@@ -39,6 +42,7 @@ REQUIRED = ("ImageID", "LabelName", "XMin", "XMax", "YMin", "YMax")
 COLUMNS = ("ImageID", "Source", "LabelName", "Confidence", "XMin", "XMax", "YMin", "YMax", "IsOccluded",
            "IsTruncated", "IsGroupOf", "IsDepiction", "IsInside")
 _KEPT = (("Source", "source"), ("IsDepiction", "is_depiction"), ("IsInside", "is_inside"))
+IMAGE_META = "images.meta"  # image sizes beside the box CSV, in CVAT's and datumaro's exports
 _BBOX_RE = re.compile(r"^(?:oidv\d+-)?(.*?)-?(?:annotations-)?bbox\.csv$", re.I)
 
 
@@ -94,6 +98,38 @@ def read_class_descriptions(path: str) -> dict[str, str]:
         if len(row) < 2 or (k == 0 and row[0].strip() == "LabelName"):
             continue
         out.setdefault(row[0].strip(), row[1].strip())
+    return out
+
+
+def read_image_meta(path: str, findings: list[Finding]) -> dict[str, tuple[int, int]]:
+    """``{image id: (width, height)}`` from an ``images.meta`` (``<id> <height> <width>`` lines, ``#`` comments,
+    shell quoting), which CVAT's and datumaro's Open Images exports put beside the box CSV; {} when there is none. It
+    gives the size of an image that is not there (an annotations-only export). A bad line is a ``bad-size``
+    warning."""
+    import shlex
+
+    files = files_for(path)
+    if not files.isfile(path):
+        return {}
+    try:
+        text = read_small_file(path).decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        findings.append(warn("bad-size", path, "", f"cannot read {IMAGE_META}: {e}; ignored"))
+        return {}
+    out: dict[str, tuple[int, int]] = {}
+    for k, line in enumerate(text.splitlines(), 1):
+        try:
+            parts = shlex.split(line, comments=True)
+        except ValueError:
+            parts = [line]
+        if not parts:
+            continue
+        sides = [_number(v) for v in parts[1:]]
+        if len(parts) != 3 or not all(v is not None and v == int(v) and 1 <= v <= 1_000_000 for v in sides):
+            findings.append(warn("bad-size", path, f"line {k}", f"expected '<image id> <height> <width>' in whole "
+                                 f"pixels, found {line.strip()!r}; ignored"))
+            continue
+        out[parts[0]] = (int(sides[1]), int(sides[0]))  # type: ignore[arg-type]
     return out
 
 
@@ -174,8 +210,9 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
     """Read an Open Images box CSV (or a folder of ``*-bbox.csv``, one split each) into the model.
 
     Use when starting from Open Images (or a tool's Open Images export). Each image's size is its header's
-    (``<ImageID>.<ext>`` in the image folder), read on ``mapper``; an image that is missing or unreadable is dropped
-    with its boxes and counted. Class order: ``classes``, else the sorted names."""
+    (``<ImageID>.<ext>`` in the image folder), read on ``mapper``; an image that is missing (and not sized by an
+    ``images.meta`` beside the CSV) or unreadable is dropped with its boxes and counted. Class order: ``classes``,
+    else the sorted names."""
     src, files = existing_source(src)
     csvs = box_csvs(src)
     if on_total:
@@ -186,7 +223,8 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
     if names is None:
         findings.append(info("no-class-descriptions", csvs[0][1], "LabelName",
                              "no class-description CSV beside the box CSV; class names are the label ids"))
-    pending: list[tuple[str, str | None, str, str, list[tuple]]] = []  # (iid, split, csv, image path, rows)
+    # (iid, split, csv, image path, size when there is no image to read it from, rows)
+    pending: list[tuple[str, str | None, str, str | None, tuple[int, int] | None, list[tuple]]] = []
     objects_read = 0
     image_dirs: list[str] = []
     for split, path in csvs:
@@ -195,29 +233,37 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
         image_dir = _image_dir(path, split, images)
         index = ImageIndex(image_dir)
         image_dirs.append(image_dir)
+        meta_sizes = read_image_meta(files.join(files.parent(path), IMAGE_META), findings)
         for iid in sorted(rows):
             image_path = index.find(f"{iid}.jpg", iid)[0] if index.exists else None
-            if image_path is None:
+            if image_path is None and iid in meta_sizes:
+                findings.append(err("missing-image", path, "ImageID", f"no image {iid!r} in {image_dir}; its boxes "
+                                    f"are kept with the size {IMAGE_META} gives", image_id=iid))
+                pending.append((iid, split, path, None, meta_sizes[iid], rows[iid]))
+            elif image_path is None:
                 findings.append(err("missing-image", path, "ImageID", f"no image {iid!r} in {image_dir}: its size is "
                                     f"unknown, so the image and its {len(rows[iid])} box(es) are dropped",
                                     image_id=iid, objects=len(rows[iid]), image_dropped=True))
-                continue
-            pending.append((iid, split, path, image_path, rows[iid]))
-    headers = (mapper or Mapper(workers=workers)).items(read_image_header, [p[3] for p in pending])
+            else:
+                pending.append((iid, split, path, image_path, None, rows[iid]))
+    headers = iter((mapper or Mapper(workers=workers)).items(read_image_header, [p[3] for p in pending if p[3]]))
     records: dict[str, ImageRecord] = {}
-    for (iid, split, path, image_path, rows), h in zip(pending, headers):
-        if h.error:
-            findings.append(err("image-unreadable", image_path, "image", f"cannot read the image header to get its "
-                                f"size: {h.error}; the image and its {len(rows)} box(es) are dropped",
-                                image_id=iid, objects=len(rows), image_dropped=True))
-            continue
-        w, h_ = h.width, h.height
+    for iid, split, path, image_path, size, rows in pending:
+        if size is None:  # the image is there: its header is the size
+            h = next(headers)
+            if h.error:
+                findings.append(err("image-unreadable", image_path or "", "image", "cannot read the image header to "
+                                    f"get its size: {h.error}; the image and its {len(rows)} box(es) are dropped",
+                                    image_id=iid, objects=len(rows), image_dropped=True))
+                continue
+            size = (h.width, h.height)
+        w, h_ = size
         anns = tuple(Annotation(label, (x1 * w, y1 * h_, x2 * w, y2 * h_), truncated=fl[1], occluded=fl[0],
                                 iscrowd=fl[2], attributes=attrs)
                      for label, x1, x2, y1, y2, fl, attrs, _ in rows)
         key = iid if iid not in records else f"{split}/{iid}"
-        records[key] = ImageRecord(image_id=key, file_name=os.path.basename(image_path), width=w, height=h_,
-                                   annotations=anns, image_path=image_path, source=path,
+        records[key] = ImageRecord(image_id=key, file_name=os.path.basename(image_path or f"{iid}.jpg"), width=w,
+                                   height=h_, annotations=anns, image_path=image_path, source=path,
                                    splits=(split,) if split else ())
     if progress:
         progress(len(csvs))
