@@ -87,6 +87,12 @@ def _size_of(size, path: str, image_id: str, findings: list[Finding]) -> tuple[i
     for c in size:
         if c.tag.__class__ is str and c.tag not in dims:
             dims[c.tag] = c.text or ""
+    try:  # the common case in one step (whole numbers in range, depth too or none); anything else is named below
+        w, h, d = int(dims["width"]), int(dims["height"]), int(dims.get("depth") or 0) or None
+        if 0 < w <= MAX_SIDE and 0 < h <= MAX_SIDE and (d is None or 0 < d <= MAX_SIDE):
+            return w, h, d
+    except (KeyError, ValueError):
+        pass
     got = {tag: _side(dims.get(tag)) for tag in ("width", "height", "depth")}
     for tag, v in got.items():
         if isinstance(v, str):
