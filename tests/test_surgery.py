@@ -262,4 +262,18 @@ def test_cli_surgery_prints_converts_summary_with_its_own_details(two, tmp_path)
     assert "1 image id collided" in r.output and "name-collision" in r.output  # summed up and counted
     assert "is already used by an earlier source" not in r.output  # not listed again, finding by finding
     r = CliRunner().invoke(cli, ["remap", str(a), str(tmp_path / "r"), "--map", "Dog:"])
+    assert r.exit_code == 0 and "map: Dog dropped (1 object)" in r.output, r.output
+    r = CliRunner().invoke(cli, ["filter", str(a), str(tmp_path / "f2"), "--classes", "cat"])
     assert r.exit_code == 0 and "classes no longer present: Dog" in r.output, r.output
+
+
+def test_cli_remap_before_column_counts_what_the_map_sends_in(tmp_path):
+    src = voc(tmp_path / "s", {"a": [("circle", (1, 1, 9, 9)), ("disc", (2, 2, 8, 8)), ("square", (3, 3, 9, 9))],
+                               "b": [("round", (1, 1, 5, 5)), ("square", (1, 1, 6, 6))]})
+    res = CliRunner().invoke(cli, ["remap", str(src), str(tmp_path / "o"), "--map", "circle:round,disc:round,square:"])
+    assert res.exit_code == 0, res.output
+    row = next(line for line in res.output.splitlines() if " round " in line)
+    assert [c.strip() for c in row.strip("│ ").split("│")][1:] == ["round", "3", "3"]  # class, before, objects
+    assert "map: circle -> round (1 object)" in res.output
+    assert "map: square dropped (2 objects)" in res.output
+    assert "no longer present" not in res.output  # every vanished class is explained by the map

@@ -44,10 +44,21 @@ def render(report) -> None:
 
     s, d = report.summary, report.details
     before = d.get("classes_before")
+    mapping = d.get("map") or {}
+    if before is not None and mapping:  # a class's "before" is what the map sends into it: circle:round counts circles
+        into: dict[str, int] = {}
+        for old, n in before.items():
+            new = mapping.get(old, old)
+            if new is not None:
+                into[new] = into.get(new, 0) + n
+        before = into
 
     def details(con) -> None:
+        for old, new in mapping.items():
+            n = d["classes_before"].get(old, 0)
+            con.print(f"map: {esc(old)} " + (f"-> {esc(new)}" if new is not None else "dropped") + f" ({count(n, 'object')})")
         if before is not None:
-            gone = [k for k in before if k not in s.class_counts]
+            gone = [k for k in d["classes_before"] if k not in s.class_counts and k not in mapping]
             if gone:
                 con.print("classes no longer present: " + ", ".join(esc(k) for k in gone))
         if d.get("collisions"):
