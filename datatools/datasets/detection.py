@@ -335,7 +335,7 @@ def box_masks(boxes: torch.Tensor, canvas_size: tuple[int, int]) -> tv_tensors.M
 def _empty_message(data: Dataset, prepared: Dataset, selected: Sequence, *, splits, ids, skip_empty: bool) -> str:
     """Why a dataset would have no sample, naming what was looked for where: a dataset of length 0 only fails
     later (a DataLoader that yields nothing, a training run that trains on nothing)."""
-    from datatools.metrics.inputs import no_images_message
+    from datatools.ops.convert import no_images_message
 
     root = data.root or "the dataset"
     if not prepared.images or not any(r.image_path for r in prepared.images):

@@ -79,7 +79,7 @@ def voc_year_root(root: str | os.PathLike, year: str | None = None) -> str:
     folders: ``year`` picks one, and without it the only one is taken. Several years without ``year``, or a
     ``year`` that is not there, is a :class:`UsageError` that names the year folders found."""
     from datatools.core import fs
-    from datatools.formats.voc import devkit_years
+    from datatools.formats.voc import year_folders
 
     root = os.fspath(root)
     files = fs.files_for(root)
@@ -87,9 +87,7 @@ def voc_year_root(root: str | os.PathLike, year: str | None = None) -> str:
         return root
     if any(n.lower().endswith(".xml") for n in files.listdir(root)[1]):
         return root
-    bases = [root] + [files.join(root, *d) for d in (("VOCdevkit",), ("TrainVal", "VOCdevkit"))
-                      if files.isdir(files.join(root, *d))]
-    found = {y: files.join(b, y) for b in bases for y in sorted(devkit_years(b))}
+    found = year_folders(root)
     if not found:
         return root  # nothing VOC-shaped: the reader and the empty-dataset check say what was looked for
     if year is not None:

@@ -52,6 +52,21 @@ def devkit_years(src: str) -> list[str]:
     return [d for d in files.listdir(src)[0] if d.startswith("VOC") and files.isdir(files.join(src, d, "Annotations"))]
 
 
+def year_folders(root: str) -> dict[str, str]:
+    """``{"VOC2012": path, ...}``: the year folders (with ``Annotations/``) in ``root`` itself, in ``root/VOCdevkit``
+    and in ``root/TrainVal/VOCdevkit`` (torchvision's download layouts); the first of a name wins."""
+    files = files_for(root)
+    if not files.isdir(root):
+        return {}
+    bases = [root] + [files.join(root, *d) for d in (("VOCdevkit",), ("TrainVal", "VOCdevkit"))
+                      if files.isdir(files.join(root, *d))]
+    found: dict[str, str] = {}
+    for b in bases:
+        for y in sorted(devkit_years(b)):
+            found.setdefault(y, files.join(b, y))
+    return found
+
+
 def refuse_devkit_root(src: str) -> None:
     """A VOCdevkit root (``VOC2007/``... and no XML of its own) is not one dataset: a usage error that names the
     years, on a local path and behind a URL alike (it is not read as a folder of XML files)."""

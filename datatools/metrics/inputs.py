@@ -136,43 +136,6 @@ def dataset_keys(ds: Dataset, *, categories: Sequence[dict] | None = None) -> Da
     return DatasetKeys(images=images, classes=classes, by_id=by_id, by_name=_index_names(images), cat_index=cat_index)
 
 
-def no_images_message(ds: Dataset, src: str | os.PathLike, *, what: str = "annotated images") -> str:
-    """Why ``ds`` gives nothing to work on, naming what was looked for where: for ``evaluate`` (no image in the
-    ground truth) and the torch datasets (no image file found). An empty input is an error, never an empty result
-    (every metric -1, a dataset of length 0)."""
-    from datatools.core.fs import files_for
-
-    src = os.fspath(src)
-    files = files_for(src)
-    problems = sum(1 for f in ds.findings if f.severity.value == "error")
-    tail = f"; reading reported {problems} error(s) (details: datatools check {src})" if problems else ""
-    if ds.images:  # the annotations are there, the image files are not
-        missing = [f for f in ds.findings if f.code in ("missing-image", "missing-image-dir")]
-        where = ds.meta.get("image_dir") if ds.meta else None
-        example = f" (e.g. {missing[0].path}: {missing[0].message})" if missing else ""
-        looked = f" in {where}" if where else ""
-        return (f"{src}: none of the {len(ds.images)} {what} has its image file{looked}{example}; pass --images / "
-                f"images= when the images live elsewhere{tail}")
-    fmt = ds.format or "?"
-    if fmt == "voc":
-        ann = files.join(src, "Annotations") if files.isdir(src) and files.isdir(files.join(src, "Annotations")) else src
-        looked = f"no VOC annotation (*.xml) in {ann}"
-        if files.isdir(src):
-            nested = [files.join(d, y) for d in ("VOCdevkit", files.join("TrainVal", "VOCdevkit"))
-                      if files.isdir(files.join(src, d)) for y in sorted(files.listdir(files.join(src, d))[0])
-                      if y.startswith("VOC")]
-            if nested:
-                looked += f"; it holds {', '.join(nested)}: point at one of those year folders"
-    elif fmt == "yolo":
-        looked = f"no image listed by its data.yaml or under {files.join(src, 'images')}" if files.isdir(src) else (
-            f"no image in the splits of {src}")
-    elif fmt == "coco":
-        looked = "no image entry in its 'images'"
-    else:
-        looked = "no images"
-    return f"{src}: no {what} found ({fmt}: {looked}){tail}"
-
-
 def _table_from_records(images: Sequence[ImageRecord], classes: Sequence[str]) -> BoxTable:
     cid = {c: i for i, c in enumerate(classes)}
     img, lab, box, ign = [], [], [], []
@@ -284,6 +247,7 @@ def load_ground_truth(src: str | os.PathLike, *, format: str | None = None, spli
     """
     from datatools import formats
     from datatools.formats import coco as coco_fmt
+    from datatools.ops.convert import no_images_message
     from datatools.ops.sanitize import prepare
 
     src = os.fspath(src)

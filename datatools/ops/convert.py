@@ -177,12 +177,38 @@ def read_source(src: str | os.PathLike, fmt: str | None = None, *, classes: Sequ
             return ds
         raise all_dropped(ds, src, "nothing to work on")
     if not ds.images:
-        sets = ds.meta.get("sets") if mod.NAME == "voc" else None
-        where = f"; split lists read: {', '.join(sets)}" if sets else ""
-        if mod.NAME == "coco" and files.isfile(os.fspath(src)):
-            raise NoInputError(f'no images in {src}: its "images" list is empty')
-        raise NoInputError(f"no annotations found in {src} (looked for {LOOKED_FOR[mod.NAME]}{where})")
+        raise NoInputError(no_images_message(ds, src))
     return ds
+
+
+def no_images_message(ds: Dataset, src: str | os.PathLike, *, what: str = "annotated images") -> str:
+    """The one wording of "``ds`` read from ``src`` gives nothing to work on", naming what was looked for where:
+    no annotation at all (for each format, :data:`LOOKED_FOR`; the VOC split lists read; the year folders of a
+    VOCdevkit), or annotations whose image files are all missing (``evaluate``, ``visualize`` and the torch datasets
+    need the pictures). An empty input is an error, never an empty result."""
+    src = os.fspath(src)
+    files = files_for(src)
+    problems = sum(1 for f in ds.findings if f.severity is Severity.ERROR)
+    tail = f"; reading reported {problems} error(s) (details: datatools check {src})" if problems else ""
+    if ds.images:  # the annotations are there, the image files are not
+        missing = [f for f in ds.findings if f.code in ("missing-image", "missing-image-dir")]
+        where = ds.meta.get("image_dir") if ds.meta else None
+        example = f" (e.g. {missing[0].path}: {missing[0].message})" if missing else ""
+        looked = f" in {where}" if where else ""
+        return (f"{src}: none of the {len(ds.images)} {what} has its image file{looked}{example}; pass --images / "
+                f"images= when the images live elsewhere{tail}")
+    if ds.format == "coco" and files.isfile(src):
+        return f'no {what} found in {src}: its "images" list is empty{tail}'
+    looked = LOOKED_FOR.get(ds.format, "a dataset")
+    if ds.format == "voc":
+        sets = ds.meta.get("sets") if ds.meta else None
+        looked += f"; split lists read: {', '.join(sets)}" if sets else ""
+        from datatools.formats.voc import year_folders
+
+        years = year_folders(src)
+        if years:
+            looked += f"; it holds {', '.join(years.values())}: point at one of those year folders"
+    return f"no {what} found in {src} (looked for {looked}){tail}"
 
 
 def output_root(out: str | os.PathLike, dst_mod) -> str:

@@ -235,7 +235,7 @@ def visualize(ds: Dataset, out: str | os.PathLike, *, classes: Sequence[str] | N
         # nothing could ever be drawn: an error naming what was looked for where, not "nothing drawn" and exit 0
         # (images whose file is missing are listed in ``result.skipped`` with their reason)
         from datatools.core.errors import NoInputError
-        from datatools.metrics.inputs import no_images_message
+        from datatools.ops.convert import no_images_message
 
         raise NoInputError(no_images_message(ds, ds.root or "the dataset"))
     if classes:
