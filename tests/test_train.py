@@ -370,3 +370,18 @@ def test_keep_aspect_rejects_fixed_size_model(tmp_path):
     r = CliRunner().invoke(cli, ["train", str(SAMPLE), "--out", str(tmp_path / "o"), "--resize-mode", "keep-aspect",
                                  "--model", "ssdlite320_mobilenet_v3_large", "-j", "0"])
     assert r.exit_code == 2 and "letterbox" in r.output
+
+
+def test_train_on_a_folder_without_a_dataset_says_what_it_looked_for(tmp_path):
+    from click.testing import CliRunner
+
+    from datatools.cli import cli
+
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "xml").mkdir()
+    (tmp_path / "xml" / "Annotations").mkdir()
+    for src, want in ((tmp_path / "empty", "no dataset found"), (tmp_path / "xml", "looked for")):
+        r = CliRunner().invoke(cli, ["train", str(src), "--out", str(tmp_path / "run"), "--epochs", "1", "-j", "0"])
+        assert r.exit_code == 1, r.output
+        assert want in r.output and str(src) in r.output and "Traceback" not in r.output
+        assert not (tmp_path / "run").exists()

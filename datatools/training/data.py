@@ -24,17 +24,15 @@ def stream_seed(*parts: int) -> int:
 def build_datasets(cfg: TrainConfig):
     """``(data, train_ds, val_ds, val_split)`` through :mod:`datatools.datasets` (uint8 out, converted on the
     device). ``val_ds`` is ``None`` when the data has no ``cfg.val_split``; a missing train split is a usage error."""
-    from datatools import formats
     from datatools.datasets import DetectionDataset
     from datatools.formats.common import DEFAULT_SPLIT
     from datatools.datasets.transforms import eval_preset, train_preset
+    from datatools.ops.convert import read_source
 
     cfg, _ = resolve_defaults(cfg)  # a config made in code may leave the model and size to the device
-    mod = formats.get(formats.resolve(cfg.format, cfg.data))  # "auto": detected as convert and check detect it
-    read_opts: dict[str, Any] = {}
-    if mod.NAME == "voc":
-        read_opts["sets"] = None  # every list, then filter by split below
-    data = mod.read(cfg.data, **read_opts)
+    # The one read rule of every command: the format detected as convert and check detect it, an empty or wrong
+    # folder an error saying what was looked for; VOC: its split lists as every command reads them, filtered below.
+    data = read_source(cfg.data, cfg.format)
     splits = set(data.splits)
     if splits == {DEFAULT_SPLIT}:  # a folder without splits (YOLO images/ + labels/): train on all of it
         splits = set()
