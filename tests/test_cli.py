@@ -254,3 +254,37 @@ def test_kept_headers_live_for_one_block_only(tmp_path):
         make_jpeg(tmp_path / "a.jpg", 20, 10)
         assert read_headers([p], mapper=one)[0].width == 40  # kept: not opened again inside the block
     assert read_headers([p], mapper=one)[0].width == 20
+
+
+@pytest.mark.parametrize("fmt", ["yolo", "coco", "cvat", "labelme", "labelstudio", "openimages"])
+def test_check_opens_each_image_once_in_every_format(tmp_path, monkeypatch, fmt):
+    """Every reader gets its sizes through formats.common.read_headers, so check's header checks reuse them: each
+    image is opened once, whichever format wrote the dataset (made here by that format's own writer). A reader that
+    read headers on its own (YOLO's label chunks did) opened each image twice. Counted at core.images._header_of."""
+    import collections
+    import os
+
+    from datatools.core import images
+
+    items = {k: voc_xml(f"{k}.jpg", (30, 40) if k == "rot" else (40, 30), [{"name": "cat", "box": (1, 1, 9, 9)}])
+             for k in ("a", "b", "bad", "rot")}
+    src = make_voc_root(tmp_path / "v", items, images={f"{k}.jpg": (40, 30) for k in ("a", "b", "bad")})
+    make_jpeg(src / "JPEGImages/rot.jpg", 40, 30, exif_orientation=6)
+    out = tmp_path / fmt
+    assert invoke("convert", "--to", fmt, src, out, "--images-mode", "copy").exit_code == 0
+    placed = {p.name: p for p in out.rglob("*.jpg")}
+    assert sorted(placed) == ["a.jpg", "b.jpg", "bad.jpg", "rot.jpg"], sorted(placed)
+    placed["bad.jpg"].write_bytes(b"\xff\xd8 not a jpeg")
+    opened: collections.Counter = collections.Counter()
+    real = images._header_of
+
+    def counting(fp):
+        opened[os.path.basename(fp)] += 1
+        return real(fp)
+
+    monkeypatch.setattr(images, "_header_of", counting)
+    r = CliRunner().invoke(cli, ["check", str(out), "--json", "-j", "1"])
+    assert r.exit_code == 1, r.output
+    codes = {f["code"] for f in json.loads(r.output)["findings"]}
+    assert opened == {f"{k}.jpg": 1 for k in ("a", "b", "bad", "rot")}, opened
+    assert {"image-unreadable", "exif-rotation"} <= codes, codes

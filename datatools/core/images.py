@@ -24,6 +24,12 @@ class ImageHeader:
     mode: str
     error: str = ""
 
+    def __reduce__(self):
+        # Headers cross from worker processes by the thousand: a tuple of fields pickles about 20 times faster than
+        # the default state of a frozen slotted dataclass (as core.model's records do).
+        return (ImageHeader, (self.width, self.height, self.raw_width, self.raw_height, self.orientation, self.mode,
+                              self.error))
+
 
 def exif_orientation(im) -> int:
     """The EXIF orientation (1-8) of an open PIL image; 1 when absent or when the EXIF block is broken (a broken

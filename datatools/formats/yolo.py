@@ -17,11 +17,11 @@ from datatools.core.errors import DatatoolsError, FormatError, UsageError
 from datatools.core import fs
 from datatools.core.atomic import ImagesMode, place_images, staged_dir, write_many, write_staged
 from datatools.core.fs import files_for, read_small_file
-from datatools.core.images import read_image_header
+from datatools.core.images import ImageHeader
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, all_classes
-from datatools.formats.common import DEFAULT_SPLIT, WriteResult, err, info, warn
+from datatools.formats.common import DEFAULT_SPLIT, WriteResult, err, info, read_headers, warn
 # The layout (data.yaml, split folders) lives in yolo_layout; discover and data_yaml are re-exported for callers.
 from datatools.formats.yolo_layout import data_yaml, discover, placeholder_names  # noqa: F401
 
@@ -128,10 +128,11 @@ def _refuse_pixel_row(coords: Sequence[float], where: str) -> None:
                           "(divide x and w by the width, y and h by the height)")
 
 
-def _read_one(image_path: str, image_id: str, names: Sequence[str]) -> tuple[ImageRecord | None, list[Finding], int]:
-    """One image and its label file: (record or None when the image cannot be sized, findings, rows met)."""
+def _read_one(image_path: str, image_id: str, names: Sequence[str], header: ImageHeader
+              ) -> tuple[ImageRecord | None, list[Finding], int]:
+    """One image's label file, sized by the image's ``header`` (read before, by the parent): (record or None when the
+    image cannot be sized, findings, rows met)."""
     findings: list[Finding] = []
-    header = read_image_header(image_path)
     label_path = _label_path_for(image_path)
     try:
         text = read_small_file(label_path).decode("utf-8-sig")  # local or fsspec URL
@@ -167,15 +168,15 @@ def _depth(mode: str) -> int | None:
     return {"L": 1, "P": 3, "RGB": 3, "RGBA": 4, "I;16": 1, "I": 1, "LA": 2, "CMYK": 4}.get(mode)
 
 
-def read_chunk(items: Sequence[tuple[str, str, tuple[str, ...]]], *, names: tuple[str, ...]
+def read_chunk(items: Sequence[tuple[str, str, tuple[str, ...], ImageHeader]], *, names: tuple[str, ...]
                ) -> tuple[list[ImageRecord], list[Finding], int]:
-    """Worker: read a chunk of ``(image_id, image path, splits)`` (label file + image header each): (records,
+    """Worker: read the label files of a chunk of ``(image_id, image path, splits, image header)``: (records,
     findings, rows met), in the chunk's order. Module-level so that worker processes and Ray tasks can run it."""
     records: list[ImageRecord] = []
     findings: list[Finding] = []
     objects = 0
-    for iid, path, in_splits in items:
-        rec, fnd, n = _read_one(path, iid, names)
+    for iid, path, in_splits, header in items:
+        rec, fnd, n = _read_one(path, iid, names, header)
         findings.extend(fnd)
         objects += n
         if rec is not None:
@@ -191,8 +192,9 @@ def read(src: str | os.PathLike, *, classes: Sequence[str] | None = None, worker
     every reader: on a dataset that names its classes the objects keep those names and ``classes`` selects and orders
     them by name (``ops.sanitize.prepare`` then drops, and counts, objects of unlisted classes); only a dataset with
     no names (or only ultralytics' ``class_<i>`` for ``nc``) takes ``classes`` as the names of ids 0..n-1.
-    The per-image reads (label file + image header) run as :func:`read_chunk` on ``mapper`` (default: local
-    processes, ``workers`` of them).
+    The image headers (the sizes) are read first, by :func:`~datatools.formats.common.read_headers` (inside
+    ``keep_headers()``, ``check`` reuses them), then the label files as :func:`read_chunk`, both on ``mapper``
+    (default: local processes, ``workers`` of them). ``progress`` counts each image once, when its header is read.
     """
     mapper = mapper or Mapper(workers=workers)
     root, splits, names_t, findings, items = plan_reads(src, classes)
@@ -205,10 +207,11 @@ def read(src: str | os.PathLike, *, classes: Sequence[str] | None = None, worker
                                  "it does not rename them"))
     if on_total:
         on_total(len(items))
-    chunks = mapper.chunks(items)
+    headers = read_headers([path for _, path, _ in items], mapper=mapper, progress=progress)
+    chunks = mapper.chunks([(iid, path, in_splits, h) for (iid, path, in_splits), h in zip(items, headers)])
     records: list[ImageRecord] = []
     objects_read = 0
-    for recs, fnd, n in mapper(partial(read_chunk, names=names_t), chunks, progress=progress):
+    for recs, fnd, n in mapper(partial(read_chunk, names=names_t), chunks):
         records.extend(recs)
         findings.extend(fnd)
         objects_read += n

@@ -96,26 +96,29 @@ def build_report(src: str | os.PathLike, *, format: str = "auto", images=None, s
     :func:`~datatools.ops.check.check_dataset`, anchors, duplicates, the gallery). ``update(stage, advance, total)`` reports progress.
 
     Use :func:`datatools.report.write_report` to turn the result into the page."""
+    from datatools.formats.common import keep_headers
     from datatools.ops.convert import read_source
 
     up = update or (lambda stage, n, total: None)
     mapper = Mapper(engine, ray_address, workers)
-    ds = read_source(src, format, classes=list(classes) if classes else None, mapper=mapper, images=images,
-                     sets=sets, workers=workers, max_xml_bytes=max_xml_bytes,
-                     progress=lambda n: up("read", n, None), on_total=lambda t: up("read", 0, t))
-    st = dataset_stats(ds, labels_only=not pixels, workers=workers, engine=engine, ray_address=ray_address,
-                       progress=lambda n: up("pixels", n, None), on_total=lambda t: up("pixels", 0, t))
-    colours = {c: class_colour(c) for c in st.labels.class_objects}
-    data = ReportData(src=str(src), format=ds.format, stats=st, splits=split_stats(ds), colours=colours,
-                      options={"seed": seed, "per_class": per_class, "thumb": thumb, "budget_bytes": budget_bytes,
-                               "k": k, "img_size": img_size, "pixels": pixels, "dupes": dupes},
-                      inputs=input_folders(ds, src, images), objects_read=ds.objects_read)
-    if not pixels:
-        data.notes["pixels"] = "not computed (--no-pixels)"
-    elif st.pixels is not None and not st.pixels.images:
-        data.notes["pixels"] = ("no image could be read" if any(im.image_path for im in ds.images)
-                                else "no image files were found")
-    _add_check(data, ds, src=src, classes=list(classes) if classes else None, mapper=mapper, up=up)
+    # The reader's header reads (the sizes) also serve check's header checks: each image is opened once.
+    with keep_headers():
+        ds = read_source(src, format, classes=list(classes) if classes else None, mapper=mapper, images=images,
+                         sets=sets, workers=workers, max_xml_bytes=max_xml_bytes,
+                         progress=lambda n: up("read", n, None), on_total=lambda t: up("read", 0, t))
+        st = dataset_stats(ds, labels_only=not pixels, workers=workers, engine=engine, ray_address=ray_address,
+                           progress=lambda n: up("pixels", n, None), on_total=lambda t: up("pixels", 0, t))
+        colours = {c: class_colour(c) for c in st.labels.class_objects}
+        data = ReportData(src=str(src), format=ds.format, stats=st, splits=split_stats(ds), colours=colours,
+                          options={"seed": seed, "per_class": per_class, "thumb": thumb, "budget_bytes": budget_bytes,
+                                   "k": k, "img_size": img_size, "pixels": pixels, "dupes": dupes},
+                          inputs=input_folders(ds, src, images), objects_read=ds.objects_read)
+        if not pixels:
+            data.notes["pixels"] = "not computed (--no-pixels)"
+        elif st.pixels is not None and not st.pixels.images:
+            data.notes["pixels"] = ("no image could be read" if any(im.image_path for im in ds.images)
+                                    else "no image files were found")
+        _add_check(data, ds, src=src, classes=list(classes) if classes else None, mapper=mapper, up=up)
     _add_anchors(data, ds, k=k, img_size=img_size, seed=seed)
     if dupes:
         _add_dupes(data, ds, mapper, up)
