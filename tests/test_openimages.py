@@ -1,6 +1,7 @@
 """Open Images box CSV: reading the documented layout, class descriptions, missing images, bad rows, the writer."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -10,8 +11,8 @@ import datatools
 from datatools import formats
 from datatools.cli import cli
 from datatools.core.errors import UsageError
-from datatools.formats import openimages
-from tests.conftest import make_jpeg
+from datatools.formats import openimages, voc
+from tests.conftest import make_jpeg, make_voc_root, voc_xml
 
 HEADER = "ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax,IsOccluded,IsTruncated,IsGroupOf,IsDepiction,IsInside\n"
 # Rows in the form of Open Images' own validation-annotations-bbox.csv (download page): normalized XMin, XMax, YMin,
@@ -135,6 +136,34 @@ def test_cli_converts_a_detected_open_images_folder(oi, tmp_path):
     assert sorted(p.name for p in (tmp_path / "voc" / "Annotations").iterdir()) == \
         ["0001eeaf4aed83f9.xml", "000595fe6fee6369.xml"]
 
+
+
+def test_an_image_without_boxes_is_not_booked_as_written(tmp_path):
+    """The box CSV lists images by their boxes, so an image without boxes cannot be listed: it is placed, but a reader
+    of OUT does not get it back. The writer names it (no-boxes-not-listed), and the summary books it as dropped, not
+    written: images written is what reading OUT gives back."""
+    items = {"a": voc_xml("a.jpg", (40, 30), [{"name": "cat", "box": (1, 1, 9, 9)}]),
+             "b": voc_xml("b.jpg", (40, 30), [{"name": "dog", "box": (2, 2, 20, 20)}]),
+             "empty": voc_xml("empty.jpg", (40, 30), [])}
+    src = make_voc_root(tmp_path / "v", items, images={f"{k}.jpg": (40, 30) for k in items})
+    out = tmp_path / "oi"
+    r = CliRunner().invoke(cli, ["convert", str(src), str(out), "--to", "openimages", "--json"])
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.output)
+    assert s["images"] == {"read": 3, "written": 2, "dropped": {"no-boxes-not-listed": 1}}
+    assert s["objects"]["balanced"] and s["objects"]["written"] == 2
+    assert s["warnings"].get("no-boxes-not-listed") == 1
+    f, = [f for f in s["findings"] if f["code"] == "no-boxes-not-listed"]
+    assert f["image_id"] == "empty" and f["image_dropped"] and f["severity"] == "warning"
+    assert "'empty'" in f["message"] and "images/all/" in f["message"]
+    assert (out / "images" / "all" / "empty.jpg").is_file()  # placed, as before; only not listed
+    back = openimages.read(out)
+    assert sorted(im.image_id for im in back.images) == ["a", "b"]
+    assert len(back.images) == s["images"]["written"]
+    # the writer alone: the same count and finding; without a placed image the message says so
+    res = openimages.write(voc.read(src), tmp_path / "none", images_mode="none")
+    assert res.images_written == 2 and [x.code for x in res.findings] == ["no-boxes-not-listed"]
+    assert "no image file is placed" in res.findings[0].message
 
 # --------------------------------------------------------------------------------------------------- as published
 

@@ -28,11 +28,11 @@ from datatools.core.atomic import ImagesMode, place_images, staged_dir, write_fi
 from datatools.core.boxes import fmt_number
 from datatools.core.errors import UsageError
 from datatools.core.fs import files_for, read_small_file
-from datatools.core.images import read_image_header
-from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, all_classes, sorted_classes
+from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, Severity, all_classes, sorted_classes
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
-from datatools.formats.common import DEFAULT_SPLIT, ImageIndex, WriteResult, err, existing_source, info, warn
+from datatools.formats.common import (DEFAULT_SPLIT, ImageIndex, WriteResult, err, existing_source, info,
+                                      read_headers, warn)
 
 NAME = "openimages"
 OWNED = ("annotations", "images")
@@ -246,7 +246,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
                                     image_id=iid, objects=len(rows[iid]), image_dropped=True))
             else:
                 pending.append((iid, split, path, image_path, None, rows[iid]))
-    headers = iter((mapper or Mapper(workers=workers)).items(read_image_header, [p[3] for p in pending if p[3]]))
+    headers = iter(read_headers([p[3] for p in pending if p[3]], mapper=mapper or Mapper(workers=workers)))
     records: dict[str, ImageRecord] = {}
     for iid, split, path, image_path, size, rows in pending:
         if size is None:  # the image is there: its header is the size
@@ -284,7 +284,9 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
     """Write ``OUT/annotations/<split>-annotations-bbox.csv`` and ``class-descriptions.csv`` (a class's Open Images
     id when the dataset was read from Open Images, else its name, as its own id) and ``OUT/images/<split>/`` with
     the images renamed ``<id>.<ext>``. An image without a size cannot be normalized: it is left out with a
-    ``missing-size`` finding that counts its boxes."""
+    ``missing-size`` finding that counts its boxes. An image without boxes has no row to be listed in (the box CSV
+    lists images by their boxes): its image is placed, but a reader of OUT does not get it back, so it is not counted
+    as written and a ``no-boxes-not-listed`` warning names it (marked as a dropped image, for the summary's books)."""
     images_mode = ImagesMode(images_mode)
     out = Path(out)
     result = WriteResult(out=str(out))
@@ -313,10 +315,14 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
                                    num(y2 / rec.height), str(int(a.occluded)), str(int(a.truncated)),  # type: ignore[operator]
                                    str(int(a.iscrowd)), str(int(attrs.get("is_depiction") == "1")),
                                    str(int(attrs.get("is_inside") == "1"))]))
+        placed = bool(rec.image_path) and images_mode is not ImagesMode.NONE
+        if placed:
+            pictures.append((rec.image_path, f"{split}/{iid}{os.path.splitext(rec.image_path)[1] or '.jpg'}"))
+        if not rec.annotations:
+            result.findings.append(_not_listed(rec, iid, split, out, placed))
+            continue
         result.images_written += 1
         result.objects_written += len(rec.annotations)
-        if rec.image_path and images_mode is not ImagesMode.NONE:
-            pictures.append((rec.image_path, f"{split}/{iid}{os.path.splitext(rec.image_path)[1] or '.jpg'}"))
     items = [(f"{s}-annotations-bbox.csv", ",".join(COLUMNS) + "\n" + "".join(line + "\n" for line in lines))
              for s, lines in sorted(by_split.items())]
     items.append(("class-descriptions.csv", "".join(f"{_csv(ids.get(c, c))},{_csv(c)}\n" for c in classes)))
@@ -330,6 +336,15 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
     if progress:
         progress(len(ds.images))
     return result
+
+
+def _not_listed(rec: ImageRecord, iid: str, split: str, out: Path, placed: bool) -> Finding:
+    """The ``no-boxes-not-listed`` warning for an image without boxes: the box CSV has no row for it, so reading OUT
+    back loses it. It counts as a dropped image (``image_dropped``): the summary must not book it as written."""
+    where = f"it is placed in images/{split}/, but" if placed else "no image file is placed, and"
+    return Finding("no-boxes-not-listed", Severity.WARNING, str(out / "annotations" / f"{split}-annotations-bbox.csv"),
+                   "ImageID", f"image {iid!r} has no boxes, and the box CSV lists images by their boxes only: {where} "
+                   "reading this output back will not find it", image_id=rec.image_id, image_dropped=True)
 
 
 def _csv(text: str) -> str:

@@ -106,6 +106,25 @@ def summarize(ds_in: Dataset, ds_out: Dataset, *, src: str, out: str, src_format
     return s
 
 
+def _book_writer_findings(s: Summary, findings: Sequence[Finding]) -> None:
+    """Add what the writer reported to the books :func:`summarize` made from the prepared dataset: its findings by
+    severity, and an image or objects it could not put in OUT (an Open Images image without boxes has no row in the
+    box CSV) as dropped, not written, so that images written is what a reader of OUT gets back."""
+    sev = {Severity.ERROR: s.errors, Severity.WARNING: s.warnings, Severity.INFO: s.notes}
+    for f in findings:
+        sev[f.severity][f.code] = sev[f.severity].get(f.code, 0) + 1
+        if f.image_dropped:
+            s.images_written -= 1
+            s.images_dropped[f.code] = s.images_dropped.get(f.code, 0) + 1
+        if f.objects:
+            s.objects_written -= f.objects
+            s.objects_dropped[f.code] = s.objects_dropped.get(f.code, 0) + f.objects
+    for counts in (*sev.values(), s.images_dropped, s.objects_dropped):
+        ordered = sorted(counts.items())
+        counts.clear()
+        counts.update(ordered)
+
+
 def read_options(fmt: str, *, images=None, sets=None, convention=DEFAULT_CONVENTION, workers=None,
                  max_xml_bytes: int | None = None) -> dict:
     """The reader options of format ``fmt`` from the options every command takes; VOC-only ones are refused for
@@ -323,5 +342,6 @@ def prepare_and_write(ds_in: Dataset, ds: Dataset, dst_format: str, out: str | o
         write_options["progress"] = lambda n: progress("write", n, None)
     result = write_dataset(ds, dst_mod.NAME, out, inputs=inputs, **write_options)
     summary.findings.extend(result.findings)
+    _book_writer_findings(summary, result.findings)
     summary.files_written = len(result.files)
     return summary
