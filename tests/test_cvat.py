@@ -122,7 +122,16 @@ def test_rotated_box_reads_as_enclosing_box(tmp_path):
     ('<box label="a" xtl="1" ytl="1" xbr="5" ybr="5" rotation="nan" occluded="0"/>', "bad-number", 1),
     ('<polygon label="a" points="1,1;2,2" occluded="0"/>', "bad-number", 1),
     ('<polygon label="a" points="1,1;2,x;3,3" occluded="0"/>', "bad-number", 1),
-    ('<ellipse label="a" cx="3" cy="3" rx="1" ry="1" occluded="0"/>', "unsupported-shape", 1),
+    ('<ellipse label="a" cx="3" cy="x" rx="1" ry="1" occluded="0"/>', "bad-number", 1),
+    ('<ellipse label="a" cx="3" cy="3" rx="1" ry="1" rotation="inf" occluded="0"/>', "bad-number", 1),
+    ('<ellipse label="a" cx="3" cy="3" rx="0" ry="1" occluded="0"/>', "zero-area", 1),
+    ('<mask label="a" rle="1, 2" left="0" top="0" width="2" height="2" occluded="0"/>', "bad-shape", 1),
+    ('<mask label="a" rle="1, x, 1" left="0" top="0" width="2" height="2" occluded="0"/>', "bad-number", 1),
+    ('<mask label="a" rle="1, -1, 4" left="0" top="0" width="2" height="2" occluded="0"/>', "bad-number", 1),
+    ('<mask label="a" rle="4" left="0" top="0" width="2" height="2" occluded="0"/>', "zero-area", 1),
+    ('<mask label="a" rle="0, 4" left="0.5" top="0" width="2" height="2" occluded="0"/>', "bad-number", 1),
+    ('<mask label="a" rle="" left="0" top="0" width="0" height="2" occluded="0"/>', "bad-number", 1),
+    ('<cuboid label="a" xtl1="1" ytl1="1" occluded="0"/>', "unsupported-shape", 1),
 ])
 def test_bad_shapes_are_findings(tmp_path, body, code, objects):
     (tmp_path / "annotations.xml").write_text(
@@ -323,12 +332,49 @@ def test_reads_the_documented_example(tmp_path):
     # The task's labels in their order; a skeleton's point labels (with a <parent>) are not classes.
     assert ds.classes == ("car", "traffic_line", "wheel", "plate", "s1")
     # By hand: the box as written; the polygon's min/max x and y.
+    # The mask: rle "3, 5, 2" over 2x5 pixels from (707, 888) sets pixels 3..7, rows 1 to 3, both columns.
     assert boxes(ds) == {"filename000": [("car", (554.72, 522.59, 1199.46, 916.23)),
+                                         ("car", (707.0, 889.0, 709.0, 892.0)),
                                          ("plate", (797.33, 870.92, 965.52, 928.94))]}
+    assert [f.field for f in ds.findings if f.code == "shape-to-box"] == ["image[0]/mask"]
     dropped = {f.field.split("/")[-1]: f.objects for f in ds.findings if f.code == "unsupported-shape"}
-    assert dropped == {"mask": 1, "points": 1, "polyline": 2, "skeleton": 1, "tag": 1}  # a skeleton is one object
+    assert dropped == {"points": 1, "polyline": 2, "skeleton": 1, "tag": 1}  # a skeleton is one object
     assert ds.objects_read == 8 == ds.num_objects + sum(f.objects for f in ds.findings)
     assert not [f for f in ds.findings if f.severity.value == "error"]
+
+
+# Boxes computed by hand. An ellipse rotated by t has half-widths sqrt((rx cos t)^2 + (ry sin t)^2) and
+# sqrt((rx sin t)^2 + (ry cos t)^2): at 30 degrees with rx=3, ry=4, sqrt(6.75 + 4) = 3.27872 and sqrt(2.25 + 12) =
+# 3.77492. A mask's pixels run row by row from (left, top), background first; its box ends after its last pixel.
+@pytest.mark.parametrize("body,box,rotated", [
+    ('<ellipse label="a" cx="50" cy="40" rx="10" ry="5" occluded="0"/>', (40.0, 35.0, 60.0, 45.0), False),
+    ('<ellipse label="a" cx="50" cy="40" rx="10" ry="5" rotation="90" occluded="0"/>', (45.0, 30.0, 55.0, 50.0),
+     True),
+    ('<ellipse label="a" cx="50" cy="40" rx="3" ry="4" rotation="30.00" occluded="0"/>',
+     (46.7213, 36.2251, 53.2787, 43.7749), True),
+    ('<ellipse label="a" cx="50" cy="40" rx="3" ry="4" rotation="-150" occluded="0"/>',
+     (46.7213, 36.2251, 53.2787, 43.7749), True),
+    # every pixel of a 3x2 mask: the mask's own box
+    ('<mask label="a" rle="0, 6" left="10" top="20" width="3" height="2" occluded="0"/>', (10.0, 20.0, 13.0, 22.0),
+     False),
+    # 4x3, pixels 1 (row 0, column 1) and 6 (row 1, column 2): shrunk to columns 1-2, rows 0-1
+    ('<mask label="a" rle="1, 1, 4, 1, 5" left="10" top="20" width="4" height="3" occluded="0"/>',
+     (11.0, 20.0, 13.0, 22.0), False),
+    # 4x3, pixels 6-8: row 1 columns 2-3, then row 2 column 0 (a run over a row's end)
+    ('<mask label="a" rle="6, 3, 3" left="10" top="20" width="4" height="3" occluded="0"/>',
+     (10.0, 21.0, 14.0, 23.0), False),
+])
+def test_ellipses_and_masks_are_read_as_their_exact_box(tmp_path, body, box, rotated):
+    (tmp_path / "annotations.xml").write_text(
+        f'<annotations><image id="0" name="a.jpg" width="100" height="100">{body}</image></annotations>')
+    ds = cvat.read(tmp_path)
+    assert boxes(ds) == {"a": [("a", box)]}
+    tag = body[1:body.index(" ")]
+    note = next(f for f in ds.findings if f.code == "shape-to-box")
+    assert (note.severity.value, note.field, note.message) == ("info", f"image[0]/{tag}",
+                                                               f"1 <{tag}> shape(s) read as their bounding box")
+    assert ("rotated-box" in codes(ds)) == rotated
+    assert ds.objects_read == 1 == ds.num_objects
 
 
 def test_job_export_keeps_the_label_order(tmp_path):

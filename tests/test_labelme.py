@@ -43,7 +43,7 @@ def lm(tmp_path: Path) -> Path:
         "a.json": doc("a.jpg", [shape("cat", [[10, 5], [30.5, 25]]), shape("dog", [[40, 40], [20, 10]]),
                                 shape("dog", [[1, 2], [9, 2], [5, 12]], "polygon")]),
         "b.json": doc("b.jpg", [shape("cat", [[0, 0], [64, 48]]), shape("nose", [[3, 3]], "point"),
-                                shape("eye", [[5, 5], [8, 8]], "circle")], image_data="bm90IGFuIGltYWdl"),
+                                shape("eye", [[5, 5], [8, 9]], "circle")], image_data="bm90IGFuIGltYWdl"),
     }, images={"a.jpg": (64, 48), "b.jpg": (64, 48)})
 
 
@@ -57,13 +57,14 @@ def codes(ds):
 
 def test_reads_rectangles_polygons_and_counts_other_shapes(lm):
     ds = labelme.read(lm)
+    # the circle: centre (5, 5), a point 3 across and 4 down, so a radius of 5
     assert boxes(ds) == {"a": [("cat", (10.0, 5.0, 30.5, 25.0)), ("dog", (1.0, 2.0, 9.0, 12.0)),
                                ("dog", (20.0, 10.0, 40.0, 40.0))],
-                         "b": [("cat", (0.0, 0.0, 64.0, 48.0))]}
-    assert ds.classes == ("cat", "dog")
+                         "b": [("cat", (0.0, 0.0, 64.0, 48.0)), ("eye", (0.0, 0.0, 10.0, 10.0))]}
+    assert ds.classes == ("cat", "dog", "eye")
     assert [im.image_path for im in ds.images] == [str(lm / "a.jpg"), str(lm / "b.jpg")]
-    assert codes(ds) == ["polygon-to-box", "unsupported-shape", "unsupported-shape"]
-    # the books: 6 shapes met = 4 boxes + 2 dropped
+    assert codes(ds) == ["polygon-to-box", "shape-to-box", "unsupported-shape"]
+    # the books: 6 shapes met = 5 boxes + 1 dropped
     assert ds.objects_read == 6 == ds.num_objects + sum(f.objects for f in ds.findings)
 
 
@@ -131,7 +132,7 @@ def test_detect_tells_labelme_from_coco(lm, tmp_path):
 def test_writer_output_opens_in_labelme_layout(lm, tmp_path):
     out = tmp_path / "out"
     s = convert("labelme", lm, "labelme", out)
-    assert s.balanced and s.objects_written == 4
+    assert s.balanced and s.objects_written == 5  # 3 rectangles, the polygon's box, the circle's
     d = json.loads((out / "annotations" / "a.json").read_text())
     assert d["imagePath"] == "../images/a.jpg" and d["imageData"] is None
     assert (d["imageWidth"], d["imageHeight"]) == (64, 48)
@@ -169,7 +170,7 @@ def test_cli_convert_and_check(lm, tmp_path):
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
     assert out["src_format"] == "labelme" and out["objects"]["balanced"]
-    assert out["objects"]["dropped"] == {"unsupported-shape": 2}
+    assert out["objects"]["dropped"] == {"unsupported-shape": 1}
     assert sorted(p.name for p in (tmp_path / "y" / "labels" / "all").iterdir()) == ["a.txt", "b.txt"]
     r = CliRunner().invoke(main, ["check", str(lm), "--format", "labelme"])
     assert r.exit_code == 0, r.output  # warnings and notes only
@@ -245,13 +246,19 @@ def test_reads_each_labelme_generation_as_saved(tmp_path, version):
     ("rotation", [[1, 1], [5, 0], [6, 4], [2, 5]], (1.0, 0.0, 6.0, 5.0), "rotated-box"),
     ("oriented_rectangle", [[1, 1], [5, 0], [6, 4]], None, "bad-shape"),
     ("rectangle", [[1, 1], [5, 0], [6, 4]], None, "bad-shape"),
-    # Shapes without a box of their own: dropped and counted.
-    ("circle", [[10, 10], [14, 10]], None, "unsupported-shape"),
+    # A circle: its centre +- the distance to its second point (4; then 5, 3 across and 4 up).
+    ("circle", [[10, 10], [14, 10]], (6.0, 6.0, 14.0, 14.0), "shape-to-box"),
+    ("circle", [[20.5, 30], [17.5, 26]], (15.5, 25.0, 25.5, 35.0), "shape-to-box"),
+    ("circle", [[10, 10]], None, "bad-shape"),
+    # A mask (labelme 5.x): its first and last pixel, inclusive (labelme pastes the PNG over [y1:y2+1, x1:x2+1]).
+    ("mask", [[2, 3], [12, 13]], (2.0, 3.0, 13.0, 14.0), "shape-to-box"),
+    ("mask", [[12.0, 13.0], [2.0, 3.0]], (2.0, 3.0, 13.0, 14.0), "shape-to-box"),
+    ("mask", [[2, 3], [12, 13], [5, 5]], None, "bad-shape"),
+    # Shapes without an area: dropped and counted.
     ("line", [[1, 1], [9, 9]], None, "unsupported-shape"),
     ("linestrip", [[1, 1], [9, 9], [3, 7]], None, "unsupported-shape"),
     ("point", [[4, 4]], None, "unsupported-shape"),
     ("points", [[4, 4], [5, 5]], None, "unsupported-shape"),
-    ("mask", [[2, 3], [12, 13]], None, "unsupported-shape"),
     (["rectangle"], [[1, 1], [5, 5]], None, "unsupported-shape"),  # not a string: counted, no crash
 ])
 def test_shape_types(tmp_path, shape_type, points, box, code):

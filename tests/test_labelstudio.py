@@ -115,6 +115,8 @@ def test_polygon_regions_become_boxes(tmp_path):
      "missing-size"),
     ({"type": "polygonlabels", "original_width": 10, "original_height": 10,
       "value": {"points": [[1, 1]], "polygonlabels": ["c"]}}, "bad-shape"),
+    ({"type": "labels", "original_width": 10, "original_height": 10,
+      "value": {"x": 1, "y": None, "width": 1, "height": 1, "labels": ["c"]}}, "bad-number"),
     ("not a region", "unsupported-shape"),
 ])
 def test_bad_regions_are_findings(tmp_path, result, code):
@@ -473,6 +475,46 @@ def test_a_result_without_original_size_takes_the_image_header(tmp_path):
 
 
 def test_a_flipped_box_is_its_extent(tmp_path):
-    # Label Studio keeps the signs of a box resized past its anchor (HumanSignal/label-studio issue 1141)
-    ds = one_task(tmp_path, task(1, "cat.jpg", annotation(1, region("c", 60, 70, -20, -40))))
-    assert boxes(ds)["cat"] == [("c", (80.0, 30.0, 120.0, 70.0))] and ds.num_objects == ds.objects_read == 1
+    # Label Studio keeps the signs of a box resized past its anchor (HumanSignal/label-studio issue 1141): said, once
+    ds = one_task(tmp_path, task(1, "cat.jpg", annotation(1, region("c", 60, 70, -20, -40), region("c", 0, 0, 5, 5))))
+    assert boxes(ds)["cat"] == [("c", (0.0, 0.0, 10.0, 5.0)), ("c", (80.0, 30.0, 120.0, 70.0))]
+    assert [(f.severity.value, f.field) for f in ds.findings if f.code == "flipped-box"] == [
+        ("info", "[0]/annotations[0]/result[0]/value")] and ds.num_objects == ds.objects_read == 2
+
+
+# <Rectangle> + <Labels> exports results of type "labels" holding the rectangle and "labels", which Label Studio's
+# converter reads as boxes; <Polygon> + <Labels> holds points. Other geometry (a keypoint's x, y and size, an
+# ellipse's radii, a brush's rle) is counted, not read. The image is 200x100, as original_width/height say.
+@pytest.mark.parametrize("value,want,notes", [
+    ({"x": 10, "y": 20, "width": 25, "height": 50}, [("Cat", (20.0, 20.0, 70.0, 70.0))], []),
+    ({"x": 60, "y": 70, "width": -20, "height": -40}, [("Cat", (80.0, 30.0, 120.0, 70.0))], ["flipped-box"]),
+    # 20x20 px at (20, 20) rotated 90 degrees clockwise about (20, 20): x 0..20, y 20..40
+    ({"x": 10, "y": 20, "width": 10, "height": 20, "rotation": 90}, [("Cat", (0.0, 20.0, 20.0, 40.0))],
+     ["rotated-box"]),
+    ({"x": 10, "y": 20, "width": 25, "height": 50, "labels": ["Cat", "Pet"]}, [("Cat", (20.0, 20.0, 70.0, 70.0))],
+     ["several-labels"]),
+    ({"points": [[10, 10], [50, 20], [30, 80]]}, [("Cat", (20.0, 10.0, 100.0, 80.0))], ["polygon-to-box"]),
+    ({"x": 5, "y": 5, "width": 0.5}, [], ["size-from-image", "unsupported-shape"]),
+    ({"x": 5, "y": 5, "radiusX": 2, "radiusY": 3}, [], ["size-from-image", "unsupported-shape"]),
+    ({"format": "rle", "rle": [1, 2]}, [], ["size-from-image", "unsupported-shape"]),
+])
+def test_labels_results_are_read_by_their_geometry(tmp_path, value, want, notes):
+    r = {"id": "r", "type": "labels", "from_name": "tag", "to_name": "image", "original_width": 200,
+         "original_height": 100, "value": {"labels": ["Cat"], **value}}
+    ds = one_task(tmp_path, task(1, "cat.jpg", annotation(1, r)))
+    assert boxes(ds)["cat"] == want and codes(ds) == notes
+    assert ds.objects_read == 1 == ds.num_objects + sum(f.objects for f in ds.findings)
+    if want and "x" in value:  # the same region as rectanglelabels: the same box and notes (one parsing path)
+        r = dict(r, type="rectanglelabels", value={k.replace("labels", "rectanglelabels"): v
+                                                   for k, v in r["value"].items()})
+        ds = one_task(tmp_path, task(1, "cat.jpg", annotation(1, r)))
+        assert boxes(ds)["cat"] == want and codes(ds) == notes
+
+
+def test_labels_results_in_json_min(tmp_path):
+    # JSON-MIN keeps a value under its control's name: "labels" is its *labels key, as "rectanglelabels" would be
+    value = {"x": 10, "y": 20, "width": 25, "height": 50, "labels": ["Cat"], "original_width": 200,
+             "original_height": 100}
+    (tmp_path / "min.json").write_text(json.dumps([min_item(1, "a.jpg", 5, tag=[value])]))
+    ds = labelstudio.read(tmp_path / "min.json")
+    assert boxes(ds) == {"a": [("Cat", (20.0, 20.0, 70.0, 70.0))]} and ds.num_objects == ds.objects_read == 1

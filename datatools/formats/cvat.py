@@ -3,8 +3,9 @@
 ``<meta><task|job|project><labels><label><name>`` gives the class order (a skeleton's point labels, which have a
 ``<parent>``, are not classes); each ``<image id name width height [subset task_id]>`` holds shapes in pixels:
 ``<box label xtl ytl xbr ybr occluded [rotation]>`` is a box (a rotated one its axis-aligned envelope, with a
-``rotated-box`` warning), a ``<polygon points="x,y;...">`` becomes its bounding box (a ``polygon-to-box`` note), and
-any other shape (polyline, points, ellipse, mask, cuboid, skeleton, tag) is counted and dropped
+``rotated-box`` warning), a ``<polygon points="x,y;...">`` becomes its bounding box (a ``polygon-to-box`` note), an
+``<ellipse cx cy rx ry [rotation]>`` its exact envelope and a ``<mask rle left top width height>`` the box of its set
+pixels (a ``shape-to-box`` note), and any other shape (polyline, points, cuboid, skeleton, tag) is counted and dropped
 (``unsupported-shape``). A project export's images are in ``images/<subset>/<name>``.
 ``<attribute name="k">v</attribute>`` children are kept as the object's attributes. The file is parsed only through
 :mod:`datatools.formats.safe_xml` (no DTD, no entities, no network) and refused over a size limit, as VOC files are.
@@ -43,8 +44,11 @@ ANNOTATIONS = "annotations.xml"
 # well over a million boxes. ``read(max_xml_bytes=...)`` raises it.
 MAX_CVAT_BYTES = 256 * 2**20
 MAX_SIDE = 1_000_000
-# Shapes CVAT for images writes besides <box> and <polygon>: counted and dropped, never silently.
-OTHER_SHAPES = frozenset({"polyline", "points", "ellipse", "mask", "cuboid", "skeleton", "tag"})
+# Shapes read as boxes: a box as it is, the others as their exact bounding box (polygon-to-box, shape-to-box).
+BOX_SHAPES = ("box", "polygon", "ellipse", "mask")
+# Shapes CVAT for images writes that are not objects with an area of their own (a cuboid is a 3-D box drawn in 2-D,
+# a skeleton a set of points): counted and dropped, never silently.
+OTHER_SHAPES = frozenset({"polyline", "points", "cuboid", "skeleton", "tag"})
 _TRUE = {"1", "true", "yes"}
 # Attributes read into the model's flags (and written back from them) rather than kept as plain attributes.
 _FLAG_ATTRS = ("difficult", "truncated", "iscrowd")
@@ -131,47 +135,117 @@ def _attributes(shape) -> tuple[dict[str, bool], tuple[tuple[str, str], ...]]:
     return flags, tuple(sorted(attrs.items()))
 
 
-def _shape_box(shape, where: str, path: str, image_id: str, findings: list[Finding]):
-    """The pixel XYXY box of a <box> or <polygon>, or None after a finding that drops it."""
+def _numbers(shape, keys: Sequence[str], where: str, path: str, image_id: str,
+             findings: list[Finding]) -> list[float] | None:
+    """The attributes ``keys`` of a shape as finite numbers, or None after a ``bad-number`` finding that drops it."""
+    vals = [_number(shape.get(k)) for k in keys]
+    for k, v in zip(keys, vals):
+        if v is None:
+            findings.append(err("bad-number", path, f"{where}/@{k}", f"{k} is {shape.get(k)!r}, not a finite number; "
+                                f"<{shape.tag}> dropped", image_id=image_id, objects=1))
+            return None
+    return vals
+
+
+def _centred_box(shape, where: str, path: str, image_id: str, findings: list[Finding]):
+    """A <box> (corners) or an <ellipse> (centre and radii) as pixel XYXY: with a ``rotation`` (degrees about the
+    centre, as CVAT rotates both), the exact axis-aligned envelope of the rotated shape, and a ``rotated-box``
+    warning. None after a finding that drops it."""
+    keys = ("xtl", "ytl", "xbr", "ybr") if shape.tag == "box" else ("cx", "cy", "rx", "ry")
+    vals = _numbers(shape, keys, where, path, image_id, findings)
+    if vals is None:
+        return None
     if shape.tag == "box":
-        vals = [_number(shape.get(k)) for k in ("xtl", "ytl", "xbr", "ybr")]
-        for k, v in zip(("xtl", "ytl", "xbr", "ybr"), vals):
-            if v is None:
-                findings.append(err("bad-number", path, f"{where}/@{k}",
-                                    f"{k} is {shape.get(k)!r}, not a finite number; box dropped",
-                                    image_id=image_id, objects=1))
-                return None
-        x1, y1, x2, y2 = vals  # type: ignore[misc]
-        angle = _number(shape.get("rotation", "0"))
-        if angle is None:  # never read as unrotated: the box would silently lose its rotation
-            findings.append(err("bad-number", path, f"{where}/@rotation", f"rotation is {shape.get('rotation')!r}, "
-                                "not a finite number; box dropped", image_id=image_id, objects=1))
-            return None
-        if angle % 360:
-            # The axis-aligned box around the rotated rectangle (CVAT rotates about the box's centre).
-            cx, cy, hw, hh = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) / 2, (y2 - y1) / 2
-            c, s = abs(math.cos(math.radians(angle))), abs(math.sin(math.radians(angle)))
-            ew, eh = hw * c + hh * s, hw * s + hh * c
-            findings.append(warn("rotated-box", path, f"{where}/@rotation",
-                                 f"box rotated by {angle:g} degrees; read as the axis-aligned box around it",
-                                 image_id=image_id))
-            x1, y1, x2, y2 = cx - ew, cy - eh, cx + ew, cy + eh
+        x1, y1, x2, y2 = vals
+        cx, cy, hw, hh = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) / 2, (y2 - y1) / 2
     else:
-        pts = []
-        for pair in (shape.get("points") or "").split(";"):
-            xy = pair.split(",")
-            p = [_number(t) for t in xy] if len(xy) == 2 else [None]
-            if None in p:
-                pts = []
-                break
-            pts.append(p)
-        if len(pts) < 3:
-            findings.append(err("bad-number", path, f"{where}/@points",
-                                f"polygon points {shape.get('points')!r} are not 3 or more x,y pairs; dropped",
-                                image_id=image_id, objects=1))
-            return None
-        x1, y1 = min(p[0] for p in pts), min(p[1] for p in pts)
-        x2, y2 = max(p[0] for p in pts), max(p[1] for p in pts)
+        cx, cy, hw, hh = vals[0], vals[1], abs(vals[2]), abs(vals[3])
+    angle = _number(shape.get("rotation", "0"))
+    if angle is None:  # never read as unrotated: the box would silently lose its rotation
+        findings.append(err("bad-number", path, f"{where}/@rotation", f"rotation is {shape.get('rotation')!r}, "
+                            f"not a finite number; <{shape.tag}> dropped", image_id=image_id, objects=1))
+        return None
+    if angle % 360:
+        c, s = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+        if shape.tag == "box":  # the farthest corners
+            hw, hh = abs(hw * c) + abs(hh * s), abs(hw * s) + abs(hh * c)
+        else:  # the ellipse's tangents parallel to the axes
+            hw, hh = math.hypot(hw * c, hh * s), math.hypot(hw * s, hh * c)
+        what = "box" if shape.tag == "box" else "ellipse"
+        findings.append(warn("rotated-box", path, f"{where}/@rotation",
+                             f"{what} rotated by {angle:g} degrees; read as the axis-aligned box around it",
+                             image_id=image_id))
+    return (cx - hw, cy - hh, cx + hw, cy + hh)
+
+
+def _polygon_box(shape, where: str, path: str, image_id: str, findings: list[Finding]):
+    pts = []
+    for pair in (shape.get("points") or "").split(";"):
+        xy = pair.split(",")
+        p = [_number(t) for t in xy] if len(xy) == 2 else [None]
+        if None in p:
+            pts = []
+            break
+        pts.append(p)
+    if len(pts) < 3:
+        findings.append(err("bad-number", path, f"{where}/@points",
+                            f"polygon points {shape.get('points')!r} are not 3 or more x,y pairs; dropped",
+                            image_id=image_id, objects=1))
+        return None
+    return (min(p[0] for p in pts), min(p[1] for p in pts), max(p[0] for p in pts), max(p[1] for p in pts))
+
+
+def _mask_box(shape, where: str, path: str, image_id: str, findings: list[Finding]):
+    """A <mask rle left top width height> as the pixel XYXY box of its set pixels. CVAT writes the mask's pixels
+    ``left``..``left+width-1`` and ``top``..``top+height-1`` (inclusive: its exporter writes width = right - left + 1),
+    their row-major runs in ``rle``, background first. The envelope is found from the runs, never a pixel array."""
+    vals = _numbers(shape, ("left", "top", "width", "height"), where, path, image_id, findings)
+    if vals is None:
+        return None
+    left, top, w, h = vals
+    if any(v != int(v) for v in vals) or w < 1 or h < 1:
+        findings.append(err("bad-number", path, f"{where}/@width", f"left/top/width/height {left:g}/{top:g}/{w:g}/"
+                            f"{h:g} are not whole pixels with a width and height of 1 or more; dropped",
+                            image_id=image_id, objects=1))
+        return None
+    w, h = int(w), int(h)
+    try:
+        runs = [int(t) for t in (shape.get("rle") or "").split(",")]
+    except ValueError:
+        runs = [-1]
+    if any(n < 0 for n in runs):
+        findings.append(err("bad-number", path, f"{where}/@rle", f"rle {(shape.get('rle') or '')[:40]!r} is not a "
+                            "list of run lengths; dropped", image_id=image_id, objects=1))
+        return None
+    if sum(runs) != w * h:
+        findings.append(err("bad-shape", path, f"{where}/@rle", f"the rle covers {sum(runs)} pixels, not width x "
+                            f"height = {w * h}; dropped", image_id=image_id, objects=1))
+        return None
+    cols: list[int] = []
+    rows: list[int] = []
+    pos = 0
+    for k, n in enumerate(runs):
+        if k % 2 and n:  # a run of set pixels, from pos to pos + n - 1
+            (r1, c1), (r2, c2) = divmod(pos, w), divmod(pos + n - 1, w)
+            rows += (r1, r2)
+            cols += (c1, c2) if r1 == r2 else (0, w - 1)  # a run over a row's end spans every column
+        pos += n
+    if not rows:
+        findings.append(err("zero-area", path, where, "the mask has no set pixel; dropped", image_id=image_id,
+                            objects=1))
+        return None
+    return (left + min(cols), top + min(rows), left + max(cols) + 1, top + max(rows) + 1)
+
+
+_BOX_OF = {"box": _centred_box, "ellipse": _centred_box, "polygon": _polygon_box, "mask": _mask_box}
+
+
+def _shape_box(shape, where: str, path: str, image_id: str, findings: list[Finding]):
+    """The pixel XYXY box of a shape of :data:`BOX_SHAPES`, or None after a finding that drops it."""
+    box = _BOX_OF[shape.tag](shape, where, path, image_id, findings)
+    if box is None:
+        return None
+    x1, y1, x2, y2 = box
     if x1 == x2 or y1 == y2:
         findings.append(err("zero-area", path, where, f"box {x1:g},{y1:g},{x2:g},{y2:g} has no extent; dropped",
                             image_id=image_id, objects=1, box=(x1, y1, x2, y2)))
@@ -193,7 +267,7 @@ def parse_cvat(data: bytes, *, path: str) -> tuple[list[ImageRecord], list[str],
     for k, im in enumerate(root.iterfind("image")):
         where = f"image[{k}]"
         name = (im.get("name") or "").strip()
-        shapes = [c for c in im if isinstance(c.tag, str) and (c.tag in ("box", "polygon") or c.tag in OTHER_SHAPES)]
+        shapes = [c for c in im if isinstance(c.tag, str) and (c.tag in BOX_SHAPES or c.tag in OTHER_SHAPES)]
         met += len(shapes)
         if not name:
             findings.append(err("missing-field", path, f"{where}/@name", "the image has no name; dropped with "
@@ -216,7 +290,7 @@ def parse_cvat(data: bytes, *, path: str) -> tuple[list[ImageRecord], list[str],
                 iid = new
         seen[iid] = subset
         anns: list[Annotation] = []
-        polygons = 0
+        to_box: dict[str, int] = {}  # polygons, ellipses and masks read as their box
         other: dict[str, int] = {}
         for j, shape in enumerate(shapes):
             swhere = f"{where}/{shape.tag}[{j}]"
@@ -231,18 +305,24 @@ def parse_cvat(data: bytes, *, path: str) -> tuple[list[ImageRecord], list[str],
             box = _shape_box(shape, swhere, path, iid, findings)
             if box is None:
                 continue
-            polygons += shape.tag == "polygon"
+            if shape.tag != "box":
+                to_box[shape.tag] = to_box.get(shape.tag, 0) + 1
             flags, attrs = _attributes(shape)
             anns.append(Annotation(label, box, difficult=flags.get("difficult", False),
                                    truncated=flags.get("truncated", False),
                                    occluded=(shape.get("occluded") or "0").strip().lower() in _TRUE,
                                    iscrowd=flags.get("iscrowd", False), attributes=attrs))
-        if polygons:
-            findings.append(info("polygon-to-box", path, where, f"{polygons} polygon(s) read as their bounding box",
-                                 image_id=iid))
+        for tag, n in sorted(to_box.items()):
+            if tag == "polygon":
+                findings.append(info("polygon-to-box", path, where, f"{n} polygon(s) read as their bounding box",
+                                     image_id=iid))
+            else:
+                findings.append(info("shape-to-box", path, f"{where}/{tag}", f"{n} <{tag}> shape(s) read as their "
+                                     "bounding box", image_id=iid))
         for tag, n in sorted(other.items()):
             findings.append(warn("unsupported-shape", path, f"{where}/{tag}",
-                                 f"{n} <{tag}> shape(s) are not boxes or polygons; dropped", image_id=iid, objects=n))
+                                 f"{n} <{tag}> shape(s) have no area to box (not a box, polygon, ellipse or mask); "
+                                 "dropped", image_id=iid, objects=n))
         w, h = _side(im.get("width")), _side(im.get("height"))
         if (w is None or h is None) and (im.get("width") or im.get("height")):
             findings.append(warn("bad-size", path, f"{where}/@width",

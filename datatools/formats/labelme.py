@@ -3,15 +3,18 @@
 
 ``rectangle`` shapes are boxes (two corners, in either order, or the four corners some labelme forks write);
 ``polygon`` shapes become their bounding box with a ``polygon-to-box`` note; an ``oriented_rectangle`` (or
-X-AnyLabeling's ``rotation``) becomes the axis-aligned box around it with a ``rotated-box`` warning; every other shape
-type (circle, line, linestrip, point, mask) is dropped and counted as ``unsupported-shape``. The embedded
-``imageData`` is never decoded: the size comes from the image header when the image is found (in the image folder,
-else where ``imagePath`` points from the JSON file, as labelme opens it), else from ``imageWidth``/``imageHeight``.
+X-AnyLabeling's ``rotation``) becomes the axis-aligned box around it with a ``rotated-box`` warning; a ``circle``
+(centre and a point on it) and a ``mask`` (labelme 5.x: its two corner pixels) become their exact box with a
+``shape-to-box`` note; every other shape type (line, linestrip, point) is dropped and counted as
+``unsupported-shape``. The embedded ``imageData`` and a mask's PNG are never decoded: the size comes from the image
+header when the image is found (in the image folder, else where ``imagePath`` points from the JSON file, as labelme
+opens it), else from ``imageWidth``/``imageHeight``.
 See docs/format-labelme.md.
 """
 from __future__ import annotations
 
 import json
+import math
 import os
 import posixpath
 from collections import Counter
@@ -42,11 +45,26 @@ _FLAGS = ("difficult", "truncated", "occluded")  # shape flags that mean the mod
 # The shape types read as boxes: (what the message says is needed, the point counts allowed; () = 3 or more).
 # labelme's own rule for a shape's box is the min/max of its points. A rectangle is 2 opposite corners (labelme) or
 # its 4 corners (X-AnyLabeling and other labelme forks write these); an oriented rectangle (labelme 5.x) or a
-# "rotation" shape (X-AnyLabeling) is 4 corners of a rotated rectangle.
+# "rotation" shape (X-AnyLabeling) is 4 corners of a rotated rectangle. A circle is its centre and a point on it; a
+# mask (labelme 5.x) its top-left and bottom-right pixels, both inside it (labelme pastes the mask PNG over
+# [y1:y2+1, x1:x2+1]), so its box in continuous coordinates ends one pixel after the second point.
 _NEED: dict[str, tuple[str, tuple[int, ...]]] = {
     "rectangle": ("2 (or its 4 corners)", (2, 4)), "polygon": ("at least 3", ()),
-    "oriented_rectangle": ("exactly 4", (4,)), "rotation": ("exactly 4", (4,))}
+    "oriented_rectangle": ("exactly 4", (4,)), "rotation": ("exactly 4", (4,)),
+    "circle": ("exactly 2", (2,)), "mask": ("exactly 2", (2,))}
 _ROTATED = ("oriented_rectangle", "rotation")
+_TO_BOX = ("circle", "mask")  # read as their exact box, with a shape-to-box note
+
+
+def _shape_box(kind: str, xs: list[float], ys: list[float]) -> tuple[float, float, float, float]:
+    """The pixel XYXY box of a shape of ``kind`` from its points (counted already)."""
+    if kind == "circle":  # labelme's own rule: the radius is the distance from the centre to the second point
+        r = math.hypot(xs[1] - xs[0], ys[1] - ys[0])
+        return (xs[0] - r, ys[0] - r, xs[0] + r, ys[0] + r)
+    if kind == "mask":  # whole pixels, as labelme truncates them (int())
+        px, py = [float(int(v)) for v in xs], [float(int(v)) for v in ys]
+        return (min(px), min(py), max(px) + 1, max(py) + 1)
+    return (min(xs), min(ys), max(xs), max(ys))
 
 
 # --------------------------------------------------------------------------------------------------- layout
@@ -91,6 +109,7 @@ def parse_shapes(shapes, *, path: str, image_id: str) -> tuple[list[Annotation],
     anns: list[Annotation] = []
     findings: list[Finding] = []
     polygons = 0
+    to_box: Counter = Counter()
     unsupported: Counter = Counter()
     for k, s in enumerate(shapes):
         where = f"shapes[{k}]"
@@ -126,6 +145,8 @@ def parse_shapes(shapes, *, path: str, image_id: str) -> tuple[list[Annotation],
                                 objects=1))
             continue
         polygons += kind == "polygon"
+        if kind in _TO_BOX:
+            to_box[kind] += 1
         # An oriented rectangle, or a rectangle written as 4 corners that are not axis-aligned, has a rotation that a
         # box cannot hold: its envelope is read, never silently as if it were upright.
         if kind in _ROTATED or (len(pts) == 4 and kind == "rectangle" and (len(set(xs)) > 2 or len(set(ys)) > 2)):
@@ -137,17 +158,20 @@ def parse_shapes(shapes, *, path: str, image_id: str) -> tuple[list[Annotation],
             attrs.append(("group_id", str(s["group_id"])))
         if isinstance(s.get("description"), str) and s["description"]:
             attrs.append(("description", s["description"]))
-        box = (min(xs), min(ys), max(xs), max(ys))  # type: ignore[type-var]
+        box = _shape_box(kind, xs, ys)  # type: ignore[arg-type]
         anns.append(Annotation(label.strip(), box, difficult=bool(flags.get("difficult")),  # type: ignore[arg-type]
                                truncated=bool(flags.get("truncated")), occluded=bool(flags.get("occluded")),
                                attributes=tuple(attrs)))
     if polygons:
         findings.append(info("polygon-to-box", path, "shapes", f"{polygons} polygon shape(s) read as their bounding "
                              "box", image_id=image_id))
+    for kind, n in sorted(to_box.items()):
+        findings.append(info("shape-to-box", path, "shapes", f"{n} {kind!r} shape(s) read as their bounding box",
+                             image_id=image_id))
     for kind, n in sorted(unsupported.items()):
         findings.append(warn("unsupported-shape", path, "shapes/shape_type",
-                             f"{n} {kind!r} shape(s) are not rectangles or polygons; dropped", image_id=image_id,
-                             objects=n))
+                             f"{n} {kind!r} shape(s) have no area to box (not a rectangle, polygon, circle or mask); "
+                             "dropped", image_id=image_id, objects=n))
     return anns, findings, len(shapes)
 
 

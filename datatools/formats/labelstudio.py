@@ -3,10 +3,12 @@
 :mod:`datatools.formats.labelstudio_min` and read by the same code.
 
 ``rectanglelabels`` regions are boxes: ``x``, ``y``, ``width`` and ``height`` in percent of the image, whose size
-the region gives as ``original_width``/``original_height``. ``polygonlabels`` regions become their bounding box with
-a ``polygon-to-box`` note; other result types are dropped and counted (``unsupported-shape``). A ``rotation`` other
-than 0 is a ``rotated-box`` warning and the rotated rectangle's axis-aligned envelope is used; a negative width or
-height (Label Studio keeps the sign of a box flipped while resized, its issue 1141) spans x+width..x. Of several
+the region gives as ``original_width``/``original_height``; so are ``labels`` regions with those fields (a
+``<Rectangle>`` tag labelled by a ``<Labels>`` tag). ``polygonlabels`` regions (and ``labels`` ones with ``points``)
+become their bounding box with a ``polygon-to-box`` note; other result types are dropped and counted
+(``unsupported-shape``). A ``rotation`` other than 0 is a ``rotated-box`` warning and the rotated rectangle's
+axis-aligned envelope is used; a negative width or height (Label Studio keeps the sign of a box flipped while
+resized, its issue 1141) spans x+width..x, with a ``flipped-box`` note. Of several
 annotations on one task the ground-truth one, else the first one not cancelled or skipped, is read
 (``several-annotations``). Predictions and drafts are not read. See docs/format-labelstudio.md.
 """
@@ -127,6 +129,18 @@ def _choose(anns, *, path: str, where: str, image_id: str, findings: list[Findin
     return chosen
 
 
+def _shape_of(kind, value: dict) -> str | None:
+    """``"box"`` or ``"poly"``: what a result of type ``kind`` holds; None for a result that is not read. A
+    ``labels`` result comes from a ``<Labels>`` tag beside a ``<Rectangle>`` (or ``<Polygon>``) tag: it carries the
+    region's geometry (``x``/``y``/``width``/``height``, or ``points``), and Label Studio's converter reads it as a
+    box; one with other geometry (a keypoint's ``x``/``y``/``width``, an ellipse's radii, a brush) is not read."""
+    if kind == "rectanglelabels" or (kind == "labels" and "width" in value and "height" in value):
+        return "box"
+    if kind == "polygonlabels" or (kind == "labels" and "points" in value):
+        return "poly"
+    return None
+
+
 def parse_result(result, *, path: str, where: str, image_id: str, at: Sequence[str] | None = None
                  ) -> tuple[list[tuple[str, tuple, float]], list[Finding], tuple[int | None, int | None], int]:
     """One annotation's regions: ``(pending, findings, (original_width, original_height), regions met)``. A pending
@@ -141,12 +155,13 @@ def parse_result(result, *, path: str, where: str, image_id: str, at: Sequence[s
     for k, r in enumerate(result):
         here = at[k] if at else f"{where}[{k}]"
         kind = r.get("type") if isinstance(r, dict) else None
-        if kind not in ("rectanglelabels", "polygonlabels"):
+        value = r.get("value") if isinstance(r, dict) and isinstance(r.get("value"), dict) else {}
+        shape = _shape_of(kind, value)
+        if shape is None:
             unsupported[str(kind)] += 1
             continue
         if size == (None, None):
             size = (json_side(r.get("original_width")), json_side(r.get("original_height")))
-        value = r.get("value") if isinstance(r.get("value"), dict) else {}
         labels = value.get(kind)
         if not isinstance(labels, list) or not labels or not all(isinstance(x, str) and x.strip() for x in labels):
             findings.append(err("missing-field", path, f"{here}/value/{kind}", f"expected a label, found {labels!r}; "
@@ -156,7 +171,7 @@ def parse_result(result, *, path: str, where: str, image_id: str, at: Sequence[s
             findings.append(warn("several-labels", path, f"{here}/value/{kind}",
                                  f"{len(labels)} labels {labels!r}; the first is used", image_id=image_id))
         rotation = json_number(value.get("rotation", 0)) or 0.0
-        if kind == "rectanglelabels":
+        if shape == "box":
             nums = [json_number(value.get(f)) for f in ("x", "y", "width", "height")]
             if any(v is None for v in nums):
                 findings.append(err("bad-number", path, f"{here}/value", "x, y, width and height must be numbers, "
@@ -164,6 +179,10 @@ def parse_result(result, *, path: str, where: str, image_id: str, at: Sequence[s
                                     image_id=image_id, objects=1))
                 continue
             geom: tuple = ("box", *nums)  # a negative width or height is kept: to_pixels spans it
+            if nums[2] < 0 or nums[3] < 0:  # type: ignore[operator]
+                findings.append(info("flipped-box", path, f"{here}/value", f"width {nums[2]:g}, height {nums[3]:g}: "
+                                     "a box flipped while resized; read as spanning x+width..x, y+height..y",
+                                     image_id=image_id))
         else:
             pts = value.get("points")
             ok = isinstance(pts, list) and len(pts) >= 3 and all(
@@ -184,7 +203,7 @@ def parse_result(result, *, path: str, where: str, image_id: str, at: Sequence[s
                              "bounding box", image_id=image_id))
     for kind, n in sorted(unsupported.items()):
         findings.append(warn("unsupported-shape", path, where, f"{n} result(s) of type {kind!r} are not "
-                             "boxes or polygons; dropped", image_id=image_id, objects=n))
+                             "labelled boxes or polygons; dropped", image_id=image_id, objects=n))
     return pending, findings, size, len(result)
 
 
