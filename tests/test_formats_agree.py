@@ -75,6 +75,29 @@ def test_the_cli_converts_each_back_to_coco_box_for_box(coco_source, tmp_path):
         assert boxes_of(formats.get("coco").read(back, images=coco_source / "images")) == want, fmt
 
 
+@pytest.fixture(scope="module")
+def written(coco_source, tmp_path_factory) -> dict[str, Path]:
+    """The 20-image source written once by every writer (images copied): one dataset per format."""
+    root = tmp_path_factory.mktemp("written")
+    src = coco_source / "annotations" / "instances_train.json"
+    out = {"coco": root / "coco"}
+    datatools.convert("coco", src, "coco", out["coco"], images=coco_source / "images", images_mode="copy")
+    for fmt in TARGETS:
+        out[fmt] = root / fmt
+        datatools.convert("coco", src, fmt, out[fmt], images=coco_source / "images", images_mode="copy")
+    return out
+
+
+@pytest.mark.parametrize("src,dst", [(a, b) for a in ["coco", *TARGETS] for b in ["coco", *TARGETS] if a != b])
+def test_every_pair_converts_box_for_box(coco_source, written, tmp_path, src, dst):
+    """Each of the 7 formats into each of the others (auto-detected, as the CLI does) gives the source's boxes."""
+    want = boxes_of(formats.get("coco").read(coco_source / "annotations" / "instances_train.json",
+                                             images=coco_source / "images"))
+    s = datatools.convert(formats.detect(written[src]), written[src], dst, tmp_path / "out", images_mode="link")
+    assert s.balanced and s.images_written == 20 and s.objects_written == sum(map(len, want.values()))
+    assert boxes_of(formats.get(dst).read(tmp_path / "out")) == want
+
+
 # --------------------------------------------------------------------------------------------------- hand-made files
 
 # One image (100x50) with a cat at COCO [10, 5, 30, 20] and a dog at [50, 0, 50, 50]: each writer's file, parsed with
