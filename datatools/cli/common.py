@@ -14,7 +14,9 @@ from datatools.core.errors import DatatoolsError, StrictModeError, UsageError
 def console(stderr: bool = False):
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    # soft_wrap: a line of text is never broken by rich (a path in "wrote N files to PATH" stays greppable in a log
+    # that is not a terminal, where rich would wrap at 80 columns); tables still fit the width.
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
 def os_error_message(e: OSError) -> str:
