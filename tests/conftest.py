@@ -118,3 +118,22 @@ def _pillow_open_restored():
     yield
     if Image.open is not _PILLOW_OPEN:
         Image.open = _PILLOW_OPEN
+
+
+@pytest.fixture
+def header_opens(monkeypatch):
+    """How many times each image (by file name) has its header opened from now on, counted at
+    ``core.images._header_of``, where every header read ends whichever module asked for it."""
+    import collections
+
+    from datatools.core import images
+
+    opened: collections.Counter = collections.Counter()
+    real = images._header_of
+
+    def counting(fp):
+        opened[os.path.basename(fp)] += 1
+        return real(fp)
+
+    monkeypatch.setattr(images, "_header_of", counting)
+    return opened

@@ -211,32 +211,20 @@ def test_data_in_tables_and_messages_is_printed_as_it_is_not_as_markup(tmp_path)
 
 
 @pytest.mark.parametrize("no_headers", [False, True])
-def test_check_opens_each_image_once(tmp_path, monkeypatch, no_headers):
+def test_check_opens_each_image_once(tmp_path, header_opens, no_headers):
     """The reader's header read (the size) also serves check's EXIF and unreadable-image checks, so each image is
     opened once; --no-headers drops those checks and still opens each image once, for its size. Counted at
     core.images._header_of, where every header read ends (whichever module imported read_image_header)."""
-    import collections
-    import os
-
-    from datatools.core import images
-
     root = broken_root(tmp_path)
     (root / "Annotations/bad.xml").write_text(voc_xml("bad.jpg", (40, 30), [{"name": "cat", "box": (1, 1, 9, 9)}]))
     (root / "JPEGImages/bad.jpg").write_bytes(b"\xff\xd8 not a jpeg")
-    opened: collections.Counter = collections.Counter()
-    real = images._header_of
-
-    def counting(fp):
-        opened[os.path.basename(fp)] += 1
-        return real(fp)
-
-    monkeypatch.setattr(images, "_header_of", counting)
+    header_opens.clear()
     r = CliRunner().invoke(cli, ["check", str(root), "--json", "-j", "1"] + (["--no-headers"] if no_headers else []))
     assert r.exit_code == 1, r.output
     codes = {(f["code"], f["image_id"]) for f in json.loads(r.output)["findings"]}
     # every image that an annotation names, once (ok.jpg is named by "ok" and "twin")
-    assert opened == {f"{k}.jpg": 1 for k in ("ok", "oob", "zero", "inv", "dup", "mismatch", "unknown", "empty",
-                                              "rot", "bad")}, opened
+    assert header_opens == {f"{k}.jpg": 1 for k in ("ok", "oob", "zero", "inv", "dup", "mismatch", "unknown", "empty",
+                                              "rot", "bad")}, header_opens
     assert ("size-mismatch", "mismatch") in codes  # the size comes from the header either way
     assert (("exif-rotation", "rot") in codes) is not no_headers
     assert (("image-unreadable", "bad") in codes) is not no_headers
@@ -257,15 +245,10 @@ def test_kept_headers_live_for_one_block_only(tmp_path):
 
 
 @pytest.mark.parametrize("fmt", ["yolo", "coco", "cvat", "labelme", "labelstudio", "openimages"])
-def test_check_opens_each_image_once_in_every_format(tmp_path, monkeypatch, fmt):
+def test_check_opens_each_image_once_in_every_format(tmp_path, header_opens, fmt):
     """Every reader gets its sizes through formats.common.read_headers, so check's header checks reuse them: each
     image is opened once, whichever format wrote the dataset (made here by that format's own writer). A reader that
     read headers on its own (YOLO's label chunks did) opened each image twice. Counted at core.images._header_of."""
-    import collections
-    import os
-
-    from datatools.core import images
-
     items = {k: voc_xml(f"{k}.jpg", (30, 40) if k == "rot" else (40, 30), [{"name": "cat", "box": (1, 1, 9, 9)}])
              for k in ("a", "b", "bad", "rot")}
     src = make_voc_root(tmp_path / "v", items, images={f"{k}.jpg": (40, 30) for k in ("a", "b", "bad")})
@@ -275,16 +258,9 @@ def test_check_opens_each_image_once_in_every_format(tmp_path, monkeypatch, fmt)
     placed = {p.name: p for p in out.rglob("*.jpg")}
     assert sorted(placed) == ["a.jpg", "b.jpg", "bad.jpg", "rot.jpg"], sorted(placed)
     placed["bad.jpg"].write_bytes(b"\xff\xd8 not a jpeg")
-    opened: collections.Counter = collections.Counter()
-    real = images._header_of
-
-    def counting(fp):
-        opened[os.path.basename(fp)] += 1
-        return real(fp)
-
-    monkeypatch.setattr(images, "_header_of", counting)
+    header_opens.clear()
     r = CliRunner().invoke(cli, ["check", str(out), "--json", "-j", "1"])
     assert r.exit_code == 1, r.output
     codes = {f["code"] for f in json.loads(r.output)["findings"]}
-    assert opened == {f"{k}.jpg": 1 for k in ("a", "b", "bad", "rot")}, opened
+    assert header_opens == {f"{k}.jpg": 1 for k in ("a", "b", "bad", "rot")}, header_opens
     assert {"image-unreadable", "exif-rotation"} <= codes, codes

@@ -200,29 +200,17 @@ def test_realworld_pages(realworld, tmp_path, name, args, images, codes):
 
 
 @pytest.mark.parametrize("fmt", ["voc", "yolo"])
-def test_report_opens_each_image_header_once(planted, tmp_path, monkeypatch, fmt):
+def test_report_opens_each_image_header_once(planted, tmp_path, header_opens, fmt):
     """The report reads SRC (the reader takes each size from the image header) and then runs check's header checks
     (EXIF, unreadable images) on the same dataset: with the headers kept between the two, each image is opened once.
     Counted at core.images._header_of, where every header read ends."""
-    import collections
-    import os
-
-    from datatools.core import images
-
     src = planted
     if fmt != "voc":
         src = tmp_path / fmt
         assert CliRunner().invoke(cli, ["convert", "--to", fmt, str(planted), str(src), "--images-mode", "copy"]
                                   ).exit_code == 0
-    opened: collections.Counter = collections.Counter()
-    real = images._header_of
-
-    def counting(fp):
-        opened[os.path.basename(fp)] += 1
-        return real(fp)
-
-    monkeypatch.setattr(images, "_header_of", counting)
+    header_opens.clear()
     r = run(src, tmp_path / "r.html", "--json", "--no-dupes", "--no-pixels", "-k", "2", "-j", "1")
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["images"] == 5
-    assert opened == {f"{k}.jpg": 1 for k in "abcde"}, opened
+    assert header_opens == {f"{k}.jpg": 1 for k in "abcde"}, header_opens
