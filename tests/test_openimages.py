@@ -1,6 +1,8 @@
 """Open Images box CSV: reading the documented layout, class descriptions, missing images, bad rows, the writer."""
 from __future__ import annotations
 
+import csv
+import io
 import json
 from pathlib import Path
 
@@ -138,32 +140,140 @@ def test_cli_converts_a_detected_open_images_folder(oi, tmp_path):
 
 
 
-def test_an_image_without_boxes_is_not_booked_as_written(tmp_path):
-    """The box CSV lists images by their boxes, so an image without boxes cannot be listed: it is placed, but a reader
-    of OUT does not get it back. The writer names it (no-boxes-not-listed), and the summary books it as dropped, not
-    written: images written is what reading OUT gives back."""
+def test_images_without_boxes_round_trip_through_the_image_list(tmp_path):
+    """The box CSV lists images by their boxes; the image list the writer adds names every image, so an image without
+    boxes is written, booked as written, and comes back: VOC -> Open Images -> VOC keeps it."""
     items = {"a": voc_xml("a.jpg", (40, 30), [{"name": "cat", "box": (1, 1, 9, 9)}]),
              "b": voc_xml("b.jpg", (40, 30), [{"name": "dog", "box": (2, 2, 20, 20)}]),
-             "empty": voc_xml("empty.jpg", (40, 30), [])}
-    src = make_voc_root(tmp_path / "v", items, images={f"{k}.jpg": (40, 30) for k in items})
+             "empty": voc_xml("empty.jpg", (48, 36), [])}
+    src = make_voc_root(tmp_path / "v", items, images={"a.jpg": (40, 30), "b.jpg": (40, 30), "empty.jpg": (48, 36)})
     out = tmp_path / "oi"
     r = CliRunner().invoke(cli, ["convert", str(src), str(out), "--to", "openimages", "--json"])
     assert r.exit_code == 0, r.output
     s = json.loads(r.output)
-    assert s["images"] == {"read": 3, "written": 2, "dropped": {"no-boxes-not-listed": 1}}
-    assert s["objects"]["balanced"] and s["objects"]["written"] == 2
-    assert s["warnings"].get("no-boxes-not-listed") == 1
-    f, = [f for f in s["findings"] if f["code"] == "no-boxes-not-listed"]
-    assert f["image_id"] == "empty" and f["image_dropped"] and f["severity"] == "warning"
-    assert "'empty'" in f["message"] and "images/all/" in f["message"]
-    assert (out / "images" / "all" / "empty.jpg").is_file()  # placed, as before; only not listed
+    assert s["images"] == {"read": 3, "written": 3, "dropped": {}}
+    assert s["objects"]["balanced"] and s["objects"]["written"] == 2 and s["warnings"] == {}
+    # The list, parsed with csv alone: the official columns, every image, its split as Subset, the rest empty.
+    rows = list(csv.DictReader(io.StringIO((out / "annotations" / "all-images-with-rotation.csv").read_text())))
+    assert list(rows[0]) == list(LIST_HEADER.strip().split(","))
+    assert [(r["ImageID"], r["Subset"]) for r in rows] == [("a", "all"), ("b", "all"), ("empty", "all")]
+    assert {v for r in rows for k, v in r.items() if k not in ("ImageID", "Subset")} == {""}
     back = openimages.read(out)
-    assert sorted(im.image_id for im in back.images) == ["a", "b"]
-    assert len(back.images) == s["images"]["written"]
-    # the writer alone: the same count and finding; without a placed image the message says so
+    assert [(im.image_id, len(im.annotations), im.width, im.height) for im in back.images] == \
+        [("a", 1, 40, 30), ("b", 1, 40, 30), ("empty", 0, 48, 36)]
+    assert [f.code for f in back.findings] == []
+    r = CliRunner().invoke(cli, ["convert", str(out), str(tmp_path / "voc"), "--to", "voc", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["images"] == {"read": 3, "written": 3, "dropped": {}}
+    again = voc.read(tmp_path / "voc")
+    assert boxes(again) == boxes(voc.read(src)) and "empty" in boxes(again)
+    # The writer alone counts it too, also when no image file is placed.
     res = openimages.write(voc.read(src), tmp_path / "none", images_mode="none")
-    assert res.images_written == 2 and [x.code for x in res.findings] == ["no-boxes-not-listed"]
-    assert "no image file is placed" in res.findings[0].message
+    assert res.images_written == 3 and res.findings == []
+    assert "empty" in (tmp_path / "none" / "annotations" / "all-images-with-rotation.csv").read_text()
+
+
+# The image lists as Open Images publishes them (train-images-boxable-with-rotation.csv, validation- and
+# test-images-with-rotation.csv): these 12 columns, Rotation a float (0.0, 90.0, ...) or empty where unknown.
+LIST_HEADER = ("ImageID,Subset,OriginalURL,OriginalLandingURL,License,AuthorProfileURL,Author,Title,OriginalSize,"
+               "OriginalMD5,Thumbnail300KURL,Rotation\n")
+
+
+def list_row(iid: str, subset: str, rotation: str) -> str:
+    return (f"{iid},{subset},https://farm3.staticflickr.com/5310/{iid}_o.jpg,https://www.flickr.com/photos/x/{iid},"
+            "https://creativecommons.org/licenses/by/2.0/,https://www.flickr.com/people/x/,Some One,"
+            f'"A title, with a comma",4405052,KFukvivpCM5QXl5SqKe41g==,https://c1.staticflickr.com/{iid}_z.jpg,'
+            f"{rotation}\n")
+
+
+@pytest.mark.parametrize("box_name,list_name,split,list_at_root", [
+    ("validation-annotations-bbox.csv", "validation-images-with-rotation.csv", "validation", False),
+    ("oidv6-train-annotations-bbox.csv", "train-images-boxable-with-rotation.csv", "train", False),
+    ("oidv6-train-annotations-bbox.csv", "oidv6-train-images-with-labels-with-rotation.csv", "train", False),
+    ("test-annotations-bbox.csv", "test-images-with-rotation.csv", "test", True),  # the list beside annotations/
+    ("default-annotations-bbox.csv", "default-image_ids_and_rotation.csv", "default", False),  # CVAT's name
+])
+def test_reads_an_official_image_list(tmp_path, box_name, list_name, split, list_at_root):
+    root = tmp_path / "oi"
+    (root / "annotations").mkdir(parents=True)
+    (root / "annotations" / box_name).write_text(HEADER + ROWS)
+    (root / "annotations" / "class-descriptions-boxable.csv").write_text(DESCRIPTIONS)
+    (root if list_at_root else root / "annotations").joinpath(list_name).write_text(
+        LIST_HEADER + list_row("0001eeaf4aed83f9", split, "0.0")  # with boxes
+        + list_row("0002ab0af02e4a77", split, "")  # no boxes; rotation unknown (nan)
+        + list_row("0004886b7d043cfd", split, "90.0")  # no boxes; to be turned 90 degrees
+        + list_row("000a1249af2bc5f0", split, "0.0"))  # no boxes, no image file
+    # 000595fe6fee6369 has boxes and an image but is not in the list: read all the same, without a finding.
+    for iid, (w, h) in {"0001eeaf4aed83f9": (80, 40), "000595fe6fee6369": (64, 64), "0002ab0af02e4a77": (30, 20),
+                        "0004886b7d043cfd": (20, 30)}.items():
+        make_jpeg(root / "images" / split / f"{iid}.jpg", w, h)
+    ds = openimages.read(root)
+    got = {im.image_id: (len(im.annotations), im.width, im.height, im.splits) for im in ds.images}
+    assert got == {"0001eeaf4aed83f9": (2, 80, 40, (split,)), "000595fe6fee6369": (1, 64, 64, (split,)),
+                   "0002ab0af02e4a77": (0, 30, 20, (split,)), "0004886b7d043cfd": (0, 20, 30, (split,))}
+    assert [im.image_id for im in ds.images] == sorted(got)
+    found = sorted((f.code, f.image_id, f.objects, f.image_dropped) for f in ds.findings)
+    assert found == [("image-rotation", "0004886b7d043cfd", 0, False),
+                     ("missing-image", "00075905539074f2", 1, True),  # in the box CSV only, as before
+                     ("missing-image", "000a1249af2bc5f0", 0, True)]  # listed, without a file: the usual finding
+    turn, = [f for f in ds.findings if f.code == "image-rotation"]
+    assert turn.field == "line 4/Rotation" and turn.path.endswith(list_name) and "90" in turn.message
+    assert ds.objects_read == 4 == ds.num_objects + sum(f.objects for f in ds.findings)
+    # The box CSV given alone finds the list of its split beside it, too.
+    if not list_at_root:
+        alone = openimages.read(root / "annotations" / box_name, images=root / "images" / split)
+        assert "0002ab0af02e4a77" in {im.image_id for im in alone.images}
+
+
+def test_a_listed_image_without_a_file_keeps_the_size_images_meta_gives(tmp_path):
+    ann = tmp_path / "task" / "annotations"
+    ann.mkdir(parents=True)
+    (ann / "default-annotations-bbox.csv").write_text(HEADER + "frame_01,,car,1,0,1,0,1,0,0,0,0,0\n")
+    (ann / "default-images-with-rotation.csv").write_text(
+        LIST_HEADER + "frame_01,default,,,,,,,,,,\nframe_02,default,,,,,,,,,,\nframe_03,default,,,,,,,,,,\n")
+    (ann / "images.meta").write_text("frame_01 480 640\nframe_02 10 20\n")
+    ds = openimages.read(tmp_path / "task")
+    assert [(im.image_id, len(im.annotations), im.width, im.height) for im in ds.images] == \
+        [("frame_01", 1, 640, 480), ("frame_02", 0, 20, 10)]
+    assert sorted((f.code, f.image_id, f.image_dropped) for f in ds.findings if f.code != "no-class-descriptions") == [
+        ("missing-image", "frame_01", False), ("missing-image", "frame_02", False), ("missing-image", "frame_03", True)]
+
+
+@pytest.mark.parametrize("text,field", [
+    ("Subset,Rotation\nvalidation,0\n", "ImageID"),  # not an image list: ignored
+    (LIST_HEADER + ",validation,,,,,,,,,,0.0\n", "line 2/ImageID"),  # a row without an ImageID
+    (LIST_HEADER + "0002ab0af02e4a77,validation,,,,,,,,,,abc\n", "line 2/Rotation"),  # not a number
+    (LIST_HEADER + "0002ab0af02e4a77,validation,,,,,,,,,,45\n", "line 2/Rotation"),  # not a quarter turn
+    (LIST_HEADER + "0002ab0af02e4a77,validation\n0002ab0af02e4a77,validation\n", "line 3/ImageID"),  # twice
+    (LIST_HEADER + '0002ab0af02e4a77,validation\n"' + "x" * 200_000 + '",validation\n', "line 3"),  # csv refuses
+    (b"ImageID,Subset\n\xff\xfe,validation\n", ""),  # not UTF-8
+], ids=["no-ImageID-column", "no-ImageID", "rotation-abc", "rotation-45", "listed-twice", "huge-field", "not-utf8"])
+def test_a_bad_image_list_row_is_a_finding_never_a_crash(tmp_path, text, field):
+    (tmp_path / "validation-annotations-bbox.csv").write_text(HEADER + ROWS.splitlines(keepends=True)[2])
+    listed = tmp_path / "validation-images-with-rotation.csv"
+    listed.write_bytes(text if isinstance(text, bytes) else text.encode())
+    make_jpeg(tmp_path / "000595fe6fee6369.jpg", 10, 10)
+    make_jpeg(tmp_path / "0002ab0af02e4a77.jpg", 12, 12)
+    ds = openimages.read(tmp_path)
+    bad, = [f for f in ds.findings if f.code == "bad-image-list"]
+    assert bad.field == field and bad.path == str(listed) and bad.objects == 0 and not bad.image_dropped
+    ids = [im.image_id for im in ds.images]
+    assert "000595fe6fee6369" in ids  # the box CSV's image is read whatever the list says
+    assert ("0002ab0af02e4a77" in ids) == ("0002ab0af02e4a77,validation" in str(text))
+    res = CliRunner().invoke(cli, ["check", str(tmp_path), "--json"])
+    assert res.exit_code == 0 and "Traceback" not in res.output and "bad-image-list" in res.output
+
+
+def test_an_image_list_of_a_split_without_a_box_csv_is_read(tmp_path):
+    """A split whose images all lack boxes: the writer writes its header-only box CSV, but a list alone reads too."""
+    (tmp_path / "validation-annotations-bbox.csv").write_text(HEADER + ROWS.splitlines(keepends=True)[2])
+    (tmp_path / "test-images-with-rotation.csv").write_text(LIST_HEADER + "0002ab0af02e4a77,test,,,,,,,,,,\n")
+    make_jpeg(tmp_path / "images" / "validation" / "000595fe6fee6369.jpg", 10, 10)
+    make_jpeg(tmp_path / "images" / "test" / "0002ab0af02e4a77.jpg", 12, 8)
+    ds = openimages.read(tmp_path)
+    assert [(im.image_id, im.splits, len(im.annotations), im.width) for im in ds.images] == \
+        [("0002ab0af02e4a77", ("test",), 0, 12), ("000595fe6fee6369", ("validation",), 1, 10)]
+    assert [f.code for f in ds.findings] == ["no-class-descriptions"]
 
 # --------------------------------------------------------------------------------------------------- as published
 

@@ -74,6 +74,8 @@ def test_every_part_reads_back_with_exactly_its_images_and_boxes(fmt, tmp_path):
     assert d["write_findings"] == []
     parts = d["assignment"]
     assert sorted(parts) == ["test", "train", "val"]
+    # Every image of the synthetic set, those without boxes too, is in the source as its format reads it back.
+    assert sorted(Path(im.file_name).stem for im in source.images) == [im.image_id for im in synthetic(tmp_path).images]
     assert sorted(i for ids in parts.values() for i in ids) == sorted(im.image_id for im in source.images)
     for part, ids in parts.items():
         assert ids, part
@@ -97,8 +99,14 @@ def test_layouts_follow_how_each_format_carries_splits(tmp_path):
     out = tmp_path / "oi"
     assert run("split", make_source("openimages", tmp_path), out, "--val", "0.3").exit_code == 0
     assert sorted(p.name for p in (out / "annotations").iterdir()) == [
-        "class-descriptions.csv", "train-annotations-bbox.csv", "val-annotations-bbox.csv"]
+        "class-descriptions.csv", "train-annotations-bbox.csv", "train-images-with-rotation.csv",
+        "val-annotations-bbox.csv", "val-images-with-rotation.csv"]
     assert sorted(p.name for p in (out / "images").iterdir()) == ["train", "val"]
+    # The image lists name every image of their part, those without boxes too (the box CSVs cannot).
+    listed = {part: (out / "annotations" / f"{part}-images-with-rotation.csv").read_text().splitlines()[1:]
+              for part in ("train", "val")}
+    assert sorted(row.split(",")[0] for rows in listed.values() for row in rows) == \
+        [im.image_id for im in synthetic(tmp_path).images]
 
 
 @pytest.mark.parametrize("fmt", ["labelme", "cvat"])

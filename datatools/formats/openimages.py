@@ -10,6 +10,11 @@ attributes.
 
 Other columns (the V6/V7 ``XClick1X``..``XClick4Y`` extreme clicks, ``Confidence``) are ignored.
 
+The box CSV lists an image only by its boxes. Open Images' per-split image lists
+(``validation-images-with-rotation.csv``, ``train-images-boxable-with-rotation.csv``: ``ImageID, Subset, ...,
+Rotation``) name every image of a split, those without boxes too: a list beside the box CSV makes each image it names
+a record (:func:`image_lists`), and the writer writes one per split.
+
 The CSV carries no image size: each image (``<ImageID>.jpg`` in the image folder) gives it from its header. An image
 that is not there keeps its boxes only when an ``images.meta`` beside the CSV (CVAT's and datumaro's exports write
 one) gives its size; otherwise it cannot place its boxes and is dropped with them (``missing-image``), counted.
@@ -28,7 +33,7 @@ from datatools.core.atomic import ImagesMode, place_images, staged_dir, write_fi
 from datatools.core.boxes import fmt_number
 from datatools.core.errors import UsageError
 from datatools.core.fs import files_for, read_small_file
-from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, Severity, all_classes, sorted_classes
+from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, all_classes, sorted_classes
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
 from datatools.formats.common import (DEFAULT_SPLIT, ImageIndex, WriteResult, err, existing_source, info,
@@ -44,6 +49,14 @@ COLUMNS = ("ImageID", "Source", "LabelName", "Confidence", "XMin", "XMax", "YMin
 _KEPT = (("Source", "source"), ("IsDepiction", "is_depiction"), ("IsInside", "is_inside"))
 IMAGE_META = "images.meta"  # image sizes beside the box CSV, in CVAT's and datumaro's exports
 _BBOX_RE = re.compile(r"^(?:oidv\d+-)?(.*?)-?(?:annotations-)?bbox\.csv$", re.I)
+# The image lists: Open Images' ``<split>-images-with-rotation.csv`` (validation, test),
+# ``train-images-boxable-with-rotation.csv``, ``oidv6-train-images-with-labels-with-rotation.csv``, and the
+# ``<subset>-image_ids_and_rotation.csv`` CVAT's documentation names. The all-splits ``image_ids_and_rotation.csv``
+# (9M images, no split in its name) is not read.
+_LIST_RE = re.compile(r"^(?:oidv\d+-)?(.+?)-(?:images(?:-boxable)?(?:-with-labels)?-with-rotation"
+                      r"|image_ids_and_rotation)\.csv$", re.I)
+LIST_COLUMNS = ("ImageID", "Subset", "OriginalURL", "OriginalLandingURL", "License", "AuthorProfileURL", "Author",
+                "Title", "OriginalSize", "OriginalMD5", "Thumbnail300KURL", "Rotation")
 
 
 def is_box_csv(path: str) -> bool:
@@ -75,6 +88,67 @@ def box_csvs(src: str) -> list[tuple[str | None, str]]:
     if not out:
         raise UsageError(f"{src}: no Open Images box CSV found (expected a *-bbox.csv file or annotations/*-bbox.csv)")
     return out
+
+
+def image_lists(src: str, csvs: list[tuple[str | None, str]]) -> dict[str, list[str]]:
+    """``{split: [path]}`` of the image-list CSVs beside the box CSVs (and, for a folder SRC, in it and its
+    ``annotations/``), by the split their name gives (``validation-images-with-rotation.csv`` is ``validation``)."""
+    files = files_for(src)
+    folders = [files.parent(p) for _, p in csvs]
+    if files.isdir(src):
+        folders += [f for f in (src, files.join(src, "annotations")) if files.isdir(f)]
+    out: dict[str, list[str]] = {}
+    for folder in dict.fromkeys(folders):
+        for n in sorted(files.listdir(folder)[1]):
+            m = _LIST_RE.match(n)
+            if m:
+                out.setdefault(m.group(1), []).append(files.join(folder, n))
+    return out
+
+
+def _read_image_list(path: str, findings: list[Finding]) -> dict[str, None]:
+    """The ImageIDs an image list names, in its order, each once. The list is advice, never a reason to stop: an
+    unreadable file or one without an ``ImageID`` column is ignored with a ``bad-image-list`` warning, and so is a
+    row without an ImageID; a second row for an image is read once (``bad-image-list``). ``Rotation`` (Open Images:
+    the degrees, counter-clockwise, that the image *and its boxes* should be turned to the author's orientation;
+    empty or ``nan`` when unknown) other than 0 is an ``image-rotation`` warning: the boxes are read as they are,
+    for the image as stored, and nothing is turned."""
+    try:
+        reader = csv.DictReader(io.StringIO(read_small_file(path).decode("utf-8-sig")))
+        fields = reader.fieldnames or []
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        findings.append(warn("bad-image-list", path, "", f"cannot read the image list: {e}; ignored"))
+        return {}
+    if "ImageID" not in fields:
+        findings.append(warn("bad-image-list", path, "ImageID", f"the header has no ImageID column (found "
+                             f"{', '.join(fields) or 'nothing'}); the image list is ignored"))
+        return {}
+    ids: dict[str, None] = {}
+    try:
+        for row in reader:
+            where = f"line {reader.line_num}"
+            iid = (row.get("ImageID") or "").strip()
+            if not iid:
+                findings.append(warn("bad-image-list", path, f"{where}/ImageID", "the row has no ImageID; ignored"))
+                continue
+            if iid in ids:
+                findings.append(warn("bad-image-list", path, f"{where}/ImageID", f"image {iid!r} is listed again; "
+                                     "read once", image_id=iid))
+                continue
+            ids[iid] = None
+            raw = (row.get("Rotation") or "").strip()
+            turn = _number(raw) if raw.lower() not in ("", "nan") else 0
+            if turn in (90, 180, 270):
+                findings.append(warn("image-rotation", path, f"{where}/Rotation", f"image {iid!r} should be "
+                                     f"turned {raw} degrees counter-clockwise, with its boxes, to stand as its author "
+                                     "meant; read as stored (boxes as written, nothing turned)", image_id=iid))
+            elif turn != 0:
+                findings.append(warn("bad-image-list", path, f"{where}/Rotation", f"Rotation is {raw!r}, not 0, 90, "
+                                     "180, 270 or empty; the image is read as stored", image_id=iid))
+    except csv.Error as e:
+        findings.append(warn("bad-image-list", path, f"line {reader.line_num + 1}", f"cannot parse the image list: "
+                             f"{e}; this row and those after it are ignored"))
+    return ids
 
 
 def find_class_descriptions(csv_path: str) -> str | None:
@@ -209,10 +283,11 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
          progress: ProgressFn | None = None, on_total=None, mapper: Mapper | None = None, **_ignored) -> Dataset:
     """Read an Open Images box CSV (or a folder of ``*-bbox.csv``, one split each) into the model.
 
-    Use when starting from Open Images (or a tool's Open Images export). Each image's size is its header's
-    (``<ImageID>.<ext>`` in the image folder), read on ``mapper``; an image that is missing (and not sized by an
-    ``images.meta`` beside the CSV) or unreadable is dropped with its boxes and counted. Class order: ``classes``,
-    else the sorted names."""
+    Use when starting from Open Images (or a tool's Open Images export). An image list of a split (see
+    :func:`image_lists`) adds the images it names that have no boxes; it does not filter. Each image's size is its
+    header's (``<ImageID>.<ext>`` in the image folder), read on ``mapper``; an image that is missing (and not sized
+    by an ``images.meta`` beside the CSV) or unreadable is dropped with its boxes and counted. Class order:
+    ``classes``, else the sorted names."""
     src, files = existing_source(src)
     csvs = box_csvs(src)
     if on_total:
@@ -223,29 +298,43 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
     if names is None:
         findings.append(info("no-class-descriptions", csvs[0][1], "LabelName",
                              "no class-description CSV beside the box CSV; class names are the label ids"))
+    # Each box CSV with the image lists of its split; then (for a folder) the lists of a split without a box CSV.
+    lists = image_lists(src, csvs)
+    sources: list[tuple[str | None, str | None, list[str]]] = []
+    for split, path in csvs:
+        m = _BBOX_RE.match(os.path.basename(path))
+        sources.append((split, path, lists.pop(split if split else (m.group(1) if m else ""), [])))
+    if files.isdir(src):
+        sources += [(split, None, paths) for split, paths in sorted(lists.items())]
     # (iid, split, csv, image path, size when there is no image to read it from, rows)
     pending: list[tuple[str, str | None, str, str | None, tuple[int, int] | None, list[tuple]]] = []
     objects_read = 0
     image_dirs: list[str] = []
-    for split, path in csvs:
-        rows, met = _read_rows(path, names, findings)
+    for split, box_csv, list_paths in sources:
+        rows, met = _read_rows(box_csv, names, findings) if box_csv else ({}, 0)
+        listed: dict[str, None] = {}
+        for lp in list_paths:
+            listed.update(_read_image_list(lp, findings))
+        path = box_csv or list_paths[0]
         objects_read += met
         image_dir = _image_dir(path, split, images)
         index = ImageIndex(image_dir)
         image_dirs.append(image_dir)
         meta_sizes = read_image_meta(files.join(files.parent(path), IMAGE_META), findings)
-        for iid in sorted(rows):
+        for iid in sorted(rows.keys() | listed.keys()):
+            boxes = rows.get(iid, [])
             image_path = index.find(f"{iid}.jpg", iid)[0] if index.exists else None
             if image_path is None and iid in meta_sizes:
-                findings.append(err("missing-image", path, "ImageID", f"no image {iid!r} in {image_dir}; its boxes "
-                                    f"are kept with the size {IMAGE_META} gives", image_id=iid))
-                pending.append((iid, split, path, None, meta_sizes[iid], rows[iid]))
+                findings.append(err("missing-image", path, "ImageID", f"no image {iid!r} in {image_dir}; it is kept "
+                                    f"with the size {IMAGE_META} gives", image_id=iid))
+                pending.append((iid, split, path, None, meta_sizes[iid], boxes))
             elif image_path is None:
+                what = f"the image and its {len(boxes)} box(es) are" if boxes else "the image (listed, no boxes) is"
                 findings.append(err("missing-image", path, "ImageID", f"no image {iid!r} in {image_dir}: its size is "
-                                    f"unknown, so the image and its {len(rows[iid])} box(es) are dropped",
-                                    image_id=iid, objects=len(rows[iid]), image_dropped=True))
+                                    f"unknown, so {what} dropped",
+                                    image_id=iid, objects=len(boxes), image_dropped=True))
             else:
-                pending.append((iid, split, path, image_path, None, rows[iid]))
+                pending.append((iid, split, path, image_path, None, boxes))
     headers = iter(read_headers([p[3] for p in pending if p[3]], mapper=mapper or Mapper(workers=workers)))
     records: dict[str, ImageRecord] = {}
     for iid, split, path, image_path, size, rows in pending:
@@ -281,18 +370,22 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
 def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str = ImagesMode.LINK, precision: int = 6,
           workers: int | None = None, progress: ProgressFn | None = None, mapper: Mapper | None = None,
           **_ignored) -> WriteResult:
-    """Write ``OUT/annotations/<split>-annotations-bbox.csv`` and ``class-descriptions.csv`` (a class's Open Images
-    id when the dataset was read from Open Images, else its name, as its own id) and ``OUT/images/<split>/`` with
-    the images renamed ``<id>.<ext>``. An image without a size cannot be normalized: it is left out with a
-    ``missing-size`` finding that counts its boxes. An image without boxes has no row to be listed in (the box CSV
-    lists images by their boxes): its image is placed, but a reader of OUT does not get it back, so it is not counted
-    as written and a ``no-boxes-not-listed`` warning names it (marked as a dropped image, for the summary's books)."""
+    """Write ``OUT/annotations/<split>-annotations-bbox.csv``, ``<split>-images-with-rotation.csv`` and
+    ``class-descriptions.csv`` (a class's Open Images id when the dataset was read from Open Images, else its name, as
+    its own id) and ``OUT/images/<split>/`` with the images renamed ``<id>.<ext>``. The image list names every image
+    of the split (the box CSV only those with boxes), so an image without boxes is read back. It is named
+    ``<split>-images-with-rotation.csv`` for every split, train too: it lists all images, so the train download's
+    ``-boxable-`` name would be untrue, and datumaro reads ``*-images-with-rotation.csv``. Its other columns are
+    empty; ``Rotation`` is empty (unknown, the official files' ``nan``): boxes are written for the image as read.
+    An image without a size cannot be normalized: it is left out with a ``missing-size`` finding that counts its
+    boxes."""
     images_mode = ImagesMode(images_mode)
     out = Path(out)
     result = WriteResult(out=str(out))
     ids = dict(ds.meta.get("label_ids") or {})
     classes = all_classes(ds.classes, ds.images)
     by_split: dict[str, list[str]] = {}
+    listed: dict[str, list[str]] = {}
     pictures: list[tuple[str, str]] = []
 
     def num(v: float) -> str:
@@ -307,10 +400,12 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
         split = safe_relpath(rec.splits[0]) if rec.splits else DEFAULT_SPLIT
         iid = rec.image_id.replace("/", "_")
         lines = by_split.setdefault(split, [])
+        listed.setdefault(split, []).append(",".join([_csv(iid), _csv(split)] + [""] * (len(LIST_COLUMNS) - 2)))
         for a in rec.annotations:
             x1, y1, x2, y2 = a.box
             attrs = a.attrs
-            lines.append(",".join([iid, attrs.get("source", "datatools"), _csv(ids.get(a.label, a.label)), "1",
+            lines.append(",".join([_csv(iid), _csv(attrs.get("source", "datatools")), _csv(ids.get(a.label, a.label)),
+                                   "1",
                                    num(x1 / rec.width), num(x2 / rec.width), num(y1 / rec.height),  # type: ignore[operator]
                                    num(y2 / rec.height), str(int(a.occluded)), str(int(a.truncated)),  # type: ignore[operator]
                                    str(int(a.iscrowd)), str(int(attrs.get("is_depiction") == "1")),
@@ -318,13 +413,12 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
         placed = bool(rec.image_path) and images_mode is not ImagesMode.NONE
         if placed:
             pictures.append((rec.image_path, f"{split}/{iid}{os.path.splitext(rec.image_path)[1] or '.jpg'}"))
-        if not rec.annotations:
-            result.findings.append(_not_listed(rec, iid, split, out, placed))
-            continue
         result.images_written += 1
         result.objects_written += len(rec.annotations)
     items = [(f"{s}-annotations-bbox.csv", ",".join(COLUMNS) + "\n" + "".join(line + "\n" for line in lines))
              for s, lines in sorted(by_split.items())]
+    items += [(f"{s}-images-with-rotation.csv", ",".join(LIST_COLUMNS) + "\n" + "".join(r + "\n" for r in rows))
+              for s, rows in sorted(listed.items())]
     items.append(("class-descriptions.csv", "".join(f"{_csv(ids.get(c, c))},{_csv(c)}\n" for c in classes)))
     with staged_dir(out / "annotations") as stage:
         write_files([(os.path.join(stage, r), t) for r, t in items])
@@ -336,15 +430,6 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
     if progress:
         progress(len(ds.images))
     return result
-
-
-def _not_listed(rec: ImageRecord, iid: str, split: str, out: Path, placed: bool) -> Finding:
-    """The ``no-boxes-not-listed`` warning for an image without boxes: the box CSV has no row for it, so reading OUT
-    back loses it. It counts as a dropped image (``image_dropped``): the summary must not book it as written."""
-    where = f"it is placed in images/{split}/, but" if placed else "no image file is placed, and"
-    return Finding("no-boxes-not-listed", Severity.WARNING, str(out / "annotations" / f"{split}-annotations-bbox.csv"),
-                   "ImageID", f"image {iid!r} has no boxes, and the box CSV lists images by their boxes only: {where} "
-                   "reading this output back will not find it", image_id=rec.image_id, image_dropped=True)
 
 
 def _csv(text: str) -> str:

@@ -108,8 +108,8 @@ def summarize(ds_in: Dataset, ds_out: Dataset, *, src: str, out: str, src_format
 
 def _book_writer_findings(s: Summary, findings: Sequence[Finding]) -> None:
     """Add what the writer reported to the books :func:`summarize` made from the prepared dataset: its findings by
-    severity, and an image or objects it could not put in OUT (an Open Images image without boxes has no row in the
-    box CSV) as dropped, not written, so that images written is what a reader of OUT gets back."""
+    severity, and an image or objects it could not put in OUT (a writer's ``image_dropped`` or ``objects`` finding,
+    such as ``missing-size``) as dropped, not written, so that images written is what a reader of OUT gets back."""
     sev = {Severity.ERROR: s.errors, Severity.WARNING: s.warnings, Severity.INFO: s.notes}
     for f in findings:
         sev[f.severity][f.code] = sev[f.severity].get(f.code, 0) + 1
