@@ -22,7 +22,8 @@ __all__ = ["Annotation", "BoxFormat", "Dataset", "DatatoolsError", "Finding", "F
 
 
 def load(format: str, path, **options) -> Dataset:
-    """Read a dataset in ``format`` (voc, yolo, coco) into the annotation model. Bad data becomes findings, not errors."""
+    """Read a dataset in ``format`` (voc, yolo, coco, cvat, labelme, labelstudio, openimages) into the annotation
+    model. Bad data becomes findings, not errors."""
     from datatools import formats
 
     return formats.get(format).read(path, **options)

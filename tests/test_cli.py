@@ -264,3 +264,25 @@ def test_check_opens_each_image_once_in_every_format(tmp_path, header_opens, fmt
     codes = {f["code"] for f in json.loads(r.output)["findings"]}
     assert header_opens == {f"{k}.jpg": 1 for k in ("a", "b", "bad", "rot")}, header_opens
     assert {"image-unreadable", "exif-rotation"} <= codes, codes
+
+
+def test_findings_name_the_image_when_the_file_holds_every_image(tmp_path):
+    """A CVAT annotations.xml (like a COCO JSON, a Label Studio export, an Open Images CSV) holds every image: the
+    findings table names the image beside the file. A VOC XML named after its image needs nothing more."""
+    from datatools.cli.common import _where
+    from datatools.core.model import Finding, Severity
+
+    root = make_voc_root(tmp_path / "v", {"a": voc_xml("a.jpg", (40, 30), [{"name": "cat", "box": (3, 1, 9, 9)}]),
+                                          "b": voc_xml("b.jpg", (40, 30), [{"name": "cat", "box": (1, 1, 9, 9)}])},
+                         images={"a.jpg": (40, 30), "b.jpg": (40, 30)})
+    assert invoke("convert", "--to", "cvat", root, tmp_path / "c").exit_code == 0
+    xml = tmp_path / "c" / "annotations.xml"
+    text = xml.read_text()
+    assert text.count('xtl="3"') == 1
+    xml.write_text(text.replace('xtl="3"', 'xtl="-5"'))  # image a's box now reaches outside its image
+    r = CliRunner().invoke(cli, ["check", str(tmp_path / "c"), "--json"])
+    f = next(x for x in json.loads(r.output)["findings"] if x["code"] == "box-out-of-bounds")
+    where = _where(Finding(f["code"], Severity(f["severity"]), f["path"], f["field"], f["message"], f["image_id"]))
+    assert where.endswith("annotations.xml [a]"), where
+    voc = Finding("box-out-of-bounds", Severity.WARNING, str(root / "Annotations" / "a.xml"), "object[0]", "m", "a")
+    assert _where(voc).endswith("Annotations/a.xml")

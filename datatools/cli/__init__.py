@@ -10,7 +10,7 @@ import click
 
 # name -> (module, function, one-line help). The help is here so listing commands imports nothing.
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "convert": ("datatools.cli.convert", "convert_cmd", "Convert between VOC, YOLO and COCO."),
+    "convert": ("datatools.cli.convert", "convert_cmd", "Convert between VOC, YOLO, COCO, CVAT, LabelMe, Label Studio, Open Images."),
     "voc2yolo": ("datatools.cli.convert", "voc2yolo_cmd", "Convert Pascal VOC XML to an ultralytics YOLO dataset."),
     "voc2coco": ("datatools.cli.convert", "voc2coco_cmd", "Convert Pascal VOC XML to COCO JSON."),
     "check": ("datatools.cli.check", "check_cmd", "Find annotation errors (any format); --fix writes a repaired copy."),
@@ -49,8 +49,8 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(package_name="datatools")
 def cli() -> None:
-    """datatools: convert, check, split and inspect object-detection datasets (VOC, YOLO, COCO), then train and
-    evaluate detectors on them.
+    """datatools: convert, check, split, edit and inspect object-detection datasets (VOC, YOLO, COCO, CVAT, LabelMe,
+    Label Studio, Open Images), then train and evaluate detectors on them.
 
     Start with `datatools check SRC`, then `datatools voc2yolo SRC OUT`. Every command takes --help.
     """

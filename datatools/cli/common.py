@@ -145,7 +145,8 @@ def format_option(f):
     return click.option("--format", "-f", "fmt", type=click.Choice(["auto", *FORMATS]), default="auto",
                         show_default=True,
                         help="Format of SRC (auto: a .json or annotations/*.json is COCO, LabelMe or Label Studio by "
-                             "its content, data.yaml or images/+labels/ is YOLO, Annotations/ or *.xml is VOC).")(f)
+                             "its content, data.yaml or images/+labels/ is YOLO, Annotations/ or *.xml is VOC, an "
+                             "annotations.xml with an <annotations> root is CVAT, a *-bbox.csv is Open Images).")(f)
 
 
 class SourcePath(click.ParamType):
@@ -243,8 +244,22 @@ def findings_table(findings, *, limit: int = 50, title: str = "Findings"):
         t.add_column(col, overflow="fold")
     for f in findings[:limit]:
         sev = f.severity.value
-        t.add_row(Text(sev, style=colours[sev]), f.code, _short(f.path), f.field, f.message)
+        t.add_row(Text(sev, style=colours[sev]), f.code, _where(f), f.field, f.message)
     return t
+
+
+def _where(f) -> str:
+    """The file of a finding, and the image it is about when the file does not name it: a COCO JSON, a CVAT
+    annotations.xml, a Label Studio export or an Open Images CSV holds every image, so ``annotations.xml`` alone
+    does not say where to look (``annotations.xml [img_07]``). A VOC XML or LabelMe JSON named after its image
+    needs no more."""
+    import posixpath
+
+    path = _short(f.path)
+    stem = posixpath.splitext(posixpath.basename(f.path.replace("\\", "/").split("#")[0]))[0]
+    if f.image_id and posixpath.basename(f.image_id) != stem:
+        path += f" [{f.image_id}]"
+    return path
 
 
 def _short(path: str, keep: int = 60) -> str:

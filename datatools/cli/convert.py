@@ -135,9 +135,11 @@ def _convert_command(name: str, src_format: str | None, dst_format: str | None, 
     return click.command(name)(cmd)
 
 
-convert_cmd = _convert_command("convert", None, None, """Convert SRC to OUT between VOC, YOLO and COCO.
+convert_cmd = _convert_command("convert", None, None, """Convert SRC to OUT between any two formats: VOC, YOLO, COCO, CVAT,
+LabelMe, Label Studio, Open Images.
 
-SRC is a VOC root or XML folder, a YOLO data.yaml or folder, or a COCO JSON (or a folder with annotations/*.json).
+SRC is a VOC root or XML folder, a YOLO data.yaml or folder, a COCO JSON (or a folder with annotations/*.json), a CVAT
+annotations.xml, an Open Images *-bbox.csv, a LabelMe JSON folder or a Label Studio JSON export (see docs/format-*.md).
 OUT is a folder; for COCO, a path ending in .json writes one file, a folder writes annotations/instances_<split>.json.
 """)
 

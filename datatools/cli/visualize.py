@@ -64,7 +64,7 @@ def _grid(ctx, param, value):
 @json_option
 def visualize_cmd(src, out, fmt, images, sets, convention, classes, ids, limit, shuffle, seed, show_difficult, pred,
                   score_thr, pred_layout, check_mode, grid, tile, max_size, ext, quality, no_labels, workers, as_json):
-    """Draw the boxes of SRC (VOC, YOLO or COCO) on its images and write them into the folder OUT.
+    """Draw the boxes of SRC (any format datatools reads) on its images and write them into the folder OUT.
 
     Each class has a fixed colour (from a hash of its name). Boxes are drawn upright after the image's EXIF
     orientation, the frame annotations are in. Missing or unreadable images are listed and skipped.

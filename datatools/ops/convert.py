@@ -270,7 +270,7 @@ def convert(src_format: str, src: str | os.PathLike, dst_format: str, out: str |
             precision: int = 6, workers: int | None = None, strict: bool = False,
             progress: StageProgress | None = None, engine: str = "local", ray_address: str | None = None,
             max_xml_bytes: int | None = None) -> Summary:
-    """Convert a dataset between VOC, YOLO and COCO.
+    """Convert a dataset between any two formats (VOC, YOLO, COCO, CVAT, LabelMe, Label Studio and Open Images).
 
     ``difficult`` defaults to ``crowd`` for COCO output (pycocotools then ignores them) and ``keep`` otherwise.
     Under ``strict`` any error finding raises :class:`StrictModeError` before anything is written.

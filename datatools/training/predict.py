@@ -67,7 +67,7 @@ def _dataset_format(format: str | None, images: Path, split: str | None) -> str 
 
     if format in (None, "", "images"):
         if split:
-            raise UsageError("--split needs a dataset: pass --format voc|yolo|coco (or auto)")
+            raise UsageError("--split needs a dataset: pass --format FORMAT (or auto)")
         return None
     if format != "auto":
         return formats.get(format).NAME
