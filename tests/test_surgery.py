@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -277,3 +278,149 @@ def test_cli_remap_before_column_counts_what_the_map_sends_in(tmp_path):
     assert "map: circle -> round (1 object)" in res.output
     assert "map: square dropped (2 objects)" in res.output
     assert "no longer present" not in res.output  # every vanished class is explained by the map
+
+
+# --------------------------------------------------------------- issue 18: read options, messages, maps, books
+
+OI_HEADER = "ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax,IsOccluded,IsTruncated,IsGroupOf,IsDepiction,IsInside\n"
+
+
+def open_images(root: Path, pics: Path, ids: tuple[str, ...] = ("img1", "img2")) -> Path:
+    """An Open Images folder (box CSV, class names) whose images live in ``pics``, not beside the CSV: only
+    ``--images`` finds them (without, every image is dropped as missing-image: no size)."""
+    from tests.conftest import make_jpeg
+
+    (root / "annotations").mkdir(parents=True)
+    rows = "".join(f"{i},xclick,/m/s,1,0.1,0.5,0.1,0.5,0,0,0,0,0\n{i},xclick,/m/c,1,0.2,0.6,0.2,0.6,0,0,0,0,0\n"
+                   for i in ids)
+    (root / "annotations" / "train-annotations-bbox.csv").write_text(OI_HEADER + rows)
+    (root / "annotations" / "class-descriptions-boxable.csv").write_text("/m/s,star\n/m/c,circle\n")
+    for i in ids:
+        make_jpeg(pics / f"{i}.jpg", 100, 80)
+    return root
+
+
+@pytest.mark.parametrize("args", [["filter", "--classes", "star"], ["remap", "--map", "circle:"],
+                                  ["sample", "-n", "1"]])
+def test_cli_surgery_takes_converts_images_option(tmp_path, args):
+    src = open_images(tmp_path / "oi", tmp_path / "pics")
+    cmd, *rest = args
+    without = CliRunner().invoke(cli, [cmd, str(src), str(tmp_path / "a"), *rest])
+    assert without.exit_code == 1 and "missing-image" in without.output, without.output
+    res = CliRunner().invoke(cli, [cmd, str(src), str(tmp_path / "b"), *rest, "--images", str(tmp_path / "pics"),
+                                   "--json"])
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.output)
+    assert d["images"]["written"] >= 1 and d["objects"]["balanced"] and not d["images"]["dropped"].get("missing-image")
+
+
+def test_merge_images_one_per_source(tmp_path):
+    a = open_images(tmp_path / "a", tmp_path / "pa", ("a1",))
+    b = open_images(tmp_path / "b", tmp_path / "pb", ("b1", "b2"))
+    r = surgery.merge([a, b], tmp_path / "o", images=[tmp_path / "pa", tmp_path / "pb"], to="voc")
+    books(r)
+    assert sorted(boxes(tmp_path / "o")) == ["a1", "b1", "b2"]
+    with pytest.raises(UsageError, match="one per source"):
+        surgery.merge([a, b], tmp_path / "x", images=[tmp_path / "pa"])
+    with pytest.raises(UsageError, match="inside"):  # an image folder is an input: OUT may not go in it
+        surgery.merge([a, b], tmp_path / "pb" / "o", images=[tmp_path / "pa", tmp_path / "pb"])
+    res = CliRunner().invoke(cli, ["merge", str(a), str(b), str(tmp_path / "c"), "--images", str(tmp_path / "pa")])
+    assert res.exit_code == 2 and "2 sources, 1 --images" in res.output, res.output
+    res = CliRunner().invoke(cli, ["merge", str(a), str(b), str(tmp_path / "c"), "--images", str(tmp_path / "pa"),
+                                   "--images", str(tmp_path / "pb"), "--json"])
+    assert res.exit_code == 0 and json.loads(res.output)["images"]["written"] == 3, res.output
+
+
+def test_surgery_reads_with_pixel_convention_sets_and_xml_limit(tmp_path):
+    src = voc(tmp_path / "s", {"t": [("a", (11, 21, 30, 40))], "v": [("a", (1, 1, 9, 9))]},
+              sets={"train": ["t"], "val": ["v"]})
+    r = surgery.filter_data(src, tmp_path / "c", to="coco", convention="devkit", sets="train")
+    assert r.summary.images_read == 1 and r.summary.splits == {"train": 1}
+    doc = json.loads((tmp_path / "c/annotations/instances_train.json").read_text())
+    assert doc["annotations"][0]["bbox"] == [10, 20, 20, 20]  # devkit: [xmin-1, ymin-1, xmax, ymax]
+    surgery.filter_data(src, tmp_path / "v", convention="devkit")  # VOC out under the same convention: same numbers
+    assert "<xmin>11</xmin>" in (tmp_path / "v/Annotations/t.xml").read_text()
+    res = CliRunner().invoke(cli, ["sample", str(src), str(tmp_path / "x"), "-n", "1", "--max-xml-mb", "0.00001"])
+    assert res.exit_code == 1 and "file-too-large" in res.output, res.output
+    res = CliRunner().invoke(cli, ["remap", str(src), str(tmp_path / "y"), "--map", "a:b", "--sets", "val",
+                                   "--pixel-convention", "devkit", "--to", "yolo", "--json"])
+    assert res.exit_code == 0 and json.loads(res.output)["splits"] == {"val": 1}, res.output
+
+
+def test_empty_result_counts_images_and_objects_apart(sizes, tmp_path):
+    """--only-empty on a source without negatives: the message counts images as images and objects as objects."""
+    no_negatives = voc(tmp_path / "nn", {"p": [("a", (1, 1, 5, 5)), ("a", (2, 2, 6, 6))], "q": [("a", (1, 1, 5, 5))]})
+    with pytest.raises(NoInputError) as e:
+        surgery.filter_data(no_negatives, tmp_path / "o", only_empty=True)
+    assert "images dropped: image-not-empty 2; objects dropped: image-not-empty 3" in str(e.value)
+
+
+def test_merge_unknown_split_is_a_usage_error_listing_those_found(two, tmp_path):
+    a, b = two
+    for wanted in (["tset"], ["train", "tset"]):
+        with pytest.raises(UsageError, match=r"'tset' not in any source \(splits found: train, val\)"):
+            surgery.merge([a, b], tmp_path / "o", splits=wanted)
+    assert not (tmp_path / "o").exists()
+    res = CliRunner().invoke(cli, ["merge", str(a), str(b), str(tmp_path / "o"), "--splits", "train,tset"])
+    assert res.exit_code == 2 and "splits found: train, val" in res.output, res.output
+
+
+@pytest.mark.parametrize("text,message", [
+    ("circle: [a, b]\n", "the target ['a', 'b'] is a list"),
+    ("circle: no\n", "quote it"),
+    ("star: 1.0\n", "the target 1.0 is a number"),
+    ("yes: star\n", "the name True is a boolean"),
+])
+def test_yaml_map_targets_must_be_names(tmp_path, text, message):
+    p = tmp_path / "m.yaml"
+    p.write_text(text)
+    with pytest.raises(UsageError, match=re.escape(message)):
+        surgery.parse_mapping(p)
+    p.write_text("circle: 'no'\nstar: '1.0'\ngone: ''\nnull_too: null\n")  # quoted: names; empty or null: drop
+    assert surgery.parse_mapping(p) == {"circle": "no", "star": "1.0", "gone": None, "null_too": None}
+
+
+@pytest.mark.parametrize("value", ["nofile.yaml", "maps/x.YML", "m.csv", "m.tsv"])
+def test_missing_map_file_says_so(tmp_path, value):
+    with pytest.raises(UsageError, match="no such file"):
+        surgery.parse_mapping(str(tmp_path / value))
+    src = voc(tmp_path / "s", {"i": [("car", (1, 1, 9, 9))]})
+    res = CliRunner().invoke(cli, ["remap", str(src), str(tmp_path / "o"), "--map", "nofile.yaml"])
+    assert res.exit_code == 2 and "nofile.yaml: no such file" in res.output and "old:new" not in res.output
+
+
+def test_difficult_line_adds_up_after_the_commands_own_drops(tmp_path):
+    objs = [{"name": "hard", "box": (1, 1, 9, 9), "difficult": 1}, {"name": "hard", "box": (2, 2, 9, 9), "difficult": 1},
+            {"name": "easy", "box": (1, 1, 5, 5), "difficult": 1}, {"name": "easy", "box": (3, 3, 8, 8)}]
+    src = make_voc_root(tmp_path / "s", {"i": voc_xml("i.jpg", (100, 80), objs)}, images={"i.jpg": (100, 80)})
+    def adds_up(d):
+        return d["read"] == d["kept"] + d["as_crowd"] + d.get("not_kept", 0) + d["skipped"] + d["dropped"]
+
+    d = surgery.remap(src, tmp_path / "o", "hard:").summary.difficult
+    assert (d["read"], d["kept"], d["dropped"]) == (3, 1, 2) and adds_up(d)
+    trained = make_voc_root(tmp_path / "t", {"i": voc_xml("i.jpg", (100, 80), objs)}, images={"i.jpg": (100, 80)},
+                            sets={"train": ["i"]})
+    d = surgery.merge([src, trained], tmp_path / "m", to="coco", splits=["train"]).summary.difficult
+    assert (d["read"], d["as_crowd"], d["dropped"]) == (6, 3, 3) and adds_up(d)  # src's image: split-not-chosen
+    d = surgery.sample(src, tmp_path / "y", n=1, to="yolo").summary.difficult
+    assert d["read"] == 3 and d["dropped"] == 0 and adds_up(d)
+    res = CliRunner().invoke(cli, ["filter", str(src), str(tmp_path / "f"), "--classes", "easy"])
+    assert res.exit_code == 0 and re.search(r"difficult objects: 3 read, 1 kept, .*, 2 dropped", res.output), res.output
+
+
+def test_merge_supercategory_conflict_is_a_warning_first_kept(tmp_path):
+    from tests.test_coco_extras import coco_source
+
+    a = coco_source(tmp_path / "a", license_url="http://l/same", prefix="a_")
+    b = coco_source(tmp_path / "b", license_url="http://l/same", prefix="b_")
+    path = b / "annotations" / "instances_train.json"
+    doc = json.loads(path.read_text())
+    doc["categories"][1]["supercategory"] = "pet"  # dog: animal in a, pet in b
+    path.write_text(json.dumps(doc))
+    r = surgery.merge([a, b], tmp_path / "o")
+    f, = [x for x in r.summary.findings if x.code == "category-conflict"]
+    assert r.summary.warnings["category-conflict"] == 1 and f.path == str(b) and "'pet'" in f.message
+    out = json.loads((tmp_path / "o/annotations/instances_train.json").read_text())
+    assert {c["name"]: c["supercategory"] for c in out["categories"]} == {"person": "person", "dog": "animal"}
+    same = surgery.merge([a, a], tmp_path / "same")
+    assert "category-conflict" not in same.summary.warnings

@@ -1,17 +1,26 @@
 """``merge``, ``remap``, ``filter`` and ``sample``: thin commands over :mod:`datatools.ops.surgery`."""
 from __future__ import annotations
 
+import functools
+
 import click
 
 from datatools.cli.common import (SourcePath, count, emit_json, errors_to_click, esc, format_option, json_option,
-                                  parse_classes, workers_option)
+                                  max_xml_option, parse_classes, workers_option)
+from datatools.cli.convert import convention_option, images_option, sets_option
 from datatools.formats import FORMATS  # the registry only: no format module is imported
 
 
-def output_options(f):
-    """What every surgery command takes: the source format, the output format, images, workers, --json."""
+def output_options(f, *, one_source: bool = True):
+    """What every surgery command takes: how SRC is read (convert's reader options: --format, --images, --sets,
+    --pixel-convention, --max-xml-mb; ``merge`` makes its own --images, one per source), the output format, images,
+    workers, --json."""
     options = [
         format_option,
+        *([images_option] if one_source else []),
+        sets_option,
+        convention_option,
+        max_xml_option,
         click.option("--to", "to", type=click.Choice(list(FORMATS)), default=None,
                      help="Output format. Default: the (first) source's format."),
         click.option("--images-mode", type=click.Choice(["link", "copy", "symlink", "none"]), default="link",
@@ -79,13 +88,17 @@ def render(report) -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--normalize-names", is_flag=True,
               help="Fold class names that differ only in case or spacing ('Dog', 'dog ' -> 'dog').")
-@click.option("--splits", default=None, help="Keep only these splits, comma-separated (e.g. train,val). Default: all.")
-@output_options
-def merge_cmd(paths, normalize_names, splits, **opts):
+@click.option("--splits", default=None, help="Keep only these splits, comma-separated (e.g. train,val); a split "
+              "no source has is an error that lists those found. Default: all.")
+@click.option("--images", "images", multiple=True, type=click.Path(file_okay=False),
+              help="Image folder of a source, once per source in the sources' order (all of them or none).")
+@functools.partial(output_options, one_source=False)
+def merge_cmd(paths, normalize_names, splits, images, **opts):
     """Merge datasets A B [C ...] into OUT (the last path).
 
     Classes are united by name; image ids that two sources share are renamed <id>__src<k> (k: the source's
     position) and reported; splits are kept. OUT is a folder, in the first source's format unless --to.
+    --sets, --pixel-convention and --max-xml-mb apply to every source.
     """
     if len(paths) < 3:
         raise click.UsageError("give at least two sources and OUT")
@@ -94,7 +107,8 @@ def merge_cmd(paths, normalize_names, splits, **opts):
 
     wanted = [s.strip() for s in splits.split(",") if s.strip()] if splits else None
     common = _common(opts)
-    _run(merge, srcs, paths[-1], normalize_names=normalize_names, splits=wanted, **common, **opts)
+    _run(merge, srcs, paths[-1], normalize_names=normalize_names, splits=wanted, images=list(images) or None,
+         **common, **opts)
 
 
 def _common(opts: dict) -> dict:

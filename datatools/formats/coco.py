@@ -28,6 +28,8 @@ NAME = "coco"
 OWNED = ("annotations", "images")
 IMAGE_FOLDER = "images"
 NEEDS_SIZE = False  # boxes are written in pixels: an image without a size can be written
+# What the writer keeps of an object besides box and class: iscrowd, the flags and attributes in "attributes".
+KEEPS = frozenset({"difficult", "truncated", "occluded", "iscrowd", "attributes"})
 _SPLIT_RE = re.compile(r"^(?:instances_)?(.+?)\.json$")
 # The keys the model holds; every other key of an image, annotation or category is kept as it was read (the
 # records' ``extra``, the dataset's ``meta["coco"]``) and written back, so COCO -> COCO loses no field.
@@ -259,17 +261,26 @@ def _collect_meta(data: dict, meta: dict) -> None:
             meta["licenses"].setdefault(json.dumps(lic.get("id")), lic)
 
 
-def merge_meta(metas: Sequence[dict]) -> tuple[dict, list[dict]]:
-    """The ``meta["coco"]`` of several datasets merged: the first ``info``, categories' extra fields by name (first
-    wins), licenses united. A license whose id an earlier dataset uses for another license gets the next free id;
-    returns the merged meta and, per dataset, its ``{old id: new id}`` for :func:`relicense`."""
-    info, cats, licenses, remaps = None, {}, [], []
+def merge_meta(metas: Sequence[dict], *, sources: Sequence[str] = ()) -> tuple[dict, list[dict], list[Finding]]:
+    """The ``meta["coco"]`` of several datasets merged: the first ``info``, categories' extra fields by name (per
+    field, first wins: a field such as ``supercategory`` that a later dataset gives otherwise is a
+    ``category-conflict`` warning at that dataset's ``sources`` entry), licenses united. A license whose id an
+    earlier dataset uses for another license gets the next free id. Returns the merged meta, per dataset its
+    ``{old id: new id}`` for :func:`relicense`, and the findings."""
+    info, cats, licenses, remaps, findings = None, {}, [], [], []
     used = {}
-    for meta in metas:
+    for k, meta in enumerate(metas):
         meta = meta or {}
         info = info if info is not None else meta.get("info")
         for name, e in (meta.get("categories") or {}).items():
-            cats.setdefault(name, e)
+            first = cats.setdefault(name, {})
+            clash = sorted(key for key, v in e.items() if key in first and first[key] != v)
+            if clash:
+                where = sources[k] if k < len(sources) else f"source {k + 1}"
+                findings.append(warn("category-conflict", str(where), "categories", f"category {name!r}: "
+                                     + ", ".join(f"{key} {e[key]!r} here, {first[key]!r} in an earlier source"
+                                                 for key in clash) + "; the earlier one is kept"))
+            first.update((key, v) for key, v in e.items() if key not in first)
         remap = {}
         for lic in meta.get("licenses") or ():
             lid, key = lic.get("id"), json.dumps(lic, sort_keys=True)
@@ -283,7 +294,7 @@ def merge_meta(metas: Sequence[dict]) -> tuple[dict, list[dict]]:
                 used[lid] = json.dumps(lic, sort_keys=True)
                 licenses.append(lic)
         remaps.append(remap)
-    return {"info": info, "licenses": licenses, "categories": cats}, remaps
+    return {"info": info, "licenses": licenses, "categories": cats}, remaps, findings
 
 
 def relicense(rec: ImageRecord, remap: dict) -> ImageRecord:

@@ -20,6 +20,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from datatools.core.atomic import ImagesMode
+from datatools.core.boxes import DEFAULT_CONVENTION, PixelConvention
 from datatools.core.errors import NoInputError, UsageError
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, Severity, all_classes
 from datatools.core.parallel import Mapper
@@ -57,11 +58,19 @@ def merge_datasets(datasets: Sequence[Dataset], *, splits: Sequence[str] | None 
     Class order: the sources' common list when they all have the same one, else the sorted union. Names that differ
     only in case or spacing are listed in ``details["case_variants"]`` (fold them with ``prepare(normalize_names=
     True)``). ``splits`` keeps only images in those splits (an image without a split is in ``all``); the others are
-    dropped as ``split-not-chosen``. COCO fields beyond boxes are kept (:func:`datatools.formats.coco.merge_meta`:
-    the first ``info``, licenses united, a clashing license id renumbered in its images). Returns the dataset as read
-    (its ``objects_read`` the sum) and the details."""
+    dropped as ``split-not-chosen``; a split no source has is a usage error naming those found. COCO fields beyond
+    boxes are kept (:func:`datatools.formats.coco.merge_meta`: the first ``info``, licenses united, a clashing
+    license id renumbered in its images, a category field such as ``supercategory`` given differently a
+    ``category-conflict`` warning, the first kept). Returns the dataset as read (its ``objects_read`` the sum) and
+    the details."""
     if not datasets:
         raise UsageError("merge needs at least one dataset")
+    if splits:
+        found = sorted({s for ds in datasets for im in ds.images for s in (im.splits or (DEFAULT_SPLIT,))})
+        unknown = [s for s in splits if s not in found]
+        if unknown:  # a typo would silently keep fewer images
+            raise UsageError(f"--splits: {', '.join(map(repr, unknown))} not in any source (splits found: "
+                             f"{', '.join(found)})")
     lists = [tuple(ds.classes) for ds in datasets]
     classes = lists[0] if all(c == lists[0] for c in lists) else tuple(sorted({c for cl in lists for c in cl}))
     taken: set[str] = set()
@@ -69,7 +78,8 @@ def merge_datasets(datasets: Sequence[Dataset], *, splits: Sequence[str] | None 
     findings: list[Finding] = []
     collisions: list[dict] = []
     wanted = set(splits) if splits else None
-    coco_meta, relicensed = coco.merge_meta([(ds.meta or {}).get("coco") or {} for ds in datasets])
+    coco_meta, relicensed, meta_findings = coco.merge_meta([(ds.meta or {}).get("coco") or {} for ds in datasets],
+                                                           sources=[str(ds.root) for ds in datasets])
     for k, ds in enumerate(datasets, 1):
         findings.extend(ds.findings)
         for im in ds.images:
@@ -95,6 +105,7 @@ def merge_datasets(datasets: Sequence[Dataset], *, splits: Sequence[str] | None 
                 im = replace(im, image_id=new)
             taken.add(im.image_id)
             images.append(im)
+    findings.extend(meta_findings)
     variants: dict[str, set[str]] = defaultdict(set)
     for c in classes:
         variants[normalize_name(c)].add(c)
@@ -112,13 +123,17 @@ def merge_datasets(datasets: Sequence[Dataset], *, splits: Sequence[str] | None 
 
 def parse_mapping(value: str | os.PathLike | Mapping[str, str | None]) -> dict[str, str | None]:
     """A class map from ``'old:new,old2:new,gone:'``, a YAML file (``{old: new}``; an empty or null target drops) or
-    a CSV file (rows ``old,new``; a header row ``old,new`` or ``from,to`` is skipped). ``None`` means drop."""
+    a CSV file (rows ``old,new``; a header row ``old,new`` or ``from,to`` is skipped). ``None`` means drop. A value
+    ending in a map file's suffix that is not a file is a missing file; a name or target that is not a string (YAML
+    reads ``no`` as a boolean, ``1.0`` as a number, ``[a, b]`` as a list) is a usage error, never its ``str()``."""
     if isinstance(value, Mapping):
-        pairs = [(str(k), None if v in (None, "") else str(v)) for k, v in value.items()]
+        pairs = _names(value.items(), "--map")
     else:
         text = os.fspath(value)
         if os.path.isfile(text):
             pairs = _mapping_file(text)
+        elif text.lower().endswith(MAP_SUFFIXES):
+            raise UsageError(f"--map: {text}: no such file")
         else:
             pairs = []
             for item in (p for p in text.split(",") if p.strip()):
@@ -152,7 +167,7 @@ def _mapping_file(path: str) -> list[tuple[str, str | None]]:
                     raise UsageError(f"{path}: not valid YAML: {e}") from e
                 if not isinstance(data, dict):
                     raise UsageError(f"{path}: expected a mapping of old: new class names")
-                return [(str(k), None if v in (None, "") else str(v)) for k, v in data.items()]
+                return _names(data.items(), path)
             if path.lower().endswith((".csv", ".tsv", ".txt")):
                 rows = [r for r in csv.reader(f, delimiter="\t" if path.lower().endswith(".tsv") else ",") if r]
                 if rows and [c.strip().lower() for c in rows[0][:2]] in (["old", "new"], ["from", "to"]):
@@ -166,6 +181,23 @@ def _mapping_file(path: str) -> list[tuple[str, str | None]]:
     except (UnicodeDecodeError, csv.Error) as e:
         raise UsageError(f"{path}: {e}") from e
     raise UsageError(f"{path}: a map file is .yaml/.yml or .csv/.tsv")
+
+
+MAP_SUFFIXES = (".yaml", ".yml", ".csv", ".tsv")
+
+
+def _names(items, where: str) -> list[tuple[str, str | None]]:
+    """``(old, new)`` pairs of class names from a mapping's items: both strings, or ``new`` None or empty (drop)."""
+    pairs = []
+    for old, new in items:
+        for what, v in (("name", old), ("target", new)):
+            if not (isinstance(v, str) or (what == "target" and v is None)):
+                hint = (" (YAML reads yes/no/on/off/true/false as booleans: quote it)" if isinstance(v, bool) else
+                        " (quote it)" if isinstance(v, (int, float)) else "")
+                kind = {bool: "boolean", int: "number", float: "number", dict: "mapping"}.get(type(v), type(v).__name__)
+                raise UsageError(f"{where}: entry {old!r}: the {what} {v!r} is a {kind}, not a class name{hint}")
+        pairs.append((old, new or None))
+    return pairs
 
 
 def remap_classes(ds: Dataset, mapping: Mapping[str, str | None], *, order: Sequence[str] | None = None) -> Dataset:
@@ -340,20 +372,22 @@ def _cover_classes(chosen: np.ndarray, counts: np.ndarray, rng: np.random.Genera
 
 
 # ---------------------------------------------------------------------------------------------- file-level runs
+# Every file-level function reads as ``convert`` does (:func:`~datatools.ops.convert.read_source`): ``images`` (for
+# ``merge`` one per source), ``sets``, ``convention`` (VOC; also used to write VOC output) and ``max_xml_bytes``.
 
-def _check_out(out, srcs: Sequence) -> None:
-    check_output_dir(out, [s for s in srcs if s])
-
-
-def _finish(command: str, ds_in: Dataset, ds: Dataset, out, *, srcs: Sequence, src_format: str, dst_format: str | None,
-            images_mode, workers, mapper, precision: int, normalize_names: bool = False, empty_ok: bool = False,
+def _finish(command: str, ds_in: Dataset, ds: Dataset, out, *, srcs: Sequence, images: Sequence = (),
+            src_format: str, dst_format: str | None, images_mode, workers, mapper, precision: int,
+            convention=DEFAULT_CONVENTION, normalize_names: bool = False, empty_ok: bool = False,
             details: dict | None = None) -> SurgeryReport:
     """The common tail, convert's own (:func:`~datatools.ops.convert.prepare_and_write`: its policies, the books,
-    the atomic write), with the surgery rule for an empty result (:func:`_nothing_left`)."""
-    summary = prepare_and_write(ds_in, ds, dst_format or src_format, out, src=", ".join(map(str, srcs)),
-                                src_format=src_format, inputs=list(srcs), normalize_names=normalize_names,
+    the atomic write; SRC and ``images`` protected), with the surgery rule for an empty result
+    (:func:`_nothing_left`)."""
+    dst = dst_format or src_format
+    opts = {"convention": PixelConvention(convention)} if dst == "voc" else {}
+    summary = prepare_and_write(ds_in, ds, dst, out, src=", ".join(map(str, srcs)), src_format=src_format,
+                                inputs=[*srcs, *(i for i in images if i)], normalize_names=normalize_names,
                                 empty_error=partial(_nothing_left, command, out, empty_ok), images_mode=images_mode,
-                                precision=precision, workers=workers, mapper=mapper)
+                                precision=precision, workers=workers, mapper=mapper, **opts)
     return SurgeryReport(command, summary, details or {})
 
 
@@ -364,75 +398,97 @@ def _nothing_left(command: str, out, empty_ok: bool, ds_in: Dataset, ds: Dataset
     if ds.images and (ds.num_objects or not ds_in.num_objects or empty_ok):
         return None
     what = "image" if not ds.images else "object"
-    why = ", ".join(f"{k} {v:,}" for k, v in {**summary.images_dropped, **summary.objects_dropped}.items())
+    # images and objects counted apart: one code (image-not-empty, split-not-chosen) often drops both
+    why = "; ".join(f"{kind} dropped: " + ", ".join(f"{k} {v:,}" for k, v in counts.items())
+                    for kind, counts in (("images", summary.images_dropped), ("objects", summary.objects_dropped))
+                    if counts)
     return NoInputError(f"{command}: no {what} is left ({why or 'nothing kept'}); nothing was written to {out}")
 
 
-def _read(src, fmt, mapper, workers):
-    return read_source(src, fmt, mapper=mapper, workers=workers)
+def _read_one(src, out, fmt, mapper, images, **read) -> Dataset:
+    check_output_dir(out, [x for x in (src, images) if x])
+    return read_source(src, fmt, mapper=mapper, images=images, **read)
 
 
 def merge(srcs: Sequence[str | os.PathLike], out: str | os.PathLike, *, to: str | None = None,
           fmt: str | None = None, normalize_names: bool = False, splits: Sequence[str] | None = None,
+          images: Sequence[str | os.PathLike | None] | None = None, sets: Sequence[str] | str | None = None,
+          convention: PixelConvention | str = DEFAULT_CONVENTION, max_xml_bytes: int | None = None,
           images_mode: ImagesMode | str = ImagesMode.LINK, workers: int | None = None, precision: int = 6,
           engine: str = "local", ray_address: str | None = None) -> SurgeryReport:
     """Merge datasets (any formats; ``fmt`` forces one for all) into OUT, in the first one's format unless ``to``.
-    See :func:`merge_datasets` for classes, collisions and splits. OUT is a folder (images from several places)."""
+    See :func:`merge_datasets` for classes, collisions and splits. ``images``: one image folder per source, in the
+    sources' order (None: that source's default); ``sets``, ``convention`` and ``max_xml_bytes`` apply to every
+    source. OUT is a folder (images from several places)."""
     if len(srcs) < 2:
         raise UsageError("merge needs at least two sources")
+    if images is not None and len(images) != len(srcs):
+        raise UsageError(f"--images: give one per source, in their order ({len(srcs)} sources, "
+                         f"{len(images)} --images)")
     if os.fspath(out).lower().endswith(".json"):
         raise UsageError("merge writes a folder (images come from several sources), not one .json file")
-    _check_out(out, srcs)
+    folders = list(images or [None] * len(srcs))
+    check_output_dir(out, [x for x in (*srcs, *folders) if x])  # before reading any
     mapper = Mapper(engine, ray_address, workers)
-    dss = [_read(s, fmt, mapper, workers) for s in srcs]
+    dss = [_read_one(s, out, fmt, mapper, i, workers=workers, sets=sets, convention=convention,
+                     max_xml_bytes=max_xml_bytes) for s, i in zip(srcs, folders)]
     merged, details = merge_datasets(dss, splits=splits)
+    # the books start from everything read: the images --splits leaves out are read, then dropped
+    ds_in = merge_datasets(dss)[0] if splits else merged
     if normalize_names:
         details["case_variants_folded"] = True
-    return _finish("merge", merged, merged, out, srcs=srcs, src_format=dss[0].format, dst_format=to,
+    return _finish("merge", ds_in, merged, out, srcs=srcs, images=folders, src_format=dss[0].format, dst_format=to,
                    images_mode=images_mode, workers=workers, mapper=mapper, precision=precision,
-                   normalize_names=normalize_names, details=details)
+                   convention=convention, normalize_names=normalize_names, details=details)
 
 
 def remap(src, out, mapping, *, order: Sequence[str] | None = None, to: str | None = None, fmt: str | None = None,
+          images: str | os.PathLike | None = None, sets: Sequence[str] | str | None = None,
+          convention: PixelConvention | str = DEFAULT_CONVENTION, max_xml_bytes: int | None = None,
           images_mode: ImagesMode | str = ImagesMode.LINK, workers: int | None = None, precision: int = 6,
           engine: str = "local", ray_address: str | None = None) -> SurgeryReport:
     """Apply a class map (:func:`parse_mapping` input) to SRC and write OUT; the details hold the counts before."""
     table = parse_mapping(mapping)
-    _check_out(out, [src])
     mapper = Mapper(engine, ray_address, workers)
-    ds_in = _read(src, fmt, mapper, workers)
+    ds_in = _read_one(src, out, fmt, mapper, images, workers=workers, sets=sets, convention=convention,
+                      max_xml_bytes=max_xml_bytes)
     ds = remap_classes(ds_in, table, order=order)
-    return _finish("remap", ds_in, ds, out, srcs=[src], src_format=ds_in.format, dst_format=to,
+    return _finish("remap", ds_in, ds, out, srcs=[src], images=[images], src_format=ds_in.format, dst_format=to,
                    images_mode=images_mode, workers=workers, mapper=mapper, precision=precision,
-                   details={"map": table, "classes_before": ds_in.class_counts()})
+                   convention=convention, details={"map": table, "classes_before": ds_in.class_counts()})
 
 
-def filter_data(src, out, *, to: str | None = None, fmt: str | None = None,
-                images_mode: ImagesMode | str = ImagesMode.LINK, workers: int | None = None, precision: int = 6,
-                engine: str = "local", ray_address: str | None = None, **tests) -> SurgeryReport:
+def filter_data(src, out, *, to: str | None = None, fmt: str | None = None, images: str | os.PathLike | None = None,
+                sets: Sequence[str] | str | None = None, convention: PixelConvention | str = DEFAULT_CONVENTION,
+                max_xml_bytes: int | None = None, images_mode: ImagesMode | str = ImagesMode.LINK,
+                workers: int | None = None, precision: int = 6, engine: str = "local",
+                ray_address: str | None = None, **tests) -> SurgeryReport:
     """Filter SRC into OUT; ``tests`` are :func:`filter_dataset`'s keywords."""
-    _check_out(out, [src])
     mapper = Mapper(engine, ray_address, workers)
-    ds_in = _read(src, fmt, mapper, workers)
+    ds_in = _read_one(src, out, fmt, mapper, images, workers=workers, sets=sets, convention=convention,
+                      max_xml_bytes=max_xml_bytes)
     ds = filter_dataset(ds_in, **tests)
-    return _finish("filter", ds_in, ds, out, srcs=[src], src_format=ds_in.format, dst_format=to,
+    return _finish("filter", ds_in, ds, out, srcs=[src], images=[images], src_format=ds_in.format, dst_format=to,
                    images_mode=images_mode, workers=workers, mapper=mapper, precision=precision,
-                   empty_ok=bool(tests.get("only_empty")), details={"classes_before": ds_in.class_counts()})
+                   convention=convention, empty_ok=bool(tests.get("only_empty")),
+                   details={"classes_before": ds_in.class_counts()})
 
 
 def sample(src, out, *, n: int | None = None, frac: float | None = None, stratified: bool = False, seed: int = 0,
-           to: str | None = None, fmt: str | None = None, images_mode: ImagesMode | str = ImagesMode.LINK,
+           to: str | None = None, fmt: str | None = None, images: str | os.PathLike | None = None,
+           sets: Sequence[str] | str | None = None, convention: PixelConvention | str = DEFAULT_CONVENTION,
+           max_xml_bytes: int | None = None, images_mode: ImagesMode | str = ImagesMode.LINK,
            workers: int | None = None, precision: int = 6, engine: str = "local",
            ray_address: str | None = None) -> SurgeryReport:
     """Write a sample of SRC to OUT (:func:`sample_dataset`)."""
-    _check_out(out, [src])
     mapper = Mapper(engine, ray_address, workers)
-    ds_in = _read(src, fmt, mapper, workers)
+    ds_in = _read_one(src, out, fmt, mapper, images, workers=workers, sets=sets, convention=convention,
+                      max_xml_bytes=max_xml_bytes)
     ds, details = sample_dataset(ds_in, n=n, frac=frac, stratified=stratified, seed=seed)
     details["classes_before"] = ds_in.class_counts()
-    return _finish("sample", ds_in, ds, out, srcs=[src], src_format=ds_in.format, dst_format=to,
-                   images_mode=images_mode, workers=workers, mapper=mapper, precision=precision, empty_ok=True,
-                   details=details)
+    return _finish("sample", ds_in, ds, out, srcs=[src], images=[images], src_format=ds_in.format, dst_format=to,
+                   images_mode=images_mode, workers=workers, mapper=mapper, precision=precision,
+                   convention=convention, empty_ok=True, details=details)
 
 
 __all__ = ["SurgeryReport", "filter_data", "filter_dataset", "merge", "merge_datasets", "parse_mapping", "remap",
