@@ -359,3 +359,15 @@ def test_labels_beside_images_that_stay_put_are_allowed_with_images_mode_none(tm
                                        str(root / "images")])
     assert refused.exit_code == 2 and "holds the input" in refused.output
     assert tree_digest(root / "images") == before
+
+
+@pytest.mark.parametrize("splits,train,val", [(["test", "trainval"], "trainval", "trainval"),
+                                              (["test", "val", "zzz"], "zzz", "val"), (["train", "val"], "train", "val"),
+                                              (["test"], "test", "test"), ([], "all", "all")])
+def test_data_yaml_never_trains_on_test_when_another_split_can(splits, train, val):
+    import yaml
+
+    from datatools.formats.yolo_layout import data_yaml
+
+    doc = yaml.safe_load(data_yaml(splits, ["a"]))
+    assert (doc["train"], doc["val"]) == (f"images/{train}", f"images/{val}")

@@ -15,13 +15,25 @@ from datatools.formats import FORMATS  # the registry only: no format module is 
 FORMAT_CHOICE = click.Choice(list(FORMATS), case_sensitive=False)
 
 
+# The reader options, shared with the surgery commands (merge, remap, filter, sample), which read SRC the same way.
+images_option = click.option(
+    "--images", type=click.Path(file_okay=False), default=None,
+    help="Image folder (default: JPEGImages/ of a VOC root, the XML folder, or next to the COCO JSON).")
+sets_option = click.option(
+    "--sets", default=None,
+    help="VOC ImageSets/Main lists to read, comma-separated (e.g. train,val), or 'all'. "
+         "Default: train/val/test where present.")
+convention_option = click.option(
+    "--pixel-convention", "convention", type=click.Choice(["devkit", "as-is", "ultralytics"]), default="as-is",
+    show_default=True,
+    help="How VOC's 1-based pixel indices map to pixels: as-is = numbers as written (torchvision, mmdetection, "
+         "globox, datumaro); devkit = [xmin-1, ymin-1, xmax, ymax]; ultralytics = VOC.yaml's centre-1 shift.")
+
+
 def conversion_options(f):
     options = [
-        click.option("--images", type=click.Path(file_okay=False), default=None,
-                     help="Image folder (default: JPEGImages/ of a VOC root, the XML folder, or next to the COCO JSON)."),
-        click.option("--sets", default=None,
-                     help="VOC ImageSets/Main lists to convert, comma-separated (e.g. train,val), or 'all'. "
-                          "Default: train/val/test where present."),
+        images_option,
+        sets_option,
         click.option("--classes", default=None,
                      help="Class list and order: a file with one name per line, or 'a,b,c'. "
                           "Default: sorted discovered names. Objects of other classes are dropped and counted."),
@@ -31,11 +43,7 @@ def conversion_options(f):
         click.option("--normalize-names", is_flag=True,
                      help="Lower-case class names and collapse spaces ('Dog ' -> 'dog'). Otherwise names are kept as "
                           "written and case variants are reported."),
-        click.option("--pixel-convention", "convention", type=click.Choice(["devkit", "as-is", "ultralytics"]),
-                     default="as-is", show_default=True,
-                     help="How VOC's 1-based pixel indices map to pixels: as-is = numbers as written (torchvision, "
-                          "mmdetection, globox, datumaro); devkit = [xmin-1, ymin-1, xmax, ymax]; ultralytics = "
-                          "VOC.yaml's centre-1 shift."),
+        convention_option,
         click.option("--images-mode", type=click.Choice(["link", "copy", "symlink", "none"]), default="link",
                      show_default=True,
                      help="How images reach the output: hard link (copy when linking fails), copy, symlink, or none "
@@ -102,8 +110,10 @@ def render_summary(s, *, command: str | None = None, before: dict[str, int] | No
     if details is not None:
         details(con)
     d = s.difficult
+    lost = f", {d['not_kept']} written without the flag (no place for it in {esc(s.dst_format)})" \
+        if d.get("not_kept") else ""
     con.print(f"difficult objects: {d.get('read', 0)} read, {d.get('kept', 0)} kept, {d.get('as_crowd', 0)} as crowd, "
-              f"{d.get('skipped', 0)} skipped")
+              f"{d.get('skipped', 0)} skipped, {d.get('dropped', 0)} dropped{lost}")
     if s.splits:
         con.print("splits: " + ", ".join(f"{esc(k)} {v:,}" for k, v in s.splits.items()))
     problems = [f for f in s.findings if f.severity.value != "info"]

@@ -32,6 +32,15 @@ NAME = "voc"
 OWNED = ("Annotations", "JPEGImages", "ImageSets")
 IMAGE_FOLDER = "JPEGImages"
 NEEDS_SIZE = False  # boxes are written in pixels: an image without a size can be written
+# What the writer keeps of an object besides its box and class (ops.convert reports the rest, field by field):
+# iscrowd is written as <difficult>1 (VOC evaluation ignores it as COCO's does a crowd), an attribute as a tag of
+# its own when keeps_attribute(name).
+KEEPS = frozenset({"difficult", "truncated", "occluded", "iscrowd", "attributes"})
+
+
+def keeps_attribute(name: str) -> bool:
+    """Whether to_xml writes an attribute: ``pose`` has its tag, others need a name that is a tag and not VOC's own."""
+    return name == "pose" or (name.isidentifier() and name not in _KNOWN_OBJECT_TAGS)
 
 
 def escape(text: str) -> str:
@@ -325,7 +334,7 @@ def to_xml(record: ImageRecord, *, image_name: str, folder: str = "JPEGImages",
         if a.occluded:
             lines.append("\t\t<occluded>1</occluded>")
         for k, v in sorted(attrs.items()):
-            if k.isidentifier() and k not in _KNOWN_OBJECT_TAGS:
+            if keeps_attribute(k):  # the one rule, which ops.convert reports by
                 lines.append(f"\t\t<{k}>{escape(str(v))}</{k}>")
         lines += ["\t\t<bndbox>", f"\t\t\t<xmin>{x1}</xmin>", f"\t\t\t<ymin>{y1}</ymin>", f"\t\t\t<xmax>{x2}</xmax>",
                   f"\t\t\t<ymax>{y2}</ymax>", "\t\t</bndbox>", "\t</object>"]

@@ -31,6 +31,7 @@ NAME = "yolo"
 OWNED = ("images", "labels", "data.yaml", "classes.txt")
 IMAGE_FOLDER = "images"
 NEEDS_SIZE = True  # boxes are written relative to the image size: images without one are dropped first
+KEEPS: frozenset[str] = frozenset()  # a row is class and box: no flag, no attribute (ops.convert reports them)
 
 
 # --------------------------------------------------------------------------------------------------- layout
@@ -317,6 +318,7 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
     splits = sorted(splits_seen, key=lambda s: (("train", "val", "test").index(s) if s in ("train", "val", "test") else 3, s))
     if images_mode is not ImagesMode.NONE:
         _refuse_splits_without_images(ds, splits, {r.partition("/")[0] for _, r in pictures}, out)
+    result.findings.extend(_splits_not_in_yaml(ds, splits, out))
     # A conversion has dropped objects of unlisted classes (ops.sanitize.prepare); a dataset written as it is (a
     # split) keeps them: ids are the class list, then any other label, sorted, as stats and split count them.
     names = all_classes(ds.classes, ds.images)
@@ -354,3 +356,21 @@ def _refuse_splits_without_images(ds: Dataset, splits: Sequence[str], placed: se
     raise DatatoolsError(f"{out}: none of the {n} image(s) of split(s) {', '.join(empty)} has an image file{why}; "
                          f"data.yaml would name images/{empty[0]}, which would not exist. Pass --images DIR where the "
                          "images are, or --images-mode none to write the labels only")
+
+
+def _splits_not_in_yaml(ds: Dataset, splits: Sequence[str], out: Path) -> list[Finding]:
+    """data.yaml names train, val and test (or, without any of them, the first split): images in none of those
+    (the split-less ones of a merge, written to ``images/all``, or a split of another name) are in OUT but neither
+    trained nor validated on, and reading OUT back skips them too. One warning says how many and what to do; they
+    are not moved into train, where they might be another set's validation images."""
+    named = {s for s in splits if s in ("train", "val", "test")} or set(splits[:1])
+    left = [r for r in ds.images
+            if not {safe_relpath(s) for s in r.splits or (DEFAULT_SPLIT,)} & named]
+    if not left:
+        return []
+    where = [s for s in splits if s not in named]
+    names = ", ".join(f"images/{s}" for s in splits if s in named)
+    return [warn("split-not-in-yaml", str(out / "data.yaml"), ", ".join(where),
+                 f"{len(left)} image(s) are written to {', '.join('images/' + s for s in where)}, which data.yaml "
+                 f"does not name (it names {names}): training, validation and reading OUT back skip them. Give "
+                 "every image a split (datatools split) or leave them out (merge --splits)")]

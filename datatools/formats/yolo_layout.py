@@ -228,7 +228,11 @@ def data_yaml(splits: Sequence[str], names: Sequence[str]) -> str:
     its own files after it is copied or moved (an absolute ``path`` would silently read the original)."""
     q = json.dumps  # a JSON string is a valid YAML double-quoted scalar
     lines = ["# written by datatools; the dataset root is this file's folder"]
-    train = "train" if "train" in splits else (splits[0] if splits else DEFAULT_SPLIT)
+    # train: "train", else "trainval" (VOC's), else the first split that is not val or test (never test: it would be
+    # trained on), else the first one.
+    fits = [s for s in splits if s not in ("val", "test")]
+    train = next((s for s in ("train", "trainval") if s in splits), fits[0] if fits else
+                 (splits[0] if splits else DEFAULT_SPLIT))
     val = "val" if "val" in splits else train
     lines.append(f"train: {q('images/' + train)}")
     if val == train and "val" not in splits:

@@ -23,7 +23,7 @@ from datatools.core.fs import files_for
 from datatools.core.parallel import Mapper
 from datatools.core.paths import check_output_dir, dataset_inputs, input_folders, refuse_replacing_inputs
 from datatools.core.model import Dataset, Finding, Severity
-from datatools.formats.common import WriteResult
+from datatools.formats.common import WriteResult, info, warn
 from datatools.ops.sanitize import prepare
 
 # stage name, items done since last call, total (or None when unknown)
@@ -88,8 +88,11 @@ def summarize(ds_in: Dataset, ds_out: Dataset, *, src: str, out: str, src_format
     kept = sum(1 for im in ds_out.images for a in im.annotations if a.difficult)
     crowd = sum(1 for im in ds_out.images for a in im.annotations if a.difficult and a.iscrowd)
     skipped = s.objects_dropped.get("difficult-skipped", 0)
-    s.difficult = {"read": sum(1 for im in ds_in.images for a in im.annotations if a.difficult),
-                   "kept": kept - crowd, "as_crowd": crowd, "skipped": skipped}
+    read = sum(1 for im in ds_in.images for a in im.annotations if a.difficult)
+    # "dropped": difficult objects that went under another reason (a command's own job, an invalid box, an image
+    # left out), so that read = kept + as_crowd + skipped + dropped
+    s.difficult = {"read": read, "kept": kept - crowd, "as_crowd": crowd, "skipped": skipped,
+                   "dropped": read - kept - skipped}
     s.class_counts = ds_out.class_counts()
     split_counts: Counter = Counter()
     for im in ds_out.images:
@@ -341,7 +344,64 @@ def prepare_and_write(ds_in: Dataset, ds: Dataset, dst_format: str, out: str | o
         progress("write", 0, len(ds.images))
         write_options["progress"] = lambda n: progress("write", n, None)
     result = write_dataset(ds, dst_mod.NAME, out, inputs=inputs, **write_options)
-    summary.findings.extend(result.findings)
-    _book_writer_findings(summary, result.findings)
+    lost = [*fields_not_kept(ds, dst_mod, out), *result.findings]
+    summary.findings.extend(lost)
+    _book_writer_findings(summary, lost)
+    _count_difficult_not_kept(summary.difficult, dst_mod.KEEPS)
     summary.files_written = len(result.files)
     return summary
+
+
+# VOC's pose when none was given, written by VOC for every object: not information a format loses by lacking it.
+_NO_INFORMATION = frozenset({("pose", "Unspecified")})
+_FLAGS = ("difficult", "truncated", "occluded", "iscrowd")
+
+
+def fields_not_kept(ds: Dataset, dst_mod, out: str | os.PathLike) -> list[Finding]:
+    """One ``field-not-kept`` finding per object field that ``ds`` uses and ``dst_mod``'s writer has no place for
+    (its ``KEEPS``; of the attributes, those its ``keeps_attribute(name)`` accepts when it has one), with the count:
+    the objects are written, without the field. A lost ``iscrowd`` is a warning (the box then counts as one object in
+    training and evaluation); a lost flag or attribute is a note."""
+    keeps, rule = dst_mod.KEEPS, getattr(dst_mod, "keeps_attribute", None)
+    flags: Counter = Counter()
+    attrs: Counter = Counter()
+    holders = 0
+    for im in ds.images:
+        for a in im.annotations:
+            for name in _FLAGS:
+                if getattr(a, name) and name not in keeps:
+                    flags[name] += 1
+            lost = [k for k, v in a.attributes if (k, v) not in _NO_INFORMATION
+                    and not ("attributes" in keeps and (rule is None or rule(k)))]
+            attrs.update(lost)
+            holders += bool(lost)
+    fmt, where = dst_mod.NAME, os.fspath(out)
+    out_findings = []
+    for name, n in sorted(flags.items(), key=lambda kv: _FLAGS.index(kv[0])):
+        if name == "iscrowd":
+            keep = [f for f in formats.FORMATS if "iscrowd" in formats.get(f).KEEPS]
+            out_findings.append(warn("field-not-kept", where, name,
+                                     f"{n} crowd object(s) (iscrowd): {fmt} has no place for the flag; they are "
+                                     "written as ordinary boxes, which training and evaluation count as one object "
+                                     f"each ({', '.join(keep)} keep it)"))
+        else:
+            out_findings.append(info("field-not-kept", where, name,
+                                     f"{n} {name} flag(s): {fmt} has no place for them; the objects are written "
+                                     "without the flag"))
+    if attrs:
+        top = ", ".join(f"{k} {c}" for k, c in sorted(attrs.items(), key=lambda kv: (-kv[1], kv[0]))[:5])
+        more = f", and {len(attrs) - 5} other name(s)" if len(attrs) > 5 else ""
+        out_findings.append(info("field-not-kept", where, "attributes",
+                                 f"{sum(attrs.values())} attribute value(s) on {holders} object(s) ({top}{more}): "
+                                 f"{fmt} has no place for them; the objects are written without them"))
+    return out_findings
+
+
+def _count_difficult_not_kept(d: dict[str, int], keeps: frozenset[str]) -> None:
+    """The summary's difficult counts for an output that cannot hold the flag: those written without it are
+    ``not_kept``, never ``kept``; a difficult crowd object where only iscrowd has no place is kept as difficult."""
+    kept, crowd = d.get("kept", 0), d.get("as_crowd", 0)
+    if "iscrowd" not in keeps:
+        kept, crowd = kept + crowd, 0
+    lost = 0 if "difficult" in keeps else kept
+    d.update(kept=kept - lost, as_crowd=crowd, not_kept=lost)

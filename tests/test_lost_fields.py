@@ -1,0 +1,135 @@
+"""Issue 18 audit: nothing is lost silently when the output format cannot hold a field.
+
+Each format module declares what its writer keeps (``KEEPS``, and ``keeps_attribute`` where it keeps only some
+attributes); the write tail reports every field the data uses and the output drops with one ``field-not-kept``
+finding and its count. The declarations are tested against the writers themselves: a source using every flag and
+some attributes is written in each format and read back, and a finding must name exactly what did not come back.
+The YOLO writer warns about images that data.yaml does not name (split-less ones beside split ones)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+import datatools
+from datatools import formats
+from datatools.cli import cli
+from datatools.ops import surgery
+from tests.conftest import SAMPLE, make_jpeg, make_voc_root, voc_xml
+
+FLAGS = ("difficult", "truncated", "occluded", "iscrowd")
+# (COCO annotation fields beyond the box, what the object uses): one field per object, and one plain object.
+OBJECTS = [
+    ({"attributes": {"difficult": True}}, "difficult"),
+    ({"attributes": {"truncated": True}}, "truncated"),
+    ({"attributes": {"occluded": True}}, "occluded"),
+    ({"iscrowd": 1}, "iscrowd"),
+    ({"attributes": {"color": "red", "group_id": "3", "source": "manual", "pose": "Left", "my-tag": "x"}},
+     "attributes"),
+    ({}, None),
+]
+
+
+@pytest.fixture(scope="module")
+def coco_source(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("lost")
+    make_jpeg(root / "images" / "a.jpg", 120, 80)
+    anns = [{"id": k + 1, "image_id": 1, "category_id": 1, "bbox": [2 + 15 * k, 5 + 2 * k, 12, 20],
+             "area": 240, "iscrowd": 0, **fields} for k, (fields, _) in enumerate(OBJECTS)]
+    doc = {"images": [{"id": 1, "file_name": "a.jpg", "width": 120, "height": 80}], "annotations": anns,
+           "categories": [{"id": 1, "name": "thing"}]}
+    (root / "annotations").mkdir()
+    (root / "annotations" / "instances_train.json").write_text(json.dumps(doc))
+    return root / "annotations" / "instances_train.json"
+
+
+def by_box(ds) -> dict[tuple, object]:
+    return {tuple(round(v, 2) for v in a.box): a for im in ds.images for a in im.annotations}
+
+
+@pytest.mark.parametrize("fmt", formats.FORMATS)
+def test_a_finding_names_exactly_what_the_written_format_did_not_keep(coco_source, tmp_path, fmt):
+    source = by_box(formats.get("coco").read(coco_source))
+    s = datatools.convert("coco", coco_source, fmt, tmp_path / fmt, images_mode="copy", difficult="keep")
+    back = by_box(formats.get(fmt).read(tmp_path / fmt))
+    assert back.keys() == source.keys() and s.balanced  # the objects are all written: only fields go
+    lost_flags, lost_attrs = set(), set()
+    for box, a in source.items():
+        b = back[box]
+        for flag in FLAGS:
+            # A crowd box written as difficult (VOC) is still ignored by evaluation: kept.
+            if getattr(a, flag) and not (getattr(b, flag) or (flag == "iscrowd" and b.difficult)):
+                lost_flags.add(flag)
+        lost_attrs |= {k for k, v in a.attributes if (k, v) not in b.attributes}
+    found = {f.field: f for f in s.findings if f.code == "field-not-kept"}
+    assert set(found) == lost_flags | ({"attributes"} if lost_attrs else set()), fmt
+    for flag in lost_flags:
+        assert found[flag].message.startswith("1 "), found[flag].message
+        assert found[flag].severity.value == ("warning" if flag == "iscrowd" else "info")
+    if lost_attrs:
+        message = found["attributes"].message
+        assert message.startswith(f"{len(lost_attrs)} attribute value(s) on 1 object(s)"), message
+        kept = {k for a in source.values() for k, _ in a.attributes} - lost_attrs
+        assert all(f"{k} 1" in message for k in lost_attrs) and not any(f"{k} 1" in message for k in kept), message
+    # The summary books them: notes and warnings by code, and the difficult line never says kept for a lost flag.
+    assert s.notes.get("field-not-kept", 0) + s.warnings.get("field-not-kept", 0) == len(found)
+    assert s.difficult["kept"] == (0 if "difficult" in lost_flags else 1)
+    assert s.difficult["not_kept"] == (1 if "difficult" in lost_flags else 0)
+
+
+@pytest.fixture(scope="module")
+def sample_flags() -> dict[str, int]:
+    ds = formats.get("voc").read(SAMPLE)
+    return {f: sum(getattr(a, f) for im in ds.images for a in im.annotations) for f in ("difficult", "truncated")}
+
+
+def test_sample_data_to_labelstudio_counts_the_lost_flags_not_kept(sample_flags, tmp_path):
+    assert sample_flags["difficult"] > 0 and sample_flags["truncated"] > 0
+    r = CliRunner().invoke(cli, ["convert", "--to", "labelstudio", str(SAMPLE), str(tmp_path / "ls"), "--json"])
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.output)
+    lost = {f["field"]: f["message"] for f in s["findings"] if f["code"] == "field-not-kept"}
+    assert set(lost) == {"difficult", "truncated"}  # VOC's default pose "Unspecified" is no information lost
+    for flag, n in sample_flags.items():
+        assert lost[flag].startswith(f"{n} {flag} flag(s): labelstudio has no place for them")
+    assert s["difficult"]["read"] == s["difficult"]["not_kept"] == sample_flags["difficult"]
+    assert s["difficult"]["kept"] == 0
+    # ... and it is true: back to VOC, no flag is left.
+    r = CliRunner().invoke(cli, ["convert", "--to", "voc", str(tmp_path / "ls"), str(tmp_path / "voc"), "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["difficult"]["read"] == 0
+
+
+def test_voc_to_voc_and_coco_lose_nothing(sample_flags, tmp_path):
+    for fmt in ("voc", "coco"):
+        s = datatools.convert("voc", SAMPLE, fmt, tmp_path / fmt, images_mode="none", difficult="keep")
+        assert not [f for f in s.findings if f.code == "field-not-kept"], fmt
+        assert s.difficult["kept"] == sample_flags["difficult"] and s.difficult["not_kept"] == 0
+
+
+def _voc(root: Path, ids: list[str], sets: dict[str, list[str]] | None) -> Path:
+    items = {i: voc_xml(f"{i}.jpg", (60, 40), [{"name": "cat", "box": (2, 2, 30, 30)}]) for i in ids}
+    return make_voc_root(root, items, images={f"{i}.jpg": (60, 40) for i in ids}, sets=sets)
+
+
+def test_yolo_warns_about_images_data_yaml_does_not_name(tmp_path):
+    split = _voc(tmp_path / "split", ["s1", "s2", "s3"], {"train": ["s1", "s2"], "val": ["s3"]})
+    loose = _voc(tmp_path / "loose", ["u1", "u2"], None)  # no ImageSets: split-less
+    r = CliRunner().invoke(cli, ["merge", str(split), str(loose), str(tmp_path / "m"), "--to", "yolo", "--json"])
+    assert r.exit_code == 0, r.output
+    warned = [f for f in json.loads(r.output)["findings"] if f["code"] == "split-not-in-yaml"]
+    assert len(warned) == 1 and warned[0]["severity"] == "warning", warned
+    assert warned[0]["message"].startswith("2 image(s) are written to images/all, which data.yaml does not name")
+    assert (tmp_path / "m" / "images" / "all").is_dir()
+    # What the warning is about: reading OUT back (as ultralytics trains) gets the split images only.
+    assert sorted(im.image_id for im in formats.get("yolo").read(tmp_path / "m").images) == ["s1", "s2", "s3"]
+
+
+@pytest.mark.parametrize("sets", [None, {"train": ["a"], "val": ["b"]}])
+def test_yolo_does_not_warn_when_data_yaml_names_every_image(tmp_path, sets):
+    src = _voc(tmp_path / "src", ["a", "b"], sets)
+    s = datatools.convert("voc", src, "yolo", tmp_path / "y")
+    assert "split-not-in-yaml" not in s.warnings
+    assert len(formats.get("yolo").read(tmp_path / "y").images) == 2
