@@ -415,3 +415,29 @@ def test_project_export_with_one_name_in_two_subsets(tmp_path):
                    "Validation/0001": (("Validation",), str(tmp_path / "images" / "Validation" / "0001.jpg"), 30, 30)}
     assert ds.classes == ("dog", "cat")
     assert codes(ds) == []  # each image paired with its own subset's file: no mismatch, no duplicate
+
+
+# ------------------------------------------------------------------------------ malformed values (issue 18 audit)
+@pytest.mark.parametrize("body,want,finding", [
+    ('occluded="1"', {"occluded": True}, None),
+    ('occluded="maybe"', {"occluded": False}, ("bad-flag", "image[0]/box[0]/@occluded")),
+    ('occluded="2"', {"occluded": True}, ("bad-flag", "image[0]/box[0]/@occluded")),
+    ('occluded="0"><attribute name="truncated">true</attribute></box', {"truncated": True}, None),
+    ('occluded="0"><attribute name="iscrowd">maybe</attribute></box',
+     {"iscrowd": False}, ("bad-flag", "image[0]/box[0]/attribute[0]")),
+    ('occluded="0"><attribute>standing</attribute></box', {"attrs": {}},
+     ("bad-attribute", "image[0]/box[0]/attribute[0]")),
+    ('occluded="0"><attribute name="pose">a</attribute><attribute name="pose">b</attribute></box',
+     {"attrs": {"pose": "a"}}, ("bad-attribute", "image[0]/box[0]/attribute[1]")),
+])
+def test_malformed_flags_and_attributes_are_findings(tmp_path, body, want, finding):
+    end = "" if body.endswith("</box") else "/"
+    (tmp_path / "annotations.xml").write_text(
+        f'<annotations><image id="0" name="a.jpg" width="10" height="10">'
+        f'<box label="a" xtl="1" ytl="1" xbr="5" ybr="5" {body}{end}></image></annotations>')
+    ds = cvat.read(tmp_path)
+    (a,) = ds.images[0].annotations  # the object is kept either way: only the value is in doubt
+    assert {k: (a.attrs if k == "attrs" else getattr(a, k)) for k in want} == want
+    got = [(f.code, f.field) for f in ds.findings if f.code in ("bad-flag", "bad-attribute")]
+    assert got == ([finding] if finding else [])
+    assert all(f.severity.value == "warning" and f.image_id == "a" for f in ds.findings if f.code.startswith("bad-"))

@@ -269,3 +269,65 @@ def test_shape_types(tmp_path, shape_type, points, box, code):
     assert [a.box for a in ds.images[0].annotations] == ([box] if box else [])
     assert [c for c in codes(ds) if c != "empty-annotation"] == ([code] if code else [])
     assert ds.objects_read == 1 == ds.num_objects + sum(f.objects for f in ds.findings)
+
+
+# ------------------------------------------------------------------------------------- nested folders (issue 18)
+@pytest.mark.parametrize("layout", ["LMN/batch1/a.json", "LMN/2024/batch1/a.json", "LMN/annotations/batch1/a.json"])
+def test_labelme_one_or_two_folders_down_is_detected(tmp_path, layout):
+    rel = Path(layout)
+    write_docs(tmp_path, {layout: doc("a.jpg", [shape("cat", [[1, 1], [9, 9]])])},
+               images={str(rel.with_suffix(".jpg")): (64, 48)})
+    (tmp_path / "LMN" / ".ipynb_checkpoints").mkdir()  # a hidden folder is not looked into
+    assert formats.detect(tmp_path / "LMN") == "labelme"
+    r = CliRunner().invoke(main, ["check", str(tmp_path / "LMN"), "--json"])  # auto-detected, then read (recursive)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["findings"] == []
+
+
+def _coco_doc():
+    return {"images": [{"id": 1, "file_name": "a.jpg", "width": 8, "height": 8}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 2, 2], "area": 4, "iscrowd": 0}],
+            "categories": [{"id": 1, "name": "cat"}]}
+
+
+@pytest.mark.parametrize("files,want", [
+    # Roboflow's COCO export: one COCO file per split folder; not LabelMe (and not a layout any reader reads whole)
+    ({"train/_annotations.coco.json": _coco_doc(), "valid/_annotations.coco.json": _coco_doc()}, None),
+    ({"batch1/tasks.json": [{"data": {"image": "a.jpg"}, "annotations": []}]}, None),  # Label Studio, nested
+    ({"a/b/c/deep.json": doc("a.jpg", [])}, None),  # three levels down: not looked for
+    ({"batch1/notes.txt": "x"}, None),
+    ({"images/x.json": doc("a.jpg", []), "labels/x.txt": "0 0.5 0.5 0.1 0.1\n"}, "yolo"),  # YOLO comes first
+    ({"Annotations/x.xml": "<annotation/>", "sub/x.json": doc("a.jpg", [])}, "voc"),
+    ({"annotations/instances.json": _coco_doc(), "more/x.json": doc("a.jpg", [])}, "coco"),
+])
+def test_nested_detection_leaves_other_layouts_alone(tmp_path, files, want):
+    write_docs(tmp_path / "src", {k: v if isinstance(v, (dict, str)) else json.dumps(v) for k, v in files.items()})
+    if want is None:
+        with pytest.raises(Exception, match="cannot tell its format"):
+            formats.detect(tmp_path / "src")
+    else:
+        assert formats.detect(tmp_path / "src") == want
+
+
+def test_nested_detection_sniffs_a_few_files_only(tmp_path, monkeypatch):
+    for k in range(20):  # twenty folders of non-LabelMe JSON: a handful sniffed, never the whole tree
+        write_docs(tmp_path / "src" / f"f{k:02}", {"x.json": "{}", "sub/y.json": "{}"})
+    seen = []
+    real = formats.sniff_json
+    monkeypatch.setattr(formats, "sniff_json", lambda p: seen.append(p) or real(p))
+    with pytest.raises(Exception, match="cannot tell its format"):
+        formats.detect(tmp_path / "src")
+    assert 0 < len(seen) <= 4
+
+
+@pytest.mark.parametrize("n", [2, 6, 13])
+def test_one_duplicate_file_name_per_image_naming_every_annotation(tmp_path, n):
+    names = [f"a{k:02}" for k in range(n)]
+    write_docs(tmp_path / "lm", {f"{s}.json": doc("a00.jpg", [shape("cat", [[1, 1], [9, 9]])]) for s in names},
+               images={"a00.jpg": (64, 48), "other.jpg": (64, 48)})
+    write_docs(tmp_path / "lm", {"other.json": doc("other.jpg", [])})  # an image named once: no finding
+    r = CliRunner().invoke(main, ["check", str(tmp_path / "lm"), "--json"])
+    dup = [f for f in json.loads(r.output)["findings"] if f["code"] == "duplicate-file-name"]
+    assert len(dup) == 1 and dup[0]["image_id"] == "a01" and dup[0]["path"].endswith("a00.jpg")
+    listed = ", ".join(names[:10]) + (f" and {n - 10} more" if n > 10 else "")
+    assert dup[0]["message"] == f"the image is named by {n} annotations: {listed}"

@@ -518,3 +518,42 @@ def test_labels_results_in_json_min(tmp_path):
     (tmp_path / "min.json").write_text(json.dumps([min_item(1, "a.jpg", 5, tag=[value])]))
     ds = labelstudio.read(tmp_path / "min.json")
     assert boxes(ds) == {"a": [("Cat", (20.0, 20.0, 70.0, 70.0))]} and ds.num_objects == ds.objects_read == 1
+
+
+# ------------------------------------------------------------------------------ malformed values (issue 18 audit)
+def _with(t, **changes):
+    t = json.loads(json.dumps(t))
+    for key, value in changes.items():
+        if key == "annotations":
+            t["annotations"] = value
+        elif key == "result":
+            t["annotations"][0]["result"] = value
+        else:
+            t["annotations"][0]["result"][0]["value"][key] = value
+    return t
+
+
+@pytest.mark.parametrize("change,field", [
+    ({"annotations": "nope"}, "[0]/annotations"),
+    ({"annotations": {"result": []}}, "[0]/annotations"),
+    ({"result": "nope"}, "[0]/annotations[0]/result"),
+    ({"annotations": ["nope"]}, "[0]/annotations[0]"),  # not "the only annotation was cancelled"
+])
+def test_annotations_that_are_no_list_drop_the_task(tmp_path, change, field):
+    good = task(2, "ok.jpg", annotation(2, region("c", 1, 1, 2, 2)))
+    bad = _with(task(1, "a.jpg", annotation(1, region("c", 1, 1, 2, 2))), **change)
+    ds = one_task(tmp_path, bad, good, images=("a.jpg", "ok.jpg"))
+    dropped = [f for f in ds.findings if f.image_dropped]
+    # not read as an image without objects: a background image would teach a model that nothing is there
+    assert [(f.code, f.field, f.image_id) for f in dropped] == [("missing-field", field, "a")]
+    assert dropped[0].message.startswith("expected a") and "the task is dropped" in dropped[0].message
+    assert [im.image_id for im in ds.images] == ["ok"] and "empty-annotation" not in codes(ds)
+
+
+@pytest.mark.parametrize("rotation,kept", [("abc", False), (True, False), ([90], False), (None, True), (0, True)])
+def test_a_rotation_that_is_no_number_drops_the_box_as_cvat_does(tmp_path, rotation, kept):
+    ds = one_task(tmp_path, _with(task(1, "cat.jpg", annotation(1, region("c", 10, 10, 20, 20))), rotation=rotation))
+    assert len(ds.images[0].annotations) == int(kept)
+    bad = [f for f in ds.findings if f.code == "bad-number"]
+    assert [(f.field, f.objects) for f in bad] == ([] if kept else [("[0]/annotations[0]/result[0]/value/rotation", 1)])
+    assert ds.objects_read == ds.num_objects + sum(f.objects for f in ds.findings)

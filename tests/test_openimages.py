@@ -83,7 +83,7 @@ def test_without_descriptions_ids_are_names(tmp_path):
     ("000595fe6fee6369,xclick,/m/01g317,1,abc,0.5,0.25,0.75,0,0,0,0,0", "bad-number"),
     ("000595fe6fee6369,xclick,/m/01g317,1,inf,0.5,0.25,0.75,0,0,0,0,0", "bad-number"),
     ("000595fe6fee6369,xclick,,1,0.1,0.5,0.25,0.75,0,0,0,0,0", "missing-field"),
-    ("000595fe6fee6369,xclick,/m/01g317,1,0.1", "bad-number"),
+    ("000595fe6fee6369,xclick,/m/01g317,1,0.1", "bad-row"),  # too few columns: named, never "XMax is None"
 ])
 def test_bad_rows_are_findings(tmp_path, row, code):
     (tmp_path / "x-bbox.csv").write_text(HEADER + row + "\n" + ROWS.splitlines(keepends=True)[2])
@@ -326,3 +326,61 @@ def test_annotations_only_export_takes_sizes_from_images_meta(tmp_path):
     assert found == [("bad-size", "", 0), ("missing-image", "frame_01", 0), ("missing-image", "frame_02", 1),
                      ("missing-image", "frame_03", 1)]
     assert ds.objects_read == 3 == ds.num_objects + sum(f.objects for f in ds.findings)
+
+
+# ------------------------------------------------------------------------------ malformed values (issue 18 audit)
+@pytest.mark.parametrize("flags,want,bad", [
+    ("1,0,1,0,0", (True, False, True), []),
+    ("-1,-1,-1,-1,-1", (False, False, False), []),  # -1: unknown, in the official rows of some sources
+    (",,,,", (False, False, False), []),
+    ("0,0,yes,0,0", (False, False, True), ["IsGroupOf"]),
+    ("0,0,true,0,0", (False, False, True), ["IsGroupOf"]),  # not what the official files write
+    ("maybe,2,0,0,x", (False, True, False), ["IsOccluded", "IsTruncated", "IsInside"]),
+])
+def test_flags_other_than_1_0_or_minus_1_are_bad_flag(tmp_path, flags, want, bad):
+    (tmp_path / "x-bbox.csv").write_text(HEADER + f"000595fe6fee6369,xclick,/m/01g317,1,0.1,0.5,0.25,0.75,{flags}\n")
+    make_jpeg(tmp_path / "000595fe6fee6369.jpg", 10, 10)
+    ds = openimages.read(tmp_path)
+    (a,) = ds.images[0].annotations
+    assert (a.occluded, a.truncated, a.iscrowd) == want
+    found = [f for f in ds.findings if f.code == "bad-flag"]
+    assert [f.field for f in found] == [f"line 2/{c}" for c in bad]
+    assert all(f.severity.value == "warning" and f.image_id == "000595fe6fee6369" for f in found)
+
+
+def test_a_flag_column_read_as_an_attribute_is_checked_too(tmp_path):
+    (tmp_path / "x-bbox.csv").write_text(HEADER + "000595fe6fee6369,xclick,/m/01g317,1,0.1,0.5,0.25,0.75,0,0,0,yes,0\n")
+    make_jpeg(tmp_path / "000595fe6fee6369.jpg", 10, 10)
+    ds = openimages.read(tmp_path)
+    assert ds.images[0].annotations[0].attrs == {"is_depiction": "1", "source": "xclick"}  # the writer writes 1
+    assert [f.field for f in ds.findings if f.code == "bad-flag"] == ["line 2/IsDepiction"]
+
+
+@pytest.mark.parametrize("row,severity,kept,names", [
+    ("000595fe6fee6369,xclick,/m/01g317,1,0.1,0.5", "error", 0, "YMin, YMax, IsOccluded"),
+    ("000595fe6fee6369,xclick,/m/01g317,1,0.1,0.5,0.25,0.75,0,0", "warning", 1, "IsGroupOf, IsDepiction, IsInside"),
+])
+def test_a_short_row_names_the_missing_columns(tmp_path, row, severity, kept, names):
+    (tmp_path / "x-bbox.csv").write_text(HEADER + row + "\n")
+    make_jpeg(tmp_path / "000595fe6fee6369.jpg", 10, 10)
+    ds = openimages.read(tmp_path)
+    f, = [f for f in ds.findings if f.code == "bad-row"]
+    assert f.severity.value == severity and f.field == "line 2" and names in f.message and "None" not in f.message
+    assert f"the header 13" in f.message and ds.num_objects == kept and f.objects == 1 - kept
+    assert ds.objects_read == ds.num_objects + sum(x.objects for x in ds.findings)
+
+
+@pytest.mark.parametrize("text", ["", "\n", "\ufeff"])
+def test_an_empty_box_csv_is_empty_file(tmp_path, text):
+    csv_path = tmp_path / "validation-annotations-bbox.csv"
+    csv_path.write_text(text, encoding="utf-8")
+    assert formats.detect(csv_path) == "openimages" and formats.detect(tmp_path) == "openimages"
+    for src in (csv_path, tmp_path):
+        res = CliRunner().invoke(cli, ["check", str(src), "--json"])
+        assert res.exit_code == 1 and "Traceback" not in res.output, res.output
+        codes = [(f["code"], f["path"]) for f in json.loads(res.output)["findings"] if f["severity"] == "error"]
+        assert codes == [("empty-file", str(csv_path))]
+    other = tmp_path / "notes.csv"  # an empty CSV of another name is not taken for a box CSV
+    other.write_text("")
+    with pytest.raises(UsageError, match="cannot tell its format"):
+        formats.detect(other)

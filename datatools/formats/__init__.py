@@ -24,7 +24,8 @@ def get(name: str) -> ModuleType:
 def detect(path) -> str:
     """Guess the format of a dataset path or fsspec URL: ``coco`` for a .json file or a folder with
     annotations/*.json, ``yolo`` for a data.yaml or a folder with images/ and labels/, ``voc`` for a folder with
-    Annotations/ or XML files (or a VOCdevkit root, which the VOC reader then refuses by name). Local paths and URLs
+    Annotations/ or XML files (or a VOCdevkit root, which the VOC reader then refuses by name); last, ``labelme`` for
+    LabelMe JSON one or two folders down (:func:`nested_labelme`). Local paths and URLs
     follow the same rules (:func:`datatools.core.fs.files_for`).
 
     Raises UsageError when nothing fits, so commands can ask for ``--format``.
@@ -80,7 +81,36 @@ def detect(path) -> str:
 
         if devkit_years(src):  # a VOCdevkit root: the VOC reader says which year to pick
             return "voc"
+        if nested_labelme(src):
+            return "labelme"
     raise UsageError(f"{path}: cannot tell its format ({', '.join(FORMATS)}); pass --format")
+
+
+def nested_labelme(src: str, *, depth: int = 2, folders: int = 8, sniffs: int = 4) -> bool:
+    """Whether a folder holds LabelMe JSON one or two levels down (``LMN/batch1/*.json``), which the LabelMe reader
+    reads (it recurses). Cheap, for :func:`detect`'s last resort, never a walk of the tree: at most ``folders``
+    sub-folders per level (hidden ones skipped, in name order) are listed, and the first ``.json`` of at most
+    ``sniffs`` of them is sniffed (64 KiB each); a folder whose first JSON is COCO or Label Studio (Roboflow's
+    ``train/_annotations.coco.json``) is no LabelMe."""
+    from itertools import islice
+
+    from datatools.core.fs import files_for
+
+    files = files_for(src)
+    level, left = [(src, files.listdir(src)[0])], sniffs
+    for _ in range(depth):
+        below = list(islice((files.join(f, d) for f, subs in level for d in subs if not d.startswith((".", "__"))),
+                            folders))
+        level = []
+        for folder in below:
+            subs, names = files.listdir(folder)
+            level.append((folder, subs))
+            first = next((n for n in names if n.lower().endswith(".json")), None)
+            if first is not None and left > 0:
+                left -= 1
+                if sniff_json(files.join(folder, first)) == "labelme":
+                    return True
+    return False
 
 
 def sniff_json(path) -> str:

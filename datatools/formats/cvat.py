@@ -32,6 +32,7 @@ from datatools.core.paths import safe_relpath
 from datatools.formats.common import (ImageIndex, WriteResult, err, existing_source, fill_sizes_from_headers, info,
                                      warn)
 from datatools.formats.safe_xml import parse_document
+from datatools.formats.voc_xml import _flag as read_flag  # one reading of 0/1/true/false flags, with bad-flag
 from datatools.formats.voc_xml import read_xml_file
 
 NAME = "cvat"
@@ -39,6 +40,9 @@ NAME = "cvat"
 OWNED = ("annotations.xml", "images")
 IMAGE_FOLDER = "images"
 NEEDS_SIZE = False  # boxes are written in pixels: an image without a size can be written
+# What the writer keeps of an object besides box and class: occluded="1", the other flags and attributes as
+# <attribute>s.
+KEEPS = frozenset({"difficult", "truncated", "occluded", "iscrowd", "attributes"})
 ANNOTATIONS = "annotations.xml"
 # One file holds the whole dataset, so the limit is larger than VOC's per-image 16 MiB; a 256 MiB CVAT export holds
 # well over a million boxes. ``read(max_xml_bytes=...)`` raises it.
@@ -49,7 +53,6 @@ BOX_SHAPES = ("box", "polygon", "ellipse", "mask")
 # Shapes CVAT for images writes that are not objects with an area of their own (a cuboid is a 3-D box drawn in 2-D,
 # a skeleton a set of points): counted and dropped, never silently.
 OTHER_SHAPES = frozenset({"polyline", "points", "cuboid", "skeleton", "tag"})
-_TRUE = {"1", "true", "yes"}
 # Attributes read into the model's flags (and written back from them) rather than kept as plain attributes.
 _FLAG_ATTRS = ("difficult", "truncated", "iscrowd")
 
@@ -120,16 +123,23 @@ def meta_labels(root) -> list[str]:
     return names
 
 
-def _attributes(shape) -> tuple[dict[str, bool], tuple[tuple[str, str], ...]]:
+def _attributes(shape, where: str, path: str, image_id: str, findings: list[Finding]
+                ) -> tuple[dict[str, bool], tuple[tuple[str, str], ...]]:
+    """A shape's ``<attribute>`` children: (the model's flags, the other attributes). A flag that is not 0/1 or
+    true/false is a ``bad-flag`` warning (read as VOC reads it); an attribute without a name, or a name given twice,
+    is a ``bad-attribute`` warning: its value is not kept, the object is."""
     flags: dict[str, bool] = {}
     attrs: dict[str, str] = {}
-    for a in shape.iterfind("attribute"):
+    for j, a in enumerate(shape.iterfind("attribute")):
         key = (a.get("name") or "").strip()
-        if not key or key in attrs:
-            continue
         value = (a.text or "").strip()
+        if not key or key in attrs or key in flags:
+            why = "has no name" if not key else f"{key!r} is given again"
+            findings.append(warn("bad-attribute", path, f"{where}/attribute[{j}]", f"the attribute {why}; its value "
+                                 f"{value!r} is not kept", image_id=image_id))
+            continue
         if key in _FLAG_ATTRS:
-            flags[key] = value.lower() in _TRUE
+            flags[key] = read_flag(value, path, f"{where}/attribute[{j}]", image_id, findings)
         else:
             attrs[key] = value
     return flags, tuple(sorted(attrs.items()))
@@ -307,10 +317,10 @@ def parse_cvat(data: bytes, *, path: str) -> tuple[list[ImageRecord], list[str],
                 continue
             if shape.tag != "box":
                 to_box[shape.tag] = to_box.get(shape.tag, 0) + 1
-            flags, attrs = _attributes(shape)
+            flags, attrs = _attributes(shape, swhere, path, iid, findings)
+            occluded = read_flag(shape.get("occluded"), path, f"{swhere}/@occluded", iid, findings)
             anns.append(Annotation(label, box, difficult=flags.get("difficult", False),
-                                   truncated=flags.get("truncated", False),
-                                   occluded=(shape.get("occluded") or "0").strip().lower() in _TRUE,
+                                   truncated=flags.get("truncated", False), occluded=occluded,
                                    iscrowd=flags.get("iscrowd", False), attributes=attrs))
         for tag, n in sorted(to_box.items()):
             if tag == "polygon":

@@ -39,6 +39,12 @@ NAME = "labelme"
 OWNED = ("annotations", "images")
 IMAGE_FOLDER = "images"
 NEEDS_SIZE = False  # boxes are written in pixels: an image without a size can be written
+# The shape's flags hold difficult, truncated and occluded; of the attributes, group_id and description (its keys).
+KEEPS = frozenset({"difficult", "truncated", "occluded", "attributes"})
+
+
+def keeps_attribute(name: str) -> bool:
+    return name in ("group_id", "description")
 # The version written into each file: the field labelme itself writes (it warns, and still loads, on another).
 LABELME_VERSION = "5.5.0"
 _FLAGS = ("difficult", "truncated", "occluded")  # shape flags that mean the model's own flags

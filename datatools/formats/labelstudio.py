@@ -44,6 +44,7 @@ NAME = "labelstudio"
 OWNED = ("tasks.json", "images")
 IMAGE_FOLDER = "images"
 NEEDS_SIZE = True  # boxes are written relative to the image size: images without one are dropped first
+KEEPS: frozenset[str] = frozenset()  # a region is a label and a rectangle: no flag, no attribute
 TASKS_FILE = "tasks.json"
 # Where Label Studio serves local files from (LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT set to OUT): written before each
 # image path, and stripped on reading, as is the upload folder.
@@ -129,6 +130,21 @@ def _choose(anns, *, path: str, where: str, image_id: str, findings: list[Findin
     return chosen
 
 
+def _unreadable(listed, ann: dict | None, *, anns_at: str, result_at: str) -> tuple[str, str, object] | None:
+    """``(field, what was expected, what was found)`` when a task's labels cannot be read: ``annotations`` that is
+    no list, or holds no object to read (``ann`` None: none was chosen), or the chosen annotation's ``result`` that
+    is no list; else None."""
+    if listed is not None and not isinstance(listed, list):
+        return anns_at, "a list of annotations", listed
+    if ann is None and listed:
+        k, item = next(((k, a) for k, a in enumerate(listed) if not isinstance(a, dict)), (None, None))
+        if k is not None:
+            return f"{anns_at}[{k}]", "an annotation object", item
+    if ann is not None and ann.get("result") is not None and not isinstance(ann["result"], list):
+        return result_at, "a list of regions", ann["result"]
+    return None
+
+
 def _shape_of(kind, value: dict) -> str | None:
     """``"box"`` or ``"poly"``: what a result of type ``kind`` holds; None for a result that is not read. A
     ``labels`` result comes from a ``<Labels>`` tag beside a ``<Rectangle>`` (or ``<Polygon>``) tag: it carries the
@@ -170,7 +186,11 @@ def parse_result(result, *, path: str, where: str, image_id: str, at: Sequence[s
         if len(labels) > 1:
             findings.append(warn("several-labels", path, f"{here}/value/{kind}",
                                  f"{len(labels)} labels {labels!r}; the first is used", image_id=image_id))
-        rotation = json_number(value.get("rotation", 0)) or 0.0
+        rotation = json_number(value.get("rotation") if value.get("rotation") is not None else 0)
+        if rotation is None:  # as CVAT: a rotation that is no number leaves the box's place unknown
+            findings.append(err("bad-number", path, f"{here}/value/rotation", "rotation must be a number of degrees, "
+                                f"found {value.get('rotation')!r}; dropped", image_id=image_id, objects=1))
+            continue
         if shape == "box":
             nums = [json_number(value.get(f)) for f in ("x", "y", "width", "height")]
             if any(v is None for v in nums):
@@ -313,12 +333,17 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
                 findings.append(warn("duplicate-file-name", path, data_at,
                                      f"image name {name!r} appears twice; this one is kept as {iid}", image_id=iid))
             seen.add(iid)
-            chosen = _choose(task.get("annotations", task.get("completions")), path=path, where=anns_at,
-                             image_id=iid, findings=findings)
+            listed = task.get("annotations", task.get("completions"))
+            chosen = _choose(listed, path=path, where=anns_at, image_id=iid, findings=findings)
             ann = chosen[1] if chosen else {}
-            regions, fnd, (w, h), n = parse_result(
-                ann.get("result"), path=path, image_id=iid, at=ann.get("_at"),
-                where=ann.get("_where", f"{anns_at}[{chosen[0] if chosen else 0}]/result"))
+            result_at = ann.get("_where", f"{anns_at}[{chosen[0] if chosen else 0}]/result")
+            bad = _unreadable(listed, chosen[1] if chosen else None, anns_at=anns_at, result_at=result_at)
+            if bad:  # labels that cannot be read are not "no objects": never kept as an image without objects
+                findings.append(err("missing-field", path, bad[0], f"expected {bad[1]}, found {bad[2]!r:.60}; the task "
+                                    "is dropped (its objects cannot be read)", image_id=iid, image_dropped=True))
+                continue
+            regions, fnd, (w, h), n = parse_result(ann.get("result"), path=path, image_id=iid, at=ann.get("_at"),
+                                                   where=result_at)
             findings.extend(fnd)
             objects_read += n
             if chosen is None and not task.get("annotations", task.get("completions")):

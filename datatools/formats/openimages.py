@@ -43,6 +43,12 @@ NAME = "openimages"
 OWNED = ("annotations", "images")
 IMAGE_FOLDER = "images"
 NEEDS_SIZE = True  # boxes are written relative to the image size: images without one are dropped first
+# IsOccluded, IsTruncated, IsGroupOf (iscrowd) columns; of the attributes, the Source/IsDepiction/IsInside ones.
+KEEPS = frozenset({"occluded", "truncated", "iscrowd", "attributes"})
+
+
+def keeps_attribute(name: str) -> bool:
+    return name in {key for _, key in _KEPT}
 REQUIRED = ("ImageID", "LabelName", "XMin", "XMax", "YMin", "YMax")
 COLUMNS = ("ImageID", "Source", "LabelName", "Confidence", "XMin", "XMax", "YMin", "YMax", "IsOccluded",
            "IsTruncated", "IsGroupOf", "IsDepiction", "IsInside")
@@ -69,6 +75,8 @@ def is_box_csv(path: str) -> bool:
     except OSError:
         return False
     cols = [c.strip() for c in head.split(",")]
+    if not head.strip():  # an empty box CSV is one by its name: the reader says it is empty (empty-file)
+        return bool(_BBOX_RE.match(path.replace("\\", "/").rsplit("/", 1)[-1]))
     return all(c in cols for c in ("ImageID", "LabelName", "XMin"))
 
 
@@ -215,8 +223,22 @@ def _number(raw) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def _flag(raw) -> bool:
-    return (raw or "").strip() == "1"
+# The values the official box CSVs hold in the Is* columns: 1, 0, and -1 (unknown: rows of some sources); empty where
+# a tool wrote no value.
+_FLAG_VALUES = {"1": True, "0": False, "-1": False, "": False}
+_FLAG_COLUMNS = ("IsOccluded", "IsTruncated", "IsGroupOf", "IsDepiction", "IsInside")
+
+
+def _flag(raw, path: str, fld: str, image_id: str, findings: list[Finding]) -> bool:
+    """An Is* column: 1, 0 or -1 (unknown, read as 0) as the official files write them; anything else is read as
+    ``true``/``yes`` or a non-zero number (else 0) with a ``bad-flag`` warning, as VOC's flags are."""
+    text = (raw or "").strip()
+    val = _FLAG_VALUES.get(text)
+    if val is None:
+        val = text.lower() in ("true", "yes") or bool(_number(text))
+        findings.append(warn("bad-flag", path, fld, f"expected 1, 0 or -1 (unknown), found {raw!r}; read as {int(val)}",
+                             image_id=image_id))
+    return val
 
 
 def _image_dir(csv_path: str, split: str | None, images) -> str:
@@ -242,8 +264,13 @@ def _read_rows(path: str, names: dict[str, str] | None, findings: list[Finding]
         text = read_small_file(path).decode("utf-8-sig")
     except (OSError, UnicodeDecodeError) as e:
         raise UsageError(f"{path}: cannot read: {e}") from e
+    if not text.strip():  # a split without boxes, or a failed export: no header, no rows
+        findings.append(err("empty-file", path, "", "the box CSV is empty (not even a header); no boxes read",
+                            image_dropped=True))  # as an empty CVAT annotations.xml: check lists it, convert stops
+        return {}, 0
     reader = csv.DictReader(io.StringIO(text))
-    missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
+    fields = reader.fieldnames or []
+    missing = [c for c in REQUIRED if c not in fields]
     if missing:
         raise UsageError(f"{path}: not an Open Images box CSV: the header lacks {', '.join(missing)}")
     rows: dict[str, list[tuple]] = {}
@@ -253,6 +280,16 @@ def _read_rows(path: str, names: dict[str, str] | None, findings: list[Finding]
         met += 1
         where = f"line {reader.line_num}"
         iid = (row.get("ImageID") or "").strip()
+        short = [c for c in fields if row.get(c) is None]  # DictReader fills the columns a short row lacks with None
+        if short:
+            lost = [c for c in short if c in REQUIRED]
+            what = f"{', '.join(short)} missing"
+            if lost:
+                findings.append(err("bad-row", path, where, f"the row has {len(fields) - len(short)} columns, the "
+                                    f"header {len(fields)}: {what}; dropped", image_id=iid, objects=1))
+                continue
+            findings.append(warn("bad-row", path, where, f"the row has {len(fields) - len(short)} columns, the "
+                                 f"header {len(fields)}: {what}; read as empty", image_id=iid))
         label = (row.get("LabelName") or "").strip()
         if not iid or not label:
             findings.append(err("missing-field", path, where, "the row has no ImageID or LabelName; dropped",
@@ -271,9 +308,10 @@ def _read_rows(path: str, names: dict[str, str] | None, findings: list[Finding]
                                      f"{label!r} is not in the class descriptions; its id is used as the name",
                                      image_id=iid))
             label = names.get(label, label)
-        flags = (_flag(row.get("IsOccluded")), _flag(row.get("IsTruncated")), _flag(row.get("IsGroupOf")))
-        attrs = tuple(sorted((key, (row.get(col) or "").strip()) for col, key in _KEPT
-                             if (row.get(col) or "").strip() not in ("", "0", "-1")))
+        values: dict = {c: _flag(row.get(c), path, f"{where}/{c}", iid, findings) for c in _FLAG_COLUMNS}
+        values["Source"] = (row.get("Source") or "").strip()
+        attrs = tuple(sorted((key, "1" if values[col] is True else values[col]) for col, key in _KEPT if values[col]))
+        flags = (values["IsOccluded"], values["IsTruncated"], values["IsGroupOf"])
         rows.setdefault(iid, []).append((label, *coords, flags, attrs, reader.line_num))
     return rows, met
 

@@ -74,10 +74,11 @@ def lint(ds: Dataset, *, headers: bool = True, workers: int | None = None, progr
                                 f"{a.label!r} box {box_text(ds, a.box)} appears more than once", image_id=im.image_id))
     told = {f.image_id for f in ds.findings if f.code == "duplicate-file-name"}  # by the reader (COCO), once is enough
     for path, ids in sorted(by_image.items()):
-        if len(ids) > 1:
-            for iid in (i for i in ids[1:] if i not in told):
-                out.append(warn("duplicate-file-name", path, "filename",
-                                f"the image is named by {len(ids)} annotations ({', '.join(ids[:5])})", image_id=iid))
+        untold = [i for i in ids[1:] if i not in told]
+        if untold:  # one finding per image, on its first repeat, naming every annotation (10, then a count)
+            names = ", ".join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else "")
+            out.append(warn("duplicate-file-name", path, "filename",
+                            f"the image is named by {len(ids)} annotations: {names}", image_id=untold[0]))
     if headers:
         todo = [im for im in ds.images if im.image_path]
         hdrs = read_headers([im.image_path for im in todo], mapper=mapper, progress=progress)  # type: ignore[misc]
