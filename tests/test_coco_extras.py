@@ -107,3 +107,14 @@ def test_merge_same_license_is_one(tmp_path):
     doc = written(tmp_path / "out")
     assert doc["licenses"] == [{"id": 1, "name": "CC-BY", "url": "http://l/same"}]
     assert {im["license"] for im in doc["images"]} == {1}
+
+
+def test_coco_fields_lost_in_another_format_are_counted(tmp_path):
+    src = coco_source(tmp_path / "src", license_url="http://l/1", prefix="")
+    s = convert("coco", src, "voc", tmp_path / "out")
+    lost = [f for f in s.findings if f.code == "field-not-kept" and f.field == "extra"]
+    assert len(lost) == 1, [f.message for f in s.findings]
+    msg = lost[0].message
+    assert "segmentation 1" in msg and "source_tool 1" in msg and "image license 2" in msg and "image coco_url 1" in msg
+    again = convert("coco", src, "coco", tmp_path / "out2")
+    assert not [f for f in again.findings if f.code == "field-not-kept"]

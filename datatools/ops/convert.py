@@ -365,8 +365,12 @@ def fields_not_kept(ds: Dataset, dst_mod, out: str | os.PathLike) -> list[Findin
     keeps, rule = dst_mod.KEEPS, getattr(dst_mod, "keeps_attribute", None)
     flags: Counter = Counter()
     attrs: Counter = Counter()
+    extra: Counter = Counter()  # the source format's own fields (COCO segmentation, license, ...): see Annotation.extra
     holders = 0
     for im in ds.images:
+        if "extra" not in keeps:
+            extra.update(f"image {k}" for k, _ in im.extra)
+            extra.update(k for a in im.annotations for k, _ in a.extra if k != "area")
         for a in im.annotations:
             for name in _FLAGS:
                 if getattr(a, name) and name not in keeps:
@@ -388,6 +392,11 @@ def fields_not_kept(ds: Dataset, dst_mod, out: str | os.PathLike) -> list[Findin
             out_findings.append(info("field-not-kept", where, name,
                                      f"{n} {name} flag(s): {fmt} has no place for them; the objects are written "
                                      "without the flag"))
+    if extra:
+        top = ", ".join(f"{k} {c}" for k, c in sorted(extra.items(), key=lambda kv: (-kv[1], kv[0]))[:8])
+        out_findings.append(info("field-not-kept", where, "extra",
+                                 f"{sum(extra.values())} value(s) of source fields ({top}"
+                                 f"{', ...' if len(extra) > 8 else ''}): {fmt} has no place for them"))
     if attrs:
         top = ", ".join(f"{k} {c}" for k, c in sorted(attrs.items(), key=lambda kv: (-kv[1], kv[0]))[:5])
         more = f", and {len(attrs) - 5} other name(s)" if len(attrs) > 5 else ""
