@@ -384,3 +384,15 @@ def test_an_empty_box_csv_is_empty_file(tmp_path, text):
     other.write_text("")
     with pytest.raises(UsageError, match="cannot tell its format"):
         formats.detect(other)
+
+
+def test_an_image_in_several_splits_is_written_once_and_said(tmp_path):
+    from datatools.core.model import Annotation, Dataset, ImageRecord
+
+    recs = (ImageRecord("a", "a.jpg", 40, 30, (Annotation("cat", (1.0, 1.0, 9.0, 9.0)),), splits=("train", "trainval")),
+            ImageRecord("b", "b.jpg", 40, 30, (Annotation("cat", (2.0, 2.0, 9.0, 9.0)),), splits=("val",)))
+    res = openimages.write(Dataset(images=recs, classes=("cat",)), tmp_path / "oi", images_mode="none")
+    [f] = [f for f in res.findings if f.code == "split-not-kept"]
+    assert "1 image(s) in several splits" in f.message and f.image_id == "a"
+    names = sorted(p.name for p in (tmp_path / "oi" / "annotations").glob("*-annotations-bbox.csv"))
+    assert names == ["train-annotations-bbox.csv", "val-annotations-bbox.csv"]
