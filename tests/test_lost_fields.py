@@ -91,9 +91,12 @@ def test_sample_data_to_labelstudio_counts_the_lost_flags_not_kept(sample_flags,
     assert r.exit_code == 0, r.output
     s = json.loads(r.output)
     lost = {f["field"]: f["message"] for f in s["findings"] if f["code"] == "field-not-kept"}
-    assert set(lost) == {"difficult", "truncated"}  # VOC's default pose "Unspecified" is no information lost
+    # VOC's default pose "Unspecified" is no information lost; sample_data's train/val lists are
+    assert set(lost) == {"difficult", "truncated", "splits"}
     for flag, n in sample_flags.items():
         assert lost[flag].startswith(f"{n} {flag} flag(s): labelstudio has no place for them")
+    splits = ", ".join(f"{k} {v:,}" for k, v in sorted(s["splits"].items()))
+    assert lost["splits"].startswith(f"the images' splits ({splits}): labelstudio has no place for them")
     assert s["difficult"]["read"] == s["difficult"]["not_kept"] == sample_flags["difficult"]
     assert s["difficult"]["kept"] == 0
     # ... and it is true: back to VOC, no flag is left.

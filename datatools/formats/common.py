@@ -130,6 +130,38 @@ def existing_source(src: str | os.PathLike) -> tuple[str, Any]:
     return src, files
 
 
+def text_number(raw) -> float | None:
+    """A finite float from a text field (an XML element or attribute, a CSV cell), or None: NaN, inf, empty, absent
+    and words are not numbers. ``float`` already accepts surrounding whitespace (`` 12 ``, ``\\n12\\n``)."""
+    try:
+        v = float(raw)
+    except (TypeError, ValueError):
+        return None
+    return v if v - v == 0.0 else None  # NaN and inf fail this
+
+
+# Flag texts read quietly unless a format says otherwise: 0/1, true/false, yes/no (any case), empty.
+FLAG_WORDS = {"0": False, "1": True, "false": False, "true": True, "no": False, "yes": True, "": False}
+
+
+def read_flag(text: str | None, path: str, fld: str, image_id: str, findings: list[Finding], *,
+              quiet: dict[str, bool] = FLAG_WORDS, expected: str = "0 or 1") -> bool:
+    """A flag written as text (VOC's difficult, CVAT's occluded, an Open Images Is* column): absent, or a value of
+    ``quiet`` (stripped, lower-cased), is read as it says; anything else is read as a true/false/yes/no word, else as
+    a number (non-zero: set; not a number: 0), with a ``bad-flag`` warning that says what was expected."""
+    key = (text or "").strip().lower()
+    val = quiet.get(key)
+    if val is not None:
+        return val
+    val = FLAG_WORDS.get(key)
+    if val is None:
+        num = text_number(text)
+        val = bool(num) if num is not None else False
+    findings.append(warn("bad-flag", path, fld, f"expected {expected}, found {text!r}; read as {int(val)}",
+                         image_id=image_id))
+    return val
+
+
 def json_number(v) -> float | None:
     """A finite JSON number (not a bool, not a string), or None: for the JSON formats' coordinates and sizes."""
     if isinstance(v, bool) or not isinstance(v, (int, float)):

@@ -30,9 +30,8 @@ from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, all_
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
 from datatools.formats.common import (ImageIndex, WriteResult, err, existing_source, fill_sizes_from_headers, info,
-                                     warn)
+                                     read_flag, text_number, warn)
 from datatools.formats.safe_xml import parse_document
-from datatools.formats.voc_xml import _flag as read_flag  # one reading of 0/1/true/false flags, with bad-flag
 from datatools.formats.voc_xml import read_xml_file
 
 NAME = "cvat"
@@ -41,8 +40,8 @@ OWNED = ("annotations.xml", "images")
 IMAGE_FOLDER = "images"
 NEEDS_SIZE = False  # boxes are written in pixels: an image without a size can be written
 # What the writer keeps of an object besides box and class: occluded="1", the other flags and attributes as
-# <attribute>s.
-KEEPS = frozenset({"difficult", "truncated", "occluded", "iscrowd", "attributes"})
+# <attribute>s; an image's split as its subset.
+KEEPS = frozenset({"difficult", "truncated", "occluded", "iscrowd", "attributes", "splits"})
 ANNOTATIONS = "annotations.xml"
 # One file holds the whole dataset, so the limit is larger than VOC's per-image 16 MiB; a 256 MiB CVAT export holds
 # well over a million boxes. ``read(max_xml_bytes=...)`` raises it.
@@ -93,16 +92,8 @@ def is_cvat_xml(path: str) -> bool:
     return bool(m and m.group(1) == b"annotations")
 
 
-def _number(raw: str | None) -> float | None:
-    try:
-        v = float(raw)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
-
-
 def _side(raw: str | None) -> int | None:
-    v = _number(raw)
+    v = text_number(raw)
     return int(v) if v is not None and v == int(v) and 1 <= v <= MAX_SIDE else None
 
 
@@ -148,7 +139,7 @@ def _attributes(shape, where: str, path: str, image_id: str, findings: list[Find
 def _numbers(shape, keys: Sequence[str], where: str, path: str, image_id: str,
              findings: list[Finding]) -> list[float] | None:
     """The attributes ``keys`` of a shape as finite numbers, or None after a ``bad-number`` finding that drops it."""
-    vals = [_number(shape.get(k)) for k in keys]
+    vals = [text_number(shape.get(k)) for k in keys]
     for k, v in zip(keys, vals):
         if v is None:
             findings.append(err("bad-number", path, f"{where}/@{k}", f"{k} is {shape.get(k)!r}, not a finite number; "
@@ -170,7 +161,7 @@ def _centred_box(shape, where: str, path: str, image_id: str, findings: list[Fin
         cx, cy, hw, hh = (x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) / 2, (y2 - y1) / 2
     else:
         cx, cy, hw, hh = vals[0], vals[1], abs(vals[2]), abs(vals[3])
-    angle = _number(shape.get("rotation", "0"))
+    angle = text_number(shape.get("rotation", "0"))
     if angle is None:  # never read as unrotated: the box would silently lose its rotation
         findings.append(err("bad-number", path, f"{where}/@rotation", f"rotation is {shape.get('rotation')!r}, "
                             f"not a finite number; <{shape.tag}> dropped", image_id=image_id, objects=1))
@@ -192,7 +183,7 @@ def _polygon_box(shape, where: str, path: str, image_id: str, findings: list[Fin
     pts = []
     for pair in (shape.get("points") or "").split(";"):
         xy = pair.split(",")
-        p = [_number(t) for t in xy] if len(xy) == 2 else [None]
+        p = [text_number(t) for t in xy] if len(xy) == 2 else [None]
         if None in p:
             pts = []
             break

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 import os
 import re
 from pathlib import Path
@@ -37,14 +36,15 @@ from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, all_
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
 from datatools.formats.common import (DEFAULT_SPLIT, ImageIndex, WriteResult, err, existing_source, info,
-                                      read_headers, warn)
+                                      read_flag, read_headers, text_number, warn)
 
 NAME = "openimages"
 OWNED = ("annotations", "images")
 IMAGE_FOLDER = "images"
 NEEDS_SIZE = True  # boxes are written relative to the image size: images without one are dropped first
-# IsOccluded, IsTruncated, IsGroupOf (iscrowd) columns; of the attributes, the Source/IsDepiction/IsInside ones.
-KEEPS = frozenset({"occluded", "truncated", "iscrowd", "attributes"})
+# IsOccluded, IsTruncated, IsGroupOf (iscrowd) columns; of the attributes, the Source/IsDepiction/IsInside ones; the
+# split as the CSVs' <split>- prefix.
+KEEPS = frozenset({"occluded", "truncated", "iscrowd", "attributes", "splits"})
 
 
 def keeps_attribute(name: str) -> bool:
@@ -145,7 +145,7 @@ def _read_image_list(path: str, findings: list[Finding]) -> dict[str, None]:
                 continue
             ids[iid] = None
             raw = (row.get("Rotation") or "").strip()
-            turn = _number(raw) if raw.lower() not in ("", "nan") else 0
+            turn = text_number(raw) if raw.lower() not in ("", "nan") else 0
             if turn in (90, 180, 270):
                 findings.append(warn("image-rotation", path, f"{where}/Rotation", f"image {iid!r} should be "
                                      f"turned {raw} degrees counter-clockwise, with its boxes, to stand as its author "
@@ -206,21 +206,13 @@ def read_image_meta(path: str, findings: list[Finding]) -> dict[str, tuple[int, 
             parts = [line]
         if not parts:
             continue
-        sides = [_number(v) for v in parts[1:]]
+        sides = [text_number(v) for v in parts[1:]]
         if len(parts) != 3 or not all(v is not None and v == int(v) and 1 <= v <= 1_000_000 for v in sides):
             findings.append(warn("bad-size", path, f"line {k}", f"expected '<image id> <height> <width>' in whole "
                                  f"pixels, found {line.strip()!r}; ignored"))
             continue
         out[parts[0]] = (int(sides[1]), int(sides[0]))  # type: ignore[arg-type]
     return out
-
-
-def _number(raw) -> float | None:
-    try:
-        v = float(raw)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
 
 
 # The values the official box CSVs hold in the Is* columns: 1, 0, and -1 (unknown: rows of some sources); empty where
@@ -230,15 +222,9 @@ _FLAG_COLUMNS = ("IsOccluded", "IsTruncated", "IsGroupOf", "IsDepiction", "IsIns
 
 
 def _flag(raw, path: str, fld: str, image_id: str, findings: list[Finding]) -> bool:
-    """An Is* column: 1, 0 or -1 (unknown, read as 0) as the official files write them; anything else is read as
-    ``true``/``yes`` or a non-zero number (else 0) with a ``bad-flag`` warning, as VOC's flags are."""
-    text = (raw or "").strip()
-    val = _FLAG_VALUES.get(text)
-    if val is None:
-        val = text.lower() in ("true", "yes") or bool(_number(text))
-        findings.append(warn("bad-flag", path, fld, f"expected 1, 0 or -1 (unknown), found {raw!r}; read as {int(val)}",
-                             image_id=image_id))
-    return val
+    """An Is* column: 1, 0 or -1 (unknown, read as 0) as the official files write them; anything else is read as VOC's
+    flags are, with a ``bad-flag`` warning."""
+    return read_flag(raw, path, fld, image_id, findings, quiet=_FLAG_VALUES, expected="1, 0 or -1 (unknown)")
 
 
 def _image_dir(csv_path: str, split: str | None, images) -> str:
@@ -295,7 +281,7 @@ def _read_rows(path: str, names: dict[str, str] | None, findings: list[Finding]
             findings.append(err("missing-field", path, where, "the row has no ImageID or LabelName; dropped",
                                 image_id=iid, objects=1))
             continue
-        coords = [_number(row.get(c)) for c in ("XMin", "XMax", "YMin", "YMax")]
+        coords = [text_number(row.get(c)) for c in ("XMin", "XMax", "YMin", "YMax")]
         if None in coords:
             bad = next(c for c, v in zip(("XMin", "XMax", "YMin", "YMax"), coords) if v is None)
             findings.append(err("bad-number", path, f"{where}/{bad}", f"{bad} is {row.get(bad)!r}, not a finite "

@@ -35,7 +35,7 @@ NEEDS_SIZE = False  # boxes are written in pixels: an image without a size can b
 # What the writer keeps of an object besides its box and class (ops.convert reports the rest, field by field):
 # iscrowd is written as <difficult>1 (VOC evaluation ignores it as COCO's does a crowd), an attribute as a tag of
 # its own when keeps_attribute(name).
-KEEPS = frozenset({"difficult", "truncated", "occluded", "iscrowd", "attributes"})
+KEEPS = frozenset({"difficult", "truncated", "occluded", "iscrowd", "attributes", "splits"})
 
 
 def keeps_attribute(name: str) -> bool:

@@ -14,7 +14,7 @@ from typing import Sequence
 from datatools.core.boxes import DEFAULT_CONVENTION, PixelConvention, voc_to_xyxy
 from datatools.core.fs import is_url, read_small_file
 from datatools.core.model import Annotation, Finding, ImageRecord
-from datatools.formats.common import err, info, warn
+from datatools.formats.common import err, info, read_flag, text_number, warn
 from datatools.formats.safe_xml import parse_document
 
 # Object children read for what they are; any other leaf child is kept as an attribute (``pose``, ...).
@@ -24,38 +24,10 @@ _FLAG_TAGS = ("difficult", "truncated", "occluded")
 _FLAG_INDEX = {t: i for i, t in enumerate(_FLAG_TAGS)}
 _COORDS = ("xmin", "ymin", "xmax", "ymax")
 _COORD_INDEX = {t: i for i, t in enumerate(_COORDS)}
-_BOOL = {"0": False, "1": True, "false": False, "true": True, "no": False, "yes": True, "": False}
 _PLAIN = {None: False, "0": False, "1": True}
 
 # One file to read: (path, image_id, split lists it is in).
 XmlFile = tuple[str, str, tuple[str, ...]]
-
-
-def _number(raw: str | None) -> float | None:
-    """A finite float, or None. ``float`` already accepts surrounding whitespace (`` 12 ``, ``\\n12\\n``)."""
-    if raw is None:
-        return None
-    try:
-        v = float(raw)
-    except ValueError:
-        return None
-    return v if v - v == 0.0 else None  # NaN and inf fail this
-
-
-def _flag(text: str | None, path: str, fld: str, image_id: str, findings: list[Finding]) -> bool:
-    """A difficult/truncated/occluded value: 0/1 as written; true/false/yes/no/empty read quietly; anything else is
-    read as a number (0 when it is none) with a ``bad-flag`` warning."""
-    if text is None or text == "0":
-        return False
-    if text == "1":
-        return True
-    val = _BOOL.get(text.strip().lower())
-    if val is None:
-        num = _number(text)
-        val = bool(num) if num is not None else False
-        findings.append(warn("bad-flag", path, fld, f"expected 0 or 1, found {text!r}; read as {int(val)}",
-                             image_id=image_id))
-    return val
 
 
 # A size is a whole number of pixels in this range; 1e19 became a 64-bit overflow downstream and 0.4 became 0.
@@ -67,7 +39,7 @@ def _side(text: str | None) -> int | str | None:
     size left unknown), or the reason why it is unusable."""
     if text is None or not text.strip():
         return None
-    v = _number(text)
+    v = text_number(text)
     if v is None:
         return "not a number"
     if v == 0:
@@ -209,16 +181,16 @@ def _read_object(obj, k: int, *, path: str, image_id: str, convention: PixelConv
         regular = False
     if not regular:
         for tag, text in zip(_COORDS, raw):
-            if _number(text) is None:
+            if text_number(text) is None:
                 what = "missing" if text is None else f"not a number: {text!r}"
                 findings.append(err("missing-field" if text is None else "bad-number", path,
                                     f"object[{k}]/bndbox/{tag}", f"<{tag}> is {what}; object dropped",
                                     image_id=image_id, objects=1))
                 return None, parts
-    d, t, o = flags  # 0/1 (or absent) as written, else read by _flag with a warning where it must guess
-    difficult = _PLAIN[d] if d in _PLAIN else _flag(d, path, f"object[{k}]/difficult", image_id, findings)
-    truncated = _PLAIN[t] if t in _PLAIN else _flag(t, path, f"object[{k}]/truncated", image_id, findings)
-    occluded = _PLAIN[o] if o in _PLAIN else _flag(o, path, f"object[{k}]/occluded", image_id, findings)
+    d, t, o = flags  # 0/1 (or absent) as written, else read by read_flag with a warning where it must guess
+    difficult = _PLAIN[d] if d in _PLAIN else read_flag(d, path, f"object[{k}]/difficult", image_id, findings)
+    truncated = _PLAIN[t] if t in _PLAIN else read_flag(t, path, f"object[{k}]/truncated", image_id, findings)
+    occluded = _PLAIN[o] if o in _PLAIN else read_flag(o, path, f"object[{k}]/occluded", image_id, findings)
     if x1 == x2 or y1 == y2:
         # Written xmin == xmax is 1 pixel wide under devkit but 0 under as-is: a click, not an object. Dropped under
         # every convention so that the choice of convention never changes which boxes survive.

@@ -31,7 +31,8 @@ NAME = "yolo"
 OWNED = ("images", "labels", "data.yaml", "classes.txt")
 IMAGE_FOLDER = "images"
 NEEDS_SIZE = True  # boxes are written relative to the image size: images without one are dropped first
-KEEPS: frozenset[str] = frozenset()  # a row is class and box: no flag, no attribute (ops.convert reports them)
+# A row is class and box: no flag, no attribute (ops.convert reports them); the split is the images/<split> folder.
+KEEPS = frozenset({"splits"})
 
 
 # --------------------------------------------------------------------------------------------------- layout

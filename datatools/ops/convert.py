@@ -392,6 +392,12 @@ def fields_not_kept(ds: Dataset, dst_mod, out: str | os.PathLike) -> list[Findin
             out_findings.append(info("field-not-kept", where, name,
                                      f"{n} {name} flag(s): {fmt} has no place for them; the objects are written "
                                      "without the flag"))
+    splits = Counter(s for im in ds.images for s in im.splits) if "splits" not in keeps else Counter()
+    if splits:
+        top = ", ".join(f"{k} {c:,}" for k, c in sorted(splits.items()))
+        out_findings.append(info("field-not-kept", where, "splits",
+                                 f"the images' splits ({top}): {fmt} has no place for them; `datatools split` "
+                                 "writes one dataset per part"))
     if extra:
         top = ", ".join(f"{k} {c}" for k, c in sorted(extra.items(), key=lambda kv: (-kv[1], kv[0]))[:8])
         out_findings.append(info("field-not-kept", where, "extra",

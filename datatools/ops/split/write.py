@@ -31,7 +31,6 @@ from datatools.ops.split.plan import TEST, TRAIN, VAL, SplitPlan
 from datatools.ops.split.sources import coco_documents, coco_source
 
 ORIGINALS = ("voc", "coco")  # the input's own files, copied or filtered: every field kept
-SPLITS_IN_DATASET = ("yolo", "cvat", "openimages")  # the writer records each image's split itself
 PARTS = (TRAIN, VAL, TEST)  # the part folders of a format without splits, in this order
 _FOLD = re.compile(r"fold_\d+")
 
@@ -56,8 +55,8 @@ def write_split(plan: SplitPlan, out: str | os.PathLike, *, images_mode: ImagesM
       ``ImageSets/Main/{train,val,test,trainval}.txt``: a complete VOC root.
     * COCO: ``annotations/instances_<split>.json``, each the original JSON filtered by image id (ids and every other
       field kept), and ``images/<file_name>`` per ``images_mode``.
-    * YOLO, CVAT, Open Images (:data:`SPLITS_IN_DATASET`): the format's writer once, each record's split set to its
-      part: ``images/<split>``, ``labels/<split>``, ``data.yaml``; one ``annotations.xml`` with a ``subset`` per
+    * YOLO, CVAT, Open Images (whose writer ``KEEPS`` the ``splits``): the format's writer once, each record's split
+      set to its part: ``images/<split>``, ``labels/<split>``, ``data.yaml``; one ``annotations.xml`` with a ``subset`` per
       image; ``annotations/<split>-annotations-bbox.csv`` and ``images/<split>``.
     * Any other format (LabelMe, Label Studio): ``<part>/`` for each part, a complete dataset written by the
       format's writer (a part folder an earlier split wrote and this one does not is removed, with a finding).
@@ -109,7 +108,7 @@ def _write_layouts(plan: SplitPlan, out: Path, layouts, docs: dict[str, dict], m
             _write_voc(recs, target, mode, mapper, result)
         elif ds.format == "coco":
             _write_coco(recs, docs, target, mode, mapper, result)
-        elif ds.format in SPLITS_IN_DATASET:
+        elif "splits" in mod.KEEPS:
             _write_part(mod, ds.evolve(images=tuple(recs)), target, mode, mapper, result)
         else:
             names = [p for p in PARTS if any(r.splits[0] == p for r in recs)]
@@ -139,7 +138,7 @@ def _write_layouts(plan: SplitPlan, out: Path, layouts, docs: dict[str, dict], m
 def owned_names(fmt: str) -> tuple[str, ...]:
     """What a split in format ``fmt`` replaces whole at the top of OUT or of a ``fold_<i>``: the format's own
     entries (:data:`OWNED` of its module), or the part folders for a format written one dataset per part."""
-    if fmt in ORIGINALS or fmt in SPLITS_IN_DATASET:
+    if fmt in ORIGINALS or "splits" in formats.get(fmt).KEEPS:
         return tuple(formats.get(fmt).OWNED)
     return PARTS
 
