@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from collections import Counter
 from dataclasses import dataclass, field
+from itertools import chain
+from operator import attrgetter
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -85,10 +87,10 @@ def summarize(ds_in: Dataset, ds_out: Dataset, *, src: str, out: str, src_format
     for f in ds_out.findings:
         if f.objects:
             s.objects_dropped[f.code] += f.objects
-    kept = sum(1 for im in ds_out.images for a in im.annotations if a.difficult)
-    crowd = sum(1 for im in ds_out.images for a in im.annotations if a.difficult and a.iscrowd)
+    hard = [a for a in chain.from_iterable(im.annotations for im in ds_out.images) if a.difficult]
+    kept, crowd = len(hard), sum(map(attrgetter("iscrowd"), hard))
     skipped = s.objects_dropped.get("difficult-skipped", 0)
-    read = sum(1 for im in ds_in.images for a in im.annotations if a.difficult)
+    read = sum(map(attrgetter("difficult"), chain.from_iterable(im.annotations for im in ds_in.images)))
     # "dropped": difficult objects that went under another reason (a command's own job, an invalid box, an image
     # left out), so that read = kept + as_crowd + skipped + dropped
     s.difficult = {"read": read, "kept": kept - crowd, "as_crowd": crowd, "skipped": skipped,
@@ -363,22 +365,22 @@ def fields_not_kept(ds: Dataset, dst_mod, out: str | os.PathLike) -> list[Findin
     the objects are written, without the field. A lost ``iscrowd`` is a warning (the box then counts as one object in
     training and evaluation); a lost flag or attribute is a note."""
     keeps, rule = dst_mod.KEEPS, getattr(dst_mod, "keeps_attribute", None)
-    flags: Counter = Counter()
-    attrs: Counter = Counter()
+    anns = list(chain.from_iterable(im.annotations for im in ds.images))
+    # One bulk pass per question, not a loop per object: this runs on the driver after every conversion.
+    flags = Counter({name: n for name in _FLAGS if name not in keeps
+                     for n in (sum(map(attrgetter(name), anns)),) if n})
     extra: Counter = Counter()  # the source format's own fields (COCO segmentation, license, ...): see Annotation.extra
+    if "extra" not in keeps:
+        extra.update(f"image {k}" for im in ds.images if im.extra for k, _ in im.extra)
+        extra.update(k for a in anns if a.extra for k, _ in a.extra if k != "area")
+    attrs: Counter = Counter()
     holders = 0
-    for im in ds.images:
-        if "extra" not in keeps:
-            extra.update(f"image {k}" for k, _ in im.extra)
-            extra.update(k for a in im.annotations for k, _ in a.extra if k != "area")
-        for a in im.annotations:
-            for name in _FLAGS:
-                if getattr(a, name) and name not in keeps:
-                    flags[name] += 1
-            lost = [k for k, v in a.attributes if (k, v) not in _NO_INFORMATION
-                    and not ("attributes" in keeps and (rule is None or rule(k)))]
-            attrs.update(lost)
-            holders += bool(lost)
+    for attributes, n in Counter(a.attributes for a in anns if a.attributes).items():  # few distinct ones
+        lost = [k for k, v in attributes if (k, v) not in _NO_INFORMATION
+                and not ("attributes" in keeps and (rule is None or rule(k)))]
+        for k in lost:
+            attrs[k] += n
+        holders += n if lost else 0
     fmt, where = dst_mod.NAME, os.fspath(out)
     out_findings = []
     for name, n in sorted(flags.items(), key=lambda kv: _FLAGS.index(kv[0])):
