@@ -28,6 +28,7 @@ OBJECTS = [
     ({"iscrowd": 1}, "iscrowd"),
     ({"attributes": {"color": "red", "group_id": "3", "source": "manual", "pose": "Left", "my-tag": "x"}},
      "attributes"),
+    ({"score": 0.75}, "score"),  # a pseudo-label's confidence: COCO keeps it, a YOLO label file must not
     ({}, None),
 ]
 
@@ -62,6 +63,8 @@ def test_a_finding_names_exactly_what_the_written_format_did_not_keep(coco_sourc
             # A crowd box written as difficult (VOC) is still ignored by evaluation: kept.
             if getattr(a, flag) and not (getattr(b, flag) or (flag == "iscrowd" and b.difficult)):
                 lost_flags.add(flag)
+        if a.score is not None and b.score != a.score:
+            lost_flags.add("score")
         lost_attrs |= {k for k, v in a.attributes if (k, v) not in b.attributes}
     found = {f.field: f for f in s.findings if f.code == "field-not-kept"}
     assert set(found) == lost_flags | ({"attributes"} if lost_attrs else set()), fmt

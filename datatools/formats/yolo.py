@@ -32,7 +32,7 @@ OWNED = ("images", "labels", "data.yaml", "classes.txt")
 IMAGE_FOLDER = "images"
 NEEDS_SIZE = True  # boxes are written relative to the image size: images without one are dropped first
 # A row is class and box: no flag, no attribute (ops.convert reports them); the split is the images/<split> folder.
-KEEPS = frozenset({"splits"})
+KEEPS = frozenset({"splits"})  # no score: a 6th column makes a label file ultralytics (and read) refuse
 
 
 # --------------------------------------------------------------------------------------------------- layout
@@ -272,16 +272,12 @@ def _orphan_labels(splits: dict[str, list[tuple[str, str]]], image_paths: set[st
 # --------------------------------------------------------------------------------------------------- writing
 
 def label_text(record: ImageRecord, class_ids: dict[str, int], *, precision: int = 6) -> str:
-    """The label file for one record. Requires a known image size; boxes should already be clipped."""
+    """The label file for one record: ``class cx cy w h`` rows, never a confidence column (a dataset's label file
+    with one is refused by ultralytics; a lost score is a ``field-not-kept`` note). Requires a known image size;
+    boxes should already be clipped."""
     w, h = record.width, record.height
-    rows = []
-    for a in record.annotations:
-        cx, cy, bw, bh = xyxy_to_yolo(a.box, w, h)
-        if a.score is None:
-            rows.append(f"{class_ids[a.label]} {fmt_numbers((cx, cy, bw, bh), precision)}")
-        else:
-            rows.append(f"{class_ids[a.label]} {fmt_numbers((cx, cy, bw, bh, a.score), precision)}")
-    return "".join(r + "\n" for r in rows)
+    return "".join(f"{class_ids[a.label]} {fmt_numbers(xyxy_to_yolo(a.box, w, h), precision)}\n"
+                   for a in record.annotations)
 
 
 def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str = ImagesMode.LINK, precision: int = 6,

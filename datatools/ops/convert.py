@@ -361,7 +361,7 @@ _FLAGS = ("difficult", "truncated", "occluded", "iscrowd")
 
 def fields_not_kept(ds: Dataset, dst_mod, out: str | os.PathLike) -> list[Finding]:
     """One ``field-not-kept`` finding per object field that ``ds`` uses and ``dst_mod``'s writer has no place for
-    (its ``KEEPS``; of the attributes, those its ``keeps_attribute(name)`` accepts when it has one), with the count:
+    (its ``KEEPS``: the flags, ``attributes``, ``score``, ``splits`` and ``extra``; of the attributes, those its ``keeps_attribute(name)`` accepts when it has one), with the count:
     the objects are written, without the field. A lost ``iscrowd`` is a warning (the box then counts as one object in
     training and evaluation); a lost flag or attribute is a note."""
     keeps, rule = dst_mod.KEEPS, getattr(dst_mod, "keeps_attribute", None)
@@ -394,6 +394,12 @@ def fields_not_kept(ds: Dataset, dst_mod, out: str | os.PathLike) -> list[Findin
             out_findings.append(info("field-not-kept", where, name,
                                      f"{n} {name} flag(s): {fmt} has no place for them; the objects are written "
                                      "without the flag"))
+    scores = sum(a.score is not None for a in anns) if "score" not in keeps else 0
+    if scores:
+        keep = [f for f in formats.FORMATS if "score" in formats.get(f).KEEPS]
+        out_findings.append(info("field-not-kept", where, "score",
+                                 f"{scores} confidence score(s): {fmt} has no place for them; the objects are "
+                                 f"written as ground truth, without the score ({', '.join(keep)} keep it)"))
     splits = Counter(s for im in ds.images for s in im.splits) if "splits" not in keeps else Counter()
     if splits:
         top = ", ".join(f"{k} {c:,}" for k, c in sorted(splits.items()))
