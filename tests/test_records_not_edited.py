@@ -3,7 +3,7 @@
 Annotation and ImageRecord are not frozen (see datatools.core.model for the measured reason), so this test holds the
 promise that ``frozen=True`` used to enforce: each operation runs on a dataset that exercises its every rewrite
 (clipping, crowd, renaming, remapping, filtering, sampling, merging, splitting, writing), and afterwards the dataset
-it was given pickles to the same bytes as before, down to the fields that equality ignores (``line``, ``extra``).
+it was given pickles to the same bytes as before, down to the fields that equality ignores (``where``, ``extra``).
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def _dataset(tag: str = "a") -> Dataset:
 
     images = (
         rec(0, [Annotation("cat", (10.0, 10.0, 50.0, 40.0), difficult=True, attributes=(("pose", "Left"),)),
-                Annotation("cat", (-5.0, 5.0, 120.0, 60.0), truncated=True, line=3),  # clipped
+                Annotation("cat", (-5.0, 5.0, 120.0, 60.0), truncated=True, where="line 3"),  # clipped
                 Annotation("Cat ", (5.0, 5.0, 20.0, 20.0)),  # a case variant: unknown, or renamed by normalize
                 Annotation("dog", (20.0, 20.0, 100.0000001, 80.0), extra=(("area", 5.0),))]),  # float noise at an edge
         rec(1, [Annotation("dog", (1.0, 1.0, 3.0, 3.0), iscrowd=True),  # small: filtered by size
@@ -77,8 +77,8 @@ def test_no_operation_edits_its_input(tmp_path):
 
 def test_records_are_values():
     a = Annotation("cat", (1.0, 2.0, 3.0, 4.0), attributes=(("pose", "Left"),))
-    same = Annotation("cat", (1.0, 2.0, 3.0, 4.0), attributes=(("pose", "Left"),), line=7, extra=(("area", 4.0),))
-    assert a == same and hash(a) == hash(same) and len({a, same}) == 1  # line and extra are not part of the value
+    same = Annotation("cat", (1.0, 2.0, 3.0, 4.0), attributes=(("pose", "Left"),), where="line 7", extra=(("area", 4.0),))
+    assert a == same and hash(a) == hash(same) and len({a, same}) == 1  # where and extra are not part of the value
     r = ImageRecord("x", "x.jpg", 10, 10, (a,))
     assert hash(r) == hash(ImageRecord("x", "x.jpg", 10, 10, (same,)))
     assert pickle.loads(pickle.dumps(same)).extra == (("area", 4.0),)

@@ -64,9 +64,11 @@ class Annotation:
     iscrowd: bool = False
     score: float | None = None
     attributes: tuple[tuple[str, str], ...] = ()
-    # 1-based line of the object's row in a line-based source (YOLO labels), so findings can name it; 0 elsewhere.
-    # Not part of equality: the same object read from VOC and from YOLO is the same object.
-    line: int = field(default=0, compare=False, repr=False)
+    # Where the object is in its source file, as its reader names it in its own findings (``object[2]`` of a VOC XML,
+    # ``line 3`` of a YOLO or Open Images file, ``annotations[5]`` of a COCO file, ``shapes[1]``, ...), so that a
+    # later finding about it (a box clipped or dropped) names the same place; "" for an object made in code. Not part
+    # of equality: the same object read from VOC and from YOLO is the same object.
+    where: str = field(default="", compare=False, repr=False)
     # Fields of the source format that the model does not hold (COCO ``segmentation``, ``area``, custom keys), as
     # (key, JSON value) pairs, written back by the same format's writer. Not part of equality either.
     extra: tuple[tuple[str, object], ...] = field(default=(), compare=False, repr=False)
@@ -79,7 +81,7 @@ class Annotation:
         # Records travel from reader processes to the driver by the ten thousand: rebuilding one from a tuple of
         # its fields pickles about twice as fast as the default state dict of a frozen slotted dataclass.
         return (Annotation, (self.label, self.box, self.difficult, self.truncated, self.occluded, self.iscrowd,
-                             self.score, self.attributes, self.line, self.extra))
+                             self.score, self.attributes, self.where, self.extra))
 
 
 @dataclass(slots=True, unsafe_hash=True)

@@ -230,7 +230,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
                 cat_name[a["category_id"]], box, difficult=bool(attrs.get("difficult", False)),
                 truncated=bool(attrs.get("truncated", False)), occluded=bool(attrs.get("occluded", False)),
                 iscrowd=bool(a.get("iscrowd", 0)) and not attrs.get("difficult", False), score=score, attributes=plain,
-                extra=kept))
+                where=where, extra=kept))
         for iid, anns in anns_by_img.items():
             rec = records[iid]
             records[iid] = rec.with_annotations(rec.annotations + tuple(anns))

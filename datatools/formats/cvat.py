@@ -312,7 +312,7 @@ def parse_cvat(data: bytes, *, path: str) -> tuple[list[ImageRecord], list[str],
             occluded = read_flag(shape.get("occluded"), path, f"{swhere}/@occluded", iid, findings)
             anns.append(Annotation(label, box, difficult=flags.get("difficult", False),
                                    truncated=flags.get("truncated", False), occluded=occluded,
-                                   iscrowd=flags.get("iscrowd", False), attributes=attrs))
+                                   iscrowd=flags.get("iscrowd", False), attributes=attrs, where=swhere))
         for tag, n in sorted(to_box.items()):
             if tag == "polygon":
                 findings.append(info("polygon-to-box", path, where, f"{n} polygon(s) read as their bounding box",

@@ -167,7 +167,7 @@ def parse_shapes(shapes, *, path: str, image_id: str) -> tuple[list[Annotation],
         box = _shape_box(kind, xs, ys)  # type: ignore[arg-type]
         anns.append(Annotation(label.strip(), box, difficult=bool(flags.get("difficult")),  # type: ignore[arg-type]
                                truncated=bool(flags.get("truncated")), occluded=bool(flags.get("occluded")),
-                               attributes=tuple(attrs)))
+                               attributes=tuple(attrs), where=where))
     if polygons:
         findings.append(info("polygon-to-box", path, "shapes", f"{polygons} polygon shape(s) read as their bounding "
                              "box", image_id=image_id))

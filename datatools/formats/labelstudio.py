@@ -158,12 +158,12 @@ def _shape_of(kind, value: dict) -> str | None:
 
 
 def parse_result(result, *, path: str, where: str, image_id: str, at: Sequence[str] | None = None
-                 ) -> tuple[list[tuple[str, tuple, float]], list[Finding], tuple[int | None, int | None], int]:
+                 ) -> tuple[list[tuple[str, tuple, float, str]], list[Finding], tuple[int | None, int | None], int]:
     """One annotation's regions: ``(pending, findings, (original_width, original_height), regions met)``. A pending
-    region is ``(label, ("box", x, y, w, h) | ("poly", points), rotation)`` in percent: pixels need the image size,
+    region is ``(label, ("box", x, y, w, h) | ("poly", points), rotation, its field)`` in percent: pixels need the image size,
     which the image header may still change (:func:`to_pixels`). ``where`` is the result list's field
     (``[3]/annotations[0]/result``); ``at`` each region's field where that is not ``where[k]`` (JSON-MIN)."""
-    pending: list[tuple[str, tuple, float]] = []
+    pending: list[tuple[str, tuple, float, str]] = []
     findings: list[Finding] = []
     size: tuple[int | None, int | None] = (None, None)
     unsupported: Counter = Counter()
@@ -216,8 +216,8 @@ def parse_result(result, *, path: str, where: str, image_id: str, at: Sequence[s
         if rotation % 360:
             findings.append(warn("rotated-box", path, f"{here}/value/rotation", f"rotated by {rotation:g} degrees; "
                                  "its axis-aligned envelope is used", image_id=image_id))
-        pending.append((labels[0].strip(), geom, rotation % 360))
-    polygons = sum(1 for _, g, _ in pending if g[0] == "poly")
+        pending.append((labels[0].strip(), geom, rotation % 360, here))
+    polygons = sum(1 for _, g, _, _ in pending if g[0] == "poly")
     if polygons:
         findings.append(info("polygon-to-box", path, where, f"{polygons} polygon region(s) read as their "
                              "bounding box", image_id=image_id))
@@ -367,7 +367,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
                                 image_id=rec.image_id, objects=len(regions), image_dropped=True))
             continue
         w, h = int(rec.width or 0), int(rec.height or 0)
-        anns = [Annotation(lab, to_pixels(g, rot, w, h)) for lab, g, rot in regions]
+        anns = [Annotation(lab, to_pixels(g, rot, w, h), where=here) for lab, g, rot, here in regions]
         kept.append(rec.with_annotations(anns))
     if progress:
         progress(len(exports))

@@ -372,8 +372,8 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
             size = (h.width, h.height)
         w, h_ = size
         anns = tuple(Annotation(label, (x1 * w, y1 * h_, x2 * w, y2 * h_), truncated=fl[1], occluded=fl[0],
-                                iscrowd=fl[2], attributes=attrs)
-                     for label, x1, x2, y1, y2, fl, attrs, _ in rows)
+                                iscrowd=fl[2], attributes=attrs, where=f"line {line}")
+                     for label, x1, x2, y1, y2, fl, attrs, line in rows)
         key = iid if iid not in records else f"{split}/{iid}"
         records[key] = ImageRecord(image_id=key, file_name=os.path.basename(image_path or f"{iid}.jpg"), width=w,
                                    height=h_, annotations=anns, image_path=image_path, source=path,

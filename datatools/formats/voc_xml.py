@@ -26,6 +26,9 @@ _COORDS = ("xmin", "ymin", "xmax", "ymax")
 _COORD_INDEX = {t: i for i, t in enumerate(_COORDS)}
 _PLAIN = {None: False, "0": False, "1": True}
 
+# Annotation.where of the first objects: shared strings, which pickle sends once per chunk.
+_OBJECT_AT = tuple(f"object[{k}]" for k in range(256))
+
 # One file to read: (path, image_id, split lists it is in).
 XmlFile = tuple[str, str, tuple[str, ...]]
 
@@ -201,7 +204,7 @@ def _read_object(obj, k: int, *, path: str, image_id: str, convention: PixelConv
     if len(attrs) > 1:
         attrs.sort()
     return Annotation(name, voc_to_xyxy(x1, y1, x2, y2, convention), difficult, truncated, occluded, False, None,
-                      tuple(attrs)), parts
+                      tuple(attrs), _OBJECT_AT[k] if k < len(_OBJECT_AT) else f"object[{k}]"), parts
 
 
 # Annotation files over this size are refused unread: a 38 MiB VOC file took 4.2 s and 826 MiB per worker, and a real

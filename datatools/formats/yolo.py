@@ -103,7 +103,7 @@ def parse_label_text(text: str, *, path: str, image_id: str, names: Sequence[str
             boxes += n == 5
             if n == 6:
                 score = vals[5]
-        anns.append(Annotation(names[int(cid)], box, score=score, line=lineno))
+        anns.append(Annotation(names[int(cid)], box, score=score, where=f"line {lineno}"))
     if polygons:
         findings.append(info("polygon-to-box", path, "segments", f"{polygons} polygon row(s) read as their bounding box",
                              image_id=image_id))

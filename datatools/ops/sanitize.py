@@ -43,11 +43,11 @@ BOX_MESSAGES = {
 
 
 def object_field(a: Annotation, k: int, part: str = "") -> str:
-    """Where object ``k`` of a record is in its source file, for a finding: ``line 3`` for a row of a line-based
-    file (YOLO labels, whose objects carry their line), else ``object[k]/part`` (the k-th object, e.g. of a VOC XML)."""
-    if a.line:
-        return f"line {a.line}"
-    return f"object[{k}]/{part}" if part else f"object[{k}]"
+    """Where object ``k`` of a record is in its source file, for a finding: the place its reader gave it
+    (``Annotation.where``: ``line 3``, ``annotations[5]``, ...), with the VOC tag ``part`` concerned
+    (``object[2]/bndbox``) for a VOC object; ``object[k]/part`` for an object made in code."""
+    where = a.where or f"object[{k}]"
+    return f"{where}/{part}" if part and where.startswith("object[") else where
 
 
 def normalize_name(name: str) -> str:
