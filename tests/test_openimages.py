@@ -124,6 +124,20 @@ def test_write_then_read_gives_the_same_boxes_and_ids(oi, tmp_path):
         [(a.iscrowd, a.occluded, a.attrs) for im in ds.images for a in im.annotations]
 
 
+def test_written_without_images_the_sizes_come_back_from_images_meta(oi, tmp_path):
+    """Under --images-mode none no image is placed: images.meta (as CVAT and datumaro write it) keeps every size, so
+    the annotations read back whole instead of every image being dropped for an unknown size."""
+    ds = openimages.read(oi)
+    openimages.write(ds, tmp_path / "out", images_mode="none")
+    meta = (tmp_path / "out" / "annotations" / "images.meta").read_text().splitlines()
+    assert meta[0].startswith("#") and len(meta) == 1 + len(ds.images)
+    back = openimages.read(tmp_path / "out")
+    assert not [f for f in back.findings if f.image_dropped or f.objects]
+    assert {im.image_id: (im.width, im.height) for im in back.images} == \
+        {im.image_id: (im.width, im.height) for im in ds.images}
+    assert boxes(back) == boxes(ds)
+
+
 def test_round_trip_through_coco_box_for_box(oi, tmp_path):
     s = datatools.convert("openimages", oi, "coco", tmp_path / "coco")
     assert s.objects_read == 4 and s.objects_written == 3

@@ -99,7 +99,7 @@ def test_layouts_follow_how_each_format_carries_splits(tmp_path):
     out = tmp_path / "oi"
     assert run("split", make_source("openimages", tmp_path), out, "--val", "0.3").exit_code == 0
     assert sorted(p.name for p in (out / "annotations").iterdir()) == [
-        "class-descriptions.csv", "train-annotations-bbox.csv", "train-images-with-rotation.csv",
+        "class-descriptions.csv", "images.meta", "train-annotations-bbox.csv", "train-images-with-rotation.csv",
         "val-annotations-bbox.csv", "val-images-with-rotation.csv"]
     assert sorted(p.name for p in (out / "images").iterdir()) == ["train", "val"]
     # The image lists name every image of their part, those without boxes too (the box CSVs cannot).

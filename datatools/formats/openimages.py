@@ -25,6 +25,7 @@ import csv
 import io
 import os
 import re
+import shlex
 from pathlib import Path
 from typing import Sequence
 
@@ -188,8 +189,6 @@ def read_image_meta(path: str, findings: list[Finding]) -> dict[str, tuple[int, 
     shell quoting), which CVAT's and datumaro's Open Images exports put beside the box CSV; {} when there is none. It
     gives the size of an image that is not there (an annotations-only export). A bad line is a ``bad-size``
     warning."""
-    import shlex
-
     files = files_for(path)
     if not files.isfile(path):
         return {}
@@ -396,7 +395,8 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
           **_ignored) -> WriteResult:
     """Write ``OUT/annotations/<split>-annotations-bbox.csv``, ``<split>-images-with-rotation.csv`` and
     ``class-descriptions.csv`` (a class's Open Images id when the dataset was read from Open Images, else its name, as
-    its own id) and ``OUT/images/<split>/`` with the images renamed ``<id>.<ext>``. The image list names every image
+    its own id), ``images.meta`` (every image's size, as CVAT and datumaro write it: the annotations read back
+    with their sizes where the images are not there, under ``--images-mode none``) and ``OUT/images/<split>/`` with the images renamed ``<id>.<ext>``. The image list names every image
     of the split (the box CSV only those with boxes), so an image without boxes is read back. It is named
     ``<split>-images-with-rotation.csv`` for every split, train too: it lists all images, so the train download's
     ``-boxable-`` name would be untrue, and datumaro reads ``*-images-with-rotation.csv``. Its other columns are
@@ -410,6 +410,7 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
     classes = all_classes(ds.classes, ds.images)
     by_split: dict[str, list[str]] = {}
     listed: dict[str, list[str]] = {}
+    sizes: list[str] = []
     pictures: list[tuple[str, str]] = []
 
     def num(v: float) -> str:
@@ -425,6 +426,7 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
         iid = rec.image_id.replace("/", "_")
         lines = by_split.setdefault(split, [])
         listed.setdefault(split, []).append(",".join([_csv(iid), _csv(split)] + [""] * (len(LIST_COLUMNS) - 2)))
+        sizes.append(f"{shlex.quote(iid)} {rec.height} {rec.width}\n")
         for a in rec.annotations:
             x1, y1, x2, y2 = a.box
             attrs = a.attrs
@@ -450,6 +452,7 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
     items += [(f"{s}-images-with-rotation.csv", ",".join(LIST_COLUMNS) + "\n" + "".join(r + "\n" for r in rows))
               for s, rows in sorted(listed.items())]
     items.append(("class-descriptions.csv", "".join(f"{_csv(ids.get(c, c))},{_csv(c)}\n" for c in classes)))
+    items.append((IMAGE_META, "# <image id> <height> <width>\n" + "".join(sizes)))
     with staged_dir(out / "annotations") as stage:
         write_files([(os.path.join(stage, r), t) for r, t in items])
     if pictures:
