@@ -107,6 +107,13 @@ class ImageRecord:
     extra: tuple[tuple[str, object], ...] = field(default=(), compare=False, repr=False)
 
     @property
+    def source_key(self) -> tuple[str, str]:
+        """``(file, key)`` of a record read from a file of many images, whose ``source`` is ``file#key`` (COCO: the
+        image's ``id`` as written there; Label Studio: the task's ``id``); ``("", "")`` for any other record."""
+        path, _, key = self.source.rpartition("#")
+        return (path, key) if path else ("", "")
+
+    @property
     def has_size(self) -> bool:
         return bool(self.width) and bool(self.height) and self.width > 0 and self.height > 0  # type: ignore[operator]
 

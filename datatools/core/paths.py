@@ -64,7 +64,7 @@ def dataset_inputs(ds) -> list[str]:
         if im.image_path:
             found.add(os.path.dirname(im.image_path))
         if im.source:
-            found.add(os.path.dirname(im.source.rpartition("#")[0] or im.source))
+            found.add(os.path.dirname(im.source_key[0] or im.source))
     return sorted(p for p in found if p)
 
 

@@ -59,7 +59,7 @@ def source_ids(records: Sequence[ImageRecord], format: str | None) -> dict[str, 
     back to the position, as pycocotools needs integers."""
     out: dict[str, int] = {}
     for k, rec in enumerate(records, 1):
-        raw = rec.source.rpartition("#")[2] if format == "coco" and rec.source else ""
+        raw = rec.source_key[1] if format == "coco" else ""
         try:
             out[rec.image_id] = int(raw)
         except ValueError:

@@ -119,7 +119,7 @@ def dataset_keys(ds: Dataset, *, categories: Sequence[dict] | None = None) -> Da
     by_id: dict[str, int | None] = {}
     jpaths: dict[str, None] = {}
     for i, rec in enumerate(images):
-        jpath, _, raw = rec.source.rpartition("#")
+        jpath, raw = rec.source_key
         if not jpath:
             continue
         jpaths.setdefault(jpath, None)
@@ -277,7 +277,7 @@ def load_ground_truth(src: str | os.PathLike, *, format: str | None = None, spli
         coco, id_map, cat_map, fnd = sanitize_coco(raw, path=str(jpath))
         keys = dataset_keys(ds, categories=[c for c in raw.get("categories") or [] if isinstance(c, dict)])
         recs = keys.images
-        image_ids = [id_map[r.source.rpartition("#")[2]] for r in recs]
+        image_ids = [id_map[r.source_key[1]] for r in recs]
         by_id = dict(keys.by_id)
         by_id.update({str(new): by_id[old] for old, new in id_map.items() if old in by_id and str(new) not in by_id})
         # predictions may use the ids pycocotools sees (mapped from string ids); the file's own ids win a clash

@@ -13,8 +13,8 @@ from datatools.core.model import ImageRecord
 
 
 def coco_source(rec: ImageRecord) -> tuple[str, str]:
-    """``(JSON file, image id as written there)`` of a record read from COCO (its ``source`` is ``path#id``)."""
-    path, _, raw_id = rec.source.rpartition("#")
+    """``(JSON file, image id as written there)`` of a record read from COCO (``ImageRecord.source_key``)."""
+    path, raw_id = rec.source_key
     if not path:
         raise UsageError(f"{rec.image_id}: the record does not come from a COCO file")
     return path, raw_id
