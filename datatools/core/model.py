@@ -6,8 +6,8 @@ place (tests/test_records_not_edited.py runs every operation and checks its inpu
 
 :class:`Annotation` and :class:`ImageRecord` are slotted dataclasses without ``frozen=True``: a frozen dataclass's
 ``__init__`` sets each field through ``object.__setattr__`` and took 1.2 us against 0.26 us, paid for every object
-read, again when a worker's records reach the driver, and again by each ``replace``. On 17,125 VOC files that made
-``voc2yolo`` 2.04x instead of 1.87x its floor (benchmarks/RESULTS.md). They hash by value (``unsafe_hash``) as they
+read, again when a worker's records reach the driver, and again by each ``replace``. On 17,125 VOC files that cost
+``voc2yolo`` about 0.1 of its ratio to the floor (benchmarks/RESULTS.md). They hash by value (``unsafe_hash``) as they
 did when frozen; everything else stays frozen.
 """
 from __future__ import annotations
