@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+import datatools.formats
 from datatools.cli import cli
 from tests.conftest import ROOT, SAMPLE, make_jpeg, make_voc_root, voc_xml
 
@@ -373,3 +374,23 @@ def test_a_vocdevkit_year_behind_a_url_reads_like_local(tmp_path):
     url = to_memory(local)
     a, b = voc.read(local), voc.read(url)
     assert [r.image_id for r in a.images] == [r.image_id for r in b.images] == ["a"]
+
+
+@pytest.mark.parametrize("images_folder", ["images", "JPEGImages"])
+def test_annotations_beside_images_layout_is_read_locally_and_behind_a_url_alike(tmp_path, images_folder):
+    """The layout of many Kaggle and exported VOC sets (raccoon, face-mask, road-sign): XML files in annotations/
+    beside images/. It is detected as VOC and each annotation finds its image, on a path and behind a URL alike."""
+    root = tmp_path / "kaggle"
+    for k in range(3):
+        make_jpeg(root / images_folder / f"img{k}.png", 60, 40)
+        (root / "annotations").mkdir(parents=True, exist_ok=True)
+        (root / "annotations" / f"img{k}.xml").write_text(
+            voc_xml(f"img{k}.png", (60, 40), [{"name": "mask", "box": (5, 5, 30, 30)}]))
+    url = to_memory(root)
+    for src in (root, url):
+        assert datatools.formats.detect(str(src)) == "voc"
+    r1, r2 = invoke("check", root, "--json"), invoke("check", url, "--json")
+    assert r1.exit_code == r2.exit_code == 0, r1.output
+    a = norm(r1.stdout, str(root))
+    assert a == norm(r2.stdout, url)
+    assert a["images"] == 3 and not [f for f in a["findings"] if f["code"].startswith("missing")], a["findings"]

@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import pytest
+from click.testing import CliRunner
 
 import datatools
 from datatools import formats
+from datatools.cli import cli
 from datatools.core.errors import NoInputError
 
 pytestmark = pytest.mark.realworld
@@ -40,6 +43,16 @@ def test_raccoon_yolo_has_every_box(realworld, tmp_path):
     root = realworld / "raccoon"
     s = datatools.convert("voc", root / "annotations", "yolo", tmp_path / "y", images=root / "images")
     assert s.balanced and s.objects_written == 217 and s.errors == {}
+    assert len(list((tmp_path / "y/images/all").iterdir())) == 200
+
+
+def test_raccoon_as_downloaded_needs_no_options(realworld, tmp_path):
+    """datitran/raccoon_dataset keeps its XMLs in annotations/ beside images/: the root is all a user gives."""
+    root = realworld / "raccoon"
+    r = CliRunner().invoke(cli, ["voc2yolo", str(root), str(tmp_path / "y"), "--json"])
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.output)
+    assert s["images"]["written"] == 200 and s["objects"]["written"] == 217 and s["errors"] == {}, s["errors"]
     assert len(list((tmp_path / "y/images/all").iterdir())) == 200
 
 

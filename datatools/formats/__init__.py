@@ -24,7 +24,7 @@ def get(name: str) -> ModuleType:
 def detect(path) -> str:
     """Guess the format of a dataset path or fsspec URL: ``coco`` for a .json file or a folder with
     annotations/*.json, ``yolo`` for a data.yaml or a folder with images/ and labels/, ``voc`` for a folder with
-    Annotations/ or XML files (or a VOCdevkit root, which the VOC reader then refuses by name); last, ``labelme`` for
+    Annotations/, annotations/*.xml or XML files (or a VOCdevkit root, which the VOC reader then refuses by name); last, ``labelme`` for
     LabelMe JSON one or two folders down (:func:`nested_labelme`). Local paths and URLs
     follow the same rules (:func:`datatools.core.fs.files_for`).
 
@@ -73,6 +73,8 @@ def detect(path) -> str:
             return "openimages"
         if files.isdir(ann) and has_files(ann, ".json"):
             return sniff_json(files.join(ann, next(n for n in files.listdir(ann)[1] if n.lower().endswith(".json"))))
+        if files.isdir(ann) and has_files(ann, ".xml"):  # annotations/ beside images/: see voc.plain_layout
+            return "voc"
         if has_files(src, ".json"):  # LabelMe's one .json per image, or Label Studio exports
             return sniff_json(files.join(src, next(n for n in files.listdir(src)[1] if n.lower().endswith(".json"))))
         if has_files(src, ".xml"):

@@ -84,8 +84,25 @@ def refuse_devkit_root(src: str) -> None:
         raise UsageError(f"{src} holds {', '.join(years)}: point SRC at one of them")
 
 
+def plain_layout(src: str) -> tuple[str, str] | None:
+    """``(annotation folder, image folder)`` of the layout many VOC exports and Kaggle sets use instead of the
+    devkit's: XML files in ``annotations/`` beside ``images/`` (raccoon, face-mask, road-sign and licence-plate sets),
+    or None when ``src`` has no ``annotations/`` folder with XML files. The images are in ``images/``, else in
+    ``JPEGImages/`` (``images/``, reported missing, when neither is there)."""
+    files = files_for(src)
+    ann = files.join(src, "annotations")
+    if not files.isdir(ann) or not any(n.lower().endswith(".xml") for n in files.listdir(ann)[1]):
+        return None
+    for name in ("images", "JPEGImages"):
+        if files.isdir(files.join(src, name)):
+            return ann, files.join(src, name)
+    return ann, files.join(src, "images")
+
+
 class Layout:
-    """Where the annotations, images and split lists of a VOC source are."""
+    """Where the annotations, images and split lists of a VOC source are: a devkit root (``Annotations/``,
+    ``JPEGImages/``, ``ImageSets/Main/``), the ``annotations/`` + ``images/`` layout (:func:`plain_layout`), or a
+    folder of XML files with its images beside them."""
 
     def __init__(self, src: str | os.PathLike, images: str | os.PathLike | None = None) -> None:
         self.url = is_url(os.fspath(src))
@@ -97,9 +114,13 @@ class Layout:
             raise UsageError(f"{src}: no such file or directory")
         if self.src.is_file():
             raise UsageError(f"{src}: expected a VOC root (with Annotations/) or a folder of XML files")
+        plain = plain_layout(str(self.src))
         if (self.src / "Annotations").is_dir():
             self.ann_dir = self.src / "Annotations"
             self.image_dir = Path(images) if images else self.src / "JPEGImages"
+            self.sets_dir = self.src / "ImageSets" / "Main"
+        elif plain:
+            self.ann_dir, self.image_dir = Path(plain[0]), Path(images) if images else Path(plain[1])
             self.sets_dir = self.src / "ImageSets" / "Main"
         else:
             refuse_devkit_root(str(self.src))
@@ -116,9 +137,13 @@ class Layout:
         if fs.isfile(src):
             raise UsageError(f"{src}: expected a VOC root (with Annotations/) or a folder of XML files")
         image_dir = os.fspath(images) if images else None
+        plain = plain_layout(src)
         if fs.isdir(fs.join(src, "Annotations")):
             self.ann_dir = fs.join(src, "Annotations")  # type: ignore[assignment]
             self.image_dir = image_dir or fs.join(src, "JPEGImages")  # type: ignore[assignment]
+            self.sets_dir = fs.join(src, "ImageSets", "Main")  # type: ignore[assignment]
+        elif plain:
+            self.ann_dir, self.image_dir = plain[0], image_dir or plain[1]  # type: ignore[assignment]
             self.sets_dir = fs.join(src, "ImageSets", "Main")  # type: ignore[assignment]
         else:
             refuse_devkit_root(src)
