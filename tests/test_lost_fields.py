@@ -139,3 +139,26 @@ def test_yolo_does_not_warn_when_data_yaml_names_every_image(tmp_path, sets):
     s = datatools.convert("voc", src, "yolo", tmp_path / "y")
     assert "split-not-in-yaml" not in s.warnings
     assert len(formats.get("yolo").read(tmp_path / "y").images) == 2
+
+
+@pytest.mark.parametrize("train, val", [("train2017", "val2017"), ("train", "validation"), ("train", "valid")])
+def test_data_yaml_validates_on_the_validation_split_whatever_its_name(tmp_path, train, val):
+    """COCO 2017 (instances_train2017/val2017.json), Open Images (validation) and Roboflow (valid) name their
+    validation split otherwise: data.yaml's val must still be that split, never the training images."""
+    root = tmp_path / "coco"
+    for split, n in ((train, 2), (val, 1)):
+        names = [f"{split}_{k}.jpg" for k in range(n)]
+        for name in names:
+            make_jpeg(root / "images" / split / name, 60, 40)
+        doc = {"images": [{"id": k + 1, "file_name": name, "width": 60, "height": 40} for k, name in enumerate(names)],
+               "annotations": [{"id": k + 1, "image_id": k + 1, "category_id": 1, "bbox": [2, 2, 20, 20], "area": 400,
+                                "iscrowd": 0} for k in range(n)], "categories": [{"id": 1, "name": "cat"}]}
+        (root / "annotations").mkdir(exist_ok=True)
+        (root / "annotations" / f"instances_{split}.json").write_text(json.dumps(doc))
+    s = datatools.convert("coco", root, "yolo", tmp_path / "y", images_mode="copy")
+    assert "split-not-in-yaml" not in s.warnings and s.errors == {}, s.findings
+    text = (tmp_path / "y" / "data.yaml").read_text()
+    assert f'train: "images/{train}"' in text and f'val: "images/{val}"' in text and "also written" not in text
+    back = formats.get("yolo").read(tmp_path / "y")  # as ultralytics reads it: by the data.yaml keys
+    assert {im.image_id.rsplit("/", 1)[-1]: im.splits for im in back.images} == \
+        {f"{train}_0": ("train",), f"{train}_1": ("train",), f"{val}_0": ("val",)}

@@ -23,7 +23,8 @@ from datatools.core.paths import safe_relpath
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, all_classes
 from datatools.formats.common import DEFAULT_SPLIT, WriteResult, err, info, read_headers, warn
 # The layout (data.yaml, split folders) lives in yolo_layout; discover and data_yaml are re-exported for callers.
-from datatools.formats.yolo_layout import data_yaml, discover, placeholder_names  # noqa: F401
+from datatools.formats.yolo_layout import (SPLIT_KEYS, data_yaml, discover, placeholder_names,  # noqa: F401
+                                           split_role, yaml_splits)
 
 NAME = "yolo"
 # What write() replaces whole in OUT (see core.paths.refuse_replacing_inputs); the image folder only when it
@@ -312,7 +313,7 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
         rels.append(mine)
         result.objects_written += len(rec.annotations)
         result.images_written += 1
-    splits = sorted(splits_seen, key=lambda s: (("train", "val", "test").index(s) if s in ("train", "val", "test") else 3, s))
+    splits = sorted(splits_seen, key=lambda s: (SPLIT_KEYS.index(split_role(s)) if split_role(s) else 3, s))
     if images_mode is not ImagesMode.NONE:
         _refuse_splits_without_images(ds, splits, {r.partition("/")[0] for _, r in pictures}, out)
     result.findings.extend(_splits_not_in_yaml(ds, splits, out))
@@ -360,7 +361,7 @@ def _splits_not_in_yaml(ds: Dataset, splits: Sequence[str], out: Path) -> list[F
     (the split-less ones of a merge, written to ``images/all``, or a split of another name) are in OUT but neither
     trained nor validated on, and reading OUT back skips them too. One warning says how many and what to do; they
     are not moved into train, where they might be another set's validation images."""
-    named = {s for s in splits if s in ("train", "val", "test")} or set(splits[:1])
+    named = set(yaml_splits(splits).values())
     left = [r for r in ds.images
             if not {safe_relpath(s) for s in r.splits or (DEFAULT_SPLIT,)} & named]
     if not left:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -20,6 +21,39 @@ from datatools.core.model import Finding
 from datatools.formats.common import DEFAULT_SPLIT, info, warn
 
 SPLIT_KEYS = ("train", "val", "test")
+# A split's role by its name as datasets spell it: train2017/val2017 (COCO), valid (Roboflow), validation (Open
+# Images), trainval (VOC), test-dev.
+_ROLE = re.compile(r"^(train|training|trainval|val|valid|validation|test|testing|test-?dev)(?:[-_]?\d+)?$", re.I)
+
+
+def split_role(name: str) -> str | None:
+    """The data.yaml key (``train``, ``val`` or ``test``) that a split of this name plays, or None for another name:
+    ``train2017``, ``training`` and VOC's ``trainval`` train; ``val2017``, ``valid`` and ``validation`` validate."""
+    m = _ROLE.match(name)
+    if not m:
+        return None
+    word = m.group(1).lower()
+    return "train" if word.startswith("train") else "val" if word.startswith("val") else "test"
+
+
+def yaml_splits(splits: Sequence[str]) -> dict[str, str]:
+    """``{data.yaml key: split}`` for a dataset written with ``images/<split>`` folders (see :func:`split_role`).
+
+    train: ``train``, else another training split (``train2017``), else VOC's ``trainval``, else the first split that
+    plays no val or test role (never a test split: it would be trained on), else the first one. val: ``val``, else
+    another validation split, else the train split (ultralytics needs a val entry). test: ``test`` or another test
+    split, when there is one."""
+    def first(role: str) -> str | None:
+        named = [s for s in splits if split_role(s) == role]
+        return role if role in named else next((s for s in named if s != "trainval"), named[0] if named else None)
+
+    other = [s for s in splits if split_role(s) not in ("val", "test")]
+    train = first("train") or (other[0] if other else (splits[0] if splits else DEFAULT_SPLIT))
+    out = {"train": train, "val": first("val") or train}
+    test = first("test")
+    if test:
+        out["test"] = test
+    return out
 
 
 def _load_yaml(path: Path | str) -> dict:
@@ -228,22 +262,16 @@ def data_yaml(splits: Sequence[str], names: Sequence[str]) -> str:
     its own files after it is copied or moved (an absolute ``path`` would silently read the original)."""
     q = json.dumps  # a JSON string is a valid YAML double-quoted scalar
     lines = ["# written by datatools; the dataset root is this file's folder"]
-    # train: "train", else "trainval" (VOC's), else the first split that is not val or test (never test: it would be
-    # trained on), else the first one.
-    fits = [s for s in splits if s not in ("val", "test")]
-    train = next((s for s in ("train", "trainval") if s in splits), fits[0] if fits else
-                 (splits[0] if splits else DEFAULT_SPLIT))
-    val = "val" if "val" in splits else train
-    lines.append(f"train: {q('images/' + train)}")
-    if val == train and "val" not in splits:
+    keys = yaml_splits(splits)
+    lines.append(f"train: {q('images/' + keys['train'])}")
+    if keys["val"] == keys["train"]:
         lines.append("# no val split: val points at the training images, since ultralytics needs a val entry; "
                      "validation scores on them measure training data (datatools split --val makes a val split)")
-    lines.append(f"val: {q('images/' + val)}")
-    if "test" in splits:
-        lines.append(f"test: {q('images/test')}")
-    extra = [s for s in splits if s not in SPLIT_KEYS]
-    for s in extra:
-        if s != train:
+    lines.append(f"val: {q('images/' + keys['val'])}")
+    if "test" in keys:
+        lines.append(f"test: {q('images/' + keys['test'])}")
+    for s in splits:
+        if s not in keys.values():
             lines.append(f"# also written: images/{s}")
     lines.append(f"nc: {len(names)}")
     lines.append("names:")
