@@ -394,3 +394,15 @@ def test_annotations_beside_images_layout_is_read_locally_and_behind_a_url_alike
     a = norm(r1.stdout, str(root))
     assert a == norm(r2.stdout, url)
     assert a["images"] == 3 and not [f for f in a["findings"] if f["code"].startswith("missing")], a["findings"]
+
+
+def test_roboflow_coco_layout_behind_a_url_reads_as_locally(tmp_path):
+    from tests.test_yolo_coco_realworld import make_roboflow_coco
+
+    root = make_roboflow_coco(tmp_path / "rf")
+    url = to_memory(root)
+    assert datatools.formats.detect(url) == "coco"
+    r1, r2 = invoke("check", root, "--json"), invoke("check", url, "--json")
+    assert r1.exit_code == r2.exit_code == 0, r2.output
+    assert norm(r1.stdout, str(root)) == norm(r2.stdout, url)
+    assert norm(r1.stdout, str(root))["images"] == 6

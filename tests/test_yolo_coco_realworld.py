@@ -376,3 +376,36 @@ def test_a_repeated_coco_file_name_is_one_finding(tmp_path):
     rep = json.loads(r.output)
     assert rep["counts"] == {"duplicate-file-name": 1}, rep["findings"]
     assert rep["findings"][0]["field"] == "images[1]/file_name"
+
+
+def make_roboflow_coco(root: Path) -> Path:
+    """A COCO export as Roboflow writes it: train/, valid/ and test/, each with _annotations.coco.json beside its
+    images; category 0 is the dataset's name, the supercategory of the real classes."""
+    for split, n in (("train", 3), ("valid", 2), ("test", 1)):
+        names = [f"{split}_{k}.rf.0a1b2c.jpg" for k in range(n)]
+        for name in names:
+            make_jpeg(root / split / name, 64, 48)
+        doc = {"info": {"description": "Exported from roboflow.com"}, "licenses": [{"id": 1, "name": "CC BY 4.0"}],
+               "categories": [{"id": 0, "name": "pets", "supercategory": "none"},
+                              {"id": 1, "name": "cat", "supercategory": "pets"},
+                              {"id": 2, "name": "dog", "supercategory": "pets"}],
+               "images": [{"id": k, "license": 1, "file_name": name, "height": 48, "width": 64,
+                           "date_captured": "2024-01-01T00:00:00+00:00"} for k, name in enumerate(names)],
+               "annotations": [{"id": k, "image_id": k, "category_id": 1 + k % 2, "bbox": [4, 5, 20, 12], "area": 240,
+                                "segmentation": [], "iscrowd": 0} for k in range(n)]}
+        (root / split / "_annotations.coco.json").write_text(json.dumps(doc))
+    return root
+
+
+def test_roboflow_coco_export_is_read_from_its_root(tmp_path):
+    root = make_roboflow_coco(tmp_path / "rf")
+    assert formats.detect(str(root)) == "coco"
+    ds = formats.get("coco").read(root)
+    assert sorted(ds.splits) == ["test", "train", "valid"] and len(ds.images) == 6
+    assert all(im.image_path and Path(im.image_path).parent.name == im.splits[0] for im in ds.images)
+    r = CliRunner().invoke(cli, ["convert", str(root), str(tmp_path / "y"), "--to", "yolo", "--json"])
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.output)
+    assert s["images"]["written"] == 6 and s["errors"] == {} and "split-not-in-yaml" not in s["warnings"]
+    data = yaml.safe_load((tmp_path / "y" / "data.yaml").read_text())
+    assert (data["train"], data["val"], data["test"]) == ("images/train", "images/valid", "images/test")

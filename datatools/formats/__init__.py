@@ -24,7 +24,7 @@ def get(name: str) -> ModuleType:
 def detect(path) -> str:
     """Guess the format of a dataset path or fsspec URL: ``coco`` for a .json file or a folder with
     annotations/*.json, ``yolo`` for a data.yaml or a folder with images/ and labels/, ``voc`` for a folder with
-    Annotations/, annotations/*.xml or XML files (or a VOCdevkit root, which the VOC reader then refuses by name); last, ``labelme`` for
+    Annotations/, annotations/*.xml or XML files, ``coco`` for split folders with one COCO JSON each (Roboflow's export) (or a VOCdevkit root, which the VOC reader then refuses by name); last, ``labelme`` for
     LabelMe JSON one or two folders down (:func:`nested_labelme`). Local paths and URLs
     follow the same rules (:func:`datatools.core.fs.files_for`).
 
@@ -79,6 +79,11 @@ def detect(path) -> str:
             return sniff_json(files.join(src, next(n for n in files.listdir(src)[1] if n.lower().endswith(".json"))))
         if has_files(src, ".xml"):
             return "voc"
+        from datatools.formats.coco import split_folders
+
+        nested = split_folders(src)  # Roboflow's COCO export: <split>/_annotations.coco.json beside the images
+        if nested and sniff_json(nested[0][1]) == "coco":
+            return "coco"
         from datatools.formats.voc import devkit_years
 
         if devkit_years(src):  # a VOCdevkit root: the VOC reader says which year to pick

@@ -41,15 +41,35 @@ _FLAGS = ("difficult", "truncated", "occluded")
 
 def _json_files(src: str) -> list[tuple[str | None, str]]:
     """``(split or None, path)`` of the COCO JSON files of ``src``: the file itself, or ``annotations/*.json`` (else
-    ``*.json``) of a folder, one split each. Local paths and URLs alike (:func:`datatools.core.fs.files_for`)."""
+    ``*.json``, else :func:`split_folders`) of a folder, one split each. Local paths and URLs alike
+    (:func:`datatools.core.fs.files_for`)."""
     files = files_for(src)
     if files.isfile(src):
         return [(None, src)]
     ann = files.join(src, "annotations") if files.isdir(files.join(src, "annotations")) else src
     names = [n for n in files.listdir(ann)[1] if n.endswith(".json")]
+    if not names and ann == src:
+        nested = split_folders(src)
+        if nested:
+            return nested  # type: ignore[return-value]
     if not names:
-        raise UsageError(f"{src}: no COCO JSON files found (expected a .json file or annotations/*.json)")
+        raise UsageError(f"{src}: no COCO JSON files found (expected a .json file, annotations/*.json or "
+                         "<split>/_annotations.coco.json)")
     return [(_SPLIT_RE.match(n).group(1), files.join(ann, n)) for n in names]  # type: ignore[union-attr]
+
+
+def split_folders(src: str) -> list[tuple[str, str]]:
+    """``(split, path)`` of the layout Roboflow exports COCO in: a folder per split (``train/``, ``valid/``,
+    ``test/``), each with one JSON file (``_annotations.coco.json``) beside its images; the split is the folder's
+    name. A folder with no JSON file, or several, is not one of them."""
+    files = files_for(src)
+    out = []
+    for d in files.listdir(src)[0]:
+        sub = files.join(src, d)
+        jsons = [n for n in files.listdir(sub)[1] if n.lower().endswith(".json")]
+        if len(jsons) == 1:
+            out.append((d, files.join(sub, jsons[0])))
+    return out
 
 
 def _image_dir_candidates(json_path: str, split: str | None) -> list[str]:
