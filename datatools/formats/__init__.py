@@ -82,7 +82,7 @@ def detect(path) -> str:
         from datatools.formats.coco import split_folders
 
         nested = split_folders(src)  # Roboflow's COCO export: <split>/_annotations.coco.json beside the images
-        if nested and sniff_json(nested[0][1]) == "coco":
+        if nested and '"images"' in (_json_head(nested[0][1]) or "") and sniff_json(nested[0][1]) == "coco":
             return "coco"
         from datatools.formats.voc import devkit_years
 
@@ -125,12 +125,8 @@ def sniff_json(path) -> str:
     ``annotations``), ``labelme`` for an object with ``shapes`` (and ``imagePath``), else ``coco`` (a COCO results
     list of ``image_id``/``category_id``/``bbox`` too: the COCO reader names it); from the first 64 KiB only (a COCO
     file can be gigabytes)."""
-    from datatools.core import fs
-
-    try:
-        with (fs.open_binary(path) if fs.is_url(path) else open(path, "rb")) as f:
-            text = f.read(1 << 16).decode("utf-8", "ignore").lstrip("\ufeff \t\r\n")
-    except OSError:
+    text = _json_head(path)
+    if text is None:
         return "coco"  # the COCO reader says what is wrong with it
     if text.startswith("["):
         results = '"category_id"' in text and '"bbox"' in text and '"data"' not in text
@@ -141,6 +137,17 @@ def sniff_json(path) -> str:
     if '"data"' in text and '"annotations"' in text and '"images"' not in text:
         return "labelstudio"
     return "coco"
+
+
+def _json_head(path) -> str | None:
+    """The first 64 KiB of a JSON file as text, or None when it cannot be read."""
+    from datatools.core import fs
+
+    try:
+        with (fs.open_binary(path) if fs.is_url(path) else open(path, "rb")) as f:
+            return f.read(1 << 16).decode("utf-8", "ignore").lstrip("\ufeff \t\r\n")
+    except OSError:
+        return None
 
 
 def resolve(name: str | None, path) -> str:
