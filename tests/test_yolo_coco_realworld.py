@@ -409,3 +409,22 @@ def test_roboflow_coco_export_is_read_from_its_root(tmp_path):
     assert s["images"]["written"] == 6 and s["errors"] == {} and "split-not-in-yaml" not in s["warnings"]
     data = yaml.safe_load((tmp_path / "y" / "data.yaml").read_text())
     assert (data["train"], data["val"], data["test"]) == ("images/train", "images/valid", "images/test")
+    # Category 0 names the dataset: not a class, so ids match Roboflow's own YOLO export (cat 0, dog 1).
+    assert ds.classes == ("cat", "dog") and data["names"] == {0: "cat", 1: "dog"}
+    assert [f["field"] for f in s["findings"] if f["code"] == "category-is-group"] == ["categories"] * 3
+
+
+@pytest.mark.parametrize("change", ["a box of it", "another top", "other supercategory"])
+def test_a_category_without_boxes_stays_a_class_unless_it_is_exactly_the_roboflow_group(tmp_path, change):
+    root = make_roboflow_coco(tmp_path / "rf")
+    path = root / "train" / "_annotations.coco.json"
+    doc = json.loads(path.read_text())
+    if change == "a box of it":
+        doc["annotations"][0]["category_id"] = 0
+    elif change == "another top":
+        doc["categories"][2]["supercategory"] = "none"
+    else:
+        doc["categories"][2]["supercategory"] = "animal"
+    path.write_text(json.dumps(doc))
+    ds = formats.get("coco").read(path)
+    assert "pets" in ds.classes and not [f for f in ds.findings if f.code == "category-is-group"]

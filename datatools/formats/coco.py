@@ -20,7 +20,7 @@ from datatools.core.fs import files_for, read_small_file
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, all_classes
-from datatools.formats.common import DEFAULT_SPLIT, ImageIndex, WriteResult, err, fill_sizes_from_headers, warn
+from datatools.formats.common import DEFAULT_SPLIT, ImageIndex, WriteResult, err, fill_sizes_from_headers, info, warn
 
 NAME = "coco"
 # What write() replaces whole in OUT (see core.paths.refuse_replacing_inputs); the image folder only when it
@@ -168,7 +168,13 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
             cat_name[c["id"]] = name
             coco_meta["categories"].setdefault(name, dict(_extra(c, _CAT_KEYS)))
         _collect_meta(data, coco_meta)
-        names_here = list(dict.fromkeys(cat_name.values()))
+        group = _group_category(cats, data.get("annotations"))
+        if group is not None:
+            findings.append(info("category-is-group", str(jpath), "categories",
+                                 f"category {group['id']!r} {group['name']!r} has no boxes and is the supercategory of "
+                                 "every other category (Roboflow names the dataset so): a group, not a class; it is "
+                                 "left out of the class list"))
+        names_here = [n for n in dict.fromkeys(cat_name.values()) if group is None or n != group["name"]]
         if class_names is None:
             class_names = names_here
         else:
@@ -264,6 +270,22 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
                     "categories": {n: e for n, e in coco_meta["categories"].items() if e}}
     return Dataset(images=tuple(recs), classes=cls, findings=tuple(findings), objects_read=objects_read, root=str(src),
                    format=NAME, meta=meta)
+
+
+def _group_category(cats: list, annotations) -> dict | None:
+    """The category that only groups the others, as Roboflow's COCO export writes one (id 0, the dataset's name,
+    ``supercategory: "none"``, no boxes, the supercategory of every other category), or None. Nothing less exact is
+    taken for a group: a category without boxes in one split may have boxes in another."""
+    cats = [c for c in cats if isinstance(c, dict) and c.get("id") is not None and str(c.get("name", "")).strip()]
+    tops = [c for c in cats if c.get("supercategory") == "none"]
+    if len(tops) != 1 or len(cats) < 2:
+        return None
+    top = tops[0]
+    if any(c.get("supercategory") != top["name"] for c in cats if c is not top):
+        return None
+    if any(isinstance(a, dict) and a.get("category_id") == top["id"] for a in annotations or ()):
+        return None
+    return top
 
 
 def _extra(entry: dict, known: frozenset) -> tuple:
