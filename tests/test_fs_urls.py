@@ -406,3 +406,15 @@ def test_roboflow_coco_layout_behind_a_url_reads_as_locally(tmp_path):
     assert r1.exit_code == r2.exit_code == 0, r2.output
     assert norm(r1.stdout, str(root)) == norm(r2.stdout, url)
     assert norm(r1.stdout, str(root))["images"] == 6
+
+
+def test_labelimg_yolo_folder_behind_a_url_reads_as_locally(tmp_path):
+    from tests.test_yolo_coco_realworld import make_labelimg_yolo
+
+    root = make_labelimg_yolo(tmp_path / "li")
+    url = to_memory(root)
+    assert datatools.formats.detect(url) == "yolo"
+    r1, r2 = invoke("check", root, "--json"), invoke("check", url, "--json")
+    assert r1.exit_code == r2.exit_code == 0, r2.output
+    assert norm(r1.stdout, str(root)) == norm(r2.stdout, url)
+    assert norm(r1.stdout, str(root))["images"] == 3

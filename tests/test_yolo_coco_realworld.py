@@ -428,3 +428,32 @@ def test_a_category_without_boxes_stays_a_class_unless_it_is_exactly_the_roboflo
     path.write_text(json.dumps(doc))
     ds = formats.get("coco").read(path)
     assert "pets" in ds.classes and not [f for f in ds.findings if f.code == "category-is-group"]
+
+
+def make_labelimg_yolo(root: Path) -> Path:
+    """LabelImg's YOLO save: each a.txt beside a.jpg in one folder, with the classes.txt it writes there."""
+    for k, rows in enumerate(["0 0.5 0.5 0.25 0.25\n", "1 0.25 0.25 0.1 0.2\n0 0.7 0.7 0.2 0.2\n", ""]):
+        make_jpeg(root / f"img{k}.jpg", 80, 60)
+        (root / f"img{k}.txt").write_text(rows)
+    (root / "classes.txt").write_text("cat\ndog\n")
+    return root
+
+
+def test_labelimg_yolo_folder_is_read_with_labels_beside_images(tmp_path):
+    root = make_labelimg_yolo(tmp_path / "li")
+    (root / "stray.txt").write_text("0 0.5 0.5 0.1 0.1\n")  # a label without an image is still reported
+    assert formats.detect(str(root)) == "yolo"
+    ds = formats.get("yolo").read(root)
+    assert ds.classes == ("cat", "dog") and [im.image_id for im in ds.images] == ["img0", "img1", "img2"]
+    assert [len(im.annotations) for im in ds.images] == [1, 2, 0]
+    assert [f.code for f in ds.findings if f.code == "label-without-image"] == ["label-without-image"]
+    s = datatools.convert("yolo", root, "coco", tmp_path / "c", images_mode="none")
+    assert s.balanced and s.objects_written == 3
+
+
+def test_classes_txt_alone_is_not_a_labelimg_folder(tmp_path):
+    make_jpeg(tmp_path / "src" / "a.jpg", 8, 8)
+    (tmp_path / "src" / "classes.txt").write_text("cat\n")
+    (tmp_path / "src" / "notes.txt").write_text("no label of any image\n")
+    with pytest.raises(Exception, match="cannot tell its format|no dataset found"):
+        formats.detect(str(tmp_path / "src"))

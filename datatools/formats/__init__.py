@@ -79,6 +79,10 @@ def detect(path) -> str:
             return sniff_json(files.join(src, next(n for n in files.listdir(src)[1] if n.lower().endswith(".json"))))
         if has_files(src, ".xml"):
             return "voc"
+        from datatools.formats.yolo_layout import labels_beside_images
+
+        if labels_beside_images(src):  # LabelImg's YOLO save: a.jpg + a.txt, classes.txt
+            return "yolo"
         from datatools.formats.coco import split_folders
 
         nested = split_folders(src)  # Roboflow's COCO export: <split>/_annotations.coco.json beside the images

@@ -17,10 +17,12 @@ from datatools.core import fs
 from datatools.core.errors import UsageError
 from datatools.core.fs import files_for, read_small_file
 from datatools.core.images import list_images
+from datatools.core.paths import IMAGE_EXTENSIONS
 from datatools.core.model import Finding
 from datatools.formats.common import DEFAULT_SPLIT, info, warn
 
 SPLIT_KEYS = ("train", "val", "test")
+IMAGE_SUFFIXES = tuple({e.lower() for e in IMAGE_EXTENSIONS})
 # A split's role by its name as datasets spell it: train2017/val2017 (COCO), valid (Roboflow), validation (Open
 # Images), trainval (VOC), test-dev.
 _ROLE = re.compile(r"^(train|training|trainval|val|valid|validation|test|testing|test-?dev)(?:[-_]?\d+)?$", re.I)
@@ -172,8 +174,13 @@ def discover(src: str | os.PathLike) -> tuple[Path | str, dict[str, list[tuple[s
         root = src.rstrip("/") if files.url else str(Path(src))
         img_root = files.join(root, "images")
         if not files.isdir(img_root):
-            raise UsageError(f"{src}: expected a data.yaml or an images/ folder next to labels/")
-        subdirs, loose = files.listdir(img_root)
+            if not labels_beside_images(root):
+                raise UsageError(f"{src}: expected a data.yaml, an images/ folder next to labels/, or images with "
+                                 "their .txt labels beside them and a classes.txt (LabelImg's YOLO save)")
+            # LabelImg's layout: each label file beside its image (ultralytics' rule finds it there too)
+            img_root, subdirs, loose = root, [], []
+        else:
+            subdirs, loose = files.listdir(img_root)
         if subdirs:
             for d in subdirs:
                 splits[d] = [(_image_id(full, root), full) for full in list_images(files.join(img_root, d)).values()]
@@ -181,12 +188,24 @@ def discover(src: str | os.PathLike) -> tuple[Path | str, dict[str, list[tuple[s
                 findings.append(warn("loose-images", img_root, "images",
                                      f"{len(loose)} image(s) directly in images/ next to split folders were not read"))
         else:
-            splits[DEFAULT_SPLIT] = [(_image_id(full, root), full) for full in list_images(img_root).values()]
+            images = list_images(img_root, recursive=img_root != root).values()
+            splits[DEFAULT_SPLIT] = [(_image_id(full, root), full) for full in images]
     if not names:
         ct = files.join(root, "classes.txt")
         if files.isfile(ct):
             names = [ln.strip() for ln in files.cat(ct).decode("utf-8-sig").splitlines() if ln.strip()]
     return (root if files.url else Path(root)), splits, names, findings
+
+
+def labels_beside_images(folder: str) -> bool:
+    """Whether ``folder`` is a YOLO dataset as LabelImg saves one: a ``classes.txt`` and images with their ``.txt``
+    label files beside them (no ``images/`` and ``labels/`` folders)."""
+    files = files_for(folder)
+    if not files.isdir(folder) or not files.isfile(files.join(folder, "classes.txt")):
+        return False
+    names = files.listdir(folder)[1]
+    stems = {os.path.splitext(n)[0] for n in names if n.lower().endswith(".txt") and n != "classes.txt"}
+    return any(os.path.splitext(n)[0] in stems for n in names if n.lower().endswith(IMAGE_SUFFIXES))
 
 
 def _entry_images(files, root: str, entry, split: str, yaml_path: str, findings: list[Finding]) -> list[str]:
