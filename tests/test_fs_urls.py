@@ -376,15 +376,17 @@ def test_a_vocdevkit_year_behind_a_url_reads_like_local(tmp_path):
     assert [r.image_id for r in a.images] == [r.image_id for r in b.images] == ["a"]
 
 
-@pytest.mark.parametrize("images_folder", ["images", "JPEGImages"])
-def test_annotations_beside_images_layout_is_read_locally_and_behind_a_url_alike(tmp_path, images_folder):
+@pytest.mark.parametrize("ann_folder, images_folder", [("annotations", "images"), ("annotations", "JPEGImages"),
+                                                        ("Annotations", "images")])
+def test_annotations_beside_images_layout_is_read_locally_and_behind_a_url_alike(tmp_path, ann_folder, images_folder):
     """The layout of many Kaggle and exported VOC sets (raccoon, face-mask, road-sign): XML files in annotations/
-    beside images/. It is detected as VOC and each annotation finds its image, on a path and behind a URL alike."""
+    beside images/; and Label Studio's VOC export, Annotations/ beside images/. Each is detected as VOC and each
+    annotation finds its image, on a path and behind a URL alike."""
     root = tmp_path / "kaggle"
     for k in range(3):
         make_jpeg(root / images_folder / f"img{k}.png", 60, 40)
-        (root / "annotations").mkdir(parents=True, exist_ok=True)
-        (root / "annotations" / f"img{k}.xml").write_text(
+        (root / ann_folder).mkdir(parents=True, exist_ok=True)
+        (root / ann_folder / f"img{k}.xml").write_text(
             voc_xml(f"img{k}.png", (60, 40), [{"name": "mask", "box": (5, 5, 30, 30)}]))
     url = to_memory(root)
     for src in (root, url):

@@ -73,7 +73,7 @@ def detect(path) -> str:
             return "openimages"
         if files.isdir(ann) and has_files(ann, ".json"):
             return sniff_json(files.join(ann, next(n for n in files.listdir(ann)[1] if n.lower().endswith(".json"))))
-        if files.isdir(ann) and has_files(ann, ".xml"):  # annotations/ beside images/: see voc.plain_layout
+        if files.isdir(ann) and has_files(ann, ".xml"):  # annotations/ beside images/: see voc.voc_folders
             return "voc"
         if has_files(src, ".json"):  # LabelMe's one .json per image, or Label Studio exports
             return sniff_json(files.join(src, next(n for n in files.listdir(src)[1] if n.lower().endswith(".json"))))

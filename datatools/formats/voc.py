@@ -84,24 +84,30 @@ def refuse_devkit_root(src: str) -> None:
         raise UsageError(f"{src} holds {', '.join(years)}: point SRC at one of them")
 
 
-def plain_layout(src: str) -> tuple[str, str] | None:
-    """``(annotation folder, image folder)`` of the layout many VOC exports and Kaggle sets use instead of the
-    devkit's: XML files in ``annotations/`` beside ``images/`` (raccoon, face-mask, road-sign and licence-plate sets),
-    or None when ``src`` has no ``annotations/`` folder with XML files. The images are in ``images/``, else in
-    ``JPEGImages/`` (``images/``, reported missing, when neither is there)."""
+def voc_folders(src: str) -> tuple[str, str] | None:
+    """``(annotation folder, image folder)`` of a VOC root, or None when ``src`` has neither layout:
+
+    * the devkit's ``Annotations/`` with ``JPEGImages/`` (Label Studio's VOC export puts ``images/`` there instead);
+    * ``annotations/`` holding XML files beside ``images/``, as many Kaggle sets and exports have it (raccoon,
+      face-mask, road-sign and licence-plate sets).
+
+    The image folder is the layout's own one when it is there, else the other one, else the layout's own one
+    (reported missing)."""
     files = files_for(src)
-    ann = files.join(src, "annotations")
-    if not files.isdir(ann) or not any(n.lower().endswith(".xml") for n in files.listdir(ann)[1]):
-        return None
-    for name in ("images", "JPEGImages"):
-        if files.isdir(files.join(src, name)):
-            return ann, files.join(src, name)
-    return ann, files.join(src, "images")
+    for ann_name, images in (("Annotations", ("JPEGImages", "images")), ("annotations", ("images", "JPEGImages"))):
+        ann = files.join(src, ann_name)
+        if not files.isdir(ann):
+            continue
+        if ann_name == "annotations" and not any(n.lower().endswith(".xml") for n in files.listdir(ann)[1]):
+            continue
+        found = [files.join(src, n) for n in images if files.isdir(files.join(src, n))]
+        return ann, found[0] if found else files.join(src, images[0])
+    return None
 
 
 class Layout:
     """Where the annotations, images and split lists of a VOC source are: a devkit root (``Annotations/``,
-    ``JPEGImages/``, ``ImageSets/Main/``), the ``annotations/`` + ``images/`` layout (:func:`plain_layout`), or a
+    ``JPEGImages/``, ``ImageSets/Main/``), the ``annotations/`` + ``images/`` layout (:func:`voc_folders`), or a
     folder of XML files with its images beside them."""
 
     def __init__(self, src: str | os.PathLike, images: str | os.PathLike | None = None) -> None:
@@ -114,13 +120,9 @@ class Layout:
             raise UsageError(f"{src}: no such file or directory")
         if self.src.is_file():
             raise UsageError(f"{src}: expected a VOC root (with Annotations/) or a folder of XML files")
-        plain = plain_layout(str(self.src))
-        if (self.src / "Annotations").is_dir():
-            self.ann_dir = self.src / "Annotations"
-            self.image_dir = Path(images) if images else self.src / "JPEGImages"
-            self.sets_dir = self.src / "ImageSets" / "Main"
-        elif plain:
-            self.ann_dir, self.image_dir = Path(plain[0]), Path(images) if images else Path(plain[1])
+        folders = voc_folders(str(self.src))
+        if folders:
+            self.ann_dir, self.image_dir = Path(folders[0]), Path(images) if images else Path(folders[1])
             self.sets_dir = self.src / "ImageSets" / "Main"
         else:
             refuse_devkit_root(str(self.src))
@@ -137,13 +139,9 @@ class Layout:
         if fs.isfile(src):
             raise UsageError(f"{src}: expected a VOC root (with Annotations/) or a folder of XML files")
         image_dir = os.fspath(images) if images else None
-        plain = plain_layout(src)
-        if fs.isdir(fs.join(src, "Annotations")):
-            self.ann_dir = fs.join(src, "Annotations")  # type: ignore[assignment]
-            self.image_dir = image_dir or fs.join(src, "JPEGImages")  # type: ignore[assignment]
-            self.sets_dir = fs.join(src, "ImageSets", "Main")  # type: ignore[assignment]
-        elif plain:
-            self.ann_dir, self.image_dir = plain[0], image_dir or plain[1]  # type: ignore[assignment]
+        folders = voc_folders(src)
+        if folders:
+            self.ann_dir, self.image_dir = folders[0], image_dir or folders[1]  # type: ignore[assignment]
             self.sets_dir = fs.join(src, "ImageSets", "Main")  # type: ignore[assignment]
         else:
             refuse_devkit_root(src)
