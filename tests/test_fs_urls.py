@@ -398,25 +398,15 @@ def test_annotations_beside_images_layout_is_read_locally_and_behind_a_url_alike
     assert a["images"] == 3 and not [f for f in a["findings"] if f["code"].startswith("missing")], a["findings"]
 
 
-def test_roboflow_coco_layout_behind_a_url_reads_as_locally(tmp_path):
-    from tests.test_yolo_coco_realworld import make_roboflow_coco
+@pytest.mark.parametrize("maker, fmt, images", [("make_roboflow_coco", "coco", 6), ("make_labelimg_yolo", "yolo", 3)])
+def test_export_layouts_behind_a_url_read_as_locally(tmp_path, maker, fmt, images):
+    """Roboflow's COCO export (<split>/_annotations.coco.json) and LabelImg's YOLO save (labels beside images)."""
+    from tests import test_yolo_coco_realworld
 
-    root = make_roboflow_coco(tmp_path / "rf")
+    root = getattr(test_yolo_coco_realworld, maker)(tmp_path / "src")
     url = to_memory(root)
-    assert datatools.formats.detect(url) == "coco"
+    assert datatools.formats.detect(url) == fmt
     r1, r2 = invoke("check", root, "--json"), invoke("check", url, "--json")
     assert r1.exit_code == r2.exit_code == 0, r2.output
     assert norm(r1.stdout, str(root)) == norm(r2.stdout, url)
-    assert norm(r1.stdout, str(root))["images"] == 6
-
-
-def test_labelimg_yolo_folder_behind_a_url_reads_as_locally(tmp_path):
-    from tests.test_yolo_coco_realworld import make_labelimg_yolo
-
-    root = make_labelimg_yolo(tmp_path / "li")
-    url = to_memory(root)
-    assert datatools.formats.detect(url) == "yolo"
-    r1, r2 = invoke("check", root, "--json"), invoke("check", url, "--json")
-    assert r1.exit_code == r2.exit_code == 0, r2.output
-    assert norm(r1.stdout, str(root)) == norm(r2.stdout, url)
-    assert norm(r1.stdout, str(root))["images"] == 3
+    assert norm(r1.stdout, str(root))["images"] == images
