@@ -398,9 +398,11 @@ def test_annotations_beside_images_layout_is_read_locally_and_behind_a_url_alike
     assert a["images"] == 3 and not [f for f in a["findings"] if f["code"].startswith("missing")], a["findings"]
 
 
-@pytest.mark.parametrize("maker, fmt, images", [("make_roboflow_coco", "coco", 6), ("make_labelimg_yolo", "yolo", 3)])
+@pytest.mark.parametrize("maker, fmt, images", [("make_roboflow_coco", "coco", 6), ("make_labelimg_yolo", "yolo", 3),
+                                                ("make_darknet_yolo", "yolo", 3)])
 def test_export_layouts_behind_a_url_read_as_locally(tmp_path, maker, fmt, images):
-    """Roboflow's COCO export (<split>/_annotations.coco.json) and LabelImg's YOLO save (labels beside images)."""
+    """Roboflow's COCO export (<split>/_annotations.coco.json), LabelImg's YOLO save (labels beside images) and CVAT's
+    YOLO 1.1 (obj.names, obj_<split>_data/)."""
     from tests import test_yolo_coco_realworld
 
     root = getattr(test_yolo_coco_realworld, maker)(tmp_path / "src")

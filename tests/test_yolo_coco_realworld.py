@@ -457,3 +457,30 @@ def test_classes_txt_alone_is_not_a_labelimg_folder(tmp_path):
     (tmp_path / "src" / "notes.txt").write_text("no label of any image\n")
     with pytest.raises(Exception, match="cannot tell its format|no dataset found"):
         formats.detect(str(tmp_path / "src"))
+
+
+def make_darknet_yolo(root: Path) -> Path:
+    """CVAT's "YOLO 1.1" export with its images (Darknet): obj.data, obj.names, train.txt/valid.txt and
+    obj_<subset>_data/ holding each image with its label file."""
+    for split, frames in (("train", (0, 1)), ("valid", (2,))):  # the frames of one task: unique names
+        for k in frames:
+            make_jpeg(root / f"obj_{split}_data" / f"frame_{k:06}.jpg", 80, 60)
+            (root / f"obj_{split}_data" / f"frame_{k:06}.txt").write_text(f"{k % 2} 0.5 0.5 0.25 0.25\n")
+        (root / f"{split}.txt").write_text("".join(f"data/obj_{split}_data/frame_{k:06}.jpg\n" for k in frames))
+    (root / "obj.names").write_text("cat\ndog\n")
+    (root / "obj.data").write_text("classes = 2\nnames = data/obj.names\ntrain = data/train.txt\n"
+                                   "valid = data/valid.txt\nbackup = backup/\n")
+    return root
+
+
+def test_cvat_darknet_yolo_export_is_read_from_its_root(tmp_path):
+    root = make_darknet_yolo(tmp_path / "cvat")
+    assert formats.detect(str(root)) == "yolo"
+    ds = formats.get("yolo").read(root)
+    assert ds.classes == ("cat", "dog") and sorted(ds.splits) == ["train", "valid"]
+    assert sorted((im.image_id, im.splits, [a.label for a in im.annotations]) for im in ds.images) == [
+        ("frame_000000", ("train",), ["cat"]), ("frame_000001", ("train",), ["dog"]), ("frame_000002", ("valid",), ["cat"])]
+    s = datatools.convert("yolo", root, "yolo", tmp_path / "y", images_mode="copy")
+    assert s.balanced and s.objects_written == 3 and "split-not-in-yaml" not in s.warnings
+    data = yaml.safe_load((tmp_path / "y" / "data.yaml").read_text())
+    assert (data["train"], data["val"]) == ("images/train", "images/valid")

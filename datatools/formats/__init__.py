@@ -79,9 +79,9 @@ def detect(path) -> str:
             return sniff_json(files.join(src, next(n for n in files.listdir(src)[1] if n.lower().endswith(".json"))))
         if has_files(src, ".xml"):
             return "voc"
-        from datatools.formats.yolo_layout import labels_beside_images
+        from datatools.formats.yolo_layout import darknet_splits, labels_beside_images
 
-        if labels_beside_images(src):  # LabelImg's YOLO save: a.jpg + a.txt, classes.txt
+        if labels_beside_images(src) or darknet_splits(src):  # LabelImg's YOLO save; CVAT's YOLO 1.1 (Darknet)
             return "yolo"
         from datatools.formats.coco import split_folders
 

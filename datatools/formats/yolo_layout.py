@@ -172,29 +172,49 @@ def discover(src: str | os.PathLike) -> tuple[Path | str, dict[str, list[tuple[s
             splits = {DEFAULT_SPLIT: splits["train"]}  # our own layout for a dataset without splits
     else:
         root = src.rstrip("/") if files.url else str(Path(src))
-        img_root = files.join(root, "images")
-        if not files.isdir(img_root):
-            if not labels_beside_images(root):
-                raise UsageError(f"{src}: expected a data.yaml, an images/ folder next to labels/, or images with "
-                                 "their .txt labels beside them and a classes.txt (LabelImg's YOLO save)")
-            # LabelImg's layout: each label file beside its image (ultralytics' rule finds it there too)
-            img_root, subdirs, loose = root, [], []
-        else:
-            subdirs, loose = files.listdir(img_root)
-        if subdirs:
-            for d in subdirs:
-                splits[d] = [(_image_id(full, root), full) for full in list_images(files.join(img_root, d)).values()]
-            if loose:
-                findings.append(warn("loose-images", img_root, "images",
-                                     f"{len(loose)} image(s) directly in images/ next to split folders were not read"))
-        else:
-            images = list_images(img_root, recursive=img_root != root).values()
-            splits[DEFAULT_SPLIT] = [(_image_id(full, root), full) for full in images]
-    if not names:
-        ct = files.join(root, "classes.txt")
+        splits = _folder_splits(files, root, src, findings)
+    for ct in (files.join(root, "classes.txt"), files.join(root, "obj.names")) if not names else ():
         if files.isfile(ct):
             names = [ln.strip() for ln in files.cat(ct).decode("utf-8-sig").splitlines() if ln.strip()]
+            break
     return (root if files.url else Path(root)), splits, names, findings
+
+
+def _folder_splits(files, root: str, src: str, findings: list[Finding]) -> dict[str, list[tuple[str, str]]]:
+    """The splits of a YOLO folder without a data.yaml: CVAT's Darknet export (:func:`darknet_splits`), else
+    ``images/<split>/`` (or a flat ``images/``) beside ``labels/``, else LabelImg's labels beside their images
+    (:func:`labels_beside_images`; ultralytics' label rule finds them there too)."""
+    def images(folder: str, recursive: bool = True) -> list[tuple[str, str]]:
+        return [(_image_id(full, root), full) for full in list_images(folder, recursive=recursive).values()]
+
+    darknet = darknet_splits(root)
+    if darknet:
+        return {split: images(folder) for split, folder in darknet.items()}
+    img_root = files.join(root, "images")
+    if not files.isdir(img_root):
+        if labels_beside_images(root):
+            return {DEFAULT_SPLIT: images(root, recursive=False)}
+        raise UsageError(f"{src}: expected a data.yaml, an images/ folder next to labels/, images with their .txt "
+                         "labels beside them and a classes.txt (LabelImg), or obj.names with obj_<split>_data/ (CVAT's "
+                         "YOLO 1.1)")
+    subdirs, loose = files.listdir(img_root)
+    if not subdirs:
+        return {DEFAULT_SPLIT: images(img_root)}
+    if loose:
+        findings.append(warn("loose-images", img_root, "images",
+                             f"{len(loose)} image(s) directly in images/ next to split folders were not read"))
+    return {d: images(files.join(img_root, d)) for d in subdirs}
+
+
+def darknet_splits(folder: str) -> dict[str, str]:
+    """``{split: folder}`` of a Darknet YOLO export, as CVAT's "YOLO 1.1" writes it: ``obj.names`` (the class names)
+    beside ``obj_<split>_data/`` folders (``train``, ``valid``) that hold each image with its label file; {} for
+    any other folder."""
+    files = files_for(folder)
+    if not files.isfile(files.join(folder, "obj.names")):
+        return {}
+    found = (re.fullmatch(r"obj_(.+)_data", d) for d in files.listdir(folder)[0])
+    return {m.group(1): files.join(folder, m.group(0)) for m in found if m}
 
 
 def labels_beside_images(folder: str) -> bool:

@@ -154,9 +154,10 @@ LOOKED_FOR = {"voc": "Annotations/*.xml or *.xml",
               "cvat": "<image> entries in annotations.xml", "openimages": "rows in *-bbox.csv",
               "labelme": "LabelMe *.json (or annotations/*.json) with a 'shapes' list",
               "labelstudio": "a Label Studio JSON export (a list of tasks)"}
-ANY_FORMAT = ("a COCO *.json, annotations/*.json or <split>/_annotations.coco.json, a YOLO data.yaml, images/ beside "
-              "labels/ or *.txt beside images with a classes.txt, a VOC Annotations/, annotations/*.xml or *.xml, a "
-              "CVAT annotations.xml, Open Images *-bbox.csv, LabelMe or Label Studio *.json")
+ANY_FORMAT = ("a COCO *.json, annotations/*.json or <split>/_annotations.coco.json; a YOLO data.yaml, images/ beside "
+              "labels/, *.txt beside images with a classes.txt, or obj.names with obj_<split>_data/; a VOC "
+              "Annotations/, annotations/*.xml or *.xml; a CVAT annotations.xml; Open Images *-bbox.csv; LabelMe or "
+              "Label Studio *.json")
 
 
 def resolve_source(src: str | os.PathLike, fmt: str | None) -> str:
