@@ -484,3 +484,19 @@ def test_cvat_darknet_yolo_export_is_read_from_its_root(tmp_path):
     assert s.balanced and s.objects_written == 3 and "split-not-in-yaml" not in s.warnings
     data = yaml.safe_load((tmp_path / "y" / "data.yaml").read_text())
     assert (data["train"], data["val"]) == ("images/train", "images/valid")
+
+
+def test_yolo_images_of_one_name_in_two_splits_are_both_read(tmp_path):
+    """images/train/0001.jpg and images/val/0001.jpg are two images: both read, the later under its split."""
+    for split, box in (("train", "0 0.5 0.5 0.2 0.2\n"), ("val", "0 0.25 0.25 0.1 0.1\n")):
+        make_jpeg(tmp_path / "src" / "images" / split / "0001.jpg", 100, 100)
+        (tmp_path / "src" / "labels" / split).mkdir(parents=True)
+        (tmp_path / "src" / "labels" / split / "0001.txt").write_text(box)
+    (tmp_path / "src" / "classes.txt").write_text("cat\n")
+    ds = formats.get("yolo").read(tmp_path / "src")
+    assert sorted((im.image_id, im.splits, round(im.annotations[0].box[0])) for im in ds.images) == [
+        ("0001", ("train",), 40), ("val/0001", ("val",), 20)]
+    dup = [f for f in ds.findings if f.code == "duplicate-file-name"]
+    assert len(dup) == 1 and "kept as val/0001" in dup[0].message
+    s = datatools.convert("yolo", tmp_path / "src", "yolo", tmp_path / "out", images_mode="copy")
+    assert s.balanced and s.images_written == 2 and s.objects_written == 2

@@ -240,12 +240,16 @@ def plan_reads(src: str | os.PathLike, classes: Sequence[str] | None = None
     where: dict[str, tuple[str, list[str]]] = {}
     for split, items in splits.items():
         for iid, path in items:
-            if iid in where:
-                if where[iid][0] != path:
-                    findings.append(warn("duplicate-file-name", path, "image",
-                                         f"image id {iid!r} also names {where[iid][0]}; only the first is read",
-                                         image_id=iid))
+            if iid in where and where[iid][0] != path:
+                # another image of the same name (images/train/a.jpg, images/val/a.jpg): kept under its split
+                first, iid = where[iid][0], f"{split}/{iid}"
+                if iid in where:
+                    findings.append(warn("duplicate-file-name", path, "image", f"image id {iid!r} also names "
+                                         f"{where[iid][0]}; only the first is read", image_id=iid))
                     continue
+                findings.append(warn("duplicate-file-name", path, "image", f"another image, {first}, has the same "
+                                     f"name; this one is kept as {iid}", image_id=iid))
+            if iid in where:
                 where[iid][1].append(split)
             else:
                 where[iid] = (path, [split])
