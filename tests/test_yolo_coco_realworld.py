@@ -487,7 +487,8 @@ def test_cvat_darknet_yolo_export_is_read_from_its_root(tmp_path):
 
 
 def test_yolo_images_of_one_name_in_two_splits_are_both_read(tmp_path):
-    """images/train/0001.jpg and images/val/0001.jpg are two images: both read, the later under its split."""
+    """images/train/0001.jpg and images/val/0001.jpg are two images: both read, the later under its split (as CVAT's
+    subsets and Open Images' splits are, formats.common.id_in_split); a.jpg beside a.png in one split is a duplicate."""
     for split, box in (("train", "0 0.5 0.5 0.2 0.2\n"), ("val", "0 0.25 0.25 0.1 0.1\n")):
         make_jpeg(tmp_path / "src" / "images" / split / "0001.jpg", 100, 100)
         (tmp_path / "src" / "labels" / split).mkdir(parents=True)
@@ -496,7 +497,9 @@ def test_yolo_images_of_one_name_in_two_splits_are_both_read(tmp_path):
     ds = formats.get("yolo").read(tmp_path / "src")
     assert sorted((im.image_id, im.splits, round(im.annotations[0].box[0])) for im in ds.images) == [
         ("0001", ("train",), 40), ("val/0001", ("val",), 20)]
-    dup = [f for f in ds.findings if f.code == "duplicate-file-name"]
-    assert len(dup) == 1 and "kept as val/0001" in dup[0].message
+    assert not [f for f in ds.findings if f.code == "duplicate-file-name"]  # names are unique within a split only
     s = datatools.convert("yolo", tmp_path / "src", "yolo", tmp_path / "out", images_mode="copy")
     assert s.balanced and s.images_written == 2 and s.objects_written == 2
+    make_jpeg(tmp_path / "src" / "images" / "val" / "0001.png", 100, 100)  # one split, one label file for both
+    dup = [f for f in formats.get("yolo").read(tmp_path / "src").findings if f.code == "duplicate-file-name"]
+    assert len(dup) == 1 and dup[0].path.endswith("0001.png") and "only the first is read" in dup[0].message

@@ -24,9 +24,10 @@ def get(name: str) -> ModuleType:
 def detect(path) -> str:
     """Guess the format of a dataset path or fsspec URL: ``coco`` for a .json file or a folder with
     annotations/*.json, ``yolo`` for a data.yaml or a folder with images/ and labels/, ``voc`` for a folder with
-    Annotations/, annotations/*.xml or XML files, ``coco`` for split folders with one COCO JSON each (Roboflow's export) (or a VOCdevkit root, which the VOC reader then refuses by name); last, ``labelme`` for
-    LabelMe JSON one or two folders down (:func:`nested_labelme`). Local paths and URLs
-    follow the same rules (:func:`datatools.core.fs.files_for`).
+    Annotations/, annotations/*.xml or XML files (or a VOCdevkit root, which the VOC reader then refuses by name);
+    then the exports' own layouts: LabelImg's and CVAT's YOLO (:mod:`datatools.formats.yolo_layout`), Roboflow's
+    COCO (:func:`datatools.formats.coco.split_folders`); last, ``labelme`` for LabelMe JSON one or two folders down
+    (:func:`nested_labelme`). Local paths and URLs follow the same rules (:func:`datatools.core.fs.files_for`).
 
     Raises UsageError when nothing fits, so commands can ask for ``--format``.
     """

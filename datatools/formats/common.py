@@ -162,6 +162,16 @@ def read_flag(text: str | None, path: str, fld: str, image_id: str, findings: li
     return val
 
 
+def id_in_split(iid: str, split: str | None, taken) -> str | None:
+    """The id of an image whose name ``iid`` an image of another split already has: ``<split>/<iid>``, as names are
+    unique within a split only (a CVAT project's subsets, Open Images' split CSVs, YOLO's split folders); None when
+    ``split`` cannot prefix an id or that id is ``taken`` too (the caller then names a true duplicate)."""
+    if not split or "/" in split or split in (".", ".."):
+        return None
+    other = f"{split}/{iid}"
+    return None if other in taken else other
+
+
 def json_number(v) -> float | None:
     """A finite JSON number (not a bool, not a string), or None: for the JSON formats' coordinates and sizes."""
     if isinstance(v, bool) or not isinstance(v, (int, float)):

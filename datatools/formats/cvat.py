@@ -29,8 +29,8 @@ from datatools.core.fs import files_for
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, all_classes
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
-from datatools.formats.common import (ImageIndex, WriteResult, err, existing_source, fill_sizes_from_headers, info,
-                                     read_flag, text_number, warn)
+from datatools.formats.common import (ImageIndex, WriteResult, err, existing_source, fill_sizes_from_headers,
+                                     id_in_split, info, read_flag, text_number, warn)
 from datatools.formats.safe_xml import parse_document
 from datatools.formats.voc_xml import read_xml_file
 
@@ -280,9 +280,8 @@ def parse_cvat(data: bytes, *, path: str) -> tuple[list[ImageRecord], list[str],
         if iid in seen:
             # A project export keeps names unique within a subset only (its zip holds images/<subset>/<name>): the
             # same name in another subset is another image, kept as <subset>/<id>.
-            other = f"{subset}/{iid}"
-            if subset and seen[iid] != subset and "/" not in subset and subset not in (".", "..") \
-                    and other not in seen:
+            other = id_in_split(iid, subset, seen) if seen[iid] != subset else None
+            if other:
                 iid = other
             else:
                 new = f"{iid}__{im.get('id', k)}"

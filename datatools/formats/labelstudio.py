@@ -160,8 +160,8 @@ def _shape_of(kind, value: dict) -> str | None:
 def parse_result(result, *, path: str, where: str, image_id: str, at: Sequence[str] | None = None
                  ) -> tuple[list[tuple[str, tuple, float, str]], list[Finding], tuple[int | None, int | None], int]:
     """One annotation's regions: ``(pending, findings, (original_width, original_height), regions met)``. A pending
-    region is ``(label, ("box", x, y, w, h) | ("poly", points), rotation, its field)`` in percent: pixels need the image size,
-    which the image header may still change (:func:`to_pixels`). ``where`` is the result list's field
+    region is ``(label, ("box", x, y, w, h) | ("poly", points), rotation, its field)`` in percent: pixels need the
+    image size, which the image header may still change (:func:`to_pixels`). ``where`` is the result list's field
     (``[3]/annotations[0]/result``); ``at`` each region's field where that is not ``where[k]`` (JSON-MIN)."""
     pending: list[tuple[str, tuple, float, str]] = []
     findings: list[Finding] = []

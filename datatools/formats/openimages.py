@@ -36,7 +36,7 @@ from datatools.core.fs import files_for, read_small_file
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, all_classes, sorted_classes
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
-from datatools.formats.common import (DEFAULT_SPLIT, ImageIndex, WriteResult, err, existing_source, info,
+from datatools.formats.common import (DEFAULT_SPLIT, ImageIndex, WriteResult, err, existing_source, id_in_split, info,
                                       read_flag, read_headers, text_number, warn)
 
 NAME = "openimages"
@@ -373,7 +373,12 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
         anns = tuple(Annotation(label, (x1 * w, y1 * h_, x2 * w, y2 * h_), truncated=fl[1], occluded=fl[0],
                                 iscrowd=fl[2], attributes=attrs, where=f"line {line}")
                      for label, x1, x2, y1, y2, fl, attrs, line in rows)
-        key = iid if iid not in records else f"{split}/{iid}"
+        key = iid if iid not in records else id_in_split(iid, split, records)
+        if key is None:  # the same ImageID twice in one split (two of its CSVs): the first is kept
+            findings.append(err("duplicate-file-name", path, "ImageID", f"image {iid!r} appears twice in split "
+                                f"{split!r}; the first is kept and this one's {len(anns)} box(es) are dropped",
+                                image_id=iid, objects=len(anns), image_dropped=True))
+            continue
         records[key] = ImageRecord(image_id=key, file_name=os.path.basename(image_path or f"{iid}.jpg"), width=w,
                                    height=h_, annotations=anns, image_path=image_path, source=path,
                                    splits=(split,) if split else ())
@@ -396,7 +401,8 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
     """Write ``OUT/annotations/<split>-annotations-bbox.csv``, ``<split>-images-with-rotation.csv`` and
     ``class-descriptions.csv`` (a class's Open Images id when the dataset was read from Open Images, else its name, as
     its own id), ``images.meta`` (every image's size, as CVAT and datumaro write it: the annotations read back
-    with their sizes where the images are not there, under ``--images-mode none``) and ``OUT/images/<split>/`` with the images renamed ``<id>.<ext>``. The image list names every image
+    with their sizes where the images are not there, under ``--images-mode none``) and ``OUT/images/<split>/`` with
+    the images renamed ``<id>.<ext>``. The image list names every image
     of the split (the box CSV only those with boxes), so an image without boxes is read back. It is named
     ``<split>-images-with-rotation.csv`` for every split, train too: it lists all images, so the train download's
     ``-boxable-`` name would be untrue, and datumaro reads ``*-images-with-rotation.csv``. Its other columns are

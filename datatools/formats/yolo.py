@@ -21,7 +21,7 @@ from datatools.core.images import ImageHeader
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, all_classes
-from datatools.formats.common import DEFAULT_SPLIT, WriteResult, err, info, read_headers, warn
+from datatools.formats.common import DEFAULT_SPLIT, WriteResult, err, id_in_split, info, read_headers, warn
 # The layout (data.yaml, split folders) lives in yolo_layout; discover and data_yaml are re-exported for callers.
 from datatools.formats.yolo_layout import (SPLIT_KEYS, data_yaml, discover, placeholder_names,  # noqa: F401
                                            split_role, yaml_splits)
@@ -241,14 +241,15 @@ def plan_reads(src: str | os.PathLike, classes: Sequence[str] | None = None
     for split, items in splits.items():
         for iid, path in items:
             if iid in where and where[iid][0] != path:
-                # another image of the same name (images/train/a.jpg, images/val/a.jpg): kept under its split
-                first, iid = where[iid][0], f"{split}/{iid}"
-                if iid in where:
-                    findings.append(warn("duplicate-file-name", path, "image", f"image id {iid!r} also names "
-                                         f"{where[iid][0]}; only the first is read", image_id=iid))
+                # another image of the same name: in another split (images/train/a.jpg, images/val/a.jpg) another
+                # image, kept under its split; in the same one (a.jpg, a.png), one label file for both
+                other = id_in_split(iid, split, where) if split not in where[iid][1] else None
+                if other is None:
+                    findings.append(warn("duplicate-file-name", path, "image",
+                                         f"image id {iid!r} also names {where[iid][0]}; only the first is read",
+                                         image_id=iid))
                     continue
-                findings.append(warn("duplicate-file-name", path, "image", f"another image, {first}, has the same "
-                                     f"name; this one is kept as {iid}", image_id=iid))
+                iid = other
             if iid in where:
                 where[iid][1].append(split)
             else:
@@ -317,7 +318,8 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
         rels.append(mine)
         result.objects_written += len(rec.annotations)
         result.images_written += 1
-    splits = sorted(splits_seen, key=lambda s: (SPLIT_KEYS.index(split_role(s)) if split_role(s) else 3, s))
+    order = {key: k for k, key in enumerate(SPLIT_KEYS)}
+    splits = sorted(splits_seen, key=lambda s: (order.get(split_role(s), 3), s))
     if images_mode is not ImagesMode.NONE:
         _refuse_splits_without_images(ds, splits, {r.partition("/")[0] for _, r in pictures}, out)
     result.findings.extend(_splits_not_in_yaml(ds, splits, out))

@@ -363,9 +363,10 @@ _FLAGS = ("difficult", "truncated", "occluded", "iscrowd")
 
 def fields_not_kept(ds: Dataset, dst_mod, out: str | os.PathLike) -> list[Finding]:
     """One ``field-not-kept`` finding per object field that ``ds`` uses and ``dst_mod``'s writer has no place for
-    (its ``KEEPS``: the flags, ``attributes``, ``score``, ``splits`` and ``extra``; of the attributes, those its ``keeps_attribute(name)`` accepts when it has one), with the count:
-    the objects are written, without the field. A lost ``iscrowd`` is a warning (the box then counts as one object in
-    training and evaluation); a lost flag or attribute is a note."""
+    (its ``KEEPS``: the flags, ``attributes``, ``score``, ``splits`` and ``extra``; of the attributes, those its
+    ``keeps_attribute(name)`` accepts when it has one), with the count: the objects are written, without the field.
+    A lost ``iscrowd`` is a warning (the box then counts as one object in training and evaluation); a lost flag or
+    attribute is a note."""
     keeps, rule = dst_mod.KEEPS, getattr(dst_mod, "keeps_attribute", None)
     anns = list(chain.from_iterable(im.annotations for im in ds.images))
     # One bulk pass per question, not a loop per object: this runs on the driver after every conversion.
