@@ -233,6 +233,9 @@ OBJECT_CASES = [
      ["missing-field"]),
     ("<name>dog</name>", None, (0, 0, 0), {}, ["missing-field"]),
     (f"<name></name>{BOX}", None, (0, 0, 0), {}, ["missing-field"]),
+    (f"<name> </name>{BOX}", None, (0, 0, 0), {}, ["missing-field"]),
+    (f"<name>\n  <b/>\n</name>{BOX}", None, (0, 0, 0), {}, ["missing-field"]),
+    (f"<name>dog</name><pose> </pose><truncated> 1 </truncated>{BOX}", "dog", (0, 1, 0), {"pose": ""}, []),
     (BOX, None, (0, 0, 0), {}, ["missing-field"]),
     (f"<name>dog</name><difficult>true</difficult>{BOX}", "dog", (1, 0, 0), {}, []),
     (f"<name>dog</name><difficult></difficult>{BOX}", "dog", (0, 0, 0), {}, []),
@@ -354,3 +357,21 @@ def test_many_chunks_keep_file_order_and_balance_the_books(tmp_path, workers):
     assert len(ds.classes) == 14  # c0..c12 and "a" of a tricky document
     assert {"xml-dtd", "xml-parse", "empty-file", "missing-size"} <= {f.code for f in ds.findings}
     assert voc.read(tmp_path, workers=1) == ds  # the same dataset whatever the number of processes
+
+
+def test_indentation_between_elements_changes_nothing():
+    """The shared parser drops the whitespace between elements: a pretty-printed file and the same file on one
+    line give the same record, findings and books (blank leaf texts included)."""
+    from datatools.formats.voc import parse_xml
+
+    compact = ("<annotation><filename>a.jpg</filename><size><width>100</width><height>80</height><depth> </depth>"
+               "</size><object><name>dog</name><pose> </pose><difficult> </difficult>" + BOX + "</object><object>"
+               "<name>\n</name>" + BOX + "</object></annotation>")
+    pretty = compact.replace("><", ">\n    <")
+    assert pretty.count("\n") > 20
+    got = [parse_xml(doc.encode(), path="a.xml", image_id="a") for doc in (compact, pretty)]
+    assert got[0] == got[1]
+    rec, findings, met = got[0]
+    assert (rec.width, rec.height, rec.depth, met) == (100, 80, None, 2)
+    assert [a.label for a in rec.annotations] == ["dog"] and rec.annotations[0].attrs == {"pose": ""}
+    assert [f.code for f in findings] == ["missing-field"]

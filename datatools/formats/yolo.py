@@ -301,7 +301,7 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
     result = WriteResult(out=str(out))
     splits_seen: dict[str, None] = {}
     safe_splits: dict[str, str] = {}
-    rels: list[list[str]] = []
+    rels: list[tuple[str, ...]] = []  # tuples of strings, which the cyclic GC stops tracking: 17k lists made it scan
     pictures: list[tuple[str, str]] = []
     for rec in ds.images:
         if not rec.has_size:
@@ -315,7 +315,7 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
             mine.append(f"{split}/{rel}")
             if rec.image_path and images_mode is not ImagesMode.NONE:
                 pictures.append((rec.image_path, f"{split}/{rel}{ext}"))
-        rels.append(mine)
+        rels.append(tuple(mine))
         result.objects_written += len(rec.annotations)
         result.images_written += 1
     order = {key: k for k, key in enumerate(SPLIT_KEYS)}
@@ -329,7 +329,7 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
     class_ids = {n: i for i, n in enumerate(names)}
     with staged_dir(out / "labels") as stage:
         write_staged([(label_text(rec, class_ids, precision=precision).encode("utf-8"),
-                       [os.path.join(stage, r + ".txt") for r in mine]) for rec, mine in zip(ds.images, rels)],
+                       tuple([os.path.join(stage, r + ".txt") for r in mine])) for rec, mine in zip(ds.images, rels)],
                      stage=stage, mapper=mapper, progress=progress)
     if pictures:
         with staged_dir(out / "images") as stage:
