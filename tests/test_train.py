@@ -385,3 +385,39 @@ def test_train_on_a_folder_without_a_dataset_says_what_it_looked_for(tmp_path):
         assert r.exit_code == 1, r.output
         assert want in r.output and str(src) in r.output and "Traceback" not in r.output
         assert not (tmp_path / "run").exists()
+
+
+def _yolo_with_splits(root: Path, splits: dict[str, list[str]]) -> Path:
+    """images/<split>/ beside labels/<split>/ and a classes.txt, without a data.yaml: the splits keep their names."""
+    from tests.conftest import make_jpeg
+
+    for split, names in splits.items():
+        (root / "labels" / split).mkdir(parents=True)
+        for name in names:
+            make_jpeg(root / "images" / split / f"{name}.jpg", 64, 48)
+            (root / "labels" / split / f"{name}.txt").write_text("0 0.5 0.5 0.25 0.25\n")
+    (root / "classes.txt").write_text("dog\n")
+    return root
+
+
+def test_default_splits_find_the_split_of_their_role(tmp_path):
+    """The default --train-split train / --val-split val train on train2017 and evaluate on val2017 (COCO's names;
+    Roboflow's valid likewise), as data.yaml's train/val keys name them; a split asked for by its own name is used
+    as it is, and VOC's trainval is never picked for training where it holds the validation images."""
+    from datatools.core.errors import UsageError
+    from datatools.training.data import build_datasets
+
+    data = _yolo_with_splits(tmp_path / "coco_names", {"train2017": ["a", "b", "c"], "val2017": ["d"]})
+    _, train_ds, val_ds, val_split = build_datasets(TrainConfig(data=str(data), **TINY))
+    assert (len(train_ds), len(val_ds), val_split) == (3, 1, "val2017")
+    _, train_ds, val_ds, _ = build_datasets(TrainConfig(data=str(data), train_split="val2017", val_split="", **TINY))
+    assert (len(train_ds), val_ds) == (1, None)
+    data = _yolo_with_splits(tmp_path / "roboflow", {"train": ["a", "b"], "valid": ["c"], "test": ["d"]})
+    _, train_ds, val_ds, val_split = build_datasets(TrainConfig(data=str(data), **TINY))
+    assert (len(train_ds), len(val_ds), val_split) == (2, 1, "valid")
+    data = _yolo_with_splits(tmp_path / "voc_names", {"trainval": ["a", "b"], "val": ["b"]})
+    with pytest.raises(UsageError, match="trainval holds"):
+        build_datasets(TrainConfig(data=str(data), **TINY))
+    data = _yolo_with_splits(tmp_path / "other", {"fold1": ["a"], "fold2": ["b"]})
+    with pytest.raises(UsageError, match="no split 'train'"):
+        build_datasets(TrainConfig(data=str(data), **TINY))

@@ -37,8 +37,10 @@ MODEL_NAMES = ["fasterrcnn_mobilenet_v3_large_fpn", "fcos_resnet50_fpn", "retina
 @click.option("--freeze-backbone", is_flag=True, help="Do not train the backbone's trunk (the classifier's layers).")
 @click.option("--backbone-lr-mult", type=click.FloatRange(0), default=1.0, show_default=True,
               help="The backbone trunk's learning rate as a fraction of --lr (e.g. 0.1 when fine-tuning).")
-@click.option("--train-split", default="train", show_default=True, help="Split to train on (VOC set, YOLO/COCO split).")
-@click.option("--val-split", default="val", show_default=True, help="Split to evaluate on ('' for none).")
+@click.option("--train-split", default="train", show_default=True,
+              help="Split to train on (VOC set, YOLO/COCO split); 'train' also finds train2017 or training.")
+@click.option("--val-split", default="val", show_default=True,
+              help="Split to evaluate on ('' for none); 'val' also finds val2017, valid or validation.")
 @click.option("--epochs", type=click.IntRange(1), default=20, show_default=True, help="Epochs to train.")
 @click.option("--batch-size", "-b", type=click.IntRange(1), default=8, show_default=True, help="Images per batch per process.")
 @click.option("--accumulate", type=click.IntRange(1), default=1, show_default=True,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -160,6 +161,28 @@ def read_flag(text: str | None, path: str, fld: str, image_id: str, findings: li
     findings.append(warn("bad-flag", path, fld, f"expected {expected}, found {text!r}; read as {int(val)}",
                          image_id=image_id))
     return val
+
+
+# A split's role by its name as datasets spell it: train2017/val2017 (COCO), valid (Roboflow), validation (Open
+# Images), trainval (VOC), test-dev.
+_ROLE = re.compile(r"^(train|training|trainval|val|valid|validation|test|testing|test-?dev)(?:[-_]?\d+)?$", re.I)
+
+
+def split_role(name: str) -> str | None:
+    """The data.yaml key (``train``, ``val`` or ``test``) that a split of this name plays, or None for another name:
+    ``train2017``, ``training`` and VOC's ``trainval`` train; ``val2017``, ``valid`` and ``validation`` validate."""
+    m = _ROLE.match(name)
+    if not m:
+        return None
+    word = m.group(1).lower()
+    return "train" if word.startswith("train") else "val" if word.startswith("val") else "test"
+
+
+def split_of_role(splits: Sequence[str], role: str) -> str | None:
+    """The split of ``splits`` that plays ``role`` (``train``, ``val`` or ``test``, see :func:`split_role`): the one
+    named ``role``, else the first other one of that role, VOC's ``trainval`` last; None when no split plays it."""
+    named = [s for s in splits if split_role(s) == role]
+    return role if role in named else next((s for s in named if s != "trainval"), named[0] if named else None)
 
 
 def id_in_split(iid: str, split: str | None, taken) -> str | None:

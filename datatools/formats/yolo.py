@@ -21,10 +21,11 @@ from datatools.core.images import ImageHeader
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, all_classes
-from datatools.formats.common import DEFAULT_SPLIT, WriteResult, err, id_in_split, info, read_headers, warn
+from datatools.formats.common import (DEFAULT_SPLIT, WriteResult, err, id_in_split, info, read_headers, split_role,
+                                      warn)
 # The layout (data.yaml, split folders) lives in yolo_layout; discover and data_yaml are re-exported for callers.
 from datatools.formats.yolo_layout import (SPLIT_KEYS, data_yaml, discover, placeholder_names,  # noqa: F401
-                                           split_role, yaml_splits)
+                                           yaml_splits)
 
 NAME = "yolo"
 # What write() replaces whole in OUT (see core.paths.refuse_replacing_inputs); the image folder only when it

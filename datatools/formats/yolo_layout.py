@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from functools import partial
 from pathlib import Path
 from typing import Sequence
 
@@ -19,23 +20,10 @@ from datatools.core.fs import files_for, read_small_file
 from datatools.core.images import list_images
 from datatools.core.paths import IMAGE_EXTENSIONS
 from datatools.core.model import Finding
-from datatools.formats.common import DEFAULT_SPLIT, info, warn
+from datatools.formats.common import DEFAULT_SPLIT, info, split_of_role, split_role, warn
 
 SPLIT_KEYS = ("train", "val", "test")
 IMAGE_SUFFIXES = tuple({e.lower() for e in IMAGE_EXTENSIONS})
-# A split's role by its name as datasets spell it: train2017/val2017 (COCO), valid (Roboflow), validation (Open
-# Images), trainval (VOC), test-dev.
-_ROLE = re.compile(r"^(train|training|trainval|val|valid|validation|test|testing|test-?dev)(?:[-_]?\d+)?$", re.I)
-
-
-def split_role(name: str) -> str | None:
-    """The data.yaml key (``train``, ``val`` or ``test``) that a split of this name plays, or None for another name:
-    ``train2017``, ``training`` and VOC's ``trainval`` train; ``val2017``, ``valid`` and ``validation`` validate."""
-    m = _ROLE.match(name)
-    if not m:
-        return None
-    word = m.group(1).lower()
-    return "train" if word.startswith("train") else "val" if word.startswith("val") else "test"
 
 
 def yaml_splits(splits: Sequence[str]) -> dict[str, str]:
@@ -45,10 +33,7 @@ def yaml_splits(splits: Sequence[str]) -> dict[str, str]:
     plays no val or test role (never a test split: it would be trained on), else the first one. val: ``val``, else
     another validation split, else the train split (ultralytics needs a val entry). test: ``test`` or another test
     split, when there is one."""
-    def first(role: str) -> str | None:
-        named = [s for s in splits if split_role(s) == role]
-        return role if role in named else next((s for s in named if s != "trainval"), named[0] if named else None)
-
+    first = partial(split_of_role, splits)
     other = [s for s in splits if split_role(s) not in ("val", "test")]
     train = first("train") or (other[0] if other else (splits[0] if splits else DEFAULT_SPLIT))
     out = {"train": train, "val": first("val") or train}
