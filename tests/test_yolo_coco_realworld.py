@@ -486,6 +486,33 @@ def test_cvat_darknet_yolo_export_is_read_from_its_root(tmp_path):
     assert (data["train"], data["val"]) == ("images/train", "images/valid")
 
 
+@pytest.mark.parametrize("layout", ["cvat", "folders"])
+def test_labels_without_images_say_that_the_images_are_needed(tmp_path, layout):
+    """CVAT exports YOLO 1.1 without its images unless asked, and images/ may be left empty beside labels/: nothing
+    can be converted (a YOLO box is a fraction of the image size), and the error says which folder holds labels and
+    no images, not only that no images were found."""
+    from click.testing import CliRunner
+
+    from datatools.cli import cli
+
+    root = make_darknet_yolo(tmp_path / "src")
+    if layout == "folders":
+        root = tmp_path / "flat"
+        for split in ("train", "valid"):
+            (root / "images" / split).mkdir(parents=True)
+            shutil.copytree(tmp_path / "src" / f"obj_{split}_data", root / "labels" / split,
+                            ignore=shutil.ignore_patterns("*.jpg"))
+        (root / "classes.txt").write_text("cat\ndog\n")
+    for jpg in root.rglob("*.jpg"):
+        jpg.unlink()
+    labels = root / ("obj_train_data" if layout == "cvat" else "labels/train")
+    r = CliRunner().invoke(cli, ["convert", str(root), str(tmp_path / "out"), "--to", "coco"])
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert f"{labels}: 2 label file(s) and no image for any of them" in " ".join(r.output.split())
+    assert ("Save images" in r.output) == (layout == "cvat")
+    assert not (tmp_path / "out").exists()
+
+
 def test_yolo_images_of_one_name_in_two_splits_are_both_read(tmp_path):
     """images/train/0001.jpg and images/val/0001.jpg are two images: both read, the later under its split (as CVAT's
     subsets and Open Images' splits are, formats.common.id_in_split); a.jpg beside a.png in one split is a duplicate."""

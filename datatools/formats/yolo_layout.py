@@ -172,9 +172,20 @@ def _folder_splits(files, root: str, src: str, findings: list[Finding]) -> dict[
     def images(folder: str, recursive: bool = True) -> list[tuple[str, str]]:
         return [(_image_id(full, root), full) for full in list_images(folder, recursive=recursive).values()]
 
+    def labels_only(split: str, found: list, label_folder: str, hint: str = "") -> list:
+        """A split with label files and no image: say so (CVAT exports YOLO 1.1 without images unless asked)."""
+        if not found and files.isdir(label_folder):
+            n = sum(1 for name in files.listdir(label_folder)[1] if name.endswith(".txt") and name != "classes.txt")
+            if n:
+                findings.append(warn("label-without-image", label_folder, split,
+                                     f"{n} label file(s) and no image for any of them: YOLO boxes are fractions of "
+                                     f"the image size, so the images must be there too{hint}"))
+        return found
+
     darknet = darknet_splits(root)
     if darknet:
-        return {split: images(folder) for split, folder in darknet.items()}
+        return {split: labels_only(split, images(folder), folder, " (CVAT: export with 'Save images')")
+                for split, folder in darknet.items()}
     img_root = files.join(root, "images")
     if not files.isdir(img_root):
         if labels_beside_images(root):
@@ -184,11 +195,11 @@ def _folder_splits(files, root: str, src: str, findings: list[Finding]) -> dict[
                          "YOLO 1.1)")
     subdirs, loose = files.listdir(img_root)
     if not subdirs:
-        return {DEFAULT_SPLIT: images(img_root)}
+        return {DEFAULT_SPLIT: labels_only(DEFAULT_SPLIT, images(img_root), files.join(root, "labels"))}
     if loose:
         findings.append(warn("loose-images", img_root, "images",
                              f"{len(loose)} image(s) directly in images/ next to split folders were not read"))
-    return {d: images(files.join(img_root, d)) for d in subdirs}
+    return {d: labels_only(d, images(files.join(img_root, d)), files.join(root, "labels", d)) for d in subdirs}
 
 
 def darknet_splits(folder: str) -> dict[str, str]:

@@ -149,7 +149,8 @@ def read_options(fmt: str, *, images=None, sets=None, convention=DEFAULT_CONVENT
 
 
 LOOKED_FOR = {"voc": "Annotations/*.xml or *.xml",
-              "yolo": "the image folders data.yaml names, or images/ beside labels/",
+              "yolo": "the image folders data.yaml names, images/ beside labels/, images beside their .txt labels "
+                      "(LabelImg), or obj_<split>_data/ (CVAT's YOLO 1.1)",
               "coco": 'annotations/*.json, or a COCO JSON with entries in its "images" list',
               "cvat": "<image> entries in annotations.xml", "openimages": "rows in *-bbox.csv",
               "labelme": "LabelMe *.json (or annotations/*.json) with a 'shapes' list",
@@ -234,6 +235,9 @@ def no_images_message(ds: Dataset, src: str | os.PathLike, *, what: str = "annot
         years = year_folders(src)
         if years:
             looked += f"; it holds {', '.join(years.values())}: point at one of those year folders"
+    orphans = next((f for f in ds.findings if f.code == "label-without-image"), None)
+    if orphans is not None:
+        looked += f"; {orphans.path}: {orphans.message}"
     return f"no {what} found in {src} (looked for {looked}){tail}"
 
 
