@@ -50,7 +50,6 @@ TASKS_FILE = "tasks.json"
 # image path, and stripped on reading, as is the upload folder.
 LOCAL_FILES = "/data/local-files/?d="
 _UPLOAD_HASH = re.compile(r"^[0-9a-f]{8}-")  # Label Studio renames uploads to <8 hex digits>-<name>
-_URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.I)  # http(s)://, s3://, gs://, azure-blob://
 _IMAGE_EXTS = frozenset(e.lower() for e in IMAGE_EXTENSIONS)
 
 
@@ -60,7 +59,7 @@ def _ref_path(ref: str) -> tuple[str, str] | None:
     """``(path, query)`` of a Label Studio or storage URL (``/data/...``, ``http://host/data/...``, ``s3://b/k``);
     None for a plain file path, which may hold ``?`` or ``:`` (``C:\\x.jpg``) and is not parsed."""
     ref = ref.strip()
-    if not (ref.startswith("/data/") or _URL.match(ref)):
+    if not (ref.startswith("/data/") or fs.is_url(ref)):  # http(s)://, s3://, gs://, azure-blob://
         return None
     url = urlparse(ref)
     return url.path, url.query
@@ -430,7 +429,7 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
             refs.append(url_prefix + "images/" + pic)
         else:
             name = rec.file_name or rec.image_id
-            refs.append(name if "://" in name or name.startswith("/data/") else url_prefix + name)
+            refs.append(name if fs.is_url(name) or name.startswith("/data/") else url_prefix + name)
     tasks = to_tasks(recs, refs, precision=precision)
     target = out / TASKS_FILE
     write_many([(str(target), json.dumps(tasks, ensure_ascii=False, indent=1) + "\n")])

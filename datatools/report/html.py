@@ -14,6 +14,7 @@ import os
 from html import escape
 from pathlib import Path
 
+from datatools.core import fs
 from datatools.report import svg
 from datatools.report.build import EXAMPLES_PER_CODE, ReportData
 from datatools.report.gallery import Thumb
@@ -96,7 +97,7 @@ def _pct(part: int, whole: int) -> str:
 
 def _href(path: str) -> str:
     """A link to a local file (``file://``, absolute, percent-encoded), or '' for a file behind a URL."""
-    if not path or "://" in path or "::" in path:
+    if not path or fs.is_url(path):
         return ""
     return Path(os.path.abspath(path)).as_uri()
 
