@@ -53,6 +53,25 @@ def test_voc2yolo_cli_json(tmp_path):
     assert (tmp_path / "y/data.yaml").is_file()
 
 
+@pytest.mark.parametrize("terminal", [True, False])
+def test_progress_bar_on_a_terminal_only(tmp_path, terminal):
+    """Long work shows a rich progress bar on stderr, one line per stage, where stderr is a terminal (FORCE_COLOR
+    makes rich treat it as one); in a log or a pipe stderr stays clean and rich.progress is not even imported."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("FORCE_COLOR", "TTY_COMPATIBLE", "NO_COLOR")}
+    if terminal:
+        env["FORCE_COLOR"] = "1"
+    r = subprocess.run([sys.executable, "-X", "importtime", "-m", "datatools", "voc2yolo", str(SAMPLE),
+                        str(tmp_path / "y")], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    bar = [line for line in r.stderr.splitlines() if not line.startswith("import time:")]
+    assert ("read" in "".join(bar) and "write" in "".join(bar)) == terminal
+    assert bool(bar) == terminal
+    assert (" rich.progress\n" in r.stderr) == terminal
+    assert "wrote" in r.stdout
+
+
 def test_voc2coco_cli_table(tmp_path):
     r = invoke("voc2coco", SAMPLE, tmp_path / "c.json")
     assert r.exit_code == 0, r.output

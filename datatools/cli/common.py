@@ -57,16 +57,15 @@ def errors_to_click() -> Iterator[None]:
 @contextlib.contextmanager
 def stage_progress(enabled: bool = True) -> Iterator[Callable[[str, int, "int | None"], None]]:
     """A rich progress bar on stderr with one task per stage; yields the ``progress(stage, advance, total)`` callback.
-    Disabled (``--json``), it yields a no-op and imports nothing."""
-    if not enabled:
+    Disabled (``--json``, or stderr not a terminal), it yields a no-op and imports nothing."""
+    con = console(stderr=True) if enabled else None
+    if con is None or not con.is_terminal:
         yield lambda stage, advance, total: None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    con = console(stderr=True)
     prog = Progress(TextColumn("[bold]{task.description:<8}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
-                    TimeElapsedColumn(), TimeRemainingColumn(), console=con, transient=False,
-                    disable=not (enabled and con.is_terminal))
+                    TimeElapsedColumn(), TimeRemainingColumn(), console=con, transient=False)
     tasks: dict[str, int] = {}
 
     def update(stage: str, advance: int, total: int | None) -> None:
