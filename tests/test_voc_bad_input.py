@@ -375,3 +375,23 @@ def test_indentation_between_elements_changes_nothing():
     assert (rec.width, rec.height, rec.depth, met) == (100, 80, None, 2)
     assert [a.label for a in rec.annotations] == ["dog"] and rec.annotations[0].attrs == {"pose": ""}
     assert [f.code for f in findings] == ["missing-field"]
+
+
+def test_a_chunk_shares_equal_names_and_attributes(tmp_path):
+    """Within a chunk, equal class names, attribute tuples and split tuples are one object each: pickle sends each
+    once per chunk, and the driver holds one copy of "dog" rather than one per object."""
+    import pickle
+
+    from datatools.formats.voc_xml import read_chunk
+
+    obj = "<object><name>dog</name><pose>Left</pose>" + BOX + "</object>"
+    files = []
+    for k in range(3):
+        (tmp_path / f"{k}.xml").write_text(f"<annotation><filename>{k}.jpg</filename>{obj * 2}</annotation>")
+        files.append((str(tmp_path / f"{k}.xml"), str(k), tuple(["train"])))
+    records, _ = read_chunk(files)
+    records = pickle.loads(pickle.dumps(records))  # as the driver gets them
+    anns = [a for r in records for a in r.annotations]
+    assert len(anns) == 6 and all(a.label == "dog" and a.attrs == {"pose": "Left"} for a in anns)
+    assert len({id(a.label) for a in anns}) == len({id(a.attributes) for a in anns}) == 1
+    assert len({id(r.splits) for r in records}) == 1
