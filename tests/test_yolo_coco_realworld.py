@@ -17,6 +17,7 @@ import yaml
 from click.testing import CliRunner
 
 import datatools
+from datatools.core.errors import UsageError
 from datatools import formats
 from datatools.cli import cli
 from tests.conftest import make_jpeg, make_voc_root, tree_digest, voc_xml
@@ -412,6 +413,29 @@ def test_roboflow_coco_export_is_read_from_its_root(tmp_path):
     # Category 0 names the dataset: not a class, so ids match Roboflow's own YOLO export (cat 0, dog 1).
     assert ds.classes == ("cat", "dog") and data["names"] == {0: "cat", 1: "dog"}
     assert [f["field"] for f in s["findings"] if f["code"] == "category-is-group"] == ["categories"] * 3
+
+
+def test_roboflow_coco_ground_truth_is_found_by_split_and_role(tmp_path):
+    """evaluate and predict read one split's ground truth from a Roboflow export (<split>/_annotations.coco.json)
+    as the reader does: --split valid, or val (the split that plays the role, as train's default does)."""
+    from datatools.metrics.inputs import load_ground_truth
+
+    root = make_roboflow_coco(tmp_path / "rf")
+    for split, n in (("valid", 2), ("val", 2), ("train", 3), ("test", 1)):
+        gt = load_ground_truth(root, split=split)
+        assert len(gt.images) == n and gt.source == str(root / ("valid" if split == "val" else split) /
+                                                         "_annotations.coco.json")
+    with pytest.raises(UsageError, match=r"no COCO JSON for split 'extra' \(splits found: test, train, valid\)"):
+        load_ground_truth(root, split="extra")
+    with pytest.raises(UsageError, match="3 COCO JSON files .*pass --split"):
+        load_ground_truth(root)
+    preds = [{"image_id": 0, "category_id": 1, "bbox": [4, 5, 20, 12], "score": 0.9},
+             {"image_id": 1, "category_id": 2, "bbox": [4, 5, 20, 12], "score": 0.8}]
+    (tmp_path / "p.json").write_text(json.dumps(preds))
+    r = CliRunner().invoke(cli, ["evaluate", "--gt", str(root), "--split", "val", "--pred", str(tmp_path / "p.json"),
+                                 "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["coco"]["stats"]["AP50"] == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("change", ["a box of it", "another top", "other supercategory"])

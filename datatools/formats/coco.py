@@ -20,7 +20,8 @@ from datatools.core.fs import files_for, read_small_file
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, all_classes
-from datatools.formats.common import DEFAULT_SPLIT, ImageIndex, WriteResult, err, fill_sizes_from_headers, info, warn
+from datatools.formats.common import (DEFAULT_SPLIT, ImageIndex, WriteResult, err, fill_sizes_from_headers, info,
+                                      split_of_role, warn)
 
 NAME = "coco"
 # What write() replaces whole in OUT (see core.paths.refuse_replacing_inputs); the image folder only when it
@@ -56,6 +57,25 @@ def _json_files(src: str) -> list[tuple[str | None, str]]:
         raise UsageError(f"{src}: no COCO JSON files found (expected a .json file, annotations/*.json or "
                          "<split>/_annotations.coco.json)")
     return [(_SPLIT_RE.match(n).group(1), files.join(ann, n)) for n in names]  # type: ignore[union-attr]
+
+
+def json_for_split(src: str, split: str | None = None) -> str:
+    """The one COCO JSON file of ``src`` (as :func:`_json_files` finds them) for ``split``: the split of that name,
+    else, for ``train``, ``val`` or ``test``, the split that plays the role (``val2017``, Roboflow's ``valid``: see
+    :func:`~datatools.formats.common.split_of_role`); without ``split``, the only file. A usage error names the
+    splits found otherwise. ``evaluate`` and ``predict`` read one split's ground truth through here."""
+    found = _json_files(src)
+    if len(found) == 1 and (split is None or found[0][0] in (None, split)):
+        return found[0][1]
+    by_split = {name: path for name, path in found if name}
+    if split and split not in by_split and split in ("train", "val", "test"):
+        split = split_of_role(sorted(by_split), split) or split
+    if split in by_split:
+        return by_split[split]
+    names = ", ".join(sorted(by_split)) or "none"
+    if split:
+        raise UsageError(f"{src}: no COCO JSON for split {split!r} (splits found: {names})")
+    raise UsageError(f"{src}: {len(found)} COCO JSON files (splits {names}); pass --split or the JSON file itself")
 
 
 def split_folders(src: str) -> list[tuple[str, str]]:

@@ -150,22 +150,6 @@ def _table_from_records(images: Sequence[ImageRecord], classes: Sequence[str]) -
     return BoxTable.build(img, lab, np.asarray(box, dtype=np.float64).reshape(-1, 4), None, ign)
 
 
-def _coco_json_file(src: str, split: str | None) -> str:
-    files = fs.files_for(src)
-    if files.isfile(src):
-        return src
-    ann = files.join(src, "annotations") if files.isdir(files.join(src, "annotations")) else src
-    if split:
-        for name in (f"instances_{split}.json", f"{split}.json"):
-            if files.isfile(files.join(ann, name)):
-                return files.join(ann, name)
-        raise UsageError(f"{src}: no instances_{split}.json or {split}.json")
-    names = [n for n in files.listdir(ann)[1] if n.endswith(".json")]
-    if len(names) != 1:
-        raise UsageError(f"{src}: {len(names)} JSON files found; pass the ground-truth JSON file itself or --split")
-    return files.join(ann, names[0])
-
-
 def sanitize_coco(data: dict, *, path: str = "") -> tuple[dict, dict[str, int], dict[str, int], list[Finding]]:
     """A copy of a COCO dict that pycocotools evaluates correctly, and what was changed.
 
@@ -239,8 +223,8 @@ def load_ground_truth(src: str | os.PathLike, *, format: str | None = None, spli
     ``convention`` None is the package's default VOC pixel convention. Ground truth without a single image is an
     error that says what was looked for where (evaluating it gave every metric -1).
 
-    ``split`` picks VOC ImageSets/Main lists, YOLO splits, or ``annotations/instances_<split>.json``. VOC/YOLO are
-    prepared as ``datatools voc2coco`` does (difficult objects become ``iscrowd``, boxes clipped to the image,
+    ``split`` picks VOC ImageSets/Main lists, YOLO splits, or a COCO split's JSON (``instances_<split>.json``,
+    Roboflow's ``<split>/_annotations.coco.json``: :func:`datatools.formats.coco.json_for_split`). VOC/YOLO are prepared as ``datatools voc2coco`` does (difficult objects become ``iscrowd``, boxes clipped to the image,
     degenerate boxes dropped and reported), so evaluating against VOC or against its voc2coco JSON gives the same
     COCO numbers. COCO ground truth is given to pycocotools as in the file (areas from the file), after
     :func:`sanitize_coco`.
@@ -264,7 +248,7 @@ def load_ground_truth(src: str | os.PathLike, *, format: str | None = None, spli
                            "images/ + labels/ or data.yaml, or COCO annotations/*.json in it (pass -f to name the "
                            "format)") from e
     if mod.NAME == "coco":
-        jpath = _coco_json_file(src, split)
+        jpath = coco_fmt.json_for_split(src, split)
         try:
             raw = json.loads(files.cat(jpath).decode("utf-8-sig"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
