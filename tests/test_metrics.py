@@ -306,6 +306,32 @@ def test_gt_traps_string_ids_missing_area_and_iscrowd(coco_case, tmp_path):
     assert list(rep.coco.stats) == pycocotools_stats(clean, coco_case["res"])
 
 
+def test_coco_and_voc_metrics_judge_the_boxes_the_reader_kept(coco_case, tmp_path):
+    """A ground-truth box the COCO reader drops (a null side) is left out of pycocotools' dict too, and one it keeps
+    (a zero width, as in the file) is in both, so COCO and VOC metrics see the same boxes; a box from a
+    segmentation, without a usable bbox, is one bad-annotation error; none of it is a traceback (a missing area
+    beside a null side was a TypeError)."""
+    from datatools.metrics.inputs import load_ground_truth
+
+    gt = json.loads(json.dumps(coco_case["gt"]))
+    n = len(gt["annotations"])
+    first = gt["annotations"][0]
+    gt["annotations"] += [dict(first, bbox=[1, 2, None, 4]), dict(first, bbox=[1, 2, 0, 4]),
+                          dict(first, bbox=[1, 2, None, 4], segmentation=[[1, 2, 9, 2, 9, 8]])]
+    for a in gt["annotations"][n:]:
+        a.pop("area")
+    g = tmp_path / "gt.json"
+    g.write_text(json.dumps(gt))
+    loaded = load_ground_truth(g)
+    assert len(loaded.table.box) == n + 2  # the zero width, and the segmentation's box (the reader's)
+    assert len(loaded.coco["annotations"]) == n + 1
+    assert [f.objects for f in loaded.findings if f.code == "bad-annotation"] == [1]
+    p = tmp_path / "p.json"
+    p.write_text(json.dumps(coco_case["res"]))
+    r = CliRunner().invoke(cli, ["evaluate", "--gt", str(g), "--pred", str(p), "--json"])
+    assert r.exit_code == 0 and "Traceback" not in r.output, r.output
+
+
 def test_sanitize_keeps_clean_ids(coco_case):
     out, id_map, cat_map, findings = sanitize_coco(coco_case["gt"])
     assert [im["id"] for im in out["images"]] == [im["id"] for im in coco_case["gt"]["images"]]

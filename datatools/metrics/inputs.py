@@ -13,6 +13,7 @@ relative name, base name or stem), otherwise by ``image_id``.
 from __future__ import annotations
 
 import json
+import math
 import os
 import posixpath
 from dataclasses import dataclass, field
@@ -150,14 +151,17 @@ def _table_from_records(images: Sequence[ImageRecord], classes: Sequence[str]) -
     return BoxTable.build(img, lab, np.asarray(box, dtype=np.float64).reshape(-1, 4), None, ign)
 
 
-def sanitize_coco(data: dict, *, path: str = "") -> tuple[dict, dict[str, int], dict[str, int], list[Finding]]:
+def sanitize_coco(data: dict, *, path: str = "", kept: set[int] | None = None
+                  ) -> tuple[dict, dict[str, int], dict[str, int], list[Finding]]:
     """A copy of a COCO dict that pycocotools evaluates correctly, and what was changed.
 
     Guards the known traps: a missing ``area`` (pycocotools raises KeyError) becomes ``w * h``; a missing
     ``iscrowd`` becomes 0; string or non-unique image/category ids are mapped to ints (returned mappings for images
     and categories: ``str(original id) -> new id``); annotation ids are renumbered 1..M in file order, because
     pycocotools keys annotations by id (duplicates silently overwrite each other) and treats an id of 0 as
-    "unmatched".
+    "unmatched". ``kept``: the positions in ``annotations`` that the COCO reader kept (it reported each one it
+    dropped), so that COCO and VOC metrics judge the same ground truth; a kept one without a usable ``bbox`` (the
+    reader took its box from the segmentation) is left out here with a ``bad-annotation`` error.
     """
     findings: list[Finding] = []
     images = [im for im in data.get("images") or [] if isinstance(im, dict) and im.get("id") is not None]
@@ -182,14 +186,17 @@ def sanitize_coco(data: dict, *, path: str = "") -> tuple[dict, dict[str, int], 
     out_images = [dict(im, id=id_map[str(im["id"])]) for im in images]
     out_anns = []
     missing_area = missing_crowd = dropped = 0
-    for a in data.get("annotations") or []:
+    for n, a in enumerate(data.get("annotations") or []):
+        if kept is not None and n not in kept:
+            continue  # dropped by the reader, with its finding
         if not isinstance(a, dict):
             dropped += 1
             continue
         iid = id_map.get(str(a.get("image_id")))
         cid = cat_map.get(str(a.get("category_id")))
         bb = a.get("bbox")
-        if iid is None or cid is None or not (isinstance(bb, (list, tuple)) and len(bb) == 4):
+        if iid is None or cid is None or not (isinstance(bb, (list, tuple)) and len(bb) == 4 and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in bb)):
             dropped += 1
             continue
         b = dict(a, image_id=iid, category_id=cid, id=len(out_anns) + 1)
@@ -208,8 +215,8 @@ def sanitize_coco(data: dict, *, path: str = "") -> tuple[dict, dict[str, int], 
                              f"{missing_crowd} annotation(s) had no iscrowd; 0 used (pycocotools needs it)"))
     if dropped:
         findings.append(err("bad-annotation", path, "annotations",
-                            f"{dropped} annotation(s) with an unknown image or category or no bbox were not evaluated",
-                            objects=dropped))
+                            f"{dropped} annotation(s) with an unknown image or category or no usable bbox were not "
+                            "evaluated", objects=dropped))
     out_cats = [dict(c, id=cat_map[str(c["id"])]) for c in cats]
     return {"images": out_images, "annotations": out_anns, "categories": out_cats}, id_map, cat_map, findings
 
@@ -258,7 +265,8 @@ def load_ground_truth(src: str | os.PathLike, *, format: str | None = None, spli
         ds: Dataset = coco_fmt.read(jpath, images=images, workers=workers)
         if not ds.images:
             raise NoInputError(no_images_message(ds, jpath))
-        coco, id_map, cat_map, fnd = sanitize_coco(raw, path=str(jpath))
+        kept = {int(a.where[12:-1]) for r in ds.images for a in r.annotations if a.where.startswith("annotations[")}
+        coco, id_map, cat_map, fnd = sanitize_coco(raw, path=str(jpath), kept=kept)
         keys = dataset_keys(ds, categories=[c for c in raw.get("categories") or [] if isinstance(c, dict)])
         recs = keys.images
         image_ids = [id_map[r.source_key[1]] for r in recs]
