@@ -573,3 +573,17 @@ def test_yolo_prediction_files_are_parsed_once_each(tmp_path, monkeypatch):
     (folder / "not_in_gt.txt").write_text("0 250 30 40 50 0.9\n")
     with pytest.raises(FormatError, match=r"not_in_gt.txt:1: .*pixel"):
         load_predictions(folder, gt)
+
+
+@pytest.mark.parametrize("plus", [False, True])
+def test_confusion_matrix_matches_as_ap_does(plus):
+    """GT [0, 0, 9, 9] and a detection [1, 1, 10, 10]: IoU 0.653 in continuous pixels, 0.681 with the devkit's +1.
+    At --iou 0.67 AP counts the pair as a match only under --legacy-plus-one, and so does the confusion matrix."""
+    from datatools.metrics.confusion import confusion_matrix
+
+    gt = BoxTable.build([0], [0], [[0, 0, 9, 9]])
+    det = BoxTable.build([0], [0], [[1, 1, 10, 10]], [0.9])
+    ap = evaluate_voc(gt, det, ["a"], iou_threshold=0.67, legacy_plus_one=plus).map
+    cm = confusion_matrix(gt, det, 1, iou=0.67, legacy_plus_one=plus)
+    assert ap == (1.0 if plus else 0.0)
+    assert cm.tolist() == ([[1, 0], [0, 0]] if plus else [[0, 1], [1, 0]])

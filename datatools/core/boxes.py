@@ -124,22 +124,9 @@ def convert(box: Box, src: BoxFormat, dst: BoxFormat, *, width: float | None = N
     return xyxy_to_yolo(xyxy, width, height)
 
 
-def area(box: Box) -> float:
-    return max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])
-
-
 def clip(box: Box, width: float, height: float) -> Box:
     return (min(max(box[0], 0.0), width), min(max(box[1], 0.0), height),
             min(max(box[2], 0.0), width), min(max(box[3], 0.0), height))
-
-
-def iou(a: Box, b: Box) -> float:
-    ix = min(a[2], b[2]) - max(a[0], b[0])
-    iy = min(a[3], b[3]) - max(a[1], b[1])
-    if ix <= 0 or iy <= 0:
-        return 0.0
-    inter = ix * iy
-    return inter / (area(a) + area(b) - inter)
 
 
 def snap(value: float, *, tol: float = 1e-3) -> float:

@@ -10,25 +10,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from datatools.metrics.voc import BoxTable
+from datatools.metrics.voc import BoxTable, box_iou
 
 
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box in ``a`` (N, 4) with every box in ``b`` (M, 4), continuous XYXY."""
-    iw = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
-    ih = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
-    inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(union > 0, inter / union, 0.0)
-
-
-def confusion_matrix(gt: BoxTable, det: BoxTable, num_classes: int, *, iou: float = 0.5,
-                     conf: float = 0.25) -> np.ndarray:
-    """(K+1) x (K+1) counts; see the module docstring."""
+def confusion_matrix(gt: BoxTable, det: BoxTable, num_classes: int, *, iou: float = 0.5, conf: float = 0.25,
+                     legacy_plus_one: bool = False) -> np.ndarray:
+    """(K+1) x (K+1) counts; see the module docstring. ``legacy_plus_one``: IoU as AP computes it under
+    ``--legacy-plus-one``, so that a pair AP counts as a match is one here too."""
     k = num_classes
+    plus = 1.0 if legacy_plus_one else 0.0
     m = np.zeros((k + 1, k + 1), dtype=np.int64)
     keep = det.score >= conf
     d_img, d_lab, d_box = det.image[keep], det.label[keep], det.box[keep]
@@ -42,7 +32,7 @@ def confusion_matrix(gt: BoxTable, det: BoxTable, num_classes: int, *, iou: floa
     for s0, s1, t0, t1 in zip(d_start, d_end, g_start, g_end):
         di = d_order[s0:s1]
         gi = g_order[t0:t1]
-        ov = iou_matrix(d_box[di], gt.box[gi]) if len(di) and len(gi) else np.zeros((len(di), len(gi)))
+        ov = box_iou(d_box[di][:, None], gt.box[gi][None], plus)
         pairs = np.argwhere(ov >= iou)
         used_d = np.zeros(len(di), dtype=bool)
         used_g = np.zeros(len(gi), dtype=bool)

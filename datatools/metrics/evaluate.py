@@ -101,7 +101,8 @@ def evaluate_loaded(gt: GroundTruth, pred: Predictions, *, metric: str = "all", 
         pr = voc if voc is not None else evaluate_voc(gt.table, t, gt.classes, iou_threshold=iou, method=method,
                                                       legacy_plus_one=legacy_plus_one)
         report.plots = plot_pr_curves(pr, plots)
-        report.confusion = confusion_matrix(gt.table, t, len(gt.classes), iou=iou, conf=conf)
+        report.confusion = confusion_matrix(gt.table, t, len(gt.classes), iou=iou, conf=conf,
+                                            legacy_plus_one=legacy_plus_one)
         report.plots.append(plot_confusion(report.confusion, gt.classes, plots, iou=iou, conf=conf))
     return report
 

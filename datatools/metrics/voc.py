@@ -163,16 +163,17 @@ def average_precision(recall: np.ndarray, precision: np.ndarray, method: APMetho
     return float(np.sum((mrec[i + 1] - mrec[i]) * mpre[i + 1]))
 
 
-def _pair_iou(a: np.ndarray, b: np.ndarray, plus: float) -> np.ndarray:
-    iw = np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]) + plus
-    ih = np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]) + plus
+def box_iou(a: np.ndarray, b: np.ndarray, plus: float = 0.0) -> np.ndarray:
+    """IoU of continuous XYXY boxes, broadcast over the leading axes: two (P, 4) arrays give the P pairs' IoU,
+    ``a[:, None]`` with ``b[None]`` the N x M matrix. ``plus`` is 1 under ``--legacy-plus-one`` (the VOC devkit's
+    inclusive pixel count), else 0. Every IoU of the evaluator (AP matching, the confusion matrix) is this one."""
+    iw = np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]) + plus
+    ih = np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]) + plus
     inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
-    area_a = (a[:, 2] - a[:, 0] + plus) * (a[:, 3] - a[:, 1] + plus)
-    area_b = (b[:, 2] - b[:, 0] + plus) * (b[:, 3] - b[:, 1] + plus)
-    union = area_a + area_b - inter
+    union = ((a[..., 2] - a[..., 0] + plus) * (a[..., 3] - a[..., 1] + plus)
+             + (b[..., 2] - b[..., 0] + plus) * (b[..., 3] - b[..., 1] + plus) - inter)
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = np.where(union > 0, inter / union, 0.0)
-    return out
+        return np.where(union > 0, inter / union, 0.0)
 
 
 def best_overlaps(gt: BoxTable, det: BoxTable, *, num_classes: int, legacy_plus_one: bool = False,
@@ -204,7 +205,7 @@ def best_overlaps(gt: BoxTable, det: BoxTable, *, num_classes: int, legacy_plus_
             pair_det = np.repeat(np.arange(lo, hi), cnt)
             first = np.repeat(np.cumsum(cnt) - cnt, cnt)
             pair_gt = g_order[np.repeat(start[lo:hi], cnt) + (np.arange(total) - first)]
-            iou = _pair_iou(det.box[pair_det], gt.box[pair_gt], plus)
+            iou = box_iou(det.box[pair_det], gt.box[pair_gt], plus)
             has = np.flatnonzero(cnt > 0)
             seg_start = (np.cumsum(cnt) - cnt)[has]
             seg_max = np.maximum.reduceat(iou, seg_start)
