@@ -587,3 +587,24 @@ def test_confusion_matrix_matches_as_ap_does(plus):
     cm = confusion_matrix(gt, det, 1, iou=0.67, legacy_plus_one=plus)
     assert ap == (1.0 if plus else 0.0)
     assert cm.tolist() == ([[1, 0], [0, 0]] if plus else [[0, 1], [1, 0]])
+
+
+def test_one_number_rule_in_the_json(coco_case, tmp_path):
+    """In one evaluate --json, a class with ground truth and no detection has recall 0 in both the VOC table and the
+    per-class rows (it was 0.0 in one and null in the other); an undefined value is null everywhere."""
+    g = tmp_path / "gt.json"
+    gt = json.loads(json.dumps(coco_case["gt"]))
+    gt["categories"].append({"id": 99, "name": "unseen"})  # no ground truth: undefined AP and recall
+    g.write_text(json.dumps(gt))
+    missed = coco_case["res"][0]["category_id"]
+    p = tmp_path / "p.json"
+    p.write_text(json.dumps([r for r in coco_case["res"] if r["category_id"] != missed]))
+    r = CliRunner().invoke(cli, ["evaluate", "--gt", str(g), "--pred", str(p), "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    name = next(c["name"] for c in gt["categories"] if c["id"] == missed)
+    voc = {c["class"]: c for c in d["voc"]["per_class"]}
+    rows = {c["class"]: c for c in d["per_class"]}
+    assert voc[name]["recall"] == rows[name]["recall"] == 0.0 and voc[name]["detections"] == 0
+    assert voc["unseen"]["recall"] is rows["unseen"]["recall"] is None
+    assert voc["unseen"]["ap"] is rows["unseen"]["ap"] is rows["unseen"]["coco_ap"] is None

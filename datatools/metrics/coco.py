@@ -24,6 +24,7 @@ from typing import Sequence
 import numpy as np
 
 from datatools.core.errors import UsageError
+from datatools.metrics.voc import json_float
 
 STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 STAT_LABELS = (
@@ -59,12 +60,9 @@ class CocoResult:
 
     def to_dict(self) -> dict:
         return {"backend": self.backend, "stats": {n: round(float(v), 6) for n, v in zip(STAT_NAMES, self.stats)},
-                "per_class": [{"class": c, "ap": _r(self.per_class_ap[c]), "ap50": _r(self.per_class_ap50[c])}
+                "per_class": [{"class": c, "ap": json_float(self.per_class_ap[c]),
+                               "ap50": json_float(self.per_class_ap50[c])}
                               for c in self.per_class_ap]}
-
-
-def _r(v):
-    return None if v is None else round(float(v), 6)
 
 
 def available_backends() -> list[str]:

@@ -16,7 +16,7 @@ from datatools.core.model import Finding, Severity
 from datatools.metrics.coco import CocoResult, coco_evaluate, results_from_arrays
 from datatools.metrics.inputs import GroundTruth, load_ground_truth
 from datatools.metrics.predictions import Predictions, load_predictions
-from datatools.metrics.voc import APMethod, VOCResult, evaluate_voc
+from datatools.metrics.voc import APMethod, VOCResult, evaluate_voc, json_float
 
 METRICS = ("all", "coco", "voc")
 
@@ -47,10 +47,11 @@ class EvalReport:
             if self.voc is not None:
                 c = self.voc.classes[k]
                 row.update(gt=c.positives, ignored=c.ignored_gt, detections=c.detections, tp=c.tp, fp=c.fp,
-                           ap=_n(c.ap), ap_allpoint=_n(c.ap_allpoint), ap_11point=_n(c.ap_11point),
-                           recall=_n(float(c.recall[-1])) if len(c.recall) and c.positives else None)
+                           ap=json_float(c.ap), ap_allpoint=json_float(c.ap_allpoint),
+                           ap_11point=json_float(c.ap_11point), recall=json_float(c.final_recall))
             if self.coco is not None:
-                row.update(coco_ap=_n(self.coco.per_class_ap.get(name)), coco_ap50=_n(self.coco.per_class_ap50.get(name)))
+                row.update(coco_ap=json_float(self.coco.per_class_ap.get(name)),
+                           coco_ap50=json_float(self.coco.per_class_ap50.get(name)))
             rows.append(row)
         return rows
 
@@ -66,10 +67,6 @@ class EvalReport:
     @property
     def errors(self) -> int:
         return sum(1 for f in self.findings if f.severity is Severity.ERROR)
-
-
-def _n(v):
-    return None if v is None or v != v else round(float(v), 6)
 
 
 def evaluate_loaded(gt: GroundTruth, pred: Predictions, *, metric: str = "all", iou: float = 0.5,

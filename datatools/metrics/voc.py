@@ -91,15 +91,19 @@ class ClassAP:
     recall: np.ndarray = field(repr=False)
     scores: np.ndarray = field(repr=False)
 
-    def to_dict(self) -> dict:
-        def num(v: float):
-            return None if v != v else round(float(v), 6)
+    @property
+    def final_recall(self) -> float:
+        """The recall at the lowest score: 0 for a class with ground truth and no detection, NaN without ground
+        truth (as its AP)."""
+        if not self.positives:
+            return float("nan")
+        return float(self.recall[-1]) if len(self.recall) else 0.0
 
-        return {"class": self.name, "ap": num(self.ap), "ap_allpoint": num(self.ap_allpoint),
-                "ap_11point": num(self.ap_11point), "positives": self.positives, "ignored_gt": self.ignored_gt,
+    def to_dict(self) -> dict:
+        return {"class": self.name, "ap": json_float(self.ap), "ap_allpoint": json_float(self.ap_allpoint),
+                "ap_11point": json_float(self.ap_11point), "positives": self.positives, "ignored_gt": self.ignored_gt,
                 "detections": self.detections, "tp": self.tp, "fp": self.fp,
-                "ignored_detections": self.ignored_detections,
-                "recall": num(self.recall[-1]) if len(self.recall) else 0.0}
+                "ignored_detections": self.ignored_detections, "recall": json_float(self.final_recall)}
 
 
 @dataclass(frozen=True)
@@ -122,16 +126,20 @@ class VOCResult:
         return float(np.mean(vals)) if vals else float("nan")
 
     def to_dict(self) -> dict:
-        m = self.map
         return {"iou_threshold": self.iou_threshold, "method": self.method.value,
-                "legacy_plus_one": self.legacy_plus_one, "map": None if m != m else round(m, 6),
-                "map_allpoint": _num(self.map_of(APMethod.ALL_POINT)),
-                "map_11point": _num(self.map_of(APMethod.ELEVEN_POINT)),
+                "legacy_plus_one": self.legacy_plus_one, "map": json_float(self.map),
+                "map_allpoint": json_float(self.map_of(APMethod.ALL_POINT)),
+                "map_11point": json_float(self.map_of(APMethod.ELEVEN_POINT)),
                 "per_class": [c.to_dict() for c in self.classes]}
 
 
-def _num(v: float):
-    return None if v != v else round(float(v), 6)
+def json_float(v) -> float | None:
+    """A metric for JSON output: rounded to 6 places; None for a missing or undefined (NaN, infinite) value. Every
+    number ``evaluate --json`` prints goes through here."""
+    if v is None:
+        return None
+    v = float(v)
+    return round(v, 6) if v - v == 0.0 else None
 
 
 def average_precision(recall: np.ndarray, precision: np.ndarray, method: APMethod | str = APMethod.ALL_POINT) -> float:
