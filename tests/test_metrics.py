@@ -608,3 +608,16 @@ def test_one_number_rule_in_the_json(coco_case, tmp_path):
     assert voc[name]["recall"] == rows[name]["recall"] == 0.0 and voc[name]["detections"] == 0
     assert voc["unseen"]["recall"] is rows["unseen"]["recall"] is None
     assert voc["unseen"]["ap"] is rows["unseen"]["ap"] is rows["unseen"]["coco_ap"] is None
+
+
+def test_pr_plot_files_never_overwrite_each_other(tmp_path):
+    """Classes whose names make the same file name ("a b", "a/b"), and a class named "all" beside the summary plot,
+    each get their own PNG."""
+    from datatools.metrics.plots import plot_pr_curves
+
+    names = ["a b", "a/b", "all"]
+    gt = BoxTable.build([0, 0, 0], [0, 1, 2], [[0, 0, 10, 10]] * 3)
+    det = BoxTable.build([0, 0, 0], [0, 1, 2], [[0, 0, 10, 10]] * 3, [0.9, 0.8, 0.7])
+    files = plot_pr_curves(evaluate_voc(gt, det, names), tmp_path)
+    assert [Path(f).name for f in files] == ["pr_a_b.png", "pr_a_b_2.png", "pr_all_2.png", "pr_all.png"]
+    assert all(Path(f).stat().st_size > 1000 for f in files)

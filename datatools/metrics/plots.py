@@ -16,8 +16,16 @@ from datatools.core.atomic import atomic_write, make_dirs
 from datatools.metrics.voc import VOCResult
 
 
-def _safe_name(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "class"
+def _file_stem(name: str, taken: set[str]) -> str:
+    """A file-name stem for class ``name``, not one of ``taken`` (which it joins): ``a b`` and ``a/b`` are ``a_b``
+    and ``a_b_2``, and a class named ``all`` never overwrites the summary plot ``pr_all.png``."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "class"
+    unique, n = stem, 1
+    while unique in taken:
+        n += 1
+        unique = f"{stem}_{n}"
+    taken.add(unique)
+    return unique
 
 
 def _save(fig, path: Path) -> None:
@@ -36,6 +44,7 @@ def plot_pr_curves(result: VOCResult, out: str | os.PathLike) -> list[str]:
     out = Path(out)
     make_dirs(out)
     files = []
+    taken = {"all"}
     fig_all, ax_all = plt.subplots(figsize=(6, 5))
     for c in result.classes:
         fig, ax = plt.subplots(figsize=(5, 4))
@@ -54,7 +63,7 @@ def plot_pr_curves(result: VOCResult, out: str | os.PathLike) -> list[str]:
             a.set_ylabel("precision")
             a.grid(alpha=0.3)
         ax.legend(loc="lower left")
-        p = out / f"pr_{_safe_name(c.name)}.png"
+        p = out / f"pr_{_file_stem(c.name, taken)}.png"
         _save(fig, p)
         plt.close(fig)
         files.append(str(p))
