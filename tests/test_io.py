@@ -203,3 +203,18 @@ def test_refuse_replacing_inputs_guards_the_folders_a_writer_swaps(tmp_path):
     with pytest.raises(datatools.UsageError, match="holds the input"):
         paths.refuse_replacing_inputs(tmp_path, ["Annotations"], [tmp_path / "Annotations" / "sub"])
     paths.refuse_replacing_inputs(tmp_path, ["labels"], [tmp_path / "Annotations", "memory://x/labels"])
+
+
+def test_default_workers_follow_the_cpu_affinity(monkeypatch):
+    """Under taskset or a container's CPU set, the readers start as many processes as there are CPUs to run them
+    (os.cpu_count() counts the machine's), and so does the torch loader's default."""
+    import os
+
+    from datatools.core.parallel import default_workers
+    from datatools.datasets.loader import default_num_workers
+
+    if not hasattr(os, "sched_getaffinity"):
+        pytest.skip("no CPU affinity on this platform")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3})
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    assert default_workers() == 1 and default_num_workers(16) == 1

@@ -49,7 +49,11 @@ def check_engine(engine: str | None) -> str:
 
 
 def default_workers() -> int:
-    return max(1, os.cpu_count() or 1)
+    """The CPUs this process may use (its affinity: ``taskset``, a container's CPU set), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return max(1, os.cpu_count() or 1)
 
 
 def plan_workers(n: int, workers: int | None, *, min_per_worker: int = 1) -> int:

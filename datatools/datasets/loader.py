@@ -1,7 +1,6 @@
 """``make_loader``: a DataLoader for detection with sensible defaults."""
 from __future__ import annotations
 
-import os
 from typing import Any, Callable, Sequence
 
 import torch
@@ -14,11 +13,9 @@ __all__ = ["default_num_workers", "make_loader", "set_epoch", "to_device"]
 
 def default_num_workers(batch_size: int) -> int:
     """``min(usable CPUs, batch_size, 8)``: more workers than images per batch only adds memory."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - macOS, Windows
-        cpus = os.cpu_count() or 1
-    return max(0, min(cpus, batch_size, 8))
+    from datatools.core.parallel import default_workers
+
+    return max(0, min(default_workers(), batch_size, 8))
 
 
 def make_loader(dataset, *, batch_size: int = 8, shuffle: bool = True, collate_fn: Callable = detection_collate,
