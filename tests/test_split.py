@@ -746,3 +746,23 @@ def test_swaps_never_move_group_part_sizes_away_from_the_ask():
         swapped = balance_by_swaps(fitted, counts, target, weights=weights, rng=np.random.default_rng(0))
         err = lambda idx: np.abs(np.bincount(idx, weights=weights, minlength=3) - target).sum()
         assert err(swapped) <= err(fitted) <= err(start), seed
+
+
+@pytest.mark.parametrize("val,parts", [(0.5, None), (2, None), (1.0, "has a point"), (200.0, "has a point"),
+                                       (-1, "give a ratio"), (float("nan"), "give a ratio")])
+def test_val_is_a_ratio_or_a_count_by_type_in_the_library_as_in_the_cli(small_voc, tmp_path, val, parts):
+    """plan_split(val=...) reads an amount as the CLI does: a float below 1 is a ratio, an int a count of images,
+    and 1.0 is refused (it once held out 1 image from Python while the CLI refused it)."""
+    from datatools.core.errors import UsageError
+    from datatools.formats import voc
+    from datatools.ops.split import plan_split
+
+    ds = voc.read(small_voc)
+    if parts is None:
+        plan = plan_split(ds, val=val, method="random")
+        assert len(plan.parts["val"]) == 2 if val == 2 else 0 < len(plan.parts["val"]) < len(ds.images)
+    else:
+        with pytest.raises(UsageError, match=parts):
+            plan_split(ds, val=val, method="random")
+    r = CliRunner().invoke(cli, ["split", str(small_voc), str(tmp_path / "o"), "--val", str(val), "--json"])
+    assert (r.exit_code == 0) == (parts is None) and "Traceback" not in r.output, r.output

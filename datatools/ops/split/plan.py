@@ -6,6 +6,8 @@ Use :func:`plan_split` to decide (pure: the dataset in, a :class:`SplitPlan` out
 from __future__ import annotations
 
 import hashlib
+import math
+import numbers
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -95,18 +97,18 @@ class SplitPlan:
 
 
 def _amount(value: float | None, n: int, what: str) -> float:
-    """A ratio in [0, 1) stays a ratio; a whole number >= 1 is a count of images."""
+    """The share of ``n`` images that ``value`` asks for: a float in [0, 1) is a ratio, an int a count of images. A
+    float of 1 or more is refused rather than guessed (``1.0`` is not one image): a count has no point."""
     if value is None or value == 0:
         return 0.0
-    if value < 0:
-        raise UsageError(f"--{what} must not be negative")
-    if value < 1:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < 0:
+        raise UsageError(f"--{what} {value!r}: give a ratio below 1 (0.2) or a whole number of images (200)")
+    if not isinstance(value, numbers.Integral):
+        if value >= 1:
+            raise UsageError(f"--{what} {value!r} has a point, so it is a ratio, and a ratio must be below 1; a "
+                             "number of images is written without one (200)")
         return float(value)
-    if value != int(value):
-        raise UsageError(f"--{what} {value}: give a ratio below 1 or a whole number of images")
-    if n == 0:
-        return 0.0
-    return int(value) / n
+    return int(value) / n if n else 0.0
 
 
 def plan_split(ds: Dataset, *, val: float | None = None, test: float = 0.0, method: str = "stratified",
