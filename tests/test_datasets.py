@@ -412,3 +412,27 @@ def test_importing_the_package_changes_no_process_state():
     root = Path(__file__).resolve().parents[1]
     proc = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_string_coco_ids_are_numbered_as_evaluate_numbers_them(tmp_path):
+    """COCO ids that are not integers: the torch datasets' target image_id and evaluate's ground truth give each
+    image the same number (they used to number by name and by file order), so predictions written from the targets
+    are scored against the right images."""
+    import json
+
+    from datatools.metrics.inputs import load_ground_truth
+    from tests.conftest import make_jpeg
+
+    doc = {"images": [], "annotations": [], "categories": [{"id": 1, "name": "dog"}]}
+    for k, (iid, name) in enumerate([("img-z", "zeta.jpg"), ("img-m", "mid.jpg"), ("img-a", "alpha.jpg")]):
+        make_jpeg(tmp_path / name, 40, 30)
+        doc["images"].append({"id": iid, "file_name": name, "width": 40, "height": 30})
+        doc["annotations"].append({"id": k + 1, "image_id": iid, "category_id": 1, "bbox": [k, 1, 10, 10],
+                                   "area": 100, "iscrowd": 0})
+    (tmp_path / "gt.json").write_text(json.dumps(doc))
+    ds = DetectionDataset.from_path(tmp_path / "gt.json")
+    torch_ids = {Path(p).name: c for p, c in zip(ds.paths, ds.coco_ids)}
+    gt = load_ground_truth(tmp_path / "gt.json")
+    eval_ids = {Path(r.file_name).name: c for r, c in zip(gt.images, gt.image_ids)}
+    assert torch_ids == eval_ids and sorted(eval_ids.values()) == [1, 2, 3]
+    assert {im["id"] for im in gt.coco["images"]} == {1, 2, 3}

@@ -55,16 +55,13 @@ def source_ids(records: Sequence[ImageRecord], format: str | None) -> dict[str, 
 
     COCO: the image's own ``id`` in its JSON file. VOC and YOLO: the 1-based position in ``records``, which is the id
     ``datatools voc2coco`` writes for that split (and that ``evaluate`` and ``predict`` use for the same ground
-    truth), so predictions keyed by it go straight into a COCO results file. A COCO id that is not an integer falls
-    back to the position, as pycocotools needs integers."""
-    out: dict[str, int] = {}
-    for k, rec in enumerate(records, 1):
-        raw = rec.source_key[1] if format == "coco" else ""
-        try:
-            out[rec.image_id] = int(raw)
-        except ValueError:
-            out[rec.image_id] = k
-    return out
+    truth), so predictions keyed by it go straight into a COCO results file. COCO ids that are not unique integers
+    are positions too, as ``evaluate`` numbers them (:func:`datatools.metrics.inputs.sanitize_coco`): pycocotools
+    needs integers."""
+    raw = [rec.source_key[1] for rec in records] if format == "coco" else []
+    if raw and all(r.isdigit() or (r[:1] == "-" and r[1:].isdigit()) for r in raw) and len(set(raw)) == len(raw):
+        return {rec.image_id: int(r) for rec, r in zip(records, raw)}
+    return {rec.image_id: k for k, rec in enumerate(records, 1)}
 
 
 def as_list(v: Sequence[str] | str) -> list[str]:

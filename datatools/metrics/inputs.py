@@ -7,7 +7,7 @@ wherever it is read.
 
 Image ids. For VOC and YOLO the COCO image ids are 1..N in the order of ``Dataset.images`` and the category ids 1..K
 in class order: exactly what ``datatools voc2coco`` writes. For COCO the file's own ids are used (string ids are
-mapped to 1..N in file order and reported). A prediction that carries ``file_name`` is matched by file name (full
+mapped to 1..N in the reader's image order, as the torch datasets number them, and reported). A prediction that carries ``file_name`` is matched by file name (full
 relative name, base name or stem), otherwise by ``image_id``.
 """
 from __future__ import annotations
@@ -151,7 +151,7 @@ def _table_from_records(images: Sequence[ImageRecord], classes: Sequence[str]) -
     return BoxTable.build(img, lab, np.asarray(box, dtype=np.float64).reshape(-1, 4), None, ign)
 
 
-def sanitize_coco(data: dict, *, path: str = "", kept: set[int] | None = None
+def sanitize_coco(data: dict, *, path: str = "", kept: set[int] | None = None, order: Sequence[str] = ()
                   ) -> tuple[dict, dict[str, int], dict[str, int], list[Finding]]:
     """A copy of a COCO dict that pycocotools evaluates correctly, and what was changed.
 
@@ -159,7 +159,9 @@ def sanitize_coco(data: dict, *, path: str = "", kept: set[int] | None = None
     ``iscrowd`` becomes 0; string or non-unique image/category ids are mapped to ints (returned mappings for images
     and categories: ``str(original id) -> new id``); annotation ids are renumbered 1..M in file order, because
     pycocotools keys annotations by id (duplicates silently overwrite each other) and treats an id of 0 as
-    "unmatched". ``kept``: the positions in ``annotations`` that the COCO reader kept (it reported each one it
+    "unmatched". Image ids that are not unique integers are numbered 1..N in ``order`` (``str(id)`` of the images
+    as the reader lists them, which :func:`datatools.datasets.sources.source_ids` numbers the same way), then in file
+    order. ``kept``: the positions in ``annotations`` that the COCO reader kept (it reported each one it
     dropped), so that COCO and VOC metrics judge the same ground truth; a kept one without a usable ``bbox`` (the
     reader took its box from the segmentation) is left out here with a ``bad-annotation`` error.
     """
@@ -171,11 +173,11 @@ def sanitize_coco(data: dict, *, path: str = "", kept: set[int] | None = None
         id_map = {str(i): i for i in raw_ids}
     else:
         id_map = {}
-        for k, i in enumerate(raw_ids, 1):
-            id_map.setdefault(str(i), k)
+        for key in [*order, *map(str, raw_ids)]:
+            id_map.setdefault(key, len(id_map) + 1)
         findings.append(warn("string-ids", path, "images/id",
-                             "image ids are not unique integers; they were mapped to 1..N in file order "
-                             "(predictions are matched by the original id or by file_name)"))
+                             "image ids are not unique integers; they were mapped to 1..N in the order of the images' "
+                             "names (predictions are matched by the original id or by file_name)"))
     cats = [c for c in data.get("categories") or [] if isinstance(c, dict) and c.get("id") is not None]
     cat_ids = [c["id"] for c in cats]
     cat_ints = (all(isinstance(i, int) and not isinstance(i, bool) for i in cat_ids)
@@ -266,7 +268,8 @@ def load_ground_truth(src: str | os.PathLike, *, format: str | None = None, spli
         if not ds.images:
             raise NoInputError(no_images_message(ds, jpath))
         kept = {int(a.where[12:-1]) for r in ds.images for a in r.annotations if a.where.startswith("annotations[")}
-        coco, id_map, cat_map, fnd = sanitize_coco(raw, path=str(jpath), kept=kept)
+        coco, id_map, cat_map, fnd = sanitize_coco(raw, path=str(jpath), kept=kept,
+                                                   order=[r.source_key[1] for r in ds.images])
         keys = dataset_keys(ds, categories=[c for c in raw.get("categories") or [] if isinstance(c, dict)])
         recs = keys.images
         image_ids = [id_map[r.source_key[1]] for r in recs]
