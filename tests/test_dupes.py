@@ -252,3 +252,29 @@ def test_bccd_near_copies_are_found(realworld):
     assert relations == {"BloodImage_00038": "near", "BloodImage_00391": "cropped"}
     agree = {c.members[1].image_id: c.labels_agree for c in rep.clusters}
     assert agree == {"BloodImage_00038": False, "BloodImage_00391": True}  # same class counts in the shifted pair
+
+
+def test_same_pixels_means_the_same_values_for_16_bit_and_alpha_images(tmp_path):
+    """pixel_digest judges "same pixels": two 16-bit PNGs that differ only above 255 are different pictures (RGB
+    conversion made both white), as are two PNGs that differ only in alpha; the same 16-bit values written twice,
+    and an 8-bit PNG beside its RGB copy, are the same pixels."""
+    from datatools.ops.dupes_hash import pixel_digest
+
+    ramp = np.arange(64 * 48, dtype=np.uint16).reshape(48, 64) * 20
+    Image.fromarray(ramp).save(tmp_path / "a16.png")
+    Image.fromarray(ramp).save(tmp_path / "a16_again.png", compress_level=1)
+    Image.fromarray(ramp + 300).save(tmp_path / "b16.png")
+    assert Image.open(tmp_path / "a16.png").mode.startswith("I")
+    rgba = np.zeros((48, 64, 4), dtype=np.uint8)
+    rgba[..., 0] = 200
+    rgba[..., 3] = 255
+    Image.fromarray(rgba).save(tmp_path / "opaque.png")
+    rgba[:24, :, 3] = 0
+    Image.fromarray(rgba).save(tmp_path / "half_clear.png")
+    Image.fromarray(rgba[..., :3]).convert("L").save(tmp_path / "grey.png")
+    Image.open(tmp_path / "grey.png").convert("RGB").save(tmp_path / "grey_rgb.png")
+    d = {p.stem: pixel_digest(str(p)) for p in tmp_path.glob("*.png")}
+    assert all(d.values())
+    assert d["a16"] == d["a16_again"] != d["b16"]
+    assert d["opaque"] != d["half_clear"]
+    assert d["grey"] == d["grey_rgb"]

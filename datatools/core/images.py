@@ -10,6 +10,10 @@ from dataclasses import dataclass
 from datatools.core import fs
 from datatools.core.paths import IMAGE_EXTENSIONS
 
+# PIL modes with more than 8 bits a channel (16-bit PNG/TIFF, 32-bit integer or float), which convert("RGB") clips
+# to 255: white where the values are above 255.
+DEEP_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I", "F"})
+
 
 @dataclass(frozen=True, slots=True)
 class ImageHeader:

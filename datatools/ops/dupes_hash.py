@@ -101,7 +101,7 @@ def thumbnails(im) -> tuple[np.ndarray, list[np.ndarray], np.ndarray, list[np.nd
     Decoded as cheaply as the format allows (``draft`` for JPEG)."""
     from PIL import Image
 
-    from datatools.core.images import exif_orientation
+    from datatools.core.images import DEEP_MODES, exif_orientation
 
     orientation = exif_orientation(im)
     if im.format == "JPEG":
@@ -109,7 +109,7 @@ def thumbnails(im) -> tuple[np.ndarray, list[np.ndarray], np.ndarray, list[np.nd
         # differ enough from a full decode that a PNG copy of the same pixels hashed up to 12 bits away; at 2 *
         # THUMB, 4 to 8.
         im.draft(im.mode, (2 * THUMB, 2 * THUMB))
-    if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+    if im.mode in DEEP_MODES:
         arr = np.asarray(im, dtype=np.float64)
         im = Image.fromarray(np.clip(arr / max(arr.max(), 1.0) * 255.0, 0, 255).astype(np.uint8), mode="L")
     rgb = im.convert("RGB")
@@ -167,17 +167,21 @@ def pixel_digest(path: str) -> str:
 
     from PIL import ImageOps
 
-    from datatools.core.images import pil_open
+    from datatools.core.images import DEEP_MODES, pil_open
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with pil_open(io.BytesIO(fs.read_small_file(path))) as im:
                 im = ImageOps.exif_transpose(im)
-                rgb = im.convert("RGB") if im.mode != "RGB" else im
-                rgb.load()
-                h = hashlib.blake2b(f"{rgb.width}x{rgb.height}".encode(), digest_size=16)
-                h.update(rgb.tobytes())
+                # 8-bit pictures as RGB, so that a PNG and a JPEG that decode alike hash alike; deeper ones (whose
+                # RGB is clipped to white) and ones with an alpha channel as they are, values and alpha included
+                keep = im.mode in DEEP_MODES or "A" in im.mode or "transparency" in im.info
+                pixels = im if keep or im.mode == "RGB" else im.convert("RGB")
+                pixels.load()
+                h = hashlib.blake2b(f"{pixels.mode if keep else 'RGB'} {pixels.width}x{pixels.height}".encode(),
+                                    digest_size=16)
+                h.update(pixels.tobytes())
                 return h.hexdigest()
     except Exception:  # unreadable here means "not provably the same pixels"; reading reported it already
         return ""

@@ -35,12 +35,11 @@ from typing import Sequence
 import numpy as np
 
 from datatools.core.fs import is_url
-from datatools.core.images import pil_open
+from datatools.core.images import DEEP_MODES, pil_open
 from datatools.core.model import Dataset, Finding, all_classes
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.formats.common import err, warn
 
-_SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 COCO_SMALL, COCO_MEDIUM = 32 ** 2, 96 ** 2
 QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
 _Q_NAMES = ("min", "p5", "p25", "median", "p75", "p95", "max")
@@ -154,12 +153,12 @@ def _to_rgb(im):
     if mode == "RGB":
         im.load()
         return im
-    if mode in _SIXTEEN_BIT:
+    if mode == "F":
+        raise ValueError("32-bit float images (mode F) are not supported")
+    if mode in DEEP_MODES:  # the top 8 bits, as 8-bit pixels
         arr = np.asarray(im)
         arr8 = (np.clip(arr.astype(np.int64), 0, 65535) >> 8).astype(np.uint8)
         return Image.fromarray(arr8, mode="L").convert("RGB")
-    if mode == "F":
-        raise ValueError("32-bit float images (mode F) are not supported")
     return im.convert("RGB")
 
 

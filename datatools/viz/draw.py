@@ -19,6 +19,8 @@ from typing import Sequence
 
 from PIL import Image, ImageDraw, ImageFont
 
+from datatools.core.images import DEEP_MODES
+
 RGB = tuple[int, int, int]
 
 STYLES = ("solid", "dashed", "warning")
@@ -198,7 +200,7 @@ def to_rgb(image) -> Image.Image:
         image = Image.fromarray(arr)
     if image.mode == "RGB":
         return image
-    if image.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+    if image.mode in DEEP_MODES:
         import numpy as np
 
         arr = np.asarray(image, dtype=np.float64)
