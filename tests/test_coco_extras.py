@@ -118,3 +118,26 @@ def test_coco_fields_lost_in_another_format_are_counted(tmp_path):
     assert "segmentation 1" in msg and "source_tool 1" in msg and "image license 2" in msg and "image coco_url 1" in msg
     again = convert("coco", src, "coco", tmp_path / "out2")
     assert not [f for f in again.findings if f.code == "field-not-kept"]
+
+
+def test_coco_sizes_and_numbers_are_read_by_the_rule_of_every_reader(tmp_path):
+    """A width that is not a whole JSON number of pixels in 1..1,000,000 (640.7, "640", true, 5,000,000) is a
+    bad-size warning and the size is left to the image header, as VOC, CVAT, LabelMe and Label Studio do (COCO
+    used to truncate or accept them silently); a bbox of strings is dropped with its finding, as pycocotools could
+    not use it either."""
+    from datatools.formats import coco
+
+    bad = [640.7, "640", True, 5_000_000]
+    doc = {"images": [{"id": k + 1, "file_name": f"{k}.jpg", "width": w, "height": 480} for k, w in enumerate(bad)]
+           + [{"id": 9, "file_name": "ok.jpg", "width": 640, "height": 480}],
+           "annotations": [{"id": 1, "image_id": 9, "category_id": 1, "bbox": ["1", 2, 30, 40]},
+                           {"id": 2, "image_id": 9, "category_id": 1, "bbox": [1, 2, 30, 40]}],
+           "categories": [{"id": 1, "name": "dog"}]}
+    (tmp_path / "a.json").write_text(json.dumps(doc))
+    ds = coco.read(tmp_path / "a.json")
+    sizes = {r.file_name: (r.width, r.height) for r in ds.images}
+    assert sizes == {"0.jpg": (None, None), "1.jpg": (None, None), "2.jpg": (None, None), "3.jpg": (None, None),
+                     "ok.jpg": (640, 480)}
+    assert sorted(f.field for f in ds.findings if f.code == "bad-size") == [f"images[{k}]/width" for k in range(4)]
+    assert [a.box for r in ds.images for a in r.annotations] == [(1.0, 2.0, 31.0, 42.0)]
+    assert [f.field for f in ds.findings if f.code == "missing-field"] == ["annotations[0]/bbox"]

@@ -21,7 +21,7 @@ from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, all_classes
 from datatools.formats.common import (DEFAULT_SPLIT, ImageIndex, WriteResult, err, fill_sizes_from_headers, info,
-                                      split_of_role, warn)
+                                      json_number, json_side, split_of_role, warn)
 
 NAME = "coco"
 # What write() replaces whole in OUT (see core.paths.refuse_replacing_inputs); the image folder only when it
@@ -137,16 +137,6 @@ def _no_image_dir(jpath: str, split: str | None, images, n: int) -> Finding:
                f"{where}: none of the {n} image(s) can be checked, sized or copied; pass --images DIR")
 
 
-def _num(v) -> float | None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        try:
-            v = float(v)
-        except (TypeError, ValueError):
-            return None
-    v = float(v)
-    return v if v == v and abs(v) != float("inf") else None
-
-
 def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, classes: Sequence[str] | None = None,
          workers: int | None = None, progress: ProgressFn | None = None, on_total=None,
          mapper: Mapper | None = None, **_ignored) -> Dataset:
@@ -225,7 +215,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
                                      f"file name {fname!r} appears twice; this one is kept as {iid}__{im['id']}",
                                      image_id=f"{iid}__{im['id']}"))
                 iid = f"{iid}__{im['id']}"
-            w, h = _num(im.get("width")), _num(im.get("height"))
+            w, h = json_side(im.get("width")), json_side(im.get("height"))
             image_path = None
             if index.exists:
                 image_path, notes, rel = index.find(fname, iid, id_names_image=False)
@@ -233,11 +223,16 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
                 if image_path is None:
                     findings.append(err("missing-image", str(jpath), f"{where}/file_name",
                                          f"no image {fname!r} in {index.folder}", image_id=iid))
-            rec = ImageRecord(image_id=iid, file_name=fname, width=int(w) if w and w > 0 else None,
-                              height=int(h) if h and h > 0 else None, image_path=image_path,
+            rec = ImageRecord(image_id=iid, file_name=fname, width=w if h else None, height=h if w else None,
+                              image_path=image_path,
                               source=f"{jpath}#{im['id']}", splits=(split,) if split else (),
                               extra=_extra(im, _IMAGE_KEYS))
-            if not rec.has_size:
+            bad = [k for k in ("width", "height") if im.get(k) not in (None, 0) and json_side(im.get(k)) is None]
+            if bad:
+                findings.append(warn("bad-size", str(jpath), f"{where}/{bad[0]}",
+                                     f"{bad[0]} is {im.get(bad[0])!r}: not a whole number of pixels in 1..1,000,000 "
+                                     "(a JSON number); the size is read from the image header", image_id=iid))
+            elif not rec.has_size:
                 findings.append(warn("missing-size", str(jpath), f"{where}/width", "no width/height; read from the image",
                                      image_id=iid))
             records[iid] = rec
@@ -271,7 +266,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
                                  if k2 not in _FLAGS and not isinstance(v, (dict, list))))
             nested = {k2: v for k2, v in attrs.items() if k2 not in _FLAGS and isinstance(v, (dict, list))}
             kept = _extra(a, _ANN_KEYS) + ((("attributes", nested),) if nested else ())
-            score = _num(a.get("score")) if "score" in a else None
+            score = json_number(a.get("score")) if "score" in a else None
             anns_by_img.setdefault(iid, []).append(Annotation(
                 cat_name[a["category_id"]], box, difficult=bool(attrs.get("difficult", False)),
                 truncated=bool(attrs.get("truncated", False)), occluded=bool(attrs.get("occluded", False)),
@@ -383,7 +378,7 @@ def _at(f: Finding, path: str) -> Finding:
 def _box_of(a: dict):
     bb = a.get("bbox")
     if isinstance(bb, (list, tuple)) and len(bb) == 4:
-        vals = [_num(v) for v in bb]
+        vals = [json_number(v) for v in bb]
         if all(v is not None for v in vals):
             return xywh_to_xyxy(*vals)  # type: ignore[arg-type]
     seg = a.get("segmentation")

@@ -203,10 +203,19 @@ def json_number(v) -> float | None:
     return v if v == v and abs(v) != float("inf") else None
 
 
+# A size is a whole number of pixels in this range; 1e19 became a 64-bit overflow downstream and 0.4 became 0.
+MAX_SIDE = 1_000_000
+
+
+def side(v: float | None) -> int | None:
+    """A number (from :func:`text_number` or :func:`json_number`) as an image width or height: a whole number of
+    pixels in 1..MAX_SIDE, else None. Every reader judges sizes by this rule."""
+    return int(v) if v is not None and v == int(v) and 1 <= v <= MAX_SIDE else None
+
+
 def json_side(v) -> int | None:
-    """An image width or height given as a JSON number: a whole number of pixels in 1..1,000,000, else None."""
-    n = json_number(v)
-    return int(n) if n is not None and n == int(n) and 1 <= n <= 1_000_000 else None
+    """An image width or height given as a JSON number (:func:`side`), else None."""
+    return side(json_number(v))
 
 
 def _same_image(name: str, rel: str) -> bool:

@@ -30,7 +30,7 @@ from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, all_
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
 from datatools.formats.common import (ImageIndex, WriteResult, err, existing_source, fill_sizes_from_headers,
-                                     id_in_split, info, read_flag, text_number, warn)
+                                     id_in_split, info, read_flag, side, text_number, warn)
 from datatools.formats.safe_xml import parse_document
 from datatools.formats.voc_xml import read_xml_file
 
@@ -46,7 +46,6 @@ ANNOTATIONS = "annotations.xml"
 # One file holds the whole dataset, so the limit is larger than VOC's per-image 16 MiB; a 256 MiB CVAT export holds
 # well over a million boxes. ``read(max_xml_bytes=...)`` raises it.
 MAX_CVAT_BYTES = 256 * 2**20
-MAX_SIDE = 1_000_000
 # Shapes read as boxes: a box as it is, the others as their exact bounding box (polygon-to-box, shape-to-box).
 BOX_SHAPES = ("box", "polygon", "ellipse", "mask")
 # Shapes CVAT for images writes that are not objects with an area of their own (a cuboid is a 3-D box drawn in 2-D,
@@ -90,11 +89,6 @@ def is_cvat_xml(path: str) -> bool:
     head = re.sub(rb"<\?.*?\?>|<!--.*?-->", b"", head, flags=re.S)
     m = re.search(rb"<\s*([A-Za-z_][\w.:-]*)", head)
     return bool(m and m.group(1) == b"annotations")
-
-
-def _side(raw: str | None) -> int | None:
-    v = text_number(raw)
-    return int(v) if v is not None and v == int(v) and 1 <= v <= MAX_SIDE else None
 
 
 def meta_labels(root) -> list[str]:
@@ -323,7 +317,7 @@ def parse_cvat(data: bytes, *, path: str) -> tuple[list[ImageRecord], list[str],
             findings.append(warn("unsupported-shape", path, f"{where}/{tag}",
                                  f"{n} <{tag}> shape(s) have no area to box (not a box, polygon, ellipse or mask); "
                                  "dropped", image_id=iid, objects=n))
-        w, h = _side(im.get("width")), _side(im.get("height"))
+        w, h = side(text_number(im.get("width"))), side(text_number(im.get("height")))
         if (w is None or h is None) and (im.get("width") or im.get("height")):
             findings.append(warn("bad-size", path, f"{where}/@width",
                                  f"width={im.get('width')!r} height={im.get('height')!r} is not a size in pixels; "

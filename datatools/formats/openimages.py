@@ -37,7 +37,7 @@ from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, all_
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
 from datatools.formats.common import (DEFAULT_SPLIT, ImageIndex, WriteResult, err, existing_source, id_in_split, info,
-                                      read_flag, read_headers, text_number, warn)
+                                      read_flag, read_headers, side, text_number, warn)
 
 NAME = "openimages"
 OWNED = ("annotations", "images")
@@ -206,7 +206,7 @@ def read_image_meta(path: str, findings: list[Finding]) -> dict[str, tuple[int, 
         if not parts:
             continue
         sides = [text_number(v) for v in parts[1:]]
-        if len(parts) != 3 or not all(v is not None and v == int(v) and 1 <= v <= 1_000_000 for v in sides):
+        if len(parts) != 3 or not all(side(v) for v in sides):
             findings.append(warn("bad-size", path, f"line {k}", f"expected '<image id> <height> <width>' in whole "
                                  f"pixels, found {line.strip()!r}; ignored"))
             continue

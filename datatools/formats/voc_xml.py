@@ -14,7 +14,7 @@ from typing import Sequence
 from datatools.core.boxes import DEFAULT_CONVENTION, PixelConvention, voc_to_xyxy
 from datatools.core.fs import is_url, read_small_file
 from datatools.core.model import Annotation, Finding, ImageRecord
-from datatools.formats.common import err, info, read_flag, text_number, warn
+from datatools.formats.common import MAX_SIDE, err, info, read_flag, text_number, warn
 from datatools.formats.safe_xml import parse_document
 
 # Object children read for what they are; any other leaf child is kept as an attribute (``pose``, ...).
@@ -32,9 +32,6 @@ _OBJECT_AT = tuple(f"object[{k}]" for k in range(256))
 # One file to read: (path, image_id, split lists it is in).
 XmlFile = tuple[str, str, tuple[str, ...]]
 
-
-# A size is a whole number of pixels in this range; 1e19 became a 64-bit overflow downstream and 0.4 became 0.
-MAX_SIDE = 1_000_000
 
 
 def _side(text: str | None) -> int | str | None:
