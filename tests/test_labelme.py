@@ -91,13 +91,18 @@ def test_image_path_relative_to_the_json_file_and_without_images(tmp_path, image
     (root / "img" / "x.jpg").unlink()
     ds = labelme.read(root / "ann")  # the size from imageWidth/imageHeight, the image missing
     assert (ds.images[0].width, ds.images[0].height) == (20, 10)
-    assert "missing-image" in codes(ds) and ds.images[0].image_path is None
+    # no image found at all: an annotations-only dataset, one warning (formats.common.fold_no_images)
+    assert codes(ds) == ["missing-image-dir"] and ds.images[0].image_path is None
 
 
 def test_image_path_never_followed_out_of_the_dataset(tmp_path):
     # "../../secret/x.jpg" from ds/ann/ leaves ds/: not followed, even though the file is there.
     make_jpeg(tmp_path / "secret" / "x.jpg", 8, 8)
     write_docs(tmp_path / "ds" / "ann", {"x.json": doc("../../secret/x.jpg", [shape("c", [[1, 1], [2, 2]])])})
+    ds = labelme.read(tmp_path / "ds" / "ann")
+    assert ds.images[0].image_path is None and codes(ds) == ["missing-image-dir"]
+    write_docs(tmp_path / "ds" / "ann", {"y.json": doc("y.jpg", [shape("c", [[1, 1], [2, 2]])])})
+    make_jpeg(tmp_path / "ds" / "ann" / "y.jpg", 8, 8)  # one image found: the other is a missing image
     ds = labelme.read(tmp_path / "ds" / "ann")
     assert ds.images[0].image_path is None and "missing-image" in codes(ds)
 

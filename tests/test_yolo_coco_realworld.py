@@ -153,14 +153,38 @@ def coco_without_images(tmp_path: Path) -> Path:
 
 
 def test_check_reports_a_coco_file_whose_images_do_not_exist(tmp_path):
+    """Annotations without their images: one missing-image-dir warning (exit 0, as for VOC: the annotations are
+    still read and checked); the --images folder given that does not exist is an error (exit 1)."""
     src = coco_without_images(tmp_path)
     r = run("check", src, "--json")
     rep = json.loads(r.output)
-    assert r.exit_code == 1 and rep["counts"].get("missing-image-dir") == 1, rep
+    assert r.exit_code == 0 and rep["counts"].get("missing-image-dir") == 1, rep
     (f,) = [f for f in rep["findings"] if f["code"] == "missing-image-dir"]
     assert "2 image(s)" in f["message"] and "--images" in f["message"]
     r = run("check", src, "--images", tmp_path / "nowhere", "--json")
     assert r.exit_code == 1 and "does not exist" in r.output
+
+
+@pytest.mark.parametrize("fmt", ["voc", "coco", "labelme", "cvat"])
+def test_annotations_without_images_get_one_verdict_in_every_format(tmp_path, fmt):
+    """The same annotations-only dataset (sizes written, no image folder) is one missing-image-dir warning and exit
+    0 from check in every format (COCO and LabelMe made it an error); an --images folder that does not exist is an
+    error in every format."""
+    from tests.conftest import make_voc_root, voc_xml
+
+    voc = make_voc_root(tmp_path / "voc", {"a": voc_xml("a.jpg", (64, 48), [{"name": "cat", "box": (2, 3, 30, 40)}]),
+                                            "b": voc_xml("b.jpg", (64, 48), [{"name": "dog", "box": (5, 5, 20, 20)}])})
+    src = voc
+    if fmt != "voc":
+        src = tmp_path / fmt
+        r = run("convert", voc, src, "--to", fmt, "--images-mode", "none")
+        assert r.exit_code == 0, r.output
+    r = run("check", src, "--json")
+    rep = json.loads(r.output)
+    (f,) = [f for f in rep["findings"] if f["code"] == "missing-image-dir"]
+    assert (r.exit_code, f["severity"]) == (0, "warning"), r.output
+    r = run("check", src, "--images", tmp_path / "nowhere", "--json")
+    assert r.exit_code == 1 and "does not exist" in r.output, r.output
 
 
 def test_check_reports_each_missing_coco_image_when_the_folder_is_there(tmp_path):

@@ -21,7 +21,7 @@ from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, all_classes
 from datatools.formats.common import (DEFAULT_SPLIT, ImageIndex, WriteResult, err, fill_sizes_from_headers, info,
-                                      json_number, json_side, split_of_role, warn)
+                                      json_number, json_side, no_image_dir, split_of_role, warn)
 
 NAME = "coco"
 # What write() replaces whole in OUT (see core.paths.refuse_replacing_inputs); the image folder only when it
@@ -126,15 +126,18 @@ def _guess_image_dir(json_path: str, split: str | None, file_names: list[str]) -
 
 
 def _no_image_dir(jpath: str, split: str | None, images, n: int) -> Finding:
-    """The one finding for a COCO file none of whose images can be found (rather than one per image)."""
+    """The one finding for a COCO file none of whose images can be found (rather than one per image): an error when
+    the ``--images`` folder given does not exist, else a warning, as every reader reports annotations without
+    their images (:func:`~datatools.formats.common.no_image_dir`)."""
     if images:
         where = f"the image folder {os.fspath(images)} does not exist"
     else:
         files, here = files_for(jpath), files_for(jpath).parent(jpath)
         looked = [c if files.url else os.path.relpath(c, here) + "/" for c in _image_dir_candidates(jpath, split)]
         where = f"no image folder found beside {posixpath.basename(jpath)} (looked in {', '.join(looked)})"
-    return err("missing-image-dir", str(jpath), "images/file_name",
-               f"{where}: none of the {n} image(s) can be checked, sized or copied; pass --images DIR")
+    return no_image_dir(str(jpath), "images/file_name",
+                        f"{where}: none of the {n} image(s) can be checked, sized or copied; pass --images DIR",
+                        given=bool(images))
 
 
 def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, classes: Sequence[str] | None = None,

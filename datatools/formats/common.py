@@ -225,6 +225,29 @@ def _same_image(name: str, rel: str) -> bool:
     return base == rel_base or base == posixpath.splitext(rel_base)[0]
 
 
+def no_image_dir(path: str, fld: str, message: str, *, given: bool) -> Finding:
+    """The one ``missing-image-dir`` finding of a reader whose annotations have no image folder: a warning for a
+    dataset read without its images (annotations alone are still read, converted and checked), an error when the
+    ``--images`` folder the user gave does not exist. Every reader reports it by this rule, so one dataset gets one
+    verdict from ``check`` whatever its format."""
+    return (err if given else warn)("missing-image-dir", path, fld, message)
+
+
+def fold_no_images(records: Sequence[ImageRecord], findings: list[Finding], folder: str, *, given: bool) -> None:
+    """An annotations-only dataset (not one record found its image, and no ``--images`` was given) is one
+    ``missing-image-dir`` warning, in place of a ``missing-image`` error per image (which dropped nothing): the
+    annotations are read, checked and converted, as a VOC root without JPEGImages/ always was. Called by the readers
+    whose image folder defaults to the annotations' own (a folder of XMLs, LabelMe, CVAT), so that one dataset gets
+    one verdict from ``check`` whatever its format (:func:`no_image_dir`)."""
+    missing = [f for f in findings if f.code == "missing-image"]
+    if given or not missing or any(r.image_path for r in records) or any(f.image_dropped or f.objects
+                                                                          for f in missing):
+        return
+    findings[:] = [f for f in findings if f.code != "missing-image"]
+    findings.append(no_image_dir(folder, "images", f"none of the {len(missing)} image(s) is in {folder}: images are "
+                                 "neither checked nor copied; pass --images DIR", given=False))
+
+
 def fill_sizes_from_headers(records: list[ImageRecord], findings: list[Finding], *, workers: int | None = None,
                             mapper: Mapper | None = None) -> list[ImageRecord]:
     """The image is the size: every record whose image was found gets the size of its header, after EXIF

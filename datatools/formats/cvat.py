@@ -30,7 +30,8 @@ from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, all_
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
 from datatools.formats.common import (ImageIndex, WriteResult, err, existing_source, fill_sizes_from_headers,
-                                     id_in_split, info, read_flag, side, text_number, warn)
+                                     fold_no_images, id_in_split, info, no_image_dir, read_flag, side, text_number,
+                                     warn)
 from datatools.formats.safe_xml import parse_document
 from datatools.formats.voc_xml import read_xml_file
 
@@ -368,8 +369,9 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
         else:
             located.append(replace(rec, image_path=image_path))
     if records and not index.exists:
-        findings.append(warn("missing-image-dir", str(image_dir), "images",
-                             "the image folder does not exist; images are neither checked nor copied"))
+        findings.append(no_image_dir(str(image_dir), "images", "the image folder does not exist; images are "
+                                     "neither checked nor copied", given=bool(images)))
+    fold_no_images(located, findings, str(image_dir), given=bool(images))
     located = fill_sizes_from_headers(located, findings, workers=workers, mapper=mapper)
     used = sorted({a.label for r in located for a in r.annotations} - set(labels))
     if labels and used:

@@ -31,7 +31,7 @@ from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, sort
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
 from datatools.formats.common import (ImageIndex, WriteResult, err, existing_source, fill_sizes_from_headers, info,
-                                     json_number, json_side, warn)
+                                     fold_no_images, json_number, json_side, no_image_dir, warn)
 
 NAME = "labelme"
 # What write() replaces whole in OUT (see core.paths.refuse_replacing_inputs); the image folder only when it
@@ -302,8 +302,9 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
             findings.append(info("empty-annotation", rec.source, "shapes", "no objects", image_id=rec.image_id))
         records.append(rec)
     if no_folder:
-        findings.append(err("missing-image-dir", src, "imagePath", f"the image folder {image_root} does not exist: "
-                            "no image can be checked, sized or copied; pass --images DIR"))
+        findings.append(no_image_dir(src, "imagePath", f"the image folder {image_root} does not exist: no image "
+                                     "can be checked, sized or copied; pass --images DIR", given=bool(images)))
+    fold_no_images(records, findings, str(image_root), given=bool(images))
     records = fill_sizes_from_headers(records, findings, workers=workers, mapper=mapper)
     cls = tuple(classes) if classes else sorted_classes(records)
     meta = {"image_dir": str(index.folder)} if index.exists else {}

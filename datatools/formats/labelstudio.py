@@ -34,7 +34,7 @@ from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, sort
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import IMAGE_EXTENSIONS, safe_relpath
 from datatools.formats.common import (ImageIndex, WriteResult, err, existing_source, fill_sizes_from_headers, info,
-                                     json_number, json_side, warn)
+                                     json_number, json_side, no_image_dir, warn)
 from datatools.formats.labelstudio_min import Located, is_region_list, is_task
 from datatools.formats.labelstudio_min import to_tasks as min_to_tasks
 
@@ -305,7 +305,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
         findings.append(warn("missing-image-dir", src, "data/image", f"no images in {folder}: sizes come from "
                              "original_width/original_height and images are not copied; pass --images DIR"))
     elif images and not index.exists:
-        findings.append(err("missing-image-dir", src, "data/image", f"the image folder {folder} does not exist"))
+        findings.append(no_image_dir(src, "data/image", f"the image folder {folder} does not exist", given=True))
     for path, tasks in exports:
         for task, where, data_at, anns_at in tasks:
             t = where[1:-1]

@@ -21,7 +21,8 @@ from datatools.core.fs import files_for, is_url, read_small_file
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
 from datatools.core.model import Dataset, Finding, ImageRecord, sorted_classes
-from datatools.formats.common import ImageIndex, WriteResult, err, fill_sizes_from_headers, info, warn
+from datatools.formats.common import (ImageIndex, WriteResult, err, fill_sizes_from_headers, fold_no_images, info,
+                                      no_image_dir, warn)
 # The XML reading lives in voc_xml; parse_xml, read_chunk and image_fields are re-exported here for callers.
 from datatools.formats.voc_xml import (KNOWN_OBJECT_TAGS, MAX_XML_BYTES, image_fields, parse_xml,  # noqa: F401
                                        read_chunk)
@@ -111,6 +112,7 @@ class Layout:
     folder of XML files with its images beside them."""
 
     def __init__(self, src: str | os.PathLike, images: str | os.PathLike | None = None) -> None:
+        self.images_given = bool(images)
         self.url = is_url(os.fspath(src))
         if self.url:  # an fsspec URL (datatools.core.fs): the same layout rules, with URL strings for folders
             self._init_url(src, images)
@@ -263,8 +265,8 @@ def plan_files(layout: Layout, sets: Sequence[str] | str | None
     elif sets and sets not in ("all", ["all"]):
         raise UsageError(f"{layout.src}: --sets was given but there is no ImageSets/Main folder with split lists")
     if files and not layout.image_dir_exists():
-        findings.append(warn("missing-image-dir", str(layout.image_dir), "images",
-                             "the image folder does not exist; images are neither checked nor copied"))
+        findings.append(no_image_dir(str(layout.image_dir), "images", "the image folder does not exist; images are "
+                                     "neither checked nor copied", given=layout.images_given))
     return files, split_of, chosen, findings
 
 
@@ -332,6 +334,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, set
                     findings.extend(notes)
                 records.append(rec)
         findings.extend(found[fi:])  # none: every finding of a file names it
+    fold_no_images(records, findings, image_dir, given=layout.images_given)
     records = fill_sizes_from_headers(records, findings, mapper=mapper)
     cls = tuple(classes) if classes else sorted_classes(records)
     return Dataset(images=tuple(records), classes=cls, findings=tuple(findings), objects_read=objects_read,
