@@ -358,3 +358,31 @@ def test_count_helper() -> None:
     assert count(2, "file") == "2 files"
     assert count(1000, "box", "boxes") == "1,000 boxes"
     assert count(0, "image") == "0 images"
+
+
+def test_evaluate_split_by_role_and_classes_only_where_they_apply(tmp_path):
+    """evaluate --split val finds a YOLO split named val2017, as train and a COCO export do; --classes with COCO
+    ground truth is a usage error (its file numbers its own categories), not silently ignored."""
+    from click.testing import CliRunner
+
+    from datatools.cli import cli
+    from datatools.metrics.inputs import load_ground_truth
+
+    root = tmp_path / "y"
+    for split, names in (("train2017", ["a", "b"]), ("val2017", ["c"])):
+        (root / "labels" / split).mkdir(parents=True)
+        for n in names:
+            make_jpeg(root / "images" / split / f"{n}.jpg", 64, 48)
+            (root / "labels" / split / f"{n}.txt").write_text("0 0.5 0.5 0.25 0.25\n")
+    (root / "classes.txt").write_text("dog\n")
+    gt = load_ground_truth(root, split="val")
+    assert [(r.image_id, r.splits) for r in gt.images] == [("c", ("val2017",))]
+    with pytest.raises(UsageError, match="no split 'extra'"):
+        load_ground_truth(root, split="extra")
+    coco = tmp_path / "gt.json"
+    coco.write_text(json.dumps({"images": [{"id": 1, "file_name": "c.jpg", "width": 64, "height": 48}],
+                                "annotations": [], "categories": [{"id": 1, "name": "dog"}]}))
+    (tmp_path / "p.json").write_text("[]")
+    r = CliRunner().invoke(cli, ["evaluate", "--gt", str(coco), "--pred", str(tmp_path / "p.json"), "--classes",
+                                 "dog"])
+    assert r.exit_code == 2 and "--classes applies to VOC and YOLO" in r.output, r.output

@@ -412,6 +412,9 @@ def test_default_splits_find_the_split_of_their_role(tmp_path):
     assert (len(train_ds), len(val_ds), val_split) == (3, 1, "val2017")
     _, train_ds, val_ds, _ = build_datasets(TrainConfig(data=str(data), train_split="val2017", val_split="", **TINY))
     assert (len(train_ds), val_ds) == (1, None)
+    from datatools.datasets import DetectionDataset
+
+    assert len(DetectionDataset.from_path(data, splits="val")) == 1  # the library finds it by its role too
     data = _yolo_with_splits(tmp_path / "roboflow", {"train": ["a", "b"], "valid": ["c"], "test": ["d"]})
     _, train_ds, val_ds, val_split = build_datasets(TrainConfig(data=str(data), **TINY))
     assert (len(train_ds), len(val_ds), val_split) == (2, 1, "valid")

@@ -108,7 +108,8 @@ class DetectionDataset(torch.utils.data.Dataset):
     * ``transforms``: a callable ``(image, target) -> (image, target)``, typically a torchvision.transforms.v2
       pipeline such as :func:`datatools.datasets.transforms.train_preset`. It must be picklable for ``spawn`` workers
       (v2 transforms are; lambdas are not).
-    * ``splits``: keep images in any of these splits (VOC ImageSets lists, YOLO ``train``/``val``, COCO json names).
+    * ``splits``: keep images in any of these splits (VOC ImageSets lists, YOLO ``train``/``val``, COCO json names;
+      ``val`` also finds ``val2017``, ``valid`` or ``validation`` where there is no ``val``).
     * ``ids``: keep only these image ids (string keys, in this order).
     * ``classes``: the class list and order; objects of other classes are dropped and counted. Default: the
       dataset's classes (sorted names for VOC, ``data.yaml`` order for YOLO, category order for COCO).
@@ -144,7 +145,9 @@ class DetectionDataset(torch.utils.data.Dataset):
         records = list(prepared.images)
         dropped: Counter[str] = Counter()
         if splits:
-            wanted = set(splits)
+            from datatools.formats.common import split_named
+
+            wanted = {split_named(s, prepared.splits) or s for s in splits}  # "val" finds val2017, valid, ...
             unknown = wanted - set(prepared.splits)
             if unknown:
                 raise UsageError(f"unknown split(s) {sorted(unknown)}: the dataset has {list(prepared.splits) or 'none'}")

@@ -21,7 +21,7 @@ from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, all_classes
 from datatools.formats.common import (DEFAULT_SPLIT, ImageIndex, WriteResult, err, fill_sizes_from_headers, info,
-                                      json_number, json_side, no_image_dir, split_of_role, warn)
+                                      json_number, json_side, no_image_dir, split_named, warn)
 
 NAME = "coco"
 # What write() replaces whole in OUT (see core.paths.refuse_replacing_inputs); the image folder only when it
@@ -68,10 +68,9 @@ def json_for_split(src: str, split: str | None = None) -> str:
     if len(found) == 1 and (split is None or found[0][0] in (None, split)):
         return found[0][1]
     by_split = {name: path for name, path in found if name}
-    if split and split not in by_split and split in ("train", "val", "test"):
-        split = split_of_role(sorted(by_split), split) or split
-    if split in by_split:
-        return by_split[split]
+    chosen = split_named(split, by_split)
+    if chosen is not None:
+        return by_split[chosen]
     names = ", ".join(sorted(by_split)) or "none"
     if split:
         raise UsageError(f"{src}: no COCO JSON for split {split!r} (splits found: {names})")

@@ -185,6 +185,15 @@ def split_of_role(splits: Sequence[str], role: str) -> str | None:
     return role if role in named else next((s for s in named if s != "trainval"), named[0] if named else None)
 
 
+def split_named(name: str | None, splits) -> str | None:
+    """The split of ``splits`` that ``name`` asks for: itself where there is one of that name; for a role name
+    (``train``, ``val``, ``test``) the split that plays the role (``train2017``, ``valid``, ``validation``: see
+    :func:`split_role`); else None. ``train``, ``evaluate --split`` and ``predict --split`` pick splits by it."""
+    if not name or name in splits:
+        return name if name else None
+    return split_of_role(sorted(splits), name) if name in ("train", "val", "test") else None
+
+
 def id_in_split(iid: str, split: str | None, taken) -> str | None:
     """The id of an image whose name ``iid`` an image of another split already has: ``<split>/<iid>``, as names are
     unique within a split only (a CVAT project's subsets, Open Images' split CSVs, YOLO's split folders); None when

@@ -25,7 +25,7 @@ from datatools.core import fs
 from datatools.core.boxes import DEFAULT_CONVENTION
 from datatools.core.errors import NoInputError, UsageError
 from datatools.core.model import Dataset, Finding, ImageRecord
-from datatools.formats.common import err, info, warn
+from datatools.formats.common import err, info, split_named, warn
 from datatools.metrics.voc import BoxTable
 
 
@@ -257,6 +257,8 @@ def load_ground_truth(src: str | os.PathLike, *, format: str | None = None, spli
                            "images/ + labels/ or data.yaml, or COCO annotations/*.json in it (pass -f to name the "
                            "format)") from e
     if mod.NAME == "coco":
+        if classes:
+            raise UsageError("--classes applies to VOC and YOLO ground truth: a COCO file numbers its own categories")
         jpath = coco_fmt.json_for_split(src, split)
         try:
             raw = json.loads(files.cat(jpath).decode("utf-8-sig"))
@@ -293,9 +295,10 @@ def load_ground_truth(src: str | os.PathLike, *, format: str | None = None, spli
     if not ds.images:
         raise NoInputError(no_images_message(ds, src))
     if split and mod.NAME == "yolo":
-        if split not in ds.splits:
+        chosen = split_named(split, ds.splits)
+        if chosen is None:
             raise UsageError(f"{src}: no split {split!r} (found: {', '.join(ds.splits) or 'none'})")
-        ds = ds.evolve(images=tuple(r for r in ds.images if split in r.splits))
+        ds = ds.evolve(images=tuple(r for r in ds.images if chosen in r.splits))
     ds = prepare(ds, classes=classes if mod.NAME != "yolo" else None, difficult="crowd")
     keys = dataset_keys(ds)
     recs, cls = keys.images, keys.classes

@@ -25,7 +25,7 @@ def build_datasets(cfg: TrainConfig):
     """``(data, train_ds, val_ds, val_split)`` through :mod:`datatools.datasets` (uint8 out, converted on the
     device). ``val_ds`` is ``None`` when the data has no ``cfg.val_split``; a missing train split is a usage error."""
     from datatools.datasets import DetectionDataset
-    from datatools.formats.common import DEFAULT_SPLIT
+    from datatools.formats.common import DEFAULT_SPLIT, split_named
     from datatools.datasets.transforms import eval_preset, train_preset
     from datatools.ops.convert import read_source
 
@@ -36,7 +36,7 @@ def build_datasets(cfg: TrainConfig):
     splits = set(data.splits)
     if splits == {DEFAULT_SPLIT}:  # a folder without splits (YOLO images/ + labels/): train on all of it
         splits = set()
-    train_split, val_split = (_split_named(name, splits) for name in (cfg.train_split, cfg.val_split))
+    train_split, val_split = (split_named(name, splits) for name in (cfg.train_split, cfg.val_split))
     if cfg.train_split and train_split is None and splits:
         raise UsageError(f"{cfg.data}: no split {cfg.train_split!r} (found: {', '.join(sorted(splits))}); "
                          "pass --train-split")
@@ -57,17 +57,6 @@ def build_datasets(cfg: TrainConfig):
             # splits= too: image ids stay those of the split (voc2coco's), only the selection shrinks
             val_ds = DetectionDataset(data, splits=val_split, ids=list(val_ds.image_ids[:cfg.limit]), transforms=ev)
     return data, train_ds, val_ds, val_split
-
-
-def _split_named(name: str | None, splits: set[str]) -> str | None:
-    """The split ``name`` asks for: itself where the data has it; for a role name (``train``, ``val``, ``test``)
-    the split that plays the role (``train2017``, ``valid``, ``validation``, VOC's ``trainval``: see
-    :func:`~datatools.formats.common.split_role`), as data.yaml names them; else None."""
-    from datatools.formats.common import split_of_role
-
-    if not name or name in splits:
-        return name if name else None
-    return split_of_role(sorted(splits), name) if name in ("train", "val", "test") else None
 
 
 def epoch_loader(ds, cfg: TrainConfig, dist: DistContext, *, train: bool, epoch: int):
