@@ -32,7 +32,7 @@ from datatools.core.paths import safe_relpath
 from datatools.formats.common import (ImageIndex, WriteResult, err, existing_source, fill_sizes_from_headers,
                                      fold_no_images, id_in_split, info, no_image_dir, read_flag, side, text_number,
                                      warn)
-from datatools.formats.safe_xml import parse_document
+from datatools.formats.safe_xml import escape, parse_document
 from datatools.formats.voc_xml import read_xml_file
 
 NAME = "cvat"
@@ -54,11 +54,6 @@ BOX_SHAPES = ("box", "polygon", "ellipse", "mask")
 OTHER_SHAPES = frozenset({"polyline", "points", "cuboid", "skeleton", "tag"})
 # Attributes read into the model's flags (and written back from them) rather than kept as plain attributes.
 _FLAG_ATTRS = ("difficult", "truncated", "iscrowd")
-
-
-def escape(text: str, *, quote: bool = False) -> str:
-    out = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return out.replace('"', "&quot;") if quote else out
 
 
 def annotation_file(src: str) -> str:

@@ -36,6 +36,14 @@ _DECLARED = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._:-]+
 _UTF8 = {"utf-8", "ascii", "iso8859-1", "cp1252"}  # ASCII-compatible: a byte search is exact
 
 
+def escape(text: str, *, quote: bool = False) -> str:
+    """XML text escaping (``&``, ``<``, ``>``; ``"`` too with ``quote``, for an attribute value), as
+    ``xml.sax.saxutils.escape``, whose import pulls in ``urllib.request`` and costs every command about 40 ms of
+    start-up. Every XML writer (VOC, CVAT) escapes through here."""
+    out = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return out.replace('"', "&quot;") if quote else out
+
+
 def xml_parser():
     """The shared lxml parser (built on first use, so importing a format module does not import lxml)."""
     global _parser
