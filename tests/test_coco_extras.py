@@ -141,3 +141,17 @@ def test_coco_sizes_and_numbers_are_read_by_the_rule_of_every_reader(tmp_path):
     assert sorted(f.field for f in ds.findings if f.code == "bad-size") == [f"images[{k}]/width" for k in range(4)]
     assert [a.box for r in ds.images for a in r.annotations] == [(1.0, 2.0, 31.0, 42.0)]
     assert [f.field for f in ds.findings if f.code == "missing-field"] == ["annotations[0]/bbox"]
+
+
+def test_an_upper_case_json_suffix_is_read_as_it_is_detected(tmp_path):
+    """annotations/instances_val.JSON: detected as COCO, so read as COCO too (split val), not refused as empty."""
+    from datatools.formats import coco, detect
+
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "annotations" / "instances_val.JSON").write_text(json.dumps(
+        {"images": [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 10}],
+         "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 3, 3]}],
+         "categories": [{"id": 1, "name": "x"}]}))
+    assert detect(str(tmp_path)) == "coco"
+    ds = coco.read(tmp_path)
+    assert ds.splits == ("val",) and ds.num_objects == 1

@@ -31,7 +31,7 @@ IMAGE_FOLDER = "images"
 NEEDS_SIZE = False  # boxes are written in pixels: an image without a size can be written
 # What the writer keeps of an object besides box and class: iscrowd, the flags and attributes in "attributes".
 KEEPS = frozenset({"difficult", "truncated", "occluded", "iscrowd", "attributes", "extra", "splits", "score"})
-_SPLIT_RE = re.compile(r"^(?:instances_)?(.+?)\.json$")
+_SPLIT_RE = re.compile(r"^(?:instances_)?(.+?)\.json$", re.I)
 # The keys the model holds; every other key of an image, annotation or category is kept as it was read (the
 # records' ``extra``, the dataset's ``meta["coco"]``) and written back, so COCO -> COCO loses no field.
 _IMAGE_KEYS = frozenset({"id", "file_name", "width", "height"})
@@ -48,7 +48,7 @@ def _json_files(src: str) -> list[tuple[str | None, str]]:
     if files.isfile(src):
         return [(None, src)]
     ann = files.join(src, "annotations") if files.isdir(files.join(src, "annotations")) else src
-    names = [n for n in files.listdir(ann)[1] if n.endswith(".json")]
+    names = [n for n in files.listdir(ann)[1] if n.lower().endswith(".json")]  # as formats.detect finds them
     if not names and ann == src:
         nested = split_folders(src)
         if nested:
