@@ -621,3 +621,16 @@ def test_pr_plot_files_never_overwrite_each_other(tmp_path):
     files = plot_pr_curves(evaluate_voc(gt, det, names), tmp_path)
     assert [Path(f).name for f in files] == ["pr_a_b.png", "pr_a_b_2.png", "pr_all_2.png", "pr_all.png"]
     assert all(Path(f).stat().st_size > 1000 for f in files)
+
+
+def test_a_base_name_two_images_share_matches_neither(tmp_path):
+    """Ground truth b/x.jpg and c/x.jpg: a prediction for "x.jpg" (or a YOLO predictions file x.txt, as ultralytics
+    saves them flat) names neither, and is reported rather than scored against the first; the whole names match."""
+    from datatools.core.model import Annotation, Dataset, ImageRecord
+    from datatools.metrics.inputs import dataset_keys
+
+    recs = tuple(ImageRecord(f"{d}/x", f"{d}/x.jpg", 64, 48, (Annotation("dog", (1.0, 1.0, 9.0, 9.0)),))
+                 for d in ("b", "c")) + (ImageRecord("y", "y.jpg", 64, 48),)
+    keys = dataset_keys(Dataset(images=recs, classes=("dog",), format="voc"))
+    assert [keys.index_of(file_name=n) for n in ("x.jpg", "x", "b/x.jpg", "c/x", "y.jpg", "y")] == [
+        None, None, 0, 1, 2, 2]

@@ -33,14 +33,14 @@ from datatools.metrics.voc import BoxTable
 class DatasetKeys:
     """How predictions name the images and classes of one dataset: ``by_id`` maps ``str(image_id)`` to an index of
     ``images`` (``None``: the id names images in more than one COCO file), ``by_name`` maps file names, base names
-    and stems to an index, ``cat_index`` maps ``str(category_id)`` to an index of ``classes``. ``id_names`` is what a
+    and stems to an index (``None``: a base name or stem two images share), ``cat_index`` maps ``str(category_id)`` to an index of ``classes``. ``id_names`` is what a
     bare class id of a YOLO predictions file names: the source's own id order (its data.yaml names, which the model
     was trained on), when ``classes`` selected or reordered them; empty means ``classes``."""
 
     images: tuple[ImageRecord, ...]
     classes: tuple[str, ...]
     by_id: dict[str, int | None]
-    by_name: dict[str, int]
+    by_name: dict[str, int | None]
     cat_index: dict[str, int]
     id_names: tuple[str, ...] = ()
 
@@ -80,14 +80,20 @@ def _name_keys(name: str) -> tuple[str, ...]:
             posixpath.splitext(posixpath.basename(name))[0])
 
 
-def _index_names(images: Sequence[ImageRecord]) -> dict[str, int]:
-    by_name: dict[str, int] = {}
+def _index_names(images: Sequence[ImageRecord]) -> dict[str, int | None]:
+    """Every name a prediction may give an image by: its file name and id, each whole, as a base name and without
+    the extension. A name that two images answer to (``b/x.jpg`` and ``c/x.jpg`` both to ``x.jpg``) names neither
+    (None: the prediction is reported, not given to the first), unless it is one image's whole name."""
+    whole: dict[str, int | None] = {}
+    derived: dict[str, int | None] = {}
     for i, rec in enumerate(images):
         for name in (rec.file_name, rec.image_id):
             if name:
-                for k in _name_keys(name):
-                    by_name.setdefault(k, i)
-    return by_name
+                first, *rest = _name_keys(name)
+                for table, keys in ((whole, (first,)), (derived, rest)):
+                    for k in keys:
+                        table[k] = i if table.get(k, i) == i else None
+    return {**derived, **whole}
 
 
 def _coco_categories(jpaths: Sequence[str]) -> list[dict]:

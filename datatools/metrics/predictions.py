@@ -46,8 +46,8 @@ def _summarize_drops(path: str, unknown_img: list, unknown_cat: dict[str, int], 
     if unknown_img:
         ex = ", ".join(repr(x) for x in unknown_img[:3])
         out.append(err("pred-unknown-image", path, "image_id",
-                       f"{len(unknown_img)} prediction(s) name images that are not in the ground truth (e.g. {ex}); "
-                       "not evaluated", objects=len(unknown_img)))
+                       f"{len(unknown_img)} prediction(s) name images that are not in the ground truth, or a base "
+                       f"name two of its images share (e.g. {ex}); not evaluated", objects=len(unknown_img)))
     if unknown_cat:
         ex = ", ".join(f"{k} ({v}x)" for k, v in sorted(unknown_cat.items())[:10])
         if own_categories:  # the file names its categories: an id it does not define cannot be matched by name
@@ -299,7 +299,7 @@ def _yolo_predictions(folder: str, keys: DatasetKeys, files) -> Predictions:
     for rel in names:
         where = files.join(folder, rel)
         stem = posixpath.splitext(rel)[0]
-        i = keys.by_name.get(stem, keys.by_name.get(posixpath.basename(stem)))
+        i = keys.index_of(file_name=stem)
         text = files.cat(where).decode("utf-8-sig")
         n = sum(1 for ln in text.splitlines() if ln.strip())
         rows += n
