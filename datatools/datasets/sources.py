@@ -29,25 +29,21 @@ def read_source(path: str | os.PathLike, format: str = "auto", *, images: str | 
     * YOLO: ``classes`` names the ids of a set without names (no ``data.yaml`` names, no ``classes.txt``).
     * ``images``: the image folder when it is not where the format's layout puts it.
     """
-    from datatools import formats
+    from datatools.ops.convert import read_source as read_any, resolve_source
 
     path = os.fspath(path)
     if format in ("auto", "voc"):
         path = voc_year_root(path, year)
     elif year is not None:
         raise UsageError("year applies to VOC only")
-    mod = formats.get(formats.resolve(format, path))
-    opts: dict = {"workers": workers}
-    if images:
-        opts["images"] = images
-    if mod.NAME == "voc":
-        opts["sets"] = sets if sets is not None else (None if splits is None else as_list(splits))
-        opts["convention"] = PixelConvention(convention)
-    elif sets:
+    fmt = resolve_source(path, format)
+    if fmt == "voc" and sets is None and splits is not None:
+        sets = as_list(splits)
+    elif fmt != "voc" and sets:
         raise UsageError("sets applies to VOC only; use splits= to filter YOLO or COCO splits")
-    if mod.NAME == "yolo":
-        opts["classes"] = list(classes) if classes else None
-    return mod.read(path, **opts)
+    # The CLI's one read rule (ops.convert.read_source): nothing found is an error that says what was looked for.
+    return read_any(path, fmt, classes=classes if fmt == "yolo" else None, images=images, sets=sets,
+                    convention=convention, workers=workers)
 
 
 def source_ids(records: Sequence[ImageRecord], format: str | None) -> dict[str, int]:

@@ -23,7 +23,7 @@ import numpy as np
 
 from datatools.core import fs
 from datatools.core.boxes import DEFAULT_CONVENTION
-from datatools.core.errors import NoInputError, UsageError
+from datatools.core.errors import UsageError
 from datatools.core.model import Dataset, Finding, ImageRecord
 from datatools.formats.common import err, info, split_named, warn
 from datatools.metrics.voc import BoxTable
@@ -244,25 +244,16 @@ def load_ground_truth(src: str | os.PathLike, *, format: str | None = None, spli
     COCO numbers. COCO ground truth is given to pycocotools as in the file (areas from the file), after
     :func:`sanitize_coco`.
     """
-    from datatools import formats
     from datatools.formats import coco as coco_fmt
-    from datatools.ops.convert import no_images_message
+    from datatools.ops.convert import read_source, resolve_source
     from datatools.ops.sanitize import prepare
 
     src = os.fspath(src)
     files = fs.files_for(src)
     if not (files.isfile(src) or files.isdir(src)):
         raise UsageError(f"{src}: no such file or directory")
-    try:
-        mod = formats.get(formats.resolve(format, src))
-    except UsageError as e:
-        if format not in (None, "", "auto") or not files.isdir(src):
-            raise
-        # an empty or unrelated folder: nothing to evaluate against (exit 1), not a bad option
-        raise NoInputError(f"{src}: no annotated images found: no VOC annotations (Annotations/ or *.xml), YOLO "
-                           "images/ + labels/ or data.yaml, or COCO annotations/*.json in it (pass -f to name the "
-                           "format)") from e
-    if mod.NAME == "coco":
+    fmt = resolve_source(src, format)  # as every command detects it; an unrelated folder says what was looked for
+    if fmt == "coco":
         if classes:
             raise UsageError("--classes applies to VOC and YOLO ground truth: a COCO file numbers its own categories")
         jpath = coco_fmt.json_for_split(src, split)
@@ -272,9 +263,7 @@ def load_ground_truth(src: str | os.PathLike, *, format: str | None = None, spli
             raise UsageError(f"{jpath}: not valid JSON: {e}") from e
         if not isinstance(raw, dict):
             raise UsageError(f"{jpath}: expected a COCO object with images, annotations and categories")
-        ds: Dataset = coco_fmt.read(jpath, images=images, workers=workers)
-        if not ds.images:
-            raise NoInputError(no_images_message(ds, jpath))
+        ds: Dataset = read_source(jpath, "coco", images=images, workers=workers)
         kept = {int(a.where[12:-1]) for r in ds.images for a in r.annotations if a.where.startswith("annotations[")}
         coco, id_map, cat_map, fnd = sanitize_coco(raw, path=str(jpath), kept=kept,
                                                    order=[r.source_key[1] for r in ds.images])
@@ -291,21 +280,14 @@ def load_ground_truth(src: str | os.PathLike, *, format: str | None = None, spli
                            table=_table_from_records(recs, keys.classes), coco=coco, image_ids=image_ids,
                            category_ids=[new_of[k] for k in range(len(keys.classes))],
                            findings=list(ds.findings) + fnd, source=str(jpath), format="coco")
-    opts: dict = {"workers": workers}
-    if images:
-        opts["images"] = images
-    if mod.NAME == "voc":
-        opts["sets"] = split
-        opts["convention"] = convention or DEFAULT_CONVENTION
-    ds = mod.read(src, classes=list(classes) if classes and mod.NAME == "yolo" else None, **opts)
-    if not ds.images:
-        raise NoInputError(no_images_message(ds, src))
-    if split and mod.NAME == "yolo":
+    ds = read_source(src, fmt, classes=classes if fmt == "yolo" else None, images=images,
+                     sets=split if fmt == "voc" else None, convention=convention or DEFAULT_CONVENTION, workers=workers)
+    if split and fmt == "yolo":
         chosen = split_named(split, ds.splits)
         if chosen is None:
             raise UsageError(f"{src}: no split {split!r} (found: {', '.join(ds.splits) or 'none'})")
         ds = ds.evolve(images=tuple(r for r in ds.images if chosen in r.splits))
-    ds = prepare(ds, classes=classes if mod.NAME != "yolo" else None, difficult="crowd")
+    ds = prepare(ds, classes=classes if fmt != "yolo" else None, difficult="crowd")
     keys = dataset_keys(ds)
     recs, cls = keys.images, keys.classes
     coco = coco_fmt.to_coco(recs, cls, file_names=[r.file_name or r.image_id for r in recs])
@@ -313,4 +295,4 @@ def load_ground_truth(src: str | os.PathLike, *, format: str | None = None, spli
                        id_names=keys.id_names, table=_table_from_records(recs, cls),
                        coco={k: coco[k] for k in ("images", "annotations", "categories")},
                        image_ids=list(range(1, len(recs) + 1)), category_ids=list(range(1, len(cls) + 1)),
-                       findings=list(ds.findings), source=src, format=mod.NAME)
+                       findings=list(ds.findings), source=src, format=fmt)
