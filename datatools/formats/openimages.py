@@ -36,8 +36,8 @@ from datatools.core.fs import files_for, read_small_file
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, all_classes, sorted_classes
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
-from datatools.formats.common import (DEFAULT_SPLIT, ImageIndex, WriteResult, err, existing_source, id_in_split, info,
-                                      read_flag, read_headers, side, text_number, warn)
+from datatools.formats.common import (DEFAULT_SPLIT, ImageIndex, WriteResult, err, existing_source, fold_no_images,
+                                      id_in_split, info, read_flag, read_headers, side, text_number, warn)
 
 NAME = "openimages"
 OWNED = ("annotations", "images")
@@ -385,6 +385,10 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
     if progress:
         progress(len(csvs))
     recs = tuple(records[k] for k in sorted(records))
+    # annotations-only with images.meta (written under --images-mode none): one missing-image-dir verdict
+    if image_dirs:
+        one_dir = image_dirs[0] if len(set(image_dirs)) == 1 else os.fspath(src)
+        fold_no_images(recs, findings, one_dir, given=bool(images))
     cls = tuple(classes) if classes else sorted_classes(recs)
     meta = {"image_dir": image_dirs[0]} if len(set(image_dirs)) == 1 else {}
     if names:
