@@ -1,7 +1,7 @@
 """The one way the PyTorch datasets read annotations: :func:`read_source`, used by
 :meth:`DetectionDataset.from_path <datatools.datasets.DetectionDataset.from_path>` and by :class:`VOCDetection`,
-:class:`YOLODetection` and :class:`COCODetection`, so every way to build a dataset reads the same records through the
-CLI's readers (``datatools.formats``).
+:class:`YOLODetection` and :class:`COCODetection`, so every way to build a dataset reads the same records as the CLI
+does (:func:`datatools.ops.convert.read_source`: the same readers, and nothing found is the same error).
 
 :func:`source_ids` numbers images as a COCO file of them does (``target["image_id"]``), and :func:`voc_year_root`
 finds the VOC root of a torchvision download as torchvision's ``VOCDetection(root, year)`` does.

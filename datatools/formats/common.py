@@ -246,8 +246,9 @@ def fold_no_images(records: Sequence[ImageRecord], findings: list[Finding], fold
     """An annotations-only dataset (not one record found its image, and no ``--images`` was given) is one
     ``missing-image-dir`` warning, in place of a ``missing-image`` error per image (which dropped nothing): the
     annotations are read, checked and converted, as a VOC root without JPEGImages/ always was. Called by the readers
-    whose image folder defaults to the annotations' own (a folder of XMLs, LabelMe, CVAT), so that one dataset gets
-    one verdict from ``check`` whatever its format (:func:`no_image_dir`)."""
+    whose image folder defaults to the annotations' own (a folder of XMLs, LabelMe, CVAT) and by Open Images (its
+    images.meta sizes them), so that one dataset gets one verdict from ``check`` whatever its format
+    (:func:`no_image_dir`)."""
     missing = [f for f in findings if f.code == "missing-image"]
     if given or not missing or any(r.image_path for r in records) or any(f.image_dropped or f.objects
                                                                           for f in missing):

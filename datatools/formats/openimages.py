@@ -385,12 +385,11 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
     if progress:
         progress(len(csvs))
     recs = tuple(records[k] for k in sorted(records))
-    # annotations-only with images.meta (written under --images-mode none): one missing-image-dir verdict
-    if image_dirs:
-        one_dir = image_dirs[0] if len(set(image_dirs)) == 1 else os.fspath(src)
-        fold_no_images(recs, findings, one_dir, given=bool(images))
+    one_dir = image_dirs[0] if len(set(image_dirs)) == 1 else None
+    if image_dirs:  # annotations-only, sized by images.meta (--images-mode none output): one missing-image-dir
+        fold_no_images(recs, findings, one_dir or os.fspath(src), given=bool(images))
     cls = tuple(classes) if classes else sorted_classes(recs)
-    meta = {"image_dir": image_dirs[0]} if len(set(image_dirs)) == 1 else {}
+    meta = {"image_dir": one_dir} if one_dir else {}
     if names:
         meta["label_ids"] = {v: k for k, v in names.items()}
     return Dataset(images=recs, classes=cls, findings=tuple(findings), objects_read=objects_read, root=src,

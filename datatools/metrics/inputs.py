@@ -232,14 +232,16 @@ def sanitize_coco(data: dict, *, path: str = "", kept: set[int] | None = None, o
 def load_ground_truth(src: str | os.PathLike, *, format: str | None = None, split: str | None = None,
                       classes: Sequence[str] | None = None, convention: str | None = None,
                       images: str | os.PathLike | None = None, workers: int | None = None) -> GroundTruth:
-    """Read ground truth in any format through :func:`datatools.formats.get` (a local path or a URL).
+    """Read ground truth in any format as every command reads its source (:func:`datatools.ops.convert.read_source`;
+    a local path or a URL).
 
     ``format`` None (or ``auto``) detects it as ``convert`` and ``check`` do (:func:`datatools.formats.resolve`);
     ``convention`` None is the package's default VOC pixel convention. Ground truth without a single image is an
     error that says what was looked for where (evaluating it gave every metric -1).
 
     ``split`` picks VOC ImageSets/Main lists, YOLO splits, or a COCO split's JSON (``instances_<split>.json``,
-    Roboflow's ``<split>/_annotations.coco.json``: :func:`datatools.formats.coco.json_for_split`). VOC/YOLO are prepared as ``datatools voc2coco`` does (difficult objects become ``iscrowd``, boxes clipped to the image,
+    Roboflow's ``<split>/_annotations.coco.json``: :func:`datatools.formats.coco.json_for_split`). VOC/YOLO are
+    prepared as ``datatools voc2coco`` does (difficult objects become ``iscrowd``, boxes clipped to the image,
     degenerate boxes dropped and reported), so evaluating against VOC or against its voc2coco JSON gives the same
     COCO numbers. COCO ground truth is given to pycocotools as in the file (areas from the file), after
     :func:`sanitize_coco`.
