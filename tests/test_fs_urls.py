@@ -277,6 +277,23 @@ def test_url_source_of_another_format_is_a_usage_error(tmp_path):
     assert r.exit_code == 1 and "no dataset found" in r.output and "looked for" in r.output
 
 
+def test_find_lists_a_local_folder_and_a_url_alike(tmp_path):
+    from datatools.core.fs import files_for
+
+    for rel in ("b.XML", "a.xml", "sub/c.xml", "sub/deeper/d.xml", "notes.txt", "a-b.xml"):
+        (tmp_path / "t" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "t" / rel).write_text("x")
+    url = to_memory(tmp_path / "t")
+    for folder in (str(tmp_path / "t"), url):
+        files = files_for(folder)
+        assert files.url == (folder == url)
+        assert files.find(folder, suffixes=(".xml",)) == ["a-b.xml", "a.xml", "b.XML", "sub/c.xml",
+                                                          "sub/deeper/d.xml"]
+        assert files.find(folder, suffixes=(".xml",), recursive=False) == ["a-b.xml", "a.xml", "b.XML"]
+        assert files.find(folder) == ["a-b.xml", "a.xml", "b.XML", "notes.txt", "sub/c.xml", "sub/deeper/d.xml"]
+        assert files.find(files.join(folder, "missing"), suffixes=(".xml",)) == []
+
+
 def test_local_paths_never_import_fsspec(tmp_path):
     code = ("import sys; from click.testing import CliRunner; from datatools.cli import cli; "
             f"r = CliRunner().invoke(cli, ['voc2yolo', {str(SAMPLE)!r}, {str(tmp_path / 'o')!r}]); "

@@ -142,9 +142,9 @@ def listdir(url: str) -> tuple[list[str], list[str]]:
 
 
 class LocalFiles:
-    """The file operations of this module (``isfile``, ``isdir``, ``join``, ``parent``, ``cat``, ``listdir``) on this
-    machine's paths, for code that takes either (see :func:`files_for`). Paths are joined as :class:`pathlib.Path`
-    does (``a//b``, ``./`` and a trailing ``/`` folded)."""
+    """The file operations of this module (``isfile``, ``isdir``, ``join``, ``parent``, ``cat``, ``listdir``,
+    ``find``) on this machine's paths, for code that takes either (see :func:`files_for`). Paths are joined as
+    :class:`pathlib.Path` does (``a//b``, ``./`` and a trailing ``/`` folded)."""
 
     url = False
     isfile = staticmethod(os.path.isfile)
@@ -162,6 +162,19 @@ class LocalFiles:
     def cat(path: str) -> bytes:
         with open(path, "rb") as f:
             return f.read()
+
+    @staticmethod
+    def find(folder: str, *, suffixes: tuple[str, ...] | None = None, recursive: bool = True) -> list[str]:
+        """As :func:`find` (relative posix paths, sorted; empty when there is no such folder), on a local folder."""
+        out = []
+        for dirpath, dirnames, filenames in os.walk(folder):
+            if not recursive:
+                dirnames[:] = []
+            prefix = os.path.relpath(dirpath, folder).replace(os.sep, "/")
+            prefix = "" if prefix == "." else prefix + "/"
+            out.extend(prefix + n for n in filenames if suffixes is None or n.lower().endswith(suffixes))
+        out.sort()
+        return out
 
     @staticmethod
     def listdir(folder: str) -> tuple[list[str], list[str]]:

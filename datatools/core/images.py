@@ -118,20 +118,9 @@ def list_images(folder: str | os.PathLike, *, recursive: bool = True) -> dict[st
     """Map image path (relative, posix, with extension) -> full path (a URL under a URL ``folder``) for every image
     under ``folder``, sorted; empty when there is no such folder."""
     folder = os.fspath(folder)
+    files = fs.files_for(folder)
+    if not files.isdir(folder):
+        return {}
     exts = tuple({e.lower() for e in IMAGE_EXTENSIONS})
-    if fs.is_url(folder):
-        if not fs.isdir(folder):
-            return {}
-        return {rel: fs.join(folder, rel) for rel in fs.find(folder, suffixes=exts, recursive=recursive)}
-    out: dict[str, str] = {}
-    if not os.path.isdir(folder):
-        return out
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames.sort()
-        if not recursive:
-            dirnames[:] = []
-        for name in filenames:
-            if os.path.splitext(name)[1].lower() in exts:
-                full = os.path.join(dirpath, name)
-                out[os.path.relpath(full, folder).replace(os.sep, "/")] = full
-    return dict(sorted(out.items()))
+    prefix = os.path.join(folder, "")
+    return {rel: prefix + rel for rel in files.find(folder, suffixes=exts, recursive=recursive)}

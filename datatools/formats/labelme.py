@@ -75,19 +75,6 @@ def _shape_box(kind: str, xs: list[float], ys: list[float]) -> tuple[float, floa
 
 # --------------------------------------------------------------------------------------------------- layout
 
-def _list_json(folder: str) -> list[str]:
-    """Relative posix paths of every ``.json`` under ``folder`` (recursive, sorted); local paths and URLs."""
-    if fs.is_url(folder):
-        return fs.find(folder, suffixes=(".json",))
-    out = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames.sort()
-        for name in filenames:
-            if name.lower().endswith(".json"):
-                out.append(os.path.relpath(os.path.join(dirpath, name), folder).replace(os.sep, "/"))
-    return sorted(out)
-
-
 def _layout(src: str, images: str | os.PathLike | None) -> tuple[str, list[str], str | None]:
     """``(json root, json files relative to it, image folder)``: SRC's ``annotations/`` (what the writer makes) or
     SRC itself; the images in ``--images``, else SRC's ``images/``, else beside the JSON files (LabelMe's own
@@ -97,9 +84,9 @@ def _layout(src: str, images: str | os.PathLike | None) -> tuple[str, list[str],
         root = files.parent(src)
         return root, [posixpath.basename(src.replace("\\", "/"))], os.fspath(images) if images else root
     ann = files.join(src, "annotations")
-    names = _list_json(ann) if files.isdir(ann) else []
+    names = files.find(ann, suffixes=(".json",))
     root = ann if names else src
-    names = names or _list_json(src)
+    names = names or files.find(src, suffixes=(".json",))
     if images:
         return root, names, os.fspath(images)
     if files.isdir(files.join(src, "images")):

@@ -104,78 +104,35 @@ def voc_folders(src: str) -> tuple[str, str] | None:
 class Layout:
     """Where the annotations, images and split lists of a VOC source are: a devkit root (``Annotations/``,
     ``JPEGImages/``, ``ImageSets/Main/``), the ``annotations/`` + ``images/`` layout (:func:`voc_folders`), or a
-    folder of XML files with its images beside them."""
+    folder of XML files with its images beside them. A local path or an fsspec URL, the same rules
+    (:func:`~datatools.core.fs.files_for`); every folder is a string."""
 
     def __init__(self, src: str | os.PathLike, images: str | os.PathLike | None = None) -> None:
         self.images_given = bool(images)
-        self.url = is_url(os.fspath(src))
-        if self.url:  # an fsspec URL (datatools.core.fs): the same layout rules, with URL strings for folders
-            self._init_url(src, images)
-            return
-        self.src = Path(src)
-        if not self.src.exists():
+        text = os.fspath(src)
+        self.files = files_for(text)
+        self.src = text if self.files.url else str(Path(text))
+        if not (self.files.isdir(self.src) or self.files.isfile(self.src)):
             raise UsageError(f"{src}: no such file or directory")
-        if self.src.is_file():
+        if self.files.isfile(self.src):
             raise UsageError(f"{src}: expected a VOC root (with Annotations/) or a folder of XML files")
-        folders = voc_folders(str(self.src))
+        folders = voc_folders(self.src)
         if folders:
-            self.ann_dir, self.image_dir = Path(folders[0]), Path(images) if images else Path(folders[1])
-            self.sets_dir = self.src / "ImageSets" / "Main"
+            self.ann_dir, self.image_dir = folders
+            self.sets_dir: str | None = self.files.join(self.src, "ImageSets", "Main")
         else:
-            refuse_devkit_root(str(self.src))
-            self.ann_dir = self.src
-            self.image_dir = Path(images) if images else self.src
-            self.sets_dir = None
-
-    def _init_url(self, src: str, images) -> None:
-        from datatools.core import fs
-
-        self.src = src  # type: ignore[assignment]
-        if not fs.exists(src):
-            raise UsageError(f"{src}: no such file or directory")
-        if fs.isfile(src):
-            raise UsageError(f"{src}: expected a VOC root (with Annotations/) or a folder of XML files")
-        image_dir = os.fspath(images) if images else None
-        folders = voc_folders(src)
-        if folders:
-            self.ann_dir, self.image_dir = folders[0], image_dir or folders[1]  # type: ignore[assignment]
-            self.sets_dir = fs.join(src, "ImageSets", "Main")  # type: ignore[assignment]
-        else:
-            refuse_devkit_root(src)
-            self.ann_dir = self.src
-            self.image_dir = image_dir or self.src  # type: ignore[assignment]
-            self.sets_dir = None
+            refuse_devkit_root(self.src)
+            self.ann_dir, self.image_dir, self.sets_dir = self.src, self.src, None
+        if images:
+            self.image_dir = os.fspath(images) if is_url(os.fspath(images)) else str(Path(images))
 
     def image_dir_exists(self) -> bool:
-        """Whether the image folder is there (through fsspec for a URL source)."""
-        if is_url(os.fspath(self.image_dir)):
-            from datatools.core import fs
-
-            return fs.isdir(self.image_dir)
-        return Path(self.image_dir).is_dir()
-
-    def _url_xml_files(self) -> list[tuple[str, str]]:
-        from datatools.core import fs
-
-        base = str(self.ann_dir)
-        out = [(rel[:-4], fs.join(base, rel)) for rel in fs.find(base, suffixes=(".xml",))]
-        out.sort(key=lambda t: t[0])
-        return out
+        return self.files.isdir(self.image_dir)
 
     def xml_files(self) -> list[tuple[str, str]]:
         """(image_id, path) for every XML file, sorted by image_id. The id is the path below the annotation folder."""
-        if self.url:
-            return self._url_xml_files()
-        out = []
-        base = os.fspath(self.ann_dir)
-        for dirpath, dirnames, filenames in os.walk(base):
-            dirnames.sort()
-            prefix = os.path.relpath(dirpath, base).replace(os.sep, "/")
-            prefix = "" if prefix == "." else prefix + "/"
-            folder = os.path.join(dirpath, "")  # os.path.join(dirpath, name), without a call per file
-            for name in filenames:
-                if name.lower().endswith(".xml"):
-                    out.append((prefix + name[:-4], folder + name))
+        folder = os.path.join(self.ann_dir, "")  # the folder joined to each relative path without a call per file
+        out = [(rel[:-4], folder + rel) for rel in self.files.find(self.ann_dir, suffixes=(".xml",))]
         out.sort(key=lambda t: t[0])
         return out
 
@@ -183,23 +140,12 @@ class Layout:
         """Split lists in ImageSets/Main (class-specific lists such as ``cat_train.txt`` excluded)."""
         if not self.sets_dir:
             return {}
-        if self.url:
-            from datatools.core import fs
-
-            sets_dir = str(self.sets_dir)
-            if not fs.isdir(sets_dir):
-                return {}
-            found = fs.find(sets_dir, suffixes=(".txt",), recursive=False)
-            lists = [(rel[:-4], fs.join(sets_dir, rel)) for rel in found]
-        else:
-            if not self.sets_dir.is_dir():
-                return {}
-            lists = [(p.stem, str(p)) for p in sorted(self.sets_dir.glob("*.txt"))]
         out = {}
-        for stem, path in sorted(lists):
+        for rel in sorted(self.files.find(self.sets_dir, suffixes=(".txt",), recursive=False), key=lambda r: r[:-4]):
+            stem = rel[:-4]
             if "_" in stem or "/" in stem:
                 continue
-            text = read_small_file(path).decode("utf-8-sig", errors="replace")
+            text = read_small_file(self.files.join(self.sets_dir, rel)).decode("utf-8-sig", errors="replace")
             out[stem] = [line.split()[0] for line in text.splitlines() if line.strip()]
         return out
 

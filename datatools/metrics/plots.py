@@ -1,10 +1,10 @@
 """PNG plots for ``evaluate --plots``: one precision-recall curve per class and the confusion matrix.
 
-matplotlib runs with the Agg backend (no display needed); files are written atomically.
+Figures come from :func:`datatools.viz.plots.figure` and are written by :func:`~datatools.viz.plots.save_png`, as
+the ``stats`` plots are (Agg backend, no display needed, atomic writes, no timestamps).
 """
 from __future__ import annotations
 
-import io
 import os
 import re
 from pathlib import Path
@@ -12,8 +12,9 @@ from typing import Sequence
 
 import numpy as np
 
-from datatools.core.atomic import atomic_write, make_dirs
+from datatools.core.atomic import make_dirs
 from datatools.metrics.voc import VOCResult
+from datatools.viz.plots import figure, save_png
 
 
 def _file_stem(name: str, taken: set[str]) -> str:
@@ -28,26 +29,17 @@ def _file_stem(name: str, taken: set[str]) -> str:
     return unique
 
 
-def _save(fig, path: Path) -> None:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, metadata={"Software": None})
-    atomic_write(path, buf.getvalue())
-
-
 def plot_pr_curves(result: VOCResult, out: str | os.PathLike) -> list[str]:
     """``pr_<class>.png`` per class (raw curve and the interpolated envelope that AP integrates) and ``pr_all.png``."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
     out = Path(out)
     make_dirs(out)
     files = []
     taken = {"all"}
-    fig_all, ax_all = plt.subplots(figsize=(6, 5))
+    fig_all = figure(6, 5, dpi=110)
+    ax_all = fig_all.add_subplot()
     for c in result.classes:
-        fig, ax = plt.subplots(figsize=(5, 4))
+        fig = figure(5, 4, dpi=110)
+        ax = fig.add_subplot()
         if len(c.recall) and c.positives:
             env = np.maximum.accumulate(c.precision[::-1])[::-1]
             ax.plot(c.recall, c.precision, lw=1, alpha=0.5, label="precision")
@@ -56,45 +48,34 @@ def plot_pr_curves(result: VOCResult, out: str | os.PathLike) -> list[str]:
         ap = "n/a" if c.ap != c.ap else f"{c.ap:.3f}"
         ax.set_title(f"{c.name}: AP{int(round(result.iou_threshold * 100))} = {ap} "
                      f"({c.positives} GT, {c.detections} det)")
-        for a in (ax,):
-            a.set_xlim(0, 1.01)
-            a.set_ylim(0, 1.01)
-            a.set_xlabel("recall")
-            a.set_ylabel("precision")
-            a.grid(alpha=0.3)
+        _pr_axes(ax)
         ax.legend(loc="lower left")
-        p = out / f"pr_{_file_stem(c.name, taken)}.png"
-        _save(fig, p)
-        plt.close(fig)
-        files.append(str(p))
+        files.append(save_png(fig, out / f"pr_{_file_stem(c.name, taken)}.png"))
     m = result.map
     ax_all.set_title(f"PR curves, mAP{int(round(result.iou_threshold * 100))} = {m:.3f}" if m == m else "PR curves")
-    ax_all.set_xlim(0, 1.01)
-    ax_all.set_ylim(0, 1.01)
-    ax_all.set_xlabel("recall")
-    ax_all.set_ylabel("precision")
-    ax_all.grid(alpha=0.3)
+    _pr_axes(ax_all)
     if result.classes and len(result.classes) <= 25:
         ax_all.legend(loc="lower left", fontsize=7)
-    p = out / "pr_all.png"
-    _save(fig_all, p)
-    plt.close(fig_all)
-    files.append(str(p))
+    files.append(save_png(fig_all, out / "pr_all.png"))
     return files
+
+
+def _pr_axes(ax) -> None:
+    ax.set_xlim(0, 1.01)
+    ax.set_ylim(0, 1.01)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.grid(alpha=0.3)
 
 
 def plot_confusion(matrix: np.ndarray, class_names: Sequence[str], out: str | os.PathLike, *, iou: float,
                    conf: float) -> str:
     """``confusion_matrix.png``: counts, rows normalized to colour (true class -> predicted class)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
     names = list(class_names) + ["background"]
     n = len(names)
     size = min(4 + 0.45 * n, 24)
-    fig, ax = plt.subplots(figsize=(size, size * 0.85))
+    fig = figure(size, size * 0.85, dpi=110)
+    ax = fig.add_subplot()
     rows = matrix.sum(axis=1, keepdims=True)
     norm = np.divide(matrix, rows, out=np.zeros_like(matrix, dtype=float), where=rows > 0)
     ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
@@ -109,10 +90,6 @@ def plot_confusion(matrix: np.ndarray, class_names: Sequence[str], out: str | os
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(f"Confusion matrix (IoU >= {iou:g}, score >= {conf:g})")
-    fig.tight_layout()
     out = Path(out)
     make_dirs(out)
-    p = out / "confusion_matrix.png"
-    _save(fig, p)
-    plt.close(fig)
-    return str(p)
+    return save_png(fig, out / "confusion_matrix.png")

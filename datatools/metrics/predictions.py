@@ -273,19 +273,10 @@ def load_predictions(path: str | os.PathLike, keys: DatasetKeys, *, missing_scor
                                          category_names=category_names)
 
 
-def _txt_files(files, folder: str, rel: str = "") -> list[str]:
-    """Relative posix paths of the ``.txt`` files under ``folder`` (``files``: a core.fs file-access object)."""
-    dirs, names = files.listdir(files.join(folder, rel) if rel else folder)
-    out = [posixpath.join(rel, n) if rel else n for n in names if n.endswith(".txt")]
-    for d in dirs:
-        out += _txt_files(files, folder, posixpath.join(rel, d) if rel else d)
-    return sorted(out)
-
-
 def _yolo_predictions(folder: str, keys: DatasetKeys, files) -> Predictions:
     from datatools.formats.yolo import parse_label_text
 
-    names = [n for n in _txt_files(files, folder) if posixpath.basename(n) != "classes.txt"]
+    names = [n for n in files.find(folder, suffixes=(".txt",)) if posixpath.basename(n) != "classes.txt"]
     if not names:
         raise UsageError(f"{folder}: no .txt prediction files")
     img, lab, box, score = [], [], [], []

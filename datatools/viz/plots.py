@@ -17,17 +17,19 @@ from datatools.core.atomic import atomic_write
 _DPI = 100
 
 
-def _figure(w: float = 7.0, h: float = 4.0):
+def figure(w: float = 7.0, h: float = 4.0, *, dpi: int = _DPI):
+    """A bare matplotlib Figure (Agg, constrained layout) of ``w`` x ``h`` inches: every PNG plot starts here."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
     from matplotlib.figure import Figure
 
     # A bare Figure (not pyplot) keeps no global state and needs no GUI backend.
-    return Figure(figsize=(w, h), dpi=_DPI, layout="constrained")
+    return Figure(figsize=(w, h), dpi=dpi, layout="constrained")
 
 
-def _save(fig, path: Path) -> str:
+def save_png(fig, path: Path) -> str:
+    """Write ``fig`` to ``path`` as a PNG, atomically and without a timestamp (the same plot, the same bytes)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", metadata={"Software": None})
     atomic_write(path, buf.getvalue())
@@ -63,7 +65,7 @@ def write_stats_plots(report, out_dir: str | os.PathLike) -> list[str]:
     arr = lab.arrays
     files = []
 
-    fig = _figure(max(6.0, 0.35 * len(lab.class_objects) + 2), 4.5)
+    fig = figure(max(6.0, 0.35 * len(lab.class_objects) + 2), 4.5)
     ax = fig.add_subplot()
     names = list(lab.class_objects)
     x = np.arange(len(names))
@@ -73,9 +75,9 @@ def write_stats_plots(report, out_dir: str | os.PathLike) -> list[str]:
     ax.set_title(f"classes: {lab.objects:,} objects in {lab.images:,} images")
     ax.set_ylabel("count")
     ax.legend()
-    files.append(_save(fig, out / "classes.png"))
+    files.append(save_png(fig, out / "classes.png"))
 
-    fig = _figure()
+    fig = figure()
     ax = fig.add_subplot()
     counts = lab.objects_per_image_counts
     ax.bar(list(counts), list(counts.values()), color="#4c72b0")
@@ -83,9 +85,9 @@ def write_stats_plots(report, out_dir: str | os.PathLike) -> list[str]:
     ax.set_xlabel("objects in the image")
     ax.set_ylabel("images")
     ax.xaxis.get_major_locator().set_params(integer=True)  # counts: no 2.5 objects on the axis
-    files.append(_save(fig, out / "objects_per_image.png"))
+    files.append(save_png(fig, out / "objects_per_image.png"))
 
-    fig = _figure(11, 7)
+    fig = figure(11, 7)
     axes = fig.subplots(2, 2)
     _hist(axes[0, 0], arr["width"], log=True, title="box width (px)", xlabel="pixels")
     _hist(axes[0, 1], arr["height"], log=True, title="box height (px)", xlabel="pixels")
@@ -94,9 +96,9 @@ def write_stats_plots(report, out_dir: str | os.PathLike) -> list[str]:
     for edge in (32, 96):
         axes[1, 0].axvline(edge, color="#c44e52", linestyle="--", linewidth=1)
     _hist(axes[1, 1], arr["aspect"], log=True, title="aspect ratio (width / height)", xlabel="w / h")
-    files.append(_save(fig, out / "box_sizes.png"))
+    files.append(save_png(fig, out / "box_sizes.png"))
 
-    fig = _figure(11, 4.5)
+    fig = figure(11, 4.5)
     ax1, ax2 = fig.subplots(1, 2)
     rw, rh = arr["rel_width"], arr["rel_height"]
     if rw.size:
@@ -106,9 +108,9 @@ def write_stats_plots(report, out_dir: str | os.PathLike) -> list[str]:
     ax1.set_xlabel("width / image width")
     ax1.set_ylabel("height / image height")
     _hist(ax2, arr["rel_area"], log=True, title="box area / image area", xlabel="fraction of the image")
-    files.append(_save(fig, out / "box_shapes.png"))
+    files.append(save_png(fig, out / "box_shapes.png"))
 
-    fig = _figure(6, 5)
+    fig = figure(6, 5)
     ax = fig.add_subplot()
     iw, ih = arr["image_width"], arr["image_height"]
     if iw.size:
@@ -117,11 +119,11 @@ def write_stats_plots(report, out_dir: str | os.PathLike) -> list[str]:
     ax.set_title(f"image sizes ({lab.image_sizes['distinct']} distinct)")
     ax.set_xlabel("width (px)")
     ax.set_ylabel("height (px)")
-    files.append(_save(fig, out / "image_sizes.png"))
+    files.append(save_png(fig, out / "image_sizes.png"))
 
     px = report.pixels
     if px is not None and px.pixels:
-        fig = _figure(8, 4.5)
+        fig = figure(8, 4.5)
         ax = fig.add_subplot()
         levels = np.arange(256)
         for ch, (name, colour) in enumerate(zip("RGB", ("#c44e52", "#55a868", "#4c72b0"))):
@@ -134,5 +136,5 @@ def write_stats_plots(report, out_dir: str | os.PathLike) -> list[str]:
         est = " (estimate from a sample)" if px.estimate else ""
         ax.set_title(f"pixel values over {px.images:,} images{est}")
         ax.legend()
-        files.append(_save(fig, out / "pixel_histogram.png"))
+        files.append(save_png(fig, out / "pixel_histogram.png"))
     return files
