@@ -429,3 +429,18 @@ def test_export_layouts_behind_a_url_read_as_locally(tmp_path, maker, fmt, image
     assert r1.exit_code == r2.exit_code == 0, r2.output
     assert norm(r1.stdout, str(root)) == norm(r2.stdout, url)
     assert norm(r1.stdout, str(root))["images"] == images
+
+
+def test_read_json_names_the_file_and_the_problem(tmp_path):
+    from datatools.core.errors import UsageError
+    from datatools.core.fs import read_json
+
+    (tmp_path / "ok.json").write_bytes(b'\xef\xbb\xbf{"a": [1]}')  # a BOM, as Windows tools write it
+    (tmp_path / "bad.json").write_text('{"a": ')
+    url = to_memory(tmp_path)
+    for base in (str(tmp_path), url):
+        assert read_json(f"{base}/ok.json") == {"a": [1]}
+        with pytest.raises(UsageError, match=r"bad\.json: not valid JSON: "):
+            read_json(f"{base}/bad.json")
+        with pytest.raises(UsageError, match=r"missing\.json: cannot read it: "):
+            read_json(f"{base}/missing.json")

@@ -13,6 +13,7 @@ else asks :func:`is_url`, or takes :func:`files_for` (the same operations on loc
 """
 from __future__ import annotations
 
+import json
 import os
 import posixpath
 import sys
@@ -230,6 +231,17 @@ def source_path(src: str | os.PathLike) -> str:
     if text.startswith("file://"):
         return local_path(text)
     return check_source(text)
+
+
+def read_json(path: str | os.PathLike):
+    """A JSON file's value (UTF-8, a BOM allowed), local path or URL; a file that cannot be read or is not JSON is a
+    usage error that names it. Every JSON input (COCO, Label Studio, predictions) is read through here."""
+    try:
+        return json.loads(read_small_file(path).decode("utf-8-sig"))
+    except OSError as e:
+        raise UsageError(f"{os.fspath(path)}: cannot read it: {e}") from e
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise UsageError(f"{os.fspath(path)}: not valid JSON: {e}") from e
 
 
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)

@@ -11,12 +11,12 @@ import os
 import posixpath
 import re
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 from datatools.core.boxes import fmt_number, xywh_to_xyxy, xyxy_to_xywh
 from datatools.core.errors import UsageError
 from datatools.core.atomic import ImagesMode, place_images, staged_dir, write_files, write_many
-from datatools.core.fs import files_for, read_small_file
+from datatools.core.fs import files_for, read_json
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, all_classes
@@ -164,10 +164,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
     if on_total:
         on_total(len(json_files))
     for split, jpath in json_files:
-        try:
-            data = json.loads(read_small_file(jpath).decode("utf-8-sig"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise UsageError(f"{jpath}: not valid JSON: {e}") from e
+        data = read_json(jpath)
         if not isinstance(data, dict) or not isinstance(data.get("images"), list):
             raise UsageError(f"{jpath}: expected a COCO object with an 'images' list")
         cats = data.get("categories") or []
@@ -287,6 +284,25 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
                     "categories": {n: e for n, e in coco_meta["categories"].items() if e}}
     return Dataset(images=tuple(recs), classes=cls, findings=tuple(findings), objects_read=objects_read, root=str(src),
                    format=NAME, meta=meta)
+
+
+def coco_source(rec: ImageRecord) -> tuple[str, str]:
+    """``(JSON file, image id as written there)`` of a record read from COCO (``ImageRecord.source_key``)."""
+    path, raw_id = rec.source_key
+    if not path:
+        raise UsageError(f"{rec.image_id}: the record does not come from a COCO file")
+    return path, raw_id
+
+
+def coco_documents(paths: Iterable[str]) -> dict[str, dict]:
+    """Each COCO JSON file of ``paths`` parsed again, once (through :func:`~datatools.core.fs.read_json`): for what
+    the records do not keep (raw ids, areas, a split's other fields)."""
+    docs: dict[str, dict] = {}
+    for path in sorted(set(paths)):
+        docs[path] = read_json(path)
+        if not isinstance(docs[path], dict):
+            raise UsageError(f"{path}: expected a COCO object with images, annotations and categories")
+    return docs
 
 
 def _group_category(cats: list, annotations) -> dict | None:

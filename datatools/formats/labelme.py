@@ -25,7 +25,6 @@ from typing import Sequence
 from datatools.core import fs
 from datatools.core.atomic import ImagesMode, place_images, staged_dir, write_staged
 from datatools.core.boxes import fmt_number
-from datatools.core.errors import UsageError
 from datatools.core.fs import files_for, read_small_file
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, sorted_classes
 from datatools.core.parallel import Mapper, ProgressFn

@@ -20,7 +20,6 @@ import os
 import posixpath
 import re
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 from urllib.parse import parse_qs, unquote, urlparse
@@ -29,7 +28,7 @@ from datatools.core import fs
 from datatools.core.atomic import ImagesMode, place_images, staged_dir, write_many
 from datatools.core.boxes import fmt_number
 from datatools.core.errors import DatatoolsError, UsageError
-from datatools.core.fs import files_for, read_small_file
+from datatools.core.fs import files_for, read_json
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, sorted_classes
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import IMAGE_EXTENSIONS, safe_relpath
@@ -254,10 +253,7 @@ def _load_tasks(src: str) -> list[tuple[str, list[Located]]]:
         raise UsageError(f"{src}: no Label Studio JSON export found (expected a .json file or a folder of them)")
     out = []
     for p in paths:
-        try:
-            data = json.loads(read_small_file(p).decode("utf-8-sig"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise UsageError(f"{p}: not valid JSON: {e}") from e
+        data = read_json(p)
         if isinstance(data, dict) and "data" in data:
             data = [data]
         if not isinstance(data, list):

@@ -22,7 +22,7 @@ from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
 from datatools.core.model import Dataset, Finding, ImageRecord, sorted_classes
 from datatools.formats.common import (ImageIndex, WriteResult, err, fill_sizes_from_headers, fold_no_images, info,
-                                      no_image_dir, warn)
+                                      no_image_dir)
 from datatools.formats.safe_xml import escape
 # The XML reading lives in voc_xml; parse_xml, read_chunk and image_fields are re-exported here for callers.
 from datatools.formats.voc_xml import (KNOWN_OBJECT_TAGS, MAX_XML_BYTES, image_fields, parse_xml,  # noqa: F401

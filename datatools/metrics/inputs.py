@@ -12,7 +12,6 @@ relative name, base name or stem), otherwise by ``image_id``.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import posixpath
@@ -96,18 +95,6 @@ def _index_names(images: Sequence[ImageRecord]) -> dict[str, int | None]:
     return {**derived, **whole}
 
 
-def _coco_categories(jpaths: Sequence[str]) -> list[dict]:
-    """The category entries of the COCO files a dataset was read from (local paths or URLs, through core.fs)."""
-    out: list[dict] = []
-    for jpath in jpaths:
-        try:
-            data = json.loads(fs.files_for(jpath).cat(jpath).decode("utf-8-sig"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise UsageError(f"{jpath}: cannot read its categories: {e}") from e
-        out += [c for c in (data.get("categories") or []) if isinstance(c, dict)] if isinstance(data, dict) else []
-    return out
-
-
 def dataset_keys(ds: Dataset, *, categories: Sequence[dict] | None = None) -> DatasetKeys:
     """The matching rules for predictions on ``ds`` (any format, local or URL; see the module docstring).
 
@@ -133,7 +120,10 @@ def dataset_keys(ds: Dataset, *, categories: Sequence[dict] | None = None) -> Da
         prev = by_id.get(raw, i)
         by_id[raw] = i if prev == i else None  # the same id in two files: ambiguous
     if categories is None:
-        categories = _coco_categories(list(jpaths))
+        from datatools.formats.coco import coco_documents
+
+        categories = [c for doc in coco_documents(jpaths).values() for c in doc.get("categories") or []
+                      if isinstance(c, dict)]
     first_id: dict[str, object] = {}
     for c in categories:
         name = str(c.get("name", "")).strip()
@@ -259,13 +249,8 @@ def load_ground_truth(src: str | os.PathLike, *, format: str | None = None, spli
         if classes:
             raise UsageError("--classes applies to VOC and YOLO ground truth: a COCO file numbers its own categories")
         jpath = coco_fmt.json_for_split(src, split)
-        try:
-            raw = json.loads(files.cat(jpath).decode("utf-8-sig"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise UsageError(f"{jpath}: not valid JSON: {e}") from e
-        if not isinstance(raw, dict):
-            raise UsageError(f"{jpath}: expected a COCO object with images, annotations and categories")
         ds: Dataset = read_source(jpath, "coco", images=images, workers=workers)
+        raw = coco_fmt.coco_documents([jpath])[jpath]  # areas and ids as written, for pycocotools
         kept = {int(a.where[12:-1]) for r in ds.images for a in r.annotations if a.where.startswith("annotations[")}
         coco, id_map, cat_map, fnd = sanitize_coco(raw, path=str(jpath), kept=kept,
                                                    order=[r.source_key[1] for r in ds.images])

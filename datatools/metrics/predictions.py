@@ -8,7 +8,6 @@ every entry that matches no image or class, or has no usable box or score, is co
 """
 from __future__ import annotations
 
-import json
 import os
 import posixpath
 from dataclasses import dataclass, field
@@ -255,10 +254,7 @@ def load_predictions(path: str | os.PathLike, keys: DatasetKeys, *, missing_scor
         return _yolo_predictions(path, keys, files)
     if not files.isfile(path):
         raise UsageError(f"{path}: no such file or directory")
-    try:
-        data = json.loads(files.cat(path).decode("utf-8-sig"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UsageError(f"{path}: not valid JSON: {e}") from e
+    data = fs.read_json(path)
     category_names = None
     if isinstance(data, dict) and isinstance(data.get("annotations"), list):
         # a COCO dataset file with scores: ids refer to its own images and categories, so match by file name and

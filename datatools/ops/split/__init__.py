@@ -6,8 +6,7 @@ written), then :func:`write_split` to write the parts next to each other in OUT.
 * :mod:`.plan`: :func:`plan_split`, :class:`SplitPlan`, the part reports, the random and hash assignments;
 * :mod:`.stratify`: iterative stratification and the passes that fit part sizes and balance classes;
 * :mod:`.groups`: group keys from a regex or an image-level field; :mod:`.group_file`: from a CSV/TSV or a mapping;
-* :mod:`.write`: :func:`write_split`, each format's layout (docs/split.md); :mod:`.sources`: COCO documents read
-  again.
+* :mod:`.write`: :func:`write_split`, each format's layout (docs/split.md).
 
 Methods:
 

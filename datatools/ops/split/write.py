@@ -28,7 +28,7 @@ from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import check_output_dir, dataset_inputs, input_folders, refuse_replacing_inputs, safe_join
 from datatools.formats.common import warn
 from datatools.ops.split.plan import TEST, TRAIN, VAL, SplitPlan
-from datatools.ops.split.sources import coco_documents, coco_source
+from datatools.formats.coco import coco_documents, coco_source
 
 ORIGINALS = ("voc", "coco")  # the input's own files, copied or filtered: every field kept
 PARTS = (TRAIN, VAL, TEST)  # the part folders of a format without splits, in this order
@@ -87,7 +87,7 @@ def write_split(plan: SplitPlan, out: str | os.PathLike, *, images_mode: ImagesM
                                                   if out.is_dir() else set())
     refuse_replacing_inputs(out, owned + sorted(folds), dataset_inputs(ds))
     # Read once for every fold; also before anything is written, so an unreadable source changes nothing in OUT.
-    docs = coco_documents((coco_source(r)[0] for r in ds.images), why="to split it") if ds.format == "coco" else {}
+    docs = coco_documents(coco_source(r)[0] for r in ds.images) if ds.format == "coco" else {}
     result = SplitWriteResult(out=str(out))
     with output_transaction(out):  # every part, fold and list lands together, or none does (OUT stays as it was)
         _write_layouts(plan, out, layouts, docs, mode, mapper, result, progress)
