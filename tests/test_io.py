@@ -143,9 +143,8 @@ def test_mapper_checks_its_engine():
 @pytest.mark.parametrize("mode", ["link", "copy", "symlink"])
 def test_place_images_links_or_copies_into_the_stage(tmp_path, mode):
     srcs = [make_jpeg(tmp_path / "in" / f"{i}.jpg", 8, 8) for i in range(40)]
-    with atomic.staged_dir(tmp_path / "out" / "images") as stage:
-        atomic.place_images([(str(p), os.path.join(stage, "train", p.name)) for p in srcs], mode, stage=stage,
-                            mapper=parallel.Mapper(workers=2))
+    atomic.place_images(tmp_path / "out" / "images", [(str(p), f"train/{p.name}") for p in srcs], mode,
+                        mapper=parallel.Mapper(workers=2))
     placed = sorted((tmp_path / "out" / "images" / "train").iterdir())
     assert [p.name for p in placed] == sorted(p.name for p in srcs)
     assert all(p.read_bytes() == (tmp_path / "in" / p.name).read_bytes() for p in placed)

@@ -106,9 +106,7 @@ def test_two_different_images_under_one_name_are_refused_and_out_is_left_as_it_w
 
 def test_place_images_places_one_image_asked_twice_once(tmp_path):
     img = make_jpeg(tmp_path / "a.jpg", 8, 8)
-    with atomic.staged_dir(tmp_path / "images") as stage:
-        atomic.place_images([(str(img), os.path.join(stage, "a.jpg")), (str(img), os.path.join(stage, "a.jpg"))],
-                            "link", stage=stage)
+    atomic.place_images(tmp_path / "images", [(str(img), "a.jpg"), (str(img), "a.jpg")], "link")
     assert os.listdir(tmp_path / "images") == ["a.jpg"]
 
 

@@ -370,9 +370,11 @@ def place_chunk(pairs: Sequence[tuple[str, str]], *, mode: str, scratch: str | N
     return len(pairs)
 
 
-def place_images(pairs: Sequence[tuple[str, str]], mode: ImagesMode | str, *, stage: str,
+def place_images(folder: str | os.PathLike, pictures: Sequence[tuple[str, str]], mode: ImagesMode | str, *,
                  mapper: Mapper | None = None, progress: ProgressFn | None = None) -> None:
-    """Link or copy images to ``(src, dst)`` paths, every ``dst`` inside ``stage`` (a :func:`staged_dir`).
+    """Build ``folder`` from ``pictures``, ``(image, name)`` pairs (``name`` relative to ``folder``, made safe with
+    :func:`~datatools.core.paths.safe_relpath`), linked or copied as ``mode`` says: a :func:`staged_dir` filled and
+    swapped in whole. Nothing is done (and ``folder`` left as it is) under ``--images-mode none`` or without pictures.
 
     The chunks run on ``mapper`` (default: local) as threads where it runs locally (the work is system calls), or as
     Ray tasks, where the workers read and write the image files so the driver never touches image bytes. There
@@ -381,11 +383,13 @@ def place_images(pairs: Sequence[tuple[str, str]], mode: ImagesMode | str, *, st
     (:func:`unique_targets`): two different images under one name are refused before any is placed.
     """
     mode, mapper = ImagesMode(mode), mapper or Mapper(workers=4)
-    if mode is ImagesMode.NONE or not pairs:
+    if mode is ImagesMode.NONE or not pictures:
         return
-    refuse_symlinks_to_urls(pairs, mode)  # before any task starts
-    pairs = unique_targets(pairs)
-    scratch = retry_scratch(stage, mapper)
-    with removed_after(scratch) if scratch else contextlib.nullcontext():
-        mapper(partial(place_chunk, mode=mode.value, scratch=scratch), mapper.chunks(pairs), threads=True,
-               progress=progress)
+    with staged_dir(folder) as stage:
+        pairs = [(src, os.path.join(stage, name)) for src, name in pictures]
+        refuse_symlinks_to_urls(pairs, mode)  # before any task starts
+        pairs = unique_targets(pairs)
+        scratch = retry_scratch(stage, mapper)
+        with removed_after(scratch) if scratch else contextlib.nullcontext():
+            mapper(partial(place_chunk, mode=mode.value, scratch=scratch), mapper.chunks(pairs), threads=True,
+                   progress=progress)

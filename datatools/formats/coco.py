@@ -21,7 +21,7 @@ from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, all_classes
 from datatools.formats.common import (DEFAULT_SPLIT, ImageIndex, WriteResult, err, fill_sizes_from_headers, info,
-                                      json_number, json_side, no_image_dir, split_named, warn)
+                                      json_number, json_side, no_image_dir, output_image_name, split_named, warn)
 
 NAME = "coco"
 # What write() replaces whole in OUT (see core.paths.refuse_replacing_inputs); the image folder only when it
@@ -488,17 +488,14 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
                 if images_mode is ImagesMode.NONE or not rec.image_path:
                     names.append(rec.file_name or rec.image_id)
                 else:
-                    name = safe_relpath(rec.image_id + os.path.splitext(rec.image_path)[1])
+                    name = output_image_name(rec)
                     names.append(name)
                     pictures.append((rec.image_path, f"{split}/{name}"))
             obj = to_coco(recs, ds.classes, file_names=names, precision=precision, meta=coco_meta)
             items.append((f"instances_{split}.json", dumps(obj)))
         with staged_dir(out / "annotations") as stage:
             write_files([(os.path.join(stage, r), t) for r, t in items])
-        if pictures:
-            with staged_dir(out / "images") as stage:
-                place_images([(src, os.path.join(stage, r)) for src, r in pictures], images_mode, stage=stage,
-                             mapper=mapper or Mapper(workers=workers))
+        place_images(out / "images", pictures, images_mode, mapper=mapper or Mapper(workers=workers))
         result.files = [str(out / "annotations" / r) for r, _ in items]
     result.images_written = len(ds.images)
     result.objects_written = ds.num_objects

@@ -14,6 +14,7 @@ from datatools.core import fs
 from datatools.core.images import ImageHeader, list_images, read_image_header
 from datatools.core.model import Finding, ImageRecord, Severity
 from datatools.core.parallel import Mapper
+from datatools.core.paths import safe_relpath
 
 DEFAULT_SPLIT = "all"
 
@@ -115,6 +116,13 @@ class ImageIndex:
                               f"no image is named after the annotation ({image_id!r}); paired by its file name "
                               f"{file_name!r}", image_id=image_id))
         return self.by_rel[rel], notes, rel
+
+
+def output_image_name(rec: ImageRecord) -> str:
+    """The name every writer gives an image it places: the record's id (made safe: never text from inside an
+    annotation) plus the image's extension, ``.jpg`` for a file without one (VOC, YOLO and their tools find images by
+    extension)."""
+    return safe_relpath(rec.image_id) + (os.path.splitext(rec.image_path or rec.file_name or "")[1] or ".jpg")
 
 
 def existing_source(src: str | os.PathLike) -> tuple[str, Any]:

@@ -22,16 +22,15 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
-from datatools.core.atomic import ImagesMode, place_images, staged_dir, write_many
+from datatools.core.atomic import ImagesMode, place_images, write_many
 from datatools.core.boxes import fmt_number, snap
 from datatools.core.errors import UsageError
 from datatools.core.fs import files_for
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, all_classes
 from datatools.core.parallel import Mapper, ProgressFn
-from datatools.core.paths import safe_relpath
 from datatools.formats.common import (ImageIndex, WriteResult, err, existing_source, fill_sizes_from_headers,
-                                     fold_no_images, id_in_split, info, no_image_dir, read_flag, side, text_number,
-                                     warn)
+                                      fold_no_images, id_in_split, info, no_image_dir, output_image_name, read_flag,
+                                      side, text_number, warn)
 from datatools.formats.safe_xml import escape, parse_document
 from datatools.formats.voc_xml import read_xml_file
 
@@ -430,14 +429,11 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
         if images_mode is ImagesMode.NONE or not rec.image_path:
             names.append(rec.file_name or rec.image_id)
         else:
-            name = safe_relpath(rec.image_id + os.path.splitext(rec.image_path)[1])
+            name = output_image_name(rec)
             names.append(name)
             pictures.append((rec.image_path, name))
     text = to_xml(ds.images, ds.classes, names=names, precision=precision)
-    if pictures:
-        with staged_dir(out / IMAGE_FOLDER) as stage:
-            place_images([(s, os.path.join(stage, r)) for s, r in pictures], images_mode, stage=stage,
-                         mapper=mapper or Mapper(workers=workers))
+    place_images(out / IMAGE_FOLDER, pictures, images_mode, mapper=mapper or Mapper(workers=workers))
     write_many([(str(out / ANNOTATIONS), text)])
     result.files = [str(out / ANNOTATIONS)]
     result.images_written = len(ds.images)

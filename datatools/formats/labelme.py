@@ -29,8 +29,9 @@ from datatools.core.fs import files_for, read_small_file
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, sorted_classes
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
-from datatools.formats.common import (ImageIndex, WriteResult, err, existing_source, fill_sizes_from_headers, info,
-                                     fold_no_images, json_number, json_side, no_image_dir, warn)
+from datatools.formats.common import (ImageIndex, WriteResult, err, existing_source, fill_sizes_from_headers,
+                                      fold_no_images, info, json_number, json_side, no_image_dir, output_image_name,
+                                      warn)
 
 NAME = "labelme"
 # What write() replaces whole in OUT (see core.paths.refuse_replacing_inputs); the image folder only when it
@@ -343,7 +344,7 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
             rel = safe_relpath(rec.image_id)
             depth = rel.count("/")
             if rec.image_path and images_mode is not ImagesMode.NONE:
-                pic = rel + os.path.splitext(rec.image_path)[1]
+                pic = output_image_name(rec)
                 pictures.append((rec.image_path, pic))
                 image_path = "../" * (depth + 1) + "images/" + pic
             elif rec.image_path and not fs.is_url(rec.image_path):
@@ -356,10 +357,7 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
             rels.append(rel)
             result.objects_written += len(rec.annotations)
         write_staged(entries, stage=stage, mapper=mapper, progress=progress)
-    if pictures:
-        with staged_dir(out / "images") as stage:
-            place_images([(src, os.path.join(stage, r)) for src, r in pictures], images_mode, stage=stage,
-                         mapper=mapper)
+    place_images(out / "images", pictures, images_mode, mapper=mapper)
     result.images_written = len(ds.images)
     result.files = [str(out / "annotations" / (r + ".json")) for r in rels]
     return result

@@ -25,15 +25,15 @@ from typing import Sequence
 from urllib.parse import parse_qs, unquote, urlparse
 
 from datatools.core import fs
-from datatools.core.atomic import ImagesMode, place_images, staged_dir, write_many
+from datatools.core.atomic import ImagesMode, place_images, write_many
 from datatools.core.boxes import fmt_number
 from datatools.core.errors import DatatoolsError, UsageError
 from datatools.core.fs import files_for, read_json
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, sorted_classes
 from datatools.core.parallel import Mapper, ProgressFn
-from datatools.core.paths import IMAGE_EXTENSIONS, safe_relpath
+from datatools.core.paths import IMAGE_EXTENSIONS
 from datatools.formats.common import (ImageIndex, WriteResult, err, existing_source, fill_sizes_from_headers, info,
-                                     json_number, json_side, no_image_dir, warn)
+                                      json_number, json_side, no_image_dir, output_image_name, warn)
 from datatools.formats.labelstudio_min import Located, is_region_list, is_task
 from datatools.formats.labelstudio_min import to_tasks as min_to_tasks
 
@@ -420,7 +420,7 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
     refs = []
     for rec in recs:
         if rec.image_path and images_mode is not ImagesMode.NONE:
-            pic = safe_relpath(rec.image_id) + os.path.splitext(rec.image_path)[1]
+            pic = output_image_name(rec)
             pictures.append((rec.image_path, pic))
             refs.append(url_prefix + "images/" + pic)
         else:
@@ -429,10 +429,7 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
     tasks = to_tasks(recs, refs, precision=precision)
     target = out / TASKS_FILE
     write_many([(str(target), json.dumps(tasks, ensure_ascii=False, indent=1) + "\n")])
-    if pictures:
-        with staged_dir(out / "images") as stage:
-            place_images([(src, os.path.join(stage, r)) for src, r in pictures], images_mode, stage=stage,
-                         mapper=mapper or Mapper(workers=workers))
+    place_images(out / "images", pictures, images_mode, mapper=mapper or Mapper(workers=workers))
     result.files = [str(target)]
     result.images_written = len(recs)
     result.objects_written = ds.num_objects

@@ -464,10 +464,7 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
     items.append((IMAGE_META, "# <image id> <height> <width>\n" + "".join(sizes)))
     with staged_dir(out / "annotations") as stage:
         write_files([(os.path.join(stage, r), t) for r, t in items])
-    if pictures:
-        with staged_dir(out / IMAGE_FOLDER) as stage:
-            place_images([(s, os.path.join(stage, r)) for s, r in pictures], images_mode, stage=stage,
-                         mapper=mapper or Mapper(workers=workers))
+    place_images(out / IMAGE_FOLDER, pictures, images_mode, mapper=mapper or Mapper(workers=workers))
     result.files = [str(out / "annotations" / r) for r, _ in items]
     if progress:
         progress(len(ds.images))

@@ -22,7 +22,7 @@ from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
 from datatools.core.model import Dataset, Finding, ImageRecord, sorted_classes
 from datatools.formats.common import (ImageIndex, WriteResult, err, fill_sizes_from_headers, fold_no_images, info,
-                                      no_image_dir)
+                                      no_image_dir, output_image_name)
 from datatools.formats.safe_xml import escape
 # The XML reading lives in voc_xml; parse_xml, read_chunk and image_fields are re-exported here for callers.
 from datatools.formats.voc_xml import (KNOWN_OBJECT_TAGS, MAX_XML_BYTES, image_fields, parse_xml,  # noqa: F401
@@ -309,12 +309,6 @@ def to_xml(record: ImageRecord, *, image_name: str, folder: str = "JPEGImages",
     return "\n".join(lines)
 
 
-def output_image_name(record: ImageRecord) -> str:
-    """Images are renamed after the record's id (never after text inside an annotation) plus their extension."""
-    ext = os.path.splitext(record.image_path or record.file_name or "")[1] or ".jpg"
-    return record.image_id + ext
-
-
 def write(ds: Dataset, out: str | os.PathLike, *, convention: PixelConvention | str = DEFAULT_CONVENTION,
           images_mode: ImagesMode | str = ImagesMode.LINK, precision: int = 6, workers: int | None = None,
           progress: ProgressFn | None = None, mapper: Mapper | None = None) -> WriteResult:
@@ -334,7 +328,7 @@ def write(ds: Dataset, out: str | os.PathLike, *, convention: PixelConvention | 
     pictures: list[tuple[str, str]] = []
     split_ids: dict[str, list[str]] = {}
     for rec in ds.images:
-        name = safe_relpath(output_image_name(rec))
+        name = output_image_name(rec)
         rels.append(safe_relpath(rec.image_id) + ".xml")
         names.append(name)
         for s in rec.splits:
@@ -347,10 +341,7 @@ def write(ds: Dataset, out: str | os.PathLike, *, convention: PixelConvention | 
         write_staged([(to_xml(rec, image_name=name, convention=convention, precision=precision).encode("utf-8"),
                        [os.path.join(stage, rel)]) for rec, rel, name in zip(ds.images, rels, names)],
                      stage=stage, mapper=mapper, progress=progress)
-    if pictures:
-        with staged_dir(out / "JPEGImages") as stage:
-            place_images([(src, os.path.join(stage, r)) for src, r in pictures], images_mode, stage=stage,
-                         mapper=mapper)
+    place_images(out / "JPEGImages", pictures, images_mode, mapper=mapper)
     if split_ids:
         with staged_dir(out / "ImageSets") as stage:
             write_files([(os.path.join(stage, "Main", s + ".txt"), "".join(i + "\n" for i in ids))

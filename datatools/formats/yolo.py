@@ -21,8 +21,8 @@ from datatools.core.images import ImageHeader
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, all_classes
-from datatools.formats.common import (DEFAULT_SPLIT, WriteResult, err, id_in_split, info, read_headers, split_role,
-                                      warn)
+from datatools.formats.common import (DEFAULT_SPLIT, WriteResult, err, id_in_split, info, output_image_name,
+                                      read_headers, split_role, warn)
 # The layout (data.yaml, split folders) lives in yolo_layout; discover and data_yaml are re-exported for callers.
 from datatools.formats.yolo_layout import (SPLIT_KEYS, data_yaml, discover, placeholder_names,  # noqa: F401
                                            yaml_splits)
@@ -307,15 +307,15 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
     for rec in ds.images:
         if not rec.has_size:
             raise ValueError(f"{rec.source}: YOLO needs the image size; run ops.convert.prepare(require_size=True) first")
-        ext = os.path.splitext(rec.image_path or rec.file_name or "")[1] or ".jpg"
         rel = safe_relpath(rec.image_id)
+        pic = output_image_name(rec)
         mine = []
         for split in rec.splits or (DEFAULT_SPLIT,):
             split = safe_splits.get(split) or safe_splits.setdefault(split, safe_relpath(split))
             splits_seen.setdefault(split, None)
             mine.append(f"{split}/{rel}")
             if rec.image_path and images_mode is not ImagesMode.NONE:
-                pictures.append((rec.image_path, f"{split}/{rel}{ext}"))
+                pictures.append((rec.image_path, f"{split}/{pic}"))
         rels.append(tuple(mine))
         result.objects_written += len(rec.annotations)
         result.images_written += 1
@@ -332,10 +332,7 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
         write_staged([(label_text(rec, class_ids, precision=precision).encode("utf-8"),
                        tuple([os.path.join(stage, r + ".txt") for r in mine])) for rec, mine in zip(ds.images, rels)],
                      stage=stage, mapper=mapper, progress=progress)
-    if pictures:
-        with staged_dir(out / "images") as stage:
-            place_images([(src, os.path.join(stage, r)) for src, r in pictures], images_mode, stage=stage,
-                         mapper=mapper)
+    place_images(out / "images", pictures, images_mode, mapper=mapper)
     items = [(str(out / "classes.txt"), "".join(n + "\n" for n in names)),
              (str(out / "data.yaml"), data_yaml(splits, names))]
     write_many(items)

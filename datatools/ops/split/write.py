@@ -25,7 +25,8 @@ from datatools.core.errors import UsageError
 from datatools.core.fs import read_small_file
 from datatools.core.model import Dataset, Finding, ImageRecord, Severity
 from datatools.core.parallel import Mapper, ProgressFn
-from datatools.core.paths import check_output_dir, dataset_inputs, input_folders, refuse_replacing_inputs, safe_join
+from datatools.core.paths import (check_output_dir, dataset_inputs, input_folders, refuse_replacing_inputs, safe_join,
+                                  safe_relpath)
 from datatools.formats.common import warn
 from datatools.ops.split.plan import TEST, TRAIN, VAL, SplitPlan
 from datatools.formats.coco import coco_documents, coco_source
@@ -181,19 +182,18 @@ def _place_images(recs: Sequence[ImageRecord], folder: Path, name_of: Callable[[
                   mode: ImagesMode, mapper: Mapper, result: SplitWriteResult) -> None:
     """Place the images of ``recs`` in ``folder`` as ``name_of(record)``, built as a stage and swapped in (on Ray, by
     the workers). An unsafe file name is a finding, and that image is not placed."""
-    if mode is ImagesMode.NONE or not any(r.image_path for r in recs):
+    if mode is ImagesMode.NONE:
         return
-    with staged_dir(folder) as stage:
-        pairs = []
-        for rec in recs:
-            if not rec.image_path:
-                continue
-            try:
-                pairs.append((rec.image_path, str(safe_join(stage, name_of(rec)))))
-            except UsageError as e:
-                result.findings.append(warn("unsafe-filename", rec.source, "file_name",
-                                            f"{e}; the image was not placed", image_id=rec.image_id))
-        place_images(pairs, mode, stage=stage, mapper=mapper)
+    pairs = []
+    for rec in recs:
+        if not rec.image_path:
+            continue
+        try:
+            pairs.append((rec.image_path, safe_relpath(name_of(rec))))
+        except UsageError as e:
+            result.findings.append(warn("unsafe-filename", rec.source, "file_name",
+                                        f"{e}; the image was not placed", image_id=rec.image_id))
+    place_images(folder, pairs, mode, mapper=mapper)
     result.images_placed += len(pairs)
 
 
