@@ -10,6 +10,7 @@ import json
 import os
 import posixpath
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -374,22 +375,16 @@ def merge_meta(metas: Sequence[dict], *, sources: Sequence[str] = ()) -> tuple[d
 
 def relicense(rec: ImageRecord, remap: dict) -> ImageRecord:
     """``rec`` with its COCO ``license`` id renumbered by ``remap`` (from :func:`merge_meta`)."""
-    from dataclasses import replace
-
     if not remap or not any(k == "license" and v in remap for k, v in rec.extra):
         return rec
     return replace(rec, extra=tuple((k, remap[v] if k == "license" and v in remap else v) for k, v in rec.extra))
 
 
 def _with_split(rec: ImageRecord, split: str) -> ImageRecord:
-    from dataclasses import replace
-
     return replace(rec, splits=rec.splits + (split,))
 
 
 def _at(f: Finding, path: str) -> Finding:
-    from dataclasses import replace
-
     return replace(f, path=path)
 
 
