@@ -95,15 +95,12 @@ def read_dataset(src, fmt: str | None, *, images=None, sets=None, classes: str |
     """Read SRC for a command: resolve ``--format`` (auto-detect), apply ``--images/--sets/--classes/--workers`` and
     report progress as the ``read`` stage. The reader's chunks run on local processes or, with ``engine="ray"``, as
     Ray tasks (the same model either way). Returns the annotation model."""
-    from datatools.core.parallel import Mapper
+    from datatools.core.parallel import Mapper, stage_callbacks
     from datatools.ops.convert import read_source
 
-    progress = {}
-    if update is not None:
-        progress = {"progress": lambda n: update("read", n, None), "on_total": lambda t: update("read", 0, t)}
     return read_source(src, fmt, classes=parse_classes(classes), mapper=Mapper(engine, ray_address, workers or None),
-                       images=images, sets=sets, workers=workers or None, max_xml_bytes=max_xml_bytes, **progress,
-                       **extra)
+                       images=images, sets=sets, workers=workers or None, max_xml_bytes=max_xml_bytes,
+                       **stage_callbacks(update, "read"), **extra)
 
 
 def count(n: int, singular: str, plural: str | None = None) -> str:

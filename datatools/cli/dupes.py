@@ -32,7 +32,7 @@ def dupes_cmd(src, fmt, threshold, images, sets, classes, limit, max_xml_bytes, 
     mirrored or slightly cropped copies (64-bit pHash within --threshold bits). Copies whose labels differ are label
     noise. Keep clusters in one split with `datatools split --dedup`.
     """
-    from datatools.core.parallel import Mapper
+    from datatools.core.parallel import Mapper, stage_callbacks
     from datatools.ops.dupes import find_duplicates
 
     with errors_to_click():
@@ -40,8 +40,7 @@ def dupes_cmd(src, fmt, threshold, images, sets, classes, limit, max_xml_bytes, 
             ds = read_dataset(src, fmt, images=images, sets=sets, classes=classes, workers=workers, update=update,
                               engine=engine, ray_address=ray_address, max_xml_bytes=max_xml_bytes)
             report = find_duplicates(ds, threshold=threshold, mapper=Mapper(engine, ray_address, workers or None),
-                                     progress=lambda n: update("hash", n, None),
-                                     on_total=lambda t: update("hash", 0, t))
+                                     **stage_callbacks(update, "hash"))
     if as_json:
         emit_json(report.to_dict())
         return

@@ -126,12 +126,11 @@ def split_cmd(src, out, fmt, val, test, method, group_by, dedup, kfold, seed, dr
                               engine=engine, ray_address=ray_address, max_xml_bytes=max_xml_bytes)
             clusters = None
             if dedup:
-                from datatools.core.parallel import Mapper
+                from datatools.core.parallel import Mapper, stage_callbacks
                 from datatools.ops.dupes import find_duplicates
 
                 clusters = find_duplicates(ds, mapper=Mapper(engine, ray_address, workers or None),
-                                           progress=lambda n: update("hash", n, None),
-                                           on_total=lambda t: update("hash", 0, t)).cluster_ids()
+                                           **stage_callbacks(update, "hash")).cluster_ids()
             plan = plan_split(ds, val=val, test=test or 0.0, method=method, seed=seed, group_by=group_by,
                               kfold=kfold, drop_empty=drop_empty, dedup=clusters)
             written = None

@@ -37,6 +37,7 @@ def stats_cmd(src, fmt, labels_only, resize, sample, seed, plots_dir, images, se
     images keep their top 8 bits) and counted into integer histograms, so the result is exact and identical for any
     --workers. Corrupt images are listed and skipped. Prints a ready-to-paste transforms.v2.Normalize(...).
     """
+    from datatools.core.parallel import stage_callbacks
     from datatools.ops.stats import dataset_stats, parse_resize
 
     try:
@@ -54,9 +55,8 @@ def stats_cmd(src, fmt, labels_only, resize, sample, seed, plots_dir, images, se
 
                 check_output_dir(plots_dir, input_folders(ds, src, images))
             report = dataset_stats(ds, labels_only=labels_only, resize=resize_spec, sample=sample, seed=seed,
-                                   workers=workers or None, progress=lambda n: update("pixels", n, None),
-                                   on_total=lambda t: update("pixels", 0, t), engine=engine,
-                                   ray_address=ray_address)
+                                   workers=workers or None, engine=engine, ray_address=ray_address,
+                                   **stage_callbacks(update, "pixels"))
         plot_files = []
         if plots_dir:
             from datatools.viz.plots import write_stats_plots

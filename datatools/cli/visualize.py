@@ -75,6 +75,7 @@ def visualize_cmd(src, out, fmt, images, sets, convention, classes, ids, limit, 
       datatools visualize VOC2012 out/bad --check --grid 5x5
       datatools visualize data/coco/instances_val.json out/pred -f coco --pred results.json --score-thr 0.5
     """
+    from datatools.core.parallel import stage_callbacks
     from datatools.ops.convert import read_source
     from datatools.viz.render import visualize
 
@@ -82,13 +83,11 @@ def visualize_cmd(src, out, fmt, images, sets, convention, classes, ids, limit, 
         with stage_progress(enabled=not as_json) as update:
             # detected as convert and check detect it (-f wins); an empty folder is an error saying what was looked for
             ds = read_source(src, fmt, images=images, sets=sets, convention=convention, workers=workers or None)
-            stage = "sheets" if grid else "images"
             result = visualize(ds, out, classes=parse_classes(classes), ids=ids, limit=limit, shuffle=shuffle,
                                seed=seed, show_difficult=show_difficult, predictions=pred, score_thr=score_thr,
                                pred_layout=pred_layout, check=check_mode, grid=grid, tile=tile, max_size=max_size,
                                ext=ext, quality=quality, labels=not no_labels, workers=workers or None,
-                               progress=lambda n: update(stage, n, None),
-                               on_total=lambda total: update(stage, 0, total))
+                               **stage_callbacks(update, "sheets" if grid else "images"))
     if as_json:
         emit_json(result.to_dict())
         return

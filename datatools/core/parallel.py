@@ -30,6 +30,14 @@ R = TypeVar("R")
 
 ProgressFn = Callable[[int], None]
 
+
+def stage_callbacks(update: "Callable[[str, int, int | None], None] | None", stage: str) -> dict:
+    """``progress=`` and ``on_total=`` for a reader or a mapped step, reported to ``update(stage, advance, total)``
+    (a command's progress bar) as ``stage``; no callbacks without ``update``."""
+    if update is None:
+        return {}
+    return {"progress": lambda n: update(stage, n, None), "on_total": lambda t: update(stage, 0, t)}
+
 ENGINES = ("local", "ray")
 DEFAULT_MAX_RETRIES = 3
 # Fault injection for tests: "K:/path/marker" makes the first attempt of chunk K kill its Ray worker with os._exit

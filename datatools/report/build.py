@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 
 from datatools.core.errors import DatatoolsError
 from datatools.core.model import Dataset, Finding
-from datatools.core.parallel import Mapper
+from datatools.core.parallel import Mapper, stage_callbacks
 from datatools.core.paths import input_folders
 from datatools.ops.stats import LabelStats, StatsReport, dataset_stats, label_stats
 from datatools.report.gallery import Thumb, draw_thumbs, items_for, sample_per_class
@@ -105,9 +105,9 @@ def build_report(src: str | os.PathLike, *, format: str = "auto", images=None, s
     with keep_headers():
         ds = read_source(src, format, classes=list(classes) if classes else None, mapper=mapper, images=images,
                          sets=sets, workers=workers, max_xml_bytes=max_xml_bytes,
-                         progress=lambda n: up("read", n, None), on_total=lambda t: up("read", 0, t))
+                         **stage_callbacks(up, "read"))
         st = dataset_stats(ds, labels_only=not pixels, workers=workers, engine=engine, ray_address=ray_address,
-                           progress=lambda n: up("pixels", n, None), on_total=lambda t: up("pixels", 0, t))
+                           **stage_callbacks(up, "pixels"))
         colours = {c: class_colour(c) for c in st.labels.class_objects}
         data = ReportData(src=str(src), format=ds.format, stats=st, splits=split_stats(ds), colours=colours,
                           options={"seed": seed, "per_class": per_class, "thumb": thumb, "budget_bytes": budget_bytes,
@@ -162,8 +162,7 @@ def _add_dupes(data: ReportData, ds: Dataset, mapper: Mapper, up: Update) -> Non
     try:
         from datatools.ops.dupes import find_duplicates
 
-        data.dupes = find_duplicates(ds, mapper=mapper, progress=lambda n: up("dupes", n, None),
-                                     on_total=lambda t: up("dupes", 0, t))
+        data.dupes = find_duplicates(ds, mapper=mapper, **stage_callbacks(up, "dupes"))
     except Exception as e:  # noqa: BLE001 - the page is still worth writing; the section says what went wrong
         data.notes["duplicates"] = f"the duplicate search failed ({type(e).__name__}: {e})"
 
