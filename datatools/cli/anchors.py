@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import click
 
-from datatools.cli.common import (table, esc, format_option, console, emit_json, errors_to_click, json_option,
-                                  max_xml_option, read_dataset, workers_option)
+from datatools.cli.common import (console, emit_json, errors_to_click, esc, json_option, max_xml_option, read_dataset,
+                                  reader_options, table, workers_option)
 
 
 @click.command("anchors")
 @click.argument("src", type=click.Path(exists=True))
-@format_option
+@reader_options()
 @click.option("-k", "--num-anchors", "k", type=click.IntRange(1), default=9, show_default=True, help="Number of anchors.")
 @click.option("--img-size", type=click.IntRange(0), default=640, show_default=True,
               help="Training input size: boxes are scaled so each image's longer side is this (0 = original pixels).")
@@ -18,9 +18,6 @@ from datatools.cli.common import (table, esc, format_option, console, emit_json,
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the k-means++ initialisation.")
 @click.option("--n-init", type=click.IntRange(1), default=3, show_default=True,
               help="k-means runs from different seeds; the best mean IoU is kept.")
-@click.option("--images", type=click.Path(file_okay=False), default=None, help="Image folder, when not the default one.")
-@click.option("--sets", default=None, help="VOC split lists to read (comma-separated, or 'all').")
-@click.option("--classes", default=None, help="Class names (file or 'a,b,c'); needed for YOLO without names.")
 @max_xml_option
 @workers_option
 @json_option

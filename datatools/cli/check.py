@@ -3,19 +3,14 @@ from __future__ import annotations
 
 import click
 
-from datatools.cli.common import (esc, SourcePath, count, engine_options, format_option, console, counts_table, emit_json,
-                                  errors_to_click, findings_table, json_option, max_xml_option, parse_classes,
-                                  stage_progress, workers_option)
+from datatools.cli.common import (console, count, counts_table, emit_json, engine_options, errors_to_click, esc,
+                                  findings_table, images_mode_option, json_option, max_xml_option, parse_classes,
+                                  reader_options, SourcePath, stage_progress, workers_option)
 
 
 @click.command("check")
 @click.argument("src", type=SourcePath())
-@format_option
-@click.option("--images", type=click.Path(file_okay=False), default=None, help="Image folder, when not the default one.")
-@click.option("--sets", default=None, help="VOC split lists to check (comma-separated, or 'all').")
-@click.option("--classes", default=None, help="Expected class list (file or 'a,b,c'); other names are errors.")
-@click.option("--pixel-convention", "convention", type=click.Choice(["devkit", "as-is", "ultralytics"]),
-              default="as-is", show_default=True, help="How VOC pixel indices are read (see convert --help).")
+@reader_options(classes_help="Expected class list (file or 'a,b,c'); other names are errors.", convention=True)
 @click.option("--normalize-names", is_flag=True, help="Treat class names case-insensitively.")
 @click.option("--no-headers", is_flag=True,
               help="Skip the extra image checks (EXIF rotation, unreadable images). Sizes are still read from the "
@@ -23,12 +18,11 @@ from datatools.cli.common import (esc, SourcePath, count, engine_options, format
                    "Images, whose readers keep none: there this saves a second read of each image).")
 @click.option("--fix", "fix_out", type=click.Path(), default=None,
               help="Write a repaired copy here (boxes clipped, invalid boxes dropped), in the same format.")
-@click.option("--images-mode", type=click.Choice(["link", "copy", "symlink", "none"]), default="link",
-              show_default=True, help="How images reach the --fix copy.")
 @click.option("--dupes", is_flag=True,
               help="Also find exact and near-duplicate images (as `datatools dupes` does, default threshold) and "
                    "copies whose labels differ.")
 @click.option("--limit", type=click.IntRange(1), default=100, show_default=True, help="Rows to show in the table.")
+@images_mode_option
 @max_xml_option
 @workers_option
 @engine_options

@@ -177,6 +177,39 @@ def engine_options(f):
                              "'datatools[ray]'). Results are identical either way.")(f)
 
 
+# How every command reads SRC and places images: one definition, one help text each.
+CLASSES_HELP = "Class names (file or 'a,b,c'); needed for YOLO without names."
+images_option = click.option(
+    "--images", type=click.Path(file_okay=False), default=None,
+    help="Image folder (default: JPEGImages/ of a VOC root, the XML folder, or next to the COCO JSON).")
+sets_option = click.option(
+    "--sets", default=None,
+    help="VOC ImageSets/Main lists to read, comma-separated (e.g. train,val), or 'all'. "
+         "Default: train/val/test where present, else trainval.")
+convention_option = click.option(
+    "--pixel-convention", "convention", type=click.Choice(["devkit", "as-is", "ultralytics"]), default="as-is",
+    show_default=True,
+    help="How VOC's 1-based pixel indices map to pixels: as-is = numbers as written (torchvision, mmdetection, "
+         "globox, datumaro); devkit = [xmin-1, ymin-1, xmax, ymax]; ultralytics = VOC.yaml's centre-1 shift.")
+images_mode_option = click.option(
+    "--images-mode", type=click.Choice(["link", "copy", "symlink", "none"]), default="link", show_default=True,
+    help="How images reach the output: hard link (copy when linking fails), copy, symlink, or none (leave them "
+         "where they are).")
+
+
+def reader_options(*, classes_help: str = CLASSES_HELP, convention: bool = False):
+    """``--format``, ``--images``, ``--sets``, ``--classes`` (with this command's meaning of it) and, where the
+    command reads VOC boxes, ``--pixel-convention``: the options every command reads SRC with."""
+    options = [format_option, images_option, sets_option, click.option("--classes", default=None, help=classes_help)]
+    options += [convention_option] if convention else []
+
+    def apply(f):
+        for opt in reversed(options):
+            f = opt(f)
+        return f
+    return apply
+
+
 def workers_option(f):
     return click.option("--workers", "-j", type=click.IntRange(0), default=0, show_default="all cores",
                         help="Worker processes (0 = all cores).")(f)

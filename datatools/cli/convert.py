@@ -6,28 +6,14 @@ from typing import Any, Callable, Collection
 
 import click
 
-from datatools.cli.common import (table, esc, SourcePath, count, counts_table, console, emit_json, engine_options,
-                                  errors_to_click, findings_table, json_option, max_xml_option, parse_classes,
-                                  stage_progress, workers_option)
+from datatools.cli.common import (console, convention_option, count, counts_table, emit_json, engine_options,
+                                  errors_to_click, esc, findings_table, images_mode_option, images_option, json_option,
+                                  max_xml_option, parse_classes, sets_option, SourcePath, stage_progress, table,
+                                  workers_option)
 
 from datatools.formats import FORMATS  # the registry only: no format module is imported
 
 FORMAT_CHOICE = click.Choice(list(FORMATS), case_sensitive=False)
-
-
-# The reader options, shared with the surgery commands (merge, remap, filter, sample), which read SRC the same way.
-images_option = click.option(
-    "--images", type=click.Path(file_okay=False), default=None,
-    help="Image folder (default: JPEGImages/ of a VOC root, the XML folder, or next to the COCO JSON).")
-sets_option = click.option(
-    "--sets", default=None,
-    help="VOC ImageSets/Main lists to read, comma-separated (e.g. train,val), or 'all'. "
-         "Default: train/val/test where present.")
-convention_option = click.option(
-    "--pixel-convention", "convention", type=click.Choice(["devkit", "as-is", "ultralytics"]), default="as-is",
-    show_default=True,
-    help="How VOC's 1-based pixel indices map to pixels: as-is = numbers as written (torchvision, mmdetection, "
-         "globox, datumaro); devkit = [xmin-1, ymin-1, xmax, ymax]; ultralytics = VOC.yaml's centre-1 shift.")
 
 
 def conversion_options(f):
@@ -44,10 +30,7 @@ def conversion_options(f):
                      help="Lower-case class names and collapse spaces ('Dog ' -> 'dog'). Otherwise names are kept as "
                           "written and case variants are reported."),
         convention_option,
-        click.option("--images-mode", type=click.Choice(["link", "copy", "symlink", "none"]), default="link",
-                     show_default=True,
-                     help="How images reach the output: hard link (copy when linking fails), copy, symlink, or none "
-                          "(leave them where they are)."),
+        images_mode_option,
         click.option("--precision", type=click.IntRange(0, 12), default=6, show_default=True,
                      help="Decimal places for written coordinates."),
         max_xml_option,

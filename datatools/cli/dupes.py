@@ -5,21 +5,17 @@ from collections import Counter
 
 import click
 
-from datatools.cli.common import (SourcePath, console, count, emit_json, engine_options, errors_to_click, esc,
-                                  findings_table, format_option, json_option, max_xml_option, read_dataset,
-                                  stage_progress, table, workers_option)
+from datatools.cli.common import (console, count, emit_json, engine_options, errors_to_click, esc, findings_table,
+                                  json_option, max_xml_option, read_dataset, reader_options, SourcePath, stage_progress,
+                                  table, workers_option)
 
 
 @click.command("dupes")
 @click.argument("src", type=SourcePath())
-@format_option
+@reader_options()
 @click.option("--threshold", "-t", type=click.IntRange(0, 24), default=10, show_default=True,
               help="Largest perceptual-hash distance (bits of 64) for a near copy. 0: exact copies only (the same "
                    "file or the same decoded pixels).")
-@click.option("--images", type=click.Path(file_okay=False), default=None,
-              help="Image folder, when not the default one.")
-@click.option("--sets", default=None, help="VOC split lists to read (comma-separated, or 'all').")
-@click.option("--classes", default=None, help="Class names (file or 'a,b,c'); needed for YOLO without names.")
 @click.option("--limit", type=click.IntRange(1), default=50, show_default=True, help="Clusters to show in the table.")
 @max_xml_option
 @workers_option

@@ -6,10 +6,8 @@ import click
 
 from datatools.formats import FORMATS
 
-from datatools.cli.common import (table, esc, SourcePath, console, emit_json, errors_to_click, findings_table, json_option,
-                                  parse_classes, workers_option)
-from datatools.cli.common import count
-from datatools.core.boxes import DEFAULT_CONVENTION
+from datatools.cli.common import (console, convention_option, count, emit_json, errors_to_click, esc, findings_table,
+                                  images_option, json_option, parse_classes, SourcePath, table, workers_option)
 
 
 @click.command("evaluate")
@@ -25,10 +23,8 @@ from datatools.core.boxes import DEFAULT_CONVENTION
               help="Evaluate one split: VOC ImageSets/Main list, YOLO split, or annotations/instances_<split>.json. "
                    "COCO image ids for VOC/YOLO are 1..N in this split's order, as voc2coco writes them.")
 @click.option("--classes", default=None, help="Class list and order (file or 'a,b,c'); category ids are 1..K in it.")
-@click.option("--pixel-convention", "convention", type=click.Choice(["devkit", "as-is", "ultralytics"]),
-              default=DEFAULT_CONVENTION.value, show_default=True,
-              help="How VOC pixel indices are read (see convert --help).")
-@click.option("--images", type=click.Path(file_okay=False), default=None, help="Image folder, when not the default one.")
+@convention_option
+@images_option
 @click.option("--metric", type=click.Choice(["all", "coco", "voc"]), default="all", show_default=True,
               help="Which metrics to compute.")
 @click.option("--iou", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True,

@@ -5,8 +5,7 @@ import click
 
 from datatools.formats import FORMATS
 
-from datatools.cli.common import esc, console, emit_json, errors_to_click, json_option
-from datatools.cli.common import count
+from datatools.cli.common import (console, count, emit_json, errors_to_click, esc, json_option)
 
 
 @click.command("predict")

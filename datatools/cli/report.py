@@ -3,18 +3,15 @@ from __future__ import annotations
 
 import click
 
-from datatools.cli.common import (SourcePath, console, count, emit_json, engine_options, errors_to_click, esc,
-                                  format_option, json_option, max_xml_option, parse_classes, stage_progress,
+from datatools.cli.common import (console, count, emit_json, engine_options, errors_to_click, esc, json_option,
+                                  max_xml_option, parse_classes, reader_options, SourcePath, stage_progress,
                                   workers_option)
 
 
 @click.command("report")
 @click.argument("src", type=SourcePath())
 @click.argument("out", type=click.Path(dir_okay=False))
-@format_option
-@click.option("--images", type=click.Path(file_okay=False), default=None, help="Image folder, when not the default one.")
-@click.option("--sets", default=None, help="VOC split lists to read (comma-separated, or 'all').")
-@click.option("--classes", default=None, help="Class names (file or 'a,b,c'); needed for YOLO without names.")
+@reader_options()
 @click.option("--per-class", type=click.IntRange(1, 100), default=8, show_default=True,
               help="Gallery thumbnails drawn per class (a seeded sample of the images holding that class).")
 @click.option("--thumb-size", "thumb", type=click.IntRange(64, 640), default=192, show_default=True,

@@ -5,9 +5,9 @@ import functools
 
 import click
 
-from datatools.cli.common import (SourcePath, console, count, emit_json, engine_options, errors_to_click, esc,
-                                  findings_table, format_option, json_option, max_xml_option, progress_fn, read_dataset,
-                                  stage_progress, table, workers_option)
+from datatools.cli.common import (console, count, emit_json, engine_options, errors_to_click, esc, findings_table,
+                                  images_mode_option, json_option, max_xml_option, progress_fn, read_dataset,
+                                  reader_options, SourcePath, stage_progress, table, workers_option)
 
 
 def _amount(ctx, param, value):
@@ -70,7 +70,7 @@ def group_options(f):
 @click.command("split")
 @click.argument("src", type=SourcePath())
 @click.argument("out", type=click.Path())
-@format_option
+@reader_options()
 @click.option("--val", callback=_amount, default=None,
               help="Validation share: a ratio (0.2) or a number of images (200). Default 0.2 (not with --kfold).")
 @click.option("--test", callback=_amount, default="0", show_default=True,
@@ -88,13 +88,8 @@ def group_options(f):
               help="Write K folds (OUT/fold_<i>/, fold i as val); --test is held out first and shared by all folds.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the random choices (not used by hash).")
 @click.option("--drop-empty", is_flag=True, help="Leave out images without objects (default: kept and spread).")
-@click.option("--images", type=click.Path(file_okay=False), default=None, help="Image folder, when not the default one.")
-@click.option("--sets", default=None, help="VOC split lists to read (comma-separated, or 'all'). Default: train/val/test "
-                                           "where present, else trainval.")
-@click.option("--classes", default=None, help="Class names (file or 'a,b,c'); needed for YOLO without names.")
-@click.option("--images-mode", type=click.Choice(["link", "copy", "symlink", "none"]), default="link",
-              show_default=True, help="How images reach OUT: hard link (copy across file systems), copy, symlink, none.")
 @click.option("--dry-run", is_flag=True, help="Show the split without writing anything.")
+@images_mode_option
 @max_xml_option
 @workers_option
 @engine_options

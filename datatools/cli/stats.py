@@ -5,14 +5,14 @@ import math
 
 import click
 
-from datatools.cli.common import (table, esc, SourcePath, engine_options, format_option, console, emit_json, errors_to_click,
-                                  json_option, max_xml_option, read_dataset, stage_progress, workers_option)
-from datatools.cli.common import count
+from datatools.cli.common import (console, count, emit_json, engine_options, errors_to_click, esc, json_option,
+                                  max_xml_option, read_dataset, reader_options, SourcePath, stage_progress, table,
+                                  workers_option)
 
 
 @click.command("stats")
 @click.argument("src", type=SourcePath())
-@format_option
+@reader_options()
 @click.option("--labels-only", is_flag=True, help="Label statistics only: no pixel is read.")
 @click.option("--resize", default=None,
               help="Statistics after the resize training uses: N = shorter side to N (transforms.v2.Resize(N)), "
@@ -22,9 +22,6 @@ from datatools.cli.common import count
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for --sample.")
 @click.option("--plots", "plots_dir", type=click.Path(file_okay=False), default=None,
               help="Write PNG histograms (classes, objects per image, box sizes, image sizes, pixel values) here.")
-@click.option("--images", type=click.Path(file_okay=False), default=None, help="Image folder, when not the default one.")
-@click.option("--sets", default=None, help="VOC split lists to read (comma-separated, or 'all').")
-@click.option("--classes", default=None, help="Class names (file or 'a,b,c'); needed for YOLO without names.")
 @max_xml_option
 @workers_option
 @engine_options

@@ -5,9 +5,9 @@ import functools
 
 import click
 
-from datatools.cli.common import (SourcePath, count, emit_json, errors_to_click, esc, format_option, json_option,
-                                  max_xml_option, parse_classes, workers_option)
-from datatools.cli.convert import convention_option, images_option, sets_option
+from datatools.cli.common import (convention_option, count, emit_json, errors_to_click, esc, format_option,
+                                  images_mode_option, images_option, json_option, max_xml_option, parse_classes,
+                                  sets_option, SourcePath, workers_option)
 from datatools.formats import FORMATS  # the registry only: no format module is imported
 
 
@@ -23,9 +23,7 @@ def output_options(f, *, one_source: bool = True):
         max_xml_option,
         click.option("--to", "to", type=click.Choice(list(FORMATS)), default=None,
                      help="Output format. Default: the (first) source's format."),
-        click.option("--images-mode", type=click.Choice(["link", "copy", "symlink", "none"]), default="link",
-                     show_default=True,
-                     help="How images reach the output: hard link (copy when linking fails), copy, symlink, or none."),
+        images_mode_option,
         click.option("--precision", type=click.IntRange(0, 12), default=6, show_default=True,
                      help="Decimal places for written coordinates."),
         workers_option,

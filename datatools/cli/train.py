@@ -5,8 +5,7 @@ import click
 
 from datatools.formats import FORMATS
 
-from datatools.cli.common import esc, console, emit_json, errors_to_click, json_option, stage_progress
-from datatools.cli.common import count
+from datatools.cli.common import (console, count, emit_json, errors_to_click, esc, json_option, stage_progress)
 
 MODEL_NAMES = ["fasterrcnn_mobilenet_v3_large_fpn", "fcos_resnet50_fpn", "retinanet_resnet50_fpn_v2",
                "ssdlite320_mobilenet_v3_large"]

@@ -3,10 +3,8 @@ from __future__ import annotations
 
 import click
 
-from datatools.cli.common import (table, esc, SourcePath, console, counts_table, emit_json, errors_to_click,
-                                  format_option, json_option, parse_classes, stage_progress, workers_option)
-from datatools.cli.common import count
-from datatools.core.boxes import DEFAULT_CONVENTION
+from datatools.cli.common import (console, count, counts_table, emit_json, errors_to_click, esc, json_option,
+                                  parse_classes, reader_options, SourcePath, stage_progress, table, workers_option)
 
 
 def _grid(ctx, param, value):
@@ -23,14 +21,8 @@ def _grid(ctx, param, value):
 @click.command("visualize")
 @click.argument("src", type=SourcePath())
 @click.argument("out", type=click.Path())
-@format_option
-@click.option("--images", type=click.Path(file_okay=False), default=None, help="Image folder, when not the default one.")
-@click.option("--sets", default=None, help="VOC split lists to read (comma-separated, or 'all').")
-@click.option("--pixel-convention", "convention", type=click.Choice(["devkit", "as-is", "ultralytics"]),
-              default=DEFAULT_CONVENTION.value, show_default=True,
-              help="How VOC pixel indices are read (see convert --help).")
-@click.option("--classes", default=None,
-              help="Draw only these classes (file or 'a,b,c'), and only images that contain at least one of them.")
+@reader_options(classes_help="Draw only these classes (file or 'a,b,c'), and only images that contain at least one "
+                             "of them.", convention=True)
 @click.option("--ids", default=None,
               help="Images to draw: comma-separated globs on image id or file name ('2008_*'), or a file with one "
                    "id, file name or stem per line.")
