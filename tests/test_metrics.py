@@ -489,6 +489,14 @@ def test_cli_evaluate_bad_input(tmp_path):
     assert r.exit_code == 2 and "not valid JSON" in r.output and "Traceback" not in r.output
 
 
+def test_a_dataset_folder_given_as_predictions_is_refused(tmp_path):
+    # sample_data is a VOC root: its ImageSets/Main/*.txt split lists used to be read as YOLO prediction rows
+    for pred in (SAMPLE, SAMPLE / "Annotations"):
+        r = CliRunner().invoke(cli, ["evaluate", "--gt", str(SAMPLE), "--pred", str(pred)])
+        assert r.exit_code == 2 and "a voc dataset, not predictions" in r.output, r.output
+        assert "Traceback" not in r.output and "mAP" not in r.output
+
+
 def test_malformed_prediction_entries_are_counted(coco_case, tmp_path):
     good = coco_case["res"][:50]
     bad = [{"image_id": 1, "category_id": 1, "bbox": None, "score": .5},

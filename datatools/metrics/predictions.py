@@ -251,6 +251,7 @@ def load_predictions(path: str | os.PathLike, keys: DatasetKeys, *, missing_scor
     path = os.fspath(path)
     files = fs.files_for(path)
     if files.isdir(path):
+        _refuse_a_dataset(path)
         return _yolo_predictions(path, keys, files)
     if not files.isfile(path):
         raise UsageError(f"{path}: no such file or directory")
@@ -267,6 +268,21 @@ def load_predictions(path: str | os.PathLike, keys: DatasetKeys, *, missing_scor
         raise UsageError(f"{path}: expected a COCO results list [{{image_id, category_id, bbox, score}}, ...]")
     return predictions_from_coco_results(data, keys, path=path, missing_score=missing_score,
                                          category_names=category_names)
+
+
+def _refuse_a_dataset(folder: str) -> None:
+    """A folder that holds a dataset of another format (a VOC root, COCO annotations, ...) is not a folder of YOLO
+    prediction files: its split lists or notes would be read as rows. Say so, and what --pred takes."""
+    from datatools import formats
+
+    try:
+        fmt = formats.detect(folder)
+    except UsageError:  # nothing a dataset reader knows: a plain folder of prediction files
+        return
+    if fmt != "yolo":
+        raise UsageError(f"{folder}: a {fmt} dataset, not predictions: give a COCO results JSON "
+                         "([{image_id, category_id, bbox, score}, ...]) or a folder of YOLO txt files with a "
+                         "confidence column (class cx cy w h conf)")
 
 
 def _yolo_predictions(folder: str, keys: DatasetKeys, files) -> Predictions:
