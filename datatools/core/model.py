@@ -161,9 +161,6 @@ class Dataset:
     def evolve(self, **changes) -> "Dataset":
         return replace(self, **changes)
 
-    def add_findings(self, extra: Iterable[Finding]) -> "Dataset":
-        return replace(self, findings=self.findings + tuple(extra))
-
 
 def sorted_classes(images: Iterable[ImageRecord]) -> tuple[str, ...]:
     """The default class order: sorted discovered names, so every run numbers classes the same way."""

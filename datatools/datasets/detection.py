@@ -39,7 +39,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections import Counter
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -424,12 +424,3 @@ class COCODetection(DetectionDataset):
         data = read_source(src, "coco", images=image_dir, workers=workers)
         super().__init__(data, splits=splits, **options)
 
-def concat_classes(datasets: Iterable[DetectionDataset]) -> tuple[str, ...]:
-    """The shared class list of several datasets; raises ``ValueError`` when they disagree (labels would mix)."""
-    out: tuple[str, ...] | None = None
-    for d in datasets:
-        if out is None:
-            out = d.classes
-        elif d.classes != out:
-            raise ValueError(f"class lists differ: {list(out)} vs {list(d.classes)}; pass classes= to both")
-    return out or ()

@@ -45,7 +45,6 @@ def keeps_attribute(name: str) -> bool:
     return name == "pose" or (name.isidentifier() and name not in _KNOWN_OBJECT_TAGS)
 
 
-SPLIT_NAMES = ("train", "val", "test", "trainval")
 _KNOWN_OBJECT_TAGS = KNOWN_OBJECT_TAGS  # what to_xml never writes as an extra tag
 
 

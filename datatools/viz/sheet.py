@@ -70,10 +70,6 @@ class SheetLayout:
         y0 = self.pad + r * (self.tile_h + self.caption_h + self.pad)
         return (x0, y0, x0 + self.tile_w, y0 + self.tile_h)
 
-    def sheets_for(self, n: int) -> int:
-        """How many sheets ``n`` tiles need."""
-        return -(-n // self.per_sheet) if n else 0
-
 
 def fit_size(width: int, height: int, box_w: int, box_h: int) -> tuple[int, int]:
     """The size of a ``width x height`` image scaled (up or down) to fit ``box_w x box_h`` keeping its aspect."""
