@@ -334,6 +334,14 @@ def test_ray_reads_a_chained_yolo_url_like_local(ray_cluster, tmp_path, made):
     assert s2 == s1 and same_tree(local, out) == []
 
 
+def _noting_read_chunk(*args, **kwargs):
+    """voc_xml.read_chunk that notes which process parsed the chunk (a top-level function: workers unpickle it)."""
+    from datatools.formats import voc_xml
+
+    (Path(os.environ["PIDS_SEEN"]) / str(os.getpid())).touch()
+    return voc_xml.read_chunk(*args, **kwargs)
+
+
 def test_forked_workers_read_memory_urls(messy, tmp_path, monkeypatch):
     """Local worker processes (forked: they inherit the in-memory store) read URL files in chunks like the local
     reader, and the conversion pipeline writes the same bytes from them."""
@@ -344,9 +352,13 @@ def test_forked_workers_read_memory_urls(messy, tmp_path, monkeypatch):
     # Chunks of 3 files, so that even this small tree is read and written by two worker processes.
     monkeypatch.setattr(parallel.Mapper, "chunks", lambda self, items, size=None: parallel.chunked(items, 3))
     url = to_memory(messy)
-    pids: set[int] = set()
+    seen = tmp_path / "pids"
+    seen.mkdir()
+    monkeypatch.setenv("PIDS_SEEN", str(seen))
+    monkeypatch.setattr(voc, "read_chunk", _noting_read_chunk)
     a = voc.read(messy, mapper=parallel.Mapper(workers=2))
     b = voc.read(url, mapper=parallel.Mapper(workers=2))
+    assert len({p.name for p in seen.iterdir()} - {str(os.getpid())}) >= 2  # worker processes, not this one
     assert [(r.image_id, r.annotations, r.width, r.height, r.splits) for r in a.images] == \
         [(r.image_id, r.annotations, r.width, r.height, r.splits) for r in b.images]
     assert [(f.code, f.message.replace(url, str(messy))) for f in b.findings] == \
