@@ -169,9 +169,11 @@ def test_one_big_batch_equals_accumulation_up_to_float_rounding(tiny_voc, tmp_pa
     Only for a loss that is a mean of per-image losses (RetinaNet: each image's loss over its own foreground count,
     then the mean over images) and no BatchNorm coupling (--freeze-bn; RetinaNet v2's heads use GroupNorm); Faster
     R-CNN's samplers would draw differently. The gradients are then equal in exact arithmetic and differ by float
-    rounding only (one kernel over 4 images sums in another order than 2 + 2). Tolerance: 1e-3 of the largest weight
-    change. Measured: 1.0e-7 after 4 steps against a largest change of 7.7e-3 (1.3e-5 of it). A wrong shard, a
-    doubled gradient or a missing rank would differ by the order of the change itself.
+    rounding only (one kernel over 4 images sums in another order than 2 + 2). Tolerance: 2e-2 of the largest weight
+    change. Measured after 4 steps: 1.0e-7 against a largest change of 7.7e-3 (1.3e-5 of it) on one machine, and
+    8.1e-6 against 5.0e-3 (1.6e-3 of it, in one classification-head weight) on an AVX-512 EPYC with torch 2.14.1,
+    whose kernels round differently. A wrong shard, a doubled gradient or a missing rank would differ by the order
+    of the change itself, 50 times the tolerance.
     """
     from datatools.training.models import build_model
 
@@ -187,7 +189,7 @@ def test_one_big_batch_equals_accumulation_up_to_float_rounding(tiny_voc, tmp_pa
     change = max(float((acc[k] - init[k]).abs().max()) for k in keys)
     diff = max(float((acc[k] - big[k]).abs().max()) for k in keys)
     assert change > 1e-3  # the run trained
-    assert diff <= 1e-3 * change, (diff, change)
+    assert diff <= 2e-2 * change, (diff, change)
 
 
 # --------------------------------------------------------------------------------------------------- fast: units
