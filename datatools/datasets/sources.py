@@ -49,14 +49,16 @@ def read_source(path: str | os.PathLike, format: str = "auto", *, images: str | 
 def source_ids(records: Sequence[ImageRecord], format: str | None) -> dict[str, int]:
     """``{record.image_id: the image's COCO id}`` for ``records`` (one split, or the whole dataset).
 
-    COCO: the image's own ``id`` in its JSON file. VOC and YOLO: the 1-based position in ``records``, which is the id
-    ``datatools voc2coco`` writes for that split (and that ``evaluate`` and ``predict`` use for the same ground
-    truth), so predictions keyed by it go straight into a COCO results file. COCO ids that are not unique integers
-    are positions too, as ``evaluate`` numbers them (:func:`datatools.metrics.inputs.sanitize_coco`): pycocotools
-    needs integers."""
-    raw = [rec.source_key[1] for rec in records] if format == "coco" else []
-    if raw and all(r.isdigit() or (r[:1] == "-" and r[1:].isdigit()) for r in raw) and len(set(raw)) == len(raw):
-        return {rec.image_id: int(r) for rec, r in zip(records, raw)}
+    COCO: the image's own ``id`` in its JSON file, numbered as ``evaluate`` numbers it when the ids are not unique
+    integers (:func:`datatools.formats.coco_ids.image_numbers`). VOC and YOLO: the 1-based position in ``records``, which
+    is the id ``datatools voc2coco`` writes for that split (and that ``evaluate`` and ``predict`` use for the same
+    ground truth), so predictions keyed by it go straight into a COCO results file."""
+    if format == "coco":
+        from datatools.formats.coco_ids import image_numbers
+
+        raw = [rec.source_key[1] for rec in records]
+        numbers = image_numbers(raw, raw)[0]
+        return {rec.image_id: numbers[r] for rec, r in zip(records, raw)}
     return {rec.image_id: k for k, rec in enumerate(records, 1)}
 
 

@@ -12,7 +12,7 @@ import posixpath
 import re
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 from datatools.core.boxes import fmt_number, xywh_to_xyxy, xyxy_to_xywh
 from datatools.core.errors import UsageError
@@ -285,25 +285,6 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
                     "categories": {n: e for n, e in coco_meta["categories"].items() if e}}
     return Dataset(images=tuple(recs), classes=cls, findings=tuple(findings), objects_read=objects_read, root=str(src),
                    format=NAME, meta=meta)
-
-
-def coco_source(rec: ImageRecord) -> tuple[str, str]:
-    """``(JSON file, image id as written there)`` of a record read from COCO (``ImageRecord.source_key``)."""
-    path, raw_id = rec.source_key
-    if not path:
-        raise UsageError(f"{rec.image_id}: the record does not come from a COCO file")
-    return path, raw_id
-
-
-def coco_documents(paths: Iterable[str]) -> dict[str, dict]:
-    """Each COCO JSON file of ``paths`` parsed again, once (through :func:`~datatools.core.fs.read_json`): for what
-    the records do not keep (raw ids, areas, a split's other fields)."""
-    docs: dict[str, dict] = {}
-    for path in sorted(set(paths)):
-        docs[path] = read_json(path)
-        if not isinstance(docs[path], dict):
-            raise UsageError(f"{path}: expected a COCO object with images, annotations and categories")
-    return docs
 
 
 def _group_category(cats: list, annotations) -> dict | None:

@@ -24,6 +24,7 @@ from datatools.core import fs
 from datatools.core.boxes import DEFAULT_CONVENTION
 from datatools.core.errors import UsageError
 from datatools.core.model import Dataset, Finding, ImageRecord
+from datatools.formats.coco_ids import coco_documents, image_numbers
 from datatools.formats.common import err, info, split_named, warn
 from datatools.metrics.voc import BoxTable
 
@@ -120,8 +121,6 @@ def dataset_keys(ds: Dataset, *, categories: Sequence[dict] | None = None) -> Da
         prev = by_id.get(raw, i)
         by_id[raw] = i if prev == i else None  # the same id in two files: ambiguous
     if categories is None:
-        from datatools.formats.coco import coco_documents
-
         categories = [c for doc in coco_documents(jpaths).values() for c in doc.get("categories") or []
                       if isinstance(c, dict)]
     first_id: dict[str, object] = {}
@@ -155,22 +154,16 @@ def sanitize_coco(data: dict, *, path: str = "", kept: set[int] | None = None, o
     ``iscrowd`` becomes 0; string or non-unique image/category ids are mapped to ints (returned mappings for images
     and categories: ``str(original id) -> new id``); annotation ids are renumbered 1..M in file order, because
     pycocotools keys annotations by id (duplicates silently overwrite each other) and treats an id of 0 as
-    "unmatched". Image ids that are not unique integers are numbered 1..N in ``order`` (``str(id)`` of the images
-    as the reader lists them, which :func:`datatools.datasets.sources.source_ids` numbers the same way), then in file
-    order. ``kept``: the positions in ``annotations`` that the COCO reader kept (it reported each one it
+    "unmatched". Image ids are numbered by :func:`datatools.formats.coco_ids.image_numbers` (as the torch datasets
+    number them): kept when they are unique integers, else 1..N in ``order`` (``str(id)`` of the images as the reader
+    lists them), then in file order. ``kept``: the positions in ``annotations`` that the COCO reader kept (it reported each one it
     dropped), so that COCO and VOC metrics judge the same ground truth; a kept one without a usable ``bbox`` (the
     reader took its box from the segmentation) is left out here with a ``bad-annotation`` error.
     """
     findings: list[Finding] = []
     images = [im for im in data.get("images") or [] if isinstance(im, dict) and im.get("id") is not None]
-    raw_ids = [im["id"] for im in images]
-    ints = all(isinstance(i, int) and not isinstance(i, bool) for i in raw_ids)
-    if ints and len(set(raw_ids)) == len(raw_ids):
-        id_map = {str(i): i for i in raw_ids}
-    else:
-        id_map = {}
-        for key in [*order, *map(str, raw_ids)]:
-            id_map.setdefault(key, len(id_map) + 1)
+    id_map, renumbered = image_numbers([str(im["id"]) for im in images], order)
+    if renumbered:
         findings.append(warn("string-ids", path, "images/id",
                              "image ids are not unique integers; they were mapped to 1..N in the order of the images' "
                              "names (predictions are matched by the original id or by file_name)"))
@@ -250,7 +243,7 @@ def load_ground_truth(src: str | os.PathLike, *, format: str | None = None, spli
             raise UsageError("--classes applies to VOC and YOLO ground truth: a COCO file numbers its own categories")
         jpath = coco_fmt.json_for_split(src, split)
         ds: Dataset = read_source(jpath, "coco", images=images, workers=workers)
-        raw = coco_fmt.coco_documents([jpath])[jpath]  # areas and ids as written, for pycocotools
+        raw = coco_documents([jpath])[jpath]  # areas and ids as written, for pycocotools
         kept = {int(a.where[12:-1]) for r in ds.images for a in r.annotations if a.where.startswith("annotations[")}
         coco, id_map, cat_map, fnd = sanitize_coco(raw, path=str(jpath), kept=kept,
                                                    order=[r.source_key[1] for r in ds.images])

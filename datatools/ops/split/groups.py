@@ -20,7 +20,7 @@ from datatools.core.errors import UsageError
 from datatools.core.model import Dataset, Finding, ImageRecord
 from datatools.formats.common import warn
 from datatools.ops.split.group_file import OWN, GroupFile, first_few, mapping_keys
-from datatools.formats.coco import coco_documents, coco_source
+from datatools.formats.coco_ids import coco_documents, coco_source
 
 
 def group_keys(image_ids: Sequence[str], pattern: str) -> tuple[list[str], list[str]]:

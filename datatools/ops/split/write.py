@@ -29,7 +29,7 @@ from datatools.core.paths import (check_output_dir, dataset_inputs, input_folder
                                   safe_relpath)
 from datatools.formats.common import warn
 from datatools.ops.split.plan import TEST, TRAIN, VAL, SplitPlan
-from datatools.formats.coco import coco_documents, coco_source
+from datatools.formats.coco_ids import coco_documents, coco_source
 
 ORIGINALS = ("voc", "coco")  # the input's own files, copied or filtered: every field kept
 PARTS = (TRAIN, VAL, TEST)  # the part folders of a format without splits, in this order

@@ -1,0 +1,48 @@
+"""What the consumers of a COCO source need besides its records: the file and raw id each record came from
+(:func:`coco_source`), the one integer numbering of image ids (:func:`image_numbers`: the torch datasets' ``image_id``
+and evaluate's ground truth agree), and the JSON files read again for what records do not keep (:func:`coco_documents`:
+raw ids, areas, a split's other fields)."""
+from __future__ import annotations
+
+import re
+from typing import Iterable, Sequence
+
+from datatools.core.errors import UsageError
+from datatools.core.fs import read_json
+from datatools.core.model import ImageRecord
+
+
+def coco_source(rec: ImageRecord) -> tuple[str, str]:
+    """``(JSON file, image id as written there)`` of a record read from COCO (``ImageRecord.source_key``)."""
+    path, raw_id = rec.source_key
+    if not path:
+        raise UsageError(f"{rec.image_id}: the record does not come from a COCO file")
+    return path, raw_id
+
+
+_INT_TEXT = re.compile(r"-?[0-9]+")
+
+
+def image_numbers(raw: Sequence[str], order: Sequence[str] = ()) -> tuple[dict[str, int], bool]:
+    """The integer every consumer gives each COCO image id (``str`` of the id as written): the id itself when every
+    id is an integer (``7`` or ``"7"``) and no two are the same number, else 1..N in ``order`` and then in ``raw``'s
+    order (pycocotools needs integer ids). Returns the map and whether ids were renumbered. The torch datasets'
+    ``image_id`` and evaluate's ground truth both number images here, so predictions written from one are scored
+    against the right images by the other."""
+    if all(_INT_TEXT.fullmatch(r) for r in raw) and len({int(r) for r in raw}) == len(raw):
+        return {r: int(r) for r in raw}, False
+    out: dict[str, int] = {}
+    for key in (*order, *raw):
+        out.setdefault(key, len(out) + 1)
+    return out, True
+
+
+def coco_documents(paths: Iterable[str]) -> dict[str, dict]:
+    """Each COCO JSON file of ``paths`` parsed again, once (through :func:`~datatools.core.fs.read_json`): for what
+    the records do not keep (raw ids, areas, a split's other fields)."""
+    docs: dict[str, dict] = {}
+    for path in sorted(set(paths)):
+        docs[path] = read_json(path)
+        if not isinstance(docs[path], dict):
+            raise UsageError(f"{path}: expected a COCO object with images, annotations and categories")
+    return docs
