@@ -278,3 +278,20 @@ def test_same_pixels_means_the_same_values_for_16_bit_and_alpha_images(tmp_path)
     assert d["a16"] == d["a16_again"] != d["b16"]
     assert d["opaque"] != d["half_clear"]
     assert d["grey"] == d["grey_rgb"]
+
+
+def test_an_image_stored_turned_with_its_exif_orientation_hashes_as_displayed(tmp_path):
+    """A JPEG stored on its side with EXIF orientation 6 (as phones write them) is the same picture as the upright
+    one: its perceptual hash is taken as displayed; without the tag it is a different picture."""
+    from datatools.ops.dupes_hash import hamming, signature
+
+    src = Image.open(SAMPLE / "JPEGImages" / f"{ORIGINALS[0]}.jpg").convert("RGB")
+    src.save(tmp_path / "upright.jpg", quality=95)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # displayed turned 90 degrees clockwise: stored turned counter-clockwise
+    src.transpose(Image.Transpose.ROTATE_90).save(tmp_path / "tagged.jpg", quality=95, exif=exif.tobytes())
+    src.transpose(Image.Transpose.ROTATE_90).save(tmp_path / "untagged.jpg", quality=95)
+    sig = {p.stem: signature(str(p)) for p in tmp_path.glob("*.jpg")}
+    bits = {k: int(hamming(np.array([s.phash], dtype=np.uint64), np.array([sig["upright"].phash], dtype=np.uint64))[0])
+            for k, s in sig.items()}
+    assert bits["tagged"] <= 4 < DEFAULT_THRESHOLD < bits["untagged"], bits

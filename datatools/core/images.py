@@ -44,6 +44,18 @@ def exif_orientation(im) -> int:
         return 1
 
 
+def upright(im, orientation: int):
+    """``im`` turned as an image of EXIF ``orientation`` is displayed: the operations of ``ImageOps.exif_transpose``,
+    for an image already converted or reduced (which has lost its EXIF block; read it first with
+    :func:`exif_orientation`)."""
+    from PIL import Image
+
+    t = Image.Transpose
+    op = {2: t.FLIP_LEFT_RIGHT, 3: t.ROTATE_180, 4: t.FLIP_TOP_BOTTOM, 5: t.TRANSPOSE, 6: t.ROTATE_270,
+          7: t.TRANSVERSE, 8: t.ROTATE_90}.get(orientation)
+    return im if op is None else im.transpose(op)
+
+
 def pil_open(fp, *args, **kwargs):
     """``PIL.Image.open`` (imported on first use, so commands that never open an image never import PIL)."""
     from PIL import Image
@@ -60,11 +72,6 @@ def open_image_file(path: str):
         return None, "missing"
     except Exception as e:
         return None, f"unreadable image: {type(e).__name__}: {e}"
-
-
-def open_url_image(url: str):
-    """:func:`open_image_file` (kept for the callers that name a URL)."""
-    return open_image_file(url)
 
 
 def url_error_text(error: str, f, url: str) -> str:

@@ -55,14 +55,6 @@ class Signature:
     error: str = ""
 
 
-def _transposes() -> dict:
-    from PIL import Image
-
-    t = Image.Transpose
-    return {2: t.FLIP_LEFT_RIGHT, 3: t.ROTATE_180, 4: t.FLIP_TOP_BOTTOM, 5: t.TRANSPOSE, 6: t.ROTATE_270,
-            7: t.TRANSVERSE, 8: t.ROTATE_90}
-
-
 def _dct_matrix(n: int) -> np.ndarray:
     """The orthonormal DCT-II matrix: ``D @ x`` is the DCT of the column vector ``x``."""
     k = np.arange(n)[:, None]
@@ -101,7 +93,7 @@ def thumbnails(im) -> tuple[np.ndarray, list[np.ndarray], np.ndarray, list[np.nd
     Decoded as cheaply as the format allows (``draft`` for JPEG)."""
     from PIL import Image
 
-    from datatools.core.images import DEEP_MODES, exif_orientation
+    from datatools.core.images import DEEP_MODES, exif_orientation, upright
 
     orientation = exif_orientation(im)
     if im.format == "JPEG":
@@ -116,8 +108,7 @@ def thumbnails(im) -> tuple[np.ndarray, list[np.ndarray], np.ndarray, list[np.nd
     colour = tuple(float(v) for v in np.asarray(rgb.resize((4, 4), Image.Resampling.BOX), dtype=np.float64
                                                 ).reshape(-1, 3).mean(axis=0))
     gray = rgb.convert("L")
-    if orientation in (2, 3, 4, 5, 6, 7, 8):  # as displayed (the same operations as ImageOps.exif_transpose)
-        gray = gray.transpose(_transposes()[orientation])
+    gray = upright(gray, orientation)  # as displayed
     w, h = gray.size
     boxes = [None] + [(w * x0, h * y0, w * x1, h * y1) for x0, y0, x1, y1 in CROPS]
     big, small = ([np.asarray(gray.resize(size, Image.Resampling.BOX, box=b), dtype=np.float64) for b in boxes]

@@ -35,7 +35,7 @@ from typing import Sequence
 import numpy as np
 
 from datatools.core.fs import is_url
-from datatools.core.images import DEEP_MODES, pil_open
+from datatools.core.images import DEEP_MODES, exif_orientation, pil_open, upright
 from datatools.core.model import Dataset, Finding, all_classes
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.formats.common import err, warn
@@ -112,9 +112,9 @@ def _add_image_histogram(path: str, resize: int | tuple[int, int] | None, total:
     from PIL import Image
 
     if isinstance(path, str) and is_url(path):  # an fsspec URL: PIL reads from fs.open (datatools.core.fs)
-        from datatools.core.images import open_url_image, url_error_text
+        from datatools.core.images import open_image_file, url_error_text
 
-        f, error = open_url_image(path)
+        f, error = open_image_file(path)
         if f is None:
             return "", error
         with f:
@@ -132,7 +132,7 @@ def _add_image_histogram(path: str, resize: int | tuple[int, int] | None, total:
             rgb = _to_rgb(im)
             if resize is not None:
                 if isinstance(resize, tuple):
-                    rgb = _exif_upright(im, rgb)
+                    rgb = upright(rgb, exif_orientation(im))
                 rgb = rgb.resize(resized_size(rgb.width, rgb.height, resize), Image.Resampling.BILINEAR)
             total += np.asarray(rgb.histogram(), dtype=np.int64).reshape(3, 256)
             return mode, ""
@@ -160,20 +160,6 @@ def _to_rgb(im):
         arr8 = (np.clip(arr.astype(np.int64), 0, 65535) >> 8).astype(np.uint8)
         return Image.fromarray(arr8, mode="L").convert("RGB")
     return im.convert("RGB")
-
-
-def _exif_upright(src, rgb):
-    from PIL import Image
-
-    from datatools.core.images import exif_orientation
-
-    orientation = exif_orientation(src)
-    ops = {2: [Image.Transpose.FLIP_LEFT_RIGHT], 3: [Image.Transpose.ROTATE_180], 4: [Image.Transpose.FLIP_TOP_BOTTOM],
-           5: [Image.Transpose.TRANSPOSE], 6: [Image.Transpose.ROTATE_270], 7: [Image.Transpose.TRANSVERSE],
-           8: [Image.Transpose.ROTATE_90]}.get(orientation, [])
-    for op in ops:
-        rgb = rgb.transpose(op)
-    return rgb
 
 
 def histogram_chunk(paths: Sequence[str], *, resize: int | tuple[int, int] | None = None
