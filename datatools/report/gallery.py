@@ -6,7 +6,6 @@ hazard tape (``warning`` style), as ``visualize --check`` draws it. Drawing runs
 """
 from __future__ import annotations
 
-import io
 import random
 from dataclasses import dataclass
 from typing import Sequence
@@ -68,21 +67,16 @@ def draw_thumb(job: tuple[str, tuple[DrawItem, ...], int]) -> tuple[bytes, str]:
     (b'', why): a missing or broken image is reported, never fatal."""
     from PIL import Image
 
-    from datatools.viz.render import load_image
+    from datatools.viz.draw import draw_items
+    from datatools.viz.render import LOAD_ERRORS, encode, error_text, load_image
 
     path, items, size = job
     try:
         im, scale = load_image(path, fit=(size, size))
-    except FileNotFoundError:
-        return b"", "missing image file"
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        return b"", f"unreadable image ({type(e).__name__}: {e})"
-    from datatools.viz.draw import draw_items
-
+    except (*LOAD_ERRORS, Image.DecompressionBombError) as e:
+        return b"", error_text(e)
     draw_items(im, items, scale=scale, width=2 if max(im.size) <= 400 else None)
-    buf = io.BytesIO()
-    im.save(buf, format="JPEG", quality=THUMB_QUALITY)
-    return buf.getvalue(), ""
+    return encode(im, "jpg", THUMB_QUALITY), ""
 
 
 def draw_thumbs(jobs: Sequence[tuple[str, str, str, str, tuple[DrawItem, ...]]], *, size: int,

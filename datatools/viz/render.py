@@ -73,7 +73,7 @@ class VizResult:
 
 # ------------------------------------------------------------------------------------------------ rendering
 
-_LOAD_ERRORS: tuple[type[BaseException], ...] = (OSError, SyntaxError, ValueError)
+LOAD_ERRORS: tuple[type[BaseException], ...] = (OSError, SyntaxError, ValueError)
 
 
 def load_image(path: str, *, fit: tuple[int, int] | None = None):
@@ -141,6 +141,7 @@ def render_job(job: ImageJob, spec: RenderSpec, fit: tuple[int, int] | None, *, 
 
 
 def encode(image, ext: str, quality: int) -> bytes:
+    """``image`` as PNG or JPEG bytes: every picture datatools draws is encoded here."""
     buf = io.BytesIO()
     if ext == "png":
         image.save(buf, format="PNG", compress_level=6)
@@ -149,7 +150,8 @@ def encode(image, ext: str, quality: int) -> bytes:
     return buf.getvalue()
 
 
-def _error_text(e: BaseException) -> str:
+def error_text(e: BaseException) -> str:
+    """Why an image could not be drawn, as every picture (visualize, the report's thumbnails) says it."""
     if isinstance(e, FileNotFoundError):
         return "missing image file"
     name = type(e).__name__
@@ -163,8 +165,8 @@ def _render_file(args: tuple[ImageJob, RenderSpec, str]) -> str:
     job, spec, out_path = args
     try:
         img = render_job(job, spec, (spec.max_size, spec.max_size) if spec.max_size else None)
-    except (*_LOAD_ERRORS, Image.DecompressionBombError) as e:
-        return _error_text(e)
+    except (*LOAD_ERRORS, Image.DecompressionBombError) as e:
+        return error_text(e)
     atomic_write(out_path, encode(img, spec.ext, spec.quality))
     return ""
 
@@ -190,8 +192,8 @@ def _render_sheet(args: tuple[tuple[ImageJob, ...], RenderSpec, SheetLayout, str
             img = render_job(job, spec, (layout.tile_w, layout.tile_h), titles=False)
             reasons.append("")
             tiles.append((img, job.caption, job.note))
-        except (*_LOAD_ERRORS, Image.DecompressionBombError) as e:
-            reason = _error_text(e)
+        except (*LOAD_ERRORS, Image.DecompressionBombError) as e:
+            reason = error_text(e)
             reasons.append(reason)
             tiles.append((_placeholder(layout, reason.split(" (")[0]), job.caption, "!skipped"))
     atomic_write(out_path, encode(contact_sheet(tiles, layout), spec.ext, spec.quality))
