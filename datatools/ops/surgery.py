@@ -442,6 +442,20 @@ def merge(srcs: Sequence[str | os.PathLike], out: str | os.PathLike, *, to: str 
                    convention=convention, normalize_names=normalize_names, details=details)
 
 
+def _one_source(command: str, src, out, op, *, to, fmt, images, sets, convention, max_xml_bytes, images_mode, workers,
+                precision, engine, ray_address, empty_ok: bool = False) -> SurgeryReport:
+    """Read SRC, apply ``op`` (the dataset read -> (the dataset to write, details)) and write OUT: what remap, filter
+    and sample share. The details also hold the class counts before."""
+    mapper = Mapper(engine, ray_address, workers)
+    ds_in = _read_one(src, out, fmt, mapper, images, workers=workers, sets=sets, convention=convention,
+                      max_xml_bytes=max_xml_bytes)
+    ds, details = op(ds_in)
+    return _finish(command, ds_in, ds, out, srcs=[src], images=[images], src_format=ds_in.format, dst_format=to,
+                   images_mode=images_mode, workers=workers, mapper=mapper, precision=precision,
+                   convention=convention, empty_ok=empty_ok,
+                   details={**details, "classes_before": ds_in.class_counts()})
+
+
 def remap(src, out, mapping, *, order: Sequence[str] | None = None, to: str | None = None, fmt: str | None = None,
           images: str | os.PathLike | None = None, sets: Sequence[str] | str | None = None,
           convention: PixelConvention | str = DEFAULT_CONVENTION, max_xml_bytes: int | None = None,
@@ -449,13 +463,10 @@ def remap(src, out, mapping, *, order: Sequence[str] | None = None, to: str | No
           engine: str = "local", ray_address: str | None = None) -> SurgeryReport:
     """Apply a class map (:func:`parse_mapping` input) to SRC and write OUT; the details hold the counts before."""
     table = parse_mapping(mapping)
-    mapper = Mapper(engine, ray_address, workers)
-    ds_in = _read_one(src, out, fmt, mapper, images, workers=workers, sets=sets, convention=convention,
-                      max_xml_bytes=max_xml_bytes)
-    ds = remap_classes(ds_in, table, order=order)
-    return _finish("remap", ds_in, ds, out, srcs=[src], images=[images], src_format=ds_in.format, dst_format=to,
-                   images_mode=images_mode, workers=workers, mapper=mapper, precision=precision,
-                   convention=convention, details={"map": table, "classes_before": ds_in.class_counts()})
+    return _one_source("remap", src, out, lambda ds: (remap_classes(ds, table, order=order), {"map": table}), to=to,
+                       fmt=fmt, images=images, sets=sets, convention=convention, max_xml_bytes=max_xml_bytes,
+                       images_mode=images_mode, workers=workers, precision=precision, engine=engine,
+                       ray_address=ray_address)
 
 
 def filter_data(src, out, *, to: str | None = None, fmt: str | None = None, images: str | os.PathLike | None = None,
@@ -464,14 +475,10 @@ def filter_data(src, out, *, to: str | None = None, fmt: str | None = None, imag
                 workers: int | None = None, precision: int = 6, engine: str = "local",
                 ray_address: str | None = None, **tests) -> SurgeryReport:
     """Filter SRC into OUT; ``tests`` are :func:`filter_dataset`'s keywords."""
-    mapper = Mapper(engine, ray_address, workers)
-    ds_in = _read_one(src, out, fmt, mapper, images, workers=workers, sets=sets, convention=convention,
-                      max_xml_bytes=max_xml_bytes)
-    ds = filter_dataset(ds_in, **tests)
-    return _finish("filter", ds_in, ds, out, srcs=[src], images=[images], src_format=ds_in.format, dst_format=to,
-                   images_mode=images_mode, workers=workers, mapper=mapper, precision=precision,
-                   convention=convention, empty_ok=bool(tests.get("only_empty")),
-                   details={"classes_before": ds_in.class_counts()})
+    return _one_source("filter", src, out, lambda ds: (filter_dataset(ds, **tests), {}), to=to, fmt=fmt,
+                       images=images, sets=sets, convention=convention, max_xml_bytes=max_xml_bytes,
+                       images_mode=images_mode, workers=workers, precision=precision, engine=engine,
+                       ray_address=ray_address, empty_ok=bool(tests.get("only_empty")))
 
 
 def sample(src, out, *, n: int | None = None, frac: float | None = None, stratified: bool = False, seed: int = 0,
@@ -481,14 +488,10 @@ def sample(src, out, *, n: int | None = None, frac: float | None = None, stratif
            workers: int | None = None, precision: int = 6, engine: str = "local",
            ray_address: str | None = None) -> SurgeryReport:
     """Write a sample of SRC to OUT (:func:`sample_dataset`)."""
-    mapper = Mapper(engine, ray_address, workers)
-    ds_in = _read_one(src, out, fmt, mapper, images, workers=workers, sets=sets, convention=convention,
-                      max_xml_bytes=max_xml_bytes)
-    ds, details = sample_dataset(ds_in, n=n, frac=frac, stratified=stratified, seed=seed)
-    details["classes_before"] = ds_in.class_counts()
-    return _finish("sample", ds_in, ds, out, srcs=[src], images=[images], src_format=ds_in.format, dst_format=to,
-                   images_mode=images_mode, workers=workers, mapper=mapper, precision=precision,
-                   convention=convention, empty_ok=True, details=details)
+    return _one_source("sample", src, out, partial(sample_dataset, n=n, frac=frac, stratified=stratified, seed=seed),
+                       to=to, fmt=fmt, images=images, sets=sets, convention=convention, max_xml_bytes=max_xml_bytes,
+                       images_mode=images_mode, workers=workers, precision=precision, engine=engine,
+                       ray_address=ray_address, empty_ok=True)
 
 
 __all__ = ["SurgeryReport", "filter_data", "filter_dataset", "merge", "merge_datasets", "parse_mapping", "remap",
