@@ -320,7 +320,7 @@ import json, os, sys
 import torch
 from datatools.training.distributed import DistContext, nonfinite_losses, setup_distributed, teardown
 
-dist = setup_distributed("cpu")
+dist, _ = setup_distributed("cpu")
 rank = dist.rank
 mode = sys.argv[1]
 if mode == "reduce":

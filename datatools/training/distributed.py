@@ -29,19 +29,26 @@ class DistContext:
         return self.rank == 0
 
 
-def setup_distributed(device_kind: str) -> DistContext:
-    """torchrun sets WORLD_SIZE/RANK/LOCAL_RANK; start the process group from them (nccl on GPU, gloo on CPU)."""
+def setup_distributed(device: str) -> tuple[DistContext, torch.device]:
+    """The run's process group and this rank's device (``--device``: auto, cuda or cpu). torchrun sets
+    WORLD_SIZE/RANK/LOCAL_RANK: the group is started from them (nccl on GPU, gloo on CPU) and each rank takes the GPU
+    of its local rank, made current so that NCCL and new tensors use it. Training and evaluate_checkpoint both start
+    here."""
+    kind = resolve_device(device).type
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return DistContext()
-    import torch.distributed as dist
+    d = DistContext()
+    if world > 1:
+        import torch.distributed as dist
 
-    d = DistContext(rank=int(os.environ.get("RANK", "0")), world=world,
-                    local_rank=int(os.environ.get("LOCAL_RANK", "0")))
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device_kind == "cuda" else "gloo")
-        d.initialized_here = True
-    return d
+        d = DistContext(rank=int(os.environ.get("RANK", "0")), world=world,
+                        local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+        if not dist.is_initialized():
+            dist.init_process_group(backend="nccl" if kind == "cuda" else "gloo")
+            d.initialized_here = True
+    dev = resolve_device(device, d.local_rank)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)
+    return d, dev
 
 
 def teardown(dist: DistContext) -> None:

@@ -26,7 +26,7 @@ from datatools.training.checkpoint import load_checkpoint
 from datatools.training.config import TrainConfig
 from datatools.training.data import build_datasets, epoch_loader, stream_seed
 from datatools.training.distributed import (DistContext, broadcast_objects, broadcast_state, gather_union,
-                                            resolve_device, setup_distributed, teardown)
+                                            setup_distributed, teardown)
 from datatools.training.models import build_model, inference_overrides
 
 # The inference settings of every evaluation: validation during training, evaluate_checkpoint and `predict`'s
@@ -206,8 +206,7 @@ def evaluate_checkpoint(path: str | os.PathLike, *, data: str | None = None, dev
     if batch_size is not None:
         args["batch_size"] = batch_size
     cfg = TrainConfig.from_dict(args)
-    dist = setup_distributed(resolve_device(cfg.device).type)
-    dev = resolve_device(cfg.device, dist.local_rank)
+    dist, dev = setup_distributed(cfg.device)
     try:
         _, train_ds, val_ds, val_split = build_datasets(cfg)
         if val_ds is None:

@@ -53,8 +53,8 @@ from datatools.training.checkpoint import (restore_scheduler, restore_training, 
                                            training_state)
 from datatools.training.config import TrainConfig, check_config, resolve_defaults
 from datatools.training.data import build_datasets, epoch_loader, micro_batches, stream_seed
-from datatools.training.distributed import (DistContext, barrier, nonfinite_losses, resolve_device,
-                                            setup_distributed, sum_over_ranks, teardown)
+from datatools.training.distributed import (DistContext, barrier, nonfinite_losses, setup_distributed,
+                                            sum_over_ranks, teardown)
 from datatools.training.evaluation import eval_overrides, ground_truth_subset, recalibrate_bn, validate
 from datatools.training.models import build_model, freeze_batchnorm, init_weights, unwrap
 from datatools.training.optim import SchedulePlan, build_ema, build_optimizer, schedule_plan
@@ -139,10 +139,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: ProgressFn | None
     if note:
         pre_notes.append(note)
     check_config(cfg)
-    dist = setup_distributed(resolve_device(cfg.device).type)
-    device = resolve_device(cfg.device, dist.local_rank)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
+    dist, device = setup_distributed(cfg.device)
     # The run's randomness is seeded inside fork_rng: the caller's global RNG state is restored afterwards.
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         try:
