@@ -75,7 +75,7 @@ def epoch_loader(ds, cfg: TrainConfig, dist: DistContext, *, train: bool, epoch:
 
     A fresh loader per epoch seeds the workers' augmentation from (seed, rank, epoch): ranks get different streams.
     """
-    from datatools.datasets import make_loader
+    from datatools.datasets import make_loader, set_epoch
 
     bs = cfg.batch_size * (max(1, cfg.accumulate) if train else 1)
     grouped = train and cfg.resize_mode == "keep-aspect"
@@ -83,7 +83,7 @@ def epoch_loader(ds, cfg: TrainConfig, dist: DistContext, *, train: bool, epoch:
                          num_replicas=dist.world, rank=dist.rank, seed=cfg.seed * 100_003 + epoch,
                          drop_last=False, persistent_workers=False, group_by_aspect=grouped, aspect_bins=(1.0,),
                          generator=torch.Generator().manual_seed(stream_seed(cfg.seed, dist.rank, epoch, 1)))
-    (loader.batch_sampler if grouped else loader.sampler).set_epoch(epoch)  # type: ignore[union-attr]
+    set_epoch(loader, epoch)
     return loader
 
 
