@@ -59,7 +59,7 @@ class CocoResult:
         return self.stats[STAT_NAMES.index(name)]
 
     def to_dict(self) -> dict:
-        return {"backend": self.backend, "stats": {n: round(float(v), 6) for n, v in zip(STAT_NAMES, self.stats)},
+        return {"backend": self.backend, "stats": {n: json_float(v) for n, v in zip(STAT_NAMES, self.stats)},
                 "per_class": [{"class": c, "ap": json_float(self.per_class_ap[c]),
                                "ap50": json_float(self.per_class_ap50[c])}
                               for c in self.per_class_ap]}
