@@ -62,15 +62,20 @@ _CODEC_DEPRECATION = "The image decoding and encoding capabilities of TorchVisio
 Transform = Callable[[Any, Any], tuple[Any, Any]]
 
 
-def decode(path: str) -> torch.Tensor:
-    """Decode an image file to uint8 ``(3, H, W)`` RGB with its EXIF orientation applied.
+def decode(path: str) -> tv_tensors.Image:
+    """Decode an image file to a uint8 ``(3, H, W)`` RGB image with its EXIF orientation applied; a file that cannot
+    be read or decoded raises ``RuntimeError`` naming it.
 
     ``read_file`` + ``decode_image`` (libjpeg-turbo / libpng) is faster than PIL followed by a tensor conversion and
     returns the tensor directly. Grayscale, palette and alpha images are converted to 3 channels.
     """
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=_CODEC_DEPRECATION, category=DeprecationWarning)
-        return decode_image(read_file(path), mode=ImageReadMode.RGB, apply_exif_orientation=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_CODEC_DEPRECATION, category=DeprecationWarning)
+            image = decode_image(read_file(path), mode=ImageReadMode.RGB, apply_exif_orientation=True)
+    except (RuntimeError, OSError) as e:
+        raise RuntimeError(f"{path}: cannot decode the image: {e}") from e
+    return image.as_subclass(tv_tensors.Image)
 
 
 def make_target(boxes: np.ndarray | torch.Tensor, labels: Sequence[int] | np.ndarray | torch.Tensor, *,
@@ -280,12 +285,7 @@ class DetectionDataset(torch.utils.data.Dataset):
 
     def load_image(self, index: int) -> tv_tensors.Image:
         """Decode image ``index`` (uint8 RGB, EXIF applied). Raises ``RuntimeError`` naming the file when corrupt."""
-        index = self._check_index(index)
-        path = self.paths[index]
-        try:
-            return decode(path).as_subclass(tv_tensors.Image)
-        except (RuntimeError, OSError) as e:
-            raise RuntimeError(f"{path}: cannot decode the image: {e}") from e
+        return decode(self.paths[self._check_index(index)])
 
     def load_target(self, index: int, canvas_size: tuple[int, int]) -> dict[str, torch.Tensor]:
         """The untransformed target of image ``index`` for an image of ``canvas_size`` ``(H, W)``."""

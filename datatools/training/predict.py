@@ -38,14 +38,9 @@ class ImageListDataset(torch.utils.data.Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int):
-        from torchvision import tv_tensors
-
         from datatools.datasets import decode, make_target
 
-        try:
-            image = decode(self.paths[index]).as_subclass(tv_tensors.Image)
-        except (RuntimeError, OSError) as e:
-            raise RuntimeError(f"{self.paths[index]}: cannot decode the image: {e}") from e
+        image = decode(self.paths[index])
         h, w = int(image.shape[-2]), int(image.shape[-1])
         target = make_target(np.zeros((0, 4)), [], canvas_size=(h, w), image_id=index)
         return self.transforms(image, target)
