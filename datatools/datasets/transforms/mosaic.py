@@ -7,6 +7,7 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as F
 
+from datatools.datasets.detection import make_target
 from datatools.datasets.transforms.geometry import parse_size
 from datatools.datasets.transforms.sanitize import PER_BOX_KEYS
 
@@ -86,17 +87,9 @@ class Mosaic(torch.nn.Module):
                     parts[key].append(torch.as_tensor(tgt[key]).as_subclass(torch.Tensor)[keep])
                 else:
                     parts[key].append(torch.zeros(n, dtype=torch.bool if key == "difficult" else torch.int64)[keep])
-        boxes = torch.cat(parts["boxes"])
-        t0 = samples[0][1]
-        target = {
-            "boxes": tv_tensors.BoundingBoxes(boxes, format=tv_tensors.BoundingBoxFormat.XYXY, canvas_size=(th, tw)),
-            "labels": torch.cat(parts["labels"]).to(torch.int64),
-            "image_id": torch.as_tensor(t0.get("image_id", 0)),
-            "area": (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]),
-            "iscrowd": torch.cat(parts["iscrowd"]).to(torch.int64),
-            "difficult": torch.cat(parts["difficult"]).to(torch.bool),
-            "orig_size": torch.tensor([th, tw], dtype=torch.int64),
-        }
+        target = make_target(torch.cat(parts["boxes"]), torch.cat(parts["labels"]), canvas_size=(th, tw),
+                             image_id=int(samples[0][1].get("image_id", 0)), iscrowd=torch.cat(parts["iscrowd"]),
+                             difficult=torch.cat(parts["difficult"]))
         return tv_tensors.Image(canvas), target
 
     def extra_repr(self) -> str:
