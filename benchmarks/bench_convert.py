@@ -77,6 +77,8 @@ def main() -> None:
                          "which on a shared virtual disk swings file-creation cost several-fold for every tool)")
     args = ap.parse_args()
 
+    if args.work:
+        Path(args.work).mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="bench_convert_", dir=args.work))
     src = Path(args.data) if args.data else work / "voc"
     if not args.data:
