@@ -180,6 +180,18 @@ def test_normalized_yolo_predictions_still_evaluate(tmp_path: Path) -> None:
     assert rep.voc.map == pytest.approx(1.0)
 
 
+def test_yolo_predictions_beside_other_files_are_still_read(tmp_path: Path) -> None:
+    """A prediction folder with a run's own .json or .xml beside the txt files is predictions (only a folder whose
+    .txt files all lie in sub-folders, as a VOC root's split lists do, is refused as a dataset)."""
+    from datatools.metrics.evaluate import evaluate
+
+    gt = yolo_gt(tmp_path)
+    pred = yolo_predictions(tmp_path, pixels=False)
+    (pred / "args.json").write_text('{"conf": 0.25}')
+    (pred / "notes.xml").write_text("<notes/>")
+    assert evaluate(gt, pred, backend="pycocotools").voc.map == pytest.approx(1.0)
+
+
 # ------------------------------------------------------------------------------------------------ items 6 and 12
 
 def test_coco_detection_without_images_refuses(tmp_path: Path) -> None:

@@ -294,6 +294,18 @@ def test_find_lists_a_local_folder_and_a_url_alike(tmp_path):
         assert files.find(files.join(folder, "missing"), suffixes=(".xml",)) == []
 
 
+def test_find_follows_linked_folders_once(tmp_path):
+    from datatools.core.fs import LocalFiles
+
+    (tmp_path / "data" / "train").mkdir(parents=True)
+    (tmp_path / "data" / "train" / "a.jpg").write_text("x")
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "b.jpg").write_text("x")
+    (tmp_path / "t" / "train").symlink_to(tmp_path / "data" / "train", target_is_directory=True)  # a split elsewhere
+    (tmp_path / "t" / "loop").symlink_to(tmp_path / "t", target_is_directory=True)  # a link back up: ends there
+    assert LocalFiles.find(str(tmp_path / "t"), suffixes=(".jpg",)) == ["b.jpg", "train/a.jpg"]
+
+
 def test_local_paths_never_import_fsspec(tmp_path):
     code = ("import sys; from click.testing import CliRunner; from datatools.cli import cli; "
             f"r = CliRunner().invoke(cli, ['voc2yolo', {str(SAMPLE)!r}, {str(tmp_path / 'o')!r}]); "
@@ -444,7 +456,7 @@ def test_export_layouts_behind_a_url_read_as_locally(tmp_path, maker, fmt, image
 
 
 def test_read_json_names_the_file_and_the_problem(tmp_path):
-    from datatools.core.errors import UsageError
+    from datatools.core.errors import InputError, UsageError
     from datatools.core.fs import read_json
 
     (tmp_path / "ok.json").write_bytes(b'\xef\xbb\xbf{"a": [1]}')  # a BOM, as Windows tools write it
@@ -454,5 +466,5 @@ def test_read_json_names_the_file_and_the_problem(tmp_path):
         assert read_json(f"{base}/ok.json") == {"a": [1]}
         with pytest.raises(UsageError, match=r"bad\.json: not valid JSON: "):
             read_json(f"{base}/bad.json")
-        with pytest.raises(UsageError, match=r"missing\.json: cannot read it: "):
+        with pytest.raises(InputError, match=r"cannot read .*missing\.json: "):
             read_json(f"{base}/missing.json")

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 from datatools.cli import cli
 from datatools.core import atomic, staging
-from datatools.core.errors import InputError, OutputError
+from datatools.core.errors import InputError, OutputError, UsageError
 from tests.conftest import ROOT, make_jpeg, make_voc_root, tree_digest, voc_xml
 
 DEAD_PID = 4_194_304 + 7  # above Linux's largest pid: never a live process
@@ -102,6 +102,13 @@ def test_two_different_images_under_one_name_are_refused_and_out_is_left_as_it_w
     with pytest.raises(OutputError, match="two different images would be placed under this name"):
         write_split(_split_plan(src, collide=True), out)
     assert tree_digest(out) == before and dot_entries(out) == []  # Annotations/ was staged, never swapped in
+
+
+def test_place_images_refuses_a_name_that_leaves_its_folder(tmp_path):
+    img = make_jpeg(tmp_path / "a.jpg", 8, 8)
+    with pytest.raises(UsageError, match="outside the output directory"):
+        atomic.place_images(tmp_path / "out" / "images", [(str(img), "../../escaped.jpg")], "copy")
+    assert not (tmp_path / "escaped.jpg").exists() and not (tmp_path / "out").exists()
 
 
 def test_place_images_places_one_image_asked_twice_once(tmp_path):

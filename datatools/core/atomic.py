@@ -22,6 +22,7 @@ from typing import Callable, Iterator, Sequence
 from datatools.core import fs
 from datatools.core.errors import DatatoolsError, InputError, OutputError, UsageError
 from datatools.core.parallel import Mapper, ProgressFn, chunked, ordered_map
+from datatools.core.paths import safe_relpath
 from datatools.core.staging import (Transaction, current, output_transaction, public_path, remove_at_commit,
                                     staged_dir, staged_file, writing)
 
@@ -386,7 +387,7 @@ def place_images(folder: str | os.PathLike, pictures: Sequence[tuple[str, str]],
     if mode is ImagesMode.NONE or not pictures:
         return
     with staged_dir(folder) as stage:
-        pairs = [(src, os.path.join(stage, name)) for src, name in pictures]
+        pairs = [(src, os.path.join(stage, safe_relpath(name))) for src, name in pictures]
         refuse_symlinks_to_urls(pairs, mode)  # before any task starts
         pairs = unique_targets(pairs)
         scratch = retry_scratch(stage, mapper)

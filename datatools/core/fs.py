@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from datatools.core.errors import UsageError
+from datatools.core.errors import InputError, UsageError
 
 
 url = True  # for code that takes this module or its local stand-in, LocalFiles (see files_for)
@@ -166,11 +166,18 @@ class LocalFiles:
 
     @staticmethod
     def find(folder: str, *, suffixes: tuple[str, ...] | None = None, recursive: bool = True) -> list[str]:
-        """As :func:`find` (relative posix paths, sorted; empty when there is no such folder), on a local folder."""
+        """As :func:`find` (relative posix paths, sorted; empty when there is no such folder), on a local folder.
+        Linked folders are followed (split folders are often links to where the data lives), each real folder
+        once, so a link back up the tree ends there."""
         out = []
-        for dirpath, dirnames, filenames in os.walk(folder):
-            if not recursive:
+        seen: set[tuple[int, int]] = set()
+        for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+            st = os.stat(dirpath)
+            if (st.st_dev, st.st_ino) in seen or not recursive:
                 dirnames[:] = []
+                if (st.st_dev, st.st_ino) in seen:
+                    continue
+            seen.add((st.st_dev, st.st_ino))
             prefix = os.path.relpath(dirpath, folder).replace(os.sep, "/")
             prefix = "" if prefix == "." else prefix + "/"
             out.extend(prefix + n for n in filenames if suffixes is None or n.lower().endswith(suffixes))
@@ -182,6 +189,12 @@ class LocalFiles:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
         dirs = {e.name for e in entries if e.is_dir()}
         return sorted(dirs), [e.name for e in entries if e.name not in dirs]  # a broken link counts as a file
+
+
+def folder_prefix(folder: str) -> str:
+    """``folder`` with the separator its relative paths join on (``a/`` locally, ``s3://b/a/`` for a URL): the
+    listings of a folder join thousands of names to it, one string concatenation each."""
+    return folder.rstrip("/") + "/" if is_url(folder) else os.path.join(folder, "")
 
 
 def files_for(src: str):
@@ -234,12 +247,13 @@ def source_path(src: str | os.PathLike) -> str:
 
 
 def read_json(path: str | os.PathLike):
-    """A JSON file's value (UTF-8, a BOM allowed), local path or URL; a file that cannot be read or is not JSON is a
-    usage error that names it. Every JSON input (COCO, Label Studio, predictions) is read through here."""
+    """A JSON file's value (UTF-8, a BOM allowed), local path or URL. A file that cannot be read is an
+    :class:`InputError` (``cannot read PATH: why``), one that is not JSON a usage error that names it. Every JSON input
+    (COCO, Label Studio, predictions) is read through here."""
     try:
         return json.loads(read_small_file(path).decode("utf-8-sig"))
     except OSError as e:
-        raise UsageError(f"{os.fspath(path)}: cannot read it: {e}") from e
+        raise InputError(os.fspath(path), e) from e
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise UsageError(f"{os.fspath(path)}: not valid JSON: {e}") from e
 

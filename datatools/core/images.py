@@ -129,5 +129,5 @@ def list_images(folder: str | os.PathLike, *, recursive: bool = True) -> dict[st
     if not files.isdir(folder):
         return {}
     exts = tuple({e.lower() for e in IMAGE_EXTENSIONS})
-    prefix = os.path.join(folder, "")
+    prefix = fs.folder_prefix(folder)
     return {rel: prefix + rel for rel in files.find(folder, suffixes=exts, recursive=recursive)}

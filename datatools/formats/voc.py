@@ -17,7 +17,7 @@ from typing import Sequence
 from datatools.core.boxes import DEFAULT_CONVENTION, PixelConvention, fmt_number, snap, xyxy_to_voc
 from datatools.core.errors import UsageError
 from datatools.core.atomic import ImagesMode, place_images, staged_dir, write_files, write_staged
-from datatools.core.fs import files_for, is_url, read_small_file
+from datatools.core.fs import files_for, folder_prefix, is_url, read_small_file
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
 from datatools.core.model import Dataset, Finding, ImageRecord, sorted_classes
@@ -130,7 +130,7 @@ class Layout:
 
     def xml_files(self) -> list[tuple[str, str]]:
         """(image_id, path) for every XML file, sorted by image_id. The id is the path below the annotation folder."""
-        folder = os.path.join(self.ann_dir, "")  # the folder joined to each relative path without a call per file
+        folder = folder_prefix(self.ann_dir)
         out = [(rel[:-4], folder + rel) for rel in self.files.find(self.ann_dir, suffixes=(".xml",))]
         out.sort(key=lambda t: t[0])
         return out

@@ -121,8 +121,8 @@ def dataset_keys(ds: Dataset, *, categories: Sequence[dict] | None = None) -> Da
         prev = by_id.get(raw, i)
         by_id[raw] = i if prev == i else None  # the same id in two files: ambiguous
     if categories is None:
-        categories = [c for doc in coco_documents(jpaths).values() for c in doc.get("categories") or []
-                      if isinstance(c, dict)]
+        docs = coco_documents(jpaths)
+        categories = [c for p in jpaths for c in docs[p].get("categories") or [] if isinstance(c, dict)]
     first_id: dict[str, object] = {}
     for c in categories:
         name = str(c.get("name", "")).strip()

@@ -251,7 +251,6 @@ def load_predictions(path: str | os.PathLike, keys: DatasetKeys, *, missing_scor
     path = os.fspath(path)
     files = fs.files_for(path)
     if files.isdir(path):
-        _refuse_a_dataset(path)
         return _yolo_predictions(path, keys, files)
     if not files.isfile(path):
         raise UsageError(f"{path}: no such file or directory")
@@ -270,14 +269,17 @@ def load_predictions(path: str | os.PathLike, keys: DatasetKeys, *, missing_scor
                                          category_names=category_names)
 
 
-def _refuse_a_dataset(folder: str) -> None:
-    """A folder that holds a dataset of another format (a VOC root, COCO annotations, ...) is not a folder of YOLO
-    prediction files: its split lists or notes would be read as rows. Say so, and what --pred takes."""
+def _refuse_a_dataset(folder: str, names: Sequence[str]) -> None:
+    """A folder of another format's dataset (a VOC root, its Annotations/) is not a folder of YOLO prediction files:
+    its split lists would be read as rows. Such a folder has no .txt file of its own (prediction files lie at the
+    top, as ultralytics' ``predict save_txt`` writes them in labels/); say what it is and what --pred takes."""
     from datatools import formats
 
+    if any("/" not in n for n in names):
+        return
     try:
         fmt = formats.detect(folder)
-    except UsageError:  # nothing a dataset reader knows: a plain folder of prediction files
+    except UsageError:  # nothing a dataset reader knows: nested prediction files
         return
     if fmt != "yolo":
         raise UsageError(f"{folder}: a {fmt} dataset, not predictions: give a COCO results JSON "
@@ -289,6 +291,7 @@ def _yolo_predictions(folder: str, keys: DatasetKeys, files) -> Predictions:
     from datatools.formats.yolo import parse_label_text
 
     names = [n for n in files.find(folder, suffixes=(".txt",)) if posixpath.basename(n) != "classes.txt"]
+    _refuse_a_dataset(folder, names)
     if not names:
         raise UsageError(f"{folder}: no .txt prediction files")
     img, lab, box, score = [], [], [], []

@@ -19,12 +19,10 @@ _DPI = 100
 
 def figure(w: float = 7.0, h: float = 4.0, *, dpi: int = _DPI):
     """A bare matplotlib Figure (Agg, constrained layout) of ``w`` x ``h`` inches: every PNG plot starts here."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
     from matplotlib.figure import Figure
 
-    # A bare Figure (not pyplot) keeps no global state and needs no GUI backend.
+    # A bare Figure (not pyplot) keeps no global state and needs no backend: savefig draws a PNG with Agg whatever
+    # backend a notebook has chosen, which is left alone.
     return Figure(figsize=(w, h), dpi=dpi, layout="constrained")
 
 
