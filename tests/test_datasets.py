@@ -414,44 +414,24 @@ def test_importing_the_package_changes_no_process_state():
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
-def test_string_coco_ids_are_numbered_as_evaluate_numbers_them(tmp_path):
-    """COCO ids that are not integers: the torch datasets' target image_id and evaluate's ground truth give each
-    image the same number (they used to number by name and by file order), so predictions written from the targets
-    are scored against the right images."""
-    import json
-
-    from datatools.metrics.inputs import load_ground_truth
-    from tests.conftest import make_jpeg
-
-    doc = {"images": [], "annotations": [], "categories": [{"id": 1, "name": "dog"}]}
-    for k, (iid, name) in enumerate([("img-z", "zeta.jpg"), ("img-m", "mid.jpg"), ("img-a", "alpha.jpg")]):
-        make_jpeg(tmp_path / name, 40, 30)
-        doc["images"].append({"id": iid, "file_name": name, "width": 40, "height": 30})
-        doc["annotations"].append({"id": k + 1, "image_id": iid, "category_id": 1, "bbox": [k, 1, 10, 10],
-                                   "area": 100, "iscrowd": 0})
-    (tmp_path / "gt.json").write_text(json.dumps(doc))
-    ds = DetectionDataset.from_path(tmp_path / "gt.json")
-    torch_ids = {Path(p).name: c for p, c in zip(ds.paths, ds.coco_ids)}
-    gt = load_ground_truth(tmp_path / "gt.json")
-    eval_ids = {Path(r.file_name).name: c for r, c in zip(gt.images, gt.image_ids)}
-    assert torch_ids == eval_ids and sorted(eval_ids.values()) == [1, 2, 3]
-    assert {im["id"] for im in gt.coco["images"]} == {1, 2, 3}
-
-
 @pytest.mark.parametrize("ids,want", [((7, 3, 11), [7, 3, 11]), (("7", "3", "11"), [7, 3, 11]),
-                                      (("7", "07", "3"), [1, 2, 3]), ((7, "x", 3), [1, 2, 3])])
+                                      (("7", "07", "3"), [3, 2, 1]), ((7, "x", 3), [3, 2, 1]),
+                                      (("img-z", "img-m", "img-a"), [3, 2, 1])])
 def test_coco_image_ids_are_one_number_for_datasets_and_evaluate(tmp_path, ids, want):
-    """Integer ids (7, or "7" as some exporters write them) are kept; ids that are not distinct integers are 1..N.
-    The torch datasets' image_id and evaluate's ground truth give each image the same number either way."""
+    """Integer ids (7, or "7" as some exporters write them) are kept; ids that are not distinct integers are 1..N in
+    the order the reader lists the images (by name: a, m, z, where the file lists z, m, a). The torch datasets'
+    image_id and evaluate's ground truth give each image the same number either way, so predictions written from
+    the targets are scored against the right images."""
     import json
 
     from datatools.metrics.inputs import load_ground_truth
     from tests.conftest import make_jpeg
 
     doc = {"images": [], "annotations": [], "categories": [{"id": 1, "name": "dog"}]}
+    names = ["z.jpg", "m.jpg", "a.jpg"]
     for k, iid in enumerate(ids):
-        make_jpeg(tmp_path / f"im{k}.jpg", 40, 30)
-        doc["images"].append({"id": iid, "file_name": f"im{k}.jpg", "width": 40, "height": 30})
+        make_jpeg(tmp_path / names[k], 40, 30)
+        doc["images"].append({"id": iid, "file_name": names[k], "width": 40, "height": 30})
         doc["annotations"].append({"id": k + 1, "image_id": iid, "category_id": 1, "bbox": [k, 1, 10, 10],
                                    "area": 100, "iscrowd": 0})
     (tmp_path / "gt.json").write_text(json.dumps(doc))
@@ -459,5 +439,6 @@ def test_coco_image_ids_are_one_number_for_datasets_and_evaluate(tmp_path, ids, 
     torch_ids = {Path(p).name: c for p, c in zip(ds.paths, ds.coco_ids)}
     gt = load_ground_truth(tmp_path / "gt.json")
     eval_ids = {Path(r.file_name).name: c for r, c in zip(gt.images, gt.image_ids)}
-    assert torch_ids == eval_ids == {f"im{k}.jpg": n for k, n in enumerate(want)}
-    assert any(f.code == "string-ids" for f in gt.findings) == (want == [1, 2, 3])
+    assert torch_ids == eval_ids == dict(zip(names, want))
+    assert {im["id"] for im in gt.coco["images"]} == set(want)
+    assert any(f.code == "string-ids" for f in gt.findings) == (want == [3, 2, 1])
