@@ -7,8 +7,7 @@ from datatools.formats import FORMATS
 
 from datatools.cli.common import (console, count, emit_json, errors_to_click, esc, json_option, stage_progress)
 
-MODEL_NAMES = ["fasterrcnn_mobilenet_v3_large_fpn", "fcos_resnet50_fpn", "retinanet_resnet50_fpn_v2",
-               "ssdlite320_mobilenet_v3_large"]
+from datatools.training.catalog import DEFAULT_MODEL, MODELS  # the table only: no torch import
 
 
 @click.command("train")
@@ -19,9 +18,10 @@ MODEL_NAMES = ["fasterrcnn_mobilenet_v3_large_fpn", "fcos_resnet50_fpn", "retina
                    "auto detects it as `convert` and `check` do.")
 @click.option("--out", "-o", type=click.Path(file_okay=False), default="runs/train", show_default=True,
               help="Output folder: last.pt, best.pt, results.csv.")
-@click.option("--model", "-m", type=click.Choice(MODEL_NAMES), default=None,
-              help="torchvision detection builder (never downloads weights). Default: "
-                   "fasterrcnn_mobilenet_v3_large_fpn; without a GPU and without --image-size, the CPU recipe "
+@click.option("--model", "-m", type=click.Choice(list(MODELS)), default=None,
+              help="torchvision detection builder (never downloads weights): "
+                   + "; ".join(f"{k}: {m.description}" for k, m in MODELS.items())
+                   + f". Default: {DEFAULT_MODEL}; without a GPU and without --image-size, the CPU recipe "
                    "(ssdlite320_mobilenet_v3_large at 320 px).")
 @click.option("--weights", default=None, metavar="NAME|PATH",
               help="Fine-tune a whole detector: a torchvision weights name of --model (COCO_V1, DEFAULT, or in full "

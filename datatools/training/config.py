@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 from datatools.core.errors import UsageError
-from datatools.training.models import DEFAULT_MODEL, MODELS, RESIZE_MODES
+from datatools.training.catalog import DEFAULT_MODEL, MODELS, RESIZE_MODES
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "multistep")

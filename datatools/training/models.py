@@ -23,49 +23,22 @@ Files are read with ``torch.load(weights_only=True)`` (no pickled code runs).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import torch
 from torch import nn
 
 from datatools.core.errors import UsageError
+# The table of models lives in catalog (no torch import: the CLI lists it); re-exported here for callers.
+from datatools.training.catalog import DEFAULT_MODEL, MODELS, RESIZE_MODES, ModelSpec  # noqa: F401
 
 if TYPE_CHECKING:
     from torchvision.models import WeightsEnum
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """A detector builder and where its parts sit in its state dict."""
-
-    builder: str
-    description: str
-    backbone: str  # the torchvision classifier whose layers are the trunk (for --weights-backbone)
-    trunk: str  # state-dict prefix of those layers inside the detector (what --freeze-backbone freezes)
-    head: str  # state-dict prefix of the tensors that depend on the classes (rebuilt for the dataset's classes)
-    fixed_size: bool = False  # SSDlite resizes every input to 320x320 itself
-
-
-MODELS: dict[str, ModelSpec] = {
-    "fasterrcnn_mobilenet_v3_large_fpn": ModelSpec("fasterrcnn_mobilenet_v3_large_fpn",
-                                                   "Faster R-CNN, MobileNetV3-Large FPN (default: fast, accurate)",
-                                                   "mobilenet_v3_large", "backbone.body.", "roi_heads.box_predictor."),
-    "fcos_resnet50_fpn": ModelSpec("fcos_resnet50_fpn", "FCOS, ResNet-50 FPN (anchor-free)", "resnet50",
-                                   "backbone.body.", "head.classification_head.cls_logits."),
-    "retinanet_resnet50_fpn_v2": ModelSpec("retinanet_resnet50_fpn_v2", "RetinaNet v2, ResNet-50 FPN", "resnet50",
-                                           "backbone.body.", "head.classification_head.cls_logits."),
-    # SSDlite's whole classification head: each level's depthwise block and the class convolution after it
-    "ssdlite320_mobilenet_v3_large": ModelSpec("ssdlite320_mobilenet_v3_large", "SSDlite 320, MobileNetV3-Large",
-                                               "mobilenet_v3_large", "backbone.features.",
-                                               "head.classification_head.", fixed_size=True),
-}
 # The classifier's own head in an ImageNet state dict (not part of a detector's trunk)
 _CLASSIFIER_HEADS = ("fc.", "classifier.")
-DEFAULT_MODEL = "fasterrcnn_mobilenet_v3_large_fpn"
 
-
-RESIZE_MODES = ("letterbox", "keep-aspect")
 
 
 def build_model(name: str, num_classes: int, *, image_size: int = 512, resize_mode: str = "letterbox",
