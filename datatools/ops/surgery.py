@@ -433,8 +433,10 @@ def merge(srcs: Sequence[str | os.PathLike], out: str | os.PathLike, *, to: str 
     dss = [_read_one(s, out, fmt, mapper, i, workers=workers, sets=sets, convention=convention,
                      max_xml_bytes=max_xml_bytes) for s, i in zip(srcs, folders)]
     merged, details = merge_datasets(dss, splits=splits)
-    # the books start from everything read: the images --splits leaves out are read, then dropped
-    ds_in = merge_datasets(dss)[0] if splits else merged
+    # the books start from everything read (the images --splits leaves out are read, then dropped): counts only, so
+    # the sources side by side, not merged a second time
+    ds_in = merged.evolve(images=tuple(im for ds in dss for im in ds.images),
+                          findings=tuple(f for ds in dss for f in ds.findings)) if splits else merged
     if normalize_names:
         details["case_variants_folded"] = True
     return _finish("merge", ds_in, merged, out, srcs=srcs, images=folders, src_format=dss[0].format, dst_format=to,
