@@ -340,10 +340,10 @@ import datatools.training.loop as loop
 from datatools.training import TrainConfig, train
 from datatools.training.loop import TrainingDiverged
 
-build = loop.build_model
+build = loop.run_model
 calls = [0]
 
-def build_model(*a, **k):
+def run_model(*a, **k):
     model = build(*a, **k)
     forward = model.forward
 
@@ -358,7 +358,7 @@ def build_model(*a, **k):
     model.forward = nan_forward
     return model
 
-loop.build_model = build_model
+loop.run_model = run_model
 cfg = TrainConfig(**json.loads(sys.argv[2]))
 try:
     train(cfg)

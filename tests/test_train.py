@@ -103,7 +103,7 @@ def test_resume_continues_exactly(tmp_path):
 
 @pytest.mark.slow
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
-    real_build = loop_mod.build_model
+    real_build = loop_mod.run_model
     calls = {"n": 0}
 
     def poisoned(*args, **kwargs):
@@ -121,7 +121,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
         model.forward = fwd
         return model
 
-    monkeypatch.setattr(loop_mod, "build_model", poisoned)
+    monkeypatch.setattr(loop_mod, "run_model", poisoned)
     cfg = TrainConfig(data=str(SAMPLE), out=str(tmp_path / "run"), epochs=3, val_split=None, **TINY)
     with pytest.raises(TrainingDiverged, match="epoch 2, iteration 1"):
         train(cfg)

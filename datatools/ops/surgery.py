@@ -433,8 +433,7 @@ def merge(srcs: Sequence[str | os.PathLike], out: str | os.PathLike, *, to: str 
     dss = [_read_one(s, out, fmt, mapper, i, workers=workers, sets=sets, convention=convention,
                      max_xml_bytes=max_xml_bytes) for s, i in zip(srcs, folders)]
     merged, details = merge_datasets(dss, splits=splits)
-    # the books start from everything read (the images --splits leaves out are read, then dropped): counts only, so
-    # the sources side by side, not merged a second time
+    # the books count everything read (--splits drops images after reading): the sources side by side suffice
     ds_in = merged.evolve(images=tuple(im for ds in dss for im in ds.images),
                           findings=tuple(f for ds in dss for f in ds.findings)) if splits else merged
     if normalize_names:

@@ -45,6 +45,23 @@ def eval_overrides(name: str) -> dict:
     return inference_overrides(name, conf=EVAL_CONF, max_det=EVAL_MAX_DET)
 
 
+def run_model(cfg: TrainConfig, n_classes: int) -> nn.Module:
+    """The detector of a run, as training builds it and as its checkpoints are evaluated: ``cfg``'s model, image size
+    and resize mode, with the evaluation's inference settings (:func:`eval_overrides`)."""
+    return build_model(cfg.model, n_classes, image_size=cfg.image_size, resize_mode=cfg.resize_mode,
+                       **eval_overrides(cfg.model))
+
+
+def validation_ground_truth(cfg: TrainConfig, val_ds, val_split: str | None, dist: DistContext):
+    """The ground truth a run's validation scores against, on rank 0 (None elsewhere and without a validation split):
+    only the images evaluated (``--limit`` cuts the split, and the others' boxes must not count as missed)."""
+    from datatools.metrics.inputs import load_ground_truth
+
+    if val_ds is None or not dist.main:
+        return None
+    return ground_truth_subset(load_ground_truth(cfg.data, format=cfg.format, split=val_split), val_ds.image_ids)
+
+
 class _BNForward(nn.Module):
     """``update_bn`` calls ``model(batch)``: here the detector's own input transform (normalization, batching), then
     its backbone, then its head when the head has BatchNorm (SSDlite's; RetinaNet v2 and FCOS use GroupNorm, Faster
@@ -197,8 +214,6 @@ def evaluate_checkpoint(path: str | os.PathLike, *, data: str | None = None, dev
     metrics), on one process or under ``torchrun`` (then every rank takes its shard and rank 0 gets the result).
     ``data`` overrides the dataset path stored in the checkpoint. Returns ``(map50, map, predictions)``; the
     predictions are ``{dataset index: {"boxes", "scores", "labels"}}`` as :func:`predict_batches` returns them."""
-    from datatools.metrics.inputs import load_ground_truth
-
     ckpt = load_checkpoint(path)
     args = dict(ckpt["args"], workers=workers, device=device)
     if data is not None:
@@ -211,12 +226,8 @@ def evaluate_checkpoint(path: str | os.PathLike, *, data: str | None = None, dev
         _, train_ds, val_ds, val_split = build_datasets(cfg)
         if val_ds is None:
             raise UsageError(f"{cfg.data}: no {cfg.val_split!r} split to evaluate on")
-        gt = None
-        if dist.main:
-            gt = ground_truth_subset(load_ground_truth(cfg.data, format=cfg.format, split=val_split),
-                                     val_ds.image_ids)
-        model = build_model(cfg.model, len(train_ds.classes), image_size=cfg.image_size, resize_mode=cfg.resize_mode,
-                            **eval_overrides(cfg.model))
+        gt = validation_ground_truth(cfg, val_ds, val_split, dist)
+        model = run_model(cfg, len(train_ds.classes))
         model.load_state_dict(ckpt["model"])
         model.to(dev)
         m50, m, preds = validate(model, val_ds, gt, cfg, dist, dev)

@@ -55,8 +55,8 @@ from datatools.training.config import TrainConfig, check_config, resolve_default
 from datatools.training.data import build_datasets, epoch_loader, micro_batches, stream_seed
 from datatools.training.distributed import (DistContext, barrier, nonfinite_losses, setup_distributed,
                                             sum_over_ranks, teardown)
-from datatools.training.evaluation import eval_overrides, ground_truth_subset, recalibrate_bn, validate
-from datatools.training.models import build_model, freeze_batchnorm, init_weights, unwrap
+from datatools.training.evaluation import recalibrate_bn, run_model, validate, validation_ground_truth
+from datatools.training.models import freeze_batchnorm, init_weights, unwrap
 from datatools.training.optim import SchedulePlan, build_ema, build_optimizer, schedule_plan
 
 ProgressFn = Callable[[str, int, "int | None"], None]
@@ -156,8 +156,7 @@ def _prepare(cfg: TrainConfig, ckpt: dict | None, dist: DistContext, device: tor
     """The model, optimizer, scheduler and EMA of a run (restored from ``ckpt`` when resuming); returns the run,
     the first epoch and the best score so far."""
     # Built with the evaluation's score threshold and detection count: they act at inference only.
-    model = build_model(cfg.model, len(classes), image_size=cfg.image_size, resize_mode=cfg.resize_mode,
-                        **eval_overrides(cfg.model))
+    model = run_model(cfg, len(classes))
     # --weights / --weights-backbone, --freeze-backbone; a file's class head only when its class names are these
     notes += init_weights(model, cfg, load=ckpt is None, classes=classes)
     if cfg.freeze_bn:
@@ -192,8 +191,6 @@ def _prepare(cfg: TrainConfig, ckpt: dict | None, dist: DistContext, device: tor
 
 def _train(cfg: TrainConfig, ckpt: dict | None, dist: DistContext, device: torch.device, progress,
            on_epoch) -> TrainResult:
-    from datatools.metrics.inputs import load_ground_truth
-
     torch.manual_seed(cfg.seed + dist.rank)  # the initial weights: rank 0's are broadcast by DDP
     notes: list[str] = []
     if cfg.deterministic:
@@ -206,11 +203,8 @@ def _train(cfg: TrainConfig, ckpt: dict | None, dist: DistContext, device: torch
     classes = tuple(train_ds.classes)
     if len(train_ds) == 0:
         raise UsageError(f"{cfg.data}: no training images")
-    gt = None
-    if val_ds is not None and dist.main:
-        # only the images evaluated: --limit cuts the split, and the others' boxes must not count as missed
-        gt = ground_truth_subset(load_ground_truth(cfg.data, format=cfg.format, split=val_split), val_ds.image_ids)
-    elif val_ds is None:
+    gt = validation_ground_truth(cfg, val_ds, val_split, dist)
+    if val_ds is None:
         notes.append(f"no {cfg.val_split!r} split: no evaluation, best.pt follows the training loss")
     run, start_epoch, best = _prepare(cfg, ckpt, dist, device, classes, len(train_ds), notes)
     out = run.out
