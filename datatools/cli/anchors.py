@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from datatools.cli.common import (console, emit_json, errors_to_click, esc, json_option, max_xml_option, read_dataset,
+from datatools.cli.common import (console, emit_json, errors_to_click, esc, json_option, read_dataset,
                                   reader_options, table, workers_option)
 
 
@@ -18,7 +18,6 @@ from datatools.cli.common import (console, emit_json, errors_to_click, esc, json
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the k-means++ initialisation.")
 @click.option("--n-init", type=click.IntRange(1), default=3, show_default=True,
               help="k-means runs from different seeds; the best mean IoU is kept.")
-@max_xml_option
 @workers_option
 @json_option
 def anchors_cmd(src, fmt, k, img_size, iou_thr, seed, n_init, images, sets, classes, max_xml_bytes, workers, as_json):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from datatools.cli.common import (console, count, counts_table, emit_json, engine_options, errors_to_click, esc,
-                                  findings_table, images_mode_option, json_option, max_xml_option, parse_classes,
+                                  findings_table, images_mode_option, json_option, parse_classes,
                                   reader_options, SourcePath, stage_progress, workers_option)
 
 
@@ -23,7 +23,6 @@ from datatools.cli.common import (console, count, counts_table, emit_json, engin
                    "copies whose labels differ.")
 @click.option("--limit", type=click.IntRange(1), default=100, show_default=True, help="Rows to show in the table.")
 @images_mode_option
-@max_xml_option
 @workers_option
 @engine_options
 @json_option

@@ -198,10 +198,11 @@ images_mode_option = click.option(
 
 
 def reader_options(*, classes_help: str = CLASSES_HELP, convention: bool = False):
-    """``--format``, ``--images``, ``--sets``, ``--classes`` (with this command's meaning of it) and, where the
-    command reads VOC boxes, ``--pixel-convention``: the options every command reads SRC with."""
+    """``--format``, ``--images``, ``--sets``, ``--classes`` (with this command's meaning of it), ``--max-xml-mb``
+    and, where the command reads VOC boxes, ``--pixel-convention``: the options every command reads SRC with."""
     options = [format_option, images_option, sets_option, click.option("--classes", default=None, help=classes_help)]
     options += [convention_option] if convention else []
+    options.append(max_xml_option)
 
     def apply(f):
         for opt in reversed(options):

@@ -6,7 +6,7 @@ from collections import Counter
 import click
 
 from datatools.cli.common import (console, count, emit_json, engine_options, errors_to_click, esc, findings_table,
-                                  json_option, max_xml_option, read_dataset, reader_options, SourcePath, stage_progress,
+                                  json_option, read_dataset, reader_options, SourcePath, stage_progress,
                                   table, workers_option)
 
 
@@ -17,7 +17,6 @@ from datatools.cli.common import (console, count, emit_json, engine_options, err
               help="Largest perceptual-hash distance (bits of 64) for a near copy. 0: exact copies only (the same "
                    "file or the same decoded pixels).")
 @click.option("--limit", type=click.IntRange(1), default=50, show_default=True, help="Clusters to show in the table.")
-@max_xml_option
 @workers_option
 @engine_options
 @json_option

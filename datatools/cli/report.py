@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from datatools.cli.common import (console, count, emit_json, engine_options, errors_to_click, esc, json_option,
-                                  max_xml_option, parse_classes, reader_options, SourcePath, stage_progress,
+                                  parse_classes, reader_options, SourcePath, stage_progress,
                                   workers_option)
 
 
@@ -25,7 +25,6 @@ from datatools.cli.common import (console, count, emit_json, engine_options, err
               help="Input size for the anchors: each image's longer side scaled to this (0 = original pixels).")
 @click.option("--no-pixels", is_flag=True, help="Skip the pixel statistics (no image is decoded for mean/std).")
 @click.option("--no-dupes", is_flag=True, help="Skip the duplicate search.")
-@max_xml_option
 @workers_option
 @engine_options
 @json_option

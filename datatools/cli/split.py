@@ -6,7 +6,7 @@ import functools
 import click
 
 from datatools.cli.common import (console, count, emit_json, engine_options, errors_to_click, esc, findings_table,
-                                  images_mode_option, json_option, max_xml_option, progress_fn, read_dataset,
+                                  images_mode_option, json_option, progress_fn, read_dataset,
                                   reader_options, SourcePath, stage_progress, table, workers_option)
 
 
@@ -90,7 +90,6 @@ def group_options(f):
 @click.option("--drop-empty", is_flag=True, help="Leave out images without objects (default: kept and spread).")
 @click.option("--dry-run", is_flag=True, help="Show the split without writing anything.")
 @images_mode_option
-@max_xml_option
 @workers_option
 @engine_options
 @json_option

@@ -6,7 +6,7 @@ import math
 import click
 
 from datatools.cli.common import (console, count, emit_json, engine_options, errors_to_click, esc, json_option,
-                                  max_xml_option, read_dataset, reader_options, SourcePath, stage_progress, table,
+                                  read_dataset, reader_options, SourcePath, stage_progress, table,
                                   workers_option)
 
 
@@ -22,7 +22,6 @@ from datatools.cli.common import (console, count, emit_json, engine_options, err
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for --sample.")
 @click.option("--plots", "plots_dir", type=click.Path(file_okay=False), default=None,
               help="Write PNG histograms (classes, objects per image, box sizes, image sizes, pixel values) here.")
-@max_xml_option
 @workers_option
 @engine_options
 @json_option
