@@ -489,6 +489,18 @@ def test_cli_evaluate_bad_input(tmp_path):
     assert r.exit_code == 2 and "not valid JSON" in r.output and "Traceback" not in r.output
 
 
+def test_evaluate_reads_ground_truth_under_max_xml_mb_as_every_command_does(tmp_path):
+    from datatools.metrics.inputs import load_ground_truth
+
+    gt = load_ground_truth(SAMPLE, max_xml_bytes=1000)  # sample_data's XMLs are 488 to about 1,700 bytes
+    too_large = [f for f in gt.findings if f.code == "file-too-large"]
+    assert 0 < len(too_large) < 200 and len(gt.images) == 200 - len(too_large)
+    (tmp_path / "preds.json").write_text("[]")
+    r = CliRunner().invoke(cli, ["evaluate", "--gt", str(SAMPLE), "--pred", str(tmp_path / "preds.json"),
+                                 "--max-xml-mb", "0.0001"])
+    assert r.exit_code == 1 and "file-too-large" in r.output and "Traceback" not in r.output, r.output
+
+
 def test_a_dataset_folder_given_as_predictions_is_refused(tmp_path):
     # sample_data is a VOC root: its ImageSets/Main/*.txt split lists used to be read as YOLO prediction rows
     for pred in (SAMPLE, SAMPLE / "Annotations"):

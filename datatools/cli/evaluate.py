@@ -7,7 +7,8 @@ import click
 from datatools.formats import FORMATS
 
 from datatools.cli.common import (console, convention_option, count, emit_json, errors_to_click, esc, findings_table,
-                                  images_option, json_option, parse_classes, SourcePath, table, workers_option)
+                                  images_option, json_option, max_xml_option, parse_classes, SourcePath, table,
+                                  workers_option)
 
 
 @click.command("evaluate")
@@ -41,10 +42,11 @@ from datatools.cli.common import (console, convention_option, count, emit_json, 
 @click.option("--conf", type=click.FloatRange(0, 1), default=0.25, show_default=True,
               help="Score threshold for the confusion matrix (AP uses every detection).")
 @click.option("--limit", type=click.IntRange(1), default=20, show_default=True, help="Findings to show in the table.")
+@max_xml_option
 @workers_option
 @json_option
 def evaluate_cmd(gt, pred, gt_format, split, classes, convention, images, metric, iou, method, legacy_plus_one,
-                 backend, plots, conf, limit, workers, as_json):
+                 backend, plots, conf, limit, max_xml_bytes, workers, as_json):
     """Evaluate detections against ground truth: COCO's 12 numbers (identical to pycocotools'
     COCOeval.summarize()) and VOC AP per class (difficult boxes ignored, one match per box, greedy by score).
 
@@ -59,7 +61,7 @@ def evaluate_cmd(gt, pred, gt_format, split, classes, convention, images, metric
             report = evaluate(gt, pred, gt_format=gt_format, split=split, classes=parse_classes(classes),
                               convention=convention, images=images, metric=metric, iou=iou, method=method,
                               legacy_plus_one=legacy_plus_one, backend=backend, plots=plots, conf=conf,
-                              workers=workers or None)
+                              workers=workers or None, max_xml_bytes=max_xml_bytes)
     if as_json:
         emit_json(report.to_dict())
         return

@@ -108,12 +108,12 @@ def evaluate(gt: str | os.PathLike, pred: str | os.PathLike, *, gt_format: str |
              split: str | None = None, classes: Sequence[str] | None = None, convention: str | None = None,
              images: str | None = None, metric: str = "all", iou: float = 0.5, method: APMethod | str = APMethod.ALL_POINT,
              legacy_plus_one: bool = False, backend: str = "auto", plots: str | os.PathLike | None = None,
-             conf: float = 0.25, workers: int | None = None) -> EvalReport:
+             conf: float = 0.25, workers: int | None = None, max_xml_bytes: int | None = None) -> EvalReport:
     """Evaluate a predictions file (COCO results JSON, or a folder of YOLO txt with confidences) against ground
     truth in any format. See :mod:`datatools.metrics.inputs` for how ids are matched; ``workers`` is for reading
     the ground truth. ``gt_format`` None (or ``auto``) detects the format of ``gt``, as ``convert`` does."""
     g = load_ground_truth(gt, format=gt_format, split=split, classes=classes, convention=convention, images=images,
-                          workers=workers)
+                          workers=workers, max_xml_bytes=max_xml_bytes)
     p = load_predictions(pred, g)
     return evaluate_loaded(g, p, metric=metric, iou=iou, method=method, legacy_plus_one=legacy_plus_one,
                            backend=backend, plots=plots, conf=conf, pred_source=str(pred))

@@ -214,7 +214,8 @@ def sanitize_coco(data: dict, *, path: str = "", kept: set[int] | None = None, o
 
 def load_ground_truth(src: str | os.PathLike, *, format: str | None = None, split: str | None = None,
                       classes: Sequence[str] | None = None, convention: str | None = None,
-                      images: str | os.PathLike | None = None, workers: int | None = None) -> GroundTruth:
+                      images: str | os.PathLike | None = None, workers: int | None = None,
+                      max_xml_bytes: int | None = None) -> GroundTruth:
     """Read ground truth in any format as every command reads its source (:func:`datatools.ops.convert.read_source`;
     a local path or a URL).
 
@@ -261,7 +262,8 @@ def load_ground_truth(src: str | os.PathLike, *, format: str | None = None, spli
                            category_ids=[new_of[k] for k in range(len(keys.classes))],
                            findings=list(ds.findings) + fnd, source=str(jpath), format="coco")
     ds = read_source(src, fmt, classes=classes if fmt == "yolo" else None, images=images,
-                     sets=split if fmt == "voc" else None, convention=convention or DEFAULT_CONVENTION, workers=workers)
+                     sets=split if fmt == "voc" else None, convention=convention or DEFAULT_CONVENTION, workers=workers,
+                     max_xml_bytes=max_xml_bytes)
     if split and fmt == "yolo":
         chosen = split_named(split, ds.splits)
         if chosen is None:
