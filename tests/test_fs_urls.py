@@ -294,16 +294,19 @@ def test_find_lists_a_local_folder_and_a_url_alike(tmp_path):
         assert files.find(files.join(folder, "missing"), suffixes=(".xml",)) == []
 
 
-def test_find_follows_linked_folders_once(tmp_path):
+def test_find_stays_inside_the_folder(tmp_path):
+    """Links to folders inside the one listed are not followed: one to a parent would list the whole machine, one to
+    a sibling would list its images under a second name. The folder itself may be a link."""
     from datatools.core.fs import LocalFiles
 
-    (tmp_path / "data" / "train").mkdir(parents=True)
-    (tmp_path / "data" / "train" / "a.jpg").write_text("x")
-    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "train").mkdir(parents=True)
+    (tmp_path / "t" / "train" / "a.jpg").write_text("x")
     (tmp_path / "t" / "b.jpg").write_text("x")
-    (tmp_path / "t" / "train").symlink_to(tmp_path / "data" / "train", target_is_directory=True)  # a split elsewhere
-    (tmp_path / "t" / "loop").symlink_to(tmp_path / "t", target_is_directory=True)  # a link back up: ends there
-    assert LocalFiles.find(str(tmp_path / "t"), suffixes=(".jpg",)) == ["b.jpg", "train/a.jpg"]
+    (tmp_path / "t" / "up").symlink_to(tmp_path, target_is_directory=True)
+    (tmp_path / "t" / "zzz").symlink_to(tmp_path / "t" / "train", target_is_directory=True)
+    (tmp_path / "link").symlink_to(tmp_path / "t", target_is_directory=True)
+    for folder in (tmp_path / "t", tmp_path / "link"):
+        assert LocalFiles.find(str(folder), suffixes=(".jpg",)) == ["b.jpg", "train/a.jpg"]
 
 
 def test_local_paths_never_import_fsspec(tmp_path):

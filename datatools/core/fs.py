@@ -167,17 +167,12 @@ class LocalFiles:
     @staticmethod
     def find(folder: str, *, suffixes: tuple[str, ...] | None = None, recursive: bool = True) -> list[str]:
         """As :func:`find` (relative posix paths, sorted; empty when there is no such folder), on a local folder.
-        Linked folders are followed (split folders are often links to where the data lives), each real folder
-        once, so a link back up the tree ends there."""
+        ``folder`` itself may be a link; links to folders inside it are not followed (one could lead out of the
+        dataset, or list a folder under a second name that image lookup would then match by its base name)."""
         out = []
-        seen: set[tuple[int, int]] = set()
-        for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-            st = os.stat(dirpath)
-            if (st.st_dev, st.st_ino) in seen or not recursive:
+        for dirpath, dirnames, filenames in os.walk(folder):
+            if not recursive:
                 dirnames[:] = []
-                if (st.st_dev, st.st_ino) in seen:
-                    continue
-            seen.add((st.st_dev, st.st_ino))
             prefix = os.path.relpath(dirpath, folder).replace(os.sep, "/")
             prefix = "" if prefix == "." else prefix + "/"
             out.extend(prefix + n for n in filenames if suffixes is None or n.lower().endswith(suffixes))
@@ -194,7 +189,9 @@ class LocalFiles:
 def folder_prefix(folder: str) -> str:
     """``folder`` with the separator its relative paths join on (``a/`` locally, ``s3://b/a/`` for a URL): the
     listings of a folder join thousands of names to it, one string concatenation each."""
-    return folder.rstrip("/") + "/" if is_url(folder) else os.path.join(folder, "")
+    if is_url(folder):
+        return folder if folder.endswith("/") else folder + "/"
+    return os.path.join(folder, "")
 
 
 def files_for(src: str):
