@@ -18,6 +18,7 @@ same results in the same order.
 from __future__ import annotations
 
 import os
+import pickle
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -119,6 +120,8 @@ def imap_ordered(fn: Callable[[T], R], chunks: Sequence[T], *, engine: str = "lo
                 progress(size)
             yield result
         return
+    if not threads:  # a function that cannot be pickled raises here: a pool fed one can hang in shutdown (3.11)
+        pickle.dumps(fn)
     pool: Executor = (ThreadPoolExecutor if threads else ProcessPoolExecutor)(max_workers=n_workers)
     try:
         futures = [pool.submit(fn, chunk) for chunk in chunks]
