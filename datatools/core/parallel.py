@@ -39,6 +39,7 @@ def stage_callbacks(update: "Callable[[str, int, int | None], None] | None", sta
         return {}
     return {"progress": lambda n: update(stage, n, None), "on_total": lambda t: update(stage, 0, t)}
 
+
 ENGINES = ("local", "ray")
 DEFAULT_MAX_RETRIES = 3
 # Fault injection for tests: "K:/path/marker" makes the first attempt of chunk K kill its Ray worker with os._exit
