@@ -12,6 +12,7 @@ usage: .venv/bin/python benchmarks/bench_eval.py [N_IMAGES] [DETS_PER_IMAGE] [RO
 """
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import json
@@ -101,9 +102,12 @@ def max_diff(a, b) -> float:
 
 
 def main() -> None:
-    n_images = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
-    per_image = int(sys.argv[2]) if len(sys.argv) > 2 else 100
-    rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 2
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("n_images", nargs="?", type=int, default=5000, help="ground-truth images (default 5000)")
+    parser.add_argument("per_image", nargs="?", type=int, default=100, help="detections per image (default 100)")
+    parser.add_argument("rounds", nargs="?", type=int, default=2, help="timed rounds, best kept (default 2)")
+    args = parser.parse_args()
+    n_images, per_image, rounds = args.n_images, args.per_image, args.rounds
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:
         voc = Path(tmp) / "voc"

@@ -102,6 +102,29 @@ def test_resume_continues_exactly(tmp_path):
 
 
 @pytest.mark.slow
+def test_ema_checkpoints_give_the_scored_weights(tmp_path):
+    """Under --ema, validation scores the EMA: predict, evaluate_checkpoint and --weights take the EMA's weights from
+    last.pt too (they took the raw weights, which no logged number was computed from), while --resume continues the
+    raw ones. A dataset of other classes is refused by name."""
+    from datatools.core.errors import UsageError
+    from datatools.training.evaluation import checkpoint_model
+    from datatools.training.models import read_state
+
+    cfg = TrainConfig(data=str(SAMPLE), out=str(tmp_path / "run"), epochs=1, seed=3, ema_decay=0.9, **TINY)
+    train(cfg)
+    ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
+    ema = {k.removeprefix("module."): v for k, v in ckpt["ema"].items() if k != "n_averaged"}
+    cfg = TrainConfig.from_dict(ckpt["args"])  # the model and sizes the run resolved
+    state = checkpoint_model(ckpt, cfg).state_dict()
+    assert state.keys() == ema.keys() and all(torch.equal(state[k], ema[k]) for k in ema)
+    assert any(not torch.equal(ckpt["model"][k], ema[k]) for k in ema if ema[k].is_floating_point())
+    weights, classes, _ = read_state(str(tmp_path / "run" / "last.pt"))
+    assert all(torch.equal(weights[k], ema[k]) for k in ema) and classes == tuple(ckpt["classes"])
+    with pytest.raises(UsageError, match=r"the dataset's classes \['b', 'a'\] differ from the model's \['a', 'b'\]"):
+        checkpoint_model(dict(ckpt, classes=["a", "b"]), cfg, classes=("b", "a"))
+
+
+@pytest.mark.slow
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch):
     real_build = loop_mod.run_model
     calls = {"n": 0}
@@ -285,7 +308,8 @@ def test_weights_only_load_refuses_code(tmp_path):
     p.write_bytes(pickle.dumps({"model": Evil()}))
     r = CliRunner().invoke(cli, ["train", str(SAMPLE), "--weights", str(p), "--out", str(tmp_path / "o"),
                                  "--epochs", "1", "--limit", "2", "-j", "0", "--image-size", "64"])
-    assert r.exit_code == 2 and "weights_only" in r.output
+    assert r.exit_code == 1 and "evil.pt: cannot load with torch.load(weights_only=True): not a file of tensors" in r.output
+    assert "pwned" not in r.output and "weights_only=False" not in r.output and "\n" not in r.output.strip()
 
 
 def test_cli_usage_errors(tmp_path):

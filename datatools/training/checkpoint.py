@@ -17,10 +17,10 @@ from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
 from torch.optim.swa_utils import AveragedModel
 
-from datatools.core.errors import UsageError
+from datatools.core.errors import FormatError, UsageError
 from datatools.core.atomic import atomic_write
 from datatools.training.config import TrainConfig, keep_global_batch
-from datatools.training.models import unwrap
+from datatools.training.models import load_file, unwrap
 from datatools.training.optim import SchedulePlan
 
 
@@ -35,12 +35,9 @@ def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
     """A datatools checkpoint, loaded with ``weights_only=True`` (plain containers, tensors and numbers only)."""
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001
-        raise UsageError(f"{path}: not a loadable checkpoint: {e}") from e
+    ckpt = load_file(path)
     if not isinstance(ckpt, dict) or "model" not in ckpt or "args" not in ckpt:
-        raise UsageError(f"{path}: not a datatools checkpoint (expected 'model' and 'args')")
+        raise FormatError(os.fspath(path), "", "not a datatools checkpoint (expected 'model' and 'args')")
     return ckpt
 
 
@@ -79,11 +76,7 @@ def restore_training(ckpt: dict, *, model: nn.Module, opt: torch.optim.Optimizer
     unwrap(model).load_state_dict(ckpt["model"])
     opt.load_state_dict(ckpt["optimizer"])
     if ema is not None and ckpt.get("ema"):
-        state = ckpt["ema"]
-        if "updates" in state:  # written before the EMA was an AveragedModel: {"module", "updates", "decay"}
-            state = {"n_averaged": torch.tensor(int(state["updates"])),
-                     **{f"module.{k}": v for k, v in state["module"].items()}}
-        ema.load_state_dict(state)
+        ema.load_state_dict(ckpt["ema"])
     return int(ckpt["epoch"]) + 1, ckpt.get("best_map50")
 
 
@@ -99,10 +92,7 @@ def restore_scheduler(ckpt: dict | None, opt: torch.optim.Optimizer, plan: Sched
     if not (same and stored.get("state")):
         return plan.scheduler(opt, start)
     sched = plan.scheduler(opt)
-    try:
-        sched.load_state_dict(stored["state"])
-    except (KeyError, TypeError, ValueError, IndexError):  # another scheduler's state (a checkpoint of an older
-        return plan.scheduler(opt, start)                   # release): placed at the same step, the same rates
+    sched.load_state_dict(stored["state"])
     # The chained schedulers compute each step from the groups' current rate: put back the stored one.
     for g, lr in zip(opt.param_groups, sched.get_last_lr()):
         g["lr"] = lr

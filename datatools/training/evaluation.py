@@ -6,7 +6,7 @@ model over an eval loader and maps the boxes back to each original image. The me
 :mod:`datatools.metrics`: VOC mAP@0.5 (all-point) and COCO AP@[.5:.95].
 
 The numbers are those ``datatools predict`` + ``datatools evaluate`` give on the same images: the same inference
-settings (:data:`EVAL_CONF`, :data:`EVAL_MAX_DET`, through :func:`eval_overrides`), fp32 (no autocast), ground
+settings (:data:`EVAL_CONF`, :data:`EVAL_MAX_DET`, through :func:`run_model`), fp32 (no autocast), ground
 truth restricted to the evaluated images (:func:`ground_truth_subset`, for ``--limit``), and, for a model whose
 BatchNorm is trained, running statistics re-estimated on train images first (:func:`recalibrate_bn`).
 """
@@ -27,7 +27,7 @@ from datatools.training.config import TrainConfig
 from datatools.training.data import build_datasets, epoch_loader, stream_seed
 from datatools.training.distributed import (DistContext, broadcast_objects, broadcast_state, gather_union,
                                             setup_distributed, teardown)
-from datatools.training.models import build_model, inference_overrides
+from datatools.training.models import build_model, inference_overrides, scored_weights
 
 # The inference settings of every evaluation: validation during training, evaluate_checkpoint and `predict`'s
 # defaults. A low score threshold and 100 detections per image are the usual settings for mAP (COCO's maxDets).
@@ -39,17 +39,27 @@ EVAL_MAX_DET = 100
 BN_IMAGES = 256
 
 
-def eval_overrides(name: str) -> dict:
-    """Builder options that give model ``name`` the evaluation's score threshold and detections per image. They act
-    at inference only (training losses are unchanged), so the trainer builds its model with them."""
-    return inference_overrides(name, conf=EVAL_CONF, max_det=EVAL_MAX_DET)
-
-
-def run_model(cfg: TrainConfig, n_classes: int) -> nn.Module:
+def run_model(cfg: TrainConfig, n_classes: int, *, conf: float = EVAL_CONF,
+              max_det: int = EVAL_MAX_DET) -> nn.Module:
     """The detector of a run, as training builds it and as its checkpoints are evaluated: ``cfg``'s model, image size
-    and resize mode, with the evaluation's inference settings (:func:`eval_overrides`)."""
+    and resize mode, with the score threshold and detections per image of inference (the evaluation's by default;
+    they act at inference only, so training losses are unchanged)."""
     return build_model(cfg.model, n_classes, image_size=cfg.image_size, resize_mode=cfg.resize_mode,
-                       **eval_overrides(cfg.model))
+                       **inference_overrides(cfg.model, conf=conf, max_det=max_det))
+
+
+def checkpoint_model(ckpt: dict, cfg: TrainConfig, *, classes=None, conf: float = EVAL_CONF,
+                     max_det: int = EVAL_MAX_DET) -> nn.Module:
+    """The detector of checkpoint ``ckpt`` (of run config ``cfg``) for inference: built by :func:`run_model`, with the
+    weights its validation scored (:func:`~datatools.training.models.scored_weights`: the EMA's under ``--ema``).
+    ``classes``, the object classes of the data it will run on, must be the checkpoint's, in the same order (a
+    one-line :class:`UsageError` otherwise: other ids would give wrong labels or a wrong mAP without an error)."""
+    model_classes = tuple(ckpt.get("classes") or ())
+    if classes is not None and tuple(classes) != model_classes:
+        raise UsageError(f"the dataset's classes {list(classes)} differ from the model's {list(model_classes)}")
+    model = run_model(cfg, len(model_classes), conf=conf, max_det=max_det)
+    model.load_state_dict(scored_weights(ckpt))
+    return model
 
 
 def validation_ground_truth(cfg: TrainConfig, val_ds, val_split: str | None, dist: DistContext):
@@ -197,7 +207,7 @@ def validate(model: nn.Module, val_ds, gt, cfg: TrainConfig, dist: DistContext, 
     so every rank returns them (predictions only on rank 0).
 
     In fp32 whatever the training precision (bf16 puts boxes on a 2 px grid at 512 px), like ``predict``; ``model``
-    should be built with :func:`eval_overrides` and ``gt`` hold only ``val_ds``'s images."""
+    should be built by :func:`run_model` and ``gt`` hold only ``val_ds``'s images."""
     broadcast_state(model, dist)
     vloader = epoch_loader(val_ds, cfg, dist, train=False, epoch=0)
     preds = gather_union(predict_batches(model, vloader, device, channels_last=channels_last), dist)
@@ -227,9 +237,7 @@ def evaluate_checkpoint(path: str | os.PathLike, *, data: str | None = None, dev
         if val_ds is None:
             raise UsageError(f"{cfg.data}: no {cfg.val_split!r} split to evaluate on")
         gt = validation_ground_truth(cfg, val_ds, val_split, dist)
-        model = run_model(cfg, len(train_ds.classes))
-        model.load_state_dict(ckpt["model"])
-        model.to(dev)
+        model = checkpoint_model(ckpt, cfg, classes=train_ds.classes).to(dev)
         m50, m, preds = validate(model, val_ds, gt, cfg, dist, dev)
         return float(m50 or 0.0), float(m or 0.0), preds
     finally:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import torch
 from torch import nn
 
-from datatools.core.errors import UsageError
+from datatools.core.errors import FormatError, InputError, UsageError
 # The table of models lives in catalog (no torch import: the CLI lists it); re-exported here for callers.
 from datatools.training.catalog import DEFAULT_MODEL, MODELS, RESIZE_MODES, ModelSpec  # noqa: F401
 
@@ -138,17 +138,42 @@ def resolve_weights(value: str | os.PathLike, model_name: str | None, *,
     return member
 
 
+def load_file(path: str | os.PathLike) -> Any:
+    """``torch.load(weights_only=True)`` of a file onto the CPU (plain containers, tensors and numbers: loading never
+    runs pickled code); any failure is a one-line :class:`UsageError` naming the file."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except OSError as e:
+        raise InputError(os.fspath(path), e) from e
+    except Exception as e:  # noqa: BLE001 - any unpickling error is a bad file for the user
+        why = _one_line(e)
+        if "WeightsUnpickler error:" in why:  # its reason, without torch's advice to load the file unsafely
+            detail = why.split("WeightsUnpickler error:", 1)[1]
+            for stop in (" was not an allowed", " Check the documentation", ". "):
+                detail = detail.split(stop, 1)[0]
+            why = f"not a file of tensors, numbers and containers only ({detail.strip().rstrip('.')})"
+        else:
+            why = f"not a file torch.save wrote ({type(e).__name__}: {why})"
+        raise FormatError(os.fspath(path), "", f"cannot load with torch.load(weights_only=True): {why}") from e
+
+
+def scored_weights(ckpt: dict) -> dict[str, torch.Tensor]:
+    """The weights of a datatools checkpoint that its validation scored, for inference and fine-tuning: the EMA's
+    when the run kept one (``--ema``), else the model's. (``model`` holds the trained weights, which ``--resume``
+    continues from.)"""
+    ema = ckpt.get("ema")
+    if ema:
+        return {k.removeprefix("module."): v for k, v in ema.items() if k.startswith("module.")}
+    return ckpt["model"]
+
+
 def read_state(source: "str | WeightsEnum") -> tuple[dict[str, torch.Tensor], tuple[str, ...] | None, str]:
     """``(state dict, the object classes it was trained for when known, a label for messages)`` of a file or a
     torchvision weights member (fetched by torchvision into its cache, ``torch.hub.get_dir()/checkpoints``, and read
     from there when it is already there). Every failure is a one-line :class:`UsageError` naming the file."""
     if isinstance(source, str):
-        try:
-            obj = torch.load(source, map_location="cpu", weights_only=True)
-        except Exception as e:  # noqa: BLE001 - any unpickling error is a bad file for the user
-            raise UsageError(f"{source}: cannot load the weights with torch.load(weights_only=True): "
-                             f"{_one_line(e)}") from e
-        state = obj.get("model", obj) if isinstance(obj, dict) else None
+        obj = load_file(source)
+        state = (scored_weights(obj) if "model" in obj else obj) if isinstance(obj, dict) else None
         if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
             raise UsageError(f"{source}: expected a state dict of tensors (or a checkpoint with a 'model' state dict)")
         classes = obj.get("classes") if state is not obj else None

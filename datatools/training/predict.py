@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +20,11 @@ import torch
 from datatools.core.errors import UsageError
 from datatools.core.atomic import atomic_write
 from datatools.core.images import list_images
-from datatools.training.models import build_model, inference_overrides
+from datatools.core.boxes import xyxy_to_xywh_array
 from datatools.training.checkpoint import load_checkpoint
 from datatools.training.config import TrainConfig
 from datatools.training.distributed import resolve_device
-from datatools.training.evaluation import EVAL_CONF, EVAL_MAX_DET, predict_batches
+from datatools.training.evaluation import EVAL_CONF, EVAL_MAX_DET, checkpoint_model, predict_batches
 
 
 class ImageListDataset(torch.utils.data.Dataset):
@@ -53,7 +54,6 @@ class PredictResult:
     detections: int
     classes: tuple[str, ...]
     device: str
-    unreadable: list[str] = field(default_factory=list)
 
 
 def _dataset_format(format: str | None, images: Path, split: str | None) -> str | None:
@@ -89,17 +89,11 @@ def predict(checkpoint: str | os.PathLike, images: str | os.PathLike, out: str |
     from datatools.datasets.transforms import eval_preset
 
     ckpt = load_checkpoint(checkpoint)
-    cfg = TrainConfig.from_dict(ckpt["args"])
-    classes = tuple(ckpt.get("classes") or ())
-    size = image_size or cfg.image_size
-    name = ckpt.get("model_name", cfg.model)
     # The checkpoint's resize mode: letterboxed squares, or keep-aspect (shorter side ``size``; the model pads each
     # batch itself). Either way the eval preset records the scale and boxes are mapped back to the original image.
-    model = build_model(name, len(classes), image_size=size, resize_mode=cfg.resize_mode,
-                        **inference_overrides(name, conf=conf, max_det=max_det))
-    model.load_state_dict(ckpt["model"])
-    dev = resolve_device(device)
-    model.to(dev).eval()
+    cfg = TrainConfig.from_dict(ckpt["args"])
+    cfg = dataclasses.replace(cfg, image_size=image_size or cfg.image_size)
+    classes = tuple(ckpt.get("classes") or ())
     images = Path(images)
     if not images.exists():
         raise UsageError(f"{images}: no such file or directory")
@@ -108,12 +102,11 @@ def predict(checkpoint: str | os.PathLike, images: str | os.PathLike, out: str |
         from datatools.metrics.inputs import load_ground_truth
 
         gt = load_ground_truth(images, format=format, split=split)
-        if tuple(gt.classes) != classes:
-            raise UsageError(f"the dataset's classes {list(gt.classes)} differ from the model's {list(classes)}")
-        recs = [r for r in gt.images if r.image_path]
-        paths = [str(r.image_path) for r in recs]
-        ids = [gt.image_ids[gt.images.index(r)] for r in recs] if len(recs) != len(gt.images) else list(gt.image_ids)
-        names = [r.file_name or r.image_id for r in recs]
+        classes = gt.classes
+        found = [(i, r) for i, r in enumerate(gt.images) if r.image_path]
+        paths = [str(r.image_path) for _, r in found]
+        ids = [gt.image_ids[i] for i, _ in found]
+        names = [r.file_name or r.image_id for _, r in found]
         cat_ids = list(gt.category_ids)
     else:
         if images.is_file():
@@ -126,19 +119,15 @@ def predict(checkpoint: str | os.PathLike, images: str | os.PathLike, out: str |
         paths = [found[n] for n in names]
         ids = list(range(1, len(paths) + 1))
         cat_ids = list(range(1, len(classes) + 1))
-    ds = ImageListDataset(paths, eval_preset(size, mode=cfg.resize_mode, dtype=None))
+    dev = resolve_device(device)
+    model = checkpoint_model(ckpt, cfg, classes=classes, conf=conf, max_det=max_det).to(dev)
+    ds = ImageListDataset(paths, eval_preset(cfg.image_size, mode=cfg.resize_mode, dtype=None))
     loader = make_loader(ds, batch_size=batch_size, shuffle=False, num_workers=workers)
-    preds = predict_batches(model, loader, dev)
+    # The model keeps at most ``max_det`` boxes scored above ``conf``, best first.
     results = []
-    for idx in range(len(paths)):
-        p = preds.get(idx)
-        if p is None:
-            continue
-        keep = np.flatnonzero(p["scores"] >= conf)[:max_det]
-        for k in keep:
-            x1, y1, x2, y2 = (float(v) for v in p["boxes"][k])
-            results.append({"image_id": ids[idx], "file_name": names[idx], "category_id": cat_ids[int(p["labels"][k])],
-                            "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)],
-                            "score": round(float(p["scores"][k]), 5)})
+    for idx, p in sorted(predict_batches(model, loader, dev).items()):
+        xywh = np.round(xyxy_to_xywh_array(p["boxes"]), 2).tolist()
+        results += [{"image_id": ids[idx], "file_name": names[idx], "category_id": cat_ids[int(label)], "bbox": box,
+                     "score": round(float(score), 5)} for box, label, score in zip(xywh, p["labels"], p["scores"])]
     atomic_write(out, json.dumps(results, separators=(",", ":")) + "\n")
     return PredictResult(out=str(out), images=len(paths), detections=len(results), classes=classes, device=str(dev))
