@@ -92,3 +92,6 @@ def test_cli_anchors_on_sample_data():
     assert table.exit_code == 0 and "mean best IoU" in table.output and "BPR" in table.output
     bad = CliRunner().invoke(cli, ["anchors", str(SAMPLE), "-k", "1000"])
     assert bad.exit_code == 2 and "lower -k" in bad.output
+    # SRC as a file:// URL, as every other command takes it (anchors alone refused it: "does not exist").
+    url = CliRunner().invoke(cli, ["anchors", SAMPLE.as_uri(), "-k", "9", "--img-size", "320", "--json"])
+    assert url.exit_code == 0 and json.loads(url.output) == d, url.output

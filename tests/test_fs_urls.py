@@ -459,7 +459,7 @@ def test_export_layouts_behind_a_url_read_as_locally(tmp_path, maker, fmt, image
 
 
 def test_read_json_names_the_file_and_the_problem(tmp_path):
-    from datatools.core.errors import InputError, UsageError
+    from datatools.core.errors import FormatError, InputError
     from datatools.core.fs import read_json
 
     (tmp_path / "ok.json").write_bytes(b'\xef\xbb\xbf{"a": [1]}')  # a BOM, as Windows tools write it
@@ -467,7 +467,7 @@ def test_read_json_names_the_file_and_the_problem(tmp_path):
     url = to_memory(tmp_path)
     for base in (str(tmp_path), url):
         assert read_json(f"{base}/ok.json") == {"a": [1]}
-        with pytest.raises(UsageError, match=r"bad\.json: not valid JSON: "):
+        with pytest.raises(FormatError, match=r"bad\.json: not valid JSON: "):
             read_json(f"{base}/bad.json")
         with pytest.raises(InputError, match=r"cannot read .*missing\.json: "):
             read_json(f"{base}/missing.json")

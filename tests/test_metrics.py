@@ -470,6 +470,16 @@ def test_cli_evaluate_json_and_plots(coco_case, tmp_path):
     assert cm.shape == (5, 5) and cm[:4, :4].trace() > cm[:4, :4].sum() / 2
 
 
+def test_cli_evaluate_plots_never_inside_an_input(coco_case, tmp_path):
+    """--plots inside the ground truth (or beside a COCO JSON, where its images lie) is refused before anything is
+    read or written, as every other writer's output is."""
+    for gt, plots in ((SAMPLE, SAMPLE / "plots"), (coco_case["gt_json"], coco_case["gt_json"].parent / "plots")):
+        r = CliRunner().invoke(cli, ["evaluate", "--gt", str(gt), "--pred", str(coco_case["pred"]),
+                                     "--plots", str(plots)])
+        assert r.exit_code == 2 and "is inside the input" in r.output and "Traceback" not in r.output, r.output
+        assert not plots.exists()
+
+
 @pytest.mark.parametrize("args,needle", [
     (["--metric", "voc", "--voc-method", "11point"], "VOC mAP@0.5 (11point)"),
     (["--metric", "coco"], "COCO AP@[.5:.95]"),
@@ -486,7 +496,7 @@ def test_cli_evaluate_bad_input(tmp_path):
     p = tmp_path / "p.json"
     p.write_text("{not json")
     r = CliRunner().invoke(cli, ["evaluate", "--gt", str(SAMPLE), "--pred", str(p)])
-    assert r.exit_code == 2 and "not valid JSON" in r.output and "Traceback" not in r.output
+    assert r.exit_code == 1 and "not valid JSON" in r.output and "Traceback" not in r.output
 
 
 def test_evaluate_reads_ground_truth_under_max_xml_mb_as_every_command_does(tmp_path):

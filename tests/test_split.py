@@ -766,3 +766,27 @@ def test_val_is_a_ratio_or_a_count_by_type_in_the_library_as_in_the_cli(small_vo
             plan_split(ds, val=val, method="random")
     r = CliRunner().invoke(cli, ["split", str(small_voc), str(tmp_path / "o"), "--val", str(val), "--json"])
     assert (r.exit_code == 0) == (parts is None) and "Traceback" not in r.output, r.output
+
+
+def test_cli_prints_class_names_as_data(tmp_path):
+    """A class named like console markup is printed as written in the deviation line (it was swallowed as a style,
+    and "[/]" was a MarkupError traceback)."""
+    names = ["[green]sq", "[/]", "[bold]x"]
+    items = {f"im{i}": voc_xml(f"im{i}.jpg", (100, 100), [{"name": names[i % 3], "box": (10, 10, 50, 50)}]
+                               + [{"name": names[(i // 3) % 3], "box": (20, 20, 60, 60)}] * (i % 4))
+             for i in range(30)}
+    root = make_voc_root(tmp_path / "voc", items)
+    r = CliRunner().invoke(cli, ["split", str(root), str(tmp_path / "out"), "--dry-run", "--method", "random",
+                                 "--seed", "5"])
+    assert r.exit_code == 0 and "Traceback" not in r.output, r.output
+    line = next(ln for ln in r.output.splitlines() if ln.startswith("largest deviation"))
+    assert any(f"({n} in " in line for n in names), line
+
+
+@pytest.mark.parametrize("command", ["split", "anchors", "sample", "report", "stats", "visualize"])
+def test_cli_a_negative_seed_is_a_usage_error(command, tmp_path):
+    args = {"split": ["--dry-run"], "sample": ["-n", "2"], "report": [], "stats": ["--labels-only"],
+            "visualize": []}.get(command, [])
+    out = [str(tmp_path / "out")] if command in ("split", "sample", "report", "visualize") else []
+    r = CliRunner().invoke(cli, [command, str(SAMPLE), *out, *args, "--seed", "-1"])
+    assert r.exit_code == 2 and "Invalid value for '--seed'" in r.output and "Traceback" not in r.output, r.output

@@ -4,18 +4,18 @@ from __future__ import annotations
 import click
 
 from datatools.cli.common import (console, emit_json, errors_to_click, esc, json_option, read_dataset,
-                                  reader_options, table, workers_option)
+                                  reader_options, SourcePath, stage_progress, table, workers_option)
 
 
 @click.command("anchors")
-@click.argument("src", type=click.Path(exists=True))
+@click.argument("src", type=SourcePath())
 @reader_options()
 @click.option("-k", "--num-anchors", "k", type=click.IntRange(1), default=9, show_default=True, help="Number of anchors.")
 @click.option("--img-size", type=click.IntRange(0), default=640, show_default=True,
               help="Training input size: boxes are scaled so each image's longer side is this (0 = original pixels).")
 @click.option("--iou-thr", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True,
               help="IoU a box needs with its best anchor to count towards the BPR (best possible recall).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the k-means++ initialisation.")
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed for the k-means++ initialisation.")
 @click.option("--n-init", type=click.IntRange(1), default=3, show_default=True,
               help="k-means runs from different seeds; the best mean IoU is kept.")
 @workers_option
@@ -28,8 +28,8 @@ def anchors_cmd(src, fmt, k, img_size, iou_thr, seed, n_init, images, sets, clas
     """
     from datatools.ops.anchors import compute_anchors
 
-    with errors_to_click():
-        ds = read_dataset(src, fmt, images=images, sets=sets, classes=classes, workers=workers,
+    with errors_to_click(), stage_progress(not as_json) as update:
+        ds = read_dataset(src, fmt, images=images, sets=sets, classes=classes, workers=workers, update=update,
                           max_xml_bytes=max_xml_bytes)
         res = compute_anchors(ds, k=k, img_size=img_size or None, iou_thr=iou_thr, seed=seed, n_init=n_init)
     if as_json:

@@ -4,14 +4,14 @@ from __future__ import annotations
 import click
 
 from datatools.cli.common import (console, count, counts_table, emit_json, engine_options, errors_to_click, esc,
-                                  findings_table, images_mode_option, json_option, parse_classes,
+                                  findings_table, images_mode_option, json_option, normalize_names_option, parse_classes,
                                   reader_options, SourcePath, stage_progress, workers_option)
 
 
 @click.command("check")
 @click.argument("src", type=SourcePath())
 @reader_options(classes_help="Expected class list (file or 'a,b,c'); other names are errors.", convention=True)
-@click.option("--normalize-names", is_flag=True, help="Treat class names case-insensitively.")
+@normalize_names_option
 @click.option("--no-headers", is_flag=True,
               help="Skip the extra image checks (EXIF rotation, unreadable images). Sizes are still read from the "
                    "image headers, as every reader does; the checks reuse those reads (except for YOLO and Open "

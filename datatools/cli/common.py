@@ -110,7 +110,18 @@ def count(n: int, singular: str, plural: str | None = None) -> str:
 
 
 def emit_json(obj) -> None:
-    click.echo(json.dumps(obj, indent=2, ensure_ascii=False, default=str))
+    """``--json`` output: JSON has no NaN or infinity, so an undefined number (an empty distribution) is null."""
+    click.echo(json.dumps(_finite(obj), indent=2, ensure_ascii=False, default=str))
+
+
+def _finite(obj):
+    if isinstance(obj, float) and obj - obj != 0.0:
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
 
 
 def parse_classes(value: str | None) -> list[str] | None:
@@ -191,6 +202,10 @@ convention_option = click.option(
     show_default=True,
     help="How VOC's 1-based pixel indices map to pixels: as-is = numbers as written (torchvision, mmdetection, "
          "globox, datumaro); devkit = [xmin-1, ymin-1, xmax, ymax]; ultralytics = VOC.yaml's centre-1 shift.")
+normalize_names_option = click.option(
+    "--normalize-names", is_flag=True,
+    help="Lower-case class names and collapse runs of spaces ('Dog ', 'dog' -> 'dog'). Otherwise names are kept as "
+         "written and case variants are reported.")
 images_mode_option = click.option(
     "--images-mode", type=click.Choice(["link", "copy", "symlink", "none"]), default="link", show_default=True,
     help="How images reach the output: hard link (copy when linking fails), copy, symlink, or none (leave them "

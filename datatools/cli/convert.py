@@ -8,8 +8,8 @@ import click
 
 from datatools.cli.common import (console, convention_option, count, counts_table, emit_json, engine_options,
                                   errors_to_click, esc, findings_table, images_mode_option, images_option, json_option,
-                                  max_xml_option, parse_classes, sets_option, SourcePath, stage_progress, table,
-                                  workers_option)
+                                  max_xml_option, normalize_names_option, parse_classes, sets_option, SourcePath,
+                                  stage_progress, table, workers_option)
 
 from datatools.formats import FORMATS  # the registry only: no format module is imported
 
@@ -26,9 +26,7 @@ def conversion_options(f):
         click.option("--difficult", type=click.Choice(["keep", "skip", "crowd"]), default=None,
                      help="What to do with VOC difficult objects: keep, skip, or crowd (COCO iscrowd=1, ignored by "
                           "COCO evaluation). Default: crowd for COCO output, keep otherwise."),
-        click.option("--normalize-names", is_flag=True,
-                     help="Lower-case class names and collapse spaces ('Dog ' -> 'dog'). Otherwise names are kept as "
-                          "written and case variants are reported."),
+        normalize_names_option,
         convention_option,
         images_mode_option,
         click.option("--precision", type=click.IntRange(0, 12), default=6, show_default=True,

@@ -18,7 +18,7 @@ from datatools.cli.common import (console, count, emit_json, engine_options, err
               help="Longer side of a gallery thumbnail, in pixels.")
 @click.option("--max-mb", type=click.FloatRange(1, 1000), default=20.0, show_default=True,
               help="Size budget of the page: the gallery is cut to fit it (every number still covers all images).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the gallery sample and the anchors.")
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed for the gallery sample and the anchors.")
 @click.option("-k", "--num-anchors", "k", type=click.IntRange(1), default=9, show_default=True,
               help="Anchors to cluster (as `datatools anchors -k`).")
 @click.option("--img-size", type=click.IntRange(0), default=640, show_default=True,

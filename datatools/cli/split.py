@@ -86,7 +86,7 @@ def group_options(f):
                    "Recommended for any dataset that may hold copies. Same as --group-by dupes.")
 @click.option("--kfold", type=click.IntRange(0), default=0,
               help="Write K folds (OUT/fold_<i>/, fold i as val); --test is held out first and shared by all folds.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the random choices (not used by hash).")
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed for the random choices (not used by hash).")
 @click.option("--drop-empty", is_flag=True, help="Leave out images without objects (default: kept and spread).")
 @click.option("--dry-run", is_flag=True, help="Show the split without writing anything.")
 @images_mode_option
@@ -169,7 +169,7 @@ def render(plan, *, out, written) -> None:
         t.add_row(c, *cells, f"{tot:,}")
     con.print(t)
     d = plan.deviation
-    worst = f" ({d['worst_class']} in {d['worst_part']})" if d["worst_class"] else ""
+    worst = f" ({esc(d['worst_class'])} in {esc(d['worst_part'])})" if d["worst_class"] else ""
     con.print(f"largest deviation from the asked share: images {d['images']:.2%}, class objects "
               f"{d['class_objects']:.2%}{worst}")
     if plan.groups:

@@ -19,7 +19,7 @@ from datatools.cli.common import (console, count, emit_json, engine_options, err
                    "WxH = exactly W x H.")
 @click.option("--sample", type=click.IntRange(1), default=None,
               help="Quick estimate from N images drawn with --seed (reported as an estimate).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for --sample.")
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed for --sample.")
 @click.option("--plots", "plots_dir", type=click.Path(file_okay=False), default=None,
               help="Write PNG histograms (classes, objects per image, box sizes, image sizes, pixel values) here.")
 @workers_option
@@ -67,24 +67,13 @@ def stats_cmd(src, fmt, labels_only, resize, sample, seed, plots_dir, images, se
         d["plots"] = plot_files
         if no_pixels:
             d["pixels"]["normalize"] = None
-        emit_json(_finite(d))
+        emit_json(d)
     else:
         render(report, plot_files)
     if no_pixels:
         raise click.ClickException(
             f"none of the {count(len(left_out), 'image')} could be read: no pixel statistics (the reasons are "
             "listed above)" if left_out else "there are no images to read: no pixel statistics")
-
-
-def _finite(obj):
-    """JSON has no NaN: empty distributions become null."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 def _q(d: dict, digits: int = 1) -> list[str]:

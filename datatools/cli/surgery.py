@@ -6,8 +6,8 @@ import functools
 import click
 
 from datatools.cli.common import (convention_option, count, emit_json, errors_to_click, esc, format_option,
-                                  images_mode_option, images_option, json_option, max_xml_option, parse_classes,
-                                  sets_option, SourcePath, workers_option)
+                                  images_mode_option, images_option, json_option, max_xml_option, normalize_names_option,
+                                  parse_classes, sets_option, SourcePath, workers_option)
 from datatools.formats import FORMATS  # the registry only: no format module is imported
 
 
@@ -84,8 +84,7 @@ def render(report) -> None:
 
 @click.command("merge")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-@click.option("--normalize-names", is_flag=True,
-              help="Fold class names that differ only in case or spacing ('Dog', 'dog ' -> 'dog').")
+@normalize_names_option
 @click.option("--splits", default=None, help="Keep only these splits, comma-separated (e.g. train,val); a split "
               "no source has is an error that lists those found. Default: all.")
 @click.option("--images", "images", multiple=True, type=click.Path(file_okay=False),
@@ -160,7 +159,7 @@ def filter_cmd(src, out, classes, **opts):
 @click.option("--frac", type=click.FloatRange(0, 1, min_open=True), default=None, help="Share of images to keep.")
 @click.option("--stratified", is_flag=True,
               help="Keep each class's share (split's stratification) and every class present where the size allows.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed: the same seed, the same sample.")
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Random seed: the same seed, the same sample.")
 @output_options
 def sample_cmd(src, out, n, frac, stratified, seed, **opts):
     """Write a subset of SRC (-n images or --frac of them) to OUT."""

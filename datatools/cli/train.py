@@ -81,7 +81,7 @@ from datatools.training.catalog import DEFAULT_MODEL, MODELS  # the table only: 
 @click.option("--no-channels-last", is_flag=True, help="Keep NCHW memory format on the GPU.")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (slow first epoch, faster after).")
 @click.option("--workers", "-j", type=click.IntRange(0), default=2, show_default=True, help="DataLoader workers per process.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for init, shuffling and augmentation.")
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed for init, shuffling and augmentation.")
 @click.option("--deterministic", is_flag=True, help="Deterministic algorithms (reproducible on CPU; slower on GPU).")
 @click.option("--no-augment", is_flag=True, help="Train without flips/colour jitter (letterbox only).")
 @click.option("--tensorboard", is_flag=True, help="Also log to OUT/tensorboard (needs the tensorboard package).")

@@ -29,7 +29,7 @@ def _grid(ctx, param, value):
                    "id, file name or stem per line.")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Draw at most N images (after the filters).")
 @click.option("--shuffle", is_flag=True, help="Pick images in a random order (reproducible with --seed).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for --shuffle.")
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed for --shuffle.")
 @click.option("--show-difficult", is_flag=True, help="Also draw difficult objects (dashed, labelled '(difficult)').")
 @click.option("--pred", "pred", type=SourcePath(), default=None,
               help="Predictions to draw beside the ground truth, matched as `evaluate --pred` matches them: COCO "

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from datatools.core.errors import InputError, UsageError
+from datatools.core.errors import FormatError, InputError, UsageError
 
 
 url = True  # for code that takes this module or its local stand-in, LocalFiles (see files_for)
@@ -245,14 +245,14 @@ def source_path(src: str | os.PathLike) -> str:
 
 def read_json(path: str | os.PathLike):
     """A JSON file's value (UTF-8, a BOM allowed), local path or URL. A file that cannot be read is an
-    :class:`InputError` (``cannot read PATH: why``), one that is not JSON a usage error that names it. Every JSON input
+    :class:`InputError` (``cannot read PATH: why``), one that is not JSON a :class:`FormatError` that names it. Every JSON input
     (COCO, Label Studio, predictions) is read through here."""
     try:
         return json.loads(read_small_file(path).decode("utf-8-sig"))
     except OSError as e:
         raise InputError(os.fspath(path), e) from e
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise UsageError(f"{os.fspath(path)}: not valid JSON: {e}") from e
+        raise FormatError(os.fspath(path), "", f"not valid JSON: {e}") from e
 
 
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)

@@ -79,7 +79,8 @@ def check_output_dir(out: str | os.PathLike, inputs: Iterable[str | os.PathLike]
     """Refuse an output location that is one of the inputs or inside an input folder, so a writer never overwrites
     its source nor adds files to it (``convert --to voc IN IN/Annotations/sub`` would make the next ``check IN``
     see every image twice). OUT must be a local path (a ``file://`` URL is made one by the CLI). Every writer
-    calls this before it reads or writes anything: convert, check --fix, split, visualize, stats --plots."""
+    calls this before it writes anything: convert, check --fix, split, visualize, stats --plots,
+    evaluate --plots, report."""
     if fs.is_url(os.fspath(out)):
         raise UsageError(f"{out}: OUT must be a local path (or a shared file system mounted at the same path on every "
                          "Ray node); URLs are read as inputs only")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 from datatools.core.boxes import fmt_number, xywh_to_xyxy, xyxy_to_xywh
-from datatools.core.errors import UsageError
+from datatools.core.errors import FormatError, UsageError
 from datatools.core.atomic import ImagesMode, place_images, staged_dir, write_files, write_many
 from datatools.core.fs import files_for, read_json
 from datatools.core.parallel import Mapper, ProgressFn
@@ -167,7 +167,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
     for split, jpath in json_files:
         data = read_json(jpath)
         if not isinstance(data, dict) or not isinstance(data.get("images"), list):
-            raise UsageError(f"{jpath}: expected a COCO object with an 'images' list")
+            raise FormatError(jpath, "", "expected a COCO object with an 'images' list")
         cats = data.get("categories") or []
         cat_name: dict = {}
         for c in sorted((c for c in cats if isinstance(c, dict)), key=lambda c: (str(type(c.get("id"))), c.get("id"))):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Iterable, Sequence
 
-from datatools.core.errors import UsageError
+from datatools.core.errors import FormatError, UsageError
 from datatools.core.fs import read_json
 from datatools.core.model import ImageRecord
 
@@ -44,5 +44,5 @@ def coco_documents(paths: Iterable[str]) -> dict[str, dict]:
     for path in sorted(set(paths)):
         docs[path] = read_json(path)
         if not isinstance(docs[path], dict):
-            raise UsageError(f"{path}: expected a COCO object with images, annotations and categories")
+            raise FormatError(path, "", "expected a COCO object with images, annotations and categories")
     return docs

@@ -27,7 +27,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 from datatools.core import fs
 from datatools.core.atomic import ImagesMode, place_images, write_many
 from datatools.core.boxes import fmt_number
-from datatools.core.errors import DatatoolsError, UsageError
+from datatools.core.errors import DatatoolsError, FormatError, UsageError
 from datatools.core.fs import files_for, read_json
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, sorted_classes
 from datatools.core.parallel import Mapper, ProgressFn
@@ -257,7 +257,7 @@ def _load_tasks(src: str) -> list[tuple[str, list[Located]]]:
         if isinstance(data, dict) and "data" in data:
             data = [data]
         if not isinstance(data, list):
-            raise UsageError(f"{p}: expected a Label Studio export (a list of tasks with 'data' and 'annotations')")
+            raise FormatError(p, "", "expected a Label Studio export (a list of tasks with 'data' and 'annotations')")
         if data and not any(is_task(x) or _is_min_item(x) for x in data):
             first = data[0]
             keys = sorted(first)[:8] if isinstance(first, dict) else type(first).__name__

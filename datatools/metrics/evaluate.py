@@ -111,7 +111,13 @@ def evaluate(gt: str | os.PathLike, pred: str | os.PathLike, *, gt_format: str |
              conf: float = 0.25, workers: int | None = None, max_xml_bytes: int | None = None) -> EvalReport:
     """Evaluate a predictions file (COCO results JSON, or a folder of YOLO txt with confidences) against ground
     truth in any format. See :mod:`datatools.metrics.inputs` for how ids are matched; ``workers`` is for reading
-    the ground truth. ``gt_format`` None (or ``auto``) detects the format of ``gt``, as ``convert`` does."""
+    the ground truth. ``gt_format`` None (or ``auto``) detects the format of ``gt``, as ``convert`` does. ``plots``
+    is never inside an input (a COCO or Label Studio file's folder included, where its images usually lie)."""
+    if plots:
+        from datatools.core.paths import check_output_dir
+
+        beside = [os.path.dirname(os.path.abspath(gt))] if os.path.isfile(gt) else []
+        check_output_dir(plots, [gt, images, pred, *beside])
     g = load_ground_truth(gt, format=gt_format, split=split, classes=classes, convention=convention, images=images,
                           workers=workers, max_xml_bytes=max_xml_bytes)
     p = load_predictions(pred, g)
