@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from datatools.cli import cli
@@ -155,3 +156,84 @@ def test_an_upper_case_json_suffix_is_read_as_it_is_detected(tmp_path):
     assert detect(str(tmp_path)) == "coco"
     ds = coco.read(tmp_path)
     assert ds.splits == ("val",) and ds.num_objects == 1
+
+
+def test_coco_image_ids_are_unique_and_never_empty(tmp_path):
+    """The third a.jpg (id 2) would be a__2, which the second image's own name holds: it is renamed again rather than
+    sharing (and overwriting) that image. A file name of only slashes and dots is named by its id, never ''."""
+    from datatools.formats import coco
+
+    names = ["a.jpg", "a__2.jpg", "a.jpg", "/", "../"]
+    doc = {"images": [{"id": k, "file_name": n, "width": 10, "height": 10} for k, n in enumerate(names)],
+           "annotations": [{"id": k + 1, "image_id": k, "category_id": 1, "bbox": [1, 1, 3, 3]} for k in range(5)],
+           "categories": [{"id": 1, "name": "x"}]}
+    (tmp_path / "a.json").write_text(json.dumps(doc))
+    ds = coco.read(tmp_path / "a.json")
+    assert sorted((r.image_id, r.file_name, len(r.annotations)) for r in ds.images) == [
+        ("a", "a.jpg", 1), ("a__2", "a__2.jpg", 1), ("a__2_2", "a.jpg", 1), ("image_3", "/", 1),
+        ("image_4", "../", 1)]
+
+
+BAD_IDS = {"images": [{"id": [1], "file_name": "a.jpg"}, {"id": 2, "file_name": "b.jpg"}],
+           "annotations": [{"id": 1, "image_id": [2], "category_id": 1, "bbox": [1, 1, 3, 3]},
+                           {"id": 2, "image_id": 2, "category_id": [1], "bbox": [1, 1, 3, 3]},
+                           {"id": 3, "image_id": 2, "category_id": {"a": 1}, "bbox": [1, 1, 3, 3]},
+                           {"id": 4, "image_id": 2, "category_id": 1, "bbox": [1, 1, 3, 3]}],
+           "categories": [{"id": 1, "name": "x"}, {"id": [2], "name": "y"}, {"id": {"b": 3}, "name": "z"}]}
+
+
+def test_coco_ids_that_are_lists_are_bad_ids_not_a_traceback(tmp_path):
+    """An id that is a list or an object cannot be looked up (a TypeError): it is read as a missing or unknown id,
+    with the finding such an id already gets, and the rest of the file is read."""
+    from datatools.formats import coco
+
+    (tmp_path / "a.json").write_text(json.dumps(BAD_IDS))
+    ds = coco.read(tmp_path / "a.json")
+    assert [(r.image_id, [a.label for a in r.annotations]) for r in ds.images] == [("b", ["x"])]
+    got = [(f.code, f.field) for f in ds.findings if f.code != "missing-image-dir" and f.code != "missing-size"]
+    assert got == [("bad-category", "categories"), ("bad-category", "categories"), ("missing-field", "images[0]/id"),
+                   ("unknown-image", "annotations[0]/image_id"), ("unknown-class", "annotations[1]/category_id"),
+                   ("unknown-class", "annotations[2]/category_id")]
+    assert ds.objects_read == 4
+
+
+def test_coco_ids_that_are_lists_through_check(tmp_path):
+    (tmp_path / "a.json").write_text(json.dumps(BAD_IDS))
+    r = CliRunner().invoke(cli, ["check", str(tmp_path / "a.json")])
+    assert r.exit_code == 1, r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit)
+    assert "Traceback" not in r.output and "images[0]/id" in r.output
+
+
+def test_coco_segmentation_of_words_is_a_finding(tmp_path):
+    """Without a bbox the box is the polygon's extent, its coordinates read by the bbox's rule: "a" (float() raised
+    a ValueError) or "1" (float() took it) drops the object with its finding."""
+    from datatools.formats import coco
+
+    segs = [[[1, 2, 5, 2, 5, 8]], [["a", 2, 5, 2, 5, 8]], [[1, 2, "5", 2, 5, 8]]]
+    doc = {"images": [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 10}],
+           "annotations": [{"id": k, "image_id": 1, "category_id": 1, "segmentation": s} for k, s in enumerate(segs)],
+           "categories": [{"id": 1, "name": "x"}]}
+    (tmp_path / "a.json").write_text(json.dumps(doc))
+    ds = coco.read(tmp_path / "a.json")
+    assert [a.box for a in ds.images[0].annotations] == [(1.0, 2.0, 5.0, 8.0)]
+    assert [f.field for f in ds.findings if f.code == "missing-field"] == ["annotations[1]/bbox", "annotations[2]/bbox"]
+
+
+@pytest.mark.parametrize("attrs,want,bad", [
+    ({"difficult": "false", "occluded": "0"}, (False, False, False), []),  # bool("false") was True
+    ({"difficult": "true", "truncated": 1, "occluded": "yes"}, (True, True, True), []),
+    ({"difficult": True, "truncated": None}, (True, False, False), []),
+    ({"difficult": "maybe", "occluded": 2}, (False, False, True), ["difficult", "occluded"]),
+])
+def test_coco_flags_written_as_text_are_read_by_the_flag_rule(tmp_path, attrs, want, bad):
+    from datatools.formats import coco
+
+    doc = {"images": [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 10}],
+           "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 3, 3], "attributes": attrs}],
+           "categories": [{"id": 1, "name": "x"}]}
+    (tmp_path / "a.json").write_text(json.dumps(doc))
+    ds = coco.read(tmp_path / "a.json")
+    (a,) = ds.images[0].annotations
+    assert (a.difficult, a.truncated, a.occluded) == want
+    assert [f.field for f in ds.findings if f.code == "bad-flag"] == [f"annotations[0]/attributes/{k}" for k in bad]

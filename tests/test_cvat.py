@@ -441,3 +441,18 @@ def test_malformed_flags_and_attributes_are_findings(tmp_path, body, want, findi
     got = [(f.code, f.field) for f in ds.findings if f.code in ("bad-flag", "bad-attribute")]
     assert got == ([finding] if finding else [])
     assert all(f.severity.value == "warning" and f.image_id == "a" for f in ds.findings if f.code.startswith("bad-"))
+
+
+@pytest.mark.parametrize("names,want", [
+    # the third a.jpg (id 2) would be a__2, which the second image's own name holds: it is renamed again
+    (["a.jpg", "a__2.jpg", "a.jpg"], ["a", "a__2", "a__2_2"]),
+    (["a.jpg", "a.jpg", "a.jpg"], ["a", "a__1", "a__2"]),
+    (["../", "./"], ["image_0", "image_1"]),  # a name of nothing but dots and slashes: never an empty id
+])
+def test_image_ids_are_unique_and_never_empty(tmp_path, names, want):
+    (tmp_path / "annotations.xml").write_text("<annotations>" + "".join(
+        f'<image id="{k}" name="{n}" width="10" height="10"><box label="l{k}" xtl="1" ytl="1" xbr="5" ybr="5"/>'
+        "</image>" for k, n in enumerate(names)) + "</annotations>")
+    ds = cvat.read(tmp_path)
+    assert [(im.image_id, [a.label for a in im.annotations]) for im in ds.images] == [
+        (iid, [f"l{k}"]) for k, iid in enumerate(want)]

@@ -557,3 +557,16 @@ def test_a_rotation_that_is_no_number_drops_the_box_as_cvat_does(tmp_path, rotat
     bad = [f for f in ds.findings if f.code == "bad-number"]
     assert [(f.field, f.objects) for f in bad] == ([] if kept else [("[0]/annotations[0]/result[0]/value/rotation", 1)])
     assert ds.objects_read == ds.num_objects + sum(f.objects for f in ds.findings)
+
+
+def test_one_image_in_three_exports_gets_three_ids(tmp_path):
+    """Three exports of one task each for a.jpg, without task ids: the second and third both became a__0, so one
+    task's boxes were lost and another's doubled while objects in still balanced. The suffix now loops until free."""
+    for k, label in enumerate(["cat", "dog", "fox"]):
+        t = {"data": {"image": "a.jpg"}, "annotations": [annotation(1, region(label, 10, 10, 20, 20))]}
+        (tmp_path / f"e{k}.json").write_text(json.dumps([t]))
+    ds = labelstudio.read(tmp_path)
+    assert [(im.image_id, [a.label for a in im.annotations]) for im in ds.images] == [
+        ("a", ["cat"]), ("a__0", ["dog"]), ("a__0_2", ["fox"])]
+    assert [f.image_id for f in ds.findings if f.code == "duplicate-file-name"] == ["a__0", "a__0_2"]
+    assert ds.objects_read == ds.num_objects == 3

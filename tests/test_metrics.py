@@ -605,6 +605,26 @@ def test_yolo_prediction_files_are_parsed_once_each(tmp_path, monkeypatch):
         load_predictions(folder, gt)
 
 
+def test_nan_and_inf_in_yolo_prediction_rows_are_bad_numbers(tmp_path):
+    """A prediction row's class id, coordinate or confidence of nan or inf is a bad-number, the row dropped and
+    counted, as a word is: a nan class id crashed evaluate with a traceback, a NaN box was scored silently."""
+    gt = load_ground_truth(SAMPLE, format="voc", split="val")
+    folder = tmp_path / "pred"
+    folder.mkdir()
+    bad = ["nan 0.5 0.5 0.2 0.2 0.9", "inf 0.5 0.5 0.2 0.2 0.9", "0 nan 0.5 0.2 0.2 0.9", "0 0.5 0.5 0.2 0.2 nan",
+           "0 0.5 0.5 0.2 0.2 inf"]
+    (folder / f"{gt.images[0].image_id}.txt").write_text("\n".join(["0 0.5 0.5 0.2 0.2 0.9", *bad]) + "\n")
+    p = load_predictions(folder, gt)
+    assert len(p.table) == 1 and p.read == 6
+    assert [(f.code, f.field, f.objects) for f in p.findings] == [("bad-number", f"line {k}", 1) for k in range(2, 7)]
+    r = CliRunner().invoke(cli, ["evaluate", "--gt", str(SAMPLE), "--split", "val", "--pred", str(folder), "--json"],
+                           catch_exceptions=False)
+    assert r.exit_code == 0, r.output  # bad prediction rows are reported, as a word in a row is, not fatal
+    out = json.loads(r.output)
+    assert [f["field"] for f in out["findings"] if f["code"] == "bad-number"] == [f"line {k}" for k in range(2, 7)]
+    assert out["predictions_used"] == 1
+
+
 @pytest.mark.parametrize("plus", [False, True])
 def test_confusion_matrix_matches_as_ap_does(plus):
     """GT [0, 0, 9, 9] and a detection [1, 1, 10, 10]: IoU 0.653 in continuous pixels, 0.681 with the devkit's +1.

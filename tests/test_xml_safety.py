@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from datatools.cli import cli
 from datatools.formats import voc
 from datatools.formats.safe_xml import declares_dtd, parse_document
-from tests.conftest import ROOT, make_voc_root, voc_xml
+from tests.conftest import ROOT, make_jpeg, make_voc_root, voc_xml
 
 TIMEOUT = 60  # seconds; a hang on a FIFO is forever, a pass takes about one
 BODY = ("<annotation><filename>a.jpg</filename><size><width>40</width><height>30</height></size>"
@@ -172,6 +172,36 @@ def test_a_fifo_as_an_annotation_file_is_refused(tmp_path):
     """)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "['good'] [('unreadable-file', 'not a regular file')]"
+
+
+@needs_fifo
+@pytest.mark.parametrize("fmt, files, pipe", [
+    ("labelme", {"good.json": '{"shapes": [{"label": "cat", "points": [[1, 1], [9, 9]], "shape_type": "rectangle"}], '
+                              '"imagePath": "good.jpg"}'}, "pipe.json"),
+    ("yolo", {"data.yaml": "train: images/train\nnames: [cat]\n", "labels/train/good.txt": "0 0.5 0.5 0.2 0.2\n"},
+     "labels/train/pipe.txt"),
+])
+def test_a_fifo_in_a_labelme_or_yolo_folder_is_refused_as_in_voc(tmp_path, fmt, files, pipe):
+    """LabelMe JSON and YOLO label files are read by VOC's rule (common.read_annotation_file): a FIFO named x.json
+    hung labelme.read forever. The reader and ``check`` (which detects the format first) report it and return."""
+    root = tmp_path / fmt
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    image_dir = root / ("images/train" if fmt == "yolo" else "")
+    for stem in ("good", "pipe"):
+        make_jpeg(image_dir / f"{stem}.jpg", 40, 30)
+    os.mkfifo(root / pipe)
+    r = run_python(f"""
+        from click.testing import CliRunner
+        from datatools import formats
+        from datatools.cli import cli
+        ds = formats.get({fmt!r}).read({str(root)!r}, workers=1)
+        print([im.image_id for im in ds.images], [(f.code, f.message) for f in ds.findings if f.image_id == "pipe"])
+        print(CliRunner().invoke(cli, ["check", {str(root)!r}, "--workers", "1"], catch_exceptions=False).exit_code)
+    """)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[:2] == ["['good'] [('unreadable-file', 'not a regular file')]", "1"], r.stdout
 
 
 @pytest.mark.parametrize("command", [["check"], ["stats", "--labels-only"], ["anchors", "-k", "1"],

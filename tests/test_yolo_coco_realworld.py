@@ -253,6 +253,20 @@ def test_mixed_box_and_polygon_rows_are_a_warning(tmp_path):
     assert ds.num_objects == 2 and [f.code for f in ds.findings if f.code == "mixed-rows"] == ["mixed-rows"]
 
 
+@pytest.mark.parametrize("row", ["nan 0.5 0.5 0.2 0.2", "inf 0.5 0.5 0.2 0.2", "-inf 0.5 0.5 0.2 0.2",
+                                 "0 nan 0.5 0.2 0.2", "0 0.5 0.5 inf 0.2", "0 abc 0.5 0.2 0.2"])
+def test_nan_and_inf_in_a_row_are_bad_numbers_as_a_word_is(row, tmp_path):
+    """float() reads nan and inf: a class id of either crashed int() (a traceback from check), and a NaN coordinate
+    made a NaN box with no finding. Each is a bad-number on its line, the row dropped and counted."""
+    root = yolo_dir(tmp_path, "0 0.5 0.5 0.2 0.2\n" + row + "\n")
+    ds = formats.get("yolo").read(root)
+    bad = [(f.code, f.field, f.objects) for f in ds.findings if f.severity.value == "error"]
+    assert bad == [("bad-number", "line 2", 1)] and ds.num_objects == 1 and ds.objects_read == 2
+    r = run("check", root, "--json")
+    assert r.exit_code == 1, r.output
+    assert [f["code"] for f in json.loads(r.output)["findings"] if f["severity"] == "error"] == ["bad-number"]
+
+
 # ------------------------------------------------------------------------------------------------ 8: val = train
 
 def test_voc_without_split_lists_round_trips_through_yolo_as_one_split(tmp_path):

@@ -22,7 +22,8 @@ from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, all_classes
 from datatools.formats.common import (DEFAULT_SPLIT, ImageIndex, WriteResult, err, fill_sizes_from_headers, info,
-                                      json_number, json_side, no_image_dir, output_image_name, split_named, warn)
+                                      json_number, json_side, name_id, no_image_dir, output_image_name, read_flag,
+                                      split_named, warn)
 
 NAME = "coco"
 # What write() replaces whole in OUT (see core.paths.refuse_replacing_inputs); the image folder only when it
@@ -39,6 +40,7 @@ _IMAGE_KEYS = frozenset({"id", "file_name", "width", "height"})
 _ANN_KEYS = frozenset({"id", "image_id", "category_id", "bbox", "iscrowd", "attributes", "score"})
 _CAT_KEYS = frozenset({"id", "name"})
 _FLAGS = ("difficult", "truncated", "occluded")
+_ID = (int, str)  # what an id may be: a list or an object is no id (and no dict key: it raised a TypeError)
 
 
 def _json_files(src: str) -> list[tuple[str | None, str]]:
@@ -170,9 +172,11 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
             raise FormatError(jpath, "", "expected a COCO object with an 'images' list")
         cats = data.get("categories") or []
         cat_name: dict = {}
-        for c in sorted((c for c in cats if isinstance(c, dict)), key=lambda c: (str(type(c.get("id"))), c.get("id"))):
+        by_id = sorted((c for c in cats if isinstance(c, dict)),  # ids of one type compare; a bad one is no id
+                       key=lambda c: (str(type(c.get("id"))), c["id"] if isinstance(c.get("id"), _ID) else 0))
+        for c in by_id:
             name = str(c.get("name", "")).strip()
-            if c.get("id") is None or not name:
+            if not isinstance(c.get("id"), _ID) or not name:
                 findings.append(warn("bad-category", str(jpath), "categories", f"category {c!r} has no id or name"))
                 continue
             cat_name[c["id"]] = name
@@ -198,23 +202,22 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
             findings.append(_no_image_dir(jpath, split, images, len(file_names)))
         for k, im in enumerate(data["images"]):
             where = f"images[{k}]"
-            if not isinstance(im, dict) or im.get("id") is None:
-                findings.append(err("missing-field", str(jpath), f"{where}/id", "image entry without an id; dropped",
-                                    image_dropped=True))
+            if not isinstance(im, dict) or not isinstance(im.get("id"), _ID):
+                found = f", found {im.get('id')!r:.60}" if isinstance(im, dict) and im.get("id") is not None else ""
+                findings.append(err("missing-field", str(jpath), f"{where}/id", f"image entry without an id (an int "
+                                    f"or a string){found}; dropped", image_dropped=True))
                 continue
             fname = str(im.get("file_name") or "").strip()
-            iid = posixpath.splitext(fname.replace("\\", "/").lstrip("/"))[0] if fname else f"image_{im['id']}"
-            iid = "/".join(p for p in iid.split("/") if p not in ("", ".", ".."))
+            iid = name_id(fname, fallback=f"image_{im['id']}")
             if iid in records and records[iid].source != f"{jpath}#{im['id']}":
                 prev = records[iid]
                 if split and split not in prev.splits and prev.file_name == fname:
                     img_by_id[im["id"]] = iid
                     records[iid] = _with_split(prev, split)
                     continue
+                iid = name_id(fname, fallback=f"image_{im['id']}", key=im["id"], taken=records)
                 findings.append(warn("duplicate-file-name", str(jpath), f"{where}/file_name",
-                                     f"file name {fname!r} appears twice; this one is kept as {iid}__{im['id']}",
-                                     image_id=f"{iid}__{im['id']}"))
-                iid = f"{iid}__{im['id']}"
+                                     f"file name {fname!r} appears twice; this one is kept as {iid}", image_id=iid))
             w, h = json_side(im.get("width")), json_side(im.get("height"))
             image_path = None
             if index.exists:
@@ -245,12 +248,12 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
             if not isinstance(a, dict):
                 findings.append(err("missing-field", str(jpath), where, "annotation is not an object; dropped", objects=1))
                 continue
-            iid = img_by_id.get(a.get("image_id"))
+            iid = img_by_id.get(a.get("image_id")) if isinstance(a.get("image_id"), _ID) else None
             if iid is None:
                 findings.append(err("unknown-image", str(jpath), f"{where}/image_id",
                                     f"image_id {a.get('image_id')!r} is not in images; dropped", objects=1))
                 continue
-            if a.get("category_id") not in cat_name:
+            if not isinstance(a.get("category_id"), _ID) or a["category_id"] not in cat_name:
                 findings.append(err("unknown-class", str(jpath), f"{where}/category_id",
                                     f"category_id {a.get('category_id')!r} is not in categories; dropped",
                                     image_id=iid, objects=1))
@@ -267,10 +270,15 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
             nested = {k2: v for k2, v in attrs.items() if k2 not in _FLAGS and isinstance(v, (dict, list))}
             kept = _extra(a, _ANN_KEYS) + ((("attributes", nested),) if nested else ())
             score = json_number(a.get("score")) if "score" in a else None
+            # A flag written as text ("false", "0") goes through the rule every format reads flags by: bool("false")
+            # is True, so such objects came out difficult.
+            flags = {k2: v if isinstance(v, bool) else read_flag(None if v is None else str(v), str(jpath),
+                                                                 f"{where}/attributes/{k2}", iid, findings)
+                     for k2, v in attrs.items() if k2 in _FLAGS}
             anns_by_img.setdefault(iid, []).append(Annotation(
-                cat_name[a["category_id"]], box, difficult=bool(attrs.get("difficult", False)),
-                truncated=bool(attrs.get("truncated", False)), occluded=bool(attrs.get("occluded", False)),
-                iscrowd=bool(a.get("iscrowd", 0)) and not attrs.get("difficult", False), score=score, attributes=plain,
+                cat_name[a["category_id"]], box, difficult=flags.get("difficult", False),
+                truncated=flags.get("truncated", False), occluded=flags.get("occluded", False),
+                iscrowd=bool(a.get("iscrowd", 0)) and not flags.get("difficult", False), score=score, attributes=plain,
                 where=where, extra=kept))
         for iid, anns in anns_by_img.items():
             rec = records[iid]
@@ -377,9 +385,11 @@ def _box_of(a: dict):
             return xywh_to_xyxy(*vals)  # type: ignore[arg-type]
     seg = a.get("segmentation")
     if isinstance(seg, list) and seg and all(isinstance(p, list) and len(p) >= 6 for p in seg):
-        xs = [float(v) for p in seg for v in p[0::2]]
-        ys = [float(v) for p in seg for v in p[1::2]]
-        return (min(xs), min(ys), max(xs), max(ys))
+        # the bbox's number rule: float() took "1" and raised a ValueError (a traceback) on "a"
+        xs = [json_number(v) for p in seg for v in p[0::2]]
+        ys = [json_number(v) for p in seg for v in p[1::2]]
+        if None not in xs and None not in ys:
+            return (min(xs), min(ys), max(xs), max(ys))  # type: ignore[type-var]
     return None
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import os
-import posixpath
 from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
@@ -29,10 +28,10 @@ from datatools.core.fs import files_for
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, all_classes
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.formats.common import (ImageIndex, WriteResult, err, existing_source, fill_sizes_from_headers,
-                                      fold_no_images, id_in_split, info, no_image_dir, output_image_name, read_flag,
-                                      side, text_number, warn)
+                                      fold_no_images, id_in_split, info, name_id, no_image_dir, output_image_name,
+                                      read_annotation_file, read_flag, side, text_number, warn)
 from datatools.formats.safe_xml import escape, parse_document
-from datatools.formats.voc_xml import read_xml_file
+from datatools.formats.voc_xml import RAISE_XML_LIMIT
 
 NAME = "cvat"
 # What write() replaces whole in OUT; the image folder only when it places images.
@@ -263,8 +262,7 @@ def parse_cvat(data: bytes, *, path: str) -> tuple[list[ImageRecord], list[str],
             findings.append(err("missing-field", path, f"{where}/@name", "the image has no name; dropped with "
                                 f"its {len(shapes)} shape(s)", objects=len(shapes), image_dropped=True))
             continue
-        iid = posixpath.splitext(name.replace("\\", "/"))[0]
-        iid = "/".join(p for p in iid.split("/") if p not in ("", ".", "..")) or f"image_{im.get('id', k)}"
+        iid = name_id(name, fallback=f"image_{im.get('id', k)}")
         subset = (im.get("subset") or "").strip()
         if iid in seen:
             # A project export keeps names unique within a subset only (its zip holds images/<subset>/<name>): the
@@ -273,10 +271,9 @@ def parse_cvat(data: bytes, *, path: str) -> tuple[list[ImageRecord], list[str],
             if other:
                 iid = other
             else:
-                new = f"{iid}__{im.get('id', k)}"
+                iid = name_id(name, fallback=f"image_{im.get('id', k)}", key=im.get("id", k), taken=seen)
                 findings.append(warn("duplicate-file-name", path, f"{where}/@name",
-                                     f"image name {name!r} appears twice; this one is kept as {new}", image_id=new))
-                iid = new
+                                     f"image name {name!r} appears twice; this one is kept as {iid}", image_id=iid))
         seen[iid] = subset
         anns: list[Annotation] = []
         to_box: dict[str, int] = {}  # polygons, ellipses and masks read as their box
@@ -332,7 +329,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
     xml_path = annotation_file(src)
     if on_total:
         on_total(1)
-    data, unreadable = read_xml_file(xml_path, "", max_bytes=max_xml_bytes)
+    data, unreadable = read_annotation_file(xml_path, "", max_bytes=max_xml_bytes, raise_with=RAISE_XML_LIMIT)
     if data is None:
         records, labels, findings, met = [], [], [unreadable], 0
     else:

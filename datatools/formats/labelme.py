@@ -25,13 +25,13 @@ from typing import Sequence
 from datatools.core import fs
 from datatools.core.atomic import ImagesMode, place_images, staged_dir, write_staged
 from datatools.core.boxes import fmt_number
-from datatools.core.fs import files_for, read_small_file
+from datatools.core.fs import files_for
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, sorted_classes
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
 from datatools.formats.common import (ImageIndex, WriteResult, err, existing_source, fill_sizes_from_headers,
                                       fold_no_images, info, json_number, json_side, no_image_dir, output_image_name,
-                                      warn)
+                                      read_annotation_file, warn)
 
 NAME = "labelme"
 # What write() replaces whole in OUT (see core.paths.refuse_replacing_inputs); the image folder only when it
@@ -200,10 +200,9 @@ def read_chunk(items: Sequence[tuple[str, str]], *, root: str, image_root: str |
     findings: list[Finding] = []
     shapes_met = 0
     for iid, path in items:
-        try:
-            raw = read_small_file(path)
-        except OSError as e:
-            findings.append(err("unreadable-file", path, "", f"cannot read: {e}", image_id=iid, image_dropped=True))
+        raw, unreadable = read_annotation_file(path, iid)
+        if raw is None:
+            findings.append(unreadable)  # type: ignore[arg-type]
             continue
         if not raw.strip():
             findings.append(err("empty-file", path, "", "the file is empty; dropped", image_id=iid,

@@ -33,7 +33,7 @@ from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, sort
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import IMAGE_EXTENSIONS
 from datatools.formats.common import (ImageIndex, WriteResult, err, existing_source, fill_sizes_from_headers, info,
-                                      json_number, json_side, no_image_dir, output_image_name, warn)
+                                      json_number, json_side, name_id, no_image_dir, output_image_name, warn)
 from datatools.formats.labelstudio_min import Located, is_region_list, is_task
 from datatools.formats.labelstudio_min import to_tasks as min_to_tasks
 
@@ -313,7 +313,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
             uploaded = ""
             if _is_upload(ref) and _UPLOAD_HASH.match(name):
                 uploaded, name = name, name[9:]  # the name the user uploaded
-            stem = posixpath.splitext(name)[0] or f"task_{task.get('id', t)}"
+            stem = name_id(name, fallback=f"task_{task.get('id', t)}")
             found = None
             if looked_up and index.exists:
                 found, _, _ = index.find(name, stem, id_names_image=False)
@@ -322,9 +322,8 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
                 if found is None:
                     findings.append(err("missing-image", path, data_at, f"no image {name!r} in {folder}",
                                         image_id=stem))
-            iid = stem
-            if iid in seen:
-                iid = f"{stem}__{task.get('id', t)}"
+            iid = name_id(name, fallback=f"task_{task.get('id', t)}", key=task.get("id", t), taken=seen)
+            if iid != stem:
                 findings.append(warn("duplicate-file-name", path, data_at,
                                      f"image name {name!r} appears twice; this one is kept as {iid}", image_id=iid))
             seen.add(iid)

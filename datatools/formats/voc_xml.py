@@ -7,14 +7,12 @@ the chunks together.
 """
 from __future__ import annotations
 
-import os
-import stat
 from typing import Sequence
 
 from datatools.core.boxes import DEFAULT_CONVENTION, PixelConvention, voc_to_xyxy
-from datatools.core.fs import is_url, read_small_file
 from datatools.core.model import Annotation, Finding, ImageRecord
-from datatools.formats.common import MAX_SIDE, err, info, read_flag, text_number, warn
+from datatools.formats.common import (MAX_ANNOTATION_BYTES, MAX_SIDE, err, info, read_annotation_file, read_flag,
+                                      text_number, warn)
 from datatools.formats.safe_xml import parse_document
 
 # Object children read for what they are; any other leaf child is kept as an attribute (``pose``, ...).
@@ -210,36 +208,10 @@ def _read_object(obj, k: int, *, path: str, image_id: str, convention: PixelConv
                       _OBJECT_AT[k] if k < len(_OBJECT_AT) else f"object[{k}]"), parts
 
 
-# Annotation files over this size are refused unread: a 38 MiB VOC file took 4.2 s and 826 MiB per worker, and a real
-# one is a few KB. ``voc.read(max_xml_bytes=...)`` raises it.
-MAX_XML_BYTES = 16 * 2**20
-
-
-def read_xml_file(path: str, image_id: str, *, max_bytes: int = MAX_XML_BYTES) -> tuple[bytes | None, Finding | None]:
-    """An annotation file's bytes (local or fsspec URL), or None and the finding that says why it is unreadable or
-    refused: larger than ``max_bytes`` (``file-too-large``), or not a regular file (a FIFO or a device would block
-    the read forever)."""
-    try:
-        if not is_url(path):
-            st = os.stat(path)
-            if not stat.S_ISREG(st.st_mode):
-                return None, err("unreadable-file", path, "", "not a regular file", image_id=image_id,
-                                 image_dropped=True)
-            if st.st_size > max_bytes:
-                return None, _too_large(path, image_id, st.st_size, max_bytes)
-        data = read_small_file(path)
-    except OSError as e:
-        return None, err("unreadable-file", path, "", f"cannot read: {e.strerror or e}", image_id=image_id,
-                         image_dropped=True)
-    if len(data) > max_bytes:  # a URL, or a file that grew since stat
-        return None, _too_large(path, image_id, len(data), max_bytes)
-    return data, None
-
-
-def _too_large(path: str, image_id: str, size: int, max_bytes: int) -> Finding:
-    return err("file-too-large", path, "", f"the file is {size:,} bytes, over the limit of {max_bytes:,} for an "
-               "annotation file; refused unread (raise --max-xml-mb or max_xml_bytes= to read it)", image_id=image_id,
-               image_dropped=True)
+# ``voc.read(max_xml_bytes=...)`` raises the limit on one annotation file (see common.read_annotation_file); the
+# options that do are named in a file-too-large finding.
+MAX_XML_BYTES = MAX_ANNOTATION_BYTES
+RAISE_XML_LIMIT = "--max-xml-mb or max_xml_bytes="
 
 
 def read_chunk(files: Sequence[XmlFile], *, convention: PixelConvention | str = DEFAULT_CONVENTION,
@@ -256,7 +228,7 @@ def read_chunk(files: Sequence[XmlFile], *, convention: PixelConvention | str = 
     findings: list[Finding] = []
     shared: dict = {}
     for path, image_id, splits in files:
-        data, unreadable = read_xml_file(path, image_id, max_bytes=max_bytes)
+        data, unreadable = read_annotation_file(path, image_id, max_bytes=max_bytes, raise_with=RAISE_XML_LIMIT)
         if data is None:
             findings.append(unreadable)  # type: ignore[arg-type]
             continue
@@ -272,7 +244,7 @@ def image_fields(path: str) -> dict[str, str]:
     """The image-level fields of one annotation file: every leaf tag below ``<annotation>`` other than the objects,
     by dotted name (``folder``, ``source.database``), the first occurrence winning, as :func:`parse_xml` reads
     them. For ``split --group-by attr:NAME``. An unreadable or refused file has none (the reader reports it)."""
-    data, _ = read_xml_file(path, "")
+    data, _ = read_annotation_file(path, "")
     root = parse_document(data, path=path, image_id="", root_tag="annotation")[0] if data is not None else None
     out: dict[str, str] = {}
     if root is None:

@@ -16,13 +16,13 @@ from datatools.core.boxes import fmt_numbers, xyxy_to_yolo, yolo_to_xyxy
 from datatools.core.errors import DatatoolsError, FormatError, UsageError
 from datatools.core import fs
 from datatools.core.atomic import ImagesMode, place_images, staged_dir, write_many, write_staged
-from datatools.core.fs import files_for, read_small_file
+from datatools.core.fs import files_for
 from datatools.core.images import ImageHeader
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, all_classes
 from datatools.formats.common import (DEFAULT_SPLIT, WriteResult, err, id_in_split, info, output_image_name,
-                                      read_headers, split_role, warn)
+                                      read_annotation_file, read_headers, split_role, warn)
 # The layout (data.yaml, split folders) lives in yolo_layout; discover and data_yaml are re-exported for callers.
 from datatools.formats.yolo_layout import (SPLIT_KEYS, data_yaml, discover, placeholder_names,  # noqa: F401
                                            yaml_splits)
@@ -89,6 +89,10 @@ def parse_label_text(text: str, *, path: str, image_id: str, names: Sequence[str
             continue
         if refuse_pixels and n in (5, 6):
             _refuse_pixel_row(vals[1:5], f"{path}:{lineno}")
+        if not all(v - v == 0.0 for v in vals):  # NaN and inf are no numbers either (common.text_number's rule)
+            findings.append(err("bad-number", path, where, f"expected finite numbers, found {line.strip()!r}; row "
+                                "dropped", image_id=image_id, objects=1))
+            continue
         cid = vals[0]
         if cid != int(cid) or not (0 <= int(cid) < len(names)):
             findings.append(err("unknown-class", path, where,
@@ -123,7 +127,8 @@ _NORMALIZED_SLACK = 0.01
 
 
 def _refuse_pixel_row(coords: Sequence[float], where: str) -> None:
-    """See ``refuse_pixels`` of :func:`parse_label_text`. NaN is left to the box checks, which report it."""
+    """See ``refuse_pixels`` of :func:`parse_label_text`. NaN is left to its number check (``bad-number``); inf is
+    refused here, as outside [0, 1]."""
     lo, hi = -_NORMALIZED_SLACK, 1.0 + _NORMALIZED_SLACK
     bad = [v for v in coords if v == v and not lo <= v <= hi]
     if bad:
@@ -138,12 +143,13 @@ def _read_one(image_path: str, image_id: str, names: Sequence[str], header: Imag
     image cannot be sized, findings, rows met)."""
     findings: list[Finding] = []
     label_path = _label_path_for(image_path)
+    data, unreadable = read_annotation_file(label_path, image_id, missing_ok=True)  # None, None: no label file
     try:
-        text = read_small_file(label_path).decode("utf-8-sig")  # local or fsspec URL
-    except FileNotFoundError:
-        text = None
-    except (OSError, UnicodeDecodeError) as e:
-        return None, [err("unreadable-file", label_path, "", f"cannot read: {e}", image_id=image_id, image_dropped=True)], 0
+        text = None if data is None else data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        unreadable = err("unreadable-file", label_path, "", f"cannot read: {e}", image_id=image_id, image_dropped=True)
+    if unreadable is not None:
+        return None, [unreadable], 0
     if header.error:
         # Without a size, normalized boxes cannot be placed: the image and its rows are dropped, and counted.
         n = len([ln for ln in (text or "").splitlines() if ln.strip()])
