@@ -299,7 +299,7 @@ def test_missing_and_corrupt_images_are_listed_and_skipped(tmp_path):
     res = run(src, tmp_path / "sheet", "--grid", "2x2", "--json")
     data = json.loads(res.output)
     assert res.exit_code == 0 and data["images_drawn"] == 2
-    assert {s["image_id"]: s["reason"].split(" (")[0] for s in data["skipped"]} == {
+    assert {s["image_id"]: s["reason"].split(":")[0].split(" (")[0] for s in data["skipped"]} == {
         "bad": "unreadable image", "gone": "missing image file"}
 
 

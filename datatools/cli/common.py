@@ -84,11 +84,6 @@ def stage_progress(enabled: bool = True) -> Iterator[Callable[[str, int, "int | 
         yield update
 
 
-def progress_fn(update: Callable[[str, int, "int | None"], None], stage: str, total: int) -> Callable[[int], None]:
-    update(stage, 0, total)
-    return lambda n: update(stage, n, None)
-
-
 def read_dataset(src, fmt: str | None, *, images=None, sets=None, classes: str | None = None, workers: int = 0,
                  update: Callable[[str, int, "int | None"], None] | None = None, engine: str = "local",
                  ray_address: str | None = None, max_xml_bytes: int | None = None, **extra):

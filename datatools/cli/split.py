@@ -6,7 +6,7 @@ import functools
 import click
 
 from datatools.cli.common import (console, count, emit_json, engine_options, errors_to_click, esc, findings_table,
-                                  images_mode_option, json_option, progress_fn, read_dataset,
+                                  images_mode_option, json_option, read_dataset,
                                   reader_options, SourcePath, stage_progress, table, workers_option)
 
 
@@ -106,6 +106,7 @@ def split_cmd(src, out, fmt, val, test, method, group_by, dedup, kfold, seed, dr
     LabelMe, Label Studio: OUT/<split>/, each a complete dataset
     The same seed and input give the same bytes. SRC is never modified.
     """
+    from datatools.core.parallel import stage_callbacks
     from datatools.ops.split import plan_split, write_split
 
     if isinstance(group_by, str) and group_by.strip() == "dupes":
@@ -120,7 +121,7 @@ def split_cmd(src, out, fmt, val, test, method, group_by, dedup, kfold, seed, dr
                               engine=engine, ray_address=ray_address, max_xml_bytes=max_xml_bytes)
             clusters = None
             if dedup:
-                from datatools.core.parallel import Mapper, stage_callbacks
+                from datatools.core.parallel import Mapper
                 from datatools.ops.dupes import find_duplicates
 
                 clusters = find_duplicates(ds, mapper=Mapper(engine, ray_address, workers or None),
@@ -130,9 +131,8 @@ def split_cmd(src, out, fmt, val, test, method, group_by, dedup, kfold, seed, dr
             written = None
             if not dry_run:
                 total = len(plan.dataset.images) * max(1, kfold)
-                written = write_split(plan, out, images_mode=images_mode, workers=workers or None,
-                                      progress=progress_fn(update, "write", total), engine=engine,
-                                      ray_address=ray_address)
+                written = write_split(plan, out, images_mode=images_mode, workers=workers or None, engine=engine,
+                                      ray_address=ray_address, **stage_callbacks(update, "write", total=total))
     if as_json:
         d = plan.to_dict()
         d["out"] = None if dry_run else str(out)

@@ -23,18 +23,17 @@ from datatools.core import fs
 from datatools.core.errors import DatatoolsError, InputError, OutputError, UsageError
 from datatools.core.parallel import Mapper, ProgressFn, chunked, ordered_map
 from datatools.core.paths import safe_relpath
-from datatools.core.staging import (Transaction, current, output_transaction, public_path, remove_at_commit,
-                                    staged_dir, staged_file, writing)
+from datatools.core.staging import (output_transaction, public_path, remove_at_commit, staged_dir, staged_file,
+                                    writing)
 
 __all__ = ["ImagesMode", "atomic_write", "link_or_copy", "make_dirs", "output_transaction", "place_images", "remove_at_commit",
            "staged_dir", "write_files", "write_many", "write_staged"]
 
 
-def atomic_write(path: str | os.PathLike, data: bytes | str, *, mkdir: bool = True,
-                 tx: Transaction | None = None, fsync: bool = False) -> None:
+def atomic_write(path: str | os.PathLike, data: bytes | str, *, mkdir: bool = True, fsync: bool = False) -> None:
     """Write a whole file or nothing: a temp file in the same folder, then ``os.replace``. Inside an
-    :func:`output_transaction` (``tx``: the caller's, from a worker thread) the file is staged instead and swapped
-    in with the rest of the run's output. A failure is an :class:`OutputError` naming ``path``.
+    :func:`output_transaction` the file is staged instead and swapped in with the rest of the run's output. A
+    failure is an :class:`OutputError` naming ``path``.
 
     ``fsync=True`` (checkpoints: a power cut must not leave a renamed but empty file) flushes the temp file to disk
     before the rename and the folder after it, so the new name points at data that is on disk. It applies to the
@@ -49,8 +48,7 @@ def atomic_write(path: str | os.PathLike, data: bytes | str, *, mkdir: bool = Tr
     with writing(path):
         if mkdir:
             os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        with output_transaction(os.path.dirname(path) or ".", tx=tx) if tx else contextlib.nullcontext():
-            stage = staged_file(path)
+        stage = staged_file(path)
         if stage is not None:
             write_new_file(stage, data)  # the transaction's commit renames it into place
             return
@@ -105,12 +103,6 @@ def write_new_file(path: str, data: bytes) -> None:
             os.close(fd)
 
 
-def _atomic_write_chunk(chunk: Sequence[tuple[str, bytes | str]], *, tx: Transaction | None = None) -> int:
-    for path, data in chunk:
-        atomic_write(path, data, mkdir=False, tx=tx)
-    return len(chunk)
-
-
 def make_dirs(folder: str | os.PathLike) -> None:
     """``os.makedirs(folder, exist_ok=True)`` for an output folder: a failure is one :class:`OutputError`
     (``cannot write FOLDER: Not a directory (/etc/passwd is a file, not a folder)``), never a traceback."""
@@ -124,14 +116,12 @@ def _make_dirs(paths) -> None:
             os.makedirs(d or ".", exist_ok=True)
 
 
-def write_many(items: Sequence[tuple[str, bytes | str]], *, workers: int | None = 1,
-               progress: ProgressFn | None = None) -> None:
-    """Write a few whole files in place, each through a temp file and ``os.replace`` (data.yaml, a COCO JSON beside
-    other files). Threads: the work is system calls. Inside a :func:`staged_dir` use :func:`write_files`. Inside an
-    :func:`output_transaction` they are staged and swapped in with the rest."""
-    _make_dirs(p for p, _ in items)
-    ordered_map(partial(_atomic_write_chunk, tx=current()), chunked(items, 512), workers=min(workers or 1, 4),
-                threads=True, progress=progress)
+def write_many(items: Sequence[tuple[str, bytes | str]]) -> None:
+    """Write a few whole files in place, each through :func:`atomic_write` (data.yaml, a COCO JSON beside other
+    files). Inside a :func:`staged_dir` use :func:`write_files`. Inside an :func:`output_transaction` they are staged
+    and swapped in with the rest."""
+    for path, data in items:
+        atomic_write(path, data)
 
 
 def write_files(items: Sequence[tuple[str, bytes | str]], *, workers: int | None = 1,

@@ -68,10 +68,8 @@ def open_image_file(path: str):
     be opened, with the error text the image readers report (``missing``, ``unreadable image: ...``)."""
     try:
         return fs.open_binary(path) if fs.is_url(path) else open(path, "rb"), ""
-    except FileNotFoundError:
-        return None, "missing"
-    except Exception as e:
-        return None, f"unreadable image: {type(e).__name__}: {e}"
+    except Exception as e:  # noqa: BLE001 - fsspec backends raise their own kinds
+        return None, image_error(e)
 
 
 def url_error_text(error: str, f, url: str) -> str:
@@ -81,22 +79,30 @@ def url_error_text(error: str, f, url: str) -> str:
     return error.replace(repr(f), repr(url))
 
 
-def _header_of(fp) -> ImageHeader:
-    from PIL import Image, UnidentifiedImageError
+def image_error(e: BaseException) -> str:
+    """Why an image could not be opened or decoded, as every reader of images reports it: ``missing``,
+    ``decompression bomb: ...`` (larger than PIL's limit) or ``unreadable image: ...``. PIL and its plugins (or a
+    library that patches ``Image.open``, as ultralytics does) may raise anything for a bad file: an unexpected kind
+    is named."""
+    from PIL import Image
 
+    if isinstance(e, FileNotFoundError):
+        return "missing"
+    if isinstance(e, Image.DecompressionBombError):
+        return f"decompression bomb: {e}"
+    if isinstance(e, (OSError, SyntaxError, ValueError)):  # UnidentifiedImageError is an OSError
+        return f"unreadable image: {e}"
+    return f"unreadable image: {type(e).__name__}: {e}"
+
+
+def _header_of(fp) -> ImageHeader:
     try:
         with pil_open(fp) as im:
             w, h = im.size
             orientation = exif_orientation(im)
             mode = im.mode
-    except FileNotFoundError:
-        return ImageHeader(0, 0, 0, 0, 1, "", "missing")
-    except Image.DecompressionBombError as e:
-        return ImageHeader(0, 0, 0, 0, 1, "", f"decompression bomb: {e}")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        return ImageHeader(0, 0, 0, 0, 1, "", f"unreadable image: {e}")
-    except Exception as e:  # plugins may raise anything for a bad file
-        return ImageHeader(0, 0, 0, 0, 1, "", f"unreadable image: {type(e).__name__}: {e}")
+    except Exception as e:  # noqa: BLE001 - see image_error
+        return ImageHeader(0, 0, 0, 0, 1, "", image_error(e))
     if orientation in (5, 6, 7, 8):
         return ImageHeader(h, w, w, h, orientation, mode)
     return ImageHeader(w, h, w, h, orientation, mode)

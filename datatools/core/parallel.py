@@ -32,16 +32,21 @@ R = TypeVar("R")
 ProgressFn = Callable[[int], None]
 
 
-def stage_callbacks(update: "Callable[[str, int, int | None], None] | None", stage: str) -> dict:
+def stage_callbacks(update: "Callable[[str, int, int | None], None] | None", stage: str, *,
+                    total: int | None = None) -> dict:
     """``progress=`` and ``on_total=`` for a reader or a mapped step, reported to ``update(stage, advance, total)``
-    (a command's progress bar) as ``stage``; no callbacks without ``update``."""
+    (a command's progress bar) as ``stage``; no callbacks without ``update``. A ``total`` known now is reported at
+    once, and then only ``progress=`` is returned."""
     if update is None:
         return {}
+    if total is not None:
+        update(stage, 0, total)
+        return {"progress": lambda n: update(stage, n, None)}
     return {"progress": lambda n: update(stage, n, None), "on_total": lambda t: update(stage, 0, t)}
 
 
 ENGINES = ("local", "ray")
-DEFAULT_MAX_RETRIES = 3
+MAX_RETRIES = 3  # a Ray task whose worker died is run again up to this many times
 # Fault injection for tests: "K:/path/marker" makes the first attempt of chunk K kill its Ray worker with os._exit
 # (the marker file records that the attempt happened, so the retry runs normally). "NAME@K:/path/marker" picks chunk
 # K of the tasks running function NAME only, and kills the worker after the task has done its work (written its
@@ -87,31 +92,28 @@ def chunked(items: Sequence[T], size: int | None = None, *, workers: int | None 
 
 
 def ordered_map(fn: Callable[[T], R], chunks: Sequence[T], *, engine: str = "local", address: str | None = None,
-                workers: int | None = None, threads: bool = False, progress: ProgressFn | None = None,
-                sizes: Sequence[int] | None = None, max_retries: int = DEFAULT_MAX_RETRIES) -> list[R]:
+                workers: int | None = None, threads: bool = False, progress: ProgressFn | None = None) -> list[R]:
     """``[fn(c) for c in chunks]`` on ``engine``, in chunk order. See :func:`imap_ordered` for the arguments."""
     return list(imap_ordered(fn, chunks, engine=engine, address=address, workers=workers, threads=threads,
-                             progress=progress, sizes=sizes, max_retries=max_retries))
+                             progress=progress))
 
 
 def imap_ordered(fn: Callable[[T], R], chunks: Sequence[T], *, engine: str = "local", address: str | None = None,
-                 workers: int | None = None, threads: bool = False, progress: ProgressFn | None = None,
-                 sizes: Sequence[int] | None = None, max_retries: int = DEFAULT_MAX_RETRIES) -> Iterator[R]:
+                 workers: int | None = None, threads: bool = False, progress: ProgressFn | None = None) -> Iterator[R]:
     """``fn(c)`` for each chunk, yielded in chunk order as soon as it (and every chunk before it) is done, so the
     caller's work on one result overlaps the workers' work on later chunks.
 
-    ``progress(n)`` is called as chunks finish, with ``sizes[i]`` for chunk i (default: ``len(chunk)`` where chunks
-    have a length, else 1). ``workers`` caps local processes or threads (default: all cores), or the CPUs of a new
-    local Ray cluster. On Ray a task whose worker dies is retried up to ``max_retries`` times; an exception raised by
+    ``progress(n)`` is called as chunks finish, with the chunk's length (1 for a chunk without one). ``workers``
+    caps local processes or threads (default: all cores), or the CPUs of a new local Ray cluster. On Ray a task
+    whose worker dies is retried up to :data:`MAX_RETRIES` times; an exception raised by
     ``fn`` is not retried (bad data should come back as findings, not exceptions) and is raised here as it would be
     locally. Consume the iterator to the end, or close it: the pool is shut down then, and on an error or Ctrl-C the
     chunks not yet started are cancelled.
     """
     engine = check_engine(engine)
-    sizes = list(sizes) if sizes is not None else [_size(c) for c in chunks]
+    sizes = [_size(c) for c in chunks]
     if engine == "ray":
-        yield from _imap_ray(fn, chunks, address=address, progress=progress, sizes=sizes, max_retries=max_retries,
-                             workers=workers)
+        yield from _imap_ray(fn, chunks, address=address, progress=progress, sizes=sizes, workers=workers)
         return
     n_workers = plan_workers(len(chunks), workers)
     if n_workers <= 1:
@@ -164,10 +166,10 @@ class Mapper:
         return chunked(items, size, workers=self.workers if self.engine == "local" else None)
 
     def __call__(self, fn: Callable[[T], R], chunks: Sequence[T], *, progress: ProgressFn | None = None,
-                 sizes: Sequence[int] | None = None, threads: bool = False) -> list[R]:
+                 threads: bool = False) -> list[R]:
         """``[fn(c) for c in chunks]`` in order (see :func:`ordered_map`; ``threads`` only applies locally)."""
         return ordered_map(fn, chunks, engine=self.engine, address=self.address, workers=self.workers,
-                           threads=threads, progress=progress, sizes=sizes)
+                           threads=threads, progress=progress)
 
     def items(self, fn: Callable[[T], R], items: Sequence[T], *, progress: ProgressFn | None = None,
               threads: bool = False, min_per_worker: int = 200) -> list[R]:
@@ -284,16 +286,16 @@ def _ray_task(fn: Callable, index: int, chunk, fault: str):
     return result
 
 
-_REMOTE: dict[int, object] = {}
+_REMOTE: list = []  # the Ray task of _ray_task, made once per process
 
 
-def _imap_ray(fn, chunks, *, address, progress, sizes, max_retries, workers) -> Iterator:
+def _imap_ray(fn, chunks, *, address, progress, sizes, workers) -> Iterator:
     ray = ensure_ray(address, workers=workers)
     from ray.exceptions import RayError, RayTaskError
 
-    if max_retries not in _REMOTE:
-        _REMOTE[max_retries] = ray.remote(num_cpus=1, max_retries=max_retries, retry_exceptions=False)(_ray_task)
-    task = _REMOTE[max_retries]
+    if not _REMOTE:
+        _REMOTE.append(ray.remote(num_cpus=1, max_retries=MAX_RETRIES, retry_exceptions=False)(_ray_task))
+    task = _REMOTE[0]
     fault = os.environ.get(FAULT_ENV, "")
     n = len(chunks)
     results: dict[int, object] = {}
@@ -322,7 +324,7 @@ def _imap_ray(fn, chunks, *, address, progress, sizes, max_retries, workers) -> 
                         raise e.cause from None
                     raise DatatoolsError(f"chunk {i} failed on a Ray worker: {e.cause if e.cause else e}") from e
                 except RayError as e:
-                    raise DatatoolsError(f"chunk {i} failed after {max_retries} retries: {e}") from e
+                    raise DatatoolsError(f"chunk {i} failed after {MAX_RETRIES} retries: {e}") from e
                 if progress:
                     progress(sizes[i])
             while emitted in results:

@@ -281,19 +281,14 @@ def _make_parents(folder: str, tx: Transaction) -> None:
 
 
 @contextlib.contextmanager
-def output_transaction(root: str | os.PathLike, *, tx: Transaction | None = None) -> Iterator[Transaction]:
+def output_transaction(root: str | os.PathLike) -> Iterator[Transaction]:
     """Stage every output written inside the block and swap it all in at its end; on any error remove the stages
     and leave the outputs as they were (see the module doc). ``root`` is the folder written into (OUT, or the
     folder of an output file): dead runs' leftovers there are cleaned up first. Inside an open transaction this
-    joins it. ``tx`` lets a worker thread join its caller's transaction."""
-    outer = current() or tx
+    joins it."""
+    outer = current()
     if outer is not None:
-        before = current()
-        _local.tx = outer
-        try:
-            yield outer
-        finally:
-            _local.tx = before
+        yield outer
         return
     root = os.path.abspath(os.fspath(root))
     clean_leftovers(root)

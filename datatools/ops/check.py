@@ -151,11 +151,8 @@ def write_fixed(report: CheckReport, out: str | os.PathLike, *, images_mode: Ima
     """Write the repaired dataset (boxes clipped, bad boxes dropped) in the source format."""
     if report.fixed is None:
         raise ValueError("the report has no repaired dataset")
-    mod = formats.get(report.format)
-    opts = {"images_mode": images_mode, "workers": workers}
-    if mod.NAME == "voc":
-        opts["convention"] = PixelConvention(convention)
     from datatools.ops.convert import write_dataset  # all-or-nothing; refuses an OUT inside or replacing the input
 
-    write_dataset(report.fixed, mod.NAME, out, inputs=[report.src], **opts)
+    write_dataset(report.fixed, report.format, out, inputs=[report.src], images_mode=images_mode, workers=workers,
+                  convention=convention)
     report.fix_out = str(out)

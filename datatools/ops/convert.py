@@ -22,7 +22,7 @@ from datatools.core.boxes import DEFAULT_CONVENTION, PixelConvention
 from datatools.core.errors import InputError, NoInputError, StrictModeError, UsageError
 from datatools.core.atomic import ImagesMode, output_transaction
 from datatools.core.fs import files_for
-from datatools.core.parallel import Mapper
+from datatools.core.parallel import Mapper, stage_callbacks
 from datatools.core.paths import check_output_dir, dataset_inputs, input_folders, refuse_replacing_inputs
 from datatools.core.model import Dataset, Finding, Severity
 from datatools.formats.common import WriteResult, info, warn
@@ -76,17 +76,11 @@ class Summary:
 def summarize(ds_in: Dataset, ds_out: Dataset, *, src: str, out: str, src_format: str, dst_format: str) -> Summary:
     s = Summary(src=src, src_format=src_format, out=out, dst_format=dst_format)
     s.findings = list(ds_out.findings)
-    dropped_images = [f for f in ds_out.findings if f.image_dropped]
-    read_dropped = sum(1 for f in ds_in.findings if f.image_dropped)
-    s.images_read = len(ds_in.images) + read_dropped
+    s.images_read = len(ds_in.images) + sum(1 for f in ds_in.findings if f.image_dropped)
     s.images_written = len(ds_out.images)
-    s.images_dropped = dict(sorted(Counter(f.code for f in dropped_images).items()))
     s.objects_read = ds_in.objects_read
     s.objects_written = ds_out.num_objects
-    s.objects_dropped = dict(sorted(Counter({f.code: 0 for f in ds_out.findings if f.objects}).items()))
-    for f in ds_out.findings:
-        if f.objects:
-            s.objects_dropped[f.code] += f.objects
+    book_findings(s, ds_out.findings)
     hard = [a for a in chain.from_iterable(im.annotations for im in ds_out.images) if a.difficult]
     kept, crowd = len(hard), sum(map(attrgetter("iscrowd"), hard))
     skipped = s.objects_dropped.get("difficult-skipped", 0)
@@ -102,27 +96,22 @@ def summarize(ds_in: Dataset, ds_out: Dataset, *, src: str, out: str, src_format
             split_counts[sp] += 1
     canon = {"train": 0, "val": 1, "test": 2}
     s.splits = dict(sorted(split_counts.items(), key=lambda kv: (canon.get(kv[0], 3), kv[0])))
-    by_sev: dict[Severity, Counter] = {sev: Counter() for sev in Severity}
-    for f in ds_out.findings:
-        by_sev[f.severity][f.code] += 1
-    s.errors = dict(sorted(by_sev[Severity.ERROR].items()))
-    s.warnings = dict(sorted(by_sev[Severity.WARNING].items()))
-    s.notes = dict(sorted(by_sev[Severity.INFO].items()))
     return s
 
 
-def _book_writer_findings(s: Summary, findings: Sequence[Finding]) -> None:
-    """Add what the writer reported to the books :func:`summarize` made from the prepared dataset: its findings by
-    severity, and an image or objects it could not put in OUT (a writer's ``image_dropped`` or ``objects`` finding,
-    such as ``missing-size``) as dropped, not written, so that images written is what a reader of OUT gets back."""
+def book_findings(s: Summary, findings: Sequence[Finding], *, by_writer: bool = False) -> None:
+    """Count ``findings`` into the books: by severity, and the images and objects they dropped, by reason. The
+    prepared dataset's findings (:func:`summarize`) dropped what is already absent from it; the writer's
+    (``by_writer``: an image or objects it could not put in OUT, such as ``missing-size``) come off the written
+    counts, so that images written is what a reader of OUT gets back."""
     sev = {Severity.ERROR: s.errors, Severity.WARNING: s.warnings, Severity.INFO: s.notes}
     for f in findings:
         sev[f.severity][f.code] = sev[f.severity].get(f.code, 0) + 1
         if f.image_dropped:
-            s.images_written -= 1
+            s.images_written -= 1 if by_writer else 0
             s.images_dropped[f.code] = s.images_dropped.get(f.code, 0) + 1
         if f.objects:
-            s.objects_written -= f.objects
+            s.objects_written -= f.objects if by_writer else 0
             s.objects_dropped[f.code] = s.objects_dropped.get(f.code, 0) + f.objects
     for counts in (*sev.values(), s.images_dropped, s.objects_dropped):
         ordered = sorted(counts.items())
@@ -249,14 +238,18 @@ def output_root(out: str | os.PathLike, dst_mod) -> str:
 
 
 def write_dataset(ds: Dataset, dst_format: str, out: str | os.PathLike, *, inputs: Sequence = (),
-                  images_mode: ImagesMode | str = ImagesMode.LINK, **options) -> WriteResult:
+                  images_mode: ImagesMode | str = ImagesMode.LINK, convention: PixelConvention | str | None = None,
+                  **options) -> WriteResult:
     """Write ``ds`` to ``out`` in ``dst_format``: every command that writes a whole dataset (convert, check --fix)
     writes through here. OUT may not be an input, be inside one (``inputs``: SRC and ``--images``; the dataset's
     own folders are added), or replace one; then the format's writer runs inside one
     :func:`~datatools.core.atomic.output_transaction`, so OUT ends as it was or complete (labels, images, data.yaml
     together), a failure (a full disk, two images under one name) is one :class:`OutputError`, and what a killed
-    earlier run left in OUT is cleaned up first."""
+    earlier run left in OUT is cleaned up first. ``convention`` applies to VOC output (VOC boxes' pixel indices) and
+    is ignored for the other formats."""
     dst_mod = formats.get(dst_format)
+    if convention is not None and dst_mod.NAME == "voc":
+        options["convention"] = PixelConvention(convention)
     check_output_dir(out, input_folders(ds, *inputs))
     refuse_replacing_inputs(out, owned_by(dst_mod, out, images_mode), [*inputs, *dataset_inputs(ds)])
     with output_transaction(output_root(out, dst_mod)):
@@ -298,23 +291,16 @@ def convert(src_format: str, src: str | os.PathLike, dst_format: str, out: str |
     check_output_dir(out, [src, images] + ([Path(src) / "Annotations"] if src_format == "voc" else []))
     owned = owned_by(dst_mod, out, images_mode)
     refuse_replacing_inputs(out, owned, [src, images])  # before any work; the files read are checked again below
-
-    def stage(name):
-        if progress is None:
-            return None, None
-        return (lambda n: progress(name, n, None)), (lambda total: progress(name, 0, total))
-
-    adv, tot = stage("read")
-    ds_in = read_source(src, src_format, classes=classes if src_format == "yolo" else None, progress=adv,
-                        on_total=tot, mapper=mapper, images=images, sets=sets, convention=convention, workers=workers,
-                        max_xml_bytes=max_xml_bytes)
+    ds_in = read_source(src, src_format, classes=classes if src_format == "yolo" else None, mapper=mapper,
+                        images=images, sets=sets, convention=convention, workers=workers, max_xml_bytes=max_xml_bytes,
+                        **stage_callbacks(progress, "read"))
     check_output_dir(out, input_folders(ds_in, src, images))
     refuse_replacing_inputs(out, owned, dataset_inputs(ds_in))
-    opts = {"convention": PixelConvention(convention)} if dst_format == "voc" else {}
     return prepare_and_write(ds_in, ds_in, dst_format, out, src=str(src), src_format=src_format, inputs=[src, images],
                              classes=classes if src_format != "yolo" else None, difficult=difficult,
                              normalize_names=normalize_names, strict=strict, progress=progress,
-                             images_mode=images_mode, precision=precision, workers=workers, mapper=mapper, **opts)
+                             images_mode=images_mode, precision=precision, workers=workers, mapper=mapper,
+                             convention=convention)
 
 
 def _refuse_no_images(ds_in: Dataset, ds: Dataset, summary: Summary) -> Exception | None:
@@ -348,13 +334,11 @@ def prepare_and_write(ds_in: Dataset, ds: Dataset, dst_format: str, out: str | o
         summary.written = False
         raise StrictModeError(f"{sum(summary.errors.values())} data error(s) under --strict; nothing was written",
                               tuple(f for f in ds.findings if f.severity is Severity.ERROR))
-    if progress is not None:
-        progress("write", 0, len(ds.images))
-        write_options["progress"] = lambda n: progress("write", n, None)
+    write_options.update(stage_callbacks(progress, "write", total=len(ds.images)))
     result = write_dataset(ds, dst_mod.NAME, out, inputs=inputs, **write_options)
     lost = [*fields_not_kept(ds, dst_mod, out), *result.findings]
     summary.findings.extend(lost)
-    _book_writer_findings(summary, lost)
+    book_findings(summary, lost, by_writer=True)
     _count_difficult_not_kept(summary.difficult, dst_mod.KEEPS)
     summary.files_written = len(result.files)
     return summary

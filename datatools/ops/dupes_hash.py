@@ -120,26 +120,20 @@ def signature(path: str) -> Signature:
     """The fingerprints of one image; never raises for a bad image (``error`` says what went wrong)."""
     import warnings
 
-    from PIL import Image
-
-    from datatools.core.images import pil_open
+    from datatools.core.images import image_error, pil_open
 
     try:
         data = fs.read_small_file(path)
-    except FileNotFoundError:
-        return Signature(error="missing")
     except OSError as e:
-        return Signature(error=f"unreadable image: {e.strerror or e}")
+        return Signature(error=image_error(e))
     digest = hashlib.blake2b(data, digest_size=16).hexdigest()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # PIL's decoding warnings: `stats` and `check` report them
             with pil_open(io.BytesIO(data)) as im:
                 thumb, crops, small, small_crops, colour = thumbnails(im)
-    except Image.DecompressionBombError as e:
-        return Signature(file=digest, error=f"decompression bomb: {e}")
-    except Exception as e:  # PIL and its plugins raise many kinds for a bad file
-        return Signature(file=digest, error=f"unreadable image: {type(e).__name__}: {e}")
+    except Exception as e:  # noqa: BLE001 - see image_error
+        return Signature(file=digest, error=image_error(e))
     h1, h2 = phash_pair(thumb)
     return Signature(file=digest, phash=h1, phash_flip=h2, phash_crops=tuple(phash_pair(c)[0] for c in crops),
                      dhash=dhash(small), dhash_flip=dhash(small[:, ::-1]),

@@ -35,7 +35,7 @@ from typing import Sequence
 import numpy as np
 
 from datatools.core.fs import is_url
-from datatools.core.images import DEEP_MODES, exif_orientation, pil_open, upright
+from datatools.core.images import DEEP_MODES, exif_orientation, image_error, pil_open, upright
 from datatools.core.model import Dataset, Finding, all_classes
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.formats.common import err, warn
@@ -136,14 +136,8 @@ def _add_image_histogram(path: str, resize: int | tuple[int, int] | None, total:
                 rgb = rgb.resize(resized_size(rgb.width, rgb.height, resize), Image.Resampling.BILINEAR)
             total += np.asarray(rgb.histogram(), dtype=np.int64).reshape(3, 256)
             return mode, ""
-    except FileNotFoundError:
-        return "", "missing"
-    except Image.DecompressionBombError as e:
-        return "", f"decompression bomb: {e}"
-    except (OSError, SyntaxError, ValueError, Image.UnidentifiedImageError) as e:
-        return "", f"unreadable image: {e}"
-    except Exception as e:  # plugins (or libraries that patch Image.open, as ultralytics does) may raise anything
-        return "", f"unreadable image: {type(e).__name__}: {e}"
+    except Exception as e:  # noqa: BLE001 - see image_error
+        return "", image_error(e)
 
 
 def _to_rgb(im):
@@ -337,51 +331,6 @@ class LabelStats:
                 "image_sizes": self.image_sizes, "flags": self.flags, "images_without_size": self.no_size}
 
 
-@dataclass(frozen=True)
-class LabelColumns:
-    """A dataset's labels as arrays: what label statistics need, one row per image or per object.
-
-    ``counts[i]`` objects belong to image ``i`` (objects are in image order); ``sizes`` is the (width, height) of
-    each image, valid where ``sized``; ``cls`` indexes ``classes``; ``flags`` has bit 0 difficult, 1 truncated,
-    2 occluded, 3 iscrowd.
-    """
-
-    classes: tuple[str, ...]
-    counts: np.ndarray
-    sizes: np.ndarray
-    sized: np.ndarray
-    cls: np.ndarray
-    boxes: np.ndarray
-    flags: np.ndarray
-
-
-FLAG_BITS = {"difficult": 1, "truncated": 2, "occluded": 4, "iscrowd": 8}
-
-
-def label_columns(ds: Dataset) -> LabelColumns:
-    """The labels of ``ds`` as arrays, in one pass over its records. Classes are ``ds.classes`` then any other label
-    met, sorted."""
-    images = ds.images
-    anns = [a for im in images for a in im.annotations]
-    classes = all_classes(ds.classes, images)
-    index = {c: i for i, c in enumerate(classes)}
-    counts = np.fromiter((len(im.annotations) for im in images), dtype=np.int64, count=len(images))
-    cls = np.fromiter((index[a.label] for a in anns), dtype=np.int64, count=len(anns))
-    boxes = np.array([a.box for a in anns], dtype=np.float64).reshape(-1, 4)
-    flags = np.fromiter((a.difficult | a.truncated << 1 | a.occluded << 2 | a.iscrowd << 3 for a in anns),
-                        dtype=np.int64, count=len(anns))
-    # ImageRecord.has_size for every image at once: width and height both > 0 (None counts as 0)
-    wh = np.array([(im.width or 0, im.height or 0) for im in images], dtype=np.float64).reshape(-1, 2)
-    sized = (wh > 0).all(axis=1)
-    sizes = np.where(sized[:, None], wh, 0).astype(np.int64)
-    return LabelColumns(classes=classes, counts=counts, sizes=sizes, sized=sized, cls=cls, boxes=boxes, flags=flags)
-
-
-def label_stats(ds: Dataset) -> LabelStats:
-    """Count classes, objects per image, box and image size distributions. Reads no pixels."""
-    return label_stats_from_columns(label_columns(ds))
-
-
 def _distinct(values: np.ndarray) -> np.ndarray:
     """The sorted distinct values, as ``np.unique`` gives them; its first call imports ``numpy.ma`` (about 30 ms of
     every ``stats`` run), to check for masked arrays that never come here."""
@@ -389,29 +338,44 @@ def _distinct(values: np.ndarray) -> np.ndarray:
     return s[np.concatenate(([True], s[1:] != s[:-1]))] if len(s) else s
 
 
-def label_stats_from_columns(col: LabelColumns) -> LabelStats:
-    """:func:`label_stats` on arrays: every figure is a numpy reduction, so millions of boxes take well under a
-    second."""
-    classes, per_image, boxes = col.classes, col.counts, col.boxes
+FLAGS = ("difficult", "truncated", "occluded", "iscrowd")
+
+
+def label_stats(ds: Dataset) -> LabelStats:
+    """Count classes, objects per image, box and image size distributions. Reads no pixels. One pass over the
+    records makes arrays (classes are ``ds.classes`` then any other label met, sorted); every figure is then a numpy
+    reduction, so millions of boxes take well under a second."""
+    images = ds.images
+    anns = [a for im in images for a in im.annotations]
+    classes = all_classes(ds.classes, images)
+    index = {c: i for i, c in enumerate(classes)}
+    per_image = np.fromiter((len(im.annotations) for im in images), dtype=np.int64, count=len(images))
+    cls = np.fromiter((index[a.label] for a in anns), dtype=np.int64, count=len(anns))
+    boxes = np.array([a.box for a in anns], dtype=np.float64).reshape(-1, 4)
+    flag_rows = np.array([(a.difficult, a.truncated, a.occluded, a.iscrowd) for a in anns], dtype=bool).reshape(-1, 4)
+    # ImageRecord.has_size for every image at once: width and height both > 0 (None counts as 0)
+    wh = np.array([(im.width or 0, im.height or 0) for im in images], dtype=np.float64).reshape(-1, 2)
+    sized = (wh > 0).all(axis=1)
+    sizes = np.where(sized[:, None], wh, 0).astype(np.int64)
     n_images, n_classes = len(per_image), len(classes)
     n_boxes = int(per_image.sum())
     image_of = np.repeat(np.arange(n_images, dtype=np.int64), per_image)
-    objs = np.bincount(col.cls, minlength=n_classes)
-    pairs = _distinct(image_of * max(1, n_classes) + col.cls)  # (image, class) present at least once
+    objs = np.bincount(cls, minlength=n_classes)
+    pairs = _distinct(image_of * max(1, n_classes) + cls)  # (image, class) present at least once
     imgs = np.bincount(pairs % max(1, n_classes), minlength=n_classes) if n_boxes else np.zeros(n_classes, np.int64)
     w = np.maximum(boxes[:, 2] - boxes[:, 0], 0.0)
     h = np.maximum(boxes[:, 3] - boxes[:, 1], 0.0)
-    box_sized = col.sized[image_of]
-    iw = col.sizes[image_of, 0].astype(np.float64)
-    ih = col.sizes[image_of, 1].astype(np.float64)
-    flags = {name: int(np.count_nonzero(col.flags & bit)) for name, bit in FLAG_BITS.items()}
+    box_sized = sized[image_of]
+    iw = sizes[image_of, 0].astype(np.float64)
+    ih = sizes[image_of, 1].astype(np.float64)
+    flags = {name: int(n) for name, n in zip(FLAGS, flag_rows.sum(axis=0))}
     areas = w * h
     with np.errstate(divide="ignore", invalid="ignore"):
         aspect = np.where(h > 0, w / h, np.nan)
     rw, rh = w[box_sized] / iw[box_sized], h[box_sized] / ih[box_sized]
     rarea = areas[box_sized] / (iw[box_sized] * ih[box_sized])
     ok_aspect = aspect[~np.isnan(aspect)]
-    image_w, image_h = col.sizes[col.sized, 0], col.sizes[col.sized, 1]
+    image_w, image_h = sizes[sized, 0], sizes[sized, 1]
     top = Counter(zip(image_w.tolist(), image_h.tolist())).most_common(10)
     return LabelStats(
         images=n_images, objects=n_boxes, empty_images=int((per_image == 0).sum()),
@@ -427,7 +391,7 @@ def label_stats_from_columns(col: LabelColumns) -> LabelStats:
         image_sizes={"width": describe(image_w), "height": describe(image_h),
                      "distinct": len(set(zip(image_w.tolist(), image_h.tolist()))),
                      "most_common": [{"width": a, "height": b, "images": c} for (a, b), c in top]},
-        flags=flags, no_size=n_images - int(col.sized.sum()),
+        flags=flags, no_size=n_images - int(sized.sum()),
         arrays={"objects_per_image": per_image, "width": w, "height": h, "area": areas, "aspect": ok_aspect,
                 "rel_width": rw, "rel_height": rh, "rel_area": rarea, "image_width": image_w, "image_height": image_h})
 

@@ -383,11 +383,10 @@ def _finish(command: str, ds_in: Dataset, ds: Dataset, out, *, srcs: Sequence, i
     the atomic write; SRC and ``images`` protected), with the surgery rule for an empty result
     (:func:`_nothing_left`)."""
     dst = dst_format or src_format
-    opts = {"convention": PixelConvention(convention)} if dst == "voc" else {}
     summary = prepare_and_write(ds_in, ds, dst, out, src=", ".join(map(str, srcs)), src_format=src_format,
                                 inputs=[*srcs, *(i for i in images if i)], normalize_names=normalize_names,
                                 empty_error=partial(_nothing_left, command, out, empty_ok), images_mode=images_mode,
-                                precision=precision, workers=workers, mapper=mapper, **opts)
+                                precision=precision, workers=workers, mapper=mapper, convention=convention)
     return SurgeryReport(command, summary, details or {})
 
 

@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 
 from datatools.core.atomic import atomic_write, make_dirs
 from datatools.core.errors import UsageError
-from datatools.core.images import exif_orientation, pil_open
+from datatools.core.images import exif_orientation, image_error, pil_open
 from datatools.core.model import Dataset
 from datatools.core.parallel import ProgressFn, map_items
 from datatools.core.paths import check_output_dir, safe_join
@@ -151,11 +151,10 @@ def encode(image, ext: str, quality: int) -> bytes:
 
 
 def error_text(e: BaseException) -> str:
-    """Why an image could not be drawn, as every picture (visualize, the report's thumbnails) says it."""
-    if isinstance(e, FileNotFoundError):
-        return "missing image file"
-    name = type(e).__name__
-    return f"unreadable image ({name}: {e})" if "Decompression" not in name else f"decompression bomb refused: {e}"
+    """Why an image could not be drawn, as every picture (visualize, the report's thumbnails) says it: the words of
+    :func:`~datatools.core.images.image_error`."""
+    why = image_error(e)
+    return "missing image file" if why == "missing" else why
 
 
 def _render_file(args: tuple[ImageJob, RenderSpec, str]) -> str:
