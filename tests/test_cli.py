@@ -305,3 +305,32 @@ def test_findings_name_the_image_when_the_file_holds_every_image(tmp_path):
     assert where.endswith("annotations.xml [a]"), where
     voc = Finding("box-out-of-bounds", Severity.WARNING, str(root / "Annotations" / "a.xml"), "object[0]", "m", "a")
     assert _where(voc).endswith("Annotations/a.xml")
+
+
+def test_long_work_reports_every_stage_with_its_total(tmp_path):
+    """check (read, image headers, duplicate hashes, --fix's write) and the surgery commands (read, write) report
+    each stage to the progress bar, every advance adding up to the total announced (check showed only its header
+    stage; merge, remap, filter and sample showed nothing)."""
+    from datatools.ops.check import check, write_fixed
+    from datatools.ops.surgery import remap
+
+    def stages(run) -> dict:
+        seen: dict = {}
+
+        def update(stage, advance, total):
+            done, known = seen.get(stage, (0, None))
+            seen[stage] = (done + advance, total if total is not None else known)
+        run(update)
+        assert all(known is None or done == known for done, known in seen.values()), seen
+        return seen
+
+    report = None
+
+    def run_check(update):
+        nonlocal report
+        report = check(SAMPLE, dupes=True, progress=update)
+        write_fixed(report, tmp_path / "fixed", progress=update)
+    seen = stages(run_check)
+    assert set(seen) == {"read", "headers", "hash", "write"} and seen["headers"][0] == report.images
+    seen = stages(lambda update: remap(SAMPLE, tmp_path / "o", "circle:round", progress=update))
+    assert set(seen) == {"read", "write"} and seen["write"][0] == report.images

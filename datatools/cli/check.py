@@ -35,13 +35,14 @@ def check_cmd(src, fmt, images, sets, classes, convention, normalize_names, no_h
     from datatools.ops.check import check, write_fixed
 
     with errors_to_click():
-        with stage_progress() as update:
+        with stage_progress(not as_json) as update:
             report = check(src, format=fmt, images=images, sets=sets, convention=convention,
                            classes=parse_classes(classes), normalize_names=normalize_names, headers=not no_headers,
-                           workers=workers or None, progress=lambda n: update("headers", n, None), engine=engine,
-                           ray_address=ray_address, max_xml_bytes=max_xml_bytes, dupes=dupes)
-        if fix_out:
-            write_fixed(report, fix_out, images_mode=images_mode, convention=convention, workers=workers or None)
+                           workers=workers or None, progress=update, engine=engine, ray_address=ray_address,
+                           max_xml_bytes=max_xml_bytes, dupes=dupes)
+            if fix_out:
+                write_fixed(report, fix_out, images_mode=images_mode, convention=convention, workers=workers or None,
+                            progress=update)
     if as_json:
         emit_json(report.to_dict())
     else:

@@ -84,6 +84,20 @@ def stage_progress(enabled: bool = True) -> Iterator[Callable[[str, int, "int | 
         yield update
 
 
+def run_writer(fn, *args, as_json: bool, render: Callable, **kwargs) -> None:
+    """Run a command that writes a dataset (``convert``, ``merge``, ``remap``, ``filter``, ``sample``) with a
+    progress bar, then print its report as JSON or through ``render``. Books that do not balance (objects read !=
+    written + dropped) are a bug, never a data problem: said loudly."""
+    with errors_to_click(), stage_progress(not as_json) as update:
+        report = fn(*args, progress=update, **kwargs)
+    if as_json:
+        emit_json(report.to_dict())
+    else:
+        render(report)
+    if not report.balanced:
+        raise click.ClickException("internal error: objects read != written + dropped")
+
+
 def read_dataset(src, fmt: str | None, *, images=None, sets=None, classes: str | None = None, workers: int = 0,
                  update: Callable[[str, int, "int | None"], None] | None = None, engine: str = "local",
                  ray_address: str | None = None, max_xml_bytes: int | None = None, **extra):

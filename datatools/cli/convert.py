@@ -6,10 +6,10 @@ from typing import Any, Callable, Collection
 
 import click
 
-from datatools.cli.common import (console, convention_option, count, counts_table, emit_json, engine_options,
-                                  errors_to_click, esc, findings_table, images_mode_option, images_option, json_option,
-                                  max_xml_option, normalize_names_option, parse_classes, sets_option, SourcePath,
-                                  stage_progress, table, workers_option)
+from datatools.cli.common import (console, convention_option, count, counts_table, engine_options, esc,
+                                  findings_table, images_mode_option, images_option, json_option, max_xml_option,
+                                  normalize_names_option, parse_classes, run_writer, sets_option, SourcePath, table,
+                                  workers_option)
 
 from datatools.formats import FORMATS  # the registry only: no format module is imported
 
@@ -45,16 +45,8 @@ def conversion_options(f):
 def run_conversion(src_format: str, src: str, dst_format: str, out: str, *, as_json: bool, classes, workers, **opts):
     from datatools.ops.convert import convert
 
-    with errors_to_click():
-        with stage_progress() as update:
-            summary = convert(src_format, src, dst_format, out, classes=parse_classes(classes), workers=workers or None,
-                              progress=update, **opts)
-    if as_json:
-        emit_json(summary.to_dict())
-    else:
-        render_summary(summary)
-    if not summary.balanced:  # a bug, never a data problem: say so loudly
-        raise click.ClickException("internal error: objects read != written + dropped")
+    run_writer(convert, src_format, src, dst_format, out, as_json=as_json, render=render_summary,
+               classes=parse_classes(classes), workers=workers or None, **opts)
 
 
 def render_summary(s, *, command: str | None = None, before: dict[str, int] | None = None,

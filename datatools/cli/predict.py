@@ -5,7 +5,7 @@ import click
 
 from datatools.formats import FORMATS
 
-from datatools.cli.common import (console, count, emit_json, errors_to_click, esc, json_option)
+from datatools.cli.common import console, count, emit_json, errors_to_click, esc, json_option, stage_progress
 
 
 @click.command("predict")
@@ -36,9 +36,9 @@ def predict_cmd(model, images, out, fmt, split, device, batch_size, conf, max_de
     """
     from datatools.training.predict import predict
 
-    with errors_to_click():
+    with errors_to_click(), stage_progress(not as_json) as update:
         r = predict(model, images, out, format=fmt, split=split, device=device, batch_size=batch_size, conf=conf,
-                    max_det=max_det, workers=workers, image_size=image_size)
+                    max_det=max_det, workers=workers, image_size=image_size, progress=update)
     if as_json:
         emit_json({"out": r.out, "images": r.images, "detections": r.detections, "classes": list(r.classes),
                    "device": r.device})

@@ -5,9 +5,9 @@ import functools
 
 import click
 
-from datatools.cli.common import (convention_option, count, emit_json, errors_to_click, esc, format_option,
-                                  images_mode_option, images_option, json_option, max_xml_option, normalize_names_option,
-                                  parse_classes, sets_option, SourcePath, workers_option)
+from datatools.cli.common import (convention_option, count, esc, format_option, images_mode_option, images_option,
+                                  json_option, max_xml_option, normalize_names_option, parse_classes, run_writer,
+                                  sets_option, SourcePath, workers_option)
 from datatools.formats import FORMATS  # the registry only: no format module is imported
 
 
@@ -35,14 +35,8 @@ def output_options(f, *, one_source: bool = True):
 
 
 def _run(fn, *args, as_json: bool, workers: int, fmt: str, **kwargs) -> None:
-    with errors_to_click():
-        report = fn(*args, fmt=None if fmt == "auto" else fmt, workers=workers or None, **kwargs)
-    if as_json:
-        emit_json(report.to_dict())
-    else:
-        render(report)
-    if not report.balanced:  # a bug, never a data problem
-        raise click.ClickException("internal error: objects read != written + dropped")
+    run_writer(fn, *args, as_json=as_json, render=render, fmt=None if fmt == "auto" else fmt,
+               workers=workers or None, **kwargs)
 
 
 def render(report) -> None:

@@ -30,9 +30,11 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 ProgressFn = Callable[[int], None]
+# A command's progress bar: update(stage name, items done since the last call, the stage's total or None)
+StageProgress = Callable[[str, int, "int | None"], None]
 
 
-def stage_callbacks(update: "Callable[[str, int, int | None], None] | None", stage: str, *,
+def stage_callbacks(update: StageProgress | None, stage: str, *,
                     total: int | None = None) -> dict:
     """``progress=`` and ``on_total=`` for a reader or a mapped step, reported to ``update(stage, advance, total)``
     (a command's progress bar) as ``stage``; no callbacks without ``update``. A ``total`` known now is reported at

@@ -16,7 +16,7 @@ from datatools import formats
 from datatools.core.boxes import DEFAULT_CONVENTION, PixelConvention
 from datatools.core import fs
 from datatools.core.atomic import ImagesMode
-from datatools.core.parallel import Mapper, ProgressFn
+from datatools.core.parallel import Mapper, ProgressFn, StageProgress, stage_callbacks
 from datatools.core.model import Dataset, Finding, Severity
 from datatools.formats.common import err, keep_headers, read_headers, warn
 from datatools.ops.convert import read_source
@@ -96,7 +96,7 @@ def lint(ds: Dataset, *, headers: bool = True, workers: int | None = None, progr
 def check(src: str | os.PathLike, *, format: str = "auto", images=None, sets=None,
           convention: PixelConvention | str = DEFAULT_CONVENTION, classes: Sequence[str] | None = None,
           normalize_names: bool = False, headers: bool = True, workers: int | None = None,
-          progress: ProgressFn | None = None, engine: str = "local", ray_address: str | None = None,
+          progress: StageProgress | None = None, engine: str = "local", ray_address: str | None = None,
           max_xml_bytes: int | None = None, dupes: bool = False, dupes_threshold: int | None = None) -> CheckReport:
     """Read ``src`` and list every finding with a stable code, severity, file and field.
 
@@ -104,7 +104,8 @@ def check(src: str | os.PathLike, *, format: str = "auto", images=None, sets=Non
     default its own): ``duplicate-image``, ``near-duplicate`` and ``duplicate-labels-differ``.
 
     ``engine="ray"`` reads the annotation files and image headers in chunks as Ray tasks (``ray_address``); the
-    findings are the same, in the same order.
+    findings are the same, in the same order. ``progress`` is a command's progress bar: the stages ``read``,
+    ``headers`` and (with ``dupes``) ``hash``.
     """
     mapper = Mapper(engine, ray_address, workers)
     # The reader's header reads (the sizes) are kept for lint's header checks: each image is opened once. Without
@@ -113,13 +114,14 @@ def check(src: str | os.PathLike, *, format: str = "auto", images=None, sets=Non
         # classes= is the class list for every reader (and names the ids of a YOLO dataset without names); prepare
         # selects by name, as a conversion does. read_source: an empty or wrong folder is an error, not 0 findings.
         ds = read_source(src, format, mapper=mapper, classes=classes, images=images, sets=sets,
-                         convention=convention, workers=workers, max_xml_bytes=max_xml_bytes, all_dropped_ok=True)
+                         convention=convention, workers=workers, max_xml_bytes=max_xml_bytes, all_dropped_ok=True,
+                         **stage_callbacks(progress, "read"))
         return check_dataset(ds, src=src, classes=classes, normalize_names=normalize_names, headers=headers,
                              progress=progress, mapper=mapper, dupes=dupes, dupes_threshold=dupes_threshold)
 
 
 def check_dataset(ds: Dataset, *, src: str | os.PathLike = "", classes: Sequence[str] | None = None,
-                  normalize_names: bool = False, headers: bool = True, progress: ProgressFn | None = None,
+                  normalize_names: bool = False, headers: bool = True, progress: StageProgress | None = None,
                   mapper: Mapper | None = None, dupes: bool = False, dupes_threshold: int | None = None
                   ) -> CheckReport:
     """:func:`check` of a dataset already read (read with the same ``classes``): what a caller that has read SRC
@@ -130,12 +132,15 @@ def check_dataset(ds: Dataset, *, src: str | os.PathLike = "", classes: Sequence
     if classes is not None:
         fixed = fixed.evolve(findings=tuple(replace(f, severity=Severity.ERROR) if f.code == "unknown-class" else f
                                             for f in fixed.findings))
-    findings = list(fixed.findings) + lint(ds, headers=headers, progress=progress, mapper=mapper)
+    n_images = sum(1 for im in ds.images if im.image_path)
+    findings = list(fixed.findings) + lint(ds, headers=headers, mapper=mapper,
+                                           **(stage_callbacks(progress, "headers", total=n_images) if headers else {}))
     if dupes:
         from datatools.ops.dupes import DEFAULT_THRESHOLD, find_duplicates
 
         threshold = DEFAULT_THRESHOLD if dupes_threshold is None else dupes_threshold
-        findings += find_duplicates(ds, threshold=threshold, mapper=mapper).as_findings()
+        findings += find_duplicates(ds, threshold=threshold, mapper=mapper,
+                                    **stage_callbacks(progress, "hash")).as_findings()
     no_size = [im for im in fixed.images if not im.has_size]
     for im in no_size:
         findings.append(err("missing-size", im.source, "size", "the image size is unknown (no size and no image)",
@@ -147,12 +152,14 @@ def check_dataset(ds: Dataset, *, src: str | os.PathLike = "", classes: Sequence
 
 
 def write_fixed(report: CheckReport, out: str | os.PathLike, *, images_mode: ImagesMode | str = ImagesMode.LINK,
-                convention: PixelConvention | str = DEFAULT_CONVENTION, workers: int | None = None) -> None:
-    """Write the repaired dataset (boxes clipped, bad boxes dropped) in the source format."""
+                convention: PixelConvention | str = DEFAULT_CONVENTION, workers: int | None = None,
+                progress: StageProgress | None = None) -> None:
+    """Write the repaired dataset (boxes clipped, bad boxes dropped) in the source format (``progress``: the
+    ``write`` stage of a command's progress bar)."""
     if report.fixed is None:
         raise ValueError("the report has no repaired dataset")
     from datatools.ops.convert import write_dataset  # all-or-nothing; refuses an OUT inside or replacing the input
 
     write_dataset(report.fixed, report.format, out, inputs=[report.src], images_mode=images_mode, workers=workers,
-                  convention=convention)
+                  convention=convention, **stage_callbacks(progress, "write", total=len(report.fixed.images)))
     report.fix_out = str(out)

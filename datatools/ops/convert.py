@@ -22,14 +22,11 @@ from datatools.core.boxes import DEFAULT_CONVENTION, PixelConvention
 from datatools.core.errors import InputError, NoInputError, StrictModeError, UsageError
 from datatools.core.atomic import ImagesMode, output_transaction
 from datatools.core.fs import files_for
-from datatools.core.parallel import Mapper, stage_callbacks
+from datatools.core.parallel import Mapper, StageProgress, stage_callbacks
 from datatools.core.paths import check_output_dir, dataset_inputs, input_folders, refuse_replacing_inputs
 from datatools.core.model import Dataset, Finding, Severity
 from datatools.formats.common import WriteResult, info, warn
 from datatools.ops.sanitize import prepare
-
-# stage name, items done since last call, total (or None when unknown)
-StageProgress = Callable[[str, int, "int | None"], None]
 
 
 @dataclass

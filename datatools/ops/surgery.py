@@ -23,7 +23,7 @@ from datatools.core.atomic import ImagesMode
 from datatools.core.boxes import DEFAULT_CONVENTION, PixelConvention
 from datatools.core.errors import NoInputError, UsageError
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, Severity, all_classes
-from datatools.core.parallel import Mapper
+from datatools.core.parallel import Mapper, StageProgress, stage_callbacks
 from datatools.core.paths import check_output_dir
 from datatools.formats import coco
 from datatools.formats.common import DEFAULT_SPLIT, info, warn
@@ -376,7 +376,7 @@ def _cover_classes(chosen: np.ndarray, counts: np.ndarray, rng: np.random.Genera
 # ``merge`` one per source), ``sets``, ``convention`` (VOC; also used to write VOC output) and ``max_xml_bytes``.
 
 def _finish(command: str, ds_in: Dataset, ds: Dataset, out, *, srcs: Sequence, images: Sequence = (),
-            src_format: str, dst_format: str | None, images_mode, workers, mapper, precision: int,
+            src_format: str, dst_format: str | None, images_mode, workers, mapper, precision: int, progress=None,
             convention=DEFAULT_CONVENTION, normalize_names: bool = False, empty_ok: bool = False,
             details: dict | None = None) -> SurgeryReport:
     """The common tail, convert's own (:func:`~datatools.ops.convert.prepare_and_write`: its policies, the books,
@@ -386,7 +386,8 @@ def _finish(command: str, ds_in: Dataset, ds: Dataset, out, *, srcs: Sequence, i
     summary = prepare_and_write(ds_in, ds, dst, out, src=", ".join(map(str, srcs)), src_format=src_format,
                                 inputs=[*srcs, *(i for i in images if i)], normalize_names=normalize_names,
                                 empty_error=partial(_nothing_left, command, out, empty_ok), images_mode=images_mode,
-                                precision=precision, workers=workers, mapper=mapper, convention=convention)
+                                precision=precision, workers=workers, mapper=mapper, convention=convention,
+                                progress=progress)
     return SurgeryReport(command, summary, details or {})
 
 
@@ -404,9 +405,9 @@ def _nothing_left(command: str, out, empty_ok: bool, ds_in: Dataset, ds: Dataset
     return NoInputError(f"{command}: no {what} is left ({why or 'nothing kept'}); nothing was written to {out}")
 
 
-def _read_one(src, out, fmt, mapper, images, **read) -> Dataset:
+def _read_one(src, out, fmt, mapper, images, progress=None, **read) -> Dataset:
     check_output_dir(out, [x for x in (src, images) if x])
-    return read_source(src, fmt, mapper=mapper, images=images, **read)
+    return read_source(src, fmt, mapper=mapper, images=images, **read, **stage_callbacks(progress, "read"))
 
 
 def merge(srcs: Sequence[str | os.PathLike], out: str | os.PathLike, *, to: str | None = None,
@@ -414,7 +415,8 @@ def merge(srcs: Sequence[str | os.PathLike], out: str | os.PathLike, *, to: str 
           images: Sequence[str | os.PathLike | None] | None = None, sets: Sequence[str] | str | None = None,
           convention: PixelConvention | str = DEFAULT_CONVENTION, max_xml_bytes: int | None = None,
           images_mode: ImagesMode | str = ImagesMode.LINK, workers: int | None = None, precision: int = 6,
-          engine: str = "local", ray_address: str | None = None) -> SurgeryReport:
+          engine: str = "local", ray_address: str | None = None, progress: StageProgress | None = None
+          ) -> SurgeryReport:
     """Merge datasets (any formats; ``fmt`` forces one for all) into OUT, in the first one's format unless ``to``.
     See :func:`merge_datasets` for classes, collisions and splits. ``images``: one image folder per source, in the
     sources' order (None: that source's default); ``sets``, ``convention`` and ``max_xml_bytes`` apply to every
@@ -429,7 +431,7 @@ def merge(srcs: Sequence[str | os.PathLike], out: str | os.PathLike, *, to: str 
     folders = list(images or [None] * len(srcs))
     check_output_dir(out, [x for x in (*srcs, *folders) if x])  # before reading any
     mapper = Mapper(engine, ray_address, workers)
-    dss = [_read_one(s, out, fmt, mapper, i, workers=workers, sets=sets, convention=convention,
+    dss = [_read_one(s, out, fmt, mapper, i, progress, workers=workers, sets=sets, convention=convention,
                      max_xml_bytes=max_xml_bytes) for s, i in zip(srcs, folders)]
     merged, details = merge_datasets(dss, splits=splits)
     # the books count everything read (--splits drops images after reading): the sources side by side suffice
@@ -438,60 +440,54 @@ def merge(srcs: Sequence[str | os.PathLike], out: str | os.PathLike, *, to: str 
     if normalize_names:
         details["case_variants_folded"] = True
     return _finish("merge", ds_in, merged, out, srcs=srcs, images=folders, src_format=dss[0].format, dst_format=to,
-                   images_mode=images_mode, workers=workers, mapper=mapper, precision=precision,
+                   images_mode=images_mode, workers=workers, mapper=mapper, precision=precision, progress=progress,
                    convention=convention, normalize_names=normalize_names, details=details)
 
 
-def _one_source(command: str, src, out, op, *, to, fmt, images, sets, convention, max_xml_bytes, images_mode, workers,
-                precision, engine, ray_address, empty_ok: bool = False) -> SurgeryReport:
+def _one_source(command: str, src, out, op, *, to: str | None = None, fmt: str | None = None,
+                images: str | os.PathLike | None = None, sets: Sequence[str] | str | None = None,
+                convention: PixelConvention | str = DEFAULT_CONVENTION, max_xml_bytes: int | None = None,
+                images_mode: ImagesMode | str = ImagesMode.LINK, workers: int | None = None, precision: int = 6,
+                engine: str = "local", ray_address: str | None = None, progress: StageProgress | None = None,
+                empty_ok: bool = False) -> SurgeryReport:
     """Read SRC, apply ``op`` (the dataset read -> (the dataset to write, details)) and write OUT: what remap, filter
-    and sample share. The details also hold the class counts before."""
+    and sample share, and the options they take besides their own (``io`` below): the output format ``to`` (default
+    SRC's), SRC's ``fmt`` (default detected), how SRC is read (``images``, ``sets``, ``convention``,
+    ``max_xml_bytes``), how OUT is written (``images_mode``, ``precision``), where the work runs (``workers``,
+    ``engine``, ``ray_address``) and a command's progress bar. The details also hold the class counts before."""
     mapper = Mapper(engine, ray_address, workers)
-    ds_in = _read_one(src, out, fmt, mapper, images, workers=workers, sets=sets, convention=convention,
+    ds_in = _read_one(src, out, fmt, mapper, images, progress, workers=workers, sets=sets, convention=convention,
                       max_xml_bytes=max_xml_bytes)
     ds, details = op(ds_in)
     return _finish(command, ds_in, ds, out, srcs=[src], images=[images], src_format=ds_in.format, dst_format=to,
-                   images_mode=images_mode, workers=workers, mapper=mapper, precision=precision,
+                   images_mode=images_mode, workers=workers, mapper=mapper, precision=precision, progress=progress,
                    convention=convention, empty_ok=empty_ok,
                    details={**details, "classes_before": ds_in.class_counts()})
 
 
-def remap(src, out, mapping, *, order: Sequence[str] | None = None, to: str | None = None, fmt: str | None = None,
-          images: str | os.PathLike | None = None, sets: Sequence[str] | str | None = None,
-          convention: PixelConvention | str = DEFAULT_CONVENTION, max_xml_bytes: int | None = None,
-          images_mode: ImagesMode | str = ImagesMode.LINK, workers: int | None = None, precision: int = 6,
-          engine: str = "local", ray_address: str | None = None) -> SurgeryReport:
-    """Apply a class map (:func:`parse_mapping` input) to SRC and write OUT; the details hold the counts before."""
+def remap(src, out, mapping, *, order: Sequence[str] | None = None, **io) -> SurgeryReport:
+    """Apply a class map (:func:`parse_mapping` input) to SRC and write OUT; the details hold the counts before.
+    ``io``: the reading and writing options of :func:`_one_source`."""
     table = parse_mapping(mapping)
-    return _one_source("remap", src, out, lambda ds: (remap_classes(ds, table, order=order), {"map": table}), to=to,
-                       fmt=fmt, images=images, sets=sets, convention=convention, max_xml_bytes=max_xml_bytes,
-                       images_mode=images_mode, workers=workers, precision=precision, engine=engine,
-                       ray_address=ray_address)
+    return _one_source("remap", src, out, lambda ds: (remap_classes(ds, table, order=order), {"map": table}), **io)
 
 
-def filter_data(src, out, *, to: str | None = None, fmt: str | None = None, images: str | os.PathLike | None = None,
-                sets: Sequence[str] | str | None = None, convention: PixelConvention | str = DEFAULT_CONVENTION,
-                max_xml_bytes: int | None = None, images_mode: ImagesMode | str = ImagesMode.LINK,
-                workers: int | None = None, precision: int = 6, engine: str = "local",
-                ray_address: str | None = None, **tests) -> SurgeryReport:
-    """Filter SRC into OUT; ``tests`` are :func:`filter_dataset`'s keywords."""
-    return _one_source("filter", src, out, lambda ds: (filter_dataset(ds, **tests), {}), to=to, fmt=fmt,
-                       images=images, sets=sets, convention=convention, max_xml_bytes=max_xml_bytes,
-                       images_mode=images_mode, workers=workers, precision=precision, engine=engine,
-                       ray_address=ray_address, empty_ok=bool(tests.get("only_empty")))
+_TESTS = ("classes", "min_size", "max_size", "min_area", "drop_empty", "only_empty", "ids")
+
+
+def filter_data(src, out, **options) -> SurgeryReport:
+    """Filter SRC into OUT: the options named like :func:`filter_dataset`'s keywords are its tests, the others the
+    reading and writing options of :func:`_one_source`."""
+    tests = {k: options.pop(k) for k in _TESTS if k in options}
+    return _one_source("filter", src, out, lambda ds: (filter_dataset(ds, **tests), {}),
+                       empty_ok=bool(tests.get("only_empty")), **options)
 
 
 def sample(src, out, *, n: int | None = None, frac: float | None = None, stratified: bool = False, seed: int = 0,
-           to: str | None = None, fmt: str | None = None, images: str | os.PathLike | None = None,
-           sets: Sequence[str] | str | None = None, convention: PixelConvention | str = DEFAULT_CONVENTION,
-           max_xml_bytes: int | None = None, images_mode: ImagesMode | str = ImagesMode.LINK,
-           workers: int | None = None, precision: int = 6, engine: str = "local",
-           ray_address: str | None = None) -> SurgeryReport:
-    """Write a sample of SRC to OUT (:func:`sample_dataset`)."""
+           **io) -> SurgeryReport:
+    """Write a sample of SRC to OUT (:func:`sample_dataset`); ``io``: the options of :func:`_one_source`."""
     return _one_source("sample", src, out, partial(sample_dataset, n=n, frac=frac, stratified=stratified, seed=seed),
-                       to=to, fmt=fmt, images=images, sets=sets, convention=convention, max_xml_bytes=max_xml_bytes,
-                       images_mode=images_mode, workers=workers, precision=precision, engine=engine,
-                       ray_address=ray_address, empty_ok=True)
+                       empty_ok=True, **io)
 
 
 __all__ = ["SurgeryReport", "filter_data", "filter_dataset", "merge", "merge_datasets", "parse_mapping", "remap",

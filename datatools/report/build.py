@@ -133,7 +133,7 @@ def _add_check(data: ReportData, ds: Dataset, *, up: Update, **opts) -> None:
     from datatools.ops.check import check_dataset
 
     try:  # on the dataset read above: SRC is read once
-        rep = check_dataset(ds, progress=lambda n: up("headers", n, None), **opts)
+        rep = check_dataset(ds, progress=up, **opts)
     except DatatoolsError as e:
         data.notes["findings"] = f"check could not run: {e}"
         return

@@ -176,9 +176,10 @@ def ground_truth_subset(gt, names):
 
 
 @torch.no_grad()
-def predict_batches(model: nn.Module, loader, device: torch.device, *,
-                    channels_last: bool = False) -> dict[int, dict[str, np.ndarray]]:
-    """Run ``model`` over an eval loader in fp32; boxes are mapped back to each original image.
+def predict_batches(model: nn.Module, loader, device: torch.device, *, channels_last: bool = False,
+                    progress=None) -> dict[int, dict[str, np.ndarray]]:
+    """Run ``model`` over an eval loader in fp32; boxes are mapped back to each original image; ``progress(n)`` is
+    called after each batch of ``n`` images.
     Returns ``{dataset index: {"boxes", "scores", "labels"}}`` (labels without the background offset)."""
     from datatools.datasets import to_device
     from datatools.datasets.transforms import boxes_to_original
@@ -196,6 +197,8 @@ def predict_batches(model: nn.Module, loader, device: torch.device, *,
             boxes = boxes_to_original(p["boxes"].float().cpu(), t)
             out[idx] = {"boxes": boxes.numpy().astype(np.float64), "scores": p["scores"].float().cpu().numpy(),
                         "labels": p["labels"].cpu().numpy() - 1}
+        if progress:
+            progress(len(preds))
     return out
 
 

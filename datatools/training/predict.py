@@ -20,6 +20,7 @@ import torch
 from datatools.core.errors import UsageError
 from datatools.core.atomic import atomic_write
 from datatools.core.images import list_images
+from datatools.core.parallel import StageProgress, stage_callbacks
 from datatools.core.boxes import xyxy_to_xywh_array
 from datatools.training.checkpoint import load_checkpoint
 from datatools.training.config import TrainConfig
@@ -77,14 +78,15 @@ def _dataset_format(format: str | None, images: Path, split: str | None) -> str 
 def predict(checkpoint: str | os.PathLike, images: str | os.PathLike, out: str | os.PathLike, *,
             format: str | None = "auto", split: str | None = None, device: str = "auto", batch_size: int = 8,
             conf: float = EVAL_CONF, max_det: int = EVAL_MAX_DET, workers: int = 2, image_size: int | None = None,
-            progress=None) -> PredictResult:
+            progress: StageProgress | None = None) -> PredictResult:
     """Run the checkpoint's model on ``images`` and write COCO results (``image_id, category_id, bbox [x, y, w, h],
     score, file_name``) to ``out``. The defaults of ``conf`` and ``max_det`` (0.001 and 100) are the usual settings
     for mAP and those of the evaluation during training, so ``predict`` + ``evaluate`` reproduce its numbers.
 
     ``format`` ``auto`` detects a dataset in ``images`` as ``convert`` and ``check`` do (then its ids are the ones
     ``evaluate`` uses for it) and falls back to a plain image folder when it is none; ``voc``/``yolo``/``coco``
-    name the dataset's format; ``images`` (or None) always reads a plain image folder."""
+    name the dataset's format; ``images`` (or None) always reads a plain image folder. ``progress``: a command's
+    progress bar (the ``predict`` stage, in images)."""
     from datatools.datasets import make_loader
     from datatools.datasets.transforms import eval_preset
 
@@ -125,7 +127,8 @@ def predict(checkpoint: str | os.PathLike, images: str | os.PathLike, out: str |
     loader = make_loader(ds, batch_size=batch_size, shuffle=False, num_workers=workers)
     # The model keeps at most ``max_det`` boxes scored above ``conf``, best first.
     results = []
-    for idx, p in sorted(predict_batches(model, loader, dev).items()):
+    preds = predict_batches(model, loader, dev, **stage_callbacks(progress, "predict", total=len(paths)))
+    for idx, p in sorted(preds.items()):
         xywh = np.round(xyxy_to_xywh_array(p["boxes"]), 2).tolist()
         results += [{"image_id": ids[idx], "file_name": names[idx], "category_id": cat_ids[int(label)], "bbox": box,
                      "score": round(float(score), 5)} for box, label, score in zip(xywh, p["labels"], p["scores"])]
