@@ -215,6 +215,10 @@ normalize_names_option = click.option(
     "--normalize-names", is_flag=True,
     help="Lower-case class names and collapse runs of spaces ('Dog ', 'dog' -> 'dog'). Otherwise names are kept as "
          "written and case variants are reported.")
+precision_option = click.option("--precision", type=click.IntRange(0, 12), default=6, show_default=True,
+                                help="Decimal places for written coordinates.")
+device_option = click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True,
+                             help="auto = CUDA when present, else CPU.")
 images_mode_option = click.option(
     "--images-mode", type=click.Choice(["link", "copy", "symlink", "none"]), default="link", show_default=True,
     help="How images reach the output: hard link (copy when linking fails), copy, symlink, or none (leave them "

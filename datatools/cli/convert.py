@@ -8,7 +8,7 @@ import click
 
 from datatools.cli.common import (console, convention_option, count, counts_table, engine_options, esc,
                                   findings_table, images_mode_option, images_option, json_option, max_xml_option,
-                                  normalize_names_option, parse_classes, run_writer, sets_option, SourcePath, table,
+                                  normalize_names_option, parse_classes, precision_option, run_writer, sets_option, SourcePath, table,
                                   workers_option)
 
 from datatools.formats import FORMATS  # the registry only: no format module is imported
@@ -29,8 +29,7 @@ def conversion_options(f):
         normalize_names_option,
         convention_option,
         images_mode_option,
-        click.option("--precision", type=click.IntRange(0, 12), default=6, show_default=True,
-                     help="Decimal places for written coordinates."),
+        precision_option,
         max_xml_option,
         workers_option,
         engine_options,

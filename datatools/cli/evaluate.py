@@ -2,6 +2,8 @@
 any format."""
 from __future__ import annotations
 
+import contextlib
+
 import click
 
 from datatools.formats import FORMATS
@@ -57,7 +59,7 @@ def evaluate_cmd(gt, pred, gt_format, split, classes, convention, images, metric
     from datatools.metrics.evaluate import evaluate
 
     with errors_to_click():
-        with console(stderr=True).status("evaluating...") if not as_json else _null():
+        with console(stderr=True).status("evaluating...") if not as_json else contextlib.nullcontext():
             report = evaluate(gt, pred, gt_format=gt_format, split=split, classes=parse_classes(classes),
                               convention=convention, images=images, metric=metric, iou=iou, method=method,
                               legacy_plus_one=legacy_plus_one, backend=backend, plots=plots, conf=conf,
@@ -66,12 +68,6 @@ def evaluate_cmd(gt, pred, gt_format, split, classes, convention, images, metric
         emit_json(report.to_dict())
         return
     render_report(report, limit=limit)
-
-
-def _null():
-    import contextlib
-
-    return contextlib.nullcontext()
 
 
 def render_report(report, *, limit: int = 20) -> None:

@@ -5,7 +5,8 @@ import click
 
 from datatools.formats import FORMATS
 
-from datatools.cli.common import console, count, emit_json, errors_to_click, esc, json_option, stage_progress
+from datatools.cli.common import (console, count, device_option, emit_json, errors_to_click, esc, json_option,
+                                  stage_progress)
 
 
 @click.command("predict")
@@ -19,8 +20,7 @@ from datatools.cli.common import console, count, emit_json, errors_to_click, esc
                    "auto: detected as `convert` and `check` detect it, else a plain image folder; images: always "
                    "an image folder (or one image), ids 1..N in sorted path order.")
 @click.option("--split", default=None, help="For a dataset: only this split (e.g. val).")
-@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True,
-              help="auto = CUDA when present, else CPU.")
+@device_option
 @click.option("--batch-size", "-b", type=click.IntRange(1), default=8, show_default=True, help="Images per batch.")
 @click.option("--conf", type=click.FloatRange(0, 1), default=0.001, show_default=True,
               help="Minimum score kept (low for mAP; raise it for drawing).")

@@ -6,7 +6,7 @@ import functools
 import click
 
 from datatools.cli.common import (convention_option, count, esc, format_option, images_mode_option, images_option,
-                                  json_option, max_xml_option, normalize_names_option, parse_classes, run_writer,
+                                  json_option, max_xml_option, normalize_names_option, parse_classes, precision_option, run_writer,
                                   sets_option, SourcePath, workers_option)
 from datatools.formats import FORMATS  # the registry only: no format module is imported
 
@@ -24,8 +24,7 @@ def output_options(f, *, one_source: bool = True):
         click.option("--to", "to", type=click.Choice(list(FORMATS)), default=None,
                      help="Output format. Default: the (first) source's format."),
         images_mode_option,
-        click.option("--precision", type=click.IntRange(0, 12), default=6, show_default=True,
-                     help="Decimal places for written coordinates."),
+        precision_option,
         workers_option,
         json_option,
     ]

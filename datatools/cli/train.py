@@ -5,7 +5,8 @@ import click
 
 from datatools.formats import FORMATS
 
-from datatools.cli.common import (console, count, emit_json, errors_to_click, esc, json_option, stage_progress)
+from datatools.cli.common import (console, count, device_option, emit_json, errors_to_click, esc, json_option,
+                                  stage_progress)
 
 from datatools.training.catalog import DEFAULT_MODEL, MODELS  # the table only: no torch import
 
@@ -75,8 +76,7 @@ from datatools.training.catalog import DEFAULT_MODEL, MODELS  # the table only: 
 @click.option("--eval-every", type=click.IntRange(1), default=1, show_default=True, help="Evaluate every N epochs.")
 @click.option("--save-period", type=click.IntRange(0), default=0, show_default=True,
               help="Also keep OUT/epoch<N>.pt every N epochs (0 = only last.pt and best.pt).")
-@click.option("--device", type=click.Choice(["auto", "cuda", "cpu"]), default="auto", show_default=True,
-              help="auto = CUDA when present, else CPU.")
+@device_option
 @click.option("--no-amp", is_flag=True, help="Disable bf16 autocast on the GPU.")
 @click.option("--no-channels-last", is_flag=True, help="Keep NCHW memory format on the GPU.")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (slow first epoch, faster after).")

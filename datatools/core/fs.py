@@ -1,10 +1,11 @@
-"""fsspec URL inputs (``memory://``, ``s3://``, ``simplecache::file:///...``): the few file operations the readers
-(VOC, YOLO and COCO) need.
+"""The one file-access layer of the readers: local paths and fsspec URLs (``memory://``, ``s3://``,
+``simplecache::file:///...``), with the few file operations the readers need.
 
-Use it only for a SRC given as a URL: local paths never come here (the readers keep their ``os`` calls, and fsspec is
-not even imported). A URL is kept as a plain string everywhere (records' ``source`` and ``image_path``), so a worker
-in another process or on another Ray node reopens it; the filesystem instance is rebuilt from the URL there (fsspec
-caches instances per URL options). Outputs are always local (or shared, mounted) paths.
+:func:`files_for` gives the same operations on either: :class:`LocalFiles` for a local path (plain ``os`` calls;
+fsspec is not even imported), fsspec for a URL; :func:`read_small_file` and :func:`read_json` take either. A URL
+is kept as a plain string everywhere (records' ``source`` and ``image_path``), so a worker in another process or on
+another Ray node reopens it; the filesystem instance is rebuilt from the URL there (fsspec caches instances per URL
+options). Outputs are always local (or shared, mounted) paths.
 
 A path is a URL when it contains ``://`` (``memory://x``, ``s3://b/k``, and chains such as
 ``simplecache::file:///abs``). :func:`source_path` and :func:`local_path` turn a plain ``file://`` URL into a local
