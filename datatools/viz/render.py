@@ -22,7 +22,7 @@ from datatools.core.errors import UsageError
 from datatools.core.images import exif_orientation, image_error, pil_open
 from datatools.core.model import Dataset
 from datatools.core.parallel import ProgressFn, map_items
-from datatools.core.paths import check_output_dir, safe_join
+from datatools.core.paths import check_output_dir, input_folders, safe_join
 from datatools.viz.draw import draw_items, font, font_size_for, to_rgb
 from datatools.viz.plan import ImageJob, plan_image, predictions_to_draw, reader_box_findings, select_images
 from datatools.viz.sheet import BACKGROUND, CAPTION_COLOUR, SheetLayout, contact_sheet, fit_size
@@ -245,10 +245,7 @@ def visualize(ds: Dataset, out: str | os.PathLike, *, classes: Sequence[str] | N
         if unknown:
             raise UsageError(f"unknown class(es) {', '.join(map(repr, unknown))}; the dataset has "
                              f"{', '.join(ds.classes) or 'no classes'}")
-    inputs = [ds.root] if ds.root else []
-    if ds.meta.get("image_dir"):
-        inputs.append(str(ds.meta["image_dir"]))
-    out_p = check_output_dir(out, inputs)
+    out_p = check_output_dir(out, input_folders(ds))
     if out_p.exists() and not out_p.is_dir():
         raise UsageError(f"{out} exists and is not a folder")
     layout = SheetLayout.for_tile(grid[0], grid[1], tile) if grid else None
