@@ -107,6 +107,27 @@ def test_targets_are_copies(voc):
         assert torch.equal(after[key].as_subclass(torch.Tensor), value.as_subclass(torch.Tensor)), key
 
 
+@pytest.mark.parametrize("as_array", [np.asarray, torch.as_tensor], ids=["numpy", "torch"])
+def test_make_target_copies_its_inputs(as_array):
+    """make_target (behind load_target) copies: editing the target never reaches the caller's arrays, even when they
+    already have the target's dtypes (where a zero-copy conversion would share their memory)."""
+    from datatools.datasets import make_target
+
+    inputs = {"boxes": as_array(np.array([[1, 2, 5, 8], [0, 0, 3, 3]], dtype=np.float32)),
+              "labels": as_array(np.array([3, 4], dtype=np.int64)),
+              "iscrowd": as_array(np.array([0, 1], dtype=np.int64)),
+              "difficult": as_array(np.array([True, False])),
+              "area": as_array(np.array([24, 9], dtype=np.float32))}
+    before = {k: np.array(v) for k, v in inputs.items()}
+    target = make_target(inputs["boxes"], inputs["labels"], canvas_size=(10, 10), iscrowd=inputs["iscrowd"],
+                         difficult=inputs["difficult"], area=inputs["area"])
+    for key in inputs:
+        target[key].as_subclass(torch.Tensor).fill_(True if target[key].dtype == torch.bool else 7)
+    for key, value in inputs.items():
+        np.testing.assert_array_equal(np.asarray(value), before[key], err_msg=key)
+    np.testing.assert_array_equal(make_target(inputs["boxes"], [1, 2], canvas_size=(10, 10))["area"], [24, 9])
+
+
 @pytest.mark.parametrize("options, check", [
     ({"label_offset": 0}, lambda ds, base: ds.num_classes == len(base.classes) == base.num_classes - 1),
     ({"splits": "val"}, lambda ds, base: len(ds) == 40 and all(i in _ids("val") for i in ds.image_ids)),

@@ -266,6 +266,27 @@ def test_ema_ramps_its_decay_and_copies_counters():
     assert int(ema.n_averaged) == 3 and not any(p.requires_grad for p in ema.module.parameters())
 
 
+@pytest.mark.parametrize("dense", [True, False], ids=["batch-tensor", "image-list"])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_model_inputs_prepare_a_batch_for_the_detector(dense, channels_last):
+    """One preparation for training, BN re-estimation and prediction: images as a list of float 0-1 tensors (channels
+    last when asked, for a dense batch), targets cut to boxes and labels, none at all for inference."""
+    from datatools.training.data import model_inputs
+
+    images = torch.arange(2 * 3 * 4 * 5, dtype=torch.uint8).reshape(2, 3, 4, 5)
+    targets = [{"boxes": torch.ones(1, 4), "labels": torch.tensor([k]), "area": torch.ones(1),
+                "image_id": torch.tensor(k)} for k in (1, 2)]
+    out, kept = model_inputs(images if dense else list(images), targets, torch.device("cpu"),
+                             channels_last=channels_last)
+    assert isinstance(out, list) and len(out) == 2 and all(x.dtype == torch.float32 for x in out)
+    torch.testing.assert_close(out[1], images[1].float() / 255)
+    assert [sorted(t) for t in kept] == [["boxes", "labels"]] * 2 and int(kept[1]["labels"]) == 2
+    assert (out[0].stride(0) == 1) == (dense and channels_last)  # channel stride 1: NHWC pixels
+    assert targets[0].keys() == {"boxes", "labels", "area", "image_id"}  # the loader's targets are left as they were
+    out, kept = model_inputs(images, None, torch.device("cpu"), channels_last=channels_last)
+    assert len(out) == 2 and kept is None
+
+
 def test_no_weight_decay_on_norm_and_bias():
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Linear(4, 2))
     decay, no_decay = param_groups(model, 1e-4)

@@ -134,16 +134,32 @@ def dataset_keys(ds: Dataset, *, categories: Sequence[dict] | None = None) -> Da
 
 def _table_from_records(images: Sequence[ImageRecord], classes: Sequence[str]) -> BoxTable:
     cid = {c: i for i, c in enumerate(classes)}
-    img, lab, box, ign = [], [], [], []
+    columns: tuple[list, list, list, list] = ([], [], [], [])
     for i, rec in enumerate(images):
-        for a in rec.annotations:
-            if a.label not in cid:
-                continue
-            img.append(i)
-            lab.append(cid[a.label])
-            box.append(a.box)
-            ign.append(a.difficult or a.iscrowd)
-    return BoxTable.build(img, lab, np.asarray(box, dtype=np.float64).reshape(-1, 4), None, ign)
+        append_columns(rec.annotations, i, cid, columns, scored=False)
+    img, lab, box, ign = columns
+    return BoxTable.build(img, lab, box, None, ign)
+
+
+def append_columns(anns, image_index: int, cid: dict[str, int], columns: tuple[list, list, list, list], *,
+                   scored: bool) -> int:
+    """Append the annotations of known classes (``cid``: label -> class index; others are left out) of one image to
+    the (image, label, XYXY box, last) columns of a :class:`BoxTable`: the ground truth's and the predictions' one
+    walk. ``last`` is the ignore flag (difficult or crowd) of ground truth, or with ``scored`` the score of a
+    detection; a detection without a usable score is left out and counted (returned), not evaluated."""
+    img, lab, box, last = columns
+    missing = 0
+    for a in anns:
+        if a.label not in cid:
+            continue
+        if scored and (a.score is None or not np.isfinite(a.score)):
+            missing += 1
+            continue
+        img.append(image_index)
+        lab.append(cid[a.label])
+        box.append(a.box)
+        last.append(a.score if scored else a.difficult or a.iscrowd)
+    return missing
 
 
 def sanitize_coco(data: dict, *, path: str = "", kept: set[int] | None = None, order: Sequence[str] = ()

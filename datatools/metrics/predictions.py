@@ -20,7 +20,7 @@ from datatools.core.boxes import xywh_to_xyxy_array, xyxy_to_xywh_array
 from datatools.core.errors import UsageError
 from datatools.core.model import Finding
 from datatools.formats.common import err, info, warn
-from datatools.metrics.inputs import DatasetKeys
+from datatools.metrics.inputs import DatasetKeys, append_columns
 from datatools.metrics.voc import BoxTable
 
 
@@ -223,22 +223,6 @@ def _image_index(keys: DatasetKeys, file_name, image_id, path: str) -> int | Non
     return i
 
 
-def _append_scored(anns, image_index: int, cid: dict[str, int], columns: tuple[list, list, list, list]) -> int:
-    """Append scored detections of known classes to the (image, label, box, score) columns; return how many had no
-    usable score (those are counted, not evaluated)."""
-    img, lab, box, score = columns
-    missing = 0
-    for a in anns:
-        if a.score is None or not np.isfinite(a.score):
-            missing += 1
-            continue
-        img.append(image_index)
-        lab.append(cid[a.label])
-        box.append(a.box)
-        score.append(a.score)
-    return missing
-
-
 def load_predictions(path: str | os.PathLike, keys: DatasetKeys, *, missing_score: float | None = None
                      ) -> Predictions:
     """Read predictions (a local path or a URL) and match them to ``keys`` (a ground truth, or
@@ -325,7 +309,7 @@ def _yolo_predictions(folder: str, keys: DatasetKeys, files) -> Predictions:
         for a in anns:
             if a.label not in cid:
                 not_selected[a.label] = not_selected.get(a.label, 0) + 1
-        no_score += _append_scored([a for a in anns if a.label in cid], i, cid, (img, lab, box, score))
+        no_score += append_columns(anns, i, cid, (img, lab, box, score), scored=True)
     b = np.asarray(box, dtype=np.float64).reshape(-1, 4)
     findings += _summarize_drops(folder, unknown_img, {}, 0, no_score, list(range(len(keys.classes))))
     if not_selected:

@@ -1,8 +1,9 @@
 """The trainer's datasets and loaders, built on :mod:`datatools.datasets`, and the seeds of its random streams.
 
-Use :func:`build_datasets` for a run's train and validation datasets (uint8 out, converted on the device) and
-:func:`epoch_loader` for one epoch's loader of one rank. :func:`stream_seed` mixes (seed, rank, epoch, ...) into a
-seed, so that a resumed run draws what the uninterrupted one drew without storing any RNG state.
+Use :func:`build_datasets` for a run's train and validation datasets (uint8 out, converted on the device),
+:func:`epoch_loader` for one epoch's loader of one rank and :func:`model_inputs` for what a detector takes of one of its
+batches. :func:`stream_seed` mixes (seed, rank, epoch, ...) into a seed, so that a resumed run draws what the
+uninterrupted one drew without storing any RNG state.
 """
 from __future__ import annotations
 
@@ -98,3 +99,19 @@ def micro_batches(images, targets: list, n: int) -> list[tuple[Any, list]]:
         if t:
             out.append((images[j::n], t))
     return out
+
+
+def model_inputs(images, targets: list | None, device: torch.device, *, channels_last: bool = False
+                 ) -> tuple[list[torch.Tensor], list[dict] | None]:
+    """A loader batch as a torchvision detector takes it: images on ``device`` (uint8 converted to float 0-1 there),
+    as a list of ``(3, H, W)`` tensors, and the targets' ``boxes`` and ``labels`` only (the other keys are for the
+    evaluator, not the model) on ``device``. ``targets=None`` (inference: the loader's targets stay on the CPU to
+    map boxes back) gives ``None``. ``channels_last`` lays a dense batch out NHWC before it is split into images.
+    Used by the training step, BatchNorm re-estimation and prediction alike."""
+    from datatools.datasets import to_device
+
+    kept = [] if targets is None else [{"boxes": t["boxes"], "labels": t["labels"]} for t in targets]
+    images, kept = to_device(images, kept, device)
+    if channels_last and isinstance(images, torch.Tensor):
+        images = images.contiguous(memory_format=torch.channels_last)
+    return list(images), (None if targets is None else kept)

@@ -24,7 +24,7 @@ from datatools.core.boxes import xyxy_to_xywh_array
 from datatools.core.errors import UsageError
 from datatools.training.checkpoint import load_checkpoint
 from datatools.training.config import TrainConfig
-from datatools.training.data import build_datasets, epoch_loader, stream_seed
+from datatools.training.data import build_datasets, epoch_loader, model_inputs, stream_seed
 from datatools.training.distributed import (DistContext, broadcast_objects, broadcast_state, gather_union,
                                             setup_distributed, teardown)
 from datatools.training.models import build_model, inference_overrides, scored_weights
@@ -110,17 +110,17 @@ def has_batchnorm(model: nn.Module) -> bool:
     return any(isinstance(m, _BatchNorm) and m.track_running_stats for m in model.modules())
 
 
-def recalibrate_bn(model: nn.Module, train_ds, cfg: TrainConfig, device: torch.device, *,
-                   images: int = BN_IMAGES) -> int:
+def recalibrate_bn(model: nn.Module, train_ds, cfg: TrainConfig, device: torch.device) -> int:
     """Re-estimate the BatchNorm running statistics of ``model`` with ``torch.optim.swa_utils.update_bn``: one
-    no-grad training-mode pass over at most ``images`` train images (a fixed random subset drawn from ``cfg.seed``,
-    with the evaluation's resize and no augmentation, in fp32, in batches of ``cfg.batch_size`` but at least 2).
-    Call it before evaluating or saving a model trained from scratch: the running statistics follow the weights only
-    slowly, and a detector evaluated with stale ones scores near zero however well it learned. Skip it when BatchNorm is frozen (``--freeze-bn``, pretrained
-    ``FrozenBatchNorm2d``). Returns the number of images used (0: the model has no BatchNorm to re-estimate)."""
+    no-grad training-mode pass over at most :data:`BN_IMAGES` train images (a fixed random subset drawn from
+    ``cfg.seed``, with the evaluation's resize and no augmentation, in fp32, in batches of ``cfg.batch_size`` but at
+    least 2). Call it before evaluating or saving a model trained from scratch: the running statistics follow the
+    weights only slowly, and a detector evaluated with stale ones scores near zero however well it learned. Skip it
+    when BatchNorm is frozen (``--freeze-bn``, pretrained ``FrozenBatchNorm2d``). Returns the number of images used
+    (0: the model has no BatchNorm to re-estimate)."""
     from torch.optim.swa_utils import update_bn
 
-    from datatools.datasets import make_loader, to_device
+    from datatools.datasets import make_loader
     from datatools.datasets.transforms import eval_preset
 
     if not has_batchnorm(model) or len(train_ds) == 0:
@@ -130,7 +130,7 @@ def recalibrate_bn(model: nn.Module, train_ds, cfg: TrainConfig, device: torch.d
     # Batches of at least 2 and never a last batch of one image: SSDlite's extra blocks reach 1x1 maps, where
     # training-mode BatchNorm needs more than one value per channel.
     bs = max(2, cfg.batch_size)
-    n = min(images, len(ds))
+    n = min(BN_IMAGES, len(ds))
     n -= int(n % bs == 1)
     if n < 2:
         return 0
@@ -141,9 +141,8 @@ def recalibrate_bn(model: nn.Module, train_ds, cfg: TrainConfig, device: torch.d
 
     def batches():
         for imgs, targets in loader:
-            imgs, targets = to_device(imgs, targets, device)
-            targets = [{"boxes": t["boxes"], "labels": t["labels"]} for t in targets]
-            yield {"images": list(imgs) if isinstance(imgs, torch.Tensor) else imgs, "targets": targets}
+            imgs, targets = model_inputs(imgs, targets, device)
+            yield {"images": imgs, "targets": targets}
 
     was_training = model.training
     # A full training forward samples proposals: keep the run's random streams as they were.
@@ -181,17 +180,14 @@ def predict_batches(model: nn.Module, loader, device: torch.device, *, channels_
     """Run ``model`` over an eval loader in fp32; boxes are mapped back to each original image; ``progress(n)`` is
     called after each batch of ``n`` images.
     Returns ``{dataset index: {"boxes", "scores", "labels"}}`` (labels without the background offset)."""
-    from datatools.datasets import to_device
     from datatools.datasets.transforms import boxes_to_original
 
     model.eval()
     out: dict[int, dict[str, np.ndarray]] = {}
     index_of = getattr(loader.dataset, "index_of", None)  # target["image_id"] is the source's id: back to the index
     for images, targets in loader:
-        images, _ = to_device(images, [], device)
-        if channels_last and isinstance(images, torch.Tensor):
-            images = images.contiguous(memory_format=torch.channels_last)
-        preds = model(list(images) if isinstance(images, torch.Tensor) else images)
+        inputs, _ = model_inputs(images, None, device, channels_last=channels_last)
+        preds = model(inputs)
         for p, t in zip(preds, targets):
             idx = int(t["image_id"]) if index_of is None else index_of(int(t["image_id"]))
             boxes = boxes_to_original(p["boxes"].float().cpu(), t)

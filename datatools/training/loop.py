@@ -52,7 +52,7 @@ from datatools.core.errors import DatatoolsError, UsageError
 from datatools.training.checkpoint import (restore_scheduler, restore_training, resume_config, save_checkpoint,
                                            training_state)
 from datatools.training.config import TrainConfig, check_config, resolve_defaults
-from datatools.training.data import build_datasets, epoch_loader, micro_batches, stream_seed
+from datatools.training.data import build_datasets, epoch_loader, micro_batches, model_inputs, stream_seed
 from datatools.training.distributed import (DistContext, barrier, nonfinite_losses, setup_distributed,
                                             sum_over_ranks, teardown)
 from datatools.training.evaluation import recalibrate_bn, run_model, validate, validation_ground_truth
@@ -273,8 +273,6 @@ def _train(cfg: TrainConfig, ckpt: dict | None, dist: DistContext, device: torch
 def _train_epoch(run: _Run, train_ds, epoch: int, progress) -> tuple[dict[str, float], int, int, float]:
     """One epoch of optimizer steps; returns the loss sums and the step count (both summed over every rank), this
     rank's image count and the seconds taken."""
-    from datatools.datasets import to_device
-
     cfg, dist, device, model, train_model = run.cfg, run.dist, run.device, run.model, run.train_model
     # The loader's random stream (augmentation with -j 0) from (seed, rank, epoch), the model's from each
     # micro-batch's slot below: a resumed run draws what the uninterrupted one drew. No RNG state to checkpoint.
@@ -295,10 +293,7 @@ def _train_epoch(run: _Run, train_ds, epoch: int, progress) -> tuple[dict[str, f
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     for it, (images, targets) in enumerate(loader):
-        images, targets = to_device(images, targets, device)
-        if run.channels_last and isinstance(images, torch.Tensor):
-            images = images.contiguous(memory_format=torch.channels_last)
-        targets = [{"boxes": t["boxes"], "labels": t["labels"]} for t in targets]
+        images, targets = model_inputs(images, targets, device, channels_last=run.channels_last)
         run.opt.zero_grad(set_to_none=True)
         micro = micro_batches(images, targets, acc)
         step_sums: dict[str, float] = {}
@@ -310,7 +305,7 @@ def _train_epoch(run: _Run, train_ds, epoch: int, progress) -> tuple[dict[str, f
             sync = j == len(micro) - 1 or dist.world <= 1 or not hasattr(train_model, "no_sync")
             ctx = torch.autocast(device.type, dtype=run.amp_dtype) if run.amp_dtype else contextlib.nullcontext()
             with (contextlib.nullcontext() if sync else train_model.no_sync()), ctx:
-                losses = train_model(list(mimages) if isinstance(mimages, torch.Tensor) else mimages, mtargets)
+                losses = train_model(mimages, mtargets)
             loss = sum(losses.values())
             # The mean over micro-batches, as DDP averages over ranks (a power of 2 divides exactly).
             (loss / len(micro) if len(micro) > 1 else loss).backward()

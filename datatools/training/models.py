@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 _CLASSIFIER_HEADS = ("fc.", "classifier.")
 
 
-
 def build_model(name: str, num_classes: int, *, image_size: int = 512, resize_mode: str = "letterbox",
                 **overrides: Any) -> nn.Module:
     """A torchvision detector for ``num_classes`` object classes (+1 background), randomly initialized.
@@ -55,13 +54,11 @@ def build_model(name: str, num_classes: int, *, image_size: int = 512, resize_mo
     """
     from torchvision.models import detection
 
-    if name not in MODELS:
-        raise UsageError(f"unknown model {name!r}: choose one of {', '.join(MODELS)}")
+    spec = _spec(name)
     if num_classes < 1:
         raise UsageError("the dataset has no classes")
     if resize_mode not in RESIZE_MODES:
         raise UsageError(f"unknown resize mode {resize_mode!r}: choose one of {', '.join(RESIZE_MODES)}")
-    spec = MODELS[name]
     if spec.fixed_size and resize_mode == "keep-aspect":
         raise UsageError(f"{name} resizes every image to a fixed square itself: use --resize-mode letterbox")
     builder: Callable[..., nn.Module] = getattr(detection, spec.builder)
@@ -301,6 +298,7 @@ def _spec(model_name: str) -> ModelSpec:
     if model_name not in MODELS:
         raise UsageError(f"unknown model {model_name!r}: choose one of {', '.join(MODELS)}")
     return MODELS[model_name]
+
 
 def freeze_batchnorm(model: nn.Module) -> int:
     """Put every BatchNorm layer in eval mode (it normalizes with its stored statistics and stops updating them) and

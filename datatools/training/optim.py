@@ -131,13 +131,13 @@ def scheduler_at(opt: torch.optim.Optimizer, step: int, **kwargs) -> LRScheduler
     return sched
 
 
-def ema_avg_fn(decay: float, ramp: int = EMA_RAMP, *,
-               averaged: Callable[[], int] | None = None) -> Callable[[list, list, torch.Tensor], None]:
-    """An ``AveragedModel`` ``multi_avg_fn``: :func:`get_ema_multi_avg_fn` at ``decay * (1 - exp(-k / ramp))`` for
-    the ``k``-th update, so the early, poor weights of a run from scratch fade fast (a constant 0.9998 would keep the
-    random initialization's weight above 1/e for 5,000 steps). Integer buffers (BatchNorm's ``num_batches_tracked``)
-    are counters: they are copied, not averaged. ``averaged`` returns the updates so far (the ``n_averaged`` that
-    ``AveragedModel`` passes, read on the CPU: reading its copy on the GPU would wait for the GPU every step)."""
+def ema_avg_fn(decay: float, *, averaged: Callable[[], int]) -> Callable[[list, list, torch.Tensor], None]:
+    """An ``AveragedModel`` ``multi_avg_fn``: :func:`get_ema_multi_avg_fn` at ``decay * (1 - exp(-k / EMA_RAMP))``
+    for the ``k``-th update, so the early, poor weights of a run from scratch fade fast (a constant 0.9998 would keep
+    the random initialization's weight above 1/e for 5,000 steps). Integer buffers (BatchNorm's
+    ``num_batches_tracked``) are counters: they are copied, not averaged. ``averaged`` returns the updates so far (the
+    ``n_averaged`` that ``AveragedModel`` passes, read on the CPU: reading its copy on the GPU would wait for the GPU
+    every step)."""
 
     @torch.no_grad()
     def update(ema: list, current: list, num_averaged: torch.Tensor) -> None:
@@ -146,7 +146,7 @@ def ema_avg_fn(decay: float, ramp: int = EMA_RAMP, *,
                 e.copy_(c)
             return
         # AveragedModel's first update copies the weights; the k-th calls this with num_averaged = k - 1.
-        d = decay * (1 - math.exp(-((averaged() if averaged else int(num_averaged)) + 1) / ramp))
+        d = decay * (1 - math.exp(-(averaged() + 1) / EMA_RAMP))
         get_ema_multi_avg_fn(d)(ema, current, num_averaged)
 
     return update
