@@ -120,7 +120,7 @@ def test_rotated_box_reads_as_enclosing_box(tmp_path):
     ('<box xtl="1" ytl="1" xbr="5" ybr="5" occluded="0"/>', "missing-field", 1),
     ('<box label="a" xtl="3" ytl="1" xbr="3" ybr="5" occluded="0"/>', "zero-area", 1),
     ('<box label="a" xtl="1" ytl="1" xbr="5" ybr="5" rotation="nan" occluded="0"/>', "bad-number", 1),
-    ('<polygon label="a" points="1,1;2,2" occluded="0"/>', "bad-number", 1),
+    ('<polygon label="a" points="1,1;2,2" occluded="0"/>', "bad-shape", 1),  # too few points: as every format
     ('<polygon label="a" points="1,1;2,x;3,3" occluded="0"/>', "bad-number", 1),
     ('<ellipse label="a" cx="3" cy="x" rx="1" ry="1" occluded="0"/>', "bad-number", 1),
     ('<ellipse label="a" cx="3" cy="3" rx="1" ry="1" rotation="inf" occluded="0"/>', "bad-number", 1),

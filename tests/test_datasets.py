@@ -118,7 +118,7 @@ def test_make_target_copies_its_inputs(as_array):
               "iscrowd": as_array(np.array([0, 1], dtype=np.int64)),
               "difficult": as_array(np.array([True, False])),
               "area": as_array(np.array([24, 9], dtype=np.float32))}
-    before = {k: np.array(v) for k, v in inputs.items()}
+    before = {k: np.array(v.numpy() if isinstance(v, torch.Tensor) else v) for k, v in inputs.items()}
     target = make_target(inputs["boxes"], inputs["labels"], canvas_size=(10, 10), iscrowd=inputs["iscrowd"],
                          difficult=inputs["difficult"], area=inputs["area"])
     for key in inputs:

@@ -185,3 +185,94 @@ def test_each_writer_writes_what_a_hand_made_file_says(tmp_path, fmt):
         (tmp_path / "hand" / "annotations" / "class-descriptions.csv").write_text("cat,cat\ndog,dog\n")
     back = formats.get(fmt).read(tmp_path / "hand", images=tmp_path / "images")
     assert boxes_of(back) == {"a": [("cat", (10.0, 5.0, 40.0, 25.0)), ("dog", (50.0, 0.0, 100.0, 50.0))]}
+
+
+# --------------------------------------------------------------------------------------------------- one verdict
+# The size an annotation gives its image and the points of a polygon are judged by one rule in every format that has
+# them (formats.values.annotation_size, formats.shapes.shape_points): the same value gets the same finding.
+
+def _one_image(fmt: str, root: Path, *, width=None, height=None, shape: str = "box", points=()) -> Path:
+    """One image ``a.jpg`` (not there) with one object in ``fmt``: a 2x2 box, or a polygon of ``points`` (pixels;
+    a text for CVAT), and the size ``width``/``height`` as written (None: left out; a value other than a number is
+    written as it is)."""
+    root.mkdir(parents=True)
+    sides = {k: v for k, v in (("width", width), ("height", height)) if v is not None}
+    if fmt == "voc":
+        size = "" if not sides else "<size>" + "".join(f"<{k}>{v}</{k}>" for k, v in sides.items()) + "</size>"
+        (root / "a.xml").write_text(f"<annotation><filename>a.jpg</filename>{size}<object><name>c</name><bndbox>"
+                                    "<xmin>1</xmin><ymin>1</ymin><xmax>3</xmax><ymax>3</ymax></bndbox></object>"
+                                    "</annotation>")
+    elif fmt == "coco":
+        (root / "a.json").write_text(json.dumps({
+            "images": [{"id": 1, "file_name": "a.jpg", **sides}], "categories": [{"id": 1, "name": "c"}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 2, 2]}]}))
+    elif fmt == "cvat":
+        attrs = "".join(f' {k}="{v}"' for k, v in sides.items())
+        body = (f'<polygon label="c" points="{points}" occluded="0"/>' if shape == "polygon"
+                else '<box label="c" xtl="1" ytl="1" xbr="3" ybr="3" occluded="0"/>')
+        (root / "annotations.xml").write_text(f'<annotations><image id="0" name="a.jpg"{attrs}>{body}</image>'
+                                              "</annotations>")
+    elif fmt == "labelme":
+        pts, kind = (points, "polygon") if shape == "polygon" else ([[1, 1], [3, 3]], "rectangle")
+        doc = {"shapes": [{"label": "c", "points": pts, "shape_type": kind}], "imagePath": "a.jpg",
+               **{f"image{k.title()}": v for k, v in sides.items()}}
+        (root / "a.json").write_text(json.dumps(doc))
+    else:  # labelstudio: percent of a 100x100 image
+        value = ({"points": points, "polygonlabels": ["c"]} if shape == "polygon"
+                 else {"x": 1, "y": 1, "width": 2, "height": 2, "rectanglelabels": ["c"]})
+        region = {"type": f"{shape}labels".replace("box", "rectangle"), "value": value,
+                  **{f"original_{k}": v for k, v in sides.items()}}
+        (root / "tasks.json").write_text(json.dumps([{"id": 1, "data": {"image": "a.jpg"},
+                                                      "annotations": [{"id": 1, "result": [region]}]}]))
+    return root
+
+
+SIZED = ["voc", "coco", "cvat", "labelme", "labelstudio"]
+
+
+@pytest.mark.parametrize("fmt", SIZED)
+@pytest.mark.parametrize("width,height,verdict", [
+    (64, 48, None),
+    (0, 48, "missing-size"),  # 0 is a size left unknown (LabelMe and CVAT said bad-size, Label Studio nothing)
+    (None, 48, "missing-size"),
+    (None, None, "missing-size"),  # no size at all (LabelMe and CVAT said nothing; Label Studio still says nothing
+                                   # but size-from-image: it writes sizes with regions only, so none is normal)
+    (64.5, 48, "bad-size"),
+    (10**19, 48, "bad-size"),
+    (-64, 48, "bad-size"),
+    ("wide", 48, "bad-size"),  # a word (a JSON string)
+])
+def test_every_format_judges_the_annotations_size_alike(tmp_path, fmt, width, height, verdict):
+    ds = formats.get(fmt).read(_one_image(fmt, tmp_path / fmt, width=width, height=height))
+    said = [(f.code, f.severity.value, f.image_id) for f in ds.findings
+            if f.code in ("bad-size", "missing-size") and f.severity.value == "warning"]
+    quiet = verdict is None or (fmt == "labelstudio" and width is None and height is None)
+    assert said == ([] if quiet else [(verdict, "warning", "a")])
+    if verdict == "bad-size":  # at the side's own field, saying what it was
+        (bad,) = [f for f in ds.findings if f.code == "bad-size"]
+        assert bad.field.lower().endswith("width") and str(width) in bad.message
+    # With a size the image is kept with it; without one (and without the image) it is unknown: LabelMe and Label
+    # Studio drop the image with a missing-size error, the others keep it for check to report.
+    sizes = [(im.width, im.height) for im in ds.images]
+    assert sizes == [(64, 48)] if verdict is None else sizes in ([], [(None, None)])
+    dropped = [f for f in ds.findings if f.code == "missing-size" and f.severity.value == "error"]
+    assert len(dropped) == (0 if ds.images else 1)
+
+
+@pytest.mark.parametrize("fmt", ["cvat", "labelme", "labelstudio"])
+@pytest.mark.parametrize("points,verdict", [
+    ([[10, 10], [50, 20], [30, 80]], "polygon-to-box"),
+    ([[10, 10], [50, 20]], "bad-shape"),  # too few points: CVAT said bad-number
+    ([[10, 10]], "bad-shape"),
+    ([[10, 10], [50, "x"], [30, 80]], "bad-number"),  # Label Studio said bad-shape
+])
+def test_every_format_judges_a_polygons_points_alike(tmp_path, fmt, points, verdict):
+    pts = ";".join(f"{x},{y}" for x, y in points) if fmt == "cvat" else points
+    ds = formats.get(fmt).read(_one_image(fmt, tmp_path / fmt, width=100, height=100, shape="polygon", points=pts))
+    said = [(f.code, f.objects) for f in ds.findings if f.code in ("polygon-to-box", "bad-shape", "bad-number")]
+    if verdict == "polygon-to-box":
+        assert said == [("polygon-to-box", 0)] and boxes_of(ds) == {"a": [("c", (10.0, 10.0, 50.0, 80.0))]}
+        note = next(f for f in ds.findings if f.code == "polygon-to-box")
+        assert note.message.startswith("1 polygon ") and note.message.endswith(" read as their bounding box")
+    else:
+        assert said == [(verdict, 1)] and ds.num_objects == 0 and ds.objects_read == 1

@@ -471,3 +471,20 @@ def test_read_json_names_the_file_and_the_problem(tmp_path):
             read_json(f"{base}/bad.json")
         with pytest.raises(InputError, match=r"cannot read .*missing\.json: "):
             read_json(f"{base}/missing.json")
+
+
+def test_read_head_reads_the_first_bytes_locally_and_behind_a_url_alike(tmp_path):
+    """core.fs.read_head: what format detection sniffs (a CVAT root, an Open Images header, a JSON document's start)
+    from a local path or a URL by one function; None for a file that cannot be read."""
+    from datatools.core.fs import read_head
+    from datatools.formats.cvat import is_cvat_xml
+
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "annotations.xml").write_bytes(b'<?xml version="1.0"?>\n<annotations><version>1.1</version>'
+                                                     + b" " * 10_000 + b"</annotations>")
+    url = to_memory(tmp_path / "d")
+    for where in (str(tmp_path / "d" / "annotations.xml"), f"{url}/annotations.xml"):
+        assert read_head(where, 13) == b'<?xml version' and len(read_head(where, 1 << 20)) == 10_071
+        assert is_cvat_xml(where)
+    assert read_head(str(tmp_path / "d" / "missing.xml"), 10) is None and read_head(f"{url}/missing.xml", 10) is None
+    assert read_head(str(tmp_path / "d"), 10) is None  # a folder is no file to sniff

@@ -190,8 +190,10 @@ def test_no_size_and_no_image_drops_the_image_counted(tmp_path):
     src = write_docs(tmp_path / "lm", {"gone.json": d, "ok.json": doc("ok.jpg", [shape("c", [[1, 1], [5, 5]])])})
     ds = labelme.read(src)
     assert [im.image_id for im in ds.images] == ["ok"]
-    f = next(f for f in ds.findings if f.code == "missing-size")
-    assert f.image_dropped and f.objects == 1
+    # the absent size is a missing-size warning when read (as VOC's and COCO's), the drop a missing-size error
+    warning, f = [f for f in ds.findings if f.code == "missing-size"]
+    assert warning.severity.value == "warning" and not warning.image_dropped and not warning.objects
+    assert f.severity.value == "error" and f.image_dropped and f.objects == 1
     assert ds.objects_read == ds.num_objects + sum(f.objects for f in ds.findings)
 
 

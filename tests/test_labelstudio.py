@@ -494,6 +494,7 @@ def test_a_flipped_box_is_its_extent(tmp_path):
     ({"x": 10, "y": 20, "width": 25, "height": 50, "labels": ["Cat", "Pet"]}, [("Cat", (20.0, 20.0, 70.0, 70.0))],
      ["several-labels"]),
     ({"points": [[10, 10], [50, 20], [30, 80]]}, [("Cat", (20.0, 10.0, 100.0, 80.0))], ["polygon-to-box"]),
+    # not read: no box or polygon gives the size, the image header does (size-from-image)
     ({"x": 5, "y": 5, "width": 0.5}, [], ["size-from-image", "unsupported-shape"]),
     ({"x": 5, "y": 5, "radiusX": 2, "radiusY": 3}, [], ["size-from-image", "unsupported-shape"]),
     ({"format": "rle", "rle": [1, 2]}, [], ["size-from-image", "unsupported-shape"]),
@@ -570,3 +571,17 @@ def test_one_image_in_three_exports_gets_three_ids(tmp_path):
         ("a", ["cat"]), ("a__0", ["dog"]), ("a__0_2", ["fox"])]
     assert [f.image_id for f in ds.findings if f.code == "duplicate-file-name"] == ["a__0", "a__0_2"]
     assert ds.objects_read == ds.num_objects == 3
+
+
+def test_the_image_lookup_reports_what_every_reader_reports(tmp_path):
+    """Images are paired by ImageIndex.locate, as in every reader: a task naming cat.png, where only cat.jpg is,
+    gets cat.jpg with the filename-mismatch warning COCO and CVAT give (the lookup's notes were dropped), and a task
+    whose image is not there a missing-image error at its data field, naming the task's image."""
+    ds = one_task(tmp_path, task(1, "/data/local-files/?d=cat.png", annotation(1, region("c", 10, 20, 25, 50))),
+                  task(2, "dog.jpg", annotation(2, region("c", 10, 20, 25, 50))))
+    assert [(im.image_id, Path(im.image_path or "").name) for im in ds.images] == [("cat", "cat.jpg"), ("dog", "")]
+    said = [(f.code, f.severity.value, f.field, f.image_id) for f in ds.findings
+            if f.code in ("filename-mismatch", "missing-image")]
+    assert said == [("filename-mismatch", "warning", "filename", "cat"), ("missing-image", "error", "[1]/data", "dog")]
+    note = next(f for f in ds.findings if f.code == "filename-mismatch")
+    assert "'cat.png'" in note.message and note.path == str(tmp_path / "e.json")  # the export, not the image folder

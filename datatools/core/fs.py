@@ -110,6 +110,18 @@ def open_binary(url: str):
     return fs.open(path, "rb")
 
 
+def read_head(path: str | os.PathLike, n: int) -> bytes | None:
+    """The first ``n`` bytes of a file (fewer when it is shorter), local path or URL alike; None when it cannot be
+    opened or read. For sniffing a format (an XML root, a CSV header, a JSON document's first keys) without reading a
+    file that may be gigabytes."""
+    path = os.fspath(path)
+    try:
+        with (open_binary(path) if is_url(path) else open(path, "rb")) as f:
+            return f.read(n)
+    except OSError:
+        return None
+
+
 def copy_to_local(url: str, dst: str) -> None:
     """Copy the file at ``url`` to the new local file ``dst`` (streamed, not read whole)."""
     import shutil

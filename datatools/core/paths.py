@@ -16,11 +16,19 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", "
                     ".BMP", ".TIF", ".TIFF", ".WEBP")
 
 
+def is_absolute_name(text: str) -> bool:
+    """Whether a name from the data is an absolute path on any system: POSIX (``/x``), Windows (``C:\\x``, ``C:x``)
+    or UNC (``\\\\host\\x``), read with ``\\`` as ``/`` whatever the system reading it. Names written on another
+    machine are judged by this rule, never by ``os.path.isabs`` (which knows only its own system's form)."""
+    name = text.replace("\\", "/")
+    return name.startswith("/") or (len(name) > 1 and name[1] == ":")
+
+
 def safe_relpath(relative: str) -> str:
     """Check that ``relative`` stays inside whatever folder it is joined to (no ``..``, no absolute path, no drive)
     and return it with ``/`` separators. Use it on every name that becomes part of an output path."""
     rel = relative.replace("\\", "/")
-    if rel.startswith("/") or (len(rel) > 1 and rel[1] == ":"):
+    if is_absolute_name(rel):
         raise UsageError(f"refusing to write outside the output directory: {relative!r}")
     parts = [p for p in rel.split("/") if p not in ("", ".")]
     if not parts or ".." in parts:

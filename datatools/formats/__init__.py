@@ -146,13 +146,10 @@ def sniff_json(path) -> str:
 
 def _json_head(path) -> str | None:
     """The first 64 KiB of a JSON file as text, or None when it cannot be read."""
-    from datatools.core import fs
+    from datatools.core.fs import read_head
 
-    try:
-        with (fs.open_binary(path) if fs.is_url(path) else open(path, "rb")) as f:
-            return f.read(1 << 16).decode("utf-8", "ignore").lstrip("\ufeff \t\r\n")
-    except OSError:
-        return None
+    head = read_head(path, 1 << 16)
+    return None if head is None else head.decode("utf-8", "ignore").lstrip("\ufeff \t\r\n")
 
 
 def resolve(name: str | None, path) -> str:

@@ -14,16 +14,17 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
-from datatools.core.boxes import fmt_number, xywh_to_xyxy, xyxy_to_xywh
+from datatools.core.boxes import xywh_to_xyxy, xyxy_to_xywh
 from datatools.core.errors import FormatError, UsageError
 from datatools.core.atomic import ImagesMode, place_images, staged_dir, write_files, write_many
 from datatools.core.fs import files_for, read_json
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, all_classes
-from datatools.formats.common import (DEFAULT_SPLIT, ImageIndex, WriteResult, err, fill_sizes_from_headers, info,
-                                      json_number, json_side, name_id, no_image_dir, output_image_name, read_flag,
+from datatools.formats.common import (DEFAULT_SPLIT, ImageIndex, WriteResult, err, existing_source,
+                                      fill_sizes_from_headers, info, json_num, name_id, no_image_dir, placed_names,
                                       split_named, warn)
+from datatools.formats.values import annotation_size, json_number, read_flag
 
 NAME = "coco"
 # What write() replaces whole in OUT (see core.paths.refuse_replacing_inputs); the image folder only when it
@@ -150,12 +151,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
     Image sizes come from the JSON, else from the image header (read on ``mapper``, default local processes).
     String ids are accepted and mapped in file order.
     """
-    src = os.fspath(src)
-    files = files_for(src)
-    if not files.url:
-        src = str(Path(src))  # as pathlib spells it ("ds/" is "ds"), as every reader keeps its root
-    if not (files.isfile(src) or files.isdir(src)):
-        raise UsageError(f"{src}: no such file or directory")
+    src, _ = existing_source(src)
     findings: list[Finding] = []
     records: dict[str, ImageRecord] = {}
     order: list[str] = []
@@ -218,27 +214,15 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
                 iid = name_id(fname, fallback=f"image_{im['id']}", key=im["id"], taken=records)
                 findings.append(warn("duplicate-file-name", str(jpath), f"{where}/file_name",
                                      f"file name {fname!r} appears twice; this one is kept as {iid}", image_id=iid))
-            w, h = json_side(im.get("width")), json_side(im.get("height"))
-            image_path = None
-            if index.exists:
-                image_path, notes, rel = index.find(fname, iid, id_names_image=False)
-                findings.extend(_at(f, str(jpath)) for f in notes)
-                if image_path is None:
-                    findings.append(err("missing-image", str(jpath), f"{where}/file_name",
-                                         f"no image {fname!r} in {index.folder}", image_id=iid))
-            rec = ImageRecord(image_id=iid, file_name=fname, width=w if h else None, height=h if w else None,
-                              image_path=image_path,
-                              source=f"{jpath}#{im['id']}", splits=(split,) if split else (),
-                              extra=_extra(im, _IMAGE_KEYS))
-            bad = [k for k in ("width", "height") if im.get(k) not in (None, 0) and json_side(im.get(k)) is None]
-            if bad:
-                findings.append(warn("bad-size", str(jpath), f"{where}/{bad[0]}",
-                                     f"{bad[0]} is {im.get(bad[0])!r}: not a whole number of pixels in 1..1,000,000 "
-                                     "(a JSON number); the size is read from the image header", image_id=iid))
-            elif not rec.has_size:
-                findings.append(warn("missing-size", str(jpath), f"{where}/width", "no width/height; read from the image",
-                                     image_id=iid))
-            records[iid] = rec
+            image_path, notes, _ = index.locate(fname, iid, path=str(jpath), fld=f"{where}/file_name",
+                                                id_names_image=False)
+            findings.extend(notes)
+            w, h = annotation_size(im.get("width"), im.get("height"), path=str(jpath), image_id=iid,
+                                   findings=findings, fields=(f"{where}/width", f"{where}/height"),
+                                   names=("width", "height"))
+            records[iid] = ImageRecord(image_id=iid, file_name=fname, width=w, height=h, image_path=image_path,
+                                       source=f"{jpath}#{im['id']}", splits=(split,) if split else (),
+                                       extra=_extra(im, _IMAGE_KEYS))
             order.append(iid)
             img_by_id[im["id"]] = iid
         anns_by_img: dict[str, list[Annotation]] = {}
@@ -373,10 +357,6 @@ def _with_split(rec: ImageRecord, split: str) -> ImageRecord:
     return replace(rec, splits=rec.splits + (split,))
 
 
-def _at(f: Finding, path: str) -> Finding:
-    return replace(f, path=path)
-
-
 def _box_of(a: dict):
     bb = a.get("bbox")
     if isinstance(bb, (list, tuple)) and len(bb) == 4:
@@ -414,14 +394,13 @@ def to_coco(records: Sequence[ImageRecord], classes: Sequence[str], *, file_name
                        **dict(rec.extra)})
         for a in rec.annotations:
             aid += 1
-            x, y, w, h = (float(fmt_number(v, precision)) for v in xyxy_to_xywh(a.box))
+            bbox = [json_num(v, precision) for v in xyxy_to_xywh(a.box)]
             kept = dict(a.extra)
             nested = kept.pop("attributes", {})
             area = kept.pop("area", None)
             if area is None or "segmentation" not in kept:
-                area = _jnum(float(fmt_number(w * h, precision)))
-            entry = {"id": aid, "image_id": i, "category_id": cat_id[a.label], "bbox": [_jnum(x), _jnum(y), _jnum(w), _jnum(h)],
-                     "area": area, "iscrowd": int(a.iscrowd), **kept,
+                area = json_num(bbox[2] * bbox[3], precision)
+            entry = {"id": aid, "image_id": i, "category_id": cat_id[a.label], "bbox": bbox, "area": area, "iscrowd": int(a.iscrowd), **kept,
                      "attributes": {"difficult": a.difficult, "truncated": a.truncated, "occluded": a.occluded,
                                     **dict(a.attributes), **nested}}
             if a.score is not None:
@@ -431,10 +410,6 @@ def to_coco(records: Sequence[ImageRecord], classes: Sequence[str], *, file_name
             "licenses": list(meta.get("licenses") or ()), "images": images, "annotations": anns,
             "categories": [{"id": cat_id[n], "name": n, **(cat_extra.get(n) or {"supercategory": "none"})}
                            for n in classes]}
-
-
-def _jnum(v: float):
-    return int(v) if v == int(v) else v
 
 
 def dumps(obj: dict) -> str:
@@ -469,22 +444,13 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
         items = []
         pictures: list[tuple[str, str]] = []
         for split, recs in sorted(by_split.items()):
-            names = []
-            for rec in recs:
-                if images_mode is ImagesMode.NONE or not rec.image_path:
-                    names.append(rec.file_name or rec.image_id)
-                else:
-                    name = output_image_name(rec)
-                    names.append(name)
-                    pictures.append((rec.image_path, f"{split}/{name}"))
+            placed, pics = placed_names(recs, images_mode, under=split)
+            pictures += pics
+            names = [p or r.file_name or r.image_id for p, r in zip(placed, recs)]
             obj = to_coco(recs, ds.classes, file_names=names, precision=precision, meta=coco_meta)
             items.append((f"instances_{split}.json", dumps(obj)))
         with staged_dir(out / "annotations") as stage:
             write_files([(os.path.join(stage, r), t) for r, t in items])
         place_images(out / "images", pictures, images_mode, mapper=mapper or Mapper(workers=workers))
         result.files = [str(out / "annotations" / r) for r, _ in items]
-    result.images_written = len(ds.images)
-    result.objects_written = ds.num_objects
-    if progress:
-        progress(len(ds.images))
-    return result
+    return result.wrote_all(ds, progress)

@@ -6,15 +6,17 @@ import posixpath
 import re
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from datatools.core import fs
+from datatools.core.atomic import ImagesMode
+from datatools.core.boxes import fmt_number
 from datatools.core.images import ImageHeader, list_images, read_image_header
 from datatools.core.model import Finding, ImageRecord, Severity
 from datatools.core.parallel import Mapper
-from datatools.core.paths import safe_relpath
+from datatools.core.paths import is_absolute_name, safe_relpath
 
 DEFAULT_SPLIT = "all"
 
@@ -42,6 +44,15 @@ class WriteResult:
     images_written: int = 0
     objects_written: int = 0
     findings: list[Finding] = field(default_factory=list)
+
+    def wrote_all(self, ds, progress=None) -> WriteResult:
+        """Count every image and object of ``ds`` as written and tell ``progress`` (a writer that writes the whole
+        dataset in one file, and drops nothing, ends with this)."""
+        self.images_written = len(ds.images)
+        self.objects_written = ds.num_objects
+        if progress:
+            progress(len(ds.images))
+        return self
 
 
 class ImageIndex:
@@ -87,8 +98,7 @@ class ImageIndex:
         ``filename-mismatch``."""
         notes: list[Finding] = []
         name = (file_name or "").replace("\\", "/").strip()
-        unsafe = name.startswith("/") or ".." in name.split("/") or (len(name) > 1 and name[1] == ":")
-        if unsafe:
+        if is_absolute_name(name) or ".." in name.split("/"):
             notes.append(warn("unsafe-filename", "", "filename",
                               f"file name {file_name!r} points outside the image folder; it is ignored",
                               image_id=image_id))
@@ -117,12 +127,57 @@ class ImageIndex:
                               f"{file_name!r}", image_id=image_id))
         return self.by_rel[rel], notes, rel
 
+    def locate(self, name: str, image_id: str, *, path: str, fld: str, shown: str | None = None,
+               id_names_image: bool = True, or_else: Callable[[], str | None] | None = None
+               ) -> tuple[str | None, list[Finding], str]:
+        """How every reader pairs an annotation with its image: :meth:`find`, its notes given the annotation file's
+        ``path``, and no image (nor one from ``or_else``, a reader's own last place to look) a ``missing-image``
+        error at ``fld`` that names ``shown`` (default ``name``). Returns (image path or None, findings, relative
+        name). A folder that does not exist finds nothing and says nothing here: the reader reports it once
+        (:func:`no_image_dir`, :func:`fold_no_images`)."""
+        image_path, notes, rel = None, [], name
+        if self.exists:
+            image_path, notes, rel = self.find(name, image_id, id_names_image=id_names_image)
+        found = [replace(f, path=path) for f in notes]
+        if image_path is None and or_else is not None:
+            image_path = or_else()
+        if image_path is None and self.exists:
+            what = name if shown is None else shown
+            found.append(err("missing-image", path, fld, f"no image {what!r} in {self.folder}", image_id=image_id))
+        return image_path, found, rel
+
 
 def output_image_name(rec: ImageRecord) -> str:
     """The name every writer gives an image it places: the record's id (made safe: never text from inside an
     annotation) plus the image's extension, ``.jpg`` for a file without one (VOC, YOLO and their tools find images by
     extension)."""
     return safe_relpath(rec.image_id) + (os.path.splitext(rec.image_path or rec.file_name or "")[1] or ".jpg")
+
+
+def placed_names(records: Sequence[ImageRecord], images_mode: ImagesMode, *, under: str = ""
+                 ) -> tuple[list[str | None], list[tuple[str, str]]]:
+    """Which images a writer places in its image folder, and as what: per record its :func:`output_image_name`, or
+    None when it is not placed (``--images-mode none``, or no image file: the caller names the source's image
+    then); and the ``(source, destination)`` pairs for ``place_images`` (destinations under ``under/``, a split's
+    folder, when given)."""
+    names: list[str | None] = []
+    pictures: list[tuple[str, str]] = []
+    for rec in records:
+        if images_mode is ImagesMode.NONE or not rec.image_path:
+            names.append(None)
+            continue
+        name = output_image_name(rec)
+        names.append(name)
+        pictures.append((rec.image_path, f"{under}/{name}" if under else name))
+    return names, pictures
+
+
+def json_num(v: float, precision: int) -> int | float:
+    """A coordinate as a JSON number at ``precision`` places: the number :func:`~datatools.core.boxes.fmt_number`
+    writes, a whole one as an int (``12``, not ``12.0``). The JSON writers (COCO, LabelMe, Label Studio) write every
+    number through here, so the same box is the same text in each."""
+    f = float(fmt_number(v, precision))
+    return int(f) if f == int(f) else f
 
 
 def existing_source(src: str | os.PathLike) -> tuple[str, Any]:
@@ -173,38 +228,6 @@ def read_annotation_file(path: str, image_id: str, *, max_bytes: int = MAX_ANNOT
         return None, err("file-too-large", path, "", f"the file is {size:,} bytes, over the limit of {max_bytes:,} "
                          f"for an annotation file; refused unread{hint}", image_id=image_id, image_dropped=True)
     return data, None
-
-
-def text_number(raw) -> float | None:
-    """A finite float from a text field (an XML element or attribute, a CSV cell), or None: NaN, inf, empty, absent
-    and words are not numbers. ``float`` already accepts surrounding whitespace (`` 12 ``, ``\\n12\\n``)."""
-    try:
-        v = float(raw)
-    except (TypeError, ValueError):
-        return None
-    return v if v - v == 0.0 else None  # NaN and inf fail this
-
-
-# Flag texts read quietly unless a format says otherwise: 0/1, true/false, yes/no (any case), empty.
-FLAG_WORDS = {"0": False, "1": True, "false": False, "true": True, "no": False, "yes": True, "": False}
-
-
-def read_flag(text: str | None, path: str, fld: str, image_id: str, findings: list[Finding], *,
-              quiet: dict[str, bool] = FLAG_WORDS, expected: str = "0 or 1") -> bool:
-    """A flag written as text (VOC's difficult, CVAT's occluded, an Open Images Is* column): absent, or a value of
-    ``quiet`` (stripped, lower-cased), is read as it says; anything else is read as a true/false/yes/no word, else as
-    a number (non-zero: set; not a number: 0), with a ``bad-flag`` warning that says what was expected."""
-    key = (text or "").strip().lower()
-    val = quiet.get(key)
-    if val is not None:
-        return val
-    val = FLAG_WORDS.get(key)
-    if val is None:
-        num = text_number(text)
-        val = bool(num) if num is not None else False
-    findings.append(warn("bad-flag", path, fld, f"expected {expected}, found {text!r}; read as {int(val)}",
-                         image_id=image_id))
-    return val
 
 
 # A split's role by its name as datasets spell it: train2017/val2017 (COCO), valid (Roboflow), validation (Open
@@ -260,29 +283,6 @@ def name_id(name: str, *, fallback: str, key: object = None, taken=()) -> str:
     while new in taken:
         new, n = f"{iid}__{key}" + (f"_{n}" if n > 1 else ""), n + 1
     return new
-
-
-def json_number(v) -> float | None:
-    """A finite JSON number (not a bool, not a string), or None: for the JSON formats' coordinates and sizes."""
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return None
-    v = float(v)
-    return v if v == v and abs(v) != float("inf") else None
-
-
-# A size is a whole number of pixels in this range; 1e19 became a 64-bit overflow downstream and 0.4 became 0.
-MAX_SIDE = 1_000_000
-
-
-def side(v: float | None) -> int | None:
-    """A number (from :func:`text_number` or :func:`json_number`) as an image width or height: a whole number of
-    pixels in 1..MAX_SIDE, else None. Every reader judges sizes by this rule."""
-    return int(v) if v is not None and v == int(v) and 1 <= v <= MAX_SIDE else None
-
-
-def json_side(v) -> int | None:
-    """An image width or height given as a JSON number (:func:`side`), else None."""
-    return side(json_number(v))
 
 
 def _same_image(name: str, rel: str) -> bool:

@@ -28,9 +28,11 @@ from datatools.core.fs import files_for
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, all_classes
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.formats.common import (ImageIndex, WriteResult, err, existing_source, fill_sizes_from_headers,
-                                      fold_no_images, id_in_split, info, name_id, no_image_dir, output_image_name,
-                                      read_annotation_file, read_flag, side, text_number, warn)
+                                      fold_no_images, id_in_split, name_id, no_image_dir, placed_names,
+                                      read_annotation_file, warn)
+from datatools.formats.values import annotation_size, read_flag, text_number
 from datatools.formats.safe_xml import escape, parse_document
+from datatools.formats.shapes import box_notes, envelope, shape_points
 from datatools.formats.voc_xml import RAISE_XML_LIMIT
 
 NAME = "cvat"
@@ -69,16 +71,10 @@ def is_cvat_xml(path: str) -> bool:
     detection never parses a whole export)."""
     import re
 
-    from datatools.core import fs
+    from datatools.core.fs import read_head
 
-    try:
-        if fs.is_url(path):
-            with fs.open_binary(path) as f:
-                head = f.read(4096)
-        else:
-            with open(path, "rb") as f:
-                head = f.read(4096)
-    except OSError:
+    head = read_head(path, 4096)
+    if head is None:
         return False
     head = re.sub(rb"<\?.*?\?>|<!--.*?-->", b"", head, flags=re.S)
     m = re.search(rb"<\s*([A-Za-z_][\w.:-]*)", head)
@@ -168,20 +164,12 @@ def _centred_box(shape, where: str, path: str, image_id: str, findings: list[Fin
 
 
 def _polygon_box(shape, where: str, path: str, image_id: str, findings: list[Finding]):
-    pts = []
-    for pair in (shape.get("points") or "").split(";"):
-        xy = pair.split(",")
-        p = [text_number(t) for t in xy] if len(xy) == 2 else [None]
-        if None in p:
-            pts = []
-            break
-        pts.append(p)
-    if len(pts) < 3:
-        findings.append(err("bad-number", path, f"{where}/@points",
-                            f"polygon points {shape.get('points')!r} are not 3 or more x,y pairs; dropped",
-                            image_id=image_id, objects=1))
-        return None
-    return (min(p[0] for p in pts), min(p[1] for p in pts), max(p[0] for p in pts), max(p[1] for p in pts))
+    """A <polygon points="x,y;x,y;..."> as the box of its points, by the rule of every format's polygons
+    (:func:`~datatools.formats.shapes.shape_points`)."""
+    raw = shape.get("points") or ""
+    got = shape_points([pair.split(",") for pair in raw.split(";")], kind="polygon", path=path, fld=f"{where}/@points",
+                       image_id=image_id, findings=findings, number=text_number, shown=raw)
+    return None if got is None else envelope(*got)
 
 
 def _mask_box(shape, where: str, path: str, image_id: str, findings: list[Finding]):
@@ -298,24 +286,13 @@ def parse_cvat(data: bytes, *, path: str) -> tuple[list[ImageRecord], list[str],
             anns.append(Annotation(label, box, difficult=flags.get("difficult", False),
                                    truncated=flags.get("truncated", False), occluded=occluded,
                                    iscrowd=flags.get("iscrowd", False), attributes=attrs, where=swhere))
-        for tag, n in sorted(to_box.items()):
-            if tag == "polygon":
-                findings.append(info("polygon-to-box", path, where, f"{n} polygon(s) read as their bounding box",
-                                     image_id=iid))
-            else:
-                findings.append(info("shape-to-box", path, f"{where}/{tag}", f"{n} <{tag}> shape(s) read as their "
-                                     "bounding box", image_id=iid))
-        for tag, n in sorted(other.items()):
-            findings.append(warn("unsupported-shape", path, f"{where}/{tag}",
-                                 f"{n} <{tag}> shape(s) have no area to box (not a box, polygon, ellipse or mask); "
-                                 "dropped", image_id=iid, objects=n))
-        w, h = side(text_number(im.get("width"))), side(text_number(im.get("height")))
-        if (w is None or h is None) and (im.get("width") or im.get("height")):
-            findings.append(warn("bad-size", path, f"{where}/@width",
-                                 f"width={im.get('width')!r} height={im.get('height')!r} is not a size in pixels; "
-                                 "read from the image header", image_id=iid))
-        records.append(ImageRecord(image_id=iid, file_name=name, width=w if h else None, height=h if w else None,
-                                   annotations=tuple(anns), source=path, splits=(subset,) if subset else ()))
+        polygons = to_box.pop("polygon", 0)
+        findings += box_notes(path, iid, at=where, boxable="a box, polygon, ellipse or mask", polygons=polygons,
+                              to_box=to_box, unsupported=other, show="<{}>", kind_at=lambda tag: f"{where}/{tag}")
+        w, h = annotation_size(im.get("width"), im.get("height"), path=path, image_id=iid, findings=findings,
+                               fields=(f"{where}/@width", f"{where}/@height"), names=("width", "height"), text=True)
+        records.append(ImageRecord(image_id=iid, file_name=name, width=w, height=h, annotations=tuple(anns),
+                                   source=path, splits=(subset,) if subset else ()))
     return records, labels, findings, met
 
 
@@ -345,20 +322,13 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
     index = ImageIndex(image_dir)
     located: list[ImageRecord] = []
     for rec in records:
-        if not index.exists:
-            located.append(rec)
-            continue
         name = rec.file_name.replace("\\", "/")
         if rec.splits and f"{rec.splits[0]}/{name}" in index.by_rel:  # a project export: images/<subset>/<name>
             name = f"{rec.splits[0]}/{name}"
-        image_path, notes, rel = index.find(name, rec.image_id, id_names_image=False)
-        findings.extend(replace(f, path=xml_path) for f in notes)
-        if image_path is None:
-            findings.append(err("missing-image", xml_path, "image/@name", f"no image {rec.file_name!r} in {image_dir}",
-                                image_id=rec.image_id))
-            located.append(rec)
-        else:
-            located.append(replace(rec, image_path=image_path))
+        image_path, notes, _ = index.locate(name, rec.image_id, path=xml_path, fld="image/@name", shown=rec.file_name,
+                                            id_names_image=False)
+        findings.extend(notes)
+        located.append(rec if image_path is None else replace(rec, image_path=image_path))
     if records and not index.exists:
         findings.append(no_image_dir(str(image_dir), "images", "the image folder does not exist; images are "
                                      "neither checked nor copied", given=bool(images)))
@@ -377,12 +347,11 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
 
 # --------------------------------------------------------------------------------------------------- writing
 
-def to_xml(records: Sequence[ImageRecord], classes: Sequence[str], *, names: Sequence[str], precision: int = 6,
-           task_name: str = "datatools") -> str:
+def to_xml(records: Sequence[ImageRecord], classes: Sequence[str], *, names: Sequence[str], precision: int = 6) -> str:
     """Serialize records as one CVAT for images 1.1 document (deterministic)."""
     classes = all_classes(classes, records)
     lines = ['<?xml version="1.0" encoding="utf-8"?>', "<annotations>", "  <version>1.1</version>", "  <meta>",
-             "    <task>", f"      <name>{escape(task_name)}</name>", f"      <size>{len(records)}</size>",
+             "    <task>", "      <name>datatools</name>", f"      <size>{len(records)}</size>",
              "      <mode>annotation</mode>", "      <labels>"]
     for c in classes:
         lines += ["        <label>", f"          <name>{escape(c)}</name>", "          <type>rectangle</type>",
@@ -420,21 +389,10 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
     images_mode = ImagesMode(images_mode)
     out = Path(out)
     result = WriteResult(out=str(out))
-    names: list[str] = []
-    pictures: list[tuple[str, str]] = []
-    for rec in ds.images:
-        if images_mode is ImagesMode.NONE or not rec.image_path:
-            names.append(rec.file_name or rec.image_id)
-        else:
-            name = output_image_name(rec)
-            names.append(name)
-            pictures.append((rec.image_path, name))
+    placed, pictures = placed_names(ds.images, images_mode)
+    names = [p or r.file_name or r.image_id for p, r in zip(placed, ds.images)]
     text = to_xml(ds.images, ds.classes, names=names, precision=precision)
     place_images(out / IMAGE_FOLDER, pictures, images_mode, mapper=mapper or Mapper(workers=workers))
     write_many([(str(out / ANNOTATIONS), text)])
     result.files = [str(out / ANNOTATIONS)]
-    result.images_written = len(ds.images)
-    result.objects_written = ds.num_objects
-    if progress:
-        progress(len(ds.images))
-    return result
+    return result.wrote_all(ds, progress)

@@ -24,14 +24,15 @@ from typing import Sequence
 
 from datatools.core import fs
 from datatools.core.atomic import ImagesMode, place_images, staged_dir, write_staged
-from datatools.core.boxes import fmt_number
 from datatools.core.fs import files_for
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, sorted_classes
 from datatools.core.parallel import Mapper, ProgressFn
-from datatools.core.paths import safe_relpath
+from datatools.core.paths import is_absolute_name, safe_relpath
 from datatools.formats.common import (ImageIndex, WriteResult, err, existing_source, fill_sizes_from_headers,
-                                      fold_no_images, info, json_number, json_side, no_image_dir, output_image_name,
-                                      read_annotation_file, warn)
+                                      fold_no_images, info, json_num, no_image_dir, placed_names, read_annotation_file,
+                                      warn)
+from datatools.formats.values import annotation_size
+from datatools.formats.shapes import POLYGON, box_notes, envelope, shape_points
 
 NAME = "labelme"
 # What write() replaces whole in OUT (see core.paths.refuse_replacing_inputs); the image folder only when it
@@ -55,7 +56,7 @@ _FLAGS = ("difficult", "truncated", "occluded")  # shape flags that mean the mod
 # mask (labelme 5.x) its top-left and bottom-right pixels, both inside it (labelme pastes the mask PNG over
 # [y1:y2+1, x1:x2+1]), so its box in continuous coordinates ends one pixel after the second point.
 _NEED: dict[str, tuple[str, tuple[int, ...]]] = {
-    "rectangle": ("2 (or its 4 corners)", (2, 4)), "polygon": ("at least 3", ()),
+    "rectangle": ("2 (or its 4 corners)", (2, 4)), "polygon": POLYGON,
     "oriented_rectangle": ("exactly 4", (4,)), "rotation": ("exactly 4", (4,)),
     "circle": ("exactly 2", (2,)), "mask": ("exactly 2", (2,))}
 _ROTATED = ("oriented_rectangle", "rotation")
@@ -70,7 +71,7 @@ def _shape_box(kind: str, xs: list[float], ys: list[float]) -> tuple[float, floa
     if kind == "mask":  # whole pixels, as labelme truncates them (int())
         px, py = [float(int(v)) for v in xs], [float(int(v)) for v in ys]
         return (min(px), min(py), max(px) + 1, max(py) + 1)
-    return (min(xs), min(ys), max(xs), max(ys))
+    return envelope(xs, ys)
 
 
 # --------------------------------------------------------------------------------------------------- layout
@@ -120,29 +121,17 @@ def parse_shapes(shapes, *, path: str, image_id: str) -> tuple[list[Annotation],
             findings.append(err("missing-field", path, f"{where}/label", f"expected a label, found {label!r}; dropped",
                                 image_id=image_id, objects=1))
             continue
-        pts = s.get("points")
-        if not isinstance(pts, list) or not all(isinstance(p, (list, tuple)) and len(p) == 2 for p in pts):
-            findings.append(err("bad-shape", path, f"{where}/points",
-                                f"expected a list of [x, y] points, found {pts!r}; dropped", image_id=image_id,
-                                objects=1))
+        got = shape_points(s.get("points"), kind=kind, need=_NEED[kind], path=path, fld=f"{where}/points",
+                           image_id=image_id, findings=findings)
+        if got is None:
             continue
-        xs, ys = [json_number(p[0]) for p in pts], [json_number(p[1]) for p in pts]
-        if any(v is None for v in xs + ys):
-            findings.append(err("bad-number", path, f"{where}/points", f"a point is not a finite number: {pts!r}; "
-                                "dropped", image_id=image_id, objects=1))
-            continue
-        need, counts = _NEED[kind]
-        if not (len(pts) in counts if counts else len(pts) >= 3):
-            findings.append(err("bad-shape", path, f"{where}/points",
-                                f"a {kind} needs {need} points, found {len(pts)}; dropped", image_id=image_id,
-                                objects=1))
-            continue
+        xs, ys = got
         polygons += kind == "polygon"
         if kind in _TO_BOX:
             to_box[kind] += 1
         # An oriented rectangle, or a rectangle written as 4 corners that are not axis-aligned, has a rotation that a
         # box cannot hold: its envelope is read, never silently as if it were upright.
-        if kind in _ROTATED or (len(pts) == 4 and kind == "rectangle" and (len(set(xs)) > 2 or len(set(ys)) > 2)):
+        if kind in _ROTATED or (len(xs) == 4 and kind == "rectangle" and (len(set(xs)) > 2 or len(set(ys)) > 2)):
             findings.append(warn("rotated-box", path, f"{where}/points", f"a rotated {kind} (4 corners); read as "
                                  "the axis-aligned box around it", image_id=image_id))
         flags = s.get("flags") if isinstance(s.get("flags"), dict) else {}
@@ -151,27 +140,20 @@ def parse_shapes(shapes, *, path: str, image_id: str) -> tuple[list[Annotation],
             attrs.append(("group_id", str(s["group_id"])))
         if isinstance(s.get("description"), str) and s["description"]:
             attrs.append(("description", s["description"]))
-        box = _shape_box(kind, xs, ys)  # type: ignore[arg-type]
-        anns.append(Annotation(label.strip(), box, difficult=bool(flags.get("difficult")),  # type: ignore[arg-type]
+        box = _shape_box(kind, xs, ys)
+        anns.append(Annotation(label.strip(), box, difficult=bool(flags.get("difficult")),
                                truncated=bool(flags.get("truncated")), occluded=bool(flags.get("occluded")),
                                attributes=tuple(attrs), where=where))
-    if polygons:
-        findings.append(info("polygon-to-box", path, "shapes", f"{polygons} polygon shape(s) read as their bounding "
-                             "box", image_id=image_id))
-    for kind, n in sorted(to_box.items()):
-        findings.append(info("shape-to-box", path, "shapes", f"{n} {kind!r} shape(s) read as their bounding box",
-                             image_id=image_id))
-    for kind, n in sorted(unsupported.items()):
-        findings.append(warn("unsupported-shape", path, "shapes/shape_type",
-                             f"{n} {kind!r} shape(s) have no area to box (not a rectangle, polygon, circle or mask); "
-                             "dropped", image_id=image_id, objects=n))
+    findings += box_notes(path, image_id, at="shapes", boxable="a rectangle, polygon, circle or mask",
+                          polygons=polygons, to_box=to_box, unsupported=unsupported,
+                          kind_at=lambda kind: "shapes/shape_type")
     return anns, findings, len(shapes)
 
 
 def _image_name(json_dir: str, image_path: str, image_root: str) -> str:
     """``imagePath`` (relative to its JSON file) as a path inside the image folder, else its base name."""
     raw = image_path.replace("\\", "/")
-    if raw.startswith("/") or (len(raw) > 1 and raw[1] == ":"):
+    if is_absolute_name(raw):
         return posixpath.basename(raw)
     joined = posixpath.normpath(posixpath.join(json_dir.replace("\\", "/"), raw))
     rel = posixpath.relpath(joined, image_root.replace("\\", "/")) if not fs.is_url(image_root) else raw
@@ -183,7 +165,7 @@ def _beside_json(rec: ImageRecord, root: str) -> str | None:
     naming ``../img/a.jpg``, or ``..\\img\\a.jpg`` as labelme on Windows writes it), when that file exists inside the
     folder above the JSON root; None for a URL, an absolute path or a path that leaves that folder."""
     raw = (rec.file_name or "").replace("\\", "/").strip()
-    if not raw or fs.is_url(root) or raw.startswith("/") or (len(raw) > 1 and raw[1] == ":"):
+    if not raw or fs.is_url(root) or is_absolute_name(raw):
         return None
     top = os.path.dirname(os.path.abspath(root))
     path = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(rec.source)), raw))
@@ -230,13 +212,11 @@ def read_chunk(items: Sequence[tuple[str, str]], *, root: str, image_root: str |
         else:
             findings.append(warn("missing-filename", path, "imagePath", "no imagePath; the image is looked up by "
                                  "the JSON file's name", image_id=iid))
-        w, h = json_side(data.get("imageWidth")), json_side(data.get("imageHeight"))
+        w, h = annotation_size(data.get("imageWidth"), data.get("imageHeight"), path=path, image_id=iid,
+                               findings=findings, fields=("imageWidth", "imageHeight"),
+                               names=("imageWidth", "imageHeight"))
         rec = ImageRecord(image_id=iid, file_name=image_path if isinstance(image_path, str) else "", width=w,
                           height=h, annotations=tuple(anns), source=path)
-        if not rec.has_size and (data.get("imageWidth") is not None or data.get("imageHeight") is not None):
-            findings.append(warn("bad-size", path, "imageWidth", f"imageWidth/imageHeight "
-                                 f"{data.get('imageWidth')!r}x{data.get('imageHeight')!r} is not a size in pixels; "
-                                 "read from the image", image_id=iid))
         out.append((rec, name))
     return out, findings, shapes_met
 
@@ -271,12 +251,9 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
     dropped_in = {f.image_id for f in findings if f.objects}
     no_folder = False
     for rec, name in parsed:
-        found, notes = (index.find(name, rec.image_id)[:2]) if index.exists else (None, [])
-        findings.extend(replace(f, path=rec.source) for f in notes)
-        found = found or _beside_json(rec, root)
-        if found is None and index.exists:
-            findings.append(err("missing-image", rec.source, "imagePath",
-                                f"no image {rec.file_name or rec.image_id!r} in {image_root}", image_id=rec.image_id))
+        found, notes, _ = index.locate(name, rec.image_id, path=rec.source, fld="imagePath",
+                                       shown=rec.file_name or rec.image_id, or_else=partial(_beside_json, rec, root))
+        findings.extend(notes)
         no_folder = no_folder or (found is None and not index.exists)
         rec = replace(rec, image_path=found)
         if not rec.has_size and not rec.image_path:  # as VOC: without a size the boxes cannot be judged
@@ -300,12 +277,6 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
 
 # --------------------------------------------------------------------------------------------------- writing
 
-def _jnum(v: float, precision: int):
-    text = fmt_number(v, precision)
-    f = float(text)
-    return int(f) if f == int(f) else f
-
-
 def to_labelme(rec: ImageRecord, image_path: str, *, precision: int = 6) -> dict:
     """One record as a LabelMe document: rectangle shapes, ``imageData`` null (labelme reads the image from
     ``imagePath``, relative to the JSON file)."""
@@ -315,8 +286,8 @@ def to_labelme(rec: ImageRecord, image_path: str, *, precision: int = 6) -> dict
         gid = attrs.get("group_id")
         flags = {k: True for k in _FLAGS if getattr(a, k)}
         shapes.append({"label": a.label,
-                       "points": [[_jnum(a.box[0], precision), _jnum(a.box[1], precision)],
-                                  [_jnum(a.box[2], precision), _jnum(a.box[3], precision)]],
+                       "points": [[json_num(a.box[0], precision), json_num(a.box[1], precision)],
+                                  [json_num(a.box[2], precision), json_num(a.box[3], precision)]],
                        "group_id": int(gid) if gid and gid.lstrip("-").isdigit() else gid,
                        "description": attrs.get("description", ""), "shape_type": "rectangle", "flags": flags})
     return {"version": LABELME_VERSION, "flags": {}, "shapes": shapes, "imagePath": image_path, "imageData": None,
@@ -336,15 +307,13 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
     out = Path(out)
     result = WriteResult(out=str(out))
     entries: list[tuple[bytes, list[str]]] = []
-    pictures: list[tuple[str, str]] = []
+    placed, pictures = placed_names(ds.images, images_mode)
     rels: list[str] = []
     with staged_dir(out / "annotations") as stage:
-        for rec in ds.images:
+        for rec, pic in zip(ds.images, placed):
             rel = safe_relpath(rec.image_id)
             depth = rel.count("/")
-            if rec.image_path and images_mode is not ImagesMode.NONE:
-                pic = output_image_name(rec)
-                pictures.append((rec.image_path, pic))
+            if pic:
                 image_path = "../" * (depth + 1) + "images/" + pic
             elif rec.image_path and not fs.is_url(rec.image_path):
                 where = os.path.dirname(os.path.abspath(out / "annotations" / rel))

@@ -26,16 +26,17 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 from datatools.core import fs
 from datatools.core.atomic import ImagesMode, place_images, write_many
-from datatools.core.boxes import fmt_number
 from datatools.core.errors import DatatoolsError, FormatError, UsageError
 from datatools.core.fs import files_for, read_json
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, sorted_classes
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import IMAGE_EXTENSIONS
 from datatools.formats.common import (ImageIndex, WriteResult, err, existing_source, fill_sizes_from_headers, info,
-                                      json_number, json_side, name_id, no_image_dir, output_image_name, warn)
+                                      json_num, name_id, no_image_dir, placed_names, warn)
+from datatools.formats.values import annotation_size, json_number
 from datatools.formats.labelstudio_min import Located, is_region_list, is_task
 from datatools.formats.labelstudio_min import to_tasks as min_to_tasks
+from datatools.formats.shapes import box_notes, shape_points
 
 NAME = "labelstudio"
 # What write() replaces in OUT (see core.paths.refuse_replacing_inputs); the image folder only when it places
@@ -156,14 +157,16 @@ def _shape_of(kind, value: dict) -> str | None:
 
 
 def parse_result(result, *, path: str, where: str, image_id: str, at: Sequence[str] | None = None
-                 ) -> tuple[list[tuple[str, tuple, float, str]], list[Finding], tuple[int | None, int | None], int]:
-    """One annotation's regions: ``(pending, findings, (original_width, original_height), regions met)``. A pending
-    region is ``(label, ("box", x, y, w, h) | ("poly", points), rotation, its field)`` in percent: pixels need the
-    image size, which the image header may still change (:func:`to_pixels`). ``where`` is the result list's field
-    (``[3]/annotations[0]/result``); ``at`` each region's field where that is not ``where[k]`` (JSON-MIN)."""
+                 ) -> tuple[list[tuple[str, tuple, float, str]], list[Finding], tuple | None, int]:
+    """One annotation's regions: ``(pending, findings, size, regions met)``. A pending region is ``(label, ("box", x,
+    y, w, h) | ("poly", points), rotation, its field)`` in percent: pixels need the image size, which the image
+    header may still change (:func:`to_pixels`). ``size`` is ``(original_width, original_height, the region's
+    field)`` as the first box or polygon that has either writes them (judged by the caller, :func:`_task_size`),
+    None when none has. ``where`` is the result list's field (``[3]/annotations[0]/result``); ``at`` each region's
+    field where that is not ``where[k]`` (JSON-MIN)."""
     pending: list[tuple[str, tuple, float, str]] = []
     findings: list[Finding] = []
-    size: tuple[int | None, int | None] = (None, None)
+    size: tuple | None = None
     unsupported: Counter = Counter()
     result = result if isinstance(result, list) else []
     for k, r in enumerate(result):
@@ -174,8 +177,8 @@ def parse_result(result, *, path: str, where: str, image_id: str, at: Sequence[s
         if shape is None:
             unsupported[str(kind)] += 1
             continue
-        if size == (None, None):
-            size = (json_side(r.get("original_width")), json_side(r.get("original_height")))
+        if size is None and (r.get("original_width") is not None or r.get("original_height") is not None):
+            size = (r.get("original_width"), r.get("original_height"), here)
         labels = value.get(kind)
         if not isinstance(labels, list) or not labels or not all(isinstance(x, str) and x.strip() for x in labels):
             findings.append(err("missing-field", path, f"{here}/value/{kind}", f"expected a label, found {labels!r}; "
@@ -202,27 +205,35 @@ def parse_result(result, *, path: str, where: str, image_id: str, at: Sequence[s
                                      "a box flipped while resized; read as spanning x+width..x, y+height..y",
                                      image_id=image_id))
         else:
-            pts = value.get("points")
-            ok = isinstance(pts, list) and len(pts) >= 3 and all(
-                isinstance(p, (list, tuple)) and len(p) == 2 and json_number(p[0]) is not None
-                and json_number(p[1]) is not None for p in pts)
-            if not ok:
-                findings.append(err("bad-shape", path, f"{here}/value/points", "a polygon needs 3 or more [x, y] "
-                                    f"points of numbers, found {pts!r}; dropped", image_id=image_id, objects=1))
+            got = shape_points(value.get("points"), kind="polygon", path=path, fld=f"{here}/value/points",
+                               image_id=image_id, findings=findings)
+            if got is None:
                 continue
-            geom = ("poly", [(float(p[0]), float(p[1])) for p in pts])
+            geom = ("poly", list(zip(*got)))
         if rotation % 360:
             findings.append(warn("rotated-box", path, f"{here}/value/rotation", f"rotated by {rotation:g} degrees; "
                                  "its axis-aligned envelope is used", image_id=image_id))
         pending.append((labels[0].strip(), geom, rotation % 360, here))
-    polygons = sum(1 for _, g, _, _ in pending if g[0] == "poly")
-    if polygons:
-        findings.append(info("polygon-to-box", path, where, f"{polygons} polygon region(s) read as their "
-                             "bounding box", image_id=image_id))
-    for kind, n in sorted(unsupported.items()):
-        findings.append(warn("unsupported-shape", path, where, f"{n} result(s) of type {kind!r} are not "
-                             "labelled boxes or polygons; dropped", image_id=image_id, objects=n))
+    findings += box_notes(path, image_id, at=where, boxable="a labelled box or polygon", noun="region",
+                          polygons=sum(1 for _, g, _, _ in pending if g[0] == "poly"), unsupported=unsupported)
     return pending, findings, size, len(result)
+
+
+def _task_size(size: tuple | None, data: dict, data_at: str, *, path: str, image_id: str, findings: list[Finding]
+               ) -> tuple[int | None, int | None]:
+    """The size a task gives its image: the regions' ``original_width``/``original_height`` (``size`` from
+    :func:`parse_result`), else ``data.width``/``height``; judged by the rule of every reader
+    (:func:`~datatools.formats.values.annotation_size`: ``bad-size``, ``missing-size``). A task that gives none
+    says nothing: Label Studio stores sizes only with regions, so an image without any (a negative) has none to give,
+    and its header gives it."""
+    names = ("original_width", "original_height")
+    if size is None and (data.get("width") is not None or data.get("height") is not None):
+        size, names = (data.get("width"), data.get("height"), data_at), ("width", "height")
+    if size is None:
+        return None, None
+    w, h, at = size
+    return annotation_size(w, h, path=path, image_id=image_id, findings=findings, names=names,
+                           fields=(f"{at}/{names[0]}", f"{at}/{names[1]}") if at else names)
 
 
 def to_pixels(geom: tuple, rotation: float, width: int, height: int) -> tuple[float, float, float, float]:
@@ -315,13 +326,11 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
                 uploaded, name = name, name[9:]  # the name the user uploaded
             stem = name_id(name, fallback=f"task_{task.get('id', t)}")
             found = None
-            if looked_up and index.exists:
-                found, _, _ = index.find(name, stem, id_names_image=False)
-                if found is None and uploaded:  # the images as Label Studio stores them (media/upload/<project>)
-                    found, _, _ = index.find(uploaded, stem, id_names_image=False)
-                if found is None:
-                    findings.append(err("missing-image", path, data_at, f"no image {name!r} in {folder}",
-                                        image_id=stem))
+            if looked_up:
+                # else the images as Label Studio stores them (media/upload/<project>): the name as uploaded
+                also = (lambda: index.find(uploaded, stem, id_names_image=False)[0]) if uploaded else None
+                found, notes, _ = index.locate(name, stem, path=path, fld=data_at, id_names_image=False, or_else=also)
+                findings.extend(notes)
             iid = name_id(name, fallback=f"task_{task.get('id', t)}", key=task.get("id", t), taken=seen)
             if iid != stem:
                 findings.append(warn("duplicate-file-name", path, data_at,
@@ -336,8 +345,8 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
                 findings.append(err("missing-field", path, bad[0], f"expected {bad[1]}, found {bad[2]!r:.60}; the task "
                                     "is dropped (its objects cannot be read)", image_id=iid, image_dropped=True))
                 continue
-            regions, fnd, (w, h), n = parse_result(ann.get("result"), path=path, image_id=iid, at=ann.get("_at"),
-                                                   where=result_at)
+            regions, fnd, size, n = parse_result(ann.get("result"), path=path, image_id=iid, at=ann.get("_at"),
+                                                 where=result_at)
             findings.extend(fnd)
             objects_read += n
             if chosen is None and not task.get("annotations", task.get("completions")):
@@ -347,7 +356,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
                 note = f"; its {unread} prediction(s)/draft(s) are not read" if unread else ""
                 findings.append(info("empty-annotation", path, anns_at, f"task not annotated{note}", image_id=iid))
             data = task.get("data") if isinstance(task.get("data"), dict) else {}
-            w, h = w or json_side(data.get("width")), h or json_side(data.get("height"))
+            w, h = _task_size(size, data, data_at, path=path, image_id=iid, findings=findings)
             pending[iid] = regions
             records.append(ImageRecord(image_id=iid, file_name=ref, width=w, height=h, image_path=found,
                                        source=f"{path}#{task.get('id', t)}"))
@@ -373,11 +382,9 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
 
 # --------------------------------------------------------------------------------------------------- writing
 
-def _pct(v: float, total: int, precision: int):
+def _pct(v: float, total: int, precision: int) -> int | float:
     # Percent keeps 6 more places than pixels would: x% * width / 100 then gives back the pixel value to `precision`.
-    text = fmt_number(v * 100 / total, precision + 6)
-    f = float(text)
-    return int(f) if f == int(f) else f
+    return json_num(v * 100 / total, precision + 6)
 
 
 def to_tasks(records: Sequence[ImageRecord], refs: Sequence[str], *, precision: int = 6) -> list[dict]:
@@ -404,34 +411,28 @@ def to_tasks(records: Sequence[ImageRecord], refs: Sequence[str], *, precision: 
     return tasks
 
 
+def _source_ref(name: str) -> str:
+    """A task's image reference for an image not placed in OUT: the name its source wrote, under Label Studio's local
+    file serving unless it is already a URL or a Label Studio path."""
+    return name if fs.is_url(name) or name.startswith("/data/") else LOCAL_FILES + name
+
+
 def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str = ImagesMode.LINK, precision: int = 6,
           workers: int | None = None, progress: ProgressFn | None = None, mapper: Mapper | None = None,
-          url_prefix: str = LOCAL_FILES, **_ignored) -> WriteResult:
+          **_ignored) -> WriteResult:
     """Write ``ds`` as a task list Label Studio imports: ``OUT/tasks.json`` and, unless ``images_mode`` is ``none``,
-    ``OUT/images/<id><ext>``, each task's image ``<url_prefix>images/<id><ext>`` (Label Studio's local file serving,
-    rooted at OUT). Under ``none`` a task names its source's file name under ``url_prefix``. Splits are not a Label
+    ``OUT/images/<id><ext>``, each task's image ``/data/local-files/?d=images/<id><ext>`` (Label Studio's local file
+    serving, rooted at OUT). Under ``none`` a task names its source's file name there. Splits are not a Label
     Studio notion: each image is one task."""
     images_mode = ImagesMode(images_mode)
     out = Path(out)
     result = WriteResult(out=str(out))
-    recs = list(ds.images)
-    pictures: list[tuple[str, str]] = []
-    refs = []
-    for rec in recs:
-        if rec.image_path and images_mode is not ImagesMode.NONE:
-            pic = output_image_name(rec)
-            pictures.append((rec.image_path, pic))
-            refs.append(url_prefix + "images/" + pic)
-        else:
-            name = rec.file_name or rec.image_id
-            refs.append(name if fs.is_url(name) or name.startswith("/data/") else url_prefix + name)
-    tasks = to_tasks(recs, refs, precision=precision)
+    placed, pictures = placed_names(ds.images, images_mode)
+    refs = [LOCAL_FILES + "images/" + p if p else _source_ref(r.file_name or r.image_id)
+            for p, r in zip(placed, ds.images)]
+    tasks = to_tasks(ds.images, refs, precision=precision)
     target = out / TASKS_FILE
     write_many([(str(target), json.dumps(tasks, ensure_ascii=False, indent=1) + "\n")])
     place_images(out / "images", pictures, images_mode, mapper=mapper or Mapper(workers=workers))
     result.files = [str(target)]
-    result.images_written = len(recs)
-    result.objects_written = ds.num_objects
-    if progress:
-        progress(len(recs))
-    return result
+    return result.wrote_all(ds, progress)

@@ -37,7 +37,8 @@ from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, all_
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
 from datatools.formats.common import (DEFAULT_SPLIT, ImageIndex, WriteResult, err, existing_source, fold_no_images,
-                                      id_in_split, info, read_flag, read_headers, side, text_number, warn)
+                                      id_in_split, info, read_headers, warn)
+from datatools.formats.values import read_flag, side, text_number
 
 NAME = "openimages"
 OWNED = ("annotations", "images")
@@ -68,13 +69,12 @@ LIST_COLUMNS = ("ImageID", "Subset", "OriginalURL", "OriginalLandingURL", "Licen
 
 def is_box_csv(path: str) -> bool:
     """Whether a CSV's header (its first line only) has the Open Images box columns."""
-    from datatools.core import fs
+    from datatools.core.fs import read_head
 
-    try:
-        with (fs.open_binary(path) if fs.is_url(path) else open(path, "rb")) as f:
-            head = f.readline(4096).decode("utf-8-sig", errors="replace")
-    except OSError:
+    first = read_head(path, 4096)
+    if first is None:
         return False
+    head = first.split(b"\n", 1)[0].decode("utf-8-sig", errors="replace")
     cols = [c.strip() for c in head.split(",")]
     if not head.strip():  # an empty box CSV is one by its name: the reader says it is empty (empty-file)
         return bool(_BBOX_RE.match(path.replace("\\", "/").rsplit("/", 1)[-1]))

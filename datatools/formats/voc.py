@@ -21,8 +21,8 @@ from datatools.core.fs import files_for, folder_prefix, is_url, read_small_file
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
 from datatools.core.model import Dataset, Finding, ImageRecord, sorted_classes
-from datatools.formats.common import (ImageIndex, WriteResult, err, fill_sizes_from_headers, fold_no_images, info,
-                                      no_image_dir, output_image_name)
+from datatools.formats.common import (ImageIndex, WriteResult, err, existing_source, fill_sizes_from_headers,
+                                      fold_no_images, info, no_image_dir, output_image_name)
 from datatools.formats.safe_xml import escape
 # The XML reading lives in voc_xml; parse_xml, read_chunk and image_fields are re-exported here for callers.
 from datatools.formats.voc_xml import (KNOWN_OBJECT_TAGS, MAX_XML_BYTES, image_fields, parse_xml,  # noqa: F401
@@ -42,10 +42,7 @@ KEEPS = frozenset({"difficult", "truncated", "occluded", "iscrowd", "attributes"
 
 def keeps_attribute(name: str) -> bool:
     """Whether to_xml writes an attribute: ``pose`` has its tag, others need a name that is a tag and not VOC's own."""
-    return name == "pose" or (name.isidentifier() and name not in _KNOWN_OBJECT_TAGS)
-
-
-_KNOWN_OBJECT_TAGS = KNOWN_OBJECT_TAGS  # what to_xml never writes as an extra tag
+    return name == "pose" or (name.isidentifier() and name not in KNOWN_OBJECT_TAGS)
 
 
 # --------------------------------------------------------------------------------------------------- layout
@@ -108,11 +105,7 @@ class Layout:
 
     def __init__(self, src: str | os.PathLike, images: str | os.PathLike | None = None) -> None:
         self.images_given = bool(images)
-        text = os.fspath(src)
-        self.files = files_for(text)
-        self.src = text if self.files.url else str(Path(text))
-        if not (self.files.isdir(self.src) or self.files.isfile(self.src)):
-            raise UsageError(f"{src}: no such file or directory")
+        self.src, self.files = existing_source(src)
         if self.files.isfile(self.src):
             raise UsageError(f"{src}: expected a VOC root (with Annotations/) or a folder of XML files")
         folders = voc_folders(self.src)
@@ -210,17 +203,12 @@ def plan_files(layout: Layout, sets: Sequence[str] | str | None
     return files, split_of, chosen, findings
 
 
-def locate_image(rec: ImageRecord, xml_path: str, index: ImageIndex, image_dir: str
-                 ) -> tuple[ImageRecord, list[Finding]]:
+def locate_image(rec: ImageRecord, xml_path: str, index: ImageIndex) -> tuple[ImageRecord, list[Finding]]:
     """The record with its image found in ``index`` (``file_name`` made the image's relative path, ``image_path``
-    set), and what the lookup noticed (a mismatched or unsafe name, a missing image)."""
-    image_path, notes, rel = index.find(rec.file_name, rec.image_id)
-    found = [replace(f, path=str(xml_path)) for f in notes]
-    if image_path is None:
-        found.append(err("missing-image", str(xml_path), "filename",
-                         f"no image {rec.file_name or rec.image_id!r} in {image_dir}", image_id=rec.image_id))
-        return rec, found
-    return replace(rec, file_name=rel, image_path=image_path), found
+    set), and what the lookup noticed (a mismatched or unsafe name, a missing image: :meth:`ImageIndex.locate`)."""
+    image_path, found, rel = index.locate(rec.file_name, rec.image_id, path=str(xml_path), fld="filename",
+                                          shown=rec.file_name or rec.image_id)
+    return (rec, found) if image_path is None else (replace(rec, file_name=rel, image_path=image_path), found)
 
 
 def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, sets: Sequence[str] | str | None = None,
@@ -270,7 +258,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, set
                 rec = recs[ri]
                 ri += 1
                 if index.exists:
-                    rec, notes = locate_image(rec, path, index, image_dir)
+                    rec, notes = locate_image(rec, path, index)
                     findings.extend(notes)
                 records.append(rec)
         findings.extend(found[fi:])  # none: every finding of a file names it
@@ -284,10 +272,10 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, set
 
 # --------------------------------------------------------------------------------------------------- writing
 
-def to_xml(record: ImageRecord, *, image_name: str, folder: str = "JPEGImages",
-           convention: PixelConvention = DEFAULT_CONVENTION, precision: int = 6) -> str:
+def to_xml(record: ImageRecord, *, image_name: str, convention: PixelConvention = DEFAULT_CONVENTION,
+           precision: int = 6) -> str:
     """Serialize one record as VOC XML text (deterministic)."""
-    lines = ["<annotation>", f"\t<folder>{escape(folder)}</folder>", f"\t<filename>{escape(image_name)}</filename>"]
+    lines = ["<annotation>", f"\t<folder>{IMAGE_FOLDER}</folder>", f"\t<filename>{escape(image_name)}</filename>"]
     if record.has_size:
         lines += ["\t<size>", f"\t\t<width>{record.width}</width>", f"\t\t<height>{record.height}</height>",
                   f"\t\t<depth>{record.depth or 3}</depth>", "\t</size>"]

@@ -11,8 +11,8 @@ from typing import Sequence
 
 from datatools.core.boxes import DEFAULT_CONVENTION, PixelConvention, voc_to_xyxy
 from datatools.core.model import Annotation, Finding, ImageRecord
-from datatools.formats.common import (MAX_ANNOTATION_BYTES, MAX_SIDE, err, info, read_annotation_file, read_flag,
-                                      text_number, warn)
+from datatools.formats.common import MAX_ANNOTATION_BYTES, err, info, read_annotation_file, warn
+from datatools.formats.values import MAX_SIDE, annotation_size, read_flag, size_side, text_number
 from datatools.formats.safe_xml import parse_document
 
 # Object children read for what they are; any other leaf child is kept as an attribute (``pose``, ...).
@@ -31,30 +31,12 @@ _OBJECT_AT = tuple(f"object[{k}]" for k in range(256))
 XmlFile = tuple[str, str, tuple[str, ...]]
 
 
-
-def _side(text: str | None) -> int | str | None:
-    """A <width>/<height>/<depth> text as a whole number in 1..MAX_SIDE, or None when it is absent, empty or 0 (a
-    size left unknown), or the reason why it is unusable."""
-    if text is None or not text.strip():
-        return None
-    v = text_number(text)
-    if v is None:
-        return "not a number"
-    if v == 0:
-        return None
-    if v != int(v):
-        return "not a whole number of pixels"
-    if not 1 <= v <= MAX_SIDE:
-        return f"outside 1..{MAX_SIDE:_}"
-    return int(v)
-
-
 def _size_of(size, path: str, image_id: str, findings: list[Finding]) -> tuple[int | None, int | None, int | None]:
-    """(width, height, depth) of a <size> element; width and height are None unless both are usable. A value that
-    is there but unusable is a ``bad-size`` warning that says why; width or height missing or 0 a ``missing-size``
-    warning. Either way the size is then read from the image header."""
+    """(width, height, depth) of a <size> element (None: no <size>). Width and height are judged by
+    :func:`~datatools.formats.values.annotation_size`, the rule of every reader (``bad-size``, ``missing-size``);
+    a <depth> that is there but unusable is a ``bad-size`` warning too, and ignored."""
     dims: dict[str, str] = {}
-    for c in size:
+    for c in () if size is None else size:
         if c.tag.__class__ is str and c.tag not in dims:
             dims[c.tag] = c.text or ""
     try:  # the common case in one step (whole numbers in range, depth too or none); anything else is named below
@@ -63,20 +45,15 @@ def _size_of(size, path: str, image_id: str, findings: list[Finding]) -> tuple[i
             return w, h, d
     except (KeyError, ValueError):
         pass
-    got = {tag: _side(dims.get(tag)) for tag in ("width", "height", "depth")}
-    for tag, v in got.items():
-        if isinstance(v, str):
-            findings.append(warn("bad-size", path, f"size/{tag}",
-                                 f"<{tag}> is {dims[tag].strip()!r}: {v}; " + ("ignored" if tag == "depth" else
-                                 "the size is read from the image header"), image_id=image_id))
-    w, h, d = (v if isinstance(v, int) else None for v in got.values())
-    if w is None or h is None:
-        if not isinstance(got["width"], str) and not isinstance(got["height"], str):
-            findings.append(warn("missing-size", path, "size",
-                                 f"<size> has width={dims.get('width')!r} height={dims.get('height')!r}; "
-                                 "the size is read from the image header", image_id=image_id))
-        return None, None, d
-    return w, h, d
+    width, height = annotation_size(dims.get("width"), dims.get("height"), path=path, image_id=image_id,
+                                    findings=findings, fields=("size/width", "size/height"),
+                                    names=("<width>", "<height>"), text=True, size_field="size",
+                                    holder="<size>" if size is None else "")
+    depth = size_side(dims.get("depth"), text=True)
+    if isinstance(depth, str):
+        findings.append(warn("bad-size", path, "size/depth", f"<depth> is {dims['depth'].strip()!r}: {depth}; ignored",
+                             image_id=image_id))
+    return width, height, depth if isinstance(depth, int) else None
 
 
 def parse_xml(data: bytes, *, path: str, image_id: str, convention: PixelConvention = DEFAULT_CONVENTION,
@@ -109,12 +86,7 @@ def parse_xml(data: bytes, *, path: str, image_id: str, convention: PixelConvent
     if not file_name:
         findings.append(warn("missing-filename", path, "filename",
                              "no <filename>; the image is looked up by the XML name", image_id=image_id))
-    width = height = depth = None
-    if size is None:
-        findings.append(warn("missing-size", path, "size", "no <size>; the size is read from the image header",
-                             image_id=image_id))
-    else:
-        width, height, depth = _size_of(size, path, image_id, findings)
+    width, height, depth = _size_of(size, path, image_id, findings)
     annotations: list[Annotation] = []
     parts = 0
     for k, obj in enumerate(objects):

@@ -23,6 +23,7 @@ from datatools.core.paths import safe_relpath
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, all_classes
 from datatools.formats.common import (DEFAULT_SPLIT, WriteResult, err, id_in_split, info, output_image_name,
                                       read_annotation_file, read_headers, split_role, warn)
+from datatools.formats.shapes import box_notes
 # The layout (data.yaml, split folders) lives in yolo_layout; discover and data_yaml are re-exported for callers.
 from datatools.formats.yolo_layout import (SPLIT_KEYS, data_yaml, discover, placeholder_names,  # noqa: F401
                                            yaml_splits)
@@ -89,7 +90,7 @@ def parse_label_text(text: str, *, path: str, image_id: str, names: Sequence[str
             continue
         if refuse_pixels and n in (5, 6):
             _refuse_pixel_row(vals[1:5], f"{path}:{lineno}")
-        if not all(v - v == 0.0 for v in vals):  # NaN and inf are no numbers either (common.text_number's rule)
+        if not all(v - v == 0.0 for v in vals):  # NaN and inf are no numbers either (values.text_number's rule)
             findings.append(err("bad-number", path, where, f"expected finite numbers, found {line.strip()!r}; row "
                                 "dropped", image_id=image_id, objects=1))
             continue
@@ -111,8 +112,7 @@ def parse_label_text(text: str, *, path: str, image_id: str, names: Sequence[str
                 score = vals[5]
         anns.append(Annotation(names[int(cid)], box, score=score, where=f"line {lineno}"))
     if polygons:
-        findings.append(info("polygon-to-box", path, "segments", f"{polygons} polygon row(s) read as their bounding box",
-                             image_id=image_id))
+        findings += box_notes(path, image_id, at="segments", noun="row", polygons=polygons)
         if boxes and not scores:
             findings.append(warn("mixed-rows", path, "segments",
                                  f"{boxes} box row(s) beside {polygons} polygon row(s): datatools reads both, "

@@ -18,7 +18,7 @@ from datatools.core import fs
 from datatools.core.errors import UsageError
 from datatools.core.fs import files_for, read_small_file
 from datatools.core.images import list_images
-from datatools.core.paths import IMAGE_EXTENSIONS
+from datatools.core.paths import IMAGE_EXTENSIONS, is_absolute_name
 from datatools.core.model import Finding
 from datatools.formats.common import DEFAULT_SPLIT, info, split_of_role, split_role, warn
 
@@ -94,7 +94,7 @@ def _resolve(files, base: str, p: str) -> str | None:
     p = p.strip()
     if fs.is_url(p):
         return p
-    if os.path.isabs(p) or p.startswith("/") or (len(p) > 1 and p[1] == ":"):
+    if is_absolute_name(p):
         return None
     return files.join(base, p)
 
