@@ -312,7 +312,7 @@ def test_long_work_reports_every_stage_with_its_total(tmp_path):
     each stage to the progress bar, every advance adding up to the total announced (check showed only its header
     stage; merge, remap, filter and sample showed nothing)."""
     from datatools.ops.check import check, write_fixed
-    from datatools.ops.surgery import remap
+    from datatools.ops.surgery import merge, remap
 
     def stages(run) -> dict:
         seen: dict = {}
@@ -334,3 +334,6 @@ def test_long_work_reports_every_stage_with_its_total(tmp_path):
     assert set(seen) == {"read", "headers", "hash", "write"} and seen["headers"][0] == report.images
     seen = stages(lambda update: remap(SAMPLE, tmp_path / "o", "circle:round", progress=update))
     assert set(seen) == {"read", "write"} and seen["write"][0] == report.images
+    # merge reads each source as its own stage: one shared bar counted past its total (each source set it anew)
+    seen = stages(lambda update: merge([SAMPLE, tmp_path / "o"], tmp_path / "m", progress=update))
+    assert set(seen) == {"read 1", "read 2", "write"} and seen["read 1"] == seen["read 2"]

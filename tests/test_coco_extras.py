@@ -205,6 +205,22 @@ def test_coco_ids_that_are_lists_through_check(tmp_path):
     assert "Traceback" not in r.output and "images[0]/id" in r.output
 
 
+def test_coco_ids_written_as_whole_floats_are_read(tmp_path):
+    """Ids written 1.0 (pandas writes the ids of a column with a gap so) find each other as 1 does: the image, its
+    box and its class are read, with no finding about ids."""
+    from datatools.formats import coco
+
+    doc = {"images": [{"id": 1.0, "file_name": "a.jpg", "width": 10, "height": 10}],
+           "annotations": [{"id": 1.0, "image_id": 1.0, "category_id": 2.0, "bbox": [1, 1, 4, 4]},
+                           {"id": 2, "image_id": 1, "category_id": 2, "bbox": [2, 2, 4, 4]}],
+           "categories": [{"id": 2.0, "name": "x"}]}
+    (tmp_path / "a.json").write_text(json.dumps(doc))
+    ds = coco.read(tmp_path / "a.json")
+    assert [(r.image_id, [a.label for a in r.annotations]) for r in ds.images] == [("a", ["x", "x"])]
+    assert not [f for f in ds.findings if f.code in ("missing-field", "unknown-image", "unknown-class",
+                                                      "bad-category")]
+
+
 def test_coco_segmentation_of_words_is_a_finding(tmp_path):
     """Without a bbox the box is the polygon's extent, its coordinates read by the bbox's rule: "a" (float() raised
     a ValueError) or "1" (float() took it) drops the object with its finding."""

@@ -77,6 +77,16 @@ def test_image_data_is_never_decoded_and_header_is_the_size(tmp_path):
     assert "size-mismatch" in codes(ds)
 
 
+def test_a_file_with_a_large_embedded_image_is_read(tmp_path):
+    """labelme embeds the image (imageData, base64) by default: a 17 MiB file, over the 16 MiB limit of a VOC XML,
+    is read (it was refused unread as file-too-large)."""
+    big = "A" * (17 * 2**20)
+    src = write_docs(tmp_path / "lm", {"a.json": doc("a.jpg", [shape("x", [[1, 1], [5, 5]])], image_data=big)},
+                     images={"a.jpg": (64, 48)})
+    ds = labelme.read(src)
+    assert boxes(ds) == {"a": [("x", (1.0, 1.0, 5.0, 5.0))]} and "file-too-large" not in codes(ds)
+
+
 @pytest.mark.parametrize("image_path", ["../img/x.jpg", "..\\img\\x.jpg"])  # labelme on Windows writes backslashes
 def test_image_path_relative_to_the_json_file_and_without_images(tmp_path, image_path):
     # JSON files in ann/, images in img/ with imagePath "../img/x.jpg" (the ann/ + img/ layout): with --images, and

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+import stat
 import sys
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -269,18 +270,44 @@ def read_json(path: str | os.PathLike):
 
 
 _READ_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
+# Opening a FIFO this way does not wait for a writer (fstat then refuses it); regular files ignore the flag.
+_NO_WAIT = getattr(os, "O_NONBLOCK", 0)
 
 
-def read_small_file(path: str | os.PathLike) -> bytes:
+class NotRegularFile(OSError):
+    """A path that is not a regular file (a FIFO, a device): reading it could block forever."""
+
+
+class FileTooLarge(OSError):
+    """A file over the size limit its reader set, refused unread; ``size`` is its size in bytes."""
+
+    def __init__(self, path: str, size: int) -> None:
+        super().__init__(f"{path}: {size:,} bytes, over the limit")
+        self.size = size
+
+
+def read_small_file(path: str | os.PathLike, *, limit: int | None = None) -> bytes:
     """A whole file's bytes, local path or URL. Every reader reads annotation files through here.
 
     Local files are read with raw ``os`` calls (no buffered file object): annotation files are a few KB and there are
-    tens of thousands of them. Either way a missing file raises FileNotFoundError and a bad one OSError."""
+    tens of thousands of them. A missing file raises FileNotFoundError and any other failure OSError. With ``limit``
+    (an annotation file found in a dataset, where a FIFO or a device would block the read forever) a local file must
+    be a regular file (else :class:`NotRegularFile`) of at most ``limit`` bytes (else :class:`FileTooLarge`,
+    unread); without it a pipe the user named (``<(zcat x.json.gz)``) is read as any file."""
     path = os.fspath(path)
     if is_url(path):
-        return cat(path)
-    fd = os.open(path, _READ_FLAGS)
+        data = cat(path)
+        if limit is not None and len(data) > limit:
+            raise FileTooLarge(path, len(data))
+        return data
+    fd = os.open(path, _READ_FLAGS if limit is None else _READ_FLAGS | _NO_WAIT)
     try:
+        if limit is not None:
+            st = os.fstat(fd)  # on the open file: no second path lookup
+            if not stat.S_ISREG(st.st_mode):
+                raise NotRegularFile(f"{path}: not a regular file")
+            if st.st_size > limit:
+                raise FileTooLarge(path, st.st_size)
         first = os.read(fd, 1 << 16)
         if len(first) < 1 << 16:  # a short read of a regular file is its end
             return first

@@ -41,7 +41,9 @@ _IMAGE_KEYS = frozenset({"id", "file_name", "width", "height"})
 _ANN_KEYS = frozenset({"id", "image_id", "category_id", "bbox", "iscrowd", "attributes", "score"})
 _CAT_KEYS = frozenset({"id", "name"})
 _FLAGS = ("difficult", "truncated", "occluded")
-_ID = (int, str)  # what an id may be: a list or an object is no id (and no dict key: it raised a TypeError)
+# What an id may be: a number or a string (1.0, as pandas writes the ids of a column with a gap, finds 1); a list or
+# an object is no id (and no dict key: it raised a TypeError).
+_ID = (int, float, str)
 
 
 def _json_files(src: str) -> list[tuple[str | None, str]]:
@@ -200,7 +202,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
             where = f"images[{k}]"
             if not isinstance(im, dict) or not isinstance(im.get("id"), _ID):
                 found = f", found {im.get('id')!r:.60}" if isinstance(im, dict) and im.get("id") is not None else ""
-                findings.append(err("missing-field", str(jpath), f"{where}/id", f"image entry without an id (an int "
+                findings.append(err("missing-field", str(jpath), f"{where}/id", f"image entry without an id (a number "
                                     f"or a string){found}; dropped", image_dropped=True))
                 continue
             fname = str(im.get("file_name") or "").strip()

@@ -206,28 +206,19 @@ def read_annotation_file(path: str, image_id: str, *, max_bytes: int = MAX_ANNOT
     regular file (a FIFO or a device would block the read forever). Every reader reads its per-image files through
     here (VOC, CVAT, LabelMe, YOLO labels), so one bad file is one finding whatever the format. ``missing_ok``: a
     missing file is ``(None, None)``, for a format where that means no objects (a YOLO image without labels)."""
-    import stat
-
-    size = 0
     try:
-        if not fs.is_url(path):
-            st = os.stat(path)
-            if not stat.S_ISREG(st.st_mode):
-                return None, err("unreadable-file", path, "", "not a regular file", image_id=image_id,
-                                 image_dropped=True)
-            size = st.st_size
-        data = fs.read_small_file(path) if size <= max_bytes else b""
+        return fs.read_small_file(path, limit=max_bytes), None
+    except fs.FileTooLarge as e:
+        hint = f" (raise {raise_with} to read it)" if raise_with else ""
+        return None, err("file-too-large", path, "", f"the file is {e.size:,} bytes, over the limit of {max_bytes:,} "
+                         f"for an annotation file; refused unread{hint}", image_id=image_id, image_dropped=True)
+    except fs.NotRegularFile:
+        return None, err("unreadable-file", path, "", "not a regular file", image_id=image_id, image_dropped=True)
     except OSError as e:
         if missing_ok and isinstance(e, FileNotFoundError):
             return None, None
         return None, err("unreadable-file", path, "", f"cannot read: {e.strerror or e}", image_id=image_id,
                          image_dropped=True)
-    size = max(size, len(data))  # a URL, or a file that grew since stat
-    if size > max_bytes:
-        hint = f" (raise {raise_with} to read it)" if raise_with else ""
-        return None, err("file-too-large", path, "", f"the file is {size:,} bytes, over the limit of {max_bytes:,} "
-                         f"for an annotation file; refused unread{hint}", image_id=image_id, image_dropped=True)
-    return data, None
 
 
 # A split's role by its name as datasets spell it: train2017/val2017 (COCO), valid (Roboflow), validation (Open

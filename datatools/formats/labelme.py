@@ -35,6 +35,9 @@ from datatools.formats.values import annotation_size
 from datatools.formats.shapes import POLYGON, box_notes, envelope, shape_points
 
 NAME = "labelme"
+# labelme embeds the image in each file (imageData, base64) by default: a large photo's JSON is tens of MB. Larger
+# files are refused unread (file-too-large), as VOC's and CVAT's are over their limits.
+MAX_JSON_BYTES = 256 * 2**20
 # What write() replaces whole in OUT (see core.paths.refuse_replacing_inputs); the image folder only when it
 # places images (not under --images-mode none).
 OWNED = ("annotations", "images")
@@ -182,7 +185,7 @@ def read_chunk(items: Sequence[tuple[str, str]], *, root: str, image_root: str |
     findings: list[Finding] = []
     shapes_met = 0
     for iid, path in items:
-        raw, unreadable = read_annotation_file(path, iid)
+        raw, unreadable = read_annotation_file(path, iid, max_bytes=MAX_JSON_BYTES)
         if raw is None:
             findings.append(unreadable)  # type: ignore[arg-type]
             continue

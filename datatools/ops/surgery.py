@@ -405,9 +405,9 @@ def _nothing_left(command: str, out, empty_ok: bool, ds_in: Dataset, ds: Dataset
     return NoInputError(f"{command}: no {what} is left ({why or 'nothing kept'}); nothing was written to {out}")
 
 
-def _read_one(src, out, fmt, mapper, images, progress=None, **read) -> Dataset:
+def _read_one(src, out, fmt, mapper, images, progress=None, stage: str = "read", **read) -> Dataset:
     check_output_dir(out, [x for x in (src, images) if x])
-    return read_source(src, fmt, mapper=mapper, images=images, **read, **stage_callbacks(progress, "read"))
+    return read_source(src, fmt, mapper=mapper, images=images, **read, **stage_callbacks(progress, stage))
 
 
 def merge(srcs: Sequence[str | os.PathLike], out: str | os.PathLike, *, to: str | None = None,
@@ -431,8 +431,8 @@ def merge(srcs: Sequence[str | os.PathLike], out: str | os.PathLike, *, to: str 
     folders = list(images or [None] * len(srcs))
     check_output_dir(out, [x for x in (*srcs, *folders) if x])  # before reading any
     mapper = Mapper(engine, ray_address, workers)
-    dss = [_read_one(s, out, fmt, mapper, i, progress, workers=workers, sets=sets, convention=convention,
-                     max_xml_bytes=max_xml_bytes) for s, i in zip(srcs, folders)]
+    dss = [_read_one(s, out, fmt, mapper, i, progress, f"read {k}", workers=workers, sets=sets,  # a bar a source
+                     convention=convention, max_xml_bytes=max_xml_bytes) for k, (s, i) in enumerate(zip(srcs, folders), 1)]
     merged, details = merge_datasets(dss, splits=splits)
     # the books count everything read (--splits drops images after reading): the sources side by side suffice
     ds_in = merged.evolve(images=tuple(im for ds in dss for im in ds.images),
