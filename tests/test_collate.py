@@ -149,6 +149,20 @@ def test_make_loader_grouped_batches_share_orientation():
     assert n == len(ds)
 
 
+def test_len_of_a_grouped_loader_does_not_change_its_order():
+    """len() counts the batches by running the sampler; it ran on the loader's seeded generator, so the same seed
+    gave another order whenever something (a progress bar, an LR schedule) asked for the length first."""
+    ds = VOCDetection(SAMPLE, splits="train")
+
+    def first_batches(ask_len: bool):
+        loader = make_loader(ds, batch_size=4, num_workers=0, group_by_aspect=True, seed=0)
+        n = len(loader) if ask_len else None
+        batches = list(loader.batch_sampler)
+        assert n is None or n == len(batches)
+        return batches[:3]
+    assert first_batches(True) == first_batches(False)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("collate", [detection_collate, functools.partial(padded_collate, stride=64)])
 def test_two_workers_run_a_full_epoch(collate):

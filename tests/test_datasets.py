@@ -463,3 +463,29 @@ def test_coco_image_ids_are_one_number_for_datasets_and_evaluate(tmp_path, ids, 
     assert torch_ids == eval_ids == dict(zip(names, want))
     assert {im["id"] for im in gt.coco["images"]} == set(want)
     assert any(f.code == "string-ids" for f in gt.findings) == (want == [3, 2, 1])
+
+
+def test_every_listed_image_format_decodes_to_uint8_rgb_in_the_frame_of_its_boxes(tmp_path):
+    """decode gives uint8 (3, H, W) for each image format the readers list, H and W as the image header says (the
+    frame boxes are in): a 16-bit PNG is its top 8 bits (it came out uint16), BMP/TIFF/GIF decode (they raised),
+    a WebP with EXIF orientation 6 is turned (it was not, while its header size was)."""
+    from PIL import Image
+
+    from datatools.core.images import read_image_header
+    from datatools.datasets import decode
+
+    rgb = np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    deep = np.random.default_rng(1).integers(0, 65536, (40, 60), dtype=np.uint16)
+    Image.fromarray(deep).save(tmp_path / "deep.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    for ext in ("bmp", "tiff", "gif", "webp"):
+        Image.fromarray(rgb).save(tmp_path / f"x.{ext}")
+    Image.fromarray(rgb).save(tmp_path / "turned.webp", exif=exif.tobytes(), lossless=True)
+    for path in sorted(tmp_path.iterdir()):
+        image, header = decode(str(path)), read_image_header(path)
+        assert image.dtype == torch.uint8 and tuple(image.shape) == (3, header.height, header.width), path.name
+    assert torch.equal(decode(str(tmp_path / "deep.png"))[0], torch.from_numpy((deep >> 8).astype(np.uint8)))
+    assert torch.equal(decode(str(tmp_path / "x.bmp")), torch.from_numpy(rgb).permute(2, 0, 1))
+    turned = decode(str(tmp_path / "turned.webp"))  # orientation 6: displayed turned 90 degrees clockwise
+    assert torch.equal(turned, torch.from_numpy(np.rot90(rgb, -1).copy()).permute(2, 0, 1))

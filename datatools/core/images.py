@@ -56,6 +56,26 @@ def upright(im, orientation: int):
     return im if op is None else im.transpose(op)
 
 
+def to_rgb(im):
+    """An open PIL image as 8-bit RGB, by the rule the pixel statistics count and the datasets train on: grayscale
+    replicated, palette and alpha converted, 16-bit images their top 8 bits (PIL's own conversion clips them at
+    255); 32-bit float images (mode F) are refused (``ValueError``)."""
+    from PIL import Image
+
+    mode = im.mode
+    if mode == "RGB":
+        im.load()
+        return im
+    if mode == "F":
+        raise ValueError("32-bit float images (mode F) are not supported")
+    if mode in DEEP_MODES:  # the top 8 bits, as 8-bit pixels
+        import numpy as np
+
+        arr8 = (np.clip(np.asarray(im).astype(np.int64), 0, 65535) >> 8).astype(np.uint8)
+        return Image.fromarray(arr8, mode="L").convert("RGB")
+    return im.convert("RGB")
+
+
 def pil_open(fp, *args, **kwargs):
     """``PIL.Image.open`` (imported on first use, so commands that never open an image never import PIL)."""
     from PIL import Image

@@ -66,16 +66,35 @@ def decode(path: str) -> tv_tensors.Image:
     """Decode an image file to a uint8 ``(3, H, W)`` RGB image with its EXIF orientation applied; a file that cannot
     be read or decoded raises ``RuntimeError`` naming it.
 
-    ``read_file`` + ``decode_image`` (libjpeg-turbo / libpng) is faster than PIL followed by a tensor conversion and
-    returns the tensor directly. Grayscale, palette and alpha images are converted to 3 channels.
+    JPEG and PNG go through ``read_file`` + ``decode_image`` (libjpeg-turbo / libpng), faster than PIL followed by a
+    tensor conversion. Every other format the readers list (WebP, BMP, TIFF, GIF's first frame) goes through PIL:
+    torchvision decodes none of them but WebP, and WebP without its EXIF orientation, which put its pixels in another
+    frame than its boxes. Either way the pixels are those of :func:`~datatools.core.images.to_rgb`: 3 channels,
+    16-bit images their top 8 bits (a uint16 tensor broke the photometric ops, the 0-1 conversion and collate).
     """
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=_CODEC_DEPRECATION, category=DeprecationWarning)
-            image = decode_image(read_file(path), mode=ImageReadMode.RGB, apply_exif_orientation=True)
-    except (RuntimeError, OSError) as e:
+            data = read_file(path)
+            image = (decode_image(data, mode=ImageReadMode.RGB, apply_exif_orientation=True)
+                     if bytes(data[:4].tolist()).startswith((b"\xff\xd8", b"\x89PNG")) else None)
+        if image is None:
+            image = _decode_with_pil(path)
+        elif image.dtype != torch.uint8:  # a 16-bit PNG: scaling to uint8 keeps the top 8 bits
+            from torchvision.transforms.v2.functional import to_dtype
+
+            image = to_dtype(image, torch.uint8, scale=True)
+    except Exception as e:  # noqa: BLE001 - the codecs and PIL's plugins raise many kinds for a bad file
         raise RuntimeError(f"{path}: cannot decode the image: {e}") from e
     return image.as_subclass(tv_tensors.Image)
+
+
+def _decode_with_pil(path: str) -> torch.Tensor:
+    from datatools.core.images import exif_orientation, pil_open, to_rgb, upright
+
+    with pil_open(path) as im:  # by path: PIL's messages name the file
+        rgb = upright(to_rgb(im), exif_orientation(im))
+        return torch.from_numpy(np.array(rgb)).permute(2, 0, 1).contiguous()
 
 
 def make_target(boxes: np.ndarray | torch.Tensor, labels: Sequence[int] | np.ndarray | torch.Tensor, *,

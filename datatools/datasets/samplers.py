@@ -7,9 +7,11 @@ Group ids come from the annotations (:func:`aspect_ratio_groups`), so no image i
 from __future__ import annotations
 
 import bisect
+from collections import Counter
 from typing import Iterator, Sequence
 
 import numpy as np
+import torch
 from torch.utils.data import DistributedSampler, Sampler
 
 __all__ = ["DistributedGroupedBatchSampler", "GroupedBatchSampler", "aspect_ratio_groups"]
@@ -72,11 +74,14 @@ class GroupedBatchSampler(Sampler[list[int]]):
         yield from self._batches()
 
     def __len__(self) -> int:
-        # Group sizes are the same for every permutation of the same indices, so this count is exact.
-        counts: dict[int, int] = {}
-        for idx in iter(self.sampler):
-            g = self.group_ids[idx]
-            counts[g] = counts.get(g, 0) + 1
+        # Group sizes are the same for every permutation of the same indices, so this count is exact. The sampler
+        # runs on saved random states (its generator's and torch's): len() must not change the next epoch's order.
+        gen = getattr(self.sampler, "generator", None)
+        state = gen.get_state() if isinstance(gen, torch.Generator) else None
+        with torch.random.fork_rng(devices=[]):
+            counts = Counter(self.group_ids[idx] for idx in iter(self.sampler))
+        if state is not None:
+            gen.set_state(state)
         if self.drop_last:
             return sum(c // self.batch_size for c in counts.values())
         return sum(-(-c // self.batch_size) for c in counts.values())

@@ -35,7 +35,7 @@ from typing import Sequence
 import numpy as np
 
 from datatools.core.fs import is_url
-from datatools.core.images import DEEP_MODES, exif_orientation, image_error, pil_open, upright
+from datatools.core.images import exif_orientation, image_error, pil_open, to_rgb, upright
 from datatools.core.model import Dataset, Finding, all_classes
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.formats.common import err, warn
@@ -129,7 +129,7 @@ def _add_image_histogram(path: str, resize: int | tuple[int, int] | None, total:
                 hist = np.asarray(h, dtype=np.int64).reshape(-1, 256)
                 total += np.repeat(hist[:1], 3, axis=0) if mode in ("L", "LA") else hist[:3]
                 return mode, ""
-            rgb = _to_rgb(im)
+            rgb = to_rgb(im)
             if resize is not None:
                 if isinstance(resize, tuple):
                     rgb = upright(rgb, exif_orientation(im))
@@ -138,22 +138,6 @@ def _add_image_histogram(path: str, resize: int | tuple[int, int] | None, total:
             return mode, ""
     except Exception as e:  # noqa: BLE001 - see image_error
         return "", image_error(e)
-
-
-def _to_rgb(im):
-    from PIL import Image
-
-    mode = im.mode
-    if mode == "RGB":
-        im.load()
-        return im
-    if mode == "F":
-        raise ValueError("32-bit float images (mode F) are not supported")
-    if mode in DEEP_MODES:  # the top 8 bits, as 8-bit pixels
-        arr = np.asarray(im)
-        arr8 = (np.clip(arr.astype(np.int64), 0, 65535) >> 8).astype(np.uint8)
-        return Image.fromarray(arr8, mode="L").convert("RGB")
-    return im.convert("RGB")
 
 
 def histogram_chunk(paths: Sequence[str], *, resize: int | tuple[int, int] | None = None
