@@ -142,6 +142,7 @@ def split_cmd(src, out, fmt, val, test, method, group_by, dedup, kfold, seed, dr
         d["read_errors"] = sum(1 for f in read if f.severity.value == "error")
         d["read_warnings"] = sum(1 for f in read if f.severity.value == "warning")
         d["read_objects_dropped"] = sum(f.objects for f in read)
+        d["not_read"] = [f.message for f in read if f.code == "not-in-sets"]  # unlisted VOC files: in no part
         emit_json(d)
         return
     render(plan, out=None if dry_run else out, written=written)
@@ -179,6 +180,9 @@ def render(plan, *, out, written) -> None:
                   f"{count(plan.straddled_before, 'cluster')} would have straddled parts")
     if plan.dropped_empty:
         con.print(f"{count(len(plan.dropped_empty), 'image')} without objects left out (--drop-empty)")
+    for f in plan.dataset.findings:  # VOC files in none of the lists read: in no part, which a re-split may not mean
+        if f.code == "not-in-sets":
+            con.print(f"[yellow]{esc(f.message)}: they are in no part (--sets chooses the lists)[/]")
     read_problems = [f for f in plan.dataset.findings if f.severity.value != "info"]
     if read_problems:
         dropped = sum(f.objects for f in plan.dataset.findings)

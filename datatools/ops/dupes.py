@@ -241,22 +241,32 @@ def _pairs(sigs: Sequence[Signature], threshold: int, mapper: Mapper, paths: Seq
         flat = [d for part in mapper(pixel_chunk, chunks) for d in part]
         digests = dict(zip(todo, flat))
 
-    def relate(i: int, j: int) -> None:
+    def relate(i: int, j: int) -> bool:
+        """Record how images i and j are related, if they are; whether they are."""
         key = (min(i, j), max(i, j))
         if key in rel:  # the same file
-            return
+            return True
         if digests.get(i) and digests.get(i) == digests.get(j):
             rel[key] = (SAME_PIXELS, 0)
-        elif _colour_gap(sigs[i], sigs[j]) <= COLOUR_TOLERANCE:
+        elif threshold and _colour_gap(sigs[i], sigs[j]) <= COLOUR_TOLERANCE:  # threshold 0: exact copies only
             view = best_view(sigs[i], sigs[j], threshold=threshold)
             if view is not None:
                 rel[key] = view
+        return key in rel
 
-    for ks in members.values():
+    # Within a hash, each image joins the first of the group's representatives it relates to, else becomes one: the
+    # first image alone would stand for all, and one that relates to no other (a grayscale copy, gated out by
+    # colour) hid every copy behind it. Between two close hashes, their representatives are paired.
+    reps: dict[int, list[int]] = {}
+    for u, ks in members.items():
+        reps[u] = [ks[0]]
         for k in ks[1:]:
-            relate(ks[0], k)
+            if not any(relate(r, k) for r in reps[u]):
+                reps[u].append(k)
     for a, b in sorted(candidates):
-        relate(int(first_of[a]), int(first_of[b]))
+        for i in reps[a]:
+            for j in reps[b]:
+                relate(i, j)
     return rel, len(rel)
 
 

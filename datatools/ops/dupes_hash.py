@@ -120,20 +120,22 @@ def signature(path: str) -> Signature:
     """The fingerprints of one image; never raises for a bad image (``error`` says what went wrong)."""
     import warnings
 
-    from datatools.core.images import image_error, pil_open
+    from datatools.core.images import image_error, pil_open, url_error_text
 
     try:
         data = fs.read_small_file(path)
     except OSError as e:
         return Signature(error=image_error(e))
     digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+    buf = io.BytesIO(data)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # PIL's decoding warnings: `stats` and `check` report them
-            with pil_open(io.BytesIO(data)) as im:
+            with pil_open(buf) as im:
                 thumb, crops, small, small_crops, colour = thumbnails(im)
     except Exception as e:  # noqa: BLE001 - see image_error
-        return Signature(file=digest, error=image_error(e))
+        # the path in place of the buffer's repr (an address that changes every run)
+        return Signature(file=digest, error=url_error_text(image_error(e), buf, path))
     h1, h2 = phash_pair(thumb)
     return Signature(file=digest, phash=h1, phash_flip=h2, phash_crops=tuple(phash_pair(c)[0] for c in crops),
                      dhash=dhash(small), dhash_flip=dhash(small[:, ::-1]),
