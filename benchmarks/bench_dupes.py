@@ -116,7 +116,7 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from datatools import load
     from datatools.core.parallel import Mapper, default_workers
-    from datatools.ops.dupes_hash import close_pairs, signature_chunk
+    from datatools.ops.dupes_hash import CROPS, close_pairs, signature_chunk
 
     data = Path(args.data)
     src = ensure(data / f"jpeg{args.n}", args.n)
@@ -143,7 +143,8 @@ def main() -> None:
     paths = sorted(r.image_path for r in ds.images if r.image_path)
     mapper = Mapper()
     t_sig, sigs = timed(lambda: [s for part in mapper(signature_chunk, mapper.chunks(paths)) for s in part])
-    rows.append(("hashing pass, every image (draft decode, 14 hashes, file digest)", len(paths), t_sig, ""))
+    n_hashes = 2 * (2 + len(CROPS))  # pHash and dHash of the image, of it mirrored and of each crop view
+    rows.append((f"hashing pass, every image (draft decode, {n_hashes} hashes, file digest)", len(paths), t_sig, ""))
     sub = paths[: args.decode_n]
     t_h, t_dec = [], []
     for _ in range(2):
