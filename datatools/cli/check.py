@@ -14,8 +14,7 @@ from datatools.cli.common import (console, count, counts_table, emit_json, engin
 @normalize_names_option
 @click.option("--no-headers", is_flag=True,
               help="Skip the extra image checks (EXIF rotation, unreadable images). Sizes are still read from the "
-                   "image headers, as every reader does; the checks reuse those reads (except for YOLO and Open "
-                   "Images, whose readers keep none: there this saves a second read of each image).")
+                   "image headers, as every reader does; the checks reuse those reads.")
 @click.option("--fix", "fix_out", type=click.Path(), default=None,
               help="Write a repaired copy here (boxes clipped, invalid boxes dropped), in the same format.")
 @click.option("--dupes", is_flag=True,

@@ -137,7 +137,8 @@ def resolve_weights(value: str | os.PathLike, model_name: str | None, *,
 
 def load_file(path: str | os.PathLike) -> Any:
     """``torch.load(weights_only=True)`` of a file onto the CPU (plain containers, tensors and numbers: loading never
-    runs pickled code); any failure is a one-line :class:`UsageError` naming the file."""
+    runs pickled code); a file that cannot be read is an :class:`InputError`, one torch cannot load a
+    :class:`FormatError`, each one line naming the file (exit 1: bad data)."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except OSError as e:
@@ -167,7 +168,8 @@ def scored_weights(ckpt: dict) -> dict[str, torch.Tensor]:
 def read_state(source: "str | WeightsEnum") -> tuple[dict[str, torch.Tensor], tuple[str, ...] | None, str]:
     """``(state dict, the object classes it was trained for when known, a label for messages)`` of a file or a
     torchvision weights member (fetched by torchvision into its cache, ``torch.hub.get_dir()/checkpoints``, and read
-    from there when it is already there). Every failure is a one-line :class:`UsageError` naming the file."""
+    from there when it is already there). Every failure is one line naming the file (:func:`load_file`'s errors for a
+    file, :class:`UsageError` for a download)."""
     if isinstance(source, str):
         obj = load_file(source)
         state = (scored_weights(obj) if "model" in obj else obj) if isinstance(obj, dict) else None
