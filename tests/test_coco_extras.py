@@ -253,3 +253,14 @@ def test_coco_flags_written_as_text_are_read_by_the_flag_rule(tmp_path, attrs, w
     (a,) = ds.images[0].annotations
     assert (a.difficult, a.truncated, a.occluded) == want
     assert [f.field for f in ds.findings if f.code == "bad-flag"] == [f"annotations[0]/attributes/{k}" for k in bad]
+
+
+def test_coco_category_ids_are_ordered_as_numbers_whatever_their_type(tmp_path):
+    """2.0 sorts as 2 does: ints and whole floats are one kind of id (a float sorted before every int, which
+    reordered the classes and so the YOLO ids of a conversion)."""
+    from datatools.formats import coco
+
+    doc = {"images": [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 10}], "annotations": [],
+           "categories": [{"id": 1, "name": "zebra"}, {"id": 2.0, "name": "ant"}, {"id": "x", "name": "emu"}]}
+    (tmp_path / "a.json").write_text(json.dumps(doc))
+    assert coco.read(tmp_path / "a.json").classes == ("zebra", "ant", "emu")

@@ -488,3 +488,26 @@ def test_read_head_reads_the_first_bytes_locally_and_behind_a_url_alike(tmp_path
         assert is_cvat_xml(where)
     assert read_head(str(tmp_path / "d" / "missing.xml"), 10) is None and read_head(f"{url}/missing.xml", 10) is None
     assert read_head(str(tmp_path / "d"), 10) is None  # a folder is no file to sniff
+
+
+def test_a_limited_read_checks_what_it_read_not_only_the_size_the_file_reports(tmp_path):
+    """read_small_file(limit=) refuses a file whose bytes pass the limit even when its reported size does not (a
+    /proc file says 0; a file can grow after fstat); a FIFO is refused unread; a URL is held to the limit too."""
+    import os
+
+    from datatools.core import fs
+
+    if os.path.exists("/proc/self/maps"):
+        with pytest.raises(fs.FileTooLarge):
+            fs.read_small_file("/proc/self/maps", limit=10)
+    (tmp_path / "ok.txt").write_bytes(b"0123456789")
+    assert fs.read_small_file(tmp_path / "ok.txt", limit=10) == b"0123456789"
+    with pytest.raises(fs.FileTooLarge) as e:
+        fs.read_small_file(tmp_path / "ok.txt", limit=9)
+    assert e.value.size == 10
+    with pytest.raises(fs.FileTooLarge):
+        fs.read_small_file(to_memory(tmp_path) + "/ok.txt", limit=9)
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "pipe")
+        with pytest.raises(fs.NotRegularFile):
+            fs.read_small_file(tmp_path / "pipe", limit=10)

@@ -310,10 +310,14 @@ def read_small_file(path: str | os.PathLike, *, limit: int | None = None) -> byt
                 raise FileTooLarge(path, st.st_size)
         first = os.read(fd, 1 << 16)
         if len(first) < 1 << 16:  # a short read of a regular file is its end
-            return first
-        chunks = [first]
-        while chunk := os.read(fd, 1 << 20):
-            chunks.append(chunk)
-        return b"".join(chunks)
+            data = first
+        else:
+            chunks = [first]
+            while chunk := os.read(fd, 1 << 20):
+                chunks.append(chunk)
+            data = b"".join(chunks)
+        if limit is not None and len(data) > limit:  # it grew since fstat, or says 0 as /proc files do
+            raise FileTooLarge(path, len(data))
+        return data
     finally:
         os.close(fd)

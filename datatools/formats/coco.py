@@ -46,6 +46,14 @@ _FLAGS = ("difficult", "truncated", "occluded")
 _ID = (int, float, str)
 
 
+def _category_order(c: dict) -> tuple:
+    """Categories in id order: numbers (2 and 2.0 alike) by value, then string ids, then entries without an id."""
+    cid = c.get("id")
+    if isinstance(cid, (int, float)) and not isinstance(cid, bool):
+        return (0, cid, "")
+    return (1, 0, cid) if isinstance(cid, str) else (2, 0, "")
+
+
 def _json_files(src: str) -> list[tuple[str | None, str]]:
     """``(split or None, path)`` of the COCO JSON files of ``src``: the file itself, or ``annotations/*.json`` (else
     ``*.json``, else :func:`split_folders`) of a folder, one split each. Local paths and URLs alike
@@ -170,8 +178,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
             raise FormatError(jpath, "", "expected a COCO object with an 'images' list")
         cats = data.get("categories") or []
         cat_name: dict = {}
-        by_id = sorted((c for c in cats if isinstance(c, dict)),  # ids of one type compare; a bad one is no id
-                       key=lambda c: (str(type(c.get("id"))), c["id"] if isinstance(c.get("id"), _ID) else 0))
+        by_id = sorted((c for c in cats if isinstance(c, dict)), key=_category_order)
         for c in by_id:
             name = str(c.get("name", "")).strip()
             if not isinstance(c.get("id"), _ID) or not name:

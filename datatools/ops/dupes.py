@@ -248,21 +248,35 @@ def _pairs(sigs: Sequence[Signature], threshold: int, mapper: Mapper, paths: Seq
             return True
         if digests.get(i) and digests.get(i) == digests.get(j):
             rel[key] = (SAME_PIXELS, 0)
-        elif threshold and _colour_gap(sigs[i], sigs[j]) <= COLOUR_TOLERANCE:  # threshold 0: exact copies only
+        elif _colour_gap(sigs[i], sigs[j]) <= COLOUR_TOLERANCE:
             view = best_view(sigs[i], sigs[j], threshold=threshold)
             if view is not None:
                 rel[key] = view
         return key in rel
 
-    # Within a hash, each image joins the first of the group's representatives it relates to, else becomes one: the
-    # first image alone would stand for all, and one that relates to no other (a grayscale copy, gated out by
-    # colour) hid every copy behind it. Between two close hashes, their representatives are paired.
+    if not threshold:  # exact copies only: the same file (above) or the same pixels, wherever their hashes fall
+        first: dict[str, int] = {}
+        for k, d in sorted(digests.items()):
+            if d in first:
+                relate(first[d], k)
+            elif d:
+                first[d] = k
+        return rel, len(rel)
+    # Within a hash, each image joins the first of the group's representatives it relates to (at once when it has
+    # one's pixels or file), else becomes one: the first image alone would stand for all, and one that relates to no
+    # other (a grayscale copy, gated out by colour) hid every copy behind it. Between two close hashes, their
+    # representatives are paired.
     reps: dict[int, list[int]] = {}
     for u, ks in members.items():
         reps[u] = [ks[0]]
+        twins = {digests.get(ks[0]) or sigs[ks[0]].file: ks[0]}
         for k in ks[1:]:
-            if not any(relate(r, k) for r in reps[u]):
+            twin = twins.get(digests.get(k) or sigs[k].file)
+            if twin is not None:
+                relate(twin, k)
+            elif not any(relate(r, k) for r in reps[u]):
                 reps[u].append(k)
+                twins[digests.get(k) or sigs[k].file] = k
     for a, b in sorted(candidates):
         for i in reps[a]:
             for j in reps[b]:
