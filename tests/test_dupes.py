@@ -99,15 +99,16 @@ def test_every_planted_copy_is_found_with_its_relation(planted_root, planted_rep
             assert member.distance == 0
 
 
-def test_few_false_pairs_on_sample_data(planted_root, planted_report):
-    """Measured: of the 200 distinct sample images, one pair comes out as near copies at the default threshold:
-    shapes_0134 and shapes_0169, the same blue-grey ground and a yellow star in about the same place (pHash 4 bits
-    apart through a corner crop, dHash 14). Without the dHash check and the colour gate, 24 images in 15 clusters
-    came out at 10 bits with one crop view, and more with five."""
+def test_no_false_pairs_on_sample_data(planted_root, planted_report):
+    """Of the 200 distinct sample images, none comes out as a copy of another at the default threshold. shapes_0134
+    and shapes_0169 did (the same blue-grey ground and a yellow star in about the same place: pHash 4 bits apart
+    through a corner crop, dHash 14) until the shape gate: one is 240 x 320, the other square. Without the dHash
+    check and the colour gate, 24 images in 15 clusters came out at 10 bits with one crop view, and more with
+    five."""
     _, planted = planted_root
     groups = {orig for orig, _ in planted.values()}
     false = [c.image_ids for c in planted_report.clusters if not (set(c.image_ids) & groups)]
-    assert false == [("shapes_0134", "shapes_0169")]
+    assert false == []
     # No planted cluster swallowed an unrelated sample image either.
     for c in planted_report.clusters:
         if set(c.image_ids) & groups:
