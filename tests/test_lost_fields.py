@@ -162,3 +162,21 @@ def test_data_yaml_validates_on_the_validation_split_whatever_its_name(tmp_path,
     back = formats.get("yolo").read(tmp_path / "y")  # as ultralytics reads it: by the data.yaml keys
     assert {im.image_id.rsplit("/", 1)[-1]: im.splits for im in back.images} == \
         {f"{train}_0": ("train",), f"{train}_1": ("train",), f"{val}_0": ("val",)}
+
+
+@pytest.mark.parametrize("fmt", sorted(formats.FORMATS))
+def test_a_class_list_the_output_cannot_hold_is_a_note(tmp_path, fmt):
+    """--classes in an order other than sorted, with a class no object uses: YOLO (data.yaml), COCO (categories) and
+    CVAT (labels) read it back as written; the others read back the names their objects use, sorted, so the
+    conversion says so (it did not: the order and the unused class were lost without a word)."""
+    wanted = ("circle", "hexagon", "square", "triangle", "star")
+    r = CliRunner().invoke(cli, ["convert", str(SAMPLE), str(tmp_path / "o"), "--to", fmt, "--classes",
+                                 ",".join(wanted), "--images-mode", "none", "--json"])
+    assert r.exit_code == 0, r.output
+    notes = [f["message"] for f in json.loads(r.output)["findings"] if f["field"] == "classes"]
+    back = formats.get(fmt).read(str(tmp_path / "o"), images=str(SAMPLE / "JPEGImages")).classes
+    if "classes" in formats.get(fmt).KEEPS:
+        assert back == wanted and not notes
+    else:
+        assert back == ("circle", "square", "star", "triangle") and len(notes) == 1
+        assert "1 class(es) without objects" in notes[0] and "pass --classes" in notes[0]

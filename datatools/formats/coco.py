@@ -33,7 +33,8 @@ OWNED = ("annotations", "images")
 IMAGE_FOLDER = "images"
 NEEDS_SIZE = False  # boxes are written in pixels: an image without a size can be written
 # What the writer keeps of an object besides box and class: iscrowd, the flags and attributes in "attributes".
-KEEPS = frozenset({"difficult", "truncated", "occluded", "iscrowd", "attributes", "extra", "splits", "score"})
+KEEPS = frozenset({"difficult", "truncated", "occluded", "iscrowd", "attributes", "extra", "splits", "score",
+                   "classes"})
 _SPLIT_RE = re.compile(r"^(?:instances_)?(.+?)\.json$", re.I)
 # The keys the model holds; every other key of an image, annotation or category is kept as it was read (the
 # records' ``extra``, the dataset's ``meta["coco"]``) and written back, so COCO -> COCO loses no field.

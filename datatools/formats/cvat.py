@@ -42,7 +42,7 @@ IMAGE_FOLDER = "images"
 NEEDS_SIZE = False  # boxes are written in pixels: an image without a size can be written
 # What the writer keeps of an object besides box and class: occluded="1", the other flags and attributes as
 # <attribute>s; an image's split as its subset.
-KEEPS = frozenset({"difficult", "truncated", "occluded", "iscrowd", "attributes", "splits"})
+KEEPS = frozenset({"difficult", "truncated", "occluded", "iscrowd", "attributes", "splits", "classes"})
 ANNOTATIONS = "annotations.xml"
 # One file holds the whole dataset, so the limit is larger than VOC's per-image 16 MiB; a 256 MiB CVAT export holds
 # well over a million boxes. ``read(max_xml_bytes=...)`` raises it.

@@ -35,7 +35,7 @@ OWNED = ("images", "labels", "data.yaml", "classes.txt")
 IMAGE_FOLDER = "images"
 NEEDS_SIZE = True  # boxes are written relative to the image size: images without one are dropped first
 # A row is class and box: no flag, no attribute (ops.convert reports them); the split is the images/<split> folder.
-KEEPS = frozenset({"splits"})  # no score: a 6th column makes a label file ultralytics (and read) refuse
+KEEPS = frozenset({"splits", "classes"})  # no score: a 6th column makes a label file ultralytics (and read) refuse
 
 
 # --------------------------------------------------------------------------------------------------- layout

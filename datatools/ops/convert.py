@@ -122,6 +122,9 @@ def read_options(fmt: str, *, images=None, sets=None, convention=DEFAULT_CONVENT
     other formats rather than ignored. ``max_xml_bytes`` sets the XML readers' refusal limit: VOC's per file (default
     16 MiB) and CVAT's for its one annotations.xml (default 256 MiB); None keeps each reader's default."""
     opts: dict = {"workers": workers}
+    if images and fmt == "yolo":
+        raise UsageError("--images does not apply to YOLO input: its images are where its data.yaml says (or in "
+                         "images/ beside labels/), each label file beside them under labels/")
     if images:
         opts["images"] = images
     if fmt in ("voc", "cvat") and max_xml_bytes is not None:
@@ -348,7 +351,8 @@ _FLAGS = ("difficult", "truncated", "occluded", "iscrowd")
 
 def fields_not_kept(ds: Dataset, dst_mod, out: str | os.PathLike) -> list[Finding]:
     """One ``field-not-kept`` finding per object field that ``ds`` uses and ``dst_mod``'s writer has no place for
-    (its ``KEEPS``: the flags, ``attributes``, ``score``, ``splits`` and ``extra``; of the attributes, those its
+    (its ``KEEPS``: the flags, ``attributes``, ``score``, ``splits``, ``extra`` and the ``classes`` list, its order and
+    classes without objects; of the attributes, those its
     ``keeps_attribute(name)`` accepts when it has one), with the count: the objects are written, without the field.
     A lost ``iscrowd`` is a warning (the box then counts as one object in training and evaluation); a lost flag or
     attribute is a note."""
@@ -399,6 +403,15 @@ def fields_not_kept(ds: Dataset, dst_mod, out: str | os.PathLike) -> list[Findin
         out_findings.append(info("field-not-kept", where, "extra",
                                  f"{sum(extra.values())} value(s) of source fields ({top}"
                                  f"{', ...' if len(extra) > 8 else ''}): {fmt} has no place for them"))
+    used = {a.label for a in anns}
+    if "classes" not in keeps and (sorted(c for c in ds.classes if c in used) != [c for c in ds.classes if c in used]
+                                   or len(used) < len(ds.classes)):
+        unused = [c for c in ds.classes if c not in used]
+        shown = ", ".join(ds.classes[:8]) + (", ..." if len(ds.classes) > 8 else "")
+        out_findings.append(info("field-not-kept", where, "classes",
+                                 f"the class list ({shown}): {fmt} output reads back with the names its objects "
+                                 "use, sorted" + (f" ({len(unused)} class(es) without objects are not among them)"
+                                                  if unused else "") + "; pass --classes when reading it for this order"))
     if attrs:
         top = ", ".join(f"{k} {c}" for k, c in sorted(attrs.items(), key=lambda kv: (-kv[1], kv[0]))[:5])
         more = f", and {len(attrs) - 5} other name(s)" if len(attrs) > 5 else ""
