@@ -14,7 +14,7 @@ from datatools import formats
 from datatools.cli import cli
 from datatools.core.errors import UsageError
 from datatools.formats import openimages, voc
-from tests.conftest import make_jpeg, make_voc_root, voc_xml
+from tests.conftest import SAMPLE, make_jpeg, make_voc_root, voc_xml
 
 HEADER = "ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax,IsOccluded,IsTruncated,IsGroupOf,IsDepiction,IsInside\n"
 # Rows in the form of Open Images' own validation-annotations-bbox.csv (download page): normalized XMin, XMax, YMin,
@@ -412,3 +412,13 @@ def test_an_image_in_several_splits_is_written_once_and_said(tmp_path):
     assert "1 image(s) in several splits" in f.message and f.image_id == "a"
     names = sorted(p.name for p in (tmp_path / "oi" / "annotations").glob("*-annotations-bbox.csv"))
     assert names == ["train-annotations-bbox.csv", "val-annotations-bbox.csv"]
+
+
+def test_the_source_the_writer_fills_in_is_read_back_as_none(tmp_path):
+    """A box without a source is written with Source 'datatools' (the column is required); read back it has no
+    source attribute again (every box carried source=datatools, which the next conversion reported as lost)."""
+    from datatools.ops.convert import convert
+
+    convert("voc", str(SAMPLE), "openimages", str(tmp_path / "o"), images_mode="none")
+    ds = openimages.read(tmp_path / "o", images=SAMPLE / "JPEGImages")
+    assert ds.num_objects == 591 and not any(a.attributes for im in ds.images for a in im.annotations)

@@ -55,6 +55,9 @@ REQUIRED = ("ImageID", "LabelName", "XMin", "XMax", "YMin", "YMax")
 COLUMNS = ("ImageID", "Source", "LabelName", "Confidence", "XMin", "XMax", "YMin", "YMax", "IsOccluded",
            "IsTruncated", "IsGroupOf", "IsDepiction", "IsInside")
 _KEPT = (("Source", "source"), ("IsDepiction", "is_depiction"), ("IsInside", "is_inside"))
+# The Source the writer gives a box that had none: read back as none (it said "every box has source=datatools", and
+# the next conversion reported that attribute as lost).
+WRITTEN_SOURCE = "datatools"
 IMAGE_META = "images.meta"  # image sizes beside the box CSV, in CVAT's and datumaro's exports
 _BBOX_RE = re.compile(r"^(?:oidv\d+-)?(.*?)-?(?:annotations-)?bbox\.csv$", re.I)
 # The image lists: Open Images' ``<split>-images-with-rotation.csv`` (validation, test),
@@ -294,7 +297,8 @@ def _read_rows(path: str, names: dict[str, str] | None, findings: list[Finding]
                                      image_id=iid))
             label = names.get(label, label)
         values: dict = {c: _flag(row.get(c), path, f"{where}/{c}", iid, findings) for c in _FLAG_COLUMNS}
-        values["Source"] = (row.get("Source") or "").strip()
+        source = (row.get("Source") or "").strip()
+        values["Source"] = "" if source == WRITTEN_SOURCE else source
         attrs = tuple(sorted((key, "1" if values[col] is True else values[col]) for col, key in _KEPT if values[col]))
         flags = (values["IsOccluded"], values["IsTruncated"], values["IsGroupOf"])
         rows.setdefault(iid, []).append((label, *coords, flags, attrs, reader.line_num))
@@ -439,7 +443,7 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
         for a in rec.annotations:
             x1, y1, x2, y2 = a.box
             attrs = a.attrs
-            lines.append(",".join([_csv(iid), _csv(attrs.get("source", "datatools")), _csv(ids.get(a.label, a.label)),
+            lines.append(",".join([_csv(iid), _csv(attrs.get("source", WRITTEN_SOURCE)), _csv(ids.get(a.label, a.label)),
                                    "1",
                                    num(x1 / rec.width), num(x2 / rec.width), num(y1 / rec.height),  # type: ignore[operator]
                                    num(y2 / rec.height), str(int(a.occluded)), str(int(a.truncated)),  # type: ignore[operator]
