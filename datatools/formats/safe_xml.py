@@ -117,7 +117,9 @@ def parse_document(data: bytes, *, path: str, image_id: str, root_tag: str):
     try:
         root = etree.fromstring(data, xml_parser())
     except etree.XMLSyntaxError as e:
-        return None, err("xml-parse", path, "", f"not well-formed XML: {e}", image_id=image_id, image_dropped=True)
+        # e.msg: libxml2's words with their line and column (str(e) adds "(<string>, line N)" again)
+        return None, err("xml-parse", path, "", f"not well-formed XML: {e.msg or e}", image_id=image_id,
+                         image_dropped=True)
     docinfo = root.getroottree().docinfo
     if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
         return None, _dtd_finding(path, image_id,
