@@ -372,12 +372,3 @@ def test_data_yaml_never_trains_on_test_when_another_split_can(splits, train, va
     doc = yaml.safe_load(data_yaml(splits, ["a"]))
     assert (doc["train"], doc["val"]) == (f"images/{train}", f"images/{val}")
 
-
-def test_images_given_for_yolo_input_is_refused_not_ignored(tmp_path):
-    """A YOLO source finds its images through data.yaml; --images was passed to its reader and silently ignored, so
-    a YOLO folder written with --images-mode none read back as 'no annotated images' whatever --images said."""
-    r = CliRunner().invoke(cli, ["convert", str(SAMPLE), str(tmp_path / "y"), "--to", "yolo", "--images-mode", "none"])
-    assert r.exit_code == 0, r.output
-    r = CliRunner().invoke(cli, ["convert", str(tmp_path / "y"), str(tmp_path / "back"), "--to", "voc",
-                                 "--images", str(SAMPLE / "JPEGImages")])
-    assert r.exit_code == 2 and "--images does not apply to YOLO input" in r.output, r.output

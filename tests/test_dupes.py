@@ -99,16 +99,15 @@ def test_every_planted_copy_is_found_with_its_relation(planted_root, planted_rep
             assert member.distance == 0
 
 
-def test_no_false_pairs_on_sample_data(planted_root, planted_report):
-    """Of the 200 distinct sample images, none comes out as a copy of another at the default threshold. shapes_0134
-    and shapes_0169 did (the same blue-grey ground and a yellow star in about the same place: pHash 4 bits apart
-    through a corner crop, dHash 14) until the shape gate: one is 240 x 320, the other square. Without the dHash
-    check and the colour gate, 24 images in 15 clusters came out at 10 bits with one crop view, and more with
-    five."""
+def test_few_false_pairs_on_sample_data(planted_root, planted_report):
+    """Measured: of the 200 distinct sample images, one pair comes out as near copies at the default threshold:
+    shapes_0134 and shapes_0169, the same blue-grey ground and a yellow star in about the same place (pHash 4 bits
+    apart through a corner crop, dHash 14). Without the dHash check and the colour gate, 24 images in 15 clusters
+    came out at 10 bits with one crop view, and more with five."""
     _, planted = planted_root
     groups = {orig for orig, _ in planted.values()}
     false = [c.image_ids for c in planted_report.clusters if not (set(c.image_ids) & groups)]
-    assert false == []
+    assert false == [("shapes_0134", "shapes_0169")]
     # No planted cluster swallowed an unrelated sample image either.
     for c in planted_report.clusters:
         if set(c.image_ids) & groups:
@@ -325,3 +324,21 @@ def test_a_grayscale_copy_hides_no_other_copy_of_its_hash(tmp_path):
     found = pairs(DEFAULT_THRESHOLD)
     assert {"b_photo", "c_photo_meta", "d_small"} <= set(found) and not any(k.startswith("other") for k in found)
     assert pairs(0) == {"b_photo": "first", "c_photo_meta": "same pixels"}  # exact copies only, as documented
+
+
+def test_a_copy_stretched_to_a_square_is_found(tmp_path):
+    """An export that resizes every image to a square without keeping its aspect ratio (640 x 640) makes copies of
+    another shape: the square hash finds them (a shape gate tried for one false pair on sample_data lost them)."""
+    from datatools.core.model import Dataset, ImageRecord
+
+    im = Image.open(SAMPLE / "JPEGImages" / "shapes_0002.jpg").convert("RGB")
+    assert im.width != im.height
+    im.save(tmp_path / "a.png")
+    im.resize((320, 320), Image.Resampling.BILINEAR).save(tmp_path / "b_square.jpg", quality=90)
+    for k in (1, 3, 4):
+        shutil.copyfile(SAMPLE / "JPEGImages" / f"shapes_{k:04d}.jpg", tmp_path / f"other_{k}.jpg")
+    ds = Dataset(images=tuple(ImageRecord(image_id=p.stem, file_name=p.name, width=None, height=None,
+                                          image_path=str(p)) for p in sorted(tmp_path.iterdir())),
+                 classes=(), format="voc")
+    rep = find_duplicates(ds, mapper=Mapper(workers=1))
+    assert [c.image_ids for c in rep.clusters] == [("a", "b_square")]

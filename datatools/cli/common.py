@@ -201,7 +201,8 @@ def engine_options(f):
 CLASSES_HELP = "Class names (file or 'a,b,c'); needed for YOLO without names."
 images_option = click.option(
     "--images", type=click.Path(file_okay=False), default=None,
-    help="Image folder (default: JPEGImages/ of a VOC root, the XML folder, or next to the COCO JSON).")
+    help="Image folder (default: JPEGImages/ of a VOC root, the XML folder, or next to the COCO JSON). YOLO "
+         "finds its images through data.yaml and takes none.")
 sets_option = click.option(
     "--sets", default=None,
     help="VOC ImageSets/Main lists to read, comma-separated (e.g. train,val), or 'all'. "

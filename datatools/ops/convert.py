@@ -122,9 +122,6 @@ def read_options(fmt: str, *, images=None, sets=None, convention=DEFAULT_CONVENT
     other formats rather than ignored. ``max_xml_bytes`` sets the XML readers' refusal limit: VOC's per file (default
     16 MiB) and CVAT's for its one annotations.xml (default 256 MiB); None keeps each reader's default."""
     opts: dict = {"workers": workers}
-    if images and fmt == "yolo":
-        raise UsageError("--images does not apply to YOLO input: its images are where its data.yaml says (or in "
-                         "images/ beside labels/), each label file beside them under labels/")
     if images:
         opts["images"] = images
     if fmt in ("voc", "cvat") and max_xml_bytes is not None:

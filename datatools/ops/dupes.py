@@ -27,7 +27,6 @@ tasks. The pair search runs on the driver in numpy without comparing every pair 
 """
 from __future__ import annotations
 
-import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence, TypeVar
@@ -50,9 +49,6 @@ DHASH_MARGIN = 4
 # And about the same mean colour (largest channel difference, of 255): a grayscale hash cannot tell a red shape on a
 # blue ground from a yellow one on a green ground of the same brightness.
 COLOUR_TOLERANCE = 12.0
-# And about the same shape: a resized or mirrored copy keeps its aspect ratio, a 5% crop moves it by 5% at most. Two
-# sample images of 240 x 320 and 320 x 320 with a yellow star on the same ground came out near without this.
-ASPECT_TOLERANCE = 0.1  # |log(aspect a / aspect b)|
 SAME_FILE, SAME_PIXELS, NEAR, MIRRORED, CROPPED = "same file", "same pixels", "near", "mirrored", "cropped"
 EXACT = (SAME_FILE, SAME_PIXELS)
 
@@ -252,8 +248,7 @@ def _pairs(sigs: Sequence[Signature], threshold: int, mapper: Mapper, paths: Seq
             return True
         if digests.get(i) and digests.get(i) == digests.get(j):
             rel[key] = (SAME_PIXELS, 0)
-        elif (_colour_gap(sigs[i], sigs[j]) <= COLOUR_TOLERANCE
-              and abs(math.log(sigs[i].aspect / sigs[j].aspect)) <= ASPECT_TOLERANCE):
+        elif _colour_gap(sigs[i], sigs[j]) <= COLOUR_TOLERANCE:
             view = best_view(sigs[i], sigs[j], threshold=threshold)
             if view is not None:
                 rel[key] = view

@@ -41,8 +41,8 @@ CROPS = tuple((x, y, x + 0.95, y + 0.95) for y in (0.0, 0.025, 0.05) for x in (0
 class Signature:
     """What one image contributes: ``file`` (hex digest of the bytes), ``phash``, ``phash_flip`` (the mirrored
     image's hash) and ``phash_crops`` (the hashes of the CROPS views: what a cropped copy of it would hash to); the
-    same as dHashes, which check the pairs the pHashes propose; the mean colour, the aspect ratio (width / height as
-    displayed), and ``error`` (``""`` when the image could be read; else only ``file`` may be set)."""
+    same as dHashes, which check the pairs the pHashes propose; the mean colour, and ``error``
+    (``""`` when the image could be read; else only ``file`` may be set)."""
 
     file: str = ""
     phash: int = 0
@@ -52,7 +52,6 @@ class Signature:
     dhash_flip: int = 0
     dhash_crops: tuple[int, ...] = ()
     colour: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    aspect: float = 1.0
     error: str = ""
 
 
@@ -88,18 +87,15 @@ def dhash(small: np.ndarray) -> int:
     return int(np.packbits((small[:, 1:] > small[:, :-1]).ravel(), bitorder="little").view("<u8")[0])
 
 
-def thumbnails(im) -> tuple[np.ndarray, list[np.ndarray], np.ndarray, list[np.ndarray], tuple[float, float, float],
-                             float]:
+def thumbnails(im) -> tuple[np.ndarray, list[np.ndarray], np.ndarray, list[np.ndarray], tuple[float, float, float]]:
     """Grayscale thumbnails of an open PIL image as displayed: THUMB x THUMB of the whole image and of each CROPS
-    view, then 8 x 9 (rows x columns) of the same, for the dHash; the image's mean colour (R, G, B in 0..255) and
-    its aspect ratio as displayed. Decoded as cheaply as the format allows (``draft`` for JPEG)."""
+    view, then 8 x 9 (rows x columns) of the same, for the dHash; and the image's mean colour (R, G, B in 0..255).
+    Decoded as cheaply as the format allows (``draft`` for JPEG)."""
     from PIL import Image
 
     from datatools.core.images import DEEP_MODES, exif_orientation, upright
 
     orientation = exif_orientation(im)
-    w, h = im.size if orientation not in (5, 6, 7, 8) else im.size[::-1]  # before draft() rounds them
-    aspect = max(w, 1) / max(h, 1)
     if im.format == "JPEG":
         # Decode at the smallest 1/2^k scale still at least 2 * THUMB on each side: at 1/8 (THUMB) the block means
         # differ enough from a full decode that a PNG copy of the same pixels hashed up to 12 bits away; at 2 *
@@ -117,7 +113,7 @@ def thumbnails(im) -> tuple[np.ndarray, list[np.ndarray], np.ndarray, list[np.nd
     boxes = [None] + [(w * x0, h * y0, w * x1, h * y1) for x0, y0, x1, y1 in CROPS]
     big, small = ([np.asarray(gray.resize(size, Image.Resampling.BOX, box=b), dtype=np.float64) for b in boxes]
                   for size in ((THUMB, THUMB), (9, 8)))
-    return big[0], big[1:], small[0], small[1:], colour, aspect  # type: ignore[return-value]
+    return big[0], big[1:], small[0], small[1:], colour  # type: ignore[return-value]
 
 
 def signature(path: str) -> Signature:
@@ -136,14 +132,14 @@ def signature(path: str) -> Signature:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # PIL's decoding warnings: `stats` and `check` report them
             with pil_open(buf) as im:
-                thumb, crops, small, small_crops, colour, aspect = thumbnails(im)
+                thumb, crops, small, small_crops, colour = thumbnails(im)
     except Exception as e:  # noqa: BLE001 - see image_error
         # the path in place of the buffer's repr (an address that changes every run)
         return Signature(file=digest, error=url_error_text(image_error(e), buf, path))
     h1, h2 = phash_pair(thumb)
     return Signature(file=digest, phash=h1, phash_flip=h2, phash_crops=tuple(phash_pair(c)[0] for c in crops),
                      dhash=dhash(small), dhash_flip=dhash(small[:, ::-1]),
-                     dhash_crops=tuple(dhash(c) for c in small_crops), colour=colour, aspect=aspect)
+                     dhash_crops=tuple(dhash(c) for c in small_crops), colour=colour)
 
 
 def signature_chunk(paths: Sequence[str]) -> list[Signature]:
