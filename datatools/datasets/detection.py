@@ -77,9 +77,9 @@ def decode(path: str) -> tv_tensors.Image:
             warnings.filterwarnings("ignore", message=_CODEC_DEPRECATION, category=DeprecationWarning)
             data = read_file(path)
             image = (decode_image(data, mode=ImageReadMode.RGB, apply_exif_orientation=True)
-                     if bytes(data[:4].tolist()).startswith((b"\xff\xd8", b"\x89PNG")) else None)
+                     if data[:4].numpy().tobytes().startswith((b"\xff\xd8", b"\x89PNG")) else None)
         if image is None:
-            image = _decode_with_pil(path)
+            image = _decode_with_pil(data, path)
         elif image.dtype != torch.uint8:  # a 16-bit PNG: scaling to uint8 keeps the top 8 bits
             from torchvision.transforms.v2.functional import to_dtype
 
@@ -89,12 +89,19 @@ def decode(path: str) -> tv_tensors.Image:
     return image.as_subclass(tv_tensors.Image)
 
 
-def _decode_with_pil(path: str) -> torch.Tensor:
-    from datatools.core.images import exif_orientation, pil_open, to_rgb, upright
+def _decode_with_pil(data: torch.Tensor, path: str) -> torch.Tensor:
+    """The bytes ``read_file`` already read, decoded by PIL (not read again by path)."""
+    import io
 
-    with pil_open(path) as im:  # by path: PIL's messages name the file
-        rgb = upright(to_rgb(im), exif_orientation(im))
-        return torch.from_numpy(np.array(rgb)).permute(2, 0, 1).contiguous()
+    from datatools.core.images import exif_orientation, pil_open, to_rgb, upright, url_error_text
+
+    buf = io.BytesIO(data.numpy().tobytes())
+    try:
+        with pil_open(buf) as im:
+            rgb = upright(to_rgb(im), exif_orientation(im))
+            return torch.from_numpy(np.array(rgb)).permute(2, 0, 1).contiguous()
+    except Exception as e:  # noqa: BLE001 - PIL names the buffer ("<_io.BytesIO object at 0x..>"): name the file
+        raise ValueError(url_error_text(str(e), buf, path)) from e
 
 
 def make_target(boxes: np.ndarray | torch.Tensor, labels: Sequence[int] | np.ndarray | torch.Tensor, *,

@@ -57,7 +57,7 @@ def source_ids(records: Sequence[ImageRecord], format: str | None) -> dict[str, 
         from datatools.formats.coco_ids import image_numbers
 
         raw = [rec.source_key[1] for rec in records]
-        numbers = image_numbers(raw, raw)[0]
+        numbers = image_numbers(raw)[0]
         return {rec.image_id: numbers[r] for rec, r in zip(records, raw)}
     return {rec.image_id: k for k, rec in enumerate(records, 1)}
 

@@ -34,20 +34,18 @@ def setup_distributed(device: str) -> tuple[DistContext, torch.device]:
     WORLD_SIZE/RANK/LOCAL_RANK: the group is started from them (nccl on GPU, gloo on CPU) and each rank takes the GPU
     of its local rank, made current so that NCCL and new tensors use it. Training and evaluate_checkpoint both start
     here."""
-    kind = resolve_device(device).type
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    d = DistContext()
+    d = DistContext() if world <= 1 else DistContext(rank=int(os.environ.get("RANK", "0")), world=world,
+                                                     local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+    dev = resolve_device(device, d.local_rank)
+    if dev.type == "cuda":
+        torch.cuda.set_device(dev)  # before the group starts, as NCCL asks
     if world > 1:
         import torch.distributed as dist
 
-        d = DistContext(rank=int(os.environ.get("RANK", "0")), world=world,
-                        local_rank=int(os.environ.get("LOCAL_RANK", "0")))
         if not dist.is_initialized():
-            dist.init_process_group(backend="nccl" if kind == "cuda" else "gloo")
+            dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
             d.initialized_here = True
-    dev = resolve_device(device, d.local_rank)
-    if dev.type == "cuda":
-        torch.cuda.set_device(dev)
     return d, dev
 
 
