@@ -511,3 +511,20 @@ def test_a_limited_read_checks_what_it_read_not_only_the_size_the_file_reports(t
         os.mkfifo(tmp_path / "pipe")
         with pytest.raises(fs.NotRegularFile):
             fs.read_small_file(tmp_path / "pipe", limit=10)
+
+
+def test_a_local_voc_root_with_its_images_behind_a_url_finds_them(tmp_path):
+    """--images may be a URL while SRC is local (or the other way round): the image folder is looked at as what it
+    is. It was looked at through SRC's file layer, which said a URL folder did not exist (missing-image-dir) while
+    the images in it were found and used."""
+    import shutil
+
+    from datatools.formats import voc
+
+    root = tmp_path / "voc"
+    shutil.copytree(SAMPLE / "Annotations", root / "Annotations")
+    shutil.copytree(SAMPLE / "ImageSets", root / "ImageSets")
+    images = to_memory(SAMPLE / "JPEGImages")
+    ds = voc.read(root, images=images)
+    assert "missing-image-dir" not in {f.code for f in ds.findings}
+    assert len(ds.images) == 200 and all(r.image_path.startswith(images + "/") for r in ds.images)

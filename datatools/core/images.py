@@ -151,9 +151,7 @@ def list_images(folder: str | os.PathLike, *, recursive: bool = True) -> dict[st
     """Map image path (relative, posix, with extension) -> full path (a URL under a URL ``folder``) for every image
     under ``folder``, sorted; empty when there is no such folder."""
     folder = os.fspath(folder)
-    files = fs.files_for(folder)
-    if not files.isdir(folder):
-        return {}
+    files = fs.files_for(folder)  # find() is empty for a folder that is not there
     exts = tuple({e.lower() for e in IMAGE_EXTENSIONS})
     prefix = fs.folder_prefix(folder)
     return {rel: prefix + rel for rel in files.find(folder, suffixes=exts, recursive=recursive)}

@@ -71,10 +71,9 @@ class ImageIndex:
     def __init__(self, folder: str | os.PathLike | None) -> None:
         if folder and fs.is_url(os.fspath(folder)):  # an fsspec URL: kept as a string
             self.folder = os.fspath(folder)  # type: ignore[assignment]
-            self.exists = fs.isdir(self.folder)
         else:
             self.folder = Path(folder) if folder else None
-            self.exists = bool(self.folder and self.folder.is_dir())
+        self.exists = bool(folder) and fs.files_for(os.fspath(folder)).isdir(os.fspath(folder))
         self.by_rel = list_images(self.folder) if self.exists else {}
         self.by_stem: dict[str, list[str]] = {}
         self.by_base_stem: dict[str, list[str]] = {}

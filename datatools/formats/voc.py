@@ -118,9 +118,6 @@ class Layout:
         if images:
             self.image_dir = os.fspath(images) if is_url(os.fspath(images)) else str(Path(images))
 
-    def image_dir_exists(self) -> bool:
-        return self.files.isdir(self.image_dir)
-
     def xml_files(self) -> list[tuple[str, str]]:
         """(image_id, path) for every XML file, sorted by image_id. The id is the path below the annotation folder."""
         folder = folder_prefix(self.ann_dir)
@@ -167,8 +164,8 @@ def choose_sets(available: dict[str, list[str]], sets: Sequence[str] | str | Non
 def plan_files(layout: Layout, sets: Sequence[str] | str | None
                ) -> tuple[list[tuple[str, str]], dict[str, list[str]], list[str], list[Finding]]:
     """What is known before any XML is parsed: ``(files, splits of each id, chosen split lists, findings)``.
-    ``files`` are the ``(image_id, path)`` to read, sorted; the findings name split lists entries without an XML,
-    files in none of the chosen lists, and a missing image folder. The reader starts here."""
+    ``files`` are the ``(image_id, path)`` to read, sorted; the findings name split lists entries without an XML and
+    files in none of the chosen lists. The reader starts here."""
     files = layout.xml_files()
     findings: list[Finding] = []
     available = layout.available_sets()
@@ -197,9 +194,6 @@ def plan_files(layout: Layout, sets: Sequence[str] | str | None
         files = listed_files
     elif sets and sets not in ("all", ["all"]):
         raise UsageError(f"{layout.src}: --sets was given but there is no ImageSets/Main folder with split lists")
-    if files and not layout.image_dir_exists():
-        findings.append(no_image_dir(str(layout.image_dir), "images", "the image folder does not exist; images are "
-                                     "neither checked nor copied", given=layout.images_given))
     return files, split_of, chosen, findings
 
 
@@ -239,8 +233,11 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, set
     jobs = [(p, iid, tuple(split_of[iid]) if iid in split_of else no_split) for iid, p in files]
     mapper = mapper or Mapper(workers=workers)
     chunks = mapper.chunks(jobs)
-    index = ImageIndex(layout.image_dir)
+    index = ImageIndex(layout.image_dir)  # the image folder, local or a URL, whatever SRC is
     image_dir = str(layout.image_dir)
+    if files and not index.exists:
+        findings.append(no_image_dir(image_dir, "images", "the image folder does not exist; images are neither "
+                                     "checked nor copied", given=layout.images_given))
     records: list[ImageRecord] = []
     objects_read = 0
     results = mapper(partial(read_chunk, convention=convention, max_bytes=max_xml_bytes), chunks, progress=progress)
