@@ -232,12 +232,15 @@ def reader_options(*, classes_help: str = CLASSES_HELP, convention: bool = False
     options = [format_option, images_option, sets_option, click.option("--classes", default=None, help=classes_help)]
     options += [convention_option] if convention else []
     options.append(max_xml_option)
+    return lambda f: with_options(f, options)
 
-    def apply(f):
-        for opt in reversed(options):
-            f = opt(f)
-        return f
-    return apply
+
+def with_options(f, options):
+    """``f`` with the click ``options`` applied, the first listed first in ``--help``: what a stack of decorators
+    written in that order gives."""
+    for opt in reversed(options):
+        f = opt(f)
+    return f
 
 
 def workers_option(f):

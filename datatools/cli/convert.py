@@ -8,8 +8,8 @@ import click
 
 from datatools.cli.common import (console, convention_option, count, counts_table, engine_options, esc,
                                   findings_table, images_mode_option, images_option, json_option, max_xml_option,
-                                  normalize_names_option, parse_classes, precision_option, run_writer, sets_option, SourcePath, table,
-                                  workers_option)
+                                  normalize_names_option, parse_classes, precision_option, run_writer, sets_option,
+                                  SourcePath, table, with_options, workers_option)
 
 from datatools.formats import FORMATS  # the registry only: no format module is imported
 
@@ -36,9 +36,7 @@ def conversion_options(f):
         click.option("--strict", is_flag=True, help="Any data error means exit 1 and nothing is written."),
         json_option,
     ]
-    for opt in reversed(options):
-        f = opt(f)
-    return f
+    return with_options(f, options)
 
 
 def run_conversion(src_format: str, src: str, dst_format: str, out: str, *, as_json: bool, classes, workers, **opts):

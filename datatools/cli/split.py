@@ -6,8 +6,8 @@ import functools
 import click
 
 from datatools.cli.common import (console, count, emit_json, engine_options, errors_to_click, esc, findings_table,
-                                  images_mode_option, json_option, read_dataset,
-                                  reader_options, SourcePath, stage_progress, table, workers_option)
+                                  images_mode_option, json_option, read_dataset, reader_options, SourcePath,
+                                  stage_progress, table, with_options, workers_option)
 
 
 def _amount(ctx, param, value):
@@ -44,7 +44,7 @@ def group_options(f):
                 group_by = read_group_file(groups_file, group_column=group_column, image_column=image_column)
         return f(*args, group_by=group_by, **kwargs)
 
-    for opt in reversed([
+    return with_options(wrapper, [
         click.option("--group-by", default=None, metavar="[regex:|attr:]KEY",
                      help="Where an image's group comes from, so that frames of one video or crops of one source "
                           "never straddle splits. 'regex:PATTERN' (or a bare PATTERN): a regex on the image id, the "
@@ -62,9 +62,7 @@ def group_options(f):
         click.option("--image-column", default=None, metavar="NAME",
                      help="With --groups: the header name of the image id / file name column (default: the first "
                           "column that is not the group column)."),
-    ]):
-        wrapper = opt(wrapper)
-    return wrapper
+    ])
 
 
 @click.command("split")

@@ -6,8 +6,8 @@ import functools
 import click
 
 from datatools.cli.common import (convention_option, count, esc, format_option, images_mode_option, images_option,
-                                  json_option, max_xml_option, normalize_names_option, parse_classes, precision_option, run_writer,
-                                  sets_option, SourcePath, workers_option)
+                                  json_option, max_xml_option, normalize_names_option, parse_classes, precision_option,
+                                  run_writer, sets_option, SourcePath, with_options, workers_option)
 from datatools.formats import FORMATS  # the registry only: no format module is imported
 
 
@@ -28,9 +28,7 @@ def output_options(f, *, one_source: bool = True):
         workers_option,
         json_option,
     ]
-    for opt in reversed(options):
-        f = opt(f)
-    return f
+    return with_options(f, options)
 
 
 def _run(fn, *args, as_json: bool, workers: int, fmt: str, **kwargs) -> None:
@@ -140,9 +138,8 @@ def filter_cmd(src, out, classes, **opts):
     """Keep the objects and images of SRC that pass every test; everything dropped is counted by reason."""
     from datatools.ops.surgery import filter_data
 
-    tests = {k: opts.pop(k) for k in ("min_size", "max_size", "min_area", "drop_empty", "only_empty", "ids")}
     common = _common(opts)
-    _run(filter_data, src, out, classes=parse_classes(classes), **tests, **common, **opts)
+    _run(filter_data, src, out, classes=parse_classes(classes), **common, **opts)
 
 
 @click.command("sample")

@@ -10,6 +10,7 @@ dataset is already in memory; the books balance the same way: objects read = wri
 """
 from __future__ import annotations
 
+import inspect
 import os
 import re
 from collections import Counter, defaultdict
@@ -472,13 +473,11 @@ def remap(src, out, mapping, *, order: Sequence[str] | None = None, **io) -> Sur
     return _one_source("remap", src, out, lambda ds: (remap_classes(ds, table, order=order), {"map": table}), **io)
 
 
-_TESTS = ("classes", "min_size", "max_size", "min_area", "drop_empty", "only_empty", "ids")
-
-
 def filter_data(src, out, **options) -> SurgeryReport:
     """Filter SRC into OUT: the options named like :func:`filter_dataset`'s keywords are its tests, the others the
     reading and writing options of :func:`_one_source`."""
-    tests = {k: options.pop(k) for k in _TESTS if k in options}
+    names = tuple(inspect.signature(filter_dataset).parameters)[1:]  # its keywords, named once: there
+    tests = {k: options.pop(k) for k in names if k in options}
     return _one_source("filter", src, out, lambda ds: (filter_dataset(ds, **tests), {}),
                        empty_ok=bool(tests.get("only_empty")), **options)
 

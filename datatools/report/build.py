@@ -10,17 +10,16 @@ from __future__ import annotations
 import os
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Sequence
 
 from datatools.core.errors import DatatoolsError
 from datatools.core.model import Dataset, Finding
-from datatools.core.parallel import Mapper, stage_callbacks
+from datatools.core.parallel import Mapper, StageProgress, stage_callbacks
 from datatools.core.paths import input_folders
 from datatools.ops.stats import LabelStats, StatsReport, dataset_stats, label_stats
 from datatools.report.gallery import Thumb, draw_thumbs, items_for, sample_per_class
 from datatools.viz.draw import class_colour
 
-Update = Callable[[str, int, "int | None"], None]
 EXAMPLES_PER_CODE = 20  # finding rows listed per code (all of them are counted)
 THUMBS_PER_CODE = 3  # drawn examples per finding code
 MAX_CODES_DRAWN = 20
@@ -91,7 +90,7 @@ def build_report(src: str | os.PathLike, *, format: str = "auto", images=None, s
                  classes: Sequence[str] | None = None, pixels: bool = True, dupes: bool = True, k: int = 9,
                  img_size: int | None = 640, per_class: int = 8, thumb: int = 192, budget_bytes: int = 20_000_000,
                  seed: int = 0, workers: int | None = None, engine: str = "local", ray_address: str | None = None,
-                 max_xml_bytes: int | None = None, update: Update | None = None) -> ReportData:
+                 max_xml_bytes: int | None = None, update: StageProgress | None = None) -> ReportData:
     """Read ``src`` once and gather every section of the report from it (statistics, ``check``'s findings through
     :func:`~datatools.ops.check.check_dataset`, anchors, duplicates, the gallery). ``update(stage, advance, total)`` reports progress.
 
@@ -99,15 +98,14 @@ def build_report(src: str | os.PathLike, *, format: str = "auto", images=None, s
     from datatools.formats.common import keep_headers
     from datatools.ops.convert import read_source
 
-    up = update or (lambda stage, n, total: None)
     mapper = Mapper(engine, ray_address, workers)
     # The reader's header reads (the sizes) also serve check's header checks: each image is opened once.
     with keep_headers():
         ds = read_source(src, format, classes=list(classes) if classes else None, mapper=mapper, images=images,
                          sets=sets, workers=workers, max_xml_bytes=max_xml_bytes,
-                         **stage_callbacks(up, "read"))
+                         **stage_callbacks(update, "read"))
         st = dataset_stats(ds, labels_only=not pixels, workers=workers, engine=engine, ray_address=ray_address,
-                           **stage_callbacks(up, "pixels"))
+                           **stage_callbacks(update, "pixels"))
         colours = {c: class_colour(c) for c in st.labels.class_objects}
         data = ReportData(src=str(src), format=ds.format, stats=st, splits=split_stats(ds), colours=colours,
                           options={"seed": seed, "per_class": per_class, "thumb": thumb, "budget_bytes": budget_bytes,
@@ -118,18 +116,18 @@ def build_report(src: str | os.PathLike, *, format: str = "auto", images=None, s
         elif st.pixels is not None and not st.pixels.images:
             data.notes["pixels"] = ("no image could be read" if any(im.image_path for im in ds.images)
                                     else "no image files were found")
-        _add_check(data, ds, src=src, classes=list(classes) if classes else None, mapper=mapper, up=up)
+        _add_check(data, ds, src=src, classes=list(classes) if classes else None, mapper=mapper, up=update)
     _add_anchors(data, ds, k=k, img_size=img_size, seed=seed)
     if dupes:
-        _add_dupes(data, ds, mapper, up)
+        _add_dupes(data, ds, mapper, update)
     else:
         data.notes["duplicates"] = "not searched (--no-dupes)"
     _add_thumbs(data, ds, per_class=per_class, thumb=thumb, budget_bytes=budget_bytes, seed=seed, workers=workers,
-                up=up)
+                up=update)
     return data
 
 
-def _add_check(data: ReportData, ds: Dataset, *, up: Update, **opts) -> None:
+def _add_check(data: ReportData, ds: Dataset, *, up: StageProgress | None, **opts) -> None:
     from datatools.ops.check import check_dataset
 
     try:  # on the dataset read above: SRC is read once
@@ -158,7 +156,7 @@ def _add_anchors(data: ReportData, ds: Dataset, *, k: int, img_size: int | None,
             data.notes["anchors"] = str(e)
 
 
-def _add_dupes(data: ReportData, ds: Dataset, mapper: Mapper, up: Update) -> None:
+def _add_dupes(data: ReportData, ds: Dataset, mapper: Mapper, up: StageProgress | None) -> None:
     try:
         from datatools.ops.dupes import find_duplicates
 
@@ -168,7 +166,7 @@ def _add_dupes(data: ReportData, ds: Dataset, mapper: Mapper, up: Update) -> Non
 
 
 def _add_thumbs(data: ReportData, ds: Dataset, *, per_class: int, thumb: int, budget_bytes: int, seed: int,
-                workers: int | None, up: Update) -> None:
+                workers: int | None, up: StageProgress | None) -> None:
     """Draw the gallery sample and the finding examples. How many are drawn is capped from the budget (about
     ``EST_THUMB_BYTES`` each at 192 px); the page writer then keeps as many as fit the budget exactly."""
     by_id = {im.image_id: im for im in ds.images}
@@ -192,8 +190,7 @@ def _add_thumbs(data: ReportData, ds: Dataset, *, per_class: int, thumb: int, bu
                                                       max(0, cap - len(jobs)))
     jobs += [("class:" + c, im.image_id, im.image_path or "", f"{im.image_id} ({len(im.annotations)})", items_for(im))
              for c, im in picks]
-    up("thumbs", 0, len(jobs))
-    thumbs = draw_thumbs(jobs, size=thumb, workers=workers, progress=lambda n: up("thumbs", n, None))
+    thumbs = draw_thumbs(jobs, size=thumb, workers=workers, **stage_callbacks(up, "thumbs", total=len(jobs)))
     for t in thumbs:
         if t.group.startswith("class:"):
             data.gallery.append(Thumb(t.group[6:], t.image_id, t.path, t.caption, t.jpeg, t.error))

@@ -194,7 +194,7 @@ def _render_sheet(args: tuple[tuple[ImageJob, ...], RenderSpec, SheetLayout, str
         except (*LOAD_ERRORS, Image.DecompressionBombError) as e:
             reason = error_text(e)
             reasons.append(reason)
-            tiles.append((_placeholder(layout, reason.split(" (")[0]), job.caption, "!skipped"))
+            tiles.append((_placeholder(layout, reason.split(":")[0]), job.caption, "!skipped"))  # the kind only
     atomic_write(out_path, encode(contact_sheet(tiles, layout), spec.ext, spec.quality))
     return reasons
 
