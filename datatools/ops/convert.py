@@ -401,8 +401,7 @@ def fields_not_kept(ds: Dataset, dst_mod, out: str | os.PathLike) -> list[Findin
                                  f"{sum(extra.values())} value(s) of source fields ({top}"
                                  f"{', ...' if len(extra) > 8 else ''}): {fmt} has no place for them"))
     used = {a.label for a in anns}
-    if "classes" not in keeps and (sorted(c for c in ds.classes if c in used) != [c for c in ds.classes if c in used]
-                                   or len(used) < len(ds.classes)):
+    if "classes" not in keeps and list(ds.classes) != sorted(used):  # OUT reads back the names its objects use, sorted
         unused = [c for c in ds.classes if c not in used]
         shown = ", ".join(ds.classes[:8]) + (", ..." if len(ds.classes) > 8 else "")
         out_findings.append(info("field-not-kept", where, "classes",
