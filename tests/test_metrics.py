@@ -5,6 +5,7 @@ import contextlib
 import io
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -512,8 +513,11 @@ def test_evaluate_reads_ground_truth_under_max_xml_mb_as_every_command_does(tmp_
 
 
 def test_a_dataset_folder_given_as_predictions_is_refused(tmp_path):
-    # sample_data is a VOC root: its ImageSets/Main/*.txt split lists used to be read as YOLO prediction rows
-    for pred in (SAMPLE, SAMPLE / "Annotations"):
+    # sample_data is a VOC root: its ImageSets/Main/*.txt split lists used to be read as YOLO prediction rows; so
+    # were they with a README.txt at the root's top
+    shutil.copytree(SAMPLE, tmp_path / "voc")
+    (tmp_path / "voc" / "README.txt").write_text("a dataset\n")
+    for pred in (SAMPLE, SAMPLE / "Annotations", tmp_path / "voc"):
         r = CliRunner().invoke(cli, ["evaluate", "--gt", str(SAMPLE), "--pred", str(pred)])
         assert r.exit_code == 2 and "a voc dataset, not predictions" in r.output, r.output
         assert "Traceback" not in r.output and "mAP" not in r.output

@@ -253,13 +253,15 @@ def load_predictions(path: str | os.PathLike, keys: DatasetKeys, *, missing_scor
                                          category_names=category_names)
 
 
-def _refuse_a_dataset(folder: str, names: Sequence[str]) -> None:
+def _refuse_a_dataset(folder: str, names: Sequence[str], files) -> None:
     """A folder of another format's dataset (a VOC root, its Annotations/) is not a folder of YOLO prediction files:
-    its split lists would be read as rows. Such a folder has no .txt file of its own (prediction files lie at the
-    top, as ultralytics' ``predict save_txt`` writes them in labels/); say what it is and what --pred takes."""
+    its split lists would be read as rows. Prediction files lie at the top (as ultralytics' ``predict save_txt``
+    writes them in labels/), so a folder with .txt files at its top is taken as predictions unless it holds a
+    dataset's annotation folder (a VOC root with a README.txt); say what it is and what --pred takes."""
     from datatools import formats
 
-    if any("/" not in n for n in names):
+    if any("/" not in n for n in names) and not any(
+            files.isdir(files.join(folder, d)) for d in ("Annotations", "annotations")):
         return
     try:
         fmt = formats.detect(folder)
@@ -275,7 +277,7 @@ def _yolo_predictions(folder: str, keys: DatasetKeys, files) -> Predictions:
     from datatools.formats.yolo import parse_label_text
 
     names = [n for n in files.find(folder, suffixes=(".txt",)) if posixpath.basename(n) != "classes.txt"]
-    _refuse_a_dataset(folder, names)
+    _refuse_a_dataset(folder, names, files)
     if not names:
         raise UsageError(f"{folder}: no .txt prediction files")
     img, lab, box, score = [], [], [], []
