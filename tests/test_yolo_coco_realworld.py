@@ -297,6 +297,23 @@ def test_a_data_yaml_whose_val_is_its_train_is_one_split(tmp_path):
     assert sorted(p.name for p in (out / "ImageSets/Main").iterdir()) == ["train.txt"]
 
 
+
+@pytest.mark.parametrize("text, message", [
+    ("just words", "data.yaml: expected a mapping with train/val/names keys"),
+    ("names: 5", "data.yaml: names: expected a list or a mapping of id -> name"),
+    ("names: {a: x}", "data.yaml: names: keys must be integers"),
+    ("names: {0: a, 2: b}", "data.yaml: names: ids must run 0..1"),
+    ("nc: x", "data.yaml: nc: expected an integer, found 'x'"),
+    ("names: [a", "data.yaml: not valid YAML at line 2, column 1: expected ',' or ']', but got '<stream end>'"),
+])
+def test_a_bad_data_yaml_is_bad_data_in_one_line(text, message, tmp_path):
+    root = yolo_dir(tmp_path, "0 0.5 0.5 0.2 0.2\n")
+    (root / "data.yaml").write_text(text + "\n")
+    r = run("convert", root, tmp_path / "out", "--to", "coco")
+    assert r.exit_code == 1 and r.output.strip().endswith(message), r.output
+    assert len(r.output.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
 # ------------------------------------------------------------------------------------------------ 9: no path:
 
 def test_data_yaml_has_no_path_and_a_copy_reads_itself(sources, tmp_path):

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 from datatools.core import fs
-from datatools.core.errors import UsageError
+from datatools.core.errors import FormatError, InputError, UsageError
 from datatools.core.fs import files_for, read_small_file
 from datatools.core.images import list_images
 from datatools.core.paths import IMAGE_EXTENSIONS, is_absolute_name
@@ -48,10 +48,16 @@ def _load_yaml(path: Path | str) -> dict:
 
     try:
         data = yaml.safe_load(read_small_file(path).decode("utf-8-sig"))
-    except (yaml.YAMLError, OSError, UnicodeDecodeError) as e:
-        raise UsageError(f"{path}: cannot read the dataset YAML: {e}") from e
+    except OSError as e:
+        raise InputError(os.fspath(path), e) from e
+    except UnicodeDecodeError as e:
+        raise FormatError(path, "", f"not valid YAML: {e}") from e
+    except yaml.YAMLError as e:  # one line: where the parser stopped and why, not its multi-line picture
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise FormatError(path, "", f"not valid YAML{at}: {getattr(e, 'problem', None) or e}") from e
     if not isinstance(data, dict):
-        raise UsageError(f"{path}: expected a mapping with train/val/names keys")
+        raise FormatError(path, "", "expected a mapping with train/val/names keys")
     return data
 
 
@@ -60,13 +66,13 @@ def _names_from(value, where: str) -> list[str]:
         try:
             ids = sorted(int(k) for k in value)
         except (TypeError, ValueError) as e:
-            raise UsageError(f"{where}: names keys must be integers") from e
+            raise FormatError(where, "names", "keys must be integers") from e
         if ids != list(range(len(ids))):
-            raise UsageError(f"{where}: names ids must run 0..{len(ids) - 1}")
+            raise FormatError(where, "names", f"ids must run 0..{len(ids) - 1}")
         return [str(value.get(i, value.get(str(i)))) for i in ids]
     if isinstance(value, (list, tuple)):
         return [str(v) for v in value]
-    raise UsageError(f"{where}: names must be a list or a mapping of id -> name")
+    raise FormatError(where, "names", "expected a list or a mapping of id -> name")
 
 
 def _yaml_names(data: dict, where: str) -> list[str]:
@@ -77,7 +83,7 @@ def _yaml_names(data: dict, where: str) -> list[str]:
         try:
             return placeholder_names(int(data["nc"]))
         except (TypeError, ValueError) as e:
-            raise UsageError(f"{where}: nc must be an integer, found {data['nc']!r}") from e
+            raise FormatError(where, "nc", f"expected an integer, found {data['nc']!r}") from e
     return []
 
 
