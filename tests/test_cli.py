@@ -232,8 +232,8 @@ def test_data_in_tables_and_messages_is_printed_as_it_is_not_as_markup(tmp_path)
 @pytest.mark.parametrize("no_headers", [False, True])
 def test_check_opens_each_image_once(tmp_path, header_opens, no_headers):
     """The reader's header read (the size) also serves check's EXIF and unreadable-image checks, so each image is
-    opened once; --no-headers drops those checks and still opens each image once, for its size. Counted at
-    core.images._header_of, where every header read ends (whichever module imported read_image_header)."""
+    opened once; --no-headers drops those checks and still opens each image once, for its size. Counted by
+    the header_opens fixture."""
     root = broken_root(tmp_path)
     (root / "Annotations/bad.xml").write_text(voc_xml("bad.jpg", (40, 30), [{"name": "cat", "box": (1, 1, 9, 9)}]))
     (root / "JPEGImages/bad.jpg").write_bytes(b"\xff\xd8 not a jpeg")
@@ -267,7 +267,7 @@ def test_kept_headers_live_for_one_block_only(tmp_path):
 def test_check_opens_each_image_once_in_every_format(tmp_path, header_opens, fmt):
     """Every reader gets its sizes through formats.common.read_headers, so check's header checks reuse them: each
     image is opened once, whichever format wrote the dataset (made here by that format's own writer). A reader that
-    read headers on its own (YOLO's label chunks did) opened each image twice. Counted at core.images._header_of."""
+    read headers on its own (YOLO's label chunks did) opened each image twice. Counted by the header_opens fixture."""
     items = {k: voc_xml(f"{k}.jpg", (30, 40) if k == "rot" else (40, 30), [{"name": "cat", "box": (1, 1, 9, 9)}])
              for k in ("a", "b", "bad", "rot")}
     src = make_voc_root(tmp_path / "v", items, images={f"{k}.jpg": (40, 30) for k in ("a", "b", "bad")})

@@ -115,17 +115,38 @@ def test_check_on_memory_url_equals_local(messy, which):
 def test_unidentifiable_image_behind_a_url_is_named_by_its_url(tmp_path):
     """PIL names a file object by its repr (an address that changes every run); the message names the URL."""
     from datatools.core.images import read_image_header
+    from datatools.ops.dupes_hash import signature
     from datatools.ops.stats import image_histogram
+    from datatools.viz.render import error_text, load_image
+
+    def drawn(p):
+        try:
+            load_image(p)
+        except OSError as e:
+            return error_text(e)
+        return ""
 
     folder = tmp_path / "im"
     folder.mkdir()
     (folder / "junk.jpg").write_bytes(b"no image here")
     url = to_memory(folder) + "/junk.jpg"
     local = str(folder / "junk.jpg")
-    for read in (lambda p: read_image_header(p).error, lambda p: image_histogram(p)[2]):
+    for read in (lambda p: read_image_header(p).error, lambda p: image_histogram(p)[2], lambda p: signature(p).error,
+                 drawn):
         got, want = read(url), read(local)
         assert got == want.replace(local, url) and "object at 0x" not in got, got
         assert got.startswith("unreadable image: cannot identify image file"), got
+
+
+@pytest.mark.parametrize("grid", [(), ("--grid", "2x3")])
+def test_visualize_on_memory_url_draws_as_local(tmp_path, messy, grid):
+    """visualize (and the report's thumbnails, through the same load_image) read the pixels of a URL source through
+    fsspec: every image was once skipped as a missing file."""
+    url = to_memory(messy)
+    s1, s2, local, out = run_pair(tmp_path, "visualize", messy, url, *grid)
+    assert s2 == s1, s2
+    assert s1["images_selected"] == 14 and s1["images_drawn"] == 12, s1  # img05 is corrupt, noimg.jpg missing
+    assert same_tree(local, out) == []
 
 
 @pytest.mark.parametrize("mode", ["copy", "link", "none"])

@@ -203,7 +203,7 @@ def test_realworld_pages(realworld, tmp_path, name, args, images, codes):
 def test_report_opens_each_image_header_once(planted, tmp_path, header_opens, fmt):
     """The report reads SRC (the reader takes each size from the image header) and then runs check's header checks
     (EXIF, unreadable images) on the same dataset: with the headers kept between the two, each image is opened once.
-    Counted at core.images._header_of, where every header read ends."""
+    Counted by the header_opens fixture."""
     src = planted
     if fmt != "voc":
         src = tmp_path / fmt

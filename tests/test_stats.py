@@ -291,8 +291,8 @@ def test_cli_bad_resize_is_one_clear_message(bad):
 
 
 def test_exif_orientation_leaves_the_statistics_alone_but_not_an_exact_resize(tmp_path):
-    """Orientation only permutes pixels, so without a resize it changes nothing; a W x H resize sees the image the
-    way training does, upright (the documented rule)."""
+    """Orientation only permutes pixels, so without a resize it changes nothing; a resize (W x H or the shorter
+    side) sees the image the way training does, upright (the documented rule)."""
     from PIL import Image
 
     rng = np.random.default_rng(3)
@@ -310,6 +310,11 @@ def test_exif_orientation_leaves_the_statistics_alone_but_not_an_exact_resize(tm
     as_trained = pixel_stats([str(rotated)], resize=(10, 30), workers=1)
     assert np.array_equal(as_trained.histogram, pixel_stats([str(upright)], resize=(10, 30), workers=1).histogram)
     assert not np.array_equal(as_trained.histogram, pixel_stats([str(plain)], resize=(10, 30), workers=1).histogram)
+    # a shorter-side resize too: the output is the same shape turned, but the two passes of PIL's resize round
+    # between them, so the stored image's histogram differs from the upright one's
+    for short in (7, 13):
+        assert np.array_equal(pixel_stats([str(rotated)], resize=short, workers=1).histogram,
+                              pixel_stats([str(upright)], resize=short, workers=1).histogram), short
 
 
 def test_large_image_is_counted_exactly(tmp_path):

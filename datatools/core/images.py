@@ -4,7 +4,9 @@ A local path or an fsspec URL, the same rules: files are reached through :mod:`d
 """
 from __future__ import annotations
 
+import io
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from datatools.core import fs
@@ -83,20 +85,26 @@ def pil_open(fp, *args, **kwargs):
     return Image.open(fp, *args, **kwargs)
 
 
-def open_image_file(path: str):
-    """``(file object, "")`` for an image at a local path or URL, for PIL to read; ``(None, error)`` when it cannot
-    be opened, with the error text the image readers report (``missing``, ``unreadable image: ...``)."""
-    try:
-        return fs.open_binary(path) if fs.is_url(path) else open(path, "rb"), ""
-    except Exception as e:  # noqa: BLE001 - fsspec backends raise their own kinds
-        return None, image_error(e)
+@contextmanager
+def opened_image(path: str, data: bytes | None = None):
+    """``PIL.Image.open`` of the image at ``path``, a local path or an fsspec URL (read through
+    :mod:`datatools.core.fs`), or of ``data`` when its bytes are already read (a file hashed first, a decoder that
+    tried first): how every reader of pixels and headers opens an image. Errors are PIL's and the file system's
+    (word them with :func:`image_error`); an image PIL cannot identify is named by ``path``, not by the file object
+    it was handed ("<LocalFileOpener object at 0x7f...>"), so messages name the file and are the same in every run."""
+    from PIL import UnidentifiedImageError
 
-
-def url_error_text(error: str, f, url: str) -> str:
-    """``error`` from reading the file object ``f`` of ``url`` with the path in place of the object's repr (PIL says
-    "cannot identify image file <LocalFileOpener object at 0x7f...>"), so that messages name the file and are the
-    same in every run."""
-    return error.replace(repr(f), repr(url))
+    if data is None and not fs.is_url(path):
+        with pil_open(path) as im:  # PIL opens the path itself: its messages name the file
+            yield im
+        return
+    with (io.BytesIO(data) if data is not None else fs.open_binary(path)) as f:
+        try:
+            im = pil_open(f)
+        except UnidentifiedImageError as e:
+            raise UnidentifiedImageError(str(e).replace(repr(f), repr(path))) from e
+        with im:
+            yield im
 
 
 def image_error(e: BaseException) -> str:
@@ -115,9 +123,14 @@ def image_error(e: BaseException) -> str:
     return f"unreadable image: {type(e).__name__}: {e}"
 
 
-def _header_of(fp) -> ImageHeader:
+def read_image_header(path: str | os.PathLike) -> ImageHeader:
+    """Image size from the header only (PIL opens lazily), with EXIF orientations 5-8 swapping width and height.
+
+    ``path`` is a local path or an fsspec URL. Never raises for a bad image: the problem is returned in ``error`` so
+    callers can count it.
+    """
     try:
-        with pil_open(fp) as im:
+        with opened_image(os.fspath(path)) as im:
             w, h = im.size
             orientation = exif_orientation(im)
             mode = im.mode
@@ -126,25 +139,6 @@ def _header_of(fp) -> ImageHeader:
     if orientation in (5, 6, 7, 8):
         return ImageHeader(h, w, w, h, orientation, mode)
     return ImageHeader(w, h, w, h, orientation, mode)
-
-
-def read_image_header(path: str | os.PathLike) -> ImageHeader:
-    """Image size from the header only (PIL opens lazily), with EXIF orientations 5-8 swapping width and height.
-
-    ``path`` is a local path or an fsspec URL. Never raises for a bad image: the problem is returned in ``error`` so
-    callers can count it.
-    """
-    path = os.fspath(path)
-    if not fs.is_url(path):
-        return _header_of(path)  # PIL opens the path itself: its messages name the file
-    f, error = open_image_file(path)
-    if f is None:
-        return ImageHeader(0, 0, 0, 0, 1, "", error)
-    with f:
-        header = _header_of(f)
-    if header.error:
-        return ImageHeader(0, 0, 0, 0, 1, "", url_error_text(header.error, f, path))
-    return header
 
 
 def list_images(folder: str | os.PathLike, *, recursive: bool = True) -> dict[str, str]:

@@ -91,17 +91,11 @@ def decode(path: str) -> tv_tensors.Image:
 
 def _decode_with_pil(data: torch.Tensor, path: str) -> torch.Tensor:
     """The bytes ``read_file`` already read, decoded by PIL (not read again by path)."""
-    import io
+    from datatools.core.images import exif_orientation, opened_image, to_rgb, upright
 
-    from datatools.core.images import exif_orientation, pil_open, to_rgb, upright, url_error_text
-
-    buf = io.BytesIO(data.numpy().tobytes())
-    try:
-        with pil_open(buf) as im:
-            rgb = upright(to_rgb(im), exif_orientation(im))
-            return torch.from_numpy(np.array(rgb)).permute(2, 0, 1).contiguous()
-    except Exception as e:  # noqa: BLE001 - PIL names the buffer ("<_io.BytesIO object at 0x..>"): name the file
-        raise ValueError(url_error_text(str(e), buf, path)) from e
+    with opened_image(path, data.numpy().tobytes()) as im:
+        rgb = upright(to_rgb(im), exif_orientation(im))
+        return torch.from_numpy(np.array(rgb)).permute(2, 0, 1).contiguous()
 
 
 def make_target(boxes: np.ndarray | torch.Tensor, labels: Sequence[int] | np.ndarray | torch.Tensor, *,

@@ -20,7 +20,6 @@ image of 500x375 is decoded at 125x94 instead of in full.
 from __future__ import annotations
 
 import hashlib
-import io
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -120,22 +119,20 @@ def signature(path: str) -> Signature:
     """The fingerprints of one image; never raises for a bad image (``error`` says what went wrong)."""
     import warnings
 
-    from datatools.core.images import image_error, pil_open, url_error_text
+    from datatools.core.images import image_error, opened_image
 
     try:
         data = fs.read_small_file(path)
     except OSError as e:
         return Signature(error=image_error(e))
     digest = hashlib.blake2b(data, digest_size=16).hexdigest()
-    buf = io.BytesIO(data)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # PIL's decoding warnings: `stats` and `check` report them
-            with pil_open(buf) as im:
+            with opened_image(path, data) as im:
                 thumb, crops, small, small_crops, colour = thumbnails(im)
     except Exception as e:  # noqa: BLE001 - see image_error
-        # the path in place of the buffer's repr (an address that changes every run)
-        return Signature(file=digest, error=url_error_text(image_error(e), buf, path))
+        return Signature(file=digest, error=image_error(e))
     h1, h2 = phash_pair(thumb)
     return Signature(file=digest, phash=h1, phash_flip=h2, phash_crops=tuple(phash_pair(c)[0] for c in crops),
                      dhash=dhash(small), dhash_flip=dhash(small[:, ::-1]),
@@ -154,12 +151,12 @@ def pixel_digest(path: str) -> str:
 
     from PIL import ImageOps
 
-    from datatools.core.images import DEEP_MODES, pil_open
+    from datatools.core.images import DEEP_MODES, opened_image
 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with pil_open(io.BytesIO(fs.read_small_file(path))) as im:
+            with opened_image(path) as im:
                 im = ImageOps.exif_transpose(im)
                 # 8-bit pictures as RGB, so that a PNG and a JPEG that decode alike hash alike; deeper ones (whose
                 # RGB is clipped to white) and ones with an alpha channel as they are, values and alpha included

@@ -4,24 +4,11 @@ Use :func:`pixel_stats` for the numbers that go into ``transforms.v2.Normalize``
 annotations hold (classes, objects per image, box sizes, image sizes) without reading a pixel; :func:`dataset_stats`
 does both from a dataset folder.
 
-How the pixel statistics stay exact: every image becomes three 256-bin integer histograms, counted by PIL's
-``histogram()`` (one pass in C over the decoded pixels, every channel at once). Histograms are summed as int64, so
-the total is the same in any order and for any number of workers. Only at the end are the sums turned into floats:
-``mean = S1 / (255 N)`` and ``var = (N S2 - S1^2) / (255 N)^2`` with Python integers (no overflow, no rounding
-before the last step), so the result is bit-identical between runs and worker counts. This is the population std
-over all pixels of all images, not a mean of per-image stds nor an unweighted mean of per-worker means.
-
-Colour rule (what each image contributes, matching ``Image.open(p).convert("RGB")`` that most training code runs):
-
-* RGB as is; grayscale ``L`` (and ``1``) is replicated into R, G and B; ``LA``/``RGBA`` drop the alpha channel (not
-  composited); palette ``P``/``PA``, ``CMYK``, ``YCbCr`` and other modes go through PIL's ``convert("RGB")``.
-* 16-bit images (``I;16*``, and ``I`` as PIL opens 16-bit PNGs) keep their top 8 bits (``v >> 8``, values clipped to
-  0..65535) and are then grayscale: PIL's own ``convert`` would saturate every value above 255.
-* 32-bit float images (``F``) are not supported and are reported.
-* EXIF orientation only permutes pixels, so it cannot change the statistics and is not applied, except with
-  ``--resize WxH`` where it decides which side is W (it is applied first, as the image is displayed).
-* ``--resize N`` resizes the shorter side to N like ``transforms.v2.Resize(N)`` on a PIL image (bilinear, long side
-  ``int(N * long / short)``); ``--resize WxH`` resizes to exactly W x H (bilinear).
+How the pixel statistics stay exact: every image becomes three 256-bin integer histograms (PIL's ``histogram()``),
+summed as int64 in any order and for any number of workers; only at the end ``mean = S1 / (255 N)`` and
+``var = (N S2 - S1^2) / (255 N)^2`` are taken with Python integers, so the result is bit-identical between runs and
+worker counts. The colour rule (:func:`datatools.core.images.to_rgb`), what ``--resize`` does and why EXIF orientation
+is applied only before a resize: docs/stats.md.
 """
 from __future__ import annotations
 
@@ -34,8 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
-from datatools.core.fs import is_url
-from datatools.core.images import exif_orientation, image_error, pil_open, to_rgb, upright
+from datatools.core.images import exif_orientation, image_error, opened_image, to_rgb, upright
 from datatools.core.model import Dataset, Finding, all_classes
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.formats.common import err, warn
@@ -100,44 +86,30 @@ def add_image_histogram(path: str, resize: int | tuple[int, int] | None, total: 
     to ``notes`` when it is given: the caller turns them into findings."""
     import warnings
 
+    from PIL import Image
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        out = _add_image_histogram(path, resize, total)
+        try:
+            with opened_image(path) as im:
+                mode = im.mode
+                if resize is None and mode in ("RGB", "RGBA", "L", "LA"):
+                    # No conversion needed: PIL counts the decoded pixels as they are, every band in one C loop.
+                    h = im.histogram()
+                    hist = np.asarray(h, dtype=np.int64).reshape(-1, 256)
+                    total += np.repeat(hist[:1], 3, axis=0) if mode in ("L", "LA") else hist[:3]
+                else:
+                    rgb = to_rgb(im)
+                    if resize is not None:  # resized upright: the two passes of a resize round between them
+                        rgb = upright(rgb, exif_orientation(im))
+                        rgb = rgb.resize(resized_size(rgb.width, rgb.height, resize), Image.Resampling.BILINEAR)
+                    total += np.asarray(rgb.histogram(), dtype=np.int64).reshape(3, 256)
+            out = mode, ""
+        except Exception as e:  # noqa: BLE001 - see image_error
+            out = "", image_error(e)
     if notes is not None:
         notes.extend(dict.fromkeys(str(w.message) for w in caught))
     return out
-
-
-def _add_image_histogram(path: str, resize: int | tuple[int, int] | None, total: np.ndarray) -> tuple[str, str]:
-    from PIL import Image
-
-    if isinstance(path, str) and is_url(path):  # an fsspec URL: PIL reads from fs.open (datatools.core.fs)
-        from datatools.core.images import open_image_file, url_error_text
-
-        f, error = open_image_file(path)
-        if f is None:
-            return "", error
-        with f:
-            mode, error = _add_image_histogram(f, resize, total)  # type: ignore[arg-type]
-        return mode, url_error_text(error, f, path) if error else error
-    try:
-        with pil_open(path) as im:
-            mode = im.mode
-            if resize is None and mode in ("RGB", "RGBA", "L", "LA"):
-                # No conversion needed: PIL counts the decoded pixels as they are, every band in one C loop.
-                h = im.histogram()
-                hist = np.asarray(h, dtype=np.int64).reshape(-1, 256)
-                total += np.repeat(hist[:1], 3, axis=0) if mode in ("L", "LA") else hist[:3]
-                return mode, ""
-            rgb = to_rgb(im)
-            if resize is not None:
-                if isinstance(resize, tuple):
-                    rgb = upright(rgb, exif_orientation(im))
-                rgb = rgb.resize(resized_size(rgb.width, rgb.height, resize), Image.Resampling.BILINEAR)
-            total += np.asarray(rgb.histogram(), dtype=np.int64).reshape(3, 256)
-            return mode, ""
-    except Exception as e:  # noqa: BLE001 - see image_error
-        return "", image_error(e)
 
 
 def histogram_chunk(paths: Sequence[str], *, resize: int | tuple[int, int] | None = None

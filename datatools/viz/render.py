@@ -19,7 +19,7 @@ from typing import Callable, Sequence
 
 from datatools.core.atomic import atomic_write, make_dirs
 from datatools.core.errors import UsageError
-from datatools.core.images import exif_orientation, image_error, pil_open
+from datatools.core.images import exif_orientation, image_error, opened_image
 from datatools.core.model import Dataset
 from datatools.core.parallel import ProgressFn, map_items
 from datatools.core.paths import check_output_dir, input_folders, safe_join
@@ -81,7 +81,7 @@ def load_image(path: str, *, fit: tuple[int, int] | None = None):
     that cheap). Returns ``(image, (sx, sy))``: the scale from the displayed full-size frame to the returned image."""
     from PIL import Image, ImageOps
 
-    with pil_open(path) as src:
+    with opened_image(path) as src:
         raw_w, raw_h = src.size
         orientation = exif_orientation(src)
         swapped = orientation in (5, 6, 7, 8)
