@@ -3,6 +3,7 @@ label statistics, plots and the CLI."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -181,22 +182,12 @@ def run(*args):
     return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
 
-def test_quantiles_are_numpys_bit_for_bit():
-    """``describe`` takes its percentiles from our own sort-and-interpolate (np.quantile would import numpy.ma):
-    the same floats as ``np.quantile``'s default method on ints, heavy tails, ties, one value and NaN."""
-    from datatools.ops.stats import QUANTILES, describe, quantiles
+def test_describe_gives_the_percentiles_mean_and_nan_when_empty():
+    from datatools.ops.stats import describe
 
-    rng = np.random.default_rng(7)
-    cases = [rng.normal(size=int(rng.integers(1, 300))) * 10.0 ** int(rng.integers(-3, 6)) for _ in range(300)]
-    cases += [rng.integers(0, 9, int(rng.integers(1, 300))) for _ in range(100)]
-    cases += [rng.exponential(size=1000) ** 3, np.array([4.0]), np.array([2.0, np.nan, 1.0])]
-    for v in cases:
-        qs = list(QUANTILES) + rng.uniform(0, 1, 4).tolist()
-        want = np.quantile(v.astype(np.float64), qs)
-        got = quantiles(v, qs)
-        assert np.array_equal(np.array(got), want, equal_nan=True)
     d = describe(np.array([1, 2, 3, 10]))
-    assert d["median"] == 2.5 and d["p75"] == 4.75 and d["max"] == 10 and d["mean"] == 4
+    assert (d["min"], d["p25"], d["median"], d["p75"], d["max"], d["mean"]) == (1, 1.75, 2.5, 4.75, 10, 4)
+    assert all(math.isnan(x) for x in describe(np.array([])).values())
 
 
 def test_cli_sample_data_json_matches_reference():

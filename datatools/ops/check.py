@@ -52,12 +52,10 @@ class CheckReport:
                 "findings": [f.to_dict() for f in self.findings]}
 
 
-def lint(ds: Dataset, *, headers: bool = True, workers: int | None = None, progress: ProgressFn | None = None,
-         engine: str = "local", ray_address: str | None = None, mapper: Mapper | None = None) -> list[Finding]:
-    """Checks that need more than one object at a time, or the image headers (read on ``mapper``, default one made
-    from ``engine``, ``ray_address`` and ``workers``; inside :func:`~datatools.formats.common.keep_headers` the
-    reader's own header reads are reused, so an image is not opened again)."""
-    mapper = mapper or Mapper(engine, ray_address, workers)
+def lint(ds: Dataset, *, mapper: Mapper, headers: bool = True, progress: ProgressFn | None = None) -> list[Finding]:
+    """Checks that need more than one object at a time, or the image headers (read on ``mapper``; inside
+    :func:`~datatools.formats.common.keep_headers` the reader's own header reads are reused, so an image is not
+    opened again)."""
     out: list[Finding] = []
     by_image: dict[str, list[str]] = defaultdict(list)
     for im in ds.images:

@@ -28,7 +28,7 @@ tasks. The pair search runs on the driver in numpy without comparing every pair 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Iterable, Sequence, TypeVar
 
 import numpy as np
@@ -66,8 +66,7 @@ class Member:
     objects: int
 
     def to_dict(self) -> dict:
-        return {"image_id": self.image_id, "path": self.path, "relation": self.relation, "distance": self.distance,
-                "labels_agree": self.labels_agree, "objects": self.objects}
+        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,10 +206,7 @@ def _pairs(sigs: Sequence[Signature], threshold: int, mapper: Mapper, paths: Seq
     # Equal hashes are collapsed first: a thousand copies of one image are one entry of the search, not a million
     # candidate pairs.
     h = np.array([s.phash for s in sigs], dtype=np.uint64)
-    uniq, inverse = np.unique(h, return_inverse=True)
-    first_of = np.full(len(uniq), -1, dtype=np.int64)
-    for k in range(n - 1, -1, -1):
-        first_of[inverse[k]] = k
+    uniq, first_of, inverse = np.unique(h, return_index=True, return_inverse=True)  # first_of: first occurrences
     flips = np.array([sigs[k].phash_flip for k in first_of], dtype=np.uint64)
     views = [(MIRRORED, flips)] + [
         (CROPPED, np.array([sigs[k].phash_crops[v] for k in first_of], dtype=np.uint64)) for v in range(len(CROPS))]

@@ -232,26 +232,8 @@ def describe(values: np.ndarray) -> dict[str, float]:
     v = np.asarray(values, dtype=np.float64)
     if v.size == 0:
         return {k: math.nan for k in (*_Q_NAMES, "mean")}
-    q = quantiles(v, QUANTILES)
+    q = np.quantile(v, QUANTILES)
     return {k: float(x) for k, x in zip(_Q_NAMES, q)} | {"mean": float(v.mean())}
-
-
-def quantiles(values: np.ndarray, qs: Sequence[float]) -> list[float]:
-    """``np.quantile(values, qs)`` (its default, linear method), bit for bit, from one sort. ``np.quantile`` itself
-    calls ``np.unique``, whose first call imports ``numpy.ma``: about 30 ms of every ``stats`` run."""
-    s = np.sort(np.asarray(values, dtype=np.float64))
-    n = len(s)
-    if n == 0 or math.isnan(s[-1]):  # NaN sorts last; np.quantile gives NaN for every q
-        return [math.nan] * len(qs)
-    out = []
-    for q in qs:
-        virtual = (n - 1) * q
-        lo = min(max(int(math.floor(virtual)), 0), n - 1)
-        t = virtual - math.floor(virtual)
-        a, b = float(s[lo]), float(s[min(lo + 1, n - 1)])
-        d = b - a
-        out.append(b - d * (1 - t) if t >= 0.5 else a + d * t)  # numpy's _lerp
-    return out
 
 
 @dataclass(frozen=True)
@@ -287,13 +269,6 @@ class LabelStats:
                 "image_sizes": self.image_sizes, "flags": self.flags, "images_without_size": self.no_size}
 
 
-def _distinct(values: np.ndarray) -> np.ndarray:
-    """The sorted distinct values, as ``np.unique`` gives them; its first call imports ``numpy.ma`` (about 30 ms of
-    every ``stats`` run), to check for masked arrays that never come here."""
-    s = np.sort(values)
-    return s[np.concatenate(([True], s[1:] != s[:-1]))] if len(s) else s
-
-
 FLAGS = ("difficult", "truncated", "occluded", "iscrowd")
 
 
@@ -317,7 +292,7 @@ def label_stats(ds: Dataset) -> LabelStats:
     n_boxes = int(per_image.sum())
     image_of = np.repeat(np.arange(n_images, dtype=np.int64), per_image)
     objs = np.bincount(cls, minlength=n_classes)
-    pairs = _distinct(image_of * max(1, n_classes) + cls)  # (image, class) present at least once
+    pairs = np.unique(image_of * max(1, n_classes) + cls)  # (image, class) present at least once
     imgs = np.bincount(pairs % max(1, n_classes), minlength=n_classes) if n_boxes else np.zeros(n_classes, np.int64)
     w = np.maximum(boxes[:, 2] - boxes[:, 0], 0.0)
     h = np.maximum(boxes[:, 3] - boxes[:, 1], 0.0)

@@ -406,11 +406,6 @@ def _nothing_left(command: str, out, empty_ok: bool, ds_in: Dataset, ds: Dataset
     return NoInputError(f"{command}: no {what} is left ({why or 'nothing kept'}); nothing was written to {out}")
 
 
-def _read_one(src, out, fmt, mapper, images, progress=None, stage: str = "read", **read) -> Dataset:
-    check_output_dir(out, [x for x in (src, images) if x])
-    return read_source(src, fmt, mapper=mapper, images=images, **read, **stage_callbacks(progress, stage))
-
-
 def merge(srcs: Sequence[str | os.PathLike], out: str | os.PathLike, *, to: str | None = None,
           fmt: str | None = None, normalize_names: bool = False, splits: Sequence[str] | None = None,
           images: Sequence[str | os.PathLike | None] | None = None, sets: Sequence[str] | str | None = None,
@@ -432,8 +427,9 @@ def merge(srcs: Sequence[str | os.PathLike], out: str | os.PathLike, *, to: str 
     folders = list(images or [None] * len(srcs))
     check_output_dir(out, [x for x in (*srcs, *folders) if x])  # before reading any
     mapper = Mapper(engine, ray_address, workers)
-    dss = [_read_one(s, out, fmt, mapper, i, progress, f"read {k}", workers=workers, sets=sets,  # a bar a source
-                     convention=convention, max_xml_bytes=max_xml_bytes) for k, (s, i) in enumerate(zip(srcs, folders), 1)]
+    dss = [read_source(s, fmt, mapper=mapper, images=i, workers=workers, sets=sets, convention=convention,
+                       max_xml_bytes=max_xml_bytes, **stage_callbacks(progress, f"read {k}"))  # a bar a source
+           for k, (s, i) in enumerate(zip(srcs, folders), 1)]
     merged, details = merge_datasets(dss, splits=splits)
     # the books count everything read (--splits drops images after reading): the sources side by side suffice
     ds_in = merged.evolve(images=tuple(im for ds in dss for im in ds.images),
@@ -456,9 +452,10 @@ def _one_source(command: str, src, out, op, *, to: str | None = None, fmt: str |
     SRC's), SRC's ``fmt`` (default detected), how SRC is read (``images``, ``sets``, ``convention``,
     ``max_xml_bytes``), how OUT is written (``images_mode``, ``precision``), where the work runs (``workers``,
     ``engine``, ``ray_address``) and a command's progress bar. The details also hold the class counts before."""
+    check_output_dir(out, [x for x in (src, images) if x])
     mapper = Mapper(engine, ray_address, workers)
-    ds_in = _read_one(src, out, fmt, mapper, images, progress, workers=workers, sets=sets, convention=convention,
-                      max_xml_bytes=max_xml_bytes)
+    ds_in = read_source(src, fmt, mapper=mapper, images=images, workers=workers, sets=sets, convention=convention,
+                        max_xml_bytes=max_xml_bytes, **stage_callbacks(progress, "read"))
     ds, details = op(ds_in)
     return _finish(command, ds_in, ds, out, srcs=[src], images=[images], src_format=ds_in.format, dst_format=to,
                    images_mode=images_mode, workers=workers, mapper=mapper, precision=precision, progress=progress,

@@ -188,11 +188,10 @@ def _add_thumbs(data: ReportData, ds: Dataset, *, per_class: int, thumb: int, bu
         jobs.append((f.code, im.image_id, im.image_path, f"{im.image_id}: {f.field}", items_for(im, f)))
     picks, data.gallery_candidates = sample_per_class(ds, list(data.labels.class_objects), per_class, seed,
                                                       max(0, cap - len(jobs)))
-    jobs += [("class:" + c, im.image_id, im.image_path or "", f"{im.image_id} ({len(im.annotations)})", items_for(im))
+    n_findings = len(jobs)  # the finding thumbs first (grouped by code), then the gallery's (by class)
+    jobs += [(c, im.image_id, im.image_path or "", f"{im.image_id} ({len(im.annotations)})", items_for(im))
              for c, im in picks]
     thumbs = draw_thumbs(jobs, size=thumb, workers=workers, **stage_callbacks(up, "thumbs", total=len(jobs)))
-    for t in thumbs:
-        if t.group.startswith("class:"):
-            data.gallery.append(Thumb(t.group[6:], t.image_id, t.path, t.caption, t.jpeg, t.error))
-        else:
-            data.finding_thumbs.setdefault(t.group, []).append(t)
+    data.gallery = thumbs[n_findings:]
+    for t in thumbs[:n_findings]:
+        data.finding_thumbs.setdefault(t.group, []).append(t)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import io
 import os
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Callable, Sequence
 
 from datatools.core.atomic import atomic_write, make_dirs
@@ -63,12 +63,7 @@ class VizResult:
     predictions: dict | None = None
 
     def to_dict(self) -> dict:
-        return {"out": self.out, "files": self.files, "images_selected": self.images_selected,
-                "images_drawn": self.images_drawn, "sheets": self.sheets, "boxes_drawn": self.boxes_drawn,
-                "difficult_hidden": self.difficult_hidden, "difficult_drawn": self.difficult_drawn,
-                "boxes_filtered": self.boxes_filtered, "preds_drawn": self.preds_drawn,
-                "preds_below_thr": self.preds_below_thr, "findings_drawn": self.findings_drawn,
-                "skipped": self.skipped, "predictions": self.predictions}
+        return asdict(self)
 
 
 # ------------------------------------------------------------------------------------------------ rendering

@@ -7,7 +7,7 @@ recorded. A key comes from one of three sources:
 * a mapping file (:func:`~datatools.ops.split.group_file.read_group_file`) or a ``{image_id: group}`` mapping.
 
 Use :func:`resolve_groups` for any of them. Images without a key are never dropped: each becomes its own group and a
-finding counts them.
+finding counts them. ``split --dedup`` then joins the groups of each cluster of copies (:func:`merge_clusters`).
 """
 from __future__ import annotations
 
@@ -150,3 +150,25 @@ def resolve_groups(ds: Dataset, records: Sequence[ImageRecord],
         return keys, findings, f"attr:{value}"
     keys, unmatched = group_keys([r.image_id for r in records], value)
     return keys, _unmatched_findings(unmatched, value, len(records)), f"regex:{value}"
+
+
+def merge_clusters(image_ids: Sequence[str], keys: Sequence[str], clusters: Sequence[Sequence[str]]) -> list[str]:
+    """The group key of every image once each cluster of copies (:func:`datatools.ops.dupes.find_duplicates`) has
+    its members in one group: groups joined by a cluster (a cluster that touches two videos joins them: neither the
+    copies nor the frames may straddle) take the smallest key among them. Ids of a cluster that are not among
+    ``image_ids`` (left out by ``--drop-empty``) are ignored."""
+    from datatools.ops.dupes import smallest_roots
+
+    key_of = dict(zip(image_ids, keys))
+    pairs = []
+    for members in clusters:
+        ks = [key_of[i] for i in members if i in key_of]
+        pairs += [(ks[0], k) for k in ks[1:]]
+    root = smallest_roots(keys, pairs)
+    return [root[k] for k in keys]
+
+
+def straddling(parts: Mapping[str, Sequence[str]], clusters: Sequence[Sequence[str]]) -> int:
+    """How many clusters have members in more than one part."""
+    part_of = {iid: name for name, ids in parts.items() for iid in ids}
+    return sum(1 for members in clusters if len({part_of[i] for i in members if i in part_of}) > 1)

@@ -18,9 +18,8 @@ import numpy as np
 from datatools.core.errors import UsageError
 from datatools.core.model import Dataset, Finding, ImageRecord, all_classes
 from datatools.formats.common import warn
-from datatools.ops.split.dedup import merge_clusters, straddling
 from datatools.ops.split.group_file import GroupFile
-from datatools.ops.split.groups import parse_group_by, resolve_groups
+from datatools.ops.split.groups import merge_clusters, parse_group_by, resolve_groups, straddling
 from datatools.ops.split.stratify import integer_targets, stratify
 
 METHODS = ("stratified", "random", "group", "hash")
