@@ -255,6 +255,22 @@ def test_coco_flags_written_as_text_are_read_by_the_flag_rule(tmp_path, attrs, w
     assert [f.field for f in ds.findings if f.code == "bad-flag"] == [f"annotations[0]/attributes/{k}" for k in bad]
 
 
+@pytest.mark.parametrize("crowd, want, bad", [(0, False, False), (1, True, False), (True, True, False),
+                                              ("0", False, False), ("1", True, False), ("no", False, False),
+                                              (2, True, True), ("x", False, True)])
+def test_iscrowd_written_as_text_is_read_by_the_flag_rule(tmp_path, crowd, want, bad):
+    # bool("0") is True: such objects were crowds, ignored by the evaluation and written out as VOC difficult
+    from datatools.formats import coco
+
+    doc = {"images": [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 10}],
+           "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 3, 3], "iscrowd": crowd}],
+           "categories": [{"id": 1, "name": "x"}]}
+    (tmp_path / "a.json").write_text(json.dumps(doc))
+    ds = coco.read(tmp_path / "a.json")
+    assert ds.images[0].annotations[0].iscrowd is want
+    assert [f.field for f in ds.findings if f.code == "bad-flag"] == (["annotations[0]/iscrowd"] if bad else [])
+
+
 def test_coco_category_ids_are_ordered_as_numbers_whatever_their_type(tmp_path):
     """2.0 sorts as 2 does: ints and whole floats are one kind of id (a float sorted before every int, which
     reordered the classes and so the YOLO ids of a conversion)."""

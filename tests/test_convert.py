@@ -213,6 +213,16 @@ def test_sets_option_selects_lists(small_voc, tmp_path):
         datatools.convert("voc", small_voc, "yolo", tmp_path / "z", sets="nope")
 
 
+@pytest.mark.parametrize("sets", ["all", ["all"], ("all",), ("train", "extra"), "train,extra"])
+def test_sets_take_a_string_list_or_tuple_alike(tmp_path, sets):
+    # a tuple ("all",) fell through to the default lists (train and val) and left "extra" unread
+    items = {k: voc_xml(f"{k}.jpg", (20, 20), [{"name": "x", "box": (2, 2, 9, 9)}]) for k in "abc"}
+    root = make_voc_root(tmp_path / "voc", items, sets={"train": ["a"], "val": ["b"], "extra": ["c"]})
+    ds = formats.get("voc").read(root, sets=sets)
+    want = {"a", "b", "c"} if "all" in sets else {"a", "c"}
+    assert {im.image_id for im in ds.images} == want
+
+
 def test_plain_xml_folder_with_images_option(tmp_path):
     xmls = tmp_path / "xml"
     xmls.mkdir()

@@ -180,6 +180,27 @@ def test_flags_and_group_ids_survive(tmp_path):
     assert (s["group_id"], s["description"], s["flags"]) == (3, "left", {"occluded": True})
 
 
+@pytest.mark.parametrize("gid, written", [("7", 7), ("-2", -2), ("--5", "--5"), ("\u00b2", "\u00b2"), ("a1", "a1")])
+def test_a_group_id_is_written_as_a_number_only_when_it_is_one(tmp_path, gid, written):
+    # "--5" and a superscript two passed a digit test that int() then refused: a traceback from the writer
+    src = write_docs(tmp_path / "lm", {"a.json": doc("a.jpg", [shape("c", [[1, 1], [9, 9]], group_id=gid)])})
+    convert("labelme", src, "labelme", tmp_path / "out", images_mode="none")
+    assert json.loads((tmp_path / "out" / "annotations" / "a.json").read_text())["shapes"][0]["group_id"] == written
+
+
+@pytest.mark.parametrize("flags, want, bad", [
+    ({"difficult": "false", "occluded": "0"}, (False, False, False), []),  # bool("false") was True
+    ({"difficult": True, "truncated": 1, "occluded": "yes"}, (True, True, True), []),
+    ({"difficult": "maybe"}, (False, False, False), ["shapes[0]/flags/difficult"]),
+])
+def test_shape_flags_written_as_text_are_read_by_the_flag_rule(tmp_path, flags, want, bad):
+    src = write_docs(tmp_path / "lm", {"a.json": doc("a.jpg", [shape("c", [[1, 1], [9, 9]], flags=flags)])})
+    ds = labelme.read(src)
+    (a,) = ds.images[0].annotations
+    assert (a.difficult, a.truncated, a.occluded) == want
+    assert [f.field for f in ds.findings if f.code == "bad-flag"] == bad
+
+
 def test_cli_convert_and_check(lm, tmp_path):
     r = CliRunner().invoke(main, ["convert", str(lm), str(tmp_path / "y"), "--to", "yolo", "--json"])
     assert r.exit_code == 0, r.output

@@ -414,6 +414,20 @@ def test_an_image_in_several_splits_is_written_once_and_said(tmp_path):
     assert names == ["train-annotations-bbox.csv", "val-annotations-bbox.csv"]
 
 
+def test_ids_that_flatten_to_one_image_id_stay_two_images(tmp_path):
+    # an ImageID has no "/": x/a became x_a, the id of another image, and the two read back as one image
+    from datatools.core.model import Annotation, Dataset, ImageRecord
+
+    recs = tuple(ImageRecord(iid, iid + ".jpg", w, 30, (Annotation("cat", box),))
+                 for iid, w, box in (("x/a", 40, (1.0, 1.0, 9.0, 9.0)), ("x_a", 60, (2.0, 2.0, 19.0, 9.0))))
+    res = openimages.write(Dataset(images=recs, classes=("cat",)), tmp_path / "oi", images_mode="none")
+    [f] = [f for f in res.findings if f.code == "name-collision"]
+    assert f.image_id == "x_a" and "written as 'x_a__2'" in f.message
+    back = openimages.read(tmp_path / "oi")
+    assert sorted((im.image_id, im.width, len(im.annotations)) for im in back.images) == [("x_a", 40, 1),
+                                                                                          ("x_a__2", 60, 1)]
+
+
 def test_the_source_the_writer_fills_in_is_read_back_as_none(tmp_path):
     """A box without a source is written with Source 'datatools' (the column is required); read back it has no
     source attribute again (every box carried source=datatools, which the next conversion reported as lost)."""

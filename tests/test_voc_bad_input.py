@@ -262,7 +262,7 @@ OBJECT_CASES = [
 def test_tricky_objects_are_read_or_dropped_with_a_reason(obj, label, flags, attrs, codes):
     """Each odd object is read as written or dropped with its finding; a second, regular object in the same file is
     always kept, and the books balance (objects met = kept + dropped)."""
-    from datatools.formats.voc import parse_xml
+    from datatools.formats.voc_xml import parse_xml
 
     doc = (f"<annotation><filename>a.jpg</filename><size><width>100</width><height>80</height><depth>3</depth></size>"
            f"<object>{obj}</object><object><name>cat</name><bndbox><xmin>5</xmin><ymin>6</ymin><xmax>50</xmax>"
@@ -285,7 +285,7 @@ def test_tricky_objects_are_read_or_dropped_with_a_reason(obj, label, flags, att
                                             ("ultralytics", (0.0, 1.0, 29.0, 39.0))])
 def test_conventions_read_the_written_numbers(convention, box):
     """devkit: [xmin - 1, ymin - 1, xmax, ymax]; as-is: the numbers; ultralytics: the whole box 1 pixel up-left."""
-    from datatools.formats.voc import parse_xml
+    from datatools.formats.voc_xml import parse_xml
 
     doc = f"<annotation><filename>a.jpg</filename><object><name>dog</name>{BOX}</object></annotation>".encode()
     rec, _, _ = parse_xml(doc, path="a.xml", image_id="a", convention=PixelConvention(convention))
@@ -321,7 +321,7 @@ DOCUMENT_CASES = [
 
 @pytest.mark.parametrize("doc,record,codes", DOCUMENT_CASES)
 def test_tricky_documents(doc, record, codes):
-    from datatools.formats.voc import parse_xml
+    from datatools.formats.voc_xml import parse_xml
 
     rec, findings, _ = parse_xml(doc, path="a.xml", image_id="a")
     assert [(f.code, f.image_dropped) for f in findings] == codes
@@ -363,7 +363,7 @@ def test_many_chunks_keep_file_order_and_balance_the_books(tmp_path, workers):
 def test_indentation_between_elements_changes_nothing():
     """The shared parser drops the whitespace between elements: a pretty-printed file and the same file on one
     line give the same record, findings and books (blank leaf texts included)."""
-    from datatools.formats.voc import parse_xml
+    from datatools.formats.voc_xml import parse_xml
 
     compact = ("<annotation><filename>a.jpg</filename><size><width>100</width><height>80</height><depth> </depth>"
                "</size><object><name>dog</name><pose> </pose><difficult> </difficult>" + BOX + "</object><object>"

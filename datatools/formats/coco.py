@@ -24,7 +24,7 @@ from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, all_
 from datatools.formats.common import (DEFAULT_SPLIT, ImageIndex, WriteResult, err, existing_source,
                                       fill_sizes_from_headers, info, json_num, name_id, no_image_dir, placed_names,
                                       split_named, warn)
-from datatools.formats.values import annotation_size, json_number, read_flag
+from datatools.formats.values import annotation_size, json_flag, json_number
 
 NAME = "coco"
 # What write() replaces whole in OUT (see core.paths.refuse_replacing_inputs); the image folder only when it
@@ -219,7 +219,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
                 prev = records[iid]
                 if split and split not in prev.splits and prev.file_name == fname:
                     img_by_id[im["id"]] = iid
-                    records[iid] = _with_split(prev, split)
+                    records[iid] = replace(prev, splits=prev.splits + (split,))
                     continue
                 iid = name_id(fname, fallback=f"image_{im['id']}", key=im["id"], taken=records)
                 findings.append(warn("duplicate-file-name", str(jpath), f"{where}/file_name",
@@ -266,13 +266,14 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
             score = json_number(a.get("score")) if "score" in a else None
             # A flag written as text ("false", "0") goes through the rule every format reads flags by: bool("false")
             # is True, so such objects came out difficult.
-            flags = {k2: v if isinstance(v, bool) else read_flag(None if v is None else str(v), str(jpath),
-                                                                 f"{where}/attributes/{k2}", iid, findings)
-                     for k2, v in attrs.items() if k2 in _FLAGS}
+            flags = {k2: v if v.__class__ is bool else json_flag(v, str(jpath), f"{where}/attributes/{k2}", iid,
+                                                                  findings) for k2, v in attrs.items() if k2 in _FLAGS}
+            crowd = a.get("iscrowd", 0)
+            crowd = crowd == 1 if crowd in (0, 1) else json_flag(crowd, str(jpath), f"{where}/iscrowd", iid, findings)
             anns_by_img.setdefault(iid, []).append(Annotation(
                 cat_name[a["category_id"]], box, difficult=flags.get("difficult", False),
                 truncated=flags.get("truncated", False), occluded=flags.get("occluded", False),
-                iscrowd=bool(a.get("iscrowd", 0)) and not flags.get("difficult", False), score=score, attributes=plain,
+                iscrowd=crowd and not flags.get("difficult", False), score=score, attributes=plain,
                 where=where, extra=kept))
         for iid, anns in anns_by_img.items():
             rec = records[iid]
@@ -361,10 +362,6 @@ def relicense(rec: ImageRecord, remap: dict) -> ImageRecord:
     if not remap or not any(k == "license" and v in remap for k, v in rec.extra):
         return rec
     return replace(rec, extra=tuple((k, remap[v] if k == "license" and v in remap else v) for k, v in rec.extra))
-
-
-def _with_split(rec: ImageRecord, split: str) -> ImageRecord:
-    return replace(rec, splits=rec.splits + (split,))
 
 
 def _box_of(a: dict):

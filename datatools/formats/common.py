@@ -46,8 +46,8 @@ class WriteResult:
     findings: list[Finding] = field(default_factory=list)
 
     def wrote_all(self, ds, progress=None) -> WriteResult:
-        """Count every image and object of ``ds`` as written and tell ``progress`` (a writer that writes the whole
-        dataset in one file, and drops nothing, ends with this)."""
+        """Count every image and object of ``ds`` as written and tell ``progress`` when given (a writer that drops
+        nothing ends with this)."""
         self.images_written = len(ds.images)
         self.objects_written = ds.num_objects
         if progress:
@@ -177,6 +177,15 @@ def json_num(v: float, precision: int) -> int | float:
     number through here, so the same box is the same text in each."""
     f = float(fmt_number(v, precision))
     return int(f) if f == int(f) else f
+
+
+def image_folder(base: str, images: str | os.PathLike | None) -> str:
+    """A reader's image folder: ``images`` (``--images``) when given, else ``base``'s ``images/``, else ``base``."""
+    if images:
+        return os.fspath(images)
+    files = fs.files_for(base)
+    default = files.join(base, "images")
+    return default if files.isdir(default) else base
 
 
 def existing_source(src: str | os.PathLike) -> tuple[str, Any]:
@@ -317,8 +326,6 @@ def fill_sizes_from_headers(records: list[ImageRecord], findings: list[Finding],
     dropped valid boxes as outside the image). Without an image, or with an unreadable one, the annotation's size
     stays (an unreadable image is a warning only when there is no size at all: ``check`` reports it as an error).
     The header reads run on ``mapper`` (default: local processes, ``workers`` of them)."""
-    from dataclasses import replace
-
     todo = [i for i, r in enumerate(records) if r.image_path]
     if not todo:
         return records

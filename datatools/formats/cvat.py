@@ -28,7 +28,7 @@ from datatools.core.fs import files_for
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, all_classes
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.formats.common import (ImageIndex, WriteResult, err, existing_source, fill_sizes_from_headers,
-                                      fold_no_images, id_in_split, name_id, no_image_dir, placed_names,
+                                      fold_no_images, id_in_split, image_folder, name_id, no_image_dir, placed_names,
                                       read_annotation_file, warn)
 from datatools.formats.values import annotation_size, read_flag, text_number
 from datatools.formats.safe_xml import escape, parse_document
@@ -312,13 +312,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
     else:
         records, labels, findings, met = parse_cvat(data, path=xml_path)
         records.sort(key=lambda r: r.image_id)  # as every reader orders images: by id
-    folder = files.parent(xml_path)
-    if images:
-        image_dir = os.fspath(images)
-    else:
-        image_dir = files.join(folder, IMAGE_FOLDER)
-        if not files.isdir(image_dir):
-            image_dir = folder
+    image_dir = image_folder(files.parent(xml_path), images)
     index = ImageIndex(image_dir)
     located: list[ImageRecord] = []
     for rec in records:

@@ -29,9 +29,9 @@ from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, sort
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import is_absolute_name, safe_relpath
 from datatools.formats.common import (ImageIndex, WriteResult, err, existing_source, fill_sizes_from_headers,
-                                      fold_no_images, info, json_num, no_image_dir, placed_names, read_annotation_file,
-                                      warn)
-from datatools.formats.values import annotation_size
+                                      fold_no_images, image_folder, info, json_num, no_image_dir, placed_names,
+                                      read_annotation_file, warn)
+from datatools.formats.values import annotation_size, json_flag
 from datatools.formats.shapes import POLYGON, box_notes, envelope, shape_points
 
 NAME = "labelme"
@@ -91,11 +91,7 @@ def _layout(src: str, images: str | os.PathLike | None) -> tuple[str, list[str],
     names = files.find(ann, suffixes=(".json",))
     root = ann if names else src
     names = names or files.find(src, suffixes=(".json",))
-    if images:
-        return root, names, os.fspath(images)
-    if files.isdir(files.join(src, "images")):
-        return root, names, files.join(src, "images")
-    return root, names, src
+    return root, names, image_folder(src, images)
 
 
 # --------------------------------------------------------------------------------------------------- reading
@@ -144,9 +140,8 @@ def parse_shapes(shapes, *, path: str, image_id: str) -> tuple[list[Annotation],
         if isinstance(s.get("description"), str) and s["description"]:
             attrs.append(("description", s["description"]))
         box = _shape_box(kind, xs, ys)
-        anns.append(Annotation(label.strip(), box, difficult=bool(flags.get("difficult")),
-                               truncated=bool(flags.get("truncated")), occluded=bool(flags.get("occluded")),
-                               attributes=tuple(attrs), where=where))
+        anns.append(Annotation(label.strip(), box, attributes=tuple(attrs), where=where, **{
+            k: json_flag(flags.get(k), path, f"{where}/flags/{k}", image_id, findings) for k in _FLAGS}))
     findings += box_notes(path, image_id, at="shapes", boxable="a rectangle, polygon, circle or mask",
                           polygons=polygons, to_box=to_box, unsupported=unsupported,
                           kind_at=lambda kind: "shapes/shape_type")
@@ -291,7 +286,7 @@ def to_labelme(rec: ImageRecord, image_path: str, *, precision: int = 6) -> dict
         shapes.append({"label": a.label,
                        "points": [[json_num(a.box[0], precision), json_num(a.box[1], precision)],
                                   [json_num(a.box[2], precision), json_num(a.box[3], precision)]],
-                       "group_id": int(gid) if gid and gid.lstrip("-").isdigit() else gid,
+                       "group_id": int(gid) if gid and gid.removeprefix("-").isdecimal() else gid,
                        "description": attrs.get("description", ""), "shape_type": "rectangle", "flags": flags})
     return {"version": LABELME_VERSION, "flags": {}, "shapes": shapes, "imagePath": image_path, "imageData": None,
             "imageHeight": rec.height, "imageWidth": rec.width}
@@ -326,9 +321,7 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
             text = json.dumps(to_labelme(rec, image_path, precision=precision), ensure_ascii=False, indent=2) + "\n"
             entries.append((text.encode("utf-8"), [os.path.join(stage, rel + ".json")]))
             rels.append(rel)
-            result.objects_written += len(rec.annotations)
         write_staged(entries, stage=stage, mapper=mapper, progress=progress)
     place_images(out / "images", pictures, images_mode, mapper=mapper)
-    result.images_written = len(ds.images)
     result.files = [str(out / "annotations" / (r + ".json")) for r in rels]
-    return result
+    return result.wrote_all(ds)

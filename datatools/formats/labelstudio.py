@@ -31,8 +31,8 @@ from datatools.core.fs import files_for, read_json
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, sorted_classes
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import IMAGE_EXTENSIONS
-from datatools.formats.common import (ImageIndex, WriteResult, err, existing_source, fill_sizes_from_headers, info,
-                                      json_num, name_id, no_image_dir, placed_names, warn)
+from datatools.formats.common import (ImageIndex, WriteResult, err, existing_source, fill_sizes_from_headers,
+                                      image_folder, info, json_num, name_id, no_image_dir, placed_names, warn)
 from datatools.formats.values import annotation_size, json_number
 from datatools.formats.labelstudio_min import Located, is_region_list, is_task
 from datatools.formats.labelstudio_min import to_tasks as min_to_tasks
@@ -298,9 +298,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
     exports = _load_tasks(src)
     if on_total:
         on_total(len(exports))
-    base = files.parent(src) if files.isfile(src) else src
-    default = files.join(base, "images")
-    folder = os.fspath(images) if images else (default if files.isdir(default) else base)
+    folder = image_folder(files.parent(src) if files.isfile(src) else src, images)
     index = ImageIndex(folder)
     findings: list[Finding] = []
     records: list[ImageRecord] = []

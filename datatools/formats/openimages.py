@@ -38,7 +38,7 @@ from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
 from datatools.formats.common import (DEFAULT_SPLIT, ImageIndex, WriteResult, err, existing_source, fold_no_images,
                                       id_in_split, info, read_headers, warn)
-from datatools.formats.values import read_flag, side, text_number
+from datatools.formats.values import read_flag, size_side, text_number
 
 NAME = "openimages"
 OWNED = ("annotations", "images")
@@ -208,12 +208,12 @@ def read_image_meta(path: str, findings: list[Finding]) -> dict[str, tuple[int, 
             parts = [line]
         if not parts:
             continue
-        sides = [text_number(v) for v in parts[1:]]
-        if len(parts) != 3 or not all(side(v) for v in sides):
+        sides = [size_side(v, text=True) for v in parts[1:]]
+        if len(parts) != 3 or not all(isinstance(v, int) for v in sides):
             findings.append(warn("bad-size", path, f"line {k}", f"expected '<image id> <height> <width>' in whole "
                                  f"pixels, found {line.strip()!r}; ignored"))
             continue
-        out[parts[0]] = (int(sides[1]), int(sides[0]))  # type: ignore[arg-type]
+        out[parts[0]] = (sides[1], sides[0])  # type: ignore[assignment]
     return out
 
 
@@ -221,12 +221,6 @@ def read_image_meta(path: str, findings: list[Finding]) -> dict[str, tuple[int, 
 # a tool wrote no value.
 _FLAG_VALUES = {"1": True, "0": False, "-1": False, "": False}
 _FLAG_COLUMNS = ("IsOccluded", "IsTruncated", "IsGroupOf", "IsDepiction", "IsInside")
-
-
-def _flag(raw, path: str, fld: str, image_id: str, findings: list[Finding]) -> bool:
-    """An Is* column: 1, 0 or -1 (unknown, read as 0) as the official files write them; anything else is read as VOC's
-    flags are, with a ``bad-flag`` warning."""
-    return read_flag(raw, path, fld, image_id, findings, quiet=_FLAG_VALUES, expected="1, 0 or -1 (unknown)")
 
 
 def _image_dir(csv_path: str, split: str | None, images) -> str:
@@ -296,7 +290,8 @@ def _read_rows(path: str, names: dict[str, str] | None, findings: list[Finding]
                                      f"{label!r} is not in the class descriptions; its id is used as the name",
                                      image_id=iid))
             label = names.get(label, label)
-        values: dict = {c: _flag(row.get(c), path, f"{where}/{c}", iid, findings) for c in _FLAG_COLUMNS}
+        values: dict = {c: read_flag(row.get(c), path, f"{where}/{c}", iid, findings, quiet=_FLAG_VALUES,
+                                     expected="1, 0 or -1 (unknown)") for c in _FLAG_COLUMNS}
         source = (row.get("Source") or "").strip()
         values["Source"] = "" if source == WRITTEN_SOURCE else source
         attrs = tuple(sorted((key, "1" if values[col] is True else values[col]) for col, key in _KEPT if values[col]))
@@ -429,6 +424,7 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
     def num(v: float) -> str:
         return fmt_number(v, precision)
 
+    taken: set[str] = set()
     for rec in ds.images:
         if not rec.has_size:
             result.findings.append(err("missing-size", rec.source, "size", "no image size: the boxes cannot be "
@@ -436,7 +432,15 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
                                        objects=len(rec.annotations), image_dropped=True))
             continue
         split = safe_relpath(rec.splits[0]) if rec.splits else DEFAULT_SPLIT
-        iid = rec.image_id.replace("/", "_")
+        iid = flat = rec.image_id.replace("/", "_")  # an ImageID is one name: x/a and x_a would be one image
+        n = 1
+        while iid in taken:
+            n += 1
+            iid = f"{flat}__{n}"
+        if n > 1:
+            result.findings.append(warn("name-collision", rec.source, "image_id", f"ImageID {flat!r} is another image's "
+                                        f"already (an ImageID has no '/': it is written '_'); written as {iid!r}", image_id=rec.image_id))
+        taken.add(iid)
         lines = by_split.setdefault(split, [])
         listed.setdefault(split, []).append(",".join([_csv(iid), _csv(split)] + [""] * (len(LIST_COLUMNS) - 2)))
         sizes.append(f"{shlex.quote(iid)} {rec.height} {rec.width}\n")

@@ -41,6 +41,14 @@ def read_flag(text: str | None, path: str, fld: str, image_id: str, findings: li
     return val
 
 
+def json_flag(v, path: str, fld: str, image_id: str, findings: list[Finding]) -> bool:
+    """A flag in JSON (COCO's ``iscrowd`` and ``attributes``, LabelMe's shape ``flags``): absent, a bool, 0 or 1 as it
+    is; anything else (``"0"``, ``"false"``) read as text by :func:`read_flag` (``bool("0")`` is True)."""
+    if v is None or (v in (0, 1) and isinstance(v, (bool, int, float))):
+        return bool(v)
+    return read_flag(str(v), path, fld, image_id, findings)
+
+
 def json_number(v) -> float | None:
     """A finite JSON number (not a bool, not a string), or None: for the JSON formats' coordinates and sizes."""
     if isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -51,13 +59,6 @@ def json_number(v) -> float | None:
 
 # A size is a whole number of pixels in this range; 1e19 became a 64-bit overflow downstream and 0.4 became 0.
 MAX_SIDE = 1_000_000
-
-
-def side(v: float | None) -> int | None:
-    """A number (from :func:`text_number` or :func:`json_number`) as an image width or height: a whole number of
-    pixels in 1..MAX_SIDE, else None (:func:`size_side` without the reason)."""
-    got = size_side(v)
-    return got if isinstance(got, int) else None
 
 
 def size_side(raw, *, text: bool = False) -> int | str | None:

@@ -24,9 +24,7 @@ from datatools.core.model import Dataset, Finding, ImageRecord, sorted_classes
 from datatools.formats.common import (ImageIndex, WriteResult, err, existing_source, fill_sizes_from_headers,
                                       fold_no_images, info, no_image_dir, output_image_name)
 from datatools.formats.safe_xml import escape
-# The XML reading lives in voc_xml; parse_xml, read_chunk and image_fields are re-exported here for callers.
-from datatools.formats.voc_xml import (KNOWN_OBJECT_TAGS, MAX_XML_BYTES, image_fields, parse_xml,  # noqa: F401
-                                       read_chunk)
+from datatools.formats.voc_xml import KNOWN_OBJECT_TAGS, MAX_XML_BYTES, read_chunk  # the XML reading lives in voc_xml
 
 NAME = "voc"
 # What write() replaces whole in OUT (see core.paths.refuse_replacing_inputs); the image folder only when it
@@ -141,14 +139,13 @@ class Layout:
 
 def choose_sets(available: dict[str, list[str]], sets: Sequence[str] | str | None) -> list[str]:
     """Which split lists to use. Default: train/val/test where present, else trainval, else every list found."""
-    if isinstance(sets, str):
-        sets = [s.strip() for s in sets.split(",") if s.strip()]
-    if sets and list(sets) != ["all"]:
+    sets = [s.strip() for s in sets.split(",") if s.strip()] if isinstance(sets, str) else list(sets or ())
+    if sets and sets != ["all"]:
         missing = [s for s in sets if s not in available]
         if missing:
             raise UsageError(f"split list(s) not found in ImageSets/Main: {', '.join(missing)} "
                              f"(found: {', '.join(available) or 'none'})")
-        return list(sets)
+        return sets
     if sets == ["all"]:
         return list(available)
     main = [s for s in ("train", "val", "test") if s in available]
@@ -192,17 +189,9 @@ def plan_files(layout: Layout, sets: Sequence[str] | str | None
                                  f"{not_listed} annotation file(s) are in none of the chosen split lists "
                                  f"({', '.join(chosen)}) and were not read"))
         files = listed_files
-    elif sets and sets not in ("all", ["all"]):
+    elif sets and (list(sets) if not isinstance(sets, str) else [sets]) != ["all"]:
         raise UsageError(f"{layout.src}: --sets was given but there is no ImageSets/Main folder with split lists")
     return files, split_of, chosen, findings
-
-
-def locate_image(rec: ImageRecord, xml_path: str, index: ImageIndex) -> tuple[ImageRecord, list[Finding]]:
-    """The record with its image found in ``index`` (``file_name`` made the image's relative path, ``image_path``
-    set), and what the lookup noticed (a mismatched or unsafe name, a missing image: :meth:`ImageIndex.locate`)."""
-    image_path, found, rel = index.locate(rec.file_name, rec.image_id, path=str(xml_path), fld="filename",
-                                          shown=rec.file_name or rec.image_id)
-    return (rec, found) if image_path is None else (replace(rec, file_name=rel, image_path=image_path), found)
 
 
 def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, sets: Sequence[str] | str | None = None,
@@ -254,9 +243,12 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, set
             if ri < len(recs) and recs[ri].source == path:
                 rec = recs[ri]
                 ri += 1
-                if index.exists:
-                    rec, notes = locate_image(rec, path, index)
+                if index.exists:  # file_name becomes the image's relative path
+                    image_path, notes, rel = index.locate(rec.file_name, rec.image_id, path=path, fld="filename",
+                                                          shown=rec.file_name or rec.image_id)
                     findings.extend(notes)
+                    if image_path is not None:
+                        rec = replace(rec, file_name=rel, image_path=image_path)
                 records.append(rec)
         findings.extend(found[fi:])  # none: every finding of a file names it
     fold_no_images(records, findings, image_dir, given=layout.images_given)
@@ -317,8 +309,6 @@ def write(ds: Dataset, out: str | os.PathLike, *, convention: PixelConvention | 
         names.append(name)
         for s in rec.splits:
             split_ids.setdefault(safe_relpath(s), []).append(rec.image_id)
-        result.objects_written += len(rec.annotations)
-        result.images_written += 1
         if rec.image_path and images_mode is not ImagesMode.NONE:
             pictures.append((rec.image_path, name))
     with staged_dir(out / "Annotations") as stage:
@@ -332,4 +322,4 @@ def write(ds: Dataset, out: str | os.PathLike, *, convention: PixelConvention | 
                          for s, ids in sorted(split_ids.items())])
     anns = os.path.join(str(out), "Annotations", "")
     result.files = [anns + r for r in rels]
-    return result
+    return result.wrote_all(ds)

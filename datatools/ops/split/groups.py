@@ -104,7 +104,7 @@ def image_attributes(ds: Dataset, records: Sequence[ImageRecord]) -> list[dict[s
             _flatten(im, "", flat)
             fields = flat
         elif ds.format == "voc" and r.source:
-            from datatools.formats.voc import image_fields
+            from datatools.formats.voc_xml import image_fields
 
             fields = image_fields(r.source)
         out.append(fields)
