@@ -493,6 +493,31 @@ def test_cli_evaluate_table(coco_case, args, needle):
     assert needle in r.output and "circle" in r.output
 
 
+def test_a_prediction_with_a_list_for_an_id_is_an_unknown_image(tmp_path):
+    # in a COCO-dict predictions file, an id that is a list was a TypeError (unhashable) traceback
+    doc = {"images": [{"id": [1], "file_name": "x.jpg"}, {"id": 1, "file_name": "shapes_0000.jpg"}],
+           "categories": [{"id": 1, "name": "circle"}],
+           "annotations": [{"image_id": [1], "category_id": 1, "bbox": [1, 2, 3, 4], "score": 0.5},
+                           {"image_id": 1, "category_id": 1, "bbox": [1, 2, 3, 4], "score": 0.5}]}
+    (tmp_path / "p.json").write_text(json.dumps(doc))
+    r = CliRunner().invoke(cli, ["evaluate", "--gt", str(SAMPLE), "--pred", str(tmp_path / "p.json"), "--json"])
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert (d["predictions_read"], d["predictions_used"]) == (2, 1)
+    assert [f["code"] for f in d["findings"]] == ["pred-unknown-image"]
+
+
+def test_a_yolo_prediction_file_that_is_not_text_is_a_finding(tmp_path):
+    (tmp_path / "yp").mkdir()
+    (tmp_path / "yp" / "shapes_0000.txt").write_bytes(b"0 .5 .5 .1 .1 .9\n\xff\xfe\n")
+    (tmp_path / "yp" / "shapes_0001.txt").write_text("0 .5 .5 .1 .1 .9\n")
+    r = CliRunner().invoke(cli, ["evaluate", "--gt", str(SAMPLE), "--pred", str(tmp_path / "yp"), "--json"])
+    assert "Traceback" not in r.output, r.output
+    d = json.loads(r.output)
+    assert d["predictions_read"] == 1 and [(f["code"], f["path"]) for f in d["findings"]] == [
+        ("unreadable-file", str(tmp_path / "yp" / "shapes_0000.txt"))]
+
+
 def test_cli_evaluate_bad_input(tmp_path):
     p = tmp_path / "p.json"
     p.write_text("{not json")

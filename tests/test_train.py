@@ -343,6 +343,21 @@ def test_cli_usage_errors(tmp_path):
         assert r.exit_code == 2 and "CUDA" in r.output
 
 
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_a_truncated_image_stops_training_with_one_line_naming_it(tmp_path, workers):
+    # a RuntimeError traceback (with DataLoader workers, the worker's traceback inside torch's message)
+    import shutil
+
+    src = shutil.copytree(SAMPLE, tmp_path / "sd")
+    first = (src / "ImageSets/Main/train.txt").read_text().split()[0]
+    jpeg = src / "JPEGImages" / f"{first}.jpg"
+    jpeg.write_bytes(jpeg.read_bytes()[:300])
+    r = CliRunner().invoke(cli, ["train", str(src), "--out", str(tmp_path / "o"), "--image-size", "64", "--epochs",
+                                 "1", "-b", "2", "--limit", "4", "-j", workers, "--val-split", ""])
+    assert r.exit_code == 1, r.output
+    assert r.output.startswith(f"Error: {jpeg}: cannot decode the image: ") and r.output.count("\n") == 1, r.output
+
+
 def test_help_does_not_import_torch():
     code = ("import sys; from click.testing import CliRunner; from datatools.cli import cli; "
             "[CliRunner().invoke(cli, [c, '--help']) for c in ('train', 'predict', 'evaluate')]; "

@@ -20,7 +20,7 @@ from datatools.cli.common import (console, emit_json, errors_to_click, esc, json
               help="k-means runs from different seeds; the best mean IoU is kept.")
 @workers_option
 @json_option
-def anchors_cmd(src, fmt, k, img_size, iou_thr, seed, n_init, images, sets, classes, max_xml_bytes, workers, as_json):
+def anchors_cmd(src, reader, k, img_size, iou_thr, seed, n_init, workers, as_json):
     """Cluster the box sizes of SRC into K anchors with k-means under the 1 - IoU distance.
 
     Prints the anchors (input pixels at --img-size, sorted by area), the mean best IoU over all boxes, the BPR at
@@ -29,8 +29,7 @@ def anchors_cmd(src, fmt, k, img_size, iou_thr, seed, n_init, images, sets, clas
     from datatools.ops.anchors import compute_anchors
 
     with errors_to_click(), stage_progress(not as_json) as update:
-        ds = read_dataset(src, fmt, images=images, sets=sets, classes=classes, workers=workers, update=update,
-                          max_xml_bytes=max_xml_bytes)
+        ds = read_dataset(src, **reader, workers=workers, update=update)
         res = compute_anchors(ds, k=k, img_size=img_size or None, iou_thr=iou_thr, seed=seed, n_init=n_init)
     if as_json:
         emit_json(res.to_dict())

@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from datatools.cli.common import (console, count, counts_table, emit_json, engine_options, errors_to_click, esc,
-                                  findings_table, images_mode_option, json_option, normalize_names_option, parse_classes,
+                                  findings_table, images_mode_option, json_option, normalize_names_option,
                                   reader_options, SourcePath, stage_progress, workers_option)
 
 
@@ -25,8 +25,8 @@ from datatools.cli.common import (console, count, counts_table, emit_json, engin
 @workers_option
 @engine_options
 @json_option
-def check_cmd(src, fmt, images, sets, classes, convention, normalize_names, no_headers, fix_out, images_mode, dupes,
-              limit, max_xml_bytes, workers, engine, ray_address, as_json):
+def check_cmd(src, reader, normalize_names, no_headers, fix_out, images_mode, dupes, limit, workers, engine,
+              ray_address, as_json):
     """Check the annotations in SRC and list every finding with its code, severity, file and field.
 
     Exit status: 0 when there are no errors (warnings allowed), 1 when there are errors.
@@ -35,13 +35,12 @@ def check_cmd(src, fmt, images, sets, classes, convention, normalize_names, no_h
 
     with errors_to_click():
         with stage_progress(not as_json) as update:
-            report = check(src, format=fmt, images=images, sets=sets, convention=convention,
-                           classes=parse_classes(classes), normalize_names=normalize_names, headers=not no_headers,
+            report = check(src, **reader, normalize_names=normalize_names, headers=not no_headers,
                            workers=workers or None, progress=update, engine=engine, ray_address=ray_address,
-                           max_xml_bytes=max_xml_bytes, dupes=dupes)
+                           dupes=dupes)
             if fix_out:
-                write_fixed(report, fix_out, images_mode=images_mode, convention=convention, workers=workers or None,
-                            progress=update)
+                write_fixed(report, fix_out, images_mode=images_mode, convention=reader["convention"],
+                            workers=workers or None, progress=update)
     if as_json:
         emit_json(report.to_dict())
     else:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from pathlib import Path
 from typing import Callable, Iterator
@@ -98,16 +99,16 @@ def run_writer(fn, *args, as_json: bool, render: Callable, **kwargs) -> None:
         raise click.ClickException("internal error: objects read != written + dropped")
 
 
-def read_dataset(src, fmt: str | None, *, images=None, sets=None, classes: str | None = None, workers: int = 0,
+def read_dataset(src, *, format: str | None, classes: list[str] | None = None, workers: int = 0,
                  update: Callable[[str, int, "int | None"], None] | None = None, engine: str = "local",
-                 ray_address: str | None = None, max_xml_bytes: int | None = None, **extra):
-    """Read SRC for a command: resolve ``--format`` (auto-detect), apply ``--images/--sets/--classes/--workers`` and
-    report progress as the ``read`` stage. The reader's chunks run on local processes or, with ``engine="ray"``, as
-    Ray tasks (the same model either way). Returns the annotation model."""
+                 ray_address: str | None = None, images=None, sets=None, max_xml_bytes: int | None = None, **extra):
+    """Read SRC for a command with its ``reader`` (:func:`reader_options`), ``--workers`` and ``--engine``, reporting
+    progress as the ``read`` stage. The reader's chunks run on local processes or, with ``engine="ray"``, as Ray
+    tasks (the same model either way). Returns the annotation model."""
     from datatools.core.parallel import Mapper, stage_callbacks
     from datatools.ops.convert import read_source
 
-    return read_source(src, fmt, classes=parse_classes(classes), mapper=Mapper(engine, ray_address, workers or None),
+    return read_source(src, format, classes=classes, mapper=Mapper(engine, ray_address, workers or None),
                        images=images, sets=sets, workers=workers or None, max_xml_bytes=max_xml_bytes,
                        **stage_callbacks(update, "read"), **extra)
 
@@ -228,11 +229,23 @@ images_mode_option = click.option(
 
 def reader_options(*, classes_help: str = CLASSES_HELP, convention: bool = False):
     """``--format``, ``--images``, ``--sets``, ``--classes`` (with this command's meaning of it), ``--max-xml-mb``
-    and, where the command reads VOC boxes, ``--pixel-convention``: the options every command reads SRC with."""
+    and, where the command reads VOC boxes, ``--pixel-convention``: the options every command reads SRC with,
+    folded into the command's one ``reader`` argument, the keywords of :func:`read_dataset` (and of ``check`` and
+    ``report``): ``format``, ``images``, ``sets``, ``classes`` (parsed), ``max_xml_bytes`` [, ``convention``]."""
     options = [format_option, images_option, sets_option, click.option("--classes", default=None, help=classes_help)]
     options += [convention_option] if convention else []
     options.append(max_xml_option)
-    return lambda f: with_options(f, options)
+    keys = ("images", "sets", "max_xml_bytes") + (("convention",) if convention else ())
+
+    def decorate(f):
+        @functools.wraps(f)
+        def wrapper(*args, fmt, classes, **kwargs):
+            reader = {"format": fmt, "classes": parse_classes(classes), **{k: kwargs.pop(k) for k in keys}}
+            return f(*args, reader=reader, **kwargs)
+
+        return with_options(wrapper, options)
+
+    return decorate
 
 
 def with_options(f, options):

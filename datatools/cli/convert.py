@@ -39,13 +39,6 @@ def conversion_options(f):
     return with_options(f, options)
 
 
-def run_conversion(src_format: str, src: str, dst_format: str, out: str, *, as_json: bool, classes, workers, **opts):
-    from datatools.ops.convert import convert
-
-    run_writer(convert, src_format, src, dst_format, out, as_json=as_json, render=render_summary,
-               classes=parse_classes(classes), workers=workers or None, **opts)
-
-
 def render_summary(s, *, command: str | None = None, before: dict[str, int] | None = None,
                    details: Callable[[Any], None] | None = None, summed_up: Collection[str] = ()) -> None:
     """Print a :class:`~datatools.ops.convert.Summary`: the books, drops by reason, classes, difficult objects,
@@ -99,8 +92,10 @@ def render_summary(s, *, command: str | None = None, before: dict[str, int] | No
 
 def _convert_command(name: str, src_format: str | None, dst_format: str | None, doc: str):
     def body(src, out, as_json, classes, workers, from_format=None, to_format=None, **opts):
-        run_conversion(from_format or src_format, src, to_format or dst_format, out, as_json=as_json, classes=classes,
-                       workers=workers, **opts)
+        from datatools.ops.convert import convert
+
+        run_writer(convert, from_format or src_format, src, to_format or dst_format, out, as_json=as_json,
+                   render=render_summary, classes=parse_classes(classes), workers=workers or None, **opts)
 
     body.__doc__ = doc
     cmd = functools.wraps(body)(body)

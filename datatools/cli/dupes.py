@@ -20,7 +20,7 @@ from datatools.cli.common import (console, count, emit_json, engine_options, err
 @workers_option
 @engine_options
 @json_option
-def dupes_cmd(src, fmt, threshold, images, sets, classes, limit, max_xml_bytes, workers, engine, ray_address, as_json):
+def dupes_cmd(src, reader, threshold, limit, workers, engine, ray_address, as_json):
     """Find exact and near-duplicate images in SRC, grouped into clusters, and whether the copies' labels agree.
 
     Exact: the same file, or the same decoded pixels (a PNG and a JPEG of one image). Near: re-encoded, resized,
@@ -32,8 +32,7 @@ def dupes_cmd(src, fmt, threshold, images, sets, classes, limit, max_xml_bytes, 
 
     with errors_to_click():
         with stage_progress(not as_json) as update:
-            ds = read_dataset(src, fmt, images=images, sets=sets, classes=classes, workers=workers, update=update,
-                              engine=engine, ray_address=ray_address, max_xml_bytes=max_xml_bytes)
+            ds = read_dataset(src, **reader, workers=workers, update=update, engine=engine, ray_address=ray_address)
             report = find_duplicates(ds, threshold=threshold, mapper=Mapper(engine, ray_address, workers or None),
                                      **stage_callbacks(update, "hash"))
     if as_json:

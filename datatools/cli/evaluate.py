@@ -47,8 +47,7 @@ from datatools.cli.common import (console, convention_option, count, emit_json, 
 @max_xml_option
 @workers_option
 @json_option
-def evaluate_cmd(gt, pred, gt_format, split, classes, convention, images, metric, iou, method, legacy_plus_one,
-                 backend, plots, conf, limit, max_xml_bytes, workers, as_json):
+def evaluate_cmd(classes, limit, workers, as_json, **opts):
     """Evaluate detections against ground truth: COCO's 12 numbers (identical to pycocotools'
     COCOeval.summarize()) and VOC AP per class (difficult boxes ignored, one match per box, greedy by score).
 
@@ -60,10 +59,7 @@ def evaluate_cmd(gt, pred, gt_format, split, classes, convention, images, metric
 
     with errors_to_click():
         with console(stderr=True).status("evaluating...") if not as_json else contextlib.nullcontext():
-            report = evaluate(gt, pred, gt_format=gt_format, split=split, classes=parse_classes(classes),
-                              convention=convention, images=images, metric=metric, iou=iou, method=method,
-                              legacy_plus_one=legacy_plus_one, backend=backend, plots=plots, conf=conf,
-                              workers=workers or None, max_xml_bytes=max_xml_bytes)
+            report = evaluate(classes=parse_classes(classes), workers=workers or None, **opts)
     if as_json:
         emit_json(report.to_dict())
         return

@@ -14,7 +14,7 @@ from datatools.cli.common import (console, count, device_option, emit_json, erro
 @click.argument("images", type=click.Path(exists=True))
 @click.option("--out", "-o", type=click.Path(dir_okay=False), default="preds.json", show_default=True,
               help="COCO results JSON to write: [{image_id, file_name, category_id, bbox [x,y,w,h], score}].")
-@click.option("--format", "-f", "fmt", type=click.Choice(["auto", "images", *FORMATS]), default="auto",
+@click.option("--format", "-f", "format", type=click.Choice(["auto", "images", *FORMATS]), default="auto",
               show_default=True,
               help="IMAGES is a dataset in this format: predict its images with the ids `evaluate` uses for it. "
                    "auto: detected as `convert` and `check` detect it, else a plain image folder; images: always "
@@ -29,7 +29,7 @@ from datatools.cli.common import (console, count, device_option, emit_json, erro
                    "(default: the training size).")
 @click.option("--workers", "-j", type=click.IntRange(0), default=2, show_default=True, help="DataLoader workers.")
 @json_option
-def predict_cmd(model, images, out, fmt, split, device, batch_size, conf, max_det, image_size, workers, as_json):
+def predict_cmd(model, images, as_json, **opts):
     """Run the checkpoint MODEL (last.pt / best.pt from `datatools train`) on IMAGES.
 
     Then: `datatools evaluate --gt DATA --pred preds.json` or `datatools visualize ... --pred preds.json`.
@@ -37,8 +37,7 @@ def predict_cmd(model, images, out, fmt, split, device, batch_size, conf, max_de
     from datatools.training.predict import predict
 
     with errors_to_click(), stage_progress(not as_json) as update:
-        r = predict(model, images, out, format=fmt, split=split, device=device, batch_size=batch_size, conf=conf,
-                    max_det=max_det, workers=workers, image_size=image_size, progress=update)
+        r = predict(model, images, progress=update, **opts)
     if as_json:
         emit_json({"out": r.out, "images": r.images, "detections": r.detections, "classes": list(r.classes),
                    "device": r.device})

@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from datatools.cli.common import (console, count, emit_json, engine_options, errors_to_click, esc, json_option,
-                                  parse_classes, reader_options, SourcePath, stage_progress,
+                                  reader_options, SourcePath, stage_progress,
                                   workers_option)
 
 
@@ -28,8 +28,8 @@ from datatools.cli.common import (console, count, emit_json, engine_options, err
 @workers_option
 @engine_options
 @json_option
-def report_cmd(src, out, fmt, images, sets, classes, per_class, thumb, max_mb, seed, k, img_size, no_pixels, no_dupes,
-               max_xml_bytes, workers, engine, ray_address, as_json):
+def report_cmd(src, out, reader, per_class, thumb, max_mb, seed, k, img_size, no_pixels, no_dupes, workers, engine,
+               ray_address, as_json):
     """Write OUT, one self-contained HTML page about SRC (any format), to open in a browser or send.
 
     The page holds a summary, the class table (objects, images, share per split), split balance, box size and
@@ -42,11 +42,9 @@ def report_cmd(src, out, fmt, images, sets, classes, per_class, thumb, max_mb, s
 
     with errors_to_click():
         with stage_progress(not as_json) as update:
-            result = report(src, out, format=fmt, images=images, sets=sets, classes=parse_classes(classes),
-                            pixels=not no_pixels, dupes=not no_dupes, k=k, img_size=img_size or None,
-                            per_class=per_class, thumb=thumb, budget_bytes=int(max_mb * 1_000_000), seed=seed,
-                            workers=workers or None, engine=engine, ray_address=ray_address,
-                            max_xml_bytes=max_xml_bytes, update=update)
+            result = report(src, out, **reader, pixels=not no_pixels, dupes=not no_dupes, k=k,
+                            img_size=img_size or None, per_class=per_class, thumb=thumb, budget_bytes=int(max_mb * 1_000_000), seed=seed,
+                            workers=workers or None, engine=engine, ray_address=ray_address, update=update)
     if as_json:
         emit_json(result)
         return

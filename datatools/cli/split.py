@@ -91,8 +91,8 @@ def group_options(f):
 @workers_option
 @engine_options
 @json_option
-def split_cmd(src, out, fmt, val, test, method, group_by, dedup, kfold, seed, drop_empty, images, sets, classes,
-              images_mode, dry_run, max_xml_bytes, workers, engine, ray_address, as_json):
+def split_cmd(src, out, reader, val, test, method, group_by, dedup, kfold, seed, drop_empty, images_mode, dry_run,
+              workers, engine, ray_address, as_json):
     """Split SRC into train/val/test (or k folds) and write OUT in the same format as SRC.
 
     \b
@@ -115,8 +115,7 @@ def split_cmd(src, out, fmt, val, test, method, group_by, dedup, kfold, seed, dr
                                "once; they run locally and fast)")
     with errors_to_click():
         with stage_progress(not as_json) as update:
-            ds = read_dataset(src, fmt, images=images, sets=sets, classes=classes, workers=workers, update=update,
-                              engine=engine, ray_address=ray_address, max_xml_bytes=max_xml_bytes)
+            ds = read_dataset(src, **reader, workers=workers, update=update, engine=engine, ray_address=ray_address)
             clusters = None
             if dedup:
                 from datatools.core.parallel import Mapper

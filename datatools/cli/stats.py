@@ -25,8 +25,7 @@ from datatools.cli.common import (console, count, emit_json, engine_options, err
 @workers_option
 @engine_options
 @json_option
-def stats_cmd(src, fmt, labels_only, resize, sample, seed, plots_dir, images, sets, classes, max_xml_bytes, workers,
-              engine, ray_address, as_json):
+def stats_cmd(src, reader, labels_only, resize, sample, seed, plots_dir, workers, engine, ray_address, as_json):
     """Exact per-channel pixel mean/std of SRC (in [0, 1]) and statistics of its labels.
 
     Pixels: every image is read once as RGB (grayscale replicated, alpha dropped, palette converted, 16-bit
@@ -44,12 +43,11 @@ def stats_cmd(src, fmt, labels_only, resize, sample, seed, plots_dir, images, se
         raise click.UsageError("--resize and --sample apply to pixel statistics, not with --labels-only")
     with errors_to_click():
         with stage_progress(not as_json) as update:
-            ds = read_dataset(src, fmt, images=images, sets=sets, classes=classes, workers=workers, update=update,
-                              engine=engine, ray_address=ray_address, max_xml_bytes=max_xml_bytes)
+            ds = read_dataset(src, **reader, workers=workers, update=update, engine=engine, ray_address=ray_address)
             if plots_dir:  # never inside the dataset (see core.paths.check_output_dir)
                 from datatools.core.paths import check_output_dir, input_folders
 
-                check_output_dir(plots_dir, input_folders(ds, src, images))
+                check_output_dir(plots_dir, input_folders(ds, src, reader["images"]))
             report = dataset_stats(ds, labels_only=labels_only, resize=resize_spec, sample=sample, seed=seed,
                                    workers=workers or None, engine=engine, ray_address=ray_address,
                                    **stage_callbacks(update, "pixels"))

@@ -94,13 +94,8 @@ def merge_cmd(paths, normalize_names, splits, images, **opts):
     from datatools.ops.surgery import merge
 
     wanted = [s.strip() for s in splits.split(",") if s.strip()] if splits else None
-    common = _common(opts)
     _run(merge, srcs, paths[-1], normalize_names=normalize_names, splits=wanted, images=list(images) or None,
-         **common, **opts)
-
-
-def _common(opts: dict) -> dict:
-    return {"as_json": opts.pop("as_json"), "workers": opts.pop("workers"), "fmt": opts.pop("fmt")}
+         **opts)
 
 
 @click.command("remap")
@@ -117,8 +112,7 @@ def remap_cmd(src, out, mapping, order, **opts):
     """Rename, merge or drop classes of SRC and write OUT; the summary shows counts before and after."""
     from datatools.ops.surgery import remap
 
-    common = _common(opts)
-    _run(remap, src, out, mapping, order=parse_classes(order), **common, **opts)
+    _run(remap, src, out, mapping, order=parse_classes(order), **opts)
 
 
 @click.command("filter")
@@ -138,8 +132,7 @@ def filter_cmd(src, out, classes, **opts):
     """Keep the objects and images of SRC that pass every test; everything dropped is counted by reason."""
     from datatools.ops.surgery import filter_data
 
-    common = _common(opts)
-    _run(filter_data, src, out, classes=parse_classes(classes), **common, **opts)
+    _run(filter_data, src, out, classes=parse_classes(classes), **opts)
 
 
 @click.command("sample")
@@ -157,5 +150,4 @@ def sample_cmd(src, out, n, frac, stratified, seed, **opts):
         raise click.UsageError("give one of -n and --frac")
     from datatools.ops.surgery import sample
 
-    common = _common(opts)
-    _run(sample, src, out, n=n, frac=frac, stratified=stratified, seed=seed, **common, **opts)
+    _run(sample, src, out, n=n, frac=frac, stratified=stratified, seed=seed, **opts)

@@ -13,7 +13,7 @@ from datatools.training.catalog import DEFAULT_MODEL, MODELS  # the table only: 
 
 @click.command("train")
 @click.argument("data", type=click.Path(exists=True))
-@click.option("--format", "-f", "fmt", type=click.Choice(["auto", *FORMATS]), default="auto",
+@click.option("--format", "-f", "format", type=click.Choice(["auto", *FORMATS]), default="auto",
               show_default=True,
               help="Format of DATA: VOC root, YOLO data.yaml (or folder), COCO JSON (or folder with annotations/); "
                    "auto detects it as `convert` and `check` do.")
@@ -79,7 +79,7 @@ from datatools.training.catalog import DEFAULT_MODEL, MODELS  # the table only: 
 @device_option
 @click.option("--no-amp", is_flag=True, help="Disable bf16 autocast on the GPU.")
 @click.option("--no-channels-last", is_flag=True, help="Keep NCHW memory format on the GPU.")
-@click.option("--compile", "compile_", is_flag=True, help="torch.compile the model (slow first epoch, faster after).")
+@click.option("--compile", is_flag=True, help="torch.compile the model (slow first epoch, faster after).")
 @click.option("--workers", "-j", type=click.IntRange(0), default=2, show_default=True, help="DataLoader workers per process.")
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed for init, shuffling and augmentation.")
 @click.option("--deterministic", is_flag=True, help="Deterministic algorithms (reproducible on CPU; slower on GPU).")
@@ -90,11 +90,7 @@ from datatools.training.catalog import DEFAULT_MODEL, MODELS  # the table only: 
               help="Continue from OUT/last.pt (model, optimizer, schedule, EMA, epoch); also with another number of "
                    "processes, keeping the global batch through --accumulate when it can.")
 @json_option
-def train_cmd(data, fmt, out, model, weights, weights_backbone, freeze_backbone, backbone_lr_mult, train_split,
-              val_split, epochs, batch_size, accumulate, freeze_bn,
-              image_size, resize_mode, optimizer, lr, weight_decay, schedule, warmup_epochs, min_lr_ratio, clip_grad,
-              ema_decay, eval_every, save_period, device, no_amp, no_channels_last, compile_, workers, seed,
-              deterministic, no_augment, tensorboard, limit, resume, as_json):
+def train_cmd(train_split, val_split, no_amp, no_channels_last, no_augment, resume, as_json, **opts):
     """Train a detector on DATA and write OUT/last.pt, OUT/best.pt (by val mAP@0.5) and OUT/results.csv.
 
     Multi-GPU / multi-node: run the same command under torchrun, e.g.
@@ -106,16 +102,8 @@ def train_cmd(data, fmt, out, model, weights, weights_backbone, freeze_backbone,
 
     from datatools.training import TrainConfig, train
 
-    cfg = TrainConfig(data=data, out=out, format=fmt, train_split=train_split or None, val_split=val_split or None,
-                      model=model, weights=weights, weights_backbone=weights_backbone,
-                      freeze_backbone=freeze_backbone, backbone_lr_mult=backbone_lr_mult, image_size=image_size,
-                      resize_mode=resize_mode, epochs=epochs,
-                      batch_size=batch_size, accumulate=accumulate, freeze_bn=freeze_bn, save_period=save_period,
-                      optimizer=optimizer, lr=lr, weight_decay=weight_decay, schedule=schedule,
-                      warmup_epochs=warmup_epochs, min_lr_ratio=min_lr_ratio, clip_grad=clip_grad, ema_decay=ema_decay,
-                      eval_every=eval_every, workers=workers, device=device, amp=not no_amp,
-                      channels_last=not no_channels_last, compile=compile_, seed=seed, deterministic=deterministic,
-                      augment=not no_augment, tensorboard=tensorboard, limit=limit)
+    cfg = TrainConfig(train_split=train_split or None, val_split=val_split or None, amp=not no_amp,
+                      channels_last=not no_channels_last, augment=not no_augment, **opts)
     main = int(os.environ.get("RANK", "0")) == 0
     con = console()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from datatools.cli.common import (console, count, counts_table, emit_json, errors_to_click, esc, json_option,
-                                  parse_classes, read_dataset, reader_options, SourcePath, stage_progress, table,
+                                  read_dataset, reader_options, SourcePath, stage_progress, table,
                                   workers_option)
 
 
@@ -55,9 +55,8 @@ def _grid(ctx, param, value):
 @click.option("--no-labels", is_flag=True, help="Draw boxes without label text.")
 @workers_option
 @json_option
-def visualize_cmd(src, out, fmt, images, sets, convention, classes, max_xml_bytes, ids, limit, shuffle, seed,
-                  show_difficult, pred, score_thr, pred_layout, check_mode, grid, tile, max_size, ext, quality,
-                  no_labels, workers, as_json):
+def visualize_cmd(src, out, reader, ids, limit, shuffle, seed, show_difficult, pred, score_thr, pred_layout,
+                  check_mode, grid, tile, max_size, ext, quality, no_labels, workers, as_json):
     """Draw the boxes of SRC (any format datatools reads) on its images and write them into the folder OUT.
 
     Each class has a fixed colour (from a hash of its name). Boxes are drawn upright after the image's EXIF
@@ -75,9 +74,9 @@ def visualize_cmd(src, out, fmt, images, sets, convention, classes, max_xml_byte
     with errors_to_click():
         with stage_progress(enabled=not as_json) as update:
             # read as every command reads SRC (--classes here picks what to draw, so the reader keeps every class)
-            ds = read_dataset(src, fmt, images=images, sets=sets, workers=workers, update=update,
-                              max_xml_bytes=max_xml_bytes, convention=convention)
-            result = visualize(ds, out, classes=parse_classes(classes), ids=ids, limit=limit, shuffle=shuffle,
+            classes = reader.pop("classes")
+            ds = read_dataset(src, **reader, workers=workers, update=update)
+            result = visualize(ds, out, classes=classes, ids=ids, limit=limit, shuffle=shuffle,
                                seed=seed, show_difficult=show_difficult, predictions=pred, score_thr=score_thr,
                                pred_layout=pred_layout, check=check_mode, grid=grid, tile=tile, max_size=max_size,
                                ext=ext, quality=quality, labels=not no_labels, workers=workers or None,

@@ -24,6 +24,7 @@ from typing import Any, Sequence
 
 import torch
 from torch.utils.data import get_worker_info
+from torchvision.ops import box_convert
 
 __all__ = ["detection_collate", "padded_collate"]
 
@@ -283,7 +284,7 @@ def padded_collate(batch: Sequence[tuple[Any, dict]], *, stride: int = 32, fill:
         boxes[i, :n] = b
         labels[i, :n] = torch.as_tensor(t["labels"]).to(torch.int64)
         mask[i, :n] = True
-        cxcywh = torch.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2, b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], 1)
+        cxcywh = box_convert(b, "xyxy", "cxcywh")
         rows.append(torch.cat([torch.full((n, 1), float(i)), labels[i, :n, None].to(torch.float32), cxcywh / scale], 1))
     table = torch.cat(rows) if rows else torch.zeros(0, 6, dtype=torch.float32)
     image_id = torch.tensor([int(t["image_id"]) if "image_id" in t else -1 for t in targets], dtype=torch.int64)

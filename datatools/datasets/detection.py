@@ -47,7 +47,7 @@ from torchvision import tv_tensors
 from torchvision.io import ImageReadMode, decode_image, read_file
 
 from datatools.core.boxes import DEFAULT_CONVENTION, PixelConvention
-from datatools.core.errors import NoInputError, UsageError
+from datatools.core.errors import DatatoolsError, NoInputError, UsageError
 from datatools.core.model import Dataset, Finding
 from datatools.datasets.sources import as_list, read_source, source_ids, voc_year_root
 
@@ -62,9 +62,22 @@ _CODEC_DEPRECATION = "The image decoding and encoding capabilities of TorchVisio
 Transform = Callable[[Any, Any], tuple[Any, Any]]
 
 
+class ImageDecodeError(DatatoolsError, RuntimeError):
+    """An image the datasets cannot read or decode, named with the reason (a ``RuntimeError``, as torchvision's
+    decoders raise). Raised in a DataLoader worker, torch raises it again in the main process with the worker's
+    traceback in its message: ``str()`` keeps the error's own line, so the CLI prints one line."""
+
+    def __str__(self) -> str:
+        text = super().__str__()
+        last = text.rstrip().rsplit("\n", 1)[-1]
+        if "Traceback" in text and last.startswith(f"{__name__}.ImageDecodeError: "):
+            return last.split(": ", 1)[1]
+        return text
+
+
 def decode(path: str) -> tv_tensors.Image:
     """Decode an image file to a uint8 ``(3, H, W)`` RGB image with its EXIF orientation applied; a file that cannot
-    be read or decoded raises ``RuntimeError`` naming it.
+    be read or decoded raises :class:`ImageDecodeError` (a ``RuntimeError``) naming it.
 
     JPEG and PNG go through ``read_file`` + ``decode_image`` (libjpeg-turbo / libpng), faster than PIL followed by a
     tensor conversion. Every other format the readers list (WebP, BMP, TIFF, GIF's first frame) goes through PIL:
@@ -85,7 +98,7 @@ def decode(path: str) -> tv_tensors.Image:
 
             image = to_dtype(image, torch.uint8, scale=True)
     except Exception as e:  # noqa: BLE001 - the codecs and PIL's plugins raise many kinds for a bad file
-        raise RuntimeError(f"{path}: cannot decode the image: {e}") from e
+        raise ImageDecodeError(f"{path}: cannot decode the image: {e}") from e
     return image.as_subclass(tv_tensors.Image)
 
 
@@ -319,7 +332,7 @@ class DetectionDataset(torch.utils.data.Dataset):
         return np.where((h > 0) & (w > 0), w / np.maximum(h, 1), 1.0)
 
     def load_image(self, index: int) -> tv_tensors.Image:
-        """Decode image ``index`` (uint8 RGB, EXIF applied). Raises ``RuntimeError`` naming the file when corrupt."""
+        """Decode image ``index`` (uint8 RGB, EXIF applied). Raises :class:`ImageDecodeError` naming the file when corrupt."""
         return decode(self.paths[self._check_index(index)])
 
     def load_target(self, index: int, canvas_size: tuple[int, int]) -> dict[str, torch.Tensor]:

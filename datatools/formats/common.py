@@ -208,14 +208,18 @@ MAX_ANNOTATION_BYTES = 16 * 2**20
 
 
 def read_annotation_file(path: str, image_id: str, *, max_bytes: int = MAX_ANNOTATION_BYTES, missing_ok: bool = False,
-                         raise_with: str = "") -> tuple[bytes | None, Finding | None]:
+                         raise_with: str = "", text: bool = False) -> tuple[Any, Finding | None]:
     """One annotation file's bytes (local or fsspec URL), or None and the finding that says why it is unreadable or
     refused: larger than ``max_bytes`` (``file-too-large``; ``raise_with`` names the option that raises it), or not a
     regular file (a FIFO or a device would block the read forever). Every reader reads its per-image files through
-    here (VOC, CVAT, LabelMe, YOLO labels), so one bad file is one finding whatever the format. ``missing_ok``: a
-    missing file is ``(None, None)``, for a format where that means no objects (a YOLO image without labels)."""
+    here (VOC, CVAT, LabelMe, YOLO labels and predictions), so one bad file is one finding whatever the format.
+    ``missing_ok``: a missing file is ``(None, None)``, for a format where that means no objects (a YOLO image
+    without labels). ``text``: the file decoded as UTF-8 (a BOM allowed); other bytes make it unreadable."""
     try:
-        return fs.read_small_file(path, limit=max_bytes), None
+        data = fs.read_small_file(path, limit=max_bytes)
+        return (data.decode("utf-8-sig") if text else data), None
+    except UnicodeDecodeError as e:
+        return None, err("unreadable-file", path, "", f"cannot read: {e}", image_id=image_id, image_dropped=True)
     except fs.FileTooLarge as e:
         hint = f" (raise {raise_with} to read it)" if raise_with else ""
         return None, err("file-too-large", path, "", f"the file is {e.size:,} bytes, over the limit of {max_bytes:,} "

@@ -143,11 +143,7 @@ def _read_one(image_path: str, image_id: str, names: Sequence[str], header: Imag
     image cannot be sized, findings, rows met)."""
     findings: list[Finding] = []
     label_path = _label_path_for(image_path)
-    data, unreadable = read_annotation_file(label_path, image_id, missing_ok=True)  # None, None: no label file
-    try:
-        text = None if data is None else data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        unreadable = err("unreadable-file", label_path, "", f"cannot read: {e}", image_id=image_id, image_dropped=True)
+    text, unreadable = read_annotation_file(label_path, image_id, missing_ok=True, text=True)  # None, None: no file
     if unreadable is not None:
         return None, [unreadable], 0
     if header.error:

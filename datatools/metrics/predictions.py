@@ -243,9 +243,13 @@ def load_predictions(path: str | os.PathLike, keys: DatasetKeys, *, missing_scor
     if isinstance(data, dict) and isinstance(data.get("annotations"), list):
         # a COCO dataset file with scores: ids refer to its own images and categories, so match by file name and
         # category name through them (pycocotools would pair its raw ids with the ground truth's)
-        names = {im.get("id"): im.get("file_name") for im in data.get("images") or [] if isinstance(im, dict)}
+        def key(v):  # an id that can name an image: a list or an object never does (and cannot be a dict key)
+            return v if isinstance(v, (int, float, str)) else None
+
+        names = {key(im.get("id")): im.get("file_name") for im in data.get("images") or [] if isinstance(im, dict)}
+        names.pop(None, None)
         category_names = _file_categories(data)
-        data = [dict(a, file_name=names[a.get("image_id")]) if names.get(a.get("image_id")) else a
+        data = [dict(a, file_name=names[key(a.get("image_id"))]) if names.get(key(a.get("image_id"))) else a
                 for a in data["annotations"] if isinstance(a, dict)]
     if not isinstance(data, list):
         raise UsageError(f"{path}: expected a COCO results list [{{image_id, category_id, bbox, score}}, ...]")
@@ -274,6 +278,7 @@ def _refuse_a_dataset(folder: str, names: Sequence[str], files) -> None:
 
 
 def _yolo_predictions(folder: str, keys: DatasetKeys, files) -> Predictions:
+    from datatools.formats.common import read_annotation_file
     from datatools.formats.yolo import parse_label_text
 
     names = [n for n in files.find(folder, suffixes=(".txt",)) if posixpath.basename(n) != "classes.txt"]
@@ -292,7 +297,10 @@ def _yolo_predictions(folder: str, keys: DatasetKeys, files) -> Predictions:
         where = files.join(folder, rel)
         stem = posixpath.splitext(rel)[0]
         i = keys.index_of(file_name=stem)
-        text = files.cat(where).decode("utf-8-sig")
+        text, unreadable = read_annotation_file(where, stem, text=True)
+        if unreadable is not None:  # not evaluated, and said: its rows cannot be counted
+            findings.append(unreadable)
+            continue
         n = sum(1 for ln in text.splitlines() if ln.strip())
         rows += n
         rec = keys.images[i] if i is not None else None

@@ -117,8 +117,7 @@ class VOCResult:
 
     @property
     def map(self) -> float:
-        vals = [c.ap for c in self.classes if c.positives > 0]
-        return float(np.mean(vals)) if vals else float("nan")
+        return self.map_of(self.method)
 
     def map_of(self, method: APMethod) -> float:
         vals = [(c.ap_allpoint if method is APMethod.ALL_POINT else c.ap_11point) for c in self.classes

@@ -3,7 +3,8 @@
 A checkpoint is a plain dict (tensors, numbers, strings, lists) written by rank 0 with ``torch.save`` into memory
 and then an atomic replace (fsynced), so a crash never leaves half a file, and read with ``torch.load(weights_only=True)``, so
 loading one never runs pickled code. It holds the model (``model``), the optimizer, the LR scheduler's state and
-position (``scheduler``), the EMA (``ema``, an ``AveragedModel`` state dict), the epoch, the best score, the run's
+position (``scheduler``: for other tools; ``--resume`` rebuilds the schedule placed at the epoch's step, which gives
+the same rates), the EMA (``ema``, an ``AveragedModel`` state dict), the epoch, the best score, the run's
 :class:`TrainConfig` (``args``), the class names, the world size and the global batch.
 """
 from __future__ import annotations
@@ -78,22 +79,3 @@ def restore_training(ckpt: dict, *, model: nn.Module, opt: torch.optim.Optimizer
     if ema is not None and ckpt.get("ema"):
         ema.load_state_dict(ckpt["ema"])
     return int(ckpt["epoch"]) + 1, ckpt.get("best_map50")
-
-
-def restore_scheduler(ckpt: dict | None, opt: torch.optim.Optimizer, plan: SchedulePlan,
-                      start_epoch: int) -> LRScheduler:
-    """The scheduler for a run that starts at ``start_epoch``: the stored one when the run's step counts are the
-    stored ones, else one built for ``plan`` and placed at ``start_epoch x iters_per_epoch`` (a resume with another
-    world size or more epochs continues at the same fraction of the run, with the new length)."""
-    start = start_epoch * plan.iters_per_epoch
-    stored = (ckpt or {}).get("scheduler") or {}
-    same = (stored.get("iters_per_epoch"), stored.get("total"), stored.get("warmup"), stored.get("step")) == (
-        plan.iters_per_epoch, plan.total, plan.warmup, start)
-    if not (same and stored.get("state")):
-        return plan.scheduler(opt, start)
-    sched = plan.scheduler(opt)
-    sched.load_state_dict(stored["state"])
-    # The chained schedulers compute each step from the groups' current rate: put back the stored one.
-    for g, lr in zip(opt.param_groups, sched.get_last_lr()):
-        g["lr"] = lr
-    return sched

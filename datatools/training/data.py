@@ -44,19 +44,17 @@ def build_datasets(cfg: TrainConfig):
     if train_split == "trainval" != cfg.train_split and val_split:  # VOC's trainval holds the val images
         raise UsageError(f"{cfg.data}: no split {cfg.train_split!r}, and trainval holds the {val_split!r} images; "
                          "pass --train-split")
-    mode = cfg.resize_mode
-    tr = (train_preset(cfg.image_size, mode=mode, dtype=None) if cfg.augment
-          else eval_preset(cfg.image_size, mode=mode, dtype=None))
-    ev = eval_preset(cfg.image_size, mode=mode, dtype=None)
-    train_ds = DetectionDataset(data, splits=train_split, transforms=tr)  # labels 1..K: 0 is the background
-    if cfg.limit:
-        train_ds = DetectionDataset(data, splits=train_split, ids=list(train_ds.image_ids[:cfg.limit]), transforms=tr)
-    val_ds = None
-    if val_split:
-        val_ds = DetectionDataset(data, splits=val_split, transforms=ev)
-        if cfg.limit:
-            # splits= too: image ids stay those of the split (voc2coco's), only the selection shrinks
-            val_ds = DetectionDataset(data, splits=val_split, ids=list(val_ds.image_ids[:cfg.limit]), transforms=ev)
+    ev = eval_preset(cfg.image_size, mode=cfg.resize_mode, dtype=None)
+    tr = train_preset(cfg.image_size, mode=cfg.resize_mode, dtype=None) if cfg.augment else ev
+
+    def dataset(split: str | None, transforms) -> DetectionDataset:  # labels 1..K: 0 is the background
+        ds = DetectionDataset(data, splits=split, transforms=transforms)
+        # --limit: splits= too, so image ids stay those of the split (voc2coco's); only the selection shrinks
+        return DetectionDataset(data, splits=split, ids=list(ds.image_ids[:cfg.limit]), transforms=transforms) \
+            if cfg.limit else ds
+
+    train_ds = dataset(train_split, tr)
+    val_ds = dataset(val_split, ev) if val_split else None
     return data, train_ds, val_ds, val_split
 
 

@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as tdist
 from torch import nn
 
 from datatools.core.errors import UsageError
@@ -41,10 +42,8 @@ def setup_distributed(device: str) -> tuple[DistContext, torch.device]:
     if dev.type == "cuda":
         torch.cuda.set_device(dev)  # before the group starts, as NCCL asks
     if world > 1:
-        import torch.distributed as dist
-
-        if not dist.is_initialized():
-            dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
+        if not tdist.is_initialized():
+            tdist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
             d.initialized_here = True
     return d, dev
 
@@ -52,15 +51,11 @@ def setup_distributed(device: str) -> tuple[DistContext, torch.device]:
 def teardown(dist: DistContext) -> None:
     """Destroy the process group if :func:`setup_distributed` started it (a caller's own group is left alone)."""
     if dist.initialized_here:
-        import torch.distributed as tdist
-
         tdist.destroy_process_group()
 
 
 def barrier(dist: DistContext) -> None:
     if dist.world > 1:
-        import torch.distributed as tdist
-
         tdist.barrier()
 
 
@@ -80,8 +75,6 @@ def gather_union(part: dict, dist: DistContext) -> dict:
     collapse to one entry."""
     if dist.world <= 1:
         return part
-    import torch.distributed as tdist
-
     parts: list = [None] * dist.world
     tdist.all_gather_object(parts, part)
     merged: dict = {}
@@ -100,8 +93,6 @@ def broadcast_state(model: nn.Module, dist: DistContext) -> None:
     """
     if dist.world <= 1:
         return
-    import torch.distributed as tdist
-
     with torch.no_grad():
         for t in model.state_dict().values():
             tdist.broadcast(t, src=0)
@@ -111,8 +102,6 @@ def broadcast_objects(values: list, dist: DistContext) -> list:
     """Rank 0's ``values`` (small picklable objects) on every rank."""
     if dist.world <= 1:
         return values
-    import torch.distributed as tdist
-
     box = list(values)
     tdist.broadcast_object_list(box, src=0)
     return box
@@ -124,8 +113,6 @@ def sum_over_ranks(values: dict[str, float], count: int, dist: DistContext,
     shard. The keys must come in the same order on every rank (the model's loss dict does)."""
     if dist.world <= 1:
         return values, count
-    import torch.distributed as tdist
-
     keys = list(values)
     t = torch.tensor([values[k] for k in keys] + [float(count)], dtype=torch.float64, device=device)
     tdist.all_reduce(t)
@@ -148,8 +135,6 @@ def nonfinite_losses(values: dict[str, float], dist: DistContext,
     if dist.world <= 1:
         row = torch.tensor([values[k] for k in keys], dtype=torch.float64)
         return None if bool(torch.isfinite(row).all()) else {k: v for k, v in zip(keys, row)}
-    import torch.distributed as tdist
-
     # Each rank fills its own row of zeros; the sum is every rank's row as it was (x + 0 == x, nan + 0 == nan).
     table = torch.zeros(dist.world, len(keys), dtype=torch.float64, device=device)
     table[dist.rank] = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=device)

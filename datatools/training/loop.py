@@ -49,8 +49,7 @@ from torch.optim.swa_utils import AveragedModel
 
 from datatools.core.atomic import make_dirs
 from datatools.core.errors import DatatoolsError, UsageError
-from datatools.training.checkpoint import (restore_scheduler, restore_training, resume_config, save_checkpoint,
-                                           training_state)
+from datatools.training.checkpoint import restore_training, resume_config, save_checkpoint, training_state
 from datatools.training.config import TrainConfig, check_config, resolve_defaults
 from datatools.training.data import build_datasets, epoch_loader, micro_batches, model_inputs, stream_seed
 from datatools.training.distributed import (DistContext, barrier, nonfinite_losses, setup_distributed,
@@ -176,7 +175,7 @@ def _prepare(cfg: TrainConfig, ckpt: dict | None, dist: DistContext, device: tor
     start_epoch, best = 0, None
     if ckpt is not None:
         start_epoch, best = restore_training(ckpt, model=model, opt=opt, ema=ema)
-    sched = restore_scheduler(ckpt, opt, plan, start_epoch)
+    sched = plan.scheduler(opt, start_epoch * plan.iters_per_epoch)
     train_model: nn.Module = model
     if dist.world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP

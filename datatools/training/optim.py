@@ -77,9 +77,16 @@ class SchedulePlan:
     min_ratio: float = 0.01
 
     def scheduler(self, opt: torch.optim.Optimizer, step: int = 0) -> LRScheduler:
-        """The scheduler of this plan, standing at ``step`` (:func:`scheduler_at`)."""
-        return scheduler_at(opt, step, lr=self.lr, total=self.total, warmup=self.warmup, schedule=self.schedule,
-                            min_ratio=self.min_ratio)
+        """:func:`build_scheduler` of this plan stepped ``step`` times: it stands where a run that took ``step``
+        optimizer steps left it (what ``--resume`` starts from). A step costs about 2 us."""
+        sched = build_scheduler(opt, lr=self.lr, total=self.total, warmup=self.warmup, schedule=self.schedule,
+                                min_ratio=self.min_ratio)
+        with warnings.catch_warnings():
+            # Stepping with no optimizer step in between is the point here.
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`")
+            for _ in range(step):
+                sched.step()
+        return sched
 
 
 def schedule_plan(cfg: TrainConfig, n_train: int, world: int) -> SchedulePlan:
@@ -117,18 +124,6 @@ def build_scheduler(opt: torch.optim.Optimizer, *, lr: float, total: int, warmup
 def _cosine_factor(step: int, *, t_max: int, min_ratio: float) -> float:
     """The cosine's factor of a group's base rate at ``step`` after the warm-up (closed form: picklable, no state)."""
     return min_ratio + (1 - min_ratio) * (1 + math.cos(math.pi * min(step, t_max) / t_max)) / 2
-
-
-def scheduler_at(opt: torch.optim.Optimizer, step: int, **kwargs) -> LRScheduler:
-    """:func:`build_scheduler` (same keyword arguments) stepped ``step`` times: it stands where a run that took
-    ``step`` optimizer steps left it. A step costs about 2 us, so a run of 100,000 steps is placed in 0.2 s."""
-    sched = build_scheduler(opt, **kwargs)
-    with warnings.catch_warnings():
-        # Stepping with no optimizer step in between is the point here.
-        warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`")
-        for _ in range(step):
-            sched.step()
-    return sched
 
 
 def ema_avg_fn(decay: float, *, averaged: Callable[[], int]) -> Callable[[list, list, torch.Tensor], None]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Iterator, Sequence
 
 import torch
-from torchvision import tv_tensors
+from torchvision import ops as box_ops, tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
@@ -197,5 +197,5 @@ def boxes_to_original(boxes: torch.Tensor, target: dict, *, canvas_size: tuple[i
         ch, cw = canvas_size
         b = b * b.new_tensor([ow / cw, oh / ch, ow / cw, oh / ch])
     if clip:
-        b = torch.stack([b[:, 0].clamp(0, ow), b[:, 1].clamp(0, oh), b[:, 2].clamp(0, ow), b[:, 3].clamp(0, oh)], 1)
+        b = box_ops.clip_boxes_to_image(b, (oh, ow))
     return b.to(torch.float32)

@@ -73,8 +73,7 @@ class Mosaic(torch.nn.Module):
                 canvas[:, vy0:vy1, vx0:vx1] = img[:, vy0 - y0:vy1 - y0, vx0 - x0:vx1 - x0]
             b = torch.as_tensor(tgt["boxes"]).as_subclass(torch.Tensor).to(torch.float32).reshape(-1, 4)
             b = b * b.new_tensor([nw / w, nh / h, nw / w, nh / h]) + b.new_tensor([x0, y0, x0, y0])
-            b = torch.stack([b[:, 0].clamp(vx0, vx1), b[:, 1].clamp(vy0, vy1),
-                             b[:, 2].clamp(vx0, vx1), b[:, 3].clamp(vy0, vy1)], 1)
+            b = b.clamp(min=b.new_tensor([vx0, vy0, vx0, vy0]), max=b.new_tensor([vx1, vy1, vx1, vy1]))
             keep = ((b[:, 2] - b[:, 0]) >= self.min_size) & ((b[:, 3] - b[:, 1]) >= self.min_size)
             if vx1 <= vx0 or vy1 <= vy0:
                 keep[:] = False
