@@ -24,6 +24,14 @@ def test_scalar_round_trips(box):
                          width=64, height=48) == pytest.approx(box)
 
 
+def test_formats_may_be_named_by_their_text():
+    # BoxFormat is a str enum and convert compared with `is`: "xywh" -> "xyxy" returned the YOLO numbers
+    for src, dst in [("xywh", "xyxy"), ("xyxy", "cxcywh-norm"), ("cxcywh-norm", "xywh")]:
+        assert B.convert((10, 20, 30, 40), src, dst, width=100, height=100) == B.convert(
+            (10, 20, 30, 40), B.BoxFormat(src), B.BoxFormat(dst), width=100, height=100)
+    assert B.convert((10, 20, 30, 40), "xywh", "xyxy") == (10, 20, 40, 60)
+
+
 def test_array_forms_match_scalar_forms_and_do_not_mutate():
     a = np.array(BOXES)
     before = a.copy()

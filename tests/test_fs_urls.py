@@ -138,6 +138,45 @@ def test_unidentifiable_image_behind_a_url_is_named_by_its_url(tmp_path):
         assert got.startswith("unreadable image: cannot identify image file"), got
 
 
+def test_an_image_behind_a_url_is_never_copied_over_an_existing_file(tmp_path):
+    # a local image refused it, a URL one overwrote it: two images whose names differ in case only (macOS, Windows)
+    # lost one picture
+    from datatools.core.atomic import ImagesMode, link_or_copy
+    from datatools.core.errors import OutputError
+
+    (tmp_path / "src.jpg").write_bytes(b"LOCAL")
+    url = to_memory(tmp_path) + "/src.jpg"
+    (tmp_path / "dst.jpg").write_bytes(b"ALREADY")
+    for src in (str(tmp_path / "src.jpg"), url):
+        with pytest.raises(OutputError, match="already"):
+            link_or_copy(src, str(tmp_path / "dst.jpg"), ImagesMode.COPY)
+    assert (tmp_path / "dst.jpg").read_bytes() == b"ALREADY"
+
+
+def test_a_pipe_is_read_to_its_end(tmp_path):
+    # a short read was taken as the end of the file: true of a regular file, not of a pipe written in two pieces
+    import threading
+    import time
+
+    from datatools.core import fs as dfs
+
+    r, w = os.pipe()
+
+    def writer():
+        os.write(w, b'{"a": ')
+        time.sleep(0.2)
+        os.write(w, b"1}")
+        os.close(w)
+
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        assert dfs.read_json(f"/dev/fd/{r}") == {"a": 1}
+    finally:
+        t.join()
+        os.close(r)
+
+
 @pytest.mark.parametrize("grid", [(), ("--grid", "2x3")])
 def test_visualize_on_memory_url_draws_as_local(tmp_path, messy, grid):
     """visualize (and the report's thumbnails, through the same load_image) read the pixels of a URL source through

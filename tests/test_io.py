@@ -175,10 +175,10 @@ def test_retry_safe_writes_replace_the_files_of_a_first_attempt(tmp_path):
     stage = tmp_path / "stage"
     stage.mkdir()
     scratch = atomic.scratch_beside(str(stage))
+    os.mkdir(scratch)
     for attempt in ("first", "second"):
-        with atomic.retry_safe_writes(scratch):
-            atomic.write_stage_file(str(stage / "a.txt"), attempt.encode())
-            atomic.place_stage_file(str(src), str(stage / "a.jpg"), atomic.ImagesMode.LINK)
+        atomic.write_stage_file(str(stage / "a.txt"), attempt.encode(), scratch)
+        atomic.place_stage_file(str(src), str(stage / "a.jpg"), atomic.ImagesMode.LINK, scratch)
     assert (stage / "a.txt").read_text() == "second" and sorted(os.listdir(stage)) == ["a.jpg", "a.txt"]
     assert os.listdir(scratch) == []
     with pytest.raises(datatools.core.errors.OutputError, match="already"):  # outside the block: plain writes,

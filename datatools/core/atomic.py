@@ -21,16 +21,16 @@ from typing import Callable, Iterator, Sequence
 
 from datatools.core import fs
 from datatools.core.errors import DatatoolsError, InputError, OutputError, UsageError
-from datatools.core.parallel import Mapper, ProgressFn, chunked, ordered_map
+from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
 from datatools.core.staging import (output_transaction, public_path, remove_at_commit, staged_dir, staged_file,
                                     writing)
 
-__all__ = ["ImagesMode", "atomic_write", "link_or_copy", "make_dirs", "output_transaction", "place_images", "remove_at_commit",
-           "staged_dir", "write_files", "write_many", "write_staged"]
+__all__ = ["ImagesMode", "atomic_write", "link_or_copy", "make_dirs", "output_transaction", "place_images",
+           "remove_at_commit", "staged_dir", "write_files", "write_staged"]
 
 
-def atomic_write(path: str | os.PathLike, data: bytes | str, *, mkdir: bool = True, fsync: bool = False) -> None:
+def atomic_write(path: str | os.PathLike, data: bytes | str, *, fsync: bool = False) -> None:
     """Write a whole file or nothing: a temp file in the same folder, then ``os.replace``. Inside an
     :func:`output_transaction` the file is staged instead and swapped in with the rest of the run's output. A
     failure is an :class:`OutputError` naming ``path``.
@@ -46,8 +46,7 @@ def atomic_write(path: str | os.PathLike, data: bytes | str, *, mkdir: bool = Tr
     if isinstance(data, str):
         data = data.encode("utf-8")
     with writing(path):
-        if mkdir:
-            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         stage = staged_file(path)
         if stage is not None:
             write_new_file(stage, data)  # the transaction's commit renames it into place
@@ -112,32 +111,16 @@ def make_dirs(folder: str | os.PathLike) -> None:
 
 def _make_dirs(paths) -> None:
     for d in sorted({os.path.dirname(os.fspath(p)) for p in paths}):
-        with writing(d or "."):
-            os.makedirs(d or ".", exist_ok=True)
+        make_dirs(d or ".")
 
 
-def write_many(items: Sequence[tuple[str, bytes | str]]) -> None:
-    """Write a few whole files in place, each through :func:`atomic_write` (data.yaml, a COCO JSON beside other
-    files). Inside a :func:`staged_dir` use :func:`write_files`. Inside an :func:`output_transaction` they are staged
-    and swapped in with the rest."""
-    for path, data in items:
-        atomic_write(path, data)
-
-
-def write_files(items: Sequence[tuple[str, bytes | str]], *, workers: int | None = 1,
-                progress: ProgressFn | None = None) -> None:
-    """Write new files ``(path, data)`` inside a :func:`staged_dir` on local threads (plain writes; the stage's
+def write_files(items: Sequence[tuple[str, bytes | str]]) -> None:
+    """Write new files ``(path, data)`` inside a :func:`staged_dir` on this thread (plain writes; the stage's
     rename makes them atomic): the few aggregate files the driver writes. Per-image files go through
     :func:`write_staged`."""
     _make_dirs(p for p, _ in items)
-    ordered_map(_plain_write_chunk, chunked(items, 512), workers=min(workers or 1, 4), threads=True,
-                progress=progress)
-
-
-def _plain_write_chunk(chunk: Sequence[tuple[str, bytes | str]]) -> int:
-    for path, data in chunk:
+    for path, data in items:
         write_new_file(os.fspath(path), data.encode("utf-8") if isinstance(data, str) else data)
-    return len(chunk)
 
 
 def scratch_beside(stage: str) -> str:
@@ -147,33 +130,11 @@ def scratch_beside(stage: str) -> str:
     return os.fspath(stage).rstrip("/" + os.sep) + ".scratch"
 
 
-@contextlib.contextmanager
-def removed_after(folder: str) -> Iterator[str]:
-    """Remove ``folder`` (a scratch folder, see :func:`scratch_beside`) when the block ends, however it ends."""
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
 class ImagesMode(str, Enum):
     LINK = "link"  # hard link, falling back to a copy across file systems
     COPY = "copy"
     SYMLINK = "symlink"
     NONE = "none"  # leave images where they are
-
-
-def symlink_url_message(src: str) -> str:
-    return (f"{src}: --images-mode symlink cannot link to images behind a URL; use --images-mode copy (or link, "
-            "which copies them), or none")
-
-
-def refuse_symlinks_to_urls(pairs: Sequence[tuple[str, str]], mode: ImagesMode) -> None:
-    """The usage error of :func:`link_or_copy` for symlinks to images behind a URL, raised before any file is made."""
-    if mode is ImagesMode.SYMLINK:
-        url = next((src for src, _ in pairs if fs.is_url(src)), None)
-        if url is not None:
-            raise UsageError(symlink_url_message(url))
 
 
 _WRITE_ERRNOS = frozenset(getattr(errno, n) for n in ("ENOSPC", "EDQUOT", "EROFS", "EFBIG") if hasattr(errno, n))
@@ -198,7 +159,8 @@ def link_or_copy(src: str, dst: str, mode: ImagesMode, *, shown: str | None = No
     try:
         if fs.is_url(src):
             if mode is ImagesMode.SYMLINK:
-                raise UsageError(symlink_url_message(src))
+                raise UsageError(f"{src}: --images-mode symlink cannot link to images behind a URL; use --images-mode "
+                                 "copy (or link, which copies them), or none")
             fs.copy_to_local(src, dst)
         elif mode is ImagesMode.SYMLINK:
             os.symlink(os.path.abspath(src), dst)
@@ -252,9 +214,6 @@ def _same_file(a: str, b: str) -> bool:
 
 # ------------------------------------------------------------------------------------- writes a task may repeat
 
-_retry_scratch: str | None = None  # set by retry_safe_writes() inside a task the mapper may run again
-
-
 def replace_into(tmp_dir: str, final: str, write: Callable[[str], None]) -> None:
     """Create ``final`` atomically: ``write(tmp)`` to a new hidden name in ``tmp_dir`` (a stage's scratch folder on
     the same file system), then ``os.replace``. A retried task rewrites whole files; a killed one leaves only its
@@ -274,55 +233,47 @@ def replace_into(tmp_dir: str, final: str, write: Callable[[str], None]) -> None
 
 
 @contextlib.contextmanager
-def retry_safe_writes(scratch: str | None) -> Iterator[None]:
-    """Inside this block :func:`write_stage_file` and :func:`place_stage_file` write each file to ``scratch`` and
-    ``os.replace`` it into place, so that a task run again (a Ray retry after its worker died) replaces the files
-    of the first attempt instead of failing on them or leaving them half-written. With ``scratch=None`` (a local
-    run, which never repeats a chunk: a dead worker fails the run and the stage is removed) they write in place,
-    which is safe because the stage is swapped in whole."""
-    global _retry_scratch
-    if scratch is None:
-        yield
-        return
-    with writing(scratch):
-        os.makedirs(scratch, exist_ok=True)
-    before, _retry_scratch = _retry_scratch, scratch
-    try:
-        yield
-    finally:
-        _retry_scratch = before
-
-
-def retry_scratch(stage: str, mapper: Mapper) -> str | None:
+def retry_scratch(stage: str, mapper: Mapper) -> Iterator[str | None]:
     """The scratch folder that makes a stage's writes retry-safe under ``mapper`` (None where it never runs a chunk
-    twice); remove it after the run with :func:`removed_after`."""
-    return scratch_beside(stage) if mapper.may_repeat else None
+    twice), removed when the block ends, however it ends."""
+    if not mapper.may_repeat:
+        yield None
+        return
+    scratch = scratch_beside(stage)
+    make_dirs(scratch)
+    try:
+        yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
-def write_stage_file(path: str, data: bytes) -> None:
-    """:func:`write_new_file` for an output file inside a :func:`staged_dir`, retry-safe under
-    :func:`retry_safe_writes`. Every writer's per-file output goes through here."""
-    if _retry_scratch is None:
+def write_stage_file(path: str, data: bytes, scratch: str | None = None) -> None:
+    """:func:`write_new_file` for an output file inside a :func:`staged_dir`. With a ``scratch`` folder (see
+    :func:`retry_scratch`) the file is written there and ``os.replace``d into place, so that a task run again (a Ray
+    retry after its worker died) replaces the files of the first attempt instead of failing on them or leaving them
+    half-written; without one (a local run, which never repeats a chunk) it is written in place, which is safe
+    because the stage is swapped in whole. Every writer's per-file output goes through here."""
+    if scratch is None:
         write_new_file(path, data)
     else:
-        replace_into(_retry_scratch, path, lambda tmp: write_new_file(tmp, data))
+        replace_into(scratch, path, lambda tmp: write_new_file(tmp, data))
 
 
-def place_stage_file(src: str, dst: str, mode: ImagesMode) -> None:
-    """:func:`link_or_copy` for an image inside a :func:`staged_dir`, retry-safe under :func:`retry_safe_writes`."""
-    if _retry_scratch is None:
+def place_stage_file(src: str, dst: str, mode: ImagesMode, scratch: str | None = None) -> None:
+    """:func:`link_or_copy` for an image inside a :func:`staged_dir`, retry-safe with a ``scratch`` folder (see
+    :func:`write_stage_file`)."""
+    if scratch is None:
         link_or_copy(src, dst, mode)
     else:
-        replace_into(_retry_scratch, dst, lambda tmp: link_or_copy(src, tmp, mode, shown=dst))
+        replace_into(scratch, dst, lambda tmp: link_or_copy(src, tmp, mode, shown=dst))
 
 
 def write_chunk(chunk: Sequence[tuple[bytes, Sequence[str]]], *, scratch: str | None = None) -> int:
     """Worker: write one chunk of ``(data, paths)`` (the same bytes at each path, e.g. a label file in every split it
-    is in) into a stage whose folders exist. ``scratch``: see :func:`retry_safe_writes`. Returns the entries done."""
-    with retry_safe_writes(scratch):
-        for data, paths in chunk:
-            for path in paths:
-                write_stage_file(path, data)
+    is in) into a stage whose folders exist. ``scratch``: see :func:`write_stage_file`. Returns the entries done."""
+    for data, paths in chunk:
+        for path in paths:
+            write_stage_file(path, data, scratch)
     return len(chunk)
 
 
@@ -341,23 +292,15 @@ def write_staged(entries: Sequence[tuple[bytes, Sequence[str]]], *, stage: str, 
         # turns at the GIL (17,125 label files on tmpfs: 0.25 s on one thread, 0.45 s on two, 0.44 s on four).
         mapper = Mapper(workers=1)
     _make_dirs(p for _, paths in entries for p in paths)
-    scratch = retry_scratch(stage, mapper)
-    with removed_after(scratch) if scratch else contextlib.nullcontext():
+    with retry_scratch(stage, mapper) as scratch:
         mapper(partial(write_chunk, scratch=scratch), mapper.chunks(entries), threads=True, progress=progress)
 
 
 def place_chunk(pairs: Sequence[tuple[str, str]], *, mode: str, scratch: str | None = None) -> int:
     """Worker: link or copy one chunk of ``(src, dst)`` images (see :func:`place_images`)."""
     images_mode = ImagesMode(mode)
-    made: set[str] = set()
-    with retry_safe_writes(scratch):
-        for src, dst in pairs:
-            d = os.path.dirname(dst)
-            if d not in made:
-                with writing(d):
-                    os.makedirs(d, exist_ok=True)
-                made.add(d)
-            place_stage_file(src, dst, images_mode)
+    for src, dst in pairs:
+        place_stage_file(src, dst, images_mode, scratch)
     return len(pairs)
 
 
@@ -378,9 +321,8 @@ def place_images(folder: str | os.PathLike, pictures: Sequence[tuple[str, str]],
         return
     with staged_dir(folder) as stage:
         pairs = [(src, os.path.join(stage, safe_relpath(name))) for src, name in pictures]
-        refuse_symlinks_to_urls(pairs, mode)  # before any task starts
         pairs = unique_targets(pairs)
-        scratch = retry_scratch(stage, mapper)
-        with removed_after(scratch) if scratch else contextlib.nullcontext():
+        _make_dirs(dst for _, dst in pairs)
+        with retry_scratch(stage, mapper) as scratch:
             mapper(partial(place_chunk, mode=mode.value, scratch=scratch), mapper.chunks(pairs), threads=True,
                    progress=progress)

@@ -28,12 +28,8 @@ class PixelConvention(str, Enum):
     AS_IS = "as-is"
     ULTRALYTICS = "ultralytics"
 
-    @property
-    def offsets(self) -> tuple[float, float]:
-        """(offset added to xmin/ymin, offset added to xmax/ymax) when reading VOC into continuous pixels."""
-        return _OFFSETS[self]
 
-
+# (offset added to xmin/ymin, offset added to xmax/ymax) when reading VOC into continuous pixels
 _OFFSETS = {
     PixelConvention.DEVKIT: (-1.0, 0.0),
     PixelConvention.AS_IS: (0.0, 0.0),
@@ -53,12 +49,12 @@ Box = tuple[float, float, float, float]
 
 
 def voc_to_xyxy(xmin: float, ymin: float, xmax: float, ymax: float, convention: PixelConvention) -> Box:
-    lo, hi = convention.offsets
+    lo, hi = _OFFSETS[convention]
     return (xmin + lo, ymin + lo, xmax + hi, ymax + hi)
 
 
 def xyxy_to_voc(box: Box, convention: PixelConvention) -> Box:
-    lo, hi = convention.offsets
+    lo, hi = _OFFSETS[convention]
     return (box[0] - lo, box[1] - lo, box[2] - hi, box[3] - hi)
 
 
@@ -105,6 +101,7 @@ def xyxy_to_xywh_array(b):
 
 def convert(box: Box, src: BoxFormat, dst: BoxFormat, *, width: float | None = None, height: float | None = None) -> Box:
     """Convert one box between formats. Normalized formats need the image size."""
+    src, dst = BoxFormat(src), BoxFormat(dst)
     if src == dst:
         return box
     if src is BoxFormat.XYWH:

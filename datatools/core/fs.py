@@ -127,7 +127,7 @@ def copy_to_local(url: str, dst: str) -> None:
     """Copy the file at ``url`` to the new local file ``dst`` (streamed, not read whole)."""
     import shutil
 
-    with open_binary(url) as f, open(dst, "wb") as out:
+    with open_binary(url) as f, open(dst, "xb") as out:
         shutil.copyfileobj(f, out, 1 << 20)
 
 
@@ -309,7 +309,7 @@ def read_small_file(path: str | os.PathLike, *, limit: int | None = None) -> byt
             if st.st_size > limit:
                 raise FileTooLarge(path, st.st_size)
         first = os.read(fd, 1 << 16)
-        if len(first) < 1 << 16:  # a short read of a regular file is its end
+        if limit is not None and len(first) < 1 << 16:  # a short read of a regular file (fstat said so) is its end
             data = first
         else:
             chunks = [first]

@@ -146,6 +146,5 @@ def list_images(folder: str | os.PathLike, *, recursive: bool = True) -> dict[st
     under ``folder``, sorted; empty when there is no such folder."""
     folder = os.fspath(folder)
     files = fs.files_for(folder)  # find() is empty for a folder that is not there
-    exts = tuple({e.lower() for e in IMAGE_EXTENSIONS})
     prefix = fs.folder_prefix(folder)
-    return {rel: prefix + rel for rel in files.find(folder, suffixes=exts, recursive=recursive)}
+    return {rel: prefix + rel for rel in files.find(folder, suffixes=IMAGE_EXTENSIONS, recursive=recursive)}

@@ -148,11 +148,7 @@ class Dataset:
 
     @property
     def splits(self) -> tuple[str, ...]:
-        seen: dict[str, None] = {}
-        for im in self.images:
-            for s in im.splits:
-                seen.setdefault(s, None)
-        return tuple(seen)
+        return tuple(dict.fromkeys(s for im in self.images for s in im.splits))
 
     def class_counts(self) -> dict[str, int]:
         c = Counter(a.label for im in self.images for a in im.annotations)
@@ -164,7 +160,7 @@ class Dataset:
 
 def sorted_classes(images: Iterable[ImageRecord]) -> tuple[str, ...]:
     """The default class order: sorted discovered names, so every run numbers classes the same way."""
-    return tuple(sorted({a.label for im in images for a in im.annotations}))
+    return all_classes((), images)
 
 
 def all_classes(classes: Iterable[str], images: Iterable[ImageRecord]) -> tuple[str, ...]:

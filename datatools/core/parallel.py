@@ -1,9 +1,8 @@
 """The one parallel map: ``fn`` over chunks, results in chunk order, on local processes, threads or Ray tasks.
 
 Every pipeline that splits its work (reading annotation files, reading image headers, writing label files, placing
-images, counting pixels) cuts its items into chunks with :func:`chunked` and calls :func:`ordered_map` (or
-:func:`imap_ordered`, to work on each result while later chunks are still running). ``engine`` picks the mapper and
-nothing else, so ``--engine local`` and ``--engine ray`` run the same function over the same chunks and give the
+images, counting pixels) cuts its items into chunks with :func:`chunked` and calls :func:`ordered_map`. ``engine``
+picks the mapper and nothing else, so ``--engine local`` and ``--engine ray`` run the same function over the same chunks and give the
 same results in the same order.
 
 - ``engine="local"``: :class:`concurrent.futures.ProcessPoolExecutor` (or a :class:`ThreadPoolExecutor` with
@@ -22,7 +21,7 @@ import pickle
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable, Iterator, Sequence, TypeVar
+from typing import Callable, Sequence, TypeVar
 
 from datatools.core.errors import DatatoolsError, UsageError
 
@@ -95,51 +94,40 @@ def chunked(items: Sequence[T], size: int | None = None, *, workers: int | None 
 
 def ordered_map(fn: Callable[[T], R], chunks: Sequence[T], *, engine: str = "local", address: str | None = None,
                 workers: int | None = None, threads: bool = False, progress: ProgressFn | None = None) -> list[R]:
-    """``[fn(c) for c in chunks]`` on ``engine``, in chunk order. See :func:`imap_ordered` for the arguments."""
-    return list(imap_ordered(fn, chunks, engine=engine, address=address, workers=workers, threads=threads,
-                             progress=progress))
-
-
-def imap_ordered(fn: Callable[[T], R], chunks: Sequence[T], *, engine: str = "local", address: str | None = None,
-                 workers: int | None = None, threads: bool = False, progress: ProgressFn | None = None) -> Iterator[R]:
-    """``fn(c)`` for each chunk, yielded in chunk order as soon as it (and every chunk before it) is done, so the
-    caller's work on one result overlaps the workers' work on later chunks.
+    """``[fn(c) for c in chunks]`` on ``engine``, in chunk order.
 
     ``progress(n)`` is called as chunks finish, with the chunk's length (1 for a chunk without one). ``workers``
     caps local processes or threads (default: all cores), or the CPUs of a new local Ray cluster. On Ray a task
     whose worker dies is retried up to :data:`MAX_RETRIES` times; an exception raised by
     ``fn`` is not retried (bad data should come back as findings, not exceptions) and is raised here as it would be
-    locally. Consume the iterator to the end, or close it: the pool is shut down then, and on an error or Ctrl-C the
-    chunks not yet started are cancelled.
+    locally. On an error or Ctrl-C the chunks not yet started are cancelled.
     """
     engine = check_engine(engine)
     sizes = [_size(c) for c in chunks]
     if engine == "ray":
-        yield from _imap_ray(fn, chunks, address=address, progress=progress, sizes=sizes, workers=workers)
-        return
+        return _map_ray(fn, chunks, address=address, progress=progress, sizes=sizes, workers=workers)
     n_workers = plan_workers(len(chunks), workers)
+    results = []
     if n_workers <= 1:
         for chunk, size in zip(chunks, sizes):
-            result = fn(chunk)
+            results.append(fn(chunk))
             if progress:
                 progress(size)
-            yield result
-        return
+        return results
     if not threads:  # a function that cannot be pickled raises here: a pool fed one can hang in shutdown (3.11)
         pickle.dumps(fn)
     pool: Executor = (ThreadPoolExecutor if threads else ProcessPoolExecutor)(max_workers=n_workers)
     try:
         futures = [pool.submit(fn, chunk) for chunk in chunks]
         for fut, size in zip(futures, sizes):
-            result = fut.result()
+            results.append(fut.result())
             if progress:
                 progress(size)
-            yield result
     except BaseException:
         pool.shutdown(wait=True, cancel_futures=True)
         raise
-    finally:
-        pool.shutdown(wait=True)
+    pool.shutdown(wait=True)
+    return results
 
 
 @dataclass(frozen=True)
@@ -159,7 +147,7 @@ class Mapper:
     @property
     def may_repeat(self) -> bool:
         """Whether a chunk may run more than once (a Ray task retried after its worker died): writers then replace
-        each output file atomically (see :func:`datatools.core.atomic.retry_safe_writes`). A local run never repeats
+        each output file atomically (see :func:`datatools.core.atomic.retry_scratch`). A local run never repeats
         a chunk: a dead worker fails the whole run."""
         return self.engine == "ray"
 
@@ -189,12 +177,9 @@ def map_items(fn: Callable[[T], R], items: Sequence[T], *, engine: str = "local"
     engine = check_engine(engine)
     if engine == "local":
         workers = plan_workers(len(items), workers, min_per_worker=min_per_worker)
-    chunks = chunked(items, chunk_size, workers=workers)
-    out: list[R] = []
-    for part in imap_ordered(partial(_apply_each, fn), chunks, engine=engine, address=address, workers=workers,
-                             threads=threads, progress=progress):
-        out.extend(part)
-    return out
+    parts = ordered_map(partial(_apply_each, fn), chunked(items, chunk_size, workers=workers), engine=engine,
+                        address=address, workers=workers, threads=threads, progress=progress)
+    return [r for part in parts for r in part]
 
 
 def _apply_each(fn: Callable[[T], R], chunk: Sequence[T]) -> list[R]:
@@ -291,7 +276,7 @@ def _ray_task(fn: Callable, index: int, chunk, fault: str):
 _REMOTE: list = []  # the Ray task of _ray_task, made once per process
 
 
-def _imap_ray(fn, chunks, *, address, progress, sizes, workers) -> Iterator:
+def _map_ray(fn, chunks, *, address, progress, sizes, workers) -> list:
     ray = ensure_ray(address, workers=workers)
     from ray.exceptions import RayError, RayTaskError
 
@@ -310,7 +295,6 @@ def _imap_ray(fn, chunks, *, address, progress, sizes, workers) -> Iterator:
     window = max(4, 4 * cpus)
     pending: dict = {}
     nxt = 0
-    emitted = 0
     try:
         while nxt < n or pending:
             while nxt < n and len(pending) < window:
@@ -329,9 +313,6 @@ def _imap_ray(fn, chunks, *, address, progress, sizes, workers) -> Iterator:
                     raise DatatoolsError(f"chunk {i} failed after {MAX_RETRIES} retries: {e}") from e
                 if progress:
                     progress(sizes[i])
-            while emitted in results:
-                yield results.pop(emitted)
-                emitted += 1
     except BaseException:
         # Ctrl-C or a failed chunk: stop everything still queued or running, then let the caller clean up its stage.
         for ref in pending:
@@ -346,3 +327,4 @@ def _imap_ray(fn, chunks, *, address, progress, sizes, workers) -> Iterator:
             except Exception:
                 pass
         raise
+    return [results[i] for i in range(n)]

@@ -12,8 +12,7 @@ from typing import Iterable
 from datatools.core import fs
 from datatools.core.errors import UsageError
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".JPG", ".JPEG", ".PNG",
-                    ".BMP", ".TIF", ".TIFF", ".WEBP")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")  # compared in lower case
 
 
 def is_absolute_name(text: str) -> bool:

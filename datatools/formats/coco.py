@@ -16,7 +16,7 @@ from typing import Sequence
 
 from datatools.core.boxes import xywh_to_xyxy, xyxy_to_xywh
 from datatools.core.errors import FormatError, UsageError
-from datatools.core.atomic import ImagesMode, place_images, staged_dir, write_files, write_many
+from datatools.core.atomic import ImagesMode, place_images, staged_dir, atomic_write, write_files
 from datatools.core.fs import files_for, read_json
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
@@ -441,7 +441,7 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
         recs = list(ds.images)
         obj = to_coco(recs, ds.classes, file_names=[r.file_name or r.image_id for r in recs], precision=precision,
                       meta=coco_meta)
-        write_many([(str(out), dumps(obj))])
+        atomic_write(out, dumps(obj))
         result.files = [str(out)]
     else:
         by_split: dict[str, list[ImageRecord]] = {}

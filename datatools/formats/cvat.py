@@ -21,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
-from datatools.core.atomic import ImagesMode, place_images, write_many
+from datatools.core.atomic import ImagesMode, atomic_write, place_images
 from datatools.core.boxes import fmt_number, snap
 from datatools.core.errors import UsageError
 from datatools.core.fs import files_for
@@ -387,6 +387,6 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
     names = [p or r.file_name or r.image_id for p, r in zip(placed, ds.images)]
     text = to_xml(ds.images, ds.classes, names=names, precision=precision)
     place_images(out / IMAGE_FOLDER, pictures, images_mode, mapper=mapper or Mapper(workers=workers))
-    write_many([(str(out / ANNOTATIONS), text)])
+    atomic_write(out / ANNOTATIONS, text)
     result.files = [str(out / ANNOTATIONS)]
     return result.wrote_all(ds, progress)

@@ -25,7 +25,7 @@ from typing import Sequence
 from urllib.parse import parse_qs, unquote, urlparse
 
 from datatools.core import fs
-from datatools.core.atomic import ImagesMode, place_images, write_many
+from datatools.core.atomic import ImagesMode, atomic_write, place_images
 from datatools.core.errors import DatatoolsError, FormatError, UsageError
 from datatools.core.fs import files_for, read_json
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, sorted_classes
@@ -50,7 +50,7 @@ TASKS_FILE = "tasks.json"
 # image path, and stripped on reading, as is the upload folder.
 LOCAL_FILES = "/data/local-files/?d="
 _UPLOAD_HASH = re.compile(r"^[0-9a-f]{8}-")  # Label Studio renames uploads to <8 hex digits>-<name>
-_IMAGE_EXTS = frozenset(e.lower() for e in IMAGE_EXTENSIONS)
+_IMAGE_EXTS = frozenset(IMAGE_EXTENSIONS)
 
 
 # --------------------------------------------------------------------------------------------------- reading
@@ -430,7 +430,7 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
             for p, r in zip(placed, ds.images)]
     tasks = to_tasks(ds.images, refs, precision=precision)
     target = out / TASKS_FILE
-    write_many([(str(target), json.dumps(tasks, ensure_ascii=False, indent=1) + "\n")])
+    atomic_write(target, json.dumps(tasks, ensure_ascii=False, indent=1) + "\n")
     place_images(out / "images", pictures, images_mode, mapper=mapper or Mapper(workers=workers))
     result.files = [str(target)]
     return result.wrote_all(ds, progress)

@@ -15,7 +15,7 @@ from typing import Sequence
 from datatools.core.boxes import fmt_numbers, xyxy_to_yolo, yolo_to_xyxy
 from datatools.core.errors import DatatoolsError, FormatError, UsageError
 from datatools.core import fs
-from datatools.core.atomic import ImagesMode, place_images, staged_dir, write_many, write_staged
+from datatools.core.atomic import ImagesMode, place_images, atomic_write, staged_dir, write_staged
 from datatools.core.fs import files_for
 from datatools.core.images import ImageHeader
 from datatools.core.parallel import Mapper, ProgressFn
@@ -337,7 +337,8 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
     place_images(out / "images", pictures, images_mode, mapper=mapper)
     items = [(str(out / "classes.txt"), "".join(n + "\n" for n in names)),
              (str(out / "data.yaml"), data_yaml(splits, names))]
-    write_many(items)
+    for path, text in items:
+        atomic_write(path, text)
     for split in splits if images_mode is ImagesMode.NONE else ():
         if not (out / "images" / split).is_dir():  # labels written for images that were to be there already
             result.findings.append(warn("missing-split", str(out / "data.yaml"), split,

@@ -23,7 +23,6 @@ from datatools.core.model import Finding
 from datatools.formats.common import DEFAULT_SPLIT, info, split_of_role, split_role, warn
 
 SPLIT_KEYS = ("train", "val", "test")
-IMAGE_SUFFIXES = tuple({e.lower() for e in IMAGE_EXTENSIONS})
 
 
 def yaml_splits(splits: Sequence[str]) -> dict[str, str]:
@@ -227,7 +226,7 @@ def labels_beside_images(folder: str) -> bool:
         return False
     names = files.listdir(folder)[1]
     stems = {os.path.splitext(n)[0] for n in names if n.lower().endswith(".txt") and n != "classes.txt"}
-    return any(os.path.splitext(n)[0] in stems for n in names if n.lower().endswith(IMAGE_SUFFIXES))
+    return any(os.path.splitext(n)[0] in stems for n in names if n.lower().endswith(IMAGE_EXTENSIONS))
 
 
 def _entry_images(files, root: str, entry, split: str, yaml_path: str, findings: list[Finding]) -> list[str]:

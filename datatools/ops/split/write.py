@@ -205,7 +205,7 @@ def _write_voc(recs: list[ImageRecord], target: Path, mode: ImagesMode, mapper: 
     with staged_dir(target / "Annotations") as stage:
         # XMLs are copied, never hard-linked: editing the split copy must not edit the input.
         items = [(str(safe_join(stage, r.image_id + ".xml")), read_small_file(r.source)) for r in recs]
-        write_files(items, workers=mapper.workers or 1)
+        write_files(items)
     _place_images(recs, target / formats.get("voc").IMAGE_FOLDER, lambda r: r.file_name or (r.image_id + ".jpg"),
                   mode, mapper, result)
     lists: dict[str, list[str]] = {}
