@@ -1,17 +1,7 @@
-"""CVAT for images 1.1 XML: one ``annotations.xml`` for the whole task or project, as CVAT exports it.
-
-``<meta><task|job|project><labels><label><name>`` gives the class order (a skeleton's point labels, which have a
-``<parent>``, are not classes); each ``<image id name width height [subset task_id]>`` holds shapes in pixels:
-``<box label xtl ytl xbr ybr occluded [rotation]>`` is a box (a rotated one its axis-aligned envelope, with a
-``rotated-box`` warning), a ``<polygon points="x,y;...">`` becomes its bounding box (a ``polygon-to-box`` note), an
-``<ellipse cx cy rx ry [rotation]>`` its exact envelope and a ``<mask rle left top width height>`` the box of its set
-pixels (a ``shape-to-box`` note), and any other shape (polyline, points, cuboid, skeleton, tag) is counted and dropped
-(``unsupported-shape``). A project export's images are in ``images/<subset>/<name>``.
-``<attribute name="k">v</attribute>`` children are kept as the object's attributes. The file is parsed only through
-:mod:`datatools.formats.safe_xml` (no DTD, no entities, no network) and refused over a size limit, as VOC files are.
-
-The writer writes an ``annotations.xml`` CVAT imports (meta with the labels, images with boxes) and places the images
-in ``images/`` after ``--images-mode``.
+"""CVAT for images 1.1 XML: one ``annotations.xml`` for the whole task or project, as CVAT exports it, read (boxes,
+and the envelope of polygons, ellipses, masks and rotated boxes, each noted; other shapes counted and dropped) and
+written (meta with the labels, images with boxes). Parsed only through :mod:`datatools.formats.safe_xml`. What each
+shape becomes and where the images are: docs/format-cvat.md.
 """
 from __future__ import annotations
 

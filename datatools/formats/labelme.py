@@ -1,15 +1,7 @@
 """LabelMe JSON: one ``.json`` per image with ``shapes`` (``label``, ``points``, ``shape_type``), ``imagePath``,
-``imageHeight`` and ``imageWidth``.
-
-``rectangle`` shapes are boxes (two corners, in either order, or the four corners some labelme forks write);
-``polygon`` shapes become their bounding box with a ``polygon-to-box`` note; an ``oriented_rectangle`` (or
-X-AnyLabeling's ``rotation``) becomes the axis-aligned box around it with a ``rotated-box`` warning; a ``circle``
-(centre and a point on it) and a ``mask`` (labelme 5.x: its two corner pixels) become their exact box with a
-``shape-to-box`` note; every other shape type (line, linestrip, point) is dropped and counted as
-``unsupported-shape``. The embedded ``imageData`` and a mask's PNG are never decoded: the size comes from the image
-header when the image is found (in the image folder, else where ``imagePath`` points from the JSON file, as labelme
-opens it), else from ``imageWidth``/``imageHeight``.
-See docs/format-labelme.md.
+``imageHeight`` and ``imageWidth``. Rectangles are boxes; polygons, circles, masks and rotated rectangles become
+their envelope (noted); other shapes are counted and dropped. ``imageData`` is never decoded: the size comes from the
+image header when the image is found, else from the JSON. See docs/format-labelme.md.
 """
 from __future__ import annotations
 

@@ -1,16 +1,7 @@
-"""Label Studio JSON export: a list of tasks, each with ``data`` (the image reference) and ``annotations``, whose
-``result`` lists regions; and the JSON-MIN export (one flat item per annotation), turned into the same tasks by
-:mod:`datatools.formats.labelstudio_min` and read by the same code.
-
-``rectanglelabels`` regions are boxes: ``x``, ``y``, ``width`` and ``height`` in percent of the image, whose size
-the region gives as ``original_width``/``original_height``; so are ``labels`` regions with those fields (a
-``<Rectangle>`` tag labelled by a ``<Labels>`` tag). ``polygonlabels`` regions (and ``labels`` ones with ``points``)
-become their bounding box with a ``polygon-to-box`` note; other result types are dropped and counted
-(``unsupported-shape``). A ``rotation`` other than 0 is a ``rotated-box`` warning and the rotated rectangle's
-axis-aligned envelope is used; a negative width or height (Label Studio keeps the sign of a box flipped while
-resized, its issue 1141) spans x+width..x, with a ``flipped-box`` note. Of several
-annotations on one task the ground-truth one, else the first one not cancelled or skipped, is read
-(``several-annotations``). Predictions and drafts are not read. See docs/format-labelstudio.md.
+"""Label Studio JSON export (a list of tasks with ``data`` and ``annotations``) and its JSON-MIN export (turned into
+the same tasks by :mod:`datatools.formats.labelstudio_min`), read by one code path: rectangle regions in percent of
+the image are boxes, polygons and rotated rectangles their envelope (noted), other results counted and dropped; of
+several annotations on one task, one is read. The rules: docs/format-labelstudio.md.
 """
 from __future__ import annotations
 

@@ -1,14 +1,8 @@
-"""Label Studio's JSON-MIN export turned into the full JSON export's tasks, so that one code path
-(:func:`datatools.formats.labelstudio.parse_result`) parses the regions of both.
-
-JSON-MIN (label-studio-converter's ``convert_to_json_min``) writes one flat item per completed annotation: the task's
-``data`` keys at the top level (``image``, or the labeling config's own variable such as ``img``), the task ``id``,
-``annotator``, ``annotation_id``, dates, ``lead_time``, and under each control tag's ``name`` (``label``, ``tag``)
-the list of that control's result ``value`` dicts, each with ``original_width``/``original_height`` when the full
-export had them and without the result ``type``. A control with one choice or one text is a bare string there, which
-cannot be told from a data value: such keys are task data, never regions. A task with several completed annotations
-gives several items with the same ``id``; they become one task with several annotations again, so the full export's
-rule for several annotations applies. See docs/format-labelstudio.md.
+"""Label Studio's JSON-MIN export (one flat item per completed annotation, label-studio-converter's
+``convert_to_json_min``) turned into the full JSON export's tasks, so that one code path
+(:func:`datatools.formats.labelstudio.parse_result`) parses the regions of both. A control with one choice or one
+text is a bare string there, which cannot be told from a data value: such keys are task data, never regions. Items
+with the same task ``id`` become one task with several annotations again. See docs/format-labelstudio.md.
 """
 from __future__ import annotations
 

@@ -1,23 +1,8 @@
-"""Open Images box CSV: one row per box, coordinates normalized to [0, 1] of the image.
-
-Columns (the header names them; order free): ``ImageID, Source, LabelName, Confidence, XMin, XMax, YMin, YMax,
-IsOccluded, IsTruncated, IsGroupOf, IsDepiction, IsInside``; the first six of ``ImageID, LabelName, XMin, XMax, YMin,
-YMax`` are required. ``LabelName`` is a machine id (``/m/01g317``); a class-description CSV (``/m/01g317,Person``, no
-header, or a ``LabelName,DisplayName`` header) maps ids to names: the ``class_descriptions`` option, else a
-``*class-descriptions*.csv`` beside the box CSV. ``IsGroupOf`` becomes COCO ``iscrowd``, ``IsOccluded`` and
-``IsTruncated`` the flags (``-1``, unknown, reads as 0); ``Source``, ``IsDepiction`` and ``IsInside`` are kept as
-attributes.
-
-Other columns (the V6/V7 ``XClick1X``..``XClick4Y`` extreme clicks, ``Confidence``) are ignored.
-
-The box CSV lists an image only by its boxes. Open Images' per-split image lists
-(``validation-images-with-rotation.csv``, ``train-images-boxable-with-rotation.csv``: ``ImageID, Subset, ...,
-Rotation``) name every image of a split, those without boxes too: a list beside the box CSV makes each image it names
-a record (:func:`image_lists`), and the writer writes one per split.
-
-The CSV carries no image size: each image (``<ImageID>.jpg`` in the image folder) gives it from its header. An image
-that is not there keeps its boxes only when an ``images.meta`` beside the CSV (CVAT's and datumaro's exports write
-one) gives its size; otherwise it cannot place its boxes and is dropped with them (``missing-image``), counted.
+"""Open Images box CSV (one row per box, coordinates normalized to [0, 1]), its class descriptions, per-split image
+lists (which name the images without boxes too) and ``images.meta`` (sizes, as CVAT and datumaro write it): read and
+written. The CSV carries no image size: each image's header gives it, else ``images.meta``; an image with neither
+cannot place its boxes and is dropped with them (``missing-image``), counted. Columns and flags:
+docs/format-openimages.md.
 """
 from __future__ import annotations
 

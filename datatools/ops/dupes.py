@@ -4,26 +4,10 @@ Use :func:`find_duplicates` on a dataset (any format) before splitting it: a cop
 makes val measure memory. ``split --dedup`` keeps each cluster in one part; ``check --dupes`` lists the clusters as
 findings; a report can call :func:`find_duplicates` and render :meth:`DupesReport.to_dict`.
 
-How images are compared (fingerprints in :mod:`datatools.ops.dupes_hash`):
-
-* **same file**: the same bytes (a hash of the file).
-* **same pixels**: the same decoded pixels as displayed (a PNG and a JPEG that decode alike, a JPEG with other
-  metadata). Only images whose thumbnails hash within ``max(threshold, EXACT_RADIUS)`` of another are decoded in full
-  for this, so the whole set is decoded once, at thumbnail size.
-* **near**: perceptual hashes (64-bit pHash) within ``threshold`` bits: re-encoded, resized, lightly edited copies;
-  ``mirrored`` when the mirrored image's hash is the close one, ``cropped`` when the hash of one of nine crop views
-  is (a copy with about 5% of the width and height cut away). The pHash proposes; the dHash of the same view and
-  the mean colour confirm (:func:`best_view`), so unrelated images the pHash happens to put close are not pairs.
-
-A cluster is a connected group of such pairs (a chain of video frames is one cluster). Each member is compared with
-the cluster's first member (by image id): how (``relation``), the hash distance, and whether its labels agree. Labels
-agree when, for the same pixels or file, the boxes are the same (label and box to 0.5 px), and for near copies the
-class counts are the same (boxes of a resized, mirrored or cropped copy move). Disagreeing labels on one image are
-label noise: one of the two annotations is wrong.
-
-Decoding runs on the one parallel map (:class:`~datatools.core.parallel.Mapper`), so ``--engine ray`` runs it as Ray
-tasks. The pair search runs on the driver in numpy without comparing every pair (see
-:func:`~datatools.ops.dupes_hash.close_pairs`).
+The relations (same file, same pixels, near, mirrored, cropped), how a pair is proposed and confirmed, and when labels
+agree: docs/dupes.md; the fingerprints: :mod:`datatools.ops.dupes_hash`. Decoding runs on the one parallel map
+(:class:`~datatools.core.parallel.Mapper`); the pair search runs on the driver in numpy without comparing every pair
+(:func:`~datatools.ops.dupes_hash.close_pairs`).
 """
 from __future__ import annotations
 

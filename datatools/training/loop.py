@@ -1,36 +1,21 @@
 """The training loop behind ``datatools train``: any dataset format in, checkpoints + a CSV log + mAP out.
 
 Use :func:`train` with a :class:`~datatools.training.config.TrainConfig`. It runs the same on one CPU, one GPU, or
-many GPUs/nodes under ``torchrun`` (DDP: the process group is set up from torchrun's environment variables; nothing
-changes for the user).
+many GPUs/nodes under ``torchrun`` (DDP, set up from torchrun's environment variables).
 
-What it does, in order of an epoch: a fresh shuffled shard per rank (``DistributedSampler`` seeded by ``seed`` and the
-epoch, also with one process, so ``--resume`` replays the same order), uint8 batches moved to the device and converted
-there, AMP in bf16 on GPUs that support it, optional gradient accumulation, gradient clipping, an optional EMA of the
-weights (``AveragedModel``), a per-iteration linear warm-up then cosine (or multistep) learning rate (``torch.optim.
-lr_scheduler``), then BatchNorm statistics re-estimated on train images unless BN is frozen (rank 0, the model that is
-evaluated and saved, :func:`~datatools.training.evaluation.recalibrate_bn`), every ``eval_every`` epochs the
-evaluator of :mod:`datatools.metrics` on the validation split, in fp32 with ``predict``'s inference settings (rank 0's
-weights and BN statistics broadcast first, predictions gathered from every rank, the sampler's padding duplicates
-removed), one CSV row, and ``last.pt`` / ``best.pt`` written atomically by rank 0 only.
+An epoch, in order: a fresh shuffled shard per rank (``DistributedSampler`` seeded by ``seed`` and the epoch, also with
+one process, so ``--resume`` replays the same order); uint8 batches converted on the device; bf16 autocast on GPUs
+that support it; gradient accumulation (:func:`~datatools.training.data.micro_batches`), clipping, the EMA and the
+per-iteration schedule (:mod:`datatools.training.optim`); BatchNorm statistics re-estimated on train images unless BN
+is frozen; every ``eval_every`` epochs the evaluation of :mod:`datatools.training.evaluation`; one CSV row; and
+``last.pt`` / ``best.pt`` written atomically by rank 0 only. A NaN or inf loss stops the run with
+:class:`TrainingDiverged` before anything is written, so the last good ``last.pt`` stays.
 
-The global batch is ``batch_size x world size x accumulate``. A run's sample order depends only on the seed and the
-epoch, never on the world size: rank ``r`` of ``W`` reads every ``W``-th index of the epoch's permutation, and with
-``accumulate=A`` the micro-batch ``j`` of one process takes every ``A``-th image of its batch. So ``W`` processes x
-batch ``b`` see exactly the images of 1 process x batch ``b`` x ``accumulate W``, split the same way, and the model's
-own random draws (Faster R-CNN's anchor and proposal sampling) are seeded per micro-batch slot; with ``freeze_bn`` and
-no augmentation the two runs give bit-identical checkpoints (tests/test_ddp.py). The loader's augmentation stream is
-seeded per (seed, rank, epoch), so it does depend on the world size.
-
-``resize_mode="keep-aspect"`` (``--resize-mode keep-aspect``) trains the way torchvision's detection references do:
-each image is resized so its shorter side is ``image_size`` (longer side at most ``image_size x 1333/800``), with no
-square padding; the model's own batching pads a batch only to its largest image, and each rank batches its
-``DistributedSampler`` shard by aspect-ratio group (portrait vs landscape,
-:class:`~datatools.datasets.DistributedGroupedBatchSampler`: the same number of batches on every rank). The batches
-then depend on the world size, so the bit-exact equality above holds for the default ``letterbox`` mode only.
-
-A NaN or inf loss stops the run with :class:`TrainingDiverged`; checkpoints are written only at the end of an epoch,
-so the last good ``last.pt`` is left as it was.
+A run's sample order depends only on the seed and the epoch, never on the world size (rank ``r`` of ``W`` reads every
+``W``-th index of the epoch's permutation, micro-batch ``j`` every ``A``-th image of its batch, the model's own random
+draws seeded per micro-batch slot): W processes x batch b and 1 process x batch b x ``accumulate W`` give bit-identical
+checkpoints with ``freeze_bn``, no augmentation and the default letterbox (tests/test_ddp.py; what does depend on the
+world size: docs/training.md).
 """
 from __future__ import annotations
 

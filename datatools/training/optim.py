@@ -4,8 +4,8 @@
   backbone's own learning rate when fine-tuning (``backbone_lr_mult``; :func:`param_groups`).
 * :func:`build_scheduler`: a per-iteration linear warm-up (``LinearLR`` from 0.1% to 1) then cosine down to
   ``min_lr_ratio`` (``LambdaLR``, closed form) or x0.1 at 2/3 and 8/9 of the run (``MultiStepLR``), chained by
-  ``SequentialLR``. :func:`schedule_plan` counts the steps; :func:`scheduler_at` builds one that stands at a given
-  step (to resume with another world size or run length).
+  ``SequentialLR``. :func:`schedule_plan` counts the steps; :meth:`SchedulePlan.scheduler` builds one that stands at
+  a given step (what ``--resume`` starts from, also with another world size or run length).
 * :func:`build_ema`: :class:`torch.optim.swa_utils.AveragedModel` over parameters and buffers, updated with
   :func:`~torch.optim.swa_utils.get_ema_multi_avg_fn` at a decay that ramps up (:func:`ema_avg_fn`).
 """

@@ -5,31 +5,13 @@ written), then :func:`write_split` to write the parts next to each other in OUT.
 
 * :mod:`.plan`: :func:`plan_split`, :class:`SplitPlan`, the part reports, the random and hash assignments;
 * :mod:`.stratify`: iterative stratification and the passes that fit part sizes and balance classes;
-* :mod:`.groups`: group keys from a regex or an image-level field; :mod:`.group_file`: from a CSV/TSV or a mapping;
-* :mod:`.write`: :func:`write_split`, each format's layout (docs/split.md).
+* :mod:`.groups`: group keys from a regex or an image-level field, and ``--dedup``'s clusters of copies;
+  :mod:`.group_file`: group keys from a CSV/TSV or a mapping;
+* :mod:`.write`: :func:`write_split`, each format's layout.
 
-Methods:
-
-* ``stratified`` (default): multi-label iterative stratification (Sechidis, Tsoumakas and Vlahavas, 2011). The rarest
-  class is placed first, each of its images going to the part that still needs the most objects of that class, so
-  every class, rare ones included, lands in every part close to the asked share. Demands are counted in objects (an
-  image with 5 cars moves 5 cars); within a class, images with more of its objects go first; ties go to the part that
-  still needs the most images, then to a seeded coin. Images without objects count as one more class, so they are
-  spread in the asked proportions too. Then :func:`fit_part_sizes` moves images until every part holds exactly its
-  asked number of images (a count asked is the count you get), and :func:`balance_by_swaps` swaps images between
-  parts where that brings each class closer to its share, in objects and in images containing it.
-* ``random``: a seeded permutation cut at the asked sizes.
-* ``group``: the same stratification on groups of images, so frames of one video never straddle parts (part sizes
-  close to the ask, as far as moving and swapping whole groups gets). The group key
-  comes from ``group_by``: a regex on the image id (``regex:P`` or a bare ``P``: the first capture group, or the whole
-  match), an image-level field (``attr:video_id``: a COCO image dict key; ``attr:folder``, ``attr:source.database``:
-  VOC tags), or a mapping file (:func:`read_group_file`). Images without a key are each their own group, counted in a
-  finding, never dropped.
-* ``hash``: a part chosen by ``sha1(image id)`` (or of the group key) mapped to [0, 1): adding images later never moves
-  an existing one. Ratios only; the seed is not used.
-
-Randomness comes from a ``numpy.random.Generator`` made from the seed; the caller's data and the global generators are
-never touched. The same seed and input give the same plan and the same output bytes.
+The methods (``stratified``, ``random``, ``group``, ``hash``), what each promises and how groups are keyed:
+docs/split.md. Randomness comes from a ``numpy.random.Generator`` made from the seed; the caller's data and the global
+generators are never touched, so the same seed and input give the same plan and the same output bytes.
 """
 from __future__ import annotations
 
