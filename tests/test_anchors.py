@@ -95,3 +95,12 @@ def test_cli_anchors_on_sample_data():
     # SRC as a file:// URL, as every other command takes it (anchors alone refused it: "does not exist").
     url = CliRunner().invoke(cli, ["anchors", SAMPLE.as_uri(), "-k", "9", "--img-size", "320", "--json"])
     assert url.exit_code == 0 and json.loads(url.output) == d, url.output
+
+
+def test_classes_select_the_boxes_clustered():
+    # --classes was read as YOLO names only, so on a VOC source every class's boxes were clustered
+    runs = {c: json.loads(CliRunner().invoke(cli, ["anchors", str(SAMPLE), "-k", "3", "--json", *c]).output)
+            for c in ((), ("--classes", "circle"), ("--classes", "circle,star"))}
+    assert runs[()]["boxes"] == 591
+    assert runs[("--classes", "circle")]["boxes"] == 157
+    assert runs[("--classes", "circle,star")]["boxes"] == 157 + 151

@@ -9,7 +9,8 @@ from datatools.cli.common import (console, emit_json, errors_to_click, esc, json
 
 @click.command("anchors")
 @click.argument("src", type=SourcePath())
-@reader_options()
+@reader_options(classes_help="Cluster only these classes' boxes (file or 'a,b,c'): objects of other classes are left out "
+                             "and counted; for YOLO without names, the names of ids 0..n-1.")
 @click.option("-k", "--num-anchors", "k", type=click.IntRange(1), default=9, show_default=True, help="Number of anchors.")
 @click.option("--img-size", type=click.IntRange(0), default=640, show_default=True,
               help="Training input size: boxes are scaled so each image's longer side is this (0 = original pixels).")
@@ -29,7 +30,7 @@ def anchors_cmd(src, reader, k, img_size, iou_thr, seed, n_init, workers, as_jso
     from datatools.ops.anchors import compute_anchors
 
     with errors_to_click(), stage_progress(not as_json) as update:
-        ds = read_dataset(src, **reader, workers=workers, update=update)
+        ds = read_dataset(src, **reader, workers=workers, update=update, select=True)
         res = compute_anchors(ds, k=k, img_size=img_size or None, iou_thr=iou_thr, seed=seed, n_init=n_init)
     if as_json:
         emit_json(res.to_dict())

@@ -101,16 +101,20 @@ def run_writer(fn, *args, as_json: bool, render: Callable, **kwargs) -> None:
 
 def read_dataset(src, *, format: str | None, classes: list[str] | None = None, workers: int = 0,
                  update: Callable[[str, int, "int | None"], None] | None = None, engine: str = "local",
-                 ray_address: str | None = None, images=None, sets=None, max_xml_bytes: int | None = None, **extra):
+                 ray_address: str | None = None, images=None, sets=None, max_xml_bytes: int | None = None,
+                 select: bool = False, **extra):
     """Read SRC for a command with its ``reader`` (:func:`reader_options`), ``--workers`` and ``--engine``, reporting
     progress as the ``read`` stage. The reader's chunks run on local processes or, with ``engine="ray"``, as Ray
-    tasks (the same model either way). Returns the annotation model."""
+    tasks (the same model either way). ``select``: ``--classes`` also selects, as in a conversion (objects of other
+    classes dropped as ``unknown-class``; ``stats``, ``anchors``). Returns the annotation model."""
     from datatools.core.parallel import Mapper, stage_callbacks
     from datatools.ops.convert import read_source
+    from datatools.ops.sanitize import select_classes
 
-    return read_source(src, format, classes=classes, mapper=Mapper(engine, ray_address, workers or None),
-                       images=images, sets=sets, workers=workers or None, max_xml_bytes=max_xml_bytes,
-                       **stage_callbacks(update, "read"), **extra)
+    ds = read_source(src, format, classes=classes, mapper=Mapper(engine, ray_address, workers or None),
+                     images=images, sets=sets, workers=workers or None, max_xml_bytes=max_xml_bytes,
+                     **stage_callbacks(update, "read"), **extra)
+    return select_classes(ds, classes) if select and classes else ds
 
 
 def count(n: int, singular: str, plural: str | None = None) -> str:

@@ -12,7 +12,8 @@ from datatools.cli.common import (console, count, emit_json, engine_options, err
 
 @click.command("stats")
 @click.argument("src", type=SourcePath())
-@reader_options()
+@reader_options(classes_help="Count only these classes (file or 'a,b,c'): objects of other classes are left out "
+                             "and counted; for YOLO without names, the names of ids 0..n-1.")
 @click.option("--labels-only", is_flag=True, help="Label statistics only: no pixel is read.")
 @click.option("--resize", default=None,
               help="Statistics after the resize training uses: N = shorter side to N (transforms.v2.Resize(N)), "
@@ -43,7 +44,8 @@ def stats_cmd(src, reader, labels_only, resize, sample, seed, plots_dir, workers
         raise click.UsageError("--resize and --sample apply to pixel statistics, not with --labels-only")
     with errors_to_click():
         with stage_progress(not as_json) as update:
-            ds = read_dataset(src, **reader, workers=workers, update=update, engine=engine, ray_address=ray_address)
+            ds = read_dataset(src, **reader, workers=workers, update=update, engine=engine, ray_address=ray_address,
+                              select=True)
             if plots_dir:  # never inside the dataset (see core.paths.check_output_dir)
                 from datatools.core.paths import check_output_dir, input_folders
 
@@ -110,7 +112,10 @@ def render(report, plot_files) -> None:
     common = ", ".join(f"{s['width']}x{s['height']} ({s['images']:,})" for s in lab.image_sizes["most_common"][:5])
     con.print(f"image sizes: {lab.image_sizes['distinct']} distinct; most common {common or '-'}"
               + (f"; {lab.no_size:,} without a known size" if lab.no_size else ""))
-    read_problems = [f for f in report.read_findings if f.severity.value != "info"]
+    other = sum(f.objects for f in report.read_findings if f.code == "unknown-class")
+    if other:
+        con.print(f"--classes: {count(other, 'object')} of other classes left out")
+    read_problems = [f for f in report.read_findings if f.severity.value != "info" and f.code != "unknown-class"]
     if read_problems:
         con.print(f"[yellow]reading found {count(len(read_problems), 'error or warning', 'errors or warnings')} "
                   "(details: datatools check)[/]")
