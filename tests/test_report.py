@@ -214,3 +214,22 @@ def test_report_opens_each_image_header_once(planted, tmp_path, header_opens, fm
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)["images"] == 5
     assert header_opens == {f"{k}.jpg": 1 for k in "abcde"}, header_opens
+
+
+def test_every_progress_stage_ends_at_its_total(planted):
+    """Each stage's bar is told a total and advanced to it: the thumbnails' total counted jobs while the drawing
+    advanced once per picture (an image drawn for two sections is drawn once), so the bar stopped short."""
+    from collections import defaultdict
+
+    from datatools.report.build import build_report
+
+    totals: dict[str, int] = {}
+    done: dict[str, int] = defaultdict(int)
+
+    def update(stage, advance, total):
+        if total is not None:
+            totals[stage] = total
+        done[stage] += advance
+
+    build_report(planted, workers=1, update=update, per_class=8)
+    assert "thumbs" in totals and totals == {s: done[s] for s in totals}, (totals, dict(done))

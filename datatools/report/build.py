@@ -191,7 +191,7 @@ def _add_thumbs(data: ReportData, ds: Dataset, *, per_class: int, thumb: int, bu
     n_findings = len(jobs)  # the finding thumbs first (grouped by code), then the gallery's (by class)
     jobs += [(c, im.image_id, im.image_path or "", f"{im.image_id} ({len(im.annotations)})", items_for(im))
              for c, im in picks]
-    thumbs = draw_thumbs(jobs, size=thumb, workers=workers, **stage_callbacks(up, "thumbs", total=len(jobs)))
+    thumbs = draw_thumbs(jobs, size=thumb, workers=workers, **stage_callbacks(up, "thumbs"))
     data.gallery = thumbs[n_findings:]
     for t in thumbs[:n_findings]:
         data.finding_thumbs.setdefault(t.group, []).append(t)

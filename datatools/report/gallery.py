@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 from datatools.core.model import Dataset, Finding, ImageRecord
 from datatools.core.parallel import ProgressFn, map_items
@@ -80,9 +80,13 @@ def draw_thumb(job: tuple[str, tuple[DrawItem, ...], int]) -> tuple[bytes, str]:
 
 
 def draw_thumbs(jobs: Sequence[tuple[str, str, str, str, tuple[DrawItem, ...]]], *, size: int,
-                workers: int | None = None, progress: ProgressFn | None = None) -> list[Thumb]:
-    """Draw (group, image_id, path, caption, items) jobs; an image drawn for two groups is decoded once."""
+                workers: int | None = None, progress: ProgressFn | None = None,
+                on_total: Callable[[int], None] | None = None) -> list[Thumb]:
+    """Draw (group, image_id, path, caption, items) jobs; an image drawn for two groups is decoded once (so
+    ``on_total`` gets the number of pictures drawn, which ``progress`` then counts)."""
     unique = list(dict.fromkeys((path, items) for _, _, path, _, items in jobs))
+    if on_total:
+        on_total(len(unique))
     drawn = map_items(draw_thumb, [(p, it, size) for p, it in unique], workers=workers, progress=progress,
                       min_per_worker=24)
     by_key = dict(zip(unique, drawn))
