@@ -85,7 +85,11 @@ def test_difficult_counts():
 
 @pytest.mark.parametrize("recall,precision,method,expected", [
     ([0.2, 0.4, 0.4, 1.0], [1.0, 1.0, 0.5, 0.5], "allpoint", 0.4 * 1 + 0.6 * 0.5),
-    ([0.3], [1.0], "11point", 4 / 11),  # recall exactly 0.3 counts at t = 0.3
+    # recall exactly 3/10 does not reach t = 0.3 as py-faster-rcnn, detectron2, mmdetection and Padilla et al. compute
+    # t (0.30000000000000004): 3 of 11 thresholds, where k / 10 gave 4
+    ([0.3], [1.0], "11point", 3 / 11),
+    ([0.6], [1.0], "11point", 6 / 11),
+    ([0.31], [1.0], "11point", 4 / 11),
     ([0.5, 1.0], [0.5, 1.0], "allpoint", 1.0),  # the envelope lifts the early low precision
     ([], [], "allpoint", 0.0),
     ([], [], "11point", 0.0),

@@ -146,8 +146,10 @@ def average_precision(recall: np.ndarray, precision: np.ndarray, method: APMetho
 
     ``allpoint``: the area under the precision envelope (precision made non-increasing from the right), summed where
     recall changes (VOC2010+ devkit ``VOCap``). ``11point``: the mean over recall thresholds 0, 0.1, ..., 1 of the
-    highest precision at recall >= t (0 when none); thresholds are ``k / 10`` so that a recall of exactly 3/10 counts
-    for t = 0.3 (``np.arange(0, 1.1, 0.1)`` gives 0.30000000000000004 and would miss it).
+    highest precision at recall >= t (0 when none), with the thresholds every reference computes them with
+    (``np.arange(0, 1.1, 0.1)`` in py-faster-rcnn's ``voc_eval``, detectron2 and mmdetection, ``np.linspace`` in
+    Padilla et al.'s): 0.30000000000000004, 0.6000000000000001 and 0.7000000000000001, so a recall of exactly 3/10
+    does not count for t = 0.3 there, and does not here (``k / 10`` once made this AP higher than theirs).
     """
     method = APMethod(method)
     recall = np.asarray(recall, dtype=np.float64)
@@ -159,7 +161,7 @@ def average_precision(recall: np.ndarray, precision: np.ndarray, method: APMetho
             return 0.0
         # highest precision at recall >= t: a suffix maximum, looked up at the first index with recall >= t
         suffix_max = np.maximum.accumulate(precision[::-1])[::-1]
-        thresholds = np.arange(11) / 10.0
+        thresholds = np.arange(0.0, 1.1, 0.1)
         idx = np.searchsorted(np.maximum.accumulate(recall), thresholds, side="left")
         vals = np.where(idx < len(recall), suffix_max[np.minimum(idx, len(recall) - 1)], 0.0)
         return float(vals.sum() / 11.0)
