@@ -717,3 +717,9 @@ def test_a_base_name_two_images_share_matches_neither(tmp_path):
     keys = dataset_keys(Dataset(images=recs, classes=("dog",), format="voc"))
     assert [keys.index_of(file_name=n) for n in ("x.jpg", "x", "b/x.jpg", "c/x", "y.jpg", "y")] == [
         None, None, 0, 1, 2, 2]
+    # YOLO's images/train/im0.png and images/val/im0.png: the reader makes their ids im0 and val/im0, and the
+    # prediction file im0.txt was scored against the train image as if im0 named it alone
+    recs = (ImageRecord("im0", "im0.png", 64, 48, splits=("train",)), ImageRecord("val/im0", "im0.png", 64, 48,
+                                                                                 splits=("val",)))
+    keys = dataset_keys(Dataset(images=recs, classes=("dog",), format="yolo"))
+    assert [keys.index_of(file_name=n) for n in ("im0", "im0.png", "val/im0")] == [None, None, 1]

@@ -83,17 +83,21 @@ def _name_keys(name: str) -> tuple[str, ...]:
 def _index_names(images: Sequence[ImageRecord]) -> dict[str, int | None]:
     """Every name a prediction may give an image by: its file name and id, each whole, as a base name and without
     the extension. A name that two images answer to (``b/x.jpg`` and ``c/x.jpg`` both to ``x.jpg``) names neither
-    (None: the prediction is reported, not given to the first), unless it is one image's whole name."""
+    (None: the prediction is reported, not given to the first), unless it is one image's whole name. A name two images'
+    files answer to stays ambiguous even when it is one image's id: a reader made that id unique (YOLO's
+    ``train/im0.png`` and ``val/im0.png`` are ``im0`` and ``val/im0``), the prediction ``im0`` still names both."""
     whole: dict[str, int | None] = {}
     derived: dict[str, int | None] = {}
+    of_files: dict[str, int | None] = {}
     for i, rec in enumerate(images):
         for name in (rec.file_name, rec.image_id):
             if name:
                 first, *rest = _name_keys(name)
-                for table, keys in ((whole, (first,)), (derived, rest)):
+                tables = ((whole, (first,)), (derived, rest)) + (((of_files, rest),) if name == rec.file_name else ())
+                for table, keys in tables:
                     for k in keys:
                         table[k] = i if table.get(k, i) == i else None
-    return {**derived, **whole}
+    return {**derived, **whole, **{k: None for k, i in of_files.items() if i is None}}
 
 
 def dataset_keys(ds: Dataset, *, categories: Sequence[dict] | None = None) -> DatasetKeys:
