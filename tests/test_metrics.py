@@ -723,3 +723,60 @@ def test_a_base_name_two_images_share_matches_neither(tmp_path):
                                                                                  splits=("val",)))
     keys = dataset_keys(Dataset(images=recs, classes=("dog",), format="yolo"))
     assert [keys.index_of(file_name=n) for n in ("im0", "im0.png", "val/im0")] == [None, None, 1]
+
+
+def _cat(i, name):
+    return {"id": i, "name": name}
+
+
+def _img(i, name):
+    return {"id": i, "file_name": name, "width": 100, "height": 100}
+
+
+def _ann(k, image_id, category_id, box):
+    return {"id": k, "image_id": image_id, "category_id": category_id, "bbox": box, "area": 900, "iscrowd": 0}
+
+
+@pytest.mark.parametrize("case", ["float-image-ids", "float-category-ids", "float-ids-int-references", "string-ids"])
+def test_coco_numbers_are_pycocotools_for_ids_of_any_type(tmp_path, case):
+    """The same numbers as pycocotools on the file itself: ids written 1.0 (as pandas writes an int column with a
+    gap) are the ids 1 (predictions were matched to the wrong image or class, or the ground truth dropped), and
+    string ids are ranked in pycocotools' sorted order, which decides between detections of equal score in
+    different images (AP 1.0 where pycocotools gives 0.5)."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    a, b = [10, 10, 30, 30], [60, 60, 30, 30]
+    gt, res = {
+        "float-image-ids": ({"images": [_img(1.0, "b.jpg"), _img(2.0, "a.jpg")], "categories": [_cat(1, "cat")],
+                             "annotations": [_ann(1, 1.0, 1, a), _ann(2, 2.0, 1, b)]},
+                            [{"image_id": 1, "category_id": 1, "bbox": a, "score": .9},
+                             {"image_id": 2, "category_id": 1, "bbox": b, "score": .8}]),
+        "float-category-ids": ({"images": [_img(1, "a.jpg")], "categories": [_cat(2.0, "dog"), _cat(1.0, "cat")],
+                                "annotations": [_ann(1, 1, 1.0, a), _ann(2, 1, 2.0, b)]},
+                               [{"image_id": 1, "category_id": 1, "bbox": a, "score": .9},
+                                {"image_id": 1, "category_id": 2, "bbox": b, "score": .8}]),
+        "float-ids-int-references": ({"images": [_img(1.0, "a.jpg"), _img(2.0, "b.jpg")],
+                                      "categories": [_cat(1, "cat")], "annotations": [_ann(1, 1, 1, a),
+                                                                                      _ann(2, 2, 1, b)]},
+                                     [{"image_id": 1, "category_id": 1, "bbox": a, "score": .9},
+                                      {"image_id": 2, "category_id": 1, "bbox": b, "score": .8}]),
+        "string-ids": ({"images": [_img("b", "a.jpg"), _img("a", "b.jpg")], "categories": [_cat(1, "cat")],
+                        "annotations": [_ann(1, "b", 1, a)]},
+                       [{"image_id": "b", "category_id": 1, "bbox": a, "score": .5},
+                        {"image_id": "a", "category_id": 1, "bbox": a, "score": .5}]),
+    }[case]
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    (tmp_path / "res.json").write_text(json.dumps(res))
+    with contextlib.redirect_stdout(io.StringIO()):
+        g = COCO(str(tmp_path / "gt.json"))
+        e = COCOeval(g, g.loadRes(str(tmp_path / "res.json")), "bbox")
+        e.evaluate()
+        e.accumulate()
+        e.summarize()
+    for backend in ("pycocotools", "faster-coco-eval"):
+        r = CliRunner().invoke(cli, ["evaluate", "--gt", str(tmp_path / "gt.json"), "--pred", str(tmp_path / "res.json"),
+                                     "--backend", backend, "--json"])
+        assert r.exit_code == 0, r.output
+        got = json.loads(r.output)["coco"]["stats"]
+        assert list(got.values()) == pytest.approx([float(x) for x in e.stats], abs=1e-9), (backend, got)

@@ -16,7 +16,7 @@ from typing import Sequence
 
 from datatools.core.boxes import xywh_to_xyxy, xyxy_to_xywh
 from datatools.core.errors import FormatError, UsageError
-from datatools.core.atomic import ImagesMode, place_images, staged_dir, atomic_write, write_files
+from datatools.core.atomic import ImagesMode, atomic_write, place_images, staged_dir, write_files
 from datatools.core.fs import files_for, read_json
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
@@ -24,6 +24,7 @@ from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, all_
 from datatools.formats.common import (DEFAULT_SPLIT, ImageIndex, WriteResult, err, existing_source,
                                       fill_sizes_from_headers, info, json_num, name_id, no_image_dir, placed_names,
                                       split_named, warn)
+from datatools.formats.coco_ids import id_text
 from datatools.formats.values import annotation_size, json_flag, json_number
 
 NAME = "coco"
@@ -231,7 +232,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
                                    findings=findings, fields=(f"{where}/width", f"{where}/height"),
                                    names=("width", "height"))
             records[iid] = ImageRecord(image_id=iid, file_name=fname, width=w, height=h, image_path=image_path,
-                                       source=f"{jpath}#{im['id']}", splits=(split,) if split else (),
+                                       source=f"{jpath}#{id_text(im['id'])}", splits=(split,) if split else (),
                                        extra=_extra(im, _IMAGE_KEYS))
             order.append(iid)
             img_by_id[im["id"]] = iid

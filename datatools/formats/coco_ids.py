@@ -23,18 +23,22 @@ def coco_source(rec: ImageRecord) -> tuple[str, str]:
 _INT_TEXT = re.compile(r"-?[0-9]+")
 
 
-def image_numbers(raw: Sequence[str], order: Sequence[str] = ()) -> tuple[dict[str, int], bool]:
-    """The integer every consumer gives each COCO image id (``str`` of the id as written): the id itself when every
-    id is an integer (``7`` or ``"7"``) and no two are the same number, else 1..N in ``order`` and then in ``raw``'s
-    order (pycocotools needs integer ids). Returns the map and whether ids were renumbered. The torch datasets'
-    ``image_id`` and evaluate's ground truth both number images here, so predictions written from one are scored
-    against the right images by the other."""
+def id_text(v) -> str:
+    """The text of a COCO id, by which every consumer keys it: ``str(v)``, except that a whole float is its integer
+    (``1.0``, as pandas writes the ids of a column with a gap, is the id ``1``, as pycocotools and the reader take it)."""
+    return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
+
+
+def image_numbers(raw: Sequence[str]) -> tuple[dict[str, int], bool]:
+    """The integer every consumer gives each COCO image id (:func:`id_text` of the id as written): the id itself when
+    every id is an integer (``7`` or ``"7"``) and no two are the same number, else 1..N in the sorted order of the
+    ids' texts, the order pycocotools walks string ids in (it sorts ``imgIds``; the order decides how detections of
+    equal score in different images are ranked). Returns the map and whether ids were renumbered. The torch
+    datasets' ``image_id`` and evaluate's ground truth both number images here, so predictions written from one are
+    scored against the right images by the other."""
     if all(_INT_TEXT.fullmatch(r) for r in raw) and len({int(r) for r in raw}) == len(raw):
         return {r: int(r) for r in raw}, False
-    out: dict[str, int] = {}
-    for key in (*order, *raw):
-        out.setdefault(key, len(out) + 1)
-    return out, True
+    return {r: k for k, r in enumerate(sorted(set(raw)), 1)}, True
 
 
 def coco_documents(paths: Iterable[str]) -> dict[str, dict]:

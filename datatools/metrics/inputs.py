@@ -24,7 +24,7 @@ from datatools.core import fs
 from datatools.core.boxes import DEFAULT_CONVENTION
 from datatools.core.errors import UsageError
 from datatools.core.model import Dataset, Finding, ImageRecord
-from datatools.formats.coco_ids import coco_documents, image_numbers
+from datatools.formats.coco_ids import coco_documents, id_text, image_numbers
 from datatools.formats.common import err, info, split_named, warn
 from datatools.metrics.voc import BoxTable
 
@@ -53,7 +53,7 @@ class DatasetKeys:
             return None
         if image_id is None:
             return None
-        return self.by_id.get(str(image_id))
+        return self.by_id.get(id_text(image_id))
 
 
 @dataclass
@@ -132,7 +132,7 @@ def dataset_keys(ds: Dataset, *, categories: Sequence[dict] | None = None) -> Da
         name = str(c.get("name", "")).strip()
         if c.get("id") is not None and name:
             first_id.setdefault(name, c["id"])
-    cat_index = {str(cid): class_index[name] for name, cid in first_id.items() if name in class_index}
+    cat_index = {id_text(cid): class_index[name] for name, cid in first_id.items() if name in class_index}
     return DatasetKeys(images=images, classes=classes, by_id=by_id, by_name=_index_names(images), cat_index=cat_index)
 
 
@@ -166,35 +166,34 @@ def append_columns(anns, image_index: int, cid: dict[str, int], columns: tuple[l
     return missing
 
 
-def sanitize_coco(data: dict, *, path: str = "", kept: set[int] | None = None, order: Sequence[str] = ()
+def sanitize_coco(data: dict, *, path: str = "", kept: set[int] | None = None
                   ) -> tuple[dict, dict[str, int], dict[str, int], list[Finding]]:
     """A copy of a COCO dict that pycocotools evaluates correctly, and what was changed.
 
     Guards the known traps: a missing ``area`` (pycocotools raises KeyError) becomes ``w * h``; a missing
     ``iscrowd`` becomes 0; string or non-unique image/category ids are mapped to ints (returned mappings for images
-    and categories: ``str(original id) -> new id``); annotation ids are renumbered 1..M in file order, because
+    and categories: ``id_text(original id) -> new id``, where a whole float id is its integer, as pycocotools takes it); annotation ids are renumbered 1..M in file order, because
     pycocotools keys annotations by id (duplicates silently overwrite each other) and treats an id of 0 as
     "unmatched". Image ids are numbered by :func:`datatools.formats.coco_ids.image_numbers` (as the torch datasets
-    number them): kept when they are unique integers, else 1..N in ``order`` (``str(id)`` of the images as the reader
-    lists them), then in file order. ``kept``: the positions in ``annotations`` that the COCO reader kept (it reported each one it
+    number them): kept when they are unique integers, else 1..N in the sorted order of their texts. ``kept``: the positions in ``annotations`` that the COCO reader kept (it reported each one it
     dropped), so that COCO and VOC metrics judge the same ground truth; a kept one without a usable ``bbox`` (the
     reader took its box from the segmentation) is left out here with a ``bad-annotation`` error.
     """
     findings: list[Finding] = []
     images = [im for im in data.get("images") or [] if isinstance(im, dict) and im.get("id") is not None]
-    id_map, renumbered = image_numbers([str(im["id"]) for im in images], order)
+    id_map, renumbered = image_numbers([id_text(im["id"]) for im in images])
     if renumbered:
         findings.append(warn("string-ids", path, "images/id",
-                             "image ids are not unique integers; they were mapped to 1..N in the order of the images' "
-                             "names (predictions are matched by the original id or by file_name)"))
+                             "image ids are not unique integers; they were mapped to 1..N in the order of the sorted "
+                             "ids (predictions are matched by the original id or by file_name)"))
     cats = [c for c in data.get("categories") or [] if isinstance(c, dict) and c.get("id") is not None]
-    cat_ids = [c["id"] for c in cats]
-    cat_ints = (all(isinstance(i, int) and not isinstance(i, bool) for i in cat_ids)
-                and len(set(cat_ids)) == len(cat_ids))
-    cat_map = {str(i): (i if cat_ints else k) for k, i in enumerate(cat_ids, 1)}
+    cat_ids = [id_text(c["id"]) for c in cats]
+    cat_ints = all(isinstance(c["id"], (int, float)) and not isinstance(c["id"], bool) and float(c["id"]).is_integer()
+                   for c in cats) and len(set(cat_ids)) == len(cat_ids)
+    cat_map = {i: (int(i) if cat_ints else k) for k, i in enumerate(cat_ids, 1)}
     if not cat_ints:
         findings.append(warn("string-ids", path, "categories/id", "category ids are not unique integers; mapped to 1..K"))
-    out_images = [dict(im, id=id_map[str(im["id"])]) for im in images]
+    out_images = [dict(im, id=id_map[id_text(im["id"])]) for im in images]
     out_anns = []
     missing_area = missing_crowd = dropped = 0
     for n, a in enumerate(data.get("annotations") or []):
@@ -203,8 +202,8 @@ def sanitize_coco(data: dict, *, path: str = "", kept: set[int] | None = None, o
         if not isinstance(a, dict):
             dropped += 1
             continue
-        iid = id_map.get(str(a.get("image_id")))
-        cid = cat_map.get(str(a.get("category_id")))
+        iid = id_map.get(id_text(a.get("image_id")))
+        cid = cat_map.get(id_text(a.get("category_id")))
         bb = a.get("bbox")
         if iid is None or cid is None or not (isinstance(bb, (list, tuple)) and len(bb) == 4 and all(
                 isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in bb)):
@@ -228,7 +227,7 @@ def sanitize_coco(data: dict, *, path: str = "", kept: set[int] | None = None, o
         findings.append(err("bad-annotation", path, "annotations",
                             f"{dropped} annotation(s) with an unknown image or category or no usable bbox were not "
                             "evaluated", objects=dropped))
-    out_cats = [dict(c, id=cat_map[str(c["id"])]) for c in cats]
+    out_cats = [dict(c, id=cat_map[id_text(c["id"])]) for c in cats]
     return {"images": out_images, "annotations": out_anns, "categories": out_cats}, id_map, cat_map, findings
 
 
@@ -266,8 +265,7 @@ def load_ground_truth(src: str | os.PathLike, *, format: str | None = None, spli
         ds: Dataset = read_source(jpath, "coco", images=images, workers=workers)
         raw = coco_documents([jpath])[jpath]  # areas and ids as written, for pycocotools
         kept = {int(a.where[12:-1]) for r in ds.images for a in r.annotations if a.where.startswith("annotations[")}
-        coco, id_map, cat_map, fnd = sanitize_coco(raw, path=str(jpath), kept=kept,
-                                                   order=[r.source_key[1] for r in ds.images])
+        coco, id_map, cat_map, fnd = sanitize_coco(raw, path=str(jpath), kept=kept)
         keys = dataset_keys(ds, categories=[c for c in raw.get("categories") or [] if isinstance(c, dict)])
         recs = keys.images
         image_ids = [id_map[r.source_key[1]] for r in recs]

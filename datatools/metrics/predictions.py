@@ -20,6 +20,7 @@ from datatools.core.boxes import xywh_to_xyxy_array, xyxy_to_xywh_array
 from datatools.core.errors import UsageError
 from datatools.core.model import Finding
 from datatools.formats.common import err, info, warn
+from datatools.formats.coco_ids import id_text
 from datatools.metrics.inputs import DatasetKeys, append_columns
 from datatools.metrics.voc import BoxTable
 
@@ -142,7 +143,7 @@ def predictions_from_coco_results(results: list, keys: DatasetKeys, *, path: str
             unknown_name[c] = unknown_name.get(c, 0) + 1
             continue
         if c is None:
-            unknown_cat[str(cid)] = unknown_cat.get(str(cid), 0) + 1
+            unknown_cat[id_text(cid)] = unknown_cat.get(id_text(cid), 0) + 1
             continue
         img.append(i)
         lab.append(c)
@@ -174,10 +175,10 @@ def _class_of(name, cid, class_index: dict[str, int], keys: DatasetKeys,
     if isinstance(name, str) and name.strip() in class_index:
         return class_index[name.strip()]
     if category_names is None:
-        return keys.cat_index.get(str(cid))
+        return keys.cat_index.get(id_text(cid))
     if isinstance(name, str) and name.strip():
         return name.strip()
-    named = category_names.get(str(cid))
+    named = category_names.get(id_text(cid))
     if named is None:
         return None
     return class_index.get(named, named)
@@ -209,7 +210,7 @@ def _file_categories(data: dict) -> dict[str, str] | None:
     out: dict[str, str] = {}
     for c in data.get("categories") or []:
         if isinstance(c, dict) and c.get("id") is not None and str(c.get("name", "")).strip():
-            out.setdefault(str(c["id"]), str(c["name"]).strip())
+            out.setdefault(id_text(c["id"]), str(c["name"]).strip())
     return out or None
 
 
@@ -217,7 +218,7 @@ def _image_index(keys: DatasetKeys, file_name, image_id, path: str) -> int | Non
     if file_name:
         return keys.index_of(file_name=str(file_name))
     i = keys.index_of(image_id=image_id)
-    if i is None and str(image_id) in keys.by_id:
+    if i is None and id_text(image_id) in keys.by_id:
         raise UsageError(f"{path}: image_id {image_id} names images in more than one COCO file; point the ground "
                          "truth at the JSON file the predictions were made for")
     return i
