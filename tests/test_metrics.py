@@ -780,3 +780,24 @@ def test_coco_numbers_are_pycocotools_for_ids_of_any_type(tmp_path, case):
         assert r.exit_code == 0, r.output
         got = json.loads(r.output)["coco"]["stats"]
         assert list(got.values()) == pytest.approx([float(x) for x in e.stats], abs=1e-9), (backend, got)
+
+
+def test_categories_of_one_name_are_one_class_in_every_metric(tmp_path):
+    """Two COCO categories named "car" (ids 1 and 3) are one class, as the reader reads them: a prediction with
+    category 3 was "not in the ground truth", and the per-class COCO AP of car came from one of the two ids."""
+    gt = {"images": [_img(1, "a.jpg"), _img(2, "b.jpg")],
+          "categories": [_cat(1, "car"), _cat(2, "person"), _cat(3, "car")],
+          "annotations": [_ann(1, 1, 1, [10, 10, 30, 30]), _ann(2, 1, 3, [50, 50, 30, 30]),
+                          _ann(3, 2, 2, [10, 10, 40, 40])]}
+    res = [{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": .9}
+           for a in gt["annotations"]]
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    (tmp_path / "res.json").write_text(json.dumps(res))
+    r = CliRunner().invoke(cli, ["evaluate", "--gt", str(tmp_path / "gt.json"), "--pred", str(tmp_path / "res.json"),
+                                 "--json"])
+    d = json.loads(r.output)
+    assert d["coco"]["stats"]["AP"] == 1.0 and [c["ap"] for c in d["coco"]["per_class"]] == [1.0, 1.0]
+    car = next(c for c in d["per_class"] if c["class"] == "car")
+    assert (car["gt"], car["tp"], car["fp"]) == (2, 2, 0)
+    assert [f["code"] for f in d["findings"] if f["severity"] != "info"] == ["duplicate-category-name",
+                                                                              "missing-image-dir"]

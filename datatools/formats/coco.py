@@ -186,6 +186,11 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
             if not isinstance(c.get("id"), _ID) or not name:
                 findings.append(warn("bad-category", str(jpath), "categories", f"category {c!r} has no id or name"))
                 continue
+            first = next((i for i, n in cat_name.items() if n == name), None)
+            if first is not None:  # the model knows classes by name: the two are one class from here on
+                findings.append(warn("duplicate-category-name", str(jpath), "categories", f"categories {first!r} and "
+                                     f"{c['id']!r} are both {name!r}: read as one class (pycocotools on this file "
+                                     "scores them apart)"))
             cat_name[c["id"]] = name
             coco_meta["categories"].setdefault(name, dict(_extra(c, _CAT_KEYS)))
         _collect_meta(data, coco_meta)

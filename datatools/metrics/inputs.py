@@ -103,8 +103,8 @@ def _index_names(images: Sequence[ImageRecord]) -> dict[str, int | None]:
 def dataset_keys(ds: Dataset, *, categories: Sequence[dict] | None = None) -> DatasetKeys:
     """The matching rules for predictions on ``ds`` (any format, local or URL; see the module docstring).
 
-    COCO: ``image_id`` is the image's ``id`` in its JSON file and ``category_id`` a category ``id`` of it (the first
-    id of each name; ``categories`` saves reading the files again when the caller has them). VOC and YOLO:
+    COCO: ``image_id`` is the image's ``id`` in its JSON file and ``category_id`` a category ``id`` of it (any id of
+    a name: the reader reads categories of one name as one class; ``categories`` saves reading the files again when the caller has them). VOC and YOLO:
     ``image_id`` ``k`` is the k-th image of ``ds.images`` and ``category_id`` ``c`` the c-th class of ``ds.classes``
     (both 1-based, as ``datatools voc2coco`` numbers them)."""
     images = tuple(ds.images)
@@ -127,12 +127,11 @@ def dataset_keys(ds: Dataset, *, categories: Sequence[dict] | None = None) -> Da
     if categories is None:
         docs = coco_documents(jpaths)
         categories = [c for p in jpaths for c in docs[p].get("categories") or [] if isinstance(c, dict)]
-    first_id: dict[str, object] = {}
+    cat_index: dict[str, int | None] = {}
     for c in categories:
         name = str(c.get("name", "")).strip()
-        if c.get("id") is not None and name:
-            first_id.setdefault(name, c["id"])
-    cat_index = {id_text(cid): class_index[name] for name, cid in first_id.items() if name in class_index}
+        if c.get("id") is not None and name in class_index:  # every id of a name (the reader reads them as one class)
+            cat_index.setdefault(id_text(c["id"]), class_index[name])
     return DatasetKeys(images=images, classes=classes, by_id=by_id, by_name=_index_names(images), cat_index=cat_index)
 
 
@@ -193,6 +192,14 @@ def sanitize_coco(data: dict, *, path: str = "", kept: set[int] | None = None
     cat_map = {i: (int(i) if cat_ints else k) for k, i in enumerate(cat_ids, 1)}
     if not cat_ints:
         findings.append(warn("string-ids", path, "categories/id", "category ids are not unique integers; mapped to 1..K"))
+    first_of: dict[str, int] = {}  # categories of one name are one class, as the reader reads them: one id
+    named_once = []
+    for i, c in zip(cat_ids, cats):
+        own = cat_map[i]
+        cat_map[i] = first_of.setdefault(str(c.get("name", "")).strip(), own)
+        if cat_map[i] == own:
+            named_once.append(c)
+    cats = named_once
     out_images = [dict(im, id=id_map[id_text(im["id"])]) for im in images]
     out_anns = []
     missing_area = missing_crowd = dropped = 0
