@@ -24,7 +24,8 @@ from datatools.cli.common import (console, convention_option, count, emit_json, 
               help="Format of --gt (auto: detected as `convert` and `check` detect it; an explicit format wins).")
 @click.option("--split", default=None,
               help="Evaluate one split: VOC ImageSets/Main list, YOLO split, or annotations/instances_<split>.json. "
-                   "COCO image ids for VOC/YOLO are 1..N in this split's order, as voc2coco writes them.")
+                   "COCO image ids for VOC/YOLO are 1..N over this split's images sorted by id (not the list's order), as "
+                   "voc2coco writes them.")
 @click.option("--classes", default=None, help="Class list and order (file or 'a,b,c'); category ids are 1..K in it.")
 @convention_option
 @images_option
