@@ -491,3 +491,30 @@ def test_every_listed_image_format_decodes_to_uint8_rgb_in_the_frame_of_its_boxe
     assert torch.equal(decode(str(tmp_path / "x.bmp")), torch.from_numpy(rgb).permute(2, 0, 1))
     turned = decode(str(tmp_path / "turned.webp"))  # orientation 6: displayed turned 90 degrees clockwise
     assert torch.equal(turned, torch.from_numpy(np.rot90(rgb, -1).copy()).permute(2, 0, 1))
+
+
+def test_an_exif_turned_tiff_is_turned_once_everywhere(tmp_path):
+    """Pillow turns a TIFF by its orientation tag itself (its size is the turned one from the open, its pixels turn
+    as they load); turning it again swapped its size twice: a YOLO box landed elsewhere (IoU 0.05), VOC and LabelMe
+    boxes were clipped to a wrong size with a false size-mismatch. Every reader of pixels and headers agrees with
+    the same picture stored upright."""
+    from PIL import Image
+
+    from datatools.core.images import read_image_header
+    from datatools.datasets import decode
+    from datatools.ops.dupes_hash import signature
+    from datatools.ops.stats import image_histogram
+    from datatools.viz.render import load_image
+
+    upright = np.zeros((200, 120, 3), np.uint8)
+    upright[100:180, 10:70] = (230, 20, 20)
+    Image.fromarray(upright).save(tmp_path / "up.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90).save(tmp_path / "turned.tiff", exif=exif.tobytes())
+    up, turned = str(tmp_path / "up.png"), str(tmp_path / "turned.tiff")
+    assert (read_image_header(turned).width, read_image_header(turned).height) == (120, 200)
+    assert torch.equal(decode(turned), decode(up))
+    assert np.array_equal(np.asarray(load_image(turned)[0]), np.asarray(load_image(up)[0]))
+    assert np.array_equal(image_histogram(turned, resize=(60, 100))[0], image_histogram(up, resize=(60, 100))[0])
+    assert signature(turned).phash == signature(up).phash

@@ -38,8 +38,12 @@ class ImageHeader:
 
 
 def exif_orientation(im) -> int:
-    """The EXIF orientation (1-8) of an open PIL image; 1 when absent or when the EXIF block is broken (a broken
-    EXIF block is not a broken image). Reading it touches the header only."""
+    """The EXIF orientation (1-8) an open PIL image still needs to be displayed; 1 when absent, when the EXIF block is
+    broken (a broken EXIF block is not a broken image), and for a TIFF, which Pillow turns itself (its size is the
+    turned one from the start, and its pixels are turned as they load: turning it again swapped its size twice).
+    Reading it touches the header only."""
+    if getattr(im, "format", None) == "TIFF":
+        return 1
     try:
         return int(im.getexif().get(0x0112, 1) or 1)
     except Exception:

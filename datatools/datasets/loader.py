@@ -39,7 +39,9 @@ def make_loader(dataset, *, batch_size: int = 8, shuffle: bool = True, collate_f
     * ``multiprocessing_context``: ``"spawn"`` or ``"forkserver"`` when the parent process holds CUDA state.
 
     The per-worker RNG is seeded by the DataLoader from ``seed``, so v2 random transforms differ across workers and
-    are reproducible across runs. PyTorch already runs each worker with ``torch.set_num_threads(1)``.
+    are reproducible across runs. With ``num_workers=0`` they run in this process and draw from torch's global
+    generator (torchvision's v2 transforms take none), which this function leaves alone: call ``torch.manual_seed``
+    first for repeatable augmentation there (the order of the batches is ``seed``'s either way). PyTorch already runs each worker with ``torch.set_num_threads(1)``.
 
     Fastest: keep images uint8 through the loader (``train_preset(size, dtype=None)``) and convert them in the training
     step with :func:`to_device`, on the GPU. float32 images are 4x the bytes through the worker-to-main-process
