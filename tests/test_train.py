@@ -68,6 +68,14 @@ def test_cli_train_predict_evaluate_resume(tmp_path):
     assert [row["epoch"] for row in rows(out / "results.csv")] == ["1", "2", "3"]
     assert load_checkpoint(out / "last.pt")["epoch"] == 2
 
+    # an output that is an input is refused before anything is written: predict -o onto the checkpoint or into the
+    # image folder replaced the model or an image with results JSON
+    before = (out / "best.pt").read_bytes()
+    for o in (out / "best.pt", SAMPLE / "JPEGImages" / "x.json"):
+        r = CliRunner().invoke(cli, ["predict", str(out / "best.pt"), str(SAMPLE), "-o", str(o), "-j", "0"])
+        assert r.exit_code == 2 and ("is the input" in r.output or "inside the input" in r.output), r.output
+    assert (out / "best.pt").read_bytes() == before and not (SAMPLE / "JPEGImages" / "x.json").exists()
+
 
 @pytest.mark.slow
 def test_resume_continues_exactly(tmp_path):
@@ -336,6 +344,8 @@ def test_weights_only_load_refuses_code(tmp_path):
 def test_cli_usage_errors(tmp_path):
     r = CliRunner().invoke(cli, ["train", str(SAMPLE), "--out", str(tmp_path / "o"), "--resume"])
     assert r.exit_code == 2 and "last.pt" in r.output
+    r = CliRunner().invoke(cli, ["train", str(SAMPLE), "--out", str(SAMPLE / "runs"), "--epochs", "1"])
+    assert r.exit_code == 2 and "inside the input" in r.output and not (SAMPLE / "runs").exists()
     r = CliRunner().invoke(cli, ["train", str(SAMPLE), "--train-split", "nope", "--out", str(tmp_path / "o")])
     assert r.exit_code == 2 and "nope" in r.output
     if not torch.cuda.is_available():

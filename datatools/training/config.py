@@ -117,6 +117,9 @@ def check_config(cfg: TrainConfig) -> None:
         raise UsageError(f"--backbone-lr-mult must be >= 0, not {cfg.backbone_lr_mult}")
     if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.image_size < 32 or cfg.accumulate < 1:
         raise UsageError("--epochs, --batch-size and --accumulate must be >= 1 and --image-size >= 32")
+    from datatools.core.paths import check_output_dir
+
+    check_output_dir(cfg.out, [cfg.data])  # checkpoints never land inside the dataset
 
 
 def keep_global_batch(cfg: TrainConfig, old_world: int, new_world: int) -> tuple[TrainConfig, str | None]:

@@ -19,6 +19,7 @@ import torch
 
 from datatools.core.errors import UsageError
 from datatools.core.atomic import atomic_write
+from datatools.core.paths import check_output_dir
 from datatools.core.images import list_images
 from datatools.core.parallel import StageProgress, stage_callbacks
 from datatools.core.boxes import xyxy_to_xywh_array
@@ -90,6 +91,7 @@ def predict(checkpoint: str | os.PathLike, images: str | os.PathLike, out: str |
     from datatools.datasets import make_loader
     from datatools.datasets.transforms import eval_preset
 
+    check_output_dir(out, [images, checkpoint])  # results never replace the model or land among the images
     ckpt = load_checkpoint(checkpoint)
     # The checkpoint's resize mode: letterboxed squares, or keep-aspect (shorter side ``size``; the model pads each
     # batch itself). Either way the eval preset records the scale and boxes are mapped back to the original image.
