@@ -382,3 +382,16 @@ def test_data_yaml_never_trains_on_test_when_another_split_can(splits, train, va
     doc = yaml.safe_load(data_yaml(splits, ["a"]))
     assert (doc["train"], doc["val"]) == (f"images/{train}", f"images/{val}")
 
+
+
+def test_class_names_of_any_text_round_trip_through_data_yaml(tmp_path):
+    # an emoji was written as a JSON surrogate pair, which PyYAML (and ultralytics) reads as two lone surrogates:
+    # reading the output back was a UnicodeEncodeError traceback
+    import yaml
+
+    names = ["💥", "é", "a\tb", "x\u2028y", "n\u0085el", "d\x7fel"]
+    items = {f"i{k}": voc_xml(f"i{k}.jpg", (20, 20), [{"name": n, "box": (2, 2, 9, 9)}]) for k, n in enumerate(names)}
+    root = make_voc_root(tmp_path / "voc", items)
+    datatools.convert("voc", root, "yolo", tmp_path / "y", images_mode="none")
+    assert yaml.safe_load((tmp_path / "y" / "data.yaml").read_text(encoding="utf-8"))["names"] == dict(
+        enumerate(sorted(names)))

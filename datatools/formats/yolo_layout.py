@@ -295,12 +295,23 @@ def _image_id(image_path: str, root: Path | str) -> str:
     return p.stem
 
 
+# What a YAML double-quoted scalar may not hold as it is (YAML 1.1's printable set, and the line breaks it folds)
+_NOT_YAML_TEXT = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]")
+
+
+def _yaml_quoted(text: str) -> str:
+    """``text`` as a YAML double-quoted scalar that PyYAML (and so ultralytics) reads back as ``text``: JSON's quoting
+    (its escapes are YAML's) without ``\\u`` surrogate pairs, which PyYAML reads as two lone surrogates (an emoji
+    class name came back as text that cannot be encoded), and with YAML's own non-printables escaped."""
+    return _NOT_YAML_TEXT.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(text, ensure_ascii=False))
+
+
 def data_yaml(splits: Sequence[str], names: Sequence[str]) -> str:
     """An ultralytics data.yaml for a dataset written with ``images/<split>`` folders beside it.
 
     It has no ``path`` key: ultralytics then takes the data.yaml's own folder as the root, so the dataset still reads
     its own files after it is copied or moved (an absolute ``path`` would silently read the original)."""
-    q = json.dumps  # a JSON string is a valid YAML double-quoted scalar
+    q = _yaml_quoted
     lines = ["# written by datatools; the dataset root is this file's folder"]
     keys = yaml_splits(splits)
     lines.append(f"train: {q('images/' + keys['train'])}")
