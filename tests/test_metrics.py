@@ -801,3 +801,20 @@ def test_categories_of_one_name_are_one_class_in_every_metric(tmp_path):
     assert (car["gt"], car["tp"], car["fp"]) == (2, 2, 0)
     assert [f["code"] for f in d["findings"] if f["severity"] != "info"] == ["duplicate-category-name",
                                                                               "missing-image-dir"]
+
+
+@pytest.mark.parametrize("fmt, images", [("openimages", 40), ("cvat", 40), ("labelme", None)])
+def test_split_picks_the_split_of_every_format_or_is_refused(tmp_path, fmt, images):
+    """--split was applied to COCO, VOC and YOLO ground truth only: on Open Images or CVAT it evaluated all 200
+    images (train included), and --split nosuch exited 0. LabelMe keeps no split: refused, not ignored."""
+    import datatools
+
+    datatools.convert("voc", SAMPLE, fmt, tmp_path / fmt, images_mode="none")
+    (tmp_path / "p.json").write_text("[]")
+    for split in ("val", "nosuch"):
+        r = CliRunner().invoke(cli, ["evaluate", "--gt", str(tmp_path / fmt), "--pred", str(tmp_path / "p.json"),
+                                     "--split", split, "--images", str(SAMPLE / "JPEGImages"), "--json"])
+        if split == "val" and images:
+            assert r.exit_code == 0 and json.loads(r.output)["images"] == images, r.output
+        else:
+            assert r.exit_code == 2 and f"no split {split!r}" in r.output, r.output

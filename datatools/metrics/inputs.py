@@ -249,7 +249,8 @@ def load_ground_truth(src: str | os.PathLike, *, format: str | None = None, spli
     ``convention`` None is the package's default VOC pixel convention. Ground truth without a single image is an
     error that says what was looked for where (evaluating it gave every metric -1).
 
-    ``split`` picks VOC ImageSets/Main lists, YOLO splits, or a COCO split's JSON (``instances_<split>.json``,
+    ``split`` picks VOC ImageSets/Main lists, the split of every other format that keeps one per image (YOLO, CVAT,
+    Open Images; none in LabelMe or Label Studio: then every split is an error, never ignored), or a COCO split's JSON (``instances_<split>.json``,
     Roboflow's ``<split>/_annotations.coco.json``: :func:`datatools.formats.coco.json_for_split`). VOC/YOLO are
     prepared as ``datatools voc2coco`` does (difficult objects become ``iscrowd``, boxes clipped to the image,
     degenerate boxes dropped and reported), so evaluating against VOC or against its voc2coco JSON gives the same
@@ -289,7 +290,7 @@ def load_ground_truth(src: str | os.PathLike, *, format: str | None = None, spli
     ds = read_source(src, fmt, classes=classes if fmt == "yolo" else None, images=images,
                      sets=split if fmt == "voc" else None, convention=convention or DEFAULT_CONVENTION, workers=workers,
                      max_xml_bytes=max_xml_bytes)
-    if split and fmt == "yolo":
+    if split and fmt != "voc":  # VOC chose its lists while reading; YOLO, CVAT, Open Images... keep a split per image
         chosen = split_named(split, ds.splits)
         if chosen is None:
             raise UsageError(f"{src}: no split {split!r} (found: {', '.join(ds.splits) or 'none'})")
