@@ -456,3 +456,18 @@ def test_image_ids_are_unique_and_never_empty(tmp_path, names, want):
     ds = cvat.read(tmp_path)
     assert [(im.image_id, [a.label for a in im.annotations]) for im in ds.images] == [
         (iid, [f"l{k}"]) for k, iid in enumerate(want)]
+
+
+@pytest.mark.parametrize("fmt", ["cvat", "voc"])
+def test_names_with_tabs_newlines_and_returns_come_back_as_written(tmp_path, fmt):
+    # an XML parser turns a tab or newline in an attribute into a space and a return into a newline: a CVAT class
+    # "a<TAB>b" read back as "a b", its objects moved to another class
+    from datatools import formats
+    from datatools.core.model import Annotation, Dataset, ImageRecord
+
+    names = ("a\tb", "line1\nline2", "cr\rx", "plain")
+    recs = tuple(ImageRecord(f"i{k}", f"i{k}.jpg", 20, 20, (Annotation(n, (2.0, 2.0, 9.0, 9.0)),))
+                 for k, n in enumerate(names))
+    formats.get(fmt).write(Dataset(images=recs, classes=names), tmp_path / "o", images_mode="none")
+    back = formats.get(fmt).read(tmp_path / "o")
+    assert sorted(a.label for im in back.images for a in im.annotations) == sorted(names)

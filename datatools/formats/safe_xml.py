@@ -39,9 +39,13 @@ _UTF8 = {"utf-8", "ascii", "iso8859-1", "cp1252"}  # ASCII-compatible: a byte se
 def escape(text: str, *, quote: bool = False) -> str:
     """XML text escaping (``&``, ``<``, ``>``; ``"`` too with ``quote``, for an attribute value), as
     ``xml.sax.saxutils.escape``, whose import pulls in ``urllib.request`` and costs every command about 40 ms of
-    start-up. Every XML writer (VOC, CVAT) escapes through here."""
-    out = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return out.replace('"', "&quot;") if quote else out
+    start-up. Every XML writer (VOC, CVAT) escapes through here. A parser turns a carriage return into a newline, and
+    in an attribute a tab or a newline into a space: those are written as character references, so a class name
+    ``a<TAB>b`` reads back as itself, not as ``a b``."""
+    out = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
+    if quote:
+        out = out.replace('"', "&quot;").replace("\t", "&#9;").replace("\n", "&#10;")
+    return out
 
 
 def xml_parser():
