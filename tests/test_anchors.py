@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -51,6 +52,20 @@ def test_boxes_are_scaled_to_the_training_size_and_bad_ones_counted():
     assert wh.tolist() == [[50.0, 25.0]] and skipped == {"zero-size": 1, "no-image-size": 1}
     wh, skipped = box_sizes(ds, img_size=None)
     assert wh.tolist() == [[100.0, 50.0], [10.0, 10.0]] and skipped == {"zero-size": 1}
+
+
+def test_boxes_are_clipped_to_the_image_as_training_clips_them():
+    # a box past the image gave an anchor larger than any image ([1984, 1984] at 640 for a 100 x 80 image); a
+    # coordinate of 1e308 made k-means fail with a RuntimeError traceback
+    recs = (ImageRecord("a", "a.jpg", 100, 80, (Annotation("x", (-10, -10, 300, 300)),
+                                                 Annotation("x", (10, 10, 1e308, 20)), Annotation("x", (200, 0, 300, 9)))),
+            ImageRecord("b", "b.jpg", None, None, (Annotation("x", (0, 0, 1e308, 1e308)),)))
+    wh, skipped = box_sizes(Dataset(images=recs, classes=("x",)), img_size=640)
+    assert wh.tolist() == [[640.0, 512.0], [576.0, 64.0]] and skipped == {"zero-size": 1, "no-image-size": 1}
+    wh, skipped = box_sizes(Dataset(images=recs, classes=("x",)), img_size=None)
+    assert skipped == {"zero-size": 1, "not-finite": 1}
+    res = compute_anchors(Dataset(images=recs, classes=("x",)), k=1)
+    assert res.boxes == 2 and len(res.anchors) == 1 and all(math.isfinite(v) for v in res.anchors[0])
 
 
 def test_seeded_and_deterministic():

@@ -342,3 +342,16 @@ def test_a_copy_stretched_to_a_square_is_found(tmp_path):
                  classes=(), format="voc")
     rep = find_duplicates(ds, mapper=Mapper(workers=1))
     assert [c.image_ids for c in rep.clusters] == [("a", "b_square")]
+
+
+def test_copies_whose_boxes_hold_a_huge_coordinate_are_compared(tmp_path):
+    # labels of exact copies are compared to 0.5 px: round(1e308 * 2) raised an OverflowError (a traceback)
+    from datatools.core.model import Annotation, Dataset, ImageRecord
+
+    Image.new("RGB", (40, 30), (120, 30, 200)).save(tmp_path / "a.png")
+    shutil.copy(tmp_path / "a.png", tmp_path / "b.png")
+    recs = tuple(ImageRecord(k, f"{k}.png", 40, 30, (Annotation("x", (1.0, 1.0, x2, 9.0)),),
+                             image_path=str(tmp_path / f"{k}.png")) for k, x2 in (("a", 1e308), ("b", 9.0)))
+    report = find_duplicates(Dataset(images=recs, classes=("x",)), mapper=Mapper(workers=1))
+    [cluster] = report.clusters
+    assert [m.image_id for m in cluster.members] == ["a", "b"] and not cluster.labels_agree

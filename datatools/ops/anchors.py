@@ -11,10 +11,12 @@ The same seed and data give the same anchors.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from datatools.core.boxes import clip
 from datatools.core.errors import UsageError
 from datatools.core.model import Dataset
 
@@ -29,12 +31,14 @@ def wh_iou(wh: np.ndarray, anchors: np.ndarray) -> np.ndarray:
 
 
 def box_sizes(ds: Dataset, *, img_size: int | None = None) -> tuple[np.ndarray, dict[str, int]]:
-    """(n, 2) widths and heights of every box, scaled so each image's longer side is ``img_size`` (when given).
+    """(n, 2) widths and heights of every box, scaled so each image's longer side is ``img_size`` (when given), and
+    clipped to the image as training clips it (a box reaching past the image gave anchors larger than any image).
 
-    Returns the sizes and the count of boxes left out, by reason (``zero-size``, ``no-image-size``).
+    Returns the sizes and the count of boxes left out, by reason (``zero-size``: nothing inside the image, or no
+    area; ``no-image-size``; ``not-finite``: a size too large for a float).
     """
     out: list[tuple[float, float]] = []
-    skipped = {"zero-size": 0, "no-image-size": 0}
+    skipped = {"zero-size": 0, "no-image-size": 0, "not-finite": 0}
     for im in ds.images:
         scale = 1.0
         if img_size:
@@ -43,11 +47,14 @@ def box_sizes(ds: Dataset, *, img_size: int | None = None) -> tuple[np.ndarray, 
                 continue
             scale = img_size / max(im.width, im.height)  # type: ignore[type-var, operator]
         for a in im.annotations:
-            w, h = (a.box[2] - a.box[0]) * scale, (a.box[3] - a.box[1]) * scale
-            if w <= 0 or h <= 0:
+            x1, y1, x2, y2 = clip(a.box, im.width, im.height) if im.has_size else a.box  # type: ignore[arg-type]
+            w, h = (x2 - x1) * scale, (y2 - y1) * scale
+            if not math.isfinite(w * h):
+                skipped["not-finite"] += 1
+            elif w <= 0 or h <= 0:
                 skipped["zero-size"] += 1
-                continue
-            out.append((w, h))
+            else:
+                out.append((w, h))
     return np.asarray(out, dtype=np.float64).reshape(-1, 2), {k: v for k, v in skipped.items() if v}
 
 

@@ -11,6 +11,7 @@ agree: docs/dupes.md; the fingerprints: :mod:`datatools.ops.dupes_hash`. Decodin
 """
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Iterable, Sequence, TypeVar
@@ -359,7 +360,9 @@ def _labels_agree(a: ImageRecord, b: ImageRecord, *, exact: bool) -> bool:
     """Exact copies: the same labelled boxes (to 0.5 px); near copies: the same objects per class."""
     if exact:
         def boxes(r: ImageRecord) -> Counter:
-            return Counter((x.label, tuple(round(v * 2) for v in x.box)) for x in r.annotations)
+            # a coordinate of 1e308 doubles to inf, which round() refuses (an OverflowError): kept as it is
+            return Counter((x.label, tuple(round(v * 2) if math.isfinite(v * 2) else v for v in x.box))
+                           for x in r.annotations)
 
         return boxes(a) == boxes(b)
     return Counter(x.label for x in a.annotations) == Counter(x.label for x in b.annotations)
