@@ -337,3 +337,27 @@ def test_long_work_reports_every_stage_with_its_total(tmp_path):
     # merge reads each source as its own stage: one shared bar counted past its total (each source set it anew)
     seen = stages(lambda update: merge([SAMPLE, tmp_path / "o"], tmp_path / "m", progress=update))
     assert set(seen) == {"read 1", "read 2", "write"} and seen["read 1"] == seen["read 2"]
+
+
+@pytest.mark.parametrize("args", [
+    ["filter", str(SAMPLE), "{tmp}/o", "--min-size", "nan"],
+    ["evaluate", "--gt", str(SAMPLE), "--pred", "{tmp}/p.json", "--conf", "nan"],
+    ["check", str(SAMPLE), "--max-xml-mb", "inf"],
+    ["check", str(SAMPLE), "--max-xml-mb", "nan"],
+    ["report", str(SAMPLE), "{tmp}/r.html", "--max-mb", "nan"],
+    ["train", str(SAMPLE), "--out", "{tmp}/run", "--lr", "nan"],
+    ["train", str(SAMPLE), "--out", "{tmp}/run", "--warmup-epochs", "inf"],
+    ["stats", str(SAMPLE), "--resize", "100000"],
+])
+def test_numbers_that_are_not_finite_or_too_large_are_usage_errors(tmp_path, args):
+    # nan passed every range check (--lr nan trained on, --min-size nan filtered nothing); inf overflowed later (a
+    # traceback); --resize 100000 made every image a 40 GB array
+    (tmp_path / "p.json").write_text("[]")
+    r = CliRunner().invoke(cli, [a.replace("{tmp}", str(tmp_path)) for a in args])
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert not (tmp_path / "o").exists() and not (tmp_path / "run").exists()
+
+
+def test_a_tiny_max_xml_mb_refuses_every_file_in_one_line():
+    r = CliRunner().invoke(cli, ["check", str(SAMPLE), "--max-xml-mb", "1e-9"])
+    assert r.exit_code == 1 and "file-too-large" in r.output and "Traceback" not in r.output, r.output

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from datatools.cli.common import (console, emit_json, errors_to_click, esc, json_option, read_dataset,
+from datatools.cli.common import (Number, console, emit_json, errors_to_click, esc, json_option, read_dataset,
                                   reader_options, SourcePath, stage_progress, table, workers_option)
 
 
@@ -14,7 +14,7 @@ from datatools.cli.common import (console, emit_json, errors_to_click, esc, json
 @click.option("-k", "--num-anchors", "k", type=click.IntRange(1), default=9, show_default=True, help="Number of anchors.")
 @click.option("--img-size", type=click.IntRange(0), default=640, show_default=True,
               help="Training input size: boxes are scaled so each image's longer side is this (0 = original pixels).")
-@click.option("--iou-thr", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True,
+@click.option("--iou-thr", type=Number(0, 1, min_open=True), default=0.5, show_default=True,
               help="IoU a box needs with its best anchor to count towards the BPR (best possible recall).")
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed for the k-means++ initialisation.")
 @click.option("--n-init", type=click.IntRange(1), default=3, show_default=True,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import math
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -265,13 +266,24 @@ def workers_option(f):
                         help="Worker processes (0 = all cores).")(f)
 
 
+class Number(click.FloatRange):
+    """A float option in a range, and finite: ``nan`` slips through every range check (``--lr nan`` trained on, a
+    ``--min-size nan`` filtered nothing) and ``inf`` overflowed the conversions after it (a traceback)."""
+
+    def convert(self, value, param, ctx):
+        rv = super().convert(value, param, ctx)
+        if not math.isfinite(rv):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return rv
+
+
 def max_xml_option(f):
     """``--max-xml-mb``: the VOC and CVAT readers refuse larger XML files (``file-too-large``) unless raised here;
     the ``max_xml_bytes`` parameter, None for each reader's own default (VOC 16 MiB, CVAT 256 MiB)."""
     def to_bytes(ctx, param, value):
-        return None if value is None else int(value * 1024 * 1024)
+        return None if value is None else max(1, int(value * 1024 * 1024))
 
-    return click.option("--max-xml-mb", "max_xml_bytes", type=click.FloatRange(min=0, min_open=True), default=None,
+    return click.option("--max-xml-mb", "max_xml_bytes", type=Number(min=0, min_open=True), default=None,
                         callback=to_bytes, metavar="MB",
                         help="Refuse XML annotation files larger than this, as a 'file-too-large' finding "
                              "[default: 16 for each VOC file, 256 for a CVAT annotations.xml]. Raise it for "

@@ -8,7 +8,7 @@ import click
 
 from datatools.formats import FORMATS
 
-from datatools.cli.common import (console, convention_option, count, emit_json, errors_to_click, esc, findings_table,
+from datatools.cli.common import (Number, console, convention_option, count, emit_json, errors_to_click, esc, findings_table,
                                   images_option, json_option, max_xml_option, parse_classes, SourcePath, table,
                                   workers_option)
 
@@ -31,7 +31,7 @@ from datatools.cli.common import (console, convention_option, count, emit_json, 
 @images_option
 @click.option("--metric", type=click.Choice(["all", "coco", "voc"]), default="all", show_default=True,
               help="Which metrics to compute.")
-@click.option("--iou", type=click.FloatRange(0, 1, min_open=True), default=0.5, show_default=True,
+@click.option("--iou", type=Number(0, 1, min_open=True), default=0.5, show_default=True,
               help="IoU threshold for VOC AP and the confusion matrix (a match needs IoU >= this).")
 @click.option("--voc-method", "method", type=click.Choice(["allpoint", "11point"]), default="allpoint",
               show_default=True, help="VOC AP interpolation: allpoint (VOC2010+) or 11point (VOC2007).")
@@ -42,7 +42,7 @@ from datatools.cli.common import (console, convention_option, count, emit_json, 
               show_default=True, help="COCO backend: auto uses faster-coco-eval when installed (same numbers).")
 @click.option("--plots", type=click.Path(file_okay=False), default=None,
               help="Write PR curves per class and a confusion matrix as PNG into this folder.")
-@click.option("--conf", type=click.FloatRange(0, 1), default=0.25, show_default=True,
+@click.option("--conf", type=Number(0, 1), default=0.25, show_default=True,
               help="Score threshold for the confusion matrix (AP uses every detection).")
 @click.option("--limit", type=click.IntRange(1), default=20, show_default=True, help="Findings to show in the table.")
 @max_xml_option

@@ -5,7 +5,7 @@ import click
 
 from datatools.formats import FORMATS
 
-from datatools.cli.common import (console, count, device_option, emit_json, errors_to_click, esc, json_option,
+from datatools.cli.common import (Number, console, count, device_option, emit_json, errors_to_click, esc, json_option,
                                   stage_progress)
 
 
@@ -22,7 +22,7 @@ from datatools.cli.common import (console, count, device_option, emit_json, erro
 @click.option("--split", default=None, help="For a dataset: only this split (e.g. val).")
 @device_option
 @click.option("--batch-size", "-b", type=click.IntRange(1), default=8, show_default=True, help="Images per batch.")
-@click.option("--conf", type=click.FloatRange(0, 1), default=0.001, show_default=True,
+@click.option("--conf", type=Number(0, 1), default=0.001, show_default=True,
               help="Minimum score kept (low for mAP; raise it for drawing).")
 @click.option("--max-det", type=click.IntRange(1), default=100, show_default=True, help="Detections per image.")
 @click.option("--image-size", type=click.IntRange(32), default=None, help="Letterbox size, or the shorter side for a --resize-mode keep-aspect model "

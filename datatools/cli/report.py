@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from datatools.cli.common import (console, count, emit_json, engine_options, errors_to_click, esc, json_option,
+from datatools.cli.common import (Number, console, count, emit_json, engine_options, errors_to_click, esc, json_option,
                                   reader_options, SourcePath, stage_progress,
                                   workers_option)
 
@@ -16,7 +16,7 @@ from datatools.cli.common import (console, count, emit_json, engine_options, err
               help="Gallery thumbnails drawn per class (a seeded sample of the images holding that class).")
 @click.option("--thumb-size", "thumb", type=click.IntRange(64, 640), default=192, show_default=True,
               help="Longer side of a gallery thumbnail, in pixels.")
-@click.option("--max-mb", type=click.FloatRange(1, 1000), default=20.0, show_default=True,
+@click.option("--max-mb", type=Number(1, 1000), default=20.0, show_default=True,
               help="Size budget of the page: the gallery is cut to fit it (every number still covers all images).")
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed for the gallery sample and the anchors.")
 @click.option("-k", "--num-anchors", "k", type=click.IntRange(1), default=9, show_default=True,

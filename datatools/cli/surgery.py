@@ -5,7 +5,7 @@ import functools
 
 import click
 
-from datatools.cli.common import (convention_option, count, esc, format_option, images_mode_option, images_option,
+from datatools.cli.common import (Number, convention_option, count, esc, format_option, images_mode_option, images_option,
                                   json_option, max_xml_option, normalize_names_option, parse_classes, precision_option,
                                   run_writer, sets_option, SourcePath, with_options, workers_option)
 from datatools.formats import FORMATS  # the registry only: no format module is imported
@@ -119,11 +119,11 @@ def remap_cmd(src, out, mapping, order, **opts):
 @click.argument("src", type=SourcePath())
 @click.argument("out", type=click.Path())
 @click.option("--classes", default=None, help="Keep only these classes ('a,b' or a file), in this order.")
-@click.option("--min-size", type=click.FloatRange(min=0), default=None,
+@click.option("--min-size", type=Number(min=0), default=None,
               help="Drop boxes whose shorter side is below this many pixels.")
-@click.option("--max-size", type=click.FloatRange(min=0), default=None,
+@click.option("--max-size", type=Number(min=0), default=None,
               help="Drop boxes whose longer side is above this many pixels.")
-@click.option("--min-area", type=click.FloatRange(min=0), default=None, help="Drop boxes with w*h below this (px²).")
+@click.option("--min-area", type=Number(min=0), default=None, help="Drop boxes with w*h below this (px²).")
 @click.option("--drop-empty", is_flag=True, help="Drop images left without objects.")
 @click.option("--only-empty", is_flag=True, help="Keep only images without objects (negatives).")
 @click.option("--ids", default=None, metavar="REGEX", help="Keep only images whose id matches this regex (search).")
@@ -139,7 +139,7 @@ def filter_cmd(src, out, classes, **opts):
 @click.argument("src", type=SourcePath())
 @click.argument("out", type=click.Path())
 @click.option("-n", "n", type=click.IntRange(min=1), default=None, help="Number of images to keep.")
-@click.option("--frac", type=click.FloatRange(0, 1, min_open=True), default=None, help="Share of images to keep.")
+@click.option("--frac", type=Number(0, 1, min_open=True), default=None, help="Share of images to keep.")
 @click.option("--stratified", is_flag=True,
               help="Keep each class's share (split's stratification) and every class present where the size allows.")
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Random seed: the same seed, the same sample.")

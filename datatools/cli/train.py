@@ -5,7 +5,7 @@ import click
 
 from datatools.formats import FORMATS
 
-from datatools.cli.common import (console, count, device_option, emit_json, errors_to_click, esc, json_option,
+from datatools.cli.common import (Number, console, count, device_option, emit_json, errors_to_click, esc, json_option,
                                   stage_progress)
 
 from datatools.training.catalog import DEFAULT_MODEL, MODELS  # the table only: no torch import
@@ -35,7 +35,7 @@ from datatools.training.catalog import DEFAULT_MODEL, MODELS  # the table only: 
                    "(IMAGENET1K_V1, ...) or a local state dict of torchvision's mobilenet_v3_large / resnet50. "
                    "Ignored with --weights.")
 @click.option("--freeze-backbone", is_flag=True, help="Do not train the backbone's trunk (the classifier's layers).")
-@click.option("--backbone-lr-mult", type=click.FloatRange(0), default=1.0, show_default=True,
+@click.option("--backbone-lr-mult", type=Number(0), default=1.0, show_default=True,
               help="The backbone trunk's learning rate as a fraction of --lr (e.g. 0.1 when fine-tuning).")
 @click.option("--train-split", default="train", show_default=True,
               help="Split to train on (VOC set, YOLO/COCO split); 'train' also finds train2017 or training.")
@@ -61,17 +61,17 @@ from datatools.training.catalog import DEFAULT_MODEL, MODELS  # the table only: 
                    "batches are grouped by aspect ratio (portrait/landscape) within each rank's DistributedSampler "
                    "shard. Stored in the checkpoint for --resume and predict.")
 @click.option("--optimizer", type=click.Choice(["sgd", "adamw"]), default="sgd", show_default=True, help="Optimizer.")
-@click.option("--lr", type=click.FloatRange(0, min_open=True), default=0.02, show_default=True, help="Peak learning rate.")
-@click.option("--weight-decay", type=click.FloatRange(0), default=1e-4, show_default=True,
+@click.option("--lr", type=Number(0, min_open=True), default=0.02, show_default=True, help="Peak learning rate.")
+@click.option("--weight-decay", type=Number(0), default=1e-4, show_default=True,
               help="Weight decay (not applied to norm layers and biases).")
 @click.option("--schedule", type=click.Choice(["cosine", "multistep"]), default="cosine", show_default=True,
               help="LR after warm-up: cosine to --min-lr-ratio, or x0.1 at 2/3 and 8/9 of the run.")
-@click.option("--warmup-epochs", type=click.FloatRange(0), default=1.0, show_default=True, help="Linear warm-up length.")
-@click.option("--min-lr-ratio", type=click.FloatRange(0, 1), default=0.01, show_default=True,
+@click.option("--warmup-epochs", type=Number(0), default=1.0, show_default=True, help="Linear warm-up length.")
+@click.option("--min-lr-ratio", type=Number(0, 1), default=0.01, show_default=True,
               help="Final LR as a fraction of --lr (cosine).")
-@click.option("--clip-grad", type=click.FloatRange(0), default=10.0, show_default=True,
+@click.option("--clip-grad", type=Number(0), default=10.0, show_default=True,
               help="Clip the gradient norm to this (0 = off).")
-@click.option("--ema", "ema_decay", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
+@click.option("--ema", "ema_decay", type=Number(0, 1, max_open=True), default=0.0, show_default=True,
               help="EMA decay of the weights, e.g. 0.9998 (0 = off). The EMA weights are evaluated and saved as best.")
 @click.option("--eval-every", type=click.IntRange(1), default=1, show_default=True, help="Evaluate every N epochs.")
 @click.option("--save-period", type=click.IntRange(0), default=0, show_default=True,

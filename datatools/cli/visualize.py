@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from datatools.cli.common import (console, count, counts_table, emit_json, errors_to_click, esc, json_option,
+from datatools.cli.common import (Number, console, count, counts_table, emit_json, errors_to_click, esc, json_option,
                                   read_dataset, reader_options, SourcePath, stage_progress, table,
                                   workers_option)
 
@@ -36,7 +36,7 @@ def _grid(ctx, param, value):
                    "results JSON [{image_id, category_id, bbox, score}] or a folder of YOLO txt with confidences. "
                    "For VOC/YOLO, image_id k is the k-th image in sorted order and category_id c the c-th class "
                    "(as voc2coco writes them); an entry with file_name matches by file name or stem.")
-@click.option("--score-thr", type=click.FloatRange(0, 1), default=0.3, show_default=True,
+@click.option("--score-thr", type=Number(0, 1), default=0.3, show_default=True,
               help="Draw predictions with at least this score.")
 @click.option("--pred-layout", type=click.Choice(["side", "overlay"]), default="side", show_default=True,
               help="Predictions in a panel beside the ground truth, or drawn over it (thinner, with scores).")

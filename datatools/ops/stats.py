@@ -33,28 +33,26 @@ _Q_NAMES = ("min", "p5", "p25", "median", "p75", "p95", "max")
 
 # --------------------------------------------------------------------------------------------------- pixels
 
+MAX_RESIZE = 16384  # a side; 100000 made every image a 40 GB array (the process was killed)
+
+
 def parse_resize(value: str | int | None) -> int | tuple[int, int] | None:
     """``"512"`` -> 512 (shorter side), ``"640x480"`` -> (640, 480) (exact W x H); ``None``/``""`` -> no resize.
-    Zero or a negative size is an error, not a quiet "no resize"."""
+    Zero, a negative size or one over :data:`MAX_RESIZE` is an error, not a quiet "no resize"."""
     if value in (None, ""):
         return None
     if isinstance(value, int):
-        if value <= 0:
-            raise ValueError(f"{value}: the size must be positive")
+        if not 0 < value <= MAX_RESIZE:
+            raise ValueError(f"{value}: the size must be 1..{MAX_RESIZE}")
         return value
     text = str(value).lower().strip()
     try:
-        if "x" in text:
-            w, h = (int(v) for v in text.split("x", 1))
-            if w <= 0 or h <= 0:
-                raise ValueError
-            return (w, h)
-        n = int(text)
-        if n <= 0:
+        sides = tuple(int(v) for v in text.split("x", 1))
+        if not all(0 < v <= MAX_RESIZE for v in sides):
             raise ValueError
-        return n
     except ValueError as e:
-        raise ValueError(f"{value!r}: expected N (shorter side, N > 0) or WxH") from e
+        raise ValueError(f"{value!r}: expected N (shorter side, 1..{MAX_RESIZE}) or WxH") from e
+    return sides if len(sides) == 2 else sides[0]
 
 
 def resized_size(width: int, height: int, resize: int | tuple[int, int]) -> tuple[int, int]:
