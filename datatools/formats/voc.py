@@ -124,7 +124,8 @@ class Layout:
         return out
 
     def available_sets(self) -> dict[str, list[str]]:
-        """Split lists in ImageSets/Main (class-specific lists such as ``cat_train.txt`` excluded)."""
+        """Split lists in ImageSets/Main (class-specific lists such as ``cat_train.txt`` excluded), a stripped line
+        each (see :func:`plan_files` for which id a line names)."""
         if not self.sets_dir:
             return {}
         out = {}
@@ -133,7 +134,7 @@ class Layout:
             if "_" in stem or "/" in stem:
                 continue
             text = read_small_file(self.files.join(self.sets_dir, rel)).decode("utf-8-sig", errors="replace")
-            out[stem] = [line.split()[0] for line in text.splitlines() if line.strip()]
+            out[stem] = [line.strip() for line in text.splitlines() if line.strip()]
         return out
 
 
@@ -172,7 +173,10 @@ def plan_files(layout: Layout, sets: Sequence[str] | str | None
         chosen = choose_sets(available, sets)
         by_id = {iid: p for iid, p in files}
         for s in chosen:
-            for iid in available[s]:
+            for line in available[s]:
+                # the whole line when it names an annotation (an id with a space, as torchvision reads the lists),
+                # else its first word (a line "id 1" of the devkit's per-class layout)
+                iid = line if line in by_id else line.split()[0]
                 listed = split_of.get(iid)
                 if listed is None:
                     split_of[iid] = [s]
