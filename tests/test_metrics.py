@@ -818,3 +818,11 @@ def test_split_picks_the_split_of_every_format_or_is_refused(tmp_path, fmt, imag
             assert r.exit_code == 0 and json.loads(r.output)["images"] == images, r.output
         else:
             assert r.exit_code == 2 and f"no split {split!r}" in r.output, r.output
+
+
+def test_ground_truth_without_a_box_of_the_classes_is_an_error(tmp_path):
+    # --classes a,b on sample_data left no ground-truth box: every metric was -1, exit 0
+    (tmp_path / "p.json").write_text("[]")
+    r = CliRunner().invoke(cli, ["evaluate", "--gt", str(SAMPLE), "--pred", str(tmp_path / "p.json"), "--classes",
+                                 "a,b", "--split", "val"])
+    assert r.exit_code == 1 and "holds no box of the classes 'a', 'b' in its 40 images" in r.output, r.output

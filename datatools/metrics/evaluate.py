@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from datatools.core.errors import UsageError
+from datatools.core.errors import NoInputError, UsageError
 from datatools.core.model import Finding, Severity
 from datatools.metrics.coco import CocoResult, coco_evaluate, results_from_arrays
 from datatools.metrics.inputs import GroundTruth, load_ground_truth
@@ -120,6 +120,11 @@ def evaluate(gt: str | os.PathLike, pred: str | os.PathLike, *, gt_format: str |
         check_output_dir(plots, [gt, images, pred, *beside])
     g = load_ground_truth(gt, format=gt_format, split=split, classes=classes, convention=convention, images=images,
                           workers=workers, max_xml_bytes=max_xml_bytes)
+    if not len(g.table.label):  # every metric would be -1 (pycocotools) or NaN, reported as a result
+        listed = f" of the classes {', '.join(map(repr, classes))}" if classes else ""
+        n = len(g.images)
+        raise NoInputError(f"{gt}: the ground truth holds no box{listed} in its {n} image{'s' * (n != 1)}: nothing "
+                           "to evaluate against")
     p = load_predictions(pred, g)
     return evaluate_loaded(g, p, metric=metric, iou=iou, method=method, legacy_plus_one=legacy_plus_one,
                            backend=backend, plots=plots, conf=conf, pred_source=str(pred))
