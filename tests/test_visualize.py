@@ -265,8 +265,9 @@ def test_pred_on_a_url_coco_source_matches_as_on_the_local_file(tmp_path):
     assert (remote.matched, remote.unknown_image, remote.unknown_category) == (3, 1, 1)
     assert [(a.label, a.box, a.score) for a in remote.by_image["x"]] == [("dog", (50.0, 40.0, 80.0, 70.0), 0.9)]
     assert sorted((a.label, a.score) for a in remote.by_image["y"]) == [("cat", 0.4), ("dog", 1.0)]
-    assert all(r.exit_code == 0 for r in cli_runs), [r.output for r in cli_runs]
-    on_local, on_url = (json.loads(r.output)["predictions"] for r in cli_runs)
+    # the files x.jpg and y.jpg are not there: nothing is drawn (exit 1), the predictions are matched all the same
+    assert all(r.exit_code == 1 and "could be drawn" in r.output for r in cli_runs), [r.output for r in cli_runs]
+    on_local, on_url = (json.loads(r.stdout)["predictions"] for r in cli_runs)
     assert on_url == on_local == remote.to_dict()
 
 
@@ -413,3 +414,17 @@ def test_bccd_check_marks_the_zero_area_boxes(tmp_path, realworld):
     data = json.loads(res.output)
     assert data["findings_drawn"].get("zero-area", 0) >= 1
     assert data["images_drawn"] == len(data["files"]) >= 1
+
+
+@pytest.mark.parametrize("command", ["visualize", "dupes"])
+def test_nothing_drawn_or_compared_because_every_image_failed_is_an_error(tmp_path, command):
+    # annotations whose images are all missing: "nothing drawn (no image matched the filters)" / "0 images
+    # compared", exit 0; now exit 1 with the reasons listed
+    from tests.conftest import make_voc_root, voc_xml
+
+    src = make_voc_root(tmp_path / "v", {k: voc_xml(f"{k}.jpg", (20, 20), [{"name": "x", "box": (2, 2, 9, 9)}])
+                                         for k in "ab"})
+    args = [command, str(src)] + ([str(tmp_path / "o")] if command == "visualize" else [])
+    for extra in ([], ["--json"]):
+        r = CliRunner().invoke(cli, args + extra)
+        assert r.exit_code == 1 and "none of the 2" in r.output and "Traceback" not in r.output, r.output

@@ -37,8 +37,11 @@ def dupes_cmd(src, reader, threshold, limit, workers, engine, ray_address, as_js
                                      **stage_callbacks(update, "hash"))
     if as_json:
         emit_json(report.to_dict())
-        return
-    render(report, limit=limit)
+    else:
+        render(report, limit=limit)
+    if not report.hashed and report.findings:  # nothing was compared: not a clean "0 clusters"
+        raise click.ClickException(f"none of the {count(len(report.findings), 'image')} could be compared (the "
+                                   "reasons are listed above, or under --json's findings)")
 
 
 def render(report, *, limit: int) -> None:

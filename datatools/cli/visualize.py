@@ -83,7 +83,15 @@ def visualize_cmd(src, out, reader, ids, limit, shuffle, seed, show_difficult, p
                                **stage_callbacks(update, "sheets" if grid else "images"))
     if as_json:
         emit_json(result.to_dict())
-        return
+    else:
+        render(result, out, grid, score_thr)
+    if result.images_selected and not result.images_drawn:  # every picture failed: not "nothing matched"
+        raise click.ClickException(f"none of the {count(result.images_selected, 'selected image')} could be drawn "
+                                   "(the reasons are listed above, or under --json's skipped)")
+
+
+def render(result, out, grid, score_thr: float) -> None:
+    """The counts, the skipped images and where the pictures are."""
     con = console()
     rows = {"images selected": result.images_selected, "images drawn": result.images_drawn,
             "boxes drawn": result.boxes_drawn}
@@ -108,7 +116,6 @@ def visualize_cmd(src, out, reader, ids, limit, shuffle, seed, show_difficult, p
     rows["images skipped"] = len(result.skipped)
     con.print(counts_table("visualize", rows, key="what"))
     if result.skipped:
-
         t = table(title="Skipped images", title_justify="left")
         for col in ("image", "path", "reason"):
             t.add_column(col, overflow="fold")
@@ -118,9 +125,11 @@ def visualize_cmd(src, out, reader, ids, limit, shuffle, seed, show_difficult, p
         if len(result.skipped) > 50:
             con.print(f"... {len(result.skipped) - 50} more (use --json)")
     # soft_wrap: a path is printed whole on one line, so it can be copied
-    if not result.files:
+    if not result.images_selected:
         con.print(f"[yellow]nothing drawn[/] (no image matched the filters); output folder: [bold]{esc(out)}[/]",
                   soft_wrap=True)
+    elif not result.files:
+        return  # every selected image failed: the command says so
     elif grid:
         con.print(f"[green]wrote {count(len(result.files), 'contact sheet')}[/]: [bold]{esc(result.files[0])}[/]"
                   + (f" ... {esc(result.files[-1])}" if len(result.files) > 1 else ""), soft_wrap=True)
