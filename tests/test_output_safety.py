@@ -362,3 +362,15 @@ def test_a_failed_split_leaves_the_earlier_split(tmp_path, voc, monkeypatch):
     monkeypatch.setattr(shutil, "copyfile", full)
     one_line_error(run("split", voc, out, "--val", "0.2"))
     assert tree_digest(out) == before and dot_entries(out) == []
+
+
+@pytest.mark.parametrize("args", [["convert", "--to", "coco", "{voc}", "{out}.json"], ["report", "{voc}", "{out}.html",
+                                                                                       "--no-pixels", "--no-dupes"]])
+def test_a_file_under_a_file_names_the_file_in_the_way(tmp_path, voc, args):
+    # making the folder of a single output file says EEXIST, not ENOTDIR: the line said only "File exists"
+    blocker = tmp_path / "passwd"
+    blocker.write_text("root:x:0:0\n")
+    r = run(*[a.replace("{voc}", str(voc)).replace("{out}", str(blocker / "x")) for a in args])
+    line = one_line_error(r)
+    assert f"cannot write {blocker / 'x'}" in line and f"({blocker} is a file, not a folder)" in line, line
+    assert blocker.read_text() == "root:x:0:0\n"

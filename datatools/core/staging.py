@@ -75,7 +75,7 @@ def writing(path: str | os.PathLike) -> Iterator[None]:
     except OSError as e:
         target = public_path(os.fspath(path))
         reason = e.strerror or str(e)
-        if e.errno == errno.ENOTDIR:
+        if e.errno in (errno.ENOTDIR, errno.EEXIST):  # makedirs says EEXIST where a folder on the way is a file
             reason += _not_a_folder(target)
         raise OutputError(target, reason) from e
 
