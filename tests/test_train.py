@@ -346,6 +346,12 @@ def test_cli_usage_errors(tmp_path):
     assert r.exit_code == 2 and "last.pt" in r.output
     r = CliRunner().invoke(cli, ["train", str(SAMPLE), "--out", str(SAMPLE / "runs"), "--epochs", "1"])
     assert r.exit_code == 2 and "inside the input" in r.output and not (SAMPLE / "runs").exists()
+    # a split named on a dataset without splits trained on every image without a word
+    assert CliRunner().invoke(cli, ["convert", str(SAMPLE), str(tmp_path / "lm"), "--to", "labelme",
+                                    "--images-mode", "none"]).exit_code == 0
+    r = CliRunner().invoke(cli, ["train", str(tmp_path / "lm"), "--train-split",
+                                 "bogus", "--out", str(tmp_path / "o2")])
+    assert r.exit_code == 2 and "no split 'bogus': the dataset has no splits" in r.output, r.output
     r = CliRunner().invoke(cli, ["train", str(SAMPLE), "--train-split", "nope", "--out", str(tmp_path / "o")])
     assert r.exit_code == 2 and "nope" in r.output
     if not torch.cuda.is_available():

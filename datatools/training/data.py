@@ -41,6 +41,9 @@ def build_datasets(cfg: TrainConfig):
     if cfg.train_split and train_split is None and splits:
         raise UsageError(f"{cfg.data}: no split {cfg.train_split!r} (found: {', '.join(sorted(splits))}); "
                          "pass --train-split")
+    if not splits and cfg.train_split not in (None, "train", DEFAULT_SPLIT):  # named, not the default: not ignored
+        raise UsageError(f"{cfg.data}: no split {cfg.train_split!r}: the dataset has no splits, and trains on all "
+                         "of its images without --train-split")
     if train_split == "trainval" != cfg.train_split and val_split:  # VOC's trainval holds the val images
         raise UsageError(f"{cfg.data}: no split {cfg.train_split!r}, and trainval holds the {val_split!r} images; "
                          "pass --train-split")
