@@ -428,3 +428,17 @@ def test_nothing_drawn_or_compared_because_every_image_failed_is_an_error(tmp_pa
     for extra in ([], ["--json"]):
         r = CliRunner().invoke(cli, args + extra)
         assert r.exit_code == 1 and "none of the 2" in r.output and "Traceback" not in r.output, r.output
+
+
+@pytest.mark.parametrize("grid", [[], ["--grid", "1x2"]])
+def test_the_counts_are_those_of_the_pictures_drawn(tmp_path, grid):
+    # boxes_drawn counted the boxes of an image that could not be read and was skipped
+    from tests.conftest import make_jpeg, make_voc_root, voc_xml
+
+    boxes = [{"name": "x", "box": (2, 2, 9, 9)}, {"name": "y", "box": (3, 3, 12, 12), "difficult": 1}]
+    src = make_voc_root(tmp_path / "v", {k: voc_xml(f"{k}.jpg", (20, 20), boxes) for k in "ab"})
+    make_jpeg(src / "JPEGImages" / "a.jpg", 20, 20)
+    (src / "JPEGImages" / "b.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    r = CliRunner().invoke(cli, ["visualize", str(src), str(tmp_path / "o"), "--json", *grid])
+    d = json.loads(r.output)
+    assert (d["images_drawn"], d["boxes_drawn"], d["difficult_hidden"], len(d["skipped"])) == (1, 1, 1, 1), d

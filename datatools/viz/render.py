@@ -253,14 +253,16 @@ def visualize(ds: Dataset, out: str | os.PathLike, *, classes: Sequence[str] | N
     wanted = set(classes) if classes else None
     dropped = reader_box_findings(ds) if check else {}
     jobs: list[ImageJob] = []
+    job_counts: list[Counter] = []  # what each picture holds, counted in the result once it is drawn
     for im in chosen:
         if not im.image_path:
             result.skipped.append({"image_id": im.image_id, "path": im.file_name or im.image_id,
                                    "reason": "missing image file (not found next to the annotations)"})
             continue
+        job_counts.append(Counter())
         jobs.append(plan_image(im, classes=wanted, show_difficult=show_difficult, check=check, labels=labels,
                                predictions=preds.by_image.get(im.image_id, []) if preds else None,
-                               score_thr=score_thr, overlay=pred_layout == "overlay", counts=counts,
+                               score_thr=score_thr, overlay=pred_layout == "overlay", counts=job_counts[-1],
                                dropped=dropped.get(im.image_id, ())))
     spec = RenderSpec(pred_layout=pred_layout, ext=ext, quality=quality, max_size=max_size,
                       pred_title=f"predictions >= {score_thr:g}")
@@ -270,12 +272,13 @@ def visualize(ds: Dataset, out: str | os.PathLike, *, classes: Sequence[str] | N
             on_total(len(jobs))
         reasons = map_items(_render_file, [(j, spec, p) for j, p in zip(jobs, paths)], workers=workers,
                             progress=progress, min_per_worker=32)
-        for j, p, r in zip(jobs, paths, reasons):
+        for j, c, p, r in zip(jobs, job_counts, paths, reasons):
             if r:
                 result.skipped.append({"image_id": j.image_id, "path": j.image_path, "reason": r})
             else:
                 result.files.append(p)
                 result.images_drawn += 1
+                counts.update(c)
     else:
         make_dirs(out_p)
         groups = [tuple(jobs[i:i + layout.per_sheet]) for i in range(0, len(jobs), layout.per_sheet)]
@@ -284,14 +287,15 @@ def visualize(ds: Dataset, out: str | os.PathLike, *, classes: Sequence[str] | N
             on_total(len(groups))
         per_sheet = map_items(_render_sheet, [(g, spec, layout, p) for g, p in zip(groups, paths)],
                               workers=workers, progress=progress, chunk_size=1, min_per_worker=1)
-        for g, p, reasons in zip(groups, paths, per_sheet):
+        for k, (g, p, reasons) in enumerate(zip(groups, paths, per_sheet)):
             result.files.append(p)
             result.sheets.append({"path": p, "images": [j.image_id for j in g]})
-            for j, r in zip(g, reasons):
+            for j, c, r in zip(g, job_counts[k * layout.per_sheet:], reasons):
                 if r:
                     result.skipped.append({"image_id": j.image_id, "path": j.image_path, "reason": r})
                 else:
                     result.images_drawn += 1
+                    counts.update(c)
     if not jobs:
         make_dirs(out_p)
     result.boxes_drawn = counts["boxes_drawn"]
