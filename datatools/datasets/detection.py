@@ -37,6 +37,7 @@ under both the ``fork`` and the ``spawn`` start methods.
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections import Counter
 from typing import Any, Callable, Sequence
@@ -98,7 +99,9 @@ def decode(path: str) -> tv_tensors.Image:
 
             image = to_dtype(image, torch.uint8, scale=True)
     except Exception as e:  # noqa: BLE001 - the codecs and PIL's plugins raise many kinds for a bad file
-        raise ImageDecodeError(f"{path}: cannot decode the image: {e}") from e
+        # torchvision's codecs start with where in their C++ the check is ("decode_jpeg, /__w/.../decode_jpeg.cpp:171,")
+        why = re.sub(r"^\w+, \S+\.cpp:\d+, ", "", str(e))
+        raise ImageDecodeError(f"{path}: cannot decode the image: {why}") from e
     return image.as_subclass(tv_tensors.Image)
 
 
