@@ -180,3 +180,15 @@ def test_a_class_list_the_output_cannot_hold_is_a_note(tmp_path, fmt):
     else:
         assert back == ("circle", "square", "star", "triangle") and len(notes) == 1
         assert "1 class(es) without objects" in notes[0] and "pass --classes" in notes[0]
+
+
+def test_the_summary_says_when_the_splits_are_not_kept(tmp_path):
+    # "splits: train 160, val 40" was printed for LabelMe output, which has no splits (read back: one)
+    from click.testing import CliRunner
+
+    from datatools.cli import cli
+
+    for fmt, lost in (("labelme", True), ("yolo", False)):
+        r = CliRunner().invoke(cli, ["convert", str(SAMPLE), str(tmp_path / fmt), "--to", fmt, "--images-mode", "none"])
+        line = next(ln for ln in r.output.splitlines() if "train 160, val 40" in ln)
+        assert ("not kept by the output format" in line) is lost, line

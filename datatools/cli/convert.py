@@ -78,7 +78,9 @@ def render_summary(s, *, command: str | None = None, before: dict[str, int] | No
     con.print(f"difficult objects: {d.get('read', 0)} read, {d.get('kept', 0)} kept, {d.get('as_crowd', 0)} as crowd, "
               f"{d.get('skipped', 0)} skipped, {d.get('dropped', 0)} dropped{lost}")
     if s.splits:
-        con.print("splits: " + ", ".join(f"{esc(k)} {v:,}" for k, v in s.splits.items()))
+        lost = any(f.code == "field-not-kept" and f.field == "splits" for f in s.findings)
+        con.print(("splits read (not kept by the output format: field-not-kept): " if lost else "splits: ")
+                  + ", ".join(f"{esc(k)} {v:,}" for k, v in s.splits.items()))
     problems = [f for f in s.findings if f.severity.value != "info"]
     if problems:
         con.print(counts_table("Errors and warnings", {**{f"error: {k}": v for k, v in s.errors.items()},
