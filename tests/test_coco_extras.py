@@ -236,6 +236,17 @@ def test_coco_segmentation_of_words_is_a_finding(tmp_path):
     assert [f.field for f in ds.findings if f.code == "missing-field"] == ["annotations[1]/bbox", "annotations[2]/bbox"]
 
 
+def _one_annotation(tmp_path, **fields):
+    """A COCO file of one image and one annotation with ``fields``, read."""
+    from datatools.formats import coco
+
+    doc = {"images": [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 10}],
+           "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 3, 3], **fields}],
+           "categories": [{"id": 1, "name": "x"}]}
+    (tmp_path / "a.json").write_text(json.dumps(doc))
+    return coco.read(tmp_path / "a.json")
+
+
 @pytest.mark.parametrize("attrs,want,bad", [
     ({"difficult": "false", "occluded": "0"}, (False, False, False), []),  # bool("false") was True
     ({"difficult": "true", "truncated": 1, "occluded": "yes"}, (True, True, True), []),
@@ -243,13 +254,7 @@ def test_coco_segmentation_of_words_is_a_finding(tmp_path):
     ({"difficult": "maybe", "occluded": 2}, (False, False, True), ["difficult", "occluded"]),
 ])
 def test_coco_flags_written_as_text_are_read_by_the_flag_rule(tmp_path, attrs, want, bad):
-    from datatools.formats import coco
-
-    doc = {"images": [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 10}],
-           "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 3, 3], "attributes": attrs}],
-           "categories": [{"id": 1, "name": "x"}]}
-    (tmp_path / "a.json").write_text(json.dumps(doc))
-    ds = coco.read(tmp_path / "a.json")
+    ds = _one_annotation(tmp_path, attributes=attrs)
     (a,) = ds.images[0].annotations
     assert (a.difficult, a.truncated, a.occluded) == want
     assert [f.field for f in ds.findings if f.code == "bad-flag"] == [f"annotations[0]/attributes/{k}" for k in bad]
@@ -260,13 +265,7 @@ def test_coco_flags_written_as_text_are_read_by_the_flag_rule(tmp_path, attrs, w
                                               (2, True, True), ("x", False, True)])
 def test_iscrowd_written_as_text_is_read_by_the_flag_rule(tmp_path, crowd, want, bad):
     # bool("0") is True: such objects were crowds, ignored by the evaluation and written out as VOC difficult
-    from datatools.formats import coco
-
-    doc = {"images": [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 10}],
-           "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 3, 3], "iscrowd": crowd}],
-           "categories": [{"id": 1, "name": "x"}]}
-    (tmp_path / "a.json").write_text(json.dumps(doc))
-    ds = coco.read(tmp_path / "a.json")
+    ds = _one_annotation(tmp_path, iscrowd=crowd)
     assert ds.images[0].annotations[0].iscrowd is want
     assert [f.field for f in ds.findings if f.code == "bad-flag"] == (["annotations[0]/iscrowd"] if bad else [])
 
