@@ -361,3 +361,12 @@ def test_numbers_that_are_not_finite_or_too_large_are_usage_errors(tmp_path, arg
 def test_a_tiny_max_xml_mb_refuses_every_file_in_one_line():
     r = CliRunner().invoke(cli, ["check", str(SAMPLE), "--max-xml-mb", "1e-9"])
     assert r.exit_code == 1 and "file-too-large" in r.output and "Traceback" not in r.output, r.output
+
+
+def test_strict_refusal_under_json_is_json(tmp_path):
+    # --strict --json printed its refusal as text on stderr and nothing on stdout
+    root = make_voc_root(tmp_path / "v", {"a": voc_xml("a.jpg", (20, 20), [{"name": "x", "box": (9, 5, 3, 9)}])})
+    r = CliRunner().invoke(cli, ["voc2yolo", str(root), str(tmp_path / "o"), "--strict", "--json"])
+    assert r.exit_code == 1 and not (tmp_path / "o").exists()
+    d = json.loads(r.stdout)
+    assert d["written"] is False and [f["code"] for f in d["findings"]] == ["box-inverted"], d

@@ -91,7 +91,14 @@ def run_writer(fn, *args, as_json: bool, render: Callable, **kwargs) -> None:
     progress bar, then print its report as JSON or through ``render``. Books that do not balance (objects read !=
     written + dropped) are a bug, never a data problem: said loudly."""
     with errors_to_click(), stage_progress(not as_json) as update:
-        report = fn(*args, progress=update, **kwargs)
+        try:
+            report = fn(*args, progress=update, **kwargs)
+        except StrictModeError as e:
+            if not as_json:
+                raise
+            # --strict refused to write: with --json the refusal and its findings are JSON too, then exit 1
+            emit_json({"written": False, "error": str(e), "findings": [f.to_dict() for f in e.findings]})
+            raise click.exceptions.Exit(1) from e
     if as_json:
         emit_json(report.to_dict())
     else:
