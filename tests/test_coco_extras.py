@@ -279,3 +279,68 @@ def test_coco_category_ids_are_ordered_as_numbers_whatever_their_type(tmp_path):
            "categories": [{"id": 1, "name": "zebra"}, {"id": 2.0, "name": "ant"}, {"id": "x", "name": "emu"}]}
     (tmp_path / "a.json").write_text(json.dumps(doc))
     assert coco.read(tmp_path / "a.json").classes == ("zebra", "ant", "emu")
+
+
+def _split_files(tmp_path, images_of, boxes_of):
+    """A COCO folder with annotations/instances_<split>.json for each split: images_of[split] = [(file_name,
+    (w, h), folder or None)], boxes_of[split] = [(file_name, [x, y, w, h])]."""
+    from tests.conftest import make_jpeg
+
+    for split, images in images_of.items():
+        ids = {name: k for k, (name, _, _) in enumerate(images, 1)}
+        doc = {"images": [{"id": ids[n], "file_name": n, "width": s[0], "height": s[1]} for n, s, _ in images],
+               "annotations": [{"id": k, "image_id": ids[n], "category_id": 1, "bbox": b, "area": b[2] * b[3],
+                                "iscrowd": 0} for k, (n, b) in enumerate(boxes_of[split], 1)],
+               "categories": [{"id": 1, "name": "car"}]}
+        (tmp_path / "c" / "annotations").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "c" / "annotations" / f"instances_{split}.json").write_text(json.dumps(doc))
+        for name, size, folder in images:
+            if folder:
+                make_jpeg(tmp_path / "c" / "images" / folder / name, *size)
+    return tmp_path / "c"
+
+
+def test_a_file_name_in_two_split_files_is_two_images_when_the_files_differ(tmp_path):
+    # CVAT's COCO project export names the frames of every task frame_000000.jpg, under images/<subset>/: the two
+    # pictures were read as one image, the second split's box on the first split's picture
+    from datatools.formats import coco
+
+    src = _split_files(tmp_path, {"Train": [("f.jpg", (200, 100), "Train")],
+                                  "Validation": [("f.jpg", (400, 300), "Validation")]},
+                       {"Train": [("f.jpg", [10, 20, 30, 40])], "Validation": [("f.jpg", [250, 200, 100, 80])]})
+    ds = coco.read(src)
+    got = sorted((im.image_id, im.width, im.splits, [a.box for a in im.annotations]) for im in ds.images)
+    assert got == [("Validation/f", 400, ("Validation",), [(250.0, 200.0, 350.0, 280.0)]),
+                   ("f", 200, ("Train",), [(10.0, 20.0, 40.0, 60.0)])], got
+
+
+def test_one_picture_in_two_split_files_carries_its_boxes_once(tmp_path):
+    # train and trainval both list a.jpg with its box: it was read twice, and a --fix copy (which writes the image
+    # in both files again) grew by one box on every pass
+    from datatools.formats import coco
+
+    src = _split_files(tmp_path, {"train": [("a.jpg", (100, 100), "")], "trainval": [("a.jpg", (100, 100), ""),
+                                                                                      ("b.jpg", (100, 100), "")]},
+                       {"train": [("a.jpg", [10, 10, 20, 20])],
+                        "trainval": [("a.jpg", [10, 10, 20, 20]), ("b.jpg", [5, 5, 9, 9])]})
+    ds = coco.read(src)
+    assert sorted((im.image_id, im.splits, len(im.annotations)) for im in ds.images) == [
+        ("a", ("train", "trainval"), 1), ("b", ("trainval",), 1)]
+    [f] = [f for f in ds.findings if f.code == "repeated-image"]
+    assert f.image_id == "a" and f.objects == 1 and ds.objects_read == 3
+    r = CliRunner().invoke(cli, ["check", str(src), "--fix", str(tmp_path / "fixed"), "--images-mode", "copy"])
+    assert r.exit_code == 0, r.output
+    again = coco.read(tmp_path / "fixed")
+    assert sorted((im.image_id, len(im.annotations)) for im in again.images) == [("a", 1), ("b", 1)]
+
+
+@pytest.mark.parametrize("rotation, box, code", [(90, (90.0, 20.0, 130.0, 40.0), "rotated-box"),
+                                                 (0.0, (100.0, 10.0, 120.0, 50.0), None),
+                                                 ("x", None, "bad-number")])
+def test_cvat_coco_rotation_is_read_as_the_envelope(tmp_path, rotation, box, code):
+    # CVAT's COCO export writes the unrotated bbox and attributes.rotation (about the centre): the box was read
+    # unrotated without a word, and 'rotation' went on as a plain attribute
+    ds = _one_annotation(tmp_path, bbox=[100, 10, 20, 40], attributes={"rotation": rotation})
+    anns = ds.images[0].annotations
+    assert [a.box for a in anns] == ([box] if box else []) and all(not a.attributes for a in anns)
+    assert [f.code for f in ds.findings if f.code != "missing-image-dir"] == ([code] if code else [])

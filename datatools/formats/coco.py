@@ -10,12 +10,14 @@ import json
 import os
 import posixpath
 import re
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
 from datatools.core.boxes import xywh_to_xyxy, xyxy_to_xywh
 from datatools.core.errors import FormatError, UsageError
+from datatools.core import fs
 from datatools.core.atomic import ImagesMode, atomic_write, place_images, staged_dir, write_files
 from datatools.core.fs import files_for, read_json
 from datatools.core.parallel import Mapper, ProgressFn
@@ -25,7 +27,8 @@ from datatools.formats.common import (DEFAULT_SPLIT, ImageIndex, WriteResult, er
                                       fill_sizes_from_headers, info, json_num, name_id, no_image_dir, placed_names,
                                       split_named, warn)
 from datatools.formats.coco_ids import id_text
-from datatools.formats.values import annotation_size, json_flag, json_number
+from datatools.formats.shapes import centred_envelope
+from datatools.formats.values import annotation_size, json_flag, json_number, text_number
 
 NAME = "coco"
 # What write() replaces whole in OUT (see core.paths.refuse_replacing_inputs); the image folder only when it
@@ -206,6 +209,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
         else:
             class_names += [n for n in names_here if n not in class_names]
         img_by_id: dict = {}
+        repeated: set[str] = set()  # images an earlier split's file listed already (the same picture)
         file_names = [str(im.get("file_name", "")) for im in data["images"] if isinstance(im, dict)]
         index = ImageIndex(images if images else _guess_image_dir(jpath, split, file_names))
         if index.exists:
@@ -224,12 +228,22 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
             if iid in records and records[iid].source != f"{jpath}#{im['id']}":
                 prev = records[iid]
                 if split and split not in prev.splits and prev.file_name == fname:
-                    img_by_id[im["id"]] = iid
-                    records[iid] = replace(prev, splits=prev.splits + (split,))
-                    continue
-                iid = name_id(fname, fallback=f"image_{im['id']}", key=im["id"], taken=records)
-                findings.append(warn("duplicate-file-name", str(jpath), f"{where}/file_name",
-                                     f"file name {fname!r} appears twice; this one is kept as {iid}", image_id=iid))
+                    # Another split's file names the same file name: the same picture in two splits (train and
+                    # trainval), unless this split's image folder holds another file of that name (a CVAT project's
+                    # images/<subset>/frame_000000.jpg, a Roboflow train/ and valid/): then another image,
+                    # <split>/<id>, as the CVAT XML and YOLO readers keep it.
+                    here = index.locate(fname, iid, path=str(jpath), fld="", id_names_image=False)[0]
+                    if here is None or prev.image_path is None or _same_file(here, prev.image_path):
+                        img_by_id[im["id"]] = iid
+                        records[iid] = replace(prev, splits=prev.splits + (split,))
+                        repeated.add(iid)
+                        continue
+                    iid = name_id(f"{split}/{fname}", fallback=f"image_{im['id']}", key=im["id"], taken=records)
+                else:
+                    iid = name_id(fname, fallback=f"image_{im['id']}", key=im["id"], taken=records)
+                    findings.append(warn("duplicate-file-name", str(jpath), f"{where}/file_name",
+                                         f"file name {fname!r} appears twice; this one is kept as {iid}",
+                                         image_id=iid))
             image_path, notes, _ = index.locate(fname, iid, path=str(jpath), fld=f"{where}/file_name",
                                                 id_names_image=False)
             findings.extend(notes)
@@ -265,6 +279,11 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
                                     image_id=iid, objects=1))
                 continue
             attrs = a.get("attributes") if isinstance(a.get("attributes"), dict) else {}
+            if "rotation" in attrs:  # CVAT's COCO export: the unrotated bbox, turned about its centre
+                box = _rotated(box, attrs, str(jpath), where, iid, findings)
+                if box is None:
+                    continue
+                attrs = {k2: v for k2, v in attrs.items() if k2 != "rotation"}  # the box is the envelope now
             plain = tuple(sorted((str(k2), str(v)) for k2, v in attrs.items()
                                  if k2 not in _FLAGS and not isinstance(v, (dict, list))))
             nested = {k2: v for k2, v in attrs.items() if k2 not in _FLAGS and isinstance(v, (dict, list))}
@@ -283,6 +302,12 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
                 where=where, extra=kept))
         for iid, anns in anns_by_img.items():
             rec = records[iid]
+            if iid in repeated:  # the same picture in two split files: each of its boxes once
+                anns, again = _not_read_yet(rec.annotations, anns)
+                if again:
+                    findings.append(info("repeated-image", str(jpath), "images", f"the image is listed in an earlier "
+                                         f"split's file too; its {again} box(es) there were read already and are "
+                                         "not read twice", image_id=iid, objects=again))
             records[iid] = rec.with_annotations(rec.annotations + tuple(anns))
     recs = [records[i] for i in sorted(dict.fromkeys(order))]
     recs = fill_sizes_from_headers(recs, findings, workers=workers, mapper=mapper)
@@ -294,6 +319,51 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
                     "categories": {n: e for n, e in coco_meta["categories"].items() if e}}
     return Dataset(images=tuple(recs), classes=cls, findings=tuple(findings), objects_read=objects_read, root=str(src),
                    format=NAME, meta=meta)
+
+
+def _rotated(box, attrs: dict, path: str, where: str, image_id: str, findings: list[Finding]):
+    """A box with CVAT's ``attributes.rotation`` (degrees about its centre): the axis-aligned box around it, with a
+    ``rotated-box`` warning, as the CVAT XML reader reads it; None after a ``bad-number`` error that drops it."""
+    raw = attrs["rotation"]
+    angle = json_number(raw) if not isinstance(raw, str) else text_number(raw)
+    if angle is None:
+        findings.append(err("bad-number", path, f"{where}/attributes/rotation", f"rotation is {raw!r}, not a finite "
+                            "number; dropped", image_id=image_id, objects=1))
+        return None
+    if not angle % 360:
+        return box
+    findings.append(warn("rotated-box", path, f"{where}/attributes/rotation", f"box rotated by {angle:g} degrees; "
+                         "read as the axis-aligned box around it", image_id=image_id))
+    x1, y1, x2, y2 = box
+    return centred_envelope((x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) / 2, (y2 - y1) / 2, angle)
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether two image paths hold the same picture: one file (a link) or the same bytes (a split's copy, as the
+    writer places an image of two splits in each split's folder)."""
+    if a == b:
+        return True
+    if fs.is_url(a) or fs.is_url(b):
+        return False
+    import filecmp
+
+    try:
+        return os.path.samefile(a, b) or filecmp.cmp(a, b, shallow=False)
+    except OSError:
+        return False
+
+
+def _not_read_yet(have: Sequence[Annotation], new: Sequence[Annotation]) -> tuple[list[Annotation], int]:
+    """The annotations of ``new`` that ``have`` does not hold already (the same class and box, counted as a
+    multiset), and how many were left out."""
+    left = Counter((a.label, a.box) for a in have)
+    out = []
+    for a in new:
+        if left[(a.label, a.box)]:
+            left[(a.label, a.box)] -= 1
+        else:
+            out.append(a)
+    return out, len(new) - len(out)
 
 
 def _group_category(cats: list, annotations) -> dict | None:

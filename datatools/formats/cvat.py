@@ -5,7 +5,6 @@ shape becomes and where the images are: docs/format-cvat.md.
 """
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -22,7 +21,7 @@ from datatools.formats.common import (ImageIndex, WriteResult, err, existing_sou
                                       read_annotation_file, warn)
 from datatools.formats.values import annotation_size, read_flag, text_number
 from datatools.formats.safe_xml import escape, parse_document
-from datatools.formats.shapes import box_notes, envelope, shape_points
+from datatools.formats.shapes import box_notes, centred_envelope, envelope, shape_points
 from datatools.formats.voc_xml import RAISE_XML_LIMIT
 
 NAME = "cvat"
@@ -141,16 +140,11 @@ def _centred_box(shape, where: str, path: str, image_id: str, findings: list[Fin
                             f"not a finite number; <{shape.tag}> dropped", image_id=image_id, objects=1))
         return None
     if angle % 360:
-        c, s = math.cos(math.radians(angle)), math.sin(math.radians(angle))
-        if shape.tag == "box":  # the farthest corners
-            hw, hh = abs(hw * c) + abs(hh * s), abs(hw * s) + abs(hh * c)
-        else:  # the ellipse's tangents parallel to the axes
-            hw, hh = math.hypot(hw * c, hh * s), math.hypot(hw * s, hh * c)
         what = "box" if shape.tag == "box" else "ellipse"
         findings.append(warn("rotated-box", path, f"{where}/@rotation",
                              f"{what} rotated by {angle:g} degrees; read as the axis-aligned box around it",
                              image_id=image_id))
-    return (cx - hw, cy - hh, cx + hw, cy + hh)
+    return centred_envelope(cx, cy, hw, hh, angle, ellipse=shape.tag != "box")
 
 
 def _polygon_box(shape, where: str, path: str, image_id: str, findings: list[Finding]):

@@ -9,6 +9,7 @@ and what was dropped for having no area is told once per annotation by :func:`bo
 """
 from __future__ import annotations
 
+import math
 from typing import Callable, Mapping
 
 from datatools.core.model import Finding
@@ -50,6 +51,21 @@ def shape_points(pts, *, kind: str, path: str, fld: str, image_id: str, findings
 def envelope(xs: list[float], ys: list[float]) -> tuple[float, float, float, float]:
     """The pixel XYXY box of points: how a polygon (and every shape whose box is its points') is read."""
     return (min(xs), min(ys), max(xs), max(ys))
+
+
+def centred_envelope(cx: float, cy: float, hw: float, hh: float, angle: float, *,
+                     ellipse: bool = False) -> tuple[float, float, float, float]:
+    """The pixel XYXY box around a box of half-sizes ``hw`` x ``hh`` (or an ellipse of those radii) centred at
+    (``cx``, ``cy``) and rotated by ``angle`` degrees about its centre, as CVAT rotates both (its XML and its COCO
+    export's ``attributes.rotation``): the farthest corners of a box, the tangents parallel to the axes of an
+    ellipse."""
+    if angle % 360:
+        c, s = math.cos(math.radians(angle)), math.sin(math.radians(angle))
+        if ellipse:
+            hw, hh = math.hypot(hw * c, hh * s), math.hypot(hw * s, hh * c)
+        else:
+            hw, hh = abs(hw * c) + abs(hh * s), abs(hw * s) + abs(hh * c)
+    return (cx - hw, cy - hh, cx + hw, cy + hh)
 
 
 def box_notes(path: str, image_id: str, *, at: str, boxable: str = "", noun: str = "shape", polygons: int = 0,
