@@ -585,3 +585,18 @@ def test_the_image_lookup_reports_what_every_reader_reports(tmp_path):
     assert said == [("filename-mismatch", "warning", "filename", "cat"), ("missing-image", "error", "[1]/data", "dog")]
     note = next(f for f in ds.findings if f.code == "filename-mismatch")
     assert "'cat.png'" in note.message and note.path == str(tmp_path / "e.json")  # the export, not the image folder
+
+
+def test_images_of_one_name_in_two_folders_are_paired_by_their_path(tmp_path):
+    # ?d=dir1/0001.jpg and ?d=dir2/0001.jpg: both tasks were paired with dir1's picture, the second box computed in
+    # its pixels (a size-mismatch), and a --fix copy linked dir1's file for both
+    make_jpeg(tmp_path / "img" / "dir1" / "0001.jpg", 200, 100)
+    make_jpeg(tmp_path / "img" / "dir2" / "0001.jpg", 400, 300)
+    tasks = [task(k, f"/data/local-files/?d=dir{k}/0001.jpg",
+                  annotation(k, region("Car", 10, 20, 30, 40, ow=w, oh=h))) for k, (w, h) in ((1, (200, 100)),
+                                                                                            (2, (400, 300)))]
+    (tmp_path / "export.json").write_text(json.dumps(tasks))
+    ds = labelstudio.read(tmp_path / "export.json", images=tmp_path / "img")
+    got = sorted((Path(im.image_path).parent.name, im.width, im.annotations[0].box) for im in ds.images)
+    assert got == [("dir1", 200, (20.0, 20.0, 80.0, 60.0)), ("dir2", 400, (40.0, 60.0, 160.0, 180.0))], got
+    assert not [f for f in ds.findings if f.code in ("size-mismatch", "filename-mismatch")]

@@ -21,7 +21,7 @@ from datatools.core.errors import DatatoolsError, FormatError, UsageError
 from datatools.core.fs import files_for, read_json
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, sorted_classes
 from datatools.core.parallel import Mapper, ProgressFn
-from datatools.core.paths import IMAGE_EXTENSIONS
+from datatools.core.paths import IMAGE_EXTENSIONS, is_absolute_name
 from datatools.formats.common import (ImageIndex, WriteResult, err, existing_source, fill_sizes_from_headers,
                                       image_folder, info, json_num, name_id, no_image_dir, placed_names, warn)
 from datatools.formats.values import annotation_size, json_number
@@ -309,16 +309,22 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
                 findings.append(err("missing-field", path, where, "task is not an object; dropped", image_dropped=True))
                 continue
             ref = _task_image(task)
-            name = posixpath.basename(image_name(ref).replace("\\", "/")) if ref else ""
+            full = image_name(ref).replace("\\", "/") if ref else ""
+            name = posixpath.basename(full)
+            # looked up by the whole path the task gives (dir1/0001.jpg and dir2/0001.jpg are two images), and by its
+            # base name where that finds nothing; a path from the server's root (/home/...) by its base name only
+            wanted = full if full and not is_absolute_name(full) and ".." not in full.split("/") else name
             uploaded = ""
             if _is_upload(ref) and _UPLOAD_HASH.match(name):
                 uploaded, name = name, name[9:]  # the name the user uploaded
+                wanted = name
             stem = name_id(name, fallback=f"task_{task.get('id', t)}")
             found = None
             if looked_up:
                 # else the images as Label Studio stores them (media/upload/<project>): the name as uploaded
                 also = (lambda: index.find(uploaded, stem, id_names_image=False)[0]) if uploaded else None
-                found, notes, _ = index.locate(name, stem, path=path, fld=data_at, id_names_image=False, or_else=also)
+                found, notes, _ = index.locate(wanted, stem, path=path, fld=data_at, id_names_image=False,
+                                               or_else=also)
                 findings.extend(notes)
             iid = name_id(name, fallback=f"task_{task.get('id', t)}", key=task.get("id", t), taken=seen)
             if iid != stem:
