@@ -233,3 +233,26 @@ def test_every_progress_stage_ends_at_its_total(planted):
 
     build_report(planted, workers=1, update=update, per_class=8)
     assert "thumbs" in totals and totals == {s: done[s] for s in totals}, (totals, dict(done))
+
+
+def test_the_finding_thumbnails_count_against_the_budget(tmp_path):
+    # only the gallery was cut to the budget: with large thumbnails of many findings a 1 MB page came out 3.45 MB
+    from PIL import Image
+
+    from tests.conftest import make_voc_root, voc_xml
+
+    boxes = [{"name": "a", "box": (-5, 10, 100, 100)}, {"name": "b", "box": (50, 50, 50, 90)},  # outside, no area
+             {"name": "c", "box": (90, 90, 20, 20)}, {"name": "d", "box": (5, 5, 60, 60)},  # inverted, twice:
+             {"name": "d", "box": (5, 5, 60, 60)}]
+    items = {f"n{k}": voc_xml(f"n{k}.jpg", (960, 720), boxes) for k in range(12)}
+    src = make_voc_root(tmp_path / "v", items)
+    (src / "JPEGImages").mkdir(exist_ok=True)
+    rng = np.random.default_rng(0)
+    for k in range(12):  # noise: JPEG cannot make it small
+        Image.fromarray(rng.integers(0, 256, (720, 960, 3), dtype=np.uint8)).save(src / "JPEGImages" / f"n{k}.jpg",
+                                                                                   quality=95)
+    r = run(src, tmp_path / "r.html", "--json", "--no-dupes", "--no-pixels", "--thumb-size", "640", "--max-mb", "1")
+    assert r.exit_code == 0, r.output
+    size = (tmp_path / "r.html").stat().st_size
+    assert json.loads(r.output)["bytes"] == size and size <= 1_000_000, size
+    assert 'src="data:image/jpeg' in (tmp_path / "r.html").read_text()  # the examples that fit are there

@@ -282,7 +282,25 @@ def _thumbs(thumbs: list[Thumb], width: int) -> str:
     return f'<div class="thumbs" style="--tw:{width}px">{"".join(figs)}</div>'
 
 
-def _findings(d: ReportData, thumb: int) -> str:
+def _thumb_cost(t: Thumb) -> int:
+    """About the bytes one thumbnail adds to the page (its JPEG in base64, the caption and the markup)."""
+    return len(t.jpeg) * 4 // 3 + len(t.caption) + len(t.path) + 160
+
+
+def _fitting(thumbs: list[Thumb], room: list[int]) -> list[Thumb]:
+    """The thumbnails, in order, that fit in ``room[0]`` bytes, which they use up."""
+    out = []
+    for t in thumbs:
+        if _thumb_cost(t) > room[0]:
+            break
+        room[0] -= _thumb_cost(t)
+        out.append(t)
+    return out
+
+
+def _findings(d: ReportData, thumb: int, room: list[int]) -> str:
+    """The findings by code, with their example thumbnails while they fit in ``room[0]`` bytes of the page budget
+    (the gallery gets what they leave)."""
     if "findings" in d.notes:
         return _section("findings", "Check findings", _note(d.notes["findings"]))
     if not d.findings:
@@ -306,7 +324,8 @@ def _findings(d: ReportData, thumb: int) -> str:
               for f in fs[:EXAMPLES_PER_CODE]]
         more = f'<p class="mut">... and {len(fs) - EXAMPLES_PER_CODE:,} more (all with <code>datatools check ' \
                "--json</code>)</p>" if len(fs) > EXAMPLES_PER_CODE else ""
-        pics = _thumbs(d.finding_thumbs[c], thumb) if d.finding_thumbs.get(c) else ""
+        shown = _fitting(d.finding_thumbs.get(c, []), room)
+        pics = _thumbs(shown, thumb) if shown else ""
         body += f'<details id="{_anchor_id(c)}"><summary><b>{e(c)}</b> ({len(fs):,})</summary>' \
                 f'{_table([("file", False), ("field", False), ("message", False)], ex)}{more}{pics}</details>'
     return _section("findings", "Check findings", body)
@@ -343,13 +362,9 @@ def _gallery(d: ReportData, thumb: int, room: int) -> tuple[str, int]:
     """The gallery, as many thumbnails as fit in ``room`` bytes (in the sampled order: class by class, round
     robin); returns the HTML and the number shown."""
     groups: dict[str, list[Thumb]] = {}
-    used = shown = 0
-    for t in d.gallery:
-        cost = len(t.jpeg) * 4 // 3 + len(t.caption) + len(t.path) + 160
-        if used + cost > room:
-            break
-        used += cost
-        shown += 1
+    fitting = _fitting(d.gallery, [room])
+    shown = len(fitting)
+    for t in fitting:
         groups.setdefault(t.group, []).append(t)
     drawn = sum(1 for t in d.gallery if t.jpeg)
     head = f"<p>{_n(shown, 'thumbnail')}"
@@ -375,14 +390,15 @@ def render_page(d: ReportData) -> tuple[str, int]:
     nav = "".join(f'<a href="#{sid}">{e(title)}</a>' for sid, title in SECTIONS)
     name = os.path.basename(os.path.normpath(d.src)) or d.src
     parts = [_summary(d), _classes(d), _splits(d), _boxes(d), _objects(d), _image_sizes(d), _pixels(d), _anchors(d),
-             _findings(d, thumb), _duplicates(d)]
+             _duplicates(d)]
     head = ('<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>datatools report: {e(name)}</title><style>{CSS}</style></head><body>"
             f'<header><h1>Dataset report: {e(name)}</h1><div class="src">{e(d.src)}</div></header>'
             f"<nav>{nav}</nav><main>")
     tail = f"</main><script>{JS}</script></body></html>\n"
-    fixed = len(head.encode()) + sum(len(p.encode()) for p in parts) + len(tail.encode()) + 2000
-    budget = int(d.options.get("budget_bytes", 20_000_000))  # type: ignore[arg-type]
-    gallery, shown = _gallery(d, thumb, max(0, budget - fixed))
+    text = sum(len(p.encode()) for p in [head, *parts, tail, _findings(d, thumb, [0])]) + 2000  # every picture out
+    room = [max(0, int(d.options.get("budget_bytes", 20_000_000)) - text)]  # type: ignore[arg-type]
+    parts.insert(-1, _findings(d, thumb, room))  # the findings' examples first, then the gallery in what is left
+    gallery, shown = _gallery(d, thumb, room[0])
     return head + "".join(parts) + gallery + tail, shown
