@@ -369,3 +369,15 @@ def test_one_duplicate_file_name_per_image_naming_every_annotation(tmp_path, n):
     assert len(dup) == 1 and dup[0]["image_id"] == "a01" and dup[0]["path"].endswith("a00.jpg")
     listed = ", ".join(names[:10]) + (f" and {n - 10} more" if n > 10 else "")
     assert dup[0]["message"] == f"the image is named by {n} annotations: {listed}"
+
+
+@pytest.mark.parametrize("first", ["", '{"broken": '])
+def test_a_folder_whose_first_json_is_broken_is_still_labelme(tmp_path, first):
+    # detection sniffed the first .json only: an empty or broken 0000.json made the folder "coco", and the whole
+    # command failed on that one file instead of listing it as a finding
+    src = write_docs(tmp_path / "lm", {"a.json": doc("a.jpg", [shape("c", [[1, 1], [9, 9]])])})
+    (src / "0000.json").write_text(first)
+    assert formats.detect(src) == "labelme"
+    r = CliRunner().invoke(main, ["check", str(src), "--json"])
+    codes = {f["code"] for f in json.loads(r.output)["findings"]}
+    assert r.exit_code == 1 and codes & {"empty-file", "json-parse"}, r.output

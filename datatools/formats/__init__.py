@@ -73,11 +73,11 @@ def detect(path) -> str:
         if has_files(src, "bbox.csv") or (files.isdir(ann) and has_files(ann, "bbox.csv")):
             return "openimages"
         if files.isdir(ann) and has_files(ann, ".json"):
-            return sniff_json(files.join(ann, next(n for n in files.listdir(ann)[1] if n.lower().endswith(".json"))))
+            return _sniff_folder(files, ann)
         if files.isdir(ann) and has_files(ann, ".xml"):  # annotations/ beside images/: see voc.voc_folders
             return "voc"
         if has_files(src, ".json"):  # LabelMe's one .json per image, or Label Studio exports
-            return sniff_json(files.join(src, next(n for n in files.listdir(src)[1] if n.lower().endswith(".json"))))
+            return _sniff_folder(files, src)
         if has_files(src, ".xml"):
             return "voc"
         from datatools.formats.yolo_layout import darknet_splits, labels_beside_images
@@ -142,6 +142,25 @@ def sniff_json(path) -> str:
     if '"data"' in text and '"annotations"' in text and '"images"' not in text:
         return "labelstudio"
     return "coco"
+
+
+def _sniff_folder(files, folder: str) -> str:
+    """:func:`sniff_json` of the first of a folder's JSON files (by name) that holds JSON: an empty or broken first
+    file (one bad LabelMe file of hundreds) decides nothing, and the reader reports it as a finding."""
+    import json
+
+    names = sorted(n for n in files.listdir(folder)[1] if n.lower().endswith(".json"))
+    for name in names[:32]:
+        head = _json_head(files.join(folder, name))
+        if not head:
+            continue
+        if len(head.encode()) < (1 << 16) - 16:  # the whole file: it must parse
+            try:
+                json.loads(head)
+            except ValueError:
+                continue
+        return sniff_json(files.join(folder, name))
+    return sniff_json(files.join(folder, names[0]))
 
 
 def _json_head(path) -> str | None:
