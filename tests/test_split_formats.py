@@ -252,3 +252,42 @@ def test_voc_ids_with_a_space_round_trip_through_the_split_lists(tmp_path):
     back = formats.get("voc").read(tmp_path / "o")
     assert sorted(im.image_id for im in back.images) == sorted(items) and not back.findings
     assert sorted(back.splits) == ["train", "val"]
+
+
+def test_a_cvat_project_split_keeps_each_image_with_its_own_picture(tmp_path):
+    # images/train/f0.jpg and images/val/f0.jpg are two images (f0 and val/f0); after a split the writer placed f0 at
+    # images/f0.jpg with subset val, and the reader took images/val/f0.jpg (the other image's picture) first
+    from tests.conftest import make_jpeg
+
+    ann = ['<annotations><version>1.1</version><meta><project><labels><label><name>x</name></label></labels>'
+           '</project></meta>']
+    k = 0
+    for sub in ("train", "val"):
+        for n in range(6):
+            w = 40 + 10 * n + (100 if sub == "val" else 0)
+            make_jpeg(tmp_path / "p" / "images" / sub / f"f{n}.jpg", w, 30)
+            ann.append(f'<image id="{k}" name="f{n}.jpg" subset="{sub}" width="{w}" height="30">'
+                       f'<box label="x" xtl="1" ytl="1" xbr="9" ybr="9" occluded="0"></box></image>')
+            k += 1
+    (tmp_path / "p" / "annotations.xml").write_text("".join(ann) + "</annotations>")
+    src = formats.get("cvat").read(tmp_path / "p")
+    r = CliRunner().invoke(cli, ["split", str(tmp_path / "p"), str(tmp_path / "o"), "--val", "0.5"])
+    assert r.exit_code == 0, r.output
+    back = formats.get("cvat").read(tmp_path / "o")
+    size = {im.image_id: im.width for im in src.images}
+    assert sorted((im.image_id, im.width) for im in back.images) == sorted(size.items())
+    assert not [f for f in back.findings if f.code == "size-mismatch"]
+
+
+def test_a_coco_split_with_float_ids_writes_its_images(tmp_path):
+    # ids written 1.0 were compared as "1.0" with the reader's "1": both parts came out empty, exit 0
+    doc = {"images": [{"id": float(k), "file_name": f"i{k}.jpg", "width": 20, "height": 20} for k in range(1, 11)],
+           "annotations": [{"id": float(k), "image_id": float(k), "category_id": 1.0, "bbox": [1, 1, 5, 5],
+                            "area": 25, "iscrowd": 0} for k in range(1, 11)],
+           "categories": [{"id": 1.0, "name": "x"}]}
+    (tmp_path / "c.json").write_text(json.dumps(doc))
+    r = CliRunner().invoke(cli, ["split", str(tmp_path / "c.json"), str(tmp_path / "o"), "--val", "0.3",
+                                 "--images-mode", "none"])
+    assert r.exit_code == 0, r.output
+    back = formats.get("coco").read(tmp_path / "o")
+    assert (len(back.images), back.num_objects, sorted(back.splits)) == (10, 10, ["train", "val"])

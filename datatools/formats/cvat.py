@@ -301,7 +301,9 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
     located: list[ImageRecord] = []
     for rec in records:
         name = rec.file_name.replace("\\", "/")
-        if rec.splits and f"{rec.splits[0]}/{name}" in index.by_rel:  # a project export: images/<subset>/<name>
+        # a project export: images/<subset>/<name>; a name that is a file as written comes first (datatools writes
+        # images/<name>, and images/<subset>/<name> can be another image's: val/a beside a of subset val)
+        if rec.splits and name not in index.by_rel and f"{rec.splits[0]}/{name}" in index.by_rel:
             name = f"{rec.splits[0]}/{name}"
         image_path, notes, _ = index.locate(name, rec.image_id, path=xml_path, fld="image/@name", shown=rec.file_name,
                                             id_names_image=False)

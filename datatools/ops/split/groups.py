@@ -20,7 +20,7 @@ from datatools.core.errors import UsageError
 from datatools.core.model import Dataset, Finding, ImageRecord
 from datatools.formats.common import warn
 from datatools.ops.split.group_file import OWN, GroupFile, first_few, mapping_keys
-from datatools.formats.coco_ids import coco_documents, coco_source
+from datatools.formats.coco_ids import coco_documents, coco_source, id_text
 
 
 def group_keys(image_ids: Sequence[str], pattern: str) -> tuple[list[str], list[str]]:
@@ -98,7 +98,7 @@ def image_attributes(ds: Dataset, records: Sequence[ImageRecord]) -> list[dict[s
             path, raw = coco_source(r)
             if path not in cache:
                 doc = coco_documents([path])[path]
-                cache[path] = {str(im.get("id")): im for im in doc.get("images") or [] if isinstance(im, dict)}
+                cache[path] = {id_text(im.get("id")): im for im in doc.get("images") or [] if isinstance(im, dict)}
             im = cache[path].get(raw) or {}
             flat: dict[str, str] = {}
             _flatten(im, "", flat)

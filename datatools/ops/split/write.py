@@ -29,7 +29,7 @@ from datatools.core.paths import (check_output_dir, dataset_inputs, input_folder
                                   safe_relpath)
 from datatools.formats.common import warn
 from datatools.ops.split.plan import TEST, TRAIN, VAL, SplitPlan
-from datatools.formats.coco_ids import coco_documents, coco_source
+from datatools.formats.coco_ids import coco_documents, coco_source, id_text
 
 ORIGINALS = ("voc", "coco")  # the input's own files, copied or filtered: every field kept
 PARTS = (TRAIN, VAL, TEST)  # the part folders of a format without splits, in this order
@@ -271,7 +271,7 @@ def _write_coco(recs: list[ImageRecord], docs: dict[str, dict], target: Path, mo
             ids = per_file.get(p, set())
             keep = set()
             for im in docs[p]["images"]:
-                if isinstance(im, dict) and str(im.get("id")) in ids:
+                if isinstance(im, dict) and id_text(im.get("id")) in ids:
                     keep.add(im["id"])
                     images.append({**im, "id": new_image_id[(p, im["id"])]} if renumber else im)
             for k, a in enumerate(docs[p].get("annotations") or []):
