@@ -291,3 +291,17 @@ def test_a_coco_split_with_float_ids_writes_its_images(tmp_path):
     assert r.exit_code == 0, r.output
     back = formats.get("coco").read(tmp_path / "o")
     assert (len(back.images), back.num_objects, sorted(back.splits)) == (10, 10, ["train", "val"])
+
+
+def test_voc_output_says_which_images_the_default_lists_leave_out(tmp_path):
+    # merging a split VOC with an unsplit LabelMe set wrote 400 images of which reading OUT gave 200, without a word
+    from datatools.core.model import Annotation, Dataset, ImageRecord
+
+    recs = tuple(ImageRecord(f"i{k}", f"i{k}.jpg", 20, 20, (Annotation("x", (1.0, 1.0, 9.0, 9.0)),), splits=s)
+                 for k, s in enumerate([("train",), ("val",), (), ("trainval",)]))
+    res = formats.get("voc").write(Dataset(images=recs, classes=("x",)), tmp_path / "v", images_mode="none")
+    [f] = [f for f in res.findings if f.code == "split-not-read-by-default"]
+    assert "2 image(s)" in f.message and "all, trainval" in f.message and "--sets all" in f.message
+    assert (tmp_path / "v/ImageSets/Main/all.txt").read_text() == "i2\n"
+    assert len(formats.get("voc").read(tmp_path / "v").images) == 2
+    assert len(formats.get("voc").read(tmp_path / "v", sets="all").images) == 4

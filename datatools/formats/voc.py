@@ -21,8 +21,9 @@ from datatools.core.fs import files_for, folder_prefix, is_url, read_small_file
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
 from datatools.core.model import Dataset, Finding, ImageRecord, sorted_classes
-from datatools.formats.common import (ImageIndex, WriteResult, err, existing_source, fill_sizes_from_headers,
-                                      fold_no_images, info, no_image_dir, output_image_name)
+from datatools.formats.common import (DEFAULT_SPLIT, ImageIndex, WriteResult, err, existing_source,
+                                      fill_sizes_from_headers, fold_no_images, info, no_image_dir,
+                                      output_image_name, warn)
 from datatools.formats.safe_xml import escape
 from datatools.formats.voc_xml import KNOWN_OBJECT_TAGS, MAX_XML_BYTES, read_chunk  # the XML reading lives in voc_xml
 
@@ -320,7 +321,19 @@ def write(ds: Dataset, out: str | os.PathLike, *, convention: PixelConvention | 
                        [os.path.join(stage, rel)]) for rec, rel, name in zip(ds.images, rels, names)],
                      stage=stage, mapper=mapper, progress=progress)
     place_images(out / "JPEGImages", pictures, images_mode, mapper=mapper)
-    if split_ids:
+    unsplit = [rec.image_id for rec in ds.images if not rec.splits]
+    if split_ids and unsplit:  # in no list: listed as "all", so that --sets all reads them
+        split_ids.setdefault(DEFAULT_SPLIT, []).extend(unsplit)
+    if split_ids:  # images only in lists that reading by default leaves out (trainval beside train/val, all)
+        chosen = set(choose_sets(split_ids, None))
+        left = sorted({i for s, ids in split_ids.items() if s not in chosen for i in ids}
+                      - {i for s in chosen for i in split_ids[s]})
+        if left:
+            result.findings.append(warn("split-not-read-by-default", str(out / "ImageSets" / "Main"), "splits",
+                                        f"{len(left)} image(s) (e.g. {left[0]!r}) are only in the list(s) "
+                                        f"{', '.join(sorted(set(split_ids) - chosen))}, which reading OUT with the "
+                                        f"default lists ({', '.join(sorted(chosen))}) leaves out; read it with "
+                                        "--sets all"))
         with staged_dir(out / "ImageSets") as stage:
             write_files([(os.path.join(stage, "Main", s + ".txt"), "".join(i + "\n" for i in ids))
                          for s, ids in sorted(split_ids.items())])
