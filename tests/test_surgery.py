@@ -424,3 +424,14 @@ def test_merge_supercategory_conflict_is_a_warning_first_kept(tmp_path):
     assert {c["name"]: c["supercategory"] for c in out["categories"]} == {"person": "person", "dog": "animal"}
     same = surgery.merge([a, a], tmp_path / "same")
     assert "category-conflict" not in same.summary.warnings
+
+
+def test_a_renamed_id_is_never_another_id_of_the_same_source(tmp_path):
+    # source 2 holds "same" and "same__src2": its "same" was renamed to "same__src2", which then made its own
+    # "same__src2" collide ("already used by an earlier source", untrue) and become same__src2__src2
+    a = voc(tmp_path / "a", {"same": [("cat", (5, 5, 30, 30))]})
+    b = voc(tmp_path / "b", {"same": [("dog", (2, 2, 40, 40))], "same__src2": [("dog", (3, 3, 9, 9))]})
+    r = surgery.merge([a, b], tmp_path / "out")
+    books(r)
+    assert set(boxes(tmp_path / "out")) == {"same", "same__src2", "same__src2__2"}
+    assert r.details["collisions"] == [{"source": 2, "image_id": "same", "renamed": "same__src2__2"}]

@@ -83,6 +83,7 @@ def merge_datasets(datasets: Sequence[Dataset], *, splits: Sequence[str] | None 
                                                            sources=[str(ds.root) for ds in datasets])
     for k, ds in enumerate(datasets, 1):
         findings.extend(ds.findings)
+        own = {im.image_id for im in ds.images}  # a new name is never one of this source's own ids either
         for im in ds.images:
             im = coco.relicense(im, relicensed[k - 1])
             if wanted is not None:
@@ -96,7 +97,7 @@ def merge_datasets(datasets: Sequence[Dataset], *, splits: Sequence[str] | None 
             iid = im.image_id
             if iid in taken:
                 new, n = f"{iid}__src{k}", 1
-                while new in taken:
+                while new in taken or new in own:
                     n += 1
                     new = f"{iid}__src{k}__{n}"
                 collisions.append({"source": k, "image_id": iid, "renamed": new})
