@@ -305,3 +305,26 @@ def test_voc_output_says_which_images_the_default_lists_leave_out(tmp_path):
     assert (tmp_path / "v/ImageSets/Main/all.txt").read_text() == "i2\n"
     assert len(formats.get("voc").read(tmp_path / "v").images) == 2
     assert len(formats.get("voc").read(tmp_path / "v", sets="all").images) == 4
+
+
+def test_a_coco_split_of_per_split_folders_that_reuse_names(tmp_path):
+    # images/train/0.jpg and images/val/0.jpg are two pictures (read as 0 and val/0): the split placed both as
+    # images/0.jpg and refused ("two different images would be placed under this name"), exit 1
+    from tests.conftest import make_jpeg
+
+    for split, w in (("train", 30), ("val", 50)):
+        doc = {"images": [{"id": k, "file_name": f"{k}.jpg", "width": w + k, "height": 20} for k in range(4)],
+               "annotations": [{"id": k, "image_id": k, "category_id": 1, "bbox": [1, 1, 5, 5], "area": 25,
+                                "iscrowd": 0} for k in range(4)],
+               "categories": [{"id": 1, "name": "x"}]}
+        (tmp_path / "c" / "annotations").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "c" / "annotations" / f"instances_{split}.json").write_text(json.dumps(doc))
+        for k in range(4):
+            make_jpeg(tmp_path / "c" / "images" / split / f"{k}.jpg", w + k, 20)
+    src = formats.get("coco").read(tmp_path / "c")
+    r = CliRunner().invoke(cli, ["split", str(tmp_path / "c"), str(tmp_path / "o"), "--val", "0.5"])
+    assert r.exit_code == 0, r.output
+    back = formats.get("coco").read(tmp_path / "o")
+    assert sorted((im.image_id, im.width) for im in back.images) == sorted((im.image_id, im.width)
+                                                                           for im in src.images)
+    assert not [f for f in back.findings if f.severity.value != "info"]

@@ -27,7 +27,7 @@ from datatools.core.model import Dataset, Finding, ImageRecord, Severity
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import (check_output_dir, dataset_inputs, input_folders, refuse_replacing_inputs, safe_join,
                                   safe_relpath)
-from datatools.formats.common import warn
+from datatools.formats.common import output_image_name, warn
 from datatools.ops.split.plan import TEST, TRAIN, VAL, SplitPlan
 from datatools.formats.coco_ids import coco_documents, coco_source, id_text
 
@@ -242,9 +242,15 @@ def _write_coco(recs: list[ImageRecord], docs: dict[str, dict], target: Path, mo
     from datatools.formats.coco import dumps
 
     wanted: dict[str, dict[str, set[str]]] = {}  # split -> json path -> raw image ids (as str)
+    names: dict[tuple[str, str], str] = {}  # (json path, raw id) -> the file name written and placed
+    used: dict[str, str] = {}
     for r in recs:
         path, raw_id = coco_source(r)
         wanted.setdefault(r.splits[0], {}).setdefault(path, set()).add(raw_id)
+        name = r.file_name or r.image_id
+        if used.setdefault(name, r.image_id) != r.image_id:  # images/train/0.jpg and images/val/0.jpg: two images
+            name = output_image_name(r)  # its own id's name (val/0.jpg), as every writer names what it places
+        names[(path, raw_id)] = name
     paths = sorted(docs)
     base = docs[paths[0]]
     for p in paths[1:]:
@@ -273,6 +279,8 @@ def _write_coco(recs: list[ImageRecord], docs: dict[str, dict], target: Path, mo
             for im in docs[p]["images"]:
                 if isinstance(im, dict) and id_text(im.get("id")) in ids:
                     keep.add(im["id"])
+                    name = names[(p, id_text(im["id"]))]
+                    im = im if im.get("file_name") == name else {**im, "file_name": name}
                     images.append({**im, "id": new_image_id[(p, im["id"])]} if renumber else im)
             for k, a in enumerate(docs[p].get("annotations") or []):
                 if isinstance(a, dict) and a.get("image_id") in keep:
@@ -282,7 +290,7 @@ def _write_coco(recs: list[ImageRecord], docs: dict[str, dict], target: Path, mo
         items.append((f"instances_{split}.json", dumps(obj)))
     with staged_dir(target / "annotations") as stage:
         write_files([(os.path.join(stage, name), text) for name, text in items])
-    _place_images(recs, target / formats.get("coco").IMAGE_FOLDER, lambda r: r.file_name or r.image_id, mode, mapper,
+    _place_images(recs, target / formats.get("coco").IMAGE_FOLDER, lambda r: names[coco_source(r)], mode, mapper,
                   result)
     result.files += len(items)
 
