@@ -329,8 +329,9 @@ def test_reads_the_documented_example(tmp_path):
     (tmp_path / "annotations.xml").write_text(DOC_EXAMPLE)
     make_jpeg(tmp_path / "images" / "filename000.jpg", 1600, 1200)
     ds = cvat.read(tmp_path)
-    # The task's labels in their order; a skeleton's point labels (with a <parent>) are not classes.
-    assert ds.classes == ("car", "traffic_line", "wheel", "plate", "s1")
+    # The task's labels in their order; a skeleton's point labels (with a <parent>) are not classes, nor is the
+    # skeleton label itself: its shapes are never boxes (an empty class moved the YOLO ids after it)
+    assert ds.classes == ("car", "traffic_line", "wheel", "plate")
     # By hand: the box as written; the polygon's min/max x and y.
     # The mask: rle "3, 5, 2" over 2x5 pixels from (707, 888) sets pixels 3..7, rows 1 to 3, both columns.
     assert boxes(ds) == {"filename000": [("car", (554.72, 522.59, 1199.46, 916.23)),

@@ -73,11 +73,12 @@ def is_cvat_xml(path: str) -> bool:
 def meta_labels(root) -> list[str]:
     """The label names of ``<meta>`` in their order: the task's, else the job's, else the project's (what CVAT writes
     for a task, job or project export; duplicates once). A label with a ``<parent>`` is a skeleton's point, not a
-    class of its own: it is left out."""
+    class of its own, and a ``skeleton`` label names shapes that are never read as boxes: both are left out (an empty
+    class in the list moved the YOLO ids after it)."""
     names: list[str] = []
     for where in ("meta/task/labels/label", "meta/job/labels/label", "meta/project/labels/label"):
         for el in root.iterfind(where):
-            if (el.findtext("parent") or "").strip():
+            if (el.findtext("parent") or "").strip() or (el.findtext("type") or "").strip() == "skeleton":
                 continue
             name = (el.findtext("name") or "").strip()
             if name and name not in names:
