@@ -329,7 +329,7 @@ def _coco_doc():
 
 
 @pytest.mark.parametrize("files,want", [
-    # Roboflow's COCO export: one COCO file per split folder; not LabelMe, but COCO (formats.coco.split_folders)
+    # Roboflow's COCO export: one COCO file per split folder; not LabelMe, but COCO (formats.coco_layout.split_folders)
     ({"train/_annotations.coco.json": _coco_doc(), "valid/_annotations.coco.json": _coco_doc()}, "coco"),
     ({"batch1/tasks.json": [{"data": {"image": "a.jpg"}, "annotations": []}]}, None),  # Label Studio, nested
     ({"a/b/c/deep.json": doc("a.jpg", [])}, None),  # three levels down: not looked for

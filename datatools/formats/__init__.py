@@ -26,7 +26,7 @@ def detect(path) -> str:
     annotations/*.json, ``yolo`` for a data.yaml or a folder with images/ and labels/, ``voc`` for a folder with
     Annotations/, annotations/*.xml or XML files (or a VOCdevkit root, which the VOC reader then refuses by name);
     then the exports' own layouts: LabelImg's and CVAT's YOLO (:mod:`datatools.formats.yolo_layout`), Roboflow's
-    COCO (:func:`datatools.formats.coco.split_folders`); last, ``labelme`` for LabelMe JSON one or two folders down
+    COCO (:func:`datatools.formats.coco_layout.split_folders`); last, ``labelme`` for LabelMe JSON one or two folders down
     (:func:`nested_labelme`). Local paths and URLs follow the same rules (:func:`datatools.core.fs.files_for`).
 
     Raises UsageError when nothing fits, so commands can ask for ``--format``.
@@ -84,7 +84,7 @@ def detect(path) -> str:
 
         if labels_beside_images(src) or darknet_splits(src):  # LabelImg's YOLO save; CVAT's YOLO 1.1 (Darknet)
             return "yolo"
-        from datatools.formats.coco import split_folders
+        from datatools.formats.coco_layout import split_folders
 
         nested = split_folders(src)  # Roboflow's COCO export: <split>/_annotations.coco.json beside the images
         if nested and '"images"' in (_json_head(nested[0][1]) or "") and sniff_json(nested[0][1]) == "coco":

@@ -8,25 +8,23 @@ from __future__ import annotations
 
 import json
 import os
-import posixpath
-import re
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
 from datatools.core.boxes import xywh_to_xyxy, xyxy_to_xywh
-from datatools.core.errors import FormatError, UsageError
+from datatools.core.errors import FormatError
 from datatools.core import fs
 from datatools.core.atomic import ImagesMode, atomic_write, place_images, staged_dir, write_files
-from datatools.core.fs import files_for, read_json
+from datatools.core.fs import read_json
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, all_classes
 from datatools.formats.common import (DEFAULT_SPLIT, ImageIndex, WriteResult, err, existing_source,
-                                      fill_sizes_from_headers, info, json_num, name_id, no_image_dir, placed_names,
-                                      split_named, warn)
+                                      fill_sizes_from_headers, info, json_num, name_id, placed_names, warn)
 from datatools.formats.coco_ids import id_text
+from datatools.formats.coco_layout import guess_image_dir, json_files, no_images_found
 from datatools.formats.shapes import centred_envelope
 from datatools.formats.values import annotation_size, json_flag, json_number, text_number
 
@@ -39,7 +37,6 @@ NEEDS_SIZE = False  # boxes are written in pixels: an image without a size can b
 # What the writer keeps of an object besides box and class: iscrowd, the flags and attributes in "attributes".
 KEEPS = frozenset({"difficult", "truncated", "occluded", "iscrowd", "attributes", "extra", "splits", "score",
                    "classes"})
-_SPLIT_RE = re.compile(r"^(?:instances_)?(.+?)\.json$", re.I)
 # The keys the model holds; every other key of an image, annotation or category is kept as it was read (the
 # records' ``extra``, the dataset's ``meta["coco"]``) and written back, so COCO -> COCO loses no field.
 _IMAGE_KEYS = frozenset({"id", "file_name", "width", "height"})
@@ -59,105 +56,6 @@ def _category_order(c: dict) -> tuple:
     return (1, 0, cid) if isinstance(cid, str) else (2, 0, "")
 
 
-def _json_files(src: str) -> list[tuple[str | None, str]]:
-    """``(split or None, path)`` of the COCO JSON files of ``src``: the file itself, or ``annotations/*.json`` (else
-    ``*.json``, else :func:`split_folders`) of a folder, one split each. Local paths and URLs alike
-    (:func:`datatools.core.fs.files_for`)."""
-    files = files_for(src)
-    if files.isfile(src):
-        return [(None, src)]
-    ann = files.join(src, "annotations") if files.isdir(files.join(src, "annotations")) else src
-    names = [n for n in files.listdir(ann)[1] if n.lower().endswith(".json")]  # as formats.detect finds them
-    if not names and ann == src:
-        nested = split_folders(src)
-        if nested:
-            return nested  # type: ignore[return-value]
-    if not names:
-        raise UsageError(f"{src}: no COCO JSON files found (expected a .json file, annotations/*.json or "
-                         "<split>/_annotations.coco.json)")
-    return [(_SPLIT_RE.match(n).group(1), files.join(ann, n)) for n in names]  # type: ignore[union-attr]
-
-
-def json_for_split(src: str, split: str | None = None) -> str:
-    """The one COCO JSON file of ``src`` (as :func:`_json_files` finds them) for ``split``: the split of that name,
-    else, for ``train``, ``val`` or ``test``, the split that plays the role (``val2017``, Roboflow's ``valid``: see
-    :func:`~datatools.formats.common.split_of_role`); without ``split``, the only file. A usage error names the
-    splits found otherwise. ``evaluate`` and ``predict`` read one split's ground truth through here."""
-    found = _json_files(src)
-    if len(found) == 1 and (split is None or found[0][0] in (None, split)):
-        return found[0][1]
-    by_split = {name: path for name, path in found if name}
-    chosen = split_named(split, by_split)
-    if chosen is not None:
-        return by_split[chosen]
-    names = ", ".join(sorted(by_split)) or "none"
-    if split:
-        raise UsageError(f"{src}: no COCO JSON for split {split!r} (splits found: {names})")
-    raise UsageError(f"{src}: {len(found)} COCO JSON files (splits {names}); pass --split or the JSON file itself")
-
-
-def split_folders(src: str) -> list[tuple[str, str]]:
-    """``(split, path)`` of the layout Roboflow exports COCO in: a folder per split (``train/``, ``valid/``,
-    ``test/``), each with one JSON file (``_annotations.coco.json``) beside its images; the split is the folder's
-    name. A folder with no JSON file, or several, is not one of them."""
-    files = files_for(src)
-    out = []
-    for d in files.listdir(src)[0]:
-        sub = files.join(src, d)
-        jsons = [n for n in files.listdir(sub)[1] if n.lower().endswith(".json")]
-        if len(jsons) == 1:
-            out.append((d, files.join(sub, jsons[0])))
-    return out
-
-
-def _image_dir_candidates(json_path: str, split: str | None) -> list[str]:
-    """Where the images of a COCO JSON file may be, in order: its folder, ``../images/<split>``, ``../<split>``,
-    ``images/<split>``, ``../images``, ``..`` and ``images``."""
-    files = files_for(json_path)
-    parent = files.parent(json_path)
-    up = files.parent(parent)
-    if not split:  # a file given by itself: instances_val.json still names its split (what the COCO writer writes)
-        name = posixpath.basename(str(json_path).replace("\\", "/"))
-        m = _SPLIT_RE.match(name)
-        if m and (name.startswith("instances_") or m.group(1).startswith(("train", "val", "test"))):
-            split = m.group(1)
-    cands = [parent]
-    if split:
-        cands += [files.join(up, "images", split), files.join(up, split), files.join(parent, "images", split)]
-    cands += [files.join(up, "images"), up, files.join(parent, "images")]
-    return list(dict.fromkeys(cands))
-
-
-def _guess_image_dir(json_path: str, split: str | None, file_names: list[str]) -> str | None:
-    """The image folder of a COCO JSON file: the first candidate (:func:`_image_dir_candidates`) that holds the first
-    few images it names, else the one that holds most of them; None when none holds any."""
-    files = files_for(json_path)
-    probe = [f for f in file_names[:5] if f]
-    best, found = None, 0
-    for c in _image_dir_candidates(json_path, split):
-        n = sum(1 for f in probe if files.isfile(files.join(c, f)))
-        if probe and n == len(probe):
-            return c
-        if n > found:
-            best, found = c, n
-    return best
-
-
-def _no_image_dir(jpath: str, split: str | None, images, n: int) -> Finding:
-    """The one finding for a COCO file none of whose images can be found (rather than one per image): an error when
-    the ``--images`` folder given does not exist, else a warning, as every reader reports annotations without
-    their images (:func:`~datatools.formats.common.no_image_dir`)."""
-    if images:
-        where = f"the image folder {os.fspath(images)} does not exist"
-    else:
-        files, here = files_for(jpath), files_for(jpath).parent(jpath)
-        looked = [c if files.url else os.path.relpath(c, here) + "/" for c in _image_dir_candidates(jpath, split)]
-        where = f"no image folder found beside {posixpath.basename(jpath)} (looked in {', '.join(looked)})"
-    return no_image_dir(str(jpath), "images/file_name",
-                        f"{where}: none of the {n} image(s) can be checked, sized or copied; pass --images DIR",
-                        given=bool(images))
-
-
 def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, classes: Sequence[str] | None = None,
          workers: int | None = None, progress: ProgressFn | None = None, on_total=None,
          mapper: Mapper | None = None, **_ignored) -> Dataset:
@@ -174,10 +72,10 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
     image_dirs: list[str] = []
     objects_read = 0
     coco_meta: dict = {"info": None, "licenses": {}, "categories": {}}
-    json_files = _json_files(src)
+    found = json_files(src)
     if on_total:
-        on_total(len(json_files))
-    for split, jpath in json_files:
+        on_total(len(found))
+    for split, jpath in found:
         data = read_json(jpath)
         if not isinstance(data, dict) or not isinstance(data.get("images"), list):
             raise FormatError(jpath, "", "expected a COCO object with an 'images' list")
@@ -211,11 +109,11 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
         img_by_id: dict = {}
         repeated: set[str] = set()  # images an earlier split's file listed already (the same picture)
         file_names = [str(im.get("file_name", "")) for im in data["images"] if isinstance(im, dict)]
-        index = ImageIndex(images if images else _guess_image_dir(jpath, split, file_names))
+        index = ImageIndex(images if images else guess_image_dir(jpath, split, file_names))
         if index.exists:
             image_dirs.append(str(index.folder))
         elif file_names:
-            findings.append(_no_image_dir(jpath, split, images, len(file_names)))
+            findings.append(no_images_found(jpath, split, images, len(file_names)))
         for k, im in enumerate(data["images"]):
             where = f"images[{k}]"
             if not isinstance(im, dict) or not isinstance(im.get("id"), _ID):
@@ -312,7 +210,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
     recs = [records[i] for i in sorted(dict.fromkeys(order))]
     recs = fill_sizes_from_headers(recs, findings, workers=workers, mapper=mapper)
     if progress:
-        progress(len(json_files))
+        progress(len(found))
     cls = tuple(classes) if classes else tuple(class_names or ())
     meta: dict = {"image_dir": image_dirs[0]} if len(set(image_dirs)) == 1 else {}
     meta["coco"] = {"info": coco_meta["info"], "licenses": list(coco_meta["licenses"].values()),

@@ -251,13 +251,14 @@ def load_ground_truth(src: str | os.PathLike, *, format: str | None = None, spli
 
     ``split`` picks VOC ImageSets/Main lists, the split of every other format that keeps one per image (YOLO, CVAT,
     Open Images; none in LabelMe or Label Studio: then every split is an error, never ignored), or a COCO split's JSON (``instances_<split>.json``,
-    Roboflow's ``<split>/_annotations.coco.json``: :func:`datatools.formats.coco.json_for_split`). VOC/YOLO are
+    Roboflow's ``<split>/_annotations.coco.json``: :func:`datatools.formats.coco_layout.json_for_split`). VOC/YOLO are
     prepared as ``datatools voc2coco`` does (difficult objects become ``iscrowd``, boxes clipped to the image,
     degenerate boxes dropped and reported), so evaluating against VOC or against its voc2coco JSON gives the same
     COCO numbers. COCO ground truth is given to pycocotools as in the file (areas from the file), after
     :func:`sanitize_coco`.
     """
     from datatools.formats import coco as coco_fmt
+    from datatools.formats.coco_layout import json_for_split
     from datatools.ops.convert import read_source, resolve_source
     from datatools.ops.sanitize import prepare
 
@@ -269,7 +270,7 @@ def load_ground_truth(src: str | os.PathLike, *, format: str | None = None, spli
     if fmt == "coco":
         if classes:
             raise UsageError("--classes applies to VOC and YOLO ground truth: a COCO file numbers its own categories")
-        jpath = coco_fmt.json_for_split(src, split)
+        jpath = json_for_split(src, split)
         ds: Dataset = read_source(jpath, "coco", images=images, workers=workers)
         raw = coco_documents([jpath])[jpath]  # areas and ids as written, for pycocotools
         kept = {int(a.where[12:-1]) for r in ds.images for a in r.annotations if a.where.startswith("annotations[")}
