@@ -344,3 +344,17 @@ def test_cvat_coco_rotation_is_read_as_the_envelope(tmp_path, rotation, box, cod
     anns = ds.images[0].annotations
     assert [a.box for a in anns] == ([box] if box else []) and all(not a.attributes for a in anns)
     assert [f.code for f in ds.findings if f.code != "missing-image-dir"] == ([code] if code else [])
+
+
+@pytest.mark.parametrize("image_id", [1, 1.0])
+def test_an_image_entry_listed_twice_is_one_image_whatever_its_id_type(tmp_path, image_id):
+    # the record's source took the id's one text ("1") while the check compared the raw id ("1.0"): the entry
+    # listed twice became two images, 'a' without its box and 'a__1.0' with it
+    from datatools.formats import coco
+
+    doc = {"images": [{"id": image_id, "file_name": "a.jpg", "width": 10, "height": 10}] * 2,
+           "annotations": [{"id": 1, "image_id": image_id, "category_id": 1, "bbox": [1, 1, 3, 3]}],
+           "categories": [{"id": 1, "name": "x"}]}
+    (tmp_path / "d.json").write_text(json.dumps(doc))
+    ds = coco.read(tmp_path / "d.json")
+    assert [(r.image_id, len(r.annotations)) for r in ds.images] == [("a", 1)]

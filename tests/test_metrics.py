@@ -826,3 +826,17 @@ def test_ground_truth_without_a_box_of_the_classes_is_an_error(tmp_path):
     r = CliRunner().invoke(cli, ["evaluate", "--gt", str(SAMPLE), "--pred", str(tmp_path / "p.json"), "--classes",
                                  "a,b", "--split", "val"])
     assert r.exit_code == 1 and "holds no box of the classes 'a', 'b' in its 40 images" in r.output, r.output
+
+
+def test_a_scored_coco_file_names_its_images_by_the_one_id_text(tmp_path):
+    # a scored COCO dataset file whose image "1" (a string) is the ground truth's shapes_0005.jpg, and whose box says
+    # image_id 1 (an int): the box was matched by the raw id, missed the file name and went to the ground truth's
+    # image 1, shapes_0000.jpg
+    from datatools.metrics.predictions import load_predictions
+
+    gt = load_ground_truth(SAMPLE)
+    doc = {"images": [{"id": "1", "file_name": "shapes_0005.jpg"}], "categories": [{"id": 1, "name": "circle"}],
+           "annotations": [{"image_id": 1, "category_id": 1, "bbox": [1, 2, 3, 4], "score": 0.9}]}
+    (tmp_path / "p.json").write_text(json.dumps(doc))
+    pr = load_predictions(tmp_path / "p.json", gt)
+    assert [gt.images[i].image_id for i in pr.table.image.tolist()] == ["shapes_0005"]

@@ -435,3 +435,11 @@ def test_a_renamed_id_is_never_another_id_of_the_same_source(tmp_path):
     books(r)
     assert set(boxes(tmp_path / "out")) == {"same", "same__src2", "same__src2__2"}
     assert r.details["collisions"] == [{"source": 2, "image_id": "same", "renamed": "same__src2__2"}]
+
+
+def test_filter_refuses_a_size_that_is_not_a_number(two):
+    # the CLI's options refuse nan; the library's own check (v < 0) let it through and filtered nothing
+    from datatools.ops.convert import read_source
+
+    with pytest.raises(UsageError, match="--min-size must be a number >= 0, not nan"):
+        surgery.filter_dataset(read_source(two[0]), min_size=float("nan"))

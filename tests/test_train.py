@@ -501,3 +501,12 @@ def test_default_splits_find_the_split_of_their_role(tmp_path):
     data = _yolo_with_splits(tmp_path / "other", {"fold1": ["a"], "fold2": ["b"]})
     with pytest.raises(UsageError, match="no split 'train'"):
         build_datasets(TrainConfig(data=str(data), **TINY))
+
+
+def test_a_rate_that_is_not_a_finite_number_is_refused_by_the_library_too():
+    from datatools.core.errors import UsageError
+    from datatools.training.config import check_config
+
+    for bad in ({"lr": float("nan")}, {"lr": 0.0}, {"warmup_epochs": float("inf")}, {"ema_decay": float("nan")}):
+        with pytest.raises(UsageError, match="must be a finite number"):
+            check_config(TrainConfig(data=str(SAMPLE), out="/tmp/never", **bad))

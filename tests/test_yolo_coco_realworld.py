@@ -131,7 +131,7 @@ def test_stats_and_check_count_yolo_classes_by_name(sources):
     assert r.exit_code == 0, r.output
     labels = json.loads(r.output)["labels"]
     assert labels["class_objects"] == {"person": 2, "cat": 1, "dog": 1}  # the boats left out, as a conversion does
-    assert labels["objects"] == 4 and json.loads(r.output)["read_warnings"] == 2
+    assert labels["objects"] == 4 and json.loads(r.output)["objects_not_selected"] == 2
     r = run("check", sources["yolo"], "--classes", "person,cat,dog", "--json")
     rep = json.loads(r.output)
     assert r.exit_code == 1 and rep["counts"].get("unknown-class") == 2, rep["counts"]

@@ -114,15 +114,19 @@ def read_dataset(src, *, format: str | None, classes: list[str] | None = None, w
     """Read SRC for a command with its ``reader`` (:func:`reader_options`), ``--workers`` and ``--engine``, reporting
     progress as the ``read`` stage. The reader's chunks run on local processes or, with ``engine="ray"``, as Ray
     tasks (the same model either way). ``select``: ``--classes`` also selects, as in a conversion (objects of other
-    classes dropped as ``unknown-class``; ``stats``, ``anchors``). Returns the annotation model."""
+    classes left out and counted, by :func:`datatools.ops.surgery.filter_dataset`: ``stats``, ``anchors``). Returns
+    the annotation model."""
     from datatools.core.parallel import Mapper, stage_callbacks
     from datatools.ops.convert import read_source
-    from datatools.ops.sanitize import select_classes
 
     ds = read_source(src, format, classes=classes, mapper=Mapper(engine, ray_address, workers or None),
                      images=images, sets=sets, workers=workers or None, max_xml_bytes=max_xml_bytes,
                      **stage_callbacks(update, "read"), **extra)
-    return select_classes(ds, classes) if select and classes else ds
+    if select and classes:
+        from datatools.ops.surgery import filter_dataset
+
+        return filter_dataset(ds, classes=classes)
+    return ds
 
 
 def count(n: int, singular: str, plural: str | None = None) -> str:
@@ -137,7 +141,7 @@ def emit_json(obj) -> None:
 
 
 def _finite(obj):
-    if isinstance(obj, float) and obj - obj != 0.0:
+    if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, dict):
         return {k: _finite(v) for k, v in obj.items()}

@@ -112,10 +112,9 @@ def render(report, plot_files) -> None:
     common = ", ".join(f"{s['width']}x{s['height']} ({s['images']:,})" for s in lab.image_sizes["most_common"][:5])
     con.print(f"image sizes: {lab.image_sizes['distinct']} distinct; most common {common or '-'}"
               + (f"; {lab.no_size:,} without a known size" if lab.no_size else ""))
-    other = sum(f.objects for f in report.read_findings if f.code == "unknown-class")
-    if other:
-        con.print(f"--classes: {count(other, 'object')} of other classes left out")
-    read_problems = [f for f in report.read_findings if f.severity.value != "info" and f.code != "unknown-class"]
+    if report.not_selected:
+        con.print(f"--classes: {count(report.not_selected, 'object')} of other classes left out")
+    read_problems = [f for f in report.read_findings if f.severity.value != "info"]
     if read_problems:
         con.print(f"[yellow]reading found {count(len(read_problems), 'error or warning', 'errors or warnings')} "
                   "(details: datatools check)[/]")

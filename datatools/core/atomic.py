@@ -194,22 +194,11 @@ def unique_targets(pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
         if prev is None:
             first[key] = src
             out.append((src, dst))
-        elif not _same_file(prev, src):
+        elif not fs.same_file(prev, src):
             raise OutputError(public_path(dst), f"two different images would be placed under this name, {prev} and "
                               f"{src}; nothing was written (two annotations name images of the same file name: "
                               "`datatools check` lists them as filename-mismatch)")
     return out
-
-
-def _same_file(a: str, b: str) -> bool:
-    if a == b:
-        return True
-    if fs.is_url(a) or fs.is_url(b):
-        return False
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
 
 
 # ------------------------------------------------------------------------------------- writes a task may repeat

@@ -257,6 +257,21 @@ def source_path(src: str | os.PathLike) -> str:
     return check_source(text)
 
 
+def same_file(a: str, b: str, *, contents: bool = False) -> bool:
+    """Whether two paths are one file (the same path, a link to it); with ``contents``, also two local files of the
+    same bytes (an image's copy in each split's folder). URLs are the same only when written the same."""
+    if a == b:
+        return True
+    if is_url(a) or is_url(b):
+        return False
+    import filecmp
+
+    try:
+        return os.path.samefile(a, b) or (contents and filecmp.cmp(a, b, shallow=False))
+    except OSError:
+        return False
+
+
 def read_json(path: str | os.PathLike):
     """A JSON file's value (UTF-8, a BOM allowed), local path or URL. A file that cannot be read is an
     :class:`InputError` (``cannot read PATH: why``), one that is not JSON a :class:`FormatError` that names it. Every JSON input

@@ -122,23 +122,25 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
                                     f"or a string){found}; dropped", image_dropped=True))
                 continue
             fname = str(im.get("file_name") or "").strip()
-            iid = name_id(fname, fallback=f"image_{im['id']}")
-            if iid in records and records[iid].source != f"{jpath}#{im['id']}":
+            iid = name_id(fname, fallback=f"image_{id_text(im['id'])}")
+            source = f"{jpath}#{id_text(im['id'])}"
+            if iid in records and records[iid].source != source:
                 prev = records[iid]
                 if split and split not in prev.splits and prev.file_name == fname:
                     # Another split's file names the same file name: the same picture in two splits (train and
                     # trainval), unless this split's image folder holds another file of that name (a CVAT project's
                     # images/<subset>/frame_000000.jpg, a Roboflow train/ and valid/): then another image,
                     # <split>/<id>, as the CVAT XML and YOLO readers keep it.
-                    here = index.locate(fname, iid, path=str(jpath), fld="", id_names_image=False)[0]
-                    if here is None or prev.image_path is None or _same_file(here, prev.image_path):
+                    here = index.find(fname, iid, id_names_image=False)[0] if index.exists else None
+                    if here is None or prev.image_path is None or fs.same_file(here, prev.image_path, contents=True):
                         img_by_id[im["id"]] = iid
                         records[iid] = replace(prev, splits=prev.splits + (split,))
                         repeated.add(iid)
                         continue
-                    iid = name_id(f"{split}/{fname}", fallback=f"image_{im['id']}", key=im["id"], taken=records)
+                    iid = name_id(f"{split}/{fname}", fallback=f"image_{id_text(im['id'])}", key=id_text(im["id"]),
+                                  taken=records)
                 else:
-                    iid = name_id(fname, fallback=f"image_{im['id']}", key=im["id"], taken=records)
+                    iid = name_id(fname, fallback=f"image_{id_text(im['id'])}", key=id_text(im["id"]), taken=records)
                     findings.append(warn("duplicate-file-name", str(jpath), f"{where}/file_name",
                                          f"file name {fname!r} appears twice; this one is kept as {iid}",
                                          image_id=iid))
@@ -149,7 +151,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
                                    findings=findings, fields=(f"{where}/width", f"{where}/height"),
                                    names=("width", "height"))
             records[iid] = ImageRecord(image_id=iid, file_name=fname, width=w, height=h, image_path=image_path,
-                                       source=f"{jpath}#{id_text(im['id'])}", splits=(split,) if split else (),
+                                       source=source, splits=(split,) if split else (),
                                        extra=_extra(im, _IMAGE_KEYS))
             order.append(iid)
             img_by_id[im["id"]] = iid
@@ -234,21 +236,6 @@ def _rotated(box, attrs: dict, path: str, where: str, image_id: str, findings: l
                          "read as the axis-aligned box around it", image_id=image_id))
     x1, y1, x2, y2 = box
     return centred_envelope((x1 + x2) / 2, (y1 + y2) / 2, (x2 - x1) / 2, (y2 - y1) / 2, angle)
-
-
-def _same_file(a: str, b: str) -> bool:
-    """Whether two image paths hold the same picture: one file (a link) or the same bytes (a split's copy, as the
-    writer places an image of two splits in each split's folder)."""
-    if a == b:
-        return True
-    if fs.is_url(a) or fs.is_url(b):
-        return False
-    import filecmp
-
-    try:
-        return os.path.samefile(a, b) or filecmp.cmp(a, b, shallow=False)
-    except OSError:
-        return False
 
 
 def _not_read_yet(have: Sequence[Annotation], new: Sequence[Annotation]) -> tuple[list[Annotation], int]:

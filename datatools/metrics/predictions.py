@@ -244,13 +244,11 @@ def load_predictions(path: str | os.PathLike, keys: DatasetKeys, *, missing_scor
     if isinstance(data, dict) and isinstance(data.get("annotations"), list):
         # a COCO dataset file with scores: ids refer to its own images and categories, so match by file name and
         # category name through them (pycocotools would pair its raw ids with the ground truth's)
-        def key(v):  # an id that can name an image: a list or an object never does (and cannot be a dict key)
-            return v if isinstance(v, (int, float, str)) else None
-
-        names = {key(im.get("id")): im.get("file_name") for im in data.get("images") or [] if isinstance(im, dict)}
-        names.pop(None, None)
+        # (ids by their one text, as the ground truth's: "1" and 1 are one id, a list is no dict key)
+        names = {id_text(im["id"]): im.get("file_name") for im in data.get("images") or []
+                 if isinstance(im, dict) and im.get("id") is not None}
         category_names = _file_categories(data)
-        data = [dict(a, file_name=names[key(a.get("image_id"))]) if names.get(key(a.get("image_id"))) else a
+        data = [dict(a, file_name=names[id_text(a.get("image_id"))]) if names.get(id_text(a.get("image_id"))) else a
                 for a in data["annotations"] if isinstance(a, dict)]
     if not isinstance(data, list):
         raise UsageError(f"{path}: expected a COCO results list [{{image_id, category_id, bbox, score}}, ...]")

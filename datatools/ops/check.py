@@ -10,7 +10,7 @@ import os
 from collections import Counter, defaultdict
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
-from typing import Sequence
+from typing import Callable, Sequence
 
 from datatools import formats
 from datatools.core.boxes import DEFAULT_CONVENTION, PixelConvention
@@ -52,7 +52,8 @@ class CheckReport:
                 "findings": [f.to_dict() for f in self.findings]}
 
 
-def lint(ds: Dataset, *, mapper: Mapper, headers: bool = True, progress: ProgressFn | None = None) -> list[Finding]:
+def lint(ds: Dataset, *, mapper: Mapper, headers: bool = True, progress: ProgressFn | None = None,
+         on_total: Callable[[int], None] | None = None) -> list[Finding]:
     """Checks that need more than one object at a time, or the image headers (read on ``mapper``; inside
     :func:`~datatools.formats.common.keep_headers` the reader's own header reads are reused, so an image is not
     opened again)."""
@@ -79,6 +80,8 @@ def lint(ds: Dataset, *, mapper: Mapper, headers: bool = True, progress: Progres
                             f"the image is named by {len(ids)} annotations: {names}", image_id=untold[0]))
     if headers:
         todo = [im for im in ds.images if im.image_path]
+        if on_total:
+            on_total(len(todo))
         hdrs = read_headers([im.image_path for im in todo], mapper=mapper, progress=progress)  # type: ignore[misc]
         for im, h in zip(todo, hdrs):
             if h.error:
@@ -130,9 +133,8 @@ def check_dataset(ds: Dataset, *, src: str | os.PathLike = "", classes: Sequence
     if classes is not None:
         fixed = fixed.evolve(findings=tuple(replace(f, severity=Severity.ERROR) if f.code == "unknown-class" else f
                                             for f in fixed.findings))
-    n_images = sum(1 for im in ds.images if im.image_path)
     findings = list(fixed.findings) + lint(ds, headers=headers, mapper=mapper,
-                                           **(stage_callbacks(progress, "headers", total=n_images) if headers else {}))
+                                           **stage_callbacks(progress, "headers"))
     if dupes:
         from datatools.ops.dupes import DEFAULT_THRESHOLD, find_duplicates
 

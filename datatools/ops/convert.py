@@ -245,8 +245,8 @@ def write_dataset(ds: Dataset, dst_format: str, out: str | os.PathLike, *, input
     earlier run left in OUT is cleaned up first. ``convention`` applies to VOC output (VOC boxes' pixel indices) and
     is ignored for the other formats."""
     dst_mod = formats.get(dst_format)
-    if convention is not None and dst_mod.NAME == "voc":
-        options["convention"] = PixelConvention(convention)
+    if convention is not None:  # the VOC writer takes it; every other writer ignores it (**_ignored)
+        options["convention"] = convention
     check_output_dir(out, input_folders(ds, *inputs))
     refuse_replacing_inputs(out, owned_by(dst_mod, out, images_mode), [*inputs, *dataset_inputs(ds)])
     with output_transaction(output_root(out, dst_mod)):

@@ -192,9 +192,9 @@ def _pairs(sigs: Sequence[Signature], threshold: int, mapper: Mapper, paths: Seq
     # candidate pairs.
     h = np.array([s.phash for s in sigs], dtype=np.uint64)
     uniq, first_of, inverse = np.unique(h, return_index=True, return_inverse=True)  # first_of: first occurrences
-    flips = np.array([sigs[k].phash_flip for k in first_of], dtype=np.uint64)
-    views = [(MIRRORED, flips)] + [
-        (CROPPED, np.array([sigs[k].phash_crops[v] for k in first_of], dtype=np.uint64)) for v in range(len(CROPS))]
+    views = [(MIRRORED, np.array([sigs[k].phash_flip for k in first_of], dtype=np.uint64))] + [
+        (CROPPED, np.array([sigs[k].phash_crops[v] for k in first_of], dtype=np.uint64)) for v in range(len(CROPS))
+    ] if threshold else []  # threshold 0 (exact copies only) reads the plain hash's neighbours only
     radius = max(threshold, EXACT_RADIUS)
     candidates: set[tuple[int, int]] = set()  # unique-hash pairs (a < b) that some view puts close
     plain: set[tuple[int, int]] = set()  # those within the radius by the plain hash: maybe the same pixels

@@ -105,7 +105,9 @@ def prepare(ds: Dataset, *, classes: Sequence[str] | None = None, difficult: str
         for k, a in enumerate(im.annotations):
             if a.label not in known:
                 unknown_names[a.label] += 1
-                findings.append(_unknown_class(im, a, k))
+                findings.append(warn("unknown-class", im.source, object_field(a, k, "name"),
+                                     f"class {a.label!r} is not in the class list; dropped", image_id=im.image_id,
+                                     objects=1))
                 continue
             x1, y1, x2, y2 = a.box
             if width and height and 0.0 <= x1 < x2 <= width and 0.0 <= y1 < y2 <= height:
@@ -136,25 +138,6 @@ def prepare(ds: Dataset, *, classes: Sequence[str] | None = None, difficult: str
         else:
             out.append(im)
     return ds.evolve(images=tuple(out), classes=tuple(wanted), findings=ds.findings + tuple(findings))
-
-
-def select_classes(ds: Dataset, classes: Sequence[str]) -> Dataset:
-    """``ds`` with the class list ``classes`` and without the objects of other classes, each dropped as
-    ``unknown-class`` (as :func:`prepare` drops them, and nothing else of prepare's): for a command that looks at the
-    annotations as written (``stats``, ``anchors``) and takes ``--classes``."""
-    known = set(classes)
-    findings: list[Finding] = []
-    images = []
-    for im in ds.images:
-        drop = [k for k, a in enumerate(im.annotations) if a.label not in known]
-        findings += [_unknown_class(im, im.annotations[k], k) for k in drop]
-        images.append(im.with_annotations(a for a in im.annotations if a.label in known) if drop else im)
-    return ds.evolve(images=tuple(images), classes=tuple(classes), findings=ds.findings + tuple(findings))
-
-
-def _unknown_class(im: ImageRecord, a: Annotation, k: int) -> Finding:
-    return warn("unknown-class", im.source, object_field(a, k, "name"), f"class {a.label!r} is not in the class "
-                "list; dropped", image_id=im.image_id, objects=1)
 
 
 def _outside(box: Box, w: int, h: int) -> bool:

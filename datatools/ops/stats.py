@@ -230,7 +230,8 @@ def describe(values: np.ndarray) -> dict[str, float]:
     v = np.asarray(values, dtype=np.float64)
     if v.size == 0:
         return {k: math.nan for k in (*_Q_NAMES, "mean")}
-    q = np.quantile(v, QUANTILES)
+    with np.errstate(invalid="ignore", over="ignore"):  # an area of 1e308 squared is inf: no warning on stderr
+        q = np.quantile(v, QUANTILES)
     return {k: float(x) for k, x in zip(_Q_NAMES, q)} | {"mean": float(v.mean())}
 
 
@@ -298,8 +299,8 @@ def label_stats(ds: Dataset) -> LabelStats:
     iw = sizes[image_of, 0].astype(np.float64)
     ih = sizes[image_of, 1].astype(np.float64)
     flags = {name: int(n) for name, n in zip(FLAGS, flag_rows.sum(axis=0))}
-    areas = w * h
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        areas = w * h
         aspect = np.where(h > 0, w / h, np.nan)
     rw, rh = w[box_sized] / iw[box_sized], h[box_sized] / ih[box_sized]
     rarea = areas[box_sized] / (iw[box_sized] * ih[box_sized])
@@ -341,7 +342,13 @@ class StatsReport:
                 "pixels": self.pixels.to_dict() if self.pixels else None,
                 "findings": [f.to_dict() for f in self.findings],
                 "read_errors": sum(1 for f in self.read_findings if f.severity.value == "error"),
-                "read_warnings": sum(1 for f in self.read_findings if f.severity.value == "warning")}
+                "read_warnings": sum(1 for f in self.read_findings if f.severity.value == "warning"),
+                "objects_not_selected": self.not_selected}
+
+    @property
+    def not_selected(self) -> int:
+        """Objects of classes ``--classes`` left out (``class-not-kept``): not in the label statistics."""
+        return sum(f.objects for f in self.read_findings if f.code == "class-not-kept")
 
 
 def dataset_stats(ds: Dataset, *, labels_only: bool = False, resize: int | tuple[int, int] | None = None,

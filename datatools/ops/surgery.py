@@ -11,6 +11,7 @@ dataset is already in memory; the books balance the same way: objects read = wri
 from __future__ import annotations
 
 import inspect
+import math
 import os
 import re
 from collections import Counter, defaultdict
@@ -259,8 +260,8 @@ def filter_dataset(ds: Dataset, *, classes: Sequence[str] | None = None, min_siz
     if drop_empty and only_empty:
         raise UsageError("--drop-empty and --only-empty exclude each other")
     for name, v in (("--min-size", min_size), ("--max-size", max_size), ("--min-area", min_area)):
-        if v is not None and v < 0:
-            raise UsageError(f"{name} must be >= 0")
+        if v is not None and not 0 <= v < math.inf:  # nan passes `v < 0`
+            raise UsageError(f"{name} must be a number >= 0, not {v}")
     if classes is not None:
         unknown = [c for c in classes if c not in ds.classes]
         if unknown:

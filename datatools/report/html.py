@@ -287,24 +287,24 @@ def _thumb_cost(t: Thumb) -> int:
     return len(t.jpeg) * 4 // 3 + len(t.caption) + len(t.path) + 160
 
 
-def _fitting(thumbs: list[Thumb], room: list[int]) -> list[Thumb]:
-    """The thumbnails, in order, that fit in ``room[0]`` bytes, which they use up."""
+def _fitting(thumbs: list[Thumb], room: int) -> tuple[list[Thumb], int]:
+    """The thumbnails, in order, that fit in ``room`` bytes, and the bytes they leave."""
     out = []
     for t in thumbs:
-        if _thumb_cost(t) > room[0]:
+        if _thumb_cost(t) > room:
             break
-        room[0] -= _thumb_cost(t)
+        room -= _thumb_cost(t)
         out.append(t)
-    return out
+    return out, room
 
 
-def _findings(d: ReportData, thumb: int, room: list[int]) -> str:
-    """The findings by code, with their example thumbnails while they fit in ``room[0]`` bytes of the page budget
-    (the gallery gets what they leave)."""
+def _findings(d: ReportData, thumb: int, room: int) -> tuple[str, int]:
+    """The findings by code, with their example thumbnails while they fit in ``room`` bytes of the page budget, and
+    the bytes they leave (the gallery's)."""
     if "findings" in d.notes:
-        return _section("findings", "Check findings", _note(d.notes["findings"]))
+        return _section("findings", "Check findings", _note(d.notes["findings"])), room
     if not d.findings:
-        return _section("findings", "Check findings", "<p>no findings: <code>datatools check</code> is clean.</p>")
+        return _section("findings", "Check findings", "<p>no findings: <code>datatools check</code> is clean.</p>"), room
     by_code: dict[str, list] = {}
     for f in d.findings:
         by_code.setdefault(f.code, []).append(f)
@@ -324,11 +324,11 @@ def _findings(d: ReportData, thumb: int, room: list[int]) -> str:
               for f in fs[:EXAMPLES_PER_CODE]]
         more = f'<p class="mut">... and {len(fs) - EXAMPLES_PER_CODE:,} more (all with <code>datatools check ' \
                "--json</code>)</p>" if len(fs) > EXAMPLES_PER_CODE else ""
-        shown = _fitting(d.finding_thumbs.get(c, []), room)
+        shown, room = _fitting(d.finding_thumbs.get(c, []), room)
         pics = _thumbs(shown, thumb) if shown else ""
         body += f'<details id="{_anchor_id(c)}"><summary><b>{e(c)}</b> ({len(fs):,})</summary>' \
                 f'{_table([("file", False), ("field", False), ("message", False)], ex)}{more}{pics}</details>'
-    return _section("findings", "Check findings", body)
+    return _section("findings", "Check findings", body), room
 
 
 def _duplicates(d: ReportData) -> str:
@@ -362,7 +362,7 @@ def _gallery(d: ReportData, thumb: int, room: int) -> tuple[str, int]:
     """The gallery, as many thumbnails as fit in ``room`` bytes (in the sampled order: class by class, round
     robin); returns the HTML and the number shown."""
     groups: dict[str, list[Thumb]] = {}
-    fitting = _fitting(d.gallery, [room])
+    fitting, _ = _fitting(d.gallery, room)
     shown = len(fitting)
     for t in fitting:
         groups.setdefault(t.group, []).append(t)
@@ -397,8 +397,9 @@ def render_page(d: ReportData) -> tuple[str, int]:
             f'<header><h1>Dataset report: {e(name)}</h1><div class="src">{e(d.src)}</div></header>'
             f"<nav>{nav}</nav><main>")
     tail = f"</main><script>{JS}</script></body></html>\n"
-    text = sum(len(p.encode()) for p in [head, *parts, tail, _findings(d, thumb, [0])]) + 2000  # every picture out
-    room = [max(0, int(d.options.get("budget_bytes", 20_000_000)) - text)]  # type: ignore[arg-type]
-    parts.insert(-1, _findings(d, thumb, room))  # the findings' examples first, then the gallery in what is left
-    gallery, shown = _gallery(d, thumb, room[0])
+    text = sum(len(p.encode()) for p in [head, *parts, tail, _findings(d, thumb, 0)[0]]) + 2000  # every picture out
+    room = max(0, int(d.options.get("budget_bytes", 20_000_000)) - text)  # type: ignore[arg-type]
+    findings, room = _findings(d, thumb, room)  # the findings' examples first, then the gallery in what is left
+    parts.insert(-1, findings)
+    gallery, shown = _gallery(d, thumb, room)
     return head + "".join(parts) + gallery + tail, shown

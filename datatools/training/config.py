@@ -7,6 +7,7 @@ the model was trained. :func:`check_config` turns a bad option into a :class:`Us
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 
 from datatools.core.errors import UsageError
@@ -115,6 +116,11 @@ def check_config(cfg: TrainConfig) -> None:
         raise UsageError(f"{cfg.model} resizes every image to a fixed square itself: use --resize-mode letterbox")
     if not cfg.backbone_lr_mult >= 0:
         raise UsageError(f"--backbone-lr-mult must be >= 0, not {cfg.backbone_lr_mult}")
+    rates = {"--lr": cfg.lr, "--weight-decay": cfg.weight_decay, "--warmup-epochs": cfg.warmup_epochs,
+             "--min-lr-ratio": cfg.min_lr_ratio, "--clip-grad": cfg.clip_grad, "--ema": cfg.ema_decay}
+    bad = next((k for k, v in rates.items() if not (0 <= v < math.inf) or (k == "--lr" and not v > 0)), None)
+    if bad:  # nan passes every comparison the optimizer and schedule make: a run of nan losses
+        raise UsageError(f"{bad} must be a finite number >= 0 (--lr > 0), not {rates[bad]}")
     if cfg.epochs < 1 or cfg.batch_size < 1 or cfg.image_size < 32 or cfg.accumulate < 1:
         raise UsageError("--epochs, --batch-size and --accumulate must be >= 1 and --image-size >= 32")
     from datatools.core.paths import check_output_dir

@@ -157,8 +157,8 @@ def load_file(path: str | os.PathLike) -> Any:
 
 def scored_weights(ckpt: dict) -> dict[str, torch.Tensor]:
     """The weights of a datatools checkpoint that its validation scored, for inference and fine-tuning: the EMA's
-    when the run kept one (``--ema``), else the model's. (``model`` holds the trained weights, which ``--resume``
-    continues from.)"""
+    when the run kept one (``--ema``), else the model's. (``last.pt``'s ``model`` holds the trained weights, which
+    ``--resume`` continues from; ``best.pt``'s is the EMA's already, for tools that read ``model`` alone.)"""
     ema = ckpt.get("ema")
     if ema:
         return {k.removeprefix("module."): v for k, v in ema.items() if k.startswith("module.")}

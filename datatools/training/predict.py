@@ -124,7 +124,8 @@ def predict(checkpoint: str | os.PathLike, images: str | os.PathLike, out: str |
         ids = list(range(1, len(paths) + 1))
         cat_ids = list(range(1, len(classes) + 1))
     dev = resolve_device(device)
-    model = checkpoint_model(ckpt, cfg, classes=classes, conf=conf, max_det=max_det).to(dev)
+    # a dataset's classes are checked against the checkpoint's; a plain folder's are the checkpoint's own
+    model = checkpoint_model(ckpt, cfg, classes=classes if format else None, conf=conf, max_det=max_det).to(dev)
     ds = ImageListDataset(paths, eval_preset(cfg.image_size, mode=cfg.resize_mode, dtype=None))
     loader = make_loader(ds, batch_size=batch_size, shuffle=False, num_workers=workers)
     # The model keeps at most ``max_det`` boxes scored above ``conf``, best first.

@@ -290,7 +290,7 @@ def visualize(ds: Dataset, out: str | os.PathLike, *, classes: Sequence[str] | N
         for k, (g, p, reasons) in enumerate(zip(groups, paths, per_sheet)):
             result.files.append(p)
             result.sheets.append({"path": p, "images": [j.image_id for j in g]})
-            for j, c, r in zip(g, job_counts[k * layout.per_sheet:], reasons):
+            for j, c, r in zip(g, job_counts[k * layout.per_sheet:(k + 1) * layout.per_sheet], reasons):
                 if r:
                     result.skipped.append({"image_id": j.image_id, "path": j.image_path, "reason": r})
                 else:

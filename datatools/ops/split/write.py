@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Sequence
 
 from datatools import formats
-from datatools.core.atomic import ImagesMode, output_transaction, place_images, remove_at_commit, staged_dir, write_files
+from datatools.core.atomic import (ImagesMode, output_transaction, place_images, remove_at_commit, staged_dir,
+                                   write_files, write_staged)
 from datatools.core.errors import UsageError
 from datatools.core.fs import read_small_file
 from datatools.core.model import Dataset, Finding, ImageRecord, Severity
@@ -204,8 +205,8 @@ def _write_voc(recs: list[ImageRecord], target: Path, mode: ImagesMode, mapper: 
     """A complete VOC root: the original XMLs, the images, and ImageSets/Main lists (with ``trainval``)."""
     with staged_dir(target / "Annotations") as stage:
         # XMLs are copied, never hard-linked: editing the split copy must not edit the input.
-        items = [(str(safe_join(stage, r.image_id + ".xml")), read_small_file(r.source)) for r in recs]
-        write_files(items)
+        write_staged([(read_small_file(r.source), [str(safe_join(stage, r.image_id + ".xml"))]) for r in recs],
+                     stage=stage, mapper=mapper)  # per-image files, as every writer writes them
     _place_images(recs, target / formats.get("voc").IMAGE_FOLDER, lambda r: r.file_name or (r.image_id + ".jpg"),
                   mode, mapper, result)
     lists: dict[str, list[str]] = {}
@@ -217,7 +218,7 @@ def _write_voc(recs: list[ImageRecord], target: Path, mode: ImagesMode, mapper: 
         sets = [(os.path.join(stage, "Main", f"{name}.txt"), "".join(i + "\n" for i in ids))
                 for name, ids in sorted(lists.items())]
         write_files(sets)
-    result.files += len(items) + len(sets)
+    result.files += len(recs) + len(sets)
 
 
 def _write_part(mod, part: Dataset, target: Path, mode: ImagesMode, mapper: Mapper, result: SplitWriteResult) -> None:
