@@ -76,6 +76,28 @@ def test_cli_train_predict_evaluate_resume(tmp_path):
         assert r.exit_code == 2 and ("is the input" in r.output or "inside the input" in r.output), r.output
     assert (out / "best.pt").read_bytes() == before and not (SAMPLE / "JPEGImages" / "x.json").exists()
 
+    # an image that cannot be decoded is skipped and named, the others predicted (a broken file among thousands
+    # stopped the run and wrote nothing); none decodable is an error
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    jpegs = sorted((SAMPLE / "JPEGImages").glob("*.jpg"))[:3]
+    for j in jpegs:
+        (folder / j.name).write_bytes(j.read_bytes())
+    (folder / jpegs[1].name).write_bytes(jpegs[1].read_bytes()[:300])
+    r = CliRunner().invoke(cli, ["predict", str(out / "best.pt"), str(folder), "-o", str(tmp_path / "p.json"),
+                                 "-j", "0", "--json"])
+    assert r.exit_code == 0, r.output
+    rep = json.loads(r.output)
+    assert rep["images"] == 2 and len(rep["skipped"]) == 1 and jpegs[1].name in rep["skipped"][0]
+    names = {d["file_name"] for d in json.loads((tmp_path / "p.json").read_text())}
+    assert names == {jpegs[0].name, jpegs[2].name}
+    for j in jpegs:
+        (folder / j.name).write_bytes(b"not an image")
+    r = CliRunner().invoke(cli, ["predict", str(out / "best.pt"), str(folder), "-o", str(tmp_path / "q.json"),
+                                 "-j", "2"])
+    assert r.exit_code == 1 and "none of its 3 image(s) could be decoded" in r.output, r.output
+    assert r.output.count("\n") == 1 and not (tmp_path / "q.json").exists()
+
 
 @pytest.mark.slow
 def test_resume_continues_exactly(tmp_path):

@@ -40,7 +40,9 @@ def predict_cmd(model, images, as_json, **opts):
         r = predict(model, images, progress=update, **opts)
     if as_json:
         emit_json({"out": r.out, "images": r.images, "detections": r.detections, "classes": list(r.classes),
-                   "device": r.device})
+                   "device": r.device, "skipped": r.skipped})
     else:
+        for line in r.skipped:
+            console().print(f"[yellow]skipped[/] {esc(line)}")
         console().print(f"[green]{count(r.detections, 'detection')}[/] on {count(r.images, 'image')} ({r.device}) -> "
                         f"[bold]{esc(r.out)}[/]")

@@ -179,7 +179,8 @@ def predict_batches(model: nn.Module, loader, device: torch.device, *, channels_
                     progress=None) -> dict[int, dict[str, np.ndarray]]:
     """Run ``model`` over an eval loader in fp32; boxes are mapped back to each original image; ``progress(n)`` is
     called after each batch of ``n`` images.
-    Returns ``{dataset index: {"boxes", "scores", "labels"}}`` (labels without the background offset)."""
+    Returns ``{dataset index: {"boxes", "scores", "labels"}}`` (labels without the background offset), or
+    ``{"error": why}`` for an image its dataset could not decode (a target with ``decode_error``)."""
     from datatools.datasets.transforms import boxes_to_original
 
     model.eval()
@@ -190,6 +191,9 @@ def predict_batches(model: nn.Module, loader, device: torch.device, *, channels_
         preds = model(inputs)
         for p, t in zip(preds, targets):
             idx = int(t["image_id"]) if index_of is None else index_of(int(t["image_id"]))
+            if "decode_error" in t:
+                out[idx] = {"error": t["decode_error"]}
+                continue
             boxes = boxes_to_original(p["boxes"].float().cpu(), t)
             out[idx] = {"boxes": boxes.numpy().astype(np.float64), "scores": p["scores"].float().cpu().numpy(),
                         "labels": p["labels"].cpu().numpy() - 1}

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from datatools.core.errors import UsageError
+from datatools.core.errors import InputError, UsageError
 from datatools.core.atomic import atomic_write
 from datatools.core.paths import check_output_dir
 from datatools.core.images import list_images
@@ -31,7 +31,8 @@ from datatools.training.evaluation import EVAL_CONF, EVAL_MAX_DET, checkpoint_mo
 
 class ImageListDataset(torch.utils.data.Dataset):
     """Images by path with an empty target (so eval transforms record the letterbox or keep-aspect scale for mapping
-    boxes back)."""
+    boxes back). An image that cannot be decoded comes as a small blank one whose target names the reason
+    (``decode_error``): one broken file among thousands is skipped and counted, not the end of the run."""
 
     def __init__(self, paths: list[str], transforms) -> None:
         self.paths = list(paths)
@@ -41,11 +42,20 @@ class ImageListDataset(torch.utils.data.Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int):
-        from datatools.datasets import decode, make_target
+        from torchvision import tv_tensors
 
-        image = decode(self.paths[index])
+        from datatools.datasets import decode, make_target
+        from datatools.datasets.detection import ImageDecodeError
+
+        error = None
+        try:
+            image = decode(self.paths[index])
+        except ImageDecodeError as e:
+            image, error = tv_tensors.Image(torch.zeros((3, 32, 32), dtype=torch.uint8)), str(e)
         h, w = int(image.shape[-2]), int(image.shape[-1])
         target = make_target(np.zeros((0, 4)), [], canvas_size=(h, w), image_id=index)
+        if error:
+            target["decode_error"] = error
         return self.transforms(image, target)
 
 
@@ -56,6 +66,7 @@ class PredictResult:
     detections: int
     classes: tuple[str, ...]
     device: str
+    skipped: list[str] = dataclasses.field(default_factory=list)  # one line per image that could not be decoded
 
 
 def _dataset_format(format: str | None, images: Path, split: str | None) -> str | None:
@@ -129,11 +140,17 @@ def predict(checkpoint: str | os.PathLike, images: str | os.PathLike, out: str |
     ds = ImageListDataset(paths, eval_preset(cfg.image_size, mode=cfg.resize_mode, dtype=None))
     loader = make_loader(ds, batch_size=batch_size, shuffle=False, num_workers=workers)
     # The model keeps at most ``max_det`` boxes scored above ``conf``, best first.
-    results = []
+    results, skipped = [], []
     preds = predict_batches(model, loader, dev, **stage_callbacks(progress, "predict", total=len(paths)))
     for idx, p in sorted(preds.items()):
+        if "error" in p:
+            skipped.append(p["error"])
+            continue
         xywh = np.round(xyxy_to_xywh_array(p["boxes"]), 2).tolist()
         results += [{"image_id": ids[idx], "file_name": names[idx], "category_id": cat_ids[int(label)], "bbox": box,
                      "score": round(float(score), 5)} for box, label, score in zip(xywh, p["labels"], p["scores"])]
+    if len(skipped) == len(paths):
+        raise InputError(images, f"none of its {len(paths)} image(s) could be decoded; the first: {skipped[0]}")
     atomic_write(out, json.dumps(results, separators=(",", ":")) + "\n")
-    return PredictResult(out=str(out), images=len(paths), detections=len(results), classes=classes, device=str(dev))
+    return PredictResult(out=str(out), images=len(paths) - len(skipped), detections=len(results), classes=classes,
+                         device=str(dev), skipped=skipped)
