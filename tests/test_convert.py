@@ -106,6 +106,33 @@ def test_ultralytics_dataset_loads_our_yolo(tmp_path):
     assert len(ds.labels) == len(ours.images) and n == ours.num_objects
 
 
+def test_yolo_paths_with_an_images_folder_keep_their_labels(tmp_path):
+    """A COCO file_name ``images/a.jpg`` (Label Studio's and CVAT's exports name them so) was placed at
+    images/all/images/a.jpg with its label in labels/all/images/a.txt: ultralytics looks in images/all/labels/ (the
+    last /images/ of the path) and found no label, nor did reading OUT back."""
+    pytest.importorskip("ultralytics")
+    from ultralytics.data.utils import img2label_paths
+
+    src = tmp_path / "src"
+    names = ["images/a.jpg", "images_/a.jpg", "x/images/b.jpg"]
+    for k, name in enumerate(names):
+        make_jpeg(src / name, 100, 80)
+    (src / "train.json").write_text(json.dumps({
+        "images": [{"id": k + 1, "file_name": n, "width": 100, "height": 80} for k, n in enumerate(names)],
+        "annotations": [{"id": k + 1, "image_id": k + 1, "category_id": 1, "bbox": [10, 10 + k, 5, 5], "area": 25,
+                         "iscrowd": 0} for k in range(3)],
+        "categories": [{"id": 1, "name": "dog"}]}))
+    s = datatools.convert("coco", src / "train.json", "yolo", tmp_path / "y")
+    assert s.objects_written == 3 and s.notes == {"folder-renamed": 1}  # one finding: "2 image or split path(s)"
+    images = sorted(str(p) for p in (tmp_path / "y" / "images").rglob("*.jpg"))
+    assert [p.split("/y/images/")[1] for p in images] == ["all/images_/a.jpg", "all/images__/a.jpg",
+                                                          "all/x/images_/b.jpg"]
+    assert all(Path(p).is_file() for p in img2label_paths(images))  # where ultralytics looks
+    back = formats.get("yolo").read(tmp_path / "y")
+    assert sorted((r.image_id, r.annotations[0].box[1]) for r in back.images) == [
+        ("images_/a", 11.0), ("images__/a", 10.0), ("x/images_/b", 12.0)]  # images_/a was another's name
+
+
 def test_coco_output_is_valid_for_pycocotools_and_scores_perfectly(tmp_path):
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval

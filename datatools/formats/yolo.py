@@ -306,14 +306,15 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
     safe_splits: dict[str, str] = {}
     rels: list[tuple[str, ...]] = []  # tuples of strings, which the cyclic GC stops tracking: 17k lists made it scan
     pictures: list[tuple[str, str]] = []
+    clear = _ClearOfImages(ds.images)
     for rec in ds.images:
         if not rec.has_size:
             raise ValueError(f"{rec.source}: YOLO needs the image size; run ops.convert.prepare(require_size=True) first")
-        rel = safe_relpath(rec.image_id)
-        pic = output_image_name(rec)
+        rel = clear.rel(safe_relpath(rec.image_id), file=True)
+        pic = rel + os.path.splitext(output_image_name(rec))[1]
         mine = []
         for split in rec.splits or (DEFAULT_SPLIT,):
-            split = safe_splits.get(split) or safe_splits.setdefault(split, safe_relpath(split))
+            split = safe_splits.get(split) or safe_splits.setdefault(split, clear.rel(safe_relpath(split), file=False))
             splits_seen.setdefault(split, None)
             mine.append(f"{split}/{rel}")
             if rec.image_path and images_mode is not ImagesMode.NONE:
@@ -326,6 +327,11 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
     if images_mode is not ImagesMode.NONE:
         _refuse_splits_without_images(ds, splits, {r.partition("/")[0] for _, r in pictures}, out)
     result.findings.extend(_splits_not_in_yaml(ds, splits, out))
+    if clear.renamed:
+        result.findings.append(info("folder-renamed", str(out / "images"), "images",
+                                    f"{clear.renamed} image or split path(s) with a folder named 'images' are "
+                                    "written with 'images_' there: ultralytics finds a label by the last /images/ "
+                                    "in an image's path"))
     # A conversion has dropped objects of unlisted classes (ops.sanitize.prepare); a dataset written as it is (a
     # split) keeps them: ids are the class list, then any other label, sorted, as stats and split count them.
     names = all_classes(ds.classes, ds.images)
@@ -347,6 +353,34 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
     labels = os.path.join(str(out), "labels", "")
     result.files = [labels + r + ".txt" for mine in rels for r in mine] + [p for p, _ in items]
     return result
+
+
+class _ClearOfImages:
+    """Output paths with no folder named ``images`` below ``images/``: ultralytics (and :func:`_label_path_for`)
+    turn the last ``/images/`` of an image's path into ``/labels/``, so ``images/train/images/a.jpg`` would have its
+    label looked for in ``images/train/labels/``. Such a folder becomes ``images_`` (more ``_`` while that names
+    another record's path); ``renamed`` counts the paths changed."""
+
+    def __init__(self, records: Sequence[ImageRecord]) -> None:
+        self._records, self._taken, self.renamed = records, None, 0
+
+    def rel(self, rel: str, *, file: bool) -> str:
+        parts = rel.split("/")
+        folders = len(parts) - 1 if file else len(parts)
+        if "images" not in parts[:folders]:
+            return rel
+        if self._taken is None:  # built on the first such path only
+            self._taken = {safe_relpath(r.image_id) for r in self._records} | {
+                safe_relpath(s) for r in self._records for s in r.splits}
+        suffix = "_"
+        while True:
+            new = "/".join(p + suffix if p == "images" and k < folders else p for k, p in enumerate(parts))
+            if new not in self._taken:
+                break
+            suffix += "_"
+        self._taken.add(new)
+        self.renamed += 1
+        return new
 
 
 def _refuse_splits_without_images(ds: Dataset, splits: Sequence[str], placed: set[str], out: Path) -> None:
