@@ -600,3 +600,35 @@ def test_images_of_one_name_in_two_folders_are_paired_by_their_path(tmp_path):
     got = sorted((Path(im.image_path).parent.name, im.width, im.annotations[0].box) for im in ds.images)
     assert got == [("dir1", 200, (20.0, 20.0, 80.0, 60.0)), ("dir2", 400, (40.0, 60.0, 160.0, 180.0))], got
     assert not [f for f in ds.findings if f.code in ("size-mismatch", "filename-mismatch")]
+
+
+def test_written_paths_come_back_to_their_own_pictures(tmp_path):
+    """What write() puts in ?d= is read back as that file: images/d1/0001.jpg and images/d2/0001.jpg were both
+    looked for under images/images/ and paired by base name with d1's picture; names with %, + or # were written
+    unescaped and decoded into other names on reading (missing-image); an image without boxes had its size nowhere
+    but in its picture, so without the pictures it was dropped."""
+    from PIL import Image
+
+    src = tmp_path / "src"
+    names = ["d1/0001.png", "d2/0001.png", "x%41y.png", "a+b.png", "h#1.png", "empty.png"]  # PNG: exact colours
+    colours = {}
+    for k, n in enumerate(names):
+        (src / n).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (100, 80), (40 * k, 0, 0)).save(src / n)
+        colours[n] = 40 * k
+    (src / "a.json").write_text(json.dumps({
+        "images": [{"id": k + 1, "file_name": n, "width": 100, "height": 80} for k, n in enumerate(names)],
+        "annotations": [{"id": k + 1, "image_id": k + 1, "category_id": 1, "bbox": [10, 10 + k, 5, 5], "area": 25,
+                         "iscrowd": 0} for k in range(5)],
+        "categories": [{"id": 1, "name": "a"}]}))
+    assert convert("coco", src / "a.json", "labelstudio", tmp_path / "ls").images_written == 6
+    back = labelstudio.read(tmp_path / "ls")
+    assert not [f for f in back.findings if f.severity.value == "error"], back.findings
+    got = {}
+    for r in back.images:
+        with Image.open(r.image_path) as im:
+            got[im.getpixel((0, 0))[0]] = [a.box[1] for a in r.annotations]
+    assert {c: got.get(c) for c in colours.values()} == {40 * k: ([10.0 + k] if k < 5 else []) for k in range(6)}
+    convert("coco", src / "a.json", "labelstudio", tmp_path / "ls2", images_mode="none")
+    s = convert("labelstudio", tmp_path / "ls2", "coco", tmp_path / "c2", images_mode="none")
+    assert s.images_read == s.images_written == 6 and s.objects_written == 5

@@ -13,7 +13,7 @@ import re
 from collections import Counter
 from pathlib import Path
 from typing import Sequence
-from urllib.parse import parse_qs, unquote, urlparse
+from urllib.parse import parse_qs, quote, unquote, urlparse
 
 from datatools.core import fs
 from datatools.core.atomic import ImagesMode, atomic_write, place_images
@@ -291,6 +291,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
         on_total(len(exports))
     folder = image_folder(files.parent(src) if files.isfile(src) else src, images)
     index = ImageIndex(folder)
+    folder_prefix = posixpath.basename(os.fspath(folder).rstrip("/\\")) + "/" if folder else "\0"
     findings: list[Finding] = []
     records: list[ImageRecord] = []
     pending: dict[str, list[tuple[str, tuple, float]]] = {}
@@ -314,6 +315,9 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
             # looked up by the whole path the task gives (dir1/0001.jpg and dir2/0001.jpg are two images), and by its
             # base name where that finds nothing; a path from the server's root (/home/...) by its base name only
             wanted = full if full and not is_absolute_name(full) and ".." not in full.split("/") else name
+            if wanted not in index.by_rel and wanted.startswith(folder_prefix):
+                # a path from the export's folder (Label Studio's document root), as write() puts it: images/d/a.jpg
+                wanted = wanted[len(folder_prefix):]
             uploaded = ""
             if _is_upload(ref) and _UPLOAD_HASH.match(name):
                 uploaded, name = name, name[9:]  # the name the user uploaded
@@ -401,7 +405,8 @@ def to_tasks(records: Sequence[ImageRecord], refs: Sequence[str], *, precision: 
                            "value": {"x": _pct(x1, w, precision), "y": _pct(y1, h, precision),
                                      "width": _pct(x2 - x1, w, precision), "height": _pct(y2 - y1, h, precision),
                                      "rotation": 0, "rectanglelabels": [a.label]}})
-        tasks.append({"data": {"image": ref}, "annotations": [{"result": result, "was_cancelled": False,
+        # the size in data too: a task without regions has it nowhere else (read back without the images, it was lost)
+        tasks.append({"data": {"image": ref, "width": rec.width, "height": rec.height}, "annotations": [{"result": result, "was_cancelled": False,
                                                                "ground_truth": False}]})
     return tasks
 
@@ -409,7 +414,7 @@ def to_tasks(records: Sequence[ImageRecord], refs: Sequence[str], *, precision: 
 def _source_ref(name: str) -> str:
     """A task's image reference for an image not placed in OUT: the name its source wrote, under Label Studio's local
     file serving unless it is already a URL or a Label Studio path."""
-    return name if fs.is_url(name) or name.startswith("/data/") else LOCAL_FILES + name
+    return name if fs.is_url(name) or name.startswith("/data/") else LOCAL_FILES + quote(name)
 
 
 def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str = ImagesMode.LINK, precision: int = 6,
@@ -417,13 +422,13 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
           **_ignored) -> WriteResult:
     """Write ``ds`` as a task list Label Studio imports: ``OUT/tasks.json`` and, unless ``images_mode`` is ``none``,
     ``OUT/images/<id><ext>``, each task's image ``/data/local-files/?d=images/<id><ext>`` (Label Studio's local file
-    serving, rooted at OUT). Under ``none`` a task names its source's file name there. Splits are not a Label
+    serving, rooted at OUT; the path %-escaped as a query value). Under ``none`` a task names its source's file name there. Splits are not a Label
     Studio notion: each image is one task."""
     images_mode = ImagesMode(images_mode)
     out = Path(out)
     result = WriteResult(out=str(out))
     placed, pictures = placed_names(ds.images, images_mode)
-    refs = [LOCAL_FILES + "images/" + p if p else _source_ref(r.file_name or r.image_id)
+    refs = [LOCAL_FILES + quote("images/" + p) if p else _source_ref(r.file_name or r.image_id)
             for p, r in zip(placed, ds.images)]
     tasks = to_tasks(ds.images, refs, precision=precision)
     target = out / TASKS_FILE
