@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -370,3 +371,30 @@ def test_strict_refusal_under_json_is_json(tmp_path):
     assert r.exit_code == 1 and not (tmp_path / "o").exists()
     d = json.loads(r.stdout)
     assert d["written"] is False and [f["code"] for f in d["findings"]] == ["box-inverted"], d
+
+
+def test_check_finds_images_cut_short_whose_header_reads(tmp_path):
+    """An interrupted download keeps its header: check said "0 errors" for a JPEG cut at 3000 bytes, and train
+    stopped at it. A JPEG with data after its end marker (a motion photo's video) decodes: no finding."""
+    from PIL import Image
+
+    root = tmp_path / "voc"
+    for name in ("cut", "trailer", "png_cut", "ok"):
+        (root / "Annotations").mkdir(parents=True, exist_ok=True)
+        ext = "png" if name == "png_cut" else "jpg"
+        (root / "Annotations" / f"{name}.xml").write_text(voc_xml(f"{name}.{ext}", (320, 240),
+                                                                  [{"name": "cat", "box": (1, 1, 9, 9)}]))
+        rng = np.random.default_rng(0)
+        (root / "JPEGImages").mkdir(exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (240, 320, 3), dtype=np.uint8)).save(root / "JPEGImages" / f"{name}.{ext}")
+    for name in ("cut.jpg", "png_cut.png"):
+        f = root / "JPEGImages" / name
+        f.write_bytes(f.read_bytes()[:3000])
+    with open(root / "JPEGImages" / "trailer.jpg", "ab") as f:
+        f.write(b"\0\0\0\x18ftypmp42" + bytes(5000))
+    r = CliRunner().invoke(cli, ["check", str(root), "--json", "-j", "2"])
+    assert r.exit_code == 1, r.output
+    found = {(f["code"], f["image_id"]) for f in json.loads(r.output)["findings"]}
+    assert found == {("image-unreadable", "cut"), ("image-unreadable", "png_cut")}, found
+    r = CliRunner().invoke(cli, ["check", str(root), "--json", "--no-headers"])
+    assert r.exit_code == 0 and not json.loads(r.output)["findings"], r.output

@@ -145,6 +145,26 @@ def read_image_header(path: str | os.PathLike) -> ImageHeader:
     return ImageHeader(w, h, w, h, orientation, mode)
 
 
+def decode_error(path: str) -> str | None:
+    """Why the pixels of the image at ``path`` (local or a URL) cannot be decoded, worded as :func:`image_error`, or
+    None. A header reads well from a file cut short (an interrupted download): a JPEG that ends with its end-of-image
+    marker, or a PNG with its ``IEND`` chunk, is taken as whole, as ultralytics takes it; any other file (cut short,
+    data after the image as a motion photo's video, another format) is decoded to tell."""
+    try:
+        with (fs.open_binary(path) if fs.is_url(path) else open(path, "rb")) as f:
+            head = f.read(8)
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 8))
+            tail = f.read()
+        if (head.startswith(b"\xff\xd8") and tail.endswith(b"\xff\xd9")
+                or head.startswith(b"\x89PNG") and tail.endswith(b"IEND\xaeB`\x82")):
+            return None
+        with opened_image(path) as im:
+            im.load()
+    except Exception as e:  # noqa: BLE001 - see image_error
+        return image_error(e)
+    return None
+
+
 def list_images(folder: str | os.PathLike, *, recursive: bool = True) -> dict[str, str]:
     """Map image path (relative, posix, with extension) -> full path (a URL under a URL ``folder``) for every image
     under ``folder``, sorted; empty when there is no such folder."""

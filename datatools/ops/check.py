@@ -17,6 +17,7 @@ from datatools.core.boxes import DEFAULT_CONVENTION, PixelConvention
 from datatools.core import fs
 from datatools.core.atomic import ImagesMode
 from datatools.core.parallel import Mapper, ProgressFn, StageProgress, stage_callbacks
+from datatools.core.images import decode_error
 from datatools.core.model import Dataset, Finding, Severity
 from datatools.formats.common import err, keep_headers, read_headers, warn
 from datatools.ops.convert import read_source
@@ -81,11 +82,17 @@ def lint(ds: Dataset, *, mapper: Mapper, headers: bool = True, progress: Progres
     if headers:
         todo = [im for im in ds.images if im.image_path]
         if on_total:
-            on_total(len(todo))
-        hdrs = read_headers([im.image_path for im in todo], mapper=mapper, progress=progress)  # type: ignore[misc]
+            on_total(2 * len(todo))  # each image's header, then whether its pixels decode
+        paths = [im.image_path for im in todo]
+        hdrs = read_headers(paths, mapper=mapper, progress=progress)  # type: ignore[misc]
+        readable = list(dict.fromkeys(p for p, h in zip(paths, hdrs) if not h.error))
+        whole = dict(zip(readable, mapper.items(decode_error, readable, progress=progress)))
+        if progress:
+            progress(len(paths) - len(readable))
         for im, h in zip(todo, hdrs):
-            if h.error:
-                out.append(err("image-unreadable", im.image_path or "", "image", h.error, image_id=im.image_id))
+            why = h.error or whole.get(im.image_path)
+            if why:
+                out.append(err("image-unreadable", im.image_path or "", "image", why, image_id=im.image_id))
                 continue
             if h.orientation not in (0, 1):
                 out.append(warn("exif-rotation", im.image_path or "", "EXIF Orientation",
