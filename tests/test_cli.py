@@ -309,8 +309,8 @@ def test_findings_name_the_image_when_the_file_holds_every_image(tmp_path):
 
 
 def test_long_work_reports_every_stage_with_its_total(tmp_path):
-    """check (read, image headers, duplicate hashes, --fix's write) and the surgery commands (read, write) report
-    each stage to the progress bar, every advance adding up to the total announced (check showed only its header
+    """check (read, image headers, whether they decode, duplicate hashes, --fix's write) and the surgery commands
+    (read, write) report each stage to the progress bar, every advance adding up to the total announced (check showed only its header
     stage; merge, remap, filter and sample showed nothing)."""
     from datatools.ops.check import check, write_fixed
     from datatools.ops.surgery import merge, remap
@@ -332,7 +332,7 @@ def test_long_work_reports_every_stage_with_its_total(tmp_path):
         report = check(SAMPLE, dupes=True, progress=update)
         write_fixed(report, tmp_path / "fixed", progress=update)
     seen = stages(run_check)
-    assert set(seen) == {"read", "headers", "hash", "write"} and seen["headers"][0] == report.images
+    assert set(seen) == {"read", "headers", "decode", "hash", "write"} and seen["headers"][0] == report.images
     seen = stages(lambda update: remap(SAMPLE, tmp_path / "o", "circle:round", progress=update))
     assert set(seen) == {"read", "write"} and seen["write"][0] == report.images
     # merge reads each source as its own stage: one shared bar counted past its total (each source set it anew)

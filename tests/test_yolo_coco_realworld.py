@@ -90,6 +90,27 @@ def test_classes_the_source_lacks_are_reported(sources, tmp_path):
     assert "'bicycle'" in f.message and ds.classes == ("person", "bicycle")
 
 
+@pytest.mark.parametrize("kind", ["voc", "yolo", "coco"])
+def test_a_misspelt_class_is_reported_once_in_convert_and_check(kind, sources, tmp_path):
+    """--classes person,dgo on a VOC or COCO source dropped every dog as unknown-class without a word about the typo
+    (only YOLO's reader said so)."""
+    r = run("convert", sources[kind], tmp_path / "o.json", "--to", "coco", "--classes", "person,dgo", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)["warnings"]["class-not-in-source"] == 1
+    r = run("check", sources[kind], "--classes", "person,dgo", "--json")
+    (f,) = [f for f in json.loads(r.output)["findings"] if f["code"] == "class-not-in-source"]
+    assert "'dgo'" in f["message"] and "'person'" not in f["message"]
+    r = run("check", sources[kind], "--classes", "person,boat,cat,dog", "--json")
+    assert r.exit_code == 0 and "class-not-in-source" not in r.output, r.output
+    # stats and anchors select as `filter` does: a name neither a category nor any object's is refused
+    for cmd in (["stats", "--labels-only"], ["anchors", "-k", "2"]):
+        r = run(cmd[0], sources[kind], *cmd[1:], "--classes", "person,dgo", "--json")
+        if kind == "yolo":  # its reader takes the list as its class names, reporting the one it lacks (as above)
+            assert r.exit_code == 0, r.output
+        else:
+            assert r.exit_code == 2 and "'dgo' not in the dataset" in r.output, r.output
+
+
 def test_evaluate_yolo_ground_truth_with_reordered_classes(sources, tmp_path):
     """``evaluate -f yolo --gt DIR --classes <sorted names>`` used to rename persons: perfect predictions scored 0."""
     gt = formats.get("yolo").read(sources["yolo"])

@@ -117,9 +117,12 @@ def read_dataset(src, *, format: str | None, classes: list[str] | None = None, w
     classes left out and counted, by :func:`datatools.ops.surgery.filter_dataset`: ``stats``, ``anchors``). Returns
     the annotation model."""
     from datatools.core.parallel import Mapper, stage_callbacks
-    from datatools.ops.convert import read_source
+    from datatools.ops.convert import read_source, reader_classes, resolve_source
 
-    ds = read_source(src, format, classes=classes, mapper=Mapper(engine, ray_address, workers or None),
+    if select:  # read whole, then selected by name: a name the source lacks is refused (as `filter` refuses it)
+        format = resolve_source(src, format)
+    ds = read_source(src, format, classes=reader_classes(format, classes) if select else classes,
+                     mapper=Mapper(engine, ray_address, workers or None),
                      images=images, sets=sets, workers=workers or None, max_xml_bytes=max_xml_bytes,
                      **stage_callbacks(update, "read"), **extra)
     if select and classes:

@@ -259,7 +259,7 @@ def load_ground_truth(src: str | os.PathLike, *, format: str | None = None, spli
     """
     from datatools.formats import coco as coco_fmt
     from datatools.formats.coco_layout import json_for_split
-    from datatools.ops.convert import read_source, resolve_source
+    from datatools.ops.convert import read_source, reader_classes, resolve_source
     from datatools.ops.sanitize import prepare
 
     src = os.fspath(src)
@@ -288,7 +288,7 @@ def load_ground_truth(src: str | os.PathLike, *, format: str | None = None, spli
                            table=_table_from_records(recs, keys.classes), coco=coco, image_ids=image_ids,
                            category_ids=[new_of[k] for k in range(len(keys.classes))],
                            findings=list(ds.findings) + fnd, source=str(jpath), format="coco")
-    ds = read_source(src, fmt, classes=classes if fmt == "yolo" else None, images=images,
+    ds = read_source(src, fmt, classes=reader_classes(fmt, classes), images=images,
                      sets=split if fmt == "voc" else None, convention=convention or DEFAULT_CONVENTION, workers=workers,
                      max_xml_bytes=max_xml_bytes)
     if split and fmt != "voc":  # VOC chose its lists while reading; YOLO, CVAT, Open Images... keep a split per image

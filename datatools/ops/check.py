@@ -10,17 +10,17 @@ import os
 from collections import Counter, defaultdict
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
-from typing import Callable, Sequence
+from typing import Sequence
 
 from datatools import formats
 from datatools.core.boxes import DEFAULT_CONVENTION, PixelConvention
 from datatools.core import fs
 from datatools.core.atomic import ImagesMode
-from datatools.core.parallel import Mapper, ProgressFn, StageProgress, stage_callbacks
+from datatools.core.parallel import Mapper, StageProgress, stage_callbacks
 from datatools.core.images import decode_error
 from datatools.core.model import Dataset, Finding, Severity
 from datatools.formats.common import err, keep_headers, read_headers, warn
-from datatools.ops.convert import read_source
+from datatools.ops.convert import read_source, reader_classes, resolve_source
 from datatools.ops.sanitize import box_text, object_field, prepare
 
 _SEVERITY_ORDER = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
@@ -53,11 +53,12 @@ class CheckReport:
                 "findings": [f.to_dict() for f in self.findings]}
 
 
-def lint(ds: Dataset, *, mapper: Mapper, headers: bool = True, progress: ProgressFn | None = None,
-         on_total: Callable[[int], None] | None = None) -> list[Finding]:
+def lint(ds: Dataset, *, mapper: Mapper, headers: bool = True, progress: StageProgress | None = None
+         ) -> list[Finding]:
     """Checks that need more than one object at a time, or the image headers (read on ``mapper``; inside
     :func:`~datatools.formats.common.keep_headers` the reader's own header reads are reused, so an image is not
-    opened again)."""
+    opened again) and whether the pixels decode (:func:`~datatools.core.images.decode_error`). ``progress``: the
+    stages ``headers`` and ``decode``."""
     out: list[Finding] = []
     by_image: dict[str, list[str]] = defaultdict(list)
     for im in ds.images:
@@ -81,14 +82,12 @@ def lint(ds: Dataset, *, mapper: Mapper, headers: bool = True, progress: Progres
                             f"the image is named by {len(ids)} annotations: {names}", image_id=untold[0]))
     if headers:
         todo = [im for im in ds.images if im.image_path]
-        if on_total:
-            on_total(2 * len(todo))  # each image's header, then whether its pixels decode
         paths = [im.image_path for im in todo]
-        hdrs = read_headers(paths, mapper=mapper, progress=progress)  # type: ignore[misc]
+        hdrs = read_headers(paths, mapper=mapper,  # type: ignore[misc]
+                            **stage_callbacks(progress, "headers", total=len(todo)))
         readable = list(dict.fromkeys(p for p, h in zip(paths, hdrs) if not h.error))
-        whole = dict(zip(readable, mapper.items(decode_error, readable, progress=progress)))
-        if progress:
-            progress(len(paths) - len(readable))
+        whole = dict(zip(readable, mapper.items(decode_error, readable,
+                                                **stage_callbacks(progress, "decode", total=len(readable)))))
         for im, h in zip(todo, hdrs):
             why = h.error or whole.get(im.image_path)
             if why:
@@ -119,9 +118,9 @@ def check(src: str | os.PathLike, *, format: str = "auto", images=None, sets=Non
     # The reader's header reads (the sizes) are kept for lint's header checks: each image is opened once. Without
     # those checks (headers=False) nothing is kept; the reader still reads each header once, for the size.
     with keep_headers() if headers else nullcontext():
-        # classes= is the class list for every reader (and names the ids of a YOLO dataset without names); prepare
-        # selects by name, as a conversion does. read_source: an empty or wrong folder is an error, not 0 findings.
-        ds = read_source(src, format, mapper=mapper, classes=classes, images=images, sets=sets,
+        # prepare selects by name, as a conversion does. read_source: an empty or wrong folder is an error.
+        fmt = resolve_source(src, format)
+        ds = read_source(src, fmt, mapper=mapper, classes=reader_classes(fmt, classes), images=images, sets=sets,
                          convention=convention, workers=workers, max_xml_bytes=max_xml_bytes, all_dropped_ok=True,
                          **stage_callbacks(progress, "read"))
         return check_dataset(ds, src=src, classes=classes, normalize_names=normalize_names, headers=headers,
@@ -140,8 +139,7 @@ def check_dataset(ds: Dataset, *, src: str | os.PathLike = "", classes: Sequence
     if classes is not None:
         fixed = fixed.evolve(findings=tuple(replace(f, severity=Severity.ERROR) if f.code == "unknown-class" else f
                                             for f in fixed.findings))
-    findings = list(fixed.findings) + lint(ds, headers=headers, mapper=mapper,
-                                           **stage_callbacks(progress, "headers"))
+    findings = list(fixed.findings) + lint(ds, headers=headers, mapper=mapper, progress=progress)
     if dupes:
         from datatools.ops.dupes import DEFAULT_THRESHOLD, find_duplicates
 

@@ -159,6 +159,13 @@ def resolve_source(src: str | os.PathLike, fmt: str | None) -> str:
                            "them in another layout") from e
 
 
+def reader_classes(fmt: str, classes: Sequence[str] | None) -> list[str] | None:
+    """What ``--classes`` gives the reader of ``fmt``: a YOLO dataset's ids take their names from it (its reader
+    reports a listed name it lacks); every other format is read whole, and ``prepare`` selects and orders by name
+    (and reports a listed name the source lacks, which a reader given the list would have taken as its own)."""
+    return list(classes) if classes and fmt == "yolo" else None
+
+
 def all_dropped(ds: Dataset, src, what: str) -> NoInputError:
     """The error for a source whose every image was dropped (each file unreadable, refused or invalid): the counts
     by reason, and where to see each file."""
@@ -288,7 +295,7 @@ def convert(src_format: str, src: str | os.PathLike, dst_format: str, out: str |
     check_output_dir(out, [src, images] + ([Path(src) / "Annotations"] if src_format == "voc" else []))
     owned = owned_by(dst_mod, out, images_mode)
     refuse_replacing_inputs(out, owned, [src, images])  # before any work; the files read are checked again below
-    ds_in = read_source(src, src_format, classes=classes if src_format == "yolo" else None, mapper=mapper,
+    ds_in = read_source(src, src_format, classes=reader_classes(src_format, classes), mapper=mapper,
                         images=images, sets=sets, convention=convention, workers=workers, max_xml_bytes=max_xml_bytes,
                         **stage_callbacks(progress, "read"))
     check_output_dir(out, input_folders(ds_in, src, images))

@@ -89,6 +89,13 @@ def prepare(ds: Dataset, *, classes: Sequence[str] | None = None, difficult: str
                                      f"class names {sorted(names)} differ only in case or spacing; kept apart "
                                      "(use --normalize-names to merge)"))
     wanted = list(classes) if classes else base_classes
+    if classes:  # a misspelt name selects nothing: said once, not only as its class's objects dropped
+        named = set(base_classes) | {a.label for im in images for a in im.annotations}
+        absent = [c for c in classes if c not in named]
+        if absent:
+            findings.append(warn("class-not-in-source", ds.root, "classes",
+                                 f"--classes names {', '.join(map(repr, absent))}, which the dataset does not name; "
+                                 "--classes selects and orders classes by name, it does not rename them"))
     known = set(wanted)
     out: list[ImageRecord] = []
     unknown_names: dict[str, int] = defaultdict(int)

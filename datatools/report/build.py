@@ -96,12 +96,13 @@ def build_report(src: str | os.PathLike, *, format: str = "auto", images=None, s
 
     Use :func:`datatools.report.write_report` to turn the result into the page."""
     from datatools.formats.common import keep_headers
-    from datatools.ops.convert import read_source
+    from datatools.ops.convert import read_source, reader_classes, resolve_source
 
     mapper = Mapper(engine, ray_address, workers)
     # The reader's header reads (the sizes) also serve check's header checks: each image is opened once.
     with keep_headers():
-        ds = read_source(src, format, classes=list(classes) if classes else None, mapper=mapper, images=images,
+        fmt = resolve_source(src, format)
+        ds = read_source(src, fmt, classes=reader_classes(fmt, classes), mapper=mapper, images=images,
                          sets=sets, workers=workers, max_xml_bytes=max_xml_bytes,
                          **stage_callbacks(update, "read"))
         st = dataset_stats(ds, labels_only=not pixels, workers=workers, engine=engine, ray_address=ray_address,
