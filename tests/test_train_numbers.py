@@ -127,6 +127,10 @@ def test_bn_is_reestimated_unless_frozen(tmp_path, monkeypatch, extra, models_pe
     ("cpu", {"model": "fcos_resnet50_fpn"}, "fcos_resnet50_fpn", DEFAULT_IMAGE_SIZE, False),
     ("cpu", {"image_size": 256}, DEFAULT_MODEL, 256, False),
     ("cpu", {"resize_mode": "keep-aspect"}, DEFAULT_MODEL, CPU_IMAGE_SIZE, True),  # SSDlite takes squares only
+    # and no torchvision weights: README's `train DATA --weights COCO_V1` was refused on every machine without a GPU
+    ("cpu", {"weights": "COCO_V1"}, DEFAULT_MODEL, CPU_IMAGE_SIZE, True),
+    ("cpu", {"weights_backbone": "IMAGENET1K_V1"}, DEFAULT_MODEL, CPU_IMAGE_SIZE, True),
+    ("cpu", {"weights": __file__}, CPU_MODEL, CPU_IMAGE_SIZE, True),  # a file: a datatools SSDlite checkpoint may fit
 ])
 def test_defaults_by_device(device, given, model, size, noted):
     cfg, note = resolve_defaults(TrainConfig(data="d", **given), device)

@@ -8,6 +8,7 @@ the model was trained. :func:`check_config` turns a bad option into a :class:`Us
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass, fields
 
 from datatools.core.errors import UsageError
@@ -92,8 +93,11 @@ def resolve_defaults(cfg: TrainConfig, device_type: str | None = None) -> tuple[
         device_type = resolve_device(cfg.device).type
     note = None
     if device_type == "cpu" and cfg.model is None and cfg.image_size is None:
-        # SSDlite takes letterboxed squares only: keep-aspect keeps the GPU default model, at the CPU size
-        model = DEFAULT_MODEL if cfg.resize_mode != "letterbox" and MODELS[CPU_MODEL].fixed_size else CPU_MODEL
+        # SSDlite takes letterboxed squares only, and no torchvision weights (models.resolve_weights): keep-aspect
+        # or torchvision weights to fine-tune keep the GPU default model, at the CPU size
+        tv_weights = bool(cfg.weights_backbone) or bool(cfg.weights and not os.path.isfile(cfg.weights))
+        ssd_unfit = cfg.resize_mode != "letterbox" or tv_weights
+        model = DEFAULT_MODEL if ssd_unfit and MODELS[CPU_MODEL].fixed_size else CPU_MODEL
         size = CPU_IMAGE_SIZE
         note = f"no GPU: the CPU recipe, {model} at {size} px (--model/--image-size to choose)"
     else:
