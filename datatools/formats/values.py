@@ -98,7 +98,7 @@ def annotation_size(width, height, *, path: str, image_id: str, findings: list[F
     for fld, name, raw, v in zip(fields, names, raws, got):
         if isinstance(v, str):
             findings.append(warn("bad-size", path, fld, f"{name} is {raw.strip() if text else raw!r}: {v}; the size "
-                                 "is read from the image header", image_id=image_id))
+                                 "is read from the image header, if there is an image", image_id=image_id))
     if isinstance(got[0], int) and isinstance(got[1], int):
         return got[0], got[1]
     if not any(isinstance(v, str) for v in got):
@@ -108,5 +108,6 @@ def annotation_size(width, height, *, path: str, image_id: str, findings: list[F
             what = " and ".join(f"{n} is " + ("absent" if r is None else repr(r.strip() if text else r))
                                 for n, r in zip(names, raws))
         findings.append(warn("missing-size", path, fields[0] if size_field is None else size_field,
-                             f"{what}; the size is read from the image header", image_id=image_id))
+                             f"{what}; the size is read from the image header, if there is an image",
+                             image_id=image_id))
     return None, None
