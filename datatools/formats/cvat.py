@@ -346,8 +346,9 @@ def to_xml(records: Sequence[ImageRecord], classes: Sequence[str], *, names: Seq
             lines.append(head + " />")
             continue
         lines.append(head + ">")
+        side = max(rec.width or 0, rec.height or 0)
         for a in rec.annotations:
-            x1, y1, x2, y2 = (fmt_number(snap(v), precision) for v in a.box)
+            x1, y1, x2, y2 = (fmt_number(snap(v, side=side), precision) for v in a.box)
             attrs = [(k, "true") for k in _FLAG_ATTRS if getattr(a, k)] + list(a.attributes)
             body = (f'    <box label="{escape(a.label, quote=True)}" source="manual" occluded="{int(a.occluded)}" '
                     f'xtl="{x1}" ytl="{y1}" xbr="{x2}" ybr="{y2}" z_order="0"')

@@ -274,8 +274,9 @@ def to_xml(record: ImageRecord, *, image_name: str, convention: PixelConvention 
         lines += ["\t<size>", f"\t\t<width>{record.width}</width>", f"\t\t<height>{record.height}</height>",
                   f"\t\t<depth>{record.depth or 3}</depth>", "\t</size>"]
     lines.append("\t<segmented>0</segmented>")
+    side = max(record.width or 0, record.height or 0)
     for a in record.annotations:
-        x1, y1, x2, y2 = (fmt_number(snap(v), precision) for v in xyxy_to_voc(a.box, convention))
+        x1, y1, x2, y2 = (fmt_number(snap(v, side=side), precision) for v in xyxy_to_voc(a.box, convention))
         attrs = dict(a.attributes)
         lines += ["\t<object>", f"\t\t<name>{escape(a.label)}</name>", f"\t\t<pose>{escape(attrs.pop('pose', 'Unspecified'))}</pose>",
                   f"\t\t<truncated>{int(a.truncated)}</truncated>", f"\t\t<difficult>{int(a.difficult or a.iscrowd)}</difficult>"]
