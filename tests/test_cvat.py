@@ -472,3 +472,15 @@ def test_names_with_tabs_newlines_and_returns_come_back_as_written(tmp_path, fmt
     formats.get(fmt).write(Dataset(images=recs, classes=names), tmp_path / "o", images_mode="none")
     back = formats.get(fmt).read(tmp_path / "o")
     assert sorted(a.label for im in back.images for a in im.annotations) == sorted(names)
+
+
+def test_an_image_in_several_splits_is_written_in_one_and_said(tmp_path):
+    """CVAT's <image> has one subset: an image listed in train and test was written in train, and test lost it
+    without a word (Open Images said so)."""
+    from datatools.core.model import Annotation, Dataset, ImageRecord
+
+    recs = (ImageRecord("a", "a.jpg", 40, 30, (Annotation("cat", (1.0, 1.0, 9.0, 9.0)),), splits=("train", "test")),
+            ImageRecord("b", "b.jpg", 40, 30, (Annotation("cat", (2.0, 2.0, 9.0, 9.0)),), splits=("train",)))
+    res = cvat.write(Dataset(images=recs, classes=("cat",)), tmp_path / "c", images_mode="none")
+    [f] = [f for f in res.findings if f.code == "split-not-kept"]
+    assert "1 image(s) in several splits (e.g. 'a' in train, test)" in f.message and f.image_id == "a"

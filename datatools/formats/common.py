@@ -146,6 +146,18 @@ class ImageIndex:
         return image_path, found, rel
 
 
+def split_not_kept(records: Sequence[ImageRecord], why: str) -> list[Finding]:
+    """The finding of a writer that keeps one split per image (``why``): the written ``records`` in several splits
+    are in the first one only."""
+    several = [r for r in records if len(r.splits) > 1]
+    if not several:
+        return []
+    return [warn("split-not-kept", several[0].source, "splits",
+                 f"{len(several)} image(s) in several splits (e.g. {several[0].image_id!r} in "
+                 f"{', '.join(several[0].splits)}): written in the first one only ({why})",
+                 image_id=several[0].image_id)]
+
+
 def output_image_name(rec: ImageRecord) -> str:
     """The name every writer gives an image it places: the record's id (made safe: never text from inside an
     annotation) plus the image's extension, ``.jpg`` for a file without one (VOC, YOLO and their tools find images by

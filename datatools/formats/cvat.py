@@ -18,7 +18,7 @@ from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, all_
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.formats.common import (ImageIndex, WriteResult, err, existing_source, fill_sizes_from_headers,
                                       fold_no_images, id_in_split, image_folder, name_id, no_image_dir, placed_names,
-                                      read_annotation_file, warn)
+                                      read_annotation_file, split_not_kept, warn)
 from datatools.formats.values import annotation_size, read_flag, text_number
 from datatools.formats.safe_xml import escape, parse_document
 from datatools.formats.shapes import box_notes, centred_envelope, envelope, shape_points
@@ -374,6 +374,7 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
     placed, pictures = placed_names(ds.images, images_mode)
     names = [p or r.file_name or r.image_id for p, r in zip(placed, ds.images)]
     text = to_xml(ds.images, ds.classes, names=names, precision=precision)
+    result.findings += split_not_kept(ds.images, "an <image> has one subset")
     place_images(out / IMAGE_FOLDER, pictures, images_mode, mapper=mapper or Mapper(workers=workers))
     atomic_write(out / ANNOTATIONS, text)
     result.files = [str(out / ANNOTATIONS)]

@@ -22,7 +22,7 @@ from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, all_
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
 from datatools.formats.common import (DEFAULT_SPLIT, ImageIndex, WriteResult, err, existing_source, fold_no_images,
-                                      id_in_split, info, read_headers, warn)
+                                      id_in_split, info, read_headers, split_not_kept, warn)
 from datatools.formats.values import read_flag, size_side, text_number
 
 NAME = "openimages"
@@ -443,12 +443,7 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
             pictures.append((rec.image_path, f"{split}/{iid}{os.path.splitext(rec.image_path)[1] or '.jpg'}"))
         result.images_written += 1
         result.objects_written += len(rec.annotations)
-    several = [r for r in ds.images if r.has_size and len(r.splits) > 1]
-    if several:  # an Open Images ImageID belongs to one subset; the others are not written
-        result.findings.append(warn("split-not-kept", several[0].source, "splits",
-                                    f"{len(several)} image(s) in several splits (e.g. {several[0].image_id!r} in "
-                                    f"{', '.join(several[0].splits)}): written in the first one only",
-                                    image_id=several[0].image_id))
+    result.findings += split_not_kept([r for r in ds.images if r.has_size], "an ImageID belongs to one subset")
     items = [(f"{s}-annotations-bbox.csv", ",".join(COLUMNS) + "\n" + "".join(line + "\n" for line in lines))
              for s, lines in sorted(by_split.items())]
     items += [(f"{s}-images-with-rotation.csv", ",".join(LIST_COLUMNS) + "\n" + "".join(r + "\n" for r in rows))
