@@ -147,6 +147,20 @@ def test_yolo_paths_with_an_images_folder_keep_their_labels(tmp_path):
         ("images_/a", 11.0), ("images__/a", 10.0), ("x/images_/b", 12.0)]  # images_/a was another's name
 
 
+def test_yolo_rows_that_repeat_are_written_and_said(tmp_path):
+    """Two equal boxes of one class: ultralytics loads one ("duplicate labels removed") where the summary said 2
+    written and nothing more."""
+    root = make_voc_root(tmp_path / "voc", {
+        "a": voc_xml("a.jpg", (50, 40), [{"name": "c", "box": (5, 5, 20, 20)}] * 3 + [{"name": "d", "box": (5, 5, 20, 20)}]),
+        "b": voc_xml("b.jpg", (50, 40), [{"name": "c", "box": (5, 5, 20, 20)}, {"name": "c", "box": (6, 5, 20, 20)}])},
+        images={"a.jpg": (50, 40), "b.jpg": (50, 40)})
+    s = datatools.convert("voc", root, "yolo", tmp_path / "y")
+    assert s.objects_written == 6 and s.warnings == {"duplicate-box": 1}
+    (f,) = [f for f in s.findings if f.code == "duplicate-box"]
+    assert f.message.startswith("2 row(s) in 1 label file(s) repeat another row of their file (e.g. 'a')")
+    assert len((tmp_path / "y" / "labels" / "all" / "a.txt").read_text().splitlines()) == 4
+
+
 def test_coco_output_is_valid_for_pycocotools_and_scores_perfectly(tmp_path):
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval

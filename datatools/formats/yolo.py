@@ -336,10 +336,11 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
     # split) keeps them: ids are the class list, then any other label, sorted, as stats and split count them.
     names = all_classes(ds.classes, ds.images)
     class_ids = {n: i for i, n in enumerate(names)}
+    texts = [label_text(rec, class_ids, precision=precision) for rec in ds.images]
+    result.findings += _repeated_rows(ds.images, texts)
     with staged_dir(out / "labels") as stage:
-        write_staged([(label_text(rec, class_ids, precision=precision).encode("utf-8"),
-                       tuple([os.path.join(stage, r + ".txt") for r in mine])) for rec, mine in zip(ds.images, rels)],
-                     stage=stage, mapper=mapper, progress=progress)
+        write_staged([(text.encode("utf-8"), tuple([os.path.join(stage, r + ".txt") for r in mine]))
+                      for text, mine in zip(texts, rels)], stage=stage, mapper=mapper, progress=progress)
     place_images(out / "images", pictures, images_mode, mapper=mapper)
     items = [(str(out / "classes.txt"), "".join(n + "\n" for n in names)),
              (str(out / "data.yaml"), data_yaml(splits, names))]
@@ -353,6 +354,22 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
     labels = os.path.join(str(out), "labels", "")
     result.files = [labels + r + ".txt" for mine in rels for r in mine] + [p for p, _ in items]
     return result
+
+
+def _repeated_rows(records: Sequence[ImageRecord], texts: Sequence[str]) -> list[Finding]:
+    """One ``duplicate-box`` warning for label files holding a row twice (two boxes of one class, equal to the
+    written precision): written as they are, but ultralytics keeps one of them ("duplicate labels removed")."""
+    files = rows = 0
+    first = None
+    for rec, text in zip(records, texts):
+        n = text.count("\n")
+        if n > 1 and (extra := n - len(set(text.splitlines()))):
+            files, rows, first = files + 1, rows + extra, first or rec
+    if not first:
+        return []
+    return [warn("duplicate-box", first.source, "labels",
+                 f"{rows} row(s) in {files} label file(s) repeat another row of their file (e.g. {first.image_id!r}): "
+                 "written as they are; ultralytics keeps one of equal rows", image_id=first.image_id)]
 
 
 class _ClearOfImages:
