@@ -2,21 +2,9 @@
 
 Internally every box is absolute, continuous pixel XYXY as floats: the image spans ``[0, W] x [0, H]`` and a box
 covering pixel columns ``i..j`` (0-based) is ``[i, j + 1]``. Formats convert on entry and on exit through these
-functions, so a convention is decided in exactly one place.
-
-Pascal VOC stores 1-based inclusive pixel indices. Tools disagree about how to read them, so the reading is a named
-:class:`PixelConvention`:
-
-* ``as-is`` (default): ``[xmin, ymin, xmax, ymax]``, the numbers as written. This is what torchvision's
-  ``VOCDetection``, mmdetection 2+, globox, datumaro, pylabel, fiftyone and the public answer keys that ship COCO or
-  YOLO beside VOC use, so it is the default.
-* ``devkit``: ``[xmin - 1, ymin - 1, xmax, ymax]``. A box written as ``1 1 W H`` covers the whole image.
-  This is the reading of the VOC devkit, detectron2 and py-faster-rcnn.
-* ``ultralytics``: ``[xmin - 1, ymin - 1, xmax - 1, ymax - 1]``; ultralytics' VOC.yaml subtracts 1 from the centre
-  only, which shifts the whole box by one pixel and keeps the VOC width.
-
-Every convention is exactly invertible, so VOC -> YOLO/COCO -> VOC gives back the original integers, and findings
-can print a box in the file's own numbers (:func:`xyxy_to_voc`), whatever the convention.
+functions, so a convention is decided in exactly one place. VOC's 1-based inclusive indices are read under a named,
+exactly invertible :class:`PixelConvention` (``as-is``, ``devkit``, ``ultralytics``); see
+docs/formats-and-conventions.md#voc-pixel-convention---pixel-convention.
 """
 from __future__ import annotations
 

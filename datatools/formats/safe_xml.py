@@ -1,5 +1,5 @@
-"""Safe parsing of untrusted XML annotation files with lxml: the one way every XML format (VOC now, CVAT next) turns
-bytes into an element tree.
+"""Safe parsing of untrusted XML annotation files with lxml: the one way every XML format (VOC, CVAT) turns bytes
+into an element tree.
 
 Use :func:`parse_document` on a whole file's bytes. It never resolves entities, never touches the network, the disk
 or a DTD. Three walls, each enough on its own for what it guards:

@@ -7,18 +7,10 @@ frozen BN it uses with pretrained weights) and every layer is trainable; a run f
 the same layout, so every checkpoint loads into :func:`build_model`'s model.
 
 Fine-tuning loads a state dict into that model (:func:`init_weights`, the ``--weights`` options of ``train``):
-
-* :func:`load_weights`: a whole detector, from a torchvision weights name (``COCO_V1``,
-  ``FasterRCNN_MobileNet_V3_Large_FPN_Weights.DEFAULT``: torchvision fetches it into its cache, ``torch.hub.get_dir()``)
-  or a local ``.pth`` (a plain state dict or a datatools checkpoint). The class-specific tensors (``ModelSpec.head``,
-  e.g. Faster R-CNN's box predictor) are loaded only when they fit this dataset's classes: a COCO head of 91 classes
-  is left as initialized for K + 1, everything else is loaded, and anything else that does not fit is an error.
-* :func:`load_backbone_weights`: an ImageNet classifier (``IMAGENET1K_V1`` or a local ``.pth`` of
-  ``torchvision.models.mobilenet_v3_large`` / ``resnet50``) into the detector's trunk (``ModelSpec.trunk``).
-* :func:`freeze_backbone` stops training the trunk; :func:`~datatools.training.optim.param_groups` gives it its own
-  learning rate (``--backbone-lr-mult``).
-
-Files are read with ``torch.load(weights_only=True)`` (no pickled code runs).
+:func:`load_weights` (a whole detector, its class-specific ``ModelSpec.head`` only when it fits),
+:func:`load_backbone_weights` (an ImageNet classifier into ``ModelSpec.trunk``) and :func:`freeze_backbone`; what each
+option reads and refuses: docs/training.md#fine-tuning. Files are read with ``torch.load(weights_only=True)`` (no
+pickled code runs).
 """
 from __future__ import annotations
 

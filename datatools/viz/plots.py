@@ -34,21 +34,18 @@ def save_png(fig, path: Path) -> str:
     return str(path)
 
 
-def _hist(ax, values: np.ndarray, *, bins=50, log: bool = False, title: str, xlabel: str) -> None:
+def _log_hist(ax, values: np.ndarray, *, title: str, xlabel: str) -> None:
     v = np.asarray(values, dtype=np.float64)
-    v = v[np.isfinite(v)]
-    if log:
-        v = v[v > 0]
+    v = v[np.isfinite(v) & (v > 0)]
     if v.size == 0:
         ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
     else:
-        if log:
-            lo, hi = v.min(), v.max()
-            bins = np.geomspace(lo, hi if hi > lo else lo * 1.01, 50)
-            ax.set_xscale("log")
-            from matplotlib.ticker import NullFormatter
+        lo, hi = v.min(), v.max()
+        bins = np.geomspace(lo, hi if hi > lo else lo * 1.01, 50)
+        ax.set_xscale("log")
+        from matplotlib.ticker import NullFormatter
 
-            ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels collide on narrow ranges
+        ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels collide on narrow ranges
         ax.hist(v, bins=bins, color="#4c72b0", edgecolor="white", linewidth=0.4)
     ax.set_title(title)
     ax.set_xlabel(xlabel)
@@ -87,13 +84,13 @@ def write_stats_plots(report, out_dir: str | os.PathLike) -> list[str]:
 
     fig = figure(11, 7)
     axes = fig.subplots(2, 2)
-    _hist(axes[0, 0], arr["width"], log=True, title="box width (px)", xlabel="pixels")
-    _hist(axes[0, 1], arr["height"], log=True, title="box height (px)", xlabel="pixels")
-    _hist(axes[1, 0], np.sqrt(arr["area"]), log=True, title="sqrt(box area) (px); COCO small < 32 <= medium < 96",
-          xlabel="pixels")
+    _log_hist(axes[0, 0], arr["width"], title="box width (px)", xlabel="pixels")
+    _log_hist(axes[0, 1], arr["height"], title="box height (px)", xlabel="pixels")
+    _log_hist(axes[1, 0], np.sqrt(arr["area"]), title="sqrt(box area) (px); COCO small < 32 <= medium < 96",
+              xlabel="pixels")
     for edge in (32, 96):
         axes[1, 0].axvline(edge, color="#c44e52", linestyle="--", linewidth=1)
-    _hist(axes[1, 1], arr["aspect"], log=True, title="aspect ratio (width / height)", xlabel="w / h")
+    _log_hist(axes[1, 1], arr["aspect"], title="aspect ratio (width / height)", xlabel="w / h")
     files.append(save_png(fig, out / "box_sizes.png"))
 
     fig = figure(11, 4.5)
@@ -105,7 +102,7 @@ def write_stats_plots(report, out_dir: str | os.PathLike) -> list[str]:
     ax1.set_title("relative box size")
     ax1.set_xlabel("width / image width")
     ax1.set_ylabel("height / image height")
-    _hist(ax2, arr["rel_area"], log=True, title="box area / image area", xlabel="fraction of the image")
+    _log_hist(ax2, arr["rel_area"], title="box area / image area", xlabel="fraction of the image")
     files.append(save_png(fig, out / "box_shapes.png"))
 
     fig = figure(6, 5)
