@@ -43,10 +43,8 @@ def make_loader(dataset, *, batch_size: int = 8, shuffle: bool = True, collate_f
     generator (torchvision's v2 transforms take none), which this function leaves alone: call ``torch.manual_seed``
     first for repeatable augmentation there (the order of the batches is ``seed``'s either way). PyTorch already runs each worker with ``torch.set_num_threads(1)``.
 
-    Fastest: keep images uint8 through the loader (``train_preset(size, dtype=None)``) and convert them in the training
-    step with :func:`to_device`, on the GPU. float32 images are 4x the bytes through the worker-to-main-process
-    shared memory and through the host-to-GPU copy; converting in the worker also costs ~0.25 ms per 512 px image
-    (benchmarks/bench_loader.py). torchvision detection models take float images in 0-1 and normalize internally.
+    Fastest: uint8 images through the loader, converted on the GPU by :func:`to_device`: float32 is 4x the bytes, and
+    converting costs a worker ~0.25 ms per 512 px image (benchmarks/bench_loader.py; docs/training.md#fast-loading).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, not {batch_size}")

@@ -1,21 +1,10 @@
 """Box-aware transforms for detection, built on torchvision.transforms.v2.
 
-Use :func:`train_preset` and :func:`eval_preset` as the ``transforms=`` of a
-:class:`~datatools.datasets.DetectionDataset`. They take and return ``(image, target)`` with ``target["boxes"]`` a
-``tv_tensors.BoundingBoxes``; every v2 transform composes with them, and the presets are made of stock v2 transforms
-plus what v2 lacks, written here as transforms that move boxes together with the image:
-
-* :mod:`.geometry`: :class:`Letterbox` and :class:`KeepAspectResize` (aspect-keeping resizes that record
-  ``target["letterbox"]``) and :func:`boxes_to_original`, which maps predictions back with it;
-* :mod:`.colour`: :class:`PhotometricDistort` (``RandomPhotometricDistort`` as one colour matrix);
-* :mod:`.mosaic`: :class:`Mosaic` (4 images into one, boxes clipped to their visible part) and
-  :class:`MosaicDataset`, which feeds it, with a probability and a switch to turn it off for the last epochs;
-* :mod:`.sanitize`: :class:`SanitizeBoxes` (``SanitizeBoundingBoxes`` that also filters ``area``, ``iscrowd`` and
-  ``difficult``, which the stock one would leave misaligned with the boxes);
-* :mod:`.presets`: :func:`train_preset` and :func:`eval_preset`.
-
-Custom transforms use only torchvision's public transform-authoring API (``make_params`` and ``transform``,
-torchvision 0.21+).
+:func:`train_preset` and :func:`eval_preset` (:mod:`.presets`) are made of stock v2 transforms plus what v2 lacks,
+written here as transforms that move boxes together with the image: :mod:`.geometry` (``Letterbox``,
+``KeepAspectResize``, ``boxes_to_original``), :mod:`.colour`, :mod:`.mosaic` and :mod:`.sanitize`. Each is described
+in docs/training.md#transforms-datatoolsdatasetstransforms. Custom transforms use only torchvision's public
+transform-authoring API (``make_params`` and ``transform``, torchvision 0.21+).
 """
 from __future__ import annotations
 

@@ -55,9 +55,8 @@ def train_preset(size: int | Sequence[int], *, mode: str = "letterbox", flip: fl
     4. ``ClampBoundingBoxes`` then :class:`SanitizeBoxes` (drops boxes under ``min_size`` px with their labels);
     5. ``ToDtype(dtype, scale=True)`` for the image only (``dtype=None`` keeps uint8, e.g. to convert on the GPU).
 
-    Expects uint8 images (what the datasets return). For speed pass ``dtype=None`` and convert in the training step
-    with :func:`datatools.datasets.to_device` (on the GPU): float32 is 4x the bytes through the DataLoader's shared
-    memory and the conversion costs a worker ~0.25 ms per 512 px image.
+    Expects uint8 images (what the datasets return); for speed pass ``dtype=None`` (see
+    :func:`datatools.datasets.make_loader`).
     """
     th, tw = parse_size(size)
     resize = _resize_step(th, tw, mode, fill, max_size, size)

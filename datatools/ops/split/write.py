@@ -51,27 +51,11 @@ class SplitWriteResult:
 def write_split(plan: SplitPlan, out: str | os.PathLike, *, images_mode: ImagesMode | str = ImagesMode.LINK,
                 workers: int | None = None, progress: ProgressFn | None = None, engine: str = "local",
                 ray_address: str | None = None) -> SplitWriteResult:
-    """Write the plan into ``out`` in the input's own format; the input is never modified.
-
-    * VOC: ``Annotations/`` (the original XML files, copied byte for byte), ``JPEGImages/`` (per ``images_mode``) and
-      ``ImageSets/Main/{train,val,test,trainval}.txt``: a complete VOC root.
-    * COCO: ``annotations/instances_<split>.json``, each the original JSON filtered by image id (ids and every other
-      field kept), and ``images/<file_name>`` per ``images_mode``.
-    * YOLO, CVAT, Open Images (whose writer ``KEEPS`` the ``splits``): the format's writer once, each record's split
-      set to its part: ``images/<split>``, ``labels/<split>``, ``data.yaml``; one ``annotations.xml`` with a ``subset`` per
-      image; ``annotations/<split>-annotations-bbox.csv`` and ``images/<split>``.
-    * Any other format (LabelMe, Label Studio): ``<part>/`` for each part, a complete dataset written by the
-      format's writer (a part folder an earlier split wrote and this one does not is removed, with a finding).
-
-    With ``kfold`` each fold gets its own ``fold_<i>/`` folder in that layout. The input's annotation files are read
-    again through :mod:`datatools.core.fs`, so a source behind a URL splits like a local one.
-
-    Each of these folders is built beside its place and swapped in whole (:func:`datatools.core.atomic.staged_dir`),
-    so a split written over an earlier one in the same layout leaves none of its files behind (an old ``test.txt``
-    would put test images back into play). ``fold_<i>`` folders that this split does not write (an earlier run had
-    more folds, or none) are removed, and so is an earlier image folder under ``images_mode="none"``; each with a
-    finding. A k-fold split over a plain one leaves the plain one's top-level folders, with a warning. Nothing that
-    is replaced or removed may hold an input (:func:`datatools.core.paths.refuse_replacing_inputs`).
+    """Write the plan into ``out`` in the input's own format (see the module doc; ``fold_<i>/`` each with ``kfold``);
+    the input is never modified. Each layout and what happens to an earlier split's files: docs/split.md#output and
+    #writing-over-an-earlier-split. Folders are swapped in whole (:func:`datatools.core.atomic.staged_dir`); nothing
+    replaced or removed may hold an input (:func:`datatools.core.paths.refuse_replacing_inputs`). The input's
+    annotation files are read again through :mod:`datatools.core.fs`, so a source behind a URL splits like a local one.
     """
     ds = plan.dataset
     mod = formats.get(ds.format)
