@@ -290,8 +290,7 @@ def name_id(name: str, *, fallback: str, key: object = None, taken=()) -> str:
     """The image id a reader makes from a file name (COCO's ``file_name``, CVAT's ``@name``, a Label Studio image):
     the path (``\\`` read as ``/``) without extension and without empty, ``.`` and ``..`` parts, else ``fallback``
     (``/`` or ``../`` left an empty id). Call it again with ``key`` (the entry's own id) and ``taken`` once the id is
-    known to be another image's: ``__<key>``, then ``__<key>_2``, ... until free (a suffix checked once gave a third
-    image the second's id: one image's boxes lost, the other's doubled). The caller notes the rename."""
+    known to be another image's: ``__<key>``, then ``__<key>_2``, ... until free. The caller notes the rename."""
     iid = posixpath.splitext(name.replace("\\", "/"))[0]
     iid = "/".join(p for p in iid.split("/") if p not in ("", ".", "..")) or fallback
     new, n = iid, 1

@@ -247,7 +247,7 @@ def load_ground_truth(src: str | os.PathLike, *, format: str | None = None, spli
 
     ``format`` None (or ``auto``) detects it as ``convert`` and ``check`` do (:func:`datatools.formats.resolve`);
     ``convention`` None is the package's default VOC pixel convention. Ground truth without a single image is an
-    error that says what was looked for where (evaluating it gave every metric -1).
+    error that says what was looked for where (evaluating it would give every metric -1).
 
     ``split`` picks VOC ImageSets/Main lists, the split of every other format that keeps one per image (YOLO, CVAT,
     Open Images; none in LabelMe or Label Studio: then every split is an error, never ignored), or a COCO split's JSON (``instances_<split>.json``,

@@ -101,9 +101,8 @@ def predictions_from_coco_results(results: list, keys: DatasetKeys, *, path: str
     evaluator needs a ranking). Unmatched images and unknown categories are counted and reported.
 
     ``category_names`` (``str(id) -> name``, the ``categories`` of a COCO-dict predictions file) switches category
-    matching to names only: the file's ids are its own numbering, and matching them to the ground truth's raw ids
-    paired wrong classes whenever the two files numbered differently. A name the ground truth lacks is reported as
-    ``pred-category-unmatched``; an id the file's categories lack, as ``pred-unknown-category``."""
+    matching to names only: the file's ids are its own numbering, not the ground truth's. A name the ground truth
+    lacks is reported as ``pred-category-unmatched``; an id the file's categories lack, as ``pred-unknown-category``."""
     class_index = {c: k for k, c in enumerate(keys.classes)}
     unknown_name: dict[str, int] = {}
     # Lookups cached on the raw values (with their type: 1 and 1.0 are equal keys but different ids as text)

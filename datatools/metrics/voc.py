@@ -149,7 +149,7 @@ def average_precision(recall: np.ndarray, precision: np.ndarray, method: APMetho
     highest precision at recall >= t (0 when none), with the thresholds every reference computes them with
     (``np.arange(0, 1.1, 0.1)`` in py-faster-rcnn's ``voc_eval``, detectron2 and mmdetection, ``np.linspace`` in
     Padilla et al.'s): 0.30000000000000004, 0.6000000000000001 and 0.7000000000000001, so a recall of exactly 3/10
-    does not count for t = 0.3 there, and does not here (``k / 10`` once made this AP higher than theirs).
+    does not count for t = 0.3 there, and does not here.
     """
     method = APMethod(method)
     recall = np.asarray(recall, dtype=np.float64)
