@@ -151,9 +151,9 @@ class Mapper:
         a chunk: a dead worker fails the whole run."""
         return self.engine == "ray"
 
-    def chunks(self, items: Sequence[T], size: int | None = None) -> list[Sequence[T]]:
+    def chunks(self, items: Sequence[T]) -> list[Sequence[T]]:
         """:func:`chunked` for this mapper's workers."""
-        return chunked(items, size, workers=self.workers if self.engine == "local" else None)
+        return chunked(items, workers=self.workers if self.engine == "local" else None)
 
     def __call__(self, fn: Callable[[T], R], chunks: Sequence[T], *, progress: ProgressFn | None = None,
                  threads: bool = False) -> list[R]:
@@ -161,11 +161,9 @@ class Mapper:
         return ordered_map(fn, chunks, engine=self.engine, address=self.address, workers=self.workers,
                            threads=threads, progress=progress)
 
-    def items(self, fn: Callable[[T], R], items: Sequence[T], *, progress: ProgressFn | None = None,
-              threads: bool = False, min_per_worker: int = 200) -> list[R]:
+    def items(self, fn: Callable[[T], R], items: Sequence[T], *, progress: ProgressFn | None = None) -> list[R]:
         """``[fn(x) for x in items]`` in order, in chunks (see :func:`map_items`)."""
-        return map_items(fn, items, engine=self.engine, address=self.address, workers=self.workers, threads=threads,
-                         progress=progress, min_per_worker=min_per_worker)
+        return map_items(fn, items, engine=self.engine, address=self.address, workers=self.workers, progress=progress)
 
 
 def map_items(fn: Callable[[T], R], items: Sequence[T], *, engine: str = "local", address: str | None = None,
