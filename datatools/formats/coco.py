@@ -44,7 +44,7 @@ _ANN_KEYS = frozenset({"id", "image_id", "category_id", "bbox", "iscrowd", "attr
 _CAT_KEYS = frozenset({"id", "name"})
 _FLAGS = ("difficult", "truncated", "occluded")
 # What an id may be: a number or a string (1.0, as pandas writes the ids of a column with a gap, finds 1); a list or
-# an object is no id (and no dict key: it raised a TypeError).
+# an object is no id (and no dict key).
 _ID = (int, float, str)
 
 
@@ -189,8 +189,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
             nested = {k2: v for k2, v in attrs.items() if k2 not in _FLAGS and isinstance(v, (dict, list))}
             kept = _extra(a, _ANN_KEYS) + ((("attributes", nested),) if nested else ())
             score = json_number(a.get("score")) if "score" in a else None
-            # A flag written as text ("false", "0") goes through the rule every format reads flags by: bool("false")
-            # is True, so such objects came out difficult.
+            # A flag written as text ("false", "0") is read by the one flag rule: bool("false") is True.
             flags = {k2: v if v.__class__ is bool else json_flag(v, str(jpath), f"{where}/attributes/{k2}", iid,
                                                                   findings) for k2, v in attrs.items() if k2 in _FLAGS}
             crowd = a.get("iscrowd", 0)
@@ -333,7 +332,7 @@ def _box_of(a: dict):
             return xywh_to_xyxy(*vals)  # type: ignore[arg-type]
     seg = a.get("segmentation")
     if isinstance(seg, list) and seg and all(isinstance(p, list) and len(p) >= 6 for p in seg):
-        # the bbox's number rule: float() took "1" and raised a ValueError (a traceback) on "a"
+        # the bbox's number rule, so that "1" is read and "a" is no number
         xs = [json_number(v) for p in seg for v in p[0::2]]
         ys = [json_number(v) for p in seg for v in p[1::2]]
         if None not in xs and None not in ys:

@@ -40,8 +40,7 @@ REQUIRED = ("ImageID", "LabelName", "XMin", "XMax", "YMin", "YMax")
 COLUMNS = ("ImageID", "Source", "LabelName", "Confidence", "XMin", "XMax", "YMin", "YMax", "IsOccluded",
            "IsTruncated", "IsGroupOf", "IsDepiction", "IsInside")
 _KEPT = (("Source", "source"), ("IsDepiction", "is_depiction"), ("IsInside", "is_inside"))
-# The Source the writer gives a box that had none: read back as none (it said "every box has source=datatools", and
-# the next conversion reported that attribute as lost).
+# The Source the writer gives a box that had none: read back as none, so that a round trip adds no attribute.
 WRITTEN_SOURCE = "datatools"
 IMAGE_META = "images.meta"  # image sizes beside the box CSV, in CVAT's and datumaro's exports
 _BBOX_RE = re.compile(r"^(?:oidv\d+-)?(.*?)-?(?:annotations-)?bbox\.csv$", re.I)

@@ -57,7 +57,7 @@ def json_number(v) -> float | None:
     return v if v == v and abs(v) != float("inf") else None
 
 
-# A size is a whole number of pixels in this range; 1e19 became a 64-bit overflow downstream and 0.4 became 0.
+# A size is a whole number of pixels in this range: 1e19 would overflow 64 bits downstream and 0.4 would become 0.
 MAX_SIDE = 1_000_000
 
 
