@@ -221,7 +221,7 @@ def read(src: str | os.PathLike, *, classes: Sequence[str] | None = None, worker
         records.extend(recs)
         findings.extend(fnd)
         objects_read += n
-    findings.extend(_orphan_labels(splits, {path for _, path, _ in items}))
+    findings.extend(_orphan_labels({path for _, path, _ in items}))
     return Dataset(images=tuple(records), classes=tuple(classes) if classes else names_t, findings=tuple(findings),
                    objects_read=objects_read, root=str(root), format=NAME,
                    meta={"splits": list(splits), "names": list(names_t)})  # names: what the file's ids mean
@@ -262,7 +262,7 @@ def plan_reads(src: str | os.PathLike, classes: Sequence[str] | None = None
     return root, splits, tuple(names), findings, [(i, where[i][0], tuple(where[i][1])) for i in order]
 
 
-def _orphan_labels(splits: dict[str, list[tuple[str, str]]], image_paths: set[str]) -> list[Finding]:
+def _orphan_labels(image_paths: set[str]) -> list[Finding]:
     """Label files with no image: ultralytics ignores them silently; we report them."""
     label_dirs = {os.path.dirname(_label_path_for(p)) for p in image_paths}
     expected = {_label_path_for(p) for p in image_paths}

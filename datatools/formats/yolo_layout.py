@@ -155,7 +155,7 @@ def discover(src: str | os.PathLike) -> tuple[Path | str, dict[str, list[tuple[s
                                      "one split, read once"))
                 repeated[split] = same
                 continue
-            splits[split] = [(_image_id(full, root), full) for full in paths]
+            splits[split] = [(_image_id(full), full) for full in paths]
         entry = str(data.get("train") or "").strip().replace("\\", "/").rstrip("/")
         if list(splits) == ["train"] and repeated.get("val") == "train" and \
                 entry.removeprefix("./") == f"images/{DEFAULT_SPLIT}":
@@ -175,7 +175,7 @@ def _folder_splits(files, root: str, src: str, findings: list[Finding]) -> dict[
     ``images/<split>/`` (or a flat ``images/``) beside ``labels/``, else LabelImg's labels beside their images
     (:func:`labels_beside_images`; ultralytics' label rule finds them there too)."""
     def images(folder: str, recursive: bool = True) -> list[tuple[str, str]]:
-        return [(_image_id(full, root), full) for full in list_images(folder, recursive=recursive).values()]
+        return [(_image_id(full), full) for full in list_images(folder, recursive=recursive).values()]
 
     def labels_only(split: str, found: list, label_folder: str, hint: str = "") -> list:
         """A split with label files and no image: say so (CVAT exports YOLO 1.1 without images unless asked)."""
@@ -282,7 +282,7 @@ def _yaml_root(files, here: str, path, train, yaml_path: str) -> tuple[str, list
     return str(p), []
 
 
-def _image_id(image_path: str, root: Path | str) -> str:
+def _image_id(image_path: str) -> str:
     """The image path below its split folder, without extension (``images/train/a/b.jpg`` -> ``a/b``)."""
     p = Path(image_path)
     parts = p.parts
