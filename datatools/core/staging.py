@@ -7,11 +7,8 @@ end swaps them all in with renames. An error anywhere in the block (a full disk,
 stages and leaves OUT exactly as it was. Outside a transaction, a :func:`staged_dir` is its own one-folder
 transaction.
 
-Names: a stage is ``.<name>.staging-<pid>`` beside ``<name>``, a replaced folder waits as ``.<name>.old-<pid>`` until
-the swap is done, and a swap of several things writes a journal, ``.datatools-commit-<pid>.json``, first. A run that
-dies (``kill -9``) leaves these names; the next run into the same place (:func:`clean_leftovers`) rolls a journalled
-swap forward (OUT becomes the complete new state), restores an ``.old`` folder whose place is empty and removes the
-rest (OUT stays the old state), for every pid that is not a live process started before the leftover was made.
+The names (``.<name>.staging-<pid>``, ``.<name>.old-<pid>``, the journal ``.datatools-commit-<pid>.json``) and what
+the next run does with those a killed run left (:func:`clean_leftovers`): docs/data-safety.md.
 """
 from __future__ import annotations
 
@@ -139,8 +136,9 @@ def _own_move(staged, final, pid: int, folder: str) -> bool:
 
 
 def clean_leftovers(folder: str | os.PathLike) -> list[str]:
-    """Finish or undo what dead runs left in ``folder`` (see the module doc), before a new run writes there.
-    Returns the names handled. Leftovers of live runs are not touched."""
+    """Finish or undo what dead runs left in ``folder``, before a new run writes there: a journalled swap is rolled
+    forward, an ``.old`` folder whose place is empty is put back, the rest is removed. Leftovers of live runs (a live
+    process started before the leftover was made) are not touched. Returns the names handled."""
     folder = os.path.abspath(os.fspath(folder))
     try:
         names = sorted(os.listdir(folder))
