@@ -6,13 +6,9 @@ crops (a pHash to find candidates, a dHash to check them); and its mean colour. 
 decoded pixels, for the few images whose thumbnails are close enough to be exact copies in another encoding.
 :func:`close_pairs` finds every pair of hashes within a Hamming distance.
 
-The pHash: the 32x32 grayscale thumbnail (as displayed, EXIF orientation applied) goes through a 2-D DCT-II; the 8x8
-lowest frequencies, each compared with their median, are the 64 bits. Low frequencies survive re-encoding, resizing
-and small crops. A horizontal mirror only flips the sign of the odd horizontal frequencies (DCT-II:
-``C'[u, v] = (-1)^v C[u, v]``), so the mirrored image's hash comes from the same transform. The dHash (signs of the
-differences between neighbours of an 8 x 9 thumbnail) looks at the image another way: unrelated images that the
-pHash happens to put close are far apart in dHash (measured: copies at most 11 bits apart, the closest unrelated
-pairs of 20,000 images 18).
+The pHash (the 8x8 lowest DCT-II frequencies of a 32x32 grayscale thumbnail, as displayed, each against their
+median) and the dHash that confirms it: docs/dupes.md. A horizontal mirror only flips the sign of the odd horizontal
+frequencies (``C'[u, v] = (-1)^v C[u, v]``), so the mirrored image's hash comes from the same transform.
 
 JPEG thumbnails are decoded with ``Image.draft``: libjpeg scales by 1/2, 1/4 or 1/8 inside the inverse DCT, so an
 image of 500x375 is decoded at 125x94 instead of in full.
