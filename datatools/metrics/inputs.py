@@ -5,10 +5,8 @@ pycocotools-ready dict, and :func:`dataset_keys` when only the matching rules ar
 both feed :func:`datatools.metrics.predictions.load_predictions`, so a predictions file is matched the same way
 wherever it is read.
 
-Image ids. For VOC and YOLO the COCO image ids are 1..N in the order of ``Dataset.images`` and the category ids 1..K
-in class order: exactly what ``datatools voc2coco`` writes. For COCO the file's own ids are used (string ids are
-mapped to 1..N in the reader's image order, as the torch datasets number them, and reported). A prediction that carries ``file_name`` is matched by file name (full
-relative name, base name or stem), otherwise by ``image_id``.
+The image and category ids (those ``datatools voc2coco`` writes for VOC and YOLO, the file's own for COCO) and how a
+prediction is matched (by ``file_name`` first, else by ``image_id``): docs/evaluate.md#inputs.
 """
 from __future__ import annotations
 
