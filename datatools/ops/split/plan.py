@@ -119,10 +119,8 @@ def plan_split(ds: Dataset, *, val: float | None = None, test: float = 0.0, meth
     rest into K folds (``val`` must then be left unset). Images without objects are kept and spread over the parts
     unless ``drop_empty``.
 
-    ``group_by`` (for ``group`` and ``hash``) names where an image's group comes from: ``"regex:PATTERN"`` (or a bare
-    pattern) on the image id, ``"attr:NAME"`` an image-level field of the annotations (see :func:`image_attributes`),
-    a :class:`GroupFile` from :func:`read_group_file`, or a ``{image_id: group}`` mapping. Images without a group
-    become their own group and are counted in a finding.
+    ``group_by`` (for ``group`` and ``hash``) names where an image's group comes from (``"regex:PATTERN"``,
+    ``"attr:NAME"``, a :class:`GroupFile` or a ``{image_id: group}`` mapping: :mod:`datatools.ops.split.groups`).
 
     ``dedup`` (clusters of image ids, e.g. :meth:`~datatools.ops.dupes.DupesReport.cluster_ids`) keeps each cluster
     of copies in one part, on top of ``group_by``; ``stratified`` then stratifies the groups (as ``group`` does).
