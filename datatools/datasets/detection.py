@@ -284,12 +284,9 @@ class DetectionDataset(torch.utils.data.Dataset):
                   **options: Any) -> "DetectionDataset":
         """Read ``path`` in ``format`` (voc, yolo, coco; ``auto`` detects it as the CLI does) with the CLI's readers
         and build a dataset: the same reading as :class:`VOCDetection`, :class:`YOLODetection` and
-        :class:`COCODetection` (:func:`datatools.datasets.sources.read_source`).
-
-        ``sets`` (VOC only) chooses which ImageSets/Main lists are read (default: those of ``splits``, else all of
-        train/val/test present); ``splits`` (in ``options``) then filters images. ``year`` picks ``VOC<year>`` in a
-        VOCdevkit or torchvision download root. ``convention`` is the VOC pixel convention (default ``as-is``).
-        Other keyword options are those of :class:`DetectionDataset`.
+        :class:`COCODetection`. ``images``, ``sets``, ``year``, ``convention`` and ``workers`` are
+        :func:`datatools.datasets.sources.read_source`'s; ``splits`` (in ``options``) then filters images. Other
+        keyword options are those of :class:`DetectionDataset`.
         """
         data = read_source(path, format, images=images, splits=options.get("splits"), sets=sets, year=year,
                            convention=convention, classes=options.get("classes"), workers=workers)
