@@ -1,9 +1,6 @@
 """PyTorch detection datasets over the datatools annotation model.
 
-Use these classes in training code. Each one reads its annotations ONCE, at construction, through the same readers
-the CLI uses (``datatools.formats.get(fmt).read``) and the same box policies as ``datatools convert``
-(:func:`datatools.ops.sanitize.prepare`), so VOC and the YOLO or COCO converted from it give the same boxes, the same
-class order and the same pixel convention.
+Each reads its annotations once, at construction, through the CLI's readers and policies (docs/training.md#reading).
 
 ``dataset[i]`` returns ``(image, target)``:
 
