@@ -173,7 +173,9 @@ def test_a_class_list_the_output_cannot_hold_is_a_note(tmp_path, fmt):
     r = CliRunner().invoke(cli, ["convert", str(SAMPLE), str(tmp_path / "o"), "--to", fmt, "--classes",
                                  ",".join(wanted), "--images-mode", "none", "--json"])
     assert r.exit_code == 0, r.output
-    notes = [f["message"] for f in json.loads(r.output)["findings"] if f["field"] == "classes"]
+    found = json.loads(r.output)["findings"]
+    assert [f["code"] for f in found if f["field"] == "classes"].count("class-not-in-source") == 1  # 'hexagon'
+    notes = [f["message"] for f in found if f["field"] == "classes" and f["code"] != "class-not-in-source"]
     back = formats.get(fmt).read(str(tmp_path / "o"), images=str(SAMPLE / "JPEGImages")).classes
     if "classes" in formats.get(fmt).KEEPS:
         assert back == wanted and not notes
