@@ -230,6 +230,29 @@ def test_an_output_inside_its_input_is_refused(voc, args):
 
 # ---------------------------------------------------------------------------------------------- item 14
 
+def test_images_behind_symlinks_are_never_lost_nor_linked_dangling(tmp_path):
+    """A dataset whose images are symlinks into another dataset A: converting it into A (any mode) swapped
+    A/JPEGImages, the only copy of the pixels, for links to themselves, exit 0; and a hard link made to a relative
+    symlink pointed nowhere from its new folder (check then found no image)."""
+    a = make_voc_root(tmp_path / "A", {f"i{k}": voc_xml(f"i{k}.jpg", (40, 30), [{"name": "c", "box": (1, 1, 9, 9)}])
+                                       for k in range(3)}, images={f"i{k}.jpg": (40, 30) for k in range(3)})
+    before = tree_digest(a)
+    assert run("voc2yolo", str(a), str(tmp_path / "B"), "--images-mode", "symlink").exit_code == 0
+    for args in (["convert", "--to", "voc"], ["convert", "--to", "voc", "--images-mode", "copy"],
+                 ["filter", "--to", "voc", "--min-size", "1"]):
+        r = run(args[0], str(tmp_path / "B"), str(a), *args[1:])
+        assert r.exit_code == 2 and "holds the input" in r.output, r.output
+    assert tree_digest(a) == before
+    # a relative symlink, placed by hard link (the default) and by symlink: both reach the picture
+    rel = make_voc_root(tmp_path / "R", {"i0": voc_xml("i0.jpg", (40, 30), [{"name": "c", "box": (1, 1, 9, 9)}])})
+    (rel / "JPEGImages").mkdir()
+    (rel / "JPEGImages" / "i0.jpg").symlink_to(Path("..", "..", "A", "JPEGImages", "i0.jpg"))
+    for mode in ("link", "symlink"):
+        assert run("voc2yolo", str(rel), str(tmp_path / mode), "--images-mode", mode).exit_code == 0
+        placed = tmp_path / mode / "images" / "all" / "i0.jpg"
+        assert placed.read_bytes() == (a / "JPEGImages" / "i0.jpg").read_bytes()
+
+
 def _first_run(voc: Path, out: Path, *args) -> dict:
     r = run("voc2yolo", voc, out, *args)
     assert r.exit_code == 0, r.output

@@ -163,10 +163,10 @@ def link_or_copy(src: str, dst: str, mode: ImagesMode, *, shown: str | None = No
                                  "copy (or link, which copies them), or none")
             fs.copy_to_local(src, dst)
         elif mode is ImagesMode.SYMLINK:
-            os.symlink(os.path.abspath(src), dst)
+            os.symlink(os.path.realpath(src), dst)
         elif mode is ImagesMode.LINK:
-            try:
-                os.link(src, dst)
+            try:  # to the file an input symlink names: a hard link to the symlink itself dangles (or loops) elsewhere
+                os.link(os.path.realpath(src), dst)
             except FileExistsError:
                 raise
             except OSError:  # another file system, or links not allowed: copy instead

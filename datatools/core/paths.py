@@ -64,12 +64,14 @@ def refuse_replacing_inputs(out: str | os.PathLike, owned: Iterable[str], inputs
 
 
 def dataset_inputs(ds) -> list[str]:
-    """Where a dataset's files are: its root, its image folder, and the folder of every annotation and image file
-    (for :func:`refuse_replacing_inputs`)."""
+    """Where a dataset's files are: its root, its image folder, and the folder of every annotation and image file,
+    and of the file an image symlink names (for :func:`refuse_replacing_inputs`: the folder holding the pixels)."""
     found = {ds.root, str(ds.meta.get("image_dir") or "")}
     for im in ds.images:
         if im.image_path:
             found.add(os.path.dirname(im.image_path))
+            if not fs.is_url(im.image_path) and os.path.islink(im.image_path):
+                found.add(os.path.dirname(os.path.realpath(im.image_path)))
         if im.source:
             found.add(os.path.dirname(im.source_key[0] or im.source))
     return sorted(p for p in found if p)
