@@ -397,3 +397,16 @@ def test_a_file_under_a_file_names_the_file_in_the_way(tmp_path, voc, args):
     line = one_line_error(r)
     assert f"cannot write {blocker / 'x'}" in line and f"({blocker} is a file, not a folder)" in line, line
     assert blocker.read_text() == "root:x:0:0\n"
+
+
+def test_a_cleanup_that_fails_does_not_hide_the_error(tmp_path, monkeypatch):
+    """On a read-only file system even unlinking a stage that is not there fails (EROFS, not ENOENT): that error
+    replaced the real one and named the staging file ("cannot write .../.tasks.json.staging-21549")."""
+    def refuse(path):
+        raise OSError(errno.EROFS, "Read-only file system", path)
+
+    with pytest.raises(RuntimeError, match="the real error"):
+        with staging.output_transaction(tmp_path / "o"):
+            atomic.atomic_write(tmp_path / "o" / "x.txt", "x")
+            monkeypatch.setattr(staging, "remove", refuse)
+            raise RuntimeError("the real error")

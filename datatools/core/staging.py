@@ -193,9 +193,14 @@ class Transaction:
         self.moves[final] = staged
 
     def abort(self) -> None:
+        """Remove what was staged, best effort: this runs while another error is on its way out, which a cleanup
+        that fails too (a read-only file system refuses even to unlink what is not there) must not replace."""
         for staged in self.moves.values():
             if staged:
-                remove(staged)
+                try:
+                    remove(staged)
+                except OSError:
+                    pass  # the next run removes a leftover stage
                 _active.discard(staged)
         self.moves.clear()
         for folder in sorted(set(self.made), key=len, reverse=True):
