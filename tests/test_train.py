@@ -67,6 +67,11 @@ def test_cli_train_predict_evaluate_resume(tmp_path):
     assert r.exit_code == 0, r.output
     assert [row["epoch"] for row in rows(out / "results.csv")] == ["1", "2", "3"]
     assert load_checkpoint(out / "last.pt")["epoch"] == 2
+    # a new run into it without --resume replaced its checkpoints and appended to its log
+    before = (out / "last.pt").read_bytes()
+    r = CliRunner().invoke(cli, ["train", str(SAMPLE), "--out", str(out), "--epochs", "1", "-j", "0"])
+    assert r.exit_code == 2 and "holds a run already (last.pt, best.pt, results.csv)" in r.output, r.output
+    assert (out / "last.pt").read_bytes() == before and len(rows(out / "results.csv")) == 3
 
     # an output that is an input is refused before anything is written: predict -o onto the checkpoint or into the
     # image folder replaced the model or an image with results JSON

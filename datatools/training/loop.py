@@ -119,6 +119,11 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: ProgressFn | None
     pre_notes: list[str] = []
     if resume:
         cfg, ckpt, pre_notes = resume_config(cfg, int(os.environ.get("WORLD_SIZE", "1")))
+    else:  # another run's checkpoints were replaced and its log appended to, without a word
+        held = [n for n in ("last.pt", "best.pt", "results.csv") if (Path(cfg.out) / n).exists()]
+        if held:
+            raise UsageError(f"{cfg.out} holds a run already ({', '.join(held)}): --resume to continue it, or "
+                             "another --out")
     cfg, note = resolve_defaults(cfg)
     if note:
         pre_notes.append(note)
@@ -189,7 +194,8 @@ def _train(cfg: TrainConfig, ckpt: dict | None, dist: DistContext, device: torch
         raise UsageError(f"{cfg.data}: no training images")
     gt = validation_ground_truth(cfg, val_ds, val_split, dist)
     if val_ds is None:
-        notes.append(f"no {cfg.val_split!r} split: no evaluation, best.pt follows the training loss")
+        what = f"no {cfg.val_split!r} split" if cfg.val_split else "no validation split (--val-split '')"
+        notes.append(f"{what}: no evaluation, best.pt follows the training loss")
     run, start_epoch, best = _prepare(cfg, ckpt, dist, device, classes, len(train_ds), notes)
     out = run.out
     if dist.main:
