@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -146,6 +147,49 @@ def test_a_function_processes_cannot_take_is_refused_before_a_pool_starts(monkey
     with pytest.raises((pickle.PicklingError, AttributeError)):  # a lambda, a local function
         parallel.Mapper(workers=2)(lambda chunk: chunk, [[1], [2], [3]])
     assert parallel.Mapper(workers=2)(len, [[1], [2, 3]], threads=True) == [1, 2]  # threads need no pickling
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self"), reason="Linux: PR_SET_PDEATHSIG")
+def test_pool_workers_end_when_the_command_is_killed(tmp_path):
+    """SIGKILL of a command (or the OOM killer) left its pool workers writing into OUT, then blocked forever."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = f"""
+import os, sys, time
+sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
+from datatools.core.parallel import ordered_map
+from tests.test_io import _slow_chunk
+ordered_map(_slow_chunk, [[{str(tmp_path)!r}, k] for k in range(4)], workers=2)
+"""
+    parent = subprocess.Popen([sys.executable, "-c", code])
+    deadline = time.time() + 60
+    while len(list(tmp_path.glob("*.pid"))) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    pids = [int(p.read_text()) for p in tmp_path.glob("*.pid")]
+    assert len(pids) == 2
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.time() + 10
+    while any(_alive(p) for p in pids) and time.time() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(p) for p in pids)
+
+
+def _slow_chunk(chunk):
+    folder, k = chunk
+    Path(folder, f"{k}.pid").write_text(str(os.getpid()))
+    time.sleep(60)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return False
 
 
 def test_mapper_checks_its_engine():

@@ -116,7 +116,8 @@ def ordered_map(fn: Callable[[T], R], chunks: Sequence[T], *, engine: str = "loc
         return results
     if not threads:  # a function that cannot be pickled raises here: a pool fed one can hang in shutdown (3.11)
         pickle.dumps(fn)
-    pool: Executor = (ThreadPoolExecutor if threads else ProcessPoolExecutor)(max_workers=n_workers)
+    pool: Executor = (ThreadPoolExecutor(max_workers=n_workers) if threads else
+                      ProcessPoolExecutor(max_workers=n_workers, initializer=_end_with_parent, initargs=(os.getpid(),)))
     try:
         futures = [pool.submit(fn, chunk) for chunk in chunks]
         for fut, size in zip(futures, sizes):
@@ -128,6 +129,21 @@ def ordered_map(fn: Callable[[T], R], chunks: Sequence[T], *, engine: str = "loc
         raise
     pool.shutdown(wait=True)
     return results
+
+
+def _end_with_parent(parent: int) -> None:
+    """A pool worker ends when the command that started it ends: a command killed (SIGKILL, the OOM killer) runs no
+    cleanup, and its workers went on writing into OUT, then waited forever. Linux only (``PR_SET_PDEATHSIG``)."""
+    try:
+        import ctypes
+        import signal
+
+        if ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL) != 0:  # 1: PR_SET_PDEATHSIG
+            return
+    except (OSError, AttributeError):  # not Linux
+        return
+    if os.getppid() != parent:  # it died before that took effect
+        os._exit(1)
 
 
 @dataclass(frozen=True)
