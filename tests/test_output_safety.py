@@ -410,3 +410,30 @@ def test_a_cleanup_that_fails_does_not_hide_the_error(tmp_path, monkeypatch):
             atomic.atomic_write(tmp_path / "o" / "x.txt", "x")
             monkeypatch.setattr(staging, "remove", refuse)
             raise RuntimeError("the real error")
+
+
+def test_ctrl_c_during_the_swap_takes_effect_once_it_is_done(tmp_path, voc, monkeypatch):
+    """Ctrl-C between two renames of the swap left OUT without labels/ (check then said 0 objects, 0 errors) until
+    the next run; now the swap finishes, its old folders go, and the interrupt is raised after."""
+    import signal
+
+    out = tmp_path / "y"
+    assert run("voc2yolo", str(voc), str(out)).exit_code == 0
+    renames = []
+    real_rename = os.rename
+
+    def rename_then_interrupt(a, b):
+        real_rename(a, b)
+        renames.append(b)
+        if len(renames) == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(staging.os, "rename", rename_then_interrupt)
+    from datatools.ops.convert import convert
+
+    with pytest.raises(KeyboardInterrupt):
+        convert("voc", voc, "yolo", out, classes=["cat"])
+    monkeypatch.undo()
+    assert len(renames) > 2 and dot_entries(out) == []
+    assert {p.name for p in out.iterdir()} == {"images", "labels", "data.yaml", "classes.txt"}
+    assert "0: cat" in (out / "data.yaml").read_text().replace('"', "")

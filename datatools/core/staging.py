@@ -216,6 +216,10 @@ class Transaction:
         moves = [(staged, final) for final, staged in moves]
         if not moves:
             return
+        with _interrupts_held():
+            self._commit(moves)
+
+    def _commit(self, moves: list[tuple[str | None, str]]) -> None:
         journal = None
         if len(moves) > 1:
             where = os.path.commonpath([os.path.dirname(f) for _, f in moves])
@@ -241,6 +245,25 @@ class Transaction:
                 _active.discard(staged or "")
             _active.discard(journal or "")
         self.moves.clear()
+
+
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Ctrl-C during the swap takes effect once it is done: OUT is then the complete new output, never one without
+    ``labels/`` until the next run (an interrupt between two renames), and the old folders are gone."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def _swap_in(moves: list[tuple[str | None, str]], pid: int) -> None:
