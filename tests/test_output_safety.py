@@ -437,3 +437,17 @@ def test_ctrl_c_during_the_swap_takes_effect_once_it_is_done(tmp_path, voc, monk
     assert len(renames) > 2 and dot_entries(out) == []
     assert {p.name for p in out.iterdir()} == {"images", "labels", "data.yaml", "classes.txt"}
     assert "0: cat" in (out / "data.yaml").read_text().replace('"', "")
+
+
+def test_a_first_run_that_fails_leaves_no_out(tmp_path, voc, monkeypatch):
+    """A disk full while writing OUT/deep/er/tasks.json left the folders o/deep/er, empty: the folders atomic_write
+    made inside a transaction were not the transaction's to remove."""
+    from datatools.ops.convert import convert
+
+    def full(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device", path)
+
+    monkeypatch.setattr(atomic, "write_new_file", full)
+    with pytest.raises(OutputError, match="No space left"):
+        convert("voc", voc, "labelstudio", tmp_path / "o" / "deep" / "er", images_mode="none")
+    assert not (tmp_path / "o").exists()

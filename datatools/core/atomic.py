@@ -46,11 +46,11 @@ def atomic_write(path: str | os.PathLike, data: bytes | str, *, fsync: bool = Fa
     if isinstance(data, str):
         data = data.encode("utf-8")
     with writing(path):
-        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         stage = staged_file(path)
         if stage is not None:
             write_new_file(stage, data)  # the transaction's commit renames it into place
             return
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         head, name = os.path.split(path)
         tmp = os.path.join(head, f".{name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:

@@ -378,11 +378,12 @@ def remove_at_commit(path: str | os.PathLike) -> None:
 
 def staged_file(final: str | os.PathLike) -> str | None:
     """Inside a transaction: the stage to write the file ``final`` to (``.<name>.staging-<pid>``), swapped in at
-    commit. Outside one: None (write it in place atomically)."""
+    commit, its folder made. Outside one: None (write it in place atomically)."""
     tx = current()
     if tx is None:
         return None
     final = os.path.abspath(os.fspath(final))
+    _make_parents(os.path.dirname(final), tx)  # recorded: a run that fails removes the folders it made
     stage = sibling(final, "staging")
     _active.add(stage)
     tx.stage(final, stage)
