@@ -295,13 +295,15 @@ def current() -> Transaction | None:
     return getattr(_local, "tx", None)
 
 
-def _make_parents(folder: str, tx: Transaction) -> None:
+def _make_parents(folder: str, tx: Transaction, *, shown: str | None = None) -> None:
+    """Make ``folder`` and the parents it lacks, recorded in ``tx`` (removed if it fails); errors name ``shown``
+    (default ``folder``): the output the caller writes."""
     missing = []
     up = folder
     while not os.path.isdir(up) and os.path.dirname(up) != up:
         missing.append(up)
         up = os.path.dirname(up)
-    with writing(folder):
+    with writing(shown or folder):
         os.makedirs(folder, exist_ok=True)
     tx.made.extend(missing)
 
@@ -383,7 +385,7 @@ def staged_file(final: str | os.PathLike) -> str | None:
     if tx is None:
         return None
     final = os.path.abspath(os.fspath(final))
-    _make_parents(os.path.dirname(final), tx)  # recorded: a run that fails removes the folders it made
+    _make_parents(os.path.dirname(final), tx, shown=final)  # recorded: a run that fails removes them
     stage = sibling(final, "staging")
     _active.add(stage)
     tx.stage(final, stage)
