@@ -161,6 +161,18 @@ def test_yolo_rows_that_repeat_are_written_and_said(tmp_path):
     assert len((tmp_path / "y" / "labels" / "all" / "a.txt").read_text().splitlines()) == 4
 
 
+def test_voc_depth_of_a_grayscale_picture_from_any_source(tmp_path):
+    """<depth> 1 from a YOLO source but 3 from COCO (and CVAT, LabelMe, Label Studio, Open Images), whose readers
+    read the same header for the size."""
+    make_jpeg(tmp_path / "src" / "g.jpg", 64, 48, mode="L")
+    (tmp_path / "src" / "a.json").write_text(json.dumps({
+        "images": [{"id": 1, "file_name": "g.jpg", "width": 64, "height": 48}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [3, 4, 27, 36], "area": 1, "iscrowd": 0}],
+        "categories": [{"id": 1, "name": "dog"}]}))
+    datatools.convert("coco", tmp_path / "src" / "a.json", "voc", tmp_path / "v")
+    assert "<depth>1</depth>" in (tmp_path / "v" / "Annotations" / "g.xml").read_text()
+
+
 def test_coco_output_is_valid_for_pycocotools_and_scores_perfectly(tmp_path):
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval

@@ -30,6 +30,11 @@ class ImageHeader:
     mode: str
     error: str = ""
 
+    @property
+    def depth(self) -> int | None:
+        """Channels, as VOC's ``<depth>`` says them (None for a mode without a usual count)."""
+        return {"L": 1, "P": 3, "RGB": 3, "RGBA": 4, "I;16": 1, "I": 1, "LA": 2, "CMYK": 4}.get(self.mode)
+
     def __reduce__(self):
         # Headers cross from worker processes by the thousand: a tuple of fields pickles about 20 times faster than
         # the default state of a frozen slotted dataclass (as core.model's records do).

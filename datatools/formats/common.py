@@ -354,18 +354,21 @@ def fill_sizes_from_headers(records: list[ImageRecord], findings: list[Finding],
                 findings.append(warn("image-unreadable", r.image_path or "", "image",
                                      f"cannot read the image header to get its size: {h.error}", image_id=r.image_id))
             continue
+        depth = r.depth or h.depth  # VOC output's <depth>: 1 for a grayscale picture, as from a YOLO source
         if not r.has_size:
-            out[i] = replace(r, width=h.width, height=h.height)
+            out[i] = replace(r, width=h.width, height=h.height, depth=depth)
             findings.append(info("size-from-image", r.source, "size",
                                  f"size taken from the image header: {h.width}x{h.height}", image_id=r.image_id))
         elif (r.width, r.height) != (h.width, h.height):
             hint = ""
             if (r.width, r.height) == (h.raw_width, h.raw_height):
                 hint = " (the annotation has the stored size, before EXIF rotation)"
-            out[i] = replace(r, width=h.width, height=h.height)
+            out[i] = replace(r, width=h.width, height=h.height, depth=depth)
             findings.append(warn("size-mismatch", r.source, "size",
                                  f"annotation says {r.width}x{r.height}, image is {h.width}x{h.height}{hint}; "
                                  "the image's size is used", image_id=r.image_id))
+        elif depth != r.depth:
+            out[i] = replace(r, depth=depth)
     return out
 
 

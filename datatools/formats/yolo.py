@@ -166,12 +166,8 @@ def _read_one(image_path: str, image_id: str, names: Sequence[str], header: Imag
                              f"({header.width}x{header.height})", image_id=image_id))
     rec = ImageRecord(image_id=image_id, file_name=os.path.basename(image_path), width=header.width,
                       height=header.height, annotations=tuple(anns), image_path=image_path, source=label_path,
-                      depth=_depth(header.mode))
+                      depth=header.depth)
     return rec, findings, rows
-
-
-def _depth(mode: str) -> int | None:
-    return {"L": 1, "P": 3, "RGB": 3, "RGBA": 4, "I;16": 1, "I": 1, "LA": 2, "CMYK": 4}.get(mode)
 
 
 def read_chunk(items: Sequence[tuple[str, str, tuple[str, ...], ImageHeader]], *, names: tuple[str, ...]
