@@ -30,7 +30,8 @@ def test_staged_dir_replaces_whole_folder(tmp_path):
     with atomic.staged_dir(final) as stage:
         atomic.write_files([(os.path.join(stage, "a.txt"), "3")])
     assert sorted(p.name for p in final.iterdir()) == ["a.txt"] and (final / "a.txt").read_text() == "3"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["labels"]  # no stage or trash left behind
+    # no stage or trash left behind; the marker beside it says datatools wrote it
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".labels.written-by-datatools", "labels"]
 
 
 def test_staged_dir_removes_the_parents_it_made_on_error(tmp_path):
@@ -59,7 +60,33 @@ def test_staged_dir_keeps_old_folder_on_error(tmp_path):
             atomic.write_files([(os.path.join(stage, "a.txt"), "half")])
             raise RuntimeError("interrupted")
     assert (final / "a.txt").read_text() == "old"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["labels"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".labels.written-by-datatools", "labels"]
+
+
+def test_a_folder_datatools_did_not_write_is_never_replaced(tmp_path):
+    """OUT/images holding the user's own pictures was replaced whole (deleted) by voc2yolo into OUT."""
+    from datatools.core.errors import UsageError
+
+    mine = tmp_path / "out" / "images"
+    mine.mkdir(parents=True)
+    (mine / "my_photo.jpg").write_text("precious")
+    with pytest.raises(UsageError, match=r"out/images holds files datatools did not write"):
+        with atomic.staged_dir(mine) as stage:
+            (Path(stage) / "x.jpg").write_text("x")
+    assert [p.name for p in mine.iterdir()] == ["my_photo.jpg"] and not list(tmp_path.glob("out/.*"))
+    (mine / "my_photo.jpg").unlink()  # an empty folder is no one's
+    with atomic.staged_dir(mine) as stage:
+        (Path(stage) / "x.jpg").write_text("x")
+    with atomic.staged_dir(mine) as stage:  # and then datatools'
+        (Path(stage) / "y.jpg").write_text("y")
+    assert [p.name for p in mine.iterdir()] == ["y.jpg"]
+    # a folder a run writes into (a split's fold) is removed only when datatools wrote under it
+    (tmp_path / "fold_9").mkdir()
+    (tmp_path / "fold_9" / "notes.txt").write_text("mine")
+    with pytest.raises(UsageError, match="fold_9 holds files"):
+        atomic.remove_at_commit(tmp_path / "fold_9")
+    atomic.remove_at_commit(tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 def test_rerun_with_fewer_images_leaves_no_stale_labels(tmp_path):
@@ -209,7 +236,7 @@ def test_place_images_links_or_copies_into_the_stage(tmp_path, mode):
     assert all(p.is_symlink() == (mode == "symlink") for p in placed)
     if mode == "link":
         assert placed[0].stat().st_ino == (tmp_path / "in" / placed[0].name).stat().st_ino
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["images"]  # no stage or scratch left
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".images.written-by-datatools", "images"]
 
 
 def test_retry_safe_writes_replace_the_files_of_a_first_attempt(tmp_path):

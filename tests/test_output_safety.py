@@ -39,8 +39,9 @@ def one_line_error(r) -> str:
 
 
 def dot_entries(folder: Path) -> list[str]:
-    """Hidden entries anywhere under ``folder`` (stages, .old folders, temp files, journals)."""
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob(".*"))
+    """Hidden entries anywhere under ``folder`` (stages, .old folders, temp files, journals), not the markers
+    beside the folders a run wrote."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob(".*") if not p.name.endswith(staging.MARKER))
 
 
 def plain_voc(root: Path, n: int = 6, *, classes=("car", "plate")) -> Path:
@@ -435,7 +436,8 @@ def test_ctrl_c_during_the_swap_takes_effect_once_it_is_done(tmp_path, voc, monk
         convert("voc", voc, "yolo", out, classes=["cat"])
     monkeypatch.undo()
     assert len(renames) > 2 and dot_entries(out) == []
-    assert {p.name for p in out.iterdir()} == {"images", "labels", "data.yaml", "classes.txt"}
+    assert {p.name for p in out.iterdir() if not p.name.startswith(".")} == {"images", "labels", "data.yaml",
+                                                                              "classes.txt"}
     assert "0: cat" in (out / "data.yaml").read_text().replace('"', "")
 
 
@@ -451,3 +453,25 @@ def test_a_first_run_that_fails_leaves_no_out(tmp_path, voc, monkeypatch):
     with pytest.raises(OutputError, match="No space left"):
         convert("voc", voc, "labelstudio", tmp_path / "o" / "deep" / "er", images_mode="none")
     assert not (tmp_path / "o").exists()
+
+
+def test_an_out_holding_someone_elses_folders_is_refused_and_left_alone(tmp_path, voc):
+    """voc2yolo into a folder whose images/ held the user's own photo deleted it (the folder was replaced whole);
+    a k-fold split removed a fold_9 the user had made. Folders datatools wrote carry a marker beside them."""
+    out = tmp_path / "out"
+    (out / "images").mkdir(parents=True)
+    (out / "images" / "my_photo.jpg").write_text("precious")
+    r = run("voc2yolo", str(voc), str(out))
+    assert r.exit_code == 2 and "holds files datatools did not write" in r.output, r.output
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == ["images", "images/my_photo.jpg"]
+    (out / "images" / "my_photo.jpg").unlink()
+    assert run("voc2yolo", str(voc), str(out)).exit_code == 0
+    assert run("voc2yolo", str(voc), str(out)).exit_code == 0  # its own output: replaced
+    assert (out / ".labels.written-by-datatools").is_file() and (out / ".images.written-by-datatools").is_file()
+    k = tmp_path / "k"
+    assert run("split", str(voc), str(k), "--kfold", "3").exit_code == 0
+    (k / "fold_9").mkdir()
+    (k / "fold_9" / "notes.txt").write_text("mine")
+    r = run("split", str(voc), str(k), "--kfold", "2")
+    assert r.exit_code == 2 and "fold_9 holds files datatools did not write" in r.output, r.output
+    assert (k / "fold_9" / "notes.txt").read_text() == "mine" and (k / "fold_2").is_dir()

@@ -76,7 +76,7 @@ def no_leftovers(out: Path) -> None:
     of retry-safe writes, no ``.<file>.<id>.tmp`` file, no ``.<name>.old-<pid>`` trash (all of them start with a dot
     and live in OUT, beside the folder they build)."""
     assert out.is_dir()
-    hidden = [p.relative_to(out).as_posix() for p in out.rglob(".*")]
+    hidden = [p.relative_to(out).as_posix() for p in out.rglob(".*") if not p.name.endswith(".written-by-datatools")]
     assert hidden == [], f"left behind in OUT: {hidden}"
     beside = [p.name for p in out.parent.iterdir() if p.name.startswith(("." + out.name, out.name + "."))]
     assert beside == [], f"left behind next to OUT: {beside}"

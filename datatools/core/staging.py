@@ -22,13 +22,16 @@ import threading
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from datatools.core.errors import OutputError
+from datatools.core.errors import OutputError, UsageError
 
 _DEBRIS = re.compile(r"^\.(?P<name>.+)\.(?P<kind>staging|old)-(?P<pid>\d+)(?P<scratch>\.scratch)?$")
 _TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.\d{5,}\.tmp$")  # atomic_write's: .<name>.<pid>.<thread>.tmp
 _JOURNAL = re.compile(r"^\.datatools-commit-(?P<pid>\d+)\.json(?P<tmp>\.tmp)?$")
 _STAGE_IN_PATH = re.compile(r"(^|[/\\])\.([^/\\]+)\.staging-\d+(?:\.scratch)?(?=[/\\]|$)")
 _active: set[str] = set()  # this process's own stages, journals and temp files, while in use
+# Beside every folder a run swaps in (``.<name>`` + this): a folder without one that holds files is someone else's,
+# never replaced or removed. Beside it, not in it: tools that list a folder and parse every file would choke on it.
+MARKER = ".written-by-datatools"
 _local = threading.local()  # .tx: the transaction open in this thread
 
 
@@ -349,6 +352,7 @@ def staged_dir(final: str | os.PathLike) -> Iterator[str]:
     """
     final = os.path.abspath(os.fspath(final))
     parent = os.path.dirname(final)
+    refuse_foreign(final)
     with output_transaction(parent) as tx:
         _make_parents(parent, tx)
         clean_leftovers(parent)
@@ -359,6 +363,11 @@ def staged_dir(final: str | os.PathLike) -> Iterator[str]:
             os.makedirs(stage)
         try:
             yield stage
+            with writing(final):
+                mark = staged_file(marker_of(final))
+                with open(mark, "w", encoding="utf-8") as f:  # type: ignore[arg-type]
+                    f.write(f"datatools wrote {os.path.basename(final)}/ beside this file: a datatools run that "
+                            "writes it again replaces it whole.\n")
         except BaseException:
             remove(stage)
             _active.discard(stage)
@@ -366,10 +375,35 @@ def staged_dir(final: str | os.PathLike) -> Iterator[str]:
         tx.stage(final, stage)
 
 
+def marker_of(folder: str) -> str:
+    """The :data:`MARKER` file of ``folder``: ``.<name>.written-by-datatools`` beside it."""
+    parent, name = os.path.split(os.path.abspath(folder))
+    return os.path.join(parent, f".{name}{MARKER}")
+
+
+def refuse_foreign(folder: str | os.PathLike, *, within: bool = False) -> None:
+    """Refuse to replace or remove ``folder`` when it holds files and has no :func:`marker_of`: a user's own
+    ``images/`` in a folder given as OUT was deleted with the rest. Absent or empty is fine. ``within``: a folder a
+    run writes into (a split's ``fold_<i>``), which is datatools' when a marked folder is under it."""
+    folder = os.fspath(folder)
+    try:
+        with os.scandir(folder) as entries:
+            names = [e.name for e in entries]
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    if not names or os.path.exists(marker_of(folder)):
+        return
+    if within and any(f.endswith(MARKER) for _, _, files in os.walk(folder) for f in files):
+        return
+    raise UsageError(f"{folder} holds files datatools did not write (there is no {os.path.basename(marker_of(folder))} "
+                     "beside it): choose another output folder, or remove that one")
+
+
 def remove_at_commit(path: str | os.PathLike) -> None:
     """Remove ``path`` (a folder an earlier run left, which this one does not write) when the open transaction
     commits, or now outside one."""
     path = os.path.abspath(os.fspath(path))
+    refuse_foreign(path, within=True)
     tx = current()
     if tx is None:
         with writing(path):
