@@ -323,11 +323,11 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
                 uploaded, name = name, name[9:]  # the name the user uploaded
                 wanted = name
             stem = name_id(name, fallback=f"task_{task.get('id', t)}")
-            found, rel = None, ""
+            found = None
             if looked_up:
                 # else the images as Label Studio stores them (media/upload/<project>): the name as uploaded
                 also = (lambda: index.find(uploaded, stem, id_names_image=False)[0]) if uploaded else None
-                found, notes, rel = index.locate(wanted, stem, path=path, fld=data_at, id_names_image=False,
+                found, notes, _ = index.locate(wanted, stem, path=path, fld=data_at, id_names_image=False,
                                                or_else=also)
                 findings.extend(notes)
             iid = name_id(name, fallback=f"task_{task.get('id', t)}", key=task.get("id", t), taken=seen)
@@ -357,10 +357,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
             data = task.get("data") if isinstance(task.get("data"), dict) else {}
             w, h = _task_size(size, data, data_at, path=path, image_id=iid, findings=findings)
             pending[iid] = regions
-            # the file name: the image's path in its folder where it was found (a COCO file written alone names it
-            # so), else the task's own reference
-            records.append(ImageRecord(image_id=iid, file_name=rel if found and rel else ref, width=w, height=h,
-                                       image_path=found,
+            records.append(ImageRecord(image_id=iid, file_name=ref, width=w, height=h, image_path=found,
                                        source=f"{path}#{task.get('id', t)}"))
     records = fill_sizes_from_headers(records, findings, workers=workers, mapper=mapper)
     kept = []
