@@ -205,6 +205,21 @@ ordered_map(_slow_chunk, [[{str(tmp_path)!r}, k] for k in range(4)], workers=2)
     assert not any(_alive(p) for p in pids)
 
 
+@pytest.mark.parametrize("method", ["forkserver", "spawn"])
+def test_pool_workers_run_under_every_start_method(method):
+    """The workers' end-with-the-parent set-up compared the pid of the process that made the pool with the
+    worker's parent: under forkserver (Python 3.14's default on Linux) that is the server, and every worker quit."""
+    import subprocess
+    import sys
+
+    code = (f"import multiprocessing as mp; mp.set_start_method({method!r}); "
+            "from datatools.core.parallel import ordered_map; from tests.test_io import _abs_chunk; "
+            "print(ordered_map(_abs_chunk, [[-1], [-2], [-3], [-4]], workers=2))")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                       cwd=str(Path(__file__).resolve().parents[1]))
+    assert p.returncode == 0 and p.stdout.strip() == "[[1], [2], [3], [4]]", p.stderr
+
+
 def _slow_chunk(chunk):
     folder, k = chunk
     Path(folder, f"{k}.pid").write_text(str(os.getpid()))

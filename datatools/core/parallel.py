@@ -17,6 +17,7 @@ same results in the same order.
 from __future__ import annotations
 
 import os
+import sys
 import pickle
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -117,7 +118,7 @@ def ordered_map(fn: Callable[[T], R], chunks: Sequence[T], *, engine: str = "loc
     if not threads:  # a function that cannot be pickled raises here: a pool fed one can hang in shutdown (3.11)
         pickle.dumps(fn)
     pool: Executor = (ThreadPoolExecutor(max_workers=n_workers) if threads else
-                      ProcessPoolExecutor(max_workers=n_workers, initializer=_end_with_parent, initargs=(os.getpid(),)))
+                      ProcessPoolExecutor(max_workers=n_workers, initializer=_end_with_parent))
     try:
         futures = [pool.submit(fn, chunk) for chunk in chunks]
         for fut, size in zip(futures, sizes):
@@ -131,18 +132,22 @@ def ordered_map(fn: Callable[[T], R], chunks: Sequence[T], *, engine: str = "loc
     return results
 
 
-def _end_with_parent(parent: int) -> None:
-    """A pool worker ends when the command that started it ends: a command killed (SIGKILL, the OOM killer) runs no
-    cleanup, and its workers went on writing into OUT, then waited forever. Linux only (``PR_SET_PDEATHSIG``)."""
+def _end_with_parent() -> None:
+    """A pool worker ends when the process that started it ends: a command killed (SIGKILL, the OOM killer) runs no
+    cleanup, and its workers went on writing into OUT, then waited forever. Linux only (``PR_SET_PDEATHSIG``); the
+    parent is whichever process forked the worker (the command, or a forkserver)."""
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
     try:
         import ctypes
         import signal
 
         if ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL) != 0:  # 1: PR_SET_PDEATHSIG
             return
-    except (OSError, AttributeError):  # not Linux
+    except Exception:  # noqa: BLE001 - a libc without prctl: the workers are as they were
         return
-    if os.getppid() != parent:  # it died before that took effect
+    if os.getppid() != parent:  # the parent died before that took effect
         os._exit(1)
 
 
