@@ -235,8 +235,10 @@ def test_images_behind_symlinks_are_never_lost_nor_linked_dangling(tmp_path):
     """A dataset whose images are symlinks into another dataset A: converting it into A (any mode) swapped
     A/JPEGImages, the only copy of the pixels, for links to themselves, exit 0; and a hard link made to a relative
     symlink pointed nowhere from its new folder (check then found no image)."""
-    a = make_voc_root(tmp_path / "A", {f"i{k}": voc_xml(f"i{k}.jpg", (40, 30), [{"name": "c", "box": (1, 1, 9, 9)}])
-                                       for k in range(3)}, images={f"i{k}.jpg": (40, 30) for k in range(3)})
+    a0 = make_voc_root(tmp_path / "A0", {f"i{k}": voc_xml(f"i{k}.jpg", (40, 30), [{"name": "c", "box": (1, 1, 9, 9)}])
+                                         for k in range(3)}, images={f"i{k}.jpg": (40, 30) for k in range(3)})
+    a = tmp_path / "A"  # written by datatools: only the input rule stands between it and a run into it
+    assert run("convert", str(a0), str(a), "--to", "voc", "--images-mode", "copy").exit_code == 0
     before = tree_digest(a)
     assert run("voc2yolo", str(a), str(tmp_path / "B"), "--images-mode", "symlink").exit_code == 0
     for args in (["convert", "--to", "voc"], ["convert", "--to", "voc", "--images-mode", "copy"],
@@ -475,3 +477,30 @@ def test_an_out_holding_someone_elses_folders_is_refused_and_left_alone(tmp_path
     r = run("split", str(voc), str(k), "--kfold", "2")
     assert r.exit_code == 2 and "fold_9 holds files datatools did not write" in r.output, r.output
     assert (k / "fold_9" / "notes.txt").read_text() == "mine" and (k / "fold_2").is_dir()
+
+
+def test_reruns_of_a_split_replace_and_remove_their_own_folders(tmp_path, voc):
+    """A part or fold holding files only (Label Studio's tasks.json, under --images-mode none) had no marker under
+    it, and a rerun with fewer parts was refused; a removed folder's marker stayed and vouched for a folder the user
+    made there later; a run killed while swapping a part in left a journal that its rerun refused to finish."""
+    ls = tmp_path / "ls"
+    assert run("convert", str(voc), str(ls), "--to", "labelstudio", "--images-mode", "copy").exit_code == 0
+    out = tmp_path / "s"
+    assert run("split", str(ls), str(out), "--test", "0.2", "--images-mode", "none").exit_code == 0
+    assert (out / ".test.written-by-datatools").is_file()
+    r = run("split", str(ls), str(out), "--images-mode", "none", "--json")
+    assert r.exit_code == 0 and not (out / "test").exists() and not (out / ".test.written-by-datatools").exists()
+    (out / "test").mkdir()
+    (out / "test" / "mine.txt").write_text("mine")
+    r = run("split", str(ls), str(out), "--test", "0.2", "--images-mode", "none")
+    assert r.exit_code == 2 and (out / "test" / "mine.txt").is_file(), r.output
+    # killed while it swapped its folders in: the rerun finishes or clears that, then writes
+    code = ("import os, sys\nreal = os.replace\n"
+            "def rep(a, b):\n    if b.endswith('.train.written-by-datatools'):\n        os._exit(9)\n"
+            "    return real(a, b)\nos.replace = rep\nfrom datatools.cli import main\n"
+            f"sys.argv = ['datatools', 'split', {str(ls)!r}, {str(tmp_path / 'k')!r}, '--val', '0', "
+            "'--images-mode', 'none']\nmain()")
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 9
+    assert dot_entries(tmp_path / "k")  # the journal and stages of the killed run
+    r = run("split", str(ls), str(tmp_path / "k"), "--val", "0", "--images-mode", "none")
+    assert r.exit_code == 0 and dot_entries(tmp_path / "k") == [], r.output

@@ -678,10 +678,10 @@ def test_cli_a_split_over_an_earlier_one_leaves_none_of_its_files(fmt, tmp_path)
 def test_cli_fewer_folds_over_more_removes_the_old_folds(tmp_path):
     out, fresh = tmp_path / "out", tmp_path / "fresh"
     assert run("split", SAMPLE, out, "--kfold", "5").exit_code == 0
-    assert sorted(p.name for p in out.iterdir()) == [f"fold_{i}" for i in range(5)]
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [f"fold_{i}" for i in range(5)]
     r = run("split", SAMPLE, out, "--kfold", "3", "--json")
     assert r.exit_code == 0, r.output
-    assert sorted(p.name for p in out.iterdir()) == ["fold_0", "fold_1", "fold_2"]
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["fold_0", "fold_1", "fold_2"]
     assert [f["code"] for f in json.loads(r.output)["write_findings"]] == ["stale-folds-removed"]
     assert run("split", SAMPLE, fresh, "--kfold", "3").exit_code == 0
     assert tree_digest(out) == tree_digest(fresh)

@@ -117,7 +117,7 @@ def test_kfold_writes_every_fold_in_the_format(fmt, tmp_path):
     r = run("split", src, out, "--kfold", "3", "--test", "0.2", "--json")
     assert r.exit_code == 0, r.output
     assignment = json.loads(r.output)["assignment"]
-    assert sorted(p.name for p in out.iterdir()) == ["fold_0", "fold_1", "fold_2"]
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["fold_0", "fold_1", "fold_2"]
     vals = []
     for i in range(3):
         fold = out / f"fold_{i}"
@@ -174,7 +174,8 @@ def test_fewer_folds_over_more_and_kfold_over_a_plain_split(tmp_path):
     assert run("split", src, out, "--val", "0.2").exit_code == 0
     r = run("split", src, out, "--kfold", "4", "--json")
     assert "top-level-split-left" in [f["code"] for f in json.loads(r.output)["write_findings"]]
-    assert sorted(p.name for p in out.iterdir()) == ["fold_0", "fold_1", "fold_2", "fold_3", "train", "val"]
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "fold_0", "fold_1", "fold_2", "fold_3", "train", "val"]
     r = run("split", src, out, "--kfold", "2", "--json")
     codes = [f["code"] for f in json.loads(r.output)["write_findings"]]
     assert "stale-folds-removed" in codes and not (out / "fold_2").exists() and (out / "fold_1" / "val").is_dir()

@@ -23,11 +23,11 @@ from datatools.core import fs
 from datatools.core.errors import DatatoolsError, InputError, OutputError, UsageError
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
-from datatools.core.staging import (output_transaction, public_path, remove_at_commit, staged_dir, staged_file,
-                                    writing)
+from datatools.core.staging import (mark_written, output_transaction, public_path, remove_at_commit, staged_dir,
+                                    staged_file, writing)
 
-__all__ = ["ImagesMode", "atomic_write", "link_or_copy", "make_dirs", "output_transaction", "place_images",
-           "remove_at_commit", "staged_dir", "write_files", "write_staged"]
+__all__ = ["ImagesMode", "atomic_write", "link_or_copy", "make_dirs", "mark_written", "output_transaction",
+           "place_images", "remove_at_commit", "staged_dir", "write_files", "write_staged"]
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | str, *, fsync: bool = False) -> None:

@@ -11,6 +11,7 @@ from typing import Iterable
 
 from datatools.core import fs
 from datatools.core.errors import UsageError
+from datatools.core.staging import refuse_foreign
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif")  # compared in lower case
 
@@ -47,7 +48,8 @@ def refuse_replacing_inputs(out: str | os.PathLike, owned: Iterable[str], inputs
     ``convert VOC/Annotations VOC --to voc`` would otherwise swap the input's own ``Annotations`` folder for the
     converted copy, and every file that was not converted (a broken XML, a dropped image) would be gone. ``inputs``
     are the source path, its image folder and, once read, the folders of every annotation and image file. Inputs
-    behind a URL cannot be replaced by a local output and are skipped."""
+    behind a URL cannot be replaced by a local output and are skipped. A folder there that datatools did not write
+    is refused too, before any work (:func:`~datatools.core.staging.refuse_foreign`)."""
     out_p = Path(out).resolve()
     targets = [(out_p / name).resolve() for name in owned]
     seen: set[str] = set()
@@ -61,6 +63,8 @@ def refuse_replacing_inputs(out: str | os.PathLike, owned: Iterable[str], inputs
             if src_p == t or t in src_p.parents:
                 raise UsageError(f"writing {out} replaces {t}, which holds the input {text}: choose an output "
                                  "directory where that does not happen")
+    for name in owned:
+        refuse_foreign(out_p / name, within=True)
 
 
 def dataset_inputs(ds) -> list[str]:

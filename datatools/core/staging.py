@@ -352,10 +352,10 @@ def staged_dir(final: str | os.PathLike) -> Iterator[str]:
     """
     final = os.path.abspath(os.fspath(final))
     parent = os.path.dirname(final)
-    refuse_foreign(final)
     with output_transaction(parent) as tx:
         _make_parents(parent, tx)
-        clean_leftovers(parent)
+        clean_leftovers(parent)  # first: a killed run's journal may be what finishes the folder and its marker
+        refuse_foreign(final)
         stage = sibling(final, "staging")
         _active.add(stage)
         with writing(final):
@@ -363,16 +363,23 @@ def staged_dir(final: str | os.PathLike) -> Iterator[str]:
             os.makedirs(stage)
         try:
             yield stage
-            with writing(final):
-                mark = staged_file(marker_of(final))
-                with open(mark, "w", encoding="utf-8") as f:  # type: ignore[arg-type]
-                    f.write(f"datatools wrote {os.path.basename(final)}/ beside this file: a datatools run that "
-                            "writes it again replaces it whole.\n")
+            mark_written(final)
         except BaseException:
             remove(stage)
             _active.discard(stage)
             raise
         tx.stage(final, stage)
+
+
+def mark_written(folder: str | os.PathLike) -> None:
+    """Put ``folder``'s :func:`marker_of` beside it: with the open transaction's output, or now outside one."""
+    marker = marker_of(os.fspath(folder))
+    text = (f"datatools wrote {os.path.basename(os.path.abspath(folder))}/ beside this file: a datatools run that "
+            "writes it again replaces it whole.\n").encode("utf-8")
+    with writing(folder):
+        stage = staged_file(marker)
+        with open(stage or marker, "wb") as f:
+            f.write(text)
 
 
 def marker_of(folder: str) -> str:
@@ -391,8 +398,12 @@ def refuse_foreign(folder: str | os.PathLike, *, within: bool = False) -> None:
             names = [e.name for e in entries]
     except (FileNotFoundError, NotADirectoryError):
         return
-    if not names or os.path.exists(marker_of(folder)):
+    marker = marker_of(folder)
+    if not names or os.path.lexists(marker):
         return
+    parent, staged = os.path.split(marker)
+    if any(_DEBRIS.match(n) and n.startswith(f".{staged}.staging-") for n in os.listdir(parent)):
+        return  # a run killed while it swapped the folder in: the next run into it finishes that (clean_leftovers)
     if within and any(f.endswith(MARKER) for _, _, files in os.walk(folder) for f in files):
         return
     raise UsageError(f"{folder} holds files datatools did not write (there is no {os.path.basename(marker_of(folder))} "
@@ -408,8 +419,10 @@ def remove_at_commit(path: str | os.PathLike) -> None:
     if tx is None:
         with writing(path):
             remove(path)
+            remove(marker_of(path))
     else:
         tx.stage(path, None)
+        tx.stage(marker_of(path), None)  # its marker goes too: left, it would vouch for a folder made there later
 
 
 def staged_file(final: str | os.PathLike) -> str | None:

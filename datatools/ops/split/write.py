@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Sequence
 
 from datatools import formats
-from datatools.core.atomic import (ImagesMode, output_transaction, place_images, remove_at_commit, staged_dir,
-                                   write_files, write_staged)
+from datatools.core.atomic import (ImagesMode, mark_written, output_transaction, place_images, remove_at_commit,
+                                   staged_dir, write_files, write_staged)
 from datatools.core.errors import UsageError
 from datatools.core.fs import read_small_file
 from datatools.core.model import Dataset, Finding, ImageRecord, Severity
@@ -102,6 +102,7 @@ def _write_layouts(plan: SplitPlan, out: Path, layouts, docs: dict[str, dict], m
             for name, root in zip(names, roots):
                 _write_part(mod, ds.evolve(images=tuple(r for r in recs if r.splits[0] == name)), root, mode,
                             mapper, result)
+                mark_written(root)  # a part folder may hold files only (tasks.json): its own marker says whose
             # An earlier split's test/ beside this one's train/ and val/ would bring its images back into play.
             _remove_stale([target / p for p in PARTS if p not in names], result, "stale-parts-removed", target,
                           "split", "left by an earlier split with other parts")
@@ -109,6 +110,8 @@ def _write_layouts(plan: SplitPlan, out: Path, layouts, docs: dict[str, dict], m
             for root in roots:
                 _remove_stale([root / mod.IMAGE_FOLDER], result, "stale-images-removed", root / mod.IMAGE_FOLDER,
                               "images", "the image folder of an earlier split (--images-mode none places no images)")
+        if sub:
+            mark_written(target)
         if progress:
             progress(len(recs))
     _remove_stale_folds(out, {sub for sub, _ in layouts if sub}, result)
