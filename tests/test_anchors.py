@@ -119,3 +119,14 @@ def test_classes_select_the_boxes_clustered():
     assert runs[()]["boxes"] == 591
     assert runs[("--classes", "circle")]["boxes"] == 157
     assert runs[("--classes", "circle,star")]["boxes"] == 157 + 151
+
+
+def test_many_boxes_cluster_on_a_sample_that_keeps_every_size():
+    """Past MAX_FIT boxes k-means runs on a seeded sample; a size too rare to be drawn still makes its anchor."""
+    from datatools.ops.anchors import MAX_FIT, kmeans_iou
+
+    wh = np.concatenate([np.full((MAX_FIT + 50_000, 2), 10.0), [[50.0, 50.0], [80.0, 20.0], [20.0, 80.0]]])
+    anchors = kmeans_iou(wh, 4, rng=np.random.default_rng(0))
+    assert sorted(map(tuple, anchors.tolist())) == [(10.0, 10.0), (20.0, 80.0), (50.0, 50.0), (80.0, 20.0)]
+    again = kmeans_iou(wh, 4, rng=np.random.default_rng(0))
+    assert np.array_equal(anchors, again)  # the same seed, the same sample and anchors

@@ -7,7 +7,9 @@ anchors are in input pixels. The distance between a box and an anchor is 1 - IoU
 
 Initialisation is k-means++ under the same distance, from a seeded ``numpy.random.Generator``; Lloyd iterations move each
 anchor to the median width and height of its boxes; the best of ``n_init`` runs (highest mean best IoU) is kept.
-The same seed and data give the same anchors.
+The same seed and data give the same anchors. Past ``MAX_FIT`` boxes the clustering runs on a seeded sample of that
+many (every box is still scored): Lloyd's iterations over all of them grew faster than the data (651k COCO boxes took
+47 s, and a third of ``report``), for anchors within 0.001 mean IoU of the full fit.
 """
 from __future__ import annotations
 
@@ -70,6 +72,9 @@ def _init_pp(wh: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     return np.asarray(centres)
 
 
+MAX_FIT = 100_000  # boxes the k-means runs on (a seeded sample past it; see the module doc)
+
+
 def kmeans_iou(wh: np.ndarray, k: int, *, rng: np.random.Generator, n_init: int = 3, max_iter: int = 300
                ) -> np.ndarray:
     """k anchors (k, 2) for box sizes ``wh`` under the 1 - IoU distance (see the module doc), sorted by area."""
@@ -78,10 +83,15 @@ def kmeans_iou(wh: np.ndarray, k: int, *, rng: np.random.Generator, n_init: int 
         raise ValueError("k must be at least 1")
     if len(wh) < k:
         raise UsageError(f"{len(wh)} boxes cannot make {k} anchors: lower -k")
-    distinct = len(np.unique(wh, axis=0))
+    sizes = np.unique(wh, axis=0)
+    distinct = len(sizes)
     if distinct < k:  # k-means would return repeated anchors that no box picks
         raise UsageError(f"the {len(wh):,} boxes have only {distinct} distinct size(s), which cannot make {k} "
                          f"different anchors: lower -k to {distinct} at most")
+    if len(wh) > MAX_FIT:
+        sample = wh[np.sort(rng.choice(len(wh), MAX_FIT, replace=False))]
+        # a sample of fewer than k sizes (rare sizes it missed) takes one box of every size along
+        wh = sample if len(np.unique(sample, axis=0)) >= k else np.concatenate([sample, sizes])
     best, best_score = None, -1.0
     for _ in range(max(1, n_init)):
         centres = _init_pp(wh, k, rng)
