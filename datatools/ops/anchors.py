@@ -8,8 +8,8 @@ anchors are in input pixels. The distance between a box and an anchor is 1 - IoU
 Initialisation is k-means++ under the same distance, from a seeded ``numpy.random.Generator``; Lloyd iterations move each
 anchor to the median width and height of its boxes; the best of ``n_init`` runs (highest mean best IoU) is kept.
 The same seed and data give the same anchors. Past ``MAX_FIT`` boxes the clustering runs on a seeded sample of that
-many (every box is still scored): Lloyd's iterations over all of them grew faster than the data (651k COCO boxes took
-47 s, and a third of ``report``), for anchors within 0.001 mean IoU of the full fit.
+many (every box is still scored): Lloyd's iterations over all of them grew faster than the data (35-40 s for 651k COCO
+boxes, a third of ``report``; 2.5-5 s on the sample), for anchors within 0.001 mean IoU of the full fit.
 """
 from __future__ import annotations
 
