@@ -197,7 +197,8 @@ def test_train_fine_tunes_from_a_local_state_dict(tmp_path, coco_state):
     assert torch.equal(ckpt["model"][TRUNK], coco_state[TRUNK])  # frozen: still the file's
     assert ckpt["model"][HEAD].shape == (5, 1024)
     build_model(FRCNN, 4, image_size=64).load_state_dict(ckpt["model"])
-    bad = CliRunner().invoke(cli, args[:6] + ["--weights", str(tmp_path / "nope.pth")] + args[8:-1])
+    bad = CliRunner().invoke(cli, args[:2] + ["--out", str(tmp_path / "run2")] + args[4:6]
+                             + ["--weights", str(tmp_path / "nope.pth")] + args[8:-1])
     assert bad.exit_code != 0 and "nope.pth: no such weights file" in bad.output and "Traceback" not in bad.output
 
 
