@@ -117,6 +117,7 @@ def ordered_map(fn: Callable[[T], R], chunks: Sequence[T], *, engine: str = "loc
         return results
     if not threads:  # a function that cannot be pickled raises here: a pool fed one can hang in shutdown (3.11)
         pickle.dumps(fn)
+        _prctl()
     pool: Executor = (ThreadPoolExecutor(max_workers=n_workers) if threads else
                       ProcessPoolExecutor(max_workers=n_workers, initializer=_end_with_parent))
     try:
@@ -132,20 +133,30 @@ def ordered_map(fn: Callable[[T], R], chunks: Sequence[T], *, engine: str = "loc
     return results
 
 
+_PRCTL: list = []  # libc's prctl, or None where there is none; loaded once, before a pool forks its workers
+
+
+def _prctl():
+    if not _PRCTL:
+        try:
+            import ctypes
+
+            _PRCTL.append(ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None)
+        except Exception:  # noqa: BLE001 - no libc or no prctl (on Windows CDLL(None) raises TypeError)
+            _PRCTL.append(None)
+    return _PRCTL[0]
+
+
 def _end_with_parent() -> None:
     """A pool worker ends when the process that started it ends: a command killed (SIGKILL, the OOM killer) runs no
     cleanup, and its workers went on writing into OUT, then waited forever. Linux only (``PR_SET_PDEATHSIG``); the
-    parent is whichever process forked the worker (the command, or a forkserver)."""
-    if not sys.platform.startswith("linux"):
-        return
-    parent = os.getppid()
-    try:
-        import ctypes
-        import signal
+    parent is whichever process forked the worker (the command, or a forkserver). libc is loaded in the command
+    before the fork (importing ctypes in each worker cost ~10 ms a pool)."""
+    import signal
 
-        if ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL) != 0:  # 1: PR_SET_PDEATHSIG
-            return
-    except Exception:  # noqa: BLE001 - a libc without prctl: the workers are as they were
+    parent = os.getppid()
+    prctl = _prctl()
+    if prctl is None or prctl(1, signal.SIGKILL) != 0:  # 1: PR_SET_PDEATHSIG
         return
     if os.getppid() != parent:  # the parent died before that took effect
         os._exit(1)
