@@ -55,11 +55,9 @@ def stats_cmd(src, reader, labels_only, resize, sample, seed, plots_dir, workers
                                    **stage_callbacks(update, "pixels"))
         plot_files = []
         if plots_dir:
-            from datatools.core.staging import files_output
             from datatools.viz.plots import write_stats_plots
 
-            with files_output(plots_dir) as plot_files:  # together; a plot the last run made and this one not goes
-                plot_files += write_stats_plots(report, plots_dir)
+            plot_files = write_stats_plots(report, plots_dir)
     # Every image unreadable: the pixel statistics asked for do not exist. Everything else is still reported, then
     # the command fails (exit 1), so a script cannot take NaN for a normalization constant.
     no_pixels = report.pixels is not None and report.pixels.images == 0

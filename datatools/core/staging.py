@@ -382,36 +382,6 @@ def mark_written(folder: str | os.PathLike) -> None:
             f.write(text)
 
 
-LISTED = ".written-by-datatools"  # in a folder of files a run writes whole: the last run's files, one a line
-
-
-@contextlib.contextmanager
-def files_output(out: str | os.PathLike) -> Iterator[list[str]]:
-    """A folder of files a command writes whole (visualize's drawings, ``stats``/``evaluate --plots``): the block
-    writes them inside one transaction and appends each path to the list it is given; at its end they land together
-    (an interrupted run leaves ``out`` as it was), the files the last run listed in ``out/LISTED`` and this one did
-    not write are removed (a rerun with fewer files left the earlier ones), and the list is rewritten. Nothing else
-    in ``out`` is touched."""
-    out = os.path.abspath(os.fspath(out))
-    listed = os.path.join(out, LISTED)
-    with output_transaction(out) as tx:
-        written: list[str] = []
-        yield written
-        names = sorted(os.path.relpath(os.path.abspath(f), out).replace(os.sep, "/") for f in written)
-        try:
-            with open(listed, encoding="utf-8") as f:
-                earlier = f.read().splitlines()
-        except FileNotFoundError:
-            earlier = []
-        for name in sorted(set(earlier) - set(names)):
-            parts = [p for p in name.split("/") if p not in ("", ".")]
-            if parts and ".." not in parts and not os.path.isabs(name):  # a list edited by hand stays inside out
-                tx.stage(os.path.join(out, *parts), None)
-        stage = staged_file(listed)
-        with writing(listed), open(stage or listed, "w", encoding="utf-8") as f:
-            f.write("".join(n + "\n" for n in names))
-
-
 def marker_of(folder: str) -> str:
     """The :data:`MARKER` file of ``folder``: ``.<name>.written-by-datatools`` beside it."""
     parent, name = os.path.split(os.path.abspath(folder))

@@ -95,15 +95,12 @@ def evaluate_loaded(gt: GroundTruth, pred: Predictions, *, metric: str = "all", 
         from datatools.metrics.confusion import confusion_matrix
         from datatools.metrics.plots import plot_confusion, plot_pr_curves
 
-        from datatools.core.staging import files_output
-
         pr = voc if voc is not None else evaluate_voc(gt.table, t, gt.classes, iou_threshold=iou, method=method,
                                                       legacy_plus_one=legacy_plus_one)
+        report.plots = plot_pr_curves(pr, plots)
         report.confusion = confusion_matrix(gt.table, t, len(gt.classes), iou=iou, conf=conf,
                                             legacy_plus_one=legacy_plus_one)
-        with files_output(plots) as report.plots:  # together; a class's curve from an earlier run goes
-            report.plots += plot_pr_curves(pr, plots)
-            report.plots.append(plot_confusion(report.confusion, gt.classes, plots, iou=iou, conf=conf))
+        report.plots.append(plot_confusion(report.confusion, gt.classes, plots, iou=iou, conf=conf))
     return report
 
 

@@ -15,10 +15,11 @@ import io
 import os
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Callable, Sequence
 
-from datatools.core.atomic import write_new_file
-from datatools.core.staging import files_output, staged_file
+from datatools.core.atomic import atomic_write, output_transaction, write_new_file
+from datatools.core.staging import staged_file
 from datatools.core.errors import UsageError
 from datatools.core.images import exif_orientation, image_error, opened_image
 from datatools.core.model import Dataset
@@ -195,6 +196,20 @@ def _render_sheet(args: tuple[tuple[ImageJob, ...], RenderSpec, SheetLayout, str
     return reasons
 
 
+DRAWN = ".written-by-datatools"  # in OUT: the drawings of the last run, one relative path a line
+
+
+def _forget_earlier_drawings(out: Path, tx, files: Sequence[str]) -> None:
+    """Remove at commit the drawings the last run listed in ``out/DRAWN`` that this run did not make (a rerun with
+    fewer images or sheets left them beside the new ones), and list this run's."""
+    listed = out / DRAWN
+    names = sorted(os.path.relpath(f, out).replace(os.sep, "/") for f in files)
+    earlier = listed.read_text(encoding="utf-8").splitlines() if listed.is_file() else []
+    for name in sorted(set(earlier) - set(names)):
+        tx.stage(str(safe_join(out, name).absolute()), None)
+    atomic_write(listed, "".join(n + "\n" for n in names))
+
+
 def visualize(ds: Dataset, out: str | os.PathLike, *, classes: Sequence[str] | None = None, ids: str | None = None,
               limit: int | None = None, shuffle: bool = False, seed: int = 0, show_difficult: bool = False,
               predictions: str | os.PathLike | None = None, score_thr: float = DEFAULT_SCORE_THR,
@@ -267,9 +282,10 @@ def visualize(ds: Dataset, out: str | os.PathLike, *, classes: Sequence[str] | N
                                dropped=dropped.get(im.image_id, ())))
     spec = RenderSpec(pred_layout=pred_layout, ext=ext, quality=quality, max_size=max_size,
                       pred_title=f"predictions >= {score_thr:g}")
-    # Every drawing is staged (the workers write the stages) and they land together, or none does (an interrupted
-    # run left part of them, which looked complete); earlier drawings not made again go (core.staging.files_output).
-    with files_output(out_p) as written:
+    # One transaction: every drawing is staged (the workers write the stages) and they land together, or none does
+    # (an interrupted run left part of them, which looked complete); drawings of an earlier run this one does not
+    # make again are removed, by the list the run keeps in OUT (:data:`DRAWN`), never anything else in OUT.
+    with output_transaction(out_p) as tx:
         if layout is None:
             paths = [str(safe_join(out_p, f"{j.image_id}.{ext}")) for j in jobs]
             if on_total:
@@ -279,6 +295,7 @@ def visualize(ds: Dataset, out: str | os.PathLike, *, classes: Sequence[str] | N
             for j, c, p, r in zip(jobs, job_counts, paths, reasons):
                 if r:
                     result.skipped.append({"image_id": j.image_id, "path": j.image_path, "reason": r})
+                    tx.stage(os.path.abspath(p), None)  # an earlier drawing of it is not this run's
                 else:
                     result.files.append(p)
                     result.images_drawn += 1
@@ -299,7 +316,7 @@ def visualize(ds: Dataset, out: str | os.PathLike, *, classes: Sequence[str] | N
                     else:
                         result.images_drawn += 1
                         counts.update(c)
-        written += result.files
+        _forget_earlier_drawings(out_p, tx, result.files)
     result.boxes_drawn = counts["boxes_drawn"]
     result.difficult_hidden = counts["difficult_hidden"]
     result.difficult_drawn = counts["difficult_drawn"]
