@@ -15,11 +15,9 @@ import io
 import os
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Callable, Sequence
 
-from datatools.core.atomic import atomic_write, output_transaction, write_new_file
-from datatools.core.staging import staged_file
+from datatools.core.atomic import atomic_write, make_dirs
 from datatools.core.errors import UsageError
 from datatools.core.images import exif_orientation, image_error, opened_image
 from datatools.core.model import Dataset
@@ -155,7 +153,7 @@ def error_text(e: BaseException) -> str:
 
 
 def _render_file(args: tuple[ImageJob, RenderSpec, str]) -> str:
-    """Worker: draw one image and write it to its stage (``out_path``). Returns '' or why the image was skipped."""
+    """Worker: draw one image and write it atomically. Returns '' or why the image was skipped."""
     from PIL import Image
 
     job, spec, out_path = args
@@ -163,7 +161,7 @@ def _render_file(args: tuple[ImageJob, RenderSpec, str]) -> str:
         img = render_job(job, spec, (spec.max_size, spec.max_size) if spec.max_size else None)
     except (*LOAD_ERRORS, Image.DecompressionBombError) as e:
         return error_text(e)
-    write_new_file(out_path, encode(img, spec.ext, spec.quality))
+    atomic_write(out_path, encode(img, spec.ext, spec.quality))
     return ""
 
 
@@ -176,7 +174,7 @@ def _placeholder(layout: SheetLayout, text: str):
 
 
 def _render_sheet(args: tuple[tuple[ImageJob, ...], RenderSpec, SheetLayout, str]) -> list[str]:
-    """Worker: draw the tiles of one sheet and write it to its stage (``out_path``). Returns the skip reason per job ('' when drawn); an image
+    """Worker: draw the tiles of one sheet and write it. Returns the skip reason per job ('' when drawn); an image
     that cannot be read keeps its place as a dark red 'unreadable' tile so the sheet's order stays predictable."""
     from PIL import Image
 
@@ -192,22 +190,8 @@ def _render_sheet(args: tuple[tuple[ImageJob, ...], RenderSpec, SheetLayout, str
             reason = error_text(e)
             reasons.append(reason)
             tiles.append((_placeholder(layout, reason.split(":")[0]), job.caption, "!skipped"))  # the kind only
-    write_new_file(out_path, encode(contact_sheet(tiles, layout), spec.ext, spec.quality))
+    atomic_write(out_path, encode(contact_sheet(tiles, layout), spec.ext, spec.quality))
     return reasons
-
-
-DRAWN = ".written-by-datatools"  # in OUT: the drawings of the last run, one relative path a line
-
-
-def _forget_earlier_drawings(out: Path, tx, files: Sequence[str]) -> None:
-    """Remove at commit the drawings the last run listed in ``out/DRAWN`` that this run did not make (a rerun with
-    fewer images or sheets left them beside the new ones), and list this run's."""
-    listed = out / DRAWN
-    names = sorted(os.path.relpath(f, out).replace(os.sep, "/") for f in files)
-    earlier = listed.read_text(encoding="utf-8").splitlines() if listed.is_file() else []
-    for name in sorted(set(earlier) - set(names)):
-        tx.stage(str(safe_join(out, name).absolute()), None)
-    atomic_write(listed, "".join(n + "\n" for n in names))
 
 
 def visualize(ds: Dataset, out: str | os.PathLike, *, classes: Sequence[str] | None = None, ids: str | None = None,
@@ -282,41 +266,38 @@ def visualize(ds: Dataset, out: str | os.PathLike, *, classes: Sequence[str] | N
                                dropped=dropped.get(im.image_id, ())))
     spec = RenderSpec(pred_layout=pred_layout, ext=ext, quality=quality, max_size=max_size,
                       pred_title=f"predictions >= {score_thr:g}")
-    # One transaction: every drawing is staged (the workers write the stages) and they land together, or none does
-    # (an interrupted run left part of them, which looked complete); drawings of an earlier run this one does not
-    # make again are removed, by the list the run keeps in OUT (:data:`DRAWN`), never anything else in OUT.
-    with output_transaction(out_p) as tx:
-        if layout is None:
-            paths = [str(safe_join(out_p, f"{j.image_id}.{ext}")) for j in jobs]
-            if on_total:
-                on_total(len(jobs))
-            reasons = map_items(_render_file, [(j, spec, staged_file(p)) for j, p in zip(jobs, paths)],
-                                workers=workers, progress=progress, min_per_worker=32)
-            for j, c, p, r in zip(jobs, job_counts, paths, reasons):
+    if layout is None:
+        paths = [str(safe_join(out_p, f"{j.image_id}.{ext}")) for j in jobs]
+        if on_total:
+            on_total(len(jobs))
+        reasons = map_items(_render_file, [(j, spec, p) for j, p in zip(jobs, paths)], workers=workers,
+                            progress=progress, min_per_worker=32)
+        for j, c, p, r in zip(jobs, job_counts, paths, reasons):
+            if r:
+                result.skipped.append({"image_id": j.image_id, "path": j.image_path, "reason": r})
+            else:
+                result.files.append(p)
+                result.images_drawn += 1
+                counts.update(c)
+    else:
+        make_dirs(out_p)
+        groups = [tuple(jobs[i:i + layout.per_sheet]) for i in range(0, len(jobs), layout.per_sheet)]
+        paths = [str(out_p / f"sheet_{k:04d}.{ext}") for k in range(1, len(groups) + 1)]
+        if on_total:
+            on_total(len(groups))
+        per_sheet = map_items(_render_sheet, [(g, spec, layout, p) for g, p in zip(groups, paths)],
+                              workers=workers, progress=progress, chunk_size=1, min_per_worker=1)
+        for k, (g, p, reasons) in enumerate(zip(groups, paths, per_sheet)):
+            result.files.append(p)
+            result.sheets.append({"path": p, "images": [j.image_id for j in g]})
+            for j, c, r in zip(g, job_counts[k * layout.per_sheet:(k + 1) * layout.per_sheet], reasons):
                 if r:
                     result.skipped.append({"image_id": j.image_id, "path": j.image_path, "reason": r})
-                    tx.stage(os.path.abspath(p), None)  # an earlier drawing of it is not this run's
                 else:
-                    result.files.append(p)
                     result.images_drawn += 1
                     counts.update(c)
-        else:
-            groups = [tuple(jobs[i:i + layout.per_sheet]) for i in range(0, len(jobs), layout.per_sheet)]
-            paths = [str(out_p / f"sheet_{k:04d}.{ext}") for k in range(1, len(groups) + 1)]
-            if on_total:
-                on_total(len(groups))
-            per_sheet = map_items(_render_sheet, [(g, spec, layout, staged_file(p)) for g, p in zip(groups, paths)],
-                                  workers=workers, progress=progress, chunk_size=1, min_per_worker=1)
-            for k, (g, p, reasons) in enumerate(zip(groups, paths, per_sheet)):
-                result.files.append(p)
-                result.sheets.append({"path": p, "images": [j.image_id for j in g]})
-                for j, c, r in zip(g, job_counts[k * layout.per_sheet:(k + 1) * layout.per_sheet], reasons):
-                    if r:
-                        result.skipped.append({"image_id": j.image_id, "path": j.image_path, "reason": r})
-                    else:
-                        result.images_drawn += 1
-                        counts.update(c)
-        _forget_earlier_drawings(out_p, tx, result.files)
+    if not jobs:
+        make_dirs(out_p)
     result.boxes_drawn = counts["boxes_drawn"]
     result.difficult_hidden = counts["difficult_hidden"]
     result.difficult_drawn = counts["difficult_drawn"]
