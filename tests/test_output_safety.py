@@ -326,6 +326,19 @@ def test_a_journalled_swap_is_finished_by_the_next_run(tmp_path):
     assert (tmp_path / "data.yaml").read_text() == "new" and dot_entries(tmp_path) == []
 
 
+def test_a_journal_that_cannot_be_finished_does_not_stop_every_later_run(tmp_path):
+    """A journalled swap whose roll-forward fails (here a folder, made since, stands where its file goes) raised
+    'cannot write' in every later run into the folder, and the journal was never dropped."""
+    staged = tmp_path / f".x.staging-{DEAD_PID}"
+    staged.write_text("new")
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "mine.txt").write_text("mine")
+    moves = [[str(staged), str(tmp_path / "x")], [str(tmp_path / f".y.staging-{DEAD_PID}"), str(tmp_path / "y")]]
+    (tmp_path / f".datatools-commit-{DEAD_PID}.json").write_text(json.dumps({"pid": DEAD_PID, "moves": moves}))
+    staging.clean_leftovers(tmp_path)
+    assert dot_entries(tmp_path) == [] and (tmp_path / "x" / "mine.txt").read_text() == "mine"
+
+
 _KILL_MID_SWAP = """
 import os, sys
 from click.testing import CliRunner

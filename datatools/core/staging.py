@@ -160,8 +160,8 @@ def clean_leftovers(folder: str | os.PathLike) -> list[str]:
                         raise ValueError("not a journal of ours")
                     with writing(folder):
                         _swap_in(moves, int(m["pid"]))
-                except (OSError, ValueError, KeyError, TypeError):
-                    pass  # unreadable journal: its stages are removed below, the old state stays
+                except (OSError, OutputError, ValueError, KeyError, TypeError):
+                    pass  # unreadable or unfinishable journal: its stages are removed below, the old state stays
             remove(path)
             done.append(name)
     for name in sorted(os.listdir(folder)):
