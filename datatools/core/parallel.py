@@ -16,9 +16,10 @@ same results in the same order.
 """
 from __future__ import annotations
 
+import functools
 import os
-import sys
 import pickle
+import sys
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -133,18 +134,15 @@ def ordered_map(fn: Callable[[T], R], chunks: Sequence[T], *, engine: str = "loc
     return results
 
 
-_PRCTL: list = []  # libc's prctl, or None where there is none; loaded once, before a pool forks its workers
-
-
+@functools.cache
 def _prctl():
-    if not _PRCTL:
-        try:
-            import ctypes
+    """libc's prctl, or None where there is none; loaded once, in the command before a pool forks its workers."""
+    try:
+        import ctypes
 
-            _PRCTL.append(ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None)
-        except Exception:  # noqa: BLE001 - no libc or no prctl (on Windows CDLL(None) raises TypeError)
-            _PRCTL.append(None)
-    return _PRCTL[0]
+        return ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
+    except Exception:  # noqa: BLE001 - no libc or no prctl (on Windows CDLL(None) raises TypeError)
+        return None
 
 
 def _end_with_parent() -> None:

@@ -367,7 +367,7 @@ def fill_sizes_from_headers(records: list[ImageRecord], findings: list[Finding],
             findings.append(warn("size-mismatch", r.source, "size",
                                  f"annotation says {r.width}x{r.height}, image is {h.width}x{h.height}{hint}; "
                                  "the image's size is used", image_id=r.image_id))
-        elif depth != r.depth:
+        elif depth not in (r.depth, 3):  # only a depth VOC's default (3) does not say: not every record rebuilt
             out[i] = replace(r, depth=depth)
     return out
 

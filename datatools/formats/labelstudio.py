@@ -291,7 +291,8 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
         on_total(len(exports))
     folder = image_folder(files.parent(src) if files.isfile(src) else src, images)
     index = ImageIndex(folder)
-    folder_prefix = posixpath.basename(os.fspath(folder).rstrip("/\\")) + "/" if folder else "\0"
+    # the image folder's own name, for paths given from the export's folder (any separator: a URL, or Windows)
+    folder_prefix = re.split(r"[/\\]", os.fspath(folder).rstrip("/\\"))[-1] + "/" if folder else "\0"
     findings: list[Finding] = []
     records: list[ImageRecord] = []
     pending: dict[str, list[tuple[str, tuple, float]]] = {}
@@ -406,8 +407,8 @@ def to_tasks(records: Sequence[ImageRecord], refs: Sequence[str], *, precision: 
                                      "width": _pct(x2 - x1, w, precision), "height": _pct(y2 - y1, h, precision),
                                      "rotation": 0, "rectanglelabels": [a.label]}})
         # the size in data too: a task without regions has it nowhere else (read back without the images, it was lost)
-        tasks.append({"data": {"image": ref, "width": rec.width, "height": rec.height}, "annotations": [{"result": result, "was_cancelled": False,
-                                                               "ground_truth": False}]})
+        tasks.append({"data": {"image": ref, "width": rec.width, "height": rec.height},
+                      "annotations": [{"result": result, "was_cancelled": False, "ground_truth": False}]})
     return tasks
 
 
@@ -422,8 +423,8 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
           **_ignored) -> WriteResult:
     """Write ``ds`` as a task list Label Studio imports: ``OUT/tasks.json`` and, unless ``images_mode`` is ``none``,
     ``OUT/images/<id><ext>``, each task's image ``/data/local-files/?d=images/<id><ext>`` (Label Studio's local file
-    serving, rooted at OUT; the path %-escaped as a query value). Under ``none`` a task names its source's file name there. Splits are not a Label
-    Studio notion: each image is one task."""
+    serving, rooted at OUT; the path %-escaped as a query value). Under ``none`` a task names its source's file name
+    there. Splits are not a Label Studio notion: each image is one task."""
     images_mode = ImagesMode(images_mode)
     out = Path(out)
     result = WriteResult(out=str(out))
