@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from datatools.cli import cli
 from datatools.formats import voc
-from datatools.formats.safe_xml import declares_dtd, parse_document
+from datatools.formats.safe_xml import declares_dtd, parse_document, stream_document
 from tests.conftest import ROOT, make_jpeg, make_voc_root, voc_xml
 
 TIMEOUT = 60  # seconds; a hang on a FIFO is forever, a pass takes about one
@@ -56,11 +56,25 @@ def hidden_doctypes(target: str) -> dict[str, bytes]:
     return docs
 
 
+def refusal(doc: bytes, how: str):
+    """The finding that refuses ``doc``, parsed whole (VOC) or streamed (CVAT), or None when it is read."""
+    if how == "whole":
+        root, finding = parse_document(doc, path="a.xml", image_id="a", root_tag="annotation")
+        assert (root is None) == (finding is not None)
+        return finding
+    seen = []
+    finding = stream_document(doc, path="a.xml", root_tag="annotation", children=("object",), handle=seen.append)
+    assert finding is not None or len(seen) == doc.count(b"<object>")
+    return finding
+
+
+@pytest.mark.parametrize("how", ["whole", "streamed"])
 @pytest.mark.parametrize("name", sorted(hidden_doctypes("x")))
-def test_a_doctype_anywhere_is_refused(name):
+def test_a_doctype_anywhere_is_refused(name, how):
     doc = hidden_doctypes("file:///etc/passwd")[name]
-    root, finding = parse_document(doc, path="a.xml", image_id="a", root_tag="annotation")
-    assert root is None and finding.code == "xml-dtd" and finding.image_dropped
+    finding = refusal(doc, how)
+    assert finding.code == "xml-dtd" and finding.image_dropped
+    assert refusal(f'<?xml version="1.0"?><!-- <annotation> -->{BODY}'.encode(), how) is None
 
 
 @pytest.mark.parametrize("encoding", ["utf-32", "utf-32-be", "cp037", "utf-7", "latin-1", "utf-8-sig"])
@@ -71,10 +85,18 @@ def test_the_check_reads_the_document_in_its_own_encoding(encoding):
     assert declares_dtd(doc.replace('<!DOCTYPE a SYSTEM "y">', "").encode(encoding)) is False
 
 
-def test_an_undecodable_declared_encoding_is_refused():
-    doc = b'<?xml version="1.0" encoding="X-NO-SUCH-CODEC"?><annotation/>'
-    root, finding = parse_document(doc, path="a.xml", image_id="a", root_tag="annotation")
-    assert root is None and finding.code == "xml-parse" and "X-NO-SUCH-CODEC" in finding.message
+@pytest.mark.parametrize("how", ["whole", "streamed"])
+def test_an_undecodable_declared_encoding_is_refused(how):
+    finding = refusal(b'<?xml version="1.0" encoding="X-NO-SUCH-CODEC"?><annotation/>', how)
+    assert finding.code == "xml-parse" and "X-NO-SUCH-CODEC" in finding.message
+
+
+@pytest.mark.parametrize("how", ["whole", "streamed"])
+@pytest.mark.parametrize("doc, code", [(b"", "empty-file"), (b"<annotation><object>", "xml-parse"),
+                                       (b"<other><object/></other>", "xml-root"), (b"<object/>", "xml-root")])
+def test_what_is_not_a_document_is_refused(doc, code, how):
+    finding = refusal(doc, how)
+    assert finding.code == code and finding.image_dropped
 
 
 def test_the_refusal_does_not_tell_whether_a_file_exists(tmp_path):
@@ -114,12 +136,18 @@ def test_the_parser_itself_opens_nothing(tmp_path):
     os.mkfifo(fifo)
     r = run_python(f"""
         from lxml import etree
-        from datatools.formats.safe_xml import xml_parser
+        from datatools.formats.safe_xml import pull_parser, xml_parser
         for target in ({str(fifo)!r}, {fifo.as_uri()!r}):
             for doc in ('<!DOCTYPE a SYSTEM "@@"><a>x</a>', '<!DOCTYPE a [<!ENTITY % pe SYSTEM "@@"> %pe;]><a>x</a>',
                         '<!DOCTYPE a [<!ENTITY e SYSTEM "@@">]><a>&e;</a>'):
                 try:
                     etree.fromstring(doc.replace("@@", target).encode(), xml_parser())
+                except etree.XMLSyntaxError:
+                    pass
+                parser = pull_parser(["a"])
+                try:
+                    parser.feed(doc.replace("@@", target).encode())
+                    parser.close()
                 except etree.XMLSyntaxError:
                     pass
         print("done")

@@ -20,7 +20,7 @@ from datatools.formats.common import (ImageIndex, WriteResult, err, existing_sou
                                       fold_no_images, id_in_split, image_folder, name_id, no_image_dir, placed_names,
                                       read_annotation_file, split_not_kept, warn)
 from datatools.formats.values import annotation_size, read_flag, text_number
-from datatools.formats.safe_xml import escape, parse_document
+from datatools.formats.safe_xml import escape, stream_document
 from datatools.formats.shapes import box_notes, centred_envelope, envelope, shape_points
 from datatools.formats.voc_xml import RAISE_XML_LIMIT
 
@@ -70,14 +70,14 @@ def is_cvat_xml(path: str) -> bool:
     return bool(m and m.group(1) == b"annotations")
 
 
-def meta_labels(root) -> list[str]:
-    """The label names of ``<meta>`` in their order: the task's, else the job's, else the project's (what CVAT writes
+def meta_labels(meta) -> list[str]:
+    """The label names of the ``<meta>`` element in their order: the task's, else the job's, else the project's (what CVAT writes
     for a task, job or project export; duplicates once). A label with a ``<parent>`` is a skeleton's point, not a
     class of its own, and a ``skeleton`` label names shapes that are never read as boxes: both are left out (an empty
     class in the list moved the YOLO ids after it)."""
     names: list[str] = []
-    for where in ("meta/task/labels/label", "meta/job/labels/label", "meta/project/labels/label"):
-        for el in root.iterfind(where):
+    for where in ("task/labels/label", "job/labels/label", "project/labels/label"):
+        for el in meta.iterfind(where):
             if (el.findtext("parent") or "").strip() or (el.findtext("type") or "").strip() == "skeleton":
                 continue
             name = (el.findtext("name") or "").strip()
@@ -217,68 +217,84 @@ def _shape_box(shape, where: str, path: str, image_id: str, findings: list[Findi
 
 def parse_cvat(data: bytes, *, path: str) -> tuple[list[ImageRecord], list[str], list[Finding], int]:
     """Parse one CVAT for images document: (records, meta label names, findings, objects met). Bad shapes and
-    images are dropped one by one with a finding each; a refused file is one finding and nothing else."""
-    root, refused = parse_document(data, path=path, image_id="", root_tag="annotations")
-    if root is None:
-        return [], [], [refused], 0
-    labels = meta_labels(root)
+    images are dropped one by one with a finding each; a refused file is one finding and nothing else. The document is
+    streamed: one ``<image>`` element is held at a time, never the whole tree."""
+    labels: list[str] = []
     findings: list[Finding] = []
     records: list[ImageRecord] = []
     seen: dict[str, str] = {}  # image id -> its subset
-    met = 0
-    for k, im in enumerate(root.iterfind("image")):
-        where = f"image[{k}]"
-        name = (im.get("name") or "").strip()
-        shapes = [c for c in im if isinstance(c.tag, str) and (c.tag in BOX_SHAPES or c.tag in OTHER_SHAPES)]
-        met += len(shapes)
-        if not name:
-            findings.append(err("missing-field", path, f"{where}/@name", "the image has no name; dropped with "
-                                f"its {len(shapes)} shape(s)", objects=len(shapes), image_dropped=True))
-            continue
-        iid = name_id(name, fallback=f"image_{im.get('id', k)}")
-        subset = (im.get("subset") or "").strip()
-        if iid in seen:
-            # A project export keeps names unique within a subset only (its zip holds images/<subset>/<name>): the
-            # same name in another subset is another image, kept as <subset>/<id>.
-            other = id_in_split(iid, subset, seen) if seen[iid] != subset else None
-            if other:
-                iid = other
-            else:
-                iid = name_id(name, fallback=f"image_{im.get('id', k)}", key=im.get("id", k), taken=seen)
-                findings.append(warn("duplicate-file-name", path, f"{where}/@name",
-                                     f"image name {name!r} appears twice; this one is kept as {iid}", image_id=iid))
-        seen[iid] = subset
-        anns: list[Annotation] = []
-        to_box: dict[str, int] = {}  # polygons, ellipses and masks read as their box
-        other: dict[str, int] = {}
-        for j, shape in enumerate(shapes):
-            swhere = f"{where}/{shape.tag}[{j}]"
-            if shape.tag in OTHER_SHAPES:
-                other[shape.tag] = other.get(shape.tag, 0) + 1
-                continue
-            label = (shape.get("label") or "").strip()
-            if not label:
-                findings.append(err("missing-field", path, f"{swhere}/@label", "the shape has no label; dropped",
-                                    image_id=iid, objects=1))
-                continue
-            box = _shape_box(shape, swhere, path, iid, findings)
-            if box is None:
-                continue
-            if shape.tag != "box":
-                to_box[shape.tag] = to_box.get(shape.tag, 0) + 1
-            flags, attrs = _attributes(shape, swhere, path, iid, findings)
-            occluded = read_flag(shape.get("occluded"), path, f"{swhere}/@occluded", iid, findings)
-            anns.append(Annotation(label, box, difficult=flags.get("difficult", False),
-                                   truncated=flags.get("truncated", False), occluded=occluded,
-                                   iscrowd=flags.get("iscrowd", False), attributes=attrs, where=swhere))
-        polygons = to_box.pop("polygon", 0)
-        findings += box_notes(path, iid, at=where, boxable="a box, polygon, ellipse or mask", polygons=polygons,
-                              to_box=to_box, unsupported=other, show="<{}>", kind_at=lambda tag: f"{where}/{tag}")
-        w, h = annotation_size(im.get("width"), im.get("height"), path=path, image_id=iid, findings=findings,
-                               fields=(f"{where}/@width", f"{where}/@height"), names=("width", "height"), text=True)
-        records.append(ImageRecord(image_id=iid, file_name=name, width=w, height=h, annotations=tuple(anns),
-                                   source=path, splits=(subset,) if subset else ()))
+    met = k = 0
+
+    def handle(el) -> None:
+        nonlocal met, k
+        if el.tag == "meta":
+            labels[:] = meta_labels(el)
+            return
+        record, shapes = _image_record(el, k, path, seen, findings)
+        k += 1
+        met += shapes
+        if record is not None:
+            records.append(record)
+
+    refused = stream_document(data, path=path, root_tag="annotations", children=("meta", "image"), handle=handle)
+    if refused is not None:
+        return [], [], [refused], 0
     return records, labels, findings, met
+
+
+def _image_record(im, k: int, path: str, seen: dict[str, str], findings: list[Finding]
+                  ) -> tuple[ImageRecord | None, int]:
+    """The record of the ``k``-th ``<image>`` element (None when it is dropped) and the number of shapes in it."""
+    where = f"image[{k}]"
+    name = (im.get("name") or "").strip()
+    shapes = [c for c in im if isinstance(c.tag, str) and (c.tag in BOX_SHAPES or c.tag in OTHER_SHAPES)]
+    if not name:
+        findings.append(err("missing-field", path, f"{where}/@name", "the image has no name; dropped with "
+                            f"its {len(shapes)} shape(s)", objects=len(shapes), image_dropped=True))
+        return None, len(shapes)
+    iid = name_id(name, fallback=f"image_{im.get('id', k)}")
+    subset = (im.get("subset") or "").strip()
+    if iid in seen:
+        # A project export keeps names unique within a subset only (its zip holds images/<subset>/<name>): the
+        # same name in another subset is another image, kept as <subset>/<id>.
+        other = id_in_split(iid, subset, seen) if seen[iid] != subset else None
+        if other:
+            iid = other
+        else:
+            iid = name_id(name, fallback=f"image_{im.get('id', k)}", key=im.get("id", k), taken=seen)
+            findings.append(warn("duplicate-file-name", path, f"{where}/@name",
+                                 f"image name {name!r} appears twice; this one is kept as {iid}", image_id=iid))
+    seen[iid] = subset
+    anns: list[Annotation] = []
+    to_box: dict[str, int] = {}  # polygons, ellipses and masks read as their box
+    other: dict[str, int] = {}
+    for j, shape in enumerate(shapes):
+        swhere = f"{where}/{shape.tag}[{j}]"
+        if shape.tag in OTHER_SHAPES:
+            other[shape.tag] = other.get(shape.tag, 0) + 1
+            continue
+        label = (shape.get("label") or "").strip()
+        if not label:
+            findings.append(err("missing-field", path, f"{swhere}/@label", "the shape has no label; dropped",
+                                image_id=iid, objects=1))
+            continue
+        box = _shape_box(shape, swhere, path, iid, findings)
+        if box is None:
+            continue
+        if shape.tag != "box":
+            to_box[shape.tag] = to_box.get(shape.tag, 0) + 1
+        flags, attrs = _attributes(shape, swhere, path, iid, findings)
+        occluded = read_flag(shape.get("occluded"), path, f"{swhere}/@occluded", iid, findings)
+        anns.append(Annotation(label, box, difficult=flags.get("difficult", False),
+                               truncated=flags.get("truncated", False), occluded=occluded,
+                               iscrowd=flags.get("iscrowd", False), attributes=attrs, where=swhere))
+    polygons = to_box.pop("polygon", 0)
+    findings += box_notes(path, iid, at=where, boxable="a box, polygon, ellipse or mask", polygons=polygons,
+                          to_box=to_box, unsupported=other, show="<{}>", kind_at=lambda tag: f"{where}/{tag}")
+    w, h = annotation_size(im.get("width"), im.get("height"), path=path, image_id=iid, findings=findings,
+                           fields=(f"{where}/@width", f"{where}/@height"), names=("width", "height"), text=True)
+    return ImageRecord(image_id=iid, file_name=name, width=w, height=h, annotations=tuple(anns), source=path,
+                       splits=(subset,) if subset else ()), len(shapes)
 
 
 def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, classes: Sequence[str] | None = None,

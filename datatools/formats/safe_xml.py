@@ -1,7 +1,8 @@
 """Safe parsing of untrusted XML annotation files with lxml: the one way every XML format (VOC, CVAT) turns bytes
 into an element tree.
 
-Use :func:`parse_document` on a whole file's bytes. It never resolves entities, never touches the network, the disk
+Use :func:`parse_document` on a whole file's bytes, or :func:`stream_document` to meet a large document's parts
+one at a time. It never resolves entities, never touches the network, the disk
 or a DTD. Three walls, each enough on its own for what it guards:
 
 * a document with a DOCTYPE anywhere in it is refused before lxml sees it. The text is searched in the encoding the
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import codecs
 import re
+from typing import Sequence
 
 from datatools.core.model import Finding
 from datatools.formats.common import err
@@ -48,28 +50,45 @@ def escape(text: str, *, quote: bool = False) -> str:
     return out
 
 
+def _parser_options() -> dict:
+    # collect_ids=False: no ID table is built (nothing here looks elements up by id); about 4% of a parse.
+    # remove_blank_text drops the whitespace between elements (the indentation of a pretty-printed file), which
+    # nothing reads: a fifth of the parse (VOC XML: 14.5 us a file against 17.9 us). libxml2 keeps the text of a
+    # leaf even when it is all blanks, so ``<name> </name>`` still reads as " " (tests/test_voc_bad_input.py).
+    return dict(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
+                attribute_defaults=False, huge_tree=False, remove_comments=True, remove_pis=True, collect_ids=False,
+                remove_blank_text=True)
+
+
+def _resolving_nothing(parser):
+    """``parser`` with the one resolver: every external reference is an empty document, so libxml2 never opens a
+    file or a URL."""
+    from lxml import etree
+
+    class _ResolveNothing(etree.Resolver):
+        def resolve(self, url, pubid, context):
+            return self.resolve_string("", context)
+
+    parser.resolvers.add(_ResolveNothing())
+    return parser
+
+
 def xml_parser():
     """The shared lxml parser (built on first use, so importing a format module does not import lxml)."""
     global _parser
     if _parser is None:
         from lxml import etree
 
-        class _ResolveNothing(etree.Resolver):
-            """Every external reference is an empty document: libxml2 never opens a file or a URL."""
-
-            def resolve(self, url, pubid, context):
-                return self.resolve_string("", context)
-
-        # collect_ids=False: no ID table is built (nothing here looks elements up by id); about 4% of a parse.
-        # remove_blank_text drops the whitespace between elements (the indentation of a pretty-printed file), which
-        # nothing reads: a fifth of the parse (VOC XML: 14.5 us a file against 17.9 us). libxml2 keeps the text of a
-        # leaf even when it is all blanks, so ``<name> </name>`` still reads as " " (tests/test_voc_bad_input.py).
-        parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
-                                 attribute_defaults=False, huge_tree=False, remove_comments=True, remove_pis=True,
-                                 collect_ids=False, remove_blank_text=True)
-        parser.resolvers.add(_ResolveNothing())
-        _parser = parser
+        _parser = _resolving_nothing(etree.XMLParser(**_parser_options()))
     return _parser
+
+
+def pull_parser(tags: Sequence[str]):
+    """A parser fed in pieces (lxml's ``XMLPullParser``) with the shared parser's options and resolver, that reports
+    the end of each element named in ``tags``."""
+    from lxml import etree
+
+    return _resolving_nothing(etree.XMLPullParser(events=("end",), tag=tuple(tags), **_parser_options()))
 
 
 def document_encoding(data: bytes) -> str:
@@ -103,36 +122,85 @@ def declares_dtd(data: bytes) -> bool | None:
     return "<!DOCTYPE" in text or "<!ENTITY" in text
 
 
+def _refused_before_parsing(data: bytes, path: str, image_id: str) -> Finding | None:
+    """Why ``data`` is refused before a parser sees it: empty, an encoding that cannot be checked, or a DTD or entity
+    declaration anywhere in it."""
+    if not data or data.isspace():
+        return err("empty-file", path, "", "the file is empty", image_id=image_id, image_dropped=True)
+    dtd = declares_dtd(data)
+    if dtd is None:
+        return err("xml-parse", path, "", f"unknown encoding {document_encoding(data)!r}", image_id=image_id,
+                   image_dropped=True)
+    if dtd:
+        return _dtd_finding(path, image_id, "the file declares a DTD or entities; they are never expanded, so the "
+                                            "file is refused")
+    return None
+
+
+def _refused_after_parsing(root, path: str, image_id: str, root_tag: str) -> Finding | None:
+    docinfo = root.getroottree().docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
+        return _dtd_finding(path, image_id,
+                            "the file declares a DTD; entities and DTDs are never expanded, so it is refused")
+    if root.tag != root_tag:
+        return err("xml-root", path, root.tag if isinstance(root.tag, str) else "",
+                   f"expected an <{root_tag}> root element, found <{root.tag}>", image_id=image_id, image_dropped=True)
+    return None
+
+
+def _not_well_formed(e, path: str, image_id: str) -> Finding:
+    # e.msg: libxml2's words with their line and column (str(e) adds "(<string>, line N)" again)
+    return err("xml-parse", path, "", f"not well-formed XML: {e.msg or e}", image_id=image_id, image_dropped=True)
+
+
 def parse_document(data: bytes, *, path: str, image_id: str, root_tag: str):
     """The root element of a document whose root is ``<root_tag>``, or ``(None, the finding that says why the file
     is refused)``: an empty file, a DTD or entity declaration anywhere in it, an encoding that cannot be checked, XML
     that is not well-formed, another root element. Every refusal drops the image (``image_dropped``)."""
     from lxml import etree
 
-    if not data or data.isspace():
-        return None, err("empty-file", path, "", "the file is empty", image_id=image_id, image_dropped=True)
-    dtd = declares_dtd(data)
-    if dtd is None:
-        return None, err("xml-parse", path, "", f"unknown encoding {document_encoding(data)!r}", image_id=image_id,
-                         image_dropped=True)
-    if dtd:
-        return None, _dtd_finding(path, image_id, "the file declares a DTD or entities; they are never expanded, "
-                                                  "so the file is refused")
+    refused = _refused_before_parsing(data, path, image_id)
+    if refused is not None:
+        return None, refused
     try:
         root = etree.fromstring(data, xml_parser())
     except etree.XMLSyntaxError as e:
-        # e.msg: libxml2's words with their line and column (str(e) adds "(<string>, line N)" again)
-        return None, err("xml-parse", path, "", f"not well-formed XML: {e.msg or e}", image_id=image_id,
-                         image_dropped=True)
-    docinfo = root.getroottree().docinfo
-    if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
-        return None, _dtd_finding(path, image_id,
-                                  "the file declares a DTD; entities and DTDs are never expanded, so it is refused")
-    if root.tag != root_tag:
-        return None, err("xml-root", path, root.tag if isinstance(root.tag, str) else "",
-                         f"expected an <{root_tag}> root element, found <{root.tag}>", image_id=image_id,
-                         image_dropped=True)
-    return root, None
+        return None, _not_well_formed(e, path, image_id)
+    refused = _refused_after_parsing(root, path, image_id, root_tag)
+    return (None, refused) if refused is not None else (root, None)
+
+
+def stream_document(data: bytes, *, path: str, root_tag: str, children: Sequence[str], handle) -> Finding | None:
+    """Parse ``data`` as :func:`parse_document` does, calling ``handle(element)`` for each child of the root named in
+    ``children`` as soon as it is whole, and freeing it after: a large document (a CVAT export of 100k images) never
+    holds its whole tree, only one child at a time. Returns the refusal finding, or None; after a refusal the
+    caller drops what ``handle`` saw, as a refused file gives nothing."""
+    from lxml import etree
+
+    refused = _refused_before_parsing(data, path, "")
+    if refused is not None:
+        return refused
+    parser = pull_parser(children)
+    chunk = 1 << 20
+    root = None
+    try:
+        for at in range(0, len(data), chunk):
+            parser.feed(data[at:at + chunk])
+            for _, el in parser.read_events():
+                if root is None:
+                    root = el.getroottree().getroot()
+                    if root.tag != root_tag:
+                        return _refused_after_parsing(root, path, "", root_tag)
+                if el.getparent() is not root:
+                    continue  # a nested element of that name is part of its parent's content
+                handle(el)
+                el.clear()
+                while el.getprevious() is not None:
+                    del root[0]
+        root = parser.close()
+    except etree.XMLSyntaxError as e:
+        return _not_well_formed(e, path, "")
+    return _refused_after_parsing(root, path, "", root_tag)
 
 
 def _dtd_finding(path: str, image_id: str, message: str) -> Finding:
