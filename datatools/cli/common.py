@@ -128,6 +128,8 @@ def read_dataset(src, *, format: str | None, classes: list[str] | None = None, w
     if select and classes:
         from datatools.ops.surgery import filter_dataset
 
+        if ds.format == "yolo":  # selected among what its ids mean (--classes itself only where it names no class)
+            ds = ds.evolve(classes=tuple(ds.meta["names"]))
         return filter_dataset(ds, classes=classes)
     return ds
 
