@@ -385,11 +385,11 @@ def test_yolo_root_is_the_data_yaml_folder_when_it_names_no_path(tmp_path, monke
     Image.new("RGB", (8, 6)).save(tmp_path / "nest/nest/images/train/zzz.jpg")
     (tmp_path / "nest/labels/train/a.txt").write_text("0 0.5 0.5 0.5 0.5\n")
     (tmp_path / "nest/data.yaml").write_text("train: images/train\nval: images/missing\nnames: [x]\n")
-    root, splits, names, findings = yolo.discover("nest/data.yaml")
+    root, splits, names, findings, _ = yolo.discover("nest/data.yaml")
     assert str(root) == "nest" and names == ["x"]
     assert splits == {"train": [("a", "nest/images/train/a.jpg")], "val": []}
     for spelling in ("nest//data.yaml", "./nest/data.yaml", "nest/data.yaml/"):
-        assert yolo.discover(spelling) == (root, splits, names, findings), spelling
+        assert yolo.discover(spelling)[:4] == (root, splits, names, findings), spelling
     assert [(f.code, f.path) for f in findings] == [("missing-split", "nest/data.yaml")]
 
 

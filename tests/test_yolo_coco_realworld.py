@@ -633,3 +633,73 @@ def test_yolo_images_of_one_name_in_two_splits_are_both_read(tmp_path):
     make_jpeg(tmp_path / "src" / "images" / "val" / "0001.png", 100, 100)  # one split, one label file for both
     dup = [f for f in formats.get("yolo").read(tmp_path / "src").findings if f.code == "duplicate-file-name"]
     assert len(dup) == 1 and dup[0].path.endswith("0001.png") and "only the first is read" in dup[0].message
+
+
+def pose_dataset(root: Path, kpt_shape: str, rows: list[str]) -> Path:
+    make_jpeg(root / "images" / "train" / "t.jpg", 100, 100)
+    (root / "labels" / "train").mkdir(parents=True)
+    (root / "labels" / "train" / "t.txt").write_text("\n".join(rows) + "\n")
+    (root / "data.yaml").write_text(f"train: images/train\nval: images/train\nkpt_shape: {kpt_shape}\n"
+                                    "names:\n  0: tiger\n")
+    return root
+
+
+@pytest.mark.parametrize("dims", [2, 3])
+def test_pose_rows_are_read_as_their_box(tmp_path, dims):
+    """ultralytics' tiger-pose (kpt_shape [12, 2]) has 29 values a row, an odd count: it was read as a polygon whose
+    box spanned every keypoint and the (w, h) pair, twice the size and elsewhere, without a word."""
+    kp = " ".join(["0.55 0.6" + " 2" * (dims == 3)] * 12)
+    root = pose_dataset(tmp_path / "pose", f"[12, {dims}]", [f"0 0.6 0.6 0.2 0.2 {kp}", "0 0.5 0.5 0.2 0.2 0.1 0.1"])
+    ds = formats.get("yolo").read(root)
+    (im,) = ds.images
+    assert [a.box for a in im.annotations] == [pytest.approx((50, 50, 70, 70))]
+    codes = sorted(f.code for f in ds.findings if f.code != "repeated-split")  # val: the train placeholder
+    assert codes == ["bad-row", "keypoints-not-kept"], codes  # the second row holds 2 values, not 12 x dims
+    r = run("convert", str(root), str(tmp_path / "out"), "--to", "yolo")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "out" / "labels" / "train" / "t.txt").read_text() == "0 0.6 0.6 0.2 0.2\n"
+
+
+@pytest.mark.parametrize("shape", ["[12]", "[12, 4]", "[0, 2]", "tiger"])
+def test_a_bad_kpt_shape_is_one_message(tmp_path, shape):
+    root = pose_dataset(tmp_path / "pose", shape, ["0 0.6 0.6 0.2 0.2"])
+    r = run("check", str(root))
+    assert r.exit_code == 1 and "kpt_shape: expected" in r.output and "Traceback" not in r.output, r.output
+
+
+def test_a_box_past_any_float_in_pixels_is_a_bad_number(tmp_path):
+    """0 1e308 0.5 0.1 0.1 is finite as written and infinite once multiplied by the width: visualize stopped with an
+    OverflowError and stats lost every box-width figure."""
+    root = pose_dataset(tmp_path / "y", "null", ["0 1e308 0.5 0.1 0.1", "0 0.5 0.5 0.2 0.2"])
+    ds = formats.get("yolo").read(root)
+    assert [a.box for a in ds.images[0].annotations] == [pytest.approx((40, 40, 60, 60))]
+    assert [(f.code, f.field, f.objects) for f in ds.findings if f.code != "repeated-split"] == [
+        ("bad-number", "line 1", 1)]
+    r = run("visualize", str(root), str(tmp_path / "viz"))
+    assert r.exit_code == 0, r.output
+
+
+OVERFLOWING = {  # one box finite as written and infinite in pixels, one good box (10,10)-(30,30), per format
+    "coco": ("a.json", json.dumps({
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 100}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1e308, 1, 1e308, 3]},
+                        {"id": 2, "image_id": 1, "category_id": 1, "bbox": [10, 10, 20, 20]}],
+        "categories": [{"id": 1, "name": "c"}]}), "missing-field"),
+    "labelstudio": ("tasks.json", json.dumps([{"id": 1, "data": {"image": "a.jpg"}, "annotations": [{"result": [
+        {"type": "rectanglelabels", "original_width": 100, "original_height": 100,
+         "value": {"x": x, "y": 10, "width": w, "height": 20, "rectanglelabels": ["c"]}}
+        for x, w in ((-1e308, 10), (10, 20))]}]}]), "bad-number"),
+    "cvat": ("annotations.xml", '<annotations><image id="0" name="a.jpg" width="100" height="100">'
+             '<ellipse label="c" cx="1e308" cy="5" rx="1e308" ry="2"/>'
+             '<box label="c" xtl="10" ytl="10" xbr="30" ybr="30"/></image></annotations>', "bad-number"),
+}
+
+
+@pytest.mark.parametrize("fmt", sorted(OVERFLOWING))
+def test_every_reader_drops_a_box_past_any_float_in_pixels(tmp_path, fmt):
+    name, text, code = OVERFLOWING[fmt]
+    (tmp_path / name).write_text(text)
+    ds = formats.get(fmt).read(tmp_path / name)
+    assert [a.box for im in ds.images for a in im.annotations] == [pytest.approx((10, 10, 30, 30))]
+    assert [(f.code, f.objects) for f in ds.findings if f.severity.value != "info"
+            and f.code not in ("missing-image", "missing-image-dir")] == [(code, 1)]

@@ -57,6 +57,12 @@ def xywh_to_xyxy(x: float, y: float, w: float, h: float) -> Box:
     return (x, y, x + w, y + h)
 
 
+def is_finite(box: Box) -> bool:
+    """Whether every coordinate is a finite number: values finite as written can pass any float once made pixels
+    (a YOLO ``1e308`` times the width, a COCO ``x + w``); every reader drops such a box as ``bad-number``."""
+    return all(v - v == 0.0 for v in box)
+
+
 def xyxy_to_xywh(box: Box) -> Box:
     return (box[0], box[1], box[2] - box[0], box[3] - box[1])
 

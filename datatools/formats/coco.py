@@ -13,7 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
-from datatools.core.boxes import xywh_to_xyxy, xyxy_to_xywh
+from datatools.core.boxes import is_finite, xywh_to_xyxy, xyxy_to_xywh
 from datatools.core.errors import FormatError
 from datatools.core import fs
 from datatools.core.atomic import ImagesMode, atomic_write, place_images, staged_dir, write_files
@@ -175,7 +175,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
             box = _box_of(a)
             if box is None:
                 findings.append(err("missing-field", str(jpath), f"{where}/bbox",
-                                    f"expected bbox [x, y, w, h] of numbers, found {a.get('bbox')!r}; dropped",
+                                    f"expected bbox [x, y, w, h] of finite numbers, found {a.get('bbox')!r}; dropped",
                                     image_id=iid, objects=1))
                 continue
             attrs = a.get("attributes") if isinstance(a.get("attributes"), dict) else {}
@@ -329,7 +329,8 @@ def _box_of(a: dict):
     if isinstance(bb, (list, tuple)) and len(bb) == 4:
         vals = [json_number(v) for v in bb]
         if all(v is not None for v in vals):
-            return xywh_to_xyxy(*vals)  # type: ignore[arg-type]
+            box = xywh_to_xyxy(*vals)  # type: ignore[arg-type]
+            return box if is_finite(box) else None
     seg = a.get("segmentation")
     if isinstance(seg, list) and seg and all(isinstance(p, list) and len(p) >= 6 for p in seg):
         # the bbox's number rule, so that "1" is read and "a" is no number

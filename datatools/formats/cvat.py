@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Sequence
 
 from datatools.core.atomic import ImagesMode, atomic_write, place_images
-from datatools.core.boxes import fmt_number, snap
+from datatools.core.boxes import fmt_number, is_finite, snap
 from datatools.core.errors import UsageError
 from datatools.core.fs import files_for
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, all_classes
@@ -208,6 +208,10 @@ def _shape_box(shape, where: str, path: str, image_id: str, findings: list[Findi
     if box is None:
         return None
     x1, y1, x2, y2 = box
+    if not is_finite(box):
+        findings.append(err("bad-number", path, where, "the box of the shape is no finite number of pixels; dropped",
+                            image_id=image_id, objects=1))
+        return None
     if x1 == x2 or y1 == y2:
         findings.append(err("zero-area", path, where, f"box {x1:g},{y1:g},{x2:g},{y2:g} has no extent; dropped",
                             image_id=image_id, objects=1, box=(x1, y1, x2, y2)))

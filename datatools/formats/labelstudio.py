@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, quote, unquote, urlparse
 
 from datatools.core import fs
 from datatools.core.atomic import ImagesMode, atomic_write, place_images
+from datatools.core.boxes import is_finite
 from datatools.core.errors import DatatoolsError, FormatError, UsageError
 from datatools.core.fs import files_for, read_json
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, sorted_classes
@@ -370,7 +371,14 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
                                 image_id=rec.image_id, objects=len(regions), image_dropped=True))
             continue
         w, h = int(rec.width or 0), int(rec.height or 0)
-        anns = [Annotation(lab, to_pixels(g, rot, w, h), where=here) for lab, g, rot, here in regions]
+        anns = []
+        for lab, g, rot, here in regions:
+            box = to_pixels(g, rot, w, h)
+            if is_finite(box):
+                anns.append(Annotation(lab, box, where=here))
+            else:
+                findings.append(err("bad-number", rec.source, here, "the region is no finite number of pixels; "
+                                    "dropped", image_id=rec.image_id, objects=1))
         kept.append(rec.with_annotations(anns))
     if progress:
         progress(len(exports))

@@ -12,7 +12,7 @@ from functools import partial
 from pathlib import Path
 from typing import Sequence
 
-from datatools.core.boxes import fmt_numbers, xyxy_to_yolo, yolo_to_xyxy
+from datatools.core.boxes import fmt_numbers, is_finite, xyxy_to_yolo, yolo_to_xyxy
 from datatools.core.errors import DatatoolsError, FormatError, UsageError
 from datatools.core import fs
 from datatools.core.atomic import ImagesMode, place_images, atomic_write, staged_dir, write_staged
@@ -53,7 +53,8 @@ def _label_path_for(image_path: str) -> str:
 # --------------------------------------------------------------------------------------------------- reading
 
 def parse_label_text(text: str, *, path: str, image_id: str, names: Sequence[str], width: int, height: int,
-                     scores: bool = True, refuse_pixels: bool = False) -> tuple[list[Annotation], list[Finding], int]:
+                     scores: bool = True, refuse_pixels: bool = False, keypoints: int = 0
+                     ) -> tuple[list[Annotation], list[Finding], int]:
     """Parse one label file's text: ``(annotations, findings, rows met)``; each annotation carries its line number.
 
     Rows are ``class cx cy w h`` (5 numbers) or a polygon ``class x1 y1 x2 y2 x3 y3 ...`` (an even number, at least 6,
@@ -62,12 +63,14 @@ def parse_label_text(text: str, *, path: str, image_id: str, names: Sequence[str
     ``scores=False``, where a 6th column is a ``bad-row`` (ultralytics rejects such a label file).
     ``refuse_pixels`` raises :class:`~datatools.core.errors.FormatError` for a box row whose ``cx cy w h`` is not
     normalized (outside [0, 1] by more than rounding): for predictions, where a file in pixel coordinates would
-    otherwise be read as fractions of the image, match nothing and score AP 0.0 with no finding.
+    otherwise be read as fractions of the image, match nothing and score AP 0.0 with no finding. ``keypoints``: the
+    values of a pose dataset's row after its box (data.yaml's ``kpt_shape``): every row is then ``class cx cy w h``
+    and exactly that many values, read as its box (an odd count is no polygon there), the keypoints not kept.
     """
     anns: list[Annotation] = []
     findings: list[Finding] = []
     rows = 0
-    polygons = boxes = 0
+    polygons = boxes = posed = 0
     for lineno, line in enumerate(text.splitlines(), 1):
         parts = line.split()
         if not parts:
@@ -81,7 +84,12 @@ def parse_label_text(text: str, *, path: str, image_id: str, names: Sequence[str
                                 image_id=image_id, objects=1))
             continue
         n = len(vals)
-        if not (n == 5 or (n == 6 and scores) or (n >= 7 and n % 2 == 1)):
+        if keypoints and n != 5 + keypoints:
+            findings.append(err("bad-row", path, where, f"expected {5 + keypoints} values (class cx cy w h and the "
+                                f"{keypoints} keypoint values of kpt_shape), found {n}; row dropped",
+                                image_id=image_id, objects=1))
+            continue
+        if not keypoints and not (n == 5 or (n == 6 and scores) or (n >= 7 and n % 2 == 1)):
             expected = "5 values (class cx cy w h)" + (", 6 (with a confidence)" if scores else "")
             hint = "; a 6th column is a prediction's confidence, not ground truth" if n == 6 else ""
             findings.append(err("bad-row", path, where,
@@ -101,16 +109,24 @@ def parse_label_text(text: str, *, path: str, image_id: str, names: Sequence[str
                                 objects=1))
             continue
         score = None
-        if n >= 7:
+        if n >= 7 and not keypoints:
             xs, ys = vals[1::2], vals[2::2]
             box = (min(xs) * width, min(ys) * height, max(xs) * width, max(ys) * height)
             polygons += 1
         else:
             box = yolo_to_xyxy(vals[1], vals[2], vals[3], vals[4], width, height)
             boxes += n == 5
-            if n == 6:
+            posed += n > 6
+            if n == 6 and not keypoints:
                 score = vals[5]
+        if not is_finite(box):
+            findings.append(err("bad-number", path, where, f"the box of {line.strip()!r} is no finite number of "
+                                "pixels; row dropped", image_id=image_id, objects=1))
+            continue
         anns.append(Annotation(names[int(cid)], box, score=score, where=f"line {lineno}"))
+    if posed:
+        findings.append(info("keypoints-not-kept", path, "keypoints", f"{posed} pose row(s) read as their box; "
+                             "the keypoints are not kept", image_id=image_id))
     if polygons:
         findings += box_notes(path, image_id, at="segments", noun="row", polygons=polygons)
         if boxes and not scores:
@@ -137,7 +153,7 @@ def _refuse_pixel_row(coords: Sequence[float], where: str) -> None:
                           "(divide x and w by the width, y and h by the height)")
 
 
-def _read_one(image_path: str, image_id: str, names: Sequence[str], header: ImageHeader
+def _read_one(image_path: str, image_id: str, names: Sequence[str], header: ImageHeader, keypoints: int = 0
               ) -> tuple[ImageRecord | None, list[Finding], int]:
     """One image's label file, sized by the image's ``header`` (read before, by the parent): (record or None when the
     image cannot be sized, findings, rows met)."""
@@ -158,7 +174,7 @@ def _read_one(image_path: str, image_id: str, names: Sequence[str], header: Imag
         anns, rows = [], 0
     else:
         anns, f2, rows = parse_label_text(text, path=label_path, image_id=image_id, names=names, width=header.width,
-                                          height=header.height, scores=False)
+                                          height=header.height, scores=False, keypoints=keypoints)
         findings.extend(f2)
     if header.orientation in (5, 6, 7, 8):
         findings.append(info("exif-rotation", image_path, "EXIF Orientation",
@@ -170,15 +186,15 @@ def _read_one(image_path: str, image_id: str, names: Sequence[str], header: Imag
     return rec, findings, rows
 
 
-def read_chunk(items: Sequence[tuple[str, str, tuple[str, ...], ImageHeader]], *, names: tuple[str, ...]
-               ) -> tuple[list[ImageRecord], list[Finding], int]:
+def read_chunk(items: Sequence[tuple[str, str, tuple[str, ...], ImageHeader]], *, names: tuple[str, ...],
+               keypoints: int = 0) -> tuple[list[ImageRecord], list[Finding], int]:
     """Worker: read the label files of a chunk of ``(image_id, image path, splits, image header)``: (records,
     findings, rows met), in the chunk's order. Module-level so that worker processes and Ray tasks can run it."""
     records: list[ImageRecord] = []
     findings: list[Finding] = []
     objects = 0
     for iid, path, in_splits, header in items:
-        rec, fnd, n = _read_one(path, iid, names, header)
+        rec, fnd, n = _read_one(path, iid, names, header, keypoints)
         findings.extend(fnd)
         objects += n
         if rec is not None:
@@ -199,7 +215,7 @@ def read(src: str | os.PathLike, *, classes: Sequence[str] | None = None, worker
     (default: local processes, ``workers`` of them). ``progress`` counts each image once, when its header is read.
     """
     mapper = mapper or Mapper(workers=workers)
-    root, splits, names_t, findings, items = plan_reads(src, classes)
+    root, splits, names_t, findings, items, keypoints = plan_reads(src, classes)
     if classes and tuple(classes) != names_t:
         absent = [c for c in classes if c not in names_t]
         if absent:
@@ -213,7 +229,7 @@ def read(src: str | os.PathLike, *, classes: Sequence[str] | None = None, worker
     chunks = mapper.chunks([(iid, path, in_splits, h) for (iid, path, in_splits), h in zip(items, headers)])
     records: list[ImageRecord] = []
     objects_read = 0
-    for recs, fnd, n in mapper(partial(read_chunk, names=names_t), chunks):
+    for recs, fnd, n in mapper(partial(read_chunk, names=names_t, keypoints=keypoints), chunks):
         records.extend(recs)
         findings.extend(fnd)
         objects_read += n
@@ -225,12 +241,13 @@ def read(src: str | os.PathLike, *, classes: Sequence[str] | None = None, worker
 
 def plan_reads(src: str | os.PathLike, classes: Sequence[str] | None = None
                ) -> tuple[Path | str, dict[str, list[tuple[str, str]]], tuple[str, ...], list[Finding],
-                          list[tuple[str, str, tuple[str, ...]]]]:
-    """What is known before any label file is read: ``(root, splits, names of ids 0..n-1, findings, items)``.
+                          list[tuple[str, str, tuple[str, ...]]], int]:
+    """What is known before any label file is read: ``(root, splits, names of ids 0..n-1, findings, items, keypoint
+    values of a pose row)``.
     ``items`` are ``(image_id, image path, splits)`` sorted by id; an id met twice with another path is a finding and
     read once. ``classes`` names the ids only when the dataset does not (no names, or ultralytics' ``class_<i>``
     placeholders for ``nc``). The YOLO reader starts here."""
-    root, splits, names, findings = discover(src)
+    root, splits, names, findings, keypoints = discover(src)
     if classes and (not names or names == placeholder_names(len(names))):
         names = list(classes)
     if not names:
@@ -255,7 +272,7 @@ def plan_reads(src: str | os.PathLike, classes: Sequence[str] | None = None
                 where[iid] = (path, [split])
                 order.append(iid)
     order.sort()
-    return root, splits, tuple(names), findings, [(i, where[i][0], tuple(where[i][1])) for i in order]
+    return root, splits, tuple(names), findings, [(i, where[i][0], tuple(where[i][1])) for i in order], keypoints
 
 
 def _orphan_labels(image_paths: set[str]) -> list[Finding]:

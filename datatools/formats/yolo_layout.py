@@ -86,6 +86,18 @@ def _yaml_names(data: dict, where: str) -> list[str]:
     return []
 
 
+def _yaml_keypoints(data: dict, where: str) -> int:
+    """How many values a pose row holds after its box: ultralytics' ``kpt_shape: [points, dims]`` (dims 2: x y;
+    3: x y visibility), whose rows are ``class cx cy w h`` and ``points * dims`` values. 0 without ``kpt_shape``."""
+    shape = data.get("kpt_shape")
+    if shape is None:
+        return 0
+    if not (isinstance(shape, list) and len(shape) == 2 and all(type(v) is int and v > 0 for v in shape)
+            and shape[1] in (2, 3)):
+        raise FormatError(where, "kpt_shape", f"expected [points, 2 or 3], found {shape!r}")
+    return shape[0] * shape[1]
+
+
 def placeholder_names(n: int) -> list[str]:
     """The names ultralytics gives ``nc`` classes that have none: ``class_0 .. class_<n-1>``."""
     return [f"class_{i}" for i in range(n)]
@@ -104,8 +116,10 @@ def _resolve(files, base: str, p: str) -> str | None:
     return files.join(base, p)
 
 
-def discover(src: str | os.PathLike) -> tuple[Path | str, dict[str, list[tuple[str, str]]], list[str], list[Finding]]:
-    """Find the splits of a YOLO dataset: (root, {split: [(image_id, image_path)]}, class names, findings).
+def discover(src: str | os.PathLike) -> tuple[Path | str, dict[str, list[tuple[str, str]]], list[str], list[Finding],
+                                              int]:
+    """Find the splits of a YOLO dataset: (root, {split: [(image_id, image_path)]}, class names, findings, the
+    keypoint values of a pose row (:func:`_yaml_keypoints`; 0 without)).
 
     ``src`` is a data.yaml (or a folder holding one), or a folder with ``images/`` (and ``labels/``) beside it. It
     may be an fsspec URL: the root is then a URL string and every image path a URL under it, and every file is
@@ -136,12 +150,14 @@ def discover(src: str | os.PathLike) -> tuple[Path | str, dict[str, list[tuple[s
                 break
     names: list[str] = []
     splits: dict[str, list[tuple[str, str]]] = {}
+    keypoints = 0
     if yaml_path is not None:
         data = _load_yaml(yaml_path)
         here = files.parent(yaml_path)
         root, note = _yaml_root(files, here, data.get("path"), data.get("train"), str(yaml_path))
         findings += note
         names = _yaml_names(data, str(yaml_path))
+        keypoints = _yaml_keypoints(data, str(yaml_path))
         repeated: dict[str, str] = {}
         for split in SPLIT_KEYS:
             entry = data.get(split)
@@ -167,7 +183,7 @@ def discover(src: str | os.PathLike) -> tuple[Path | str, dict[str, list[tuple[s
         if files.isfile(ct):
             names = [ln.strip() for ln in files.cat(ct).decode("utf-8-sig").splitlines() if ln.strip()]
             break
-    return (root if files.url else Path(root)), splits, names, findings
+    return (root if files.url else Path(root)), splits, names, findings, keypoints
 
 
 def _folder_splits(files, root: str, src: str, findings: list[Finding]) -> dict[str, list[tuple[str, str]]]:
