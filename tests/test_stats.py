@@ -342,3 +342,21 @@ def test_pil_warnings_are_reported_once_as_findings(tmp_path):
     r = run("stats", root, "-j", "1")
     assert r.exit_code == 0 and r.output.count("PIL warned") == 1, r.output
     assert "1 warning from PIL (images counted):" in r.output
+
+
+def test_stats_count_the_boxes_a_conversion_keeps(tmp_path):
+    """An inverted box was counted as a zero-width one and a box outside the image as a small one, with no finding,
+    while check, convert and the training datasets drop both: stats and report describe what those keep."""
+    coco = {"images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 100}],
+            "annotations": [{"id": k, "image_id": 1, "category_id": 1, "bbox": b} for k, b in enumerate(
+                ([10, 10, 20, 20], [60, 60, -20, 10], [300, 300, 10, 10], [90, 0, 20, 10]), 1)],
+            "categories": [{"id": 1, "name": "c"}]}
+    (tmp_path / "a.json").write_text(json.dumps(coco))
+    r = run("stats", tmp_path / "a.json", "--labels-only", "--json")
+    assert r.exit_code == 0, r.output
+    d = json.loads(r.output)
+    assert d["labels"]["objects"] == 2 and d["labels"]["boxes_absolute"]["width"]["min"] == 10.0  # the clipped one
+    assert d["read_errors"] == 2  # the inverted box and the one outside the image
+    r = run("report", tmp_path / "a.json", tmp_path / "r.html", "--no-pixels", "--no-dupes", "--json")
+    assert r.exit_code == 0, r.output
+    assert (json.loads(r.output)["objects"], json.loads(r.output)["objects_read"]) == (2, 4)

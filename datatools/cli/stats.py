@@ -34,6 +34,7 @@ def stats_cmd(src, reader, labels_only, resize, sample, seed, plots_dir, workers
     --workers. Corrupt images are listed and skipped. Prints a ready-to-paste transforms.v2.Normalize(...).
     """
     from datatools.core.parallel import stage_callbacks
+    from datatools.ops.sanitize import prepare
     from datatools.ops.stats import dataset_stats, parse_resize
 
     try:
@@ -50,7 +51,9 @@ def stats_cmd(src, reader, labels_only, resize, sample, seed, plots_dir, workers
                 from datatools.core.paths import check_output_dir, input_folders
 
                 check_output_dir(plots_dir, input_folders(ds, src, reader["images"]))
-            report = dataset_stats(ds, labels_only=labels_only, resize=resize_spec, sample=sample, seed=seed,
+            # the boxes a conversion or a training set keeps: clipped to the image, the inverted, empty and outside
+            # ones dropped and counted (read as written, an inverted box was a zero-width one, with no finding)
+            report = dataset_stats(prepare(ds), labels_only=labels_only, resize=resize_spec, sample=sample, seed=seed,
                                    workers=workers or None, engine=engine, ray_address=ray_address,
                                    **stage_callbacks(update, "pixels"))
         plot_files = []

@@ -16,6 +16,7 @@ from datatools.core.errors import DatatoolsError
 from datatools.core.model import Dataset, Finding
 from datatools.core.parallel import Mapper, StageProgress, stage_callbacks
 from datatools.core.paths import input_folders
+from datatools.ops.sanitize import prepare
 from datatools.ops.stats import LabelStats, StatsReport, dataset_stats, label_stats
 from datatools.report.gallery import Thumb, draw_thumbs, items_for, sample_per_class
 from datatools.viz.draw import class_colour
@@ -105,10 +106,11 @@ def build_report(src: str | os.PathLike, *, format: str = "auto", images=None, s
         ds = read_source(src, fmt, classes=reader_classes(fmt, classes), mapper=mapper, images=images,
                          sets=sets, workers=workers, max_xml_bytes=max_xml_bytes,
                          **stage_callbacks(update, "read"))
-        st = dataset_stats(ds, labels_only=not pixels, workers=workers, engine=engine, ray_address=ray_address,
+        counted = prepare(ds)  # the boxes a conversion keeps, as `stats` counts them; check sees them as read
+        st = dataset_stats(counted, labels_only=not pixels, workers=workers, engine=engine, ray_address=ray_address,
                            **stage_callbacks(update, "pixels"))
         colours = {c: class_colour(c) for c in st.labels.class_objects}
-        data = ReportData(src=str(src), format=ds.format, stats=st, splits=split_stats(ds), colours=colours,
+        data = ReportData(src=str(src), format=ds.format, stats=st, splits=split_stats(counted), colours=colours,
                           options={"seed": seed, "per_class": per_class, "thumb": thumb, "budget_bytes": budget_bytes,
                                    "k": k, "img_size": img_size, "pixels": pixels, "dupes": dupes},
                           inputs=input_folders(ds, src, images), objects_read=ds.objects_read)
