@@ -329,3 +329,61 @@ def test_a_coco_split_of_per_split_folders_that_reuse_names(tmp_path):
     assert sorted((im.image_id, im.width) for im in back.images) == sorted((im.image_id, im.width)
                                                                            for im in src.images)
     assert not [f for f in back.findings if f.severity.value != "info"]
+
+
+def run_split(*args):
+    r = CliRunner().invoke(cli, ["split", *map(str, args)])
+    assert r.exit_code == 0, r.output
+    return r
+
+
+def test_what_split_rewrites_as_boxes_and_cannot_read_is_said(tmp_path):
+    """A LabelMe source of polygons comes out as rectangles (split rewrites every format but VOC and COCO), and a
+    Label Studio task without a size is dropped: both were in no line of split's output (it said "0 objects")."""
+    src = make_source("labelme", tmp_path)
+    for f in (src / "annotations").glob("*.json"):
+        d = json.loads(f.read_text())
+        for shape in d["shapes"]:
+            (x1, y1), (x2, y2) = shape["points"]
+            shape.update(points=[[x1, y1], [x2, y1], [x2, y2]], shape_type="polygon")
+        f.write_text(json.dumps(d))
+    r = run_split(src, tmp_path / "out")
+    assert "OUT holds their boxes" in r.output, r.output
+    d = json.loads(run_split(src, tmp_path / "out2", "--json").output)
+    assert d["read_shapes_as_boxes"] == sum(1 for im in synthetic(tmp_path).images if im.annotations)
+    ls = make_source("labelstudio", tmp_path)
+    tasks = json.loads((ls / "tasks.json").read_text())
+    for t in tasks[:3]:
+        t["data"].pop("width", None), t["data"].pop("height", None)
+        for a in t["annotations"]:
+            for res in a["result"]:
+                res.pop("original_width", None), res.pop("original_height", None)
+    (ls / "tasks.json").write_text(json.dumps(tasks))
+    for p in (ls / "images").rglob("*.jpg"):
+        p.unlink()  # no picture to read a size from either
+    d = json.loads(run_split(ls, tmp_path / "ls_out", "--json", "--images-mode", "none").output)
+    assert d["read_images_dropped"] == d["read_errors"] == 3 and d["images"] == 27
+    r = run_split(ls, tmp_path / "ls_out2", "--images-mode", "none")
+    assert "3 images could not be read and are in no part" in r.output, r.output
+
+
+def test_a_voc_split_says_the_boxes_it_could_not_read_are_still_in_its_copies(tmp_path):
+    src = make_source("voc", tmp_path)
+    xml = sorted((src / "Annotations").glob("*.xml"))[0]
+    xml.write_text(xml.read_text().replace("</object>", "</object><object><name>car</name><bndbox><xmin>5</xmin>"
+                                           "<ymin>5</ymin><xmax>5</xmax><ymax>9</ymax></bndbox></object>", 1))
+    r = run_split(src, tmp_path / "out")
+    assert "still hold" in r.output and "are not in OUT" not in r.output, r.output
+
+
+def test_dedup_says_what_it_could_not_compare(tmp_path):
+    src = make_source("voc", tmp_path)
+    for p in list((src / "JPEGImages").glob("*.jpg"))[:2]:
+        p.write_bytes(b"not a picture")
+    d = json.loads(run_split(src, tmp_path / "out", "--dedup", "--json").output)
+    assert len(d["dedup"]["not_compared"]) == 2
+    for p in (src / "JPEGImages").glob("*.jpg"):
+        p.unlink()
+    r = CliRunner().invoke(cli, ["split", str(src), str(tmp_path / "out2"), "--dedup"])
+    assert r.exit_code == 1 and "none of the 30 images could be compared" in r.output, r.output
+    assert not (tmp_path / "out2").exists()

@@ -116,15 +116,19 @@ def split_cmd(src, out, reader, val, test, method, group_by, dedup, kfold, seed,
     with errors_to_click():
         with stage_progress(not as_json) as update:
             ds = read_dataset(src, **reader, workers=workers, update=update, engine=engine, ray_address=ray_address)
-            clusters = None
+            dupes = None
             if dedup:
+                from datatools.core.errors import DatatoolsError
                 from datatools.core.parallel import Mapper
                 from datatools.ops.dupes import find_duplicates
 
-                clusters = find_duplicates(ds, mapper=Mapper(engine, ray_address, workers or None),
-                                           **stage_callbacks(update, "hash")).cluster_ids()
+                dupes = find_duplicates(ds, mapper=Mapper(engine, ray_address, workers or None),
+                                        **stage_callbacks(update, "hash"))
+                if not dupes.hashed and dupes.findings:  # as `dupes` says it: no copy could be kept together
+                    raise DatatoolsError(f"--dedup: none of the {count(len(dupes.findings), 'image')} could be compared "
+                                     f"(`datatools dupes {src}` lists why)")
             plan = plan_split(ds, val=val, test=test or 0.0, method=method, seed=seed, group_by=group_by,
-                              kfold=kfold, drop_empty=drop_empty, dedup=clusters)
+                              kfold=kfold, drop_empty=drop_empty, dedup=dupes.cluster_ids() if dupes else None)
             written = None
             if not dry_run:
                 total = len(plan.dataset.images) * max(1, kfold)
@@ -139,13 +143,21 @@ def split_cmd(src, out, reader, val, test, method, group_by, dedup, kfold, seed,
         d["read_errors"] = sum(1 for f in read if f.severity.value == "error")
         d["read_warnings"] = sum(1 for f in read if f.severity.value == "warning")
         d["read_objects_dropped"] = sum(f.objects for f in read)
+        d["read_images_dropped"] = sum(1 for f in read if f.image_dropped)
+        d["read_shapes_as_boxes"] = sum(1 for f in read if f.code in AS_BOXES)
+        if dupes:
+            d["dedup"]["not_compared"] = [f.to_dict() for f in dupes.findings]
         d["not_read"] = [f.message for f in read if f.code == "not-in-sets"]  # unlisted VOC files: in no part
         emit_json(d)
         return
-    render(plan, out=None if dry_run else out, written=written)
+    render(plan, out=None if dry_run else out, written=written, not_compared=dupes.findings if dupes else [])
 
 
-def render(plan, *, out, written) -> None:
+# What a reader notes for an image whose shapes it read as boxes: a format split rewrites writes them as boxes.
+AS_BOXES = frozenset({"polygon-to-box", "shape-to-box", "rotated-box", "keypoints-not-kept"})
+
+
+def render(plan, *, out, written, not_compared=()) -> None:
     """The plan as a table (asked and actual shares, per class), its findings, and what was written."""
     con = console()
     reports = plan.reports
@@ -180,13 +192,23 @@ def render(plan, *, out, written) -> None:
     for f in plan.dataset.findings:  # VOC files in none of the lists read: in no part, which a re-split may not mean
         if f.code == "not-in-sets":
             con.print(f"[yellow]{esc(f.message)}: they are in no part (--sets chooses the lists)[/]")
-    read_problems = [f for f in plan.dataset.findings if f.severity.value != "info"]
+    read = plan.dataset.findings
+    read_problems = [f for f in read if f.severity.value != "info"]
     if read_problems:
-        dropped = sum(f.objects for f in plan.dataset.findings)
-        con.print(f"[yellow]reading SRC found {count(len(read_problems), 'error or warning', 'errors or warnings')}; "
-                  f"{count(dropped, 'object')} could not be read and {'is' if dropped == 1 else 'are'} not in OUT "
-                  "(details: datatools check)[/]")
-    problems = list(plan.findings) + (list(written.findings) if written else [])
+        objects, images = sum(f.objects for f in read), sum(1 for f in read if f.image_dropped)
+        # VOC and COCO parts are the original files, filtered by image: a box the reader rejected is still there
+        kept = plan.dataset.format in ("voc", "coco")
+        lost = [f"{count(images, 'image')} could not be read and {'is' if images == 1 else 'are'} in no part"] * bool(
+            images) + [f"{count(objects, 'object')} could not be read" + (
+                ": OUT's copies of the original files still hold those of images in a part (check --fix writes a "
+                "repaired copy)" if kept else f" and {'is' if objects == 1 else 'are'} not in OUT")] * bool(objects)
+        con.print(f"[yellow]reading SRC found {count(len(read_problems), 'error or warning', 'errors or warnings')}"
+                  f"{': ' if lost else ''}{'; '.join(lost)} (details: datatools check)[/]")
+    as_boxes = sum(1 for f in read if f.code in AS_BOXES)
+    if as_boxes and plan.dataset.format not in ("voc", "coco"):
+        con.print(f"[yellow]{count(as_boxes, 'image')} held polygons, rotated or other shapes, or keypoints: OUT "
+                  "holds their boxes (details: datatools check)[/]")
+    problems = list(plan.findings) + list(not_compared) + (list(written.findings) if written else [])
     if problems:
         con.print(findings_table(problems, limit=20))
     if out is not None and written is not None:
