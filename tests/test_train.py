@@ -322,6 +322,27 @@ def test_model_inputs_prepare_a_batch_for_the_detector(dense, channels_last):
     assert len(out) == 2 and kept is None
 
 
+def test_predictions_never_hold_the_background_label_or_an_empty_box():
+    """RetinaNet and FCOS (sigmoid heads, no background) score label 0, which the models are built to leave free:
+    validation stopped on a label -1 at the first evaluation, and predict wrote those boxes as the last class. A box
+    wholly in the letterbox padding maps back to nothing and used up max_det."""
+    from datatools.training.evaluation import predict_batches
+
+    class Fixed(torch.nn.Module):
+        def forward(self, images):
+            return [{"boxes": torch.tensor([[1.0, 1, 9, 9], [2, 2, 8, 8], [3, 3, 6, 6], [0, 40, 9, 50]]),
+                     "scores": torch.tensor([0.9, 0.8, 0.7, 0.6]), "labels": torch.tensor([1, 0, 2, 1])}
+                    for _ in images]
+
+    target = {"image_id": torch.tensor(0), "orig_size": torch.tensor([20, 20]), "canvas_size": (40, 20),
+              "letterbox": torch.tensor([1.0, 1.0, 0.0, 0.0])}  # scale 1, no offset: rows 20..40 are padding
+    loader = torch.utils.data.DataLoader([(torch.zeros(3, 40, 20, dtype=torch.uint8), target)],
+                                         collate_fn=lambda batch: tuple(zip(*batch)))
+    (got,) = predict_batches(Fixed(), loader, torch.device("cpu")).values()
+    assert got["labels"].tolist() == [0, 1] and got["scores"].tolist() == pytest.approx([0.9, 0.7])
+    assert got["boxes"].tolist() == [[1, 1, 9, 9], [3, 3, 6, 6]]
+
+
 def test_no_weight_decay_on_norm_and_bias():
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Linear(4, 2))
     decay, no_decay = param_groups(model, 1e-4)

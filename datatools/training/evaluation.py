@@ -194,9 +194,14 @@ def predict_batches(model: nn.Module, loader, device: torch.device, *, channels_
             if "decode_error" in t:
                 out[idx] = {"error": t["decode_error"]}
                 continue
-            boxes = boxes_to_original(p["boxes"].float().cpu(), t)
-            out[idx] = {"boxes": boxes.numpy().astype(np.float64), "scores": p["scores"].float().cpu().numpy(),
-                        "labels": p["labels"].cpu().numpy() - 1}
+            boxes = boxes_to_original(p["boxes"].float().cpu(), t).numpy().astype(np.float64)
+            labels = p["labels"].cpu().numpy() - 1
+            # Label 0 is the background the models are built with (num_classes = K + 1); a sigmoid head (RetinaNet,
+            # FCOS) has none and still scores it: those are no class. A box wholly in the letterbox padding is
+            # clipped to nothing when mapped back.
+            keep = (labels >= 0) & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+            out[idx] = {"boxes": boxes[keep], "scores": p["scores"].float().cpu().numpy()[keep],
+                        "labels": labels[keep]}
         if progress:
             progress(len(preds))
     return out
