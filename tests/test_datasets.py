@@ -339,8 +339,8 @@ def test_image_id_is_the_coco_id_so_predictions_evaluate_as_they_are(tmp_path, c
     for i in range(len(ds)):
         t = ds.load_target(i, tuple(int(v) for v in ds.sizes[i]))
         for (x1, y1, x2, y2), label in zip(t["boxes"].tolist(), t["labels"].tolist()):
-            rows.append({"image_id": int(t["image_id"]), "category_id": label, "bbox": [x1, y1, x2 - x1, y2 - y1],
-                         "score": 0.9})
+            rows.append({"image_id": int(t["image_id"]), "category_id": ds.category_ids[label - ds.label_offset],
+                         "bbox": [x1, y1, x2 - x1, y2 - y1], "score": 0.9})
     (tmp_path / "pred.json").write_text(json.dumps(rows))
     report = evaluate(SAMPLE, tmp_path / "pred.json", split="val")
     assert report.voc.map == pytest.approx(1.0) and report.coco.stat("AP") == pytest.approx(1.0)
@@ -353,6 +353,37 @@ def test_image_id_is_the_coco_id_so_predictions_evaluate_as_they_are(tmp_path, c
     assert [ds.index_of(c) for c in ds.coco_ids] == list(range(len(ds)))
     with pytest.raises(KeyError, match="not in this dataset"):
         ds.index_of(10_000)
+
+
+def test_a_coco_files_own_category_ids_make_the_results_file(tmp_path):
+    """Categories 1, 3, 4 (COCO's own run 1..90 for 80 classes): labels are 1..K, and the documented category_id
+    was the label, so dog (4) was written as 3 and scored as a false cat, cat as an unknown 2."""
+    import json
+
+    from PIL import Image
+
+    from datatools.metrics.evaluate import evaluate
+
+    (tmp_path / "images").mkdir()
+    images, anns = [], []
+    for i in range(1, 4):
+        Image.new("RGB", (80, 64), (40 * i, 0, 0)).save(tmp_path / "images" / f"im{i}.jpg")
+        images.append({"id": i, "file_name": f"im{i}.jpg", "width": 80, "height": 64})
+        anns += [{"id": 10 * i + c, "image_id": i, "category_id": c, "bbox": [5 + 10 * k, 5, 8, 8], "area": 64,
+                  "iscrowd": 0} for k, c in enumerate((1, 3, 4))]
+    cats = [{"id": 4, "name": "dog"}, {"id": 1, "name": "bird"}, {"id": 3, "name": "cat"}]
+    (tmp_path / "gt.json").write_text(json.dumps({"images": images, "annotations": anns, "categories": cats}))
+    ds = COCODetection(tmp_path / "images", tmp_path / "gt.json")
+    assert dict(zip(ds.classes, ds.category_ids)) == {"bird": 1, "cat": 3, "dog": 4}
+    rows = []
+    for i in range(len(ds)):
+        t = ds.load_target(i, tuple(int(v) for v in ds.sizes[i]))
+        for (x1, y1, x2, y2), label in zip(t["boxes"].tolist(), t["labels"].tolist()):
+            rows.append({"image_id": int(t["image_id"]), "category_id": ds.category_ids[label - ds.label_offset],
+                         "bbox": [x1, y1, x2 - x1, y2 - y1], "score": 0.9})
+    (tmp_path / "pred.json").write_text(json.dumps(rows))
+    report = evaluate(tmp_path / "gt.json", tmp_path / "pred.json")
+    assert report.coco.stat("AP") == pytest.approx(1.0) and report.voc.map == pytest.approx(1.0)
 
 
 def _coco_file(tmp_path: Path) -> tuple[Path, Path]:

@@ -13,7 +13,8 @@ Each reads its annotations once, at construction, through the CLI's readers and 
   ``boxes``     :class:`~torchvision.tv_tensors.BoundingBoxes`, float32, ``(N, 4)``, XYXY, continuous pixels,
                 ``canvas_size=(H, W)``. ``(0, 4)`` for an image without objects, never a missing key.
   ``labels``    int64 ``(N,)``: index in :attr:`DetectionDataset.classes` plus ``label_offset`` (default 1: labels
-                1..K, with 0 left for the background, as torchvision's detectors take them).
+                1..K, with 0 left for the background, as torchvision's detectors take them). Its COCO
+                ``category_id`` is ``ds.category_ids[label - label_offset]`` (a COCO file's own ids).
   ``image_id``  int64 scalar: the image's COCO id: its own ``id`` in a COCO file, the id ``voc2coco`` writes
                 for VOC and YOLO (1..N over the selected split); so predictions can be written straight to a COCO
                 results file. ``ds.index_of(id)`` is the dataset index, ``ds.image_ids[i]`` the string key.
@@ -259,6 +260,11 @@ class DetectionDataset(torch.utils.data.Dataset):
         self.sizes = np.array([(r.height or 0, r.width or 0) for r in kept_records], dtype=np.int64).reshape(-1, 2)
         #: ``target["image_id"]`` of each index: the image's COCO id (see the module docstring)
         self.coco_ids: tuple[int, ...] = tuple(coco_id[r.image_id] for r in kept_records)
+        #: the COCO ``category_id`` of each class (of label ``l``: ``category_ids[l - label_offset]``): a COCO
+        #: source's own ids (COCO's 80 classes have ids 1..90), else 1..K as ``voc2coco`` writes them
+        known = (prepared.meta or {}).get("category_ids") or {}
+        self.category_ids: tuple = tuple(known[c] for c in self.classes) if all(c in known for c in self.classes) \
+            else tuple(range(1, len(self.classes) + 1))
         counts = Counter(self.coco_ids)
         self._index_of = {c: i for i, c in enumerate(self.coco_ids) if counts[c] == 1}
         self._offsets = np.asarray(offsets, dtype=np.int64)

@@ -72,6 +72,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
     image_dirs: list[str] = []
     objects_read = 0
     coco_meta: dict = {"info": None, "licenses": {}, "categories": {}}
+    category_ids: dict[str, object] = {}  # name -> its id in the (first) file that names it
     found = json_files(src)
     if on_total:
         on_total(len(found))
@@ -93,6 +94,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
                                      f"{c['id']!r} are both {name!r}: read as one class (pycocotools on this file "
                                      "scores them apart)"))
             cat_name[c["id"]] = name
+            category_ids.setdefault(name, c["id"])
             coco_meta["categories"].setdefault(name, dict(_extra(c, _CAT_KEYS)))
         _collect_meta(data, coco_meta)
         group = _group_category(cats, data.get("annotations"))
@@ -216,6 +218,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
     meta: dict = {"image_dir": image_dirs[0]} if len(set(image_dirs)) == 1 else {}
     meta["coco"] = {"info": coco_meta["info"], "licenses": list(coco_meta["licenses"].values()),
                     "categories": {n: e for n, e in coco_meta["categories"].items() if e}}
+    meta["category_ids"] = {n: category_ids[n] for n in cls if n in category_ids}
     return Dataset(images=tuple(recs), classes=cls, findings=tuple(findings), objects_read=objects_read, root=str(src),
                    format=NAME, meta=meta)
 
