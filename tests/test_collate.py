@@ -266,3 +266,66 @@ def test_to_device_converts_uint8_images(dtype, expected):
     listed, _ = to_device([b[0] for b in batch], targets, "cpu", dtype=dtype)
     assert [x.dtype for x in listed] == [expected] * 2
     assert targets[0]["boxes"].tolist() == [[0, 0, 4, 4]] and isinstance(targets[0]["boxes"], tv_tensors.BoundingBoxes)
+
+
+def test_aspect_groups_of_a_subset_or_concat_are_read_without_decoding():
+    """random_split makes Subsets: they were iterated as a list of ratios, every image decoded, then numpy failed."""
+    from torch.utils.data import ConcatDataset, Dataset, random_split
+
+    from datatools.datasets import aspect_ratio_groups
+
+    calls = []
+    ds = VOCDetection(SAMPLE, image_set="val", transforms=lambda im, t: (calls.append(1), (im, t))[1])
+    part, _ = random_split(ds, [0.75, 0.25], generator=torch.Generator().manual_seed(0))
+    whole = aspect_ratio_groups(ds)
+    assert aspect_ratio_groups(part) == [whole[i] for i in part.indices]
+    assert aspect_ratio_groups(ConcatDataset([part, ds])) == [whole[i] for i in part.indices] + whole
+    loader = make_loader(part, batch_size=4, num_workers=0, group_by_aspect=True)
+    assert sum(len(b) for b in loader.batch_sampler) == len(part) and not calls
+
+    class Plain(Dataset):
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            raise AssertionError("decoded")
+
+    with pytest.raises(TypeError, match="aspect ratios"):
+        aspect_ratio_groups(Plain())
+
+
+@pytest.mark.parametrize("workers, persistent", [(0, None), (2, None), (2, False)])
+def test_the_order_of_the_batches_is_the_seeds_with_persistent_workers_or_not(workers, persistent):
+    """One generator drew both the order and the workers' base seed, which a persistent loader draws once and a
+    non-persistent one every epoch: epochs 2 and later came in another order."""
+    ds = VOCDetection(SAMPLE, image_set="val")
+    ds = VOCDetection(SAMPLE, image_set="val", ids=list(ds.image_ids[:8]))
+    loader = make_loader(ds, batch_size=4, num_workers=workers, persistent_workers=persistent, seed=5)
+    got = [[int(t["image_id"]) for _, ts in loader for t in ts] for _ in range(3)]
+    from torch.utils.data import RandomSampler
+
+    order = RandomSampler(range(8), generator=torch.Generator().manual_seed(5))  # what seed=5 promises
+    want = [[int(ds.coco_ids[i]) for i in order] for _ in range(3)]
+    assert got == want and want[0] != want[1]
+
+
+def test_boxes_in_another_format_are_read_as_their_format():
+    """After v2.ConvertBoundingBoxFormat("CXCYWH"), Mosaic, padded_collate and make_target took the numbers as XYXY."""
+    from torchvision.transforms import v2
+
+    from datatools.datasets import Mosaic, make_target, padded_collate
+
+    def sample(h, w, box, label):
+        image = tv_tensors.Image(torch.zeros((3, h, w), dtype=torch.uint8))
+        return image, make_target(torch.tensor([box], dtype=torch.float32), [label], canvas_size=(h, w))
+
+    xyxy = [sample(100, 200, [10, 10, 190, 90], 1), sample(200, 100, [10, 10, 90, 190], 2),
+            sample(50, 50, [5, 5, 45, 45], 3), sample(80, 80, [40, 40, 80, 80], 4)]
+    cxcywh = [v2.ConvertBoundingBoxFormat("CXCYWH")(s) for s in xyxy]
+    assert cxcywh[0][1]["boxes"].tolist() == [[100, 50, 180, 80]]
+    a, b = Mosaic(64)(xyxy, center=(32, 32))[1], Mosaic(64)(cxcywh, center=(32, 32))[1]
+    assert torch.equal(a["boxes"], b["boxes"]) and a["labels"].tolist() == b["labels"].tolist() == [1, 2, 3]
+    pa, pb = padded_collate(xyxy[:1]), padded_collate(cxcywh[:1])
+    assert pb["boxes"][0].tolist() == [[10, 10, 190, 90]] and torch.equal(pa["targets"], pb["targets"])
+    t = make_target(cxcywh[0][1]["boxes"], [1], canvas_size=(100, 200))
+    assert t["boxes"].tolist() == [[10, 10, 190, 90]] and float(t["area"][0]) == 180 * 80

@@ -558,3 +558,25 @@ def test_a_rate_that_is_not_a_finite_number_is_refused_by_the_library_too():
     for bad in ({"lr": float("nan")}, {"lr": 0.0}, {"warmup_epochs": float("inf")}, {"ema_decay": float("nan")}):
         with pytest.raises(UsageError, match="must be a finite number"):
             check_config(TrainConfig(data=str(SAMPLE), out="/tmp/never", **bad))
+
+
+def test_crowd_regions_are_no_training_targets(tmp_path):
+    """A COCO iscrowd box was fed to the detector as a positive; torchvision's references and detectron2 train
+    without them, and the validation set keeps them (its evaluation ignores detections there)."""
+    from PIL import Image
+
+    from datatools.training.data import build_datasets
+
+    anns, images = [], []
+    for split, i in (("train", 1), ("val", 2)):
+        (tmp_path / "images" / split).mkdir(parents=True)
+        Image.new("RGB", (80, 64)).save(tmp_path / "images" / split / f"im{i}.jpg")
+        doc = {"images": [{"id": i, "file_name": f"im{i}.jpg", "width": 80, "height": 64}],
+               "annotations": [{"id": 10 + i, "image_id": i, "category_id": 1, "bbox": [5, 5, 20, 20], "iscrowd": 0},
+                               {"id": 20 + i, "image_id": i, "category_id": 1, "bbox": [30, 10, 45, 50], "iscrowd": 1}],
+               "categories": [{"id": 1, "name": "person"}]}
+        (tmp_path / "annotations").mkdir(exist_ok=True)
+        (tmp_path / "annotations" / f"instances_{split}.json").write_text(json.dumps(doc))
+    _, train_ds, val_ds, _ = build_datasets(TrainConfig(data=str(tmp_path), **TINY))
+    assert train_ds.annotations(0)["boxes"].tolist() == [[5, 5, 25, 25]] and train_ds.dropped == {"crowd-skipped": 1}
+    assert len(val_ds.annotations(0)["boxes"]) == 2

@@ -26,6 +26,8 @@ import torch
 from torch.utils.data import get_worker_info
 from torchvision.ops import box_convert
 
+from datatools.datasets.detection import as_xyxy
+
 __all__ = ["detection_collate", "padded_collate"]
 
 #: Tensors up to this many bytes travel from workers inside the pickle stream; larger ones through shared memory.
@@ -280,7 +282,7 @@ def padded_collate(batch: Sequence[tuple[Any, dict]], *, stride: int = 32, fill:
     for i, (t, n) in enumerate(zip(targets, counts)):
         if not n:
             continue
-        b = torch.as_tensor(t["boxes"]).to(torch.float32).reshape(-1, 4)
+        b = as_xyxy(t["boxes"]).to(torch.float32)
         boxes[i, :n] = b
         labels[i, :n] = torch.as_tensor(t["labels"]).to(torch.int64)
         mask[i, :n] = True

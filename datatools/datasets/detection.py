@@ -112,13 +112,24 @@ def _decode_with_pil(data: torch.Tensor, path: str) -> torch.Tensor:
         return torch.from_numpy(np.array(rgb)).permute(2, 0, 1).contiguous()
 
 
+def as_xyxy(boxes) -> torch.Tensor:
+    """``boxes`` as a plain ``(N, 4)`` XYXY tensor: a ``BoundingBoxes`` in another format (after
+    ``v2.ConvertBoundingBoxFormat("CXCYWH")``) is converted, as torchvision's own transforms honour ``.format``;
+    anything else is taken as XYXY."""
+    if isinstance(boxes, tv_tensors.BoundingBoxes) and boxes.format != tv_tensors.BoundingBoxFormat.XYXY:
+        from torchvision.transforms.v2 import functional as F
+
+        boxes = F.convert_bounding_box_format(boxes, new_format=tv_tensors.BoundingBoxFormat.XYXY)
+    return torch.as_tensor(boxes).as_subclass(torch.Tensor).reshape(-1, 4)
+
+
 def make_target(boxes: np.ndarray | torch.Tensor, labels: Sequence[int] | np.ndarray | torch.Tensor, *,
                 canvas_size: tuple[int, int], image_id: int = 0, iscrowd=None, difficult=None,
                 area=None) -> dict[str, torch.Tensor]:
     """Build a target dict in the layout the datasets return: the one builder behind
     :meth:`DetectionDataset.load_target`, :class:`~datatools.datasets.transforms.Mosaic` and hand-made samples.
 
-    ``boxes`` are XYXY pixels; the per-box fields default to zeros/False and ``area`` to the box areas. Every tensor
+    ``boxes`` are XYXY pixels (a ``BoundingBoxes`` of another format is converted); the per-box fields default to zeros/False and ``area`` to the box areas. Every tensor
     holds a copy, so a caller editing the target in place never changes the arrays passed in (a dataset's own storage
     among them).
     """
@@ -127,7 +138,7 @@ def make_target(boxes: np.ndarray | torch.Tensor, labels: Sequence[int] | np.nda
     def copy(values, dtype) -> np.ndarray:  # a tensor through .numpy(): numpy's __array__ protocol warns on tensors
         return np.array(values.numpy(force=True) if isinstance(values, torch.Tensor) else values, dtype=dtype)
 
-    b = copy(boxes, np.float32).reshape(-1, 4)
+    b = copy(as_xyxy(boxes) if isinstance(boxes, torch.Tensor) else boxes, np.float32).reshape(-1, 4)
     n = b.shape[0]
     canvas_size = (int(canvas_size[0]), int(canvas_size[1]))
 

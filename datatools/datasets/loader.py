@@ -41,7 +41,8 @@ def make_loader(dataset, *, batch_size: int = 8, shuffle: bool = True, collate_f
     The per-worker RNG is seeded by the DataLoader from ``seed``, so v2 random transforms differ across workers and
     are reproducible across runs. With ``num_workers=0`` they run in this process and draw from torch's global
     generator (torchvision's v2 transforms take none), which this function leaves alone: call ``torch.manual_seed``
-    first for repeatable augmentation there (the order of the batches is ``seed``'s either way). PyTorch already runs each worker with ``torch.set_num_threads(1)``.
+    first for repeatable augmentation there (the order of the batches is ``seed``'s either way, persistent workers or
+    not). PyTorch already runs each worker with ``torch.set_num_threads(1)``.
 
     Fastest: uint8 images through the loader, converted on the GPU by :func:`to_device`: float32 is 4x the bytes, and
     converting costs a worker ~0.25 ms per 512 px image (benchmarks/bench_loader.py; docs/training.md#fast-loading).
@@ -54,7 +55,10 @@ def make_loader(dataset, *, batch_size: int = 8, shuffle: bool = True, collate_f
         pin_memory = torch.cuda.is_available()
     if persistent_workers is None:
         persistent_workers = num_workers > 0
+    # Two generators from the seed: the DataLoader draws its workers' base seed from its own on every new iterator
+    # (each epoch, or once with persistent workers), which moved a shared sampler generator's order with it.
     generator = torch.Generator().manual_seed(int(seed))
+    order = torch.Generator().manual_seed(int(seed))
     opts: dict[str, Any] = dict(num_workers=num_workers, collate_fn=collate_fn, pin_memory=pin_memory,
                                 persistent_workers=persistent_workers and num_workers > 0, generator=generator)
     if num_workers > 0:
@@ -71,7 +75,7 @@ def make_loader(dataset, *, batch_size: int = 8, shuffle: bool = True, collate_f
             bs = DistributedGroupedBatchSampler(dataset, groups, batch_size, num_replicas=num_replicas, rank=rank,
                                                 shuffle=shuffle, seed=seed, drop_last=drop_last)
         else:
-            sampler = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
+            sampler = RandomSampler(dataset, generator=order) if shuffle else SequentialSampler(dataset)
             bs = GroupedBatchSampler(sampler, groups, batch_size, drop_last=drop_last)
         return DataLoader(dataset, batch_sampler=bs, **opts)
     if distributed:
@@ -80,7 +84,8 @@ def make_loader(dataset, *, batch_size: int = 8, shuffle: bool = True, collate_f
         sampler = DistributedSampler(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed,
                                      drop_last=drop_last)
         return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last, **opts)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last, **opts)
+    sampler = RandomSampler(dataset, generator=order) if shuffle else SequentialSampler(dataset)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last, **opts)
 
 
 def set_epoch(loader: DataLoader, epoch: int) -> None:

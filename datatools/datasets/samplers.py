@@ -21,11 +21,27 @@ def aspect_ratio_groups(dataset_or_ratios, bins: Sequence[float] = (1.0,)) -> li
     """Group id per image from width/height: the number of ``bins`` boundaries below the ratio.
 
     The default ``(1.0,)`` gives two groups, portrait (0) and landscape or square (1). ``dataset_or_ratios`` is a
-    :class:`~datatools.datasets.DetectionDataset` (ratios from annotations, no decoding) or a sequence of ratios.
+    :class:`~datatools.datasets.DetectionDataset` (ratios from annotations, no decoding), a ``Subset`` or
+    ``ConcatDataset`` of such datasets (``random_split`` makes Subsets), or a sequence of ratios.
     """
-    ratios = dataset_or_ratios.aspect_ratios() if hasattr(dataset_or_ratios, "aspect_ratios") else dataset_or_ratios
+    ratios = _ratios(dataset_or_ratios)
     edges = sorted(float(b) for b in bins)
     return [bisect.bisect_right(edges, float(r)) for r in np.asarray(ratios, dtype=np.float64)]
+
+
+def _ratios(data) -> np.ndarray:
+    from torch.utils.data import ConcatDataset, Dataset, Subset
+
+    if hasattr(data, "aspect_ratios"):
+        return np.asarray(data.aspect_ratios(), dtype=np.float64)
+    if isinstance(data, Subset):
+        return _ratios(data.dataset)[np.asarray(data.indices, dtype=np.int64)]
+    if isinstance(data, ConcatDataset):
+        return np.concatenate([_ratios(d) for d in data.datasets])
+    if isinstance(data, Dataset):  # iterating it would decode every image
+        raise TypeError(f"cannot tell the aspect ratios of a {type(data).__name__} without decoding it: pass a "
+                        "DetectionDataset, a Subset or ConcatDataset of them, or the ratios")
+    return np.asarray(data, dtype=np.float64)
 
 
 def _grouped_batches(indices: Sequence[int], group_ids: Sequence[int], batch_size: int,

@@ -50,14 +50,16 @@ def build_datasets(cfg: TrainConfig):
     ev = eval_preset(cfg.image_size, mode=cfg.resize_mode, dtype=None)
     tr = train_preset(cfg.image_size, mode=cfg.resize_mode, dtype=None) if cfg.augment else ev
 
-    def dataset(split: str | None, transforms) -> DetectionDataset:  # labels 1..K: 0 is the background
-        ds = DetectionDataset(data, splits=split, transforms=transforms)
+    def dataset(split: str | None, transforms, keep_crowd: bool) -> DetectionDataset:  # labels 1..K: 0 background
+        ds = DetectionDataset(data, splits=split, transforms=transforms, keep_crowd=keep_crowd)
         # --limit: splits= too, so image ids stay those of the split (voc2coco's); only the selection shrinks
-        return DetectionDataset(data, splits=split, ids=list(ds.image_ids[:cfg.limit]), transforms=transforms) \
-            if cfg.limit else ds
+        return DetectionDataset(data, splits=split, ids=list(ds.image_ids[:cfg.limit]), transforms=transforms,
+                                keep_crowd=keep_crowd) if cfg.limit else ds
 
-    train_ds = dataset(train_split, tr)
-    val_ds = dataset(val_split, ev) if val_split else None
+    # A COCO crowd region is no object to learn (torchvision's references and detectron2 train without them); the
+    # evaluation ignores detections in it.
+    train_ds = dataset(train_split, tr, keep_crowd=False)
+    val_ds = dataset(val_split, ev, keep_crowd=True) if val_split else None
     return data, train_ds, val_ds, val_split
 
 

@@ -7,7 +7,7 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as F
 
-from datatools.datasets.detection import make_target
+from datatools.datasets.detection import as_xyxy, make_target
 from datatools.datasets.transforms.geometry import parse_size
 from datatools.datasets.transforms.sanitize import PER_BOX_KEYS
 
@@ -71,7 +71,7 @@ class Mosaic(torch.nn.Module):
             vx1, vy1 = min(qx1, x0 + nw), min(qy1, y0 + nh)
             if vx1 > vx0 and vy1 > vy0:
                 canvas[:, vy0:vy1, vx0:vx1] = img[:, vy0 - y0:vy1 - y0, vx0 - x0:vx1 - x0]
-            b = torch.as_tensor(tgt["boxes"]).as_subclass(torch.Tensor).to(torch.float32).reshape(-1, 4)
+            b = as_xyxy(tgt["boxes"]).to(torch.float32)
             b = b * b.new_tensor([nw / w, nh / h, nw / w, nh / h]) + b.new_tensor([x0, y0, x0, y0])
             b = b.clamp(min=b.new_tensor([vx0, vy0, vx0, vy0]), max=b.new_tensor([vx1, vy1, vx1, vy1]))
             keep = ((b[:, 2] - b[:, 0]) >= self.min_size) & ((b[:, 3] - b[:, 1]) >= self.min_size)
