@@ -7,7 +7,6 @@ from collections import Counter
 import pytest
 
 torch = pytest.importorskip("torch")
-from torch.utils.data import SequentialSampler  # noqa: E402
 from torchvision import tv_tensors  # noqa: E402
 
 from datatools.datasets import (DistributedGroupedBatchSampler, GroupedBatchSampler, VOCDetection,  # noqa: E402

@@ -567,7 +567,6 @@ def test_crowd_regions_are_no_training_targets(tmp_path):
 
     from datatools.training.data import build_datasets
 
-    anns, images = [], []
     for split, i in (("train", 1), ("val", 2)):
         (tmp_path / "images" / split).mkdir(parents=True)
         Image.new("RGB", (80, 64)).save(tmp_path / "images" / split / f"im{i}.jpg")
