@@ -85,6 +85,19 @@ def test_too_few_boxes_is_a_usage_error():
         compute_anchors(ds, k=3)
 
 
+def test_boxes_all_left_out_say_why(tmp_path):
+    """A VOC set without <size> and without images: 'no boxes with a positive size' (exit 2) about boxes that had
+    one; every box was left out for want of an image size, which --img-size 0 does without."""
+    from tests.conftest import make_voc_root, voc_xml
+
+    root = make_voc_root(tmp_path / "v", {f"a{i}": voc_xml(f"a{i}.jpg", None, [{"name": "x", "box": (1, 1, 5 + i, 9)}])
+                                          for i in range(4)})
+    r = CliRunner().invoke(cli, ["anchors", str(root), "-k", "2"])
+    assert r.exit_code == 1 and "no-image-size 4" in r.output and "--img-size 0" in r.output, r.output
+    r = CliRunner().invoke(cli, ["anchors", str(root), "-k", "2", "--img-size", "0"])
+    assert r.exit_code == 0, r.output
+
+
 def test_fewer_distinct_sizes_than_k_is_a_usage_error():
     """Ten identical boxes made three identical anchors, two of which no box used."""
     same = tuple(Annotation("x", (0, 0, 5, 5)) for _ in range(10))

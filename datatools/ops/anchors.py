@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from datatools.core.boxes import clip
-from datatools.core.errors import UsageError
+from datatools.core.errors import DatatoolsError, UsageError
 from datatools.core.model import Dataset
 
 
@@ -150,7 +150,12 @@ def compute_anchors(ds: Dataset, *, k: int = 9, img_size: int | None = 640, iou_
         raise UsageError("--iou-thr must be in (0, 1]")
     wh, skipped = box_sizes(ds, img_size=img_size)
     if len(wh) == 0:
-        raise UsageError("the dataset has no boxes with a positive size")
+        if not skipped:
+            raise UsageError("the dataset has no boxes to cluster")
+        why = ", ".join(f"{k} {n:,}" for k, n in skipped.items())
+        hint = ("; without image sizes, --img-size 0 clusters the boxes in pixels" if "no-image-size" in skipped
+                else "")
+        raise DatatoolsError(f"no box to cluster: every box was left out ({why}){hint}")
     anchors = kmeans_iou(wh, k, rng=np.random.default_rng(seed), n_init=n_init)
     return summarize(wh, anchors, iou_thr=iou_thr, skipped=skipped, img_size=img_size, seed=seed)
 
