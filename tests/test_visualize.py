@@ -442,3 +442,36 @@ def test_the_counts_are_those_of_the_pictures_drawn(tmp_path, grid):
     r = CliRunner().invoke(cli, ["visualize", str(src), str(tmp_path / "o"), "--json", *grid])
     d = json.loads(r.output)
     assert (d["images_drawn"], d["boxes_drawn"], d["difficult_hidden"], len(d["skipped"])) == (1, 1, 1, 1), d
+
+
+def test_labels_in_any_script_are_told_apart():
+    """PIL's bundled font has no é or ß: 'café' was drawn exactly as 'caf猫', every non-ASCII letter one empty box.
+    Latin, Greek and Cyrillic are drawn; a character the font lacks is drawn as its escape, so 猫 and 狗 differ."""
+    from PIL import ImageDraw
+
+    from datatools.viz.draw import font, shown
+
+    def drawn(text: str) -> np.ndarray:
+        im = Image.new("L", (160, 30))
+        ImageDraw.Draw(im).text((2, 2), shown(text), font=font(14), fill=255)
+        return np.asarray(im)
+
+    for a, b in (("café", "cafe"), ("Straße", "Strasse"), ("кот", "кит"), ("猫", "狗")):
+        assert not np.array_equal(drawn(a), drawn(b)), (a, b)
+    assert shown("café") == "café" and shown("猫 cat") == "\\u732b cat"
+
+
+def test_plots_draw_class_names_literally_and_quietly(tmp_path):
+    """A class named '$x$' was typeset as mathtext and a CJK one gave matplotlib 'Glyph missing' warnings on stderr."""
+    import warnings
+
+    from datatools.viz.plots import plot_text
+
+    assert plot_text("$x$") == r"\$x\$" and plot_text("猫") == "\\u732b"
+    root = make_voc_root(tmp_path / "v", {"a": voc_xml("a.jpg", (40, 30), [{"name": "猫", "box": (1, 1, 9, 9)},
+                                                                           {"name": "$x$", "box": (2, 2, 9, 9)}])})
+    make_jpeg(root / "JPEGImages" / "a.jpg", 40, 30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        r = CliRunner().invoke(cli, ["stats", str(root), "--plots", str(tmp_path / "plots")])
+    assert r.exit_code == 0, r.output

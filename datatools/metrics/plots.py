@@ -14,7 +14,7 @@ import numpy as np
 
 from datatools.core.atomic import make_dirs
 from datatools.metrics.voc import VOCResult
-from datatools.viz.plots import figure, save_png
+from datatools.viz.plots import figure, plot_text, save_png
 
 
 def _file_stem(name: str, taken: set[str]) -> str:
@@ -44,9 +44,9 @@ def plot_pr_curves(result: VOCResult, out: str | os.PathLike) -> list[str]:
             env = np.maximum.accumulate(c.precision[::-1])[::-1]
             ax.plot(c.recall, c.precision, lw=1, alpha=0.5, label="precision")
             ax.step(c.recall, env, where="pre", lw=2, label="interpolated")
-            ax_all.step(c.recall, env, where="pre", lw=1.5, label=f"{c.name} {c.ap:.3f}")
+            ax_all.step(c.recall, env, where="pre", lw=1.5, label=f"{plot_text(c.name)} {c.ap:.3f}")
         ap = "n/a" if c.ap != c.ap else f"{c.ap:.3f}"
-        ax.set_title(f"{c.name}: AP{int(round(result.iou_threshold * 100))} = {ap} "
+        ax.set_title(f"{plot_text(c.name)}: AP{int(round(result.iou_threshold * 100))} = {ap} "
                      f"({c.positives} GT, {c.detections} det)")
         _pr_axes(ax)
         ax.legend(loc="lower left")
@@ -85,8 +85,8 @@ def plot_confusion(matrix: np.ndarray, class_names: Sequence[str], out: str | os
                 if matrix[i, j]:
                     ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=8,
                             color="white" if norm[i, j] > 0.5 else "black")
-    ax.set_xticks(range(n), names, rotation=60, ha="right", fontsize=8)
-    ax.set_yticks(range(n), names, fontsize=8)
+    ax.set_xticks(range(n), [plot_text(c) for c in names], rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(n), [plot_text(c) for c in names], fontsize=8)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(f"Confusion matrix (IoU >= {iou:g}, score >= {conf:g})")

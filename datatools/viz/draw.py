@@ -64,13 +64,55 @@ def font_size_for(width: int, height: int) -> int:
     return int(min(40, max(10, round((width + height) / 2 * 0.03))))
 
 
+@functools.cache
+def _font_file() -> str | None:
+    """DejaVu Sans as matplotlib ships it (Latin, Greek, Cyrillic and more; PIL's bundled Aileron lacks even é and
+    ß), found without importing matplotlib; None when it is not there."""
+    import importlib.util
+    import os
+
+    spec = importlib.util.find_spec("matplotlib")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        path = os.path.join(folder, "mpl-data", "fonts", "ttf", "DejaVuSans.ttf")
+        if os.path.isfile(path):
+            return path
+    return None
+
+
 @functools.lru_cache(maxsize=32)
 def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    """PIL's bundled default font at ``size`` px (needs FreeType; falls back to the fixed bitmap font)."""
+    """The label font at ``size`` px: DejaVu Sans (:func:`_font_file`), else PIL's bundled default, else (no
+    FreeType) the fixed bitmap font."""
     try:
+        if _font_file():
+            return ImageFont.truetype(_font_file(), size=size)
         return ImageFont.load_default(size=size)
     except (TypeError, ImportError, OSError):  # Pillow < 10.1 or no FreeType
         return ImageFont.load_default()
+
+
+@functools.cache
+def _glyphs() -> frozenset[int] | None:
+    """The code points the label font draws (its cmap, read with fontTools, which matplotlib brings)."""
+    try:
+        from fontTools.ttLib import TTFont
+
+        if not _font_file():
+            return None
+        with TTFont(_font_file(), lazy=True) as f:
+            return frozenset(f["cmap"].getBestCmap())
+    except Exception:  # no fontTools, or an unreadable font: text is drawn as it is
+        return None
+
+
+def shown(text: str) -> str:
+    """``text`` as the labels and plots draw it: a character the font has no glyph for (CJK, emoji) is written as its
+    escape, ``\\u732b``, so two such class names never look alike as rows of empty boxes."""
+    glyphs = _glyphs()
+    if glyphs is None or all(ord(c) in glyphs for c in text):
+        return text
+    return "".join(c if ord(c) in glyphs else (f"\\u{ord(c):04x}" if ord(c) < 0x10000 else f"\\U{ord(c):08x}")
+                   for c in text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +162,7 @@ def _label(draw, text: str, x0: int, y0: int, y1: int, colour: RGB, fnt, img_w: 
     """A filled label box in the box colour with black or white text: above the box (or inside it at the top edge of
     the image), or with ``below`` under its bottom edge ``y1`` (prediction labels, so they do not cover ground truth
     labels)."""
+    text = shown(text)
     left, top, right, bottom = draw.textbbox((0, 0), text, font=fnt)
     pad = max(1, (bottom - top) // 6)
     tw, th = right - left + 2 * pad, bottom - top + 2 * pad

@@ -17,6 +17,14 @@ from datatools.core.atomic import atomic_write
 _DPI = 100
 
 
+def plot_text(text: str) -> str:
+    """Data (a class name) as matplotlib draws it literally: ``$`` escaped (it starts mathtext), and characters the
+    font lacks as their escape (:func:`~datatools.viz.draw.shown`; matplotlib warned and drew empty boxes)."""
+    from datatools.viz.draw import shown
+
+    return shown(text).replace("$", r"\$")
+
+
 def figure(w: float = 7.0, h: float = 4.0, *, dpi: int = _DPI):
     """A bare matplotlib Figure (Agg, constrained layout) of ``w`` x ``h`` inches: every PNG plot starts here."""
     from matplotlib.figure import Figure
@@ -66,7 +74,7 @@ def write_stats_plots(report, out_dir: str | os.PathLike) -> list[str]:
     x = np.arange(len(names))
     ax.bar(x - 0.2, [lab.class_objects[n] for n in names], 0.4, label="objects", color="#4c72b0")
     ax.bar(x + 0.2, [lab.class_images[n] for n in names], 0.4, label="images", color="#dd8452")
-    ax.set_xticks(x, names, rotation=60 if len(names) > 8 else 0, ha="right" if len(names) > 8 else "center")
+    ax.set_xticks(x, [plot_text(n) for n in names], rotation=60 if len(names) > 8 else 0, ha="right" if len(names) > 8 else "center")
     ax.set_title(f"classes: {lab.objects:,} objects in {lab.images:,} images")
     ax.set_ylabel("count")
     ax.legend()

@@ -23,7 +23,7 @@ from datatools.core.images import exif_orientation, image_error, opened_image
 from datatools.core.model import Dataset
 from datatools.core.parallel import ProgressFn, map_items
 from datatools.core.paths import check_output_dir, input_folders, safe_join
-from datatools.viz.draw import draw_items, font, font_size_for, to_rgb
+from datatools.viz.draw import draw_items, font, font_size_for, shown, to_rgb
 from datatools.viz.plan import ImageJob, plan_image, predictions_to_draw, reader_box_findings, select_images
 from datatools.viz.sheet import BACKGROUND, CAPTION_COLOUR, SheetLayout, contact_sheet, fit_size
 
@@ -114,8 +114,8 @@ def side_by_side(left, right, titles: tuple[str, str] | None = None):
     canvas.paste(right, (W + gap, band))
     if titles:
         draw = ImageDraw.Draw(canvas)
-        draw.text((4, 4), titles[0], fill=CAPTION_COLOUR, font=fnt)
-        draw.text((W + gap + 4, 4), titles[1], fill=CAPTION_COLOUR, font=fnt)
+        draw.text((4, 4), shown(titles[0]), fill=CAPTION_COLOUR, font=fnt)
+        draw.text((W + gap + 4, 4), shown(titles[1]), fill=CAPTION_COLOUR, font=fnt)
     return canvas
 
 
@@ -169,7 +169,7 @@ def _placeholder(layout: SheetLayout, text: str):
     from PIL import Image, ImageDraw
 
     img = Image.new("RGB", (layout.tile_w, layout.tile_h), (70, 20, 20))
-    ImageDraw.Draw(img).text((8, layout.tile_h // 2 - 8), text, fill=(255, 200, 200), font=font(14))
+    ImageDraw.Draw(img).text((8, layout.tile_h // 2 - 8), shown(text), fill=(255, 200, 200), font=font(14))
     return img
 
 

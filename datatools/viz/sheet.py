@@ -10,7 +10,7 @@ from typing import Sequence
 
 from PIL import Image, ImageDraw
 
-from datatools.viz.draw import RGB, font
+from datatools.viz.draw import RGB, font, shown
 
 BACKGROUND: RGB = (32, 32, 32)
 CAPTION_COLOUR: RGB = (235, 235, 235)
@@ -111,8 +111,9 @@ def contact_sheet(tiles: Sequence[tuple[Image.Image, str, str]], layout: SheetLa
         colour = CAPTION_COLOUR
         if right.startswith("!"):
             right, colour = right[1:], CAPTION_WARN
+        right = shown(right)
         rw = int(draw.textlength(right, font=fnt)) if right else 0
-        left = _shorten(draw, left, fnt, layout.tile_w - rw - 8)
+        left = _shorten(draw, shown(left), fnt, layout.tile_w - rw - 8)
         ty = y1 + max(0, (layout.caption_h - fnt.size) // 2) if hasattr(fnt, "size") else y1 + 2
         draw.text((x0 + 1, ty), left, fill=CAPTION_COLOUR, font=fnt)
         if right:
