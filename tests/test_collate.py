@@ -328,3 +328,19 @@ def test_boxes_in_another_format_are_read_as_their_format():
     assert pb["boxes"][0].tolist() == [[10, 10, 190, 90]] and torch.equal(pa["targets"], pb["targets"])
     t = make_target(cxcywh[0][1]["boxes"], [1], canvas_size=(100, 200))
     assert t["boxes"].tolist() == [[10, 10, 190, 90]] and float(t["area"][0]) == 180 * 80
+
+
+def test_make_loader_takes_a_sampler_an_iterable_dataset_and_a_generator():
+    from torch.utils.data import IterableDataset, SequentialSampler
+
+    class Stream(IterableDataset):
+        def __iter__(self):
+            return iter(range(6))
+
+    def loaded(data, **kw):
+        return [list(b) for b in make_loader(data, batch_size=2, num_workers=0, collate_fn=list, **kw)]
+
+    assert loaded(list(range(6)), shuffle=False, sampler=SequentialSampler(range(6))) == [[0, 1], [2, 3], [4, 5]]
+    assert loaded(Stream(), shuffle=False) == [[0, 1], [2, 3], [4, 5]]
+    orders = [loaded(list(range(6)), generator=torch.Generator().manual_seed(s)) for s in (1, 2)]
+    assert orders[0] != orders[1]

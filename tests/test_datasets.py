@@ -384,6 +384,20 @@ def test_a_coco_files_own_category_ids_make_the_results_file(tmp_path):
     (tmp_path / "pred.json").write_text(json.dumps(rows))
     report = evaluate(tmp_path / "gt.json", tmp_path / "pred.json")
     assert report.coco.stat("AP") == pytest.approx(1.0) and report.voc.map == pytest.approx(1.0)
+    ds = COCODetection(tmp_path / "images", tmp_path / "gt.json", classes=["dog", "cat", "horse"])
+    assert ds.category_ids == (4, 3, 5)  # the file's own, and a free id for the class it lacks
+    # a folder of split files, each with ids of its own: the selected split's
+    (tmp_path / "annotations").mkdir()
+    for n, split, ids in ((1, "train", {"cat": 1, "dog": 2}), (2, "val", {"cat": 9, "dog": 7})):
+        (tmp_path / "annotations" / f"instances_{split}.json").write_text(json.dumps({
+            "images": [{"id": 1, "file_name": f"im{n}.jpg", "width": 80, "height": 64}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": ids["dog"], "bbox": [5, 5, 8, 8]}],
+            "categories": [{"id": v, "name": k} for k, v in ids.items()]}))
+    for split, want in (("train", (1, 2)), ("val", (9, 7))):
+        ds = COCODetection(root=tmp_path / "annotations", images=tmp_path / "images", splits=split)
+        assert dict(zip(ds.classes, ds.category_ids)) == dict(zip(("cat", "dog"), want)), split
+    with pytest.raises(ValueError, match="select one split"):
+        COCODetection(root=tmp_path / "annotations", images=tmp_path / "images").category_ids
 
 
 def _coco_file(tmp_path: Path) -> tuple[Path, Path]:

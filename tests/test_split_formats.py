@@ -387,3 +387,18 @@ def test_dedup_says_what_it_could_not_compare(tmp_path):
     r = CliRunner().invoke(cli, ["split", str(src), str(tmp_path / "out2"), "--dedup"])
     assert r.exit_code == 1 and "none of the 30 images could be compared" in r.output, r.output
     assert not (tmp_path / "out2").exists()
+
+
+def test_shapes_as_boxes_are_counted_by_image(tmp_path):
+    """Two CVAT images, each with two rotated boxes, a polygon and an ellipse: 2 images, not 8 findings."""
+    for n in "ab":
+        make_jpeg(tmp_path / "cv" / "images" / f"{n}.jpg", 100, 80)
+    image = ('<image id="0" name="{}.jpg" width="100" height="80">'
+             '<box label="cat" xtl="10" ytl="10" xbr="50" ybr="50" rotation="10"/>'
+             '<box label="cat" xtl="10" ytl="10" xbr="50" ybr="50" rotation="20"/>'
+             '<polygon label="cat" points="1,1;20,1;20,20"/><ellipse label="cat" cx="30" cy="30" rx="5" ry="5"/>'
+             '</image>')
+    (tmp_path / "cv" / "annotations.xml").write_text(f"<annotations>{image.format('a')}{image.format('b')}"
+                                                     "</annotations>")
+    d = json.loads(run_split(tmp_path / "cv", tmp_path / "out", "--val", "0.5", "--json").output)
+    assert d["read_shapes_as_boxes"] == 2

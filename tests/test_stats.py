@@ -360,3 +360,24 @@ def test_stats_count_the_boxes_a_conversion_keeps(tmp_path):
     r = run("report", tmp_path / "a.json", tmp_path / "r.html", "--no-pixels", "--no-dupes", "--json")
     assert r.exit_code == 0, r.output
     assert (json.loads(r.output)["objects"], json.loads(r.output)["objects_read"]) == (2, 4)
+
+
+def test_report_classes_on_yolo_counts_what_it_counts_on_voc(tmp_path):
+    """report --classes cat on a YOLO dataset counted only cats (its reader holds the list as its classes), the same
+    data as VOC every class."""
+    from PIL import Image
+
+    root = tmp_path / "yo"
+    (root / "images" / "train").mkdir(parents=True)
+    (root / "labels" / "train").mkdir(parents=True)
+    for n in "ab":
+        Image.new("RGB", (100, 80)).save(root / "images" / "train" / f"{n}.jpg")
+    (root / "labels" / "train" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n1 0.3 0.3 0.1 0.1\n")
+    (root / "labels" / "train" / "b.txt").write_text("1 0.5 0.5 0.2 0.2\n")
+    (root / "data.yaml").write_text("train: images/train\nnames: {0: cat, 1: dog}\n")
+    assert run("convert", root, tmp_path / "voc", "--to", "voc").exit_code == 0
+    for src in (root, tmp_path / "voc"):
+        r = run("report", src, tmp_path / f"{src.name}.html", "--classes", "cat", "--no-pixels", "--no-dupes",
+                "--json")
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.output)["class_objects"] == {"cat": 1, "dog": 2}, src

@@ -684,7 +684,7 @@ OVERFLOWING = {  # one box finite as written and infinite in pixels, one good bo
         "images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 100}],
         "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1e308, 1, 1e308, 3]},
                         {"id": 2, "image_id": 1, "category_id": 1, "bbox": [10, 10, 20, 20]}],
-        "categories": [{"id": 1, "name": "c"}]}), "missing-field"),
+        "categories": [{"id": 1, "name": "c"}]}), "bad-number"),
     "labelstudio": ("tasks.json", json.dumps([{"id": 1, "data": {"image": "a.jpg"}, "annotations": [{"result": [
         {"type": "rectanglelabels", "original_width": 100, "original_height": 100,
          "value": {"x": x, "y": 10, "width": w, "height": 20, "rectanglelabels": ["c"]}}
@@ -695,11 +695,19 @@ OVERFLOWING = {  # one box finite as written and infinite in pixels, one good bo
 }
 
 
+OVERFLOWING["labelme"] = ("a.json", json.dumps({"imagePath": "a.jpg", "imageHeight": 100, "imageWidth": 100, "shapes": [
+    {"label": "c", "shape_type": "circle", "points": [[10, 10], [-1.7e308, 1.7e308]]},
+    {"label": "c", "shape_type": "rectangle", "points": [[10, 10], [30, 30]]}]}), "bad-number")
+OVERFLOWING["openimages"] = ("validation-annotations-bbox.csv", "ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,"
+                             "YMax\na,x,c,1,0.1,1e308,0.1,0.5\na,x,c,1,0.1,0.3,0.1,0.3\n", "bad-number")
+
+
 @pytest.mark.parametrize("fmt", sorted(OVERFLOWING))
 def test_every_reader_drops_a_box_past_any_float_in_pixels(tmp_path, fmt):
     name, text, code = OVERFLOWING[fmt]
     (tmp_path / name).write_text(text)
-    ds = formats.get(fmt).read(tmp_path / name)
+    make_jpeg(tmp_path / "validation" / "a.jpg", 100, 100)  # Open Images: the size from the picture
+    ds = formats.get(fmt).read(tmp_path / name, **({"images": tmp_path / "validation"} if fmt == "openimages" else {}))
     assert [a.box for im in ds.images for a in im.annotations] == [pytest.approx((10, 10, 30, 30))]
     assert [(f.code, f.objects) for f in ds.findings if f.severity.value != "info"
             and f.code not in ("missing-image", "missing-image-dir")] == [(code, 1)]

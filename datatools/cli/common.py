@@ -117,7 +117,7 @@ def read_dataset(src, *, format: str | None, classes: list[str] | None = None, w
     classes left out and counted, by :func:`datatools.ops.surgery.filter_dataset`: ``stats``, ``anchors``). Returns
     the annotation model."""
     from datatools.core.parallel import Mapper, stage_callbacks
-    from datatools.ops.convert import read_source, reader_classes, resolve_source
+    from datatools.ops.convert import read_source, reader_classes, resolve_source, source_classes
 
     if select:  # read whole, then selected by name: a name the source lacks is refused (as `filter` refuses it)
         format = resolve_source(src, format)
@@ -128,9 +128,7 @@ def read_dataset(src, *, format: str | None, classes: list[str] | None = None, w
     if select and classes:
         from datatools.ops.surgery import filter_dataset
 
-        if ds.format == "yolo":  # selected among what its ids mean (--classes itself only where it names no class)
-            ds = ds.evolve(classes=tuple(ds.meta["names"]))
-        return filter_dataset(ds, classes=classes)
+        return filter_dataset(source_classes(ds), classes=classes)
     return ds
 
 

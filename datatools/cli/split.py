@@ -144,7 +144,7 @@ def split_cmd(src, out, reader, val, test, method, group_by, dedup, kfold, seed,
         d["read_warnings"] = sum(1 for f in read if f.severity.value == "warning")
         d["read_objects_dropped"] = sum(f.objects for f in read)
         d["read_images_dropped"] = sum(1 for f in read if f.image_dropped)
-        d["read_shapes_as_boxes"] = sum(1 for f in read if f.code in AS_BOXES)
+        d["read_shapes_as_boxes"] = len(images_as_boxes(read))
         if dupes:
             d["dedup"]["not_compared"] = [f.to_dict() for f in dupes.findings]
         d["not_read"] = [f.message for f in read if f.code == "not-in-sets"]  # unlisted VOC files: in no part
@@ -155,6 +155,11 @@ def split_cmd(src, out, reader, val, test, method, group_by, dedup, kfold, seed,
 
 # What a reader notes for an image whose shapes it read as boxes: a format split rewrites writes them as boxes.
 AS_BOXES = frozenset({"polygon-to-box", "shape-to-box", "rotated-box", "keypoints-not-kept"})
+
+
+def images_as_boxes(findings) -> set[tuple[str, str]]:
+    """The images (file, id) of which a reader noted shapes read as their boxes (one finding per shape or kind)."""
+    return {(f.path, f.image_id) for f in findings if f.code in AS_BOXES}
 
 
 def render(plan, *, out, written, not_compared=()) -> None:
@@ -204,7 +209,7 @@ def render(plan, *, out, written, not_compared=()) -> None:
                 "repaired copy)" if kept else f" and {'is' if objects == 1 else 'are'} not in OUT")] * bool(objects)
         con.print(f"[yellow]reading SRC found {count(len(read_problems), 'error or warning', 'errors or warnings')}"
                   f"{': ' if lost else ''}{'; '.join(lost)} (details: datatools check)[/]")
-    as_boxes = sum(1 for f in read if f.code in AS_BOXES)
+    as_boxes = len(images_as_boxes(read))
     if as_boxes and plan.dataset.format not in ("voc", "coco"):
         con.print(f"[yellow]{count(as_boxes, 'image')} held polygons, rotated or other shapes, or keypoints: OUT "
                   "holds their boxes (details: datatools check)[/]")

@@ -34,6 +34,7 @@ under both the ``fork`` and the ``spawn`` start methods.
 """
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import warnings
@@ -271,11 +272,9 @@ class DetectionDataset(torch.utils.data.Dataset):
         self.sizes = np.array([(r.height or 0, r.width or 0) for r in kept_records], dtype=np.int64).reshape(-1, 2)
         #: ``target["image_id"]`` of each index: the image's COCO id (see the module docstring)
         self.coco_ids: tuple[int, ...] = tuple(coco_id[r.image_id] for r in kept_records)
-        #: the COCO ``category_id`` of each class (of label ``l``: ``category_ids[l - label_offset]``): a COCO
-        #: source's own ids (COCO's 80 classes have ids 1..90), else 1..K as ``voc2coco`` writes them
-        known = (prepared.meta or {}).get("category_ids") or {}
-        self.category_ids: tuple = tuple(known[c] for c in self.classes) if all(c in known for c in self.classes) \
-            else tuple(range(1, len(self.classes) + 1))
+        per_file = (prepared.meta or {}).get("category_ids") or {}
+        self._category_files = {f: per_file[f] for f in dict.fromkeys(r.source_key[0] for r in kept_records)
+                                if f in per_file}
         counts = Counter(self.coco_ids)
         self._index_of = {c: i for i, c in enumerate(self.coco_ids) if counts[c] == 1}
         self._offsets = np.asarray(offsets, dtype=np.int64)
@@ -312,6 +311,22 @@ class DetectionDataset(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    @property
+    def category_ids(self) -> tuple:
+        """The COCO ``category_id`` of each class (of label ``l``: ``category_ids[l - label_offset]``), for a results
+        file: a COCO source's own ids, from the file(s) of the images selected (COCO's 80 classes have ids 1..90);
+        a class the file lacks gets the next free id; 1..K for other formats, as ``voc2coco`` writes them. Splits
+        whose files give one class two ids cannot share one results file: select one split."""
+        known: dict[str, object] = {}
+        for path, ids in self._category_files.items():
+            for name, cid in ids.items():
+                if known.setdefault(name, cid) != cid:
+                    raise ValueError(f"{path} gives {name!r} the category id {cid!r}, another file of the selected "
+                                     f"splits {known[name]!r}: select one split")
+        numbers = [v for v in known.values() if isinstance(v, int)]
+        fresh = itertools.count(max(numbers, default=0) + 1)
+        return tuple(known[c] if c in known else next(fresh) for c in self.classes)
 
     def index_of(self, image_id: int) -> int:
         """The dataset index of the image whose ``target["image_id"]`` is ``image_id`` (its COCO id), e.g. to map

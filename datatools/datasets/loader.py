@@ -55,10 +55,11 @@ def make_loader(dataset, *, batch_size: int = 8, shuffle: bool = True, collate_f
         pin_memory = torch.cuda.is_available()
     if persistent_workers is None:
         persistent_workers = num_workers > 0
-    # Two generators from the seed: the DataLoader draws its workers' base seed from its own on every new iterator
-    # (each epoch, or once with persistent workers), which moved a shared sampler generator's order with it.
+    # Two generators: the DataLoader draws its workers' base seed from its own on every new iterator (each epoch, or
+    # once with persistent workers), which moved a shared sampler generator's order with it. A generator= passed in
+    # drives the order.
+    order = loader_options.pop("generator", None) or torch.Generator().manual_seed(int(seed))
     generator = torch.Generator().manual_seed(int(seed))
-    order = torch.Generator().manual_seed(int(seed))
     opts: dict[str, Any] = dict(num_workers=num_workers, collate_fn=collate_fn, pin_memory=pin_memory,
                                 persistent_workers=persistent_workers and num_workers > 0, generator=generator)
     if num_workers > 0:
@@ -84,8 +85,9 @@ def make_loader(dataset, *, batch_size: int = 8, shuffle: bool = True, collate_f
         sampler = DistributedSampler(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed,
                                      drop_last=drop_last)
         return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last, **opts)
-    sampler = RandomSampler(dataset, generator=order) if shuffle else SequentialSampler(dataset)
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=drop_last, **opts)
+    if shuffle and "sampler" not in opts:
+        opts["sampler"] = RandomSampler(dataset, generator=order)
+    return DataLoader(dataset, batch_size=batch_size, drop_last=drop_last, **opts)
 
 
 def set_epoch(loader: DataLoader, epoch: int) -> None:

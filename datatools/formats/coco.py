@@ -72,7 +72,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
     image_dirs: list[str] = []
     objects_read = 0
     coco_meta: dict = {"info": None, "licenses": {}, "categories": {}}
-    category_ids: dict[str, object] = {}  # name -> its id in the (first) file that names it
+    category_ids: dict[str, dict[str, object]] = {}  # file -> name -> its id there (the first, for a name twice)
     found = json_files(src)
     if on_total:
         on_total(len(found))
@@ -94,7 +94,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
                                      f"{c['id']!r} are both {name!r}: read as one class (pycocotools on this file "
                                      "scores them apart)"))
             cat_name[c["id"]] = name
-            category_ids.setdefault(name, c["id"])
+            category_ids.setdefault(str(jpath), {}).setdefault(name, c["id"])
             coco_meta["categories"].setdefault(name, dict(_extra(c, _CAT_KEYS)))
         _collect_meta(data, coco_meta)
         group = _group_category(cats, data.get("annotations"))
@@ -177,8 +177,12 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
             box = _box_of(a)
             if box is None:
                 findings.append(err("missing-field", str(jpath), f"{where}/bbox",
-                                    f"expected bbox [x, y, w, h] of finite numbers, found {a.get('bbox')!r}; dropped",
+                                    f"expected bbox [x, y, w, h] of numbers, found {a.get('bbox')!r}; dropped",
                                     image_id=iid, objects=1))
+                continue
+            if not is_finite(box):  # finite as written, x + w past any float
+                findings.append(err("bad-number", str(jpath), f"{where}/bbox", f"bbox {a.get('bbox')!r} is no finite "
+                                    "number of pixels; dropped", image_id=iid, objects=1))
                 continue
             attrs = a.get("attributes") if isinstance(a.get("attributes"), dict) else {}
             if "rotation" in attrs:  # CVAT's COCO export: the unrotated bbox, turned about its centre
@@ -218,7 +222,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
     meta: dict = {"image_dir": image_dirs[0]} if len(set(image_dirs)) == 1 else {}
     meta["coco"] = {"info": coco_meta["info"], "licenses": list(coco_meta["licenses"].values()),
                     "categories": {n: e for n, e in coco_meta["categories"].items() if e}}
-    meta["category_ids"] = {n: category_ids[n] for n in cls if n in category_ids}
+    meta["category_ids"] = category_ids
     return Dataset(images=tuple(recs), classes=cls, findings=tuple(findings), objects_read=objects_read, root=str(src),
                    format=NAME, meta=meta)
 
@@ -332,8 +336,7 @@ def _box_of(a: dict):
     if isinstance(bb, (list, tuple)) and len(bb) == 4:
         vals = [json_number(v) for v in bb]
         if all(v is not None for v in vals):
-            box = xywh_to_xyxy(*vals)  # type: ignore[arg-type]
-            return box if is_finite(box) else None
+            return xywh_to_xyxy(*vals)  # type: ignore[arg-type]
     seg = a.get("segmentation")
     if isinstance(seg, list) and seg and all(isinstance(p, list) and len(p) >= 6 for p in seg):
         # the bbox's number rule, so that "1" is read and "a" is no number

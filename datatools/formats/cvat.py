@@ -232,7 +232,7 @@ def parse_cvat(data: bytes, *, path: str) -> tuple[list[ImageRecord], list[str],
     def handle(el) -> None:
         nonlocal met, k
         if el.tag == "meta":
-            labels[:] = meta_labels(el)
+            labels.extend(n for n in meta_labels(el) if n not in labels)
             return
         record, shapes = _image_record(el, k, path, seen, findings)
         k += 1

@@ -16,6 +16,7 @@ from typing import Sequence
 
 from datatools.core import fs
 from datatools.core.atomic import ImagesMode, place_images, staged_dir, write_staged
+from datatools.core.boxes import is_finite
 from datatools.core.fs import files_for
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, sorted_classes
 from datatools.core.parallel import Mapper, ProgressFn
@@ -132,6 +133,10 @@ def parse_shapes(shapes, *, path: str, image_id: str) -> tuple[list[Annotation],
         if isinstance(s.get("description"), str) and s["description"]:
             attrs.append(("description", s["description"]))
         box = _shape_box(kind, xs, ys)
+        if not is_finite(box):
+            findings.append(err("bad-number", path, f"{where}/points", "the shape's box is no finite number of "
+                                "pixels; dropped", image_id=image_id, objects=1))
+            continue
         anns.append(Annotation(label.strip(), box, attributes=tuple(attrs), where=where, **{
             k: json_flag(flags.get(k), path, f"{where}/flags/{k}", image_id, findings) for k in _FLAGS}))
     findings += box_notes(path, image_id, at="shapes", boxable="a rectangle, polygon, circle or mask",

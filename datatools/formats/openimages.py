@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 from datatools.core.atomic import ImagesMode, place_images, staged_dir, write_files
-from datatools.core.boxes import fmt_number
+from datatools.core.boxes import fmt_number, is_finite
 from datatools.core.errors import UsageError
 from datatools.core.fs import files_for, read_small_file
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, all_classes, sorted_classes
@@ -353,9 +353,16 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
                 continue
             size = (h.width, h.height)
         w, h_ = size
-        anns = tuple(Annotation(label, (x1 * w, y1 * h_, x2 * w, y2 * h_), truncated=fl[1], occluded=fl[0],
-                                iscrowd=fl[2], attributes=attrs, where=f"line {line}")
-                     for label, x1, x2, y1, y2, fl, attrs, line in rows)
+        anns = []
+        for label, x1, x2, y1, y2, fl, attrs, line in rows:
+            box = (x1 * w, y1 * h_, x2 * w, y2 * h_)
+            if not is_finite(box):
+                findings.append(err("bad-number", path, f"line {line}", "the box is no finite number of pixels; "
+                                    "dropped", image_id=iid, objects=1))
+                continue
+            anns.append(Annotation(label, box, truncated=fl[1], occluded=fl[0], iscrowd=fl[2], attributes=attrs,
+                                   where=f"line {line}"))
+        anns = tuple(anns)
         key = iid if iid not in records else id_in_split(iid, split, records)
         if key is None:  # the same ImageID twice in one split (two of its CSVs): the first is kept
             findings.append(err("duplicate-file-name", path, "ImageID", f"image {iid!r} appears twice in split "

@@ -83,12 +83,13 @@ def xml_parser():
     return _parser
 
 
-def pull_parser(tags: Sequence[str]):
+def pull_parser(tags: Sequence[str], encoding: str | None = None):
     """A parser fed in pieces (lxml's ``XMLPullParser``) with the shared parser's options and resolver, that reports
     the end of each element named in ``tags``."""
     from lxml import etree
 
-    return _resolving_nothing(etree.XMLPullParser(events=("end",), tag=tuple(tags), **_parser_options()))
+    return _resolving_nothing(etree.XMLPullParser(events=("end",), tag=tuple(tags), encoding=encoding,
+                                                  **_parser_options()))
 
 
 def document_encoding(data: bytes) -> str:
@@ -180,7 +181,11 @@ def stream_document(data: bytes, *, path: str, root_tag: str, children: Sequence
     refused = _refused_before_parsing(data, path, "")
     if refused is not None:
         return refused
-    parser = pull_parser(children)
+    encoding = None  # a fed parser does not take a UTF-32 byte-order mark (fromstring does): named instead
+    for bom, name in ((codecs.BOM_UTF32_LE, "UTF-32LE"), (codecs.BOM_UTF32_BE, "UTF-32BE")):
+        if data.startswith(bom):
+            data, encoding = data[len(bom):], name
+    parser = pull_parser(children, encoding)
     chunk = 1 << 20
     root = None
     try:

@@ -166,6 +166,13 @@ def reader_classes(fmt: str, classes: Sequence[str] | None) -> list[str] | None:
     return list(classes) if classes and fmt == "yolo" else None
 
 
+def source_classes(ds: Dataset) -> Dataset:
+    """``ds`` with the classes its source names: a YOLO dataset read with ``--classes`` (:func:`reader_classes`)
+    holds that list as its classes, and the names of its ids are kept aside (``meta["names"]``; the list itself where
+    it names no class). Counting or selecting by name starts from these."""
+    return ds.evolve(classes=tuple(ds.meta["names"])) if ds.format == "yolo" and ds.meta.get("names") else ds
+
+
 def all_dropped(ds: Dataset, src, what: str) -> NoInputError:
     """The error for a source whose every image was dropped (each file unreadable, refused or invalid): the counts
     by reason, and where to see each file."""

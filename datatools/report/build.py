@@ -97,7 +97,7 @@ def build_report(src: str | os.PathLike, *, format: str = "auto", images=None, s
 
     Use :func:`datatools.report.write_report` to turn the result into the page."""
     from datatools.formats.common import keep_headers
-    from datatools.ops.convert import read_source, reader_classes, resolve_source
+    from datatools.ops.convert import read_source, reader_classes, resolve_source, source_classes
 
     mapper = Mapper(engine, ray_address, workers)
     # The reader's header reads (the sizes) also serve check's header checks: each image is opened once.
@@ -106,7 +106,8 @@ def build_report(src: str | os.PathLike, *, format: str = "auto", images=None, s
         ds = read_source(src, fmt, classes=reader_classes(fmt, classes), mapper=mapper, images=images,
                          sets=sets, workers=workers, max_xml_bytes=max_xml_bytes,
                          **stage_callbacks(update, "read"))
-        counted = prepare(ds)  # the boxes a conversion keeps, as `stats` counts them; check sees them as read
+        # the boxes a conversion keeps, as `stats` counts them (check sees them as read)
+        counted = prepare(source_classes(ds))
         st = dataset_stats(counted, labels_only=not pixels, workers=workers, engine=engine, ray_address=ray_address,
                            **stage_callbacks(update, "pixels"))
         colours = {c: class_colour(c) for c in st.labels.class_objects}
