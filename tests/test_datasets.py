@@ -327,6 +327,17 @@ def test_dataloader_with_spawn_workers_runs_an_epoch(voc):
 
 # ------------------------------------------------------------------------------------- the API for training code
 
+def results_of(ds) -> list[dict]:
+    """Every ground-truth box of ``ds`` as a COCO result, keyed as the datasets document it."""
+    rows = []
+    for i in range(len(ds)):
+        t = ds.load_target(i, tuple(int(v) for v in ds.sizes[i]))
+        for (x1, y1, x2, y2), label in zip(t["boxes"].tolist(), t["labels"].tolist()):
+            rows.append({"image_id": int(t["image_id"]), "category_id": ds.category_ids[label - ds.label_offset],
+                         "bbox": [x1, y1, x2 - x1, y2 - y1], "score": 0.9})
+    return rows
+
+
 def test_image_id_is_the_coco_id_so_predictions_evaluate_as_they_are(tmp_path, converted):
     """target["image_id"] and target["labels"] written straight into a COCO results file score 1.0 against the same
     split: image ids are those voc2coco writes (and evaluate reads), labels the category ids."""
@@ -335,13 +346,7 @@ def test_image_id_is_the_coco_id_so_predictions_evaluate_as_they_are(tmp_path, c
     from datatools.metrics.evaluate import evaluate
 
     ds = VOCDetection(SAMPLE, image_set="val")
-    rows = []
-    for i in range(len(ds)):
-        t = ds.load_target(i, tuple(int(v) for v in ds.sizes[i]))
-        for (x1, y1, x2, y2), label in zip(t["boxes"].tolist(), t["labels"].tolist()):
-            rows.append({"image_id": int(t["image_id"]), "category_id": ds.category_ids[label - ds.label_offset],
-                         "bbox": [x1, y1, x2 - x1, y2 - y1], "score": 0.9})
-    (tmp_path / "pred.json").write_text(json.dumps(rows))
+    (tmp_path / "pred.json").write_text(json.dumps(results_of(ds)))
     report = evaluate(SAMPLE, tmp_path / "pred.json", split="val")
     assert report.voc.map == pytest.approx(1.0) and report.coco.stat("AP") == pytest.approx(1.0)
     # the same numbers as the COCO file that voc2coco wrote for the split, and as YOLO's val split
@@ -375,13 +380,7 @@ def test_a_coco_files_own_category_ids_make_the_results_file(tmp_path):
     (tmp_path / "gt.json").write_text(json.dumps({"images": images, "annotations": anns, "categories": cats}))
     ds = COCODetection(tmp_path / "images", tmp_path / "gt.json")
     assert dict(zip(ds.classes, ds.category_ids)) == {"bird": 1, "cat": 3, "dog": 4}
-    rows = []
-    for i in range(len(ds)):
-        t = ds.load_target(i, tuple(int(v) for v in ds.sizes[i]))
-        for (x1, y1, x2, y2), label in zip(t["boxes"].tolist(), t["labels"].tolist()):
-            rows.append({"image_id": int(t["image_id"]), "category_id": ds.category_ids[label - ds.label_offset],
-                         "bbox": [x1, y1, x2 - x1, y2 - y1], "score": 0.9})
-    (tmp_path / "pred.json").write_text(json.dumps(rows))
+    (tmp_path / "pred.json").write_text(json.dumps(results_of(ds)))
     report = evaluate(tmp_path / "gt.json", tmp_path / "pred.json")
     assert report.coco.stat("AP") == pytest.approx(1.0) and report.voc.map == pytest.approx(1.0)
     ds = COCODetection(tmp_path / "images", tmp_path / "gt.json", classes=["dog", "cat", "horse"])
