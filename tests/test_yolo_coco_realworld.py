@@ -711,3 +711,22 @@ def test_every_reader_drops_a_box_past_any_float_in_pixels(tmp_path, fmt):
     assert [a.box for im in ds.images for a in im.annotations] == [pytest.approx((10, 10, 30, 30))]
     assert [(f.code, f.objects) for f in ds.findings if f.severity.value != "info"
             and f.code not in ("missing-image", "missing-image-dir")] == [(code, 1)]
+
+
+def test_labels_beside_their_images_are_read_under_a_folder_named_images(tmp_path):
+    """LabelImg's folder called images/, and CVAT's YOLO 1.1 export unzipped under one (or of files uploaded in an
+    images/ folder): ultralytics' rule sent every label to a labels/ folder that does not exist: 0 objects, exit 0."""
+    labelimg = tmp_path / "proj" / "images"
+    cvat = tmp_path / "images" / "task_1_export"
+    uploaded = tmp_path / "export2"
+    for folder, n in ((labelimg, 3), (cvat / "obj_train_data", 2), (uploaded / "obj_train_data" / "images", 2)):
+        for i in range(n):
+            make_jpeg(folder / f"a{i}.jpg", 40, 30)
+            (folder / f"a{i}.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    (labelimg / "classes.txt").write_text("dog\ncat\n")
+    for root in (cvat, uploaded):
+        (root / "obj.names").write_text("car\n")
+    for root, n in ((labelimg, 3), (cvat, 2), (uploaded, 2)):
+        ds = formats.get("yolo").read(root)
+        assert sum(len(im.annotations) for im in ds.images) == n, root
+        assert not [f for f in ds.findings if f.code in ("no-label-file", "label-without-image")], root

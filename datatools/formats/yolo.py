@@ -40,9 +40,12 @@ KEEPS = frozenset({"splits", "classes"})  # no score: a 6th column makes a label
 
 # --------------------------------------------------------------------------------------------------- layout
 
-def _label_path_for(image_path: str) -> str:
+def _label_path_for(image_path: str, beside: bool = False) -> str:
     """ultralytics' rule: the last ``/images/`` in the path becomes ``/labels/`` and the extension ``.txt``
-    (``/`` always separates the parts of an fsspec URL)."""
+    (``/`` always separates the parts of an fsspec URL); ``beside``: the same path with ``.txt`` (a layout that keeps
+    each label beside its image, even under a folder named ``images``)."""
+    if beside:
+        return os.path.splitext(image_path)[0] + ".txt"
     sep_ = "/" if fs.is_url(image_path) else os.sep
     sa, sb = f"{sep_}images{sep_}", f"{sep_}labels{sep_}"
     head, sep, tail = image_path.rpartition(sa)
@@ -153,12 +156,12 @@ def _refuse_pixel_row(coords: Sequence[float], where: str) -> None:
                           "(divide x and w by the width, y and h by the height)")
 
 
-def _read_one(image_path: str, image_id: str, names: Sequence[str], header: ImageHeader, keypoints: int = 0
-              ) -> tuple[ImageRecord | None, list[Finding], int]:
+def _read_one(image_path: str, image_id: str, names: Sequence[str], header: ImageHeader, keypoints: int = 0,
+              beside: bool = False) -> tuple[ImageRecord | None, list[Finding], int]:
     """One image's label file, sized by the image's ``header`` (read before, by the parent): (record or None when the
     image cannot be sized, findings, rows met)."""
     findings: list[Finding] = []
-    label_path = _label_path_for(image_path)
+    label_path = _label_path_for(image_path, beside)
     text, unreadable = read_annotation_file(label_path, image_id, missing_ok=True, text=True)  # None, None: no file
     if unreadable is not None:
         return None, [unreadable], 0
@@ -187,14 +190,14 @@ def _read_one(image_path: str, image_id: str, names: Sequence[str], header: Imag
 
 
 def read_chunk(items: Sequence[tuple[str, str, tuple[str, ...], ImageHeader]], *, names: tuple[str, ...],
-               keypoints: int = 0) -> tuple[list[ImageRecord], list[Finding], int]:
+               keypoints: int = 0, beside: bool = False) -> tuple[list[ImageRecord], list[Finding], int]:
     """Worker: read the label files of a chunk of ``(image_id, image path, splits, image header)``: (records,
     findings, rows met), in the chunk's order. Module-level so that worker processes and Ray tasks can run it."""
     records: list[ImageRecord] = []
     findings: list[Finding] = []
     objects = 0
     for iid, path, in_splits, header in items:
-        rec, fnd, n = _read_one(path, iid, names, header, keypoints)
+        rec, fnd, n = _read_one(path, iid, names, header, keypoints, beside)
         findings.extend(fnd)
         objects += n
         if rec is not None:
@@ -215,7 +218,7 @@ def read(src: str | os.PathLike, *, classes: Sequence[str] | None = None, worker
     (default: local processes, ``workers`` of them). ``progress`` counts each image once, when its header is read.
     """
     mapper = mapper or Mapper(workers=workers)
-    root, splits, names_t, findings, items, keypoints = plan_reads(src, classes)
+    root, splits, names_t, findings, items, labels = plan_reads(src, classes)
     if classes and tuple(classes) != names_t:
         absent = [c for c in classes if c not in names_t]
         if absent:
@@ -229,11 +232,11 @@ def read(src: str | os.PathLike, *, classes: Sequence[str] | None = None, worker
     chunks = mapper.chunks([(iid, path, in_splits, h) for (iid, path, in_splits), h in zip(items, headers)])
     records: list[ImageRecord] = []
     objects_read = 0
-    for recs, fnd, n in mapper(partial(read_chunk, names=names_t, keypoints=keypoints), chunks):
+    for recs, fnd, n in mapper(partial(read_chunk, names=names_t, **labels), chunks):
         records.extend(recs)
         findings.extend(fnd)
         objects_read += n
-    findings.extend(_orphan_labels({path for _, path, _ in items}))
+    findings.extend(_orphan_labels({path for _, path, _ in items}, labels["beside"]))
     return Dataset(images=tuple(records), classes=tuple(classes) if classes else names_t, findings=tuple(findings),
                    objects_read=objects_read, root=str(root), format=NAME,
                    meta={"splits": list(splits), "names": list(names_t)})  # names: what the file's ids mean
@@ -241,13 +244,13 @@ def read(src: str | os.PathLike, *, classes: Sequence[str] | None = None, worker
 
 def plan_reads(src: str | os.PathLike, classes: Sequence[str] | None = None
                ) -> tuple[Path | str, dict[str, list[tuple[str, str]]], tuple[str, ...], list[Finding],
-                          list[tuple[str, str, tuple[str, ...]]], int]:
-    """What is known before any label file is read: ``(root, splits, names of ids 0..n-1, findings, items, keypoint
-    values of a pose row)``.
+                          list[tuple[str, str, tuple[str, ...]]], dict]:
+    """What is known before any label file is read: ``(root, splits, names of ids 0..n-1, findings, items, how the
+    label files are read)`` (the last as :func:`~datatools.formats.yolo_layout.discover` gives it).
     ``items`` are ``(image_id, image path, splits)`` sorted by id; an id met twice with another path is a finding and
     read once. ``classes`` names the ids only when the dataset does not (no names, or ultralytics' ``class_<i>``
     placeholders for ``nc``). The YOLO reader starts here."""
-    root, splits, names, findings, keypoints = discover(src)
+    root, splits, names, findings, labels = discover(src)
     if classes and (not names or names == placeholder_names(len(names))):
         names = list(classes)
     if not names:
@@ -272,13 +275,13 @@ def plan_reads(src: str | os.PathLike, classes: Sequence[str] | None = None
                 where[iid] = (path, [split])
                 order.append(iid)
     order.sort()
-    return root, splits, tuple(names), findings, [(i, where[i][0], tuple(where[i][1])) for i in order], keypoints
+    return root, splits, tuple(names), findings, [(i, where[i][0], tuple(where[i][1])) for i in order], labels
 
 
-def _orphan_labels(image_paths: set[str]) -> list[Finding]:
+def _orphan_labels(image_paths: set[str], beside: bool) -> list[Finding]:
     """Label files with no image: ultralytics ignores them silently; we report them."""
-    label_dirs = {os.path.dirname(_label_path_for(p)) for p in image_paths}
-    expected = {_label_path_for(p) for p in image_paths}
+    expected = {_label_path_for(p, beside) for p in image_paths}
+    label_dirs = {os.path.dirname(p) for p in expected}
     out = []
     for d in sorted(label_dirs):
         files = files_for(d)

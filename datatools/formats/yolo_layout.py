@@ -117,9 +117,11 @@ def _resolve(files, base: str, p: str) -> str | None:
 
 
 def discover(src: str | os.PathLike) -> tuple[Path | str, dict[str, list[tuple[str, str]]], list[str], list[Finding],
-                                              int]:
-    """Find the splits of a YOLO dataset: (root, {split: [(image_id, image_path)]}, class names, findings, the
-    keypoint values of a pose row (:func:`_yaml_keypoints`; 0 without)).
+                                              dict]:
+    """Find the splits of a YOLO dataset: (root, {split: [(image_id, image_path)]}, class names, findings, how its
+    label files are read: ``keypoints``, the values of a pose row after its box (:func:`_yaml_keypoints`; 0
+    without), and ``beside``, whether each label file is beside its image (LabelImg, CVAT's YOLO 1.1) rather than
+    where ultralytics' rule puts it).
 
     ``src`` is a data.yaml (or a folder holding one), or a folder with ``images/`` (and ``labels/``) beside it. It
     may be an fsspec URL: the root is then a URL string and every image path a URL under it, and every file is
@@ -150,7 +152,7 @@ def discover(src: str | os.PathLike) -> tuple[Path | str, dict[str, list[tuple[s
                 break
     names: list[str] = []
     splits: dict[str, list[tuple[str, str]]] = {}
-    keypoints = 0
+    keypoints, beside = 0, False
     if yaml_path is not None:
         data = _load_yaml(yaml_path)
         here = files.parent(yaml_path)
@@ -178,18 +180,19 @@ def discover(src: str | os.PathLike) -> tuple[Path | str, dict[str, list[tuple[s
             splits = {DEFAULT_SPLIT: splits["train"]}  # our own layout for a dataset without splits
     else:
         root = src.rstrip("/") if files.url else str(Path(src))
-        splits = _folder_splits(files, root, src, findings)
+        splits, beside = _folder_splits(files, root, src, findings)
     for ct in (files.join(root, "classes.txt"), files.join(root, "obj.names")) if not names else ():
         if files.isfile(ct):
             names = [ln.strip() for ln in files.cat(ct).decode("utf-8-sig").splitlines() if ln.strip()]
             break
-    return (root if files.url else Path(root)), splits, names, findings, keypoints
+    return (root if files.url else Path(root)), splits, names, findings, {"keypoints": keypoints, "beside": beside}
 
 
-def _folder_splits(files, root: str, src: str, findings: list[Finding]) -> dict[str, list[tuple[str, str]]]:
-    """The splits of a YOLO folder without a data.yaml: CVAT's Darknet export (:func:`darknet_splits`), else
-    ``images/<split>/`` (or a flat ``images/``) beside ``labels/``, else LabelImg's labels beside their images
-    (:func:`labels_beside_images`; ultralytics' label rule finds them there too)."""
+def _folder_splits(files, root: str, src: str, findings: list[Finding]
+                   ) -> tuple[dict[str, list[tuple[str, str]]], bool]:
+    """The splits of a YOLO folder without a data.yaml, and whether its labels are beside their images: CVAT's
+    Darknet export (:func:`darknet_splits`), else ``images/<split>/`` (or a flat ``images/``) beside ``labels/``,
+    else LabelImg's labels beside their images (:func:`labels_beside_images`)."""
     def images(folder: str, recursive: bool = True) -> list[tuple[str, str]]:
         return [(_image_id(full), full) for full in list_images(folder, recursive=recursive).values()]
 
@@ -206,21 +209,21 @@ def _folder_splits(files, root: str, src: str, findings: list[Finding]) -> dict[
     darknet = darknet_splits(root)
     if darknet:
         return {split: labels_only(split, images(folder), folder, " (CVAT: export with 'Save images')")
-                for split, folder in darknet.items()}
+                for split, folder in darknet.items()}, True
     img_root = files.join(root, "images")
     if not files.isdir(img_root):
         if labels_beside_images(root):
-            return {DEFAULT_SPLIT: images(root, recursive=False)}
+            return {DEFAULT_SPLIT: images(root, recursive=False)}, True
         raise UsageError(f"{src}: expected a data.yaml, an images/ folder next to labels/, images with their .txt "
                          "labels beside them and a classes.txt (LabelImg), or obj.names with obj_<split>_data/ (CVAT's "
                          "YOLO 1.1)")
     subdirs, loose = files.listdir(img_root)
     if not subdirs:
-        return {DEFAULT_SPLIT: labels_only(DEFAULT_SPLIT, images(img_root), files.join(root, "labels"))}
+        return {DEFAULT_SPLIT: labels_only(DEFAULT_SPLIT, images(img_root), files.join(root, "labels"))}, False
     if loose:
         findings.append(warn("loose-images", img_root, "images",
                              f"{len(loose)} image(s) directly in images/ next to split folders were not read"))
-    return {d: labels_only(d, images(files.join(img_root, d)), files.join(root, "labels", d)) for d in subdirs}
+    return {d: labels_only(d, images(files.join(img_root, d)), files.join(root, "labels", d)) for d in subdirs}, False
 
 
 def darknet_splits(folder: str) -> dict[str, str]:
