@@ -358,3 +358,72 @@ def test_an_image_entry_listed_twice_is_one_image_whatever_its_id_type(tmp_path,
     (tmp_path / "d.json").write_text(json.dumps(doc))
     ds = coco.read(tmp_path / "d.json")
     assert [(r.image_id, len(r.annotations)) for r in ds.images] == [("a", 1)]
+
+
+def test_the_coco_2017_annotations_folder_reads_its_boxes_once_per_split(tmp_path):
+    """annotations/ holds captions_*, instances_* and person_keypoints_* per split: each file was a split of its own
+    (captions ones errors, keypoints ones copies of the person boxes), and with the val files only, the YOLO written
+    trained on images/person_keypoints_val2017, the validation pictures."""
+    from PIL import Image
+
+    from datatools import formats
+
+    cats = [{"supercategory": "person", "id": 1, "name": "person"}, {"supercategory": "animal", "id": 18, "name": "dog"}]
+    (tmp_path / "annotations").mkdir()
+    for split, ids in (("train2017", [9, 25]), ("val2017", [139, 285])):
+        (tmp_path / split).mkdir()
+        ims = [{"file_name": f"{i:012d}.jpg", "height": 80, "width": 100, "id": i} for i in ids]
+        for im in ims:
+            Image.new("RGB", (100, 80)).save(tmp_path / split / im["file_name"])
+        inst = [{"id": k + 1000 * i, "image_id": i, "category_id": c, "bbox": [10, 10, 30, 20], "iscrowd": 0}
+                for i in ids for k, c in enumerate((1, 18))]
+        kp = [dict(a, keypoints=[0] * 51, num_keypoints=0) for a in inst if a["category_id"] == 1]
+        for task, doc in (("instances", {"images": ims, "annotations": inst, "categories": cats}),
+                          ("person_keypoints", {"images": ims, "annotations": kp, "categories": cats[:1]}),
+                          ("captions", {"images": ims, "annotations": [{"image_id": i, "id": i, "caption": "x"}
+                                                                       for i in ids]})):
+            (tmp_path / "annotations" / f"{task}_{split}.json").write_text(json.dumps(doc))
+    ds = formats.get("coco").read(tmp_path)
+    assert ds.splits == ("train2017", "val2017") and len(ds.images) == 4
+    assert sum(len(im.annotations) for im in ds.images) == 8 and all(im.image_path for im in ds.images)
+    assert sorted(f.code for f in ds.findings) == ["task-file-not-read"] * 4
+    for split in ("train2017",):  # a download of the val files only
+        for f in (tmp_path / "annotations").glob(f"*_{split}.json"):
+            f.unlink()
+    ds = formats.get("coco").read(tmp_path)
+    assert ds.splits == ("val2017",) and len(ds.images) == 2
+
+
+def test_an_image_id_listed_twice_keeps_its_boxes_on_the_first_image(tmp_path):
+    """Two files concatenated (ids 1..3 twice): each dog box went to the other file's picture, with no finding."""
+    from datatools import formats
+
+    images = [{"id": i, "file_name": f"{p}{i}.jpg", "width": 100, "height": 80} for p in "AB" for i in (1, 2)]
+    anns = [{"id": i, "image_id": i, "category_id": 1, "bbox": [5, 5, 10, 10]} for i in (1, 2)] * 2
+    (tmp_path / "c.json").write_text(json.dumps({"images": images, "annotations": anns,
+                                                 "categories": [{"id": 1, "name": "dog"}]}))
+    ds = formats.get("coco").read(tmp_path / "c.json")
+    assert [(im.image_id, len(im.annotations)) for im in ds.images] == [("A1", 2), ("A2", 2)]
+    codes = sorted(f.code for f in ds.findings if f.code.startswith("duplicate"))
+    assert codes == ["duplicate-annotation-id"] * 2 + ["duplicate-image-id"] * 2
+    assert all(f.image_dropped for f in ds.findings if f.code == "duplicate-image-id")
+    r = CliRunner().invoke(cli, ["split", str(tmp_path / "c.json"), str(tmp_path / "s"), "--val", "0.5",
+                                 "--images-mode", "none", "--json"])
+    assert r.exit_code == 0 and json.loads(r.output)["read_images_dropped"] == 2, r.output
+    parts = [json.loads(f.read_text())["images"] for f in (tmp_path / "s" / "annotations").glob("*.json")]
+    assert sorted(im["file_name"] for part in parts for im in part) == ["A1.jpg", "A2.jpg"]  # each once
+
+
+def test_a_roboflow_project_named_after_its_one_class_keeps_its_boxes(tmp_path):
+    """Roboflow's group category (id 0, supercategory none) named as the class itself: the group was left out by
+    name, so the class went with it and every box was dropped as unknown-class."""
+    from datatools import formats
+
+    (tmp_path / "c.json").write_text(json.dumps({
+        "images": [{"id": 0, "file_name": "a.jpg", "width": 100, "height": 80}],
+        "annotations": [{"id": 0, "image_id": 0, "category_id": 1, "bbox": [5, 5, 10, 10]}],
+        "categories": [{"id": 0, "name": "pothole", "supercategory": "none"},
+                       {"id": 1, "name": "pothole", "supercategory": "pothole"}]}))
+    ds = formats.get("coco").read(tmp_path / "c.json")
+    assert ds.classes == ("pothole",) and len(ds.images[0].annotations) == 1
+    assert [f.code for f in ds.findings if f.severity.value != "info" and "image" not in f.code] == []

@@ -24,7 +24,7 @@ from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, all_
 from datatools.formats.common import (DEFAULT_SPLIT, ImageIndex, WriteResult, err, existing_source,
                                       fill_sizes_from_headers, info, json_num, name_id, placed_names, warn)
 from datatools.formats.coco_ids import id_text
-from datatools.formats.coco_layout import guess_image_dir, json_files, no_images_found
+from datatools.formats.coco_layout import guess_image_dir, json_files, no_images_found, task_files_not_read
 from datatools.formats.shapes import centred_envelope
 from datatools.formats.values import annotation_size, json_flag, json_number, text_number
 
@@ -74,6 +74,9 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
     coco_meta: dict = {"info": None, "licenses": {}, "categories": {}}
     category_ids: dict[str, dict[str, object]] = {}  # file -> name -> its id there (the first, for a name twice)
     found = json_files(src)
+    for path in task_files_not_read(src):
+        findings.append(info("task-file-not-read", path, "", "not read: a file of another task (captions, keypoints, "
+                             "panoptic) of a split whose boxes another file holds, or a task without boxes"))
     if on_total:
         on_total(len(found))
     for split, jpath in found:
@@ -82,7 +85,13 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
             raise FormatError(jpath, "", "expected a COCO object with an 'images' list")
         cats = data.get("categories") or []
         cat_name: dict = {}
-        by_id = sorted((c for c in cats if isinstance(c, dict)), key=_category_order)
+        group = _group_category(cats, data.get("annotations"))
+        if group is not None:
+            findings.append(info("category-is-group", str(jpath), "categories",
+                                 f"category {group['id']!r} {group['name']!r} has no boxes and is the supercategory of "
+                                 "every other category (Roboflow names the dataset so): a group, not a class; it is "
+                                 "left out of the class list"))
+        by_id = sorted((c for c in cats if isinstance(c, dict) and c is not group), key=_category_order)
         for c in by_id:
             name = str(c.get("name", "")).strip()
             if not isinstance(c.get("id"), _ID) or not name:
@@ -97,13 +106,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
             category_ids.setdefault(str(jpath), {}).setdefault(name, c["id"])
             coco_meta["categories"].setdefault(name, dict(_extra(c, _CAT_KEYS)))
         _collect_meta(data, coco_meta)
-        group = _group_category(cats, data.get("annotations"))
-        if group is not None:
-            findings.append(info("category-is-group", str(jpath), "categories",
-                                 f"category {group['id']!r} {group['name']!r} has no boxes and is the supercategory of "
-                                 "every other category (Roboflow names the dataset so): a group, not a class; it is "
-                                 "left out of the class list"))
-        names_here = [n for n in dict.fromkeys(cat_name.values()) if group is None or n != group["name"]]
+        names_here = list(dict.fromkeys(cat_name.values()))  # the group (by its id) is no class
         if class_names is None:
             class_names = names_here
         else:
@@ -123,6 +126,11 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
                 findings.append(err("missing-field", str(jpath), f"{where}/id", f"image entry without an id (a number "
                                     f"or a string){found}; dropped", image_dropped=True))
                 continue
+            if im["id"] in img_by_id:  # annotations name an image by id: the first entry of the id keeps them
+                findings.append(err("duplicate-image-id", str(jpath), f"{where}/id", f"image id {im['id']!r} is "
+                                    f"listed twice (first as {img_by_id[im['id']]!r}); this entry is dropped, the "
+                                    "annotations of the id go to the first", image_dropped=True))
+                continue
             fname = str(im.get("file_name") or "").strip()
             iid = name_id(fname, fallback=f"image_{id_text(im['id'])}")
             source = f"{jpath}#{id_text(im['id'])}"
@@ -136,7 +144,8 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
                     here = index.find(fname, iid, id_names_image=False)[0] if index.exists else None
                     if here is None or prev.image_path is None or fs.same_file(here, prev.image_path, contents=True):
                         img_by_id[im["id"]] = iid
-                        records[iid] = replace(prev, splits=prev.splits + (split,))
+                        records[iid] = replace(prev, splits=prev.splits + (split,),
+                                               image_path=prev.image_path or here)
                         repeated.add(iid)
                         continue
                     iid = name_id(f"{split}/{fname}", fallback=f"image_{id_text(im['id'])}", key=id_text(im["id"]),
@@ -158,9 +167,15 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
             order.append(iid)
             img_by_id[im["id"]] = iid
         anns_by_img: dict[str, list[Annotation]] = {}
+        ann_ids: set = set()
         for k, a in enumerate(data.get("annotations") or []):
             where = f"annotations[{k}]"
             objects_read += 1
+            if isinstance(a, dict) and isinstance(a.get("id"), _ID):
+                if a["id"] in ann_ids:  # pycocotools' index keeps one of them: CocoDetection loads it twice
+                    findings.append(warn("duplicate-annotation-id", str(jpath), f"{where}/id", f"annotation id "
+                                         f"{a['id']!r} is used twice; both boxes are read, pycocotools keeps one"))
+                ann_ids.add(a["id"])
             if not isinstance(a, dict):
                 findings.append(err("missing-field", str(jpath), where, "annotation is not an object; dropped", objects=1))
                 continue

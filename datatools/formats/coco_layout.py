@@ -6,14 +6,26 @@ from __future__ import annotations
 
 import os
 import posixpath
-import re
 
 from datatools.core.errors import UsageError
 from datatools.core.fs import files_for
 from datatools.core.model import Finding
 from datatools.formats.common import no_image_dir, split_named
 
-_SPLIT_RE = re.compile(r"^(?:instances_)?(.+?)\.json$", re.I)
+# COCO's own annotations/ folder holds a file per task and split: instances_val2017.json (the boxes),
+# person_keypoints_val2017.json (the person boxes again, with keypoints), captions_val2017.json (no boxes). The split
+# is the name without the task; of one split's files the boxes' are read (the first task here that it has).
+_TASKS = ("instances_", "person_keypoints_", "stuff_", "captions_", "panoptic_", "image_info_")
+_NO_BOXES = ("captions_", "panoptic_", "image_info_")
+
+
+def _task_split(name: str) -> tuple[int, str]:
+    """(rank of the file's task in :data:`_TASKS`, or its length for a file without one; the split)."""
+    stem = name[:-5]
+    for k, task in enumerate(_TASKS):
+        if stem.lower().startswith(task) and len(stem) > len(task):
+            return k, stem[len(task):]
+    return len(_TASKS), stem
 
 
 def json_files(src: str) -> list[tuple[str | None, str]]:
@@ -32,7 +44,40 @@ def json_files(src: str) -> list[tuple[str | None, str]]:
     if not names:
         raise UsageError(f"{src}: no COCO JSON files found (expected a .json file, annotations/*.json or "
                          "<split>/_annotations.coco.json)")
-    return [(_SPLIT_RE.match(n).group(1), files.join(ann, n)) for n in names]  # type: ignore[union-attr]
+    kept, skipped = _one_task_per_split(names)
+    if not kept:
+        raise UsageError(f"{src}: no COCO JSON file with boxes ({', '.join(skipped)}: captions or panoptic files "
+                         "hold none)")
+    return [(split, files.join(ann, n)) for split, n in kept]
+
+
+def _one_task_per_split(names: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
+    """``([(split, name) read], [names not read])``: of the files of one split, the boxes' (instances before
+    person_keypoints before stuff); a file of a task without boxes (captions, panoptic, image_info) is not read."""
+    by_split: dict[str, tuple[int, str]] = {}
+    skipped = []
+    for n in sorted(names):
+        rank, split = _task_split(n)
+        if rank < len(_TASKS) and _TASKS[rank] in _NO_BOXES:
+            skipped.append(n)
+        elif split in by_split and by_split[split][0] <= rank:
+            skipped.append(n)
+        else:
+            if split in by_split:
+                skipped.append(by_split[split][1])
+            by_split[split] = (rank, n)
+    return [(split, n) for split, (_, n) in by_split.items()], sorted(skipped)
+
+
+def task_files_not_read(src: str) -> list[str]:
+    """The JSON files of ``src``'s annotations folder that :func:`json_files` leaves out (another task's file of a
+    split, or a task without boxes), for the reader to say so."""
+    files = files_for(src)
+    if files.isfile(src):
+        return []
+    ann = files.join(src, "annotations") if files.isdir(files.join(src, "annotations")) else src
+    names = [n for n in files.listdir(ann)[1] if n.lower().endswith(".json")]
+    return [files.join(ann, n) for n in _one_task_per_split(names)[1]]
 
 
 def json_for_split(src: str, split: str | None = None) -> str:
@@ -75,9 +120,10 @@ def _image_dir_candidates(json_path: str, split: str | None) -> list[str]:
     up = files.parent(parent)
     if not split:  # a file given by itself: instances_val.json still names its split (what the COCO writer writes)
         name = posixpath.basename(str(json_path).replace("\\", "/"))
-        m = _SPLIT_RE.match(name)
-        if m and (name.startswith("instances_") or m.group(1).startswith(("train", "val", "test"))):
-            split = m.group(1)
+        if name.lower().endswith(".json"):
+            rank, stem = _task_split(name)
+            if rank < len(_TASKS) or stem.startswith(("train", "val", "test")):
+                split = stem
     cands = [parent]
     if split:
         cands += [files.join(up, "images", split), files.join(up, split), files.join(parent, "images", split)]

@@ -265,7 +265,8 @@ def _write_coco(recs: list[ImageRecord], docs: dict[str, dict], target: Path, mo
             ids = per_file.get(p, set())
             keep = set()
             for im in docs[p]["images"]:
-                if isinstance(im, dict) and id_text(im.get("id")) in ids:
+                # an id listed twice: the first entry, the one the reader kept (duplicate-image-id)
+                if isinstance(im, dict) and id_text(im.get("id")) in ids and im["id"] not in keep:
                     keep.add(im["id"])
                     name = names[(p, id_text(im["id"]))]
                     im = im if im.get("file_name") == name else {**im, "file_name": name}
