@@ -730,3 +730,20 @@ def test_labels_beside_their_images_are_read_under_a_folder_named_images(tmp_pat
         ds = formats.get("yolo").read(root)
         assert sum(len(im.annotations) for im in ds.images) == n, root
         assert not [f for f in ds.findings if f.code in ("no-label-file", "label-without-image")], root
+
+
+@pytest.mark.parametrize("train", ["[images/cam1, images/cam2]", "images"])
+def test_images_of_one_name_in_two_folders_of_a_split_are_two_images(tmp_path, train):
+    """ultralytics trains on both images/cam1/0.jpg and images/cam2/0.jpg; only the first was read (the id dropped
+    the folder under images/ as if it were a split folder)."""
+    for cam in ("cam1", "cam2"):
+        for i in range(2):
+            make_jpeg(tmp_path / "images" / cam / f"{i}.jpg", 40, 30)
+            (tmp_path / "labels" / cam).mkdir(parents=True, exist_ok=True)
+            (tmp_path / "labels" / cam / f"{i}.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    make_jpeg(tmp_path / "images" / "cam1" / "0.png", 40, 30)  # beside 0.jpg: one label file for both, read once
+    (tmp_path / "data.yaml").write_text(f"train: {train}\nnames: [x]\n")
+    ds = formats.get("yolo").read(tmp_path)
+    assert sorted(im.image_id for im in ds.images) == ["0", "1", "cam2/0", "cam2/1"]
+    assert sum(len(im.annotations) for im in ds.images) == 4
+    assert [f.code for f in ds.findings if f.code == "duplicate-file-name"] == ["duplicate-file-name"]

@@ -261,8 +261,14 @@ def plan_reads(src: str | os.PathLike, classes: Sequence[str] | None = None
         for iid, path in items:
             if iid in where and where[iid][0] != path:
                 # another image of the same name: in another split (images/train/a.jpg, images/val/a.jpg) another
-                # image, kept under its split; in the same one (a.jpg, a.png), one label file for both
-                other = id_in_split(iid, split, where) if split not in where[iid][1] else None
+                # image, kept under its split; in the same one, another image when its label file is another
+                # (images/cam1/0.jpg, images/cam2/0.jpg: cam2/0), one label file for both (a.jpg, a.png) otherwise
+                if split not in where[iid][1]:
+                    other = id_in_split(iid, split, where)
+                elif _label_path_for(path, labels["beside"]) != _label_path_for(where[iid][0], labels["beside"]):
+                    other = _longer_id(path, where)
+                else:
+                    other = None
                 if other is None:
                     findings.append(warn("duplicate-file-name", path, "image",
                                          f"image id {iid!r} also names {where[iid][0]}; only the first is read",
@@ -276,6 +282,12 @@ def plan_reads(src: str | os.PathLike, classes: Sequence[str] | None = None
                 order.append(iid)
     order.sort()
     return root, splits, tuple(names), findings, [(i, where[i][0], tuple(where[i][1])) for i in order], labels
+
+
+def _longer_id(path: str, taken) -> str | None:
+    """The shortest tail of ``path`` (without extension), two parts or more, that no image has yet."""
+    parts = Path(path).with_suffix("").parts
+    return next((t for t in ("/".join(parts[-n:]) for n in range(2, len(parts) + 1)) if t not in taken), None)
 
 
 def _orphan_labels(image_paths: set[str], beside: bool) -> list[Finding]:
