@@ -747,3 +747,19 @@ def test_images_of_one_name_in_two_folders_of_a_split_are_two_images(tmp_path, t
     assert sorted(im.image_id for im in ds.images) == ["0", "1", "cam2/0", "cam2/1"]
     assert sum(len(im.annotations) for im in ds.images) == 4
     assert [f.code for f in ds.findings if f.code == "duplicate-file-name"] == ["duplicate-file-name"]
+
+
+def test_a_name_given_to_two_ids_is_one_class_and_said(tmp_path):
+    """names: [car, car, bus] gave COCO two categories with id 2 and none with 1, and YOLO rows of class 0 became 1."""
+    root = tmp_path / "y"
+    make_jpeg(root / "images" / "train" / "a.jpg", 100, 100)
+    (root / "labels" / "train").mkdir(parents=True)
+    (root / "labels" / "train" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n1 0.3 0.3 0.1 0.1\n2 0.7 0.7 0.1 0.1\n")
+    (root / "data.yaml").write_text("train: images/train\nnames: [car, car, bus]\n")
+    ds = formats.get("yolo").read(root)
+    assert ds.classes == ("car", "bus") and [f.code for f in ds.findings] == ["duplicate-class-name"]
+    r = run("convert", str(root), str(tmp_path / "c.json"), "--to", "coco")
+    assert r.exit_code == 0, r.output
+    doc = json.loads((tmp_path / "c.json").read_text())
+    assert [(c["id"], c["name"]) for c in doc["categories"]] == [(1, "car"), (2, "bus")]
+    assert [a["category_id"] for a in doc["annotations"]] == [1, 1, 2]

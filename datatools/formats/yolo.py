@@ -226,6 +226,10 @@ def read(src: str | os.PathLike, *, classes: Sequence[str] | None = None, worker
                                  f"--classes names {', '.join(map(repr, absent))}, which the dataset does not name "
                                  f"(it names {', '.join(names_t)}); --classes selects and orders classes by name, "
                                  "it does not rename them"))
+    twice = sorted({n for n in names_t if names_t.count(n) > 1})
+    if twice:  # the model knows classes by name (as a COCO file's two categories of one name)
+        findings.append(warn("duplicate-class-name", str(root), "names", f"class name(s) {', '.join(map(repr, twice))} "
+                             "name several ids: read as one class each (ultralytics trains those ids apart)"))
     if on_total:
         on_total(len(items))
     headers = read_headers([path for _, path, _ in items], mapper=mapper, progress=progress)
@@ -237,7 +241,8 @@ def read(src: str | os.PathLike, *, classes: Sequence[str] | None = None, worker
         findings.extend(fnd)
         objects_read += n
     findings.extend(_orphan_labels({path for _, path, _ in items}, labels["beside"]))
-    return Dataset(images=tuple(records), classes=tuple(classes) if classes else names_t, findings=tuple(findings),
+    return Dataset(images=tuple(records), classes=tuple(classes) if classes else tuple(dict.fromkeys(names_t)),
+                   findings=tuple(findings),
                    objects_read=objects_read, root=str(root), format=NAME,
                    meta={"splits": list(splits), "names": list(names_t)})  # names: what the file's ids mean
 
