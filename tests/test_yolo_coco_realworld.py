@@ -763,3 +763,17 @@ def test_a_name_given_to_two_ids_is_one_class_and_said(tmp_path):
     doc = json.loads((tmp_path / "c.json").read_text())
     assert [(c["id"], c["name"]) for c in doc["categories"]] == [(1, "car"), (2, "bus")]
     assert [a["category_id"] for a in doc["annotations"]] == [1, 1, 2]
+
+
+def test_hidden_files_and_folders_are_no_images(tmp_path):
+    """Jupyter's .ipynb_checkpoints/ copy of a labelled picture was read as one more image without boxes, and macOS'
+    ._a1.jpg (AppleDouble, no picture) as an unreadable one; ultralytics skips both."""
+    for i in range(2):
+        make_jpeg(tmp_path / "images" / "train" / f"a{i}.jpg", 40, 30)
+        (tmp_path / "labels" / "train").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "labels" / "train" / f"a{i}.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    make_jpeg(tmp_path / "images" / "train" / ".ipynb_checkpoints" / "a0-checkpoint.jpg", 40, 30)
+    (tmp_path / "images" / "train" / "._a1.jpg").write_bytes(b"\x00\x05\x16\x07")
+    (tmp_path / "data.yaml").write_text("train: images/train\nnames: [x]\n")
+    ds = formats.get("yolo").read(tmp_path)
+    assert sorted(im.image_id for im in ds.images) == ["a0", "a1"] and not ds.findings
