@@ -427,3 +427,17 @@ def test_a_roboflow_project_named_after_its_one_class_keeps_its_boxes(tmp_path):
     ds = formats.get("coco").read(tmp_path / "c.json")
     assert ds.classes == ("pothole",) and len(ds.images[0].annotations) == 1
     assert [f.code for f in ds.findings if f.severity.value != "info" and "image" not in f.code] == []
+
+
+@pytest.mark.parametrize("bbox", [["10", "10", "20", "20"], [10, 10, 20, 20, 0]])
+def test_a_malformed_bbox_is_an_error_not_the_polygons_box(tmp_path, bbox):
+    from datatools import formats
+
+    anns = [{"id": 1, "image_id": 1, "category_id": 1, "bbox": bbox, "segmentation": [[0, 0, 60, 0, 60, 60]]},
+            {"id": 2, "image_id": 1, "category_id": 1, "segmentation": [[0, 0, 60, 0, 60, 60]]}]
+    (tmp_path / "c.json").write_text(json.dumps({"images": [{"id": 1, "file_name": "a.jpg", "width": 99,
+                                                             "height": 99}], "annotations": anns,
+                                                 "categories": [{"id": 1, "name": "dog"}]}))
+    ds = formats.get("coco").read(tmp_path / "c.json")
+    assert [a.box for a in ds.images[0].annotations] == [(0, 0, 60, 60)]  # the one without a bbox
+    assert [(f.code, f.field) for f in ds.findings if f.objects] == [("missing-field", "annotations[0]/bbox")]

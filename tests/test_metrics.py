@@ -840,3 +840,19 @@ def test_a_scored_coco_file_names_its_images_by_the_one_id_text(tmp_path):
     (tmp_path / "p.json").write_text(json.dumps(doc))
     pr = load_predictions(tmp_path / "p.json", gt)
     assert [gt.images[i].image_id for i in pr.table.image.tolist()] == ["shapes_0005"]
+
+
+@pytest.mark.parametrize("crowd", ["0", None, False])
+@pytest.mark.parametrize("backend", ["pycocotools", "faster-coco-eval"])
+def test_an_iscrowd_written_as_text_or_null_is_the_readers_flag(tmp_path, crowd, backend):
+    """iscrowd "0" (pandas, CSV converters) went to the evaluator as it is: pycocotools took every box for a crowd
+    (all 12 numbers -1) while faster-coco-eval gave 1.0; null stopped both with a TypeError."""
+    ims = [{"id": i, "file_name": f"{i}.jpg", "width": 100, "height": 100} for i in (1, 2)]
+    anns = [{"id": i, "image_id": i, "category_id": 1, "bbox": [10 * i, 10, 30, 30], "area": 900, "iscrowd": crowd}
+            for i in (1, 2)]
+    (tmp_path / "gt.json").write_text(json.dumps({"images": ims, "annotations": anns,
+                                                  "categories": [{"id": 1, "name": "dog"}]}))
+    (tmp_path / "pred.json").write_text(json.dumps([{"image_id": a["image_id"], "category_id": 1, "bbox": a["bbox"],
+                                                     "score": 0.9} for a in anns]))
+    rep = evaluate(tmp_path / "gt.json", tmp_path / "pred.json", backend=backend)
+    assert rep.coco.stat("AP") == pytest.approx(1.0)

@@ -347,14 +347,16 @@ def relicense(rec: ImageRecord, remap: dict) -> ImageRecord:
 
 
 def _box_of(a: dict):
+    """The XYXY box of an annotation: its ``bbox``; the segmentation polygon's box only when there is no ``bbox``
+    (absent, null or ``[]``); a malformed one (``["10", ...]``, five numbers) is none: the caller drops it, it never
+    takes the polygon's."""
     bb = a.get("bbox")
-    if isinstance(bb, (list, tuple)) and len(bb) == 4:
-        vals = [json_number(v) for v in bb]
-        if all(v is not None for v in vals):
-            return xywh_to_xyxy(*vals)  # type: ignore[arg-type]
+    if bb is not None and bb != []:
+        vals = [json_number(v) for v in bb] if isinstance(bb, (list, tuple)) and len(bb) == 4 else [None]
+        return xywh_to_xyxy(*vals) if all(v is not None for v in vals) else None  # type: ignore[arg-type]
     seg = a.get("segmentation")
     if isinstance(seg, list) and seg and all(isinstance(p, list) and len(p) >= 6 for p in seg):
-        # the bbox's number rule, so that "1" is read and "a" is no number
+        # the bbox's number rule: a string is no number
         xs = [json_number(v) for p in seg for v in p[0::2]]
         ys = [json_number(v) for p in seg for v in p[1::2]]
         if None not in xs and None not in ys:

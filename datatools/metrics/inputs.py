@@ -24,6 +24,7 @@ from datatools.core.errors import UsageError
 from datatools.core.model import Dataset, Finding, ImageRecord
 from datatools.formats.coco_ids import coco_documents, id_text, image_numbers
 from datatools.formats.common import err, info, split_named, warn
+from datatools.formats.values import json_flag
 from datatools.metrics.voc import BoxTable
 
 
@@ -221,6 +222,10 @@ def sanitize_coco(data: dict, *, path: str = "", kept: set[int] | None = None
         if "iscrowd" not in b:
             b["iscrowd"] = 0
             missing_crowd += 1
+        elif type(b["iscrowd"]) is not int or b["iscrowd"] not in (0, 1):
+            # "0", "false", null, true: the reader's flag rule (and its finding), as 0 or 1 for the evaluator, which
+            # took "0" for a crowd (every number -1) or stopped on null
+            b["iscrowd"] = int(json_flag(b["iscrowd"], path, f"annotations[{n}]/iscrowd", "", []))
         out_anns.append(b)
     if missing_area:
         findings.append(info("missing-area", path, "annotations/area",
