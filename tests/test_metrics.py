@@ -313,9 +313,9 @@ def test_gt_traps_string_ids_missing_area_and_iscrowd(coco_case, tmp_path):
 
 def test_coco_and_voc_metrics_judge_the_boxes_the_reader_kept(coco_case, tmp_path):
     """A ground-truth box the COCO reader drops (a null side) is left out of pycocotools' dict too, and one it keeps
-    (a zero width, as in the file) is in both, so COCO and VOC metrics see the same boxes; a box from a
-    segmentation, without a usable bbox, is one bad-annotation error; none of it is a traceback (a missing area
-    beside a null side was a TypeError)."""
+    (a zero width, as in the file) is in both, so COCO and VOC metrics see the same boxes; a malformed bbox beside
+    a segmentation is dropped as well (the polygon's box is read only where there is no bbox); none of it is a
+    traceback (a missing area beside a null side was a TypeError)."""
     from datatools.metrics.inputs import load_ground_truth
 
     gt = json.loads(json.dumps(coco_case["gt"]))
@@ -328,9 +328,9 @@ def test_coco_and_voc_metrics_judge_the_boxes_the_reader_kept(coco_case, tmp_pat
     g = tmp_path / "gt.json"
     g.write_text(json.dumps(gt))
     loaded = load_ground_truth(g)
-    assert len(loaded.table.box) == n + 2  # the zero width, and the segmentation's box (the reader's)
-    assert len(loaded.coco["annotations"]) == n + 1
-    assert [f.objects for f in loaded.findings if f.code == "bad-annotation"] == [1]
+    assert len(loaded.table.box) == len(loaded.coco["annotations"]) == n + 1  # and the zero width
+    assert [f.field for f in loaded.findings if f.code == "missing-field"] == [
+        f"annotations[{n}]/bbox", f"annotations[{n + 2}]/bbox"]
     p = tmp_path / "p.json"
     p.write_text(json.dumps(coco_case["res"]))
     r = CliRunner().invoke(cli, ["evaluate", "--gt", str(g), "--pred", str(p), "--json"])
