@@ -777,3 +777,27 @@ def test_hidden_files_and_folders_are_no_images(tmp_path):
     (tmp_path / "data.yaml").write_text("train: images/train\nnames: [x]\n")
     ds = formats.get("yolo").read(tmp_path)
     assert sorted(im.image_id for im in ds.images) == ["a0", "a1"] and not ds.findings
+
+
+def test_what_makes_ultralytics_drop_a_whole_label_file_is_said():
+    """One row with cx 1.02 (or a class id past the names) and ultralytics drops every row of the file; check said
+    0 errors and a clipped box."""
+    from datatools.formats.yolo import parse_label_text
+
+    def codes(text):
+        return [(f.code, f.field) for f in parse_label_text(text, path="a.txt", image_id="a", names=["x"], width=100,
+                                                             height=80, scores=False)[1]]
+
+    assert ("file-rejected-by-ultralytics", "line 2") in codes("0 0.5 0.5 0.2 0.2\n0 1.02 0.5 0.1 0.1\n")
+    assert ("file-rejected-by-ultralytics", "line 1") in codes("3 0.5 0.5 0.2 0.2\n0 0.5 0.5 0.1 0.1\n")
+    assert codes("0 0.5 0.5 0.2 0.2\n0 1.005 0.5 0.1 0.1\n") == []  # within ultralytics' 1%
+    assert codes("0 0.5 0.5 0.2 0.2\n0 0.1 0.1 0.9 0.1 0.9 0.9\n") == [("polygon-to-box", "segments"),
+                                                                       ("mixed-rows", "segments")]
+
+
+def test_a_plain_box_row_in_a_pose_dataset_is_a_box(tmp_path):
+    """ultralytics' detect task keeps a 5-value row of a kpt_shape dataset (and the box of a pose row)."""
+    root = pose_dataset(tmp_path / "pose", "[2, 2]", ["0 0.6 0.6 0.2 0.2 0.1 0.1 0.2 0.2", "0 0.5 0.5 0.2 0.2"])
+    ds = formats.get("yolo").read(root)
+    assert len(ds.images[0].annotations) == 2
+    assert "bad-row" not in {f.code for f in ds.findings}

@@ -74,6 +74,7 @@ def parse_label_text(text: str, *, path: str, image_id: str, names: Sequence[str
     findings: list[Finding] = []
     rows = 0
     polygons = boxes = posed = 0
+    rejects: tuple[str, str] | None = None  # (line, why) ultralytics drops the whole file: it drops no single row
     for lineno, line in enumerate(text.splitlines(), 1):
         parts = line.split()
         if not parts:
@@ -87,9 +88,9 @@ def parse_label_text(text: str, *, path: str, image_id: str, names: Sequence[str
                                 image_id=image_id, objects=1))
             continue
         n = len(vals)
-        if keypoints and n != 5 + keypoints:
+        if keypoints and n not in (5, 5 + keypoints):
             findings.append(err("bad-row", path, where, f"expected {5 + keypoints} values (class cx cy w h and the "
-                                f"{keypoints} keypoint values of kpt_shape), found {n}; row dropped",
+                                f"{keypoints} keypoint values of kpt_shape) or 5, found {n}; row dropped",
                                 image_id=image_id, objects=1))
             continue
         if not keypoints and not (n == 5 or (n == 6 and scores) or (n >= 7 and n % 2 == 1)):
@@ -106,10 +107,13 @@ def parse_label_text(text: str, *, path: str, image_id: str, names: Sequence[str
                                 "dropped", image_id=image_id, objects=1))
             continue
         cid = vals[0]
+        if not rejects and (keypoints or n < 7) and (max(vals[1:5]) > 1.01 or min(vals[1:5]) < -0.01):
+            rejects = (where, "a coordinate outside [0, 1] by more than 1%")
         if cid != int(cid) or not (0 <= int(cid) < len(names)):
             findings.append(err("unknown-class", path, where,
                                 f"class id {parts[0]} is not in 0..{len(names) - 1}; row dropped", image_id=image_id,
                                 objects=1))
+            rejects = rejects or (where, f"class id {parts[0]}")
             continue
         score = None
         if n >= 7 and not keypoints:
@@ -127,6 +131,10 @@ def parse_label_text(text: str, *, path: str, image_id: str, names: Sequence[str
                                 "pixels; row dropped", image_id=image_id, objects=1))
             continue
         anns.append(Annotation(names[int(cid)], box, score=score, where=f"line {lineno}"))
+    if rejects and not scores and rows > 1:
+        findings.append(warn("file-rejected-by-ultralytics", path, rejects[0], f"{rejects[1]}: ultralytics drops the "
+                             f"whole label file (all {rows} rows) and trains on the image as having no objects; "
+                             "datatools keeps the other rows", image_id=image_id))
     if posed:
         findings.append(info("keypoints-not-kept", path, "keypoints", f"{posed} pose row(s) read as their box; "
                              "the keypoints are not kept", image_id=image_id))
