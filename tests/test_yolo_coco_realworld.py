@@ -674,7 +674,7 @@ def test_a_box_past_any_float_in_pixels_is_a_bad_number(tmp_path):
     ds = formats.get("yolo").read(root)
     assert [a.box for a in ds.images[0].annotations] == [pytest.approx((40, 40, 60, 60))]
     assert [(f.code, f.field, f.objects) for f in ds.findings if f.code != "repeated-split"] == [
-        ("bad-number", "line 1", 1)]
+        ("bad-number", "line 1", 1), ("file-rejected-by-ultralytics", "line 1", 0)]
     r = run("visualize", str(root), str(tmp_path / "viz"))
     assert r.exit_code == 0, r.output
 
