@@ -801,3 +801,20 @@ def test_a_plain_box_row_in_a_pose_dataset_is_a_box(tmp_path):
     ds = formats.get("yolo").read(root)
     assert len(ds.images[0].annotations) == 2
     assert "bad-row" not in {f.code for f in ds.findings}
+
+
+def test_list_file_lines_and_nc_are_read_as_ultralytics_reads_them(tmp_path):
+    """A list file's ./ lines are its own folder's (they were the root's: every image missing); nc that disagrees
+    with names (ultralytics refuses the file) is said."""
+    for i in range(3):
+        make_jpeg(tmp_path / "images" / f"a{i}.jpg", 40, 30)
+        (tmp_path / "labels").mkdir(exist_ok=True)
+        (tmp_path / "labels" / f"a{i}.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    (tmp_path / "splits").mkdir()
+    (tmp_path / "splits" / "train.txt").write_text("./../images/a0.jpg\n./../images/a1.jpg\n")
+    (tmp_path / "splits" / "val.txt").write_text("images/a2.jpg\n")
+    (tmp_path / "data.yaml").write_text("train: splits/train.txt\nval: splits/val.txt\nnc: 3\nnames: [a]\n")
+    ds = formats.get("yolo").read(tmp_path)
+    assert sorted((im.image_id, im.splits) for im in ds.images) == [("a0", ("train",)), ("a1", ("train",)),
+                                                                     ("a2", ("val",))]
+    assert [f.code for f in ds.findings] == ["nc-not-names"]

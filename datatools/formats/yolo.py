@@ -304,8 +304,10 @@ def _longer_id(path: str, taken) -> str | None:
 
 
 def _orphan_labels(image_paths: set[str], beside: bool) -> list[Finding]:
-    """Label files with no image: ultralytics ignores them silently; we report them."""
+    """Label files with no image: ultralytics ignores them silently; we report them. Local paths are compared
+    normalized (a list file's ``./../images/a.jpg`` and a folder's ``images/a.jpg`` are one image)."""
     expected = {_label_path_for(p, beside) for p in image_paths}
+    expected = {p if fs.is_url(p) else os.path.normpath(p) for p in expected}
     label_dirs = {os.path.dirname(p) for p in expected}
     out = []
     for d in sorted(label_dirs):

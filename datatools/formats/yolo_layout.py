@@ -159,6 +159,9 @@ def discover(src: str | os.PathLike) -> tuple[Path | str, dict[str, list[tuple[s
         root, note = _yaml_root(files, here, data.get("path"), data.get("train"), str(yaml_path))
         findings += note
         names = _yaml_names(data, str(yaml_path))
+        if data.get("names") is not None and str(data.get("nc", len(names))).strip() != str(len(names)):
+            findings.append(warn("nc-not-names", str(yaml_path), "nc", f"nc is {data['nc']!r} but names lists "
+                                 f"{len(names)} classes (ultralytics refuses the file); the names are read"))
         keypoints = _yaml_keypoints(data, str(yaml_path))
         repeated: dict[str, str] = {}
         for split in SPLIT_KEYS:
@@ -260,7 +263,9 @@ def _entry_images(files, root: str, entry, split: str, yaml_path: str, findings:
             for line in files.cat(p).decode("utf-8-sig").splitlines():
                 if not line.strip():
                     continue
-                ip = _resolve(files, root, line.strip())
+                # ./x is the list file's folder's (as ultralytics reads it); any other relative line the root's
+                ip = (_resolve(files, files.parent(p), line.strip()[2:]) if line.strip().startswith("./")
+                      else _resolve(files, root, line.strip()))
                 if ip is not None:
                     seen[ip] = ip
                 else:
