@@ -441,3 +441,30 @@ def test_a_malformed_bbox_is_an_error_not_the_polygons_box(tmp_path, bbox):
     ds = formats.get("coco").read(tmp_path / "c.json")
     assert [a.box for a in ds.images[0].annotations] == [(0, 0, 60, 60)]  # the one without a bbox
     assert [(f.code, f.field) for f in ds.findings if f.objects] == [("missing-field", "annotations[0]/bbox")]
+
+
+def test_coco_to_coco_keeps_the_files_image_and_category_ids(tmp_path):
+    """convert, filter and check --fix wrote ids from 1 (images sorted by name, categories 1..K): a results file keyed
+    by the original ids scored AP 0.0 against the copy, with no finding."""
+    from PIL import Image
+
+    (tmp_path / "images").mkdir()
+    names = {7: "zebra.jpg", 42: "apple.jpg", 3: "mango.jpg"}
+    for name in names.values():
+        Image.new("RGB", (100, 80)).save(tmp_path / "images" / name)
+    gt = {"images": [{"id": i, "file_name": n, "width": 100, "height": 80} for i, n in names.items()],
+          "annotations": [{"id": 10 + i, "image_id": i, "category_id": 18, "bbox": [10, 10, 30, 20]} for i in names],
+          "categories": [{"id": 18, "name": "dog"}, {"id": 1, "name": "person"}]}
+    (tmp_path / "gt.json").write_text(json.dumps(gt))
+    preds = [{"image_id": i, "category_id": 18, "bbox": [10, 10, 30, 20], "score": 0.9} for i in names]
+    (tmp_path / "pred.json").write_text(json.dumps(preds))
+    for cmd in (["convert", "--to", "coco"], ["filter", "--classes", "dog,person"]):
+        out = tmp_path / f"{cmd[0]}.json"
+        r = CliRunner().invoke(cli, [cmd[0], str(tmp_path / "gt.json"), str(out), *cmd[1:]])
+        assert r.exit_code == 0, r.output
+        doc = json.loads(out.read_text())
+        assert sorted((im["id"], im["file_name"]) for im in doc["images"]) == sorted(names.items())
+        assert {c["name"]: c["id"] for c in doc["categories"]} == {"dog": 18, "person": 1}
+        r = CliRunner().invoke(cli, ["evaluate", "--gt", str(out), "--pred", str(tmp_path / "pred.json"),
+                                     "--images", str(tmp_path / "images"), "--json"])
+        assert r.exit_code == 0 and json.loads(r.output)["coco"]["stats"]["AP"] == pytest.approx(1.0), r.output

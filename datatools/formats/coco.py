@@ -6,6 +6,7 @@ an ``attributes`` object per annotation.
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections import Counter
@@ -367,9 +368,11 @@ def _box_of(a: dict):
 # --------------------------------------------------------------------------------------------------- writing
 
 def to_coco(records: Sequence[ImageRecord], classes: Sequence[str], *, file_names: Sequence[str],
-            precision: int = 6, meta: dict | None = None) -> dict:
+            precision: int = 6, meta: dict | None = None, source_ids: bool = False) -> dict:
     """Build the COCO dict: ids from 1 in record order, categories from 1 in class order (then any label the class
     list lacks, sorted: a dataset written as it is keeps every object; a conversion has dropped them before).
+    ``source_ids`` (a dataset read from COCO): the images and categories keep the ids of their file where those are
+    unique integers (:func:`_kept_ids`), so a results file keyed by them still scores against the copy.
 
     Fields read from a COCO source are written back: ``meta`` (a dataset's ``meta["coco"]``) gives ``info``,
     ``licenses`` and the categories' other fields; records and annotations carry theirs in ``extra``. ``area`` is
@@ -377,10 +380,11 @@ def to_coco(records: Sequence[ImageRecord], classes: Sequence[str], *, file_name
     meta = meta or {}
     cat_extra = meta.get("categories") or {}
     classes = all_classes(classes, records)
-    cat_id = {n: i + 1 for i, n in enumerate(classes)}
+    image_ids, cat_id = _kept_ids(records, classes, meta) if source_ids else (None, None)
+    cat_id = cat_id or {n: i + 1 for i, n in enumerate(classes)}
     images, anns = [], []
     aid = 0
-    for i, (rec, fname) in enumerate(zip(records, file_names), 1):
+    for i, (rec, fname) in zip(image_ids or range(1, len(records) + 1), zip(records, file_names)):
         images.append({"id": i, "file_name": fname, "width": rec.width or 0, "height": rec.height or 0,
                        **dict(rec.extra)})
         for a in rec.annotations:
@@ -403,6 +407,26 @@ def to_coco(records: Sequence[ImageRecord], classes: Sequence[str], *, file_name
                            for n in classes]}
 
 
+def _kept_ids(records: Sequence[ImageRecord], classes: Sequence[str], meta: dict
+              ) -> tuple[list[int] | None, dict[str, int] | None]:
+    """The image ids and category ids (by name) the records' COCO files gave them, each None where they are not
+    unique integers (string ids, two files' colliding ids, a name with two ids): those are numbered from 1. A class
+    no file names takes the next free id."""
+    raw = [rec.source_key[1] for rec in records]
+    image_ids = [int(r) for r in raw] if all(r.lstrip("-").isdigit() for r in raw) else None
+    if image_ids is not None and len(set(image_ids)) != len(image_ids):
+        image_ids = None
+    known: dict[str, int] = {}
+    for ids in (meta.get("category_ids") or {}).values():
+        for name, cid in ids.items():
+            if type(cid) is not int or known.setdefault(name, cid) != cid:
+                return image_ids, None
+    if len(set(known.values())) != len(known):
+        return image_ids, None
+    fresh = itertools.count(max(known.values(), default=0) + 1)
+    return image_ids, {n: known[n] if n in known else next(fresh) for n in classes}
+
+
 def dumps(obj: dict) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n"
 
@@ -420,11 +444,12 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
     images_mode = ImagesMode(images_mode)
     out = Path(out)
     result = WriteResult(out=str(out))
-    coco_meta = (ds.meta or {}).get("coco")
+    coco_meta = dict((ds.meta or {}).get("coco") or {}, category_ids=(ds.meta or {}).get("category_ids"))
+    keep = ds.format == NAME  # COCO -> COCO keeps its ids
     if out.suffix.lower() == ".json":
         recs = list(ds.images)
         obj = to_coco(recs, ds.classes, file_names=[r.file_name or r.image_id for r in recs], precision=precision,
-                      meta=coco_meta)
+                      meta=coco_meta, source_ids=keep)
         atomic_write(out, dumps(obj))
         result.files = [str(out)]
     else:
@@ -438,7 +463,7 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
             placed, pics = placed_names(recs, images_mode, under=split)
             pictures += pics
             names = [p or r.file_name or r.image_id for p, r in zip(placed, recs)]
-            obj = to_coco(recs, ds.classes, file_names=names, precision=precision, meta=coco_meta)
+            obj = to_coco(recs, ds.classes, file_names=names, precision=precision, meta=coco_meta, source_ids=keep)
             items.append((f"instances_{split}.json", dumps(obj)))
         with staged_dir(out / "annotations") as stage:
             write_files([(os.path.join(stage, r), t) for r, t in items])
