@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import codecs
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -274,3 +275,30 @@ def test_a_document_in_any_declared_encoding_reads_whole_and_streamed(encoding):
         if encoding != "shift_jis" else f'<?xml version="1.0" encoding="SHIFT_JIS"?><annotation><object>猫</object>' \
         "</annotation>".encode(encoding)
     assert refusal(doc, "whole") is None and refusal(doc, "streamed") is None
+
+
+@needs_fifo
+def test_a_fifo_among_the_images_is_an_unreadable_image_not_a_hang(tmp_path):
+    """A FIFO named x.jpg blocked check, stats, dupes and the torch datasets forever (annotation files were guarded,
+    images not)."""
+    from tests.conftest import SAMPLE
+
+    root = tmp_path / "v"
+    shutil.copytree(SAMPLE, root)
+    (root / "JPEGImages" / "shapes_0001.jpg").unlink()
+    os.mkfifo(root / "JPEGImages" / "shapes_0001.jpg")
+    r = run_python(f"""
+        from click.testing import CliRunner
+        from datatools.cli import cli
+        from datatools.datasets import DetectionDataset
+        for command in ("check", "stats", "dupes"):
+            res = CliRunner().invoke(cli, [command, {str(root)!r}, "--json"])
+            print(command, res.exit_code, "shapes_0001.jpg: not a regular file" in res.output)
+        ds = DetectionDataset.from_path({str(root)!r}, ids=["shapes_0001"])
+        try:
+            ds[0]
+        except RuntimeError as e:
+            print("dataset", "not a regular file" in str(e))
+    """)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split("\n")[:4] == ["check 1 True", "stats 0 True", "dupes 0 True", "dataset True"], r.stdout

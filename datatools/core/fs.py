@@ -293,6 +293,17 @@ class NotRegularFile(OSError):
     """A path that is not a regular file (a FIFO, a device): reading it could block forever."""
 
 
+def require_regular_file(path: str) -> None:
+    """Raise :class:`NotRegularFile` for a local path that exists and is not a regular file (a FIFO, a device):
+    opening it to read could block forever. A missing path is left to the open that follows."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return
+    if not stat.S_ISREG(mode):
+        raise NotRegularFile(f"{path}: not a regular file")
+
+
 class FileTooLarge(OSError):
     """A file over the size limit its reader set, refused unread; ``size`` is its size in bytes."""
 

@@ -104,6 +104,7 @@ def opened_image(path: str, data: bytes | None = None):
     from PIL import UnidentifiedImageError
 
     if data is None and not fs.is_url(path):
+        fs.require_regular_file(path)  # a FIFO named x.jpg would block the open forever
         with pil_open(path) as im:  # PIL opens the path itself: its messages name the file
             yield im
         return

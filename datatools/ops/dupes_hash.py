@@ -118,6 +118,7 @@ def signature(path: str) -> Signature:
     from datatools.core.images import image_error, opened_image
 
     try:
+        fs.require_regular_file(path)  # a FIFO named x.jpg would block the read forever
         data = fs.read_small_file(path)
     except OSError as e:
         return Signature(error=image_error(e))
