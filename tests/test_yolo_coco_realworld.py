@@ -818,3 +818,15 @@ def test_list_file_lines_and_nc_are_read_as_ultralytics_reads_them(tmp_path):
     assert sorted((im.image_id, im.splits) for im in ds.images) == [("a0", ("train",)), ("a1", ("train",)),
                                                                      ("a2", ("val",))]
     assert [f.code for f in ds.findings] == ["nc-not-names"]
+
+
+def test_a_class_name_with_a_line_break_keeps_every_id_in_classes_txt(tmp_path):
+    """classes.txt is one name a line: 'new\\nline' took two, so read back by it every later class had the name of
+    the one before (plain's boxes became 'line')."""
+    root = make_voc_root(tmp_path / "v", {"a": voc_xml("a.jpg", (40, 30), [{"name": "new\nline", "box": (1, 1, 9, 9)}]),
+                                          "b": voc_xml("b.jpg", (40, 30), [{"name": "plain", "box": (2, 2, 9, 9)}])})
+    r = run("convert", str(root), str(tmp_path / "y"), "--to", "yolo", "--images-mode", "none", "--json")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "y" / "classes.txt").read_text() == "new line\nplain\n"
+    assert "name-not-kept" in r.output
+    assert yaml.safe_load((tmp_path / "y" / "data.yaml").read_text())["names"] == {0: "new\nline", 1: "plain"}

@@ -385,7 +385,12 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
         write_staged([(text.encode("utf-8"), tuple([os.path.join(stage, r + ".txt") for r in mine]))
                       for text, mine in zip(texts, rels)], stage=stage, mapper=mapper, progress=progress)
     place_images(out / "images", pictures, images_mode, mapper=mapper)
-    items = [(str(out / "classes.txt"), "".join(n + "\n" for n in names)),
+    lines = [" ".join(n.splitlines()) for n in names]  # one name a line: a line break in one moved every later id
+    for name, line in zip(names, lines):
+        if line != name:
+            result.findings.append(warn("name-not-kept", str(out / "classes.txt"), "classes", f"class {name!r} holds "
+                                        f"a line break: classes.txt has {line!r} (data.yaml keeps the name)"))
+    items = [(str(out / "classes.txt"), "".join(line + "\n" for line in lines)),
              (str(out / "data.yaml"), data_yaml(splits, names))]
     for path, text in items:
         atomic_write(path, text)
