@@ -398,3 +398,16 @@ def test_check_finds_images_cut_short_whose_header_reads(tmp_path):
     assert found == {("image-unreadable", "cut"), ("image-unreadable", "png_cut")}, found
     r = CliRunner().invoke(cli, ["check", str(root), "--json", "--no-headers"])
     assert r.exit_code == 0 and not json.loads(r.output)["findings"], r.output
+
+
+@pytest.mark.parametrize("args", [["convert", "SRC", "", "--to", "yolo"], ["split", "SRC", ""], ["filter", "SRC", ""],
+                                  ["visualize", "SRC", ""], ["check", "SRC", "--fix", ""],
+                                  ["stats", "SRC", "--labels-only", "--plots", ""], ["report", "SRC", ""],
+                                  ["merge", "SRC", "SRC", ""]])
+def test_an_empty_output_path_is_a_usage_error(tmp_path, monkeypatch, args):
+    """An unset shell variable as OUT wrote the dataset into the working folder and exited 0 (--fix '' and
+    --plots '' were ignored)."""
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(cli, [str(SAMPLE) if a == "SRC" else a for a in args])
+    assert r.exit_code == 2 and "empty path" in r.output, r.output
+    assert list(tmp_path.iterdir()) == []

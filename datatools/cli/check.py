@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import click
 
-from datatools.cli.common import (console, count, counts_table, emit_json, engine_options, errors_to_click, esc,
-                                  findings_table, images_mode_option, json_option, normalize_names_option,
+from datatools.cli.common import (OutPath, console, count, counts_table, emit_json, engine_options, errors_to_click,
+                                  esc, findings_table, images_mode_option, json_option, normalize_names_option,
                                   reader_options, SourcePath, stage_progress, workers_option)
 
 
@@ -15,7 +15,7 @@ from datatools.cli.common import (console, count, counts_table, emit_json, engin
 @click.option("--no-headers", is_flag=True,
               help="Skip the extra image checks (EXIF rotation, unreadable images). Sizes are still read from the "
                    "image headers, as every reader does; the checks reuse those reads.")
-@click.option("--fix", "fix_out", type=click.Path(), default=None,
+@click.option("--fix", "fix_out", type=OutPath(), default=None,
               help="Write a repaired copy here (boxes clipped, invalid boxes dropped), in the same format.")
 @click.option("--dupes", is_flag=True,
               help="Also find exact and near-duplicate images (as `datatools dupes` does, default threshold) and "

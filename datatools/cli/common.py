@@ -206,6 +206,16 @@ class SourcePath(click.ParamType):
         return path
 
 
+class OutPath(click.Path):
+    """An output path (OUT, ``--fix``, ``--plots``, ``--out``): as ``click.Path``, and never empty. An unset shell
+    variable (``datatools convert SRC "$OUT"``) wrote into the working folder and exited 0."""
+
+    def convert(self, value, param, ctx):
+        if not str(value).strip():
+            self.fail("empty path", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 def engine_options(f):
     """``--engine local|ray`` and ``--ray-address``: where the chunked work runs (see datatools.core.parallel)."""
     f = click.option("--ray-address", default=None, metavar="auto|HOST:PORT",

@@ -6,7 +6,7 @@ from typing import Any, Callable, Collection
 
 import click
 
-from datatools.cli.common import (console, convention_option, count, counts_table, engine_options, esc,
+from datatools.cli.common import (OutPath, console, convention_option, count, counts_table, engine_options, esc,
                                   findings_table, images_mode_option, images_option, json_option, max_xml_option,
                                   normalize_names_option, parse_classes, precision_option, run_writer, sets_option,
                                   SourcePath, table, with_options, workers_option)
@@ -102,7 +102,7 @@ def _convert_command(name: str, src_format: str | None, dst_format: str | None, 
     body.__doc__ = doc
     cmd = functools.wraps(body)(body)
     cmd = conversion_options(cmd)
-    cmd = click.argument("out", type=click.Path())(cmd)
+    cmd = click.argument("out", type=OutPath())(cmd)
     cmd = click.argument("src", type=SourcePath())(cmd)
     if src_format is None:
         cmd = click.option("--to", "to_format", type=FORMAT_CHOICE, required=True, help="Output format.")(cmd)

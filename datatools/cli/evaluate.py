@@ -8,9 +8,9 @@ import click
 
 from datatools.formats import FORMATS
 
-from datatools.cli.common import (Number, console, convention_option, count, emit_json, errors_to_click, esc, findings_table,
-                                  images_option, json_option, max_xml_option, parse_classes, SourcePath, table,
-                                  workers_option)
+from datatools.cli.common import (OutPath, Number, console, convention_option, count, emit_json, errors_to_click, esc,
+                                  findings_table, images_option, json_option, max_xml_option, parse_classes,
+                                  SourcePath, table, workers_option)
 
 
 @click.command("evaluate")
@@ -40,7 +40,7 @@ from datatools.cli.common import (Number, console, convention_option, count, emi
                    "(VOC read --pixel-convention as-is); a devkit reading already includes the +1.")
 @click.option("--backend", type=click.Choice(["auto", "pycocotools", "faster-coco-eval"]), default="auto",
               show_default=True, help="COCO backend: auto uses faster-coco-eval when installed (same numbers).")
-@click.option("--plots", type=click.Path(file_okay=False), default=None,
+@click.option("--plots", type=OutPath(file_okay=False), default=None,
               help="Write PR curves per class and a confusion matrix as PNG into this folder.")
 @click.option("--conf", type=Number(0, 1), default=0.25, show_default=True,
               help="Score threshold for the confusion matrix (AP uses every detection).")

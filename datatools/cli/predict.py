@@ -5,14 +5,14 @@ import click
 
 from datatools.formats import FORMATS
 
-from datatools.cli.common import (Number, console, count, device_option, emit_json, errors_to_click, esc, json_option,
-                                  stage_progress)
+from datatools.cli.common import (OutPath, Number, console, count, device_option, emit_json, errors_to_click, esc,
+                                  json_option, stage_progress)
 
 
 @click.command("predict")
 @click.argument("model", type=click.Path(exists=True, dir_okay=False))
 @click.argument("images", type=click.Path(exists=True))
-@click.option("--out", "-o", type=click.Path(dir_okay=False), default="preds.json", show_default=True,
+@click.option("--out", "-o", type=OutPath(dir_okay=False), default="preds.json", show_default=True,
               help="COCO results JSON to write: [{image_id, file_name, category_id, bbox [x,y,w,h], score}].")
 @click.option("--format", "-f", "format", type=click.Choice(["auto", "images", *FORMATS]), default="auto",
               show_default=True,

@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import click
 
-from datatools.cli.common import (Number, console, count, emit_json, engine_options, errors_to_click, esc, json_option,
-                                  reader_options, SourcePath, stage_progress,
-                                  workers_option)
+from datatools.cli.common import (OutPath, Number, console, count, emit_json, engine_options, errors_to_click, esc,
+                                  json_option, reader_options, SourcePath, stage_progress, workers_option)
 
 
 @click.command("report")
 @click.argument("src", type=SourcePath())
-@click.argument("out", type=click.Path(dir_okay=False))
+@click.argument("out", type=OutPath(dir_okay=False))
 @reader_options()
 @click.option("--per-class", type=click.IntRange(1, 100), default=8, show_default=True,
               help="Gallery thumbnails drawn per class (a seeded sample of the images holding that class).")

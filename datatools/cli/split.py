@@ -5,9 +5,9 @@ import functools
 
 import click
 
-from datatools.cli.common import (console, count, emit_json, engine_options, errors_to_click, esc, findings_table,
-                                  images_mode_option, json_option, read_dataset, reader_options, SourcePath,
-                                  stage_progress, table, with_options, workers_option)
+from datatools.cli.common import (OutPath, console, count, emit_json, engine_options, errors_to_click, esc,
+                                  findings_table, images_mode_option, json_option, read_dataset, reader_options,
+                                  SourcePath, stage_progress, table, with_options, workers_option)
 
 
 def _amount(ctx, param, value):
@@ -67,7 +67,7 @@ def group_options(f):
 
 @click.command("split")
 @click.argument("src", type=SourcePath())
-@click.argument("out", type=click.Path())
+@click.argument("out", type=OutPath())
 @reader_options()
 @click.option("--val", callback=_amount, default=None,
               help="Validation share: a ratio (0.2) or a number of images (200). Default 0.2 (not with --kfold).")

@@ -5,8 +5,8 @@ import math
 
 import click
 
-from datatools.cli.common import (console, count, emit_json, engine_options, errors_to_click, esc, json_option,
-                                  read_dataset, reader_options, SourcePath, stage_progress, table,
+from datatools.cli.common import (OutPath, console, count, emit_json, engine_options, errors_to_click, esc,
+                                  json_option, read_dataset, reader_options, SourcePath, stage_progress, table,
                                   workers_option)
 
 
@@ -21,7 +21,7 @@ from datatools.cli.common import (console, count, emit_json, engine_options, err
 @click.option("--sample", type=click.IntRange(1), default=None,
               help="Quick estimate from N images drawn with --seed (reported as an estimate).")
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True, help="Seed for --sample.")
-@click.option("--plots", "plots_dir", type=click.Path(file_okay=False), default=None,
+@click.option("--plots", "plots_dir", type=OutPath(file_okay=False), default=None,
               help="Write PNG histograms (classes, objects per image, box sizes, image sizes, pixel values) here.")
 @workers_option
 @engine_options

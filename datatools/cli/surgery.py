@@ -5,9 +5,9 @@ import functools
 
 import click
 
-from datatools.cli.common import (Number, convention_option, count, esc, format_option, images_mode_option, images_option,
-                                  json_option, max_xml_option, normalize_names_option, parse_classes, precision_option,
-                                  run_writer, sets_option, SourcePath, with_options, workers_option)
+from datatools.cli.common import (OutPath, Number, convention_option, count, esc, format_option, images_mode_option,
+                                  images_option, json_option, max_xml_option, normalize_names_option, parse_classes,
+                                  precision_option, run_writer, sets_option, SourcePath, with_options, workers_option)
 from datatools.formats import FORMATS  # the registry only: no format module is imported
 
 
@@ -74,7 +74,7 @@ def render(report) -> None:
 
 
 @click.command("merge")
-@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.argument("paths", nargs=-1, required=True, type=OutPath())
 @normalize_names_option
 @click.option("--splits", default=None, help="Keep only these splits, comma-separated (e.g. train,val); a split "
               "no source has is an error that lists those found. Default: all.")
@@ -100,7 +100,7 @@ def merge_cmd(paths, normalize_names, splits, images, **opts):
 
 @click.command("remap")
 @click.argument("src", type=SourcePath())
-@click.argument("out", type=click.Path())
+@click.argument("out", type=OutPath())
 @click.option("--map", "mapping", required=True,
               help="'old:new,old2:new,gone:' (empty target drops the class), or a .yaml ({old: new}) or .csv "
                    "(old,new rows) file. Several old names to one new name merge them.")
@@ -117,7 +117,7 @@ def remap_cmd(src, out, mapping, order, **opts):
 
 @click.command("filter")
 @click.argument("src", type=SourcePath())
-@click.argument("out", type=click.Path())
+@click.argument("out", type=OutPath())
 @click.option("--classes", default=None, help="Keep only these classes ('a,b' or a file), in this order.")
 @click.option("--min-size", type=Number(min=0), default=None,
               help="Drop boxes whose shorter side is below this many pixels.")
@@ -137,7 +137,7 @@ def filter_cmd(src, out, classes, **opts):
 
 @click.command("sample")
 @click.argument("src", type=SourcePath())
-@click.argument("out", type=click.Path())
+@click.argument("out", type=OutPath())
 @click.option("-n", "n", type=click.IntRange(min=1), default=None, help="Number of images to keep.")
 @click.option("--frac", type=Number(0, 1, min_open=True), default=None, help="Share of images to keep.")
 @click.option("--stratified", is_flag=True,

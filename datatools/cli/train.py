@@ -5,8 +5,8 @@ import click
 
 from datatools.formats import FORMATS
 
-from datatools.cli.common import (Number, console, count, device_option, emit_json, errors_to_click, esc, json_option,
-                                  stage_progress)
+from datatools.cli.common import (OutPath, Number, console, count, device_option, emit_json, errors_to_click, esc,
+                                  json_option, stage_progress)
 
 from datatools.training.catalog import DEFAULT_MODEL, MODELS  # the table only: no torch import
 
@@ -17,7 +17,7 @@ from datatools.training.catalog import DEFAULT_MODEL, MODELS  # the table only: 
               show_default=True,
               help="Format of DATA: VOC root, YOLO data.yaml (or folder), COCO JSON (or folder with annotations/); "
                    "auto detects it as `convert` and `check` do.")
-@click.option("--out", "-o", type=click.Path(file_okay=False), default="runs/train", show_default=True,
+@click.option("--out", "-o", type=OutPath(file_okay=False), default="runs/train", show_default=True,
               help="Output folder: last.pt, best.pt, results.csv.")
 @click.option("--model", "-m", type=click.Choice(list(MODELS)), default=None,
               help="torchvision detection builder (never downloads weights): "

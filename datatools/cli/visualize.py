@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import click
 
-from datatools.cli.common import (Number, console, count, counts_table, emit_json, errors_to_click, esc, json_option,
-                                  read_dataset, reader_options, SourcePath, stage_progress, table,
+from datatools.cli.common import (OutPath, Number, console, count, counts_table, emit_json, errors_to_click, esc,
+                                  json_option, read_dataset, reader_options, SourcePath, stage_progress, table,
                                   workers_option)
 
 
@@ -21,7 +21,7 @@ def _grid(ctx, param, value):
 
 @click.command("visualize")
 @click.argument("src", type=SourcePath())
-@click.argument("out", type=click.Path())
+@click.argument("out", type=OutPath())
 @reader_options(classes_help="Draw only these classes (file or 'a,b,c'), and only images that contain at least one "
                              "of them.", convention=True)
 @click.option("--ids", default=None,
