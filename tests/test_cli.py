@@ -411,3 +411,16 @@ def test_an_empty_output_path_is_a_usage_error(tmp_path, monkeypatch, args):
     r = CliRunner().invoke(cli, [str(SAMPLE) if a == "SRC" else a for a in args])
     assert r.exit_code == 2 and "empty path" in r.output, r.output
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("args, code", [(["stats", "EMPTY", "--json"], 1), (["convert", "SAMPLE", "", "--json"], 2),
+                                        (["check", "EMPTY", "--json", "--format", "voc"], 1)])
+def test_a_failing_command_under_json_prints_json_on_stdout(tmp_path, args, code):
+    """Under --json an error left stdout empty: a script's json.loads(stdout) failed instead of reading the error."""
+    (tmp_path / "empty").mkdir()
+    paths = {"EMPTY": str(tmp_path / "empty"), "SAMPLE": str(SAMPLE)}
+    r = subprocess.run([sys.executable, "-m", "datatools", *[paths.get(a, a) for a in args]], capture_output=True,
+                       text=True, cwd=ROOT)
+    assert r.returncode == code, r.stderr
+    got = json.loads(r.stdout)
+    assert got["exit_code"] == code and got["error"] and "Error" in r.stderr

@@ -40,6 +40,22 @@ class LazyGroup(click.Group):
         module, attr, _ = COMMANDS[name]
         return getattr(importlib.import_module(module), attr)
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["datatools.json"] = "--json" in args
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context):
+        """Under ``--json`` a command that fails prints ``{"error": ..., "exit_code": ...}`` on stdout too (the message
+        goes to stderr as always, the exit code is the same): a script parsing stdout never meets an empty one."""
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as e:
+            if ctx.meta.get("datatools.json"):
+                import json
+
+                click.echo(json.dumps({"error": e.format_message(), "exit_code": e.exit_code}))
+            raise
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
         with formatter.section("Commands"):
