@@ -424,3 +424,18 @@ def test_a_failing_command_under_json_prints_json_on_stdout(tmp_path, args, code
     assert r.returncode == code, r.stderr
     got = json.loads(r.stdout)
     assert got["exit_code"] == code and got["error"] and "Error" in r.stderr
+
+
+def test_a_selection_that_matches_nothing_is_no_empty_success(tmp_path):
+    r = CliRunner().invoke(cli, ["visualize", str(SAMPLE), str(tmp_path / "v"), "--ids", "nomatch*", "--json"])
+    assert r.exit_code == 1 and "no image matched --ids" in r.output
+    assert json.loads(r.stdout)["images_selected"] == 0  # one JSON document: the counts, not a second one
+
+
+def test_control_characters_in_names_are_printed_escaped(tmp_path):
+    """A class 'new<LF>line' printed as two table rows, 'new' and 'line'."""
+    root = make_voc_root(tmp_path / "v", {"a": voc_xml("a.jpg", (40, 30), [{"name": "new\nline", "box": (1, 1, 9, 9)},
+                                                                           {"name": "tab\tname", "box": (2, 2, 9, 9)}])})
+    r = CliRunner().invoke(cli, ["stats", str(root), "--labels-only"])
+    assert r.exit_code == 0, r.output
+    assert "new\\nline" in r.output and "tab\\tname" in r.output

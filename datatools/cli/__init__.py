@@ -50,7 +50,7 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except click.ClickException as e:
-            if ctx.meta.get("datatools.json"):
+            if ctx.meta.get("datatools.json") and not ctx.meta.get("datatools.json_done"):
                 import json
 
                 click.echo(json.dumps({"error": e.format_message(), "exit_code": e.exit_code}))

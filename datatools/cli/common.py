@@ -139,8 +139,12 @@ def count(n: int, singular: str, plural: str | None = None) -> str:
 
 
 def emit_json(obj) -> None:
-    """``--json`` output: JSON has no NaN or infinity, so an undefined number (an empty distribution) is null."""
+    """``--json`` output: JSON has no NaN or infinity, so an undefined number (an empty distribution) is null. A
+    command that fails after it (exit 1 with its counts printed) prints no second document."""
     click.echo(json.dumps(_finite(obj), indent=2, ensure_ascii=False, default=str))
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None:
+        ctx.meta["datatools.json_done"] = True
 
 
 def _finite(obj):
@@ -323,7 +327,13 @@ def esc(value) -> str:
     brackets is data, not console markup (unescaped, rich took it for a style and dropped it)."""
     from rich.markup import escape
 
-    return escape(str(value))
+    return escape(printable(str(value)))
+
+
+def printable(text: str) -> str:
+    """``text`` with its control characters escaped (``\\n``, ``\\t``): a class ``new\\nline`` printed as two
+    table rows, ``new`` and ``line``."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 _PLAIN_TABLE = None
@@ -342,7 +352,7 @@ def table(**kwargs):
                 return super().add_column(Text(header) if isinstance(header, str) else header, *args, **kw)
 
             def add_row(self, *cells, **kw):
-                return super().add_row(*(Text(c) if isinstance(c, str) else c for c in cells), **kw)
+                return super().add_row(*(Text(printable(c)) if isinstance(c, str) else c for c in cells), **kw)
 
         _PLAIN_TABLE = PlainTable
     if isinstance(kwargs.get("title"), str):
