@@ -439,3 +439,19 @@ def test_control_characters_in_names_are_printed_escaped(tmp_path):
     r = CliRunner().invoke(cli, ["stats", str(root), "--labels-only"])
     assert r.exit_code == 0, r.output
     assert "new\\nline" in r.output and "tab\\tname" in r.output
+
+
+def test_exit_codes_say_what_kind_of_problem_it_is(tmp_path):
+    """Predictions that match nothing scored 0 with exit 0; a results file that is an object was a usage error (2);
+    contradictory or empty filter options were found only after reading everything (or ignored)."""
+    preds = tmp_path / "p.json"
+    preds.write_text('[{"image_id": 99999, "category_id": 1, "bbox": [1, 1, 2, 3], "score": 0.5}]')
+    r = CliRunner().invoke(cli, ["evaluate", "--gt", str(SAMPLE), "--split", "val", "--pred", str(preds), "--json"])
+    assert r.exit_code == 1 and "none of the 1 prediction matched" in r.output
+    assert json.loads(r.stdout)["predictions_used"] == 0
+    preds.write_text("{}")
+    r = CliRunner().invoke(cli, ["evaluate", "--gt", str(SAMPLE), "--split", "val", "--pred", str(preds)])
+    assert r.exit_code == 1 and "expected a COCO results list" in r.output
+    for opts in (["--min-size", "50", "--max-size", "10"], ["--classes", ""]):
+        r = CliRunner().invoke(cli, ["filter", str(SAMPLE), str(tmp_path / "f"), *opts])
+        assert r.exit_code == 2 and not (tmp_path / "f").exists(), r.output

@@ -132,6 +132,10 @@ def filter_cmd(src, out, classes, **opts):
     """Keep the objects and images of SRC that pass every test; everything dropped is counted by reason."""
     from datatools.ops.surgery import filter_data
 
+    if opts["min_size"] is not None and opts["max_size"] is not None and opts["min_size"] > opts["max_size"]:
+        raise click.UsageError("--min-size is above --max-size: no box has a shorter side above its longer side")
+    if classes is not None and not parse_classes(classes):
+        raise click.BadParameter("no class named", param_hint="--classes")
     _run(filter_data, src, out, classes=parse_classes(classes), **opts)
 
 

@@ -131,7 +131,7 @@ def train_cmd(train_split, val_split, no_amp, no_channels_last, no_augment, resu
         emit_json({"out": result.out, "device": result.device, "world_size": result.world_size,
                    "epochs_run": result.epochs_run, "best_map50": result.best_map50, "last": result.last,
                    "best": result.best, "classes": list(result.classes), "notes": [note] * bool(note) + result.notes,
-                   "history": [h.row() for h in result.history]})
+                   "history": [h.to_dict() for h in result.history]})
         return
     for n in result.notes:
         con.print(f"[yellow]note:[/] {esc(n)}")

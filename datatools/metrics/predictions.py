@@ -17,7 +17,7 @@ import numpy as np
 
 from datatools.core import fs
 from datatools.core.boxes import xywh_to_xyxy_array, xyxy_to_xywh_array
-from datatools.core.errors import UsageError
+from datatools.core.errors import FormatError, UsageError
 from datatools.core.model import Finding
 from datatools.formats.common import err, info, warn
 from datatools.formats.coco_ids import id_text
@@ -250,7 +250,7 @@ def load_predictions(path: str | os.PathLike, keys: DatasetKeys, *, missing_scor
         data = [dict(a, file_name=names[id_text(a.get("image_id"))]) if names.get(id_text(a.get("image_id"))) else a
                 for a in data["annotations"] if isinstance(a, dict)]
     if not isinstance(data, list):
-        raise UsageError(f"{path}: expected a COCO results list [{{image_id, category_id, bbox, score}}, ...]")
+        raise FormatError(path, "", "expected a COCO results list [{image_id, category_id, bbox, score}, ...]")
     return predictions_from_coco_results(data, keys, path=path, missing_score=missing_score,
                                          category_names=category_names)
 

@@ -65,6 +65,12 @@ class EpochLog:
     map: float | None = None
     val_images: int = 0
 
+    def to_dict(self) -> dict:
+        """The epoch as numbers (``--json``; :meth:`row` is its text in ``results.csv``)."""
+        return {"epoch": self.epoch, "lr": self.lr, "loss": self.loss, **self.parts,
+                "images_per_s": self.images_per_s, "seconds": self.seconds, "memory_mb": self.memory_mb,
+                "map50": self.map50, "map": self.map, "val_images": self.val_images}
+
     def row(self) -> dict:
         r = {"epoch": self.epoch, "lr": f"{self.lr:.6g}", "loss": f"{self.loss:.5f}"}
         r.update({k: f"{v:.5f}" for k, v in self.parts.items()})

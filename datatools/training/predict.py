@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from datatools.core.errors import InputError, UsageError
+from datatools.core.errors import InputError, NoInputError, UsageError
 from datatools.core.atomic import atomic_write
 from datatools.core.paths import check_output_dir
 from datatools.core.images import list_images
@@ -129,7 +129,7 @@ def predict(checkpoint: str | os.PathLike, images: str | os.PathLike, out: str |
         else:
             found = list_images(images)
         if not found:
-            raise UsageError(f"{images}: no images found")
+            raise NoInputError(f"{images}: no images found")
         names = sorted(found)
         paths = [found[n] for n in names]
         ids = list(range(1, len(paths) + 1))
