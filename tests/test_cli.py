@@ -447,7 +447,7 @@ def test_exit_codes_say_what_kind_of_problem_it_is(tmp_path):
     preds = tmp_path / "p.json"
     preds.write_text('[{"image_id": 99999, "category_id": 1, "bbox": [1, 1, 2, 3], "score": 0.5}]')
     r = CliRunner().invoke(cli, ["evaluate", "--gt", str(SAMPLE), "--split", "val", "--pred", str(preds), "--json"])
-    assert r.exit_code == 1 and "none of the 1 prediction matched" in r.output
+    assert r.exit_code == 1 and "none of the 1 prediction names an image" in r.output
     assert json.loads(r.stdout)["predictions_used"] == 0
     preds.write_text("{}")
     r = CliRunner().invoke(cli, ["evaluate", "--gt", str(SAMPLE), "--split", "val", "--pred", str(preds)])
@@ -455,3 +455,15 @@ def test_exit_codes_say_what_kind_of_problem_it_is(tmp_path):
     for opts in (["--min-size", "50", "--max-size", "10"], ["--classes", ""]):
         r = CliRunner().invoke(cli, ["filter", str(SAMPLE), str(tmp_path / "f"), *opts])
         assert r.exit_code == 2 and not (tmp_path / "f").exists(), r.output
+
+
+def test_check_mode_and_a_class_subset_are_no_empty_selection(tmp_path):
+    """visualize --check --classes on a clean dataset (the class is there, no box has a problem) and evaluate
+    --classes where the model predicted only another class are results, exit 0."""
+    r = CliRunner().invoke(cli, ["visualize", str(SAMPLE), str(tmp_path / "v"), "--check", "--classes", "circle"])
+    assert r.exit_code == 0, r.output
+    preds = tmp_path / "p.json"
+    preds.write_text('[{"file_name": "shapes_0000.jpg", "category_name": "square", "bbox": [1, 1, 9, 9], '
+                     '"score": 0.5}]')
+    r = CliRunner().invoke(cli, ["evaluate", "--gt", str(SAMPLE), "--pred", str(preds), "--classes", "circle"])
+    assert r.exit_code == 0, r.output

@@ -468,3 +468,25 @@ def test_coco_to_coco_keeps_the_files_image_and_category_ids(tmp_path):
         r = CliRunner().invoke(cli, ["evaluate", "--gt", str(out), "--pred", str(tmp_path / "pred.json"),
                                      "--images", str(tmp_path / "images"), "--json"])
         assert r.exit_code == 0 and json.loads(r.output)["coco"]["stats"]["AP"] == pytest.approx(1.0), r.output
+
+
+def test_kept_ids_give_way_where_they_cannot_be_kept(tmp_path):
+    """String ids that look like numbers to str.isdigit ("--1", "²") stopped COCO -> COCO with a traceback; an image
+    file named .a.jpg that the annotations name was no longer found once hidden files stopped being images."""
+    from PIL import Image
+
+    src = tmp_path / "src"
+    src.mkdir()
+    Image.new("RGB", (50, 40)).save(src / ".a.jpg")
+    Image.new("RGB", (50, 40)).save(src / "b.jpg")
+    doc = {"images": [{"id": i, "file_name": n, "width": 50, "height": 40} for i, n in (("--1", ".a.jpg"),
+                                                                                       ("²", "b.jpg"))],
+           "annotations": [{"id": 1, "image_id": "--1", "category_id": 1, "bbox": [1, 1, 9, 9]}],
+           "categories": [{"id": 1, "name": "dog"}]}
+    (src / "c.json").write_text(json.dumps(doc))
+    r = CliRunner().invoke(cli, ["convert", str(src / "c.json"), str(tmp_path / "out"), "--to", "coco",
+                                 "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads((tmp_path / "out" / "annotations" / "instances_all.json").read_text())
+    assert sorted(im["id"] for im in out["images"]) == [1, 2]
+    assert json.loads(r.stdout)["images"]["written"] == 2 and (tmp_path / "out" / "images").is_dir()

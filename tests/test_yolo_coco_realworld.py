@@ -830,3 +830,9 @@ def test_a_class_name_with_a_line_break_keeps_every_id_in_classes_txt(tmp_path):
     assert (tmp_path / "y" / "classes.txt").read_text() == "new line\nplain\n"
     assert "name-not-kept" in r.output
     assert yaml.safe_load((tmp_path / "y" / "data.yaml").read_text())["names"] == {0: "new\nline", 1: "plain"}
+
+
+def test_an_nc_written_as_a_float_agrees_with_its_names(tmp_path):
+    make_jpeg(tmp_path / "images" / "train" / "a.jpg", 40, 30)
+    (tmp_path / "data.yaml").write_text("train: images/train\nnc: 3.0\nnames: [a, b, c]\n")
+    assert "nc-not-names" not in {f.code for f in formats.get("yolo").read(tmp_path).findings}

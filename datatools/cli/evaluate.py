@@ -55,7 +55,7 @@ def evaluate_cmd(classes, limit, workers, as_json, **opts):
     Predictions for images or categories that are not in the ground truth are counted and reported, never
     ignored silently. Exit status 0 when the evaluation ran (even with such findings); 1 when the ground truth
     holds no image, a predictions file cannot be used (e.g. YOLO rows in pixels), or not one of its predictions
-    matches an image and a class of the ground truth.
+    names an image of the ground truth.
     """
     from datatools.metrics.evaluate import evaluate
 
@@ -66,10 +66,10 @@ def evaluate_cmd(classes, limit, workers, as_json, **opts):
         emit_json(report.to_dict())
     else:
         render_report(report, limit=limit)
-    if report.predictions_read and not report.predictions_used:  # a score of 0 for predictions of another dataset
-        raise click.ClickException(f"none of the {count(report.predictions_read, 'prediction')} matched an image and a "
-                                   "class of the ground truth (the reasons are listed above, or under --json's "
-                                   "findings)")
+    elsewhere = sum(f.objects for f in report.findings if f.code == "pred-unknown-image")
+    if report.predictions_read and elsewhere == report.predictions_read:  # a score of 0 for another dataset's
+        raise click.ClickException(f"none of the {count(report.predictions_read, 'prediction')} names an image of the "
+                                   "ground truth (the reasons are listed above, or under --json's findings)")
 
 
 def render_report(report, *, limit: int = 20) -> None:

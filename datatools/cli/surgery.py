@@ -134,9 +134,10 @@ def filter_cmd(src, out, classes, **opts):
 
     if opts["min_size"] is not None and opts["max_size"] is not None and opts["min_size"] > opts["max_size"]:
         raise click.UsageError("--min-size is above --max-size: no box has a shorter side above its longer side")
-    if classes is not None and not parse_classes(classes):
+    names = parse_classes(classes)
+    if classes is not None and not names:
         raise click.BadParameter("no class named", param_hint="--classes")
-    _run(filter_data, src, out, classes=parse_classes(classes), **opts)
+    _run(filter_data, src, out, classes=names, **opts)
 
 
 @click.command("sample")

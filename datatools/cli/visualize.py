@@ -85,7 +85,7 @@ def visualize_cmd(src, out, reader, ids, limit, shuffle, seed, show_difficult, p
         emit_json(result.to_dict())
     else:
         render(result, out, grid, score_thr)
-    if not result.images_selected and (ids or classes):  # a selection that matched nothing is no empty success
+    if not result.images_selected and (ids or classes) and not check_mode:  # a selection that matched nothing
         raise click.ClickException("no image matched " + " and ".join(
             o for o, v in (("--ids", ids), ("--classes", classes)) if v) + ": nothing drawn")
     if result.images_selected and not result.images_drawn:  # every picture failed: not "nothing matched"

@@ -171,13 +171,14 @@ def decode_error(path: str) -> str | None:
     return None
 
 
-def list_images(folder: str | os.PathLike, *, recursive: bool = True) -> dict[str, str]:
+def list_images(folder: str | os.PathLike, *, recursive: bool = True, hidden: bool = False) -> dict[str, str]:
     """Map image path (relative, posix, with extension) -> full path (a URL under a URL ``folder``) for every image
-    under ``folder``, sorted; empty when there is no such folder. Hidden files and folders are no images, as for
-    ultralytics: Jupyter's ``.ipynb_checkpoints/a-checkpoint.jpg`` (a copy of a labelled picture) and macOS'
-    ``._a.jpg`` (not a picture) were read as images."""
+    under ``folder``, sorted; empty when there is no such folder. A folder listed as the images (YOLO's, predict's)
+    holds no hidden ones, as for ultralytics: Jupyter's ``.ipynb_checkpoints/a-checkpoint.jpg`` (a copy of a
+    labelled picture) and macOS' ``._a.jpg`` (not a picture) were read as images; ``hidden`` lists them too, for
+    looking up a name an annotation gives (``.a.jpg``)."""
     folder = os.fspath(folder)
     files = fs.files_for(folder)  # find() is empty for a folder that is not there
     prefix = fs.folder_prefix(folder)
     return {rel: prefix + rel for rel in files.find(folder, suffixes=IMAGE_EXTENSIONS, recursive=recursive)
-            if not any(part.startswith(".") for part in rel.split("/"))}
+            if hidden or not any(part.startswith(".") for part in rel.split("/"))}

@@ -24,7 +24,7 @@ from datatools.core.paths import safe_relpath
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, all_classes
 from datatools.formats.common import (DEFAULT_SPLIT, ImageIndex, WriteResult, err, existing_source,
                                       fill_sizes_from_headers, info, json_num, name_id, placed_names, warn)
-from datatools.formats.coco_ids import id_text
+from datatools.formats.coco_ids import id_text, image_numbers
 from datatools.formats.coco_layout import guess_image_dir, json_files, no_images_found, task_files_not_read
 from datatools.formats.shapes import centred_envelope
 from datatools.formats.values import annotation_size, json_flag, json_number, text_number
@@ -410,12 +410,12 @@ def to_coco(records: Sequence[ImageRecord], classes: Sequence[str], *, file_name
 def _kept_ids(records: Sequence[ImageRecord], classes: Sequence[str], meta: dict
               ) -> tuple[list[int] | None, dict[str, int] | None]:
     """The image ids and category ids (by name) the records' COCO files gave them, each None where they are not
-    unique integers (string ids, two files' colliding ids, a name with two ids): those are numbered from 1. A class
-    no file names takes the next free id."""
+    unique integers (string ids, two files' colliding ids, a name with two ids) or where an image was listed by two
+    files (its id in the second is not kept): those are numbered from 1. A class no file names takes the next free
+    id."""
     raw = [rec.source_key[1] for rec in records]
-    image_ids = [int(r) for r in raw] if all(r.lstrip("-").isdigit() for r in raw) else None
-    if image_ids is not None and len(set(image_ids)) != len(image_ids):
-        image_ids = None
+    numbers, renumbered = image_numbers(raw)  # the one integer rule of COCO image ids
+    image_ids = None if renumbered or any(len(r.splits) > 1 for r in records) else [numbers[r] for r in raw]
     known: dict[str, int] = {}
     for ids in (meta.get("category_ids") or {}).values():
         for name, cid in ids.items():

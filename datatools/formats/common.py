@@ -74,7 +74,7 @@ class ImageIndex:
         else:
             self.folder = Path(folder) if folder else None
         self.exists = bool(folder) and fs.files_for(os.fspath(folder)).isdir(os.fspath(folder))
-        self.by_rel = list_images(self.folder) if self.exists else {}
+        self.by_rel = list_images(self.folder, hidden=True) if self.exists else {}
         self.by_stem: dict[str, list[str]] = {}
         self.by_base_stem: dict[str, list[str]] = {}
         for rel in self.by_rel:

@@ -86,6 +86,13 @@ def _yaml_names(data: dict, where: str) -> list[str]:
     return []
 
 
+def _number(v) -> float | None:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return None
+
+
 def _yaml_keypoints(data: dict, where: str) -> int:
     """How many values a pose row holds after its box: ultralytics' ``kpt_shape: [points, dims]`` (dims 2: x y;
     3: x y visibility), whose rows are ``class cx cy w h`` and ``points * dims`` values. 0 without ``kpt_shape``."""
@@ -159,7 +166,7 @@ def discover(src: str | os.PathLike) -> tuple[Path | str, dict[str, list[tuple[s
         root, note = _yaml_root(files, here, data.get("path"), data.get("train"), str(yaml_path))
         findings += note
         names = _yaml_names(data, str(yaml_path))
-        if data.get("names") is not None and str(data.get("nc", len(names))).strip() != str(len(names)):
+        if data.get("names") is not None and _number(data.get("nc", len(names))) != len(names):
             findings.append(warn("nc-not-names", str(yaml_path), "nc", f"nc is {data['nc']!r} but names lists "
                                  f"{len(names)} classes (ultralytics refuses the file); the names are read"))
         keypoints = _yaml_keypoints(data, str(yaml_path))
