@@ -490,3 +490,17 @@ def test_kept_ids_give_way_where_they_cannot_be_kept(tmp_path):
     out = json.loads((tmp_path / "out" / "annotations" / "instances_all.json").read_text())
     assert sorted(im["id"] for im in out["images"]) == [1, 2]
     assert json.loads(r.stdout)["images"]["written"] == 2 and (tmp_path / "out" / "images").is_dir()
+
+
+def test_coco_to_coco_keeps_the_files_other_top_level_keys(tmp_path):
+    from datatools import formats
+
+    (tmp_path / "c.json").write_text(json.dumps({
+        "type": "instances", "dataset_version": {"v": 3}, "info": {"year": 2017}, "licenses": [],
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 50, "height": 40}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 9, 9]}],
+        "categories": [{"id": 1, "name": "dog"}]}))
+    ds = formats.get("coco").read(tmp_path / "c.json")
+    formats.get("coco").write(ds, tmp_path / "out.json")
+    doc = json.loads((tmp_path / "out.json").read_text())
+    assert (doc["type"], doc["dataset_version"], doc["info"]) == ("instances", {"v": 3}, {"year": 2017})

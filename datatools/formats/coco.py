@@ -42,6 +42,7 @@ KEEPS = frozenset({"difficult", "truncated", "occluded", "iscrowd", "attributes"
 # records' ``extra``, the dataset's ``meta["coco"]``) and written back, so COCO -> COCO loses no field.
 _IMAGE_KEYS = frozenset({"id", "file_name", "width", "height"})
 _ANN_KEYS = frozenset({"id", "image_id", "category_id", "bbox", "iscrowd", "attributes", "score"})
+_TOP_KEYS = frozenset({"info", "licenses", "images", "annotations", "categories"})
 _CAT_KEYS = frozenset({"id", "name"})
 _FLAGS = ("difficult", "truncated", "occluded")
 # What an id may be: a number or a string (1.0, as pandas writes the ids of a column with a gap, finds 1); a list or
@@ -72,7 +73,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
     class_names: list[str] | None = None
     image_dirs: list[str] = []
     objects_read = 0
-    coco_meta: dict = {"info": None, "licenses": {}, "categories": {}}
+    coco_meta: dict = {"info": None, "licenses": {}, "categories": {}, "other": {}}
     category_ids: dict[str, dict[str, object]] = {}  # file -> name -> its id there (the first, for a name twice)
     found = json_files(src)
     for path in task_files_not_read(src):
@@ -237,7 +238,8 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
     cls = tuple(classes) if classes else tuple(class_names or ())
     meta: dict = {"image_dir": image_dirs[0]} if len(set(image_dirs)) == 1 else {}
     meta["coco"] = {"info": coco_meta["info"], "licenses": list(coco_meta["licenses"].values()),
-                    "categories": {n: e for n, e in coco_meta["categories"].items() if e}}
+                    "categories": {n: e for n, e in coco_meta["categories"].items() if e},
+                    "other": coco_meta["other"]}
     meta["category_ids"] = category_ids
     return Dataset(images=tuple(recs), classes=cls, findings=tuple(findings), objects_read=objects_read, root=str(src),
                    format=NAME, meta=meta)
@@ -295,10 +297,13 @@ def _extra(entry: dict, known: frozenset) -> tuple:
 
 
 def _collect_meta(data: dict, meta: dict) -> None:
-    """The dataset-level fields of one COCO file: its ``info`` (the first file's) and ``licenses`` (by id, the first
-    of an id wins)."""
+    """The dataset-level fields of one COCO file: its ``info`` (the first file's), ``licenses`` (by id, the first
+    of an id wins) and any other top-level key (``type``, a dataset version; the first file's)."""
     if meta["info"] is None and isinstance(data.get("info"), dict):
         meta["info"] = data["info"]
+    for key, value in data.items():
+        if key not in _TOP_KEYS:
+            meta["other"].setdefault(key, value)
     for lic in data.get("licenses") or ():
         if isinstance(lic, dict):
             meta["licenses"].setdefault(json.dumps(lic.get("id")), lic)
@@ -310,11 +315,13 @@ def merge_meta(metas: Sequence[dict], *, sources: Sequence[str] = ()) -> tuple[d
     ``category-conflict`` warning at that dataset's ``sources`` entry), licenses united. A license whose id an
     earlier dataset uses for another license gets the next free id. Returns the merged meta, per dataset its
     ``{old id: new id}`` for :func:`relicense`, and the findings."""
-    info, cats, licenses, remaps, findings = None, {}, [], [], []
+    info, cats, licenses, remaps, findings, other = None, {}, [], [], [], {}
     used = {}
     for k, meta in enumerate(metas):
         meta = meta or {}
         info = info if info is not None else meta.get("info")
+        for key, value in (meta.get("other") or {}).items():
+            other.setdefault(key, value)
         for name, e in (meta.get("categories") or {}).items():
             first = cats.setdefault(name, {})
             clash = sorted(key for key, v in e.items() if key in first and first[key] != v)
@@ -337,7 +344,7 @@ def merge_meta(metas: Sequence[dict], *, sources: Sequence[str] = ()) -> tuple[d
                 used[lid] = json.dumps(lic, sort_keys=True)
                 licenses.append(lic)
         remaps.append(remap)
-    return {"info": info, "licenses": licenses, "categories": cats}, remaps, findings
+    return {"info": info, "licenses": licenses, "categories": cats, "other": other}, remaps, findings
 
 
 def relicense(rec: ImageRecord, remap: dict) -> ImageRecord:
@@ -404,7 +411,7 @@ def to_coco(records: Sequence[ImageRecord], classes: Sequence[str], *, file_name
     return {"info": meta.get("info") or {"description": "written by datatools", "version": "1.0"},
             "licenses": list(meta.get("licenses") or ()), "images": images, "annotations": anns,
             "categories": [{"id": cat_id[n], "name": n, **(cat_extra.get(n) or {"supercategory": "none"})}
-                           for n in classes]}
+                           for n in classes], **(meta.get("other") or {})}
 
 
 def _kept_ids(records: Sequence[ImageRecord], classes: Sequence[str], meta: dict
