@@ -856,3 +856,24 @@ def test_an_iscrowd_written_as_text_or_null_is_the_readers_flag(tmp_path, crowd,
                                                      "score": 0.9} for a in anns]))
     rep = evaluate(tmp_path / "gt.json", tmp_path / "pred.json", backend=backend)
     assert rep.coco.stat("AP") == pytest.approx(1.0)
+
+
+def test_a_prediction_without_width_is_said_and_scored_as_pycocotools_scores_it(tmp_path):
+    ims = [{"id": 1, "file_name": "1.jpg", "width": 100, "height": 100}]
+    anns = [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 30, 30], "area": 900, "iscrowd": 0}]
+    (tmp_path / "gt.json").write_text(json.dumps({"images": ims, "annotations": anns,
+                                                  "categories": [{"id": 1, "name": "dog"}]}))
+    (tmp_path / "pred.json").write_text(json.dumps([
+        {"image_id": 1, "category_id": 1, "bbox": [10, 10, 30, 30], "score": 0.5},
+        {"image_id": 1, "category_id": 1, "bbox": [1, 1, -2, 3], "score": 0.9}]))
+    rep = evaluate(tmp_path / "gt.json", tmp_path / "pred.json", backend="pycocotools")
+    assert [f.code for f in rep.findings if f.code.startswith("pred")] == ["pred-empty-box"]
+    assert rep.predictions_used == 2
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    gt = COCO(str(tmp_path / "gt.json"))
+    ev = COCOeval(gt, gt.loadRes(str(tmp_path / "pred.json")), "bbox")
+    with contextlib.redirect_stdout(io.StringIO()):
+        ev.evaluate(), ev.accumulate(), ev.summarize()
+    assert rep.coco.stat("AP") == pytest.approx(ev.stats[0])

@@ -160,6 +160,11 @@ def predictions_from_coco_results(results: list, keys: DatasetKeys, *, path: str
                            xywh_to_xyxy_array(arr), score[keep])
     findings = _summarize_drops(path, unknown_img, unknown_cat, bad, no_score, dict.fromkeys(keys.cat_index),
                                 own_categories=category_names is not None)
+    empty = int(((arr[:, 2] <= 0) | (arr[:, 3] <= 0)).sum())
+    if empty:  # kept, as pycocotools keeps them (the same 12 numbers): they match no box
+        findings.append(warn("pred-empty-box", path, "bbox", f"{empty} prediction(s) with no width or height "
+                             "(w or h <= 0); evaluated as they are, as pycocotools does: they match nothing",
+                             objects=0))
     if category_names is not None:
         findings += _unmatched_names(path, category_names, unknown_name, keys.classes)
     return Predictions(table=table, xywh=arr, findings=findings, read=len(results), unmatched_images=len(unknown_img),
