@@ -836,3 +836,18 @@ def test_an_nc_written_as_a_float_agrees_with_its_names(tmp_path):
     make_jpeg(tmp_path / "images" / "train" / "a.jpg", 40, 30)
     (tmp_path / "data.yaml").write_text("train: images/train\nnc: 3.0\nnames: [a, b, c]\n")
     assert "nc-not-names" not in {f.code for f in formats.get("yolo").read(tmp_path).findings}
+
+
+def test_a_gif_written_to_yolo_is_said(tmp_path):
+    """ultralytics lists GIF among videos: a YOLO written with one had an image ultralytics trains without, unsaid."""
+    from PIL import Image
+
+    root = make_voc_root(tmp_path / "v", {"a": voc_xml("a.gif", (40, 30), [{"name": "x", "box": (1, 1, 9, 9)}]),
+                                          "b": voc_xml("b.jpg", (40, 30), [{"name": "x", "box": (1, 1, 9, 9)}])})
+    (root / "JPEGImages").mkdir(exist_ok=True)
+    Image.new("P", (40, 30)).save(root / "JPEGImages" / "a.gif")
+    make_jpeg(root / "JPEGImages" / "b.jpg", 40, 30)
+    r = run("convert", str(root), str(tmp_path / "y"), "--to", "yolo", "--json")
+    assert r.exit_code == 0, r.output
+    (f,) = [f for f in json.loads(r.output)["findings"] if f["code"] == "image-not-read-by-ultralytics"]
+    assert f["message"].startswith("1 image(s) are GIF")

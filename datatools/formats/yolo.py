@@ -370,6 +370,11 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
     if images_mode is not ImagesMode.NONE:
         _refuse_splits_without_images(ds, splits, {r.partition("/")[0] for _, r in pictures}, out)
     result.findings.extend(_splits_not_in_yaml(ds, splits, out))
+    gifs = sum(1 for rec in ds.images if os.path.splitext(rec.image_path or rec.file_name or "")[1].lower() == ".gif")
+    if gifs:  # ultralytics lists GIF as a video: it trains without them
+        result.findings.append(warn("image-not-read-by-ultralytics", str(out / "images"), "images", f"{gifs} image(s) "
+                                    "are GIF, which ultralytics does not read as images: their labels are written, "
+                                    "ultralytics trains without them (convert them to PNG)"))
     if clear.renamed:
         result.findings.append(info("folder-renamed", str(out / "images"), "images",
                                     f"{clear.renamed} image or split path(s) with a folder named 'images' are "
