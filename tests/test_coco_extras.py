@@ -504,3 +504,15 @@ def test_coco_to_coco_keeps_the_files_other_top_level_keys(tmp_path):
     formats.get("coco").write(ds, tmp_path / "out.json")
     doc = json.loads((tmp_path / "out.json").read_text())
     assert (doc["type"], doc["dataset_version"], doc["info"]) == ("instances", {"v": 3}, {"year": 2017})
+
+
+def test_two_names_of_one_id_are_said_as_they_are(tmp_path):
+    """x.jpg and x.png: the warning said "file name 'x.png' appears twice", which it does not."""
+    from datatools import formats
+
+    (tmp_path / "c.json").write_text(json.dumps({"images": [
+        {"id": 1, "file_name": "x.jpg", "width": 9, "height": 9}, {"id": 2, "file_name": "x.png", "width": 9,
+                                                                   "height": 9}],
+        "annotations": [], "categories": [{"id": 1, "name": "a"}]}))
+    (f,) = [f for f in formats.get("coco").read(tmp_path / "c.json").findings if f.code == "duplicate-file-name"]
+    assert "'x.png' has the id of 'x.jpg'" in f.message and "appears twice" not in f.message

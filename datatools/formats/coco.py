@@ -153,10 +153,12 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
                     iid = name_id(f"{split}/{fname}", fallback=f"image_{id_text(im['id'])}", key=id_text(im["id"]),
                                   taken=records)
                 else:
+                    was = prev.file_name
                     iid = name_id(fname, fallback=f"image_{id_text(im['id'])}", key=id_text(im["id"]), taken=records)
+                    twice = (f"file name {fname!r} appears twice" if was == fname else
+                             f"file name {fname!r} has the id of {was!r} (an id is the name without its extension)")
                     findings.append(warn("duplicate-file-name", str(jpath), f"{where}/file_name",
-                                         f"file name {fname!r} appears twice; this one is kept as {iid}",
-                                         image_id=iid))
+                                         f"{twice}; this one is kept as {iid}", image_id=iid))
             image_path, notes, _ = index.locate(fname, iid, path=str(jpath), fld=f"{where}/file_name",
                                                 id_names_image=False)
             findings.extend(notes)
