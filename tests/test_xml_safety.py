@@ -271,9 +271,9 @@ def test_a_document_in_any_declared_encoding_reads_whole_and_streamed(encoding):
     """lxml's fed parser does not take a UTF-32 byte-order mark: a CVAT file saved as UTF-32 was refused when
     streamed, and read whole."""
     declared = {"utf-8-sig": "UTF-8"}.get(encoding, encoding.upper())
-    doc = f'<?xml version="1.0" encoding="{declared}"?><annotation><object>кот</object></annotation>'.encode(encoding) \
-        if encoding != "shift_jis" else f'<?xml version="1.0" encoding="SHIFT_JIS"?><annotation><object>猫</object>' \
-        "</annotation>".encode(encoding)
+    word = "猫" if encoding == "shift_jis" else "кот"
+    doc = f'<?xml version="1.0" encoding="{declared}"?><annotation><object>{word}</object></annotation>'.encode(
+        encoding)
     assert refusal(doc, "whole") is None and refusal(doc, "streamed") is None
 
 
