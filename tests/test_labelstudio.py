@@ -444,8 +444,11 @@ def test_ground_truth_wins_and_skipped_is_cancelled(tmp_path):
     assert "ground-truth one (id 3)" in next(f.message for f in ds.findings if f.code == "several-annotations")
     ds = one_task(tmp_path, task(1, "cat.jpg", skipped, first))
     assert [a.label for a in ds.images[0].annotations] == ["first"]
-    ds = one_task(tmp_path, task(1, "cat.jpg", skipped))
-    assert ds.images[0].annotations == () and "cancelled-annotation" in codes(ds)
+    # every annotation cancelled: Label Studio's converter drops the task; it was an image with no objects
+    ds = one_task(tmp_path, task(1, "cat.jpg", skipped), task(2, "dog.jpg", first), images=("cat.jpg", "dog.jpg"))
+    assert [im.image_id for im in ds.images] == ["dog"]
+    (f,) = [f for f in ds.findings if f.code == "cancelled-annotation"]
+    assert f.image_dropped and f.severity.value == "warning"
 
 
 def test_predictions_and_drafts_are_not_read(tmp_path):
@@ -632,3 +635,34 @@ def test_written_paths_come_back_to_their_own_pictures(tmp_path):
     convert("coco", src / "a.json", "labelstudio", tmp_path / "ls2", images_mode="none")
     s = convert("labelstudio", tmp_path / "ls2", "coco", tmp_path / "c2", images_mode="none")
     assert s.images_read == s.images_written == 6 and s.objects_written == 5
+
+
+def test_a_task_of_two_images_reads_the_regions_of_its_image(tmp_path):
+    """data.image and data.image2: a box drawn on the second (to_name img2, 400x300) was put on the first, rescaled,
+    with no finding."""
+    cat, dog = region("Cat", 10, 10, 20, 20), region("Dog", 50, 50, 10, 10)
+    cat["to_name"], dog["to_name"] = "img1", "img2"
+    t = task(1, "cat.jpg", annotation(1, cat, dog))
+    t["data"]["image2"] = "/data/upload/1/dog.jpg"
+    ds = one_task(tmp_path, t)
+    assert [a.label for a in ds.images[0].annotations] == ["Cat"]
+    assert [(f.code, f.objects) for f in ds.findings if f.code == "other-image"] == [("other-image", 1)]
+
+
+def test_per_region_choices_are_the_regions_attributes(tmp_path):
+    """A choices and a textarea result with a box's id are that box's attributes: they were 2 dropped objects."""
+    box = region("Car", 10, 10, 20, 20)
+    box["id"] = "r1"
+    colour = {"id": "r1", "type": "choices", "from_name": "color", "to_name": "image", "value": {"choices": ["red"]}}
+    plate = {"id": "r1", "type": "textarea", "from_name": "plate", "to_name": "image", "value": {"text": ["AB123"]}}
+    ds = one_task(tmp_path, task(1, "cat.jpg", annotation(1, box, colour, plate)))
+    (a,) = ds.images[0].annotations
+    assert a.attributes == (("color", "red"), ("plate", "AB123")) and ds.objects_read == 1
+    assert "unsupported-shape" not in codes(ds)
+
+
+def test_a_bucket_key_keeps_its_hash_and_question_mark(tmp_path):
+    """s3://bucket/raw/shot #1.jpg was cut at '#' and paired with shot.jpg, its box on another picture."""
+    ds = one_task(tmp_path, task(1, "s3://bucket/raw/shot #1.jpg", annotation(1, region("A", 10, 10, 20, 20))),
+                  images=("shot #1.jpg", "shot.jpg"))
+    assert [(im.image_id, Path(im.image_path).name) for im in ds.images] == [("shot #1", "shot #1.jpg")]

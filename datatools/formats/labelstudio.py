@@ -20,7 +20,7 @@ from datatools.core.atomic import ImagesMode, atomic_write, place_images
 from datatools.core.boxes import is_finite
 from datatools.core.errors import DatatoolsError, FormatError, UsageError
 from datatools.core.fs import files_for, read_json
-from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, sorted_classes
+from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, Severity, sorted_classes
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import IMAGE_EXTENSIONS, is_absolute_name
 from datatools.formats.common import (ImageIndex, WriteResult, err, existing_source, fill_sizes_from_headers,
@@ -43,6 +43,7 @@ TASKS_FILE = "tasks.json"
 LOCAL_FILES = "/data/local-files/?d="
 _UPLOAD_HASH = re.compile(r"^[0-9a-f]{8}-")  # Label Studio renames uploads to <8 hex digits>-<name>
 _IMAGE_EXTS = frozenset(IMAGE_EXTENSIONS)
+_BUCKET_KEY = re.compile(r"^(?:s3|gs|azure-blob)://[^/]+/(.*)$", re.S)
 
 
 # --------------------------------------------------------------------------------------------------- reading
@@ -60,7 +61,11 @@ def _ref_path(ref: str) -> tuple[str, str] | None:
 def image_name(ref: str) -> str:
     """The image path a task's ``data`` value names, without Label Studio's prefixes, whether the reference is a path
     on the server or a full URL to it: ``/data/local-files/?d=a/b.jpg`` is ``a/b.jpg``, ``/data/upload/3/x.jpg`` is
-    ``3/x.jpg``, ``s3://bucket/a/b.jpg`` and ``https://host/a/b.jpg?sig=..`` are ``a/b.jpg``."""
+    ``3/x.jpg``, ``s3://bucket/a/b.jpg`` and ``https://host/a/b.jpg?sig=..`` are ``a/b.jpg`` (a bucket key as it is:
+    ``s3://b/shot #1.jpg`` is ``shot #1.jpg``)."""
+    bucket = _BUCKET_KEY.match(ref.strip())
+    if bucket:  # Label Studio stores a bucket's key as it is: '#', '?' and '%' are part of the name
+        return bucket.group(1)
     parts = _ref_path(ref)
     if parts is None:
         return ref.strip()
@@ -83,20 +88,20 @@ def _looks_like_image(v: str) -> bool:
     return posixpath.splitext(image_name(v))[1].lower() in _IMAGE_EXTS
 
 
-def _task_image(task: dict) -> str:
-    """The task's image reference: ``data.image``; else, for a labeling config with another variable (``$img``,
-    ``$image_url``), the first data value that names an image file, then the first URL or Label Studio path, then the
-    first text that could be a file name."""
+def _task_image(task: dict) -> tuple[str, str]:
+    """The task's image reference and its ``data`` key: ``data.image``; else, for a labeling config with another
+    variable (``$img``, ``$image_url``), the first data value that names an image file, then the first URL or Label
+    Studio path, then the first text that could be a file name."""
     data = task.get("data") if isinstance(task.get("data"), dict) else {}
     ref = data.get("image")
     if isinstance(ref, str):
-        return ref
-    texts = [v for v in data.values() if isinstance(v, str) and v.strip()]
+        return ref, "image"
+    texts = [(k, v) for k, v in data.items() if isinstance(v, str) and v.strip()]
     for ok in (_looks_like_image, lambda v: _ref_path(v) is not None, lambda v: "/" in v or "." in v):
-        ref = next((v for v in texts if ok(v)), None)
-        if ref is not None:
-            return ref
-    return ""
+        found = next(((k, v) for k, v in texts if ok(v)), None)
+        if found is not None:
+            return found[1], found[0]
+    return "", ""
 
 
 def _choose(anns, *, path: str, where: str, image_id: str, findings: list[Finding]) -> tuple[int, dict] | None:
@@ -109,15 +114,15 @@ def _choose(anns, *, path: str, where: str, image_id: str, findings: list[Findin
               if isinstance(a, dict) and not (a.get("was_cancelled") or a.get("skipped"))]
     truth = [(i, a) for i, a in usable if a.get("ground_truth") is True]
     chosen = (truth or usable or [None])[0]
-    if len(anns) > 1:
-        which = ("none is read" if chosen is None else
-                 f"the {'ground-truth' if truth else 'first completed'} one (id {chosen[1].get('id')!r}) is read")
+    if chosen is None and any(isinstance(a, dict) for a in anns):  # an image the annotators refused is no negative
+        findings.append(Finding("cancelled-annotation", Severity.WARNING, path, where, f"every annotation "
+                                f"({len(anns)}) was cancelled: the task is dropped, as Label Studio's converter "
+                                "drops it", image_id, image_dropped=True))
+    elif len(anns) > 1 and chosen is not None:
+        which = f"the {'ground-truth' if truth else 'first completed'} one (id {chosen[1].get('id')!r}) is read"
         findings.append(warn("several-annotations", path, where,
                              f"{len(anns)} annotations ({len(anns) - len(usable)} cancelled); {which}, the others "
                              "are not", image_id=image_id))
-    elif anns and chosen is None:
-        findings.append(info("cancelled-annotation", path, where,
-                             "the only annotation was cancelled; the image has no objects", image_id=image_id))
     return chosen
 
 
@@ -148,26 +153,47 @@ def _shape_of(kind, value: dict) -> str | None:
     return None
 
 
-def parse_result(result, *, path: str, where: str, image_id: str, at: Sequence[str] | None = None
+def parse_result(result, *, path: str, where: str, image_id: str, at: Sequence[str] | None = None, image_key: str = ""
                  ) -> tuple[list[tuple[str, tuple, float, str]], list[Finding], tuple | None, int]:
     """One annotation's regions: ``(pending, findings, size, regions met)``. A pending region is ``(label, ("box", x,
     y, w, h) | ("poly", points), rotation, its field)`` in percent: pixels need the image size, which the image
     header may still change (:func:`to_pixels`). ``size`` is ``(original_width, original_height, the region's
     field)`` as the first box or polygon that has either writes them (judged by the caller, :func:`_task_size`),
     None when none has. ``where`` is the result list's field (``[3]/annotations[0]/result``); ``at`` each region's
-    field where that is not ``where[k]`` (JSON-MIN)."""
+    field where that is not ``where[k]`` (JSON-MIN).
+
+    A task with several images (``image`` and ``image2``, or a ``valueList``): the regions of the image read (their
+    ``to_name`` is ``image_key``, else the first one met; ``item_index`` 0) are read, the others dropped as
+    ``other-image`` (they were put on the first image). Results that share a region's ``id`` (a ``choices`` or
+    ``textarea`` per box) are that region's attributes, not objects."""
     pending: list[tuple[str, tuple, float, str]] = []
     findings: list[Finding] = []
     size: tuple | None = None
     unsupported: Counter = Counter()
     result = result if isinstance(result, list) else []
+    regions = [r for r in result if isinstance(r, dict) and isinstance(r.get("value"), dict)
+               and _shape_of(r.get("type"), r["value"])]
+    region_ids = {r.get("id") for r in regions if r.get("id") is not None}
+    names = list(dict.fromkeys(r.get("to_name") for r in regions if r.get("to_name")))
+    own = image_key if image_key in names else (names[0] if names else None)
+    per_region: dict = {}  # region id -> its (from_name, value) attributes
+    attributes = 0
     for k, r in enumerate(result):
         here = at[k] if at else f"{where}[{k}]"
         kind = r.get("type") if isinstance(r, dict) else None
         value = r.get("value") if isinstance(r, dict) and isinstance(r.get("value"), dict) else {}
         shape = _shape_of(kind, value)
         if shape is None:
-            unsupported[str(kind)] += 1
+            if isinstance(r, dict) and r.get("id") is not None and r.get("id") in region_ids:
+                attributes += 1  # a per-region choice or text: part of its region, no object of its own
+                per_region.setdefault(r["id"], []).append((str(r.get("from_name") or kind), _attribute_text(value)))
+            else:
+                unsupported[str(kind)] += 1
+            continue
+        if (r.get("to_name") and own and r.get("to_name") != own) or r.get("item_index") not in (None, 0):
+            other = r.get("to_name") if r.get("to_name") != own else f"item {r.get('item_index')}"
+            findings.append(err("other-image", path, here, f"a region of another image of the task ({other}); "
+                                "datatools reads one image a task: dropped", image_id=image_id, objects=1))
             continue
         if size is None and (r.get("original_width") is not None or r.get("original_height") is not None):
             size = (r.get("original_width"), r.get("original_height"), here)
@@ -205,10 +231,20 @@ def parse_result(result, *, path: str, where: str, image_id: str, at: Sequence[s
         if rotation % 360:
             findings.append(warn("rotated-box", path, f"{here}/value/rotation", f"rotated by {rotation:g} degrees; "
                                  "its axis-aligned envelope is used", image_id=image_id))
-        pending.append((labels[0].strip(), geom, rotation % 360, here))
+        pending.append((labels[0].strip(), geom, rotation % 360, here, r.get("id")))
     findings += box_notes(path, image_id, at=where, boxable="a labelled box or polygon", noun="region",
-                          polygons=sum(1 for _, g, _, _ in pending if g[0] == "poly"), unsupported=unsupported)
-    return pending, findings, size, len(result)
+                          polygons=sum(1 for _, g, *_ in pending if g[0] == "poly"), unsupported=unsupported)
+    pending = [(lab, g, rot, here, tuple(per_region.get(rid, ()))) for lab, g, rot, here, rid in pending]
+    return pending, findings, size, len(result) - attributes
+
+
+_GEOMETRY = frozenset({"x", "y", "width", "height", "rotation", "points"})
+
+
+def _attribute_text(value: dict) -> str:
+    """A per-region result's value as text: its ``choices``, ``text``, ``rating``... (lists joined by commas)."""
+    kept = [v for k, v in value.items() if k not in _GEOMETRY]
+    return ",".join(str(x) for v in kept for x in (v if isinstance(v, list) else [v]))
 
 
 def _task_size(size: tuple | None, data: dict, data_at: str, *, path: str, image_id: str, findings: list[Finding]
@@ -311,7 +347,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
             if not isinstance(task, dict):
                 findings.append(err("missing-field", path, where, "task is not an object; dropped", image_dropped=True))
                 continue
-            ref = _task_image(task)
+            ref, image_key = _task_image(task)
             full = image_name(ref).replace("\\", "/") if ref else ""
             name = posixpath.basename(full)
             # looked up by the whole path the task gives (dir1/0001.jpg and dir2/0001.jpg are two images), and by its
@@ -346,8 +382,10 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
                 findings.append(err("missing-field", path, bad[0], f"expected {bad[1]}, found {bad[2]!r:.60}; the task "
                                     "is dropped (its objects cannot be read)", image_id=iid, image_dropped=True))
                 continue
+            if chosen is None and any(f.code == "cancelled-annotation" and f.image_id == iid for f in findings[-1:]):
+                continue
             regions, fnd, size, n = parse_result(ann.get("result"), path=path, image_id=iid, at=ann.get("_at"),
-                                                 where=result_at)
+                                                 where=result_at, image_key=image_key)
             findings.extend(fnd)
             objects_read += n
             if chosen is None and not task.get("annotations", task.get("completions")):
@@ -372,10 +410,10 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
             continue
         w, h = int(rec.width or 0), int(rec.height or 0)
         anns = []
-        for lab, g, rot, here in regions:
+        for lab, g, rot, here, attrs in regions:
             box = to_pixels(g, rot, w, h)
             if is_finite(box):
-                anns.append(Annotation(lab, box, where=here))
+                anns.append(Annotation(lab, box, attributes=attrs, where=here))
             else:
                 findings.append(err("bad-number", rec.source, here, "the region is no finite number of pixels; "
                                     "dropped", image_id=rec.image_id, objects=1))
