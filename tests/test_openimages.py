@@ -205,7 +205,6 @@ def list_row(iid: str, subset: str, rotation: str) -> str:
 @pytest.mark.parametrize("box_name,list_name,split,list_at_root", [
     ("validation-annotations-bbox.csv", "validation-images-with-rotation.csv", "validation", False),
     ("oidv6-train-annotations-bbox.csv", "train-images-boxable-with-rotation.csv", "train", False),
-    ("oidv6-train-annotations-bbox.csv", "oidv6-train-images-with-labels-with-rotation.csv", "train", False),
     ("test-annotations-bbox.csv", "test-images-with-rotation.csv", "test", True),  # the list beside annotations/
     ("default-annotations-bbox.csv", "default-image_ids_and_rotation.csv", "default", False),  # CVAT's name
 ])
@@ -436,3 +435,16 @@ def test_the_source_the_writer_fills_in_is_read_back_as_none(tmp_path):
     convert("voc", str(SAMPLE), "openimages", str(tmp_path / "o"), images_mode="none")
     ds = openimages.read(tmp_path / "o", images=SAMPLE / "JPEGImages")
     assert ds.num_objects == 591 and not any(a.attributes for im in ds.images for a in im.annotations)
+
+
+def test_the_image_level_label_list_adds_no_image(tmp_path):
+    """V6's oidv6-train-images-with-labels-with-rotation.csv lists 9M images with image-level labels, 1.7M with
+    boxes: an image in it without boxes was read as an image without objects (a negative to train on)."""
+    root = tmp_path / "oi"
+    (root / "annotations").mkdir(parents=True)
+    (root / "annotations" / "oidv6-train-annotations-bbox.csv").write_text(HEADER + ROWS)
+    (root / "annotations" / "class-descriptions-boxable.csv").write_text(DESCRIPTIONS)
+    (root / "annotations" / "oidv6-train-images-with-labels-with-rotation.csv").write_text(
+        LIST_HEADER + list_row("0002ab0af02e4a77", "train", "0.0"))
+    make_jpeg(root / "images" / "train" / "0002ab0af02e4a77.jpg", 30, 20)
+    assert "0002ab0af02e4a77" not in {im.image_id for im in openimages.read(root).images}

@@ -45,11 +45,12 @@ WRITTEN_SOURCE = "datatools"
 IMAGE_META = "images.meta"  # image sizes beside the box CSV, in CVAT's and datumaro's exports
 _BBOX_RE = re.compile(r"^(?:oidv\d+-)?(.*?)-?(?:annotations-)?bbox\.csv$", re.I)
 # The image lists: Open Images' ``<split>-images-with-rotation.csv`` (validation, test),
-# ``train-images-boxable-with-rotation.csv``, ``oidv6-train-images-with-labels-with-rotation.csv``, and the
-# ``<subset>-image_ids_and_rotation.csv`` CVAT's documentation names. The all-splits ``image_ids_and_rotation.csv``
-# (9M images, no split in its name) is not read.
-_LIST_RE = re.compile(r"^(?:oidv\d+-)?(.+?)-(?:images(?:-boxable)?(?:-with-labels)?-with-rotation"
-                      r"|image_ids_and_rotation)\.csv$", re.I)
+# ``train-images-boxable-with-rotation.csv``, and the ``<subset>-image_ids_and_rotation.csv`` CVAT's documentation
+# names. Not read: the all-splits ``image_ids_and_rotation.csv`` (9M images, no split in its name), and V6's
+# ``oidv6-train-images-with-labels-with-rotation.csv``, whose 9M images have image-level labels and only 1.7M boxes:
+# the others were read as images without objects.
+_LIST_RE = re.compile(r"^(?:oidv\d+-)?(.+?)-(?:images(?:-boxable)?-with-rotation|image_ids_and_rotation)\.csv$",
+                      re.I)
 LIST_COLUMNS = ("ImageID", "Subset", "OriginalURL", "OriginalLandingURL", "License", "AuthorProfileURL", "Author",
                 "Title", "OriginalSize", "OriginalMD5", "Thumbnail300KURL", "Rotation")
 
