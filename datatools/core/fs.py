@@ -27,6 +27,15 @@ from datatools.core.errors import FormatError, InputError, UsageError
 
 url = True  # for code that takes this module or its local stand-in, LocalFiles (see files_for)
 
+def bucket_key(ref: str) -> str | None:
+    """The key of an object-store URL (``s3://``, ``gs://``, ``azure-blob://``) as written after its bucket, nothing
+    parsed out of it (``s3://b/shot #1.jpg`` is ``shot #1.jpg``); None for anything else."""
+    scheme, sep, rest = ref.partition("://")
+    if not sep or scheme not in ("s3", "gs", "azure-blob") or "/" not in rest:
+        return None
+    return rest.split("/", 1)[1]
+
+
 def is_url(path: str | os.PathLike | None) -> bool:
     """True for a URL that goes through fsspec (anything containing ``://``); False for local paths."""
     return isinstance(path, str) and "://" in path

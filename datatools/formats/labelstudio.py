@@ -43,7 +43,6 @@ TASKS_FILE = "tasks.json"
 LOCAL_FILES = "/data/local-files/?d="
 _UPLOAD_HASH = re.compile(r"^[0-9a-f]{8}-")  # Label Studio renames uploads to <8 hex digits>-<name>
 _IMAGE_EXTS = frozenset(IMAGE_EXTENSIONS)
-_BUCKET_KEY = re.compile(r"^(?:s3|gs|azure-blob)://[^/]+/(.*)$", re.S)
 
 
 # --------------------------------------------------------------------------------------------------- reading
@@ -63,9 +62,9 @@ def image_name(ref: str) -> str:
     on the server or a full URL to it: ``/data/local-files/?d=a/b.jpg`` is ``a/b.jpg``, ``/data/upload/3/x.jpg`` is
     ``3/x.jpg``, ``s3://bucket/a/b.jpg`` and ``https://host/a/b.jpg?sig=..`` are ``a/b.jpg`` (a bucket key as it is:
     ``s3://b/shot #1.jpg`` is ``shot #1.jpg``)."""
-    bucket = _BUCKET_KEY.match(ref.strip())
-    if bucket:  # Label Studio stores a bucket's key as it is: '#', '?' and '%' are part of the name
-        return bucket.group(1)
+    key = fs.bucket_key(ref.strip())
+    if key is not None:  # Label Studio stores a bucket's key as it is: '#', '?' and '%' are part of the name
+        return key
     parts = _ref_path(ref)
     if parts is None:
         return ref.strip()
