@@ -125,8 +125,8 @@ def split_cmd(src, out, reader, val, test, method, group_by, dedup, kfold, seed,
                 dupes = find_duplicates(ds, mapper=Mapper(engine, ray_address, workers or None),
                                         **stage_callbacks(update, "hash"))
                 if not dupes.hashed and dupes.findings:  # as `dupes` says it: no copy could be kept together
-                    raise DatatoolsError(f"--dedup: none of the {count(len(dupes.findings), 'image')} could be compared "
-                                     f"(`datatools dupes {src}` lists why)")
+                    raise DatatoolsError(f"--dedup: none of the {count(len(dupes.findings), 'image')} could be "
+                                         f"compared (`datatools dupes {src}` lists why)")
             plan = plan_split(ds, val=val, test=test or 0.0, method=method, seed=seed, group_by=group_by,
                               kfold=kfold, drop_empty=drop_empty, dedup=dupes.cluster_ids() if dupes else None)
             written = None
@@ -153,7 +153,8 @@ def split_cmd(src, out, reader, val, test, method, group_by, dedup, kfold, seed,
     render(plan, out=None if dry_run else out, written=written, not_compared=dupes.findings if dupes else [])
 
 
-# What a reader notes for an image whose shapes it read as boxes: a format split rewrites writes them as boxes.
+# What a reader notes for an image whose shapes it read as boxes: a part split writes in another format holds the
+# boxes (VOC and COCO parts are the original files).
 AS_BOXES = frozenset({"polygon-to-box", "shape-to-box", "rotated-box", "keypoints-not-kept"})
 
 

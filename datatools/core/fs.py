@@ -27,6 +27,7 @@ from datatools.core.errors import FormatError, InputError, UsageError
 
 url = True  # for code that takes this module or its local stand-in, LocalFiles (see files_for)
 
+
 def bucket_key(ref: str) -> str | None:
     """The key of an object-store URL (``s3://``, ``gs://``, ``azure-blob://``) as written after its bucket, nothing
     parsed out of it (``s3://b/shot #1.jpg`` is ``shot #1.jpg``); None for anything else."""

@@ -34,7 +34,6 @@ under both the ``fork`` and the ``spawn`` start methods.
 """
 from __future__ import annotations
 
-import itertools
 import os
 import re
 import warnings
@@ -132,9 +131,9 @@ def make_target(boxes: np.ndarray | torch.Tensor, labels: Sequence[int] | np.nda
     """Build a target dict in the layout the datasets return: the one builder behind
     :meth:`DetectionDataset.load_target`, :class:`~datatools.datasets.transforms.Mosaic` and hand-made samples.
 
-    ``boxes`` are XYXY pixels (a ``BoundingBoxes`` of another format is converted); the per-box fields default to zeros/False and ``area`` to the box areas. Every tensor
-    holds a copy, so a caller editing the target in place never changes the arrays passed in (a dataset's own storage
-    among them).
+    ``boxes`` are XYXY pixels (a ``BoundingBoxes`` of another format is converted); the per-box fields default to
+    zeros/False and ``area`` to the box areas. Every tensor holds a copy, so a caller editing the target in place
+    never changes the arrays passed in (a dataset's own storage among them).
     """
     # np.array copies (always) and from_numpy wraps that copy: the same guarantee as torch.tensor(values) at a third
     # of its cost per column (5 columns a sample: ~7 us saved per load_target)
@@ -320,15 +319,13 @@ class DetectionDataset(torch.utils.data.Dataset):
         file: a COCO source's own ids, from the file(s) of the images selected (COCO's 80 classes have ids 1..90);
         a class the file lacks gets the next free id; 1..K for other formats, as ``voc2coco`` writes them. Splits
         whose files give one class two ids cannot share one results file: select one split."""
-        known: dict[str, object] = {}
-        for path, ids in self._category_files.items():
-            for name, cid in ids.items():
-                if known.setdefault(name, cid) != cid:
-                    raise ValueError(f"{path} gives {name!r} the category id {cid!r}, another file of the selected "
-                                     f"splits {known[name]!r}: select one split")
-        numbers = [v for v in known.values() if isinstance(v, int)]
-        fresh = itertools.count(max(numbers, default=0) + 1)
-        return tuple(known[c] if c in known else next(fresh) for c in self.classes)
+        from datatools.formats.coco import category_numbers
+
+        try:
+            ids = category_numbers(self._category_files.values(), self.classes)
+        except ValueError as e:
+            raise ValueError(f"{e} of the selected splits: select one split") from e
+        return tuple(ids[c] for c in self.classes)
 
     def index_of(self, image_id: int) -> int:
         """The dataset index of the image whose ``target["image_id"]`` is ``image_id`` (its COCO id), e.g. to map

@@ -12,7 +12,7 @@ import os
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Mapping, Sequence
 
 from datatools.core.boxes import is_finite, xywh_to_xyxy, xyxy_to_xywh
 from datatools.core.errors import FormatError
@@ -25,7 +25,7 @@ from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, all_
 from datatools.formats.common import (DEFAULT_SPLIT, ImageIndex, WriteResult, err, existing_source,
                                       fill_sizes_from_headers, info, json_num, name_id, placed_names, warn)
 from datatools.formats.coco_ids import id_text, image_numbers
-from datatools.formats.coco_layout import guess_image_dir, json_files, no_images_found, task_files_not_read
+from datatools.formats.coco_layout import guess_image_dir, json_files, no_images_found
 from datatools.formats.shapes import centred_envelope
 from datatools.formats.values import annotation_size, json_flag, json_number, text_number
 
@@ -75,8 +75,9 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
     objects_read = 0
     coco_meta: dict = {"info": None, "licenses": {}, "categories": {}, "other": {}}
     category_ids: dict[str, dict[str, object]] = {}  # file -> name -> its id there (the first, for a name twice)
-    found = json_files(src)
-    for path in task_files_not_read(src):
+    not_read: list[str] = []
+    found = json_files(src, not_read)
+    for path in not_read:
         findings.append(info("task-file-not-read", path, "", "not read: a file of another task (captions, keypoints, "
                              "panoptic) of a split whose boxes another file holds, or a task without boxes"))
     if on_total:
@@ -425,15 +426,26 @@ def _kept_ids(records: Sequence[ImageRecord], classes: Sequence[str], meta: dict
     raw = [rec.source_key[1] for rec in records]
     numbers, renumbered = image_numbers(raw)  # the one integer rule of COCO image ids
     image_ids = None if renumbered or any(len(r.splits) > 1 for r in records) else [numbers[r] for r in raw]
-    known: dict[str, int] = {}
-    for ids in (meta.get("category_ids") or {}).values():
-        for name, cid in ids.items():
-            if type(cid) is not int or known.setdefault(name, cid) != cid:
-                return image_ids, None
-    if len(set(known.values())) != len(known):
+    try:
+        cat_id = category_numbers((meta.get("category_ids") or {}).values(), classes)
+    except ValueError:
         return image_ids, None
-    fresh = itertools.count(max(known.values(), default=0) + 1)
-    return image_ids, {n: known[n] if n in known else next(fresh) for n in classes}
+    if any(type(c) is not int for c in cat_id.values()) or len(set(cat_id.values())) != len(cat_id):
+        return image_ids, None
+    return image_ids, cat_id
+
+
+def category_numbers(files: Iterable[Mapping[str, object]], classes: Sequence[str]) -> dict[str, object]:
+    """The COCO category id of each of ``classes``: the one the files (each ``{name: id}``, a reader's
+    ``meta["category_ids"]`` values) give it, else the next id past the largest integer one. ``ValueError`` when two
+    files give one name two ids."""
+    known: dict[str, object] = {}
+    for ids in files:
+        for name, cid in ids.items():
+            if known.setdefault(name, cid) != cid:
+                raise ValueError(f"{name!r} has the category id {known[name]!r} in one file and {cid!r} in another")
+    fresh = itertools.count(max((v for v in known.values() if type(v) is int), default=0) + 1)
+    return {n: known[n] if n in known else next(fresh) for n in classes}
 
 
 def dumps(obj: dict) -> str:

@@ -28,10 +28,10 @@ def _task_split(name: str) -> tuple[int, str]:
     return len(_TASKS), stem
 
 
-def json_files(src: str) -> list[tuple[str | None, str]]:
+def json_files(src: str, not_read: list[str] | None = None) -> list[tuple[str | None, str]]:
     """``(split or None, path)`` of the COCO JSON files of ``src``: the file itself, or ``annotations/*.json`` (else
-    ``*.json``, else :func:`split_folders`) of a folder, one split each. Local paths and URLs alike
-    (:func:`datatools.core.fs.files_for`)."""
+    ``*.json``, else :func:`split_folders`) of a folder, one split each (:func:`_one_task_per_split`; the files left
+    out are added to ``not_read``). Local paths and URLs alike (:func:`datatools.core.fs.files_for`)."""
     files = files_for(src)
     if files.isfile(src):
         return [(None, src)]
@@ -45,6 +45,8 @@ def json_files(src: str) -> list[tuple[str | None, str]]:
         raise UsageError(f"{src}: no COCO JSON files found (expected a .json file, annotations/*.json or "
                          "<split>/_annotations.coco.json)")
     kept, skipped = _one_task_per_split(names)
+    if not_read is not None:
+        not_read += [files.join(ann, n) for n in skipped]
     if not kept:
         raise UsageError(f"{src}: no COCO JSON file with boxes ({', '.join(skipped)}: captions or panoptic files "
                          "hold none)")
@@ -67,17 +69,6 @@ def _one_task_per_split(names: list[str]) -> tuple[list[tuple[str, str]], list[s
                 skipped.append(by_split[split][1])
             by_split[split] = (rank, n)
     return [(split, n) for split, (_, n) in by_split.items()], sorted(skipped)
-
-
-def task_files_not_read(src: str) -> list[str]:
-    """The JSON files of ``src``'s annotations folder that :func:`json_files` leaves out (another task's file of a
-    split, or a task without boxes), for the reader to say so."""
-    files = files_for(src)
-    if files.isfile(src):
-        return []
-    ann = files.join(src, "annotations") if files.isdir(files.join(src, "annotations")) else src
-    names = [n for n in files.listdir(ann)[1] if n.lower().endswith(".json")]
-    return [files.join(ann, n) for n in _one_task_per_split(names)[1]]
 
 
 def json_for_split(src: str, split: str | None = None) -> str:

@@ -71,10 +71,10 @@ def is_cvat_xml(path: str) -> bool:
 
 
 def meta_labels(meta) -> list[str]:
-    """The label names of the ``<meta>`` element in their order: the task's, else the job's, else the project's (what CVAT writes
-    for a task, job or project export; duplicates once). A label with a ``<parent>`` is a skeleton's point, not a
-    class of its own, and a ``skeleton`` label names shapes that are never read as boxes: both are left out (an empty
-    class in the list moved the YOLO ids after it)."""
+    """The label names of the ``<meta>`` element in their order: the task's, else the job's, else the project's
+    (what CVAT writes for a task, job or project export; duplicates once). A label with a ``<parent>`` is a
+    skeleton's point, not a class of its own, and a ``skeleton`` label names shapes that are never read as boxes:
+    both are left out (an empty class in the list moved the YOLO ids after it)."""
     names: list[str] = []
     for where in ("task/labels/label", "job/labels/label", "project/labels/label"):
         for el in meta.iterfind(where):

@@ -381,8 +381,8 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
                 findings.append(err("missing-field", path, bad[0], f"expected {bad[1]}, found {bad[2]!r:.60}; the task "
                                     "is dropped (its objects cannot be read)", image_id=iid, image_dropped=True))
                 continue
-            if chosen is None and any(f.code == "cancelled-annotation" and f.image_id == iid for f in findings[-1:]):
-                continue
+            if chosen is None and isinstance(listed, list) and any(isinstance(a, dict) for a in listed):
+                continue  # every annotation cancelled: dropped (_choose said so)
             regions, fnd, size, n = parse_result(ann.get("result"), path=path, image_id=iid, at=ann.get("_at"),
                                                  where=result_at, image_key=image_key)
             findings.extend(fnd)

@@ -250,8 +250,7 @@ def read(src: str | os.PathLike, *, classes: Sequence[str] | None = None, worker
         objects_read += n
     findings.extend(_orphan_labels({path for _, path, _ in items}, labels["beside"]))
     return Dataset(images=tuple(records), classes=tuple(classes) if classes else tuple(dict.fromkeys(names_t)),
-                   findings=tuple(findings),
-                   objects_read=objects_read, root=str(root), format=NAME,
+                   findings=tuple(findings), objects_read=objects_read, root=str(root), format=NAME,
                    meta={"splits": list(splits), "names": list(names_t)})  # names: what the file's ids mean
 
 
