@@ -106,9 +106,10 @@ def _convert_command(name: str, src_format: str | None, dst_format: str | None, 
     cmd = click.argument("src", type=SourcePath())(cmd)
     if src_format is None:
         cmd = click.option("--to", "to_format", type=FORMAT_CHOICE, required=True, help="Output format.")(cmd)
-        cmd = click.option("--from", "from_format", type=click.Choice(["auto", *FORMATS], case_sensitive=False),
-                           default="auto", show_default=True,
-                           help="Input format (auto: detected from SRC, as in `datatools check`).")(cmd)
+        cmd = click.option("--from", "--format", "-f", "from_format",
+                           type=click.Choice(["auto", *FORMATS], case_sensitive=False), default="auto",
+                           show_default=True, help="Input format (auto: detected from SRC, as in `datatools check`; "
+                           "--format as in every other command).")(cmd)
     return click.command(name)(cmd)
 
 

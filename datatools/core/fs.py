@@ -104,17 +104,6 @@ def find(url: str, *, suffixes: tuple[str, ...] | None = None, recursive: bool =
     return out
 
 
-def cat(url: str) -> bytes:
-    """A whole file's bytes. Raises OSError (FileNotFoundError for a missing file), as ``open`` would."""
-    fs, path = url_to_fs(url)
-    try:
-        return fs.cat_file(path)
-    except OSError:
-        raise
-    except Exception as e:  # a backend's own error type: make it an OSError so callers report it as unreadable
-        raise OSError(f"{type(e).__name__}: {e}") from e
-
-
 def open_binary(url: str):
     """A binary file object for ``url`` (for PIL); close it after use."""
     fs, path = url_to_fs(url)
@@ -167,8 +156,7 @@ def listdir(url: str) -> tuple[list[str], list[str]]:
 
 
 class LocalFiles:
-    """The file operations of this module (``isfile``, ``isdir``, ``join``, ``parent``, ``cat``, ``listdir``,
-    ``find``) on this machine's paths, for code that takes either (see :func:`files_for`). Paths are joined as
+    """The file operations of this module (``isfile``, ``isdir``, ``join``, ``parent``, ``listdir``, ``find``) on this machine's paths, for code that takes either (see :func:`files_for`). Paths are joined as
     :class:`pathlib.Path` does (``a//b``, ``./`` and a trailing ``/`` folded)."""
 
     url = False
@@ -182,11 +170,6 @@ class LocalFiles:
     @staticmethod
     def parent(path: str) -> str:
         return str(Path(path).parent)
-
-    @staticmethod
-    def cat(path: str) -> bytes:
-        with open(path, "rb") as f:
-            return f.read()
 
     @staticmethod
     def find(folder: str, *, suffixes: tuple[str, ...] | None = None, recursive: bool = True) -> list[str]:
@@ -332,7 +315,13 @@ def read_small_file(path: str | os.PathLike, *, limit: int | None = None) -> byt
     unread); without it a pipe the user named (``<(zcat x.json.gz)``) is read as any file."""
     path = os.fspath(path)
     if is_url(path):
-        data = cat(path)
+        fs, inner = url_to_fs(path)
+        try:
+            data = fs.cat_file(inner)
+        except OSError:
+            raise
+        except Exception as e:  # a backend's own error type: an OSError, so callers report it as unreadable
+            raise OSError(f"{type(e).__name__}: {e}") from e
         if limit is not None and len(data) > limit:
             raise FileTooLarge(path, len(data))
         return data

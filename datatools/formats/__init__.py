@@ -4,6 +4,8 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from datatools.core.errors import UsageError
+
 FORMATS = ("voc", "yolo", "coco", "cvat", "openimages", "labelme", "labelstudio")
 
 
@@ -15,25 +17,29 @@ def get(name: str) -> ModuleType:
                "label_studio": "labelstudio", "label-studio": "labelstudio"}
     key = aliases.get(key, key)
     if key not in FORMATS:
-        from datatools.core.errors import UsageError
-
         raise UsageError(f"unknown format {name!r}: choose one of {', '.join(FORMATS)}")
     return importlib.import_module(f"datatools.formats.{key}")
+
+
+class UnknownFormat(UsageError):
+    """No format fits a path (:func:`detect`)."""
 
 
 def detect(path) -> str:
     """Guess the format of a dataset path or fsspec URL: ``coco`` for a .json file or a folder with
     annotations/*.json, ``yolo`` for a data.yaml or a folder with images/ and labels/, ``voc`` for a folder with
     Annotations/, annotations/*.xml or XML files (or a VOCdevkit root, which the VOC reader then refuses by name);
-    then the exports' own layouts: LabelImg's and CVAT's YOLO (:mod:`datatools.formats.yolo_layout`), Roboflow's
-    COCO (:func:`datatools.formats.coco_layout.split_folders`); last, ``labelme`` for LabelMe JSON one or two folders down
-    (:func:`nested_labelme`). Local paths and URLs follow the same rules (:func:`datatools.core.fs.files_for`).
+    then the exports' own layouts: LabelImg's, CVAT's and Roboflow's YOLO (:mod:`datatools.formats.yolo_layout`),
+    Roboflow's COCO (:func:`datatools.formats.coco_layout.split_folders`) and VOC (:func:`~datatools.formats.voc.
+    xml_split_folders`); last, ``labelme`` for LabelMe JSON one or two folders down (:func:`nested_labelme`). Loose
+    files of two formats in one folder (LabelImg saved as VOC, then as YOLO) are refused, never guessed. Local paths
+    and URLs follow the same rules (:func:`datatools.core.fs.files_for`).
 
-    Raises UsageError when nothing fits, so commands can ask for ``--format``.
+    Raises :class:`UnknownFormat` when nothing fits, so commands can ask for ``--format``, and UsageError when
+    more than one does.
     """
     import os
 
-    from datatools.core.errors import UsageError
     from datatools.core.fs import files_for
 
     src = os.fspath(path)
@@ -76,26 +82,37 @@ def detect(path) -> str:
             return _sniff_folder(files, ann)
         if files.isdir(ann) and has_files(ann, ".xml"):  # annotations/ beside images/: see voc.voc_folders
             return "voc"
-        if has_files(src, ".json"):  # LabelMe's one .json per image, or Label Studio exports
-            return _sniff_folder(files, src)
-        if has_files(src, ".xml"):
-            return "voc"
-        from datatools.formats.yolo_layout import darknet_splits, labels_beside_images
+        from datatools.formats.yolo_layout import beside_splits, darknet_splits, labels_beside_images
 
-        if labels_beside_images(src) or darknet_splits(src):  # LabelImg's YOLO save; CVAT's YOLO 1.1 (Darknet)
+        loose = {}  # the formats of the files in SRC itself: more than one is refused, never guessed
+        if has_files(src, ".json"):  # LabelMe's one .json per image, or Label Studio exports
+            loose[_sniff_folder(files, src)] = "*.json"
+        if has_files(src, ".xml"):
+            loose.setdefault("voc", "*.xml")
+        if labels_beside_images(src):  # LabelImg's YOLO save
+            loose.setdefault("yolo", "*.txt beside the images, with classes.txt")
+        if len(loose) > 1:
+            raise UsageError(f"{path} holds annotations in {len(loose)} formats: "
+                             f"{', '.join(f'{k} ({v})' for k, v in loose.items())}; pass --format "
+                             f"{' or --format '.join(loose)}")
+        if loose:
+            return next(iter(loose))
+        if darknet_splits(src) or beside_splits(src):  # CVAT's YOLO 1.1 (Darknet); Roboflow's YOLO Darknet
             return "yolo"
         from datatools.formats.coco_layout import split_folders
 
         nested = split_folders(src)  # Roboflow's COCO export: <split>/_annotations.coco.json beside the images
         if nested and '"images"' in (_json_head(nested[0][1]) or "") and sniff_json(nested[0][1]) == "coco":
             return "coco"
-        from datatools.formats.voc import devkit_years
+        from datatools.formats.voc import devkit_years, xml_split_folders
 
-        if devkit_years(src):  # a VOCdevkit root: the VOC reader says which year to pick
-            return "voc"
+        if devkit_years(src) or xml_split_folders(src):  # a VOCdevkit root (the reader says which year to pick);
+            return "voc"  # Roboflow's VOC export, <split>/*.xml beside the images
         if nested_labelme(src):
             return "labelme"
-    raise UsageError(f"{path}: cannot tell its format ({', '.join(FORMATS)}); pass --format")
+    if files.isfile(src) and low.endswith((".zip", ".tar", ".tar.gz", ".tgz", ".7z")):
+        raise UsageError(f"{path}: an archive; unpack it and pass the folder (datatools reads no archives)")
+    raise UnknownFormat(f"{path}: cannot tell its format ({', '.join(FORMATS)}); pass --format")
 
 
 def nested_labelme(src: str, *, depth: int = 2, folders: int = 8, sniffs: int = 4) -> bool:
@@ -134,6 +151,9 @@ def sniff_json(path) -> str:
     if text is None:
         return "coco"  # the COCO reader says what is wrong with it
     if text.startswith("["):
+        if '"coordinates"' in text and '"annotations"' in text and '"data"' not in text:  # [{image, annotations}]
+            raise UsageError(f"{path}: a CreateML JSON file, which datatools does not read; export the dataset as "
+                             "COCO, YOLO or VOC")
         results = '"category_id"' in text and '"bbox"' in text and '"data"' not in text
         return "coco" if results else "labelstudio"
     lm = [k in text for k in ('"shapes"', '"imagePath"', '"imageData"')]  # imageData may fill the 64 KiB first
@@ -150,17 +170,28 @@ def _sniff_folder(files, folder: str) -> str:
     import json
 
     names = sorted(n for n in files.listdir(folder)[1] if n.lower().endswith(".json"))
-    for name in names[:32]:
-        head = _json_head(files.join(folder, name))
-        if not head:
-            continue
-        if len(head.encode()) < (1 << 16) - 16:  # the whole file: it must parse
-            try:
-                json.loads(head)
-            except ValueError:
+
+    def first(order: list[str]) -> str | None:
+        for name in order[:32]:
+            head = _json_head(files.join(folder, name))
+            if not head:
                 continue
-        return sniff_json(files.join(folder, name))
-    return sniff_json(files.join(folder, names[0]))
+            if len(head.encode()) < (1 << 16) - 16:  # the whole file: it must parse
+                try:
+                    json.loads(head)
+                except ValueError:
+                    continue
+            return name
+        return None
+
+    # The first and the last file by name: a COCO file beside LabelMe files is told from them, whichever sorts first
+    ends = [n for n in dict.fromkeys([first(names), first(names[::-1])]) if n]
+    kinds = {n: sniff_json(files.join(folder, n)) for n in ends}
+    if len(set(kinds.values())) > 1 and any(k == "coco" and '"images"' in (_json_head(files.join(folder, n)) or "")
+                                            for n, k in kinds.items()):  # a COCO dataset, not a package.json
+        raise UsageError(f"{folder} holds JSON of two formats: {', '.join(f'{n} ({k})' for n, k in kinds.items())}; "
+                         "pass the COCO file itself, or --format")
+    return kinds[ends[0]] if ends else sniff_json(files.join(folder, names[0]))
 
 
 def _json_head(path) -> str | None:

@@ -75,11 +75,10 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
     objects_read = 0
     coco_meta: dict = {"info": None, "licenses": {}, "categories": {}, "other": {}}
     category_ids: dict[str, dict[str, object]] = {}  # file -> name -> its id there (the first, for a name twice)
-    not_read: list[str] = []
+    not_read: list[tuple[str, str, str]] = []
     found = json_files(src, not_read)
-    for path in not_read:
-        findings.append(info("task-file-not-read", path, "", "not read: a file of another task (captions, keypoints, "
-                             "panoptic) of a split whose boxes another file holds, or a task without boxes"))
+    for path, code, why in not_read:
+        findings.append(info(code, path, "", why))
     if on_total:
         on_total(len(found))
     for split, jpath in found:

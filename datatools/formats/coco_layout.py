@@ -28,15 +28,22 @@ def _task_split(name: str) -> tuple[int, str]:
     return len(_TASKS), stem
 
 
-def json_files(src: str, not_read: list[str] | None = None) -> list[tuple[str | None, str]]:
+def json_files(src: str, not_read: list[tuple[str, str, str]] | None = None) -> list[tuple[str | None, str]]:
     """``(split or None, path)`` of the COCO JSON files of ``src``: the file itself, or ``annotations/*.json`` (else
-    ``*.json``, else :func:`split_folders`) of a folder, one split each (:func:`_one_task_per_split`; the files left
-    out are added to ``not_read``). Local paths and URLs alike (:func:`datatools.core.fs.files_for`)."""
+    ``*.json``, else :func:`split_folders`) of a folder, one split each (:func:`_one_task_per_split`); ``(path, code,
+    why)`` of the files left out are added to ``not_read``: another task's, and JSON that is no COCO (``package.json``
+    beside ``instances.json``). Local paths and URLs alike (:func:`datatools.core.fs.files_for`)."""
     files = files_for(src)
     if files.isfile(src):
         return [(None, src)]
     ann = files.join(src, "annotations") if files.isdir(files.join(src, "annotations")) else src
     names = [n for n in files.listdir(ann)[1] if n.lower().endswith(".json")]  # as formats.detect finds them
+    other = [n for n in names if not _may_be_coco(files.join(ann, n))]
+    if other and len(other) < len(names):
+        names = [n for n in names if n not in other]
+        if not_read is not None:
+            not_read += [(files.join(ann, n), "json-not-coco", "not read: no COCO file (no \"images\", "
+                          "\"annotations\" or \"categories\" key)") for n in sorted(other)]
     if not names and ann == src:
         nested = split_folders(src)
         if nested:
@@ -46,11 +53,23 @@ def json_files(src: str, not_read: list[str] | None = None) -> list[tuple[str | 
                          "<split>/_annotations.coco.json)")
     kept, skipped = _one_task_per_split(names)
     if not_read is not None:
-        not_read += [files.join(ann, n) for n in skipped]
+        not_read += [(files.join(ann, n), "task-file-not-read", "not read: a file of another task (captions, "
+                      "keypoints, panoptic) of a split whose boxes another file holds, or a task without boxes")
+                     for n in skipped]
     if not kept:
         raise UsageError(f"{src}: no COCO JSON file with boxes ({', '.join(skipped)}: captions or panoptic files "
                          "hold none)")
     return [(split, files.join(ann, n)) for split, n in kept]
+
+
+def _may_be_coco(path: str) -> bool:
+    """Whether a JSON file may be a COCO dataset: an object with one of its keys in the first 64 KiB, or a file that
+    cannot be sniffed (the reader then says what is wrong with it)."""
+    from datatools.core.fs import read_head
+
+    head = read_head(path, 1 << 16)
+    text = "" if head is None else head.decode("utf-8", "ignore").lstrip("\ufeff \t\r\n")
+    return not text.startswith("{") or any(f'"{k}"' in text for k in ("images", "annotations", "categories"))
 
 
 def _one_task_per_split(names: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
@@ -126,10 +145,13 @@ def guess_image_dir(json_path: str, split: str | None, file_names: list[str]) ->
     """The image folder of a COCO JSON file: the first candidate (:func:`_image_dir_candidates`) that holds the first
     few images it names, else the one that holds most of them; None when none holds any."""
     files = files_for(json_path)
-    probe = [f for f in file_names[:5] if f]
+    probe = []  # as ImageIndex pairs them: a Windows file_name (images\\a.jpg), an extension in another case
+    for f in (f.replace("\\", "/") for f in file_names[:5] if f):
+        stem, ext = posixpath.splitext(f)
+        probe.append(list(dict.fromkeys((f, stem + ext.lower(), stem + ext.upper()))))
     best, found = None, 0
     for c in _image_dir_candidates(json_path, split):
-        n = sum(1 for f in probe if files.isfile(files.join(c, f)))
+        n = sum(1 for names in probe if any(files.isfile(files.join(c, f)) for f in names))
         if probe and n == len(probe):
             return c
         if n > found:

@@ -6,6 +6,7 @@ shape becomes and where the images are: docs/format-cvat.md.
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
@@ -351,17 +352,31 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
 def to_xml(records: Sequence[ImageRecord], classes: Sequence[str], *, names: Sequence[str], precision: int = 6) -> str:
     """Serialize records as one CVAT for images 1.1 document (deterministic)."""
     classes = all_classes(classes, records)
+    # Images with a subset make a project export (CVAT writes subset= only there, and a task per subset in <meta>:
+    # datumaro, which CVAT imports with, reads a task file as one subset named after the file and skips the rest).
+    subsets = {sub: k for k, sub in enumerate(dict.fromkeys(r.splits[0] for r in records if r.splits))}
     lines = ['<?xml version="1.0" encoding="utf-8"?>', "<annotations>", "  <version>1.1</version>", "  <meta>",
-             "    <task>", "      <name>datatools</name>", f"      <size>{len(records)}</size>",
-             "      <mode>annotation</mode>", "      <labels>"]
+             f"    <{'project' if subsets else 'task'}>", "      <name>datatools</name>"]
+    if not subsets:
+        lines += [f"      <size>{len(records)}</size>", "      <mode>annotation</mode>"]
+    lines.append("      <labels>")
     for c in classes:
         lines += ["        <label>", f"          <name>{escape(c)}</name>", "          <type>rectangle</type>",
                   "          <attributes>", "          </attributes>", "        </label>"]
-    lines += ["      </labels>", "    </task>", "  </meta>"]
+    lines.append("      </labels>")
+    if subsets:
+        sizes = Counter(r.splits[0] if r.splits else "" for r in records)
+        lines.append("      <tasks>")
+        for sub, k in subsets.items():
+            lines += ["        <task>", f"          <id>{k}</id>", f"          <name>{escape(sub)}</name>",
+                      f"          <size>{sizes[sub]}</size>", "          <mode>annotation</mode>",
+                      f"          <subset>{escape(sub)}</subset>", "        </task>"]
+        lines.append("      </tasks>")
+    lines += [f"    </{'project' if subsets else 'task'}>", "  </meta>"]
     for i, (rec, name) in enumerate(zip(records, names)):
         head = f'  <image id="{i}" name="{escape(name, quote=True)}" width="{rec.width or 0}" height="{rec.height or 0}"'
         if rec.splits:
-            head += f' subset="{escape(rec.splits[0], quote=True)}"'
+            head += f' subset="{escape(rec.splits[0], quote=True)}" task_id="{subsets[rec.splits[0]]}"'
         if not rec.annotations:
             lines.append(head + " />")
             continue

@@ -23,7 +23,7 @@ from datatools.core.paths import safe_relpath
 from datatools.core.model import Dataset, Finding, ImageRecord, sorted_classes
 from datatools.formats.common import (DEFAULT_SPLIT, ImageIndex, WriteResult, err, existing_source,
                                       fill_sizes_from_headers, fold_no_images, info, no_image_dir,
-                                      output_image_name, warn)
+                                      output_image_name, split_role, warn)
 from datatools.formats.safe_xml import escape
 from datatools.formats.voc_xml import KNOWN_OBJECT_TAGS, MAX_XML_BYTES, read_chunk  # the XML reading lives in voc_xml
 
@@ -96,6 +96,14 @@ def voc_folders(src: str) -> tuple[str, str] | None:
     return None
 
 
+def xml_split_folders(src: str) -> list[str]:
+    """The folders of ``src`` named after a split (``train``, ``valid``, ``test``) that hold XML files: Roboflow's
+    VOC export, each split's XML files beside its images. The split of each file is then its folder's name."""
+    files = files_for(src)
+    return [d for d in files.listdir(src)[0] if split_role(d)
+            and any(n.lower().endswith(".xml") for n in files.listdir(files.join(src, d))[1])]
+
+
 class Layout:
     """Where the annotations, images and split lists of a VOC source are: a devkit root (``Annotations/``,
     ``JPEGImages/``, ``ImageSets/Main/``), the ``annotations/`` + ``images/`` layout (:func:`voc_folders`), or a
@@ -126,7 +134,8 @@ class Layout:
 
     def available_sets(self) -> dict[str, list[str]]:
         """Split lists in ImageSets/Main (class-specific lists such as ``cat_train.txt`` excluded), a stripped line
-        each (see :func:`plan_files` for which id a line names)."""
+        each, ``#`` comment lines left out, as datumaro writes them (see :func:`plan_files` for which id a line
+        names)."""
         if not self.sets_dir:
             return {}
         out = {}
@@ -135,7 +144,7 @@ class Layout:
             if "_" in stem or "/" in stem:
                 continue
             text = read_small_file(self.files.join(self.sets_dir, rel)).decode("utf-8-sig", errors="replace")
-            out[stem] = [line.strip() for line in text.splitlines() if line.strip()]
+            out[stem] = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
         return out
 
 
@@ -196,6 +205,9 @@ def plan_files(layout: Layout, sets: Sequence[str] | str | None
         files = listed_files
     elif sets and (list(sets) if not isinstance(sets, str) else [sets]) != ["all"]:
         raise UsageError(f"{layout.src}: --sets was given but there is no ImageSets/Main folder with split lists")
+    elif layout.sets_dir is None and files and all("/" in iid and split_role(iid.split("/", 1)[0]) for iid, _ in files):
+        split_of = {iid: [iid.split("/", 1)[0]] for iid, _ in files}  # train/a.xml: xml_split_folders
+        chosen = sorted({s for (s,) in split_of.values()})
     return files, split_of, chosen, findings
 
 

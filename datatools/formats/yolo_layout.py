@@ -113,8 +113,8 @@ def placeholder_names(n: int) -> list[str]:
 def _resolve(files, base: str, p: str) -> str | None:
     """``p`` from a data.yaml or a list file, as a path: relative ones under ``base``. On a URL source an absolute
     local path names the machine the dataset was written on, not the URL copy: None."""
-    if not files.url:
-        return str(Path(p)) if os.path.isabs(p) else files.join(base, p)
+    if not files.url:  # C:/data/x, written on Windows, is no path under base here either
+        return str(Path(p)) if os.path.isabs(p) or is_absolute_name(p) else files.join(base, p)
     p = p.strip()
     if fs.is_url(p):
         return p
@@ -191,9 +191,11 @@ def discover(src: str | os.PathLike) -> tuple[Path | str, dict[str, list[tuple[s
     else:
         root = src.rstrip("/") if files.url else str(Path(src))
         splits, beside = _folder_splits(files, root, src, findings)
-    for ct in (files.join(root, "classes.txt"), files.join(root, "obj.names")) if not names else ():
+    class_files = [files.join(root, n) for n in ("classes.txt", "obj.names", "_darknet.labels")]
+    class_files += [files.join(root, s, "_darknet.labels") for s in splits] if beside else []
+    for ct in class_files if not names else ():
         if files.isfile(ct):
-            names = [ln.strip() for ln in files.cat(ct).decode("utf-8-sig").splitlines() if ln.strip()]
+            names = [ln.strip() for ln in read_small_file(ct).decode("utf-8-sig").splitlines() if ln.strip()]
             break
     return (root if files.url else Path(root)), splits, names, findings, {"keypoints": keypoints, "beside": beside}
 
@@ -224,6 +226,9 @@ def _folder_splits(files, root: str, src: str, findings: list[Finding]
     if not files.isdir(img_root):
         if labels_beside_images(root):
             return {DEFAULT_SPLIT: images(root, recursive=False)}, True
+        nested = beside_splits(root)
+        if nested:
+            return {split: images(folder, recursive=False) for split, folder in nested.items()}, True
         raise UsageError(f"{src}: expected a data.yaml, an images/ folder next to labels/, images with their .txt "
                          "labels beside them and a classes.txt (LabelImg), or obj.names with obj_<split>_data/ (CVAT's "
                          "YOLO 1.1)")
@@ -247,11 +252,20 @@ def darknet_splits(folder: str) -> dict[str, str]:
     return {m.group(1): files.join(folder, m.group(0)) for m in found if m}
 
 
-def labels_beside_images(folder: str) -> bool:
-    """Whether ``folder`` is a YOLO dataset as LabelImg saves one: a ``classes.txt`` and images with their ``.txt``
-    label files beside them (no ``images/`` and ``labels/`` folders)."""
+def beside_splits(folder: str) -> dict[str, str]:
+    """``{split: folder}`` of Roboflow's YOLO Darknet export: ``train/``, ``valid/``, ``test/``, each a folder of
+    images with their labels beside them (:func:`labels_beside_images`); {} for any other folder."""
     files = files_for(folder)
-    if not files.isdir(folder) or not files.isfile(files.join(folder, "classes.txt")):
+    subs = files.listdir(folder)[0] if files.isdir(folder) else []
+    return {d: files.join(folder, d) for d in subs if split_role(d) and labels_beside_images(files.join(folder, d))}
+
+
+def labels_beside_images(folder: str) -> bool:
+    """Whether ``folder`` is a YOLO dataset as LabelImg saves one: a ``classes.txt`` (Roboflow's YOLO Darknet export:
+    ``_darknet.labels``) and images with their ``.txt`` label files beside them (no ``images/`` and ``labels/``)."""
+    files = files_for(folder)
+    if not files.isdir(folder) or not any(files.isfile(files.join(folder, n))
+                                          for n in ("classes.txt", "_darknet.labels")):
         return False
     names = files.listdir(folder)[1]
     stems = {os.path.splitext(n)[0] for n in names if n.lower().endswith(".txt") and n != "classes.txt"}
@@ -262,22 +276,24 @@ def _entry_images(files, root: str, entry, split: str, yaml_path: str, findings:
     """The sorted image paths one data.yaml split entry names: folders, list files, or a list of either."""
     seen: dict[str, str] = {}
     for e in entry if isinstance(entry, list) else [entry]:
-        p = _resolve(files, root, str(e))
-        if p is not None and not (files.isdir(p) or files.isfile(p)) and str(e).startswith("../"):
+        e = str(e).strip().replace("\\", "/")  # a data.yaml written on Windows: ..\\valid\\images
+        p = _resolve(files, root, e)
+        if p is not None and not (files.isdir(p) or files.isfile(p)) and e.startswith("../"):
             # ultralytics' fallback, which Roboflow exports rely on (data.yaml beside train/, val: ../valid/images)
-            p = _resolve(files, root, str(e)[3:]) or p
+            p = _resolve(files, root, e[3:]) or p
         if p is not None and p.endswith(".txt") and files.isfile(p):
-            for line in files.cat(p).decode("utf-8-sig").splitlines():
-                if not line.strip():
+            for line in read_small_file(p).decode("utf-8-sig").splitlines():
+                line = line.strip().replace("\\", "/")
+                if not line:
                     continue
                 # ./x is the list file's folder's (as ultralytics reads it); any other relative line the root's
-                ip = (_resolve(files, files.parent(p), line.strip()[2:]) if line.strip().startswith("./")
-                      else _resolve(files, root, line.strip()))
+                ip = (_resolve(files, files.parent(p), line[2:]) if line.startswith("./")
+                      else _resolve(files, root, line))
                 if ip is not None:
                     seen[ip] = ip
                 else:
                     findings.append(warn("missing-image", p, split,
-                                         f"{line.strip()} is a local path; not read for a URL source"))
+                                         f"{line} is a local path; not read for a URL source"))
         elif p is not None and files.isdir(p):
             for full in list_images(p).values():
                 seen[full] = full
@@ -297,11 +313,11 @@ def _yaml_root(files, here: str, path, train, yaml_path: str) -> tuple[str, list
     if files.url:
         root = _resolve(files, here, str(path)) or here
         return (root if root == here or files.isdir(root) else here), []
-    p = Path(str(path))
-    if not p.is_absolute():
+    p = Path(str(path).replace("\\", "/"))
+    if not p.is_absolute() and not is_absolute_name(str(path)):  # C:\\data\\pets: absolute, on another machine
         return (str(Path(here) / p) if (Path(here) / p).exists() else str(p)), []
-    first = (train[0] if isinstance(train, list) and train else train) or ""
-    mine = bool(first) and not os.path.isabs(str(first)) and (Path(here) / str(first)).exists()
+    first = str((train[0] if isinstance(train, list) and train else train) or "").replace("\\", "/")
+    mine = bool(first) and not os.path.isabs(first) and (Path(here) / first).exists()
     if not p.exists() and mine:
         return here, [warn("yaml-path-elsewhere", yaml_path, "path",
                            f"path: {path} does not exist; read from the data.yaml's own folder, which holds "

@@ -152,8 +152,8 @@ def resolve_source(src: str | os.PathLike, fmt: str | None) -> str:
     saying what was looked for), not a usage error: the command was right, the folder holds no dataset."""
     try:
         return formats.resolve(fmt, src)
-    except UsageError as e:
-        if fmt not in (None, "", "auto") or not files_for(os.fspath(src)).isdir(os.fspath(src)):
+    except formats.UnknownFormat as e:
+        if not files_for(os.fspath(src)).isdir(os.fspath(src)):
             raise
         raise NoInputError(f"no dataset found in {src} (looked for {ANY_FORMAT}); give --format if it is one of "
                            "them in another layout") from e

@@ -1,0 +1,192 @@
+"""The layouts exporters really write (Roboflow's VOC and YOLO Darknet, Windows paths, CVAT projects) and the folders
+that hold two formats at once: each read whole, or refused by name, never guessed."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from datatools.cli import cli
+from datatools.core.errors import UsageError
+from datatools.formats import cvat, detect
+from datatools.ops.convert import read_source
+from tests.conftest import make_jpeg, voc_xml
+
+
+def check_json(src: Path, *args: str) -> tuple[int, dict]:
+    res = CliRunner().invoke(cli, ["check", str(src), "--json", *args])
+    return res.exit_code, json.loads(res.stdout.strip().splitlines()[-1] if res.exit_code == 2 else res.stdout)
+
+
+def labelimg_folder(folder: Path, *, voc: bool, yolo_labels: bool, n: int = 2) -> Path:
+    """LabelImg's save folder: images with a VOC .xml, a YOLO .txt (and classes.txt), or both beside each."""
+    folder.mkdir(parents=True)
+    for i in range(n):
+        make_jpeg(folder / f"p{i}.jpg", 40, 30)
+        if voc:
+            (folder / f"p{i}.xml").write_text(voc_xml(f"p{i}.jpg", (40, 30), [{"name": "cat", "box": (1, 1, 10, 10)}]))
+        if yolo_labels:
+            (folder / f"p{i}.txt").write_text("0 0.5 0.5 0.2 0.2\n0 0.2 0.2 0.1 0.1\n")
+    if yolo_labels:
+        (folder / "classes.txt").write_text("cat\n")
+    return folder
+
+
+@pytest.mark.parametrize("voc,labelme", [(True, False), (False, True)])
+def test_a_folder_of_two_formats_is_refused_naming_both(tmp_path, voc, labelme):
+    # LabelImg saved as VOC, then as YOLO: the first format checked used to win and the other's boxes were lost
+    src = labelimg_folder(tmp_path / "mixed", voc=voc, yolo_labels=not labelme)
+    if labelme:
+        (src / "p0.json").write_text(json.dumps({"shapes": [], "imagePath": "p0.jpg", "imageWidth": 40,
+                                                 "imageHeight": 30}))
+        (src / "p1.xml").write_text(voc_xml("p1.jpg", (40, 30), [{"name": "cat", "box": (1, 1, 10, 10)}]))
+    with pytest.raises(UsageError, match="2 formats") as e:
+        detect(src)
+    assert ("labelme" if labelme else "yolo") in str(e.value) and "voc" in str(e.value)
+    code, doc = check_json(src)
+    assert code == 2 and "pass --format" in doc["error"]
+    code, doc = check_json(src, "--format", "voc")  # the way out it names
+    assert code == 0 and doc["images"] == (2 if voc else 1)
+
+
+def test_a_coco_file_beside_labelme_files_is_refused_whichever_sorts_first(tmp_path):
+    coco = {"images": [{"id": 1, "file_name": "a.jpg", "width": 40, "height": 30}], "annotations": [],
+            "categories": [{"id": 1, "name": "cat"}]}
+    labelme = {"shapes": [], "imagePath": "b.jpg", "imageWidth": 40, "imageHeight": 30}
+    for first in ("coco", "labelme"):
+        src = tmp_path / first
+        src.mkdir()
+        (src / ("a.json" if first == "coco" else "z.json")).write_text(json.dumps(coco))
+        (src / ("b.json" if first == "coco" else "a.json")).write_text(json.dumps(labelme))
+        with pytest.raises(UsageError, match="JSON of two formats"):
+            detect(src)
+
+
+def test_json_that_is_no_coco_beside_a_coco_file_is_left_out_and_said(tmp_path):
+    src = tmp_path / "coco"
+    src.mkdir()
+    make_jpeg(src / "a.jpg", 40, 30)
+    (src / "instances.json").write_text(json.dumps({
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 40, "height": 30}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5]}],
+        "categories": [{"id": 1, "name": "cat"}]}))
+    (src / "package.json").write_text(json.dumps({"name": "x", "version": "1.0"}))
+    code, doc = check_json(src)
+    assert code == 0 and doc["images"] == 1 and doc["objects"] == 1
+    assert doc["counts"] == {"json-not-coco": 1}
+
+
+def test_roboflow_voc_export_reads_each_split_from_its_folder(tmp_path):
+    src = tmp_path / "rf"
+    for split, n in (("train", 3), ("valid", 2), ("test", 1)):
+        (src / split).mkdir(parents=True)
+        for i in range(n):
+            make_jpeg(src / split / f"{split}{i}_jpg.rf.x.jpg", 40, 30)
+            (src / split / f"{split}{i}_jpg.rf.x.xml").write_text(
+                voc_xml(f"{split}{i}_jpg.rf.x.jpg", (40, 30), [{"name": "cat", "box": (1, 1, 10, 10)}]))
+    (src / "README.dataset.txt").write_text("exported from roboflow\n")
+    assert detect(src) == "voc"
+    ds = read_source(src)
+    by_split = {s: sum(1 for r in ds.images if r.splits == (s,)) for s in ("train", "valid", "test")}
+    assert by_split == {"train": 3, "valid": 2, "test": 1}
+    out = tmp_path / "y"
+    res = CliRunner().invoke(cli, ["convert", str(src), str(out), "--to", "yolo"])
+    assert res.exit_code == 0, res.output
+    data = (out / "data.yaml").read_text()
+    assert 'val: "images/valid"' in data and 'train: "images/train"' in data  # validation pictures kept out of training
+
+
+def test_roboflow_yolo_darknet_export_is_read_with_its_class_file(tmp_path):
+    src = tmp_path / "darknet"
+    for split in ("train", "valid"):
+        labelimg_folder(src / split, voc=False, yolo_labels=True)
+        (src / split / "classes.txt").rename(src / split / "_darknet.labels")
+        (src / split / "_darknet.labels").write_text("raccoon\n")
+    assert detect(src) == "yolo"
+    ds = read_source(src)
+    assert ds.classes == ("raccoon",) and len(ds.images) == 4 and sum(len(r.annotations) for r in ds.images) == 8
+    assert {r.splits for r in ds.images} == {("train",), ("valid",)}
+
+
+def test_yolo_data_yaml_written_on_windows(tmp_path):
+    src = tmp_path / "pets"
+    for split in ("train", "valid"):
+        (src / split / "images").mkdir(parents=True)
+        (src / split / "labels").mkdir()
+        make_jpeg(src / split / "images" / "a.jpg", 40, 30)
+        (src / split / "labels" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    (src / "data.yaml").write_text("path: C:\\Users\\bob\\datasets\\pets\ntrain: train\\images\nval: valid\\images\n"
+                                   "names: ['cat']\n")
+    ds = read_source(src)
+    assert len(ds.images) == 2 and sum(len(r.annotations) for r in ds.images) == 2
+    assert [f.code for f in ds.findings] == ["yaml-path-elsewhere"]
+    (src / "data.yaml").write_text("train: ..\\train\\images\nval: ..\\valid\\images\nnames: ['cat']\n")  # Roboflow's
+    assert len(read_source(src).images) == 2
+    (src / "train.txt").write_text("train\\images\\a.jpg\n.\\valid\\images\\a.jpg\n")  # a list file of Windows paths
+    (src / "data.yaml").write_text("train: train.txt\nval: train.txt\nnames: ['cat']\n")
+    ds = read_source(src)
+    assert len(ds.images) == 2 and not [f for f in ds.findings if f.code == "missing-image"]
+
+
+def test_label_studio_coco_export_made_on_windows_finds_its_images(tmp_path):
+    src = tmp_path / "ls"
+    (src / "images").mkdir(parents=True)
+    make_jpeg(src / "images" / "abcd-photo0.JPG", 40, 30)
+    (src / "result.json").write_text(json.dumps({
+        "images": [{"id": 0, "file_name": "images\\abcd-photo0.jpg", "width": 40, "height": 30}],
+        "annotations": [{"id": 0, "image_id": 0, "category_id": 0, "bbox": [1, 1, 5, 5]}],
+        "categories": [{"id": 0, "name": "cat"}]}))
+    ds = read_source(src)
+    assert ds.images[0].image_path and ds.images[0].image_path.endswith("abcd-photo0.JPG")
+    assert "missing-image-dir" not in {f.code for f in ds.findings}
+
+
+def test_cvat_with_subsets_is_a_project_export(tmp_path):
+    # datumaro, which CVAT imports with, reads a <task> file as one subset named after the file: every image with
+    # subset="train" was skipped (0 of 4,886 boxes of BCCD). A project meta lists a task per subset.
+    src = labelimg_folder(tmp_path / "src", voc=False, yolo_labels=True, n=3)
+    ds = read_source(src)
+    plain = cvat.to_xml([replace(ds.images[0], splits=())], ds.classes, names=["p0.jpg"])
+    assert "<project>" not in plain and "<task>" in plain  # without subsets: a task export, as before
+    ds = replace(ds, images=tuple(replace(r, splits=(s,)) for r, s in zip(ds.images, ("train", "val", "train"))))
+    text = cvat.to_xml(ds.images, ds.classes, names=[f"p{i}.jpg" for i in range(3)])
+    assert "<project>" in text and "<task>" in text and "<subset>train</subset>" in text
+    assert text.count('task_id="0"') == 2 and text.count('task_id="1"') == 1
+    out = tmp_path / "cv"
+    out.mkdir()
+    (out / "annotations.xml").write_text(text)
+    back = cvat.read(out / "annotations.xml")
+    assert back.classes == ("cat",) and [r.splits for r in back.images] == [("train",), ("val",), ("train",)]
+
+
+def test_voc_split_list_comment_lines_are_no_images(tmp_path):
+    src = tmp_path / "voc"
+    (src / "Annotations").mkdir(parents=True)
+    (src / "ImageSets" / "Main").mkdir(parents=True)
+    (src / "Annotations" / "a.xml").write_text(voc_xml("a.jpg", (40, 30), [{"name": "cat", "box": (1, 1, 10, 10)}]))
+    (src / "ImageSets" / "Main" / "train.txt").write_text("\n# a comment\na\n")
+    ds = read_source(src)
+    assert len(ds.images) == 1 and not [f for f in ds.findings if f.code == "missing-annotation"]
+
+
+def test_an_archive_is_named_and_createml_is_refused(tmp_path):
+    z = tmp_path / "export.zip"
+    z.write_bytes(b"PK\x03\x04")
+    with pytest.raises(UsageError, match="an archive; unpack it"):
+        detect(z)
+    cm = tmp_path / "_annotations.createml.json"
+    cm.write_text(json.dumps([{"image": "a.jpg", "annotations": [
+        {"label": "cat", "coordinates": {"x": 5, "y": 5, "width": 4, "height": 4}}]}]))
+    with pytest.raises(UsageError, match="CreateML"):
+        detect(cm)
+
+
+def test_convert_takes_format_as_every_command_does(tmp_path):
+    src = labelimg_folder(tmp_path / "mixed", voc=True, yolo_labels=True)
+    res = CliRunner().invoke(cli, ["convert", str(src), str(tmp_path / "o"), "--to", "coco", "--format", "yolo"])
+    assert res.exit_code == 0, res.output
+    coco = json.loads((tmp_path / "o" / "annotations" / "instances_all.json").read_text())
+    assert len(coco["annotations"]) == 4  # the YOLO files' two boxes an image, not the XMLs' one
