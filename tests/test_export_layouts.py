@@ -190,3 +190,18 @@ def test_convert_takes_format_as_every_command_does(tmp_path):
     assert res.exit_code == 0, res.output
     coco = json.loads((tmp_path / "o" / "annotations" / "instances_all.json").read_text())
     assert len(coco["annotations"]) == 4  # the YOLO files' two boxes an image, not the XMLs' one
+
+
+def test_a_yolo_dataset_read_from_a_relative_path_keeps_its_labels(tmp_path, monkeypatch):
+    # `cd dataset && datatools check .`: images/train/a.jpg has no leading /images/, and its label was looked for
+    # beside it: 0 objects, each image an info-level "no label file"
+    for split in ("train", "val"):
+        (tmp_path / "ds" / "images" / split).mkdir(parents=True)
+        (tmp_path / "ds" / "labels" / split).mkdir(parents=True)
+        make_jpeg(tmp_path / "ds" / "images" / split / "a.jpg", 40, 30)
+        (tmp_path / "ds" / "labels" / split / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    (tmp_path / "ds" / "data.yaml").write_text("train: images/train\nval: images/val\nnames: ['cat']\n")
+    monkeypatch.chdir(tmp_path / "ds")
+    for src in (".", "data.yaml"):
+        ds = read_source(src)
+        assert sum(len(r.annotations) for r in ds.images) == 2 and not ds.findings

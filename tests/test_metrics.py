@@ -877,3 +877,48 @@ def test_a_prediction_without_width_is_said_and_scored_as_pycocotools_scores_it(
     with contextlib.redirect_stdout(io.StringIO()):
         ev.evaluate(), ev.accumulate(), ev.summarize()
     assert rep.coco.stat("AP") == pytest.approx(ev.stats[0])
+
+
+def _yolo_same_names(root: Path) -> Path:
+    """YOLO with im0.jpg in train and in val (ids im0 and val/im0): one dog box each, at different places."""
+    from tests.conftest import make_jpeg
+
+    for split, box in (("train", "0.5 0.5 0.2 0.2"), ("val", "0.3 0.3 0.2 0.2")):
+        (root / "images" / split).mkdir(parents=True)
+        (root / "labels" / split).mkdir(parents=True)
+        make_jpeg(root / "images" / split / "im0.jpg", 100, 100)
+        (root / "labels" / split / "im0.txt").write_text(f"1 {box}\n")
+    (root / "data.yaml").write_text("train: images/train\nval: images/val\nnames: ['cat', 'dog']\n")
+    return root
+
+
+def test_a_prediction_in_another_splits_folder_is_not_scored_on_this_split(tmp_path):
+    # train/im0.jpg matched val's im0.jpg by its base name: a wrong box scored against the val picture, no finding
+    gt = _yolo_same_names(tmp_path / "ds")
+    preds = [{"file_name": "train/im0.jpg", "category_id": 2, "bbox": [40, 40, 20, 20], "score": 0.9},
+             {"file_name": "val/im0.jpg", "category_id": 2, "bbox": [20, 20, 20, 20], "score": 0.5}]
+    (tmp_path / "p.json").write_text(json.dumps(preds))
+    r = CliRunner().invoke(cli, ["evaluate", "--gt", str(gt), "--split", "val", "--pred", str(tmp_path / "p.json"),
+                                 "--json"])
+    doc = json.loads(r.stdout)
+    assert doc["predictions_used"] == 1 and doc["coco"]["stats"]["AP"] == pytest.approx(1.0)
+    assert [f["code"] for f in doc["findings"]] == ["pred-unknown-image"]
+
+
+def test_a_name_two_images_share_is_the_one_its_image_id_names(tmp_path):
+    # predict wrote im0.jpg for both images: every prediction was unmatched (exit 1), or some were, with exit 0
+    gt = load_ground_truth(_yolo_same_names(tmp_path / "ds"))
+    assert [r.image_id for r in gt.images] == ["im0", "val/im0"]
+    assert gt.index_of(file_name="im0.jpg", image_id=2) == 1 and gt.index_of(file_name="im0.jpg", image_id=1) == 0
+    assert gt.index_of(file_name="im0.jpg") is None  # no id: still said, never given to the first
+
+
+def test_predict_names_the_split_of_images_that_share_a_name(tmp_path):
+    from datatools.training.predict import result_names
+
+    gt = load_ground_truth(_yolo_same_names(tmp_path / "ds"))
+    names = result_names(gt.images)
+    assert names == ["train/im0.jpg", "val/im0.jpg"]
+    val = load_ground_truth(tmp_path / "ds", split="val")
+    assert val.index_of(file_name=names[0], image_id=1) is None and val.index_of(file_name=names[1], image_id=2) == 0
+    assert [gt.index_of(file_name=n, image_id=k) for k, n in enumerate(names, 1)] == [0, 1]

@@ -48,8 +48,8 @@ def _label_path_for(image_path: str, beside: bool = False) -> str:
         return os.path.splitext(image_path)[0] + ".txt"
     sep_ = "/" if fs.is_url(image_path) else os.sep
     sa, sb = f"{sep_}images{sep_}", f"{sep_}labels{sep_}"
-    head, sep, tail = image_path.rpartition(sa)
-    base = (head + sb + tail) if sep else image_path
+    head, sep, tail = (sep_ + image_path).rpartition(sa)  # images/a.jpg, read from a relative root, is one too
+    base = (head + sb + tail)[1:] if sep else image_path
     return os.path.splitext(base)[0] + ".txt"
 
 

@@ -23,7 +23,7 @@ from datatools.core.boxes import DEFAULT_CONVENTION
 from datatools.core.errors import UsageError
 from datatools.core.model import Dataset, Finding, ImageRecord
 from datatools.formats.coco_ids import coco_documents, id_text, image_numbers
-from datatools.formats.common import err, info, split_named, warn
+from datatools.formats.common import err, info, split_named, split_role, warn
 from datatools.formats.values import json_flag
 from datatools.metrics.voc import BoxTable
 
@@ -44,15 +44,19 @@ class DatasetKeys:
     id_names: tuple[str, ...] = ()
 
     def index_of(self, *, image_id=None, file_name: str | None = None) -> int | None:
-        """The image index for a prediction, by file name first (exact, base name, stem), else by id."""
-        if file_name:
-            for key in _name_keys(str(file_name)):
-                if key in self.by_name:
-                    return self.by_name[key]
-            return None
-        if image_id is None:
-            return None
-        return self.by_id.get(id_text(image_id))
+        """The image index for a prediction, by file name first (exact, base name, stem), else by id. A name two
+        images answer to (YOLO's ``train/im0.jpg`` and ``val/im0.jpg`` are both ``im0.jpg``) is the one of them
+        ``image_id`` names; a name in a split folder (``train/im0.jpg``) names no image of another split."""
+        if not file_name:
+            return None if image_id is None else self.by_id.get(id_text(image_id))
+        for key in _name_keys(str(file_name)):
+            if key in self.by_name:
+                i = self.by_name[key]
+                if i is None and image_id is not None:
+                    j = self.by_id.get(id_text(image_id))
+                    i = j if j is not None and key in _record_keys(self.images[j]) else None
+                return None if i is None or _other_split(str(file_name), self.images[i]) else i
+        return None
 
 
 @dataclass
@@ -71,6 +75,20 @@ class GroundTruth(DatasetKeys):
     findings: list[Finding] = field(default_factory=list)
     source: str = ""
     format: str = ""
+
+
+def _record_keys(rec: ImageRecord) -> set[str]:
+    """Every name a prediction may give ``rec`` by (:func:`_index_names`)."""
+    return {k for name in (rec.file_name, rec.image_id) if name for k in _name_keys(name)}
+
+
+def _other_split(name: str, rec: ImageRecord) -> bool:
+    """Whether a prediction's name sits in a split's folder that is not the image's (``train/im0.jpg`` for the
+    image ``im0.jpg`` of split val): matched by its base name, it would score one split's picture as another's."""
+    parts = name.replace("\\", "/").split("/")
+    folder = parts[-2] if len(parts) > 1 else ""
+    own = set(rec.splits) | set(str(rec.image_path or "").replace("\\", "/").split("/")[-2:-1])
+    return bool(split_role(folder)) and folder not in own
 
 
 def _name_keys(name: str) -> tuple[str, ...]:

@@ -220,7 +220,7 @@ def _file_categories(data: dict) -> dict[str, str] | None:
 
 def _image_index(keys: DatasetKeys, file_name, image_id, path: str) -> int | None:
     if file_name:
-        return keys.index_of(file_name=str(file_name))
+        return keys.index_of(file_name=str(file_name), image_id=image_id)
     i = keys.index_of(image_id=image_id)
     if i is None and id_text(image_id) in keys.by_id:
         raise UsageError(f"{path}: image_id {image_id} names images in more than one COCO file; point the ground "

@@ -8,9 +8,11 @@ category ids are exactly those ``evaluate`` uses for that ground truth (1..N in 
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-import dataclasses
+import posixpath
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,6 +89,16 @@ def _dataset_format(format: str | None, images: Path, split: str | None) -> str 
         return None
 
 
+def result_names(records) -> list[str]:
+    """The ``file_name`` of each record's results: its file name, with its split's folder when another image has the
+    same base name (YOLO's ``train/im0.jpg`` and ``val/im0.jpg`` are both ``im0.jpg``): evaluate tells them apart by
+    it, on the whole dataset and on one split."""
+    names = [r.file_name or r.image_id for r in records]
+    shared = Counter(posixpath.basename(n) for n in names)
+    return [f"{r.splits[0]}/{n}" if shared[posixpath.basename(n)] > 1 and r.splits and "/" not in n else n
+            for n, r in zip(names, records)]
+
+
 def predict(checkpoint: str | os.PathLike, images: str | os.PathLike, out: str | os.PathLike, *,
             format: str | None = "auto", split: str | None = None, device: str = "auto", batch_size: int = 8,
             conf: float = EVAL_CONF, max_det: int = EVAL_MAX_DET, workers: int = 2, image_size: int | None = None,
@@ -121,7 +133,7 @@ def predict(checkpoint: str | os.PathLike, images: str | os.PathLike, out: str |
         found = [(i, r) for i, r in enumerate(gt.images) if r.image_path]
         paths = [str(r.image_path) for _, r in found]
         ids = [gt.image_ids[i] for i, _ in found]
-        names = [r.file_name or r.image_id for _, r in found]
+        names = result_names([r for _, r in found])
         cat_ids = list(gt.category_ids)
     else:
         if images.is_file():
