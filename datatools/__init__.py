@@ -23,10 +23,16 @@ __all__ = ["Annotation", "BoxFormat", "Dataset", "DatatoolsError", "Finding", "F
 
 def load(format: str, path, **options) -> Dataset:
     """Read a dataset in ``format`` (voc, yolo, coco, cvat, labelme, labelstudio, openimages) into the annotation
-    model. Bad data becomes findings, not errors."""
+    model. Bad data becomes findings, not errors; a source with nothing in it is an error (NoInputError), as in
+    every command."""
     from datatools import formats
+    from datatools.core.errors import NoInputError
+    from datatools.ops.convert import no_images_message
 
-    return formats.get(format).read(path, **options)
+    ds = formats.get(format).read(path, **options)
+    if not ds.images and not any(f.image_dropped for f in ds.findings):
+        raise NoInputError(no_images_message(ds, path))
+    return ds
 
 
 def save(ds: Dataset, format: str, out, **options):

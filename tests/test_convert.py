@@ -354,6 +354,9 @@ def test_python_api_load_and_save(small_voc, tmp_path):
     back = datatools.load("coco", tmp_path / "x.json", images=small_voc / "JPEGImages")
     assert [im.image_id for im in back.images] == ["a", "b", "c"]
     assert back.images[1].annotations[0].attrs == {"pose": "Left"} and back.images[1].annotations[0].truncated
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(datatools.DatatoolsError, match="no annotated images found"):
+        datatools.load("voc", tmp_path / "empty")  # an empty Dataset with no finding, where every command says so
 
 
 @pytest.mark.parametrize("fmt", ["yolo", "voc", "coco"])

@@ -205,3 +205,15 @@ def test_a_yolo_dataset_read_from_a_relative_path_keeps_its_labels(tmp_path, mon
     for src in (".", "data.yaml"):
         ds = read_source(src)
         assert sum(len(r.annotations) for r in ds.images) == 2 and not ds.findings
+
+
+def test_check_says_one_verdict_for_an_unreadable_image_without_size(tmp_path):
+    # the reader's warnings (no <size>; a header it could not read) stood beside check's errors of the same codes
+    src = tmp_path / "v"
+    src.mkdir()
+    (src / "a.xml").write_text(voc_xml("a.jpg", None, [{"name": "cat", "box": (1, 1, 5, 5)}]))
+    (src / "a.jpg").write_bytes(make_jpeg(tmp_path / "x.jpg", 40, 30).read_bytes()[:300])
+    code, doc = check_json(src)
+    assert code == 1
+    assert sorted((f["code"], f["severity"]) for f in doc["findings"]) == [("image-unreadable", "error"),
+                                                                          ("missing-size", "error")]

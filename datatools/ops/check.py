@@ -148,8 +148,14 @@ def check_dataset(ds: Dataset, *, src: str | os.PathLike = "", classes: Sequence
                                     **stage_callbacks(progress, "hash")).as_findings()
     no_size = [im for im in fixed.images if not im.has_size]
     for im in no_size:
-        findings.append(err("missing-size", im.source, "size", "the image size is unknown (no size and no image)",
+        findings.append(err("missing-size", im.source, "size",
+                            "the image size is unknown (none in the annotation, and no readable image)",
                             image_id=im.image_id))
+    # One verdict a thing: a reader's warning (no <size>; an image header it could not read) that check makes an
+    # error (no size at all; an unreadable image) is said once, as the error
+    errors = {(f.code, f.path, f.image_id, f.box) for f in findings if f.severity is Severity.ERROR}
+    findings = [f for f in findings
+                if f.severity is Severity.ERROR or (f.code, f.path, f.image_id, f.box) not in errors]
     findings.sort(key=lambda f: (f.image_id, f.path, f.field, _SEVERITY_ORDER[f.severity], f.code))
     counts = dict(sorted(Counter(f.code for f in findings).items()))
     return CheckReport(src=str(src or ds.root), format=mod.NAME, images=len(ds.images), objects=ds.objects_read,
