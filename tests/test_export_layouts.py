@@ -217,3 +217,11 @@ def test_check_says_one_verdict_for_an_unreadable_image_without_size(tmp_path):
     assert code == 1
     assert sorted((f["code"], f["severity"]) for f in doc["findings"]) == [("image-unreadable", "error"),
                                                                           ("missing-size", "error")]
+
+
+def test_the_folder_above_a_dataset_names_the_dataset(tmp_path):
+    # an export unzipped into a folder of its own: the message listed every layout it looked for, not the one there
+    labelimg_folder(tmp_path / "up" / "export", voc=True, yolo_labels=False)
+    code, doc = check_json(tmp_path / "up")
+    assert code == 1 and doc["error"] == (f"no dataset in {tmp_path / 'up'} itself, but in a folder of it: "
+                                          f"{tmp_path / 'up' / 'export'} (voc); pass that folder")

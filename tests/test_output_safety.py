@@ -265,25 +265,42 @@ def _first_run(voc: Path, out: Path, *args) -> dict:
 def test_leftovers_of_dead_runs_are_removed_by_the_next_run(tmp_path, voc):
     out = tmp_path / "out"
     first = _first_run(voc, out)
-    debris = [f".labels.staging-{DEAD_PID}", f".labels.old-{DEAD_PID}", f".images.staging-{DEAD_PID}.scratch",
-              f".images.staging-{os.getpid()}"]  # this process's pid, but not a stage it is using: a dead run's
+    debris = [f".labels.datatools-staging-{DEAD_PID}", f".labels.datatools-old-{DEAD_PID}",
+              f".images.datatools-staging-{DEAD_PID}.scratch",
+              f".images.datatools-staging-{os.getpid()}"]  # this process's pid, but not a stage it is using: a dead run's
     for name in debris:
         (out / name / "train").mkdir(parents=True)
         (out / name / "train" / "x.txt").write_text("0 0.5 0.5 0.1 0.1\n")
-    (out / f".data.yaml.{DEAD_PID}.140000.tmp").write_text("partial")
+    (out / f".data.yaml.{DEAD_PID}.140000.datatools.tmp").write_text("partial")
     (out / f".datatools-commit-{DEAD_PID}.json.tmp").write_text("{")
     # a live run's stage (the parent of this test, started before the folder was made) is left alone
-    live = out / f".labels.staging-{os.getppid()}"
+    live = out / f".labels.datatools-staging-{os.getppid()}"
     live.mkdir()
     assert _first_run(voc, out) == first
     assert dot_entries(out) == [live.name]
+
+
+def test_a_users_own_hidden_files_are_never_taken_for_leftovers(tmp_path, voc):
+    # `voc2coco VOC ~/project/ann.json` deleted ~/project/.notes.txt.old-77777 and renamed .config.old-4000000 to
+    # config: any hidden name of the shape of a stage was a dead run's
+    out = tmp_path / "out"
+    out.mkdir()
+    mine = {f".notes.txt.old-{DEAD_PID}": "my backup", f".thesis.tex.staging-{DEAD_PID}": "draft",
+            f".cache.{DEAD_PID}.12345.tmp": "t"}
+    for name, text in mine.items():
+        (out / name).write_text(text)
+    (out / f".config.old-{DEAD_PID}").mkdir()
+    r = CliRunner().invoke(cli, ["voc2coco", str(voc), str(out / "ann.json")])
+    assert r.exit_code == 0, r.output
+    assert {n: (out / n).read_text() for n in mine} == mine and (out / f".config.old-{DEAD_PID}").is_dir()
+    assert not (out / "config").exists()
 
 
 def test_a_reused_pid_does_not_keep_leftovers(tmp_path):
     """The pid in the name is alive, but that process started after the leftover was made: not its owner."""
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        stage = tmp_path / f".labels.staging-{proc.pid}"
+        stage = tmp_path / f".labels.datatools-staging-{proc.pid}"
         stage.mkdir()
         past = time.time() - 3600
         os.utime(stage, (past, past))
@@ -295,10 +312,10 @@ def test_a_reused_pid_does_not_keep_leftovers(tmp_path):
 
 
 def test_a_run_killed_between_the_renames_of_a_swap_gets_its_old_folder_back(tmp_path):
-    old = tmp_path / f".labels.old-{DEAD_PID}"
+    old = tmp_path / f".labels.datatools-old-{DEAD_PID}"
     (old / "train").mkdir(parents=True)
     (old / "train" / "a.txt").write_text("old")
-    (tmp_path / f".labels.staging-{DEAD_PID}").mkdir()  # no journal: the swap had not been decided
+    (tmp_path / f".labels.datatools-staging-{DEAD_PID}").mkdir()  # no journal: the swap had not been decided
     staging.clean_leftovers(tmp_path)
     assert (tmp_path / "labels" / "train" / "a.txt").read_text() == "old"
     assert dot_entries(tmp_path) == []
@@ -310,7 +327,7 @@ def test_a_journalled_swap_is_finished_by_the_next_run(tmp_path):
         (tmp_path / name / "a").write_text(text)
     moves = []
     for name in ("labels", "images", "data.yaml"):
-        staged = tmp_path / f".{name}.staging-{DEAD_PID}"
+        staged = tmp_path / f".{name}.datatools-staging-{DEAD_PID}"
         if name == "data.yaml":
             staged.write_text("new")
         else:
@@ -318,7 +335,7 @@ def test_a_journalled_swap_is_finished_by_the_next_run(tmp_path):
             (staged / "a").write_text("new")
         moves.append([str(staged), str(tmp_path / name)])
     # killed after the first folder was swapped: labels is new, its old copy waits, images is still old
-    os.rename(tmp_path / "labels", tmp_path / f".labels.old-{DEAD_PID}")
+    os.rename(tmp_path / "labels", tmp_path / f".labels.datatools-old-{DEAD_PID}")
     os.rename(moves[0][0], tmp_path / "labels")
     (tmp_path / f".datatools-commit-{DEAD_PID}.json").write_text(json.dumps({"pid": DEAD_PID, "moves": moves}))
     staging.clean_leftovers(tmp_path)
@@ -329,11 +346,11 @@ def test_a_journalled_swap_is_finished_by_the_next_run(tmp_path):
 def test_a_journal_that_cannot_be_finished_does_not_stop_every_later_run(tmp_path):
     """A journalled swap whose roll-forward fails (here a folder, made since, stands where its file goes) raised
     'cannot write' in every later run into the folder, and the journal was never dropped."""
-    staged = tmp_path / f".x.staging-{DEAD_PID}"
+    staged = tmp_path / f".x.datatools-staging-{DEAD_PID}"
     staged.write_text("new")
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "mine.txt").write_text("mine")
-    moves = [[str(staged), str(tmp_path / "x")], [str(tmp_path / f".y.staging-{DEAD_PID}"), str(tmp_path / "y")]]
+    moves = [[str(staged), str(tmp_path / "x")], [str(tmp_path / f".y.datatools-staging-{DEAD_PID}"), str(tmp_path / "y")]]
     (tmp_path / f".datatools-commit-{DEAD_PID}.json").write_text(json.dumps({"pid": DEAD_PID, "moves": moves}))
     staging.clean_leftovers(tmp_path)
     assert dot_entries(tmp_path) == [] and (tmp_path / "x" / "mine.txt").read_text() == "mine"
@@ -517,3 +534,23 @@ def test_reruns_of_a_split_replace_and_remove_their_own_folders(tmp_path, voc):
     assert dot_entries(tmp_path / "k")  # the journal and stages of the killed run
     r = run("split", str(ls), str(tmp_path / "k"), "--val", "0", "--images-mode", "none")
     assert r.exit_code == 0 and dot_entries(tmp_path / "k") == [], r.output
+
+
+def test_an_image_that_is_a_device_or_no_image_is_never_copied_silently(tmp_path, voc):
+    # x.jpg -> /dev/zero filled the disk with one "image"; a file that is no image was copied with no finding
+    src = tmp_path / "src"
+    shutil.copytree(voc, src)
+    first, second = sorted((src / "JPEGImages").glob("*.jpg"))[:2]
+    first.unlink()
+    first.symlink_to("/dev/zero")
+    r = CliRunner().invoke(cli, ["convert", str(src), str(tmp_path / "o1"), "--to", "yolo", "--images-mode", "copy"])
+    assert r.exit_code == 1 and "not a regular file" in r.output and not (tmp_path / "o1").exists(), r.output
+    first.unlink()
+    first.write_bytes(second.read_bytes())
+    second.write_text("ssh-rsa not an image\n")
+    r = CliRunner().invoke(cli, ["convert", str(src), str(tmp_path / "o2"), "--to", "yolo", "--images-mode", "copy",
+                                 "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["warnings"] == {"image-unreadable": 1}, r.output
+    r = CliRunner().invoke(cli, ["check", str(src), "--json"])
+    codes = [(f["code"], f["severity"]) for f in json.loads(r.stdout)["findings"] if f["code"] == "image-unreadable"]
+    assert codes == [("image-unreadable", "error")]  # check's verdict, said once

@@ -85,12 +85,12 @@ def no_leftovers(out: Path) -> None:
 def test_no_leftovers_sees_stages_and_scratch_folders(tmp_path):
     """The leftover check used below can fail: a stage's scratch folder in OUT, or a stage beside it, is seen."""
     out = tmp_path / "out"
-    (out / ".labels.staging-1.scratch").mkdir(parents=True)
-    with pytest.raises(AssertionError, match="staging-1.scratch"):
+    (out / ".labels.datatools-staging-1.scratch").mkdir(parents=True)
+    with pytest.raises(AssertionError, match="datatools-staging-1.scratch"):
         no_leftovers(out)
-    (out / ".labels.staging-1.scratch").rmdir()
+    (out / ".labels.datatools-staging-1.scratch").rmdir()
     no_leftovers(out)
-    (tmp_path / ".out.staging-7").mkdir()
+    (tmp_path / ".out.datatools-staging-7").mkdir()
     with pytest.raises(AssertionError, match="next to OUT"):
         no_leftovers(out)
 

@@ -52,7 +52,7 @@ def atomic_write(path: str | os.PathLike, data: bytes | str, *, fsync: bool = Fa
             return
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         head, name = os.path.split(path)
-        tmp = os.path.join(head, f".{name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp = os.path.join(head, f".{name}.{os.getpid()}.{threading.get_ident()}.datatools.tmp")
         try:
             with open(tmp, "wb") as f:
                 f.write(data)
@@ -164,17 +164,22 @@ def link_or_copy(src: str, dst: str, mode: ImagesMode, *, shown: str | None = No
             fs.copy_to_local(src, dst)
         elif mode is ImagesMode.SYMLINK:
             os.symlink(os.path.realpath(src), dst)
-        elif mode is ImagesMode.LINK:
-            try:  # to the file an input symlink names: a hard link to the symlink itself dangles (or loops) elsewhere
-                os.link(os.path.realpath(src), dst)
-            except FileExistsError:
-                raise
-            except OSError:  # another file system, or links not allowed: copy instead
-                shutil.copyfile(src, dst)
         else:
-            if os.path.lexists(dst):
-                raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), dst)
-            shutil.copyfile(src, dst)
+            fs.require_regular_file(src)  # an "image" that is a device or a FIFO (x.jpg -> /dev/zero): never read
+            if mode is ImagesMode.LINK:
+                try:  # to the file an input symlink names: a hard link to the symlink itself dangles or loops
+                    os.link(os.path.realpath(src), dst)
+                except FileExistsError:
+                    raise
+                except OSError:  # another file system, or links not allowed: copy instead
+                    shutil.copyfile(src, dst)
+            else:
+                if os.path.lexists(dst):
+                    raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), dst)
+                shutil.copyfile(src, dst)
+    except fs.NotRegularFile as e:
+        raise InputError(src, "not a regular file (a device or a FIFO under an image's name); nothing was written") \
+            from e
     except FileExistsError as e:
         raise OutputError(public_path(shown), "another image was placed under this name already (names that differ "
                           "only in case, on a file system that ignores case?); nothing was written") from e

@@ -7,7 +7,7 @@ end swaps them all in with renames. An error anywhere in the block (a full disk,
 stages and leaves OUT exactly as it was. Outside a transaction, a :func:`staged_dir` is its own one-folder
 transaction.
 
-The names (``.<name>.staging-<pid>``, ``.<name>.old-<pid>``, the journal ``.datatools-commit-<pid>.json``) and what
+The names (``.<name>.datatools-staging-<pid>``, ``.<name>.datatools-old-<pid>``, the journal ``.datatools-commit-<pid>.json``) and what
 the next run does with those a killed run left (:func:`clean_leftovers`): docs/data-safety.md.
 """
 from __future__ import annotations
@@ -24,10 +24,11 @@ from typing import Iterator
 
 from datatools.core.errors import OutputError, UsageError
 
-_DEBRIS = re.compile(r"^\.(?P<name>.+)\.(?P<kind>staging|old)-(?P<pid>\d+)(?P<scratch>\.scratch)?$")
-_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.\d{5,}\.tmp$")  # atomic_write's: .<name>.<pid>.<thread>.tmp
+# Every name a run leaves beside an output says "datatools": a user's own .notes.txt.old-7 is never taken for one
+_DEBRIS = re.compile(r"^\.(?P<name>.+)\.datatools-(?P<kind>staging|old)-(?P<pid>\d+)(?P<scratch>\.scratch)?$")
+_TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.\d{5,}\.datatools\.tmp$")  # atomic_write's
 _JOURNAL = re.compile(r"^\.datatools-commit-(?P<pid>\d+)\.json(?P<tmp>\.tmp)?$")
-_STAGE_IN_PATH = re.compile(r"(^|[/\\])\.([^/\\]+)\.staging-\d+(?:\.scratch)?(?=[/\\]|$)")
+_STAGE_IN_PATH = re.compile(r"(^|[/\\])\.([^/\\]+)\.datatools-staging-\d+(?:\.scratch)?(?=[/\\]|$)")
 _active: set[str] = set()  # this process's own stages, journals and temp files, while in use
 # Beside every folder a run swaps in (``.<name>`` + this): a folder without one that holds files is someone else's,
 # never replaced or removed. Beside it, not in it: tools that list a folder and parse every file would choke on it.
@@ -36,9 +37,9 @@ _local = threading.local()  # .tx: the transaction open in this thread
 
 
 def sibling(final: str, kind: str, pid: int | None = None) -> str:
-    """``.<name>.<kind>-<pid>`` beside ``final`` (kind: ``staging`` or ``old``)."""
+    """``.<name>.datatools-<kind>-<pid>`` beside ``final`` (kind: ``staging`` or ``old``)."""
     parent, name = os.path.split(os.path.abspath(final))
-    return os.path.join(parent, f".{name}.{kind}-{os.getpid() if pid is None else pid}")
+    return os.path.join(parent, f".{name}.datatools-{kind}-{os.getpid() if pid is None else pid}")
 
 
 def public_path(path: str) -> str:
@@ -341,7 +342,7 @@ def output_transaction(root: str | os.PathLike) -> Iterator[Transaction]:
 
 @contextlib.contextmanager
 def staged_dir(final: str | os.PathLike) -> Iterator[str]:
-    """Build a whole output folder beside its final place (``.<name>.staging-<pid>``) and swap it in at the end of
+    """Build a whole output folder beside its final place (``.<name>.datatools-staging-<pid>``) and swap it in at the end of
     the :func:`output_transaction` (or, outside one, at the end of this block).
 
     Readers see the old folder or the new one, never a half-written one, and files left by an earlier run vanish,
@@ -402,7 +403,7 @@ def refuse_foreign(folder: str | os.PathLike, *, within: bool = False) -> None:
     if not names or os.path.lexists(marker):
         return
     parent, staged = os.path.split(marker)
-    if any(_DEBRIS.match(n) and n.startswith(f".{staged}.staging-") for n in os.listdir(parent)):
+    if any(_DEBRIS.match(n) and n.startswith(f".{staged}.datatools-staging-") for n in os.listdir(parent)):
         return  # a run killed while it swapped the folder in: the next run into it finishes that (clean_leftovers)
     if within and any(f.endswith(MARKER) for _, _, files in os.walk(folder) for f in files):
         return
@@ -426,7 +427,7 @@ def remove_at_commit(path: str | os.PathLike) -> None:
 
 
 def staged_file(final: str | os.PathLike) -> str | None:
-    """Inside a transaction: the stage to write the file ``final`` to (``.<name>.staging-<pid>``), swapped in at
+    """Inside a transaction: the stage to write the file ``final`` to (``.<name>.datatools-staging-<pid>``), swapped in at
     commit, its folder made. Outside one: None (write it in place atomically)."""
     tx = current()
     if tx is None:

@@ -339,7 +339,7 @@ def fill_sizes_from_headers(records: list[ImageRecord], findings: list[Finding],
     A record without a usable size gets the header's with a ``size-from-image`` note; one whose size disagrees gets
     the header's with a ``size-mismatch`` warning (augmented copies keep their original's ``<size>``: trusting it
     dropped valid boxes as outside the image). Without an image, or with an unreadable one, the annotation's size
-    stays (an unreadable image is a warning only when there is no size at all: ``check`` reports it as an error).
+    stays (an unreadable image is an ``image-unreadable`` warning: ``check`` reports it as an error).
     The header reads run on ``mapper`` (default: local processes, ``workers`` of them)."""
     todo = [i for i, r in enumerate(records) if r.image_path]
     if not todo:
@@ -349,10 +349,10 @@ def fill_sizes_from_headers(records: list[ImageRecord], findings: list[Finding],
     out = list(records)
     for i, h in zip(todo, headers):
         r = records[i]
-        if h.error:
-            if not r.has_size:
-                findings.append(warn("image-unreadable", r.image_path or "", "image",
-                                     f"cannot read the image header to get its size: {h.error}", image_id=r.image_id))
+        if h.error:  # said here even with a size: a conversion places the file (check makes it an error)
+            why = "to get its size" if not r.has_size else "(not an image?); it is placed as it is"
+            findings.append(warn("image-unreadable", r.image_path or "", "image",
+                                 f"cannot read the image header {why}: {h.error}", image_id=r.image_id))
             continue
         depth = r.depth or h.depth  # VOC output's <depth>: 1 for a grayscale picture, as from a YOLO source
         if not r.has_size:

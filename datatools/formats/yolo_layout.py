@@ -278,9 +278,15 @@ def _entry_images(files, root: str, entry, split: str, yaml_path: str, findings:
     for e in entry if isinstance(entry, list) else [entry]:
         e = str(e).strip().replace("\\", "/")  # a data.yaml written on Windows: ..\\valid\\images
         p = _resolve(files, root, e)
-        if p is not None and not (files.isdir(p) or files.isfile(p)) and e.startswith("../"):
+        if p is not None and e.startswith("../"):
             # ultralytics' fallback, which Roboflow exports rely on (data.yaml beside train/, val: ../valid/images)
-            p = _resolve(files, root, e[3:]) or p
+            here = _resolve(files, root, e[3:])
+            if not (files.isdir(p) or files.isfile(p)):
+                p = here or p
+            elif here and (files.isdir(here) or files.isfile(here)):  # an export unzipped into an older one's folder
+                findings.append(warn("yaml-path-elsewhere", yaml_path, split,
+                                     f"{e} is {p}, read as ultralytics reads it; the data.yaml's own folder holds "
+                                     f"{e[3:]} too (another export's?): write {e[3:]} to read that one"))
         if p is not None and p.endswith(".txt") and files.isfile(p):
             for line in read_small_file(p).decode("utf-8-sig").splitlines():
                 line = line.strip().replace("\\", "/")

@@ -153,8 +153,18 @@ def resolve_source(src: str | os.PathLike, fmt: str | None) -> str:
     try:
         return formats.resolve(fmt, src)
     except formats.UnknownFormat as e:
-        if not files_for(os.fspath(src)).isdir(os.fspath(src)):
+        files = files_for(os.fspath(src))
+        if not files.isdir(os.fspath(src)):
             raise
+        below = []  # the folder above a dataset (an export unzipped into a folder of its own): name the dataset
+        for sub in [d for d in files.listdir(os.fspath(src))[0] if not d.startswith(".")][:8]:
+            try:
+                below.append(f"{files.join(os.fspath(src), sub)} ({formats.detect(files.join(os.fspath(src), sub))})")
+            except (UsageError, OSError):
+                continue
+        if below:
+            raise NoInputError(f"no dataset in {src} itself, but in a folder of it: {', '.join(below)}; pass that "
+                               "folder") from e
         raise NoInputError(f"no dataset found in {src} (looked for {ANY_FORMAT}); give --format if it is one of "
                            "them in another layout") from e
 
