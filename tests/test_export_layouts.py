@@ -225,3 +225,37 @@ def test_the_folder_above_a_dataset_names_the_dataset(tmp_path):
     code, doc = check_json(tmp_path / "up")
     assert code == 1 and doc["error"] == (f"no dataset in {tmp_path / 'up'} itself, but in a folder of it: "
                                           f"{tmp_path / 'up' / 'export'} (voc); pass that folder")
+
+
+def test_a_coco_file_name_with_a_windows_drive_is_a_finding_not_a_refused_run(tmp_path):
+    # C:\data\a.jpg made the id "C:/data/a", and the writer refused the whole conversion (exit 2) for one entry
+    (tmp_path / "images").mkdir()
+    make_jpeg(tmp_path / "images" / "a.jpg", 40, 30)
+    (tmp_path / "win.json").write_text(json.dumps({
+        "images": [{"id": 1, "file_name": "C:\\data\\a.jpg", "width": 40, "height": 30}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5]}],
+        "categories": [{"id": 1, "name": "cat"}]}))
+    res = CliRunner().invoke(cli, ["convert", str(tmp_path / "win.json"), str(tmp_path / "o"), "--to", "yolo",
+                                   "--images", str(tmp_path / "images"), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["warnings"] == {"unsafe-filename": 1}
+    assert (tmp_path / "o" / "labels" / "all" / "data" / "a.txt").read_text().startswith("0 ")
+
+
+def test_a_roboflow_export_unzipped_into_an_older_ones_folder_says_which_it_reads(tmp_path):
+    # data.yaml's ../train/images is the older export's folder (as ultralytics reads it), with no word of it
+    def export(root: Path, n: int) -> None:
+        for split in ("train", "valid"):
+            (root / split / "images").mkdir(parents=True)
+            (root / split / "labels").mkdir(parents=True)
+            for i in range(n):
+                make_jpeg(root / split / "images" / f"{split}{i}.jpg", 40, 30)
+                (root / split / "labels" / f"{split}{i}.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+        (root / "data.yaml").write_text("train: ../train/images\nval: ../valid/images\nnames: ['cat']\n")
+
+    export(tmp_path / "nest", 1)
+    export(tmp_path / "nest" / "v2", 3)
+    ds = read_source(tmp_path / "nest" / "v2")
+    assert len(ds.images) == 2  # ultralytics' reading: the older export's
+    assert [f.code for f in ds.findings] == ["yaml-path-elsewhere"] * 2
+    assert "write train/images to read that one" in " ".join(f.message for f in ds.findings)

@@ -554,3 +554,28 @@ def test_an_image_that_is_a_device_or_no_image_is_never_copied_silently(tmp_path
     r = CliRunner().invoke(cli, ["check", str(src), "--json"])
     codes = [(f["code"], f["severity"]) for f in json.loads(r.stdout)["findings"] if f["code"] == "image-unreadable"]
     assert codes == [("image-unreadable", "error")]  # check's verdict, said once
+
+
+def test_sigterm_leaves_out_as_ctrl_c_does(tmp_path):
+    """timeout, docker stop, Slurm and CI cancels send SIGTERM: the process died with its stages in OUT (a first run
+    left an OUT of hidden stage folders, a full copy of the images)."""
+    script = f"""
+import os, signal, time
+from datatools import cli as c
+from datatools.core import atomic, staging
+
+def work(standalone_mode=True):
+    with staging.output_transaction({str(tmp_path / 'o')!r}):
+        atomic.atomic_write({str(tmp_path / 'o' / 'x.txt')!r}, "x")
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(10)
+
+c.cli = work
+try:
+    c.main()
+except KeyboardInterrupt:
+    raise SystemExit(7)
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 7, proc.stderr
+    assert not (tmp_path / "o").exists()

@@ -75,8 +75,14 @@ def cli() -> None:
 def main() -> None:
     """Entry point. Click handles usage errors (exit 2) and ClickExceptions (exit 1); library errors that escape a
     command are shown as one line, never a traceback."""
+    import signal
+
     from datatools.core.errors import DatatoolsError
 
+    def terminated(signum, frame):  # timeout, docker stop, Slurm, a CI cancel: as Ctrl-C, OUT left as it was
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, terminated)
     try:
         cli(standalone_mode=True)
     except DatatoolsError as e:

@@ -253,7 +253,7 @@ class Transaction:
 
 @contextlib.contextmanager
 def _interrupts_held() -> Iterator[None]:
-    """Ctrl-C during the swap takes effect once it is done: OUT is then the complete new output, never one without
+    """Ctrl-C (or SIGTERM) during the swap takes effect once it is done: OUT is then the complete new output, never one without
     ``labels/`` until the next run (an interrupt between two renames), and the old folders are gone."""
     import signal
 
@@ -261,11 +261,13 @@ def _interrupts_held() -> Iterator[None]:
         yield
         return
     caught: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    held = (signal.SIGINT, signal.SIGTERM)  # SIGTERM: the CLI makes it a Ctrl-C
+    previous = [signal.signal(s, lambda signum, frame: caught.append(signum)) for s in held]
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, handler in zip(held, previous):
+            signal.signal(s, handler)
     if caught:
         raise KeyboardInterrupt
 

@@ -97,11 +97,11 @@ class ImageIndex:
         ``filename-mismatch``."""
         notes: list[Finding] = []
         name = (file_name or "").replace("\\", "/").strip()
-        if is_absolute_name(name) or ".." in name.split("/"):
+        if is_absolute_name(name) or ".." in name.split("/"):  # C:\\data\\a.jpg, written on another machine
+            name = posixpath.basename(name)
             notes.append(warn("unsafe-filename", "", "filename",
-                              f"file name {file_name!r} points outside the image folder; it is ignored",
-                              image_id=image_id))
-            name = ""
+                              f"file name {file_name!r} points outside the image folder; only its base name "
+                              f"{name!r} is looked up there", image_id=image_id))
         named = self._by_name(name)
         own = self.by_stem.get(image_id, []) if id_names_image else []
         base = posixpath.basename(posixpath.splitext(name)[0])
@@ -288,11 +288,14 @@ def id_in_split(iid: str, split: str | None, taken) -> str | None:
 
 def name_id(name: str, *, fallback: str, key: object = None, taken=()) -> str:
     """The image id a reader makes from a file name (COCO's ``file_name``, CVAT's ``@name``, a Label Studio image):
-    the path (``\\`` read as ``/``) without extension and without empty, ``.`` and ``..`` parts, else ``fallback``
+    the path (``\\`` read as ``/``) without extension, a drive, and empty, ``.`` and ``..`` parts, else ``fallback``
     (``/`` or ``../`` left an empty id). Call it again with ``key`` (the entry's own id) and ``taken`` once the id is
     known to be another image's: ``__<key>``, then ``__<key>_2``, ... until free. The caller notes the rename."""
     iid = posixpath.splitext(name.replace("\\", "/"))[0]
-    iid = "/".join(p for p in iid.split("/") if p not in ("", ".", "..")) or fallback
+    parts = iid.split("/")
+    if len(parts[0]) > 1 and parts[0][1] == ":":  # a drive (C:\\data\\a.jpg): a path of another machine
+        parts[0] = parts[0][2:]
+    iid = "/".join(p for p in parts if p not in ("", ".", "..")) or fallback
     new, n = iid, 1
     while new in taken:
         new, n = f"{iid}__{key}" + (f"_{n}" if n > 1 else ""), n + 1
