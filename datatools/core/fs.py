@@ -116,6 +116,8 @@ def read_head(path: str | os.PathLike, n: int) -> bytes | None:
     file that may be gigabytes."""
     path = os.fspath(path)
     try:
+        if not is_url(path):
+            require_regular_file(path)  # a FIFO named x.json would block the sniff forever
         with (open_binary(path) if is_url(path) else open(path, "rb")) as f:
             return f.read(n)
     except OSError:

@@ -97,11 +97,13 @@ class ImageIndex:
         ``filename-mismatch``."""
         notes: list[Finding] = []
         name = (file_name or "").replace("\\", "/").strip()
-        if is_absolute_name(name) or ".." in name.split("/"):  # C:\\data\\a.jpg, written on another machine
-            name = posixpath.basename(name)
+        if is_absolute_name(name) or ".." in name.split("/"):
+            # C:\\data\\a.jpg, a path on the machine that wrote it: its base name is looked up; ../a.jpg is not here
+            name = posixpath.basename(name) if is_absolute_name(name) else ""
             notes.append(warn("unsafe-filename", "", "filename",
-                              f"file name {file_name!r} points outside the image folder; only its base name "
-                              f"{name!r} is looked up there", image_id=image_id))
+                              f"file name {file_name!r} points outside the image folder; "
+                              + (f"only its base name {name!r} is looked up there" if name else "it is ignored"),
+                              image_id=image_id))
         named = self._by_name(name)
         own = self.by_stem.get(image_id, []) if id_names_image else []
         base = posixpath.basename(posixpath.splitext(name)[0])
