@@ -922,3 +922,22 @@ def test_predict_names_the_split_of_images_that_share_a_name(tmp_path):
     val = load_ground_truth(tmp_path / "ds", split="val")
     assert val.index_of(file_name=names[0], image_id=1) is None and val.index_of(file_name=names[1], image_id=2) == 0
     assert [gt.index_of(file_name=n, image_id=k) for k, n in enumerate(names, 1)] == [0, 1]
+
+
+def test_a_pr_curve_of_one_detection_is_drawn(tmp_path):
+    # one GT box and one right detection: a curve of one point, drawn as nothing over empty axes ("AP50 = 1.000")
+    from PIL import Image
+
+    gt = {"images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 100}],
+          "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 30, 30], "area": 900,
+                           "iscrowd": 0}], "categories": [{"id": 1, "name": "cat"}]}
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "gt.json").write_text(json.dumps(gt))
+    (tmp_path / "in" / "p.json").write_text(json.dumps([{"image_id": 1, "category_id": 1, "bbox": [10, 10, 30, 30],
+                                                         "score": 0.9}]))
+    r = CliRunner().invoke(cli, ["evaluate", "--gt", str(tmp_path / "in" / "gt.json"), "-f", "coco", "--pred",
+                                 str(tmp_path / "in" / "p.json"), "--plots", str(tmp_path / "pl")])
+    assert r.exit_code == 0, r.output
+    png = np.asarray(Image.open(tmp_path / "pl" / "pr_cat.png").convert("RGB")).astype(int)
+    orange = (np.abs(png - [255, 127, 14]).sum(-1) < 60).sum()  # the interpolated curve's colour
+    assert orange > 500  # a line across the plot, not the legend's sample alone (about 100)

@@ -256,3 +256,14 @@ def test_the_finding_thumbnails_count_against_the_budget(tmp_path):
     size = (tmp_path / "r.html").stat().st_size
     assert json.loads(r.output)["bytes"] == size and size <= 1_000_000, size
     assert 'src="data:image/jpeg' in (tmp_path / "r.html").read_text()  # the examples that fit are there
+
+
+def test_the_middle_tick_of_a_bar_chart_sits_on_its_bar():
+    # objects per image 1..6: the tick "3" stood on the border between the bars of 3 and 4
+    from datatools.report.svg import counts_bars
+
+    def ticks(d):
+        return re.findall(r'class="pl">([^<]*)</text>', counts_bars(d, title="t", xlabel="x"))[2:-1]
+
+    assert ticks(dict.fromkeys(range(1, 7), 9)) == ["1", "6"]
+    assert ticks(dict.fromkeys(range(1, 6), 9)) == ["1", "3", "5"]  # 5 bars: the third one's centre is the middle

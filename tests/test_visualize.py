@@ -475,3 +475,34 @@ def test_plots_draw_class_names_literally_and_quietly(tmp_path):
         warnings.simplefilter("error")
         r = CliRunner().invoke(cli, ["stats", str(root), "--plots", str(tmp_path / "plots")])
     assert r.exit_code == 0, r.output
+
+
+def test_drawn_pixels_are_the_ones_a_model_trains_on(tmp_path):
+    # 12-bit data in a 16-bit PNG was stretched by its maximum (a bright square on grey) where the datasets and stats
+    # keep the top 8 bits (nearly black); transparent pixels were blended over white, where training drops alpha
+    from datatools.viz.draw import to_rgb
+
+    deep = np.full((30, 40), 1280, np.uint16)
+    deep[10:20, 10:20] = 4095
+    Image.fromarray(deep).save(tmp_path / "d.png")
+    with Image.open(tmp_path / "d.png") as im:
+        shown = to_rgb(im)
+    assert shown.getpixel((0, 0)) == (5, 5, 5) and shown.getpixel((15, 15)) == (15, 15, 15)
+    rgba = Image.new("RGBA", (8, 8), (100, 50, 25, 0))
+    assert to_rgb(rgba).getpixel((0, 0)) == (100, 50, 25)
+    assert to_rgb(np.full((4, 4, 3), 0.5, np.float32)).getpixel((0, 0)) == (127, 127, 127)
+
+
+def test_a_crowd_region_is_drawn_dashed_and_named(tmp_path):
+    # COCO iscrowd regions, which evaluation and training ignore, were drawn as solid boxes of ordinary objects
+    (tmp_path / "images").mkdir()
+    make_jpeg(tmp_path / "images" / "a.jpg", 80, 60)
+    (tmp_path / "c.json").write_text(json.dumps({
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 80, "height": 60}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 60, 40], "iscrowd": 1,
+                         "area": 2400}], "categories": [{"id": 1, "name": "cat"}]}))
+    res = run(tmp_path / "c.json", tmp_path / "o", "--ext", "png", "--images", tmp_path / "images")
+    assert res.exit_code == 0, res.output
+    arr = _png(tmp_path / "o" / "a.png")
+    edge = np.all(np.abs(arr[10:50, 10].astype(int) - class_colour("cat")) <= 30, axis=1)
+    assert 0.2 < edge.mean() < 0.9, "a crowd region is drawn dashed"

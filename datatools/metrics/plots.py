@@ -35,34 +35,48 @@ def plot_pr_curves(result: VOCResult, out: str | os.PathLike) -> list[str]:
     make_dirs(out)
     files = []
     taken = {"all"}
-    fig_all = figure(6, 5, dpi=110)
+    fig_all = figure(8.5 if len(result.classes) > 8 else 6, 5, dpi=110)
     ax_all = fig_all.add_subplot()
-    for c in result.classes:
+    n = len(result.classes)
+    for k, c in enumerate(result.classes):
         fig = figure(5, 4, dpi=110)
         ax = fig.add_subplot()
+        name = plot_text(c.name if len(c.name) <= 32 else c.name[:31] + "…")
         if len(c.recall) and c.positives:
             env = np.maximum.accumulate(c.precision[::-1])[::-1]
-            ax.plot(c.recall, c.precision, lw=1, alpha=0.5, label="precision")
-            ax.step(c.recall, env, where="pre", lw=2, label="interpolated")
-            ax_all.step(c.recall, env, where="pre", lw=1.5, label=f"{plot_text(c.name)} {c.ap:.3f}")
+            # from recall 0: a class of one detection is a line, not a point drawn as nothing
+            r, e = np.concatenate([[0.0], c.recall]), np.concatenate([env[:1], env])
+            ax.plot(c.recall, c.precision, lw=1, alpha=0.5, marker=".", label="precision")
+            ax.step(r, e, where="pre", lw=2, label="interpolated")
+            ax.legend(loc="lower left")
+            ax_all.step(r, e, where="pre", lw=1.5, color=_curve_colour(k, n), label=f"{name} {c.ap:.3f}")
         ap = "n/a" if c.ap != c.ap else f"{c.ap:.3f}"
-        ax.set_title(f"{plot_text(c.name)}: AP{int(round(result.iou_threshold * 100))} = {ap} "
-                     f"({c.positives} GT, {c.detections} det)")
+        ax.set_title(f"{name}: AP{int(round(result.iou_threshold * 100))} = {ap} ({c.positives} GT, "
+                     f"{c.detections} det)", fontsize=10)
         _pr_axes(ax)
-        ax.legend(loc="lower left")
         files.append(save_png(fig, out / f"pr_{_file_stem(c.name, taken)}.png"))
     m = result.map
     ax_all.set_title(f"PR curves, mAP{int(round(result.iou_threshold * 100))} = {m:.3f}" if m == m else "PR curves")
     _pr_axes(ax_all)
-    if result.classes and len(result.classes) <= 25:
+    if result.classes and len(result.classes) <= 8:
         ax_all.legend(loc="lower left", fontsize=7)
+    elif len(result.classes) <= 25:  # beside the axes: inside, it covered half the curves
+        ax_all.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, borderaxespad=0)
     files.append(save_png(fig_all, out / "pr_all.png"))
     return files
 
 
+def _curve_colour(k: int, n: int):
+    """The colour of curve ``k`` of ``n``: tab20 up to 20 classes, hues spread evenly beyond (matplotlib's cycle
+    repeats after 10, and the hashed class colours of drawn boxes can be near twins)."""
+    from matplotlib import colormaps
+
+    return colormaps["tab20"](k) if n <= 20 else colormaps["hsv"](0.9 * k / n)
+
+
 def _pr_axes(ax) -> None:
     ax.set_xlim(0, 1.01)
-    ax.set_ylim(0, 1.01)
+    ax.set_ylim(0, 1.05)  # a curve at precision 1 stays clear of the frame
     ax.set_xlabel("recall")
     ax.set_ylabel("precision")
     ax.grid(alpha=0.3)
@@ -78,7 +92,8 @@ def plot_confusion(matrix: np.ndarray, class_names: Sequence[str], out: str | os
     ax = fig.add_subplot()
     rows = matrix.sum(axis=1, keepdims=True)
     norm = np.divide(matrix, rows, out=np.zeros_like(matrix, dtype=float), where=rows > 0)
-    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    shown = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04, label="share of the true class's boxes (row)")
     if n <= 30:
         for i in range(n):
             for j in range(n):

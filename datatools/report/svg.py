@@ -80,7 +80,8 @@ def counts_bars(counts: dict[int, int], *, title: str, xlabel: str, w: int = W, 
         return histogram(values, title=title, xlabel=xlabel, w=w, h=h)
     keys = list(range(lo, hi + 1))
     return _bars([str(k) for k in keys], [counts.get(k, 0) for k in keys], title=title, xlabel=xlabel,
-                 ticks=(str(lo), str((lo + hi) // 2) if hi - lo > 1 else "", str(hi)), w=w, h=h)
+                 # a middle tick only where a bar's centre is the middle (an odd count of bars): else it sat between two
+                 ticks=(str(lo), str((lo + hi) // 2) if hi - lo > 1 and (hi - lo) % 2 == 0 else "", str(hi)), w=w, h=h)
 
 
 def _bars(names: list[str], counts: list[int], *, title: str, xlabel: str, ticks: tuple[str, str, str], w: int,

@@ -19,7 +19,7 @@ from typing import Sequence
 
 from PIL import Image, ImageDraw, ImageFont
 
-from datatools.core.images import DEEP_MODES
+from datatools.core import images
 
 RGB = tuple[int, int, int]
 
@@ -226,36 +226,22 @@ def draw_items(image: Image.Image, items: Sequence[DrawItem], *, scale: tuple[fl
 
 
 def to_rgb(image) -> Image.Image:
-    """A PIL RGB image from a PIL image of any mode or a ``HxW`` / ``HxWx3`` / ``HxWx4`` uint8 array.
-
-    16-bit and float images are scaled to 0-255 by their maximum so they are not clipped to white.
-    """
+    """A PIL RGB image from a PIL image of any mode or a ``HxW`` / ``HxWx3`` / ``HxWx4`` array: the pixels the
+    datasets train on and ``stats`` counts (:func:`datatools.core.images.to_rgb`: a 16-bit image's top 8 bits, alpha
+    dropped), so what is drawn is what a model sees. A float array is taken as 0-1 (a training tensor's range), a
+    16-bit one by its top 8 bits."""
     if not isinstance(image, Image.Image):
         import numpy as np
 
         arr = np.asarray(image)
         if arr.ndim not in (2, 3):
             raise ValueError(f"expected an HxW or HxWxC image array, got shape {arr.shape}")
-        if arr.dtype != np.uint8:
-            top = float(arr.max()) if arr.size else 0.0
-            scale = 255.0 if top <= 1.0 else 255.0 / top
-            arr = np.clip(arr.astype(np.float64) * scale, 0, 255).astype(np.uint8)
-        image = Image.fromarray(arr)
-    if image.mode == "RGB":
-        return image
-    if image.mode in DEEP_MODES:
-        import numpy as np
-
-        arr = np.asarray(image, dtype=np.float64)
-        top = arr.max() if arr.size else 0.0
-        arr = np.clip(arr * (255.0 / top if top > 0 else 1.0), 0, 255).astype(np.uint8)
-        return Image.fromarray(arr).convert("RGB")
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        bg = Image.new("RGB", rgba.size, (255, 255, 255))
-        bg.paste(rgba, mask=rgba.getchannel("A"))
-        return bg
-    return image.convert("RGB")
+        if arr.dtype.kind == "f":
+            arr = np.clip(arr.astype(np.float64) * (255.0 if arr.size and arr.max() <= 1.0 else 1.0), 0, 255)
+        elif arr.dtype == np.uint16:
+            arr = arr >> 8
+        image = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+    return images.to_rgb(image)
 
 
 def draw_boxes(image, boxes, labels: Sequence[str] | None = None, *, scores: Sequence[float] | None = None,

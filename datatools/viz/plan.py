@@ -161,8 +161,10 @@ def plan_image(im: ImageRecord, *, classes: set[str] | None, show_difficult: boo
             continue
         if a.difficult:
             counts["difficult_drawn"] += 1
-        text = (f"{a.label} (difficult)" if a.difficult else a.label) if labels else ""
-        gt.append(DrawItem(a.box, class_colour(a.label), text, "dashed" if a.difficult else "solid"))
+        # a crowd region (COCO iscrowd) is no object either: evaluation and training ignore it, so it is drawn so
+        kind = "difficult" if a.difficult else "crowd" if a.iscrowd else ""
+        text = (f"{a.label} ({kind})" if kind else a.label) if labels else ""
+        gt.append(DrawItem(a.box, class_colour(a.label), text, "dashed" if kind else "solid"))
     counts["boxes_drawn"] += len(gt)
     pred: list[DrawItem] | None = None
     if predictions is not None:

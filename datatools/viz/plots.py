@@ -74,8 +74,9 @@ def write_stats_plots(report, out_dir: str | os.PathLike) -> list[str]:
     x = np.arange(len(names))
     ax.bar(x - 0.2, [lab.class_objects[n] for n in names], 0.4, label="objects", color="#4c72b0")
     ax.bar(x + 0.2, [lab.class_images[n] for n in names], 0.4, label="images", color="#dd8452")
-    many = len(names) > 8
-    ax.set_xticks(x, [plot_text(n) for n in names], rotation=60 if many else 0, ha="right" if many else "center")
+    many = len(names) > 8 or sum(len(n) for n in names) > 48  # names that would print over each other
+    ax.set_xticks(x, [plot_text(n if len(n) <= 24 else n[:23] + "…") for n in names], rotation=60 if many else 0,
+                  ha="right" if many else "center")
     ax.set_title(f"classes: {lab.objects:,} objects in {lab.images:,} images")
     ax.set_ylabel("count")
     ax.legend()
