@@ -1,7 +1,6 @@
 """``convert``, ``voc2yolo`` and ``voc2coco``: thin commands over :func:`datatools.ops.convert.convert`."""
 from __future__ import annotations
 
-import functools
 from typing import Any, Callable, Collection
 
 import click
@@ -101,8 +100,7 @@ def _convert_command(name: str, src_format: str | None, dst_format: str | None, 
                    render=render_summary, classes=parse_classes(classes), workers=workers or None, **opts)
 
     body.__doc__ = doc
-    cmd = functools.wraps(body)(body)
-    cmd = conversion_options(cmd)
+    cmd = conversion_options(body)
     cmd = click.argument("out", type=OutPath())(cmd)
     cmd = click.argument("src", type=SourcePath())(cmd)
     if src_format is None:
