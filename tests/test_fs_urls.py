@@ -588,3 +588,42 @@ def test_a_local_voc_root_with_its_images_behind_a_url_finds_them(tmp_path):
     ds = voc.read(root, images=images)
     assert "missing-image-dir" not in {f.code for f in ds.findings}
     assert len(ds.images) == 200 and all(r.image_path.startswith(images + "/") for r in ds.images)
+
+
+def test_a_file_url_keeps_a_hash_or_question_mark_in_its_path(tmp_path):
+    # file:///data/ds#2 was read as /data/ds (urlparse's path stops at the fragment): another dataset, exit 0
+    from datatools.core.fs import local_path
+
+    assert local_path(f"file://{tmp_path}/ds#2") == f"{tmp_path}/ds#2"
+    assert local_path(f"file://{tmp_path}/ds?v=1") == f"{tmp_path}/ds?v=1"
+    assert local_path((tmp_path / "a b#2").as_uri()) == str(tmp_path / "a b#2")  # as Path.as_uri() encodes it
+
+
+def test_the_torch_dataset_of_a_url_source_loads_its_images():
+    # from_path(memory://...) had 200 images, and ds[0] raised "No such file or directory: 'memory:///.../x.jpg'"
+    import torch
+
+    from datatools.datasets import DetectionDataset
+
+    local = DetectionDataset.from_path(SAMPLE)
+    for src in (to_memory(SAMPLE), SAMPLE.resolve().as_uri()):
+        ds = DetectionDataset.from_path(src)
+        image, target = ds[3]
+        assert len(ds) == len(local) and torch.equal(image, local[3][0])
+        assert torch.equal(target["boxes"], local[3][1]["boxes"])
+
+
+def test_labelme_behind_a_url_finds_images_its_image_path_reaches_up_to(tmp_path):
+    # annotations/a.json naming ../images/a.jpg: found locally, and on memory:// every image was missing (exit 0,
+    # one missing-image-dir warning, stats over 0 images)
+    (tmp_path / "lm" / "annotations").mkdir(parents=True)
+    (tmp_path / "lm" / "images").mkdir()
+    for i in range(2):
+        make_jpeg(tmp_path / "lm" / "images" / f"a{i}.jpg", 40, 30)
+        (tmp_path / "lm" / "annotations" / f"a{i}.json").write_text(json.dumps({
+            "imagePath": f"../images/a{i}.jpg", "imageWidth": 40, "imageHeight": 30,
+            "shapes": [{"label": "cat", "shape_type": "rectangle", "points": [[1, 1], [9, 9]]}]}))
+    local = datatools.formats.get("labelme").read(str(tmp_path / "lm" / "annotations"))
+    remote = datatools.formats.get("labelme").read(to_memory(tmp_path / "lm") + "/annotations")
+    assert [r.image_path is not None for r in remote.images] == [True, True]
+    assert [f.code for f in remote.findings] == [f.code for f in local.findings] == []

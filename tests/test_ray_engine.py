@@ -436,3 +436,24 @@ def _slow_square(x: int) -> int:
 def test_ordered_map_keeps_chunk_order(ray_cluster):
     assert ordered_map(_slow_square, [3, 1, 2, 0], engine="ray") == [9, 1, 4, 0]
     assert ordered_map(_slow_square, [3, 1, 2, 0], engine="local", workers=2) == [9, 1, 4, 0]
+
+
+@pytest.mark.ray
+def test_a_relative_source_is_the_drivers_whatever_folder_the_workers_run_in(ray_cluster, tmp_path, monkeypatch):
+    # `ray start` from / and `datatools check dvoc --ray-address ...`: every file was unreadable on the workers
+    import shutil
+
+    shutil.copytree(SAMPLE, tmp_path / "voc")
+    monkeypatch.chdir(tmp_path)  # after the cluster started: its workers work in another folder
+    local = json.loads(invoke("check", "voc", "--json").stdout)
+    ray_ = json.loads(invoke("check", "voc", "--json", "--engine", "ray").stdout)
+    assert ray_ == local and local["images"] == 200 and not local["errors"]
+
+
+def test_memory_urls_are_refused_on_ray_as_its_workers_cannot_see_them():
+    # every file was an unreadable-file error, or every image image-unreadable, exit 0 for stats
+    import fsspec
+
+    fsspec.filesystem("memory").pipe("/dt_ray_refused/a.xml", b"<annotation><filename>a.jpg</filename></annotation>")
+    r = CliRunner().invoke(cli, ["check", "memory:///dt_ray_refused", "--engine", "ray"])
+    assert r.exit_code == 2 and "lives in this process only" in r.output, r.output

@@ -232,10 +232,12 @@ def local_path(src: str | os.PathLike) -> str:
         return text
     parsed = urlparse(text)
     if parsed.scheme == "file":
-        if parsed.netloc not in ("", "localhost"):
-            raise UsageError(f"{text}: a file:// URL must name a local path (file:///abs/path), "
-                             f"not host {parsed.netloc!r}")
-        return unquote(parsed.path) or "/"
+        # the whole path, as fsspec reads file:// (urlparse's path stops at a '#' or '?', another folder: ds#2 -> ds);
+        # %xx decoded, as Path.as_uri() writes them
+        host, slash, path = text[len("file://"):].partition("/")
+        if host not in ("", "localhost"):
+            raise UsageError(f"{text}: a file:// URL must name a local path (file:///abs/path), not host {host!r}")
+        return unquote("/" + path) if slash else "/"
     raise UsageError(f"{text}: {parsed.scheme}:// needs a local path here: outputs (OUT) must be a local path, "
                      "a file:// URL, or a shared file system mounted at the same path on every Ray node; fsspec URLs "
                      "(s3://, memory://, simplecache::...) are read as inputs (SRC) only")

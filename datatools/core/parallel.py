@@ -290,8 +290,12 @@ def _fault_due(spec: str, fn: Callable, index: int) -> tuple[bool, str]:
     return True, "after" if at else "before"
 
 
-def _ray_task(fn: Callable, index: int, chunk, fault: str):
-    """See :data:`FAULT_ENV` for ``fault``. A worker death (os._exit), not an exception: Ray retries it."""
+def _ray_task(fn: Callable, index: int, chunk, fault: str, cwd: str = ""):
+    """See :data:`FAULT_ENV` for ``fault``. A worker death (os._exit), not an exception: Ray retries it. ``cwd``: the
+    driver's working folder, where its relative paths (``datatools check dvoc``) are, whatever folder the cluster was
+    started from (the same path on every node, as absolute ones)."""
+    if cwd and os.path.isdir(cwd):
+        os.chdir(cwd)
     due, when = _fault_due(fault, fn, index) if fault else (False, "")
     if due and when == "before":
         os._exit(17)
@@ -326,7 +330,7 @@ def _map_ray(fn, chunks, *, address, progress, sizes, workers) -> list:
     try:
         while nxt < n or pending:
             while nxt < n and len(pending) < window:
-                pending[task.remote(fn, nxt, chunks[nxt], fault)] = nxt
+                pending[task.remote(fn, nxt, chunks[nxt], fault, os.getcwd())] = nxt
                 nxt += 1
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:

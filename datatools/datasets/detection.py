@@ -47,7 +47,7 @@ from torchvision.io import ImageReadMode, decode_image, read_file
 
 from datatools.core.boxes import DEFAULT_CONVENTION, PixelConvention
 from datatools.core.errors import DatatoolsError, NoInputError, UsageError
-from datatools.core.fs import require_regular_file
+from datatools.core.fs import is_url, read_small_file, require_regular_file
 from datatools.core.model import Dataset, Finding
 from datatools.datasets.sources import as_list, read_source, source_ids, voc_year_root
 
@@ -88,8 +88,11 @@ def decode(path: str) -> tv_tensors.Image:
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=_CODEC_DEPRECATION, category=DeprecationWarning)
-            require_regular_file(path)  # a FIFO would block read_file forever
-            data = read_file(path)
+            if is_url(path):  # a dataset read from a URL (s3://, memory://): the bytes through fsspec
+                data = torch.frombuffer(bytearray(read_small_file(path)), dtype=torch.uint8)
+            else:
+                require_regular_file(path)  # a FIFO would block read_file forever
+                data = read_file(path)
             image = (decode_image(data, mode=ImageReadMode.RGB, apply_exif_orientation=True)
                      if data[:4].numpy().tobytes().startswith((b"\xff\xd8", b"\x89PNG")) else None)
         if image is None:

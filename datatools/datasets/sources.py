@@ -29,9 +29,10 @@ def read_source(path: str | os.PathLike, format: str = "auto", *, images: str | 
     * YOLO: ``classes`` names the ids of a set without names (no ``data.yaml`` names, no ``classes.txt``).
     * ``images``: the image folder when it is not where the format's layout puts it.
     """
+    from datatools.core.fs import source_path
     from datatools.ops.convert import read_source as read_any, resolve_source
 
-    path = os.fspath(path)
+    path = source_path(path)  # file:// made local, as the CLI's SRC
     if format in ("auto", "voc"):
         path = voc_year_root(path, year)
     elif year is not None:

@@ -158,10 +158,17 @@ def _image_name(json_dir: str, image_path: str, image_root: str) -> str:
 def _beside_json(rec: ImageRecord, root: str) -> str | None:
     """The image ``imagePath`` names relative to its own JSON file, where labelme itself opens it (``ann/a.json``
     naming ``../img/a.jpg``, or ``..\\img\\a.jpg`` as labelme on Windows writes it), when that file exists inside the
-    folder above the JSON root; None for a URL, an absolute path or a path that leaves that folder."""
+    folder above the JSON root, local or behind a URL alike; None for an absolute path or a path that leaves that
+    folder."""
     raw = (rec.file_name or "").replace("\\", "/").strip()
-    if not raw or fs.is_url(root) or is_absolute_name(raw):
+    if not raw or is_absolute_name(raw):
         return None
+    if fs.is_url(root):  # the same rule on the URL's path: memory:///d/ann/a.json naming ../img/a.jpg
+        proto, _, inside = str(rec.source).partition("://")
+        top = posixpath.dirname(root.partition("://")[2].rstrip("/"))
+        path = posixpath.normpath(posixpath.join(posixpath.dirname(inside), raw))
+        url = f"{proto}://{path}"
+        return url if path.startswith(top.rstrip("/") + "/") and fs.files_for(url).isfile(url) else None
     top = os.path.dirname(os.path.abspath(root))
     path = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(rec.source)), raw))
     if os.path.commonpath([top, path]) != top or not os.path.isfile(path):

@@ -200,6 +200,9 @@ def read_source(src: str | os.PathLike, fmt: str | None = None, *, classes: Sequ
     where (never an empty dataset that a writer would write and exit 0 on); a source that cannot be read at all,
     :class:`InputError`. A source whose every image was dropped (unreadable, refused) is an error too, unless
     ``all_dropped_ok`` (``check``, which lists them)."""
+    if mapper is not None and mapper.engine == "ray" and os.fspath(src).startswith("memory://"):
+        raise UsageError(f"{src}: a memory:// file system lives in this process only, where Ray's workers cannot "
+                         "read it; use --engine local")
     mod = formats.get(resolve_source(src, fmt))
     files = files_for(os.fspath(src))
     if files.isdir(os.fspath(src)) and files.listdir(os.fspath(src)) == ([], []):
