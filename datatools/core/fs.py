@@ -64,6 +64,19 @@ def join(url: str, *parts: str) -> str:
     return out
 
 
+def resolve(folder_url: str, relative: str) -> str:
+    """``relative`` (``..`` allowed) under the folder ``folder_url``, normalized: ``memory:///d/ann`` and
+    ``../img/a.jpg`` -> ``memory:///d/img/a.jpg``; it may leave ``folder_url``, which the caller checks."""
+    proto, sep, inside = folder_url.partition("://")
+    return proto + sep + posixpath.normpath(posixpath.join(inside, relative.replace("\\", "/")))
+
+
+def in_this_process(src: str | os.PathLike) -> bool:
+    """Whether ``src`` is on a file system that lives in this process alone (``memory://``), which Ray's workers
+    cannot read."""
+    return os.fspath(src).startswith("memory://")
+
+
 def _ask(url: str, question: str) -> bool:
     """``fs.exists/isdir/isfile(path)``; an unreachable location answers False."""
     fs, path = url_to_fs(url)

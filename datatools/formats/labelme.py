@@ -164,11 +164,8 @@ def _beside_json(rec: ImageRecord, root: str) -> str | None:
     if not raw or is_absolute_name(raw):
         return None
     if fs.is_url(root):  # the same rule on the URL's path: memory:///d/ann/a.json naming ../img/a.jpg
-        proto, _, inside = str(rec.source).partition("://")
-        top = posixpath.dirname(root.partition("://")[2].rstrip("/"))
-        path = posixpath.normpath(posixpath.join(posixpath.dirname(inside), raw))
-        url = f"{proto}://{path}"
-        return url if path.startswith(top.rstrip("/") + "/") and fs.files_for(url).isfile(url) else None
+        url, top = fs.resolve(fs.parent(str(rec.source)), raw), fs.parent(root)
+        return url if url.startswith(top.rstrip("/") + "/") and fs.files_for(url).isfile(url) else None
     top = os.path.dirname(os.path.abspath(root))
     path = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(rec.source)), raw))
     if os.path.commonpath([top, path]) != top or not os.path.isfile(path):

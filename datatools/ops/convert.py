@@ -21,7 +21,7 @@ from datatools import formats
 from datatools.core.boxes import DEFAULT_CONVENTION, PixelConvention
 from datatools.core.errors import InputError, NoInputError, StrictModeError, UsageError
 from datatools.core.atomic import ImagesMode, output_transaction
-from datatools.core.fs import files_for
+from datatools.core.fs import files_for, in_this_process
 from datatools.core.parallel import Mapper, StageProgress, stage_callbacks
 from datatools.core.paths import check_output_dir, dataset_inputs, input_folders, refuse_replacing_inputs
 from datatools.core.model import Dataset, Finding, Severity
@@ -200,7 +200,7 @@ def read_source(src: str | os.PathLike, fmt: str | None = None, *, classes: Sequ
     where (never an empty dataset that a writer would write and exit 0 on); a source that cannot be read at all,
     :class:`InputError`. A source whose every image was dropped (unreadable, refused) is an error too, unless
     ``all_dropped_ok`` (``check``, which lists them)."""
-    if mapper is not None and mapper.engine == "ray" and os.fspath(src).startswith("memory://"):
+    if mapper is not None and mapper.engine == "ray" and in_this_process(src):
         raise UsageError(f"{src}: a memory:// file system lives in this process only, where Ray's workers cannot "
                          "read it; use --engine local")
     mod = formats.get(resolve_source(src, fmt))
