@@ -235,11 +235,15 @@ def test_a_coco_file_name_with_a_windows_drive_is_a_finding_not_a_refused_run(tm
         "images": [{"id": 1, "file_name": "C:\\data\\a.jpg", "width": 40, "height": 30}],
         "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5]}],
         "categories": [{"id": 1, "name": "cat"}]}))
-    res = CliRunner().invoke(cli, ["convert", str(tmp_path / "win.json"), str(tmp_path / "o"), "--to", "yolo",
-                                   "--images", str(tmp_path / "images"), "--json"])
-    assert res.exit_code == 0, res.output
-    assert json.loads(res.stdout)["warnings"] == {"unsafe-filename": 1}
-    assert (tmp_path / "o" / "labels" / "all" / "data" / "a.txt").read_text().startswith("0 ")
+    for given in ([], ["--images", str(tmp_path / "images")]):  # the image folder is found by the base name too
+        out = tmp_path / f"o{len(given)}"
+        res = CliRunner().invoke(cli, ["convert", str(tmp_path / "win.json"), str(out), "--to", "yolo", "--json",
+                                       *given])
+        assert res.exit_code == 0, res.output
+        assert json.loads(res.stdout)["warnings"] == {"unsafe-filename": 1}
+        # named as the image it found, never after the other machine's folders (C:/data/a)
+        assert (out / "labels" / "all" / "a.txt").read_text().startswith("0 ")
+        assert sorted(p.name for p in (out / "images" / "all").iterdir()) == ["a.jpg"]
 
 
 def test_a_roboflow_export_unzipped_into_an_older_ones_folder_says_which_it_reads(tmp_path):
@@ -259,3 +263,18 @@ def test_a_roboflow_export_unzipped_into_an_older_ones_folder_says_which_it_read
     assert len(ds.images) == 2  # ultralytics' reading: the older export's
     assert [f.code for f in ds.findings] == ["yaml-path-elsewhere"] * 2
     assert "write train/images to read that one" in " ".join(f.message for f in ds.findings)
+
+
+def test_a_coco_file_whose_keys_come_late_is_still_read(tmp_path):
+    # a 70 KB "info" first: no COCO key in the first 64 KiB, and the train file was left out as json-not-coco
+    src = tmp_path / "coco"
+    (src / "annotations").mkdir(parents=True)
+    for split in ("train", "val"):
+        doc = {"info": {"description": "x" * (70_000 if split == "train" else 10)},
+               "images": [{"id": 1, "file_name": f"{split}.jpg", "width": 40, "height": 30}],
+               "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5]}],
+               "categories": [{"id": 1, "name": "cat"}]}
+        (src / "annotations" / f"instances_{split}.json").write_text(json.dumps(doc))
+    ds = read_source(src)
+    assert sorted(r.splits[0] for r in ds.images) == ["train", "val"]
+    assert "json-not-coco" not in {f.code for f in ds.findings}

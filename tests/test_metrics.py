@@ -941,3 +941,13 @@ def test_a_pr_curve_of_one_detection_is_drawn(tmp_path):
     png = np.asarray(Image.open(tmp_path / "pl" / "pr_cat.png").convert("RGB")).astype(int)
     orange = (np.abs(png - [255, 127, 14]).sum(-1) < 60).sum()  # the interpolated curve's colour
     assert orange > 500  # a line across the plot, not the legend's sample alone (about 100)
+
+
+def test_a_prediction_named_exactly_as_its_image_is_that_image(tmp_path):
+    # CVAT's instances_default.json names train/a.jpg: the split-folder rule refused the image's own name (exit 1)
+    gt = {"images": [{"id": 1, "file_name": "train/a.jpg", "width": 100, "height": 100}],
+          "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 30, 30], "area": 900,
+                           "iscrowd": 0}], "categories": [{"id": 1, "name": "cat"}]}
+    (tmp_path / "instances_default.json").write_text(json.dumps(gt))
+    keys = load_ground_truth(tmp_path / "instances_default.json", format="coco")
+    assert keys.index_of(file_name="train/a.jpg") == 0 and keys.index_of(file_name="train/a") == 0

@@ -267,7 +267,7 @@ def test_leftovers_of_dead_runs_are_removed_by_the_next_run(tmp_path, voc):
     first = _first_run(voc, out)
     debris = [f".labels.datatools-staging-{DEAD_PID}", f".labels.datatools-old-{DEAD_PID}",
               f".images.datatools-staging-{DEAD_PID}.scratch",
-              f".images.datatools-staging-{os.getpid()}"]  # this process's pid, but not a stage it is using: a dead run's
+              f".images.datatools-staging-{os.getpid()}"]  # this process's pid, not a stage it is using: a dead run's
     for name in debris:
         (out / name / "train").mkdir(parents=True)
         (out / name / "train" / "x.txt").write_text("0 0.5 0.5 0.1 0.1\n")
@@ -350,7 +350,8 @@ def test_a_journal_that_cannot_be_finished_does_not_stop_every_later_run(tmp_pat
     staged.write_text("new")
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "mine.txt").write_text("mine")
-    moves = [[str(staged), str(tmp_path / "x")], [str(tmp_path / f".y.datatools-staging-{DEAD_PID}"), str(tmp_path / "y")]]
+    moves = [[str(staged), str(tmp_path / "x")],
+             [str(tmp_path / f".y.datatools-staging-{DEAD_PID}"), str(tmp_path / "y")]]
     (tmp_path / f".datatools-commit-{DEAD_PID}.json").write_text(json.dumps({"pid": DEAD_PID, "moves": moves}))
     staging.clean_leftovers(tmp_path)
     assert dot_entries(tmp_path) == [] and (tmp_path / "x" / "mine.txt").read_text() == "mine"
@@ -579,3 +580,13 @@ except KeyboardInterrupt:
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 7, proc.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_leftovers_of_an_older_release_beside_its_folders_are_cleaned(tmp_path, voc):
+    # .images.staging-<pid> (a full copy of the images) of a run of the release before the datatools- names
+    out = tmp_path / "out"
+    first = _first_run(voc, out)
+    (out / f".images.staging-{DEAD_PID}" / "all").mkdir(parents=True)
+    (out / f".notes.staging-{DEAD_PID}").mkdir()  # beside no folder datatools wrote: a user's, left alone
+    assert _first_run(voc, out) == first
+    assert dot_entries(out) == [f".notes.staging-{DEAD_PID}"]

@@ -21,8 +21,8 @@ def conversion_options(f):
         sets_option,
         click.option("--classes", default=None,
                      help="Class list and order: a file with one name per line, or 'a,b,c'. "
-                          "Default: a YOLO source's own order, else sorted discovered names. Objects of other classes are "
-                          "dropped and counted."),
+                          "Default: a YOLO source's own order, else sorted discovered names. Objects of other "
+                          "classes are dropped and counted."),
         click.option("--difficult", type=click.Choice(["keep", "skip", "crowd"]), default=None,
                      help="What to do with VOC difficult objects: keep, skip, or crowd (COCO iscrowd=1, ignored by "
                           "COCO evaluation). Default: crowd for COCO output, keep otherwise."),

@@ -171,7 +171,8 @@ def listdir(url: str) -> tuple[list[str], list[str]]:
 
 
 class LocalFiles:
-    """The file operations of this module (``isfile``, ``isdir``, ``join``, ``parent``, ``listdir``, ``find``) on this machine's paths, for code that takes either (see :func:`files_for`). Paths are joined as
+    """The file operations of this module (``isfile``, ``isdir``, ``join``, ``parent``, ``listdir``, ``find``) on
+    this machine's paths, for code that takes either (see :func:`files_for`). Paths are joined as
     :class:`pathlib.Path` does (``a//b``, ``./`` and a trailing ``/`` folded)."""
 
     url = False

@@ -7,8 +7,9 @@ end swaps them all in with renames. An error anywhere in the block (a full disk,
 stages and leaves OUT exactly as it was. Outside a transaction, a :func:`staged_dir` is its own one-folder
 transaction.
 
-The names (``.<name>.datatools-staging-<pid>``, ``.<name>.datatools-old-<pid>``, the journal ``.datatools-commit-<pid>.json``) and what
-the next run does with those a killed run left (:func:`clean_leftovers`): docs/data-safety.md.
+The names (``.<name>.datatools-staging-<pid>``, ``.<name>.datatools-old-<pid>``, the journal
+``.datatools-commit-<pid>.json``) and what the next run does with those a killed run left (:func:`clean_leftovers`):
+docs/data-safety.md.
 """
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ from datatools.core.errors import OutputError, UsageError
 
 # Every name a run leaves beside an output says "datatools": a user's own .notes.txt.old-7 is never taken for one
 _DEBRIS = re.compile(r"^\.(?P<name>.+)\.datatools-(?P<kind>staging|old)-(?P<pid>\d+)(?P<scratch>\.scratch)?$")
+# What a datatools before these names left (.labels.staging-<pid>): its leftover only beside a folder datatools wrote
+_OLD_DEBRIS = re.compile(r"^\.(?P<name>.+)\.(?P<kind>staging|old)-(?P<pid>\d+)(?P<scratch>\.scratch)?$")
 _TEMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.\d{5,}\.datatools\.tmp$")  # atomic_write's
 _JOURNAL = re.compile(r"^\.datatools-commit-(?P<pid>\d+)\.json(?P<tmp>\.tmp)?$")
 _STAGE_IN_PATH = re.compile(r"(^|[/\\])\.([^/\\]+)\.datatools-staging-\d+(?:\.scratch)?(?=[/\\]|$)")
@@ -167,7 +170,9 @@ def clean_leftovers(folder: str | os.PathLike) -> list[str]:
             done.append(name)
     for name in sorted(os.listdir(folder)):
         path = os.path.join(folder, name)
-        m = _DEBRIS.match(name)
+        m = _DEBRIS.match(name) or _OLD_DEBRIS.match(name)
+        if m and "datatools-" not in name and not os.path.lexists(marker_of(os.path.join(folder, m["name"]))):
+            m = None  # a user's own .notes.txt.old-7
         t = None if m else _TEMP.match(name)
         pid = int(m["pid"]) if m else int(t["pid"]) if t else None
         if pid is None or owner_alive(pid, path):
@@ -253,8 +258,8 @@ class Transaction:
 
 @contextlib.contextmanager
 def _interrupts_held() -> Iterator[None]:
-    """Ctrl-C (or SIGTERM) during the swap takes effect once it is done: OUT is then the complete new output, never one without
-    ``labels/`` until the next run (an interrupt between two renames), and the old folders are gone."""
+    """Ctrl-C (or SIGTERM) during the swap takes effect once it is done: OUT is then the complete new output, never
+    one without ``labels/`` until the next run (an interrupt between two renames), and the old folders are gone."""
     import signal
 
     if threading.current_thread() is not threading.main_thread():
@@ -344,8 +349,8 @@ def output_transaction(root: str | os.PathLike) -> Iterator[Transaction]:
 
 @contextlib.contextmanager
 def staged_dir(final: str | os.PathLike) -> Iterator[str]:
-    """Build a whole output folder beside its final place (``.<name>.datatools-staging-<pid>``) and swap it in at the end of
-    the :func:`output_transaction` (or, outside one, at the end of this block).
+    """Build a whole output folder beside its final place (``.<name>.datatools-staging-<pid>``) and swap it in at the
+    end of the :func:`output_transaction` (or, outside one, at the end of this block).
 
     Readers see the old folder or the new one, never a half-written one, and files left by an earlier run vanish,
     so a rerun gives the same tree. Files inside the stage are written plainly (see
@@ -429,8 +434,8 @@ def remove_at_commit(path: str | os.PathLike) -> None:
 
 
 def staged_file(final: str | os.PathLike) -> str | None:
-    """Inside a transaction: the stage to write the file ``final`` to (``.<name>.datatools-staging-<pid>``), swapped in at
-    commit, its folder made. Outside one: None (write it in place atomically)."""
+    """Inside a transaction: the stage to write the file ``final`` to (``.<name>.datatools-staging-<pid>``), swapped
+    in at commit, its folder made. Outside one: None (write it in place atomically)."""
     tx = current()
     if tx is None:
         return None

@@ -10,6 +10,7 @@ import posixpath
 from datatools.core.errors import UsageError
 from datatools.core.fs import files_for
 from datatools.core.model import Finding
+from datatools.core.paths import is_absolute_name
 from datatools.formats.common import no_image_dir, split_named
 
 # COCO's own annotations/ folder holds a file per task and split: instances_val2017.json (the boxes),
@@ -63,12 +64,15 @@ def json_files(src: str, not_read: list[tuple[str, str, str]] | None = None) -> 
 
 
 def _may_be_coco(path: str) -> bool:
-    """Whether a JSON file may be a COCO dataset: an object with one of its keys in the first 64 KiB, or a file that
-    cannot be sniffed (the reader then says what is wrong with it)."""
+    """Whether a JSON file may be a COCO dataset: any file over 64 KiB (a long ``info`` may come first), one that
+    cannot be sniffed (the reader then says what is wrong with it), and an object with one of COCO's keys. A small
+    object without any (``package.json``, ``config.json``) is no COCO file."""
     from datatools.core.fs import read_head
 
     head = read_head(path, 1 << 16)
-    text = "" if head is None else head.decode("utf-8", "ignore").lstrip("\ufeff \t\r\n")
+    if head is None or len(head) == 1 << 16:
+        return True
+    text = head.decode("utf-8", "ignore").lstrip("\ufeff \t\r\n")
     return not text.startswith("{") or any(f'"{k}"' in text for k in ("images", "annotations", "categories"))
 
 
@@ -147,6 +151,7 @@ def guess_image_dir(json_path: str, split: str | None, file_names: list[str]) ->
     files = files_for(json_path)
     probe = []  # as ImageIndex pairs them: a Windows file_name (images\\a.jpg), an extension in another case
     for f in (f.replace("\\", "/") for f in file_names[:5] if f):
+        f = posixpath.basename(f) if is_absolute_name(f) else f  # C:/Users/al/a.jpg: looked up as a.jpg
         stem, ext = posixpath.splitext(f)
         probe.append(list(dict.fromkeys((f, stem + ext.lower(), stem + ext.upper()))))
     best, found = None, 0

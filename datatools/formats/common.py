@@ -290,14 +290,15 @@ def id_in_split(iid: str, split: str | None, taken) -> str | None:
 
 def name_id(name: str, *, fallback: str, key: object = None, taken=()) -> str:
     """The image id a reader makes from a file name (COCO's ``file_name``, CVAT's ``@name``, a Label Studio image):
-    the path (``\\`` read as ``/``) without extension, a drive, and empty, ``.`` and ``..`` parts, else ``fallback``
+    the path (``\\`` read as ``/``; of an absolute one, the base name) without extension and without empty, ``.``
+    and ``..`` parts, else ``fallback``
     (``/`` or ``../`` left an empty id). Call it again with ``key`` (the entry's own id) and ``taken`` once the id is
     known to be another image's: ``__<key>``, then ``__<key>_2``, ... until free. The caller notes the rename."""
-    iid = posixpath.splitext(name.replace("\\", "/"))[0]
-    parts = iid.split("/")
-    if len(parts[0]) > 1 and parts[0][1] == ":":  # a drive (C:\\data\\a.jpg): a path of another machine
-        parts[0] = parts[0][2:]
-    iid = "/".join(p for p in parts if p not in ("", ".", "..")) or fallback
+    raw = name.replace("\\", "/")
+    if is_absolute_name(raw):  # C:\\Users\\al\\a.jpg, /home/al/a.jpg: the writer's machine; its base name is looked up
+        raw = posixpath.basename(raw)
+    iid = posixpath.splitext(raw)[0]
+    iid = "/".join(p for p in iid.split("/") if p not in ("", ".", "..")) or fallback
     new, n = iid, 1
     while new in taken:
         new, n = f"{iid}__{key}" + (f"_{n}" if n > 1 else ""), n + 1

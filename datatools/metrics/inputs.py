@@ -49,13 +49,14 @@ class DatasetKeys:
         ``image_id`` names; a name in a split folder (``train/im0.jpg``) names no image of another split."""
         if not file_name:
             return None if image_id is None else self.by_id.get(id_text(image_id))
-        for key in _name_keys(str(file_name)):
+        for n, key in enumerate(_name_keys(str(file_name))):
             if key in self.by_name:
                 i = self.by_name[key]
                 if i is None and image_id is not None:
                     j = self.by_id.get(id_text(image_id))
                     i = j if j is not None and key in _record_keys(self.images[j]) else None
-                return None if i is None or _other_split(str(file_name), self.images[i]) else i
+                whole = n in (0, 2) and i is not None and key in (self.images[i].file_name, self.images[i].image_id)
+                return None if i is None or (not whole and _other_split(str(file_name), self.images[i])) else i
         return None
 
 
