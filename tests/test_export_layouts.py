@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+import datatools
 from datatools.cli import cli
 from datatools.core.errors import UsageError
 from datatools.formats import cvat, detect
@@ -278,3 +279,39 @@ def test_a_coco_file_whose_keys_come_late_is_still_read(tmp_path):
     ds = read_source(src)
     assert sorted(r.splits[0] for r in ds.images) == ["train", "val"]
     assert "json-not-coco" not in {f.code for f in ds.findings}
+
+
+def test_a_voc_valid_list_is_read_by_default(tmp_path):
+    # Roboflow's VOC export through remap/filter/sample/merge: ImageSets/Main/valid.txt, skipped by the default lists
+    root = tmp_path / "voc"
+    (root / "Annotations").mkdir(parents=True)
+    (root / "ImageSets" / "Main").mkdir(parents=True)
+    for split, ids in (("train", ["a", "b"]), ("valid", ["c"]), ("test", ["d"])):
+        for i in ids:
+            (root / "Annotations" / f"{i}.xml").write_text(voc_xml(f"{i}.jpg", (40, 30),
+                                                                   [{"name": "cat", "box": (1, 1, 10, 10)}]))
+        (root / "ImageSets" / "Main" / f"{split}.txt").write_text("".join(i + "\n" for i in ids))
+    ds = read_source(root)
+    assert sorted((r.image_id, r.splits) for r in ds.images) == [("a", ("train",)), ("b", ("train",)),
+                                                                 ("c", ("valid",)), ("d", ("test",))]
+
+
+def test_yolo_data_yaml_names_every_split_of_a_role(tmp_path):
+    # a merge of Roboflow (train, valid) and COCO (train2017, val2017) sets: data.yaml named one split per role,
+    # and ultralytics trained without train2017's images and validated without valid's
+    pytest.importorskip("ultralytics")
+    import os
+
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    from ultralytics.data.utils import check_det_dataset
+
+    src = labelimg_folder(tmp_path / "src", voc=False, yolo_labels=True, n=4)
+    ds = read_source(src)
+    ds = replace(ds, images=tuple(replace(r, splits=(s,)) for r, s in
+                                  zip(ds.images, ("train", "train2017", "valid", "val2017"))))
+    out = tmp_path / "y"
+    datatools.save(ds, "yolo", out)
+    data = check_det_dataset(str(out / "data.yaml"))
+    assert sorted(Path(p).name for p in data["train"]) == ["train", "train2017"]
+    assert sorted(Path(p).name for p in data["val"]) == ["val2017", "valid"]
+    assert len(read_source(out).images) == 4

@@ -240,7 +240,8 @@ images_option = click.option(
 sets_option = click.option(
     "--sets", default=None,
     help="VOC ImageSets/Main lists to read, comma-separated (e.g. train,val), or 'all'. "
-         "Default: train/val/test where present, else trainval, else every list.")
+         "Default: the train, val and test lists (valid, val2017 too) where present, else trainval, else every "
+         "list.")
 convention_option = click.option(
     "--pixel-convention", "convention", type=click.Choice(["devkit", "as-is", "ultralytics"]), default="as-is",
     show_default=True,

@@ -149,7 +149,9 @@ class Layout:
 
 
 def choose_sets(available: dict[str, list[str]], sets: Sequence[str] | str | None) -> list[str]:
-    """Which split lists to use. Default: train/val/test where present, else trainval, else every list found."""
+    """Which split lists to use. Default: the lists of a train, val or test role (``train``, ``val``, ``test``;
+    ``valid``, ``val2017`` as Roboflow and COCO name theirs: :func:`~datatools.formats.common.split_role`) where
+    present, else trainval, else every list found."""
     sets = [s.strip() for s in sets.split(",") if s.strip()] if isinstance(sets, str) else list(sets or ())
     if sets and sets != ["all"]:
         missing = [s for s in sets if s not in available]
@@ -159,7 +161,8 @@ def choose_sets(available: dict[str, list[str]], sets: Sequence[str] | str | Non
         return sets
     if sets == ["all"]:
         return list(available)
-    main = [s for s in ("train", "val", "test") if s in available]
+    main = sorted((s for s in available if s != "trainval" and split_role(s)),
+                  key=lambda s: (("train", "val", "test").index(split_role(s)), s))
     if main:
         return main
     if "trainval" in available:

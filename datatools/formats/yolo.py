@@ -471,7 +471,7 @@ def _splits_not_in_yaml(ds: Dataset, splits: Sequence[str], out: Path) -> list[F
     (the split-less ones of a merge, written to ``images/all``, or a split of another name) are in OUT but neither
     trained nor validated on, and reading OUT back skips them too. One warning says how many and what to do; they
     are not moved into train, where they might be another set's validation images."""
-    named = set(yaml_splits(splits).values())
+    named = {s for ss in yaml_splits(splits).values() for s in ss}
     left = [r for r in ds.images
             if not {safe_relpath(s) for s in r.splits or (DEFAULT_SPLIT,)} & named]
     if not left:

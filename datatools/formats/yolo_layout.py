@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-from functools import partial
 from pathlib import Path
 from typing import Sequence
 
@@ -20,25 +19,29 @@ from datatools.core.fs import files_for, read_small_file
 from datatools.core.images import list_images
 from datatools.core.paths import IMAGE_EXTENSIONS, is_absolute_name
 from datatools.core.model import Finding
-from datatools.formats.common import DEFAULT_SPLIT, info, split_of_role, split_role, warn
+from datatools.formats.common import DEFAULT_SPLIT, info, split_role, warn
 
 SPLIT_KEYS = ("train", "val", "test")
 
 
-def yaml_splits(splits: Sequence[str]) -> dict[str, str]:
-    """``{data.yaml key: split}`` for a dataset written with ``images/<split>`` folders (see :func:`split_role`).
+def yaml_splits(splits: Sequence[str]) -> dict[str, list[str]]:
+    """``{data.yaml key: [splits]}`` for a dataset written with ``images/<split>`` folders (see :func:`split_role`).
 
-    train: ``train``, else another training split (``train2017``), else VOC's ``trainval``, else the first split that
-    plays no val or test role (never a test split: it would be trained on), else the first one. val: ``val``, else
-    another validation split, else the train split (ultralytics needs a val entry). test: ``test`` or another test
-    split, when there is one."""
-    first = partial(split_of_role, splits)
+    Every split of a role is named under its key (a merge of ``train`` and ``train2017``, of ``val`` and
+    ``valid``), the one named as the role first. train: the training splits (VOC's ``trainval`` only without
+    another: it holds val's images too), else the first split that plays no val or test role (never a test split: it
+    would be trained on), else the first one. val: the validation splits, else the train entry (ultralytics needs a
+    val entry). test: the test splits, when there are any."""
+    def of_role(role: str) -> list[str]:
+        return sorted((s for s in splits if split_role(s) == role), key=lambda s: s != role)
+
+    trains = of_role("train")
+    trains = [s for s in trains if s != "trainval"] or trains
     other = [s for s in splits if split_role(s) not in ("val", "test")]
-    train = first("train") or (other[0] if other else (splits[0] if splits else DEFAULT_SPLIT))
-    out = {"train": train, "val": first("val") or train}
-    test = first("test")
-    if test:
-        out["test"] = test
+    train = trains or [other[0] if other else (splits[0] if splits else DEFAULT_SPLIT)]
+    out = {"train": train, "val": of_role("val") or train}
+    if of_role("test"):
+        out["test"] = of_role("test")
     return out
 
 
@@ -367,15 +370,21 @@ def data_yaml(splits: Sequence[str], names: Sequence[str]) -> str:
     q = _yaml_quoted
     lines = ["# written by datatools; the dataset root is this file's folder"]
     keys = yaml_splits(splits)
-    lines.append(f"train: {q('images/' + keys['train'])}")
+
+    def entry(key: str) -> str:  # one folder, or a list of them (ultralytics reads both)
+        folders = [q("images/" + s) for s in keys[key]]
+        return f"{key}: {folders[0] if len(folders) == 1 else '[' + ', '.join(folders) + ']'}"
+
+    lines.append(entry("train"))
     if keys["val"] == keys["train"]:
         lines.append("# no val split: val points at the training images, since ultralytics needs a val entry; "
                      "validation scores on them measure training data (datatools split --val makes a val split)")
-    lines.append(f"val: {q('images/' + keys['val'])}")
+    lines.append(entry("val"))
     if "test" in keys:
-        lines.append(f"test: {q('images/' + keys['test'])}")
+        lines.append(entry("test"))
+    named = {s for ss in keys.values() for s in ss}
     for s in splits:
-        if s not in keys.values():
+        if s not in named:
             lines.append(f"# also written: images/{s}")
     lines.append(f"nc: {len(names)}")
     lines.append("names:")
