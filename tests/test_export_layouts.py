@@ -315,3 +315,20 @@ def test_yolo_data_yaml_names_every_split_of_a_role(tmp_path):
     assert sorted(Path(p).name for p in data["train"]) == ["train", "train2017"]
     assert sorted(Path(p).name for p in data["val"]) == ["val2017", "valid"]
     assert len(read_source(out).images) == 4
+
+
+def test_split_of_a_per_split_coco_export_with_one_file_name_in_two_splits(tmp_path):
+    # train/x0.jpg and valid/x0.jpg, two pictures: valid/x0 took x0.jpg first and split refused the run (exit 1)
+    src = tmp_path / "rf"
+    for split, n, w in (("train", 3, 40), ("valid", 2, 50)):
+        (src / split).mkdir(parents=True)
+        for i in range(n):
+            make_jpeg(src / split / f"x{i}.jpg", w + i, 30)
+        (src / split / "_annotations.coco.json").write_text(json.dumps({
+            "images": [{"id": i, "file_name": f"x{i}.jpg", "width": w + i, "height": 30} for i in range(n)],
+            "annotations": [{"id": i, "image_id": i, "category_id": 1, "bbox": [1, 1, 5, 5]} for i in range(n)],
+            "categories": [{"id": 1, "name": "cat"}]}))
+    res = CliRunner().invoke(cli, ["split", str(src), str(tmp_path / "o"), "--val", "2", "--json"])
+    assert res.exit_code == 0, res.output
+    back = read_source(tmp_path / "o")
+    assert len(back.images) == 5 and sorted(r.width for r in back.images) == [40, 41, 42, 50, 51]

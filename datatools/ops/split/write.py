@@ -232,7 +232,9 @@ def _write_coco(recs: list[ImageRecord], docs: dict[str, dict], target: Path, mo
     wanted: dict[str, dict[str, set[str]]] = {}  # split -> json path -> raw image ids (as str)
     names: dict[tuple[str, str], str] = {}  # (json path, raw id) -> the file name written and placed
     used: dict[str, str] = {}
-    for r in recs:
+    # an image whose own id's name is its file name takes that name first: valid/x0 (x0.jpg of the valid file) never
+    # takes x0.jpg from x0 of the train file, whose own name it is (a name both would then want)
+    for r in sorted(recs, key=lambda r: output_image_name(r) != (r.file_name or r.image_id)):
         path, raw_id = coco_source(r)
         wanted.setdefault(r.splits[0], {}).setdefault(path, set()).add(raw_id)
         name = r.file_name or r.image_id
