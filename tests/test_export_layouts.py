@@ -93,6 +93,8 @@ def test_roboflow_voc_export_reads_each_split_from_its_folder(tmp_path):
     ds = read_source(src)
     by_split = {s: sum(1 for r in ds.images if r.splits == (s,)) for s in ("train", "valid", "test")}
     assert by_split == {"train": 3, "valid": 2, "test": 1}
+    # ids without the split's folder, as the YOLO and COCO readers of the same export give them
+    assert [r.image_id for r in ds.images][:2] == ["test0_jpg.rf.x", "train0_jpg.rf.x"]
     out = tmp_path / "y"
     res = CliRunner().invoke(cli, ["convert", str(src), str(out), "--to", "yolo"])
     assert res.exit_code == 0, res.output
@@ -332,3 +334,14 @@ def test_split_of_a_per_split_coco_export_with_one_file_name_in_two_splits(tmp_p
     assert res.exit_code == 0, res.output
     back = read_source(tmp_path / "o")
     assert len(back.images) == 5 and sorted(r.width for r in back.images) == [40, 41, 42, 50, 51]
+
+
+def test_roboflow_voc_names_in_two_splits_stay_two_images(tmp_path):
+    src = tmp_path / "rf"
+    for split, w in (("train", 40), ("valid", 50)):
+        (src / split).mkdir(parents=True)
+        make_jpeg(src / split / "x.jpg", w, 30)
+        (src / split / "x.xml").write_text(voc_xml("x.jpg", (w, 30), [{"name": "cat", "box": (1, 1, 10, 10)}]))
+    ds = read_source(src)
+    assert [(r.image_id, r.splits, r.width, Path(r.image_path).parent.name) for r in ds.images] == [
+        ("valid/x", ("valid",), 50, "valid"), ("x", ("train",), 40, "train")]

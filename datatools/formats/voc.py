@@ -271,6 +271,13 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, set
                         rec = replace(rec, file_name=rel, image_path=image_path)
                 records.append(rec)
         findings.extend(found[fi:])  # none: every finding of a file names it
+    if layout.sets_dir is None and split_of:  # Roboflow's VOC (train/a.xml): a of split train, as YOLO and COCO
+        taken: set[str] = set()  # read it; a name two splits hold stays <split>/<name> for the second
+        for k, rec in enumerate(records):
+            short = rec.image_id.split("/", 1)[1]
+            records[k] = replace(rec, image_id=short if short not in taken else rec.image_id)
+            taken.add(records[k].image_id)
+        records.sort(key=lambda r: r.image_id)  # sorted by id, as every VOC read
     fold_no_images(records, findings, image_dir, given=layout.images_given)
     records = fill_sizes_from_headers(records, findings, mapper=mapper)
     cls = tuple(classes) if classes else sorted_classes(records)
