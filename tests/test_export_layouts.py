@@ -345,3 +345,63 @@ def test_roboflow_voc_names_in_two_splits_stay_two_images(tmp_path):
     ds = read_source(src)
     assert [(r.image_id, r.splits, r.width, Path(r.image_path).parent.name) for r in ds.images] == [
         ("valid/x", ("valid",), 50, "valid"), ("x", ("train",), 40, "train")]
+
+
+def test_a_large_json_that_is_no_coco_beside_a_coco_file_is_left_out(tmp_path):
+    # over 64 KiB it cannot be told by its head: read, then left out (it stopped the whole read)
+    src = tmp_path / "c"
+    (src / "annotations").mkdir(parents=True)
+    (src / "annotations" / "instances_train.json").write_text(json.dumps({
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 40, "height": 30}], "annotations": [],
+        "categories": [{"id": 1, "name": "cat"}]}))
+    (src / "annotations" / "metadata.json").write_text(json.dumps({"run": 1, "history": ["x" * 100] * 1000}))
+    ds = read_source(src)
+    assert len(ds.images) == 1 and [f.code for f in ds.findings if f.code == "json-not-coco"] == ["json-not-coco"]
+
+
+def test_roboflow_voc_findings_name_the_images_by_their_ids(tmp_path):
+    src = tmp_path / "rf"
+    (src / "train").mkdir(parents=True)
+    make_jpeg(src / "train" / "b.jpg", 40, 30)
+    (src / "train" / "b.xml").write_text(voc_xml("b.jpg", (40, 30), [{"name": "cat", "box": (5, 5, 5, 9)}]))
+    ds = read_source(src)
+    assert [r.image_id for r in ds.images] == ["b"]
+    assert {f.image_id for f in ds.findings if f.code == "zero-area"} == {"b"}  # was train/b: visualize --check lost it
+
+
+def test_voc_lists_by_role(tmp_path):
+    from datatools.formats.voc import choose_sets
+
+    # trainval and test only: trainval trains (the test list alone was read, and trained on)
+    assert choose_sets({"trainval": [], "test": []}, None) == ["trainval", "test"]
+    # test-dev beside test is not a second copy of its images
+    assert choose_sets({"train": [], "val": [], "test": [], "test-dev": []}, None) == ["train", "val", "test"]
+    # evaluate --split val, train --val-split val: Roboflow's valid list
+    assert choose_sets({"train": [], "valid": []}, ["val"]) == ["valid"]
+
+
+def test_split_of_coco_with_absolute_file_names_places_the_images(tmp_path):
+    (tmp_path / "images").mkdir()
+    for i in range(4):
+        make_jpeg(tmp_path / "images" / f"000{i}.jpg", 40 + i, 30)
+    (tmp_path / "instances.json").write_text(json.dumps({
+        "images": [{"id": i, "file_name": f"C:\\Users\\al\\data\\000{i}.jpg", "width": 40 + i, "height": 30}
+                   for i in range(4)],
+        "annotations": [{"id": i, "image_id": i, "category_id": 1, "bbox": [1, 1, 5, 5]} for i in range(4)],
+        "categories": [{"id": 1, "name": "cat"}]}))
+    res = CliRunner().invoke(cli, ["split", str(tmp_path / "instances.json"), str(tmp_path / "o"), "--val", "0.5",
+                                   "--images", str(tmp_path / "images")])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in (tmp_path / "o" / "images").iterdir()) == [f"000{i}.jpg" for i in range(4)]
+    assert len(read_source(tmp_path / "o").images) == 4
+
+
+def test_an_image_two_folders_answer_to_by_base_name_is_not_guessed(tmp_path):
+    # /mnt/data/cityA/0001.jpg and cityB/0001.jpg: both were paired with cityA's picture
+    from datatools.formats.common import ImageIndex
+
+    for city in ("cityA", "cityB"):
+        (tmp_path / "images" / city).mkdir(parents=True)
+        make_jpeg(tmp_path / "images" / city / "0001.jpg", 40, 30)
+    path, notes, _ = ImageIndex(tmp_path / "images").find("/mnt/data/cityB/0001.jpg", "0001", id_names_image=False)
+    assert path is None and "none is used" in notes[-1].message

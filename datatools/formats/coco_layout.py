@@ -16,6 +16,7 @@ from datatools.formats.common import no_image_dir, split_named
 # COCO's own annotations/ folder holds a file per task and split: instances_val2017.json (the boxes),
 # person_keypoints_val2017.json (the person boxes again, with keypoints), captions_val2017.json (no boxes). The split
 # is the name without the task; of one split's files the boxes' are read (the first task here that it has).
+NOT_COCO = 'not read: no COCO file (no "images", "annotations" or "categories" key)'
 _TASKS = ("instances_", "person_keypoints_", "stuff_", "captions_", "panoptic_", "image_info_")
 _NO_BOXES = ("captions_", "panoptic_", "image_info_")
 
@@ -43,8 +44,7 @@ def json_files(src: str, not_read: list[tuple[str, str, str]] | None = None) -> 
     if other and len(other) < len(names):
         names = [n for n in names if n not in other]
         if not_read is not None:
-            not_read += [(files.join(ann, n), "json-not-coco", "not read: no COCO file (no \"images\", "
-                          "\"annotations\" or \"categories\" key)") for n in sorted(other)]
+            not_read += [(files.join(ann, n), "json-not-coco", NOT_COCO) for n in sorted(other)]
     if not names and ann == src:
         nested = split_folders(src)
         if nested:

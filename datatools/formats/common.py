@@ -110,6 +110,11 @@ class ImageIndex:
         if not own and not named:  # neither id nor name as written: the same by base name, id first
             own = self.by_base_stem.get(posixpath.basename(image_id), []) if id_names_image else []
             named = self.by_base_stem.get(base, []) if name else []
+            if len(own or named) > 1:  # cityA/0001.jpg and cityB/0001.jpg: the first would be a guess
+                notes.append(warn("filename-mismatch", "", "filename", f"{len(own or named)} images answer to the "
+                                  f"base name of {file_name or image_id!r} ({', '.join((own or named)[:2])}, ...); "
+                                  "none is used", image_id=image_id))
+                return None, notes, name
         candidates = own or named
         if not candidates:
             return None, notes, name

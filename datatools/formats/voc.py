@@ -23,7 +23,7 @@ from datatools.core.paths import safe_relpath
 from datatools.core.model import Dataset, Finding, ImageRecord, sorted_classes
 from datatools.formats.common import (DEFAULT_SPLIT, ImageIndex, WriteResult, err, existing_source,
                                       fill_sizes_from_headers, fold_no_images, info, no_image_dir,
-                                      output_image_name, split_role, warn)
+                                      output_image_name, split_named, split_role, warn)
 from datatools.formats.safe_xml import escape
 from datatools.formats.voc_xml import KNOWN_OBJECT_TAGS, MAX_XML_BYTES, read_chunk  # the XML reading lives in voc_xml
 
@@ -154,6 +154,7 @@ def choose_sets(available: dict[str, list[str]], sets: Sequence[str] | str | Non
     present, else trainval, else every list found."""
     sets = [s.strip() for s in sets.split(",") if s.strip()] if isinstance(sets, str) else list(sets or ())
     if sets and sets != ["all"]:
+        sets = [split_named(s, available) or s for s in sets]  # val: the valid list of a Roboflow export
         missing = [s for s in sets if s not in available]
         if missing:
             raise UsageError(f"split list(s) not found in ImageSets/Main: {', '.join(missing)} "
@@ -161,8 +162,10 @@ def choose_sets(available: dict[str, list[str]], sets: Sequence[str] | str | Non
         return sets
     if sets == ["all"]:
         return list(available)
-    main = sorted((s for s in available if s != "trainval" and split_role(s)),
-                  key=lambda s: (("train", "val", "test").index(split_role(s)), s))
+    main = []
+    for role in ("train", "val", "test"):  # the list of the role's name, else every other of the role (Roboflow's
+        named = [s for s in available if split_role(s) == role]  # valid), trainval last: it holds val's images too
+        main += [role] if role in named else sorted(s for s in named if s != "trainval") or named
     if main:
         return main
     if "trainval" in available:
@@ -220,7 +223,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, set
          mapper: Mapper | None = None, max_xml_bytes: int = MAX_XML_BYTES) -> Dataset:
     """Read a VOC dataset into the model.
 
-    Use ``sets`` to pick ImageSets/Main split lists (default: train/val/test where present). Malformed files and
+    Use ``sets`` to pick ImageSets/Main split lists (default: :func:`choose_sets`). Malformed files and
     objects become findings; nothing raises for bad data. ``classes`` fixes the class order (default: sorted names).
     The XML files are parsed in chunks by :func:`datatools.formats.voc_xml.read_chunk`, run by ``mapper`` (a
     :class:`~datatools.core.parallel.Mapper`: local processes over ``workers`` by default, Ray tasks when ops/ hands
@@ -272,12 +275,14 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, set
                 records.append(rec)
         findings.extend(found[fi:])  # none: every finding of a file names it
     if layout.sets_dir is None and split_of:  # Roboflow's VOC (train/a.xml): a of split train, as YOLO and COCO
-        taken: set[str] = set()  # read it; a name two splits hold stays <split>/<name> for the second
-        for k, rec in enumerate(records):
+        renamed: dict[str, str] = {}  # read it; a name two splits hold stays <split>/<name> for the second
+        taken: set[str] = set()
+        for rec in records:
             short = rec.image_id.split("/", 1)[1]
-            records[k] = replace(rec, image_id=short if short not in taken else rec.image_id)
-            taken.add(records[k].image_id)
-        records.sort(key=lambda r: r.image_id)  # sorted by id, as every VOC read
+            renamed[rec.image_id] = short if short not in taken else rec.image_id
+            taken.add(renamed[rec.image_id])
+        records = sorted((replace(r, image_id=renamed[r.image_id]) for r in records), key=lambda r: r.image_id)
+        findings = [replace(f, image_id=renamed.get(f.image_id, f.image_id)) for f in findings]
     fold_no_images(records, findings, image_dir, given=layout.images_given)
     records = fill_sizes_from_headers(records, findings, mapper=mapper)
     cls = tuple(classes) if classes else sorted_classes(records)

@@ -26,8 +26,8 @@ from datatools.core.errors import UsageError
 from datatools.core.fs import read_small_file
 from datatools.core.model import Dataset, Finding, ImageRecord, Severity
 from datatools.core.parallel import Mapper, ProgressFn
-from datatools.core.paths import (check_output_dir, dataset_inputs, input_folders, refuse_replacing_inputs, safe_join,
-                                  safe_relpath)
+from datatools.core.paths import (check_output_dir, dataset_inputs, input_folders, is_absolute_name,
+                                  refuse_replacing_inputs, safe_join, safe_relpath)
 from datatools.formats.common import output_image_name, warn
 from datatools.ops.split.plan import TEST, TRAIN, VAL, SplitPlan
 from datatools.formats.coco_ids import coco_documents, coco_source, id_text
@@ -238,6 +238,8 @@ def _write_coco(recs: list[ImageRecord], docs: dict[str, dict], target: Path, mo
         path, raw_id = coco_source(r)
         wanted.setdefault(r.splits[0], {}).setdefault(path, set()).add(raw_id)
         name = r.file_name or r.image_id
+        if is_absolute_name(name) or ".." in name.replace("\\", "/").split("/"):  # C:\\al\\a.jpg: the image found
+            name = output_image_name(r)
         if used.setdefault(name, r.image_id) != r.image_id:  # images/train/0.jpg and images/val/0.jpg: two images
             name = output_image_name(r)  # its own id's name (val/0.jpg), as every writer names what it places
         names[(path, raw_id)] = name
