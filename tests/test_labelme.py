@@ -381,3 +381,14 @@ def test_a_folder_whose_first_json_is_broken_is_still_labelme(tmp_path, first):
     r = CliRunner().invoke(main, ["check", str(src), "--json"])
     codes = {f["code"] for f in json.loads(r.output)["findings"]}
     assert r.exit_code == 1 and codes & {"empty-file", "json-parse"}, r.output
+
+
+def test_an_image_without_a_size_is_not_written_as_labelme(tmp_path):
+    # imageWidth: null was written, and the LabelMe reader then dropped the image: a file we cannot read back
+    from tests.conftest import make_voc_root, voc_xml
+
+    root = make_voc_root(tmp_path / "v", {"a": voc_xml("a.jpg", None, [{"name": "cat", "box": (1, 1, 5, 5)}]),
+                                          "b": voc_xml("b.jpg", (40, 30), [{"name": "cat", "box": (1, 1, 5, 5)}])})
+    s = convert("voc", root, "labelme", tmp_path / "lm", images_mode="none")
+    assert s.images_written == 1 and s.images_dropped == {"missing-size": 1}
+    assert sorted(p.name for p in (tmp_path / "lm").rglob("*.json")) == ["b.json"]

@@ -35,7 +35,7 @@ MAX_JSON_BYTES = 256 * 2**20
 # places images (not under --images-mode none).
 OWNED = ("annotations", "images")
 IMAGE_FOLDER = "images"
-NEEDS_SIZE = False  # boxes are written in pixels: an image without a size can be written
+NEEDS_SIZE = True  # imageWidth/imageHeight are the format's (labelme writes them; a null one is read back as no size)
 # The shape's flags hold difficult, truncated and occluded; of the attributes, group_id and description (its keys).
 KEEPS = frozenset({"difficult", "truncated", "occluded", "attributes"})
 
