@@ -470,3 +470,14 @@ def test_check_mode_and_a_class_subset_are_no_empty_selection(tmp_path):
                      '"score": 0.5}]')
     r = CliRunner().invoke(cli, ["evaluate", "--gt", str(SAMPLE), "--pred", str(preds), "--classes", "circle"])
     assert r.exit_code == 0, r.output
+
+
+def test_a_name_that_no_file_can_hold_is_one_line_not_a_traceback(tmp_path):
+    # "a\ud800b" is valid JSON and no character: every writer stopped with a UnicodeEncodeError traceback
+    (tmp_path / "s.json").write_text('{"images":[{"id":1,"file_name":"a.jpg","width":40,"height":30}],"annotations":'
+                                     '[{"id":1,"image_id":1,"category_id":1,"bbox":[1,1,5,5]}],"categories":'
+                                     '[{"id":1,"name":"a\\ud800b"}]}')
+    r = CliRunner().invoke(cli, ["convert", str(tmp_path / "s.json"), str(tmp_path / "o"), "--to", "yolo",
+                                 "--images-mode", "none"])
+    assert r.exit_code == 1 and "which is no character" in r.output and "Traceback" not in r.output, r.output
+    assert not (tmp_path / "o").exists()

@@ -508,3 +508,42 @@ def test_an_image_in_several_splits_is_written_in_one_and_said(tmp_path):
     res = cvat.write(Dataset(images=recs, classes=("cat",)), tmp_path / "c", images_mode="none")
     [f] = [f for f in res.findings if f.code == "split-not-kept"]
     assert "1 image(s) in several splits (e.g. 'a' in train, test)" in f.message and f.image_id == "a"
+
+
+def test_a_class_name_with_a_control_character_still_writes_well_formed_xml(tmp_path):
+    # "ctl\x01x" from a COCO file: the CVAT and VOC files written held a raw \x01, and nothing could read them
+    import json
+
+    from click.testing import CliRunner
+
+    from datatools.cli import cli
+
+    (tmp_path / "c.json").write_text(json.dumps({
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 40, "height": 30}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 5, 5]}],
+        "categories": [{"id": 1, "name": "ctl\u0001x"}]}))
+    for fmt in ("cvat", "voc"):
+        res = CliRunner().invoke(cli, ["convert", str(tmp_path / "c.json"), str(tmp_path / fmt), "--to", fmt,
+                                       "--images-mode", "none", "--json"])
+        assert res.exit_code == 0 and json.loads(res.stdout)["warnings"].get("name-not-kept") == 1, res.output
+        back = CliRunner().invoke(cli, ["check", str(tmp_path / fmt), "--json"])
+        doc = json.loads(back.stdout)
+        assert doc["objects"] == 1 and not doc["errors"], back.output
+
+
+def test_every_attribute_a_label_carries_is_declared_in_meta(tmp_path):
+    # CVAT imports only the attributes a label declares: difficult, truncated, pose... were dropped on import
+    from lxml import etree
+
+    from datatools.core.model import Annotation, ImageRecord
+
+    recs = [ImageRecord(image_id="a", file_name="a.jpg", width=40, height=30, annotations=(
+        Annotation("cat", (1.0, 1.0, 9.0, 9.0), difficult=True, attributes=(("pose", "Left"),)),
+        Annotation("dog", (2.0, 2.0, 9.0, 9.0))))]
+    root = etree.fromstring(cvat.to_xml(recs, ("cat", "dog"), names=["a.jpg"]).encode())
+    declared = {lab.findtext("name"): {at.findtext("name"): at.findtext("input_type")
+                                       for at in lab.iterfind("attributes/attribute")}
+                for lab in root.iterfind("meta/task/labels/label")}
+    assert declared == {"cat": {"difficult": "checkbox", "pose": "text"}, "dog": {}}
+    values = root.find("meta/task/labels/label/attributes/attribute/values").text
+    assert values == "false\ntrue"

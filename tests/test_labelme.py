@@ -180,9 +180,11 @@ def test_flags_and_group_ids_survive(tmp_path):
     assert (s["group_id"], s["description"], s["flags"]) == (3, "left", {"occluded": True})
 
 
-@pytest.mark.parametrize("gid, written", [("7", 7), ("-2", -2), ("--5", "--5"), ("\u00b2", "\u00b2"), ("a1", "a1")])
+@pytest.mark.parametrize("gid, written", [("7", 7), ("-2", -2), ("3.0", 3), ("--5", None), ("\u00b2", None),
+                                          ("a1", None)])
 def test_a_group_id_is_written_as_a_number_only_when_it_is_one(tmp_path, gid, written):
-    # "--5" and a superscript two passed a digit test that int() then refused: a traceback from the writer
+    # "--5" and a superscript two passed a digit test that int() then refused: a traceback from the writer; a group_id
+    # that is no number was written as text, and labelme 6 refuses the whole file ("group_id must be int")
     src = write_docs(tmp_path / "lm", {"a.json": doc("a.jpg", [shape("c", [[1, 1], [9, 9]], group_id=gid)])})
     convert("labelme", src, "labelme", tmp_path / "out", images_mode="none")
     assert json.loads((tmp_path / "out" / "annotations" / "a.json").read_text())["shapes"][0]["group_id"] == written
@@ -392,3 +394,10 @@ def test_an_image_without_a_size_is_not_written_as_labelme(tmp_path):
     s = convert("voc", root, "labelme", tmp_path / "lm", images_mode="none")
     assert s.images_written == 1 and s.images_dropped == {"missing-size": 1}
     assert sorted(p.name for p in (tmp_path / "lm").rglob("*.json")) == ["b.json"]
+
+
+def test_a_group_id_that_is_no_number_is_said_not_kept(tmp_path):
+    src = write_docs(tmp_path / "lm", {"a.json": doc("a.jpg", [shape("c", [[1, 1], [9, 9]], group_id="a1")])})
+    s = convert("labelme", src, "labelme", tmp_path / "out", images_mode="none")
+    (lost,) = [f for f in s.findings if f.code == "field-not-kept"]
+    assert "group_id" in lost.message, lost.message

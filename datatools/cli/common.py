@@ -54,6 +54,10 @@ def errors_to_click() -> Iterator[None]:
         raise click.ClickException(str(e)) from e
     except OSError as e:
         raise click.ClickException(os_error_message(e)) from e
+    except UnicodeEncodeError as e:  # a lone surrogate (valid JSON: "a\ud800b") in a name: no file can hold it
+        bad = e.object[max(e.start - 20, 0):e.end + 20] if isinstance(e.object, str) else ""
+        raise click.ClickException(f"cannot write text holding {e.object[e.start:e.end]!r}, which is no character "
+                                   f"(in {bad!r}): fix that name in the input; nothing was written") from e
 
 
 @contextlib.contextmanager

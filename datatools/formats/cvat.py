@@ -21,7 +21,7 @@ from datatools.formats.common import (ImageIndex, WriteResult, err, existing_sou
                                       fold_no_images, id_in_split, image_folder, name_id, no_image_dir, placed_names,
                                       read_annotation_file, split_not_kept, warn)
 from datatools.formats.values import annotation_size, read_flag, text_number
-from datatools.formats.safe_xml import escape, stream_document
+from datatools.formats.safe_xml import escape, names_not_xml, stream_document
 from datatools.formats.shapes import box_notes, centred_envelope, envelope, shape_points
 from datatools.formats.voc_xml import RAISE_XML_LIMIT
 
@@ -359,10 +359,27 @@ def to_xml(records: Sequence[ImageRecord], classes: Sequence[str], *, names: Seq
              f"    <{'project' if subsets else 'task'}>", "      <name>datatools</name>"]
     if not subsets:
         lines += [f"      <size>{len(records)}</size>", "      <mode>annotation</mode>"]
+    # Each attribute a label's boxes carry is declared under it: CVAT imports only declared ones (datumaro's export
+    # skips the others too). The flags are checkboxes, the rest text.
+    declared: dict[str, dict[str, bool]] = {c: {} for c in classes}
+    for rec in records:
+        for a in rec.annotations:
+            for k in _FLAG_ATTRS:
+                if getattr(a, k):
+                    declared[a.label][k] = True
+            for k, _ in a.attributes:
+                declared[a.label].setdefault(k, False)
     lines.append("      <labels>")
     for c in classes:
         lines += ["        <label>", f"          <name>{escape(c)}</name>", "          <type>rectangle</type>",
-                  "          <attributes>", "          </attributes>", "        </label>"]
+                  "          <attributes>"]
+        for k, flag in sorted(declared[c].items()):
+            lines += ["            <attribute>", f"              <name>{escape(k)}</name>",
+                      "              <mutable>False</mutable>",
+                      f"              <input_type>{'checkbox' if flag else 'text'}</input_type>",
+                      f"              <default_value>{'false' if flag else ''}</default_value>",
+                      f"              <values>{'false&#10;true' if flag else ''}</values>", "            </attribute>"]
+        lines += ["          </attributes>", "        </label>"]
     lines.append("      </labels>")
     if subsets:
         sizes = Counter(r.splits[0] if r.splits else "" for r in records)
@@ -410,6 +427,7 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
     names = [p or r.file_name or r.image_id for p, r in zip(placed, ds.images)]
     text = to_xml(ds.images, ds.classes, names=names, precision=precision)
     result.findings += split_not_kept(ds.images, "an <image> has one subset")
+    result.findings += names_not_xml(all_classes(ds.classes, ds.images), str(out / ANNOTATIONS))
     place_images(out / IMAGE_FOLDER, pictures, images_mode, mapper=mapper or Mapper(workers=workers))
     atomic_write(out / ANNOTATIONS, text)
     result.files = [str(out / ANNOTATIONS)]

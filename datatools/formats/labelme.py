@@ -40,8 +40,18 @@ NEEDS_SIZE = True  # imageWidth/imageHeight are the format's (labelme writes the
 KEEPS = frozenset({"difficult", "truncated", "occluded", "attributes"})
 
 
-def keeps_attribute(name: str) -> bool:
-    return name in ("group_id", "description")
+def keeps_attribute(name: str, value: str | None = None) -> bool:
+    """``description``, and a ``group_id`` that is a whole number (labelme 6 refuses a file with another)."""
+    return name == "description" or (name == "group_id" and (value is None or _group_id(value) is not None))
+
+
+def _group_id(value) -> int | None:
+    """A ``group_id`` as labelme reads one: a whole number (``"3"``, ``"-2"``, ``"3.0"``); None for any other."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return int(number) if number.is_integer() else None
 # The version written into each file: the field labelme itself writes (it warns, and still loads, on another).
 LABELME_VERSION = "5.5.0"
 _FLAGS = ("difficult", "truncated", "occluded")  # shape flags that mean the model's own flags
@@ -287,7 +297,7 @@ def to_labelme(rec: ImageRecord, image_path: str, *, precision: int = 6) -> dict
         shapes.append({"label": a.label,
                        "points": [[json_num(a.box[0], precision), json_num(a.box[1], precision)],
                                   [json_num(a.box[2], precision), json_num(a.box[3], precision)]],
-                       "group_id": int(gid) if gid and gid.removeprefix("-").isdecimal() else gid,
+                       "group_id": _group_id(gid),
                        "description": attrs.get("description", ""), "shape_type": "rectangle", "flags": flags})
     return {"version": LABELME_VERSION, "flags": {}, "shapes": shapes, "imagePath": image_path, "imageData": None,
             "imageHeight": rec.height, "imageWidth": rec.width}

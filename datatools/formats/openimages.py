@@ -34,7 +34,7 @@ NEEDS_SIZE = True  # boxes are written relative to the image size: images withou
 KEEPS = frozenset({"occluded", "truncated", "iscrowd", "attributes", "splits"})
 
 
-def keeps_attribute(name: str) -> bool:
+def keeps_attribute(name: str, value: str | None = None) -> bool:
     return name in {key for _, key in _KEPT}
 REQUIRED = ("ImageID", "LabelName", "XMin", "XMax", "YMin", "YMax")
 COLUMNS = ("ImageID", "Source", "LabelName", "Confidence", "XMin", "XMax", "YMin", "YMax", "IsOccluded",

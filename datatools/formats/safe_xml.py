@@ -23,7 +23,7 @@ import re
 from typing import Sequence
 
 from datatools.core.model import Finding
-from datatools.formats.common import err
+from datatools.formats.common import err, warn
 
 _parser = None
 
@@ -38,6 +38,17 @@ _DECLARED = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._:-]+
 _UTF8 = {"utf-8", "ascii", "iso8859-1", "cp1252"}  # ASCII-compatible: a byte search is exact
 
 
+# What XML 1.0 cannot hold even as a character reference: most C0 controls and two non-characters
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def names_not_xml(names, path: str) -> list[Finding]:
+    """A ``name-not-kept`` warning for each class name ``escape`` writes with U+FFFD in place of characters XML 1.0
+    cannot hold (a ``\x01`` from a JSON source): the file stays well-formed, the name is not the source's."""
+    return [warn("name-not-kept", path, "classes", f"class {n!r} holds characters XML cannot hold: written with "
+                 "U+FFFD in their place") for n in names if _NOT_XML.search(n)]
+
+
 def escape(text: str, *, quote: bool = False) -> str:
     """XML text escaping (``&``, ``<``, ``>``; ``"`` too with ``quote``, for an attribute value), as
     ``xml.sax.saxutils.escape``, whose import pulls in ``urllib.request`` and costs every command about 40 ms of
@@ -45,6 +56,7 @@ def escape(text: str, *, quote: bool = False) -> str:
     in an attribute a tab or a newline into a space: those are written as character references, so a class name
     ``a<TAB>b`` reads back as itself, not as ``a b``."""
     out = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("\r", "&#13;")
+    out = _NOT_XML.sub("\ufffd", out)  # a control character: the file would be no XML at all (names_not_xml)
     if quote:
         out = out.replace('"', "&quot;").replace("\t", "&#9;").replace("\n", "&#10;")
     return out

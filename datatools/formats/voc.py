@@ -24,7 +24,7 @@ from datatools.core.model import Dataset, Finding, ImageRecord, sorted_classes
 from datatools.formats.common import (DEFAULT_SPLIT, ImageIndex, WriteResult, err, existing_source,
                                       fill_sizes_from_headers, fold_no_images, info, no_image_dir,
                                       output_image_name, split_named, split_role, warn)
-from datatools.formats.safe_xml import escape
+from datatools.formats.safe_xml import escape, names_not_xml
 from datatools.formats.voc_xml import KNOWN_OBJECT_TAGS, MAX_XML_BYTES, read_chunk  # the XML reading lives in voc_xml
 
 NAME = "voc"
@@ -39,7 +39,7 @@ NEEDS_SIZE = False  # boxes are written in pixels: an image without a size can b
 KEEPS = frozenset({"difficult", "truncated", "occluded", "iscrowd", "attributes", "splits"})
 
 
-def keeps_attribute(name: str) -> bool:
+def keeps_attribute(name: str, value: str | None = None) -> bool:
     """Whether to_xml writes an attribute: ``pose`` has its tag, others need a name that is a tag and not VOC's own."""
     return name == "pose" or (name.isidentifier() and name not in KNOWN_OBJECT_TAGS)
 
@@ -367,4 +367,5 @@ def write(ds: Dataset, out: str | os.PathLike, *, convention: PixelConvention | 
                          for s, ids in sorted(split_ids.items())])
     anns = os.path.join(str(out), "Annotations", "")
     result.files = [anns + r for r in rels]
+    result.findings += names_not_xml(ds.classes, anns)
     return result.wrote_all(ds)

@@ -393,7 +393,7 @@ def fields_not_kept(ds: Dataset, dst_mod, out: str | os.PathLike) -> list[Findin
     holders = 0
     for attributes, n in Counter(a.attributes for a in anns if a.attributes).items():  # few distinct ones
         lost = [k for k, v in attributes if (k, v) not in _NO_INFORMATION
-                and not ("attributes" in keeps and (rule is None or rule(k)))]
+                and not ("attributes" in keeps and (rule is None or rule(k, v)))]
         for k in lost:
             attrs[k] += n
         holders += n if lost else 0
