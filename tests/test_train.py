@@ -579,3 +579,55 @@ def test_crowd_regions_are_no_training_targets(tmp_path):
     _, train_ds, val_ds, _ = build_datasets(TrainConfig(data=str(tmp_path), **TINY))
     assert train_ds.annotations(0)["boxes"].tolist() == [[5, 5, 25, 25]] and train_ds.dropped == {"crowd-skipped": 1}
     assert len(val_ds.annotations(0)["boxes"]) == 2
+
+
+def test_predict_on_a_folder_writes_the_training_datas_category_ids(tmp_path):
+    # COCO's ids have gaps (1..90 for 80 classes): a plain folder's predictions were written 1..K, so "mango" (id 4)
+    # was scored as "apple" (id 3) with no finding
+    import shutil
+
+    import datatools
+
+    src = tmp_path / "coco"
+    shutil.copytree(SAMPLE / "JPEGImages", src)  # the JSON beside its images
+    datatools.convert("voc", SAMPLE, "coco", tmp_path / "c.json", images_mode="none")
+    doc = json.loads((tmp_path / "c.json").read_text())
+    gap = {c["id"]: 10 * c["id"] + 1 for c in doc["categories"]}  # 1..4 -> 11, 21, 31, 41
+    for c in doc["categories"]:
+        c["id"] = gap[c["id"]]
+    for a in doc["annotations"]:
+        a["category_id"] = gap[a["category_id"]]
+    (src / "instances.json").write_text(json.dumps(doc))
+    train(TrainConfig(data=str(src / "instances.json"), out=str(tmp_path / "run"), epochs=1, val_split="", **TINY))
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["category_ids"] == [11, 21, 31, 41]
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for j in sorted((SAMPLE / "JPEGImages").glob("*.jpg"))[:2]:
+        (folder / j.name).write_bytes(j.read_bytes())
+    r = CliRunner().invoke(cli, ["predict", str(tmp_path / "run" / "last.pt"), str(folder), "-o",
+                                 str(tmp_path / "p.json"), "-j", "0", "--conf", "0"])
+    assert r.exit_code == 0, r.output
+    written = {p["category_id"] for p in json.loads((tmp_path / "p.json").read_text())}
+    assert written and written <= {11, 21, 31, 41}
+
+
+def test_a_last_batch_of_one_image_does_not_stop_ssdlite(tmp_path):
+    # 9 images at -b 4: the last batch held one, and SSDlite's BatchNorm stopped the run with a torch traceback
+    r = CliRunner().invoke(cli, ["train", str(SAMPLE), "--out", str(tmp_path / "run"), "--model", "ssdlite320_mobilenet_v3_large",
+                                 "--image-size", "64", "--epochs", "1", "-b", "4", "--limit", "9", "-j", "0",
+                                 "--val-split", "", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(cli, ["train", str(SAMPLE), "--out", str(tmp_path / "run1"), "--model", "ssdlite320_mobilenet_v3_large",
+                                 "--image-size", "64", "--epochs", "1", "-b", "1", "--limit", "2", "-j", "0",
+                                 "--val-split", "", "--device", "cpu"])
+    assert r.exit_code == 2 and "pass -b 2 or more" in r.output and "Traceback" not in r.output, r.output
+
+
+def test_a_val_split_asked_by_name_is_found_by_role_or_refused(tmp_path):
+    from datatools.training.data import build_datasets
+
+    # Roboflow's data.yaml calls its valid/ folder val: --val-split valid found nothing and trained without one
+    _, _, val_ds, val_split = build_datasets(TrainConfig(data=str(SAMPLE), val_split="valid", **TINY))
+    assert val_split == "val" and val_ds is not None
+    with pytest.raises(Exception, match="no split 'holdout'"):
+        build_datasets(TrainConfig(data=str(SAMPLE), val_split="holdout", **TINY))

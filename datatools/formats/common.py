@@ -275,12 +275,14 @@ def split_of_role(splits: Sequence[str], role: str) -> str | None:
 
 
 def split_named(name: str | None, splits) -> str | None:
-    """The split of ``splits`` that ``name`` asks for: itself where there is one of that name; for a role name
-    (``train``, ``val``, ``test``) the split that plays the role (``train2017``, ``valid``, ``validation``: see
-    :func:`split_role`); else None. ``train``, ``evaluate --split`` and ``predict --split`` pick splits by it."""
+    """The split of ``splits`` that ``name`` asks for: itself where there is one of that name; else the split that
+    plays its role (``val``: ``val2017``, ``valid``, ``validation``; ``valid``: ``val``, as a Roboflow data.yaml
+    names its valid/ folder: see :func:`split_role`); else None. ``train``, ``evaluate --split`` and
+    ``predict --split`` pick splits by it."""
     if not name or name in splits:
         return name if name else None
-    return split_of_role(sorted(splits), name) if name in ("train", "val", "test") else None
+    role = split_role(name)
+    return split_of_role(sorted(splits), role) if role else None
 
 
 def id_in_split(iid: str, split: str | None, taken) -> str | None:

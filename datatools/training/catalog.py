@@ -15,6 +15,7 @@ class ModelSpec:
     trunk: str  # state-dict prefix of those layers inside the detector (what --freeze-backbone freezes)
     head: str  # state-dict prefix of the tensors that depend on the classes (rebuilt for the dataset's classes)
     fixed_size: bool = False  # SSDlite resizes every input to 320x320 itself
+    batch_norm: bool = False  # trains BatchNorm layers (SSDlite), which cannot train on a batch of one image
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -28,7 +29,7 @@ MODELS: dict[str, ModelSpec] = {
     # SSDlite's whole classification head: each level's depthwise block and the class convolution after it
     "ssdlite320_mobilenet_v3_large": ModelSpec("ssdlite320_mobilenet_v3_large", "SSDlite 320, MobileNetV3-Large",
                                                "mobilenet_v3_large", "backbone.features.",
-                                               "head.classification_head.", fixed_size=True),
+                                               "head.classification_head.", fixed_size=True, batch_norm=True),
 }
 DEFAULT_MODEL = "fasterrcnn_mobilenet_v3_large_fpn"
 RESIZE_MODES = ("letterbox", "keep-aspect")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -60,14 +61,16 @@ def resume_config(cfg: TrainConfig, world: int) -> tuple[TrainConfig, dict, list
 
 def training_state(*, cfg: TrainConfig, model: nn.Module, opt: torch.optim.Optimizer, sched: LRScheduler,
                    plan: SchedulePlan, ema: AveragedModel | None, epoch: int, best: float | None,
-                   classes: tuple[str, ...], world: int) -> dict:
-    """The checkpoint of a run at the end of ``epoch`` (0-based)."""
+                   classes: tuple[str, ...], world: int, category_ids: Sequence[int] = ()) -> dict:
+    """The checkpoint of a run at the end of ``epoch`` (0-based). ``category_ids``: the training data's COCO id of
+    each class (COCO's own, with gaps), which ``predict`` writes for a plain folder of images."""
     return {"model": unwrap(model).state_dict(), "optimizer": opt.state_dict(),
             "scheduler": {"step": sched.last_epoch, "iters_per_epoch": plan.iters_per_epoch, "total": plan.total,
                           "warmup": plan.warmup, "state": sched.state_dict()},
             "scaler": None,  # bf16 autocast needs no GradScaler
             "ema": ema.state_dict() if ema is not None else None, "epoch": epoch, "best_map50": best,
-            "args": cfg.to_dict(), "classes": list(classes), "model_name": cfg.model, "world_size": world,
+            "args": cfg.to_dict(), "classes": list(classes), "category_ids": list(category_ids),
+            "model_name": cfg.model, "world_size": world,
             "global_batch": cfg.batch_size * world * max(1, cfg.accumulate)}
 
 

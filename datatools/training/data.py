@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from datatools.core.errors import UsageError
+from datatools.training.catalog import MODELS
 from datatools.training.config import TrainConfig, resolve_defaults
 from datatools.training.distributed import DistContext
 
@@ -41,6 +42,9 @@ def build_datasets(cfg: TrainConfig):
     if cfg.train_split and train_split is None and splits:
         raise UsageError(f"{cfg.data}: no split {cfg.train_split!r} (found: {', '.join(sorted(splits))}); "
                          "pass --train-split")
+    if cfg.val_split not in (None, "", "val") and val_split is None:  # asked by name: never a quiet run without one
+        raise UsageError(f"{cfg.data}: no split {cfg.val_split!r} (found: {', '.join(sorted(splits)) or 'none'}); "
+                         "pass --val-split, or --val-split '' to train without validation")
     if not splits and cfg.train_split not in (None, "train", DEFAULT_SPLIT):  # named, not the default: not ignored
         raise UsageError(f"{cfg.data}: no split {cfg.train_split!r}: the dataset has no splits, and trains on all "
                          "of its images without --train-split")
@@ -83,9 +87,14 @@ def epoch_loader(ds, cfg: TrainConfig, dist: DistContext, *, train: bool, epoch:
 
     bs = cfg.batch_size * (max(1, cfg.accumulate) if train else 1)
     grouped = train and cfg.resize_mode == "keep-aspect"
+    # a model that trains BatchNorm (SSDlite) leaves out a last training batch of one image (9 images, -b 4): it
+    # cannot train on it (the images come in another order each epoch)
+    per_rank = -(-len(ds) // dist.world)
+    one_left = bs > 1 and per_rank > bs and per_rank % bs == 1
     loader = make_loader(ds, batch_size=bs, shuffle=train, num_workers=cfg.workers, distributed=True,
                          num_replicas=dist.world, rank=dist.rank, seed=cfg.seed * 100_003 + epoch,
-                         drop_last=False, persistent_workers=False, group_by_aspect=grouped, aspect_bins=(1.0,),
+                         drop_last=train and one_left and getattr(MODELS.get(cfg.model or ""), "batch_norm", False),
+                         persistent_workers=False, group_by_aspect=grouped, aspect_bins=(1.0,),
                          generator=torch.Generator().manual_seed(stream_seed(cfg.seed, dist.rank, epoch, 1)))
     set_epoch(loader, epoch)
     return loader

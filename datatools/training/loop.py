@@ -184,6 +184,20 @@ def _prepare(cfg: TrainConfig, ckpt: dict | None, dist: DistContext, device: tor
     return run, start_epoch, best
 
 
+@contextlib.contextmanager
+def _one_image_batches(cfg: TrainConfig):
+    """A model that normalizes over the batch (SSDlite's BatchNorm) cannot train on one image: one line, not
+    torch's traceback (the loader drops a last batch of one; ``-b 1`` is left)."""
+    try:
+        yield
+    except ValueError as e:
+        if "Expected more than 1 value per channel" not in str(e):
+            raise
+        raise UsageError(f"{cfg.model} normalizes over the batch (BatchNorm) and cannot train on one image at a "
+                         f"time: pass -b 2 or more (got -b {cfg.batch_size}"
+                         + (f", --accumulate {cfg.accumulate})" if cfg.accumulate > 1 else ")")) from e
+
+
 def _train(cfg: TrainConfig, ckpt: dict | None, dist: DistContext, device: torch.device, progress,
            on_epoch) -> TrainResult:
     torch.manual_seed(cfg.seed + dist.rank)  # the initial weights: rank 0's are broadcast by DDP
@@ -196,6 +210,10 @@ def _train(cfg: TrainConfig, ckpt: dict | None, dist: DistContext, device: torch
         torch.backends.cudnn.benchmark = True
     data, train_ds, val_ds, val_split = build_datasets(cfg)
     classes = tuple(train_ds.classes)
+    try:
+        category_ids = tuple(train_ds.category_ids)  # COCO's own ids, for predict on a plain folder
+    except ValueError:  # splits that give one class two ids: predict on a folder writes 1..K
+        category_ids = ()
     if len(train_ds) == 0:
         raise UsageError(f"{cfg.data}: no training images")
     gt = validation_ground_truth(cfg, val_ds, val_split, dist)
@@ -243,7 +261,8 @@ def _train(cfg: TrainConfig, ckpt: dict | None, dist: DistContext, device: torch
             best = score
         if dist.main:
             state = training_state(cfg=cfg, model=run.model, opt=run.opt, sched=run.sched, plan=run.plan,
-                                   ema=run.ema, epoch=epoch, best=best, classes=classes, world=dist.world)
+                                   ema=run.ema, epoch=epoch, best=best, classes=classes, world=dist.world,
+                                   category_ids=category_ids)
             save_checkpoint(out / "last.pt", state)
             if cfg.save_period > 0 and (epoch + 1) % cfg.save_period == 0:
                 save_checkpoint(out / f"epoch{epoch + 1}.pt", state)
@@ -300,7 +319,7 @@ def _train_epoch(run: _Run, train_ds, epoch: int, progress) -> tuple[dict[str, f
             # Only the last micro-batch all-reduces: the others accumulate locally (DDP's no_sync).
             sync = j == len(micro) - 1 or dist.world <= 1 or not hasattr(train_model, "no_sync")
             ctx = torch.autocast(device.type, dtype=run.amp_dtype) if run.amp_dtype else contextlib.nullcontext()
-            with (contextlib.nullcontext() if sync else train_model.no_sync()), ctx:
+            with (contextlib.nullcontext() if sync else train_model.no_sync()), ctx, _one_image_batches(cfg):
                 losses = train_model(mimages, mtargets)
             loss = sum(losses.values())
             # The mean over micro-batches, as DDP averages over ranks (a power of 2 divides exactly).

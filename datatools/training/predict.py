@@ -145,7 +145,9 @@ def predict(checkpoint: str | os.PathLike, images: str | os.PathLike, out: str |
         names = sorted(found)
         paths = [found[n] for n in names]
         ids = list(range(1, len(paths) + 1))
-        cat_ids = list(range(1, len(classes) + 1))
+        # the training data's ids (COCO's own, with gaps: 1..K scored mango as apple), else 1..K as voc2coco numbers
+        trained = list(ckpt.get("category_ids") or ())
+        cat_ids = trained if len(trained) == len(classes) else list(range(1, len(classes) + 1))
     dev = resolve_device(device)
     # a dataset's classes are checked against the checkpoint's; a plain folder's are the checkpoint's own
     model = checkpoint_model(ckpt, cfg, classes=classes if format else None, conf=conf, max_det=max_det).to(dev)
