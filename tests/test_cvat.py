@@ -547,3 +547,13 @@ def test_every_attribute_a_label_carries_is_declared_in_meta(tmp_path):
     assert declared == {"cat": {"difficult": "checkbox", "pose": "text"}, "dog": {}}
     values = root.find("meta/task/labels/label/attributes/attribute/values").text
     assert values == "false\ntrue"
+
+
+def test_file_names_and_attributes_xml_cannot_hold_are_said(tmp_path):
+    from datatools.core.model import Annotation, Dataset, ImageRecord
+
+    ds = Dataset(images=(ImageRecord(image_id="a", file_name="a\u0001.jpg", width=40, height=30, annotations=(
+        Annotation("cat", (1.0, 1.0, 9.0, 9.0), attributes=(("pose", "Le\u0002ft"),)),)),), classes=("cat",))
+    res = cvat.write(ds, tmp_path / "o", images_mode="none")
+    assert [f.field for f in res.findings if f.code == "name-not-kept"] == ["attributes"]
+    assert "2 file name(s) or attribute(s)" in next(f.message for f in res.findings if f.code == "name-not-kept")

@@ -181,7 +181,7 @@ def test_flags_and_group_ids_survive(tmp_path):
 
 
 @pytest.mark.parametrize("gid, written", [("7", 7), ("-2", -2), ("3.0", 3), ("--5", None), ("\u00b2", None),
-                                          ("a1", None)])
+                                          ("a1", None), ("12345678901234567890123", 12345678901234567890123)])
 def test_a_group_id_is_written_as_a_number_only_when_it_is_one(tmp_path, gid, written):
     # "--5" and a superscript two passed a digit test that int() then refused: a traceback from the writer; a group_id
     # that is no number was written as text, and labelme 6 refuses the whole file ("group_id must be int")

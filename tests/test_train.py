@@ -631,3 +631,20 @@ def test_a_val_split_asked_by_name_is_found_by_role_or_refused(tmp_path):
     assert val_split == "val" and val_ds is not None
     with pytest.raises(Exception, match="no split 'holdout'"):
         build_datasets(TrainConfig(data=str(SAMPLE), val_split="holdout", **TINY))
+
+
+def test_split_names_with_a_number_or_a_union_are_never_another_split():
+    from datatools.formats.common import split_named
+
+    assert split_named("valid", ["train", "val"]) == "val" and split_named("val", ["train", "valid"]) == "valid"
+    assert split_named("val3", ["train1", "val1"]) is None  # k-fold parts: not the first val part
+    assert split_named("trainval", ["train", "valid"]) is None  # a union: not train alone
+    assert split_named("val2014", ["train2017", "val2017"]) is None
+
+
+def test_ssdlite_with_accumulate_leaves_no_micro_batch_of_one(tmp_path):
+    # -b 4 --accumulate 2 on 10 images: the last loader batch of 2 split into micro-batches of one each
+    r = CliRunner().invoke(cli, ["train", str(SAMPLE), "--out", str(tmp_path / "run"), "--model",
+                                 "ssdlite320_mobilenet_v3_large", "--image-size", "64", "--epochs", "1", "-b", "4",
+                                 "--accumulate", "2", "--limit", "10", "-j", "0", "--val-split", "", "--device", "cpu"])
+    assert r.exit_code == 0, r.output

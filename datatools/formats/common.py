@@ -275,14 +275,15 @@ def split_of_role(splits: Sequence[str], role: str) -> str | None:
 
 
 def split_named(name: str | None, splits) -> str | None:
-    """The split of ``splits`` that ``name`` asks for: itself where there is one of that name; else the split that
-    plays its role (``val``: ``val2017``, ``valid``, ``validation``; ``valid``: ``val``, as a Roboflow data.yaml
-    names its valid/ folder: see :func:`split_role`); else None. ``train``, ``evaluate --split`` and
-    ``predict --split`` pick splits by it."""
+    """The split of ``splits`` that ``name`` asks for: itself where there is one of that name; for a role name
+    (``train``, ``val``, ``test``, and ``valid`` or ``validation`` for val, as a Roboflow data.yaml names its valid/
+    folder) the split that plays the role (``train2017``, ``valid``, ``val``: see :func:`split_role`); else None: a
+    name with a number (``val3``) or a union (``trainval``) is that split or none. ``train``, ``evaluate --split``
+    and ``predict --split`` pick splits by it."""
     if not name or name in splits:
         return name if name else None
-    role = split_role(name)
-    return split_of_role(sorted(splits), role) if role else None
+    role = {"valid": "val", "validation": "val"}.get(name, name)
+    return split_of_role(sorted(splits), role) if role in ("train", "val", "test") else None
 
 
 def id_in_split(iid: str, split: str | None, taken) -> str | None:

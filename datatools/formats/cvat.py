@@ -427,7 +427,7 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
     names = [p or r.file_name or r.image_id for p, r in zip(placed, ds.images)]
     text = to_xml(ds.images, ds.classes, names=names, precision=precision)
     result.findings += split_not_kept(ds.images, "an <image> has one subset")
-    result.findings += names_not_xml(all_classes(ds.classes, ds.images), str(out / ANNOTATIONS))
+    result.findings += names_not_xml(all_classes(ds.classes, ds.images), ds.images, str(out / ANNOTATIONS))
     place_images(out / IMAGE_FOLDER, pictures, images_mode, mapper=mapper or Mapper(workers=workers))
     atomic_write(out / ANNOTATIONS, text)
     result.files = [str(out / ANNOTATIONS)]

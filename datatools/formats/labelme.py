@@ -9,6 +9,7 @@ import json
 import math
 import os
 import posixpath
+import re
 from collections import Counter
 from functools import partial
 from pathlib import Path
@@ -47,11 +48,8 @@ def keeps_attribute(name: str, value: str | None = None) -> bool:
 
 def _group_id(value) -> int | None:
     """A ``group_id`` as labelme reads one: a whole number (``"3"``, ``"-2"``, ``"3.0"``); None for any other."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return int(number) if number.is_integer() else None
+    m = re.fullmatch(r"\s*(-?\d+)(?:\.0*)?\s*", str(value)) if value is not None else None
+    return int(m.group(1)) if m and m.group(1).isascii() else None
 # The version written into each file: the field labelme itself writes (it warns, and still loads, on another).
 LABELME_VERSION = "5.5.0"
 _FLAGS = ("difficult", "truncated", "occluded")  # shape flags that mean the model's own flags

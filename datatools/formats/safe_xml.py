@@ -42,11 +42,19 @@ _UTF8 = {"utf-8", "ascii", "iso8859-1", "cp1252"}  # ASCII-compatible: a byte se
 _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
-def names_not_xml(names, path: str) -> list[Finding]:
-    """A ``name-not-kept`` warning for each class name ``escape`` writes with U+FFFD in place of characters XML 1.0
-    cannot hold (a ``\x01`` from a JSON source): the file stays well-formed, the name is not the source's."""
-    return [warn("name-not-kept", path, "classes", f"class {n!r} holds characters XML cannot hold: written with "
-                 "U+FFFD in their place") for n in names if _NOT_XML.search(n)]
+def names_not_xml(names, records, path: str) -> list[Finding]:
+    """``name-not-kept`` warnings for what ``escape`` writes with U+FFFD in place of characters XML 1.0 cannot hold
+    (a ``\x01`` from a JSON source): one per class name, one for the file names and attributes of ``records``. The
+    file stays well-formed; those texts are not the source's."""
+    out = [warn("name-not-kept", path, "classes", f"class {n!r} holds characters XML cannot hold: written with "
+                "U+FFFD in their place") for n in names if _NOT_XML.search(n)]
+    other = sorted({t for r in records for t in (r.file_name or "", *(x for a in r.annotations
+                                                                     for kv in a.attributes for x in kv))
+                    if _NOT_XML.search(t)})
+    if other:
+        out.append(warn("name-not-kept", path, "attributes", f"{len(other)} file name(s) or attribute(s) hold "
+                        f"characters XML cannot hold (e.g. {other[0]!r}): written with U+FFFD in their place"))
+    return out
 
 
 def escape(text: str, *, quote: bool = False) -> str:

@@ -20,7 +20,7 @@ from datatools.core.atomic import ImagesMode, place_images, staged_dir, write_fi
 from datatools.core.fs import files_for, folder_prefix, is_url, read_small_file
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
-from datatools.core.model import Dataset, Finding, ImageRecord, sorted_classes
+from datatools.core.model import Dataset, Finding, ImageRecord, all_classes, sorted_classes
 from datatools.formats.common import (DEFAULT_SPLIT, ImageIndex, WriteResult, err, existing_source,
                                       fill_sizes_from_headers, fold_no_images, info, no_image_dir,
                                       output_image_name, split_named, split_role, warn)
@@ -367,5 +367,5 @@ def write(ds: Dataset, out: str | os.PathLike, *, convention: PixelConvention | 
                          for s, ids in sorted(split_ids.items())])
     anns = os.path.join(str(out), "Annotations", "")
     result.files = [anns + r for r in rels]
-    result.findings += names_not_xml(ds.classes, anns)
+    result.findings += names_not_xml(all_classes(ds.classes, ds.images), ds.images, anns)
     return result.wrote_all(ds)

@@ -87,10 +87,11 @@ def epoch_loader(ds, cfg: TrainConfig, dist: DistContext, *, train: bool, epoch:
 
     bs = cfg.batch_size * (max(1, cfg.accumulate) if train else 1)
     grouped = train and cfg.resize_mode == "keep-aspect"
-    # a model that trains BatchNorm (SSDlite) leaves out a last training batch of one image (9 images, -b 4): it
-    # cannot train on it (the images come in another order each epoch)
+    # a model that trains BatchNorm (SSDlite) leaves out a last training batch that splits into micro-batches of one
+    # image (9 images, -b 4; or 10 at -b 4 --accumulate 2): it cannot train on one (the order changes each epoch)
     per_rank = -(-len(ds) // dist.world)
-    one_left = bs > 1 and per_rank > bs and per_rank % bs == 1
+    left = per_rank % bs
+    one_left = per_rank > bs and left > 0 and left // max(1, cfg.accumulate) < 2
     loader = make_loader(ds, batch_size=bs, shuffle=train, num_workers=cfg.workers, distributed=True,
                          num_replicas=dist.world, rank=dist.rank, seed=cfg.seed * 100_003 + epoch,
                          drop_last=train and one_left and getattr(MODELS.get(cfg.model or ""), "batch_norm", False),

@@ -193,9 +193,11 @@ def _one_image_batches(cfg: TrainConfig):
     except ValueError as e:
         if "Expected more than 1 value per channel" not in str(e):
             raise
+        why = ("pass -b 2 or more" if cfg.batch_size < 2 else
+               f"the training images leave a batch of one at -b {cfg.batch_size}"
+               + (f" --accumulate {cfg.accumulate}" if cfg.accumulate > 1 else "") + " (too few images per process)")
         raise UsageError(f"{cfg.model} normalizes over the batch (BatchNorm) and cannot train on one image at a "
-                         f"time: pass -b 2 or more (got -b {cfg.batch_size}"
-                         + (f", --accumulate {cfg.accumulate})" if cfg.accumulate > 1 else ")")) from e
+                         f"time: {why}") from e
 
 
 def _train(cfg: TrainConfig, ckpt: dict | None, dist: DistContext, device: torch.device, progress,
