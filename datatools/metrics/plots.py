@@ -67,11 +67,12 @@ def plot_pr_curves(result: VOCResult, out: str | os.PathLike) -> list[str]:
 
 
 def _curve_colour(k: int, n: int):
-    """The colour of curve ``k`` of ``n``: tab20 up to 20 classes, hues spread evenly beyond (matplotlib's cycle
-    repeats after 10, and the hashed class colours of drawn boxes can be near twins)."""
+    """The colour of curve ``k`` of ``n``: tab10 up to 10 classes, tab20 up to 20 (its pairs of a dark and a light
+    tone are near twins for fewer), hues spread evenly beyond (matplotlib's cycle repeats after 10, and the hashed
+    class colours of drawn boxes can be near twins)."""
     from matplotlib import colormaps
 
-    return colormaps["tab20"](k) if n <= 20 else colormaps["hsv"](0.9 * k / n)
+    return colormaps["tab10" if n <= 10 else "tab20"](k) if n <= 20 else colormaps["hsv"](0.9 * k / n)
 
 
 def _pr_axes(ax) -> None:
