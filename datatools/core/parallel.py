@@ -325,12 +325,13 @@ def _map_ray(fn, chunks, *, address, progress, sizes, workers) -> list:
     except Exception:  # pragma: no cover - a cluster that cannot say
         cpus = 1
     window = max(4, 4 * cpus)
+    cwd = os.getcwd()  # where the driver's relative paths are (see _ray_task)
     pending: dict = {}
     nxt = 0
     try:
         while nxt < n or pending:
             while nxt < n and len(pending) < window:
-                pending[task.remote(fn, nxt, chunks[nxt], fault, os.getcwd())] = nxt
+                pending[task.remote(fn, nxt, chunks[nxt], fault, cwd)] = nxt
                 nxt += 1
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:

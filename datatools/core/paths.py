@@ -24,6 +24,13 @@ def is_absolute_name(text: str) -> bool:
     return name.startswith("/") or (len(name) > 1 and name[1] == ":")
 
 
+def name_here(text: str) -> str:
+    """A file name from the data, ``\\`` read as ``/``; of an absolute one (``C:\\Users\\al\\a.jpg``,
+    ``/home/al/a.jpg``: a path on the machine that wrote it) its base name, which is what can be looked up here."""
+    name = text.replace("\\", "/")
+    return name.rsplit("/", 1)[-1] if is_absolute_name(name) else name
+
+
 def safe_relpath(relative: str) -> str:
     """Check that ``relative`` stays inside whatever folder it is joined to (no ``..``, no absolute path, no drive)
     and return it with ``/`` separators. Use it on every name that becomes part of an output path."""

@@ -30,8 +30,8 @@ def detect(path) -> str:
     annotations/*.json, ``yolo`` for a data.yaml or a folder with images/ and labels/, ``voc`` for a folder with
     Annotations/, annotations/*.xml or XML files (or a VOCdevkit root, which the VOC reader then refuses by name);
     then the exports' own layouts: LabelImg's, CVAT's and Roboflow's YOLO (:mod:`datatools.formats.yolo_layout`),
-    Roboflow's COCO (:func:`datatools.formats.coco_layout.split_folders`) and VOC (:func:`~datatools.formats.voc.
-    xml_split_folders`); last, ``labelme`` for LabelMe JSON one or two folders down (:func:`nested_labelme`). Loose
+    Roboflow's COCO (:func:`datatools.formats.coco_layout.split_folders`) and VOC (XML files in
+    :func:`~datatools.formats.common.role_folders`); last, ``labelme`` for LabelMe JSON one or two folders down (:func:`nested_labelme`). Loose
     files of two formats in one folder (LabelImg saved as VOC, then as YOLO) are refused, never guessed. Local paths
     and URLs follow the same rules (:func:`datatools.core.fs.files_for`).
 
@@ -82,7 +82,8 @@ def detect(path) -> str:
             return _sniff_folder(files, ann)
         if files.isdir(ann) and has_files(ann, ".xml"):  # annotations/ beside images/: see voc.voc_folders
             return "voc"
-        from datatools.formats.yolo_layout import beside_splits, darknet_splits, labels_beside_images
+        from datatools.formats.common import role_folders
+        from datatools.formats.yolo_layout import darknet_splits, labels_beside_images
 
         loose = {}  # the formats of the files in SRC itself: more than one is refused, never guessed
         if has_files(src, ".json"):  # LabelMe's one .json per image, or Label Studio exports
@@ -97,17 +98,18 @@ def detect(path) -> str:
                              f"{' or --format '.join(loose)}")
         if loose:
             return next(iter(loose))
-        if darknet_splits(src) or beside_splits(src):  # CVAT's YOLO 1.1 (Darknet); Roboflow's YOLO Darknet
+        if darknet_splits(src) or role_folders(src, labels_beside_images):  # CVAT's YOLO 1.1; Roboflow's Darknet
             return "yolo"
         from datatools.formats.coco_layout import split_folders
 
         nested = split_folders(src)  # Roboflow's COCO export: <split>/_annotations.coco.json beside the images
-        if nested and '"images"' in (_json_head(nested[0][1]) or "") and sniff_json(nested[0][1]) == "coco":
+        if nested and '"images"' in (json_head(nested[0][1]) or "") and sniff_json(nested[0][1]) == "coco":
             return "coco"
-        from datatools.formats.voc import devkit_years, xml_split_folders
+        from datatools.formats.voc import devkit_years
 
-        if devkit_years(src) or xml_split_folders(src):  # a VOCdevkit root (the reader says which year to pick);
-            return "voc"  # Roboflow's VOC export, <split>/*.xml beside the images
+        # a VOCdevkit root (the reader says which year to pick); Roboflow's VOC export, <split>/*.xml beside images
+        if devkit_years(src) or role_folders(src, lambda d: has_files(d, ".xml")):
+            return "voc"
         if nested_labelme(src):
             return "labelme"
     if files.isfile(src) and low.endswith((".zip", ".tar", ".tar.gz", ".tgz", ".7z")):
@@ -147,7 +149,7 @@ def sniff_json(path) -> str:
     ``annotations``), ``labelme`` for an object with ``shapes`` (and ``imagePath``), else ``coco`` (a COCO results
     list of ``image_id``/``category_id``/``bbox`` too: the COCO reader names it); from the first 64 KiB only (a COCO
     file can be gigabytes)."""
-    text = _json_head(path)
+    text = json_head(path)
     if text is None:
         return "coco"  # the COCO reader says what is wrong with it
     if text.startswith("["):
@@ -173,10 +175,10 @@ def _sniff_folder(files, folder: str) -> str:
 
     def first(order: list[str]) -> str | None:
         for name in order[:32]:
-            head = _json_head(files.join(folder, name))
+            head = json_head(files.join(folder, name))
             if not head:
                 continue
-            if len(head.encode()) < (1 << 16) - 16:  # the whole file: it must parse
+            if whole_head(head):  # the whole file: it must parse
                 try:
                     json.loads(head)
                 except ValueError:
@@ -187,14 +189,19 @@ def _sniff_folder(files, folder: str) -> str:
     # The first and the last file by name: a COCO file beside LabelMe files is told from them, whichever sorts first
     ends = [n for n in dict.fromkeys([first(names), first(names[::-1])]) if n]
     kinds = {n: sniff_json(files.join(folder, n)) for n in ends}
-    if len(set(kinds.values())) > 1 and any(k == "coco" and '"images"' in (_json_head(files.join(folder, n)) or "")
+    if len(set(kinds.values())) > 1 and any(k == "coco" and '"images"' in (json_head(files.join(folder, n)) or "")
                                             for n, k in kinds.items()):  # a COCO dataset, not a package.json
         raise UsageError(f"{folder} holds JSON of two formats: {', '.join(f'{n} ({k})' for n, k in kinds.items())}; "
                          "pass the COCO file itself, or --format")
     return kinds[ends[0]] if ends else sniff_json(files.join(folder, names[0]))
 
 
-def _json_head(path) -> str | None:
+def whole_head(text: str) -> bool:
+    """Whether a :func:`json_head` holds the whole file (one of 64 KiB or more may hold any key later)."""
+    return len(text.encode()) < (1 << 16) - 16
+
+
+def json_head(path) -> str | None:
     """The first 64 KiB of a JSON file as text, or None when it cannot be read."""
     from datatools.core.fs import read_head
 

@@ -25,7 +25,7 @@ from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, all_
 from datatools.formats.common import (DEFAULT_SPLIT, ImageIndex, WriteResult, err, existing_source,
                                       fill_sizes_from_headers, info, json_num, name_id, placed_names, warn)
 from datatools.formats.coco_ids import id_text, image_numbers
-from datatools.formats.coco_layout import NOT_COCO, guess_image_dir, json_files, no_images_found
+from datatools.formats.coco_layout import COCO_KEYS, NOT_COCO, guess_image_dir, json_files, no_images_found
 from datatools.formats.shapes import centred_envelope
 from datatools.formats.values import annotation_size, json_flag, json_number, text_number
 
@@ -83,7 +83,7 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
         on_total(len(found))
     for split, jpath in found:
         data = read_json(jpath)
-        if len(found) > 1 and isinstance(data, dict) and not {"images", "annotations", "categories"} & set(data):
+        if len(found) > 1 and isinstance(data, dict) and not set(COCO_KEYS) & set(data):
             findings.append(info("json-not-coco", jpath, "", NOT_COCO))  # one too large to tell by its head
             continue
         if not isinstance(data, dict) or not isinstance(data.get("images"), list):

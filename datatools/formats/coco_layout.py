@@ -10,12 +10,13 @@ import posixpath
 from datatools.core.errors import UsageError
 from datatools.core.fs import files_for
 from datatools.core.model import Finding
-from datatools.core.paths import is_absolute_name
+from datatools.core.paths import name_here
 from datatools.formats.common import no_image_dir, split_named
 
 # COCO's own annotations/ folder holds a file per task and split: instances_val2017.json (the boxes),
 # person_keypoints_val2017.json (the person boxes again, with keypoints), captions_val2017.json (no boxes). The split
 # is the name without the task; of one split's files the boxes' are read (the first task here that it has).
+COCO_KEYS = ("images", "annotations", "categories")  # a JSON object with none of them is no COCO file
 NOT_COCO = 'not read: no COCO file (no "images", "annotations" or "categories" key)'
 _TASKS = ("instances_", "person_keypoints_", "stuff_", "captions_", "panoptic_", "image_info_")
 _NO_BOXES = ("captions_", "panoptic_", "image_info_")
@@ -67,13 +68,12 @@ def _may_be_coco(path: str) -> bool:
     """Whether a JSON file may be a COCO dataset: any file over 64 KiB (a long ``info`` may come first), one that
     cannot be sniffed (the reader then says what is wrong with it), and an object with one of COCO's keys. A small
     object without any (``package.json``, ``config.json``) is no COCO file."""
-    from datatools.core.fs import read_head
+    from datatools.formats import json_head, whole_head
 
-    head = read_head(path, 1 << 16)
-    if head is None or len(head) == 1 << 16:
+    text = json_head(path)
+    if text is None or not whole_head(text):
         return True
-    text = head.decode("utf-8", "ignore").lstrip("\ufeff \t\r\n")
-    return not text.startswith("{") or any(f'"{k}"' in text for k in ("images", "annotations", "categories"))
+    return not text.startswith("{") or any(f'"{k}"' in text for k in COCO_KEYS)
 
 
 def _one_task_per_split(names: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
@@ -150,8 +150,7 @@ def guess_image_dir(json_path: str, split: str | None, file_names: list[str]) ->
     few images it names, else the one that holds most of them; None when none holds any."""
     files = files_for(json_path)
     probe = []  # as ImageIndex pairs them: a Windows file_name (images\\a.jpg), an extension in another case
-    for f in (f.replace("\\", "/") for f in file_names[:5] if f):
-        f = posixpath.basename(f) if is_absolute_name(f) else f  # C:/Users/al/a.jpg: looked up as a.jpg
+    for f in (name_here(f) for f in file_names[:5] if f):  # C:\\Users\\al\\a.jpg: looked up as a.jpg
         stem, ext = posixpath.splitext(f)
         probe.append(list(dict.fromkeys((f, stem + ext.lower(), stem + ext.upper()))))
     best, found = None, 0

@@ -16,7 +16,7 @@ from datatools.core.boxes import fmt_number
 from datatools.core.images import ImageHeader, list_images, read_image_header
 from datatools.core.model import Finding, ImageRecord, Severity
 from datatools.core.parallel import Mapper
-from datatools.core.paths import is_absolute_name, safe_relpath
+from datatools.core.paths import is_absolute_name, name_here, safe_relpath
 
 DEFAULT_SPLIT = "all"
 
@@ -98,8 +98,7 @@ class ImageIndex:
         notes: list[Finding] = []
         name = (file_name or "").replace("\\", "/").strip()
         if is_absolute_name(name) or ".." in name.split("/"):
-            # C:\\data\\a.jpg, a path on the machine that wrote it: its base name is looked up; ../a.jpg is not here
-            name = posixpath.basename(name) if is_absolute_name(name) else ""
+            name = name_here(name) if is_absolute_name(name) else ""  # ../a.jpg is not here; C:/al/a.jpg's a.jpg may be
             notes.append(warn("unsafe-filename", "", "filename",
                               f"file name {file_name!r} points outside the image folder; "
                               + (f"only its base name {name!r} is looked up there" if name else "it is ignored"),
@@ -267,6 +266,14 @@ def split_role(name: str) -> str | None:
     return "train" if word.startswith("train") else "val" if word.startswith("val") else "test"
 
 
+def role_folders(src: str, holds: Callable[[str], bool]) -> dict[str, str]:
+    """``{name: path}`` of the folders of ``src`` named after a split (``train``, ``valid``, ``test``: see
+    :func:`split_role`) that ``holds`` a dataset: an export's folder per split (Roboflow's VOC and YOLO Darknet)."""
+    files = fs.files_for(src)
+    subs = files.listdir(src)[0] if files.isdir(src) else []
+    return {d: files.join(src, d) for d in subs if split_role(d) and holds(files.join(src, d))}
+
+
 def split_of_role(splits: Sequence[str], role: str) -> str | None:
     """The split of ``splits`` that plays ``role`` (``train``, ``val`` or ``test``, see :func:`split_role`): the one
     named ``role``, else the first other one of that role, VOC's ``trainval`` last; None when no split plays it."""
@@ -298,14 +305,10 @@ def id_in_split(iid: str, split: str | None, taken) -> str | None:
 
 def name_id(name: str, *, fallback: str, key: object = None, taken=()) -> str:
     """The image id a reader makes from a file name (COCO's ``file_name``, CVAT's ``@name``, a Label Studio image):
-    the path (``\\`` read as ``/``; of an absolute one, the base name) without extension and without empty, ``.``
-    and ``..`` parts, else ``fallback``
-    (``/`` or ``../`` left an empty id). Call it again with ``key`` (the entry's own id) and ``taken`` once the id is
+    the path (:func:`~datatools.core.paths.name_here`: of an absolute one, the base name) without extension and
+    without empty, ``.`` and ``..`` parts, else ``fallback`` (``/`` or ``../`` left an empty id). Call it again with ``key`` (the entry's own id) and ``taken`` once the id is
     known to be another image's: ``__<key>``, then ``__<key>_2``, ... until free. The caller notes the rename."""
-    raw = name.replace("\\", "/")
-    if is_absolute_name(raw):  # C:\\Users\\al\\a.jpg, /home/al/a.jpg: the writer's machine; its base name is looked up
-        raw = posixpath.basename(raw)
-    iid = posixpath.splitext(raw)[0]
+    iid = posixpath.splitext(name_here(name))[0]
     iid = "/".join(p for p in iid.split("/") if p not in ("", ".", "..")) or fallback
     new, n = iid, 1
     while new in taken:

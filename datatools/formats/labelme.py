@@ -48,8 +48,10 @@ def keeps_attribute(name: str, value: str | None = None) -> bool:
 
 def _group_id(value) -> int | None:
     """A ``group_id`` as labelme reads one: a whole number (``"3"``, ``"-2"``, ``"3.0"``); None for any other."""
-    m = re.fullmatch(r"\s*(-?\d+)(?:\.0*)?\s*", str(value)) if value is not None else None
-    return int(m.group(1)) if m and m.group(1).isascii() else None
+    m = re.fullmatch(r"\s*(-?[0-9]+)(?:\.0*)?\s*", str(value)) if value is not None else None
+    return int(m.group(1)) if m else None
+
+
 # The version written into each file: the field labelme itself writes (it warns, and still loads, on another).
 LABELME_VERSION = "5.5.0"
 _FLAGS = ("difficult", "truncated", "occluded")  # shape flags that mean the model's own flags

@@ -96,14 +96,6 @@ def voc_folders(src: str) -> tuple[str, str] | None:
     return None
 
 
-def xml_split_folders(src: str) -> list[str]:
-    """The folders of ``src`` named after a split (``train``, ``valid``, ``test``) that hold XML files: Roboflow's
-    VOC export, each split's XML files beside its images. The split of each file is then its folder's name."""
-    files = files_for(src)
-    return [d for d in files.listdir(src)[0] if split_role(d)
-            and any(n.lower().endswith(".xml") for n in files.listdir(files.join(src, d))[1])]
-
-
 class Layout:
     """Where the annotations, images and split lists of a VOC source are: a devkit root (``Annotations/``,
     ``JPEGImages/``, ``ImageSets/Main/``), the ``annotations/`` + ``images/`` layout (:func:`voc_folders`), or a
@@ -212,7 +204,7 @@ def plan_files(layout: Layout, sets: Sequence[str] | str | None
     elif sets and (list(sets) if not isinstance(sets, str) else [sets]) != ["all"]:
         raise UsageError(f"{layout.src}: --sets was given but there is no ImageSets/Main folder with split lists")
     elif layout.sets_dir is None and files and all("/" in iid and split_role(iid.split("/", 1)[0]) for iid, _ in files):
-        split_of = {iid: [iid.split("/", 1)[0]] for iid, _ in files}  # train/a.xml: xml_split_folders
+        split_of = {iid: [iid.split("/", 1)[0]] for iid, _ in files}  # train/a.xml: Roboflow's VOC export
         chosen = sorted({s for (s,) in split_of.values()})
     return files, split_of, chosen, findings
 

@@ -19,7 +19,7 @@ from datatools.core.fs import files_for, read_small_file
 from datatools.core.images import list_images
 from datatools.core.paths import IMAGE_EXTENSIONS, is_absolute_name
 from datatools.core.model import Finding
-from datatools.formats.common import DEFAULT_SPLIT, info, split_role, warn
+from datatools.formats.common import DEFAULT_SPLIT, info, role_folders, split_role, warn
 
 SPLIT_KEYS = ("train", "val", "test")
 
@@ -229,7 +229,7 @@ def _folder_splits(files, root: str, src: str, findings: list[Finding]
     if not files.isdir(img_root):
         if labels_beside_images(root):
             return {DEFAULT_SPLIT: images(root, recursive=False)}, True
-        nested = beside_splits(root)
+        nested = role_folders(root, labels_beside_images)  # Roboflow's YOLO Darknet: train/, valid/, test/
         if nested:
             return {split: images(folder, recursive=False) for split, folder in nested.items()}, True
         raise UsageError(f"{src}: expected a data.yaml, an images/ folder next to labels/, images with their .txt "
@@ -253,14 +253,6 @@ def darknet_splits(folder: str) -> dict[str, str]:
         return {}
     found = (re.fullmatch(r"obj_(.+)_data", d) for d in files.listdir(folder)[0])
     return {m.group(1): files.join(folder, m.group(0)) for m in found if m}
-
-
-def beside_splits(folder: str) -> dict[str, str]:
-    """``{split: folder}`` of Roboflow's YOLO Darknet export: ``train/``, ``valid/``, ``test/``, each a folder of
-    images with their labels beside them (:func:`labels_beside_images`); {} for any other folder."""
-    files = files_for(folder)
-    subs = files.listdir(folder)[0] if files.isdir(folder) else []
-    return {d: files.join(folder, d) for d in subs if split_role(d) and labels_beside_images(files.join(folder, d))}
 
 
 def labels_beside_images(folder: str) -> bool:

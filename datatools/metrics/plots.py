@@ -35,13 +35,13 @@ def plot_pr_curves(result: VOCResult, out: str | os.PathLike) -> list[str]:
     make_dirs(out)
     files = []
     taken = {"all"}
-    fig_all = figure(8.5 if len(result.classes) > 8 else 6, 5, dpi=110)
-    ax_all = fig_all.add_subplot()
     n = len(result.classes)
+    fig_all = figure(8.5 if n > 8 else 6, 5, dpi=110)
+    ax_all = fig_all.add_subplot()
     for k, c in enumerate(result.classes):
         fig = figure(5, 4, dpi=110)
         ax = fig.add_subplot()
-        name = plot_text(c.name if len(c.name) <= 32 else c.name[:31] + "…")
+        name = plot_text(c.name, 32)
         if len(c.recall) and c.positives:
             env = np.maximum.accumulate(c.precision[::-1])[::-1]
             # from recall 0: a class of one detection is a line, not a point drawn as nothing
@@ -58,9 +58,9 @@ def plot_pr_curves(result: VOCResult, out: str | os.PathLike) -> list[str]:
     m = result.map
     ax_all.set_title(f"PR curves, mAP{int(round(result.iou_threshold * 100))} = {m:.3f}" if m == m else "PR curves")
     _pr_axes(ax_all)
-    if result.classes and len(result.classes) <= 8:
+    if 0 < n <= 8:
         ax_all.legend(loc="lower left", fontsize=7)
-    elif len(result.classes) <= 25:  # beside the axes: inside, it covered half the curves
+    elif n <= 25:  # beside the axes: inside, it covered half the curves
         ax_all.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, borderaxespad=0)
     files.append(save_png(fig_all, out / "pr_all.png"))
     return files

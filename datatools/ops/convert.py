@@ -153,13 +153,14 @@ def resolve_source(src: str | os.PathLike, fmt: str | None) -> str:
     try:
         return formats.resolve(fmt, src)
     except formats.UnknownFormat as e:
-        files = files_for(os.fspath(src))
-        if not files.isdir(os.fspath(src)):
+        folder = os.fspath(src)
+        files = files_for(folder)
+        if not files.isdir(folder):
             raise
         below = []  # the folder above a dataset (an export unzipped into a folder of its own): name the dataset
-        for sub in [d for d in files.listdir(os.fspath(src))[0] if not d.startswith(".")][:8]:
+        for path in [files.join(folder, d) for d in files.listdir(folder)[0] if not d.startswith(".")][:8]:
             try:
-                below.append(f"{files.join(os.fspath(src), sub)} ({formats.detect(files.join(os.fspath(src), sub))})")
+                below.append(f"{path} ({formats.detect(path)})")
             except (UsageError, OSError):
                 continue
         if below:

@@ -17,11 +17,14 @@ from datatools.core.atomic import atomic_write
 _DPI = 100
 
 
-def plot_text(text: str) -> str:
+def plot_text(text: str, limit: int | None = None) -> str:
     """Data (a class name) as matplotlib draws it literally: ``$`` escaped (it starts mathtext), and characters the
-    font lacks as their escape (:func:`~datatools.viz.draw.shown`; matplotlib warned and drew empty boxes)."""
+    font lacks as their escape (:func:`~datatools.viz.draw.shown`; matplotlib warned and drew empty boxes); cut to
+    ``limit`` characters with an ellipsis (a long name printed over its neighbours, or off a title)."""
     from datatools.viz.draw import shown
 
+    if limit is not None and len(text) > limit:
+        text = text[:limit - 1] + "…"
     return shown(text).replace("$", r"\$")
 
 
@@ -75,8 +78,7 @@ def write_stats_plots(report, out_dir: str | os.PathLike) -> list[str]:
     ax.bar(x - 0.2, [lab.class_objects[n] for n in names], 0.4, label="objects", color="#4c72b0")
     ax.bar(x + 0.2, [lab.class_images[n] for n in names], 0.4, label="images", color="#dd8452")
     many = len(names) > 8 or sum(len(n) for n in names) > 48  # names that would print over each other
-    ax.set_xticks(x, [plot_text(n if len(n) <= 24 else n[:23] + "…") for n in names], rotation=60 if many else 0,
-                  ha="right" if many else "center")
+    ax.set_xticks(x, [plot_text(n, 24) for n in names], rotation=60 if many else 0, ha="right" if many else "center")
     ax.set_title(f"classes: {lab.objects:,} objects in {lab.images:,} images")
     ax.set_ylabel("count")
     ax.legend()
