@@ -533,15 +533,18 @@ def test_default_splits_find_the_split_of_their_role(tmp_path):
     from datatools.training.data import build_datasets
 
     data = _yolo_with_splits(tmp_path / "coco_names", {"train2017": ["a", "b", "c"], "val2017": ["d"]})
-    _, train_ds, val_ds, val_split = build_datasets(TrainConfig(data=str(data), **TINY))
+    _, train_ds, val_ds, val_split, note = build_datasets(TrainConfig(data=str(data), **TINY))
     assert (len(train_ds), len(val_ds), val_split) == (3, 1, "val2017")
-    _, train_ds, val_ds, _ = build_datasets(TrainConfig(data=str(data), train_split="val2017", val_split="", **TINY))
+    assert note == "trains on split 'train2017' (3 images), validates on split 'val2017' (1 image)"  # said in the run
+    _, train_ds, val_ds, _, note = build_datasets(TrainConfig(data=str(data), train_split="val2017", val_split="",
+                                                              **TINY))
     assert (len(train_ds), val_ds) == (1, None)
+    assert note == "trains on split 'val2017' (1 image), no validation"
     from datatools.datasets import DetectionDataset
 
     assert len(DetectionDataset.from_path(data, splits="val")) == 1  # the library finds it by its role too
     data = _yolo_with_splits(tmp_path / "roboflow", {"train": ["a", "b"], "valid": ["c"], "test": ["d"]})
-    _, train_ds, val_ds, val_split = build_datasets(TrainConfig(data=str(data), **TINY))
+    _, train_ds, val_ds, val_split, _ = build_datasets(TrainConfig(data=str(data), **TINY))
     assert (len(train_ds), len(val_ds), val_split) == (2, 1, "valid")
     data = _yolo_with_splits(tmp_path / "voc_names", {"trainval": ["a", "b"], "val": ["b"]})
     with pytest.raises(UsageError, match="trainval holds"):
@@ -576,7 +579,7 @@ def test_crowd_regions_are_no_training_targets(tmp_path):
                "categories": [{"id": 1, "name": "person"}]}
         (tmp_path / "annotations").mkdir(exist_ok=True)
         (tmp_path / "annotations" / f"instances_{split}.json").write_text(json.dumps(doc))
-    _, train_ds, val_ds, _ = build_datasets(TrainConfig(data=str(tmp_path), **TINY))
+    _, train_ds, val_ds, _, _ = build_datasets(TrainConfig(data=str(tmp_path), **TINY))
     assert train_ds.annotations(0)["boxes"].tolist() == [[5, 5, 25, 25]] and train_ds.dropped == {"crowd-skipped": 1}
     assert len(val_ds.annotations(0)["boxes"]) == 2
 
@@ -627,7 +630,7 @@ def test_a_val_split_asked_by_name_is_found_by_role_or_refused(tmp_path):
     from datatools.training.data import build_datasets
 
     # Roboflow's data.yaml calls its valid/ folder val: --val-split valid found nothing and trained without one
-    _, _, val_ds, val_split = build_datasets(TrainConfig(data=str(SAMPLE), val_split="valid", **TINY))
+    _, _, val_ds, val_split, _ = build_datasets(TrainConfig(data=str(SAMPLE), val_split="valid", **TINY))
     assert val_split == "val" and val_ds is not None
     with pytest.raises(Exception, match="no split 'holdout'"):
         build_datasets(TrainConfig(data=str(SAMPLE), val_split="holdout", **TINY))

@@ -24,8 +24,9 @@ def stream_seed(*parts: int) -> int:
 
 
 def build_datasets(cfg: TrainConfig):
-    """``(data, train_ds, val_ds, val_split)`` through :mod:`datatools.datasets` (uint8 out, converted on the
-    device). ``val_ds`` is ``None`` when the data has no ``cfg.val_split``; a missing train split is a usage error."""
+    """``(data, train_ds, val_ds, val_split, note)`` through :mod:`datatools.datasets` (uint8 out, converted on the
+    device). ``val_ds`` is ``None`` when the data has no ``cfg.val_split``; a missing train split is a usage error.
+    ``note`` says which split trains and which validates, with their sizes (a run on trainval or train2017 says so)."""
     from datatools.datasets import DetectionDataset
     from datatools.formats.common import DEFAULT_SPLIT, split_named
     from datatools.datasets.transforms import eval_preset, train_preset
@@ -64,7 +65,12 @@ def build_datasets(cfg: TrainConfig):
     # evaluation ignores detections in it.
     train_ds = dataset(train_split, tr, keep_crowd=False)
     val_ds = dataset(val_split, ev, keep_crowd=True) if val_split else None
-    return data, train_ds, val_ds, val_split
+    def size(ds) -> str:
+        return f"{len(ds)} image{'s' * (len(ds) != 1)}"
+
+    note = (f"trains on {f'split {train_split!r}' if train_split else 'every image'} ({size(train_ds)}), "
+            + (f"validates on split {val_split!r} ({size(val_ds)})" if val_ds is not None else "no validation"))
+    return data, train_ds, val_ds, val_split, note
 
 
 def epoch_loader(ds, cfg: TrainConfig, dist: DistContext, *, train: bool, epoch: int):

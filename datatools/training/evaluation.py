@@ -241,7 +241,7 @@ def evaluate_checkpoint(path: str | os.PathLike, *, data: str | None = None, dev
     cfg = TrainConfig.from_dict(args)
     dist, dev = setup_distributed(cfg.device)
     try:
-        _, train_ds, val_ds, val_split = build_datasets(cfg)
+        _, train_ds, val_ds, val_split, _ = build_datasets(cfg)
         if val_ds is None:
             raise UsageError(f"{cfg.data}: no {cfg.val_split!r} split to evaluate on")
         gt = validation_ground_truth(cfg, val_ds, val_split, dist)

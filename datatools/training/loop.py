@@ -210,7 +210,8 @@ def _train(cfg: TrainConfig, ckpt: dict | None, dist: DistContext, device: torch
         torch.backends.cudnn.benchmark = False
     elif device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    data, train_ds, val_ds, val_split = build_datasets(cfg)
+    data, train_ds, val_ds, val_split, data_note = build_datasets(cfg)
+    notes.append(data_note)
     classes = tuple(train_ds.classes)
     try:
         category_ids = tuple(train_ds.category_ids)  # COCO's own ids, for predict on a plain folder
