@@ -39,8 +39,8 @@ def atomic_write(path: str | os.PathLike, data: bytes | str, *, fsync: bool = Fa
     before the rename and the folder after it, so the new name points at data that is on disk. It applies to the
     in-place write, not to a file staged in a transaction.
 
-    The temp name is ``.<name>.<pid>.<thread>.tmp``: unique per writer without mkstemp's random names and O_EXCL
-    retries, which cost more than the write itself for small label files.
+    The temp name is ``.<name>.<pid>.<thread>.datatools.tmp`` (the name cut to 100 bytes): unique per writer
+    without mkstemp's random names and O_EXCL retries, which cost more than the write itself for small label files.
     """
     path = os.fspath(path)
     if isinstance(data, str):
@@ -52,7 +52,8 @@ def atomic_write(path: str | os.PathLike, data: bytes | str, *, fsync: bool = Fa
             return
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         head, name = os.path.split(path)
-        tmp = os.path.join(head, f".{name}.{os.getpid()}.{threading.get_ident()}.datatools.tmp")
+        short = name.encode()[:100].decode(errors="ignore")  # a 240-byte name plus the tag is over NAME_MAX (255)
+        tmp = os.path.join(head, f".{short}.{os.getpid()}.{threading.get_ident()}.datatools.tmp")
         try:
             with open(tmp, "wb") as f:
                 f.write(data)

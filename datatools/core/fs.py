@@ -98,9 +98,12 @@ def isfile(url: str) -> bool:
     return _ask(url, "isfile")
 
 
-def find(url: str, *, suffixes: tuple[str, ...] | None = None, recursive: bool = True) -> list[str]:
+def find(url: str, *, suffixes: tuple[str, ...] | None = None, recursive: bool = True,
+         hidden: bool = True) -> list[str]:
     """Relative posix paths of the files under folder ``url`` (sorted), optionally only those ending in one of
-    ``suffixes`` (compared in lower case). Join them back with :func:`join`."""
+    ``suffixes`` (compared in lower case). Join them back with :func:`join`. macOS' AppleDouble files (``._a.xml``
+    beside ``a.xml`` on a copied disk: no annotation, no picture) are never listed; ``hidden=False`` leaves out
+    every hidden file and folder (``.a.jpg``, Jupyter's ``.ipynb_checkpoints/``), as ultralytics lists images."""
     fs, path = url_to_fs(url)
     base = path.rstrip("/")
     try:
@@ -111,10 +114,16 @@ def find(url: str, *, suffixes: tuple[str, ...] | None = None, recursive: bool =
     for p in found:
         p = p if isinstance(p, str) else str(p)
         rel = p[len(base):].lstrip("/") if p.startswith(base) else posixpath.basename(p)
-        if rel and (suffixes is None or rel.lower().endswith(suffixes)):
+        if rel and (suffixes is None or rel.lower().endswith(suffixes)) and not _skipped(rel, hidden):
             out.append(rel)
     out.sort()
     return out
+
+
+def _skipped(rel: str, hidden: bool) -> bool:
+    """Whether :func:`find` leaves out the file (or folder) ``rel``."""
+    base = rel.rsplit("/", 1)[-1]
+    return base.startswith("._") or (not hidden and any(part.startswith(".") for part in rel.split("/")))
 
 
 def open_binary(url: str):
@@ -188,17 +197,40 @@ class LocalFiles:
         return str(Path(path).parent)
 
     @staticmethod
-    def find(folder: str, *, suffixes: tuple[str, ...] | None = None, recursive: bool = True) -> list[str]:
+    def find(folder: str, *, suffixes: tuple[str, ...] | None = None, recursive: bool = True,
+             hidden: bool = True) -> list[str]:
         """As :func:`find` (relative posix paths, sorted; empty when there is no such folder), on a local folder.
-        ``folder`` itself may be a link; links to folders inside it are not followed (one could lead out of the
-        dataset, or list a folder under a second name that image lookup would then match by its base name)."""
-        out = []
-        for dirpath, dirnames, filenames in os.walk(folder):
-            if not recursive:
-                dirnames[:] = []
-            prefix = os.path.relpath(dirpath, folder).replace(os.sep, "/")
-            prefix = "" if prefix == "." else prefix + "/"
-            out.extend(prefix + n for n in filenames if suffixes is None or n.lower().endswith(suffixes))
+        Links to folders are followed as ultralytics' listing follows them (``images/train/camA -> /pool/camA``),
+        except one into ``folder`` itself or into a folder already listed (listed once, under its own name; no
+        cycle); a link to a file that is not there is no file."""
+        out: list[str] = []
+        top = os.path.realpath(folder)
+        seen = {top}
+
+        def walk(path: str, real: str, prefix: str) -> None:
+            try:
+                entries = list(os.scandir(path))
+            except OSError:  # no such folder, or one that cannot be read: as os.walk, nothing under it
+                return
+            for e in entries:
+                if e.name.startswith(".") and _skipped(e.name, hidden):
+                    continue
+                link = e.is_symlink()
+                try:
+                    is_dir = e.is_dir()
+                except OSError:
+                    is_dir = False
+                if is_dir:
+                    sub = os.path.realpath(e.path) if link else os.path.join(real, e.name)
+                    inside = sub == top or sub.startswith(top + os.sep) or top.startswith(sub + os.sep)
+                    if recursive and sub not in seen and not (link and inside):
+                        seen.add(sub)
+                        walk(e.path, sub, prefix + e.name + "/")
+                elif not (link and not os.path.exists(e.path)) and (
+                        suffixes is None or e.name.lower().endswith(suffixes)):
+                    out.append(prefix + e.name)
+
+        walk(folder, top, "")
         out.sort()
         return out
 

@@ -180,5 +180,5 @@ def list_images(folder: str | os.PathLike, *, recursive: bool = True, hidden: bo
     folder = os.fspath(folder)
     files = fs.files_for(folder)  # find() is empty for a folder that is not there
     prefix = fs.folder_prefix(folder)
-    return {rel: prefix + rel for rel in files.find(folder, suffixes=IMAGE_EXTENSIONS, recursive=recursive)
-            if hidden or not any(part.startswith(".") for part in rel.split("/"))}
+    return {rel: prefix + rel for rel in files.find(folder, suffixes=IMAGE_EXTENSIONS, recursive=recursive,
+                                                    hidden=hidden)}

@@ -6,6 +6,7 @@ part of an output path, and :func:`check_output_dir` / :func:`refuse_replacing_i
 from __future__ import annotations
 
 import os
+import unicodedata
 from pathlib import Path
 from typing import Iterable
 
@@ -29,6 +30,12 @@ def name_here(text: str) -> str:
     ``/home/al/a.jpg``: a path on the machine that wrote it) its base name, which is what can be looked up here."""
     name = text.replace("\\", "/")
     return name.rsplit("/", 1)[-1] if is_absolute_name(name) else name
+
+
+def nfc(name: str) -> str:
+    """``name`` in Unicode's composed form (NFC): macOS writes ``cafe\u0301.jpg`` where an annotation says
+    ``caf\u00e9.jpg``, and both name one file there. Names are looked up by this key."""
+    return name if name.isascii() else unicodedata.normalize("NFC", name)
 
 
 def safe_relpath(relative: str) -> str:

@@ -136,7 +136,8 @@ def read(src: str | os.PathLike, *, images: str | os.PathLike | None = None, cla
                                     f"listed twice (first as {img_by_id[im['id']]!r}); this entry is dropped, the "
                                     "annotations of the id go to the first", image_dropped=True))
                 continue
-            fname = str(im.get("file_name") or "").strip()
+            fname = str(im.get("file_name") or "")  # ' a.jpg' is a name (torchvision opens it), '  ' none
+            fname = fname if fname.strip() else ""
             iid = name_id(fname, fallback=f"image_{id_text(im['id'])}")
             source = f"{jpath}#{id_text(im['id'])}"
             if iid in records and records[iid].source != source:

@@ -16,7 +16,7 @@ from datatools.core.boxes import fmt_number
 from datatools.core.images import ImageHeader, list_images, read_image_header
 from datatools.core.model import Finding, ImageRecord, Severity
 from datatools.core.parallel import Mapper
-from datatools.core.paths import is_absolute_name, name_here, safe_relpath
+from datatools.core.paths import IMAGE_EXTENSIONS, is_absolute_name, name_here, nfc, safe_relpath
 
 DEFAULT_SPLIT = "all"
 
@@ -75,10 +75,14 @@ class ImageIndex:
             self.folder = Path(folder) if folder else None
         self.exists = bool(folder) and fs.files_for(os.fspath(folder)).isdir(os.fspath(folder))
         self.by_rel = list_images(self.folder, hidden=True) if self.exists else {}
+        # Keys in NFC: macOS names files decomposed (e + U+0301), annotation tools write them composed; one name
+        self.canon: dict[str, str] = {}
         self.by_stem: dict[str, list[str]] = {}
         self.by_base_stem: dict[str, list[str]] = {}
         for rel in self.by_rel:
-            stem = posixpath.splitext(rel)[0]
+            key = nfc(rel)
+            self.canon.setdefault(key, rel)
+            stem = posixpath.splitext(key)[0]
             self.by_stem.setdefault(stem, []).append(rel)
             self.by_base_stem.setdefault(posixpath.basename(stem), []).append(rel)
 
@@ -86,17 +90,21 @@ class ImageIndex:
         """The images the written file name denotes, best first (empty for no name or no such image)."""
         if not name:
             return []
-        if name in self.by_rel:
-            return [name]
+        name = nfc(name)
+        if name in self.canon:
+            return [self.canon[name]]
         return self.by_stem.get(posixpath.splitext(name)[0], []) or self.by_stem.get(name, [])
 
     def find(self, file_name: str, image_id: str, *, id_names_image: bool = True
              ) -> tuple[str | None, list[Finding], str]:
         """Return (absolute path or None, findings, resolved relative name). ``id_names_image=False``: the id is not
         a file's own name (a COCO id, made from the file name), so the written name alone pairs, without a
-        ``filename-mismatch``."""
+        ``filename-mismatch``. A name is taken as written, then without the blanks around it (an XML text
+        ``<filename> a.jpg </filename>``); letters composed or decomposed are one name."""
         notes: list[Finding] = []
-        name = (file_name or "").replace("\\", "/").strip()
+        name = (file_name or "").replace("\\", "/")
+        if name != name.strip() and not self._by_name(name):
+            name = name.strip()
         if is_absolute_name(name) or ".." in name.split("/"):
             name = name_here(name) if is_absolute_name(name) else ""  # ../a.jpg is not here; C:/al/a.jpg's a.jpg may be
             notes.append(warn("unsafe-filename", "", "filename",
@@ -104,11 +112,11 @@ class ImageIndex:
                               + (f"only its base name {name!r} is looked up there" if name else "it is ignored"),
                               image_id=image_id))
         named = self._by_name(name)
-        own = self.by_stem.get(image_id, []) if id_names_image else []
+        own = self.by_stem.get(nfc(image_id), []) if id_names_image else []
         base = posixpath.basename(posixpath.splitext(name)[0])
         if not own and not named:  # neither id nor name as written: the same by base name, id first
-            own = self.by_base_stem.get(posixpath.basename(image_id), []) if id_names_image else []
-            named = self.by_base_stem.get(base, []) if name else []
+            own = self.by_base_stem.get(nfc(posixpath.basename(image_id)), []) if id_names_image else []
+            named = self.by_base_stem.get(nfc(base), []) if name else []
             if len(own or named) > 1:  # cityA/0001.jpg and cityB/0001.jpg: the first would be a guess
                 notes.append(warn("filename-mismatch", "", "filename", f"{len(own or named)} images answer to the "
                                   f"base name of {file_name or image_id!r} ({', '.join((own or named)[:2])}, ...); "
@@ -126,7 +134,7 @@ class ImageIndex:
             else:
                 message = f"file name {file_name!r} does not match an image; using {rel!r}"
             notes.append(warn("filename-mismatch", "", "filename", message, image_id=image_id))
-        elif id_names_image and not own and posixpath.basename(image_id) != base:  # paired by the name alone
+        elif id_names_image and not own and nfc(posixpath.basename(image_id)) != nfc(base):  # paired by the name
             notes.append(warn("filename-mismatch", "", "filename",
                               f"no image is named after the annotation ({image_id!r}); paired by its file name "
                               f"{file_name!r}", image_id=image_id))
@@ -148,8 +156,20 @@ class ImageIndex:
             image_path = or_else()
         if image_path is None and self.exists:
             what = name if shown is None else shown
-            found.append(err("missing-image", path, fld, f"no image {what!r} in {self.folder}", image_id=image_id))
+            found.append(err("missing-image", path, fld, f"no image {what!r} in {self.folder}{self._why_not(name)}",
+                             image_id=image_id))
         return image_path, found, rel
+
+    def _why_not(self, name: str) -> str:
+        """Why a name that is a file in the folder is no image: a link to nothing, or no image extension."""
+        if fs.is_url(os.fspath(self.folder)) or not name or is_absolute_name(name) or ".." in name.split("/"):
+            return ""
+        p = os.path.join(self.folder, name.replace("\\", "/"))
+        if os.path.islink(p) and not os.path.exists(p):
+            return f" ({name} is a link to {os.readlink(p)}, which is not there)"
+        if os.path.isfile(p):
+            return f" ({name} is a file there, but not named as an image: {', '.join(IMAGE_EXTENSIONS)})"
+        return ""
 
 
 def split_not_kept(records: Sequence[ImageRecord], why: str) -> list[Finding]:
@@ -319,8 +339,8 @@ def name_id(name: str, *, fallback: str, key: object = None, taken=()) -> str:
 def _same_image(name: str, rel: str) -> bool:
     """Whether a written file name is ``rel`` up to its folder or a missing extension (``a`` or ``JPEGImages/a.jpg``
     for ``a.jpg``): another way to write the same image, not a different one."""
-    base, rel_base = posixpath.basename(name), posixpath.basename(rel)
-    return base == rel_base or base == posixpath.splitext(rel_base)[0]
+    base, rel_base = nfc(posixpath.basename(name)).strip(), nfc(posixpath.basename(rel)).strip()
+    return base == rel_base or base == posixpath.splitext(rel_base)[0].strip()
 
 
 def no_image_dir(path: str, fld: str, message: str, *, given: bool) -> Finding:

@@ -251,7 +251,8 @@ def _image_record(im, k: int, path: str, seen: dict[str, str], findings: list[Fi
                   ) -> tuple[ImageRecord | None, int]:
     """The record of the ``k``-th ``<image>`` element (None when it is dropped) and the number of shapes in it."""
     where = f"image[{k}]"
-    name = (im.get("name") or "").strip()
+    name = im.get("name") or ""  # ' a.jpg' is a name, '  ' none
+    name = name if name.strip() else ""
     shapes = [c for c in im if isinstance(c.tag, str) and (c.tag in BOX_SHAPES or c.tag in OTHER_SHAPES)]
     if not name:
         findings.append(err("missing-field", path, f"{where}/@name", "the image has no name; dropped with "

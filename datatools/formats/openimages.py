@@ -424,7 +424,8 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
                                        objects=len(rec.annotations), image_dropped=True))
             continue
         split = safe_relpath(rec.splits[0]) if rec.splits else DEFAULT_SPLIT
-        iid = flat = rec.image_id.replace("/", "_")  # an ImageID is one name: x/a and x_a would be one image
+        # An ImageID is one name: x/a and x_a would be one image; readers strip a CSV field (' a' is 'a')
+        iid = flat = rec.image_id.replace("/", "_").strip() or "_"
         n = 1
         while iid in taken:
             n += 1

@@ -376,9 +376,9 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
                                     "ultralytics trains without them (convert them to PNG)"))
     if clear.renamed:
         result.findings.append(info("folder-renamed", str(out / "images"), "images",
-                                    f"{clear.renamed} image or split path(s) with a folder named 'images' are "
-                                    "written with 'images_' there: ultralytics finds a label by the last /images/ "
-                                    "in an image's path"))
+                                    f"{clear.renamed} image or split path(s) with a folder named 'images' or a "
+                                    "name starting with '.' are written with 'images_' or '_.' there: ultralytics "
+                                    "finds a label by the last /images/ in an image's path, and skips hidden names"))
     # A conversion has dropped objects of unlisted classes (ops.sanitize.prepare); a dataset written as it is (a
     # split) keeps them: ids are the class list, then any other label, sorted, as stats and split count them.
     names = all_classes(ds.classes, ds.images)
@@ -425,10 +425,12 @@ def _repeated_rows(records: Sequence[ImageRecord], texts: Sequence[str]) -> list
 
 
 class _ClearOfImages:
-    """Output paths with no folder named ``images`` below ``images/``: ultralytics (and :func:`_label_path_for`)
-    turn the last ``/images/`` of an image's path into ``/labels/``, so ``images/train/images/a.jpg`` would have its
-    label looked for in ``images/train/labels/``. Such a folder becomes ``images_`` (more ``_`` while that names
-    another record's path); ``renamed`` counts the paths changed."""
+    """Output paths ultralytics reads as they were written: no folder named ``images`` below ``images/`` (ultralytics
+    and :func:`_label_path_for` turn the last ``/images/`` of an image's path into ``/labels/``, so
+    ``images/train/images/a.jpg`` would have its label looked for in ``images/train/labels/``) and no name starting
+    with ``.`` (its listing, and ours, skip hidden files and folders: ``.a.jpg`` was written and never read back).
+    Such a folder becomes ``images_``, such a name ``_.a`` (more ``_`` while that names another record's path);
+    ``renamed`` counts the paths changed."""
 
     def __init__(self, records: Sequence[ImageRecord]) -> None:
         self._records, self._taken, self.renamed = records, None, 0
@@ -436,17 +438,18 @@ class _ClearOfImages:
     def rel(self, rel: str, *, file: bool) -> str:
         parts = rel.split("/")
         folders = len(parts) - 1 if file else len(parts)
-        if "images" not in parts[:folders]:
+        bad = [p.startswith(".") or (p == "images" and k < folders) for k, p in enumerate(parts)]
+        if not any(bad):
             return rel
         if self._taken is None:  # built on the first such path only
             self._taken = {safe_relpath(r.image_id) for r in self._records} | {
                 safe_relpath(s) for r in self._records for s in r.splits}
-        suffix = "_"
+        fix = "_"
         while True:
-            new = "/".join(p + suffix if p == "images" and k < folders else p for k, p in enumerate(parts))
+            new = "/".join((fix + p if p.startswith(".") else p + fix) if b else p for b, p in zip(bad, parts))
             if new not in self._taken:
                 break
-            suffix += "_"
+            fix += "_"
         self._taken.add(new)
         self.renamed += 1
         return new
