@@ -147,6 +147,27 @@ def test_yolo_paths_with_an_images_folder_keep_their_labels(tmp_path):
         ("images_/a", 11.0), ("images__/a", 10.0), ("x/images_/b", 12.0)]  # images_/a was another's name
 
 
+@pytest.mark.parametrize("splits", [("val2017",), ("val", "test")])
+def test_a_set_of_evaluation_splits_is_never_written_as_training_data(tmp_path, splits):
+    """COCO's val2017 converted to YOLO (to evaluate a model on it) wrote train: images/val2017 under a comment that
+    said the val entry pointed at training images, with no finding; read back, the split was called train."""
+    src = tmp_path / "src"
+    for split in splits:
+        make_jpeg(src / split / "a.jpg", 100, 80)
+        (src / f"{split}.json").write_text(json.dumps({
+            "images": [{"id": 1, "file_name": f"{split}/a.jpg", "width": 100, "height": 80}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 5, 5], "area": 25,
+                             "iscrowd": 0}], "categories": [{"id": 1, "name": "dog"}]}))
+    res = CliRunner().invoke(cli, ["convert", str(src), str(tmp_path / "y"), "--to", "yolo", "--json"])
+    assert res.exit_code == 0, res.output
+    [warning] = [f for f in json.loads(res.stdout)["findings"] if f["code"] == "no-train-split"]
+    assert f"images/{splits[0]}" in warning["message"] and "do not train on them" in warning["message"]
+    text = (tmp_path / "y" / "data.yaml").read_text()
+    assert "# no training split" in text and "measure training data" not in text
+    back = formats.get("yolo").read(tmp_path / "y")
+    assert sorted(back.splits) == sorted(splits)
+
+
 def test_yolo_rows_that_repeat_are_written_and_said(tmp_path):
     """Two equal boxes of one class: ultralytics loads one ("duplicate labels removed") where the summary said 2
     written and nothing more."""

@@ -368,7 +368,7 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
     splits = sorted(splits_seen, key=lambda s: (order.get(split_role(s), 3), s))
     if images_mode is not ImagesMode.NONE:
         _refuse_splits_without_images(ds, splits, {r.partition("/")[0] for _, r in pictures}, out)
-    result.findings.extend(_splits_not_in_yaml(ds, splits, out))
+    result.findings += _no_training_split(splits, out) + _splits_not_in_yaml(ds, splits, out)
     gifs = sum(1 for rec in ds.images if os.path.splitext(rec.image_path or rec.file_name or "")[1].lower() == ".gif")
     if gifs:  # ultralytics lists GIF as a video: it trains without them
         result.findings.append(warn("image-not-read-by-ultralytics", str(out / "images"), "images", f"{gifs} image(s) "
@@ -467,6 +467,17 @@ def _refuse_splits_without_images(ds: Dataset, splits: Sequence[str], placed: se
     raise DatatoolsError(f"{out}: none of the {n} image(s) of split(s) {', '.join(empty)} has an image file{why}; "
                          f"data.yaml would name images/{empty[0]}, which would not exist. Pass --images DIR where the "
                          "images are, or --images-mode none to write the labels only")
+
+
+def _no_training_split(splits: Sequence[str], out: Path) -> list[Finding]:
+    """A dataset of validation or test splits only (COCO's val2017 converted for evaluation): ultralytics needs a
+    ``train`` entry, so data.yaml's names one of them. Training on it would fit the evaluation images: say so."""
+    train = yaml_splits(splits)["train"]
+    if not all(split_role(s) in ("val", "test") for s in train):
+        return []
+    return [warn("no-train-split", str(out / "data.yaml"), "train", f"no training split: data.yaml's train entry "
+                 f"names {', '.join('images/' + s for s in train)} (ultralytics needs one), the "
+                 f"{split_role(train[0])} images; evaluate on them, do not train on them")]
 
 
 def _splits_not_in_yaml(ds: Dataset, splits: Sequence[str], out: Path) -> list[Finding]:

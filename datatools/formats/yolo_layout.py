@@ -187,10 +187,13 @@ def discover(src: str | os.PathLike) -> tuple[Path | str, dict[str, list[tuple[s
                 repeated[split] = same
                 continue
             splits[split] = [(_image_id(full), full) for full in paths]
-        entry = str(data.get("train") or "").strip().replace("\\", "/").rstrip("/")
-        if list(splits) == ["train"] and repeated.get("val") == "train" and \
-                entry.removeprefix("./") == f"images/{DEFAULT_SPLIT}":
-            splits = {DEFAULT_SPLIT: splits["train"]}  # our own layout for a dataset without splits
+        # Our own layout for a dataset without splits (train and val: images/all), or of evaluation splits only
+        # (train and val: images/val2017, a placeholder train entry): the split keeps its folder's name
+        entry = str(data.get("train") or "").strip().replace("\\", "/").rstrip("/").removeprefix("./")
+        name = entry.removeprefix("images/") if entry.startswith("images/") else ""
+        if "train" in splits and repeated.get("val") == "train" and name not in splits and (
+                name == DEFAULT_SPLIT or split_role(name) in ("val", "test")):
+            splits = {(name if k == "train" else k): v for k, v in splits.items()}
     else:
         root = src.rstrip("/") if files.url else str(Path(src))
         splits, beside = _folder_splits(files, root, src, findings)
@@ -367,8 +370,11 @@ def data_yaml(splits: Sequence[str], names: Sequence[str]) -> str:
         folders = [q("images/" + s) for s in keys[key]]
         return f"{key}: {folders[0] if len(folders) == 1 else '[' + ', '.join(folders) + ']'}"
 
+    if all(split_role(s) in ("val", "test") for s in keys["train"]):
+        lines.append("# no training split: train points at evaluation images, since ultralytics needs a train "
+                     "entry; do not train on them")
     lines.append(entry("train"))
-    if keys["val"] == keys["train"]:
+    if keys["val"] == keys["train"] and split_role(keys["train"][0]) != "val":
         lines.append("# no val split: val points at the training images, since ultralytics needs a val entry; "
                      "validation scores on them measure training data (datatools split --val makes a val split)")
     lines.append(entry("val"))
