@@ -168,6 +168,14 @@ def test_a_set_of_evaluation_splits_is_never_written_as_training_data(tmp_path, 
     assert sorted(back.splits) == sorted(splits)
 
 
+def test_the_summary_says_what_the_output_format_cannot_hold(tmp_path):
+    """field-not-kept notes (truncated flags, scores, attributes) were in --json only: the printed summary showed
+    none of them, though the docs promise them in the summary too."""
+    res = CliRunner().invoke(cli, ["convert", str(SAMPLE), str(tmp_path / "y"), "--to", "yolo"])
+    assert res.exit_code == 0, res.output
+    assert "not kept (truncated): 100 truncated flag(s): yolo has no place for them" in res.output
+
+
 def test_yolo_rows_that_repeat_are_written_and_said(tmp_path):
     """Two equal boxes of one class: ultralytics loads one ("duplicate labels removed") where the summary said 2
     written and nothing more."""

@@ -82,10 +82,16 @@ def render_summary(s, *, command: str | None = None, before: dict[str, int] | No
         con.print(("splits read (not kept by the output format: field-not-kept): " if lost else "splits: ")
                   + ", ".join(f"{esc(k)} {v:,}" for k, v in s.splits.items()))
     problems = [f for f in s.findings if f.severity.value != "info"]
+    # What the output format cannot hold, field by field (a note, so not in the table below): said here too
+    for f in s.findings:
+        if f.code == "field-not-kept" and f.field not in ("splits", "difficult") and f.severity.value == "info":
+            con.print(f"not kept ({esc(f.field)}): {esc(f.message)}", soft_wrap=True)
+    notes = {k: v for k, v in s.notes.items() if k != "field-not-kept"}
+    if problems or notes:
+        con.print(counts_table("Findings", {**{f"error: {k}": v for k, v in s.errors.items()},
+                                            **{f"warning: {k}": v for k, v in s.warnings.items()},
+                                            **{f"note: {k}": v for k, v in notes.items()}}, key="code"))
     if problems:
-        con.print(counts_table("Errors and warnings", {**{f"error: {k}": v for k, v in s.errors.items()},
-                                                        **{f"warning: {k}": v for k, v in s.warnings.items()}},
-                               key="code"))
         shown = [f for f in problems if f.code not in summed_up]
         if shown:
             con.print(findings_table(shown, limit=20, title="First findings (all of them with --json)"))
