@@ -194,3 +194,33 @@ def test_the_summary_says_when_the_splits_are_not_kept(tmp_path):
         r = CliRunner().invoke(cli, ["convert", str(SAMPLE), str(tmp_path / fmt), "--to", fmt, "--images-mode", "none"])
         line = next(ln for ln in r.output.splitlines() if "train 160, val 40" in ln)
         assert ("not kept by the output format" in line) is lost, line
+
+
+@pytest.mark.parametrize("fmt", sorted(formats.FORMATS))
+def test_the_coco_files_own_fields_are_said_when_not_kept(tmp_path, fmt):
+    """A COCO file's info, licenses, categories' supercategory and its category ids (3, 7) were lost on the way to
+    any other format without a word; our own defaults (no info given, supercategory none) are no loss."""
+    make_jpeg(tmp_path / "images" / "a.jpg", 40, 30)
+    doc = {"info": {"description": "pets"}, "licenses": [{"id": 1, "name": "CC"}],
+           "images": [{"id": 1, "file_name": "a.jpg", "width": 40, "height": 30}],
+           "annotations": [{"id": 1, "image_id": 1, "category_id": c, "bbox": [1, 1, 9, 9], "area": 81, "iscrowd": 0}
+                           for c in (3, 7)],
+           "categories": [{"id": 3, "name": "cat", "supercategory": "animal"}, {"id": 7, "name": "dog"}]}
+    (tmp_path / "ann.json").write_text(json.dumps(doc))
+
+    def coco_notes(src: Path, out: Path, images: Path = tmp_path / "images") -> list[str]:
+        r = CliRunner().invoke(cli, ["convert", str(src), str(out), "--to", fmt, "--images", str(images), "--json"])
+        assert r.exit_code == 0, r.output
+        return [f["message"] for f in json.loads(r.output)["findings"] if f["field"] == "coco"]
+
+    found = coco_notes(tmp_path / "ann.json", tmp_path / "o")
+    if fmt == "coco":
+        assert found == []
+        assert coco_notes(tmp_path / "o", tmp_path / "o2" / "again") == []  # still all there
+    else:
+        assert found == [f"the COCO file's info, licenses, categories' supercategory, category ids: {fmt} has no "
+                         "place for them (written back to COCO from COCO only)"]
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    datatools.convert("voc", SAMPLE, "coco", plain / "c", images_mode="none")
+    assert coco_notes(plain / "c", tmp_path / "p", SAMPLE / "JPEGImages") == []  # our COCO writer's defaults

@@ -36,6 +36,7 @@ OWNED = ("annotations", "images")
 IMAGE_FOLDER = "images"
 NEEDS_SIZE = False  # boxes are written in pixels: an image without a size can be written
 # What the writer keeps of an object besides box and class: iscrowd, the flags and attributes in "attributes".
+OUR_INFO = {"description": "written by datatools", "version": "1.0"}  # no info given: what is written, and no loss
 KEEPS = frozenset({"difficult", "truncated", "occluded", "iscrowd", "attributes", "extra", "splits", "score",
                    "classes"})
 # The keys the model holds; every other key of an image, annotation or category is kept as it was read (the
@@ -414,7 +415,7 @@ def to_coco(records: Sequence[ImageRecord], classes: Sequence[str], *, file_name
             if a.score is not None:
                 entry["score"] = a.score
             anns.append(entry)
-    return {"info": meta.get("info") or {"description": "written by datatools", "version": "1.0"},
+    return {"info": meta.get("info") or dict(OUR_INFO),
             "licenses": list(meta.get("licenses") or ()), "images": images, "annotations": anns,
             "categories": [{"id": cat_id[n], "name": n, **(cat_extra.get(n) or {"supercategory": "none"})}
                            for n in classes], **(meta.get("other") or {})}

@@ -436,6 +436,17 @@ def fields_not_kept(ds: Dataset, dst_mod, out: str | os.PathLike) -> list[Findin
                                  f"the class list ({shown}): {fmt} output reads back with the names its objects "
                                  "use, sorted" + (f" ({len(unused)} class(es) without objects are not among them)"
                                                   if unused else "") + "; pass --classes when reading it for this order"))
+    coco = ds.meta.get("coco") or {}
+    if "extra" not in keeps and coco:  # the dataset's own COCO fields, which only COCO writes back
+        ids = {i for by_name in (ds.meta.get("category_ids") or {}).values() for i in by_name.values()}
+        lost = ["info"] * (coco.get("info") not in (None, {}, formats.get("coco").OUR_INFO)) + ["licenses"] * bool(
+            coco.get("licenses")) + sorted(coco.get("other") or {})
+        lost += [f"categories' {k}" for k in sorted({k for e in (coco.get("categories") or {}).values() for k, v in
+                                                    e.items() if (k, v) != ("supercategory", "none")})]
+        lost += ["category ids"] * (ids != set(range(1, len(ids) + 1)))
+        if lost:
+            out_findings.append(info("field-not-kept", where, "coco", f"the COCO file's {', '.join(lost)}: {fmt} "
+                                     "has no place for them (written back to COCO from COCO only)"))
     if attrs:
         top = ", ".join(f"{k} {c}" for k, c in sorted(attrs.items(), key=lambda kv: (-kv[1], kv[0]))[:5])
         more = f", and {len(attrs) - 5} other name(s)" if len(attrs) > 5 else ""
