@@ -557,3 +557,19 @@ def test_file_names_and_attributes_xml_cannot_hold_are_said(tmp_path):
     res = cvat.write(ds, tmp_path / "o", images_mode="none")
     assert [f.field for f in res.findings if f.code == "name-not-kept"] == ["attributes"]
     assert "2 file name(s) or attribute(s)" in next(f.message for f in res.findings if f.code == "name-not-kept")
+
+
+def test_the_attributes_of_cvats_voc_export_are_read(tmp_path):
+    """CVAT's (and datumaro's) Pascal VOC export writes an object's attributes as <attributes><attribute><name>
+    <value> elements: they were skipped without a word, so VOC -> CVAT lost 'kind' though CVAT keeps attributes."""
+    from tests.conftest import make_voc_root, voc_xml
+
+    inner = ("<attributes><attribute><name>kind</name><value>tabby</value></attribute>"
+             "<attribute><name>occluded</name><value>true</value></attribute></attributes>")
+    voc = make_voc_root(tmp_path / "voc", {"a": voc_xml("a.jpg", (40, 30), [
+        {"name": "cat", "box": (1, 1, 10, 10), "inner": inner}])}, images={"a.jpg": (40, 30)})
+    [ann] = formats.get("voc").read(voc).images[0].annotations
+    assert ann.attributes == (("kind", "tabby"),) and ann.occluded
+    datatools.convert("voc", voc, "cvat", tmp_path / "cvat")
+    [back] = formats.get("cvat").read(tmp_path / "cvat").images[0].annotations
+    assert dict(back.attributes)["kind"] == "tabby" and back.occluded

@@ -15,7 +15,8 @@ from datatools.formats.common import MAX_ANNOTATION_BYTES, err, info, read_annot
 from datatools.formats.values import MAX_SIDE, annotation_size, read_flag, size_side, text_number
 from datatools.formats.safe_xml import parse_document
 
-# Object children read for what they are; any other leaf child is kept as an attribute (``pose``, ...).
+# Object children read for what they are; any other leaf child is kept as an attribute (``pose``, ...), as is each
+# <attributes><attribute> (name, value) of CVAT's and datumaro's VOC export.
 KNOWN_OBJECT_TAGS = frozenset({"name", "bndbox", "difficult", "truncated", "occluded", "part", "actions", "point",
                                "attributes"})
 _FLAG_TAGS = ("difficult", "truncated", "occluded")
@@ -129,6 +130,14 @@ def _read_object(obj, k: int, *, path: str, image_id: str, convention: PixelConv
             flags[_FLAG_INDEX[tag]] = child.text or ""
         elif tag == "part":
             parts += 1
+        elif tag == "attributes":  # CVAT's and datumaro's VOC: <attribute><name>color</name><value>red</value>
+            for a in child:
+                key = (a.findtext("name") or "").strip() if a.tag == "attribute" else ""
+                if key in _FLAG_INDEX:  # a flag there too (CVAT's occluded): the element of its name wins
+                    if flags[_FLAG_INDEX[key]] is None:
+                        flags[_FLAG_INDEX[key]] = a.findtext("value") or ""
+                elif key and key not in seen:
+                    attrs.append((key, (a.findtext("value") or "").strip()))
         elif tag not in KNOWN_OBJECT_TAGS and len(child) == 0:
             attrs.append((tag, (child.text or "").strip()))
     if raw_name is None or not raw_name.strip():
