@@ -176,6 +176,19 @@ def test_the_summary_says_what_the_output_format_cannot_hold(tmp_path):
     assert "not kept (truncated): 100 truncated flag(s): yolo has no place for them" in res.output
 
 
+def test_an_image_in_two_splits_reads_back_from_yolo_as_one_image(tmp_path):
+    """VOC lists a in train and val: YOLO holds it in both folders (as ultralytics needs), and reading it back made
+    two images, a and val/a, with the boxes twice (VOC written from it had Annotations/val/a.xml)."""
+    items = {i: voc_xml(f"{i}.jpg", (40, 30), [{"name": "cat", "box": (1, 1, 10, 10)}]) for i in "abc"}
+    voc = make_voc_root(tmp_path / "voc", items, images={f"{i}.jpg": (40, 30) for i in "abc"},
+                        sets={"train": ["a", "b"], "val": ["a", "c"]})
+    datatools.convert("voc", voc, "yolo", tmp_path / "y")
+    back = formats.get("yolo").read(tmp_path / "y")
+    assert {r.image_id: r.splits for r in back.images} == {"a": ("train", "val"), "b": ("train",), "c": ("val",)}
+    assert sum(len(r.annotations) for r in back.images) == 3
+    assert [f.code for f in back.findings if f.image_id == "a"] == ["repeated-image"]
+
+
 def test_yolo_rows_that_repeat_are_written_and_said(tmp_path):
     """Two equal boxes of one class: ultralytics loads one ("duplicate labels removed") where the summary said 2
     written and nothing more."""

@@ -22,11 +22,11 @@ def check_json(src: Path, *args: str) -> tuple[int, dict]:
     return res.exit_code, json.loads(res.stdout.strip().splitlines()[-1] if res.exit_code == 2 else res.stdout)
 
 
-def labelimg_folder(folder: Path, *, voc: bool, yolo_labels: bool, n: int = 2) -> Path:
+def labelimg_folder(folder: Path, *, voc: bool, yolo_labels: bool, n: int = 2, width: int = 40) -> Path:
     """LabelImg's save folder: images with a VOC .xml, a YOLO .txt (and classes.txt), or both beside each."""
     folder.mkdir(parents=True)
     for i in range(n):
-        make_jpeg(folder / f"p{i}.jpg", 40, 30)
+        make_jpeg(folder / f"p{i}.jpg", width, 30)
         if voc:
             (folder / f"p{i}.xml").write_text(voc_xml(f"p{i}.jpg", (40, 30), [{"name": "cat", "box": (1, 1, 10, 10)}]))
         if yolo_labels:
@@ -104,8 +104,8 @@ def test_roboflow_voc_export_reads_each_split_from_its_folder(tmp_path):
 
 def test_roboflow_yolo_darknet_export_is_read_with_its_class_file(tmp_path):
     src = tmp_path / "darknet"
-    for split in ("train", "valid"):
-        labelimg_folder(src / split, voc=False, yolo_labels=True)
+    for width, split in enumerate(("train", "valid"), start=40):  # other pictures (the same bytes: one picture)
+        labelimg_folder(src / split, voc=False, yolo_labels=True, width=width)
         (src / split / "classes.txt").rename(src / split / "_darknet.labels")
         (src / split / "_darknet.labels").write_text("raccoon\n")
     assert detect(src) == "yolo"
@@ -116,10 +116,10 @@ def test_roboflow_yolo_darknet_export_is_read_with_its_class_file(tmp_path):
 
 def test_yolo_data_yaml_written_on_windows(tmp_path):
     src = tmp_path / "pets"
-    for split in ("train", "valid"):
+    for width, split in enumerate(("train", "valid"), start=40):
         (src / split / "images").mkdir(parents=True)
         (src / split / "labels").mkdir()
-        make_jpeg(src / split / "images" / "a.jpg", 40, 30)
+        make_jpeg(src / split / "images" / "a.jpg", width, 30)
         (src / split / "labels" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n")
     (src / "data.yaml").write_text("path: C:\\Users\\bob\\datasets\\pets\ntrain: train\\images\nval: valid\\images\n"
                                    "names: ['cat']\n")
@@ -198,10 +198,10 @@ def test_convert_takes_format_as_every_command_does(tmp_path):
 def test_a_yolo_dataset_read_from_a_relative_path_keeps_its_labels(tmp_path, monkeypatch):
     # `cd dataset && datatools check .`: images/train/a.jpg has no leading /images/, and its label was looked for
     # beside it: 0 objects, each image an info-level "no label file"
-    for split in ("train", "val"):
+    for width, split in enumerate(("train", "val"), start=40):
         (tmp_path / "ds" / "images" / split).mkdir(parents=True)
         (tmp_path / "ds" / "labels" / split).mkdir(parents=True)
-        make_jpeg(tmp_path / "ds" / "images" / split / "a.jpg", 40, 30)
+        make_jpeg(tmp_path / "ds" / "images" / split / "a.jpg", width, 30)
         (tmp_path / "ds" / "labels" / split / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n")
     (tmp_path / "ds" / "data.yaml").write_text("train: images/train\nval: images/val\nnames: ['cat']\n")
     monkeypatch.chdir(tmp_path / "ds")

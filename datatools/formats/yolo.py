@@ -275,7 +275,12 @@ def plan_reads(src: str | os.PathLike, classes: Sequence[str] | None = None
                 # another image of the same name: in another split (images/train/a.jpg, images/val/a.jpg) another
                 # image, kept under its split; in the same one, another image when its label file is another
                 # (images/cam1/0.jpg, images/cam2/0.jpg: cam2/0), one label file for both (a.jpg, a.png) otherwise
-                if split not in where[iid][1]:
+                if split not in where[iid][1] and _same_picture(path, where[iid][0], labels["beside"]):
+                    findings.append(info("repeated-image", path, "image", f"the same picture and labels as "
+                                         f"{where[iid][0]}: one image in splits {where[iid][1][0]} and {split}",
+                                         image_id=iid))
+                    other = iid  # one image in both splits, as a VOC list or a COCO file per split says it
+                elif split not in where[iid][1]:
                     other = id_in_split(iid, split, where)
                 elif _label_path_for(path, labels["beside"]) != _label_path_for(where[iid][0], labels["beside"]):
                     other = _longer_id(path, where)
@@ -294,6 +299,16 @@ def plan_reads(src: str | os.PathLike, classes: Sequence[str] | None = None
                 order.append(iid)
     order.sort()
     return root, splits, tuple(names), findings, [(i, where[i][0], tuple(where[i][1])) for i in order], labels
+
+
+def _same_picture(path: str, first: str, beside: bool) -> bool:
+    """Whether two images of one name in two splits are one image: the same file (a hard link, as our writer
+    places it) or the same bytes, with label files of the same bytes (or none)."""
+    if not fs.same_file(path, first, contents=True):
+        return False
+    a, b = _label_path_for(path, beside), _label_path_for(first, beside)
+    (x, bad_x), (y, bad_y) = (read_annotation_file(p, "", missing_ok=True) for p in (a, b))
+    return bad_x is None and bad_y is None and x == y
 
 
 def _longer_id(path: str, taken) -> str | None:
