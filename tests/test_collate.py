@@ -344,3 +344,27 @@ def test_make_loader_takes_a_sampler_an_iterable_dataset_and_a_generator():
     assert loaded(Stream(), shuffle=False) == [[0, 1], [2, 3], [4, 5]]
     orders = [loaded(list(range(6)), generator=torch.Generator().manual_seed(s)) for s in (1, 2)]
     assert orders[0] != orders[1]
+
+
+class _Draw(torch.utils.data.Dataset):
+    """What a random v2 transform sees in a worker: a draw from torch's generator there."""
+
+    def __len__(self):
+        return 8
+
+    def __getitem__(self, i):
+        return float(torch.rand(()))
+
+
+def test_each_rank_draws_its_own_augmentation():
+    """Every rank passes one seed (its DistributedSampler needs it): the workers of every rank drew the same numbers,
+    so two GPUs flipped, cropped and mosaicked their shards alike (the trainer's own per-rank generator only set an
+    order the DistributedSampler ignores)."""
+    def draws(rank, seed=7):
+        loader = make_loader(_Draw(), batch_size=2, num_workers=2, distributed=True, num_replicas=2, rank=rank,
+                             seed=seed, collate_fn=list, persistent_workers=False)
+        return [x for b in loader for x in b]
+
+    first = draws(0)
+    assert first != draws(1)
+    assert first == draws(0)  # still the seed's: reproducible

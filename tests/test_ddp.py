@@ -268,7 +268,7 @@ def test_keep_aspect_train_loader_groups_each_ranks_shard(tiny_voc, epoch):
     from datatools.training.distributed import DistContext
 
     cfg = TrainConfig(data=str(tiny_voc), resize_mode="keep-aspect", **{**ARGS, "augment": True})
-    _, train_ds, _, _ = build_datasets(cfg)
+    _, train_ds, _, _, _ = build_datasets(cfg)
     groups = aspect_ratio_groups(train_ds)
     assert sorted(set(groups)) == [0, 1] and len(train_ds) == N_TRAIN  # portrait and landscape both present
     per_rank, seen = [], []

@@ -298,7 +298,7 @@ def test_train_data_detects_yolo(tmp_path: Path) -> None:
     from datatools.training.config import TrainConfig
     from datatools.training.data import build_datasets
 
-    data, train_ds, val_ds, _ = build_datasets(TrainConfig(data=str(yolo_gt(tmp_path)), val_split=None))
+    data, train_ds, val_ds, _, _ = build_datasets(TrainConfig(data=str(yolo_gt(tmp_path)), val_split=None))
     assert data.format == "yolo" and len(train_ds) == 2 and train_ds.num_objects == 4
     r = CliRunner().invoke(cli, ["train", "--help"])
     assert "auto" in r.output

@@ -79,7 +79,7 @@ def test_limit_scores_against_the_evaluated_images_only():
     from datatools.metrics.inputs import load_ground_truth
 
     cfg = TrainConfig(data=str(SAMPLE), limit=8, model=DEFAULT_MODEL, image_size=64)
-    _, _, val_ds, split = build_datasets(cfg)
+    _, _, val_ds, split, _ = build_datasets(cfg)
     full = load_ground_truth(SAMPLE, format="voc", split=split)
     assert len(val_ds) == 8 and len(full.images) == 40
     gt = ground_truth_subset(full, val_ds.image_ids)
@@ -97,7 +97,7 @@ def test_recalibrate_bn_estimates_statistics_from_train_images():
     # batch 1 and 3 images: recalibrated in one batch of 2 (SSDlite's 1x1 maps need 2 images per batch)
     cfg = TrainConfig(data=str(SAMPLE), limit=3, model="ssdlite320_mobilenet_v3_large", image_size=320,
                       batch_size=1, workers=0, augment=False)
-    _, train_ds, _, _ = build_datasets(cfg)
+    _, train_ds, _, _, _ = build_datasets(cfg)
     model = build_model(cfg.model, len(train_ds.classes)).eval()
     bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
     assert torch.all(bn.running_var == 1)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, RandomSampler, SequentialSampler
 
@@ -38,8 +39,8 @@ def make_loader(dataset, *, batch_size: int = 8, shuffle: bool = True, collate_f
       :func:`set_epoch` does the right one.
     * ``multiprocessing_context``: ``"spawn"`` or ``"forkserver"`` when the parent process holds CUDA state.
 
-    The per-worker RNG is seeded by the DataLoader from ``seed``, so v2 random transforms differ across workers and
-    are reproducible across runs. With ``num_workers=0`` they run in this process and draw from torch's global
+    The per-worker RNG is seeded by the DataLoader from ``seed`` (and the rank, under ``distributed``), so v2 random
+    transforms differ across workers and ranks and are reproducible across runs. With ``num_workers=0`` they run in this process and draw from torch's global
     generator (torchvision's v2 transforms take none), which this function leaves alone: call ``torch.manual_seed``
     first for repeatable augmentation there (the order of the batches is ``seed``'s either way, persistent workers or
     not). PyTorch already runs each worker with ``torch.set_num_threads(1)``.
@@ -59,7 +60,11 @@ def make_loader(dataset, *, batch_size: int = 8, shuffle: bool = True, collate_f
     # once with persistent workers), which moved a shared sampler generator's order with it. A generator= passed in
     # drives the order.
     order = loader_options.pop("generator", None) or torch.Generator().manual_seed(int(seed))
-    generator = torch.Generator().manual_seed(int(seed))
+    # Each rank its own augmentation stream: one seed on every rank (the DistributedSampler needs it) gave every
+    # rank's workers the same draws, flips, crops and Mosaic partners alike
+    rank_now = (rank if rank is not None else _group_rank()) if distributed else 0
+    generator = torch.Generator().manual_seed(int(np.random.SeedSequence([int(seed), rank_now]).generate_state(1)[0])
+                                              if rank_now else int(seed))
     opts: dict[str, Any] = dict(num_workers=num_workers, collate_fn=collate_fn, pin_memory=pin_memory,
                                 persistent_workers=persistent_workers and num_workers > 0, generator=generator)
     if num_workers > 0:
@@ -88,6 +93,12 @@ def make_loader(dataset, *, batch_size: int = 8, shuffle: bool = True, collate_f
     if shuffle and "sampler" not in opts:
         opts["sampler"] = RandomSampler(dataset, generator=order)
     return DataLoader(dataset, batch_size=batch_size, drop_last=drop_last, **opts)
+
+
+def _group_rank() -> int:
+    """This process's rank in the default process group (0 without one), as DistributedSampler takes it."""
+    dist = torch.distributed
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
 def set_epoch(loader: DataLoader, epoch: int) -> None:

@@ -87,7 +87,8 @@ def epoch_loader(ds, cfg: TrainConfig, dist: DistContext, *, train: bool, epoch:
       each rank groups its own shard, and every rank gets the same number of batches (the smallest count; DDP needs
       it). Evaluation is never grouped: every val image once, padding duplicates removed when gathered.
 
-    A fresh loader per epoch seeds the workers' augmentation from (seed, rank, epoch): ranks get different streams.
+    A fresh loader per epoch seeds the workers' augmentation from (seed, epoch) and the rank (make_loader): ranks get
+    different streams.
     """
     from datatools.datasets import make_loader, set_epoch
 
@@ -101,8 +102,7 @@ def epoch_loader(ds, cfg: TrainConfig, dist: DistContext, *, train: bool, epoch:
     loader = make_loader(ds, batch_size=bs, shuffle=train, num_workers=cfg.workers, distributed=True,
                          num_replicas=dist.world, rank=dist.rank, seed=cfg.seed * 100_003 + epoch,
                          drop_last=train and one_left and getattr(MODELS.get(cfg.model or ""), "batch_norm", False),
-                         persistent_workers=False, group_by_aspect=grouped, aspect_bins=(1.0,),
-                         generator=torch.Generator().manual_seed(stream_seed(cfg.seed, dist.rank, epoch, 1)))
+                         persistent_workers=False, group_by_aspect=grouped, aspect_bins=(1.0,))
     set_epoch(loader, epoch)
     return loader
 
