@@ -91,11 +91,15 @@ def test_check_page_documents_every_finding_code() -> None:
     assert not undocumented, f"finding codes missing from docs/check.md: {undocumented}"
 
 
-def test_readme_training_code_runs(tmp_path: Path) -> None:
+@pytest.mark.parametrize("start", [None, "spawn"])
+def test_readme_training_code_runs(tmp_path: Path, start: str | None) -> None:
+    """As written, and where processes are spawned (macOS, Windows; forkserver from Python 3.14): there the dataset
+    read its annotations on a process pool, whose children re-ran the script (no main guard) and died."""
     code = python_block_after(README.read_text(encoding="utf-8"), EXAMPLE_HEADING)
     assert "from datatools.datasets import" in code and "collate" in code
     script = tmp_path / "readme_example.py"
-    script.write_text(code, encoding="utf-8")
+    head = f"import multiprocessing\nmultiprocessing.set_start_method({start!r}, force=True)\n" if start else ""
+    script.write_text(head + code, encoding="utf-8")
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run([sys.executable, str(script)], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=240)

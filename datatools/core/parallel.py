@@ -170,6 +170,7 @@ class Mapper:
     engine: str = "local"
     address: str | None = None
     workers: int | None = None
+    threads: bool = False  # local threads, never processes (a library call in a script that spawns: see datasets)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "engine", check_engine(self.engine))
@@ -189,11 +190,12 @@ class Mapper:
                  threads: bool = False) -> list[R]:
         """``[fn(c) for c in chunks]`` in order (see :func:`ordered_map`; ``threads`` only applies locally)."""
         return ordered_map(fn, chunks, engine=self.engine, address=self.address, workers=self.workers,
-                           threads=threads, progress=progress)
+                           threads=threads or self.threads, progress=progress)
 
     def items(self, fn: Callable[[T], R], items: Sequence[T], *, progress: ProgressFn | None = None) -> list[R]:
         """``[fn(x) for x in items]`` in order, in chunks (see :func:`map_items`)."""
-        return map_items(fn, items, engine=self.engine, address=self.address, workers=self.workers, progress=progress)
+        return map_items(fn, items, engine=self.engine, address=self.address, workers=self.workers,
+                         threads=self.threads, progress=progress)
 
 
 def map_items(fn: Callable[[T], R], items: Sequence[T], *, engine: str = "local", address: str | None = None,

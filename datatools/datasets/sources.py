@@ -14,6 +14,7 @@ from typing import Sequence
 from datatools.core.boxes import DEFAULT_CONVENTION, PixelConvention
 from datatools.core.errors import UsageError
 from datatools.core.model import Dataset, ImageRecord
+from datatools.core.parallel import Mapper
 
 
 def read_source(path: str | os.PathLike, format: str = "auto", *, images: str | os.PathLike | None = None,
@@ -42,9 +43,14 @@ def read_source(path: str | os.PathLike, format: str = "auto", *, images: str | 
         sets = as_list(splits)
     elif fmt != "voc" and sets:
         raise UsageError("sets applies to VOC only; use splits= to filter YOLO or COCO splits")
+    # A dataset made in a user's script reads on processes only where they fork: a spawned one (macOS, Windows,
+    # forkserver) re-runs the script, and a script without a main guard died there building its dataset
+    import multiprocessing
+
+    forks = (multiprocessing.get_start_method(allow_none=True) or multiprocessing.get_all_start_methods()[0]) == "fork"
     # The CLI's one read rule (ops.convert.read_source): nothing found is an error that says what was looked for.
     return read_any(path, fmt, classes=classes if fmt == "yolo" else None, images=images, sets=sets,
-                    convention=convention, workers=workers)
+                    convention=convention, mapper=Mapper(workers=workers, threads=not forks))
 
 
 def source_ids(records: Sequence[ImageRecord], format: str | None) -> dict[str, int]:
