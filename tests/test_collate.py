@@ -368,3 +368,16 @@ def test_each_rank_draws_its_own_augmentation():
     first = draws(0)
     assert first != draws(1)
     assert first == draws(0)  # still the seed's: reproducible
+
+
+def test_make_loader_takes_the_callers_batch_sampler():
+    """A class-balanced batch sampler of the user's own: DataLoader refused the batch_size and sampler make_loader
+    added (batch_sampler is mutually exclusive with them); a sampler with distributed=True gave a TypeError."""
+    from torch.utils.data import BatchSampler, SequentialSampler
+
+    batches = BatchSampler(SequentialSampler(range(6)), 4, drop_last=False)
+    loader = make_loader(list(range(6)), num_workers=0, collate_fn=list, batch_sampler=batches)
+    assert [list(b) for b in loader] == [[0, 1, 2, 3], [4, 5]]
+    with pytest.raises(ValueError, match="shards itself"):
+        make_loader(list(range(6)), num_workers=0, distributed=True, num_replicas=2, rank=0,
+                    sampler=SequentialSampler(range(6)))

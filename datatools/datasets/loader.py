@@ -73,6 +73,14 @@ def make_loader(dataset, *, batch_size: int = 8, shuffle: bool = True, collate_f
         if multiprocessing_context is not None:
             opts["multiprocessing_context"] = multiprocessing_context
     opts.update(loader_options)
+    if "batch_sampler" in opts:  # the caller's own batches (a class-balanced sampler): DataLoader's options as they are
+        if group_by_aspect or distributed:
+            raise ValueError("batch_sampler= makes the batches: it cannot be combined with group_by_aspect or "
+                             "distributed (shard inside it)")
+        return DataLoader(dataset, **opts)
+    if distributed and "sampler" in opts:
+        raise ValueError("sampler= and distributed=True: distributed makes a DistributedSampler; pass a sampler "
+                         "that shards itself without distributed=True")
     if group_by_aspect:
         from datatools.datasets.samplers import DistributedGroupedBatchSampler, GroupedBatchSampler, aspect_ratio_groups
 
