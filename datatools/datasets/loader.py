@@ -40,10 +40,11 @@ def make_loader(dataset, *, batch_size: int = 8, shuffle: bool = True, collate_f
     * ``multiprocessing_context``: ``"spawn"`` or ``"forkserver"`` when the parent process holds CUDA state.
 
     The per-worker RNG is seeded by the DataLoader from ``seed`` (and the rank, under ``distributed``), so v2 random
-    transforms differ across workers and ranks and are reproducible across runs. With ``num_workers=0`` they run in this process and draw from torch's global
-    generator (torchvision's v2 transforms take none), which this function leaves alone: call ``torch.manual_seed``
-    first for repeatable augmentation there (the order of the batches is ``seed``'s either way, persistent workers or
-    not). PyTorch already runs each worker with ``torch.set_num_threads(1)``.
+    transforms differ across workers and ranks and are reproducible across runs. With ``num_workers=0`` they run in
+    this process and draw from torch's global generator (torchvision's v2 transforms take none), which this function
+    leaves alone: call ``torch.manual_seed`` first for repeatable augmentation there (the order of the batches is
+    ``seed``'s either way, persistent workers or not). PyTorch already runs each worker with
+    ``torch.set_num_threads(1)``.
 
     Fastest: uint8 images through the loader, converted on the GPU by :func:`to_device`: float32 is 4x the bytes, and
     converting costs a worker ~0.25 ms per 512 px image (benchmarks/bench_loader.py; docs/training.md#fast-loading).

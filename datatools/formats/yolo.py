@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from datatools.core.boxes import fmt_numbers, is_finite, xyxy_to_yolo, yolo_to_xyxy
-from datatools.core.errors import DatatoolsError, FormatError, UsageError
+from datatools.core.errors import FormatError, UsageError
 from datatools.core import fs
 from datatools.core.atomic import ImagesMode, place_images, atomic_write, staged_dir, write_staged
 from datatools.core.fs import files_for
@@ -25,8 +25,8 @@ from datatools.formats.common import (DEFAULT_SPLIT, WriteResult, err, id_in_spl
                                       read_annotation_file, read_headers, split_role, warn)
 from datatools.formats.shapes import box_notes
 # The layout (data.yaml, split folders) lives in yolo_layout; discover and data_yaml are re-exported for callers.
-from datatools.formats.yolo_layout import (SPLIT_KEYS, data_yaml, discover, placeholder_names,  # noqa: F401
-                                           yaml_splits)
+from datatools.formats.yolo_layout import (SPLIT_KEYS, data_yaml, discover, no_training_split,  # noqa: F401
+                                           placeholder_names, refuse_splits_without_images, splits_not_in_yaml)
 
 NAME = "yolo"
 # What write() replaces whole in OUT (see core.paths.refuse_replacing_inputs); the image folder only when it
@@ -382,8 +382,8 @@ def write(ds: Dataset, out: str | os.PathLike, *, images_mode: ImagesMode | str 
     order = {key: k for k, key in enumerate(SPLIT_KEYS)}
     splits = sorted(splits_seen, key=lambda s: (order.get(split_role(s), 3), s))
     if images_mode is not ImagesMode.NONE:
-        _refuse_splits_without_images(ds, splits, {r.partition("/")[0] for _, r in pictures}, out)
-    result.findings += _no_training_split(splits, out) + _splits_not_in_yaml(ds, splits, out)
+        refuse_splits_without_images(ds, splits, {r.partition("/")[0] for _, r in pictures}, out)
+    result.findings += no_training_split(splits, out) + splits_not_in_yaml(ds, splits, out)
     gifs = sum(1 for rec in ds.images if os.path.splitext(rec.image_path or rec.file_name or "")[1].lower() == ".gif")
     if gifs:  # ultralytics lists GIF as a video: it trains without them
         result.findings.append(warn("image-not-read-by-ultralytics", str(out / "images"), "images", f"{gifs} image(s) "
@@ -468,46 +468,3 @@ class _ClearOfImages:
         self._taken.add(new)
         self.renamed += 1
         return new
-
-
-def _refuse_splits_without_images(ds: Dataset, splits: Sequence[str], placed: set[str], out: Path) -> None:
-    """A split none of whose images can be placed would leave data.yaml naming a folder that does not exist (e.g. a
-    COCO file whose image folder was not found): refuse before writing anything, and say why."""
-    empty = [s for s in splits if s not in placed]
-    if not empty:
-        return
-    n = sum(1 for r in ds.images if set(r.splits or (DEFAULT_SPLIT,)) & set(empty))
-    missing = [f for f in ds.findings if f.code in ("missing-image", "missing-image-dir")]
-    why = f" ({missing[0].path}: {missing[0].message})" if missing else ""
-    raise DatatoolsError(f"{out}: none of the {n} image(s) of split(s) {', '.join(empty)} has an image file{why}; "
-                         f"data.yaml would name images/{empty[0]}, which would not exist. Pass --images DIR where the "
-                         "images are, or --images-mode none to write the labels only")
-
-
-def _no_training_split(splits: Sequence[str], out: Path) -> list[Finding]:
-    """A dataset of validation or test splits only (COCO's val2017 converted for evaluation): ultralytics needs a
-    ``train`` entry, so data.yaml's names one of them. Training on it would fit the evaluation images: say so."""
-    train = yaml_splits(splits)["train"]
-    if not all(split_role(s) in ("val", "test") for s in train):
-        return []
-    return [warn("no-train-split", str(out / "data.yaml"), "train", f"no training split: data.yaml's train entry "
-                 f"names {', '.join('images/' + s for s in train)} (ultralytics needs one), the "
-                 f"{split_role(train[0])} images; evaluate on them, do not train on them")]
-
-
-def _splits_not_in_yaml(ds: Dataset, splits: Sequence[str], out: Path) -> list[Finding]:
-    """data.yaml names train, val and test (or, without any of them, the first split): images in none of those
-    (the split-less ones of a merge, written to ``images/all``, or a split of another name) are in OUT but neither
-    trained nor validated on, and reading OUT back skips them too. One warning says how many and what to do; they
-    are not moved into train, where they might be another set's validation images."""
-    named = {s for ss in yaml_splits(splits).values() for s in ss}
-    left = [r for r in ds.images
-            if not {safe_relpath(s) for s in r.splits or (DEFAULT_SPLIT,)} & named]
-    if not left:
-        return []
-    where = [s for s in splits if s not in named]
-    names = ", ".join(f"images/{s}" for s in splits if s in named)
-    return [warn("split-not-in-yaml", str(out / "data.yaml"), ", ".join(where),
-                 f"{len(left)} image(s) are written to {', '.join('images/' + s for s in where)}, which data.yaml "
-                 f"does not name (it names {names}): training, validation and reading OUT back skip them. Give "
-                 "every image a split (datatools split) or leave them out (merge --splits)")]

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Sequence
 
 from datatools.core import fs
-from datatools.core.errors import FormatError, InputError, UsageError
+from datatools.core.errors import DatatoolsError, FormatError, InputError, UsageError
 from datatools.core.fs import files_for, read_small_file
 from datatools.core.images import list_images
-from datatools.core.paths import IMAGE_EXTENSIONS, is_absolute_name
-from datatools.core.model import Finding
+from datatools.core.paths import IMAGE_EXTENSIONS, is_absolute_name, safe_relpath
+from datatools.core.model import Dataset, Finding
 from datatools.formats.common import DEFAULT_SPLIT, info, role_folders, split_role, warn
 
 SPLIT_KEYS = ("train", "val", "test")
@@ -388,3 +388,46 @@ def data_yaml(splits: Sequence[str], names: Sequence[str]) -> str:
     lines.append("names:")
     lines += [f"  {i}: {q(n)}" for i, n in enumerate(names)]
     return "\n".join(lines) + "\n"
+
+
+def refuse_splits_without_images(ds: Dataset, splits: Sequence[str], placed: set[str], out: Path) -> None:
+    """A split none of whose images can be placed would leave data.yaml naming a folder that does not exist (e.g. a
+    COCO file whose image folder was not found): refuse before writing anything, and say why."""
+    empty = [s for s in splits if s not in placed]
+    if not empty:
+        return
+    n = sum(1 for r in ds.images if set(r.splits or (DEFAULT_SPLIT,)) & set(empty))
+    missing = [f for f in ds.findings if f.code in ("missing-image", "missing-image-dir")]
+    why = f" ({missing[0].path}: {missing[0].message})" if missing else ""
+    raise DatatoolsError(f"{out}: none of the {n} image(s) of split(s) {', '.join(empty)} has an image file{why}; "
+                         f"data.yaml would name images/{empty[0]}, which would not exist. Pass --images DIR where the "
+                         "images are, or --images-mode none to write the labels only")
+
+
+def no_training_split(splits: Sequence[str], out: Path) -> list[Finding]:
+    """A dataset of validation or test splits only (COCO's val2017 converted for evaluation): ultralytics needs a
+    ``train`` entry, so data.yaml's names one of them. Training on it would fit the evaluation images: say so."""
+    train = yaml_splits(splits)["train"]
+    if not all(split_role(s) in ("val", "test") for s in train):
+        return []
+    return [warn("no-train-split", str(out / "data.yaml"), "train", f"no training split: data.yaml's train entry "
+                 f"names {', '.join('images/' + s for s in train)} (ultralytics needs one), the "
+                 f"{split_role(train[0])} images; evaluate on them, do not train on them")]
+
+
+def splits_not_in_yaml(ds: Dataset, splits: Sequence[str], out: Path) -> list[Finding]:
+    """data.yaml names train, val and test (or, without any of them, the first split): images in none of those
+    (the split-less ones of a merge, written to ``images/all``, or a split of another name) are in OUT but neither
+    trained nor validated on, and reading OUT back skips them too. One warning says how many and what to do; they
+    are not moved into train, where they might be another set's validation images."""
+    named = {s for ss in yaml_splits(splits).values() for s in ss}
+    left = [r for r in ds.images
+            if not {safe_relpath(s) for s in r.splits or (DEFAULT_SPLIT,)} & named]
+    if not left:
+        return []
+    where = [s for s in splits if s not in named]
+    names = ", ".join(f"images/{s}" for s in splits if s in named)
+    return [warn("split-not-in-yaml", str(out / "data.yaml"), ", ".join(where),
+                 f"{len(left)} image(s) are written to {', '.join('images/' + s for s in where)}, which data.yaml "
+                 f"does not name (it names {names}): training, validation and reading OUT back skip them. Give "
+                 "every image a split (datatools split) or leave them out (merge --splits)")]
