@@ -591,7 +591,7 @@ def test_category_name_wins_and_a_missing_score_can_default(coco_case, tmp_path)
     ("0 1.005 0.5 0.2 0.2 0.9", False),  # rounding at the border, not pixels
     ("0 25 30 40 50 0.9", True),
     ("0 0.5 -0.5 0.2 0.2", True),
-    ("0 0.5 0.5 inf 0.2 0.9", True),
+    ("0 0.5 0.5 inf 0.2 0.9", False),  # no finite number, not pixels: a bad-number finding (it stopped evaluate)
     ("0 nan 0.5 0.2 0.2 0.9", False),  # left to the box checks
     ("0 10 10 20 10 20 20", False),  # a polygon row is not a box row
     ("0 25 30 40 abc 0.9", False),  # not numbers: a bad-number finding, the row dropped

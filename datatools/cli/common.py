@@ -10,7 +10,7 @@ from typing import Callable, Iterator
 
 import click
 
-from datatools.core.errors import DatatoolsError, StrictModeError, UsageError
+from datatools.core.errors import DatatoolsError, FormatError, StrictModeError, UsageError
 
 
 def console(stderr: bool = False):
@@ -167,9 +167,11 @@ def parse_classes(value: str | None) -> list[str] | None:
         return None
     p = Path(value)
     if p.is_file():
+        from datatools.core.fs import read_text
+
         try:
-            names = [ln.strip() for ln in p.read_text(encoding="utf-8-sig").splitlines() if ln.strip()]
-        except (OSError, UnicodeDecodeError) as e:
+            names = [ln.strip() for ln in read_text(p).splitlines() if ln.strip()]
+        except (OSError, FormatError) as e:
             raise click.BadParameter(f"cannot read {value}: {getattr(e, 'strerror', None) or e}",
                                      param_hint="--classes") from e
     else:

@@ -355,6 +355,19 @@ class FileTooLarge(OSError):
         self.size = size
 
 
+def read_text(path: str | os.PathLike) -> str:
+    """A small text file (a list of ids or paths, class names, a CSV) as text: UTF-8 (a BOM allowed) or UTF-16 with
+    its BOM (Windows Notepad's "Unicode"). Other bytes are a :class:`FormatError` naming the file, the place and
+    what to do, never a traceback, nor text with U+FFFD or NUL in it."""
+    data = read_small_file(path)
+    codec = "utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
+    try:
+        return data.decode(codec)
+    except UnicodeDecodeError as e:
+        raise FormatError(os.fspath(path), "", f"not {codec.removesuffix('-sig').upper()} text (byte {e.start}: "
+                          f"{data[e.start:e.start + 1]!r}); save it as UTF-8") from e
+
+
 def read_small_file(path: str | os.PathLike, *, limit: int | None = None) -> bytes:
     """A whole file's bytes, local path or URL. Every reader reads annotation files through here.
 

@@ -21,7 +21,7 @@ from datatools.formats.common import (ImageIndex, WriteResult, err, existing_sou
                                       fold_no_images, id_in_split, image_folder, name_id, no_image_dir, placed_names,
                                       read_annotation_file, split_not_kept, warn)
 from datatools.formats.values import annotation_size, read_flag, text_number
-from datatools.formats.safe_xml import escape, names_not_xml, stream_document
+from datatools.formats.safe_xml import document_encoding, escape, names_not_xml, stream_document
 from datatools.formats.shapes import box_notes, centred_envelope, envelope, shape_points
 from datatools.formats.voc_xml import RAISE_XML_LIMIT
 
@@ -66,6 +66,12 @@ def is_cvat_xml(path: str) -> bool:
     head = read_head(path, 4096)
     if head is None:
         return False
+    encoding = document_encoding(head)
+    if not encoding.replace("_", "-").startswith("utf-8"):  # a UTF-16 export (a BOM), a declared one
+        try:
+            head = head.decode(encoding, errors="ignore").encode("utf-8")
+        except LookupError:
+            return False
     head = re.sub(rb"<\?.*?\?>|<!--.*?-->", b"", head, flags=re.S)
     m = re.search(rb"<\s*([A-Za-z_][\w.:-]*)", head)
     return bool(m and m.group(1) == b"annotations")

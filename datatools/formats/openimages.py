@@ -16,8 +16,8 @@ from typing import Sequence
 
 from datatools.core.atomic import ImagesMode, place_images, staged_dir, write_files
 from datatools.core.boxes import fmt_number, is_finite
-from datatools.core.errors import UsageError
-from datatools.core.fs import files_for, read_small_file
+from datatools.core.errors import FormatError, UsageError
+from datatools.core.fs import files_for, read_text
 from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, all_classes, sorted_classes
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
@@ -62,7 +62,7 @@ def is_box_csv(path: str) -> bool:
     first = read_head(path, 4096)
     if first is None:
         return False
-    head = first.split(b"\n", 1)[0].decode("utf-8-sig", errors="replace")
+    head = (first.splitlines() or [b""])[0].decode("utf-8-sig", errors="replace")  # \r\n, \n or a lone \r
     cols = [c.strip() for c in head.split(",")]
     if not head.strip():  # an empty box CSV is one by its name: the reader says it is empty (empty-file)
         return bool(_BBOX_RE.match(path.replace("\\", "/").rsplit("/", 1)[-1]))
@@ -111,9 +111,9 @@ def _read_image_list(path: str, findings: list[Finding]) -> dict[str, None]:
     empty or ``nan`` when unknown) other than 0 is an ``image-rotation`` warning: the boxes are read as they are,
     for the image as stored, and nothing is turned."""
     try:
-        reader = csv.DictReader(io.StringIO(read_small_file(path).decode("utf-8-sig")))
+        reader = csv.DictReader(_csv_text(read_text(path)))
         fields = reader.fieldnames or []
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
+    except (OSError, FormatError, csv.Error) as e:
         findings.append(warn("bad-image-list", path, "", f"cannot read the image list: {e}; ignored"))
         return {}
     if "ImageID" not in fields:
@@ -157,15 +157,20 @@ def find_class_descriptions(csv_path: str) -> str | None:
     return files.join(folder, names[0]) if names else None
 
 
+def _csv_text(text: str) -> io.StringIO:
+    """``text`` for the csv module, line ends as written: a lone CR (Excel for Mac's CSV) ends a row too."""
+    return io.StringIO(text, newline="")
+
+
 def read_class_descriptions(path: str) -> dict[str, str]:
     """``{id: name}`` from a class-description CSV (``/m/xxx,Name`` rows; a ``LabelName,DisplayName`` header is
     skipped)."""
     try:
-        text = read_small_file(path).decode("utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
+        text = read_text(path)
+    except OSError as e:
         raise UsageError(f"{path}: cannot read the class descriptions: {e}") from e
     out: dict[str, str] = {}
-    for k, row in enumerate(csv.reader(io.StringIO(text))):
+    for k, row in enumerate(csv.reader(_csv_text(text))):
         if len(row) < 2 or (k == 0 and row[0].strip() == "LabelName"):
             continue
         out.setdefault(row[0].strip(), row[1].strip())
@@ -181,8 +186,8 @@ def read_image_meta(path: str, findings: list[Finding]) -> dict[str, tuple[int, 
     if not files.isfile(path):
         return {}
     try:
-        text = read_small_file(path).decode("utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
+        text = read_text(path)
+    except (OSError, FormatError) as e:
         findings.append(warn("bad-size", path, "", f"cannot read {IMAGE_META}: {e}; ignored"))
         return {}
     out: dict[str, tuple[int, int]] = {}
@@ -228,14 +233,14 @@ def _read_rows(path: str, names: dict[str, str] | None, findings: list[Finding]
     """Rows of one box CSV grouped by ImageID: ``{image_id: [(label, xmin, xmax, ymin, ymax, flags, attrs)]}``,
     and the rows met. A bad row is a finding that drops it."""
     try:
-        text = read_small_file(path).decode("utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
+        text = read_text(path)
+    except OSError as e:
         raise UsageError(f"{path}: cannot read: {e}") from e
     if not text.strip():  # a split without boxes, or a failed export: no header, no rows
         findings.append(err("empty-file", path, "", "the box CSV is empty (not even a header); no boxes read",
                             image_dropped=True))  # as an empty CVAT annotations.xml: check lists it, convert stops
         return {}, 0
-    reader = csv.DictReader(io.StringIO(text))
+    reader = csv.DictReader(_csv_text(text))
     fields = reader.fieldnames or []
     missing = [c for c in REQUIRED if c not in fields]
     if missing:

@@ -17,7 +17,7 @@ from typing import Sequence
 from datatools.core.boxes import DEFAULT_CONVENTION, PixelConvention, fmt_number, snap, xyxy_to_voc
 from datatools.core.errors import UsageError
 from datatools.core.atomic import ImagesMode, place_images, staged_dir, write_files, write_staged
-from datatools.core.fs import files_for, folder_prefix, is_url, read_small_file
+from datatools.core.fs import files_for, folder_prefix, is_url, read_text
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.core.paths import safe_relpath
 from datatools.core.model import Dataset, Finding, ImageRecord, all_classes, sorted_classes
@@ -135,7 +135,7 @@ class Layout:
             stem = rel[:-4]
             if "_" in stem or "/" in stem:
                 continue
-            text = read_small_file(self.files.join(self.sets_dir, rel)).decode("utf-8-sig", errors="replace")
+            text = read_text(self.files.join(self.sets_dir, rel))
             out[stem] = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
         return out
 

@@ -86,12 +86,14 @@ def parse_label_text(text: str, *, path: str, image_id: str, names: Sequence[str
         except ValueError:
             findings.append(err("bad-number", path, where, f"expected numbers, found {line.strip()!r}; row dropped",
                                 image_id=image_id, objects=1))
+            rejects = rejects or (where, "a value that is no number")
             continue
         n = len(vals)
         if keypoints and n not in (5, 5 + keypoints):
             findings.append(err("bad-row", path, where, f"expected {5 + keypoints} values (class cx cy w h and the "
                                 f"{keypoints} keypoint values of kpt_shape) or 5, found {n}; row dropped",
                                 image_id=image_id, objects=1))
+            rejects = rejects or (where, f"a row of {n} values")
             continue
         if not keypoints and not (n == 5 or (n == 6 and scores) or (n >= 7 and n % 2 == 1)):
             expected = "5 values (class cx cy w h)" + (", 6 (with a confidence)" if scores else "")
@@ -99,13 +101,15 @@ def parse_label_text(text: str, *, path: str, image_id: str, names: Sequence[str
             findings.append(err("bad-row", path, where,
                                 f"expected {expected} or a polygon (class and 3 or more x y pairs), found {n} "
                                 f"values{hint}; row dropped", image_id=image_id, objects=1))
+            rejects = rejects or (where, f"a row of {n} values")
             continue
-        if refuse_pixels and n in (5, 6):
-            _refuse_pixel_row(vals[1:5], f"{path}:{lineno}")
         if not all(v - v == 0.0 for v in vals):  # NaN and inf are no numbers either (values.text_number's rule)
             findings.append(err("bad-number", path, where, f"expected finite numbers, found {line.strip()!r}; row "
                                 "dropped", image_id=image_id, objects=1))
+            rejects = rejects or (where, "a value that is no finite number")
             continue
+        if refuse_pixels and n in (5, 6):
+            _refuse_pixel_row(vals[1:5], f"{path}:{lineno}")
         cid = vals[0]
         if not rejects and (keypoints or n < 7) and (max(vals[1:5]) > 1.01 or min(vals[1:5]) < -0.01):
             rejects = (where, "a coordinate outside [0, 1] by more than 1%")
@@ -132,8 +136,8 @@ def parse_label_text(text: str, *, path: str, image_id: str, names: Sequence[str
             continue
         anns.append(Annotation(names[int(cid)], box, score=score, where=f"line {lineno}"))
     if rejects and not scores and rows > 1:
-        findings.append(warn("file-rejected-by-ultralytics", path, rejects[0], f"{rejects[1]}: ultralytics drops the "
-                             f"whole label file (all {rows} rows) and trains on the image as having no objects; "
+        findings.append(warn("file-rejected-by-ultralytics", path, rejects[0], f"{rejects[1]}: ultralytics calls the "
+                             f"whole label file (all {rows} rows) corrupt and leaves the image out of training; "
                              "datatools keeps the other rows", image_id=image_id))
     if posed:
         findings.append(info("keypoints-not-kept", path, "keypoints", f"{posed} pose row(s) read as their box; "
@@ -154,10 +158,9 @@ _NORMALIZED_SLACK = 0.01
 
 
 def _refuse_pixel_row(coords: Sequence[float], where: str) -> None:
-    """See ``refuse_pixels`` of :func:`parse_label_text`. NaN is left to its number check (``bad-number``); inf is
-    refused here, as outside [0, 1]."""
+    """See ``refuse_pixels`` of :func:`parse_label_text` (finite values: NaN and inf are a row's ``bad-number``)."""
     lo, hi = -_NORMALIZED_SLACK, 1.0 + _NORMALIZED_SLACK
-    bad = [v for v in coords if v == v and not lo <= v <= hi]
+    bad = [v for v in coords if not lo <= v <= hi]
     if bad:
         raise FormatError(where, "", f"coordinate {bad[0]:g} is outside [0, 1]: the file looks like pixel "
                           "coordinates, but YOLO rows are 'class cx cy w h conf' normalized by the image size "

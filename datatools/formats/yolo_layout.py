@@ -15,7 +15,7 @@ from typing import Sequence
 
 from datatools.core import fs
 from datatools.core.errors import DatatoolsError, FormatError, InputError, UsageError
-from datatools.core.fs import files_for, read_small_file
+from datatools.core.fs import files_for, read_text
 from datatools.core.images import list_images
 from datatools.core.paths import IMAGE_EXTENSIONS, is_absolute_name, safe_relpath
 from datatools.core.model import Dataset, Finding
@@ -49,11 +49,9 @@ def _load_yaml(path: Path | str) -> dict:
     import yaml
 
     try:
-        data = yaml.safe_load(read_small_file(path).decode("utf-8-sig"))
+        data = yaml.safe_load(read_text(path))
     except OSError as e:
         raise InputError(os.fspath(path), e) from e
-    except UnicodeDecodeError as e:
-        raise FormatError(path, "", f"not valid YAML: {e}") from e
     except yaml.YAMLError as e:  # one line: where the parser stopped and why, not its multi-line picture
         mark = getattr(e, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -65,13 +63,13 @@ def _load_yaml(path: Path | str) -> dict:
 
 def _names_from(value, where: str) -> list[str]:
     if isinstance(value, dict):
-        try:
-            ids = sorted(int(k) for k in value)
+        try:  # as ultralytics reads them: int(key), so '00' is 0
+            by_id = {int(k): str(v) for k, v in value.items()}
         except (TypeError, ValueError) as e:
             raise FormatError(where, "names", "keys must be integers") from e
-        if ids != list(range(len(ids))):
-            raise FormatError(where, "names", f"ids must run 0..{len(ids) - 1}")
-        return [str(value.get(i, value.get(str(i)))) for i in ids]
+        if sorted(by_id) != list(range(len(value))):
+            raise FormatError(where, "names", f"ids must run 0..{len(value) - 1}")
+        return [by_id[i] for i in range(len(value))]
     if isinstance(value, (list, tuple)):
         return [str(v) for v in value]
     raise FormatError(where, "names", "expected a list or a mapping of id -> name")
@@ -201,9 +199,26 @@ def discover(src: str | os.PathLike) -> tuple[Path | str, dict[str, list[tuple[s
     class_files += [files.join(root, s, "_darknet.labels") for s in splits] if beside else []
     for ct in class_files if not names else ():
         if files.isfile(ct):
-            names = [ln.strip() for ln in read_small_file(ct).decode("utf-8-sig").splitlines() if ln.strip()]
+            names = _class_lines(ct, findings)
             break
     return (root if files.url else Path(root)), splits, names, findings, {"keypoints": keypoints, "beside": beside}
+
+
+def _class_lines(path: str, findings: list[Finding]) -> list[str]:
+    """The names of a ``classes.txt`` (``obj.names``), one a line. A blank line between names keeps its id, as
+    LabelImg and darknet read the file (dropping it gave every later id the next class's name): it is named
+    ``class_<id>``, with a warning."""
+    lines = [ln.strip() for ln in read_text(path).splitlines()]
+    while lines and not lines[-1]:
+        lines.pop()
+    while lines and not lines[0]:
+        lines.pop(0)
+    for i, name in enumerate(lines):
+        if not name:
+            lines[i] = f"class_{i}"
+            findings.append(warn("blank-class-name", path, f"line {i + 1}", f"the line is blank: id {i} keeps its "
+                                 f"place (as LabelImg and darknet read the file), named {lines[i]!r}"))
+    return lines
 
 
 def _folder_splits(files, root: str, src: str, findings: list[Finding]
@@ -286,7 +301,7 @@ def _entry_images(files, root: str, entry, split: str, yaml_path: str, findings:
                                      f"{e} is {p}, read as ultralytics reads it; the data.yaml's own folder holds "
                                      f"{e[3:]} too (another export's?): write {e[3:]} to read that one"))
         if p is not None and p.endswith(".txt") and files.isfile(p):
-            for line in read_small_file(p).decode("utf-8-sig").splitlines():
+            for line in read_text(p).splitlines():
                 line = line.strip().replace("\\", "/")
                 if not line:
                     continue

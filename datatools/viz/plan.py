@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Sequence
 
 from datatools.core.errors import UsageError
+from datatools.core.fs import read_text
 from datatools.core.model import Annotation, Dataset, ImageRecord
 from datatools.ops.sanitize import BOX_MESSAGES, box_problem
 from datatools.viz.draw import WARNING_COLOUR, DrawItem, class_colour
@@ -83,7 +84,11 @@ def _match_ids(images: Sequence[ImageRecord], ids: str) -> list[ImageRecord]:
     """``ids``: a file with one id per line (image_id, file name or stem), or comma-separated globs."""
     p = Path(ids)
     if p.is_file():
-        wanted = {ln.strip() for ln in p.read_text(encoding="utf-8-sig").splitlines() if ln.strip() and not ln.startswith("#")}
+        try:  # a file the user wrote: UTF-8 or Notepad's UTF-16; other bytes are one line, not a traceback
+            text = read_text(p)
+        except OSError as e:
+            raise UsageError(f"--ids {ids}: cannot read the file: {e.strerror or e}") from e
+        wanted = {ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")}
         return [im for im in images if im.image_id in wanted or im.file_name in wanted or _stem(im.file_name) in wanted
                 or _stem(im.image_id) in wanted]
     globs = [g.strip() for g in ids.split(",") if g.strip()]

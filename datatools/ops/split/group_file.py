@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from datatools.core.errors import FormatError, UsageError
-from datatools.core.fs import read_small_file
+from datatools.core.fs import read_text
 from datatools.core.model import Finding, ImageRecord
 from datatools.formats.common import warn
 
@@ -55,11 +55,9 @@ def read_group_file(path: str | os.PathLike, *, group_column: str | None = None,
     """
     p = str(path)
     try:
-        text = read_small_file(p).decode("utf-8-sig")
+        text = read_text(p)
     except OSError as e:
         raise FormatError(p, "", f"cannot read the group file: {e.strerror or e}") from e
-    except UnicodeDecodeError as e:
-        raise FormatError(p, f"byte {e.start}", "expected UTF-8 text (a CSV or TSV file)") from e
     lines = [(n, ln) for n, ln in enumerate(text.splitlines(), 1) if ln.strip() and not ln.lstrip().startswith("#")]
     if not lines:
         raise FormatError(p, "", "the file has no rows; expected lines of 'image_id,group'")
