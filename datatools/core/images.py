@@ -67,6 +67,9 @@ def upright(im, orientation: int):
     return im if op is None else im.transpose(op)
 
 
+FLOAT_IMAGES = "32-bit float images (mode F) are not supported"
+
+
 def to_rgb(im):
     """An open PIL image as 8-bit RGB, by the rule the pixel statistics count and the datasets train on: grayscale
     replicated, palette and alpha converted, 16-bit images their top 8 bits (PIL's own conversion clips them at
@@ -78,7 +81,7 @@ def to_rgb(im):
         im.load()
         return im
     if mode == "F":
-        raise ValueError("32-bit float images (mode F) are not supported")
+        raise ValueError(FLOAT_IMAGES)
     if mode in DEEP_MODES:  # the top 8 bits, as 8-bit pixels
         import numpy as np
 
@@ -137,13 +140,18 @@ def read_image_header(path: str | os.PathLike) -> ImageHeader:
     """Image size from the header only (PIL opens lazily), with EXIF orientations 5-8 swapping width and height.
 
     ``path`` is a local path or an fsspec URL. Never raises for a bad image: the problem is returned in ``error`` so
-    callers can count it.
+    callers can count it. PIL's warnings here (a size near its decompression-bomb limit, a corrupt EXIF block, which
+    reads as orientation 1) are not printed: ``stats`` reports them as findings when it reads the pixels.
     """
+    import warnings
+
     try:
-        with opened_image(os.fspath(path)) as im:
-            w, h = im.size
-            orientation = exif_orientation(im)
-            mode = im.mode
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with opened_image(os.fspath(path)) as im:
+                w, h = im.size
+                orientation = exif_orientation(im)
+                mode = im.mode
     except Exception as e:  # noqa: BLE001 - see image_error
         return ImageHeader(0, 0, 0, 0, 1, "", image_error(e))
     if orientation in (5, 6, 7, 8):

@@ -387,9 +387,9 @@ def fill_sizes_from_headers(records: list[ImageRecord], findings: list[Finding],
     for i, h in zip(todo, headers):
         r = records[i]
         if h.error:  # said here even with a size: a conversion places the file (check makes it an error)
-            why = "to get its size" if not r.has_size else "(not an image?); it is placed as it is"
+            why = " to get its size" if not r.has_size else "; the annotation's size is used, the file placed as it is"
             findings.append(warn("image-unreadable", r.image_path or "", "image",
-                                 f"cannot read the image header {why}: {h.error}", image_id=r.image_id))
+                                 f"cannot read the image header ({h.error}){why}", image_id=r.image_id))
             continue
         depth = r.depth or h.depth  # VOC output's <depth>: 1 for a grayscale picture, as from a YOLO source
         if not r.has_size:

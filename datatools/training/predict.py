@@ -47,7 +47,7 @@ class ImageListDataset(torch.utils.data.Dataset):
         from torchvision import tv_tensors
 
         from datatools.datasets import decode, make_target
-        from datatools.datasets.detection import ImageDecodeError
+        from datatools.datasets.decode import ImageDecodeError
 
         error = None
         try:
