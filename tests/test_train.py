@@ -525,6 +525,23 @@ def _yolo_with_splits(root: Path, splits: dict[str, list[str]]) -> Path:
     return root
 
 
+def test_an_image_that_cannot_be_decoded_is_left_out_before_training(tmp_path):
+    """A JPEG cut short (an interrupted download) passes the header read: an epoch stopped at it with no checkpoint
+    ("Bad data never crashes a run"). It is left out, and the run says so."""
+    from PIL import Image
+
+    from datatools.training.data import build_datasets
+
+    data = _yolo_with_splits(tmp_path / "y", {"train": ["a", "b", "c"], "val": ["d"]})
+    cut = data / "images" / "train" / "b.jpg"
+    noise = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(cut, quality=95)
+    cut.write_bytes(cut.read_bytes()[:-2000])  # the header whole, the pixels not
+    _, train_ds, val_ds, _, note = build_datasets(TrainConfig(data=str(data), **TINY))
+    assert (len(train_ds), len(val_ds)) == (2, 1)
+    assert f"1 image(s) left out, which cannot be decoded (e.g. {cut}: unreadable image:" in note
+
+
 def test_default_splits_find_the_split_of_their_role(tmp_path):
     """The default --train-split train / --val-split val train on train2017 and evaluate on val2017 (COCO's names;
     Roboflow's valid likewise), as data.yaml's train/val keys name them; a split asked for by its own name is used

@@ -36,6 +36,7 @@ def build_datasets(cfg: TrainConfig):
     # The one read rule of every command: the format detected as convert and check detect it, an empty or wrong
     # folder an error saying what was looked for; VOC: its split lists as every command reads them, filtered below.
     data = read_source(cfg.data, cfg.format)
+    data, left_out = _decodable(data)
     splits = set(data.splits)
     if splits == {DEFAULT_SPLIT}:  # a folder without splits (YOLO images/ + labels/): train on all of it
         splits = set()
@@ -69,8 +70,26 @@ def build_datasets(cfg: TrainConfig):
         return f"{len(ds)} image{'s' * (len(ds) != 1)}"
 
     note = (f"trains on {f'split {train_split!r}' if train_split else 'every image'} ({size(train_ds)}), "
-            + (f"validates on split {val_split!r} ({size(val_ds)})" if val_ds is not None else "no validation"))
+            + (f"validates on split {val_split!r} ({size(val_ds)})" if val_ds is not None else "no validation")
+            + left_out)
     return data, train_ds, val_ds, val_split, note
+
+
+def _decodable(data):
+    """``data`` without the images whose pixels cannot be decoded (a download cut short), and a note naming them: an
+    epoch stopped at the first one, hours in, with no checkpoint. The test ``check`` makes: a JPEG or PNG that ends
+    whole is taken as whole (reading 16 bytes of it), any other file decoded once."""
+    from datatools.core.images import decode_error
+    from datatools.core.parallel import map_items
+
+    paths = [r.image_path for r in data.images if r.image_path]
+    bad = {p: why for p, why in zip(paths, map_items(decode_error, paths, threads=True)) if why}
+    if not bad:
+        return data, ""
+    first = next(iter(bad))
+    return (data.evolve(images=tuple(r for r in data.images if r.image_path not in bad)),
+            f"; {len(bad)} image(s) left out, which cannot be decoded (e.g. {first}: {bad[first]}; datatools check "
+            "lists them)")
 
 
 def epoch_loader(ds, cfg: TrainConfig, dist: DistContext, *, train: bool, epoch: int):
