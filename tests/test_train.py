@@ -50,6 +50,8 @@ def test_cli_train_predict_evaluate_resume(tmp_path):
     r = CliRunner().invoke(cli, ["train", str(SAMPLE), "--out", str(out), "--image-size", "128", "--epochs", "2",
                                  "-b", "4", "--limit", "8", "-j", "0", "--lr", "0.01", "--seed", "1"])
     assert r.exit_code == 0, r.output
+    said = "note: trains on split 'train' (8 images), validates on split 'val' (8 images)"
+    assert r.output.count(said) == 1 and r.output.index(said) < r.output.index("epoch   1")  # before, not after
     assert (out / "last.pt").is_file() and (out / "best.pt").is_file()
     log = rows(out / "results.csv")
     assert [row["epoch"] for row in log] == ["1", "2"]

@@ -115,6 +115,13 @@ def train_cmd(train_split, val_split, no_amp, no_channels_last, no_augment, resu
         con.print(f"epoch {log.epoch:>3}  loss {log.loss:.4f}  ({parts})  lr {log.lr:.3g}  "
                   f"{log.images_per_s:.1f} img/s  {log.memory_mb:.0f} MB{m}")
 
+    said: list[str] = []
+
+    def on_note(text: str) -> None:  # said before the first epoch, not only at the end
+        if not as_json:
+            said.append(text)
+            con.print(f"[yellow]note:[/] {esc(text)}")
+
     note = None
     with errors_to_click():
         if not resume:  # say which model and size before a long run starts (resume takes the stored ones)
@@ -124,7 +131,7 @@ def train_cmd(train_split, val_split, no_amp, no_channels_last, no_augment, resu
             if note and main and not as_json:
                 con.print(f"[yellow]note:[/] {esc(note)}", soft_wrap=True)
         with stage_progress(enabled=main and not as_json) as update:
-            result = train(cfg, resume=resume, progress=update, on_epoch=on_epoch)
+            result = train(cfg, resume=resume, progress=update, on_epoch=on_epoch, on_note=on_note)
     if not main:
         return
     if as_json:
@@ -134,7 +141,8 @@ def train_cmd(train_split, val_split, no_amp, no_channels_last, no_augment, resu
                    "history": [h.to_dict() for h in result.history]})
         return
     for n in result.notes:
-        con.print(f"[yellow]note:[/] {esc(n)}")
+        if n not in said:
+            con.print(f"[yellow]note:[/] {esc(n)}")
     best = "n/a" if result.best_map50 is None else f"{result.best_map50:.4f}"
     con.print(f"[green]done[/]: {count(result.epochs_run, 'epoch')} on {result.device} x{result.world_size}; "
               f"best mAP50 {best}; checkpoints [bold]{esc(result.last)}[/], [bold]{esc(result.best)}[/]; "

@@ -114,13 +114,15 @@ class _Run:
 
 
 def train(cfg: TrainConfig, *, resume: bool = False, progress: ProgressFn | None = None,
-          on_epoch: Callable[[EpochLog], None] | None = None) -> TrainResult:
+          on_epoch: Callable[[EpochLog], None] | None = None,
+          on_note: Callable[[str], None] | None = None) -> TrainResult:
     """Train ``cfg.model`` on ``cfg.data``; see the module docstring. ``resume`` continues from ``out/last.pt``
     (the model, optimizer, LR scheduler, EMA, epoch and best score are restored; the stored args win over ``cfg``
     except for ``epochs``, which may be raised, ``workers`` and ``device``). Resuming with another world size keeps
     the global batch when it can by changing ``accumulate`` (2 processes x batch b -> 1 process x batch b x
     accumulate 2, and back), and says so in the notes. ``progress(stage, advance, total)`` is called per iteration
-    and ``on_epoch`` once per epoch (rank 0 only). Library code: prints nothing."""
+    and ``on_epoch`` once per epoch (rank 0 only); ``on_note`` with the note on the data (which splits, images left
+    out) before the first epoch, which is among the result's notes too. Library code: prints nothing."""
     ckpt = None
     pre_notes: list[str] = []
     if resume:
@@ -138,7 +140,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: ProgressFn | None
     # The run's randomness is seeded inside fork_rng: the caller's global RNG state is restored afterwards.
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         try:
-            result = _train(cfg, ckpt, dist, device, progress, on_epoch)
+            result = _train(cfg, ckpt, dist, device, progress, on_epoch, on_note)
             result.notes[:0] = pre_notes
             barrier(dist)  # every rank leaves after rank 0's last checkpoint is on disk
             return result
@@ -201,7 +203,7 @@ def _one_image_batches(cfg: TrainConfig):
 
 
 def _train(cfg: TrainConfig, ckpt: dict | None, dist: DistContext, device: torch.device, progress,
-           on_epoch) -> TrainResult:
+           on_epoch, on_note=None) -> TrainResult:
     torch.manual_seed(cfg.seed + dist.rank)  # the initial weights: rank 0's are broadcast by DDP
     notes: list[str] = []
     if cfg.deterministic:
@@ -212,6 +214,8 @@ def _train(cfg: TrainConfig, ckpt: dict | None, dist: DistContext, device: torch
         torch.backends.cudnn.benchmark = True
     data, train_ds, val_ds, val_split, data_note = build_datasets(cfg)
     notes.append(data_note)
+    if on_note and dist.main:
+        on_note(data_note)
     classes = tuple(train_ds.classes)
     try:
         category_ids = tuple(train_ds.category_ids)  # COCO's own ids, for predict on a plain folder
