@@ -381,3 +381,28 @@ def test_report_classes_on_yolo_counts_what_it_counts_on_voc(tmp_path):
                 "--json")
         assert r.exit_code == 0, r.output
         assert json.loads(r.output)["class_objects"] == {"cat": 1, "dog": 2}, src
+
+
+def test_the_class_plot_of_a_thousand_classes_stays_a_picture(tmp_path):
+    """LVIS' 1,203 classes drew a classes.png 42,305 px wide: the bars are the classes with most objects, and the
+    title says how many there are."""
+    from PIL import Image
+
+    objects = [{"name": f"c{k:03d}", "box": (1, 1, 10 + k % 20, 10)} for k in range(200)]
+    objects += [{"name": "c007", "box": (2, 2, 12, 12)}] * 5  # the one with most objects
+    voc = make_voc_root(tmp_path / "voc", {"a": voc_xml("a.jpg", (64, 48), objects)})
+    res = CliRunner().invoke(cli, ["stats", str(voc), "--labels-only", "--plots", str(tmp_path / "plots")])
+    assert res.exit_code == 0, res.output
+    with Image.open(tmp_path / "plots" / "classes.png") as im:
+        assert im.width < 3000, im.size
+
+
+def test_a_thousand_classes_print_a_hundred_rows_and_say_so(tmp_path):
+    """LVIS' classes printed a row each (89 KB of table for a split); --json keeps them all."""
+    objects = [{"name": f"c{k:03d}", "box": (1, 1, 10, 10)} for k in range(150)]
+    voc = make_voc_root(tmp_path / "voc", {"a": voc_xml("a.jpg", (64, 48), objects)})
+    res = CliRunner().invoke(cli, ["stats", str(voc), "--labels-only"])
+    assert res.exit_code == 0, res.output
+    assert "c099" in res.output and "c100" not in res.output and "50 more classes (all with --json)" in res.output
+    res = CliRunner().invoke(cli, ["stats", str(voc), "--labels-only", "--json"])
+    assert len(json.loads(res.output)["labels"]["class_objects"]) == 150

@@ -398,6 +398,17 @@ def _short(path: str, keep: int = 60) -> str:
     return path if len(path) <= keep else "…" + path[-(keep - 1):]
 
 
+MAX_CLASS_ROWS = 100  # LVIS' 1,203 classes printed 89 KB of table per command
+
+
+def class_rows(names) -> tuple[list, str]:
+    """The first :data:`MAX_CLASS_ROWS` of ``names`` for a table of per-class rows, and the text of its last row
+    (how many more there are; empty when none)."""
+    names = list(names)
+    more = len(names) - MAX_CLASS_ROWS
+    return names[:MAX_CLASS_ROWS], (f"... {more:,} more classes (all with --json)" if more > 0 else "")
+
+
 def counts_table(title: str, rows: dict, *, key: str = "reason", value: str = "count"):
     t = table(title=title, title_justify="left")
     t.add_column(key)

@@ -5,10 +5,10 @@ from typing import Any, Callable, Collection
 
 import click
 
-from datatools.cli.common import (OutPath, console, convention_option, count, counts_table, engine_options, esc,
-                                  findings_table, images_mode_option, images_option, json_option, max_xml_option,
-                                  normalize_names_option, parse_classes, precision_option, run_writer, sets_option,
-                                  SourcePath, table, with_options, workers_option)
+from datatools.cli.common import (OutPath, class_rows, console, convention_option, count, counts_table,
+                                  engine_options, esc, findings_table, images_mode_option, images_option, json_option,
+                                  max_xml_option, normalize_names_option, parse_classes, precision_option, run_writer,
+                                  sets_option, SourcePath, table, with_options, workers_option)
 
 from datatools.formats import FORMATS  # the registry only: no format module is imported
 
@@ -67,8 +67,12 @@ def render_summary(s, *, command: str | None = None, before: dict[str, int] | No
         ct.add_column("before", justify="right")
     ct.add_column("objects", justify="right")
     base = 1 if s.dst_format == "coco" else 0
-    for i, (name, n) in enumerate(s.class_counts.items()):
-        ct.add_row(str(i + base), name, *([f"{before.get(name, 0):,}"] if before is not None else []), f"{n:,}")
+    names, more = class_rows(s.class_counts)
+    for i, name in enumerate(names):
+        ct.add_row(str(i + base), name, *([f"{before.get(name, 0):,}"] if before is not None else []),
+                   f"{s.class_counts[name]:,}")
+    if more:
+        ct.add_row("", more, *[""] * (len(ct.columns) - 2))
     con.print(ct)
     if details is not None:
         details(con)

@@ -5,7 +5,7 @@ import functools
 
 import click
 
-from datatools.cli.common import (OutPath, console, count, emit_json, engine_options, errors_to_click, esc,
+from datatools.cli.common import (OutPath, class_rows, console, count, emit_json, engine_options, errors_to_click, esc,
                                   findings_table, images_mode_option, json_option, read_dataset, reader_options,
                                   SourcePath, stage_progress, table, with_options, workers_option)
 
@@ -179,10 +179,13 @@ def render(plan, *, out, written, not_compared=()) -> None:
     t.add_row("objects", *[f"{r.objects:,}" for r in reports], f"{sum(r.objects for r in reports):,}")
     t.add_row("empty images", *[f"{r.empty:,}" for r in reports], f"{sum(r.empty for r in reports):,}")
     t.add_section()
-    for c in (reports[0].class_objects if reports else {}):
+    names, more = class_rows(reports[0].class_objects if reports else {})
+    for c in names:
         tot = sum(r.class_objects[c] for r in reports)
         cells = [f"{r.class_objects[c]:,} ({r.class_objects[c] / tot:.1%})" if tot else "0" for r in reports]
         t.add_row(c, *cells, f"{tot:,}")
+    if more:
+        t.add_row(more, *[""] * (len(reports) + 1))
     con.print(t)
     d = plan.deviation
     worst = f" ({esc(d['worst_class'])} in {esc(d['worst_part'])})" if d["worst_class"] else ""

@@ -5,7 +5,7 @@ import math
 
 import click
 
-from datatools.cli.common import (OutPath, console, count, emit_json, engine_options, errors_to_click, esc,
+from datatools.cli.common import (OutPath, class_rows, console, count, emit_json, engine_options, errors_to_click, esc,
                                   json_option, read_dataset, reader_options, SourcePath, stage_progress, table,
                                   workers_option)
 
@@ -94,8 +94,12 @@ def render(report, plot_files) -> None:
     t.add_column("objects", justify="right")
     t.add_column("share", justify="right")
     t.add_column("images", justify="right")
-    for c, n in lab.class_objects.items():
+    names, more = class_rows(lab.class_objects)
+    for c in names:
+        n = lab.class_objects[c]
         t.add_row(c, f"{n:,}", f"{n / lab.objects:.1%}" if lab.objects else "-", f"{lab.class_images[c]:,}")
+    if more:
+        t.add_row(more, "", "", "")
     con.print(t)
     d = table(title="Distributions", title_justify="left")
     d.add_column("")

@@ -63,6 +63,9 @@ def _log_hist(ax, values: np.ndarray, *, title: str, xlabel: str) -> None:
     ax.set_ylabel("count")
 
 
+MAX_CLASS_BARS = 60
+
+
 def write_stats_plots(report, out_dir: str | os.PathLike) -> list[str]:
     """Write classes.png, objects_per_image.png, box_sizes.png, box_shapes.png, image_sizes.png and, when pixel
     statistics were computed, pixel_histogram.png into ``out_dir``."""
@@ -71,15 +74,19 @@ def write_stats_plots(report, out_dir: str | os.PathLike) -> list[str]:
     arr = lab.arrays
     files = []
 
-    fig = figure(max(6.0, 0.35 * len(lab.class_objects) + 2), 4.5)
-    ax = fig.add_subplot()
     names = list(lab.class_objects)
+    shown = f"{len(names):,} classes"
+    if len(names) > MAX_CLASS_BARS:  # LVIS' 1,203 classes made a PNG 42,305 px wide
+        names = sorted(names, key=lambda n: -lab.class_objects[n])[:MAX_CLASS_BARS]
+        shown = f"the {MAX_CLASS_BARS} with most objects of {shown} (all in stats --json)"
+    fig = figure(max(6.0, 0.35 * len(names) + 2), 4.5)
+    ax = fig.add_subplot()
     x = np.arange(len(names))
     ax.bar(x - 0.2, [lab.class_objects[n] for n in names], 0.4, label="objects", color="#4c72b0")
     ax.bar(x + 0.2, [lab.class_images[n] for n in names], 0.4, label="images", color="#dd8452")
     many = len(names) > 8 or sum(len(n) for n in names) > 48  # names that would print over each other
     ax.set_xticks(x, [plot_text(n, 24) for n in names], rotation=60 if many else 0, ha="right" if many else "center")
-    ax.set_title(f"classes: {lab.objects:,} objects in {lab.images:,} images")
+    ax.set_title(f"classes: {lab.objects:,} objects in {lab.images:,} images; {shown}")
     ax.set_ylabel("count")
     ax.legend()
     files.append(save_png(fig, out / "classes.png"))
