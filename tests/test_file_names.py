@@ -54,6 +54,7 @@ def test_links_back_into_the_folder_list_each_file_once_and_never_loop(tmp_path)
     os.symlink(tmp_path / "d", tmp_path / "d" / "sub" / "up")  # a cycle
     (tmp_path / "d" / "._a.jpg").write_bytes(b"\x00\x05\x16\x07")  # macOS AppleDouble: no picture
     (tmp_path / "d" / ".b.jpg").write_bytes(b"x")
+    os.symlink("/", tmp_path / "d" / "root")  # the whole file system is no folder of the dataset
     assert fs.LocalFiles.find(str(tmp_path / "d")) == [".b.jpg", "sub/a.jpg"]
     assert fs.LocalFiles.find(str(tmp_path / "d"), hidden=False) == ["sub/a.jpg"]
 
@@ -133,3 +134,16 @@ def test_appledouble_files_are_no_annotations(tmp_path):
     res = run("check", str(voc), "--json")
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["errors"] == 0
+
+
+def test_of_two_names_that_differ_in_composition_the_one_written_is_found(tmp_path):
+    """On Linux 'café.jpg' composed and decomposed are two files: the annotation's exact name wins."""
+    from datatools.formats.common import ImageIndex
+
+    composed = "caf\u00e9.jpg"
+    decomposed = unicodedata.normalize("NFD", composed)
+    for name in (composed, decomposed):
+        make_jpeg(tmp_path / name, 40, 30)
+    index = ImageIndex(tmp_path)
+    for name in (composed, decomposed):
+        assert index.find(name, "x", id_names_image=False)[0] == str(tmp_path / name)

@@ -129,3 +129,29 @@ def test_rows_that_are_no_finite_numbers(tmp_path):
                                           width=100, height=80, scores=False)
         [rejected] = [f for f in found if f.code == "file-rejected-by-ultralytics"]
         assert len(anns) == 1 and "leaves the image out of training" in rejected.message
+
+
+def test_a_users_own_data_yaml_keeps_its_train_split(tmp_path):
+    """train: images/val and val: images/val written by hand trains on those images, as ultralytics does: the split
+    is train (the rename to val is for the data.yaml datatools writes for evaluation splits only)."""
+    src = tmp_path / "y"
+    make_jpeg(src / "images" / "val" / "a.jpg", 100, 80)
+    (src / "labels" / "val").mkdir(parents=True)
+    (src / "labels" / "val" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    (src / "data.yaml").write_text("train: images/val\nval: images/val\nnames: [cat]\n")
+    assert read_source(str(src)).splits == ("train",)
+
+
+def test_a_stray_file_in_imagesets_that_is_not_utf8_does_not_stop_the_read(tmp_path):
+    voc = make_voc_root(tmp_path / "voc", {"a": voc_xml("a.jpg", (40, 30), [{"name": "cat", "box": (1, 1, 9, 9)}])},
+                        images={"a.jpg": (40, 30)}, sets={"train": ["a"]})
+    (voc / "ImageSets" / "Main" / "readme.txt").write_bytes("notes about caf\xe9\n".encode("latin-1"))
+    assert [r.image_id for r in read_source(str(voc), sets="train").images] == ["a"]
+
+
+def test_a_blank_line_in_a_classes_file_given_on_the_command_line_is_refused(tmp_path):
+    """--classes obj.names with a blank line dropped it: every later id named the next class, without a word."""
+    src = yolo_folder(tmp_path / "y", {"a": "2 0.5 0.5 0.2 0.2\n"})
+    (tmp_path / "obj.names").write_text("cat\n\ndog\n")
+    res = run("check", str(src), "--classes", str(tmp_path / "obj.names"))
+    assert res.exit_code == 2 and "line 2 of" in res.output and "is blank" in res.output

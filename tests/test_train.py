@@ -388,7 +388,8 @@ def test_weights_only_load_refuses_code(tmp_path):
     r = CliRunner().invoke(cli, ["train", str(SAMPLE), "--weights", str(p), "--out", str(tmp_path / "o"),
                                  "--epochs", "1", "--limit", "2", "-j", "0", "--image-size", "64"])
     assert r.exit_code == 1 and "evil.pt: cannot load with torch.load(weights_only=True): not a file of tensors" in r.output
-    assert "pwned" not in r.output and "weights_only=False" not in r.output and "\n" not in r.output.strip()
+    assert "pwned" not in r.output and "weights_only=False" not in r.output and "Traceback" not in r.output
+    assert r.output.strip().splitlines()[-1].startswith("Error: ")  # one line, after the note on the data
 
 
 def test_cli_usage_errors(tmp_path):
@@ -542,6 +543,11 @@ def test_an_image_that_cannot_be_decoded_is_left_out_before_training(tmp_path):
     _, train_ds, val_ds, _, note = build_datasets(TrainConfig(data=str(data), **TINY))
     assert (len(train_ds), len(val_ds)) == (2, 1)
     assert f"1 image(s) left out, which cannot be decoded (e.g. {cut}: unreadable image:" in note
+    # a float TIFF (thermal, elevation) and an image past PIL's pixel limit: their headers say so
+    Image.fromarray(noise[..., 0].astype(np.float32), mode="F").save(data / "images" / "train" / "c.tif")
+    (data / "images" / "train" / "c.jpg").unlink()
+    _, train_ds, _, _, note = build_datasets(TrainConfig(data=str(data), **TINY))
+    assert len(train_ds) == 1 and "2 image(s) left out" in note
 
 
 def test_default_splits_find_the_split_of_their_role(tmp_path):

@@ -76,8 +76,14 @@ def main() -> None:
     """Entry point. Click handles usage errors (exit 2) and ClickExceptions (exit 1); library errors that escape a
     command are shown as one line, never a traceback."""
     import signal
+    import warnings
 
     from datatools.core.errors import DatatoolsError
+
+    # PIL's warnings about one image (a corrupt EXIF block, which reads as upright; a size near its pixel limit) came
+    # out of every command with their source line; they are findings where they matter (stats' image-warning)
+    warnings.filterwarnings("ignore", message="Corrupt EXIF data")
+    warnings.filterwarnings("ignore", message=r"Image size \(\d+ pixels\) exceeds limit")
 
     def terminated(signum, frame):  # timeout, docker stop, Slurm, a CI cancel: as Ctrl-C, OUT left as it was
         raise KeyboardInterrupt

@@ -170,10 +170,14 @@ def parse_classes(value: str | None) -> list[str] | None:
         from datatools.core.fs import read_text
 
         try:
-            names = [ln.strip() for ln in read_text(p).splitlines() if ln.strip()]
+            names = [ln.strip() for ln in read_text(p).strip("\r\n").splitlines()]
         except (OSError, FormatError) as e:
             raise click.BadParameter(f"cannot read {value}: {getattr(e, 'strerror', None) or e}",
                                      param_hint="--classes") from e
+        blank = next((k for k, n in enumerate(names, 1) if not n), 0)
+        if blank:  # darknet's obj.names keeps a blank line's id: dropping it named every later id one off
+            raise click.BadParameter(f"line {blank} of {value} is blank: the file names one class a line, its line "
+                                     "its id; write the class there", param_hint="--classes")
     else:
         names = [n.strip() for n in value.split(",") if n.strip()]
     if not names:

@@ -222,7 +222,7 @@ class LocalFiles:
                     is_dir = False
                 if is_dir:
                     sub = os.path.realpath(e.path) if link else os.path.join(real, e.name)
-                    inside = sub == top or sub.startswith(top + os.sep) or top.startswith(sub + os.sep)
+                    inside = sub == top or sub.startswith(top + os.sep) or top.startswith(sub.rstrip(os.sep) + os.sep)
                     if recursive and sub not in seen and not (link and inside):
                         seen.add(sub)
                         walk(e.path, sub, prefix + e.name + "/")
@@ -355,14 +355,14 @@ class FileTooLarge(OSError):
         self.size = size
 
 
-def read_text(path: str | os.PathLike) -> str:
+def read_text(path: str | os.PathLike, errors: str = "strict") -> str:
     """A small text file (a list of ids or paths, class names, a CSV) as text: UTF-8 (a BOM allowed) or UTF-16 with
     its BOM (Windows Notepad's "Unicode"). Other bytes are a :class:`FormatError` naming the file, the place and
-    what to do, never a traceback, nor text with U+FFFD or NUL in it."""
+    what to do, never a traceback, nor text with U+FFFD in it; ``errors="replace"`` reads them as U+FFFD instead."""
     data = read_small_file(path)
     codec = "utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
     try:
-        return data.decode(codec)
+        return data.decode(codec, errors)
     except UnicodeDecodeError as e:
         raise FormatError(os.fspath(path), "", f"not {codec.removesuffix('-sig').upper()} text (byte {e.start}: "
                           f"{data[e.start:e.start + 1]!r}); save it as UTF-8") from e

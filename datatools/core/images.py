@@ -140,23 +140,31 @@ def read_image_header(path: str | os.PathLike) -> ImageHeader:
     """Image size from the header only (PIL opens lazily), with EXIF orientations 5-8 swapping width and height.
 
     ``path`` is a local path or an fsspec URL. Never raises for a bad image: the problem is returned in ``error`` so
-    callers can count it. PIL's warnings here (a size near its decompression-bomb limit, a corrupt EXIF block, which
-    reads as orientation 1) are not printed: ``stats`` reports them as findings when it reads the pixels.
+    callers can count it.
     """
-    import warnings
-
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with opened_image(os.fspath(path)) as im:
-                w, h = im.size
-                orientation = exif_orientation(im)
-                mode = im.mode
+        with opened_image(os.fspath(path)) as im:
+            w, h = im.size
+            orientation = exif_orientation(im)
+            mode = im.mode
     except Exception as e:  # noqa: BLE001 - see image_error
         return ImageHeader(0, 0, 0, 0, 1, "", image_error(e))
     if orientation in (5, 6, 7, 8):
         return ImageHeader(h, w, w, h, orientation, mode)
     return ImageHeader(w, h, w, h, orientation, mode)
+
+
+def pixels_error(path: str) -> str | None:
+    """Why no command can use the pixels of the image at ``path``: its header (missing, unreadable, past PIL's
+    decompression-bomb limit), a float image (mode F), or pixels that do not decode (:func:`decode_error`); None when
+    they can. The test ``train`` leaves images out by; ``check`` reports the same three."""
+    return header_error(read_image_header(path)) or decode_error(path)
+
+
+def header_error(h: ImageHeader) -> str:
+    """Why the image of header ``h`` is of no use, as far as its header tells: ``h.error``, or a float image (mode
+    F: thermal, elevation), which decodes but which stats, visualize and the datasets refuse; "" when none."""
+    return h.error or (f"unreadable image: {FLOAT_IMAGES}" if h.mode == "F" else "")
 
 
 def decode_error(path: str) -> str | None:

@@ -75,10 +75,12 @@ def _orientation(data: torch.Tensor, path: str) -> int:
     past its decompression-bomb limit, as every command opens one)."""
     from datatools.core.images import exif_orientation, opened_image
 
+    raw = data.numpy().tobytes()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a corrupt EXIF block is orientation 1, said once by check, not per epoch
-        with opened_image(path, data.numpy()) as im:
-            return exif_orientation(im)
+        with opened_image(path, raw) as im:
+            # PIL decodes a whole PNG to look for an eXIf chunk after the pixels: only where there is one
+            return 1 if im.format == "PNG" and b"eXIf" not in raw else exif_orientation(im)
 
 
 def upright(image: torch.Tensor, orientation: int) -> torch.Tensor:

@@ -45,11 +45,11 @@ from torchvision import tv_tensors
 from datatools.core.boxes import DEFAULT_CONVENTION, PixelConvention
 from datatools.core.errors import NoInputError, UsageError
 from datatools.core.model import Dataset, Finding
-from datatools.datasets.decode import decode
+from datatools.datasets.decode import ImageDecodeError, decode
 from datatools.datasets.sources import as_list, read_source, source_ids, voc_year_root
 
-__all__ = ["COCODetection", "DetectionDataset", "VOCDetection", "YOLODetection", "decode", "make_target",
-           "voc_year_root"]
+__all__ = ["COCODetection", "DetectionDataset", "ImageDecodeError", "VOCDetection", "YOLODetection", "decode",
+           "make_target", "voc_year_root"]
 
 Transform = Callable[[Any, Any], tuple[Any, Any]]
 

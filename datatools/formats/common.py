@@ -90,6 +90,8 @@ class ImageIndex:
         """The images the written file name denotes, best first (empty for no name or no such image)."""
         if not name:
             return []
+        if name in self.by_rel:  # as written first: on Linux 'café.jpg' composed and decomposed are two files
+            return [name]
         name = nfc(name)
         if name in self.canon:
             return [self.canon[name]]

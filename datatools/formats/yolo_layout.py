@@ -190,7 +190,7 @@ def discover(src: str | os.PathLike) -> tuple[Path | str, dict[str, list[tuple[s
         entry = str(data.get("train") or "").strip().replace("\\", "/").rstrip("/").removeprefix("./")
         name = entry.removeprefix("images/") if entry.startswith("images/") else ""
         if "train" in splits and repeated.get("val") == "train" and name not in splits and (
-                name == DEFAULT_SPLIT or split_role(name) in ("val", "test")):
+                name == DEFAULT_SPLIT or split_role(name) in ("val", "test") and _ours(yaml_path)):
             splits = {(name if k == "train" else k): v for k, v in splits.items()}
     else:
         root = src.rstrip("/") if files.url else str(Path(src))
@@ -202,6 +202,15 @@ def discover(src: str | os.PathLike) -> tuple[Path | str, dict[str, list[tuple[s
             names = _class_lines(ct, findings)
             break
     return (root if files.url else Path(root)), splits, names, findings, {"keypoints": keypoints, "beside": beside}
+
+
+WRITTEN_BY = "# written by datatools"
+
+
+def _ours(yaml_path) -> bool:
+    """Whether a data.yaml is one datatools wrote (its first line says so): a user's own train: images/val trains on
+    it, as ultralytics does, and keeps its train split."""
+    return read_text(yaml_path).startswith(WRITTEN_BY)
 
 
 def _class_lines(path: str, findings: list[Finding]) -> list[str]:
@@ -378,7 +387,7 @@ def data_yaml(splits: Sequence[str], names: Sequence[str]) -> str:
     It has no ``path`` key: ultralytics then takes the data.yaml's own folder as the root, so the dataset still reads
     its own files after it is copied or moved (an absolute ``path`` would silently read the original)."""
     q = _yaml_quoted
-    lines = ["# written by datatools; the dataset root is this file's folder"]
+    lines = [f"{WRITTEN_BY}; the dataset root is this file's folder"]
     keys = yaml_splits(splits)
 
     def entry(key: str) -> str:  # one folder, or a list of them (ultralytics reads both)
@@ -389,7 +398,7 @@ def data_yaml(splits: Sequence[str], names: Sequence[str]) -> str:
         lines.append("# no training split: train points at evaluation images, since ultralytics needs a train "
                      "entry; do not train on them")
     lines.append(entry("train"))
-    if keys["val"] == keys["train"] and split_role(keys["train"][0]) != "val":
+    if keys["val"] == keys["train"] and split_role(keys["train"][0]) not in ("val", "test"):
         lines.append("# no val split: val points at the training images, since ultralytics needs a val entry; "
                      "validation scores on them measure training data (datatools split --val makes a val split)")
     lines.append(entry("val"))

@@ -17,7 +17,7 @@ from datatools.core.boxes import DEFAULT_CONVENTION, PixelConvention
 from datatools.core import fs
 from datatools.core.atomic import ImagesMode
 from datatools.core.parallel import Mapper, StageProgress, stage_callbacks
-from datatools.core.images import FLOAT_IMAGES, decode_error
+from datatools.core.images import decode_error, header_error
 from datatools.core.model import Dataset, Finding, Severity
 from datatools.formats.common import err, keep_headers, read_headers, warn
 from datatools.ops.convert import read_source, reader_classes, resolve_source
@@ -89,8 +89,7 @@ def lint(ds: Dataset, *, mapper: Mapper, headers: bool = True, progress: StagePr
         whole = dict(zip(readable, mapper.items(decode_error, readable,
                                                 **stage_callbacks(progress, "decode", total=len(readable)))))
         for im, h in zip(todo, hdrs):
-            # a float image (mode F: thermal, elevation) decodes, but stats, visualize and train refuse it
-            why = h.error or whole.get(im.image_path) or (f"unreadable image: {FLOAT_IMAGES}" if h.mode == "F" else "")
+            why = header_error(h) or whole.get(im.image_path)
             if why:
                 out.append(err("image-unreadable", im.image_path or "", "image", why, image_id=im.image_id))
                 continue

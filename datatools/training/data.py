@@ -76,14 +76,15 @@ def build_datasets(cfg: TrainConfig):
 
 
 def _decodable(data):
-    """``data`` without the images whose pixels cannot be decoded (a download cut short), and a note naming them: an
-    epoch stopped at the first one, hours in, with no checkpoint. The test ``check`` makes: a JPEG or PNG that ends
-    whole is taken as whole (reading 16 bytes of it), any other file decoded once."""
-    from datatools.core.images import decode_error
+    """``data`` without the images whose pixels cannot be used (a download cut short, a float TIFF, one past PIL's
+    pixel limit), and a note naming them: an epoch stopped at the first one, hours in, with no checkpoint. The test
+    ``check`` makes (:func:`~datatools.core.images.pixels_error`): the header, and a JPEG or PNG that ends whole
+    taken as whole, any other file decoded once."""
+    from datatools.core.images import pixels_error
     from datatools.core.parallel import map_items
 
     paths = [r.image_path for r in data.images if r.image_path]
-    bad = {p: why for p, why in zip(paths, map_items(decode_error, paths, threads=True)) if why}
+    bad = {p: why for p, why in zip(paths, map_items(pixels_error, paths, threads=True)) if why}
     if not bad:
         return data, ""
     first = next(iter(bad))
