@@ -22,14 +22,17 @@ __all__ = ["Annotation", "BoxFormat", "Dataset", "DatatoolsError", "Finding", "F
 
 
 def load(format: str, path, **options) -> Dataset:
-    """Read a dataset in ``format`` (voc, yolo, coco, cvat, labelme, labelstudio, openimages) into the annotation
-    model. Bad data becomes findings, not errors; a source with nothing in it is an error (NoInputError), as in
-    every command."""
+    """Read a dataset in ``format`` (voc, yolo, coco, cvat, labelme, labelstudio, openimages; ``auto`` or None:
+    detected as every command detects it) into the annotation model. Bad data becomes findings, not errors; a source
+    with nothing in it is an error (NoInputError), as in every command."""
     from datatools import formats
     from datatools.core.errors import NoInputError
-    from datatools.ops.convert import no_images_message
+    from datatools.core.model import class_list
+    from datatools.ops.convert import no_images_message, resolve_source
 
-    ds = formats.get(format).read(path, **options)
+    if options.get("classes") is not None:
+        options["classes"] = class_list(options["classes"])
+    ds = formats.get(resolve_source(path, format)).read(path, **options)
     if not ds.images and not any(f.image_dropped for f in ds.findings):
         raise NoInputError(no_images_message(ds, path))
     return ds

@@ -305,7 +305,7 @@ def test_train_data_detects_yolo(tmp_path: Path) -> None:
 
 
 def test_predict_format_detection(tmp_path: Path) -> None:
-    from datatools.training.predict import _dataset_format
+    from datatools.training.prediction import _dataset_format
 
     folder = tmp_path / "pics"
     make_jpeg(folder / "x.jpg", 20, 20)

@@ -914,7 +914,7 @@ def test_a_name_two_images_share_is_the_one_its_image_id_names(tmp_path):
 
 
 def test_predict_names_the_split_of_images_that_share_a_name(tmp_path):
-    from datatools.training.predict import result_names
+    from datatools.training.prediction import result_names
 
     gt = load_ground_truth(_yolo_same_names(tmp_path / "ds"))
     names = result_names(gt.images)

@@ -145,20 +145,12 @@ def count(n: int, singular: str, plural: str | None = None) -> str:
 def emit_json(obj) -> None:
     """``--json`` output: JSON has no NaN or infinity, so an undefined number (an empty distribution) is null. A
     command that fails after it (exit 1 with its counts printed) prints no second document."""
-    click.echo(json.dumps(_finite(obj), indent=2, ensure_ascii=False, default=str))
+    from datatools.core.model import json_ready
+
+    click.echo(json.dumps(json_ready(obj), indent=2, ensure_ascii=False, default=str))
     ctx = click.get_current_context(silent=True)
     if ctx is not None:
         ctx.meta["datatools.json_done"] = True
-
-
-def _finite(obj):
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 def parse_classes(value: str | None) -> list[str] | None:

@@ -34,7 +34,7 @@ def predict_cmd(model, images, as_json, **opts):
 
     Then: `datatools evaluate --gt DATA --pred preds.json` or `datatools visualize ... --pred preds.json`.
     """
-    from datatools.training.predict import predict
+    from datatools.training.prediction import predict
 
     with errors_to_click(), stage_progress(not as_json) as update:
         r = predict(model, images, progress=update, **opts)

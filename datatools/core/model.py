@@ -12,12 +12,14 @@ did when frozen; everything else stays frozen.
 """
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Iterable, Mapping
 
 from datatools.core.boxes import Box
+from datatools.core.errors import UsageError
 
 
 class Severity(str, Enum):
@@ -156,6 +158,32 @@ class Dataset:
 
     def evolve(self, **changes) -> "Dataset":
         return replace(self, **changes)
+
+
+def json_ready(obj):
+    """``obj`` (dicts, lists, numbers) with every NaN or infinity as None: JSON has no such number, and
+    ``json.dumps`` writes ``NaN`` tokens that strict readers refuse."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: json_ready(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_ready(v) for v in obj]
+    return obj
+
+
+def class_list(classes: Iterable[str] | None) -> list[str] | None:
+    """A class list a caller gives (``classes=``), as a list; a usage error for a string (its letters would be the
+    classes) or a name given twice (two ids for one class: COCO categories and YOLO ids went wrong)."""
+    if classes is None:
+        return None
+    if isinstance(classes, str):
+        raise UsageError(f"classes must be a list of names, not the string {classes!r}")
+    names = [str(c) for c in classes]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise UsageError(f"classes names {', '.join(map(repr, twice))} twice: one id a class")
+    return names
 
 
 def sorted_classes(images: Iterable[ImageRecord]) -> tuple[str, ...]:

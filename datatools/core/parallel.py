@@ -120,7 +120,8 @@ def ordered_map(fn: Callable[[T], R], chunks: Sequence[T], *, engine: str = "loc
         pickle.dumps(fn)
         _prctl()
     pool: Executor = (ThreadPoolExecutor(max_workers=n_workers) if threads else
-                      ProcessPoolExecutor(max_workers=n_workers, initializer=_end_with_parent))
+                      ProcessPoolExecutor(max_workers=n_workers, initializer=_end_with_parent,
+                                          mp_context=_context()))
     try:
         futures = [pool.submit(fn, chunk) for chunk in chunks]
         for fut, size in zip(futures, sizes):
@@ -132,6 +133,15 @@ def ordered_map(fn: Callable[[T], R], chunks: Sequence[T], *, engine: str = "loc
         raise
     pool.shutdown(wait=True)
     return results
+
+
+def _context():
+    """The start method set, else the platform's default, without setting it: a pool made with the default context
+    fixed the process's method, and a script that called set_start_method("spawn") after a library call failed."""
+    import multiprocessing
+
+    return multiprocessing.get_context(multiprocessing.get_start_method(allow_none=True)
+                                       or multiprocessing.get_all_start_methods()[0])
 
 
 @functools.cache

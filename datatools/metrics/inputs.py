@@ -21,7 +21,7 @@ import numpy as np
 from datatools.core import fs
 from datatools.core.boxes import DEFAULT_CONVENTION
 from datatools.core.errors import UsageError
-from datatools.core.model import Dataset, Finding, ImageRecord
+from datatools.core.model import Dataset, Finding, ImageRecord, class_list
 from datatools.formats.coco_ids import coco_documents, id_text, image_numbers
 from datatools.formats.common import err, info, split_named, split_role, warn
 from datatools.formats.values import json_flag
@@ -285,6 +285,7 @@ def load_ground_truth(src: str | os.PathLike, *, format: str | None = None, spli
     from datatools.ops.sanitize import prepare
 
     src = os.fspath(src)
+    classes = class_list(classes)  # ["circle", "circle"] counted every prediction twice
     files = fs.files_for(src)
     if not (files.isfile(src) or files.isdir(src)):
         raise UsageError(f"{src}: no such file or directory")

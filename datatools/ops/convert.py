@@ -24,7 +24,7 @@ from datatools.core.atomic import ImagesMode, output_transaction
 from datatools.core.fs import files_for, in_this_process
 from datatools.core.parallel import Mapper, StageProgress, stage_callbacks
 from datatools.core.paths import check_output_dir, dataset_inputs, input_folders, refuse_replacing_inputs
-from datatools.core.model import Dataset, Finding, Severity
+from datatools.core.model import Dataset, Finding, Severity, class_list
 from datatools.formats.common import WriteResult, info, warn
 from datatools.ops.sanitize import prepare
 
@@ -204,6 +204,7 @@ def read_source(src: str | os.PathLike, fmt: str | None = None, *, classes: Sequ
     if mapper is not None and mapper.engine == "ray" and in_this_process(src):
         raise UsageError(f"{src}: a memory:// file system lives in this process only, where Ray's workers cannot "
                          "read it; use --engine local")
+    classes = class_list(classes)
     mod = formats.get(resolve_source(src, fmt))
     files = files_for(os.fspath(src))
     if files.isdir(os.fspath(src)) and files.listdir(os.fspath(src)) == ([], []):

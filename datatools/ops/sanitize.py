@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import Sequence
 
 from datatools.core.boxes import Box, clip, file_box
-from datatools.core.model import Annotation, Dataset, Finding, ImageRecord
+from datatools.core.model import Annotation, Dataset, Finding, ImageRecord, class_list
 from datatools.formats.common import err, info, warn
 
 DIFFICULT_POLICIES = ("keep", "skip", "crowd")
@@ -72,6 +72,7 @@ def prepare(ds: Dataset, *, classes: Sequence[str] | None = None, difficult: str
         raise ValueError(f"difficult must be one of {DIFFICULT_POLICIES}, not {difficult!r}")
     findings: list[Finding] = []
     images = ds.images
+    classes = class_list(classes)
     base_classes = list(ds.classes)
     if normalize_names:
         images = tuple(im.with_annotations(replace(a, label=normalize_name(a.label)) for a in im.annotations)

@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 
 from datatools.core.images import exif_orientation, image_error, opened_image, to_rgb, upright
-from datatools.core.model import Dataset, Finding, all_classes
+from datatools.core.model import Dataset, Finding, all_classes, json_ready
 from datatools.core.parallel import Mapper, ProgressFn
 from datatools.formats.common import err, warn
 
@@ -338,12 +338,13 @@ class StatsReport:
     read_findings: tuple[Finding, ...] = ()  # what reading the annotations noticed (as ``datatools check`` lists)
 
     def to_dict(self) -> dict:
-        return {"src": self.src, "format": self.format, "labels": self.labels.to_dict(),
+        """JSON-ready: a statistic of no value (no image with a size) is None, never NaN."""
+        return json_ready({"src": self.src, "format": self.format, "labels": self.labels.to_dict(),
                 "pixels": self.pixels.to_dict() if self.pixels else None,
                 "findings": [f.to_dict() for f in self.findings],
                 "read_errors": sum(1 for f in self.read_findings if f.severity.value == "error"),
                 "read_warnings": sum(1 for f in self.read_findings if f.severity.value == "warning"),
-                "objects_not_selected": self.not_selected}
+                "objects_not_selected": self.not_selected})
 
     @property
     def not_selected(self) -> int:

@@ -7,7 +7,7 @@
   (:mod:`~datatools.training.evaluation`); :func:`load_checkpoint` / :func:`save_checkpoint`
   (:mod:`~datatools.training.checkpoint`).
 * :func:`build_model`: torchvision builders, never downloading weights (:mod:`~datatools.training.models`).
-* :func:`predict`: a checkpoint + images -> COCO results (:mod:`~datatools.training.predict`).
+* :func:`predict`: a checkpoint + images -> COCO results (:mod:`~datatools.training.prediction`).
 
 The names are imported on first use, so ``import datatools.training.models`` does not load the loop.
 """
@@ -22,7 +22,7 @@ _HOMES = {
     "evaluate_checkpoint": "evaluation", "predict_batches": "evaluation",
     "load_checkpoint": "checkpoint", "save_checkpoint": "checkpoint",
     "build_model": "models", "load_weights": "models", "MODELS": "models",
-    "predict": "predict", "PredictResult": "predict",
+    "predict": "prediction", "PredictResult": "prediction",
 }
 __all__ = sorted(_HOMES)
 

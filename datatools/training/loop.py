@@ -137,7 +137,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: ProgressFn | None
         pre_notes.append(note)
     check_config(cfg)
     dist, device = setup_distributed(cfg.device)
-    # The run's randomness is seeded inside fork_rng: the caller's global RNG state is restored afterwards.
+    # The run's randomness is seeded inside fork_rng, and its switches (deterministic algorithms, cudnn) set for the
+    # run: the caller's global RNG state and switches are restored afterwards.
+    switches = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+                torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         try:
             result = _train(cfg, ckpt, dist, device, progress, on_epoch, on_note)
@@ -145,6 +148,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: ProgressFn | None
             barrier(dist)  # every rank leaves after rank 0's last checkpoint is on disk
             return result
         finally:
+            torch.use_deterministic_algorithms(switches[0], warn_only=switches[1])
+            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = switches[2:]
             teardown(dist)
 
 

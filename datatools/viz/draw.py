@@ -226,16 +226,18 @@ def draw_items(image: Image.Image, items: Sequence[DrawItem], *, scale: tuple[fl
 
 
 def to_rgb(image) -> Image.Image:
-    """A PIL RGB image from a PIL image of any mode or a ``HxW`` / ``HxWx3`` / ``HxWx4`` array: the pixels the
-    datasets train on and ``stats`` counts (:func:`datatools.core.images.to_rgb`: a 16-bit image's top 8 bits, alpha
-    dropped), so what is drawn is what a model sees. A float array is taken as 0-1 (a training tensor's range), a
-    16-bit one by its top 8 bits."""
+    """A PIL RGB image from a PIL image of any mode or a ``HxW`` / ``HxWx3`` / ``HxWx4`` array, or a ``CxHxW`` one
+    (a tensor the datasets return): the pixels the datasets train on and ``stats`` counts
+    (:func:`datatools.core.images.to_rgb`: a 16-bit image's top 8 bits, alpha dropped), so what is drawn is what a
+    model sees. A float array is taken as 0-1 (a training tensor's range), a 16-bit one by its top 8 bits."""
     if not isinstance(image, Image.Image):
         import numpy as np
 
         arr = np.asarray(image)
         if arr.ndim not in (2, 3):
-            raise ValueError(f"expected an HxW or HxWxC image array, got shape {arr.shape}")
+            raise ValueError(f"expected an HxW, HxWxC or CxHxW image array, got shape {arr.shape}")
+        if arr.ndim == 3 and arr.shape[0] in (1, 3) and arr.shape[-1] not in (1, 3, 4):  # channels first
+            arr = arr.transpose(1, 2, 0) if arr.shape[0] == 3 else arr[0]
         if arr.dtype.kind == "f":
             arr = np.clip(arr.astype(np.float64) * (255.0 if arr.size and arr.max() <= 1.0 else 1.0), 0, 255)
         elif arr.dtype == np.uint16:
