@@ -143,3 +143,30 @@ def test_many_boxes_cluster_on_a_sample_that_keeps_every_size():
     assert sorted(map(tuple, anchors.tolist())) == [(10.0, 10.0), (20.0, 80.0), (50.0, 50.0), (80.0, 20.0)]
     again = kmeans_iou(wh, 4, rng=np.random.default_rng(0))
     assert np.array_equal(anchors, again)  # the same seed, the same sample and anchors
+
+
+def test_crowd_regions_and_boxes_under_two_pixels_are_left_out_and_counted():
+    """A crowd region (COCO iscrowd, an Open Images group) filled an anchor of its own though training never sees
+    it; a 2 x 2 px car on a 4000 px aerial picture made the yaml row [0, 0, ...], an anchor that matches nothing."""
+    recs = (ImageRecord("a", "a.jpg", 100, 80, (Annotation("x", (10, 10, 20, 25)), Annotation("x", (30, 30, 45, 40)),
+                                                 Annotation("x", (0, 0, 100, 80), iscrowd=True))),
+            ImageRecord("b", "b.jpg", 4000, 3000, (Annotation("x", (0, 0, 2, 2)), Annotation("x", (5, 5, 8, 7)))))
+    wh, skipped = box_sizes(Dataset(images=recs, classes=("x",)), img_size=None)
+    assert wh.tolist() == [[10.0, 15.0], [15.0, 10.0], [2.0, 2.0], [3.0, 2.0]] and skipped == {"crowd": 1}
+    wh, skipped = box_sizes(Dataset(images=recs, classes=("x",)), img_size=640)
+    assert skipped == {"crowd": 1, "under-2px": 2}
+    assert all(v >= 1 for row in compute_anchors(Dataset(images=recs, classes=("x",)), k=2).yaml_rows() for v in row)
+
+
+@pytest.mark.parametrize("k, shape", [(9, [6, 6, 6]), (6, [4, 4, 4]), (3, [2, 2, 2]), (12, [6, 6, 6, 6]), (4, [8])])
+def test_the_yaml_rows_are_a_yolov5_heads_levels(k, shape):
+    """k = 6 gave two rows of three anchors: YOLOv5's three-level head takes three rows (anchors per level)."""
+    wh = clustered([(10, 20), (40, 30), (90, 120), (200, 100)], per=60)
+    res = summarize(wh, kmeans_iou(wh, k, rng=np.random.default_rng(0)))
+    assert [len(row) for row in res.yaml_rows()] == shape
+
+
+def test_anchors_say_how_many_objects_classes_left_out():
+    res = CliRunner().invoke(cli, ["anchors", str(SAMPLE), "--classes", "circle", "-k", "3", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["skipped"] == {"other-class": 434}

@@ -50,3 +50,5 @@ def anchors_cmd(src, reader, k, img_size, iou_thr, seed, n_init, workers, as_jso
     con.print("anchors:", soft_wrap=True)
     for row in res.yaml_rows():
         con.print(esc(f"  - [{', '.join(str(v) for v in row)}]"), soft_wrap=True)
+    if len(res.anchors) % 3:
+        con.print(f"[yellow]note:[/] a YOLOv5 head of 3 levels takes k = 3, 6 or 9 anchors (P6: 12), not {k}")

@@ -37,10 +37,14 @@ def box_sizes(ds: Dataset, *, img_size: int | None = None) -> tuple[np.ndarray, 
     clipped to the image as training clips it (a box reaching past the image gave anchors larger than any image).
 
     Returns the sizes and the count of boxes left out, by reason (``zero-size``: nothing inside the image, or no
-    area; ``no-image-size``; ``not-finite``: a size too large for a float).
+    area; ``under-2px``: smaller than 2 pixels a side once scaled, as YOLOv5's autoanchor leaves them out, which
+    would make anchors of 0 px; ``crowd``: a crowd or group-of region, which training leaves out too;
+    ``no-image-size``; ``not-finite``: a size too large for a float; ``other-class``: objects ``--classes`` left
+    out).
     """
     out: list[tuple[float, float]] = []
-    skipped = {"zero-size": 0, "no-image-size": 0, "not-finite": 0}
+    skipped = {"zero-size": 0, "under-2px": 0, "crowd": 0, "no-image-size": 0, "not-finite": 0,
+               "other-class": sum(f.objects for f in ds.findings if f.code == "class-not-kept")}
     for im in ds.images:
         scale = 1.0
         if img_size:
@@ -51,10 +55,14 @@ def box_sizes(ds: Dataset, *, img_size: int | None = None) -> tuple[np.ndarray, 
         for a in im.annotations:
             x1, y1, x2, y2 = clip(a.box, im.width, im.height) if im.has_size else a.box  # type: ignore[arg-type]
             w, h = (x2 - x1) * scale, (y2 - y1) * scale
-            if not math.isfinite(w * h):
+            if a.iscrowd:
+                skipped["crowd"] += 1
+            elif not math.isfinite(w * h):
                 skipped["not-finite"] += 1
             elif w <= 0 or h <= 0:
                 skipped["zero-size"] += 1
+            elif w < 2 or h < 2:
+                skipped["under-2px"] += 1
             else:
                 out.append((w, h))
     return np.asarray(out, dtype=np.float64).reshape(-1, 2), {k: v for k, v in skipped.items() if v}
@@ -132,9 +140,13 @@ class AnchorResult:
     cluster_sizes: tuple[int, ...]
 
     def yaml_rows(self) -> list[list[int]]:
-        """ultralytics/YOLOv5 ``anchors:`` rows (rounded, three per level when k is a multiple of 3)."""
-        flat = [v for a in self.anchors for v in (round(a[0]), round(a[1]))]
-        per = 6 if len(self.anchors) % 3 == 0 else len(flat)
+        """YOLOv5's ``anchors:`` rows, one per detection level, smallest first (whole pixels, at least 1): 3 levels
+        when k is a multiple of 3 (its P3-P5 heads), 4 of 3 for k = 12 (P6); one row otherwise, which no YOLOv5 head
+        of several levels takes (the command says so)."""
+        flat = [v for a in self.anchors for v in (max(1, round(a[0])), max(1, round(a[1])))]
+        k = len(self.anchors)
+        levels = 4 if k == 12 else 3 if k % 3 == 0 else 1
+        per = len(flat) // levels
         return [flat[i:i + per] for i in range(0, len(flat), per)]
 
     def to_dict(self) -> dict:
