@@ -150,11 +150,13 @@ def test_crowd_regions_and_boxes_under_two_pixels_are_left_out_and_counted():
     it; a 2 x 2 px car on a 4000 px aerial picture made the yaml row [0, 0, ...], an anchor that matches nothing."""
     recs = (ImageRecord("a", "a.jpg", 100, 80, (Annotation("x", (10, 10, 20, 25)), Annotation("x", (30, 30, 45, 40)),
                                                  Annotation("x", (0, 0, 100, 80), iscrowd=True))),
-            ImageRecord("b", "b.jpg", 4000, 3000, (Annotation("x", (0, 0, 2, 2)), Annotation("x", (5, 5, 8, 7)))))
+            ImageRecord("b", "b.jpg", 4000, 3000, (Annotation("x", (0, 0, 2, 2)), Annotation("x", (5, 5, 8, 7)),
+                                                   Annotation("x", (9, 0, 10, 500)))))  # a pole: 1 px wide
     wh, skipped = box_sizes(Dataset(images=recs, classes=("x",)), img_size=None)
-    assert wh.tolist() == [[10.0, 15.0], [15.0, 10.0], [2.0, 2.0], [3.0, 2.0]] and skipped == {"crowd": 1}
+    assert wh.tolist() == [[10.0, 15.0], [15.0, 10.0], [2.0, 2.0], [3.0, 2.0], [1.0, 500.0]]
+    assert skipped == {"crowd": 1}
     wh, skipped = box_sizes(Dataset(images=recs, classes=("x",)), img_size=640)
-    assert skipped == {"crowd": 1, "under-2px": 2}
+    assert skipped == {"crowd": 1, "under-2px": 2} and len(wh) == 3  # YOLOv5 keeps a box with one side of 2 px
     assert all(v >= 1 for row in compute_anchors(Dataset(images=recs, classes=("x",)), k=2).yaml_rows() for v in row)
 
 

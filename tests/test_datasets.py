@@ -168,7 +168,7 @@ def test_bad_options_raise(voc):
         DetectionDataset(datatools.load("voc", SAMPLE), splits="nope")
     with pytest.raises(UsageError, match="not in the dataset"):
         DetectionDataset(datatools.load("voc", SAMPLE), ids=["missing"])
-    with pytest.raises(ValueError, match="duplicates"):
+    with pytest.raises(ValueError, match="twice"):
         VOCDetection(SAMPLE, classes=["star", "star"])
     with pytest.raises(TypeError):
         DetectionDataset(str(SAMPLE))

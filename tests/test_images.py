@@ -67,6 +67,26 @@ def test_the_orientation_is_read_where_every_command_reads_it(tmp_path):
         assert diff <= tolerance, (name, diff)
 
 
+def test_a_png_turned_by_xmp_or_a_raw_profile_is_turned(tmp_path):
+    """A PNG without an eXIf chunk may hold its orientation in XMP or in ImageMagick's raw EXIF profile, as PIL reads
+    it for every command: the datasets must turn it too (looking only for eXIf left it unturned)."""
+    from PIL import PngImagePlugin
+
+    stored = Image.fromarray(stored_for_orientation_6())
+    xmp = PngImagePlugin.PngInfo()
+    xmp.add_itxt("XML:com.adobe.xmp", '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/'
+                 '1999/02/22-rdf-syntax-ns#"><rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" '
+                 'tiff:Orientation="6"/></rdf:RDF></x:xmpmeta>')
+    stored.save(tmp_path / "xmp.png", pnginfo=xmp)
+    block = Image.Exif()
+    block[0x0112] = 6
+    profile = PngImagePlugin.PngInfo()
+    profile.add_text("Raw profile type exif", f"\nexif\n{len(block.tobytes()):8d}\n{block.tobytes().hex()}\n")
+    stored.save(tmp_path / "profile.png", pnginfo=profile)
+    for name in ("xmp.png", "profile.png"):
+        assert np.array_equal(decode(str(tmp_path / name)).permute(1, 2, 0).numpy(), displayed()), name
+
+
 def test_an_image_past_pils_pixel_limit_is_refused_by_the_datasets_too(tmp_path, monkeypatch):
     """Every command refuses an image PIL calls a decompression bomb; the datasets decoded any size, so predict on a
     stranger's folder could be made to take any amount of memory."""
@@ -120,3 +140,22 @@ def test_a_small_object_on_an_aerial_picture_stays_visible():
     draw_items(image, [DrawItem((100, 100, 120, 120), (0, 0, 255))])
     car = np.asarray(image.crop((100, 100, 120, 120)))
     assert (car == 255).all(axis=-1).mean() > 0.4  # the inside of the box is still the picture
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_an_image_that_does_not_decode_is_one_line_through_a_loader(tmp_path, workers):
+    """With DataLoader workers torch raises the worker's exception again with its traceback inside the message:
+    the error keeps one line, naming the file, without torchvision's C++ source."""
+    from datatools.datasets import VOCDetection, make_loader
+    from datatools.datasets.decode import ImageDecodeError
+
+    voc = make_voc_root(tmp_path / "voc", {"a": voc_xml("a.jpg", (W, H), [{"name": "cat", "box": (1, 1, 10, 10)}])})
+    (voc / "JPEGImages").mkdir()
+    noise = np.random.default_rng(0).integers(0, 256, (H, W, 3), dtype=np.uint8)
+    (voc / "JPEGImages" / "a.jpg").write_bytes(jpeg([], noise)[:-300])  # the header whole, the pixels cut
+    loader = make_loader(VOCDetection(voc), batch_size=1, num_workers=workers, persistent_workers=False)
+    with pytest.raises(ImageDecodeError) as caught:
+        next(iter(loader))
+    text = str(caught.value)
+    assert text.startswith(f"{voc / 'JPEGImages' / 'a.jpg'}: cannot decode the image: ") and "\n" not in text
+    assert ".cpp" not in text

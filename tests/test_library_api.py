@@ -27,9 +27,12 @@ def test_a_train_config_of_paths_holds_strings():
     every checkpoint (Unsupported global: pathlib.PosixPath)."""
     from datatools.training import TrainConfig
 
-    cfg = TrainConfig(data=Path("data"), out=Path("runs/x"), weights=Path("w.pth"))
+    import numpy as np
+
+    cfg = TrainConfig(data=Path("data"), out=Path("runs/x"), weights=Path("w.pth"), lr=np.float64(0.01),
+                      image_size=np.int64(320))
     assert (cfg.data, cfg.out, cfg.weights) == ("data", "runs/x", "w.pth")
-    assert all(not isinstance(v, Path) for v in cfg.to_dict().values())
+    assert all(type(v).__module__ == "builtins" for v in cfg.to_dict().values())  # numpy numbers too
 
 
 @pytest.mark.parametrize("classes, message", [("circle", "not the string 'circle'"),
@@ -45,6 +48,14 @@ def test_a_class_list_is_checked_by_the_library_as_by_the_cli(tmp_path, classes,
         datatools.load("voc", SAMPLE, classes=classes)
     with pytest.raises(UsageError, match=message):
         load_ground_truth(SAMPLE, classes=classes)
+    yolo = tmp_path / "y"
+    datatools.convert("voc", SAMPLE, "yolo", yolo, images_mode="none")
+    with pytest.raises(UsageError, match=message):  # a YOLO source takes the list as its names
+        datatools.convert("yolo", yolo, "coco", tmp_path / "o", classes=classes, images_mode="none")
+    from datatools.datasets import VOCDetection
+
+    with pytest.raises(ValueError, match=message):
+        VOCDetection(SAMPLE, classes=classes)
     assert not (tmp_path / "o").exists()
 
 
@@ -95,3 +106,7 @@ def test_draw_boxes_takes_what_the_datasets_return():
     image, target = ds[0]
     drawn = draw_boxes(image, target["boxes"], [ds.classes[i] for i in target["labels"]])
     assert drawn.size == (image.shape[-1], image.shape[-2])
+    import torch
+
+    four = torch.cat([image, image[:1]])  # RGBA, channels first
+    assert draw_boxes(four, target["boxes"]).size == drawn.size

@@ -142,11 +142,17 @@ def test_a_users_own_data_yaml_keeps_its_train_split(tmp_path):
     assert read_source(str(src)).splits == ("train",)
 
 
-def test_a_stray_file_in_imagesets_that_is_not_utf8_does_not_stop_the_read(tmp_path):
-    voc = make_voc_root(tmp_path / "voc", {"a": voc_xml("a.jpg", (40, 30), [{"name": "cat", "box": (1, 1, 9, 9)}])},
-                        images={"a.jpg": (40, 30)}, sets={"train": ["a"]})
+def test_a_voc_list_saved_on_windows_is_read_in_its_encoding(tmp_path):
+    """A list in cp1252 naming caf\u00e9_1 (and a stray readme.txt beside it) stopped the whole read; read as the
+    Windows encoding it is, its ids are the files' names."""
+    items = {i: voc_xml(f"{i}.jpg", (40, 30), [{"name": "cat", "box": (1, 1, 9, 9)}]) for i in ("a", "caf\u00e9_1")}
+    voc = make_voc_root(tmp_path / "voc", items, images={"a.jpg": (40, 30), "caf\u00e9_1.jpg": (40, 30)})
+    (voc / "ImageSets" / "Main").mkdir(parents=True)
+    (voc / "ImageSets" / "Main" / "train.txt").write_bytes("a\r\ncaf\u00e9_1\r\n".encode("cp1252"))
     (voc / "ImageSets" / "Main" / "readme.txt").write_bytes("notes about caf\xe9\n".encode("latin-1"))
-    assert [r.image_id for r in read_source(str(voc), sets="train").images] == ["a"]
+    ds = read_source(str(voc), sets="train")
+    assert sorted(r.image_id for r in ds.images) == ["a", "caf\u00e9_1"]
+    assert not [f for f in ds.findings if f.severity.value != "info"]
 
 
 def test_a_blank_line_in_a_classes_file_given_on_the_command_line_is_refused(tmp_path):
@@ -155,3 +161,7 @@ def test_a_blank_line_in_a_classes_file_given_on_the_command_line_is_refused(tmp
     (tmp_path / "obj.names").write_text("cat\n\ndog\n")
     res = run("check", str(src), "--classes", str(tmp_path / "obj.names"))
     assert res.exit_code == 2 and "line 2 of" in res.output and "is blank" in res.output
+    (tmp_path / "obj.names").write_text("\r\ncat\r\nbird\r\ndog\r\n \r\n")  # blank ends are no ids: trimmed
+    from datatools.cli.common import parse_classes
+
+    assert parse_classes(str(tmp_path / "obj.names")) == ["cat", "bird", "dog"]

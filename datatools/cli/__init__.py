@@ -75,15 +75,19 @@ def cli() -> None:
 def main() -> None:
     """Entry point. Click handles usage errors (exit 2) and ClickExceptions (exit 1); library errors that escape a
     command are shown as one line, never a traceback."""
+    import os
     import signal
     import warnings
 
     from datatools.core.errors import DatatoolsError
 
-    # PIL's warnings about one image (a corrupt EXIF block, which reads as upright; a size near its pixel limit) came
-    # out of every command with their source line; they are findings where they matter (stats' image-warning)
-    warnings.filterwarnings("ignore", message="Corrupt EXIF data")
-    warnings.filterwarnings("ignore", message=r"Image size \(\d+ pixels\) exceeds limit")
+    # PIL's warnings about one image (a corrupt EXIF block, which reads as upright; a size near its pixel limit; a
+    # tag past the file's end) came out of every command with their source line; they are findings where they matter
+    # (stats' image-warning). Workers a pool spawns (macOS; forkserver) start anew: they read PYTHONWARNINGS.
+    warnings.filterwarnings("ignore", module=r"PIL\.")
+    pil = ",".join(f"ignore:::PIL.{m}" for m in ("Image", "ImageFile", "TiffImagePlugin", "PngImagePlugin",
+                                                  "JpegImagePlugin", "WebPImagePlugin", "GifImagePlugin"))
+    os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), pil]))
 
     def terminated(signum, frame):  # timeout, docker stop, Slurm, a CI cancel: as Ctrl-C, OUT left as it was
         raise KeyboardInterrupt

@@ -159,10 +159,10 @@ def parse_classes(value: str | None) -> list[str] | None:
         return None
     p = Path(value)
     if p.is_file():
-        from datatools.core.fs import read_text
+        from datatools.core.fs import read_text, trimmed_lines
 
         try:
-            names = [ln.strip() for ln in read_text(p).strip("\r\n").splitlines()]
+            names = trimmed_lines(read_text(p))
         except (OSError, FormatError) as e:
             raise click.BadParameter(f"cannot read {value}: {getattr(e, 'strerror', None) or e}",
                                      param_hint="--classes") from e

@@ -355,17 +355,31 @@ class FileTooLarge(OSError):
         self.size = size
 
 
-def read_text(path: str | os.PathLike, errors: str = "strict") -> str:
+def read_text(path: str | os.PathLike, fallback: str | None = None) -> str:
     """A small text file (a list of ids or paths, class names, a CSV) as text: UTF-8 (a BOM allowed) or UTF-16 with
-    its BOM (Windows Notepad's "Unicode"). Other bytes are a :class:`FormatError` naming the file, the place and
-    what to do, never a traceback, nor text with U+FFFD in it; ``errors="replace"`` reads them as U+FFFD instead."""
+    its BOM (Windows Notepad's "Unicode"). Other bytes are read in the ``fallback`` encoding when given (a
+    Windows list, ``cp1252``), else a :class:`FormatError` naming the file, the place and what to do: never a
+    traceback."""
     data = read_small_file(path)
     codec = "utf-16" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
     try:
-        return data.decode(codec, errors)
+        return data.decode(codec)
     except UnicodeDecodeError as e:
+        if fallback:
+            return data.decode(fallback, "replace")
         raise FormatError(os.fspath(path), "", f"not {codec.removesuffix('-sig').upper()} text (byte {e.start}: "
                           f"{data[e.start:e.start + 1]!r}); save it as UTF-8") from e
+
+
+def trimmed_lines(text: str) -> list[str]:
+    """The lines of a list of names, each stripped, without the blank ones at its start and end (those between stay:
+    in a class list a line is an id)."""
+    lines = [ln.strip() for ln in text.splitlines()]
+    while lines and not lines[-1]:
+        lines.pop()
+    while lines and not lines[0]:
+        lines.pop(0)
+    return lines
 
 
 def read_small_file(path: str | os.PathLike, *, limit: int | None = None) -> bytes:

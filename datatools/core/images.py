@@ -42,15 +42,18 @@ class ImageHeader:
                               self.error))
 
 
-def exif_orientation(im) -> int:
+def exif_orientation(im, *, load: bool = True) -> int:
     """The EXIF orientation (1-8) an open PIL image still needs to be displayed; 1 when absent, when the EXIF block is
     broken (a broken EXIF block is not a broken image), and for a TIFF, which Pillow turns itself (its size is the
     turned one from the start, and its pixels are turned as they load: turning it again swapped its size twice).
-    Reading it touches the header only."""
+    Reading it touches the header only, but for a PNG whose header holds none, which Pillow decodes whole to look
+    for an eXIf chunk after the pixels; ``load=False`` reads only what the header holds (EXIF, XMP, a raw profile)."""
+    from PIL import Image
+
     if getattr(im, "format", None) == "TIFF":
         return 1
     try:
-        return int(im.getexif().get(0x0112, 1) or 1)
+        return int((im.getexif() if load else Image.Image.getexif(im)).get(0x0112, 1) or 1)
     except Exception:
         return 1
 

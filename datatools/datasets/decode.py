@@ -80,7 +80,7 @@ def _orientation(data: torch.Tensor, path: str) -> int:
         warnings.simplefilter("ignore")  # a corrupt EXIF block is orientation 1, said once by check, not per epoch
         with opened_image(path, raw) as im:
             # PIL decodes a whole PNG to look for an eXIf chunk after the pixels: only where there is one
-            return 1 if im.format == "PNG" and b"eXIf" not in raw else exif_orientation(im)
+            return exif_orientation(im, load=im.format != "PNG" or b"eXIf" in raw)
 
 
 def upright(image: torch.Tensor, orientation: int) -> torch.Tensor:

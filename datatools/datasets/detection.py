@@ -44,7 +44,7 @@ from torchvision import tv_tensors
 
 from datatools.core.boxes import DEFAULT_CONVENTION, PixelConvention
 from datatools.core.errors import NoInputError, UsageError
-from datatools.core.model import Dataset, Finding
+from datatools.core.model import Dataset, Finding, class_list
 from datatools.datasets.decode import ImageDecodeError, decode
 from datatools.datasets.sources import as_list, read_source, source_ids, voc_year_root
 
@@ -145,8 +145,10 @@ class DetectionDataset(torch.utils.data.Dataset):
             raise TypeError(f"expected a datatools.Dataset, got {type(data).__name__}; use DetectionDataset.from_path")
         if isinstance(splits, str):
             splits = [splits]
-        if classes is not None and len(set(classes)) != len(classes):
-            raise ValueError(f"classes has duplicates: {list(classes)}")
+        try:  # a string would be its letters; a name twice two ids of one class
+            classes = class_list(classes)
+        except UsageError as e:
+            raise ValueError(str(e)) from e
         prepared = prepare(data, classes=list(classes) if classes else None,
                            difficult="keep" if keep_difficult else "skip", clip_boxes=True)
         records = list(prepared.images)

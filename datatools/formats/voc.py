@@ -135,7 +135,7 @@ class Layout:
             stem = rel[:-4]
             if "_" in stem or "/" in stem:
                 continue
-            text = read_text(self.files.join(self.sets_dir, rel), errors="replace")  # a stray readme.txt: no stop
+            text = read_text(self.files.join(self.sets_dir, rel), fallback="cp1252")  # a list saved on Windows
             out[stem] = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
         return out
 

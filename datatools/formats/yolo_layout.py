@@ -15,7 +15,7 @@ from typing import Sequence
 
 from datatools.core import fs
 from datatools.core.errors import DatatoolsError, FormatError, InputError, UsageError
-from datatools.core.fs import files_for, read_text
+from datatools.core.fs import files_for, read_text, trimmed_lines
 from datatools.core.images import list_images
 from datatools.core.paths import IMAGE_EXTENSIONS, is_absolute_name, safe_relpath
 from datatools.core.model import Dataset, Finding
@@ -217,11 +217,7 @@ def _class_lines(path: str, findings: list[Finding]) -> list[str]:
     """The names of a ``classes.txt`` (``obj.names``), one a line. A blank line between names keeps its id, as
     LabelImg and darknet read the file (dropping it gave every later id the next class's name): it is named
     ``class_<id>``, with a warning."""
-    lines = [ln.strip() for ln in read_text(path).splitlines()]
-    while lines and not lines[-1]:
-        lines.pop()
-    while lines and not lines[0]:
-        lines.pop(0)
+    lines = trimmed_lines(read_text(path))
     for i, name in enumerate(lines):
         if not name:
             lines[i] = f"class_{i}"

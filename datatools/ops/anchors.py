@@ -37,7 +37,7 @@ def box_sizes(ds: Dataset, *, img_size: int | None = None) -> tuple[np.ndarray, 
     clipped to the image as training clips it (a box reaching past the image gave anchors larger than any image).
 
     Returns the sizes and the count of boxes left out, by reason (``zero-size``: nothing inside the image, or no
-    area; ``under-2px``: smaller than 2 pixels a side once scaled, as YOLOv5's autoanchor leaves them out, which
+    area; ``under-2px``: both sides under 2 pixels once scaled, as YOLOv5's autoanchor leaves them out, which
     would make anchors of 0 px; ``crowd``: a crowd or group-of region, which training leaves out too;
     ``no-image-size``; ``not-finite``: a size too large for a float; ``other-class``: objects ``--classes`` left
     out).
@@ -61,7 +61,7 @@ def box_sizes(ds: Dataset, *, img_size: int | None = None) -> tuple[np.ndarray, 
                 skipped["not-finite"] += 1
             elif w <= 0 or h <= 0:
                 skipped["zero-size"] += 1
-            elif w < 2 or h < 2:
+            elif w < 2 and h < 2:
                 skipped["under-2px"] += 1
             else:
                 out.append((w, h))

@@ -174,7 +174,7 @@ def reader_classes(fmt: str, classes: Sequence[str] | None) -> list[str] | None:
     """What ``--classes`` gives the reader of ``fmt``: a YOLO dataset's ids take their names from it (its reader
     reports a listed name it lacks); every other format is read whole, and ``prepare`` selects and orders by name
     (and reports a listed name the source lacks, which a reader given the list would have taken as its own)."""
-    return list(classes) if classes and fmt == "yolo" else None
+    return class_list(classes) if classes and fmt == "yolo" else None
 
 
 def source_classes(ds: Dataset) -> Dataset:

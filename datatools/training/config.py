@@ -65,10 +65,12 @@ class TrainConfig:
     limit: int | None = None  # train on the first N images only (smoke tests)
 
     def __post_init__(self) -> None:
-        for name in ("data", "out", "weights", "weights_backbone"):  # a Path in the checkpoint's args: unloadable
-            value = getattr(self, name)                                  # with weights_only=True, after the run
+        for f in fields(self):  # a Path or a numpy number in the checkpoint's args: unloadable with weights_only=True
+            value = getattr(self, f.name)
             if isinstance(value, os.PathLike):
-                object.__setattr__(self, name, os.fspath(value))
+                object.__setattr__(self, f.name, os.fspath(value))
+            elif type(value).__module__ == "numpy" and hasattr(value, "item"):
+                object.__setattr__(self, f.name, value.item())
         if self.freeze_bn is None:  # fine-tuning keeps the pretrained statistics, as torchvision's FrozenBatchNorm2d
             object.__setattr__(self, "freeze_bn", bool(self.weights or self.weights_backbone))
 

@@ -236,8 +236,10 @@ def to_rgb(image) -> Image.Image:
         arr = np.asarray(image)
         if arr.ndim not in (2, 3):
             raise ValueError(f"expected an HxW, HxWxC or CxHxW image array, got shape {arr.shape}")
-        if arr.ndim == 3 and arr.shape[0] in (1, 3) and arr.shape[-1] not in (1, 3, 4):  # channels first
-            arr = arr.transpose(1, 2, 0) if arr.shape[0] == 3 else arr[0]
+        if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[-1] not in (1, 3, 4):  # channels first
+            arr = arr.transpose(1, 2, 0)
+        if arr.ndim == 3 and arr.shape[-1] == 1:
+            arr = arr[..., 0]
         if arr.dtype.kind == "f":
             arr = np.clip(arr.astype(np.float64) * (255.0 if arr.size and arr.max() <= 1.0 else 1.0), 0, 255)
         elif arr.dtype == np.uint16:
