@@ -87,11 +87,11 @@ def test_a_blank_line_in_classes_txt_keeps_the_ids_after_it(tmp_path):
     """LabelImg and darknet read a blank line as a class: dropping it named id 1 'dog' where the file means 'dog' is
     id 2, with no finding."""
     src = yolo_folder(tmp_path / "y", {"a": "2 0.5 0.5 0.2 0.2\n"})
-    (src / "classes.txt").write_text("cat\n\ndog\nbird\n\n")
+    (src / "classes.txt").write_text("\ncat\n\ndog\nbird\n\n")  # blank at the ends: no ids (LabelImg strips them)
     ds = read_source(str(src))
     assert ds.classes == ("cat", "class_1", "dog", "bird")
     assert [a.label for a in ds.images[0].annotations] == ["dog"]
-    assert [(f.code, f.field) for f in ds.findings] == [("blank-class-name", "line 2")]
+    assert [(f.code, f.field) for f in ds.findings] == [("blank-class-name", "line 3")]  # the file's own line
 
 
 def test_data_yaml_names_keyed_by_zero_padded_strings(tmp_path):
@@ -158,9 +158,9 @@ def test_a_voc_list_saved_on_windows_is_read_in_its_encoding(tmp_path):
 def test_a_blank_line_in_a_classes_file_given_on_the_command_line_is_refused(tmp_path):
     """--classes obj.names with a blank line dropped it: every later id named the next class, without a word."""
     src = yolo_folder(tmp_path / "y", {"a": "2 0.5 0.5 0.2 0.2\n"})
-    (tmp_path / "obj.names").write_text("cat\n\ndog\n")
+    (tmp_path / "obj.names").write_text("\ncat\n\ndog\n")
     res = run("check", str(src), "--classes", str(tmp_path / "obj.names"))
-    assert res.exit_code == 2 and "line 2 of" in res.output and "is blank" in res.output
+    assert res.exit_code == 2 and "line 3 of" in res.output and "is blank" in res.output
     (tmp_path / "obj.names").write_text("\r\ncat\r\nbird\r\ndog\r\n \r\n")  # blank ends are no ids: trimmed
     from datatools.cli.common import parse_classes
 

@@ -162,11 +162,11 @@ def parse_classes(value: str | None) -> list[str] | None:
         from datatools.core.fs import read_text, trimmed_lines
 
         try:
-            names = trimmed_lines(read_text(p))
+            first, names = trimmed_lines(read_text(p))
         except (OSError, FormatError) as e:
             raise click.BadParameter(f"cannot read {value}: {getattr(e, 'strerror', None) or e}",
                                      param_hint="--classes") from e
-        blank = next((k for k, n in enumerate(names, 1) if not n), 0)
+        blank = next((k for k, n in enumerate(names, first) if not n), 0)
         if blank:  # darknet's obj.names keeps a blank line's id: dropping it named every later id one off
             raise click.BadParameter(f"line {blank} of {value} is blank: the file names one class a line, its line "
                                      "its id; write the class there", param_hint="--classes")

@@ -371,15 +371,14 @@ def read_text(path: str | os.PathLike, fallback: str | None = None) -> str:
                           f"{data[e.start:e.start + 1]!r}); save it as UTF-8") from e
 
 
-def trimmed_lines(text: str) -> list[str]:
+def trimmed_lines(text: str) -> tuple[int, list[str]]:
     """The lines of a list of names, each stripped, without the blank ones at its start and end (those between stay:
-    in a class list a line is an id)."""
+    in a class list a line is an id), and the file's line number of the first one kept."""
     lines = [ln.strip() for ln in text.splitlines()]
     while lines and not lines[-1]:
         lines.pop()
-    while lines and not lines[0]:
-        lines.pop(0)
-    return lines
+    start = next((k for k, ln in enumerate(lines) if ln), len(lines))
+    return start + 1, lines[start:]
 
 
 def read_small_file(path: str | os.PathLike, *, limit: int | None = None) -> bytes:

@@ -217,11 +217,11 @@ def _class_lines(path: str, findings: list[Finding]) -> list[str]:
     """The names of a ``classes.txt`` (``obj.names``), one a line. A blank line between names keeps its id, as
     LabelImg and darknet read the file (dropping it gave every later id the next class's name): it is named
     ``class_<id>``, with a warning."""
-    lines = trimmed_lines(read_text(path))
+    first, lines = trimmed_lines(read_text(path))
     for i, name in enumerate(lines):
         if not name:
             lines[i] = f"class_{i}"
-            findings.append(warn("blank-class-name", path, f"line {i + 1}", f"the line is blank: id {i} keeps its "
+            findings.append(warn("blank-class-name", path, f"line {first + i}", f"the line is blank: id {i} keeps its "
                                  f"place (as LabelImg and darknet read the file), named {lines[i]!r}"))
     return lines
 
