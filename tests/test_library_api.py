@@ -110,3 +110,20 @@ def test_draw_boxes_takes_what_the_datasets_return():
 
     four = torch.cat([image, image[:1]])  # RGBA, channels first
     assert draw_boxes(four, target["boxes"]).size == drawn.size
+
+
+def test_torchvisions_transform_keywords_and_a_slice():
+    """VOCDetection(..., transform=...) raised "unexpected keyword argument 'transform'" (torchvision code ports use
+    it); ds[0:2] raised a TypeError about comparing int and slice."""
+    from torchvision.transforms import v2
+
+    from datatools.datasets import VOCDetection
+
+    ds = VOCDetection(SAMPLE, image_set="train", transform=v2.Grayscale(3),
+                      target_transform=lambda t: {**t, "seen": True})
+    image, target = ds[0]
+    assert target["seen"] and bool((image[0] == image[1]).all())
+    with pytest.raises(ValueError, match="not both"):
+        VOCDetection(SAMPLE, image_set="train", transforms=v2.Identity(), transform=v2.Identity())
+    with pytest.raises(TypeError, match="Subset"):
+        ds[0:2]

@@ -54,6 +54,21 @@ __all__ = ["COCODetection", "DetectionDataset", "ImageDecodeError", "VOCDetectio
 Transform = Callable[[Any, Any], tuple[Any, Any]]
 
 
+class _Separate:
+    """torchvision's ``transform`` and ``target_transform`` as one ``transforms(image, target)`` (picklable when they
+    are)."""
+
+    def __init__(self, transform: Callable | None, target_transform: Callable | None) -> None:
+        self.transform, self.target_transform = transform, target_transform
+
+    def __call__(self, image, target):
+        return (image if self.transform is None else self.transform(image),
+                target if self.target_transform is None else self.target_transform(target))
+
+    def __repr__(self) -> str:
+        return f"transform={self.transform!r}, target_transform={self.target_transform!r}"
+
+
 def as_xyxy(boxes) -> torch.Tensor:
     """``boxes`` as a plain ``(N, 4)`` XYXY tensor: a ``BoundingBoxes`` in another format (after
     ``v2.ConvertBoundingBoxFormat("CXCYWH")``) is converted, as torchvision's own transforms honour ``.format``;
@@ -114,7 +129,8 @@ class DetectionDataset(torch.utils.data.Dataset):
 
     * ``transforms``: a callable ``(image, target) -> (image, target)``, typically a torchvision.transforms.v2
       pipeline such as :func:`datatools.datasets.transforms.train_preset`. It must be picklable for ``spawn`` workers
-      (v2 transforms are; lambdas are not).
+      (v2 transforms are; lambdas are not). torchvision's ``transform`` (the image alone) and ``target_transform``
+      (the target alone) work too, as in its datasets, instead of ``transforms``.
     * ``splits``: keep images in any of these splits (VOC ImageSets lists, YOLO ``train``/``val``, COCO json names;
       ``val`` also finds ``val2017``, ``valid`` or ``validation`` where there is no ``val``).
     * ``ids``: keep only these image ids (string keys, in this order).
@@ -135,7 +151,8 @@ class DetectionDataset(torch.utils.data.Dataset):
     leave out are not drops).
     """
 
-    def __init__(self, data: Dataset, *, transforms: Transform | None = None,
+    def __init__(self, data: Dataset, *, transforms: Transform | None = None, transform: Callable | None = None,
+                 target_transform: Callable | None = None,
                  splits: Sequence[str] | str | None = None, ids: Sequence[str] | None = None,
                  classes: Sequence[str] | None = None, label_offset: int = 1, keep_difficult: bool = True,
                  keep_crowd: bool = True, return_masks: bool = False, skip_empty: bool = False) -> None:
@@ -203,6 +220,10 @@ class DetectionDataset(torch.utils.data.Dataset):
                                               skip_empty=skip_empty))
         self.classes: tuple[str, ...] = tuple(prepared.classes)
         self.label_offset = int(label_offset)
+        if transform is not None or target_transform is not None:  # torchvision's keywords (VisionDataset's rule)
+            if transforms is not None:
+                raise ValueError("pass transforms, or transform/target_transform, not both (as torchvision)")
+            transforms = _Separate(transform, target_transform)
         self.transforms = transforms
         self.return_masks = bool(return_masks)
         self.root = prepared.root
@@ -326,6 +347,9 @@ class DetectionDataset(torch.utils.data.Dataset):
 
     def _check_index(self, index: int) -> int:
         n = len(self)
+        if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
+            raise TypeError(f"a dataset index is an integer, not {index!r}: torch.utils.data.Subset(ds, range(...)) "
+                            "takes a slice of it")
         if not -n <= index < n:
             raise IndexError(f"index {index} out of range for a dataset of {n} images")
         return index % n
