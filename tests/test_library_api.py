@@ -127,3 +127,17 @@ def test_torchvisions_transform_keywords_and_a_slice():
         VOCDetection(SAMPLE, image_set="train", transforms=v2.Identity(), transform=v2.Identity())
     with pytest.raises(TypeError, match="Subset"):
         ds[0:2]
+
+
+def test_predictions_whose_numbers_are_strings_are_dropped_and_counted(tmp_path):
+    """A bbox of strings and a score of "0.7" were read as numbers (ground truth refuses them, pycocotools' loadRes
+    fails on them): dropped now, each counted."""
+    from datatools.metrics.evaluate import evaluate
+
+    pred = tmp_path / "p.json"
+    pred.write_text(json.dumps([{"image_id": 1, "category_id": 1, "bbox": [10, 10, 20, 20], "score": 0.9},
+                                {"image_id": 1, "category_id": 1, "bbox": ["10", "10", "20", "20"], "score": 0.8},
+                                {"image_id": 2, "category_id": 1, "bbox": [10, 10, 20, 20], "score": "0.7"}]))
+    report = evaluate(SAMPLE, pred, split="val", metric="voc")
+    found = {f.code: f.objects for f in report.findings if f.code.startswith("pred-")}
+    assert found == {"pred-bad-box": 1, "pred-missing-score": 1}

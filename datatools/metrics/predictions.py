@@ -69,24 +69,25 @@ def _summarize_drops(path: str, unknown_img: list, unknown_cat: dict[str, int], 
 
 
 def _float_rows(values: list, width: int) -> np.ndarray:
-    """``values`` as an ``(n, width)`` float array (``(n,)`` for width 0); an entry that is not ``width`` numbers
-    becomes NaN, so the caller's ``isfinite`` test drops it."""
+    """``values`` as an ``(n, width)`` float array (``(n,)`` for width 0); an entry that is not ``width`` JSON numbers
+    (a string such as ``"10"``, a boolean: ground truth refuses them, and so does pycocotools' ``loadRes``) becomes
+    NaN, so the caller's ``isfinite`` test drops it."""
     n = len(values)
     shape = (n, width) if width else (n,)
     try:
-        arr = np.array(values, dtype=np.float64)
-        if arr.shape != shape:
+        arr = np.array(values)
+        if arr.shape != shape or arr.dtype.kind not in "iuf":
             if n:
-                raise ValueError("ragged")
+                raise ValueError("ragged, or not numbers")
             arr = arr.reshape(shape)
-        return arr
+        return arr.astype(np.float64)
     except (TypeError, ValueError):  # a ragged or non-numeric entry somewhere: convert one by one
         arr = np.full(shape, np.nan)
         for k, v in enumerate(values):
-            if isinstance(v, (dict, str)) and width:
-                continue
             try:
-                arr[k] = np.asarray(v, dtype=np.float64).reshape(shape[1:])
+                a = np.asarray(v)
+                if a.dtype.kind in "iuf":
+                    arr[k] = a.astype(np.float64).reshape(shape[1:])
             except (TypeError, ValueError):
                 pass
         return arr
