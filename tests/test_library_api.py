@@ -127,6 +127,9 @@ def test_torchvisions_transform_keywords_and_a_slice():
         VOCDetection(SAMPLE, image_set="train", transforms=v2.Identity(), transform=v2.Identity())
     with pytest.raises(TypeError, match="Subset"):
         ds[0:2]
+    import torch
+
+    assert ds[torch.tensor(3)][1]["image_id"] == ds[3][1]["image_id"]  # a 0-d tensor is an index, as before
 
 
 def test_predictions_whose_numbers_are_strings_are_dropped_and_counted(tmp_path):

@@ -536,11 +536,11 @@ def test_an_image_that_cannot_be_decoded_is_left_out_before_training(tmp_path):
 
     from datatools.training.data import build_datasets
 
-    data = _yolo_with_splits(tmp_path / "y", {"train": ["a", "b", "c"], "val": ["d"]})
-    cut = data / "images" / "train" / "b.jpg"
+    data = _yolo_with_splits(tmp_path / "y", {"train": ["a", "b", "c"], "val": ["d"], "test": ["e"]})
     noise = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
-    Image.fromarray(noise).save(cut, quality=95)
-    cut.write_bytes(cut.read_bytes()[:-2000])  # the header whole, the pixels not
+    for cut in (data / "images" / "test" / "e.jpg", data / "images" / "train" / "b.jpg"):  # a test image: not read
+        Image.fromarray(noise).save(cut, quality=95)
+        cut.write_bytes(cut.read_bytes()[:-2000])  # the header whole, the pixels not
     _, train_ds, val_ds, _, note = build_datasets(TrainConfig(data=str(data), **TINY))
     assert (len(train_ds), len(val_ds)) == (2, 1)
     assert f"1 image(s) left out, which cannot be decoded (e.g. {cut}: unreadable image:" in note
@@ -642,12 +642,14 @@ def test_predict_on_a_folder_writes_the_training_datas_category_ids(tmp_path):
 
 def test_a_last_batch_of_one_image_does_not_stop_ssdlite(tmp_path):
     # 9 images at -b 4: the last batch held one, and SSDlite's BatchNorm stopped the run with a torch traceback
-    r = CliRunner().invoke(cli, ["train", str(SAMPLE), "--out", str(tmp_path / "run"), "--model", "ssdlite320_mobilenet_v3_large",
-                                 "--image-size", "64", "--epochs", "1", "-b", "4", "--limit", "9", "-j", "0",
+    r = CliRunner().invoke(cli, ["train", str(SAMPLE), "--out", str(tmp_path / "run"),
+                                 "--model", "ssdlite320_mobilenet_v3_large", "--image-size", "64", "--epochs", "1",
+                                 "-b", "4", "--limit", "9", "-j", "0",
                                  "--val-split", "", "--device", "cpu"])
     assert r.exit_code == 0, r.output
-    r = CliRunner().invoke(cli, ["train", str(SAMPLE), "--out", str(tmp_path / "run1"), "--model", "ssdlite320_mobilenet_v3_large",
-                                 "--image-size", "64", "--epochs", "1", "-b", "1", "--limit", "2", "-j", "0",
+    r = CliRunner().invoke(cli, ["train", str(SAMPLE), "--out", str(tmp_path / "run1"),
+                                 "--model", "ssdlite320_mobilenet_v3_large", "--image-size", "64", "--epochs", "1",
+                                 "-b", "1", "--limit", "2", "-j", "0",
                                  "--val-split", "", "--device", "cpu"])
     assert r.exit_code == 2 and "pass -b 2 or more" in r.output and "Traceback" not in r.output, r.output
 

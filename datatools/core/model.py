@@ -180,7 +180,7 @@ def class_list(classes: Iterable[str] | None) -> list[str] | None:
     if isinstance(classes, str):
         raise UsageError(f"classes must be a list of names, not the string {classes!r}")
     names = [str(c) for c in classes]
-    twice = sorted({n for n in names if names.count(n) > 1})
+    twice = sorted(n for n, k in Counter(names).items() if k > 1)
     if twice:
         raise UsageError(f"classes names {', '.join(map(repr, twice))} twice: one id a class")
     return names

@@ -34,6 +34,7 @@ under both the ``fork`` and the ``spawn`` start methods.
 """
 from __future__ import annotations
 
+import operator
 import os
 from collections import Counter
 from typing import Any, Callable, Sequence
@@ -347,9 +348,11 @@ class DetectionDataset(torch.utils.data.Dataset):
 
     def _check_index(self, index: int) -> int:
         n = len(self)
-        if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
+        try:
+            index = operator.index(index)  # an int, numpy's, a 0-d integer tensor
+        except TypeError:
             raise TypeError(f"a dataset index is an integer, not {index!r}: torch.utils.data.Subset(ds, range(...)) "
-                            "takes a slice of it")
+                            "takes a slice of it") from None
         if not -n <= index < n:
             raise IndexError(f"index {index} out of range for a dataset of {n} images")
         return index % n

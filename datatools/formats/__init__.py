@@ -31,9 +31,9 @@ def detect(path) -> str:
     Annotations/, annotations/*.xml or XML files (or a VOCdevkit root, which the VOC reader then refuses by name);
     then the exports' own layouts: LabelImg's, CVAT's and Roboflow's YOLO (:mod:`datatools.formats.yolo_layout`),
     Roboflow's COCO (:func:`datatools.formats.coco_layout.split_folders`) and VOC (XML files in
-    :func:`~datatools.formats.common.role_folders`); last, ``labelme`` for LabelMe JSON one or two folders down (:func:`nested_labelme`). Loose
-    files of two formats in one folder (LabelImg saved as VOC, then as YOLO) are refused, never guessed. Local paths
-    and URLs follow the same rules (:func:`datatools.core.fs.files_for`).
+    :func:`~datatools.formats.common.role_folders`); last, ``labelme`` for LabelMe JSON one or two folders down
+    (:func:`nested_labelme`). Loose files of two formats in one folder (LabelImg saved as VOC, then as YOLO) are
+    refused, never guessed. Local paths and URLs follow the same rules (:func:`datatools.core.fs.files_for`).
 
     Raises :class:`UnknownFormat` when nothing fits, so commands can ask for ``--format``, and UsageError when
     more than one does.

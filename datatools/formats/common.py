@@ -328,8 +328,9 @@ def id_in_split(iid: str, split: str | None, taken) -> str | None:
 def name_id(name: str, *, fallback: str, key: object = None, taken=()) -> str:
     """The image id a reader makes from a file name (COCO's ``file_name``, CVAT's ``@name``, a Label Studio image):
     the path (:func:`~datatools.core.paths.name_here`: of an absolute one, the base name) without extension and
-    without empty, ``.`` and ``..`` parts, else ``fallback`` (``/`` or ``../`` left an empty id). Call it again with ``key`` (the entry's own id) and ``taken`` once the id is
-    known to be another image's: ``__<key>``, then ``__<key>_2``, ... until free. The caller notes the rename."""
+    without empty, ``.`` and ``..`` parts, else ``fallback`` (``/`` or ``../`` left an empty id). Call it again with
+    ``key`` (the entry's own id) and ``taken`` once the id is known to be another image's: ``__<key>``, then
+    ``__<key>_2``, ... until free. The caller notes the rename."""
     iid = posixpath.splitext(name_here(name))[0]
     iid = "/".join(p for p in iid.split("/") if p not in ("", ".", "..")) or fallback
     new, n = iid, 1

@@ -45,6 +45,12 @@ def yaml_splits(splits: Sequence[str]) -> dict[str, list[str]]:
     return out
 
 
+def evaluation_only(train: Sequence[str]) -> bool:
+    """Whether data.yaml's train entry (:func:`yaml_splits`) names evaluation splits only (val2017, test): a
+    dataset without a training split, whose train entry is there because ultralytics needs one."""
+    return all(split_role(s) in ("val", "test") for s in train)
+
+
 def _load_yaml(path: Path | str) -> dict:
     import yaml
 
@@ -390,11 +396,11 @@ def data_yaml(splits: Sequence[str], names: Sequence[str]) -> str:
         folders = [q("images/" + s) for s in keys[key]]
         return f"{key}: {folders[0] if len(folders) == 1 else '[' + ', '.join(folders) + ']'}"
 
-    if all(split_role(s) in ("val", "test") for s in keys["train"]):
+    if evaluation_only(keys["train"]):
         lines.append("# no training split: train points at evaluation images, since ultralytics needs a train "
                      "entry; do not train on them")
     lines.append(entry("train"))
-    if keys["val"] == keys["train"] and split_role(keys["train"][0]) not in ("val", "test"):
+    if keys["val"] == keys["train"] and not evaluation_only(keys["train"]):
         lines.append("# no val split: val points at the training images, since ultralytics needs a val entry; "
                      "validation scores on them measure training data (datatools split --val makes a val split)")
     lines.append(entry("val"))
@@ -428,7 +434,7 @@ def no_training_split(splits: Sequence[str], out: Path) -> list[Finding]:
     """A dataset of validation or test splits only (COCO's val2017 converted for evaluation): ultralytics needs a
     ``train`` entry, so data.yaml's names one of them. Training on it would fit the evaluation images: say so."""
     train = yaml_splits(splits)["train"]
-    if not all(split_role(s) in ("val", "test") for s in train):
+    if not evaluation_only(train):
         return []
     return [warn("no-train-split", str(out / "data.yaml"), "train", f"no training split: data.yaml's train entry "
                  f"names {', '.join('images/' + s for s in train)} (ultralytics needs one), the "

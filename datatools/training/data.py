@@ -36,7 +36,6 @@ def build_datasets(cfg: TrainConfig):
     # The one read rule of every command: the format detected as convert and check detect it, an empty or wrong
     # folder an error saying what was looked for; VOC: its split lists as every command reads them, filtered below.
     data = read_source(cfg.data, cfg.format)
-    data, left_out = _decodable(data)
     splits = set(data.splits)
     if splits == {DEFAULT_SPLIT}:  # a folder without splits (YOLO images/ + labels/): train on all of it
         splits = set()
@@ -53,6 +52,8 @@ def build_datasets(cfg: TrainConfig):
     if train_split == "trainval" != cfg.train_split and val_split:  # VOC's trainval holds the val images
         raise UsageError(f"{cfg.data}: no split {cfg.train_split!r}, and trainval holds the {val_split!r} images; "
                          "pass --train-split")
+    # the images this run reads (not a test split's), their pixels checked before the first epoch
+    data, left_out = _decodable(data, {train_split, val_split} - {None} if splits else set())
     ev = eval_preset(cfg.image_size, mode=cfg.resize_mode, dtype=None)
     tr = train_preset(cfg.image_size, mode=cfg.resize_mode, dtype=None) if cfg.augment else ev
 
@@ -66,6 +67,7 @@ def build_datasets(cfg: TrainConfig):
     # evaluation ignores detections in it.
     train_ds = dataset(train_split, tr, keep_crowd=False)
     val_ds = dataset(val_split, ev, keep_crowd=True) if val_split else None
+
     def size(ds) -> str:
         return f"{len(ds)} image{'s' * (len(ds) != 1)}"
 
@@ -75,15 +77,15 @@ def build_datasets(cfg: TrainConfig):
     return data, train_ds, val_ds, val_split, note
 
 
-def _decodable(data):
-    """``data`` without the images whose pixels cannot be used (a download cut short, a float TIFF, one past PIL's
-    pixel limit), and a note naming them: an epoch stopped at the first one, hours in, with no checkpoint. The test
-    ``check`` makes (:func:`~datatools.core.images.pixels_error`): the header, and a JPEG or PNG that ends whole
-    taken as whole, any other file decoded once."""
+def _decodable(data, splits: set[str]):
+    """``data`` without the images of ``splits`` (every image when empty) whose pixels cannot be used (a download
+    cut short, a float TIFF, one past PIL's pixel limit), and a note naming them: an epoch stopped at the first one,
+    hours in, with no checkpoint. The test ``check`` makes (:func:`~datatools.core.images.pixels_error`): the header,
+    and a JPEG or PNG that ends whole taken as whole, any other file decoded once."""
     from datatools.core.images import pixels_error
     from datatools.core.parallel import map_items
 
-    paths = [r.image_path for r in data.images if r.image_path]
+    paths = [r.image_path for r in data.images if r.image_path and (not splits or splits.intersection(r.splits))]
     bad = {p: why for p, why in zip(paths, map_items(pixels_error, paths, threads=True)) if why}
     if not bad:
         return data, ""
